@@ -1,0 +1,118 @@
+// engine.h — the in-process incremental computation engine.
+//
+//   turbine::Engine engine;                        // worker pool = hardware threads
+//   turbine::Engine::Scope scope(engine);          // calls on this thread use `engine`
+//   absl::StatusOr<int64_t> v = engine.Read(fib(30));
+//   engine.SetInput("x", int64_t{4});             // readers of input "x" become dirty
+//
+// The engine memoizes tasks (function, receiver, arguments), records which task read which
+// output or cell, and recomputes only what an input change affects, cutting off
+// propagation when a recomputed value comes out equal. Reads are strongly consistent: they
+// return only once everything the value depends on is clean.
+//
+// Thread-safety: every method may be called from any thread. The engine must outlive the
+// Vcs it handed out only as far as they are used.
+#pragma once
+
+#include <absl/status/statusor.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "turbine/function.h"
+#include "turbine/stats.h"
+#include "turbine/vc.h"
+
+namespace turbine {
+
+struct EngineOptions {
+  // Worker threads that run task bodies; 0 means one per hardware thread.
+  int worker_threads = 0;
+};
+
+// InputValue is a type-erased value for Engine::SetInputs.
+struct InputValue {
+  std::string key;
+  const ValueType* type = nullptr;
+  std::shared_ptr<const void> value;
+
+  template <class T>
+  static InputValue Of(std::string key, T value) {
+    return InputValue{std::move(key), &ValueTypeOf<T>(),
+                      std::make_shared<const T>(std::move(value))};
+  }
+};
+
+class Engine {
+ public:
+  explicit Engine(EngineOptions options = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Scope makes `engine` the current engine of this thread for its lifetime, so task
+  // functions can be called outside task bodies. Scopes nest.
+  class Scope {
+   public:
+    explicit Scope(Engine& engine);
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    internal::ThreadContext saved_;
+  };
+
+  // Read waits until `vc` is clean and returns a copy of its value, or the task's error
+  // as an absl::Status (kUnknown with the function's message, kFailedPrecondition for a
+  // cycle). REQUIRES: not called from inside a task body (use co_await there).
+  template <class T>
+  absl::StatusOr<T> Read(Vc<T> vc) {
+    CheckNotInTaskBody();
+    Scope scope(*this);
+    internal::ReadOp op(vc.raw(), &ValueTypeOf<T>(), internal::ReadOp::Mode::kValue);
+    ReadBlocking(op);
+    if (!op.ok()) return ErrorStatus(op.error());
+    return *static_cast<const T*>(op.value().get());
+  }
+
+  // Resolve waits for `vc` and returns the cell it points at.
+  absl::StatusOr<RawVc> Resolve(RawVc vc);
+
+  // SetInput sets one input; SetInputs sets several atomically (one revision). Setting an
+  // input to a value equal to its current one changes nothing.
+  template <class T>
+  void SetInput(std::string key, T value) {
+    SetInputs({InputValue::Of(std::move(key), std::move(value))});
+  }
+  void SetInputs(std::vector<InputValue> values);
+
+  EngineStats Stats() const;
+
+  internal::EngineImpl& impl() { return *impl_; }
+
+ private:
+  static void CheckNotInTaskBody();
+  void ReadBlocking(internal::ReadOp& op);
+  static absl::Status ErrorStatus(const std::string& message);
+
+  std::unique_ptr<internal::EngineImpl> impl_;
+};
+
+// Input<T>(key) is the Vc of an input set with Engine::SetInput. Reading an input that was
+// never set, or holds another type, is an error (and is re-read once the input is set).
+template <class T>
+Vc<T> Input(const std::string& key);
+
+namespace internal {
+RawVc InputVc(const std::string& key);
+}  // namespace internal
+
+template <class T>
+Vc<T> Input(const std::string& key) {
+  return Vc<T>(internal::InputVc(key));
+}
+
+}  // namespace turbine

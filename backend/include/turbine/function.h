@@ -1,0 +1,361 @@
+// function.h — registering task functions, methods and trait methods.
+//
+//   Task<int64_t> FibImpl(int64_t n);
+//   inline const turbine::Function<FibImpl> fib{"demo.fib", /*version=*/1};
+//
+//   Task<Bytes> FileContentImpl(Vc<File> self);               // a method: receiver first
+//   inline const turbine::Method<FileContentImpl> file_content{"File.content", 1};
+//
+//   struct Asset { static constexpr std::string_view kTraitName = "Asset"; };
+//   inline const turbine::TraitMethod<Asset, Bytes> asset_content{"Asset.content", 1};
+//   inline const turbine::TraitImpl asset_content_for_file{asset_content, file_content};
+//
+// Calling `fib(30)` returns a Vc at once: the task is looked up (or created and scheduled)
+// but not awaited. The (name, version) pair is the task's identity on disk: change the
+// version whenever the function's meaning changes. Registration happens during static
+// initialization; the objects must outlive every engine (make them `inline const`
+// globals). Thread-safety: calling is safe from any thread that has a current engine.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "turbine/internal/engine_api.h"
+#include "turbine/internal/function_info.h"
+#include "turbine/task.h"
+#include "turbine/vc.h"
+
+namespace turbine {
+namespace internal {
+
+// OutputOf maps a task body's result type to the value type its callers' Vc holds.
+template <class T>
+struct OutputOf {
+  using type = T;
+  static constexpr bool kIsRef = false;
+};
+template <class T>
+struct OutputOf<Vc<T>> {
+  using type = T;
+  static constexpr bool kIsRef = true;
+};
+template <class T>
+struct OutputOf<ResolvedVc<T>> {
+  using type = T;
+  static constexpr bool kIsRef = true;
+};
+
+template <class T>
+struct IsResolvedVc : std::false_type {};
+template <class T>
+struct IsResolvedVc<ResolvedVc<T>> : std::true_type {};
+
+template <class T>
+struct IsVc : std::false_type {};
+template <class T>
+struct IsVc<Vc<T>> : std::true_type {};
+template <class T>
+struct IsVc<ResolvedVc<T>> : std::true_type {};
+
+template <class F>
+struct FnTraits;
+template <class R, class... A>
+struct FnTraits<Task<R> (*)(A...)> {
+  using Result = R;
+  using Output = typename OutputOf<R>::type;
+  using Args = std::tuple<std::decay_t<A>...>;
+};
+
+// DropFirst<tuple<R, A...>> = tuple<A...>: a method's arguments without its receiver.
+template <class Tuple>
+struct DropFirst;
+template <class First, class... Rest>
+struct DropFirst<std::tuple<First, Rest...>> {
+  using type = std::tuple<Rest...>;
+  using first = First;
+};
+
+template <class Tuple>
+struct TupleOps;
+template <class... A>
+struct TupleOps<std::tuple<A...>> {
+  using Tuple = std::tuple<A...>;
+  static_assert((TaskInput<A> && ...),
+                "every task argument must be a TaskInput (see value_type.h)");
+
+  static uint64_t Hash(const void* args, uint64_t seed) {
+    const Tuple& t = *static_cast<const Tuple*>(args);
+    std::apply([&](const A&... a) { ((seed = HashValue(a, seed)), ...); }, t);
+    return seed;
+  }
+  static bool Equal(const void* a, const void* b) {
+    return *static_cast<const Tuple*>(a) == *static_cast<const Tuple*>(b);
+  }
+  static void* Box(void* stack_args) {
+    return new Tuple(std::move(*static_cast<Tuple*>(stack_args)));
+  }
+  static void Destroy(void* args) { delete static_cast<Tuple*>(args); }
+  static bool NeedsResolution(const void* args) {
+    if constexpr (kHasResolvedVc) {
+      bool needs = false;
+      std::apply(
+          [&](const A&... a) {
+            ((needs = needs || (IsResolvedVc<A>::value && !a.raw().is_resolved())), ...);
+          },
+          *static_cast<const Tuple*>(args));
+      return needs;
+    }
+    return false;
+  }
+  // UnresolvedSlots lists the ResolvedVc arguments that still point at a task output.
+  static std::vector<RawVc*> UnresolvedSlots(Tuple& t) {
+    std::vector<RawVc*> slots;
+    std::apply(
+        [&](A&... a) {
+          (
+              [&] {
+                if constexpr (IsResolvedVc<A>::value) {
+                  if (!a.raw().is_resolved()) slots.push_back(a.mutable_raw());
+                }
+              }(),
+              ...);
+        },
+        t);
+    return slots;
+  }
+  static constexpr bool kHasResolvedVc = (IsResolvedVc<A>::value || ...);
+  static std::vector<std::string> TypeNames() { return {ValueTraits<A>::Name()...}; }
+};
+
+template <class R>
+void StoreResult(PromiseBase& base, ExecContext& context) {
+  auto& promise = static_cast<typename Task<R>::promise_type&>(base);
+  if constexpr (OutputOf<R>::kIsRef) {
+    SetOutputRef(context, promise.result->raw());
+  } else {
+    SetOutputValue(context, ValueTypeOf<R>(),
+                   std::make_shared<const R>(std::move(*promise.result)));
+  }
+}
+
+template <class R>
+void DestroyTask(std::coroutine_handle<PromiseBase> handle) {
+  std::coroutine_handle<typename Task<R>::promise_type>::from_address(handle.address())
+      .destroy();
+}
+
+template <class R>
+ErasedTask Erase(Task<R> task) {
+  auto typed = task.Release();
+  return ErasedTask{std::coroutine_handle<PromiseBase>::from_address(typed.address()),
+                    &StoreResult<R>, &DestroyTask<R>};
+}
+
+// ResolveThenCall is the body of a kResolveFirst task: resolve every ResolvedVc argument
+// (each await records a dependency), then call the target; the output refers to its output.
+template <class Out, class Tuple>
+Task<Vc<Out>> ResolveThenCall(const FunctionInfo* target, RawVc receiver, Tuple args) {
+  for (RawVc* slot : TupleOps<Tuple>::UnresolvedSlots(args)) {
+    *slot = co_await RawResolveAwaiter(*slot);
+  }
+  co_return Vc<Out>(Call(*target, receiver, &args));
+}
+
+// DispatchThenCall is the body of a trait method's dispatch task.
+template <class Out, class Tuple>
+Task<Vc<Out>> DispatchThenCall(const FunctionInfo* trait_fn, RawVc receiver, Tuple args) {
+  RawVc self = co_await RawResolveAwaiter(receiver);
+  const FunctionInfo* impl = DispatchTrait(trait_fn->trait_slot, self.type);
+  if (impl == nullptr) {
+    const ValueType* type = ValueTypeById(self.type);
+    Fail("value type '" + (type ? type->name : std::string("?")) + "' does not implement " +
+         trait_fn->name);
+  }
+  co_return Vc<Out>(Call(*impl, self, &args));
+}
+
+// FillCommon sets what every function kind shares; defined in the registry.
+template <class Tuple>
+void FillArgs(FunctionInfo& info) {
+  using Ops = TupleOps<Tuple>;
+  info.param_types = Ops::TypeNames();
+  info.hash_args = &Ops::Hash;
+  info.equal_args = &Ops::Equal;
+  info.box_args = &Ops::Box;
+  info.destroy_args = &Ops::Destroy;
+  info.needs_resolution = &Ops::NeedsResolution;
+}
+
+// MakeResolver builds and registers the kResolveFirst twin of `target`.
+template <class Out, class Tuple>
+void AttachResolver(FunctionInfo& target, FunctionInfo& resolver) {
+  resolver.name = target.name + "#resolve";
+  resolver.version = target.version;
+  resolver.description = "resolves the ResolvedVc arguments of " + target.name;
+  resolver.has_receiver = target.has_receiver;
+  resolver.kind = FunctionKind::kResolveFirst;
+  resolver.result_type = target.result_type;
+  FillArgs<Tuple>(resolver);
+  resolver.target = &target;
+  resolver.invoke = [](const FunctionInfo& self, RawVc receiver, const void* args) {
+    return Erase(ResolveThenCall<Out, Tuple>(self.target, receiver,
+                                             *static_cast<const Tuple*>(args)));
+  };
+  RegisterFunction(&resolver);
+  target.resolver = &resolver;
+}
+
+// CallWith builds the argument tuple on the caller's stack and enters the engine.
+template <class Tuple, class... A>
+RawVc CallWith(const FunctionInfo& info, RawVc receiver, A&&... args) {
+  Tuple stack_args(std::forward<A>(args)...);
+  return Call(info, receiver, &stack_args);
+}
+
+}  // namespace internal
+
+// Function registers a free task function `F` (no receiver).
+template <auto F>
+class Function {
+  using Traits = internal::FnTraits<decltype(F)>;
+  using Args = typename Traits::Args;
+
+ public:
+  using Output = typename Traits::Output;
+
+  Function(std::string_view name, uint32_t version, std::string_view description = "") {
+    info_.name = std::string(name);
+    info_.version = version;
+    info_.description = std::string(description);
+    info_.result_type = ValueTraits<Output>::Name();
+    internal::FillArgs<Args>(info_);
+    info_.invoke = [](const internal::FunctionInfo&, RawVc, const void* args) {
+      return internal::Erase(std::apply(F, *static_cast<const Args*>(args)));
+    };
+    internal::RegisterFunction(&info_);
+    if constexpr (internal::TupleOps<Args>::kHasResolvedVc) {
+      internal::AttachResolver<Output, Args>(info_, resolver_);
+    }
+  }
+  Function(const Function&) = delete;
+  Function& operator=(const Function&) = delete;
+
+  template <class... A>
+  Vc<Output> operator()(A&&... args) const {
+    return Vc<Output>(internal::CallWith<Args>(info_, RawVc{}, std::forward<A>(args)...));
+  }
+
+  const internal::FunctionInfo& info() const { return info_; }
+
+ private:
+  internal::FunctionInfo info_;
+  internal::FunctionInfo resolver_;  // used only with ResolvedVc parameters
+};
+
+// Method registers a task function whose first parameter is its receiver, Vc<Self>.
+template <auto F>
+class Method {
+  using Traits = internal::FnTraits<decltype(F)>;
+  using AllArgs = typename Traits::Args;
+  using Args = typename internal::DropFirst<AllArgs>::type;
+  using Receiver = typename internal::DropFirst<AllArgs>::first;
+  static_assert(internal::IsVc<Receiver>::value,
+                "a Method's first parameter is its receiver: Vc<Self> or ResolvedVc<Self>");
+
+ public:
+  using Self = typename Receiver::value_type;
+  using Output = typename Traits::Output;
+  using ArgsTuple = Args;
+
+  Method(std::string_view name, uint32_t version, std::string_view description = "") {
+    info_.name = std::string(name);
+    info_.version = version;
+    info_.description = std::string(description);
+    info_.has_receiver = true;
+    info_.result_type = ValueTraits<Output>::Name();
+    internal::FillArgs<Args>(info_);
+    info_.invoke = [](const internal::FunctionInfo&, RawVc receiver, const void* args) {
+      return internal::Erase(std::apply(
+          [&](const auto&... a) { return F(Receiver::FromRaw(receiver), a...); },
+          *static_cast<const Args*>(args)));
+    };
+    internal::RegisterFunction(&info_);
+    if constexpr (internal::TupleOps<Args>::kHasResolvedVc) {
+      internal::AttachResolver<Output, Args>(info_, resolver_);
+    }
+  }
+  Method(const Method&) = delete;
+  Method& operator=(const Method&) = delete;
+
+  template <class... A>
+  Vc<Output> operator()(Vc<Self> self, A&&... args) const {
+    return Vc<Output>(internal::CallWith<Args>(info_, self.raw(), std::forward<A>(args)...));
+  }
+
+  const internal::FunctionInfo& info() const { return info_; }
+
+ private:
+  internal::FunctionInfo info_;
+  internal::FunctionInfo resolver_;
+};
+
+// TraitMethod declares a method of trait `T` returning `Out`, taking `Args...` after the
+// receiver. Calling it creates a dispatch task that resolves the receiver and forwards to
+// the implementation registered (with TraitImpl) for the receiver cell's value type.
+template <class T, class Out, class... Args>
+  requires Trait<T>
+class TraitMethod {
+  using ArgsTuple = std::tuple<Args...>;
+
+ public:
+  using Output = Out;
+
+  TraitMethod(std::string_view name, uint32_t version, std::string_view description = "") {
+    info_.name = std::string(name);
+    info_.version = version;
+    info_.description = std::string(description);
+    info_.has_receiver = true;
+    info_.kind = internal::FunctionKind::kTraitDispatch;
+    info_.result_type = ValueTraits<Out>::Name();
+    internal::FillArgs<ArgsTuple>(info_);
+    info_.trait_slot = internal::NewTraitSlot(info_.name);
+    info_.invoke = [](const internal::FunctionInfo& self, RawVc receiver, const void* args) {
+      return internal::Erase(internal::DispatchThenCall<Out, ArgsTuple>(
+          &self, receiver, *static_cast<const ArgsTuple*>(args)));
+    };
+    internal::RegisterFunction(&info_);
+  }
+  TraitMethod(const TraitMethod&) = delete;
+  TraitMethod& operator=(const TraitMethod&) = delete;
+
+  template <class... A>
+  Vc<Out> operator()(Vc<T> self, A&&... args) const {
+    return Vc<Out>(internal::CallWith<ArgsTuple>(info_, self.raw(), std::forward<A>(args)...));
+  }
+
+  const internal::FunctionInfo& info() const { return info_; }
+
+ private:
+  internal::FunctionInfo info_;
+};
+
+// TraitImpl binds a Method as the implementation of a TraitMethod for the method's Self.
+class TraitImpl {
+ public:
+  template <class T, class Out, class... Args, auto F>
+  TraitImpl(const TraitMethod<T, Out, Args...>& trait_method, const Method<F>& method) {
+    static_assert(std::is_same_v<typename Method<F>::Output, Out>,
+                  "the implementation must return the trait method's type");
+    static_assert(std::is_same_v<typename Method<F>::ArgsTuple, std::tuple<Args...>>,
+                  "the implementation must take the trait method's parameters");
+    internal::RegisterTraitImpl(trait_method.info().trait_slot,
+                                ValueTypeOf<typename Method<F>::Self>().id, &method.info());
+  }
+};
+
+}  // namespace turbine

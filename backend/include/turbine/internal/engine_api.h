@@ -1,0 +1,112 @@
+// internal/engine_api.h — the few non-template entry points that header templates call.
+//
+// Everything here works on the engine that is current on the calling thread: a worker
+// thread's own engine, or the one an Engine::Scope entered.
+#pragma once
+
+#include <coroutine>
+#include <memory>
+#include <string>
+
+#include "turbine/raw_vc.h"
+#include "turbine/value_type.h"
+
+namespace turbine::internal {
+
+class EngineImpl;
+struct ExecContext;
+struct FunctionInfo;
+struct TaskState;
+
+// ThreadContext says which engine and which task execution (if any) this thread serves.
+struct ThreadContext {
+  EngineImpl* engine = nullptr;
+  ExecContext* exec = nullptr;  // null outside task bodies
+};
+inline thread_local ThreadContext tls_context;
+
+// CurrentEngineOrDie returns the thread's engine; calling a task function with none is a
+// programming error and aborts with a message saying how to fix it.
+EngineImpl& CurrentEngineOrDie();
+
+// Call finds or creates the task (fn, receiver, *stack_args) and returns its output Vc.
+// The argument tuple is only borrowed: it is moved to the heap on a true miss alone.
+RawVc Call(const FunctionInfo& fn, RawVc receiver, void* stack_args);
+
+// CreateCell stores `value` as the next cell of its type in the running task.
+// REQUIRES: called from inside a task body.
+RawVc CreateCell(const ValueType& type, std::shared_ptr<const void> value);
+
+// SetOutputValue / SetOutputRef store a finished body's result (called by ErasedTask).
+void SetOutputValue(ExecContext& context, const ValueType& type,
+                    std::shared_ptr<const void> value);
+void SetOutputRef(ExecContext& context, RawVc target);
+
+// Waiter is an intrusive node a reader parks on a task that is not clean yet.
+struct Waiter {
+  Waiter* next = nullptr;
+  void (*wake)(Waiter* self) = nullptr;
+};
+
+// ReadOp is one read of a RawVc: it follows task outputs until it reaches a value (or, in
+// resolve mode, a cell), waiting for every task on the way to be clean, and records each
+// hop as a dependency of the reading task. Lives in the awaiting coroutine's frame or on
+// the blocked thread's stack; never moved after the first call.
+class ReadOp : public Waiter {
+ public:
+  // kValue: follow to a value. kResolve: follow to a cell. kClean: only wait until the
+  // task named by the Vc is clean (no dependency recorded).
+  enum class Mode : uint8_t { kValue, kResolve, kClean };
+
+  ReadOp(RawVc vc, const ValueType* expected_type, Mode mode);
+  ReadOp(const ReadOp&) = delete;
+  ReadOp& operator=(const ReadOp&) = delete;
+
+  // TryComplete finishes the read if every hop is clean; true when done (value or error).
+  // Allocation-free when it returns true.
+  bool TryComplete();
+  // Suspend parks coroutine `awaiter` until the read is done. Returns false if the read
+  // finished without parking (the caller then continues at once).
+  bool Suspend(std::coroutine_handle<> awaiter);
+  // Block completes the read on a thread that is not running a task body.
+  void Block();
+  // Resumed restores the reading task's thread context after the coroutine moved threads.
+  void Resumed() const { tls_context = saved_context_; }
+
+  bool ok() const { return error_ == nullptr; }
+  const std::string& error() const { return *error_; }
+  const std::shared_ptr<const void>& value() const { return value_; }
+  RawVc resolved() const { return cursor_; }
+
+  // ContinueAfterWake is the engine's continuation after a wake; for the engine only.
+  void ContinueAfterWake();
+  // set_waiting_task names the task blocked by this read when it is not the reading task
+  // body (a refresh verifying its dependencies). For the engine only.
+  void set_waiting_task(TaskState* task) { waiting_task_ = task; }
+
+ private:
+  enum class Step : uint8_t { kDone, kParked, kNotReady };
+  enum class Hop : uint8_t { kDone, kFollow };
+  Hop HopClean(TaskState& task);
+  Step Run(bool may_park);
+  static void WakeCoroutine(Waiter* self);
+  static void WakeThread(Waiter* self);
+
+  void SetError(std::string message);
+  void TakeValue(const ValueType* type, const std::shared_ptr<const void>& value);
+
+  ThreadContext saved_context_;
+  TaskState* waiting_task_ = nullptr;
+  RawVc cursor_;
+  const ValueType* expected_type_;
+  Mode mode_;
+  std::coroutine_handle<> awaiter_;
+  void* blocked_thread_ = nullptr;  // a std::binary_semaphore while Block() waits
+  std::shared_ptr<const void> value_;
+  std::shared_ptr<const std::string> error_;
+};
+
+// ThrowTaskError rethrows a read's error inside a task body (out of line: cold path).
+[[noreturn]] void ThrowTaskError(const std::string& message);
+
+}  // namespace turbine::internal

@@ -1,0 +1,87 @@
+// internal/function_info.h — the type-erased record of one registered task function.
+//
+// Function<F>, Method<F> and TraitMethod fill one of these at static-initialization time.
+// The engine reaches arguments only through these pointers, which is what lets a lookup
+// hash and compare arguments that still live on the caller's stack.
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "turbine/raw_vc.h"
+#include "turbine/task.h"
+
+namespace turbine::internal {
+
+struct ExecContext;
+struct FunctionInfo;
+
+// ErasedTask is a started-but-suspended task body plus the code that turns its result into
+// the task's output.
+struct ErasedTask {
+  std::coroutine_handle<PromiseBase> handle;
+  // Called after the body finished without throwing; stores the result as the output.
+  void (*store_result)(PromiseBase& promise, ExecContext& context) = nullptr;
+  // Destroys the coroutine frame (the typed handle knows the promise type).
+  void (*destroy)(std::coroutine_handle<PromiseBase> handle) = nullptr;
+};
+
+enum class FunctionKind : uint8_t {
+  kPlain,          // a function or method the user wrote
+  kResolveFirst,   // resolves ResolvedVc arguments, then calls `target`
+  kTraitDispatch,  // resolves `this`, then calls the implementation for its value type
+  kInput,          // an input slot: never executed, set from outside
+};
+
+struct FunctionInfo {
+  std::string name;
+  uint32_t version = 1;
+  std::string description;
+  std::vector<std::string> param_types;  // stable type names, in order
+  std::string result_type;
+  bool has_receiver = false;
+  FunctionKind kind = FunctionKind::kPlain;
+  uint32_t id = 0;  // process-local index, assigned at registration
+  // XXH3 of (name, version), assigned at registration: the seed of every task hash, so a
+  // task's hash is the same in every process (the backing store relies on it).
+  uint64_t identity_hash = 0;
+
+  // Argument tuple operations. `args` is always a pointer to the function's argument tuple.
+  uint64_t (*hash_args)(const void* args, uint64_t seed) = nullptr;
+  bool (*equal_args)(const void* a, const void* b) = nullptr;
+  // Moves a tuple that lives on the caller's stack into a new heap tuple (the only
+  // allocation of a task's identity, made on a true miss).
+  void* (*box_args)(void* stack_args) = nullptr;
+  void (*destroy_args)(void* boxed_args) = nullptr;
+  // True if some ResolvedVc argument still points at a task output.
+  bool (*needs_resolution)(const void* args) = nullptr;
+  // Starts the body (suspended at its first instruction).
+  ErasedTask (*invoke)(const FunctionInfo& self, RawVc receiver, const void* args) = nullptr;
+
+  // kResolveFirst: the function to call once arguments are resolved. Plain functions with
+  // ResolvedVc parameters point here at their resolve-first twin.
+  const FunctionInfo* target = nullptr;
+  const FunctionInfo* resolver = nullptr;
+  // kTraitDispatch: the trait method's dispatch table id.
+  uint32_t trait_slot = 0;
+};
+
+// RegisterFunction makes `info` callable by name. (name, version) must be unique; a clash
+// aborts with a message (two registrations of one identity would corrupt the cache).
+void RegisterFunction(FunctionInfo* info);
+
+// AllFunctions lists every registered function, in registration order.
+std::vector<const FunctionInfo*> AllFunctions();
+
+// FindFunction finds a registered function by name (the highest version), or null.
+const FunctionInfo* FindFunction(const std::string& name);
+
+// RegisterTraitImpl records that `implementation` serves trait slot `slot` for values of
+// type `self_type`. DispatchTrait finds it again (null if the type does not implement it).
+uint32_t NewTraitSlot(const std::string& trait_method_name);
+void RegisterTraitImpl(uint32_t slot, ValueTypeId self_type, const FunctionInfo* implementation);
+const FunctionInfo* DispatchTrait(uint32_t slot, ValueTypeId self_type);
+
+}  // namespace turbine::internal

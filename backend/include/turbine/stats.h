@@ -1,0 +1,29 @@
+// stats.h — what an engine reports about itself (Engine::Stats()).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace turbine {
+
+struct FunctionStats {
+  std::string name;
+  uint32_t version = 0;
+  uint64_t calls = 0;            // lookups of this function's tasks
+  uint64_t cache_hits = 0;       // lookups that found an existing task
+  uint64_t executions = 0;       // times a body ran
+  uint64_t execution_nanos = 0;  // wall time inside bodies, summed (includes awaits)
+};
+
+struct EngineStats {
+  uint64_t tasks = 0;        // tasks in memory
+  uint64_t cells = 0;        // cells held by those tasks
+  uint64_t edges = 0;        // dependency edges (reader -> output or cell)
+  uint64_t executions = 0;   // body runs, all functions
+  uint64_t revision = 0;     // bumped by every input change
+  uint64_t cycles_detected = 0;
+  std::vector<FunctionStats> functions;  // functions with at least one call
+};
+
+}  // namespace turbine

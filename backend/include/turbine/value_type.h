@@ -1,0 +1,233 @@
+// value_type.h — the types that flow through the engine: task arguments, cells, outputs.
+//
+// Every C++ type used as an argument or a result gets one ValueType record, created on
+// first use and never freed: a stable name (used on disk and on the wire), equality (for
+// early cutoff and cache lookups), an XXH3 hash and cereal serialization.
+//
+// Built in: bool, int32_t, int64_t, uint32_t, uint64_t, double, std::string, Bytes,
+// std::vector<T>, std::optional<T>, std::map<std::string, T>, Vc<T>/ResolvedVc<T>.
+// A user struct declares its name and fields once, and gets all of the above:
+//
+//   struct Point {
+//     int64_t x = 0, y = 0;
+//     bool operator==(const Point&) const = default;
+//     static constexpr std::string_view kTypeName = "demo.Point";
+//     static constexpr auto kFields =
+//         std::make_tuple(turbine::field("x", &Point::x), turbine::field("y", &Point::y));
+//   };
+//
+// Thread-safety: ValueTypeOf<T>() and the lookups are safe from any thread.
+#pragma once
+
+#include <cereal/archives/binary.hpp>
+#include <cereal/types/map.hpp>
+#include <cereal/types/optional.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
+#include <concepts>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#include "turbine/hash.h"
+#include "turbine/raw_vc.h"
+
+namespace turbine {
+
+// Bytes is an opaque byte string, distinct from text (std::string) on the wire.
+struct Bytes {
+  std::string data;
+  bool operator==(const Bytes&) const = default;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(data);
+  }
+};
+inline uint64_t HashValue(const Bytes& v, uint64_t seed) { return HashValue(v.data, seed); }
+
+// Field describes one member of a user struct for hashing, serialization and the wire.
+template <class C, class M>
+struct Field {
+  std::string_view name;
+  M C::*member;
+};
+template <class C, class M>
+constexpr Field<C, M> field(std::string_view name, M C::*member) {
+  return Field<C, M>{name, member};
+}
+
+template <class T>
+concept HasFields = requires {
+  { T::kTypeName } -> std::convertible_to<std::string_view>;
+  T::kFields;
+};
+
+// ValueTraits<T>::Name() gives the stable type name. Specialized below for built-ins.
+template <class T>
+struct ValueTraits;
+
+template <class T>
+concept TaskInput = std::equality_comparable<T> && std::copy_constructible<T> &&
+                    requires(const T& v) {
+                      { HashValue(v, uint64_t{0}) } -> std::same_as<uint64_t>;
+                      { ValueTraits<T>::Name() } -> std::convertible_to<std::string>;
+                    };
+
+// ValueType is the runtime record for one C++ type. Lives until process exit.
+struct ValueType {
+  ValueTypeId id = 0;
+  std::string name;
+  bool (*equal)(const void* a, const void* b) = nullptr;
+  uint64_t (*hash)(const void* value, uint64_t seed) = nullptr;
+  // Appends the cereal binary encoding of `value` to `out`.
+  void (*serialize)(const void* value, std::string* out) = nullptr;
+  // Decodes bytes written by `serialize`; returns null if they are malformed.
+  std::shared_ptr<const void> (*deserialize)(std::string_view bytes) = nullptr;
+};
+
+// FindValueType returns the type registered under `name`, or null.
+const ValueType* FindValueType(std::string_view name);
+// ValueTypeById returns the type with process-local id `id`, or null.
+const ValueType* ValueTypeById(ValueTypeId id);
+
+namespace internal {
+// RegisterValueType assigns an id and stores the record. A second C++ type claiming an
+// existing name is a programming error and aborts with a message naming it.
+const ValueType* RegisterValueType(ValueType type, const void* cxx_type_tag);
+
+template <class T>
+bool EqualErased(const void* a, const void* b) {
+  return *static_cast<const T*>(a) == *static_cast<const T*>(b);
+}
+template <class T>
+uint64_t HashErased(const void* v, uint64_t seed) {
+  return HashValue(*static_cast<const T*>(v), seed);
+}
+template <class T>
+void SerializeErased(const void* v, std::string* out) {
+  std::ostringstream stream(std::ios::binary);
+  {
+    cereal::BinaryOutputArchive archive(stream);
+    archive(*static_cast<const T*>(v));
+  }
+  out->append(stream.str());
+}
+template <class T>
+std::shared_ptr<const void> DeserializeErased(std::string_view bytes) {
+  try {
+    std::istringstream stream(std::string(bytes), std::ios::binary);
+    cereal::BinaryInputArchive archive(stream);
+    auto value = std::make_shared<T>();
+    archive(*value);
+    return value;
+  } catch (const std::exception&) {
+    return nullptr;  // cereal reports truncated or malformed input by throwing
+  }
+}
+}  // namespace internal
+
+// ValueTypeOf returns the record of T, registering it on first use.
+template <class T>
+const ValueType& ValueTypeOf() {
+  static const char tag = 0;
+  static const ValueType* const type = internal::RegisterValueType(
+      ValueType{.id = 0,
+                .name = std::string(ValueTraits<T>::Name()),
+                .equal = &internal::EqualErased<T>,
+                .hash = &internal::HashErased<T>,
+                .serialize = &internal::SerializeErased<T>,
+                .deserialize = &internal::DeserializeErased<T>},
+      &tag);
+  return *type;
+}
+
+// --- Built-in type names -----------------------------------------------------------------
+
+template <>
+struct ValueTraits<bool> {
+  static std::string Name() { return "bool"; }
+};
+template <>
+struct ValueTraits<int32_t> {
+  static std::string Name() { return "i32"; }
+};
+template <>
+struct ValueTraits<int64_t> {
+  static std::string Name() { return "i64"; }
+};
+template <>
+struct ValueTraits<uint32_t> {
+  static std::string Name() { return "u32"; }
+};
+template <>
+struct ValueTraits<uint64_t> {
+  static std::string Name() { return "u64"; }
+};
+template <>
+struct ValueTraits<double> {
+  static std::string Name() { return "f64"; }
+};
+template <>
+struct ValueTraits<std::string> {
+  static std::string Name() { return "string"; }
+};
+template <>
+struct ValueTraits<Bytes> {
+  static std::string Name() { return "bytes"; }
+};
+template <class T>
+struct ValueTraits<std::vector<T>> {
+  static std::string Name() { return "list<" + ValueTraits<T>::Name() + ">"; }
+};
+template <class T>
+struct ValueTraits<std::optional<T>> {
+  static std::string Name() { return "optional<" + ValueTraits<T>::Name() + ">"; }
+};
+template <class T>
+struct ValueTraits<std::map<std::string, T>> {
+  static std::string Name() { return "map<" + ValueTraits<T>::Name() + ">"; }
+};
+template <HasFields T>
+struct ValueTraits<T> {
+  static std::string Name() { return std::string(T::kTypeName); }
+};
+
+// --- Hashing of composites ---------------------------------------------------------------
+
+template <class T>
+uint64_t HashValue(const std::vector<T>& v, uint64_t seed) {
+  seed = HashScalar(v.size(), seed);
+  for (const T& item : v) seed = HashValue(item, seed);
+  return seed;
+}
+template <class T>
+uint64_t HashValue(const std::optional<T>& v, uint64_t seed) {
+  return v ? HashValue(*v, HashScalar(uint8_t{1}, seed)) : HashScalar(uint8_t{0}, seed);
+}
+template <class T>
+uint64_t HashValue(const std::map<std::string, T>& v, uint64_t seed) {
+  seed = HashScalar(v.size(), seed);
+  for (const auto& [key, item] : v) seed = HashValue(item, HashValue(key, seed));
+  return seed;
+}
+template <HasFields T>
+uint64_t HashValue(const T& v, uint64_t seed) {
+  std::apply([&](const auto&... f) { ((seed = HashValue(v.*(f.member), seed)), ...); },
+             T::kFields);
+  return seed;
+}
+
+}  // namespace turbine
+
+// cereal finds serialize() for user structs here: they declared their fields once.
+namespace cereal {
+template <class Archive, turbine::HasFields T>
+void serialize(Archive& ar, T& value) {
+  std::apply([&](const auto&... f) { (ar(value.*(f.member)), ...); }, T::kFields);
+}
+}  // namespace cereal

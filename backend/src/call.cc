@@ -1,0 +1,94 @@
+// call.cc — the call path: find or create a task by its borrowed components.
+#include <cstdio>
+#include <cstdlib>
+
+#include "engine_impl.h"
+
+namespace turbine::internal {
+
+EngineImpl& CurrentEngineOrDie() {
+  EngineImpl* engine = tls_context.engine;
+  if (engine == nullptr) {
+    std::fprintf(stderr,
+                 "turbine: a task function was called on a thread with no current engine; "
+                 "call it inside a task body or hold a turbine::Engine::Scope\n");
+    std::abort();
+  }
+  return *engine;
+}
+
+RawVc Call(const FunctionInfo& fn, RawVc receiver, void* stack_args) {
+  return CurrentEngineOrDie().Call(fn, receiver, stack_args);
+}
+
+RawVc EngineImpl::Call(const FunctionInfo& fn, RawVc receiver, void* stack_args) {
+  if (fn.resolver != nullptr && fn.needs_resolution(stack_args)) {
+    // Some ResolvedVc argument still names a task output: a resolve-first task (keyed by
+    // the unresolved arguments) resolves them and then calls `fn`.
+    return Call(*fn.resolver, receiver, stack_args);
+  }
+  FunctionCounters& counters = counters_[fn.id];
+  counters.calls.fetch_add(1, std::memory_order_relaxed);
+  const TaskKeyView key{&fn, receiver, stack_args, HashComponents(fn, receiver, stack_args)};
+  // Step 1: reader lock, borrowed components, no allocation.
+  if (TaskState* hit = cache_.Find(key)) return RawVc::Output(hit->id);
+  // Step 2 (the backing store lookup) joins here with persistence.
+  // Step 3: writer lock, re-check, box the arguments only if still absent.
+  counters.misses.fetch_add(1, std::memory_order_relaxed);
+  auto [task, created] = cache_.FindOrInsert(key, [&] { return CreateTask(key, stack_args); });
+  if (created && fn.kind != FunctionKind::kInput) {
+    executor_->Push(WorkItem{WorkItem::Kind::kHint, task});
+  }
+  return RawVc::Output(task->id);
+}
+
+TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args) {
+  const TaskId id = next_task_id_.fetch_add(1, std::memory_order_relaxed);
+  auto owned = std::make_unique<TaskState>(id, key.hash, key.fn, key.receiver,
+                                           key.fn->box_args(stack_args));
+  TaskState* task = owned.get();
+  if (key.fn->kind == FunctionKind::kInput) {
+    absl::MutexLock lock(&task->mu);
+    task->phase = Phase::kClean;
+    task->output.kind = OutputKind::kError;
+    const auto& input_key = std::get<0>(*static_cast<const std::tuple<std::string>*>(task->args));
+    task->output.value = std::make_shared<const std::string>("input '" + input_key + "' is not set");
+  }
+  if (!tasks_.Put(id, std::move(owned))) {
+    std::fprintf(stderr, "turbine: task id space exhausted\n");
+    std::abort();
+  }
+  task_count.fetch_add(1, std::memory_order_relaxed);
+  return task;
+}
+
+RawVc CreateCell(const ValueType& type, std::shared_ptr<const void> value) {
+  ExecContext* context = tls_context.exec;
+  if (context == nullptr) {
+    std::fprintf(stderr, "turbine: Cell() called outside a task body\n");
+    std::abort();
+  }
+  const uint32_t index = context->NextCellIndex(type.id);
+  context->cells.push_back(CellSlot{type.id, index, 0, std::move(value)});
+  return RawVc::Cell(context->task->id, type.id, index);
+}
+
+uint32_t ExecContext::NextCellIndex(ValueTypeId type) const {
+  uint32_t count = 0;
+  for (const CellSlot& cell : cells) count += cell.type == type ? 1 : 0;
+  return count;
+}
+
+void SetOutputValue(ExecContext& context, const ValueType& type,
+                    std::shared_ptr<const void> value) {
+  context.output.kind = OutputKind::kValue;
+  context.output.type = &type;
+  context.output.value = std::move(value);
+}
+
+void SetOutputRef(ExecContext& context, RawVc target) {
+  context.output.kind = OutputKind::kRef;
+  context.output.ref = target;
+}
+
+}  // namespace turbine::internal

@@ -1,0 +1,102 @@
+// engine_impl.h — the engine's private core: task creation, reads, refresh, invalidation.
+//
+// How a value gets computed:
+//   Call() finds or creates the task (DESIGN §2: borrowed components, box on a true miss).
+//   A reader that finds a task not clean claims it (kScheduled/kDirty -> kRunning) and runs
+//   its refresh inline, or parks on it while another thread runs it.
+//   A refresh first verifies: if every dependency's slot is unchanged since the task's last
+//   verification, the task is clean again without executing (early cutoff). Otherwise it
+//   executes the body and commits output, cells and dependency edges.
+//   An input change marks its readers, and their readers transitively, dirty; nothing
+//   executes until something reads them.
+#pragma once
+
+#include <absl/base/thread_annotations.h>
+#include <absl/synchronization/mutex.h>
+
+#include <array>
+#include <atomic>
+#include <coroutine>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "executor.h"
+#include "task_cache.h"
+#include "task_state.h"
+#include "task_table.h"
+#include "turbine/engine.h"
+
+namespace turbine::internal {
+
+// FunctionCounters are per engine and per function; relaxed atomics.
+struct alignas(64) FunctionCounters {
+  std::atomic<uint64_t> calls{0};
+  std::atomic<uint64_t> misses{0};
+  std::atomic<uint64_t> executions{0};
+  std::atomic<uint64_t> execution_nanos{0};
+};
+
+class EngineImpl {
+ public:
+  static constexpr size_t kMaxFunctions = 4096;
+
+  explicit EngineImpl(const EngineOptions& options);
+  ~EngineImpl();
+
+  // --- call path (call.cc) ---
+  RawVc Call(const FunctionInfo& fn, RawVc receiver, void* stack_args);
+  TaskState* Task(TaskId id) const { return tasks_.Get(id); }
+
+  // --- waiting for clean tasks (read_op.cc) ---
+  enum class Wait : uint8_t { kClean, kRanInline, kParked, kCycle };
+  // AwaitClean makes sure `task` is clean or parks `waiter` on it. `waiting_task` (may be
+  // null) is the task whose progress depends on it, for cycle detection. On kCycle,
+  // `cycle` describes the cycle.
+  Wait AwaitClean(TaskState* task, Waiter* waiter, TaskState* waiting_task,
+                  std::string* cycle);
+
+  // --- refresh (refresh.cc) ---
+  // StartRefresh runs the refresh of a task this thread claimed (phase kRunning).
+  void StartRefresh(TaskState* task);
+  // TryClaim moves a claimable task to kRunning; true if this caller now owns it.
+  bool TryClaim(TaskState* task);
+
+  // --- invalidation and inputs (invalidation.cc) ---
+  void SetInputs(std::vector<InputValue> values);
+  RawVc InputVc(const std::string& key);
+  // MarkDirty marks `readers` and everything downstream of them dirty.
+  void MarkDirty(std::vector<TaskId> readers);
+
+  uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
+  Executor& executor() { return *executor_; }
+  FunctionCounters& counters(const FunctionInfo& fn) { return counters_[fn.id]; }
+  EngineStats Stats() const;
+
+  // Statistics kept as the graph changes.
+  std::atomic<int64_t> task_count{0};
+  std::atomic<int64_t> cell_count{0};
+  std::atomic<int64_t> edge_count{0};
+  std::atomic<uint64_t> execution_count{0};
+  std::atomic<uint64_t> cycle_count{0};
+  // Refreshes started and not finished; the destructor waits for zero.
+  std::atomic<int64_t> refreshes_in_flight{0};
+
+ private:
+  friend class Refresh;
+  TaskState* CreateTask(const TaskKeyView& key, void* stack_args);
+  std::string DescribeCycle(TaskState* from, TaskState* to) const;
+
+  TaskTable tasks_;
+  TaskCache cache_;
+  std::atomic<TaskId> next_task_id_{1};
+  std::atomic<uint64_t> revision_{1};
+  absl::Mutex input_writer_mu_;  // serializes SetInputs batches
+  std::unique_ptr<FunctionCounters[]> counters_;
+  std::unique_ptr<Executor> executor_;
+};
+
+// The refresh of a task and the commit of its results (refresh.cc).
+void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context);
+
+}  // namespace turbine::internal

@@ -1,0 +1,62 @@
+// executor.h — the fixed worker pool that runs task refreshes and resumes parked readers.
+//
+// One global FIFO queue plus a one-item LIFO slot per thread (the Go/Tokio "run next"
+// idea): a task created by a call usually lands in the caller's slot and is run inline
+// when the caller awaits it, with no cross-thread handoff; creating a second task pushes
+// the first to the shared queue, where an idle worker picks it up. Thread-safety: Push is
+// safe from any thread.
+#pragma once
+
+#include <absl/base/thread_annotations.h>
+#include <absl/synchronization/mutex.h>
+
+#include <cstdint>
+#include <deque>
+#include <thread>
+#include <vector>
+
+namespace turbine::internal {
+
+class EngineImpl;
+class ReadOp;
+struct TaskState;
+
+struct WorkItem {
+  enum class Kind : uint8_t {
+    kNone,
+    kHint,          // run `task` if it is still claimable (else drop)
+    kStartClaimed,  // `task` is already kRunning: start its refresh
+    kResumeRead,    // continue parked `read`
+  };
+  Kind kind = Kind::kNone;
+  void* target = nullptr;  // TaskState* or ReadOp*
+};
+
+class Executor {
+ public:
+  Executor(EngineImpl* engine, int threads);
+  ~Executor();  // stops and joins the workers; queued items are dropped
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  void Push(WorkItem item);
+  // ForgetHint removes `task` from this thread's slot when the thread runs it itself.
+  void ForgetHint(TaskState* task);
+  int threads() const { return static_cast<int>(workers_.size()); }
+
+ private:
+  void WorkerLoop();
+  void PushShared(WorkItem item);
+  WorkItem PopShared();  // blocks; kNone once stopping
+
+  EngineImpl* const engine_;
+  const uint64_t generation_;  // tags thread-local slots; never reused
+  absl::Mutex mu_;
+  absl::CondVar work_available_;
+  std::deque<WorkItem> queue_ ABSL_GUARDED_BY(mu_);
+  int idle_workers_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace turbine::internal

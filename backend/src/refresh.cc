@@ -1,0 +1,253 @@
+// refresh.cc — bringing one claimed task up to date: verify, else execute and commit.
+#include <algorithm>
+#include <chrono>
+#include <coroutine>
+#include <exception>
+
+#include "engine_impl.h"
+
+namespace turbine::internal {
+namespace {
+
+// Job is the engine's own fire-and-forget coroutine: one per refresh, self-destroying.
+struct Job {
+  struct promise_type {
+    Job get_return_object() {
+      return Job{std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() const noexcept { return {}; }
+    std::suspend_never final_suspend() const noexcept { return {}; }
+    void return_void() const noexcept {}
+    void unhandled_exception() const noexcept { std::terminate(); }  // engine code never throws
+  };
+  std::coroutine_handle<promise_type> handle;
+};
+
+// RunBody transfers control into a task body and back when it finishes.
+struct RunBody {
+  std::coroutine_handle<PromiseBase> body;
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> job) const noexcept {
+    body.promise().continuation = job;
+    return body;
+  }
+  void await_resume() const noexcept {}
+};
+
+// AwaitRead parks a refresh on a ReadOp (used to wait for dependencies to be clean).
+struct AwaitRead {
+  ReadOp& op;
+  bool await_ready() { return op.TryComplete(); }
+  bool await_suspend(std::coroutine_handle<> job) { return op.Suspend(job); }
+  void await_resume() { op.Resumed(); }
+};
+
+std::string DescribeException(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "task function threw a non-standard exception";
+  }
+}
+
+Output ErrorOutput(std::string message) {
+  Output out;
+  out.kind = OutputKind::kError;
+  out.value = std::make_shared<const std::string>(std::move(message));
+  return out;
+}
+
+// DependencyChanged tells whether `dep` changed after `since`. A dependency that is not
+// clean (it became dirty again meanwhile) counts as changed: executing is always safe.
+bool DependencyChanged(EngineImpl& engine, RawVc dep, uint64_t since) {
+  TaskState* task = engine.Task(dep.task);
+  if (task == nullptr) return true;
+  absl::MutexLock lock(&task->mu);
+  return task->phase != Phase::kClean || task->SlotChangedAt(dep) > since;
+}
+
+// Publish ends a refresh: the task becomes clean (or dirty, if an invalidation reached it
+// while it ran) and its waiters are woken. A stale task with waiters runs again at once.
+void Publish(EngineImpl& engine, TaskState& task, bool stale) {
+  Waiter* waiters = nullptr;
+  bool restart = false;
+  {
+    absl::MutexLock lock(&task.mu);
+    stale = stale || task.stale;
+    task.stale = false;
+    if (!stale) {
+      task.phase = Phase::kClean;
+    } else if (task.waiters != nullptr) {
+      restart = true;  // stays kRunning; waiters stay parked
+    } else {
+      task.phase = Phase::kDirty;
+    }
+    if (!restart) waiters = std::exchange(task.waiters, nullptr);
+  }
+  if (restart) engine.executor().Push(WorkItem{WorkItem::Kind::kStartClaimed, &task});
+  while (waiters != nullptr) {
+    Waiter* next = waiters->next;  // `waiters` may be gone once woken
+    waiters->wake(waiters);
+    waiters = next;
+  }
+}
+
+Job RefreshJob(EngineImpl* engine, TaskState* task) {
+  tls_context = ThreadContext{engine, nullptr};
+  const uint64_t started = engine->revision();
+  bool execute = false;
+  std::vector<RawVc> deps;
+  uint64_t verified_at = 0;
+  {
+    absl::MutexLock lock(&task->mu);
+    execute = task->output.kind == OutputKind::kNone;
+    if (!execute) {
+      deps = task->deps;
+      verified_at = task->verified_at;
+    }
+  }
+  // Verify: dependencies in the order the last execution read them. The first one that
+  // changed decides; later ones might not even be read by a new execution.
+  for (const RawVc& dep : deps) {
+    ReadOp op(dep, nullptr, ReadOp::Mode::kClean);
+    op.set_waiting_task(task);
+    co_await AwaitRead{op};
+    if (!op.ok() || DependencyChanged(*engine, dep, verified_at)) {
+      execute = true;
+      break;
+    }
+  }
+  if (!execute) {
+    {
+      absl::MutexLock lock(&task->mu);
+      task->verified_at = started;
+    }
+    Publish(*engine, *task, /*stale=*/false);
+    engine->refreshes_in_flight.fetch_sub(1);
+    co_return;
+  }
+
+  ExecContext context;
+  context.engine = engine;
+  context.task = task;
+  context.started_revision = started;
+  const auto start_time = std::chrono::steady_clock::now();
+  ErasedTask body = task->fn->invoke(*task->fn, task->receiver, task->args);
+  tls_context.exec = &context;
+  co_await RunBody{body.handle};
+  tls_context = ThreadContext{engine, nullptr};
+  const auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::steady_clock::now() - start_time)
+                         .count();
+  FunctionCounters& counters = engine->counters(*task->fn);
+  counters.executions.fetch_add(1, std::memory_order_relaxed);
+  counters.execution_nanos.fetch_add(static_cast<uint64_t>(nanos), std::memory_order_relaxed);
+  engine->execution_count.fetch_add(1, std::memory_order_relaxed);
+
+  if (body.handle.promise().error) {
+    context.output = ErrorOutput(DescribeException(body.handle.promise().error));
+    context.cells.clear();  // a failed execution's cells are not results
+  } else {
+    body.store_result(body.handle.promise(), context);
+  }
+  body.destroy(body.handle);
+  CommitExecution(*engine, *task, context);
+  engine->refreshes_in_flight.fetch_sub(1);
+}
+
+}  // namespace
+
+bool EngineImpl::TryClaim(TaskState* task) {
+  absl::MutexLock lock(&task->mu);
+  if (task->phase != Phase::kScheduled && task->phase != Phase::kDirty) return false;
+  task->phase = Phase::kRunning;
+  return true;
+}
+
+void EngineImpl::StartRefresh(TaskState* task) {
+  const ThreadContext saved = tls_context;
+  refreshes_in_flight.fetch_add(1);
+  RefreshJob(this, task).handle.resume();
+  tls_context = saved;
+}
+
+void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) {
+  // What this execution read, first occurrence first (verification order).
+  std::vector<RawVc> new_deps;
+  new_deps.reserve(context.reads.size());
+  std::vector<ExecContext::Read> reads;
+  reads.reserve(context.reads.size());
+  {
+    std::vector<RawVc> seen;
+    seen.reserve(context.reads.size());
+    for (const ExecContext::Read& read : context.reads) {
+      auto it = std::lower_bound(seen.begin(), seen.end(), read.dep);
+      if (it != seen.end() && *it == read.dep) continue;
+      seen.insert(it, read.dep);
+      new_deps.push_back(read.dep);
+      reads.push_back(read);
+    }
+  }
+
+  // Results: keep the old changed_at (and the old value object) wherever the new result
+  // is equal. This is the early cutoff.
+  const uint64_t now = engine.revision();
+  std::vector<RawVc> old_deps;
+  {
+    absl::MutexLock lock(&task.mu);
+    if (!task.output.SameAs(context.output)) {
+      task.output = std::move(context.output);
+      task.output_changed_at = now;
+    }
+    for (CellSlot& cell : context.cells) {
+      const CellSlot* old = task.FindCell(cell.type, cell.index);
+      if (old != nullptr && ValueTypeById(cell.type)->equal(old->value.get(), cell.value.get())) {
+        cell.changed_at = old->changed_at;
+        cell.value = old->value;
+      } else {
+        cell.changed_at = now;
+      }
+    }
+    engine.cell_count.fetch_add(static_cast<int64_t>(context.cells.size()) -
+                                static_cast<int64_t>(task.cells.size()));
+    task.cells = std::move(context.cells);
+    old_deps = std::move(task.deps);
+  }
+
+  // Edges: drop those this execution no longer reads, add the new ones, and check each
+  // read against the slot's current state; a change we missed makes the result stale.
+  std::sort(old_deps.begin(), old_deps.end());
+  std::vector<RawVc> sorted_new = new_deps;
+  std::sort(sorted_new.begin(), sorted_new.end());
+  for (const RawVc& dep : old_deps) {
+    if (std::binary_search(sorted_new.begin(), sorted_new.end(), dep)) continue;
+    if (TaskState* target = engine.Task(dep.task)) {
+      absl::MutexLock lock(&target->mu);
+      if (target->dependents.erase(Dependent{task.id, dep.type, dep.index}) > 0) {
+        engine.edge_count.fetch_sub(1);
+      }
+    }
+  }
+  bool stale = false;
+  for (const ExecContext::Read& read : reads) {
+    TaskState* target = engine.Task(read.dep.task);
+    if (target == nullptr) continue;
+    absl::MutexLock lock(&target->mu);
+    if (target->dependents.insert(Dependent{task.id, read.dep.type, read.dep.index}).second) {
+      engine.edge_count.fetch_add(1);
+    }
+    if (target->phase != Phase::kClean || target->SlotChangedAt(read.dep) != read.observed) {
+      stale = true;
+    }
+  }
+  {
+    absl::MutexLock lock(&task.mu);
+    task.deps = std::move(new_deps);
+    task.verified_at = context.started_revision;
+  }
+  Publish(engine, task, stale);
+}
+
+}  // namespace turbine::internal

@@ -1,0 +1,124 @@
+// task_state.h — the in-memory record of one task.
+//
+// Identity fields are immutable after creation. Everything else is guarded by `mu`. The
+// refresh that owns a kRunning task is the only writer of output, cells and deps; readers
+// touch them only while the task is kClean. No code holds two task locks at once.
+#pragma once
+
+#include <absl/base/thread_annotations.h>
+#include <absl/container/flat_hash_set.h>
+#include <absl/container/inlined_vector.h>
+#include <absl/synchronization/mutex.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "turbine/internal/engine_api.h"
+#include "turbine/internal/function_info.h"
+#include "turbine/raw_vc.h"
+#include "turbine/value_type.h"
+
+namespace turbine::internal {
+
+enum class Phase : uint8_t {
+  kScheduled,  // never executed; a hint to run it may sit in a queue; claimable
+  kDirty,      // something it read may have changed; refreshed on the next read; claimable
+  kRunning,    // one refresh (verify or execute) owns it
+  kClean,      // output and cells are current
+};
+
+enum class OutputKind : uint8_t { kNone, kValue, kRef, kError };
+
+struct CellSlot {
+  ValueTypeId type = 0;
+  uint32_t index = 0;
+  uint64_t changed_at = 0;
+  std::shared_ptr<const void> value;
+};
+
+// Dependent is one reader of one slot (output or cell) of this task.
+struct Dependent {
+  TaskId reader = kNoTask;
+  ValueTypeId slot_type = kOutputSlot;
+  uint32_t slot_index = 0;
+
+  friend bool operator==(const Dependent&, const Dependent&) = default;
+  template <class H>
+  friend H AbslHashValue(H h, const Dependent& d) {
+    return H::combine(std::move(h), d.reader, d.slot_type, d.slot_index);
+  }
+};
+
+// Output is what a task's execution produced: a value, a reference, or an error message.
+struct Output {
+  OutputKind kind = OutputKind::kNone;
+  const ValueType* type = nullptr;    // kValue
+  std::shared_ptr<const void> value;  // kValue: the value; kError: a std::string
+  RawVc ref;                          // kRef
+
+  bool SameAs(const Output& other) const;
+  const std::string& error() const { return *static_cast<const std::string*>(value.get()); }
+};
+
+struct TaskState {
+  TaskState(TaskId id, uint64_t hash, const FunctionInfo* fn, RawVc receiver, void* args)
+      : id(id), hash(hash), fn(fn), receiver(receiver), args(args) {}
+  ~TaskState() { fn->destroy_args(args); }
+  TaskState(const TaskState&) = delete;
+  TaskState& operator=(const TaskState&) = delete;
+
+  const TaskId id;
+  const uint64_t hash;  // of the components; the cache map's key hash
+  const FunctionInfo* const fn;
+  const RawVc receiver;
+  void* const args;  // owned; the function's argument tuple
+
+  mutable absl::Mutex mu;
+  Phase phase ABSL_GUARDED_BY(mu) = Phase::kScheduled;
+  // Set when an invalidation reached the task while it ran: its result is already stale.
+  bool stale ABSL_GUARDED_BY(mu) = false;
+  Output output ABSL_GUARDED_BY(mu);
+  uint64_t output_changed_at ABSL_GUARDED_BY(mu) = 0;
+  // Revision at which the last refresh started; deps changed after it force re-execution.
+  uint64_t verified_at ABSL_GUARDED_BY(mu) = 0;
+  std::vector<CellSlot> cells ABSL_GUARDED_BY(mu);
+  std::vector<RawVc> deps ABSL_GUARDED_BY(mu);  // what the last execution read, in order
+  absl::flat_hash_set<Dependent> dependents ABSL_GUARDED_BY(mu);
+  Waiter* waiters ABSL_GUARDED_BY(mu) = nullptr;
+
+  // The task this one's refresh is blocked on, for cycle detection (seq_cst on purpose:
+  // two tasks closing a cycle at once must see each other's store).
+  std::atomic<TaskState*> waiting_on{nullptr};
+
+  // SlotChangedAt gives the revision the slot last changed, or UINT64_MAX if the slot no
+  // longer exists (a cell the last execution did not create).
+  uint64_t SlotChangedAt(RawVc slot) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  const CellSlot* FindCell(ValueTypeId type, uint32_t index) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+};
+
+// ExecContext is one execution of a task body: what it read and what it produced.
+struct ExecContext {
+  struct Read {
+    RawVc dep;          // normalized: Output(task) or Cell(task, type, index)
+    uint64_t observed;  // the slot's changed_at when it was read
+  };
+
+  EngineImpl* engine = nullptr;
+  TaskState* task = nullptr;
+  uint64_t started_revision = 0;
+  // Most tasks read a handful of values; recording them must not allocate on a hit.
+  absl::InlinedVector<Read, 8> reads;
+  std::vector<CellSlot> cells;
+  Output output;
+
+  void RecordRead(RawVc dep, uint64_t observed) {
+    if (!reads.empty() && reads.back().dep == dep) return;  // a loop reading one value
+    reads.push_back(Read{dep, observed});
+  }
+  uint32_t NextCellIndex(ValueTypeId type) const;
+};
+
+}  // namespace turbine::internal
