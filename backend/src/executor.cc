@@ -10,9 +10,8 @@ namespace {
 
 std::atomic<uint64_t> next_generation{1};
 
-// LocalSlot is one thread's "run next" item. On a non-worker thread it only ever holds a
-// hint (a hint can be dropped: the task still runs when somebody awaits it); anything that
-// must run goes to the shared queue.
+// LocalSlot is the one-item slot of a thread outside the pool. It only ever holds a hint:
+// a hint may be dropped (the task still runs when somebody awaits it).
 struct LocalSlot {
   uint64_t generation = 0;  // the executor it belongs to; 0 = none
   bool is_worker = false;
@@ -57,28 +56,30 @@ Executor::~Executor() {
 
 void Executor::Push(WorkItem item) {
   LocalSlot& slot = tls_slot;
-  if (slot.generation != generation_) {
-    if (slot.is_worker || item.kind != WorkItem::Kind::kHint) {
-      PushShared(item);  // another engine's worker, or an item that must run
-    } else {
-      slot.generation = generation_;  // a hint of another engine is simply dropped
-      slot.item = item;
-    }
-    return;
-  }
-  if (!slot.is_worker && item.kind != WorkItem::Kind::kHint) {
+  const bool keep_local = item.kind == WorkItem::Kind::kHint && !slot.is_worker &&
+                          tls_context.exec == nullptr;
+  if (!keep_local) {
     PushShared(item);
     return;
   }
-  if (slot.item.kind != WorkItem::Kind::kNone) PushShared(slot.item);
+  // A hint of another engine in the slot is dropped rather than pushed: that engine may
+  // be gone.
+  if (slot.generation == generation_ && slot.item.kind != WorkItem::Kind::kNone) {
+    PushShared(slot.item);
+  }
+  slot.generation = generation_;
   slot.item = item;
 }
 
 void Executor::ForgetHint(TaskState* task) {
   LocalSlot& slot = tls_slot;
-  if (slot.generation == generation_ && slot.item.kind == WorkItem::Kind::kHint &&
-      slot.item.target == task) {
-    slot.item = WorkItem{};
+  if (slot.generation == generation_ && slot.item.target == task) slot.item = WorkItem{};
+}
+
+void Executor::FlushLocalHint() {
+  LocalSlot& slot = tls_slot;
+  if (slot.generation == generation_ && slot.item.kind != WorkItem::Kind::kNone) {
+    PushShared(std::exchange(slot.item, WorkItem{}));
   }
 }
 
@@ -105,8 +106,7 @@ void Executor::WorkerLoop() {
   tls_slot = LocalSlot{generation_, /*is_worker=*/true, WorkItem{}};
   for (;;) {
     tls_context = ThreadContext{engine_, nullptr};
-    WorkItem item = std::exchange(tls_slot.item, WorkItem{});
-    if (item.kind == WorkItem::Kind::kNone) item = PopShared();
+    WorkItem item = PopShared();
     if (item.kind == WorkItem::Kind::kNone) return;  // stopping
     RunItem(*engine_, item);
   }

@@ -1,10 +1,12 @@
 // executor.h — the fixed worker pool that runs task refreshes and resumes parked readers.
 //
-// One global FIFO queue plus a one-item LIFO slot per thread (the Go/Tokio "run next"
-// idea): a task created by a call usually lands in the caller's slot and is run inline
-// when the caller awaits it, with no cross-thread handoff; creating a second task pushes
-// the first to the shared queue, where an idle worker picks it up. Thread-safety: Push is
-// safe from any thread.
+// One shared FIFO queue that idle workers sleep on. Work created inside task bodies goes
+// there at once, so independent tasks spread over the workers. A thread outside the pool
+// (a client calling the engine directly) keeps its most recent task in a one-item slot
+// instead: it usually awaits that task next and runs it inline, with no cross-thread
+// handoff; a second call, or the thread blocking, moves the slot's task to the queue.
+// Readers claim tasks, so a queued task that somebody already ran is skipped.
+// Thread-safety: all methods are safe from any thread.
 #pragma once
 
 #include <absl/base/thread_annotations.h>
@@ -42,6 +44,8 @@ class Executor {
   void Push(WorkItem item);
   // ForgetHint removes `task` from this thread's slot when the thread runs it itself.
   void ForgetHint(TaskState* task);
+  // FlushLocalHint moves this thread's slot to the queue; called before the thread blocks.
+  void FlushLocalHint();
   int threads() const { return static_cast<int>(workers_.size()); }
 
  private:

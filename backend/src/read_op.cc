@@ -43,7 +43,11 @@ void ReadOp::Block() {
   std::binary_semaphore woken(0);
   blocked_thread_ = &woken;
   wake = &WakeThread;
-  while (Run(/*may_park=*/true) == Step::kParked) woken.acquire();
+  while (Run(/*may_park=*/true) == Step::kParked) {
+    // This thread's pending task (if any) must not wait for it to wake up.
+    saved_context_.engine->executor().FlushLocalHint();
+    woken.acquire();
+  }
 }
 
 void ReadOp::WakeCoroutine(Waiter* self) {

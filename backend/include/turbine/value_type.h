@@ -67,6 +67,31 @@ concept HasFields = requires {
   T::kFields;
 };
 
+// --- Hashing of composites ---------------------------------------------------------------
+
+template <class T>
+uint64_t HashValue(const std::vector<T>& v, uint64_t seed) {
+  seed = HashScalar(v.size(), seed);
+  for (const T& item : v) seed = HashValue(item, seed);
+  return seed;
+}
+template <class T>
+uint64_t HashValue(const std::optional<T>& v, uint64_t seed) {
+  return v ? HashValue(*v, HashScalar(uint8_t{1}, seed)) : HashScalar(uint8_t{0}, seed);
+}
+template <class T>
+uint64_t HashValue(const std::map<std::string, T>& v, uint64_t seed) {
+  seed = HashScalar(v.size(), seed);
+  for (const auto& [key, item] : v) seed = HashValue(item, HashValue(key, seed));
+  return seed;
+}
+template <HasFields T>
+uint64_t HashValue(const T& v, uint64_t seed) {
+  std::apply([&](const auto&... f) { ((seed = HashValue(v.*(f.member), seed)), ...); },
+             T::kFields);
+  return seed;
+}
+
 // ValueTraits<T>::Name() gives the stable type name. Specialized below for built-ins.
 template <class T>
 struct ValueTraits;
@@ -196,31 +221,6 @@ template <HasFields T>
 struct ValueTraits<T> {
   static std::string Name() { return std::string(T::kTypeName); }
 };
-
-// --- Hashing of composites ---------------------------------------------------------------
-
-template <class T>
-uint64_t HashValue(const std::vector<T>& v, uint64_t seed) {
-  seed = HashScalar(v.size(), seed);
-  for (const T& item : v) seed = HashValue(item, seed);
-  return seed;
-}
-template <class T>
-uint64_t HashValue(const std::optional<T>& v, uint64_t seed) {
-  return v ? HashValue(*v, HashScalar(uint8_t{1}, seed)) : HashScalar(uint8_t{0}, seed);
-}
-template <class T>
-uint64_t HashValue(const std::map<std::string, T>& v, uint64_t seed) {
-  seed = HashScalar(v.size(), seed);
-  for (const auto& [key, item] : v) seed = HashValue(item, HashValue(key, seed));
-  return seed;
-}
-template <HasFields T>
-uint64_t HashValue(const T& v, uint64_t seed) {
-  std::apply([&](const auto&... f) { ((seed = HashValue(v.*(f.member), seed)), ...); },
-             T::kFields);
-  return seed;
-}
 
 }  // namespace turbine
 

@@ -29,6 +29,12 @@ concept Trait = requires {
   { T::kTraitName } -> std::convertible_to<std::string_view>;
 };
 
+// A trait's name stands in for the value type of Vcs that point at "any implementation".
+template <Trait T>
+struct ValueTraits<T> {
+  static std::string Name() { return std::string(T::kTraitName); }
+};
+
 namespace internal {
 
 template <class T>
@@ -86,6 +92,7 @@ class Vc {
     requires(!std::same_as<T, U>) && Trait<T>
   Vc(const Vc<U>& other) : raw_(other.raw()) {}
 
+  static Vc FromRaw(RawVc raw) { return Vc(raw); }
   RawVc raw() const { return raw_; }
   // For the engine's argument resolution only.
   RawVc* mutable_raw() { return &raw_; }
@@ -128,13 +135,7 @@ uint64_t HashValue(const Vc<T>& vc, uint64_t seed) {
 
 template <class T>
 struct ValueTraits<Vc<T>> {
-  static std::string Name() {
-    if constexpr (Trait<T>) {
-      return "vc<" + std::string(T::kTraitName) + ">";
-    } else {
-      return "vc<" + ValueTraits<T>::Name() + ">";
-    }
-  }
+  static std::string Name() { return "vc<" + ValueTraits<T>::Name() + ">"; }
 };
 template <class T>
 struct ValueTraits<ResolvedVc<T>> {

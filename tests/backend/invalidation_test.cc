@@ -1,0 +1,196 @@
+// Invalidation: an input change re-executes exactly what it affects, and no more.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "counting.h"
+#include "turbine/engine.h"
+
+namespace {
+
+using turbine::Input;
+using turbine::Task;
+using turbine::Vc;
+using turbine::testing::Executions;
+
+Task<int64_t> LeftImpl() { co_return (co_await Input<int64_t>("left")) * 10; }
+inline const turbine::Function<LeftImpl> left{"test.inv.left", 1};
+
+Task<int64_t> RightImpl() { co_return (co_await Input<int64_t>("right")) * 100; }
+inline const turbine::Function<RightImpl> right{"test.inv.right", 1};
+
+Task<int64_t> SumImpl() { co_return (co_await left()) + (co_await right()); }
+inline const turbine::Function<SumImpl> sum{"test.inv.sum", 1};
+
+TEST(Invalidation, ReExecutesExactlyTheAffectedTasks) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  engine.SetInputs({turbine::InputValue::Of("left", int64_t{1}),
+                    turbine::InputValue::Of("right", int64_t{2})});
+  EXPECT_EQ(*engine.Read(sum()), 210);
+
+  engine.SetInput("left", int64_t{3});
+  EXPECT_EQ(*engine.Read(sum()), 230);
+  EXPECT_EQ(Executions(engine, "test.inv.left"), 2u);
+  EXPECT_EQ(Executions(engine, "test.inv.right"), 1u);  // not downstream of "left"
+  EXPECT_EQ(Executions(engine, "test.inv.sum"), 2u);
+}
+
+TEST(Invalidation, SettingAnEqualValueExecutesNothing) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  engine.SetInputs({turbine::InputValue::Of("left", int64_t{1}),
+                    turbine::InputValue::Of("right", int64_t{2})});
+  ASSERT_EQ(*engine.Read(sum()), 210);
+  const uint64_t executions = engine.Stats().executions;
+  engine.SetInput("left", int64_t{1});
+  EXPECT_EQ(*engine.Read(sum()), 210);
+  EXPECT_EQ(engine.Stats().executions, executions);
+}
+
+TEST(Invalidation, NothingRunsUntilSomebodyReads) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  engine.SetInputs({turbine::InputValue::Of("left", int64_t{1}),
+                    turbine::InputValue::Of("right", int64_t{2})});
+  ASSERT_EQ(*engine.Read(sum()), 210);
+  engine.SetInput("left", int64_t{5});
+  EXPECT_EQ(Executions(engine, "test.inv.left"), 1u);  // dirty, not yet recomputed
+  EXPECT_EQ(*engine.Read(sum()), 250);
+  EXPECT_EQ(Executions(engine, "test.inv.left"), 2u);
+}
+
+// Early cutoff: Parity re-executes when x changes, but its result (x % 2) stays the same,
+// so Describe, which reads only Parity, does not run again.
+Task<int64_t> ParityImpl() { co_return (co_await Input<int64_t>("x")) % 2; }
+inline const turbine::Function<ParityImpl> parity{"test.inv.parity", 1};
+
+Task<std::string> DescribeImpl() {
+  const int64_t bit = co_await parity();
+  co_return bit == 0 ? std::string("even") : std::string("odd");
+}
+inline const turbine::Function<DescribeImpl> describe{"test.inv.describe", 1};
+
+TEST(EarlyCutoff, AnEqualResultStopsPropagation) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  engine.SetInput("x", int64_t{2});
+  EXPECT_EQ(*engine.Read(describe()), "even");
+  engine.SetInput("x", int64_t{4});
+  EXPECT_EQ(*engine.Read(describe()), "even");
+  EXPECT_EQ(Executions(engine, "test.inv.parity"), 2u);
+  EXPECT_EQ(Executions(engine, "test.inv.describe"), 1u);
+  engine.SetInput("x", int64_t{5});
+  EXPECT_EQ(*engine.Read(describe()), "odd");
+  EXPECT_EQ(Executions(engine, "test.inv.describe"), 2u);
+}
+
+// A dependency that a re-execution no longer reads stops invalidating the reader.
+Task<int64_t> PickImpl() {
+  const int64_t which = co_await Input<int64_t>("which");
+  if (which == 0) co_return co_await Input<int64_t>("a");
+  co_return co_await Input<int64_t>("b");
+}
+inline const turbine::Function<PickImpl> pick{"test.inv.pick", 1};
+
+TEST(Invalidation, RemovedDependenciesStopInvalidating) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  engine.SetInputs({turbine::InputValue::Of("which", int64_t{0}),
+                    turbine::InputValue::Of("a", int64_t{10}),
+                    turbine::InputValue::Of("b", int64_t{20})});
+  EXPECT_EQ(*engine.Read(pick()), 10);
+  engine.SetInput("which", int64_t{1});
+  EXPECT_EQ(*engine.Read(pick()), 20);
+  EXPECT_EQ(Executions(engine, "test.inv.pick"), 2u);
+
+  engine.SetInput("a", int64_t{11});  // no longer read
+  EXPECT_EQ(*engine.Read(pick()), 20);
+  EXPECT_EQ(Executions(engine, "test.inv.pick"), 2u);
+  engine.SetInput("b", int64_t{21});
+  EXPECT_EQ(*engine.Read(pick()), 21);
+  EXPECT_EQ(Executions(engine, "test.inv.pick"), 3u);
+}
+
+// Cells: one task produces several cells; a reader of one cell is not invalidated when
+// only another cell changes.
+Task<std::vector<turbine::ResolvedVc<int64_t>>> SplitImpl() {
+  std::vector<int64_t> pair = co_await Input<std::vector<int64_t>>("pair");
+  std::vector<turbine::ResolvedVc<int64_t>> cells;
+  for (int64_t v : pair) cells.push_back(turbine::Cell(v));
+  co_return cells;
+}
+inline const turbine::Function<SplitImpl> split{"test.inv.split", 1};
+
+Task<int64_t> FirstImpl() { co_return co_await (co_await split())[0]; }
+inline const turbine::Function<FirstImpl> first{"test.inv.first", 1};
+
+Task<int64_t> SecondImpl() { co_return co_await (co_await split())[1]; }
+inline const turbine::Function<SecondImpl> second{"test.inv.second", 1};
+
+TEST(Cells, AReaderOfOneCellIgnoresChangesToAnother) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  engine.SetInput("pair", std::vector<int64_t>{1, 2});
+  EXPECT_EQ(*engine.Read(first()), 1);
+  EXPECT_EQ(*engine.Read(second()), 2);
+
+  engine.SetInput("pair", std::vector<int64_t>{1, 3});
+  EXPECT_EQ(*engine.Read(first()), 1);
+  EXPECT_EQ(*engine.Read(second()), 3);
+  EXPECT_EQ(Executions(engine, "test.inv.split"), 2u);
+  EXPECT_EQ(Executions(engine, "test.inv.first"), 1u);  // its cell kept its value
+  EXPECT_EQ(Executions(engine, "test.inv.second"), 2u);
+}
+
+// ResolvedVc parameters: the engine resolves the caller's Vc before the lookup, so the
+// task is keyed by the cell, whichever way the caller named it.
+Task<int64_t> BaseImpl(int64_t n) { co_return n * n; }
+inline const turbine::Function<BaseImpl> base{"test.inv.base", 1};
+
+Task<int64_t> ForwardImpl(int64_t n) { co_return co_await base(n); }
+inline const turbine::Function<ForwardImpl> forward{"test.inv.forward", 1};
+
+Task<int64_t> DoubleImpl(turbine::ResolvedVc<int64_t> v) { co_return 2 * co_await v; }
+inline const turbine::Function<DoubleImpl> doubled{"test.inv.double", 1};
+
+Task<int64_t> DoubleViaResolvedImpl(int64_t n) {
+  turbine::ResolvedVc<int64_t> cell = co_await base(n).Resolve();
+  co_return co_await doubled(cell);
+}
+inline const turbine::Function<DoubleViaResolvedImpl> double_via_resolved{
+    "test.inv.double_via_resolved", 1};
+
+TEST(ResolvedVcArguments, AreResolvedBeforeTheLookup) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  EXPECT_EQ(*engine.Read(doubled(base(3))), 18);
+  EXPECT_EQ(*engine.Read(double_via_resolved(3)), 18);
+  EXPECT_EQ(Executions(engine, "test.inv.double"), 1u);  // one task: one cell
+  EXPECT_EQ(*engine.Read(doubled(base(4))), 32);
+  EXPECT_EQ(Executions(engine, "test.inv.double"), 2u);
+}
+
+Task<int64_t> UnsetImpl() { co_return co_await Input<int64_t>("never-set-yet"); }
+inline const turbine::Function<UnsetImpl> unset{"test.inv.unset", 1};
+
+TEST(Inputs, ReadingAnUnsetInputIsAnErrorUntilItIsSet) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  absl::StatusOr<int64_t> missing = engine.Read(unset());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("never-set-yet"), std::string::npos);
+  engine.SetInput("never-set-yet", int64_t{7});
+  EXPECT_EQ(*engine.Read(unset()), 7);
+}
+
+TEST(Inputs, ReadingAsTheWrongTypeIsAnError) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  engine.SetInput("never-set-yet", std::string("text"));
+  absl::StatusOr<int64_t> wrong = engine.Read(unset());
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find("string"), std::string::npos);
+}
+
+}  // namespace
