@@ -48,7 +48,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args) {
                                            key.fn->box_args(stack_args));
   TaskState* task = owned.get();
   if (key.fn->kind == FunctionKind::kInput) {
-    absl::MutexLock lock(&task->mu);
+    MutexLock lock(&task->mu);
     task->phase = Phase::kClean;
     task->output.kind = OutputKind::kError;
     const auto& input_key = std::get<0>(*static_cast<const std::tuple<std::string>*>(task->args));

@@ -4,15 +4,15 @@
 //   Call() finds or creates the task (DESIGN §2: borrowed components, box on a true miss).
 //   A reader that finds a task not clean claims it (kScheduled/kDirty -> kRunning) and runs
 //   its refresh inline, or parks on it while another thread runs it.
-//   A refresh first verifies: if every dependency's slot is unchanged since the task's last
-//   verification, the task is clean again without executing (early cutoff). Otherwise it
+//   A refresh first verifies: if every slot the task read still carries the change stamp it
+//   had when read, the task is clean again without executing (early cutoff). Otherwise it
 //   executes the body and commits output, cells and dependency edges.
 //   An input change marks its readers, and their readers transitively, dirty; nothing
 //   executes until something reads them.
 #pragma once
 
 #include <absl/base/thread_annotations.h>
-#include <absl/synchronization/mutex.h>
+#include "mutex.h"
 
 #include <array>
 #include <atomic>
@@ -69,6 +69,10 @@ class EngineImpl {
   void MarkDirty(std::vector<TaskId> readers);
 
   uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
+  // NextStamp gives a change stamp no slot has carried before. Stamps, not revisions, mark
+  // changes: a reader keeps the stamp it saw, so "changed since I read it" is an exact
+  // comparison, whatever raced with the read.
+  uint64_t NextStamp() { return stamp_.fetch_add(1, std::memory_order_relaxed) + 1; }
   Executor& executor() { return *executor_; }
   FunctionCounters& counters(const FunctionInfo& fn) { return counters_[fn.id]; }
   EngineStats Stats() const;
@@ -91,7 +95,8 @@ class EngineImpl {
   TaskCache cache_;
   std::atomic<TaskId> next_task_id_{1};
   std::atomic<uint64_t> revision_{1};
-  absl::Mutex input_writer_mu_;  // serializes SetInputs batches
+  std::atomic<uint64_t> stamp_{1};
+  Mutex input_writer_mu_;  // serializes SetInputs batches
   std::unique_ptr<FunctionCounters[]> counters_;
   std::unique_ptr<Executor> executor_;
 };

@@ -47,10 +47,10 @@ Executor::Executor(EngineImpl* engine, int threads)
 
 Executor::~Executor() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     stopping_ = true;
   }
-  work_available_.SignalAll();
+  work_available_.notify_all();
   for (std::thread& worker : workers_) worker.join();
 }
 
@@ -84,16 +84,16 @@ void Executor::FlushLocalHint() {
 }
 
 void Executor::PushShared(WorkItem item) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   queue_.push_back(item);
-  if (idle_workers_ > 0) work_available_.Signal();
+  if (idle_workers_ > 0) work_available_.notify_one();
 }
 
 WorkItem Executor::PopShared() {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   while (queue_.empty() && !stopping_) {
     ++idle_workers_;
-    work_available_.Wait(&mu_);
+    work_available_.wait(lock);
     --idle_workers_;
   }
   if (stopping_) return WorkItem{};

@@ -10,10 +10,11 @@
 #pragma once
 
 #include <absl/base/thread_annotations.h>
-#include <absl/synchronization/mutex.h>
 
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -55,8 +56,8 @@ class Executor {
 
   EngineImpl* const engine_;
   const uint64_t generation_;  // tags thread-local slots; never reused
-  absl::Mutex mu_;
-  absl::CondVar work_available_;
+  std::mutex mu_;
+  std::condition_variable work_available_;
   std::deque<WorkItem> queue_ ABSL_GUARDED_BY(mu_);
   int idle_workers_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -35,18 +35,18 @@ RawVc EngineImpl::InputVc(const std::string& key) {
 void EngineImpl::SetInputs(std::vector<InputValue> values) {
   std::vector<TaskId> readers;
   {
-    absl::MutexLock writer(&input_writer_mu_);
-    const uint64_t revision = revision_.fetch_add(1) + 1;
+    MutexLock writer(&input_writer_mu_);
+    revision_.fetch_add(1);
     for (InputValue& input : values) {
       TaskState* task = Task(InputVc(input.key).task);
       Output next;
       next.kind = OutputKind::kValue;
       next.type = input.type;
       next.value = std::move(input.value);
-      absl::MutexLock lock(&task->mu);
+      MutexLock lock(&task->mu);
       if (task->output.SameAs(next)) continue;  // equal value: nobody is invalidated
       task->output = std::move(next);
-      task->output_changed_at = revision;
+      task->output_changed_at = NextStamp();
       for (const Dependent& dependent : task->dependents) readers.push_back(dependent.reader);
     }
   }
@@ -61,7 +61,7 @@ void EngineImpl::MarkDirty(std::vector<TaskId> work) {
     TaskState* task = Task(work.back());
     work.pop_back();
     if (task == nullptr) continue;
-    absl::MutexLock lock(&task->mu);
+    MutexLock lock(&task->mu);
     if (task->phase == Phase::kClean) {
       task->phase = Phase::kDirty;
     } else if (task->phase == Phase::kRunning && !task->stale) {

@@ -90,7 +90,7 @@ ReadOp::Step ReadOp::Run(bool may_park) {
       return Step::kDone;
     }
     {
-      absl::MutexLock lock(&task->mu);
+      MutexLock lock(&task->mu);
       if (task->phase == Phase::kClean) {
         if (mode_ == Mode::kClean || HopClean(*task) == Hop::kDone) return Step::kDone;
         continue;
@@ -158,7 +158,7 @@ ReadOp::Hop ReadOp::HopClean(TaskState& task) {
 EngineImpl::Wait EngineImpl::AwaitClean(TaskState* task, Waiter* waiter, TaskState* waiting_task,
                                         std::string* cycle) {
   {
-    absl::MutexLock lock(&task->mu);
+    MutexLock lock(&task->mu);
     switch (task->phase) {
       case Phase::kClean:
         return Wait::kClean;

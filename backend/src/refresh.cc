@@ -59,13 +59,13 @@ Output ErrorOutput(std::string message) {
   return out;
 }
 
-// DependencyChanged tells whether `dep` changed after `since`. A dependency that is not
+// DependencyChanged tells whether `dep`'s slot changed since it was read. One that is not
 // clean (it became dirty again meanwhile) counts as changed: executing is always safe.
-bool DependencyChanged(EngineImpl& engine, RawVc dep, uint64_t since) {
-  TaskState* task = engine.Task(dep.task);
+bool DependencyChanged(EngineImpl& engine, const Dep& dep) {
+  TaskState* task = engine.Task(dep.slot.task);
   if (task == nullptr) return true;
-  absl::MutexLock lock(&task->mu);
-  return task->phase != Phase::kClean || task->SlotChangedAt(dep) > since;
+  MutexLock lock(&task->mu);
+  return task->phase != Phase::kClean || task->SlotChangedAt(dep.slot) != dep.observed;
 }
 
 // Publish ends a refresh: the task becomes clean (or dirty, if an invalidation reached it
@@ -74,7 +74,7 @@ void Publish(EngineImpl& engine, TaskState& task, bool stale) {
   Waiter* waiters = nullptr;
   bool restart = false;
   {
-    absl::MutexLock lock(&task.mu);
+    MutexLock lock(&task.mu);
     stale = stale || task.stale;
     task.stale = false;
     if (!stale) {
@@ -96,34 +96,25 @@ void Publish(EngineImpl& engine, TaskState& task, bool stale) {
 
 Job RefreshJob(EngineImpl* engine, TaskState* task) {
   tls_context = ThreadContext{engine, nullptr};
-  const uint64_t started = engine->revision();
   bool execute = false;
-  std::vector<RawVc> deps;
-  uint64_t verified_at = 0;
+  std::vector<Dep> deps;
   {
-    absl::MutexLock lock(&task->mu);
+    MutexLock lock(&task->mu);
     execute = task->output.kind == OutputKind::kNone;
-    if (!execute) {
-      deps = task->deps;
-      verified_at = task->verified_at;
-    }
+    if (!execute) deps = task->deps;
   }
   // Verify: dependencies in the order the last execution read them. The first one that
   // changed decides; later ones might not even be read by a new execution.
-  for (const RawVc& dep : deps) {
-    ReadOp op(dep, nullptr, ReadOp::Mode::kClean);
+  for (const Dep& dep : deps) {
+    ReadOp op(dep.slot, nullptr, ReadOp::Mode::kClean);
     op.set_waiting_task(task);
     co_await AwaitRead{op};
-    if (!op.ok() || DependencyChanged(*engine, dep, verified_at)) {
+    if (!op.ok() || DependencyChanged(*engine, dep)) {
       execute = true;
       break;
     }
   }
   if (!execute) {
-    {
-      absl::MutexLock lock(&task->mu);
-      task->verified_at = started;
-    }
     Publish(*engine, *task, /*stale=*/false);
     engine->refreshes_in_flight.fetch_sub(1);
     co_return;
@@ -132,7 +123,6 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   ExecContext context;
   context.engine = engine;
   context.task = task;
-  context.started_revision = started;
   const auto start_time = std::chrono::steady_clock::now();
   ErasedTask body = task->fn->invoke(*task->fn, task->receiver, task->args);
   tls_context.exec = &context;
@@ -160,7 +150,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
 }  // namespace
 
 bool EngineImpl::TryClaim(TaskState* task) {
-  absl::MutexLock lock(&task->mu);
+  MutexLock lock(&task->mu);
   if (task->phase != Phase::kScheduled && task->phase != Phase::kDirty) return false;
   task->phase = Phase::kRunning;
   return true;
@@ -175,31 +165,27 @@ void EngineImpl::StartRefresh(TaskState* task) {
 
 void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) {
   // What this execution read, first occurrence first (verification order).
-  std::vector<RawVc> new_deps;
+  std::vector<Dep> new_deps;
   new_deps.reserve(context.reads.size());
-  std::vector<ExecContext::Read> reads;
-  reads.reserve(context.reads.size());
   {
     std::vector<RawVc> seen;
     seen.reserve(context.reads.size());
-    for (const ExecContext::Read& read : context.reads) {
-      auto it = std::lower_bound(seen.begin(), seen.end(), read.dep);
-      if (it != seen.end() && *it == read.dep) continue;
-      seen.insert(it, read.dep);
-      new_deps.push_back(read.dep);
-      reads.push_back(read);
+    for (const Dep& read : context.reads) {
+      auto it = std::lower_bound(seen.begin(), seen.end(), read.slot);
+      if (it != seen.end() && *it == read.slot) continue;
+      seen.insert(it, read.slot);
+      new_deps.push_back(read);
     }
   }
 
-  // Results: keep the old changed_at (and the old value object) wherever the new result
-  // is equal. This is the early cutoff.
-  const uint64_t now = engine.revision();
-  std::vector<RawVc> old_deps;
+  // Results: keep the old stamp (and the old value object) wherever the new result is
+  // equal. This is the early cutoff.
+  std::vector<Dep> old_deps;
   {
-    absl::MutexLock lock(&task.mu);
+    MutexLock lock(&task.mu);
     if (!task.output.SameAs(context.output)) {
       task.output = std::move(context.output);
-      task.output_changed_at = now;
+      task.output_changed_at = engine.NextStamp();
     }
     for (CellSlot& cell : context.cells) {
       const CellSlot* old = task.FindCell(cell.type, cell.index);
@@ -207,7 +193,7 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
         cell.changed_at = old->changed_at;
         cell.value = old->value;
       } else {
-        cell.changed_at = now;
+        cell.changed_at = engine.NextStamp();
       }
     }
     engine.cell_count.fetch_add(static_cast<int64_t>(context.cells.size()) -
@@ -217,35 +203,36 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
   }
 
   // Edges: drop those this execution no longer reads, add the new ones, and check each
-  // read against the slot's current state; a change we missed makes the result stale.
-  std::sort(old_deps.begin(), old_deps.end());
-  std::vector<RawVc> sorted_new = new_deps;
-  std::sort(sorted_new.begin(), sorted_new.end());
-  for (const RawVc& dep : old_deps) {
-    if (std::binary_search(sorted_new.begin(), sorted_new.end(), dep)) continue;
-    if (TaskState* target = engine.Task(dep.task)) {
-      absl::MutexLock lock(&target->mu);
-      if (target->dependents.erase(Dependent{task.id, dep.type, dep.index}) > 0) {
+  // read against the slot's current state; a change that raced with the execution makes
+  // the result stale.
+  auto by_slot = [](const Dep& a, const Dep& b) { return a.slot < b.slot; };
+  std::sort(old_deps.begin(), old_deps.end(), by_slot);
+  std::vector<Dep> sorted_new = new_deps;
+  std::sort(sorted_new.begin(), sorted_new.end(), by_slot);
+  for (const Dep& dep : old_deps) {
+    if (std::binary_search(sorted_new.begin(), sorted_new.end(), dep, by_slot)) continue;
+    if (TaskState* target = engine.Task(dep.slot.task)) {
+      MutexLock lock(&target->mu);
+      if (target->dependents.erase(Dependent{task.id, dep.slot.type, dep.slot.index}) > 0) {
         engine.edge_count.fetch_sub(1);
       }
     }
   }
   bool stale = false;
-  for (const ExecContext::Read& read : reads) {
-    TaskState* target = engine.Task(read.dep.task);
+  for (const Dep& read : new_deps) {
+    TaskState* target = engine.Task(read.slot.task);
     if (target == nullptr) continue;
-    absl::MutexLock lock(&target->mu);
-    if (target->dependents.insert(Dependent{task.id, read.dep.type, read.dep.index}).second) {
+    MutexLock lock(&target->mu);
+    if (target->dependents.insert(Dependent{task.id, read.slot.type, read.slot.index}).second) {
       engine.edge_count.fetch_add(1);
     }
-    if (target->phase != Phase::kClean || target->SlotChangedAt(read.dep) != read.observed) {
+    if (target->phase != Phase::kClean || target->SlotChangedAt(read.slot) != read.observed) {
       stale = true;
     }
   }
   {
-    absl::MutexLock lock(&task.mu);
+    MutexLock lock(&task.mu);
     task.deps = std::move(new_deps);
-    task.verified_at = context.started_revision;
   }
   Publish(engine, task, stale);
 }

@@ -4,20 +4,20 @@
 // function-local static (so registration order across translation units does not matter)
 // behind its own mutex.
 #include <absl/container/flat_hash_map.h>
-#include <absl/synchronization/mutex.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
 
 #include "engine_impl.h"
+#include "mutex.h"
 #include "turbine/function.h"
 
 namespace turbine {
 namespace {
 
 struct ValueTypeRegistry {
-  absl::Mutex mu;
+  internal::Mutex mu;
   std::deque<ValueType> types ABSL_GUARDED_BY(mu);  // deque: records never move
   absl::flat_hash_map<std::string, std::pair<const ValueType*, const void*>> by_name
       ABSL_GUARDED_BY(mu);
@@ -31,7 +31,7 @@ ValueTypeRegistry& Types() {
 }
 
 struct FunctionRegistry {
-  absl::Mutex mu;
+  internal::Mutex mu;
   std::vector<internal::FunctionInfo*> functions ABSL_GUARDED_BY(mu);
   absl::flat_hash_map<std::pair<std::string, uint32_t>, internal::FunctionInfo*> by_identity
       ABSL_GUARDED_BY(mu);
@@ -54,7 +54,7 @@ FunctionRegistry& Functions() {
 
 const ValueType* FindValueType(std::string_view name) {
   ValueTypeRegistry& registry = Types();
-  absl::MutexLock lock(&registry.mu);
+  internal::MutexLock lock(&registry.mu);
   auto it = registry.by_name.find(std::string(name));
   return it == registry.by_name.end() ? nullptr : it->second.first;
 }
@@ -80,7 +80,7 @@ namespace internal {
 
 const ValueType* RegisterValueType(ValueType type, const void* cxx_type_tag) {
   ValueTypeRegistry& registry = Types();
-  absl::MutexLock lock(&registry.mu);
+  internal::MutexLock lock(&registry.mu);
   auto it = registry.by_name.find(type.name);
   if (it != registry.by_name.end()) {
     if (it->second.second == cxx_type_tag) return it->second.first;
@@ -96,7 +96,7 @@ const ValueType* RegisterValueType(ValueType type, const void* cxx_type_tag) {
 
 void RegisterFunction(FunctionInfo* info) {
   FunctionRegistry& registry = Functions();
-  absl::MutexLock lock(&registry.mu);
+  internal::MutexLock lock(&registry.mu);
   auto identity = std::make_pair(info->name, info->version);
   if (registry.by_identity.contains(identity)) {
     Die("function '" + info->name + "' version " + std::to_string(info->version) +
@@ -111,13 +111,13 @@ void RegisterFunction(FunctionInfo* info) {
 
 std::vector<const FunctionInfo*> AllFunctions() {
   FunctionRegistry& registry = Functions();
-  absl::MutexLock lock(&registry.mu);
+  internal::MutexLock lock(&registry.mu);
   return {registry.functions.begin(), registry.functions.end()};
 }
 
 const FunctionInfo* FindFunction(const std::string& name) {
   FunctionRegistry& registry = Functions();
-  absl::MutexLock lock(&registry.mu);
+  internal::MutexLock lock(&registry.mu);
   const FunctionInfo* best = nullptr;
   for (const FunctionInfo* fn : registry.functions) {
     if (fn->name == name && (best == nullptr || fn->version > best->version)) best = fn;
@@ -127,7 +127,7 @@ const FunctionInfo* FindFunction(const std::string& name) {
 
 uint32_t NewTraitSlot(const std::string& trait_method_name) {
   FunctionRegistry& registry = Functions();
-  absl::MutexLock lock(&registry.mu);
+  internal::MutexLock lock(&registry.mu);
   registry.trait_slots.push_back(trait_method_name);
   return static_cast<uint32_t>(registry.trait_slots.size() - 1);
 }
@@ -135,7 +135,7 @@ uint32_t NewTraitSlot(const std::string& trait_method_name) {
 void RegisterTraitImpl(uint32_t slot, ValueTypeId self_type,
                        const FunctionInfo* implementation) {
   FunctionRegistry& registry = Functions();
-  absl::MutexLock lock(&registry.mu);
+  internal::MutexLock lock(&registry.mu);
   if (!registry.impls.emplace(std::make_pair(slot, self_type), implementation).second) {
     Die("trait method '" + registry.trait_slots[slot] +
         "' has two implementations for one value type");
@@ -144,7 +144,7 @@ void RegisterTraitImpl(uint32_t slot, ValueTypeId self_type,
 
 const FunctionInfo* DispatchTrait(uint32_t slot, ValueTypeId self_type) {
   FunctionRegistry& registry = Functions();
-  absl::MutexLock lock(&registry.mu);
+  internal::MutexLock lock(&registry.mu);
   auto it = registry.impls.find(std::make_pair(slot, self_type));
   return it == registry.impls.end() ? nullptr : it->second;
 }

@@ -8,7 +8,7 @@
 
 #include <absl/base/thread_annotations.h>
 #include <absl/container/flat_hash_set.h>
-#include <absl/synchronization/mutex.h>
+#include "mutex.h"
 
 #include <array>
 #include <functional>
@@ -36,7 +36,7 @@ class TaskCache {
   // Find returns the task with these components, or null. Allocation-free.
   TaskState* Find(const TaskKeyView& key) const {
     const Shard& shard = ShardFor(key.hash);
-    absl::ReaderMutexLock lock(&shard.mu);
+    ReaderMutexLock lock(&shard.mu);
     auto it = shard.tasks.find(key);
     return it == shard.tasks.end() ? nullptr : *it;
   }
@@ -47,7 +47,7 @@ class TaskCache {
   template <class Create>
   std::pair<TaskState*, bool> FindOrInsert(const TaskKeyView& key, Create&& create) {
     Shard& shard = ShardFor(key.hash);
-    absl::MutexLock lock(&shard.mu);
+    MutexLock lock(&shard.mu);
     auto it = shard.tasks.find(key);
     if (it != shard.tasks.end()) return {*it, false};
     TaskState* task = create();
@@ -78,7 +78,7 @@ class TaskCache {
 
   static constexpr int kShardBits = 6;
   struct alignas(64) Shard {
-    mutable absl::Mutex mu;
+    mutable Mutex mu;
     absl::flat_hash_set<TaskState*, Hash, Eq> tasks ABSL_GUARDED_BY(mu);
   };
 

@@ -8,7 +8,7 @@
 #include <absl/base/thread_annotations.h>
 #include <absl/container/flat_hash_set.h>
 #include <absl/container/inlined_vector.h>
-#include <absl/synchronization/mutex.h>
+#include "mutex.h"
 
 #include <atomic>
 #include <memory>
@@ -34,8 +34,15 @@ enum class OutputKind : uint8_t { kNone, kValue, kRef, kError };
 struct CellSlot {
   ValueTypeId type = 0;
   uint32_t index = 0;
-  uint64_t changed_at = 0;
+  uint64_t changed_at = 0;  // change stamp, as TaskState::output_changed_at
   std::shared_ptr<const void> value;
+};
+
+// Dep is one thing a task read: a slot (an output or a cell) and the change stamp the slot
+// carried when it was read. The task is still valid while every slot carries that stamp.
+struct Dep {
+  RawVc slot;  // normalized: Output(task) or Cell(task, type, index)
+  uint64_t observed = 0;
 };
 
 // Dependent is one reader of one slot (output or cell) of this task.
@@ -75,16 +82,15 @@ struct TaskState {
   const RawVc receiver;
   void* const args;  // owned; the function's argument tuple
 
-  mutable absl::Mutex mu;
+  mutable Mutex mu;
   Phase phase ABSL_GUARDED_BY(mu) = Phase::kScheduled;
   // Set when an invalidation reached the task while it ran: its result is already stale.
   bool stale ABSL_GUARDED_BY(mu) = false;
   Output output ABSL_GUARDED_BY(mu);
+  // Change stamp of the output: a fresh engine-wide number each time the output changes.
   uint64_t output_changed_at ABSL_GUARDED_BY(mu) = 0;
-  // Revision at which the last refresh started; deps changed after it force re-execution.
-  uint64_t verified_at ABSL_GUARDED_BY(mu) = 0;
   std::vector<CellSlot> cells ABSL_GUARDED_BY(mu);
-  std::vector<RawVc> deps ABSL_GUARDED_BY(mu);  // what the last execution read, in order
+  std::vector<Dep> deps ABSL_GUARDED_BY(mu);  // what the last execution read, in order
   absl::flat_hash_set<Dependent> dependents ABSL_GUARDED_BY(mu);
   Waiter* waiters ABSL_GUARDED_BY(mu) = nullptr;
 
@@ -92,8 +98,8 @@ struct TaskState {
   // two tasks closing a cycle at once must see each other's store).
   std::atomic<TaskState*> waiting_on{nullptr};
 
-  // SlotChangedAt gives the revision the slot last changed, or UINT64_MAX if the slot no
-  // longer exists (a cell the last execution did not create).
+  // SlotChangedAt gives the slot's change stamp, or UINT64_MAX if the slot does not exist
+  // (a cell the last execution did not create).
   uint64_t SlotChangedAt(RawVc slot) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   const CellSlot* FindCell(ValueTypeId type, uint32_t index) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
@@ -101,22 +107,16 @@ struct TaskState {
 
 // ExecContext is one execution of a task body: what it read and what it produced.
 struct ExecContext {
-  struct Read {
-    RawVc dep;          // normalized: Output(task) or Cell(task, type, index)
-    uint64_t observed;  // the slot's changed_at when it was read
-  };
-
   EngineImpl* engine = nullptr;
   TaskState* task = nullptr;
-  uint64_t started_revision = 0;
   // Most tasks read a handful of values; recording them must not allocate on a hit.
-  absl::InlinedVector<Read, 8> reads;
+  absl::InlinedVector<Dep, 8> reads;
   std::vector<CellSlot> cells;
   Output output;
 
-  void RecordRead(RawVc dep, uint64_t observed) {
-    if (!reads.empty() && reads.back().dep == dep) return;  // a loop reading one value
-    reads.push_back(Read{dep, observed});
+  void RecordRead(RawVc slot, uint64_t observed) {
+    if (!reads.empty() && reads.back().slot == slot) return;  // a loop reading one value
+    reads.push_back(Dep{slot, observed});
   }
   uint32_t NextCellIndex(ValueTypeId type) const;
 };
