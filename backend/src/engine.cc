@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include <absl/synchronization/mutex.h>
+
 #include "engine_impl.h"
 
 namespace turbine {
@@ -23,7 +25,13 @@ int ResolveWorkerCount(int requested) {
 
 EngineImpl::EngineImpl(const EngineOptions& options)
     : counters_(new FunctionCounters[kMaxFunctions]),
-      executor_(std::make_unique<Executor>(this, ResolveWorkerCount(options.worker_threads))) {}
+      executor_(std::make_unique<Executor>(this, ResolveWorkerCount(options.worker_threads))) {
+  // Debian builds Abseil without NDEBUG, which leaves absl::Mutex deadlock detection on:
+  // every lock then updates a global lock graph, several times the cost of the lock on
+  // the cache-hit path. The engine never nests its locks (see task_state.h), so the check
+  // buys nothing here; it is a process-wide setting, documented in README.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+}
 
 EngineImpl::~EngineImpl() {
   // Refreshes parked on each other finish once their dependencies do; wait for them so

@@ -59,7 +59,8 @@ class EngineImpl {
   // --- refresh (refresh.cc) ---
   // StartRefresh runs the refresh of a task this thread claimed (phase kRunning).
   void StartRefresh(TaskState* task);
-  // TryClaim moves a claimable task to kRunning; true if this caller now owns it.
+  // TryClaim moves a task that never ran (kScheduled) to kRunning; true if this caller now
+  // owns it. Used by queued hints.
   bool TryClaim(TaskState* task);
 
   // --- invalidation and inputs (invalidation.cc) ---

@@ -151,7 +151,9 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
 
 bool EngineImpl::TryClaim(TaskState* task) {
   MutexLock lock(&task->mu);
-  if (task->phase != Phase::kScheduled && task->phase != Phase::kDirty) return false;
+  // Only a task that never ran: a hint left in a queue must not refresh a task that has
+  // since become dirty (dirty tasks run when somebody reads them, not before).
+  if (task->phase != Phase::kScheduled) return false;
   task->phase = Phase::kRunning;
   return true;
 }

@@ -101,3 +101,46 @@ TEST(Concurrency, DeepRecursionNeedsNoThreadPerLevel) {
 }
 
 }  // namespace
+
+namespace {
+
+// A hint queued when a task was created must not run the task again once it has become
+// dirty: dirty tasks run when somebody reads them, not before.
+std::atomic<bool> release_blocker{false};
+std::atomic<int> child_runs{0};
+
+Task<int64_t> BlockerImpl() {
+  while (!release_blocker.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  co_return 0;
+}
+inline const turbine::Function<BlockerImpl> blocker{"test.conc.blocker", 1};
+
+Task<int64_t> ChildImpl() {
+  child_runs.fetch_add(1);
+  co_return co_await turbine::Input<int64_t>("x");
+}
+inline const turbine::Function<ChildImpl> child{"test.conc.child", 1};
+
+Task<int64_t> ParentImpl() { co_return co_await child(); }
+inline const turbine::Function<ParentImpl> parent{"test.conc.parent", 1};
+
+TEST(Concurrency, ALeftoverHintDoesNotRunADirtyTaskNobodyReads) {
+  turbine::Engine engine(turbine::EngineOptions{.worker_threads = 1});
+  turbine::Engine::Scope scope(engine);
+  engine.SetInput("x", int64_t{1});
+  // Keep the only worker busy, so the hint queued for child() stays in the queue while
+  // this thread runs parent and child inline.
+  turbine::Vc<int64_t> busy = blocker();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(*engine.Read(parent()), 1);
+  ASSERT_EQ(child_runs.load(), 1);
+  engine.SetInput("x", int64_t{2});  // child and parent are dirty; nobody reads them
+  release_blocker.store(true);       // the worker now pops child's old hint
+  ASSERT_EQ(*engine.Read(busy), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(child_runs.load(), 1) << "child executed with no reader";
+  EXPECT_EQ(*engine.Read(parent()), 2);
+  EXPECT_EQ(child_runs.load(), 2);
+}
+
+}  // namespace
