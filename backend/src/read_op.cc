@@ -25,8 +25,13 @@ bool ChainReaches(TaskState* from, TaskState* target) {
 
 }  // namespace
 
-ReadOp::ReadOp(RawVc vc, const ValueType* expected_type, Mode mode)
-    : saved_context_(tls_context), cursor_(vc), expected_type_(expected_type), mode_(mode) {
+ReadOp::ReadOp(RawVc vc, const ValueType* expected_type, Mode mode, CopyOut copy_out, void* out)
+    : saved_context_(tls_context),
+      cursor_(vc),
+      expected_type_(expected_type),
+      mode_(mode),
+      copy_out_(copy_out),
+      out_(out) {
   if (saved_context_.exec != nullptr) waiting_task_ = saved_context_.exec->task;
 }
 
@@ -74,7 +79,11 @@ void ReadOp::TakeValue(const ValueType* type, const std::shared_ptr<const void>&
     SetError("value has type '" + type->name + "', expected '" + expected_type_->name + "'");
     return;
   }
-  value_ = value;
+  if (copy_out_ != nullptr) {
+    copy_out_(value.get(), out_);
+  } else {
+    value_ = value;
+  }
 }
 
 ReadOp::Step ReadOp::Run(bool may_park) {

@@ -72,10 +72,12 @@ class Engine {
   absl::StatusOr<T> Read(Vc<T> vc) {
     CheckNotInTaskBody();
     Scope scope(*this);
-    internal::ReadOp op(vc.raw(), &ValueTypeOf<T>(), internal::ReadOp::Mode::kValue);
+    std::optional<T> value;
+    internal::ReadOp op(vc.raw(), &ValueTypeOf<T>(), internal::ReadOp::Mode::kValue,
+                        &internal::CopyInto<T>, &value);
     ReadBlocking(op);
     if (!op.ok()) return ErrorStatus(op.error());
-    return *static_cast<const T*>(op.value().get());
+    return std::move(*value);
   }
 
   // Resolve waits for `vc` and returns the cell it points at.

@@ -40,16 +40,18 @@ namespace internal {
 template <class T>
 class ValueAwaiter {
  public:
-  explicit ValueAwaiter(RawVc vc) : op_(vc, &ValueTypeOf<T>(), ReadOp::Mode::kValue) {}
+  explicit ValueAwaiter(RawVc vc)
+      : op_(vc, &ValueTypeOf<T>(), ReadOp::Mode::kValue, &CopyInto<T>, &value_) {}
   bool await_ready() { return op_.TryComplete(); }
   bool await_suspend(std::coroutine_handle<> awaiter) { return op_.Suspend(awaiter); }
   T await_resume() {
     op_.Resumed();
     if (!op_.ok()) ThrowTaskError(op_.error());
-    return *static_cast<const T*>(op_.value().get());
+    return std::move(*value_);
   }
 
  private:
+  std::optional<T> value_;  // declared first: op_ points at it
   ReadOp op_;
 };
 

@@ -6,6 +6,7 @@
 
 #include <coroutine>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "turbine/raw_vc.h"
@@ -58,7 +59,12 @@ class ReadOp : public Waiter {
   // task named by the Vc is clean (no dependency recorded).
   enum class Mode : uint8_t { kValue, kResolve, kClean };
 
-  ReadOp(RawVc vc, const ValueType* expected_type, Mode mode);
+  // CopyOut copies a value of the expected type into the reader's storage. With one, the
+  // value is copied while the task's lock is held, so a hit touches no reference count.
+  using CopyOut = void (*)(const void* value, void* out);
+
+  ReadOp(RawVc vc, const ValueType* expected_type, Mode mode, CopyOut copy_out = nullptr,
+         void* out = nullptr);
   ReadOp(const ReadOp&) = delete;
   ReadOp& operator=(const ReadOp&) = delete;
 
@@ -75,6 +81,7 @@ class ReadOp : public Waiter {
 
   bool ok() const { return error_ == nullptr; }
   const std::string& error() const { return *error_; }
+  // value is the value read, unless a CopyOut received it.
   const std::shared_ptr<const void>& value() const { return value_; }
   RawVc resolved() const { return cursor_; }
 
@@ -100,11 +107,19 @@ class ReadOp : public Waiter {
   RawVc cursor_;
   const ValueType* expected_type_;
   Mode mode_;
+  CopyOut copy_out_;
+  void* out_;
   std::coroutine_handle<> awaiter_;
   void* blocked_thread_ = nullptr;  // a std::binary_semaphore while Block() waits
   std::shared_ptr<const void> value_;
   std::shared_ptr<const std::string> error_;
 };
+
+// CopyInto is the CopyOut for a std::optional<T> destination.
+template <class T>
+void CopyInto(const void* value, void* out) {
+  static_cast<std::optional<T>*>(out)->emplace(*static_cast<const T*>(value));
+}
 
 // ThrowTaskError rethrows a read's error inside a task body (out of line: cold path).
 [[noreturn]] void ThrowTaskError(const std::string& message);
