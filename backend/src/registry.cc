@@ -64,6 +64,11 @@ const ValueType* ValueTypeById(ValueTypeId id) {
   return Types().by_id[id].load(std::memory_order_acquire);
 }
 
+uint64_t StableTypeHash(ValueTypeId type) {
+  const ValueType* record = ValueTypeById(type);
+  return record != nullptr ? record->name_hash : 0;
+}
+
 std::string ValueTypeNameOrEmpty(ValueTypeId id) {
   const ValueType* type = ValueTypeById(id);
   return type != nullptr ? type->name : std::string();
@@ -87,6 +92,7 @@ const ValueType* RegisterValueType(ValueType type, const void* cxx_type_tag) {
     Die("two C++ types are registered as value type '" + type.name + "'");
   }
   type.id = static_cast<ValueTypeId>(registry.types.size() + 1);  // 0 is the output slot
+  type.name_hash = HashValue(type.name, 0);
   if (type.id >= (1u << 16)) Die("too many value types");
   const ValueType* stored = &registry.types.emplace_back(std::move(type));
   registry.by_name.emplace(stored->name, std::make_pair(stored, cxx_type_tag));

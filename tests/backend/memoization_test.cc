@@ -31,3 +31,18 @@ TEST(Memoization, FibComputesOncePerArgument) {
 }
 
 }  // namespace
+
+namespace {
+
+// Task hashes must not depend on process-local ids: the backing store keys tasks by them.
+TEST(TaskHashing, AVcHashesByItsCellTypeNameNotItsProcessLocalId) {
+  const turbine::ValueType& type = turbine::ValueTypeOf<int64_t>();
+  const turbine::RawVc cell = turbine::RawVc::Cell(7, type.id, 2);
+  uint64_t expected = turbine::HashScalar(uint64_t{7}, 99);
+  expected = turbine::HashScalar(uint32_t{2}, expected);
+  expected = turbine::HashScalar(turbine::HashValue(std::string("i64"), 0), expected);
+  EXPECT_EQ(turbine::HashValue(cell, 99), expected);
+  EXPECT_NE(turbine::HashValue(cell, 99), turbine::HashValue(turbine::RawVc::Output(7), 99));
+}
+
+}  // namespace

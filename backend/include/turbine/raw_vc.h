@@ -45,8 +45,15 @@ struct RawVc {
   friend constexpr auto operator<=>(const RawVc&, const RawVc&) = default;
 };
 
+// StableTypeHash is the XXH3 hash of a value type's stable name (0 for kOutputSlot).
+uint64_t StableTypeHash(ValueTypeId type);
+
+// A RawVc hashes the same in every process: the cell type enters by its name's hash, not by
+// its process-local id, so a task keyed by a Vc argument keeps its hash across restarts.
 inline uint64_t HashValue(const RawVc& vc, uint64_t seed) {
-  return HashBytes(&vc, sizeof(vc), seed);
+  seed = HashScalar(vc.task, seed);
+  seed = HashScalar(vc.index, seed);
+  return vc.type == kOutputSlot ? seed : HashScalar(StableTypeHash(vc.type), seed);
 }
 
 template <class H>

@@ -107,6 +107,7 @@ concept TaskInput = std::equality_comparable<T> && std::copy_constructible<T> &&
 struct ValueType {
   ValueTypeId id = 0;
   std::string name;
+  uint64_t name_hash = 0;  // XXH3 of `name`, assigned at registration
   bool (*equal)(const void* a, const void* b) = nullptr;
   uint64_t (*hash)(const void* value, uint64_t seed) = nullptr;
   // Appends the cereal binary encoding of `value` to `out`.
