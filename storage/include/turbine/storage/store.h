@@ -1,0 +1,88 @@
+// store.h — the RocksDB database that backs the engine's task graph.
+//
+// One database at <data-dir>/db, one column family per logical table (see format.h for
+// the schema). Opening never refuses service because of the cache's state: a database with
+// another format version, or one RocksDB reports as corrupt, is moved aside to
+// <data-dir>/db.broken-<time> and replaced by an empty one. What cannot be fixed that way
+// (an unwritable directory, another process holding the database) is a clear error.
+//
+// Thread-safety: a Store may be used from any number of threads at once.
+#pragma once
+
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+
+#include <array>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace rocksdb {
+class ColumnFamilyHandle;
+class DB;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace turbine::storage {
+
+// Table names the column families. Stored on disk by name: renaming one is a format change.
+enum class Table : int {
+  kMeta,        // format version, id allocator, function and type name tables
+  kTaskCache,   // (component hash, TaskId) -> empty: candidates for a lookup by components
+  kTaskType,    // TaskId -> function identity, receiver, canonical argument bytes
+  kTaskMeta,    // TaskId -> output, change stamps, state
+  kTaskCells,   // (TaskId, type, index) -> cell value
+  kDeps,        // (reader TaskId) -> what it read, in order
+  kDependents,  // (TaskId, slot, reader TaskId) -> empty
+  kInputs,      // input key -> value, type, change stamp (durable on acknowledgement)
+};
+inline constexpr int kTableCount = 8;
+std::string_view TableName(Table table);
+
+struct StoreOptions {
+  // Directory that holds the database (created if missing).
+  std::string data_dir = "./.turbine";
+  // Fsync the write-ahead log on every write batch. Inputs need it (they are user data,
+  // durable once acknowledged); snapshots of cached results do not.
+  bool sync_writes = false;
+};
+
+// OpenReport says what Open found, for the daemon's log.
+struct OpenReport {
+  bool created = false;      // a new, empty database was made
+  std::string moved_aside;   // where an unusable database went, empty if none
+  std::string reason;        // why it was unusable
+};
+
+class Store {
+ public:
+  // Open opens or creates the database. Errors: kPermissionDenied / kUnavailable when the
+  // directory cannot be used, kFailedPrecondition when another process (or Store) holds it.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options,
+                                                     OpenReport* report = nullptr);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Get reads one value into `value`; returns false if the key is absent.
+  absl::StatusOr<bool> Get(Table table, std::string_view key, std::string* value) const;
+  absl::Status Put(Table table, std::string_view key, std::string_view value);
+  // Write applies `batch` atomically across tables (the snapshot unit).
+  absl::Status Write(rocksdb::WriteBatch& batch, bool sync);
+
+  rocksdb::ColumnFamilyHandle* handle(Table table) const {
+    return handles_[static_cast<int>(table)];
+  }
+  rocksdb::DB& db() const { return *db_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  Store() = default;
+
+  std::string path_;
+  StoreOptions options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> handles_{};
+};
+
+}  // namespace turbine::storage

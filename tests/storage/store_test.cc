@@ -1,0 +1,141 @@
+// The backing store opens on a real directory, keeps what it is given, and never refuses
+// service because of the cache's state: unusable databases are moved aside.
+#include <gtest/gtest.h>
+#include <rocksdb/write_batch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "turbine/storage/format.h"
+#include "turbine/storage/store.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using turbine::storage::OpenReport;
+using turbine::storage::Store;
+using turbine::storage::StoreOptions;
+using turbine::storage::Table;
+
+// TempDir is a fresh directory under the system temp dir, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    path_ = fs::temp_directory_path() /
+            ("turbine-store-test-" + std::to_string(::getpid()) + "-" + std::to_string(next_++));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  std::string str() const { return path_.string(); }
+  fs::path path() const { return path_; }
+
+ private:
+  static inline int next_ = 0;
+  fs::path path_;
+};
+
+std::unique_ptr<Store> OpenOrDie(const std::string& dir, OpenReport* report = nullptr) {
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(StoreOptions{.data_dir = dir}, report);
+  EXPECT_TRUE(store.ok()) << store.status();
+  return store.ok() ? std::move(*store) : nullptr;
+}
+
+int CountBroken(const fs::path& dir) {
+  int count = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    count += entry.path().filename().string().starts_with("db.broken-") ? 1 : 0;
+  }
+  return count;
+}
+
+TEST(Store, CreatesADatabaseWithItsFormatVersion) {
+  TempDir dir;
+  OpenReport report;
+  auto store = OpenOrDie(dir.str(), &report);
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(report.created);
+  EXPECT_TRUE(report.moved_aside.empty());
+  std::string version;
+  ASSERT_TRUE(*store->Get(Table::kMeta, turbine::storage::kFormatVersionKey, &version));
+  EXPECT_EQ(version, std::to_string(turbine::storage::kFormatVersion));
+  EXPECT_TRUE(fs::exists(dir.path() / "db" / "CURRENT"));
+}
+
+TEST(Store, KeepsWhatItWasGivenAcrossReopens) {
+  TempDir dir;
+  {
+    auto store = OpenOrDie(dir.str());
+    ASSERT_TRUE(store->Put(Table::kInputs, "answer", "42").ok());
+    rocksdb::WriteBatch batch;  // one snapshot spans tables atomically
+    batch.Put(store->handle(Table::kTaskType), "t1", "type");
+    batch.Put(store->handle(Table::kTaskMeta), "t1", "meta");
+    ASSERT_TRUE(store->Write(batch, /*sync=*/true).ok());
+  }
+  OpenReport report;
+  auto store = OpenOrDie(dir.str(), &report);
+  EXPECT_FALSE(report.created);
+  std::string value;
+  ASSERT_TRUE(*store->Get(Table::kInputs, "answer", &value));
+  EXPECT_EQ(value, "42");
+  ASSERT_TRUE(*store->Get(Table::kTaskMeta, "t1", &value));
+  EXPECT_EQ(value, "meta");
+  EXPECT_FALSE(*store->Get(Table::kTaskCells, "t1", &value));  // absent is not an error
+}
+
+TEST(Store, AnotherFormatVersionIsMovedAsideAndTheCacheStartsEmpty) {
+  TempDir dir;
+  {
+    auto store = OpenOrDie(dir.str());
+    ASSERT_TRUE(store->Put(Table::kMeta, turbine::storage::kFormatVersionKey, "999").ok());
+    ASSERT_TRUE(store->Put(Table::kInputs, "old", "data").ok());
+  }
+  OpenReport report;
+  auto store = OpenOrDie(dir.str(), &report);
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(report.created);
+  EXPECT_NE(report.reason.find("999"), std::string::npos) << report.reason;
+  EXPECT_TRUE(fs::exists(report.moved_aside));
+  EXPECT_EQ(CountBroken(dir.path()), 1);
+  std::string value;
+  EXPECT_FALSE(*store->Get(Table::kInputs, "old", &value));
+}
+
+TEST(Store, ACorruptDatabaseIsMovedAside) {
+  TempDir dir;
+  { auto store = OpenOrDie(dir.str()); }
+  // CURRENT names the manifest; garbage there is what a torn copy or a bad disk leaves.
+  std::ofstream(dir.path() / "db" / "CURRENT", std::ios::trunc) << "garbage-not-a-manifest\n";
+  OpenReport report;
+  auto store = OpenOrDie(dir.str(), &report);
+  ASSERT_NE(store, nullptr);
+  EXPECT_FALSE(report.moved_aside.empty());
+  EXPECT_EQ(CountBroken(dir.path()), 1);
+  EXPECT_TRUE(store->Put(Table::kInputs, "fresh", "1").ok());
+}
+
+TEST(Store, ADatabaseInUseIsAnErrorAndIsNotTouched) {
+  TempDir dir;
+  auto first = OpenOrDie(dir.str());
+  ASSERT_TRUE(first->Put(Table::kInputs, "k", "v").ok());
+  absl::StatusOr<std::unique_ptr<Store>> second = Store::Open(StoreOptions{.data_dir = dir.str()});
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("in use"), std::string::npos);
+  EXPECT_EQ(CountBroken(dir.path()), 0);
+  std::string value;
+  EXPECT_TRUE(*first->Get(Table::kInputs, "k", &value));
+}
+
+TEST(Store, AnUnusableDirectoryIsAClearError) {
+  TempDir dir;
+  std::ofstream(dir.path() / "a-file") << "not a directory";
+  absl::StatusOr<std::unique_ptr<Store>> store =
+      Store::Open(StoreOptions{.data_dir = (dir.path() / "a-file" / "data").string()});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_NE(store.status().message().find("a-file"), std::string::npos);
+}
+
+}  // namespace
