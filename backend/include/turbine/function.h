@@ -22,6 +22,7 @@
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -100,6 +101,14 @@ struct TupleOps<std::tuple<A...>> {
     return new Tuple(std::move(*static_cast<Tuple*>(stack_args)));
   }
   static void Destroy(void* args) { delete static_cast<Tuple*>(args); }
+  static void Serialize(const void* args, std::string* out) {
+    SerializeTo(*static_cast<const Tuple*>(args), out);
+  }
+  static void* Deserialize(std::string_view bytes) {
+    auto tuple = std::make_unique<Tuple>();
+    if (!DeserializeFrom(bytes, tuple.get())) return nullptr;
+    return tuple.release();
+  }
   static bool NeedsResolution(const void* args) {
     if constexpr (kHasResolvedVc) {
       bool needs = false;
@@ -188,6 +197,8 @@ void FillArgs(FunctionInfo& info) {
   info.equal_args = &Ops::Equal;
   info.box_args = &Ops::Box;
   info.destroy_args = &Ops::Destroy;
+  info.serialize_args = &Ops::Serialize;
+  info.deserialize_args = &Ops::Deserialize;
   info.needs_resolution = &Ops::NeedsResolution;
 }
 

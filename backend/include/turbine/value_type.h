@@ -23,18 +23,19 @@
 #include <cereal/types/map.hpp>
 #include <cereal/types/optional.hpp>
 #include <cereal/types/string.hpp>
+#include <cereal/types/tuple.hpp>
 #include <cereal/types/vector.hpp>
 #include <concepts>
 #include <map>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <tuple>
 #include <vector>
 
 #include "turbine/hash.h"
+#include "turbine/internal/byte_streams.h"
 #include "turbine/raw_vc.h"
 
 namespace turbine {
@@ -68,6 +69,16 @@ concept HasFields = requires {
 };
 
 // --- Hashing of composites ---------------------------------------------------------------
+// Declared first so that each can hash the others' elements (vector<optional<Point>>).
+template <class T>
+uint64_t HashValue(const std::vector<T>& v, uint64_t seed);
+template <class T>
+uint64_t HashValue(const std::optional<T>& v, uint64_t seed);
+template <class T>
+uint64_t HashValue(const std::map<std::string, T>& v, uint64_t seed);
+template <HasFields T>
+uint64_t HashValue(const T& v, uint64_t seed);
+
 
 template <class T>
 uint64_t HashValue(const std::vector<T>& v, uint64_t seed) {
@@ -98,6 +109,7 @@ struct ValueTraits;
 
 template <class T>
 concept TaskInput = std::equality_comparable<T> && std::copy_constructible<T> &&
+                    std::default_initializable<T> &&  // to decode it from the store
                     requires(const T& v) {
                       { HashValue(v, uint64_t{0}) } -> std::same_as<uint64_t>;
                       { ValueTraits<T>::Name() } -> std::convertible_to<std::string>;
@@ -136,24 +148,13 @@ uint64_t HashErased(const void* v, uint64_t seed) {
 }
 template <class T>
 void SerializeErased(const void* v, std::string* out) {
-  std::ostringstream stream(std::ios::binary);
-  {
-    cereal::BinaryOutputArchive archive(stream);
-    archive(*static_cast<const T*>(v));
-  }
-  out->append(stream.str());
+  SerializeTo(*static_cast<const T*>(v), out);
 }
 template <class T>
 std::shared_ptr<const void> DeserializeErased(std::string_view bytes) {
-  try {
-    std::istringstream stream(std::string(bytes), std::ios::binary);
-    cereal::BinaryInputArchive archive(stream);
-    auto value = std::make_shared<T>();
-    archive(*value);
-    return value;
-  } catch (const std::exception&) {
-    return nullptr;  // cereal reports truncated or malformed input by throwing
-  }
+  auto value = std::make_shared<T>();
+  if (!DeserializeFrom(bytes, value.get())) return nullptr;
+  return value;
 }
 }  // namespace internal
 

@@ -8,6 +8,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "turbine/raw_vc.h"
@@ -55,6 +56,11 @@ struct FunctionInfo {
   // allocation of a task's identity, made on a true miss).
   void* (*box_args)(void* stack_args) = nullptr;
   void (*destroy_args)(void* boxed_args) = nullptr;
+  // Canonical bytes of an argument tuple (cereal binary): what the backing store keeps and
+  // compares. Appends to `out`, so a caller can reuse one buffer.
+  void (*serialize_args)(const void* args, std::string* out) = nullptr;
+  // Rebuilds a heap tuple from canonical bytes; null if they are malformed.
+  void* (*deserialize_args)(std::string_view bytes) = nullptr;
   // True if some ResolvedVc argument still points at a task output.
   bool (*needs_resolution)(const void* args) = nullptr;
   // Starts the body (suspended at its first instruction).
