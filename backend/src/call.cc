@@ -32,17 +32,26 @@ RawVc EngineImpl::Call(const FunctionInfo& fn, RawVc receiver, void* stack_args)
   const TaskKeyView key{&fn, receiver, stack_args, HashComponents(fn, receiver, stack_args)};
   // Step 1: reader lock, borrowed components, no allocation.
   if (TaskState* hit = cache_.Find(key)) return RawVc::Output(hit->id);
-  // Step 2 (the backing store lookup) joins here with persistence.
+  // Step 2: the backing store, with no engine lock held. (Inputs so far; persisted tasks
+  // join here next.)
+  std::optional<StoredInput> stored_input;
+  if (fn.kind == FunctionKind::kInput && store_ != nullptr) {
+    const auto& input_key = std::get<0>(*static_cast<const std::tuple<std::string>*>(stack_args));
+    absl::StatusOr<std::optional<StoredInput>> read = store_->ReadInput(input_key);
+    if (read.ok()) stored_input = std::move(*read);  // unreadable: treated as never set
+  }
   // Step 3: writer lock, re-check, box the arguments only if still absent.
   counters.misses.fetch_add(1, std::memory_order_relaxed);
-  auto [task, created] = cache_.FindOrInsert(key, [&] { return CreateTask(key, stack_args); });
+  auto [task, created] = cache_.FindOrInsert(
+      key, [&] { return CreateTask(key, stack_args, stored_input); });
   if (created && fn.kind != FunctionKind::kInput) {
     executor_->Push(WorkItem{WorkItem::Kind::kHint, task});
   }
   return RawVc::Output(task->id);
 }
 
-TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args) {
+TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
+                                  const std::optional<StoredInput>& stored_input) {
   const TaskId id = next_task_id_.fetch_add(1, std::memory_order_relaxed);
   auto owned = std::make_unique<TaskState>(id, key.hash, key.fn, key.receiver,
                                            key.fn->box_args(stack_args));
@@ -50,9 +59,13 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args) {
   if (key.fn->kind == FunctionKind::kInput) {
     MutexLock lock(&task->mu);
     task->phase = Phase::kClean;
-    task->output.kind = OutputKind::kError;
-    const auto& input_key = std::get<0>(*static_cast<const std::tuple<std::string>*>(task->args));
-    task->output.value = std::make_shared<const std::string>("input '" + input_key + "' is not set");
+    if (stored_input.has_value()) {
+      RestoreInput(*stored_input, &task->output, &task->output_changed_at);
+    } else {
+      task->output.kind = OutputKind::kError;
+      task->output.value =
+          std::make_shared<const std::string>("input '" + InputKeyOf(*task) + "' is not set");
+    }
   }
   if (!tasks_.Put(id, std::move(owned))) {
     std::fprintf(stderr, "turbine: task id space exhausted\n");

@@ -24,13 +24,26 @@ int ResolveWorkerCount(int requested) {
 }  // namespace
 
 EngineImpl::EngineImpl(const EngineOptions& options)
-    : counters_(new FunctionCounters[kMaxFunctions]),
+    : store_(options.backing_store),
+      counters_(new FunctionCounters[kMaxFunctions]),
       executor_(std::make_unique<Executor>(this, ResolveWorkerCount(options.worker_threads))) {
   // Debian builds Abseil without NDEBUG, which leaves absl::Mutex deadlock detection on:
   // every lock then updates a global lock graph, several times the cost of the lock on
   // the cache-hit path. The engine never nests its locks (see task_state.h), so the check
   // buys nothing here; it is a process-wide setting, documented in README.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  if (store_ != nullptr) {
+    // Stamps continue above everything ever persisted, so a restored reader's observed
+    // stamp can never match a value this session produced.
+    absl::StatusOr<uint64_t> next = store_->NextStamp();
+    if (next.ok()) {
+      stamp_.store(*next);
+    } else {
+      std::fprintf(stderr, "turbine: backing store unreadable, running in memory: %s\n",
+                   std::string(next.status().message()).c_str());
+      store_ = nullptr;
+    }
+  }
 }
 
 EngineImpl::~EngineImpl() {
@@ -107,7 +120,9 @@ absl::StatusOr<RawVc> Engine::Resolve(RawVc vc) {
   return op.resolved();
 }
 
-void Engine::SetInputs(std::vector<InputValue> values) { impl_->SetInputs(std::move(values)); }
+absl::Status Engine::SetInputs(std::vector<InputValue> values) {
+  return impl_->SetInputs(std::move(values));
+}
 
 EngineStats Engine::Stats() const { return impl_->Stats(); }
 

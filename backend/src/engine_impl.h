@@ -18,6 +18,7 @@
 #include <atomic>
 #include <coroutine>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,7 +65,7 @@ class EngineImpl {
   bool TryClaim(TaskState* task);
 
   // --- invalidation and inputs (invalidation.cc) ---
-  void SetInputs(std::vector<InputValue> values);
+  absl::Status SetInputs(std::vector<InputValue> values);
   RawVc InputVc(const std::string& key);
   // MarkDirty marks `readers` and everything downstream of them dirty.
   void MarkDirty(std::vector<TaskId> readers);
@@ -89,9 +90,11 @@ class EngineImpl {
 
  private:
   friend class Refresh;
-  TaskState* CreateTask(const TaskKeyView& key, void* stack_args);
+  TaskState* CreateTask(const TaskKeyView& key, void* stack_args,
+                        const std::optional<StoredInput>& stored_input);
   std::string DescribeCycle(TaskState* from, TaskState* to) const;
 
+  BackingStore* store_;  // null: memory only
   TaskTable tasks_;
   TaskCache cache_;
   std::atomic<TaskId> next_task_id_{1};
@@ -101,6 +104,11 @@ class EngineImpl {
   std::unique_ptr<FunctionCounters[]> counters_;
   std::unique_ptr<Executor> executor_;
 };
+
+// InputKeyOf is the key of an input task; RestoreInput turns a persisted input into the
+// task's output and stamp (invalidation.cc).
+const std::string& InputKeyOf(const TaskState& input);
+void RestoreInput(const StoredInput& stored, Output* output, uint64_t* stamp);
 
 // The refresh of a task and the commit of its results (refresh.cc).
 void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context);

@@ -32,25 +32,75 @@ RawVc EngineImpl::InputVc(const std::string& key) {
   return Call(InputFunction(), RawVc{}, &args);
 }
 
-void EngineImpl::SetInputs(std::vector<InputValue> values) {
+absl::Status EngineImpl::SetInputs(std::vector<InputValue> values) {
   std::vector<TaskId> readers;
+  absl::Status durable = absl::OkStatus();
   {
+    // One batch at a time: the order batches become durable is the order they apply.
     MutexLock writer(&input_writer_mu_);
     revision_.fetch_add(1);
+    struct Change {
+      TaskState* task;
+      Output next;
+      uint64_t stamp;
+    };
+    std::vector<Change> changes;
     for (InputValue& input : values) {
       TaskState* task = Task(InputVc(input.key).task);
       Output next;
       next.kind = OutputKind::kValue;
       next.type = input.type;
       next.value = std::move(input.value);
-      MutexLock lock(&task->mu);
-      if (task->output.SameAs(next)) continue;  // equal value: nobody is invalidated
-      task->output = std::move(next);
-      task->output_changed_at = NextStamp();
-      for (const Dependent& dependent : task->dependents) readers.push_back(dependent.reader);
+      {
+        MutexLock lock(&task->mu);
+        if (task->output.SameAs(next)) continue;  // equal value: nobody is invalidated
+      }
+      changes.push_back(Change{task, std::move(next), NextStamp()});
+    }
+    if (store_ != nullptr && !changes.empty()) {
+      std::vector<std::pair<std::string, StoredInput>> records;
+      records.reserve(changes.size());
+      for (const Change& change : changes) {
+        StoredInput record{change.next.type->name, {}, change.stamp};
+        change.next.type->serialize(change.next.value.get(), &record.bytes);
+        records.emplace_back(InputKeyOf(*change.task), std::move(record));
+      }
+      durable = store_->WriteInputs(records, stamp_.load() + 1);
+    }
+    for (Change& change : changes) {
+      MutexLock lock(&change.task->mu);
+      change.task->output = std::move(change.next);
+      change.task->output_changed_at = change.stamp;
+      for (const Dependent& dependent : change.task->dependents) {
+        readers.push_back(dependent.reader);
+      }
     }
   }
   MarkDirty(std::move(readers));
+  if (!durable.ok()) {
+    return absl::Status(durable.code(), "the inputs apply in memory but are not durable: " +
+                                            std::string(durable.message()));
+  }
+  return absl::OkStatus();
+}
+
+const std::string& InputKeyOf(const TaskState& input) {
+  return std::get<0>(*static_cast<const std::tuple<std::string>*>(input.args));
+}
+
+void RestoreInput(const StoredInput& stored, Output* output, uint64_t* stamp) {
+  const ValueType* type = FindValueType(stored.type_name);
+  std::shared_ptr<const void> value = type != nullptr ? type->deserialize(stored.bytes) : nullptr;
+  if (value == nullptr) {
+    output->kind = OutputKind::kError;
+    output->value = std::make_shared<const std::string>(
+        "the stored value (type '" + stored.type_name + "') cannot be read by this build");
+  } else {
+    output->kind = OutputKind::kValue;
+    output->type = type;
+    output->value = std::move(value);
+  }
+  *stamp = stored.stamp;
 }
 
 void EngineImpl::MarkDirty(std::vector<TaskId> work) {

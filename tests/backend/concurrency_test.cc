@@ -127,14 +127,14 @@ inline const turbine::Function<ParentImpl> parent{"test.conc.parent", 1};
 TEST(Concurrency, ALeftoverHintDoesNotRunADirtyTaskNobodyReads) {
   turbine::Engine engine(turbine::EngineOptions{.worker_threads = 1});
   turbine::Engine::Scope scope(engine);
-  engine.SetInput("x", int64_t{1});
+  ASSERT_TRUE(engine.SetInput("x", int64_t{1}).ok());
   // Keep the only worker busy, so the hint queued for child() stays in the queue while
   // this thread runs parent and child inline.
   turbine::Vc<int64_t> busy = blocker();
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ASSERT_EQ(*engine.Read(parent()), 1);
   ASSERT_EQ(child_runs.load(), 1);
-  engine.SetInput("x", int64_t{2});  // child and parent are dirty; nobody reads them
+  ASSERT_TRUE(engine.SetInput("x", int64_t{2}).ok());  // child and parent are dirty; nobody reads them
   release_blocker.store(true);       // the worker now pops child's old hint
   ASSERT_EQ(*engine.Read(busy), 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -67,9 +67,9 @@ TEST(Cycles, ALongCycleIsAnError) {
 TEST(Cycles, HealWhenAnInputBreaksThem) {
   turbine::Engine engine;
   turbine::Engine::Scope scope(engine);
-  engine.SetInput("closed", int64_t{1});
+  ASSERT_TRUE(engine.SetInput("closed", int64_t{1}).ok());
   EXPECT_FALSE(engine.Read(gate()).ok());
-  engine.SetInput("closed", int64_t{0});
+  ASSERT_TRUE(engine.SetInput("closed", int64_t{0}).ok());
   EXPECT_EQ(*engine.Read(gate()), 42);
 }
 

@@ -40,7 +40,7 @@ inline const turbine::Function<ThrowsStdImpl> throws_std{"test.err.throws_std", 
 TEST(Errors, PropagateToReadersAndAreCached) {
   turbine::Engine engine;
   turbine::Engine::Scope scope(engine);
-  engine.SetInput("divisor", int64_t{0});
+  ASSERT_TRUE(engine.SetInput("divisor", int64_t{0}).ok());
   absl::StatusOr<int64_t> result = engine.Read(plus_one());
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), absl::StatusCode::kUnknown);
@@ -55,20 +55,20 @@ TEST(Errors, PropagateToReadersAndAreCached) {
 TEST(Errors, HealWhenTheInputIsFixed) {
   turbine::Engine engine;
   turbine::Engine::Scope scope(engine);
-  engine.SetInput("divisor", int64_t{0});
+  ASSERT_TRUE(engine.SetInput("divisor", int64_t{0}).ok());
   ASSERT_FALSE(engine.Read(plus_one()).ok());
-  engine.SetInput("divisor", int64_t{4});
+  ASSERT_TRUE(engine.SetInput("divisor", int64_t{4}).ok());
   EXPECT_EQ(*engine.Read(plus_one()), 26);
-  engine.SetInput("divisor", int64_t{0});
+  ASSERT_TRUE(engine.SetInput("divisor", int64_t{0}).ok());
   EXPECT_FALSE(engine.Read(plus_one()).ok());
 }
 
 TEST(Errors, AReaderCanCatchThem) {
   turbine::Engine engine;
   turbine::Engine::Scope scope(engine);
-  engine.SetInput("divisor", int64_t{0});
+  ASSERT_TRUE(engine.SetInput("divisor", int64_t{0}).ok());
   EXPECT_EQ(*engine.Read(recover()), -1);
-  engine.SetInput("divisor", int64_t{5});
+  ASSERT_TRUE(engine.SetInput("divisor", int64_t{5}).ok());
   EXPECT_EQ(*engine.Read(recover()), 21);
 }
 

@@ -321,7 +321,7 @@ void Apply(turbine::Engine& engine, const Graph& graph, const Change& change,
     batch.push_back(turbine::InputValue::Of(graph.input_keys[change.keys[i]], change.values[i]));
     inputs[change.keys[i]] = change.values[i];
   }
-  engine.SetInputs(std::move(batch));
+  ASSERT_TRUE(engine.SetInputs(std::move(batch)).ok());
 }
 
 std::string ChangeText(const Graph& graph, const Change& change) {
@@ -423,7 +423,7 @@ TEST(Oracle, RandomDagMatchesFromScratchEvaluationAfterEveryChange) {
   turbine::Engine engine;
   turbine::Engine::Scope scope(engine);
   std::vector<int64_t> inputs = RandomInputs(rng, kInputs);
-  engine.SetInputs(AllInputs(graph, inputs));
+  ASSERT_TRUE(engine.SetInputs(AllInputs(graph, inputs)).ok());
   Evaluation before = Evaluate(graph, inputs);
 
   // The first read of everything executes every node exactly once.
@@ -508,7 +508,7 @@ TEST(Oracle, ConcurrentReadersAgreeWithFromScratchEvaluation) {
   turbine::Engine engine;
   turbine::Engine::Scope scope(engine);
   std::vector<int64_t> inputs = RandomInputs(rng, kInputs);
-  engine.SetInputs(AllInputs(graph, inputs));
+  ASSERT_TRUE(engine.SetInputs(AllInputs(graph, inputs)).ok());
   Evaluation before = Evaluate(graph, inputs);
   TakeExecutions(graph);
 
@@ -575,7 +575,7 @@ TEST(Oracle, ReadsRacingChangesSettleOnFromScratchEvaluation) {
   turbine::Engine engine;
   turbine::Engine::Scope scope(engine);
   std::vector<int64_t> inputs = RandomInputs(rng, kInputs);
-  engine.SetInputs(AllInputs(graph, inputs));
+  ASSERT_TRUE(engine.SetInputs(AllInputs(graph, inputs)).ok());
   Problems problems = ReadAndCompare(engine, graph, Shuffled(rng, kNodes), Evaluate(graph, inputs));
   ASSERT_TRUE(problems.empty()) << "initial read:\n" << Report(problems);
   TakeExecutions(graph);

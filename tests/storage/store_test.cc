@@ -7,6 +7,7 @@
 #include <fstream>
 #include <string>
 
+#include "temp_dir.h"
 #include "turbine/storage/format.h"
 #include "turbine/storage/store.h"
 
@@ -18,23 +19,7 @@ using turbine::storage::Store;
 using turbine::storage::StoreOptions;
 using turbine::storage::Table;
 
-// TempDir is a fresh directory under the system temp dir, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("turbine-store-test-" + std::to_string(::getpid()) + "-" + std::to_string(next_++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string str() const { return path_.string(); }
-  fs::path path() const { return path_; }
-
- private:
-  static inline int next_ = 0;
-  fs::path path_;
-};
+using turbine::testing::TempDir;
 
 std::unique_ptr<Store> OpenOrDie(const std::string& dir, OpenReport* report = nullptr) {
   absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(StoreOptions{.data_dir = dir}, report);

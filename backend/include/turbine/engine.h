@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "turbine/backing_store.h"
 #include "turbine/function.h"
 #include "turbine/stats.h"
 #include "turbine/vc.h"
@@ -30,6 +31,9 @@ namespace turbine {
 struct EngineOptions {
   // Worker threads that run task bodies; 0 means one per hardware thread.
   int worker_threads = 0;
+  // Persistent storage, or null to keep everything in memory. Not owned; must outlive the
+  // engine.
+  BackingStore* backing_store = nullptr;
 };
 
 // InputValue is a type-erased value for Engine::SetInputs.
@@ -84,12 +88,15 @@ class Engine {
   absl::StatusOr<RawVc> Resolve(RawVc vc);
 
   // SetInput sets one input; SetInputs sets several atomically (one revision). Setting an
-  // input to a value equal to its current one changes nothing.
+  // input to a value equal to its current one changes nothing. With a backing store the
+  // batch is written durably before the engine applies it; if that write fails the values
+  // still apply in memory (the engine keeps serving) and the error says they are not
+  // durable.
   template <class T>
-  void SetInput(std::string key, T value) {
-    SetInputs({InputValue::Of(std::move(key), std::move(value))});
+  absl::Status SetInput(std::string key, T value) {
+    return SetInputs({InputValue::Of(std::move(key), std::move(value))});
   }
-  void SetInputs(std::vector<InputValue> values);
+  absl::Status SetInputs(std::vector<InputValue> values);
 
   EngineStats Stats() const;
 

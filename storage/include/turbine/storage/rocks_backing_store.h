@@ -1,0 +1,24 @@
+// rocks_backing_store.h — the engine's BackingStore on top of a Store (RocksDB).
+//
+// Thread-safety: safe from any thread (RocksDB is). Does not own the Store.
+#pragma once
+
+#include "turbine/backing_store.h"
+#include "turbine/storage/store.h"
+
+namespace turbine::storage {
+
+class RocksBackingStore : public BackingStore {
+ public:
+  explicit RocksBackingStore(Store* store) : store_(store) {}
+
+  absl::StatusOr<std::optional<StoredInput>> ReadInput(std::string_view key) override;
+  absl::Status WriteInputs(const std::vector<std::pair<std::string, StoredInput>>& inputs,
+                           uint64_t next_stamp) override;
+  absl::StatusOr<uint64_t> NextStamp() override;
+
+ private:
+  Store* const store_;
+};
+
+}  // namespace turbine::storage
