@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "engine_impl.h"
+#include "persist.h"
 
 namespace turbine::internal {
 
@@ -32,27 +33,39 @@ RawVc EngineImpl::Call(const FunctionInfo& fn, RawVc receiver, void* stack_args)
   const TaskKeyView key{&fn, receiver, stack_args, HashComponents(fn, receiver, stack_args)};
   // Step 1: reader lock, borrowed components, no allocation.
   if (TaskState* hit = cache_.Find(key)) return RawVc::Output(hit->id);
-  // Step 2: the backing store, with no engine lock held. (Inputs so far; persisted tasks
-  // join here next.)
+  // Step 2: the backing store, by the same borrowed components, with no engine lock held.
+  // The identity is encoded into a reused buffer; nothing is boxed yet.
   std::optional<StoredInput> stored_input;
-  if (fn.kind == FunctionKind::kInput && store_ != nullptr) {
+  std::optional<StoredTask> stored_task;
+  if (store_ != nullptr && fn.kind == FunctionKind::kInput) {
     const auto& input_key = std::get<0>(*static_cast<const std::tuple<std::string>*>(stack_args));
     absl::StatusOr<std::optional<StoredInput>> read = store_->ReadInput(input_key);
     if (read.ok()) stored_input = std::move(*read);  // unreadable: treated as never set
   }
+  if (store_ != nullptr) {
+    // Inputs too: their task ids must stay stable, restored readers name them.
+    thread_local std::string identity;
+    identity.clear();
+    EncodeIdentity(fn, receiver, stack_args, &identity);
+    absl::StatusOr<std::optional<StoredTask>> found = store_->FindTask(key.hash, identity);
+    if (found.ok()) stored_task = std::move(*found);  // unreadable: computed afresh
+  }
   // Step 3: writer lock, re-check, box the arguments only if still absent.
   counters.misses.fetch_add(1, std::memory_order_relaxed);
-  auto [task, created] = cache_.FindOrInsert(
-      key, [&] { return CreateTask(key, stack_args, stored_input); });
-  if (created && fn.kind != FunctionKind::kInput) {
+  auto [task, created] = cache_.FindOrInsert(key, [&] {
+    return CreateTask(key, stack_args, stored_input, stored_task ? &*stored_task : nullptr);
+  });
+  if (created && fn.kind != FunctionKind::kInput && !stored_task.has_value()) {
     executor_->Push(WorkItem{WorkItem::Kind::kHint, task});
   }
   return RawVc::Output(task->id);
 }
 
 TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
-                                  const std::optional<StoredInput>& stored_input) {
-  const TaskId id = next_task_id_.fetch_add(1, std::memory_order_relaxed);
+                                  const std::optional<StoredInput>& stored_input,
+                                  const StoredTask* stored_task) {
+  const TaskId id = stored_task != nullptr ? stored_task->id
+                                           : next_task_id_.fetch_add(1, std::memory_order_relaxed);
   auto owned = std::make_unique<TaskState>(id, key.hash, key.fn, key.receiver,
                                            key.fn->box_args(stack_args));
   TaskState* task = owned.get();
@@ -67,11 +80,44 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
           std::make_shared<const std::string>("input '" + InputKeyOf(*task) + "' is not set");
     }
   }
+  if (store_ != nullptr && key.fn->kind == FunctionKind::kInput) {
+    MutexLock lock(&task->mu);
+    QueuePersist(*task);  // its identity, so the id survives a restart
+  } else if (stored_task != nullptr) {
+    // A restored result is served only after verification (its phase is kDirty): every
+    // slot it read must still carry the stamp it saw, in this session.
+    MutexLock lock(&task->mu);
+    if (!stored_task->result.empty() && DecodeResult(stored_task->result, task)) {
+      task->phase = Phase::kDirty;
+      task->unlinked = true;
+    }
+    restored_count.fetch_add(1, std::memory_order_relaxed);
+  }
   if (!tasks_.Put(id, std::move(owned))) {
     std::fprintf(stderr, "turbine: task id space exhausted\n");
     std::abort();
   }
   task_count.fetch_add(1, std::memory_order_relaxed);
+  return task;
+}
+
+TaskState* EngineImpl::LoadTask(TaskId id) {
+  absl::StatusOr<std::optional<StoredTask>> read = store_->ReadTask(id);
+  if (!read.ok() || !read->has_value()) return nullptr;
+  StoredTask& stored = **read;
+  DecodedIdentity identity;
+  if (!DecodeIdentity(stored.identity, &identity)) return nullptr;  // another build's task
+  const TaskKeyView key{identity.fn, identity.receiver, identity.args,
+                        HashComponents(*identity.fn, identity.receiver, identity.args)};
+  stored.hash = key.hash;
+  std::optional<StoredInput> stored_input;
+  if (identity.fn->kind == FunctionKind::kInput) {
+    absl::StatusOr<std::optional<StoredInput>> input =
+        store_->ReadInput(InputKeyOf(*static_cast<const std::tuple<std::string>*>(identity.args)));
+    if (input.ok()) stored_input = std::move(*input);
+  }
+  auto [task, created] = cache_.FindOrInsert(
+      key, [&] { return CreateTask(key, identity.args, stored_input, &stored); });
   return task;
 }
 

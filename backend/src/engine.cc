@@ -1,6 +1,7 @@
 // engine.cc — the public Engine facade and the engine's lifecycle and statistics.
 #include "turbine/engine.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -9,6 +10,7 @@
 #include <absl/synchronization/mutex.h>
 
 #include "engine_impl.h"
+#include "persist.h"
 
 namespace turbine {
 namespace internal {
@@ -36,9 +38,12 @@ EngineImpl::EngineImpl(const EngineOptions& options)
     // Stamps continue above everything ever persisted, so a restored reader's observed
     // stamp can never match a value this session produced.
     absl::StatusOr<uint64_t> next = store_->NextStamp();
-    if (next.ok()) {
+    absl::StatusOr<uint64_t> next_id = store_->NextTaskId();
+    if (next.ok() && next_id.ok()) {
       stamp_.store(*next);
+      next_task_id_.store(std::max<uint64_t>(*next_id, 1));
     } else {
+      if (next.ok()) next = next_id.status();
       std::fprintf(stderr, "turbine: backing store unreadable, running in memory: %s\n",
                    std::string(next.status().message()).c_str());
       store_ = nullptr;
@@ -53,6 +58,47 @@ EngineImpl::~EngineImpl() {
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   executor_.reset();
+  if (absl::Status flushed = Flush(); !flushed.ok()) {
+    std::fprintf(stderr, "turbine: final snapshot failed: %s\n",
+                 std::string(flushed.message()).c_str());
+  }
+}
+
+void EngineImpl::QueuePersist(TaskState& task) {
+  if (task.persist_queued) return;
+  task.persist_queued = true;
+  MutexLock lock(&persist_mu_);
+  persist_queue_.push_back(task.id);
+}
+
+absl::Status EngineImpl::Flush() {
+  if (store_ == nullptr) return absl::OkStatus();
+  MutexLock flushing(&flush_mu_);
+  std::vector<TaskId> queue;
+  {
+    MutexLock lock(&persist_mu_);
+    queue.swap(persist_queue_);
+  }
+  // Encode under each task's lock, write with no engine lock held. Only clean results are
+  // written: a task that is dirty now is queued again when it next executes.
+  std::vector<StoredTask> records;
+  records.reserve(queue.size());
+  for (TaskId id : queue) {
+    TaskState* task = tasks_.Get(id);
+    if (task == nullptr) continue;
+    MutexLock lock(&task->mu);
+    task->persist_queued = false;
+    if (task->phase != Phase::kClean || task->output.kind == OutputKind::kNone) continue;
+    StoredTask record{id, task->hash, {}, {}};
+    EncodeIdentity(*task->fn, task->receiver, task->args, &record.identity);
+    // An input's value lives in the inputs table (written durably by SetInputs).
+    if (task->fn->kind != FunctionKind::kInput) EncodeResult(*task, &record.result);
+    records.push_back(std::move(record));
+  }
+  // Counters are read after the records: every id and stamp in them is below these.
+  absl::Status written = store_->WriteSnapshot(records, next_task_id_.load(), stamp_.load() + 1);
+  if (written.ok()) snapshot_count.fetch_add(1, std::memory_order_relaxed);
+  return written;
 }
 
 EngineStats EngineImpl::Stats() const {
@@ -63,6 +109,8 @@ EngineStats EngineImpl::Stats() const {
   stats.executions = execution_count.load();
   stats.revision = revision();
   stats.cycles_detected = cycle_count.load();
+  stats.restored_tasks = restored_count.load();
+  stats.snapshots = snapshot_count.load();
   for (const FunctionInfo* fn : AllFunctions()) {
     const FunctionCounters& c = counters_[fn->id];
     const uint64_t calls = c.calls.load(std::memory_order_relaxed);
@@ -119,6 +167,8 @@ absl::StatusOr<RawVc> Engine::Resolve(RawVc vc) {
   if (!op.ok()) return ErrorStatus(op.error());
   return op.resolved();
 }
+
+absl::Status Engine::Flush() { return impl_->Flush(); }
 
 absl::Status Engine::SetInputs(std::vector<InputValue> values) {
   return impl_->SetInputs(std::move(values));

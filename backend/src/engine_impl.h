@@ -47,7 +47,17 @@ class EngineImpl {
 
   // --- call path (call.cc) ---
   RawVc Call(const FunctionInfo& fn, RawVc receiver, void* stack_args);
-  TaskState* Task(TaskId id) const { return tasks_.Get(id); }
+  // Task returns the task with `id`, loading it from the backing store if need be (null if
+  // it exists nowhere).
+  TaskState* Task(TaskId id) {
+    TaskState* task = tasks_.Get(id);
+    return task != nullptr || store_ == nullptr ? task : LoadTask(id);
+  }
+  // Flush writes every task that changed since the last snapshot (DESIGN §3).
+  absl::Status Flush();
+  // QueuePersist marks a task for the next snapshot. REQUIRES: task.mu held.
+  void QueuePersist(TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
+  bool persistent() const { return store_ != nullptr; }
 
   // --- waiting for clean tasks (read_op.cc) ---
   enum class Wait : uint8_t { kClean, kRanInline, kParked, kCycle };
@@ -85,13 +95,17 @@ class EngineImpl {
   std::atomic<int64_t> edge_count{0};
   std::atomic<uint64_t> execution_count{0};
   std::atomic<uint64_t> cycle_count{0};
+  std::atomic<uint64_t> restored_count{0};  // tasks loaded from the backing store
+  std::atomic<uint64_t> snapshot_count{0};
   // Refreshes started and not finished; the destructor waits for zero.
   std::atomic<int64_t> refreshes_in_flight{0};
 
  private:
   friend class Refresh;
   TaskState* CreateTask(const TaskKeyView& key, void* stack_args,
-                        const std::optional<StoredInput>& stored_input);
+                        const std::optional<StoredInput>& stored_input,
+                        const StoredTask* stored_task);
+  TaskState* LoadTask(TaskId id);
   std::string DescribeCycle(TaskState* from, TaskState* to) const;
 
   BackingStore* store_;  // null: memory only
@@ -101,6 +115,9 @@ class EngineImpl {
   std::atomic<uint64_t> revision_{1};
   std::atomic<uint64_t> stamp_{1};
   Mutex input_writer_mu_;  // serializes SetInputs batches
+  Mutex flush_mu_;         // one snapshot at a time
+  Mutex persist_mu_;
+  std::vector<TaskId> persist_queue_ ABSL_GUARDED_BY(persist_mu_);
   std::unique_ptr<FunctionCounters[]> counters_;
   std::unique_ptr<Executor> executor_;
 };
@@ -108,9 +125,13 @@ class EngineImpl {
 // InputKeyOf is the key of an input task; RestoreInput turns a persisted input into the
 // task's output and stamp (invalidation.cc).
 const std::string& InputKeyOf(const TaskState& input);
+const std::string& InputKeyOf(const std::tuple<std::string>& args);
 void RestoreInput(const StoredInput& stored, Output* output, uint64_t* stamp);
 
 // The refresh of a task and the commit of its results (refresh.cc).
 void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context);
+// RegisterReads adds `task` to the dependents of every slot in `reads` and tells whether
+// any of them changed since it was read (then the task's result is stale).
+bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<Dep>& reads);
 
 }  // namespace turbine::internal

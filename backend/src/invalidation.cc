@@ -84,8 +84,10 @@ absl::Status EngineImpl::SetInputs(std::vector<InputValue> values) {
   return absl::OkStatus();
 }
 
+const std::string& InputKeyOf(const std::tuple<std::string>& args) { return std::get<0>(args); }
+
 const std::string& InputKeyOf(const TaskState& input) {
-  return std::get<0>(*static_cast<const std::tuple<std::string>*>(input.args));
+  return InputKeyOf(*static_cast<const std::tuple<std::string>*>(input.args));
 }
 
 void RestoreInput(const StoredInput& stored, Output* output, uint64_t* stamp) {

@@ -115,7 +115,14 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     }
   }
   if (!execute) {
-    Publish(*engine, *task, /*stale=*/false);
+    // A task restored from disk joins the in-memory reverse edges once it is verified.
+    bool unlinked = false;
+    {
+      MutexLock lock(&task->mu);
+      unlinked = std::exchange(task->unlinked, false);
+    }
+    const bool stale = unlinked && RegisterReads(*engine, *task, deps);
+    Publish(*engine, *task, stale);
     engine->refreshes_in_flight.fetch_sub(1);
     co_return;
   }
@@ -220,10 +227,24 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
       }
     }
   }
+  const bool stale = RegisterReads(engine, task, new_deps);
+  {
+    MutexLock lock(&task.mu);
+    task.deps = std::move(new_deps);
+    task.unlinked = false;
+    if (engine.persistent()) engine.QueuePersist(task);
+  }
+  Publish(engine, task, stale);
+}
+
+bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<Dep>& reads) {
   bool stale = false;
-  for (const Dep& read : new_deps) {
+  for (const Dep& read : reads) {
     TaskState* target = engine.Task(read.slot.task);
-    if (target == nullptr) continue;
+    if (target == nullptr) {
+      stale = true;  // what it read is gone
+      continue;
+    }
     MutexLock lock(&target->mu);
     if (target->dependents.insert(Dependent{task.id, read.slot.type, read.slot.index}).second) {
       engine.edge_count.fetch_add(1);
@@ -232,11 +253,7 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
       stale = true;
     }
   }
-  {
-    MutexLock lock(&task.mu);
-    task.deps = std::move(new_deps);
-  }
-  Publish(engine, task, stale);
+  return stale;
 }
 
 }  // namespace turbine::internal

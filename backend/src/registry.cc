@@ -131,6 +131,13 @@ const FunctionInfo* FindFunction(const std::string& name) {
   return best;
 }
 
+const FunctionInfo* FindFunctionVersion(const std::string& name, uint32_t version) {
+  FunctionRegistry& registry = Functions();
+  MutexLock lock(&registry.mu);
+  auto it = registry.by_identity.find(std::make_pair(name, version));
+  return it == registry.by_identity.end() ? nullptr : it->second;
+}
+
 uint32_t NewTraitSlot(const std::string& trait_method_name) {
   FunctionRegistry& registry = Functions();
   internal::MutexLock lock(&registry.mu);

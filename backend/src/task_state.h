@@ -86,6 +86,11 @@ struct TaskState {
   Phase phase ABSL_GUARDED_BY(mu) = Phase::kScheduled;
   // Set when an invalidation reached the task while it ran: its result is already stale.
   bool stale ABSL_GUARDED_BY(mu) = false;
+  // Queued for the next snapshot (with a backing store).
+  bool persist_queued ABSL_GUARDED_BY(mu) = false;
+  // Restored from disk and not yet registered with the tasks it read (their dependents
+  // sets are in memory only): done when it is first verified or executed.
+  bool unlinked ABSL_GUARDED_BY(mu) = false;
   Output output ABSL_GUARDED_BY(mu);
   // Change stamp of the output: a fresh engine-wide number each time the output changes.
   uint64_t output_changed_at ABSL_GUARDED_BY(mu) = 0;

@@ -16,6 +16,32 @@ namespace {
 
 using InputRecord = std::tuple<std::string, std::string, uint64_t>;  // type, bytes, stamp
 
+// Keys with integers are big-endian so that bytewise order is numeric order and a hash
+// prefix scan finds all candidates of one hash together. Built in stack buffers.
+void PutBigEndian(uint64_t value, char* out) {
+  for (int i = 7; i >= 0; --i) {
+    out[i] = static_cast<char>(value & 0xff);
+    value >>= 8;
+  }
+}
+uint64_t GetBigEndian(const char* in) {
+  uint64_t value = 0;
+  for (int i = 0; i < 8; ++i) value = (value << 8) | static_cast<unsigned char>(in[i]);
+  return value;
+}
+
+absl::StatusOr<uint64_t> ReadCounter(Store& store, const char* key) {
+  std::string bytes;
+  absl::StatusOr<bool> found = store.Get(Table::kMeta, key, &bytes);
+  if (!found.ok()) return found.status();
+  if (!*found) return uint64_t{1};
+  uint64_t value = 0;
+  if (!internal::DeserializeFrom(bytes, &value)) {
+    return absl::DataLossError(std::string("the stored counter '") + key + "' is damaged");
+  }
+  return value;
+}
+
 }  // namespace
 
 absl::StatusOr<std::optional<StoredInput>> RocksBackingStore::ReadInput(std::string_view key) {
@@ -47,15 +73,73 @@ absl::Status RocksBackingStore::WriteInputs(
 }
 
 absl::StatusOr<uint64_t> RocksBackingStore::NextStamp() {
-  std::string bytes;
-  absl::StatusOr<bool> found = store_->Get(Table::kMeta, kNextStampKey, &bytes);
+  return ReadCounter(*store_, kNextStampKey);
+}
+
+absl::StatusOr<uint64_t> RocksBackingStore::NextTaskId() {
+  return ReadCounter(*store_, kNextTaskIdKey);
+}
+
+absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::ReadTask(uint64_t id) {
+  char key[8];
+  PutBigEndian(id, key);
+  StoredTask task;
+  task.id = id;
+  absl::StatusOr<bool> found = store_->Get(Table::kTaskType, std::string_view(key, 8),
+                                           &task.identity);
   if (!found.ok()) return found.status();
-  if (!*found) return uint64_t{1};
-  uint64_t next = 0;
-  if (!internal::DeserializeFrom(bytes, &next)) {
-    return absl::DataLossError("the stored stamp counter is damaged");
+  if (!*found) return std::nullopt;
+  absl::StatusOr<bool> has_result =
+      store_->Get(Table::kTaskMeta, std::string_view(key, 8), &task.result);
+  if (!has_result.ok()) return has_result.status();
+  return task;
+}
+
+absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::FindTask(uint64_t hash,
+                                                                      std::string_view identity) {
+  char prefix[8];
+  PutBigEndian(hash, prefix);
+  std::unique_ptr<rocksdb::Iterator> it(
+      store_->db().NewIterator(rocksdb::ReadOptions(), store_->handle(Table::kTaskCache)));
+  // Every candidate is compared byte for byte: equal hashes are not equal identities.
+  for (it->Seek(rocksdb::Slice(prefix, 8)); it->Valid() && it->key().starts_with(
+                                                 rocksdb::Slice(prefix, 8));
+       it->Next()) {
+    if (it->key().size() != 16) continue;
+    const uint64_t id = GetBigEndian(it->key().data() + 8);
+    absl::StatusOr<std::optional<StoredTask>> candidate = ReadTask(id);
+    if (!candidate.ok()) return candidate.status();
+    if (candidate->has_value() && (*candidate)->identity == identity) {
+      (*candidate)->hash = hash;
+      return candidate;
+    }
   }
-  return next;
+  if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+  return std::nullopt;
+}
+
+absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tasks,
+                                              uint64_t next_task_id, uint64_t next_stamp) {
+  rocksdb::WriteBatch batch;
+  for (const StoredTask& task : tasks) {
+    char id_key[8];
+    PutBigEndian(task.id, id_key);
+    char cache_key[16];
+    PutBigEndian(task.hash, cache_key);
+    PutBigEndian(task.id, cache_key + 8);
+    batch.Put(store_->handle(Table::kTaskCache), rocksdb::Slice(cache_key, 16), rocksdb::Slice());
+    batch.Put(store_->handle(Table::kTaskType), rocksdb::Slice(id_key, 8), task.identity);
+    if (!task.result.empty()) {
+      batch.Put(store_->handle(Table::kTaskMeta), rocksdb::Slice(id_key, 8), task.result);
+    }
+  }
+  std::string bytes;
+  internal::SerializeTo(next_task_id, &bytes);
+  batch.Put(store_->handle(Table::kMeta), kNextTaskIdKey, bytes);
+  bytes.clear();
+  internal::SerializeTo(next_stamp, &bytes);
+  batch.Put(store_->handle(Table::kMeta), kNextStampKey, bytes);
+  return store_->Write(batch, /*sync=*/false);
 }
 
 }  // namespace turbine::storage

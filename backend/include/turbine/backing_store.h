@@ -24,9 +24,34 @@ struct StoredInput {
   uint64_t stamp = 0;
 };
 
+// StoredTask is a task as persisted: its identity (function name, version, receiver and
+// canonical argument bytes, encoded by the engine) and, once it has one, its last clean
+// result (output, cells and the dependencies it read, encoded by the engine). The store
+// treats both as opaque bytes; `hash` is the engine's component hash of the identity.
+struct StoredTask {
+  uint64_t id = 0;
+  uint64_t hash = 0;
+  std::string identity;
+  std::string result;  // empty: no result persisted
+};
+
 class BackingStore {
  public:
   virtual ~BackingStore() = default;
+
+  // FindTask returns the task whose identity bytes equal `identity` among those stored
+  // under `hash`, or nullopt. Exact: the hash only picks candidates.
+  virtual absl::StatusOr<std::optional<StoredTask>> FindTask(uint64_t hash,
+                                                             std::string_view identity) = 0;
+  // ReadTask returns task `id`, or nullopt if it was never persisted.
+  virtual absl::StatusOr<std::optional<StoredTask>> ReadTask(uint64_t id) = 0;
+  // WriteSnapshot persists `tasks` (identity and result; the identity of a task already
+  // stored may be repeated) and the id and stamp counters, atomically. Not synced: a crash
+  // may lose the last snapshot, never half of one.
+  virtual absl::Status WriteSnapshot(const std::vector<StoredTask>& tasks, uint64_t next_task_id,
+                                     uint64_t next_stamp) = 0;
+  // NextTaskId returns the persisted id counter (1 for a new store).
+  virtual absl::StatusOr<uint64_t> NextTaskId() = 0;
 
   // ReadInput returns the persisted input `key`, or nullopt if there is none.
   virtual absl::StatusOr<std::optional<StoredInput>> ReadInput(std::string_view key) = 0;

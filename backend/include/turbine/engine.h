@@ -98,6 +98,10 @@ class Engine {
   }
   absl::Status SetInputs(std::vector<InputValue> values);
 
+  // Flush writes a snapshot of every task that changed since the last one (with a backing
+  // store; a no-op without). The engine also flushes when it is destroyed.
+  absl::Status Flush();
+
   EngineStats Stats() const;
 
   internal::EngineImpl& impl() { return *impl_; }

@@ -23,6 +23,8 @@ struct EngineStats {
   uint64_t executions = 0;   // body runs, all functions
   uint64_t revision = 0;     // bumped by every input change
   uint64_t cycles_detected = 0;
+  uint64_t restored_tasks = 0;  // loaded from the backing store
+  uint64_t snapshots = 0;       // snapshots written to the backing store
   std::vector<FunctionStats> functions;  // functions with at least one call
 };
 

@@ -83,6 +83,8 @@ std::vector<const FunctionInfo*> AllFunctions();
 
 // FindFunction finds a registered function by name (the highest version), or null.
 const FunctionInfo* FindFunction(const std::string& name);
+// FindFunctionVersion finds exactly (name, version), or null.
+const FunctionInfo* FindFunctionVersion(const std::string& name, uint32_t version);
 
 // RegisterTraitImpl records that `implementation` serves trait slot `slot` for values of
 // type `self_type`. DispatchTrait finds it again (null if the type does not implement it).

@@ -9,13 +9,16 @@
 //
 //   meta        "format_version"        -> decimal text, e.g. "1"
 //               "next_stamp"            -> u64 (cereal): above every change stamp on disk
-//               "next_task_id"          -> u64 big-endian
+//               "next_task_id"          -> u64 (cereal): above every task id on disk
 //   task_cache  hash(u64) task(u64)     -> ""                (hash = the engine's task hash)
-//   task_type   task(u64)               -> function name, version, receiver, argument bytes
-//   task_meta   task(u64)               -> output and state
-//   task_cells  task(u64) type index    -> cell value
-//   deps        task(u64)               -> the reads of its last execution, in order
-//   dependents  task(u64) slot reader   -> ""
+//   task_type   task(u64)               -> identity: function name, version, receiver,
+//                                          canonical argument bytes (engine-encoded)
+//   task_meta   task(u64)               -> last clean result: output, cells, and the
+//                                          (slot, stamp) pairs it read (engine-encoded,
+//                                          backend/src/persist.cc)
+//   task_cells, deps, dependents        -> reserved; cells and deps live in task_meta, and
+//                                          reverse edges are rebuilt in memory (a restored
+//                                          task is verified by stamps before use)
 //   inputs      key                     -> (type name, value bytes, stamp) as a cereal tuple
 #pragma once
 
@@ -26,5 +29,6 @@ namespace turbine::storage {
 inline constexpr uint64_t kFormatVersion = 1;
 inline constexpr char kFormatVersionKey[] = "format_version";
 inline constexpr char kNextStampKey[] = "next_stamp";
+inline constexpr char kNextTaskIdKey[] = "next_task_id";
 
 }  // namespace turbine::storage

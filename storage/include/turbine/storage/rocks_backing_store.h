@@ -16,6 +16,12 @@ class RocksBackingStore : public BackingStore {
   absl::Status WriteInputs(const std::vector<std::pair<std::string, StoredInput>>& inputs,
                            uint64_t next_stamp) override;
   absl::StatusOr<uint64_t> NextStamp() override;
+  absl::StatusOr<std::optional<StoredTask>> FindTask(uint64_t hash,
+                                                     std::string_view identity) override;
+  absl::StatusOr<std::optional<StoredTask>> ReadTask(uint64_t id) override;
+  absl::Status WriteSnapshot(const std::vector<StoredTask>& tasks, uint64_t next_task_id,
+                             uint64_t next_stamp) override;
+  absl::StatusOr<uint64_t> NextTaskId() override;
 
  private:
   Store* const store_;

@@ -1,0 +1,119 @@
+// persist.cc — cereal encodings of task identities and results (layout in persist.h).
+#include "persist.h"
+
+#include <cereal/types/string.hpp>
+#include <cereal/types/tuple.hpp>
+#include <cereal/types/vector.hpp>
+
+#include <tuple>
+#include <vector>
+
+#include "turbine/internal/byte_streams.h"
+#include "turbine/vc.h"
+
+namespace turbine::internal {
+namespace {
+
+using IdentityRecord = std::tuple<std::string, uint32_t, RawVc, std::string>;
+using CellRecord = std::tuple<std::string, uint32_t, std::string, uint64_t>;
+using DepRecord = std::tuple<RawVc, uint64_t>;
+// kind, value type, value bytes (or error text), ref, output stamp, cells, deps
+using ResultRecord = std::tuple<uint8_t, std::string, std::string, RawVc, uint64_t,
+                                std::vector<CellRecord>, std::vector<DepRecord>>;
+
+}  // namespace
+
+void EncodeIdentity(const FunctionInfo& fn, RawVc receiver, const void* args, std::string* out) {
+  std::string arg_bytes;
+  fn.serialize_args(args, &arg_bytes);
+  SerializeTo(IdentityRecord{fn.name, fn.version, receiver, std::move(arg_bytes)}, out);
+}
+
+bool DecodeIdentity(std::string_view bytes, DecodedIdentity* identity) {
+  IdentityRecord record;
+  try {
+    if (!DeserializeFrom(bytes, &record)) return false;
+  } catch (const std::exception&) {
+    return false;  // a RawVc naming a value type this build does not have
+  }
+  const FunctionInfo* fn = FindFunctionVersion(std::get<0>(record), std::get<1>(record));
+  if (fn == nullptr || fn->deserialize_args == nullptr) return false;
+  void* args = fn->deserialize_args(std::get<3>(record));
+  if (args == nullptr) return false;
+  identity->fn = fn;
+  identity->receiver = std::get<2>(record);
+  identity->args = args;
+  return true;
+}
+
+void EncodeResult(const TaskState& task, std::string* out) {
+  const Output& output = task.output;
+  std::string value_bytes;
+  std::string type_name;
+  if (output.kind == OutputKind::kValue) {
+    type_name = output.type->name;
+    output.type->serialize(output.value.get(), &value_bytes);
+  } else if (output.kind == OutputKind::kError) {
+    value_bytes = output.error();
+  }
+  std::vector<CellRecord> cells;
+  cells.reserve(task.cells.size());
+  for (const CellSlot& cell : task.cells) {
+    const ValueType* type = ValueTypeById(cell.type);
+    std::string bytes;
+    type->serialize(cell.value.get(), &bytes);
+    cells.emplace_back(type->name, cell.index, std::move(bytes), cell.changed_at);
+  }
+  std::vector<DepRecord> deps;
+  deps.reserve(task.deps.size());
+  for (const Dep& dep : task.deps) deps.emplace_back(dep.slot, dep.observed);
+  SerializeTo(ResultRecord{static_cast<uint8_t>(output.kind), std::move(type_name),
+                           std::move(value_bytes), output.ref, task.output_changed_at,
+                           std::move(cells), std::move(deps)},
+              out);
+}
+
+bool DecodeResult(std::string_view bytes, TaskState* task) {
+  ResultRecord record;
+  try {
+    if (!DeserializeFrom(bytes, &record)) return false;
+  } catch (const std::exception&) {
+    return false;
+  }
+  auto& [kind, type_name, value_bytes, ref, stamp, cell_records, dep_records] = record;
+  Output output;
+  output.kind = static_cast<OutputKind>(kind);
+  switch (output.kind) {
+    case OutputKind::kValue:
+      output.type = FindValueType(type_name);
+      if (output.type == nullptr) return false;
+      output.value = output.type->deserialize(value_bytes);
+      if (output.value == nullptr) return false;
+      break;
+    case OutputKind::kError:
+      output.value = std::make_shared<const std::string>(value_bytes);
+      break;
+    case OutputKind::kRef:
+      output.ref = ref;
+      break;
+    case OutputKind::kNone:
+      return false;
+  }
+  std::vector<CellSlot> cells;
+  for (auto& [cell_type, index, cell_bytes, cell_stamp] : cell_records) {
+    const ValueType* type = FindValueType(cell_type);
+    if (type == nullptr) return false;
+    std::shared_ptr<const void> value = type->deserialize(cell_bytes);
+    if (value == nullptr) return false;
+    cells.push_back(CellSlot{type->id, index, cell_stamp, std::move(value)});
+  }
+  std::vector<Dep> deps;
+  for (const auto& [slot, observed] : dep_records) deps.push_back(Dep{slot, observed});
+  task->output = std::move(output);
+  task->output_changed_at = stamp;
+  task->cells = std::move(cells);
+  task->deps = std::move(deps);
+  return true;
+}
+
+}  // namespace turbine::internal

@@ -1,0 +1,175 @@
+// Persisted tasks: a restarted engine answers from disk without re-executing, verifies what
+// it restores against the inputs of this session, and finds tasks by exact identity.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "temp_dir.h"
+#include "turbine/engine.h"
+#include "turbine/storage/rocks_backing_store.h"
+#include "turbine/storage/store.h"
+
+namespace {
+
+using turbine::Input;
+using turbine::Task;
+using turbine::storage::RocksBackingStore;
+using turbine::storage::Store;
+using turbine::storage::StoreOptions;
+
+Task<int64_t> FibImpl(int64_t n);
+inline const turbine::Function<FibImpl> fib{"test.tasks.fib", 1};
+Task<int64_t> FibImpl(int64_t n) {
+  if (n < 2) co_return n;
+  auto a = fib(n - 1), b = fib(n - 2);
+  co_return (co_await a) + (co_await b);
+}
+
+Task<int64_t> LeftImpl() { co_return (co_await Input<int64_t>("left")) * 10; }
+inline const turbine::Function<LeftImpl> left{"test.tasks.left", 1};
+Task<int64_t> RightImpl() { co_return (co_await Input<int64_t>("right")) * 100; }
+inline const turbine::Function<RightImpl> right{"test.tasks.right", 1};
+Task<int64_t> SumImpl() { co_return (co_await left()) + (co_await right()); }
+inline const turbine::Function<SumImpl> sum{"test.tasks.sum", 1};
+
+// Two versions of one function: the version is part of the identity.
+Task<std::string> LabelV1Impl(int64_t n) { co_return "v1:" + std::to_string(n); }
+inline const turbine::Function<LabelV1Impl> label_v1{"test.tasks.label", 1};
+Task<std::string> LabelV2Impl(int64_t n) { co_return "v2:" + std::to_string(n); }
+inline const turbine::Function<LabelV2Impl> label_v2{"test.tasks.label", 2};
+
+uint64_t Executions(const turbine::Engine& engine, const std::string& function,
+                    uint32_t version = 1) {
+  for (const turbine::FunctionStats& fn : engine.Stats().functions) {
+    if (fn.name == function && fn.version == version) return fn.executions;
+  }
+  return 0;
+}
+
+// CollidingStore gives every task the same hash on disk, so a lookup must tell candidates
+// apart by their identity bytes alone.
+class CollidingStore : public RocksBackingStore {
+ public:
+  using RocksBackingStore::RocksBackingStore;
+  absl::StatusOr<std::optional<turbine::StoredTask>> FindTask(uint64_t,
+                                                              std::string_view identity) override {
+    return RocksBackingStore::FindTask(0, identity);
+  }
+  absl::Status WriteSnapshot(const std::vector<turbine::StoredTask>& tasks, uint64_t next_id,
+                             uint64_t next_stamp) override {
+    std::vector<turbine::StoredTask> colliding = tasks;
+    for (turbine::StoredTask& task : colliding) task.hash = 0;
+    return RocksBackingStore::WriteSnapshot(colliding, next_id, next_stamp);
+  }
+};
+
+// Daemon is one process lifetime: store, backing store, engine.
+template <class Backing = RocksBackingStore>
+struct Daemon {
+  explicit Daemon(const std::string& dir)
+      : store(std::move(*Store::Open(StoreOptions{.data_dir = dir}))),
+        backing(store.get()),
+        engine(turbine::EngineOptions{.worker_threads = 2, .backing_store = &backing}),
+        scope(engine) {}
+  std::unique_ptr<Store> store;
+  Backing backing;
+  turbine::Engine engine;
+  turbine::Engine::Scope scope;
+};
+
+TEST(TaskPersistence, ARestartAnswersFromDiskWithoutExecuting) {
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(fib(40)), 102334155);
+    ASSERT_TRUE(d.engine.Flush().ok());
+    EXPECT_EQ(d.engine.Stats().snapshots, 1u);
+  }
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(fib(40)), 102334155);
+  EXPECT_EQ(d.engine.Stats().executions, 0u);
+  EXPECT_GT(d.engine.Stats().restored_tasks, 0u);
+  // Lazily: a hit on fib(40) verified its cone, nothing else was loaded.
+  EXPECT_LE(d.engine.Stats().restored_tasks, 41u);
+}
+
+TEST(TaskPersistence, ShutdownWritesTheLastSnapshot) {
+  turbine::testing::TempDir dir;
+  { Daemon d(dir.str()); ASSERT_EQ(*d.engine.Read(fib(20)), 6765); }  // no explicit Flush
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(fib(20)), 6765);
+  EXPECT_EQ(d.engine.Stats().executions, 0u);
+}
+
+TEST(TaskPersistence, AnInputChangeAfterARestartReExecutesExactlyTheAffectedTasks) {
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine
+                    .SetInputs({turbine::InputValue::Of("left", int64_t{1}),
+                                turbine::InputValue::Of("right", int64_t{2})})
+                    .ok());
+    ASSERT_EQ(*d.engine.Read(sum()), 210);
+  }
+  Daemon d(dir.str());
+  ASSERT_TRUE(d.engine.SetInput("left", int64_t{3}).ok());  // before anything is loaded
+  EXPECT_EQ(*d.engine.Read(sum()), 230);
+  EXPECT_EQ(Executions(d.engine, "test.tasks.left"), 1u);
+  EXPECT_EQ(Executions(d.engine, "test.tasks.right"), 0u);  // restored, verified, not run
+  EXPECT_EQ(Executions(d.engine, "test.tasks.sum"), 1u);
+
+  // Once restored and verified, tasks take part in in-memory invalidation as usual.
+  ASSERT_TRUE(d.engine.SetInput("right", int64_t{4}).ok());
+  EXPECT_EQ(*d.engine.Read(sum()), 430);
+  EXPECT_EQ(Executions(d.engine, "test.tasks.right"), 1u);
+  EXPECT_EQ(Executions(d.engine, "test.tasks.left"), 1u);
+}
+
+TEST(TaskPersistence, AnInputChangedWhileTheTasksWereNotLoadedIsSeen) {
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine
+                    .SetInputs({turbine::InputValue::Of("left", int64_t{1}),
+                                turbine::InputValue::Of("right", int64_t{2})})
+                    .ok());
+    ASSERT_EQ(*d.engine.Read(sum()), 210);
+  }
+  {
+    Daemon d(dir.str());  // a session that only changes an input
+    ASSERT_TRUE(d.engine.SetInput("right", int64_t{5}).ok());
+  }
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(sum()), 510);
+  EXPECT_EQ(Executions(d.engine, "test.tasks.left"), 0u);
+  EXPECT_EQ(Executions(d.engine, "test.tasks.right"), 1u);
+}
+
+TEST(TaskPersistence, LookupsAreExactEvenWhenEveryHashCollides) {
+  turbine::testing::TempDir dir;
+  {
+    Daemon<CollidingStore> d(dir.str());
+    for (int64_t n = 0; n < 30; ++n) ASSERT_EQ(*d.engine.Read(label_v1(n)), "v1:" + std::to_string(n));
+    ASSERT_EQ(*d.engine.Read(fib(25)), 75025);
+  }
+  Daemon<CollidingStore> d(dir.str());
+  for (int64_t n = 29; n >= 0; --n) EXPECT_EQ(*d.engine.Read(label_v1(n)), "v1:" + std::to_string(n));
+  EXPECT_EQ(*d.engine.Read(fib(25)), 75025);
+  EXPECT_EQ(d.engine.Stats().executions, 0u);
+}
+
+TEST(TaskPersistence, BumpingAFunctionsVersionMakesOldEntriesUnreachable) {
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(label_v1(7)), "v1:7");
+  }
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(label_v2(7)), "v2:7");
+  EXPECT_EQ(Executions(d.engine, "test.tasks.label", 2), 1u);
+  EXPECT_EQ(*d.engine.Read(label_v1(7)), "v1:7");  // still its own entry
+  EXPECT_EQ(Executions(d.engine, "test.tasks.label", 1), 0u);
+}
+
+}  // namespace
