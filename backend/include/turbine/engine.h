@@ -125,6 +125,7 @@ RawVc InputVc(const std::string& key);
 
 template <class T>
 Vc<T> Input(const std::string& key) {
+  ValueTypeOf<T>();  // registered before a stored value of this type is decoded
   return Vc<T>(internal::InputVc(key));
 }
 

@@ -139,6 +139,9 @@ struct TupleOps<std::tuple<A...>> {
   }
   static constexpr bool kHasResolvedVc = (IsResolvedVc<A>::value || ...);
   static std::vector<std::string> TypeNames() { return {ValueTraits<A>::Name()...}; }
+  // Register registers every argument type now, so that values stored by an earlier
+  // process decode before this one happens to touch the type.
+  static void Register() { (ValueTypeOf<A>(), ...); }
 };
 
 template <class R>
@@ -192,6 +195,7 @@ Task<Vc<Out>> DispatchThenCall(const FunctionInfo* trait_fn, RawVc receiver, Tup
 template <class Tuple>
 void FillArgs(FunctionInfo& info) {
   using Ops = TupleOps<Tuple>;
+  Ops::Register();
   info.param_types = Ops::TypeNames();
   info.hash_args = &Ops::Hash;
   info.equal_args = &Ops::Equal;
@@ -200,6 +204,12 @@ void FillArgs(FunctionInfo& info) {
   info.serialize_args = &Ops::Serialize;
   info.deserialize_args = &Ops::Deserialize;
   info.needs_resolution = &Ops::NeedsResolution;
+}
+
+// RegisterResultType registers a result (or receiver) type up front; traits have none.
+template <class T>
+void RegisterResultType() {
+  if constexpr (!Trait<T>) ValueTypeOf<T>();
 }
 
 // MakeResolver builds and registers the kResolveFirst twin of `target`.
@@ -244,6 +254,7 @@ class Function {
     info_.version = version;
     info_.description = std::string(description);
     info_.result_type = ValueTraits<Output>::Name();
+    internal::RegisterResultType<Output>();
     internal::FillArgs<Args>(info_);
     info_.invoke = [](const internal::FunctionInfo&, RawVc, const void* args) {
       return internal::Erase(std::apply(F, *static_cast<const Args*>(args)));
@@ -289,6 +300,8 @@ class Method {
     info_.description = std::string(description);
     info_.has_receiver = true;
     info_.result_type = ValueTraits<Output>::Name();
+    internal::RegisterResultType<Output>();
+    internal::RegisterResultType<Self>();
     internal::FillArgs<Args>(info_);
     info_.invoke = [](const internal::FunctionInfo&, RawVc receiver, const void* args) {
       return internal::Erase(std::apply(
