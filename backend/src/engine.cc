@@ -49,9 +49,43 @@ EngineImpl::EngineImpl(const EngineOptions& options)
       store_ = nullptr;
     }
   }
+  if (store_ != nullptr && options.snapshot_interval.count() > 0) {
+    snapshot_thread_ = std::thread([this, interval = options.snapshot_interval] {
+      SnapshotLoop(interval);
+    });
+  }
+}
+
+void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval) {
+  std::unique_lock lock(snapshot_mu_);
+  while (!snapshot_stop_.wait_for(lock, interval, [this] { return stopping_snapshots_; })) {
+    lock.unlock();
+    bool empty = false;
+    {
+      MutexLock queue(&persist_mu_);
+      empty = persist_queue_.empty();
+    }
+    if (!empty) {
+      if (absl::Status flushed = Flush(); !flushed.ok()) {
+        // The engine keeps serving from memory; what failed is written when it next
+        // changes, and anything queued meanwhile by the next snapshot.
+        std::fprintf(stderr, "turbine: snapshot failed: %s\n",
+                     std::string(flushed.message()).c_str());
+      }
+    }
+    lock.lock();
+  }
 }
 
 EngineImpl::~EngineImpl() {
+  if (snapshot_thread_.joinable()) {
+    {
+      std::lock_guard lock(snapshot_mu_);
+      stopping_snapshots_ = true;
+    }
+    snapshot_stop_.notify_all();
+    snapshot_thread_.join();
+  }
   // Refreshes parked on each other finish once their dependencies do; wait for them so
   // no coroutine outlives the tasks it points at.
   while (refreshes_in_flight.load() > 0) {
@@ -97,7 +131,16 @@ absl::Status EngineImpl::Flush() {
   }
   // Counters are read after the records: every id and stamp in them is below these.
   absl::Status written = store_->WriteSnapshot(records, next_task_id_.load(), stamp_.load() + 1);
-  if (written.ok()) snapshot_count.fetch_add(1, std::memory_order_relaxed);
+  if (written.ok()) {
+    snapshot_count.fetch_add(1, std::memory_order_relaxed);
+    return written;
+  }
+  for (const StoredTask& record : records) {  // not written: try again next time
+    if (TaskState* task = tasks_.Get(record.id)) {
+      MutexLock lock(&task->mu);
+      QueuePersist(*task);
+    }
+  }
   return written;
 }
 

@@ -20,6 +20,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "executor.h"
@@ -120,6 +123,13 @@ class EngineImpl {
   std::vector<TaskId> persist_queue_ ABSL_GUARDED_BY(persist_mu_);
   std::unique_ptr<FunctionCounters[]> counters_;
   std::unique_ptr<Executor> executor_;
+
+  // Background snapshots (engine.cc).
+  void SnapshotLoop(std::chrono::milliseconds interval);
+  std::mutex snapshot_mu_;
+  std::condition_variable snapshot_stop_;
+  bool stopping_snapshots_ ABSL_GUARDED_BY(snapshot_mu_) = false;
+  std::thread snapshot_thread_;
 };
 
 // InputKeyOf is the key of an input task; RestoreInput turns a persisted input into the

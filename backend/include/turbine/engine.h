@@ -16,6 +16,7 @@
 
 #include <absl/status/statusor.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <utility>
@@ -34,6 +35,9 @@ struct EngineOptions {
   // Persistent storage, or null to keep everything in memory. Not owned; must outlive the
   // engine.
   BackingStore* backing_store = nullptr;
+  // With a backing store: write a snapshot of changed tasks this often (0: only on Flush()
+  // and at shutdown). A crash loses at most this interval of cached results, never inputs.
+  std::chrono::milliseconds snapshot_interval{1000};
 };
 
 // InputValue is a type-erased value for Engine::SetInputs.

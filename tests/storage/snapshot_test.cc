@@ -1,0 +1,101 @@
+// Snapshots happen in the background; a store that fails (a full disk) costs durability,
+// never service.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "temp_dir.h"
+#include "turbine/engine.h"
+#include "turbine/storage/rocks_backing_store.h"
+#include "turbine/storage/store.h"
+
+namespace {
+
+using turbine::Task;
+using turbine::storage::RocksBackingStore;
+using turbine::storage::Store;
+using turbine::storage::StoreOptions;
+
+Task<int64_t> SquareSumImpl(int64_t n);
+inline const turbine::Function<SquareSumImpl> square_sum{"test.snapshot.square_sum", 1};
+Task<int64_t> SquareSumImpl(int64_t n) {
+  if (n == 0) co_return 0;
+  co_return n * n + co_await square_sum(n - 1);
+}
+
+TEST(Snapshots, HappenInTheBackgroundSoAKilledProcessRestartsWarm) {
+  turbine::testing::TempDir dir;
+  int acks[2];
+  ASSERT_EQ(::pipe(acks), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(acks[0]);
+    auto store = std::move(*Store::Open(StoreOptions{.data_dir = dir.str()}));
+    RocksBackingStore backing(store.get());
+    turbine::Engine engine(turbine::EngineOptions{
+        .backing_store = &backing, .snapshot_interval = std::chrono::milliseconds(20)});
+    turbine::Engine::Scope scope(engine);
+    if (*engine.Read(square_sum(100)) != 338350) ::_exit(3);
+    while (engine.Stats().snapshots == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const char ok = 1;
+    if (::write(acks[1], &ok, 1) != 1) ::_exit(4);
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));  // killed here, no Flush
+  }
+  ::close(acks[1]);
+  char ok = 0;
+  ASSERT_EQ(::read(acks[0], &ok, 1), 1) << "the child never saw a background snapshot";
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ::close(acks[0]);
+
+  auto store = std::move(*Store::Open(StoreOptions{.data_dir = dir.str()}));
+  RocksBackingStore backing(store.get());
+  turbine::Engine engine(turbine::EngineOptions{.backing_store = &backing});
+  turbine::Engine::Scope scope(engine);
+  EXPECT_EQ(*engine.Read(square_sum(100)), 338350);
+  EXPECT_EQ(engine.Stats().executions, 0u);
+}
+
+// FullDisk fails every write, as RocksDB does when the disk is full.
+class FullDisk : public RocksBackingStore {
+ public:
+  using RocksBackingStore::RocksBackingStore;
+  absl::Status WriteInputs(const std::vector<std::pair<std::string, turbine::StoredInput>>&,
+                           uint64_t) override {
+    return absl::ResourceExhaustedError("No space left on device");
+  }
+  absl::Status WriteSnapshot(const std::vector<turbine::StoredTask>&, uint64_t,
+                             uint64_t) override {
+    return absl::ResourceExhaustedError("No space left on device");
+  }
+};
+
+Task<int64_t> TwiceImpl() { co_return 2 * co_await turbine::Input<int64_t>("snap.x"); }
+inline const turbine::Function<TwiceImpl> twice{"test.snapshot.twice", 1};
+
+TEST(Snapshots, AFullDiskIsAClearErrorAndTheEngineKeepsServing) {
+  turbine::testing::TempDir dir;
+  auto store = std::move(*Store::Open(StoreOptions{.data_dir = dir.str()}));
+  FullDisk backing(store.get());
+  turbine::Engine engine(turbine::EngineOptions{.backing_store = &backing});
+  turbine::Engine::Scope scope(engine);
+
+  absl::Status set = engine.SetInput("snap.x", int64_t{21});
+  EXPECT_EQ(set.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(set.message().find("not durable"), std::string::npos) << set;
+  EXPECT_EQ(*engine.Read(twice()), 42);  // applied in memory all the same
+
+  absl::Status flushed = engine.Flush();
+  EXPECT_EQ(flushed.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(*engine.Read(twice()), 42);
+  EXPECT_EQ(*engine.Read(square_sum(10)), 385);
+}
+
+}  // namespace
