@@ -108,6 +108,7 @@ void EngineImpl::QueuePersist(TaskState& task) {
 absl::Status EngineImpl::Flush() {
   if (store_ == nullptr) return absl::OkStatus();
   MutexLock flushing(&flush_mu_);
+  const auto start = std::chrono::steady_clock::now();
   std::vector<TaskId> queue;
   {
     MutexLock lock(&persist_mu_);
@@ -133,6 +134,12 @@ absl::Status EngineImpl::Flush() {
   absl::Status written = store_->WriteSnapshot(records, next_task_id_.load(), stamp_.load() + 1);
   if (written.ok()) {
     snapshot_count.fetch_add(1, std::memory_order_relaxed);
+    last_snapshot_tasks.store(records.size(), std::memory_order_relaxed);
+    snapshot_nanos.fetch_add(static_cast<uint64_t>(
+                                 std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now() - start)
+                                     .count()),
+                             std::memory_order_relaxed);
     return written;
   }
   for (const StoredTask& record : records) {  // not written: try again next time
@@ -154,6 +161,13 @@ EngineStats EngineImpl::Stats() const {
   stats.cycles_detected = cycle_count.load();
   stats.restored_tasks = restored_count.load();
   stats.snapshots = snapshot_count.load();
+  stats.snapshot_nanos = snapshot_nanos.load();
+  stats.last_snapshot_tasks = last_snapshot_tasks.load();
+  if (store_ != nullptr) {
+    const BackingStore::Size size = store_->DiskSize();
+    stats.tasks_on_disk = size.tasks;
+    stats.bytes_on_disk = size.bytes;
+  }
   for (const FunctionInfo* fn : AllFunctions()) {
     const FunctionCounters& c = counters_[fn->id];
     const uint64_t calls = c.calls.load(std::memory_order_relaxed);

@@ -100,6 +100,8 @@ class EngineImpl {
   std::atomic<uint64_t> cycle_count{0};
   std::atomic<uint64_t> restored_count{0};  // tasks loaded from the backing store
   std::atomic<uint64_t> snapshot_count{0};
+  std::atomic<uint64_t> snapshot_nanos{0};
+  std::atomic<uint64_t> last_snapshot_tasks{0};
   // Refreshes started and not finished; the destructor waits for zero.
   std::atomic<int64_t> refreshes_in_flight{0};
 

@@ -118,6 +118,25 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::FindTask(uint64_t h
   return std::nullopt;
 }
 
+BackingStore::Size RocksBackingStore::DiskSize() {
+  Size size;
+  uint64_t value = 0;
+  if (store_->db().GetIntProperty(store_->handle(Table::kTaskType), "rocksdb.estimate-num-keys",
+                                  &value)) {
+    size.tasks = value;
+  }
+  for (int t = 0; t < kTableCount; ++t) {
+    rocksdb::ColumnFamilyHandle* handle = store_->handle(static_cast<Table>(t));
+    if (store_->db().GetIntProperty(handle, "rocksdb.total-sst-files-size", &value)) {
+      size.bytes += value;
+    }
+    if (store_->db().GetIntProperty(handle, "rocksdb.cur-size-all-mem-tables", &value)) {
+      size.bytes += value;
+    }
+  }
+  return size;
+}
+
 absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tasks,
                                               uint64_t next_task_id, uint64_t next_stamp) {
   rocksdb::WriteBatch batch;

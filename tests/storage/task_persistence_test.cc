@@ -84,7 +84,12 @@ TEST(TaskPersistence, ARestartAnswersFromDiskWithoutExecuting) {
     Daemon d(dir.str());
     ASSERT_EQ(*d.engine.Read(fib(40)), 102334155);
     ASSERT_TRUE(d.engine.Flush().ok());
-    EXPECT_EQ(d.engine.Stats().snapshots, 1u);
+    const turbine::EngineStats stats = d.engine.Stats();
+    EXPECT_EQ(stats.snapshots, 1u);
+    EXPECT_EQ(stats.last_snapshot_tasks, 41u);  // fib(0..40)
+    EXPECT_GT(stats.snapshot_nanos, 0u);
+    EXPECT_GE(stats.tasks_on_disk, 41u);
+    EXPECT_GT(stats.bytes_on_disk, 0u);
   }
   Daemon d(dir.str());
   EXPECT_EQ(*d.engine.Read(fib(40)), 102334155);

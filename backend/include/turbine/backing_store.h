@@ -53,6 +53,13 @@ class BackingStore {
   // NextTaskId returns the persisted id counter (1 for a new store).
   virtual absl::StatusOr<uint64_t> NextTaskId() = 0;
 
+  // Size reports what is on disk; estimates are fine (they are statistics).
+  struct Size {
+    uint64_t tasks = 0;
+    uint64_t bytes = 0;
+  };
+  virtual Size DiskSize() = 0;
+
   // ReadInput returns the persisted input `key`, or nullopt if there is none.
   virtual absl::StatusOr<std::optional<StoredInput>> ReadInput(std::string_view key) = 0;
 

@@ -22,6 +22,7 @@ class RocksBackingStore : public BackingStore {
   absl::Status WriteSnapshot(const std::vector<StoredTask>& tasks, uint64_t next_task_id,
                              uint64_t next_stamp) override;
   absl::StatusOr<uint64_t> NextTaskId() override;
+  Size DiskSize() override;
 
  private:
   Store* const store_;
