@@ -9,6 +9,7 @@
 #include <random>
 #include <string>
 
+#include "persisted_engine.h"
 #include "temp_dir.h"
 #include "turbine/engine.h"
 #include "turbine/storage/rocks_backing_store.h"
@@ -53,17 +54,7 @@ int64_t FreshChain(const std::vector<int64_t>& a, int64_t n) {
   return n == 0 ? FreshPair(a, 0) : FreshChain(a, n - 1) * 3 + FreshPair(a, n);
 }
 
-struct Daemon {
-  explicit Daemon(const std::string& dir)
-      : store(std::move(*Store::Open(StoreOptions{.data_dir = dir}))),
-        backing(store.get()),
-        engine(turbine::EngineOptions{.worker_threads = 2, .backing_store = &backing}),
-        scope(engine) {}
-  std::unique_ptr<Store> store;
-  RocksBackingStore backing;
-  turbine::Engine engine;
-  turbine::Engine::Scope scope;
-};
+using Daemon = turbine::testing::PersistedEngine<>;
 
 [[noreturn]] void Writer(const std::string& dir, int ack_fd, uint64_t seed) {
   Daemon d(dir);

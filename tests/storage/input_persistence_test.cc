@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "persisted_engine.h"
 #include "temp_dir.h"
 #include "turbine/engine.h"
 #include "turbine/storage/rocks_backing_store.h"
@@ -34,16 +35,7 @@ inline const turbine::Function<GreetImpl> greet{"test.persist.greet", 1};
 Task<int64_t> CounterImpl() { co_return co_await Input<int64_t>("counter"); }
 inline const turbine::Function<CounterImpl> counter{"test.persist.counter", 1};
 
-// Persisted opens the store and an engine on it: what a daemon does at start-up.
-struct Persisted {
-  explicit Persisted(const std::string& dir)
-      : store(std::move(*Store::Open(StoreOptions{.data_dir = dir}))),
-        backing(store.get()),
-        engine(turbine::EngineOptions{.worker_threads = 2, .backing_store = &backing}) {}
-  std::unique_ptr<Store> store;
-  RocksBackingStore backing;
-  turbine::Engine engine;
-};
+using Persisted = turbine::testing::PersistedEngine<>;
 
 TEST(InputPersistence, InputsComeBackAfterARestart) {
   turbine::testing::TempDir dir;

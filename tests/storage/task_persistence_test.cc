@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "persisted_engine.h"
 #include "temp_dir.h"
 #include "turbine/engine.h"
 #include "turbine/storage/rocks_backing_store.h"
@@ -64,19 +65,8 @@ class CollidingStore : public RocksBackingStore {
   }
 };
 
-// Daemon is one process lifetime: store, backing store, engine.
 template <class Backing = RocksBackingStore>
-struct Daemon {
-  explicit Daemon(const std::string& dir)
-      : store(std::move(*Store::Open(StoreOptions{.data_dir = dir}))),
-        backing(store.get()),
-        engine(turbine::EngineOptions{.worker_threads = 2, .backing_store = &backing}),
-        scope(engine) {}
-  std::unique_ptr<Store> store;
-  Backing backing;
-  turbine::Engine engine;
-  turbine::Engine::Scope scope;
-};
+using Daemon = turbine::testing::PersistedEngine<Backing>;
 
 TEST(TaskPersistence, ARestartAnswersFromDiskWithoutExecuting) {
   turbine::testing::TempDir dir;
