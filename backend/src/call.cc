@@ -132,12 +132,6 @@ RawVc CreateCell(const ValueType& type, std::shared_ptr<const void> value) {
   return RawVc::Cell(context->task->id, type.id, index);
 }
 
-uint32_t ExecContext::NextCellIndex(ValueTypeId type) const {
-  uint32_t count = 0;
-  for (const CellSlot& cell : cells) count += cell.type == type ? 1 : 0;
-  return count;
-}
-
 void SetOutputValue(ExecContext& context, const ValueType& type,
                     std::shared_ptr<const void> value) {
   context.output.kind = OutputKind::kValue;

@@ -37,15 +37,15 @@ EngineImpl::EngineImpl(const EngineOptions& options)
   if (store_ != nullptr) {
     // Stamps continue above everything ever persisted, so a restored reader's observed
     // stamp can never match a value this session produced.
-    absl::StatusOr<uint64_t> next = store_->NextStamp();
+    absl::StatusOr<uint64_t> next_stamp = store_->NextStamp();
     absl::StatusOr<uint64_t> next_id = store_->NextTaskId();
-    if (next.ok() && next_id.ok()) {
-      stamp_.store(*next);
+    const absl::Status status = !next_stamp.ok() ? next_stamp.status() : next_id.status();
+    if (status.ok()) {
+      stamp_.store(*next_stamp);
       next_task_id_.store(std::max<uint64_t>(*next_id, 1));
     } else {
-      if (next.ok()) next = next_id.status();
       std::fprintf(stderr, "turbine: backing store unreadable, running in memory: %s\n",
-                   std::string(next.status().message()).c_str());
+                   std::string(status.message()).c_str());
       store_ = nullptr;
     }
   }
@@ -206,8 +206,6 @@ void Engine::CheckNotInTaskBody() {
     std::abort();
   }
 }
-
-void Engine::ReadBlocking(internal::ReadOp& op) { op.Block(); }
 
 absl::Status Engine::ErrorStatus(const std::string& message) {
   if (message.starts_with(internal::kCyclePrefix)) {

@@ -31,11 +31,8 @@ void EncodeIdentity(const FunctionInfo& fn, RawVc receiver, const void* args, st
 
 bool DecodeIdentity(std::string_view bytes, DecodedIdentity* identity) {
   IdentityRecord record;
-  try {
-    if (!DeserializeFrom(bytes, &record)) return false;
-  } catch (const std::exception&) {
-    return false;  // a RawVc naming a value type this build does not have
-  }
+  // False also for a RawVc naming a value type this build does not have.
+  if (!DeserializeFrom(bytes, &record)) return false;
   const FunctionInfo* fn = FindFunctionVersion(std::get<0>(record), std::get<1>(record));
   if (fn == nullptr || fn->deserialize_args == nullptr) return false;
   void* args = fn->deserialize_args(std::get<3>(record));
@@ -75,11 +72,7 @@ void EncodeResult(const TaskState& task, std::string* out) {
 
 bool DecodeResult(std::string_view bytes, TaskState* task) {
   ResultRecord record;
-  try {
-    if (!DeserializeFrom(bytes, &record)) return false;
-  } catch (const std::exception&) {
-    return false;
-  }
+  if (!DeserializeFrom(bytes, &record)) return false;
   auto& [kind, type_name, value_bytes, ref, stamp, cell_records, dep_records] = record;
   Output output;
   output.kind = static_cast<OutputKind>(kind);

@@ -128,7 +128,6 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   }
 
   ExecContext context;
-  context.engine = engine;
   context.task = task;
   const auto start_time = std::chrono::steady_clock::now();
   ErasedTask body = task->fn->invoke(*task->fn, task->receiver, task->args);

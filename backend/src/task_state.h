@@ -13,6 +13,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "turbine/internal/engine_api.h"
@@ -112,7 +113,6 @@ struct TaskState {
 
 // ExecContext is one execution of a task body: what it read and what it produced.
 struct ExecContext {
-  EngineImpl* engine = nullptr;
   TaskState* task = nullptr;
   // Most tasks read a handful of values; recording them must not allocate on a hit.
   absl::InlinedVector<Dep, 8> reads;
@@ -123,7 +123,16 @@ struct ExecContext {
     if (!reads.empty() && reads.back().slot == slot) return;  // a loop reading one value
     reads.push_back(Dep{slot, observed});
   }
-  uint32_t NextCellIndex(ValueTypeId type) const;
+  // NextCellIndex numbers the cells of each type in creation order. A task makes cells of
+  // few types, so a short list beats a map.
+  uint32_t NextCellIndex(ValueTypeId type) {
+    for (auto& [counted, next] : cell_counts) {
+      if (counted == type) return next++;
+    }
+    cell_counts.emplace_back(type, 1);
+    return 0;
+  }
+  absl::InlinedVector<std::pair<ValueTypeId, uint32_t>, 2> cell_counts;
 };
 
 }  // namespace turbine::internal

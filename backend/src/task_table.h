@@ -34,18 +34,6 @@ class TaskTable {
   // Put takes ownership of `task`. Returns false if the id is out of range.
   bool Put(TaskId id, std::unique_ptr<TaskState> task);
 
-  // ForEach visits every task (for stats); tasks added meanwhile may be missed.
-  template <class F>
-  void ForEach(F&& visit) const {
-    for (size_t s = 0; s < kMaxSegments; ++s) {
-      std::atomic<TaskState*>* slots = segments_[s].load(std::memory_order_acquire);
-      if (slots == nullptr) continue;
-      for (size_t i = 0; i < kSegmentSize; ++i) {
-        if (TaskState* t = slots[i].load(std::memory_order_acquire)) visit(*t);
-      }
-    }
-  }
-
  private:
   std::atomic<std::atomic<TaskState*>*> segments_[kMaxSegments] = {};
 };

@@ -83,7 +83,7 @@ class Engine {
     std::optional<T> value;
     internal::ReadOp op(vc.raw(), &ValueTypeOf<T>(), internal::ReadOp::Mode::kValue,
                         &internal::CopyInto<T>, &value);
-    ReadBlocking(op);
+    op.Block();
     if (!op.ok()) return ErrorStatus(op.error());
     return std::move(*value);
   }
@@ -112,7 +112,6 @@ class Engine {
 
  private:
   static void CheckNotInTaskBody();
-  void ReadBlocking(internal::ReadOp& op);
   static absl::Status ErrorStatus(const std::string& message);
 
   std::unique_ptr<internal::EngineImpl> impl_;
