@@ -90,6 +90,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
     if (!stored_task->result.empty() && DecodeResult(stored_task->result, task)) {
       task->phase = Phase::kDirty;
       task->unlinked = true;
+      task->must_execute = key.fn->session_dependent;  // the world may have changed since
     }
     restored_count.fetch_add(1, std::memory_order_relaxed);
   }

@@ -50,22 +50,38 @@ EngineImpl::EngineImpl(const EngineOptions& options)
     }
   }
   if (store_ != nullptr && options.snapshot_interval.count() > 0) {
-    snapshot_thread_ = std::thread([this, interval = options.snapshot_interval] {
-      SnapshotLoop(interval);
+    snapshot_thread_ = std::thread([this, interval = options.snapshot_interval,
+                                    idle_delay = options.snapshot_idle_delay] {
+      SnapshotLoop(interval, idle_delay);
     });
   }
 }
 
-void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval) {
+void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
+                              std::chrono::milliseconds idle_delay) {
+  using Clock = std::chrono::steady_clock;
+  const bool idle_snapshots = idle_delay.count() > 0;
+  const auto tick = idle_snapshots ? std::min(interval, idle_delay) : interval;
+  auto last_snapshot = Clock::now();
+  // Idleness is read off counters the engine keeps anyway, so the hot path pays nothing
+  // for it: no execution during a whole tick and no refresh running now.
+  uint64_t executions_before = execution_count.load(std::memory_order_relaxed);
   std::unique_lock lock(snapshot_mu_);
-  while (!snapshot_stop_.wait_for(lock, interval, [this] { return stopping_snapshots_; })) {
+  while (!snapshot_stop_.wait_for(lock, tick, [this] { return stopping_snapshots_; })) {
     lock.unlock();
+    const uint64_t executions = execution_count.load(std::memory_order_relaxed);
+    const bool idle = idle_snapshots && executions == executions_before &&
+                      refreshes_in_flight.load() == 0;
+    executions_before = executions;
+    const bool due = idle || Clock::now() - last_snapshot >= interval;
     bool empty = false;
     {
       MutexLock queue(&persist_mu_);
       empty = persist_queue_.empty();
     }
-    if (!empty) {
+    if (due && !empty) {
+      last_snapshot = Clock::now();
+      idle_snapshot_count.fetch_add(idle ? 1 : 0, std::memory_order_relaxed);
       if (absl::Status flushed = Flush(); !flushed.ok()) {
         // The engine keeps serving from memory; what failed is written when it next
         // changes, and anything queued meanwhile by the next snapshot.
@@ -161,6 +177,7 @@ EngineStats EngineImpl::Stats() const {
   stats.cycles_detected = cycle_count.load();
   stats.restored_tasks = restored_count.load();
   stats.snapshots = snapshot_count.load();
+  stats.idle_snapshots = idle_snapshot_count.load();
   stats.snapshot_nanos = snapshot_nanos.load();
   stats.last_snapshot_tasks = last_snapshot_tasks.load();
   if (store_ != nullptr) {
@@ -171,14 +188,16 @@ EngineStats EngineImpl::Stats() const {
   for (const FunctionInfo* fn : AllFunctions()) {
     const FunctionCounters& c = counters_[fn->id];
     const uint64_t calls = c.calls.load(std::memory_order_relaxed);
-    if (calls == 0) continue;
+    const uint64_t executions = c.executions.load(std::memory_order_relaxed);
+    // A task restored from disk as somebody's dependency can execute without being called.
+    if (calls == 0 && executions == 0) continue;
     const uint64_t misses = c.misses.load(std::memory_order_relaxed);
     stats.functions.push_back(FunctionStats{
         .name = fn->name,
         .version = fn->version,
         .calls = calls,
         .cache_hits = calls >= misses ? calls - misses : 0,
-        .executions = c.executions.load(std::memory_order_relaxed),
+        .executions = executions,
         .execution_nanos = c.execution_nanos.load(std::memory_order_relaxed)});
   }
   return stats;

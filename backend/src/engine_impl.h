@@ -82,6 +82,8 @@ class EngineImpl {
   RawVc InputVc(const std::string& key);
   // MarkDirty marks `readers` and everything downstream of them dirty.
   void MarkDirty(std::vector<TaskId> readers);
+  // Invalidate makes task `id` execute on its next read and marks its readers dirty.
+  void Invalidate(TaskId id);
 
   uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
   // NextStamp gives a change stamp no slot has carried before. Stamps, not revisions, mark
@@ -100,6 +102,7 @@ class EngineImpl {
   std::atomic<uint64_t> cycle_count{0};
   std::atomic<uint64_t> restored_count{0};  // tasks loaded from the backing store
   std::atomic<uint64_t> snapshot_count{0};
+  std::atomic<uint64_t> idle_snapshot_count{0};
   std::atomic<uint64_t> snapshot_nanos{0};
   std::atomic<uint64_t> last_snapshot_tasks{0};
   // Refreshes started and not finished; the destructor waits for zero.
@@ -127,7 +130,7 @@ class EngineImpl {
   std::unique_ptr<Executor> executor_;
 
   // Background snapshots (engine.cc).
-  void SnapshotLoop(std::chrono::milliseconds interval);
+  void SnapshotLoop(std::chrono::milliseconds interval, std::chrono::milliseconds idle_delay);
   std::mutex snapshot_mu_;
   std::condition_variable snapshot_stop_;
   bool stopping_snapshots_ ABSL_GUARDED_BY(snapshot_mu_) = false;

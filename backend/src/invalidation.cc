@@ -1,7 +1,9 @@
 // invalidation.cc — inputs and the dirty marking that follows their changes.
+#include <cstdio>
 #include <tuple>
 
 #include "engine_impl.h"
+#include "turbine/error.h"
 #include "turbine/function.h"
 
 namespace turbine::internal {
@@ -105,6 +107,17 @@ void RestoreInput(const StoredInput& stored, Output* output, uint64_t* stamp) {
   *stamp = stored.stamp;
 }
 
+void EngineImpl::Invalidate(TaskId id) {
+  // Only tasks of this session hand out invalidators, so the task is in memory.
+  TaskState* task = tasks_.Get(id);
+  if (task == nullptr) return;
+  {
+    MutexLock lock(&task->mu);
+    task->must_execute = true;
+  }
+  MarkDirty({id});
+}
+
 void EngineImpl::MarkDirty(std::vector<TaskId> work) {
   // Everything downstream of a changed value may change, so it is marked now; whether it
   // really changes is found out (verify, or execute with cutoff) when somebody reads it.
@@ -126,3 +139,27 @@ void EngineImpl::MarkDirty(std::vector<TaskId> work) {
 }
 
 }  // namespace turbine::internal
+
+namespace turbine {
+
+Invalidator CurrentInvalidator() {
+  const internal::ThreadContext& context = internal::tls_context;
+  if (context.exec == nullptr) {
+    std::fprintf(stderr, "turbine: CurrentInvalidator() called outside a task body\n");
+    std::abort();
+  }
+  const internal::FunctionInfo& fn = *context.exec->task->fn;
+  if (!fn.session_dependent) {
+    // A non-session-dependent result restored after a restart is trusted without
+    // executing, so an invalidation that happened while no engine ran would be lost.
+    Fail("CurrentInvalidator() needs a session-dependent function; " + fn.name +
+         " is not (see FunctionOptions)");
+  }
+  return Invalidator(context.engine, context.exec->task->id);
+}
+
+void Invalidator::Invalidate() const {
+  if (engine_ != nullptr) engine_->Invalidate(task_);
+}
+
+}  // namespace turbine

@@ -100,7 +100,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   std::vector<Dep> deps;
   {
     MutexLock lock(&task->mu);
-    execute = task->output.kind == OutputKind::kNone;
+    execute = task->output.kind == OutputKind::kNone || std::exchange(task->must_execute, false);
     if (!execute) deps = task->deps;
   }
   // Verify: dependencies in the order the last execution read them. The first one that

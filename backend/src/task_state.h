@@ -92,6 +92,10 @@ struct TaskState {
   // Restored from disk and not yet registered with the tasks it read (their dependents
   // sets are in memory only): done when it is first verified or executed.
   bool unlinked ABSL_GUARDED_BY(mu) = false;
+  // The next refresh executes instead of verifying: the task's result depends on the
+  // outside world, which changed (an Invalidator fired) or was not seen this session (a
+  // session-dependent task restored from disk). Cleared when that execution starts.
+  bool must_execute ABSL_GUARDED_BY(mu) = false;
   Output output ABSL_GUARDED_BY(mu);
   // Change stamp of the output: a fresh engine-wide number each time the output changes.
   uint64_t output_changed_at ABSL_GUARDED_BY(mu) = 0;

@@ -98,4 +98,32 @@ TEST(Snapshots, AFullDiskIsAClearErrorAndTheEngineKeepsServing) {
   EXPECT_EQ(*engine.Read(square_sum(10)), 385);
 }
 
+TEST(Snapshots, HappenSoonAfterTheEngineGoesIdle) {
+  turbine::testing::TempDir dir;
+  {
+    auto store = std::move(*Store::Open(StoreOptions{.data_dir = dir.str()}));
+    RocksBackingStore backing(store.get());
+    // The interval alone would not snapshot within the test; going idle must.
+    turbine::Engine engine(turbine::EngineOptions{
+        .backing_store = &backing,
+        .snapshot_interval = std::chrono::hours(1),
+        .snapshot_idle_delay = std::chrono::milliseconds(20)});
+    turbine::Engine::Scope scope(engine);
+    ASSERT_EQ(*engine.Read(square_sum(30)), 9455);
+    // Waits for an event, not for a duration: generous, so a loaded machine cannot fail it.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (engine.Stats().idle_snapshots == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    const turbine::EngineStats stats = engine.Stats();
+    ASSERT_EQ(stats.idle_snapshots, 1u);
+    EXPECT_EQ(stats.snapshots, 1u);
+    EXPECT_EQ(stats.last_snapshot_tasks, 31u);
+
+    // Nothing changed since: an idle engine does not write empty snapshots.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(engine.Stats().snapshots, 1u);
+  }
+}
+
 }  // namespace

@@ -35,9 +35,14 @@ struct EngineOptions {
   // Persistent storage, or null to keep everything in memory. Not owned; must outlive the
   // engine.
   BackingStore* backing_store = nullptr;
-  // With a backing store: write a snapshot of changed tasks this often (0: only on Flush()
-  // and at shutdown). A crash loses at most this interval of cached results, never inputs.
+  // With a backing store: write a snapshot of changed tasks this often (0: no background
+  // snapshots, only Flush() and shutdown). A crash loses at most this interval of cached
+  // results, never inputs.
   std::chrono::milliseconds snapshot_interval{1000};
+  // Also snapshot as soon as the engine has been idle this long (nothing executed, nothing
+  // running) with changes unwritten, so a burst of work is saved when it ends rather than
+  // up to an interval later. 0: off. Only with background snapshots.
+  std::chrono::milliseconds snapshot_idle_delay{100};
 };
 
 // InputValue is a type-erased value for Engine::SetInputs.
@@ -116,6 +121,34 @@ class Engine {
 
   std::unique_ptr<internal::EngineImpl> impl_;
 };
+
+// Invalidator tells the engine that the outside world a session-dependent task read has
+// changed (a file watcher holds one per watched file). Get it inside the task body:
+//
+//   Task<Bytes> ReadFileImpl(std::string path) {
+//     watcher.Watch(path, turbine::CurrentInvalidator());
+//     co_return ReadAll(path);
+//   }
+//
+// Invalidate() makes the task execute again on its next read; its readers re-execute only
+// if the result comes out different. Safe from any thread, any number of times. It must
+// not be called once the engine is destroyed.
+class Invalidator {
+ public:
+  Invalidator() = default;
+  void Invalidate() const;
+
+ private:
+  friend Invalidator CurrentInvalidator();
+  Invalidator(internal::EngineImpl* engine, TaskId task) : engine_(engine), task_(task) {}
+
+  internal::EngineImpl* engine_ = nullptr;
+  TaskId task_ = kNoTask;
+};
+
+// CurrentInvalidator returns the invalidator of the running task. Fails the task if its
+// function is not session-dependent. REQUIRES: called from inside a task body.
+Invalidator CurrentInvalidator();
 
 // Input<T>(key) is the Vc of an input set with Engine::SetInput. Reading an input that was
 // never set, or holds another type, is an error (and is re-read once the input is set).

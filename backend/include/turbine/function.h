@@ -10,6 +10,10 @@
 //   inline const turbine::TraitMethod<Asset, Bytes> asset_content{"Asset.content", 1};
 //   inline const turbine::TraitImpl asset_content_for_file{asset_content, file_content};
 //
+//   // A task whose result depends on the outside world (see FunctionOptions):
+//   inline const turbine::Function<ReadFileImpl> read_file{
+//       "fs.read", 1, "a file's bytes", {.session_dependent = true}};
+//
 // Calling `fib(30)` returns a Vc at once: the task is looked up (or created and scheduled)
 // but not awaited. The (name, version) pair is the task's identity on disk: change the
 // version whenever the function's meaning changes. Registration happens during static
@@ -32,6 +36,17 @@
 #include "turbine/vc.h"
 
 namespace turbine {
+
+// FunctionOptions change how the engine treats a function's tasks.
+struct FunctionOptions {
+  // The result depends on the world outside the engine (a file, a clock, the network), not
+  // only on what the task read through the engine. A result restored from an earlier
+  // session is then not trusted: the task executes once more before it is served, and
+  // its readers re-execute only if the result came out different (early cutoff). Within
+  // a session the result stays cached until an Invalidator (see engine.h) says otherwise.
+  bool session_dependent = false;
+};
+
 namespace internal {
 
 // OutputOf maps a task body's result type to the value type its callers' Vc holds.
@@ -219,6 +234,7 @@ void AttachResolver(FunctionInfo& target, FunctionInfo& resolver) {
   resolver.version = target.version;
   resolver.description = "resolves the ResolvedVc arguments of " + target.name;
   resolver.has_receiver = target.has_receiver;
+  resolver.session_dependent = false;  // it only resolves; the target decides
   resolver.kind = FunctionKind::kResolveFirst;
   resolver.result_type = target.result_type;
   FillArgs<Tuple>(resolver);
@@ -249,10 +265,12 @@ class Function {
  public:
   using Output = typename Traits::Output;
 
-  Function(std::string_view name, uint32_t version, std::string_view description = "") {
+  Function(std::string_view name, uint32_t version, std::string_view description = "",
+           FunctionOptions options = {}) {
     info_.name = std::string(name);
     info_.version = version;
     info_.description = std::string(description);
+    info_.session_dependent = options.session_dependent;
     info_.result_type = ValueTraits<Output>::Name();
     internal::RegisterResultType<Output>();
     internal::FillArgs<Args>(info_);
@@ -294,10 +312,12 @@ class Method {
   using Output = typename Traits::Output;
   using ArgsTuple = Args;
 
-  Method(std::string_view name, uint32_t version, std::string_view description = "") {
+  Method(std::string_view name, uint32_t version, std::string_view description = "",
+         FunctionOptions options = {}) {
     info_.name = std::string(name);
     info_.version = version;
     info_.description = std::string(description);
+    info_.session_dependent = options.session_dependent;
     info_.has_receiver = true;
     info_.result_type = ValueTraits<Output>::Name();
     internal::RegisterResultType<Output>();
@@ -339,6 +359,7 @@ class TraitMethod {
  public:
   using Output = Out;
 
+  // No FunctionOptions: a dispatch task only forwards; implementations carry the options.
   TraitMethod(std::string_view name, uint32_t version, std::string_view description = "") {
     info_.name = std::string(name);
     info_.version = version;

@@ -43,6 +43,8 @@ struct FunctionInfo {
   std::vector<std::string> param_types;  // stable type names, in order
   std::string result_type;
   bool has_receiver = false;
+  // The result depends on the world outside the engine (see FunctionOptions).
+  bool session_dependent = false;
   FunctionKind kind = FunctionKind::kPlain;
   uint32_t id = 0;  // process-local index, assigned at registration
   // XXH3 of (name, version), assigned at registration: the seed of every task hash, so a
