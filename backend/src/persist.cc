@@ -5,6 +5,8 @@
 #include <cereal/types/tuple.hpp>
 #include <cereal/types/vector.hpp>
 
+#include <cstring>
+#include <ostream>
 #include <tuple>
 #include <vector>
 
@@ -24,9 +26,20 @@ using ResultRecord = std::tuple<uint8_t, std::string, std::string, RawVc, uint64
 }  // namespace
 
 void EncodeIdentity(const FunctionInfo& fn, RawVc receiver, const void* args, std::string* out) {
-  std::string arg_bytes;
-  fn.serialize_args(args, &arg_bytes);
-  SerializeTo(IdentityRecord{fn.name, fn.version, receiver, std::move(arg_bytes)}, out);
+  // The bytes of an IdentityRecord, written in place: the argument bytes go straight into
+  // `out` (a lookup's reused buffer) and their length prefix is filled in afterwards, so
+  // no temporary string holds them.
+  AppendStreambuf buffer(out);  // unbuffered: `out` is current after every write
+  std::ostream stream(&buffer);
+  cereal::BinaryOutputArchive archive(stream);
+  archive(fn.name, fn.version, receiver);
+  static_assert(sizeof(cereal::size_type) == sizeof(uint64_t));
+  const size_t length_at = out->size();
+  archive(uint64_t{0});
+  const size_t args_at = out->size();
+  fn.serialize_args(args, out);
+  const uint64_t length = out->size() - args_at;
+  std::memcpy(out->data() + length_at, &length, sizeof(length));  // cereal: native order
 }
 
 bool DecodeIdentity(std::string_view bytes, DecodedIdentity* identity) {

@@ -45,12 +45,13 @@ absl::StatusOr<uint64_t> ReadCounter(Store& store, const char* key) {
 }  // namespace
 
 absl::StatusOr<std::optional<StoredInput>> RocksBackingStore::ReadInput(std::string_view key) {
-  std::string bytes;
+  // The key is the input's name as given; the value is decoded where RocksDB holds it.
+  rocksdb::PinnableSlice bytes;
   absl::StatusOr<bool> found = store_->Get(Table::kInputs, key, &bytes);
   if (!found.ok()) return found.status();
   if (!*found) return std::nullopt;
   InputRecord record;
-  if (!internal::DeserializeFrom(bytes, &record)) {
+  if (!internal::DeserializeFrom(bytes.ToStringView(), &record)) {
     return absl::DataLossError("input '" + std::string(key) + "' is stored damaged");
   }
   return StoredInput{std::move(std::get<0>(record)), std::move(std::get<1>(record)),
@@ -106,13 +107,20 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::FindTask(uint64_t h
                                                  rocksdb::Slice(prefix, 8));
        it->Next()) {
     if (it->key().size() != 16) continue;
-    const uint64_t id = GetBigEndian(it->key().data() + 8);
-    absl::StatusOr<std::optional<StoredTask>> candidate = ReadTask(id);
-    if (!candidate.ok()) return candidate.status();
-    if (candidate->has_value() && (*candidate)->identity == identity) {
-      (*candidate)->hash = hash;
-      return candidate;
-    }
+    // The candidate's identity is compared where RocksDB holds it (a pinned block or the
+    // reused slice), so a candidate that is not the one costs no copy.
+    thread_local rocksdb::PinnableSlice stored_identity;
+    stored_identity.Reset();
+    const std::string_view id_key(it->key().data() + 8, 8);
+    absl::StatusOr<bool> read = store_->Get(Table::kTaskType, id_key, &stored_identity);
+    if (!read.ok()) return read.status();
+    if (!*read) continue;
+    if (std::string_view(stored_identity.data(), stored_identity.size()) != identity) continue;
+    stored_identity.Reset();  // unpin before the next read
+    StoredTask task{GetBigEndian(id_key.data()), hash, std::string(identity), {}};
+    absl::StatusOr<bool> has_result = store_->Get(Table::kTaskMeta, id_key, &task.result);
+    if (!has_result.ok()) return has_result.status();
+    return task;
   }
   if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
   return std::nullopt;

@@ -191,6 +191,16 @@ absl::StatusOr<bool> Store::Get(Table table, std::string_view key, std::string* 
   return true;
 }
 
+absl::StatusOr<bool> Store::Get(Table table, std::string_view key,
+                               rocksdb::PinnableSlice* value) const {
+  const rocksdb::Status status =
+      db_->Get(rocksdb::ReadOptions(), handle(table), rocksdb::Slice(key.data(), key.size()),
+               value);
+  if (status.IsNotFound()) return false;
+  if (!status.ok()) return FromRocks(status, "read from " + std::string(TableName(table)));
+  return true;
+}
+
 absl::Status Store::Put(Table table, std::string_view key, std::string_view value) {
   rocksdb::WriteOptions write_options;
   write_options.sync = options_.sync_writes;

@@ -20,6 +20,7 @@
 namespace rocksdb {
 class ColumnFamilyHandle;
 class DB;
+class PinnableSlice;
 class WriteBatch;
 }  // namespace rocksdb
 
@@ -66,6 +67,10 @@ class Store {
 
   // Get reads one value into `value`; returns false if the key is absent.
   absl::StatusOr<bool> Get(Table table, std::string_view key, std::string* value) const;
+  // This Get leaves the value where RocksDB holds it (no copy when the block cache has it);
+  // Reset() the slice before reusing it.
+  absl::StatusOr<bool> Get(Table table, std::string_view key,
+                           rocksdb::PinnableSlice* value) const;
   absl::Status Put(Table table, std::string_view key, std::string_view value);
   // Write applies `batch` atomically across tables (the snapshot unit).
   absl::Status Write(rocksdb::WriteBatch& batch, bool sync);
