@@ -22,17 +22,26 @@ RawVc Call(const FunctionInfo& fn, RawVc receiver, void* stack_args) {
   return CurrentEngineOrDie().Call(fn, receiver, stack_args);
 }
 
-RawVc EngineImpl::Call(const FunctionInfo& fn, RawVc receiver, void* stack_args) {
+RawVc CallReportingLookup(const FunctionInfo& fn, RawVc receiver, void* stack_args,
+                          Lookup* lookup) {
+  return CurrentEngineOrDie().Call(fn, receiver, stack_args, lookup);
+}
+
+RawVc EngineImpl::Call(const FunctionInfo& fn, RawVc receiver, void* stack_args,
+                       Lookup* lookup) {
   if (fn.resolver != nullptr && fn.needs_resolution(stack_args)) {
     // Some ResolvedVc argument still names a task output: a resolve-first task (keyed by
     // the unresolved arguments) resolves them and then calls `fn`.
-    return Call(*fn.resolver, receiver, stack_args);
+    return Call(*fn.resolver, receiver, stack_args, lookup);
   }
   FunctionCounters& counters = counters_[fn.id];
   counters.calls.fetch_add(1, std::memory_order_relaxed);
   const TaskKeyView key{&fn, receiver, stack_args, HashComponents(fn, receiver, stack_args)};
   // Step 1: reader lock, borrowed components, no allocation.
-  if (TaskState* hit = cache_.Find(key)) return RawVc::Output(hit->id);
+  if (TaskState* hit = cache_.Find(key)) {
+    if (lookup != nullptr) *lookup = Lookup::kMemory;
+    return RawVc::Output(hit->id);
+  }
   // Step 2: the backing store, by the same borrowed components, with no engine lock held.
   // The identity is encoded into a reused buffer; nothing is boxed yet.
   std::optional<StoredInput> stored_input;
@@ -57,6 +66,9 @@ RawVc EngineImpl::Call(const FunctionInfo& fn, RawVc receiver, void* stack_args)
   });
   if (created && fn.kind != FunctionKind::kInput && !stored_task.has_value()) {
     executor_->Push(WorkItem{WorkItem::Kind::kHint, task});
+  }
+  if (lookup != nullptr) {
+    *lookup = !created ? Lookup::kMemory : stored_task ? Lookup::kDisk : Lookup::kCreated;
   }
   return RawVc::Output(task->id);
 }

@@ -205,6 +205,11 @@ EngineStats EngineImpl::Stats() const {
 
 void ThrowTaskError(const std::string& message) { throw TaskError(message); }
 
+absl::Status ReadErrorStatus(const std::string& message) {
+  if (message.starts_with(kCyclePrefix)) return absl::FailedPreconditionError(message);
+  return absl::UnknownError(message);
+}
+
 }  // namespace internal
 
 Engine::Engine(EngineOptions options)
@@ -227,10 +232,7 @@ void Engine::CheckNotInTaskBody() {
 }
 
 absl::Status Engine::ErrorStatus(const std::string& message) {
-  if (message.starts_with(internal::kCyclePrefix)) {
-    return absl::FailedPreconditionError(message);
-  }
-  return absl::UnknownError(message);
+  return internal::ReadErrorStatus(message);
 }
 
 absl::StatusOr<RawVc> Engine::Resolve(RawVc vc) {

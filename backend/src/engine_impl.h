@@ -49,7 +49,8 @@ class EngineImpl {
   ~EngineImpl();
 
   // --- call path (call.cc) ---
-  RawVc Call(const FunctionInfo& fn, RawVc receiver, void* stack_args);
+  RawVc Call(const FunctionInfo& fn, RawVc receiver, void* stack_args,
+             Lookup* lookup = nullptr);
   // Task returns the task with `id`, loading it from the backing store if need be (null if
   // it exists nowhere).
   TaskState* Task(TaskId id) {
@@ -69,6 +70,9 @@ class EngineImpl {
   // `cycle` describes the cycle.
   Wait AwaitClean(TaskState* task, Waiter* waiter, TaskState* waiting_task,
                   std::string* cycle);
+
+  // --- reads for servers (async_read.cc) ---
+  void ReadAsync(RawVc vc, std::function<void(Engine::AsyncRead)> done);
 
   // --- refresh (refresh.cc) ---
   // StartRefresh runs the refresh of a task this thread claimed (phase kRunning).
@@ -90,6 +94,8 @@ class EngineImpl {
   // changes: a reader keeps the stamp it saw, so "changed since I read it" is an exact
   // comparison, whatever raced with the read.
   uint64_t NextStamp() { return stamp_.fetch_add(1, std::memory_order_relaxed) + 1; }
+  // CurrentStamp is the last stamp given out: every later change carries a larger one.
+  uint64_t CurrentStamp() const { return stamp_.load(std::memory_order_relaxed); }
   Executor& executor() { return *executor_; }
   FunctionCounters& counters(const FunctionInfo& fn) { return counters_[fn.id]; }
   EngineStats Stats() const;

@@ -34,6 +34,9 @@ void RunItem(EngineImpl& engine, WorkItem item) {
     case WorkItem::Kind::kResumeRead:
       static_cast<ReadOp*>(item.target)->ContinueAfterWake();
       return;
+    case WorkItem::Kind::kResumeCoroutine:
+      std::coroutine_handle<>::from_address(item.target).resume();
+      return;
   }
 }
 

@@ -30,9 +30,10 @@ struct WorkItem {
     kHint,          // run `task` if it is still claimable (else drop)
     kStartClaimed,  // `task` is already kRunning: start its refresh
     kResumeRead,    // continue parked `read`
+    kResumeCoroutine,  // resume the suspended coroutine whose address is `target`
   };
   Kind kind = Kind::kNone;
-  void* target = nullptr;  // TaskState* or ReadOp*
+  void* target = nullptr;  // TaskState*, ReadOp* or a coroutine address
 };
 
 class Executor {

@@ -74,7 +74,10 @@ void ReadOp::SetError(std::string message) {
   error_ = std::make_shared<const std::string>(std::move(message));
 }
 
-void ReadOp::TakeValue(const ValueType* type, const std::shared_ptr<const void>& value) {
+void ReadOp::TakeValue(const ValueType* type, const std::shared_ptr<const void>& value,
+                       uint64_t stamp) {
+  value_type_ = type;
+  value_stamp_ = stamp;
   if (expected_type_ != nullptr && expected_type_ != type) {
     SetError("value has type '" + type->name + "', expected '" + expected_type_->name + "'");
     return;
@@ -134,7 +137,7 @@ ReadOp::Hop ReadOp::HopClean(TaskState& task) {
         } else if (mode_ == Mode::kResolve) {
           cursor_ = RawVc::Cell(task.id, out.type->id, kOutputCellIndex);
         } else {
-          TakeValue(out.type, out.value);
+          TakeValue(out.type, out.value, task.output_changed_at);
         }
         return Hop::kDone;
       case OutputKind::kRef:
@@ -159,7 +162,7 @@ ReadOp::Hop ReadOp::HopClean(TaskState& task) {
   if (cell == nullptr) {
     SetError("the cell this Vc points at no longer exists");
   } else if (mode_ != Mode::kResolve) {
-    TakeValue(ValueTypeById(cell->type), cell->value);
+    TakeValue(ValueTypeById(cell->type), cell->value, cell->changed_at);
   }
   return Hop::kDone;
 }

@@ -191,6 +191,7 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
   std::vector<Dep> old_deps;
   {
     MutexLock lock(&task.mu);
+    ++task.executions;
     if (!task.output.SameAs(context.output)) {
       task.output = std::move(context.output);
       task.output_changed_at = engine.NextStamp();

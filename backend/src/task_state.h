@@ -96,6 +96,9 @@ struct TaskState {
   // outside world, which changed (an Invalidator fired) or was not seen this session (a
   // session-dependent task restored from disk). Cleared when that execution starts.
   bool must_execute ABSL_GUARDED_BY(mu) = false;
+  // Bodies run so far in this process (wraps; servers compare it before and after a read
+  // to tell a computed answer from a cached one).
+  uint32_t executions ABSL_GUARDED_BY(mu) = 0;
   Output output ABSL_GUARDED_BY(mu);
   // Change stamp of the output: a fresh engine-wide number each time the output changes.
   uint64_t output_changed_at ABSL_GUARDED_BY(mu) = 0;

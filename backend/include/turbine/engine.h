@@ -17,6 +17,7 @@
 #include <absl/status/statusor.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -92,6 +93,19 @@ class Engine {
     if (!op.ok()) return ErrorStatus(op.error());
     return std::move(*value);
   }
+
+  // AsyncRead is what ReadAsync delivers.
+  struct AsyncRead {
+    absl::Status status;                // as Read's
+    std::shared_ptr<const void> value;  // the value, of `type`, when status is OK
+    const ValueType* type = nullptr;
+    bool immediate = false;  // clean at once: nothing was verified or executed for it
+    bool executed = false;   // the task read, or the one holding the value, executed
+  };
+  // ReadAsync is Read for servers: it never blocks and never runs a task body on the
+  // calling thread. `done` runs inline when `vc` is clean now (allocation-free then),
+  // otherwise later on a worker thread. The engine must outlive the read.
+  void ReadAsync(RawVc vc, std::function<void(AsyncRead)> done);
 
   // Resolve waits for `vc` and returns the cell it points at.
   absl::StatusOr<RawVc> Resolve(RawVc vc);

@@ -4,6 +4,8 @@
 // thread's own engine, or the one an Engine::Scope entered.
 #pragma once
 
+#include <absl/status/status.h>
+
 #include <coroutine>
 #include <memory>
 #include <optional>
@@ -33,6 +35,13 @@ EngineImpl& CurrentEngineOrDie();
 // Call finds or creates the task (fn, receiver, *stack_args) and returns its output Vc.
 // The argument tuple is only borrowed: it is moved to the heap on a true miss alone.
 RawVc Call(const FunctionInfo& fn, RawVc receiver, void* stack_args);
+
+// Lookup says where a call found its task: in memory, on disk (restored by this call), or
+// nowhere (created by this call).
+enum class Lookup : uint8_t { kMemory, kDisk, kCreated };
+// CallReportingLookup is Call that also reports where the task was found (for servers).
+RawVc CallReportingLookup(const FunctionInfo& fn, RawVc receiver, void* stack_args,
+                          Lookup* lookup);
 
 // CreateCell stores `value` as the next cell of its type in the running task.
 // REQUIRES: called from inside a task body.
@@ -83,6 +92,9 @@ class ReadOp : public Waiter {
   const std::string& error() const { return *error_; }
   // value is the value read, unless a CopyOut received it.
   const std::shared_ptr<const void>& value() const { return value_; }
+  const ValueType* value_type() const { return value_type_; }
+  // value_stamp is the change stamp of the slot the value came from.
+  uint64_t value_stamp() const { return value_stamp_; }
   RawVc resolved() const { return cursor_; }
 
   // ContinueAfterWake is the engine's continuation after a wake; for the engine only.
@@ -100,7 +112,8 @@ class ReadOp : public Waiter {
   static void WakeThread(Waiter* self);
 
   void SetError(std::string message);
-  void TakeValue(const ValueType* type, const std::shared_ptr<const void>& value);
+  void TakeValue(const ValueType* type, const std::shared_ptr<const void>& value,
+                 uint64_t stamp);
 
   ThreadContext saved_context_;
   TaskState* waiting_task_ = nullptr;
@@ -112,6 +125,8 @@ class ReadOp : public Waiter {
   std::coroutine_handle<> awaiter_;
   void* blocked_thread_ = nullptr;  // a std::binary_semaphore while Block() waits
   std::shared_ptr<const void> value_;
+  const ValueType* value_type_ = nullptr;
+  uint64_t value_stamp_ = 0;
   std::shared_ptr<const std::string> error_;
 };
 
@@ -120,6 +135,10 @@ template <class T>
 void CopyInto(const void* value, void* out) {
   static_cast<std::optional<T>*>(out)->emplace(*static_cast<const T*>(value));
 }
+
+// ReadErrorStatus turns a read's error message into a Status: kFailedPrecondition for a
+// cycle, kUnknown for an error a task function raised.
+absl::Status ReadErrorStatus(const std::string& message);
 
 // ThrowTaskError rethrows a read's error inside a task body (out of line: cold path).
 [[noreturn]] void ThrowTaskError(const std::string& message);

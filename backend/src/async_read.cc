@@ -1,0 +1,101 @@
+// async_read.cc — Engine::ReadAsync: reads for servers, whose threads must never block.
+//
+// A clean value is answered on the calling thread. Anything else moves to a worker: a
+// self-destroying coroutine awaits the read there (claiming and running refreshes on the
+// worker, or parking without holding it) and then calls `done`.
+#include <coroutine>
+#include <exception>
+#include <utility>
+
+#include "engine_impl.h"
+#include "turbine/engine.h"
+
+namespace turbine::internal {
+namespace {
+
+struct AsyncJob {
+  struct promise_type {
+    AsyncJob get_return_object() {
+      return AsyncJob{std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() const noexcept { return {}; }
+    std::suspend_never final_suspend() const noexcept { return {}; }
+    void return_void() const noexcept {}
+    void unhandled_exception() const noexcept { std::terminate(); }  // `done` must not throw
+  };
+  std::coroutine_handle<promise_type> handle;
+};
+
+struct AwaitOp {
+  ReadOp& op;
+  bool await_ready() { return op.TryComplete(); }
+  bool await_suspend(std::coroutine_handle<> job) { return op.Suspend(job); }
+  void await_resume() { op.Resumed(); }
+};
+
+// ExecutionsOf reads a task's execution counter (0 for a Vc that names no task).
+uint32_t ExecutionsOf(EngineImpl& engine, RawVc vc) {
+  if (vc.is_none()) return 0;
+  TaskState* task = engine.Task(vc.task);
+  if (task == nullptr) return 0;
+  MutexLock lock(&task->mu);
+  return task->executions;
+}
+
+Engine::AsyncRead Finish(ReadOp& op, bool immediate) {
+  Engine::AsyncRead result;
+  result.immediate = immediate;
+  if (!op.ok()) {
+    result.status = ReadErrorStatus(op.error());
+  } else {
+    result.value = op.value();
+    result.type = op.value_type();
+  }
+  return result;
+}
+
+AsyncJob ReadOnWorker(EngineImpl* engine, RawVc vc,
+                      std::function<void(Engine::AsyncRead)> done) {
+  tls_context = ThreadContext{engine, nullptr};
+  const uint32_t executions_before = ExecutionsOf(*engine, vc);
+  const uint64_t stamp_before = engine->CurrentStamp();
+  ReadOp op(vc, nullptr, ReadOp::Mode::kValue);
+  co_await AwaitOp{op};
+  tls_context = ThreadContext{engine, nullptr};
+  Engine::AsyncRead result = Finish(op, /*immediate=*/false);
+  // The answer was computed for this read if the task named ran meanwhile, or if the value
+  // (perhaps at the end of a chain of references) changed meanwhile.
+  result.executed = ExecutionsOf(*engine, vc) != executions_before ||
+                    (op.ok() && op.value_stamp() > stamp_before);
+  done(std::move(result));
+  engine->refreshes_in_flight.fetch_sub(1);
+}
+
+}  // namespace
+
+void EngineImpl::ReadAsync(RawVc vc, std::function<void(Engine::AsyncRead)> done) {
+  const ThreadContext saved = tls_context;
+  tls_context = ThreadContext{this, nullptr};
+  {
+    ReadOp op(vc, nullptr, ReadOp::Mode::kValue);
+    if (op.TryComplete()) {
+      tls_context = saved;
+      done(Finish(op, /*immediate=*/true));
+      return;
+    }
+  }
+  tls_context = saved;
+  refreshes_in_flight.fetch_add(1);  // the destructor waits for the job
+  AsyncJob job = ReadOnWorker(this, vc, std::move(done));
+  executor_->Push(WorkItem{WorkItem::Kind::kResumeCoroutine, job.handle.address()});
+}
+
+}  // namespace turbine::internal
+
+namespace turbine {
+
+void Engine::ReadAsync(RawVc vc, std::function<void(AsyncRead)> done) {
+  impl_->ReadAsync(vc, std::move(done));
+}
+
+}  // namespace turbine

@@ -1,0 +1,93 @@
+// Engine::ReadAsync: the read servers use. A clean value is answered inline; anything else
+// is finished on a worker, so the calling thread never runs a task body.
+#include <gtest/gtest.h>
+
+#include <future>
+#include <string>
+#include <thread>
+
+#include "turbine/engine.h"
+
+namespace {
+
+using turbine::Engine;
+using turbine::Input;
+using turbine::Task;
+
+std::atomic<std::thread::id> body_thread;
+
+Task<int64_t> ScaledImpl(int64_t factor) {
+  body_thread = std::this_thread::get_id();
+  co_return factor * (co_await Input<int64_t>("async.x"));
+}
+inline const turbine::Function<ScaledImpl> scaled{"test.async.scaled", 1};
+
+Task<int64_t> FailingImpl() {
+  turbine::Fail("no luck");
+  co_return 0;
+}
+inline const turbine::Function<FailingImpl> failing{"test.async.failing", 1};
+
+// ReadAndWait starts a ReadAsync and waits for its result; `inline_answer` says whether
+// `done` ran on the calling thread.
+Engine::AsyncRead ReadAndWait(Engine& engine, turbine::RawVc vc, bool* inline_answer) {
+  std::promise<Engine::AsyncRead> answer;
+  const std::thread::id caller = std::this_thread::get_id();
+  std::atomic<bool> on_caller{false};
+  engine.ReadAsync(vc, [&](Engine::AsyncRead result) {
+    on_caller = std::this_thread::get_id() == caller;
+    answer.set_value(std::move(result));
+  });
+  Engine::AsyncRead result = answer.get_future().get();
+  *inline_answer = on_caller;
+  return result;
+}
+
+TEST(ReadAsync, ComputesOnAWorkerThenAnswersInline) {
+  Engine engine(turbine::EngineOptions{.worker_threads = 2});
+  Engine::Scope scope(engine);
+  ASSERT_TRUE(engine.SetInput("async.x", int64_t{7}).ok());
+
+  bool inline_answer = true;
+  Engine::AsyncRead first = ReadAndWait(engine, scaled(3).raw(), &inline_answer);
+  ASSERT_TRUE(first.status.ok()) << first.status;
+  EXPECT_EQ(*static_cast<const int64_t*>(first.value.get()), 21);
+  EXPECT_EQ(first.type, &turbine::ValueTypeOf<int64_t>());
+  EXPECT_FALSE(first.immediate);
+  EXPECT_TRUE(first.executed);
+  EXPECT_FALSE(inline_answer);
+  EXPECT_NE(body_thread.load(), std::this_thread::get_id()) << "the body ran on the caller";
+
+  Engine::AsyncRead second = ReadAndWait(engine, scaled(3).raw(), &inline_answer);
+  EXPECT_EQ(*static_cast<const int64_t*>(second.value.get()), 21);
+  EXPECT_TRUE(second.immediate);
+  EXPECT_FALSE(second.executed);
+  EXPECT_TRUE(inline_answer);
+}
+
+TEST(ReadAsync, AnInputChangeIsExecutedOffTheCallingThread) {
+  Engine engine(turbine::EngineOptions{.worker_threads = 2});
+  Engine::Scope scope(engine);
+  ASSERT_TRUE(engine.SetInput("async.x", int64_t{2}).ok());
+  ASSERT_EQ(*engine.Read(scaled(5)), 10);
+
+  ASSERT_TRUE(engine.SetInput("async.x", int64_t{4}).ok());
+  bool inline_answer = true;
+  Engine::AsyncRead changed = ReadAndWait(engine, scaled(5).raw(), &inline_answer);
+  EXPECT_EQ(*static_cast<const int64_t*>(changed.value.get()), 20);
+  EXPECT_TRUE(changed.executed);
+  EXPECT_FALSE(inline_answer);
+  EXPECT_NE(body_thread.load(), std::this_thread::get_id());
+}
+
+TEST(ReadAsync, AFunctionErrorIsTheResultsStatus) {
+  Engine engine(turbine::EngineOptions{.worker_threads = 1});
+  Engine::Scope scope(engine);
+  bool inline_answer = false;
+  Engine::AsyncRead result = ReadAndWait(engine, failing().raw(), &inline_answer);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kUnknown);
+  EXPECT_EQ(result.status.message(), "no luck");
+  EXPECT_EQ(result.value, nullptr);
+}
+
+}  // namespace
