@@ -2,6 +2,7 @@
 """print_table.py — print a Google Benchmark JSON file as a markdown table.
 
     python3 bench/print_table.py build-release/engine_bench.json
+    python3 bench/print_table.py --columns=disk_bytes_per_task build-release/storage_bench.json
 
 Time per op is wall time (`real_time`); the CPU column is the benchmark thread's CPU time,
 which leaves out work done on engine workers. Standard library only.
@@ -12,6 +13,7 @@ import os
 import sys
 
 # Counters that get their own column, in this order; the rest go to "other counters".
+# --columns=a,b replaces them (each binary has its own domain figures).
 COLUMNS = ["allocs_per_op", "bytes_per_task"]
 # Keys of a benchmark entry that are not user counters.
 STANDARD_KEYS = {
@@ -63,21 +65,30 @@ def print_machine(context):
         print(f"- Load average at start: {', '.join(f'{x:.2f}' for x in load)}")
     if "absl_deadlock_detection" in context:
         print(f"- absl::Mutex deadlock detection: {context['absl_deadlock_detection']}")
+    if "scratch_dir" in context:
+        print(f"- Databases in: {context['scratch_dir']}")
     print(f"- Run: {context.get('date', '?')}, {context.get('executable', '?')}, "
           f"benchmark library build type: {context.get('library_build_type', '?')}")
     print()
 
 
 def main(argv):
-    if len(argv) != 2:
-        sys.exit(f"usage: {argv[0]} <engine_bench.json>")
-    with open(argv[1]) as f:
+    columns = COLUMNS
+    args = []
+    for arg in argv[1:]:
+        if arg.startswith("--columns="):
+            columns = [c for c in arg[len("--columns="):].split(",") if c]
+        else:
+            args.append(arg)
+    if len(args) != 1:
+        sys.exit(f"usage: {argv[0]} [--columns=counter,...] <benchmark.json>")
+    with open(args[0]) as f:
         data = json.load(f)
     print_machine(data.get("context", {}))
 
-    print("| Benchmark | Iterations | Time/op (wall) | CPU/op | allocs_per_op | "
-          "bytes_per_task | Other counters |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print("| Benchmark | Iterations | Time/op (wall) | CPU/op | "
+          + "".join(f"{c} | " for c in columns) + "Other counters |")
+    print("|---|---:|---:|---:|" + "---:|" * len(columns) + "---|")
     benchmarks = data.get("benchmarks", [])
     # With --benchmark_repetitions, show each benchmark's median instead of every run.
     medians = {b["run_name"]: b for b in benchmarks
@@ -91,21 +102,23 @@ def main(argv):
                 continue
             bench = dict(medians[run_name], name=f"{run_name} (median)",
                          iterations=bench["iterations"])
-        print_row(bench)
+        print_row(bench, columns)
 
 
-def print_row(bench):
+def print_row(bench, columns):
     name = bench["name"]
     if bench.get("error_occurred"):
-        print(f"| {name} | | ERROR: {bench.get('error_message', '')} | | | | |")
+        print(f"| {name} | | ERROR: {bench.get('error_message', '')} | |"
+              + " |" * len(columns) + " |")
         return
     unit = NS_PER_UNIT[bench.get("time_unit", "ns")]
     counters = {k: v for k, v in bench.items()
                 if k not in STANDARD_KEYS and isinstance(v, (int, float))}
-    cells = [format_number(counters.pop(c)) if c in counters else "" for c in COLUMNS]
+    cells = [format_number(counters.pop(c)) if c in counters else "" for c in columns]
     other = ", ".join(f"{k}={format_number(v)}" for k, v in sorted(counters.items()))
     print(f"| {name} | {bench['iterations']} | {format_time(bench['real_time'] * unit)} | "
-          f"{format_time(bench['cpu_time'] * unit)} | {' | '.join(cells)} | {other} |")
+          f"{format_time(bench['cpu_time'] * unit)} | {''.join(c + ' | ' for c in cells)}"
+          f"{other} |")
 
 
 if __name__ == "__main__":

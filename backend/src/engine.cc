@@ -246,8 +246,8 @@ absl::StatusOr<RawVc> Engine::Resolve(RawVc vc) {
 
 absl::Status Engine::Flush() { return impl_->Flush(); }
 
-absl::Status Engine::SetInputs(std::vector<InputValue> values) {
-  return impl_->SetInputs(std::move(values));
+absl::Status Engine::SetInputs(std::vector<InputValue> values, size_t* changed) {
+  return impl_->SetInputs(std::move(values), changed);
 }
 
 EngineStats Engine::Stats() const { return impl_->Stats(); }

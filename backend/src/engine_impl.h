@@ -82,10 +82,12 @@ class EngineImpl {
   bool TryClaim(TaskState* task);
 
   // --- invalidation and inputs (invalidation.cc) ---
-  absl::Status SetInputs(std::vector<InputValue> values);
+  absl::Status SetInputs(std::vector<InputValue> values, size_t* changed = nullptr);
   RawVc InputVc(const std::string& key);
   // MarkDirty marks `readers` and everything downstream of them dirty.
   void MarkDirty(std::vector<TaskId> readers);
+  uint64_t AddChangeListener(std::function<void()> listener);
+  void RemoveChangeListener(uint64_t id);
   // Invalidate makes task `id` execute on its next read and marks its readers dirty.
   void Invalidate(TaskId id);
 
@@ -129,6 +131,12 @@ class EngineImpl {
   std::atomic<uint64_t> revision_{1};
   std::atomic<uint64_t> stamp_{1};
   Mutex input_writer_mu_;  // serializes SetInputs batches
+  void NotifyChange();
+  // Listeners run under this lock (shared), so removing one waits for its running calls.
+  Mutex listeners_mu_;
+  uint64_t next_listener_id_ ABSL_GUARDED_BY(listeners_mu_) = 1;
+  std::vector<std::pair<uint64_t, std::function<void()>>> listeners_
+      ABSL_GUARDED_BY(listeners_mu_);
   Mutex flush_mu_;         // one snapshot at a time
   Mutex persist_mu_;
   std::vector<TaskId> persist_queue_ ABSL_GUARDED_BY(persist_mu_);

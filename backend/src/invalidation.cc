@@ -34,8 +34,9 @@ RawVc EngineImpl::InputVc(const std::string& key) {
   return Call(InputFunction(), RawVc{}, &args);
 }
 
-absl::Status EngineImpl::SetInputs(std::vector<InputValue> values) {
+absl::Status EngineImpl::SetInputs(std::vector<InputValue> values, size_t* changed) {
   std::vector<TaskId> readers;
+  bool revision_changed = false;
   absl::Status durable = absl::OkStatus();
   {
     // One batch at a time: the order batches become durable is the order they apply.
@@ -69,6 +70,8 @@ absl::Status EngineImpl::SetInputs(std::vector<InputValue> values) {
       }
       durable = store_->WriteInputs(records, stamp_.load() + 1);
     }
+    revision_changed = !changes.empty();
+    if (changed != nullptr) *changed = changes.size();
     for (Change& change : changes) {
       MutexLock lock(&change.task->mu);
       change.task->output = std::move(change.next);
@@ -79,6 +82,7 @@ absl::Status EngineImpl::SetInputs(std::vector<InputValue> values) {
     }
   }
   MarkDirty(std::move(readers));
+  if (revision_changed) NotifyChange();
   if (!durable.ok()) {
     return absl::Status(durable.code(), "the inputs apply in memory but are not durable: " +
                                             std::string(durable.message()));
@@ -116,6 +120,24 @@ void EngineImpl::Invalidate(TaskId id) {
     task->must_execute = true;
   }
   MarkDirty({id});
+  NotifyChange();
+}
+
+uint64_t EngineImpl::AddChangeListener(std::function<void()> listener) {
+  MutexLock lock(&listeners_mu_);
+  const uint64_t id = next_listener_id_++;
+  listeners_.emplace_back(id, std::move(listener));
+  return id;
+}
+
+void EngineImpl::RemoveChangeListener(uint64_t id) {
+  MutexLock lock(&listeners_mu_);
+  std::erase_if(listeners_, [id](const auto& entry) { return entry.first == id; });
+}
+
+void EngineImpl::NotifyChange() {
+  ReaderMutexLock lock(&listeners_mu_);
+  for (const auto& [id, listener] : listeners_) listener();
 }
 
 void EngineImpl::MarkDirty(std::vector<TaskId> work) {
@@ -141,6 +163,12 @@ void EngineImpl::MarkDirty(std::vector<TaskId> work) {
 }  // namespace turbine::internal
 
 namespace turbine {
+
+uint64_t Engine::AddChangeListener(std::function<void()> listener) {
+  return impl_->AddChangeListener(std::move(listener));
+}
+
+void Engine::RemoveChangeListener(uint64_t id) { impl_->RemoveChangeListener(id); }
 
 Invalidator CurrentInvalidator() {
   const internal::ThreadContext& context = internal::tls_context;

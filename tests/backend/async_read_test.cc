@@ -13,6 +13,7 @@ namespace {
 using turbine::Engine;
 using turbine::Input;
 using turbine::Task;
+using turbine::Vc;
 
 std::atomic<std::thread::id> body_thread;
 
@@ -27,6 +28,17 @@ Task<int64_t> FailingImpl() {
   co_return 0;
 }
 inline const turbine::Function<FailingImpl> failing{"test.async.failing", 1};
+
+Task<int64_t> FibImpl(int64_t n);
+inline const turbine::Function<FibImpl> fib{"test.async.fib", 1};
+Task<int64_t> FibImpl(int64_t n) {
+  if (n < 2) co_return n;
+  Vc<int64_t> a = fib(n - 1);
+  Vc<int64_t> b = fib(n - 2);
+  const int64_t first = co_await a;
+  const int64_t second = co_await b;
+  co_return first + second;
+}
 
 // ReadAndWait starts a ReadAsync and waits for its result; `inline_answer` says whether
 // `done` ran on the calling thread.
@@ -78,6 +90,16 @@ TEST(ReadAsync, AnInputChangeIsExecutedOffTheCallingThread) {
   EXPECT_TRUE(changed.executed);
   EXPECT_FALSE(inline_answer);
   EXPECT_NE(body_thread.load(), std::this_thread::get_id());
+}
+
+TEST(ReadAsync, ADeepGraphIsComputedOnTheWorkers) {
+  Engine engine(turbine::EngineOptions{.worker_threads = 2});
+  Engine::Scope scope(engine);
+  bool inline_answer = true;
+  Engine::AsyncRead result = ReadAndWait(engine, fib(60).raw(), &inline_answer);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(*static_cast<const int64_t*>(result.value.get()), 1548008755920);
+  EXPECT_TRUE(result.executed);
 }
 
 TEST(ReadAsync, AFunctionErrorIsTheResultsStatus) {

@@ -119,7 +119,15 @@ class Engine {
   absl::Status SetInput(std::string key, T value) {
     return SetInputs({InputValue::Of(std::move(key), std::move(value))});
   }
-  absl::Status SetInputs(std::vector<InputValue> values);
+  // `changed`, if given, receives how many inputs got a different value.
+  absl::Status SetInputs(std::vector<InputValue> values, size_t* changed = nullptr);
+
+  // AddChangeListener registers `listener`, called after every SetInputs that changed a
+  // value and every Invalidator firing, on the thread that made the change, with no engine
+  // lock held (servers use it to push new results to watchers). It must not block.
+  // Returns an id for RemoveChangeListener, which waits for running calls to finish.
+  uint64_t AddChangeListener(std::function<void()> listener);
+  void RemoveChangeListener(uint64_t id);
 
   // Flush writes a snapshot of every task that changed since the last one (with a backing
   // store; a no-op without). The engine also flushes when it is destroyed.

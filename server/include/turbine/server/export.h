@@ -1,0 +1,157 @@
+// export.h — making task functions callable over the protocol.
+//
+//   inline const turbine::Function<FibImpl> fib{"demo.fib", 1, "the n-th Fibonacci number"};
+//   inline const turbine::server::Export export_fib{fib, {"n"}};
+//
+// An Export registers the function with every Server in the process (at static
+// initialization, like the function itself). Each argument type must be WireConvertible
+// (wire.h); the result may be any value type (one the wire cannot carry is answered with
+// its task reference). Methods and trait methods take their receiver as the call's
+// `this_ref`. The parameter names are for `ListFunctions` and error messages.
+#pragma once
+
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+#include <google/protobuf/repeated_ptr_field.h>
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "turbine/function.h"
+#include "turbine/server/wire.h"
+#include "turbine/v1/turbine.pb.h"
+
+namespace turbine::server {
+
+using WireArgs = google::protobuf::RepeatedPtrField<v1::Value>;
+
+// ExportedFunction is the type-erased record an Export adds to the registry.
+struct ExportedFunction {
+  const internal::FunctionInfo* info = nullptr;
+  std::vector<std::string> param_names;
+  std::string receiver_type;  // the Self of a method, the trait of a trait method
+  // Converts `args` and calls the function on the current engine (see Server); reports
+  // where the task was found. Errors name the parameter.
+  absl::StatusOr<RawVc> (*call)(const ExportedFunction& self, RawVc receiver,
+                                const WireArgs& args, internal::Lookup* lookup) = nullptr;
+  // Converts a result of the function's output type; false if the type has no wire form.
+  bool (*result_to_wire)(const void* value, v1::Value* out) = nullptr;
+  const ValueType* result_type = nullptr;
+};
+
+// FindExported finds an exported function by name: `version` 0 means the highest.
+const ExportedFunction* FindExported(std::string_view name, uint32_t version = 0);
+// AllExported lists every exported function, sorted by name and version.
+std::vector<const ExportedFunction*> AllExported();
+
+namespace internal_export {
+
+void Register(ExportedFunction* exported);
+
+template <class Tuple>
+struct AllWireConvertible;
+template <class... A>
+struct AllWireConvertible<std::tuple<A...>> : std::bool_constant<(WireConvertible<A> && ...)> {};
+
+template <class Args, size_t... I>
+absl::Status ArgsFromWire(const ExportedFunction& self, const WireArgs& wire, Args& args,
+                          std::index_sequence<I...>) {
+  absl::Status status = absl::OkStatus();
+  (
+      [&] {
+        if (!status.ok()) return;
+        using T = std::tuple_element_t<I, Args>;
+        absl::Status converted = Wire<T>::From(wire.Get(static_cast<int>(I)), &std::get<I>(args));
+        if (!converted.ok()) {
+          status = absl::InvalidArgumentError(
+              self.info->name + ": argument " + std::to_string(I + 1) + " (" +
+              self.param_names[I] + ": " + self.info->param_types[I] + "): " +
+              std::string(converted.message()));
+        }
+      }(),
+      ...);
+  return status;
+}
+
+template <class Args>
+absl::StatusOr<RawVc> CallFromWire(const ExportedFunction& self, RawVc receiver,
+                                   const WireArgs& wire, internal::Lookup* lookup) {
+  constexpr size_t kArity = std::tuple_size_v<Args>;
+  if (static_cast<size_t>(wire.size()) != kArity) {
+    std::string signature;
+    for (size_t i = 0; i < kArity; ++i) {
+      signature += (i > 0 ? ", " : "") + self.param_names[i] + ": " + self.info->param_types[i];
+    }
+    return absl::InvalidArgumentError(self.info->name + " takes " + std::to_string(kArity) +
+                                      " argument(s) (" + signature + "), got " +
+                                      std::to_string(wire.size()));
+  }
+  Args args{};
+  absl::Status status = ArgsFromWire(self, wire, args, std::make_index_sequence<kArity>());
+  if (!status.ok()) return status;
+  return internal::CallReportingLookup(*self.info, receiver, &args, lookup);
+}
+
+template <class Out>
+bool ResultToWire(const void* value, v1::Value* out) {
+  if constexpr (WireConvertible<Out>) {
+    Wire<Out>::To(*static_cast<const Out*>(value), out);
+    return true;
+  } else {
+    return false;
+  }
+}
+
+std::vector<std::string> NamesOrDefault(std::initializer_list<std::string_view> names,
+                                        size_t arity, const std::string& function);
+
+}  // namespace internal_export
+
+class Export {
+ public:
+  template <auto F>
+  Export(const Function<F>& fn, std::initializer_list<std::string_view> param_names = {}) {
+    using Args = typename internal::FnTraits<decltype(F)>::Args;
+    Fill<Args, typename Function<F>::Output>(fn.info(), param_names, "");
+  }
+
+  template <auto F>
+  Export(const Method<F>& method, std::initializer_list<std::string_view> param_names = {}) {
+    using Args = typename internal::DropFirst<typename internal::FnTraits<decltype(F)>::Args>::type;
+    Fill<Args, typename Method<F>::Output>(method.info(), param_names,
+                                           ValueTraits<typename Method<F>::Self>::Name());
+  }
+
+  template <class T, class Out, class... A>
+  Export(const TraitMethod<T, Out, A...>& method,
+         std::initializer_list<std::string_view> param_names = {}) {
+    Fill<std::tuple<A...>, Out>(method.info(), param_names, std::string(T::kTraitName));
+  }
+
+  Export(const Export&) = delete;
+  Export& operator=(const Export&) = delete;
+
+ private:
+  template <class Args, class Out>
+  void Fill(const internal::FunctionInfo& info, std::initializer_list<std::string_view> names,
+            std::string receiver_type) {
+    static_assert(internal_export::AllWireConvertible<Args>::value,
+                  "every argument of an exported function must be WireConvertible (wire.h)");
+    exported_.info = &info;
+    exported_.param_names =
+        internal_export::NamesOrDefault(names, std::tuple_size_v<Args>, info.name);
+    exported_.receiver_type = std::move(receiver_type);
+    exported_.call = &internal_export::CallFromWire<Args>;
+    exported_.result_to_wire = &internal_export::ResultToWire<Out>;
+    exported_.result_type = &ValueTypeOf<Out>();
+    internal_export::Register(&exported_);
+  }
+
+  ExportedFunction exported_;
+};
+
+}  // namespace turbine::server

@@ -1,0 +1,79 @@
+// server.h — a Turbine daemon in a library: the store, the engine and the gRPC service.
+//
+//   turbine::server::ServerOptions options{.data_dir = "/var/lib/turbine"};
+//   auto server = turbine::server::Server::Start(options);   // serving when it returns
+//   if (!server.ok()) { ... }
+//   (*server)->Wait();   // until Shutdown() (a signal handler thread, or the Shutdown RPC)
+//
+// It serves every function exported in the process (export.h). turbined is this plus
+// command-line flags and signal handling; a user's own daemon links it the same way.
+#pragma once
+
+#include <absl/status/statusor.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "turbine/engine.h"
+
+namespace turbine::server {
+
+struct ServerOptions {
+  // Holds the database (db/), the lock file and, by default, the socket.
+  std::string data_dir = "./.turbine";
+  // gRPC addresses: "unix:/path" or "host:port" (port 0 picks a free one). Empty: only
+  // unix:<data_dir>/turbined.sock.
+  std::vector<std::string> listen;
+  // Serve TCP on a non-loopback address without TLS (everyone on the network can call).
+  bool insecure = false;
+  // TLS for TCP listeners: PEM files. Both or neither.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // When not empty, every RPC must carry "authorization: Bearer <auth_token>".
+  std::string auth_token;
+  int workers = 0;  // engine worker threads; 0: one per core
+  std::chrono::milliseconds snapshot_interval{1000};
+  int max_message_bytes = 16 << 20;  // larger requests fail with RESOURCE_EXHAUSTED
+  // On shutdown, in-flight calls get this long to finish before they are cancelled.
+  std::chrono::milliseconds shutdown_grace{5000};
+};
+
+class Server {
+ public:
+  // Start opens the store (moving a damaged one aside), starts the engine and the gRPC
+  // server, and reports SERVING on the health service. Errors: kFailedPrecondition when
+  // another daemon serves the data dir, kInvalidArgument for a bad address or option,
+  // kPermissionDenied / kUnavailable when the directory or an address cannot be used.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options);
+  // Stops serving (if not yet), then flushes the cache to disk.
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Addresses as bound: a TCP port 0 is replaced by the port chosen.
+  const std::vector<std::string>& addresses() const;
+  // Shutdown asks the server to stop; it returns at once and is safe from any thread,
+  // including a signal-handling thread and an RPC handler.
+  void Shutdown();
+  // Wait returns once a shutdown was asked for and the server stopped: no longer
+  // accepting, in-flight calls finished (or cancelled after the grace period), the cache
+  // flushed.
+  void Wait();
+
+  Engine& engine();
+  // What opening the store found (created, moved aside and why), for the log.
+  std::string store_report() const;
+
+ private:
+  struct State;
+  explicit Server(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+// IsLoopback tells whether a listen address stays on this machine (unix sockets,
+// localhost, 127.0.0.0/8, ::1).
+bool IsLoopback(const std::string& address);
+
+}  // namespace turbine::server

@@ -1,0 +1,114 @@
+// call_stream.cc — CallStream: many calls in flight on one bidirectional stream.
+//
+// Requests are read one after another without waiting for answers; each answer is
+// written as soon as it is ready (so replies come out of order, matched by id). gRPC
+// allows one write at a time, so ready replies queue. The stream finishes once the client
+// stopped sending and every call it sent was answered.
+#include <absl/synchronization/mutex.h>
+
+#include <deque>
+
+#include "service.h"
+
+namespace turbine::server {
+namespace {
+
+class CallStreamReactor final
+    : public grpc::ServerBidiReactor<v1::CallRequest, v1::CallReply> {
+ public:
+  CallStreamReactor(TurbineService& service, grpc::CallbackServerContext* context)
+      : service_(service) {
+    if (!service_.Authorized(context)) {
+      absl::MutexLock lock(&mu_);
+      reads_done_ = true;
+      finished_ = true;
+      Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong auth token"));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client closed its side, or the stream broke
+      absl::MutexLock lock(&mu_);
+      reads_done_ = true;
+      MaybeFinishLocked();
+      return;
+    }
+    const uint64_t id = request_.id();
+    absl::StatusOr<PreparedCall> call = service_.Prepare(request_);
+    if (!call.ok()) {
+      v1::CallReply reply;
+      reply.set_id(id);
+      reply.mutable_error()->set_code(static_cast<int32_t>(call.status().code()));
+      reply.mutable_error()->set_message(std::string(call.status().message()));
+      absl::MutexLock lock(&mu_);
+      QueueLocked(std::move(reply));
+    } else {
+      {
+        absl::MutexLock lock(&mu_);
+        ++answers_pending_;
+      }
+      service_.Answer(*call, id, [this](v1::CallReply reply) {
+        absl::MutexLock lock(&mu_);
+        --answers_pending_;
+        QueueLocked(std::move(reply));
+      });
+    }
+    StartRead(&request_);  // `request_` is free again: Prepare copied what it needs
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    replies_.pop_front();
+    if (!ok) broken_ = true;  // the client is gone: drop the rest, finish when idle
+    if (!replies_.empty() && !broken_) {
+      StartWrite(&replies_.front());
+    } else {
+      replies_.clear();
+      writing_ = false;
+      MaybeFinishLocked();
+    }
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void QueueLocked(v1::CallReply reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (broken_) {
+      MaybeFinishLocked();
+      return;
+    }
+    replies_.push_back(std::move(reply));
+    if (!writing_) {
+      writing_ = true;
+      StartWrite(&replies_.front());
+    }
+  }
+
+  void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || !reads_done_ || answers_pending_ > 0 || writing_) return;
+    finished_ = true;
+    Finish(broken_ ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "the client went away")
+                   : grpc::Status::OK);
+  }
+
+  TurbineService& service_;
+  v1::CallRequest request_;
+  absl::Mutex mu_;
+  std::deque<v1::CallReply> replies_ ABSL_GUARDED_BY(mu_);  // front: being written
+  int answers_pending_ ABSL_GUARDED_BY(mu_) = 0;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+grpc::ServerBidiReactor<v1::CallRequest, v1::CallReply>* TurbineService::CallStream(
+    grpc::CallbackServerContext* context) {
+  return new CallStreamReactor(*this, context);
+}
+
+}  // namespace turbine::server

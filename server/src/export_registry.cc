@@ -1,0 +1,87 @@
+// export_registry.cc — the process-wide table of exported functions (export.h).
+#include <absl/container/flat_hash_map.h>
+#include <absl/synchronization/mutex.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "turbine/server/export.h"
+
+namespace turbine::server {
+namespace {
+
+struct Registry {
+  absl::Mutex mu;
+  std::vector<const ExportedFunction*> functions ABSL_GUARDED_BY(mu);
+  // Every call looks its function up here: by name, then the few versions.
+  absl::flat_hash_map<std::string, std::vector<const ExportedFunction*>> by_name
+      ABSL_GUARDED_BY(mu);
+};
+
+Registry& TheRegistry() {
+  static Registry* const registry = new Registry;  // outlives every static Export
+  return *registry;
+}
+
+}  // namespace
+
+namespace internal_export {
+
+void Register(ExportedFunction* exported) {
+  Registry& registry = TheRegistry();
+  absl::MutexLock lock(&registry.mu);
+  for (const ExportedFunction* other : registry.functions) {
+    if (other->info->name == exported->info->name &&
+        other->info->version == exported->info->version) {
+      std::fprintf(stderr, "turbine: %s version %u is exported twice\n",
+                   exported->info->name.c_str(), exported->info->version);
+      std::abort();
+    }
+  }
+  registry.functions.push_back(exported);
+  registry.by_name[exported->info->name].push_back(exported);
+}
+
+std::vector<std::string> NamesOrDefault(std::initializer_list<std::string_view> names,
+                                        size_t arity, const std::string& function) {
+  if (names.size() != 0 && names.size() != arity) {
+    std::fprintf(stderr, "turbine: Export of %s names %zu parameters, the function has %zu\n",
+                 function.c_str(), names.size(), arity);
+    std::abort();
+  }
+  std::vector<std::string> result;
+  for (std::string_view name : names) result.emplace_back(name);
+  for (size_t i = result.size(); i < arity; ++i) result.push_back("arg" + std::to_string(i));
+  return result;
+}
+
+}  // namespace internal_export
+
+const ExportedFunction* FindExported(std::string_view name, uint32_t version) {
+  Registry& registry = TheRegistry();
+  absl::ReaderMutexLock lock(&registry.mu);
+  auto it = registry.by_name.find(absl::string_view(name.data(), name.size()));
+  if (it == registry.by_name.end()) return nullptr;
+  const ExportedFunction* best = nullptr;
+  for (const ExportedFunction* exported : it->second) {
+    if (version != 0 && exported->info->version != version) continue;
+    if (best == nullptr || exported->info->version > best->info->version) best = exported;
+  }
+  return best;
+}
+
+std::vector<const ExportedFunction*> AllExported() {
+  Registry& registry = TheRegistry();
+  std::vector<const ExportedFunction*> all;
+  {
+    absl::MutexLock lock(&registry.mu);
+    all = registry.functions;
+  }
+  std::sort(all.begin(), all.end(), [](const ExportedFunction* a, const ExportedFunction* b) {
+    return std::tie(a->info->name, a->info->version) < std::tie(b->info->name, b->info->version);
+  });
+  return all;
+}
+
+}  // namespace turbine::server

@@ -1,0 +1,271 @@
+// service.cc — the unary RPCs and the shared call path (service.h).
+#include "service.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "turbine/server/wire_value.h"
+#include "watch.h"
+
+namespace turbine::server {
+namespace {
+
+uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
+}
+
+// ConstantTimeEquals compares a secret without leaking where it differs.
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const grpc::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
+const grpc::Status kUnauthenticated(grpc::StatusCode::UNAUTHENTICATED,
+                                    "missing or wrong auth token (metadata 'authorization: "
+                                    "Bearer <token>')");
+
+}  // namespace
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+TurbineService::TurbineService(Engine& engine, std::string auth_token,
+                               std::function<void()> on_shutdown)
+    : engine_(engine),
+      expected_authorization_(auth_token.empty() ? "" : "Bearer " + auth_token),
+      on_shutdown_(std::move(on_shutdown)) {
+  change_listener_ = engine_.AddChangeListener([this] { OnEngineChange(); });
+}
+
+TurbineService::~TurbineService() { engine_.RemoveChangeListener(change_listener_); }
+
+bool TurbineService::Authorized(const grpc::CallbackServerContext* context) const {
+  if (expected_authorization_.empty()) return true;
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) return false;
+  return ConstantTimeEquals(std::string_view(it->second.data(), it->second.size()),
+                            expected_authorization_);
+}
+
+absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& request) {
+  PreparedCall call;
+  call.start = std::chrono::steady_clock::now();
+  call.function = FindExported(request.function(), request.version());
+  if (call.function == nullptr) {
+    const bool other_version = request.version() != 0 && FindExported(request.function()) != nullptr;
+    return absl::NotFoundError(
+        other_version ? "function '" + request.function() + "' has no version " +
+                            std::to_string(request.version())
+                      : "no function named '" + request.function() +
+                            "' (ListFunctions shows what this daemon serves)");
+  }
+  const ExportedFunction& fn = *call.function;
+  RawVc receiver;
+  if (fn.info->has_receiver) {
+    if (!request.has_this_ref()) {
+      return absl::InvalidArgumentError(fn.info->name + " is a method of " + fn.receiver_type +
+                                        ": pass its receiver as this_ref (--this)");
+    }
+    absl::Status status = RefFromWire(request.this_ref(), &receiver);
+    if (!status.ok()) return absl::InvalidArgumentError("this_ref: " + std::string(status.message()));
+  } else if (request.has_this_ref()) {
+    return absl::InvalidArgumentError(fn.info->name + " is not a method: it takes no this_ref");
+  }
+  Engine::Scope scope(engine_);
+  absl::StatusOr<RawVc> vc = fn.call(fn, receiver, request.args(), &call.lookup);
+  if (!vc.ok()) return vc.status();
+  call.vc = *vc;
+  return call;
+}
+
+void TurbineService::Answer(const PreparedCall& call, uint64_t id,
+                            std::function<void(v1::CallReply)> done) {
+  engine_.ReadAsync(call.vc, [this, call, id, done = std::move(done)](Engine::AsyncRead read) {
+    v1::CallReply reply;
+    reply.set_id(id);
+    RefToWire(call.vc, reply.mutable_ref());
+    if (!read.status.ok()) {
+      reply.mutable_error()->set_code(static_cast<int32_t>(read.status.code()));
+      reply.mutable_error()->set_message(std::string(read.status.message()));
+    } else if (read.type != call.function->result_type) {
+      reply.mutable_error()->set_code(static_cast<int32_t>(absl::StatusCode::kInternal));
+      reply.mutable_error()->set_message("result has type '" + read.type->name + "', expected '" +
+                                         call.function->result_type->name + "'");
+    } else if (!call.function->result_to_wire(read.value.get(), reply.mutable_value())) {
+      // No wire form (a user type without fields): the reference stands for the value.
+      RefToWire(call.vc, reply.mutable_value()->mutable_ref_value());
+    }
+    v1::Source source = v1::SOURCE_MEMORY;
+    if (read.executed || call.lookup == internal::Lookup::kCreated) {
+      source = v1::SOURCE_EXECUTED;
+      executed_.fetch_add(1, std::memory_order_relaxed);
+    } else if (call.lookup == internal::Lookup::kDisk) {
+      source = v1::SOURCE_DISK;
+      hits_disk_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      hits_memory_.fetch_add(1, std::memory_order_relaxed);
+    }
+    reply.set_source(source);
+    reply.set_micros(MicrosSince(call.start));
+    calls_.fetch_add(1, std::memory_order_relaxed);
+    done(std::move(reply));
+  });
+}
+
+grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* context,
+                                               const v1::CallRequest* request,
+                                               v1::CallReply* reply) {
+  if (!Authorized(context)) return FinishNow(context, kUnauthenticated);
+  absl::StatusOr<PreparedCall> call = Prepare(*request);
+  if (!call.ok()) return FinishNow(context, ToGrpc(call.status()));
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Answer(*call, request->id(), [reactor, reply](v1::CallReply answer) {
+    *reply = std::move(answer);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TurbineService::SetInputs(grpc::CallbackServerContext* context,
+                                                    const v1::SetInputsRequest* request,
+                                                    v1::SetInputsReply* reply) {
+  if (!Authorized(context)) return FinishNow(context, kUnauthenticated);
+  std::vector<InputValue> values;
+  values.reserve(static_cast<size_t>(request->inputs_size()));
+  for (const v1::InputEntry& entry : request->inputs()) {
+    if (entry.key().empty()) {
+      return FinishNow(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                             "an input key must not be empty"));
+    }
+    WireValue value;
+    absl::Status converted = Wire<WireValue>::From(entry.value(), &value);
+    if (!converted.ok()) {
+      return FinishNow(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                             "input '" + entry.key() +
+                                                 "': " + std::string(converted.message())));
+    }
+    values.push_back(InputValue::Of(entry.key(), std::move(value)));
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // The batch is written durably before it applies: that waits for the disk.
+  background_.Post([this, reactor, reply, values = std::move(values)]() mutable {
+    size_t changed = 0;
+    absl::Status status = engine_.SetInputs(std::move(values), &changed);
+    reply->set_changed(static_cast<uint32_t>(changed));
+    reactor->Finish(ToGrpc(status));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TurbineService::Stats(grpc::CallbackServerContext* context,
+                                                const v1::StatsRequest*, v1::StatsReply* reply) {
+  if (!Authorized(context)) return FinishNow(context, kUnauthenticated);
+  const EngineStats stats = engine_.Stats();
+  reply->set_tasks(stats.tasks);
+  reply->set_cells(stats.cells);
+  reply->set_edges(stats.edges);
+  reply->set_executions(stats.executions);
+  reply->set_revision(stats.revision);
+  reply->set_restored_tasks(stats.restored_tasks);
+  reply->set_snapshots(stats.snapshots);
+  reply->set_snapshot_micros(stats.snapshot_nanos / 1000);
+  reply->set_tasks_on_disk(stats.tasks_on_disk);
+  reply->set_bytes_on_disk(stats.bytes_on_disk);
+  reply->set_calls(calls_.load(std::memory_order_relaxed));
+  reply->set_hits_memory(hits_memory_.load(std::memory_order_relaxed));
+  reply->set_hits_disk(hits_disk_.load(std::memory_order_relaxed));
+  reply->set_executed(executed_.load(std::memory_order_relaxed));
+  reply->set_uptime_seconds(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
+          .count()));
+  for (const FunctionStats& fn : stats.functions) {
+    v1::FunctionStats* out = reply->add_functions();
+    out->set_name(fn.name);
+    out->set_version(fn.version);
+    out->set_calls(fn.calls);
+    out->set_cache_hits(fn.cache_hits);
+    out->set_executions(fn.executions);
+    out->set_execution_micros(fn.execution_nanos / 1000);
+  }
+  return FinishNow(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* TurbineService::ListFunctions(grpc::CallbackServerContext* context,
+                                                        const v1::ListFunctionsRequest*,
+                                                        v1::ListFunctionsReply* reply) {
+  if (!Authorized(context)) return FinishNow(context, kUnauthenticated);
+  for (const ExportedFunction* fn : AllExported()) {
+    v1::FunctionInfo* out = reply->add_functions();
+    out->set_name(fn->info->name);
+    out->set_version(fn->info->version);
+    out->set_description(fn->info->description);
+    for (size_t i = 0; i < fn->param_names.size(); ++i) {
+      v1::Parameter* param = out->add_params();
+      param->set_name(fn->param_names[i]);
+      param->set_type(fn->info->param_types[i]);
+    }
+    out->set_result_type(fn->info->result_type);
+    out->set_receiver_type(fn->receiver_type);
+    out->set_session_dependent(fn->info->session_dependent);
+  }
+  return FinishNow(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* TurbineService::Flush(grpc::CallbackServerContext* context,
+                                                const v1::FlushRequest*, v1::FlushReply* reply) {
+  if (!Authorized(context)) return FinishNow(context, kUnauthenticated);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  background_.Post([this, reactor, reply] {
+    absl::Status status = engine_.Flush();
+    reply->set_tasks_written(engine_.Stats().last_snapshot_tasks);
+    reactor->Finish(ToGrpc(status));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TurbineService::Shutdown(grpc::CallbackServerContext* context,
+                                                   const v1::ShutdownRequest*,
+                                                   v1::ShutdownReply*) {
+  if (!Authorized(context)) return FinishNow(context, kUnauthenticated);
+  on_shutdown_();  // only asks: the server stops on its own thread, after this reply
+  return FinishNow(context, grpc::Status::OK);
+}
+
+void TurbineService::AddWatch(WatchReactor* watch) {
+  absl::MutexLock lock(&watches_mu_);
+  watches_.push_back(watch);
+}
+
+void TurbineService::RemoveWatch(WatchReactor* watch) {
+  absl::MutexLock lock(&watches_mu_);
+  std::erase(watches_, watch);
+}
+
+void TurbineService::OnEngineChange() {
+  // Hold each watch while refreshing it outside the lock: a refresh may answer inline.
+  std::vector<WatchReactor*> watches;
+  {
+    absl::MutexLock lock(&watches_mu_);
+    watches = watches_;
+    for (WatchReactor* watch : watches) watch->Hold();
+  }
+  for (WatchReactor* watch : watches) {
+    watch->Refresh();
+    watch->Release();
+  }
+}
+
+}  // namespace turbine::server

@@ -1,0 +1,102 @@
+// service.h — the turbine.v1.Turbine gRPC service, on the callback API.
+//
+// Reactions never block: a call whose answer is clean in memory is answered on the gRPC
+// thread; everything else is finished by the engine's workers (Engine::ReadAsync). Work
+// that must wait for the disk (SetInputs, Flush) runs on one background thread.
+#pragma once
+
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+#include <absl/synchronization/mutex.h>
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "background_queue.h"
+#include "turbine/engine.h"
+#include "turbine/server/export.h"
+#include "turbine/v1/turbine.grpc.pb.h"
+
+namespace turbine::server {
+
+class WatchReactor;
+
+// PreparedCall is a call whose function was found and whose arguments converted: the
+// task exists (or is being computed); what remains is reading its value.
+struct PreparedCall {
+  const ExportedFunction* function = nullptr;
+  RawVc vc;
+  internal::Lookup lookup = internal::Lookup::kMemory;
+  std::chrono::steady_clock::time_point start;
+};
+
+grpc::Status ToGrpc(const absl::Status& status);
+
+class TurbineService final : public v1::Turbine::CallbackService {
+ public:
+  TurbineService(Engine& engine, std::string auth_token, std::function<void()> on_shutdown);
+  ~TurbineService() override;
+
+  // Prepare finds the function and calls it (a lookup; nothing is awaited). Errors are the
+  // request's: NOT_FOUND, INVALID_ARGUMENT.
+  absl::StatusOr<PreparedCall> Prepare(const v1::CallRequest& request);
+  // Answer reads the call's value and hands the finished reply to `done`: inline when the
+  // value is clean, otherwise later on an engine worker.
+  void Answer(const PreparedCall& call, uint64_t id, std::function<void(v1::CallReply)> done);
+  bool Authorized(const grpc::CallbackServerContext* context) const;
+
+  // Watches register here to hear about changes (watch.cc).
+  void AddWatch(WatchReactor* watch);
+  void RemoveWatch(WatchReactor* watch);
+
+  // Unary RPCs.
+  grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context,
+                                 const v1::CallRequest* request, v1::CallReply* reply) override;
+  grpc::ServerUnaryReactor* SetInputs(grpc::CallbackServerContext* context,
+                                      const v1::SetInputsRequest* request,
+                                      v1::SetInputsReply* reply) override;
+  grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
+                                  const v1::StatsRequest* request,
+                                  v1::StatsReply* reply) override;
+  grpc::ServerUnaryReactor* ListFunctions(grpc::CallbackServerContext* context,
+                                          const v1::ListFunctionsRequest* request,
+                                          v1::ListFunctionsReply* reply) override;
+  grpc::ServerUnaryReactor* Flush(grpc::CallbackServerContext* context,
+                                  const v1::FlushRequest* request,
+                                  v1::FlushReply* reply) override;
+  grpc::ServerUnaryReactor* Shutdown(grpc::CallbackServerContext* context,
+                                     const v1::ShutdownRequest* request,
+                                     v1::ShutdownReply* reply) override;
+  // Streaming RPCs (call_stream.cc, watch.cc).
+  grpc::ServerBidiReactor<v1::CallRequest, v1::CallReply>* CallStream(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerWriteReactor<v1::CallReply>* Watch(grpc::CallbackServerContext* context,
+                                                 const v1::CallRequest* request) override;
+
+  Engine& engine() { return engine_; }
+
+ private:
+  void OnEngineChange();
+
+  Engine& engine_;
+  const std::string expected_authorization_;  // "Bearer <token>", empty: no token needed
+  std::function<void()> on_shutdown_;
+  BackgroundQueue background_;
+  uint64_t change_listener_ = 0;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+
+  // Answers by source, for Stats.
+  std::atomic<uint64_t> calls_{0};
+  std::atomic<uint64_t> hits_memory_{0};
+  std::atomic<uint64_t> hits_disk_{0};
+  std::atomic<uint64_t> executed_{0};
+
+  absl::Mutex watches_mu_;
+  std::vector<WatchReactor*> watches_ ABSL_GUARDED_BY(watches_mu_);
+};
+
+}  // namespace turbine::server

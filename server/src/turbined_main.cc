@@ -1,0 +1,118 @@
+// turbined — the Turbine daemon.
+//
+//   turbined [--data-dir DIR] [--listen ADDR]... [--workers N] [--snapshot-interval-ms N]
+//            [--log-level LEVEL] [--auth-token-file F] [--max-message-bytes N]
+//            [--tls-cert F --tls-key F] [--insecure]
+//
+// Logs one line "turbined ready on <addr>" once it serves. SIGTERM or SIGINT (or the
+// Shutdown RPC) stop it: no new calls, in-flight ones finish, the cache is flushed, exit 0.
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "turbine/server/server.h"
+
+namespace {
+
+// ReadToken reads a token file; surrounding whitespace (a trailing newline) is not part of it.
+bool ReadToken(const std::string& path, std::string* token) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::stringstream content;
+  content << in.rdbuf();
+  std::string text = content.str();
+  const size_t begin = text.find_first_not_of(" \t\r\n");
+  const size_t end = text.find_last_not_of(" \t\r\n");
+  *token = begin == std::string::npos ? "" : text.substr(begin, end - begin + 1);
+  return !token->empty();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"turbined: the Turbine daemon, a persistent incremental computation service"};
+  turbine::server::ServerOptions options;
+  int snapshot_interval_ms = 1000;
+  std::string log_level = "info";
+  std::string token_file;
+  app.add_option("--data-dir", options.data_dir, "cache and socket directory")
+      ->capture_default_str();
+  app.add_option("--listen", options.listen,
+                 "address to serve: unix:PATH or HOST:PORT, repeatable "
+                 "(default unix:<data-dir>/turbined.sock)");
+  app.add_option("--workers", options.workers, "engine worker threads (0: one per core)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--snapshot-interval-ms", snapshot_interval_ms,
+                 "write changed results to disk this often (0: only on flush and shutdown)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+  app.add_option("--auth-token-file", token_file,
+                 "require every call to carry this file's token (authorization: Bearer ...)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--max-message-bytes", options.max_message_bytes,
+                 "largest request or reply; larger requests fail with RESOURCE_EXHAUSTED")
+      ->check(CLI::Range(1024, 1 << 30))
+      ->capture_default_str();
+  app.add_option("--tls-cert", options.tls_cert_file, "PEM certificate for TCP listeners")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", options.tls_key_file, "PEM private key for TCP listeners")
+      ->check(CLI::ExistingFile);
+  app.add_flag("--insecure", options.insecure,
+               "allow plain-text TCP on a non-loopback address (a trusted network only)");
+  CLI11_PARSE(app, argc, argv);
+
+  auto logger = spdlog::stderr_color_mt("turbined");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  options.snapshot_interval = std::chrono::milliseconds(snapshot_interval_ms);
+  if (!token_file.empty() && !ReadToken(token_file, &options.auth_token)) {
+    spdlog::critical("the token file {} is empty or unreadable", token_file);
+    return 2;
+  }
+
+  // Signals are taken by one thread with sigwait, so no handler runs in the middle of gRPC
+  // or the engine. Blocked before any thread starts, so every thread inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  absl::StatusOr<std::unique_ptr<turbine::server::Server>> server =
+      turbine::server::Server::Start(options);
+  if (!server.ok()) {
+    spdlog::critical("cannot start: {}", std::string(server.status().message()));
+    return server.status().code() == absl::StatusCode::kFailedPrecondition ? 3 : 1;
+  }
+  spdlog::info("data dir {}: {}", options.data_dir, (*server)->store_report());
+  for (const std::string& address : (*server)->addresses()) {
+    spdlog::info("turbined ready on {}", address);
+  }
+
+  std::thread signal_thread([&stop_signals, &server] {
+    int signal = 0;
+    sigwait(&stop_signals, &signal);
+    spdlog::info("{} received: finishing in-flight calls and flushing", strsignal(signal));
+    (*server)->Shutdown();
+  });
+  (*server)->Wait();
+  spdlog::info("stopped; flushing the cache");
+  server->reset();
+  // The signal thread is still in sigwait if the Shutdown RPC stopped us: wake it.
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  spdlog::info("bye");
+  return 0;
+}

@@ -1,0 +1,111 @@
+// watch.cc — the Watch RPC (watch.h).
+#include "watch.h"
+
+namespace turbine::server {
+namespace {
+
+// ResultKey is what decides whether a watcher sees a new message: the value or the error.
+std::string ResultKey(const v1::CallReply& reply) {
+  return reply.has_error() ? "e" + reply.error().SerializeAsString()
+                           : "v" + reply.value().SerializeAsString();
+}
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::CallReply>* TurbineService::Watch(
+    grpc::CallbackServerContext* context, const v1::CallRequest* request) {
+  return new WatchReactor(*this, context, *request);
+}
+
+WatchReactor::WatchReactor(TurbineService& service, grpc::CallbackServerContext* context,
+                           const v1::CallRequest& request)
+    : service_(service) {
+  if (!service_.Authorized(context)) {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong auth token"));
+    return;
+  }
+  absl::StatusOr<PreparedCall> call = service_.Prepare(request);
+  if (!call.ok()) {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(ToGrpc(call.status()));
+    return;
+  }
+  call_ = *call;
+  service_.AddWatch(this);
+  Refresh();
+}
+
+void WatchReactor::Refresh() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    if (reading_) {
+      read_again_ = true;
+      return;
+    }
+    reading_ = true;
+  }
+  Hold();
+  call_.start = std::chrono::steady_clock::now();
+  service_.Answer(call_, 0, [this](v1::CallReply reply) {
+    OnAnswer(std::move(reply));
+    Release();
+  });
+}
+
+void WatchReactor::OnAnswer(v1::CallReply reply) {
+  bool again = false;
+  {
+    absl::MutexLock lock(&mu_);
+    reading_ = false;
+    again = std::exchange(read_again_, false);
+    std::string key = ResultKey(reply);
+    if (!finished_ && (!has_result_ || key != last_result_)) {
+      last_result_ = std::move(key);
+      has_result_ = true;
+      next_ = std::move(reply);
+      if (!writing_) WriteNextLocked();
+    }
+  }
+  if (again) Refresh();
+}
+
+void WatchReactor::WriteNextLocked() {
+  in_flight_ = std::move(*next_);
+  next_.reset();
+  writing_ = true;
+  StartWrite(&in_flight_);
+}
+
+void WatchReactor::OnWriteDone(bool ok) {
+  absl::MutexLock lock(&mu_);
+  writing_ = false;
+  if (!ok) {
+    FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the watcher went away"));
+    return;
+  }
+  if (next_.has_value() && !finished_) WriteNextLocked();
+}
+
+void WatchReactor::OnCancel() {
+  absl::MutexLock lock(&mu_);
+  FinishLocked(grpc::Status::CANCELLED);
+}
+
+void WatchReactor::FinishLocked(const grpc::Status& status) {
+  if (finished_) return;
+  finished_ = true;
+  Finish(status);
+}
+
+void WatchReactor::OnDone() {
+  service_.RemoveWatch(this);
+  Release();
+}
+
+void WatchReactor::Release() {
+  if (holds_.fetch_sub(1) == 1) delete this;
+}
+
+}  // namespace turbine::server

@@ -1,0 +1,55 @@
+// watch.h — the Watch RPC: a call's current result, then each new one.
+//
+// A watch re-reads its call whenever the engine reports a change (an input batch, an
+// invalidation) and writes the reply only if it differs from the last one written. Only
+// the newest result waits to be written: a slow client skips intermediate values rather
+// than queueing them.
+#pragma once
+
+#include <absl/synchronization/mutex.h>
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <optional>
+#include <string>
+
+#include "service.h"
+
+namespace turbine::server {
+
+class WatchReactor final : public grpc::ServerWriteReactor<v1::CallReply> {
+ public:
+  WatchReactor(TurbineService& service, grpc::CallbackServerContext* context,
+               const v1::CallRequest& request);
+
+  // Refresh re-reads the call (coalesced: one read at a time, one more if asked meanwhile).
+  void Refresh();
+  // Hold / Release keep the reactor alive across a refresh started outside gRPC.
+  void Hold() { holds_.fetch_add(1); }
+  void Release();
+
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  void OnAnswer(v1::CallReply reply);
+  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  TurbineService& service_;
+  PreparedCall call_;
+  std::atomic<int> holds_{1};  // gRPC's until OnDone, plus each refresh in flight
+
+  absl::Mutex mu_;
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_again_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  std::string last_result_ ABSL_GUARDED_BY(mu_);  // serialized value or error last queued
+  bool has_result_ ABSL_GUARDED_BY(mu_) = false;
+  v1::CallReply in_flight_ ABSL_GUARDED_BY(mu_);
+  std::optional<v1::CallReply> next_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace turbine::server

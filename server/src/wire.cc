@@ -1,0 +1,163 @@
+// wire.cc — the non-template parts of wire.h: kinds, task references and WireValue.
+#include "turbine/server/wire.h"
+
+#include <charconv>
+
+namespace turbine::server {
+
+std::string KindName(const v1::Value& value) {
+  switch (value.kind_case()) {
+    case v1::Value::kNullValue:
+      return "null";
+    case v1::Value::kBoolValue:
+      return "a bool";
+    case v1::Value::kIntValue:
+      return "an integer";
+    case v1::Value::kDoubleValue:
+      return "a double";
+    case v1::Value::kStringValue:
+      return "a string";
+    case v1::Value::kBytesValue:
+      return "bytes";
+    case v1::Value::kListValue:
+      return "a list";
+    case v1::Value::kMapValue:
+      return "a map";
+    case v1::Value::kRefValue:
+      return "a task reference";
+    case v1::Value::KIND_NOT_SET:
+      return "an empty value";
+  }
+  return "an unknown kind";
+}
+
+absl::Status WrongKind(const v1::Value& value, const std::string& expected) {
+  return absl::InvalidArgumentError("expected " + expected + ", got " + KindName(value));
+}
+
+void RefToWire(RawVc vc, v1::TaskRef* out) {
+  out->set_task(vc.task);
+  if (vc.is_cell()) {
+    out->set_cell_type(ValueTypeNameOrEmpty(vc.type));
+    out->set_cell_index(vc.index);
+  }
+}
+
+absl::Status RefFromWire(const v1::TaskRef& ref, RawVc* out) {
+  if (ref.task() == kNoTask) return absl::InvalidArgumentError("task reference 0 names no task");
+  if (ref.cell_type().empty()) {
+    *out = RawVc::Output(ref.task());
+    return absl::OkStatus();
+  }
+  const ValueType* type = FindValueType(ref.cell_type());
+  if (type == nullptr) {
+    return absl::InvalidArgumentError("task reference names an unknown value type '" +
+                                      ref.cell_type() + "'");
+  }
+  *out = RawVc::Cell(ref.task(), type->id, ref.cell_index());
+  return absl::OkStatus();
+}
+
+absl::Status Wire<WireValue>::From(const v1::Value& in, WireValue* out) {
+  switch (in.kind_case()) {
+    case v1::Value::kNullValue:
+    case v1::Value::KIND_NOT_SET:
+      out->data = std::monostate{};
+      return absl::OkStatus();
+    case v1::Value::kBoolValue:
+      out->data = in.bool_value();
+      return absl::OkStatus();
+    case v1::Value::kIntValue:
+      out->data = in.int_value();
+      return absl::OkStatus();
+    case v1::Value::kDoubleValue:
+      out->data = in.double_value();
+      return absl::OkStatus();
+    case v1::Value::kStringValue:
+      out->data = in.string_value();
+      return absl::OkStatus();
+    case v1::Value::kBytesValue:
+      out->data = Bytes{in.bytes_value()};
+      return absl::OkStatus();
+    case v1::Value::kListValue: {
+      WireValue::List list(static_cast<size_t>(in.list_value().items_size()));
+      for (int i = 0; i < in.list_value().items_size(); ++i) {
+        absl::Status status = From(in.list_value().items(i), &list[static_cast<size_t>(i)]);
+        if (!status.ok()) return status;
+      }
+      out->data = std::move(list);
+      return absl::OkStatus();
+    }
+    case v1::Value::kMapValue: {
+      WireValue::Map map;
+      for (const v1::MapEntry& entry : in.map_value().entries()) {
+        absl::Status status = From(entry.value(), &map[entry.key()]);
+        if (!status.ok()) return status;
+      }
+      out->data = std::move(map);
+      return absl::OkStatus();
+    }
+    case v1::Value::kRefValue: {
+      RawVc vc;
+      absl::Status status = RefFromWire(in.ref_value(), &vc);
+      if (!status.ok()) return status;
+      out->data = vc;
+      return absl::OkStatus();
+    }
+  }
+  return absl::InvalidArgumentError("unknown value kind");
+}
+
+void Wire<WireValue>::To(const WireValue& value, v1::Value* out) {
+  struct Visitor {
+    v1::Value* out;
+    void operator()(std::monostate) const { out->set_null_value(v1::NULL_VALUE); }
+    void operator()(bool v) const { out->set_bool_value(v); }
+    void operator()(int64_t v) const { out->set_int_value(v); }
+    void operator()(double v) const { out->set_double_value(v); }
+    void operator()(const std::string& v) const { out->set_string_value(v); }
+    void operator()(const Bytes& v) const { out->set_bytes_value(v.data); }
+    void operator()(const WireValue::List& v) const {
+      v1::ValueList* list = out->mutable_list_value();
+      for (const WireValue& item : v) Wire<WireValue>::To(item, list->add_items());
+    }
+    void operator()(const WireValue::Map& v) const {
+      v1::ValueMap* map = out->mutable_map_value();
+      for (const auto& [key, item] : v) {
+        v1::MapEntry* entry = map->add_entries();
+        entry->set_key(key);
+        Wire<WireValue>::To(item, entry->mutable_value());
+      }
+    }
+    void operator()(RawVc v) const { RefToWire(v, out->mutable_ref_value()); }
+  };
+  std::visit(Visitor{out}, value.data);
+}
+
+}  // namespace turbine::server
+
+namespace turbine {
+
+uint64_t HashValue(const WireValue& value, uint64_t seed) {
+  seed = HashScalar(static_cast<uint8_t>(value.data.index()), seed);
+  return std::visit(
+      [seed](const auto& v) -> uint64_t {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::monostate>) {
+          return seed;
+        } else if constexpr (std::is_same_v<T, WireValue::List>) {
+          uint64_t h = HashScalar(v.size(), seed);
+          for (const WireValue& item : v) h = HashValue(item, h);
+          return h;
+        } else if constexpr (std::is_same_v<T, WireValue::Map>) {
+          uint64_t h = HashScalar(v.size(), seed);
+          for (const auto& [key, item] : v) h = HashValue(item, HashValue(key, h));
+          return h;
+        } else {
+          return HashValue(v, seed);
+        }
+      },
+      value.data);
+}
+
+}  // namespace turbine

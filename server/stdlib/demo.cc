@@ -1,0 +1,45 @@
+// demo.cc — the functions every turbined serves from the start: demo.fib, demo.busy (the
+// benchmark body) and input.get (inputs set with SetInputs).
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "turbine/engine.h"
+#include "turbine/server/export.h"
+#include "turbine/server/wire_value.h"
+
+namespace turbine::stdlib {
+namespace {
+
+Task<int64_t> FibImpl(int64_t n);
+const Function<FibImpl> fib{"demo.fib", 1, "the n-th Fibonacci number, one task per n"};
+Task<int64_t> FibImpl(int64_t n) {
+  if (n < 0) Fail("demo.fib: n must be >= 0, got " + std::to_string(n));
+  if (n > 92) Fail("demo.fib: n must be <= 92 (fib(93) overflows int64)");
+  if (n < 2) co_return n;
+  Vc<int64_t> a = fib(n - 1);
+  Vc<int64_t> b = fib(n - 2);
+  const int64_t first = co_await a;
+  const int64_t second = co_await b;
+  co_return first + second;
+}
+const server::Export export_fib{fib, {"n"}};
+
+// BusyImpl spins for `micros` microseconds: the task body of the benchmarks, with a key so
+// that distinct calls are distinct tasks.
+Task<int64_t> BusyImpl(int64_t key, int64_t micros) {
+  if (micros < 0 || micros > 10'000'000) Fail("demo.busy: micros must be in [0, 10000000]");
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(micros);
+  while (std::chrono::steady_clock::now() < until) {
+  }
+  co_return key;
+}
+const Function<BusyImpl> busy{"demo.busy", 1, "spins for `micros` microseconds, returns key"};
+const server::Export export_busy{busy, {"key", "micros"}};
+
+Task<WireValue> InputGetImpl(std::string key) { co_return co_await Input<WireValue>(key); }
+const Function<InputGetImpl> input_get{"input.get", 1, "the value of an input set with `set`"};
+const server::Export export_input_get{input_get, {"key"}};
+
+}  // namespace
+}  // namespace turbine::stdlib

@@ -1,0 +1,245 @@
+// The protocol over a real unix socket, against an in-process Server: calls and their
+// sources, bad requests and their status codes, inputs, watches and streams.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "server_fixture.h"
+
+namespace {
+
+using turbine::testing::Int;
+using turbine::testing::LiveServer;
+using turbine::testing::Request;
+using turbine::testing::Str;
+using turbine::testing::TempDir;
+namespace v1 = turbine::v1;
+
+TEST(Protocol, ACallExecutesOnceThenAnswersFromMemory) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+
+  v1::CallReply first;
+  ASSERT_TRUE(live.Call(Request("demo.fib", {Int(30)}), &first).ok());
+  EXPECT_EQ(first.value().int_value(), 832040);
+  EXPECT_EQ(first.source(), v1::SOURCE_EXECUTED);
+  EXPECT_NE(first.ref().task(), 0u);
+
+  v1::CallReply second;
+  ASSERT_TRUE(live.Call(Request("demo.fib", {Int(30)}), &second).ok());
+  EXPECT_EQ(second.value().int_value(), 832040);
+  EXPECT_EQ(second.source(), v1::SOURCE_MEMORY);
+  EXPECT_EQ(second.ref().task(), first.ref().task());
+}
+
+TEST(Protocol, BadRequestsGetClearStatusCodes) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  v1::CallReply reply;
+
+  grpc::Status unknown = live.Call(Request("demo.nope", {Int(1)}), &reply);
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(unknown.error_message().find("demo.nope"), std::string::npos);
+
+  grpc::Status arity = live.Call(Request("demo.busy", {Int(1)}), &reply);
+  EXPECT_EQ(arity.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(arity.error_message().find("takes 2 argument"), std::string::npos)
+      << arity.error_message();
+
+  grpc::Status type = live.Call(Request("demo.busy", {Int(1), Str("soon")}), &reply);
+  EXPECT_EQ(type.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(type.error_message().find("argument 2 (micros: i64)"), std::string::npos)
+      << type.error_message();
+
+  v1::CallRequest with_this = Request("demo.fib", {Int(3)});
+  with_this.mutable_this_ref()->set_task(1);
+  EXPECT_EQ(live.Call(with_this, &reply).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // The daemon still serves after all of that.
+  ASSERT_TRUE(live.Call(Request("demo.fib", {Int(10)}), &reply).ok());
+  EXPECT_EQ(reply.value().int_value(), 55);
+}
+
+TEST(Protocol, AFunctionErrorIsAResultNotAFailedRpc) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  v1::CallReply reply;
+  ASSERT_TRUE(live.Call(Request("demo.fib", {Int(-1)}), &reply).ok());
+  ASSERT_TRUE(reply.has_error());
+  EXPECT_EQ(reply.error().code(), static_cast<int>(grpc::StatusCode::UNKNOWN));
+  EXPECT_NE(reply.error().message().find("n must be >= 0"), std::string::npos);
+}
+
+TEST(Protocol, InputsAreSetAtomicallyAndReadBack) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+
+  v1::SetInputsRequest set;
+  auto* a = set.add_inputs();
+  a->set_key("a");
+  *a->mutable_value() = Int(5);
+  auto* b = set.add_inputs();
+  b->set_key("b");
+  *b->mutable_value() = Str("five");
+  v1::SetInputsReply set_reply;
+  grpc::ClientContext context;
+  ASSERT_TRUE(live.stub->SetInputs(&context, set, &set_reply).ok());
+  EXPECT_EQ(set_reply.changed(), 2u);
+
+  v1::CallReply reply;
+  ASSERT_TRUE(live.Call(Request("input.get", {Str("a")}), &reply).ok());
+  EXPECT_EQ(reply.value().int_value(), 5);
+  ASSERT_TRUE(live.Call(Request("input.get", {Str("b")}), &reply).ok());
+  EXPECT_EQ(reply.value().string_value(), "five");
+  ASSERT_TRUE(live.Call(Request("input.get", {Str("unset")}), &reply).ok());
+  EXPECT_TRUE(reply.has_error());
+}
+
+TEST(Protocol, AWatchSeesTheNewValueAfterSetInputs) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  auto set = [&](int64_t value) {
+    v1::SetInputsRequest request;
+    auto* entry = request.add_inputs();
+    entry->set_key("w");
+    *entry->mutable_value() = Int(value);
+    v1::SetInputsReply reply;
+    grpc::ClientContext context;
+    return live.stub->SetInputs(&context, request, &reply).ok();
+  };
+  ASSERT_TRUE(set(1));
+
+  grpc::ClientContext context;
+  auto reader = live.stub->Watch(&context, Request("input.get", {Str("w")}));
+  v1::CallReply reply;
+  ASSERT_TRUE(reader->Read(&reply));
+  EXPECT_EQ(reply.value().int_value(), 1);
+
+  ASSERT_TRUE(set(1));  // equal: no message
+  ASSERT_TRUE(set(2));
+  ASSERT_TRUE(reader->Read(&reply));
+  EXPECT_EQ(reply.value().int_value(), 2) << "the equal value must not have been sent";
+  context.TryCancel();
+  while (reader->Read(&reply)) {
+  }
+}
+
+TEST(Protocol, ManyCallsInFlightOnOneStream) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  grpc::ClientContext context;
+  auto stream = live.stub->CallStream(&context);
+  constexpr int kCalls = 1000;
+  std::thread writer([&] {
+    for (int i = 0; i < kCalls; ++i) {
+      v1::CallRequest request = Request("demo.busy", {Int(i % 100), Int(0)});
+      request.set_id(static_cast<uint64_t>(i) + 1);
+      if (!stream->Write(request)) return;
+    }
+    stream->WritesDone();
+  });
+  std::vector<int> answered(kCalls, 0);
+  v1::CallReply reply;
+  int replies = 0;
+  while (stream->Read(&reply)) {
+    ++replies;
+    ASSERT_GE(reply.id(), 1u);
+    ASSERT_LE(reply.id(), static_cast<uint64_t>(kCalls));
+    const int i = static_cast<int>(reply.id()) - 1;
+    ++answered[static_cast<size_t>(i)];
+    EXPECT_EQ(reply.value().int_value(), i % 100);
+  }
+  writer.join();
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(replies, kCalls);
+  for (int count : answered) ASSERT_EQ(count, 1);
+}
+
+TEST(Protocol, HealthIsServingAndFunctionsAreListed) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  auto health = grpc::health::v1::Health::NewStub(live.channel);
+  grpc::health::v1::HealthCheckResponse status;
+  grpc::ClientContext context;
+  ASSERT_TRUE(health->Check(&context, grpc::health::v1::HealthCheckRequest(), &status).ok());
+  EXPECT_EQ(status.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  v1::ListFunctionsReply functions;
+  grpc::ClientContext list_context;
+  ASSERT_TRUE(live.stub->ListFunctions(&list_context, v1::ListFunctionsRequest(), &functions).ok());
+  bool found_busy = false;
+  for (const v1::FunctionInfo& fn : functions.functions()) {
+    if (fn.name() != "demo.busy") continue;
+    found_busy = true;
+    ASSERT_EQ(fn.params_size(), 2);
+    EXPECT_EQ(fn.params(0).name(), "key");
+    EXPECT_EQ(fn.params(1).type(), "i64");
+  }
+  EXPECT_TRUE(found_busy);
+}
+
+TEST(Protocol, AnAuthTokenIsRequiredWhenConfigured) {
+  TempDir dir;
+  LiveServer live(dir.str(), turbine::server::ServerOptions{.auth_token = "s3cret"});
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  v1::CallReply reply;
+  EXPECT_EQ(live.Call(Request("demo.fib", {Int(5)}), &reply).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(live.Call(Request("demo.fib", {Int(5)}), &reply, "wrong").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  ASSERT_TRUE(live.Call(Request("demo.fib", {Int(5)}), &reply, "s3cret").ok());
+  EXPECT_EQ(reply.value().int_value(), 5);
+}
+
+TEST(Protocol, AnOversizedRequestIsRefused) {
+  TempDir dir;
+  LiveServer live(dir.str(), turbine::server::ServerOptions{.max_message_bytes = 4096});
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  v1::CallReply reply;
+  grpc::Status huge = live.Call(Request("input.get", {Str(std::string(100000, 'x'))}), &reply);
+  EXPECT_EQ(huge.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  ASSERT_TRUE(live.Call(Request("demo.fib", {Int(6)}), &reply).ok());
+  EXPECT_EQ(reply.value().int_value(), 8);
+}
+
+TEST(Protocol, ARestartedServerAnswersFromDisk) {
+  TempDir dir;
+  uint64_t task = 0;
+  {
+    LiveServer live(dir.str());
+    ASSERT_TRUE(live.status.ok()) << live.status;
+    v1::CallReply reply;
+    ASSERT_TRUE(live.Call(Request("demo.fib", {Int(40)}), &reply).ok());
+    task = reply.ref().task();
+  }
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  v1::CallReply reply;
+  ASSERT_TRUE(live.Call(Request("demo.fib", {Int(40)}), &reply).ok());
+  EXPECT_EQ(reply.value().int_value(), 102334155);
+  EXPECT_EQ(reply.source(), v1::SOURCE_DISK);
+  EXPECT_EQ(reply.ref().task(), task) << "task ids are stable across restarts";
+  EXPECT_EQ(live.server->engine().Stats().executions, 0u);
+}
+
+TEST(Protocol, ASecondServerOnTheSameDataDirIsRefused) {
+  TempDir dir;
+  LiveServer first(dir.str());
+  ASSERT_TRUE(first.status.ok()) << first.status;
+  LiveServer second(dir.str());
+  EXPECT_EQ(second.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status.message().find("another turbined"), std::string::npos);
+  v1::CallReply reply;
+  ASSERT_TRUE(first.Call(Request("demo.fib", {Int(7)}), &reply).ok());  // unharmed
+  EXPECT_EQ(reply.value().int_value(), 13);
+}
+
+}  // namespace
