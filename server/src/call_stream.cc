@@ -37,6 +37,9 @@ class CallStreamReactor final
     }
     const uint64_t id = request_.id();
     absl::StatusOr<PreparedCall> call = service_.Prepare(request_);
+    if (call.ok() && !service_.BeginWork()) {
+      call = absl::UnavailableError("turbined is shutting down");
+    }
     if (!call.ok()) {
       v1::CallReply reply;
       reply.set_id(id);
@@ -50,9 +53,12 @@ class CallStreamReactor final
         ++answers_pending_;
       }
       service_.Answer(*call, id, [this](v1::CallReply reply) {
-        absl::MutexLock lock(&mu_);
-        --answers_pending_;
-        QueueLocked(std::move(reply));
+        {
+          absl::MutexLock lock(&mu_);
+          --answers_pending_;
+          QueueLocked(std::move(reply));
+        }
+        service_.EndWork();
       });
     }
     StartRead(&request_);  // `request_` is free again: Prepare copied what it needs

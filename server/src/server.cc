@@ -278,8 +278,12 @@ void Server::Wait() {
 void Server::State::Stop() {
   if (grpc_server == nullptr) return;
   grpc_server->GetHealthCheckService()->SetServingStatus(false);
-  // Stops accepting; in-flight calls (and watches) get the grace period, then are cancelled.
-  grpc_server->Shutdown(std::chrono::system_clock::now() + options.shutdown_grace);
+  // Calls already accepted get the grace period to finish; new ones are refused. Then gRPC
+  // stops at once: it cancels what is left (watches, idle streams) and closes connections,
+  // which it would otherwise wait on until the deadline even when they are idle.
+  service->StartDraining();
+  service->WaitUntilIdle(std::chrono::steady_clock::now() + options.shutdown_grace);
+  grpc_server->Shutdown(std::chrono::system_clock::now());
   grpc_server->Wait();
   grpc_server.reset();
   service.reset();  // finishes SetInputs / Flush jobs already accepted

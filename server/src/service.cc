@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "turbine/server/wire_value.h"
 #include "watch.h"
@@ -31,6 +32,8 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+const grpc::Status kDraining(grpc::StatusCode::UNAVAILABLE, "turbined is shutting down");
+
 const grpc::Status kUnauthenticated(grpc::StatusCode::UNAUTHENTICATED,
                                     "missing or wrong auth token (metadata 'authorization: "
                                     "Bearer <token>')");
@@ -50,6 +53,19 @@ TurbineService::TurbineService(Engine& engine, std::string auth_token,
 }
 
 TurbineService::~TurbineService() { engine_.RemoveChangeListener(change_listener_); }
+
+bool TurbineService::BeginWork() {
+  pending_work_.fetch_add(1);
+  if (!draining_.load()) return true;
+  pending_work_.fetch_sub(1);
+  return false;
+}
+
+void TurbineService::WaitUntilIdle(std::chrono::steady_clock::time_point deadline) const {
+  while (pending_work_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
 
 bool TurbineService::Authorized(const grpc::CallbackServerContext* context) const {
   if (expected_authorization_.empty()) return true;
@@ -131,10 +147,12 @@ grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* cont
   if (!Authorized(context)) return FinishNow(context, kUnauthenticated);
   absl::StatusOr<PreparedCall> call = Prepare(*request);
   if (!call.ok()) return FinishNow(context, ToGrpc(call.status()));
+  if (!BeginWork()) return FinishNow(context, kDraining);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  Answer(*call, request->id(), [reactor, reply](v1::CallReply answer) {
+  Answer(*call, request->id(), [this, reactor, reply](v1::CallReply answer) {
     *reply = std::move(answer);
     reactor->Finish(grpc::Status::OK);
+    EndWork();
   });
   return reactor;
 }
@@ -159,6 +177,7 @@ grpc::ServerUnaryReactor* TurbineService::SetInputs(grpc::CallbackServerContext*
     }
     values.push_back(InputValue::Of(entry.key(), std::move(value)));
   }
+  if (!BeginWork()) return FinishNow(context, kDraining);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // The batch is written durably before it applies: that waits for the disk.
   background_.Post([this, reactor, reply, values = std::move(values)]() mutable {
@@ -166,6 +185,7 @@ grpc::ServerUnaryReactor* TurbineService::SetInputs(grpc::CallbackServerContext*
     absl::Status status = engine_.SetInputs(std::move(values), &changed);
     reply->set_changed(static_cast<uint32_t>(changed));
     reactor->Finish(ToGrpc(status));
+    EndWork();
   });
   return reactor;
 }
@@ -227,11 +247,13 @@ grpc::ServerUnaryReactor* TurbineService::ListFunctions(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* TurbineService::Flush(grpc::CallbackServerContext* context,
                                                 const v1::FlushRequest*, v1::FlushReply* reply) {
   if (!Authorized(context)) return FinishNow(context, kUnauthenticated);
+  if (!BeginWork()) return FinishNow(context, kDraining);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   background_.Post([this, reactor, reply] {
     absl::Status status = engine_.Flush();
     reply->set_tasks_written(engine_.Stats().last_snapshot_tasks);
     reactor->Finish(ToGrpc(status));
+    EndWork();
   });
   return reactor;
 }

@@ -49,6 +49,15 @@ class TurbineService final : public v1::Turbine::CallbackService {
   void Answer(const PreparedCall& call, uint64_t id, std::function<void(v1::CallReply)> done);
   bool Authorized(const grpc::CallbackServerContext* context) const;
 
+  // Draining: calls already accepted finish; new ones are refused with UNAVAILABLE. Watches
+  // and streams are left to the server's shutdown, which cancels them.
+  void StartDraining() { draining_.store(true); }
+  // WaitUntilIdle waits until no accepted call is pending, or until `deadline`.
+  void WaitUntilIdle(std::chrono::steady_clock::time_point deadline) const;
+  // BeginWork counts an accepted call (false while draining); EndWork ends it.
+  bool BeginWork();
+  void EndWork() { pending_work_.fetch_sub(1); }
+
   // Watches register here to hear about changes (watch.cc).
   void AddWatch(WatchReactor* watch);
   void RemoveWatch(WatchReactor* watch);
@@ -88,6 +97,9 @@ class TurbineService final : public v1::Turbine::CallbackService {
   BackgroundQueue background_;
   uint64_t change_listener_ = 0;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> pending_work_{0};
 
   // Answers by source, for Stats.
   std::atomic<uint64_t> calls_{0};

@@ -10,6 +10,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -101,18 +102,21 @@ int main(int argc, char** argv) {
     spdlog::info("turbined ready on {}", address);
   }
 
-  std::thread signal_thread([&stop_signals, &server] {
+  std::atomic<bool> stopped{false};
+  std::thread signal_thread([&stop_signals, &server, &stopped] {
     int signal = 0;
     sigwait(&stop_signals, &signal);
+    if (stopped.load()) return;  // woken below, after a Shutdown RPC stopped the server
     spdlog::info("{} received: finishing in-flight calls and flushing", strsignal(signal));
     (*server)->Shutdown();
   });
   (*server)->Wait();
-  spdlog::info("stopped; flushing the cache");
-  server->reset();
+  stopped.store(true);
   // The signal thread is still in sigwait if the Shutdown RPC stopped us: wake it.
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
+  spdlog::info("stopped; writing the last snapshot");
+  server->reset();
   spdlog::info("bye");
   return 0;
 }

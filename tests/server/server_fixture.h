@@ -8,27 +8,10 @@
 
 #include "../storage/temp_dir.h"
 #include "turbine/server/server.h"
+#include "requests.h"
 #include "turbine/v1/turbine.grpc.pb.h"
 
 namespace turbine::testing {
-
-inline v1::Value Int(int64_t value) {
-  v1::Value out;
-  out.set_int_value(value);
-  return out;
-}
-inline v1::Value Str(const std::string& value) {
-  v1::Value out;
-  out.set_string_value(value);
-  return out;
-}
-
-inline v1::CallRequest Request(const std::string& function, std::vector<v1::Value> args = {}) {
-  v1::CallRequest request;
-  request.set_function(function);
-  for (v1::Value& arg : args) *request.add_args() = std::move(arg);
-  return request;
-}
 
 struct LiveServer {
   explicit LiveServer(const std::string& data_dir, server::ServerOptions options = {}) {

@@ -1,0 +1,101 @@
+// daemon_process.h — a real turbined process for tests: started with flags, waited for
+// until it logs "turbined ready on <addr>", then stopped with a signal.
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace turbine::testing {
+
+class DaemonProcess {
+ public:
+  // Start runs turbined with `args`; false if it exited or never said it was ready.
+  bool Start(const std::vector<std::string>& args) {
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) return false;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(out[1], STDERR_FILENO);
+      std::vector<char*> argv;
+      std::string binary = TURBINED_PATH;
+      argv.push_back(binary.data());
+      std::vector<std::string> copies = args;
+      for (std::string& arg : copies) argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      ::execv(binary.c_str(), argv.data());
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    log_fd_ = out[0];
+    return WaitForLine("turbined ready on ", &address_);
+  }
+
+  // Signal sends `signal` and returns the exit status (code, or 128 + signal).
+  int Stop(int signal) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, signal);
+    return Reap();
+  }
+
+  // Reap waits for the process to exit on its own and returns its status as Stop does.
+  int Reap() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    DrainLog();
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  ~DaemonProcess() {
+    if (pid_ > 0) Stop(SIGKILL);
+    if (log_fd_ >= 0) ::close(log_fd_);
+  }
+
+  const std::string& address() const { return address_; }
+  const std::string& log() const { return log_; }
+
+ private:
+  // WaitForLine reads the log until a line contains `marker` (what follows it goes to
+  // `rest`), the process closes its stderr, or 60 s pass.
+  bool WaitForLine(const std::string& marker, std::string* rest) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    size_t scanned = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      const size_t found = log_.find(marker, scanned);
+      if (found != std::string::npos) {
+        const size_t end = log_.find('\n', found);
+        if (end != std::string::npos) {
+          *rest = log_.substr(found + marker.size(), end - found - marker.size());
+          return true;
+        }
+      }
+      pollfd poll_fd{log_fd_, POLLIN, 0};
+      if (::poll(&poll_fd, 1, 200) <= 0) continue;
+      char buffer[4096];
+      const ssize_t n = ::read(log_fd_, buffer, sizeof(buffer));
+      if (n <= 0) return false;  // exited
+      log_.append(buffer, static_cast<size_t>(n));
+    }
+    return false;
+  }
+
+  void DrainLog() {
+    char buffer[4096];
+    ssize_t n = 0;
+    while ((n = ::read(log_fd_, buffer, sizeof(buffer))) > 0) log_.append(buffer, static_cast<size_t>(n));
+  }
+
+  pid_t pid_ = -1;
+  int log_fd_ = -1;
+  std::string address_;
+  std::string log_;
+};
+
+}  // namespace turbine::testing

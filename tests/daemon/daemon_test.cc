@@ -1,0 +1,212 @@
+// turbined as a process: started, called over its unix socket, stopped with SIGTERM and
+// SIGKILL, restarted, and sent hostile input. Nothing here runs in-process.
+#include <gtest/gtest.h>
+#include <grpcpp/grpcpp.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "../server/requests.h"
+#include "turbine/v1/turbine.grpc.pb.h"
+#include "../storage/temp_dir.h"
+#include "daemon_process.h"
+
+namespace {
+
+using turbine::testing::DaemonProcess;
+using turbine::testing::Int;
+using turbine::testing::Request;
+using turbine::testing::Str;
+using turbine::testing::TempDir;
+namespace v1 = turbine::v1;
+
+std::unique_ptr<v1::Turbine::Stub> Connect(const std::string& address) {
+  return v1::Turbine::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+}
+
+grpc::Status CallOnce(v1::Turbine::Stub& stub, const v1::CallRequest& request,
+                      v1::CallReply* reply, const std::string& token = "") {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+  return stub.Call(&context, request, reply);
+}
+
+v1::StatsReply Stats(v1::Turbine::Stub& stub) {
+  v1::StatsReply stats;
+  grpc::ClientContext context;
+  stub.Stats(&context, v1::StatsRequest(), &stats);
+  return stats;
+}
+
+TEST(Daemon, SigtermFlushesAndARestartAnswersFromDisk) {
+  TempDir dir;
+  {
+    DaemonProcess daemon;
+    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--snapshot-interval-ms", "0"}))
+        << daemon.log();
+    EXPECT_EQ(daemon.address(), "unix:" + dir.str() + "/turbined.sock");
+    auto stub = Connect(daemon.address());
+    v1::CallReply reply;
+    ASSERT_TRUE(CallOnce(*stub, Request("demo.fib", {Int(60)}), &reply).ok());
+    EXPECT_EQ(reply.value().int_value(), 1548008755920);
+    EXPECT_EQ(reply.source(), v1::SOURCE_EXECUTED);
+    // No background snapshots: only the shutdown flush can have saved the result.
+    EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  }
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  auto stub = Connect(daemon.address());
+  v1::CallReply reply;
+  ASSERT_TRUE(CallOnce(*stub, Request("demo.fib", {Int(60)}), &reply).ok());
+  EXPECT_EQ(reply.value().int_value(), 1548008755920);
+  EXPECT_EQ(reply.source(), v1::SOURCE_DISK);
+  EXPECT_EQ(Stats(*stub).executions(), 0u);
+  EXPECT_EQ(daemon.Stop(SIGINT), 0) << daemon.log();
+}
+
+TEST(Daemon, AfterSigkillInputsSurviveAndResultsAreCorrect) {
+  TempDir dir;
+  {
+    DaemonProcess daemon;
+    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--snapshot-interval-ms", "20"}))
+        << daemon.log();
+    auto stub = Connect(daemon.address());
+    v1::SetInputsRequest set;
+    auto* entry = set.add_inputs();
+    entry->set_key("kept");
+    *entry->mutable_value() = Int(77);
+    v1::SetInputsReply set_reply;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->SetInputs(&context, set, &set_reply).ok());
+    v1::CallReply reply;
+    ASSERT_TRUE(CallOnce(*stub, Request("demo.fib", {Int(70)}), &reply).ok());
+    // A snapshot that holds the result: acknowledged by Flush (background snapshots are
+    // covered by the storage tests).
+    v1::FlushReply flushed;
+    grpc::ClientContext flush_context;
+    ASSERT_TRUE(stub->Flush(&flush_context, v1::FlushRequest(), &flushed).ok());
+    EXPECT_EQ(daemon.Stop(SIGKILL), 128 + SIGKILL);
+  }
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  auto stub = Connect(daemon.address());
+  v1::CallReply reply;
+  ASSERT_TRUE(CallOnce(*stub, Request("input.get", {Str("kept")}), &reply).ok());
+  EXPECT_EQ(reply.value().int_value(), 77) << "an acknowledged input was lost";
+  ASSERT_TRUE(CallOnce(*stub, Request("demo.fib", {Int(70)}), &reply).ok());
+  EXPECT_EQ(reply.value().int_value(), 190392490709135);
+  EXPECT_EQ(reply.source(), v1::SOURCE_DISK) << "the snapshot before the kill was lost";
+}
+
+TEST(Daemon, HostileInputNeverTakesItDown) {
+  TempDir dir;
+  const std::string token_file = dir.str() + "/token";
+  std::ofstream(token_file) << "let-me-in\n";
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--auth-token-file", token_file,
+                            "--max-message-bytes", "65536"}))
+      << daemon.log();
+  auto stub = Connect(daemon.address());
+  v1::CallReply reply;
+
+  // Garbage bytes straight onto the socket, then a connection closed mid-handshake.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    const std::string path = daemon.address().substr(5);
+    std::snprintf(address.sun_path, sizeof(address.sun_path), "%s", path.c_str());
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    std::string garbage(1000 + attempt * 5000, '\0');
+    for (size_t i = 0; i < garbage.size(); ++i) garbage[i] = static_cast<char>(i * 131 + attempt);
+    (void)::write(fd, garbage.data(), attempt == 4 ? 3 : garbage.size());
+    ::close(fd);
+  }
+
+  EXPECT_EQ(CallOnce(*stub, Request("demo.fib", {Int(9)}), &reply).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(CallOnce(*stub, Request("demo.fib", {Int(9)}), &reply, "guess").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(CallOnce(*stub, Request("no.such", {}), &reply, "let-me-in").error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(CallOnce(*stub, Request("demo.fib", {Str("nine")}), &reply, "let-me-in").error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(CallOnce(*stub, Request("input.get", {Str(std::string(200000, 'k'))}), &reply,
+                     "let-me-in")
+                .error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  ASSERT_TRUE(CallOnce(*stub, Request("demo.fib", {Int(9)}), &reply, "let-me-in").ok());
+  EXPECT_EQ(reply.value().int_value(), 34);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
+TEST(Daemon, ThirtyTwoClientsAtOnceGetCorrectAnswers) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  constexpr int kClients = 32;
+  constexpr int kCallsEach = 1000;
+  std::atomic<int> wrong{0};
+  std::atomic<int> failed{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      // Each client its own connection; keys overlap across clients so that some calls
+      // race to create the same task and others hit what another client computed.
+      auto stub = Connect(daemon.address());
+      for (int i = 0; i < kCallsEach; ++i) {
+        const int64_t key = (c * 7 + i) % 500;
+        v1::CallReply reply;
+        if (!CallOnce(*stub, Request("demo.busy", {Int(key), Int(0)}), &reply).ok()) {
+          ++failed;
+        } else if (reply.value().int_value() != key) {
+          ++wrong;
+        }
+      }
+    });
+  }
+  for (std::thread& client : clients) client.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(wrong.load(), 0);
+  auto stub = Connect(daemon.address());
+  const v1::StatsReply stats = Stats(*stub);
+  EXPECT_EQ(stats.calls(), static_cast<uint64_t>(kClients * kCallsEach));
+  EXPECT_EQ(stats.executions(), 500u) << "each distinct call executes exactly once";
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
+TEST(Daemon, ASecondDaemonOnTheSameDataDirIsRefused) {
+  TempDir dir;
+  DaemonProcess first;
+  ASSERT_TRUE(first.Start({"--data-dir", dir.str()})) << first.log();
+  DaemonProcess second;
+  EXPECT_FALSE(second.Start({"--data-dir", dir.str()}));
+  EXPECT_NE(second.Reap(), 0);
+  EXPECT_NE(second.log().find("another turbined"), std::string::npos) << second.log();
+
+  auto stub = Connect(first.address());  // the first one is unharmed
+  v1::CallReply reply;
+  ASSERT_TRUE(CallOnce(*stub, Request("demo.fib", {Int(12)}), &reply).ok());
+  EXPECT_EQ(reply.value().int_value(), 144);
+  EXPECT_EQ(first.Stop(SIGTERM), 0) << first.log();
+}
+
+TEST(Daemon, ShutdownRpcStopsItCleanly) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  auto stub = Connect(daemon.address());
+  v1::ShutdownReply reply;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub->Shutdown(&context, v1::ShutdownRequest(), &reply).ok());
+  EXPECT_EQ(daemon.Reap(), 0) << daemon.log();
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "turbined.sock"));
+}
+
+}  // namespace
