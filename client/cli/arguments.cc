@@ -1,0 +1,49 @@
+#include "arguments.h"
+
+#include <absl/strings/ascii.h>
+#include <absl/strings/str_cat.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "turbine/client/json.h"
+#include "turbine/client/values.h"
+
+namespace turbine::cli {
+
+absl::StatusOr<v1::Value> ParseValueArgument(const std::string& text) {
+  try {
+    return client::ValueFromJson(nlohmann::json::parse(text));
+  } catch (const nlohmann::json::parse_error& e) {
+    absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(text);
+    if (!trimmed.empty() && (trimmed[0] == '[' || trimmed[0] == '{' || trimmed[0] == '"')) {
+      return absl::InvalidArgumentError(absl::StrCat("not valid JSON: ", e.what()));
+    }
+  }
+  return client::Str(text);
+}
+
+absl::StatusOr<v1::TaskRef> ParseRefArgument(const std::string& text) {
+  absl::StatusOr<v1::Value> value = ParseValueArgument(text);
+  if (!value.ok()) return value.status();
+  if (value->has_ref_value()) return value->ref_value();
+  if (value->has_int_value() && value->int_value() >= 0) {
+    return client::MakeTaskRef(static_cast<uint64_t>(value->int_value()));
+  }
+  if (value->has_string_value()) return client::ParseRef(value->string_value());
+  return absl::InvalidArgumentError(
+      absl::StrCat("not a task reference: ", text, R"( (use 12, 12/Type/3 or {"$ref":"12"}))"));
+}
+
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) return absl::InvalidArgumentError(absl::StrCat("cannot read token file ", path));
+  std::stringstream content;
+  content << file.rdbuf();
+  std::string token(absl::StripAsciiWhitespace(content.str()));
+  if (token.empty()) return absl::InvalidArgumentError(absl::StrCat("token file ", path, " is empty"));
+  return token;
+}
+
+}  // namespace turbine::cli

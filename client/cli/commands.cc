@@ -1,0 +1,179 @@
+#include "commands.h"
+
+#include <absl/strings/ascii.h>
+#include <absl/strings/str_cat.h>
+
+#include <iostream>
+
+#include "arguments.h"
+#include "interrupt.h"
+#include "output.h"
+#include "turbine/client/json.h"
+
+namespace turbine::cli {
+namespace {
+
+ExitCode UsageError(absl::string_view message) {
+  std::cerr << "turbine: " << message << "\n";
+  return kUsage;
+}
+
+absl::StatusOr<v1::CallRequest> BuildRequest(const CallCommand& command) {
+  std::vector<v1::Value> args;
+  for (size_t i = 0; i < command.args.size(); ++i) {
+    absl::StatusOr<v1::Value> value = ParseValueArgument(command.args[i]);
+    if (!value.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("argument ", i + 1, " (", absl::StripLeadingAsciiWhitespace(command.args[i]),
+                       "): ", value.status().message()));
+    }
+    args.push_back(*std::move(value));
+  }
+  std::optional<v1::TaskRef> this_ref;
+  if (!command.this_ref.empty()) {
+    absl::StatusOr<v1::TaskRef> ref = ParseRefArgument(command.this_ref);
+    if (!ref.ok()) return absl::InvalidArgumentError(absl::StrCat("--this: ", ref.status().message()));
+    this_ref = *std::move(ref);
+  }
+  return client::MakeCallRequest(command.function, std::move(args), std::move(this_ref));
+}
+
+void PrintFunctionError(const std::string& function, const absl::Status& error) {
+  std::cerr << "turbine: " << function << ": ";
+  // UNKNOWN is the plain "the function raised this" case; other codes say something more.
+  if (error.code() != absl::StatusCode::kUnknown) {
+    std::cerr << absl::StatusCodeToString(error.code()) << ": ";
+  }
+  std::cerr << error.message() << "\n";
+}
+
+// PrintResult writes one call answer; returns whether it was a value.
+bool PrintResult(const Session& session, const std::string& function,
+                 const client::CallResult& result) {
+  if (session.json) {
+    std::cout << Dump(CallResultJson(result)) << std::endl;
+  } else if (result.value.ok()) {
+    std::cout << Dump(client::ValueToJson(*result.value)) << std::endl;
+  }
+  if (!result.value.ok()) PrintFunctionError(function, result.value.status());
+  return result.value.ok();
+}
+
+}  // namespace
+
+ExitCode ReportRpcError(const Session& session, const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kUnavailable) {
+    std::cerr << "turbine: cannot reach turbined at " << session.address
+              << " (is it running? start it with: " << session.start_command << ")\n"
+              << "turbine: " << status.message() << "\n";
+    return kUnreachable;
+  }
+  std::cerr << "turbine: " << absl::StatusCodeToString(status.code()) << ": " << status.message();
+  if (status.code() == absl::StatusCode::kUnauthenticated) {
+    std::cerr << " (give the daemon's token with --token-file or TURBINE_TOKEN_FILE)";
+  }
+  std::cerr << "\n";
+  return kRpcError;
+}
+
+ExitCode RunCall(const Session& session, const CallCommand& command) {
+  absl::StatusOr<v1::CallRequest> request = BuildRequest(command);
+  if (!request.ok()) return UsageError(request.status().message());
+  absl::StatusOr<client::CallResult> result = session.client->Call(*request);
+  if (!result.ok()) return ReportRpcError(session, result.status());
+  return PrintResult(session, command.function, *result) ? kOk : kFunctionError;
+}
+
+ExitCode RunWatch(const Session& session, const CallCommand& command) {
+  absl::StatusOr<v1::CallRequest> request = BuildRequest(command);
+  if (!request.ok()) return UsageError(request.status().message());
+  client::Cancellation cancel;
+  CancelOnInterrupt interrupt(&cancel);
+  auto print = [&](const client::CallResult& result) {
+    PrintResult(session, command.function, result);
+    // Nobody reads any more (e.g. `| head -1`): stop rather than watch into the void.
+    return static_cast<bool>(std::cout);
+  };
+  absl::Status status = session.client->Watch(*request, print, &cancel);
+  if (!status.ok()) return ReportRpcError(session, status);
+  return kOk;
+}
+
+ExitCode RunSet(const Session& session, const std::vector<std::string>& pairs) {
+  if (pairs.empty() || pairs.size() % 2 != 0) {
+    return UsageError("set takes KEY VALUE pairs: an even number of words");
+  }
+  std::vector<std::pair<std::string, v1::Value>> inputs;
+  for (size_t i = 0; i < pairs.size(); i += 2) {
+    absl::StatusOr<v1::Value> value = ParseValueArgument(pairs[i + 1]);
+    if (!value.ok()) {
+      return UsageError(absl::StrCat("value of ", pairs[i], ": ", value.status().message()));
+    }
+    inputs.emplace_back(pairs[i], *std::move(value));
+  }
+  absl::StatusOr<uint32_t> changed = session.client->SetInputs(std::move(inputs));
+  if (!changed.ok()) return ReportRpcError(session, changed.status());
+  if (session.json) {
+    std::cout << Dump({{"changed", *changed}}) << "\n";
+  } else {
+    std::cout << *changed << (*changed == 1 ? " input" : " inputs") << " changed\n";
+  }
+  return kOk;
+}
+
+ExitCode RunStats(const Session& session) {
+  absl::StatusOr<v1::StatsReply> stats = session.client->Stats();
+  if (!stats.ok()) return ReportRpcError(session, stats.status());
+  if (session.json) {
+    std::cout << Dump(MessageToJson(*stats)) << "\n";
+  } else {
+    PrintStats(std::cout, *stats);
+  }
+  return kOk;
+}
+
+ExitCode RunFunctions(const Session& session) {
+  absl::StatusOr<std::vector<v1::FunctionInfo>> functions = session.client->ListFunctions();
+  if (!functions.ok()) return ReportRpcError(session, functions.status());
+  if (session.json) {
+    nlohmann::json array = nlohmann::json::array();
+    for (const v1::FunctionInfo& function : *functions) array.push_back(MessageToJson(function));
+    std::cout << Dump(array) << "\n";
+  } else {
+    for (const v1::FunctionInfo& function : *functions) {
+      std::cout << FormatFunction(function) << "\n";
+    }
+  }
+  return kOk;
+}
+
+ExitCode RunFlush(const Session& session) {
+  absl::StatusOr<uint64_t> written = session.client->Flush();
+  if (!written.ok()) return ReportRpcError(session, written.status());
+  if (session.json) {
+    std::cout << Dump({{"tasks_written", *written}}) << "\n";
+  } else {
+    std::cout << *written << (*written == 1 ? " task" : " tasks") << " written\n";
+  }
+  return kOk;
+}
+
+ExitCode RunShutdown(const Session& session) {
+  absl::Status status = session.client->Shutdown();
+  if (!status.ok()) return ReportRpcError(session, status);
+  if (session.json) {
+    std::cout << Dump({{"shutdown", true}}) << "\n";
+  } else {
+    std::cout << "turbined is shutting down\n";
+  }
+  return kOk;
+}
+
+ExitCode RunPing(const Session& session) {
+  absl::Status status = session.client->Ping();
+  if (!status.ok()) return ReportRpcError(session, status);
+  std::cout << (session.json ? R"({"status":"SERVING"})" : "SERVING") << "\n";
+  return kOk;
+}
+
+}  // namespace turbine::cli

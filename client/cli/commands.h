@@ -1,0 +1,42 @@
+// commands.h — the subcommands of `turbine`, each returning its ExitCode.
+#pragma once
+
+#include <absl/status/status.h>
+
+#include <string>
+#include <vector>
+
+#include "exit_codes.h"
+#include "turbine/client/client.h"
+
+namespace turbine::cli {
+
+struct Session {
+  client::Client* client;
+  bool json = false;  // --json: machine-readable output
+  std::string address;
+  // How to start a daemon at `address`, for the "cannot reach" hint.
+  std::string start_command;
+};
+
+struct CallCommand {
+  std::string function;
+  std::vector<std::string> args;  // JSON words
+  std::string this_ref;           // empty: no receiver
+};
+
+ExitCode RunCall(const Session& session, const CallCommand& command);
+ExitCode RunWatch(const Session& session, const CallCommand& command);
+// RunSet takes KEY VALUE pairs; an odd count is a usage error.
+ExitCode RunSet(const Session& session, const std::vector<std::string>& pairs);
+ExitCode RunStats(const Session& session);
+ExitCode RunFunctions(const Session& session);
+ExitCode RunFlush(const Session& session);
+ExitCode RunShutdown(const Session& session);
+ExitCode RunPing(const Session& session);
+
+// ReportRpcError prints why a request did not get through and picks the exit code:
+// kUnreachable (with a hint how to start the daemon) for kUnavailable, else kRpcError.
+ExitCode ReportRpcError(const Session& session, const absl::Status& status);
+
+}  // namespace turbine::cli

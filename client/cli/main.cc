@@ -1,0 +1,148 @@
+// turbine — the command-line client of turbined. See `turbine --help`.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <limits>
+
+#include "arguments.h"
+#include "commands.h"
+#include "exit_codes.h"
+#include "turbine/client/client.h"
+
+namespace turbine::cli {
+namespace {
+
+constexpr char kFooter[] = R"(Arguments and values are JSON: 30, 1.5, true, null, '"text"', '[1,2]',
+'{"a":1}', '{"$ref":"12"}' (a task reference), '{"$bytes":"aGk="}' (base64 bytes).
+A bare word that is not JSON is a string: `turbine call input.get mykey`.
+
+Exit codes:
+  0  ok
+  1  the function returned an error (message on stderr)
+  2  usage error: bad command line, bad JSON argument, unreadable token file
+  3  cannot reach the daemon (not running, wrong address, not serving yet)
+  4  the daemon refused the request (NOT_FOUND, INVALID_ARGUMENT, UNAUTHENTICATED, ...):
+     "turbine: <CODE>: <message>" on stderr)";
+
+struct GlobalOptions {
+  std::string connect;
+  std::string data_dir = client::kDefaultDataDir;
+  bool json = false;
+  std::string token_file;
+  int timeout_ms = 30000;
+};
+
+// ShieldJsonArrays prefixes a space to words like [1,2]: CLI11 splits a word in brackets
+// into several values for a vector option (and offers no switch for it), while JSON
+// ignores the space.
+std::vector<std::string> ShieldJsonArrays(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (std::string& arg : args) {
+    if (arg.size() >= 2 && arg.front() == '[' && arg.back() == ']') arg.insert(0, " ");
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 takes them last to first
+  return args;
+}
+
+void AddCallOptions(CLI::App* command, CallCommand* call) {
+  command->add_option("function", call->function, "Function name, e.g. demo.fib")->required();
+  command->add_option("args", call->args, "Arguments, each JSON or a bare word (a string)");
+  command->add_option("--this", call->this_ref,
+                      R"(Receiver of a method: 12, 12/Type/3 or {"$ref":"12"})");
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"turbine — call and manage turbined, the Turbine daemon"};
+  app.footer(kFooter);
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may also follow the command
+
+  GlobalOptions global;
+  app.add_option("--connect", global.connect,
+                 "Daemon address, unix:/path/turbined.sock or host:port "
+                 "(default: unix:<data-dir>/turbined.sock)");
+  app.add_option("--data-dir", global.data_dir, "Data directory of the daemon")
+      ->capture_default_str();
+  app.add_flag("--json", global.json, "Print machine-readable JSON");
+  app.add_option("--token-file", global.token_file,
+                 "File holding the daemon's auth token (default: $TURBINE_TOKEN_FILE)");
+  app.add_option("--timeout-ms", global.timeout_ms, "Deadline of each request")
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()))
+      ->capture_default_str();
+
+  std::function<ExitCode(const Session&)> run;
+  CallCommand call;
+  std::vector<std::string> pairs;
+
+  CLI::App* call_command = app.add_subcommand("call", "Call a function and print its value");
+  AddCallOptions(call_command, &call);
+  call_command->callback([&] { run = [&](const Session& s) { return RunCall(s, call); }; });
+
+  CLI::App* set_command = app.add_subcommand("set", "Set inputs atomically: KEY VALUE ...");
+  set_command->add_option("pairs", pairs, "KEY VALUE pairs; values are JSON or bare words")
+      ->required();
+  set_command->callback([&] { run = [&](const Session& s) { return RunSet(s, pairs); }; });
+
+  CLI::App* watch_command =
+      app.add_subcommand("watch", "Print a call's value, then each new value (Ctrl-C ends)");
+  AddCallOptions(watch_command, &call);
+  watch_command->callback([&] { run = [&](const Session& s) { return RunWatch(s, call); }; });
+
+  app.add_subcommand("stats", "Print the daemon's statistics")->callback([&] { run = RunStats; });
+  app.add_subcommand("functions", "List the functions the daemon serves")->callback([&] {
+    run = RunFunctions;
+  });
+  app.add_subcommand("flush", "Write a snapshot of the cache now")->callback([&] {
+    run = RunFlush;
+  });
+  app.add_subcommand("shutdown", "Stop the daemon gracefully")->callback([&] {
+    run = RunShutdown;
+  });
+  app.add_subcommand("ping", "Check that the daemon serves (prints SERVING)")->callback([&] {
+    run = RunPing;
+  });
+
+  try {
+    app.name(argv[0]);
+    std::vector<std::string> args = ShieldJsonArrays(argc, argv);
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kOk : kUsage;  // --help exits 0
+  }
+
+  client::ConnectOptions options;
+  options.address = global.connect.empty() ? client::DefaultAddress(global.data_dir)
+                                           : global.connect;
+  options.deadline = std::chrono::milliseconds(global.timeout_ms);
+  if (global.token_file.empty()) {
+    if (const char* from_env = std::getenv("TURBINE_TOKEN_FILE")) global.token_file = from_env;
+  }
+  if (!global.token_file.empty()) {
+    absl::StatusOr<std::string> token = ReadTokenFile(global.token_file);
+    if (!token.ok()) {
+      std::cerr << "turbine: " << token.status().message() << "\n";
+      return kUsage;
+    }
+    options.token = *std::move(token);
+  }
+
+  absl::StatusOr<std::unique_ptr<client::Client>> client = client::Client::Connect(options);
+  if (!client.ok()) {
+    std::cerr << "turbine: " << client.status().message() << "\n";
+    return kUsage;
+  }
+  Session session{.client = client->get(),
+                  .json = global.json,
+                  .address = options.address,
+                  .start_command = global.connect.empty()
+                                       ? "turbined --data-dir " + global.data_dir
+                                       : "turbined --listen " + global.connect};
+  return run(session);
+}
+
+}  // namespace
+}  // namespace turbine::cli
+
+int main(int argc, char** argv) { return turbine::cli::Main(argc, argv); }

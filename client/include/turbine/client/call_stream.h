@@ -1,0 +1,71 @@
+// call_stream.h — many calls in flight on one bidirectional stream (rpc CallStream).
+//
+//   auto stream = client->OpenCallStream();
+//   for (int i = 0; i < 1000; ++i) (*stream)->Send(MakeCallRequest("demo.fib", {Int(i)}));
+//   while (std::optional<CallResult> r = (*stream)->Next()) ...   // in any order, by r->id
+//   absl::Status s = (*stream)->Close();
+//
+// Send never waits for a reply, nor for the network: requests queue in memory and are
+// written one after another. Replies arrive as the daemon finishes them, not in request
+// order; CallResult::id says which request each answers.
+//
+// Thread-safety: Send, Close and Cancel may be called from any thread, also from the reply
+// callback. Next is for one reader thread at a time.
+#pragma once
+
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "turbine/client/call_result.h"
+#include "turbine/v1/turbine.pb.h"
+
+namespace turbine::client {
+
+namespace internal {
+struct Connection;
+class CallStreamReactor;
+}  // namespace internal
+
+class CallStream {
+ public:
+  // ReplyCallback receives each reply on a gRPC thread, one at a time, in arrival order. It
+  // must not block: the next reply is read only after it returns.
+  using ReplyCallback = std::function<void(CallResult)>;
+
+  // The destructor cancels the stream if it was not closed, and waits until gRPC is done
+  // with it.
+  ~CallStream();
+  CallStream(const CallStream&) = delete;
+  CallStream& operator=(const CallStream&) = delete;
+
+  // Send queues `request`. A request with id 0 gets the next free id (1, 2, ...); do not
+  // mix chosen and assigned ids. Returns the id the reply will carry. Errors:
+  // kFailedPrecondition after Close or Cancel, or the stream's error once it failed.
+  absl::StatusOr<uint64_t> Send(v1::CallRequest request);
+
+  // Next blocks for the next reply; nullopt once the stream has ended and every reply was
+  // read (Close() then tells why it ended). REQUIRES: opened without a callback.
+  std::optional<CallResult> Next();
+
+  // Close says no more requests will come, waits for the replies still owed (at most the
+  // connection's deadline, then it cancels) and returns the stream's final status.
+  absl::Status Close();
+
+  // Cancel abandons the stream at once: replies still owed will not come.
+  void Cancel();
+
+ private:
+  friend class Client;  // opens streams (Client::OpenCallStream)
+  static std::unique_ptr<CallStream> Open(std::shared_ptr<const internal::Connection> connection,
+                                          ReplyCallback on_reply);
+  explicit CallStream(std::shared_ptr<internal::CallStreamReactor> reactor);
+
+  // Shared with gRPC: the reactor lives until gRPC's last callback on it has returned.
+  std::shared_ptr<internal::CallStreamReactor> reactor_;
+};
+
+}  // namespace turbine::client

@@ -1,0 +1,145 @@
+// client.h — the C++ client of turbined, the Turbine daemon.
+//
+//   ConnectOptions options;                       // default: DefaultAddress("./.turbine")
+//   std::unique_ptr<Client> client = Client::Connect(options).value();
+//   absl::StatusOr<CallResult> r = client->Call("demo.fib", {Int(30)});
+//   if (!r.ok())          -> the call did not get through (daemon down, unknown function,
+//                            bad arguments, deadline): r.status()
+//   if (!r->value.ok())   -> the function ran and raised an error: r->value.status()
+//   else                  -> *r->value, with r->ref and r->source (memory, disk, executed)
+//
+// Every unary call carries the deadline of ConnectOptions and the token, if any. gRPC
+// status codes become absl::StatusCodes one to one; in addition, a deadline that passes
+// before the daemon was ever reached is reported as kUnavailable, so "the daemon is not
+// there" is always kUnavailable.
+//
+// Thread-safety: a Client may be used from any number of threads at once; its calls share
+// one channel (one connection).
+#pragma once
+
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "turbine/client/call_result.h"
+#include "turbine/client/call_stream.h"
+#include "turbine/v1/turbine.pb.h"
+
+namespace grpc {
+class ClientContext;
+}  // namespace grpc
+
+namespace turbine::client {
+
+namespace internal {
+struct Connection;
+}  // namespace internal
+
+inline constexpr char kDefaultDataDir[] = "./.turbine";
+
+// DefaultAddress is where turbined listens by default for `data_dir`:
+// "unix:" + absolute(data_dir) + "/turbined.sock".
+std::string DefaultAddress(std::string_view data_dir = kDefaultDataDir);
+
+struct ConnectOptions {
+  // "unix:/path/to/turbined.sock" or "host:port". Empty: DefaultAddress().
+  std::string address;
+  // Sent as "authorization: Bearer <token>" on every call when not empty. The channel is
+  // not encrypted: over TCP, use it on loopback only.
+  std::string token;
+  // Deadline of every unary call (streams have none: they live as long as their user).
+  std::chrono::milliseconds deadline{30000};
+  // Largest message sent or received; the daemon has its own limit.
+  int max_message_bytes = 64 << 20;
+};
+
+// MakeCallRequest builds the request Call, Watch and CallStream::Send take.
+v1::CallRequest MakeCallRequest(std::string_view function, std::vector<v1::Value> args,
+                                std::optional<v1::TaskRef> this_ref = {});
+
+// Cancellation stops a blocking Watch from another thread (a signal thread, a UI). It is
+// one-shot: once cancelled, every Watch given it returns at once.
+// Thread-safety: Cancel() may be called from any thread, any number of times.
+class Cancellation {
+ public:
+  Cancellation() = default;
+  Cancellation(const Cancellation&) = delete;
+  Cancellation& operator=(const Cancellation&) = delete;
+
+  void Cancel();
+  bool cancelled() const;
+
+ private:
+  friend class Client;
+  // Attach points Cancel() at the context of the running Watch. REQUIRES: Detach() before
+  // the context is destroyed.
+  void Attach(grpc::ClientContext* context);
+  void Detach();
+
+  // A std::mutex rather than absl::Mutex: ThreadSanitizer sees it (Debian's Abseil is not
+  // instrumented).
+  mutable std::mutex mu_;
+  grpc::ClientContext* context_ = nullptr;  // guarded by mu_
+  bool cancelled_ = false;                  // guarded by mu_
+};
+
+class Client {
+ public:
+  // Connect creates the channel. It does not wait for the daemon: the first call that
+  // cannot reach it fails with kUnavailable. Errors: kInvalidArgument for bad options.
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(ConnectOptions options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Call calls `function` (its highest version) with `args`, on `this_ref` for methods.
+  absl::StatusOr<CallResult> Call(std::string_view function, std::vector<v1::Value> args,
+                                  std::optional<v1::TaskRef> this_ref = {});
+  // This Call takes a full request, e.g. to ask for a specific version.
+  absl::StatusOr<CallResult> Call(const v1::CallRequest& request);
+
+  // SetInputs sets all `inputs` atomically and durably; returns how many changed value.
+  absl::StatusOr<uint32_t> SetInputs(std::vector<std::pair<std::string, v1::Value>> inputs);
+
+  absl::StatusOr<v1::StatsReply> Stats();
+  absl::StatusOr<std::vector<v1::FunctionInfo>> ListFunctions();
+  // Flush makes the daemon write a snapshot now; returns how many tasks it wrote.
+  absl::StatusOr<uint64_t> Flush();
+  // Shutdown asks the daemon to stop gracefully; it returns once the daemon has accepted.
+  absl::Status Shutdown();
+  // Ping asks the standard health service: OK once the daemon serves, kUnavailable while it
+  // starts (NOT_SERVING) or when it cannot be reached.
+  absl::Status Ping();
+
+  // Watch calls `on_value` with the current result of `request`, then again each time it
+  // changes, until `on_value` returns false, `cancel` is cancelled (both: OK) or the stream
+  // ends (its status). Blocks the calling thread; `on_value` runs on it.
+  absl::Status Watch(const v1::CallRequest& request,
+                     const std::function<bool(const CallResult&)>& on_value,
+                     Cancellation* cancel = nullptr);
+
+  // OpenCallStream opens a pipelined stream (see call_stream.h). With `on_reply`, replies
+  // go to it; without, read them with CallStream::Next(). The stream keeps the connection
+  // alive: it may outlive this Client.
+  absl::StatusOr<std::unique_ptr<CallStream>> OpenCallStream(
+      CallStream::ReplyCallback on_reply = nullptr);
+
+  const ConnectOptions& options() const;
+
+ private:
+  explicit Client(std::shared_ptr<const internal::Connection> connection);
+
+  std::shared_ptr<const internal::Connection> connection_;
+};
+
+}  // namespace turbine::client

@@ -1,0 +1,39 @@
+// json.h — turbine.v1.Value <-> JSON, the form the CLI reads and prints values in.
+//
+//   JSON                              Value
+//   null, true/false                  null, bool
+//   12, -3 (no fraction, exponent)    int (int64; larger integers are an error)
+//   1.5, 1e3                          double
+//   "text"                            string
+//   [ ... ]                           list
+//   {"$ref": "12"}                    task reference to task 12's output
+//   {"$ref": "12/TypeName/3"}         task reference to cell 3 of type TypeName of task 12
+//   {"$bytes": "<base64>"}            bytes
+//   {"$map": { ... }}                 map, written this way only when it has a single key
+//                                     that is "$ref", "$bytes" or "$map" (else ambiguous)
+//   any other object                  map (entries sorted by key)
+//
+// JSON has no NaN or infinity: ValueToJson writes those doubles as null.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <absl/status/statusor.h>
+
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <string_view>
+
+#include "turbine/v1/turbine.pb.h"
+
+namespace turbine::client {
+
+// ValueFromJson fails with kInvalidArgument naming the JSON pointer of the offending part.
+absl::StatusOr<v1::Value> ValueFromJson(const nlohmann::json& json);
+nlohmann::json ValueToJson(const v1::Value& value);
+
+// ParseRef reads the text of a "$ref": "12" or "12/TypeName/3".
+absl::StatusOr<v1::TaskRef> ParseRef(std::string_view text);
+std::string FormatRef(const v1::TaskRef& ref);
+
+}  // namespace turbine::client

@@ -1,0 +1,233 @@
+#include "turbine/client/call_stream.h"
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <utility>
+
+#include "connection.h"
+
+namespace turbine::client {
+namespace internal {
+
+// CallStreamReactor drives one CallStream RPC with gRPC's callback API. One read is always
+// pending; writes go out one at a time (gRPC allows one in flight) from a queue. A hold
+// keeps the RPC open until no more writes can come (Close, Cancel, or the stream ended);
+// then it half-closes and the daemon ends the stream once it has answered everything.
+//
+// Its lock is a std::mutex, not absl::Mutex: Debian's Abseil is built with deadlock
+// detection on (a global graph update per lock, on the path of every streamed call) and
+// without ThreadSanitizer instrumentation.
+class CallStreamReactor final
+    : public grpc::ClientBidiReactor<v1::CallRequest, v1::CallReply>,
+      public std::enable_shared_from_this<CallStreamReactor> {
+ public:
+  CallStreamReactor(std::shared_ptr<const Connection> connection,
+                    CallStream::ReplyCallback on_reply)
+      : connection_(std::move(connection)), on_reply_(std::move(on_reply)) {}
+
+  void Start() {
+    self_ = shared_from_this();
+    connection_->PrepareContext(context_, /*with_deadline=*/false);
+    connection_->turbine->async()->CallStream(&context_, this);
+    AddHold();
+    StartRead(&incoming_);
+    StartCall();
+  }
+
+  absl::StatusOr<uint64_t> Send(v1::CallRequest request) {
+    uint64_t id;
+    {
+      std::lock_guard lock(mu_);
+      if (closing_) return absl::FailedPreconditionError("the call stream is closed");
+      if (broken_) {
+        if (done_ && !final_status_.ok()) return connection_->ToStatus(final_status_);
+        return absl::FailedPreconditionError("the daemon ended the call stream");
+      }
+      if (request.id() == 0) request.set_id(next_id_++);
+      id = request.id();
+      if (writing_) {
+        queued_.push_back(std::move(request));
+        return id;
+      }
+      writing_ = true;
+      outgoing_ = std::move(request);
+    }
+    StartWrite(&outgoing_);
+    return id;
+  }
+
+  std::optional<CallResult> Next() {
+    if (on_reply_) return std::nullopt;
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [this] { return !replies_.empty() || reads_done_; });
+    if (replies_.empty()) return std::nullopt;
+    CallResult result = std::move(replies_.front());
+    replies_.pop_front();
+    return result;
+  }
+
+  absl::Status Close() {
+    StopWriting(/*drop_queued=*/false);
+    std::unique_lock lock(mu_);
+    if (!changed_.wait_for(lock, connection_->options.deadline, [this] { return done_; })) {
+      lock.unlock();
+      context_.TryCancel();
+      AwaitDone();
+      return absl::DeadlineExceededError("the daemon did not answer every call on the stream");
+    }
+    return connection_->ToStatus(final_status_);
+  }
+
+  void Cancel() {
+    context_.TryCancel();
+    StopWriting(/*drop_queued=*/true);
+  }
+
+  void AwaitDone() {
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [this] { return done_; });
+  }
+
+ private:
+  void OnWriteDone(bool ok) override {
+    bool write_next = false;
+    bool half_close = false;
+    {
+      std::lock_guard lock(mu_);
+      if (!ok) {
+        broken_ = true;  // OnDone will say why
+        queued_.clear();
+      }
+      if (!queued_.empty()) {
+        outgoing_ = std::move(queued_.front());
+        queued_.pop_front();
+        write_next = true;
+      } else {
+        writing_ = false;
+        half_close = TakeHalfCloseTurn();
+      }
+    }
+    if (write_next) StartWrite(&outgoing_);
+    if (half_close) HalfClose();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      bool half_close;
+      {
+        std::lock_guard lock(mu_);
+        reads_done_ = true;
+        broken_ = true;  // the daemon ended the stream: writes would go nowhere
+        queued_.clear();
+        half_close = TakeHalfCloseTurn();
+      }
+      changed_.notify_all();
+      if (half_close) HalfClose();
+      return;
+    }
+    CallResult result = ResultFromReply(incoming_);
+    if (on_reply_) {
+      on_reply_(std::move(result));
+    } else {
+      {
+        std::lock_guard lock(mu_);
+        replies_.push_back(std::move(result));
+      }
+      changed_.notify_all();
+    }
+    StartRead(&incoming_);  // after delivering: one callback at a time, in arrival order
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    // Last callback: if the CallStream is gone, the reactor dies when `self` does, after
+    // the waiters were woken.
+    std::shared_ptr<CallStreamReactor> self = std::move(self_);
+    {
+      std::lock_guard lock(mu_);
+      final_status_ = status;
+      broken_ = true;
+      reads_done_ = true;
+      done_ = true;
+    }
+    changed_.notify_all();
+  }
+
+  void StopWriting(bool drop_queued) {
+    bool half_close;
+    {
+      std::lock_guard lock(mu_);
+      closing_ = true;
+      if (drop_queued) queued_.clear();
+      half_close = TakeHalfCloseTurn();
+    }
+    if (half_close) HalfClose();
+  }
+
+  // TakeHalfCloseTurn is true for exactly one caller, once no write can follow.
+  // REQUIRES: mu_ held.
+  bool TakeHalfCloseTurn() {
+    if (half_closed_ || writing_ || !(closing_ || broken_)) return false;
+    half_closed_ = true;
+    return true;
+  }
+
+  void HalfClose() {
+    StartWritesDone();
+    RemoveHold();
+  }
+
+  const std::shared_ptr<const Connection> connection_;
+  const CallStream::ReplyCallback on_reply_;
+  grpc::ClientContext context_;
+  // Keeps the reactor alive while gRPC may still call it; released in OnDone.
+  std::shared_ptr<CallStreamReactor> self_;
+  // The read buffer; only the read chain (one read at a time) touches it.
+  v1::CallReply incoming_;
+  // The request being written; only its writer (whoever set writing_) touches it.
+  v1::CallRequest outgoing_;
+
+  // mu_ guards everything below; changed_ signals new replies, the end, and done_.
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::deque<v1::CallRequest> queued_;
+  std::deque<CallResult> replies_;
+  uint64_t next_id_ = 1;
+  bool writing_ = false;
+  bool closing_ = false;      // Close or Cancel: no more Sends
+  bool broken_ = false;       // the RPC failed or ended: no more writes can go out
+  bool reads_done_ = false;   // no more replies will come
+  bool half_closed_ = false;
+  bool done_ = false;         // OnDone ran
+  grpc::Status final_status_;
+};
+
+}  // namespace internal
+
+std::unique_ptr<CallStream> CallStream::Open(
+    std::shared_ptr<const internal::Connection> connection, ReplyCallback on_reply) {
+  auto reactor =
+      std::make_shared<internal::CallStreamReactor>(std::move(connection), std::move(on_reply));
+  reactor->Start();
+  return std::unique_ptr<CallStream>(new CallStream(std::move(reactor)));
+}
+
+CallStream::CallStream(std::shared_ptr<internal::CallStreamReactor> reactor)
+    : reactor_(std::move(reactor)) {}
+
+CallStream::~CallStream() {
+  reactor_->Cancel();  // a no-op on a stream already closed
+  reactor_->AwaitDone();
+}
+
+absl::StatusOr<uint64_t> CallStream::Send(v1::CallRequest request) {
+  return reactor_->Send(std::move(request));
+}
+
+std::optional<CallResult> CallStream::Next() { return reactor_->Next(); }
+
+absl::Status CallStream::Close() { return reactor_->Close(); }
+
+void CallStream::Cancel() { reactor_->Cancel(); }
+
+}  // namespace turbine::client

@@ -1,0 +1,196 @@
+#include "turbine/client/json.h"
+
+#include <absl/strings/escaping.h>
+#include <absl/strings/numbers.h>
+#include <absl/strings/str_cat.h>
+
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "turbine/client/values.h"
+
+namespace turbine::client {
+namespace {
+
+constexpr char kRefKey[] = "$ref";
+constexpr char kBytesKey[] = "$bytes";
+constexpr char kMapKey[] = "$map";
+
+bool IsSpecialKey(std::string_view key) {
+  return key == kRefKey || key == kBytesKey || key == kMapKey;
+}
+
+// At prefixes an error with the JSON pointer of the part it is about.
+absl::Status At(const std::string& pointer, absl::string_view message) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("at ", pointer.empty() ? "/" : pointer, ": ", message));
+}
+
+// JSON pointer escaping: "~" -> "~0", "/" -> "~1".
+std::string PointerToken(std::string_view key) {
+  std::string token;
+  for (char c : key) {
+    if (c == '~') {
+      token += "~0";
+    } else if (c == '/') {
+      token += "~1";
+    } else {
+      token += c;
+    }
+  }
+  return token;
+}
+
+absl::StatusOr<v1::Value> FromJson(const nlohmann::json& json, const std::string& pointer);
+
+absl::StatusOr<v1::Value> MapFromJson(const nlohmann::json& object, const std::string& pointer) {
+  std::vector<std::pair<std::string, v1::Value>> entries;
+  entries.reserve(object.size());
+  for (const auto& [key, item] : object.items()) {
+    absl::StatusOr<v1::Value> value = FromJson(item, absl::StrCat(pointer, "/", PointerToken(key)));
+    if (!value.ok()) return value.status();
+    entries.emplace_back(key, *std::move(value));
+  }
+  return Map(std::move(entries));
+}
+
+absl::StatusOr<v1::Value> SpecialFromJson(const std::string& key, const nlohmann::json& body,
+                                          const std::string& pointer) {
+  std::string body_pointer = absl::StrCat(pointer, "/", PointerToken(key));
+  if (key == kMapKey) {
+    if (!body.is_object()) return At(body_pointer, "$map takes an object");
+    return MapFromJson(body, body_pointer);
+  }
+  if (!body.is_string()) return At(body_pointer, absl::StrCat(key, " takes a string"));
+  const std::string& text = body.get_ref<const std::string&>();
+  if (key == kBytesKey) {
+    std::string bytes;
+    if (!absl::Base64Unescape(text, &bytes)) return At(body_pointer, "not valid base64");
+    return BytesValue(std::move(bytes));
+  }
+  absl::StatusOr<v1::TaskRef> ref = ParseRef(text);
+  if (!ref.ok()) return At(body_pointer, ref.status().message());
+  return Ref(*std::move(ref));
+}
+
+absl::StatusOr<v1::Value> FromJson(const nlohmann::json& json, const std::string& pointer) {
+  switch (json.type()) {
+    case nlohmann::json::value_t::null:
+      return Null();
+    case nlohmann::json::value_t::boolean:
+      return Bool(json.get<bool>());
+    case nlohmann::json::value_t::number_integer:
+      return Int(json.get<int64_t>());
+    case nlohmann::json::value_t::number_unsigned: {
+      uint64_t n = json.get<uint64_t>();
+      if (n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        return At(pointer, absl::StrCat(n, " does not fit in a 64-bit signed integer"));
+      }
+      return Int(static_cast<int64_t>(n));
+    }
+    case nlohmann::json::value_t::number_float:
+      return Double(json.get<double>());
+    case nlohmann::json::value_t::string:
+      return Str(json.get<std::string>());
+    case nlohmann::json::value_t::array: {
+      std::vector<v1::Value> items;
+      items.reserve(json.size());
+      for (size_t i = 0; i < json.size(); ++i) {
+        absl::StatusOr<v1::Value> item = FromJson(json[i], absl::StrCat(pointer, "/", i));
+        if (!item.ok()) return item.status();
+        items.push_back(*std::move(item));
+      }
+      return List(std::move(items));
+    }
+    case nlohmann::json::value_t::object:
+      if (json.size() == 1 && IsSpecialKey(json.begin().key())) {
+        return SpecialFromJson(json.begin().key(), json.begin().value(), pointer);
+      }
+      return MapFromJson(json, pointer);
+    case nlohmann::json::value_t::binary:
+    case nlohmann::json::value_t::discarded:
+      break;
+  }
+  return At(pointer, "not a JSON value the protocol has");
+}
+
+nlohmann::json MapToJson(const v1::ValueMap& map) {
+  nlohmann::json object = nlohmann::json::object();
+  for (const v1::MapEntry& entry : map.entries()) object[entry.key()] = ValueToJson(entry.value());
+  if (map.entries_size() == 1 && IsSpecialKey(map.entries(0).key())) {
+    return nlohmann::json{{kMapKey, std::move(object)}};
+  }
+  return object;
+}
+
+// ParseDecimal accepts digits only: no sign, no spaces (which SimpleAtoi would allow).
+template <class Int>
+bool ParseDecimal(absl::string_view text, Int* out) {
+  if (text.empty()) return false;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+  }
+  return absl::SimpleAtoi(text, out);
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Value> ValueFromJson(const nlohmann::json& json) { return FromJson(json, ""); }
+
+nlohmann::json ValueToJson(const v1::Value& value) {
+  switch (value.kind_case()) {
+    case v1::Value::kNullValue:
+    case v1::Value::KIND_NOT_SET:
+      return nullptr;
+    case v1::Value::kBoolValue:
+      return value.bool_value();
+    case v1::Value::kIntValue:
+      return value.int_value();
+    case v1::Value::kDoubleValue:
+      if (!std::isfinite(value.double_value())) return nullptr;
+      return value.double_value();
+    case v1::Value::kStringValue:
+      return value.string_value();
+    case v1::Value::kBytesValue:
+      return nlohmann::json{{kBytesKey, absl::Base64Escape(value.bytes_value())}};
+    case v1::Value::kListValue: {
+      nlohmann::json array = nlohmann::json::array();
+      for (const v1::Value& item : value.list_value().items()) array.push_back(ValueToJson(item));
+      return array;
+    }
+    case v1::Value::kMapValue:
+      return MapToJson(value.map_value());
+    case v1::Value::kRefValue:
+      return nlohmann::json{{kRefKey, FormatRef(value.ref_value())}};
+  }
+  return nullptr;
+}
+
+absl::StatusOr<v1::TaskRef> ParseRef(std::string_view std_text) {
+  absl::string_view text(std_text.data(), std_text.size());
+  auto bad = [&] {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "task reference \"", text, "\" is neither \"<task>\" nor \"<task>/<type>/<index>\""));
+  };
+  size_t first_slash = text.find('/');
+  uint64_t task;
+  if (!ParseDecimal(text.substr(0, first_slash), &task)) return bad();
+  if (first_slash == absl::string_view::npos) return MakeTaskRef(task);
+  // The type sits between the first and the last slash, so a type name may hold slashes.
+  size_t last_slash = text.rfind('/');
+  absl::string_view type = text.substr(first_slash + 1, last_slash - first_slash - 1);
+  uint32_t index;
+  if (last_slash == first_slash || type.empty() ||
+      !ParseDecimal(text.substr(last_slash + 1), &index)) {
+    return bad();
+  }
+  return MakeTaskRef(task, std::string(type), index);
+}
+
+std::string FormatRef(const v1::TaskRef& ref) {
+  if (ref.cell_type().empty()) return absl::StrCat(ref.task());
+  return absl::StrCat(ref.task(), "/", ref.cell_type(), "/", ref.cell_index());
+}
+
+}  // namespace turbine::client

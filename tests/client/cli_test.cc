@@ -1,0 +1,227 @@
+// The `turbine` binary as a user runs it: output, exit codes, hints.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cli_process.h"
+#include "fake_turbine.h"
+
+namespace turbine::testing {
+namespace {
+
+using nlohmann::json;
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+TEST(CliUnreachableTest, NoDaemonExits3WithAHintHowToStartOne) {
+  TempDir dir;
+  CliRun run = RunCli({"--data-dir", dir.path(), "ping"});
+  EXPECT_EQ(run.exit_code, 3) << run.err;
+  EXPECT_TRUE(Contains(run.err, "turbine: cannot reach turbined at unix:" + dir.path() +
+                                    "/turbined.sock (is it running? start it with: "
+                                    "turbined --data-dir " + dir.path() + ")"))
+      << run.err;
+  EXPECT_EQ(run.out, "");
+}
+
+TEST(CliUnreachableTest, EveryDaemonCommandExits3) {
+  TempDir dir;
+  for (std::vector<std::string> command :
+       {std::vector<std::string>{"call", "demo.fib", "30"}, {"set", "k", "1"}, {"stats"},
+        {"functions"}, {"flush"}, {"shutdown"}, {"watch", "demo.fib", "1"}}) {
+    command.insert(command.begin(), {"--data-dir", dir.path()});
+    CliRun run = RunCli(command);
+    EXPECT_EQ(run.exit_code, 3) << command[2] << ": " << run.err;
+  }
+}
+
+TEST(CliUnreachableTest, AnExplicitAddressGetsAListenHint) {
+  TempDir dir;
+  std::string address = "unix:" + dir.path() + "/other.sock";
+  CliRun run = RunCli({"--connect", address, "stats"});
+  EXPECT_EQ(run.exit_code, 3) << run.err;
+  EXPECT_TRUE(Contains(run.err, "start it with: turbined --listen " + address)) << run.err;
+}
+
+TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
+  TempDir dir;
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {},                                  // no command
+           {"frobnicate"},                      // unknown command
+           {"call"},                            // no function
+           {"set", "lonely-key"},               // odd number of set words
+           {"set", "a", "1", "b"},              //
+           {"call", "f", "[1,"},                // broken JSON
+           {"call", "f", R"({"$ref":5})"},      // bad JSON structure
+           {"call", "f", "--this", "path"},     // not a reference
+           {"--timeout-ms", "0", "ping"},       // out of range
+           {"--token-file", dir.path() + "/missing", "ping"},
+       }) {
+    std::vector<std::string> full = {"--data-dir", dir.path()};
+    full.insert(full.end(), args.begin(), args.end());
+    CliRun run = RunCli(full);
+    EXPECT_EQ(run.exit_code, 2) << (args.empty() ? "" : args[0]) << ": " << run.err;
+    EXPECT_FALSE(Contains(run.err, "cannot reach")) << run.err;
+  }
+}
+
+TEST(CliUsageTest, HelpExits0AndDocumentsTheExitCodes) {
+  CliRun run = RunCli({"--help"});
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_TRUE(Contains(run.out, "3  cannot reach the daemon")) << run.out;
+  EXPECT_TRUE(Contains(run.out, "4  the daemon refused the request")) << run.out;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  CliRun Run(std::vector<std::string> args, const std::vector<std::string>& env = {}) {
+    args.insert(args.begin(), {"--connect", daemon_.address()});
+    return RunCli(args, env);
+  }
+
+  TempDir dir_;
+  FakeTurbine daemon_{dir_.path()};
+};
+
+TEST_F(CliTest, CallPrintsTheValueAsOneLineOfJson) {
+  CliRun run = Run({"call", "echo", "30", R"("text")", "bare", "[1,2]", R"({"$ref":"12"})"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, R"([30,"text","bare",[1,2],{"$ref":"12"}])"
+                     "\n");
+}
+
+TEST_F(CliTest, NegativeNumbersAreArgumentsNotOptions) {
+  CliRun run = Run({"call", "echo", "-5", "-1.5"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "[-5,-1.5]\n");
+}
+
+TEST_F(CliTest, CallWithJsonPrintsRefSourceAndTime) {
+  CliRun run = Run({"call", "echo", "1", "--json"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  json reply = json::parse(run.out);
+  EXPECT_EQ(reply["value"], json::parse("[1]"));
+  EXPECT_EQ(reply["ref"], json::parse(R"({"$ref":"7"})"));
+  EXPECT_EQ(reply["source"], "memory");
+  EXPECT_EQ(reply["micros"], 5);
+}
+
+TEST_F(CliTest, ThisTakesAnIdOrAJsonRef) {
+  EXPECT_EQ(Run({"call", "this", "--this", "12"}).out, R"({"$ref":"12"})"
+                                                       "\n");
+  EXPECT_EQ(Run({"call", "this", "--this", R"({"$ref":"12/Path/3"})"}).out,
+            R"({"$ref":"12/Path/3"})"
+            "\n");
+}
+
+TEST_F(CliTest, AFunctionErrorExits1WithTheMessageOnStderr) {
+  CliRun run = Run({"call", "fail"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_EQ(run.out, "");
+  EXPECT_TRUE(Contains(run.err, "boom")) << run.err;
+
+  CliRun as_json = Run({"--json", "call", "fail"});
+  EXPECT_EQ(as_json.exit_code, 1);
+  json reply = json::parse(as_json.out);
+  EXPECT_EQ(reply["error"], "boom");
+  EXPECT_EQ(reply["code"], "UNKNOWN");
+  EXPECT_EQ(reply["source"], "memory");
+  EXPECT_FALSE(reply.contains("value"));
+}
+
+TEST_F(CliTest, ARefusedRequestExits4WithItsCode) {
+  CliRun run = Run({"call", "nope"});
+  EXPECT_EQ(run.exit_code, 4);
+  EXPECT_EQ(run.err, "turbine: NOT_FOUND: unknown function nope\n");
+}
+
+TEST_F(CliTest, SetSendsAllPairsAtOnce) {
+  CliRun run = Run({"set", "a", "1", "b", R"("x")", "c", "word"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "3 inputs changed\n");
+  std::vector<v1::InputEntry> sent = daemon_.last_inputs();
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[0].value().int_value(), 1);
+  EXPECT_EQ(sent[1].value().string_value(), "x");
+  EXPECT_EQ(sent[2].value().string_value(), "word");
+  EXPECT_EQ(json::parse(Run({"--json", "set", "a", "1"}).out), json::parse(R"({"changed":1})"));
+}
+
+TEST_F(CliTest, FunctionsListsSignatures) {
+  CliRun run = Run({"functions"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "demo.fib(i64 n) -> i64  Fibonacci number\n");
+  json listed = json::parse(Run({"--json", "functions"}).out);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]["params"][0]["type"], "i64");
+}
+
+TEST_F(CliTest, StatsPrintsEveryFigure) {
+  CliRun run = Run({"stats"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_TRUE(Contains(run.out, "tasks              3\n")) << run.out;
+  EXPECT_TRUE(Contains(run.out, "hits_memory        11\n")) << run.out;
+  EXPECT_TRUE(Contains(run.out, "  demo.fib v1  calls 2")) << run.out;
+  json stats = json::parse(Run({"--json", "stats"}).out);
+  EXPECT_EQ(stats["tasks"], 3);  // a number, not protobuf-JSON's string
+  EXPECT_EQ(stats["functions"][0]["calls"], 2);
+}
+
+TEST_F(CliTest, FlushShutdownAndPing) {
+  EXPECT_EQ(Run({"flush"}).out, "4 tasks written\n");
+  EXPECT_EQ(Run({"ping"}).out, "SERVING\n");
+  CliRun shutdown = Run({"shutdown"});
+  EXPECT_EQ(shutdown.exit_code, 0) << shutdown.err;
+  EXPECT_TRUE(daemon_.shutdown_requested());
+}
+
+TEST_F(CliTest, PingOfADaemonNotServingYetExits3) {
+  daemon_.SetServing(false);
+  CliRun run = Run({"ping"});
+  EXPECT_EQ(run.exit_code, 3);
+  EXPECT_TRUE(Contains(run.err, "NOT_SERVING")) << run.err;
+}
+
+TEST_F(CliTest, WatchPrintsALinePerValueUntilTheStreamEnds) {
+  CliRun run = Run({"watch", "finite"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "1\n2\n");
+}
+
+TEST_F(CliTest, InterruptingWatchExits0) {
+  CliProcess watch({"--connect", daemon_.address(), "watch", "forever"});
+  ASSERT_TRUE(watch.WaitForOutput("3\n"));
+  watch.Signal(SIGINT);
+  CliRun run = watch.Wait();
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "1\n2\n3\n");
+}
+
+class CliTokenTest : public ::testing::Test {
+ protected:
+  CliTokenTest() { std::ofstream(token_file_) << "s3cret\n"; }
+
+  TempDir dir_;
+  FakeTurbine daemon_{dir_.path(), "s3cret"};
+  std::string token_file_ = dir_.path() + "/token";
+};
+
+TEST_F(CliTokenTest, TheTokenComesFromTheFlagOrTheEnvironment) {
+  EXPECT_EQ(RunCli({"--connect", daemon_.address(), "--token-file", token_file_, "stats"})
+                .exit_code,
+            0);
+  EXPECT_EQ(RunCli({"--connect", daemon_.address(), "stats"},
+                   {"TURBINE_TOKEN_FILE=" + token_file_})
+                .exit_code,
+            0);
+  CliRun without = RunCli({"--connect", daemon_.address(), "stats"});
+  EXPECT_EQ(without.exit_code, 4);
+  EXPECT_TRUE(Contains(without.err, "UNAUTHENTICATED")) << without.err;
+}
+
+}  // namespace
+}  // namespace turbine::testing

@@ -1,0 +1,188 @@
+// The JSON form of values: what `turbine call` accepts and prints.
+#include "turbine/client/json.h"
+
+#include <google/protobuf/util/message_differencer.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "arguments.h"
+#include "turbine/client/values.h"
+
+namespace turbine::client {
+namespace {
+
+using nlohmann::json;
+
+MATCHER_P(EqualsProto, expected, "") {
+  return google::protobuf::util::MessageDifferencer::Equals(arg, expected);
+}
+
+v1::Value FromText(const std::string& text) {
+  absl::StatusOr<v1::Value> value = ValueFromJson(json::parse(text));
+  EXPECT_TRUE(value.ok()) << text << ": " << value.status();
+  return value.ok() ? *value : v1::Value();
+}
+
+// Text -> Value -> text gives the same JSON back, and the Value is the one expected.
+void ExpectRoundTrip(const std::string& text, const v1::Value& expected) {
+  v1::Value value = FromText(text);
+  EXPECT_THAT(value, EqualsProto(expected)) << text;
+  EXPECT_EQ(ValueToJson(value), json::parse(text)) << text;
+}
+
+TEST(JsonTest, EveryScalarKindRoundTrips) {
+  ExpectRoundTrip("null", Null());
+  ExpectRoundTrip("true", Bool(true));
+  ExpectRoundTrip("false", Bool(false));
+  ExpectRoundTrip("30", Int(30));
+  ExpectRoundTrip("-3", Int(-3));
+  ExpectRoundTrip("9223372036854775807", Int(INT64_MAX));
+  ExpectRoundTrip("-9223372036854775808", Int(INT64_MIN));
+  ExpectRoundTrip("1.5", Double(1.5));
+  ExpectRoundTrip("\"text\"", Str("text"));
+  ExpectRoundTrip("\"\"", Str(""));
+  ExpectRoundTrip("\"ünïcode ✓\"", Str("ünïcode ✓"));
+}
+
+TEST(JsonTest, FractionOrExponentMakesADouble) {
+  EXPECT_THAT(FromText("1.0"), EqualsProto(Double(1.0)));
+  EXPECT_THAT(FromText("1e3"), EqualsProto(Double(1000.0)));
+  EXPECT_THAT(FromText("1000"), EqualsProto(Int(1000)));
+  // A whole double stays a double on the way back, not an int.
+  EXPECT_EQ(ValueToJson(Double(2.0)).dump(), "2.0");
+}
+
+TEST(JsonTest, ListsAndMapsRoundTripNested) {
+  ExpectRoundTrip("[]", List({}));
+  ExpectRoundTrip("{}", Map({}));
+  ExpectRoundTrip(R"([1,"a",[true,null],{"k":[2.5]}])",
+                  List({Int(1), Str("a"), List({Bool(true), Null()}),
+                        Map({{"k", List({Double(2.5)})}})}));
+  ExpectRoundTrip(R"({"b":{"c":{"$ref":"3"}},"a":[{"$bytes":"AA=="}]})",
+                  Map({{"a", List({BytesValue(std::string(1, '\0'))})},
+                       {"b", Map({{"c", Ref(3)}})}}));
+}
+
+TEST(JsonTest, MapEntriesAreSortedByKey) {
+  v1::Value value = FromText(R"({"zebra":1,"apple":2,"mango":3})");
+  ASSERT_EQ(value.map_value().entries_size(), 3);
+  EXPECT_EQ(value.map_value().entries(0).key(), "apple");
+  EXPECT_EQ(value.map_value().entries(1).key(), "mango");
+  EXPECT_EQ(value.map_value().entries(2).key(), "zebra");
+}
+
+TEST(JsonTest, RefsToOutputsAndCells) {
+  ExpectRoundTrip(R"({"$ref":"12"})", Ref(12));
+  ExpectRoundTrip(R"({"$ref":"12/Path/3"})", Ref(12, "Path", 3));
+  ExpectRoundTrip(R"({"$ref":"18446744073709551615"})", Ref(UINT64_MAX));
+}
+
+TEST(JsonTest, BytesAreBase64BothWays) {
+  std::string all_bytes;
+  for (int b = 0; b < 256; ++b) all_bytes.push_back(static_cast<char>(b));
+  v1::Value value = BytesValue(all_bytes);
+  json written = ValueToJson(value);
+  ASSERT_TRUE(written.contains("$bytes"));
+  EXPECT_THAT(FromText(written.dump()), EqualsProto(value));
+  ExpectRoundTrip(R"({"$bytes":"aGk="})", BytesValue("hi"));
+}
+
+TEST(JsonTest, ObjectsWithMoreThanTheSpecialKeyAreMaps) {
+  EXPECT_THAT(FromText(R"({"$ref":"1","x":2})"), EqualsProto(Map({{"$ref", Str("1")},
+                                                                   {"x", Int(2)}})));
+  EXPECT_THAT(FromText(R"({"ref":"1"})"), EqualsProto(Map({{"ref", Str("1")}})));
+}
+
+TEST(JsonTest, AMapThatLooksLikeASpecialObjectIsEscaped) {
+  // A one-entry map keyed "$ref" must not come back as a reference.
+  v1::Value map = Map({{"$ref", Str("12")}});
+  json written = ValueToJson(map);
+  EXPECT_EQ(written, json::parse(R"({"$map":{"$ref":"12"}})"));
+  EXPECT_THAT(FromText(written.dump()), EqualsProto(map));
+  ExpectRoundTrip(R"({"$map":{"$map":{}}})", Map({{"$map", Map({})}}));
+}
+
+TEST(JsonTest, NonFiniteDoublesBecomeNull) {
+  EXPECT_TRUE(ValueToJson(Double(std::nan(""))).is_null());
+  EXPECT_TRUE(ValueToJson(Double(INFINITY)).is_null());
+}
+
+TEST(JsonTest, ErrorsNameWhereTheyAre) {
+  struct Case {
+    const char* text;
+    const char* message_part;
+  };
+  for (const Case& c : {
+           Case{R"({"$ref":5})", "at /$ref: $ref takes a string"},
+           Case{R"({"$ref":"x"})", "neither"},
+           Case{R"({"$ref":"-1"})", "neither"},
+           Case{R"({"$ref":" 1"})", "neither"},
+           Case{R"({"$ref":"1/Path"})", "neither"},
+           Case{R"({"$ref":"1//3"})", "neither"},
+           Case{R"({"$ref":"1/Path/4294967296"})", "neither"},
+           Case{R"([0,{"a":{"$bytes":"!!"}}])", "at /1/a/$bytes: not valid base64"},
+           Case{R"({"$map":[1]})", "$map takes an object"},
+           Case{"18446744073709551615", "does not fit"},
+           Case{R"({"a/b":[{"$ref":true}]})", "at /a~1b/0/$ref"},
+       }) {
+    absl::StatusOr<v1::Value> value = ValueFromJson(json::parse(c.text));
+    ASSERT_FALSE(value.ok()) << c.text;
+    EXPECT_EQ(value.status().code(), absl::StatusCode::kInvalidArgument) << c.text;
+    EXPECT_NE(value.status().message().find(c.message_part), absl::string_view::npos)
+        << c.text << " -> " << value.status();
+  }
+}
+
+TEST(JsonTest, RefTextParsesAndFormats) {
+  absl::StatusOr<v1::TaskRef> cell = ParseRef("12/list<i64>/0");
+  ASSERT_TRUE(cell.ok());
+  EXPECT_EQ(cell->task(), 12u);
+  EXPECT_EQ(cell->cell_type(), "list<i64>");
+  EXPECT_EQ(cell->cell_index(), 0u);
+  EXPECT_EQ(FormatRef(*cell), "12/list<i64>/0");
+  // Type names may themselves hold slashes; the index is after the last one.
+  absl::StatusOr<v1::TaskRef> slashed = ParseRef("5/a/b/9");
+  ASSERT_TRUE(slashed.ok());
+  EXPECT_EQ(slashed->cell_type(), "a/b");
+  EXPECT_EQ(slashed->cell_index(), 9u);
+  EXPECT_FALSE(ParseRef("").ok());
+  EXPECT_FALSE(ParseRef("12/").ok());
+}
+
+// How the CLI reads one ARG word.
+TEST(JsonTest, ArgumentsAreJsonOrElseBareWordStrings) {
+  using cli::ParseValueArgument;
+  EXPECT_THAT(*ParseValueArgument("30"), EqualsProto(Int(30)));
+  EXPECT_THAT(*ParseValueArgument("\"30\""), EqualsProto(Str("30")));
+  EXPECT_THAT(*ParseValueArgument("[1,2]"), EqualsProto(List({Int(1), Int(2)})));
+  EXPECT_THAT(*ParseValueArgument(R"({"$ref":"12"})"), EqualsProto(Ref(12)));
+  EXPECT_THAT(*ParseValueArgument("mykey"), EqualsProto(Str("mykey")));
+  EXPECT_THAT(*ParseValueArgument("hello world"), EqualsProto(Str("hello world")));
+  EXPECT_THAT(*ParseValueArgument("-"), EqualsProto(Str("-")));
+  EXPECT_THAT(*ParseValueArgument(""), EqualsProto(Str("")));
+  EXPECT_THAT(*ParseValueArgument("true"), EqualsProto(Bool(true)));
+  EXPECT_THAT(*ParseValueArgument("True"), EqualsProto(Str("True")));
+}
+
+TEST(JsonTest, BrokenJsonStructureIsAnErrorNotAString) {
+  for (const char* text : {"[1,", "{\"a\":", "\"unterminated", "  [", R"({"$ref":5})"}) {
+    absl::StatusOr<v1::Value> value = cli::ParseValueArgument(text);
+    EXPECT_FALSE(value.ok()) << text << " parsed as " << value->DebugString();
+  }
+}
+
+TEST(JsonTest, ThisAcceptsIdsCellsAndJsonRefs) {
+  using cli::ParseRefArgument;
+  EXPECT_THAT(*ParseRefArgument("12"), EqualsProto(MakeTaskRef(12)));
+  EXPECT_THAT(*ParseRefArgument("12/Path/3"), EqualsProto(MakeTaskRef(12, "Path", 3)));
+  EXPECT_THAT(*ParseRefArgument(R"({"$ref":"12"})"), EqualsProto(MakeTaskRef(12)));
+  EXPECT_FALSE(ParseRefArgument("-1").ok());
+  EXPECT_FALSE(ParseRefArgument("[12]").ok());
+  EXPECT_FALSE(ParseRefArgument("path").ok());
+}
+
+}  // namespace
+}  // namespace turbine::client
