@@ -1,6 +1,9 @@
 // export_registry.cc — the process-wide table of exported functions (export.h).
 #include <absl/container/flat_hash_map.h>
-#include <absl/synchronization/mutex.h>
+#include <absl/base/thread_annotations.h>
+
+#include <mutex>
+#include <shared_mutex>
 
 #include <algorithm>
 #include <cstdio>
@@ -12,7 +15,7 @@ namespace turbine::server {
 namespace {
 
 struct Registry {
-  absl::Mutex mu;
+  std::shared_mutex mu;  // std, not absl: TSan sees it (Debian's Abseil is uninstrumented)
   std::vector<const ExportedFunction*> functions ABSL_GUARDED_BY(mu);
   // Every call looks its function up here: by name, then the few versions.
   absl::flat_hash_map<std::string, std::vector<const ExportedFunction*>> by_name
@@ -30,7 +33,7 @@ namespace internal_export {
 
 void Register(ExportedFunction* exported) {
   Registry& registry = TheRegistry();
-  absl::MutexLock lock(&registry.mu);
+  std::lock_guard lock(registry.mu);
   for (const ExportedFunction* other : registry.functions) {
     if (other->info->name == exported->info->name &&
         other->info->version == exported->info->version) {
@@ -60,7 +63,7 @@ std::vector<std::string> NamesOrDefault(std::initializer_list<std::string_view> 
 
 const ExportedFunction* FindExported(std::string_view name, uint32_t version) {
   Registry& registry = TheRegistry();
-  absl::ReaderMutexLock lock(&registry.mu);
+  std::shared_lock lock(registry.mu);
   auto it = registry.by_name.find(absl::string_view(name.data(), name.size()));
   if (it == registry.by_name.end()) return nullptr;
   const ExportedFunction* best = nullptr;
@@ -75,7 +78,7 @@ std::vector<const ExportedFunction*> AllExported() {
   Registry& registry = TheRegistry();
   std::vector<const ExportedFunction*> all;
   {
-    absl::MutexLock lock(&registry.mu);
+    std::lock_guard lock(registry.mu);
     all = registry.functions;
   }
   std::sort(all.begin(), all.end(), [](const ExportedFunction* a, const ExportedFunction* b) {

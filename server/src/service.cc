@@ -267,12 +267,12 @@ grpc::ServerUnaryReactor* TurbineService::Shutdown(grpc::CallbackServerContext* 
 }
 
 void TurbineService::AddWatch(WatchReactor* watch) {
-  absl::MutexLock lock(&watches_mu_);
+  std::lock_guard lock(watches_mu_);
   watches_.push_back(watch);
 }
 
 void TurbineService::RemoveWatch(WatchReactor* watch) {
-  absl::MutexLock lock(&watches_mu_);
+  std::lock_guard lock(watches_mu_);
   std::erase(watches_, watch);
 }
 
@@ -280,7 +280,7 @@ void TurbineService::OnEngineChange() {
   // Hold each watch while refreshing it outside the lock: a refresh may answer inline.
   std::vector<WatchReactor*> watches;
   {
-    absl::MutexLock lock(&watches_mu_);
+    std::lock_guard lock(watches_mu_);
     watches = watches_;
     for (WatchReactor* watch : watches) watch->Hold();
   }

@@ -7,7 +7,10 @@
 
 #include <absl/status/status.h>
 #include <absl/status/statusor.h>
-#include <absl/synchronization/mutex.h>
+#include <absl/base/thread_annotations.h>
+
+#include <mutex>
+#include <shared_mutex>
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -107,7 +110,7 @@ class TurbineService final : public v1::Turbine::CallbackService {
   std::atomic<uint64_t> hits_disk_{0};
   std::atomic<uint64_t> executed_{0};
 
-  absl::Mutex watches_mu_;
+  std::mutex watches_mu_;  // std, not absl: visible to TSan
   std::vector<WatchReactor*> watches_ ABSL_GUARDED_BY(watches_mu_);
 };
 

@@ -21,13 +21,13 @@ WatchReactor::WatchReactor(TurbineService& service, grpc::CallbackServerContext*
                            const v1::CallRequest& request)
     : service_(service) {
   if (!service_.Authorized(context)) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     FinishLocked(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong auth token"));
     return;
   }
   absl::StatusOr<PreparedCall> call = service_.Prepare(request);
   if (!call.ok()) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     FinishLocked(ToGrpc(call.status()));
     return;
   }
@@ -38,7 +38,7 @@ WatchReactor::WatchReactor(TurbineService& service, grpc::CallbackServerContext*
 
 void WatchReactor::Refresh() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     if (finished_) return;
     if (reading_) {
       read_again_ = true;
@@ -57,7 +57,7 @@ void WatchReactor::Refresh() {
 void WatchReactor::OnAnswer(v1::CallReply reply) {
   bool again = false;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     reading_ = false;
     again = std::exchange(read_again_, false);
     std::string key = ResultKey(reply);
@@ -79,7 +79,7 @@ void WatchReactor::WriteNextLocked() {
 }
 
 void WatchReactor::OnWriteDone(bool ok) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   writing_ = false;
   if (!ok) {
     FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the watcher went away"));
@@ -89,7 +89,7 @@ void WatchReactor::OnWriteDone(bool ok) {
 }
 
 void WatchReactor::OnCancel() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   FinishLocked(grpc::Status::CANCELLED);
 }
 

@@ -6,7 +6,10 @@
 // than queueing them.
 #pragma once
 
-#include <absl/synchronization/mutex.h>
+#include <absl/base/thread_annotations.h>
+
+#include <mutex>
+#include <shared_mutex>
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -41,7 +44,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::CallReply> {
   PreparedCall call_;
   std::atomic<int> holds_{1};  // gRPC's until OnDone, plus each refresh in flight
 
-  absl::Mutex mu_;
+  std::mutex mu_;  // std, not absl: TSan sees it (Debian's Abseil is uninstrumented)
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool read_again_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
