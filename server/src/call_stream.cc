@@ -72,7 +72,7 @@ class CallStreamReactor final
     replies_.pop_front();
     if (!ok) broken_ = true;  // the client is gone: drop the rest, finish when idle
     if (!replies_.empty() && !broken_) {
-      StartWrite(&replies_.front());
+      WriteFrontLocked();
     } else {
       replies_.clear();
       writing_ = false;
@@ -91,8 +91,16 @@ class CallStreamReactor final
     replies_.push_back(std::move(reply));
     if (!writing_) {
       writing_ = true;
-      StartWrite(&replies_.front());
+      WriteFrontLocked();
     }
+  }
+
+  void WriteFrontLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    // With more replies queued behind this one, let gRPC hold it and send several in one
+    // frame: the next write flushes it, so nothing waits for long.
+    grpc::WriteOptions options;
+    if (replies_.size() > 1) options.set_buffer_hint();
+    StartWrite(&replies_.front(), options);
   }
 
   void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
