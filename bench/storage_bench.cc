@@ -8,7 +8,7 @@
 //
 // The persisted tasks are busy(key, 1) of bench_tasks.h. Their databases are built once per
 // process, untimed (storage_fixture.h); the first benchmark that needs the million-task one
-// spends half a minute or so building it. Read the real (wall) time, as for engine_bench.
+// spends 15-20 s building it. Read the real (wall) time, as for engine_bench.
 #include <absl/synchronization/mutex.h>
 #include <benchmark/benchmark.h>
 

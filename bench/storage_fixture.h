@@ -3,7 +3,7 @@
 //
 // Everything lives under one scratch directory, created on first use in
 // $TURBINE_BENCH_DIR, else $TMPDIR, else /tmp, and removed when the process exits. A
-// database of N persisted tasks takes a while to build (30-45 s for a million on the
+// database of N persisted tasks takes a while to build (15-20 s for a million on the
 // project's 2-core VM), so it is built on first use and reused by every benchmark that
 // asks for N tasks.
 //

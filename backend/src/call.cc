@@ -92,19 +92,22 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
           std::make_shared<const std::string>("input '" + InputKeyOf(*task) + "' is not set");
     }
   }
-  if (store_ != nullptr && key.fn->kind == FunctionKind::kInput) {
+  if (store_ != nullptr) {
     MutexLock lock(&task->mu);
-    QueuePersist(*task);  // its identity, so the id survives a restart
-  } else if (stored_task != nullptr) {
-    // A restored result is served only after verification (its phase is kDirty): every
-    // slot it read must still carry the stamp it saw, in this session.
-    MutexLock lock(&task->mu);
-    if (!stored_task->result.empty() && DecodeResult(stored_task->result, task)) {
-      task->phase = Phase::kDirty;
-      task->unlinked = true;
-      task->must_execute = key.fn->session_dependent;  // the world may have changed since
+    task->persisted = stored_task != nullptr;
+    if (key.fn->kind == FunctionKind::kInput) {
+      // Its identity, so the id survives a restart (the value is in the inputs table).
+      if (!task->persisted) QueuePersist(*task);
+    } else if (stored_task != nullptr) {
+      // A restored result is served only after verification (its phase is kDirty): every
+      // slot it read must still carry the stamp it saw, in this session.
+      if (!stored_task->result.empty() && DecodeResult(stored_task->result, task)) {
+        task->phase = Phase::kDirty;
+        task->unlinked = true;
+        task->must_execute = key.fn->session_dependent;  // the world may have changed since
+      }
+      restored_count.fetch_add(1, std::memory_order_relaxed);
     }
-    restored_count.fetch_add(1, std::memory_order_relaxed);
   }
   if (!tasks_.Put(id, std::move(owned))) {
     std::fprintf(stderr, "turbine: task id space exhausted\n");

@@ -134,18 +134,34 @@ absl::Status EngineImpl::Flush() {
   // written: a task that is dirty now is queued again when it next executes.
   std::vector<StoredTask> records;
   records.reserve(queue.size());
+  std::string scratch;
   for (TaskId id : queue) {
     TaskState* task = tasks_.Get(id);
     if (task == nullptr) continue;
     MutexLock lock(&task->mu);
     task->persist_queued = false;
     if (task->phase != Phase::kClean || task->output.kind == OutputKind::kNone) continue;
-    StoredTask record{id, task->hash, {}, {}};
-    EncodeIdentity(*task->fn, task->receiver, task->args, &record.identity);
+    StoredTask& record = records.emplace_back();
+    record.id = id;
+    record.hash = task->hash;
+    record.stored = task->persisted;
+    // Encoded into a reused buffer and then copied once: appending field by field to the
+    // record's own string would reallocate it several times.
+    scratch.clear();
+    EncodeIdentity(*task->fn, task->receiver, task->args, &scratch);
+    record.identity = scratch;
     // An input's value lives in the inputs table (written durably by SetInputs).
-    if (task->fn->kind != FunctionKind::kInput) EncodeResult(*task, &record.result);
-    records.push_back(std::move(record));
+    if (task->fn->kind != FunctionKind::kInput) {
+      scratch.clear();
+      EncodeResult(*task, &scratch);
+      record.result = scratch;
+    }
+    // Set before the write, which only Flush (serialized by flush_mu_) reads; undone below
+    // if the write fails.
+    task->persisted = true;
   }
+  // Nothing to write: the counters on disk already cover every id and stamp on disk.
+  if (records.empty()) return absl::OkStatus();
   // Counters are read after the records: every id and stamp in them is below these.
   absl::Status written = store_->WriteSnapshot(records, next_task_id_.load(), stamp_.load() + 1);
   if (written.ok()) {
@@ -161,6 +177,7 @@ absl::Status EngineImpl::Flush() {
   for (const StoredTask& record : records) {  // not written: try again next time
     if (TaskState* task = tasks_.Get(record.id)) {
       MutexLock lock(&task->mu);
+      task->persisted = record.stored;
       QueuePersist(*task);
     }
   }

@@ -29,13 +29,15 @@ void EncodeIdentity(const FunctionInfo& fn, RawVc receiver, const void* args, st
   // The bytes of an IdentityRecord, written in place: the argument bytes go straight into
   // `out` (a lookup's reused buffer) and their length prefix is filled in afterwards, so
   // no temporary string holds them.
-  AppendStreambuf buffer(out);  // unbuffered: `out` is current after every write
-  std::ostream stream(&buffer);
-  cereal::BinaryOutputArchive archive(stream);
-  archive(fn.name, fn.version, receiver);
+  {
+    // Scoped: the thread's stream is returned before serialize_args borrows it.
+    OutputStream stream(out);  // unbuffered: `out` is current after every write
+    cereal::BinaryOutputArchive archive(stream.stream());
+    archive(fn.name, fn.version, receiver);
+  }
   static_assert(sizeof(cereal::size_type) == sizeof(uint64_t));
   const size_t length_at = out->size();
-  archive(uint64_t{0});
+  out->append(sizeof(uint64_t), '\0');
   const size_t args_at = out->size();
   fn.serialize_args(args, out);
   const uint64_t length = out->size() - args_at;

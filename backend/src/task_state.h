@@ -89,6 +89,9 @@ struct TaskState {
   bool stale ABSL_GUARDED_BY(mu) = false;
   // Queued for the next snapshot (with a backing store).
   bool persist_queued ABSL_GUARDED_BY(mu) = false;
+  // The backing store holds this task (it was read from there, or a snapshot wrote it), so
+  // a snapshot need only rewrite its result (StoredTask::stored).
+  bool persisted ABSL_GUARDED_BY(mu) = false;
   // Restored from disk and not yet registered with the tasks it read (their dependents
   // sets are in memory only): done when it is first verified or executed.
   bool unlinked ABSL_GUARDED_BY(mu) = false;

@@ -1,4 +1,4 @@
-// rocks_backing_store.cc — inputs and the stamp counter in RocksDB (layout in format.h).
+// rocks_backing_store.cc — tasks, inputs and counters in RocksDB (layout in format.h).
 #include "turbine/storage/rocks_backing_store.h"
 
 #include <rocksdb/db.h>
@@ -6,6 +6,7 @@
 #include <cereal/types/string.hpp>
 #include <cereal/types/tuple.hpp>
 
+#include <algorithm>
 #include <tuple>
 
 #include "turbine/internal/byte_streams.h"
@@ -16,8 +17,8 @@ namespace {
 
 using InputRecord = std::tuple<std::string, std::string, uint64_t>;  // type, bytes, stamp
 
-// Keys with integers are big-endian so that bytewise order is numeric order and a hash
-// prefix scan finds all candidates of one hash together. Built in stack buffers.
+// Integers in keys and values are big-endian, so that bytewise order is numeric order
+// (ids are appended in order, which keeps writes to the id index sequential).
 void PutBigEndian(uint64_t value, char* out) {
   for (int i = 7; i >= 0; --i) {
     out[i] = static_cast<char>(value & 0xff);
@@ -28,6 +29,28 @@ uint64_t GetBigEndian(const char* in) {
   uint64_t value = 0;
   for (int i = 0; i < 8; ++i) value = (value << 8) | static_cast<unsigned char>(in[i]);
   return value;
+}
+
+// DecodeTask rebuilds a task from its key in `tasks` (hash, identity) and its value
+// (id, result); nullopt if either is too short to be one.
+std::optional<StoredTask> DecodeTask(std::string_view key, std::string_view value) {
+  if (key.size() < 8 || value.size() < 8) return std::nullopt;
+  return StoredTask{.id = GetBigEndian(value.data()),
+                    .hash = GetBigEndian(key.data()),
+                    .identity = std::string(key.substr(8)),
+                    .result = std::string(value.substr(8)),
+                    .stored = true};
+}
+
+// BatchBytes is about the size of a snapshot's write batch: reserved up front, so the batch
+// is not copied each time it outgrows its buffer.
+size_t BatchBytes(const std::vector<StoredTask>& tasks) {
+  constexpr size_t kRecordOverhead = 64;  // tags, varint lengths, fixed-size key parts
+  size_t bytes = 256;                     // header and counters
+  for (const StoredTask& task : tasks) {
+    bytes += kRecordOverhead + 2 * task.identity.size() + task.result.size();
+  }
+  return bytes;
 }
 
 absl::StatusOr<uint64_t> ReadCounter(Store& store, const char* key) {
@@ -81,55 +104,53 @@ absl::StatusOr<uint64_t> RocksBackingStore::NextTaskId() {
   return ReadCounter(*store_, kNextTaskIdKey);
 }
 
-absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::ReadTask(uint64_t id) {
-  char key[8];
-  PutBigEndian(id, key);
-  StoredTask task;
-  task.id = id;
-  absl::StatusOr<bool> found = store_->Get(Table::kTaskType, std::string_view(key, 8),
-                                           &task.identity);
+absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::FindTask(uint64_t hash,
+                                                                      std::string_view identity) {
+  // The identity is part of the key, so RocksDB's own key comparison makes the lookup
+  // exact: two identities with one hash are two keys. One point read, and a task that was
+  // never stored is usually turned away by the bloom filter without reading a block.
+  thread_local std::string key;
+  key.resize(8);
+  PutBigEndian(hash, key.data());
+  key.append(identity);
+  thread_local rocksdb::PinnableSlice value;
+  value.Reset();
+  absl::StatusOr<bool> found = store_->Get(Table::kTasks, key, &value);
   if (!found.ok()) return found.status();
   if (!*found) return std::nullopt;
-  absl::StatusOr<bool> has_result =
-      store_->Get(Table::kTaskMeta, std::string_view(key, 8), &task.result);
-  if (!has_result.ok()) return has_result.status();
+  std::optional<StoredTask> task = DecodeTask(key, value.ToStringView());
+  value.Reset();  // unpin the block
+  if (!task.has_value()) return absl::DataLossError("a stored task is damaged");
   return task;
 }
 
-absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::FindTask(uint64_t hash,
-                                                                      std::string_view identity) {
-  char prefix[8];
-  PutBigEndian(hash, prefix);
-  std::unique_ptr<rocksdb::Iterator> it(
-      store_->db().NewIterator(rocksdb::ReadOptions(), store_->handle(Table::kTaskCache)));
-  // Every candidate is compared byte for byte: equal hashes are not equal identities.
-  for (it->Seek(rocksdb::Slice(prefix, 8)); it->Valid() && it->key().starts_with(
-                                                 rocksdb::Slice(prefix, 8));
-       it->Next()) {
-    if (it->key().size() != 16) continue;
-    // The candidate's identity is compared where RocksDB holds it (a pinned block or the
-    // reused slice), so a candidate that is not the one costs no copy.
-    thread_local rocksdb::PinnableSlice stored_identity;
-    stored_identity.Reset();
-    const std::string_view id_key(it->key().data() + 8, 8);
-    absl::StatusOr<bool> read = store_->Get(Table::kTaskType, id_key, &stored_identity);
-    if (!read.ok()) return read.status();
-    if (!*read) continue;
-    if (std::string_view(stored_identity.data(), stored_identity.size()) != identity) continue;
-    stored_identity.Reset();  // unpin before the next read
-    StoredTask task{GetBigEndian(id_key.data()), hash, std::string(identity), {}};
-    absl::StatusOr<bool> has_result = store_->Get(Table::kTaskMeta, id_key, &task.result);
-    if (!has_result.ok()) return has_result.status();
-    return task;
+absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::ReadTask(uint64_t id) {
+  // The id index names the task's key in `tasks`: two point reads.
+  char id_key[8];
+  PutBigEndian(id, id_key);
+  thread_local rocksdb::PinnableSlice key;
+  key.Reset();
+  absl::StatusOr<bool> indexed = store_->Get(Table::kTaskIds, std::string_view(id_key, 8), &key);
+  if (!indexed.ok()) return indexed.status();
+  if (!*indexed) return std::nullopt;
+  thread_local rocksdb::PinnableSlice value;
+  value.Reset();
+  absl::StatusOr<bool> found = store_->Get(Table::kTasks, key.ToStringView(), &value);
+  std::optional<StoredTask> task;
+  if (found.ok() && *found) task = DecodeTask(key.ToStringView(), value.ToStringView());
+  key.Reset();
+  value.Reset();
+  if (!found.ok()) return found.status();
+  if (!*found || !task.has_value() || task->id != id) {
+    return absl::DataLossError("the id index names a task that is not stored");
   }
-  if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
-  return std::nullopt;
+  return task;
 }
 
 BackingStore::Size RocksBackingStore::DiskSize() {
   Size size;
   uint64_t value = 0;
-  if (store_->db().GetIntProperty(store_->handle(Table::kTaskType), "rocksdb.estimate-num-keys",
+  if (store_->db().GetIntProperty(store_->handle(Table::kTaskIds), "rocksdb.estimate-num-keys",
                                   &value)) {
     size.tasks = value;
   }
@@ -147,18 +168,22 @@ BackingStore::Size RocksBackingStore::DiskSize() {
 
 absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tasks,
                                               uint64_t next_task_id, uint64_t next_stamp) {
-  rocksdb::WriteBatch batch;
-  for (const StoredTask& task : tasks) {
-    char id_key[8];
-    PutBigEndian(task.id, id_key);
-    char cache_key[16];
-    PutBigEndian(task.hash, cache_key);
-    PutBigEndian(task.id, cache_key + 8);
-    batch.Put(store_->handle(Table::kTaskCache), rocksdb::Slice(cache_key, 16), rocksdb::Slice());
-    batch.Put(store_->handle(Table::kTaskType), rocksdb::Slice(id_key, 8), task.identity);
-    if (!task.result.empty()) {
-      batch.Put(store_->handle(Table::kTaskMeta), rocksdb::Slice(id_key, 8), task.result);
-    }
+  // Each table's records go into the batch in key order. A memtable starts an insert where
+  // its previous one went, so in-order inserts skip most of the skiplist search; with
+  // random hashes in queue order, that search (a cache miss at every level) was the
+  // snapshot's largest cost.
+  std::vector<const StoredTask*> order;
+  order.reserve(tasks.size());
+  for (const StoredTask& task : tasks) order.push_back(&task);
+  std::sort(order.begin(), order.end(), [](const StoredTask* a, const StoredTask* b) {
+    return a->hash != b->hash ? a->hash < b->hash : a->identity < b->identity;
+  });
+  rocksdb::WriteBatch batch(BatchBytes(tasks));
+  for (const StoredTask* task : order) PutTask(*task, batch);
+  std::sort(order.begin(), order.end(),
+            [](const StoredTask* a, const StoredTask* b) { return a->id < b->id; });
+  for (const StoredTask* task : order) {
+    if (!task->stored) PutTaskId(*task, batch);
   }
   std::string bytes;
   internal::SerializeTo(next_task_id, &bytes);
@@ -167,6 +192,29 @@ absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tas
   internal::SerializeTo(next_stamp, &bytes);
   batch.Put(store_->handle(Table::kMeta), kNextStampKey, bytes);
   return store_->Write(batch, /*sync=*/false);
+}
+
+void RocksBackingStore::PutTask(const StoredTask& task, rocksdb::WriteBatch& batch) {
+  // Keys and values are written from their parts: no intermediate strings.
+  char hash[8];
+  PutBigEndian(task.hash, hash);
+  char id[8];
+  PutBigEndian(task.id, id);
+  const rocksdb::Slice key[] = {{hash, 8}, {task.identity.data(), task.identity.size()}};
+  const rocksdb::Slice value[] = {{id, 8}, {task.result.data(), task.result.size()}};
+  batch.Put(store_->handle(Table::kTasks), rocksdb::SliceParts(key, 2),
+            rocksdb::SliceParts(value, 2));
+}
+
+void RocksBackingStore::PutTaskId(const StoredTask& task, rocksdb::WriteBatch& batch) {
+  char id[8];
+  PutBigEndian(task.id, id);
+  char hash[8];
+  PutBigEndian(task.hash, hash);
+  const rocksdb::Slice key(id, 8);
+  const rocksdb::Slice value[] = {{hash, 8}, {task.identity.data(), task.identity.size()}};
+  batch.Put(store_->handle(Table::kTaskIds), rocksdb::SliceParts(&key, 1),
+            rocksdb::SliceParts(value, 2));
 }
 
 }  // namespace turbine::storage

@@ -77,6 +77,36 @@ class FullDisk : public RocksBackingStore {
   }
 };
 
+// CountingStore counts the snapshots that reach the store.
+class CountingStore : public RocksBackingStore {
+ public:
+  using RocksBackingStore::RocksBackingStore;
+  absl::Status WriteSnapshot(const std::vector<turbine::StoredTask>& tasks, uint64_t next_id,
+                             uint64_t next_stamp) override {
+    ++writes;
+    return RocksBackingStore::WriteSnapshot(tasks, next_id, next_stamp);
+  }
+  int writes = 0;
+};
+
+TEST(Snapshots, AFlushWithNothingNewWritesNothing) {
+  turbine::testing::TempDir dir;
+  auto store = std::move(*Store::Open(StoreOptions{.data_dir = dir.str()}));
+  CountingStore backing(store.get());
+  {
+    turbine::Engine engine(turbine::EngineOptions{.backing_store = &backing});
+    turbine::Engine::Scope scope(engine);
+    ASSERT_EQ(*engine.Read(square_sum(5)), 55);
+    ASSERT_TRUE(engine.Flush().ok());
+    EXPECT_EQ(backing.writes, 1);
+    ASSERT_EQ(*engine.Read(square_sum(5)), 55);  // a cache hit changes nothing
+    ASSERT_TRUE(engine.Flush().ok());
+    EXPECT_EQ(backing.writes, 1);
+    EXPECT_EQ(engine.Stats().snapshots, 1u);
+  }  // nor does shutting down
+  EXPECT_EQ(backing.writes, 1);
+}
+
 Task<int64_t> TwiceImpl() { co_return 2 * co_await turbine::Input<int64_t>("snap.x"); }
 inline const turbine::Function<TwiceImpl> twice{"test.snapshot.twice", 1};
 

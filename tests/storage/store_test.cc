@@ -54,8 +54,8 @@ TEST(Store, KeepsWhatItWasGivenAcrossReopens) {
     auto store = OpenOrDie(dir.str());
     ASSERT_TRUE(store->Put(Table::kInputs, "answer", "42").ok());
     rocksdb::WriteBatch batch;  // one snapshot spans tables atomically
-    batch.Put(store->handle(Table::kTaskType), "t1", "type");
-    batch.Put(store->handle(Table::kTaskMeta), "t1", "meta");
+    batch.Put(store->handle(Table::kTasks), "t1", "task");
+    batch.Put(store->handle(Table::kTaskIds), "1", "t1");
     ASSERT_TRUE(store->Write(batch, /*sync=*/true).ok());
   }
   OpenReport report;
@@ -64,9 +64,11 @@ TEST(Store, KeepsWhatItWasGivenAcrossReopens) {
   std::string value;
   ASSERT_TRUE(*store->Get(Table::kInputs, "answer", &value));
   EXPECT_EQ(value, "42");
-  ASSERT_TRUE(*store->Get(Table::kTaskMeta, "t1", &value));
-  EXPECT_EQ(value, "meta");
-  EXPECT_FALSE(*store->Get(Table::kTaskCells, "t1", &value));  // absent is not an error
+  ASSERT_TRUE(*store->Get(Table::kTasks, "t1", &value));
+  EXPECT_EQ(value, "task");
+  ASSERT_TRUE(*store->Get(Table::kTaskIds, "1", &value));
+  EXPECT_EQ(value, "t1");
+  EXPECT_FALSE(*store->Get(Table::kTasks, "t2", &value));  // absent is not an error
 }
 
 TEST(Store, AnotherFormatVersionIsMovedAsideAndTheCacheStartsEmpty) {

@@ -141,6 +141,30 @@ TEST(TaskPersistence, AnInputChangedWhileTheTasksWereNotLoadedIsSeen) {
   EXPECT_EQ(Executions(d.engine, "test.tasks.right"), 1u);
 }
 
+TEST(TaskPersistence, TasksReExecutedAfterARestartAreRestoredAfterTheNext) {
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine
+                    .SetInputs({turbine::InputValue::Of("left", int64_t{1}),
+                                turbine::InputValue::Of("right", int64_t{2})})
+                    .ok());
+    ASSERT_EQ(*d.engine.Read(sum()), 210);
+  }
+  {
+    // Restored tasks that execute again are written again: their new results replace the
+    // old ones, and they stay reachable by id (sum reads left and right by id).
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("left", int64_t{3}).ok());
+    ASSERT_EQ(*d.engine.Read(sum()), 230);
+    ASSERT_EQ(Executions(d.engine, "test.tasks.sum"), 1u);
+  }
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(sum()), 230);
+  EXPECT_EQ(d.engine.Stats().executions, 0u);
+  EXPECT_EQ(d.engine.Stats().restored_tasks, 3u);  // sum, left, right
+}
+
 TEST(TaskPersistence, LookupsAreExactEvenWhenEveryHashCollides) {
   turbine::testing::TempDir dir;
   {

@@ -33,6 +33,9 @@ struct StoredTask {
   uint64_t hash = 0;
   std::string identity;
   std::string result;  // empty: no result persisted
+  // For WriteSnapshot: the store already holds this task (an earlier snapshot wrote it, or
+  // it was read from the store), so only its result needs writing. False is always safe.
+  bool stored = false;
 };
 
 class BackingStore {
@@ -46,8 +49,8 @@ class BackingStore {
   // ReadTask returns task `id`, or nullopt if it was never persisted.
   virtual absl::StatusOr<std::optional<StoredTask>> ReadTask(uint64_t id) = 0;
   // WriteSnapshot persists `tasks` (identity and result; the identity of a task already
-  // stored may be repeated) and the id and stamp counters, atomically. Not synced: a crash
-  // may lose the last snapshot, never half of one.
+  // stored is repeated, and replaces nothing) and the id and stamp counters, atomically.
+  // Not synced: a crash may lose the last snapshot, never half of one.
   virtual absl::Status WriteSnapshot(const std::vector<StoredTask>& tasks, uint64_t next_task_id,
                                      uint64_t next_stamp) = 0;
   // NextTaskId returns the persisted id counter (1 for a new store).

@@ -3,11 +3,19 @@
 // The backing store compares a lookup's arguments with stored canonical bytes by
 // serializing into a reused buffer; std::ostringstream would allocate and copy every time.
 // AppendStreambuf appends to a caller's std::string; ViewStreambuf reads a string_view.
+//
+// Constructing a std::ostream or std::istream (locale, ios_base state) costs more than
+// encoding a small argument tuple, and every lookup on disk and every task in a snapshot
+// encodes one. So each thread keeps one stream of each kind and points it at the bytes of
+// the moment (OutputStream, InputStream). An encoding nested in another (a value whose
+// serialization calls SerializeTo) finds the thread's stream lent and makes its own.
+// Thread-safety: the streams are per thread; lending one is not reentrant, hence the flag.
 #pragma once
 
 #include <cereal/archives/binary.hpp>
 
 #include <istream>
+#include <optional>
 #include <ostream>
 #include <streambuf>
 #include <string>
@@ -17,7 +25,8 @@ namespace turbine::internal {
 
 class AppendStreambuf : public std::streambuf {
  public:
-  explicit AppendStreambuf(std::string* out) : out_(out) {}
+  explicit AppendStreambuf(std::string* out = nullptr) : out_(out) {}
+  void reset(std::string* out) { out_ = out; }
 
  protected:
   int_type overflow(int_type c) override {
@@ -35,19 +44,57 @@ class AppendStreambuf : public std::streambuf {
 
 class ViewStreambuf : public std::streambuf {
  public:
-  explicit ViewStreambuf(std::string_view bytes) {
+  explicit ViewStreambuf(std::string_view bytes = {}) { reset(bytes); }
+  void reset(std::string_view bytes) {
     char* begin = const_cast<char*>(bytes.data());  // read-only: no put area is set
     setg(begin, begin, begin + bytes.size());
   }
   bool at_end() { return gptr() == egptr(); }
 };
 
+// StreamSlot is a stream over its buffer, and whether it is lent out right now.
+template <class Buffer, class Stream>
+struct StreamSlot {
+  Buffer buffer;
+  Stream stream{&buffer};
+  bool lent = false;
+};
+
+// LentStream lends this thread's StreamSlot, or a new one while that is lent, pointed at
+// `target`, for the lifetime of the LentStream.
+template <class Buffer, class Stream, class Target>
+class LentStream {
+ public:
+  explicit LentStream(Target target) {
+    thread_local Slot reused;
+    Slot* slot = &reused;
+    if (reused.lent) slot = &own_.emplace();
+    slot->lent = true;
+    slot->buffer.reset(target);
+    slot->stream.clear();
+    slot_ = slot;
+  }
+  ~LentStream() { slot_->lent = false; }
+  LentStream(const LentStream&) = delete;
+  LentStream& operator=(const LentStream&) = delete;
+
+  Stream& stream() { return slot_->stream; }
+  Buffer& buffer() { return slot_->buffer; }
+
+ private:
+  using Slot = StreamSlot<Buffer, Stream>;
+  Slot* slot_;
+  std::optional<Slot> own_;
+};
+
+using OutputStream = LentStream<AppendStreambuf, std::ostream, std::string*>;
+using InputStream = LentStream<ViewStreambuf, std::istream, std::string_view>;
+
 // SerializeTo appends the cereal binary encoding of `value` to `out`.
 template <class T>
 void SerializeTo(const T& value, std::string* out) {
-  AppendStreambuf buffer(out);
-  std::ostream stream(&buffer);
-  cereal::BinaryOutputArchive archive(stream);
+  OutputStream stream(out);
+  cereal::BinaryOutputArchive archive(stream.stream());
   archive(value);
 }
 
@@ -55,15 +102,14 @@ void SerializeTo(const T& value, std::string* out) {
 // truncated, or longer than one encoding.
 template <class T>
 bool DeserializeFrom(std::string_view bytes, T* value) {
-  ViewStreambuf buffer(bytes);
-  std::istream stream(&buffer);
+  InputStream stream(bytes);
   try {
-    cereal::BinaryInputArchive archive(stream);
+    cereal::BinaryInputArchive archive(stream.stream());
     archive(*value);
   } catch (const std::exception&) {
     return false;  // cereal reports truncated or malformed input by throwing
   }
-  return buffer.at_end();
+  return stream.buffer().at_end();
 }
 
 }  // namespace turbine::internal

@@ -4,29 +4,36 @@
 // other version is moved aside at start-up and the cache starts empty (a cache is rebuilt,
 // never migrated).
 //
-// Keys are binary, big-endian where they carry integers, so RocksDB's bytewise order
-// groups a task's records together.
+// Integers in keys and values are big-endian (u64 BE below), so bytewise order is numeric
+// order. `identity` is the engine's encoding of a task's function name, version, receiver
+// and canonical argument bytes; `result` its encoding of a clean task's output, cells and
+// the (slot, stamp) pairs it read (backend/src/persist.cc). The store treats both as bytes.
 //
-//   meta        "format_version"        -> decimal text, e.g. "1"
-//               "next_stamp"            -> u64 (cereal): above every change stamp on disk
-//               "next_task_id"          -> u64 (cereal): above every task id on disk
-//   task_cache  hash(u64) task(u64)     -> ""                (hash = the engine's task hash)
-//   task_type   task(u64)               -> identity: function name, version, receiver,
-//                                          canonical argument bytes (engine-encoded)
-//   task_meta   task(u64)               -> last clean result: output, cells, and the
-//                                          (slot, stamp) pairs it read (engine-encoded,
-//                                          backend/src/persist.cc)
-//   task_cells, deps, dependents        -> reserved; cells and deps live in task_meta, and
-//                                          reverse edges are rebuilt in memory (a restored
-//                                          task is verified by stamps before use)
-//   inputs      key                     -> (type name, value bytes, stamp) as a cereal tuple
+//   meta      "format_version"           -> decimal text, e.g. "2"
+//             "next_stamp"               -> u64 (cereal): above every change stamp on disk
+//             "next_task_id"             -> u64 (cereal): above every task id on disk
+//   tasks     hash(u64 BE) identity      -> task(u64 BE) result   (result empty: none yet)
+//   task_ids  task(u64 BE)               -> hash(u64 BE) identity (the task's key in tasks)
+//   inputs    key                        -> (type name, value bytes, stamp) as a cereal tuple
+//
+// Why the identity is in the key of `tasks`: a lookup by components (every memory miss
+// makes one) is then a single point read, exact by construction (RocksDB compares whole
+// keys, so tasks whose hashes collide are simply different keys), and a task that was
+// never stored is turned away by the table's whole-key bloom filter without a block read.
+// The hash in front spreads keys evenly. `task_ids` repeats the key so a dependency can be
+// loaded by id in two point reads; it is written once per task (ids grow, so its writes
+// are appends), while `tasks` is rewritten whenever the task's result changes.
+// A task's cells and dependencies travel inside its result; reverse edges are rebuilt in
+// memory (a restored task is verified by stamps before use).
 #pragma once
 
 #include <cstdint>
 
 namespace turbine::storage {
 
-inline constexpr uint64_t kFormatVersion = 1;
+// Version 2: tasks keyed by (hash, identity), one record per task; version 1 had
+// task_cache / task_type / task_meta (three reads per restored task).
+inline constexpr uint64_t kFormatVersion = 2;
 inline constexpr char kFormatVersionKey[] = "format_version";
 inline constexpr char kNextStampKey[] = "next_stamp";
 inline constexpr char kNextTaskIdKey[] = "next_task_id";

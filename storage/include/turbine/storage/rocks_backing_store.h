@@ -25,6 +25,10 @@ class RocksBackingStore : public BackingStore {
   Size DiskSize() override;
 
  private:
+  // PutTask adds a task's record to `batch`; PutTaskId its entry in the id index.
+  void PutTask(const StoredTask& task, rocksdb::WriteBatch& batch);
+  void PutTaskId(const StoredTask& task, rocksdb::WriteBatch& batch);
+
   Store* const store_;
 };
 

@@ -13,6 +13,7 @@
 #include <absl/status/statusor.h>
 
 #include <array>
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -28,16 +29,12 @@ namespace turbine::storage {
 
 // Table names the column families. Stored on disk by name: renaming one is a format change.
 enum class Table : int {
-  kMeta,        // format version, id allocator, function and type name tables
-  kTaskCache,   // (component hash, TaskId) -> empty: candidates for a lookup by components
-  kTaskType,    // TaskId -> function identity, receiver, canonical argument bytes
-  kTaskMeta,    // TaskId -> output, change stamps, state
-  kTaskCells,   // (TaskId, type, index) -> cell value
-  kDeps,        // (reader TaskId) -> what it read, in order
-  kDependents,  // (TaskId, slot, reader TaskId) -> empty
-  kInputs,      // input key -> value, type, change stamp (durable on acknowledgement)
+  kMeta,     // format version, id and stamp counters
+  kTasks,    // (component hash, identity) -> TaskId, last clean result: lookup by components
+  kTaskIds,  // TaskId -> (component hash, identity), the task's key in kTasks: lookup by id
+  kInputs,   // input key -> value, type, change stamp (durable on acknowledgement)
 };
-inline constexpr int kTableCount = 8;
+inline constexpr int kTableCount = 4;
 std::string_view TableName(Table table);
 
 struct StoreOptions {
@@ -46,6 +43,10 @@ struct StoreOptions {
   // Fsync the write-ahead log on every write batch. Inputs need it (they are user data,
   // durable once acknowledged); snapshots of cached results do not.
   bool sync_writes = false;
+  // Bytes of uncompressed table blocks kept in memory, shared by all tables: lookups of
+  // tasks restored after a restart read through it. Index and filter blocks are charged to
+  // it and pinned there (a few percent of the data), so it bounds the store's read memory.
+  size_t block_cache_bytes = size_t{128} << 20;
 };
 
 // OpenReport says what Open found, for the daemon's log.
