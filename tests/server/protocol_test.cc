@@ -242,4 +242,19 @@ TEST(Protocol, ASecondServerOnTheSameDataDirIsRefused) {
   EXPECT_EQ(reply.value().int_value(), 13);
 }
 
+TEST(Protocol, TcpIsOptInAndOffLoopbackNeedsTlsOrInsecure) {
+  TempDir dir;
+  LiveServer open(dir.str() + "/a", turbine::server::ServerOptions{.listen = {"0.0.0.0:0"}});
+  EXPECT_EQ(open.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(open.status.message().find("without TLS"), std::string::npos) << open.status;
+
+  LiveServer loopback(dir.str() + "/b", turbine::server::ServerOptions{.listen = {"127.0.0.1:0"}});
+  ASSERT_TRUE(loopback.status.ok()) << loopback.status;
+  EXPECT_TRUE(loopback.server->addresses().front().starts_with("127.0.0.1:"));
+  EXPECT_NE(loopback.server->addresses().front(), "127.0.0.1:0") << "the chosen port";
+  v1::CallReply reply;
+  ASSERT_TRUE(loopback.Call(Request("demo.fib", {Int(11)}), &reply).ok());
+  EXPECT_EQ(reply.value().int_value(), 89);
+}
+
 }  // namespace
