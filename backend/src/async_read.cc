@@ -50,6 +50,7 @@ Engine::AsyncRead Finish(ReadOp& op, bool immediate) {
   } else {
     result.value = op.value();
     result.type = op.value_type();
+    result.cell = op.resolved();
   }
   return result;
 }

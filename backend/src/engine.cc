@@ -34,6 +34,7 @@ EngineImpl::EngineImpl(const EngineOptions& options)
   // the cache-hit path. The engine never nests its locks (see task_state.h), so the check
   // buys nothing here; it is a process-wide setting, documented in README.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  invalidation_target_->engine = this;
   if (store_ != nullptr) {
     // Stamps continue above everything ever persisted, so a restored reader's observed
     // stamp can never match a value this session produced.
@@ -81,19 +82,24 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
     }
     if (due && !empty) {
       last_snapshot = Clock::now();
-      idle_snapshot_count.fetch_add(idle ? 1 : 0, std::memory_order_relaxed);
       if (absl::Status flushed = Flush(); !flushed.ok()) {
         // The engine keeps serving from memory; what failed is written when it next
         // changes, and anything queued meanwhile by the next snapshot.
         std::fprintf(stderr, "turbine: snapshot failed: %s\n",
                      std::string(flushed.message()).c_str());
       }
+      // Counted after the snapshot, so whoever sees the count also sees its tasks.
+      idle_snapshot_count.fetch_add(idle ? 1 : 0, std::memory_order_relaxed);
     }
     lock.lock();
   }
 }
 
 EngineImpl::~EngineImpl() {
+  {
+    std::unique_lock lock(invalidation_target_->mu);
+    invalidation_target_->engine = nullptr;  // invalidators handed out become no-ops
+  }
   if (snapshot_thread_.joinable()) {
     {
       std::lock_guard lock(snapshot_mu_);

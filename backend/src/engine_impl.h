@@ -22,6 +22,7 @@
 #include <string>
 #include <condition_variable>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <vector>
 
@@ -39,6 +40,14 @@ struct alignas(64) FunctionCounters {
   std::atomic<uint64_t> misses{0};
   std::atomic<uint64_t> executions{0};
   std::atomic<uint64_t> execution_nanos{0};
+};
+
+// InvalidationTarget is shared by an engine and every Invalidator it handed out: the
+// engine clears `engine` under the exclusive lock when it is destroyed, so an invalidation
+// either finishes before the engine goes or finds it gone.
+struct InvalidationTarget {
+  std::shared_mutex mu;
+  EngineImpl* engine = nullptr;
 };
 
 class EngineImpl {
@@ -89,7 +98,11 @@ class EngineImpl {
   uint64_t AddChangeListener(std::function<void()> listener);
   void RemoveChangeListener(uint64_t id);
   // Invalidate makes task `id` execute on its next read and marks its readers dirty.
-  void Invalidate(TaskId id);
+  void Invalidate(TaskId id) { InvalidateMany({id}); }
+  void InvalidateMany(std::vector<TaskId> ids);
+  const std::shared_ptr<InvalidationTarget>& invalidation_target() const {
+    return invalidation_target_;
+  }
 
   uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
   // NextStamp gives a change stamp no slot has carried before. Stamps, not revisions, mark
@@ -137,6 +150,8 @@ class EngineImpl {
   uint64_t next_listener_id_ ABSL_GUARDED_BY(listeners_mu_) = 1;
   std::vector<std::pair<uint64_t, std::function<void()>>> listeners_
       ABSL_GUARDED_BY(listeners_mu_);
+  std::shared_ptr<InvalidationTarget> invalidation_target_ =
+      std::make_shared<InvalidationTarget>();
   Mutex flush_mu_;         // one snapshot at a time
   Mutex persist_mu_;
   std::vector<TaskId> persist_queue_ ABSL_GUARDED_BY(persist_mu_);

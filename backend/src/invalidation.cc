@@ -1,4 +1,5 @@
 // invalidation.cc — inputs and the dirty marking that follows their changes.
+#include <algorithm>
 #include <cstdio>
 #include <tuple>
 
@@ -111,15 +112,17 @@ void RestoreInput(const StoredInput& stored, Output* output, uint64_t* stamp) {
   *stamp = stored.stamp;
 }
 
-void EngineImpl::Invalidate(TaskId id) {
-  // Only tasks of this session hand out invalidators, so the task is in memory.
-  TaskState* task = tasks_.Get(id);
-  if (task == nullptr) return;
-  {
+void EngineImpl::InvalidateMany(std::vector<TaskId> ids) {
+  // Only tasks of this session hand out invalidators, so the tasks are in memory.
+  std::erase_if(ids, [this](TaskId id) {
+    TaskState* task = tasks_.Get(id);
+    if (task == nullptr) return true;
     MutexLock lock(&task->mu);
     task->must_execute = true;
-  }
-  MarkDirty({id});
+    return false;
+  });
+  if (ids.empty()) return;
+  MarkDirty(std::move(ids));
   NotifyChange();
 }
 
@@ -183,11 +186,34 @@ Invalidator CurrentInvalidator() {
     Fail("CurrentInvalidator() needs a session-dependent function; " + fn.name +
          " is not (see FunctionOptions)");
   }
-  return Invalidator(context.engine, context.exec->task->id);
+  return Invalidator(context.engine->invalidation_target(), context.exec->task->id);
+}
+
+void Invalidator::InvalidateAll(const std::vector<Invalidator>& invalidators) {
+  // Group by engine; almost always there is one.
+  std::vector<std::pair<internal::InvalidationTarget*, std::vector<TaskId>>> groups;
+  for (const Invalidator& invalidator : invalidators) {
+    if (invalidator.target_ == nullptr) continue;
+    auto group = std::find_if(groups.begin(), groups.end(), [&](const auto& g) {
+      return g.first == invalidator.target_.get();
+    });
+    if (group == groups.end()) {
+      groups.push_back({invalidator.target_.get(), {}});
+      group = std::prev(groups.end());
+    }
+    group->second.push_back(invalidator.task_);
+  }
+  // The targets stay alive: `invalidators` holds a reference to each.
+  for (auto& [target, ids] : groups) {
+    std::shared_lock lock(target->mu);
+    if (target->engine != nullptr) target->engine->InvalidateMany(std::move(ids));
+  }
 }
 
 void Invalidator::Invalidate() const {
-  if (engine_ != nullptr) engine_->Invalidate(task_);
+  if (target_ == nullptr) return;
+  std::shared_lock lock(target_->mu);
+  if (target_->engine != nullptr) target_->engine->Invalidate(task_);
 }
 
 }  // namespace turbine

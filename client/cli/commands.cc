@@ -48,10 +48,15 @@ void PrintFunctionError(const std::string& function, const absl::Status& error) 
 }
 
 // PrintResult writes one call answer; returns whether it was a value.
-bool PrintResult(const Session& session, const std::string& function,
+bool PrintResult(const Session& session, const CallCommand& command,
                  const client::CallResult& result) {
+  const std::string& function = command.function;
   if (session.json) {
     std::cout << Dump(CallResultJson(result)) << std::endl;
+  } else if (result.value.ok() && command.raw && result.value->has_bytes_value()) {
+    std::cout << result.value->bytes_value() << std::flush;
+  } else if (result.value.ok() && command.raw && result.value->has_string_value()) {
+    std::cout << result.value->string_value() << std::endl;
   } else if (result.value.ok()) {
     std::cout << Dump(client::ValueToJson(*result.value)) << std::endl;
   }
@@ -81,7 +86,7 @@ ExitCode RunCall(const Session& session, const CallCommand& command) {
   if (!request.ok()) return UsageError(request.status().message());
   absl::StatusOr<client::CallResult> result = session.client->Call(*request);
   if (!result.ok()) return ReportRpcError(session, result.status());
-  return PrintResult(session, command.function, *result) ? kOk : kFunctionError;
+  return PrintResult(session, command, *result) ? kOk : kFunctionError;
 }
 
 ExitCode RunWatch(const Session& session, const CallCommand& command) {
@@ -90,7 +95,7 @@ ExitCode RunWatch(const Session& session, const CallCommand& command) {
   client::Cancellation cancel;
   CancelOnInterrupt interrupt(&cancel);
   auto print = [&](const client::CallResult& result) {
-    PrintResult(session, command.function, result);
+    PrintResult(session, command, result);
     // Nobody reads any more (e.g. `| head -1`): stop rather than watch into the void.
     return static_cast<bool>(std::cout);
   };

@@ -23,6 +23,7 @@ struct CallCommand {
   std::string function;
   std::vector<std::string> args;  // JSON words
   std::string this_ref;           // empty: no receiver
+  bool raw = false;               // print a bytes or string value as it is, not as JSON
 };
 
 ExitCode RunCall(const Session& session, const CallCommand& command);

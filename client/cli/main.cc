@@ -51,6 +51,8 @@ void AddCallOptions(CLI::App* command, CallCommand* call) {
   command->add_option("args", call->args, "Arguments, each JSON or a bare word (a string)");
   command->add_option("--this", call->this_ref,
                       R"(Receiver of a method: 12, 12/Type/3 or {"$ref":"12"})");
+  command->add_flag("--raw", call->raw,
+                    "Print a bytes or string value as it is (e.g. a file's content)");
 }
 
 int Main(int argc, char** argv) {

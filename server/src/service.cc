@@ -116,6 +116,9 @@ void TurbineService::Answer(const PreparedCall& call, uint64_t id,
     if (!read.status.ok()) {
       reply.mutable_error()->set_code(static_cast<int32_t>(read.status.code()));
       reply.mutable_error()->set_message(std::string(read.status.message()));
+    } else if (call.function->result_type == nullptr) {
+      // A trait's value: its reference names the cell and so the implementing type.
+      RefToWire(read.cell, reply.mutable_value()->mutable_ref_value());
     } else if (read.type != call.function->result_type) {
       reply.mutable_error()->set_code(static_cast<int32_t>(absl::StatusCode::kInternal));
       reply.mutable_error()->set_message("result has type '" + read.type->name + "', expected '" +

@@ -148,4 +148,42 @@ TEST(Invalidator, OnlySessionDependentFunctionsHaveOne) {
       << result.status();
 }
 
+TEST(Invalidator, InvalidateAllFiresEachTaskAndEqualityNamesTheTask) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  world.Set("all1", 1);
+  world.Set("all2", 2);
+  ASSERT_EQ(*engine.Read(observe("all1")), 1);
+  ASSERT_EQ(*engine.Read(observe("all2")), 2);
+  std::vector<turbine::Invalidator> both;
+  {
+    std::lock_guard lock(world.mu);
+    both = {world.watchers["all1"], world.watchers["all2"]};
+  }
+  EXPECT_FALSE(both[0] == both[1]);
+  EXPECT_TRUE(both[0] == turbine::Invalidator(both[0]));
+
+  world.Set("all1", 10);
+  world.Set("all2", 20);
+  turbine::Invalidator::InvalidateAll(both);
+  EXPECT_EQ(*engine.Read(observe("all1")), 10);
+  EXPECT_EQ(*engine.Read(observe("all2")), 20);
+  EXPECT_EQ(Executions(engine, "test.invalidator.observe"), 4u);
+}
+
+TEST(Invalidator, OutlivingItsEngineIsHarmless) {
+  turbine::Invalidator survivor;
+  {
+    turbine::Engine engine;
+    turbine::Engine::Scope scope(engine);
+    world.Set("gone", 1);
+    ASSERT_EQ(*engine.Read(observe("gone")), 1);
+    std::lock_guard lock(world.mu);
+    survivor = world.watchers["gone"];
+  }
+  // The engine is gone: firing must do nothing (AddressSanitizer checks the "nothing").
+  survivor.Invalidate();
+  turbine::Invalidator::InvalidateAll({survivor, survivor});
+}
+
 }  // namespace

@@ -58,6 +58,12 @@ class DaemonProcess {
     if (log_fd_ >= 0) ::close(log_fd_);
   }
 
+  // WaitForLog waits (up to 60 s) until the daemon logs a line containing `marker`.
+  bool WaitForLog(const std::string& marker) {
+    std::string rest;
+    return WaitForLine(marker, &rest);
+  }
+
   const std::string& address() const { return address_; }
   const std::string& log() const { return log_; }
 

@@ -29,6 +29,9 @@
 #include "turbine/vc.h"
 
 namespace turbine {
+namespace internal {
+struct InvalidationTarget;  // the engine an Invalidator reaches, cleared when it dies
+}  // namespace internal
 
 struct EngineOptions {
   // Worker threads that run task bodies; 0 means one per hardware thread.
@@ -99,6 +102,7 @@ class Engine {
     absl::Status status;                // as Read's
     std::shared_ptr<const void> value;  // the value, of `type`, when status is OK
     const ValueType* type = nullptr;
+    RawVc cell;              // the cell the value was read from
     bool immediate = false;  // clean at once: nothing was verified or executed for it
     bool executed = false;   // the task read, or the one holding the value, executed
   };
@@ -153,18 +157,24 @@ class Engine {
 //   }
 //
 // Invalidate() makes the task execute again on its next read; its readers re-execute only
-// if the result comes out different. Safe from any thread, any number of times. It must
-// not be called once the engine is destroyed.
+// if the result comes out different. Safe from any thread, any number of times; once the
+// engine is destroyed it does nothing, so a watcher may outlive the engines it serves.
+// Two invalidators are equal when they name the same task of the same engine.
 class Invalidator {
  public:
   Invalidator() = default;
   void Invalidate() const;
+  // InvalidateAll invalidates several tasks at once: one dirty-marking pass and one change
+  // notification per engine, however many tasks a burst of changes touched.
+  static void InvalidateAll(const std::vector<Invalidator>& invalidators);
+  bool operator==(const Invalidator&) const = default;
 
  private:
   friend Invalidator CurrentInvalidator();
-  Invalidator(internal::EngineImpl* engine, TaskId task) : engine_(engine), task_(task) {}
+  Invalidator(std::shared_ptr<internal::InvalidationTarget> target, TaskId task)
+      : target_(std::move(target)), task_(task) {}
 
-  internal::EngineImpl* engine_ = nullptr;
+  std::shared_ptr<internal::InvalidationTarget> target_;
   TaskId task_ = kNoTask;
 };
 

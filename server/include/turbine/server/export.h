@@ -15,6 +15,7 @@
 #include <google/protobuf/repeated_ptr_field.h>
 
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -40,7 +41,7 @@ struct ExportedFunction {
                                 const WireArgs& args, internal::Lookup* lookup) = nullptr;
   // Converts a result of the function's output type; false if the type has no wire form.
   bool (*result_to_wire)(const void* value, v1::Value* out) = nullptr;
-  const ValueType* result_type = nullptr;
+  const ValueType* result_type = nullptr;  // null for a trait (any implementation)
 };
 
 // FindExported finds an exported function by name: `version` 0 means the highest.
@@ -57,13 +58,31 @@ struct AllWireConvertible;
 template <class... A>
 struct AllWireConvertible<std::tuple<A...>> : std::bool_constant<(WireConvertible<A> && ...)> {};
 
+template <class T>
+struct IsOptional : std::false_type {};
+template <class T>
+struct IsOptional<std::optional<T>> : std::true_type {};
+
+// RequiredArity counts the parameters before the trailing std::optional ones, which a
+// caller may leave out (they are then empty).
+template <class Tuple, size_t N = std::tuple_size_v<Tuple>>
+constexpr size_t RequiredArity() {
+  if constexpr (N == 0) {
+    return 0;
+  } else if constexpr (IsOptional<std::tuple_element_t<N - 1, Tuple>>::value) {
+    return RequiredArity<Tuple, N - 1>();
+  } else {
+    return N;
+  }
+}
+
 template <class Args, size_t... I>
 absl::Status ArgsFromWire(const ExportedFunction& self, const WireArgs& wire, Args& args,
                           std::index_sequence<I...>) {
   absl::Status status = absl::OkStatus();
   (
       [&] {
-        if (!status.ok()) return;
+        if (!status.ok() || static_cast<int>(I) >= wire.size()) return;
         using T = std::tuple_element_t<I, Args>;
         absl::Status converted = Wire<T>::From(wire.Get(static_cast<int>(I)), &std::get<I>(args));
         if (!converted.ok()) {
@@ -81,14 +100,18 @@ template <class Args>
 absl::StatusOr<RawVc> CallFromWire(const ExportedFunction& self, RawVc receiver,
                                    const WireArgs& wire, internal::Lookup* lookup) {
   constexpr size_t kArity = std::tuple_size_v<Args>;
-  if (static_cast<size_t>(wire.size()) != kArity) {
+  constexpr size_t kRequired = RequiredArity<Args>();
+  const size_t given = static_cast<size_t>(wire.size());
+  if (given < kRequired || given > kArity) {
     std::string signature;
     for (size_t i = 0; i < kArity; ++i) {
       signature += (i > 0 ? ", " : "") + self.param_names[i] + ": " + self.info->param_types[i];
     }
-    return absl::InvalidArgumentError(self.info->name + " takes " + std::to_string(kArity) +
-                                      " argument(s) (" + signature + "), got " +
-                                      std::to_string(wire.size()));
+    const std::string count = kRequired == kArity
+                                  ? std::to_string(kArity)
+                                  : std::to_string(kRequired) + " to " + std::to_string(kArity);
+    return absl::InvalidArgumentError(self.info->name + " takes " + count + " argument(s) (" +
+                                      signature + "), got " + std::to_string(given));
   }
   Args args{};
   absl::Status status = ArgsFromWire(self, wire, args, std::make_index_sequence<kArity>());
@@ -147,7 +170,8 @@ class Export {
     exported_.receiver_type = std::move(receiver_type);
     exported_.call = &internal_export::CallFromWire<Args>;
     exported_.result_to_wire = &internal_export::ResultToWire<Out>;
-    exported_.result_type = &ValueTypeOf<Out>();
+    // A trait method's result is whichever implementation's type the receiver chose.
+    if constexpr (!Trait<Out>) exported_.result_type = &ValueTypeOf<Out>();
     internal_export::Register(&exported_);
   }
 

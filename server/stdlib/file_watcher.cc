@@ -1,0 +1,309 @@
+// file_watcher.cc — inotify subscriptions, debouncing and the polling fallback.
+#include "file_watcher.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+
+#include "paths.h"
+
+namespace turbine::stdlib {
+namespace {
+
+constexpr uint32_t kDirEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE |
+                                IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |
+                                IN_ONLYDIR | IN_EXCL_UNLINK;
+// Events that change which entries a directory has (as opposed to an entry's content).
+constexpr uint32_t kStructuralEvents = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO;
+
+size_t WatchLimitFromEnvironment() {
+  const char* text = std::getenv("TURBINE_FILE_WATCH_LIMIT");
+  if (text == nullptr || *text == '\0') return SIZE_MAX;
+  char* end = nullptr;
+  const unsigned long long limit = std::strtoull(text, &end, 10);
+  if (*end != '\0') return SIZE_MAX;
+  return static_cast<size_t>(limit);
+}
+
+std::string KernelWatchLimit() {
+  std::ifstream in("/proc/sys/fs/inotify/max_user_watches");
+  std::string value;
+  in >> value;
+  return value.empty() ? "unknown" : value;
+}
+
+void AddUnique(std::vector<Invalidator>& to, Invalidator invalidator) {
+  // A task that re-executes without having fired (restored, or read again) subscribes
+  // again; it needs one invalidation, not one per execution.
+  if (std::find(to.begin(), to.end(), invalidator) == to.end()) {
+    to.push_back(std::move(invalidator));
+  }
+}
+
+void MoveAll(std::vector<Invalidator>& from, std::vector<Invalidator>& to) {
+  for (Invalidator& invalidator : from) to.push_back(std::move(invalidator));
+  from.clear();
+}
+
+}  // namespace
+
+FileWatcher& FileWatcher::Global() {
+  static FileWatcher* const watcher = new FileWatcher;  // never destroyed: see ~FileWatcher
+  return *watcher;
+}
+
+FileWatcher::FileWatcher()
+    : inotify_fd_(inotify_init1(IN_NONBLOCK | IN_CLOEXEC)),
+      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+      watch_limit_(WatchLimitFromEnvironment()) {
+  if (inotify_fd_ < 0) {
+    spdlog::warn("file watcher: inotify is unavailable ({}); file tasks are re-checked every "
+                 "{} s instead",
+                 std::strerror(errno), kPollInterval.count());
+  }
+  thread_ = std::thread([this] { Run(); });
+}
+
+// The global watcher lives until the process exits (tasks in any engine may subscribe
+// until then); this destructor exists for completeness and stops the thread cleanly.
+FileWatcher::~FileWatcher() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t ignored = write(wake_fd_, &one, sizeof one);
+  thread_.join();
+  if (inotify_fd_ >= 0) close(inotify_fd_);
+  close(wake_fd_);
+}
+
+void FileWatcher::WatchEntry(const std::string& path, Invalidator invalidator) {
+  std::lock_guard lock(mu_);
+  SubscribeEntryLocked(path, std::move(invalidator));
+}
+
+void FileWatcher::WatchListing(const std::string& dir, Invalidator invalidator) {
+  std::lock_guard lock(mu_);
+  if (EnsureWatchedLocked(dir)) {
+    AddUnique(dirs_[dir].listing, std::move(invalidator));
+  } else if (errno == ENOENT || errno == ENOTDIR) {
+    SubscribeEntryLocked(dir, std::move(invalidator));  // fires when it appears
+  } else {
+    PollLocked(std::move(invalidator), dir);
+  }
+}
+
+void FileWatcher::SubscribeEntryLocked(const std::string& path, Invalidator invalidator) {
+  // Subscribe in the nearest existing directory above `path`, to the next component down:
+  // when that is created the task runs again and subscribes one level closer.
+  std::string entry = path;
+  while (true) {
+    const std::string dir = ParentPath(entry);
+    if (dir == entry) return;  // "/" itself never changes identity
+    if (EnsureWatchedLocked(dir)) {
+      AddUnique(dirs_[dir].entries[BaseName(entry)], std::move(invalidator));
+      return;
+    }
+    if (errno != ENOENT && errno != ENOTDIR) break;
+    entry = dir;
+  }
+  PollLocked(std::move(invalidator), ParentPath(path));
+}
+
+bool FileWatcher::EnsureWatchedLocked(const std::string& dir) {
+  if (inotify_fd_ < 0) {
+    errno = ENOSYS;
+    return false;
+  }
+  if (auto found = dirs_.find(dir); found != dirs_.end() && found->second.wd >= 0) return true;
+  // Ancestors first, so a rename anywhere above is seen from the moment we watch `dir`.
+  const std::string parent = ParentPath(dir);
+  if (parent != dir && !EnsureWatchedLocked(parent)) return false;
+  if (watched_ >= watch_limit_) {
+    errno = ENOSPC;
+    return false;
+  }
+  const int wd = inotify_add_watch(inotify_fd_, dir.c_str(), kDirEvents);
+  if (wd < 0) return false;
+  // inotify hands out one wd per directory: one reached by two paths (through a symlink)
+  // reports its events under both.
+  std::vector<std::string>& paths = dirs_of_wd_[wd];
+  if (paths.empty()) ++watched_;
+  paths.push_back(dir);
+  dirs_[dir].wd = wd;
+  return true;
+}
+
+void FileWatcher::PollLocked(Invalidator invalidator, const std::string& why) {
+  const int error = errno;
+  ++counters_.fallbacks;
+  if (!logged_limit_ || (error != ENOSPC && error != ENOSYS)) {
+    if (error == ENOSPC) {
+      logged_limit_ = true;
+      spdlog::warn(
+          "file watcher: inotify watch limit reached ({} watches; the kernel allows {} per "
+          "user, see fs.inotify.max_user_watches) at {}; files there are re-checked every {} s "
+          "instead of watched. Raise the limit with `sysctl fs.inotify.max_user_watches=N`.",
+          watched_, KernelWatchLimit(), why, kPollInterval.count());
+    } else if (error != ENOSYS) {
+      spdlog::warn("file watcher: cannot watch {} ({}); it is re-checked every {} s instead",
+                   why, std::strerror(error), kPollInterval.count());
+    }
+  }
+  AddUnique(polled_, std::move(invalidator));
+  if (next_poll_ == Clock::time_point{}) next_poll_ = Clock::now() + kPollInterval;
+}
+
+FileWatcher::Counters FileWatcher::counters() const {
+  std::lock_guard lock(mu_);
+  Counters counters = counters_;
+  counters.watched_dirs = watched_;
+  counters.polled = polled_.size();
+  for (const auto& [path, dir] : dirs_) {
+    counters.subscriptions += dir.listing.size();
+    for (const auto& [name, subscribers] : dir.entries) counters.subscriptions += subscribers.size();
+  }
+  return counters;
+}
+
+void FileWatcher::Run() {
+  while (true) {
+    int timeout_ms = -1;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      const Clock::time_point now = Clock::now();
+      Clock::time_point due = Clock::time_point::max();
+      if (!pending_.empty()) {
+        due = std::min(last_event_ + kQuietPeriod, first_pending_ + kMaxDelay);
+      }
+      if (!polled_.empty()) due = std::min(due, next_poll_);
+      if (due != Clock::time_point::max()) {
+        timeout_ms = static_cast<int>(std::max<int64_t>(
+            0, std::chrono::duration_cast<std::chrono::milliseconds>(due - now).count() + 1));
+      }
+    }
+    pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    const int ready = poll(fds, 2, timeout_ms);
+    if (ready > 0 && (fds[0].revents & POLLIN)) HandleEvents();
+    FireDue(Clock::now());
+  }
+}
+
+void FileWatcher::HandleEvents() {
+  alignas(inotify_event) char buffer[64 * 1024];
+  std::lock_guard lock(mu_);
+  const size_t before = pending_.size();
+  while (true) {
+    const ssize_t length = read(inotify_fd_, buffer, sizeof buffer);
+    if (length <= 0) break;
+    for (ssize_t offset = 0; offset < length;) {
+      const auto* event = reinterpret_cast<const inotify_event*>(buffer + offset);
+      offset += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
+      if (event->mask & IN_Q_OVERFLOW) {
+        // Events were lost: nothing can be trusted, so everything is invalidated once.
+        spdlog::warn("file watcher: the inotify queue overflowed; invalidating every watched "
+                     "file (see fs.inotify.max_queued_events)");
+        for (auto& [path, dir] : dirs_) {
+          MoveAll(dir.listing, pending_);
+          for (auto& [name, subscribers] : dir.entries) MoveAll(subscribers, pending_);
+        }
+        continue;
+      }
+      auto paths = dirs_of_wd_.find(event->wd);
+      if (paths == dirs_of_wd_.end()) continue;
+      const std::vector<std::string> dirs = paths->second;  // copied: the map may change
+      if (event->mask & IN_IGNORED) {
+        // The watch is gone (its directory was deleted or unmounted).
+        dirs_of_wd_.erase(event->wd);
+        --watched_;
+      }
+      for (const std::string& dir : dirs) HandleEventLocked(*event, dir);
+    }
+  }
+  // While anything is pending, every event (even one no subscription is waiting for any
+  // more) extends the quiet period: a burst of writes fires once, after it ends.
+  if (!pending_.empty()) {
+    const Clock::time_point now = Clock::now();
+    if (before == 0) first_pending_ = now;
+    last_event_ = now;
+  }
+}
+
+void FileWatcher::HandleEventLocked(const inotify_event& event, const std::string& dir) {
+  if (event.mask & IN_IGNORED) {
+    if (auto found = dirs_.find(dir); found != dirs_.end()) found->second.wd = -1;
+    CollectSubtreeLocked(dir);
+    return;
+  }
+  if (event.mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
+    CollectSubtreeLocked(dir);
+    return;
+  }
+  if (event.len == 0) {
+    // An event about the directory itself (its attributes): its own entry changed.
+    if (const std::string parent = ParentPath(dir); parent != dir) {
+      if (auto found = dirs_.find(parent); found != dirs_.end()) {
+        CollectEntryLocked(found->second, BaseName(dir));
+      }
+    }
+    return;
+  }
+  DirWatch& watch = dirs_[dir];
+  const std::string name(event.name);
+  CollectEntryLocked(watch, name);
+  if (event.mask & kStructuralEvents) {
+    MoveAll(watch.listing, pending_);
+    // A directory renamed or deleted here takes every path below it along.
+    CollectSubtreeLocked(JoinPath(dir, name));
+  }
+}
+
+void FileWatcher::CollectEntryLocked(DirWatch& dir, const std::string& name) {
+  auto found = dir.entries.find(name);
+  if (found == dir.entries.end()) return;
+  MoveAll(found->second, pending_);
+  dir.entries.erase(found);
+}
+
+void FileWatcher::CollectSubtreeLocked(const std::string& path) {
+  // Keys in [path, path + '0') are `path` and everything below it ('0' follows '/').
+  const std::string end = path + '0';
+  for (auto it = dirs_.lower_bound(path); it != dirs_.end() && it->first < end; ++it) {
+    if (it->first != path && !it->first.starts_with(path + '/')) continue;
+    MoveAll(it->second.listing, pending_);
+    for (auto& [name, subscribers] : it->second.entries) MoveAll(subscribers, pending_);
+    it->second.entries.clear();
+  }
+}
+
+void FileWatcher::FireDue(Clock::time_point now) {
+  std::vector<Invalidator> fire;
+  {
+    std::lock_guard lock(mu_);
+    if (!pending_.empty() &&
+        (now >= last_event_ + kQuietPeriod || now >= first_pending_ + kMaxDelay)) {
+      fire = std::move(pending_);
+      pending_.clear();
+    }
+    if (!polled_.empty() && now >= next_poll_) {
+      MoveAll(polled_, fire);
+      next_poll_ = Clock::time_point{};
+    }
+    counters_.invalidations += fire.size();
+  }
+  // Outside the lock: invalidating runs engine change listeners, and re-executed tasks
+  // subscribe again from other threads.
+  if (!fire.empty()) Invalidator::InvalidateAll(fire);
+}
+
+}  // namespace turbine::stdlib

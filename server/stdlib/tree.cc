@@ -1,0 +1,104 @@
+// tree.cc — tree.summary: files, lines, bytes and a digest of a directory tree.
+//
+// One task per directory (tree.dir) and one per file (tree.file), so an edit re-executes
+// the file's task and its ancestors' directory tasks; every other directory answers from
+// cache, and an ancestor whose totals come out equal stops the wave (early cutoff).
+// Regular files only; symlinks are not followed; `exclude` names entries (at any depth)
+// to skip, such as ".git" or "build".
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "fs.h"
+#include "paths.h"
+#include "turbine/hash.h"
+#include "turbine/server/export.h"
+
+namespace turbine::stdlib {
+namespace {
+
+struct Totals {
+  int64_t files = 0;
+  int64_t lines = 0;
+  int64_t bytes = 0;
+  uint64_t digest = 0;
+  bool operator==(const Totals&) const = default;
+  static constexpr std::string_view kTypeName = "tree.Totals";
+  static constexpr auto kFields =
+      std::make_tuple(field("files", &Totals::files), field("lines", &Totals::lines),
+                      field("bytes", &Totals::bytes), field("digest", &Totals::digest));
+};
+
+struct Summary {
+  int64_t files = 0;
+  int64_t lines = 0;
+  int64_t bytes = 0;
+  std::string digest;  // 16 hex digits
+  bool operator==(const Summary&) const = default;
+  static constexpr std::string_view kTypeName = "tree.Summary";
+  static constexpr auto kFields =
+      std::make_tuple(field("files", &Summary::files), field("lines", &Summary::lines),
+                      field("bytes", &Summary::bytes), field("digest", &Summary::digest));
+};
+
+Task<Totals> FileImpl(std::string path) {
+  const Bytes content = co_await fs_read(path);
+  const std::string& data = content.data;
+  co_return Totals{1, static_cast<int64_t>(std::count(data.begin(), data.end(), '\n')),
+                   static_cast<int64_t>(data.size()), XXH3_64bits(data.data(), data.size())};
+}
+const Function<FileImpl> tree_file{"tree.file", 1, "tree.summary of one file"};
+
+Task<Totals> DirImpl(std::string dir, std::vector<std::string> exclude);
+const Function<DirImpl> tree_dir{"tree.dir", 1, "tree.summary of one directory"};
+Task<Totals> DirImpl(std::string dir, std::vector<std::string> exclude) {
+  const std::vector<DirEntry> entries = co_await fs_list(dir);
+  // Start every child before awaiting any, so they run in parallel.
+  std::vector<std::pair<const DirEntry*, Vc<Totals>>> children;
+  for (const DirEntry& entry : entries) {
+    if (std::binary_search(exclude.begin(), exclude.end(), entry.name)) continue;
+    const std::string path = JoinPath(dir, entry.name);
+    if (entry.kind == kKindFile) {
+      children.emplace_back(&entry, tree_file(path));
+    } else if (entry.kind == kKindDir) {
+      children.emplace_back(&entry, tree_dir(path, exclude));
+    }
+  }
+  Totals totals;
+  // The digest covers names and kinds as well as contents: a rename changes it.
+  std::string digested;
+  for (auto& [entry, child] : children) {
+    const Totals sub = co_await child;
+    totals.files += sub.files;
+    totals.lines += sub.lines;
+    totals.bytes += sub.bytes;
+    digested += entry->name;
+    digested += '\0';
+    digested += entry->kind.front();
+    digested.append(reinterpret_cast<const char*>(&sub.digest), sizeof sub.digest);
+  }
+  totals.digest = XXH3_64bits(digested.data(), digested.size());
+  co_return totals;
+}
+
+Task<Summary> SummaryImpl(std::string dir, std::optional<std::vector<std::string>> exclude) {
+  std::vector<std::string> names = exclude.value_or(std::vector<std::string>{});
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  const Totals totals = co_await tree_dir(NormalPath(dir, "tree.summary"), names);
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(totals.digest));
+  co_return Summary{totals.files, totals.lines, totals.bytes, hex};
+}
+const Function<SummaryImpl> tree_summary{
+    "tree.summary", 1,
+    "files, lines, bytes and digest of the regular files under a directory, recursively"};
+
+const server::Export export_summary{tree_summary, {"dir", "exclude"}};
+
+}  // namespace
+}  // namespace turbine::stdlib

@@ -1,0 +1,142 @@
+// The standard library in the real turbined, through the real CLI: trait dispatch with
+// --this, files edited while the daemon was down, and the watcher's polling fallback.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "../storage/temp_dir.h"
+#include "daemon_process.h"
+
+namespace {
+
+using turbine::testing::DaemonProcess;
+using turbine::testing::TempDir;
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out;
+};
+
+CliResult RunCli(const std::string& args) {
+  CliResult result;
+  FILE* pipe = ::popen((std::string(TURBINE_CLI_PATH) + " " + args).c_str(), "r");
+  if (pipe == nullptr) return result;
+  std::array<char, 4096> buffer;
+  size_t n = 0;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.out.append(buffer.data(), n);
+  const int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+// RefOf pulls the task reference out of a --json reply: {"$ref":"12/File/0"} -> 12/File/0.
+std::string RefOf(const std::string& json) {
+  const std::string marker = "\"$ref\":\"";
+  const size_t start = json.find(marker);
+  if (start == std::string::npos) return "";
+  const size_t end = json.find('"', start + marker.size());
+  return json.substr(start + marker.size(), end - start - marker.size());
+}
+
+void Write(const std::string& path, const std::string& content) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+}
+
+template <class Condition>
+bool Eventually(Condition condition) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return condition();
+}
+
+TEST(StdlibDaemon, TraitDispatchThroughTheCli) {
+  TempDir dir;
+  const std::string tree = dir.str() + "/tree";
+  Write(tree + "/notes.txt", "remember\n");
+  Write(tree + "/sub/x.txt", "x");
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+  const std::string cli = "--data-dir " + dir.str() + "/data ";
+
+  const std::string file_path = RefOf(RunCli(cli + "--json call fs.path " + tree + "/notes.txt").out);
+  ASSERT_FALSE(file_path.empty());
+  const CliResult file = RunCli(cli + "--json call Path.asset --this " + file_path);
+  EXPECT_NE(file.out.find("/File/"), std::string::npos) << file.out;
+  const CliResult content = RunCli(cli + "call --raw Asset.content --this " + RefOf(file.out));
+  EXPECT_EQ(content.exit_code, 0);
+  EXPECT_EQ(content.out, "remember\n");
+
+  const std::string dir_path = RefOf(RunCli(cli + "--json call fs.path " + tree).out);
+  const CliResult directory = RunCli(cli + "--json call Path.asset --this " + dir_path);
+  EXPECT_NE(directory.out.find("/Directory/"), std::string::npos) << directory.out;
+  EXPECT_EQ(RunCli(cli + "call --raw Asset.content --this " + RefOf(directory.out)).out,
+            "notes.txt\nsub/\n");
+
+  // Asset.content on a Path (not an Asset) is the function's error: exit code 1.
+  EXPECT_EQ(RunCli(cli + "call Asset.content --this " + dir_path + " 2>/dev/null").exit_code, 1);
+
+  const CliResult functions = RunCli(cli + "functions");
+  for (const char* name : {"fs.read", "fs.stat", "fs.list", "fs.path", "Path.join",
+                           "Path.parent", "Path.read", "Path.asset", "Asset.content",
+                           "text.lines", "text.digest", "tree.summary", "demo.fib",
+                           "demo.busy", "input.get"}) {
+    EXPECT_NE(functions.out.find(name), std::string::npos) << name << " missing from\n"
+                                                           << functions.out;
+  }
+}
+
+TEST(StdlibDaemon, AFileEditedWhileTheDaemonWasDownIsSeenAfterRestart) {
+  TempDir dir;
+  const std::string tree = dir.str() + "/tree";
+  for (int i = 0; i < 5; ++i) Write(tree + "/f" + std::to_string(i) + ".txt", "a\n");
+  const std::string cli = "--data-dir " + dir.str() + "/data ";
+  const std::string summary = cli + "call tree.summary " + tree;
+  std::string before;
+  {
+    DaemonProcess daemon;
+    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+    before = RunCli(summary).out;
+    EXPECT_NE(before.find("\"lines\":5"), std::string::npos) << before;
+    EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  }
+  Write(tree + "/f2.txt", "a\nb\nc\n");
+
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+  const std::string after = RunCli(summary).out;
+  EXPECT_NE(after.find("\"lines\":7"), std::string::npos) << after;
+  EXPECT_NE(after, before);
+}
+
+TEST(StdlibDaemon, PastTheWatchLimitFilesArePolledAndTheLogSaysSo) {
+  TempDir dir;
+  const std::string tree = dir.str() + "/tree";
+  Write(tree + "/deep/er/file.txt", "old");
+  // A limit of one watch stands in for the kernel's fs.inotify.max_user_watches.
+  ::setenv("TURBINE_FILE_WATCH_LIMIT", "1", 1);
+  DaemonProcess daemon;
+  const bool started = daemon.Start({"--data-dir", dir.str() + "/data"});
+  ::unsetenv("TURBINE_FILE_WATCH_LIMIT");
+  ASSERT_TRUE(started) << daemon.log();
+  const std::string cli = "--data-dir " + dir.str() + "/data call --raw fs.read " + tree +
+                          "/deep/er/file.txt";
+  EXPECT_EQ(RunCli(cli).out, "old");
+  EXPECT_TRUE(daemon.WaitForLog("inotify watch limit reached")) << daemon.log();
+
+  Write(tree + "/deep/er/file.txt", "new");
+  EXPECT_TRUE(Eventually([&] { return RunCli(cli).out == "new"; })) << daemon.log();
+}
+
+}  // namespace

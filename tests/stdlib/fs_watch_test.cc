@@ -1,0 +1,175 @@
+// fs.read, fs.stat and fs.list against a real directory, and the file watcher keeping
+// their cached results true while files are edited, created, deleted and renamed.
+#include "stdlib_fixture.h"
+
+namespace {
+
+using turbine::testing::Call;
+using turbine::testing::Eventually;
+using turbine::testing::Executions;
+using turbine::testing::Files;
+using turbine::testing::LiveServer;
+using turbine::testing::MapField;
+using turbine::testing::ReadFile;
+using turbine::testing::Request;
+using turbine::testing::Str;
+using turbine::testing::Text;
+namespace v1 = turbine::v1;
+
+std::vector<std::string> Names(const v1::CallReply& listing) {
+  std::vector<std::string> names;
+  for (const v1::Value& entry : listing.value().list_value().items()) {
+    names.push_back(MapField(entry, "name").string_value() + ":" +
+                    MapField(entry, "kind").string_value());
+  }
+  return names;
+}
+
+TEST(Files, ReadStatAndList) {
+  Files files;
+  files.Write("b.txt", "bee\n");
+  files.Write("a/inner.txt", "x");
+  std::filesystem::create_symlink(files.path("b.txt"), files.path("link"));
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+
+  EXPECT_EQ(ReadFile(live, files.path("b.txt")), "bee\n");
+  EXPECT_EQ(ReadFile(live, files.path("link")), "bee\n");  // read through the link
+  // One file, one task: a path spelled differently is normalized first.
+  EXPECT_EQ(ReadFile(live, files.root() + "/a/../b.txt"), "bee\n");
+
+  const v1::CallReply stat = Call(live, Request("fs.stat", {Str(files.path("b.txt"))}));
+  EXPECT_EQ(MapField(stat.value(), "kind").string_value(), "file");
+  EXPECT_EQ(MapField(stat.value(), "size").int_value(), 4);
+  EXPECT_EQ(MapField(Call(live, Request("fs.stat", {Str(files.path("link"))})).value(), "kind")
+                .string_value(),
+            "symlink");
+
+  EXPECT_EQ(Names(Call(live, Request("fs.list", {Str(files.root())}))),
+            (std::vector<std::string>{"a:dir", "b.txt:file", "link:symlink"}));
+}
+
+TEST(Files, BadPathsAreErrorsThatNameThePath) {
+  Files files;
+  files.MakeDir("dir");
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+
+  EXPECT_NE(ReadFile(live, "relative.txt").find("path must be absolute"), std::string::npos);
+  const std::string missing = ReadFile(live, files.path("missing.txt"));
+  EXPECT_NE(missing.find("missing.txt: No such file or directory"), std::string::npos) << missing;
+  EXPECT_NE(ReadFile(live, files.path("dir")).find("is a directory"), std::string::npos);
+  const v1::CallReply listing = Call(live, Request("fs.list", {Str(files.path("dir/nope"))}));
+  ASSERT_TRUE(listing.has_error());
+  EXPECT_NE(listing.error().message().find("dir/nope"), std::string::npos);
+}
+
+TEST(Watcher, AnEditIsSeen) {
+  Files files;
+  files.Write("a.txt", "one");
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  ASSERT_EQ(ReadFile(live, files.path("a.txt")), "one");
+  EXPECT_EQ(ReadFile(live, files.path("a.txt")), "one");
+  EXPECT_EQ(Executions(live.server->engine(), "fs.read"), 1u);  // cached while unchanged
+
+  files.Write("a.txt", "two");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, files.path("a.txt")) == "two"; }));
+}
+
+TEST(Watcher, CreatingAndDeletingAFileIsSeen) {
+  Files files;
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string path = files.path("later/new.txt");  // its directory does not exist yet
+  ASSERT_NE(ReadFile(live, path).find("No such file"), std::string::npos);
+
+  files.Write("later/new.txt", "hello");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, path) == "hello"; }));
+
+  files.Remove("later/new.txt");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, path).starts_with("error: "); }));
+}
+
+TEST(Watcher, RenamesAreSeenOnBothSides) {
+  Files files;
+  files.Write("old.txt", "content");
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  ASSERT_EQ(ReadFile(live, files.path("old.txt")), "content");
+  ASSERT_TRUE(ReadFile(live, files.path("new.txt")).starts_with("error: "));
+  ASSERT_EQ(Names(Call(live, Request("fs.list", {Str(files.root())}))),
+            (std::vector<std::string>{"old.txt:file"}));
+
+  files.Rename("old.txt", "new.txt");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, files.path("new.txt")) == "content"; }));
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, files.path("old.txt")).starts_with("error"); }));
+  EXPECT_EQ(Names(Call(live, Request("fs.list", {Str(files.root())}))),
+            (std::vector<std::string>{"new.txt:file"}));
+}
+
+TEST(Watcher, RenamingADirectoryAboveAFileIsSeen) {
+  Files files;
+  files.Write("outer/inner/deep.txt", "deep");
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string path = files.path("outer/inner/deep.txt");
+  ASSERT_EQ(ReadFile(live, path), "deep");
+
+  // Nothing lists "outer"'s parent: only the watch on every ancestor can see this.
+  files.Rename("outer", "moved");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, path).starts_with("error: "); }));
+  EXPECT_EQ(ReadFile(live, files.path("moved/inner/deep.txt")), "deep");
+
+  files.Rename("moved", "outer");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, path) == "deep"; }));
+}
+
+TEST(Watcher, ADirectoryAddedIsListed) {
+  Files files;
+  files.Write("a.txt", "a");
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  ASSERT_EQ(Names(Call(live, Request("fs.list", {Str(files.root())}))),
+            (std::vector<std::string>{"a.txt:file"}));
+
+  files.Write("sub/b.txt", "b");
+  EXPECT_TRUE(Eventually([&] {
+    return Names(Call(live, Request("fs.list", {Str(files.root())}))) ==
+           std::vector<std::string>{"a.txt:file", "sub:dir"};
+  }));
+  EXPECT_EQ(Names(Call(live, Request("fs.list", {Str(files.path("sub"))}))),
+            (std::vector<std::string>{"b.txt:file"}));
+}
+
+TEST(Watcher, ABurstOfWritesIsOneInvalidation) {
+  Files files;
+  files.Write("burst.txt", "0");
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+
+  // A Watch re-reads after every invalidation, so its messages count them.
+  grpc::ClientContext context;
+  auto reader = live.stub->Watch(&context, Request("fs.read", {Str(files.path("burst.txt"))}));
+  v1::CallReply reply;
+  ASSERT_TRUE(reader->Read(&reply));
+  ASSERT_EQ(Text(reply), "0");
+  const uint64_t executions_before = Executions(live.server->engine(), "fs.read");
+
+  constexpr int kWrites = 200;
+  for (int i = 1; i <= kWrites; ++i) files.Write("burst.txt", std::to_string(i));
+
+  int messages = 0;
+  while (reader->Read(&reply)) {
+    ++messages;
+    if (Text(reply) == std::to_string(kWrites)) break;
+  }
+  EXPECT_EQ(Text(reply), std::to_string(kWrites));
+  // Debounced: a handful of invalidations at most (a burst longer than the watcher's
+  // 300 ms ceiling is split), never one per write.
+  EXPECT_LE(messages, 5);
+  EXPECT_LE(Executions(live.server->engine(), "fs.read") - executions_before, 5u);
+  context.TryCancel();
+}
+
+}  // namespace
