@@ -157,7 +157,7 @@ class Metrics::Collector final : public prometheus::Collectable {
                          MetricType::Counter)
                       .Add(static_cast<double>(counters.inputs_changed))
                       .Take());
-    out.push_back(Family("turbine_calls_in_flight", "Accepted calls and batches not yet answered.",
+    out.push_back(Family("turbine_calls_in_flight", "Calls, input batches and flushes accepted and not yet answered.",
                          MetricType::Gauge)
                       .Add(static_cast<double>(counters.in_flight))
                       .Take());

@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
   CLI::App app{"turbined: the Turbine daemon, a persistent incremental computation service"};
   app.set_config("--config", "",
                  "read settings from this TOML or INI file: keys are the flags' names "
-                 "(data-dir = \"/var/lib/turbine\"); flags on the command line win");
+                 "(data-dir = \"/var/lib/turbine\"); flags on the command line win")
+      ->type_name("FILE");
   // A misspelt setting is an error, not silently the default.
   app.allow_config_extras(CLI::config_extras_mode::error);
   turbine::server::ServerOptions options;
