@@ -5,13 +5,12 @@
 #include <absl/status/status.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-
 #include <prometheus/collectable.h>
 #include <prometheus/exposer.h>
 #include <prometheus/metric_family.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <charconv>
@@ -85,7 +84,8 @@ std::optional<double> ProcessStartTime() {
     ::clock_gettime(CLOCK_REALTIME, &wall);
     const double now_since_boot = static_cast<double>(since_boot.tv_sec) + since_boot.tv_nsec / 1e9;
     const double now = static_cast<double>(wall.tv_sec) + wall.tv_nsec / 1e9;
-    const double started_since_boot = static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    const double started_since_boot =
+        static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
     return now - (now_since_boot - started_since_boot);
   }
   return std::nullopt;
@@ -144,20 +144,21 @@ class Metrics::Collector final : public prometheus::Collectable {
                  {{"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))}});
     }
     out.push_back(errors.Take());
-    out.push_back(Family("turbine_input_batches_total", "SetInputs batches applied.",
-                         MetricType::Counter)
-                      .Add(static_cast<double>(counters.input_batches))
-                      .Take());
-    out.push_back(Family("turbine_inputs_set_total", "Inputs set by those batches.",
-                         MetricType::Counter)
-                      .Add(static_cast<double>(counters.inputs_set))
-                      .Take());
+    out.push_back(
+        Family("turbine_input_batches_total", "SetInputs batches applied.", MetricType::Counter)
+            .Add(static_cast<double>(counters.input_batches))
+            .Take());
+    out.push_back(
+        Family("turbine_inputs_set_total", "Inputs set by those batches.", MetricType::Counter)
+            .Add(static_cast<double>(counters.inputs_set))
+            .Take());
     out.push_back(Family("turbine_inputs_changed_total",
                          "Inputs set to a value different from the one they had.",
                          MetricType::Counter)
                       .Add(static_cast<double>(counters.inputs_changed))
                       .Take());
-    out.push_back(Family("turbine_calls_in_flight", "Calls, input batches and flushes accepted and not yet answered.",
+    out.push_back(Family("turbine_calls_in_flight",
+                         "Calls, input batches and flushes accepted and not yet answered.",
                          MetricType::Gauge)
                       .Add(static_cast<double>(counters.in_flight))
                       .Take());
@@ -176,7 +177,8 @@ class Metrics::Collector final : public prometheus::Collectable {
     gauge("turbine_tasks", "Tasks in memory.", stats.tasks);
     gauge("turbine_cells", "Cells held by the tasks in memory.", stats.cells);
     gauge("turbine_edges", "Dependency edges in memory.", stats.edges);
-    gauge("turbine_revision", "The engine's revision: bumped by every input change.", stats.revision);
+    gauge("turbine_revision", "The engine's revision: bumped by every input change.",
+          stats.revision);
     counter("turbine_executions_total", "Task bodies run, all functions.", stats.executions);
     counter("turbine_restored_tasks_total", "Tasks loaded from the on-disk cache.",
             stats.restored_tasks);
@@ -187,10 +189,10 @@ class Metrics::Collector final : public prometheus::Collectable {
                          MetricType::Summary)
                       .AddSummary(stats.snapshots, Seconds(stats.snapshot_nanos))
                       .Take());
-    out.push_back(Family("turbine_snapshot_tasks", "Tasks written per snapshot.",
-                         MetricType::Summary)
-                      .AddSummary(stats.snapshots, static_cast<double>(stats.snapshot_tasks))
-                      .Take());
+    out.push_back(
+        Family("turbine_snapshot_tasks", "Tasks written per snapshot.", MetricType::Summary)
+            .AddSummary(stats.snapshots, static_cast<double>(stats.snapshot_tasks))
+            .Take());
     counter("turbine_idle_snapshots_total",
             "Snapshots started because the engine went idle (part of the summary's count).",
             stats.idle_snapshots);
@@ -243,10 +245,10 @@ class Metrics::Collector final : public prometheus::Collectable {
   }
 
   void CollectProcess(const ServiceCounters& counters, std::vector<MetricFamily>& out) const {
-    out.push_back(Family("turbine_uptime_seconds", "Time since the server started.",
-                         MetricType::Gauge)
-                      .Add(std::chrono::duration<double>(counters.uptime).count())
-                      .Take());
+    out.push_back(
+        Family("turbine_uptime_seconds", "Time since the server started.", MetricType::Gauge)
+            .Add(std::chrono::duration<double>(counters.uptime).count())
+            .Take());
     if (process_start_) {
       out.push_back(Family("process_start_time_seconds",
                            "Start time of the process since unix epoch in seconds.",
@@ -274,8 +276,9 @@ absl::StatusOr<std::string> CheckMetricsAddress(const std::string& address, bool
   };
   const size_t colon = address.rfind(':');
   if (address.starts_with("[")) {
-    return bad("IPv6 is not supported for metrics (the HTTP server has no IPv6); use an IPv4 "
-               "address such as 127.0.0.1:9464");
+    return bad(
+        "IPv6 is not supported for metrics (the HTTP server has no IPv6); use an IPv4 "
+        "address such as 127.0.0.1:9464");
   }
   if (colon == std::string::npos) return bad("expected HOST:PORT, e.g. 127.0.0.1:9464");
   std::string host = address.substr(0, colon);
@@ -294,9 +297,10 @@ absl::StatusOr<std::string> CheckMetricsAddress(const std::string& address, bool
   }
   const std::string normalized = host + ":" + std::to_string(port);
   if (!IsLoopback(normalized) && !insecure) {
-    return bad("refusing to serve metrics off this machine: they have no TLS and no token, so "
-               "anyone on the network could read them. Use a loopback address, or --insecure "
-               "if the network is trusted");
+    return bad(
+        "refusing to serve metrics off this machine: they have no TLS and no token, so "
+        "anyone on the network could read them. Use a loopback address, or --insecure "
+        "if the network is trusted");
   }
   return normalized;
 }

@@ -159,7 +159,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
 
   std::string metrics_address;
   if (!options.metrics_listen.empty()) {
-    absl::StatusOr<std::string> checked = CheckMetricsAddress(options.metrics_listen, options.insecure);
+    absl::StatusOr<std::string> checked =
+        CheckMetricsAddress(options.metrics_listen, options.insecure);
     if (!checked.ok()) return checked.status();
     metrics_address = *checked;
   }

@@ -141,7 +141,8 @@ class TurbineService final : public v1::Turbine::CallbackService {
  private:
   void OnEngineChange();
   // Reject finishes a unary RPC with an error, counting it.
-  grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* context, const grpc::Status& status);
+  grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* context,
+                                   const grpc::Status& status);
 
   Engine& engine_;
   const std::string expected_authorization_;  // "Bearer <token>", empty: no token needed

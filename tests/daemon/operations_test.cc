@@ -1,7 +1,7 @@
 // turbined as an operator runs it: metrics on an address it logs, bad settings refused with
 // exit code 2, settings from a config file (and the shipped example config).
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -32,7 +32,8 @@ constexpr int kExitBadConfig = 2;
 // MetricsAddress is the address in the log line "turbined metrics on http://ADDR/metrics".
 std::string MetricsAddress(const std::string& log) {
   std::smatch match;
-  if (!std::regex_search(log, match, std::regex("turbined metrics on http://([0-9.]+:[0-9]+)/metrics"))) {
+  if (!std::regex_search(log, match,
+                         std::regex("turbined metrics on http://([0-9.]+:[0-9]+)/metrics"))) {
     return "";
   }
   return match[1];
@@ -82,8 +83,7 @@ TEST(DaemonOperations, ABadMetricsAddressIsAClearErrorAndExitCode2) {
     DaemonProcess daemon;
     EXPECT_FALSE(daemon.Start({"--data-dir", dir.str(), "--metrics-listen", address}));
     EXPECT_EQ(daemon.Reap(), kExitBadConfig) << daemon.log();
-    EXPECT_NE(daemon.log().find("metrics address '" + address + "': " + message),
-              std::string::npos)
+    EXPECT_NE(daemon.log().find("metrics address '" + address + "': " + message), std::string::npos)
         << daemon.log();
   }
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "db")) << "refused before opening the cache";
@@ -161,9 +161,9 @@ TEST(DaemonOperations, TheExampleConfigDocumentsEveryFlagAndStarts) {
   // The example parses and turbined runs with it; paths a test cannot use are overridden.
   TempDir dir;
   DaemonProcess daemon;
-  ASSERT_TRUE(daemon.Start({"--config", example, "--data-dir", dir.str(), "--listen",
-                            "unix:" + dir.str() + "/turbined.sock", "--metrics-listen",
-                            "127.0.0.1:0"}))
+  ASSERT_TRUE(
+      daemon.Start({"--config", example, "--data-dir", dir.str(), "--listen",
+                    "unix:" + dir.str() + "/turbined.sock", "--metrics-listen", "127.0.0.1:0"}))
       << daemon.log();
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }

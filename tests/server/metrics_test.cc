@@ -206,8 +206,7 @@ TEST(Metrics, OffByDefaultAndOffLoopbackNeedsInsecure) {
   EXPECT_NE(open.status.message().find("refusing to serve metrics"), std::string::npos)
       << open.status;
 
-  LiveServer trusted(dir.str() + "/trusted",
-                     WithMetrics("0.0.0.0:0", /*insecure=*/true));
+  LiveServer trusted(dir.str() + "/trusted", WithMetrics("0.0.0.0:0", /*insecure=*/true));
   ASSERT_TRUE(trusted.status.ok()) << trusted.status;
   const std::string bound = trusted.server->metrics_address();
   ASSERT_TRUE(bound.starts_with("0.0.0.0:")) << bound;

@@ -14,7 +14,7 @@
 namespace turbine::testing {
 
 struct HttpReply {
-  int status = 0;    // 0: no HTTP answer (connection refused, garbage)
+  int status = 0;  // 0: no HTTP answer (connection refused, garbage)
   std::string body;
 };
 
@@ -42,7 +42,8 @@ inline HttpReply HttpGet(const std::string& address, const std::string& path = "
   std::string response;
   char buffer[8192];
   ssize_t n = 0;
-  while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) response.append(buffer, static_cast<size_t>(n));
+  while ((n = ::read(fd, buffer, sizeof(buffer))) > 0)
+    response.append(buffer, static_cast<size_t>(n));
   ::close(fd);
   // "HTTP/1.1 200 OK\r\n...headers...\r\n\r\nbody"
   const size_t space = response.find(' ');
