@@ -38,6 +38,22 @@ const grpc::Status kUnauthenticated(grpc::StatusCode::UNAUTHENTICATED,
                                     "missing or wrong auth token (metadata 'authorization: "
                                     "Bearer <token>')");
 
+// ShutdownReactor answers the Shutdown RPC, and asks the server to stop only once the answer
+// is out: stopping cancels the calls still open, and this one would be among them.
+class ShutdownReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit ShutdownReactor(const std::function<void()>& shutdown) : shutdown_(shutdown) {
+    Finish(grpc::Status::OK);
+  }
+  void OnDone() override {
+    shutdown_();
+    delete this;
+  }
+
+ private:
+  std::function<void()> shutdown_;
+};
+
 }  // namespace
 
 grpc::Status ToGrpc(const absl::Status& status) {
@@ -321,8 +337,7 @@ grpc::ServerUnaryReactor* TurbineService::Shutdown(grpc::CallbackServerContext* 
                                                    v1::ShutdownReply*) {
   CountRpc(Rpc::kShutdown);
   if (!Authorized(context)) return Reject(context, kUnauthenticated);
-  on_shutdown_();  // only asks: the server stops on its own thread, after this reply
-  return FinishNow(context, grpc::Status::OK);
+  return new ShutdownReactor(on_shutdown_);  // only asks; the server stops on its own thread
 }
 
 void TurbineService::AddWatch(WatchReactor* watch) {
