@@ -173,6 +173,7 @@ absl::Status EngineImpl::Flush() {
   if (written.ok()) {
     snapshot_count.fetch_add(1, std::memory_order_relaxed);
     last_snapshot_tasks.store(records.size(), std::memory_order_relaxed);
+    snapshot_tasks.fetch_add(records.size(), std::memory_order_relaxed);
     snapshot_nanos.fetch_add(static_cast<uint64_t>(
                                  std::chrono::duration_cast<std::chrono::nanoseconds>(
                                      std::chrono::steady_clock::now() - start)
@@ -203,6 +204,7 @@ EngineStats EngineImpl::Stats() const {
   stats.idle_snapshots = idle_snapshot_count.load();
   stats.snapshot_nanos = snapshot_nanos.load();
   stats.last_snapshot_tasks = last_snapshot_tasks.load();
+  stats.snapshot_tasks = snapshot_tasks.load();
   if (store_ != nullptr) {
     const BackingStore::Size size = store_->DiskSize();
     stats.tasks_on_disk = size.tasks;

@@ -126,6 +126,7 @@ class EngineImpl {
   std::atomic<uint64_t> idle_snapshot_count{0};
   std::atomic<uint64_t> snapshot_nanos{0};
   std::atomic<uint64_t> last_snapshot_tasks{0};
+  std::atomic<uint64_t> snapshot_tasks{0};
   // Refreshes started and not finished; the destructor waits for zero.
   std::atomic<int64_t> refreshes_in_flight{0};
 

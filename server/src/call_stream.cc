@@ -21,7 +21,9 @@ class CallStreamReactor final
  public:
   CallStreamReactor(TurbineService& service, grpc::CallbackServerContext* context)
       : service_(service) {
+    service_.CountRpc(Rpc::kCallStream);
     if (!service_.Authorized(context)) {
+      service_.CountError(grpc::StatusCode::UNAUTHENTICATED);
       std::lock_guard lock(mu_);
       reads_done_ = true;
       finished_ = true;
@@ -44,6 +46,7 @@ class CallStreamReactor final
       call = absl::UnavailableError("turbined is shutting down");
     }
     if (!call.ok()) {
+      service_.CountError(static_cast<int>(call.status().code()));
       v1::CallReply reply;
       reply.set_id(id);
       reply.mutable_error()->set_code(static_cast<int32_t>(call.status().code()));

@@ -20,6 +20,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "metrics.h"
 #include "service.h"
 #include "turbine/storage/rocks_backing_store.h"
 #include "turbine/storage/store.h"
@@ -109,6 +110,7 @@ struct Server::State {
   std::unique_ptr<storage::RocksBackingStore> backing;
   std::unique_ptr<Engine> engine;
   std::unique_ptr<TurbineService> service;
+  std::unique_ptr<Metrics> metrics;  // reads the service: declared (so destroyed) after it
   std::unique_ptr<grpc::Server> grpc_server;
   std::vector<std::string> addresses;
   std::vector<std::string> socket_paths;  // removed at shutdown
@@ -155,6 +157,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     }
   }
 
+  std::string metrics_address;
+  if (!options.metrics_listen.empty()) {
+    absl::StatusOr<std::string> checked =
+        CheckMetricsAddress(options.metrics_listen, options.insecure);
+    if (!checked.ok()) return checked.status();
+    metrics_address = *checked;
+  }
+
   absl::StatusOr<std::unique_ptr<DataDirLock>> lock = DataDirLock::Acquire(data_dir);
   if (!lock.ok()) return lock.status();
   state->lock = std::move(*lock);
@@ -181,6 +191,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     raw_state->shutdown_requested = true;
     raw_state->changed.notify_all();
   });
+
+  if (!metrics_address.empty()) {
+    absl::StatusOr<std::unique_ptr<Metrics>> metrics =
+        Metrics::Start(metrics_address, *state->engine, *state->service, *state->store);
+    if (!metrics.ok()) return metrics.status();
+    state->metrics = std::move(*metrics);
+  }
 
   std::shared_ptr<grpc::ServerCredentials> tcp_credentials = grpc::InsecureServerCredentials();
   if (tls) {
@@ -251,6 +268,9 @@ Server::~Server() {
 }
 
 const std::vector<std::string>& Server::addresses() const { return state_->addresses; }
+std::string Server::metrics_address() const {
+  return state_->metrics == nullptr ? "" : state_->metrics->address();
+}
 Engine& Server::engine() { return *state_->engine; }
 std::string Server::store_report() const { return state_->report; }
 
@@ -286,6 +306,7 @@ void Server::State::Stop() {
   grpc_server->Shutdown(std::chrono::system_clock::now());
   grpc_server->Wait();
   grpc_server.reset();
+  metrics.reset();  // before the service it reads; it served until the calls were done
   service.reset();  // finishes SetInputs / Flush jobs already accepted
   if (absl::Status flushed = engine->Flush(); !flushed.ok()) {
     spdlog::error("final snapshot failed, the last results are lost: {}", std::string(flushed.message()));

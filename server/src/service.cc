@@ -38,10 +38,40 @@ const grpc::Status kUnauthenticated(grpc::StatusCode::UNAUTHENTICATED,
                                     "missing or wrong auth token (metadata 'authorization: "
                                     "Bearer <token>')");
 
+// ShutdownReactor answers the Shutdown RPC, and asks the server to stop only once the answer
+// is out: stopping cancels the calls still open, and this one would be among them.
+class ShutdownReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit ShutdownReactor(const std::function<void()>& shutdown) : shutdown_(shutdown) {
+    Finish(grpc::Status::OK);
+  }
+  void OnDone() override {
+    shutdown_();
+    delete this;
+  }
+
+ private:
+  std::function<void()> shutdown_;
+};
+
 }  // namespace
 
 grpc::Status ToGrpc(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+std::string_view RpcName(Rpc rpc) {
+  switch (rpc) {
+    case Rpc::kCall: return "Call";
+    case Rpc::kCallStream: return "CallStream";
+    case Rpc::kSetInputs: return "SetInputs";
+    case Rpc::kWatch: return "Watch";
+    case Rpc::kStats: return "Stats";
+    case Rpc::kListFunctions: return "ListFunctions";
+    case Rpc::kFlush: return "Flush";
+    case Rpc::kShutdown: return "Shutdown";
+  }
+  return "unknown";
 }
 
 TurbineService::TurbineService(Engine& engine, std::string auth_token,
@@ -53,6 +83,34 @@ TurbineService::TurbineService(Engine& engine, std::string auth_token,
 }
 
 TurbineService::~TurbineService() { engine_.RemoveChangeListener(change_listener_); }
+
+grpc::ServerUnaryReactor* TurbineService::Reject(grpc::CallbackServerContext* context,
+                                                 const grpc::Status& status) {
+  CountError(status.error_code());
+  return FinishNow(context, status);
+}
+
+ServiceCounters TurbineService::Counters() const {
+  ServiceCounters counters;
+  for (int i = 0; i < kRpcCount; ++i) counters.rpcs[i] = rpcs_[i].load(std::memory_order_relaxed);
+  counters.calls = calls_.load(std::memory_order_relaxed);
+  counters.hits_memory = hits_memory_.load(std::memory_order_relaxed);
+  counters.hits_disk = hits_disk_.load(std::memory_order_relaxed);
+  counters.executed = executed_.load(std::memory_order_relaxed);
+  for (int i = 0; i < kStatusCodeCount; ++i) {
+    counters.errors[i] = errors_[i].load(std::memory_order_relaxed);
+  }
+  counters.input_batches = input_batches_.load(std::memory_order_relaxed);
+  counters.inputs_set = inputs_set_.load(std::memory_order_relaxed);
+  counters.inputs_changed = inputs_changed_.load(std::memory_order_relaxed);
+  counters.in_flight = pending_work_.load(std::memory_order_relaxed);
+  {
+    std::lock_guard lock(watches_mu_);
+    counters.watches = watches_.size();
+  }
+  counters.uptime = std::chrono::steady_clock::now() - started_;
+  return counters;
+}
 
 bool TurbineService::BeginWork() {
   pending_work_.fetch_add(1);
@@ -114,12 +172,14 @@ void TurbineService::Answer(const PreparedCall& call, uint64_t id,
     reply.set_id(id);
     RefToWire(call.vc, reply.mutable_ref());
     if (!read.status.ok()) {
+      CountError(static_cast<int>(read.status.code()));
       reply.mutable_error()->set_code(static_cast<int32_t>(read.status.code()));
       reply.mutable_error()->set_message(std::string(read.status.message()));
     } else if (call.function->result_type == nullptr) {
       // A trait's value: its reference names the cell and so the implementing type.
       RefToWire(read.cell, reply.mutable_value()->mutable_ref_value());
     } else if (read.type != call.function->result_type) {
+      CountError(static_cast<int>(absl::StatusCode::kInternal));
       reply.mutable_error()->set_code(static_cast<int32_t>(absl::StatusCode::kInternal));
       reply.mutable_error()->set_message("result has type '" + read.type->name + "', expected '" +
                                          call.function->result_type->name + "'");
@@ -147,10 +207,11 @@ void TurbineService::Answer(const PreparedCall& call, uint64_t id,
 grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* context,
                                                const v1::CallRequest* request,
                                                v1::CallReply* reply) {
-  if (!Authorized(context)) return FinishNow(context, kUnauthenticated);
+  CountRpc(Rpc::kCall);
+  if (!Authorized(context)) return Reject(context, kUnauthenticated);
   absl::StatusOr<PreparedCall> call = Prepare(*request);
-  if (!call.ok()) return FinishNow(context, ToGrpc(call.status()));
-  if (!BeginWork()) return FinishNow(context, kDraining);
+  if (!call.ok()) return Reject(context, ToGrpc(call.status()));
+  if (!BeginWork()) return Reject(context, kDraining);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Answer(*call, request->id(), [this, reactor, reply](v1::CallReply answer) {
     *reply = std::move(answer);
@@ -163,29 +224,38 @@ grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* cont
 grpc::ServerUnaryReactor* TurbineService::SetInputs(grpc::CallbackServerContext* context,
                                                     const v1::SetInputsRequest* request,
                                                     v1::SetInputsReply* reply) {
-  if (!Authorized(context)) return FinishNow(context, kUnauthenticated);
+  CountRpc(Rpc::kSetInputs);
+  if (!Authorized(context)) return Reject(context, kUnauthenticated);
   std::vector<InputValue> values;
   values.reserve(static_cast<size_t>(request->inputs_size()));
   for (const v1::InputEntry& entry : request->inputs()) {
     if (entry.key().empty()) {
-      return FinishNow(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                             "an input key must not be empty"));
+      return Reject(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                          "an input key must not be empty"));
     }
     WireValue value;
     absl::Status converted = Wire<WireValue>::From(entry.value(), &value);
     if (!converted.ok()) {
-      return FinishNow(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                             "input '" + entry.key() +
-                                                 "': " + std::string(converted.message())));
+      return Reject(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                          "input '" + entry.key() +
+                                              "': " + std::string(converted.message())));
     }
     values.push_back(InputValue::Of(entry.key(), std::move(value)));
   }
-  if (!BeginWork()) return FinishNow(context, kDraining);
+  if (!BeginWork()) return Reject(context, kDraining);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // The batch is written durably before it applies: that waits for the disk.
   background_.Post([this, reactor, reply, values = std::move(values)]() mutable {
     size_t changed = 0;
+    const size_t set = values.size();
     absl::Status status = engine_.SetInputs(std::move(values), &changed);
+    if (status.ok()) {
+      input_batches_.fetch_add(1, std::memory_order_relaxed);
+      inputs_set_.fetch_add(set, std::memory_order_relaxed);
+      inputs_changed_.fetch_add(changed, std::memory_order_relaxed);
+    } else {
+      CountError(static_cast<int>(status.code()));
+    }
     reply->set_changed(static_cast<uint32_t>(changed));
     reactor->Finish(ToGrpc(status));
     EndWork();
@@ -195,8 +265,10 @@ grpc::ServerUnaryReactor* TurbineService::SetInputs(grpc::CallbackServerContext*
 
 grpc::ServerUnaryReactor* TurbineService::Stats(grpc::CallbackServerContext* context,
                                                 const v1::StatsRequest*, v1::StatsReply* reply) {
-  if (!Authorized(context)) return FinishNow(context, kUnauthenticated);
+  CountRpc(Rpc::kStats);
+  if (!Authorized(context)) return Reject(context, kUnauthenticated);
   const EngineStats stats = engine_.Stats();
+  const ServiceCounters counters = Counters();
   reply->set_tasks(stats.tasks);
   reply->set_cells(stats.cells);
   reply->set_edges(stats.edges);
@@ -207,13 +279,12 @@ grpc::ServerUnaryReactor* TurbineService::Stats(grpc::CallbackServerContext* con
   reply->set_snapshot_micros(stats.snapshot_nanos / 1000);
   reply->set_tasks_on_disk(stats.tasks_on_disk);
   reply->set_bytes_on_disk(stats.bytes_on_disk);
-  reply->set_calls(calls_.load(std::memory_order_relaxed));
-  reply->set_hits_memory(hits_memory_.load(std::memory_order_relaxed));
-  reply->set_hits_disk(hits_disk_.load(std::memory_order_relaxed));
-  reply->set_executed(executed_.load(std::memory_order_relaxed));
+  reply->set_calls(counters.calls);
+  reply->set_hits_memory(counters.hits_memory);
+  reply->set_hits_disk(counters.hits_disk);
+  reply->set_executed(counters.executed);
   reply->set_uptime_seconds(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
-          .count()));
+      std::chrono::duration_cast<std::chrono::seconds>(counters.uptime).count()));
   for (const FunctionStats& fn : stats.functions) {
     v1::FunctionStats* out = reply->add_functions();
     out->set_name(fn.name);
@@ -229,7 +300,8 @@ grpc::ServerUnaryReactor* TurbineService::Stats(grpc::CallbackServerContext* con
 grpc::ServerUnaryReactor* TurbineService::ListFunctions(grpc::CallbackServerContext* context,
                                                         const v1::ListFunctionsRequest*,
                                                         v1::ListFunctionsReply* reply) {
-  if (!Authorized(context)) return FinishNow(context, kUnauthenticated);
+  CountRpc(Rpc::kListFunctions);
+  if (!Authorized(context)) return Reject(context, kUnauthenticated);
   for (const ExportedFunction* fn : AllExported()) {
     v1::FunctionInfo* out = reply->add_functions();
     out->set_name(fn->info->name);
@@ -249,11 +321,13 @@ grpc::ServerUnaryReactor* TurbineService::ListFunctions(grpc::CallbackServerCont
 
 grpc::ServerUnaryReactor* TurbineService::Flush(grpc::CallbackServerContext* context,
                                                 const v1::FlushRequest*, v1::FlushReply* reply) {
-  if (!Authorized(context)) return FinishNow(context, kUnauthenticated);
-  if (!BeginWork()) return FinishNow(context, kDraining);
+  CountRpc(Rpc::kFlush);
+  if (!Authorized(context)) return Reject(context, kUnauthenticated);
+  if (!BeginWork()) return Reject(context, kDraining);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   background_.Post([this, reactor, reply] {
     absl::Status status = engine_.Flush();
+    CountError(static_cast<int>(status.code()));
     reply->set_tasks_written(engine_.Stats().last_snapshot_tasks);
     reactor->Finish(ToGrpc(status));
     EndWork();
@@ -264,9 +338,9 @@ grpc::ServerUnaryReactor* TurbineService::Flush(grpc::CallbackServerContext* con
 grpc::ServerUnaryReactor* TurbineService::Shutdown(grpc::CallbackServerContext* context,
                                                    const v1::ShutdownRequest*,
                                                    v1::ShutdownReply*) {
-  if (!Authorized(context)) return FinishNow(context, kUnauthenticated);
-  on_shutdown_();  // only asks: the server stops on its own thread, after this reply
-  return FinishNow(context, grpc::Status::OK);
+  CountRpc(Rpc::kShutdown);
+  if (!Authorized(context)) return Reject(context, kUnauthenticated);
+  return new ShutdownReactor(on_shutdown_);  // only asks; the server stops on its own thread
 }
 
 void TurbineService::AddWatch(WatchReactor* watch) {

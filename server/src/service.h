@@ -13,10 +13,12 @@
 #include <shared_mutex>
 #include <grpcpp/grpcpp.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "background_queue.h"
@@ -39,6 +41,42 @@ struct PreparedCall {
 
 grpc::Status ToGrpc(const absl::Status& status);
 
+// Rpc names the service's methods, for counting them.
+enum class Rpc : int {
+  kCall,
+  kCallStream,
+  kSetInputs,
+  kWatch,
+  kStats,
+  kListFunctions,
+  kFlush,
+  kShutdown,
+};
+inline constexpr int kRpcCount = 8;
+std::string_view RpcName(Rpc rpc);
+
+// kStatusCodeCount: gRPC (and absl) status codes are 0 (OK) to 16.
+inline constexpr int kStatusCodeCount = 17;
+
+// ServiceCounters is a reading of the service's counters (for Stats and the metrics);
+// each is read on its own, so they need not add up to the same instant.
+struct ServiceCounters {
+  std::array<uint64_t, kRpcCount> rpcs{};  // RPCs received, by method
+  uint64_t calls = 0;                      // calls answered (unary, streamed, watch reads)
+  uint64_t hits_memory = 0;                // ... of them, from memory
+  uint64_t hits_disk = 0;                  // ... restored from disk
+  uint64_t executed = 0;                   // ... executed for the call
+  // Errors returned to clients, by status code: failed RPCs, failed calls on a stream,
+  // and calls answered with the function's error.
+  std::array<uint64_t, kStatusCodeCount> errors{};
+  uint64_t input_batches = 0;   // SetInputs batches applied
+  uint64_t inputs_set = 0;      // inputs in them
+  uint64_t inputs_changed = 0;  // ... whose value changed
+  int64_t in_flight = 0;        // accepted calls and batches not yet answered
+  uint64_t watches = 0;         // open Watch streams
+  std::chrono::steady_clock::duration uptime{};
+};
+
 class TurbineService final : public v1::Turbine::CallbackService {
  public:
   TurbineService(Engine& engine, std::string auth_token, std::function<void()> on_shutdown);
@@ -60,6 +98,15 @@ class TurbineService final : public v1::Turbine::CallbackService {
   // BeginWork counts an accepted call (false while draining); EndWork ends it.
   bool BeginWork();
   void EndWork() { pending_work_.fetch_sub(1); }
+
+  // Counting: each is one relaxed atomic increment.
+  void CountRpc(Rpc rpc) {
+    rpcs_[static_cast<int>(rpc)].fetch_add(1, std::memory_order_relaxed);
+  }
+  void CountError(int code) {
+    if (code > 0 && code < kStatusCodeCount) errors_[code].fetch_add(1, std::memory_order_relaxed);
+  }
+  ServiceCounters Counters() const;
 
   // Watches register here to hear about changes (watch.cc).
   void AddWatch(WatchReactor* watch);
@@ -93,6 +140,9 @@ class TurbineService final : public v1::Turbine::CallbackService {
 
  private:
   void OnEngineChange();
+  // Reject finishes a unary RPC with an error, counting it.
+  grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* context,
+                                   const grpc::Status& status);
 
   Engine& engine_;
   const std::string expected_authorization_;  // "Bearer <token>", empty: no token needed
@@ -104,13 +154,18 @@ class TurbineService final : public v1::Turbine::CallbackService {
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> pending_work_{0};
 
-  // Answers by source, for Stats.
+  // Counters, for Stats and the metrics.
   std::atomic<uint64_t> calls_{0};
   std::atomic<uint64_t> hits_memory_{0};
   std::atomic<uint64_t> hits_disk_{0};
   std::atomic<uint64_t> executed_{0};
+  std::array<std::atomic<uint64_t>, kRpcCount> rpcs_{};
+  std::array<std::atomic<uint64_t>, kStatusCodeCount> errors_{};
+  std::atomic<uint64_t> input_batches_{0};
+  std::atomic<uint64_t> inputs_set_{0};
+  std::atomic<uint64_t> inputs_changed_{0};
 
-  std::mutex watches_mu_;  // std, not absl: visible to TSan
+  mutable std::mutex watches_mu_;  // std, not absl: visible to TSan
   std::vector<WatchReactor*> watches_ ABSL_GUARDED_BY(watches_mu_);
 };
 

@@ -1,11 +1,19 @@
 // turbined — the Turbine daemon.
 //
-//   turbined [--data-dir DIR] [--listen ADDR]... [--workers N] [--snapshot-interval-ms N]
-//            [--log-level LEVEL] [--auth-token-file F] [--max-message-bytes N]
-//            [--tls-cert F --tls-key F] [--insecure]
+//   turbined [--config FILE] [--data-dir DIR] [--listen ADDR]... [--workers N]
+//            [--snapshot-interval-ms N] [--log-level LEVEL] [--auth-token-file F]
+//            [--max-message-bytes N] [--tls-cert F --tls-key F] [--insecure]
+//            [--metrics-listen HOST:PORT]
 //
-// Logs one line "turbined ready on <addr>" once it serves. SIGTERM or SIGINT (or the
-// Shutdown RPC) stop it: no new calls, in-flight ones finish, the cache is flushed, exit 0.
+// Every flag can come from the --config file instead (TOML or INI, keys named like the
+// flags; deploy/turbined.toml lists them all); a flag on the command line wins.
+//
+// Logs one line "turbined ready on <addr>" once it serves (after "turbined metrics on
+// http://<addr>/metrics" when metrics are on). SIGTERM or SIGINT (or the Shutdown RPC) stop
+// it: no new calls, in-flight ones finish, the cache is flushed, exit 0.
+//
+// Exit codes: 0 stopped cleanly, 1 could not start (store, address in use), 2 a bad flag or
+// config file, 3 another turbined serves the data dir.
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -21,6 +29,10 @@
 #include "turbine/server/server.h"
 
 namespace {
+
+constexpr int kExitCannotStart = 1;
+constexpr int kExitBadConfig = 2;
+constexpr int kExitDataDirInUse = 3;
 
 // ReadToken reads a token file; surrounding whitespace (a trailing newline) is not part of it.
 bool ReadToken(const std::string& path, std::string* token) {
@@ -39,6 +51,12 @@ bool ReadToken(const std::string& path, std::string* token) {
 
 int main(int argc, char** argv) {
   CLI::App app{"turbined: the Turbine daemon, a persistent incremental computation service"};
+  app.set_config("--config", "",
+                 "read settings from this TOML or INI file: keys are the flags' names "
+                 "(data-dir = \"/var/lib/turbine\"); flags on the command line win")
+      ->type_name("FILE");
+  // A misspelt setting is an error, not silently the default.
+  app.allow_config_extras(CLI::config_extras_mode::error);
   turbine::server::ServerOptions options;
   int snapshot_interval_ms = 1000;
   std::string log_level = "info";
@@ -70,8 +88,18 @@ int main(int argc, char** argv) {
   app.add_option("--tls-key", options.tls_key_file, "PEM private key for TCP listeners")
       ->check(CLI::ExistingFile);
   app.add_flag("--insecure", options.insecure,
-               "allow plain-text TCP on a non-loopback address (a trusted network only)");
-  CLI11_PARSE(app, argc, argv);
+               "allow plain-text TCP, and metrics, on a non-loopback address (a trusted "
+               "network only)");
+  app.add_option("--metrics-listen", options.metrics_listen,
+                 "serve Prometheus metrics at http://HOST:PORT/metrics (IPv4 or localhost; "
+                 "port 0 picks one; off by default)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help exits 0; a bad flag or config file is one code, which a service manager can
+    // be told not to restart on.
+    return app.exit(error) == 0 ? 0 : kExitBadConfig;
+  }
 
   auto logger = spdlog::stderr_color_mt("turbined");
   spdlog::set_default_logger(logger);
@@ -79,7 +107,7 @@ int main(int argc, char** argv) {
   options.snapshot_interval = std::chrono::milliseconds(snapshot_interval_ms);
   if (!token_file.empty() && !ReadToken(token_file, &options.auth_token)) {
     spdlog::critical("the token file {} is empty or unreadable", token_file);
-    return 2;
+    return kExitBadConfig;
   }
 
   // Signals are taken by one thread with sigwait, so no handler runs in the middle of gRPC
@@ -95,9 +123,16 @@ int main(int argc, char** argv) {
       turbine::server::Server::Start(options);
   if (!server.ok()) {
     spdlog::critical("cannot start: {}", std::string(server.status().message()));
-    return server.status().code() == absl::StatusCode::kFailedPrecondition ? 3 : 1;
+    switch (server.status().code()) {
+      case absl::StatusCode::kFailedPrecondition: return kExitDataDirInUse;
+      case absl::StatusCode::kInvalidArgument: return kExitBadConfig;
+      default: return kExitCannotStart;
+    }
   }
   spdlog::info("data dir {}: {}", options.data_dir, (*server)->store_report());
+  if (const std::string metrics = (*server)->metrics_address(); !metrics.empty()) {
+    spdlog::info("turbined metrics on http://{}/metrics", metrics);
+  }
   for (const std::string& address : (*server)->addresses()) {
     spdlog::info("turbined ready on {}", address);
   }

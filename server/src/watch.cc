@@ -20,13 +20,16 @@ grpc::ServerWriteReactor<v1::CallReply>* TurbineService::Watch(
 WatchReactor::WatchReactor(TurbineService& service, grpc::CallbackServerContext* context,
                            const v1::CallRequest& request)
     : service_(service) {
+  service_.CountRpc(Rpc::kWatch);
   if (!service_.Authorized(context)) {
+    service_.CountError(grpc::StatusCode::UNAUTHENTICATED);
     std::lock_guard lock(mu_);
     FinishLocked(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong auth token"));
     return;
   }
   absl::StatusOr<PreparedCall> call = service_.Prepare(request);
   if (!call.ok()) {
+    service_.CountError(static_cast<int>(call.status().code()));
     std::lock_guard lock(mu_);
     FinishLocked(ToGrpc(call.status()));
     return;

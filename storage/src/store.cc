@@ -6,6 +6,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
 
 #include <chrono>
@@ -229,6 +230,30 @@ Store::~Store() {
     if (handle != nullptr) db_->DestroyColumnFamilyHandle(handle);
   }
   db_->Close().PermitUncheckedError();
+}
+
+StoreUsage Store::Usage() const {
+  StoreUsage usage;
+  uint64_t value = 0;
+  for (rocksdb::ColumnFamilyHandle* table : handles_) {
+    if (db_->GetIntProperty(table, rocksdb::DB::Properties::kTotalSstFilesSize, &value)) {
+      usage.table_file_bytes += value;
+    }
+    if (db_->GetIntProperty(table, rocksdb::DB::Properties::kCurSizeAllMemTables, &value)) {
+      usage.memtable_bytes += value;
+    }
+  }
+  // The cache is shared, so any table reports all of it.
+  if (db_->GetIntProperty(handles_[0], rocksdb::DB::Properties::kBlockCacheUsage, &value)) {
+    usage.block_cache_bytes = value;
+  }
+  rocksdb::VectorLogPtr logs;
+  if (db_->GetSortedWalFiles(logs).ok()) {
+    for (const std::unique_ptr<rocksdb::LogFile>& log : logs) {
+      usage.log_file_bytes += log->SizeFileBytes();
+    }
+  }
+  return usage;
 }
 
 absl::StatusOr<bool> Store::Get(Table table, std::string_view key, std::string* value) const {

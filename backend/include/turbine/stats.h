@@ -28,6 +28,7 @@ struct EngineStats {
   uint64_t idle_snapshots = 0;  // of those, started because the engine went idle
   uint64_t snapshot_nanos = 0;  // time spent writing them, summed
   uint64_t last_snapshot_tasks = 0;  // tasks in the last snapshot
+  uint64_t snapshot_tasks = 0;       // tasks written by all snapshots, summed
   uint64_t tasks_on_disk = 0;   // estimate, from the backing store
   uint64_t bytes_on_disk = 0;   // estimate: table files and unflushed memtables
   std::vector<FunctionStats> functions;  // functions called or executed at least once

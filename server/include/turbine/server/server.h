@@ -38,6 +38,10 @@ struct ServerOptions {
   int max_message_bytes = 16 << 20;  // larger requests fail with RESOURCE_EXHAUSTED
   // On shutdown, in-flight calls get this long to finish before they are cancelled.
   std::chrono::milliseconds shutdown_grace{5000};
+  // When not empty, Prometheus metrics are served over HTTP at http://<this>/metrics:
+  // "IPV4:PORT" or "localhost:PORT" (port 0 picks a free one). Off this machine only with
+  // `insecure` (metrics have no TLS and no token).
+  std::string metrics_listen;
 };
 
 class Server {
@@ -54,6 +58,8 @@ class Server {
 
   // Addresses as bound: a TCP port 0 is replaced by the port chosen.
   const std::vector<std::string>& addresses() const;
+  // The metrics address as bound ("127.0.0.1:PORT"); empty when metrics are off.
+  std::string metrics_address() const;
   // Shutdown asks the server to stop; it returns at once and is safe from any thread,
   // including a signal-handling thread and an RPC handler.
   void Shutdown();

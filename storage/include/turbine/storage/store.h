@@ -14,6 +14,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -49,6 +50,15 @@ struct StoreOptions {
   size_t block_cache_bytes = size_t{128} << 20;
 };
 
+// StoreUsage is what the database occupies, by RocksDB's own accounting.
+struct StoreUsage {
+  uint64_t table_file_bytes = 0;  // SST files of every table, including ones a compaction
+                                  // is about to delete
+  uint64_t log_file_bytes = 0;    // write-ahead log files: writes not yet in a table file
+  uint64_t memtable_bytes = 0;    // memory, not disk: those writes, held until flushed
+  uint64_t block_cache_bytes = 0; // memory: cached table blocks (shared by all tables)
+};
+
 // OpenReport says what Open found, for the daemon's log.
 struct OpenReport {
   bool created = false;      // a new, empty database was made
@@ -75,6 +85,10 @@ class Store {
   absl::Status Put(Table table, std::string_view key, std::string_view value);
   // Write applies `batch` atomically across tables (the snapshot unit).
   absl::Status Write(rocksdb::WriteBatch& batch, bool sync);
+
+  // Usage asks RocksDB (table properties and the log directory, no walk of the data), for
+  // monitoring: cheap enough for every metrics scrape, not meant for a hot path.
+  StoreUsage Usage() const;
 
   rocksdb::ColumnFamilyHandle* handle(Table table) const {
     return handles_[static_cast<int>(table)];
