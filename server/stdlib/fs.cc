@@ -18,6 +18,7 @@
 #include <cstring>
 #include <memory>
 
+#include "file_signature.h"
 #include "file_watcher.h"
 #include "fs.h"
 #include "paths.h"
@@ -25,12 +26,6 @@
 
 namespace turbine::stdlib {
 namespace {
-
-constexpr int64_t kRacyWindowNs = 1'000'000'000;
-
-[[noreturn]] void FailErrno(std::string_view function, const std::string& path, int error) {
-  Fail(std::string(function) + ": " + path + ": " + std::strerror(error));
-}
 
 int64_t Nanos(const timespec& time) {
   return static_cast<int64_t>(time.tv_sec) * 1'000'000'000 + time.tv_nsec;
@@ -43,58 +38,9 @@ std::string_view KindOf(mode_t mode) {
   return kKindOther;
 }
 
-// Signature is what fs.content is keyed by: any write changes ctime, a replaced file
-// changes the inode.
-struct Signature {
-  int64_t size, mtime_ns, ctime_ns, inode;
-  bool operator==(const Signature&) const = default;
-};
-Signature SignatureOf(const struct stat& st) {
-  return {st.st_size, Nanos(st.st_mtim), Nanos(st.st_ctim), static_cast<int64_t>(st.st_ino)};
-}
-
-bool IsRacy(const Signature& signature) {
-  timespec now{};
-  clock_gettime(CLOCK_REALTIME, &now);
-  return Nanos(now) - std::max(signature.mtime_ns, signature.ctime_ns) < kRacyWindowNs;
-}
-
-// ReadContent reads the file at `path`, failing if it is not the version `expected`
-// names (it changed after fs.read's stat; the watcher then invalidates fs.read, which
-// asks again under the new signature).
-Bytes ReadContent(const std::string& path, const Signature& expected) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) FailErrno("fs.read", path, errno);
-  std::unique_ptr<int, void (*)(int*)> closer(new int(fd), [](int* f) {
-    close(*f);
-    delete f;
-  });
-  struct stat before {};
-  if (fstat(fd, &before) != 0) FailErrno("fs.read", path, errno);
-  if (SignatureOf(before) != expected) Fail("fs.read: " + path + " changed while being read");
-  Bytes bytes;
-  bytes.data.resize(static_cast<size_t>(before.st_size));
-  size_t filled = 0;
-  while (true) {
-    if (filled == bytes.data.size()) bytes.data.resize(filled + 4096);  // it grew: detect it
-    const ssize_t got = read(fd, bytes.data.data() + filled, bytes.data.size() - filled);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) FailErrno("fs.read", path, errno);
-    if (got == 0) break;
-    filled += static_cast<size_t>(got);
-  }
-  bytes.data.resize(filled);
-  struct stat after {};
-  if (fstat(fd, &after) != 0) FailErrno("fs.read", path, errno);
-  if (SignatureOf(after) != expected || filled != static_cast<size_t>(expected.size)) {
-    Fail("fs.read: " + path + " changed while being read");
-  }
-  return bytes;
-}
-
 Task<Bytes> ContentImpl(std::string path, int64_t size, int64_t mtime_ns, int64_t ctime_ns,
                         int64_t inode) {
-  co_return ReadContent(path, Signature{size, mtime_ns, ctime_ns, inode});
+  co_return ReadFileAt(path, FileSignature{size, mtime_ns, ctime_ns, inode}, "fs.read");
 }
 const Function<ContentImpl> fs_content{
     "fs.content", 1, "a file's bytes at one stat signature (fs.read's cache)"};
@@ -128,8 +74,8 @@ Task<Vc<Bytes>> ReadImpl(std::string path) {
   }
   if (S_ISDIR(st.st_mode)) Fail("fs.read: " + path + " is a directory (use fs.list)");
   if (!S_ISREG(st.st_mode)) Fail("fs.read: " + path + " is not a regular file");
-  const Signature signature = SignatureOf(st);
-  if (IsRacy(signature)) co_return Cell(ReadContent(path, signature));
+  const FileSignature signature = SignatureOf(st);
+  if (IsRacy(signature)) co_return Cell(ReadFileAt(path, signature, "fs.read"));
   co_return fs_content(path, signature.size, signature.mtime_ns, signature.ctime_ns,
                        signature.inode);
 }

@@ -3,9 +3,14 @@
 // One task per directory (tree.dir) and one per file (tree.file), so an edit re-executes
 // the file's task and its ancestors' directory tasks; every other directory answers from
 // cache, and an ancestor whose totals come out equal stops the wave (early cutoff).
+// tree.file is session-dependent and watched like fs.read; it keeps its totals under the
+// file's stat signature (tree.file_at), not the file's bytes.
 // Regular files only; symlinks are not followed; `exclude` names entries (at any depth)
 // to skip, such as ".git" or "build".
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <optional>
@@ -13,6 +18,8 @@
 #include <tuple>
 #include <vector>
 
+#include "file_signature.h"
+#include "file_watcher.h"
 #include "fs.h"
 #include "paths.h"
 #include "turbine/hash.h"
@@ -45,13 +52,36 @@ struct Summary {
                       field("bytes", &Summary::bytes), field("digest", &Summary::digest));
 };
 
-Task<Totals> FileImpl(std::string path) {
-  const Bytes content = co_await fs_read(path);
+Totals Count(const Bytes& content) {
   const std::string& data = content.data;
-  co_return Totals{1, static_cast<int64_t>(std::count(data.begin(), data.end(), '\n')),
-                   static_cast<int64_t>(data.size()), XXH3_64bits(data.data(), data.size())};
+  return Totals{1, static_cast<int64_t>(std::count(data.begin(), data.end(), '\n')),
+                static_cast<int64_t>(data.size()), XXH3_64bits(data.data(), data.size())};
 }
-const Function<FileImpl> tree_file{"tree.file", 1, "tree.summary of one file"};
+
+Task<Totals> FileAtImpl(std::string path, int64_t size, int64_t mtime_ns, int64_t ctime_ns,
+                        int64_t inode) {
+  co_return Count(ReadFileAt(path, FileSignature{size, mtime_ns, ctime_ns, inode}, "tree.file"));
+}
+const Function<FileAtImpl> tree_file_at{"tree.file_at", 1,
+                                        "tree.file's totals at one stat signature"};
+
+// FileImpl counts a file the way fs.read reads one: stat, then the totals cached under the
+// stat signature. The content itself never enters the graph, so neither memory nor the
+// store holds a copy of the tree, and a restart re-checks a file with one lstat.
+Task<Vc<Totals>> FileImpl(std::string path) {
+  FileWatcher::Global().WatchEntry(path, CurrentInvalidator());
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) FailErrno("tree.file", path, errno);
+  // The directory's listing said "file"; if that changed, the listing's own invalidation
+  // is on its way and this error will not be read.
+  if (!S_ISREG(st.st_mode)) Fail("tree.file: " + path + " is no longer a regular file");
+  const FileSignature signature = SignatureOf(st);
+  if (IsRacy(signature)) co_return Cell(Count(ReadFileAt(path, signature, "tree.file")));
+  co_return tree_file_at(path, signature.size, signature.mtime_ns, signature.ctime_ns,
+                         signature.inode);
+}
+const Function<FileImpl> tree_file{"tree.file", 1, "tree.summary of one file",
+                                   {.session_dependent = true}};
 
 Task<Totals> DirImpl(std::string dir, std::vector<std::string> exclude);
 const Function<DirImpl> tree_dir{"tree.dir", 1, "tree.summary of one directory"};

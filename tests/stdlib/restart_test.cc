@@ -32,7 +32,8 @@ TEST(Restart, FilesChangedWhileDownAreSeenAndOnlyTheyAreRead) {
     EXPECT_EQ(Field(summary, "files"), 11);
     EXPECT_EQ(Field(summary, "lines"), 11);
     EXPECT_EQ(ReadFile(live, files.path("f3.txt")), "line\n");
-    EXPECT_EQ(Executions(live.server->engine(), "fs.content"), 11u);
+    EXPECT_EQ(Executions(live.server->engine(), "tree.file_at"), 11u);
+    EXPECT_EQ(Executions(live.server->engine(), "fs.content"), 1u);  // f3.txt, by fs.read
   }  // shut down: the final snapshot holds every task
 
   files.Write("f3.txt", "line\nline\nline\n");
@@ -47,10 +48,12 @@ TEST(Restart, FilesChangedWhileDownAreSeenAndOnlyTheyAreRead) {
   EXPECT_EQ(ReadFile(live, files.path("f3.txt")), "line\nline\nline\n");
   EXPECT_TRUE(ReadFile(live, files.path("gone.txt")).starts_with("error: "));
   const auto& engine = live.server->engine();
-  // The two changed files are fresh (inside the racy window), so fs.read reads them itself;
-  // the nine unchanged ones come from fs.content on disk, not from the files.
+  // Every file is re-checked once (tree.file: a stat). The two changed ones are fresh
+  // (inside the racy window), so tree.file and fs.read read them directly; the nine
+  // unchanged ones are answered by tree.file_at from disk, not by reading them.
+  EXPECT_EQ(Executions(engine, "tree.file"), 11u);
+  EXPECT_EQ(Executions(engine, "tree.file_at"), 0u);
   EXPECT_EQ(Executions(engine, "fs.content"), 0u);
-  EXPECT_EQ(Executions(engine, "tree.file"), 2u);  // f3.txt and new.txt
 }
 
 TEST(Restart, NothingChangedMeansNothingIsRead) {
@@ -63,17 +66,20 @@ TEST(Restart, NothingChangedMeansNothingIsRead) {
     ASSERT_TRUE(live.status.ok()) << live.status;
     digest = MapField(Call(live, Request("tree.summary", {Str(files.root())})).value(), "digest")
                  .string_value();
+    EXPECT_EQ(ReadFile(live, files.path("d/f0.txt")), "x\n");
   }
   LiveServer live(files.data_dir());
   ASSERT_TRUE(live.status.ok()) << live.status;
   const v1::CallReply summary = Call(live, Request("tree.summary", {Str(files.root())}));
   EXPECT_EQ(MapField(summary.value(), "digest").string_value(), digest);
   const auto& engine = live.server->engine();
-  EXPECT_EQ(Executions(engine, "fs.content"), 0u);
-  EXPECT_EQ(Executions(engine, "tree.file"), 0u);
+  EXPECT_EQ(Executions(engine, "tree.file"), 5u);  // each re-validated once: a stat
+  EXPECT_EQ(Executions(engine, "tree.file_at"), 0u);
   EXPECT_EQ(Executions(engine, "tree.dir"), 0u);
-  EXPECT_EQ(Executions(engine, "fs.read"), 5u);  // each re-validated once: a stat
   EXPECT_EQ(Executions(engine, "fs.list"), 2u);
+  EXPECT_EQ(ReadFile(live, files.path("d/f0.txt")), "x\n");
+  EXPECT_EQ(Executions(engine, "fs.read"), 1u);     // a stat
+  EXPECT_EQ(Executions(engine, "fs.content"), 0u);  // the bytes came from the store
 }
 
 }  // namespace

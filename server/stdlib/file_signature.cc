@@ -1,0 +1,75 @@
+// file_signature.cc — stat signatures and reading content that matches one.
+#include "file_signature.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "turbine/error.h"
+
+namespace turbine::stdlib {
+namespace {
+
+constexpr int64_t kRacyWindowNs = 1'000'000'000;
+
+int64_t Nanos(const timespec& time) {
+  return static_cast<int64_t>(time.tv_sec) * 1'000'000'000 + time.tv_nsec;
+}
+
+// Fd closes a file descriptor when the read ends, however it ends (Fail throws).
+struct Fd {
+  int fd;
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+}  // namespace
+
+void FailErrno(std::string_view function, const std::string& path, int error) {
+  Fail(std::string(function) + ": " + path + ": " + std::strerror(error));
+}
+
+FileSignature SignatureOf(const struct stat& st) {
+  return {st.st_size, Nanos(st.st_mtim), Nanos(st.st_ctim), static_cast<int64_t>(st.st_ino)};
+}
+
+bool IsRacy(const FileSignature& signature) {
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  return Nanos(now) - std::max(signature.mtime_ns, signature.ctime_ns) < kRacyWindowNs;
+}
+
+Bytes ReadFileAt(const std::string& path, const FileSignature& expected,
+                 std::string_view function) {
+  const Fd file{open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (file.fd < 0) FailErrno(function, path, errno);
+  struct stat before {};
+  if (fstat(file.fd, &before) != 0) FailErrno(function, path, errno);
+  const std::string changed = std::string(function) + ": " + path + " changed while being read";
+  if (SignatureOf(before) != expected) Fail(changed);
+  Bytes bytes;
+  bytes.data.resize(static_cast<size_t>(before.st_size));
+  size_t filled = 0;
+  while (true) {
+    if (filled == bytes.data.size()) bytes.data.resize(filled + 4096);  // it grew: notice
+    const ssize_t got = read(file.fd, bytes.data.data() + filled, bytes.data.size() - filled);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) FailErrno(function, path, errno);
+    if (got == 0) break;
+    filled += static_cast<size_t>(got);
+  }
+  bytes.data.resize(filled);
+  struct stat after {};
+  if (fstat(file.fd, &after) != 0) FailErrno(function, path, errno);
+  if (SignatureOf(after) != expected || filled != static_cast<size_t>(expected.size)) {
+    Fail(changed);
+  }
+  return bytes;
+}
+
+}  // namespace turbine::stdlib
