@@ -189,13 +189,16 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
   // Results: keep the old stamp (and the old value object) wherever the new result is
   // equal. This is the early cutoff.
   std::vector<Dep> old_deps;
+  bool result_changed = false;  // anything a snapshot would write differently
   {
     MutexLock lock(&task.mu);
     ++task.executions;
     if (!task.output.SameAs(context.output)) {
       task.output = std::move(context.output);
       task.output_changed_at = engine.NextStamp();
+      result_changed = true;
     }
+    result_changed = result_changed || context.cells.size() != task.cells.size();
     for (CellSlot& cell : context.cells) {
       const CellSlot* old = task.FindCell(cell.type, cell.index);
       if (old != nullptr && ValueTypeById(cell.type)->equal(old->value.get(), cell.value.get())) {
@@ -203,6 +206,7 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
         cell.value = old->value;
       } else {
         cell.changed_at = engine.NextStamp();
+        result_changed = true;
       }
     }
     engine.cell_count.fetch_add(static_cast<int64_t>(context.cells.size()) -
@@ -210,6 +214,11 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
     task.cells = std::move(context.cells);
     old_deps = std::move(task.deps);
   }
+  auto same_dep = [](const Dep& a, const Dep& b) {
+    return a.slot == b.slot && a.observed == b.observed;
+  };
+  result_changed = result_changed || !std::equal(old_deps.begin(), old_deps.end(),
+                                                 new_deps.begin(), new_deps.end(), same_dep);
 
   // Edges: drop those this execution no longer reads, add the new ones, and check each
   // read against the slot's current state; a change that raced with the execution makes
@@ -232,7 +241,9 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
     MutexLock lock(&task.mu);
     task.deps = std::move(new_deps);
     task.unlinked = false;
-    if (engine.persistent()) engine.QueuePersist(task);
+    // A re-execution that came out identical (a session-dependent task re-validated after
+    // a restart, most often) leaves the stored record as it is: nothing to rewrite.
+    if (engine.persistent() && (result_changed || !task.persisted)) engine.QueuePersist(task);
   }
   Publish(engine, task, stale);
 }
