@@ -79,6 +79,7 @@ void Publish(EngineImpl& engine, TaskState& task, bool stale) {
     task.stale = false;
     if (!stale) {
       task.phase = Phase::kClean;
+      if (task.unwritten) engine.QueuePersist(task);  // a snapshot skipped it meanwhile
     } else if (task.waiters != nullptr) {
       restart = true;  // stays kRunning; waiters stay parked
     } else {
@@ -232,7 +233,10 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
     MutexLock lock(&task.mu);
     task.deps = std::move(new_deps);
     task.unlinked = false;
-    if (engine.persistent()) engine.QueuePersist(task);
+    if (engine.persistent()) {
+      task.unwritten = true;
+      engine.QueuePersist(task);
+    }
   }
   Publish(engine, task, stale);
 }
