@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "sheet_formula.h"
@@ -43,9 +44,10 @@ struct CellSource {
 };
 
 std::string KindOf(const WireValue& value) {
-  static constexpr const char* kKinds[] = {"null",   "a bool", "an integer", "a double",
-                                           "a string", "bytes", "a list",    "a map",
-                                           "a task reference"};
+  static_assert(std::variant_size_v<decltype(WireValue::data)> == 9, "a kind for each");
+  static constexpr const char* kKinds[] = {"null",     "a bool",   "an integer",
+                                           "a double", "a string", "bytes",
+                                           "a list",   "a map",    "a task reference"};
   return kKinds[value.data.index()];
 }
 
@@ -55,9 +57,9 @@ CellSource Classify(const std::string& name, const std::optional<WireValue>& inp
                     const std::string& read_error) {
   CellSource source;
   if (!input.has_value()) {
-    // The engine's message for an input that was never set is "input 'X' is not set";
-    // anything else (say, an input set in-process with a non-wire type) is reported as is.
-    if (read_error.ends_with("is not set")) {
+    // The engine's message for an input that was never set; anything else (say, an input
+    // set in-process with a non-wire type) is reported as is.
+    if (read_error == "input '" + name + "' is not set") {
       source.error = "cell " + name + " is not defined";
     } else {
       source.error = "cell " + name + ": " + read_error;

@@ -127,7 +127,8 @@ class Parser {
     const size_t start = pos_;
     while (pos_ < text_.size() && IsDigit(text_[pos_])) ++pos_;
     Expr number;
-    const auto [end, ec] = std::from_chars(text_.data() + start, text_.data() + pos_, number.number);
+    const auto [end, ec] =
+        std::from_chars(text_.data() + start, text_.data() + pos_, number.number);
     if (ec != std::errc()) {
       Error(start, "the number " + std::string(text_.substr(start, pos_ - start)) +
                        " does not fit in 64 bits");

@@ -42,7 +42,8 @@ class IncrementalTest : public ::testing::Test {
   // first read that needs it, and returns how many cells executed.
   uint64_t ReadAll() {
     const uint64_t before = sheet_.Executions();
-    for (const char* cell : {"e", "f", "h", "a", "b", "c", "d", "g"}) values_[cell] = sheet_.Eval(cell);
+    for (const char* cell : {"e", "f", "h", "a", "b", "c", "d", "g"})
+      values_[cell] = sheet_.Eval(cell);
     return sheet_.Executions() - before;
   }
 
@@ -144,7 +145,7 @@ TEST(Incremental, ReadersOfACycleDoNotWalkIt) {
   ASSERT_TRUE(sheet.ok()) << sheet.status();
   constexpr int kChain = 200;
   std::vector<std::pair<std::string, v1::Value>> inputs = {{"a", Str("b + 1")},
-                                                            {"b", Str("a + 1")}};
+                                                           {"b", Str("a + 1")}};
   for (int i = 0; i < kChain; ++i) {
     const std::string next = i + 1 < kChain ? "r" + std::to_string(i + 1) : "a";
     inputs.emplace_back("r" + std::to_string(i), Str(next + " + 1"));

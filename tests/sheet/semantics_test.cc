@@ -148,10 +148,14 @@ TEST_F(SheetTest, AThreeCellCycleIsNamedByEachCell) {
                           {"d", Str("10 + a")},
                           {"e", Int(1)}}));
   // The outside cell first: every cell on the cycle is reached through it.
-  EXPECT_EQ(sheet_.Eval("d"), Error("cycle detected: sheet cell a refers to itself (a -> b -> c -> a)"));
-  EXPECT_EQ(sheet_.Eval("a"), Error("cycle detected: sheet cell a refers to itself (a -> b -> c -> a)"));
-  EXPECT_EQ(sheet_.Eval("b"), Error("cycle detected: sheet cell b refers to itself (b -> c -> a -> b)"));
-  EXPECT_EQ(sheet_.Eval("c"), Error("cycle detected: sheet cell c refers to itself (c -> a -> b -> c)"));
+  EXPECT_EQ(sheet_.Eval("d"),
+            Error("cycle detected: sheet cell a refers to itself (a -> b -> c -> a)"));
+  EXPECT_EQ(sheet_.Eval("a"),
+            Error("cycle detected: sheet cell a refers to itself (a -> b -> c -> a)"));
+  EXPECT_EQ(sheet_.Eval("b"),
+            Error("cycle detected: sheet cell b refers to itself (b -> c -> a -> b)"));
+  EXPECT_EQ(sheet_.Eval("c"),
+            Error("cycle detected: sheet cell c refers to itself (c -> a -> b -> c)"));
   EXPECT_EQ(sheet_.Eval("e"), Value(1));
 }
 
@@ -167,14 +171,15 @@ TEST_F(SheetTest, SyntaxErrorsNameThePosition) {
                                   ", found the end of the formula"));
   EXPECT_EQ(Formula(""), Error("cell f: syntax error at position 1: " + operand +
                                ", found the end of the formula"));
-  EXPECT_EQ(Formula("(1 + 2"),
-            Error("cell f: syntax error at position 7: expected ')', found the end of the formula"));
+  EXPECT_EQ(
+      Formula("(1 + 2"),
+      Error("cell f: syntax error at position 7: expected ')', found the end of the formula"));
   EXPECT_EQ(Formula("1 2"), Error("cell f: syntax error at position 3: expected an operator or "
                                   "the end of the formula, found '2'"));
   EXPECT_EQ(Formula("2 $ 3"), Error("cell f: syntax error at position 3: expected an operator or "
                                     "the end of the formula, found '$'"));
-  EXPECT_EQ(Formula("sum()"), Error("cell f: syntax error at position 5: " + operand +
-                                    ", found ')'"));
+  EXPECT_EQ(Formula("sum()"),
+            Error("cell f: syntax error at position 5: " + operand + ", found ')'"));
   EXPECT_EQ(Formula("max(1 2)"),
             Error("cell f: syntax error at position 7: expected ',' or ')', found '2'"));
   EXPECT_EQ(Formula("avg(1, 2)"),
@@ -184,8 +189,8 @@ TEST_F(SheetTest, SyntaxErrorsNameThePosition) {
   EXPECT_EQ(Formula("1 + 99999999999999999999"),
             Error("cell f: syntax error at position 5: the number 99999999999999999999 does "
                   "not fit in 64 bits"));
-  EXPECT_EQ(Formula("\x01"), Error("cell f: syntax error at position 1: " + operand +
-                                   ", found byte 0x01"));
+  EXPECT_EQ(Formula("\x01"),
+            Error("cell f: syntax error at position 1: " + operand + ", found byte 0x01"));
 }
 
 TEST_F(SheetTest, DeepNestingIsAnErrorNotACrash) {
@@ -213,7 +218,8 @@ TEST_F(SheetTest, OverflowIsAnError) {
   EXPECT_EQ(Formula("lo / -1"), Error("cell f: integer overflow in -9223372036854775808 / -1"));
   EXPECT_EQ(Formula("-lo"), Error("cell f: integer overflow in -(-9223372036854775808)"));
   EXPECT_EQ(Formula("sum(9223372036854775807, 1, -5)"), Error("cell f: integer overflow in sum"));
-  EXPECT_EQ(Formula("lo % -1"), Value(0)) << "the remainder exists even where the quotient does not";
+  EXPECT_EQ(Formula("lo % -1"), Value(0))
+      << "the remainder exists even where the quotient does not";
   EXPECT_EQ(Formula("9223372036854775807 + lo"), Value(-1));
   EXPECT_EQ(Formula("-9223372036854775807 - 1"), Value(min));
 }
@@ -240,7 +246,8 @@ TEST_F(SheetTest, ABadCellNameIsAnError) {
 }
 
 TEST_F(SheetTest, ErrorsHealWhenTheInputIsFixed) {
-  ASSERT_TRUE(sheet_.Set({{"n", Int(10)}, {"d", Int(0)}, {"q", Str("n / d")}, {"r", Str("q + 1")}}));
+  ASSERT_TRUE(
+      sheet_.Set({{"n", Int(10)}, {"d", Int(0)}, {"q", Str("n / d")}, {"r", Str("q + 1")}}));
   EXPECT_EQ(sheet_.Eval("r"), Error("cell q: division by zero"));
   ASSERT_TRUE(sheet_.Set("d", 5));
   EXPECT_EQ(sheet_.Eval("r"), Value(3));
@@ -277,8 +284,10 @@ TEST_F(SheetTest, ACycleHealsFromEitherSide) {
     ASSERT_TRUE(sheet_.Set("a", "b + 1"));
     EXPECT_EQ(sheet_.Eval("a"), Value(8));
     ASSERT_TRUE(sheet_.Set("b", "a + 1"));  // closed again, read from the other side
-    EXPECT_EQ(sheet_.Eval("c"), Error("cycle detected: sheet cell b refers to itself (b -> a -> b)"));
-    EXPECT_EQ(sheet_.Eval("a"), Error("cycle detected: sheet cell a refers to itself (a -> b -> a)"));
+    EXPECT_EQ(sheet_.Eval("c"),
+              Error("cycle detected: sheet cell b refers to itself (b -> a -> b)"));
+    EXPECT_EQ(sheet_.Eval("a"),
+              Error("cycle detected: sheet cell a refers to itself (a -> b -> a)"));
     ASSERT_TRUE(sheet_.Set("b", "2"));
     EXPECT_EQ(sheet_.Eval("a"), Value(3));
     EXPECT_EQ(sheet_.Eval("c"), Value(20));
@@ -288,7 +297,8 @@ TEST_F(SheetTest, ACycleHealsFromEitherSide) {
 TEST_F(SheetTest, TheFunctionsAreListed) {
   v1::ListFunctionsReply functions;
   grpc::ClientContext context;
-  ASSERT_TRUE(sheet_.live().stub->ListFunctions(&context, v1::ListFunctionsRequest(), &functions).ok());
+  ASSERT_TRUE(
+      sheet_.live().stub->ListFunctions(&context, v1::ListFunctionsRequest(), &functions).ok());
   int found = 0;
   for (const v1::FunctionInfo& fn : functions.functions()) {
     if (fn.name() != "sheet.eval" && fn.name() != "sheet.refs") continue;

@@ -40,7 +40,7 @@ int Precedence(const Node& node) {
 }
 
 std::vector<std::string> RefsOf(const std::map<std::string, ModelCell>& cells,
-                                 const std::string& name) {
+                                const std::string& name) {
   std::vector<std::string> refs;
   auto it = cells.find(name);
   if (it != cells.end() && it->second.kind == ModelCell::Kind::kFormula) {
@@ -139,7 +139,8 @@ class Evaluator {
         Outcome kid = Eval(node.kids[0], cell);
         if (!kid.ok) return kid;
         const __int128 result = -static_cast<__int128>(kid.value);
-        if (!Fits(result)) return Error(cell, "integer overflow in -(" + std::to_string(kid.value) + ")");
+        if (!Fits(result))
+          return Error(cell, "integer overflow in -(" + std::to_string(kid.value) + ")");
         return Value(result);
       }
       case Node::Kind::kBinary: {
@@ -151,9 +152,15 @@ class Evaluator {
         const __int128 b = right.value;
         __int128 result = 0;
         switch (node.op) {
-          case '+': result = a + b; break;
-          case '-': result = a - b; break;
-          case '*': result = a * b; break;
+          case '+':
+            result = a + b;
+            break;
+          case '-':
+            result = a - b;
+            break;
+          case '*':
+            result = a * b;
+            break;
           case '/':
             if (b == 0) return Error(cell, "division by zero");
             result = a / b;
@@ -234,8 +241,8 @@ ModelCell Model::RandomCell(int index) {
     cell.kind = ModelCell::Kind::kNumber;
     cell.number = Chance(5) ? (Chance(50) ? kMin : kMax) : Uniform(-100, 100);
   } else if (roll <= 24) {
-    static const char* const kBroken[] = {"1 +", "(2", "3 4", "sum()", "2 $ 3", "avg(1)",
-                                          "",    "*1", "1 + + ", "99999999999999999999"};
+    static const char* const kBroken[] = {"1 +",    "(2", "3 4", "sum()",  "2 $ 3",
+                                          "avg(1)", "",   "*1",  "1 + + ", "99999999999999999999"};
     cell.kind = ModelCell::Kind::kBadSyntax;
     cell.text = kBroken[Uniform(0, 9)];
     if (Chance(50)) cell.text = RandomRef(index) + " + " + cell.text;  // names, but broken
@@ -374,7 +381,10 @@ std::string Model::Describe(const ModelCell& cell) {
     default: {
       std::ostringstream out;
       out << '"';
-      for (char c : cell.text) out << (c == '\n' ? std::string("\\n") : c == '\t' ? std::string("\\t") : std::string(1, c));
+      for (char c : cell.text)
+        out << (c == '\n'   ? std::string("\\n")
+                : c == '\t' ? std::string("\\t")
+                            : std::string(1, c));
       out << '"';
       return out.str();
     }

@@ -94,15 +94,41 @@ class SheetServer {
     return reply;
   }
 
-  CellResult Eval(const std::string& cell) {
-    const v1::CallReply reply = Call("sheet.eval", cell);
+  CellResult Eval(const std::string& cell) { return FromReply(Call("sheet.eval", cell)); }
+
+  // EvalAll evaluates `cells` with every call in flight at once on one CallStream, so the
+  // server works on several of them in parallel. Results in the order of `cells`.
+  std::vector<CellResult> EvalAll(const std::vector<std::string>& cells) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    auto stream = live_->stub->CallStream(&context);
+    for (size_t i = 0; i < cells.size(); ++i) {
+      v1::CallRequest request = Request("sheet.eval", {Str(cells[i])});
+      request.set_id(i + 1);
+      EXPECT_TRUE(stream->Write(request));
+    }
+    stream->WritesDone();
+    std::vector<CellResult> results(cells.size());
+    v1::CallReply reply;
+    size_t replies = 0;
+    while (stream->Read(&reply)) {
+      ++replies;
+      if (reply.id() >= 1 && reply.id() <= cells.size()) results[reply.id() - 1] = FromReply(reply);
+    }
+    const grpc::Status status = stream->Finish();
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(replies, cells.size());
+    return results;
+  }
+
+  static CellResult FromReply(const v1::CallReply& reply) {
     CellResult result;
     result.source = reply.source();
     if (reply.has_error()) {
       result.error = reply.error().message();
       result.code = reply.error().code();
     } else {
-      EXPECT_EQ(reply.value().kind_case(), v1::Value::kIntValue) << cell;
+      EXPECT_EQ(reply.value().kind_case(), v1::Value::kIntValue);
       result.ok = true;
       result.value = reply.value().int_value();
     }
