@@ -137,7 +137,7 @@ absl::Status EngineImpl::Flush() {
     queue.swap(persist_queue_);
   }
   // Encode under each task's lock, write with no engine lock held. Only clean results are
-  // written: a task that is dirty now is queued again when it next executes.
+  // written: a task that is not clean now queues itself again once it is (`unwritten`).
   std::vector<StoredTask> records;
   records.reserve(queue.size());
   std::string scratch;
@@ -165,6 +165,7 @@ absl::Status EngineImpl::Flush() {
     // Set before the write, which only Flush (serialized by flush_mu_) reads; undone below
     // if the write fails.
     task->persisted = true;
+    task->unwritten = false;
   }
   // Nothing to write: the counters on disk already cover every id and stamp on disk.
   if (records.empty()) return absl::OkStatus();
@@ -185,6 +186,7 @@ absl::Status EngineImpl::Flush() {
     if (TaskState* task = tasks_.Get(record.id)) {
       MutexLock lock(&task->mu);
       task->persisted = record.stored;
+      task->unwritten = true;
       QueuePersist(*task);
     }
   }

@@ -79,6 +79,7 @@ void Publish(EngineImpl& engine, TaskState& task, bool stale) {
     task.stale = false;
     if (!stale) {
       task.phase = Phase::kClean;
+      if (task.unwritten) engine.QueuePersist(task);  // a snapshot skipped it meanwhile
     } else if (task.waiters != nullptr) {
       restart = true;  // stays kRunning; waiters stay parked
     } else {
@@ -243,7 +244,12 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
     task.unlinked = false;
     // A re-execution that came out identical (a session-dependent task re-validated after
     // a restart, most often) leaves the stored record as it is: nothing to rewrite.
-    if (engine.persistent() && (result_changed || !task.persisted)) engine.QueuePersist(task);
+    if (engine.persistent() && (result_changed || !task.persisted)) {
+      task.unwritten = true;
+      engine.QueuePersist(task);
+    } else if (task.unwritten) {
+      engine.QueuePersist(task);  // still waiting for a snapshot that found it clean
+    }
   }
   Publish(engine, task, stale);
 }

@@ -92,6 +92,10 @@ struct TaskState {
   // The backing store holds this task (it was read from there, or a snapshot wrote it), so
   // a snapshot need only rewrite its result (StoredTask::stored).
   bool persisted ABSL_GUARDED_BY(mu) = false;
+  // Its result changed since a snapshot last wrote it. A snapshot skips a task that is not
+  // clean; this makes the task queue itself again when it next becomes clean, even if that
+  // happens by verification, without executing.
+  bool unwritten ABSL_GUARDED_BY(mu) = false;
   // Restored from disk and not yet registered with the tasks it read (their dependents
   // sets are in memory only): done when it is first verified or executed.
   bool unlinked ABSL_GUARDED_BY(mu) = false;
