@@ -59,12 +59,16 @@ class CallStreamReactor final
         ++answers_pending_;
       }
       service_.Answer(*call, id, [this](v1::CallReply reply) {
+        TurbineService& service = service_;  // `this` may be deleted below
+        bool last = false;
         {
           std::lock_guard lock(mu_);
           --answers_pending_;
-          QueueLocked(std::move(reply));
+          if (!done_) QueueLocked(std::move(reply));
+          last = done_ && answers_pending_ == 0;
         }
-        service_.EndWork();
+        service.EndWork();
+        if (last) delete this;  // the stream ended (cancelled) before this answer came
       });
     }
     StartRead(&request_);  // `request_` is free again: Prepare copied what it needs
@@ -83,7 +87,17 @@ class CallStreamReactor final
     }
   }
 
-  void OnDone() override { delete this; }
+  // OnDone comes once gRPC is done with the stream, possibly cancelled with answers still
+  // being computed: those arrive later, find the stream done, and the last one deletes it.
+  void OnDone() override {
+    bool last = false;
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+      last = answers_pending_ == 0;
+    }
+    if (last) delete this;
+  }
 
  private:
   void QueueLocked(v1::CallReply reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -122,6 +136,7 @@ class CallStreamReactor final
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;  // OnDone ran: no more writes or Finish
 };
 
 }  // namespace

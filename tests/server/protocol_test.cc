@@ -130,6 +130,41 @@ TEST(Protocol, AWatchSeesTheNewValueAfterSetInputs) {
   }
 }
 
+// A client that cancels a stream while its calls are still running: the answers arrive
+// after the client is gone and must be dropped without touching a finished stream.
+TEST(Protocol, AStreamCancelledWithCallsInFlightIsSafe) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  {
+    grpc::ClientContext context;
+    auto stream = live.stub->CallStream(&context);
+    for (int i = 0; i < 3; ++i) {
+      v1::CallRequest request = Request("demo.busy", {Int(1000 + i), Int(200'000)});
+      request.set_id(static_cast<uint64_t>(i) + 1);
+      ASSERT_TRUE(stream->Write(request));
+    }
+    // Cancel only once the server has the calls (their tasks exist, their bodies spin).
+    const auto started = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (live.server->engine().Stats().tasks < 3 && std::chrono::steady_clock::now() < started) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_GE(live.server->engine().Stats().tasks, 3u);
+    context.TryCancel();
+    stream->Finish();
+  }
+  // The three bodies still run to completion; then the server answers as before.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (live.server->engine().Stats().executions < 3 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(live.server->engine().Stats().executions, 3u);
+  v1::CallReply reply;
+  ASSERT_TRUE(live.Call(Request("demo.fib", {Int(10)}), &reply).ok());
+  EXPECT_EQ(reply.value().int_value(), 55);
+}
+
 TEST(Protocol, ManyCallsInFlightOnOneStream) {
   TempDir dir;
   LiveServer live(dir.str());
