@@ -7,6 +7,7 @@
 #include <absl/base/thread_annotations.h>
 
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 
 #include <deque>
@@ -21,9 +22,7 @@ class CallStreamReactor final
  public:
   CallStreamReactor(TurbineService& service, grpc::CallbackServerContext* context)
       : service_(service) {
-    service_.CountRpc(Rpc::kCallStream);
     if (!service_.Authorized(context)) {
-      service_.CountError(grpc::StatusCode::UNAUTHENTICATED);
       std::lock_guard lock(mu_);
       reads_done_ = true;
       finished_ = true;
@@ -35,9 +34,13 @@ class CallStreamReactor final
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client closed its side, or the stream broke
-      std::lock_guard lock(mu_);
-      reads_done_ = true;
-      MaybeFinishLocked();
+      std::optional<grpc::Status> done;
+      {
+        std::lock_guard lock(mu_);
+        reads_done_ = true;
+        done = DoneLocked();
+      }
+      if (done) Finish(*done);
       return;
     }
     const uint64_t id = request_.id();
@@ -46,70 +49,67 @@ class CallStreamReactor final
       call = absl::UnavailableError("turbined is shutting down");
     }
     if (!call.ok()) {
-      service_.CountError(static_cast<int>(call.status().code()));
       v1::CallReply reply;
       reply.set_id(id);
       reply.mutable_error()->set_code(static_cast<int32_t>(call.status().code()));
       reply.mutable_error()->set_message(std::string(call.status().message()));
-      std::lock_guard lock(mu_);
-      QueueLocked(std::move(reply));
+      std::optional<grpc::Status> done;
+      {
+        std::lock_guard lock(mu_);
+        done = QueueLocked(std::move(reply));
+      }
+      if (done) Finish(*done);
     } else {
       {
         std::lock_guard lock(mu_);
         ++answers_pending_;
       }
-      service_.Answer(*call, id, [this](v1::CallReply reply) {
-        TurbineService& service = service_;  // `this` may be deleted below
-        bool last = false;
+      // Runs on an engine worker, which gRPC does not wait for: once mu_ is released, the
+      // stream can finish (here or in OnWriteDone) and OnDone delete this reactor. So
+      // nothing of `this` is touched after that, not even `service_`.
+      service_.Answer(*call, id, [this, &service = service_](v1::CallReply reply) {
+        std::optional<grpc::Status> done;
         {
           std::lock_guard lock(mu_);
           --answers_pending_;
-          if (!done_) QueueLocked(std::move(reply));
-          last = done_ && answers_pending_ == 0;
+          done = QueueLocked(std::move(reply));
         }
+        if (done) Finish(*done);
         service.EndWork();
-        if (last) delete this;  // the stream ended (cancelled) before this answer came
       });
     }
     StartRead(&request_);  // `request_` is free again: Prepare copied what it needs
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard lock(mu_);
-    replies_.pop_front();
-    if (!ok) broken_ = true;  // the client is gone: drop the rest, finish when idle
-    if (!replies_.empty() && !broken_) {
-      WriteFrontLocked();
-    } else {
-      replies_.clear();
-      writing_ = false;
-      MaybeFinishLocked();
-    }
-  }
-
-  // OnDone comes once gRPC is done with the stream, possibly cancelled with answers still
-  // being computed: those arrive later, find the stream done, and the last one deletes it.
-  void OnDone() override {
-    bool last = false;
+    std::optional<grpc::Status> done;
     {
       std::lock_guard lock(mu_);
-      done_ = true;
-      last = answers_pending_ == 0;
+      replies_.pop_front();
+      if (!ok) broken_ = true;  // the client is gone: drop the rest, finish when idle
+      if (!replies_.empty() && !broken_) {
+        WriteFrontLocked();
+      } else {
+        replies_.clear();
+        writing_ = false;
+        done = DoneLocked();
+      }
     }
-    if (last) delete this;
+    if (done) Finish(*done);
   }
 
+  void OnDone() override { delete this; }
+
  private:
-  void QueueLocked(v1::CallReply reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (broken_) {
-      MaybeFinishLocked();
-      return;
-    }
+  // QueueLocked queues a reply, or drops it if the client is gone; returns DoneLocked().
+  std::optional<grpc::Status> QueueLocked(v1::CallReply reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (broken_) return DoneLocked();
     replies_.push_back(std::move(reply));
     if (!writing_) {
       writing_ = true;
       WriteFrontLocked();
     }
+    return std::nullopt;
   }
 
   void WriteFrontLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -120,11 +120,14 @@ class CallStreamReactor final
     StartWrite(&replies_.front(), options);
   }
 
-  void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_ || !reads_done_ || answers_pending_ > 0 || writing_) return;
+  // DoneLocked tells, once, that the stream is done: the client stopped sending and every
+  // call was answered and written. The caller then calls Finish with the status after
+  // releasing mu_, and touches nothing of `this` afterwards (OnDone may delete it).
+  std::optional<grpc::Status> DoneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || !reads_done_ || answers_pending_ > 0 || writing_) return std::nullopt;
     finished_ = true;
-    Finish(broken_ ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "the client went away")
-                   : grpc::Status::OK);
+    return broken_ ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "the client went away")
+                   : grpc::Status::OK;
   }
 
   TurbineService& service_;
@@ -136,7 +139,6 @@ class CallStreamReactor final
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  bool done_ ABSL_GUARDED_BY(mu_) = false;  // OnDone ran: no more writes or Finish
 };
 
 }  // namespace
