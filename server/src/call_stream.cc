@@ -7,6 +7,7 @@
 #include <absl/base/thread_annotations.h>
 
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 
 #include <deque>
@@ -33,9 +34,13 @@ class CallStreamReactor final
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client closed its side, or the stream broke
-      std::lock_guard lock(mu_);
-      reads_done_ = true;
-      MaybeFinishLocked();
+      std::optional<grpc::Status> done;
+      {
+        std::lock_guard lock(mu_);
+        reads_done_ = true;
+        done = DoneLocked();
+      }
+      if (done) Finish(*done);
       return;
     }
     const uint64_t id = request_.id();
@@ -48,51 +53,63 @@ class CallStreamReactor final
       reply.set_id(id);
       reply.mutable_error()->set_code(static_cast<int32_t>(call.status().code()));
       reply.mutable_error()->set_message(std::string(call.status().message()));
-      std::lock_guard lock(mu_);
-      QueueLocked(std::move(reply));
+      std::optional<grpc::Status> done;
+      {
+        std::lock_guard lock(mu_);
+        done = QueueLocked(std::move(reply));
+      }
+      if (done) Finish(*done);
     } else {
       {
         std::lock_guard lock(mu_);
         ++answers_pending_;
       }
-      service_.Answer(*call, id, [this](v1::CallReply reply) {
+      // Runs on an engine worker, which gRPC does not wait for: once mu_ is released, the
+      // stream can finish (here or in OnWriteDone) and OnDone delete this reactor. So
+      // nothing of `this` is touched after that, not even `service_`.
+      service_.Answer(*call, id, [this, &service = service_](v1::CallReply reply) {
+        std::optional<grpc::Status> done;
         {
           std::lock_guard lock(mu_);
           --answers_pending_;
-          QueueLocked(std::move(reply));
+          done = QueueLocked(std::move(reply));
         }
-        service_.EndWork();
+        if (done) Finish(*done);
+        service.EndWork();
       });
     }
     StartRead(&request_);  // `request_` is free again: Prepare copied what it needs
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard lock(mu_);
-    replies_.pop_front();
-    if (!ok) broken_ = true;  // the client is gone: drop the rest, finish when idle
-    if (!replies_.empty() && !broken_) {
-      WriteFrontLocked();
-    } else {
-      replies_.clear();
-      writing_ = false;
-      MaybeFinishLocked();
+    std::optional<grpc::Status> done;
+    {
+      std::lock_guard lock(mu_);
+      replies_.pop_front();
+      if (!ok) broken_ = true;  // the client is gone: drop the rest, finish when idle
+      if (!replies_.empty() && !broken_) {
+        WriteFrontLocked();
+      } else {
+        replies_.clear();
+        writing_ = false;
+        done = DoneLocked();
+      }
     }
+    if (done) Finish(*done);
   }
 
   void OnDone() override { delete this; }
 
  private:
-  void QueueLocked(v1::CallReply reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (broken_) {
-      MaybeFinishLocked();
-      return;
-    }
+  // QueueLocked queues a reply, or drops it if the client is gone; returns DoneLocked().
+  std::optional<grpc::Status> QueueLocked(v1::CallReply reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (broken_) return DoneLocked();
     replies_.push_back(std::move(reply));
     if (!writing_) {
       writing_ = true;
       WriteFrontLocked();
     }
+    return std::nullopt;
   }
 
   void WriteFrontLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -103,11 +120,14 @@ class CallStreamReactor final
     StartWrite(&replies_.front(), options);
   }
 
-  void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_ || !reads_done_ || answers_pending_ > 0 || writing_) return;
+  // DoneLocked tells, once, that the stream is done: the client stopped sending and every
+  // call was answered and written. The caller then calls Finish with the status after
+  // releasing mu_, and touches nothing of `this` afterwards (OnDone may delete it).
+  std::optional<grpc::Status> DoneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || !reads_done_ || answers_pending_ > 0 || writing_) return std::nullopt;
     finished_ = true;
-    Finish(broken_ ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "the client went away")
-                   : grpc::Status::OK);
+    return broken_ ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "the client went away")
+                   : grpc::Status::OK;
   }
 
   TurbineService& service_;
