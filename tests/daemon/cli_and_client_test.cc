@@ -9,33 +9,17 @@
 #include <thread>
 
 #include "../storage/temp_dir.h"
+#include "cli_runner.h"
 #include "daemon_process.h"
 #include "turbine/client/client.h"
 #include "turbine/client/values.h"
 
 namespace {
 
+using turbine::testing::CliResult;
 using turbine::testing::DaemonProcess;
+using turbine::testing::RunCli;
 using turbine::testing::TempDir;
-
-struct CliResult {
-  int exit_code = -1;
-  std::string out;
-};
-
-// RunCli runs the CLI through the shell (arguments are quoted by the caller) and captures
-// stdout; stderr is left to the test log.
-CliResult RunCli(const std::string& args) {
-  CliResult result;
-  FILE* pipe = ::popen((std::string(TURBINE_CLI_PATH) + " " + args).c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer;
-  size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.out.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
 
 TEST(CliAgainstDaemon, CallsSetsAndReportsErrorsByExitCode) {
   TempDir dir;

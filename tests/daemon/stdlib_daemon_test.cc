@@ -13,29 +13,15 @@
 #include <thread>
 
 #include "../storage/temp_dir.h"
+#include "cli_runner.h"
 #include "daemon_process.h"
 
 namespace {
 
+using turbine::testing::CliResult;
 using turbine::testing::DaemonProcess;
+using turbine::testing::RunCli;
 using turbine::testing::TempDir;
-
-struct CliResult {
-  int exit_code = -1;
-  std::string out;
-};
-
-CliResult RunCli(const std::string& args) {
-  CliResult result;
-  FILE* pipe = ::popen((std::string(TURBINE_CLI_PATH) + " " + args).c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer;
-  size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.out.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
 
 // RefOf pulls the task reference out of a --json reply: {"$ref":"12/File/0"} -> 12/File/0.
 std::string RefOf(const std::string& json) {
