@@ -145,7 +145,6 @@ bool FileWatcher::EnsureWatchedLocked(const std::string& dir) {
 
 void FileWatcher::PollLocked(Invalidator invalidator, const std::string& why) {
   const int error = errno;
-  ++counters_.fallbacks;
   if (!logged_limit_ || (error != ENOSPC && error != ENOSYS)) {
     if (error == ENOSPC) {
       logged_limit_ = true;
@@ -161,18 +160,6 @@ void FileWatcher::PollLocked(Invalidator invalidator, const std::string& why) {
   }
   AddUnique(polled_, std::move(invalidator));
   if (next_poll_ == Clock::time_point{}) next_poll_ = Clock::now() + kPollInterval;
-}
-
-FileWatcher::Counters FileWatcher::counters() const {
-  std::lock_guard lock(mu_);
-  Counters counters = counters_;
-  counters.watched_dirs = watched_;
-  counters.polled = polled_.size();
-  for (const auto& [path, dir] : dirs_) {
-    counters.subscriptions += dir.listing.size();
-    for (const auto& [name, subscribers] : dir.entries) counters.subscriptions += subscribers.size();
-  }
-  return counters;
 }
 
 void FileWatcher::Run() {
@@ -299,7 +286,6 @@ void FileWatcher::FireDue(Clock::time_point now) {
       MoveAll(polled_, fire);
       next_poll_ = Clock::time_point{};
     }
-    counters_.invalidations += fire.size();
   }
   // Outside the lock: invalidating runs engine change listeners, and re-executed tasks
   // subscribe again from other threads.

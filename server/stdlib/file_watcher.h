@@ -47,15 +47,6 @@ class FileWatcher {
   // the directory `dir`, or when `dir` itself goes away.
   void WatchListing(const std::string& dir, Invalidator invalidator);
 
-  struct Counters {
-    uint64_t watched_dirs = 0;     // inotify watches held
-    uint64_t subscriptions = 0;    // waiting to fire
-    uint64_t invalidations = 0;    // subscriptions fired
-    uint64_t polled = 0;           // subscriptions on the polling fallback
-    uint64_t fallbacks = 0;        // times inotify could not watch and polling took over
-  };
-  Counters counters() const;
-
   ~FileWatcher();
 
  private:
@@ -94,7 +85,6 @@ class FileWatcher {
   std::vector<Invalidator> polled_;
   Clock::time_point next_poll_{};
   bool logged_limit_ = false;
-  Counters counters_;
   bool stopping_ = false;
   std::thread thread_;
 };
