@@ -1,4 +1,5 @@
-// engine_bench.cc — the engine's overhead benchmarks (DESIGN §6) and the binary's main.
+// engine_bench.cc — the engine's overhead benchmarks (names: docs/ARCHITECTURE.md, "Benchmarks")
+// and the binary's main.
 //
 // N in a name is the microseconds of busy work in the task body. Every benchmark run
 // builds its own Engine, so no cache survives from one benchmark (or one run of the same
@@ -187,7 +188,7 @@ int64_t DifferentKeysCache(int64_t micros) {
 }
 
 // Registration sets no per-benchmark MinTime, Iterations or UseRealTime: each adds a
-// suffix ("/min_time:0.500", "/real_time") to the name, and DESIGN §6 fixes the names.
+// suffix ("/min_time:0.500", "/real_time") to the name, and docs/ARCHITECTURE.md fixes the names.
 // Real time is reported regardless (JSON `real_time`); UseRealTime would only change how
 // the runner picks the iteration count.
 void RegisterEngineBenchmarks() {
@@ -218,9 +219,8 @@ int main(int argc, char** argv) {
   // Debian builds Abseil without NDEBUG, which leaves absl::Mutex deadlock detection on by
   // default: every lock and every Mutex destructor then goes through one global graph whose
   // cost grows with the number of live mutexes (one per task). That is a debugging aid, not
-  // engine overhead. The engine may switch it off itself; doing it here too keeps the
-  // numbers comparable across engine versions.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // engine overhead, and a process-wide choice (turbined makes the same one).
+  turbine::DisableMutexDeadlockDetection();
   benchmark::AddCustomContext("absl_deadlock_detection", "off");
   turbine::bench::RegisterEngineBenchmarks();
   turbine::bench::RegisterMemoryBenchmarks();

@@ -1,4 +1,5 @@
-// remote_bench.cc — the daemon's benchmarks (DESIGN §6): what a call costs over gRPC.
+// remote_bench.cc — the daemon's benchmarks (names: docs/ARCHITECTURE.md, "Benchmarks"): what a
+// call costs over gRPC.
 //
 //   grpc-empty-unary          an RPC that does nothing (the health check) on the same
 //                             server: the floor any remote call pays
@@ -141,7 +142,7 @@ void RemoteStreamCachedHit(benchmark::State& state) {
   state.counters["calls_per_op"] = static_cast<double>(batch);
 }
 
-// No Arg or UseRealTime: they would add suffixes to the names DESIGN §6 fixes. Real time
+// No Arg or UseRealTime: they would add suffixes to the names docs/ARCHITECTURE.md fixes. Real time
 // is in the JSON regardless.
 BENCHMARK(GrpcEmptyUnary)->Name("grpc-empty-unary");
 BENCHMARK(RemoteCachedHit)->Name("remote-cached-hit");

@@ -1,4 +1,5 @@
-// storage_bench.cc — the storage layer's benchmarks (DESIGN §6) and the binary's main.
+// storage_bench.cc — the storage layer's benchmarks (names: docs/ARCHITECTURE.md, "Benchmarks") and
+// the binary's main.
 //
 //   restored-hit               first access to a task that lives only on disk: a lookup by
 //                              components (FindTask), decode and verification, no execution,
@@ -55,7 +56,7 @@ bool ServedFromDisk(benchmark::State& state, Engine& engine, int64_t reads) {
 // RestoredSession is a freshly opened engine on a persisted database, current on this
 // thread, and how many of its tasks it has read (all of them restored on first access).
 struct RestoredSession {
-  std::unique_ptr<PersistentEngine> persistent;
+  std::unique_ptr<storage::PersistentEngine> persistent;
   std::optional<Engine::Scope> scope;
   int64_t reads = 0;
 };
@@ -65,8 +66,8 @@ struct RestoredSession {
 absl::Status OpenSession(const PersistedDb& db, RestoredSession& session) {
   session.scope.reset();
   session.persistent.reset();
-  absl::StatusOr<std::unique_ptr<PersistentEngine>> opened =
-      PersistentEngine::Open(db.data_dir, std::chrono::milliseconds(0), /*must_exist=*/true);
+  absl::StatusOr<std::unique_ptr<storage::PersistentEngine>> opened =
+      OpenPersistentEngine(db.data_dir, std::chrono::milliseconds(0), /*must_exist=*/true);
   if (!opened.ok()) return opened.status();
   session.persistent = std::move(*opened);
   session.scope.emplace(session.persistent->engine());
@@ -120,8 +121,8 @@ void RestoredHit(benchmark::State& state) {
 void PersistUncached(benchmark::State& state) {
   const int64_t micros = state.range(0);
   const ScopedDataDir dir("persist-uncached");
-  absl::StatusOr<std::unique_ptr<PersistentEngine>> opened =
-      PersistentEngine::Open(dir.str(), kProductionSnapshotInterval, /*must_exist=*/false);
+  absl::StatusOr<std::unique_ptr<storage::PersistentEngine>> opened =
+      OpenPersistentEngine(dir.str(), kProductionSnapshotInterval, /*must_exist=*/false);
   if (!opened.ok()) return SkipWithStatus(state, opened.status());
   Engine& engine = (*opened)->engine();
   Engine::Scope scope(engine);
@@ -153,8 +154,8 @@ void RestartFirstHit(benchmark::State& state) {
   const KeyWalk walk((*db)->tasks);
   int64_t restarts = 0;
   for (auto _ : state) {
-    absl::StatusOr<std::unique_ptr<PersistentEngine>> opened =
-        PersistentEngine::Open((*db)->data_dir, kProductionSnapshotInterval, /*must_exist=*/true);
+    absl::StatusOr<std::unique_ptr<storage::PersistentEngine>> opened =
+        OpenPersistentEngine((*db)->data_dir, kProductionSnapshotInterval, /*must_exist=*/true);
     if (!opened.ok()) {
       SkipWithStatus(state, opened.status());
       break;
@@ -175,7 +176,7 @@ void RestartFirstHit(benchmark::State& state) {
 }
 
 // Registration sets no per-benchmark MinTime, Iterations or UseRealTime: each would add a
-// suffix to the name, and DESIGN §6 fixes the names.
+// suffix to the name, and docs/ARCHITECTURE.md fixes the names.
 void RegisterStorageBenchmarks() {
   benchmark::RegisterBenchmark("restored-hit", RestoredHit);
   for (int64_t n : kMicros) {
@@ -192,7 +193,7 @@ void RegisterStorageBenchmarks() {
 int main(int argc, char** argv) {
   // As in engine_bench: Debian's Abseil leaves absl::Mutex deadlock detection on, a
   // debugging aid whose cost is not the engine's.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  turbine::DisableMutexDeadlockDetection();
   benchmark::AddCustomContext("absl_deadlock_detection", "off");
   turbine::bench::RegisterStorageBenchmarks();
   benchmark::Initialize(&argc, argv);

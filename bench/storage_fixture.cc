@@ -1,9 +1,6 @@
 // storage_fixture.cc — scratch directories, persistent engines and prebuilt databases.
 #include "storage_fixture.h"
 
-#include <rocksdb/db.h>
-#include <rocksdb/options.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -64,18 +61,7 @@ absl::Status PersistBusyTasks(Engine& engine, int64_t tasks) {
 // Settle writes the memtables out and compacts every table fully, so each benchmark
 // starts from the same layout (no write-ahead log to replay, one sorted run per table)
 // and the size on disk is the size of the data, not of its write history.
-absl::Status Settle(storage::Store& store) {
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  for (int t = 0; t < storage::kTableCount; ++t) {
-    handles.push_back(store.handle(static_cast<storage::Table>(t)));
-  }
-  rocksdb::Status status = store.db().Flush(rocksdb::FlushOptions(), handles);
-  for (size_t t = 0; status.ok() && t < handles.size(); ++t) {
-    status = store.db().CompactRange(rocksdb::CompactRangeOptions(), handles[t], nullptr, nullptr);
-  }
-  if (!status.ok()) return absl::InternalError("settling the database: " + status.ToString());
-  return absl::OkStatus();
-}
+absl::Status Settle(storage::Store& store) { return store.CompactAll(); }
 
 uint64_t DirectoryBytes(const fs::path& dir) {
   uint64_t bytes = 0;
@@ -95,16 +81,17 @@ absl::StatusOr<PersistedDb> BuildPersistedDb(int64_t tasks) {
   const auto start = std::chrono::steady_clock::now();
   // Snapshots only on Flush, one per batch: the background thread would split them
   // arbitrarily and compete for the two cores.
-  absl::StatusOr<std::unique_ptr<PersistentEngine>> opened =
-      PersistentEngine::Open(db.data_dir, std::chrono::milliseconds(0), /*must_exist=*/false);
+  absl::StatusOr<std::unique_ptr<storage::PersistentEngine>> opened =
+      OpenPersistentEngine(db.data_dir, std::chrono::milliseconds(0), /*must_exist=*/false);
   if (!opened.ok()) return opened.status();
-  std::unique_ptr<PersistentEngine> persistent = std::move(*opened);
+  std::unique_ptr<storage::PersistentEngine> persistent = std::move(*opened);
   if (absl::Status built = PersistBusyTasks(persistent->engine(), tasks); !built.ok()) {
     return built;
   }
   if (absl::Status settled = Settle(persistent->store()); !settled.ok()) return settled;
-  storage::RocksBackingStore sizer(&persistent->store());
-  db.disk_bytes_per_task = static_cast<double>(sizer.DiskSize().bytes) / static_cast<double>(tasks);
+  const storage::StoreUsage usage = persistent->store().Usage();
+  db.disk_bytes_per_task = static_cast<double>(usage.table_file_bytes + usage.memtable_bytes) /
+                           static_cast<double>(tasks);
   persistent.reset();  // closes the store: its files are final now
   db.dir_bytes_per_task =
       static_cast<double>(DirectoryBytes(db.data_dir)) / static_cast<double>(tasks);
@@ -141,22 +128,18 @@ ScopedDataDir::~ScopedDataDir() {
   fs::remove_all(path_, ignored);
 }
 
-absl::StatusOr<std::unique_ptr<PersistentEngine>> PersistentEngine::Open(
+absl::StatusOr<std::unique_ptr<storage::PersistentEngine>> OpenPersistentEngine(
     const std::string& data_dir, std::chrono::milliseconds snapshot_interval, bool must_exist) {
-  std::unique_ptr<PersistentEngine> persistent(new PersistentEngine);
-  storage::OpenReport report;
-  absl::StatusOr<std::unique_ptr<storage::Store>> store =
-      storage::Store::Open({.data_dir = data_dir}, &report);
-  if (!store.ok()) return store.status();
+  absl::StatusOr<std::unique_ptr<storage::PersistentEngine>> opened =
+      storage::PersistentEngine::Open({.data_dir = data_dir},
+                                      {.snapshot_interval = snapshot_interval});
+  if (!opened.ok()) return opened.status();
+  const storage::OpenReport& report = (*opened)->report();
   if (must_exist && (report.created || !report.moved_aside.empty())) {
     return absl::FailedPreconditionError("the store in " + data_dir +
                                          " was not reopened as built: " + report.reason);
   }
-  persistent->store_ = std::move(*store);
-  persistent->backing_ = std::make_unique<storage::RocksBackingStore>(persistent->store_.get());
-  persistent->engine_ = std::make_unique<Engine>(EngineOptions{
-      .backing_store = persistent->backing_.get(), .snapshot_interval = snapshot_interval});
-  return persistent;
+  return opened;
 }
 
 absl::StatusOr<const PersistedDb*> PersistedDbWith(int64_t tasks) {

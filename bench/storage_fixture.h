@@ -20,8 +20,7 @@
 #include <string>
 
 #include "turbine/engine.h"
-#include "turbine/storage/rocks_backing_store.h"
-#include "turbine/storage/store.h"
+#include "turbine/storage/persistent_engine.h"
 
 namespace turbine::bench {
 
@@ -47,34 +46,18 @@ class ScopedDataDir {
   std::filesystem::path path_;
 };
 
-// PersistentEngine is one process lifetime of a persistent engine, as the daemon has it:
-// the store, the backing store over it and the engine, destroyed in that reverse order
-// (the engine's final snapshot writes to the store).
-class PersistentEngine {
- public:
-  // Open opens (or creates) the store in `data_dir` and starts an engine on it. With
-  // `must_exist`, a store that Open created or moved aside is an error: a benchmark of
-  // restored tasks would otherwise silently measure an empty cache.
-  static absl::StatusOr<std::unique_ptr<PersistentEngine>> Open(
-      const std::string& data_dir, std::chrono::milliseconds snapshot_interval, bool must_exist);
-
-  Engine& engine() { return *engine_; }
-  storage::Store& store() { return *store_; }
-
- private:
-  PersistentEngine() = default;
-
-  std::unique_ptr<storage::Store> store_;
-  std::unique_ptr<storage::RocksBackingStore> backing_;
-  std::unique_ptr<Engine> engine_;
-};
+// OpenPersistentEngine opens (or creates) the store in `data_dir` and starts an engine on
+// it. With `must_exist`, a store that Open created or moved aside is an error: a benchmark
+// of restored tasks would otherwise silently measure an empty cache.
+absl::StatusOr<std::unique_ptr<storage::PersistentEngine>> OpenPersistentEngine(
+    const std::string& data_dir, std::chrono::milliseconds snapshot_interval, bool must_exist);
 
 // PersistedDb is a data directory whose store holds `tasks` clean busy tasks,
 // busy(key, kPersistedMicros) for key in [0, tasks), fully compacted. Not open.
 struct PersistedDb {
   std::string data_dir;
   int64_t tasks = 0;
-  // What the store reports on disk (BackingStore::DiskSize: table files and memtables)
+  // What the store reports on disk (Store::Usage: table files and memtables)
   // after the full compaction, per task.
   double disk_bytes_per_task = 0;
   // Every file in the database directory (tables, manifest, logs), per task.

@@ -8,30 +8,11 @@
 #include <utility>
 
 #include "engine_impl.h"
+#include "job.h"
 #include "turbine/engine.h"
 
 namespace turbine::internal {
 namespace {
-
-struct AsyncJob {
-  struct promise_type {
-    AsyncJob get_return_object() {
-      return AsyncJob{std::coroutine_handle<promise_type>::from_promise(*this)};
-    }
-    std::suspend_always initial_suspend() const noexcept { return {}; }
-    std::suspend_never final_suspend() const noexcept { return {}; }
-    void return_void() const noexcept {}
-    void unhandled_exception() const noexcept { std::terminate(); }  // `done` must not throw
-  };
-  std::coroutine_handle<promise_type> handle;
-};
-
-struct AwaitOp {
-  ReadOp& op;
-  bool await_ready() { return op.TryComplete(); }
-  bool await_suspend(std::coroutine_handle<> job) { return op.Suspend(job); }
-  void await_resume() { op.Resumed(); }
-};
 
 // ExecutionsOf reads a task's execution counter (0 for a Vc that names no task).
 uint32_t ExecutionsOf(EngineImpl& engine, RawVc vc) {
@@ -55,13 +36,12 @@ Engine::AsyncRead Finish(ReadOp& op, bool immediate) {
   return result;
 }
 
-AsyncJob ReadOnWorker(EngineImpl* engine, RawVc vc,
-                      std::function<void(Engine::AsyncRead)> done) {
+Job ReadOnWorker(EngineImpl* engine, RawVc vc, std::function<void(Engine::AsyncRead)> done) {
   tls_context = ThreadContext{engine, nullptr};
   const uint32_t executions_before = ExecutionsOf(*engine, vc);
   const uint64_t stamp_before = engine->CurrentStamp();
   ReadOp op(vc, nullptr, ReadOp::Mode::kValue);
-  co_await AwaitOp{op};
+  co_await AwaitRead{op};
   tls_context = ThreadContext{engine, nullptr};
   Engine::AsyncRead result = Finish(op, /*immediate=*/false);
   // The answer was computed for this read if the task named ran meanwhile, or if the value
@@ -87,7 +67,7 @@ void EngineImpl::ReadAsync(RawVc vc, std::function<void(Engine::AsyncRead)> done
   }
   tls_context = saved;
   refreshes_in_flight.fetch_add(1);  // the destructor waits for the job
-  AsyncJob job = ReadOnWorker(this, vc, std::move(done));
+  Job job = ReadOnWorker(this, vc, std::move(done));
   executor_->Push(WorkItem{WorkItem::Kind::kResumeCoroutine, job.handle.address()});
 }
 

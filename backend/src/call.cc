@@ -22,24 +22,19 @@ RawVc Call(const FunctionInfo& fn, RawVc receiver, void* stack_args) {
   return CurrentEngineOrDie().Call(fn, receiver, stack_args);
 }
 
-RawVc CallReportingLookup(const FunctionInfo& fn, RawVc receiver, void* stack_args,
-                          Lookup* lookup) {
-  return CurrentEngineOrDie().Call(fn, receiver, stack_args, lookup);
-}
-
 RawVc EngineImpl::Call(const FunctionInfo& fn, RawVc receiver, void* stack_args,
-                       Lookup* lookup) {
+                       CallSource* source) {
   if (fn.resolver != nullptr && fn.needs_resolution(stack_args)) {
     // Some ResolvedVc argument still names a task output: a resolve-first task (keyed by
     // the unresolved arguments) resolves them and then calls `fn`.
-    return Call(*fn.resolver, receiver, stack_args, lookup);
+    return Call(*fn.resolver, receiver, stack_args, source);
   }
   FunctionCounters& counters = counters_[fn.id];
   counters.calls.fetch_add(1, std::memory_order_relaxed);
   const TaskKeyView key{&fn, receiver, stack_args, HashComponents(fn, receiver, stack_args)};
   // Step 1: reader lock, borrowed components, no allocation.
   if (TaskState* hit = cache_.Find(key)) {
-    if (lookup != nullptr) *lookup = Lookup::kMemory;
+    if (source != nullptr) *source = CallSource::kMemory;
     return RawVc::Output(hit->id);
   }
   // Step 2: the backing store, by the same borrowed components, with no engine lock held.
@@ -67,8 +62,10 @@ RawVc EngineImpl::Call(const FunctionInfo& fn, RawVc receiver, void* stack_args,
   if (created && fn.kind != FunctionKind::kInput && !stored_task.has_value()) {
     executor_->Push(WorkItem{WorkItem::Kind::kHint, task});
   }
-  if (lookup != nullptr) {
-    *lookup = !created ? Lookup::kMemory : stored_task ? Lookup::kDisk : Lookup::kCreated;
+  if (source != nullptr) {
+    *source = !created      ? CallSource::kMemory
+              : stored_task ? CallSource::kDisk
+                            : CallSource::kCreated;
   }
   return RawVc::Output(task->id);
 }
@@ -78,8 +75,8 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
                                   const StoredTask* stored_task) {
   const TaskId id = stored_task != nullptr ? stored_task->id
                                            : next_task_id_.fetch_add(1, std::memory_order_relaxed);
-  auto owned = std::make_unique<TaskState>(id, key.hash, key.fn, key.receiver,
-                                           key.fn->box_args(stack_args));
+  auto owned =
+      std::make_unique<TaskState>(id, key.hash, key.fn, key.receiver, key.fn->box_args(stack_args));
   TaskState* task = owned.get();
   if (key.fn->kind == FunctionKind::kInput) {
     MutexLock lock(&task->mu);
@@ -87,9 +84,8 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
     if (stored_input.has_value()) {
       RestoreInput(*stored_input, &task->output, &task->output_changed_at);
     } else {
-      task->output.kind = OutputKind::kError;
-      task->output.value =
-          std::make_shared<const std::string>("input '" + InputKeyOf(*task) + "' is not set");
+      task->output =
+          Output::Error(absl::StatusCode::kUnknown, "input '" + InputKeyOf(*task) + "' is not set");
     }
   }
   if (store_ != nullptr) {

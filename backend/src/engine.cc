@@ -1,13 +1,13 @@
 // engine.cc — the public Engine facade and the engine's lifecycle and statistics.
 #include "turbine/engine.h"
 
+#include <absl/synchronization/mutex.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
-
-#include <absl/synchronization/mutex.h>
 
 #include "engine_impl.h"
 #include "persist.h"
@@ -16,7 +16,6 @@ namespace turbine {
 namespace internal {
 
 namespace {
-constexpr std::string_view kCyclePrefix = "cycle detected";
 
 int ResolveWorkerCount(int requested) {
   if (requested > 0) return requested;
@@ -25,36 +24,29 @@ int ResolveWorkerCount(int requested) {
 }
 }  // namespace
 
-EngineImpl::EngineImpl(const EngineOptions& options)
+EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64_t next_task_id)
     : store_(options.backing_store),
+      logger_(options.logger),
       counters_(new FunctionCounters[kMaxFunctions]),
       executor_(std::make_unique<Executor>(this, ResolveWorkerCount(options.worker_threads))) {
-  // Debian builds Abseil without NDEBUG, which leaves absl::Mutex deadlock detection on:
-  // every lock then updates a global lock graph, several times the cost of the lock on
-  // the cache-hit path. The engine never nests its locks (see task_state.h), so the check
-  // buys nothing here; it is a process-wide setting, documented in README.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   invalidation_target_->engine = this;
-  if (store_ != nullptr) {
-    // Stamps continue above everything ever persisted, so a restored reader's observed
-    // stamp can never match a value this session produced.
-    absl::StatusOr<uint64_t> next_stamp = store_->NextStamp();
-    absl::StatusOr<uint64_t> next_id = store_->NextTaskId();
-    const absl::Status status = !next_stamp.ok() ? next_stamp.status() : next_id.status();
-    if (status.ok()) {
-      stamp_.store(*next_stamp);
-      next_task_id_.store(std::max<uint64_t>(*next_id, 1));
-    } else {
-      std::fprintf(stderr, "turbine: backing store unreadable, running in memory: %s\n",
-                   std::string(status.message()).c_str());
-      store_ = nullptr;
-    }
-  }
+  // Stamps continue above everything ever persisted, so a restored reader's observed stamp
+  // can never match a value this session produced.
+  stamp_.store(next_stamp);
+  next_task_id_.store(std::max<uint64_t>(next_task_id, 1));
   if (store_ != nullptr && options.snapshot_interval.count() > 0) {
-    snapshot_thread_ = std::thread([this, interval = options.snapshot_interval,
-                                    idle_delay = options.snapshot_idle_delay] {
-      SnapshotLoop(interval, idle_delay);
-    });
+    snapshot_thread_ = std::thread(
+        [this, interval = options.snapshot_interval, idle_delay = options.snapshot_idle_delay] {
+          SnapshotLoop(interval, idle_delay);
+        });
+  }
+}
+
+void EngineImpl::Log(LogLevel level, const std::string& message) const {
+  if (logger_) {
+    logger_(level, message);
+  } else {
+    std::fprintf(stderr, "turbine: %s\n", message.c_str());
   }
 }
 
@@ -71,8 +63,8 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
   while (!snapshot_stop_.wait_for(lock, tick, [this] { return stopping_snapshots_; })) {
     lock.unlock();
     const uint64_t executions = execution_count.load(std::memory_order_relaxed);
-    const bool idle = idle_snapshots && executions == executions_before &&
-                      refreshes_in_flight.load() == 0;
+    const bool idle =
+        idle_snapshots && executions == executions_before && refreshes_in_flight.load() == 0;
     executions_before = executions;
     const bool due = idle || Clock::now() - last_snapshot >= interval;
     bool empty = false;
@@ -85,8 +77,7 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
       if (absl::Status flushed = Flush(); !flushed.ok()) {
         // The engine keeps serving from memory; what failed is written when it next
         // changes, and anything queued meanwhile by the next snapshot.
-        std::fprintf(stderr, "turbine: snapshot failed: %s\n",
-                     std::string(flushed.message()).c_str());
+        Log(LogLevel::kError, "snapshot failed: " + std::string(flushed.message()));
       }
       // Counted after the snapshot, so whoever sees the count also sees its tasks.
       idle_snapshot_count.fetch_add(idle ? 1 : 0, std::memory_order_relaxed);
@@ -115,8 +106,7 @@ EngineImpl::~EngineImpl() {
   }
   executor_.reset();
   if (absl::Status flushed = Flush(); !flushed.ok()) {
-    std::fprintf(stderr, "turbine: final snapshot failed: %s\n",
-                 std::string(flushed.message()).c_str());
+    Log(LogLevel::kError, "final snapshot failed: " + std::string(flushed.message()));
   }
 }
 
@@ -175,11 +165,11 @@ absl::Status EngineImpl::Flush() {
     snapshot_count.fetch_add(1, std::memory_order_relaxed);
     last_snapshot_tasks.store(records.size(), std::memory_order_relaxed);
     snapshot_tasks.fetch_add(records.size(), std::memory_order_relaxed);
-    snapshot_nanos.fetch_add(static_cast<uint64_t>(
-                                 std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                     std::chrono::steady_clock::now() - start)
-                                     .count()),
-                             std::memory_order_relaxed);
+    snapshot_nanos.fetch_add(
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::steady_clock::now() - start)
+                                  .count()),
+        std::memory_order_relaxed);
     return written;
   }
   for (const StoredTask& record : records) {  // not written: try again next time
@@ -207,11 +197,6 @@ EngineStats EngineImpl::Stats() const {
   stats.snapshot_nanos = snapshot_nanos.load();
   stats.last_snapshot_tasks = last_snapshot_tasks.load();
   stats.snapshot_tasks = snapshot_tasks.load();
-  if (store_ != nullptr) {
-    const BackingStore::Size size = store_->DiskSize();
-    stats.tasks_on_disk = size.tasks;
-    stats.bytes_on_disk = size.bytes;
-  }
   for (const FunctionInfo* fn : AllFunctions()) {
     const FunctionCounters& c = counters_[fn->id];
     const uint64_t calls = c.calls.load(std::memory_order_relaxed);
@@ -219,28 +204,76 @@ EngineStats EngineImpl::Stats() const {
     // A task restored from disk as somebody's dependency can execute without being called.
     if (calls == 0 && executions == 0) continue;
     const uint64_t misses = c.misses.load(std::memory_order_relaxed);
-    stats.functions.push_back(FunctionStats{
-        .name = fn->name,
-        .version = fn->version,
-        .calls = calls,
-        .cache_hits = calls >= misses ? calls - misses : 0,
-        .executions = executions,
-        .execution_nanos = c.execution_nanos.load(std::memory_order_relaxed)});
+    stats.functions.push_back(
+        FunctionStats{.name = fn->name,
+                      .version = fn->version,
+                      .calls = calls,
+                      .cache_hits = calls >= misses ? calls - misses : 0,
+                      .executions = executions,
+                      .execution_nanos = c.execution_nanos.load(std::memory_order_relaxed)});
   }
   return stats;
 }
 
-void ThrowTaskError(const std::string& message) { throw TaskError(message); }
+void ThrowTaskError(const TaskFailure& failure) { throw TaskError(failure.message, failure.code); }
 
-absl::Status ReadErrorStatus(const std::string& message) {
-  if (message.starts_with(kCyclePrefix)) return absl::FailedPreconditionError(message);
-  return absl::UnknownError(message);
+absl::Status ReadErrorStatus(const TaskFailure& failure) {
+  return absl::Status(failure.code, failure.message);
 }
 
 }  // namespace internal
 
-Engine::Engine(EngineOptions options)
-    : impl_(std::make_unique<internal::EngineImpl>(options)) {}
+struct Engine::Counters {
+  uint64_t next_stamp = 1;
+  uint64_t next_task_id = 1;
+};
+
+namespace {
+absl::Status ReadCounters(BackingStore* store, uint64_t* next_stamp, uint64_t* next_task_id) {
+  if (store == nullptr) return absl::OkStatus();
+  absl::StatusOr<uint64_t> stamp = store->NextStamp();
+  if (!stamp.ok()) return stamp.status();
+  absl::StatusOr<uint64_t> id = store->NextTaskId();
+  if (!id.ok()) return id.status();
+  *next_stamp = *stamp;
+  *next_task_id = *id;
+  return absl::OkStatus();
+}
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(EngineOptions options) {
+  Counters counters;
+  absl::Status read =
+      ReadCounters(options.backing_store, &counters.next_stamp, &counters.next_task_id);
+  if (!read.ok()) {
+    return absl::Status(read.code(),
+                        "cannot read the backing store's counters: " + std::string(read.message()));
+  }
+  return std::unique_ptr<Engine>(new Engine(std::move(options), counters));
+}
+
+Engine::Engine(EngineOptions options, const Counters& counters)
+    : impl_(std::make_unique<internal::EngineImpl>(options, counters.next_stamp,
+                                                   counters.next_task_id)) {}
+
+Engine::Engine(EngineOptions options) {
+  Counters counters;
+  absl::Status read =
+      ReadCounters(options.backing_store, &counters.next_stamp, &counters.next_task_id);
+  if (!read.ok()) {
+    std::fprintf(stderr,
+                 "turbine: the backing store's counters cannot be read (%s); use Engine::Open "
+                 "to get this as a status\n",
+                 std::string(read.message()).c_str());
+    std::abort();
+  }
+  impl_ =
+      std::make_unique<internal::EngineImpl>(options, counters.next_stamp, counters.next_task_id);
+}
+
+void DisableMutexDeadlockDetection() {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+}
 
 Engine::~Engine() = default;
 
@@ -252,14 +285,9 @@ Engine::Scope::~Scope() { internal::tls_context = saved_; }
 
 void Engine::CheckNotInTaskBody() {
   if (internal::tls_context.exec != nullptr) {
-    std::fprintf(stderr,
-                 "turbine: Engine::Read called inside a task body; use co_await there\n");
+    std::fprintf(stderr, "turbine: Engine::Read called inside a task body; use co_await there\n");
     std::abort();
   }
-}
-
-absl::Status Engine::ErrorStatus(const std::string& message) {
-  return internal::ReadErrorStatus(message);
 }
 
 absl::StatusOr<RawVc> Engine::Resolve(RawVc vc) {
@@ -267,8 +295,25 @@ absl::StatusOr<RawVc> Engine::Resolve(RawVc vc) {
   Scope scope(*this);
   internal::ReadOp op(vc, nullptr, internal::ReadOp::Mode::kResolve);
   op.Block();
-  if (!op.ok()) return ErrorStatus(op.error());
+  if (!op.ok()) return internal::ReadErrorStatus(op.error());
   return op.resolved();
+}
+
+absl::StatusOr<RawVc> Engine::CallErased(FunctionHandle fn, RawVc receiver, const void* args_type,
+                                         void* args, CallSource* source) {
+  if (!fn.valid()) return absl::InvalidArgumentError("Engine::Call: the handle names no function");
+  const internal::FunctionInfo& info = *fn.info_;
+  if (info.args_type != args_type) {
+    return absl::InvalidArgumentError("Engine::Call: " + info.name +
+                                      " takes other parameter types than the tuple given");
+  }
+  if (info.has_receiver && receiver.is_none()) {
+    return absl::InvalidArgumentError("Engine::Call: " + info.name + " needs a receiver");
+  }
+  if (!info.has_receiver && !receiver.is_none()) {
+    return absl::InvalidArgumentError("Engine::Call: " + info.name + " takes no receiver");
+  }
+  return impl_->Call(info, receiver, args, source);
 }
 
 absl::Status Engine::Flush() { return impl_->Flush(); }

@@ -1,7 +1,8 @@
 // engine_impl.h — the engine's private core: task creation, reads, refresh, invalidation.
 //
 // How a value gets computed:
-//   Call() finds or creates the task (DESIGN §2: borrowed components, box on a true miss).
+//   Call() finds or creates the task by borrowed components, boxing them on a true miss
+//   (docs/ARCHITECTURE.md, "How a call flows").
 //   A reader that finds a task not clean claims it (kScheduled/kDirty -> kRunning) and runs
 //   its refresh inline, or parks on it while another thread runs it.
 //   A refresh first verifies: if every slot the task read still carries the change stamp it
@@ -12,21 +13,21 @@
 #pragma once
 
 #include <absl/base/thread_annotations.h>
-#include "mutex.h"
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <coroutine>
 #include <memory>
-#include <optional>
-#include <string>
-#include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "executor.h"
+#include "mutex.h"
 #include "task_cache.h"
 #include "task_state.h"
 #include "task_table.h"
@@ -54,19 +55,21 @@ class EngineImpl {
  public:
   static constexpr size_t kMaxFunctions = 4096;
 
-  explicit EngineImpl(const EngineOptions& options);
+  // `next_stamp` and `next_task_id` continue the backing store's counters (1 without one).
+  EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64_t next_task_id);
   ~EngineImpl();
 
   // --- call path (call.cc) ---
   RawVc Call(const FunctionInfo& fn, RawVc receiver, void* stack_args,
-             Lookup* lookup = nullptr);
+             CallSource* source = nullptr);
   // Task returns the task with `id`, loading it from the backing store if need be (null if
   // it exists nowhere).
   TaskState* Task(TaskId id) {
     TaskState* task = tasks_.Get(id);
     return task != nullptr || store_ == nullptr ? task : LoadTask(id);
   }
-  // Flush writes every task that changed since the last snapshot (DESIGN §3).
+  // Flush writes every task that changed since the last snapshot (docs/ARCHITECTURE.md,
+  // "Persistence").
   absl::Status Flush();
   // QueuePersist marks a task for the next snapshot. REQUIRES: task.mu held.
   void QueuePersist(TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
@@ -77,8 +80,7 @@ class EngineImpl {
   // AwaitClean makes sure `task` is clean or parks `waiter` on it. `waiting_task` (may be
   // null) is the task whose progress depends on it, for cycle detection. On kCycle,
   // `cycle` describes the cycle.
-  Wait AwaitClean(TaskState* task, Waiter* waiter, TaskState* waiting_task,
-                  std::string* cycle);
+  Wait AwaitClean(TaskState* task, Waiter* waiter, TaskState* waiting_task, std::string* cycle);
 
   // --- reads for servers (async_read.cc) ---
   void ReadAsync(RawVc vc, std::function<void(Engine::AsyncRead)> done);
@@ -114,6 +116,8 @@ class EngineImpl {
   Executor& executor() { return *executor_; }
   FunctionCounters& counters(const FunctionInfo& fn) { return counters_[fn.id]; }
   EngineStats Stats() const;
+  // Log reports a background problem through the embedder's logger (stderr by default).
+  void Log(LogLevel level, const std::string& message) const;
 
   // Statistics kept as the graph changes.
   std::atomic<int64_t> task_count{0};
@@ -139,6 +143,7 @@ class EngineImpl {
   std::string DescribeCycle(TaskState* from, TaskState* to) const;
 
   BackingStore* store_;  // null: memory only
+  Logger logger_;
   TaskTable tasks_;
   TaskCache cache_;
   std::atomic<TaskId> next_task_id_{1};
@@ -149,11 +154,9 @@ class EngineImpl {
   // Listeners run under this lock (shared), so removing one waits for its running calls.
   Mutex listeners_mu_;
   uint64_t next_listener_id_ ABSL_GUARDED_BY(listeners_mu_) = 1;
-  std::vector<std::pair<uint64_t, std::function<void()>>> listeners_
-      ABSL_GUARDED_BY(listeners_mu_);
-  std::shared_ptr<InvalidationTarget> invalidation_target_ =
-      std::make_shared<InvalidationTarget>();
-  Mutex flush_mu_;         // one snapshot at a time
+  std::vector<std::pair<uint64_t, std::function<void()>>> listeners_ ABSL_GUARDED_BY(listeners_mu_);
+  std::shared_ptr<InvalidationTarget> invalidation_target_ = std::make_shared<InvalidationTarget>();
+  Mutex flush_mu_;  // one snapshot at a time
   Mutex persist_mu_;
   std::vector<TaskId> persist_queue_ ABSL_GUARDED_BY(persist_mu_);
   std::unique_ptr<FunctionCounters[]> counters_;

@@ -101,9 +101,9 @@ void RestoreInput(const StoredInput& stored, Output* output, uint64_t* stamp) {
   const ValueType* type = FindValueType(stored.type_name);
   std::shared_ptr<const void> value = type != nullptr ? type->deserialize(stored.bytes) : nullptr;
   if (value == nullptr) {
-    output->kind = OutputKind::kError;
-    output->value = std::make_shared<const std::string>(
-        "the stored value (type '" + stored.type_name + "') cannot be read by this build");
+    *output =
+        Output::Error(absl::StatusCode::kUnknown, "the stored value (type '" + stored.type_name +
+                                                      "') cannot be read by this build");
   } else {
     output->kind = OutputKind::kValue;
     output->type = type;
@@ -194,9 +194,8 @@ void Invalidator::InvalidateAll(const std::vector<Invalidator>& invalidators) {
   std::vector<std::pair<internal::InvalidationTarget*, std::vector<TaskId>>> groups;
   for (const Invalidator& invalidator : invalidators) {
     if (invalidator.target_ == nullptr) continue;
-    auto group = std::find_if(groups.begin(), groups.end(), [&](const auto& g) {
-      return g.first == invalidator.target_.get();
-    });
+    auto group = std::find_if(groups.begin(), groups.end(),
+                              [&](const auto& g) { return g.first == invalidator.target_.get(); });
     if (group == groups.end()) {
       groups.push_back({invalidator.target_.get(), {}});
       group = std::prev(groups.end());

@@ -1,16 +1,17 @@
 // persist.cc — cereal encodings of task identities and results (layout in persist.h).
 #include "persist.h"
 
+#include <absl/strings/numbers.h>
+
 #include <cereal/types/string.hpp>
 #include <cereal/types/tuple.hpp>
 #include <cereal/types/vector.hpp>
-
 #include <cstring>
 #include <ostream>
 #include <tuple>
 #include <vector>
 
-#include "turbine/internal/byte_streams.h"
+#include "turbine/internal/serialization.h"
 #include "turbine/vc.h"
 
 namespace turbine::internal {
@@ -19,7 +20,8 @@ namespace {
 using IdentityRecord = std::tuple<std::string, uint32_t, RawVc, std::string>;
 using CellRecord = std::tuple<std::string, uint32_t, std::string, uint64_t>;
 using DepRecord = std::tuple<RawVc, uint64_t>;
-// kind, value type, value bytes (or error text), ref, output stamp, cells, deps
+// kind, value type (for an error: its status code in decimal, empty for UNKNOWN), value
+// bytes (or error text), ref, output stamp, cells, deps
 using ResultRecord = std::tuple<uint8_t, std::string, std::string, RawVc, uint64_t,
                                 std::vector<CellRecord>, std::vector<DepRecord>>;
 
@@ -66,7 +68,11 @@ void EncodeResult(const TaskState& task, std::string* out) {
     type_name = output.type->name;
     output.type->serialize(output.value.get(), &value_bytes);
   } else if (output.kind == OutputKind::kError) {
-    value_bytes = output.error();
+    const TaskFailure& failure = output.error();
+    if (failure.code != absl::StatusCode::kUnknown) {
+      type_name = std::to_string(static_cast<int>(failure.code));
+    }
+    value_bytes = failure.message;
   }
   std::vector<CellRecord> cells;
   cells.reserve(task.cells.size());
@@ -79,10 +85,10 @@ void EncodeResult(const TaskState& task, std::string* out) {
   std::vector<DepRecord> deps;
   deps.reserve(task.deps.size());
   for (const Dep& dep : task.deps) deps.emplace_back(dep.slot, dep.observed);
-  SerializeTo(ResultRecord{static_cast<uint8_t>(output.kind), std::move(type_name),
-                           std::move(value_bytes), output.ref, task.output_changed_at,
-                           std::move(cells), std::move(deps)},
-              out);
+  SerializeTo(
+      ResultRecord{static_cast<uint8_t>(output.kind), std::move(type_name), std::move(value_bytes),
+                   output.ref, task.output_changed_at, std::move(cells), std::move(deps)},
+      out);
 }
 
 bool DecodeResult(std::string_view bytes, TaskState* task) {
@@ -98,9 +104,14 @@ bool DecodeResult(std::string_view bytes, TaskState* task) {
       output.value = output.type->deserialize(value_bytes);
       if (output.value == nullptr) return false;
       break;
-    case OutputKind::kError:
-      output.value = std::make_shared<const std::string>(value_bytes);
+    case OutputKind::kError: {
+      int code = static_cast<int>(absl::StatusCode::kUnknown);
+      if (!type_name.empty() && (!absl::SimpleAtoi(type_name, &code) || code <= 0 || code > 16)) {
+        return false;
+      }
+      output = Output::Error(static_cast<absl::StatusCode>(code), std::move(value_bytes));
       break;
+    }
     case OutputKind::kRef:
       output.ref = ref;
       break;

@@ -70,8 +70,8 @@ void ReadOp::ContinueAfterWake() {
   if (Run(/*may_park=*/true) == Step::kDone) awaiter_.resume();
 }
 
-void ReadOp::SetError(std::string message) {
-  error_ = std::make_shared<const std::string>(std::move(message));
+void ReadOp::SetError(std::string message, absl::StatusCode code) {
+  error_ = std::make_shared<const TaskFailure>(TaskFailure{code, std::move(message)});
 }
 
 void ReadOp::TakeValue(const ValueType* type, const std::shared_ptr<const void>& value,
@@ -117,7 +117,7 @@ ReadOp::Step ReadOp::Run(bool may_park) {
       case EngineImpl::Wait::kParked:
         return Step::kParked;
       case EngineImpl::Wait::kCycle:
-        SetError(std::move(cycle));
+        SetError(std::move(cycle), absl::StatusCode::kFailedPrecondition);
         return Step::kDone;
     }
   }
@@ -148,7 +148,7 @@ ReadOp::Hop ReadOp::HopClean(TaskState& task) {
         cursor_ = out.ref;
         return Hop::kFollow;
       case OutputKind::kError:
-        error_ = std::static_pointer_cast<const std::string>(out.value);
+        error_ = std::static_pointer_cast<const TaskFailure>(out.value);
         return Hop::kDone;
       case OutputKind::kNone:
         SetError("task has no output");

@@ -5,23 +5,10 @@
 #include <exception>
 
 #include "engine_impl.h"
+#include "job.h"
 
 namespace turbine::internal {
 namespace {
-
-// Job is the engine's own fire-and-forget coroutine: one per refresh, self-destroying.
-struct Job {
-  struct promise_type {
-    Job get_return_object() {
-      return Job{std::coroutine_handle<promise_type>::from_promise(*this)};
-    }
-    std::suspend_always initial_suspend() const noexcept { return {}; }
-    std::suspend_never final_suspend() const noexcept { return {}; }
-    void return_void() const noexcept {}
-    void unhandled_exception() const noexcept { std::terminate(); }  // engine code never throws
-  };
-  std::coroutine_handle<promise_type> handle;
-};
 
 // RunBody transfers control into a task body and back when it finishes.
 struct RunBody {
@@ -34,29 +21,18 @@ struct RunBody {
   void await_resume() const noexcept {}
 };
 
-// AwaitRead parks a refresh on a ReadOp (used to wait for dependencies to be clean).
-struct AwaitRead {
-  ReadOp& op;
-  bool await_ready() { return op.TryComplete(); }
-  bool await_suspend(std::coroutine_handle<> job) { return op.Suspend(job); }
-  void await_resume() { op.Resumed(); }
-};
-
-std::string DescribeException(const std::exception_ptr& error) {
+// FailureOutput is the output of a body that threw: a TaskError keeps its code.
+Output FailureOutput(const std::exception_ptr& error) {
   try {
     std::rethrow_exception(error);
+  } catch (const TaskError& e) {
+    return Output::Error(e.code(), e.what());
   } catch (const std::exception& e) {
-    return e.what();
+    return Output::Error(absl::StatusCode::kUnknown, e.what());
   } catch (...) {
-    return "task function threw a non-standard exception";
+    return Output::Error(absl::StatusCode::kUnknown,
+                         "task function threw a non-standard exception");
   }
-}
-
-Output ErrorOutput(std::string message) {
-  Output out;
-  out.kind = OutputKind::kError;
-  out.value = std::make_shared<const std::string>(std::move(message));
-  return out;
 }
 
 // DependencyChanged tells whether `dep`'s slot changed since it was read. One that is not
@@ -144,7 +120,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   engine->execution_count.fetch_add(1, std::memory_order_relaxed);
 
   if (body.handle.promise().error) {
-    context.output = ErrorOutput(DescribeException(body.handle.promise().error));
+    context.output = FailureOutput(body.handle.promise().error);
     context.cells.clear();  // a failed execution's cells are not results
   } else {
     body.store_result(body.handle.promise(), context);
@@ -172,58 +148,57 @@ void EngineImpl::StartRefresh(TaskState* task) {
   tls_context = saved;
 }
 
-void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) {
-  // What this execution read, first occurrence first (verification order).
-  std::vector<Dep> new_deps;
-  new_deps.reserve(context.reads.size());
-  {
-    std::vector<RawVc> seen;
-    seen.reserve(context.reads.size());
-    for (const Dep& read : context.reads) {
-      auto it = std::lower_bound(seen.begin(), seen.end(), read.slot);
-      if (it != seen.end() && *it == read.slot) continue;
-      seen.insert(it, read.slot);
-      new_deps.push_back(read);
+namespace {
+
+// UniqueReads lists what an execution read, first occurrence first (verification order).
+std::vector<Dep> UniqueReads(const absl::InlinedVector<Dep, 8>& reads) {
+  std::vector<Dep> unique;
+  unique.reserve(reads.size());
+  std::vector<RawVc> seen;
+  seen.reserve(reads.size());
+  for (const Dep& read : reads) {
+    auto it = std::lower_bound(seen.begin(), seen.end(), read.slot);
+    if (it != seen.end() && *it == read.slot) continue;
+    seen.insert(it, read.slot);
+    unique.push_back(read);
+  }
+  return unique;
+}
+
+// CommitResults stores an execution's output and cells, keeping the old stamp (and the old
+// value object) wherever the new result is equal: this is the early cutoff. Returns the
+// task's previous dependencies; `changed` says whether a snapshot would write anything
+// differently.
+std::vector<Dep> CommitResults(EngineImpl& engine, TaskState& task, ExecContext& context,
+                               bool* changed) {
+  MutexLock lock(&task.mu);
+  ++task.executions;
+  if (!task.output.SameAs(context.output)) {
+    task.output = std::move(context.output);
+    task.output_changed_at = engine.NextStamp();
+    *changed = true;
+  }
+  *changed = *changed || context.cells.size() != task.cells.size();
+  for (CellSlot& cell : context.cells) {
+    const CellSlot* old = task.FindCell(cell.type, cell.index);
+    if (old != nullptr && ValueTypeById(cell.type)->equal(old->value.get(), cell.value.get())) {
+      cell.changed_at = old->changed_at;
+      cell.value = old->value;
+    } else {
+      cell.changed_at = engine.NextStamp();
+      *changed = true;
     }
   }
+  engine.cell_count.fetch_add(static_cast<int64_t>(context.cells.size()) -
+                              static_cast<int64_t>(task.cells.size()));
+  task.cells = std::move(context.cells);
+  return std::move(task.deps);
+}
 
-  // Results: keep the old stamp (and the old value object) wherever the new result is
-  // equal. This is the early cutoff.
-  std::vector<Dep> old_deps;
-  bool result_changed = false;  // anything a snapshot would write differently
-  {
-    MutexLock lock(&task.mu);
-    ++task.executions;
-    if (!task.output.SameAs(context.output)) {
-      task.output = std::move(context.output);
-      task.output_changed_at = engine.NextStamp();
-      result_changed = true;
-    }
-    result_changed = result_changed || context.cells.size() != task.cells.size();
-    for (CellSlot& cell : context.cells) {
-      const CellSlot* old = task.FindCell(cell.type, cell.index);
-      if (old != nullptr && ValueTypeById(cell.type)->equal(old->value.get(), cell.value.get())) {
-        cell.changed_at = old->changed_at;
-        cell.value = old->value;
-      } else {
-        cell.changed_at = engine.NextStamp();
-        result_changed = true;
-      }
-    }
-    engine.cell_count.fetch_add(static_cast<int64_t>(context.cells.size()) -
-                                static_cast<int64_t>(task.cells.size()));
-    task.cells = std::move(context.cells);
-    old_deps = std::move(task.deps);
-  }
-  auto same_dep = [](const Dep& a, const Dep& b) {
-    return a.slot == b.slot && a.observed == b.observed;
-  };
-  result_changed = result_changed || !std::equal(old_deps.begin(), old_deps.end(),
-                                                 new_deps.begin(), new_deps.end(), same_dep);
-
-  // Edges: drop those this execution no longer reads, add the new ones, and check each
-  // read against the slot's current state; a change that raced with the execution makes
-  // the result stale.
+// UnlinkDroppedDeps removes the reverse edges of dependencies the new execution no longer
+// read.
+void UnlinkDroppedDeps(EngineImpl& engine, const TaskState& task, std::vector<Dep> old_deps,
+                       const std::vector<Dep>& new_deps) {
   auto by_slot = [](const Dep& a, const Dep& b) { return a.slot < b.slot; };
   std::sort(old_deps.begin(), old_deps.end(), by_slot);
   std::vector<Dep> sorted_new = new_deps;
@@ -237,6 +212,23 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
       }
     }
   }
+}
+
+}  // namespace
+
+void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) {
+  std::vector<Dep> new_deps = UniqueReads(context.reads);
+  bool result_changed = false;
+  std::vector<Dep> old_deps = CommitResults(engine, task, context, &result_changed);
+  auto same_dep = [](const Dep& a, const Dep& b) {
+    return a.slot == b.slot && a.observed == b.observed;
+  };
+  result_changed = result_changed || !std::equal(old_deps.begin(), old_deps.end(), new_deps.begin(),
+                                                 new_deps.end(), same_dep);
+  // Edges: drop those this execution no longer reads, add the new ones, and check each
+  // read against the slot's current state; a change that raced with the execution makes
+  // the result stale.
+  UnlinkDroppedDeps(engine, task, std::move(old_deps), new_deps);
   const bool stale = RegisterReads(engine, task, new_deps);
   {
     MutexLock lock(&task.mu);

@@ -145,8 +145,7 @@ uint32_t NewTraitSlot(const std::string& trait_method_name) {
   return static_cast<uint32_t>(registry.trait_slots.size() - 1);
 }
 
-void RegisterTraitImpl(uint32_t slot, ValueTypeId self_type,
-                       const FunctionInfo* implementation) {
+void RegisterTraitImpl(uint32_t slot, ValueTypeId self_type, const FunctionInfo* implementation) {
   FunctionRegistry& registry = Functions();
   internal::MutexLock lock(&registry.mu);
   if (!registry.impls.emplace(std::make_pair(slot, self_type), implementation).second) {
@@ -163,4 +162,38 @@ const FunctionInfo* DispatchTrait(uint32_t slot, ValueTypeId self_type) {
 }
 
 }  // namespace internal
+}  // namespace turbine
+
+namespace turbine {
+
+FunctionHandle internal::HandleOf(const internal::FunctionInfo& info) {
+  return FunctionHandle(&info);
+}
+
+FunctionHandle FunctionHandle::Find(std::string_view name, uint32_t version) {
+  const std::string key(name);
+  const internal::FunctionInfo* info =
+      version == 0 ? internal::FindFunction(key) : internal::FindFunctionVersion(key, version);
+  return FunctionHandle(info);
+}
+
+std::vector<FunctionHandle> FunctionHandle::All() {
+  std::vector<FunctionHandle> all;
+  for (const internal::FunctionInfo* info : internal::AllFunctions()) {
+    all.push_back(FunctionHandle(info));
+  }
+  return all;
+}
+
+const std::string& FunctionHandle::name() const { return info_->name; }
+uint32_t FunctionHandle::version() const { return info_->version; }
+const std::string& FunctionHandle::description() const { return info_->description; }
+const std::vector<std::string>& FunctionHandle::param_types() const { return info_->param_types; }
+const std::string& FunctionHandle::result_type() const { return info_->result_type; }
+bool FunctionHandle::has_receiver() const { return info_->has_receiver; }
+bool FunctionHandle::is_trait_method() const {
+  return info_->kind == internal::FunctionKind::kTraitDispatch;
+}
+bool FunctionHandle::session_dependent() const { return info_->session_dependent; }
+
 }  // namespace turbine

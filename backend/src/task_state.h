@@ -8,7 +8,6 @@
 #include <absl/base/thread_annotations.h>
 #include <absl/container/flat_hash_set.h>
 #include <absl/container/inlined_vector.h>
-#include "mutex.h"
 
 #include <atomic>
 #include <memory>
@@ -16,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "mutex.h"
 #include "turbine/internal/engine_api.h"
 #include "turbine/internal/function_info.h"
 #include "turbine/raw_vc.h"
@@ -59,15 +59,21 @@ struct Dependent {
   }
 };
 
-// Output is what a task's execution produced: a value, a reference, or an error message.
+// Output is what a task's execution produced: a value, a reference, or an error.
 struct Output {
   OutputKind kind = OutputKind::kNone;
   const ValueType* type = nullptr;    // kValue
-  std::shared_ptr<const void> value;  // kValue: the value; kError: a std::string
+  std::shared_ptr<const void> value;  // kValue: the value; kError: a TaskFailure
   RawVc ref;                          // kRef
 
   bool SameAs(const Output& other) const;
-  const std::string& error() const { return *static_cast<const std::string*>(value.get()); }
+  const TaskFailure& error() const { return *static_cast<const TaskFailure*>(value.get()); }
+  static Output Error(absl::StatusCode code, std::string message) {
+    Output out;
+    out.kind = OutputKind::kError;
+    out.value = std::make_shared<const TaskFailure>(TaskFailure{code, std::move(message)});
+    return out;
+  }
 };
 
 struct TaskState {

@@ -55,57 +55,90 @@ void AddCallOptions(CLI::App* command, CallCommand* call) {
                     "Print a bytes or string value as it is (e.g. a file's content)");
 }
 
+// CommandLine is what the command line asks for: options and the command to run.
+struct CommandLine {
+  GlobalOptions global;
+  CallCommand call;
+  std::vector<std::string> pairs;
+  std::function<ExitCode(const Session&)> run;
+};
+
+void AddGlobalOptions(CLI::App& app, GlobalOptions* global) {
+  app.add_option("--connect", global->connect,
+                 "Daemon address, unix:/path/turbined.sock or host:port "
+                 "(default: unix:<data-dir>/turbined.sock)");
+  app.add_option("--data-dir", global->data_dir, "Data directory of the daemon")
+      ->capture_default_str();
+  app.add_flag("--json", global->json, "Print machine-readable JSON");
+  app.add_option("--token-file", global->token_file,
+                 "File holding the daemon's auth token (default: $TURBINE_TOKEN_FILE)");
+  app.add_option("--timeout-ms", global->timeout_ms, "Deadline of each request")
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()))
+      ->capture_default_str();
+}
+
+// AddCommands adds the subcommands; parsing one sets line->run. The callbacks hold `line`,
+// which outlives the parse and the run.
+void AddCommands(CLI::App& app, CommandLine* line) {
+  CLI::App* call_command = app.add_subcommand("call", "Call a function and print its value");
+  AddCallOptions(call_command, &line->call);
+  call_command->callback(
+      [line] { line->run = [line](const Session& s) { return RunCall(s, line->call); }; });
+
+  CLI::App* set_command = app.add_subcommand("set", "Set inputs atomically: KEY VALUE ...");
+  set_command->add_option("pairs", line->pairs, "KEY VALUE pairs; values are JSON or bare words")
+      ->required();
+  set_command->callback(
+      [line] { line->run = [line](const Session& s) { return RunSet(s, line->pairs); }; });
+
+  CLI::App* watch_command =
+      app.add_subcommand("watch", "Print a call's value, then each new value (Ctrl-C ends)");
+  AddCallOptions(watch_command, &line->call);
+  watch_command->callback(
+      [line] { line->run = [line](const Session& s) { return RunWatch(s, line->call); }; });
+
+  const std::pair<const char*, const char*> kSimple[] = {
+      {"stats", "Print the daemon's statistics"},
+      {"functions", "List the functions the daemon serves"},
+      {"flush", "Write a snapshot of the cache now"},
+      {"shutdown", "Stop the daemon gracefully"},
+      {"ping", "Check that the daemon serves (prints SERVING)"},
+  };
+  const std::function<ExitCode(const Session&)> kRuns[] = {RunStats, RunFunctions, RunFlush,
+                                                           RunShutdown, RunPing};
+  for (size_t i = 0; i < std::size(kSimple); ++i) {
+    app.add_subcommand(kSimple[i].first, kSimple[i].second)->callback([line, run = kRuns[i]] {
+      line->run = run;
+    });
+  }
+}
+
+// ConnectOptionsFrom turns the global options (and $TURBINE_TOKEN_FILE) into how to reach
+// the daemon.
+absl::StatusOr<client::ConnectOptions> ConnectOptionsFrom(GlobalOptions& global) {
+  client::ConnectOptions options;
+  options.address =
+      global.connect.empty() ? client::DefaultAddress(global.data_dir) : global.connect;
+  options.deadline = std::chrono::milliseconds(global.timeout_ms);
+  if (global.token_file.empty()) {
+    if (const char* from_env = std::getenv("TURBINE_TOKEN_FILE")) global.token_file = from_env;
+  }
+  if (!global.token_file.empty()) {
+    absl::StatusOr<std::string> token = ReadTokenFile(global.token_file);
+    if (!token.ok()) return token.status();
+    options.token = *std::move(token);
+  }
+  return options;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"turbine — call and manage turbined, the Turbine daemon"};
   app.footer(kFooter);
   app.require_subcommand(1);
   app.fallthrough();  // global options may also follow the command
-
-  GlobalOptions global;
-  app.add_option("--connect", global.connect,
-                 "Daemon address, unix:/path/turbined.sock or host:port "
-                 "(default: unix:<data-dir>/turbined.sock)");
-  app.add_option("--data-dir", global.data_dir, "Data directory of the daemon")
-      ->capture_default_str();
-  app.add_flag("--json", global.json, "Print machine-readable JSON");
-  app.add_option("--token-file", global.token_file,
-                 "File holding the daemon's auth token (default: $TURBINE_TOKEN_FILE)");
-  app.add_option("--timeout-ms", global.timeout_ms, "Deadline of each request")
-      ->check(CLI::Range(1, std::numeric_limits<int>::max()))
-      ->capture_default_str();
-
-  std::function<ExitCode(const Session&)> run;
-  CallCommand call;
-  std::vector<std::string> pairs;
-
-  CLI::App* call_command = app.add_subcommand("call", "Call a function and print its value");
-  AddCallOptions(call_command, &call);
-  call_command->callback([&] { run = [&](const Session& s) { return RunCall(s, call); }; });
-
-  CLI::App* set_command = app.add_subcommand("set", "Set inputs atomically: KEY VALUE ...");
-  set_command->add_option("pairs", pairs, "KEY VALUE pairs; values are JSON or bare words")
-      ->required();
-  set_command->callback([&] { run = [&](const Session& s) { return RunSet(s, pairs); }; });
-
-  CLI::App* watch_command =
-      app.add_subcommand("watch", "Print a call's value, then each new value (Ctrl-C ends)");
-  AddCallOptions(watch_command, &call);
-  watch_command->callback([&] { run = [&](const Session& s) { return RunWatch(s, call); }; });
-
-  app.add_subcommand("stats", "Print the daemon's statistics")->callback([&] { run = RunStats; });
-  app.add_subcommand("functions", "List the functions the daemon serves")->callback([&] {
-    run = RunFunctions;
-  });
-  app.add_subcommand("flush", "Write a snapshot of the cache now")->callback([&] {
-    run = RunFlush;
-  });
-  app.add_subcommand("shutdown", "Stop the daemon gracefully")->callback([&] {
-    run = RunShutdown;
-  });
-  app.add_subcommand("ping", "Check that the daemon serves (prints SERVING)")->callback([&] {
-    run = RunPing;
-  });
-
+  CommandLine line;
+  AddGlobalOptions(app, &line.global);
+  AddCommands(app, &line);
   try {
     app.name(argv[0]);
     std::vector<std::string> args = ShieldJsonArrays(argc, argv);
@@ -114,34 +147,21 @@ int Main(int argc, char** argv) {
     return app.exit(e) == 0 ? kOk : kUsage;  // --help exits 0
   }
 
-  client::ConnectOptions options;
-  options.address = global.connect.empty() ? client::DefaultAddress(global.data_dir)
-                                           : global.connect;
-  options.deadline = std::chrono::milliseconds(global.timeout_ms);
-  if (global.token_file.empty()) {
-    if (const char* from_env = std::getenv("TURBINE_TOKEN_FILE")) global.token_file = from_env;
-  }
-  if (!global.token_file.empty()) {
-    absl::StatusOr<std::string> token = ReadTokenFile(global.token_file);
-    if (!token.ok()) {
-      std::cerr << "turbine: " << token.status().message() << "\n";
-      return kUsage;
-    }
-    options.token = *std::move(token);
-  }
-
-  absl::StatusOr<std::unique_ptr<client::Client>> client = client::Client::Connect(options);
+  const GlobalOptions& global = line.global;
+  absl::StatusOr<client::ConnectOptions> options = ConnectOptionsFrom(line.global);
+  absl::StatusOr<std::unique_ptr<client::Client>> client =
+      options.ok() ? client::Client::Connect(*options)
+                   : absl::StatusOr<std::unique_ptr<client::Client>>(options.status());
   if (!client.ok()) {
     std::cerr << "turbine: " << client.status().message() << "\n";
     return kUsage;
   }
   Session session{.client = client->get(),
                   .json = global.json,
-                  .address = options.address,
-                  .start_command = global.connect.empty()
-                                       ? "turbined --data-dir " + global.data_dir
-                                       : "turbined --listen " + global.connect};
-  return run(session);
+                  .address = options->address,
+                  .start_command = global.connect.empty() ? "turbined --data-dir " + global.data_dir
+                                                          : "turbined --listen " + global.connect};
+  return line.run(session);
 }
 
 }  // namespace

@@ -8,7 +8,7 @@
 #include "connection.h"
 
 namespace turbine::client {
-namespace internal {
+namespace detail {
 
 // CallStreamReactor drives one CallStream RPC with gRPC's callback API. One read is always
 // pending; writes go out one at a time (gRPC allows one in flight) from a queue. A hold
@@ -18,9 +18,8 @@ namespace internal {
 // Its lock is a std::mutex, not absl::Mutex: Debian's Abseil is built with deadlock
 // detection on (a global graph update per lock, on the path of every streamed call) and
 // without ThreadSanitizer instrumentation.
-class CallStreamReactor final
-    : public grpc::ClientBidiReactor<v1::CallRequest, v1::CallReply>,
-      public std::enable_shared_from_this<CallStreamReactor> {
+class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallRequest, v1::CallReply>,
+                                public std::enable_shared_from_this<CallStreamReactor> {
  public:
   CallStreamReactor(std::shared_ptr<const Connection> connection,
                     CallStream::ReplyCallback on_reply)
@@ -194,25 +193,25 @@ class CallStreamReactor final
   std::deque<CallResult> replies_;
   uint64_t next_id_ = 1;
   bool writing_ = false;
-  bool closing_ = false;      // Close or Cancel: no more Sends
-  bool broken_ = false;       // the RPC failed or ended: no more writes can go out
-  bool reads_done_ = false;   // no more replies will come
+  bool closing_ = false;     // Close or Cancel: no more Sends
+  bool broken_ = false;      // the RPC failed or ended: no more writes can go out
+  bool reads_done_ = false;  // no more replies will come
   bool half_closed_ = false;
-  bool done_ = false;         // OnDone ran
+  bool done_ = false;  // OnDone ran
   grpc::Status final_status_;
 };
 
-}  // namespace internal
+}  // namespace detail
 
-std::unique_ptr<CallStream> CallStream::Open(
-    std::shared_ptr<const internal::Connection> connection, ReplyCallback on_reply) {
+std::unique_ptr<CallStream> CallStream::Open(std::shared_ptr<const detail::Connection> connection,
+                                             ReplyCallback on_reply) {
   auto reactor =
-      std::make_shared<internal::CallStreamReactor>(std::move(connection), std::move(on_reply));
+      std::make_shared<detail::CallStreamReactor>(std::move(connection), std::move(on_reply));
   reactor->Start();
   return std::unique_ptr<CallStream>(new CallStream(std::move(reactor)));
 }
 
-CallStream::CallStream(std::shared_ptr<internal::CallStreamReactor> reactor)
+CallStream::CallStream(std::shared_ptr<detail::CallStreamReactor> reactor)
     : reactor_(std::move(reactor)) {}
 
 CallStream::~CallStream() {

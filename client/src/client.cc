@@ -57,10 +57,10 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ConnectOptions options) 
     return absl::InvalidArgumentError("ConnectOptions.max_message_bytes must be positive");
   }
   return std::unique_ptr<Client>(
-      new Client(std::make_shared<const internal::Connection>(std::move(options))));
+      new Client(std::make_shared<const detail::Connection>(std::move(options))));
 }
 
-Client::Client(std::shared_ptr<const internal::Connection> connection)
+Client::Client(std::shared_ptr<const detail::Connection> connection)
     : connection_(std::move(connection)) {}
 
 Client::~Client() = default;
@@ -78,11 +78,10 @@ absl::StatusOr<CallResult> Client::Call(const v1::CallRequest& request) {
   v1::CallReply reply;
   grpc::Status status = connection_->turbine->Call(&context, request, &reply);
   if (!status.ok()) return connection_->ToStatus(status);
-  return internal::ResultFromReply(reply);
+  return detail::ResultFromReply(reply);
 }
 
-absl::StatusOr<uint32_t> Client::SetInputs(
-    std::vector<std::pair<std::string, v1::Value>> inputs) {
+absl::StatusOr<uint32_t> Client::SetInputs(std::vector<std::pair<std::string, v1::Value>> inputs) {
   v1::SetInputsRequest request;
   for (auto& [key, value] : inputs) {
     v1::InputEntry* entry = request.add_inputs();
@@ -160,7 +159,7 @@ absl::Status Client::Watch(const v1::CallRequest& request,
   bool stopped_by_caller = false;
   v1::CallReply reply;
   while (reader->Read(&reply)) {
-    if (!on_value(internal::ResultFromReply(reply))) {
+    if (!on_value(detail::ResultFromReply(reply))) {
       stopped_by_caller = true;
       context.TryCancel();
       break;

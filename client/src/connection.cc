@@ -4,7 +4,7 @@
 
 #include <utility>
 
-namespace turbine::client::internal {
+namespace turbine::client::detail {
 namespace {
 
 std::shared_ptr<grpc::Channel> MakeChannel(const ConnectOptions& options) {
@@ -37,8 +37,7 @@ absl::Status Connection::ToStatus(const grpc::Status& status) const {
     return absl::UnavailableError(absl::StrCat("no connection to ", options.address, " within ",
                                                options.deadline.count(), " ms"));
   }
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
 CallResult ResultFromReply(const v1::CallReply& reply) {
@@ -65,4 +64,4 @@ CallResult ResultFromReply(const v1::CallReply& reply) {
   return result;
 }
 
-}  // namespace turbine::client::internal
+}  // namespace turbine::client::detail

@@ -14,7 +14,7 @@
 #include "turbine/client/client.h"
 #include "turbine/v1/turbine.grpc.pb.h"
 
-namespace turbine::client::internal {
+namespace turbine::client::detail {
 
 struct Connection {
   explicit Connection(ConnectOptions options);
@@ -34,4 +34,4 @@ struct Connection {
 
 CallResult ResultFromReply(const v1::CallReply& reply);
 
-}  // namespace turbine::client::internal
+}  // namespace turbine::client::detail

@@ -23,6 +23,9 @@ int main(int argc, char** argv) {
   turbine::server::ServerOptions options;
   options.listen = {std::string("unix:") + argv[1]};
   options.data_dir = argv[2];
+  // Process-wide settings are this program's to choose: without this, Abseil as Debian
+  // builds it checks every mutex for deadlocks (turbine/engine.h says what that costs).
+  turbine::DisableMutexDeadlockDetection();
 
   // A thread waits for the stop signals with sigwait, so no signal handler runs inside gRPC
   // or the engine. Blocked before the server starts its threads, which inherit the mask.

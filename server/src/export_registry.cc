@@ -1,13 +1,12 @@
 // export_registry.cc — the process-wide table of exported functions (export.h).
-#include <absl/container/flat_hash_map.h>
 #include <absl/base/thread_annotations.h>
-
-#include <mutex>
-#include <shared_mutex>
+#include <absl/container/flat_hash_map.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
+#include <shared_mutex>
 
 #include "turbine/server/export.h"
 
@@ -29,25 +28,24 @@ Registry& TheRegistry() {
 
 }  // namespace
 
-namespace internal_export {
+namespace export_detail {
 
 void Register(ExportedFunction* exported) {
   Registry& registry = TheRegistry();
   std::lock_guard lock(registry.mu);
   for (const ExportedFunction* other : registry.functions) {
-    if (other->info->name == exported->info->name &&
-        other->info->version == exported->info->version) {
+    if (other->fn.name() == exported->fn.name() && other->fn.version() == exported->fn.version()) {
       std::fprintf(stderr, "turbine: %s version %u is exported twice\n",
-                   exported->info->name.c_str(), exported->info->version);
+                   exported->fn.name().c_str(), exported->fn.version());
       std::abort();
     }
   }
   registry.functions.push_back(exported);
-  registry.by_name[exported->info->name].push_back(exported);
+  registry.by_name[exported->fn.name()].push_back(exported);
 }
 
-std::vector<std::string> NamesOrDefault(std::initializer_list<std::string_view> names,
-                                        size_t arity, const std::string& function) {
+std::vector<std::string> NamesOrDefault(std::initializer_list<std::string_view> names, size_t arity,
+                                        const std::string& function) {
   if (names.size() != 0 && names.size() != arity) {
     std::fprintf(stderr, "turbine: Export of %s names %zu parameters, the function has %zu\n",
                  function.c_str(), names.size(), arity);
@@ -59,7 +57,7 @@ std::vector<std::string> NamesOrDefault(std::initializer_list<std::string_view> 
   return result;
 }
 
-}  // namespace internal_export
+}  // namespace export_detail
 
 const ExportedFunction* FindExported(std::string_view name, uint32_t version) {
   Registry& registry = TheRegistry();
@@ -68,8 +66,8 @@ const ExportedFunction* FindExported(std::string_view name, uint32_t version) {
   if (it == registry.by_name.end()) return nullptr;
   const ExportedFunction* best = nullptr;
   for (const ExportedFunction* exported : it->second) {
-    if (version != 0 && exported->info->version != version) continue;
-    if (best == nullptr || exported->info->version > best->info->version) best = exported;
+    if (version != 0 && exported->fn.version() != version) continue;
+    if (best == nullptr || exported->fn.version() > best->fn.version()) best = exported;
   }
   return best;
 }
@@ -82,7 +80,8 @@ std::vector<const ExportedFunction*> AllExported() {
     all = registry.functions;
   }
   std::sort(all.begin(), all.end(), [](const ExportedFunction* a, const ExportedFunction* b) {
-    return std::tie(a->info->name, a->info->version) < std::tie(b->info->name, b->info->version);
+    return std::make_pair(a->fn.name(), a->fn.version()) <
+           std::make_pair(b->fn.name(), b->fn.version());
   });
   return all;
 }

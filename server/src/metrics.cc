@@ -19,7 +19,7 @@
 #include <sstream>
 #include <thread>
 
-#include "turbine/server/server.h"
+#include "address.h"
 
 namespace turbine::server {
 namespace {
@@ -114,7 +114,7 @@ class Metrics::Collector final : public prometheus::Collectable {
     std::vector<MetricFamily> out;
     CollectService(counters, out);
     CollectEngine(stats, out);
-    CollectStore(stats, usage, out);
+    CollectStore(usage, out);
     CollectProcess(counters, out);
     return out;
   }
@@ -222,8 +222,7 @@ class Metrics::Collector final : public prometheus::Collectable {
     out.push_back(seconds.Take());
   }
 
-  static void CollectStore(const EngineStats& stats, const storage::StoreUsage& usage,
-                           std::vector<MetricFamily>& out) {
+  static void CollectStore(const storage::StoreUsage& usage, std::vector<MetricFamily>& out) {
     out.push_back(Family("turbine_store_disk_bytes",
                          "Size of the RocksDB cache on disk: table files (sst) and the "
                          "write-ahead log (wal).",
@@ -240,7 +239,7 @@ class Metrics::Collector final : public prometheus::Collectable {
                       .Take());
     out.push_back(Family("turbine_store_tasks", "Tasks in the on-disk cache (an estimate).",
                          MetricType::Gauge)
-                      .Add(static_cast<double>(stats.tasks_on_disk))
+                      .Add(static_cast<double>(usage.tasks))
                       .Take());
   }
 
@@ -274,35 +273,28 @@ absl::StatusOr<std::string> CheckMetricsAddress(const std::string& address, bool
   const auto bad = [&address](const std::string& why) {
     return absl::InvalidArgumentError("metrics address '" + address + "': " + why);
   };
-  const size_t colon = address.rfind(':');
+  if (address.starts_with("unix:") || address.find(':') == std::string::npos) {
+    return bad("expected HOST:PORT, e.g. 127.0.0.1:9464");
+  }
   if (address.starts_with("[")) {
     return bad(
         "IPv6 is not supported for metrics (the HTTP server has no IPv6); use an IPv4 "
         "address such as 127.0.0.1:9464");
   }
-  if (colon == std::string::npos) return bad("expected HOST:PORT, e.g. 127.0.0.1:9464");
-  std::string host = address.substr(0, colon);
-  const std::string port_text = address.substr(colon + 1);
-  int port = -1;
-  const auto [end, error] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || error != std::errc() || end != port_text.data() + port_text.size() ||
-      port < 0 || port > 65535) {
-    return bad("the port must be a number from 0 to 65535 (0 picks a free one)");
-  }
-  if (host == "localhost") host = "127.0.0.1";
+  absl::StatusOr<ListenAddress> parsed = ParseListenAddress(address);
+  if (!parsed.ok()) return bad(std::string(parsed.status().message()));
+  std::string host = parsed->host == "localhost" ? "127.0.0.1" : parsed->host;
   in_addr v4{};
   if (::inet_pton(AF_INET, host.c_str(), &v4) != 1) {
     return bad("the host must be an IPv4 address or localhost");
   }
-  const std::string normalized = host + ":" + std::to_string(port);
-  if (!IsLoopback(normalized) && !insecure) {
+  if (!IsLoopback(*parsed) && !insecure) {
     return bad(
         "refusing to serve metrics off this machine: they have no TLS and no token, so "
         "anyone on the network could read them. Use a loopback address, or --insecure "
         "if the network is trusted");
   }
-  return normalized;
+  return host + ":" + std::to_string(parsed->port);
 }
 
 absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& address,

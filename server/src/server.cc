@@ -1,16 +1,14 @@
 // server.cc — opening the data dir, starting the engine and gRPC, and stopping cleanly.
 #include "turbine/server/server.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
-
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <filesystem>
@@ -18,12 +16,10 @@
 #include <mutex>
 #include <sstream>
 
-#include <spdlog/spdlog.h>
-
+#include "address.h"
 #include "metrics.h"
 #include "service.h"
-#include "turbine/storage/rocks_backing_store.h"
-#include "turbine/storage/store.h"
+#include "turbine/storage/persistent_engine.h"
 
 namespace turbine::server {
 namespace {
@@ -45,7 +41,8 @@ class DataDirLock {
       char pid[32] = {};
       const ssize_t n = ::pread(fd, pid, sizeof(pid) - 1, 0);
       ::close(fd);
-      const std::string holder = n > 0 ? " (pid " + std::string(pid, static_cast<size_t>(n)) + ")" : "";
+      const std::string holder =
+          n > 0 ? " (pid " + std::string(pid, static_cast<size_t>(n)) + ")" : "";
       return absl::FailedPreconditionError("another turbined" + holder + " is serving " +
                                            dir.string() + "; stop it or use another --data-dir");
     }
@@ -62,29 +59,6 @@ class DataDirLock {
   int fd_;
 };
 
-constexpr std::string_view kUnixPrefix = "unix:";
-
-bool IsUnix(const std::string& address) { return address.starts_with(kUnixPrefix); }
-
-// HostOf splits "host:port" / "[v6]:port" and returns the host.
-std::string HostOf(const std::string& address) {
-  if (address.starts_with("[")) {
-    const size_t end = address.find(']');
-    return end == std::string::npos ? address : address.substr(1, end - 1);
-  }
-  const size_t colon = address.rfind(':');
-  return colon == std::string::npos ? address : address.substr(0, colon);
-}
-
-absl::Status CheckUnixPath(const std::string& path) {
-  if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
-    return absl::InvalidArgumentError("socket path " + path + " is too long for a unix socket (" +
-                                      std::to_string(path.size()) +
-                                      " bytes, at most 107): use a shorter --data-dir or --listen");
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::InvalidArgumentError("cannot read " + path);
@@ -95,20 +69,10 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 
 }  // namespace
 
-bool IsLoopback(const std::string& address) {
-  if (IsUnix(address)) return true;
-  const std::string host = HostOf(address);
-  if (host == "localhost" || host == "::1") return true;
-  in_addr v4{};
-  return ::inet_pton(AF_INET, host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
-}
-
 struct Server::State {
   ServerOptions options;
   std::unique_ptr<DataDirLock> lock;
-  std::unique_ptr<storage::Store> store;
-  std::unique_ptr<storage::RocksBackingStore> backing;
-  std::unique_ptr<Engine> engine;
+  std::unique_ptr<storage::PersistentEngine> persistent;  // the store and the engine
   std::unique_ptr<TurbineService> service;
   std::unique_ptr<Metrics> metrics;  // reads the service: declared (so destroyed) after it
   std::unique_ptr<grpc::Server> grpc_server;
@@ -122,41 +86,97 @@ struct Server::State {
   bool stopping = false;
   bool stopped = false;
 
+  absl::Status StartGrpc(const ServerOptions& options, const std::vector<ListenAddress>& listen);
   void Stop();
 };
 
-absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
-  auto state = std::make_unique<State>();
+namespace {
+
+// PrepareDataDir creates the data directory (owner-only) and returns its absolute path.
+absl::StatusOr<fs::path> PrepareDataDir(const std::string& dir) {
   std::error_code error;
-  const fs::path data_dir = fs::absolute(options.data_dir, error);
+  const fs::path data_dir = fs::absolute(dir, error);
   fs::create_directories(data_dir, error);
   if (error || !fs::is_directory(data_dir)) {
-    return absl::PermissionDeniedError("cannot use data dir " + options.data_dir + ": " +
+    return absl::PermissionDeniedError("cannot use data dir " + dir + ": " +
                                        (error ? error.message() : "not a directory"));
   }
   fs::permissions(data_dir, fs::perms::owner_all, fs::perm_options::replace, error);
+  return data_dir;
+}
+
+// CheckListenAddresses parses every listen address and refuses plain TCP off this
+// machine unless the options allow it.
+absl::StatusOr<std::vector<ListenAddress>> CheckListenAddresses(const ServerOptions& options) {
+  const bool tls = !options.tls_cert_file.empty();
+  std::vector<ListenAddress> addresses;
+  for (const std::string& text : options.listen) {
+    absl::StatusOr<ListenAddress> address = ParseListenAddress(text);
+    if (!address.ok()) {
+      return absl::InvalidArgumentError("listen address '" + text +
+                                        "': " + std::string(address.status().message()));
+    }
+    if (!IsLoopback(*address) && !tls && !options.insecure) {
+      return absl::InvalidArgumentError(
+          "refusing to serve " + text +
+          " without TLS: anyone on the network could call it. Give a certificate and key, "
+          "or --insecure if the network is trusted");
+    }
+    addresses.push_back(std::move(*address));
+  }
+  return addresses;
+}
+
+// TcpCredentials reads the TLS certificate and key, if any.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TcpCredentials(
+    const ServerOptions& options) {
+  if (options.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
+  absl::StatusOr<std::string> cert = ReadFile(options.tls_cert_file);
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadFile(options.tls_key_file);
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions ssl;
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  return grpc::SslServerCredentials(ssl);
+}
+
+std::string StoreReport(const storage::OpenReport& report) {
+  std::string text = report.created ? "created a new cache" : "opened the cache";
+  if (!report.moved_aside.empty()) {
+    text +=
+        "; the old one was unusable (" + report.reason + ") and was moved to " + report.moved_aside;
+  }
+  return text;
+}
+
+// EngineLogger routes the engine's background errors to the daemon's log.
+void EngineLogger(LogLevel level, std::string_view message) {
+  switch (level) {
+    case LogLevel::kInfo:
+      spdlog::info("{}", message);
+      break;
+    case LogLevel::kWarning:
+      spdlog::warn("{}", message);
+      break;
+    case LogLevel::kError:
+      spdlog::error("{}", message);
+      break;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
+  absl::StatusOr<fs::path> data_dir = PrepareDataDir(options.data_dir);
+  if (!data_dir.ok()) return data_dir.status();
   if (options.listen.empty()) {
-    options.listen.push_back(std::string(kUnixPrefix) + (data_dir / "turbined.sock").string());
+    options.listen.push_back("unix:" + (*data_dir / "turbined.sock").string());
   }
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return absl::InvalidArgumentError("TLS needs both a certificate and a key file");
   }
-  const bool tls = !options.tls_cert_file.empty();
-  for (const std::string& address : options.listen) {
-    if (IsUnix(address)) {
-      absl::Status ok = CheckUnixPath(address.substr(kUnixPrefix.size()));
-      if (!ok.ok()) return ok;
-    } else if (address.find(':') == std::string::npos) {
-      return absl::InvalidArgumentError("listen address '" + address +
-                                        "' is neither unix:PATH nor HOST:PORT");
-    } else if (!IsLoopback(address) && !tls && !options.insecure) {
-      return absl::InvalidArgumentError(
-          "refusing to serve " + address +
-          " without TLS: anyone on the network could call it. Give a certificate and key, "
-          "or --insecure if the network is trusted");
-    }
-  }
-
+  absl::StatusOr<std::vector<ListenAddress>> addresses = CheckListenAddresses(options);
+  if (!addresses.ok()) return addresses.status();
   std::string metrics_address;
   if (!options.metrics_listen.empty()) {
     absl::StatusOr<std::string> checked =
@@ -165,95 +185,84 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     metrics_address = *checked;
   }
 
-  absl::StatusOr<std::unique_ptr<DataDirLock>> lock = DataDirLock::Acquire(data_dir);
+  auto state = std::make_unique<State>();
+  absl::StatusOr<std::unique_ptr<DataDirLock>> lock = DataDirLock::Acquire(*data_dir);
   if (!lock.ok()) return lock.status();
   state->lock = std::move(*lock);
-
-  storage::OpenReport report;
-  absl::StatusOr<std::unique_ptr<storage::Store>> store =
-      storage::Store::Open(storage::StoreOptions{.data_dir = data_dir.string()}, &report);
-  if (!store.ok()) return store.status();
-  state->store = std::move(*store);
-  state->report = report.created ? "created a new cache" : "opened the cache";
-  if (!report.moved_aside.empty()) {
-    state->report += "; the old one was unusable (" + report.reason + ") and was moved to " +
-                     report.moved_aside;
-  }
-  state->backing = std::make_unique<storage::RocksBackingStore>(state->store.get());
-  state->engine = std::make_unique<Engine>(EngineOptions{.worker_threads = options.workers,
-                                                         .backing_store = state->backing.get(),
-                                                         .snapshot_interval =
-                                                             options.snapshot_interval});
+  absl::StatusOr<std::unique_ptr<storage::PersistentEngine>> persistent =
+      storage::PersistentEngine::Open(storage::StoreOptions{.data_dir = data_dir->string()},
+                                      EngineOptions{.worker_threads = options.workers,
+                                                    .snapshot_interval = options.snapshot_interval,
+                                                    .logger = &EngineLogger});
+  if (!persistent.ok()) return persistent.status();
+  state->persistent = std::move(*persistent);
+  state->report = StoreReport(state->persistent->report());
 
   State* raw_state = state.get();
-  state->service = std::make_unique<TurbineService>(*state->engine, options.auth_token, [raw_state] {
-    std::lock_guard lock(raw_state->mu);
-    raw_state->shutdown_requested = true;
-    raw_state->changed.notify_all();
-  });
-
+  state->service = std::make_unique<TurbineService>(
+      state->persistent->engine(), state->persistent->store(), options.auth_token, [raw_state] {
+        std::lock_guard lock(raw_state->mu);
+        raw_state->shutdown_requested = true;
+        raw_state->changed.notify_all();
+      });
   if (!metrics_address.empty()) {
-    absl::StatusOr<std::unique_ptr<Metrics>> metrics =
-        Metrics::Start(metrics_address, *state->engine, *state->service, *state->store);
+    absl::StatusOr<std::unique_ptr<Metrics>> metrics = Metrics::Start(
+        metrics_address, state->persistent->engine(), *state->service, state->persistent->store());
     if (!metrics.ok()) return metrics.status();
     state->metrics = std::move(*metrics);
   }
+  absl::Status serving = state->StartGrpc(options, *addresses);
+  if (!serving.ok()) return serving;
+  state->options = std::move(options);
+  return std::unique_ptr<Server>(new Server(std::move(state)));
+}
 
-  std::shared_ptr<grpc::ServerCredentials> tcp_credentials = grpc::InsecureServerCredentials();
-  if (tls) {
-    absl::StatusOr<std::string> cert = ReadFile(options.tls_cert_file);
-    absl::StatusOr<std::string> key = ReadFile(options.tls_key_file);
-    if (!cert.ok()) return cert.status();
-    if (!key.ok()) return key.status();
-    grpc::SslServerCredentialsOptions ssl;
-    ssl.pem_key_cert_pairs.push_back({*key, *cert});
-    tcp_credentials = grpc::SslServerCredentials(ssl);
-  }
-
+absl::Status Server::State::StartGrpc(const ServerOptions& options,
+                                      const std::vector<ListenAddress>& listen) {
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> tcp_credentials =
+      TcpCredentials(options);
+  if (!tcp_credentials.ok()) return tcp_credentials.status();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
-  builder.RegisterService(state->service.get());
-  std::vector<int> ports(options.listen.size(), 0);
-  for (size_t i = 0; i < options.listen.size(); ++i) {
-    const std::string& address = options.listen[i];
-    if (IsUnix(address)) {
+  builder.RegisterService(service.get());
+  std::vector<int> ports(listen.size(), 0);
+  for (size_t i = 0; i < listen.size(); ++i) {
+    if (listen[i].unix_socket) {
       // We hold the data dir lock (or the path is the user's own choice): a socket file
       // left there is a dead daemon's.
-      const std::string path = address.substr(kUnixPrefix.size());
-      fs::remove(path, error);
-      state->socket_paths.push_back(path);
-      builder.AddListeningPort(address, grpc::InsecureServerCredentials());
+      std::error_code ignored;
+      fs::remove(listen[i].path, ignored);
+      socket_paths.push_back(listen[i].path);
+      builder.AddListeningPort(listen[i].text, grpc::InsecureServerCredentials());
     } else {
-      builder.AddListeningPort(address, tcp_credentials, &ports[i]);
+      builder.AddListeningPort(listen[i].text, *tcp_credentials, &ports[i]);
     }
   }
   // Sockets are created owner-only: the umask applies while gRPC binds them.
   const mode_t old_umask = ::umask(0077);
-  state->grpc_server = builder.BuildAndStart();
+  grpc_server = builder.BuildAndStart();
   ::umask(old_umask);
-  if (state->grpc_server == nullptr) {
+  if (grpc_server == nullptr) {
     std::string all;
-    for (const std::string& address : options.listen) all += (all.empty() ? "" : ", ") + address;
+    for (const ListenAddress& address : listen) all += (all.empty() ? "" : ", ") + address.text;
     return absl::UnavailableError("cannot listen on " + all + " (in use, or not allowed)");
   }
-  for (size_t i = 0; i < options.listen.size(); ++i) {
-    const std::string& address = options.listen[i];
-    if (IsUnix(address)) {
-      ::chmod(address.substr(kUnixPrefix.size()).c_str(), 0600);
-      state->addresses.push_back(address);
+  for (size_t i = 0; i < listen.size(); ++i) {
+    if (listen[i].unix_socket) {
+      ::chmod(listen[i].path.c_str(), 0600);
+      addresses.push_back(listen[i].text);
     } else if (ports[i] == 0) {
-      return absl::UnavailableError("cannot listen on " + address);
+      return absl::UnavailableError("cannot listen on " + listen[i].text);
     } else {
-      const std::string host = address.substr(0, address.rfind(':'));
-      state->addresses.push_back(host + ":" + std::to_string(ports[i]));
+      const std::string host = listen[i].text.substr(0, listen[i].text.rfind(':'));
+      addresses.push_back(host + ":" + std::to_string(ports[i]));
     }
   }
-  state->grpc_server->GetHealthCheckService()->SetServingStatus(true);
-  state->options = std::move(options);
-  return std::unique_ptr<Server>(new Server(std::move(state)));
+  grpc_server->GetHealthCheckService()->SetServingStatus(true);
+  return absl::OkStatus();
 }
 
 Server::Server(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -261,17 +270,13 @@ Server::Server(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Server::~Server() {
   Shutdown();
   Wait();
-  // Engine last but the store: its destructor writes the final snapshot.
-  state_->engine.reset();
-  state_->backing.reset();
-  state_->store.reset();
 }
 
 const std::vector<std::string>& Server::addresses() const { return state_->addresses; }
 std::string Server::metrics_address() const {
   return state_->metrics == nullptr ? "" : state_->metrics->address();
 }
-Engine& Server::engine() { return *state_->engine; }
+Engine& Server::engine() { return state_->persistent->engine(); }
 std::string Server::store_report() const { return state_->report; }
 
 void Server::Shutdown() {
@@ -308,8 +313,9 @@ void Server::State::Stop() {
   grpc_server.reset();
   metrics.reset();  // before the service it reads; it served until the calls were done
   service.reset();  // finishes SetInputs / Flush jobs already accepted
-  if (absl::Status flushed = engine->Flush(); !flushed.ok()) {
-    spdlog::error("final snapshot failed, the last results are lost: {}", std::string(flushed.message()));
+  if (absl::Status flushed = persistent->engine().Flush(); !flushed.ok()) {
+    spdlog::error("final snapshot failed, the last results are lost: {}",
+                  std::string(flushed.message()));
   }
   std::error_code error;
   for (const std::string& path : socket_paths) std::filesystem::remove(path, error);

@@ -62,21 +62,30 @@ grpc::Status ToGrpc(const absl::Status& status) {
 
 std::string_view RpcName(Rpc rpc) {
   switch (rpc) {
-    case Rpc::kCall: return "Call";
-    case Rpc::kCallStream: return "CallStream";
-    case Rpc::kSetInputs: return "SetInputs";
-    case Rpc::kWatch: return "Watch";
-    case Rpc::kStats: return "Stats";
-    case Rpc::kListFunctions: return "ListFunctions";
-    case Rpc::kFlush: return "Flush";
-    case Rpc::kShutdown: return "Shutdown";
+    case Rpc::kCall:
+      return "Call";
+    case Rpc::kCallStream:
+      return "CallStream";
+    case Rpc::kSetInputs:
+      return "SetInputs";
+    case Rpc::kWatch:
+      return "Watch";
+    case Rpc::kStats:
+      return "Stats";
+    case Rpc::kListFunctions:
+      return "ListFunctions";
+    case Rpc::kFlush:
+      return "Flush";
+    case Rpc::kShutdown:
+      return "Shutdown";
   }
   return "unknown";
 }
 
-TurbineService::TurbineService(Engine& engine, std::string auth_token,
+TurbineService::TurbineService(Engine& engine, const storage::Store& store, std::string auth_token,
                                std::function<void()> on_shutdown)
     : engine_(engine),
+      store_(store),
       expected_authorization_(auth_token.empty() ? "" : "Bearer " + auth_token),
       on_shutdown_(std::move(on_shutdown)) {
   change_listener_ = engine_.AddChangeListener([this] { OnEngineChange(); });
@@ -139,27 +148,30 @@ absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& requ
   call.start = std::chrono::steady_clock::now();
   call.function = FindExported(request.function(), request.version());
   if (call.function == nullptr) {
-    const bool other_version = request.version() != 0 && FindExported(request.function()) != nullptr;
-    return absl::NotFoundError(
-        other_version ? "function '" + request.function() + "' has no version " +
-                            std::to_string(request.version())
-                      : "no function named '" + request.function() +
-                            "' (ListFunctions shows what this daemon serves)");
+    const bool other_version =
+        request.version() != 0 && FindExported(request.function()) != nullptr;
+    return absl::NotFoundError(other_version
+                                   ? "function '" + request.function() + "' has no version " +
+                                         std::to_string(request.version())
+                                   : "no function named '" + request.function() +
+                                         "' (ListFunctions shows what this daemon serves)");
   }
-  const ExportedFunction& fn = *call.function;
+  const ExportedFunction& exported = *call.function;
+  const FunctionHandle& fn = exported.fn;
   RawVc receiver;
-  if (fn.info->has_receiver) {
+  if (fn.has_receiver()) {
     if (!request.has_this_ref()) {
-      return absl::InvalidArgumentError(fn.info->name + " is a method of " + fn.receiver_type +
+      return absl::InvalidArgumentError(fn.name() + " is a method of " + exported.receiver_type +
                                         ": pass its receiver as this_ref (--this)");
     }
     absl::Status status = RefFromWire(request.this_ref(), &receiver);
-    if (!status.ok()) return absl::InvalidArgumentError("this_ref: " + std::string(status.message()));
+    if (!status.ok())
+      return absl::InvalidArgumentError("this_ref: " + std::string(status.message()));
   } else if (request.has_this_ref()) {
-    return absl::InvalidArgumentError(fn.info->name + " is not a method: it takes no this_ref");
+    return absl::InvalidArgumentError(fn.name() + " is not a method: it takes no this_ref");
   }
-  Engine::Scope scope(engine_);
-  absl::StatusOr<RawVc> vc = fn.call(fn, receiver, request.args(), &call.lookup);
+  absl::StatusOr<RawVc> vc =
+      exported.call(exported, engine_, receiver, request.args(), &call.source);
   if (!vc.ok()) return vc.status();
   call.vc = *vc;
   return call;
@@ -188,10 +200,10 @@ void TurbineService::Answer(const PreparedCall& call, uint64_t id,
       RefToWire(call.vc, reply.mutable_value()->mutable_ref_value());
     }
     v1::Source source = v1::SOURCE_MEMORY;
-    if (read.executed || call.lookup == internal::Lookup::kCreated) {
+    if (read.executed || call.source == CallSource::kCreated) {
       source = v1::SOURCE_EXECUTED;
       executed_.fetch_add(1, std::memory_order_relaxed);
-    } else if (call.lookup == internal::Lookup::kDisk) {
+    } else if (call.source == CallSource::kDisk) {
       source = v1::SOURCE_DISK;
       hits_disk_.fetch_add(1, std::memory_order_relaxed);
     } else {
@@ -277,8 +289,9 @@ grpc::ServerUnaryReactor* TurbineService::Stats(grpc::CallbackServerContext* con
   reply->set_restored_tasks(stats.restored_tasks);
   reply->set_snapshots(stats.snapshots);
   reply->set_snapshot_micros(stats.snapshot_nanos / 1000);
-  reply->set_tasks_on_disk(stats.tasks_on_disk);
-  reply->set_bytes_on_disk(stats.bytes_on_disk);
+  const storage::StoreUsage usage = store_.Usage();
+  reply->set_tasks_on_disk(usage.tasks);
+  reply->set_bytes_on_disk(usage.table_file_bytes + usage.memtable_bytes);
   reply->set_calls(counters.calls);
   reply->set_hits_memory(counters.hits_memory);
   reply->set_hits_disk(counters.hits_disk);
@@ -304,17 +317,17 @@ grpc::ServerUnaryReactor* TurbineService::ListFunctions(grpc::CallbackServerCont
   if (!Authorized(context)) return Reject(context, kUnauthenticated);
   for (const ExportedFunction* fn : AllExported()) {
     v1::FunctionInfo* out = reply->add_functions();
-    out->set_name(fn->info->name);
-    out->set_version(fn->info->version);
-    out->set_description(fn->info->description);
+    out->set_name(fn->fn.name());
+    out->set_version(fn->fn.version());
+    out->set_description(fn->fn.description());
     for (size_t i = 0; i < fn->param_names.size(); ++i) {
       v1::Parameter* param = out->add_params();
       param->set_name(fn->param_names[i]);
-      param->set_type(fn->info->param_types[i]);
+      param->set_type(fn->fn.param_types()[i]);
     }
-    out->set_result_type(fn->info->result_type);
+    out->set_result_type(fn->fn.result_type());
     out->set_receiver_type(fn->receiver_type);
-    out->set_session_dependent(fn->info->session_dependent);
+    out->set_session_dependent(fn->fn.session_dependent());
   }
   return FinishNow(context, grpc::Status::OK);
 }
@@ -336,8 +349,7 @@ grpc::ServerUnaryReactor* TurbineService::Flush(grpc::CallbackServerContext* con
 }
 
 grpc::ServerUnaryReactor* TurbineService::Shutdown(grpc::CallbackServerContext* context,
-                                                   const v1::ShutdownRequest*,
-                                                   v1::ShutdownReply*) {
+                                                   const v1::ShutdownRequest*, v1::ShutdownReply*) {
   CountRpc(Rpc::kShutdown);
   if (!Authorized(context)) return Reject(context, kUnauthenticated);
   return new ShutdownReactor(on_shutdown_);  // only asks; the server stops on its own thread

@@ -5,18 +5,17 @@
 // that must wait for the disk (SetInputs, Flush) runs on one background thread.
 #pragma once
 
+#include <absl/base/thread_annotations.h>
 #include <absl/status/status.h>
 #include <absl/status/statusor.h>
-#include <absl/base/thread_annotations.h>
-
-#include <mutex>
-#include <shared_mutex>
 #include <grpcpp/grpcpp.h>
 
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +23,7 @@
 #include "background_queue.h"
 #include "turbine/engine.h"
 #include "turbine/server/export.h"
+#include "turbine/storage/store.h"
 #include "turbine/v1/turbine.grpc.pb.h"
 
 namespace turbine::server {
@@ -35,7 +35,7 @@ class WatchReactor;
 struct PreparedCall {
   const ExportedFunction* function = nullptr;
   RawVc vc;
-  internal::Lookup lookup = internal::Lookup::kMemory;
+  CallSource source = CallSource::kMemory;
   std::chrono::steady_clock::time_point start;
 };
 
@@ -79,7 +79,8 @@ struct ServiceCounters {
 
 class TurbineService final : public v1::Turbine::CallbackService {
  public:
-  TurbineService(Engine& engine, std::string auth_token, std::function<void()> on_shutdown);
+  TurbineService(Engine& engine, const storage::Store& store, std::string auth_token,
+                 std::function<void()> on_shutdown);
   ~TurbineService() override;
 
   // Prepare finds the function and calls it (a lookup; nothing is awaited). Errors are the
@@ -100,9 +101,7 @@ class TurbineService final : public v1::Turbine::CallbackService {
   void EndWork() { pending_work_.fetch_sub(1); }
 
   // Counting: each is one relaxed atomic increment.
-  void CountRpc(Rpc rpc) {
-    rpcs_[static_cast<int>(rpc)].fetch_add(1, std::memory_order_relaxed);
-  }
+  void CountRpc(Rpc rpc) { rpcs_[static_cast<int>(rpc)].fetch_add(1, std::memory_order_relaxed); }
   void CountError(int code) {
     if (code > 0 && code < kStatusCodeCount) errors_[code].fetch_add(1, std::memory_order_relaxed);
   }
@@ -119,14 +118,12 @@ class TurbineService final : public v1::Turbine::CallbackService {
                                       const v1::SetInputsRequest* request,
                                       v1::SetInputsReply* reply) override;
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
-                                  const v1::StatsRequest* request,
-                                  v1::StatsReply* reply) override;
+                                  const v1::StatsRequest* request, v1::StatsReply* reply) override;
   grpc::ServerUnaryReactor* ListFunctions(grpc::CallbackServerContext* context,
                                           const v1::ListFunctionsRequest* request,
                                           v1::ListFunctionsReply* reply) override;
   grpc::ServerUnaryReactor* Flush(grpc::CallbackServerContext* context,
-                                  const v1::FlushRequest* request,
-                                  v1::FlushReply* reply) override;
+                                  const v1::FlushRequest* request, v1::FlushReply* reply) override;
   grpc::ServerUnaryReactor* Shutdown(grpc::CallbackServerContext* context,
                                      const v1::ShutdownRequest* request,
                                      v1::ShutdownReply* reply) override;
@@ -145,6 +142,7 @@ class TurbineService final : public v1::Turbine::CallbackService {
                                    const grpc::Status& status);
 
   Engine& engine_;
+  const storage::Store& store_;               // for Stats: what the cache occupies
   const std::string expected_authorization_;  // "Bearer <token>", empty: no token needed
   std::function<void()> on_shutdown_;
   BackgroundQueue background_;

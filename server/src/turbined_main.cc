@@ -14,10 +14,10 @@
 //
 // Exit codes: 0 stopped cleanly, 1 could not start (store, address in use), 2 a bad flag or
 // config file, 3 another turbined serves the data dir.
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -46,10 +46,16 @@ bool ReadToken(const std::string& path, std::string* token) {
   *token = begin == std::string::npos ? "" : text.substr(begin, end - begin + 1);
   return !token->empty();
 }
+// Flags is what the command line and the config file say.
+struct Flags {
+  turbine::server::ServerOptions server;
+  std::string log_level = "info";
+  std::string token_file;
+};
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// ParseFlags fills `flags`; returns an exit code when the program should stop now (--help,
+// or a bad flag), -1 to go on.
+int ParseFlags(int argc, char** argv, Flags* flags) {
   CLI::App app{"turbined: the Turbine daemon, a persistent incremental computation service"};
   app.set_config("--config", "",
                  "read settings from this TOML or INI file: keys are the flags' names "
@@ -57,10 +63,10 @@ int main(int argc, char** argv) {
       ->type_name("FILE");
   // A misspelt setting is an error, not silently the default.
   app.allow_config_extras(CLI::config_extras_mode::error);
-  turbine::server::ServerOptions options;
+  turbine::server::ServerOptions& options = flags->server;
   int snapshot_interval_ms = 1000;
-  std::string log_level = "info";
-  std::string token_file;
+  std::string& log_level = flags->log_level;
+  std::string& token_file = flags->token_file;
   app.add_option("--data-dir", options.data_dir, "cache and socket directory")
       ->capture_default_str();
   app.add_option("--listen", options.listen,
@@ -100,58 +106,92 @@ int main(int argc, char** argv) {
     // be told not to restart on.
     return app.exit(error) == 0 ? 0 : kExitBadConfig;
   }
+  options.snapshot_interval = std::chrono::milliseconds(snapshot_interval_ms);
 
+  return -1;
+}
+
+// StartLogging sends spdlog (the daemon's and the engine's messages) to stderr.
+void StartLogging(const std::string& level) {
   auto logger = spdlog::stderr_color_mt("turbined");
   spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(log_level));
-  options.snapshot_interval = std::chrono::milliseconds(snapshot_interval_ms);
-  if (!token_file.empty() && !ReadToken(token_file, &options.auth_token)) {
-    spdlog::critical("the token file {} is empty or unreadable", token_file);
-    return kExitBadConfig;
-  }
+  spdlog::set_level(spdlog::level::from_str(level));
+}
 
-  // Signals are taken by one thread with sigwait, so no handler runs in the middle of gRPC
-  // or the engine. Blocked before any thread starts, so every thread inherits the mask.
+// BlockStopSignals makes SIGTERM and SIGINT wait for sigwait: no handler then runs in the
+// middle of gRPC or the engine. Called before any thread starts, so every thread inherits
+// the mask.
+sigset_t BlockStopSignals() {
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  return stop_signals;
+}
 
-  absl::StatusOr<std::unique_ptr<turbine::server::Server>> server =
-      turbine::server::Server::Start(options);
-  if (!server.ok()) {
-    spdlog::critical("cannot start: {}", std::string(server.status().message()));
-    switch (server.status().code()) {
-      case absl::StatusCode::kFailedPrecondition: return kExitDataDirInUse;
-      case absl::StatusCode::kInvalidArgument: return kExitBadConfig;
-      default: return kExitCannotStart;
-    }
+int ExitCodeFor(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kFailedPrecondition:
+      return kExitDataDirInUse;
+    case absl::StatusCode::kInvalidArgument:
+      return kExitBadConfig;
+    default:
+      return kExitCannotStart;
   }
-  spdlog::info("data dir {}: {}", options.data_dir, (*server)->store_report());
-  if (const std::string metrics = (*server)->metrics_address(); !metrics.empty()) {
+}
+
+void LogReady(const turbine::server::Server& server, const std::string& data_dir) {
+  spdlog::info("data dir {}: {}", data_dir, server.store_report());
+  if (const std::string metrics = server.metrics_address(); !metrics.empty()) {
     spdlog::info("turbined metrics on http://{}/metrics", metrics);
   }
-  for (const std::string& address : (*server)->addresses()) {
+  for (const std::string& address : server.addresses()) {
     spdlog::info("turbined ready on {}", address);
   }
+}
 
+// ServeUntilStopped serves until a stop signal or the Shutdown RPC, then stops the server.
+void ServeUntilStopped(std::unique_ptr<turbine::server::Server> server, sigset_t stop_signals) {
   std::atomic<bool> stopped{false};
   std::thread signal_thread([&stop_signals, &server, &stopped] {
     int signal = 0;
     sigwait(&stop_signals, &signal);
     if (stopped.load()) return;  // woken below, after a Shutdown RPC stopped the server
     spdlog::info("{} received: finishing in-flight calls and flushing", strsignal(signal));
-    (*server)->Shutdown();
+    server->Shutdown();
   });
-  (*server)->Wait();
+  server->Wait();
   stopped.store(true);
   // The signal thread is still in sigwait if the Shutdown RPC stopped us: wake it.
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
   spdlog::info("stopped; writing the last snapshot");
-  server->reset();
+  server.reset();
   spdlog::info("bye");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  if (const int exit_code = ParseFlags(argc, argv, &flags); exit_code >= 0) return exit_code;
+  StartLogging(flags.log_level);
+  if (!flags.token_file.empty() && !ReadToken(flags.token_file, &flags.server.auth_token)) {
+    spdlog::critical("the token file {} is empty or unreadable", flags.token_file);
+    return kExitBadConfig;
+  }
+  // A process-wide setting, so the program's choice (engine.h says why).
+  turbine::DisableMutexDeadlockDetection();
+  const sigset_t stop_signals = BlockStopSignals();
+  absl::StatusOr<std::unique_ptr<turbine::server::Server>> server =
+      turbine::server::Server::Start(flags.server);
+  if (!server.ok()) {
+    spdlog::critical("cannot start: {}", std::string(server.status().message()));
+    return ExitCodeFor(server.status());
+  }
+  LogReady(**server, flags.server.data_dir);
+  ServeUntilStopped(std::move(*server), stop_signals);
   return 0;
 }

@@ -31,9 +31,8 @@
 namespace turbine::stdlib {
 namespace {
 
-// Engine cycles and sheet cycles both start with this (so both are FAILED_PRECONDITION on
-// the wire).
-constexpr std::string_view kCyclePrefix = "cycle detected";
+// Engine cycles and sheet cycles are both FAILED_PRECONDITION; a sheet cycle's message
+// starts with this and names the cell that reports it.
 constexpr std::string_view kSheetCyclePrefix = "cycle detected: sheet cell ";
 
 // CellSource is what a cell's input holds: a number, a formula, or the cell's own error.
@@ -97,10 +96,11 @@ std::string CycleMessage(const std::vector<std::string>& path) {
 // back to the cell that made it: an engine cycle error, or the cycle error of the referenced
 // cell itself. Another cell's cycle error, passed on, means the referenced cell is on no
 // cycle, so on none through here: the cells that merely read a cycle walk nothing.
-bool MayLeadBack(const std::string& ref, const std::string& error) {
-  if (!error.starts_with(kCyclePrefix)) return false;
-  if (!error.starts_with(kSheetCyclePrefix)) return true;
-  return std::string_view(error).substr(kSheetCyclePrefix.size()).starts_with(ref + " refers");
+bool MayLeadBack(const std::string& ref, const absl::Status& error) {
+  if (error.code() != absl::StatusCode::kFailedPrecondition) return false;
+  const std::string_view message(error.message().data(), error.message().size());
+  if (!message.starts_with(kSheetCyclePrefix)) return true;
+  return message.substr(kSheetCyclePrefix.size()).starts_with(ref + " refers");
 }
 
 Task<std::vector<std::string>> RefsImpl(std::string name);
@@ -149,14 +149,14 @@ Task<int64_t> EvalImpl(std::string name) {
   pending.reserve(formula.refs.size());
   for (const std::string& ref : formula.refs) pending.push_back(sheet_eval(ref));
   std::vector<std::optional<int64_t>> values(formula.refs.size());
-  std::vector<std::string> errors(formula.refs.size());
+  std::vector<absl::Status> errors(formula.refs.size());
   std::vector<std::string> may_lead_back;
   for (size_t i = 0; i < pending.size(); ++i) {
     try {
       const int64_t value = co_await pending[i];
       values[i] = value;
     } catch (const TaskError& error) {
-      errors[i] = error.what();
+      errors[i] = absl::Status(error.code(), error.what());
       if (MayLeadBack(formula.refs[i], errors[i])) may_lead_back.push_back(formula.refs[i]);
     }
   }
@@ -183,7 +183,7 @@ Task<int64_t> EvalImpl(std::string name) {
         std::vector<std::string> path;
         for (const Frame& frame : stack) path.push_back(frame.cell);
         path.push_back(name);
-        Fail(CycleMessage(path));
+        Fail(CycleMessage(path), absl::StatusCode::kFailedPrecondition);
       }
       if (!visited.insert(next).second) continue;
       std::vector<std::string> next_refs = co_await sheet_refs(next);
@@ -195,7 +195,7 @@ Task<int64_t> EvalImpl(std::string name) {
   for (size_t i = 0; i < formula.refs.size(); ++i) index.emplace(formula.refs[i], i);
   co_return sheet::Evaluate(formula.root, name, [&](const std::string& cell) -> int64_t {
     const size_t i = index.at(cell);  // every cell the formula names is in refs
-    if (!values[i].has_value()) Fail(errors[i]);
+    if (!values[i].has_value()) Fail(std::string(errors[i].message()), errors[i].code());
     return *values[i];
   });
 }

@@ -21,8 +21,9 @@ const Function<LinesImpl> text_lines{"text.lines", 1, "the number of newlines in
 Task<std::string> DigestImpl(std::string path) {
   const Bytes bytes = co_await fs_read(NormalPath(path, "text.digest"));
   char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx",
-                static_cast<unsigned long long>(XXH3_64bits(bytes.data.data(), bytes.data.size())));
+  std::snprintf(
+      hex, sizeof hex, "%016llx",
+      static_cast<unsigned long long>(HashBytes(bytes.data.data(), bytes.data.size(), 0)));
   co_return std::string(hex);
 }
 const Function<DigestImpl> text_digest{"text.digest", 1,

@@ -55,7 +55,7 @@ struct Summary {
 Totals Count(const Bytes& content) {
   const std::string& data = content.data;
   return Totals{1, static_cast<int64_t>(std::count(data.begin(), data.end(), '\n')),
-                static_cast<int64_t>(data.size()), XXH3_64bits(data.data(), data.size())};
+                static_cast<int64_t>(data.size()), HashBytes(data.data(), data.size(), 0)};
 }
 
 Task<Totals> FileAtImpl(std::string path, int64_t size, int64_t mtime_ns, int64_t ctime_ns,
@@ -80,8 +80,8 @@ Task<Vc<Totals>> FileImpl(std::string path) {
   co_return tree_file_at(path, signature.size, signature.mtime_ns, signature.ctime_ns,
                          signature.inode);
 }
-const Function<FileImpl> tree_file{"tree.file", 1, "tree.summary of one file",
-                                   {.session_dependent = true}};
+const Function<FileImpl> tree_file{
+    "tree.file", 1, "tree.summary of one file", {.session_dependent = true}};
 
 Task<Totals> DirImpl(std::string dir, std::vector<std::string> exclude);
 const Function<DirImpl> tree_dir{"tree.dir", 1, "tree.summary of one directory"};
@@ -111,7 +111,7 @@ Task<Totals> DirImpl(std::string dir, std::vector<std::string> exclude) {
     digested += entry->kind.front();
     digested.append(reinterpret_cast<const char*>(&sub.digest), sizeof sub.digest);
   }
-  totals.digest = XXH3_64bits(digested.data(), digested.size());
+  totals.digest = HashBytes(digested.data(), digested.size(), 0);
   co_return totals;
 }
 

@@ -3,14 +3,12 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
-#include <cereal/types/string.hpp>
-#include <cereal/types/tuple.hpp>
 
 #include <algorithm>
 #include <tuple>
 
-#include "turbine/internal/byte_streams.h"
 #include "turbine/storage/format.h"
+#include "turbine/value_type.h"
 
 namespace turbine::storage {
 namespace {
@@ -59,7 +57,7 @@ absl::StatusOr<uint64_t> ReadCounter(Store& store, const char* key) {
   if (!found.ok()) return found.status();
   if (!*found) return uint64_t{1};
   uint64_t value = 0;
-  if (!internal::DeserializeFrom(bytes, &value)) {
+  if (!DecodeValue(bytes, &value)) {
     return absl::DataLossError(std::string("the stored counter '") + key + "' is damaged");
   }
   return value;
@@ -74,7 +72,7 @@ absl::StatusOr<std::optional<StoredInput>> RocksBackingStore::ReadInput(std::str
   if (!found.ok()) return found.status();
   if (!*found) return std::nullopt;
   InputRecord record;
-  if (!internal::DeserializeFrom(bytes.ToStringView(), &record)) {
+  if (!DecodeValue(bytes.ToStringView(), &record)) {
     return absl::DataLossError("input '" + std::string(key) + "' is stored damaged");
   }
   return StoredInput{std::move(std::get<0>(record)), std::move(std::get<1>(record)),
@@ -87,11 +85,11 @@ absl::Status RocksBackingStore::WriteInputs(
   std::string bytes;
   for (const auto& [key, input] : inputs) {
     bytes.clear();
-    internal::SerializeTo(InputRecord{input.type_name, input.bytes, input.stamp}, &bytes);
+    EncodeValue(InputRecord{input.type_name, input.bytes, input.stamp}, &bytes);
     batch.Put(store_->handle(Table::kInputs), key, bytes);
   }
   bytes.clear();
-  internal::SerializeTo(next_stamp, &bytes);
+  EncodeValue(next_stamp, &bytes);
   batch.Put(store_->handle(Table::kMeta), kNextStampKey, bytes);
   return store_->Write(batch, /*sync=*/true);  // the user's data: durable on return
 }
@@ -147,25 +145,6 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::ReadTask(uint64_t i
   return task;
 }
 
-BackingStore::Size RocksBackingStore::DiskSize() {
-  Size size;
-  uint64_t value = 0;
-  if (store_->db().GetIntProperty(store_->handle(Table::kTaskIds), "rocksdb.estimate-num-keys",
-                                  &value)) {
-    size.tasks = value;
-  }
-  for (int t = 0; t < kTableCount; ++t) {
-    rocksdb::ColumnFamilyHandle* handle = store_->handle(static_cast<Table>(t));
-    if (store_->db().GetIntProperty(handle, "rocksdb.total-sst-files-size", &value)) {
-      size.bytes += value;
-    }
-    if (store_->db().GetIntProperty(handle, "rocksdb.cur-size-all-mem-tables", &value)) {
-      size.bytes += value;
-    }
-  }
-  return size;
-}
-
 absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tasks,
                                               uint64_t next_task_id, uint64_t next_stamp) {
   // Each table's records go into the batch in key order. A memtable starts an insert where
@@ -186,10 +165,10 @@ absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tas
     if (!task->stored) PutTaskId(*task, batch);
   }
   std::string bytes;
-  internal::SerializeTo(next_task_id, &bytes);
+  EncodeValue(next_task_id, &bytes);
   batch.Put(store_->handle(Table::kMeta), kNextTaskIdKey, bytes);
   bytes.clear();
-  internal::SerializeTo(next_stamp, &bytes);
+  EncodeValue(next_stamp, &bytes);
   batch.Put(store_->handle(Table::kMeta), kNextStampKey, bytes);
   return store_->Write(batch, /*sync=*/false);
 }

@@ -25,14 +25,8 @@ namespace fs = std::filesystem;
 constexpr std::array<std::string_view, kTableCount> kTableNames = {"meta", "tasks", "task_ids",
                                                                    "inputs"};
 
-// An unusable database (corrupt, another format) is moved aside; anything else is an error.
-enum class Verdict { kOk, kMoveAside, kError };
-
-struct Attempt {
-  Verdict verdict = Verdict::kOk;
-  absl::Status error;  // kError
-  std::string reason;  // kMoveAside
-};
+using Verdict = Store::Verdict;
+using Attempt = Store::Attempt;
 
 rocksdb::Options DatabaseOptions() {
   rocksdb::Options options;
@@ -91,17 +85,17 @@ rocksdb::ColumnFamilyOptions TableOptions(Table table,
 Attempt ConvertOpenError(const rocksdb::Status& status, const std::string& path) {
   if (status.IsCorruption()) return {Verdict::kMoveAside, {}, status.ToString()};
   if (status.IsIOError() && status.ToString().find("lock") != std::string::npos) {
-    return {Verdict::kError,
-            absl::FailedPreconditionError("the cache database " + path +
-                                          " is in use by another process (" +
-                                          status.ToString() + ")"),
-            {}};
+    return {
+        Verdict::kError,
+        absl::FailedPreconditionError("the cache database " + path +
+                                      " is in use by another process (" + status.ToString() + ")"),
+        {}};
   }
   if (status.IsIOError()) {
-    return {Verdict::kError,
-            absl::UnavailableError("cannot open the cache database " + path + ": " +
-                                   status.ToString()),
-            {}};
+    return {
+        Verdict::kError,
+        absl::UnavailableError("cannot open the cache database " + path + ": " + status.ToString()),
+        {}};
   }
   // InvalidArgument, NotSupported, ...: written by something we do not understand.
   return {Verdict::kMoveAside, {}, status.ToString()};
@@ -131,6 +125,36 @@ absl::Status FromRocks(const rocksdb::Status& status, std::string_view what) {
 
 std::string_view TableName(Table table) { return kTableNames[static_cast<int>(table)]; }
 
+namespace {
+
+// UnknownTable names a table in the database at `path` that this version does not know
+// (then another format wrote it); empty if there is none or the database is new.
+std::string UnknownTable(const std::string& path) {
+  std::vector<std::string> existing;
+  if (!rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &existing).ok()) return "";
+  const std::set<std::string_view> known(kTableNames.begin(), kTableNames.end());
+  for (const std::string& name : existing) {
+    if (name != rocksdb::kDefaultColumnFamilyName && !known.contains(name)) return name;
+  }
+  return "";
+}
+
+// MoveAside renames an unusable database out of the way, recording where and why.
+absl::Status MoveAside(const std::string& path, const std::string& reason, OpenReport* report) {
+  std::error_code error;
+  const std::string target = BrokenName(path);
+  fs::rename(path, target, error);
+  if (error) {
+    return absl::UnavailableError("the cache database " + path + " is unusable (" + reason +
+                                  ") and cannot be moved aside: " + error.message());
+  }
+  report->moved_aside = target;
+  report->reason = reason;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
                                                    OpenReport* report) {
   OpenReport ignored;
@@ -145,83 +169,65 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
   }
   const std::string path = (fs::path(options.data_dir) / "db").string();
 
-  for (int attempt_number = 0; attempt_number < 2; ++attempt_number) {
+  // At most twice: a database found unusable is moved aside and a new one created.
+  for (int attempt = 0; attempt < 2; ++attempt) {
     const bool existed = fs::exists(fs::path(path) / "CURRENT");
-    Attempt attempt;
-    std::unique_ptr<Store> store(new Store);
-    store->path_ = path;
-    store->options_ = options;
-
-    // A database with tables this version does not know was written by another format.
-    std::vector<std::string> existing;
-    if (existed && rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &existing).ok()) {
-      const std::set<std::string_view> known(kTableNames.begin(), kTableNames.end());
-      for (const std::string& name : existing) {
-        if (name != rocksdb::kDefaultColumnFamilyName && !known.contains(name)) {
-          attempt = {Verdict::kMoveAside, {}, "unknown table '" + name + "'"};
-        }
+    std::string unusable = existed ? UnknownTable(path) : "";
+    if (!unusable.empty()) unusable = "unknown table '" + unusable + "'";
+    if (unusable.empty()) {
+      std::unique_ptr<Store> store(new Store);
+      store->path_ = path;
+      store->options_ = options;
+      const Attempt opened = store->OpenDatabase();
+      if (opened.verdict == Verdict::kError) return opened.error;
+      unusable = opened.reason;
+      if (opened.verdict == Verdict::kOk) {
+        const Attempt checked = store->CheckFormat(existed && attempt == 0, report);
+        if (checked.verdict == Verdict::kOk) return store;
+        if (checked.verdict == Verdict::kError) return checked.error;
+        unusable = checked.reason;
       }
-    }
-
-    if (attempt.verdict == Verdict::kOk) {
-      const std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options.block_cache_bytes);
-      std::vector<rocksdb::ColumnFamilyDescriptor> families;
-      families.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
-      for (int t = 0; t < kTableCount; ++t) {
-        families.emplace_back(std::string(kTableNames[t]),
-                              TableOptions(static_cast<Table>(t), cache));
-      }
-      std::vector<rocksdb::ColumnFamilyHandle*> handles;
-      rocksdb::DB* raw = nullptr;
-      const rocksdb::Status status =
-          rocksdb::DB::Open(DatabaseOptions(), path, families, &handles, &raw);
-      store->db_.reset(raw);
-      if (!status.ok()) {
-        attempt = ConvertOpenError(status, path);
-      } else {
-        // handles[0] is the default family, which the schema does not use.
-        store->db_->DestroyColumnFamilyHandle(handles[0]);
-        for (int i = 0; i < kTableCount; ++i) store->handles_[i] = handles[i + 1];
-      }
-    }
-
-    if (attempt.verdict == Verdict::kOk) {
-      std::string version;
-      absl::StatusOr<bool> found = store->Get(Table::kMeta, kFormatVersionKey, &version);
-      if (!found.ok()) {
-        attempt = {Verdict::kMoveAside, {}, std::string(found.status().message())};
-      } else if (!*found) {
-        if (existed && attempt_number == 0) {
-          attempt = {Verdict::kMoveAside, {}, "no format version"};
-        } else {
-          absl::Status written = store->Put(Table::kMeta, kFormatVersionKey,
-                                            std::to_string(kFormatVersion));
-          if (!written.ok()) return written;
-          report->created = true;
-          return store;
-        }
-      } else if (version != std::to_string(kFormatVersion)) {
-        attempt = {Verdict::kMoveAside, {},
-                   "format version " + version + ", this build reads " +
-                       std::to_string(kFormatVersion)};
-      } else {
-        return store;
-      }
-    }
-
-    if (attempt.verdict == Verdict::kError) return attempt.error;
-    store.reset();  // close before moving the files
-    const std::string target = BrokenName(path);
-    fs::rename(path, target, error);
-    if (error) {
-      return absl::UnavailableError("the cache database " + path + " is unusable (" +
-                                    attempt.reason + ") and cannot be moved aside: " +
-                                    error.message());
-    }
-    report->moved_aside = target;
-    report->reason = attempt.reason;
+    }  // the store closes here, before its files move
+    absl::Status moved = MoveAside(path, unusable, report);
+    if (!moved.ok()) return moved;
   }
   return absl::InternalError("the cache database " + path + " is unusable even when new");
+}
+
+Store::Attempt Store::OpenDatabase() {
+  const std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  families.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
+  for (int t = 0; t < kTableCount; ++t) {
+    families.emplace_back(std::string(kTableNames[t]), TableOptions(static_cast<Table>(t), cache));
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  const rocksdb::Status status =
+      rocksdb::DB::Open(DatabaseOptions(), path_, families, &handles, &raw);
+  db_.reset(raw);
+  if (!status.ok()) return ConvertOpenError(status, path_);
+  // handles[0] is the default family, which the schema does not use.
+  db_->DestroyColumnFamilyHandle(handles[0]);
+  for (int i = 0; i < kTableCount; ++i) handles_[i] = handles[i + 1];
+  return {};
+}
+
+Store::Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
+  std::string version;
+  absl::StatusOr<bool> found = Get(Table::kMeta, kFormatVersionKey, &version);
+  if (!found.ok()) return {Verdict::kMoveAside, {}, std::string(found.status().message())};
+  if (*found) {
+    if (version == std::to_string(kFormatVersion)) return {};
+    return {Verdict::kMoveAside,
+            {},
+            "format version " + version + ", this build reads " + std::to_string(kFormatVersion)};
+  }
+  if (must_have_version) return {Verdict::kMoveAside, {}, "no format version"};
+  absl::Status written = Put(Table::kMeta, kFormatVersionKey, std::to_string(kFormatVersion));
+  if (!written.ok()) return {Verdict::kError, written, {}};
+  report->created = true;
+  return {};
 }
 
 Store::~Store() {
@@ -235,6 +241,10 @@ Store::~Store() {
 StoreUsage Store::Usage() const {
   StoreUsage usage;
   uint64_t value = 0;
+  if (db_->GetIntProperty(handle(Table::kTaskIds), rocksdb::DB::Properties::kEstimateNumKeys,
+                          &value)) {
+    usage.tasks = value;
+  }
   for (rocksdb::ColumnFamilyHandle* table : handles_) {
     if (db_->GetIntProperty(table, rocksdb::DB::Properties::kTotalSstFilesSize, &value)) {
       usage.table_file_bytes += value;
@@ -257,19 +267,18 @@ StoreUsage Store::Usage() const {
 }
 
 absl::StatusOr<bool> Store::Get(Table table, std::string_view key, std::string* value) const {
-  const rocksdb::Status status =
-      db_->Get(rocksdb::ReadOptions(), handle(table), rocksdb::Slice(key.data(), key.size()),
-               value);
-  if (status.IsNotFound()) return false;
-  if (!status.ok()) return FromRocks(status, "read from " + std::string(TableName(table)));
-  return true;
+  // As RocksDB's own string Get: the slice reads into `value`, unless the block cache
+  // pinned the bytes; then they are copied once.
+  rocksdb::PinnableSlice pinned(value);
+  absl::StatusOr<bool> found = Get(table, key, &pinned);
+  if (found.ok() && *found && pinned.IsPinned()) value->assign(pinned.data(), pinned.size());
+  return found;
 }
 
 absl::StatusOr<bool> Store::Get(Table table, std::string_view key,
-                               rocksdb::PinnableSlice* value) const {
-  const rocksdb::Status status =
-      db_->Get(rocksdb::ReadOptions(), handle(table), rocksdb::Slice(key.data(), key.size()),
-               value);
+                                rocksdb::PinnableSlice* value) const {
+  const rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), handle(table),
+                                          rocksdb::Slice(key.data(), key.size()), value);
   if (status.IsNotFound()) return false;
   if (!status.ok()) return FromRocks(status, "read from " + std::string(TableName(table)));
   return true;
@@ -281,6 +290,18 @@ absl::Status Store::Put(Table table, std::string_view key, std::string_view valu
   return FromRocks(db_->Put(write_options, handle(table), rocksdb::Slice(key.data(), key.size()),
                             rocksdb::Slice(value.data(), value.size())),
                    "write to " + std::string(TableName(table)));
+}
+
+absl::Status Store::CompactAll() {
+  for (int t = 0; t < kTableCount; ++t) {
+    rocksdb::ColumnFamilyHandle* table = handles_[t];
+    rocksdb::Status status = db_->Flush(rocksdb::FlushOptions(), table);
+    if (status.ok()) {
+      status = db_->CompactRange(rocksdb::CompactRangeOptions(), table, nullptr, nullptr);
+    }
+    if (!status.ok()) return FromRocks(status, "compact " + std::string(kTableNames[t]));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Store::Write(rocksdb::WriteBatch& batch, bool sync) {

@@ -1,5 +1,6 @@
 // tree.summary and text.*: results checked against an independent walk of the tree, and
 // an edit re-executing one file's task and its ancestors' only.
+#define XXH_INLINE_ALL  // an independent XXH3, header-only
 #include <xxhash.h>
 
 #include <algorithm>
@@ -95,17 +96,14 @@ TEST(Tree, TheDigestCoversContentAndNamesButNotTheRoot) {
   EXPECT_EQ(Digest(Call(live, Request("tree.summary", {Str(second.root())}))), digest);
 
   second.Write("src/lib/util.cc", "// utIl\n");  // same size, same line count
-  EXPECT_TRUE(Eventually([&] {
-    return Digest(Call(live, Request("tree.summary", {Str(second.root())}))) != digest;
-  }));
+  EXPECT_TRUE(Eventually(
+      [&] { return Digest(Call(live, Request("tree.summary", {Str(second.root())}))) != digest; }));
   second.Write("src/lib/util.cc", "// util\n");
-  EXPECT_TRUE(Eventually([&] {
-    return Digest(Call(live, Request("tree.summary", {Str(second.root())}))) == digest;
-  }));
+  EXPECT_TRUE(Eventually(
+      [&] { return Digest(Call(live, Request("tree.summary", {Str(second.root())}))) == digest; }));
   second.Rename("docs/guide.md", "docs/guide.txt");
-  EXPECT_TRUE(Eventually([&] {
-    return Digest(Call(live, Request("tree.summary", {Str(second.root())}))) != digest;
-  }));
+  EXPECT_TRUE(Eventually(
+      [&] { return Digest(Call(live, Request("tree.summary", {Str(second.root())}))) != digest; }));
 }
 
 TEST(Tree, AnEditReExecutesOneFileAndItsAncestorsOnly) {
@@ -140,8 +138,8 @@ TEST(Tree, BadArgumentsAreRefusedOrFailClearly) {
   LiveServer live(files.data_dir());
   ASSERT_TRUE(live.status.ok()) << live.status;
   v1::CallReply reply;
-  grpc::Status too_many = live.Call(
-      Request("tree.summary", {Str(files.root()), ValueList({}), Str("extra")}), &reply);
+  grpc::Status too_many =
+      live.Call(Request("tree.summary", {Str(files.root()), ValueList({}), Str("extra")}), &reply);
   EXPECT_EQ(too_many.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(too_many.error_message().find("takes 1 to 2 argument"), std::string::npos)
       << too_many.error_message();

@@ -1,15 +1,16 @@
-// persisted_engine.h — one process lifetime of a persistent engine, as a daemon has it:
-// the store on a data directory, the backing store over it, and an engine current on
-// the constructing thread.
+// persisted_engine.h — one process lifetime of a persistent engine, as a daemon has it
+// (storage::PersistentEngine on a data directory), with the engine current on the
+// constructing thread.
 #pragma once
+
+#include <gtest/gtest.h>
 
 #include <chrono>
 #include <memory>
 #include <string>
 
 #include "turbine/engine.h"
-#include "turbine/storage/rocks_backing_store.h"
-#include "turbine/storage/store.h"
+#include "turbine/storage/persistent_engine.h"
 
 namespace turbine::testing {
 
@@ -17,17 +18,27 @@ template <class Backing = storage::RocksBackingStore>
 struct PersistedEngine {
   explicit PersistedEngine(const std::string& dir,
                            std::chrono::milliseconds snapshot_interval = std::chrono::seconds(1))
-      : store(std::move(*storage::Store::Open(storage::StoreOptions{.data_dir = dir}))),
-        backing(store.get()),
-        engine(EngineOptions{.worker_threads = 2,
-                             .backing_store = &backing,
-                             .snapshot_interval = snapshot_interval}),
-        scope(engine) {}
+      : owner(Open(dir, snapshot_interval)), engine(owner->engine()), scope(engine) {}
 
-  std::unique_ptr<storage::Store> store;
-  Backing backing;
-  Engine engine;
+  Backing& backing() { return static_cast<Backing&>(owner->backing_store()); }
+
+  std::unique_ptr<storage::PersistentEngine> owner;
+  Engine& engine;
   Engine::Scope scope;
+
+ private:
+  static std::unique_ptr<storage::PersistentEngine> Open(
+      const std::string& dir, std::chrono::milliseconds snapshot_interval) {
+    auto opened = storage::PersistentEngine::Open(
+        storage::StoreOptions{.data_dir = dir},
+        EngineOptions{.worker_threads = 2, .snapshot_interval = snapshot_interval},
+        [](storage::Store* store) { return std::make_unique<Backing>(store); });
+    if (!opened.ok()) {
+      ADD_FAILURE() << "cannot open " << dir << ": " << opened.status();
+      std::abort();
+    }
+    return std::move(*opened);
+  }
 };
 
 }  // namespace turbine::testing

@@ -2,6 +2,7 @@
 // it restores against the inputs of this session, and finds tasks by exact identity.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <memory>
 #include <string>
 
@@ -78,8 +79,9 @@ TEST(TaskPersistence, ARestartAnswersFromDiskWithoutExecuting) {
     EXPECT_EQ(stats.snapshots, 1u);
     EXPECT_EQ(stats.last_snapshot_tasks, 41u);  // fib(0..40)
     EXPECT_GT(stats.snapshot_nanos, 0u);
-    EXPECT_GE(stats.tasks_on_disk, 41u);
-    EXPECT_GT(stats.bytes_on_disk, 0u);
+    const turbine::storage::StoreUsage usage = d.owner->store().Usage();
+    EXPECT_GE(usage.tasks, 41u);
+    EXPECT_GT(usage.table_file_bytes + usage.memtable_bytes, 0u);
   }
   Daemon d(dir.str());
   EXPECT_EQ(*d.engine.Read(fib(40)), 102334155);
@@ -91,7 +93,10 @@ TEST(TaskPersistence, ARestartAnswersFromDiskWithoutExecuting) {
 
 TEST(TaskPersistence, ShutdownWritesTheLastSnapshot) {
   turbine::testing::TempDir dir;
-  { Daemon d(dir.str()); ASSERT_EQ(*d.engine.Read(fib(20)), 6765); }  // no explicit Flush
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(fib(20)), 6765);
+  }  // no explicit Flush
   Daemon d(dir.str());
   EXPECT_EQ(*d.engine.Read(fib(20)), 6765);
   EXPECT_EQ(d.engine.Stats().executions, 0u);
@@ -169,11 +174,13 @@ TEST(TaskPersistence, LookupsAreExactEvenWhenEveryHashCollides) {
   turbine::testing::TempDir dir;
   {
     Daemon<CollidingStore> d(dir.str());
-    for (int64_t n = 0; n < 30; ++n) ASSERT_EQ(*d.engine.Read(label_v1(n)), "v1:" + std::to_string(n));
+    for (int64_t n = 0; n < 30; ++n)
+      ASSERT_EQ(*d.engine.Read(label_v1(n)), "v1:" + std::to_string(n));
     ASSERT_EQ(*d.engine.Read(fib(25)), 75025);
   }
   Daemon<CollidingStore> d(dir.str());
-  for (int64_t n = 29; n >= 0; --n) EXPECT_EQ(*d.engine.Read(label_v1(n)), "v1:" + std::to_string(n));
+  for (int64_t n = 29; n >= 0; --n)
+    EXPECT_EQ(*d.engine.Read(label_v1(n)), "v1:" + std::to_string(n));
   EXPECT_EQ(*d.engine.Read(fib(25)), 75025);
   EXPECT_EQ(d.engine.Stats().executions, 0u);
 }
@@ -189,6 +196,36 @@ TEST(TaskPersistence, BumpingAFunctionsVersionMakesOldEntriesUnreachable) {
   EXPECT_EQ(Executions(d.engine, "test.tasks.label", 2), 1u);
   EXPECT_EQ(*d.engine.Read(label_v1(7)), "v1:7");  // still its own entry
   EXPECT_EQ(Executions(d.engine, "test.tasks.label", 1), 0u);
+}
+
+Task<int64_t> LookupImpl(std::string key) {
+  turbine::Fail("no entry '" + key + "'", absl::StatusCode::kNotFound);
+  co_return 0;  // a coroutine: the failure is the task's output, not the caller's exception
+}
+inline const turbine::Function<LookupImpl> lookup{"test.tasks.lookup", 1};
+
+TEST(TaskPersistence, ARestoredErrorKeepsItsCode) {
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(d.engine.Read(lookup("k")).status().code(), absl::StatusCode::kNotFound);
+  }
+  Daemon d(dir.str());
+  absl::StatusOr<int64_t> restored = d.engine.Read(lookup("k"));
+  EXPECT_EQ(restored.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(restored.status().message(), "no entry 'k'");
+  EXPECT_EQ(Executions(d.engine, "test.tasks.lookup", 1), 0u) << "served from disk";
+}
+
+TEST(TaskPersistence, AStoreThatCannotBeOpenedIsAnErrorNotAMemoryOnlyEngine) {
+  turbine::testing::TempDir dir;
+  const std::string not_a_dir = dir.str() + "/file";
+  std::FILE* file = std::fopen(not_a_dir.c_str(), "w");
+  ASSERT_NE(file, nullptr);
+  std::fclose(file);
+  auto opened = turbine::storage::PersistentEngine::Open({.data_dir = not_a_dir}, {});
+  ASSERT_FALSE(opened.ok());
+  EXPECT_NE(opened.status().message().find(not_a_dir), std::string::npos) << opened.status();
 }
 
 }  // namespace

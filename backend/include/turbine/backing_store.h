@@ -1,4 +1,4 @@
-// backing_store.h — what the engine needs from persistent storage (DESIGN §3).
+// backing_store.h — what the engine needs from persistent storage.
 //
 // The engine owns this interface; turbine::storage implements it on RocksDB. An engine
 // without one keeps everything in memory. Implementations must be safe to call from any
@@ -55,13 +55,6 @@ class BackingStore {
                                      uint64_t next_stamp) = 0;
   // NextTaskId returns the persisted id counter (1 for a new store).
   virtual absl::StatusOr<uint64_t> NextTaskId() = 0;
-
-  // Size reports what is on disk; estimates are fine (they are statistics).
-  struct Size {
-    uint64_t tasks = 0;
-    uint64_t bytes = 0;
-  };
-  virtual Size DiskSize() = 0;
 
   // ReadInput returns the persisted input `key`, or nullopt if there is none.
   virtual absl::StatusOr<std::optional<StoredInput>> ReadInput(std::string_view key) = 0;

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -32,6 +33,12 @@ namespace turbine {
 namespace internal {
 struct InvalidationTarget;  // the engine an Invalidator reaches, cleared when it dies
 }  // namespace internal
+
+// LogLevel and Logger: where the engine reports what goes wrong in the background (a
+// snapshot that could not be written). The default writes "turbine: ..." to stderr; a
+// daemon routes it to its own log.
+enum class LogLevel : uint8_t { kInfo, kWarning, kError };
+using Logger = std::function<void(LogLevel level, std::string_view message)>;
 
 struct EngineOptions {
   // Worker threads that run task bodies; 0 means one per hardware thread.
@@ -47,6 +54,8 @@ struct EngineOptions {
   // running) with changes unwritten, so a burst of work is saved when it ends rather than
   // up to an interval later. 0: off. Only with background snapshots.
   std::chrono::milliseconds snapshot_idle_delay{100};
+  // Where background errors go; null: stderr.
+  Logger logger = nullptr;
 };
 
 // InputValue is a type-erased value for Engine::SetInputs.
@@ -64,6 +73,12 @@ struct InputValue {
 
 class Engine {
  public:
+  // Open starts an engine on `options.backing_store` (or in memory without one), reading
+  // the store's counters first: an unreadable store is an error (its status), never a
+  // silent fallback to memory.
+  static absl::StatusOr<std::unique_ptr<Engine>> Open(EngineOptions options);
+  // The constructor is Open for engines that cannot fail: in memory, or on a store known to
+  // be readable. A backing store whose counters cannot be read aborts with a message.
   explicit Engine(EngineOptions options = {});
   ~Engine();
   Engine(const Engine&) = delete;
@@ -83,8 +98,8 @@ class Engine {
   };
 
   // Read waits until `vc` is clean and returns a copy of its value, or the task's error
-  // as an absl::Status (kUnknown with the function's message, kFailedPrecondition for a
-  // cycle). REQUIRES: not called from inside a task body (use co_await there).
+  // as an absl::Status with its code (error.h). REQUIRES: not called from inside a task
+  // body (use co_await there).
   template <class T>
   absl::StatusOr<T> Read(Vc<T> vc) {
     CheckNotInTaskBody();
@@ -93,8 +108,22 @@ class Engine {
     internal::ReadOp op(vc.raw(), &ValueTypeOf<T>(), internal::ReadOp::Mode::kValue,
                         &internal::CopyInto<T>, &value);
     op.Block();
-    if (!op.ok()) return ErrorStatus(op.error());
+    if (!op.ok()) return internal::ReadErrorStatus(op.error());
     return std::move(*value);
+  }
+
+  // Call finds or creates the task fn(receiver, args...) on this engine and returns its
+  // output, without running it (Read or ReadAsync it). This is how a program calls a
+  // function it knows only by handle, as a server does; task bodies call functions
+  // directly. `args` is a std::tuple of exactly the function's parameter types after the
+  // receiver (`Function<F>::Params`), borrowed: it is moved from only when the task is new,
+  // and a call that finds its task allocates nothing. `source`, if given, says where the
+  // task was found. Errors (kInvalidArgument): `fn` names no function, `args` is not its
+  // parameter tuple, a method without a receiver or a function with one.
+  template <class Params>
+  absl::StatusOr<RawVc> Call(FunctionHandle fn, RawVc receiver, Params& args,
+                             CallSource* source = nullptr) {
+    return CallErased(fn, receiver, internal::ArgsTypeTag<Params>(), &args, source);
   }
 
   // AsyncRead is what ReadAsync delivers.
@@ -139,11 +168,12 @@ class Engine {
 
   EngineStats Stats() const;
 
-  internal::EngineImpl& impl() { return *impl_; }
-
  private:
+  struct Counters;
+  Engine(EngineOptions options, const Counters& counters);
+  absl::StatusOr<RawVc> CallErased(FunctionHandle fn, RawVc receiver, const void* args_type,
+                                   void* args, CallSource* source);
   static void CheckNotInTaskBody();
-  static absl::Status ErrorStatus(const std::string& message);
 
   std::unique_ptr<internal::EngineImpl> impl_;
 };
@@ -190,6 +220,13 @@ Vc<T> Input(const std::string& key);
 namespace internal {
 RawVc InputVc(const std::string& key);
 }  // namespace internal
+
+// DisableMutexDeadlockDetection turns off Abseil's mutex deadlock detection for the whole
+// process. Abseil built without NDEBUG (as Debian builds it) checks every lock against a
+// global lock graph, several times the cost of the lock on the cache-hit path; the engine
+// never nests its own locks, so the check finds nothing there. Process-wide, so it is the
+// embedding program's choice: turbined and the benchmarks call it at start.
+void DisableMutexDeadlockDetection();
 
 template <class T>
 Vc<T> Input(const std::string& key) {

@@ -1,10 +1,18 @@
 // error.h — how task functions fail.
 //
 // A task function fails by throwing (any exception, or TaskError via Fail()). The engine
-// stores the message as the task's output: readers receive it, it is cached like a value
-// and invalidated like one. Reading a failed Vc inside a task rethrows TaskError, so an
-// error propagates up the call graph unless a task catches it.
+// stores the message and a status code as the task's output: readers receive them, they
+// are cached like a value and invalidated like one. Reading a failed Vc inside a task
+// rethrows TaskError with the same code, so an error propagates up the call graph unless a
+// task catches it. Outside, Engine::Read returns it as an absl::Status, and a server
+// answers with the same code (absl and gRPC codes are the same numbers).
+//
+// Codes: kUnknown for a function's own failure (any exception, and Fail() without a code);
+// kFailedPrecondition for a dependency cycle (the engine's, or one a function detects and
+// reports itself); any other code a function chooses with Fail(message, code).
 #pragma once
+
+#include <absl/status/status.h>
 
 #include <stdexcept>
 #include <string>
@@ -13,10 +21,18 @@ namespace turbine {
 
 class TaskError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit TaskError(const std::string& message, absl::StatusCode code = absl::StatusCode::kUnknown)
+      : std::runtime_error(message), code_(code) {}
+  absl::StatusCode code() const { return code_; }
+
+ private:
+  absl::StatusCode code_;
 };
 
 // Fail ends the current task function with `message` as its error output.
-[[noreturn]] inline void Fail(const std::string& message) { throw TaskError(message); }
+[[noreturn]] inline void Fail(const std::string& message,
+                              absl::StatusCode code = absl::StatusCode::kUnknown) {
+  throw TaskError(message, code);
+}
 
 }  // namespace turbine

@@ -22,14 +22,15 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
-#include <memory>
 #include <utility>
 #include <vector>
 
+#include "turbine/function_handle.h"
 #include "turbine/internal/engine_api.h"
 #include "turbine/internal/function_info.h"
 #include "turbine/task.h"
@@ -172,8 +173,7 @@ void StoreResult(PromiseBase& base, ExecContext& context) {
 
 template <class R>
 void DestroyTask(std::coroutine_handle<PromiseBase> handle) {
-  std::coroutine_handle<typename Task<R>::promise_type>::from_address(handle.address())
-      .destroy();
+  std::coroutine_handle<typename Task<R>::promise_type>::from_address(handle.address()).destroy();
 }
 
 template <class R>
@@ -206,12 +206,13 @@ Task<Vc<Out>> DispatchThenCall(const FunctionInfo* trait_fn, RawVc receiver, Tup
   co_return Vc<Out>(Call(*impl, self, &args));
 }
 
-// FillCommon sets what every function kind shares; defined in the registry.
+// FillArgs sets what depends on the argument tuple's type.
 template <class Tuple>
 void FillArgs(FunctionInfo& info) {
   using Ops = TupleOps<Tuple>;
   Ops::Register();
   info.param_types = Ops::TypeNames();
+  info.args_type = ArgsTypeTag<Tuple>();
   info.hash_args = &Ops::Hash;
   info.equal_args = &Ops::Equal;
   info.box_args = &Ops::Box;
@@ -221,13 +222,27 @@ void FillArgs(FunctionInfo& info) {
   info.needs_resolution = &Ops::NeedsResolution;
 }
 
+// FillCommon sets what every kind of function shares: identity, description, options,
+// result and argument types.
+template <class Out, class Tuple>
+void FillCommon(FunctionInfo& info, std::string_view name, uint32_t version,
+                std::string_view description, bool has_receiver, FunctionOptions options) {
+  info.name = std::string(name);
+  info.version = version;
+  info.description = std::string(description);
+  info.session_dependent = options.session_dependent;
+  info.has_receiver = has_receiver;
+  info.result_type = ValueTraits<Out>::Name();
+  FillArgs<Tuple>(info);
+}
+
 // RegisterResultType registers a result (or receiver) type up front; traits have none.
 template <class T>
 void RegisterResultType() {
   if constexpr (!Trait<T>) ValueTypeOf<T>();
 }
 
-// MakeResolver builds and registers the kResolveFirst twin of `target`.
+// AttachResolver builds and registers the kResolveFirst twin of `target`.
 template <class Out, class Tuple>
 void AttachResolver(FunctionInfo& target, FunctionInfo& resolver) {
   resolver.name = target.name + "#resolve";
@@ -240,8 +255,8 @@ void AttachResolver(FunctionInfo& target, FunctionInfo& resolver) {
   FillArgs<Tuple>(resolver);
   resolver.target = &target;
   resolver.invoke = [](const FunctionInfo& self, RawVc receiver, const void* args) {
-    return Erase(ResolveThenCall<Out, Tuple>(self.target, receiver,
-                                             *static_cast<const Tuple*>(args)));
+    return Erase(
+        ResolveThenCall<Out, Tuple>(self.target, receiver, *static_cast<const Tuple*>(args)));
   };
   RegisterFunction(&resolver);
   target.resolver = &resolver;
@@ -265,15 +280,13 @@ class Function {
  public:
   using Output = typename Traits::Output;
 
+  using Params = Args;  // the parameters, as a tuple
+
   Function(std::string_view name, uint32_t version, std::string_view description = "",
            FunctionOptions options = {}) {
-    info_.name = std::string(name);
-    info_.version = version;
-    info_.description = std::string(description);
-    info_.session_dependent = options.session_dependent;
-    info_.result_type = ValueTraits<Output>::Name();
     internal::RegisterResultType<Output>();
-    internal::FillArgs<Args>(info_);
+    internal::FillCommon<Output, Args>(info_, name, version, description,
+                                       /*has_receiver=*/false, options);
     info_.invoke = [](const internal::FunctionInfo&, RawVc, const void* args) {
       return internal::Erase(std::apply(F, *static_cast<const Args*>(args)));
     };
@@ -290,6 +303,7 @@ class Function {
     return Vc<Output>(internal::CallWith<Args>(info_, RawVc{}, std::forward<A>(args)...));
   }
 
+  FunctionHandle handle() const { return internal::HandleOf(info_); }
   const internal::FunctionInfo& info() const { return info_; }
 
  private:
@@ -312,21 +326,18 @@ class Method {
   using Output = typename Traits::Output;
   using ArgsTuple = Args;
 
+  using Params = Args;  // the parameters after the receiver, as a tuple
+
   Method(std::string_view name, uint32_t version, std::string_view description = "",
          FunctionOptions options = {}) {
-    info_.name = std::string(name);
-    info_.version = version;
-    info_.description = std::string(description);
-    info_.session_dependent = options.session_dependent;
-    info_.has_receiver = true;
-    info_.result_type = ValueTraits<Output>::Name();
     internal::RegisterResultType<Output>();
     internal::RegisterResultType<Self>();
-    internal::FillArgs<Args>(info_);
+    internal::FillCommon<Output, Args>(info_, name, version, description,
+                                       /*has_receiver=*/true, options);
     info_.invoke = [](const internal::FunctionInfo&, RawVc receiver, const void* args) {
-      return internal::Erase(std::apply(
-          [&](const auto&... a) { return F(Receiver::FromRaw(receiver), a...); },
-          *static_cast<const Args*>(args)));
+      return internal::Erase(
+          std::apply([&](const auto&... a) { return F(Receiver::FromRaw(receiver), a...); },
+                     *static_cast<const Args*>(args)));
     };
     internal::RegisterFunction(&info_);
     if constexpr (internal::TupleOps<Args>::kHasResolvedVc) {
@@ -341,6 +352,7 @@ class Method {
     return Vc<Output>(internal::CallWith<Args>(info_, self.raw(), std::forward<A>(args)...));
   }
 
+  FunctionHandle handle() const { return internal::HandleOf(info_); }
   const internal::FunctionInfo& info() const { return info_; }
 
  private:
@@ -352,22 +364,19 @@ class Method {
 // receiver. Calling it creates a dispatch task that resolves the receiver and forwards to
 // the implementation registered (with TraitImpl) for the receiver cell's value type.
 template <class T, class Out, class... Args>
-  requires Trait<T>
+requires Trait<T>
 class TraitMethod {
   using ArgsTuple = std::tuple<Args...>;
 
  public:
   using Output = Out;
+  using Params = ArgsTuple;  // the parameters after the receiver, as a tuple
 
   // No FunctionOptions: a dispatch task only forwards; implementations carry the options.
   TraitMethod(std::string_view name, uint32_t version, std::string_view description = "") {
-    info_.name = std::string(name);
-    info_.version = version;
-    info_.description = std::string(description);
-    info_.has_receiver = true;
+    internal::FillCommon<Out, ArgsTuple>(info_, name, version, description,
+                                         /*has_receiver=*/true, {});
     info_.kind = internal::FunctionKind::kTraitDispatch;
-    info_.result_type = ValueTraits<Out>::Name();
-    internal::FillArgs<ArgsTuple>(info_);
     info_.trait_slot = internal::NewTraitSlot(info_.name);
     info_.invoke = [](const internal::FunctionInfo& self, RawVc receiver, const void* args) {
       return internal::Erase(internal::DispatchThenCall<Out, ArgsTuple>(
@@ -383,6 +392,7 @@ class TraitMethod {
     return Vc<Out>(internal::CallWith<ArgsTuple>(info_, self.raw(), std::forward<A>(args)...));
   }
 
+  FunctionHandle handle() const { return internal::HandleOf(info_); }
   const internal::FunctionInfo& info() const { return info_; }
 
  private:
@@ -396,7 +406,7 @@ class TraitImpl {
   TraitImpl(const TraitMethod<T, Out, Args...>& trait_method, const Method<F>& method) {
     static_assert(std::is_same_v<typename Method<F>::Output, Out>,
                   "the implementation must return the trait method's type");
-    static_assert(std::is_same_v<typename Method<F>::ArgsTuple, std::tuple<Args...>>,
+    static_assert(std::is_same_v<typename Method<F>::Params, std::tuple<Args...>>,
                   "the implementation must take the trait method's parameters");
     internal::RegisterTraitImpl(trait_method.info().trait_slot,
                                 ValueTypeOf<typename Method<F>::Self>().id, &method.info());

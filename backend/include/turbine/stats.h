@@ -17,20 +17,18 @@ struct FunctionStats {
 };
 
 struct EngineStats {
-  uint64_t tasks = 0;        // tasks in memory
-  uint64_t cells = 0;        // cells held by those tasks
-  uint64_t edges = 0;        // dependency edges (reader -> output or cell)
-  uint64_t executions = 0;   // body runs, all functions
-  uint64_t revision = 0;     // bumped by every input change
+  uint64_t tasks = 0;       // tasks in memory
+  uint64_t cells = 0;       // cells held by those tasks
+  uint64_t edges = 0;       // dependency edges (reader -> output or cell)
+  uint64_t executions = 0;  // body runs, all functions
+  uint64_t revision = 0;    // bumped by every input change
   uint64_t cycles_detected = 0;
-  uint64_t restored_tasks = 0;  // loaded from the backing store
-  uint64_t snapshots = 0;       // snapshots written to the backing store
-  uint64_t idle_snapshots = 0;  // of those, started because the engine went idle
-  uint64_t snapshot_nanos = 0;  // time spent writing them, summed
-  uint64_t last_snapshot_tasks = 0;  // tasks in the last snapshot
-  uint64_t snapshot_tasks = 0;       // tasks written by all snapshots, summed
-  uint64_t tasks_on_disk = 0;   // estimate, from the backing store
-  uint64_t bytes_on_disk = 0;   // estimate: table files and unflushed memtables
+  uint64_t restored_tasks = 0;           // loaded from the backing store
+  uint64_t snapshots = 0;                // snapshots written to the backing store
+  uint64_t idle_snapshots = 0;           // of those, started because the engine went idle
+  uint64_t snapshot_nanos = 0;           // time spent writing them, summed
+  uint64_t last_snapshot_tasks = 0;      // tasks in the last snapshot
+  uint64_t snapshot_tasks = 0;           // tasks written by all snapshots, summed
   std::vector<FunctionStats> functions;  // functions called or executed at least once
 };
 

@@ -19,12 +19,6 @@
 // Thread-safety: ValueTypeOf<T>() and the lookups are safe from any thread.
 #pragma once
 
-#include <cereal/archives/binary.hpp>
-#include <cereal/types/map.hpp>
-#include <cereal/types/optional.hpp>
-#include <cereal/types/string.hpp>
-#include <cereal/types/tuple.hpp>
-#include <cereal/types/vector.hpp>
 #include <concepts>
 #include <map>
 #include <memory>
@@ -35,7 +29,7 @@
 #include <vector>
 
 #include "turbine/hash.h"
-#include "turbine/internal/byte_streams.h"
+#include "turbine/internal/serialization.h"
 #include "turbine/raw_vc.h"
 
 namespace turbine {
@@ -79,7 +73,6 @@ uint64_t HashValue(const std::map<std::string, T>& v, uint64_t seed);
 template <HasFields T>
 uint64_t HashValue(const T& v, uint64_t seed);
 
-
 template <class T>
 uint64_t HashValue(const std::vector<T>& v, uint64_t seed) {
   seed = HashScalar(v.size(), seed);
@@ -98,8 +91,7 @@ uint64_t HashValue(const std::map<std::string, T>& v, uint64_t seed) {
 }
 template <HasFields T>
 uint64_t HashValue(const T& v, uint64_t seed) {
-  std::apply([&](const auto&... f) { ((seed = HashValue(v.*(f.member), seed)), ...); },
-             T::kFields);
+  std::apply([&](const auto&... f) { ((seed = HashValue(v.*(f.member), seed)), ...); }, T::kFields);
   return seed;
 }
 
@@ -109,11 +101,11 @@ struct ValueTraits;
 
 template <class T>
 concept TaskInput = std::equality_comparable<T> && std::copy_constructible<T> &&
-                    std::default_initializable<T> &&  // to decode it from the store
-                    requires(const T& v) {
-                      { HashValue(v, uint64_t{0}) } -> std::same_as<uint64_t>;
-                      { ValueTraits<T>::Name() } -> std::convertible_to<std::string>;
-                    };
+    std::default_initializable<T> &&  // to decode it from the store
+    requires(const T& v) {
+  { HashValue(v, uint64_t{0}) } -> std::same_as<uint64_t>;
+  { ValueTraits<T>::Name() } -> std::convertible_to<std::string>;
+};
 
 // ValueType is the runtime record for one C++ type. Lives until process exit.
 struct ValueType {
@@ -158,18 +150,31 @@ std::shared_ptr<const void> DeserializeErased(std::string_view bytes) {
 }
 }  // namespace internal
 
+// EncodeValue appends the canonical bytes of `value` (what the engine stores and hashes
+// lookups by) to `out`. Works for every value type and for tuples and integers of them.
+template <class T>
+void EncodeValue(const T& value, std::string* out) {
+  internal::SerializeTo(value, out);
+}
+// DecodeValue decodes exactly `bytes` into `value`; false if they are malformed, truncated,
+// or longer than one encoding.
+template <class T>
+bool DecodeValue(std::string_view bytes, T* value) {
+  return internal::DeserializeFrom(bytes, value);
+}
+
 // ValueTypeOf returns the record of T, registering it on first use.
 template <class T>
 const ValueType& ValueTypeOf() {
   static const char tag = 0;
-  static const ValueType* const type = internal::RegisterValueType(
-      ValueType{.id = 0,
-                .name = std::string(ValueTraits<T>::Name()),
-                .equal = &internal::EqualErased<T>,
-                .hash = &internal::HashErased<T>,
-                .serialize = &internal::SerializeErased<T>,
-                .deserialize = &internal::DeserializeErased<T>},
-      &tag);
+  static const ValueType* const type =
+      internal::RegisterValueType(ValueType{.id = 0,
+                                            .name = std::string(ValueTraits<T>::Name()),
+                                            .equal = &internal::EqualErased<T>,
+                                            .hash = &internal::HashErased<T>,
+                                            .serialize = &internal::SerializeErased<T>,
+                                            .deserialize = &internal::DeserializeErased<T>},
+                                  &tag);
   return *type;
 }
 

@@ -21,6 +21,13 @@ struct ExecContext;
 struct FunctionInfo;
 struct TaskState;
 
+// TaskFailure is a failed task's output: what a read of it reports.
+struct TaskFailure {
+  absl::StatusCode code = absl::StatusCode::kUnknown;
+  std::string message;
+  bool operator==(const TaskFailure&) const = default;
+};
+
 // ThreadContext says which engine and which task execution (if any) this thread serves.
 struct ThreadContext {
   EngineImpl* engine = nullptr;
@@ -36,20 +43,12 @@ EngineImpl& CurrentEngineOrDie();
 // The argument tuple is only borrowed: it is moved to the heap on a true miss alone.
 RawVc Call(const FunctionInfo& fn, RawVc receiver, void* stack_args);
 
-// Lookup says where a call found its task: in memory, on disk (restored by this call), or
-// nowhere (created by this call).
-enum class Lookup : uint8_t { kMemory, kDisk, kCreated };
-// CallReportingLookup is Call that also reports where the task was found (for servers).
-RawVc CallReportingLookup(const FunctionInfo& fn, RawVc receiver, void* stack_args,
-                          Lookup* lookup);
-
 // CreateCell stores `value` as the next cell of its type in the running task.
 // REQUIRES: called from inside a task body.
 RawVc CreateCell(const ValueType& type, std::shared_ptr<const void> value);
 
 // SetOutputValue / SetOutputRef store a finished body's result (called by ErasedTask).
-void SetOutputValue(ExecContext& context, const ValueType& type,
-                    std::shared_ptr<const void> value);
+void SetOutputValue(ExecContext& context, const ValueType& type, std::shared_ptr<const void> value);
 void SetOutputRef(ExecContext& context, RawVc target);
 
 // Waiter is an intrusive node a reader parks on a task that is not clean yet.
@@ -89,7 +88,7 @@ class ReadOp : public Waiter {
   void Resumed() const { tls_context = saved_context_; }
 
   bool ok() const { return error_ == nullptr; }
-  const std::string& error() const { return *error_; }
+  const TaskFailure& error() const { return *error_; }
   // value is the value read, unless a CopyOut received it.
   const std::shared_ptr<const void>& value() const { return value_; }
   const ValueType* value_type() const { return value_type_; }
@@ -111,9 +110,8 @@ class ReadOp : public Waiter {
   static void WakeCoroutine(Waiter* self);
   static void WakeThread(Waiter* self);
 
-  void SetError(std::string message);
-  void TakeValue(const ValueType* type, const std::shared_ptr<const void>& value,
-                 uint64_t stamp);
+  void SetError(std::string message, absl::StatusCode code = absl::StatusCode::kUnknown);
+  void TakeValue(const ValueType* type, const std::shared_ptr<const void>& value, uint64_t stamp);
 
   ThreadContext saved_context_;
   TaskState* waiting_task_ = nullptr;
@@ -127,7 +125,7 @@ class ReadOp : public Waiter {
   std::shared_ptr<const void> value_;
   const ValueType* value_type_ = nullptr;
   uint64_t value_stamp_ = 0;
-  std::shared_ptr<const std::string> error_;
+  std::shared_ptr<const TaskFailure> error_;
 };
 
 // CopyInto is the CopyOut for a std::optional<T> destination.
@@ -136,11 +134,10 @@ void CopyInto(const void* value, void* out) {
   static_cast<std::optional<T>*>(out)->emplace(*static_cast<const T*>(value));
 }
 
-// ReadErrorStatus turns a read's error message into a Status: kFailedPrecondition for a
-// cycle, kUnknown for an error a task function raised.
-absl::Status ReadErrorStatus(const std::string& message);
+// ReadErrorStatus turns a read's error into a Status with its code.
+absl::Status ReadErrorStatus(const TaskFailure& failure);
 
 // ThrowTaskError rethrows a read's error inside a task body (out of line: cold path).
-[[noreturn]] void ThrowTaskError(const std::string& message);
+[[noreturn]] void ThrowTaskError(const TaskFailure& failure);
 
 }  // namespace turbine::internal

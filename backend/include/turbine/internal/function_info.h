@@ -51,6 +51,9 @@ struct FunctionInfo {
   // task's hash is the same in every process (the backing store relies on it).
   uint64_t identity_hash = 0;
 
+  // Names the C++ type of the argument tuple (ArgsTypeTag), so a call through a type-erased
+  // FunctionHandle can check it was given the right tuple.
+  const void* args_type = nullptr;
   // Argument tuple operations. `args` is always a pointer to the function's argument tuple.
   uint64_t (*hash_args)(const void* args, uint64_t seed) = nullptr;
   bool (*equal_args)(const void* a, const void* b) = nullptr;
@@ -75,6 +78,14 @@ struct FunctionInfo {
   // kTraitDispatch: the trait method's dispatch table id.
   uint32_t trait_slot = 0;
 };
+
+// ArgsTypeTag<Tuple>() is a distinct address for each argument tuple type.
+template <class Tuple>
+inline constexpr char kArgsTypeTag = 0;
+template <class Tuple>
+const void* ArgsTypeTag() {
+  return &kArgsTypeTag<Tuple>;
+}
 
 // RegisterFunction makes `info` callable by name. (name, version) must be unique; a clash
 // aborts with a message (two registrations of one identity would corrupt the cache).

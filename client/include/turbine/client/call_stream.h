@@ -25,10 +25,10 @@
 
 namespace turbine::client {
 
-namespace internal {
+namespace detail {
 struct Connection;
 class CallStreamReactor;
-}  // namespace internal
+}  // namespace detail
 
 class CallStream {
  public:
@@ -60,12 +60,12 @@ class CallStream {
 
  private:
   friend class Client;  // opens streams (Client::OpenCallStream)
-  static std::unique_ptr<CallStream> Open(std::shared_ptr<const internal::Connection> connection,
+  static std::unique_ptr<CallStream> Open(std::shared_ptr<const detail::Connection> connection,
                                           ReplyCallback on_reply);
-  explicit CallStream(std::shared_ptr<internal::CallStreamReactor> reactor);
+  explicit CallStream(std::shared_ptr<detail::CallStreamReactor> reactor);
 
   // Shared with gRPC: the reactor lives until gRPC's last callback on it has returned.
-  std::shared_ptr<internal::CallStreamReactor> reactor_;
+  std::shared_ptr<detail::CallStreamReactor> reactor_;
 };
 
 }  // namespace turbine::client

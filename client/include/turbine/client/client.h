@@ -41,9 +41,9 @@ class ClientContext;
 
 namespace turbine::client {
 
-namespace internal {
+namespace detail {
 struct Connection;
-}  // namespace internal
+}  // namespace detail
 
 inline constexpr char kDefaultDataDir[] = "./.turbine";
 
@@ -137,9 +137,9 @@ class Client {
   const ConnectOptions& options() const;
 
  private:
-  explicit Client(std::shared_ptr<const internal::Connection> connection);
+  explicit Client(std::shared_ptr<const detail::Connection> connection);
 
-  std::shared_ptr<const internal::Connection> connection_;
+  std::shared_ptr<const detail::Connection> connection_;
 };
 
 }  // namespace turbine::client

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "turbine/engine.h"
 #include "turbine/function.h"
 #include "turbine/server/wire.h"
 #include "turbine/v1/turbine.pb.h"
@@ -32,13 +33,13 @@ using WireArgs = google::protobuf::RepeatedPtrField<v1::Value>;
 
 // ExportedFunction is the type-erased record an Export adds to the registry.
 struct ExportedFunction {
-  const internal::FunctionInfo* info = nullptr;
+  FunctionHandle fn;
   std::vector<std::string> param_names;
   std::string receiver_type;  // the Self of a method, the trait of a trait method
-  // Converts `args` and calls the function on the current engine (see Server); reports
-  // where the task was found. Errors name the parameter.
-  absl::StatusOr<RawVc> (*call)(const ExportedFunction& self, RawVc receiver,
-                                const WireArgs& args, internal::Lookup* lookup) = nullptr;
+  // Converts `args` and calls the function on `engine`; reports where the task was found.
+  // Errors name the parameter.
+  absl::StatusOr<RawVc> (*call)(const ExportedFunction& self, Engine& engine, RawVc receiver,
+                                const WireArgs& args, CallSource* source) = nullptr;
   // Converts a result of the function's output type; false if the type has no wire form.
   bool (*result_to_wire)(const void* value, v1::Value* out) = nullptr;
   const ValueType* result_type = nullptr;  // null for a trait (any implementation)
@@ -49,7 +50,7 @@ const ExportedFunction* FindExported(std::string_view name, uint32_t version = 0
 // AllExported lists every exported function, sorted by name and version.
 std::vector<const ExportedFunction*> AllExported();
 
-namespace internal_export {
+namespace export_detail {
 
 void Register(ExportedFunction* exported);
 
@@ -87,9 +88,8 @@ absl::Status ArgsFromWire(const ExportedFunction& self, const WireArgs& wire, Ar
         absl::Status converted = Wire<T>::From(wire.Get(static_cast<int>(I)), &std::get<I>(args));
         if (!converted.ok()) {
           status = absl::InvalidArgumentError(
-              self.info->name + ": argument " + std::to_string(I + 1) + " (" +
-              self.param_names[I] + ": " + self.info->param_types[I] + "): " +
-              std::string(converted.message()));
+              self.fn.name() + ": argument " + std::to_string(I + 1) + " (" + self.param_names[I] +
+              ": " + self.fn.param_types()[I] + "): " + std::string(converted.message()));
         }
       }(),
       ...);
@@ -97,26 +97,26 @@ absl::Status ArgsFromWire(const ExportedFunction& self, const WireArgs& wire, Ar
 }
 
 template <class Args>
-absl::StatusOr<RawVc> CallFromWire(const ExportedFunction& self, RawVc receiver,
-                                   const WireArgs& wire, internal::Lookup* lookup) {
+absl::StatusOr<RawVc> CallFromWire(const ExportedFunction& self, Engine& engine, RawVc receiver,
+                                   const WireArgs& wire, CallSource* source) {
   constexpr size_t kArity = std::tuple_size_v<Args>;
   constexpr size_t kRequired = RequiredArity<Args>();
   const size_t given = static_cast<size_t>(wire.size());
   if (given < kRequired || given > kArity) {
     std::string signature;
     for (size_t i = 0; i < kArity; ++i) {
-      signature += (i > 0 ? ", " : "") + self.param_names[i] + ": " + self.info->param_types[i];
+      signature += (i > 0 ? ", " : "") + self.param_names[i] + ": " + self.fn.param_types()[i];
     }
     const std::string count = kRequired == kArity
                                   ? std::to_string(kArity)
                                   : std::to_string(kRequired) + " to " + std::to_string(kArity);
-    return absl::InvalidArgumentError(self.info->name + " takes " + count + " argument(s) (" +
+    return absl::InvalidArgumentError(self.fn.name() + " takes " + count + " argument(s) (" +
                                       signature + "), got " + std::to_string(given));
   }
   Args args{};
   absl::Status status = ArgsFromWire(self, wire, args, std::make_index_sequence<kArity>());
   if (!status.ok()) return status;
-  return internal::CallReportingLookup(*self.info, receiver, &args, lookup);
+  return engine.Call(self.fn, receiver, args, source);
 }
 
 template <class Out>
@@ -129,30 +129,28 @@ bool ResultToWire(const void* value, v1::Value* out) {
   }
 }
 
-std::vector<std::string> NamesOrDefault(std::initializer_list<std::string_view> names,
-                                        size_t arity, const std::string& function);
+std::vector<std::string> NamesOrDefault(std::initializer_list<std::string_view> names, size_t arity,
+                                        const std::string& function);
 
-}  // namespace internal_export
+}  // namespace export_detail
 
 class Export {
  public:
   template <auto F>
   Export(const Function<F>& fn, std::initializer_list<std::string_view> param_names = {}) {
-    using Args = typename internal::FnTraits<decltype(F)>::Args;
-    Fill<Args, typename Function<F>::Output>(fn.info(), param_names, "");
+    Fill<typename Function<F>::Params, typename Function<F>::Output>(fn.handle(), param_names, "");
   }
 
   template <auto F>
   Export(const Method<F>& method, std::initializer_list<std::string_view> param_names = {}) {
-    using Args = typename internal::DropFirst<typename internal::FnTraits<decltype(F)>::Args>::type;
-    Fill<Args, typename Method<F>::Output>(method.info(), param_names,
-                                           ValueTraits<typename Method<F>::Self>::Name());
+    Fill<typename Method<F>::Params, typename Method<F>::Output>(
+        method.handle(), param_names, ValueTraits<typename Method<F>::Self>::Name());
   }
 
   template <class T, class Out, class... A>
   Export(const TraitMethod<T, Out, A...>& method,
          std::initializer_list<std::string_view> param_names = {}) {
-    Fill<std::tuple<A...>, Out>(method.info(), param_names, std::string(T::kTraitName));
+    Fill<std::tuple<A...>, Out>(method.handle(), param_names, std::string(T::kTraitName));
   }
 
   Export(const Export&) = delete;
@@ -160,19 +158,19 @@ class Export {
 
  private:
   template <class Args, class Out>
-  void Fill(const internal::FunctionInfo& info, std::initializer_list<std::string_view> names,
+  void Fill(FunctionHandle fn, std::initializer_list<std::string_view> names,
             std::string receiver_type) {
-    static_assert(internal_export::AllWireConvertible<Args>::value,
+    static_assert(export_detail::AllWireConvertible<Args>::value,
                   "every argument of an exported function must be WireConvertible (wire.h)");
-    exported_.info = &info;
+    exported_.fn = fn;
     exported_.param_names =
-        internal_export::NamesOrDefault(names, std::tuple_size_v<Args>, info.name);
+        export_detail::NamesOrDefault(names, std::tuple_size_v<Args>, fn.name());
     exported_.receiver_type = std::move(receiver_type);
-    exported_.call = &internal_export::CallFromWire<Args>;
-    exported_.result_to_wire = &internal_export::ResultToWire<Out>;
+    exported_.call = &export_detail::CallFromWire<Args>;
+    exported_.result_to_wire = &export_detail::ResultToWire<Out>;
     // A trait method's result is whichever implementation's type the receiver chose.
     if constexpr (!Trait<Out>) exported_.result_type = &ValueTypeOf<Out>();
-    internal_export::Register(&exported_);
+    export_detail::Register(&exported_);
   }
 
   ExportedFunction exported_;

@@ -78,8 +78,4 @@ class Server {
   std::unique_ptr<State> state_;
 };
 
-// IsLoopback tells whether a listen address stays on this machine (unix sockets,
-// localhost, 127.0.0.0/8, ::1).
-bool IsLoopback(const std::string& address);
-
 }  // namespace turbine::server

@@ -22,7 +22,6 @@ class RocksBackingStore : public BackingStore {
   absl::Status WriteSnapshot(const std::vector<StoredTask>& tasks, uint64_t next_task_id,
                              uint64_t next_stamp) override;
   absl::StatusOr<uint64_t> NextTaskId() override;
-  Size DiskSize() override;
 
  private:
   // PutTask adds a task's record to `batch`; PutTaskId its entry in the id index.

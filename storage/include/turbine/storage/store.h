@@ -52,18 +52,19 @@ struct StoreOptions {
 
 // StoreUsage is what the database occupies, by RocksDB's own accounting.
 struct StoreUsage {
-  uint64_t table_file_bytes = 0;  // SST files of every table, including ones a compaction
-                                  // is about to delete
-  uint64_t log_file_bytes = 0;    // write-ahead log files: writes not yet in a table file
-  uint64_t memtable_bytes = 0;    // memory, not disk: those writes, held until flushed
-  uint64_t block_cache_bytes = 0; // memory: cached table blocks (shared by all tables)
+  uint64_t tasks = 0;              // estimate: entries of the id index
+  uint64_t table_file_bytes = 0;   // SST files of every table, including ones a compaction
+                                   // is about to delete
+  uint64_t log_file_bytes = 0;     // write-ahead log files: writes not yet in a table file
+  uint64_t memtable_bytes = 0;     // memory, not disk: those writes, held until flushed
+  uint64_t block_cache_bytes = 0;  // memory: cached table blocks (shared by all tables)
 };
 
 // OpenReport says what Open found, for the daemon's log.
 struct OpenReport {
-  bool created = false;      // a new, empty database was made
-  std::string moved_aside;   // where an unusable database went, empty if none
-  std::string reason;        // why it was unusable
+  bool created = false;     // a new, empty database was made
+  std::string moved_aside;  // where an unusable database went, empty if none
+  std::string reason;       // why it was unusable
 };
 
 class Store {
@@ -80,11 +81,13 @@ class Store {
   absl::StatusOr<bool> Get(Table table, std::string_view key, std::string* value) const;
   // This Get leaves the value where RocksDB holds it (no copy when the block cache has it);
   // Reset() the slice before reusing it.
-  absl::StatusOr<bool> Get(Table table, std::string_view key,
-                           rocksdb::PinnableSlice* value) const;
+  absl::StatusOr<bool> Get(Table table, std::string_view key, rocksdb::PinnableSlice* value) const;
   absl::Status Put(Table table, std::string_view key, std::string_view value);
   // Write applies `batch` atomically across tables (the snapshot unit).
   absl::Status Write(rocksdb::WriteBatch& batch, bool sync);
+  // CompactAll flushes every table's memtable and compacts its files into the fewest, as a
+  // long-lived store settles (for measurements and after bulk deletes).
+  absl::Status CompactAll();
 
   // Usage asks RocksDB (table properties and the log directory, no walk of the data), for
   // monitoring: cheap enough for every metrics scrape, not meant for a hot path.
@@ -93,11 +96,23 @@ class Store {
   rocksdb::ColumnFamilyHandle* handle(Table table) const {
     return handles_[static_cast<int>(table)];
   }
-  rocksdb::DB& db() const { return *db_; }
   const std::string& path() const { return path_; }
+
+  // An unusable database (corrupt, another format) is moved aside; anything else is an
+  // error. For Open.
+  enum class Verdict { kOk, kMoveAside, kError };
+  struct Attempt {
+    Verdict verdict = Verdict::kOk;
+    absl::Status error;  // kError
+    std::string reason;  // kMoveAside
+  };
 
  private:
   Store() = default;
+  // OpenDatabase opens the tables at path_; CheckFormat checks (or, in a new database,
+  // writes) the format version.
+  Attempt OpenDatabase();
+  Attempt CheckFormat(bool must_have_version, OpenReport* report);
 
   std::string path_;
   StoreOptions options_;

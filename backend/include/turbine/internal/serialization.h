@@ -1,4 +1,8 @@
-// internal/byte_streams.h — cereal over plain strings, without stringstream copies.
+// internal/serialization.h — the canonical bytes of values: cereal over plain strings.
+//
+// Internal: included by value_type.h because the encoding of every value type is a
+// template instantiated where the type is used. Programs use EncodeValue / DecodeValue
+// (value_type.h), never this header.
 //
 // The backing store compares a lookup's arguments with stored canonical bytes by
 // serializing into a reused buffer; std::ostringstream would allocate and copy every time.
@@ -13,7 +17,11 @@
 #pragma once
 
 #include <cereal/archives/binary.hpp>
-
+#include <cereal/types/map.hpp>
+#include <cereal/types/optional.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/tuple.hpp>
+#include <cereal/types/vector.hpp>
 #include <istream>
 #include <optional>
 #include <ostream>
