@@ -67,6 +67,7 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
   // Idleness is read off counters the engine keeps anyway, so the hot path pays nothing
   // for it: no execution during a whole tick and no refresh running now.
   uint64_t executions_before = execution_count.load(std::memory_order_relaxed);
+  bool failing = false;  // said once when snapshots start failing, once when they recover
   std::unique_lock lock(snapshot_mu_);
   while (!snapshot_stop_.wait_for(lock, tick, [this] { return stopping_snapshots_; })) {
     lock.unlock();
@@ -82,11 +83,15 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
     }
     if (due && !empty) {
       last_snapshot = Clock::now();
-      if (absl::Status flushed = Flush(); !flushed.ok()) {
-        // The engine keeps serving from memory; what failed is written when it next
-        // changes, and anything queued meanwhile by the next snapshot.
-        std::fprintf(stderr, "turbine: snapshot failed: %s\n",
+      // On failure the engine keeps serving from memory and what failed stays queued: the
+      // next snapshot retries it (a full disk fails each one until there is space).
+      if (absl::Status flushed = Flush(); !flushed.ok() && !failing) {
+        failing = true;
+        std::fprintf(stderr, "turbine: snapshot failed, retrying every snapshot: %s\n",
                      std::string(flushed.message()).c_str());
+      } else if (flushed.ok() && failing) {
+        failing = false;
+        std::fprintf(stderr, "turbine: snapshots succeed again\n");
       }
       // Counted after the snapshot, so whoever sees the count also sees its tasks.
       idle_snapshot_count.fetch_add(idle ? 1 : 0, std::memory_order_relaxed);
@@ -234,6 +239,7 @@ void ThrowTaskError(const std::string& message) { throw TaskError(message); }
 
 absl::Status ReadErrorStatus(const std::string& message) {
   if (message.starts_with(kCyclePrefix)) return absl::FailedPreconditionError(message);
+  if (message.starts_with(kDataLossPrefix)) return absl::DataLossError(message);
   return absl::UnknownError(message);
 }
 
