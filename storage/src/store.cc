@@ -8,6 +8,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <ctime>
@@ -15,6 +16,7 @@
 #include <set>
 #include <vector>
 
+#include "rocks_faults.h"
 #include "turbine/storage/format.h"
 
 namespace turbine::storage {
@@ -34,8 +36,12 @@ struct Attempt {
   std::string reason;  // kMoveAside
 };
 
-rocksdb::Options DatabaseOptions() {
+rocksdb::Options DatabaseOptions(const std::shared_ptr<rocksdb::Logger>& logger,
+                                 const std::shared_ptr<BackgroundErrors>& errors) {
   rocksdb::Options options;
+  options.info_log = logger;  // not a LOG file on the data disk (rocks_faults.h)
+  options.listeners.push_back(errors);
+  options.max_bgerror_resume_count = 0;  // the store resumes itself (BackgroundErrors)
   options.create_if_missing = true;
   options.create_missing_column_families = true;
   options.keep_log_file_num = 3;
@@ -87,9 +93,20 @@ rocksdb::ColumnFamilyOptions TableOptions(Table table,
   return options;
 }
 
+bool IsNoSpace(const rocksdb::Status& status) {
+  return status.IsNoSpace() ||
+         (status.IsIOError() && status.ToString().find("No space left") != std::string::npos);
+}
+
 // ConvertOpenError maps what RocksDB said about an open into a verdict.
 Attempt ConvertOpenError(const rocksdb::Status& status, const std::string& path) {
   if (status.IsCorruption()) return {Verdict::kMoveAside, {}, status.ToString()};
+  if (IsNoSpace(status)) {
+    return {Verdict::kError,
+            absl::ResourceExhaustedError("the disk is full: cannot open the cache database " +
+                                         path + ": " + status.ToString()),
+            {}};
+  }
   if (status.IsIOError() && status.ToString().find("lock") != std::string::npos) {
     return {Verdict::kError,
             absl::FailedPreconditionError("the cache database " + path +
@@ -121,15 +138,78 @@ std::string BrokenName(const std::string& path) {
 absl::Status FromRocks(const rocksdb::Status& status, std::string_view what) {
   if (status.ok()) return absl::OkStatus();
   const std::string message = std::string(what) + ": " + status.ToString();
-  if (status.IsNoSpace()) return absl::ResourceExhaustedError(message);
+  if (IsNoSpace(status)) return absl::ResourceExhaustedError("the disk is full: " + message);
   if (status.IsIOError()) return absl::UnavailableError(message);
   if (status.IsCorruption()) return absl::DataLossError(message);
   return absl::InternalError(message);
 }
 
+// VerifyInputs reads the whole inputs table with checksums verified; what RocksDB found
+// wrong, or empty. Inputs are the user's data: a damaged one must be an error, never
+// silently absent, and the operator should hear of it at start, not at the first read.
+std::string VerifyInputs(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* inputs) {
+  rocksdb::ReadOptions options;
+  options.verify_checksums = true;
+  options.fill_cache = false;  // a scan at start must not push out what lookups need
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(options, inputs));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+  }
+  return it->status().ok() ? std::string() : it->status().ToString();
+}
+
+}  // namespace
+
+struct Store::Shared {
+  std::shared_ptr<rocksdb::Cache> cache;
+  std::shared_ptr<rocksdb::Logger> logger = NewProcessLogger();
+  std::shared_ptr<BackgroundErrors> errors = std::make_shared<BackgroundErrors>();
+  std::atomic<bool> writes_failing{false};  // logged once per failing period
+};
+
+struct Store::Instance {
+  std::unique_ptr<rocksdb::DB> db;
+  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> handles{};
+  bool read_only = false;
+
+  ~Instance() {
+    if (db == nullptr) return;
+    for (rocksdb::ColumnFamilyHandle* handle : handles) {
+      if (handle != nullptr) db->DestroyColumnFamilyHandle(handle);
+    }
+    db->Close().PermitUncheckedError();
+  }
+};
+
+namespace {
+
+rocksdb::Status OpenInstance(const std::string& path, const std::shared_ptr<rocksdb::Cache>& cache,
+                             const rocksdb::Options& options, bool read_only,
+                             std::array<rocksdb::ColumnFamilyHandle*, kTableCount>* handles,
+                             std::unique_ptr<rocksdb::DB>* db) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  families.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
+  for (int t = 0; t < kTableCount; ++t) {
+    families.emplace_back(std::string(kTableNames[t]), TableOptions(static_cast<Table>(t), cache));
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> opened;
+  rocksdb::DB* raw = nullptr;
+  const rocksdb::Status status =
+      read_only ? rocksdb::DB::OpenForReadOnly(options, path, families, &opened, &raw)
+                : rocksdb::DB::Open(options, path, families, &opened, &raw);
+  db->reset(raw);
+  if (status.ok()) {
+    // opened[0] is the default family, which the schema does not use.
+    (*db)->DestroyColumnFamilyHandle(opened[0]);
+    for (int i = 0; i < kTableCount; ++i) (*handles)[i] = opened[i + 1];
+  }
+  return status;
+}
+
 }  // namespace
 
 std::string_view TableName(Table table) { return kTableNames[static_cast<int>(table)]; }
+
+Store::Store() : shared_(std::make_shared<Shared>()) {}
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
                                                    OpenReport* report) {
@@ -164,24 +244,27 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
     }
 
     if (attempt.verdict == Verdict::kOk) {
-      const std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options.block_cache_bytes);
-      std::vector<rocksdb::ColumnFamilyDescriptor> families;
-      families.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
-      for (int t = 0; t < kTableCount; ++t) {
-        families.emplace_back(std::string(kTableNames[t]),
-                              TableOptions(static_cast<Table>(t), cache));
+      store->shared_->cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+      auto instance = std::make_unique<Instance>();
+      const rocksdb::Options db_options =
+          DatabaseOptions(store->shared_->logger, store->shared_->errors);
+      rocksdb::Status status = OpenInstance(path, store->shared_->cache, db_options,
+                                            /*read_only=*/false, &instance->handles, &instance->db);
+      if (IsNoSpace(status) && existed) {
+        // Opening for writing writes (a new manifest, the log replayed into a table): on a
+        // full disk, serve what is there and take writes once there is space again.
+        report->full_disk = status.ToString();
+        instance = std::make_unique<Instance>();
+        instance->read_only = true;
+        status = OpenInstance(path, store->shared_->cache, db_options, /*read_only=*/true,
+                              &instance->handles, &instance->db);
+        report->read_only = status.ok();
       }
-      std::vector<rocksdb::ColumnFamilyHandle*> handles;
-      rocksdb::DB* raw = nullptr;
-      const rocksdb::Status status =
-          rocksdb::DB::Open(DatabaseOptions(), path, families, &handles, &raw);
-      store->db_.reset(raw);
       if (!status.ok()) {
         attempt = ConvertOpenError(status, path);
       } else {
-        // handles[0] is the default family, which the schema does not use.
-        store->db_->DestroyColumnFamilyHandle(handles[0]);
-        for (int i = 0; i < kTableCount; ++i) store->handles_[i] = handles[i + 1];
+        store->current_.store(instance.get());
+        store->instances_.push_back(std::move(instance));
       }
     }
 
@@ -194,17 +277,31 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
         if (existed && attempt_number == 0) {
           attempt = {Verdict::kMoveAside, {}, "no format version"};
         } else {
-          absl::Status written = store->Put(Table::kMeta, kFormatVersionKey,
-                                            std::to_string(kFormatVersion));
+          absl::Status written =
+              store->Put(Table::kMeta, kFormatVersionKey, std::to_string(kFormatVersion));
           if (!written.ok()) return written;
           report->created = true;
           return store;
         }
       } else if (version != std::to_string(kFormatVersion)) {
-        attempt = {Verdict::kMoveAside, {},
-                   "format version " + version + ", this build reads " +
-                       std::to_string(kFormatVersion)};
+        attempt = {
+            Verdict::kMoveAside,
+            {},
+            "format version " + version + ", this build reads " + std::to_string(kFormatVersion)};
       } else {
+        report->damaged_inputs = VerifyInputs(store->db(), store->handle(Table::kInputs));
+        if (!report->damaged_inputs.empty()) {
+          spdlog::error(
+              "the inputs table of {} is damaged ({}); inputs stored there read as "
+              "DATA_LOSS until they are set again",
+              path, report->damaged_inputs);
+        }
+        if (report->read_only) {
+          spdlog::warn(
+              "the disk is full: opened {} read-only; writes fail with "
+              "RESOURCE_EXHAUSTED until there is space ({})",
+              path, report->full_disk);
+        }
         return store;
       }
     }
@@ -215,8 +312,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
     fs::rename(path, target, error);
     if (error) {
       return absl::UnavailableError("the cache database " + path + " is unusable (" +
-                                    attempt.reason + ") and cannot be moved aside: " +
-                                    error.message());
+                                    attempt.reason +
+                                    ") and cannot be moved aside: " + error.message());
     }
     report->moved_aside = target;
     report->reason = attempt.reason;
@@ -225,30 +322,38 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
 }
 
 Store::~Store() {
-  if (db_ == nullptr) return;
-  for (rocksdb::ColumnFamilyHandle* handle : handles_) {
-    if (handle != nullptr) db_->DestroyColumnFamilyHandle(handle);
-  }
-  db_->Close().PermitUncheckedError();
+  // Newest first: the writable instance closes (and flushes) before the read-only one it
+  // replaced.
+  while (!instances_.empty()) instances_.pop_back();
 }
+
+bool Store::ReadOnly() const { return current_.load(std::memory_order_acquire)->read_only; }
+
+rocksdb::ColumnFamilyHandle* Store::handle(Table table) const {
+  return current_.load(std::memory_order_acquire)->handles[static_cast<int>(table)];
+}
+
+rocksdb::DB& Store::db() const { return *current_.load(std::memory_order_acquire)->db; }
 
 StoreUsage Store::Usage() const {
   StoreUsage usage;
   uint64_t value = 0;
-  for (rocksdb::ColumnFamilyHandle* table : handles_) {
-    if (db_->GetIntProperty(table, rocksdb::DB::Properties::kTotalSstFilesSize, &value)) {
+  rocksdb::DB& db = this->db();
+  for (int t = 0; t < kTableCount; ++t) {
+    rocksdb::ColumnFamilyHandle* table = handle(static_cast<Table>(t));
+    if (db.GetIntProperty(table, rocksdb::DB::Properties::kTotalSstFilesSize, &value)) {
       usage.table_file_bytes += value;
     }
-    if (db_->GetIntProperty(table, rocksdb::DB::Properties::kCurSizeAllMemTables, &value)) {
+    if (db.GetIntProperty(table, rocksdb::DB::Properties::kCurSizeAllMemTables, &value)) {
       usage.memtable_bytes += value;
     }
   }
   // The cache is shared, so any table reports all of it.
-  if (db_->GetIntProperty(handles_[0], rocksdb::DB::Properties::kBlockCacheUsage, &value)) {
+  if (db.GetIntProperty(handle(Table::kMeta), rocksdb::DB::Properties::kBlockCacheUsage, &value)) {
     usage.block_cache_bytes = value;
   }
   rocksdb::VectorLogPtr logs;
-  if (db_->GetSortedWalFiles(logs).ok()) {
+  if (db.GetSortedWalFiles(logs).ok()) {
     for (const std::unique_ptr<rocksdb::LogFile>& log : logs) {
       usage.log_file_bytes += log->SizeFileBytes();
     }
@@ -257,36 +362,84 @@ StoreUsage Store::Usage() const {
 }
 
 absl::StatusOr<bool> Store::Get(Table table, std::string_view key, std::string* value) const {
-  const rocksdb::Status status =
-      db_->Get(rocksdb::ReadOptions(), handle(table), rocksdb::Slice(key.data(), key.size()),
-               value);
+  const rocksdb::Status status = db().Get(rocksdb::ReadOptions(), handle(table),
+                                          rocksdb::Slice(key.data(), key.size()), value);
   if (status.IsNotFound()) return false;
   if (!status.ok()) return FromRocks(status, "read from " + std::string(TableName(table)));
   return true;
 }
 
 absl::StatusOr<bool> Store::Get(Table table, std::string_view key,
-                               rocksdb::PinnableSlice* value) const {
-  const rocksdb::Status status =
-      db_->Get(rocksdb::ReadOptions(), handle(table), rocksdb::Slice(key.data(), key.size()),
-               value);
+                                rocksdb::PinnableSlice* value) const {
+  const rocksdb::Status status = db().Get(rocksdb::ReadOptions(), handle(table),
+                                          rocksdb::Slice(key.data(), key.size()), value);
   if (status.IsNotFound()) return false;
   if (!status.ok()) return FromRocks(status, "read from " + std::string(TableName(table)));
   return true;
 }
 
 absl::Status Store::Put(Table table, std::string_view key, std::string_view value) {
-  rocksdb::WriteOptions write_options;
-  write_options.sync = options_.sync_writes;
-  return FromRocks(db_->Put(write_options, handle(table), rocksdb::Slice(key.data(), key.size()),
-                            rocksdb::Slice(value.data(), value.size())),
-                   "write to " + std::string(TableName(table)));
+  rocksdb::WriteBatch batch;
+  batch.Put(handle(table), rocksdb::Slice(key.data(), key.size()),
+            rocksdb::Slice(value.data(), value.size()));
+  return Write(batch, options_.sync_writes);
 }
 
 absl::Status Store::Write(rocksdb::WriteBatch& batch, bool sync) {
-  rocksdb::WriteOptions write_options;
-  write_options.sync = sync || options_.sync_writes;
-  return FromRocks(db_->Write(write_options, &batch), "write batch");
+  absl::Status ready = PrepareWrite();
+  rocksdb::Status written;
+  if (ready.ok()) {
+    rocksdb::WriteOptions write_options;
+    write_options.sync = sync || options_.sync_writes;
+    written = db().Write(write_options, &batch);
+    // A failed write may have stopped writes without a background error being reported
+    // (yet): resume, or find out that there is nothing to resume, before the next one.
+    if (!written.ok()) shared_->errors->SetPending(true);
+    ready = FromRocks(written, "write batch");
+  }
+  if (!ready.ok()) {
+    if (!shared_->writes_failing.exchange(true)) {
+      spdlog::error("writes to {} fail: {}; each later write retries", path_,
+                    std::string(ready.message()));
+    }
+  } else if (shared_->writes_failing.load(std::memory_order_relaxed) &&
+             shared_->writes_failing.exchange(false)) {
+    spdlog::info("writes to {} succeed again", path_);
+  }
+  return ready;
+}
+
+absl::Status Store::PrepareWrite() {
+  if (!shared_->errors->Pending() && !ReadOnly()) return absl::OkStatus();
+  std::lock_guard lock(recover_mu_);
+  if (ReadOnly()) return ReopenForWriting();
+  if (!shared_->errors->Pending()) return absl::OkStatus();
+  // Cleared first: an error reported while resuming sets it again.
+  shared_->errors->SetPending(false);
+  // Resume flushes what the failed writes left in memory and lets writes through again; on
+  // a disk still full that flush fails, and so does this write.
+  const rocksdb::Status resumed = db().Resume();
+  if (!resumed.ok()) {
+    shared_->errors->SetPending(true);
+    return FromRocks(resumed, "resume writing");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Store::ReopenForWriting() {
+  auto instance = std::make_unique<Instance>();
+  const rocksdb::Status status =
+      OpenInstance(path_, shared_->cache, DatabaseOptions(shared_->logger, shared_->errors),
+                   /*read_only=*/false, &instance->handles, &instance->db);
+  if (!status.ok()) {
+    return FromRocks(status,
+                     "the cache database was opened read-only on a full disk, and "
+                     "reopening it for writing failed");
+  }
+  current_.store(instance.get(), std::memory_order_release);
+  instances_.push_back(std::move(instance));
+  spdlog::info("reopened {} for writing", path_);
+  return absl::OkStatus();
 }
 
 }  // namespace turbine::storage

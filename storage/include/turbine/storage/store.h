@@ -6,6 +6,16 @@
 // <data-dir>/db.broken-<time> and replaced by an empty one. What cannot be fixed that way
 // (an unwritable directory, another process holding the database) is a clear error.
 //
+// Faults it survives without a restart:
+//   - A full disk. A write that finds no space fails with kResourceExhausted and leaves the
+//     database read-only; each later write first asks RocksDB to resume, which succeeds
+//     once space is back. Opening on a full disk opens read-only (reads work, writes fail
+//     the same way); each write then tries to reopen for writing. RocksDB's own log goes
+//     to the process's log (spdlog), never to a file on the full disk.
+//   - A damaged inputs table. Open reads it whole with checksums verified and says what
+//     is damaged (OpenReport::damaged_inputs); a read of a damaged input is kDataLoss.
+//     The database is kept: inputs are the user's data, moving them aside would lose them.
+//
 // Thread-safety: a Store may be used from any number of threads at once.
 #pragma once
 
@@ -13,11 +23,14 @@
 #include <absl/status/statusor.h>
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace rocksdb {
 class ColumnFamilyHandle;
@@ -61,9 +74,14 @@ struct StoreUsage {
 
 // OpenReport says what Open found, for the daemon's log.
 struct OpenReport {
-  bool created = false;      // a new, empty database was made
-  std::string moved_aside;   // where an unusable database went, empty if none
-  std::string reason;        // why it was unusable
+  bool created = false;     // a new, empty database was made
+  std::string moved_aside;  // where an unusable database went, empty if none
+  std::string reason;       // why it was unusable
+  // The disk is full: the database was opened read-only, and `full_disk` says what failed.
+  bool read_only = false;
+  std::string full_disk;
+  // The inputs table failed its checksum check: what RocksDB found, empty if nothing.
+  std::string damaged_inputs;
 };
 
 class Store {
@@ -83,26 +101,42 @@ class Store {
   absl::StatusOr<bool> Get(Table table, std::string_view key,
                            rocksdb::PinnableSlice* value) const;
   absl::Status Put(Table table, std::string_view key, std::string_view value);
-  // Write applies `batch` atomically across tables (the snapshot unit).
+  // Write applies `batch` atomically across tables (the snapshot unit). kResourceExhausted
+  // when the disk is full (nothing of the batch is applied); the next write retries.
   absl::Status Write(rocksdb::WriteBatch& batch, bool sync);
+  // ReadOnly tells whether the database is open read-only (opened on a full disk and not
+  // yet reopened for writing).
+  bool ReadOnly() const;
 
   // Usage asks RocksDB (table properties and the log directory, no walk of the data), for
   // monitoring: cheap enough for every metrics scrape, not meant for a hot path.
   StoreUsage Usage() const;
 
-  rocksdb::ColumnFamilyHandle* handle(Table table) const {
-    return handles_[static_cast<int>(table)];
-  }
-  rocksdb::DB& db() const { return *db_; }
+  // A handle names its table in a WriteBatch by the table's id, which every instance of the
+  // database shares, so a batch built before a reopen still writes to the right table.
+  rocksdb::ColumnFamilyHandle* handle(Table table) const;
+  rocksdb::DB& db() const;
   const std::string& path() const { return path_; }
 
  private:
-  Store() = default;
+  // Instance is one open of the database. A read-only one (opened on a full disk) is
+  // replaced by a writable one once there is space; it is closed only with the Store, so a
+  // read that started on it can finish (it no longer reads anything the writer changes:
+  // its table files stay open and its memtable is its own).
+  struct Instance;
+  struct Shared;  // what RocksDB's listener and logger share with the Store
+
+  Store();
+  // PrepareWrite makes the database writable again after a full disk, if it can.
+  absl::Status PrepareWrite();
+  absl::Status ReopenForWriting();
 
   std::string path_;
   StoreOptions options_;
-  std::unique_ptr<rocksdb::DB> db_;
-  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> handles_{};
+  std::shared_ptr<Shared> shared_;
+  std::atomic<Instance*> current_{nullptr};
+  std::mutex recover_mu_;                             // serializes recovery (PrepareWrite)
+  std::vector<std::unique_ptr<Instance>> instances_;  // every open, current_ last
 };
 
 }  // namespace turbine::storage
