@@ -10,6 +10,7 @@
 #include <rocksdb/listener.h>
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 
 namespace turbine::storage {
@@ -23,21 +24,25 @@ std::shared_ptr<rocksdb::Logger> NewProcessLogger();
 // on its own schedule and, while it waits, refuses a manual Resume. The store calls
 // Resume itself before its next write instead, so a write succeeds as soon as the disk
 // has room again.
+//
+// Errors are counted rather than flagged, so that one reported while the store resumes is
+// not lost: Handled(count) covers only the errors seen before that resume began.
 class BackgroundErrors : public rocksdb::EventListener {
  public:
-  bool Pending() const { return pending_.load(std::memory_order_acquire); }
-  void SetPending(bool pending) { pending_.store(pending, std::memory_order_release); }
+  bool Pending() const { return Reported() != handled_.load(std::memory_order_acquire); }
+  uint64_t Reported() const { return reported_.load(std::memory_order_acquire); }
+  void Report() { reported_.fetch_add(1, std::memory_order_acq_rel); }
+  void Handled(uint64_t reported) { handled_.store(reported, std::memory_order_release); }
 
-  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status*) override {
-    SetPending(true);
-  }
+  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status*) override { Report(); }
   void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status,
                             bool* auto_recovery) override {
     *auto_recovery = false;
   }
 
  private:
-  std::atomic<bool> pending_{false};
+  std::atomic<uint64_t> reported_{0};
+  std::atomic<uint64_t> handled_{0};
 };
 
 }  // namespace turbine::storage

@@ -394,7 +394,7 @@ absl::Status Store::Write(rocksdb::WriteBatch& batch, bool sync) {
     written = db().Write(write_options, &batch);
     // A failed write may have stopped writes without a background error being reported
     // (yet): resume, or find out that there is nothing to resume, before the next one.
-    if (!written.ok()) shared_->errors->SetPending(true);
+    if (!written.ok()) shared_->errors->Report();
     ready = FromRocks(written, "write batch");
   }
   if (!ready.ok()) {
@@ -413,16 +413,13 @@ absl::Status Store::PrepareWrite() {
   if (!shared_->errors->Pending() && !ReadOnly()) return absl::OkStatus();
   std::lock_guard lock(recover_mu_);
   if (ReadOnly()) return ReopenForWriting();
-  if (!shared_->errors->Pending()) return absl::OkStatus();
-  // Cleared first: an error reported while resuming sets it again.
-  shared_->errors->SetPending(false);
+  if (!shared_->errors->Pending()) return absl::OkStatus();  // another write resumed
   // Resume flushes what the failed writes left in memory and lets writes through again; on
-  // a disk still full that flush fails, and so does this write.
+  // a disk still full that flush fails, and so does this write (the next one tries again).
+  const uint64_t reported = shared_->errors->Reported();
   const rocksdb::Status resumed = db().Resume();
-  if (!resumed.ok()) {
-    shared_->errors->SetPending(true);
-    return FromRocks(resumed, "resume writing");
-  }
+  if (!resumed.ok()) return FromRocks(resumed, "resume writing");
+  shared_->errors->Handled(reported);
   return absl::OkStatus();
 }
 

@@ -2,8 +2,8 @@
 // root to mount; skipped otherwise), and a database whose inputs table file the test
 // damages. The daemon never dies, never serves what it did not make durable, recovers by
 // itself once the disk has room, and reports damaged inputs as DATA_LOSS.
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <rocksdb/db.h>
 #include <rocksdb/metadata.h>
 
@@ -89,8 +89,7 @@ TEST(StoreFaultsDaemon, AFullDiskRefusesWritesServesCallsAndRecoversWithoutARest
   int acknowledged = 0;
   {
     DaemonProcess daemon;
-    ASSERT_TRUE(daemon.Start({"--data-dir", data, "--snapshot-interval-ms", "20"}))
-        << daemon.log();
+    ASSERT_TRUE(daemon.Start({"--data-dir", data, "--snapshot-interval-ms", "20"})) << daemon.log();
     auto stub = Connect(daemon.address());
     ASSERT_TRUE(Set(*stub, "price", Int(1)).ok());
     EXPECT_EQ(Call(*stub, Request("demo.fib", {Int(50)})).value().int_value(), 12586269025);
@@ -147,10 +146,9 @@ TEST(StoreFaultsDaemon, AFullDiskRefusesWritesServesCallsAndRecoversWithoutARest
   auto stub = Connect(daemon.address());
   EXPECT_EQ(Call(*stub, Request("input.get", {Str("price")})).value().int_value(), 2);
   for (int n = 0; n < acknowledged; ++n) {
-    EXPECT_EQ(Call(*stub, Request("input.get", {Str("blob" + std::to_string(n))}))
-                  .value()
-                  .bytes_value(),
-              Blob(n).bytes_value())
+    EXPECT_EQ(
+        Call(*stub, Request("input.get", {Str("blob" + std::to_string(n))})).value().bytes_value(),
+        Blob(n).bytes_value())
         << "blob" << n;
   }
   EXPECT_EQ(Call(*stub, Request("demo.fib", {Int(51)})).source(), v1::SOURCE_DISK);
@@ -172,8 +170,7 @@ TEST(StoreFaultsDaemon, StartsOnAFullDiskReadOnlyAndBecomesWritableWhenSpaceIsFr
   disk.Fill("ballast");  // to the last byte
 
   DaemonProcess daemon;
-  ASSERT_TRUE(daemon.Start({"--data-dir", data, "--snapshot-interval-ms", "20"}))
-      << daemon.log();
+  ASSERT_TRUE(daemon.Start({"--data-dir", data, "--snapshot-interval-ms", "20"})) << daemon.log();
   EXPECT_NE(daemon.log().find("read-only"), std::string::npos) << daemon.log();
   auto stub = Connect(daemon.address());
   EXPECT_EQ(Call(*stub, Request("input.get", {Str("price")})).value().int_value(), 7);
@@ -242,7 +239,8 @@ TEST(StoreFaultsDaemon, DamagedInputsAreDataLossAndLoggedNeverUnset) {
   auto stub = Connect(daemon.address());
   int lost = 0;
   for (int n = 0; n < 15; ++n) {
-    const v1::CallReply reply = Call(*stub, Request("input.get", {Str("cell" + std::to_string(n))}));
+    const v1::CallReply reply =
+        Call(*stub, Request("input.get", {Str("cell" + std::to_string(n))}));
     if (reply.has_value()) {
       EXPECT_EQ(reply.value().int_value(), n);
       continue;
