@@ -10,9 +10,12 @@
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/statvfs.h>
+
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -157,6 +160,13 @@ std::string VerifyInputs(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* inputs) {
   return it->status().ok() ? std::string() : it->status().ToString();
 }
 
+// FreeBytes is the space left on the disk holding `path`, if the system says.
+std::optional<uint64_t> FreeBytes(const std::string& path) {
+  struct statvfs disk {};
+  if (::statvfs(path.c_str(), &disk) != 0) return std::nullopt;
+  return uint64_t{disk.f_bavail} * disk.f_frsize;
+}
+
 }  // namespace
 
 struct Store::Shared {
@@ -164,6 +174,9 @@ struct Store::Shared {
   std::shared_ptr<rocksdb::Logger> logger = NewProcessLogger();
   std::shared_ptr<BackgroundErrors> errors = std::make_shared<BackgroundErrors>();
   std::atomic<bool> writes_failing{false};  // logged once per failing period
+  // Free bytes on the disk after the last attempt to resume failed for lack of space, if
+  // it did. Guarded by the Store's recover_mu_.
+  std::optional<uint64_t> free_when_full;
 };
 
 struct Store::Instance {
@@ -412,10 +425,27 @@ absl::Status Store::Write(rocksdb::WriteBatch& batch, bool sync) {
 absl::Status Store::PrepareWrite() {
   if (!shared_->errors->Pending() && !ReadOnly()) return absl::OkStatus();
   std::lock_guard lock(recover_mu_);
-  if (ReadOnly()) return ReopenForWriting();
-  if (!shared_->errors->Pending()) return absl::OkStatus();  // another write resumed
+  if (!ReadOnly() && !shared_->errors->Pending()) return absl::OkStatus();  // another resumed
+  // An attempt writes what fits before it fails (a resume flushes the memtables, a reopen
+  // replays the log into a table file): while the disk has no more room than when the
+  // last attempt failed for lack of it, refuse at once instead.
+  const std::optional<uint64_t> free = FreeBytes(path_);
+  if (free.has_value() && shared_->free_when_full.has_value() &&
+      *free <= *shared_->free_when_full) {
+    return absl::ResourceExhaustedError("the disk is full (" + std::to_string(*free) +
+                                        " bytes free): writes resume once space is freed");
+  }
+  absl::Status recovered = ReadOnly() ? ReopenForWriting() : ResumeWriting();
+  shared_->free_when_full.reset();
+  if (recovered.code() == absl::StatusCode::kResourceExhausted) {
+    shared_->free_when_full = FreeBytes(path_);
+  }
+  return recovered;
+}
+
+absl::Status Store::ResumeWriting() {
   // Resume flushes what the failed writes left in memory and lets writes through again; on
-  // a disk still full that flush fails, and so does this write (the next one tries again).
+  // a disk still full that flush fails, and so does this write.
   const uint64_t reported = shared_->errors->Reported();
   const rocksdb::Status resumed = db().Resume();
   if (!resumed.ok()) return FromRocks(resumed, "resume writing");

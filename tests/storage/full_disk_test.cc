@@ -84,6 +84,11 @@ TEST(FullDisk, AWriteIsResourceExhaustedAndTheNextOneAfterSpaceIsFreedSucceeds) 
     // Full: reads answer, writes keep failing cleanly.
     for (int n = 0; n < acknowledged; ++n) ExpectInput(backing, n);
     EXPECT_EQ(WriteInput(backing, acknowledged).code(), absl::StatusCode::kResourceExhausted);
+    // Nothing freed since that attempt failed: refused without trying again.
+    absl::Status again = WriteInput(backing, acknowledged);
+    EXPECT_EQ(again.code(), absl::StatusCode::kResourceExhausted);
+    EXPECT_NE(again.message().find("writes resume once space is freed"), std::string::npos)
+        << again;
     absl::StatusOr<std::optional<StoredInput>> refused =
         backing.ReadInput("k" + std::to_string(acknowledged));
     ASSERT_TRUE(refused.ok()) << refused.status();

@@ -129,6 +129,7 @@ class Store {
   Store();
   // PrepareWrite makes the database writable again after a full disk, if it can.
   absl::Status PrepareWrite();
+  absl::Status ResumeWriting();
   absl::Status ReopenForWriting();
 
   std::string path_;
