@@ -47,8 +47,6 @@ rocksdb::Options DatabaseOptions(const std::shared_ptr<rocksdb::Logger>& logger,
   options.max_bgerror_resume_count = 0;  // the store resumes itself (BackgroundErrors)
   options.create_if_missing = true;
   options.create_missing_column_families = true;
-  options.keep_log_file_num = 3;
-  options.max_log_file_size = 1 << 20;
   // Opening starts max_file_opening_threads - 1 threads per table to open its files, even
   // when it has one or two (as ours do once compacted); on a small machine creating them
   // costs more than the opening. Table statistics are read lazily instead of at open.
