@@ -39,12 +39,11 @@ RawVc EngineImpl::Call(const FunctionInfo& fn, RawVc receiver, void* stack_args,
   }
   // Step 2: the backing store, by the same borrowed components, with no engine lock held.
   // The identity is encoded into a reused buffer; nothing is boxed yet.
-  std::optional<StoredInput> stored_input;
+  absl::StatusOr<std::optional<StoredInput>> stored_input = std::optional<StoredInput>();
   std::optional<StoredTask> stored_task;
   if (store_ != nullptr && fn.kind == FunctionKind::kInput) {
     const auto& input_key = std::get<0>(*static_cast<const std::tuple<std::string>*>(stack_args));
-    absl::StatusOr<std::optional<StoredInput>> read = store_->ReadInput(input_key);
-    if (read.ok()) stored_input = std::move(*read);  // unreadable: treated as never set
+    stored_input = store_->ReadInput(input_key);  // unreadable: the input's error, below
   }
   if (store_ != nullptr) {
     // Inputs too: their task ids must stay stable, restored readers name them.
@@ -71,7 +70,7 @@ RawVc EngineImpl::Call(const FunctionInfo& fn, RawVc receiver, void* stack_args,
 }
 
 TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
-                                  const std::optional<StoredInput>& stored_input,
+                                  const absl::StatusOr<std::optional<StoredInput>>& stored_input,
                                   const StoredTask* stored_task) {
   const TaskId id = stored_task != nullptr ? stored_task->id
                                            : next_task_id_.fetch_add(1, std::memory_order_relaxed);
@@ -81,8 +80,11 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   if (key.fn->kind == FunctionKind::kInput) {
     MutexLock lock(&task->mu);
     task->phase = Phase::kClean;
-    if (stored_input.has_value()) {
-      RestoreInput(*stored_input, &task->output, &task->output_changed_at);
+    if (!stored_input.ok()) {
+      // Never "not set": that would silently turn the user's data into its absence.
+      UnreadableInput(InputKeyOf(*task), stored_input.status(), &task->output);
+    } else if (stored_input->has_value()) {
+      RestoreInput(**stored_input, &task->output, &task->output_changed_at);
     } else {
       task->output =
           Output::Error(absl::StatusCode::kUnknown, "input '" + InputKeyOf(*task) + "' is not set");
@@ -122,11 +124,10 @@ TaskState* EngineImpl::LoadTask(TaskId id) {
   const TaskKeyView key{identity.fn, identity.receiver, identity.args,
                         HashComponents(*identity.fn, identity.receiver, identity.args)};
   stored.hash = key.hash;
-  std::optional<StoredInput> stored_input;
+  absl::StatusOr<std::optional<StoredInput>> stored_input = std::optional<StoredInput>();
   if (identity.fn->kind == FunctionKind::kInput) {
-    absl::StatusOr<std::optional<StoredInput>> input =
+    stored_input =
         store_->ReadInput(InputKeyOf(*static_cast<const std::tuple<std::string>*>(identity.args)));
-    if (input.ok()) stored_input = std::move(*input);
   }
   auto [task, created] = cache_.FindOrInsert(
       key, [&] { return CreateTask(key, identity.args, stored_input, &stored); });

@@ -59,6 +59,7 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
   // Idleness is read off counters the engine keeps anyway, so the hot path pays nothing
   // for it: no execution during a whole tick and no refresh running now.
   uint64_t executions_before = execution_count.load(std::memory_order_relaxed);
+  bool failing = false;  // said once when snapshots start failing, once when they recover
   std::unique_lock lock(snapshot_mu_);
   while (!snapshot_stop_.wait_for(lock, tick, [this] { return stopping_snapshots_; })) {
     lock.unlock();
@@ -74,10 +75,16 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
     }
     if (due && !empty) {
       last_snapshot = Clock::now();
-      if (absl::Status flushed = Flush(); !flushed.ok()) {
-        // The engine keeps serving from memory; what failed is written when it next
-        // changes, and anything queued meanwhile by the next snapshot.
-        Log(LogLevel::kError, "snapshot failed: " + std::string(flushed.message()));
+      // On failure the engine keeps serving from memory and what failed stays queued: the
+      // next snapshot retries it (a full disk fails each one until there is space). Said
+      // once when snapshots start failing, once when they recover.
+      if (absl::Status flushed = Flush(); !flushed.ok() && !failing) {
+        failing = true;
+        Log(LogLevel::kError,
+            "snapshot failed, retrying every snapshot: " + std::string(flushed.message()));
+      } else if (flushed.ok() && failing) {
+        failing = false;
+        Log(LogLevel::kInfo, "snapshots succeed again");
       }
       // Counted after the snapshot, so whoever sees the count also sees its tasks.
       idle_snapshot_count.fetch_add(idle ? 1 : 0, std::memory_order_relaxed);

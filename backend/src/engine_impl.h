@@ -137,7 +137,7 @@ class EngineImpl {
  private:
   friend class Refresh;
   TaskState* CreateTask(const TaskKeyView& key, void* stack_args,
-                        const std::optional<StoredInput>& stored_input,
+                        const absl::StatusOr<std::optional<StoredInput>>& stored_input,
                         const StoredTask* stored_task);
   TaskState* LoadTask(TaskId id);
   std::string DescribeCycle(TaskState* from, TaskState* to) const;
@@ -171,10 +171,12 @@ class EngineImpl {
 };
 
 // InputKeyOf is the key of an input task; RestoreInput turns a persisted input into the
-// task's output and stamp (invalidation.cc).
+// task's output and stamp; UnreadableInput makes the error output of an input the store
+// could not read, a data loss when the store says so (invalidation.cc).
 const std::string& InputKeyOf(const TaskState& input);
 const std::string& InputKeyOf(const std::tuple<std::string>& args);
 void RestoreInput(const StoredInput& stored, Output* output, uint64_t* stamp);
+void UnreadableInput(const std::string& key, const absl::Status& status, Output* output);
 
 // The refresh of a task and the commit of its results (refresh.cc).
 void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context);

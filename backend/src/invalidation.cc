@@ -36,13 +36,11 @@ RawVc EngineImpl::InputVc(const std::string& key) {
 }
 
 absl::Status EngineImpl::SetInputs(std::vector<InputValue> values, size_t* changed) {
+  if (changed != nullptr) *changed = 0;
   std::vector<TaskId> readers;
-  bool revision_changed = false;
-  absl::Status durable = absl::OkStatus();
   {
     // One batch at a time: the order batches become durable is the order they apply.
     MutexLock writer(&input_writer_mu_);
-    revision_.fetch_add(1);
     struct Change {
       TaskState* task;
       Output next;
@@ -61,7 +59,8 @@ absl::Status EngineImpl::SetInputs(std::vector<InputValue> values, size_t* chang
       }
       changes.push_back(Change{task, std::move(next), NextStamp()});
     }
-    if (store_ != nullptr && !changes.empty()) {
+    if (changes.empty()) return absl::OkStatus();
+    if (store_ != nullptr) {
       std::vector<std::pair<std::string, StoredInput>> records;
       records.reserve(changes.size());
       for (const Change& change : changes) {
@@ -69,9 +68,16 @@ absl::Status EngineImpl::SetInputs(std::vector<InputValue> values, size_t* chang
         change.next.type->serialize(change.next.value.get(), &record.bytes);
         records.emplace_back(InputKeyOf(*change.task), std::move(record));
       }
-      durable = store_->WriteInputs(records, stamp_.load() + 1);
+      // Not durable means not applied: a value served (or pushed to a watcher) now and
+      // gone after a restart would be worse than the error. The stamps taken for it are
+      // simply never used; stamps need only grow.
+      absl::Status durable = store_->WriteInputs(records, stamp_.load() + 1);
+      if (!durable.ok()) {
+        return absl::Status(durable.code(),
+                            "the inputs were not set: " + std::string(durable.message()));
+      }
     }
-    revision_changed = !changes.empty();
+    revision_.fetch_add(1);
     if (changed != nullptr) *changed = changes.size();
     for (Change& change : changes) {
       MutexLock lock(&change.task->mu);
@@ -83,11 +89,7 @@ absl::Status EngineImpl::SetInputs(std::vector<InputValue> values, size_t* chang
     }
   }
   MarkDirty(std::move(readers));
-  if (revision_changed) NotifyChange();
-  if (!durable.ok()) {
-    return absl::Status(durable.code(), "the inputs apply in memory but are not durable: " +
-                                            std::string(durable.message()));
-  }
+  NotifyChange();
   return absl::OkStatus();
 }
 
@@ -110,6 +112,14 @@ void RestoreInput(const StoredInput& stored, Output* output, uint64_t* stamp) {
     output->value = std::move(value);
   }
   *stamp = stored.stamp;
+}
+
+void UnreadableInput(const std::string& key, const absl::Status& status, Output* output) {
+  // The store's code (DATA_LOSS for a damaged record), so readers and clients see it.
+  const bool lost = status.code() == absl::StatusCode::kDataLoss;
+  *output = Output::Error(status.code(), std::string(lost ? "data loss: " : "") + "input '" +
+                                             key + "' cannot be read: " +
+                                             std::string(status.message()));
 }
 
 void EngineImpl::InvalidateMany(std::vector<TaskId> ids) {

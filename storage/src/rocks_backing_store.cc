@@ -3,6 +3,7 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <tuple>
@@ -69,10 +70,15 @@ absl::StatusOr<std::optional<StoredInput>> RocksBackingStore::ReadInput(std::str
   // The key is the input's name as given; the value is decoded where RocksDB holds it.
   rocksdb::PinnableSlice bytes;
   absl::StatusOr<bool> found = store_->Get(Table::kInputs, key, &bytes);
-  if (!found.ok()) return found.status();
+  if (!found.ok()) {
+    // The user's data: said loudly, once per input (the engine keeps the error it makes).
+    spdlog::error("input '{}' cannot be read: {}", key, std::string(found.status().message()));
+    return found.status();
+  }
   if (!*found) return std::nullopt;
   InputRecord record;
   if (!DecodeValue(bytes.ToStringView(), &record)) {
+    spdlog::error("input '{}' is stored damaged", key);
     return absl::DataLossError("input '" + std::string(key) + "' is stored damaged");
   }
   return StoredInput{std::move(std::get<0>(record)), std::move(std::get<1>(record)),

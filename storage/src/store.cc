@@ -4,17 +4,23 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/metadata.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
+
+#include <sys/statvfs.h>
 
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <vector>
 
+#include "rocks_faults.h"
 #include "turbine/storage/format.h"
 
 namespace turbine::storage {
@@ -28,12 +34,14 @@ constexpr std::array<std::string_view, kTableCount> kTableNames = {"meta", "task
 using Verdict = Store::Verdict;
 using Attempt = Store::Attempt;
 
-rocksdb::Options DatabaseOptions() {
+rocksdb::Options DatabaseOptions(const std::shared_ptr<rocksdb::Logger>& logger,
+                                 const std::shared_ptr<BackgroundErrors>& errors) {
   rocksdb::Options options;
+  options.info_log = logger;  // not a LOG file on the data disk (rocks_faults.h)
+  options.listeners.push_back(errors);
+  options.max_bgerror_resume_count = 0;  // the store resumes itself (BackgroundErrors)
   options.create_if_missing = true;
   options.create_missing_column_families = true;
-  options.keep_log_file_num = 3;
-  options.max_log_file_size = 1 << 20;
   // Opening starts max_file_opening_threads - 1 threads per table to open its files, even
   // when it has one or two (as ours do once compacted); on a small machine creating them
   // costs more than the opening. Table statistics are read lazily instead of at open.
@@ -81,21 +89,32 @@ rocksdb::ColumnFamilyOptions TableOptions(Table table,
   return options;
 }
 
+bool IsNoSpace(const rocksdb::Status& status) {
+  return status.IsNoSpace() ||
+         (status.IsIOError() && status.ToString().find("No space left") != std::string::npos);
+}
+
 // ConvertOpenError maps what RocksDB said about an open into a verdict.
 Attempt ConvertOpenError(const rocksdb::Status& status, const std::string& path) {
   if (status.IsCorruption()) return {Verdict::kMoveAside, {}, status.ToString()};
+  if (IsNoSpace(status)) {
+    return {Verdict::kError,
+            absl::ResourceExhaustedError("the disk is full: cannot open the cache database " +
+                                         path + ": " + status.ToString()),
+            {}};
+  }
   if (status.IsIOError() && status.ToString().find("lock") != std::string::npos) {
-    return {
-        Verdict::kError,
-        absl::FailedPreconditionError("the cache database " + path +
-                                      " is in use by another process (" + status.ToString() + ")"),
-        {}};
+    return {Verdict::kError,
+            absl::FailedPreconditionError("the cache database " + path +
+                                          " is in use by another process (" +
+                                          status.ToString() + ")"),
+            {}};
   }
   if (status.IsIOError()) {
-    return {
-        Verdict::kError,
-        absl::UnavailableError("cannot open the cache database " + path + ": " + status.ToString()),
-        {}};
+    return {Verdict::kError,
+            absl::UnavailableError("cannot open the cache database " + path + ": " +
+                                   status.ToString()),
+            {}};
   }
   // InvalidArgument, NotSupported, ...: written by something we do not understand.
   return {Verdict::kMoveAside, {}, status.ToString()};
@@ -115,20 +134,93 @@ std::string BrokenName(const std::string& path) {
 absl::Status FromRocks(const rocksdb::Status& status, std::string_view what) {
   if (status.ok()) return absl::OkStatus();
   const std::string message = std::string(what) + ": " + status.ToString();
-  if (status.IsNoSpace()) return absl::ResourceExhaustedError(message);
+  if (IsNoSpace(status)) return absl::ResourceExhaustedError("the disk is full: " + message);
   if (status.IsIOError()) return absl::UnavailableError(message);
   if (status.IsCorruption()) return absl::DataLossError(message);
   return absl::InternalError(message);
+}
+
+// VerifyInputs reads the whole inputs table with checksums verified; what RocksDB found
+// wrong, or empty. Inputs are the user's data: a damaged one must be an error, never
+// silently absent, and the operator should hear of it at start, not at the first read.
+std::string VerifyInputs(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* inputs) {
+  rocksdb::ReadOptions options;
+  options.verify_checksums = true;
+  options.fill_cache = false;  // a scan at start must not push out what lookups need
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(options, inputs));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+  }
+  return it->status().ok() ? std::string() : it->status().ToString();
+}
+
+// FreeBytes is the space left on the disk holding `path`, if the system says.
+std::optional<uint64_t> FreeBytes(const std::string& path) {
+  struct statvfs disk {};
+  if (::statvfs(path.c_str(), &disk) != 0) return std::nullopt;
+  return uint64_t{disk.f_bavail} * disk.f_frsize;
+}
+
+}  // namespace
+
+struct Store::Shared {
+  std::shared_ptr<rocksdb::Cache> cache;
+  std::shared_ptr<rocksdb::Logger> logger = NewProcessLogger();
+  std::shared_ptr<BackgroundErrors> errors = std::make_shared<BackgroundErrors>();
+  std::atomic<bool> writes_failing{false};  // logged once per failing period
+  // Free bytes on the disk after the last attempt to resume failed for lack of space, if
+  // it did. Guarded by the Store's recover_mu_.
+  std::optional<uint64_t> free_when_full;
+};
+
+struct Store::Instance {
+  std::unique_ptr<rocksdb::DB> db;
+  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> handles{};
+  bool read_only = false;
+
+  ~Instance() {
+    if (db == nullptr) return;
+    for (rocksdb::ColumnFamilyHandle* handle : handles) {
+      if (handle != nullptr) db->DestroyColumnFamilyHandle(handle);
+    }
+    db->Close().PermitUncheckedError();
+  }
+};
+
+namespace {
+
+rocksdb::Status OpenInstance(const std::string& path, const std::shared_ptr<rocksdb::Cache>& cache,
+                             const rocksdb::Options& options, bool read_only,
+                             std::array<rocksdb::ColumnFamilyHandle*, kTableCount>* handles,
+                             std::unique_ptr<rocksdb::DB>* db) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  families.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
+  for (int t = 0; t < kTableCount; ++t) {
+    families.emplace_back(std::string(kTableNames[t]), TableOptions(static_cast<Table>(t), cache));
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> opened;
+  rocksdb::DB* raw = nullptr;
+  const rocksdb::Status status =
+      read_only ? rocksdb::DB::OpenForReadOnly(options, path, families, &opened, &raw)
+                : rocksdb::DB::Open(options, path, families, &opened, &raw);
+  db->reset(raw);
+  if (status.ok()) {
+    // opened[0] is the default family, which the schema does not use.
+    (*db)->DestroyColumnFamilyHandle(opened[0]);
+    for (int i = 0; i < kTableCount; ++i) (*handles)[i] = opened[i + 1];
+  }
+  return status;
 }
 
 }  // namespace
 
 std::string_view TableName(Table table) { return kTableNames[static_cast<int>(table)]; }
 
+Store::Store() : shared_(std::make_shared<Shared>()) {}
+
 namespace {
 
 // UnknownTable names a table in the database at `path` that this version does not know
-// (then another format wrote it); empty if there is none or the database is new.
+// (then another format wrote it); empty if there is none.
 std::string UnknownTable(const std::string& path) {
   std::vector<std::string> existing;
   if (!rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &existing).ok()) return "";
@@ -178,13 +270,16 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
       std::unique_ptr<Store> store(new Store);
       store->path_ = path;
       store->options_ = options;
-      const Attempt opened = store->OpenDatabase();
+      const Attempt opened = store->OpenDatabase(existed, report);
       if (opened.verdict == Verdict::kError) return opened.error;
       unusable = opened.reason;
       if (opened.verdict == Verdict::kOk) {
         const Attempt checked = store->CheckFormat(existed && attempt == 0, report);
-        if (checked.verdict == Verdict::kOk) return store;
         if (checked.verdict == Verdict::kError) return checked.error;
+        if (checked.verdict == Verdict::kOk) {
+          if (!report->created) store->CheckInputs(report);
+          return store;
+        }
         unusable = checked.reason;
       }
     }  // the store closes here, before its files move
@@ -194,33 +289,35 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
   return absl::InternalError("the cache database " + path + " is unusable even when new");
 }
 
-Store::Attempt Store::OpenDatabase() {
-  const std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
-  std::vector<rocksdb::ColumnFamilyDescriptor> families;
-  families.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
-  for (int t = 0; t < kTableCount; ++t) {
-    families.emplace_back(std::string(kTableNames[t]), TableOptions(static_cast<Table>(t), cache));
+Attempt Store::OpenDatabase(bool existed, OpenReport* report) {
+  shared_->cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
+  auto instance = std::make_unique<Instance>();
+  const rocksdb::Options db_options = DatabaseOptions(shared_->logger, shared_->errors);
+  rocksdb::Status status = OpenInstance(path_, shared_->cache, db_options, /*read_only=*/false,
+                                        &instance->handles, &instance->db);
+  if (IsNoSpace(status) && existed) {
+    // Opening for writing writes (a new manifest, the log replayed into a table): on a
+    // full disk, serve what is there and take writes once there is space again.
+    report->full_disk = status.ToString();
+    instance = std::make_unique<Instance>();
+    instance->read_only = true;
+    status = OpenInstance(path_, shared_->cache, db_options, /*read_only=*/true,
+                          &instance->handles, &instance->db);
+    report->read_only = status.ok();
   }
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  const rocksdb::Status status =
-      rocksdb::DB::Open(DatabaseOptions(), path_, families, &handles, &raw);
-  db_.reset(raw);
   if (!status.ok()) return ConvertOpenError(status, path_);
-  // handles[0] is the default family, which the schema does not use.
-  db_->DestroyColumnFamilyHandle(handles[0]);
-  for (int i = 0; i < kTableCount; ++i) handles_[i] = handles[i + 1];
+  current_.store(instance.get());
+  instances_.push_back(std::move(instance));
   return {};
 }
 
-Store::Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
+Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
   std::string version;
   absl::StatusOr<bool> found = Get(Table::kMeta, kFormatVersionKey, &version);
   if (!found.ok()) return {Verdict::kMoveAside, {}, std::string(found.status().message())};
   if (*found) {
     if (version == std::to_string(kFormatVersion)) return {};
-    return {Verdict::kMoveAside,
-            {},
+    return {Verdict::kMoveAside, {},
             "format version " + version + ", this build reads " + std::to_string(kFormatVersion)};
   }
   if (must_have_version) return {Verdict::kMoveAside, {}, "no format version"};
@@ -230,35 +327,59 @@ Store::Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
   return {};
 }
 
-Store::~Store() {
-  if (db_ == nullptr) return;
-  for (rocksdb::ColumnFamilyHandle* handle : handles_) {
-    if (handle != nullptr) db_->DestroyColumnFamilyHandle(handle);
+void Store::CheckInputs(OpenReport* report) {
+  report->damaged_inputs = VerifyInputs(db(), handle(Table::kInputs));
+  if (!report->damaged_inputs.empty()) {
+    spdlog::error(
+        "the inputs table of {} is damaged ({}); inputs stored there read as "
+        "DATA_LOSS until they are set again",
+        path_, report->damaged_inputs);
   }
-  db_->Close().PermitUncheckedError();
+  if (report->read_only) {
+    spdlog::warn(
+        "the disk is full: opened {} read-only; writes fail with "
+        "RESOURCE_EXHAUSTED until there is space ({})",
+        path_, report->full_disk);
+  }
 }
+
+Store::~Store() {
+  // Newest first: the writable instance closes (and flushes) before the read-only one it
+  // replaced.
+  while (!instances_.empty()) instances_.pop_back();
+}
+
+bool Store::ReadOnly() const { return current_.load(std::memory_order_acquire)->read_only; }
+
+rocksdb::ColumnFamilyHandle* Store::handle(Table table) const {
+  return current_.load(std::memory_order_acquire)->handles[static_cast<int>(table)];
+}
+
+rocksdb::DB& Store::db() const { return *current_.load(std::memory_order_acquire)->db; }
 
 StoreUsage Store::Usage() const {
   StoreUsage usage;
   uint64_t value = 0;
-  if (db_->GetIntProperty(handle(Table::kTaskIds), rocksdb::DB::Properties::kEstimateNumKeys,
-                          &value)) {
+  rocksdb::DB& db = this->db();
+  if (db.GetIntProperty(handle(Table::kTaskIds), rocksdb::DB::Properties::kEstimateNumKeys,
+                        &value)) {
     usage.tasks = value;
   }
-  for (rocksdb::ColumnFamilyHandle* table : handles_) {
-    if (db_->GetIntProperty(table, rocksdb::DB::Properties::kTotalSstFilesSize, &value)) {
+  for (int t = 0; t < kTableCount; ++t) {
+    rocksdb::ColumnFamilyHandle* table = handle(static_cast<Table>(t));
+    if (db.GetIntProperty(table, rocksdb::DB::Properties::kTotalSstFilesSize, &value)) {
       usage.table_file_bytes += value;
     }
-    if (db_->GetIntProperty(table, rocksdb::DB::Properties::kCurSizeAllMemTables, &value)) {
+    if (db.GetIntProperty(table, rocksdb::DB::Properties::kCurSizeAllMemTables, &value)) {
       usage.memtable_bytes += value;
     }
   }
   // The cache is shared, so any table reports all of it.
-  if (db_->GetIntProperty(handles_[0], rocksdb::DB::Properties::kBlockCacheUsage, &value)) {
+  if (db.GetIntProperty(handle(Table::kMeta), rocksdb::DB::Properties::kBlockCacheUsage, &value)) {
     usage.block_cache_bytes = value;
   }
   rocksdb::VectorLogPtr logs;
-  if (db_->GetSortedWalFiles(logs).ok()) {
+  if (db.GetSortedWalFiles(logs).ok()) {
     for (const std::unique_ptr<rocksdb::LogFile>& log : logs) {
       usage.log_file_bytes += log->SizeFileBytes();
     }
@@ -277,7 +398,7 @@ absl::StatusOr<bool> Store::Get(Table table, std::string_view key, std::string* 
 
 absl::StatusOr<bool> Store::Get(Table table, std::string_view key,
                                 rocksdb::PinnableSlice* value) const {
-  const rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), handle(table),
+  const rocksdb::Status status = db().Get(rocksdb::ReadOptions(), handle(table),
                                           rocksdb::Slice(key.data(), key.size()), value);
   if (status.IsNotFound()) return false;
   if (!status.ok()) return FromRocks(status, "read from " + std::string(TableName(table)));
@@ -285,29 +406,106 @@ absl::StatusOr<bool> Store::Get(Table table, std::string_view key,
 }
 
 absl::Status Store::Put(Table table, std::string_view key, std::string_view value) {
-  rocksdb::WriteOptions write_options;
-  write_options.sync = options_.sync_writes;
-  return FromRocks(db_->Put(write_options, handle(table), rocksdb::Slice(key.data(), key.size()),
-                            rocksdb::Slice(value.data(), value.size())),
-                   "write to " + std::string(TableName(table)));
+  rocksdb::WriteBatch batch;
+  batch.Put(handle(table), rocksdb::Slice(key.data(), key.size()),
+            rocksdb::Slice(value.data(), value.size()));
+  return Write(batch, options_.sync_writes);
+}
+
+absl::Status Store::Write(rocksdb::WriteBatch& batch, bool sync) {
+  absl::Status ready = PrepareWrite();
+  rocksdb::Status written;
+  if (ready.ok()) {
+    rocksdb::WriteOptions write_options;
+    write_options.sync = sync || options_.sync_writes;
+    written = db().Write(write_options, &batch);
+    // A failed write may have stopped writes without a background error being reported
+    // (yet): resume, or find out that there is nothing to resume, before the next one.
+    if (!written.ok()) shared_->errors->Report();
+    ready = FromRocks(written, "write batch");
+  }
+  if (!ready.ok()) {
+    if (!shared_->writes_failing.exchange(true)) {
+      spdlog::error("writes to {} fail: {}; each later write retries", path_,
+                    std::string(ready.message()));
+    }
+  } else if (shared_->writes_failing.load(std::memory_order_relaxed) &&
+             shared_->writes_failing.exchange(false)) {
+    spdlog::info("writes to {} succeed again", path_);
+  }
+  return ready;
 }
 
 absl::Status Store::CompactAll() {
+  rocksdb::DB& db = this->db();
   for (int t = 0; t < kTableCount; ++t) {
-    rocksdb::ColumnFamilyHandle* table = handles_[t];
-    rocksdb::Status status = db_->Flush(rocksdb::FlushOptions(), table);
+    rocksdb::ColumnFamilyHandle* table = handle(static_cast<Table>(t));
+    rocksdb::Status status = db.Flush(rocksdb::FlushOptions(), table);
     if (status.ok()) {
-      status = db_->CompactRange(rocksdb::CompactRangeOptions(), table, nullptr, nullptr);
+      status = db.CompactRange(rocksdb::CompactRangeOptions(), table, nullptr, nullptr);
     }
     if (!status.ok()) return FromRocks(status, "compact " + std::string(kTableNames[t]));
   }
   return absl::OkStatus();
 }
 
-absl::Status Store::Write(rocksdb::WriteBatch& batch, bool sync) {
-  rocksdb::WriteOptions write_options;
-  write_options.sync = sync || options_.sync_writes;
-  return FromRocks(db_->Write(write_options, &batch), "write batch");
+std::vector<std::string> Store::TableFiles(Table table) const {
+  std::vector<rocksdb::LiveFileMetaData> files;
+  db().GetLiveFilesMetaData(&files);
+  std::vector<std::string> paths;
+  for (const rocksdb::LiveFileMetaData& file : files) {
+    if (file.column_family_name == TableName(table)) {
+      paths.push_back(file.directory + "/" + file.relative_filename);
+    }
+  }
+  return paths;
+}
+
+absl::Status Store::PrepareWrite() {
+  if (!shared_->errors->Pending() && !ReadOnly()) return absl::OkStatus();
+  std::lock_guard lock(recover_mu_);
+  if (!ReadOnly() && !shared_->errors->Pending()) return absl::OkStatus();  // another resumed
+  // An attempt writes what fits before it fails (a resume flushes the memtables, a reopen
+  // replays the log into a table file): while the disk has no more room than when the
+  // last attempt failed for lack of it, refuse at once instead.
+  const std::optional<uint64_t> free = FreeBytes(path_);
+  if (free.has_value() && shared_->free_when_full.has_value() &&
+      *free <= *shared_->free_when_full) {
+    return absl::ResourceExhaustedError("the disk is full (" + std::to_string(*free) +
+                                        " bytes free): writes resume once space is freed");
+  }
+  absl::Status recovered = ReadOnly() ? ReopenForWriting() : ResumeWriting();
+  shared_->free_when_full.reset();
+  if (recovered.code() == absl::StatusCode::kResourceExhausted) {
+    shared_->free_when_full = FreeBytes(path_);
+  }
+  return recovered;
+}
+
+absl::Status Store::ResumeWriting() {
+  // Resume flushes what the failed writes left in memory and lets writes through again; on
+  // a disk still full that flush fails, and so does this write.
+  const uint64_t reported = shared_->errors->Reported();
+  const rocksdb::Status resumed = db().Resume();
+  if (!resumed.ok()) return FromRocks(resumed, "resume writing");
+  shared_->errors->Handled(reported);
+  return absl::OkStatus();
+}
+
+absl::Status Store::ReopenForWriting() {
+  auto instance = std::make_unique<Instance>();
+  const rocksdb::Status status =
+      OpenInstance(path_, shared_->cache, DatabaseOptions(shared_->logger, shared_->errors),
+                   /*read_only=*/false, &instance->handles, &instance->db);
+  if (!status.ok()) {
+    return FromRocks(status,
+                     "the cache database was opened read-only on a full disk, and "
+                     "reopening it for writing failed");
+  }
+  current_.store(instance.get(), std::memory_order_release);
+  instances_.push_back(std::move(instance));
+  spdlog::info("reopened {} for writing", path_);
+  return absl::OkStatus();
 }
 
 }  // namespace turbine::storage

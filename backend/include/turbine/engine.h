@@ -145,9 +145,9 @@ class Engine {
 
   // SetInput sets one input; SetInputs sets several atomically (one revision). Setting an
   // input to a value equal to its current one changes nothing. With a backing store the
-  // batch is written durably before the engine applies it; if that write fails the values
-  // still apply in memory (the engine keeps serving) and the error says they are not
-  // durable.
+  // batch is written durably before the engine applies it; if that write fails nothing
+  // applies (`changed` is 0) and the store's error is returned (RESOURCE_EXHAUSTED for a
+  // full disk): a value is never served unless it would survive a restart.
   template <class T>
   absl::Status SetInput(std::string key, T value) {
     return SetInputs({InputValue::Of(std::move(key), std::move(value))});

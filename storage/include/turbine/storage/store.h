@@ -6,6 +6,16 @@
 // <data-dir>/db.broken-<time> and replaced by an empty one. What cannot be fixed that way
 // (an unwritable directory, another process holding the database) is a clear error.
 //
+// Faults it survives without a restart:
+//   - A full disk. A write that finds no space fails with kResourceExhausted and leaves the
+//     database read-only; each later write first asks RocksDB to resume, which succeeds
+//     once space is back. Opening on a full disk opens read-only (reads work, writes fail
+//     the same way); each write then tries to reopen for writing. RocksDB's own log goes
+//     to the process's log (spdlog), never to a file on the full disk.
+//   - A damaged inputs table. Open reads it whole with checksums verified and says what
+//     is damaged (OpenReport::damaged_inputs); a read of a damaged input is kDataLoss.
+//     The database is kept: inputs are the user's data, moving them aside would lose them.
+//
 // Thread-safety: a Store may be used from any number of threads at once.
 #pragma once
 
@@ -13,11 +23,14 @@
 #include <absl/status/statusor.h>
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace rocksdb {
 class ColumnFamilyHandle;
@@ -52,12 +65,12 @@ struct StoreOptions {
 
 // StoreUsage is what the database occupies, by RocksDB's own accounting.
 struct StoreUsage {
-  uint64_t tasks = 0;              // estimate: entries of the id index
-  uint64_t table_file_bytes = 0;   // SST files of every table, including ones a compaction
-                                   // is about to delete
-  uint64_t log_file_bytes = 0;     // write-ahead log files: writes not yet in a table file
-  uint64_t memtable_bytes = 0;     // memory, not disk: those writes, held until flushed
-  uint64_t block_cache_bytes = 0;  // memory: cached table blocks (shared by all tables)
+  uint64_t tasks = 0;             // estimate: entries of the id index
+  uint64_t table_file_bytes = 0;  // SST files of every table, including ones a compaction
+                                  // is about to delete
+  uint64_t log_file_bytes = 0;    // write-ahead log files: writes not yet in a table file
+  uint64_t memtable_bytes = 0;    // memory, not disk: those writes, held until flushed
+  uint64_t block_cache_bytes = 0; // memory: cached table blocks (shared by all tables)
 };
 
 // OpenReport says what Open found, for the daemon's log.
@@ -65,6 +78,11 @@ struct OpenReport {
   bool created = false;     // a new, empty database was made
   std::string moved_aside;  // where an unusable database went, empty if none
   std::string reason;       // why it was unusable
+  // The disk is full: the database was opened read-only, and `full_disk` says what failed.
+  bool read_only = false;
+  std::string full_disk;
+  // The inputs table failed its checksum check: what RocksDB found, empty if nothing.
+  std::string damaged_inputs;
 };
 
 class Store {
@@ -81,21 +99,29 @@ class Store {
   absl::StatusOr<bool> Get(Table table, std::string_view key, std::string* value) const;
   // This Get leaves the value where RocksDB holds it (no copy when the block cache has it);
   // Reset() the slice before reusing it.
-  absl::StatusOr<bool> Get(Table table, std::string_view key, rocksdb::PinnableSlice* value) const;
+  absl::StatusOr<bool> Get(Table table, std::string_view key,
+                           rocksdb::PinnableSlice* value) const;
   absl::Status Put(Table table, std::string_view key, std::string_view value);
-  // Write applies `batch` atomically across tables (the snapshot unit).
+  // Write applies `batch` atomically across tables (the snapshot unit). kResourceExhausted
+  // when the disk is full (nothing of the batch is applied); the next write retries.
   absl::Status Write(rocksdb::WriteBatch& batch, bool sync);
   // CompactAll flushes every table's memtable and compacts its files into the fewest, as a
   // long-lived store settles (for measurements and after bulk deletes).
   absl::Status CompactAll();
+  // TableFiles lists the files that hold `table` now (full paths; memtables not included):
+  // for tools and fault-injection tests.
+  std::vector<std::string> TableFiles(Table table) const;
+  // ReadOnly tells whether the database is open read-only (opened on a full disk and not
+  // yet reopened for writing).
+  bool ReadOnly() const;
 
   // Usage asks RocksDB (table properties and the log directory, no walk of the data), for
   // monitoring: cheap enough for every metrics scrape, not meant for a hot path.
   StoreUsage Usage() const;
 
-  rocksdb::ColumnFamilyHandle* handle(Table table) const {
-    return handles_[static_cast<int>(table)];
-  }
+  // A handle names its table in a WriteBatch by the table's id, which every instance of the
+  // database shares, so a batch built before a reopen still writes to the right table.
+  rocksdb::ColumnFamilyHandle* handle(Table table) const;
   const std::string& path() const { return path_; }
 
   // An unusable database (corrupt, another format) is moved aside; anything else is an
@@ -108,16 +134,32 @@ class Store {
   };
 
  private:
-  Store() = default;
-  // OpenDatabase opens the tables at path_; CheckFormat checks (or, in a new database,
-  // writes) the format version.
-  Attempt OpenDatabase();
+  // Instance is one open of the database. A read-only one (opened on a full disk) is
+  // replaced by a writable one once there is space; it is closed only with the Store, so a
+  // read that started on it can finish (it no longer reads anything the writer changes:
+  // its table files stay open and its memtable is its own).
+  struct Instance;
+  struct Shared;  // what RocksDB's listener and logger share with the Store
+
+  Store();
+  rocksdb::DB& db() const;  // the current instance's
+  // OpenDatabase opens the tables at path_ (read-only on a full disk, if the database
+  // exists); CheckFormat checks (or, in a new database, writes) the format version;
+  // CheckInputs verifies the inputs table and logs what Open found.
+  Attempt OpenDatabase(bool existed, OpenReport* report);
   Attempt CheckFormat(bool must_have_version, OpenReport* report);
+  void CheckInputs(OpenReport* report);
+  // PrepareWrite makes the database writable again after a full disk, if it can.
+  absl::Status PrepareWrite();
+  absl::Status ResumeWriting();
+  absl::Status ReopenForWriting();
 
   std::string path_;
   StoreOptions options_;
-  std::unique_ptr<rocksdb::DB> db_;
-  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> handles_{};
+  std::shared_ptr<Shared> shared_;
+  std::atomic<Instance*> current_{nullptr};
+  std::mutex recover_mu_;                             // serializes recovery (PrepareWrite)
+  std::vector<std::unique_ptr<Instance>> instances_;  // every open, current_ last
 };
 
 }  // namespace turbine::storage

@@ -1,0 +1,256 @@
+// The real turbined on a real faulty store: a small tmpfs the test fills and frees (needs
+// root to mount; skipped otherwise), and a database whose inputs table file the test
+// damages. The daemon never dies, never serves what it did not make durable, recovers by
+// itself once the disk has room, and reports damaged inputs as DATA_LOSS.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <rocksdb/metadata.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "../server/requests.h"
+#include "../storage/small_disk.h"
+#include "../storage/temp_dir.h"
+#include "daemon_process.h"
+#include "turbine/v1/turbine.grpc.pb.h"
+
+namespace {
+
+using turbine::testing::DaemonProcess;
+using turbine::testing::Int;
+using turbine::testing::Request;
+using turbine::testing::SmallDisk;
+using turbine::testing::Str;
+using turbine::testing::TempDir;
+namespace v1 = turbine::v1;
+
+constexpr size_t kDiskBytes = size_t{32} << 20;
+constexpr size_t kBallastBytes = size_t{16} << 20;
+
+std::unique_ptr<v1::Turbine::Stub> Connect(const std::string& address) {
+  return v1::Turbine::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+}
+
+grpc::ClientContext* WithDeadline(grpc::ClientContext* context) {
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  return context;
+}
+
+v1::CallReply Call(v1::Turbine::Stub& stub, const v1::CallRequest& request) {
+  v1::CallReply reply;
+  grpc::ClientContext context;
+  const grpc::Status status = stub.Call(WithDeadline(&context), request, &reply);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return reply;
+}
+
+grpc::Status Set(v1::Turbine::Stub& stub, const std::string& key, v1::Value value,
+                 uint32_t* changed = nullptr) {
+  v1::SetInputsRequest request;
+  v1::InputEntry* entry = request.add_inputs();
+  entry->set_key(key);
+  *entry->mutable_value() = std::move(value);
+  v1::SetInputsReply reply;
+  grpc::ClientContext context;
+  grpc::Status status = stub.SetInputs(WithDeadline(&context), request, &reply);
+  if (changed != nullptr) *changed = reply.changed();
+  return status;
+}
+
+// Blob is an input's value: 256 KiB that do not compress, different for each n.
+v1::Value Blob(int n) {
+  std::string bytes(256 << 10, '\0');
+  uint64_t x = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(n + 1);
+  for (char& c : bytes) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  v1::Value value;
+  value.set_bytes_value(std::move(bytes));
+  return value;
+}
+
+int CountOf(const std::string& text, const std::string& part) {
+  int count = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) {
+    ++count;
+  }
+  return count;
+}
+
+TEST(StoreFaultsDaemon, AFullDiskRefusesWritesServesCallsAndRecoversWithoutARestart) {
+  SmallDisk disk(kDiskBytes);
+  if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
+  const std::string data = (disk.path() / "data").string();
+  int acknowledged = 0;
+  {
+    DaemonProcess daemon;
+    ASSERT_TRUE(daemon.Start({"--data-dir", data, "--snapshot-interval-ms", "20"})) << daemon.log();
+    auto stub = Connect(daemon.address());
+    ASSERT_TRUE(Set(*stub, "price", Int(1)).ok());
+    EXPECT_EQ(Call(*stub, Request("demo.fib", {Int(50)})).value().int_value(), 12586269025);
+    grpc::ClientContext watch_context;
+    std::unique_ptr<grpc::ClientReader<v1::CallReply>> watch =
+        stub->Watch(&watch_context, Request("input.get", {Str("price")}));
+    v1::CallReply seen;
+    ASSERT_TRUE(watch->Read(&seen));
+    EXPECT_EQ(seen.value().int_value(), 1);
+
+    // Fill the disk with inputs until one is refused.
+    ASSERT_GT(disk.Fill("ballast", kBallastBytes), 0u);
+    grpc::Status refused;
+    for (; acknowledged < 400; ++acknowledged) {  // 100 MiB: more than the disk holds
+      refused = Set(*stub, "blob" + std::to_string(acknowledged), Blob(acknowledged));
+      if (!refused.ok()) break;
+    }
+    ASSERT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+        << refused.error_message();
+    ASSERT_GT(acknowledged, 0);
+
+    // Full: a write changes nothing, cached calls and new ones are answered.
+    EXPECT_EQ(Set(*stub, "price", Int(99)).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(Call(*stub, Request("input.get", {Str("price")})).value().int_value(), 1);
+    const v1::CallReply unset =
+        Call(*stub, Request("input.get", {Str("blob" + std::to_string(acknowledged))}));
+    EXPECT_NE(unset.error().message().find("not set"), std::string::npos);
+    v1::CallReply cached = Call(*stub, Request("demo.fib", {Int(50)}));
+    EXPECT_EQ(cached.value().int_value(), 12586269025);
+    EXPECT_EQ(cached.source(), v1::SOURCE_MEMORY);
+    EXPECT_EQ(Call(*stub, Request("input.get", {Str("blob0")})).value().bytes_value(),
+              Blob(0).bytes_value());
+    EXPECT_EQ(Call(*stub, Request("demo.fib", {Int(51)})).value().int_value(), 20365011074);
+    // Its snapshot cannot be written; that is said once, however often it is retried.
+    ASSERT_TRUE(daemon.WaitForLog("snapshot failed")) << daemon.log();
+
+    // Space again: the next write succeeds, in the same process.
+    disk.Free("ballast");
+    uint32_t changed = 0;
+    const grpc::Status set = Set(*stub, "price", Int(2), &changed);
+    ASSERT_TRUE(set.ok()) << set.error_message();
+    EXPECT_EQ(changed, 1u);
+    EXPECT_EQ(Call(*stub, Request("input.get", {Str("price")})).value().int_value(), 2);
+    ASSERT_TRUE(watch->Read(&seen));
+    EXPECT_EQ(seen.value().int_value(), 2);  // the refused 99 was never pushed
+    ASSERT_TRUE(daemon.WaitForLog("snapshots succeed again")) << daemon.log();
+    watch_context.TryCancel();
+    EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+    EXPECT_EQ(CountOf(daemon.log(), "snapshot failed"), 1) << daemon.log();
+  }
+  // Everything acknowledged is on disk, and the results computed while full too.
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", data})) << daemon.log();
+  auto stub = Connect(daemon.address());
+  EXPECT_EQ(Call(*stub, Request("input.get", {Str("price")})).value().int_value(), 2);
+  for (int n = 0; n < acknowledged; ++n) {
+    EXPECT_EQ(
+        Call(*stub, Request("input.get", {Str("blob" + std::to_string(n))})).value().bytes_value(),
+        Blob(n).bytes_value())
+        << "blob" << n;
+  }
+  EXPECT_EQ(Call(*stub, Request("demo.fib", {Int(51)})).source(), v1::SOURCE_DISK);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
+TEST(StoreFaultsDaemon, StartsOnAFullDiskReadOnlyAndBecomesWritableWhenSpaceIsFreed) {
+  SmallDisk disk(kDiskBytes);
+  if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
+  const std::string data = (disk.path() / "data").string();
+  {
+    DaemonProcess daemon;
+    ASSERT_TRUE(daemon.Start({"--data-dir", data})) << daemon.log();
+    auto stub = Connect(daemon.address());
+    ASSERT_TRUE(Set(*stub, "price", Int(7)).ok());
+    EXPECT_EQ(Call(*stub, Request("demo.fib", {Int(40)})).value().int_value(), 102334155);
+    EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  }
+  disk.Fill("ballast");  // to the last byte
+
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", data, "--snapshot-interval-ms", "20"})) << daemon.log();
+  EXPECT_NE(daemon.log().find("read-only"), std::string::npos) << daemon.log();
+  auto stub = Connect(daemon.address());
+  EXPECT_EQ(Call(*stub, Request("input.get", {Str("price")})).value().int_value(), 7);
+  const v1::CallReply restored = Call(*stub, Request("demo.fib", {Int(40)}));
+  EXPECT_EQ(restored.value().int_value(), 102334155);
+  EXPECT_EQ(restored.source(), v1::SOURCE_DISK);
+  EXPECT_EQ(Set(*stub, "price", Int(8)).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(Call(*stub, Request("input.get", {Str("price")})).value().int_value(), 7);
+
+  disk.Free("ballast");
+  const grpc::Status set = Set(*stub, "price", Int(8));
+  ASSERT_TRUE(set.ok()) << set.error_message();
+  EXPECT_EQ(Call(*stub, Request("input.get", {Str("price")})).value().int_value(), 8);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
+// InputsTableFile names the table file of the inputs table in the database at `db`.
+std::string InputsTableFile(const std::string& db) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const char* name : {"default", "meta", "tasks", "task_ids", "inputs"}) {
+    families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  if (!rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), db, families, &handles, &raw).ok()) {
+    return "";
+  }
+  std::vector<rocksdb::LiveFileMetaData> files;
+  raw->GetLiveFilesMetaData(&files);
+  std::string found;
+  for (const rocksdb::LiveFileMetaData& file : files) {
+    if (file.column_family_name == "inputs") found = file.db_path + "/" + file.name;
+  }
+  for (rocksdb::ColumnFamilyHandle* handle : handles) raw->DestroyColumnFamilyHandle(handle);
+  delete raw;
+  return found;
+}
+
+TEST(StoreFaultsDaemon, DamagedInputsAreDataLossAndLoggedNeverUnset) {
+  TempDir dir;
+  for (int run = 0; run < 2; ++run) {  // the second start moves the inputs into a table file
+    DaemonProcess daemon;
+    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+    auto stub = Connect(daemon.address());
+    for (int n = 0; run == 0 && n < 15; ++n) {
+      ASSERT_TRUE(Set(*stub, "cell" + std::to_string(n), Int(n)).ok());
+    }
+    EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  }
+  const std::string table = InputsTableFile(dir.str() + "/db");
+  ASSERT_FALSE(table.empty());
+  {
+    std::fstream file(table, std::ios::in | std::ios::out | std::ios::binary);
+    for (std::streamoff at = 32; at < 48; ++at) {  // inside the first data block
+      file.seekg(at);
+      const char c = static_cast<char>(file.get());
+      file.seekp(at);
+      file.put(static_cast<char>(~c));
+    }
+  }
+
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  EXPECT_NE(daemon.log().find("inputs table"), std::string::npos) << daemon.log();
+  EXPECT_NE(daemon.log().find("damaged"), std::string::npos) << daemon.log();
+  auto stub = Connect(daemon.address());
+  int lost = 0;
+  for (int n = 0; n < 15; ++n) {
+    const v1::CallReply reply =
+        Call(*stub, Request("input.get", {Str("cell" + std::to_string(n))}));
+    if (reply.has_value()) {
+      EXPECT_EQ(reply.value().int_value(), n);
+      continue;
+    }
+    ++lost;
+    EXPECT_EQ(reply.error().code(), grpc::StatusCode::DATA_LOSS) << reply.error().message();
+    EXPECT_EQ(reply.error().message().find("not set"), std::string::npos);
+  }
+  EXPECT_GT(lost, 0);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
+}  // namespace

@@ -1,0 +1,147 @@
+// A full disk, for real: the store on a small tmpfs, filled by the test. A write that finds
+// no space is RESOURCE_EXHAUSTED and changes nothing; reads go on; once space is freed the
+// next write succeeds, without reopening. A store opened on a full disk opens read-only and
+// becomes writable by itself once there is space. Needs root to mount (skipped otherwise).
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "small_disk.h"
+#include "turbine/storage/rocks_backing_store.h"
+#include "turbine/storage/store.h"
+
+namespace {
+
+using turbine::StoredInput;
+using turbine::storage::OpenReport;
+using turbine::storage::RocksBackingStore;
+using turbine::storage::Store;
+using turbine::storage::StoreOptions;
+using turbine::testing::SmallDisk;
+
+constexpr size_t kDiskBytes = size_t{32} << 20;
+constexpr size_t kBallastBytes = size_t{16} << 20;
+
+// Value is an input's bytes: 256 KiB that do not compress, different for each n.
+std::string Value(int n) {
+  std::string bytes(256 << 10, '\0');
+  uint64_t x = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(n + 1);
+  for (char& c : bytes) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  return bytes;
+}
+
+absl::Status WriteInput(RocksBackingStore& backing, int n) {
+  const uint64_t stamp = static_cast<uint64_t>(n) + 1;
+  return backing.WriteInputs({{"k" + std::to_string(n), StoredInput{"bytes", Value(n), stamp}}},
+                             stamp + 1);
+}
+
+// ExpectInput checks that input n reads back as written.
+void ExpectInput(RocksBackingStore& backing, int n) {
+  absl::StatusOr<std::optional<StoredInput>> read = backing.ReadInput("k" + std::to_string(n));
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_TRUE(read->has_value()) << "k" << n;
+  EXPECT_TRUE((*read)->bytes == Value(n)) << "k" << n;
+}
+
+std::unique_ptr<Store> OpenOrDie(const std::string& dir, OpenReport* report = nullptr) {
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(StoreOptions{.data_dir = dir}, report);
+  EXPECT_TRUE(store.ok()) << store.status();
+  return store.ok() ? std::move(*store) : nullptr;
+}
+
+// FillWithInputs writes inputs 0, 1, ... until the disk refuses one; returns how many were
+// acknowledged.
+int FillWithInputs(RocksBackingStore& backing) {
+  for (int n = 0; n < 400; ++n) {  // 100 MiB: more than the disk holds
+    absl::Status written = WriteInput(backing, n);
+    if (!written.ok()) {
+      EXPECT_EQ(written.code(), absl::StatusCode::kResourceExhausted) << written;
+      return n;
+    }
+  }
+  ADD_FAILURE() << "the disk never filled";
+  return 0;
+}
+
+TEST(FullDisk, AWriteIsResourceExhaustedAndTheNextOneAfterSpaceIsFreedSucceeds) {
+  SmallDisk disk(kDiskBytes);
+  if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
+  const std::string data = (disk.path() / "data").string();
+  int acknowledged = 0;
+  {
+    std::unique_ptr<Store> store = OpenOrDie(data);
+    ASSERT_NE(store, nullptr);
+    RocksBackingStore backing(store.get());
+    ASSERT_GT(disk.Fill("ballast", kBallastBytes), 0u);
+    acknowledged = FillWithInputs(backing);
+    ASSERT_GT(acknowledged, 0);
+
+    // Full: reads answer, writes keep failing cleanly.
+    for (int n = 0; n < acknowledged; ++n) ExpectInput(backing, n);
+    EXPECT_EQ(WriteInput(backing, acknowledged).code(), absl::StatusCode::kResourceExhausted);
+    // Nothing freed since that attempt failed: refused without trying again.
+    absl::Status again = WriteInput(backing, acknowledged);
+    EXPECT_EQ(again.code(), absl::StatusCode::kResourceExhausted);
+    EXPECT_NE(again.message().find("writes resume once space is freed"), std::string::npos)
+        << again;
+    absl::StatusOr<std::optional<StoredInput>> refused =
+        backing.ReadInput("k" + std::to_string(acknowledged));
+    ASSERT_TRUE(refused.ok()) << refused.status();
+    EXPECT_FALSE(refused->has_value());  // a refused write left nothing behind
+
+    disk.Free("ballast");
+    absl::Status written = WriteInput(backing, acknowledged);
+    ASSERT_TRUE(written.ok()) << written;  // the same store, not reopened
+    EXPECT_TRUE(backing.WriteSnapshot({}, 5, acknowledged + 3).ok());
+  }
+  // Everything acknowledged is durable.
+  std::unique_ptr<Store> store = OpenOrDie(data);
+  ASSERT_NE(store, nullptr);
+  RocksBackingStore backing(store.get());
+  for (int n = 0; n <= acknowledged; ++n) ExpectInput(backing, n);
+}
+
+TEST(FullDisk, OpensReadOnlyAndBecomesWritableWhenSpaceIsFreed) {
+  SmallDisk disk(kDiskBytes);
+  if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
+  const std::string data = (disk.path() / "data").string();
+  {
+    std::unique_ptr<Store> store = OpenOrDie(data);
+    ASSERT_NE(store, nullptr);
+    RocksBackingStore backing(store.get());
+    for (int n = 0; n < 3; ++n) ASSERT_TRUE(WriteInput(backing, n).ok());
+  }
+  disk.Fill("ballast");  // to the last byte
+
+  OpenReport report;
+  std::unique_ptr<Store> store = OpenOrDie(data, &report);
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(report.read_only);
+  EXPECT_TRUE(report.moved_aside.empty());
+  EXPECT_TRUE(store->ReadOnly());
+  RocksBackingStore backing(store.get());
+  for (int n = 0; n < 3; ++n) ExpectInput(backing, n);
+  absl::Status refused = WriteInput(backing, 3);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_TRUE(store->ReadOnly());
+
+  disk.Free("ballast");
+  absl::Status written = WriteInput(backing, 3);
+  ASSERT_TRUE(written.ok()) << written;
+  EXPECT_FALSE(store->ReadOnly());
+  for (int n = 0; n < 4; ++n) ExpectInput(backing, n);
+  store.reset();
+
+  store = OpenOrDie(data, &report);
+  ASSERT_NE(store, nullptr);
+  EXPECT_FALSE(report.read_only);
+  RocksBackingStore reopened(store.get());
+  for (int n = 0; n < 4; ++n) ExpectInput(reopened, n);
+}
+
+}  // namespace

@@ -1,0 +1,73 @@
+// small_disk.h — a real, small filesystem (a tmpfs) to fill up, for full-disk tests.
+//
+// Mounting needs root (CI runs as root); elsewhere the test skips and prints why.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace turbine::testing {
+
+class SmallDisk {
+ public:
+  explicit SmallDisk(size_t bytes) {
+    static int next = 0;
+    path_ = std::filesystem::temp_directory_path() /
+            ("turbine-disk-" + std::to_string(::getpid()) + "-" + std::to_string(next++));
+    if (::geteuid() != 0) {
+      why_not_ = "mounting a small tmpfs to fill needs root";
+      return;
+    }
+    std::filesystem::create_directories(path_);
+    const std::string size = "size=" + std::to_string(bytes);
+    if (::mount("tmpfs", path_.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, size.c_str()) != 0) {
+      why_not_ = "cannot mount a tmpfs at " + path_.string() + ": " + std::strerror(errno);
+      std::filesystem::remove(path_);
+      return;
+    }
+    mounted_ = true;
+  }
+  ~SmallDisk() {
+    if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
+    std::error_code ignored;
+    std::filesystem::remove(path_, ignored);
+  }
+  SmallDisk(const SmallDisk&) = delete;
+  SmallDisk& operator=(const SmallDisk&) = delete;
+
+  bool mounted() const { return mounted_; }
+  const std::string& why_not() const { return why_not_; }
+  const std::filesystem::path& path() const { return path_; }
+  std::string str() const { return path_.string(); }
+
+  // Fill appends to the file `name` until the disk is full or `max_bytes` are written, and
+  // returns how many bytes it wrote.
+  size_t Fill(const std::string& name, size_t max_bytes = SIZE_MAX) {
+    const int fd = ::open((path_ / name).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) return 0;
+    const std::vector<char> chunk(64 << 10, 'x');
+    size_t written = 0;
+    while (written < max_bytes) {
+      const ssize_t n = ::write(fd, chunk.data(), std::min(chunk.size(), max_bytes - written));
+      if (n <= 0) break;  // ENOSPC: full
+      written += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    return written;
+  }
+  void Free(const std::string& name) { std::filesystem::remove(path_ / name); }
+
+ private:
+  std::filesystem::path path_;
+  bool mounted_ = false;
+  std::string why_not_;
+};
+
+}  // namespace turbine::testing
