@@ -4,6 +4,7 @@
 
 #include "engine_impl.h"
 #include "persist.h"
+#include "turbine/text.h"
 
 namespace turbine::internal {
 
@@ -88,8 +89,9 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
       RestoreInput(*stored_input, &task->output, &task->output_changed_at);
     } else {
       task->output.kind = OutputKind::kError;
+      // Echo: the key is the caller's, maybe megabytes, and this error is cached.
       task->output.value =
-          std::make_shared<const std::string>("input '" + InputKeyOf(*task) + "' is not set");
+          std::make_shared<const std::string>("input '" + Echo(InputKeyOf(*task)) + "' is not set");
     }
   }
   if (store_ != nullptr) {
