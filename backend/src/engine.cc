@@ -19,7 +19,7 @@ namespace {
 constexpr std::string_view kCyclePrefix = "cycle detected";
 
 int ResolveWorkerCount(int requested) {
-  if (requested > 0) return requested;
+  if (requested > 0) return std::min(requested, kMaxWorkerThreads);
   const unsigned hardware = std::thread::hardware_concurrency();
   return hardware > 0 ? static_cast<int>(hardware) : 2;
 }

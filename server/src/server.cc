@@ -3,22 +3,21 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
-
+#include <charconv>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
-
-#include <spdlog/spdlog.h>
 
 #include "metrics.h"
 #include "service.h"
@@ -85,6 +84,28 @@ absl::Status CheckUnixPath(const std::string& path) {
   return absl::OkStatus();
 }
 
+// CheckPort checks the port of a "host:port" address: gRPC would take 99999 and quietly
+// serve on a port of its own choosing.
+absl::Status CheckPort(const std::string& address) {
+  const std::string port = address.substr(address.rfind(':') + 1);
+  int value = 0;
+  const auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || error != std::errc() || end != port.data() + port.size() || value < 0 ||
+      value > 65535) {
+    return absl::InvalidArgumentError("listen address '" + address +
+                                      "': the port must be a number from 0 to 65535");
+  }
+  return absl::OkStatus();
+}
+
+// CheckWorkers: more threads than the engine takes is a mistake, not a wish to be clamped.
+absl::Status CheckWorkers(int workers) {
+  if (workers >= 0 && workers <= kMaxWorkerThreads) return absl::OkStatus();
+  return absl::InvalidArgumentError("workers " + std::to_string(workers) +
+                                    " is out of range: 0 (one per core) to " +
+                                    std::to_string(kMaxWorkerThreads));
+}
+
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::InvalidArgumentError("cannot read " + path);
@@ -142,6 +163,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     return absl::InvalidArgumentError("TLS needs both a certificate and a key file");
   }
   const bool tls = !options.tls_cert_file.empty();
+  if (absl::Status workers = CheckWorkers(options.workers); !workers.ok()) return workers;
   for (const std::string& address : options.listen) {
     if (IsUnix(address)) {
       absl::Status ok = CheckUnixPath(address.substr(kUnixPrefix.size()));
@@ -149,6 +171,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     } else if (address.find(':') == std::string::npos) {
       return absl::InvalidArgumentError("listen address '" + address +
                                         "' is neither unix:PATH nor HOST:PORT");
+    } else if (absl::Status port = CheckPort(address); !port.ok()) {
+      return port;
     } else if (!IsLoopback(address) && !tls && !options.insecure) {
       return absl::InvalidArgumentError(
           "refusing to serve " + address +
@@ -251,6 +275,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
       state->addresses.push_back(host + ":" + std::to_string(ports[i]));
     }
   }
+  // Health answers for the whole server ("") and for the service by name; Stop turns both.
+  state->grpc_server->GetHealthCheckService()->SetServingStatus(
+      std::string(v1::Turbine::service_full_name()), true);
   state->grpc_server->GetHealthCheckService()->SetServingStatus(true);
   state->options = std::move(options);
   return std::unique_ptr<Server>(new Server(std::move(state)));
