@@ -105,7 +105,16 @@ class FailedWatch final : public grpc::ServerWriteReactor<v1::CallReply> {
 };
 
 // The methods' indices in the generated service: their order in turbine.proto.
-enum MethodIndex : int { kCall = 0, kCallStream = 1, kSetInputs = 2, kWatch = 3 };
+enum MethodIndex : int {
+  kCall = 0,
+  kCallStream = 1,
+  kSetInputs = 2,
+  kWatch = 3,
+  kStats = 4,
+  kListFunctions = 5,
+  kFlush = 6,
+  kShutdown = 7,
+};
 
 }  // namespace
 
@@ -161,11 +170,16 @@ void TurbineService::ParseUnaryRequests(int index, Rpc rpc, UnaryHandler<Request
 }
 
 void TurbineService::ParseRequestsOurselves() {
-  // Only the requests that carry strings and Values can fail to parse in practice; the
-  // empty ones (Stats, ...) parse from any well-formed protobuf.
   ParseUnaryRequests<v1::CallRequest, v1::CallReply>(kCall, Rpc::kCall, &TurbineService::Call);
   ParseUnaryRequests<v1::SetInputsRequest, v1::SetInputsReply>(kSetInputs, Rpc::kSetInputs,
                                                                &TurbineService::SetInputs);
+  // The empty requests parse from any well-formed protobuf, but not from garbage.
+  ParseUnaryRequests<v1::StatsRequest, v1::StatsReply>(kStats, Rpc::kStats, &TurbineService::Stats);
+  ParseUnaryRequests<v1::ListFunctionsRequest, v1::ListFunctionsReply>(
+      kListFunctions, Rpc::kListFunctions, &TurbineService::ListFunctions);
+  ParseUnaryRequests<v1::FlushRequest, v1::FlushReply>(kFlush, Rpc::kFlush, &TurbineService::Flush);
+  ParseUnaryRequests<v1::ShutdownRequest, v1::ShutdownReply>(kShutdown, Rpc::kShutdown,
+                                                             &TurbineService::Shutdown);
   MarkMethodRawCallback(
       kWatch,
       new grpc::internal::CallbackServerStreamingHandler<grpc::ByteBuffer, v1::CallReply>(

@@ -1,10 +1,12 @@
 // Hostile and odd input over a real unix socket, against an in-process Server: names that
 // are not UTF-8, requests protobuf cannot parse, huge echoes, doubles that compare oddly,
 // and the health service by name.
+#include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <fstream>
+#include <future>
 #include <limits>
 
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -142,6 +144,35 @@ TEST(BadInput, UnparseableRequestsAreInvalidArgumentSayingWhy) {
   EXPECT_EQ(replies[7].error().code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
   EXPECT_NE(replies[7].error().message().find("not valid UTF-8"), std::string::npos);
   EXPECT_EQ(replies[8].value().int_value(), 55);
+}
+
+// RawCall sends `bytes` as the request of `method`, as a client that is not protobuf might.
+grpc::Status RawCall(LiveServer& live, const std::string& method, const std::string& bytes) {
+  grpc::GenericStub stub(live.channel);
+  grpc::ClientContext context;
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer reply;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &reply,
+                 [&done](grpc::Status status) { done.set_value(std::move(status)); });
+  return done.get_future().get();
+}
+
+TEST(BadInput, GarbageBytesAreInvalidArgumentOnEveryMethod) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string garbage = "\x0a\xff\xff\xff";  // field 1, a length past the end
+  for (const char* method : {"Call", "SetInputs", "Stats", "ListFunctions", "Flush", "Shutdown"}) {
+    grpc::Status status = RawCall(live, std::string("/turbine.v1.Turbine/") + method, garbage);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method;
+    EXPECT_NE(status.error_message().find("malformed protobuf"), std::string::npos)
+        << method << ": " << status.error_message();
+  }
+  v1::CallReply reply;  // still serving (the Shutdown above did not parse, so did not stop it)
+  ASSERT_TRUE(live.Call(Request("demo.fib", {Int(10)}), &reply).ok());
+  EXPECT_EQ(reply.value().int_value(), 55);
 }
 
 TEST(BadInput, EchoesOfHugeInputAreCutShort) {
