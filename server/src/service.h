@@ -146,7 +146,7 @@ class TurbineService final : public v1::Turbine::CallbackService {
   template <class Request, class Reply>
   using UnaryHandler = grpc::ServerUnaryReactor* (TurbineService::*)(grpc::CallbackServerContext*,
                                                                      const Request*, Reply*);
-  // Registers the methods that take Values with raw requests, parsed by request_parsing.h
+  // Registers every method with raw requests, parsed by request_parsing.h
   // so that one that does not parse is INVALID_ARGUMENT saying why (request_parsing.cc).
   void ParseRequestsOurselves();
   template <class Request, class Reply>
