@@ -3,22 +3,22 @@
 // Requests are read one after another without waiting for answers; each answer is
 // written as soon as it is ready (so replies come out of order, matched by id). gRPC
 // allows one write at a time, so ready replies queue. The stream finishes once the client
-// stopped sending and every call it sent was answered.
+// stopped sending and every call it sent was answered. Requests are read as bytes and
+// parsed here (request_parsing.h): one that does not parse is that call's INVALID_ARGUMENT.
 #include <absl/base/thread_annotations.h>
 
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 
-#include <deque>
-
+#include "request_parsing.h"
 #include "service.h"
 
 namespace turbine::server {
 namespace {
 
-class CallStreamReactor final
-    : public grpc::ServerBidiReactor<v1::CallRequest, v1::CallReply> {
+class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, v1::CallReply> {
  public:
   CallStreamReactor(TurbineService& service, grpc::CallbackServerContext* context)
       : service_(service) {
@@ -29,7 +29,7 @@ class CallStreamReactor final
       Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong auth token"));
       return;
     }
-    StartRead(&request_);
+    StartRead(&raw_request_);
   }
 
   void OnReadDone(bool ok) override {
@@ -43,16 +43,22 @@ class CallStreamReactor final
       if (done) Finish(*done);
       return;
     }
-    const uint64_t id = request_.id();
-    absl::StatusOr<PreparedCall> call = service_.Prepare(request_);
+    absl::StatusOr<PreparedCall> call;
+    uint64_t id = 0;
+    if (absl::Status parsed = ParseRequest(raw_request_, &request_); parsed.ok()) {
+      id = request_.id();
+      call = service_.Prepare(request_);
+    } else {
+      id = UnparsedCallId(raw_request_);
+      call = parsed;
+    }
     if (call.ok() && !service_.BeginWork()) {
       call = absl::UnavailableError("turbined is shutting down");
     }
     if (!call.ok()) {
       v1::CallReply reply;
       reply.set_id(id);
-      reply.mutable_error()->set_code(static_cast<int32_t>(call.status().code()));
-      reply.mutable_error()->set_message(std::string(call.status().message()));
+      ErrorToWire(call.status(), reply.mutable_error());
       std::optional<grpc::Status> done;
       {
         std::lock_guard lock(mu_);
@@ -78,7 +84,7 @@ class CallStreamReactor final
         service.EndWork();
       });
     }
-    StartRead(&request_);  // `request_` is free again: Prepare copied what it needs
+    StartRead(&raw_request_);  // free again: Prepare copied what it needs
   }
 
   void OnWriteDone(bool ok) override {
@@ -131,6 +137,7 @@ class CallStreamReactor final
   }
 
   TurbineService& service_;
+  grpc::ByteBuffer raw_request_;
   v1::CallRequest request_;
   std::mutex mu_;  // std, not absl: TSan sees it (Debian's Abseil is uninstrumented)
   std::deque<v1::CallReply> replies_ ABSL_GUARDED_BY(mu_);  // front: being written
@@ -143,7 +150,7 @@ class CallStreamReactor final
 
 }  // namespace
 
-grpc::ServerBidiReactor<v1::CallRequest, v1::CallReply>* TurbineService::CallStream(
+grpc::ServerBidiReactor<grpc::ByteBuffer, v1::CallReply>* TurbineService::OpenCallStream(
     grpc::CallbackServerContext* context) {
   return new CallStreamReactor(*this, context);
 }

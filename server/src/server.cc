@@ -59,6 +59,14 @@ class DataDirLock {
   int fd_;
 };
 
+// CheckWorkers: more threads than the engine takes is a mistake, not a wish to be clamped.
+absl::Status CheckWorkers(int workers) {
+  if (workers >= 0 && workers <= kMaxWorkerThreads) return absl::OkStatus();
+  return absl::InvalidArgumentError("workers " + std::to_string(workers) +
+                                    " is out of range: 0 (one per core) to " +
+                                    std::to_string(kMaxWorkerThreads));
+}
+
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::InvalidArgumentError("cannot read " + path);
@@ -175,6 +183,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return absl::InvalidArgumentError("TLS needs both a certificate and a key file");
   }
+  if (absl::Status workers = CheckWorkers(options.workers); !workers.ok()) return workers;
   absl::StatusOr<std::vector<ListenAddress>> addresses = CheckListenAddresses(options);
   if (!addresses.ok()) return addresses.status();
   std::string metrics_address;
@@ -261,6 +270,9 @@ absl::Status Server::State::StartGrpc(const ServerOptions& options,
       addresses.push_back(host + ":" + std::to_string(ports[i]));
     }
   }
+  // Health answers for the whole server ("") and for the service by name; Stop turns both.
+  grpc_server->GetHealthCheckService()->SetServingStatus(
+      std::string(v1::Turbine::service_full_name()), true);
   grpc_server->GetHealthCheckService()->SetServingStatus(true);
   return absl::OkStatus();
 }

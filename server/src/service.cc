@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "turbine/server/wire_value.h"
+#include "turbine/text.h"
 #include "watch.h"
 
 namespace turbine::server {
@@ -57,7 +58,14 @@ class ShutdownReactor final : public grpc::ServerUnaryReactor {
 }  // namespace
 
 grpc::Status ToGrpc(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      EscapeInvalidUtf8(std::string(status.message())));
+}
+
+void ErrorToWire(const absl::Status& status, v1::CallError* out) {
+  out->set_code(static_cast<int32_t>(status.code()));
+  out->set_message(
+      EscapeInvalidUtf8(std::string(status.message())));  // a path in it may be any bytes
 }
 
 std::string_view RpcName(Rpc rpc) {
@@ -89,6 +97,7 @@ TurbineService::TurbineService(Engine& engine, const storage::Store& store, std:
       expected_authorization_(auth_token.empty() ? "" : "Bearer " + auth_token),
       on_shutdown_(std::move(on_shutdown)) {
   change_listener_ = engine_.AddChangeListener([this] { OnEngineChange(); });
+  ParseRequestsOurselves();
 }
 
 TurbineService::~TurbineService() { engine_.RemoveChangeListener(change_listener_); }
@@ -148,12 +157,11 @@ absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& requ
   call.start = std::chrono::steady_clock::now();
   call.function = FindExported(request.function(), request.version());
   if (call.function == nullptr) {
-    const bool other_version =
-        request.version() != 0 && FindExported(request.function()) != nullptr;
+    const bool other_version = request.version() != 0 && FindExported(request.function()) != nullptr;
     return absl::NotFoundError(other_version
-                                   ? "function '" + request.function() + "' has no version " +
+                                   ? "function '" + Echo(request.function()) + "' has no version " +
                                          std::to_string(request.version())
-                                   : "no function named '" + request.function() +
+                                   : "no function named '" + Echo(request.function()) +
                                          "' (ListFunctions shows what this daemon serves)");
   }
   const ExportedFunction& exported = *call.function;
@@ -185,8 +193,7 @@ void TurbineService::Answer(const PreparedCall& call, uint64_t id,
     RefToWire(call.vc, reply.mutable_ref());
     if (!read.status.ok()) {
       CountError(static_cast<int>(read.status.code()));
-      reply.mutable_error()->set_code(static_cast<int32_t>(read.status.code()));
-      reply.mutable_error()->set_message(std::string(read.status.message()));
+      ErrorToWire(read.status, reply.mutable_error());
     } else if (call.function->result_type == nullptr) {
       // A trait's value: its reference names the cell and so the implementing type.
       RefToWire(read.cell, reply.mutable_value()->mutable_ref_value());
@@ -249,7 +256,7 @@ grpc::ServerUnaryReactor* TurbineService::SetInputs(grpc::CallbackServerContext*
     absl::Status converted = Wire<WireValue>::From(entry.value(), &value);
     if (!converted.ok()) {
       return Reject(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                          "input '" + entry.key() +
+                                          "input '" + Echo(entry.key()) +
                                               "': " + std::string(converted.message())));
     }
     values.push_back(InputValue::Of(entry.key(), std::move(value)));

@@ -39,7 +39,10 @@ struct PreparedCall {
   std::chrono::steady_clock::time_point start;
 };
 
+// ToGrpc and ErrorToWire carry a status to the client; bytes of its message that are not
+// UTF-8 (a file name in it) are escaped as \xHH.
 grpc::Status ToGrpc(const absl::Status& status);
+void ErrorToWire(const absl::Status& status, v1::CallError* out);
 
 // Rpc names the service's methods, for counting them.
 enum class Rpc : int {
@@ -127,15 +130,25 @@ class TurbineService final : public v1::Turbine::CallbackService {
   grpc::ServerUnaryReactor* Shutdown(grpc::CallbackServerContext* context,
                                      const v1::ShutdownRequest* request,
                                      v1::ShutdownReply* reply) override;
-  // Streaming RPCs (call_stream.cc, watch.cc).
-  grpc::ServerBidiReactor<v1::CallRequest, v1::CallReply>* CallStream(
-      grpc::CallbackServerContext* context) override;
+  // Streaming RPCs (call_stream.cc, watch.cc). A CallStream reads raw requests and parses
+  // each itself (request_parsing.h).
+  grpc::ServerBidiReactor<grpc::ByteBuffer, v1::CallReply>* OpenCallStream(
+      grpc::CallbackServerContext* context);
   grpc::ServerWriteReactor<v1::CallReply>* Watch(grpc::CallbackServerContext* context,
                                                  const v1::CallRequest* request) override;
 
   Engine& engine() { return engine_; }
 
  private:
+  template <class Request, class Reply>
+  using UnaryHandler = grpc::ServerUnaryReactor* (TurbineService::*)(grpc::CallbackServerContext*,
+                                                                     const Request*, Reply*);
+  // Registers every method with raw requests, parsed by request_parsing.h
+  // so that one that does not parse is INVALID_ARGUMENT saying why (request_parsing.cc).
+  void ParseRequestsOurselves();
+  template <class Request, class Reply>
+  void ParseUnaryRequests(int index, Rpc rpc, UnaryHandler<Request, Reply> handler);
+
   void OnEngineChange();
   // Reject finishes a unary RPC with an error, counting it.
   grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* context,

@@ -72,7 +72,7 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   app.add_option("--listen", options.listen,
                  "address to serve: unix:PATH or HOST:PORT, repeatable "
                  "(default unix:<data-dir>/turbined.sock)");
-  app.add_option("--workers", options.workers, "engine worker threads (0: one per core)")
+  app.add_option("--workers", options.workers, "engine worker threads (0: one per core; at most 1024)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--snapshot-interval-ms", snapshot_interval_ms,
