@@ -20,6 +20,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "listeners.h"
 #include "metrics.h"
 #include "service.h"
 #include "turbine/storage/rocks_backing_store.h"
@@ -112,6 +113,7 @@ struct Server::State {
   std::unique_ptr<TurbineService> service;
   std::unique_ptr<Metrics> metrics;  // reads the service: declared (so destroyed) after it
   std::unique_ptr<grpc::Server> grpc_server;
+  std::unique_ptr<ConnectionAcceptor> acceptor;  // hands connections to grpc_server
   std::vector<std::string> addresses;
   std::vector<std::string> socket_paths;  // removed at shutdown
   std::string report;
@@ -216,41 +218,31 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.RegisterService(state->service.get());
-  std::vector<int> ports(options.listen.size(), 0);
-  for (size_t i = 0; i < options.listen.size(); ++i) {
-    const std::string& address = options.listen[i];
-    if (IsUnix(address)) {
-      // We hold the data dir lock (or the path is the user's own choice): a socket file
-      // left there is a dead daemon's.
-      const std::string path = address.substr(kUnixPrefix.size());
-      fs::remove(path, error);
-      state->socket_paths.push_back(path);
-      builder.AddListeningPort(address, grpc::InsecureServerCredentials());
-    } else {
-      builder.AddListeningPort(address, tcp_credentials, &ports[i]);
-    }
-  }
-  // Sockets are created owner-only: the umask applies while gRPC binds them.
-  const mode_t old_umask = ::umask(0077);
-  state->grpc_server = builder.BuildAndStart();
-  ::umask(old_umask);
-  if (state->grpc_server == nullptr) {
-    std::string all;
-    for (const std::string& address : options.listen) all += (all.empty() ? "" : ", ") + address;
-    return absl::UnavailableError("cannot listen on " + all + " (in use, or not allowed)");
-  }
-  for (size_t i = 0; i < options.listen.size(); ++i) {
-    const std::string& address = options.listen[i];
+  ConfigureConnections(options, builder);
+  // turbined listens and accepts itself and hands connections to gRPC (listeners.h says why).
+  std::vector<ConnectionAcceptor::Port> ports;
+  for (const std::string& address : options.listen) {
+    // Sockets are created owner-only: the umask applies while they are bound.
+    const mode_t old_umask = ::umask(0077);
+    absl::StatusOr<BoundAddress> bound = Listen(address);
+    ::umask(old_umask);
+    if (!bound.ok()) return bound.status();
     if (IsUnix(address)) {
       ::chmod(address.substr(kUnixPrefix.size()).c_str(), 0600);
-      state->addresses.push_back(address);
-    } else if (ports[i] == 0) {
-      return absl::UnavailableError("cannot listen on " + address);
-    } else {
-      const std::string host = address.substr(0, address.rfind(':'));
-      state->addresses.push_back(host + ":" + std::to_string(ports[i]));
+      state->socket_paths.push_back(address.substr(kUnixPrefix.size()));
     }
+    state->addresses.push_back(bound->address);
+    ports.push_back({.bound = std::move(*bound),
+                     .handoff = builder.experimental().AddExternalConnectionAcceptor(
+                         grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+                         IsUnix(address) ? grpc::InsecureServerCredentials() : tcp_credentials)});
   }
+  state->grpc_server = builder.BuildAndStart();
+  if (state->grpc_server == nullptr) return absl::UnavailableError("cannot start the gRPC server");
+  absl::StatusOr<std::unique_ptr<ConnectionAcceptor>> acceptor =
+      ConnectionAcceptor::Start(std::move(ports), options.max_connections);
+  if (!acceptor.ok()) return acceptor.status();
+  state->acceptor = std::move(*acceptor);
   state->grpc_server->GetHealthCheckService()->SetServingStatus(true);
   state->options = std::move(options);
   return std::unique_ptr<Server>(new Server(std::move(state)));
@@ -303,6 +295,7 @@ void Server::State::Stop() {
   // which it would otherwise wait on until the deadline even when they are idle.
   service->StartDraining();
   service->WaitUntilIdle(std::chrono::steady_clock::now() + options.shutdown_grace);
+  acceptor.reset();
   grpc_server->Shutdown(std::chrono::system_clock::now());
   grpc_server->Wait();
   grpc_server.reset();

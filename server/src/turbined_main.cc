@@ -3,7 +3,7 @@
 //   turbined [--config FILE] [--data-dir DIR] [--listen ADDR]... [--workers N]
 //            [--snapshot-interval-ms N] [--log-level LEVEL] [--auth-token-file F]
 //            [--max-message-bytes N] [--tls-cert F --tls-key F] [--insecure]
-//            [--metrics-listen HOST:PORT]
+//            [--metrics-listen HOST:PORT] [--max-connections N] [--max-connection-idle-ms N]
 //
 // Every flag can come from the --config file instead (TOML or INI, keys named like the
 // flags; deploy/turbined.toml lists them all); a flag on the command line wins.
@@ -93,6 +93,16 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-listen", options.metrics_listen,
                  "serve Prometheus metrics at http://HOST:PORT/metrics (IPv4 or localhost; "
                  "port 0 picks one; off by default)");
+  app.add_option("--max-connections", options.max_connections,
+                 "client connections open at once; more wait until one closes (0: half the "
+                 "open-file limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  int max_connection_idle_ms = static_cast<int>(options.max_connection_idle.count());
+  app.add_option("--max-connection-idle-ms", max_connection_idle_ms,
+                 "close a connection with no call in flight for this long (0: never)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -105,6 +115,7 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(log_level));
   options.snapshot_interval = std::chrono::milliseconds(snapshot_interval_ms);
+  options.max_connection_idle = std::chrono::milliseconds(max_connection_idle_ms);
   if (!token_file.empty() && !ReadToken(token_file, &options.auth_token)) {
     spdlog::critical("the token file {} is empty or unreadable", token_file);
     return kExitBadConfig;
