@@ -192,7 +192,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     std::lock_guard lock(raw_state->mu);
     raw_state->shutdown_requested = true;
     raw_state->changed.notify_all();
-  });
+  }, ReplyLimits{.stream_bytes = options.stream_reply_buffer_bytes,
+                 .daemon_bytes = options.reply_buffer_bytes});
 
   if (!metrics_address.empty()) {
     absl::StatusOr<std::unique_ptr<Metrics>> metrics =

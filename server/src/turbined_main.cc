@@ -4,6 +4,7 @@
 //            [--snapshot-interval-ms N] [--log-level LEVEL] [--auth-token-file F]
 //            [--max-message-bytes N] [--tls-cert F --tls-key F] [--insecure]
 //            [--metrics-listen HOST:PORT] [--max-connections N] [--max-connection-idle-ms N]
+//            [--stream-reply-buffer-bytes N] [--reply-buffer-bytes N]
 //
 // Every flag can come from the --config file instead (TOML or INI, keys named like the
 // flags; deploy/turbined.toml lists them all); a flag on the command line wins.
@@ -102,6 +103,15 @@ int main(int argc, char** argv) {
   app.add_option("--max-connection-idle-ms", max_connection_idle_ms,
                  "close a connection with no call in flight for this long (0: never)")
       ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--stream-reply-buffer-bytes", options.stream_reply_buffer_bytes,
+                 "a CallStream stops reading requests while this many bytes of replies wait "
+                 "for its client")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
+      ->capture_default_str();
+  app.add_option("--reply-buffer-bytes", options.reply_buffer_bytes,
+                 "... or while this many wait for all clients together")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
       ->capture_default_str();
   try {
     app.parse(argc, argv);
