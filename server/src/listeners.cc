@@ -221,13 +221,7 @@ ConnectionAcceptor::~ConnectionAcceptor() {
   if (thread_.joinable()) thread_.join();
 }
 
-int ConnectionAcceptor::open_connections() {
-  std::lock_guard lock(mu_);
-  ForgetClosedLocked();
-  return static_cast<int>(connections_.size());
-}
-
-void ConnectionAcceptor::ForgetClosedLocked() {
+void ConnectionAcceptor::ForgetClosed() {
   std::erase_if(connections_, [](const Connection& connection) {
     struct stat now {};
     return ::fstat(connection.fd, &now) != 0 || now.st_dev != connection.device ||
@@ -236,9 +230,8 @@ void ConnectionAcceptor::ForgetClosedLocked() {
 }
 
 bool ConnectionAcceptor::AtLimit() {
-  std::lock_guard lock(mu_);
   if (static_cast<int>(connections_.size()) < max_connections_) return false;
-  ForgetClosedLocked();
+  ForgetClosed();
   return static_cast<int>(connections_.size()) >= max_connections_;
 }
 
@@ -307,10 +300,7 @@ bool ConnectionAcceptor::AcceptFrom(Port& port, int listen_fd) {
     if (std::exchange(said_out_of_fds_, false)) spdlog::info("accepting connections again");
     struct stat identity {};
     ::fstat(fd, &identity);
-    {
-      std::lock_guard lock(mu_);
-      connections_.push_back({fd, identity.st_dev, identity.st_ino});
-    }
+    connections_.push_back({fd, identity.st_dev, identity.st_ino});
     // gRPC owns the descriptor from here: it closes it when the connection ends.
     grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters connection;
     connection.listener_fd = listen_fd;

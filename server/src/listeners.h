@@ -21,7 +21,6 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -84,7 +83,7 @@ int DefaultMaxConnections(uint64_t open_file_limit);
 // connection to gRPC. It counts connections that are still open by remembering each one's
 // (fd, inode): gRPC closes the descriptor when the connection ends, and an fd that is closed
 // or now names another file means that connection is gone. That check runs only when the
-// count reaches the bound (and when it is read), so accepting costs no more than before.
+// count reaches the bound, so accepting costs one fstat more than before.
 class ConnectionAcceptor {
  public:
   struct Port {
@@ -100,9 +99,6 @@ class ConnectionAcceptor {
   ConnectionAcceptor(const ConnectionAcceptor&) = delete;
   ConnectionAcceptor& operator=(const ConnectionAcceptor&) = delete;
 
-  // Connections accepted and not yet closed.
-  int open_connections();
-
  private:
   struct Connection {
     int fd;
@@ -115,14 +111,14 @@ class ConnectionAcceptor {
   // out of descriptors (or memory) and accepting must wait.
   bool AcceptFrom(Port& port, int listen_fd);
   bool AtLimit();
-  void ForgetClosedLocked();
+  void ForgetClosed();
 
   std::vector<Port> ports_;
   const int max_connections_;
   UniqueFd wake_;  // an eventfd: written to stop the loop
-  std::mutex mu_;
-  std::vector<Connection> connections_;  // guarded by mu_
-  bool said_out_of_fds_ = false;         // touched by the accept thread only
+  // Touched by the accept thread only.
+  std::vector<Connection> connections_;
+  bool said_out_of_fds_ = false;
   std::thread thread_;
 };
 
