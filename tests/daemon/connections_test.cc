@@ -107,6 +107,23 @@ TEST(DaemonConnections, IdleFloodOverTcpWithATokenDoesNotLockTheListenerOut) {
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
+TEST(DaemonConnections, OutOfDescriptorsAcceptingPausesAndResumes) {
+  TempDir dir;
+  DaemonProcess daemon;
+  daemon.LimitOpenFiles(kOpenFileLimit);
+  // No bound below the fd limit: the flood runs the process out of descriptors.
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--max-connections", "100000"}))
+      << daemon.log();
+  FloodThenClose(daemon);
+  EXPECT_NE(daemon.log().find("cannot accept a connection: Too many open files"), std::string::npos)
+      << daemon.log();
+  v1::CallReply reply;
+  const grpc::Status status = CallFib(daemon.address(), "", &reply);
+  ASSERT_TRUE(status.ok()) << status.error_message() << "\n" << daemon.log();
+  EXPECT_EQ(reply.value().int_value(), 6765);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
 TEST(DaemonConnections, TheOpenFileLimitAndTheConnectionBoundAreLogged) {
   TempDir dir;
   DaemonProcess daemon;
