@@ -316,8 +316,9 @@ TEST(Protocol, TlsOnLocalhostIsServedThroughTheDaemonsOwnAcceptor) {
 
   std::ifstream in(cert);
   const std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto stub = v1::Turbine::NewStub(grpc::CreateChannel(
-      address, grpc::SslCredentials(grpc::SslCredentialsOptions{.pem_root_certs = pem})));
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = pem;
+  auto stub = v1::Turbine::NewStub(grpc::CreateChannel(address, grpc::SslCredentials(ssl)));
   v1::CallReply reply;
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
