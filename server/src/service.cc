@@ -91,11 +91,12 @@ std::string_view RpcName(Rpc rpc) {
 }
 
 TurbineService::TurbineService(Engine& engine, const storage::Store& store, std::string auth_token,
-                               std::function<void()> on_shutdown)
+                               std::function<void()> on_shutdown, ReplyLimits reply_limits)
     : engine_(engine),
       store_(store),
       expected_authorization_(auth_token.empty() ? "" : "Bearer " + auth_token),
-      on_shutdown_(std::move(on_shutdown)) {
+      on_shutdown_(std::move(on_shutdown)),
+      reply_budget_(reply_limits) {
   change_listener_ = engine_.AddChangeListener([this] { OnEngineChange(); });
   ParseRequestsOurselves();
 }
@@ -122,6 +123,8 @@ ServiceCounters TurbineService::Counters() const {
   counters.inputs_set = inputs_set_.load(std::memory_order_relaxed);
   counters.inputs_changed = inputs_changed_.load(std::memory_order_relaxed);
   counters.in_flight = pending_work_.load(std::memory_order_relaxed);
+  counters.reply_bytes_queued = reply_budget_.queued();
+  counters.streams_paused = reply_budget_.paused();
   {
     std::lock_guard lock(watches_mu_);
     counters.watches = watches_.size();
@@ -303,6 +306,8 @@ grpc::ServerUnaryReactor* TurbineService::Stats(grpc::CallbackServerContext* con
   reply->set_hits_memory(counters.hits_memory);
   reply->set_hits_disk(counters.hits_disk);
   reply->set_executed(counters.executed);
+  reply->set_reply_bytes_queued(static_cast<uint64_t>(counters.reply_bytes_queued));
+  reply->set_streams_paused(static_cast<uint64_t>(counters.streams_paused));
   reply->set_uptime_seconds(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(counters.uptime).count()));
   for (const FunctionStats& fn : stats.functions) {

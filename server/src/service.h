@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "background_queue.h"
+#include "reply_budget.h"
 #include "turbine/engine.h"
 #include "turbine/server/export.h"
 #include "turbine/storage/store.h"
@@ -77,13 +78,15 @@ struct ServiceCounters {
   uint64_t inputs_changed = 0;  // ... whose value changed
   int64_t in_flight = 0;        // accepted calls and batches not yet answered
   uint64_t watches = 0;         // open Watch streams
+  int64_t reply_bytes_queued = 0;  // CallStream replies waiting for their clients
+  int64_t streams_paused = 0;      // CallStreams not reading until their clients catch up
   std::chrono::steady_clock::duration uptime{};
 };
 
 class TurbineService final : public v1::Turbine::CallbackService {
  public:
   TurbineService(Engine& engine, const storage::Store& store, std::string auth_token,
-                 std::function<void()> on_shutdown);
+                 std::function<void()> on_shutdown, ReplyLimits reply_limits = {});
   ~TurbineService() override;
 
   // Prepare finds the function and calls it (a lookup; nothing is awaited). Errors are the
@@ -138,6 +141,7 @@ class TurbineService final : public v1::Turbine::CallbackService {
                                                  const v1::CallRequest* request) override;
 
   Engine& engine() { return engine_; }
+  ReplyBudget& reply_budget() { return reply_budget_; }
 
  private:
   template <class Request, class Reply>
@@ -159,6 +163,7 @@ class TurbineService final : public v1::Turbine::CallbackService {
   const std::string expected_authorization_;  // "Bearer <token>", empty: no token needed
   std::function<void()> on_shutdown_;
   BackgroundQueue background_;
+  ReplyBudget reply_budget_;
   uint64_t change_listener_ = 0;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
