@@ -4,6 +4,7 @@
 
 #include "engine_impl.h"
 #include "persist.h"
+#include "turbine/text.h"
 
 namespace turbine::internal {
 
@@ -86,8 +87,9 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
     } else if (stored_input->has_value()) {
       RestoreInput(**stored_input, &task->output, &task->output_changed_at);
     } else {
-      task->output =
-          Output::Error(absl::StatusCode::kUnknown, "input '" + InputKeyOf(*task) + "' is not set");
+      // Echo: the key is the caller's, maybe megabytes, and this error is cached.
+      task->output = Output::Error(absl::StatusCode::kUnknown,
+                                   "input '" + Echo(InputKeyOf(*task)) + "' is not set");
     }
   }
   if (store_ != nullptr) {

@@ -18,7 +18,7 @@ namespace internal {
 namespace {
 
 int ResolveWorkerCount(int requested) {
-  if (requested > 0) return requested;
+  if (requested > 0) return std::min(requested, kMaxWorkerThreads);
   const unsigned hardware = std::thread::hardware_concurrency();
   return hardware > 0 ? static_cast<int>(hardware) : 2;
 }

@@ -165,6 +165,16 @@ class Metrics::Collector final : public prometheus::Collectable {
     out.push_back(Family("turbine_watches", "Open Watch streams.", MetricType::Gauge)
                       .Add(static_cast<double>(counters.watches))
                       .Take());
+    out.push_back(Family("turbine_reply_bytes_queued",
+                         "Bytes of CallStream replies waiting for their clients to read them.",
+                         MetricType::Gauge)
+                      .Add(static_cast<double>(counters.reply_bytes_queued))
+                      .Take());
+    out.push_back(Family("turbine_streams_paused",
+                         "CallStreams not reading requests until their clients catch up.",
+                         MetricType::Gauge)
+                      .Add(static_cast<double>(counters.streams_paused))
+                      .Take());
   }
 
   static void CollectEngine(const EngineStats& stats, std::vector<MetricFamily>& out) {

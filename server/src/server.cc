@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "address.h"
+#include "listeners.h"
 #include "metrics.h"
 #include "service.h"
 #include "turbine/storage/persistent_engine.h"
@@ -59,6 +60,14 @@ class DataDirLock {
   int fd_;
 };
 
+// CheckWorkers: more threads than the engine takes is a mistake, not a wish to be clamped.
+absl::Status CheckWorkers(int workers) {
+  if (workers >= 0 && workers <= kMaxWorkerThreads) return absl::OkStatus();
+  return absl::InvalidArgumentError("workers " + std::to_string(workers) +
+                                    " is out of range: 0 (one per core) to " +
+                                    std::to_string(kMaxWorkerThreads));
+}
+
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::InvalidArgumentError("cannot read " + path);
@@ -76,6 +85,7 @@ struct Server::State {
   std::unique_ptr<TurbineService> service;
   std::unique_ptr<Metrics> metrics;  // reads the service: declared (so destroyed) after it
   std::unique_ptr<grpc::Server> grpc_server;
+  std::unique_ptr<ConnectionAcceptor> acceptor;  // hands connections to grpc_server
   std::vector<std::string> addresses;
   std::vector<std::string> socket_paths;  // removed at shutdown
   std::string report;
@@ -86,7 +96,7 @@ struct Server::State {
   bool stopping = false;
   bool stopped = false;
 
-  absl::Status StartGrpc(const ServerOptions& options, const std::vector<ListenAddress>& listen);
+  absl::Status StartGrpc(ServerOptions& options, const std::vector<ListenAddress>& listen);
   void Stop();
 };
 
@@ -175,6 +185,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return absl::InvalidArgumentError("TLS needs both a certificate and a key file");
   }
+  if (absl::Status workers = CheckWorkers(options.workers); !workers.ok()) return workers;
   absl::StatusOr<std::vector<ListenAddress>> addresses = CheckListenAddresses(options);
   if (!addresses.ok()) return addresses.status();
   std::string metrics_address;
@@ -200,11 +211,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
 
   State* raw_state = state.get();
   state->service = std::make_unique<TurbineService>(
-      state->persistent->engine(), state->persistent->store(), options.auth_token, [raw_state] {
+      state->persistent->engine(), state->persistent->store(), options.auth_token,
+      [raw_state] {
         std::lock_guard lock(raw_state->mu);
         raw_state->shutdown_requested = true;
         raw_state->changed.notify_all();
-      });
+      },
+      ReplyLimits{.stream_bytes = options.stream_reply_buffer_bytes,
+                  .daemon_bytes = options.reply_buffer_bytes});
   if (!metrics_address.empty()) {
     absl::StatusOr<std::unique_ptr<Metrics>> metrics = Metrics::Start(
         metrics_address, state->persistent->engine(), *state->service, state->persistent->store());
@@ -217,7 +231,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   return std::unique_ptr<Server>(new Server(std::move(state)));
 }
 
-absl::Status Server::State::StartGrpc(const ServerOptions& options,
+absl::Status Server::State::StartGrpc(ServerOptions& options,
                                       const std::vector<ListenAddress>& listen) {
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> tcp_credentials =
       TcpCredentials(options);
@@ -228,48 +242,37 @@ absl::Status Server::State::StartGrpc(const ServerOptions& options,
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.RegisterService(service.get());
-  std::vector<int> ports(listen.size(), 0);
-  for (size_t i = 0; i < listen.size(); ++i) {
-    if (listen[i].unix_socket) {
-      // We hold the data dir lock (or the path is the user's own choice): a socket file
-      // left there is a dead daemon's.
-      std::error_code ignored;
-      fs::remove(listen[i].path, ignored);
-      socket_paths.push_back(listen[i].path);
-      builder.AddListeningPort(listen[i].text, grpc::InsecureServerCredentials());
-    } else {
-      builder.AddListeningPort(listen[i].text, *tcp_credentials, &ports[i]);
+  ConfigureConnections(options, builder);
+  // turbined listens and accepts itself and hands connections to gRPC (listeners.h says why).
+  std::vector<ConnectionAcceptor::Port> ports;
+  for (const ListenAddress& address : listen) {
+    // Sockets are created owner-only: the umask applies while they are bound.
+    const mode_t old_umask = ::umask(0077);
+    absl::StatusOr<BoundAddress> bound = Listen(address.text);
+    ::umask(old_umask);
+    if (!bound.ok()) return bound.status();
+    if (address.unix_socket) {
+      ::chmod(address.path.c_str(), 0600);
+      socket_paths.push_back(address.path);
     }
+    addresses.push_back(bound->address);
+    ports.push_back({.bound = std::move(*bound),
+                     .handoff = builder.experimental().AddExternalConnectionAcceptor(
+                         grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+                         address.unix_socket ? grpc::InsecureServerCredentials()
+                                             : *tcp_credentials)});
   }
-  // Sockets are created owner-only: the umask applies while gRPC binds them.
-  const mode_t old_umask = ::umask(0077);
   grpc_server = builder.BuildAndStart();
-  ::umask(old_umask);
-  if (grpc_server == nullptr) {
-    std::string all;
-    for (const ListenAddress& address : listen) all += (all.empty() ? "" : ", ") + address.text;
-    return absl::UnavailableError("cannot listen on " + all + " (in use, or not allowed)");
-  }
-  for (size_t i = 0; i < listen.size(); ++i) {
-    if (listen[i].unix_socket) {
-      ::chmod(listen[i].path.c_str(), 0600);
-      addresses.push_back(listen[i].text);
-    } else if (ports[i] == 0) {
-      return absl::UnavailableError("cannot listen on " + listen[i].text);
-    } else {
-      const std::string host = listen[i].text.substr(0, listen[i].text.rfind(':'));
-      addresses.push_back(host + ":" + std::to_string(ports[i]));
-    }
-  }
+  if (grpc_server == nullptr) return absl::UnavailableError("cannot start the gRPC server");
+  absl::StatusOr<std::unique_ptr<ConnectionAcceptor>> started =
+      ConnectionAcceptor::Start(std::move(ports), options.max_connections);
+  if (!started.ok()) return started.status();
+  acceptor = std::move(*started);
+  // Health answers for the whole server ("") and for the service by name; Stop turns both.
+  grpc_server->GetHealthCheckService()->SetServingStatus(
+      std::string(v1::Turbine::service_full_name()), true);
   grpc_server->GetHealthCheckService()->SetServingStatus(true);
   return absl::OkStatus();
-}
-
-Server::Server(std::unique_ptr<State> state) : state_(std::move(state)) {}
-
-Server::~Server() {
-  Shutdown();
-  Wait();
 }
 
 const std::vector<std::string>& Server::addresses() const { return state_->addresses; }
@@ -308,6 +311,7 @@ void Server::State::Stop() {
   // which it would otherwise wait on until the deadline even when they are idle.
   service->StartDraining();
   service->WaitUntilIdle(std::chrono::steady_clock::now() + options.shutdown_grace);
+  acceptor.reset();
   grpc_server->Shutdown(std::chrono::system_clock::now());
   grpc_server->Wait();
   grpc_server.reset();

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "turbine/server/wire_value.h"
+#include "turbine/text.h"
 #include "watch.h"
 
 namespace turbine::server {
@@ -57,7 +58,14 @@ class ShutdownReactor final : public grpc::ServerUnaryReactor {
 }  // namespace
 
 grpc::Status ToGrpc(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      EscapeInvalidUtf8(std::string(status.message())));
+}
+
+void ErrorToWire(const absl::Status& status, v1::CallError* out) {
+  out->set_code(static_cast<int32_t>(status.code()));
+  out->set_message(
+      EscapeInvalidUtf8(std::string(status.message())));  // a path in it may be any bytes
 }
 
 std::string_view RpcName(Rpc rpc) {
@@ -83,12 +91,14 @@ std::string_view RpcName(Rpc rpc) {
 }
 
 TurbineService::TurbineService(Engine& engine, const storage::Store& store, std::string auth_token,
-                               std::function<void()> on_shutdown)
+                               std::function<void()> on_shutdown, ReplyLimits reply_limits)
     : engine_(engine),
       store_(store),
       expected_authorization_(auth_token.empty() ? "" : "Bearer " + auth_token),
-      on_shutdown_(std::move(on_shutdown)) {
+      on_shutdown_(std::move(on_shutdown)),
+      reply_budget_(reply_limits) {
   change_listener_ = engine_.AddChangeListener([this] { OnEngineChange(); });
+  ParseRequestsOurselves();
 }
 
 TurbineService::~TurbineService() { engine_.RemoveChangeListener(change_listener_); }
@@ -113,6 +123,8 @@ ServiceCounters TurbineService::Counters() const {
   counters.inputs_set = inputs_set_.load(std::memory_order_relaxed);
   counters.inputs_changed = inputs_changed_.load(std::memory_order_relaxed);
   counters.in_flight = pending_work_.load(std::memory_order_relaxed);
+  counters.reply_bytes_queued = reply_budget_.queued();
+  counters.streams_paused = reply_budget_.paused();
   {
     std::lock_guard lock(watches_mu_);
     counters.watches = watches_.size();
@@ -148,12 +160,11 @@ absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& requ
   call.start = std::chrono::steady_clock::now();
   call.function = FindExported(request.function(), request.version());
   if (call.function == nullptr) {
-    const bool other_version =
-        request.version() != 0 && FindExported(request.function()) != nullptr;
+    const bool other_version = request.version() != 0 && FindExported(request.function()) != nullptr;
     return absl::NotFoundError(other_version
-                                   ? "function '" + request.function() + "' has no version " +
+                                   ? "function '" + Echo(request.function()) + "' has no version " +
                                          std::to_string(request.version())
-                                   : "no function named '" + request.function() +
+                                   : "no function named '" + Echo(request.function()) +
                                          "' (ListFunctions shows what this daemon serves)");
   }
   const ExportedFunction& exported = *call.function;
@@ -185,8 +196,7 @@ void TurbineService::Answer(const PreparedCall& call, uint64_t id,
     RefToWire(call.vc, reply.mutable_ref());
     if (!read.status.ok()) {
       CountError(static_cast<int>(read.status.code()));
-      reply.mutable_error()->set_code(static_cast<int32_t>(read.status.code()));
-      reply.mutable_error()->set_message(std::string(read.status.message()));
+      ErrorToWire(read.status, reply.mutable_error());
     } else if (call.function->result_type == nullptr) {
       // A trait's value: its reference names the cell and so the implementing type.
       RefToWire(read.cell, reply.mutable_value()->mutable_ref_value());
@@ -249,7 +259,7 @@ grpc::ServerUnaryReactor* TurbineService::SetInputs(grpc::CallbackServerContext*
     absl::Status converted = Wire<WireValue>::From(entry.value(), &value);
     if (!converted.ok()) {
       return Reject(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                          "input '" + entry.key() +
+                                          "input '" + Echo(entry.key()) +
                                               "': " + std::string(converted.message())));
     }
     values.push_back(InputValue::Of(entry.key(), std::move(value)));
@@ -296,6 +306,8 @@ grpc::ServerUnaryReactor* TurbineService::Stats(grpc::CallbackServerContext* con
   reply->set_hits_memory(counters.hits_memory);
   reply->set_hits_disk(counters.hits_disk);
   reply->set_executed(counters.executed);
+  reply->set_reply_bytes_queued(static_cast<uint64_t>(counters.reply_bytes_queued));
+  reply->set_streams_paused(static_cast<uint64_t>(counters.streams_paused));
   reply->set_uptime_seconds(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(counters.uptime).count()));
   for (const FunctionStats& fn : stats.functions) {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "background_queue.h"
+#include "reply_budget.h"
 #include "turbine/engine.h"
 #include "turbine/server/export.h"
 #include "turbine/storage/store.h"
@@ -39,7 +40,10 @@ struct PreparedCall {
   std::chrono::steady_clock::time_point start;
 };
 
+// ToGrpc and ErrorToWire carry a status to the client; bytes of its message that are not
+// UTF-8 (a file name in it) are escaped as \xHH.
 grpc::Status ToGrpc(const absl::Status& status);
+void ErrorToWire(const absl::Status& status, v1::CallError* out);
 
 // Rpc names the service's methods, for counting them.
 enum class Rpc : int {
@@ -74,13 +78,15 @@ struct ServiceCounters {
   uint64_t inputs_changed = 0;  // ... whose value changed
   int64_t in_flight = 0;        // accepted calls and batches not yet answered
   uint64_t watches = 0;         // open Watch streams
+  int64_t reply_bytes_queued = 0;  // CallStream replies waiting for their clients
+  int64_t streams_paused = 0;      // CallStreams not reading until their clients catch up
   std::chrono::steady_clock::duration uptime{};
 };
 
 class TurbineService final : public v1::Turbine::CallbackService {
  public:
   TurbineService(Engine& engine, const storage::Store& store, std::string auth_token,
-                 std::function<void()> on_shutdown);
+                 std::function<void()> on_shutdown, ReplyLimits reply_limits = {});
   ~TurbineService() override;
 
   // Prepare finds the function and calls it (a lookup; nothing is awaited). Errors are the
@@ -127,15 +133,26 @@ class TurbineService final : public v1::Turbine::CallbackService {
   grpc::ServerUnaryReactor* Shutdown(grpc::CallbackServerContext* context,
                                      const v1::ShutdownRequest* request,
                                      v1::ShutdownReply* reply) override;
-  // Streaming RPCs (call_stream.cc, watch.cc).
-  grpc::ServerBidiReactor<v1::CallRequest, v1::CallReply>* CallStream(
-      grpc::CallbackServerContext* context) override;
+  // Streaming RPCs (call_stream.cc, watch.cc). A CallStream reads raw requests and parses
+  // each itself (request_parsing.h).
+  grpc::ServerBidiReactor<grpc::ByteBuffer, v1::CallReply>* OpenCallStream(
+      grpc::CallbackServerContext* context);
   grpc::ServerWriteReactor<v1::CallReply>* Watch(grpc::CallbackServerContext* context,
                                                  const v1::CallRequest* request) override;
 
   Engine& engine() { return engine_; }
+  ReplyBudget& reply_budget() { return reply_budget_; }
 
  private:
+  template <class Request, class Reply>
+  using UnaryHandler = grpc::ServerUnaryReactor* (TurbineService::*)(grpc::CallbackServerContext*,
+                                                                     const Request*, Reply*);
+  // Registers every method with raw requests, parsed by request_parsing.h
+  // so that one that does not parse is INVALID_ARGUMENT saying why (request_parsing.cc).
+  void ParseRequestsOurselves();
+  template <class Request, class Reply>
+  void ParseUnaryRequests(int index, Rpc rpc, UnaryHandler<Request, Reply> handler);
+
   void OnEngineChange();
   // Reject finishes a unary RPC with an error, counting it.
   grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* context,
@@ -146,6 +163,7 @@ class TurbineService final : public v1::Turbine::CallbackService {
   const std::string expected_authorization_;  // "Bearer <token>", empty: no token needed
   std::function<void()> on_shutdown_;
   BackgroundQueue background_;
+  ReplyBudget reply_budget_;
   uint64_t change_listener_ = 0;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 

@@ -3,7 +3,8 @@
 //   turbined [--config FILE] [--data-dir DIR] [--listen ADDR]... [--workers N]
 //            [--snapshot-interval-ms N] [--log-level LEVEL] [--auth-token-file F]
 //            [--max-message-bytes N] [--tls-cert F --tls-key F] [--insecure]
-//            [--metrics-listen HOST:PORT]
+//            [--metrics-listen HOST:PORT] [--max-connections N] [--max-connection-idle-ms N]
+//            [--stream-reply-buffer-bytes N] [--reply-buffer-bytes N]
 //
 // Every flag can come from the --config file instead (TOML or INI, keys named like the
 // flags; deploy/turbined.toml lists them all); a flag on the command line wins.
@@ -72,7 +73,7 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   app.add_option("--listen", options.listen,
                  "address to serve: unix:PATH or HOST:PORT, repeatable "
                  "(default unix:<data-dir>/turbined.sock)");
-  app.add_option("--workers", options.workers, "engine worker threads (0: one per core)")
+  app.add_option("--workers", options.workers, "engine worker threads (0: one per core; at most 1024)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--snapshot-interval-ms", snapshot_interval_ms,
@@ -99,6 +100,25 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   app.add_option("--metrics-listen", options.metrics_listen,
                  "serve Prometheus metrics at http://HOST:PORT/metrics (IPv4 or localhost; "
                  "port 0 picks one; off by default)");
+  app.add_option("--max-connections", options.max_connections,
+                 "client connections open at once; more wait until one closes (0: half the "
+                 "open-file limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  int max_connection_idle_ms = static_cast<int>(options.max_connection_idle.count());
+  app.add_option("--max-connection-idle-ms", max_connection_idle_ms,
+                 "close a connection with no call in flight for this long (0: never)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--stream-reply-buffer-bytes", options.stream_reply_buffer_bytes,
+                 "a CallStream stops reading requests while this many bytes of replies wait "
+                 "for its client")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
+      ->capture_default_str();
+  app.add_option("--reply-buffer-bytes", options.reply_buffer_bytes,
+                 "... or while this many wait for all clients together")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -107,6 +127,7 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
     return app.exit(error) == 0 ? 0 : kExitBadConfig;
   }
   options.snapshot_interval = std::chrono::milliseconds(snapshot_interval_ms);
+  options.max_connection_idle = std::chrono::milliseconds(max_connection_idle_ms);
 
   return -1;
 }

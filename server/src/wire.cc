@@ -1,6 +1,7 @@
 // wire.cc — the non-template parts of wire.h: kinds, task references and WireValue.
 #include "turbine/server/wire.h"
 
+#include <algorithm>
 #include <charconv>
 
 namespace turbine::server {
@@ -35,6 +36,28 @@ absl::Status WrongKind(const v1::Value& value, const std::string& expected) {
   return absl::InvalidArgumentError("expected " + expected + ", got " + KindName(value));
 }
 
+void StringToWire(const std::string& text, v1::Value* out) {
+  if (IsValidUtf8(text)) {
+    out->set_string_value(text);
+  } else {
+    out->set_bytes_value(text);
+  }
+}
+
+bool KeyToWire(const std::string& key, v1::MapEntry* entry) {
+  if (IsValidUtf8(key)) {
+    entry->set_key(key);
+    return false;
+  }
+  entry->set_key(EscapeInvalidUtf8(key));
+  return true;
+}
+
+void SortEntries(v1::ValueMap* map) {
+  std::sort(map->mutable_entries()->begin(), map->mutable_entries()->end(),
+            [](const v1::MapEntry& a, const v1::MapEntry& b) { return a.key() < b.key(); });
+}
+
 void RefToWire(RawVc vc, v1::TaskRef* out) {
   out->set_task(vc.task);
   if (vc.is_cell()) {
@@ -52,7 +75,7 @@ absl::Status RefFromWire(const v1::TaskRef& ref, RawVc* out) {
   const ValueType* type = FindValueType(ref.cell_type());
   if (type == nullptr) {
     return absl::InvalidArgumentError("task reference names an unknown value type '" +
-                                      ref.cell_type() + "'");
+                                      Echo(ref.cell_type()) + "'");
   }
   *out = RawVc::Cell(ref.task(), type->id, ref.cell_index());
   return absl::OkStatus();
@@ -115,7 +138,7 @@ void Wire<WireValue>::To(const WireValue& value, v1::Value* out) {
     void operator()(bool v) const { out->set_bool_value(v); }
     void operator()(int64_t v) const { out->set_int_value(v); }
     void operator()(double v) const { out->set_double_value(v); }
-    void operator()(const std::string& v) const { out->set_string_value(v); }
+    void operator()(const std::string& v) const { StringToWire(v, out); }
     void operator()(const Bytes& v) const { out->set_bytes_value(v.data); }
     void operator()(const WireValue::List& v) const {
       v1::ValueList* list = out->mutable_list_value();
@@ -123,11 +146,13 @@ void Wire<WireValue>::To(const WireValue& value, v1::Value* out) {
     }
     void operator()(const WireValue::Map& v) const {
       v1::ValueMap* map = out->mutable_map_value();
+      bool escaped = false;
       for (const auto& [key, item] : v) {
         v1::MapEntry* entry = map->add_entries();
-        entry->set_key(key);
+        escaped |= KeyToWire(key, entry);
         Wire<WireValue>::To(item, entry->mutable_value());
       }
+      if (escaped) SortEntries(map);
     }
     void operator()(RawVc v) const { RefToWire(v, out->mutable_ref_value()); }
   };
@@ -158,6 +183,27 @@ uint64_t HashValue(const WireValue& value, uint64_t seed) {
         }
       },
       value.data);
+}
+
+bool SameValue(const WireValue& a, const WireValue& b) {
+  if (a.data.index() != b.data.index()) return false;
+  return std::visit(
+      [&b](const auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        const T& y = std::get<T>(b.data);
+        if constexpr (std::is_same_v<T, WireValue::List>) {
+          return std::equal(x.begin(), x.end(), y.begin(), y.end(),
+                            [](const WireValue& p, const WireValue& q) { return SameValue(p, q); });
+        } else if constexpr (std::is_same_v<T, WireValue::Map>) {
+          return std::equal(x.begin(), x.end(), y.begin(), y.end(),
+                            [](const auto& p, const auto& q) {
+                              return p.first == q.first && SameValue(p.second, q.second);
+                            });
+        } else {
+          return SameValue(x, y);
+        }
+      },
+      a.data);
 }
 
 }  // namespace turbine

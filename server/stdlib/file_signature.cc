@@ -10,6 +10,7 @@
 #include <ctime>
 
 #include "turbine/error.h"
+#include "turbine/text.h"
 
 namespace turbine::stdlib {
 namespace {
@@ -31,7 +32,7 @@ struct Fd {
 }  // namespace
 
 void FailErrno(std::string_view function, const std::string& path, int error) {
-  Fail(std::string(function) + ": " + path + ": " + std::strerror(error));
+  Fail(std::string(function) + ": " + Echo(path) + ": " + std::strerror(error));
 }
 
 FileSignature SignatureOf(const struct stat& st) {

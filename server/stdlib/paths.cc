@@ -4,12 +4,13 @@
 #include <filesystem>
 
 #include "turbine/error.h"
+#include "turbine/text.h"
 
 namespace turbine::stdlib {
 
 std::string NormalPath(std::string_view path, std::string_view function) {
   if (path.empty() || path.front() != '/') {
-    Fail(std::string(function) + ": path must be absolute, got \"" + std::string(path) + "\"");
+    Fail(std::string(function) + ": path must be absolute, got \"" + Echo(path) + "\"");
   }
   if (path.find('\0') != std::string_view::npos) {
     Fail(std::string(function) + ": path contains a NUL byte");

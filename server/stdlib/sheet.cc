@@ -27,6 +27,7 @@
 #include "turbine/engine.h"
 #include "turbine/server/export.h"
 #include "turbine/server/wire_value.h"
+#include "turbine/text.h"
 
 namespace turbine::stdlib {
 namespace {
@@ -58,7 +59,7 @@ CellSource Classify(const std::string& name, const std::optional<WireValue>& inp
   if (!input.has_value()) {
     // The engine's message for an input that was never set; anything else (say, an input
     // set in-process with a non-wire type) is reported as is.
-    if (read_error == "input '" + name + "' is not set") {
+    if (read_error == "input '" + Echo(name) + "' is not set") {
       source.error = "cell " + name + " is not defined";
     } else {
       source.error = "cell " + name + ": " + read_error;

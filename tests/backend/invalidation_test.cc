@@ -1,6 +1,8 @@
 // Invalidation: an input change re-executes exactly what it affects, and no more.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "counting.h"
@@ -191,6 +193,46 @@ TEST(Inputs, ReadingAsTheWrongTypeIsAnError) {
   absl::StatusOr<int64_t> wrong = engine.Read(unset());
   ASSERT_FALSE(wrong.ok());
   EXPECT_NE(wrong.status().message().find("string"), std::string::npos);
+}
+
+// A double result that comes out bit-for-bit the same (a NaN) stops the change; one that
+// only compares equal (-0.0 after 0.0) does not: SameValue, value_type.h.
+Task<std::vector<double>> ScaledImpl() {
+  const int64_t mode = co_await Input<int64_t>("mode");
+  if (mode < 2) co_return std::vector<double>{std::numeric_limits<double>::quiet_NaN()};
+  co_return std::vector<double>{mode == 2 ? 0.0 : -0.0};
+}
+inline const turbine::Function<ScaledImpl> scaled{"test.inv.scaled", 1};
+
+Task<int64_t> ScaledReaderImpl() { co_return static_cast<int64_t>((co_await scaled()).size()); }
+inline const turbine::Function<ScaledReaderImpl> scaled_reader{"test.inv.scaled_reader", 1};
+
+Task<double> ArgumentImpl(double x) { co_return x; }
+inline const turbine::Function<ArgumentImpl> argument{"test.inv.argument", 1};
+
+TEST(Invalidation, DoublesCompareByTheirBits) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  ASSERT_TRUE(engine.SetInput("mode", int64_t{0}).ok());
+  ASSERT_EQ(*engine.Read(scaled_reader()), 1);
+  ASSERT_TRUE(engine.SetInput("mode", int64_t{1}).ok());  // NaN again: unchanged
+  ASSERT_EQ(*engine.Read(scaled_reader()), 1);
+  EXPECT_EQ(Executions(engine, "test.inv.scaled"), 2u);
+  EXPECT_EQ(Executions(engine, "test.inv.scaled_reader"), 1u);
+  ASSERT_TRUE(engine.SetInput("mode", int64_t{2}).ok());  // 0.0: changed
+  ASSERT_EQ(*engine.Read(scaled_reader()), 1);
+  ASSERT_TRUE(engine.SetInput("mode", int64_t{3}).ok());  // -0.0: changed again
+  ASSERT_EQ(*engine.Read(scaled_reader()), 1);
+  EXPECT_EQ(Executions(engine, "test.inv.scaled_reader"), 3u);
+
+  // A NaN argument names one task, not a new one per call; -0.0 and 0.0 name two.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  (void)engine.Read(argument(nan));
+  (void)engine.Read(argument(nan));
+  EXPECT_EQ(Executions(engine, "test.inv.argument"), 1u);
+  EXPECT_FALSE(std::signbit(*engine.Read(argument(0.0))));
+  EXPECT_TRUE(std::signbit(*engine.Read(argument(-0.0))));
+  EXPECT_EQ(Executions(engine, "test.inv.argument"), 3u);
 }
 
 }  // namespace

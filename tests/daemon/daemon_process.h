@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +24,10 @@ class DaemonProcess {
     pid_ = ::fork();
     if (pid_ == 0) {
       ::dup2(out[1], STDERR_FILENO);
+      if (open_file_limit_ > 0) {
+        const rlimit limit{open_file_limit_, open_file_limit_};
+        ::setrlimit(RLIMIT_NOFILE, &limit);
+      }
       std::vector<char*> argv;
       std::string binary = TURBINED_PATH;
       argv.push_back(binary.data());
@@ -36,6 +41,10 @@ class DaemonProcess {
     log_fd_ = out[0];
     return WaitForLine("turbined ready on ", &address_);
   }
+
+  // LimitOpenFiles makes the next Start run turbined with this open-file limit (soft and
+  // hard, so turbined cannot raise it).
+  void LimitOpenFiles(rlim_t limit) { open_file_limit_ = limit; }
 
   // Signal sends `signal` and returns the exit status (code, or 128 + signal).
   int Stop(int signal) {
@@ -62,6 +71,24 @@ class DaemonProcess {
   bool WaitForLog(const std::string& marker) {
     std::string rest;
     return WaitForLine(marker, &rest);
+  }
+
+  // WaitForAnyLog waits (up to 60 s) until the daemon logs a line containing one of
+  // `markers` and returns that marker, or "" if none came.
+  std::string WaitForAnyLog(const std::vector<std::string>& markers) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      for (const std::string& marker : markers) {
+        if (log_.find(marker) != std::string::npos) return marker;
+      }
+      pollfd poll_fd{log_fd_, POLLIN, 0};
+      if (::poll(&poll_fd, 1, 200) <= 0) continue;
+      char buffer[4096];
+      const ssize_t n = ::read(log_fd_, buffer, sizeof(buffer));
+      if (n <= 0) return "";  // exited
+      log_.append(buffer, static_cast<size_t>(n));
+    }
+    return "";
   }
 
   const std::string& address() const { return address_; }
@@ -98,6 +125,7 @@ class DaemonProcess {
     while ((n = ::read(log_fd_, buffer, sizeof(buffer))) > 0) log_.append(buffer, static_cast<size_t>(n));
   }
 
+  rlim_t open_file_limit_ = 0;
   pid_t pid_ = -1;
   int log_fd_ = -1;
   std::string address_;

@@ -2,6 +2,9 @@
 // sources, bad requests and their status codes, inputs, watches and streams.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -290,6 +293,43 @@ TEST(Protocol, TcpIsOptInAndOffLoopbackNeedsTlsOrInsecure) {
   v1::CallReply reply;
   ASSERT_TRUE(loopback.Call(Request("demo.fib", {Int(11)}), &reply).ok());
   EXPECT_EQ(reply.value().int_value(), 89);
+}
+
+// turbined accepts connections itself and hands them to gRPC (server/src/listeners.h):
+// TLS still runs gRPC's handshake, and "localhost" binds each of its addresses on one port.
+TEST(Protocol, TlsOnLocalhostIsServedThroughTheDaemonsOwnAcceptor) {
+  TempDir dir;
+  const std::string cert = dir.str() + "/cert.pem";
+  const std::string key = dir.str() + "/key.pem";
+  const std::string openssl =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -addext "
+      "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1 -keyout " +
+      key + " -out " + cert + " 2>/dev/null";
+  ASSERT_EQ(std::system(openssl.c_str()), 0) << "openssl is needed (scripts/setup installs it)";
+  LiveServer live(dir.str() + "/data",
+                  turbine::server::ServerOptions{
+                      .listen = {"localhost:0"}, .tls_cert_file = cert, .tls_key_file = key});
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string address = live.server->addresses().front();
+  ASSERT_TRUE(address.starts_with("localhost:")) << address;
+  ASSERT_NE(address, "localhost:0");
+
+  std::ifstream in(cert);
+  const std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = pem;
+  auto stub = v1::Turbine::NewStub(grpc::CreateChannel(address, grpc::SslCredentials(ssl)));
+  v1::CallReply reply;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  const grpc::Status status = stub->Call(&context, Request("demo.fib", {Int(12)}), &reply);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(reply.value().int_value(), 144);
+
+  // Plain text to the TLS port is not served.
+  grpc::ClientContext plain_context;
+  plain_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  EXPECT_FALSE(live.stub->Call(&plain_context, Request("demo.fib", {Int(12)}), &reply).ok());
 }
 
 }  // namespace

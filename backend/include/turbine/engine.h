@@ -40,8 +40,13 @@ struct InvalidationTarget;  // the engine an Invalidator reaches, cleared when i
 enum class LogLevel : uint8_t { kInfo, kWarning, kError };
 using Logger = std::function<void(LogLevel level, std::string_view message)>;
 
+// kMaxWorkerThreads bounds EngineOptions::worker_threads: more would only exhaust the
+// process's threads (a larger request is clamped; turbined refuses it).
+inline constexpr int kMaxWorkerThreads = 1024;
+
 struct EngineOptions {
-  // Worker threads that run task bodies; 0 means one per hardware thread.
+  // Worker threads that run task bodies; 0 means one per hardware thread. At most
+  // kMaxWorkerThreads.
   int worker_threads = 0;
   // Persistent storage, or null to keep everything in memory. Not owned; must outlive the
   // engine.

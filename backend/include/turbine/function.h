@@ -111,7 +111,7 @@ struct TupleOps<std::tuple<A...>> {
     return seed;
   }
   static bool Equal(const void* a, const void* b) {
-    return *static_cast<const Tuple*>(a) == *static_cast<const Tuple*>(b);
+    return SameValue(*static_cast<const Tuple*>(a), *static_cast<const Tuple*>(b));
   }
   static void* Box(void* stack_args) {
     return new Tuple(std::move(*static_cast<Tuple*>(stack_args)));

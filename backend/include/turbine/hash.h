@@ -29,7 +29,8 @@ inline uint64_t HashValue(int64_t v, uint64_t seed) { return HashScalar(v, seed)
 inline uint64_t HashValue(uint32_t v, uint64_t seed) { return HashScalar(v, seed); }
 inline uint64_t HashValue(uint64_t v, uint64_t seed) { return HashScalar(v, seed); }
 inline uint64_t HashValue(double v, uint64_t seed) {
-  // +0.0 and -0.0 compare equal, so they must hash equal.
+  // +0.0 and -0.0 hash alike. They are different values (SameValue, value_type.h), and
+  // hashing them alike only costs a collision, but keeps the keys of tasks already stored.
   return HashScalar(v == 0.0 ? 0.0 : v, seed);
 }
 inline uint64_t HashValue(std::string_view v, uint64_t seed) {

@@ -19,6 +19,7 @@
 // Thread-safety: ValueTypeOf<T>() and the lookups are safe from any thread.
 #pragma once
 
+#include <bit>
 #include <concepts>
 #include <map>
 #include <memory>
@@ -95,6 +96,66 @@ uint64_t HashValue(const T& v, uint64_t seed) {
   return seed;
 }
 
+// --- Equality ----------------------------------------------------------------------------
+// SameValue is the engine's equality, for early cutoff, input changes and argument lookup:
+// operator==, except that doubles compare by their bits. A cache must call a value
+// unchanged only if nothing can tell it from the old one: -0.0 is not 0.0 (1 / x
+// differs), and a NaN is the same as itself (IEEE == would call every NaN a change, and
+// a NaN argument a new task on every call). Composites compare element by element; a
+// user type without kFields uses its own operator==.
+inline bool SameValue(double a, double b) {
+  return std::bit_cast<uint64_t>(a) == std::bit_cast<uint64_t>(b);
+}
+template <class T>
+bool SameValue(const T& a, const T& b) {
+  return a == b;
+}
+template <class T>
+bool SameValue(const std::vector<T>& a, const std::vector<T>& b);
+template <class T>
+bool SameValue(const std::optional<T>& a, const std::optional<T>& b);
+template <class T>
+bool SameValue(const std::map<std::string, T>& a, const std::map<std::string, T>& b);
+template <class... T>
+bool SameValue(const std::tuple<T...>& a, const std::tuple<T...>& b);
+template <HasFields T>
+bool SameValue(const T& a, const T& b);
+
+template <class T>
+bool SameValue(const std::vector<T>& a, const std::vector<T>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!SameValue(a[i], b[i])) return false;
+  }
+  return true;
+}
+template <class T>
+bool SameValue(const std::optional<T>& a, const std::optional<T>& b) {
+  return a.has_value() == b.has_value() && (!a.has_value() || SameValue(*a, *b));
+}
+template <class T>
+bool SameValue(const std::map<std::string, T>& a, const std::map<std::string, T>& b) {
+  if (a.size() != b.size()) return false;
+  for (auto i = a.begin(), k = b.begin(); i != a.end(); ++i, ++k) {
+    if (i->first != k->first || !SameValue(i->second, k->second)) return false;
+  }
+  return true;
+}
+template <class... T>
+bool SameValue(const std::tuple<T...>& a, const std::tuple<T...>& b) {
+  return std::apply(
+      [&](const T&... x) {
+        return std::apply([&](const T&... y) { return (SameValue(x, y) && ...); }, b);
+      },
+      a);
+}
+template <HasFields T>
+bool SameValue(const T& a, const T& b) {
+  return std::apply(
+      [&](const auto&... f) { return (SameValue(a.*(f.member), b.*(f.member)) && ...); },
+      T::kFields);
+}
+
 // ValueTraits<T>::Name() gives the stable type name. Specialized below for built-ins.
 template <class T>
 struct ValueTraits;
@@ -132,7 +193,7 @@ const ValueType* RegisterValueType(ValueType type, const void* cxx_type_tag);
 
 template <class T>
 bool EqualErased(const void* a, const void* b) {
-  return *static_cast<const T*>(a) == *static_cast<const T*>(b);
+  return SameValue(*static_cast<const T*>(a), *static_cast<const T*>(b));
 }
 template <class T>
 uint64_t HashErased(const void* v, uint64_t seed) {

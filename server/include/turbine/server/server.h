@@ -42,6 +42,18 @@ struct ServerOptions {
   // "IPV4:PORT" or "localhost:PORT" (port 0 picks a free one). Off this machine only with
   // `insecure` (metrics have no TLS and no token).
   std::string metrics_listen;
+  // Client connections open at once; at the limit, new ones wait in the listen backlog
+  // until one closes. 0: half the open-file limit (whose soft value Start raises to the hard
+  // one).
+  int max_connections = 0;
+  // A connection with no call in flight for this long is closed (the client reconnects
+  // when it calls again). 0: never.
+  std::chrono::milliseconds max_connection_idle{300'000};
+  // CallStream flow control: a stream stops reading requests while replies its client has
+  // not read reach stream_reply_buffer_bytes, or (when it has any queued) while those of
+  // all streams reach reply_buffer_bytes; it reads again as its client catches up.
+  int64_t stream_reply_buffer_bytes = 16 << 20;
+  int64_t reply_buffer_bytes = 256 << 20;
 };
 
 class Server {

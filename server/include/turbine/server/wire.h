@@ -6,6 +6,11 @@
 // reference), and user structs that declare kFields (a map of their fields). A type
 // without a Wire specialization can still be a result: the reply then carries its task
 // reference, to be passed on as an argument or a receiver.
+//
+// Text that is not UTF-8 (a file name can be any bytes) cannot be a protobuf `string`: a
+// std::string travels as string_value when it is valid UTF-8 and as bytes_value when it
+// is not, and a std::string parameter accepts either, so such a name comes back as it
+// went. A map key has no bytes form: its invalid bytes are escaped (`\xHH`, text.h).
 #pragma once
 
 #include <absl/status/status.h>
@@ -21,6 +26,7 @@
 #include <vector>
 
 #include "turbine/server/wire_value.h"
+#include "turbine/text.h"
 #include "turbine/v1/turbine.pb.h"
 #include "turbine/vc.h"
 
@@ -29,6 +35,13 @@ namespace turbine::server {
 // KindName names a wire value's kind for error messages ("string", "list", ...).
 std::string KindName(const v1::Value& value);
 absl::Status WrongKind(const v1::Value& value, const std::string& expected);
+
+// StringToWire sets string_value, or bytes_value when `text` is not UTF-8.
+void StringToWire(const std::string& text, v1::Value* out);
+// KeyToWire sets a map entry's key (escaped if it is not UTF-8); SortEntries restores the
+// promised key order after escaping changed a key.
+bool KeyToWire(const std::string& key, v1::MapEntry* entry);
+void SortEntries(v1::ValueMap* map);
 
 // Task references on the wire.
 void RefToWire(RawVc vc, v1::TaskRef* out);
@@ -99,11 +112,16 @@ template <>
 struct Wire<std::string> {
   static constexpr bool kSupported = true;
   static absl::Status From(const v1::Value& in, std::string* out) {
-    if (in.kind_case() != v1::Value::kStringValue) return WrongKind(in, "a string");
-    *out = in.string_value();
+    if (in.kind_case() == v1::Value::kStringValue) {
+      *out = in.string_value();
+    } else if (in.kind_case() == v1::Value::kBytesValue) {
+      *out = in.bytes_value();  // text that is not UTF-8, a file name say
+    } else {
+      return WrongKind(in, "a string");
+    }
     return absl::OkStatus();
   }
-  static void To(const std::string& value, v1::Value* out) { out->set_string_value(value); }
+  static void To(const std::string& value, v1::Value* out) { StringToWire(value, out); }
 };
 
 template <>
@@ -207,7 +225,7 @@ struct Wire<std::map<std::string, T>> {
       T value{};
       absl::Status status = Wire<T>::From(entry.value(), &value);
       if (!status.ok()) {
-        return absl::InvalidArgumentError("key '" + entry.key() +
+        return absl::InvalidArgumentError("key '" + Echo(entry.key()) +
                                           "': " + std::string(status.message()));
       }
       (*out)[entry.key()] = std::move(value);
@@ -216,11 +234,13 @@ struct Wire<std::map<std::string, T>> {
   }
   static void To(const std::map<std::string, T>& value, v1::Value* out) {
     v1::ValueMap* map = out->mutable_map_value();
-    for (const auto& [key, item] : value) {  // std::map: already sorted by key
+    bool escaped = false;
+    for (const auto& [key, item] : value) {  // std::map: sorted by key, unless escaped
       v1::MapEntry* entry = map->add_entries();
-      entry->set_key(key);
+      escaped |= KeyToWire(key, entry);
       Wire<T>::To(item, entry->mutable_value());
     }
+    if (escaped) SortEntries(map);
   }
 };
 
@@ -251,10 +271,10 @@ struct Wire<T> {
           T::kFields);
       if (!known) {
         return absl::InvalidArgumentError(std::string(T::kTypeName) + " has no field '" +
-                                          entry.key() + "'");
+                                          Echo(entry.key()) + "'");
       }
       if (!status.ok()) {
-        return absl::InvalidArgumentError("field '" + entry.key() +
+        return absl::InvalidArgumentError("field '" + Echo(entry.key()) +
                                           "': " + std::string(status.message()));
       }
     }
@@ -275,8 +295,7 @@ struct Wire<T> {
         },
         T::kFields);
     // The protocol promises entries sorted by key; fields are declared in any order.
-    std::sort(map->mutable_entries()->begin(), map->mutable_entries()->end(),
-              [](const v1::MapEntry& a, const v1::MapEntry& b) { return a.key() < b.key(); });
+    SortEntries(map);
   }
 };
 

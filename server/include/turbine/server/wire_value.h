@@ -50,6 +50,8 @@ struct WireValue {
 };
 
 uint64_t HashValue(const WireValue& value, uint64_t seed);
+// SameValue: the engine's equality (value_type.h), doubles by their bits at any depth.
+bool SameValue(const WireValue& a, const WireValue& b);
 
 template <>
 struct ValueTraits<WireValue> {

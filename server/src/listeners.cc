@@ -1,0 +1,313 @@
+// listeners.cc — see listeners.h.
+#include "listeners.h"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <utility>
+
+namespace turbine::server {
+namespace {
+
+constexpr std::string_view kUnixPrefix = "unix:";
+// How long accepting pauses when the process is out of descriptors, and how often the
+// count of open connections is re-checked while it is at the bound.
+constexpr int kRetryMillis = 100;
+
+std::string Errno(int error) { return std::strerror(error); }
+
+absl::StatusOr<BoundAddress> ListenUnix(const std::string& address) {
+  const std::string path = address.substr(kUnixPrefix.size());
+  sockaddr_un addr{};
+  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError("socket path '" + path + "' is empty or too long");
+  }
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) return absl::UnavailableError("cannot create a unix socket: " + Errno(errno));
+  ::unlink(path.c_str());  // a dead daemon's socket
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::listen(fd.get(), SOMAXCONN) != 0) {
+    return absl::UnavailableError("cannot listen on " + address + ": " + Errno(errno));
+  }
+  BoundAddress bound;
+  bound.address = address;
+  bound.sockets.push_back(std::move(fd));
+  return bound;
+}
+
+// SplitHostPort splits "host:port" and "[v6]:port".
+absl::Status SplitHostPort(const std::string& address, std::string* host, int* port) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) {
+    return absl::InvalidArgumentError("listen address '" + address +
+                                      "' is neither unix:PATH nor HOST:PORT");
+  }
+  *host = address.substr(0, colon);
+  if (host->starts_with("[") && host->ends_with("]")) *host = host->substr(1, host->size() - 2);
+  const std::string_view digits = std::string_view(address).substr(colon + 1);
+  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), *port);
+  if (digits.empty() || error != std::errc() || end != digits.data() + digits.size() || *port < 0 ||
+      *port > 65535) {
+    return absl::InvalidArgumentError("listen address '" + address +
+                                      "' needs a port from 0 to 65535");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<UniqueFd> ListenTcp(const addrinfo& info, int port, std::string* error) {
+  UniqueFd fd(::socket(info.ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) {
+    *error = Errno(errno);
+    return absl::UnavailableError(*error);
+  }
+  const int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // inherited by accept
+  sockaddr_storage addr{};
+  std::memcpy(&addr, info.ai_addr, info.ai_addrlen);
+  if (info.ai_family == AF_INET6) {
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    // "::" serves IPv4 too (as gRPC does); a specific v6 address only itself, so that
+    // "localhost" can bind 127.0.0.1 and ::1 on the same port.
+    const int v6_only = IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr) ? 0 : 1;
+    ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6_only, sizeof(v6_only));
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+  } else {
+    reinterpret_cast<sockaddr_in*>(&addr)->sin_port = htons(static_cast<uint16_t>(port));
+  }
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), info.ai_addrlen) != 0 ||
+      ::listen(fd.get(), SOMAXCONN) != 0) {
+    *error = Errno(errno);
+    return absl::UnavailableError(*error);
+  }
+  return fd;
+}
+
+int BoundPort(int fd) {
+  sockaddr_storage addr{};
+  socklen_t length = sizeof(addr);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) != 0) return 0;
+  return addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                                    : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+}
+
+absl::StatusOr<BoundAddress> ListenHostPort(const std::string& address) {
+  std::string host;
+  int port = 0;
+  if (absl::Status split = SplitHostPort(address, &host, &port); !split.ok()) return split;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (const int error = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), "0", &hints, &found);
+      error != 0) {
+    return absl::InvalidArgumentError("cannot resolve '" + host + "' in listen address " + address +
+                                      ": " + ::gai_strerror(error));
+  }
+  BoundAddress bound;
+  std::string error = "no address";
+  for (const addrinfo* info = found; info != nullptr; info = info->ai_next) {
+    if (info->ai_family != AF_INET && info->ai_family != AF_INET6) continue;
+    absl::StatusOr<UniqueFd> fd = ListenTcp(*info, port, &error);
+    if (!fd.ok()) continue;  // as gRPC does: ::1 may be missing where 127.0.0.1 works
+    if (port == 0) port = BoundPort(fd->get());  // the other addresses take the same port
+    bound.sockets.push_back(std::move(*fd));
+  }
+  ::freeaddrinfo(found);
+  if (bound.sockets.empty()) {
+    return absl::UnavailableError("cannot listen on " + address + ": " + error);
+  }
+  bound.address = address.substr(0, address.rfind(':')) + ":" + std::to_string(port);
+  return bound;
+}
+
+bool OutOfResources(int error) {
+  return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+}
+
+}  // namespace
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+absl::StatusOr<BoundAddress> Listen(const std::string& address) {
+  return address.starts_with(kUnixPrefix) ? ListenUnix(address) : ListenHostPort(address);
+}
+
+void ConfigureConnections(ServerOptions& options, grpc::ServerBuilder& builder) {
+  const OpenFileLimit limit = RaiseOpenFileLimit();
+  if (options.max_connections <= 0) options.max_connections = DefaultMaxConnections(limit.now);
+  if (limit.now != limit.before) {
+    spdlog::info("open file limit {} (raised from {}); at most {} connections", limit.now,
+                 limit.before, options.max_connections);
+  } else {
+    spdlog::info("open file limit {}; at most {} connections", limit.now, options.max_connections);
+  }
+  const auto millis = [](std::chrono::milliseconds duration) {
+    return static_cast<int>(std::min<int64_t>(duration.count(), INT32_MAX));
+  };
+  if (options.max_connection_idle.count() > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                               millis(options.max_connection_idle));
+  }
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, millis(kKeepaliveTime));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, millis(kKeepaliveTimeout));
+  // Without this gRPC stops pinging after two pings with no data in between, and a long
+  // quiet Watch to a vanished peer would never be noticed.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, millis(kHandshakeTimeout));
+}
+
+OpenFileLimit RaiseOpenFileLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return {};
+  OpenFileLimit result{.before = limit.rlim_cur, .now = limit.rlim_cur};
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) result.now = raised.rlim_cur;
+  }
+  return result;
+}
+
+int DefaultMaxConnections(uint64_t open_file_limit) {
+  constexpr uint64_t kCeiling = 1 << 20;
+  return static_cast<int>(std::clamp<uint64_t>(open_file_limit / 2, 1, kCeiling));
+}
+
+absl::StatusOr<std::unique_ptr<ConnectionAcceptor>> ConnectionAcceptor::Start(
+    std::vector<Port> ports, int max_connections) {
+  UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (wake.get() < 0) return absl::UnavailableError("cannot create an eventfd: " + Errno(errno));
+  auto acceptor = std::unique_ptr<ConnectionAcceptor>(
+      new ConnectionAcceptor(std::move(ports), max_connections, std::move(wake)));
+  acceptor->thread_ = std::thread([raw = acceptor.get()] { raw->Run(); });
+  return acceptor;
+}
+
+ConnectionAcceptor::ConnectionAcceptor(std::vector<Port> ports, int max_connections, UniqueFd wake)
+    : ports_(std::move(ports)), max_connections_(max_connections), wake_(std::move(wake)) {}
+
+ConnectionAcceptor::~ConnectionAcceptor() {
+  const uint64_t one = 1;
+  if (::write(wake_.get(), &one, sizeof(one)) < 0) {
+    // An eventfd write fails only when its counter would overflow: it is already woken.
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void ConnectionAcceptor::ForgetClosed() {
+  std::erase_if(connections_, [](const Connection& connection) {
+    struct stat now {};
+    return ::fstat(connection.fd, &now) != 0 || now.st_dev != connection.device ||
+           now.st_ino != connection.inode;
+  });
+}
+
+bool ConnectionAcceptor::AtLimit() {
+  if (static_cast<int>(connections_.size()) < max_connections_) return false;
+  ForgetClosed();
+  return static_cast<int>(connections_.size()) >= max_connections_;
+}
+
+void ConnectionAcceptor::Run() {
+  // pollfds: the wake eventfd first, then every listening socket.
+  std::vector<pollfd> polled{{wake_.get(), POLLIN, 0}};
+  std::vector<std::pair<Port*, int>> sources;
+  for (Port& port : ports_) {
+    for (const UniqueFd& socket : port.bound.sockets) {
+      polled.push_back({socket.get(), POLLIN, 0});
+      sources.emplace_back(&port, socket.get());
+    }
+  }
+  bool waiting = false;  // at the bound, or out of descriptors: listen only for the wake
+  bool said_full = false;
+  for (;;) {
+    const int ready =
+        ::poll(polled.data(), waiting ? 1 : polled.size(), waiting ? kRetryMillis : -1);
+    if (ready < 0 && errno != EINTR) {
+      spdlog::error("accepting connections: poll failed: {}", Errno(errno));
+      waiting = true;  // retried after the pause rather than spinning
+      continue;
+    }
+    if (polled[0].revents != 0) return;  // stopping
+    waiting = false;
+    if (AtLimit()) {
+      if (!said_full) {
+        spdlog::warn(
+            "{} connections are open, the limit (--max-connections): new ones wait "
+            "until one closes",
+            max_connections_);
+        said_full = true;
+      }
+      waiting = true;
+      continue;
+    }
+    if (said_full) {
+      spdlog::info("accepting connections again");
+      said_full = false;
+    }
+    for (size_t i = 0; i < sources.size() && !waiting; ++i) {
+      if (ready > 0 && (polled[i + 1].revents & POLLIN) == 0) continue;
+      waiting = !AcceptFrom(*sources[i].first, sources[i].second);
+    }
+  }
+}
+
+bool ConnectionAcceptor::AcceptFrom(Port& port, int listen_fd) {
+  while (!AtLimit()) {
+    const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      const int error = errno;
+      if (error == EINTR || error == ECONNABORTED || error == EPROTO) continue;
+      if (error == EAGAIN || error == EWOULDBLOCK) break;
+      if (OutOfResources(error)) {
+        // The connection stays in the backlog; it is accepted once descriptors come free.
+        if (!std::exchange(said_out_of_fds_, true)) {
+          spdlog::warn("cannot accept a connection: {}; retrying as descriptors come free",
+                       Errno(error));
+        }
+        return false;
+      }
+      spdlog::error("cannot accept a connection on {}: {}", port.bound.address, Errno(error));
+      return false;  // paused, not spinning, on an error we do not expect
+    }
+    if (std::exchange(said_out_of_fds_, false)) spdlog::info("accepting connections again");
+    struct stat identity {};
+    ::fstat(fd, &identity);
+    connections_.push_back({fd, identity.st_dev, identity.st_ino});
+    // gRPC owns the descriptor from here: it closes it when the connection ends.
+    grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters connection;
+    connection.listener_fd = listen_fd;
+    connection.fd = fd;
+    port.handoff->HandleNewConnection(&connection);
+  }
+  return true;
+}
+
+}  // namespace turbine::server

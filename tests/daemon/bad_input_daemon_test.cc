@@ -1,0 +1,91 @@
+// The real turbined with odd input: a file name that is not UTF-8 through the real CLI and
+// the client library, and flags out of range, which must stop it with exit code 2.
+#include <absl/strings/escaping.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "../storage/temp_dir.h"
+#include "cli_runner.h"
+#include "daemon_process.h"
+#include "turbine/client/client.h"
+#include "turbine/client/values.h"
+
+namespace {
+
+using turbine::testing::CliResult;
+using turbine::testing::DaemonProcess;
+using turbine::testing::RunCli;
+using turbine::testing::TempDir;
+
+const std::string kBadName = "bad\xff\xfename";  // not UTF-8
+
+TEST(BadInputDaemon, AFileNameThatIsNotUtf8ThroughTheCliAndTheClient) {
+  TempDir dir;
+  const std::string files = dir.str() + "/files";
+  std::filesystem::create_directories(files);
+  std::ofstream(files + "/" + kBadName) << "odd\n";
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+  const std::string cli = "--data-dir " + dir.str() + "/data ";
+
+  // The CLI prints the name as JSON bytes ({"$bytes": base64}) ...
+  const CliResult listing = RunCli(cli + "call fs.list " + files);
+  EXPECT_EQ(listing.exit_code, 0) << listing.out;
+  const std::string base64_name = absl::Base64Escape(kBadName);
+  EXPECT_NE(listing.out.find("{\"$bytes\":\"" + base64_name + "\"}"), std::string::npos)
+      << listing.out;
+  // ... and takes the same form back as a path.
+  const std::string path_arg =
+      "'{\"$bytes\":\"" + absl::Base64Escape(files + "/" + kBadName) + "\"}'";
+  const CliResult content = RunCli(cli + "call --raw fs.read " + path_arg);
+  EXPECT_EQ(content.exit_code, 0);
+  EXPECT_EQ(content.out, "odd\n");
+
+  // The client library gets the exact bytes.
+  using namespace turbine::client;
+  auto client = Client::Connect(ConnectOptions{.address = daemon.address()});
+  ASSERT_TRUE(client.ok()) << client.status();
+  absl::StatusOr<CallResult> list = (*client)->Call("fs.list", {Str(files)});
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_TRUE(list->value.ok()) << list->value.status();
+  ASSERT_EQ(list->value->list_value().items_size(), 1);
+  bool found = false;
+  for (const auto& entry : list->value->list_value().items(0).map_value().entries()) {
+    if (entry.key() != "name") continue;
+    const std::string* name = AsBytes(entry.value());
+    ASSERT_NE(name, nullptr) << entry.value().DebugString();
+    EXPECT_EQ(*name, kBadName);
+    found = true;
+  }
+  EXPECT_TRUE(found);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
+// ExitCodeOf starts turbined with `args` and returns its exit code, expecting it not to
+// serve (one that serves anyway is stopped, and the test fails).
+int ExitCodeOf(const std::vector<std::string>& args, std::string* log) {
+  DaemonProcess daemon;
+  if (daemon.Start(args)) {
+    ADD_FAILURE() << "turbined served on " << daemon.address();
+    daemon.Stop(SIGTERM);
+    return -1;
+  }
+  const int code = daemon.Reap();
+  *log = daemon.log();
+  return code;
+}
+
+TEST(BadInputDaemon, OutOfRangeFlagsExitWithCodeTwo) {
+  TempDir dir;
+  std::string log;
+  EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--workers", "100000"}, &log), 2) << log;
+  EXPECT_NE(log.find("workers 100000 is out of range"), std::string::npos) << log;
+  EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--listen", "127.0.0.1:99999"}, &log), 2) << log;
+  EXPECT_NE(log.find("port must be a number from 0 to 65535"), std::string::npos) << log;
+}
+
+}  // namespace

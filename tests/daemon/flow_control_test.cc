@@ -1,0 +1,193 @@
+// CallStream flow control on a real turbined: clients that pipeline calls with 1 MiB
+// replies and do not read them. The replies the daemon holds for them stay within its
+// limits (read from Stats), and once the clients read, every reply arrives, whole, once.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+#include "../server/requests.h"
+#include "../storage/temp_dir.h"
+#include "daemon_process.h"
+#include "turbine/v1/turbine.grpc.pb.h"
+
+namespace {
+
+using turbine::testing::DaemonProcess;
+using turbine::testing::Request;
+using turbine::testing::Str;
+using turbine::testing::TempDir;
+namespace v1 = turbine::v1;
+
+constexpr int64_t kMiB = 1 << 20;
+constexpr int64_t kValueBytes = kMiB;
+// A reply is the value and a few fields around it.
+constexpr int64_t kReplyBytes = kValueBytes + 1024;
+// server/src/reply_budget.h: calls a stream lets compute before its first reply.
+constexpr int64_t kFirstCallsComputing = 4;
+
+// OwnChannel connects on a connection of its own, so that one client not reading cannot
+// hold up another's (HTTP/2 flow control is per connection too).
+std::unique_ptr<v1::Turbine::Stub> OwnChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return v1::Turbine::NewStub(
+      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+}
+
+std::string BigValue() {
+  std::string value(kValueBytes, '\0');
+  for (size_t i = 0; i < value.size(); ++i) value[i] = static_cast<char>(i * 7 + i / 4096);
+  return value;
+}
+
+v1::StatsReply Stats(v1::Turbine::Stub& stub) {
+  v1::StatsReply stats;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  EXPECT_TRUE(stub.Stats(&context, v1::StatsRequest(), &stats).ok());
+  return stats;
+}
+
+// UnreadStream pipelines `calls` calls of input.get("big") with ids 1..calls from a thread
+// (the writes block once the daemon stops reading) and reads nothing until Drain.
+class UnreadStream {
+ public:
+  UnreadStream(const std::string& address, int calls)
+      : stub_(OwnChannel(address)), stream_(stub_->CallStream(&context_)) {
+    writer_ = std::thread([this, calls] {
+      for (int id = 1; id <= calls; ++id) {
+        v1::CallRequest request = Request("input.get", {Str("big")});
+        request.set_id(static_cast<uint64_t>(id));
+        if (!stream_->Write(request)) return;
+      }
+      stream_->WritesDone();
+    });
+  }
+  // A failed test leaves without draining: cancel, so the writer does not block forever.
+  ~UnreadStream() {
+    if (writer_.joinable()) {
+      context_.TryCancel();
+      writer_.join();
+    }
+  }
+
+  // Drain reads every reply and checks each id came once, with the whole value.
+  void Drain(int calls, const std::string& value) {
+    std::set<uint64_t> ids;
+    v1::CallReply reply;
+    while (stream_->Read(&reply)) {
+      EXPECT_TRUE(ids.insert(reply.id()).second) << "reply " << reply.id() << " twice";
+      ASSERT_TRUE(reply.has_value()) << reply.error().message();
+      ASSERT_EQ(reply.value().bytes_value().size(), value.size()) << "reply " << reply.id();
+      EXPECT_TRUE(reply.value().bytes_value() == value) << "reply " << reply.id();
+    }
+    writer_.join();
+    EXPECT_TRUE(stream_->Finish().ok());
+    EXPECT_EQ(ids.size(), static_cast<size_t>(calls));
+    if (!ids.empty()) {
+      EXPECT_EQ(*ids.begin(), 1u);
+      EXPECT_EQ(*ids.rbegin(), static_cast<uint64_t>(calls));
+    }
+  }
+
+ private:
+  std::unique_ptr<v1::Turbine::Stub> stub_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::CallRequest, v1::CallReply>> stream_;
+  std::thread writer_;
+};
+
+class FlowControl : public ::testing::Test {
+ protected:
+  void StartDaemon(int64_t stream_limit, int64_t daemon_limit) {
+    ASSERT_TRUE(daemon_.Start({"--data-dir", dir_.str(), "--stream-reply-buffer-bytes",
+                               std::to_string(stream_limit), "--reply-buffer-bytes",
+                               std::to_string(daemon_limit)}))
+        << daemon_.log();
+    stats_stub_ = OwnChannel(daemon_.address());
+    v1::SetInputsRequest set;
+    v1::InputEntry* entry = set.add_inputs();
+    entry->set_key("big");
+    entry->mutable_value()->set_bytes_value(value_);
+    v1::SetInputsReply reply;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stats_stub_->SetInputs(&context, set, &reply).ok());
+  }
+
+  // WaitUntilHeldBack polls Stats until `streams` streams stopped reading with at least
+  // `full` bytes queued (a stream also pauses briefly while its first calls compute), or
+  // until the queued replies went past `bound` (the failure: nothing holds them back).
+  // Returns the last Stats.
+  v1::StatsReply WaitUntilHeldBack(int streams, int64_t full, int64_t bound) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    v1::StatsReply stats = Stats(*stats_stub_);
+    while ((stats.streams_paused() < static_cast<uint64_t>(streams) ||
+            stats.reply_bytes_queued() < static_cast<uint64_t>(full)) &&
+           stats.reply_bytes_queued() <= static_cast<uint64_t>(bound) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling a condition
+      stats = Stats(*stats_stub_);
+    }
+    return stats;
+  }
+
+  TempDir dir_;
+  DaemonProcess daemon_;
+  std::unique_ptr<v1::Turbine::Stub> stats_stub_;
+  const std::string value_ = BigValue();
+};
+
+TEST_F(FlowControl, AStreamWhoseRepliesAreNotReadStopsReadingRequests) {
+  constexpr int64_t kStreamLimit = 8 * kMiB;
+  constexpr int kCalls = 500;  // 500 MB of replies if nothing held them back
+  StartDaemon(kStreamLimit, 64 * kMiB);
+  UnreadStream stream(daemon_.address(), kCalls);
+  // It stops once its queue reaches the limit. Before its first reply its size is unknown
+  // and up to kFirstCallsComputing (4) calls may be computing, all answering at once.
+  const int64_t bound = kStreamLimit + kFirstCallsComputing * kReplyBytes;
+  v1::StatsReply stats = WaitUntilHeldBack(1, kStreamLimit, bound);
+  EXPECT_EQ(stats.streams_paused(), 1u);
+  ASSERT_LE(stats.reply_bytes_queued(), static_cast<uint64_t>(bound));
+  EXPECT_GE(stats.reply_bytes_queued(), static_cast<uint64_t>(kStreamLimit));
+  // Reading stopped near the limit (calls computing when it paused may still answer, and
+  // their replies are within the bound).
+  EXPECT_LT(stats.calls(), 20u);
+  stats = Stats(*stats_stub_);
+  EXPECT_LE(stats.reply_bytes_queued(), static_cast<uint64_t>(bound));
+  EXPECT_LT(stats.calls(), 20u);
+
+  stream.Drain(kCalls, value_);
+  stats = Stats(*stats_stub_);
+  EXPECT_EQ(stats.reply_bytes_queued(), 0u);
+  EXPECT_EQ(stats.streams_paused(), 0u);
+  EXPECT_EQ(daemon_.Stop(SIGTERM), 0) << daemon_.log();
+}
+
+TEST_F(FlowControl, StreamsTogetherStayWithinTheDaemonLimit) {
+  constexpr int64_t kDaemonLimit = 6 * kMiB;
+  constexpr int kStreams = 4;
+  constexpr int kCalls = 100;  // 400 MB of replies if nothing held them back
+  StartDaemon(/*stream_limit=*/64 * kMiB, kDaemonLimit);
+  std::vector<std::unique_ptr<UnreadStream>> streams;
+  for (int i = 0; i < kStreams; ++i) {
+    streams.push_back(std::make_unique<UnreadStream>(daemon_.address(), kCalls));
+  }
+  // Each stream may go past the daemon's limit by one burst: a stream with nothing queued or
+  // computing always reads (so none waits on another's client), and before its first reply
+  // up to kFirstCallsComputing of its calls may answer at once.
+  const int64_t bound = kDaemonLimit + kStreams * kFirstCallsComputing * kReplyBytes;
+  v1::StatsReply stats = WaitUntilHeldBack(kStreams, kDaemonLimit, bound);
+  EXPECT_EQ(stats.streams_paused(), static_cast<uint64_t>(kStreams));
+  EXPECT_GE(stats.reply_bytes_queued(), static_cast<uint64_t>(kDaemonLimit));
+  ASSERT_LE(stats.reply_bytes_queued(), static_cast<uint64_t>(bound));
+
+  for (auto& stream : streams) stream->Drain(kCalls, value_);
+  stats = Stats(*stats_stub_);
+  EXPECT_EQ(stats.reply_bytes_queued(), 0u);
+  EXPECT_EQ(stats.streams_paused(), 0u);
+  EXPECT_EQ(daemon_.Stop(SIGTERM), 0) << daemon_.log();
+}
+
+}  // namespace

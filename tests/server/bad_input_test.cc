@@ -1,0 +1,245 @@
+// Hostile and odd input over a real unix socket, against an in-process Server: names that
+// are not UTF-8, requests protobuf cannot parse, huge echoes, doubles that compare oddly,
+// and the health service by name.
+#include <grpcpp/generic/generic_stub.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <future>
+#include <limits>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "server_fixture.h"
+
+namespace {
+
+using turbine::testing::Int;
+using turbine::testing::LiveServer;
+using turbine::testing::Request;
+using turbine::testing::Str;
+using turbine::testing::TempDir;
+namespace v1 = turbine::v1;
+
+const std::string kBadName = "bad\xff\xfename";  // not UTF-8: any bytes but '/' and NUL
+
+v1::Value Bytes(const std::string& bytes) {
+  v1::Value value;
+  value.set_bytes_value(bytes);
+  return value;
+}
+
+v1::Value Double(double d) {
+  v1::Value value;
+  value.set_double_value(d);
+  return value;
+}
+
+// Nested wraps `inner` in `depth` lists: [[[...inner...]]].
+v1::Value Nested(int depth, v1::Value inner) {
+  for (int i = 0; i < depth; ++i) {
+    v1::Value list;
+    *list.mutable_list_value()->add_items() = std::move(inner);
+    inner = std::move(list);
+  }
+  return inner;
+}
+
+grpc::Status SetInputs(LiveServer& live, const std::string& key, v1::Value value,
+                       v1::SetInputsReply* reply) {
+  v1::SetInputsRequest request;
+  v1::InputEntry* entry = request.add_inputs();
+  entry->set_key(key);
+  *entry->mutable_value() = std::move(value);
+  grpc::ClientContext context;
+  return live.stub->SetInputs(&context, request, reply);
+}
+
+TEST(BadInput, FileNamesThatAreNotUtf8TravelAsBytes) {
+  TempDir dir;
+  const std::string files = dir.str() + "/files";
+  std::filesystem::create_directories(files);
+  std::ofstream(files + "/" + kBadName) << "odd\n";
+  std::ofstream(files + "/plain.txt") << "plain\n";
+  LiveServer live(dir.str() + "/data");
+  ASSERT_TRUE(live.status.ok()) << live.status;
+
+  v1::CallReply listing;
+  grpc::Status status = live.Call(Request("fs.list", {Str(files)}), &listing);
+  ASSERT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+  ASSERT_EQ(listing.value().list_value().items_size(), 2) << listing.DebugString();
+  auto name_of = [&](int i) {
+    for (const v1::MapEntry& entry : listing.value().list_value().items(i).map_value().entries()) {
+      if (entry.key() == "name") return entry.value();
+    }
+    return v1::Value();
+  };
+  // The odd name as bytes, exactly; the plain one stays a string.
+  EXPECT_EQ(name_of(0).bytes_value(), kBadName);
+  EXPECT_EQ(name_of(1).string_value(), "plain.txt");
+
+  // The bytes go back in as a path: a string parameter accepts bytes.
+  v1::CallReply content;
+  ASSERT_TRUE(live.Call(Request("fs.read", {Bytes(files + "/" + kBadName)}), &content).ok());
+  EXPECT_EQ(content.value().bytes_value(), "odd\n");
+
+  // An error naming such a path escapes the bytes that are not UTF-8.
+  v1::CallReply missing;
+  ASSERT_TRUE(live.Call(Request("fs.read", {Bytes(files + "/gone\xff")}), &missing).ok());
+  ASSERT_TRUE(missing.has_error());
+  EXPECT_NE(missing.error().message().find("gone\\xff"), std::string::npos)
+      << missing.error().message();
+}
+
+TEST(BadInput, UnparseableRequestsAreInvalidArgumentSayingWhy) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  v1::SetInputsReply set;
+
+  // 49 lists inside one another is protobuf's limit for a value; 50 do not parse.
+  ASSERT_TRUE(SetInputs(live, "deep", Nested(49, Int(1)), &set).ok());
+  grpc::Status deep = SetInputs(live, "deeper", Nested(50, Int(1)), &set);
+  EXPECT_EQ(deep.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(deep.error_message().find("nests values too deeply"), std::string::npos)
+      << deep.error_message();
+  v1::CallReply reply;
+  grpc::Status deep_call = live.Call(Request("input.get", {Nested(50, Int(1))}), &reply);
+  EXPECT_EQ(deep_call.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // A string field that is not UTF-8 (the client's protobuf only logs it and sends it).
+  grpc::Status utf8 = live.Call(Request("input.get", {Str("key\xff")}), &reply);
+  EXPECT_EQ(utf8.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(utf8.error_message().find("turbine.v1.Value.string_value is not valid UTF-8"),
+            std::string::npos)
+      << utf8.error_message();
+  grpc::Status name = live.Call(Request("demo.fib\xff", {Int(1)}), &reply);
+  EXPECT_EQ(name.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(name.error_message().find("turbine.v1.CallRequest.function"), std::string::npos)
+      << name.error_message();
+
+  // A Watch too.
+  {
+    grpc::ClientContext context;
+    auto watch = live.stub->Watch(&context, Request("input.get", {Str("key\xff")}));
+    v1::CallReply ignored;
+    EXPECT_FALSE(watch->Read(&ignored));
+    EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+
+  // On a stream the bad call is that call's error, matched by its id; the stream goes on.
+  grpc::ClientContext context;
+  auto stream = live.stub->CallStream(&context);
+  v1::CallRequest bad = Request("input.get", {Str("key\xff")});
+  bad.set_id(7);
+  v1::CallRequest good = Request("demo.fib", {Int(10)});
+  good.set_id(8);
+  ASSERT_TRUE(stream->Write(bad));
+  ASSERT_TRUE(stream->Write(good));
+  stream->WritesDone();
+  std::map<uint64_t, v1::CallReply> replies;
+  while (stream->Read(&reply)) replies[reply.id()] = reply;
+  EXPECT_TRUE(stream->Finish().ok());
+  ASSERT_EQ(replies.size(), 2u);
+  EXPECT_EQ(replies[7].error().code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_NE(replies[7].error().message().find("not valid UTF-8"), std::string::npos);
+  EXPECT_EQ(replies[8].value().int_value(), 55);
+}
+
+// RawCall sends `bytes` as the request of `method`, as a client that is not protobuf might.
+grpc::Status RawCall(LiveServer& live, const std::string& method, const std::string& bytes) {
+  grpc::GenericStub stub(live.channel);
+  grpc::ClientContext context;
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer reply;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &reply,
+                 [&done](grpc::Status status) { done.set_value(std::move(status)); });
+  return done.get_future().get();
+}
+
+TEST(BadInput, GarbageBytesAreInvalidArgumentOnEveryMethod) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string garbage = "\x0a\xff\xff\xff";  // field 1, a length past the end
+  for (const char* method : {"Call", "SetInputs", "Stats", "ListFunctions", "Flush", "Shutdown"}) {
+    grpc::Status status = RawCall(live, std::string("/turbine.v1.Turbine/") + method, garbage);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method;
+    EXPECT_NE(status.error_message().find("malformed protobuf"), std::string::npos)
+        << method << ": " << status.error_message();
+  }
+  v1::CallReply reply;  // still serving (the Shutdown above did not parse, so did not stop it)
+  ASSERT_TRUE(live.Call(Request("demo.fib", {Int(10)}), &reply).ok());
+  EXPECT_EQ(reply.value().int_value(), 55);
+}
+
+TEST(BadInput, EchoesOfHugeInputAreCutShort) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  v1::CallReply reply;
+
+  // A 1 MiB function name: NOT_FOUND, its message short (it used to overflow the
+  // metadata limit: RESOURCE_EXHAUSTED).
+  grpc::Status unknown = live.Call(Request(std::string(1 << 20, 'f')), &reply);
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND) << unknown.error_message();
+  EXPECT_LT(unknown.error_message().size(), 2048u);
+  EXPECT_NE(unknown.error_message().find("...(1048576 bytes)"), std::string::npos);
+
+  // input.get of an unset 4 MiB key: the error, which is cached, names it in brief.
+  const std::string key(4 << 20, 'k');
+  ASSERT_TRUE(live.Call(Request("input.get", {Str(key)}), &reply).ok());
+  ASSERT_TRUE(reply.has_error());
+  EXPECT_LT(reply.error().message().size(), 2048u);
+  EXPECT_NE(reply.error().message().find("...(4194304 bytes)"), std::string::npos);
+
+  // A 1 MiB key in SetInputs' INVALID_ARGUMENT (for a reference to task 0) too.
+  v1::SetInputsReply set;
+  v1::Value no_task;
+  no_task.mutable_ref_value()->set_task(0);
+  grpc::Status bad_value = SetInputs(live, std::string(1 << 20, 'x'), no_task, &set);
+  EXPECT_EQ(bad_value.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+      << bad_value.error_message();
+  EXPECT_LT(bad_value.error_message().size(), 2048u);
+}
+
+TEST(BadInput, DoublesCompareByTheirBits) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  v1::SetInputsReply set;
+  ASSERT_TRUE(SetInputs(live, "x", Double(0.0), &set).ok());
+  ASSERT_TRUE(SetInputs(live, "x", Double(-0.0), &set).ok());
+  EXPECT_EQ(set.changed(), 1u) << "-0.0 is not 0.0";
+  v1::CallReply reply;
+  ASSERT_TRUE(live.Call(Request("input.get", {Str("x")}), &reply).ok());
+  EXPECT_TRUE(std::signbit(reply.value().double_value()));
+
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  ASSERT_TRUE(SetInputs(live, "x", Double(nan), &set).ok());
+  EXPECT_EQ(set.changed(), 1u);
+  ASSERT_TRUE(SetInputs(live, "x", Double(nan), &set).ok());
+  EXPECT_EQ(set.changed(), 0u) << "the same NaN is no change";
+  // Inside a list as well: the comparison is the same at any depth.
+  ASSERT_TRUE(SetInputs(live, "y", Nested(2, Double(nan)), &set).ok());
+  ASSERT_TRUE(SetInputs(live, "y", Nested(2, Double(nan)), &set).ok());
+  EXPECT_EQ(set.changed(), 0u);
+}
+
+TEST(BadInput, HealthAnswersForTheServiceByName) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  auto health = grpc::health::v1::Health::NewStub(live.channel);
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service("turbine.v1.Turbine");
+  grpc::health::v1::HealthCheckResponse status;
+  grpc::ClientContext context;
+  grpc::Status checked = health->Check(&context, request, &status);
+  ASSERT_TRUE(checked.ok()) << checked.error_code() << ": " << checked.error_message();
+  EXPECT_EQ(status.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+}  // namespace
