@@ -9,6 +9,7 @@
 
 #include <absl/synchronization/mutex.h>
 
+#include "cancel_state.h"
 #include "engine_impl.h"
 #include "persist.h"
 
@@ -109,7 +110,9 @@ EngineImpl::~EngineImpl() {
     snapshot_thread_.join();
   }
   // Refreshes parked on each other finish once their dependencies do; wait for them so
-  // no coroutine outlives the tasks it points at.
+  // no coroutine outlives the tasks it points at. Running bodies see themselves cancelled,
+  // so a long one that asks ends early.
+  stopping_.store(true);
   while (refreshes_in_flight.load() > 0) {
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
@@ -230,9 +233,13 @@ EngineStats EngineImpl::Stats() const {
   return stats;
 }
 
-void ThrowTaskError(const std::string& message) { throw TaskError(message); }
+void ThrowTaskError(const std::string& message) {
+  if (&message == CancelledMessage().get()) throw CancelledError();
+  throw TaskError(message);
+}
 
 absl::Status ReadErrorStatus(const std::string& message) {
+  if (&message == CancelledMessage().get()) return absl::CancelledError(message);
   if (message.starts_with(kCyclePrefix)) return absl::FailedPreconditionError(message);
   return absl::UnknownError(message);
 }

@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "engine_impl.h"
+#include "turbine/cancel.h"
 
 namespace turbine::internal {
 namespace {
@@ -82,6 +83,7 @@ void Publish(EngineImpl& engine, TaskState& task, bool stale) {
       if (task.unwritten) engine.QueuePersist(task);  // a snapshot skipped it meanwhile
     } else if (task.waiters != nullptr) {
       restart = true;  // stays kRunning; waiters stay parked
+      task.cancelled.store(false, std::memory_order_relaxed);  // they are its callers
     } else {
       task.phase = Phase::kDirty;
     }
@@ -95,13 +97,39 @@ void Publish(EngineImpl& engine, TaskState& task, bool stale) {
   }
 }
 
+// PublishCancelled ends a refresh nobody waits for any more: nothing it did is kept, the
+// task is as dirty as before (and must still execute if it had to).
+void PublishCancelled(EngineImpl& engine, TaskState& task, bool must_execute) {
+  {
+    MutexLock lock(&task.mu);
+    task.must_execute = task.must_execute || must_execute;
+  }
+  Publish(engine, task, /*stale=*/true);
+}
+
+// BodyCancelled tells whether an execution ended by its cancellation.
+bool BodyCancelled(const ExecContext& context, const std::exception_ptr& error) {
+  if (context.saw_cancellation) return true;
+  if (!error) return false;
+  try {
+    std::rethrow_exception(error);
+  } catch (const CancelledError&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
 Job RefreshJob(EngineImpl* engine, TaskState* task) {
   tls_context = ThreadContext{engine, nullptr};
   bool execute = false;
+  bool forced = false;
   std::vector<Dep> deps;
   {
     MutexLock lock(&task->mu);
-    execute = task->output.kind == OutputKind::kNone || std::exchange(task->must_execute, false);
+    task->cycle_error.reset();  // left by a cycle found while a cancelled refresh waited
+    forced = std::exchange(task->must_execute, false);
+    execute = task->output.kind == OutputKind::kNone || forced;
     if (!execute) deps = task->deps;
   }
   // Verify: dependencies in the order the last execution read them. The first one that
@@ -110,6 +138,11 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     ReadOp op(dep.slot, nullptr, ReadOp::Mode::kClean);
     op.set_waiting_task(task);
     co_await AwaitRead{op};
+    if (op.cancelled()) {
+      PublishCancelled(*engine, *task, forced);
+      engine->refreshes_in_flight.fetch_sub(1);
+      co_return;
+    }
     if (!op.ok() || DependencyChanged(*engine, dep)) {
       execute = true;
       break;
@@ -128,6 +161,11 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     co_return;
   }
 
+  if (task->cancelled.load(std::memory_order_acquire)) {  // its callers left meanwhile
+    PublishCancelled(*engine, *task, forced);
+    engine->refreshes_in_flight.fetch_sub(1);
+    co_return;
+  }
   ExecContext context;
   context.task = task;
   const auto start_time = std::chrono::steady_clock::now();
@@ -143,6 +181,12 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   counters.execution_nanos.fetch_add(static_cast<uint64_t>(nanos), std::memory_order_relaxed);
   engine->execution_count.fetch_add(1, std::memory_order_relaxed);
 
+  if (BodyCancelled(context, body.handle.promise().error)) {
+    body.destroy(body.handle);
+    PublishCancelled(*engine, *task, forced);
+    engine->refreshes_in_flight.fetch_sub(1);
+    co_return;
+  }
   if (body.handle.promise().error) {
     context.output = ErrorOutput(DescribeException(body.handle.promise().error));
     context.cells.clear();  // a failed execution's cells are not results
@@ -160,7 +204,8 @@ bool EngineImpl::TryClaim(TaskState* task) {
   MutexLock lock(&task->mu);
   // Only a task that never ran: a hint left in a queue must not refresh a task that has
   // since become dirty (dirty tasks run when somebody reads them, not before).
-  if (task->phase != Phase::kScheduled) return false;
+  // Nor one whose callers all left before it started.
+  if (task->phase != Phase::kScheduled || task->cancelled.load()) return false;
   task->phase = Phase::kRunning;
   return true;
 }
@@ -266,6 +311,7 @@ bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<
     if (target->dependents.insert(Dependent{task.id, read.slot.type, read.slot.index}).second) {
       engine.edge_count.fetch_add(1);
     }
+    if (read.observed == kReadClosedCycle) continue;  // the target is running: no news
     if (target->phase != Phase::kClean || target->SlotChangedAt(read.slot) != read.observed) {
       stale = true;
     }
