@@ -238,6 +238,8 @@ void ThrowTaskError(const std::string& message) {
   throw TaskError(message);
 }
 
+bool IsCycleError(const std::string& message) { return message.starts_with(kCyclePrefix); }
+
 absl::Status ReadErrorStatus(const std::string& message) {
   if (&message == CancelledMessage().get()) return absl::CancelledError(message);
   if (message.starts_with(kCyclePrefix)) return absl::FailedPreconditionError(message);

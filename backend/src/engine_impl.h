@@ -181,10 +181,14 @@ const std::string& InputKeyOf(const TaskState& input);
 const std::string& InputKeyOf(const std::tuple<std::string>& args);
 void RestoreInput(const StoredInput& stored, Output* output, uint64_t* stamp);
 
+// IsCycleError tells whether an error message is a cycle's (engine.cc).
+bool IsCycleError(const std::string& message);
+
 // The refresh of a task and the commit of its results (refresh.cc).
 void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context);
 // RegisterReads adds `task` to the dependents of every slot in `reads` and tells whether
 // any of them changed since it was read (then the task's result is stale).
 bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<Dep>& reads);
+
 
 }  // namespace turbine::internal

@@ -144,8 +144,12 @@ ReadOp::Step ReadOp::Steps(bool may_park) {
         // task's change reaches it like any other.
         if (ExecContext* reader = saved_context_.exec) {
           const bool own_value = cursor_.is_output() || cursor_.index == kOutputCellIndex;
-          reader->RecordRead(own_value ? RawVc::Output(task->id) : cursor_, kReadClosedCycle);
+          const RawVc slot = own_value ? RawVc::Output(task->id) : cursor_;
+          reader->RecordRead(slot, kReadClosedCycle);
+          MutexLock lock(&task->mu);
+          task->cycle_readers.push_back(CycleRead{reader->task->id, slot, kReadClosedCycle});
         }
+        closed_cycle_ = task;
         SetError(std::move(cycle));
         return Step::kDone;
     }
@@ -175,7 +179,8 @@ void ReadOp::EndWait() {
     MutexLock lock(&waiting_task_->mu);
     cycle = std::move(waiting_task_->cycle_error);
   }
-  if (cycle != nullptr && !cancelled()) {
+  // A verification only waits for the task to be clean; its stamp decides (refresh.cc).
+  if (cycle != nullptr && !cancelled() && mode_ != Mode::kClean) {
     error_ = std::move(cycle);
     value_.reset();
   }

@@ -60,6 +60,12 @@ Output ErrorOutput(std::string message) {
   return out;
 }
 
+// EndedOnACycle tells whether the task's last result is a cycle error.
+bool EndedOnACycle(TaskState& task) {
+  MutexLock lock(&task.mu);
+  return task.output.kind == OutputKind::kError && IsCycleError(task.output.error());
+}
+
 // DependencyChanged tells whether `dep`'s slot changed since it was read. One that is not
 // clean (it became dirty again meanwhile) counts as changed: executing is always safe.
 bool DependencyChanged(EngineImpl& engine, const Dep& dep) {
@@ -69,17 +75,55 @@ bool DependencyChanged(EngineImpl& engine, const Dep& dep) {
   return task->phase != Phase::kClean || task->SlotChangedAt(dep.slot) != dep.observed;
 }
 
+// SettleCycleReads tells the tasks whose read of this task closed a cycle what came of it,
+// now that it is clean. A read made by an execution gets the slot's stamp, so its reader
+// verifies like any other from now on (instead of re-executing after every restart). A read
+// made by a verification, which counted the cycle as unchanged, is checked: if the slot
+// changed after all, the reader and its readers are dirty.
+void SettleCycleReads(EngineImpl& engine, const std::vector<CycleRead>& reads) {
+  std::vector<TaskId> changed;
+  for (const CycleRead& read : reads) {
+    TaskState* reader = engine.Task(read.reader);
+    if (reader == nullptr) continue;
+    MutexLock lock(&reader->mu);
+    if (read.observed != kReadClosedCycle) {
+      if (read.observed == read.now) continue;
+      // Unless it executed meanwhile (and so read the slot anew), it must execute:
+      // verifying would only find the same cycle again.
+      for (const Dep& dep : reader->deps) {
+        if (dep.slot != read.slot || dep.observed != read.observed) continue;
+        reader->must_execute = true;
+        changed.push_back(read.reader);
+        break;
+      }
+      continue;
+    }
+    for (Dep& dep : reader->deps) {
+      if (dep.slot != read.slot || dep.observed != kReadClosedCycle) continue;
+      dep.observed = read.now;
+      if (engine.persistent()) {
+        reader->unwritten = true;
+        if (reader->phase == Phase::kClean) engine.QueuePersist(*reader);
+      }
+    }
+  }
+  if (!changed.empty()) engine.MarkDirty(std::move(changed));
+}
+
 // Publish ends a refresh: the task becomes clean (or dirty, if an invalidation reached it
 // while it ran) and its waiters are woken. A stale task with waiters runs again at once.
 void Publish(EngineImpl& engine, TaskState& task, bool stale) {
   Waiter* waiters = nullptr;
   bool restart = false;
+  std::vector<CycleRead> cycle_reads;
   {
     MutexLock lock(&task.mu);
     stale = stale || task.stale;
     task.stale = false;
     if (!stale) {
       task.phase = Phase::kClean;
+      cycle_reads = std::exchange(task.cycle_readers, {});
+      for (CycleRead& read : cycle_reads) read.now = task.SlotChangedAt(read.slot);
       if (task.unwritten) engine.QueuePersist(task);  // a snapshot skipped it meanwhile
     } else if (task.waiters != nullptr) {
       restart = true;  // stays kRunning; waiters stay parked
@@ -90,6 +134,7 @@ void Publish(EngineImpl& engine, TaskState& task, bool stale) {
     if (!restart) waiters = std::exchange(task.waiters, nullptr);
   }
   if (restart) engine.executor().Push(WorkItem{WorkItem::Kind::kStartClaimed, &task});
+  SettleCycleReads(engine, cycle_reads);
   while (waiters != nullptr) {
     Waiter* next = waiters->next;  // `waiters` may be gone once woken
     waiters->wake(waiters);
@@ -142,6 +187,16 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
       PublishCancelled(*engine, *task, forced);
       engine->refreshes_in_flight.fetch_sub(1);
       co_return;
+    }
+    if (TaskState* head = op.closed_cycle();
+        head != nullptr && dep.observed != kReadClosedCycle && EndedOnACycle(*task)) {
+      // The cycle this task was on is verified again (after a restart, say), through this
+      // read: count it unchanged for now; if it changed after all, `head` makes this task
+      // execute once it is clean (SettleCycleReads). A task whose last result was no cycle
+      // error is on a new cycle: it executes, below.
+      MutexLock lock(&head->mu);
+      head->cycle_readers.push_back(CycleRead{task->id, dep.slot, dep.observed});
+      continue;
     }
     if (!op.ok() || DependencyChanged(*engine, dep)) {
       execute = true;

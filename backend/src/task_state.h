@@ -46,10 +46,21 @@ struct Dep {
   uint64_t observed = 0;
 };
 
-// kReadClosedCycle is the stamp recorded for a read that failed because it closed a cycle:
-// it matches no slot's stamp, so the reader re-executes whenever it is verified, and it is
-// not checked when the edge is registered (the slot is running then, by definition).
+// kReadClosedCycle is the stamp recorded for a read that failed because it closed a cycle.
+// The slot is running then, so it has no final stamp yet: the edge is registered without a
+// staleness check, and the slot's task puts its stamp in when it is clean (cycle_readers).
+// Until then it matches no stamp: verifying the reader re-executes it.
 inline constexpr uint64_t kReadClosedCycle = UINT64_MAX - 1;
+
+// CycleRead is a read that closed a cycle on a running task: the reader, the slot, and the
+// stamp the reader recorded for it (kReadClosedCycle if its execution read it just now; the
+// stamp of its last execution if its verification found the cycle again).
+struct CycleRead {
+  TaskId reader = kNoTask;
+  RawVc slot;
+  uint64_t observed = 0;
+  uint64_t now = 0;  // the slot's stamp once the task is clean (filled in by Publish)
+};
 
 // Dependent is one reader of one slot (output or cell) of this task.
 struct Dependent {
@@ -129,6 +140,9 @@ struct TaskState {
   // Set when another read detected a cycle through this task while it waited: the read it
   // is waiting in fails with this message instead of returning the value.
   std::shared_ptr<const std::string> cycle_error ABSL_GUARDED_BY(mu);
+  // Tasks whose read of one of this task's slots closed a cycle while it ran, and the stamp
+  // each recorded: settled when this task next becomes clean (refresh.cc, SettleCycleReads).
+  std::vector<CycleRead> cycle_readers ABSL_GUARDED_BY(mu);
 
   // The task this one's refresh is blocked on, for cycle detection (seq_cst on purpose:
   // two tasks closing a cycle at once must see each other's store).

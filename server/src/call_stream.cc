@@ -76,7 +76,7 @@ class CallStreamReactor final
         }
         if (done) Finish(*done);
         service.EndWork();
-      });
+      }, cancel_);
     }
     StartRead(&request_);  // `request_` is free again: Prepare copied what it needs
   }
@@ -86,7 +86,10 @@ class CallStreamReactor final
     {
       std::lock_guard lock(mu_);
       replies_.pop_front();
-      if (!ok) broken_ = true;  // the client is gone: drop the rest, finish when idle
+      if (!ok) {
+        broken_ = true;  // the client is gone: drop the rest, finish when idle
+        cancel_.Cancel();  // and stop computing answers for it
+      }
       if (!replies_.empty() && !broken_) {
         WriteFrontLocked();
       } else {
@@ -98,6 +101,9 @@ class CallStreamReactor final
     if (done) Finish(*done);
   }
 
+  // The client cancelled the stream or its deadline passed: its calls' reads end, and
+  // executions only they waited for are cancelled.
+  void OnCancel() override { cancel_.Cancel(); }
   void OnDone() override { delete this; }
 
  private:
@@ -131,6 +137,7 @@ class CallStreamReactor final
   }
 
   TurbineService& service_;
+  const CancelToken cancel_;  // one for every call on the stream
   v1::CallRequest request_;
   std::mutex mu_;  // std, not absl: TSan sees it (Debian's Abseil is uninstrumented)
   std::deque<v1::CallReply> replies_ ABSL_GUARDED_BY(mu_);  // front: being written

@@ -54,6 +54,19 @@ class ShutdownReactor final : public grpc::ServerUnaryReactor {
   std::function<void()> shutdown_;
 };
 
+// CallReactor answers one Call. A client that cancels, or whose deadline passes, cancels
+// the read, and with it an execution nobody else waits for (so does the server's shutdown,
+// which cancels every call still open).
+class CallReactor final : public grpc::ServerUnaryReactor {
+ public:
+  const CancelToken& cancel() const { return cancel_; }
+  void OnCancel() override { cancel_.Cancel(); }
+  void OnDone() override { delete this; }
+
+ private:
+  CancelToken cancel_;
+};
+
 }  // namespace
 
 grpc::Status ToGrpc(const absl::Status& status) {
@@ -166,7 +179,7 @@ absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& requ
 }
 
 void TurbineService::Answer(const PreparedCall& call, uint64_t id,
-                            std::function<void(v1::CallReply)> done) {
+                            std::function<void(v1::CallReply)> done, const CancelToken& cancel) {
   engine_.ReadAsync(call.vc, [this, call, id, done = std::move(done)](Engine::AsyncRead read) {
     v1::CallReply reply;
     reply.set_id(id);
@@ -201,7 +214,7 @@ void TurbineService::Answer(const PreparedCall& call, uint64_t id,
     reply.set_micros(MicrosSince(call.start));
     calls_.fetch_add(1, std::memory_order_relaxed);
     done(std::move(reply));
-  });
+  }, cancel);
 }
 
 grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* context,
@@ -212,12 +225,12 @@ grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* cont
   absl::StatusOr<PreparedCall> call = Prepare(*request);
   if (!call.ok()) return Reject(context, ToGrpc(call.status()));
   if (!BeginWork()) return Reject(context, kDraining);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto* reactor = new CallReactor();
   Answer(*call, request->id(), [this, reactor, reply](v1::CallReply answer) {
     *reply = std::move(answer);
     reactor->Finish(grpc::Status::OK);
     EndWork();
-  });
+  }, reactor->cancel());
   return reactor;
 }
 

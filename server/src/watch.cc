@@ -54,7 +54,7 @@ void WatchReactor::Refresh() {
   service_.Answer(call_, 0, [this](v1::CallReply reply) {
     OnAnswer(std::move(reply));
     Release();
-  });
+  }, cancel_);
 }
 
 void WatchReactor::OnAnswer(v1::CallReply reply) {
@@ -92,6 +92,7 @@ void WatchReactor::OnWriteDone(bool ok) {
 }
 
 void WatchReactor::OnCancel() {
+  cancel_.Cancel();
   std::lock_guard lock(mu_);
   FinishLocked(grpc::Status::CANCELLED);
 }

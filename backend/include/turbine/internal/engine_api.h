@@ -101,6 +101,8 @@ class ReadOp : public Waiter {
   const std::string& error() const { return *error_; }
   // cancelled: the read ended because its caller was cancelled.
   bool cancelled() const;
+  // closed_cycle: the task this read failed to read because waiting would close a cycle.
+  TaskState* closed_cycle() const { return closed_cycle_; }
   // value is the value read, unless a CopyOut received it.
   const std::shared_ptr<const void>& value() const { return value_; }
   const ValueType* value_type() const { return value_type_; }
@@ -158,6 +160,7 @@ class ReadOp : public Waiter {
   Caller* external_caller_ = nullptr;
   CancelState* cancel_ = nullptr;
   Caller own_caller_;
+  TaskState* closed_cycle_ = nullptr;
   // The read parked or ran a refresh: it is counted as a caller, and may have been on a
   // cycle another read detected.
   bool waited_ = false;
