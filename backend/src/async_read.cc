@@ -116,7 +116,7 @@ void Engine::ReadAsync(RawVc vc, std::function<void(AsyncRead)> done) {
   impl_->ReadAsync(vc, std::move(done), nullptr);
 }
 
-void Engine::ReadAsync(RawVc vc, std::function<void(AsyncRead)> done, const CancelToken& cancel) {
+void Engine::ReadAsync(RawVc vc, const CancelToken& cancel, std::function<void(AsyncRead)> done) {
   impl_->ReadAsync(vc, std::move(done), cancel.state());
 }
 

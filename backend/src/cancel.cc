@@ -1,10 +1,10 @@
 // cancel.cc — callers per task, and cancelling an execution nobody waits for (cancel.h).
-#include "cancel_state.h"
+#include "turbine/cancel.h"
 
 #include <algorithm>
 
+#include "cancel_state.h"
 #include "engine_impl.h"
-#include "turbine/cancel.h"
 
 namespace turbine {
 namespace internal {
@@ -60,9 +60,8 @@ void CancelCaller(Caller* caller) {
 }
 
 const std::shared_ptr<const std::string>& CancelledMessage() {
-  static const auto* const message =
-      new std::shared_ptr<const std::string>(std::make_shared<const std::string>(
-          "cancelled: the caller is gone"));
+  static const auto* const message = new std::shared_ptr<const std::string>(
+      std::make_shared<const std::string>("cancelled: the caller is gone"));
   return *message;
 }
 

@@ -1,13 +1,13 @@
 // engine.cc — the public Engine facade and the engine's lifecycle and statistics.
 #include "turbine/engine.h"
 
+#include <absl/synchronization/mutex.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
-
-#include <absl/synchronization/mutex.h>
 
 #include "cancel_state.h"
 #include "engine_impl.h"

@@ -190,5 +190,4 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context);
 // any of them changed since it was read (then the task's result is stale).
 bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<Dep>& reads);
 
-
 }  // namespace turbine::internal

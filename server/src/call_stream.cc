@@ -67,7 +67,7 @@ class CallStreamReactor final
       // Runs on an engine worker, which gRPC does not wait for: once mu_ is released, the
       // stream can finish (here or in OnWriteDone) and OnDone delete this reactor. So
       // nothing of `this` is touched after that, not even `service_`.
-      service_.Answer(*call, id, [this, &service = service_](v1::CallReply reply) {
+      service_.Answer(*call, id, cancel_, [this, &service = service_](v1::CallReply reply) {
         std::optional<grpc::Status> done;
         {
           std::lock_guard lock(mu_);
@@ -76,7 +76,7 @@ class CallStreamReactor final
         }
         if (done) Finish(*done);
         service.EndWork();
-      }, cancel_);
+      });
     }
     StartRead(&request_);  // `request_` is free again: Prepare copied what it needs
   }
@@ -87,7 +87,7 @@ class CallStreamReactor final
       std::lock_guard lock(mu_);
       replies_.pop_front();
       if (!ok) {
-        broken_ = true;  // the client is gone: drop the rest, finish when idle
+        broken_ = true;    // the client is gone: drop the rest, finish when idle
         cancel_.Cancel();  // and stop computing answers for it
       }
       if (!replies_.empty() && !broken_) {

@@ -178,9 +178,9 @@ absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& requ
   return call;
 }
 
-void TurbineService::Answer(const PreparedCall& call, uint64_t id,
-                            std::function<void(v1::CallReply)> done, const CancelToken& cancel) {
-  engine_.ReadAsync(call.vc, [this, call, id, done = std::move(done)](Engine::AsyncRead read) {
+void TurbineService::Answer(const PreparedCall& call, uint64_t id, const CancelToken& cancel,
+                            std::function<void(v1::CallReply)> done) {
+  auto answer = [this, call, id, done = std::move(done)](Engine::AsyncRead read) {
     v1::CallReply reply;
     reply.set_id(id);
     RefToWire(call.vc, reply.mutable_ref());
@@ -214,7 +214,8 @@ void TurbineService::Answer(const PreparedCall& call, uint64_t id,
     reply.set_micros(MicrosSince(call.start));
     calls_.fetch_add(1, std::memory_order_relaxed);
     done(std::move(reply));
-  }, cancel);
+  };
+  engine_.ReadAsync(call.vc, cancel, std::move(answer));
 }
 
 grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* context,
@@ -226,11 +227,11 @@ grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* cont
   if (!call.ok()) return Reject(context, ToGrpc(call.status()));
   if (!BeginWork()) return Reject(context, kDraining);
   auto* reactor = new CallReactor();
-  Answer(*call, request->id(), [this, reactor, reply](v1::CallReply answer) {
+  Answer(*call, request->id(), reactor->cancel(), [this, reactor, reply](v1::CallReply answer) {
     *reply = std::move(answer);
     reactor->Finish(grpc::Status::OK);
     EndWork();
-  }, reactor->cancel());
+  });
   return reactor;
 }
 

@@ -88,8 +88,8 @@ class TurbineService final : public v1::Turbine::CallbackService {
   // Answer reads the call's value and hands the finished reply to `done`: inline when the
   // value is clean, otherwise later on an engine worker. Cancelling `cancel` (the client is
   // gone) ends the read with CANCELLED and cancels what only it waited for.
-  void Answer(const PreparedCall& call, uint64_t id, std::function<void(v1::CallReply)> done,
-              const CancelToken& cancel);
+  void Answer(const PreparedCall& call, uint64_t id, const CancelToken& cancel,
+              std::function<void(v1::CallReply)> done);
   bool Authorized(const grpc::CallbackServerContext* context) const;
 
   // Draining: calls already accepted finish; new ones are refused with UNAVAILABLE. Watches

@@ -51,10 +51,10 @@ void WatchReactor::Refresh() {
   }
   Hold();
   call_.start = std::chrono::steady_clock::now();
-  service_.Answer(call_, 0, [this](v1::CallReply reply) {
+  service_.Answer(call_, 0, cancel_, [this](v1::CallReply reply) {
     OnAnswer(std::move(reply));
     Release();
-  }, cancel_);
+  });
 }
 
 void WatchReactor::OnAnswer(v1::CallReply reply) {

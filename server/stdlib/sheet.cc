@@ -99,8 +99,8 @@ std::string CycleMessage(const std::vector<std::string>& path) {
 // LongCycleMessage names a cycle the walk could not trace back within kCycleSearchCells.
 std::string LongCycleMessage(const std::string& name, const std::string& next) {
   return std::string(kSheetCyclePrefix) + name + " refers to itself (" + name + " -> " + next +
-         " -> ... -> " + name + ", a cycle through more than " +
-         std::to_string(kCycleSearchCells) + " cells)";
+         " -> ... -> " + name + ", a cycle through more than " + std::to_string(kCycleSearchCells) +
+         " cells)";
 }
 
 // IsEngineCycle tells whether a read failed with the engine's own cycle error: the reading

@@ -57,8 +57,8 @@ std::future<Engine::AsyncRead> StartRead(Engine& engine, turbine::RawVc vc,
                                          const CancelToken& token) {
   auto answer = std::make_shared<std::promise<Engine::AsyncRead>>();
   std::future<Engine::AsyncRead> result = answer->get_future();
-  engine.ReadAsync(
-      vc, [answer](Engine::AsyncRead read) { answer->set_value(std::move(read)); }, token);
+  engine.ReadAsync(vc, token,
+                   [answer](Engine::AsyncRead read) { answer->set_value(std::move(read)); });
   return result;
 }
 

@@ -1,7 +1,7 @@
 // Calls nobody waits for any more stop running, in the real turbined: a client whose
 // deadline passed, and every call still open when the daemon shuts down.
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <chrono>
@@ -76,9 +76,9 @@ TEST(Cancellation, CallsWhoseDeadlinePassedStopRunning) {
 
   // A cancelled execution is not cached as an error: the task runs again (and is cancelled
   // again by this deadline) rather than answering with a stored failure.
-  const grpc::Status again = CallWithDeadline(
-      *stub, Request("demo.busy", {Int(0), Int(kTenSeconds)}), std::chrono::milliseconds(500),
-      &reply);
+  const grpc::Status again =
+      CallWithDeadline(*stub, Request("demo.busy", {Int(0), Int(kTenSeconds)}),
+                       std::chrono::milliseconds(500), &reply);
   EXPECT_EQ(again.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << again.error_message();
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
