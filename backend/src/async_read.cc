@@ -7,6 +7,7 @@
 #include <exception>
 #include <utility>
 
+#include "cancel_state.h"
 #include "engine_impl.h"
 #include "job.h"
 #include "turbine/engine.h"
@@ -36,13 +37,18 @@ Engine::AsyncRead Finish(ReadOp& op, bool immediate) {
   return result;
 }
 
-Job ReadOnWorker(EngineImpl* engine, RawVc vc, std::function<void(Engine::AsyncRead)> done) {
+// `caller` and `cancel` are both null, or the read is cancellable: `caller` is already
+// counted on the task `vc` names and attached to `cancel`.
+Job ReadOnWorker(EngineImpl* engine, RawVc vc, std::function<void(Engine::AsyncRead)> done,
+                 std::unique_ptr<Caller> caller, std::shared_ptr<CancelState> cancel) {
   tls_context = ThreadContext{engine, nullptr};
   const uint32_t executions_before = ExecutionsOf(*engine, vc);
   const uint64_t stamp_before = engine->CurrentStamp();
   ReadOp op(vc, nullptr, ReadOp::Mode::kValue);
+  if (cancel != nullptr) op.set_caller(caller.get(), cancel.get());
   co_await AwaitRead{op};
   tls_context = ThreadContext{engine, nullptr};
+  if (cancel != nullptr) cancel->Detach(caller.get());
   Engine::AsyncRead result = Finish(op, /*immediate=*/false);
   // The answer was computed for this read if the task named ran meanwhile, or if the value
   // (perhaps at the end of a chain of references) changed meanwhile.
@@ -54,7 +60,8 @@ Job ReadOnWorker(EngineImpl* engine, RawVc vc, std::function<void(Engine::AsyncR
 
 }  // namespace
 
-void EngineImpl::ReadAsync(RawVc vc, std::function<void(Engine::AsyncRead)> done) {
+void EngineImpl::ReadAsync(RawVc vc, std::function<void(Engine::AsyncRead)> done,
+                           std::shared_ptr<CancelState> cancel) {
   const ThreadContext saved = tls_context;
   tls_context = ThreadContext{this, nullptr};
   {
@@ -66,8 +73,19 @@ void EngineImpl::ReadAsync(RawVc vc, std::function<void(Engine::AsyncRead)> done
     }
   }
   tls_context = saved;
+  std::unique_ptr<Caller> caller;
+  if (cancel != nullptr) {
+    // Counted as a caller from now on, not from when a worker takes the job: a task started
+    // meanwhile (a hint) is then cancelled with this read.
+    caller = std::make_unique<Caller>();
+    if (TaskState* task = vc.is_none() ? nullptr : Task(vc.task)) {
+      MutexLock lock(&task->mu);
+      CountCaller(caller.get(), *task);
+    }
+    if (!cancel->Attach(caller.get())) CancelCaller(caller.get());
+  }
   refreshes_in_flight.fetch_add(1);  // the destructor waits for the job
-  Job job = ReadOnWorker(this, vc, std::move(done));
+  Job job = ReadOnWorker(this, vc, std::move(done), std::move(caller), std::move(cancel));
   executor_->Push(WorkItem{WorkItem::Kind::kResumeCoroutine, job.handle.address()});
 }
 
@@ -76,7 +94,11 @@ void EngineImpl::ReadAsync(RawVc vc, std::function<void(Engine::AsyncRead)> done
 namespace turbine {
 
 void Engine::ReadAsync(RawVc vc, std::function<void(AsyncRead)> done) {
-  impl_->ReadAsync(vc, std::move(done));
+  impl_->ReadAsync(vc, std::move(done), nullptr);
+}
+
+void Engine::ReadAsync(RawVc vc, const CancelToken& cancel, std::function<void(AsyncRead)> done) {
+  impl_->ReadAsync(vc, std::move(done), cancel.state());
 }
 
 }  // namespace turbine

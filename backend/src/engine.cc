@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "cancel_state.h"
 #include "engine_impl.h"
 #include "persist.h"
 
@@ -16,6 +17,9 @@ namespace turbine {
 namespace internal {
 
 namespace {
+
+// The engine's cycle errors start with this (DescribeCycle); so do the sheet's.
+constexpr std::string_view kCyclePrefix = "cycle detected";
 
 int ResolveWorkerCount(int requested) {
   if (requested > 0) return std::min(requested, kMaxWorkerThreads);
@@ -107,7 +111,9 @@ EngineImpl::~EngineImpl() {
     snapshot_thread_.join();
   }
   // Refreshes parked on each other finish once their dependencies do; wait for them so
-  // no coroutine outlives the tasks it points at.
+  // no coroutine outlives the tasks it points at. Running bodies see themselves cancelled,
+  // so a long one that asks ends early.
+  stopping_.store(true);
   while (refreshes_in_flight.load() > 0) {
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
@@ -222,7 +228,15 @@ EngineStats EngineImpl::Stats() const {
   return stats;
 }
 
-void ThrowTaskError(const TaskFailure& failure) { throw TaskError(failure.message, failure.code); }
+void ThrowTaskError(const TaskFailure& failure) {
+  if (&failure == CancelledFailure().get()) throw CancelledError();
+  throw TaskError(failure.message, failure.code);
+}
+
+bool IsCycleError(const TaskFailure& failure) {
+  return failure.code == absl::StatusCode::kFailedPrecondition &&
+         failure.message.starts_with(kCyclePrefix);
+}
 
 absl::Status ReadErrorStatus(const TaskFailure& failure) {
   return absl::Status(failure.code, failure.message);

@@ -80,10 +80,14 @@ class EngineImpl {
   // AwaitClean makes sure `task` is clean or parks `waiter` on it. `waiting_task` (may be
   // null) is the task whose progress depends on it, for cycle detection. On kCycle,
   // `cycle` describes the cycle.
-  Wait AwaitClean(TaskState* task, Waiter* waiter, TaskState* waiting_task, std::string* cycle);
+  // `caller` is counted as waiting for `task` until the read ends (cancel.cc).
+  Wait AwaitClean(TaskState* task, Waiter* waiter, TaskState* waiting_task, Caller* caller,
+                  std::string* cycle);
 
   // --- reads for servers (async_read.cc) ---
-  void ReadAsync(RawVc vc, std::function<void(Engine::AsyncRead)> done);
+  // `cancel` may be null (not cancellable).
+  void ReadAsync(RawVc vc, std::function<void(Engine::AsyncRead)> done,
+                 std::shared_ptr<CancelState> cancel);
 
   // --- refresh (refresh.cc) ---
   // StartRefresh runs the refresh of a task this thread claimed (phase kRunning).
@@ -105,6 +109,9 @@ class EngineImpl {
   const std::shared_ptr<InvalidationTarget>& invalidation_target() const {
     return invalidation_target_;
   }
+
+  // stopping: the engine is being destroyed; every execution counts as cancelled.
+  bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
 
   uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
   // NextStamp gives a change stamp no slot has carried before. Stamps, not revisions, mark
@@ -141,6 +148,7 @@ class EngineImpl {
                         const StoredTask* stored_task);
   TaskState* LoadTask(TaskId id);
   std::string DescribeCycle(TaskState* from, TaskState* to) const;
+  void MarkCycle(TaskState* task, TaskState* waiting_task, const std::string& message);
 
   BackingStore* store_;  // null: memory only
   Logger logger_;
@@ -149,6 +157,7 @@ class EngineImpl {
   std::atomic<TaskId> next_task_id_{1};
   std::atomic<uint64_t> revision_{1};
   std::atomic<uint64_t> stamp_{1};
+  std::atomic<bool> stopping_{false};
   Mutex input_writer_mu_;  // serializes SetInputs batches
   void NotifyChange();
   // Listeners run under this lock (shared), so removing one waits for its running calls.
@@ -177,6 +186,9 @@ const std::string& InputKeyOf(const TaskState& input);
 const std::string& InputKeyOf(const std::tuple<std::string>& args);
 void RestoreInput(const StoredInput& stored, Output* output, uint64_t* stamp);
 void UnreadableInput(const std::string& key, const absl::Status& status, Output* output);
+
+// IsCycleError tells whether an error is a cycle's (engine.cc).
+bool IsCycleError(const TaskFailure& failure);
 
 // The refresh of a task and the commit of its results (refresh.cc).
 void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context);

@@ -1,6 +1,8 @@
 // read_op.cc — reading a Vc: follow outputs to a value, wait for clean, detect cycles.
 #include <semaphore>
+#include <vector>
 
+#include "cancel_state.h"
 #include "engine_impl.h"
 
 namespace turbine::internal {
@@ -11,14 +13,22 @@ namespace {
 constexpr int kMaxInlineDepth = 16;
 thread_local int tls_inline_depth = 0;
 
-// Cycle checks follow the waits-for chain this far.
-constexpr int kMaxCycleWalk = 1 << 16;
-
+// ChainReaches follows the waits-for chain from `from` and tells whether it reaches
+// `target`. The chain has no length limit (a cycle of a million tasks is found), but it may
+// briefly loop without passing through `target`: a cycle another thread is closing and is
+// about to fail. Brent's loop detection ends the walk there, in time linear in the chain.
 bool ChainReaches(TaskState* from, TaskState* target) {
-  int steps = 0;
-  for (TaskState* p = from; p != nullptr && steps < kMaxCycleWalk; ++steps) {
+  TaskState* mark = nullptr;
+  uint64_t steps = 0;
+  uint64_t limit = 1;
+  for (TaskState* p = from; p != nullptr; p = p->waiting_on.load()) {
     if (p == target) return true;
-    p = p->waiting_on.load();
+    if (p == mark) return false;
+    if (++steps == limit) {
+      mark = p;
+      limit *= 2;
+      steps = 0;
+    }
   }
   return false;
 }
@@ -90,6 +100,12 @@ void ReadOp::TakeValue(const ValueType* type, const std::shared_ptr<const void>&
 }
 
 ReadOp::Step ReadOp::Run(bool may_park) {
+  const Step step = Steps(may_park);
+  if (step == Step::kDone && waited_) EndWait();
+  return step;
+}
+
+ReadOp::Step ReadOp::Steps(bool may_park) {
   EngineImpl& engine = *saved_context_.engine;
   for (;;) {
     if (cursor_.is_none()) {
@@ -109,17 +125,64 @@ ReadOp::Step ReadOp::Run(bool may_park) {
       }
     }
     if (!may_park) return Step::kNotReady;
+    if (CallerCancelled()) {
+      error_ = CancelledFailure();
+      if (saved_context_.exec != nullptr) saved_context_.exec->saw_cancellation = true;
+      return Step::kDone;
+    }
+    // Set before AwaitClean: once parked, another thread may resume this read at once.
+    waited_ = true;
     std::string cycle;
-    switch (engine.AwaitClean(task, this, waiting_task_, &cycle)) {
+    switch (engine.AwaitClean(task, this, waiting_task_, caller(), &cycle)) {
       case EngineImpl::Wait::kClean:
       case EngineImpl::Wait::kRanInline:
         continue;
       case EngineImpl::Wait::kParked:
         return Step::kParked;
       case EngineImpl::Wait::kCycle:
+        // The reader depends on the task it failed to read: when the cycle is broken, that
+        // task's change reaches it like any other.
+        if (ExecContext* reader = saved_context_.exec) {
+          const bool own_value = cursor_.is_output() || cursor_.index == kOutputCellIndex;
+          const RawVc slot = own_value ? RawVc::Output(task->id) : cursor_;
+          reader->RecordRead(slot, kReadClosedCycle);
+          MutexLock lock(&task->mu);
+          task->cycle_readers.push_back(CycleRead{reader->task->id, slot, kReadClosedCycle});
+        }
+        closed_cycle_ = task;
         SetError(std::move(cycle), absl::StatusCode::kFailedPrecondition);
         return Step::kDone;
     }
+  }
+}
+
+bool ReadOp::CallerCancelled() const {
+  if (cancel_ != nullptr && cancel_->cancelled.load(std::memory_order_acquire)) return true;
+  if (waiting_task_ != nullptr && waiting_task_->cancelled.load(std::memory_order_acquire)) {
+    return true;
+  }
+  return saved_context_.engine->stopping();
+}
+
+bool ReadOp::cancelled() const { return error_ == CancelledFailure(); }
+
+Caller* ReadOp::TaskCaller(TaskState* task) { return &task->as_caller; }
+
+// EndWait ends a read that waited: it stops counting as a caller, and takes the cycle error
+// another read left for the waiting task.
+void ReadOp::EndWait() {
+  waited_ = false;
+  UncountCaller(caller()->counted_on.exchange(nullptr));
+  if (waiting_task_ == nullptr) return;
+  std::shared_ptr<const TaskFailure> cycle;
+  {
+    MutexLock lock(&waiting_task_->mu);
+    cycle = std::move(waiting_task_->cycle_error);
+  }
+  // A verification only waits for the task to be clean; its stamp decides (refresh.cc).
+  if (cycle != nullptr && !cancelled() && mode_ != Mode::kClean) {
+    error_ = std::move(cycle);
+    value_.reset();
   }
 }
 
@@ -168,7 +231,10 @@ ReadOp::Hop ReadOp::HopClean(TaskState& task) {
 }
 
 EngineImpl::Wait EngineImpl::AwaitClean(TaskState* task, Waiter* waiter, TaskState* waiting_task,
-                                        std::string* cycle) {
+                                        Caller* caller, std::string* cycle) {
+  TaskState* no_longer_waited_for = nullptr;
+  bool parked = false;
+  bool closes_cycle = false;
   {
     MutexLock lock(&task->mu);
     switch (task->phase) {
@@ -177,22 +243,33 @@ EngineImpl::Wait EngineImpl::AwaitClean(TaskState* task, Waiter* waiter, TaskSta
       case Phase::kScheduled:
       case Phase::kDirty:
         task->phase = Phase::kRunning;  // claimed: this thread runs or queues the refresh
+        task->cancelled.store(false, std::memory_order_relaxed);  // somebody wants it
+        no_longer_waited_for = CountCaller(caller, *task);
         break;
       case Phase::kRunning:
         if (waiting_task != nullptr) {
           waiting_task->waiting_on.store(task);
           if (ChainReaches(task, waiting_task)) {
             waiting_task->waiting_on.store(nullptr);
-            cycle_count.fetch_add(1, std::memory_order_relaxed);
-            *cycle = DescribeCycle(waiting_task, task);
-            return Wait::kCycle;
+            closes_cycle = true;
+            break;
           }
         }
+        no_longer_waited_for = CountCaller(caller, *task);
         waiter->next = task->waiters;
         task->waiters = waiter;
-        return Wait::kParked;
+        parked = true;  // from here on `waiter` may be resumed by another thread
+        break;
     }
   }
+  UncountCaller(no_longer_waited_for);
+  if (closes_cycle) {
+    cycle_count.fetch_add(1, std::memory_order_relaxed);
+    *cycle = DescribeCycle(waiting_task, task);
+    MarkCycle(task, waiting_task, *cycle);
+    return Wait::kCycle;
+  }
+  if (parked) return Wait::kParked;
   executor_->ForgetHint(task);
   if (tls_inline_depth >= kMaxInlineDepth) {
     executor_->Push(WorkItem{WorkItem::Kind::kStartClaimed, task});
@@ -204,6 +281,32 @@ EngineImpl::Wait EngineImpl::AwaitClean(TaskState* task, Waiter* waiter, TaskSta
   --tls_inline_depth;
   if (waiting_task != nullptr) waiting_task->waiting_on.store(nullptr);
   return Wait::kRanInline;
+}
+
+// MarkCycle gives every task on the cycle from `task` to `waiting_task` (which closed it)
+// the cycle's error for the read it waits in. They all wait, directly or not, for
+// `waiting_task`, whose thread this is: none of them moves until it returns.
+void EngineImpl::MarkCycle(TaskState* task, TaskState* waiting_task, const std::string& message) {
+  std::vector<TaskState*> members;
+  TaskState* mark = nullptr;
+  uint64_t steps = 0;
+  uint64_t limit = 1;
+  for (TaskState* p = task; p != nullptr && p != waiting_task && p != mark;
+       p = p->waiting_on.load()) {
+    members.push_back(p);
+    if (++steps == limit) {
+      mark = p;
+      limit *= 2;
+      steps = 0;
+    }
+  }
+  if (members.empty()) return;
+  auto shared = std::make_shared<const TaskFailure>(
+      TaskFailure{absl::StatusCode::kFailedPrecondition, message});
+  for (TaskState* member : members) {
+    MutexLock lock(&member->mu);
+    member->cycle_error = shared;
+  }
 }
 
 std::string EngineImpl::DescribeCycle(TaskState* waiting_task, TaskState* task) const {

@@ -6,6 +6,7 @@
 
 #include "engine_impl.h"
 #include "job.h"
+#include "turbine/cancel.h"
 
 namespace turbine::internal {
 namespace {
@@ -35,6 +36,12 @@ Output FailureOutput(const std::exception_ptr& error) {
   }
 }
 
+// EndedOnACycle tells whether the task's last result is a cycle error.
+bool EndedOnACycle(TaskState& task) {
+  MutexLock lock(&task.mu);
+  return task.output.kind == OutputKind::kError && IsCycleError(task.output.error());
+}
+
 // DependencyChanged tells whether `dep`'s slot changed since it was read. One that is not
 // clean (it became dirty again meanwhile) counts as changed: executing is always safe.
 bool DependencyChanged(EngineImpl& engine, const Dep& dep) {
@@ -44,26 +51,66 @@ bool DependencyChanged(EngineImpl& engine, const Dep& dep) {
   return task->phase != Phase::kClean || task->SlotChangedAt(dep.slot) != dep.observed;
 }
 
+// SettleCycleReads tells the tasks whose read of this task closed a cycle what came of it,
+// now that it is clean. A read made by an execution gets the slot's stamp, so its reader
+// verifies like any other from now on (instead of re-executing after every restart). A read
+// made by a verification, which counted the cycle as unchanged, is checked: if the slot
+// changed after all, the reader and its readers are dirty.
+void SettleCycleReads(EngineImpl& engine, const std::vector<CycleRead>& reads) {
+  std::vector<TaskId> changed;
+  for (const CycleRead& read : reads) {
+    TaskState* reader = engine.Task(read.reader);
+    if (reader == nullptr) continue;
+    MutexLock lock(&reader->mu);
+    if (read.observed != kReadClosedCycle) {
+      if (read.observed == read.now) continue;
+      // Unless it executed meanwhile (and so read the slot anew), it must execute:
+      // verifying would only find the same cycle again.
+      for (const Dep& dep : reader->deps) {
+        if (dep.slot != read.slot || dep.observed != read.observed) continue;
+        reader->must_execute = true;
+        changed.push_back(read.reader);
+        break;
+      }
+      continue;
+    }
+    for (Dep& dep : reader->deps) {
+      if (dep.slot != read.slot || dep.observed != kReadClosedCycle) continue;
+      dep.observed = read.now;
+      if (engine.persistent()) {
+        reader->unwritten = true;
+        if (reader->phase == Phase::kClean) engine.QueuePersist(*reader);
+      }
+    }
+  }
+  if (!changed.empty()) engine.MarkDirty(std::move(changed));
+}
+
 // Publish ends a refresh: the task becomes clean (or dirty, if an invalidation reached it
 // while it ran) and its waiters are woken. A stale task with waiters runs again at once.
 void Publish(EngineImpl& engine, TaskState& task, bool stale) {
   Waiter* waiters = nullptr;
   bool restart = false;
+  std::vector<CycleRead> cycle_reads;
   {
     MutexLock lock(&task.mu);
     stale = stale || task.stale;
     task.stale = false;
     if (!stale) {
       task.phase = Phase::kClean;
+      cycle_reads = std::exchange(task.cycle_readers, {});
+      for (CycleRead& read : cycle_reads) read.now = task.SlotChangedAt(read.slot);
       if (task.unwritten) engine.QueuePersist(task);  // a snapshot skipped it meanwhile
     } else if (task.waiters != nullptr) {
       restart = true;  // stays kRunning; waiters stay parked
+      task.cancelled.store(false, std::memory_order_relaxed);  // they are its callers
     } else {
       task.phase = Phase::kDirty;
     }
     if (!restart) waiters = std::exchange(task.waiters, nullptr);
   }
   if (restart) engine.executor().Push(WorkItem{WorkItem::Kind::kStartClaimed, &task});
+  SettleCycleReads(engine, cycle_reads);
   while (waiters != nullptr) {
     Waiter* next = waiters->next;  // `waiters` may be gone once woken
     waiters->wake(waiters);
@@ -71,13 +118,39 @@ void Publish(EngineImpl& engine, TaskState& task, bool stale) {
   }
 }
 
+// PublishCancelled ends a refresh nobody waits for any more: nothing it did is kept, the
+// task is as dirty as before (and must still execute if it had to).
+void PublishCancelled(EngineImpl& engine, TaskState& task, bool must_execute) {
+  {
+    MutexLock lock(&task.mu);
+    task.must_execute = task.must_execute || must_execute;
+  }
+  Publish(engine, task, /*stale=*/true);
+}
+
+// BodyCancelled tells whether an execution ended by its cancellation.
+bool BodyCancelled(const ExecContext& context, const std::exception_ptr& error) {
+  if (context.saw_cancellation) return true;
+  if (!error) return false;
+  try {
+    std::rethrow_exception(error);
+  } catch (const CancelledError&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
 Job RefreshJob(EngineImpl* engine, TaskState* task) {
   tls_context = ThreadContext{engine, nullptr};
   bool execute = false;
+  bool forced = false;
   std::vector<Dep> deps;
   {
     MutexLock lock(&task->mu);
-    execute = task->output.kind == OutputKind::kNone || std::exchange(task->must_execute, false);
+    task->cycle_error.reset();  // left by a cycle found while a cancelled refresh waited
+    forced = std::exchange(task->must_execute, false);
+    execute = task->output.kind == OutputKind::kNone || forced;
     if (!execute) deps = task->deps;
   }
   // Verify: dependencies in the order the last execution read them. The first one that
@@ -86,6 +159,21 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     ReadOp op(dep.slot, nullptr, ReadOp::Mode::kClean);
     op.set_waiting_task(task);
     co_await AwaitRead{op};
+    if (op.cancelled()) {
+      PublishCancelled(*engine, *task, forced);
+      engine->refreshes_in_flight.fetch_sub(1);
+      co_return;
+    }
+    if (TaskState* head = op.closed_cycle();
+        head != nullptr && dep.observed != kReadClosedCycle && EndedOnACycle(*task)) {
+      // The cycle this task was on is verified again (after a restart, say), through this
+      // read: count it unchanged for now; if it changed after all, `head` makes this task
+      // execute once it is clean (SettleCycleReads). A task whose last result was no cycle
+      // error is on a new cycle: it executes, below.
+      MutexLock lock(&head->mu);
+      head->cycle_readers.push_back(CycleRead{task->id, dep.slot, dep.observed});
+      continue;
+    }
     if (!op.ok() || DependencyChanged(*engine, dep)) {
       execute = true;
       break;
@@ -104,6 +192,11 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     co_return;
   }
 
+  if (task->cancelled.load(std::memory_order_acquire)) {  // its callers left meanwhile
+    PublishCancelled(*engine, *task, forced);
+    engine->refreshes_in_flight.fetch_sub(1);
+    co_return;
+  }
   ExecContext context;
   context.task = task;
   const auto start_time = std::chrono::steady_clock::now();
@@ -119,6 +212,12 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   counters.execution_nanos.fetch_add(static_cast<uint64_t>(nanos), std::memory_order_relaxed);
   engine->execution_count.fetch_add(1, std::memory_order_relaxed);
 
+  if (BodyCancelled(context, body.handle.promise().error)) {
+    body.destroy(body.handle);
+    PublishCancelled(*engine, *task, forced);
+    engine->refreshes_in_flight.fetch_sub(1);
+    co_return;
+  }
   if (body.handle.promise().error) {
     context.output = FailureOutput(body.handle.promise().error);
     context.cells.clear();  // a failed execution's cells are not results
@@ -136,7 +235,8 @@ bool EngineImpl::TryClaim(TaskState* task) {
   MutexLock lock(&task->mu);
   // Only a task that never ran: a hint left in a queue must not refresh a task that has
   // since become dirty (dirty tasks run when somebody reads them, not before).
-  if (task->phase != Phase::kScheduled) return false;
+  // Nor one whose callers all left before it started.
+  if (task->phase != Phase::kScheduled || task->cancelled.load()) return false;
   task->phase = Phase::kRunning;
   return true;
 }
@@ -258,6 +358,7 @@ bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<
     if (target->dependents.insert(Dependent{task.id, read.slot.type, read.slot.index}).second) {
       engine.edge_count.fetch_add(1);
     }
+    if (read.observed == kReadClosedCycle) continue;  // the target is running: no news
     if (target->phase != Phase::kClean || target->SlotChangedAt(read.slot) != read.observed) {
       stale = true;
     }

@@ -46,6 +46,22 @@ struct Dep {
   uint64_t observed = 0;
 };
 
+// kReadClosedCycle is the stamp recorded for a read that failed because it closed a cycle.
+// The slot is running then, so it has no final stamp yet: the edge is registered without a
+// staleness check, and the slot's task puts its stamp in when it is clean (cycle_readers).
+// Until then it matches no stamp: verifying the reader re-executes it.
+inline constexpr uint64_t kReadClosedCycle = UINT64_MAX - 1;
+
+// CycleRead is a read that closed a cycle on a running task: the reader, the slot, and the
+// stamp the reader recorded for it (kReadClosedCycle if its execution read it just now; the
+// stamp of its last execution if its verification found the cycle again).
+struct CycleRead {
+  TaskId reader = kNoTask;
+  RawVc slot;
+  uint64_t observed = 0;
+  uint64_t now = 0;  // the slot's stamp once the task is clean (filled in by Publish)
+};
+
 // Dependent is one reader of one slot (output or cell) of this task.
 struct Dependent {
   TaskId reader = kNoTask;
@@ -119,6 +135,20 @@ struct TaskState {
   std::vector<Dep> deps ABSL_GUARDED_BY(mu);  // what the last execution read, in order
   absl::flat_hash_set<Dependent> dependents ABSL_GUARDED_BY(mu);
   Waiter* waiters ABSL_GUARDED_BY(mu) = nullptr;
+  // Callers counted as waiting for this task (ReadOp, cancel.cc): when cancellations take
+  // the count to zero, the execution is cancelled.
+  int32_t callers ABSL_GUARDED_BY(mu) = 0;
+  // No caller wants the running execution (or the hinted start) any more. Set with the
+  // last caller's cancellation; cleared when a reader claims the task or it restarts.
+  std::atomic<bool> cancelled{false};
+  // This task's execution, as a caller of the task it waits for.
+  Caller as_caller;
+  // Set when another read detected a cycle through this task while it waited: the read it
+  // is waiting in fails with this message instead of returning the value.
+  std::shared_ptr<const TaskFailure> cycle_error ABSL_GUARDED_BY(mu);
+  // Tasks whose read of one of this task's slots closed a cycle while it ran, and the stamp
+  // each recorded: settled when this task next becomes clean (refresh.cc, SettleCycleReads).
+  std::vector<CycleRead> cycle_readers ABSL_GUARDED_BY(mu);
 
   // The task this one's refresh is blocked on, for cycle detection (seq_cst on purpose:
   // two tasks closing a cycle at once must see each other's store).
@@ -138,6 +168,9 @@ struct ExecContext {
   absl::InlinedVector<Dep, 8> reads;
   std::vector<CellSlot> cells;
   Output output;
+  // The body saw its cancellation (a read failed with it, or Cancelled() said so): what it
+  // produced may be incomplete, so it is discarded.
+  bool saw_cancellation = false;
 
   void RecordRead(RawVc slot, uint64_t observed) {
     if (!reads.empty() && reads.back().slot == slot) return;  // a loop reading one value

@@ -70,7 +70,10 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
     {
       std::lock_guard lock(mu_);
       PopFrontLocked();
-      if (!ok) broken_ = true;  // the client is gone: drop the rest, finish when idle
+      if (!ok) {
+        broken_ = true;    // the client is gone: drop the rest, finish when idle
+        cancel_.Cancel();  // and stop computing answers for it
+      }
       if (!replies_.empty() && !broken_) {
         WriteFrontLocked();
       } else {
@@ -84,6 +87,9 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
     if (done) Finish(*done);
   }
 
+  // The client cancelled the stream or its deadline passed: its calls' reads end, and
+  // executions only they waited for are cancelled.
+  void OnCancel() override { cancel_.Cancel(); }
   void OnDone() override { delete this; }
 
  private:
@@ -120,7 +126,7 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       // stream can finish (here or in OnWriteDone) and OnDone delete this reactor. So
       // nothing of `this` is touched after that, not even `service_`. (A resumed read
       // keeps the stream alive: it cannot finish before that read completes.)
-      service_.Answer(*call, id, [this, &service = service_](v1::CallReply reply) {
+      service_.Answer(*call, id, cancel_, [this, &service = service_](v1::CallReply reply) {
         std::optional<grpc::Status> done;
         bool resume = false;
         {
@@ -198,6 +204,7 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
 
   TurbineService& service_;
   ReplyBudget& budget_;
+  const CancelToken cancel_;  // one for every call on the stream
   grpc::ByteBuffer raw_request_;
   v1::CallRequest request_;
   std::mutex mu_;  // std, not absl: TSan sees it (Debian's Abseil is uninstrumented)

@@ -55,6 +55,19 @@ class ShutdownReactor final : public grpc::ServerUnaryReactor {
   std::function<void()> shutdown_;
 };
 
+// CallReactor answers one Call. A client that cancels, or whose deadline passes, cancels
+// the read, and with it an execution nobody else waits for (so does the server's shutdown,
+// which cancels every call still open).
+class CallReactor final : public grpc::ServerUnaryReactor {
+ public:
+  const CancelToken& cancel() const { return cancel_; }
+  void OnCancel() override { cancel_.Cancel(); }
+  void OnDone() override { delete this; }
+
+ private:
+  CancelToken cancel_;
+};
+
 }  // namespace
 
 grpc::Status ToGrpc(const absl::Status& status) {
@@ -188,9 +201,9 @@ absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& requ
   return call;
 }
 
-void TurbineService::Answer(const PreparedCall& call, uint64_t id,
+void TurbineService::Answer(const PreparedCall& call, uint64_t id, const CancelToken& cancel,
                             std::function<void(v1::CallReply)> done) {
-  engine_.ReadAsync(call.vc, [this, call, id, done = std::move(done)](Engine::AsyncRead read) {
+  auto answer = [this, call, id, done = std::move(done)](Engine::AsyncRead read) {
     v1::CallReply reply;
     reply.set_id(id);
     RefToWire(call.vc, reply.mutable_ref());
@@ -223,7 +236,8 @@ void TurbineService::Answer(const PreparedCall& call, uint64_t id,
     reply.set_micros(MicrosSince(call.start));
     calls_.fetch_add(1, std::memory_order_relaxed);
     done(std::move(reply));
-  });
+  };
+  engine_.ReadAsync(call.vc, cancel, std::move(answer));
 }
 
 grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* context,
@@ -234,8 +248,8 @@ grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* cont
   absl::StatusOr<PreparedCall> call = Prepare(*request);
   if (!call.ok()) return Reject(context, ToGrpc(call.status()));
   if (!BeginWork()) return Reject(context, kDraining);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  Answer(*call, request->id(), [this, reactor, reply](v1::CallReply answer) {
+  auto* reactor = new CallReactor();
+  Answer(*call, request->id(), reactor->cancel(), [this, reactor, reply](v1::CallReply answer) {
     *reply = std::move(answer);
     reactor->Finish(grpc::Status::OK);
     EndWork();

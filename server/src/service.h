@@ -93,8 +93,10 @@ class TurbineService final : public v1::Turbine::CallbackService {
   // request's: NOT_FOUND, INVALID_ARGUMENT.
   absl::StatusOr<PreparedCall> Prepare(const v1::CallRequest& request);
   // Answer reads the call's value and hands the finished reply to `done`: inline when the
-  // value is clean, otherwise later on an engine worker.
-  void Answer(const PreparedCall& call, uint64_t id, std::function<void(v1::CallReply)> done);
+  // value is clean, otherwise later on an engine worker. Cancelling `cancel` (the client is
+  // gone) ends the read with CANCELLED and cancels what only it waited for.
+  void Answer(const PreparedCall& call, uint64_t id, const CancelToken& cancel,
+              std::function<void(v1::CallReply)> done);
   bool Authorized(const grpc::CallbackServerContext* context) const;
 
   // Draining: calls already accepted finish; new ones are refused with UNAVAILABLE. Watches

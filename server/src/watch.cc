@@ -51,7 +51,7 @@ void WatchReactor::Refresh() {
   }
   Hold();
   call_.start = std::chrono::steady_clock::now();
-  service_.Answer(call_, 0, [this](v1::CallReply reply) {
+  service_.Answer(call_, 0, cancel_, [this](v1::CallReply reply) {
     OnAnswer(std::move(reply));
     Release();
   });
@@ -92,6 +92,7 @@ void WatchReactor::OnWriteDone(bool ok) {
 }
 
 void WatchReactor::OnCancel() {
+  cancel_.Cancel();
   std::lock_guard lock(mu_);
   FinishLocked(grpc::Status::CANCELLED);
 }

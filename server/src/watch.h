@@ -42,6 +42,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::CallReply> {
 
   TurbineService& service_;
   PreparedCall call_;
+  CancelToken cancel_;         // cancelled when the watcher goes: ends a read in progress
   std::atomic<int> holds_{1};  // gRPC's until OnDone, plus each refresh in flight
 
   std::mutex mu_;  // std, not absl: TSan sees it (Debian's Abseil is uninstrumented)

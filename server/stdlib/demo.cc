@@ -26,12 +26,11 @@ Task<int64_t> FibImpl(int64_t n) {
 const server::Export export_fib{fib, {"n"}};
 
 // BusyImpl spins for `micros` microseconds: the task body of the benchmarks, with a key so
-// that distinct calls are distinct tasks.
+// that distinct calls are distinct tasks. It stops early once nobody waits for it.
 Task<int64_t> BusyImpl(int64_t key, int64_t micros) {
   if (micros < 0 || micros > 10'000'000) Fail("demo.busy: micros must be in [0, 10000000]");
   const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(micros);
-  while (std::chrono::steady_clock::now() < until) {
-  }
+  while (std::chrono::steady_clock::now() < until) ThrowIfCancelled();
   co_return key;
 }
 const Function<BusyImpl> busy{"demo.busy", 1, "spins for `micros` microseconds, returns key"};

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "turbine/cancel.h"
 #include "turbine/error.h"
 #include "turbine/text.h"
 
@@ -16,6 +17,8 @@ namespace turbine::stdlib {
 namespace {
 
 constexpr int64_t kRacyWindowNs = 1'000'000'000;
+// A file is read this much at a time, with a cancellation check between reads.
+constexpr size_t kReadChunkBytes = 1 << 20;
 
 int64_t Nanos(const timespec& time) {
   return static_cast<int64_t>(time.tv_sec) * 1'000'000'000 + time.tv_nsec;
@@ -57,8 +60,10 @@ Bytes ReadFileAt(const std::string& path, const FileSignature& expected,
   bytes.data.resize(static_cast<size_t>(before.st_size));
   size_t filled = 0;
   while (true) {
+    ThrowIfCancelled();  // between chunks: a big file need not be read for nobody
     if (filled == bytes.data.size()) bytes.data.resize(filled + 4096);  // it grew: notice
-    const ssize_t got = read(file.fd, bytes.data.data() + filled, bytes.data.size() - filled);
+    const size_t chunk = std::min<size_t>(bytes.data.size() - filled, kReadChunkBytes);
+    const ssize_t got = read(file.fd, bytes.data.data() + filled, chunk);
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) FailErrno(function, path, errno);
     if (got == 0) break;

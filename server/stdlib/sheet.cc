@@ -5,14 +5,14 @@
 // cell its formula names, so the engine recomputes only the dependents of a changed input
 // and stops where a value comes out equal.
 //
-// Cycles. The engine notices a task awaiting itself and fails that read with a message
-// that names functions ("cycle detected: sheet.eval -> sheet.eval"); the task whose read
-// failed records no dependency on the task it tried to read. So a cell that gets a cycle
-// error from a reference (the engine's, or the referenced cell's own) walks the references
-// itself, through sheet.refs, which reads only inputs. If the walk comes back to the cell,
-// it fails with a message naming the cells. Because the walk read sheet.refs of every cell
-// on the cycle, changing any of their formulas invalidates the error, whoever detected it.
-// A cell that merely refers to a cycle passes the cycle's error on like any other.
+// Cycles. The engine notices a task awaiting itself and fails that read, and the read each
+// other task on the cycle waits in, with a message that names functions ("cycle detected:
+// sheet.eval -> sheet.eval"); every such read counts as a dependency, so breaking the cycle
+// anywhere re-executes all of it. A cell that gets the engine's cycle error is on the cycle;
+// one that gets the cycle error of the cell it names might be. Either walks the references
+// through sheet.refs (which reads only inputs) to name the cycle from itself, visiting at
+// most kCycleSearchCells cells: the message and the work per cell stay bounded whatever
+// the cycle's length. A cell that merely refers to a cycle passes its error on.
 #include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
 
@@ -35,6 +35,9 @@ namespace {
 // Engine cycles and sheet cycles are both FAILED_PRECONDITION; a sheet cycle's message
 // starts with this and names the cell that reports it.
 constexpr std::string_view kSheetCyclePrefix = "cycle detected: sheet cell ";
+// A cycle is named in full when the walk from the cell finds the way back within this many
+// cells; past that, by its first step only.
+constexpr size_t kCycleSearchCells = 64;
 
 // CellSource is what a cell's input holds: a number, a formula, or the cell's own error.
 struct CellSource {
@@ -91,6 +94,21 @@ std::string CycleMessage(const std::vector<std::string>& path) {
   std::string text = std::string(kSheetCyclePrefix) + path.front() + " refers to itself (";
   for (size_t i = 0; i < path.size(); ++i) text += (i > 0 ? " -> " : "") + path[i];
   return text + ")";
+}
+
+// LongCycleMessage names a cycle the walk could not trace back within kCycleSearchCells.
+std::string LongCycleMessage(const std::string& name, const std::string& next) {
+  return std::string(kSheetCyclePrefix) + name + " refers to itself (" + name + " -> " + next +
+         " -> ... -> " + name + ", a cycle through more than " + std::to_string(kCycleSearchCells) +
+         " cells)";
+}
+
+// IsEngineCycle tells whether a read failed with the engine's own cycle error: the reading
+// cell is on the cycle.
+bool IsEngineCycle(const absl::Status& error) {
+  const std::string_view message(error.message().data(), error.message().size());
+  return error.code() == absl::StatusCode::kFailedPrecondition &&
+         !message.starts_with(kSheetCyclePrefix);
 }
 
 // MayLeadBack tells whether a referenced cell's error leaves open that the reference leads
@@ -152,13 +170,18 @@ Task<int64_t> EvalImpl(std::string name) {
   std::vector<std::optional<int64_t>> values(formula.refs.size());
   std::vector<absl::Status> errors(formula.refs.size());
   std::vector<std::string> may_lead_back;
+  const std::string* on_cycle_through = nullptr;  // a reference the engine says leads back
   for (size_t i = 0; i < pending.size(); ++i) {
+    ThrowIfCancelled();
     try {
       const int64_t value = co_await pending[i];
       values[i] = value;
     } catch (const TaskError& error) {
       errors[i] = absl::Status(error.code(), error.what());
       if (MayLeadBack(formula.refs[i], errors[i])) may_lead_back.push_back(formula.refs[i]);
+      if (on_cycle_through == nullptr && IsEngineCycle(errors[i])) {
+        on_cycle_through = &formula.refs[i];
+      }
     }
   }
 
@@ -186,9 +209,13 @@ Task<int64_t> EvalImpl(std::string name) {
         path.push_back(name);
         Fail(CycleMessage(path), absl::StatusCode::kFailedPrecondition);
       }
+      if (visited.size() >= kCycleSearchCells) break;
       if (!visited.insert(next).second) continue;
       std::vector<std::string> next_refs = co_await sheet_refs(next);
       stack.push_back(Frame{next, std::move(next_refs)});
+    }
+    if (on_cycle_through != nullptr) {
+      Fail(LongCycleMessage(name, *on_cycle_through), absl::StatusCode::kFailedPrecondition);
     }
   }
 

@@ -102,6 +102,7 @@ Task<Totals> DirImpl(std::string dir, std::vector<std::string> exclude) {
   // The digest covers names and kinds as well as contents: a rename changes it.
   std::string digested;
   for (auto& [entry, child] : children) {
+    ThrowIfCancelled();
     const Totals sub = co_await child;
     totals.files += sub.files;
     totals.lines += sub.lines;

@@ -3,6 +3,7 @@
 // cycles, syntax errors, overflow, inputs of the wrong kind; errors healing.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "sheet_server.h"
@@ -291,6 +292,40 @@ TEST_F(SheetTest, ACycleHealsFromEitherSide) {
     ASSERT_TRUE(sheet_.Set("b", "2"));
     EXPECT_EQ(sheet_.Eval("a"), Value(3));
     EXPECT_EQ(sheet_.Eval("c"), Value(20));
+  }
+}
+
+// A cycle through 5,000 cells: every cell reports it, each with a message of bounded
+// length (past 64 cells a cycle is named by its first step), and one formula breaking it
+// clears every error. Each cell used to store the whole path: quadratic time and memory.
+TEST_F(SheetTest, ALongCycleCostsEachCellABoundedErrorAndHeals) {
+  constexpr int kCells = 5'000;
+  std::vector<std::pair<std::string, v1::Value>> inputs;
+  std::vector<std::string> names;
+  for (int i = 0; i < kCells; ++i) {
+    names.push_back("c" + std::to_string(i));
+    inputs.emplace_back(names.back(), Str("c" + std::to_string((i + 1) % kCells) + " + 1"));
+  }
+  ASSERT_TRUE(sheet_.Set(inputs));
+  const std::vector<CellResult> cyclic = sheet_.EvalAll(names);
+  size_t longest = 0;
+  for (int i = 0; i < kCells; ++i) {
+    ASSERT_FALSE(cyclic[i].ok) << names[i];
+    ASSERT_TRUE(cyclic[i].error.starts_with("cycle detected: sheet cell " + names[i] +
+                                            " refers to itself (" + names[i] + " -> "))
+        << cyclic[i].error;
+    longest = std::max(longest, cyclic[i].error.size());
+  }
+  EXPECT_LE(longest, 200u);
+  EXPECT_EQ(cyclic[5].error,
+            "cycle detected: sheet cell c5 refers to itself (c5 -> c6 -> ... -> c5, a cycle "
+            "through more than 64 cells)");
+
+  ASSERT_TRUE(sheet_.Set("c0", 7));
+  const std::vector<CellResult> healed = sheet_.EvalAll(names);
+  EXPECT_EQ(healed[0], Value(7));
+  for (int i = 1; i < kCells; ++i) {
+    ASSERT_EQ(healed[i], Value(7 + kCells - i)) << names[i];
   }
 }
 

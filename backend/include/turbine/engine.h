@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "turbine/backing_store.h"
+#include "turbine/cancel.h"
 #include "turbine/function.h"
 #include "turbine/stats.h"
 #include "turbine/vc.h"
@@ -142,8 +143,11 @@ class Engine {
   };
   // ReadAsync is Read for servers: it never blocks and never runs a task body on the
   // calling thread. `done` runs inline when `vc` is clean now (allocation-free then),
-  // otherwise later on a worker thread. The engine must outlive the read.
+  // otherwise later on a worker thread. The engine must outlive the read. With `cancel`: once
+  // it is cancelled, a read still waiting ends with kCancelled, and executions only it
+  // waited for are cancelled (cancel.h).
   void ReadAsync(RawVc vc, std::function<void(AsyncRead)> done);
+  void ReadAsync(RawVc vc, const CancelToken& cancel, std::function<void(AsyncRead)> done);
 
   // Resolve waits for `vc` and returns the cell it points at.
   absl::StatusOr<RawVc> Resolve(RawVc vc);

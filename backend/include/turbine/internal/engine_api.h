@@ -6,6 +6,7 @@
 
 #include <absl/status/status.h>
 
+#include <atomic>
 #include <coroutine>
 #include <memory>
 #include <optional>
@@ -17,6 +18,7 @@
 namespace turbine::internal {
 
 class EngineImpl;
+struct CancelState;
 struct ExecContext;
 struct FunctionInfo;
 struct TaskState;
@@ -50,6 +52,13 @@ RawVc CreateCell(const ValueType& type, std::shared_ptr<const void> value);
 // SetOutputValue / SetOutputRef store a finished body's result (called by ErasedTask).
 void SetOutputValue(ExecContext& context, const ValueType& type, std::shared_ptr<const void> value);
 void SetOutputRef(ExecContext& context, RawVc target);
+
+// Caller is one party waiting for tasks: a task's execution, or a read from outside. It is
+// counted among the callers of at most one task at a time (`counted_on`); whoever exchanges
+// that pointer out takes the count back (cancel.cc).
+struct Caller {
+  std::atomic<TaskState*> counted_on{nullptr};
+};
 
 // Waiter is an intrusive node a reader parks on a task that is not clean yet.
 struct Waiter {
@@ -89,6 +98,10 @@ class ReadOp : public Waiter {
 
   bool ok() const { return error_ == nullptr; }
   const TaskFailure& error() const { return *error_; }
+  // cancelled: the read ended because its caller was cancelled.
+  bool cancelled() const;
+  // closed_cycle: the task this read failed to read because waiting would close a cycle.
+  TaskState* closed_cycle() const { return closed_cycle_; }
   // value is the value read, unless a CopyOut received it.
   const std::shared_ptr<const void>& value() const { return value_; }
   const ValueType* value_type() const { return value_type_; }
@@ -101,12 +114,28 @@ class ReadOp : public Waiter {
   // set_waiting_task names the task blocked by this read when it is not the reading task
   // body (a refresh verifying its dependencies). For the engine only.
   void set_waiting_task(TaskState* task) { waiting_task_ = task; }
+  // set_caller makes a read from outside count as `caller`, cancelled with `cancel` (both
+  // outlive the read). For the engine only (ReadAsync).
+  void set_caller(Caller* caller, CancelState* cancel) {
+    external_caller_ = caller;
+    cancel_ = cancel;
+    waited_ = true;  // counted as a caller already
+  }
+  // caller is who this read counts as among the callers of the task it waits for.
+  Caller* caller() {
+    if (waiting_task_ != nullptr) return TaskCaller(waiting_task_);
+    return external_caller_ != nullptr ? external_caller_ : &own_caller_;
+  }
 
  private:
   enum class Step : uint8_t { kDone, kParked, kNotReady };
   enum class Hop : uint8_t { kDone, kFollow };
   Hop HopClean(TaskState& task);
   Step Run(bool may_park);
+  Step Steps(bool may_park);
+  bool CallerCancelled() const;
+  void EndWait();
+  static Caller* TaskCaller(TaskState* task);
   static void WakeCoroutine(Waiter* self);
   static void WakeThread(Waiter* self);
 
@@ -126,6 +155,13 @@ class ReadOp : public Waiter {
   const ValueType* value_type_ = nullptr;
   uint64_t value_stamp_ = 0;
   std::shared_ptr<const TaskFailure> error_;
+  Caller* external_caller_ = nullptr;
+  CancelState* cancel_ = nullptr;
+  Caller own_caller_;
+  TaskState* closed_cycle_ = nullptr;
+  // The read parked or ran a refresh: it is counted as a caller, and may have been on a
+  // cycle another read detected.
+  bool waited_ = false;
 };
 
 // CopyInto is the CopyOut for a std::optional<T> destination.

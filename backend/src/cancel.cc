@@ -1,0 +1,97 @@
+// cancel.cc — callers per task, and cancelling an execution nobody waits for (cancel.h).
+#include "turbine/cancel.h"
+
+#include <algorithm>
+
+#include "cancel_state.h"
+#include "engine_impl.h"
+
+namespace turbine {
+namespace internal {
+
+bool CancelState::Attach(Caller* caller) {
+  std::lock_guard lock(mu);
+  if (cancelled.load()) return false;
+  reads.push_back(caller);
+  return true;
+}
+
+void CancelState::Detach(Caller* caller) {
+  std::lock_guard lock(mu);
+  std::erase(reads, caller);
+}
+
+TaskState* CountCaller(Caller* caller, TaskState& task) {
+  if (caller->counted_on.load() == &task) return nullptr;
+  ++task.callers;
+  return caller->counted_on.exchange(&task);
+}
+
+void UncountCaller(TaskState* task) {
+  if (task == nullptr) return;
+  MutexLock lock(&task->mu);
+  --task->callers;
+}
+
+void CancelCaller(Caller* caller) {
+  while (caller != nullptr) {
+    TaskState* task = caller->counted_on.exchange(nullptr);
+    if (task == nullptr) return;
+    Waiter* parked = nullptr;
+    bool cascade = false;
+    {
+      MutexLock lock(&task->mu);
+      --task->callers;
+      for (Waiter** link = &task->waiters; *link != nullptr; link = &(*link)->next) {
+        if (static_cast<ReadOp*>(*link)->caller() == caller) {
+          parked = *link;
+          *link = parked->next;
+          break;
+        }
+      }
+      if (task->callers == 0 && task->phase != Phase::kClean) {
+        task->cancelled.store(true, std::memory_order_release);
+        cascade = task->phase == Phase::kRunning;
+      }
+    }
+    if (parked != nullptr) parked->wake(parked);  // it sees the cancellation and ends
+    caller = cascade ? &task->as_caller : nullptr;
+  }
+}
+
+const std::shared_ptr<const TaskFailure>& CancelledFailure() {
+  static const auto* const failure =
+      new std::shared_ptr<const TaskFailure>(std::make_shared<const TaskFailure>(
+          TaskFailure{absl::StatusCode::kCancelled, "cancelled: the caller is gone"}));
+  return *failure;
+}
+
+}  // namespace internal
+
+CancelToken::CancelToken() : state_(std::make_shared<internal::CancelState>()) {}
+
+void CancelToken::Cancel() const {
+  // Under the lock: a read detaches itself (and is destroyed) only after this is done.
+  std::lock_guard lock(state_->mu);
+  if (state_->cancelled.exchange(true)) return;
+  for (internal::Caller* caller : state_->reads) internal::CancelCaller(caller);
+}
+
+bool CancelToken::cancelled() const { return state_->cancelled.load(); }
+
+bool Cancelled() {
+  internal::ExecContext* exec = internal::tls_context.exec;
+  if (exec == nullptr) return false;
+  if (!exec->task->cancelled.load(std::memory_order_acquire) &&
+      !internal::tls_context.engine->stopping()) {
+    return false;
+  }
+  exec->saw_cancellation = true;
+  return true;
+}
+
+void ThrowIfCancelled() {
+  if (Cancelled()) throw CancelledError();
+}
+
+}  // namespace turbine

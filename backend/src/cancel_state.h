@@ -1,0 +1,44 @@
+// cancel_state.h — what a CancelToken shares with the reads it cancels, and the counting of
+// callers per task (cancel.cc).
+#pragma once
+
+#include <absl/base/thread_annotations.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "turbine/internal/engine_api.h"
+
+namespace turbine::internal {
+
+// CancelState is a CancelToken's shared state: the flag, and the reads from outside in
+// progress under it, each with its Caller.
+struct CancelState {
+  std::atomic<bool> cancelled{false};
+  std::mutex mu;  // std, not absl: visible to TSan
+  std::vector<Caller*> reads ABSL_GUARDED_BY(mu);
+
+  // Attach adds a read; false if the token is already cancelled (the read is not added).
+  bool Attach(Caller* caller);
+  void Detach(Caller* caller);
+};
+
+// CountCaller counts `caller` among the callers of `task` and returns the task it was
+// counted on before (to pass to UncountCaller), if another. REQUIRES: task.mu held.
+TaskState* CountCaller(Caller* caller, TaskState& task);
+// UncountCaller takes one caller off `task` (null: nothing) without cancelling anything:
+// the read is over.
+void UncountCaller(TaskState* task);
+// CancelCaller takes `caller` off the task it is counted on and wakes its read parked there.
+// A task left with no caller is cancelled, and its execution in turn stops counting as a
+// caller of what it waits for, and so on down the chain.
+void CancelCaller(Caller* caller);
+
+// CancelledFailure is the error of a read whose caller was cancelled, code kCancelled (one
+// shared object, so ReadOp::cancelled is a pointer comparison).
+const std::shared_ptr<const TaskFailure>& CancelledFailure();
+
+}  // namespace turbine::internal

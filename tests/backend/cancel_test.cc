@@ -1,0 +1,145 @@
+// Cancellation: an execution whose every caller is gone stops at its next check, stores
+// nothing, and runs again for the next caller; one somebody still waits for keeps running.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <memory>
+
+#include "turbine/engine.h"
+
+namespace {
+
+using turbine::CancelToken;
+using turbine::Engine;
+using turbine::Task;
+
+// Spin stands for a long body: it runs until the test releases it or it is cancelled.
+std::atomic<int> spin_starts{0};
+std::atomic<int> spin_cancelled{0};
+std::atomic<bool> spin_release{false};
+
+Task<int64_t> SpinImpl(int64_t key) {
+  spin_starts.fetch_add(1);
+  spin_starts.notify_all();
+  for (;;) {
+    // Released is read before the check: a cancellation made before the release is seen.
+    const bool released = spin_release.load();
+    if (turbine::Cancelled()) {
+      spin_cancelled.fetch_add(1);
+      turbine::ThrowIfCancelled();
+    }
+    if (released) co_return key;
+  }
+}
+inline const turbine::Function<SpinImpl> spin{"test.cancel.spin", 1};
+
+Task<int64_t> OuterImpl(int64_t key) { co_return 1 + co_await spin(key); }
+inline const turbine::Function<OuterImpl> outer{"test.cancel.outer", 1};
+
+Task<int64_t> ConstImpl(int64_t key) { co_return key; }
+inline const turbine::Function<ConstImpl> constant{"test.cancel.constant", 1};
+
+void ResetSpin() {
+  spin_starts = 0;
+  spin_cancelled = 0;
+  spin_release = false;
+}
+
+void WaitForStarts(int starts) {
+  for (int seen = spin_starts.load(); seen < starts; seen = spin_starts.load()) {
+    spin_starts.wait(seen);
+  }
+}
+
+// StartRead begins a cancellable read; the future holds its result.
+std::future<Engine::AsyncRead> StartRead(Engine& engine, turbine::RawVc vc,
+                                         const CancelToken& token) {
+  auto answer = std::make_shared<std::promise<Engine::AsyncRead>>();
+  std::future<Engine::AsyncRead> result = answer->get_future();
+  engine.ReadAsync(vc, token,
+                   [answer](Engine::AsyncRead read) { answer->set_value(std::move(read)); });
+  return result;
+}
+
+TEST(Cancel, AnExecutionWhoseOnlyCallerCancelsStopsAndRunsAgainForTheNext) {
+  ResetSpin();
+  Engine engine(turbine::EngineOptions{.worker_threads = 2});
+  Engine::Scope scope(engine);
+  CancelToken token;
+  std::future<Engine::AsyncRead> read = StartRead(engine, spin(1).raw(), token);
+  WaitForStarts(1);
+  token.Cancel();
+  const Engine::AsyncRead cancelled = read.get();
+  EXPECT_EQ(cancelled.status.code(), absl::StatusCode::kCancelled) << cancelled.status;
+  EXPECT_EQ(spin_cancelled.load(), 1) << "the body saw its cancellation";
+
+  // Nothing was stored: the next caller runs the body again and gets its value.
+  spin_release = true;
+  absl::StatusOr<int64_t> again = engine.Read(spin(1));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, 1);
+  EXPECT_EQ(spin_starts.load(), 2);
+}
+
+TEST(Cancel, AnExecutionWithAnotherCallerKeepsRunning) {
+  ResetSpin();
+  Engine engine(turbine::EngineOptions{.worker_threads = 2});
+  Engine::Scope scope(engine);
+  CancelToken first;
+  CancelToken second;
+  std::future<Engine::AsyncRead> first_read = StartRead(engine, spin(2).raw(), first);
+  std::future<Engine::AsyncRead> second_read = StartRead(engine, spin(2).raw(), second);
+  WaitForStarts(1);
+  first.Cancel();
+  spin_release = true;
+  const Engine::AsyncRead answer = second_read.get();
+  ASSERT_TRUE(answer.status.ok()) << answer.status;
+  EXPECT_EQ(*static_cast<const int64_t*>(answer.value.get()), 2);
+  // The first read ends cancelled, or with the value if its thread was the one running
+  // the body (it could not leave before the body did).
+  const Engine::AsyncRead gone = first_read.get();
+  EXPECT_TRUE(gone.status.ok() || gone.status.code() == absl::StatusCode::kCancelled)
+      << gone.status;
+  EXPECT_EQ(spin_cancelled.load(), 0);
+  EXPECT_EQ(spin_starts.load(), 1);
+}
+
+// A task awaited by another task's execution counts that execution as its caller: cancel
+// the outer read and the inner body stops too. (One worker: with two, the other could start
+// spin from its hint before outer awaits it, and a task nobody awaited yet has no caller to
+// lose; it runs to its end.)
+TEST(Cancel, CancellationReachesWhatTheCancelledExecutionWaitsFor) {
+  ResetSpin();
+  Engine engine(turbine::EngineOptions{.worker_threads = 1});
+  Engine::Scope scope(engine);
+  CancelToken token;
+  std::future<Engine::AsyncRead> read = StartRead(engine, outer(3).raw(), token);
+  WaitForStarts(1);
+  token.Cancel();
+  EXPECT_EQ(read.get().status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(spin_cancelled.load(), 1);
+
+  spin_release = true;
+  absl::StatusOr<int64_t> again = engine.Read(outer(3));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, 4);
+}
+
+// A read cancelled before it starts ends at once, and the hint to start its task (queued
+// when the task was created) starts nothing.
+TEST(Cancel, AReadCancelledBeforeItRunsStartsNothing) {
+  ResetSpin();
+  Engine engine(turbine::EngineOptions{.worker_threads = 1});
+  Engine::Scope scope(engine);
+  CancelToken token;
+  token.Cancel();
+  EXPECT_EQ(StartRead(engine, spin(4).raw(), token).get().status.code(),
+            absl::StatusCode::kCancelled);
+  // The next call moves spin's hint to the queue; the one worker takes items in order, so
+  // once this read is answered the hint was taken (and dropped).
+  EXPECT_TRUE(StartRead(engine, constant(5).raw(), CancelToken()).get().status.ok());
+  EXPECT_EQ(spin_starts.load(), 0);
+}
+
+}  // namespace
