@@ -154,10 +154,14 @@ uint64_t UnparsedCallId(const grpc::ByteBuffer& bytes) {
   return id;
 }
 
+// gRPC's callback method handlers, the classes its generated code registers methods with
+// (they live in gRPC's internal namespace); here they take raw request bytes.
+namespace grpc_handlers = grpc::internal;
+
 template <class Request, class Reply>
 void TurbineService::ParseUnaryRequests(int index, Rpc rpc, UnaryHandler<Request, Reply> handler) {
   MarkMethodRawCallback(
-      index, new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, Reply>(
+      index, new grpc_handlers::CallbackUnaryHandler<grpc::ByteBuffer, Reply>(
                  [this, rpc, handler](grpc::CallbackServerContext* context,
                                       const grpc::ByteBuffer* bytes, Reply* reply) {
                    Request request;
@@ -182,7 +186,7 @@ void TurbineService::ParseRequestsOurselves() {
                                                              &TurbineService::Shutdown);
   MarkMethodRawCallback(
       kWatch,
-      new grpc::internal::CallbackServerStreamingHandler<grpc::ByteBuffer, v1::CallReply>(
+      new grpc_handlers::CallbackServerStreamingHandler<grpc::ByteBuffer, v1::CallReply>(
           [this](grpc::CallbackServerContext* context,
                  const grpc::ByteBuffer* bytes) -> grpc::ServerWriteReactor<v1::CallReply>* {
             v1::CallRequest request;
@@ -195,7 +199,7 @@ void TurbineService::ParseRequestsOurselves() {
           }));
   MarkMethodRawCallback(
       kCallStream,
-      new grpc::internal::CallbackBidiHandler<grpc::ByteBuffer, v1::CallReply>(
+      new grpc_handlers::CallbackBidiHandler<grpc::ByteBuffer, v1::CallReply>(
           [this](grpc::CallbackServerContext* context) { return OpenCallStream(context); }));
 }
 

@@ -275,6 +275,13 @@ absl::Status Server::State::StartGrpc(ServerOptions& options,
   return absl::OkStatus();
 }
 
+Server::Server(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+Server::~Server() {
+  Shutdown();
+  Wait();
+}
+
 const std::vector<std::string>& Server::addresses() const { return state_->addresses; }
 std::string Server::metrics_address() const {
   return state_->metrics == nullptr ? "" : state_->metrics->address();
