@@ -136,6 +136,8 @@ class EngineImpl {
                         const std::optional<StoredInput>& stored_input,
                         const StoredTask* stored_task);
   TaskState* LoadTask(TaskId id);
+  // UsableStoredId tells whether a task id read from the store may be given to a task.
+  bool UsableStoredId(TaskId id) const;
   std::string DescribeCycle(TaskState* from, TaskState* to) const;
 
   BackingStore* store_;  // null: memory only
