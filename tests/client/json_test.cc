@@ -136,6 +136,21 @@ TEST(JsonTest, ErrorsNameWhereTheyAre) {
   }
 }
 
+TEST(JsonTest, DeepNestingIsAnErrorNotAStackOverflow) {
+  // The longest command-line argument Linux passes (128 KiB) nests 65,536 levels. Before:
+  // the conversion recursed once per level and the CLI died of a stack overflow.
+  const size_t levels = 65536;
+  absl::StatusOr<v1::Value> deep =
+      cli::ParseValueArgument(std::string(levels, '[') + std::string(levels, ']'));
+  ASSERT_FALSE(deep.ok());
+  EXPECT_EQ(deep.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(deep.status().message().find("nest deeper than 100"), absl::string_view::npos)
+      << deep.status();
+  // 100 levels are fine.
+  EXPECT_TRUE(cli::ParseValueArgument(std::string(100, '[') + std::string(100, ']')).ok());
+  EXPECT_FALSE(cli::ParseValueArgument(std::string(101, '[') + std::string(101, ']')).ok());
+}
+
 TEST(JsonTest, RefTextParsesAndFormats) {
   absl::StatusOr<v1::TaskRef> cell = ParseRef("12/list<i64>/0");
   ASSERT_TRUE(cell.ok());
