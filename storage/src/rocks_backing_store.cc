@@ -3,44 +3,14 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
-#include <cereal/types/string.hpp>
-#include <cereal/types/tuple.hpp>
 
 #include <algorithm>
-#include <tuple>
 
-#include "turbine/internal/byte_streams.h"
+#include "records.h"
 #include "turbine/storage/format.h"
 
 namespace turbine::storage {
 namespace {
-
-using InputRecord = std::tuple<std::string, std::string, uint64_t>;  // type, bytes, stamp
-
-// Integers in keys and values are big-endian, so that bytewise order is numeric order
-// (ids are appended in order, which keeps writes to the id index sequential).
-void PutBigEndian(uint64_t value, char* out) {
-  for (int i = 7; i >= 0; --i) {
-    out[i] = static_cast<char>(value & 0xff);
-    value >>= 8;
-  }
-}
-uint64_t GetBigEndian(const char* in) {
-  uint64_t value = 0;
-  for (int i = 0; i < 8; ++i) value = (value << 8) | static_cast<unsigned char>(in[i]);
-  return value;
-}
-
-// DecodeTask rebuilds a task from its key in `tasks` (hash, identity) and its value
-// (id, result); nullopt if either is too short to be one.
-std::optional<StoredTask> DecodeTask(std::string_view key, std::string_view value) {
-  if (key.size() < 8 || value.size() < 8) return std::nullopt;
-  return StoredTask{.id = GetBigEndian(value.data()),
-                    .hash = GetBigEndian(key.data()),
-                    .identity = std::string(key.substr(8)),
-                    .result = std::string(value.substr(8)),
-                    .stored = true};
-}
 
 // BatchBytes is about the size of a snapshot's write batch: reserved up front, so the batch
 // is not copied each time it outgrows its buffer.
@@ -58,11 +28,11 @@ absl::StatusOr<uint64_t> ReadCounter(Store& store, const char* key) {
   absl::StatusOr<bool> found = store.Get(Table::kMeta, key, &bytes);
   if (!found.ok()) return found.status();
   if (!*found) return uint64_t{1};
-  uint64_t value = 0;
-  if (!internal::DeserializeFrom(bytes, &value)) {
+  std::optional<uint64_t> value = DecodeCounter(bytes);
+  if (!value.has_value()) {
     return absl::DataLossError(std::string("the stored counter '") + key + "' is damaged");
   }
-  return value;
+  return *value;
 }
 
 }  // namespace
@@ -73,12 +43,11 @@ absl::StatusOr<std::optional<StoredInput>> RocksBackingStore::ReadInput(std::str
   absl::StatusOr<bool> found = store_->Get(Table::kInputs, key, &bytes);
   if (!found.ok()) return found.status();
   if (!*found) return std::nullopt;
-  InputRecord record;
-  if (!internal::DeserializeFrom(bytes.ToStringView(), &record)) {
+  std::optional<StoredInput> input = DecodeInputRecord(bytes.ToStringView());
+  if (!input.has_value()) {
     return absl::DataLossError("input '" + std::string(key) + "' is stored damaged");
   }
-  return StoredInput{std::move(std::get<0>(record)), std::move(std::get<1>(record)),
-                     std::get<2>(record)};
+  return input;
 }
 
 absl::Status RocksBackingStore::WriteInputs(
@@ -87,11 +56,11 @@ absl::Status RocksBackingStore::WriteInputs(
   std::string bytes;
   for (const auto& [key, input] : inputs) {
     bytes.clear();
-    internal::SerializeTo(InputRecord{input.type_name, input.bytes, input.stamp}, &bytes);
+    EncodeInputRecord(input, &bytes);
     batch.Put(store_->handle(Table::kInputs), key, bytes);
   }
   bytes.clear();
-  internal::SerializeTo(next_stamp, &bytes);
+  EncodeCounter(next_stamp, &bytes);
   batch.Put(store_->handle(Table::kMeta), kNextStampKey, bytes);
   return store_->Write(batch, /*sync=*/true);  // the user's data: durable on return
 }
@@ -118,7 +87,7 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::FindTask(uint64_t h
   absl::StatusOr<bool> found = store_->Get(Table::kTasks, key, &value);
   if (!found.ok()) return found.status();
   if (!*found) return std::nullopt;
-  std::optional<StoredTask> task = DecodeTask(key, value.ToStringView());
+  std::optional<StoredTask> task = DecodeTaskRecord(key, value.ToStringView());
   value.Reset();  // unpin the block
   if (!task.has_value()) return absl::DataLossError("a stored task is damaged");
   return task;
@@ -137,7 +106,7 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::ReadTask(uint64_t i
   value.Reset();
   absl::StatusOr<bool> found = store_->Get(Table::kTasks, key.ToStringView(), &value);
   std::optional<StoredTask> task;
-  if (found.ok() && *found) task = DecodeTask(key.ToStringView(), value.ToStringView());
+  if (found.ok() && *found) task = DecodeTaskRecord(key.ToStringView(), value.ToStringView());
   key.Reset();
   value.Reset();
   if (!found.ok()) return found.status();
@@ -186,10 +155,10 @@ absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tas
     if (!task->stored) PutTaskId(*task, batch);
   }
   std::string bytes;
-  internal::SerializeTo(next_task_id, &bytes);
+  EncodeCounter(next_task_id, &bytes);
   batch.Put(store_->handle(Table::kMeta), kNextTaskIdKey, bytes);
   bytes.clear();
-  internal::SerializeTo(next_stamp, &bytes);
+  EncodeCounter(next_stamp, &bytes);
   batch.Put(store_->handle(Table::kMeta), kNextStampKey, bytes);
   return store_->Write(batch, /*sync=*/false);
 }
