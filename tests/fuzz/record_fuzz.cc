@@ -34,6 +34,9 @@ void FuzzTaskRecord(std::string_view bytes) {
                            std::exchange(identity.args, nullptr));
   internal::MutexLock lock(&task.mu);
   if (!internal::DecodeResult(stored->result, &task)) return;
+  FUZZ_CHECK(task.output.kind == internal::OutputKind::kValue ||
+             task.output.kind == internal::OutputKind::kRef ||
+             task.output.kind == internal::OutputKind::kError);
   // A result that decodes is one the engine could have written: encoding it again and
   // decoding that gives the same bytes.
   std::string encoded;
