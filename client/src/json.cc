@@ -107,7 +107,8 @@ absl::StatusOr<v1::Value> FromJson(const nlohmann::json& json, const std::string
       std::vector<v1::Value> items;
       items.reserve(json.size());
       for (size_t i = 0; i < json.size(); ++i) {
-        absl::StatusOr<v1::Value> item = FromJson(json[i], absl::StrCat(pointer, "/", i), depth + 1);
+        absl::StatusOr<v1::Value> item =
+            FromJson(json[i], absl::StrCat(pointer, "/", i), depth + 1);
         if (!item.ok()) return item.status();
         items.push_back(*std::move(item));
       }

@@ -7,6 +7,8 @@
 // wire conversion as the daemon, flushes, and every record of every table is written out.
 // The others are protocol values, formulas and CLI arguments of the kinds users write.
 // Seeds are small; rerun after a format change and commit what changed.
+#include <rocksdb/db.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -14,8 +16,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <rocksdb/db.h>
 
 #include "turbine/engine.h"
 #include "turbine/server/export.h"
@@ -54,13 +54,13 @@ std::vector<WireValue> SampleValues() {
       WireValue(WireValue::List{int64_t{1}, int64_t{2}, int64_t{3}}),
       WireValue(WireValue::List{std::string("a"), std::string("b")}),
       WireValue(WireValue::List{1.0, 2.5, WireValue()}),
-      WireValue(WireValue::Map{{"x", int64_t{1}}, {"label", std::string("p")},
-                               {"weights", WireValue::List{0.5, 2.0}}}),
+      WireValue(WireValue::Map{
+          {"x", int64_t{1}}, {"label", std::string("p")}, {"weights", WireValue::List{0.5, 2.0}}}),
       WireValue(WireValue::Map{{"a", WireValue::List{1.0}}, {"b", WireValue::List{}}}),
       WireValue(turbine::RawVc::Output(12)),
       WireValue(cell),
-      WireValue(WireValue::List{WireValue(WireValue::List{WireValue(WireValue::Map{
-          {"deep", WireValue::List{int64_t{7}}}})})}),
+      WireValue(WireValue::List{WireValue(
+          WireValue::List{WireValue(WireValue::Map{{"deep", WireValue::List{int64_t{7}}}})})}),
   };
 }
 
@@ -79,9 +79,9 @@ std::vector<std::pair<std::string, std::string>> RecordSeeds(const fs::path& scr
     (void)engine.SetInput("A1", WireValue(int64_t{5}));
     (void)engine.SetInput("B1", WireValue(std::string("A1*2+sum(A1, 3)")));
     (void)engine.SetInput("C1", WireValue(std::string("B1/0")));
-    (void)engine.SetInput("config", WireValue(WireValue::Map{{"depth", int64_t{3}},
-                                                               {"tags", WireValue::List{
-                                                                            std::string("x")}}}));
+    (void)engine.SetInput("config",
+                          WireValue(WireValue::Map{{"depth", int64_t{3}},
+                                                   {"tags", WireValue::List{std::string("x")}}}));
     const std::string a = (scratch / "files" / "a.txt").string();
     const std::string dir = (scratch / "files").string();
     const std::vector<std::pair<std::string, std::vector<WireValue>>> calls = {
@@ -125,9 +125,11 @@ std::vector<std::pair<std::string, std::string>> RecordSeeds(const fs::path& scr
                          encode(it->key().ToString(), it->value().ToString()));
     }
   };
-  dump(turbine::storage::Table::kTasks, "task", [](const std::string& key, const std::string& value) {
-    return std::string(1, '\0') + static_cast<char>(std::min<size_t>(key.size(), 255)) + key + value;
-  });
+  dump(turbine::storage::Table::kTasks, "task",
+       [](const std::string& key, const std::string& value) {
+         return std::string(1, '\0') + static_cast<char>(std::min<size_t>(key.size(), 255)) + key +
+                value;
+       });
   dump(turbine::storage::Table::kInputs, "input",
        [](const std::string&, const std::string& value) { return std::string(1, '\1') + value; });
   dump(turbine::storage::Table::kMeta, "meta",
@@ -147,14 +149,21 @@ int main(int argc, char** argv) {
 
   int n = 0;
   for (const WireValue& value : SampleValues()) {
-    WriteSeed(corpus / "wire_fuzz", "value-" + std::to_string(n++), ToWire(value).SerializeAsString());
+    WriteSeed(corpus / "wire_fuzz", "value-" + std::to_string(n++),
+              ToWire(value).SerializeAsString());
   }
 
   const std::vector<std::string> formulas = {
-      "1",          "A1",          "A1+B2*3",    "sum(A1, 2, -B3)", "min(1,2)",
-      "max(A1,B1,C1)", "(1+2)*3",  "10/0",       "7%0",             "9223372036854775807+1",
-      "-(-(-1))",   "a_b1 - _c",   "max(",       "1 +",             "((A1)",
-      "sum()",      "2*(3+4)/5%6", "A1 B1",      "  12  ",          "-9223372036854775808",
+      "1",           "A1",
+      "A1+B2*3",     "sum(A1, 2, -B3)",
+      "min(1,2)",    "max(A1,B1,C1)",
+      "(1+2)*3",     "10/0",
+      "7%0",         "9223372036854775807+1",
+      "-(-(-1))",    "a_b1 - _c",
+      "max(",        "1 +",
+      "((A1)",       "sum()",
+      "2*(3+4)/5%6", "A1 B1",
+      "  12  ",      "-9223372036854775808",
   };
   n = 0;
   for (const std::string& formula : formulas) {
@@ -162,10 +171,25 @@ int main(int argc, char** argv) {
   }
 
   const std::vector<std::string> arguments = {
-      "30", "\"text\"", "[1,2]", "{\"$ref\":\"12\"}", "{\"$ref\":\"12/i64/3\"}",
-      "{\"$bytes\":\"aGk=\"}", "{\"$map\":{\"$ref\":1}}", "word", "1.5e3", "-0.0",
-      "18446744073709551615", "[", "{\"a\":{\"b\":[null,true,false]}}", "12/list<i64>/0",
-      "[[[[1]]]]", "\"\\u00e9\\ud83d\\ude00\"", "{\"$ref\":\"1//3\"}", "{}", "null",
+      "30",
+      "\"text\"",
+      "[1,2]",
+      "{\"$ref\":\"12\"}",
+      "{\"$ref\":\"12/i64/3\"}",
+      "{\"$bytes\":\"aGk=\"}",
+      "{\"$map\":{\"$ref\":1}}",
+      "word",
+      "1.5e3",
+      "-0.0",
+      "18446744073709551615",
+      "[",
+      "{\"a\":{\"b\":[null,true,false]}}",
+      "12/list<i64>/0",
+      "[[[[1]]]]",
+      "\"\\u00e9\\ud83d\\ude00\"",
+      "{\"$ref\":\"1//3\"}",
+      "{}",
+      "null",
   };
   n = 0;
   for (const std::string& argument : arguments) {

@@ -1,13 +1,13 @@
 // wire_fuzz.cc — Wire<T>::From over arbitrary protocol values (the fuzz bytes, parsed as a
 // turbine.v1.Value): every conversion fails cleanly or succeeds, and a converted value
 // converts back to a wire value that reads back to the same thing.
+#include <google/protobuf/stubs/logging.h>
+
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/stubs/logging.h>
 
 #include "fuzz_check.h"
 #include "turbine/internal/byte_streams.h"

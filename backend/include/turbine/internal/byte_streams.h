@@ -110,8 +110,7 @@ class BoundedInputArchive
     : public cereal::InputArchive<BoundedInputArchive, cereal::AllowEmptyClassElision> {
  public:
   explicit BoundedInputArchive(ViewStreambuf& buffer)
-      : InputArchive<BoundedInputArchive, cereal::AllowEmptyClassElision>(this),
-        buffer_(buffer) {}
+      : InputArchive<BoundedInputArchive, cereal::AllowEmptyClassElision>(this), buffer_(buffer) {}
 
   void LoadBytes(void* data, std::streamsize size) {
     if (buffer_.sgetn(static_cast<char*>(data), size) != size) {
