@@ -73,6 +73,9 @@ RawVc EngineImpl::Call(const FunctionInfo& fn, RawVc receiver, void* stack_args,
 TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
                                   const absl::StatusOr<std::optional<StoredInput>>& stored_input,
                                   const StoredTask* stored_task) {
+  if (stored_task != nullptr && !UsableStoredId(stored_task->id)) {
+    stored_task = nullptr;  // a damaged record: the task starts afresh under a new id
+  }
   const TaskId id = stored_task != nullptr ? stored_task->id
                                            : next_task_id_.fetch_add(1, std::memory_order_relaxed);
   auto owned =
@@ -117,7 +120,16 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   return task;
 }
 
+bool EngineImpl::UsableStoredId(TaskId id) const {
+  // Every id on disk is below the persisted counter, and an id names one task. A record
+  // that breaks either is damaged; trusting it would replace a live task or overflow the
+  // task table.
+  return id != kNoTask && id < next_task_id_.load(std::memory_order_relaxed) &&
+         tasks_.Get(id) == nullptr;
+}
+
 TaskState* EngineImpl::LoadTask(TaskId id) {
+  if (!UsableStoredId(id)) return nullptr;
   absl::StatusOr<std::optional<StoredTask>> read = store_->ReadTask(id);
   if (!read.ok() || !read->has_value()) return nullptr;
   StoredTask& stored = **read;
@@ -133,7 +145,7 @@ TaskState* EngineImpl::LoadTask(TaskId id) {
   }
   auto [task, created] = cache_.FindOrInsert(
       key, [&] { return CreateTask(key, identity.args, stored_input, &stored); });
-  return task;
+  return task->id == id ? task : nullptr;  // another id: the record was damaged
 }
 
 RawVc CreateCell(const ValueType& type, std::shared_ptr<const void> value) {

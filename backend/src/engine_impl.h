@@ -147,6 +147,8 @@ class EngineImpl {
                         const absl::StatusOr<std::optional<StoredInput>>& stored_input,
                         const StoredTask* stored_task);
   TaskState* LoadTask(TaskId id);
+  // UsableStoredId tells whether a task id read from the store may be given to a task.
+  bool UsableStoredId(TaskId id) const;
   std::string DescribeCycle(TaskState* from, TaskState* to) const;
   void MarkCycle(TaskState* task, TaskState* waiting_task, const std::string& message);
 

@@ -116,6 +116,7 @@ bool DecodeResult(std::string_view bytes, TaskState* task) {
       output.ref = ref;
       break;
     case OutputKind::kNone:
+    default:  // a damaged kind byte
       return false;
   }
   std::vector<CellSlot> cells;

@@ -20,6 +20,9 @@ absl::StatusOr<v1::Value> ParseValueArgument(const std::string& text) {
     if (!trimmed.empty() && (trimmed[0] == '[' || trimmed[0] == '{' || trimmed[0] == '"')) {
       return absl::InvalidArgumentError(absl::StrCat("not valid JSON: ", e.what()));
     }
+  } catch (const nlohmann::json::exception& e) {
+    // Valid JSON the parser cannot hold, such as a number beyond a double (1e999).
+    return absl::InvalidArgumentError(absl::StrCat("unusable JSON: ", e.what()));
   }
   return client::Str(text);
 }

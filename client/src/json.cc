@@ -16,6 +16,9 @@ namespace {
 constexpr char kRefKey[] = "$ref";
 constexpr char kBytesKey[] = "$bytes";
 constexpr char kMapKey[] = "$map";
+// Lists and maps nest at most this deep: the conversion recurses, and a command-line
+// argument (up to 128 KiB) could otherwise nest deep enough to overflow the stack.
+constexpr int kMaxNesting = 100;
 
 bool IsSpecialKey(std::string_view key) {
   return key == kRefKey || key == kBytesKey || key == kMapKey;
@@ -42,13 +45,16 @@ std::string PointerToken(std::string_view key) {
   return token;
 }
 
-absl::StatusOr<v1::Value> FromJson(const nlohmann::json& json, const std::string& pointer);
+absl::StatusOr<v1::Value> FromJson(const nlohmann::json& json, const std::string& pointer,
+                                   int depth);
 
-absl::StatusOr<v1::Value> MapFromJson(const nlohmann::json& object, const std::string& pointer) {
+absl::StatusOr<v1::Value> MapFromJson(const nlohmann::json& object, const std::string& pointer,
+                                      int depth) {
   std::vector<std::pair<std::string, v1::Value>> entries;
   entries.reserve(object.size());
   for (const auto& [key, item] : object.items()) {
-    absl::StatusOr<v1::Value> value = FromJson(item, absl::StrCat(pointer, "/", PointerToken(key)));
+    absl::StatusOr<v1::Value> value =
+        FromJson(item, absl::StrCat(pointer, "/", PointerToken(key)), depth + 1);
     if (!value.ok()) return value.status();
     entries.emplace_back(key, *std::move(value));
   }
@@ -56,11 +62,11 @@ absl::StatusOr<v1::Value> MapFromJson(const nlohmann::json& object, const std::s
 }
 
 absl::StatusOr<v1::Value> SpecialFromJson(const std::string& key, const nlohmann::json& body,
-                                          const std::string& pointer) {
+                                          const std::string& pointer, int depth) {
   std::string body_pointer = absl::StrCat(pointer, "/", PointerToken(key));
   if (key == kMapKey) {
     if (!body.is_object()) return At(body_pointer, "$map takes an object");
-    return MapFromJson(body, body_pointer);
+    return MapFromJson(body, body_pointer, depth);
   }
   if (!body.is_string()) return At(body_pointer, absl::StrCat(key, " takes a string"));
   const std::string& text = body.get_ref<const std::string&>();
@@ -74,7 +80,11 @@ absl::StatusOr<v1::Value> SpecialFromJson(const std::string& key, const nlohmann
   return Ref(*std::move(ref));
 }
 
-absl::StatusOr<v1::Value> FromJson(const nlohmann::json& json, const std::string& pointer) {
+absl::StatusOr<v1::Value> FromJson(const nlohmann::json& json, const std::string& pointer,
+                                   int depth) {
+  if ((json.is_array() || json.is_object()) && depth >= kMaxNesting) {
+    return At(pointer, absl::StrCat("lists and maps nest deeper than ", kMaxNesting, " levels"));
+  }
   switch (json.type()) {
     case nlohmann::json::value_t::null:
       return Null();
@@ -97,7 +107,8 @@ absl::StatusOr<v1::Value> FromJson(const nlohmann::json& json, const std::string
       std::vector<v1::Value> items;
       items.reserve(json.size());
       for (size_t i = 0; i < json.size(); ++i) {
-        absl::StatusOr<v1::Value> item = FromJson(json[i], absl::StrCat(pointer, "/", i));
+        absl::StatusOr<v1::Value> item =
+            FromJson(json[i], absl::StrCat(pointer, "/", i), depth + 1);
         if (!item.ok()) return item.status();
         items.push_back(*std::move(item));
       }
@@ -105,9 +116,9 @@ absl::StatusOr<v1::Value> FromJson(const nlohmann::json& json, const std::string
     }
     case nlohmann::json::value_t::object:
       if (json.size() == 1 && IsSpecialKey(json.begin().key())) {
-        return SpecialFromJson(json.begin().key(), json.begin().value(), pointer);
+        return SpecialFromJson(json.begin().key(), json.begin().value(), pointer, depth);
       }
-      return MapFromJson(json, pointer);
+      return MapFromJson(json, pointer, depth);
     case nlohmann::json::value_t::binary:
     case nlohmann::json::value_t::discarded:
       break;
@@ -136,7 +147,9 @@ bool ParseDecimal(absl::string_view text, Int* out) {
 
 }  // namespace
 
-absl::StatusOr<v1::Value> ValueFromJson(const nlohmann::json& json) { return FromJson(json, ""); }
+absl::StatusOr<v1::Value> ValueFromJson(const nlohmann::json& json) {
+  return FromJson(json, "", 0);
+}
 
 nlohmann::json ValueToJson(const v1::Value& value) {
   switch (value.kind_case()) {

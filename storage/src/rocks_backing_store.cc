@@ -6,40 +6,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <tuple>
 
+#include "records.h"
 #include "turbine/storage/format.h"
 #include "turbine/value_type.h"
 
 namespace turbine::storage {
 namespace {
-
-using InputRecord = std::tuple<std::string, std::string, uint64_t>;  // type, bytes, stamp
-
-// Integers in keys and values are big-endian, so that bytewise order is numeric order
-// (ids are appended in order, which keeps writes to the id index sequential).
-void PutBigEndian(uint64_t value, char* out) {
-  for (int i = 7; i >= 0; --i) {
-    out[i] = static_cast<char>(value & 0xff);
-    value >>= 8;
-  }
-}
-uint64_t GetBigEndian(const char* in) {
-  uint64_t value = 0;
-  for (int i = 0; i < 8; ++i) value = (value << 8) | static_cast<unsigned char>(in[i]);
-  return value;
-}
-
-// DecodeTask rebuilds a task from its key in `tasks` (hash, identity) and its value
-// (id, result); nullopt if either is too short to be one.
-std::optional<StoredTask> DecodeTask(std::string_view key, std::string_view value) {
-  if (key.size() < 8 || value.size() < 8) return std::nullopt;
-  return StoredTask{.id = GetBigEndian(value.data()),
-                    .hash = GetBigEndian(key.data()),
-                    .identity = std::string(key.substr(8)),
-                    .result = std::string(value.substr(8)),
-                    .stored = true};
-}
 
 // BatchBytes is about the size of a snapshot's write batch: reserved up front, so the batch
 // is not copied each time it outgrows its buffer.
@@ -57,11 +30,11 @@ absl::StatusOr<uint64_t> ReadCounter(Store& store, const char* key) {
   absl::StatusOr<bool> found = store.Get(Table::kMeta, key, &bytes);
   if (!found.ok()) return found.status();
   if (!*found) return uint64_t{1};
-  uint64_t value = 0;
-  if (!DecodeValue(bytes, &value)) {
+  std::optional<uint64_t> value = DecodeCounter(bytes);
+  if (!value.has_value()) {
     return absl::DataLossError(std::string("the stored counter '") + key + "' is damaged");
   }
-  return value;
+  return *value;
 }
 
 }  // namespace
@@ -76,13 +49,12 @@ absl::StatusOr<std::optional<StoredInput>> RocksBackingStore::ReadInput(std::str
     return found.status();
   }
   if (!*found) return std::nullopt;
-  InputRecord record;
-  if (!DecodeValue(bytes.ToStringView(), &record)) {
+  std::optional<StoredInput> input = DecodeInputRecord(bytes.ToStringView());
+  if (!input.has_value()) {
     spdlog::error("input '{}' is stored damaged", key);
     return absl::DataLossError("input '" + std::string(key) + "' is stored damaged");
   }
-  return StoredInput{std::move(std::get<0>(record)), std::move(std::get<1>(record)),
-                     std::get<2>(record)};
+  return input;
 }
 
 absl::Status RocksBackingStore::WriteInputs(
@@ -91,11 +63,11 @@ absl::Status RocksBackingStore::WriteInputs(
   std::string bytes;
   for (const auto& [key, input] : inputs) {
     bytes.clear();
-    EncodeValue(InputRecord{input.type_name, input.bytes, input.stamp}, &bytes);
+    EncodeInputRecord(input, &bytes);
     batch.Put(store_->handle(Table::kInputs), key, bytes);
   }
   bytes.clear();
-  EncodeValue(next_stamp, &bytes);
+  EncodeCounter(next_stamp, &bytes);
   batch.Put(store_->handle(Table::kMeta), kNextStampKey, bytes);
   return store_->Write(batch, /*sync=*/true);  // the user's data: durable on return
 }
@@ -122,7 +94,7 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::FindTask(uint64_t h
   absl::StatusOr<bool> found = store_->Get(Table::kTasks, key, &value);
   if (!found.ok()) return found.status();
   if (!*found) return std::nullopt;
-  std::optional<StoredTask> task = DecodeTask(key, value.ToStringView());
+  std::optional<StoredTask> task = DecodeTaskRecord(key, value.ToStringView());
   value.Reset();  // unpin the block
   if (!task.has_value()) return absl::DataLossError("a stored task is damaged");
   return task;
@@ -141,7 +113,7 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::ReadTask(uint64_t i
   value.Reset();
   absl::StatusOr<bool> found = store_->Get(Table::kTasks, key.ToStringView(), &value);
   std::optional<StoredTask> task;
-  if (found.ok() && *found) task = DecodeTask(key.ToStringView(), value.ToStringView());
+  if (found.ok() && *found) task = DecodeTaskRecord(key.ToStringView(), value.ToStringView());
   key.Reset();
   value.Reset();
   if (!found.ok()) return found.status();
@@ -171,10 +143,10 @@ absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tas
     if (!task->stored) PutTaskId(*task, batch);
   }
   std::string bytes;
-  EncodeValue(next_task_id, &bytes);
+  EncodeCounter(next_task_id, &bytes);
   batch.Put(store_->handle(Table::kMeta), kNextTaskIdKey, bytes);
   bytes.clear();
-  EncodeValue(next_stamp, &bytes);
+  EncodeCounter(next_stamp, &bytes);
   batch.Put(store_->handle(Table::kMeta), kNextStampKey, bytes);
   return store_->Write(batch, /*sync=*/false);
 }

@@ -461,6 +461,17 @@ std::vector<std::string> Store::TableFiles(Table table) const {
   return paths;
 }
 
+absl::Status Store::ForEach(
+    Table table,
+    const std::function<void(std::string_view key, std::string_view value)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(db().NewIterator(rocksdb::ReadOptions(), handle(table)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    visit(std::string_view(it->key().data(), it->key().size()),
+          std::string_view(it->value().data(), it->value().size()));
+  }
+  return FromRocks(it->status(), "scan " + std::string(TableName(table)));
+}
+
 absl::Status Store::PrepareWrite() {
   if (!shared_->errors->Pending() && !ReadOnly()) return absl::OkStatus();
   std::lock_guard lock(recover_mu_);

@@ -10,5 +10,7 @@ namespace turbine::testing {
 
 // ThreadAllocations returns how many times this thread has called operator new.
 uint64_t ThreadAllocations();
+// ThreadAllocatedBytes returns how many bytes this thread has asked operator new for.
+uint64_t ThreadAllocatedBytes();
 
 }  // namespace turbine::testing

@@ -2,11 +2,13 @@
 // damaged bytes are rejected rather than half-decoded.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "alloc_counter.h"
 #include "turbine/engine.h"
 
 namespace {
@@ -77,6 +79,28 @@ TEST(ValueRoundTrip, DamagedBytesAreRejected) {
   }
   // Trailing bytes are not one encoding either.
   EXPECT_EQ(type.deserialize(bytes + "x"), nullptr);
+}
+
+TEST(ValueRoundTrip, ADamagedLengthIsRejectedWithoutAllocatingIt) {
+  // A damaged record: a string's 8-byte length prefix says 128 MiB, and 8 bytes follow.
+  // Decoding must fail before allocating (and zeroing) the claimed size.
+  std::string bytes;
+  turbine::EncodeValue(std::string("12345678"), &bytes);
+  const uint64_t claimed = uint64_t{1} << 27;
+  std::memcpy(bytes.data(), &claimed, sizeof(claimed));
+  const uint64_t before = turbine::testing::ThreadAllocatedBytes();
+  std::string decoded;
+  EXPECT_FALSE(turbine::DecodeValue(bytes, &decoded));
+  EXPECT_LT(turbine::testing::ThreadAllocatedBytes() - before, uint64_t{1} << 20);
+  // The same for a container's element count (16 Mi integers: 128 MiB).
+  std::string list;
+  turbine::EncodeValue(std::vector<int64_t>{1}, &list);
+  const uint64_t claimed_items = uint64_t{1} << 24;
+  std::memcpy(list.data(), &claimed_items, sizeof(claimed_items));
+  const uint64_t before_list = turbine::testing::ThreadAllocatedBytes();
+  std::vector<int64_t> decoded_list;
+  EXPECT_FALSE(turbine::DecodeValue(list, &decoded_list));
+  EXPECT_LT(turbine::testing::ThreadAllocatedBytes() - before_list, uint64_t{1} << 20);
 }
 
 turbine::Task<int64_t> ArgsImpl(int64_t a, std::string b, std::vector<Point> c) {

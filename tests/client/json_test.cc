@@ -136,6 +136,33 @@ TEST(JsonTest, ErrorsNameWhereTheyAre) {
   }
 }
 
+TEST(JsonTest, DeepNestingIsAnErrorNotAStackOverflow) {
+  // The longest command-line argument Linux passes (128 KiB) nests 65,536 levels. Before:
+  // the conversion recursed once per level and the CLI died of a stack overflow.
+  const size_t levels = 65536;
+  absl::StatusOr<v1::Value> deep =
+      cli::ParseValueArgument(std::string(levels, '[') + std::string(levels, ']'));
+  ASSERT_FALSE(deep.ok());
+  EXPECT_EQ(deep.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(deep.status().message().find("nest deeper than 100"), absl::string_view::npos)
+      << deep.status();
+  // 100 levels are fine.
+  EXPECT_TRUE(cli::ParseValueArgument(std::string(100, '[') + std::string(100, ']')).ok());
+  EXPECT_FALSE(cli::ParseValueArgument(std::string(101, '[') + std::string(101, ']')).ok());
+}
+
+TEST(JsonTest, ANumberBeyondADoubleIsAnError) {
+  // Found by cli_fuzz (tests/fuzz/corpus/cli_fuzz/crash-number-overflow). Before: the
+  // parser's out_of_range exception escaped and the CLI aborted.
+  for (const char* text : {"1e999", "[1, -1e999]", "11.85e43467440737"}) {
+    absl::StatusOr<v1::Value> value = cli::ParseValueArgument(text);
+    ASSERT_FALSE(value.ok()) << text;
+    EXPECT_EQ(value.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_NE(value.status().message().find("number overflow"), absl::string_view::npos)
+        << value.status();
+  }
+}
+
 TEST(JsonTest, RefTextParsesAndFormats) {
   absl::StatusOr<v1::TaskRef> cell = ParseRef("12/list<i64>/0");
   ASSERT_TRUE(cell.ok());

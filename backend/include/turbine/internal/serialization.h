@@ -23,11 +23,13 @@
 #include <cereal/types/tuple.hpp>
 #include <cereal/types/vector.hpp>
 #include <istream>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <streambuf>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace turbine::internal {
 
@@ -58,6 +60,7 @@ class ViewStreambuf : public std::streambuf {
     setg(begin, begin, begin + bytes.size());
   }
   bool at_end() { return gptr() == egptr(); }
+  uint64_t remaining() { return static_cast<uint64_t>(egptr() - gptr()); }
 };
 
 // StreamSlot is a stream over its buffer, and whether it is lent out right now.
@@ -106,18 +109,72 @@ void SerializeTo(const T& value, std::string* out) {
   archive(value);
 }
 
+// BoundedInputArchive reads cereal's binary format (what BinaryOutputArchive writes) from a
+// ViewStreambuf, and refuses any length prefix larger than the bytes left. Stored records
+// come from disk, where a flipped bit in a length would otherwise make cereal allocate and
+// zero that many bytes (gigabytes) before noticing the input is short. The bound holds
+// because every element of every container the engine stores takes at least one byte.
+class BoundedInputArchive
+    : public cereal::InputArchive<BoundedInputArchive, cereal::AllowEmptyClassElision> {
+ public:
+  explicit BoundedInputArchive(ViewStreambuf& buffer)
+      : InputArchive<BoundedInputArchive, cereal::AllowEmptyClassElision>(this), buffer_(buffer) {}
+
+  void LoadBytes(void* data, std::streamsize size) {
+    if (buffer_.sgetn(static_cast<char*>(data), size) != size) {
+      throw cereal::Exception("truncated input");
+    }
+  }
+  void CheckLength(uint64_t length) {
+    if (length > buffer_.remaining()) throw cereal::Exception("length exceeds the input");
+  }
+
+ private:
+  ViewStreambuf& buffer_;
+};
+
+template <class T>
+  requires std::is_arithmetic_v<T>
+void CEREAL_LOAD_FUNCTION_NAME(BoundedInputArchive& ar, T& t) {
+  ar.LoadBytes(std::addressof(t), sizeof(t));
+}
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(BoundedInputArchive& ar, cereal::BinaryData<T>& data) {
+  ar.LoadBytes(data.data, static_cast<std::streamsize>(data.size));
+}
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(BoundedInputArchive& ar, cereal::SizeTag<T>& tag) {
+  uint64_t size = 0;
+  ar.LoadBytes(&size, sizeof(size));
+  ar.CheckLength(size);
+  tag.size = static_cast<std::remove_reference_t<T>>(size);
+}
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(BoundedInputArchive& ar, cereal::NameValuePair<T>& pair) {
+  ar(pair.value);
+}
+
 // DeserializeFrom decodes exactly `bytes` into `value`; false if they are malformed,
 // truncated, or longer than one encoding.
 template <class T>
 bool DeserializeFrom(std::string_view bytes, T* value) {
   InputStream stream(bytes);
   try {
-    cereal::BinaryInputArchive archive(stream.stream());
+    BoundedInputArchive archive(stream.buffer());
     archive(*value);
   } catch (const std::exception&) {
-    return false;  // cereal reports truncated or malformed input by throwing
+    return false;  // a truncated or malformed input is reported by throwing
   }
   return stream.buffer().at_end();
 }
 
 }  // namespace turbine::internal
+
+// Values with separate save and load functions are found through the output archive of the
+// same format.
+namespace cereal::traits::detail {
+template <>
+struct get_output_from_input<turbine::internal::BoundedInputArchive> {
+  using type = cereal::BinaryOutputArchive;
+};
+}  // namespace cereal::traits::detail

@@ -28,7 +28,8 @@
 
 namespace turbine::client {
 
-// ValueFromJson fails with kInvalidArgument naming the JSON pointer of the offending part.
+// ValueFromJson fails with kInvalidArgument naming the JSON pointer of the offending part;
+// lists and maps nested deeper than 100 levels are refused.
 absl::StatusOr<v1::Value> ValueFromJson(const nlohmann::json& json);
 nlohmann::json ValueToJson(const v1::Value& value);
 

@@ -26,6 +26,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -111,6 +112,11 @@ class Store {
   // TableFiles lists the files that hold `table` now (full paths; memtables not included):
   // for tools and fault-injection tests.
   std::vector<std::string> TableFiles(Table table) const;
+  // ForEach calls `visit` with every record of `table`, in key order (a scan, for tools and
+  // offline checks; not for the call path).
+  absl::Status ForEach(Table table,
+                       const std::function<void(std::string_view key, std::string_view value)>&
+                           visit) const;
   // ReadOnly tells whether the database is open read-only (opened on a full disk and not
   // yet reopened for writing).
   bool ReadOnly() const;

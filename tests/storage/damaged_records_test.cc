@@ -1,0 +1,82 @@
+// Damaged task records (what the record_fuzz target feeds the decoders, here end to end): a
+// record the engine cannot trust is computed afresh, never served and never a crash.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+
+#include "persisted_engine.h"
+#include "temp_dir.h"
+#include "turbine/engine.h"
+#include "turbine/storage/rocks_backing_store.h"
+
+namespace {
+
+using turbine::StoredTask;
+using turbine::Task;
+using turbine::storage::RocksBackingStore;
+
+Task<std::string> GreetImpl(int64_t n) { co_return "hello " + std::to_string(n); }
+inline const turbine::Function<GreetImpl> greet{"test.damaged.greet", 1};
+
+// DamagingStore hands the engine every task record as `damage` leaves it, as if the bytes
+// had been damaged on disk.
+class DamagingStore : public RocksBackingStore {
+ public:
+  using RocksBackingStore::RocksBackingStore;
+  static inline std::function<void(StoredTask&)> damage;
+
+  absl::StatusOr<std::optional<StoredTask>> FindTask(uint64_t hash,
+                                                     std::string_view identity) override {
+    return Damaged(RocksBackingStore::FindTask(hash, identity));
+  }
+  absl::StatusOr<std::optional<StoredTask>> ReadTask(uint64_t id) override {
+    return Damaged(RocksBackingStore::ReadTask(id));
+  }
+
+ private:
+  static absl::StatusOr<std::optional<StoredTask>> Damaged(
+      absl::StatusOr<std::optional<StoredTask>> task) {
+    if (task.ok() && task->has_value() && damage) damage(**task);
+    return task;
+  }
+};
+
+// StoreThenReadDamaged computes greet(7) in one session, then reads it in a second one
+// whose records are damaged.
+void StoreThenReadDamaged(std::function<void(StoredTask&)> damage) {
+  turbine::testing::TempDir dir;
+  {
+    turbine::testing::PersistedEngine<> d(dir.str());
+    ASSERT_EQ(*d.engine.Read(greet(7)), "hello 7");
+  }
+  DamagingStore::damage = std::move(damage);
+  {
+    turbine::testing::PersistedEngine<DamagingStore> d(dir.str());
+    EXPECT_EQ(*d.engine.Read(greet(7)), "hello 7");
+    EXPECT_EQ(*d.engine.Read(greet(8)), "hello 8");  // a new task gets an id of its own
+    EXPECT_EQ(*d.engine.Read(greet(7)), "hello 7");
+  }
+  DamagingStore::damage = nullptr;
+}
+
+TEST(DamagedRecords, AnIdBeyondTheTaskTableIsComputedAfresh) {
+  // Before: the engine aborted ("task id space exhausted").
+  StoreThenReadDamaged([](StoredTask& task) { task.id = uint64_t{1} << 40; });
+}
+
+TEST(DamagedRecords, AnIdNeverGivenOutIsComputedAfresh) {
+  // greet(7) was the only task (id 1): id 2 is the one the counter gives out next. Before:
+  // greet(8) got id 2 as well, replaced greet(7) in the task table, and greet(7) read
+  // "hello 8".
+  StoreThenReadDamaged([](StoredTask& task) { task.id += 1; });
+}
+
+TEST(DamagedRecords, AnUnknownOutputKindIsComputedAfresh) {
+  // The result's first byte is its output kind (value, ref, error); 7 is none of them.
+  StoreThenReadDamaged([](StoredTask& task) {
+    if (!task.result.empty()) task.result[0] = 7;
+  });
+}
+
+}  // namespace
