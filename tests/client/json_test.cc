@@ -137,7 +137,7 @@ TEST(JsonTest, ErrorsNameWhereTheyAre) {
 }
 
 TEST(JsonTest, DeepNestingIsAnErrorNotAStackOverflow) {
-  // The longest command-line argument Linux passes (128 KiB) nests 65,536 levels. Before:
+  // The longest command-line argument Linux passes (128 KiB) nests 65,535 levels. Before:
   // the conversion recursed once per level and the CLI died of a stack overflow.
   const size_t levels = 65536;
   absl::StatusOr<v1::Value> deep =
