@@ -15,26 +15,21 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <utility>
 
 namespace turbine::server {
 namespace {
 
-constexpr std::string_view kUnixPrefix = "unix:";
 // How long accepting pauses when the process is out of descriptors, and how often the
 // count of open connections is re-checked while it is at the bound.
 constexpr int kRetryMillis = 100;
 
 std::string Errno(int error) { return std::strerror(error); }
 
-absl::StatusOr<BoundAddress> ListenUnix(const std::string& address) {
-  const std::string path = address.substr(kUnixPrefix.size());
+absl::StatusOr<BoundAddress> ListenUnix(const ListenAddress& address) {
+  const std::string& path = address.path;  // checked by ParseListenAddress
   sockaddr_un addr{};
-  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError("socket path '" + path + "' is empty or too long");
-  }
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.data(), path.size());
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -42,31 +37,12 @@ absl::StatusOr<BoundAddress> ListenUnix(const std::string& address) {
   ::unlink(path.c_str());  // a dead daemon's socket
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
       ::listen(fd.get(), SOMAXCONN) != 0) {
-    return absl::UnavailableError("cannot listen on " + address + ": " + Errno(errno));
+    return absl::UnavailableError("cannot listen on " + address.text + ": " + Errno(errno));
   }
   BoundAddress bound;
-  bound.address = address;
+  bound.address = address.text;
   bound.sockets.push_back(std::move(fd));
   return bound;
-}
-
-// SplitHostPort splits "host:port" and "[v6]:port".
-absl::Status SplitHostPort(const std::string& address, std::string* host, int* port) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) {
-    return absl::InvalidArgumentError("listen address '" + address +
-                                      "' is neither unix:PATH nor HOST:PORT");
-  }
-  *host = address.substr(0, colon);
-  if (host->starts_with("[") && host->ends_with("]")) *host = host->substr(1, host->size() - 2);
-  const std::string_view digits = std::string_view(address).substr(colon + 1);
-  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), *port);
-  if (digits.empty() || error != std::errc() || end != digits.data() + digits.size() || *port < 0 ||
-      *port > 65535) {
-    return absl::InvalidArgumentError("listen address '" + address +
-                                      "' needs a port from 0 to 65535");
-  }
-  return absl::OkStatus();
 }
 
 absl::StatusOr<UniqueFd> ListenTcp(const addrinfo& info, int port, std::string* error) {
@@ -106,10 +82,9 @@ int BoundPort(int fd) {
                                     : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
 }
 
-absl::StatusOr<BoundAddress> ListenHostPort(const std::string& address) {
-  std::string host;
-  int port = 0;
-  if (absl::Status split = SplitHostPort(address, &host, &port); !split.ok()) return split;
+absl::StatusOr<BoundAddress> ListenHostPort(const ListenAddress& address) {
+  const std::string& host = address.host;
+  int port = address.port;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -117,8 +92,8 @@ absl::StatusOr<BoundAddress> ListenHostPort(const std::string& address) {
   addrinfo* found = nullptr;
   if (const int error = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), "0", &hints, &found);
       error != 0) {
-    return absl::InvalidArgumentError("cannot resolve '" + host + "' in listen address " + address +
-                                      ": " + ::gai_strerror(error));
+    return absl::InvalidArgumentError("cannot resolve '" + host + "' in listen address " +
+                                      address.text + ": " + ::gai_strerror(error));
   }
   BoundAddress bound;
   std::string error = "no address";
@@ -131,9 +106,9 @@ absl::StatusOr<BoundAddress> ListenHostPort(const std::string& address) {
   }
   ::freeaddrinfo(found);
   if (bound.sockets.empty()) {
-    return absl::UnavailableError("cannot listen on " + address + ": " + error);
+    return absl::UnavailableError("cannot listen on " + address.text + ": " + error);
   }
-  bound.address = address.substr(0, address.rfind(':')) + ":" + std::to_string(port);
+  bound.address = address.text.substr(0, address.text.rfind(':')) + ":" + std::to_string(port);
   return bound;
 }
 
@@ -155,8 +130,8 @@ UniqueFd::~UniqueFd() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-absl::StatusOr<BoundAddress> Listen(const std::string& address) {
-  return address.starts_with(kUnixPrefix) ? ListenUnix(address) : ListenHostPort(address);
+absl::StatusOr<BoundAddress> Listen(const ListenAddress& address) {
+  return address.unix_socket ? ListenUnix(address) : ListenHostPort(address);
 }
 
 void ConfigureConnections(ServerOptions& options, grpc::ServerBuilder& builder) {

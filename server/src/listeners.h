@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "address.h"
 #include "turbine/server/server.h"
 
 namespace turbine::server {
@@ -50,11 +51,12 @@ struct BoundAddress {
   std::vector<UniqueFd> sockets;
 };
 
-// Listen creates, binds and listens on `address`: "unix:PATH" (a file left at PATH is
-// removed first; the caller holds the data dir's lock or chose the path) or "HOST:PORT" /
-// "[V6]:PORT" (every address HOST resolves to, all on one port). kInvalidArgument for a
-// malformed address, kUnavailable when it cannot be bound.
-absl::StatusOr<BoundAddress> Listen(const std::string& address);
+// Listen creates, binds and listens on `address` (parsed by ParseListenAddress): a unix
+// socket (a file left at its path is removed first; the caller holds the data dir's lock or
+// chose the path) or HOST:PORT / [V6]:PORT (every address HOST resolves to, all on one
+// port). kInvalidArgument for a host that does not resolve, kUnavailable when it cannot be
+// bound.
+absl::StatusOr<BoundAddress> Listen(const ListenAddress& address);
 
 // ConfigureConnections raises the open-file limit (RaiseOpenFileLimit, logged), sets
 // options.max_connections when it is 0 (DefaultMaxConnections), and gives gRPC the channel

@@ -248,7 +248,7 @@ absl::Status Server::State::StartGrpc(ServerOptions& options,
   for (const ListenAddress& address : listen) {
     // Sockets are created owner-only: the umask applies while they are bound.
     const mode_t old_umask = ::umask(0077);
-    absl::StatusOr<BoundAddress> bound = Listen(address.text);
+    absl::StatusOr<BoundAddress> bound = Listen(address);
     ::umask(old_umask);
     if (!bound.ok()) return bound.status();
     if (address.unix_socket) {
