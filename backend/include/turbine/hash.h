@@ -12,16 +12,21 @@
 #include <string_view>
 #include <type_traits>
 
+#include "turbine/internal/xxh3.h"
+
 namespace turbine {
 
-// HashBytes hashes a byte range with XXH3, chained through `seed`. Out of line, so that
-// xxhash stays an implementation detail (it is compiled inline into hash.cc).
-uint64_t HashBytes(const void* data, size_t size, uint64_t seed);
+// HashBytes hashes a byte range with XXH3, chained through `seed`.
+inline uint64_t HashBytes(const void* data, size_t size, uint64_t seed) {
+  return XXH3_64bits_withSeed(data, size, seed);
+}
 
 // HashScalar hashes one trivially copyable scalar by its bytes.
 template <class T>
 requires std::is_trivially_copyable_v<T>
-inline uint64_t HashScalar(T value, uint64_t seed) { return HashBytes(&value, sizeof(T), seed); }
+inline uint64_t HashScalar(T value, uint64_t seed) {
+  return XXH3_64bits_withSeed(&value, sizeof(T), seed);
+}
 
 inline uint64_t HashValue(bool v, uint64_t seed) { return HashScalar(v, seed); }
 inline uint64_t HashValue(int32_t v, uint64_t seed) { return HashScalar(v, seed); }
