@@ -16,7 +16,8 @@
 #include "persist.h"
 #include "records.h"
 
-namespace internal = turbine::internal;
+// White-box: the engine's private decoders, as a restart runs them.
+namespace engine_private = turbine::internal;
 namespace storage = turbine::storage;
 
 namespace {
@@ -27,34 +28,34 @@ void FuzzTaskRecord(std::string_view bytes) {
   std::optional<turbine::StoredTask> stored =
       storage::DecodeTaskRecord(bytes.substr(1, key_size), bytes.substr(1 + key_size));
   if (!stored.has_value()) return;
-  internal::DecodedIdentity identity;
-  if (!internal::DecodeIdentity(stored->identity, &identity)) return;
+  engine_private::DecodedIdentity identity;
+  if (!engine_private::DecodeIdentity(stored->identity, &identity)) return;
   // The task owns the decoded arguments from here on, as in the engine.
-  internal::TaskState task(stored->id, stored->hash, identity.fn, identity.receiver,
+  engine_private::TaskState task(stored->id, stored->hash, identity.fn, identity.receiver,
                            std::exchange(identity.args, nullptr));
-  internal::MutexLock lock(&task.mu);
-  if (!internal::DecodeResult(stored->result, &task)) return;
-  FUZZ_CHECK(task.output.kind == internal::OutputKind::kValue ||
-             task.output.kind == internal::OutputKind::kRef ||
-             task.output.kind == internal::OutputKind::kError);
+  engine_private::MutexLock lock(&task.mu);
+  if (!engine_private::DecodeResult(stored->result, &task)) return;
+  FUZZ_CHECK(task.output.kind == engine_private::OutputKind::kValue ||
+             task.output.kind == engine_private::OutputKind::kRef ||
+             task.output.kind == engine_private::OutputKind::kError);
   // A result that decodes is one the engine could have written: encoding it again and
   // decoding that gives the same bytes.
   std::string encoded;
-  internal::EncodeResult(task, &encoded);
+  engine_private::EncodeResult(task, &encoded);
   std::string encoded_again;
-  FUZZ_CHECK(internal::DecodeResult(encoded, &task));
-  internal::EncodeResult(task, &encoded_again);
+  FUZZ_CHECK(engine_private::DecodeResult(encoded, &task));
+  engine_private::EncodeResult(task, &encoded_again);
   FUZZ_CHECK(encoded == encoded_again);
 }
 
 void FuzzInputRecord(std::string_view bytes) {
   std::optional<turbine::StoredInput> stored = storage::DecodeInputRecord(bytes);
   if (!stored.has_value()) return;
-  internal::Output output;
+  engine_private::Output output;
   uint64_t stamp = 0;
-  internal::RestoreInput(*stored, &output, &stamp);
-  FUZZ_CHECK(output.kind == internal::OutputKind::kValue ||
-             output.kind == internal::OutputKind::kError);
+  engine_private::RestoreInput(*stored, &output, &stamp);
+  FUZZ_CHECK(output.kind == engine_private::OutputKind::kValue ||
+             output.kind == engine_private::OutputKind::kError);
   FUZZ_CHECK(stamp == stored->stamp);
 }
 
