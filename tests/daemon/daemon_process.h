@@ -91,6 +91,24 @@ class DaemonProcess {
     return "";
   }
 
+  // PumpLog reads the log for `duration`: a test that runs the daemon for long calls it
+  // instead of sleeping, so the daemon never blocks on a full stderr pipe. False once the
+  // process has closed its stderr.
+  bool PumpLog(std::chrono::milliseconds duration) {
+    const auto deadline = std::chrono::steady_clock::now() + duration;
+    for (auto now = std::chrono::steady_clock::now(); now < deadline;
+         now = std::chrono::steady_clock::now()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+      pollfd poll_fd{log_fd_, POLLIN, 0};
+      if (::poll(&poll_fd, 1, static_cast<int>(left.count()) + 1) <= 0) continue;
+      char buffer[4096];
+      const ssize_t n = ::read(log_fd_, buffer, sizeof(buffer));
+      if (n <= 0) return false;
+      log_.append(buffer, static_cast<size_t>(n));
+    }
+    return true;
+  }
+
   const std::string& address() const { return address_; }
   const std::string& log() const { return log_; }
 
@@ -122,7 +140,8 @@ class DaemonProcess {
   void DrainLog() {
     char buffer[4096];
     ssize_t n = 0;
-    while ((n = ::read(log_fd_, buffer, sizeof(buffer))) > 0) log_.append(buffer, static_cast<size_t>(n));
+    while ((n = ::read(log_fd_, buffer, sizeof(buffer))) > 0)
+      log_.append(buffer, static_cast<size_t>(n));
   }
 
   rlim_t open_file_limit_ = 0;
