@@ -186,10 +186,7 @@ class Worker {
       : index_(index), random_(seed), shared_(shared) {
     for (int i = 0; i < kIntCells; ++i) values_[IntCell(i)] = {0};
     for (int j = 0; j < kFormulaCells; ++j) {
-      Formula& f = formulas_[FormulaCell(j)];
-      f.op = (index * kFormulaCells + j) % kOps;  // every operation, in every run
-      f.lhs = AnyCellBefore(j);
-      f.rhs = AnyCellBefore(j);
+      formulas_[FormulaCell(j)] = {RandomFormula(j, (index * kFormulaCells + j) % kOps)};
     }
     for (int k = 0; k < kFiles; ++k) {
       files_.push_back(
@@ -202,15 +199,17 @@ class Worker {
   std::vector<std::pair<std::string, v1::Value>> InitialInputs() const {
     std::vector<std::pair<std::string, v1::Value>> inputs;
     for (const auto& [name, possible] : values_) inputs.emplace_back(name, Int(possible[0]));
-    for (const auto& [name, f] : formulas_) inputs.emplace_back(name, Str(Render(f)));
+    for (const auto& [name, possible] : formulas_) inputs.emplace_back(name, Str(possible[0]));
     return inputs;
   }
 
   void Run(Clock::time_point end) {
     for (uint64_t op = 0; op < kMaxOpsPerThread && Clock::now() < end && !shared_.stop; ++op) {
       const int choice = static_cast<int>(random_() % 100);
-      if (choice < 35) {
+      if (choice < 30) {
         SetSome();
+      } else if (choice < 35) {
+        EditFormula();
       } else if (choice < 55) {
         CheckInput(IntCell(static_cast<int>(random_() % kIntCells)), "input.get");
       } else if (choice < 80) {
@@ -227,7 +226,8 @@ class Worker {
   // end. An input that was acknowledged and is not there, or has another value, fails here.
   void VerifyAll(const char* when) {
     for (const auto& [name, possible] : values_) CheckInput(name, when);
-    for (const auto& [name, f] : formulas_) CheckFormula(name);
+    for (const auto& [name, possible] : formulas_) CheckFormulaText(name, when);
+    for (const auto& [name, possible] : formulas_) CheckFormula(name);
     for (File& file : files_) CheckFileNow(file);
   }
 
@@ -245,6 +245,18 @@ class Worker {
   std::string FormulaCell(int j) const {
     return "w" + std::to_string(index_) + "_f" + std::to_string(j);
   }
+  // RandomFormula makes a formula for formula cell j over cells before it (no cycles), with
+  // operation `op` or a random one, and remembers how to evaluate its text.
+  std::string RandomFormula(int j, int op = -1) {
+    Formula f;
+    f.op = op >= 0 ? op : static_cast<int>(random_() % kOps);
+    f.lhs = AnyCellBefore(j);
+    f.rhs = AnyCellBefore(j);
+    std::string text = Render(f);
+    parsed_[text] = f;
+    return text;
+  }
+
   std::string AnyCellBefore(int j) {
     const int pick = static_cast<int>(random_() % (kIntCells + j));
     return pick < kIntCells ? IntCell(pick) : FormulaCell(pick - kIntCells);
@@ -293,6 +305,54 @@ class Worker {
     }
   }
 
+  // The fate of a SetInputs: acknowledged, refused (applied: no), lost to a restart
+  // (applied: maybe), or a failure already reported.
+  enum class Outcome { kAcknowledged, kRefused, kLost, kFailed };
+
+  // Write sends one SetInputs and checks its reply: `changed` must be `expected_changed`
+  // (when known), and a refusal is allowed only if the disk was full at some point during it.
+  Outcome Write(const std::vector<std::pair<std::string, v1::Value>>& inputs,
+                std::optional<uint32_t> expected_changed) {
+    ++shared_.sets;
+    const uint64_t fills_before = shared_.fills;
+    const bool full_before = shared_.disk_full;
+    const absl::StatusOr<uint32_t> changed =
+        Call<uint32_t>("SetInputs", false, [&](Client& c) { return c.SetInputs(inputs); });
+    std::string names;
+    for (const auto& [name, value] : inputs) names += (names.empty() ? "" : ", ") + name;
+    if (changed.ok()) {
+      ++shared_.checks;
+      if (expected_changed && *changed != *expected_changed) {
+        shared_.Fail("SetInputs(" + names + "): expected " + std::to_string(*expected_changed) +
+                     " changed, got " + std::to_string(*changed));
+      }
+      return Outcome::kAcknowledged;
+    }
+    if (changed.status().code() == absl::StatusCode::kResourceExhausted) {
+      ++shared_.refused_writes;
+      if (!full_before && !shared_.disk_full && shared_.fills == fills_before) {
+        shared_.Fail("SetInputs(" + names +
+                     ") refused although the disk was never full: " + changed.status().ToString());
+        return Outcome::kFailed;
+      }
+      return Outcome::kRefused;
+    }
+    if (IsRestartCode(changed.status().code())) {
+      ++shared_.ambiguous_writes;
+      return Outcome::kLost;
+    }
+    shared_.Fail("SetInputs(" + names + "): " + changed.status().ToString());
+    return Outcome::kFailed;
+  }
+
+  template <typename T>
+  static void AddPossible(std::vector<T>& possible, const T& value) {
+    if (std::find(possible.begin(), possible.end(), value) == possible.end()) {
+      possible.push_back(value);
+    }
+  }
+
+  // SetSome sets one to three integer cells in one batch.
   void SetSome() {
     std::vector<std::string> names;
     const int count = 1 + static_cast<int>(random_() % 3);
@@ -302,47 +362,68 @@ class Worker {
     }
     std::vector<std::pair<std::string, v1::Value>> inputs;
     std::map<std::string, int64_t> wanted;
-    uint32_t expected_changed = 0;
-    bool certain = true;
+    std::optional<uint32_t> expected_changed = 0;
     for (const std::string& name : names) {
       const int64_t value = static_cast<int64_t>(random_() % 2001) - 1000;
       inputs.emplace_back(name, Int(value));
       wanted[name] = value;
       const Possible& now = values_[name];
-      certain = certain && now.size() == 1;
-      if (now.size() == 1 && now[0] != value) ++expected_changed;
+      if (now.size() != 1) {
+        expected_changed.reset();
+      } else if (expected_changed && now[0] != value) {
+        ++*expected_changed;
+      }
     }
-    ++shared_.sets;
-    const uint64_t fills_before = shared_.fills;
-    const bool full_before = shared_.disk_full;
-    const absl::StatusOr<uint32_t> changed =
-        Call<uint32_t>("SetInputs", false, [&](Client& c) { return c.SetInputs(inputs); });
-    if (changed.ok()) {
-      for (const auto& [name, value] : wanted) values_[name] = {value};
-      ++shared_.checks;
-      if (certain && *changed != expected_changed) {
-        shared_.Fail("SetInputs of " + std::to_string(names.size()) + " inputs: expected " +
-                     std::to_string(expected_changed) + " changed, got " +
-                     std::to_string(*changed));
-      }
-    } else if (changed.status().code() == absl::StatusCode::kResourceExhausted) {
-      // A refused write changes nothing; it is allowed only while the disk is full.
-      ++shared_.refused_writes;
-      if (!full_before && !shared_.disk_full && shared_.fills == fills_before) {
-        shared_.Fail("SetInputs refused although the disk was never full meanwhile: " +
-                     changed.status().ToString());
-      }
-    } else if (IsRestartCode(changed.status().code())) {
-      ++shared_.ambiguous_writes;
-      for (const auto& [name, value] : wanted) {
-        Possible& possible = values_[name];
-        if (std::find(possible.begin(), possible.end(), value) == possible.end()) {
-          possible.push_back(value);
-        }
-      }
-    } else {
-      shared_.Fail("SetInputs: " + changed.status().ToString());
+    switch (Write(inputs, expected_changed)) {
+      case Outcome::kAcknowledged:
+        for (const auto& [name, value] : wanted) values_[name] = {value};
+        break;
+      case Outcome::kLost:
+        for (const auto& [name, value] : wanted) AddPossible(values_[name], value);
+        break;
+      default:
+        break;
     }
+  }
+
+  // EditFormula gives a formula cell new operands and a new operation: the sheet's
+  // dependencies change, not only its values.
+  void EditFormula() {
+    const int j = static_cast<int>(random_() % kFormulaCells);
+    const std::string name = FormulaCell(j);
+    const std::string text = RandomFormula(j);
+    std::vector<std::string>& possible = formulas_[name];
+    std::optional<uint32_t> expected_changed;
+    if (possible.size() == 1) expected_changed = possible[0] != text ? 1 : 0;
+    switch (Write({{name, Str(text)}}, expected_changed)) {
+      case Outcome::kAcknowledged:
+        possible = {text};
+        break;
+      case Outcome::kLost:
+        AddPossible(possible, text);
+        break;
+      default:
+        break;
+    }
+  }
+
+  // CheckFormulaText reads a formula cell's text and settles what it may hold to it.
+  void CheckFormulaText(const std::string& name, const std::string& what) {
+    const auto result =
+        Call<CallResult>(what, true, [&](Client& c) { return c.Call("input.get", {Str(name)}); });
+    if (shared_.stop) return;
+    ++shared_.checks;
+    std::vector<std::string>& possible = formulas_[name];
+    const std::string* got =
+        result.ok() && result->value.ok() ? turbine::client::AsString(*result->value) : nullptr;
+    if (got == nullptr || std::find(possible.begin(), possible.end(), *got) == possible.end()) {
+      std::string expected;
+      for (const std::string& text : possible)
+        expected += (expected.empty() ? "\"" : " or \"") + text + "\"";
+      shared_.Fail(what + "(" + name + "): expected " + expected + ", got " + Describe(result));
+      return;
+    }
+    possible = {*got};
   }
 
   // CheckInput reads `name` and settles what it may hold to what it holds.
@@ -369,7 +450,9 @@ class Worker {
       if (value->second.size() != 1) return std::nullopt;
       return value->second[0];
     }
-    const Formula& f = formulas_.at(name);
+    const std::vector<std::string>& texts = formulas_.at(name);
+    if (texts.size() != 1) return std::nullopt;
+    const Formula& f = parsed_.at(texts[0]);
     const std::optional<int64_t> x = Evaluate(f.lhs), y = Evaluate(f.rhs);
     if (!x || !y) return std::nullopt;
     return Apply(f.op, *x, *y);
@@ -380,6 +463,9 @@ class Worker {
     for (const auto& [cell, possible] : values_) {
       if (possible.size() > 1) CheckInput(cell, "input.get");
     }
+    for (const auto& [cell, possible] : formulas_) {
+      if (possible.size() > 1) CheckFormulaText(cell, "input.get");
+    }
     const auto result = Call<CallResult>(
         "sheet.eval", true, [&](Client& c) { return c.Call("sheet.eval", {Str(name)}); });
     const std::optional<int64_t> expected = Evaluate(name);
@@ -388,7 +474,7 @@ class Worker {
     const std::optional<int64_t> got =
         result.ok() && result->value.ok() ? AsInt(*result->value) : std::nullopt;
     if (got != expected) {
-      shared_.Fail("sheet.eval(" + name + " = \"" + Render(formulas_.at(name)) + "\"): expected " +
+      shared_.Fail("sheet.eval(" + name + " = \"" + formulas_.at(name)[0] + "\"): expected " +
                    std::to_string(*expected) + ", got " + Describe(result));
     }
   }
@@ -485,7 +571,8 @@ class Worker {
   uint64_t client_generation_ = 0;
   bool first_call_on_client_ = true;
   std::map<std::string, Possible> values_;
-  std::map<std::string, Formula> formulas_;
+  std::map<std::string, Formula> parsed_;                     // every formula text written, parsed
+  std::map<std::string, std::vector<std::string>> formulas_;  // what each may hold
   std::vector<File> files_;
 };
 
