@@ -249,28 +249,24 @@ struct Engine::Counters {
   uint64_t next_task_id = 1;
 };
 
-namespace {
-absl::Status ReadCounters(BackingStore* store, uint64_t* next_stamp, uint64_t* next_task_id) {
-  if (store == nullptr) return absl::OkStatus();
+absl::StatusOr<Engine::Counters> Engine::ReadCounters(BackingStore* store) {
+  Counters counters;  // 1 and 1 without a store
+  if (store == nullptr) return counters;
   absl::StatusOr<uint64_t> stamp = store->NextStamp();
-  if (!stamp.ok()) return stamp.status();
-  absl::StatusOr<uint64_t> id = store->NextTaskId();
-  if (!id.ok()) return id.status();
-  *next_stamp = *stamp;
-  *next_task_id = *id;
-  return absl::OkStatus();
+  absl::StatusOr<uint64_t> id = stamp.ok() ? store->NextTaskId() : stamp;
+  if (!id.ok()) {
+    return absl::Status(id.status().code(), "cannot read the backing store's counters: " +
+                                                std::string(id.status().message()));
+  }
+  counters.next_stamp = *stamp;
+  counters.next_task_id = *id;
+  return counters;
 }
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(EngineOptions options) {
-  Counters counters;
-  absl::Status read =
-      ReadCounters(options.backing_store, &counters.next_stamp, &counters.next_task_id);
-  if (!read.ok()) {
-    return absl::Status(read.code(),
-                        "cannot read the backing store's counters: " + std::string(read.message()));
-  }
-  return std::unique_ptr<Engine>(new Engine(std::move(options), counters));
+  absl::StatusOr<Counters> counters = ReadCounters(options.backing_store);
+  if (!counters.ok()) return counters.status();
+  return std::unique_ptr<Engine>(new Engine(std::move(options), *counters));
 }
 
 Engine::Engine(EngineOptions options, const Counters& counters)
@@ -278,18 +274,14 @@ Engine::Engine(EngineOptions options, const Counters& counters)
                                                    counters.next_task_id)) {}
 
 Engine::Engine(EngineOptions options) {
-  Counters counters;
-  absl::Status read =
-      ReadCounters(options.backing_store, &counters.next_stamp, &counters.next_task_id);
-  if (!read.ok()) {
-    std::fprintf(stderr,
-                 "turbine: the backing store's counters cannot be read (%s); use Engine::Open "
-                 "to get this as a status\n",
-                 std::string(read.message()).c_str());
+  absl::StatusOr<Counters> counters = ReadCounters(options.backing_store);
+  if (!counters.ok()) {
+    std::fprintf(stderr, "turbine: %s; use Engine::Open to get this as a status\n",
+                 std::string(counters.status().message()).c_str());
     std::abort();
   }
   impl_ =
-      std::make_unique<internal::EngineImpl>(options, counters.next_stamp, counters.next_task_id);
+      std::make_unique<internal::EngineImpl>(options, counters->next_stamp, counters->next_task_id);
 }
 
 void DisableMutexDeadlockDetection() {

@@ -178,7 +178,9 @@ class Engine {
   EngineStats Stats() const;
 
  private:
+  // Where the store's stamps and task ids continue; read before the engine starts.
   struct Counters;
+  static absl::StatusOr<Counters> ReadCounters(BackingStore* store);
   Engine(EngineOptions options, const Counters& counters);
   absl::StatusOr<RawVc> CallErased(FunctionHandle fn, RawVc receiver, const void* args_type,
                                    void* args, CallSource* source);
