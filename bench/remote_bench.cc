@@ -7,12 +7,17 @@
 //   remote-stream-cached-hit  10,000 cached calls pipelined on one CallStream; calls per
 //                             second = calls_per_op / wall time (Google Benchmark's own
 //                             rates divide by CPU time, which leaves out the server's threads)
+//   remote-batch-cached-hit   100,000 cached calls pipelined through the client library's
+//                             CallStream, which batches them (rpc CallBatches)
+//   unix-socket-round-trip    one byte there and back over a unix socket pair between two
+//                             threads: the floor under any call, without gRPC
 //
 // The server runs in this process (turbine::server::Server, as turbined does) on a unix
 // socket in a temp dir; the client talks to it through that socket like any other process
 // would. Read the real (wall) time: the server's work happens on gRPC and engine threads.
 #include <benchmark/benchmark.h>
 #include <grpcpp/grpcpp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -21,6 +26,8 @@
 #include <thread>
 
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "turbine/client/call_stream.h"
+#include "turbine/client/client.h"
 #include "turbine/server/server.h"
 #include "turbine/v1/turbine.grpc.pb.h"
 
@@ -142,11 +149,66 @@ void RemoteStreamCachedHit(benchmark::State& state) {
   state.counters["calls_per_op"] = static_cast<double>(batch);
 }
 
+// Calls per op in remote-batch-cached-hit: batches reach their full size, and a run is long
+// enough for the rate to settle.
+constexpr int64_t kBatchedCalls = 100'000;
+
+// RemoteBatchCachedHit sends every call from this thread while the library's reply thread
+// counts the replies: the client batches the calls that queue behind each write.
+void RemoteBatchCachedHit(benchmark::State& state) {
+  RemoteFixture& remote = Remote();
+  if (!remote.error.empty()) return state.SkipWithError(remote.error.c_str());
+  if (!Warm(remote)) return state.SkipWithError("warm-up call failed");
+  auto client = client::Client::Connect({.address = remote.server->addresses().front()});
+  if (!client.ok()) return state.SkipWithError("cannot connect the client");
+  const v1::CallRequest request = BusyRequest(1, 1);
+  for (auto _ : state) {
+    std::atomic<int64_t> hits{0};
+    std::unique_ptr<client::CallStream> stream =
+        (*client)
+            ->OpenCallStream([&hits](client::CallResult result) {
+              if (result.value.ok() && result.source == v1::SOURCE_MEMORY) hits.fetch_add(1);
+            })
+            .value();
+    for (int64_t i = 0; i < kBatchedCalls; ++i) {
+      if (!stream->Send(request).ok()) return state.SkipWithError("send failed");
+    }
+    if (!stream->Close().ok() || hits.load() != kBatchedCalls) {
+      return state.SkipWithError("the stream lost calls or missed the cache");
+    }
+  }
+  state.counters["calls_per_op"] = static_cast<double>(kBatchedCalls);
+}
+
+void UnixSocketRoundTrip(benchmark::State& state) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) return state.SkipWithError("socketpair");
+  std::thread echo([fd = fds[1]] {
+    char byte;
+    while (::read(fd, &byte, 1) == 1) {
+      if (::write(fd, &byte, 1) != 1) break;
+    }
+  });
+  char byte = 'x';
+  for (auto _ : state) {
+    if (::write(fds[0], &byte, 1) != 1 || ::read(fds[0], &byte, 1) != 1) {
+      state.SkipWithError("round trip failed");
+      break;
+    }
+  }
+  ::shutdown(fds[0], SHUT_RDWR);
+  echo.join();
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
 // No Arg or UseRealTime: they would add suffixes to the names docs/ARCHITECTURE.md fixes. Real time
 // is in the JSON regardless.
 BENCHMARK(GrpcEmptyUnary)->Name("grpc-empty-unary");
 BENCHMARK(RemoteCachedHit)->Name("remote-cached-hit");
 BENCHMARK(RemoteStreamCachedHit)->Name("remote-stream-cached-hit")->Unit(benchmark::kMillisecond);
+BENCHMARK(RemoteBatchCachedHit)->Name("remote-batch-cached-hit")->Unit(benchmark::kMillisecond);
+BENCHMARK(UnixSocketRoundTrip)->Name("unix-socket-round-trip");
 
 }  // namespace
 }  // namespace turbine::bench

@@ -99,6 +99,8 @@ std::string_view RpcName(Rpc rpc) {
       return "Flush";
     case Rpc::kShutdown:
       return "Shutdown";
+    case Rpc::kCallBatches:
+      return "CallBatches";
   }
   return "unknown";
 }

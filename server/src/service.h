@@ -55,8 +55,9 @@ enum class Rpc : int {
   kListFunctions,
   kFlush,
   kShutdown,
+  kCallBatches,
 };
-inline constexpr int kRpcCount = 8;
+inline constexpr int kRpcCount = 9;
 std::string_view RpcName(Rpc rpc);
 
 // kStatusCodeCount: gRPC (and absl) status codes are 0 (OK) to 16.
@@ -138,6 +139,8 @@ class TurbineService final : public v1::Turbine::CallbackService {
   // Streaming RPCs (call_stream.cc, watch.cc). A CallStream reads raw requests and parses
   // each itself (request_parsing.h).
   grpc::ServerBidiReactor<grpc::ByteBuffer, v1::CallReply>* OpenCallStream(
+      grpc::CallbackServerContext* context);
+  grpc::ServerBidiReactor<grpc::ByteBuffer, v1::ReplyBatch>* OpenCallBatches(
       grpc::CallbackServerContext* context);
   grpc::ServerWriteReactor<v1::CallReply>* Watch(grpc::CallbackServerContext* context,
                                                  const v1::CallRequest* request) override;
