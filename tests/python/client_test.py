@@ -32,6 +32,8 @@ except ImportError as missing:
 from harness import Daemon
 from turbine_client import Call, Client, FunctionError, Ref, TurbineError, to_json
 from turbine_client import values
+from turbine_client.v1 import turbine_pb2 as pb
+from turbine_client.v1 import turbine_pb2_grpc as pb_grpc
 
 TURBINED = os.environ.get("TURBINED", "")
 TURBINE_CLI = os.environ.get("TURBINE_CLI", "")
@@ -434,6 +436,11 @@ class TokenTest(DaemonTestCase):
                 Client(data_dir=self.turbined.data_dir, token=token)
 
 
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def openssl(*args):
     subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=TIMEOUT)
 
@@ -492,8 +499,7 @@ class TlsTest(DaemonTestCase):
         self.assertEqual(client.set_inputs({"over": "tls"}), 1)
         with client.watch("input.get", "over", timeout=TIMEOUT) as watch:
             self.assertEqual(next(watch).value, "tls")
-        with open(self.certs.ca, "rb") as f:  # PEM bytes work as well as a path
-            pem = f.read()
+        pem = read_bytes(self.certs.ca)  # PEM bytes work as well as a path
         self.assertEqual(self.client(tls_ca=pem, server_name="turbine.test")
                          .call("demo.fib", 13).value, 233)
 
@@ -521,6 +527,53 @@ class TlsTest(DaemonTestCase):
                 Client(**options)
         with self.assertRaises(FileNotFoundError):
             Client(self.address, tls_ca=os.path.join(self.scratch, "missing.pem"))
+
+
+class MutualTlsTest(DaemonTestCase):
+    """The client certificate options. turbined does not verify client certificates yet, so
+    the server here is gRPC Python's own, requiring a certificate from the test CA, and
+    answering Call with the common name of the certificate the client presented."""
+
+    class EchoPeer(pb_grpc.TurbineServicer):
+        def Call(self, request, context):
+            names = context.auth_context().get("x509_common_name", [b""])
+            return pb.CallReply(value=pb.Value(string_value=names[0].decode()))
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.certs = Certificates(cls.scratch, "mtls")
+        cls.stranger = Certificates(cls.scratch, "stranger")
+        server_cert, server_key = cls.certs.issue("server", "subjectAltName=DNS:turbine.test",
+                                                  "extendedKeyUsage=serverAuth")
+        cls.client_cert = cls.certs.issue("client-a", "extendedKeyUsage=clientAuth")
+        cls.stranger_cert = cls.stranger.issue("client-b", "extendedKeyUsage=clientAuth")
+        credentials = grpc.ssl_server_credentials(
+            [(read_bytes(server_key), read_bytes(server_cert))],
+            root_certificates=read_bytes(cls.certs.ca),
+            require_client_auth=True)
+        cls.server = grpc.server(concurrent.futures.ThreadPoolExecutor(2))
+        pb_grpc.add_TurbineServicer_to_server(cls.EchoPeer(), cls.server)
+        cls.address = f"127.0.0.1:{cls.server.add_secure_port('127.0.0.1:0', credentials)}"
+        cls.server.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop(grace=None)
+        super().tearDownClass()
+
+    def call(self, cert=None):
+        cert, key = cert or (None, None)
+        with Client(self.address, tls_ca=self.certs.ca, tls_cert=cert, tls_key=key,
+                    server_name="turbine.test", timeout=TIMEOUT) as client:
+            return client.call("any").value
+
+    def test_the_client_certificate_is_presented(self):
+        self.assertEqual(self.call(self.client_cert), "client-a")
+
+    def test_without_an_accepted_certificate_the_handshake_fails(self):
+        for cert in [None, self.stranger_cert]:
+            self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, self.call, cert)
 
 
 def main():
