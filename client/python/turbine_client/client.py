@@ -20,8 +20,9 @@ MAX_MESSAGE_BYTES = 64 << 20  # gRPC Python's own default (4 MiB) would refuse a
 # A call that meets a connection the daemon closed (it restarted) fails with UNAVAILABLE
 # before the daemon saw it: gRPC Python notices a closed connection only when it next
 # writes to it. Every RPC of the protocol can be repeated safely (calls are memoized, an
-# input batch sets the same values again), so gRPC retries those, a few times at short
-# intervals: a daemon that is really down still fails fast.
+# input batch sets the same values again: only its count of changed inputs can differ, if
+# the first attempt was applied and its reply lost), so gRPC retries those, a few times at
+# short intervals: a daemon that is really down still fails fast (within half a second).
 _SERVICE_CONFIG = json.dumps({"methodConfig": [{
     "name": [{"service": "turbine.v1.Turbine"}],
     "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
@@ -159,9 +160,11 @@ class Client:
         if not requests:
             return []
         results = [None] * len(requests)
+        replies = self._stub.CallStream(iter(requests), **self._call_options(timeout))
         try:
-            for reply in self._stub.CallStream(iter(requests), **self._call_options(timeout)):
+            for reply in replies:
                 if reply.id >= len(results) or results[reply.id] is not None:
+                    replies.cancel()
                     raise TurbineError(grpc.StatusCode.INTERNAL,
                                        f"the daemon answered call id {reply.id}, which is "
                                        "not waiting for an answer")
