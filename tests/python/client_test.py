@@ -300,6 +300,14 @@ class CallTest(DaemonTestCase):
             self.assertEqual((changed.value, changed.source), (3, "executed"))
         self.assertEqual(list(watch), [], "a cancelled watch stops")
 
+    def test_a_watch_goes_on_after_an_error_result(self):
+        with self.client.watch("input.get", "set-later", timeout=TIMEOUT) as watch:
+            unset = next(watch)
+            self.assertIsInstance(unset.error, FunctionError)
+            self.assertIn("set-later", unset.error.message)
+            self.client.set_inputs({"set-later": "now"})
+            self.assertEqual(next(watch).value, "now")
+
     def test_a_watch_of_a_bad_call_raises_when_iterated(self):
         watch = self.client.watch("no.such", timeout=TIMEOUT)
         self.assertFailsWith(grpc.StatusCode.NOT_FOUND, next, watch)
