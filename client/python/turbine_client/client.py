@@ -150,8 +150,8 @@ class Client:
         return result
 
     def call_many(self, calls, timeout=_CLIENT_TIMEOUT):
-        """Makes many calls pipelined on one CallStream and returns their Results in the
-        order of `calls`. Each call is a Call or a tuple (function, *args). A call that
+        """Makes many calls pipelined on one CallBatches stream, many calls per message,
+        and returns their Results in the order of `calls`. Each call is a Call or a tuple (function, *args). A call that
         fails has its error in its Result (a refused one: TurbineError with source None; a
         function's error: FunctionError) and does not stop the others. Raises TurbineError
         only when the stream itself fails (no daemon, a wrong token, the deadline, which
@@ -160,15 +160,16 @@ class Client:
         if not requests:
             return []
         results = [None] * len(requests)
-        replies = self._stub.CallStream(iter(requests), **self._call_options(timeout))
+        batches = self._stub.CallBatches(_batches_of(requests), **self._call_options(timeout))
         try:
-            for reply in replies:
-                if reply.id >= len(results) or results[reply.id] is not None:
-                    replies.cancel()
-                    raise TurbineError(grpc.StatusCode.INTERNAL,
-                                       f"the daemon answered call id {reply.id}, which is "
-                                       "not waiting for an answer")
-                results[reply.id] = _result(reply)
+            for batch in batches:
+                for reply in batch.replies:
+                    if reply.id >= len(results) or results[reply.id] is not None:
+                        batches.cancel()
+                        raise TurbineError(grpc.StatusCode.INTERNAL,
+                                           f"the daemon answered call id {reply.id}, which "
+                                           "is not waiting for an answer")
+                    results[reply.id] = _result(reply)
         except grpc.RpcError as error:
             raise TurbineError.from_rpc_error(error) from None
         unanswered = results.count(None)
@@ -267,6 +268,28 @@ def _request(function, args, this, version, call_id=0):
     if this is not None:
         _receiver(this).to_proto(request.this_ref)
     return request
+
+
+# A CallBatch carries at most 10,000 calls (the daemon's limit); smaller batches keep each
+# message well under the daemon's message size limit.
+_BATCH_CALLS = 4096
+_BATCH_BYTES = 1 << 20
+
+
+def _batches_of(requests):
+    """Yields CallBatch messages holding `requests` in order."""
+    batch = pb.CallBatch()
+    size = 0
+    for request in requests:
+        request_size = request.ByteSize()
+        if batch.calls and (len(batch.calls) == _BATCH_CALLS or size + request_size > _BATCH_BYTES):
+            yield batch
+            batch = pb.CallBatch()
+            size = 0
+        batch.calls.append(request)
+        size += request_size
+    if batch.calls:
+        yield batch
 
 
 def _request_of(call, call_id):
