@@ -337,4 +337,6 @@ absl::Status Engine::SetInputs(std::vector<InputValue> values, size_t* changed) 
 
 EngineStats Engine::Stats() const { return impl_->Stats(); }
 
+bool Engine::HasTask(TaskId id) { return id != kNoTask && impl_->Task(id) != nullptr; }
+
 }  // namespace turbine

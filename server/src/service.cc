@@ -170,6 +170,25 @@ bool TurbineService::Authorized(const grpc::CallbackServerContext* context) cons
                             expected_authorization_);
 }
 
+TaskId TurbineService::MissingTask(const v1::Value& value) {
+  switch (value.kind_case()) {
+    case v1::Value::kRefValue:
+      return engine_.HasTask(value.ref_value().task()) ? kNoTask : value.ref_value().task();
+    case v1::Value::kListValue:
+      for (const v1::Value& item : value.list_value().items()) {
+        if (TaskId missing = MissingTask(item); missing != kNoTask) return missing;
+      }
+      return kNoTask;
+    case v1::Value::kMapValue:
+      for (const v1::MapEntry& entry : value.map_value().entries()) {
+        if (TaskId missing = MissingTask(entry.value()); missing != kNoTask) return missing;
+      }
+      return kNoTask;
+    default:
+      return kNoTask;
+  }
+}
+
 absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& request) {
   PreparedCall call;
   call.start = std::chrono::steady_clock::now();
@@ -193,8 +212,17 @@ absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& requ
     absl::Status status = RefFromWire(request.this_ref(), &receiver);
     if (!status.ok())
       return absl::InvalidArgumentError("this_ref: " + std::string(status.message()));
+    if (!engine_.HasTask(receiver.task)) {
+      return absl::NotFoundError("this_ref: no task has id " + std::to_string(receiver.task));
+    }
   } else if (request.has_this_ref()) {
     return absl::InvalidArgumentError(fn.name() + " is not a method: it takes no this_ref");
+  }
+  for (int i = 0; i < request.args_size(); ++i) {
+    if (TaskId missing = MissingTask(request.args(i)); missing != kNoTask) {
+      return absl::NotFoundError("argument " + std::to_string(i) + " refers to task " +
+                                 std::to_string(missing) + ", which does not exist");
+    }
   }
   absl::StatusOr<RawVc> vc =
       exported.call(exported, engine_, receiver, request.args(), &call.source);

@@ -93,6 +93,9 @@ class TurbineService final : public v1::Turbine::CallbackService {
   // Prepare finds the function and calls it (a lookup; nothing is awaited). Errors are the
   // request's: NOT_FOUND, INVALID_ARGUMENT.
   absl::StatusOr<PreparedCall> Prepare(const v1::CallRequest& request);
+  // MissingTask is the id of a task `value` refers to that does not exist, or kNoTask.
+  // (Task 0 is refused by the conversion, as naming no task.)
+  TaskId MissingTask(const v1::Value& value);
   // Answer reads the call's value and hands the finished reply to `done`: inline when the
   // value is clean, otherwise later on an engine worker. Cancelling `cancel` (the client is
   // gone) ends the read with CANCELLED and cancels what only it waited for.

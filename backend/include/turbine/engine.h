@@ -177,6 +177,11 @@ class Engine {
 
   EngineStats Stats() const;
 
+  // HasTask tells whether a task with `id` exists, in memory or in the backing store (it
+  // is loaded if need be). Servers check the task references a client sends with it: an id
+  // no task has yet may be given to a new task later, so it must not be cached as absent.
+  bool HasTask(TaskId id);
+
  private:
   // Where the store's stamps and task ids continue; read before the engine starts.
   struct Counters;
