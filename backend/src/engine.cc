@@ -174,6 +174,19 @@ absl::Status EngineImpl::Flush() {
   if (records.empty()) return absl::OkStatus();
   // Counters are read after the records: every id and stamp in them is below these.
   absl::Status written = store_->WriteSnapshot(records, next_task_id_.load(), stamp_.load() + 1);
+  if (tracing()) [[unlikely]] {
+    TraceEvent event;
+    event.kind = TraceEvent::Kind::kSnapshot;
+    event.reason = std::to_string(records.size()) + " tasks written";
+    event.start_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            start.time_since_epoch())
+                            .count();
+    event.duration_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::steady_clock::now() - start)
+                               .count();
+    event.failed = !written.ok();
+    RecordTrace(std::move(event));
+  }
   if (written.ok()) {
     snapshot_count.fetch_add(1, std::memory_order_relaxed);
     last_snapshot_tasks.store(records.size(), std::memory_order_relaxed);
@@ -338,5 +351,9 @@ absl::Status Engine::SetInputs(std::vector<InputValue> values, size_t* changed) 
 EngineStats Engine::Stats() const { return impl_->Stats(); }
 
 bool Engine::HasTask(TaskId id) { return id != kNoTask && impl_->Task(id) != nullptr; }
+
+bool Engine::StartTrace(const TraceOptions& options) { return impl_->StartTrace(options); }
+
+Trace Engine::StopTrace() { return impl_->StopTrace(); }
 
 }  // namespace turbine

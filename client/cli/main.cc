@@ -59,6 +59,8 @@ void AddCallOptions(CLI::App* command, CallCommand* call) {
 struct CommandLine {
   GlobalOptions global;
   CallCommand call;
+  GraphCommand graph;
+  TraceCommand trace;
   std::vector<std::string> pairs;
   std::function<ExitCode(const Session&)> run;
 };
@@ -84,6 +86,30 @@ void AddCommands(CLI::App& app, CommandLine* line) {
   AddCallOptions(call_command, &line->call);
   call_command->callback(
       [line] { line->run = [line](const Session& s) { return RunCall(s, line->call); }; });
+
+  CLI::App* graph_command = app.add_subcommand(
+      "graph", "Print what a call's task depends on (its dependency cone), as the daemon holds it");
+  graph_command->add_option("function", line->graph.call.function, "Function name")->required();
+  graph_command->add_option("args", line->graph.call.args,
+                            "Arguments, each JSON or a bare word (a string)");
+  graph_command->add_option("--this", line->graph.call.this_ref, "Receiver of a method");
+  graph_command->add_option("--depth", line->graph.depth,
+                            "Follow dependencies this many edges deep (default: all)");
+  graph_command->add_option("--format", line->graph.format, "dot, json or svg (laid out by Graphviz)")
+      ->capture_default_str();
+  graph_command->add_option("-o,--output", line->graph.output, "Write to this file");
+  graph_command->callback(
+      [line] { line->run = [line](const Session& s) { return RunGraph(s, line->graph); }; });
+
+  CLI::App* trace_command = app.add_subcommand(
+      "trace", "Record what the daemon executes for a while, as a Chrome trace (Perfetto)");
+  trace_command->add_option("--seconds", line->trace.seconds, "How long to record")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  trace_command->add_option("-o,--output", line->trace.output, "Where to write the trace")
+      ->capture_default_str();
+  trace_command->callback(
+      [line] { line->run = [line](const Session& s) { return RunTrace(s, line->trace); }; });
 
   CLI::App* set_command = app.add_subcommand("set", "Set inputs atomically: KEY VALUE ...");
   set_command->add_option("pairs", line->pairs, "KEY VALUE pairs; values are JSON or bare words")

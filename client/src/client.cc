@@ -105,6 +105,30 @@ absl::StatusOr<v1::StatsReply> Client::Stats() {
   return reply;
 }
 
+absl::StatusOr<v1::GraphReply> Client::Graph(const v1::GraphRequest& request) {
+  grpc::ClientContext context;
+  connection_->PrepareContext(context, /*with_deadline=*/true);
+  v1::GraphReply reply;
+  grpc::Status status = connection_->turbine->Graph(&context, request, &reply);
+  if (!status.ok()) return connection_->ToStatus(status);
+  return reply;
+}
+
+absl::StatusOr<v1::TraceReply> Client::Trace(uint32_t seconds) {
+  grpc::ClientContext context;
+  connection_->PrepareContext(context, /*with_deadline=*/false);
+  // The daemon answers after `seconds` (10 for 0): the usual deadline starts then.
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(seconds == 0 ? 10 : seconds) +
+                       connection_->options.deadline);
+  v1::TraceRequest request;
+  request.set_seconds(seconds);
+  v1::TraceReply reply;
+  grpc::Status status = connection_->turbine->Trace(&context, request, &reply);
+  if (!status.ok()) return connection_->ToStatus(status);
+  return reply;
+}
+
 absl::StatusOr<std::vector<v1::FunctionInfo>> Client::ListFunctions() {
   grpc::ClientContext context;
   connection_->PrepareContext(context, /*with_deadline=*/true);

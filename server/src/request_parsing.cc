@@ -109,6 +109,8 @@ enum MethodIndex : int {
   kFlush = 6,
   kShutdown = 7,
   kCallBatches = 8,
+  kGraph = 9,
+  kTrace = 10,
 };
 
 }  // namespace
@@ -232,6 +234,10 @@ void TurbineService::ParseRequestsOurselves() {
   ParseUnaryRequests<v1::FlushRequest, v1::FlushReply>(kFlush, Rpc::kFlush, &TurbineService::Flush);
   ParseUnaryRequests<v1::ShutdownRequest, v1::ShutdownReply>(kShutdown, Rpc::kShutdown,
                                                              &TurbineService::Shutdown);
+  ParseUnaryRequests<v1::GraphRequest, v1::GraphReply>(kGraph, Rpc::kGraph,
+                                                       &TurbineService::Graph);
+  ParseUnaryRequests<v1::TraceRequest, v1::TraceReply>(kTrace, Rpc::kTrace,
+                                                       &TurbineService::Trace);
   MarkMethodRawCallback(
       kWatch,
       new grpc_handlers::CallbackServerStreamingHandler<grpc::ByteBuffer, v1::CallReply>(

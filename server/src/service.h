@@ -56,8 +56,10 @@ enum class Rpc : int {
   kFlush,
   kShutdown,
   kCallBatches,
+  kGraph,
+  kTrace,
 };
-inline constexpr int kRpcCount = 9;
+inline constexpr int kRpcCount = 11;
 std::string_view RpcName(Rpc rpc);
 
 // kStatusCodeCount: gRPC (and absl) status codes are 0 (OK) to 16.
@@ -139,6 +141,10 @@ class TurbineService final : public v1::Turbine::CallbackService {
   grpc::ServerUnaryReactor* Shutdown(grpc::CallbackServerContext* context,
                                      const v1::ShutdownRequest* request,
                                      v1::ShutdownReply* reply) override;
+  grpc::ServerUnaryReactor* Graph(grpc::CallbackServerContext* context,
+                                  const v1::GraphRequest* request, v1::GraphReply* reply) override;
+  grpc::ServerUnaryReactor* Trace(grpc::CallbackServerContext* context,
+                                  const v1::TraceRequest* request, v1::TraceReply* reply) override;
   // Streaming RPCs (call_stream.cc, watch.cc). A CallStream reads raw requests and parses
   // each itself (request_parsing.h).
   grpc::ServerBidiReactor<grpc::ByteBuffer, v1::CallReply>* OpenCallStream(

@@ -164,7 +164,8 @@ TEST(BadInput, GarbageBytesAreInvalidArgumentOnEveryMethod) {
   LiveServer live(dir.str());
   ASSERT_TRUE(live.status.ok()) << live.status;
   const std::string garbage = "\x0a\xff\xff\xff";  // field 1, a length past the end
-  for (const char* method : {"Call", "SetInputs", "Stats", "ListFunctions", "Flush", "Shutdown"}) {
+  for (const char* method :
+       {"Call", "SetInputs", "Stats", "ListFunctions", "Flush", "Shutdown", "Graph", "Trace"}) {
     grpc::Status status = RawCall(live, std::string("/turbine.v1.Turbine/") + method, garbage);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method;
     EXPECT_NE(status.error_message().find("malformed protobuf"), std::string::npos)

@@ -113,6 +113,11 @@ class Client {
 
   absl::StatusOr<v1::StatsReply> Stats();
   absl::StatusOr<std::vector<v1::FunctionInfo>> ListFunctions();
+  // Graph gives the dependency cone of a call's task as the daemon holds it now.
+  absl::StatusOr<v1::GraphReply> Graph(const v1::GraphRequest& request);
+  // Trace records what the daemon executes for `seconds` (0: 10) and returns the trace, in
+  // the Chrome Trace Event format; its deadline is `seconds` plus the usual one.
+  absl::StatusOr<v1::TraceReply> Trace(uint32_t seconds);
   // Flush makes the daemon write a snapshot now; returns how many tasks it wrote.
   absl::StatusOr<uint64_t> Flush();
   // Shutdown asks the daemon to stop gracefully; it returns once the daemon has accepted.
