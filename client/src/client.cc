@@ -49,15 +49,10 @@ void Cancellation::Detach() {
 }
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ConnectOptions options) {
-  if (options.address.empty()) options.address = DefaultAddress();
-  if (options.deadline <= std::chrono::milliseconds::zero()) {
-    return absl::InvalidArgumentError("ConnectOptions.deadline must be positive");
-  }
-  if (options.max_message_bytes <= 0) {
-    return absl::InvalidArgumentError("ConnectOptions.max_message_bytes must be positive");
-  }
-  return std::unique_ptr<Client>(
-      new Client(std::make_shared<const detail::Connection>(std::move(options))));
+  absl::StatusOr<std::shared_ptr<const detail::Connection>> connection =
+      detail::Connection::Create(std::move(options));
+  if (!connection.ok()) return connection.status();
+  return std::unique_ptr<Client>(new Client(*std::move(connection)));
 }
 
 Client::Client(std::shared_ptr<const detail::Connection> connection)

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <absl/status/status.h>
+#include <absl/status/statusor.h>
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
@@ -17,13 +18,16 @@
 namespace turbine::client::detail {
 
 struct Connection {
-  explicit Connection(ConnectOptions options);
+  // Create checks `options` (kInvalidArgument) and reads the TLS files, if any.
+  static absl::StatusOr<std::shared_ptr<const Connection>> Create(ConnectOptions options);
+  Connection(ConnectOptions options, std::shared_ptr<grpc::ChannelCredentials> credentials);
 
-  // PrepareContext adds the token and, for unary calls, the deadline.
+  // PrepareContext adds the token, wait-for-ready and, for unary calls, the deadline.
   void PrepareContext(grpc::ClientContext& context, bool with_deadline) const;
   // ToStatus converts code for code, except that a deadline which passed while the channel
   // never reached the daemon becomes kUnavailable: callers (and the CLI's exit codes) then
-  // have one code for "not reachable".
+  // have one code for "not reachable". A TLS handshake that failed says so, and why it
+  // likely did.
   absl::Status ToStatus(const grpc::Status& status) const;
 
   const ConnectOptions options;
