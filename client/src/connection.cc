@@ -60,17 +60,6 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
   return grpc::SslCredentials(ssl);
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const ConnectOptions& options,
-                                           std::shared_ptr<grpc::ChannelCredentials> credentials) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(options.max_message_bytes);
-  args.SetMaxSendMessageSize(options.max_message_bytes);
-  if (options.tls && !options.tls->server_name.empty()) {
-    args.SetSslTargetNameOverride(options.tls->server_name);
-  }
-  return grpc::CreateCustomChannel(options.address, std::move(credentials), args);
-}
-
 // HandshakeFailure explains a connection that failed in its TLS handshake, or (plain text)
 // was closed by the daemon at once, as a TLS listener does: the cause in words, from gRPC's
 // message. Empty for any other failure. gRPC's own words stay in the message after it.
@@ -127,10 +116,49 @@ absl::StatusOr<std::shared_ptr<const Connection>> Connection::Create(ConnectOpti
 
 Connection::Connection(ConnectOptions options_in,
                        std::shared_ptr<grpc::ChannelCredentials> credentials)
-    : options(std::move(options_in)),
-      channel(MakeChannel(options, std::move(credentials))),
+    : options(std::move(options_in)), credentials_(std::move(credentials)), link_(NewLink()) {}
+
+// A channel whose attempt to connect failed stays in TRANSIENT_FAILURE until its next
+// attempt succeeds, and fails every call at once meanwhile; attempts are spaced by a back-off
+// that grows to 2 minutes by default (1 s here). So a daemon that came back would go on
+// being "unreachable" for a while, and gRPC 1.51 keeps failing calls even while an attempt
+// it was told to make now (ChannelResetConnectionBackoff) is under way. A fresh channel, with
+// its own connection (a local subchannel pool: gRPC otherwise shares one connection, and
+// its failure, among the channels to an address), makes one new attempt for the call that
+// finds the old one failed: that call fails only if the daemon is unreachable now.
+std::shared_ptr<const Link> Connection::CurrentLink() const {
+  std::shared_ptr<const Link> failed;  // destroyed outside the lock
+  std::lock_guard lock(mu_);
+  if (link_->channel->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+    failed = std::exchange(link_, NewLink());
+  }
+  return link_;
+}
+
+std::shared_ptr<const Link> Connection::NewLink() const {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  args.SetMaxSendMessageSize(options.max_message_bytes);
+  if (options.tls && !options.tls->server_name.empty()) {
+    args.SetSslTargetNameOverride(options.tls->server_name);
+  }
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // While the daemon is away, a waiting call (wait_for_ready, a Watch coming back) sees it
+  // return within about a second.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  return std::make_shared<const Link>(
+      grpc::CreateCustomChannel(options.address, credentials_, args));
+}
+
+Link::Link(std::shared_ptr<grpc::Channel> channel_in)
+    : channel(std::move(channel_in)),
       turbine(v1::Turbine::NewStub(channel)),
-      health(grpc::health::v1::Health::NewStub(channel)) {}
+      health(grpc::health::v1::Health::NewStub(channel)) {
+  watcher_ = std::make_unique<ChannelWatcher>(channel.get());
+}
+
+Link::~Link() { watcher_->Stop(); }
 
 void Connection::PrepareContext(grpc::ClientContext& context, bool with_deadline) const {
   if (!options.token.empty()) {
@@ -142,9 +170,9 @@ void Connection::PrepareContext(grpc::ClientContext& context, bool with_deadline
   }
 }
 
-absl::Status Connection::ToStatus(const grpc::Status& status) const {
+absl::Status Connection::ToStatus(const grpc::Status& status, const Link& link) const {
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
-      channel->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
+      link.channel->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
     return absl::UnavailableError(absl::StrCat("no connection to ", options.address, " within ",
                                                options.deadline.count(), " ms"));
   }

@@ -178,6 +178,9 @@ class Client {
 
  private:
   explicit Client(std::shared_ptr<const detail::Connection> connection);
+  // WaitForDaemon waits until the daemon's health service says SERVING (OK), `until`
+  // passes (kUnavailable) or `cancel` is cancelled (kCancelled).
+  absl::Status WaitForDaemon(std::chrono::steady_clock::time_point until, Cancellation* cancel);
 
   std::shared_ptr<const detail::Connection> connection_;
 };
