@@ -59,9 +59,9 @@ struct RemoteFixture {
     dir = fs::temp_directory_path() / ("turbine-remote-bench-" + std::to_string(::getpid()));
     fs::remove_all(dir);
     fs::create_directories(dir);
-    auto started = server::Server::Start(server::ServerOptions{
-        .data_dir = (dir / "plain").string(),
-        .listen = {"unix:" + (dir / "plain.sock").string(), "127.0.0.1:0"}});
+    auto started = server::Server::Start(
+        server::ServerOptions{.data_dir = (dir / "plain").string(),
+                              .listen = {"unix:" + (dir / "plain.sock").string(), "127.0.0.1:0"}});
     if (!started.ok()) {
       error = std::string(started.status().message());
       return;

@@ -68,7 +68,8 @@ bool PrintResult(const Session& session, const CallCommand& command,
 }  // namespace
 
 ExitCode ReportRpcError(const Session& session, const absl::Status& status) {
-  if (status.code() == absl::StatusCode::kUnavailable && absl::StrContains(status.message(), "TLS")) {
+  if (status.code() == absl::StatusCode::kUnavailable &&
+      absl::StrContains(status.message(), "TLS")) {
     std::cerr << "turbine: " << status.message() << "\n"
               << "turbine: TLS settings: --tls-ca, --tls-cert with --tls-key, --tls-server-name "
                  "(or $TURBINE_TLS_CA, $TURBINE_TLS_CERT, $TURBINE_TLS_KEY, "

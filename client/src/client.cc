@@ -100,8 +100,10 @@ bool BrokeOff(const grpc::Status& status) {
 
 absl::StatusOr<CallResult> Client::Call(const v1::CallRequest& request) {
   absl::StatusOr<v1::CallReply> reply = Unary<v1::CallReply>(
-      *connection_, [&](const detail::Link& link, grpc::ClientContext* context,
-                        v1::CallReply* reply) { return link.turbine->Call(context, request, reply); });
+      *connection_,
+      [&](const detail::Link& link, grpc::ClientContext* context, v1::CallReply* reply) {
+        return link.turbine->Call(context, request, reply);
+      });
   if (!reply.ok()) return reply.status();
   return detail::ResultFromReply(*reply);
 }
@@ -124,8 +126,8 @@ absl::StatusOr<uint32_t> Client::SetInputs(std::vector<std::pair<std::string, v1
 
 absl::StatusOr<v1::StatsReply> Client::Stats() {
   return Unary<v1::StatsReply>(
-      *connection_, [](const detail::Link& link, grpc::ClientContext* context,
-                       v1::StatsReply* reply) {
+      *connection_,
+      [](const detail::Link& link, grpc::ClientContext* context, v1::StatsReply* reply) {
         return link.turbine->Stats(context, v1::StatsRequest(), reply);
       });
 }
@@ -151,11 +153,11 @@ absl::StatusOr<uint64_t> Client::Flush() {
 }
 
 absl::Status Client::Shutdown() {
-  return Unary<v1::ShutdownReply>(*connection_, [](const detail::Link& link,
-                                                   grpc::ClientContext* context,
-                                                   v1::ShutdownReply* reply) {
-           return link.turbine->Shutdown(context, v1::ShutdownRequest(), reply);
-         })
+  return Unary<v1::ShutdownReply>(
+             *connection_,
+             [](const detail::Link& link, grpc::ClientContext* context, v1::ShutdownReply* reply) {
+               return link.turbine->Shutdown(context, v1::ShutdownRequest(), reply);
+             })
       .status();
 }
 

@@ -81,8 +81,9 @@ std::string HandshakeFailure(const ConnectOptions& options, absl::string_view me
                 : absl::StrCat("the daemon's certificate is not signed by a CA in ",
                                options.tls->ca_file, " (wrong CA file?)");
   } else if (absl::StrContains(message, "not in peer certificate")) {
-    cause = "the daemon's certificate does not carry the name connected to (give the name it "
-            "carries as the TLS server name)";
+    cause =
+        "the daemon's certificate does not carry the name connected to (give the name it "
+        "carries as the TLS server name)";
   } else if (absl::StrContains(message, "wrong version number")) {
     cause = "the daemon does not serve TLS on this address (it answered in plain text)";
   } else if (closed) {

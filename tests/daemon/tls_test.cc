@@ -43,9 +43,9 @@ class TlsTest : public ::testing::Test {
 
   // StartDaemon serves TLS on 127.0.0.1 (a free port) with `extra` flags.
   void StartDaemon(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--data-dir",   dir_.str() + "/data", "--listen",
-                                     "127.0.0.1:0",  "--tls-cert",         certs_.server_cert,
-                                     "--tls-key",    certs_.server_key};
+    std::vector<std::string> args = {"--data-dir",  dir_.str() + "/data", "--listen",
+                                     "127.0.0.1:0", "--tls-cert",         certs_.server_cert,
+                                     "--tls-key",   certs_.server_key};
     args.insert(args.end(), extra.begin(), extra.end());
     ASSERT_TRUE(daemon_.Start(args)) << daemon_.log();
     ASSERT_TRUE(daemon_.address().starts_with("127.0.0.1:")) << daemon_.address();
@@ -75,8 +75,7 @@ class TlsTest : public ::testing::Test {
   // captured with stdout.
   CliResult Cli(const std::string& flags, const std::string& env = "") {
     const std::string prefix = env.empty() ? "" : "env " + env + " ";
-    return RunCli(flags + " --connect " + daemon_.address() + " call demo.fib 20 2>&1",
-                  prefix);
+    return RunCli(flags + " --connect " + daemon_.address() + " call demo.fib 20 2>&1", prefix);
   }
 
   TempDir dir_;
@@ -158,13 +157,13 @@ TEST_F(TlsTest, MutualTlsRefusesAClientWithoutACertificateAndServesOneWithIt) {
   CliResult no_cert = Cli("--tls-ca " + certs_.ca);
   EXPECT_EQ(no_cert.exit_code, kExitUnreachable) << no_cert.out;
   EXPECT_TRUE(Contains(no_cert.out, "--tls-cert")) << no_cert.out;
-  CliResult flags =
-      Cli("--tls-ca " + certs_.ca + " --tls-cert " + certs_.client_cert + " --tls-key " +
-          certs_.client_key);
+  CliResult flags = Cli("--tls-ca " + certs_.ca + " --tls-cert " + certs_.client_cert +
+                        " --tls-key " + certs_.client_key);
   EXPECT_EQ(flags.exit_code, 0) << flags.out;
   EXPECT_EQ(flags.out, "6765\n");
-  CliResult env = Cli("", "TURBINE_TLS_CA=" + certs_.ca + " TURBINE_TLS_CERT=" +
-                              certs_.client_cert + " TURBINE_TLS_KEY=" + certs_.client_key);
+  CliResult env =
+      Cli("", "TURBINE_TLS_CA=" + certs_.ca + " TURBINE_TLS_CERT=" + certs_.client_cert +
+                  " TURBINE_TLS_KEY=" + certs_.client_key);
   EXPECT_EQ(env.exit_code, 0) << env.out;
   EXPECT_EQ(env.out, "6765\n");
 }
@@ -198,7 +197,8 @@ TEST_F(TlsTest, TlsFilesThatCannotBeUsedAreNamed) {
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
   EXPECT_TRUE(Contains(status.message(), missing)) << status;
 
-  options.tls = TlsOptions{.ca_file = certs_.ca, .cert_file = not_pem, .key_file = certs_.client_key};
+  options.tls =
+      TlsOptions{.ca_file = certs_.ca, .cert_file = not_pem, .key_file = certs_.client_key};
   status = Client::Connect(options).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
   EXPECT_TRUE(Contains(status.message(), not_pem)) << status;
@@ -227,8 +227,8 @@ TEST_F(TlsTest, TlsFilesThatCannotBeUsedAreNamed) {
   {
     DaemonProcess daemon;
     EXPECT_FALSE(daemon.Start({"--data-dir", dir_.str() + "/b", "--listen", "127.0.0.1:0",
-                               "--tls-cert", certs_.server_cert, "--tls-key",
-                               certs_.server_key, "--tls-client-ca", not_pem}));
+                               "--tls-cert", certs_.server_cert, "--tls-key", certs_.server_key,
+                               "--tls-client-ca", not_pem}));
     EXPECT_EQ(daemon.Reap(), kExitUsage);
     EXPECT_TRUE(Contains(daemon.log(), not_pem)) << daemon.log();
   }
