@@ -92,8 +92,8 @@ std::string HandshakeFailure(const ConnectOptions& options, absl::string_view me
                   "(mutual TLS), and none was given"
                 : "the daemon closed the connection: it likely did not accept the client "
                   "certificate (not signed by the CA it trusts for clients?)";
-  } else if (absl::StrContains(message, "andshake")) {
-    cause = "see gRPC's reason";
+  } else if (absl::StrContains(message, "Handshake") || absl::StrContains(message, "handshake")) {
+    cause = "gRPC's reason follows";
   } else {
     return "";
   }

@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -88,7 +87,7 @@ class Watcher {
           ended_ = true;
           changed_.notify_all();
         }) {}
-  ~Watcher() { Stop(); }
+  ~Watcher() { (void)Stop(); }
 
   // WaitFor waits (up to 60 s) until `count` values were delivered or the watch ended, and
   // returns the values.
