@@ -1,6 +1,7 @@
 #include "commands.h"
 
 #include <absl/strings/ascii.h>
+#include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
 
 #include <fstream>
@@ -69,6 +70,14 @@ bool PrintResult(const Session& session, const CallCommand& command,
 }  // namespace
 
 ExitCode ReportRpcError(const Session& session, const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kUnavailable &&
+      absl::StrContains(status.message(), "TLS")) {
+    std::cerr << "turbine: " << status.message() << "\n"
+              << "turbine: TLS settings: --tls-ca, --tls-cert with --tls-key, --tls-server-name "
+                 "(or $TURBINE_TLS_CA, $TURBINE_TLS_CERT, $TURBINE_TLS_KEY, "
+                 "$TURBINE_TLS_SERVER_NAME)\n";
+    return kUnreachable;
+  }
   if (status.code() == absl::StatusCode::kUnavailable) {
     std::cerr << "turbine: cannot reach turbined at " << session.address
               << " (is it running? start it with: " << session.start_command << ")\n"

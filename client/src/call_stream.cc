@@ -30,12 +30,14 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
  public:
   CallStreamReactor(std::shared_ptr<const Connection> connection,
                     CallStream::ReplyCallback on_reply)
-      : connection_(std::move(connection)), on_reply_(std::move(on_reply)) {}
+      : connection_(std::move(connection)),
+        link_(connection_->CurrentLink()),
+        on_reply_(std::move(on_reply)) {}
 
   void Start() {
     self_ = shared_from_this();
     connection_->PrepareContext(context_, /*with_deadline=*/false);
-    connection_->turbine->async()->CallBatches(&context_, this);
+    link_->turbine->async()->CallBatches(&context_, this);
     AddHold();
     StartRead(&incoming_);
     StartCall();
@@ -47,7 +49,7 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
       std::lock_guard lock(mu_);
       if (closing_) return absl::FailedPreconditionError("the call stream is closed");
       if (broken_) {
-        if (done_ && !final_status_.ok()) return connection_->ToStatus(final_status_);
+        if (done_ && !final_status_.ok()) return connection_->ToStatus(final_status_, *link_);
         return absl::FailedPreconditionError("the daemon ended the call stream");
       }
       if (request.id() == 0) request.set_id(next_id_++);
@@ -83,7 +85,7 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
       AwaitDone();
       return absl::DeadlineExceededError("the daemon did not answer every call on the stream");
     }
-    return connection_->ToStatus(final_status_);
+    return connection_->ToStatus(final_status_, *link_);
   }
 
   void Cancel() {
@@ -199,6 +201,7 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
   }
 
   const std::shared_ptr<const Connection> connection_;
+  const std::shared_ptr<const Link> link_;  // the stream's channel, for as long as it lasts
   const CallStream::ReplyCallback on_reply_;
   grpc::ClientContext context_;
   // Keeps the reactor alive while gRPC may still call it; released in OnDone.
