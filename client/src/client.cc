@@ -133,15 +133,15 @@ absl::StatusOr<v1::StatsReply> Client::Stats() {
 }
 
 absl::StatusOr<v1::GraphReply> Client::Graph(const v1::GraphRequest& request) {
-  grpc::ClientContext context;
-  connection_->PrepareContext(context, /*with_deadline=*/true);
-  v1::GraphReply reply;
-  grpc::Status status = connection_->turbine->Graph(&context, request, &reply);
-  if (!status.ok()) return connection_->ToStatus(status);
-  return reply;
+  return Unary<v1::GraphReply>(
+      *connection_,
+      [&](const detail::Link& link, grpc::ClientContext* context, v1::GraphReply* reply) {
+        return link.turbine->Graph(context, request, reply);
+      });
 }
 
 absl::StatusOr<v1::TraceReply> Client::Trace(uint32_t seconds) {
+  const std::shared_ptr<const detail::Link> link = connection_->CurrentLink();
   grpc::ClientContext context;
   connection_->PrepareContext(context, /*with_deadline=*/false);
   // The daemon answers after `seconds` (10 for 0): the usual deadline starts then.
@@ -151,8 +151,8 @@ absl::StatusOr<v1::TraceReply> Client::Trace(uint32_t seconds) {
   v1::TraceRequest request;
   request.set_seconds(seconds);
   v1::TraceReply reply;
-  grpc::Status status = connection_->turbine->Trace(&context, request, &reply);
-  if (!status.ok()) return connection_->ToStatus(status);
+  grpc::Status status = link->turbine->Trace(&context, request, &reply);
+  if (!status.ok()) return connection_->ToStatus(status, *link);
   return reply;
 }
 
