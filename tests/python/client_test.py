@@ -32,8 +32,6 @@ except ImportError as missing:
 from harness import Daemon
 from turbine_client import Call, Client, FunctionError, Ref, TurbineError, to_json
 from turbine_client import values
-from turbine_client.v1 import turbine_pb2 as pb
-from turbine_client.v1 import turbine_pb2_grpc as pb_grpc
 
 TURBINED = os.environ.get("TURBINED", "")
 TURBINE_CLI = os.environ.get("TURBINE_CLI", "")
@@ -538,14 +536,7 @@ class TlsTest(DaemonTestCase):
 
 
 class MutualTlsTest(DaemonTestCase):
-    """The client certificate options. turbined does not verify client certificates yet, so
-    the server here is gRPC Python's own, requiring a certificate from the test CA, and
-    answering Call with the common name of the certificate the client presented."""
-
-    class EchoPeer(pb_grpc.TurbineServicer):
-        def Call(self, request, context):
-            names = context.auth_context().get("x509_common_name", [b""])
-            return pb.CallReply(value=pb.Value(string_value=names[0].decode()))
+    """A daemon that requires a client certificate from the test CA (--tls-client-ca)."""
 
     @classmethod
     def setUpClass(cls):
@@ -556,28 +547,19 @@ class MutualTlsTest(DaemonTestCase):
                                                   "extendedKeyUsage=serverAuth")
         cls.client_cert = cls.certs.issue("client-a", "extendedKeyUsage=clientAuth")
         cls.stranger_cert = cls.stranger.issue("client-b", "extendedKeyUsage=clientAuth")
-        credentials = grpc.ssl_server_credentials(
-            [(read_bytes(server_key), read_bytes(server_cert))],
-            root_certificates=read_bytes(cls.certs.ca),
-            require_client_auth=True)
-        cls.server = grpc.server(concurrent.futures.ThreadPoolExecutor(2))
-        pb_grpc.add_TurbineServicer_to_server(cls.EchoPeer(), cls.server)
-        cls.address = f"127.0.0.1:{cls.server.add_secure_port('127.0.0.1:0', credentials)}"
-        cls.server.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop(grace=None)
-        super().tearDownClass()
+        cls.turbined = cls.start_daemon("mtls", "--listen", "127.0.0.1:0",
+                                        "--tls-cert", server_cert, "--tls-key", server_key,
+                                        "--tls-client-ca", cls.certs.ca)
+        cls.address = cls.turbined.tcp_address()
 
     def call(self, cert=None):
         cert, key = cert or (None, None)
         with Client(self.address, tls_ca=self.certs.ca, tls_cert=cert, tls_key=key,
                     server_name="turbine.test", timeout=TIMEOUT) as client:
-            return client.call("any").value
+            return client.call("demo.fib", 12).value
 
-    def test_the_client_certificate_is_presented(self):
-        self.assertEqual(self.call(self.client_cert), "client-a")
+    def test_the_client_certificate_is_accepted(self):
+        self.assertEqual(self.call(self.client_cert), 144)
 
     def test_without_an_accepted_certificate_the_handshake_fails(self):
         for cert in [None, self.stranger_cert]:
