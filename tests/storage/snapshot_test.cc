@@ -44,7 +44,11 @@ TEST(Snapshots, HappenInTheBackgroundSoAKilledProcessRestartsWarm) {
         .backing_store = &backing, .snapshot_interval = std::chrono::milliseconds(20)});
     turbine::Engine::Scope scope(engine);
     if (*engine.Read(square_sum(100)) != 338350) ::_exit(3);
-    while (engine.Stats().snapshots == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    // Every task written, not just a snapshot seen: one already running when the read
+    // finished may have missed the last tasks (square_sum(0) to square_sum(100): 101).
+    while (engine.Stats().snapshot_tasks < 101) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
     const char ok = 1;
     if (::write(acks[1], &ok, 1) != 1) ::_exit(4);
     for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));  // killed here, no Flush
