@@ -4,7 +4,6 @@
 
 #include "engine_impl.h"
 #include "persist.h"
-#include "turbine/text.h"
 
 namespace turbine::internal {
 
@@ -90,9 +89,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
     } else if (stored_input->has_value()) {
       RestoreInput(**stored_input, &task->output, &task->output_changed_at);
     } else {
-      // Echo: the key is the caller's, maybe megabytes, and this error is cached.
-      task->output = Output::Error(absl::StatusCode::kUnknown,
-                                   "input '" + Echo(InputKeyOf(*task)) + "' is not set");
+      task->output = NotSetOutput(InputKeyOf(*task));
     }
   }
   if (store_ != nullptr) {

@@ -335,6 +335,10 @@ absl::Status Engine::SetInputs(std::vector<InputValue> values, size_t* changed) 
   return impl_->SetInputs(std::move(values), changed);
 }
 
+absl::Status Engine::DeleteInputs(std::vector<std::string> keys, size_t* changed) {
+  return impl_->DeleteInputs(std::move(keys), changed);
+}
+
 EngineStats Engine::Stats() const { return impl_->Stats(); }
 
 }  // namespace turbine

@@ -98,6 +98,7 @@ class EngineImpl {
 
   // --- invalidation and inputs (invalidation.cc) ---
   absl::Status SetInputs(std::vector<InputValue> values, size_t* changed = nullptr);
+  absl::Status DeleteInputs(std::vector<std::string> keys, size_t* changed = nullptr);
   RawVc InputVc(const std::string& key);
   // MarkDirty marks `readers` and everything downstream of them dirty.
   void MarkDirty(std::vector<TaskId> readers);
@@ -143,6 +144,8 @@ class EngineImpl {
 
  private:
   friend class Refresh;
+  // ApplyInputs sets `values` (or, `deleting`, unsets their keys) as one durable batch.
+  absl::Status ApplyInputs(std::vector<InputValue> values, bool deleting, size_t* changed);
   TaskState* CreateTask(const TaskKeyView& key, void* stack_args,
                         const absl::StatusOr<std::optional<StoredInput>>& stored_input,
                         const StoredTask* stored_task);
@@ -188,6 +191,8 @@ const std::string& InputKeyOf(const TaskState& input);
 const std::string& InputKeyOf(const std::tuple<std::string>& args);
 void RestoreInput(const StoredInput& stored, Output* output, uint64_t* stamp);
 void UnreadableInput(const std::string& key, const absl::Status& status, Output* output);
+// NotSetOutput is what an input that is not set (never, or no longer) reads as.
+Output NotSetOutput(const std::string& key);
 
 // IsCycleError tells whether an error is a cycle's (engine.cc).
 bool IsCycleError(const TaskFailure& failure);

@@ -126,6 +126,17 @@ ExitCode RunSet(const Session& session, const std::vector<std::string>& pairs) {
   return kOk;
 }
 
+ExitCode RunUnset(const Session& session, const std::vector<std::string>& keys) {
+  absl::StatusOr<uint32_t> deleted = session.client->DeleteInputs(keys);
+  if (!deleted.ok()) return ReportRpcError(session, deleted.status());
+  if (session.json) {
+    std::cout << Dump({{"deleted", *deleted}}) << "\n";
+  } else {
+    std::cout << *deleted << (*deleted == 1 ? " input" : " inputs") << " deleted\n";
+  }
+  return kOk;
+}
+
 ExitCode RunStats(const Session& session) {
   absl::StatusOr<v1::StatsReply> stats = session.client->Stats();
   if (!stats.ok()) return ReportRpcError(session, stats.status());

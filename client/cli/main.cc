@@ -91,6 +91,12 @@ void AddCommands(CLI::App& app, CommandLine* line) {
   set_command->callback(
       [line] { line->run = [line](const Session& s) { return RunSet(s, line->pairs); }; });
 
+  CLI::App* unset_command =
+      app.add_subcommand("unset", "Delete inputs atomically: KEY ... (readers see them unset)");
+  unset_command->add_option("keys", line->pairs, "input keys")->required();
+  unset_command->callback(
+      [line] { line->run = [line](const Session& s) { return RunUnset(s, line->pairs); }; });
+
   CLI::App* watch_command =
       app.add_subcommand("watch", "Print a call's value, then each new value (Ctrl-C ends)");
   AddCallOptions(watch_command, &line->call);

@@ -96,6 +96,17 @@ absl::StatusOr<uint32_t> Client::SetInputs(std::vector<std::pair<std::string, v1
   return reply.changed();
 }
 
+absl::StatusOr<uint32_t> Client::DeleteInputs(std::vector<std::string> keys) {
+  v1::DeleteInputsRequest request;
+  for (std::string& key : keys) request.add_keys(std::move(key));
+  grpc::ClientContext context;
+  connection_->PrepareContext(context, /*with_deadline=*/true);
+  v1::DeleteInputsReply reply;
+  grpc::Status status = connection_->turbine->DeleteInputs(&context, request, &reply);
+  if (!status.ok()) return connection_->ToStatus(status);
+  return reply.deleted();
+}
+
 absl::StatusOr<v1::StatsReply> Client::Stats() {
   grpc::ClientContext context;
   connection_->PrepareContext(context, /*with_deadline=*/true);

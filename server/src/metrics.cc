@@ -157,6 +157,11 @@ class Metrics::Collector final : public prometheus::Collectable {
                          MetricType::Counter)
                       .Add(static_cast<double>(counters.inputs_changed))
                       .Take());
+    out.push_back(Family("turbine_inputs_deleted_total",
+                         "Inputs unset by DeleteInputs (only those that were set).",
+                         MetricType::Counter)
+                      .Add(static_cast<double>(counters.inputs_deleted))
+                      .Take());
     out.push_back(Family("turbine_calls_in_flight",
                          "Calls, input batches and flushes accepted and not yet answered.",
                          MetricType::Gauge)

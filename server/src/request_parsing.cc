@@ -114,6 +114,7 @@ enum MethodIndex : int {
   kListFunctions = 5,
   kFlush = 6,
   kShutdown = 7,
+  kDeleteInputs = 8,
 };
 
 }  // namespace
@@ -184,6 +185,8 @@ void TurbineService::ParseRequestsOurselves() {
   ParseUnaryRequests<v1::FlushRequest, v1::FlushReply>(kFlush, Rpc::kFlush, &TurbineService::Flush);
   ParseUnaryRequests<v1::ShutdownRequest, v1::ShutdownReply>(kShutdown, Rpc::kShutdown,
                                                              &TurbineService::Shutdown);
+  ParseUnaryRequests<v1::DeleteInputsRequest, v1::DeleteInputsReply>(
+      kDeleteInputs, Rpc::kDeleteInputs, &TurbineService::DeleteInputs);
   MarkMethodRawCallback(
       kWatch,
       new grpc_handlers::CallbackServerStreamingHandler<grpc::ByteBuffer, v1::CallReply>(

@@ -99,6 +99,8 @@ std::string_view RpcName(Rpc rpc) {
       return "Flush";
     case Rpc::kShutdown:
       return "Shutdown";
+    case Rpc::kDeleteInputs:
+      return "DeleteInputs";
   }
   return "unknown";
 }
@@ -135,6 +137,7 @@ ServiceCounters TurbineService::Counters() const {
   counters.input_batches = input_batches_.load(std::memory_order_relaxed);
   counters.inputs_set = inputs_set_.load(std::memory_order_relaxed);
   counters.inputs_changed = inputs_changed_.load(std::memory_order_relaxed);
+  counters.inputs_deleted = inputs_deleted_.load(std::memory_order_relaxed);
   counters.in_flight = pending_work_.load(std::memory_order_relaxed);
   counters.reply_bytes_queued = reply_budget_.queued();
   counters.streams_paused = reply_budget_.paused();
@@ -293,6 +296,36 @@ grpc::ServerUnaryReactor* TurbineService::SetInputs(grpc::CallbackServerContext*
       CountError(static_cast<int>(status.code()));
     }
     reply->set_changed(static_cast<uint32_t>(changed));
+    reactor->Finish(ToGrpc(status));
+    EndWork();
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TurbineService::DeleteInputs(grpc::CallbackServerContext* context,
+                                                       const v1::DeleteInputsRequest* request,
+                                                       v1::DeleteInputsReply* reply) {
+  CountRpc(Rpc::kDeleteInputs);
+  if (!Authorized(context)) return Reject(context, kUnauthenticated);
+  std::vector<std::string> keys(request->keys().begin(), request->keys().end());
+  for (const std::string& key : keys) {
+    if (key.empty()) {
+      return Reject(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                          "an input key must not be empty"));
+    }
+  }
+  if (!BeginWork()) return Reject(context, kDraining);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // In the queue of SetInputs: batches of both apply in the order they arrived.
+  background_.Post([this, reactor, reply, keys = std::move(keys)]() mutable {
+    size_t deleted = 0;
+    absl::Status status = engine_.DeleteInputs(std::move(keys), &deleted);
+    if (status.ok()) {
+      inputs_deleted_.fetch_add(deleted, std::memory_order_relaxed);
+    } else {
+      CountError(static_cast<int>(status.code()));
+    }
+    reply->set_deleted(static_cast<uint32_t>(deleted));
     reactor->Finish(ToGrpc(status));
     EndWork();
   });

@@ -2,7 +2,7 @@
 //
 // Reactions never block: a call whose answer is clean in memory is answered on the gRPC
 // thread; everything else is finished by the engine's workers (Engine::ReadAsync). Work
-// that must wait for the disk (SetInputs, Flush) runs on one background thread.
+// that must wait for the disk (SetInputs, DeleteInputs, Flush) runs on one background thread.
 #pragma once
 
 #include <absl/base/thread_annotations.h>
@@ -55,8 +55,9 @@ enum class Rpc : int {
   kListFunctions,
   kFlush,
   kShutdown,
+  kDeleteInputs,
 };
-inline constexpr int kRpcCount = 8;
+inline constexpr int kRpcCount = 9;
 std::string_view RpcName(Rpc rpc);
 
 // kStatusCodeCount: gRPC (and absl) status codes are 0 (OK) to 16.
@@ -76,6 +77,7 @@ struct ServiceCounters {
   uint64_t input_batches = 0;   // SetInputs batches applied
   uint64_t inputs_set = 0;      // inputs in them
   uint64_t inputs_changed = 0;  // ... whose value changed
+  uint64_t inputs_deleted = 0;  // inputs unset by DeleteInputs (that were set)
   int64_t in_flight = 0;        // accepted calls and batches not yet answered
   uint64_t watches = 0;         // open Watch streams
   int64_t reply_bytes_queued = 0;  // CallStream replies waiting for their clients
@@ -125,6 +127,9 @@ class TurbineService final : public v1::Turbine::CallbackService {
   grpc::ServerUnaryReactor* SetInputs(grpc::CallbackServerContext* context,
                                       const v1::SetInputsRequest* request,
                                       v1::SetInputsReply* reply) override;
+  grpc::ServerUnaryReactor* DeleteInputs(grpc::CallbackServerContext* context,
+                                         const v1::DeleteInputsRequest* request,
+                                         v1::DeleteInputsReply* reply) override;
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
                                   const v1::StatsRequest* request, v1::StatsReply* reply) override;
   grpc::ServerUnaryReactor* ListFunctions(grpc::CallbackServerContext* context,
@@ -182,6 +187,7 @@ class TurbineService final : public v1::Turbine::CallbackService {
   std::atomic<uint64_t> input_batches_{0};
   std::atomic<uint64_t> inputs_set_{0};
   std::atomic<uint64_t> inputs_changed_{0};
+  std::atomic<uint64_t> inputs_deleted_{0};
 
   mutable std::mutex watches_mu_;  // std, not absl: visible to TSan
   std::vector<WatchReactor*> watches_ ABSL_GUARDED_BY(watches_mu_);

@@ -72,6 +72,16 @@ absl::Status RocksBackingStore::WriteInputs(
   return store_->Write(batch, /*sync=*/true);  // the user's data: durable on return
 }
 
+absl::Status RocksBackingStore::DeleteInputs(const std::vector<std::string>& keys,
+                                             uint64_t next_stamp) {
+  rocksdb::WriteBatch batch;
+  for (const std::string& key : keys) batch.Delete(store_->handle(Table::kInputs), key);
+  std::string bytes;
+  EncodeCounter(next_stamp, &bytes);
+  batch.Put(store_->handle(Table::kMeta), kNextStampKey, bytes);
+  return store_->Write(batch, /*sync=*/true);  // as WriteInputs: durable on return
+}
+
 absl::StatusOr<uint64_t> RocksBackingStore::NextStamp() {
   return ReadCounter(*store_, kNextStampKey);
 }

@@ -65,6 +65,15 @@ class BackingStore {
   virtual absl::Status WriteInputs(const std::vector<std::pair<std::string, StoredInput>>& inputs,
                                    uint64_t next_stamp) = 0;
 
+  // DeleteInputs removes the persisted inputs `keys` (absent ones are no error), atomically
+  // and durably like WriteInputs, together with `next_stamp`. A store that cannot delete
+  // says kUnimplemented.
+  virtual absl::Status DeleteInputs(const std::vector<std::string>& keys, uint64_t next_stamp) {
+    (void)keys;
+    (void)next_stamp;
+    return absl::UnimplementedError("this backing store cannot delete inputs");
+  }
+
   // NextStamp returns the persisted stamp counter (1 for a new store).
   virtual absl::StatusOr<uint64_t> NextStamp() = 0;
 };

@@ -163,6 +163,11 @@ class Engine {
   }
   // `changed`, if given, receives how many inputs got a different value.
   absl::Status SetInputs(std::vector<InputValue> values, size_t* changed = nullptr);
+  // DeleteInputs unsets inputs atomically (one revision): their readers are invalidated
+  // as by a change, and read "not set", as for an input never set. Deleting an input that
+  // is not set changes nothing; `changed` counts the inputs that were set. Durable before
+  // it applies, as SetInputs, with the same errors.
+  absl::Status DeleteInputs(std::vector<std::string> keys, size_t* changed = nullptr);
 
   // AddChangeListener registers `listener`, called after every SetInputs that changed a
   // value and every Invalidator firing, on the thread that made the change, with no engine

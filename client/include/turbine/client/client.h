@@ -111,6 +111,9 @@ class Client {
   // SetInputs sets all `inputs` atomically and durably; returns how many changed value.
   absl::StatusOr<uint32_t> SetInputs(std::vector<std::pair<std::string, v1::Value>> inputs);
 
+  // DeleteInputs unsets `keys` atomically and durably; returns how many were set.
+  absl::StatusOr<uint32_t> DeleteInputs(std::vector<std::string> keys);
+
   absl::StatusOr<v1::StatsReply> Stats();
   absl::StatusOr<std::vector<v1::FunctionInfo>> ListFunctions();
   // Flush makes the daemon write a snapshot now; returns how many tasks it wrote.

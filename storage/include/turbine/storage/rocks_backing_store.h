@@ -15,6 +15,7 @@ class RocksBackingStore : public BackingStore {
   absl::StatusOr<std::optional<StoredInput>> ReadInput(std::string_view key) override;
   absl::Status WriteInputs(const std::vector<std::pair<std::string, StoredInput>>& inputs,
                            uint64_t next_stamp) override;
+  absl::Status DeleteInputs(const std::vector<std::string>& keys, uint64_t next_stamp) override;
   absl::StatusOr<uint64_t> NextStamp() override;
   absl::StatusOr<std::optional<StoredTask>> FindTask(uint64_t hash,
                                                      std::string_view identity) override;
