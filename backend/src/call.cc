@@ -1,6 +1,7 @@
 // call.cc — the call path: find or create a task by its borrowed components.
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 
 #include "engine_impl.h"
 #include "persist.h"
@@ -34,9 +35,13 @@ RawVc EngineImpl::Call(const FunctionInfo& fn, RawVc receiver, void* stack_args,
   const TaskKeyView key{&fn, receiver, stack_args, HashComponents(fn, receiver, stack_args)};
   // Step 1: reader lock, borrowed components, no allocation.
   if (TaskState* hit = cache_.Find(key)) {
+    NoteUse(*hit);
     if (source != nullptr) *source = CallSource::kMemory;
     return RawVc::Output(hit->id);
   }
+  // A record read below is registered in memory before a GC pass can delete it.
+  std::optional<ReaderMutexLock> gate;
+  if (store_ != nullptr) gate.emplace(&store_gate_);
   // Step 2: the backing store, by the same borrowed components, with no engine lock held.
   // The identity is encoded into a reused buffer; nothing is boxed yet.
   absl::StatusOr<std::optional<StoredInput>> stored_input = std::optional<StoredInput>();
@@ -58,6 +63,8 @@ RawVc EngineImpl::Call(const FunctionInfo& fn, RawVc receiver, void* stack_args,
   auto [task, created] = cache_.FindOrInsert(key, [&] {
     return CreateTask(key, stack_args, stored_input, stored_task ? &*stored_task : nullptr);
   });
+  gate.reset();
+  if (!created) NoteUse(*task);
   if (created && fn.kind != FunctionKind::kInput && !stored_task.has_value()) {
     executor_->Push(WorkItem{WorkItem::Kind::kHint, task});
   }
@@ -80,6 +87,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   auto owned =
       std::make_unique<TaskState>(id, key.hash, key.fn, key.receiver, key.fn->box_args(stack_args));
   TaskState* task = owned.get();
+  task->used_day.store(today_.load(std::memory_order_relaxed), std::memory_order_relaxed);
   if (key.fn->kind == FunctionKind::kInput) {
     MutexLock lock(&task->mu);
     task->phase = Phase::kClean;
@@ -126,6 +134,7 @@ bool EngineImpl::UsableStoredId(TaskId id) const {
 }
 
 TaskState* EngineImpl::LoadTask(TaskId id) {
+  ReaderMutexLock gate(&store_gate_);  // as in Call: registered before a GC pass deletes it
   if (!UsableStoredId(id)) return nullptr;
   absl::StatusOr<std::optional<StoredTask>> read = store_->ReadTask(id);
   if (!read.ok() || !read->has_value()) return nullptr;
