@@ -174,6 +174,31 @@ ExitCode RunFlush(const Session& session) {
   return kOk;
 }
 
+ExitCode RunGc(const Session& session) {
+  absl::StatusOr<v1::CollectGarbageReply> gc = session.client->CollectGarbage();
+  if (!gc.ok()) return ReportRpcError(session, gc.status());
+  if (session.json) {  // in this order (a JSON object here is sorted by key)
+    std::cout << absl::StrCat(R"({"removed_tasks":)", gc->removed_tasks(), R"(,"bytes_before":)",
+                              gc->bytes_before(), R"(,"bytes_after":)", gc->bytes_after(), "}\n");
+    return kOk;
+  }
+  std::cout << "removed " << gc->removed_tasks() << (gc->removed_tasks() == 1 ? " task" : " tasks")
+            << " of " << gc->scanned_tasks();
+  const std::pair<const char*, uint64_t> reasons[] = {
+      {"superseded", gc->superseded()}, {"not used within the retention", gc->expired()},
+      {"over the disk limit", gc->over_limit()}, {"referring to those", gc->dependent()},
+      {"unusable by this build", gc->unusable()}};
+  const char* separator = " (";
+  for (const auto& [why, count] : reasons) {
+    if (count == 0) continue;
+    std::cout << separator << count << " " << why;
+    separator = ", ";
+  }
+  std::cout << (separator[0] == ',' ? ")" : "") << "; " << gc->bytes_before() << " -> "
+            << gc->bytes_after() << " bytes on disk\n";
+  return kOk;
+}
+
 ExitCode RunShutdown(const Session& session) {
   absl::Status status = session.client->Shutdown();
   if (!status.ok()) return ReportRpcError(session, status);

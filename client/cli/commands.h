@@ -35,6 +35,7 @@ ExitCode RunUnset(const Session& session, const std::vector<std::string>& keys);
 ExitCode RunStats(const Session& session);
 ExitCode RunFunctions(const Session& session);
 ExitCode RunFlush(const Session& session);
+ExitCode RunGc(const Session& session);
 ExitCode RunShutdown(const Session& session);
 ExitCode RunPing(const Session& session);
 

@@ -107,11 +107,12 @@ void AddCommands(CLI::App& app, CommandLine* line) {
       {"stats", "Print the daemon's statistics"},
       {"functions", "List the functions the daemon serves"},
       {"flush", "Write a snapshot of the cache now"},
+      {"gc", "Collect the cache's garbage now and print what was removed"},
       {"shutdown", "Stop the daemon gracefully"},
       {"ping", "Check that the daemon serves (prints SERVING)"},
   };
   const std::function<ExitCode(const Session&)> kRuns[] = {RunStats, RunFunctions, RunFlush,
-                                                           RunShutdown, RunPing};
+                                                           RunGc,    RunShutdown,  RunPing};
   for (size_t i = 0; i < std::size(kSimple); ++i) {
     app.add_subcommand(kSimple[i].first, kSimple[i].second)->callback([line, run = kRuns[i]] {
       line->run = run;

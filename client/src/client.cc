@@ -135,6 +135,16 @@ absl::StatusOr<uint64_t> Client::Flush() {
   return reply.tasks_written();
 }
 
+absl::StatusOr<v1::CollectGarbageReply> Client::CollectGarbage() {
+  grpc::ClientContext context;
+  connection_->PrepareContext(context, /*with_deadline=*/true);
+  v1::CollectGarbageReply reply;
+  grpc::Status status =
+      connection_->turbine->CollectGarbage(&context, v1::CollectGarbageRequest(), &reply);
+  if (!status.ok()) return connection_->ToStatus(status);
+  return reply;
+}
+
 absl::Status Client::Shutdown() {
   grpc::ClientContext context;
   connection_->PrepareContext(context, /*with_deadline=*/true);

@@ -115,6 +115,7 @@ enum MethodIndex : int {
   kFlush = 6,
   kShutdown = 7,
   kDeleteInputs = 8,
+  kCollectGarbage = 9,
 };
 
 }  // namespace
@@ -187,6 +188,8 @@ void TurbineService::ParseRequestsOurselves() {
                                                              &TurbineService::Shutdown);
   ParseUnaryRequests<v1::DeleteInputsRequest, v1::DeleteInputsReply>(
       kDeleteInputs, Rpc::kDeleteInputs, &TurbineService::DeleteInputs);
+  ParseUnaryRequests<v1::CollectGarbageRequest, v1::CollectGarbageReply>(
+      kCollectGarbage, Rpc::kCollectGarbage, &TurbineService::CollectGarbage);
   MarkMethodRawCallback(
       kWatch,
       new grpc_handlers::CallbackServerStreamingHandler<grpc::ByteBuffer, v1::CallReply>(

@@ -204,7 +204,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
       storage::PersistentEngine::Open(storage::StoreOptions{.data_dir = data_dir->string()},
                                       EngineOptions{.worker_threads = options.workers,
                                                     .snapshot_interval = options.snapshot_interval,
-                                                    .logger = &EngineLogger});
+                                                    .logger = &EngineLogger,
+                                                    .gc = options.gc});
   if (!persistent.ok()) return persistent.status();
   state->persistent = std::move(*persistent);
   state->report = StoreReport(state->persistent->report());

@@ -1,6 +1,8 @@
 // service.cc — the unary RPCs and the shared call path (service.h).
 #include "service.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cstring>
 #include <thread>
@@ -101,6 +103,8 @@ std::string_view RpcName(Rpc rpc) {
       return "Shutdown";
     case Rpc::kDeleteInputs:
       return "DeleteInputs";
+    case Rpc::kCollectGarbage:
+      return "CollectGarbage";
   }
   return "unknown";
 }
@@ -332,6 +336,41 @@ grpc::ServerUnaryReactor* TurbineService::DeleteInputs(grpc::CallbackServerConte
   return reactor;
 }
 
+grpc::ServerUnaryReactor* TurbineService::CollectGarbage(grpc::CallbackServerContext* context,
+                                                         const v1::CollectGarbageRequest*,
+                                                         v1::CollectGarbageReply* reply) {
+  CountRpc(Rpc::kCollectGarbage);
+  if (!Authorized(context)) return Reject(context, kUnauthenticated);
+  if (!BeginWork()) return Reject(context, kDraining);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  collector_.Post([this, reactor, reply] {
+    spdlog::info("garbage collection pass started (CollectGarbage)");
+    absl::StatusOr<GcReport> report = engine_.CollectGarbage();
+    if (report.ok()) {
+      spdlog::info("garbage collection removed {} of {} tasks: {} -> {} bytes on disk",
+                   report->removed_tasks, report->scanned_tasks, report->bytes_before,
+                   report->bytes_after);
+      reply->set_removed_tasks(report->removed_tasks);
+      reply->set_bytes_before(report->bytes_before);
+      reply->set_bytes_after(report->bytes_after);
+      reply->set_scanned_tasks(report->scanned_tasks);
+      reply->set_unusable(report->unusable);
+      reply->set_superseded(report->superseded);
+      reply->set_expired(report->expired);
+      reply->set_over_limit(report->over_limit);
+      reply->set_dependent(report->dependent);
+      reply->set_micros(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(report->duration).count()));
+    } else {
+      spdlog::warn("garbage collection failed: {}", std::string(report.status().message()));
+      CountError(static_cast<int>(report.status().code()));
+    }
+    reactor->Finish(ToGrpc(report.status()));
+    EndWork();
+  });
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* TurbineService::Stats(grpc::CallbackServerContext* context,
                                                 const v1::StatsRequest*, v1::StatsReply* reply) {
   CountRpc(Rpc::kStats);
@@ -355,6 +394,14 @@ grpc::ServerUnaryReactor* TurbineService::Stats(grpc::CallbackServerContext* con
   reply->set_executed(counters.executed);
   reply->set_reply_bytes_queued(static_cast<uint64_t>(counters.reply_bytes_queued));
   reply->set_streams_paused(static_cast<uint64_t>(counters.streams_paused));
+  reply->set_gc_passes(stats.gc_passes);
+  reply->set_gc_removed_tasks(stats.gc_removed_tasks);
+  reply->set_gc_removed_bytes(stats.gc_removed_bytes);
+  reply->set_gc_micros(stats.gc_nanos / 1000);
+  reply->set_tasks_used_today(stats.tasks_by_last_use[0]);
+  reply->set_tasks_used_1_7d(stats.tasks_by_last_use[1]);
+  reply->set_tasks_used_8_30d(stats.tasks_by_last_use[2]);
+  reply->set_tasks_used_older(stats.tasks_by_last_use[3]);
   reply->set_uptime_seconds(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(counters.uptime).count()));
   for (const FunctionStats& fn : stats.functions) {

@@ -2,7 +2,8 @@
 //
 // Reactions never block: a call whose answer is clean in memory is answered on the gRPC
 // thread; everything else is finished by the engine's workers (Engine::ReadAsync). Work
-// that must wait for the disk (SetInputs, DeleteInputs, Flush) runs on one background thread.
+// that must wait for the disk (SetInputs, DeleteInputs, Flush) runs on one background thread,
+// garbage collection on another.
 #pragma once
 
 #include <absl/base/thread_annotations.h>
@@ -56,8 +57,9 @@ enum class Rpc : int {
   kFlush,
   kShutdown,
   kDeleteInputs,
+  kCollectGarbage,
 };
-inline constexpr int kRpcCount = 9;
+inline constexpr int kRpcCount = 10;
 std::string_view RpcName(Rpc rpc);
 
 // kStatusCodeCount: gRPC (and absl) status codes are 0 (OK) to 16.
@@ -130,6 +132,9 @@ class TurbineService final : public v1::Turbine::CallbackService {
   grpc::ServerUnaryReactor* DeleteInputs(grpc::CallbackServerContext* context,
                                          const v1::DeleteInputsRequest* request,
                                          v1::DeleteInputsReply* reply) override;
+  grpc::ServerUnaryReactor* CollectGarbage(grpc::CallbackServerContext* context,
+                                           const v1::CollectGarbageRequest* request,
+                                           v1::CollectGarbageReply* reply) override;
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
                                   const v1::StatsRequest* request, v1::StatsReply* reply) override;
   grpc::ServerUnaryReactor* ListFunctions(grpc::CallbackServerContext* context,
@@ -170,6 +175,9 @@ class TurbineService final : public v1::Turbine::CallbackService {
   const std::string expected_authorization_;  // "Bearer <token>", empty: no token needed
   std::function<void()> on_shutdown_;
   BackgroundQueue background_;
+  // Garbage collection passes, which take long: on a thread of their own, so that input
+  // batches and flushes never wait for one.
+  BackgroundQueue collector_;
   ReplyBudget reply_budget_;
   uint64_t change_listener_ = 0;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

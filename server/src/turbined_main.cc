@@ -5,6 +5,7 @@
 //            [--max-message-bytes N] [--tls-cert F --tls-key F] [--insecure]
 //            [--metrics-listen HOST:PORT] [--max-connections N] [--max-connection-idle-ms N]
 //            [--stream-reply-buffer-bytes N] [--reply-buffer-bytes N]
+//            [--retention DURATION] [--disk-limit SIZE] [--gc-interval DURATION]
 //
 // Every flag can come from the --config file instead (TOML or INI, keys named like the
 // flags; deploy/turbined.toml lists them all); a flag on the command line wins.
@@ -20,8 +21,13 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cctype>
+#include <charconv>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <optional>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -47,6 +53,63 @@ bool ReadToken(const std::string& path, std::string* token) {
   *token = begin == std::string::npos ? "" : text.substr(begin, end - begin + 1);
   return !token->empty();
 }
+// ParseSize reads a size: plain bytes, or a number with K, M, G or T (powers of 1024, an
+// optional "B" or "iB" after it): "512M", "2G", "1048576".
+std::optional<uint64_t> ParseSize(std::string text) {
+  for (const char* suffix : {"iB", "B"}) {
+    const size_t length = std::strlen(suffix);
+    if (text.size() > length && text.compare(text.size() - length, length, suffix) == 0 &&
+        !std::isdigit(static_cast<unsigned char>(text[text.size() - length - 1]))) {
+      text.resize(text.size() - length);
+      break;
+    }
+  }
+  int shift = 0;
+  if (!text.empty()) {
+    switch (std::toupper(static_cast<unsigned char>(text.back()))) {
+      case 'K': shift = 10; break;
+      case 'M': shift = 20; break;
+      case 'G': shift = 30; break;
+      case 'T': shift = 40; break;
+      default: break;
+    }
+    if (shift != 0) text.pop_back();
+  }
+  uint64_t number = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), number);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size() ||
+      number > (UINT64_MAX >> shift)) {
+    return std::nullopt;
+  }
+  return number << shift;
+}
+
+// ParseDuration reads a duration: plain seconds, or a number with s, m, h or d: "30d".
+std::optional<std::chrono::seconds> ParseDuration(std::string text) {
+  int64_t unit = 1;
+  if (!text.empty()) {
+    switch (text.back()) {
+      case 's': unit = 1; break;
+      case 'm': unit = 60; break;
+      case 'h': unit = 3600; break;
+      case 'd': unit = 86400; break;
+      default: unit = 0; break;
+    }
+    if (unit != 0) {
+      text.pop_back();
+    } else {
+      unit = 1;
+    }
+  }
+  int64_t number = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), number);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size() || number < 0 ||
+      number > INT64_MAX / unit / 1000) {
+    return std::nullopt;
+  }
+  return std::chrono::seconds(number * unit);
+}
+
 // Flags is what the command line and the config file say.
 struct Flags {
   turbine::server::ServerOptions server;
@@ -119,6 +182,35 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "... or while this many wait for all clients together")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
       ->capture_default_str();
+  // Garbage collection of the store. Sizes and durations are checked as they are read.
+  const CLI::Validator size(
+      [](std::string& text) {
+        return ParseSize(text) ? std::string() : "'" + text + "' is not a size: 512M, 2G or bytes";
+      },
+      "SIZE");
+  const CLI::Validator duration(
+      [](std::string& text) {
+        return ParseDuration(text) ? std::string()
+                                   : "'" + text + "' is not a duration: 30d, 12h, 45m, 90s or seconds";
+      },
+      "DURATION");
+  std::string retention = "30d";
+  std::string disk_limit = "0";
+  std::string gc_interval = "1h";
+  app.add_option("--retention", retention,
+                 "remove cached results not used for this long (counted in whole days)")
+      ->check(duration)
+      ->capture_default_str();
+  app.add_option("--disk-limit", disk_limit,
+                 "keep the store under this size by removing the least recently used "
+                 "results (0: no limit; inputs are never removed)")
+      ->check(size)
+      ->capture_default_str();
+  app.add_option("--gc-interval", gc_interval,
+                 "collect garbage this often when idle, the first time a minute after start "
+                 "(0: only on `turbine gc`)")
+      ->check(duration)
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -128,6 +220,9 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   }
   options.snapshot_interval = std::chrono::milliseconds(snapshot_interval_ms);
   options.max_connection_idle = std::chrono::milliseconds(max_connection_idle_ms);
+  options.gc.retention = *ParseDuration(retention);
+  options.gc.disk_limit = *ParseSize(disk_limit);
+  options.gc.interval = *ParseDuration(gc_interval);
 
   return -1;
 }

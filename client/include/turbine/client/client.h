@@ -118,6 +118,10 @@ class Client {
   absl::StatusOr<std::vector<v1::FunctionInfo>> ListFunctions();
   // Flush makes the daemon write a snapshot now; returns how many tasks it wrote.
   absl::StatusOr<uint64_t> Flush();
+  // CollectGarbage makes the daemon run a garbage collection pass of its store now; returns
+  // what it removed once the space is reclaimed (a pass of a large store can take longer
+  // than the default deadline: see ConnectOptions::deadline).
+  absl::StatusOr<v1::CollectGarbageReply> CollectGarbage();
   // Shutdown asks the daemon to stop gracefully; it returns once the daemon has accepted.
   absl::Status Shutdown();
   // Ping asks the standard health service: OK once the daemon serves, kUnavailable while it
