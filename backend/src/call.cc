@@ -100,16 +100,19 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
       task->output = NotSetOutput(InputKeyOf(*task));
     }
   }
+  // A record a GC pass is deleting right now is gone for all purposes: the task is not
+  // stored, and its result, which may refer to tasks deleted already, is not used.
+  const bool deleting = stored_task != nullptr && deleting_.contains(id);
   if (store_ != nullptr) {
     MutexLock lock(&task->mu);
-    task->persisted = stored_task != nullptr;
+    task->persisted = stored_task != nullptr && !deleting;
     if (key.fn->kind == FunctionKind::kInput) {
       // Its identity, so the id survives a restart (the value is in the inputs table).
       if (!task->persisted) QueuePersist(*task);
     } else if (stored_task != nullptr) {
       // A restored result is served only after verification (its phase is kDirty): every
       // slot it read must still carry the stamp it saw, in this session.
-      if (!stored_task->result.empty() && DecodeResult(stored_task->result, task)) {
+      if (!stored_task->result.empty() && !deleting && DecodeResult(stored_task->result, task)) {
         task->phase = Phase::kDirty;
         task->unlinked = true;
         task->must_execute = key.fn->session_dependent;  // the world may have changed since

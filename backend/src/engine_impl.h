@@ -13,6 +13,7 @@
 #pragma once
 
 #include <absl/base/thread_annotations.h>
+#include <absl/container/flat_hash_set.h>
 
 #include <array>
 #include <atomic>
@@ -91,7 +92,9 @@ class EngineImpl {
   uint16_t Today();
 
   // --- garbage collection (gc.cc) ---
-  absl::StatusOr<GcReport> CollectGarbage(const GcOptions& options);
+  // A pass asked for reclaims the space it freed at once; a background pass only when it
+  // freed a tenth of the store or more (RocksDB's compactions take care of less).
+  absl::StatusOr<GcReport> CollectGarbage(const GcOptions& options, bool background = false);
   const GcOptions& gc_options() const { return gc_options_; }
 
   // --- waiting for clean tasks (read_op.cc) ---
@@ -170,6 +173,7 @@ class EngineImpl {
   friend class Refresh;
   // ApplyInputs sets `values` (or, `deleting`, unsets their keys) as one durable batch.
   absl::Status ApplyInputs(std::vector<InputValue> values, bool deleting, size_t* changed);
+  // REQUIRES: store_gate_ held (shared), with a backing store.
   TaskState* CreateTask(const TaskKeyView& key, void* stack_args,
                         const absl::StatusOr<std::optional<StoredInput>>& stored_input,
                         const StoredTask* stored_task);
@@ -205,9 +209,12 @@ class EngineImpl {
   bool collecting_ ABSL_GUARDED_BY(flush_mu_) = false;
   std::vector<TaskId> written_while_collecting_ ABSL_GUARDED_BY(flush_mu_);
   // Held shared from reading a task's record to registering the task in memory (a call that
-  // misses memory, a lazy load); a GC pass deletes records holding it exclusively, so a
-  // record it deletes is either already in memory, where it sees it, or never read.
+  // misses memory, a lazy load). A GC pass takes it exclusively, briefly, to note the tasks
+  // it is about to delete in `deleting_`, and again to forget them once they are deleted:
+  // a task read from the store meanwhile is registered as not stored, and one registered
+  // before is found in memory by the pass.
   Mutex store_gate_;
+  absl::flat_hash_set<TaskId> deleting_ ABSL_GUARDED_BY(store_gate_);
   struct SnapshotBatch;
   // AddToSnapshot encodes a clean task into `batch`; false if it is not clean.
   bool AddToSnapshot(TaskState& task, SnapshotBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);

@@ -4,10 +4,11 @@
 // A pass: a snapshot first (so the store has what memory knows, last-use days included);
 // a scan of every stored task, in batches, as of one moment; the decision, on the graph of
 // what each task refers to and read; the deletion, in batches; then the space reclaimed.
-// Calls that hit memory never wait for it. Calls that miss memory wait at most for one
-// deletion batch (they read the store under `store_gate_`, which a batch holds
-// exclusively), and snapshots wait for the deletion as a whole (`flush_mu_`), so that no
-// record is written between the decision and the deletion that refers to a deleted task.
+// Calls that hit memory never wait for it. Calls that miss memory wait at most while a
+// deletion batch is noted in memory (they read the store under `store_gate_`, which that
+// holds exclusively; the deletion itself is written without it), and snapshots wait for
+// the deletion as a whole (`flush_mu_`), so that no record is written between the
+// decision and the deletion that refers to a deleted task.
 #include <absl/container/flat_hash_map.h>
 
 #include <algorithm>
@@ -261,6 +262,45 @@ void Count(const Graph& graph, uint16_t today, GcReport* report, std::array<uint
   }
 }
 
+// ReferrersFirst lists the garbage so that a task comes before the tasks it refers to: an
+// in-memory task whose reference would lead nowhere is invalidated before that happens.
+// (A cycle of references, which only Vcs inside values can make, is listed as it comes.)
+std::vector<uint32_t> ReferrersFirst(const Graph& graph) {
+  std::vector<uint32_t> referrers(graph.nodes.size(), 0);  // garbage referrers not listed yet
+  for (uint32_t i = 0; i < graph.nodes.size(); ++i) {
+    if (graph.nodes[i].reason == Reason::kLive) continue;
+    for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
+      if (graph.out[e] & kRefBit) ++referrers[graph.out[e] & ~kRefBit];
+    }
+  }
+  std::vector<uint32_t> order;
+  std::vector<bool> listed(graph.nodes.size(), false);
+  auto list_from = [&](uint32_t start) {
+    std::vector<uint32_t> work = {start};
+    while (!work.empty()) {
+      const uint32_t i = work.back();
+      work.pop_back();
+      if (listed[i]) continue;
+      listed[i] = true;
+      order.push_back(i);
+      for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
+        const uint32_t t = graph.out[e] & ~kRefBit;
+        if ((graph.out[e] & kRefBit) && graph.nodes[t].reason != Reason::kLive &&
+            --referrers[t] == 0) {
+          work.push_back(t);
+        }
+      }
+    }
+  };
+  for (uint32_t i = 0; i < graph.nodes.size(); ++i) {
+    if (graph.nodes[i].reason != Reason::kLive && referrers[i] == 0) list_from(i);
+  }
+  for (uint32_t i = 0; i < graph.nodes.size(); ++i) {  // cycles
+    if (graph.nodes[i].reason != Reason::kLive && !listed[i]) list_from(i);
+  }
+  return order;
+}
+
 absl::Status Aborted() { return absl::AbortedError("the engine is shutting down"); }
 
 }  // namespace
@@ -273,7 +313,7 @@ uint16_t EngineImpl::Today() {
   return today;
 }
 
-absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options) {
+absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bool background) {
   if (store_ == nullptr) {
     return absl::FailedPreconditionError("garbage collection needs a backing store");
   }
@@ -317,7 +357,13 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options) {
     if (!unknown.empty()) {
       if (absl::Status written = store_->WriteLastUse(unknown); !written.ok()) return written;
     }
-    if (report.removed_tasks > removed_before) {
+    // Reclaiming compacts the whole store (deletions are spread over all of it), so a
+    // background pass leaves a small harvest to RocksDB's own compactions.
+    uint64_t removed_bytes = 0;
+    for (const Node& node : graph.nodes) removed_bytes += node.reason != Reason::kLive ? node.bytes : 0;
+    const bool worth_it = !background || removed_bytes >= graph.raw_bytes / 10 ||
+                          (options.disk_limit > 0 && *bytes > options.disk_limit);
+    if (report.removed_tasks > removed_before && worth_it) {
       if (absl::Status reclaimed = store_->Reclaim(); !reclaimed.ok()) return reclaimed;
     }
     bytes = store_->DiskBytes();
@@ -376,60 +422,60 @@ absl::Status EngineImpl::ScanStore(GcGraph& graph) {
 }
 
 absl::Status EngineImpl::DeleteGarbage(GcGraph& graph) {
-  std::vector<TaskId> invalidate;
-  absl::Status status;
-  {
-    MutexLock flushing(&flush_mu_);
-    collecting_ = false;
-    Keep(graph, written_while_collecting_);
-    written_while_collecting_.clear();
-    std::vector<uint32_t> garbage;
-    for (uint32_t i = 0; i < graph.nodes.size(); ++i) {
-      if (graph.nodes[i].reason != Reason::kLive) garbage.push_back(i);
-    }
-    for (size_t from = 0; from < garbage.size() && status.ok(); from += kDeleteBatch) {
-      if (gc_abort_.load()) {
-        status = Aborted();
-        break;
-      }
-      const size_t to = std::min(garbage.size(), from + kDeleteBatch);
-      std::vector<uint64_t> ids;
-      ids.reserve(to - from);
-      {
-        MutexLock gate(&store_gate_);  // no record of these is being read into memory now
-        for (size_t k = from; k < to; ++k) {
-          const uint32_t i = garbage[k];
-          ids.push_back(graph.nodes[i].id);
-          TaskState* task = tasks_.Get(graph.nodes[i].id);
-          if (task == nullptr) continue;
-          {
-            // Still in memory, and in use there; the store no longer has it: a snapshot
-            // that writes it again writes all of it.
-            MutexLock lock(&task->mu);
-            task->persisted = false;
-          }
-          task->stored_day = 0;
-          // In memory it may refer to a removed task that is not in memory, which nobody
-          // could load any more: it must execute again before it is read.
-          for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
-            const uint32_t t = graph.out[e] & ~kRefBit;
-            if ((graph.out[e] & kRefBit) && graph.nodes[t].reason != Reason::kLive &&
-                tasks_.Get(graph.nodes[t].id) == nullptr) {
-              invalidate.push_back(task->id);
-              break;
-            }
+  MutexLock flushing(&flush_mu_);
+  collecting_ = false;
+  Keep(graph, written_while_collecting_);
+  written_while_collecting_.clear();
+  const std::vector<uint32_t> garbage = ReferrersFirst(graph);
+  for (size_t from = 0; from < garbage.size(); from += kDeleteBatch) {
+    if (gc_abort_.load()) return Aborted();
+    const size_t to = std::min(garbage.size(), from + kDeleteBatch);
+    std::vector<uint64_t> ids;
+    ids.reserve(to - from);
+    std::vector<TaskId> invalidate;
+    {
+      // Tasks being read from the store wait for this; those read later see `deleting_`.
+      MutexLock gate(&store_gate_);
+      for (size_t k = from; k < to; ++k) {
+        const uint32_t i = garbage[k];
+        ids.push_back(graph.nodes[i].id);
+        deleting_.insert(graph.nodes[i].id);
+        TaskState* task = tasks_.Get(graph.nodes[i].id);
+        if (task == nullptr) continue;
+        {
+          // Still in memory, and in use there; the store no longer has it: a snapshot
+          // that writes it again writes all of it.
+          MutexLock lock(&task->mu);
+          task->persisted = false;
+        }
+        task->stored_day = 0;
+        // In memory it may refer to a removed task that is not in memory, which nobody
+        // could load once it is deleted (in a later batch: referrers go first).
+        for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
+          const uint32_t t = graph.out[e] & ~kRefBit;
+          if ((graph.out[e] & kRefBit) && graph.nodes[t].reason != Reason::kLive &&
+              tasks_.Get(graph.nodes[t].id) == nullptr) {
+            invalidate.push_back(task->id);
+            break;
           }
         }
-        status = store_->DeleteTasks(ids);
       }
-      std::this_thread::yield();
     }
-    // A failed batch leaves its tasks stored with `persisted` false in memory: a snapshot
-    // that writes one again writes all of it, which is always safe.
-    // Before snapshots resume: none may write a task that refers to what is gone.
+    // So it executes again before it is read: before what it refers to is deleted, and
+    // before snapshots resume (none may write it referring to what is gone).
     if (!invalidate.empty()) InvalidateMany(std::move(invalidate));
+    // The write without the gate: it may wait for RocksDB (a stalled write), and calls
+    // must not wait with it. A failed batch leaves its tasks stored with `persisted` false
+    // in memory: a snapshot that writes one again writes all of it, which is always safe.
+    absl::Status deleted = store_->DeleteTasks(ids);
+    {
+      MutexLock gate(&store_gate_);
+      for (uint64_t id : ids) deleting_.erase(id);
+    }
+    if (!deleted.ok()) return deleted;
+    std::this_thread::yield();
   }
-  return status;
+  return absl::OkStatus();
 }
 
 void EngineImpl::GcLoop() {
@@ -455,7 +501,7 @@ void EngineImpl::GcLoop() {
       due = bytes.ok() && *bytes > gc_options_.disk_limit;
     }
     if (due) {
-      absl::StatusOr<GcReport> report = CollectGarbage(gc_options_);
+      absl::StatusOr<GcReport> report = CollectGarbage(gc_options_, /*background=*/true);
       next_pass = Clock::now() + interval;
       if (!report.ok()) {
         if (!gc_abort_.load()) {

@@ -9,6 +9,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/transaction_log.h>
+#include <rocksdb/utilities/table_properties_collectors.h>
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
@@ -114,6 +115,14 @@ rocksdb::ColumnFamilyOptions TableOptions(Table table,
   }
   if (table == Table::kTasks || table == Table::kTaskIds) {
     options.compression = rocksdb::kLZ4Compression;
+  }
+  if (table == Table::kTasks || table == Table::kTaskIds || table == Table::kTaskUse) {
+    // Garbage collection deletes from these: a table file in which a quarter of a window of
+    // entries are deletions is compacted soon, without waiting for writes to push it down,
+    // so the space comes back even when a pass does not reclaim it itself.
+    options.table_properties_collector_factories.push_back(
+        rocksdb::NewCompactOnDeletionCollectorFactory(/*sliding_window_size=*/256,
+                                                      /*deletion_trigger=*/64));
   }
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(blocks));
   return options;

@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <string>
 
 #include "persisted_engine.h"
@@ -195,6 +197,107 @@ TEST(GarbageCollection, ATaskRemovedWhileInMemoryIsStoredAgainWithWhatRefersToIt
   absl::StatusOr<int64_t> read = d.engine.Read(other_forward(3));
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(*read, 4);
+}
+
+// Wrap(n) refers to Forward(n), which refers to Leaf(n).
+Task<Vc<int64_t>> WrapImpl(int64_t n) { co_return forward(n); }
+inline const turbine::Function<WrapImpl> wrap{"test.gc.wrap", 1};
+
+TEST(GarbageCollection, TasksReadFromTheStoreDuringAPassAreNeverTakenForStored) {
+  // Passes remove everything while another thread loads the tasks they remove and stores
+  // new tasks that refer to them. A task loaded from a record being deleted must count as
+  // not stored, or a snapshot would store a reference to it without it.
+  constexpr int kTasks = 300;
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{1}).ok());
+    for (int64_t n = 0; n < kTasks; ++n) ASSERT_EQ(*d.engine.Read(forward(n)), n + 1);
+  }
+  {
+    Daemon d(dir.str(), std::chrono::milliseconds(5));
+    std::atomic<bool> done{false};
+    std::thread collector([&] {
+      while (!done.load()) {
+        ASSERT_TRUE(d.engine.CollectGarbage(GcOptions{.disk_limit = 1}).ok());
+      }
+    });
+    {
+      turbine::Engine::Scope scope(d.engine);
+      for (int64_t n = 0; n < kTasks; ++n) ASSERT_EQ(*d.engine.Read(wrap(n)), n + 1);
+    }
+    done = true;
+    collector.join();
+  }
+  Daemon d(dir.str());
+  for (int64_t n = 0; n < kTasks; ++n) {
+    absl::StatusOr<int64_t> read = d.engine.Read(wrap(n));
+    ASSERT_TRUE(read.ok()) << read.status() << " wrap(" << n << ")";
+    EXPECT_EQ(*read, n + 1);
+  }
+}
+
+// HeldDeletes holds every deletion until the test releases it, and says when one waits.
+class HeldDeletes : public turbine::storage::RocksBackingStore {
+ public:
+  using RocksBackingStore::RocksBackingStore;
+  static inline std::mutex mu;
+  static inline std::condition_variable changed;
+  static inline bool waiting = false;
+  static inline bool released = true;
+
+  absl::Status DeleteTasks(const std::vector<uint64_t>& ids) override {
+    {
+      std::unique_lock lock(mu);
+      waiting = true;
+      changed.notify_all();
+      changed.wait(lock, [] { return released; });
+      waiting = false;
+    }
+    return RocksBackingStore::DeleteTasks(ids);
+  }
+};
+
+TEST(GarbageCollection, ATaskReadFromARecordBeingDeletedIsNotStored) {
+  turbine::testing::TempDir dir;
+  std::set<TaskId> garbage;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
+    ASSERT_EQ(*d.engine.Read(forward(5)), 15);
+    garbage = {forward(5).raw().task, leaf(5).raw().task};
+  }
+  {
+    turbine::testing::PersistedEngine<HeldDeletes> d(dir.str(), std::chrono::milliseconds(0));
+    HeldDeletes::released = false;
+    std::thread collector([&] {
+      absl::StatusOr<GcReport> report = d.engine.CollectGarbage(Only(garbage));
+      EXPECT_TRUE(report.ok()) << report.status();
+      EXPECT_EQ(report->removed_tasks, 2u);
+    });
+    {
+      std::unique_lock lock(HeldDeletes::mu);
+      HeldDeletes::changed.wait(lock, [] { return HeldDeletes::waiting; });
+    }
+    // Forward(5) and Leaf(5) are being deleted: their records are still there to read. A
+    // new task refers to Forward(5): if it counted as stored, its snapshot would not take
+    // it along, and the reference would lead nowhere once the deletion is done.
+    {
+      turbine::Engine::Scope scope(d.engine);
+      ASSERT_EQ(*d.engine.Read(wrap(5)), 15);
+    }
+    {
+      std::lock_guard lock(HeldDeletes::mu);
+      HeldDeletes::released = true;
+    }
+    HeldDeletes::changed.notify_all();
+    collector.join();
+    ASSERT_TRUE(d.engine.Flush().ok());
+  }
+  Daemon d(dir.str());
+  absl::StatusOr<int64_t> read = d.engine.Read(wrap(5));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, 15);
 }
 
 TEST(GarbageCollection, SupersededVersionsAreRemovedAndTheirSpaceFreed) {
