@@ -114,6 +114,7 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
 EngineImpl::~EngineImpl() {
   if (gc_thread_.joinable()) {
     gc_abort_.store(true);
+    store_->StopReclaiming();  // a pass compacting a large store would take long to end
     {
       std::lock_guard lock(gc_loop_mu_);
       stopping_gc_ = true;

@@ -236,8 +236,12 @@ class EngineImpl {
   Mutex gc_mu_;  // one pass at a time
   // ScanStore reads the store's tasks into `graph`; DeleteGarbage deletes what the pass
   // found garbage in it.
-  absl::Status ScanStore(GcGraph& graph);
-  absl::Status DeleteGarbage(GcGraph& graph);
+  absl::Status ScanStore(GcGraph& graph, const GcOptions& options);
+  absl::Status DeleteGarbage(GcGraph& graph, const GcOptions& options);
+  // Stopping: the engine is going, or the pass's own `stop` says so.
+  bool GcStopping(const GcOptions& options) const {
+    return gc_abort_.load() || (options.stop && options.stop());
+  }
   void GcLoop();
   std::mutex gc_loop_mu_;
   std::condition_variable gc_stop_;

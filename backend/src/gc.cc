@@ -301,7 +301,7 @@ std::vector<uint32_t> ReferrersFirst(const Graph& graph) {
   return order;
 }
 
-absl::Status Aborted() { return absl::AbortedError("the engine is shutting down"); }
+absl::Status Aborted() { return absl::AbortedError("garbage collection stopped early"); }
 
 }  // namespace
 
@@ -333,7 +333,7 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
       written_while_collecting_.clear();
     }
     GcGraph graph;
-    absl::Status scanned = ScanStore(graph);
+    absl::Status scanned = ScanStore(graph, options);
     if (!scanned.ok()) {
       MutexLock lock(&flush_mu_);
       collecting_ = false;
@@ -344,7 +344,7 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
     PropagateUse(graph, today);
     Decide(graph, options, today, *bytes);
     const uint64_t removed_before = report.removed_tasks;
-    absl::Status deleted = DeleteGarbage(graph);
+    absl::Status deleted = DeleteGarbage(graph, options);
     if (!deleted.ok()) return deleted;
     std::array<uint64_t, 4> by_age;
     Count(graph, today, &report, &by_age);
@@ -363,7 +363,7 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
     for (const Node& node : graph.nodes) removed_bytes += node.reason != Reason::kLive ? node.bytes : 0;
     const bool worth_it = !background || removed_bytes >= graph.raw_bytes / 10 ||
                           (options.disk_limit > 0 && *bytes > options.disk_limit);
-    if (report.removed_tasks > removed_before && worth_it) {
+    if (report.removed_tasks > removed_before && worth_it && !GcStopping(options)) {
       if (absl::Status reclaimed = store_->Reclaim(); !reclaimed.ok()) return reclaimed;
     }
     bytes = store_->DiskBytes();
@@ -372,7 +372,7 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
     // The disk limit works by an estimate of what records take on disk: short of it, look
     // again at the store as it is now.
     if (options.disk_limit == 0 || report.bytes_after <= options.disk_limit ||
-        report.removed_tasks == removed_before || gc_abort_.load()) {
+        report.removed_tasks == removed_before || GcStopping(options)) {
       break;
     }
   }
@@ -386,11 +386,11 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
   return report;
 }
 
-absl::Status EngineImpl::ScanStore(GcGraph& graph) {
+absl::Status EngineImpl::ScanStore(GcGraph& graph, const GcOptions& options) {
   absl::StatusOr<std::unique_ptr<TaskScan>> scan = store_->ScanTasks();
   if (!scan.ok()) return scan.status();
   for (bool more = true; more;) {
-    if (gc_abort_.load()) return Aborted();
+    if (GcStopping(options)) return Aborted();
     absl::StatusOr<bool> next = (*scan)->Next(kScanBatch, [&](const StoredTask& stored) {
       if (graph.index.contains(stored.id)) return;  // a damaged record repeating an id
       const auto i = static_cast<uint32_t>(graph.nodes.size());
@@ -421,14 +421,14 @@ absl::Status EngineImpl::ScanStore(GcGraph& graph) {
   return absl::OkStatus();
 }
 
-absl::Status EngineImpl::DeleteGarbage(GcGraph& graph) {
+absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options) {
   MutexLock flushing(&flush_mu_);
   collecting_ = false;
   Keep(graph, written_while_collecting_);
   written_while_collecting_.clear();
   const std::vector<uint32_t> garbage = ReferrersFirst(graph);
   for (size_t from = 0; from < garbage.size(); from += kDeleteBatch) {
-    if (gc_abort_.load()) return Aborted();
+    if (GcStopping(options)) return Aborted();
     const size_t to = std::min(garbage.size(), from + kDeleteBatch);
     std::vector<uint64_t> ids;
     ids.reserve(to - from);

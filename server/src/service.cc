@@ -110,11 +110,13 @@ std::string_view RpcName(Rpc rpc) {
 }
 
 TurbineService::TurbineService(Engine& engine, const storage::Store& store, std::string auth_token,
-                               std::function<void()> on_shutdown, ReplyLimits reply_limits)
+                               std::function<void()> on_shutdown, ReplyLimits reply_limits,
+                               GcOptions gc)
     : engine_(engine),
       store_(store),
       expected_authorization_(auth_token.empty() ? "" : "Bearer " + auth_token),
       on_shutdown_(std::move(on_shutdown)),
+      gc_options_(std::move(gc)),
       reply_budget_(reply_limits) {
   change_listener_ = engine_.AddChangeListener([this] { OnEngineChange(); });
   ParseRequestsOurselves();
@@ -345,7 +347,10 @@ grpc::ServerUnaryReactor* TurbineService::CollectGarbage(grpc::CallbackServerCon
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   collector_.Post([this, reactor, reply] {
     spdlog::info("garbage collection pass started (CollectGarbage)");
-    absl::StatusOr<GcReport> report = engine_.CollectGarbage();
+    // As the daemon's flags say; a shutdown stops the pass rather than wait for it.
+    GcOptions options = gc_options_;
+    options.stop = [this] { return draining_.load(); };
+    absl::StatusOr<GcReport> report = engine_.CollectGarbage(options);
     if (report.ok()) {
       spdlog::info("garbage collection removed {} of {} tasks: {} -> {} bytes on disk",
                    report->removed_tasks, report->scanned_tasks, report->bytes_before,

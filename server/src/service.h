@@ -89,8 +89,10 @@ struct ServiceCounters {
 
 class TurbineService final : public v1::Turbine::CallbackService {
  public:
+  // `gc` is what a CollectGarbage pass collects (the daemon's flags).
   TurbineService(Engine& engine, const storage::Store& store, std::string auth_token,
-                 std::function<void()> on_shutdown, ReplyLimits reply_limits = {});
+                 std::function<void()> on_shutdown, ReplyLimits reply_limits = {},
+                 GcOptions gc = {});
   ~TurbineService() override;
 
   // Prepare finds the function and calls it (a lookup; nothing is awaited). Errors are the
@@ -174,6 +176,7 @@ class TurbineService final : public v1::Turbine::CallbackService {
   const storage::Store& store_;               // for Stats: what the cache occupies
   const std::string expected_authorization_;  // "Bearer <token>", empty: no token needed
   std::function<void()> on_shutdown_;
+  const GcOptions gc_options_;
   BackgroundQueue background_;
   // Garbage collection passes, which take long: on a thread of their own, so that input
   // batches and flushes never wait for one.

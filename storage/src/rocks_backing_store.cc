@@ -269,4 +269,6 @@ absl::StatusOr<uint64_t> RocksBackingStore::DiskBytes() { return store_->DiskByt
 
 absl::Status RocksBackingStore::Reclaim() { return store_->CompactAll(); }
 
+void RocksBackingStore::StopReclaiming() { store_->StopCompacting(); }
+
 }  // namespace turbine::storage

@@ -534,6 +534,8 @@ absl::StatusOr<bool> TableScan::Get(Table table, std::string_view key, std::stri
   return true;
 }
 
+void Store::StopCompacting() { db().DisableManualCompaction(); }
+
 std::unique_ptr<TableScan> Store::Scan(Table table) const {
   auto view = std::make_unique<TableScan::View>();
   view->db = &db();  // a read-only instance replaced meanwhile stays open with the Store

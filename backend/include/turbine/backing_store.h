@@ -123,6 +123,9 @@ class BackingStore {
   }
   // Reclaim makes the space of deleted tasks free on disk (compacting what holds them).
   virtual absl::Status Reclaim() { return absl::OkStatus(); }
+  // StopReclaiming makes a Reclaim running on another thread, and any later one, return
+  // early: the engine is going away. Safe from any thread.
+  virtual void StopReclaiming() {}
 };
 
 }  // namespace turbine

@@ -38,6 +38,9 @@ struct GcOptions {
   // Tasks for which this returns true are garbage too (for tests, and tools that drop part
   // of a cache on purpose). Null: none.
   std::function<bool(TaskId)> also_collect = nullptr;
+  // Asked between batches: once it returns true the pass stops early with kAborted (what it
+  // deleted so far stays deleted; that is always consistent). Null: never.
+  std::function<bool()> stop = nullptr;
 };
 
 // GcReport is what one pass did. Each removed task is counted under one reason, the first

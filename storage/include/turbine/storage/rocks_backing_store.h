@@ -28,6 +28,7 @@ class RocksBackingStore : public BackingStore {
   absl::Status WriteLastUse(const std::vector<LastUse>& uses) override;
   absl::StatusOr<uint64_t> DiskBytes() override;
   absl::Status Reclaim() override;
+  void StopReclaiming() override;
 
  private:
   // PutTask adds a task's record to `batch`; PutTaskId its entry in the id index.

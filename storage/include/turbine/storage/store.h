@@ -136,6 +136,9 @@ class Store {
   // long-lived store settles: deleted records and their tombstones are gone afterwards, and
   // so are the files and the log that held them (after bulk deletes, for measurements).
   absl::Status CompactAll();
+  // StopCompacting makes a CompactAll running on another thread, and every later one, stop
+  // early with an error (for shutting down). Safe from any thread.
+  void StopCompacting();
   // Scan opens a scan of `table` (see TableScan).
   std::unique_ptr<TableScan> Scan(Table table) const;
   // DiskBytes is what the database directory occupies on disk, as `du` counts it (every
