@@ -503,6 +503,12 @@ void EngineImpl::GcLoop() {
     if (due) {
       absl::StatusOr<GcReport> report = CollectGarbage(gc_options_, /*background=*/true);
       next_pass = Clock::now() + interval;
+      if (report.status().code() == absl::StatusCode::kUnimplemented) {
+        // A backing store without garbage collection: nothing to do in the background.
+        Log(LogLevel::kInfo, "no background garbage collection: " +
+                                 std::string(report.status().message()));
+        return;
+      }
       if (!report.ok()) {
         if (!gc_abort_.load()) {
           Log(LogLevel::kWarning,
