@@ -7,20 +7,37 @@
 //   remote-stream-cached-hit  10,000 cached calls pipelined on one CallStream; calls per
 //                             second = calls_per_op / wall time (Google Benchmark's own
 //                             rates divide by CPU time, which leaves out the server's threads)
+//   remote-batch-cached-hit   100,000 cached calls pipelined through the client library's
+//                             CallStream, which batches them (rpc CallBatches)
+//   unix-socket-round-trip    one byte there and back over a unix socket pair between two
+//                             threads: the floor under any call, without gRPC
+//   remote-tcp-cached-hit, remote-tcp-stream-cached-hit
+//                             the same over TCP on loopback (127.0.0.1), plain text
+//   remote-tls-cached-hit, remote-tls-stream-cached-hit, remote-tls-batch-cached-hit
+//                             the same over TCP on loopback with TLS (a certificate openssl
+//                             makes at start, in the temp dir): the cost of encryption
 //
-// The server runs in this process (turbine::server::Server, as turbined does) on a unix
-// socket in a temp dir; the client talks to it through that socket like any other process
-// would. Read the real (wall) time: the server's work happens on gRPC and engine threads.
+// The servers run in this process (turbine::server::Server, as turbined does): one on a unix
+// socket in a temp dir and on a plain TCP port, one with TLS on another TCP port; the client
+// talks to them through those sockets like any other process would. Read the real (wall)
+// time: the server's work happens on gRPC and engine threads.
 #include <benchmark/benchmark.h>
 #include <grpcpp/grpcpp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
 
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "turbine/client/call_stream.h"
+#include "turbine/client/client.h"
 #include "turbine/server/server.h"
 #include "turbine/v1/turbine.grpc.pb.h"
 
@@ -29,36 +46,103 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// RemoteFixture is one server and one channel for the whole binary: starting a server per
+// Target is one way to reach a server: a channel and its stubs.
+struct Target {
+  Target() = default;
+  Target(const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials)
+      : address(address),
+        channel(grpc::CreateChannel(address, std::move(credentials))),
+        stub(v1::Turbine::NewStub(channel)),
+        health(grpc::health::v1::Health::NewStub(channel)) {}
+  std::string address;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::Turbine::Stub> stub;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health;
+};
+
+enum class Transport { kUnixSocket, kTcp, kTls };
+
+// RemoteFixture is the servers and channels for the whole binary: starting a server per
 // benchmark run would measure connection set-up, not calls.
 struct RemoteFixture {
   RemoteFixture() {
     dir = fs::temp_directory_path() / ("turbine-remote-bench-" + std::to_string(::getpid()));
     fs::remove_all(dir);
-    auto started = server::Server::Start(server::ServerOptions{.data_dir = dir.string()});
+    fs::create_directories(dir);
+    auto started = server::Server::Start(
+        server::ServerOptions{.data_dir = (dir / "plain").string(),
+                              .listen = {"unix:" + (dir / "plain.sock").string(), "127.0.0.1:0"}});
     if (!started.ok()) {
       error = std::string(started.status().message());
       return;
     }
-    server = std::move(*started);
-    channel = grpc::CreateChannel(server->addresses().front(), grpc::InsecureChannelCredentials());
-    stub = v1::Turbine::NewStub(channel);
-    health = grpc::health::v1::Health::NewStub(channel);
+    plain_server = std::move(*started);
+    targets[static_cast<int>(Transport::kUnixSocket)] =
+        Target(plain_server->addresses()[0], grpc::InsecureChannelCredentials());
+    targets[static_cast<int>(Transport::kTcp)] =
+        Target(plain_server->addresses()[1], grpc::InsecureChannelCredentials());
+    StartTls();
   }
   ~RemoteFixture() {
-    stub.reset();
-    health.reset();
-    channel.reset();
-    server.reset();
+    for (Target& target : targets) target = Target();
+    tls_server.reset();
+    plain_server.reset();
     fs::remove_all(dir);
   }
 
+  // StartTls makes a self-signed certificate for 127.0.0.1 and serves TLS with it; on
+  // failure the TLS benchmarks say why (tls_error).
+  void StartTls() {
+    const std::string cert = (dir / "cert.pem").string();
+    const std::string key = (dir / "key.pem").string();
+    const std::string openssl =
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+        "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -keyout " +
+        key + " -out " + cert + " >/dev/null 2>&1";
+    if (std::system(openssl.c_str()) != 0) {
+      tls_error = "openssl could not make a certificate (scripts/setup installs openssl)";
+      return;
+    }
+    auto started = server::Server::Start(server::ServerOptions{.data_dir = (dir / "tls").string(),
+                                                               .listen = {"127.0.0.1:0"},
+                                                               .tls_cert_file = cert,
+                                                               .tls_key_file = key});
+    if (!started.ok()) {
+      tls_error = std::string(started.status().message());
+      return;
+    }
+    tls_server = std::move(*started);
+    std::ifstream in(cert);
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    targets[static_cast<int>(Transport::kTls)] =
+        Target(tls_server->addresses()[0], grpc::SslCredentials(ssl));
+  }
+
+  // Reach returns the target for `transport`, or nullptr after telling `state` why not.
+  Target* Reach(benchmark::State& state, Transport transport) {
+    const std::string& why = error.empty() && transport == Transport::kTls ? tls_error : error;
+    if (!why.empty()) {
+      state.SkipWithError(why.c_str());
+      return nullptr;
+    }
+    return &targets[static_cast<int>(transport)];
+  }
+
+  // ClientOptions connects the client library to `transport`'s server.
+  client::ConnectOptions ClientOptions(Transport transport) {
+    client::ConnectOptions options{.address = targets[static_cast<int>(transport)].address};
+    if (transport == Transport::kTls) {
+      options.tls = client::TlsOptions{.ca_file = (dir / "cert.pem").string()};
+    }
+    return options;
+  }
+
   fs::path dir;
-  std::string error;
-  std::unique_ptr<server::Server> server;
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<v1::Turbine::Stub> stub;
-  std::unique_ptr<grpc::health::v1::Health::Stub> health;
+  std::string error, tls_error;
+  std::unique_ptr<server::Server> plain_server;  // the unix socket and plain TCP
+  std::unique_ptr<server::Server> tls_server;
+  Target targets[3];
 };
 
 RemoteFixture& Remote() {
@@ -75,35 +159,35 @@ v1::CallRequest BusyRequest(int64_t key, int64_t micros) {
 }
 
 // Warm makes sure demo.busy(1, 1) is cached; false if the call failed.
-bool Warm(RemoteFixture& remote) {
+bool Warm(Target& target) {
   grpc::ClientContext context;
   v1::CallReply reply;
-  return remote.stub->Call(&context, BusyRequest(1, 1), &reply).ok() &&
+  return target.stub->Call(&context, BusyRequest(1, 1), &reply).ok() &&
          reply.value().int_value() == 1;
 }
 
 void GrpcEmptyUnary(benchmark::State& state) {
-  RemoteFixture& remote = Remote();
-  if (!remote.error.empty()) return state.SkipWithError(remote.error.c_str());
+  Target* target = Remote().Reach(state, Transport::kUnixSocket);
+  if (target == nullptr) return;
   const grpc::health::v1::HealthCheckRequest request;
   for (auto _ : state) {
     grpc::ClientContext context;
     grpc::health::v1::HealthCheckResponse response;
-    if (!remote.health->Check(&context, request, &response).ok()) {
+    if (!target->health->Check(&context, request, &response).ok()) {
       return state.SkipWithError("health check failed");
     }
   }
 }
 
-void RemoteCachedHit(benchmark::State& state) {
-  RemoteFixture& remote = Remote();
-  if (!remote.error.empty()) return state.SkipWithError(remote.error.c_str());
-  if (!Warm(remote)) return state.SkipWithError("warm-up call failed");
+void RemoteCachedHit(benchmark::State& state, Transport transport) {
+  Target* target = Remote().Reach(state, transport);
+  if (target == nullptr) return;
+  if (!Warm(*target)) return state.SkipWithError("warm-up call failed");
   const v1::CallRequest request = BusyRequest(1, 1);
   for (auto _ : state) {
     grpc::ClientContext context;
     v1::CallReply reply;
-    if (!remote.stub->Call(&context, request, &reply).ok() || reply.value().int_value() != 1) {
+    if (!target->stub->Call(&context, request, &reply).ok() || reply.value().int_value() != 1) {
       return state.SkipWithError("call failed");
     }
     if (reply.source() != v1::SOURCE_MEMORY) return state.SkipWithError("not a cache hit");
@@ -115,14 +199,14 @@ constexpr int64_t kStreamBatch = 10'000;
 
 // RemoteStreamCachedHit keeps the stream full: a writer thread sends every request of the
 // batch while this thread reads replies, so many calls are in flight at once.
-void RemoteStreamCachedHit(benchmark::State& state) {
-  RemoteFixture& remote = Remote();
-  if (!remote.error.empty()) return state.SkipWithError(remote.error.c_str());
-  if (!Warm(remote)) return state.SkipWithError("warm-up call failed");
+void RemoteStreamCachedHit(benchmark::State& state, Transport transport) {
+  Target* target = Remote().Reach(state, transport);
+  if (target == nullptr) return;
+  if (!Warm(*target)) return state.SkipWithError("warm-up call failed");
   constexpr int64_t batch = kStreamBatch;
   for (auto _ : state) {
     grpc::ClientContext context;
-    auto stream = remote.stub->CallStream(&context);
+    auto stream = target->stub->CallStream(&context);
     std::thread writer([&stream] {
       v1::CallRequest request = BusyRequest(1, 1);
       for (int64_t i = 0; i < batch; ++i) {
@@ -142,11 +226,81 @@ void RemoteStreamCachedHit(benchmark::State& state) {
   state.counters["calls_per_op"] = static_cast<double>(batch);
 }
 
+// Calls per op in remote-batch-cached-hit: batches reach their full size, and a run is long
+// enough for the rate to settle.
+constexpr int64_t kBatchedCalls = 100'000;
+
+// RemoteBatchCachedHit sends every call from this thread while the library's reply thread
+// counts the replies: the client batches the calls that queue behind each write.
+void RemoteBatchCachedHit(benchmark::State& state, Transport transport) {
+  Target* target = Remote().Reach(state, transport);
+  if (target == nullptr) return;
+  if (!Warm(*target)) return state.SkipWithError("warm-up call failed");
+  auto client = client::Client::Connect(Remote().ClientOptions(transport));
+  if (!client.ok()) return state.SkipWithError("cannot connect the client");
+  const v1::CallRequest request = BusyRequest(1, 1);
+  for (auto _ : state) {
+    std::atomic<int64_t> hits{0};
+    std::unique_ptr<client::CallStream> stream =
+        (*client)
+            ->OpenCallStream([&hits](client::CallResult result) {
+              if (result.value.ok() && result.source == v1::SOURCE_MEMORY) hits.fetch_add(1);
+            })
+            .value();
+    for (int64_t i = 0; i < kBatchedCalls; ++i) {
+      if (!stream->Send(request).ok()) return state.SkipWithError("send failed");
+    }
+    if (!stream->Close().ok() || hits.load() != kBatchedCalls) {
+      return state.SkipWithError("the stream lost calls or missed the cache");
+    }
+  }
+  state.counters["calls_per_op"] = static_cast<double>(kBatchedCalls);
+}
+
+void UnixSocketRoundTrip(benchmark::State& state) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) return state.SkipWithError("socketpair");
+  std::thread echo([fd = fds[1]] {
+    char byte;
+    while (::read(fd, &byte, 1) == 1) {
+      if (::write(fd, &byte, 1) != 1) break;
+    }
+  });
+  char byte = 'x';
+  for (auto _ : state) {
+    if (::write(fds[0], &byte, 1) != 1 || ::read(fds[0], &byte, 1) != 1) {
+      state.SkipWithError("round trip failed");
+      break;
+    }
+  }
+  ::shutdown(fds[0], SHUT_RDWR);
+  echo.join();
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
 // No Arg or UseRealTime: they would add suffixes to the names docs/ARCHITECTURE.md fixes. Real time
 // is in the JSON regardless.
 BENCHMARK(GrpcEmptyUnary)->Name("grpc-empty-unary");
-BENCHMARK(RemoteCachedHit)->Name("remote-cached-hit");
-BENCHMARK(RemoteStreamCachedHit)->Name("remote-stream-cached-hit")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(RemoteCachedHit, unix, Transport::kUnixSocket)->Name("remote-cached-hit");
+BENCHMARK_CAPTURE(RemoteStreamCachedHit, unix, Transport::kUnixSocket)
+    ->Name("remote-stream-cached-hit")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(RemoteBatchCachedHit, unix, Transport::kUnixSocket)
+    ->Name("remote-batch-cached-hit")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(UnixSocketRoundTrip)->Name("unix-socket-round-trip");
+BENCHMARK_CAPTURE(RemoteCachedHit, tcp, Transport::kTcp)->Name("remote-tcp-cached-hit");
+BENCHMARK_CAPTURE(RemoteStreamCachedHit, tcp, Transport::kTcp)
+    ->Name("remote-tcp-stream-cached-hit")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(RemoteCachedHit, tls, Transport::kTls)->Name("remote-tls-cached-hit");
+BENCHMARK_CAPTURE(RemoteStreamCachedHit, tls, Transport::kTls)
+    ->Name("remote-tls-stream-cached-hit")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(RemoteBatchCachedHit, tls, Transport::kTls)
+    ->Name("remote-tls-batch-cached-hit")
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace turbine::bench

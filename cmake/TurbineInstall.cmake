@@ -1,7 +1,8 @@
 # TurbineInstall.cmake — `cmake --install` and the exported package.
 #
 # Installs the libraries, their public headers, the generated protocol headers and the
-# .proto files, turbined and the turbine CLI, and a CMake package so that
+# .proto files, turbined and the turbine CLI, the Python client package, and a CMake
+# package so that
 #
 #   find_package(turbine CONFIG REQUIRED)
 #   target_link_libraries(app PRIVATE turbine::server)
@@ -47,6 +48,15 @@ install(FILES
   ${turbine_generated_dir}/turbine/v1/turbine.grpc.pb.h
   ${PROJECT_SOURCE_DIR}/proto/turbine/v1/turbine.proto
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/turbine/v1)
+
+# The Python client (pure Python) goes where Debian keeps python3 packages, relative to the
+# prefix: on /usr/bin/python3's path for the prefix /usr; for any other prefix, users add
+# PREFIX/lib/python3/dist-packages to PYTHONPATH.
+set(TURBINE_PYTHON_INSTALL_DIR lib/python3/dist-packages CACHE STRING
+    "Where the turbine_client Python package is installed, relative to the prefix")
+install(DIRECTORY ${PROJECT_BINARY_DIR}/client/python/turbine_client
+        DESTINATION ${TURBINE_PYTHON_INSTALL_DIR}
+        FILES_MATCHING PATTERN "*.py" PATTERN "__pycache__" EXCLUDE)
 
 install(EXPORT turbine-targets
   NAMESPACE turbine::

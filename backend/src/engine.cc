@@ -267,6 +267,19 @@ absl::Status EngineImpl::Flush(bool sweep_uses) {
   if (!records.empty()) {
     // Counters are read after the records: every id and stamp in them is below these.
     written = store_->WriteSnapshot(records, next_task_id_.load(), stamp_.load() + 1);
+    if (tracing()) [[unlikely]] {
+      TraceEvent event;
+      event.kind = TraceEvent::Kind::kSnapshot;
+      event.reason = std::to_string(records.size()) + " tasks written";
+      event.start_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              start.time_since_epoch())
+                              .count();
+      event.duration_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::chrono::steady_clock::now() - start)
+                                 .count();
+      event.failed = !written.ok();
+      RecordTrace(std::move(event));
+    }
     if (!written.ok()) {
       for (const StoredTask& record : records) {  // not written: try again next time
         if (TaskState* task = tasks_.Get(record.id)) {
@@ -476,5 +489,11 @@ absl::StatusOr<GcReport> Engine::CollectGarbage(const GcOptions& options) {
 }
 
 EngineStats Engine::Stats() const { return impl_->Stats(); }
+
+bool Engine::HasTask(TaskId id) { return id != kNoTask && impl_->Task(id) != nullptr; }
+
+bool Engine::StartTrace(const TraceOptions& options) { return impl_->StartTrace(options); }
+
+Trace Engine::StopTrace() { return impl_->StopTrace(); }
 
 }  // namespace turbine

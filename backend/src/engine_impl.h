@@ -146,6 +146,17 @@ class EngineImpl {
   Executor& executor() { return *executor_; }
   FunctionCounters& counters(const FunctionInfo& fn) { return counters_[fn.id]; }
   EngineStats Stats() const;
+  // --- tracing (trace_recorder.cc) ---
+  // tracing: a trace is running. Read once per execution, relaxed: the only cost when off.
+  bool tracing() const { return tracing_.load(std::memory_order_relaxed); }
+  // RecordTrace keeps `event` if a trace is running (and has room).
+  void RecordTrace(TraceEvent event);
+  bool StartTrace(const TraceOptions& options);
+  Trace StopTrace();
+  // DescribeTask is "function(args) @id", for trace reasons.
+  std::string DescribeTask(TaskId id);
+  // Describe walks the dependencies of vc's task, breadth first (describe.cc).
+  absl::StatusOr<DependencyGraph> Describe(RawVc vc, const DescribeOptions& options);
   // Log reports a background problem through the embedder's logger (stderr by default).
   void Log(LogLevel level, const std::string& message) const;
 
@@ -222,6 +233,11 @@ class EngineImpl {
   std::unique_ptr<FunctionCounters[]> counters_;
   std::unique_ptr<Executor> executor_;
 
+  std::atomic<bool> tracing_{false};
+  std::mutex trace_mu_;
+  Trace trace_ ABSL_GUARDED_BY(trace_mu_);
+  size_t trace_max_events_ ABSL_GUARDED_BY(trace_mu_) = 0;
+
   // Background snapshots (engine.cc).
   void SnapshotLoop(std::chrono::milliseconds interval, std::chrono::milliseconds idle_delay);
   std::mutex snapshot_mu_;
@@ -259,6 +275,10 @@ void RestoreInput(const StoredInput& stored, Output* output, uint64_t* stamp);
 void UnreadableInput(const std::string& key, const absl::Status& status, Output* output);
 // NotSetOutput is what an input that is not set (never, or no longer) reads as.
 Output NotSetOutput(const std::string& key);
+
+// TraceThreadNumber numbers OS threads 1, 2, ... in the order they first ask: short and
+// stable in a trace, where a pthread id is long and reused (trace_recorder.cc).
+uint64_t TraceThreadNumber();
 
 // IsCycleError tells whether an error is a cycle's (engine.cc).
 bool IsCycleError(const TaskFailure& failure);

@@ -145,12 +145,15 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   tls_context = ThreadContext{engine, nullptr};
   bool execute = false;
   bool forced = false;
+  bool first = false;
   std::vector<Dep> deps;
+  const Dep* changed_dep = nullptr;  // the read that made it execute, for traces
   {
     MutexLock lock(&task->mu);
     task->cycle_error.reset();  // left by a cycle found while a cancelled refresh waited
     forced = std::exchange(task->must_execute, false);
-    execute = task->output.kind == OutputKind::kNone || forced;
+    first = task->output.kind == OutputKind::kNone;
+    execute = first || forced;
     if (!execute) deps = task->deps;
   }
   // Verify: dependencies in the order the last execution read them. The first one that
@@ -176,6 +179,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     }
     if (!op.ok() || DependencyChanged(*engine, dep)) {
       execute = true;
+      changed_dep = &dep;
       break;
     }
   }
@@ -200,6 +204,8 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   ExecContext context;
   context.task = task;
   const auto start_time = std::chrono::steady_clock::now();
+  // A body that parks may end on another thread: its slice belongs where it started.
+  const uint64_t start_thread = engine->tracing() ? TraceThreadNumber() : 0;
   ErasedTask body = task->fn->invoke(*task->fn, task->receiver, task->args);
   tls_context.exec = &context;
   co_await RunBody{body.handle};
@@ -210,6 +216,25 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   FunctionCounters& counters = engine->counters(*task->fn);
   counters.executions.fetch_add(1, std::memory_order_relaxed);
   counters.execution_nanos.fetch_add(static_cast<uint64_t>(nanos), std::memory_order_relaxed);
+  context.nanos = static_cast<uint64_t>(nanos);
+  if (engine->tracing()) [[unlikely]] {
+    TraceEvent event;
+    event.task = task->id;
+    event.function = task->fn->name;
+    task->fn->describe_args(task->args, &event.args);
+    event.reason = first            ? "first execution"
+                   : forced         ? "invalidated"
+                   : changed_dep != nullptr
+                       ? "dependency changed: " + engine->DescribeTask(changed_dep->slot.task)
+                       : "";
+    event.start_nanos =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(start_time.time_since_epoch())
+            .count();
+    event.duration_nanos = nanos;
+    event.thread = start_thread != 0 ? start_thread : TraceThreadNumber();
+    event.failed = static_cast<bool>(body.handle.promise().error);
+    engine->RecordTrace(std::move(event));
+  }
   engine->execution_count.fetch_add(1, std::memory_order_relaxed);
 
   if (BodyCancelled(context, body.handle.promise().error)) {
@@ -273,6 +298,8 @@ std::vector<Dep> CommitResults(EngineImpl& engine, TaskState& task, ExecContext&
                                bool* changed) {
   MutexLock lock(&task.mu);
   ++task.executions;
+  task.last_execution_micros =
+      static_cast<uint32_t>(std::min<uint64_t>(context.nanos / 1000, UINT32_MAX));
   if (!task.output.SameAs(context.output)) {
     task.output = std::move(context.output);
     task.output_changed_at = engine.NextStamp();

@@ -135,6 +135,9 @@ struct TaskState {
   // Bodies run so far in this process (wraps; servers compare it before and after a read
   // to tell a computed answer from a cached one).
   uint32_t executions ABSL_GUARDED_BY(mu) = 0;
+  // Wall time of the last execution in this process, in microseconds (saturating), for
+  // Engine::Describe. Fits next to `executions`: the task does not grow.
+  uint32_t last_execution_micros ABSL_GUARDED_BY(mu) = 0;
   Output output ABSL_GUARDED_BY(mu);
   // Change stamp of the output: a fresh engine-wide number each time the output changes.
   uint64_t output_changed_at ABSL_GUARDED_BY(mu) = 0;
@@ -178,6 +181,7 @@ struct ExecContext {
   // The body saw its cancellation (a read failed with it, or Cancelled() said so): what it
   // produced may be incomplete, so it is discarded.
   bool saw_cancellation = false;
+  uint64_t nanos = 0;  // wall time of the body, set when it finished
 
   void RecordRead(RawVc slot, uint64_t observed) {
     if (!reads.empty() && reads.back().slot == slot) return;  // a loop reading one value

@@ -1,11 +1,14 @@
 #include "commands.h"
 
 #include <absl/strings/ascii.h>
+#include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
 
+#include <fstream>
 #include <iostream>
 
 #include "arguments.h"
+#include "graph_output.h"
 #include "interrupt.h"
 #include "output.h"
 #include "turbine/client/json.h"
@@ -67,6 +70,14 @@ bool PrintResult(const Session& session, const CallCommand& command,
 }  // namespace
 
 ExitCode ReportRpcError(const Session& session, const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kUnavailable &&
+      absl::StrContains(status.message(), "TLS")) {
+    std::cerr << "turbine: " << status.message() << "\n"
+              << "turbine: TLS settings: --tls-ca, --tls-cert with --tls-key, --tls-server-name "
+                 "(or $TURBINE_TLS_CA, $TURBINE_TLS_CERT, $TURBINE_TLS_KEY, "
+                 "$TURBINE_TLS_SERVER_NAME)\n";
+    return kUnreachable;
+  }
   if (status.code() == absl::StatusCode::kUnavailable) {
     std::cerr << "turbine: cannot reach turbined at " << session.address
               << " (is it running? start it with: " << session.start_command << ")\n"
@@ -87,6 +98,66 @@ ExitCode RunCall(const Session& session, const CallCommand& command) {
   absl::StatusOr<client::CallResult> result = session.client->Call(*request);
   if (!result.ok()) return ReportRpcError(session, result.status());
   return PrintResult(session, command, *result) ? kOk : kFunctionError;
+}
+
+ExitCode RunGraph(const Session& session, const GraphCommand& command) {
+  absl::StatusOr<v1::CallRequest> call = BuildRequest(command.call);
+  if (!call.ok()) return UsageError(call.status().message());
+  const std::string format = session.json ? "json" : command.format;
+  if (format != "dot" && format != "json" && format != "svg") {
+    return UsageError("--format is dot, json or svg, not '" + format + "'");
+  }
+  v1::GraphRequest request;
+  *request.mutable_call() = *std::move(call);
+  if (command.depth.has_value()) request.set_max_depth(*command.depth);
+  absl::StatusOr<v1::GraphReply> graph = session.client->Graph(request);
+  if (!graph.ok()) return ReportRpcError(session, graph.status());
+  std::string text;
+  if (format == "json") {
+    text = Dump(GraphJson(*graph)) + "\n";
+  } else if (format == "dot") {
+    text = GraphDot(*graph);
+  } else {
+    absl::StatusOr<std::string> svg = DotToSvg(GraphDot(*graph));
+    if (!svg.ok()) {
+      std::cerr << "turbine: " << svg.status().message() << "\n";
+      return kFunctionError;
+    }
+    text = *std::move(svg);
+  }
+  if (command.output.empty()) {
+    std::cout << text << std::flush;
+    return kOk;
+  }
+  std::ofstream file(command.output, std::ios::binary | std::ios::trunc);
+  file << text;
+  file.close();
+  if (!file) return UsageError("cannot write " + command.output);
+  return kOk;
+}
+
+ExitCode RunTrace(const Session& session, const TraceCommand& command) {
+  if (!session.json) {
+    std::cerr << "turbine: tracing for " << command.seconds << " s...\n";
+  }
+  absl::StatusOr<v1::TraceReply> trace = session.client->Trace(command.seconds);
+  if (!trace.ok()) return ReportRpcError(session, trace.status());
+  std::ofstream file(command.output, std::ios::binary | std::ios::trunc);
+  file << trace->chrome_trace_json();
+  file.close();
+  if (!file) return UsageError("cannot write " + command.output);
+  if (session.json) {
+    std::cout << Dump({{"events", trace->events()},
+                       {"dropped", trace->dropped()},
+                       {"file", command.output}})
+              << "\n";
+  } else {
+    std::cout << trace->events() << " events written to " << command.output
+              << " (open it in ui.perfetto.dev or chrome://tracing)";
+    if (trace->dropped() > 0) std::cout << "; " << trace->dropped() << " dropped";
+    std::cout << "\n";
+  }
+  return kOk;
 }
 
 ExitCode RunWatch(const Session& session, const CallCommand& command) {

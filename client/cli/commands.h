@@ -3,6 +3,8 @@
 
 #include <absl/status/status.h>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,7 +28,23 @@ struct CallCommand {
   bool raw = false;               // print a bytes or string value as it is, not as JSON
 };
 
+struct GraphCommand {
+  CallCommand call;
+  std::optional<uint32_t> depth;  // none: the whole cone
+  std::string format = "dot";     // dot, json or svg; --json means json
+  std::string output;             // -o FILE; empty: stdout
+};
+
+struct TraceCommand {
+  uint32_t seconds = 10;
+  std::string output = "trace.json";
+};
+
 ExitCode RunCall(const Session& session, const CallCommand& command);
+// RunTrace records for a while and writes the Chrome trace to the output file.
+ExitCode RunTrace(const Session& session, const TraceCommand& command);
+// RunGraph prints (or writes to -o) the dependency cone of a call's task.
+ExitCode RunGraph(const Session& session, const GraphCommand& command);
 ExitCode RunWatch(const Session& session, const CallCommand& command);
 // RunSet takes KEY VALUE pairs; an odd count is a usage error.
 ExitCode RunSet(const Session& session, const std::vector<std::string>& pairs);

@@ -1,4 +1,6 @@
 // turbine — the command-line client of turbined. See `turbine --help`.
+#include <grpc/support/log.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdlib>
@@ -21,8 +23,9 @@ A bare word that is not JSON is a string: `turbine call input.get mykey`.
 Exit codes:
   0  ok
   1  the function returned an error (message on stderr)
-  2  usage error: bad command line, bad JSON argument, unreadable token file
-  3  cannot reach the daemon (not running, wrong address, not serving yet)
+  2  usage error: bad command line, bad JSON argument, unreadable token or TLS file
+  3  cannot reach the daemon (not running, wrong address, not serving yet, TLS handshake
+     failed)
   4  the daemon refused the request (NOT_FOUND, INVALID_ARGUMENT, UNAUTHENTICATED, ...):
      "turbine: <CODE>: <message>" on stderr)";
 
@@ -31,7 +34,9 @@ struct GlobalOptions {
   std::string data_dir = client::kDefaultDataDir;
   bool json = false;
   std::string token_file;
-  int timeout_ms = 30000;
+  std::string tls_ca, tls_cert, tls_key, tls_server_name;
+  int timeout_ms = static_cast<int>(client::kDefaultDeadline.count());
+  bool wait = false;
 };
 
 // ShieldJsonArrays prefixes a space to words like [1,2]: CLI11 splits a word in brackets
@@ -59,6 +64,8 @@ void AddCallOptions(CLI::App* command, CallCommand* call) {
 struct CommandLine {
   GlobalOptions global;
   CallCommand call;
+  GraphCommand graph;
+  TraceCommand trace;
   std::vector<std::string> pairs;
   std::function<ExitCode(const Session&)> run;
 };
@@ -72,9 +79,23 @@ void AddGlobalOptions(CLI::App& app, GlobalOptions* global) {
   app.add_flag("--json", global->json, "Print machine-readable JSON");
   app.add_option("--token-file", global->token_file,
                  "File holding the daemon's auth token (default: $TURBINE_TOKEN_FILE)");
+  app.add_option("--tls-ca", global->tls_ca,
+                 "Connect with TLS; the daemon's certificate must be signed by a CA in this PEM "
+                 "file (default: $TURBINE_TLS_CA)");
+  app.add_option("--tls-cert", global->tls_cert,
+                 "Client certificate (PEM) for a daemon that requires one; with --tls-key "
+                 "(default: $TURBINE_TLS_CERT)");
+  app.add_option("--tls-key", global->tls_key,
+                 "Private key (PEM) of --tls-cert (default: $TURBINE_TLS_KEY)");
+  app.add_option("--tls-server-name", global->tls_server_name,
+                 "Name the daemon's certificate must carry, if not the host connected to "
+                 "(default: $TURBINE_TLS_SERVER_NAME)");
   app.add_option("--timeout-ms", global->timeout_ms, "Deadline of each request")
       ->check(CLI::Range(1, std::numeric_limits<int>::max()))
       ->capture_default_str();
+  app.add_flag("--wait", global->wait,
+               "Wait for the daemon (up to --timeout-ms) instead of failing at once when it "
+               "cannot be reached, e.g. while it starts");
 }
 
 // AddCommands adds the subcommands; parsing one sets line->run. The callbacks hold `line`,
@@ -84,6 +105,30 @@ void AddCommands(CLI::App& app, CommandLine* line) {
   AddCallOptions(call_command, &line->call);
   call_command->callback(
       [line] { line->run = [line](const Session& s) { return RunCall(s, line->call); }; });
+
+  CLI::App* graph_command = app.add_subcommand(
+      "graph", "Print what a call's task depends on (its dependency cone), as the daemon holds it");
+  graph_command->add_option("function", line->graph.call.function, "Function name")->required();
+  graph_command->add_option("args", line->graph.call.args,
+                            "Arguments, each JSON or a bare word (a string)");
+  graph_command->add_option("--this", line->graph.call.this_ref, "Receiver of a method");
+  graph_command->add_option("--depth", line->graph.depth,
+                            "Follow dependencies this many edges deep (default: all)");
+  graph_command->add_option("--format", line->graph.format, "dot, json or svg (laid out by Graphviz)")
+      ->capture_default_str();
+  graph_command->add_option("-o,--output", line->graph.output, "Write to this file");
+  graph_command->callback(
+      [line] { line->run = [line](const Session& s) { return RunGraph(s, line->graph); }; });
+
+  CLI::App* trace_command = app.add_subcommand(
+      "trace", "Record what the daemon executes for a while, as a Chrome trace (Perfetto)");
+  trace_command->add_option("--seconds", line->trace.seconds, "How long to record")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  trace_command->add_option("-o,--output", line->trace.output, "Where to write the trace")
+      ->capture_default_str();
+  trace_command->callback(
+      [line] { line->run = [line](const Session& s) { return RunTrace(s, line->trace); }; });
 
   CLI::App* set_command = app.add_subcommand("set", "Set inputs atomically: KEY VALUE ...");
   set_command->add_option("pairs", line->pairs, "KEY VALUE pairs; values are JSON or bare words")
@@ -120,15 +165,31 @@ void AddCommands(CLI::App& app, CommandLine* line) {
   }
 }
 
-// ConnectOptionsFrom turns the global options (and $TURBINE_TOKEN_FILE) into how to reach
-// the daemon.
+// FromEnvironment fills an option not given on the command line from `variable`.
+void FromEnvironment(std::string& option, const char* variable) {
+  if (!option.empty()) return;
+  if (const char* from_env = std::getenv(variable)) option = from_env;
+}
+
+// ConnectOptionsFrom turns the global options (and $TURBINE_TOKEN_FILE, $TURBINE_TLS_*)
+// into how to reach the daemon. Any TLS setting means TLS.
 absl::StatusOr<client::ConnectOptions> ConnectOptionsFrom(GlobalOptions& global) {
   client::ConnectOptions options;
   options.address =
       global.connect.empty() ? client::DefaultAddress(global.data_dir) : global.connect;
   options.deadline = std::chrono::milliseconds(global.timeout_ms);
-  if (global.token_file.empty()) {
-    if (const char* from_env = std::getenv("TURBINE_TOKEN_FILE")) global.token_file = from_env;
+  options.wait_for_ready = global.wait;
+  FromEnvironment(global.token_file, "TURBINE_TOKEN_FILE");
+  FromEnvironment(global.tls_ca, "TURBINE_TLS_CA");
+  FromEnvironment(global.tls_cert, "TURBINE_TLS_CERT");
+  FromEnvironment(global.tls_key, "TURBINE_TLS_KEY");
+  FromEnvironment(global.tls_server_name, "TURBINE_TLS_SERVER_NAME");
+  if (!global.tls_ca.empty() || !global.tls_cert.empty() || !global.tls_key.empty() ||
+      !global.tls_server_name.empty()) {
+    options.tls = client::TlsOptions{.ca_file = global.tls_ca,
+                                     .cert_file = global.tls_cert,
+                                     .key_file = global.tls_key,
+                                     .server_name = global.tls_server_name};
   }
   if (!global.token_file.empty()) {
     absl::StatusOr<std::string> token = ReadTokenFile(global.token_file);
@@ -138,7 +199,14 @@ absl::StatusOr<client::ConnectOptions> ConnectOptionsFrom(GlobalOptions& global)
   return options;
 }
 
+// QuietGrpc keeps gRPC's own log lines (a failed handshake logs one) off stderr, where the
+// CLI reports every failure itself; GRPC_VERBOSITY in the environment brings them back.
+void QuietGrpc() {
+  if (std::getenv("GRPC_VERBOSITY") == nullptr) gpr_set_log_function([](gpr_log_func_args*) {});
+}
+
 int Main(int argc, char** argv) {
+  QuietGrpc();
   CLI::App app{"turbine — call and manage turbined, the Turbine daemon"};
   app.footer(kFooter);
   app.require_subcommand(1);

@@ -10,25 +10,34 @@
 namespace turbine::client {
 namespace detail {
 
-// CallStreamReactor drives one CallStream RPC with gRPC's callback API. One read is always
-// pending; writes go out one at a time (gRPC allows one in flight) from a queue. A hold
+// Requests sent while a write is in flight go out together, as one CallBatch of at most
+// this many calls and about this many bytes.
+constexpr int kBatchCalls = 4096;
+constexpr size_t kBatchBytes = 1 << 20;
+
+// CallStreamReactor drives one CallBatches RPC with gRPC's callback API. One read is always
+// pending; writes go out one at a time (gRPC allows one in flight): what was sent while one
+// was in flight waits in a queue and leaves as the next batch, so calls pipelined faster
+// than the network takes them share messages, and a lone call leaves at once. A hold
 // keeps the RPC open until no more writes can come (Close, Cancel, or the stream ended);
 // then it half-closes and the daemon ends the stream once it has answered everything.
 //
 // Its lock is a std::mutex, not absl::Mutex: Debian's Abseil is built with deadlock
 // detection on (a global graph update per lock, on the path of every streamed call) and
 // without ThreadSanitizer instrumentation.
-class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallRequest, v1::CallReply>,
+class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1::ReplyBatch>,
                                 public std::enable_shared_from_this<CallStreamReactor> {
  public:
   CallStreamReactor(std::shared_ptr<const Connection> connection,
                     CallStream::ReplyCallback on_reply)
-      : connection_(std::move(connection)), on_reply_(std::move(on_reply)) {}
+      : connection_(std::move(connection)),
+        link_(connection_->CurrentLink()),
+        on_reply_(std::move(on_reply)) {}
 
   void Start() {
     self_ = shared_from_this();
     connection_->PrepareContext(context_, /*with_deadline=*/false);
-    connection_->turbine->async()->CallStream(&context_, this);
+    link_->turbine->async()->CallBatches(&context_, this);
     AddHold();
     StartRead(&incoming_);
     StartCall();
@@ -40,7 +49,7 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallRequest, 
       std::lock_guard lock(mu_);
       if (closing_) return absl::FailedPreconditionError("the call stream is closed");
       if (broken_) {
-        if (done_ && !final_status_.ok()) return connection_->ToStatus(final_status_);
+        if (done_ && !final_status_.ok()) return connection_->ToStatus(final_status_, *link_);
         return absl::FailedPreconditionError("the daemon ended the call stream");
       }
       if (request.id() == 0) request.set_id(next_id_++);
@@ -50,7 +59,8 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallRequest, 
         return id;
       }
       writing_ = true;
-      outgoing_ = std::move(request);
+      outgoing_.Clear();
+      *outgoing_.add_calls() = std::move(request);
     }
     StartWrite(&outgoing_);
     return id;
@@ -75,7 +85,7 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallRequest, 
       AwaitDone();
       return absl::DeadlineExceededError("the daemon did not answer every call on the stream");
     }
-    return connection_->ToStatus(final_status_);
+    return connection_->ToStatus(final_status_, *link_);
   }
 
   void Cancel() {
@@ -99,8 +109,7 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallRequest, 
         queued_.clear();
       }
       if (!queued_.empty()) {
-        outgoing_ = std::move(queued_.front());
-        queued_.pop_front();
+        TakeBatchLocked();
         write_next = true;
       } else {
         writing_ = false;
@@ -125,17 +134,32 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallRequest, 
       if (half_close) HalfClose();
       return;
     }
-    CallResult result = ResultFromReply(incoming_);
     if (on_reply_) {
-      on_reply_(std::move(result));
+      for (const v1::CallReply& reply : incoming_.replies()) on_reply_(ResultFromReply(reply));
     } else {
       {
         std::lock_guard lock(mu_);
-        replies_.push_back(std::move(result));
+        for (const v1::CallReply& reply : incoming_.replies()) {
+          replies_.push_back(ResultFromReply(reply));
+        }
       }
       changed_.notify_all();
     }
     StartRead(&incoming_);  // after delivering: one callback at a time, in arrival order
+  }
+
+  // TakeBatchLocked moves the queued requests that fit in one batch into outgoing_.
+  // REQUIRES: mu_ held, queued_ not empty.
+  void TakeBatchLocked() {
+    outgoing_.Clear();
+    size_t bytes = 0;
+    while (!queued_.empty() && outgoing_.calls_size() < kBatchCalls) {
+      const size_t size = queued_.front().ByteSizeLong();
+      if (bytes > 0 && bytes + size > kBatchBytes) break;
+      bytes += size;
+      *outgoing_.add_calls() = std::move(queued_.front());
+      queued_.pop_front();
+    }
   }
 
   void OnDone(const grpc::Status& status) override {
@@ -177,14 +201,15 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallRequest, 
   }
 
   const std::shared_ptr<const Connection> connection_;
+  const std::shared_ptr<const Link> link_;  // the stream's channel, for as long as it lasts
   const CallStream::ReplyCallback on_reply_;
   grpc::ClientContext context_;
   // Keeps the reactor alive while gRPC may still call it; released in OnDone.
   std::shared_ptr<CallStreamReactor> self_;
   // The read buffer; only the read chain (one read at a time) touches it.
-  v1::CallReply incoming_;
-  // The request being written; only its writer (whoever set writing_) touches it.
-  v1::CallRequest outgoing_;
+  v1::ReplyBatch incoming_;
+  // The batch being written; only its writer (whoever set writing_) touches it.
+  v1::CallBatch outgoing_;
 
   // mu_ guards everything below; changed_ signals new replies, the end, and done_.
   std::mutex mu_;

@@ -49,15 +49,10 @@ void Cancellation::Detach() {
 }
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ConnectOptions options) {
-  if (options.address.empty()) options.address = DefaultAddress();
-  if (options.deadline <= std::chrono::milliseconds::zero()) {
-    return absl::InvalidArgumentError("ConnectOptions.deadline must be positive");
-  }
-  if (options.max_message_bytes <= 0) {
-    return absl::InvalidArgumentError("ConnectOptions.max_message_bytes must be positive");
-  }
-  return std::unique_ptr<Client>(
-      new Client(std::make_shared<const detail::Connection>(std::move(options))));
+  absl::StatusOr<std::shared_ptr<const detail::Connection>> connection =
+      detail::Connection::Create(std::move(options));
+  if (!connection.ok()) return connection.status();
+  return std::unique_ptr<Client>(new Client(*std::move(connection)));
 }
 
 Client::Client(std::shared_ptr<const detail::Connection> connection)
@@ -72,13 +67,45 @@ absl::StatusOr<CallResult> Client::Call(std::string_view function, std::vector<v
   return Call(MakeCallRequest(function, std::move(args), std::move(this_ref)));
 }
 
-absl::StatusOr<CallResult> Client::Call(const v1::CallRequest& request) {
+namespace {
+
+// Unary makes one unary RPC, `rpc(link, context, reply)`, with the connection's token,
+// wait-for-ready and deadline.
+template <typename Reply, typename Rpc>
+absl::StatusOr<Reply> Unary(const detail::Connection& connection, Rpc rpc) {
+  const std::shared_ptr<const detail::Link> link = connection.CurrentLink();
   grpc::ClientContext context;
-  connection_->PrepareContext(context, /*with_deadline=*/true);
-  v1::CallReply reply;
-  grpc::Status status = connection_->turbine->Call(&context, request, &reply);
-  if (!status.ok()) return connection_->ToStatus(status);
-  return detail::ResultFromReply(reply);
+  connection.PrepareContext(context, /*with_deadline=*/true);
+  Reply reply;
+  const grpc::Status status = rpc(*link, &context, &reply);
+  if (!status.ok()) return connection.ToStatus(status, *link);
+  return reply;
+}
+
+// ResultKey is what makes a watched result new: its value or its error (as the daemon
+// decides what to send).
+std::string ResultKey(const v1::CallReply& reply) {
+  return reply.has_error() ? "e" + reply.error().SerializeAsString()
+                           : "v" + reply.value().SerializeAsString();
+}
+
+// BrokeOff says whether a Watch that had been answered ended because the daemon went away
+// (or is stopping), rather than because the request or the caller ended it.
+bool BrokeOff(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         status.error_code() == grpc::StatusCode::CANCELLED;
+}
+
+}  // namespace
+
+absl::StatusOr<CallResult> Client::Call(const v1::CallRequest& request) {
+  absl::StatusOr<v1::CallReply> reply = Unary<v1::CallReply>(
+      *connection_,
+      [&](const detail::Link& link, grpc::ClientContext* context, v1::CallReply* reply) {
+        return link.turbine->Call(context, request, reply);
+      });
+  if (!reply.ok()) return reply.status();
+  return detail::ResultFromReply(*reply);
 }
 
 absl::StatusOr<uint32_t> Client::SetInputs(std::vector<std::pair<std::string, v1::Value>> inputs) {
@@ -88,82 +115,109 @@ absl::StatusOr<uint32_t> Client::SetInputs(std::vector<std::pair<std::string, v1
     entry->set_key(std::move(key));
     *entry->mutable_value() = std::move(value);
   }
-  grpc::ClientContext context;
-  connection_->PrepareContext(context, /*with_deadline=*/true);
-  v1::SetInputsReply reply;
-  grpc::Status status = connection_->turbine->SetInputs(&context, request, &reply);
-  if (!status.ok()) return connection_->ToStatus(status);
-  return reply.changed();
+  absl::StatusOr<v1::SetInputsReply> reply = Unary<v1::SetInputsReply>(
+      *connection_,
+      [&](const detail::Link& link, grpc::ClientContext* context, v1::SetInputsReply* reply) {
+        return link.turbine->SetInputs(context, request, reply);
+      });
+  if (!reply.ok()) return reply.status();
+  return reply->changed();
 }
 
 absl::StatusOr<uint32_t> Client::DeleteInputs(std::vector<std::string> keys) {
   v1::DeleteInputsRequest request;
   for (std::string& key : keys) request.add_keys(std::move(key));
-  grpc::ClientContext context;
-  connection_->PrepareContext(context, /*with_deadline=*/true);
-  v1::DeleteInputsReply reply;
-  grpc::Status status = connection_->turbine->DeleteInputs(&context, request, &reply);
-  if (!status.ok()) return connection_->ToStatus(status);
-  return reply.deleted();
+  absl::StatusOr<v1::DeleteInputsReply> reply = Unary<v1::DeleteInputsReply>(
+      *connection_,
+      [&](const detail::Link& link, grpc::ClientContext* context, v1::DeleteInputsReply* reply) {
+        return link.turbine->DeleteInputs(context, request, reply);
+      });
+  if (!reply.ok()) return reply.status();
+  return reply->deleted();
 }
 
 absl::StatusOr<v1::StatsReply> Client::Stats() {
+  return Unary<v1::StatsReply>(
+      *connection_,
+      [](const detail::Link& link, grpc::ClientContext* context, v1::StatsReply* reply) {
+        return link.turbine->Stats(context, v1::StatsRequest(), reply);
+      });
+}
+
+absl::StatusOr<v1::GraphReply> Client::Graph(const v1::GraphRequest& request) {
+  return Unary<v1::GraphReply>(
+      *connection_,
+      [&](const detail::Link& link, grpc::ClientContext* context, v1::GraphReply* reply) {
+        return link.turbine->Graph(context, request, reply);
+      });
+}
+
+absl::StatusOr<v1::TraceReply> Client::Trace(uint32_t seconds) {
+  const std::shared_ptr<const detail::Link> link = connection_->CurrentLink();
   grpc::ClientContext context;
-  connection_->PrepareContext(context, /*with_deadline=*/true);
-  v1::StatsReply reply;
-  grpc::Status status = connection_->turbine->Stats(&context, v1::StatsRequest(), &reply);
-  if (!status.ok()) return connection_->ToStatus(status);
+  connection_->PrepareContext(context, /*with_deadline=*/false);
+  // The daemon answers after `seconds` (10 for 0): the usual deadline starts then.
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(seconds == 0 ? 10 : seconds) +
+                       connection_->options.deadline);
+  v1::TraceRequest request;
+  request.set_seconds(seconds);
+  v1::TraceReply reply;
+  grpc::Status status = link->turbine->Trace(&context, request, &reply);
+  if (!status.ok()) return connection_->ToStatus(status, *link);
   return reply;
 }
 
 absl::StatusOr<std::vector<v1::FunctionInfo>> Client::ListFunctions() {
-  grpc::ClientContext context;
-  connection_->PrepareContext(context, /*with_deadline=*/true);
-  v1::ListFunctionsReply reply;
-  grpc::Status status =
-      connection_->turbine->ListFunctions(&context, v1::ListFunctionsRequest(), &reply);
-  if (!status.ok()) return connection_->ToStatus(status);
-  return std::vector<v1::FunctionInfo>(reply.functions().begin(), reply.functions().end());
+  absl::StatusOr<v1::ListFunctionsReply> reply = Unary<v1::ListFunctionsReply>(
+      *connection_,
+      [](const detail::Link& link, grpc::ClientContext* context, v1::ListFunctionsReply* reply) {
+        return link.turbine->ListFunctions(context, v1::ListFunctionsRequest(), reply);
+      });
+  if (!reply.ok()) return reply.status();
+  return std::vector<v1::FunctionInfo>(reply->functions().begin(), reply->functions().end());
 }
 
 absl::StatusOr<uint64_t> Client::Flush() {
-  grpc::ClientContext context;
-  connection_->PrepareContext(context, /*with_deadline=*/true);
-  v1::FlushReply reply;
-  grpc::Status status = connection_->turbine->Flush(&context, v1::FlushRequest(), &reply);
-  if (!status.ok()) return connection_->ToStatus(status);
-  return reply.tasks_written();
+  absl::StatusOr<v1::FlushReply> reply = Unary<v1::FlushReply>(
+      *connection_,
+      [](const detail::Link& link, grpc::ClientContext* context, v1::FlushReply* reply) {
+        return link.turbine->Flush(context, v1::FlushRequest(), reply);
+      });
+  if (!reply.ok()) return reply.status();
+  return reply->tasks_written();
 }
 
 absl::StatusOr<v1::CollectGarbageReply> Client::CollectGarbage() {
-  grpc::ClientContext context;
-  connection_->PrepareContext(context, /*with_deadline=*/true);
-  v1::CollectGarbageReply reply;
-  grpc::Status status =
-      connection_->turbine->CollectGarbage(&context, v1::CollectGarbageRequest(), &reply);
-  if (!status.ok()) return connection_->ToStatus(status);
-  return reply;
+  return Unary<v1::CollectGarbageReply>(
+      *connection_, [](const detail::Link& link, grpc::ClientContext* context,
+                       v1::CollectGarbageReply* reply) {
+        return link.turbine->CollectGarbage(context, v1::CollectGarbageRequest(), reply);
+      });
 }
 
 absl::Status Client::Shutdown() {
-  grpc::ClientContext context;
-  connection_->PrepareContext(context, /*with_deadline=*/true);
-  v1::ShutdownReply reply;
-  grpc::Status status = connection_->turbine->Shutdown(&context, v1::ShutdownRequest(), &reply);
-  return connection_->ToStatus(status);
+  return Unary<v1::ShutdownReply>(
+             *connection_,
+             [](const detail::Link& link, grpc::ClientContext* context, v1::ShutdownReply* reply) {
+               return link.turbine->Shutdown(context, v1::ShutdownRequest(), reply);
+             })
+      .status();
 }
 
 absl::Status Client::Ping() {
-  grpc::ClientContext context;
-  connection_->PrepareContext(context, /*with_deadline=*/true);
-  grpc::health::v1::HealthCheckRequest request;  // service "": the server as a whole
-  grpc::health::v1::HealthCheckResponse reply;
-  grpc::Status status = connection_->health->Check(&context, request, &reply);
-  if (!status.ok()) return connection_->ToStatus(status);
-  if (reply.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
+  using grpc::health::v1::HealthCheckResponse;
+  absl::StatusOr<HealthCheckResponse> reply = Unary<HealthCheckResponse>(
+      *connection_,
+      [](const detail::Link& link, grpc::ClientContext* context, HealthCheckResponse* reply) {
+        // Service "": the server as a whole.
+        return link.health->Check(context, grpc::health::v1::HealthCheckRequest(), reply);
+      });
+  if (!reply.ok()) return reply.status();
+  if (reply->status() != HealthCheckResponse::SERVING) {
     return absl::UnavailableError(
         absl::StrCat("turbined at ", connection_->options.address, " is up but reports ",
-                     grpc::health::v1::HealthCheckResponse::ServingStatus_Name(reply.status())));
+                     HealthCheckResponse::ServingStatus_Name(reply->status())));
   }
   return absl::OkStatus();
 }
@@ -171,31 +225,89 @@ absl::Status Client::Ping() {
 absl::Status Client::Watch(const v1::CallRequest& request,
                            const std::function<bool(const CallResult&)>& on_value,
                            Cancellation* cancel) {
-  grpc::ClientContext context;
-  // No deadline: a watch lasts as long as its caller wants it.
-  connection_->PrepareContext(context, /*with_deadline=*/false);
-  if (cancel != nullptr) cancel->Attach(&context);
-  std::unique_ptr<grpc::ClientReader<v1::CallReply>> reader =
-      connection_->turbine->Watch(&context, request);
-  bool stopped_by_caller = false;
-  v1::CallReply reply;
-  while (reader->Read(&reply)) {
-    if (!on_value(detail::ResultFromReply(reply))) {
-      stopped_by_caller = true;
-      context.TryCancel();
-      break;
+  std::optional<std::string> last_delivered;  // ResultKey of the last result delivered
+  // While resuming: when the daemon went away.
+  std::optional<std::chrono::steady_clock::time_point> gone_since;
+  while (true) {
+    const std::shared_ptr<const detail::Link> link = connection_->CurrentLink();
+    grpc::ClientContext context;
+    // No deadline: a watch lasts as long as its caller wants it.
+    connection_->PrepareContext(context, /*with_deadline=*/false);
+    if (cancel != nullptr) cancel->Attach(&context);
+    std::unique_ptr<grpc::ClientReader<v1::CallReply>> reader =
+        link->turbine->Watch(&context, request);
+    bool stopped_by_caller = false;
+    v1::CallReply reply;
+    while (reader->Read(&reply)) {
+      gone_since.reset();
+      // After a reconnect the daemon sends the current result first: new only if it changed
+      // while the connection was down.
+      std::string key = ResultKey(reply);
+      if (key == last_delivered) continue;
+      last_delivered = std::move(key);
+      if (!on_value(detail::ResultFromReply(reply))) {
+        stopped_by_caller = true;
+        context.TryCancel();
+        break;
+      }
+    }
+    // Finish may only be called once Read has returned false; after TryCancel that is soon.
+    while (reader->Read(&reply)) {
+    }
+    const grpc::Status status = reader->Finish();
+    if (cancel != nullptr) {
+      cancel->Detach();
+      stopped_by_caller = stopped_by_caller || cancel->cancelled();
+    }
+    if (stopped_by_caller) return absl::OkStatus();
+    // A watch never answered fails as any call does (fast, unless wait_for_ready).
+    if (!last_delivered || !BrokeOff(status)) return connection_->ToStatus(status, *link);
+
+    if (!gone_since) gone_since = std::chrono::steady_clock::now();
+    const absl::Status back = WaitForDaemon(*gone_since + connection_->options.deadline, cancel);
+    if (cancel != nullptr && cancel->cancelled()) return absl::OkStatus();
+    if (!back.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("the watch lost turbined at ", connection_->options.address,
+                       " and it did not answer again within ",
+                       connection_->options.deadline.count(), " ms: ", back.message()));
     }
   }
-  // Finish may only be called once Read has returned false; after TryCancel that is soon.
-  while (reader->Read(&reply)) {
+}
+
+absl::Status Client::WaitForDaemon(std::chrono::steady_clock::time_point until,
+                                   Cancellation* cancel) {
+  using grpc::health::v1::HealthCheckResponse;
+  const auto wall_until = std::chrono::system_clock::now() +
+                          std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                              until - std::chrono::steady_clock::now());
+  while (true) {
+    const std::shared_ptr<const detail::Link> link = connection_->CurrentLink();
+    grpc::ClientContext context;
+    context.set_wait_for_ready(true);
+    context.set_deadline(wall_until);
+    if (cancel != nullptr) cancel->Attach(&context);
+    // The health service's Watch: it answers at once with the serving status, then again
+    // when it changes (a daemon starting or stopping says NOT_SERVING meanwhile).
+    std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> reader =
+        link->health->Watch(&context, grpc::health::v1::HealthCheckRequest());
+    bool serving = false;
+    HealthCheckResponse reply;
+    while (!serving && reader->Read(&reply)) {
+      if (reply.status() == HealthCheckResponse::SERVING) {
+        serving = true;
+        context.TryCancel();
+      }
+    }
+    while (reader->Read(&reply)) {
+    }
+    const grpc::Status status = reader->Finish();
+    if (cancel != nullptr) cancel->Detach();
+    if (serving) return absl::OkStatus();
+    if (cancel != nullptr && cancel->cancelled()) return absl::CancelledError("cancelled");
+    // Ended by the deadline, or the daemon stopping again: try again while there is time.
+    if (std::chrono::steady_clock::now() >= until) return connection_->ToStatus(status, *link);
   }
-  grpc::Status status = reader->Finish();
-  if (cancel != nullptr) {
-    cancel->Detach();
-    stopped_by_caller = stopped_by_caller || cancel->cancelled();
-  }
-  if (stopped_by_caller) return absl::OkStatus();
-  return connection_->ToStatus(status);
 }
 
 absl::StatusOr<std::unique_ptr<CallStream>> Client::OpenCallStream(

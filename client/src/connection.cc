@@ -1,41 +1,187 @@
 #include "connection.h"
 
+#include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <utility>
 
 namespace turbine::client::detail {
 namespace {
 
-std::shared_ptr<grpc::Channel> MakeChannel(const ConnectOptions& options) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(options.max_message_bytes);
-  args.SetMaxSendMessageSize(options.max_message_bytes);
-  return grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args);
+// ReadPemFile reads one TLS file; `what` names its role in errors. A file without a PEM
+// block is refused now: gRPC would only fail every handshake later.
+absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read the TLS ", what, " file ", path, ": ", std::strerror(errno)));
+  }
+  std::ostringstream content;
+  content << in.rdbuf();
+  if (!absl::StrContains(content.str(), "-----BEGIN ")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the TLS ", what, " file ", path, " holds no PEM block (-----BEGIN ...)"));
+  }
+  return content.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
+    const ConnectOptions& options) {
+  if (!options.tls) return grpc::InsecureChannelCredentials();
+  const TlsOptions& tls = *options.tls;
+  if (absl::StartsWith(options.address, "unix")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("TLS is for TCP addresses, not ", options.address,
+                     ": turbined serves its unix sockets without TLS (their file mode decides "
+                     "who may connect)"));
+  }
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "a TLS client certificate needs both its certificate file and its key file");
+  }
+  grpc::SslCredentialsOptions ssl;
+  if (!tls.ca_file.empty()) {
+    absl::StatusOr<std::string> ca = ReadPemFile(tls.ca_file, "CA");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *std::move(ca);
+  }
+  if (!tls.cert_file.empty()) {
+    absl::StatusOr<std::string> cert = ReadPemFile(tls.cert_file, "certificate");
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key = ReadPemFile(tls.key_file, "key");
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *std::move(cert);
+    ssl.pem_private_key = *std::move(key);
+  }
+  return grpc::SslCredentials(ssl);
+}
+
+// HandshakeFailure explains a connection that failed in its TLS handshake, or (plain text)
+// was closed by the daemon at once, as a TLS listener does: the cause in words, from gRPC's
+// message. Empty for any other failure. gRPC's own words stay in the message after it.
+std::string HandshakeFailure(const ConnectOptions& options, absl::string_view message) {
+  if (!absl::StartsWith(message, "failed to connect to all addresses")) return "";
+  const bool closed =
+      absl::StrContains(message, "Socket closed") || absl::StrContains(message, "reset by peer");
+  if (!options.tls) {
+    if (!closed || absl::StartsWith(options.address, "unix")) return "";
+    return absl::StrCat("the daemon at ", options.address,
+                        " closed the connection at once, as a TLS listener does when spoken to "
+                        "in plain text: if it serves TLS, connect with TLS (its CA file)");
+  }
+  std::string cause;
+  if (absl::StrContains(message, "certificate verify failed")) {
+    cause = options.tls->ca_file.empty()
+                ? "the daemon's certificate is not signed by a CA this system trusts (give "
+                  "the CA file that signed it)"
+                : absl::StrCat("the daemon's certificate is not signed by a CA in ",
+                               options.tls->ca_file, " (wrong CA file?)");
+  } else if (absl::StrContains(message, "not in peer certificate")) {
+    cause =
+        "the daemon's certificate does not carry the name connected to (give the name it "
+        "carries as the TLS server name)";
+  } else if (absl::StrContains(message, "wrong version number")) {
+    cause = "the daemon does not serve TLS on this address (it answered in plain text)";
+  } else if (closed) {
+    cause = options.tls->cert_file.empty()
+                ? "the daemon closed the connection: it likely requires a client certificate "
+                  "(mutual TLS), and none was given"
+                : "the daemon closed the connection: it likely did not accept the client "
+                  "certificate (not signed by the CA it trusts for clients?)";
+  } else if (absl::StrContains(message, "Handshake") || absl::StrContains(message, "handshake")) {
+    cause = "gRPC's reason follows";
+  } else {
+    return "";
+  }
+  return absl::StrCat("TLS handshake with ", options.address, " failed: ", cause);
 }
 
 }  // namespace
 
-Connection::Connection(ConnectOptions options_in)
-    : options(std::move(options_in)),
-      channel(MakeChannel(options)),
+absl::StatusOr<std::shared_ptr<const Connection>> Connection::Create(ConnectOptions options) {
+  if (options.address.empty()) options.address = DefaultAddress();
+  if (options.deadline <= std::chrono::milliseconds::zero()) {
+    return absl::InvalidArgumentError("ConnectOptions.deadline must be positive");
+  }
+  if (options.max_message_bytes <= 0) {
+    return absl::InvalidArgumentError("ConnectOptions.max_message_bytes must be positive");
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = Credentials(options);
+  if (!credentials.ok()) return credentials.status();
+  return std::make_shared<const Connection>(std::move(options), *std::move(credentials));
+}
+
+Connection::Connection(ConnectOptions options_in,
+                       std::shared_ptr<grpc::ChannelCredentials> credentials)
+    : options(std::move(options_in)), credentials_(std::move(credentials)), link_(NewLink()) {}
+
+// A channel whose attempt to connect failed stays in TRANSIENT_FAILURE until its next
+// attempt succeeds, and fails every call at once meanwhile; attempts are spaced by a back-off
+// that grows to 2 minutes by default (1 s here). So a daemon that came back would go on
+// being "unreachable" for a while, and gRPC 1.51 keeps failing calls even while an attempt
+// it was told to make now (ChannelResetConnectionBackoff) is under way. A fresh channel, with
+// its own connection (a local subchannel pool: gRPC otherwise shares one connection, and
+// its failure, among the channels to an address), makes one new attempt for the call that
+// finds the old one failed: that call fails only if the daemon is unreachable now.
+std::shared_ptr<const Link> Connection::CurrentLink() const {
+  std::shared_ptr<const Link> failed;  // destroyed outside the lock
+  std::lock_guard lock(mu_);
+  if (link_->channel->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+    failed = std::exchange(link_, NewLink());
+  }
+  return link_;
+}
+
+std::shared_ptr<const Link> Connection::NewLink() const {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  args.SetMaxSendMessageSize(options.max_message_bytes);
+  if (options.tls && !options.tls->server_name.empty()) {
+    args.SetSslTargetNameOverride(options.tls->server_name);
+  }
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // While the daemon is away, a waiting call (wait_for_ready, a Watch coming back) sees it
+  // return within about a second.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  return std::make_shared<const Link>(
+      grpc::CreateCustomChannel(options.address, credentials_, args));
+}
+
+Link::Link(std::shared_ptr<grpc::Channel> channel_in)
+    : channel(std::move(channel_in)),
       turbine(v1::Turbine::NewStub(channel)),
-      health(grpc::health::v1::Health::NewStub(channel)) {}
+      health(grpc::health::v1::Health::NewStub(channel)) {
+  watcher_ = std::make_unique<ChannelWatcher>(channel.get());
+}
+
+Link::~Link() { watcher_->Stop(); }
 
 void Connection::PrepareContext(grpc::ClientContext& context, bool with_deadline) const {
   if (!options.token.empty()) {
     context.AddMetadata("authorization", absl::StrCat("Bearer ", options.token));
   }
+  context.set_wait_for_ready(options.wait_for_ready);
   if (with_deadline) {
     context.set_deadline(std::chrono::system_clock::now() + options.deadline);
   }
 }
 
-absl::Status Connection::ToStatus(const grpc::Status& status) const {
+absl::Status Connection::ToStatus(const grpc::Status& status, const Link& link) const {
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
-      channel->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
+      link.channel->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
     return absl::UnavailableError(absl::StrCat("no connection to ", options.address, " within ",
                                                options.deadline.count(), " ms"));
+  }
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    const std::string failure = HandshakeFailure(options, status.error_message());
+    if (!failure.empty()) {
+      return absl::UnavailableError(absl::StrCat(failure, " (", status.error_message(), ")"));
+    }
   }
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }

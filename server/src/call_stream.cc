@@ -1,8 +1,11 @@
-// call_stream.cc — CallStream: many calls in flight on one bidirectional stream.
+// call_stream.cc — CallStream and CallBatches: many calls in flight on one bidirectional
+// stream, one call per message or many.
 //
 // Requests are read one after another without waiting for answers; each answer is
 // written as soon as it is ready (so replies come out of order, matched by id). gRPC
-// allows one write at a time, so ready replies queue. The stream finishes once the client
+// allows one write at a time, so ready replies queue; on CallBatches everything queued
+// goes out as one ReplyBatch, and the replies of the calls of one request batch that
+// answer at once (cached ones) are written together. The stream finishes once the client
 // stopped sending and every call it sent was answered. Requests are read as bytes and
 // parsed here (request_parsing.h): one that does not parse is that call's INVALID_ARGUMENT.
 //
@@ -16,6 +19,8 @@
 #include <shared_mutex>
 
 #include <deque>
+#include <string_view>
+#include <type_traits>
 
 #include "reply_budget.h"
 #include "request_parsing.h"
@@ -24,11 +29,26 @@
 namespace turbine::server {
 namespace {
 
-class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, v1::CallReply> {
+// A ReplyBatch holds at most this many bytes of replies (one larger reply goes alone):
+// a batch is built in memory before it is written, and the client parses it whole.
+constexpr int64_t kReplyBatchBytes = 1 << 20;
+
+// Reply is v1::CallReply on CallStream (one reply per message) and v1::ReplyBatch on
+// CallBatches.
+template <class Reply>
+class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, Reply> {
+  static constexpr bool kBatched = std::is_same_v<Reply, v1::ReplyBatch>;
+  using Base = grpc::ServerBidiReactor<grpc::ByteBuffer, Reply>;
+  using Base::Finish;
+  using Base::StartRead;
+  using Base::StartWrite;
+
  public:
   CallStreamReactor(TurbineService& service, grpc::CallbackServerContext* context)
       : service_(service), budget_(service.reply_budget()) {
+    service_.CountRpc(kBatched ? Rpc::kCallBatches : Rpc::kCallStream);
     if (!service_.Authorized(context)) {
+      service_.CountError(grpc::StatusCode::UNAUTHENTICATED);
       std::lock_guard lock(mu_);
       reads_done_ = true;
       finished_ = true;
@@ -49,7 +69,16 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       if (done) Finish(*done);
       return;
     }
-    Handle();
+    std::optional<grpc::Status> done;
+    if constexpr (kBatched) {
+      done = HandleBatch();
+    } else {
+      done = Handle(raw_request_);
+    }
+    if (done) {  // only a refused batch ends the stream here: nothing more is read
+      Finish(*done);
+      return;
+    }
     bool read_next = false;
     {
       std::lock_guard lock(mu_);
@@ -69,15 +98,15 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
     bool resume = false;
     {
       std::lock_guard lock(mu_);
-      PopFrontLocked();
+      ReleaseWrittenLocked();
       if (!ok) {
         broken_ = true;    // the client is gone: drop the rest, finish when idle
         cancel_.Cancel();  // and stop computing answers for it
       }
       if (!replies_.empty() && !broken_) {
-        WriteFrontLocked();
+        WriteQueuedLocked();
       } else {
-        while (!replies_.empty()) PopFrontLocked();
+        DropQueuedLocked();
         writing_ = false;
         done = DoneLocked();
       }
@@ -93,30 +122,65 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   void OnDone() override { delete this; }
 
  private:
-  // Handle starts the call in `request_`, or queues its error.
-  void Handle() {
+  // HandleBatch starts every call of the batch in `raw_request_`. Their replies are held
+  // until the last one started, so the calls answered at once leave in one ReplyBatch.
+  // Returns the stream's final status if the batch is refused.
+  std::optional<grpc::Status> HandleBatch() {
+    std::vector<std::string_view> calls;
+    const std::string batch = FlattenRequest(raw_request_);
+    if (absl::Status split = SplitCallBatch(batch, &calls); !split.ok()) {
+      service_.CountError(static_cast<int>(split.code()));
+      return RefuseBatch(ToGrpc(split));
+    }
+    {
+      std::lock_guard lock(mu_);
+      holding_writes_ = true;
+    }
+    for (std::string_view call : calls) {
+      if (std::optional<grpc::Status> done = Handle(call)) return done;
+    }
+    std::lock_guard lock(mu_);
+    holding_writes_ = false;
+    if (!writing_ && !replies_.empty() && !broken_) {
+      writing_ = true;
+      WriteQueuedLocked();
+    }
+    return std::nullopt;
+  }
+
+  // RefuseBatch ends the stream: it reads no more, and finishes once the calls it started
+  // have answered (DoneLocked; their replies are dropped).
+  std::optional<grpc::Status> RefuseBatch(grpc::Status status) {
+    std::lock_guard lock(mu_);
+    reads_done_ = true;
+    broken_ = true;
+    refused_ = status;
+    cancel_.Cancel();
+    return DoneLocked();
+  }
+
+  // Handle starts the call in `bytes`, or queues its error.
+  template <class Bytes>
+  std::optional<grpc::Status> Handle(const Bytes& bytes) {
     absl::StatusOr<PreparedCall> call;
     uint64_t id = 0;
-    if (absl::Status parsed = ParseRequest(raw_request_, &request_); parsed.ok()) {
+    if (absl::Status parsed = ParseRequest(bytes, &request_); parsed.ok()) {
       id = request_.id();
       call = service_.Prepare(request_);
     } else {
-      id = UnparsedCallId(raw_request_);
+      id = UnparsedCallId(bytes);
       call = parsed;
     }
     if (call.ok() && !service_.BeginWork()) {
       call = absl::UnavailableError("turbined is shutting down");
     }
     if (!call.ok()) {
+      service_.CountError(static_cast<int>(call.status().code()));
       v1::CallReply reply;
       reply.set_id(id);
       ErrorToWire(call.status(), reply.mutable_error());
-      std::optional<grpc::Status> done;
-      {
-        std::lock_guard lock(mu_);
-        done = QueueLocked(std::move(reply));
-      }
-      if (done) Finish(*done);
+      std::lock_guard lock(mu_);
+      return QueueLocked(std::move(reply));
     } else {
       {
         std::lock_guard lock(mu_);
@@ -139,6 +203,7 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
         if (done) Finish(*done);
         service.EndWork();
       });
+      return std::nullopt;
     }
   }
 
@@ -162,11 +227,28 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
     return true;
   }
 
-  void PopFrontLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const auto bytes = static_cast<int64_t>(replies_.front().ByteSizeLong());
+  // ReleaseWrittenLocked forgets what the finished write carried.
+  void ReleaseWrittenLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if constexpr (kBatched) {
+      Release(writing_bytes_);
+      writing_bytes_ = 0;
+      outgoing_.Clear();
+    } else {
+      Release(static_cast<int64_t>(replies_.front().ByteSizeLong()));
+      replies_.pop_front();
+    }
+  }
+
+  void DropQueuedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const v1::CallReply& reply : replies_) {
+      Release(static_cast<int64_t>(reply.ByteSizeLong()));
+    }
+    replies_.clear();
+  }
+
+  void Release(int64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     queued_bytes_ -= bytes;
     budget_.Release(bytes);
-    replies_.pop_front();
   }
 
   // QueueLocked queues a reply, or drops it if the client is gone; returns DoneLocked().
@@ -177,19 +259,32 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
     largest_reply_ = std::max(largest_reply_, bytes);
     budget_.Add(bytes);
     replies_.push_back(std::move(reply));
-    if (!writing_) {
+    if (!writing_ && !holding_writes_) {
       writing_ = true;
-      WriteFrontLocked();
+      WriteQueuedLocked();
     }
     return std::nullopt;
   }
 
-  void WriteFrontLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    // With more replies queued behind this one, let gRPC hold it and send several in one
-    // frame: the next write flushes it, so nothing waits for long.
-    grpc::WriteOptions options;
-    if (replies_.size() > 1) options.set_buffer_hint();
-    StartWrite(&replies_.front(), options);
+  // WriteQueuedLocked starts the next write: the front reply, or on CallBatches as many
+  // queued replies as fit in one batch. REQUIRES: writing_ set by the caller.
+  void WriteQueuedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if constexpr (kBatched) {
+      while (!replies_.empty()) {
+        const auto bytes = static_cast<int64_t>(replies_.front().ByteSizeLong());
+        if (writing_bytes_ > 0 && writing_bytes_ + bytes > kReplyBatchBytes) break;
+        writing_bytes_ += bytes;
+        *outgoing_.add_replies() = std::move(replies_.front());
+        replies_.pop_front();
+      }
+      StartWrite(&outgoing_);
+    } else {
+      // With more replies queued behind this one, let gRPC hold it and send several in one
+      // frame: the next write flushes it, so nothing waits for long.
+      grpc::WriteOptions options;
+      if (replies_.size() > 1) options.set_buffer_hint();
+      StartWrite(&replies_.front(), options);
+    }
   }
 
   // DoneLocked tells, once, that the stream is done: the client stopped sending and every
@@ -198,6 +293,7 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   std::optional<grpc::Status> DoneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_ || !reads_done_ || answers_pending_ > 0 || writing_) return std::nullopt;
     finished_ = true;
+    if (refused_) return *refused_;
     return broken_ ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "the client went away")
                    : grpc::Status::OK;
   }
@@ -208,8 +304,13 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   grpc::ByteBuffer raw_request_;
   v1::CallRequest request_;
   std::mutex mu_;  // std, not absl: TSan sees it (Debian's Abseil is uninstrumented)
-  std::deque<v1::CallReply> replies_ ABSL_GUARDED_BY(mu_);  // front: being written
-  int64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // of replies_, counted in budget_ too
+  // Replies not yet written; on CallStream the front one is being written.
+  std::deque<v1::CallReply> replies_ ABSL_GUARDED_BY(mu_);
+  // CallBatches: the batch being written, and its bytes (still counted as queued).
+  v1::ReplyBatch outgoing_ ABSL_GUARDED_BY(mu_);
+  int64_t writing_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // Replies queued or being written, counted in budget_ too.
+  int64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t largest_reply_ ABSL_GUARDED_BY(mu_) = 0;  // queued on this stream so far
   int answers_pending_ ABSL_GUARDED_BY(mu_) = 0;
   bool paused_ ABSL_GUARDED_BY(mu_) = false;  // not reading: the budget is spent
@@ -217,13 +318,21 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  // CallBatches: the calls of one request batch are being started; replies wait for all.
+  bool holding_writes_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<grpc::Status> refused_ ABSL_GUARDED_BY(mu_);  // a batch that was refused
 };
 
 }  // namespace
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, v1::CallReply>* TurbineService::OpenCallStream(
     grpc::CallbackServerContext* context) {
-  return new CallStreamReactor(*this, context);
+  return new CallStreamReactor<v1::CallReply>(*this, context);
+}
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, v1::ReplyBatch>* TurbineService::OpenCallBatches(
+    grpc::CallbackServerContext* context) {
+  return new CallStreamReactor<v1::ReplyBatch>(*this, context);
 }
 
 }  // namespace turbine::server

@@ -18,12 +18,6 @@ namespace {
 using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
 
-std::string Flatten(const grpc::ByteBuffer& bytes) {
-  grpc::Slice slice;
-  if (!bytes.DumpToSingleSlice(&slice).ok()) return "";
-  return std::string(reinterpret_cast<const char*>(slice.begin()), slice.size());
-}
-
 bool ReadVarint(std::string_view data, size_t* pos, uint64_t* out) {
   *out = 0;
   for (int shift = 0; shift < 64 && *pos < data.size(); shift += 7) {
@@ -114,11 +108,20 @@ enum MethodIndex : int {
   kListFunctions = 5,
   kFlush = 6,
   kShutdown = 7,
-  kDeleteInputs = 8,
-  kCollectGarbage = 9,
+  kCallBatches = 8,
+  kGraph = 9,
+  kTrace = 10,
+  kDeleteInputs = 11,
+  kCollectGarbage = 12,
 };
 
 }  // namespace
+
+std::string FlattenRequest(const grpc::ByteBuffer& bytes) {
+  grpc::Slice slice;
+  if (!bytes.DumpToSingleSlice(&slice).ok()) return "";
+  return std::string(reinterpret_cast<const char*>(slice.begin()), slice.size());
+}
 
 absl::Status ParseRequest(const grpc::ByteBuffer& bytes, google::protobuf::Message* out) {
   {
@@ -126,13 +129,21 @@ absl::Status ParseRequest(const grpc::ByteBuffer& bytes, google::protobuf::Messa
     grpc::ProtoBufferReader reader(&copy);
     if (reader.status().ok() && out->ParseFromZeroCopyStream(&reader)) return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(WhyNotParsed(Flatten(bytes), out->GetDescriptor()));
+  return absl::InvalidArgumentError(WhyNotParsed(FlattenRequest(bytes), out->GetDescriptor()));
+}
+
+absl::Status ParseRequest(std::string_view bytes, google::protobuf::Message* out) {
+  if (out->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return absl::OkStatus();
+  return absl::InvalidArgumentError(WhyNotParsed(bytes, out->GetDescriptor()));
 }
 
 uint64_t UnparsedCallId(const grpc::ByteBuffer& bytes) {
+  return UnparsedCallId(FlattenRequest(bytes));
+}
+
+uint64_t UnparsedCallId(std::string_view data) {
   // The outermost fields only, skipping each whole: whatever made the request invalid is
   // inside one of them, and the id may come after it.
-  const std::string data = Flatten(bytes);
   uint64_t id = 0;
   size_t pos = 0;
   while (pos < data.size()) {
@@ -154,6 +165,45 @@ uint64_t UnparsedCallId(const grpc::ByteBuffer& bytes) {
     pos += value;
   }
   return id;
+}
+
+absl::Status SplitCallBatch(std::string_view batch, std::vector<std::string_view>* calls) {
+  const auto malformed = [] {
+    return absl::InvalidArgumentError(
+        "the request is not a valid turbine.v1.CallBatch (malformed protobuf)");
+  };
+  size_t pos = 0;
+  while (pos < batch.size()) {
+    uint64_t tag = 0, length = 0;
+    if (!ReadVarint(batch, &pos, &tag)) return malformed();
+    switch (tag & 7) {
+      case 0:
+        if (!ReadVarint(batch, &pos, &length)) return malformed();
+        continue;
+      case 1:
+        length = 8;
+        break;
+      case 5:
+        length = 4;
+        break;
+      case 2:
+        if (!ReadVarint(batch, &pos, &length)) return malformed();
+        break;
+      default:
+        return malformed();
+    }
+    if (length > batch.size() - pos) return malformed();
+    // Any other field is one a newer client knows: skipped, as protobuf would.
+    if ((tag >> 3) == v1::CallBatch::kCallsFieldNumber && (tag & 7) == 2) {
+      if (calls->size() == kMaxCallsPerBatch) {
+        return absl::InvalidArgumentError("a CallBatch carries at most " +
+                                          std::to_string(kMaxCallsPerBatch) + " calls");
+      }
+      calls->push_back(batch.substr(pos, length));
+    }
+    pos += length;
+  }
+  return absl::OkStatus();
 }
 
 // gRPC's callback method handlers, the classes its generated code registers methods with
@@ -186,6 +236,10 @@ void TurbineService::ParseRequestsOurselves() {
   ParseUnaryRequests<v1::FlushRequest, v1::FlushReply>(kFlush, Rpc::kFlush, &TurbineService::Flush);
   ParseUnaryRequests<v1::ShutdownRequest, v1::ShutdownReply>(kShutdown, Rpc::kShutdown,
                                                              &TurbineService::Shutdown);
+  ParseUnaryRequests<v1::GraphRequest, v1::GraphReply>(kGraph, Rpc::kGraph,
+                                                       &TurbineService::Graph);
+  ParseUnaryRequests<v1::TraceRequest, v1::TraceReply>(kTrace, Rpc::kTrace,
+                                                       &TurbineService::Trace);
   ParseUnaryRequests<v1::DeleteInputsRequest, v1::DeleteInputsReply>(
       kDeleteInputs, Rpc::kDeleteInputs, &TurbineService::DeleteInputs);
   ParseUnaryRequests<v1::CollectGarbageRequest, v1::CollectGarbageReply>(
@@ -207,6 +261,10 @@ void TurbineService::ParseRequestsOurselves() {
       kCallStream,
       new grpc_handlers::CallbackBidiHandler<grpc::ByteBuffer, v1::CallReply>(
           [this](grpc::CallbackServerContext* context) { return OpenCallStream(context); }));
+  MarkMethodRawCallback(
+      kCallBatches,
+      new grpc_handlers::CallbackBidiHandler<grpc::ByteBuffer, v1::ReplyBatch>(
+          [this](grpc::CallbackServerContext* context) { return OpenCallBatches(context); }));
 }
 
 }  // namespace turbine::server

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -68,11 +69,20 @@ absl::Status CheckWorkers(int workers) {
                                     std::to_string(kMaxWorkerThreads));
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
+// ReadPemFile reads a TLS file; `what` names it in errors ("TLS certificate file"). A file
+// with no PEM block in it is refused here: gRPC would only fail each handshake later.
+absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* what) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError("cannot read " + path);
+  if (!in) {
+    return absl::InvalidArgumentError(std::string("cannot read the ") + what + " " + path + ": " +
+                                      std::strerror(errno));
+  }
   std::ostringstream content;
   content << in.rdbuf();
+  if (content.str().find("-----BEGIN ") == std::string::npos) {
+    return absl::InvalidArgumentError(std::string("the ") + what + " " + path +
+                                      " holds no PEM block (-----BEGIN ...)");
+  }
   return content.str();
 }
 
@@ -137,16 +147,24 @@ absl::StatusOr<std::vector<ListenAddress>> CheckListenAddresses(const ServerOpti
   return addresses;
 }
 
-// TcpCredentials reads the TLS certificate and key, if any.
+// TcpCredentials reads the TLS certificate and key, if any, and the CAs that client
+// certificates must be signed by (mutual TLS), if any.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TcpCredentials(
     const ServerOptions& options) {
   if (options.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
-  absl::StatusOr<std::string> cert = ReadFile(options.tls_cert_file);
+  absl::StatusOr<std::string> cert = ReadPemFile(options.tls_cert_file, "TLS certificate file");
   if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadFile(options.tls_key_file);
+  absl::StatusOr<std::string> key = ReadPemFile(options.tls_key_file, "TLS key file");
   if (!key.ok()) return key.status();
   grpc::SslServerCredentialsOptions ssl;
   ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!options.tls_client_ca_file.empty()) {
+    absl::StatusOr<std::string> client_ca =
+        ReadPemFile(options.tls_client_ca_file, "TLS client CA file");
+    if (!client_ca.ok()) return client_ca.status();
+    ssl.pem_root_certs = *client_ca;
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
   return grpc::SslServerCredentials(ssl);
 }
 
@@ -184,6 +202,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   }
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return absl::InvalidArgumentError("TLS needs both a certificate and a key file");
+  }
+  if (!options.tls_client_ca_file.empty() && options.tls_cert_file.empty()) {
+    return absl::InvalidArgumentError(
+        "a client CA (mutual TLS) needs TLS: give the daemon's certificate and key too");
   }
   if (absl::Status workers = CheckWorkers(options.workers); !workers.ok()) return workers;
   absl::StatusOr<std::vector<ListenAddress>> addresses = CheckListenAddresses(options);

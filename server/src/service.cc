@@ -7,6 +7,9 @@
 #include <cstring>
 #include <thread>
 
+#include <grpcpp/alarm.h>
+
+#include "chrome_trace.h"
 #include "turbine/server/wire_value.h"
 #include "turbine/text.h"
 #include "watch.h"
@@ -70,6 +73,73 @@ class CallReactor final : public grpc::ServerUnaryReactor {
   CancelToken cancel_;
 };
 
+// TraceReactor answers Trace: the engine records until the alarm rings, then the reply
+// carries what it recorded. A client that goes away (or the server's shutdown) rings it
+// early, and the trace stops then.
+class TraceReactor final : public grpc::ServerUnaryReactor {
+ public:
+  TraceReactor(Engine& engine, v1::TraceReply* reply) : engine_(engine), reply_(reply) {}
+  void Start(std::chrono::seconds duration) {
+    alarm_.Set(std::chrono::system_clock::now() + duration, [this](bool rang) { End(rang); });
+  }
+  void OnCancel() override { alarm_.Cancel(); }
+  void OnDone() override { delete this; }
+
+ private:
+  void End(bool rang) {
+    const turbine::Trace trace = engine_.StopTrace();
+    reply_->set_chrome_trace_json(ChromeTraceJson(trace));
+    reply_->set_events(trace.events.size());
+    reply_->set_dropped(trace.dropped);
+    Finish(rang ? grpc::Status::OK
+                : grpc::Status(grpc::StatusCode::CANCELLED, "the trace was cut short"));
+  }
+
+  Engine& engine_;
+  v1::TraceReply* reply_;
+  grpc::Alarm alarm_;
+};
+
+v1::TaskPhase PhaseToWire(TaskPhase phase) {
+  switch (phase) {
+    case TaskPhase::kNew:
+      return v1::TASK_PHASE_NEW;
+    case TaskPhase::kDirty:
+      return v1::TASK_PHASE_DIRTY;
+    case TaskPhase::kRunning:
+      return v1::TASK_PHASE_RUNNING;
+    case TaskPhase::kClean:
+      return v1::TASK_PHASE_CLEAN;
+  }
+  return v1::TASK_PHASE_UNSPECIFIED;
+}
+
+void GraphToWire(const DependencyGraph& graph, v1::GraphReply* out) {
+  out->set_root(graph.root);
+  out->set_truncated(graph.truncated);
+  for (const GraphNode& node : graph.nodes) {
+    v1::GraphNode* wire = out->add_nodes();
+    wire->set_task(node.task);
+    wire->set_function(node.function);
+    wire->set_version(node.version);
+    wire->set_args(EscapeInvalidUtf8(node.args));  // a file name in it may be any bytes
+    if (!node.receiver.is_none()) RefToWire(node.receiver, wire->mutable_receiver());
+    wire->set_phase(PhaseToWire(node.phase));
+    wire->set_failed(node.failed);
+    wire->set_session_dependent(node.session_dependent);
+    wire->set_from_disk(node.from_disk);
+    wire->set_executions(node.executions);
+    wire->set_last_execution_micros(node.last_execution_micros);
+    wire->set_cells(node.cells);
+    wire->set_depth(node.depth);
+  }
+  for (const GraphEdge& edge : graph.edges) {
+    v1::GraphEdge* wire = out->add_edges();
+    wire->set_reader(edge.reader);
+    RefToWire(edge.slot, wire->mutable_slot());
+  }
+}
+
 }  // namespace
 
 grpc::Status ToGrpc(const absl::Status& status) {
@@ -101,6 +171,12 @@ std::string_view RpcName(Rpc rpc) {
       return "Flush";
     case Rpc::kShutdown:
       return "Shutdown";
+    case Rpc::kCallBatches:
+      return "CallBatches";
+    case Rpc::kGraph:
+      return "Graph";
+    case Rpc::kTrace:
+      return "Trace";
     case Rpc::kDeleteInputs:
       return "DeleteInputs";
     case Rpc::kCollectGarbage:
@@ -177,6 +253,25 @@ bool TurbineService::Authorized(const grpc::CallbackServerContext* context) cons
                             expected_authorization_);
 }
 
+TaskId TurbineService::MissingTask(const v1::Value& value) {
+  switch (value.kind_case()) {
+    case v1::Value::kRefValue:
+      return engine_.HasTask(value.ref_value().task()) ? kNoTask : value.ref_value().task();
+    case v1::Value::kListValue:
+      for (const v1::Value& item : value.list_value().items()) {
+        if (TaskId missing = MissingTask(item); missing != kNoTask) return missing;
+      }
+      return kNoTask;
+    case v1::Value::kMapValue:
+      for (const v1::MapEntry& entry : value.map_value().entries()) {
+        if (TaskId missing = MissingTask(entry.value()); missing != kNoTask) return missing;
+      }
+      return kNoTask;
+    default:
+      return kNoTask;
+  }
+}
+
 absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& request) {
   PreparedCall call;
   call.start = std::chrono::steady_clock::now();
@@ -200,8 +295,17 @@ absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& requ
     absl::Status status = RefFromWire(request.this_ref(), &receiver);
     if (!status.ok())
       return absl::InvalidArgumentError("this_ref: " + std::string(status.message()));
+    if (!engine_.HasTask(receiver.task)) {
+      return absl::NotFoundError("this_ref: no task has id " + std::to_string(receiver.task));
+    }
   } else if (request.has_this_ref()) {
     return absl::InvalidArgumentError(fn.name() + " is not a method: it takes no this_ref");
+  }
+  for (int i = 0; i < request.args_size(); ++i) {
+    if (TaskId missing = MissingTask(request.args(i)); missing != kNoTask) {
+      return absl::NotFoundError("argument " + std::to_string(i) + " refers to task " +
+                                 std::to_string(missing) + ", which does not exist");
+    }
   }
   absl::StatusOr<RawVc> vc =
       exported.call(exported, engine_, receiver, request.args(), &call.source);
@@ -464,6 +568,53 @@ grpc::ServerUnaryReactor* TurbineService::Shutdown(grpc::CallbackServerContext* 
   CountRpc(Rpc::kShutdown);
   if (!Authorized(context)) return Reject(context, kUnauthenticated);
   return new ShutdownReactor(on_shutdown_);  // only asks; the server stops on its own thread
+}
+
+grpc::ServerUnaryReactor* TurbineService::Graph(grpc::CallbackServerContext* context,
+                                                const v1::GraphRequest* request,
+                                                v1::GraphReply* reply) {
+  CountRpc(Rpc::kGraph);
+  if (!Authorized(context)) return Reject(context, kUnauthenticated);
+  absl::StatusOr<PreparedCall> call = Prepare(request->call());
+  if (!call.ok()) return Reject(context, ToGrpc(call.status()));
+  DescribeOptions options;
+  if (request->has_max_depth()) options.max_depth = request->max_depth();
+  if (request->max_nodes() != 0) options.max_nodes = request->max_nodes();
+  if (!BeginWork()) return Reject(context, kDraining);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // The walk may load tasks from the store: it waits on the disk, so not on this thread.
+  // In arrival order with SetInputs, so a graph asked for after a change shows it.
+  background_.Post([this, reactor, reply, vc = call->vc, options] {
+    absl::StatusOr<DependencyGraph> graph = engine_.Describe(vc, options);
+    if (graph.ok()) {
+      GraphToWire(*graph, reply);
+    } else {
+      CountError(static_cast<int>(graph.status().code()));
+    }
+    reactor->Finish(ToGrpc(graph.status()));
+    EndWork();
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TurbineService::Trace(grpc::CallbackServerContext* context,
+                                                const v1::TraceRequest* request,
+                                                v1::TraceReply* reply) {
+  CountRpc(Rpc::kTrace);
+  if (!Authorized(context)) return Reject(context, kUnauthenticated);
+  if (request->seconds() > 3600) {
+    return Reject(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                        "a trace lasts at most 3600 seconds"));
+  }
+  // Not counted as work: a shutdown does not wait for a trace, it cuts it short.
+  if (draining_.load()) return Reject(context, kDraining);
+  if (!engine_.StartTrace()) {
+    return Reject(context, grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                        "a trace is already running; one at a time"));
+  }
+  auto* reactor = new TraceReactor(engine_, reply);
+  reactor->Start(std::chrono::seconds(request->seconds() == 0 ? 10 : request->seconds()));
+  return reactor;
 }
 
 void TurbineService::AddWatch(WatchReactor* watch) {

@@ -56,10 +56,13 @@ enum class Rpc : int {
   kListFunctions,
   kFlush,
   kShutdown,
+  kCallBatches,
+  kGraph,
+  kTrace,
   kDeleteInputs,
   kCollectGarbage,
 };
-inline constexpr int kRpcCount = 10;
+inline constexpr int kRpcCount = 13;
 std::string_view RpcName(Rpc rpc);
 
 // kStatusCodeCount: gRPC (and absl) status codes are 0 (OK) to 16.
@@ -98,6 +101,9 @@ class TurbineService final : public v1::Turbine::CallbackService {
   // Prepare finds the function and calls it (a lookup; nothing is awaited). Errors are the
   // request's: NOT_FOUND, INVALID_ARGUMENT.
   absl::StatusOr<PreparedCall> Prepare(const v1::CallRequest& request);
+  // MissingTask is the id of a task `value` refers to that does not exist, or kNoTask.
+  // (Task 0 is refused by the conversion, as naming no task.)
+  TaskId MissingTask(const v1::Value& value);
   // Answer reads the call's value and hands the finished reply to `done`: inline when the
   // value is clean, otherwise later on an engine worker. Cancelling `cancel` (the client is
   // gone) ends the read with CANCELLED and cancels what only it waited for.
@@ -147,9 +153,15 @@ class TurbineService final : public v1::Turbine::CallbackService {
   grpc::ServerUnaryReactor* Shutdown(grpc::CallbackServerContext* context,
                                      const v1::ShutdownRequest* request,
                                      v1::ShutdownReply* reply) override;
+  grpc::ServerUnaryReactor* Graph(grpc::CallbackServerContext* context,
+                                  const v1::GraphRequest* request, v1::GraphReply* reply) override;
+  grpc::ServerUnaryReactor* Trace(grpc::CallbackServerContext* context,
+                                  const v1::TraceRequest* request, v1::TraceReply* reply) override;
   // Streaming RPCs (call_stream.cc, watch.cc). A CallStream reads raw requests and parses
   // each itself (request_parsing.h).
   grpc::ServerBidiReactor<grpc::ByteBuffer, v1::CallReply>* OpenCallStream(
+      grpc::CallbackServerContext* context);
+  grpc::ServerBidiReactor<grpc::ByteBuffer, v1::ReplyBatch>* OpenCallBatches(
       grpc::CallbackServerContext* context);
   grpc::ServerWriteReactor<v1::CallReply>* Watch(grpc::CallbackServerContext* context,
                                                  const v1::CallRequest* request) override;

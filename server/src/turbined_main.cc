@@ -2,7 +2,7 @@
 //
 //   turbined [--config FILE] [--data-dir DIR] [--listen ADDR]... [--workers N]
 //            [--snapshot-interval-ms N] [--log-level LEVEL] [--auth-token-file F]
-//            [--max-message-bytes N] [--tls-cert F --tls-key F] [--insecure]
+//            [--max-message-bytes N] [--tls-cert F --tls-key F [--tls-client-ca F]] [--insecure]
 //            [--metrics-listen HOST:PORT] [--max-connections N] [--max-connection-idle-ms N]
 //            [--stream-reply-buffer-bytes N] [--reply-buffer-bytes N]
 //            [--retention DURATION] [--disk-limit SIZE] [--gc-interval DURATION]
@@ -156,6 +156,10 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   app.add_option("--tls-cert", options.tls_cert_file, "PEM certificate for TCP listeners")
       ->check(CLI::ExistingFile);
   app.add_option("--tls-key", options.tls_key_file, "PEM private key for TCP listeners")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-client-ca", options.tls_client_ca_file,
+                 "mutual TLS: TCP clients must present a certificate signed by a CA in this "
+                 "PEM file")
       ->check(CLI::ExistingFile);
   app.add_flag("--insecure", options.insecure,
                "allow plain-text TCP, and metrics, on a non-loopback address (a trusted "

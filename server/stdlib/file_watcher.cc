@@ -79,8 +79,7 @@ FileWatcher::~FileWatcher() {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
-  const uint64_t one = 1;
-  [[maybe_unused]] ssize_t ignored = write(wake_fd_, &one, sizeof one);
+  WakeRun();
   thread_.join();
   if (inotify_fd_ >= 0) close(inotify_fd_);
   close(wake_fd_);
@@ -159,7 +158,16 @@ void FileWatcher::PollLocked(Invalidator invalidator, const std::string& why) {
     }
   }
   AddUnique(polled_, std::move(invalidator));
-  if (next_poll_ == Clock::time_point{}) next_poll_ = Clock::now() + kPollInterval;
+  if (next_poll_ == Clock::time_point{}) {
+    next_poll_ = Clock::now() + kPollInterval;
+    // Run may be asleep with no deadline (nothing was polled when it last looked).
+    WakeRun();
+  }
+}
+
+void FileWatcher::WakeRun() {
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t ignored = write(wake_fd_, &one, sizeof one);
 }
 
 void FileWatcher::Run() {
@@ -181,6 +189,10 @@ void FileWatcher::Run() {
     }
     pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     const int ready = poll(fds, 2, timeout_ms);
+    if (ready > 0 && (fds[1].revents & POLLIN)) {
+      uint64_t wakes;  // drained, or poll() would return at once from now on
+      [[maybe_unused]] ssize_t ignored = read(wake_fd_, &wakes, sizeof wakes);
+    }
     if (ready > 0 && (fds[0].revents & POLLIN)) HandleEvents();
     FireDue(Clock::now());
   }

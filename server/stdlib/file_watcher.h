@@ -65,6 +65,7 @@ class FileWatcher {
   void SubscribeEntryLocked(const std::string& path, Invalidator invalidator);
   void PollLocked(Invalidator invalidator, const std::string& why);
   void Run();
+  void WakeRun();  // makes Run look at its deadlines again
   void HandleEvents();
   void HandleEventLocked(const inotify_event& event, const std::string& dir);
   // Collect* move the subscriptions an event fires into pending_. REQUIRES: mu_ held.
@@ -73,7 +74,7 @@ class FileWatcher {
   void FireDue(Clock::time_point now);
 
   const int inotify_fd_;
-  const int wake_fd_;  // an eventfd that interrupts Run's poll() for shutdown
+  const int wake_fd_;  // an eventfd that interrupts Run's poll(): a new deadline, shutdown
   size_t watch_limit_;  // TURBINE_FILE_WATCH_LIMIT, else unlimited (the kernel's limit)
   mutable std::mutex mu_;
   std::map<std::string, DirWatch> dirs_;  // ordered: a subtree is a key range

@@ -6,6 +6,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "fake_turbine.h"
@@ -164,6 +165,30 @@ TEST_F(ClientTest, CallStreamMatchesOutOfOrderRepliesById) {
   EXPECT_TRUE(saw_out_of_order);  // the fake answers pairs in reverse
   EXPECT_TRUE(stream->Close().ok());
   EXPECT_FALSE(stream->Next().has_value());
+}
+
+// Calls sent faster than the connection takes them leave in shared CallBatch messages: with
+// the daemon not reading, HTTP/2 flow control stops the writes after its window (a few
+// thousand single calls at most), and everything sent meanwhile goes out in a few batches.
+TEST_F(ClientTest, CallStreamBatchesPipelinedCalls) {
+  daemon_.HoldStreamReads(true);
+  std::unique_ptr<CallStream> stream = client_->OpenCallStream().value();
+  constexpr int kCalls = 10'000;
+  for (int64_t i = 0; i < kCalls; ++i) {
+    ASSERT_TRUE(stream->Send(MakeCallRequest("echo", {Int(i)})).ok());
+  }
+  daemon_.HoldStreamReads(false);
+  std::set<uint64_t> answered;
+  for (int received = 0; received < kCalls; ++received) {
+    std::optional<CallResult> reply = stream->Next();
+    ASSERT_TRUE(reply.has_value()) << "after " << received;
+    ASSERT_TRUE(reply->value.ok());
+    EXPECT_EQ(AsInt(AsList(*reply->value)->items(0)), static_cast<int64_t>(reply->id) - 1);
+    answered.insert(reply->id);
+  }
+  EXPECT_EQ(answered.size(), static_cast<size_t>(kCalls));
+  EXPECT_TRUE(stream->Close().ok());
+  EXPECT_LE(daemon_.batches_read(), kCalls / 2);
 }
 
 TEST_F(ClientTest, CallStreamCloseWaitsForTheRepliesStillOwed) {

@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -41,21 +42,37 @@ class FakeTurbine::Service final : public v1::Turbine::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status CallStream(
+  grpc::Status CallBatches(
       grpc::ServerContext* context,
-      grpc::ServerReaderWriter<v1::CallReply, v1::CallRequest>* stream) override {
+      grpc::ServerReaderWriter<v1::ReplyBatch, v1::CallBatch>* stream) override {
     if (grpc::Status s = CheckToken(context); !s.ok()) return s;
+    {
+      std::unique_lock lock(mu_);
+      reads_released_.wait(lock, [this] { return !holding_reads_; });
+    }
     std::vector<v1::CallReply> pair;
-    v1::CallRequest request;
-    while (stream->Read(&request)) {
-      Answer(request, &pair.emplace_back());
-      if (pair.size() == 2) {
-        stream->Write(pair[1]);
-        stream->Write(pair[0]);
-        pair.clear();
+    v1::CallBatch batch;
+    while (stream->Read(&batch)) {
+      {
+        std::lock_guard lock(mu_);
+        ++batches_read_;
+      }
+      for (const v1::CallRequest& request : batch.calls()) {
+        Answer(request, &pair.emplace_back());
+        if (pair.size() == 2) {
+          v1::ReplyBatch replies;
+          *replies.add_replies() = pair[1];
+          *replies.add_replies() = pair[0];
+          stream->Write(replies);
+          pair.clear();
+        }
       }
     }
-    for (const v1::CallReply& reply : pair) stream->Write(reply);
+    if (!pair.empty()) {
+      v1::ReplyBatch replies;
+      *replies.add_replies() = pair[0];
+      stream->Write(replies);
+    }
     return grpc::Status::OK;
   }
 
@@ -133,6 +150,19 @@ class FakeTurbine::Service final : public v1::Turbine::Service {
     return shutdown_requested_;
   }
 
+  void HoldStreamReads(bool hold) {
+    {
+      std::lock_guard lock(mu_);
+      holding_reads_ = hold;
+    }
+    reads_released_.notify_all();
+  }
+
+  int batches_read() const {
+    std::lock_guard lock(mu_);
+    return batches_read_;
+  }
+
  private:
   grpc::Status CheckToken(grpc::ServerContext* context) const {
     if (token_.empty()) return grpc::Status::OK;
@@ -160,9 +190,12 @@ class FakeTurbine::Service final : public v1::Turbine::Service {
   }
 
   const std::string token_;
-  mutable std::mutex mu_;  // guards the two below
+  mutable std::mutex mu_;  // guards the members below
+  std::condition_variable reads_released_;
   std::vector<v1::InputEntry> last_inputs_;
   bool shutdown_requested_ = false;
+  bool holding_reads_ = false;
+  int batches_read_ = 0;
 };
 
 FakeTurbine::FakeTurbine(const std::string& dir, std::string token)
@@ -186,5 +219,9 @@ void FakeTurbine::SetServing(bool serving) {
 std::vector<v1::InputEntry> FakeTurbine::last_inputs() const { return service_->last_inputs(); }
 
 bool FakeTurbine::shutdown_requested() const { return service_->shutdown_requested(); }
+
+void FakeTurbine::HoldStreamReads(bool hold) { service_->HoldStreamReads(hold); }
+
+int FakeTurbine::batches_read() const { return service_->batches_read(); }
 
 }  // namespace turbine::testing

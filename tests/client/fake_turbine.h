@@ -6,8 +6,8 @@
 //   fail()          -> the function error "boom"
 //   slow()          -> sleeps a second, then null
 //   anything else   -> NOT_FOUND "unknown function <name>"
-// CallStream answers each pair of requests in reverse order, to show replies are matched
-// by id, not by position. Watch of "finite" sends 1 and 2 and ends; of anything else sends
+// CallBatches answers each pair of calls in reverse order, to show replies are matched by
+// id, not by position. Watch of "finite" sends 1 and 2 and ends; of anything else sends
 // 1, 2, 3 and waits until cancelled.
 #pragma once
 
@@ -43,6 +43,10 @@ class FakeTurbine {
   // What the last SetInputs carried.
   std::vector<v1::InputEntry> last_inputs() const;
   bool shutdown_requested() const;
+  // While held, a new CallBatches stream reads nothing (its client's writes back up).
+  void HoldStreamReads(bool hold);
+  // CallBatch messages read so far, on every stream.
+  int batches_read() const;
 
  private:
   class Service;

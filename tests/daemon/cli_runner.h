@@ -15,10 +15,10 @@ struct CliResult {
 };
 
 // RunCli runs the CLI through the shell (arguments are quoted by the caller) and captures
-// stdout; stderr is left to the test log.
-inline CliResult RunCli(const std::string& args) {
+// stdout; stderr is left to the test log. `prefix` goes before the binary (e.g. "env X=1 ").
+inline CliResult RunCli(const std::string& args, const std::string& prefix = "") {
   CliResult result;
-  FILE* pipe = ::popen((std::string(TURBINE_CLI_PATH) + " " + args).c_str(), "r");
+  FILE* pipe = ::popen((prefix + TURBINE_CLI_PATH + " " + args).c_str(), "r");
   if (pipe == nullptr) return result;
   std::array<char, 4096> buffer;
   size_t n = 0;

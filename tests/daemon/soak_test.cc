@@ -139,7 +139,7 @@ struct Shared {
   std::string address;
 
   std::atomic<uint64_t> calls{0}, checks{0}, sets{0}, refused_writes{0}, ambiguous_writes{0},
-      restart_waits{0}, file_edits{0}, restart_checks{0}, stale_connections{0};
+      restart_waits{0}, file_edits{0}, restart_checks{0};
   std::atomic<int> failures{0};
 
   // WaitUp blocks until the daemon serves (or the soak stops) and returns its generation.
@@ -262,41 +262,33 @@ class Worker {
     return pick < kIntCells ? IntCell(pick) : FormulaCell(pick - kIntCells);
   }
 
-  // Call runs `call` on a client connected to the current daemon. A call the restart broke
-  // is retried on the next daemon when `retry`; otherwise its status is returned, e.g. for
-  // a SetInputs whose fate the caller must record. A daemon that is up, in the same
-  // generation as when the call started, must never answer UNAVAILABLE.
+  // Call runs `call` on this worker's client, which lives through every restart. A call the
+  // restart broke is retried on the next daemon when `retry`; otherwise its status is
+  // returned, e.g. for a SetInputs whose fate the caller must record. A daemon that is up,
+  // in the same generation as when the call started, must never answer UNAVAILABLE: not
+  // even the first call after a restart.
   template <typename T, typename F>
   absl::StatusOr<T> Call(const std::string& what, bool retry, F call) {
     while (true) {
       const uint64_t generation = shared_.WaitUp();
       if (shared_.stop) return absl::CancelledError("soak stopped");
-      if (generation != client_generation_) Reconnect(generation);
+      if (generation != client_generation_) Resume(generation);
       ++shared_.calls;
       absl::StatusOr<T> result = call(*client_);
-      if (result.ok() || !IsRestartCode(result.status().code())) first_call_on_client_ = false;
       if (result.ok() || !IsRestartCode(result.status().code())) return result;
-      const bool first_call = std::exchange(first_call_on_client_, false);
       if (shared_.IsUp(generation)) {
-        // gRPC shares connections between channels to one address, so a new client's first
-        // call may still go out on the dead daemon's connection (UNAVAILABLE: Broken pipe).
-        // Once: the retry must reach the daemon that is up.
-        if (!first_call) {
-          shared_.Fail(what + ": " + result.status().ToString() + " from a daemon that is up");
-          return result;
-        }
-        ++shared_.stale_connections;
+        shared_.Fail(what + ": " + result.status().ToString() + " from a daemon that is up");
+        return result;
       }
       ++shared_.restart_waits;
       if (!retry) return result;
     }
   }
 
-  // Reconnect gives each daemon a fresh channel (an old one would wait out gRPC's reconnect
-  // backoff) and, on a restarted daemon, first checks that this worker's state survived.
-  void Reconnect(uint64_t generation) {
-    client_ = Client::Connect(Options(shared_.address)).value();
-    first_call_on_client_ = true;
+  // Resume is the first thing a worker does with each daemon: on the first one it connects,
+  // on a restarted one it checks that this worker's state survived.
+  void Resume(uint64_t generation) {
+    if (client_ == nullptr) client_ = Client::Connect(Options(shared_.address)).value();
     const bool restarted = client_generation_ != 0;
     client_generation_ = generation;
     if (restarted) {
@@ -569,7 +561,6 @@ class Worker {
   Shared& shared_;
   std::unique_ptr<Client> client_;
   uint64_t client_generation_ = 0;
-  bool first_call_on_client_ = true;
   std::map<std::string, Possible> values_;
   std::map<std::string, Formula> parsed_;                     // every formula text written, parsed
   std::map<std::string, std::vector<std::string>> formulas_;  // what each may hold
@@ -645,7 +636,7 @@ class Soak {
     return true;
   }
 
-  // Connect makes a client of the current daemon: a fresh channel connects at once.
+  // Connect makes a client of the daemon, for the controller's own calls.
   std::unique_ptr<Client> Connect() { return Client::Connect(Options(shared_.address)).value(); }
 
   void StopDaemon(int signal) {
@@ -690,13 +681,7 @@ class Soak {
     disk_.Free("filler");
     filled_ = false;
     shared_.disk_full = false;
-    const auto client = Connect();
-    absl::StatusOr<uint32_t> probe = client->SetInputs({{"soak_probe", Int(++probes_)}});
-    if (probe.status().code() == absl::StatusCode::kUnavailable) {
-      // The first call may go out on a dead daemon's connection (see Worker::Call); once.
-      ++shared_.stale_connections;
-      probe = client->SetInputs({{"soak_probe", Int(probes_)}});
-    }
+    const absl::StatusOr<uint32_t> probe = Connect()->SetInputs({{"soak_probe", Int(++probes_)}});
     if (!probe.ok()) {
       shared_.Fail("SetInputs right after the disk was freed: expected OK, got " +
                    probe.status().ToString());
@@ -707,9 +692,8 @@ class Soak {
     std::printf(
         "soak: %d s, seed %llu, %d client threads: %llu calls, %llu checks, %llu SetInputs "
         "(%llu refused: disk full, %llu lost to a restart), %llu file edits; %d restarts "
-        "(%d SIGKILL, %d SIGTERM, longest SIGTERM %lld ms), %llu restart checks, %llu first calls "
-        "on a dead "
-        "connection, %d disk fills %s; %d failures\n",
+        "(%d SIGKILL, %d SIGTERM, longest SIGTERM %lld ms), %llu restart checks, %d disk fills "
+        "%s; %d failures\n",
         seconds, static_cast<unsigned long long>(seed), kThreads,
         static_cast<unsigned long long>(shared_.calls.load()),
         static_cast<unsigned long long>(shared_.checks.load()),
@@ -718,8 +702,7 @@ class Soak {
         static_cast<unsigned long long>(shared_.ambiguous_writes.load()),
         static_cast<unsigned long long>(shared_.file_edits.load()), sigkills_ + sigterms_,
         sigkills_, sigterms_, static_cast<long long>(longest_sigterm_.count()),
-        static_cast<unsigned long long>(shared_.restart_checks.load()),
-        static_cast<unsigned long long>(shared_.stale_connections.load()), fills_,
+        static_cast<unsigned long long>(shared_.restart_checks.load()), fills_,
         disk_.mounted() ? "" : ("(skipped: " + disk_.why_not() + ")").c_str(),
         shared_.failures.load());
   }

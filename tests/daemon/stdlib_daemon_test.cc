@@ -123,6 +123,10 @@ TEST(StdlibDaemon, PastTheWatchLimitFilesArePolledAndTheLogSaysSo) {
 
   Write(tree + "/deep/er/file.txt", "new");
   EXPECT_TRUE(Eventually([&] { return RunCli(cli).out == "new"; })) << daemon.log();
+  // The re-executed read subscribes again while the watcher sleeps with nothing to poll:
+  // the new deadline must wake it (it used to sleep forever, and a second edit was lost).
+  Write(tree + "/deep/er/file.txt", "newer");
+  EXPECT_TRUE(Eventually([&] { return RunCli(cli).out == "newer"; })) << daemon.log();
 }
 
 }  // namespace

@@ -3,12 +3,13 @@
 
 Installs this build tree into a fresh prefix, configures and builds examples/custom_daemon
 against that prefix only (find_package(turbine)), runs the daemon it makes, calls its
-functions with the installed `turbine` CLI, restarts it to see results come from disk, and
-stops it with the Shutdown RPC.
+functions with the installed `turbine` CLI and the installed Python package, restarts it to
+see results come from disk, and stops it with the Shutdown RPC.
 """
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 
 import harness
@@ -103,6 +104,19 @@ def check_calls(cli):
         raise Failure(f"words.count n: unexpected error {refused.stderr!r}")
 
 
+def check_python_package(prefix, socket):
+    """Calls the daemon with the turbine_client package installed under the prefix."""
+    python_dir = os.path.join(prefix, "lib/python3/dist-packages")
+    program = ("import sys, turbine_client\n"
+               "print(turbine_client.__file__)\n"
+               "print(turbine_client.Client(sys.argv[1]).call('words.count', 'a').value)\n")
+    printed = run([sys.executable, "-B", "-c", program, f"unix:{socket}"],
+                  "words.count with the installed Python package",
+                  env=dict(os.environ, PYTHONPATH=python_dir)).stdout.split()
+    expect_equal(printed, [os.path.join(python_dir, "turbine_client/__init__.py"), "4"],
+                 "the installed turbine_client, and what it got")
+
+
 def test():
     options = parse_options()
     prefix, wordcountd = install_and_build(options)
@@ -122,6 +136,7 @@ def test():
                          "words.total after a restart")
         expect_equal((total["value"], total["source"]), (9, "disk"),
                      "words.total after a restart")
+        check_python_package(prefix, socket)
         run(cli + ["shutdown"], "shutdown RPC")
         daemon.expect_clean_exit(how=None)
     except Failure as failure:

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """python_client_test.py — examples/python_client against the real turbined.
 
-Generates the Python stubs with generate_stubs.sh (protoc + grpc_python_plugin), starts
-turbined on a temporary data dir, runs the client's commands and checks what they print:
-a call, inputs set and read back, a watch that sees an input change, errors by exit code.
+Runs the example's pyturbine.py with the turbine_client package of the build tree (as a
+user does with PYTHONPATH), against turbined on a temporary data dir, and checks what it
+prints: a call, inputs set and read back, a watch that sees an input change, errors by
+exit code.
 """
 import argparse
 import os
@@ -22,6 +23,8 @@ def parse_options():
     parser = argparse.ArgumentParser()
     parser.add_argument("--source-dir", required=True, help="the Turbine source tree")
     parser.add_argument("--turbined", required=True)
+    parser.add_argument("--python-path", required=True,
+                        help="the directory holding the turbine_client package")
     return parser.parse_args()
 
 
@@ -112,15 +115,13 @@ def test():
     options = parse_options()
     check_python_packages()
     scratch = tempfile.mkdtemp(prefix="turbine-python-")  # short: a socket path is limited
-    example = os.path.join(options.source_dir, "examples/python_client")
-    stubs = os.path.join(scratch, "stubs")
+    os.environ["PYTHONPATH"] = options.python_path  # for the example's processes
     data_dir = os.path.join(scratch, "data")
     daemon = Daemon([options.turbined, "--data-dir", data_dir],
                     os.path.join(scratch, "turbined.log"), "turbined ready on ")
-    client = [sys.executable, os.path.join(example, "turbine_client.py"), "--stubs", stubs,
-              "--connect", f"unix:{data_dir}/turbined.sock"]
+    client = [sys.executable, os.path.join(options.source_dir, "examples/python_client",
+                                           "pyturbine.py"), "--data-dir", data_dir]
     try:
-        run([os.path.join(example, "generate_stubs.sh"), stubs], "generate the stubs")
         run(client + ["call", "demo.fib", "1"], "no daemon yet", expect_code=3)
         daemon.start()
         check_scenarios(client)

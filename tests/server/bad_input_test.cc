@@ -164,7 +164,8 @@ TEST(BadInput, GarbageBytesAreInvalidArgumentOnEveryMethod) {
   LiveServer live(dir.str());
   ASSERT_TRUE(live.status.ok()) << live.status;
   const std::string garbage = "\x0a\xff\xff\xff";  // field 1, a length past the end
-  for (const char* method : {"Call", "SetInputs", "Stats", "ListFunctions", "Flush", "Shutdown"}) {
+  for (const char* method :
+       {"Call", "SetInputs", "Stats", "ListFunctions", "Flush", "Shutdown", "Graph", "Trace"}) {
     grpc::Status status = RawCall(live, std::string("/turbine.v1.Turbine/") + method, garbage);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method;
     EXPECT_NE(status.error_message().find("malformed protobuf"), std::string::npos)
@@ -243,3 +244,44 @@ TEST(BadInput, HealthAnswersForTheServiceByName) {
 }
 
 }  // namespace
+
+namespace turbine::testing {
+namespace {
+
+// A task reference to an id no task has is the request's NOT_FOUND, as `this_ref` and
+// inside an argument, and creates nothing: that id may belong to a new task later, so an
+// error cached under it would be wrong then.
+TEST(BadInput, AReferenceToATaskThatDoesNotExistIsNotFound) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const uint64_t tasks_before = live.server->engine().Stats().tasks;
+  v1::CallRequest method = Request("Path.parent");
+  method.mutable_this_ref()->set_task(999'999'999);
+  v1::CallReply reply;
+  grpc::Status status = live.Call(method, &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  EXPECT_NE(status.error_message().find("no task has id 999999999"), std::string::npos)
+      << status.error_message();
+
+  v1::Value ref;
+  ref.mutable_ref_value()->set_task(888'888);
+  v1::Value list;
+  *list.mutable_list_value()->add_items() = Int(1);
+  *list.mutable_list_value()->add_items() = ref;
+  status = live.Call(Request("demo.fib", {list}), &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  EXPECT_NE(status.error_message().find("refers to task 888888"), std::string::npos)
+      << status.error_message();
+  EXPECT_EQ(live.server->engine().Stats().tasks, tasks_before);
+
+  // A reference to a task that exists is taken.
+  ASSERT_TRUE(live.Call(Request("fs.path", {Str("/tmp/x")}), &reply).ok());
+  ASSERT_FALSE(reply.has_error()) << reply.error().message();
+  method.mutable_this_ref()->set_task(reply.ref().task());
+  ASSERT_TRUE(live.Call(method, &reply).ok());
+  EXPECT_FALSE(reply.has_error()) << reply.error().message();
+}
+
+}  // namespace
+}  // namespace turbine::testing

@@ -26,9 +26,11 @@
 
 #include "turbine/backing_store.h"
 #include "turbine/cancel.h"
+#include "turbine/dependency_graph.h"
 #include "turbine/function.h"
 #include "turbine/gc.h"
 #include "turbine/stats.h"
+#include "turbine/trace.h"
 #include "turbine/vc.h"
 
 namespace turbine {
@@ -197,6 +199,21 @@ class Engine {
   absl::StatusOr<GcReport> CollectGarbage(const GcOptions& options);
 
   EngineStats Stats() const;
+
+  // HasTask tells whether a task with `id` exists, in memory or in the backing store (it
+  // is loaded if need be). Servers check the task references a client sends with it: an id
+  // no task has yet may be given to a new task later, so it must not be cached as absent.
+  bool HasTask(TaskId id);
+
+  // Describe pictures what the task of `vc` depends on: the tasks its last execution read,
+  // theirs, and so on (dependency_graph.h). It executes and verifies nothing, so a task
+  // that never ran shows alone. Errors: kNotFound if the task exists nowhere.
+  absl::StatusOr<DependencyGraph> Describe(RawVc vc, const DescribeOptions& options = {});
+
+  // StartTrace starts recording executions and snapshots (trace.h); false if a trace is
+  // already running. StopTrace ends it and returns what it recorded (empty if none ran).
+  bool StartTrace(const TraceOptions& options = {});
+  Trace StopTrace();
 
  private:
   // Where the store's stamps and task ids continue; read before the engine starts.

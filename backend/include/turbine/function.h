@@ -33,6 +33,7 @@
 #include "turbine/function_handle.h"
 #include "turbine/internal/engine_api.h"
 #include "turbine/internal/function_info.h"
+#include "turbine/short_text.h"
 #include "turbine/task.h"
 #include "turbine/vc.h"
 
@@ -131,6 +132,21 @@ struct TupleOps<std::tuple<A...>> {
     if (!DeserializeFrom(bytes, tuple.get())) return nullptr;
     return tuple.release();
   }
+  static void Describe(const void* args, std::string* out) {
+    bool first = true;
+    std::apply(
+        [&](const A&... a) {
+          (
+              [&] {
+                if (!first) out->append(", ");
+                first = false;
+                AppendShortText(a, out);
+              }(),
+              ...);
+        },
+        *static_cast<const Tuple*>(args));
+    (void)first;  // no arguments
+  }
   static bool NeedsResolution(const void* args) {
     if constexpr (kHasResolvedVc) {
       bool needs = false;
@@ -226,6 +242,7 @@ void FillArgs(FunctionInfo& info) {
   info.serialize_args = &Ops::Serialize;
   info.deserialize_args = &Ops::Deserialize;
   info.needs_resolution = &Ops::NeedsResolution;
+  info.describe_args = &Ops::Describe;
 }
 
 // FillCommon sets what every kind of function shares: identity, description, options,

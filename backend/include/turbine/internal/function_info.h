@@ -68,6 +68,8 @@ struct FunctionInfo {
   void (*serialize_args)(const void* args, std::string* out) = nullptr;
   // Rebuilds a heap tuple from canonical bytes; null if they are malformed.
   void* (*deserialize_args)(std::string_view bytes) = nullptr;
+  // Appends the arguments in short, comma-separated (short_text.h): for graphs and traces.
+  void (*describe_args)(const void* args, std::string* out) = nullptr;
   // True if some ResolvedVc argument still points at a task output.
   bool (*needs_resolution)(const void* args) = nullptr;
   // Starts the body (suspended at its first instruction).

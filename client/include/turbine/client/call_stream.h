@@ -1,13 +1,15 @@
-// call_stream.h — many calls in flight on one bidirectional stream (rpc CallStream).
+// call_stream.h — many calls in flight on one bidirectional stream (rpc CallBatches).
 //
 //   auto stream = client->OpenCallStream();
 //   for (int i = 0; i < 1000; ++i) (*stream)->Send(MakeCallRequest("demo.fib", {Int(i)}));
 //   while (std::optional<CallResult> r = (*stream)->Next()) ...   // in any order, by r->id
 //   absl::Status s = (*stream)->Close();
 //
-// Send never waits for a reply, nor for the network: requests queue in memory and are
-// written one after another. Replies arrive as the daemon finishes them, not in request
-// order; CallResult::id says which request each answers.
+// Send never waits for a reply, nor for the network: requests queue in memory, and those
+// sent while the previous message is being written leave together in one CallBatch (up to
+// 4,096 calls or 1 MiB), so pipelined calls are batched without asking. Replies arrive as
+// the daemon finishes them, batched the same way and not in request order; CallResult::id
+// says which request each answers.
 //
 // Thread-safety: Send, Close and Cancel may be called from any thread, also from the reply
 // callback. Next is for one reader thread at a time.

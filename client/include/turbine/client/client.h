@@ -11,7 +11,13 @@
 // Every unary call carries the deadline of ConnectOptions and the token, if any. gRPC
 // status codes become absl::StatusCodes one to one; in addition, a deadline that passes
 // before the daemon was ever reached is reported as kUnavailable, so "the daemon is not
-// there" is always kUnavailable.
+// there" is always kUnavailable. A failed TLS handshake is kUnavailable too, with a message
+// that starts "TLS handshake with <address> failed" and says the likely cause.
+//
+// A Client outlives its daemon: when the daemon stops and starts again (same address), the
+// next call connects anew. While no daemon answers, calls fail at once with kUnavailable,
+// unless ConnectOptions::wait_for_ready makes them wait (up to their deadline) for one. A
+// Watch resumes by itself after a restart.
 //
 // Thread-safety: a Client may be used from any number of threads at once; its calls share
 // one channel (one connection).
@@ -51,14 +57,41 @@ inline constexpr char kDefaultDataDir[] = "./.turbine";
 // "unix:" + absolute(data_dir) + "/turbined.sock".
 std::string DefaultAddress(std::string_view data_dir = kDefaultDataDir);
 
+// TlsOptions: TLS to a TCP address (turbined's --tls-cert; its unix sockets never use TLS).
+// Files are PEM, read once by Client::Connect.
+struct TlsOptions {
+  // The CA certificates the daemon's certificate must be signed by. Empty: the system's
+  // trusted roots.
+  std::string ca_file;
+  // Mutual TLS (turbined's --tls-client-ca): this client's certificate chain and private
+  // key, both or neither.
+  std::string cert_file;
+  std::string key_file;
+  // The name the daemon's certificate must carry, when it is not the host of the address
+  // (connecting by IP address, or through a tunnel). Empty: the host of the address.
+  std::string server_name;
+};
+
+// kDefaultDeadline bounds every unary call, CallStream::Close and a Watch's reconnecting.
+inline constexpr std::chrono::milliseconds kDefaultDeadline{30'000};
+
 struct ConnectOptions {
   // "unix:/path/to/turbined.sock" or "host:port". Empty: DefaultAddress().
   std::string address;
-  // Sent as "authorization: Bearer <token>" on every call when not empty. The channel is
-  // not encrypted: over TCP, use it on loopback only.
+  // Sent as "authorization: Bearer <token>" on every call when not empty. Without `tls`
+  // the channel is not encrypted: over TCP, send a token on loopback only.
   std::string token;
-  // Deadline of every unary call (streams have none: they live as long as their user).
-  std::chrono::milliseconds deadline{30000};
+  // TLS (TCP addresses only); nullopt: plain text.
+  std::optional<TlsOptions> tls;
+  // Deadline of every unary call (Call, SetInputs, Stats, ListFunctions, Flush, Shutdown,
+  // Ping). Streams have none, they live as long as their user: CallStream::Close waits at
+  // most this long for the replies still owed, and a Watch whose daemon went away waits at
+  // most this long for it to come back.
+  std::chrono::milliseconds deadline = kDefaultDeadline;
+  // false: a call made while the daemon cannot be reached fails at once with kUnavailable.
+  // true: it waits for the daemon, up to its deadline (then kUnavailable too), e.g. for a
+  // daemon that is starting or restarting.
+  bool wait_for_ready = false;
   // Largest message sent or received; the daemon has its own limit.
   int max_message_bytes = 64 << 20;
 };
@@ -96,7 +129,9 @@ class Cancellation {
 class Client {
  public:
   // Connect creates the channel. It does not wait for the daemon: the first call that
-  // cannot reach it fails with kUnavailable. Errors: kInvalidArgument for bad options.
+  // cannot reach it fails with kUnavailable. Errors: kInvalidArgument for bad options,
+  // among them a TLS file that cannot be read (the message names it) and TLS to a unix
+  // socket.
   static absl::StatusOr<std::unique_ptr<Client>> Connect(ConnectOptions options);
   ~Client();
   Client(const Client&) = delete;
@@ -116,6 +151,11 @@ class Client {
 
   absl::StatusOr<v1::StatsReply> Stats();
   absl::StatusOr<std::vector<v1::FunctionInfo>> ListFunctions();
+  // Graph gives the dependency cone of a call's task as the daemon holds it now.
+  absl::StatusOr<v1::GraphReply> Graph(const v1::GraphRequest& request);
+  // Trace records what the daemon executes for `seconds` (0: 10) and returns the trace, in
+  // the Chrome Trace Event format; its deadline is `seconds` plus the usual one.
+  absl::StatusOr<v1::TraceReply> Trace(uint32_t seconds);
   // Flush makes the daemon write a snapshot now; returns how many tasks it wrote.
   absl::StatusOr<uint64_t> Flush();
   // CollectGarbage makes the daemon run a garbage collection pass of its store now; returns
@@ -131,6 +171,11 @@ class Client {
   // Watch calls `on_value` with the current result of `request`, then again each time it
   // changes, until `on_value` returns false, `cancel` is cancelled (both: OK) or the stream
   // ends (its status). Blocks the calling thread; `on_value` runs on it.
+  //
+  // When the connection breaks (the daemon restarts), Watch waits up to the deadline for
+  // the daemon to answer again and watches on; the result at that point is delivered if it
+  // differs from the last one delivered, so no change made meanwhile is missed and none is
+  // delivered twice. A daemon that does not come back in time ends it with kUnavailable.
   absl::Status Watch(const v1::CallRequest& request,
                      const std::function<bool(const CallResult&)>& on_value,
                      Cancellation* cancel = nullptr);
@@ -145,6 +190,9 @@ class Client {
 
  private:
   explicit Client(std::shared_ptr<const detail::Connection> connection);
+  // WaitForDaemon waits until the daemon's health service says SERVING (OK), `until`
+  // passes (kUnavailable) or `cancel` is cancelled (kCancelled).
+  absl::Status WaitForDaemon(std::chrono::steady_clock::time_point until, Cancellation* cancel);
 
   std::shared_ptr<const detail::Connection> connection_;
 };

@@ -31,6 +31,10 @@ struct ServerOptions {
   // TLS for TCP listeners: PEM files. Both or neither.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // Mutual TLS: when set (a PEM file of CA certificates), a TCP client must present a
+  // certificate signed by one of them, or its handshake fails. Needs tls_cert_file. Unix
+  // sockets are unaffected: their file mode decides who may connect.
+  std::string tls_client_ca_file;
   // When not empty, every RPC must carry "authorization: Bearer <auth_token>".
   std::string auth_token;
   int workers = 0;  // engine worker threads; 0: one per core

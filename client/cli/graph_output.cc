@@ -1,0 +1,171 @@
+#include "graph_output.h"
+
+#include <absl/strings/str_cat.h>
+#include <absl/strings/str_format.h>
+#include <graphviz/cgraph.h>
+#include <graphviz/gvc.h>
+
+#include <mutex>
+#include <set>
+#include <utility>
+
+namespace turbine::cli {
+namespace {
+
+const char* PhaseName(v1::TaskPhase phase) {
+  switch (phase) {
+    case v1::TASK_PHASE_NEW:
+      return "new";
+    case v1::TASK_PHASE_DIRTY:
+      return "dirty";
+    case v1::TASK_PHASE_RUNNING:
+      return "running";
+    case v1::TASK_PHASE_CLEAN:
+      return "clean";
+    default:
+      return "unknown";
+  }
+}
+
+std::string SlotName(const v1::TaskRef& slot) {
+  if (slot.cell_type().empty()) return "output";
+  return absl::StrCat(slot.cell_type(), "/", slot.cell_index());
+}
+
+// Duration in people's units: 850 µs, 12.3 ms, 4.1 s.
+std::string Duration(uint64_t micros) {
+  if (micros < 1000) return absl::StrCat(micros, " µs");
+  if (micros < 1000000) return absl::StrFormat("%.1f ms", static_cast<double>(micros) / 1e3);
+  return absl::StrFormat("%.1f s", static_cast<double>(micros) / 1e6);
+}
+
+// DotString quotes `text` as a DOT string ("\n" in `text` stays a line break).
+std::string DotString(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out + "\"";
+}
+
+const char* FillColor(const v1::GraphNode& node) {
+  if (node.failed()) return "#f4b6b6";  // red: its result is an error
+  switch (node.phase()) {
+    case v1::TASK_PHASE_DIRTY:
+      return "#ffd59a";  // orange: will be verified or re-executed
+    case v1::TASK_PHASE_RUNNING:
+      return "#b3d4fc";  // blue
+    case v1::TASK_PHASE_NEW:
+      return "#e0e0e0";  // grey
+    default:
+      return node.from_disk() ? "#e1d5f2" : "#c8e6c9";  // violet: restored; green: clean
+  }
+}
+
+}  // namespace
+
+nlohmann::json GraphJson(const v1::GraphReply& graph) {
+  nlohmann::json nodes = nlohmann::json::array();
+  for (const v1::GraphNode& node : graph.nodes()) {
+    nlohmann::json out = {
+        {"task", node.task()},
+        {"function", node.function()},
+        {"version", node.version()},
+        {"args", node.args()},
+        {"phase", PhaseName(node.phase())},
+        {"failed", node.failed()},
+        {"session_dependent", node.session_dependent()},
+        {"from_disk", node.from_disk()},
+        {"executions", node.executions()},
+        {"last_execution_micros", node.last_execution_micros()},
+        {"cells", node.cells()},
+        {"depth", node.depth()},
+    };
+    if (node.has_receiver()) out["receiver"] = node.receiver().task();
+    nodes.push_back(std::move(out));
+  }
+  nlohmann::json edges = nlohmann::json::array();
+  for (const v1::GraphEdge& edge : graph.edges()) {
+    edges.push_back(
+        {{"reader", edge.reader()}, {"task", edge.slot().task()}, {"slot", SlotName(edge.slot())}});
+  }
+  return {{"root", graph.root()},
+          {"truncated", graph.truncated()},
+          {"nodes", std::move(nodes)},
+          {"edges", std::move(edges)}};
+}
+
+std::string GraphDot(const v1::GraphReply& graph) {
+  std::string dot =
+      "digraph turbine {\n"
+      "  rankdir=LR;\n"
+      "  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=10];\n"
+      "  edge [color=\"#607d8b\", arrowsize=0.7];\n";
+  for (const v1::GraphNode& node : graph.nodes()) {
+    std::string label = node.function();
+    if (node.has_receiver()) absl::StrAppend(&label, " on @", node.receiver().task());
+    if (!node.args().empty()) absl::StrAppend(&label, "\n", node.args());
+    if (node.last_execution_micros() > 0) {
+      absl::StrAppend(&label, "\n", Duration(node.last_execution_micros()));
+    }
+    const std::string tooltip =
+        absl::StrCat("task ", node.task(), " · ", PhaseName(node.phase()),
+                     node.failed() ? " · failed" : "", node.from_disk() ? " · from disk" : "",
+                     " · ", node.executions(), node.executions() == 1 ? " execution" : " executions");
+    absl::StrAppend(&dot, "  t", node.task(), " [id=", DotString(absl::StrCat("task", node.task())),
+                    ", label=", DotString(label), ", tooltip=", DotString(tooltip),
+                    ", fillcolor=", DotString(FillColor(node)));
+    if (node.function() == "turbine.input") absl::StrAppend(&dot, ", shape=ellipse");
+    if (node.session_dependent()) absl::StrAppend(&dot, ", peripheries=2");  // the outside world
+    if (node.task() == graph.root()) absl::StrAppend(&dot, ", penwidth=2");
+    absl::StrAppend(&dot, "];\n");
+  }
+  std::set<std::pair<uint64_t, uint64_t>> drawn;  // one arrow per pair, however many cells
+  for (const v1::GraphEdge& edge : graph.edges()) {
+    if (!drawn.emplace(edge.reader(), edge.slot().task()).second) continue;
+    absl::StrAppend(&dot, "  t", edge.reader(), " -> t", edge.slot().task(), ";\n");
+  }
+  if (graph.truncated()) {
+    absl::StrAppend(&dot, "  truncated [shape=plaintext, style=\"\", label=\"(more dependencies "
+                          "left out: raise --depth)\"];\n");
+  }
+  return dot + "}\n";
+}
+
+absl::StatusOr<std::string> DotToSvg(const std::string& dot) {
+  // Graphviz keeps global state (its error buffer, the plugin registry): one at a time.
+  static std::mutex graphviz_mu;
+  std::lock_guard lock(graphviz_mu);
+  GVC_t* context = gvContext();
+  Agraph_t* graph = agmemread(dot.c_str());
+  if (graph == nullptr) {
+    gvFreeContext(context);
+    return absl::InvalidArgumentError("Graphviz could not read the graph");
+  }
+  std::string svg;
+  absl::Status status;
+  if (gvLayout(context, graph, "dot") != 0) {
+    status = absl::InternalError("Graphviz could not lay the graph out");
+  } else {
+    char* data = nullptr;
+    unsigned int length = 0;
+    if (gvRenderData(context, graph, "svg", &data, &length) != 0 || data == nullptr) {
+      status = absl::InternalError("Graphviz could not render SVG");
+    } else {
+      svg.assign(data, length);
+    }
+    gvFreeRenderData(data);
+    gvFreeLayout(context, graph);
+  }
+  agclose(graph);
+  gvFreeContext(context);
+  if (!status.ok()) return status;
+  return svg;
+}
+
+}  // namespace turbine::cli

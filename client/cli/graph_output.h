@@ -1,0 +1,25 @@
+// graph_output.h — `turbine graph`: a task's dependency cone as JSON, Graphviz DOT or SVG.
+#pragma once
+
+#include <absl/status/statusor.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "turbine/v1/turbine.pb.h"
+
+namespace turbine::cli {
+
+// GraphJson: {"root":12,"truncated":false,"nodes":[{"task":12,"function":…,"args":…,
+// "phase":"clean",…}],"edges":[{"reader":12,"task":13,"slot":"output"}]}.
+nlohmann::json GraphJson(const v1::GraphReply& graph);
+
+// GraphDot: one box per task (function, arguments, last duration), coloured by phase,
+// an arrow from each reader to what it read.
+std::string GraphDot(const v1::GraphReply& graph);
+
+// DotToSvg lays `dot` out with Graphviz's library ("dot" layout) and renders SVG.
+// Errors: kInvalidArgument if Graphviz cannot read it, kInternal if layout fails.
+absl::StatusOr<std::string> DotToSvg(const std::string& dot);
+
+}  // namespace turbine::cli

@@ -1,0 +1,332 @@
+"""client.py — Client: calls, pipelined calls, inputs and watches over one channel to turbined.
+
+Thread-safety: a Client may be used from any number of threads at once (its calls share one
+gRPC channel); a Watch is iterated by one thread and may be cancelled from any.
+"""
+import json
+import os
+
+import grpc
+
+from turbine_client import values
+from turbine_client.errors import FunctionError, Result, TurbineError, status_code
+from turbine_client.v1 import turbine_pb2 as pb
+from turbine_client.v1 import turbine_pb2_grpc as pb_grpc
+
+DEFAULT_DATA_DIR = ".turbine"
+DEFAULT_TIMEOUT = 30.0  # seconds, for each call but watch (the C++ client's default too)
+MAX_MESSAGE_BYTES = 64 << 20  # gRPC Python's own default (4 MiB) would refuse a large file
+
+# A call that meets a connection the daemon closed (it restarted) fails with UNAVAILABLE
+# before the daemon saw it: gRPC Python notices a closed connection only when it next
+# writes to it. Every RPC of the protocol can be repeated safely (calls are memoized, an
+# input batch sets the same values again: only its count of changed inputs can differ, if
+# the first attempt was applied and its reply lost), so gRPC retries those, a few times at
+# short intervals: a daemon that is really down still fails fast (within half a second).
+_SERVICE_CONFIG = json.dumps({"methodConfig": [{
+    "name": [{"service": "turbine.v1.Turbine"}],
+    "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
+                    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
+}]})
+# After a failed connection gRPC waits before the next attempt, up to 120 s by default, and
+# meanwhile fails calls at once: a daemon back after a restart would stay unreachable that
+# long. Reconnecting to a local daemon costs little, so try at least every second.
+_RECONNECT_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100),
+                      ("grpc.max_reconnect_backoff_ms", 1000)]
+
+_SOURCES = {pb.SOURCE_MEMORY: "memory", pb.SOURCE_DISK: "disk", pb.SOURCE_EXECUTED: "executed"}
+_CLIENT_TIMEOUT = object()  # "the Client's timeout", where None means "no deadline"
+
+
+def default_address(data_dir=DEFAULT_DATA_DIR):
+    """Where turbined listens by default for `data_dir`: unix:<absolute data_dir>/turbined.sock."""
+    return "unix:" + os.path.join(os.path.abspath(data_dir), "turbined.sock")
+
+
+class Call:
+    """One call of call_many: Call("demo.fib", 30), Call("Path.parent", this=ref)."""
+
+    __slots__ = ("function", "args", "this", "version")
+
+    def __init__(self, function, *args, this=None, version=0):
+        self.function, self.args, self.this, self.version = function, args, this, version
+
+    def __repr__(self):
+        return f"Call({self.function!r}, *{self.args!r}, this={self.this!r})"
+
+
+class Watch:
+    """The results of a watched call: the current one, then one each time it changes (an
+    equal result is not sent again). Iterating blocks until the next change. cancel() (or
+    leaving a `with` block) ends the watch: the iteration then stops. The daemon ending it
+    (shutting down, the connection lost) raises TurbineError."""
+
+    def __init__(self, replies):
+        self._replies = replies
+        self._cancelled = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            reply = next(self._replies)
+        except grpc.RpcError as error:
+            if self._cancelled and error.code() == grpc.StatusCode.CANCELLED:
+                raise StopIteration from None
+            raise TurbineError.from_rpc_error(error) from None
+        return _result(reply)
+
+    def cancel(self):
+        self._cancelled = True
+        self._replies.cancel()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.cancel()
+
+
+class Client:
+    """A connection to turbined.
+
+    address: "unix:PATH", "HOST:PORT", or None for the default socket of `data_dir`
+      (unix:<data_dir>/turbined.sock, data_dir defaulting to ./.turbine, as the CLI does).
+    token: sent as "authorization: Bearer <token>" with every call (turbined
+      --auth-token-file); over plain TCP it travels in clear, so use TLS off loopback.
+    tls_ca, tls_cert, tls_key: PEM, each a file path or the PEM bytes themselves. Any of them
+      turns TLS on: tls_ca the CA to verify the daemon's certificate with (default: the
+      system's roots), tls_cert and tls_key (together) a client certificate for mutual TLS.
+      tls=True turns TLS on with the system's roots alone. TLS is for TCP addresses.
+    server_name: the name the daemon's certificate must carry when it is not the address's
+      host (connecting to an IP address with a certificate for a DNS name).
+    timeout: the deadline, in seconds, of each call, call_many and set_inputs (None: no
+      deadline); each of them also takes its own. A watch has none unless given one.
+    wait_for_ready: False (the default): a call while the daemon cannot be reached fails at
+      once with UNAVAILABLE. True: it waits for the daemon, up to its deadline, and then
+      fails with DEADLINE_EXCEEDED.
+
+    Errors: ValueError (bad options, or a value that cannot be sent, before anything is
+    sent; OSError for an unreadable PEM file); TurbineError for a call that failed;
+    FunctionError for an error the function returned.
+    """
+
+    def __init__(self, address=None, *, token=None, tls=None, tls_ca=None, tls_cert=None,
+                 tls_key=None, server_name=None, timeout=DEFAULT_TIMEOUT, wait_for_ready=False,
+                 data_dir=DEFAULT_DATA_DIR, max_message_bytes=MAX_MESSAGE_BYTES):
+        self.address = address if address is not None else default_address(data_dir)
+        self.timeout = timeout
+        self._metadata = _auth_metadata(token)
+        self._wait_for_ready = bool(wait_for_ready)
+        options = [("grpc.max_receive_message_length", max_message_bytes),
+                   ("grpc.max_send_message_length", max_message_bytes),
+                   ("grpc.service_config", _SERVICE_CONFIG), *_RECONNECT_OPTIONS]
+        if tls is None:
+            tls = tls_ca is not None or tls_cert is not None or tls_key is not None
+        if tls:
+            credentials = tls_credentials(self.address, tls_ca, tls_cert, tls_key)
+            if server_name:
+                options.append(("grpc.ssl_target_name_override", server_name))
+            self._channel = grpc.secure_channel(self.address, credentials, options)
+        else:
+            if server_name or tls_ca is not None or tls_cert is not None or tls_key is not None:
+                raise ValueError("server_name and tls_* are for TLS, which tls=False turns off")
+            self._channel = grpc.insecure_channel(self.address, options)
+        self._stub = pb_grpc.TurbineStub(self._channel)
+
+    def call(self, function, *args, this=None, version=0, timeout=_CLIENT_TIMEOUT):
+        """Calls `function` with `args` (on `this`, a Ref, for a method; `version` 0 is the
+        highest). Returns its Result; raises FunctionError if the function returned an
+        error, TurbineError if the call failed."""
+        request = _request(function, args, this, version)
+        try:
+            reply = self._stub.Call(request, **self._call_options(timeout))
+        except grpc.RpcError as error:
+            raise TurbineError.from_rpc_error(error) from None
+        result = _result(reply)
+        if result.error is not None:
+            raise result.error
+        return result
+
+    def call_many(self, calls, timeout=_CLIENT_TIMEOUT):
+        """Makes many calls pipelined on one CallBatches stream, many calls per message,
+        and returns their Results in the order of `calls`. Each call is a Call or a tuple (function, *args). A call that
+        fails has its error in its Result (a refused one: TurbineError with source None; a
+        function's error: FunctionError) and does not stop the others. Raises TurbineError
+        only when the stream itself fails (no daemon, a wrong token, the deadline, which
+        covers all the calls)."""
+        requests = [_request_of(call, index) for index, call in enumerate(calls)]
+        if not requests:
+            return []
+        results = [None] * len(requests)
+        batches = self._stub.CallBatches(_batches_of(requests), **self._call_options(timeout))
+        try:
+            for batch in batches:
+                for reply in batch.replies:
+                    if reply.id >= len(results) or results[reply.id] is not None:
+                        batches.cancel()
+                        raise TurbineError(grpc.StatusCode.INTERNAL,
+                                           f"the daemon answered call id {reply.id}, which "
+                                           "is not waiting for an answer")
+                    results[reply.id] = _result(reply)
+        except grpc.RpcError as error:
+            raise TurbineError.from_rpc_error(error) from None
+        unanswered = results.count(None)
+        if unanswered:
+            raise TurbineError(grpc.StatusCode.INTERNAL,
+                               f"the daemon ended the stream with {unanswered} calls unanswered")
+        return results
+
+    def set_inputs(self, inputs, timeout=_CLIENT_TIMEOUT):
+        """Sets the inputs of the dict `inputs` (key: value) in one atomic, durable batch;
+        returns how many changed (an equal value changes nothing)."""
+        request = pb.SetInputsRequest()
+        for key, value in inputs.items():
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"an input key is a non-empty str, not {key!r}")
+            entry = request.inputs.add()
+            entry.key = key
+            try:
+                values.to_proto(value, entry.value)
+            except ValueError as error:
+                raise ValueError(f"input {key!r}: {error}") from None
+        try:
+            reply = self._stub.SetInputs(request, **self._call_options(timeout))
+        except grpc.RpcError as error:
+            raise TurbineError.from_rpc_error(error) from None
+        return reply.changed
+
+    def watch(self, function, *args, this=None, version=0, timeout=None):
+        """Watches a call: returns a Watch, an iterator of its Results (the current one, then
+        one per change). A result that is an error does not end the watch. Failures of the
+        watch itself (no daemon, a wrong token) raise TurbineError from the iteration."""
+        request = _request(function, args, this, version)
+        return Watch(self._stub.Watch(request, **self._call_options(timeout)))
+
+    def functions(self, timeout=_CLIENT_TIMEOUT):
+        """The functions the daemon serves: turbine.v1.FunctionInfo messages (name, version,
+        description, params, result_type, receiver_type)."""
+        try:
+            reply = self._stub.ListFunctions(pb.ListFunctionsRequest(),
+                                             **self._call_options(timeout))
+        except grpc.RpcError as error:
+            raise TurbineError.from_rpc_error(error) from None
+        return list(reply.functions)
+
+    def close(self):
+        """Closes the channel; watches still open end."""
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def _call_options(self, timeout):
+        return {"timeout": self.timeout if timeout is _CLIENT_TIMEOUT else timeout,
+                "metadata": self._metadata, "wait_for_ready": self._wait_for_ready}
+
+
+def tls_credentials(address, ca=None, cert=None, key=None):
+    """The grpc.ChannelCredentials of Client's TLS options (see Client)."""
+    if address.startswith("unix:"):
+        raise ValueError(f"TLS is for TCP addresses, not {address}: turbined serves its unix "
+                         "sockets without TLS (file permissions protect them)")
+    if (cert is None) != (key is None):
+        raise ValueError("a client certificate needs both tls_cert and tls_key")
+    return grpc.ssl_channel_credentials(root_certificates=_pem(ca), private_key=_pem(key),
+                                        certificate_chain=_pem(cert))
+
+
+def _pem(source):
+    """PEM bytes given as themselves, or as the path of a file holding them."""
+    if source is None or isinstance(source, bytes):
+        return source
+    with open(source, "rb") as f:
+        return f.read()
+
+
+def _auth_metadata(token):
+    if token is None:
+        return None
+    if not isinstance(token, str) or not token or not token.isascii() or not token.isprintable():
+        raise ValueError("a token is a non-empty str of printable ASCII characters")
+    return (("authorization", f"Bearer {token}"),)
+
+
+def _request(function, args, this, version, call_id=0):
+    if not isinstance(function, str) or not function:
+        raise ValueError(f"a function name is a non-empty str, not {function!r}")
+    request = pb.CallRequest(function=function, version=version, id=call_id)
+    for index, arg in enumerate(args):
+        try:
+            values.to_proto(arg, request.args.add())
+        except ValueError as error:
+            raise ValueError(f"{function}: argument {index + 1}: {error}") from None
+    if this is not None:
+        _receiver(this).to_proto(request.this_ref)
+    return request
+
+
+# A CallBatch carries at most 10,000 calls (the daemon's limit); smaller batches keep each
+# message well under the daemon's message size limit.
+_BATCH_CALLS = 4096
+_BATCH_BYTES = 1 << 20
+
+
+def _batches_of(requests):
+    """Yields CallBatch messages holding `requests` in order."""
+    batch = pb.CallBatch()
+    size = 0
+    for request in requests:
+        request_size = request.ByteSize()
+        if batch.calls and (len(batch.calls) == _BATCH_CALLS or size + request_size > _BATCH_BYTES):
+            yield batch
+            batch = pb.CallBatch()
+            size = 0
+        batch.calls.append(request)
+        size += request_size
+    if batch.calls:
+        yield batch
+
+
+def _request_of(call, call_id):
+    if isinstance(call, Call):
+        return _request(call.function, call.args, call.this, call.version, call_id)
+    if isinstance(call, (tuple, list)) and call:
+        return _request(call[0], call[1:], None, 0, call_id)
+    raise ValueError(f"call {call_id}: a call is a Call or a tuple (function, *args), "
+                     f"not {call!r}")
+
+
+def _receiver(this):
+    """`this` as a Ref: a Ref, its text ("12/Type/3") or {"$ref": text}, as the CLI's --this."""
+    if isinstance(this, values.Ref):
+        return this
+    if isinstance(this, dict) and set(this) == {"$ref"} and isinstance(this["$ref"], str):
+        return values.Ref(this["$ref"])
+    if isinstance(this, (str, int)) and not isinstance(this, bool):
+        return values.Ref(this)
+    raise ValueError(f"this is a Ref, its text or {{\"$ref\": text}}, not {this!r}")
+
+
+def _result(reply):
+    ref = values.Ref.from_proto(reply.ref) if reply.HasField("ref") else None
+    source = _SOURCES.get(reply.source)
+    kind = reply.WhichOneof("result")
+    if kind == "value":
+        return Result(values.from_proto(reply.value), None, source, ref, reply.micros)
+    if kind == "error":
+        code = status_code(reply.error.code)
+        if code == grpc.StatusCode.OK:  # an error is an error, whatever its code says
+            code = grpc.StatusCode.UNKNOWN
+        if ref is None:  # refused before any task answered: a bad call on a stream
+            error = TurbineError(code, reply.error.message)
+        else:
+            error = FunctionError(code, reply.error.message, source, ref, reply.micros)
+        return Result(None, error, source, ref, reply.micros)
+    error = TurbineError(grpc.StatusCode.INTERNAL,
+                         "the daemon sent a reply with neither value nor error")
+    return Result(None, error, source, ref, reply.micros)

@@ -1,0 +1,254 @@
+// `turbine graph` and `turbine trace` against a real turbined: the dependency cone of
+// tree.summary as JSON, DOT and SVG (laid out by Graphviz, parsed back as XML), its dirty
+// parts after an edit, and a Chrome trace of what an edit made run.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "../storage/temp_dir.h"
+#include "cli_runner.h"
+#include "daemon_process.h"
+
+namespace {
+
+using turbine::testing::CliResult;
+using turbine::testing::DaemonProcess;
+using turbine::testing::RunCli;
+using turbine::testing::TempDir;
+
+void Write(const std::string& path, const std::string& content) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+}
+
+const nlohmann::json* FindNode(const nlohmann::json& graph, const std::string& function,
+                               const std::string& args) {
+  for (const nlohmann::json& node : graph["nodes"]) {
+    if (node["function"] == function && node["args"] == args) return &node;
+  }
+  return nullptr;
+}
+
+bool HasEdge(const nlohmann::json& graph, uint64_t reader, uint64_t task) {
+  for (const nlohmann::json& edge : graph["edges"]) {
+    if (edge["reader"] == reader && edge["task"] == task) return true;
+  }
+  return false;
+}
+
+class GraphDaemon : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tree_ = dir_.str() + "/tree";
+    Write(tree_ + "/a.txt", "one\ntwo\n");
+    Write(tree_ + "/sub/b.txt", "three\n");
+    ASSERT_TRUE(daemon_.Start({"--data-dir", dir_.str() + "/data"})) << daemon_.log();
+    cli_ = "--data-dir " + dir_.str() + "/data ";
+    ASSERT_EQ(RunCli(cli_ + "call tree.summary " + tree_).exit_code, 0);
+  }
+
+  nlohmann::json JsonGraph() {
+    CliResult result = RunCli(cli_ + "graph --format json tree.summary " + tree_);
+    EXPECT_EQ(result.exit_code, 0);
+    return nlohmann::json::parse(result.out);
+  }
+
+  TempDir dir_;
+  DaemonProcess daemon_;
+  std::string tree_;
+  std::string cli_;
+};
+
+TEST_F(GraphDaemon, JsonShowsTheConeOfTreeSummary) {
+  const nlohmann::json graph = JsonGraph();
+  const nlohmann::json& root = graph["nodes"][0];
+  EXPECT_EQ(root["function"], "tree.summary");
+  EXPECT_EQ(root["task"], graph["root"]);
+  EXPECT_EQ(root["phase"], "clean");
+  EXPECT_EQ(root["executions"], 1);
+  EXPECT_GT(root["last_execution_micros"].get<uint64_t>(), 0u);
+  EXPECT_EQ(graph["truncated"], false);
+  const std::string q = "\"";
+  const nlohmann::json* top = FindNode(graph, "tree.dir", q + tree_ + q + ", []");
+  const nlohmann::json* sub = FindNode(graph, "tree.dir", q + tree_ + "/sub" + q + ", []");
+  const nlohmann::json* a = FindNode(graph, "tree.file", q + tree_ + "/a.txt" + q);
+  const nlohmann::json* b = FindNode(graph, "tree.file", q + tree_ + "/sub/b.txt" + q);
+  const nlohmann::json* listing = FindNode(graph, "fs.list", q + tree_ + q);
+  ASSERT_TRUE(top && sub && a && b && listing) << graph.dump(1);
+  EXPECT_EQ((*top)["depth"], 1);
+  EXPECT_EQ((*a)["depth"], 2);
+  EXPECT_EQ((*b)["depth"], 3);
+  EXPECT_EQ((*a)["session_dependent"], true);
+  EXPECT_TRUE(HasEdge(graph, root["task"], (*top)["task"]));
+  EXPECT_TRUE(HasEdge(graph, (*top)["task"], (*listing)["task"]));
+  EXPECT_TRUE(HasEdge(graph, (*top)["task"], (*a)["task"]));
+  EXPECT_TRUE(HasEdge(graph, (*top)["task"], (*sub)["task"]));
+  EXPECT_TRUE(HasEdge(graph, (*sub)["task"], (*b)["task"]));
+  EXPECT_FALSE(HasEdge(graph, (*sub)["task"], (*a)["task"]));
+  // Every edge joins two nodes of the graph.
+  std::set<uint64_t> tasks;
+  for (const nlohmann::json& node : graph["nodes"]) tasks.insert(node["task"].get<uint64_t>());
+  for (const nlohmann::json& edge : graph["edges"]) {
+    EXPECT_TRUE(tasks.count(edge["reader"]) && tasks.count(edge["task"])) << edge;
+  }
+
+  // --depth 1: the root and what it read directly.
+  CliResult shallow = RunCli(cli_ + "--json graph --depth 1 tree.summary " + tree_);
+  ASSERT_EQ(shallow.exit_code, 0);
+  const nlohmann::json cut = nlohmann::json::parse(shallow.out);
+  EXPECT_EQ(cut["nodes"].size(), 2u);
+  EXPECT_EQ(cut["truncated"], true);
+}
+
+TEST_F(GraphDaemon, AnEditedFileAndItsReadersShowDirty) {
+  // Edit b.txt (a different size) and wait until the watcher has told the daemon.
+  Write(tree_ + "/sub/b.txt", "three\nfour\n");
+  nlohmann::json graph;
+  for (int i = 0; i < 500; ++i) {
+    graph = JsonGraph();
+    if (graph["nodes"][0]["phase"] == "dirty") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // the watcher's quiet period
+  }
+  const std::string q = "\"";
+  ASSERT_EQ(graph["nodes"][0]["phase"], "dirty") << graph.dump(1);
+  EXPECT_EQ((*FindNode(graph, "tree.file", q + tree_ + "/sub/b.txt" + q))["phase"], "dirty");
+  EXPECT_EQ((*FindNode(graph, "tree.dir", q + tree_ + "/sub" + q + ", []"))["phase"], "dirty");
+  EXPECT_EQ((*FindNode(graph, "tree.file", q + tree_ + "/a.txt" + q))["phase"], "clean");
+  // The graph computed nothing; the next call does.
+  ASSERT_EQ(RunCli(cli_ + "call tree.summary " + tree_).exit_code, 0);
+  EXPECT_EQ(JsonGraph()["nodes"][0]["phase"], "clean");
+}
+
+TEST_F(GraphDaemon, DotAndSvgNameEveryTask) {
+  const nlohmann::json graph = JsonGraph();
+  CliResult dot = RunCli(cli_ + "graph tree.summary " + tree_);
+  ASSERT_EQ(dot.exit_code, 0);
+  EXPECT_EQ(dot.out.rfind("digraph turbine {", 0), 0u) << dot.out;
+  EXPECT_EQ(dot.out.substr(dot.out.size() - 2), "}\n");
+  std::set<std::string> expected_ids;
+  for (const nlohmann::json& node : graph["nodes"]) {
+    const std::string id = "task" + std::to_string(node["task"].get<uint64_t>());
+    expected_ids.insert(id);
+    EXPECT_NE(dot.out.find("[id=\"" + id + "\""), std::string::npos) << id;
+  }
+  for (const nlohmann::json& edge : graph["edges"]) {
+    const std::string arrow = "t" + std::to_string(edge["reader"].get<uint64_t>()) + " -> t" +
+                              std::to_string(edge["task"].get<uint64_t>()) + ";";
+    EXPECT_NE(dot.out.find(arrow), std::string::npos) << arrow;
+  }
+
+  const std::string svg_path = dir_.str() + "/graph.svg";
+  ASSERT_EQ(RunCli(cli_ + "graph --format svg -o " + svg_path + " tree.summary " + tree_).exit_code,
+            0);
+  // Parsed as XML by a real parser: the node groups and their ids and labels.
+  const std::string list_nodes =
+      "python3 -c \"import sys, xml.etree.ElementTree as E; ns='{http://www.w3.org/2000/svg}'; "
+      "root=E.parse(sys.argv[1]).getroot(); assert root.tag==ns+'svg'; "
+      "[print(g.get('id'), ' '.join(t.text for t in g.iter(ns+'text'))) "
+      "for g in root.iter(ns+'g') if g.get('class')=='node']\" " + svg_path;
+  FILE* pipe = ::popen(list_nodes.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string listed;
+  char buffer[4096];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) listed.append(buffer, n);
+  ASSERT_EQ(::pclose(pipe), 0) << "the SVG does not parse";
+  std::set<std::string> ids;
+  std::istringstream lines(listed);
+  for (std::string line; std::getline(lines, line);) ids.insert(line.substr(0, line.find(' ')));
+  EXPECT_EQ(ids, expected_ids) << listed;
+  EXPECT_NE(listed.find("tree.summary"), std::string::npos) << listed;
+  EXPECT_NE(listed.find("tree.file"), std::string::npos) << listed;
+}
+
+TEST_F(GraphDaemon, BadRequestsAreClearErrors) {
+  EXPECT_EQ(RunCli(cli_ + "graph no.such 2>/dev/null").exit_code, 4) << "NOT_FOUND";
+  EXPECT_EQ(RunCli(cli_ + "graph --format png tree.summary x 2>/dev/null").exit_code, 2);
+  EXPECT_EQ(RunCli(cli_ + "graph tree.summary '[1' 2>/dev/null").exit_code, 2);
+}
+
+}  // namespace
+
+namespace {
+
+// The trace of a real daemon, through the CLI: every execution a Chrome "X" slice with its
+// function, task, arguments and reason; a re-execution says which dependency changed.
+TEST_F(GraphDaemon, TraceRecordsSlicesWithReasons) {
+  const std::string trace_path = dir_.str() + "/trace.json";
+  CliResult traced;
+  std::atomic<bool> tracing{true};
+  std::thread tracer([&] {
+    traced = RunCli(cli_ + "trace --seconds 2 -o " + trace_path);
+    tracing = false;
+  });
+  // Add a file and call until the trace ends, each call once the watcher has seen the new
+  // file: whatever the trace's start, the edits during it are in it.
+  int files = 2;
+  while (tracing) {
+    Write(tree_ + "/new" + std::to_string(files) + ".txt", "x\ny\n");
+    ++files;
+    const std::string expected = "\"files\":" + std::to_string(files);
+    for (int i = 0; i < 500; ++i) {
+      if (RunCli(cli_ + "call tree.summary " + tree_).out.find(expected) != std::string::npos) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // the watcher's quiet time
+    }
+  }
+  tracer.join();
+  ASSERT_EQ(traced.exit_code, 0) << traced.out;
+
+  std::ifstream file(trace_path);
+  const nlohmann::json trace = nlohmann::json::parse(file);
+  ASSERT_TRUE(trace.contains("traceEvents"));
+  std::map<std::string, nlohmann::json> by_name;  // the last slice of each name and args
+  std::set<uint64_t> named_tracks;
+  for (const nlohmann::json& event : trace["traceEvents"]) {
+    if (event["ph"] == "M") {
+      named_tracks.insert(event["tid"].get<uint64_t>());
+      continue;
+    }
+    ASSERT_EQ(event["ph"], "X") << event;
+    EXPECT_GE(event["ts"].get<double>(), 0.0);
+    EXPECT_GE(event["dur"].get<double>(), 0.0);
+    by_name[event["name"].get<std::string>() + " " +
+            (event["args"].contains("args") ? event["args"]["args"].get<std::string>() : "")] =
+        event;
+  }
+  const std::string q = "\"";
+  std::string new_file;  // one of the files added during the trace
+  for (int i = 2; i < files && new_file.empty(); ++i) {
+    const std::string name = "tree.file " + q + tree_ + "/new" + std::to_string(i) + ".txt" + q;
+    if (by_name.count(name)) new_file = name;
+  }
+  const std::string top_dir = "tree.dir " + q + tree_ + q + ", []";
+  const std::string summary = "tree.summary " + q + tree_ + q + ", null";
+  ASSERT_FALSE(new_file.empty()) << trace.dump(1);
+  ASSERT_TRUE(by_name.count(top_dir)) << trace.dump(1);
+  ASSERT_TRUE(by_name.count(summary)) << trace.dump(1);
+  EXPECT_EQ(by_name[new_file]["args"]["reason"], "first execution");
+  const std::string dir_reason = by_name[top_dir]["args"]["reason"];
+  EXPECT_EQ(dir_reason.rfind("dependency changed: fs.list(" + q + tree_ + q + ")", 0), 0u)
+      << dir_reason;
+  EXPECT_EQ(by_name[summary]["args"]["reason"].get<std::string>().rfind(
+                "dependency changed: tree.dir(", 0),
+            0u);
+  EXPECT_EQ(by_name[summary]["args"]["task"], JsonGraph()["root"]);
+  // The files that did not change were not executed again.
+  EXPECT_FALSE(by_name.count("tree.file " + q + tree_ + "/a.txt" + q));
+  // Every slice's track is named.
+  for (const auto& [name, event] : by_name) {
+    EXPECT_TRUE(named_tracks.count(event["tid"].get<uint64_t>())) << name;
+  }
+}
+
+}  // namespace

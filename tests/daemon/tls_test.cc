@@ -1,0 +1,243 @@
+// TLS and mutual TLS between the real turbined and the C++ client library and the CLI, over
+// a real TCP socket on loopback, with certificates openssl makes for each test.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../storage/temp_dir.h"
+#include "cli_runner.h"
+#include "daemon_process.h"
+#include "test_certificates.h"
+#include "turbine/client/client.h"
+#include "turbine/client/values.h"
+
+namespace {
+
+using turbine::client::Client;
+using turbine::client::ConnectOptions;
+using turbine::client::Int;
+using turbine::client::TlsOptions;
+using turbine::testing::CliResult;
+using turbine::testing::DaemonProcess;
+using turbine::testing::RunCli;
+using turbine::testing::TempDir;
+using turbine::testing::TestCertificates;
+
+constexpr int kExitUsage = 2;
+constexpr int kExitUnreachable = 3;
+constexpr int kExitRefused = 4;
+
+bool Contains(absl::string_view text, absl::string_view part) {
+  return text.find(part) != absl::string_view::npos;
+}
+
+class TlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(certs_.Make(dir_.path()))
+        << "openssl is needed (scripts/setup installs it); its output is in " << certs_.log;
+  }
+
+  // StartDaemon serves TLS on 127.0.0.1 (a free port) with `extra` flags.
+  void StartDaemon(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--data-dir",  dir_.str() + "/data", "--listen",
+                                     "127.0.0.1:0", "--tls-cert",         certs_.server_cert,
+                                     "--tls-key",   certs_.server_key};
+    args.insert(args.end(), extra.begin(), extra.end());
+    ASSERT_TRUE(daemon_.Start(args)) << daemon_.log();
+    ASSERT_TRUE(daemon_.address().starts_with("127.0.0.1:")) << daemon_.address();
+  }
+
+  std::unique_ptr<Client> Connect(std::optional<TlsOptions> tls, std::string token = "",
+                                  std::string address = "") {
+    ConnectOptions options;
+    options.address = address.empty() ? daemon_.address() : address;
+    options.tls = std::move(tls);
+    options.token = std::move(token);
+    options.deadline = std::chrono::seconds(20);
+    absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(options);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? *std::move(client) : nullptr;
+  }
+
+  // Fib20 calls demo.fib(20) and checks the answer when the call gets through.
+  static absl::Status Fib20(Client& client) {
+    absl::StatusOr<turbine::client::CallResult> result = client.Call("demo.fib", {Int(20)});
+    if (!result.ok()) return result.status();
+    EXPECT_TRUE(result->value.ok() && result->value->int_value() == 6765);
+    return absl::OkStatus();
+  }
+
+  // Cli runs the CLI against the daemon with `flags` (and `env`, "NAME=value ..."), stderr
+  // captured with stdout.
+  CliResult Cli(const std::string& flags, const std::string& env = "") {
+    const std::string prefix = env.empty() ? "" : "env " + env + " ";
+    return RunCli(flags + " --connect " + daemon_.address() + " call demo.fib 20 2>&1", prefix);
+  }
+
+  TempDir dir_;
+  TestCertificates certs_;
+  DaemonProcess daemon_;
+};
+
+TEST_F(TlsTest, TheClientAndTheCliCallOverTls) {
+  StartDaemon();
+  std::unique_ptr<Client> client = Connect(TlsOptions{.ca_file = certs_.ca});
+  ASSERT_NE(client, nullptr);
+  EXPECT_TRUE(Fib20(*client).ok());
+
+  CliResult flag = Cli("--tls-ca " + certs_.ca);
+  EXPECT_EQ(flag.exit_code, 0) << flag.out;
+  EXPECT_EQ(flag.out, "6765\n");
+  CliResult env = Cli("", "TURBINE_TLS_CA=" + certs_.ca);
+  EXPECT_EQ(env.exit_code, 0) << env.out;
+  EXPECT_EQ(env.out, "6765\n");
+
+  // The name checked is the server name given, when one is: the certificate names
+  // localhost and 127.0.0.1, not db.example.
+  EXPECT_TRUE(Fib20(*Connect(TlsOptions{.ca_file = certs_.ca, .server_name = "localhost"})).ok());
+  const absl::Status wrong_name =
+      Fib20(*Connect(TlsOptions{.ca_file = certs_.ca, .server_name = "db.example"}));
+  EXPECT_EQ(wrong_name.code(), absl::StatusCode::kUnavailable) << wrong_name;
+  EXPECT_TRUE(Contains(wrong_name.message(), "TLS handshake")) << wrong_name;
+  CliResult wrong_name_cli = Cli("--tls-ca " + certs_.ca + " --tls-server-name db.example");
+  EXPECT_EQ(wrong_name_cli.exit_code, kExitUnreachable) << wrong_name_cli.out;
+}
+
+TEST_F(TlsTest, ADaemonCertificateFromAnotherCaIsRefused) {
+  StartDaemon();
+  const absl::Status status = Fib20(*Connect(TlsOptions{.ca_file = certs_.other_ca}));
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_TRUE(Contains(status.message(), "TLS handshake with " + daemon_.address() + " failed"))
+      << status;
+  EXPECT_TRUE(Contains(status.message(), "not signed by")) << status;
+
+  CliResult cli = Cli("--tls-ca " + certs_.other_ca);
+  EXPECT_EQ(cli.exit_code, kExitUnreachable) << cli.out;
+  EXPECT_TRUE(Contains(cli.out, "TLS handshake")) << cli.out;
+  EXPECT_TRUE(Contains(cli.out, "--tls-ca")) << cli.out;
+}
+
+TEST_F(TlsTest, PlainTextToATlsListenerFailsSayingTls) {
+  StartDaemon();
+  const absl::Status status = Fib20(*Connect(std::nullopt));
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_TRUE(Contains(status.message(), "TLS")) << status;
+
+  CliResult cli = Cli("");
+  EXPECT_EQ(cli.exit_code, kExitUnreachable) << cli.out;
+  EXPECT_TRUE(Contains(cli.out, "--tls-ca")) << cli.out;
+}
+
+// Settings from the config file, as an operator would deploy mutual TLS.
+TEST_F(TlsTest, MutualTlsRefusesAClientWithoutACertificateAndServesOneWithIt) {
+  const std::string config = dir_.str() + "/turbined.toml";
+  std::ofstream(config) << "tls-client-ca = \"" << certs_.ca << "\"\n";
+  StartDaemon({"--config", config});
+
+  const absl::Status without = Fib20(*Connect(TlsOptions{.ca_file = certs_.ca}));
+  EXPECT_EQ(without.code(), absl::StatusCode::kUnavailable) << without;
+  EXPECT_TRUE(Contains(without.message(), "TLS handshake")) << without;
+  EXPECT_TRUE(Contains(without.message(), "client certificate")) << without;
+
+  const absl::Status untrusted = Fib20(*Connect(TlsOptions{.ca_file = certs_.ca,
+                                                           .cert_file = certs_.other_client_cert,
+                                                           .key_file = certs_.other_client_key}));
+  EXPECT_EQ(untrusted.code(), absl::StatusCode::kUnavailable) << untrusted;
+  EXPECT_TRUE(Contains(untrusted.message(), "client certificate")) << untrusted;
+
+  EXPECT_TRUE(Fib20(*Connect(TlsOptions{.ca_file = certs_.ca,
+                                        .cert_file = certs_.client_cert,
+                                        .key_file = certs_.client_key}))
+                  .ok());
+
+  CliResult no_cert = Cli("--tls-ca " + certs_.ca);
+  EXPECT_EQ(no_cert.exit_code, kExitUnreachable) << no_cert.out;
+  EXPECT_TRUE(Contains(no_cert.out, "--tls-cert")) << no_cert.out;
+  CliResult flags = Cli("--tls-ca " + certs_.ca + " --tls-cert " + certs_.client_cert +
+                        " --tls-key " + certs_.client_key);
+  EXPECT_EQ(flags.exit_code, 0) << flags.out;
+  EXPECT_EQ(flags.out, "6765\n");
+  CliResult env =
+      Cli("", "TURBINE_TLS_CA=" + certs_.ca + " TURBINE_TLS_CERT=" + certs_.client_cert +
+                  " TURBINE_TLS_KEY=" + certs_.client_key);
+  EXPECT_EQ(env.exit_code, 0) << env.out;
+  EXPECT_EQ(env.out, "6765\n");
+}
+
+TEST_F(TlsTest, ADaemonCanRequireBothAClientCertificateAndAToken) {
+  const std::string token_file = dir_.str() + "/token";
+  std::ofstream(token_file) << "s3cret\n";
+  StartDaemon({"--tls-client-ca", certs_.ca, "--auth-token-file", token_file});
+  const TlsOptions with_cert{
+      .ca_file = certs_.ca, .cert_file = certs_.client_cert, .key_file = certs_.client_key};
+
+  EXPECT_EQ(Fib20(*Connect(with_cert)).code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(Fib20(*Connect(TlsOptions{.ca_file = certs_.ca}, "s3cret")).code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(Fib20(*Connect(with_cert, "s3cret")).ok());
+
+  const std::string cert_flags = "--tls-ca " + certs_.ca + " --tls-cert " + certs_.client_cert +
+                                 " --tls-key " + certs_.client_key;
+  EXPECT_EQ(Cli(cert_flags).exit_code, kExitRefused);
+  CliResult both = Cli(cert_flags + " --token-file " + token_file);
+  EXPECT_EQ(both.exit_code, 0) << both.out;
+  EXPECT_EQ(both.out, "6765\n");
+}
+
+TEST_F(TlsTest, TlsFilesThatCannotBeUsedAreNamed) {
+  const std::string missing = dir_.str() + "/missing.pem";
+  const std::string not_pem = dir_.str() + "/server.ext";  // text, but no PEM block
+  const std::string tcp = "127.0.0.1:1";
+  ConnectOptions options{.address = tcp, .tls = TlsOptions{.ca_file = missing}};
+  absl::Status status = Client::Connect(options).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_TRUE(Contains(status.message(), missing)) << status;
+
+  options.tls =
+      TlsOptions{.ca_file = certs_.ca, .cert_file = not_pem, .key_file = certs_.client_key};
+  status = Client::Connect(options).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_TRUE(Contains(status.message(), not_pem)) << status;
+
+  options.tls = TlsOptions{.ca_file = certs_.ca, .cert_file = certs_.client_cert};
+  EXPECT_EQ(Client::Connect(options).status().code(), absl::StatusCode::kInvalidArgument)
+      << "a certificate without its key";
+
+  options = ConnectOptions{.address = "unix:" + dir_.str() + "/turbined.sock",
+                           .tls = TlsOptions{.ca_file = certs_.ca}};
+  status = Client::Connect(options).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_TRUE(Contains(status.message(), "unix")) << status;
+
+  CliResult cli = RunCli("--connect " + tcp + " --tls-ca " + missing + " ping 2>&1");
+  EXPECT_EQ(cli.exit_code, kExitUsage) << cli.out;
+  EXPECT_TRUE(Contains(cli.out, missing)) << cli.out;
+
+  {
+    DaemonProcess daemon;
+    EXPECT_FALSE(daemon.Start({"--data-dir", dir_.str() + "/a", "--listen", "127.0.0.1:0",
+                               "--tls-client-ca", certs_.ca}));
+    EXPECT_EQ(daemon.Reap(), kExitUsage);
+    EXPECT_TRUE(Contains(daemon.log(), "client CA")) << daemon.log();
+  }
+  {
+    DaemonProcess daemon;
+    EXPECT_FALSE(daemon.Start({"--data-dir", dir_.str() + "/b", "--listen", "127.0.0.1:0",
+                               "--tls-cert", certs_.server_cert, "--tls-key", certs_.server_key,
+                               "--tls-client-ca", not_pem}));
+    EXPECT_EQ(daemon.Reap(), kExitUsage);
+    EXPECT_TRUE(Contains(daemon.log(), not_pem)) << daemon.log();
+  }
+  DaemonProcess daemon;
+  EXPECT_FALSE(daemon.Start({"--data-dir", dir_.str() + "/c", "--listen", "127.0.0.1:0",
+                             "--tls-cert", certs_.server_cert, "--tls-key", certs_.server_key,
+                             "--tls-client-ca", missing}));
+  EXPECT_EQ(daemon.Reap(), kExitUsage);
+  EXPECT_TRUE(Contains(daemon.log(), missing)) << daemon.log();
+}
+
+}  // namespace

@@ -1,0 +1,584 @@
+#!/usr/bin/env python3
+"""client_test.py — turbine_client (client/python) against real turbined processes.
+
+Each test class starts its daemons on temporary data dirs and talks to them only through
+the package: calls from each source, pipelined calls with errors among them, inputs,
+watches, the CLI's JSON conventions (checked against the real `turbine` CLI), tokens, TLS
+with certificates openssl makes here, and a daemon that is not there.
+
+Run by ctest (tests/python/CMakeLists.txt), which sets TURBINED, TURBINE_CLI and
+PYTHONPATH (the package in the build tree, and tests/examples for harness.py).
+"""
+import concurrent.futures
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import unittest
+
+try:
+    import grpc
+    import turbine_client
+except ImportError as missing:
+    sys.exit(f"{sys.executable} cannot import {missing.name}: install python3-grpcio and "
+             "python3-protobuf (scripts/setup), build the turbine_python target, and run "
+             "through ctest, which sets PYTHONPATH")
+
+from harness import Daemon
+from turbine_client import Call, Client, FunctionError, Ref, TurbineError, to_json
+from turbine_client import values
+
+TURBINED = os.environ.get("TURBINED", "")
+TURBINE_CLI = os.environ.get("TURBINE_CLI", "")
+TIMEOUT = 60.0  # seconds: a deadline on everything, so a hang fails instead of waiting
+LOG_DIR = tempfile.mkdtemp(prefix="turbine-py-logs-")  # printed if a test fails
+
+
+def fib(n):
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
+
+
+class Turbined:
+    """A turbined on a data dir of its own under `scratch`, with extra `flags`."""
+
+    def __init__(self, scratch, name, *flags):
+        self.data_dir = os.path.join(scratch, name)
+        log = os.path.join(LOG_DIR, name + ".log")
+        self.daemon = Daemon([TURBINED, "--data-dir", self.data_dir, *flags], log,
+                             "turbined ready on ")
+
+    def start(self):
+        self.daemon.start()
+        return self
+
+    def stop(self):
+        self.daemon.expect_clean_exit()
+
+    def kill(self):
+        self.daemon.kill()
+
+    def tcp_address(self):
+        """The HOST:PORT it logged last (started with --listen HOST:0)."""
+        return re.findall(r"turbined ready on (\S+:\d+)", self.daemon.log())[-1]
+
+
+class DaemonTestCase(unittest.TestCase):
+    """A scratch directory per class, removed with everything the class started."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.scratch = tempfile.mkdtemp(prefix="turbine-py-")  # short: sockets have a limit
+        cls.daemons = []
+
+    @classmethod
+    def tearDownClass(cls):
+        for daemon in cls.daemons:
+            daemon.kill()
+        shutil.rmtree(cls.scratch, ignore_errors=True)
+
+    @classmethod
+    def start_daemon(cls, name, *flags):
+        daemon = Turbined(cls.scratch, name, *flags)
+        cls.daemons.append(daemon)
+        return daemon.start()
+
+    def assertFailsWith(self, code, call, *args, **kwargs):
+        """Runs call(*args, **kwargs), expecting a TurbineError with `code`; returns it."""
+        with self.assertRaises(TurbineError) as raised:
+            call(*args, **kwargs)
+        self.assertEqual(raised.exception.code, code, raised.exception)
+        return raised.exception
+
+
+class ValuesTest(unittest.TestCase):
+    """Python values <-> turbine.v1.Value, without a daemon."""
+
+    def round_trip(self, value):
+        return values.from_proto(values.to_proto(value))
+
+    def test_every_kind_comes_back_as_it_was_sent(self):
+        sent = {"none": None, "yes": True, "int": -(1 << 63), "big": (1 << 63) - 1,
+                "float": 2.5, "text": "héllo", "bytes": b"\x00\xff", "list": [1, [2, []]],
+                "map": {"b": 1, "a": {}}, "ref": Ref(12), "cell": Ref("7/File/0")}
+        self.assertEqual(self.round_trip(sent), sent)
+        self.assertEqual(self.round_trip((1, 2)), [1, 2])
+        self.assertTrue(math.isnan(self.round_trip(float("nan"))))
+        wire = values.to_proto({"b": 1, "a": 2})
+        self.assertEqual([e.key for e in wire.map_value.entries], ["a", "b"], "sorted keys")
+
+    def test_the_cli_json_forms_mean_what_they_mean_to_the_cli(self):
+        self.assertEqual(self.round_trip({"$ref": "12"}), Ref(12))
+        self.assertEqual(self.round_trip({"$ref": "12/a/b/3"}), Ref(12, "a/b", 3))
+        self.assertEqual(self.round_trip({"$bytes": "AP8="}), b"\x00\xff")
+        self.assertEqual(self.round_trip({"$map": {"$ref": 1}}), {"$ref": 1})
+        self.assertEqual(self.round_trip({"$ref": "1", "other": 2}), {"$ref": "1", "other": 2})
+        self.assertEqual(to_json([b"\x00\xff", Ref("7/File/0"), {"$ref": 1}, {"$map": {}},
+                                  float("inf"), {"a": 1}]),
+                         [{"$bytes": "AP8="}, {"$ref": "7/File/0"}, {"$map": {"$ref": 1}},
+                          {"$map": {"$map": {}}}, None, {"a": 1}])
+
+    def test_refs_read_and_print_like_the_cli(self):
+        self.assertEqual(str(Ref("12")), "12")
+        self.assertEqual(str(Ref("12/Type/3")), "12/Type/3")
+        self.assertEqual(Ref("12/Type/3"), Ref(12, "Type", 3))
+        for bad in ["", "x", "-1", "1/T", "1//3", "1/T/x", "1/T/-3", "١٢"]:
+            with self.assertRaises(ValueError, msg=bad):
+                Ref(bad)
+
+    def test_a_value_that_cannot_be_sent_is_refused_naming_where(self):
+        cases = [({"a": [1, object()]}, "at /a/1: cannot send a value of type object"),
+                 (1 << 63, "at /: 9223372036854775808 does not fit"),
+                 ({"$ref": 5}, "at /$ref: $ref takes a string"),
+                 ({"$bytes": "!!"}, "at /$bytes: not valid base64"),
+                 ({"$map": [1]}, "at /$map: $map takes an object"),
+                 ({"x/y": {1: 2}}, "at /x~1y: map keys are strings, not int"),
+                 ({"$ref": "1/x"}, 'at /$ref: task reference "1/x" is neither')]
+        for value, message in cases:
+            with self.assertRaises(ValueError, msg=message) as raised:
+                values.to_proto(value)
+            self.assertTrue(str(raised.exception).startswith(message), raised.exception)
+        deep = []
+        for _ in range(values.MAX_NESTING):
+            deep = [deep]
+        with self.assertRaisesRegex(ValueError, "nest deeper than 100 levels"):
+            values.to_proto(deep)
+        loop = []
+        loop.append(loop)
+        with self.assertRaisesRegex(ValueError, "nest deeper than 100 levels"):
+            values.to_proto(loop)
+
+    def test_text_that_is_not_utf8_is_sent_as_its_bytes(self):
+        name = os.fsdecode(b"bad\xff\xfename")  # as os.listdir gives such a name
+        self.assertEqual(values.to_proto(name).bytes_value, b"bad\xff\xfename")
+
+
+class CallTest(DaemonTestCase):
+    """One daemon on its default socket, reached through Client(data_dir=...)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.turbined = cls.start_daemon("calls")
+        cls.client = Client(data_dir=cls.turbined.data_dir, timeout=TIMEOUT)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        super().tearDownClass()
+
+    def test_the_default_address_is_the_data_dirs_socket(self):
+        self.assertEqual(self.client.address,
+                         "unix:" + os.path.abspath(self.turbined.data_dir) + "/turbined.sock")
+        relative = os.path.relpath(self.turbined.data_dir)
+        self.assertEqual(turbine_client.default_address(relative), self.client.address)
+
+    def test_a_call_says_where_its_result_came_from(self):
+        first = self.client.call("demo.busy", 40, 1000)  # a key no other test calls
+        self.assertEqual((first.value, first.source), (40, "executed"))
+        again = self.client.call("demo.busy", 40, 1000)
+        self.assertEqual((again.value, again.source, again.ref), (40, "memory", first.ref))
+        self.assertTrue(again.ok)
+        self.assertIsNone(again.error)
+
+    def test_a_functions_error_raises_function_error_and_is_cached(self):
+        with self.assertRaises(FunctionError) as raised:
+            self.client.call("demo.fib", -1)
+        error = raised.exception
+        self.assertEqual(error.code, grpc.StatusCode.UNKNOWN)
+        self.assertIn("n must be >= 0, got -1", error.message)
+        self.assertEqual(error.source, "executed")
+        with self.assertRaises(FunctionError) as raised:
+            self.client.call("demo.fib", -1)
+        self.assertEqual((raised.exception.source, raised.exception.ref), ("memory", error.ref))
+
+    def test_a_bad_call_raises_the_status_code(self):
+        missing = self.assertFailsWith(grpc.StatusCode.NOT_FOUND, self.client.call, "no.such")
+        self.assertIn("no function named 'no.such'", missing.message)
+        self.assertNotIsInstance(missing, FunctionError)
+        wrong = self.assertFailsWith(grpc.StatusCode.INVALID_ARGUMENT, self.client.call,
+                                     "demo.fib", "x")
+        self.assertIn("argument 1 (n: i64): expected an integer, got a string", wrong.message)
+        self.assertIn("INVALID_ARGUMENT: ", str(wrong))
+        self.assertFailsWith(grpc.StatusCode.INVALID_ARGUMENT, self.client.call, "demo.fib")
+        self.assertFailsWith(grpc.StatusCode.INVALID_ARGUMENT, self.client.call, "Path.parent")
+        self.assertFailsWith(grpc.StatusCode.NOT_FOUND, self.client.call, "demo.fib", 1,
+                             version=99)
+
+    def test_a_value_that_cannot_be_sent_is_refused_before_sending(self):
+        with self.assertRaisesRegex(ValueError, r"demo.fib: argument 1: at /: cannot send"):
+            self.client.call("demo.fib", {1, 2})
+        with self.assertRaisesRegex(ValueError, "a function name is a non-empty str"):
+            self.client.call("")
+        with self.assertRaisesRegex(ValueError, "this is a Ref"):
+            self.client.call("Path.parent", this=1.5)
+
+    def test_methods_take_their_receiver_as_this(self):
+        path = os.path.join(self.scratch, "hello.txt")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("hello\n")
+        made = self.client.call("fs.path", path)
+        asset = self.client.call("Path.asset", this=made.ref).value
+        self.assertIsInstance(asset, Ref)
+        self.assertEqual(asset.cell_type, "File")
+        self.assertEqual(self.client.call("Asset.content", this=asset).value, b"hello\n")
+        self.assertEqual(self.client.call("Asset.content", this=str(asset)).value, b"hello\n")
+        self.assertEqual(self.client.call("Asset.content", this=to_json(asset)).value,
+                         b"hello\n")
+
+    def test_call_many_answers_in_order_with_errors_and_sources(self):
+        self.client.call("demo.fib", 20)
+        results = self.client.call_many([
+            Call("demo.busy", 7, 300_000),  # slow: its reply comes after those below
+            ("demo.fib", 20),
+            ("demo.fib", -2),
+            ("no.such", 1),
+            ("demo.fib", "x"),
+            Call("Path.parent"),  # a method without its receiver
+            ["demo.busy", 8, 0],
+        ])
+        self.assertEqual(len(results), 7)
+        self.assertEqual((results[0].value, results[0].source), (7, "executed"))
+        self.assertEqual((results[1].value, results[1].source), (fib(20), "memory"))
+        self.assertIsInstance(results[2].error, FunctionError)
+        self.assertEqual((results[2].error.code, results[2].source),
+                         (grpc.StatusCode.UNKNOWN, "executed"))
+        self.assertIn("n must be >= 0, got -2", results[2].error.message)
+        with self.assertRaises(FunctionError):
+            results[2].value
+        for refused, code in [(results[3], grpc.StatusCode.NOT_FOUND),
+                              (results[4], grpc.StatusCode.INVALID_ARGUMENT),
+                              (results[5], grpc.StatusCode.INVALID_ARGUMENT)]:
+            self.assertFalse(refused.ok)
+            self.assertNotIsInstance(refused.error, FunctionError)
+            self.assertEqual((refused.error.code, refused.source, refused.ref),
+                             (code, None, None))
+        self.assertEqual((results[6].value, results[6].source), (8, "executed"))
+
+    def test_call_many_pipelines_many_calls(self):
+        results = self.client.call_many([("demo.fib", n % 90) for n in range(3000)])
+        self.assertEqual([r.value for r in results], [fib(n % 90) for n in range(3000)])
+        self.assertEqual(self.client.call_many([]), [])
+        with self.assertRaisesRegex(ValueError, "call 1: a call is a Call or a tuple"):
+            self.client.call_many([("demo.fib", 1), "demo.fib"])
+
+    def test_set_inputs_then_read_them_back(self):
+        inputs = {"price": 12, "name": "widget", "blob": b"\x00\xff",
+                  "nested": {"a": [1, 2.5, None, True], "$ref": {"$map": {}}},
+                  "escaped": {"$map": {"$bytes": "not base64 here"}}}
+        self.assertEqual(self.client.set_inputs(inputs), 5)
+        expected = dict(inputs, escaped={"$bytes": "not base64 here"}, nested={
+            "a": [1, 2.5, None, True], "$ref": {}})
+        for key, value in expected.items():
+            self.assertEqual(self.client.call("input.get", key).value, value, key)
+        self.assertEqual(self.client.set_inputs({"price": 12, "name": "gadget"}), 1)
+        self.assertEqual(self.client.call("input.get", "name").value, "gadget")
+        self.assertEqual(self.client.set_inputs({}), 0)
+        with self.assertRaisesRegex(ValueError, "an input key is a non-empty str"):
+            self.client.set_inputs({"": 1})
+        with self.assertRaisesRegex(ValueError, "input 'k': at /0: cannot send"):
+            self.client.set_inputs({"k": [object()]})
+
+    def test_a_watch_sees_an_input_change(self):
+        self.client.set_inputs({"watched": 1})
+        with self.client.watch("input.get", "watched", timeout=TIMEOUT) as watch:
+            self.assertEqual(next(watch).value, 1)
+            self.client.set_inputs({"watched": 1})  # equal: nothing to see
+            self.client.set_inputs({"watched": {"now": "a map"}})
+            self.assertEqual(next(watch).value, {"now": "a map"})
+            self.client.set_inputs({"watched": 3})
+            changed = next(watch)
+            self.assertEqual((changed.value, changed.source), (3, "executed"))
+        self.assertEqual(list(watch), [], "a cancelled watch stops")
+
+    def test_a_watch_goes_on_after_an_error_result(self):
+        with self.client.watch("input.get", "set-later", timeout=TIMEOUT) as watch:
+            unset = next(watch)
+            self.assertIsInstance(unset.error, FunctionError)
+            self.assertIn("set-later", unset.error.message)
+            self.client.set_inputs({"set-later": "now"})
+            self.assertEqual(next(watch).value, "now")
+
+    def test_a_watch_of_a_bad_call_raises_when_iterated(self):
+        watch = self.client.watch("no.such", timeout=TIMEOUT)
+        self.assertFailsWith(grpc.StatusCode.NOT_FOUND, next, watch)
+
+    def test_values_read_back_print_as_the_cli_prints_them(self):
+        value = {"bytes": b"\x00\xff", "ref": Ref("3/File/0"), "only": {"$ref": 1},
+                 "list": [1, -2.5, None, False, "text"]}
+        self.client.set_inputs({"shown": dict(value, only={"$map": {"$ref": 1}})})
+        result = self.client.call("input.get", "shown")
+        printed = self.cli_json("call", "input.get", "shown")
+        self.assertEqual(printed["value"], to_json(result.value))
+        self.assertEqual(printed["ref"], {"$ref": str(result.ref)})
+        # And what the CLI prints goes back in as the same value.
+        self.client.set_inputs({"copied": printed["value"]})
+        self.assertEqual(self.client.call("input.get", "copied").value, value)
+
+    def test_functions_lists_what_the_daemon_serves(self):
+        by_name = {f.name: f for f in self.client.functions()}
+        self.assertEqual([(p.name, p.type) for p in by_name["demo.fib"].params], [("n", "i64")])
+        self.assertEqual(by_name["Path.parent"].receiver_type, "Path")
+
+    def cli_json(self, *args):
+        command = [TURBINE_CLI, "--connect", self.client.address, "--json", *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        return json.loads(done.stdout)
+
+
+class RestartTest(DaemonTestCase):
+    def test_after_a_restart_results_come_from_disk(self):
+        turbined = self.start_daemon("restart")
+        with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
+            first = client.call("demo.fib", 30)
+            self.assertEqual(first.source, "executed")
+            turbined.stop()  # flushes the cache
+            turbined.start()
+            restored = client.call("demo.fib", 30)  # the same Client reconnects
+            self.assertEqual((restored.value, restored.source, restored.ref),
+                             (fib(30), "disk", first.ref))
+            self.assertEqual(client.call("demo.fib", 30).source, "memory")
+
+
+    def test_wait_for_ready_waits_for_the_daemon(self):
+        turbined = Turbined(self.scratch, "late")  # not started yet
+        self.daemons.append(turbined)
+        with Client(data_dir=turbined.data_dir, wait_for_ready=True, timeout=TIMEOUT) as client:
+            # Failing fast would be UNAVAILABLE: this one waited for its whole deadline.
+            self.assertFailsWith(grpc.StatusCode.DEADLINE_EXCEEDED, client.call, "demo.fib", 3,
+                                 timeout=0.2)
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                waiting = pool.submit(client.call, "demo.fib", 3)
+                turbined.start()
+                self.assertEqual(waiting.result(timeout=TIMEOUT).value, 2)
+
+
+class AddressTest(DaemonTestCase):
+    def test_unix_paths_and_tcp_addresses(self):
+        sock = os.path.join(self.scratch, "t.sock")
+        turbined = self.start_daemon("addresses", "--listen", f"unix:{sock}",
+                                     "--listen", "127.0.0.1:0")
+        for address in [f"unix:{sock}", turbined.tcp_address()]:
+            with Client(address, timeout=TIMEOUT) as client:
+                self.assertEqual(client.call("demo.fib", 12).value, 144, address)
+
+
+class UnavailableTest(DaemonTestCase):
+    def test_no_daemon_at_a_socket_is_unavailable(self):
+        missing = os.path.join(self.scratch, "nobody", "turbined.sock")
+        with Client(f"unix:{missing}", timeout=TIMEOUT) as client:
+            error = self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, client.call, "demo.fib", 1)
+            self.assertIn(missing, error.message)
+            self.assertIn("No such file or directory", error.message)
+            self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, client.call_many,
+                                 [("demo.fib", 1)])
+            self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, client.set_inputs, {"a": 1})
+            self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, next,
+                                 client.watch("input.get", "a", timeout=TIMEOUT))
+            self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, client.functions)
+
+    def test_no_daemon_at_a_port_is_unavailable(self):
+        with socket.socket() as probe:  # a port nothing listens on once this closes
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        with Client(f"127.0.0.1:{port}", timeout=TIMEOUT) as client:
+            error = self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, client.call, "demo.fib", 1)
+            self.assertIn("Connection refused", error.message)
+
+    def test_a_daemon_that_stopped_is_unavailable(self):
+        turbined = self.start_daemon("stops")
+        with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
+            self.assertEqual(client.call("demo.fib", 5).value, 5)
+            turbined.stop()
+            self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, client.call, "demo.fib", 5)
+
+
+class TokenTest(DaemonTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        token_file = os.path.join(cls.scratch, "token.txt")
+        with open(token_file, "w", encoding="utf-8") as f:
+            f.write("s3cret-token\n")
+        os.chmod(token_file, 0o600)
+        cls.turbined = cls.start_daemon("token", "--auth-token-file", token_file)
+
+    def client(self, token):
+        client = Client(data_dir=self.turbined.data_dir, token=token, timeout=TIMEOUT)
+        self.addCleanup(client.close)
+        return client
+
+    def test_the_token_is_required(self):
+        for token in [None, "wrong-token"]:
+            client = self.client(token)
+            error = self.assertFailsWith(grpc.StatusCode.UNAUTHENTICATED, client.call,
+                                         "demo.fib", 1)
+            self.assertIn("token", error.message)
+            self.assertFailsWith(grpc.StatusCode.UNAUTHENTICATED, client.call_many,
+                                 [("demo.fib", 1)])
+            self.assertFailsWith(grpc.StatusCode.UNAUTHENTICATED, client.set_inputs, {"a": 1})
+            self.assertFailsWith(grpc.StatusCode.UNAUTHENTICATED, next,
+                                 client.watch("demo.fib", 1, timeout=TIMEOUT))
+            self.assertFailsWith(grpc.StatusCode.UNAUTHENTICATED, client.functions)
+
+    def test_the_right_token_is_served(self):
+        client = self.client("s3cret-token")
+        self.assertEqual(client.call("demo.fib", 10).value, 55)
+        self.assertEqual([r.value for r in client.call_many([("demo.fib", 11)])], [89])
+        self.assertEqual(client.set_inputs({"a": 1}), 1)
+        self.assertEqual(next(client.watch("input.get", "a", timeout=TIMEOUT)).value, 1)
+
+    def test_a_token_that_cannot_be_a_header_is_refused(self):
+        for token in ["", "two\nlines", "naïve", 12]:
+            with self.assertRaisesRegex(ValueError, "a token is a non-empty str", msg=token):
+                Client(data_dir=self.turbined.data_dir, token=token)
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=TIMEOUT)
+
+
+class Certificates:
+    """A throwaway CA and certificates it signs, made with the openssl CLI."""
+
+    def __init__(self, directory, name):
+        self.directory = directory
+        self.ca = self.path(f"{name}-ca.pem")
+        self.ca_key = self.path(f"{name}-ca.key")
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                "-subj", f"/CN={name} test CA", "-keyout", self.ca_key, "-out", self.ca)
+
+    def path(self, name):
+        return os.path.join(self.directory, name)
+
+    def issue(self, name, *extensions):
+        """Returns (cert, key) files of a certificate for `name` signed by this CA."""
+        key, request, cert = (self.path(f"{name}.{ext}") for ext in ("key", "csr", "pem"))
+        extfile = self.path(f"{name}.ext")
+        with open(extfile, "w", encoding="utf-8") as f:
+            f.write("\n".join(extensions) + "\n")
+        openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                "-keyout", key, "-out", request)
+        openssl("x509", "-req", "-in", request, "-CA", self.ca, "-CAkey", self.ca_key,
+                "-CAcreateserial", "-days", "2", "-out", cert, "-extfile", extfile)
+        return cert, key
+
+
+class TlsTest(DaemonTestCase):
+    """A daemon on loopback TCP with a certificate for the name turbine.test only, so that
+    reaching it at 127.0.0.1 needs server_name."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.certs = Certificates(cls.scratch, "good")
+        cls.other_certs = Certificates(cls.scratch, "other")
+        cert, key = cls.certs.issue("server", "subjectAltName=DNS:turbine.test",
+                                    "extendedKeyUsage=serverAuth")
+        cls.turbined = cls.start_daemon("tls", "--listen", "127.0.0.1:0",
+                                        "--tls-cert", cert, "--tls-key", key)
+        cls.address = cls.turbined.tcp_address()
+
+    def client(self, **options):
+        client = Client(self.address, timeout=TIMEOUT, **options)
+        self.addCleanup(client.close)
+        return client
+
+    def test_tls_with_the_daemons_ca(self):
+        client = self.client(tls_ca=self.certs.ca, server_name="turbine.test")
+        self.assertEqual(client.call("demo.fib", 13).value, 233)
+        self.assertEqual([r.value for r in client.call_many([("demo.fib", 14)] * 3)],
+                         [377] * 3)
+        self.assertEqual(client.set_inputs({"over": "tls"}), 1)
+        with client.watch("input.get", "over", timeout=TIMEOUT) as watch:
+            self.assertEqual(next(watch).value, "tls")
+        pem = read_bytes(self.certs.ca)  # PEM bytes work as well as a path
+        self.assertEqual(self.client(tls_ca=pem, server_name="turbine.test")
+                         .call("demo.fib", 13).value, 233)
+
+    def test_a_certificate_from_another_ca_is_refused(self):
+        client = self.client(tls_ca=self.other_certs.ca, server_name="turbine.test")
+        error = self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, client.call, "demo.fib", 1)
+        self.assertIn("certificate verify failed", error.message)
+
+    def test_the_certificate_must_name_the_server(self):
+        for options in [{}, {"server_name": "elsewhere.test"}]:
+            client = self.client(tls_ca=self.certs.ca, **options)
+            self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, client.call, "demo.fib", 1)
+
+    def test_plain_text_to_the_tls_port_fails(self):
+        self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, self.client().call, "demo.fib", 1)
+
+    def test_tls_options_are_checked_before_connecting(self):
+        cases = [(dict(address="unix:/tmp/x.sock", tls_ca=self.certs.ca), "TLS is for TCP"),
+                 (dict(tls_cert=self.certs.ca), "needs both tls_cert and tls_key"),
+                 (dict(tls_key=self.certs.ca_key), "needs both tls_cert and tls_key"),
+                 (dict(tls=False, server_name="a"), "which tls=False turns off")]
+        for options, message in cases:
+            options.setdefault("address", self.address)
+            with self.assertRaisesRegex(ValueError, message, msg=options):
+                Client(**options)
+        with self.assertRaises(FileNotFoundError):
+            Client(self.address, tls_ca=os.path.join(self.scratch, "missing.pem"))
+
+
+class MutualTlsTest(DaemonTestCase):
+    """A daemon that requires a client certificate from the test CA (--tls-client-ca)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.certs = Certificates(cls.scratch, "mtls")
+        cls.stranger = Certificates(cls.scratch, "stranger")
+        server_cert, server_key = cls.certs.issue("server", "subjectAltName=DNS:turbine.test",
+                                                  "extendedKeyUsage=serverAuth")
+        cls.client_cert = cls.certs.issue("client-a", "extendedKeyUsage=clientAuth")
+        cls.stranger_cert = cls.stranger.issue("client-b", "extendedKeyUsage=clientAuth")
+        cls.turbined = cls.start_daemon("mtls", "--listen", "127.0.0.1:0",
+                                        "--tls-cert", server_cert, "--tls-key", server_key,
+                                        "--tls-client-ca", cls.certs.ca)
+        cls.address = cls.turbined.tcp_address()
+
+    def call(self, cert=None):
+        cert, key = cert or (None, None)
+        with Client(self.address, tls_ca=self.certs.ca, tls_cert=cert, tls_key=key,
+                    server_name="turbine.test", timeout=TIMEOUT) as client:
+            return client.call("demo.fib", 12).value
+
+    def test_the_client_certificate_is_accepted(self):
+        self.assertEqual(self.call(self.client_cert), 144)
+
+    def test_without_an_accepted_certificate_the_handshake_fails(self):
+        for cert in [None, self.stranger_cert]:
+            self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, self.call, cert)
+
+
+def main():
+    if not TURBINED or not TURBINE_CLI:
+        sys.exit("client_test.py: set TURBINED and TURBINE_CLI (ctest does)")
+    try:
+        program = unittest.main(exit=False, verbosity=2)
+        if not program.result.wasSuccessful():
+            for name in sorted(os.listdir(LOG_DIR)):
+                with open(os.path.join(LOG_DIR, name), encoding="utf-8", errors="replace") as f:
+                    print(f"--- {name}\n{f.read()}", file=sys.stderr)
+            sys.exit(1)
+    finally:
+        shutil.rmtree(LOG_DIR, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
