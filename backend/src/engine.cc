@@ -271,9 +271,8 @@ absl::Status EngineImpl::Flush(bool sweep_uses) {
       TraceEvent event;
       event.kind = TraceEvent::Kind::kSnapshot;
       event.reason = std::to_string(records.size()) + " tasks written";
-      event.start_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                              start.time_since_epoch())
-                              .count();
+      event.start_nanos =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count();
       event.duration_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                  std::chrono::steady_clock::now() - start)
                                  .count();

@@ -12,6 +12,7 @@
 #include <absl/container/flat_hash_map.h>
 
 #include <algorithm>
+#include <array>
 #include <queue>
 #include <thread>
 
@@ -76,7 +77,8 @@ void Link(Graph& graph) {
   std::vector<uint32_t> referrer_count(n + 1, 0);
   for (size_t i = 0; i < n; ++i) {
     graph.out_begin[i] = static_cast<uint32_t>(graph.out.size());
-    const uint32_t end = i + 1 < n ? graph.raw_begin[i + 1] : static_cast<uint32_t>(graph.raw.size());
+    const uint32_t end =
+        i + 1 < n ? graph.raw_begin[i + 1] : static_cast<uint32_t>(graph.raw.size());
     for (uint32_t e = graph.raw_begin[i]; e < end; ++e) {
       const bool ref = (graph.raw[e] & kRawRefBit) != 0;
       auto found = graph.index.find(graph.raw[e] & ~kRawRefBit);
@@ -93,12 +95,16 @@ void Link(Graph& graph) {
   graph.raw.clear();
   graph.raw.shrink_to_fit();
   graph.referrers_begin.assign(n + 1, 0);
-  for (size_t i = 0; i < n; ++i) graph.referrers_begin[i + 1] = graph.referrers_begin[i] + referrer_count[i];
+  for (size_t i = 0; i < n; ++i) {
+    graph.referrers_begin[i + 1] = graph.referrers_begin[i] + referrer_count[i];
+  }
   graph.referrers.resize(graph.referrers_begin[n]);
   std::vector<uint32_t> fill(graph.referrers_begin.begin(), graph.referrers_begin.end() - 1);
   for (size_t i = 0; i < n; ++i) {
     for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
-      if (graph.out[e] & kRefBit) graph.referrers[fill[graph.out[e] & ~kRefBit]++] = static_cast<uint32_t>(i);
+      if (graph.out[e] & kRefBit) {
+        graph.referrers[fill[graph.out[e] & ~kRefBit]++] = static_cast<uint32_t>(i);
+      }
     }
   }
 }
@@ -197,8 +203,8 @@ void Decide(Graph& graph, const GcOptions& options, uint16_t today, uint64_t byt
   if (options.disk_limit == 0 || bytes_on_disk <= options.disk_limit) return;
   // Least recently used first (the older task of a day first) until under the limit, by
   // an estimate: records shrink on disk by what the store as a whole shrinks by.
-  const double ratio =
-      graph.raw_bytes == 0 ? 1.0
+  const double ratio = graph.raw_bytes == 0
+                           ? 1.0
                            : std::min(1.0, static_cast<double>(bytes_on_disk) /
                                                static_cast<double>(graph.raw_bytes));
   double estimate = static_cast<double>(bytes_on_disk);
@@ -242,21 +248,22 @@ void Keep(Graph& graph, const std::vector<TaskId>& written) {
 
 // Count adds the pass's verdicts to `report`, and the kept tasks' ages to `by_age`.
 void Count(const Graph& graph, uint16_t today, GcReport* report, std::array<uint64_t, 4>* by_age) {
+  // The report's count of each reason, in the order of Reason.
+  constexpr uint64_t GcReport::*kByReason[] = {nullptr,
+                                               &GcReport::unusable,
+                                               &GcReport::superseded,
+                                               &GcReport::expired,
+                                               &GcReport::requested,
+                                               &GcReport::over_limit,
+                                               &GcReport::dependent};
   by_age->fill(0);
   for (const Node& node : graph.nodes) {
-    switch (node.reason) {
-      case Reason::kLive: {
-        const int age = today - node.effective;
-        ++(*by_age)[age <= 0 ? 0 : age <= 7 ? 1 : age <= 30 ? 2 : 3];
-        continue;
-      }
-      case Reason::kUnusable: ++report->unusable; break;
-      case Reason::kSuperseded: ++report->superseded; break;
-      case Reason::kExpired: ++report->expired; break;
-      case Reason::kRequested: ++report->requested; break;
-      case Reason::kOverLimit: ++report->over_limit; break;
-      case Reason::kDependent: ++report->dependent; break;
+    if (node.reason == Reason::kLive) {
+      const int age = today - node.effective;
+      ++(*by_age)[age <= 0 ? 0 : age <= 7 ? 1 : age <= 30 ? 2 : 3];
+      continue;
     }
+    ++(report->*kByReason[static_cast<int>(node.reason)]);
     ++report->removed_tasks;
     report->removed.push_back(node.id);
   }
@@ -360,7 +367,8 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
     // Reclaiming compacts the whole store (deletions are spread over all of it), so a
     // background pass leaves a small harvest to RocksDB's own compactions.
     uint64_t removed_bytes = 0;
-    for (const Node& node : graph.nodes) removed_bytes += node.reason != Reason::kLive ? node.bytes : 0;
+    for (const Node& node : graph.nodes)
+      removed_bytes += node.reason != Reason::kLive ? node.bytes : 0;
     const bool worth_it = !background || removed_bytes >= graph.raw_bytes / 10 ||
                           (options.disk_limit > 0 && *bytes > options.disk_limit);
     if (report.removed_tasks > removed_before && worth_it && !GcStopping(options)) {
@@ -505,8 +513,8 @@ void EngineImpl::GcLoop() {
       next_pass = Clock::now() + interval;
       if (report.status().code() == absl::StatusCode::kUnimplemented) {
         // A backing store without garbage collection: nothing to do in the background.
-        Log(LogLevel::kInfo, "no background garbage collection: " +
-                                 std::string(report.status().message()));
+        Log(LogLevel::kInfo,
+            "no background garbage collection: " + std::string(report.status().message()));
         return;
       }
       if (!report.ok()) {
@@ -517,8 +525,8 @@ void EngineImpl::GcLoop() {
       } else {
         if (report->removed_tasks > 0) {
           Log(LogLevel::kInfo, "garbage collection removed " +
-                                   std::to_string(report->removed_tasks) + " tasks: " +
-                                   std::to_string(report->bytes_before) + " -> " +
+                                   std::to_string(report->removed_tasks) +
+                                   " tasks: " + std::to_string(report->bytes_before) + " -> " +
                                    std::to_string(report->bytes_after) + " bytes on disk");
         }
         // Still over the limit (the inputs alone, say): not again before the next pass.

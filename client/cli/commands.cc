@@ -256,8 +256,10 @@ ExitCode RunGc(const Session& session) {
   std::cout << "removed " << gc->removed_tasks() << (gc->removed_tasks() == 1 ? " task" : " tasks")
             << " of " << gc->scanned_tasks();
   const std::pair<const char*, uint64_t> reasons[] = {
-      {"superseded", gc->superseded()}, {"not used within the retention", gc->expired()},
-      {"over the disk limit", gc->over_limit()}, {"referring to those", gc->dependent()},
+      {"superseded", gc->superseded()},
+      {"not used within the retention", gc->expired()},
+      {"over the disk limit", gc->over_limit()},
+      {"referring to those", gc->dependent()},
       {"unusable by this build", gc->unusable()}};
   const char* separator = " (";
   for (const auto& [why, count] : reasons) {

@@ -190,8 +190,8 @@ absl::StatusOr<uint64_t> Client::Flush() {
 
 absl::StatusOr<v1::CollectGarbageReply> Client::CollectGarbage() {
   return Unary<v1::CollectGarbageReply>(
-      *connection_, [](const detail::Link& link, grpc::ClientContext* context,
-                       v1::CollectGarbageReply* reply) {
+      *connection_,
+      [](const detail::Link& link, grpc::ClientContext* context, v1::CollectGarbageReply* reply) {
         return link.turbine->CollectGarbage(context, v1::CollectGarbageRequest(), reply);
       });
 }

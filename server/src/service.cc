@@ -1,13 +1,12 @@
 // service.cc — the unary RPCs and the shared call path (service.h).
 #include "service.h"
 
+#include <grpcpp/alarm.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstring>
 #include <thread>
-
-#include <grpcpp/alarm.h>
 
 #include "chrome_trace.h"
 #include "turbine/server/wire_value.h"

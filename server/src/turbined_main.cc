@@ -27,10 +27,11 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <optional>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "turbine/server/server.h"
@@ -53,27 +54,23 @@ bool ReadToken(const std::string& path, std::string* token) {
   *token = begin == std::string::npos ? "" : text.substr(begin, end - begin + 1);
   return !token->empty();
 }
-// ParseSize reads a size: plain bytes, or a number with K, M, G or T (powers of 1024, an
-// optional "B" or "iB" after it): "512M", "2G", "1048576".
+
+// ParseSize reads a size: plain bytes, or a number with K, M, G or T (powers of 1024; "B"
+// or "iB" may follow): "512M", "2G", "1048576".
 std::optional<uint64_t> ParseSize(std::string text) {
-  for (const char* suffix : {"iB", "B"}) {
-    const size_t length = std::strlen(suffix);
-    if (text.size() > length && text.compare(text.size() - length, length, suffix) == 0 &&
-        !std::isdigit(static_cast<unsigned char>(text[text.size() - length - 1]))) {
-      text.resize(text.size() - length);
-      break;
-    }
+  if (text.ends_with("iB")) {
+    text.resize(text.size() - 2);
+  } else if (text.ends_with("B")) {
+    text.pop_back();
   }
   int shift = 0;
   if (!text.empty()) {
-    switch (std::toupper(static_cast<unsigned char>(text.back()))) {
-      case 'K': shift = 10; break;
-      case 'M': shift = 20; break;
-      case 'G': shift = 30; break;
-      case 'T': shift = 40; break;
-      default: break;
+    const size_t unit = std::string_view("KMGT").find(
+        static_cast<char>(std::toupper(static_cast<unsigned char>(text.back()))));
+    if (unit != std::string_view::npos) {
+      shift = 10 * static_cast<int>(unit + 1);
+      text.pop_back();
     }
-    if (shift != 0) text.pop_back();
   }
   uint64_t number = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), number);
@@ -86,19 +83,17 @@ std::optional<uint64_t> ParseSize(std::string text) {
 
 // ParseDuration reads a duration: plain seconds, or a number with s, m, h or d: "30d".
 std::optional<std::chrono::seconds> ParseDuration(std::string text) {
+  struct Unit {
+    char suffix;
+    int64_t seconds;
+  };
+  constexpr Unit kUnits[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
   int64_t unit = 1;
-  if (!text.empty()) {
-    switch (text.back()) {
-      case 's': unit = 1; break;
-      case 'm': unit = 60; break;
-      case 'h': unit = 3600; break;
-      case 'd': unit = 86400; break;
-      default: unit = 0; break;
-    }
-    if (unit != 0) {
+  for (const Unit& candidate : kUnits) {
+    if (!text.empty() && text.back() == candidate.suffix) {
+      unit = candidate.seconds;
       text.pop_back();
-    } else {
-      unit = 1;
+      break;
     }
   }
   int64_t number = 0;
@@ -194,8 +189,9 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       "SIZE");
   const CLI::Validator duration(
       [](std::string& text) {
-        return ParseDuration(text) ? std::string()
-                                   : "'" + text + "' is not a duration: 30d, 12h, 45m, 90s or seconds";
+        return ParseDuration(text)
+                   ? std::string()
+                   : "'" + text + "' is not a duration: 30d, 12h, 45m, 90s or seconds";
       },
       "DURATION");
   std::string retention = "30d";

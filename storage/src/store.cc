@@ -12,7 +12,6 @@
 #include <rocksdb/utilities/table_properties_collectors.h>
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
-
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 

@@ -37,8 +37,8 @@ using turbine::testing::RunCli;
 using turbine::testing::TempDir;
 
 std::unique_ptr<Client> ConnectTo(const DaemonProcess& daemon) {
-  auto client = Client::Connect(ConnectOptions{.address = daemon.address(),
-                                               .deadline = std::chrono::seconds(120)});
+  auto client = Client::Connect(
+      ConnectOptions{.address = daemon.address(), .deadline = std::chrono::seconds(120)});
   EXPECT_TRUE(client.ok()) << client.status();
   return client.ok() ? std::move(*client) : nullptr;
 }
@@ -77,7 +77,8 @@ int StoredTasksOf(const std::string& db, const std::string& function) {
   int count = 0;
   for (size_t i = 0; i < names.size(); ++i) {
     if (names[i] != "tasks") continue;
-    std::unique_ptr<rocksdb::Iterator> it(database->NewIterator(rocksdb::ReadOptions(), handles[i]));
+    std::unique_ptr<rocksdb::Iterator> it(
+        database->NewIterator(rocksdb::ReadOptions(), handles[i]));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       count += it->key().ToString().find(function) != std::string::npos ? 1 : 0;
     }
@@ -221,7 +222,8 @@ TEST(GarbageCollectionDaemon, StoppedDuringAPassItKeepsAcknowledgedInputsAndAnsw
     ASSERT_TRUE(during.ok() && during->value.ok());
     EXPECT_EQ(during->value->int_value(), acknowledged - 1);
     for (int k = 0; k < 20000; k += 997) {
-      absl::StatusOr<turbine::client::CallResult> busy = client->Call("demo.busy", {Int(k), Int(0)});
+      absl::StatusOr<turbine::client::CallResult> busy =
+          client->Call("demo.busy", {Int(k), Int(0)});
       ASSERT_TRUE(busy.ok() && busy->value.ok()) << "round " << round;
       EXPECT_EQ(busy->value->int_value(), k);
     }
@@ -270,9 +272,10 @@ TEST(GarbageCollectionDaemon, SizesAndDurationsAreCheckedAtStart) {
     ASSERT_TRUE(daemon.Start(args)) << daemon.log();
     EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
   }
-  for (const std::vector<std::string>& bad :
-       {std::vector<std::string>{"--disk-limit", "12X"}, std::vector<std::string>{"--disk-limit", "-1"},
-        std::vector<std::string>{"--retention", "3w"}, std::vector<std::string>{"--gc-interval", "h"}}) {
+  for (const std::vector<std::string>& bad : {std::vector<std::string>{"--disk-limit", "12X"},
+                                              std::vector<std::string>{"--disk-limit", "-1"},
+                                              std::vector<std::string>{"--retention", "3w"},
+                                              std::vector<std::string>{"--gc-interval", "h"}}) {
     DaemonProcess daemon;
     std::vector<std::string> args = {"--data-dir", dir.str()};
     args.insert(args.end(), bad.begin(), bad.end());

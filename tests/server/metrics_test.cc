@@ -128,8 +128,8 @@ TEST(Metrics, InputBatchesAndFunctionErrorsAreCounted) {
 TEST(Metrics, GarbageCollectionPassesShowWithWhatTheyRemovedAndTheStoreByLastUse) {
   TempDir dir;
   ServerOptions options = WithMetrics();
-  options.gc.interval = {};       // only CollectGarbage
-  options.gc.disk_limit = 1;      // everything but inputs is garbage
+  options.gc.interval = {};   // only CollectGarbage
+  options.gc.disk_limit = 1;  // everything but inputs is garbage
   LiveServer live(dir.str(), options);
   ASSERT_TRUE(live.status.ok()) << live.status;
   std::string page = Scrape(live);

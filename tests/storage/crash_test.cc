@@ -8,9 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <thread>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "persisted_engine.h"
 #include "temp_dir.h"

@@ -11,8 +11,8 @@
 #include <map>
 #include <mutex>
 #include <set>
-#include <thread>
 #include <string>
+#include <thread>
 
 #include "persisted_engine.h"
 #include "temp_dir.h"
@@ -127,8 +127,8 @@ TEST(GarbageCollection, AMissingDependencyIsAChange) {
   const int sums = Executions("sum");
   const int leaves = Executions("leaf");
   EXPECT_EQ(*d.engine.Read(sum(1)), 203);
-  EXPECT_EQ(Executions("sum"), sums + 1);      // its dependency is gone: it re-executed
-  EXPECT_EQ(Executions("leaf"), leaves + 1);   // Leaf(1) again; Leaf(2) verified from disk
+  EXPECT_EQ(Executions("sum"), sums + 1);     // its dependency is gone: it re-executed
+  EXPECT_EQ(Executions("leaf"), leaves + 1);  // Leaf(1) again; Leaf(2) verified from disk
   EXPECT_EQ(*d.engine.Read(sum(1)), 203);
   ASSERT_TRUE(d.engine.SetInput("base", int64_t{0}).ok());
   EXPECT_EQ(*d.engine.Read(sum(1)), 3);  // and the new Leaf(1) is linked as before
@@ -305,7 +305,8 @@ TEST(GarbageCollection, SupersededVersionsAreRemovedAndTheirSpaceFreed) {
   Daemon d(dir.str(), std::chrono::milliseconds(0));
   for (int64_t version = 1; version <= 15; ++version) {
     ASSERT_TRUE(d.engine.SetInput("version:doc", version).ok());
-    ASSERT_EQ(*d.engine.Read(length("doc")), 4096 + static_cast<int64_t>(std::to_string(version).size()));
+    ASSERT_EQ(*d.engine.Read(length("doc")),
+              4096 + static_cast<int64_t>(std::to_string(version).size()));
     ASSERT_TRUE(d.engine.Flush().ok());
   }
   GcReport report = Collect(d.engine, GcOptions{});
@@ -351,10 +352,10 @@ TEST(GarbageCollection, TasksNotUsedWithinTheRetentionExpireWithWhatOnlyTheyUsed
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_EQ(report->expired, 2u);
   EXPECT_EQ(report->removed_tasks, 2u);
-  EXPECT_TRUE(Removed(*report, old_sum));     // last used 35 days ago
-  EXPECT_TRUE(Removed(*report, old_leaf));    // read only by it
-  EXPECT_FALSE(Removed(*report, recent_sum));   // used 15 days ago
-  EXPECT_FALSE(Removed(*report, shared_leaf));  // read by both: in use through Sum(11)
+  EXPECT_TRUE(Removed(*report, old_sum));                // last used 35 days ago
+  EXPECT_TRUE(Removed(*report, old_leaf));               // read only by it
+  EXPECT_FALSE(Removed(*report, recent_sum));            // used 15 days ago
+  EXPECT_FALSE(Removed(*report, shared_leaf));           // read by both: in use through Sum(11)
   EXPECT_EQ(d.engine.Stats().tasks_by_last_use[2], 4u);  // Sum(11), its leaves, and "base"
   const int sums = Executions("sum");
   EXPECT_EQ(*d.engine.Read(sum(11)), 23);
@@ -411,16 +412,18 @@ TEST(GarbageCollection, TasksOfFunctionsThisBuildDoesNotHaveAreRemoved) {
     identity += name;
     const uint32_t version = 2;
     identity.append(reinterpret_cast<const char*>(&version), 4);
-    put_u64(0);  // receiver: task 0,
-    put_u64(0);  // no type name,
+    put_u64(0);                // receiver: task 0,
+    put_u64(0);                // no type name,
     identity.append(4, '\0');  // index 0
-    put_u64(8);  // the arguments: one int64
+    put_u64(8);                // the arguments: one int64
     put_u64(1);
-    ASSERT_TRUE(d.owner->backing_store()
-                    .WriteSnapshot({turbine::StoredTask{.id = 1000, .hash = 1, .identity = identity,
-                                                        .result = "", .last_used = 1}},
-                                   1001, 1000)
-                    .ok());
+    ASSERT_TRUE(
+        d.owner->backing_store()
+            .WriteSnapshot(
+                {turbine::StoredTask{
+                    .id = 1000, .hash = 1, .identity = identity, .result = "", .last_used = 1}},
+                1001, 1000)
+            .ok());
   }
   Daemon d(dir.str());
   GcReport report = Collect(d.engine, GcOptions{});

@@ -123,10 +123,10 @@ TEST(RestartOracle, RandomChangesRestartsAndCollectionsMatchFromScratchEvaluatio
   const auto start = std::chrono::system_clock::now();
   auto open = [&] {
     return std::make_unique<turbine::testing::PersistedEngine<>>(
-        dir.str(), turbine::EngineOptions{
-                       .worker_threads = 2,
-                       .gc = {.interval = {}},
-                       .clock = [&] { return start + day.load() * std::chrono::hours(24); }});
+        dir.str(),
+        turbine::EngineOptions{.worker_threads = 2, .gc = {.interval = {}}, .clock = [&] {
+                                 return start + day.load() * std::chrono::hours(24);
+                               }});
   };
   auto daemon = open();
   for (int i = 0; i < kInputs; ++i) ASSERT_TRUE(daemon->engine.SetInput(Key(i), int64_t{0}).ok());

@@ -48,12 +48,12 @@ struct GcOptions {
 struct GcReport {
   uint64_t scanned_tasks = 0;  // tasks in the store when the pass began
   uint64_t removed_tasks = 0;
-  uint64_t unusable = 0;    // function not registered, or record not readable
-  uint64_t superseded = 0;  // kept_while_referenced, and no longer referred to
-  uint64_t expired = 0;     // not used within the retention
-  uint64_t requested = 0;   // named by also_collect
-  uint64_t over_limit = 0;  // least recently used, while over the disk limit
-  uint64_t dependent = 0;   // referred to a removed task
+  uint64_t unusable = 0;      // function not registered, or record not readable
+  uint64_t superseded = 0;    // kept_while_referenced, and no longer referred to
+  uint64_t expired = 0;       // not used within the retention
+  uint64_t requested = 0;     // named by also_collect
+  uint64_t over_limit = 0;    // least recently used, while over the disk limit
+  uint64_t dependent = 0;     // referred to a removed task
   uint64_t bytes_before = 0;  // the store on disk when the pass began
   uint64_t bytes_after = 0;   // ... once it ended, the space reclaimed
   std::chrono::nanoseconds duration{0};
