@@ -1,10 +1,10 @@
 // call.cc — the call path: find or create a task by its borrowed components.
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 
 #include "engine_impl.h"
 #include "persist.h"
-#include "turbine/text.h"
 
 namespace turbine::internal {
 
@@ -35,9 +35,13 @@ RawVc EngineImpl::Call(const FunctionInfo& fn, RawVc receiver, void* stack_args,
   const TaskKeyView key{&fn, receiver, stack_args, HashComponents(fn, receiver, stack_args)};
   // Step 1: reader lock, borrowed components, no allocation.
   if (TaskState* hit = cache_.Find(key)) {
+    NoteUse(*hit);
     if (source != nullptr) *source = CallSource::kMemory;
     return RawVc::Output(hit->id);
   }
+  // A record read below is registered in memory before a GC pass can delete it.
+  std::optional<ReaderMutexLock> gate;
+  if (store_ != nullptr) gate.emplace(&store_gate_);
   // Step 2: the backing store, by the same borrowed components, with no engine lock held.
   // The identity is encoded into a reused buffer; nothing is boxed yet.
   absl::StatusOr<std::optional<StoredInput>> stored_input = std::optional<StoredInput>();
@@ -59,6 +63,8 @@ RawVc EngineImpl::Call(const FunctionInfo& fn, RawVc receiver, void* stack_args,
   auto [task, created] = cache_.FindOrInsert(key, [&] {
     return CreateTask(key, stack_args, stored_input, stored_task ? &*stored_task : nullptr);
   });
+  gate.reset();
+  if (!created) NoteUse(*task);
   if (created && fn.kind != FunctionKind::kInput && !stored_task.has_value()) {
     executor_->Push(WorkItem{WorkItem::Kind::kHint, task});
   }
@@ -81,6 +87,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   auto owned =
       std::make_unique<TaskState>(id, key.hash, key.fn, key.receiver, key.fn->box_args(stack_args));
   TaskState* task = owned.get();
+  task->used_day.store(today_.load(std::memory_order_relaxed), std::memory_order_relaxed);
   if (key.fn->kind == FunctionKind::kInput) {
     MutexLock lock(&task->mu);
     task->phase = Phase::kClean;
@@ -90,21 +97,22 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
     } else if (stored_input->has_value()) {
       RestoreInput(**stored_input, &task->output, &task->output_changed_at);
     } else {
-      // Echo: the key is the caller's, maybe megabytes, and this error is cached.
-      task->output = Output::Error(absl::StatusCode::kUnknown,
-                                   "input '" + Echo(InputKeyOf(*task)) + "' is not set");
+      task->output = NotSetOutput(InputKeyOf(*task));
     }
   }
+  // A record a GC pass is deleting right now is gone for all purposes: the task is not
+  // stored, and its result, which may refer to tasks deleted already, is not used.
+  const bool deleting = stored_task != nullptr && deleting_.contains(id);
   if (store_ != nullptr) {
     MutexLock lock(&task->mu);
-    task->persisted = stored_task != nullptr;
+    task->persisted = stored_task != nullptr && !deleting;
     if (key.fn->kind == FunctionKind::kInput) {
       // Its identity, so the id survives a restart (the value is in the inputs table).
       if (!task->persisted) QueuePersist(*task);
     } else if (stored_task != nullptr) {
       // A restored result is served only after verification (its phase is kDirty): every
       // slot it read must still carry the stamp it saw, in this session.
-      if (!stored_task->result.empty() && DecodeResult(stored_task->result, task)) {
+      if (!stored_task->result.empty() && !deleting && DecodeResult(stored_task->result, task)) {
         task->phase = Phase::kDirty;
         task->unlinked = true;
         task->must_execute = key.fn->session_dependent;  // the world may have changed since
@@ -129,6 +137,7 @@ bool EngineImpl::UsableStoredId(TaskId id) const {
 }
 
 TaskState* EngineImpl::LoadTask(TaskId id) {
+  ReaderMutexLock gate(&store_gate_);  // as in Call: registered before a GC pass deletes it
   if (!UsableStoredId(id)) return nullptr;
   absl::StatusOr<std::optional<StoredTask>> read = store_->ReadTask(id);
   if (!read.ok() || !read->has_value()) return nullptr;

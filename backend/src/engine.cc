@@ -1,6 +1,7 @@
 // engine.cc — the public Engine facade and the engine's lifecycle and statistics.
 #include "turbine/engine.h"
 
+#include <absl/container/flat_hash_map.h>
 #include <absl/synchronization/mutex.h>
 
 #include <algorithm>
@@ -32,8 +33,11 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
     : store_(options.backing_store),
       logger_(options.logger),
       counters_(new FunctionCounters[kMaxFunctions]),
-      executor_(std::make_unique<Executor>(this, ResolveWorkerCount(options.worker_threads))) {
+      executor_(std::make_unique<Executor>(this, ResolveWorkerCount(options.worker_threads))),
+      clock_(options.clock ? options.clock : [] { return std::chrono::system_clock::now(); }),
+      gc_options_(options.gc) {
   invalidation_target_->engine = this;
+  Today();
   // Stamps continue above everything ever persisted, so a restored reader's observed stamp
   // can never match a value this session produced.
   stamp_.store(next_stamp);
@@ -43,6 +47,9 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
         [this, interval = options.snapshot_interval, idle_delay = options.snapshot_idle_delay] {
           SnapshotLoop(interval, idle_delay);
         });
+  }
+  if (store_ != nullptr && gc_options_.interval.count() > 0) {
+    gc_thread_ = std::thread([this] { GcLoop(); });
   }
 }
 
@@ -64,9 +71,14 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
   // for it: no execution during a whole tick and no refresh running now.
   uint64_t executions_before = execution_count.load(std::memory_order_relaxed);
   bool failing = false;  // said once when snapshots start failing, once when they recover
+  // Last-use days reach the store with a snapshot once an hour: a crash loses at most that
+  // much of them, which only makes tasks look older by as much.
+  constexpr auto kUseSweepInterval = std::chrono::hours(1);
+  auto last_sweep = Clock::now();
   std::unique_lock lock(snapshot_mu_);
   while (!snapshot_stop_.wait_for(lock, tick, [this] { return stopping_snapshots_; })) {
     lock.unlock();
+    Today();
     const uint64_t executions = execution_count.load(std::memory_order_relaxed);
     const bool idle =
         idle_snapshots && executions == executions_before && refreshes_in_flight.load() == 0;
@@ -77,12 +89,14 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
       MutexLock queue(&persist_mu_);
       empty = persist_queue_.empty();
     }
-    if (due && !empty) {
+    const bool sweep = Clock::now() - last_sweep >= kUseSweepInterval;
+    if ((due && !empty) || sweep) {
       last_snapshot = Clock::now();
+      if (sweep) last_sweep = last_snapshot;
       // On failure the engine keeps serving from memory and what failed stays queued: the
       // next snapshot retries it (a full disk fails each one until there is space). Said
       // once when snapshots start failing, once when they recover.
-      if (absl::Status flushed = Flush(); !flushed.ok() && !failing) {
+      if (absl::Status flushed = Flush(sweep); !flushed.ok() && !failing) {
         failing = true;
         Log(LogLevel::kError,
             "snapshot failed, retrying every snapshot: " + std::string(flushed.message()));
@@ -98,6 +112,16 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
 }
 
 EngineImpl::~EngineImpl() {
+  if (gc_thread_.joinable()) {
+    gc_abort_.store(true);
+    store_->StopReclaiming();  // a pass compacting a large store would take long to end
+    {
+      std::lock_guard lock(gc_loop_mu_);
+      stopping_gc_ = true;
+    }
+    gc_stop_.notify_all();
+    gc_thread_.join();
+  }
   {
     std::unique_lock lock(invalidation_target_->mu);
     invalidation_target_->engine = nullptr;  // invalidators handed out become no-ops
@@ -118,7 +142,7 @@ EngineImpl::~EngineImpl() {
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   executor_.reset();
-  if (absl::Status flushed = Flush(); !flushed.ok()) {
+  if (absl::Status flushed = Flush(/*sweep_uses=*/true); !flushed.ok()) {
     Log(LogLevel::kError, "final snapshot failed: " + std::string(flushed.message()));
   }
 }
@@ -130,64 +154,150 @@ void EngineImpl::QueuePersist(TaskState& task) {
   persist_queue_.push_back(task.id);
 }
 
-absl::Status EngineImpl::Flush() {
+// SnapshotBatch is what one snapshot writes: records, and for each the tasks it refers to.
+struct EngineImpl::SnapshotBatch {
+  std::vector<StoredTask> records;
+  std::vector<std::vector<TaskId>> refs;
+  absl::flat_hash_map<TaskId, size_t> position;  // id -> index in records
+  std::string scratch;
+};
+
+bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
+  if (task.phase != Phase::kClean || task.output.kind == OutputKind::kNone) return false;
+  batch.position[task.id] = batch.records.size();
+  StoredTask& record = batch.records.emplace_back();
+  std::vector<TaskId>& refs = batch.refs.emplace_back();
+  record.id = task.id;
+  record.hash = task.hash;
+  record.stored = task.persisted;
+  record.last_used = task.used_day.load(std::memory_order_relaxed);
+  // Encoded into a reused buffer and then copied once: appending field by field to the
+  // record's own string would reallocate it several times.
+  batch.scratch.clear();
+  {
+    VcSink sink(&refs);  // the receiver and Vcs among the arguments
+    EncodeIdentity(*task.fn, task.receiver, task.args, &batch.scratch);
+  }
+  record.identity = batch.scratch;
+  // An input's value lives in the inputs table (written durably by SetInputs).
+  if (task.fn->kind != FunctionKind::kInput) {
+    batch.scratch.clear();
+    EncodeResult(task, &batch.scratch, &refs);
+    record.result = batch.scratch;
+  }
+  // Set before the write, which only Flush (serialized by flush_mu_) reads; undone if the
+  // write fails or the record waits.
+  task.persisted = true;
+  task.unwritten = false;
+  return true;
+}
+
+absl::Status EngineImpl::Flush(bool sweep_uses) {
   if (store_ == nullptr) return absl::OkStatus();
   MutexLock flushing(&flush_mu_);
   const auto start = std::chrono::steady_clock::now();
-  std::vector<TaskId> queue;
+  Today();
+  std::vector<TaskId> queue = std::exchange(deferred_, {});
   {
     MutexLock lock(&persist_mu_);
-    queue.swap(persist_queue_);
+    queue.insert(queue.end(), persist_queue_.begin(), persist_queue_.end());
+    persist_queue_.clear();
   }
   // Encode under each task's lock, write with no engine lock held. Only clean results are
   // written: a task that is not clean now queues itself again once it is (`unwritten`).
-  std::vector<StoredTask> records;
-  records.reserve(queue.size());
-  std::string scratch;
+  SnapshotBatch batch;
+  batch.records.reserve(queue.size());
+  batch.refs.reserve(queue.size());
   for (TaskId id : queue) {
     TaskState* task = tasks_.Get(id);
     if (task == nullptr) continue;
     MutexLock lock(&task->mu);
     task->persist_queued = false;
-    if (task->phase != Phase::kClean || task->output.kind == OutputKind::kNone) continue;
-    StoredTask& record = records.emplace_back();
-    record.id = id;
-    record.hash = task->hash;
-    record.stored = task->persisted;
-    // Encoded into a reused buffer and then copied once: appending field by field to the
-    // record's own string would reallocate it several times.
-    scratch.clear();
-    EncodeIdentity(*task->fn, task->receiver, task->args, &scratch);
-    record.identity = scratch;
-    // An input's value lives in the inputs table (written durably by SetInputs).
-    if (task->fn->kind != FunctionKind::kInput) {
-      scratch.clear();
-      EncodeResult(*task, &scratch);
-      record.result = scratch;
+    if (!batch.position.contains(id)) AddToSnapshot(*task, batch);
+  }
+  // A record must never be on disk without the tasks it refers to (a reader would follow
+  // the reference into nothing): each goes with this snapshot unless the store has it
+  // already. One that is not clean holds back the records referring to it, until it is.
+  std::vector<bool> blocked(batch.records.size(), false);
+  for (size_t i = 0; i < batch.records.size(); ++i) {  // grows as referred tasks join
+    for (size_t r = 0; r < batch.refs[i].size(); ++r) {
+      const TaskId target_id = batch.refs[i][r];
+      if (batch.position.contains(target_id)) continue;
+      TaskState* target = tasks_.Get(target_id);
+      if (target == nullptr) continue;  // not in memory: known only from the store
+      MutexLock lock(&target->mu);
+      if (target->persisted || AddToSnapshot(*target, batch)) continue;
+      blocked.resize(batch.records.size(), false);
+      blocked[i] = true;
+      target->unwritten = true;  // queues itself once clean
     }
-    // Set before the write, which only Flush (serialized by flush_mu_) reads; undone below
-    // if the write fails.
-    task->persisted = true;
-    task->unwritten = false;
   }
+  blocked.resize(batch.records.size(), false);
+  for (bool more = true; more;) {  // and whatever refers to a held-back record
+    more = false;
+    for (size_t i = 0; i < batch.records.size(); ++i) {
+      if (blocked[i]) continue;
+      for (TaskId target : batch.refs[i]) {
+        auto at = batch.position.find(target);
+        if (at != batch.position.end() && blocked[at->second]) {
+          blocked[i] = more = true;
+          break;
+        }
+      }
+    }
+  }
+  std::vector<StoredTask> records;
+  std::vector<std::vector<TaskId>> refs;
+  records.reserve(batch.records.size());
+  for (size_t i = 0; i < batch.records.size(); ++i) {
+    if (!blocked[i]) {
+      records.push_back(std::move(batch.records[i]));
+      refs.push_back(std::move(batch.refs[i]));
+      continue;
+    }
+    TaskState* task = tasks_.Get(batch.records[i].id);
+    MutexLock lock(&task->mu);
+    task->persisted = batch.records[i].stored;
+    task->unwritten = true;
+    task->persist_queued = true;  // in deferred_, not in the queue
+    deferred_.push_back(task->id);
+  }
+  absl::Status written = absl::OkStatus();
   // Nothing to write: the counters on disk already cover every id and stamp on disk.
-  if (records.empty()) return absl::OkStatus();
-  // Counters are read after the records: every id and stamp in them is below these.
-  absl::Status written = store_->WriteSnapshot(records, next_task_id_.load(), stamp_.load() + 1);
-  if (tracing()) [[unlikely]] {
-    TraceEvent event;
-    event.kind = TraceEvent::Kind::kSnapshot;
-    event.reason = std::to_string(records.size()) + " tasks written";
-    event.start_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            start.time_since_epoch())
-                            .count();
-    event.duration_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               std::chrono::steady_clock::now() - start)
-                               .count();
-    event.failed = !written.ok();
-    RecordTrace(std::move(event));
-  }
-  if (written.ok()) {
+  if (!records.empty()) {
+    // Counters are read after the records: every id and stamp in them is below these.
+    written = store_->WriteSnapshot(records, next_task_id_.load(), stamp_.load() + 1);
+    if (tracing()) [[unlikely]] {
+      TraceEvent event;
+      event.kind = TraceEvent::Kind::kSnapshot;
+      event.reason = std::to_string(records.size()) + " tasks written";
+      event.start_nanos =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count();
+      event.duration_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::chrono::steady_clock::now() - start)
+                                 .count();
+      event.failed = !written.ok();
+      RecordTrace(std::move(event));
+    }
+    if (!written.ok()) {
+      for (const StoredTask& record : records) {  // not written: try again next time
+        if (TaskState* task = tasks_.Get(record.id)) {
+          MutexLock lock(&task->mu);
+          task->persisted = record.stored;
+          task->unwritten = true;
+          QueuePersist(*task);
+        }
+      }
+      return written;
+    }
+    for (size_t i = 0; i < records.size(); ++i) {
+      tasks_.Get(records[i].id)->stored_day = records[i].last_used;
+      if (collecting_) {
+        written_while_collecting_.push_back(records[i].id);
+        written_while_collecting_.insert(written_while_collecting_.end(), refs[i].begin(),
+                                         refs[i].end());
+      }
+    }
     snapshot_count.fetch_add(1, std::memory_order_relaxed);
     last_snapshot_tasks.store(records.size(), std::memory_order_relaxed);
     snapshot_tasks.fetch_add(records.size(), std::memory_order_relaxed);
@@ -196,17 +306,27 @@ absl::Status EngineImpl::Flush() {
                                   std::chrono::steady_clock::now() - start)
                                   .count()),
         std::memory_order_relaxed);
-    return written;
   }
-  for (const StoredTask& record : records) {  // not written: try again next time
-    if (TaskState* task = tasks_.Get(record.id)) {
-      MutexLock lock(&task->mu);
-      task->persisted = record.stored;
-      task->unwritten = true;
-      QueuePersist(*task);
-    }
+  return sweep_uses ? SweepUses() : written;
+}
+
+absl::Status EngineImpl::SweepUses() {
+  // Every task in memory; those used on a day the store does not have yet, and stored.
+  std::vector<LastUse> uses;
+  const TaskId end = next_task_id_.load();
+  for (TaskId id = 1; id < end; ++id) {
+    TaskState* task = tasks_.Get(id);
+    if (task == nullptr) continue;
+    const uint16_t day = task->used_day.load(std::memory_order_relaxed);
+    if (day == task->stored_day) continue;
+    MutexLock lock(&task->mu);
+    if (task->persisted) uses.push_back(LastUse{id, day});
   }
-  return written;
+  if (uses.empty()) return absl::OkStatus();
+  absl::Status written = store_->WriteLastUse(uses);
+  if (!written.ok()) return written;
+  for (const LastUse& use : uses) tasks_.Get(use.id)->stored_day = use.day;
+  return absl::OkStatus();
 }
 
 EngineStats EngineImpl::Stats() const {
@@ -223,6 +343,13 @@ EngineStats EngineImpl::Stats() const {
   stats.snapshot_nanos = snapshot_nanos.load();
   stats.last_snapshot_tasks = last_snapshot_tasks.load();
   stats.snapshot_tasks = snapshot_tasks.load();
+  stats.gc_passes = gc_passes.load();
+  stats.gc_removed_tasks = gc_removed_tasks.load();
+  stats.gc_removed_bytes = gc_removed_bytes.load();
+  stats.gc_nanos = gc_nanos.load();
+  for (size_t i = 0; i < stats.tasks_by_last_use.size(); ++i) {
+    stats.tasks_by_last_use[i] = tasks_by_last_use[i].load();
+  }
   for (const FunctionInfo* fn : AllFunctions()) {
     const FunctionCounters& c = counters_[fn->id];
     const uint64_t calls = c.calls.load(std::memory_order_relaxed);
@@ -346,6 +473,18 @@ absl::Status Engine::Flush() { return impl_->Flush(); }
 
 absl::Status Engine::SetInputs(std::vector<InputValue> values, size_t* changed) {
   return impl_->SetInputs(std::move(values), changed);
+}
+
+absl::Status Engine::DeleteInputs(std::vector<std::string> keys, size_t* changed) {
+  return impl_->DeleteInputs(std::move(keys), changed);
+}
+
+absl::StatusOr<GcReport> Engine::CollectGarbage() {
+  return impl_->CollectGarbage(impl_->gc_options());
+}
+
+absl::StatusOr<GcReport> Engine::CollectGarbage(const GcOptions& options) {
+  return impl_->CollectGarbage(options);
 }
 
 EngineStats Engine::Stats() const { return impl_->Stats(); }

@@ -13,11 +13,14 @@
 #pragma once
 
 #include <absl/base/thread_annotations.h>
+#include <absl/container/flat_hash_set.h>
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <coroutine>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -34,6 +37,8 @@
 #include "turbine/engine.h"
 
 namespace turbine::internal {
+
+struct GcGraph;  // what a garbage collection pass found in the store (gc.cc)
 
 // FunctionCounters are per engine and per function; relaxed atomics.
 struct alignas(64) FunctionCounters {
@@ -69,11 +74,28 @@ class EngineImpl {
     return task != nullptr || store_ == nullptr ? task : LoadTask(id);
   }
   // Flush writes every task that changed since the last snapshot (docs/ARCHITECTURE.md,
-  // "Persistence").
-  absl::Status Flush();
+  // "Persistence"). `sweep_uses` also writes the last-use day of every stored task used
+  // since the store last heard of it.
+  absl::Status Flush(bool sweep_uses = false);
   // QueuePersist marks a task for the next snapshot. REQUIRES: task.mu held.
   void QueuePersist(TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
   bool persistent() const { return store_ != nullptr; }
+  // NoteUse records that `task` was used today: nothing but a relaxed load on all calls of
+  // a day but the first.
+  void NoteUse(TaskState& task) {
+    const uint16_t today = today_.load(std::memory_order_relaxed);
+    if (task.used_day.load(std::memory_order_relaxed) != today) {
+      task.used_day.store(today, std::memory_order_relaxed);
+    }
+  }
+  // Today reads the clock: the day since 1970-01-01 (what NoteUse records).
+  uint16_t Today();
+
+  // --- garbage collection (gc.cc) ---
+  // A pass asked for reclaims the space it freed at once; a background pass only when it
+  // freed a tenth of the store or more (RocksDB's compactions take care of less).
+  absl::StatusOr<GcReport> CollectGarbage(const GcOptions& options, bool background = false);
+  const GcOptions& gc_options() const { return gc_options_; }
 
   // --- waiting for clean tasks (read_op.cc) ---
   enum class Wait : uint8_t { kClean, kRanInline, kParked, kCycle };
@@ -98,6 +120,7 @@ class EngineImpl {
 
   // --- invalidation and inputs (invalidation.cc) ---
   absl::Status SetInputs(std::vector<InputValue> values, size_t* changed = nullptr);
+  absl::Status DeleteInputs(std::vector<std::string> keys, size_t* changed = nullptr);
   RawVc InputVc(const std::string& key);
   // MarkDirty marks `readers` and everything downstream of them dirty.
   void MarkDirty(std::vector<TaskId> readers);
@@ -149,11 +172,19 @@ class EngineImpl {
   std::atomic<uint64_t> snapshot_nanos{0};
   std::atomic<uint64_t> last_snapshot_tasks{0};
   std::atomic<uint64_t> snapshot_tasks{0};
+  std::atomic<uint64_t> gc_passes{0};
+  std::atomic<uint64_t> gc_removed_tasks{0};
+  std::atomic<uint64_t> gc_removed_bytes{0};
+  std::atomic<uint64_t> gc_nanos{0};
+  std::array<std::atomic<uint64_t>, 4> tasks_by_last_use{};
   // Refreshes started and not finished; the destructor waits for zero.
   std::atomic<int64_t> refreshes_in_flight{0};
 
  private:
   friend class Refresh;
+  // ApplyInputs sets `values` (or, `deleting`, unsets their keys) as one durable batch.
+  absl::Status ApplyInputs(std::vector<InputValue> values, bool deleting, size_t* changed);
+  // REQUIRES: store_gate_ held (shared), with a backing store.
   TaskState* CreateTask(const TaskKeyView& key, void* stack_args,
                         const absl::StatusOr<std::optional<StoredInput>>& stored_input,
                         const StoredTask* stored_task);
@@ -178,9 +209,27 @@ class EngineImpl {
   uint64_t next_listener_id_ ABSL_GUARDED_BY(listeners_mu_) = 1;
   std::vector<std::pair<uint64_t, std::function<void()>>> listeners_ ABSL_GUARDED_BY(listeners_mu_);
   std::shared_ptr<InvalidationTarget> invalidation_target_ = std::make_shared<InvalidationTarget>();
-  Mutex flush_mu_;  // one snapshot at a time
+  Mutex flush_mu_;  // one snapshot at a time; a GC pass deletes under it too
   Mutex persist_mu_;
   std::vector<TaskId> persist_queue_ ABSL_GUARDED_BY(persist_mu_);
+  // Clean tasks a snapshot did not write because a task they refer to could not be written
+  // with them (it was not clean): retried with the next snapshot.
+  std::vector<TaskId> deferred_ ABSL_GUARDED_BY(flush_mu_);
+  // While a GC pass runs: the tasks snapshots wrote since it scanned the store, and the
+  // tasks those refer to. They are in use: the pass keeps them.
+  bool collecting_ ABSL_GUARDED_BY(flush_mu_) = false;
+  std::vector<TaskId> written_while_collecting_ ABSL_GUARDED_BY(flush_mu_);
+  // Held shared from reading a task's record to registering the task in memory (a call that
+  // misses memory, a lazy load). A GC pass takes it exclusively, briefly, to note the tasks
+  // it is about to delete in `deleting_`, and again to forget them once they are deleted:
+  // a task read from the store meanwhile is registered as not stored, and one registered
+  // before is found in memory by the pass.
+  Mutex store_gate_;
+  absl::flat_hash_set<TaskId> deleting_ ABSL_GUARDED_BY(store_gate_);
+  struct SnapshotBatch;
+  // AddToSnapshot encodes a clean task into `batch`; false if it is not clean.
+  bool AddToSnapshot(TaskState& task, SnapshotBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
+  absl::Status SweepUses() ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
   std::unique_ptr<FunctionCounters[]> counters_;
   std::unique_ptr<Executor> executor_;
 
@@ -195,6 +244,26 @@ class EngineImpl {
   std::condition_variable snapshot_stop_;
   bool stopping_snapshots_ ABSL_GUARDED_BY(snapshot_mu_) = false;
   std::thread snapshot_thread_;
+
+  // Days and garbage collection (gc.cc).
+  std::function<std::chrono::system_clock::time_point()> clock_;
+  std::atomic<uint16_t> today_{0};
+  const GcOptions gc_options_;
+  Mutex gc_mu_;  // one pass at a time
+  // ScanStore reads the store's tasks into `graph`; DeleteGarbage deletes what the pass
+  // found garbage in it.
+  absl::Status ScanStore(GcGraph& graph, const GcOptions& options);
+  absl::Status DeleteGarbage(GcGraph& graph, const GcOptions& options);
+  // Stopping: the engine is going, or the pass's own `stop` says so.
+  bool GcStopping(const GcOptions& options) const {
+    return gc_abort_.load() || (options.stop && options.stop());
+  }
+  void GcLoop();
+  std::mutex gc_loop_mu_;
+  std::condition_variable gc_stop_;
+  bool stopping_gc_ ABSL_GUARDED_BY(gc_loop_mu_) = false;
+  std::atomic<bool> gc_abort_{false};  // the engine is going: a running pass stops early
+  std::thread gc_thread_;
 };
 
 // InputKeyOf is the key of an input task; RestoreInput turns a persisted input into the
@@ -204,6 +273,8 @@ const std::string& InputKeyOf(const TaskState& input);
 const std::string& InputKeyOf(const std::tuple<std::string>& args);
 void RestoreInput(const StoredInput& stored, Output* output, uint64_t* stamp);
 void UnreadableInput(const std::string& key, const absl::Status& status, Output* output);
+// NotSetOutput is what an input that is not set (never, or no longer) reads as.
+Output NotSetOutput(const std::string& key);
 
 // TraceThreadNumber numbers OS threads 1, 2, ... in the order they first ask: short and
 // stable in a trace, where a pthread id is long and reused (trace_recorder.cc).

@@ -6,6 +6,7 @@
 #include "engine_impl.h"
 #include "turbine/error.h"
 #include "turbine/function.h"
+#include "turbine/text.h"
 
 namespace turbine::internal {
 namespace {
@@ -36,6 +37,23 @@ RawVc EngineImpl::InputVc(const std::string& key) {
 }
 
 absl::Status EngineImpl::SetInputs(std::vector<InputValue> values, size_t* changed) {
+  return ApplyInputs(std::move(values), /*deleting=*/false, changed);
+}
+
+absl::Status EngineImpl::DeleteInputs(std::vector<std::string> keys, size_t* changed) {
+  std::vector<InputValue> values;
+  values.reserve(keys.size());
+  for (std::string& key : keys) values.push_back(InputValue{std::move(key), nullptr, nullptr});
+  return ApplyInputs(std::move(values), /*deleting=*/true, changed);
+}
+
+Output NotSetOutput(const std::string& key) {
+  // Echo: the key is the caller's, maybe megabytes, and this error is cached.
+  return Output::Error(absl::StatusCode::kUnknown, "input '" + Echo(key) + "' is not set");
+}
+
+absl::Status EngineImpl::ApplyInputs(std::vector<InputValue> values, bool deleting,
+                                     size_t* changed) {
   if (changed != nullptr) *changed = 0;
   std::vector<TaskId> readers;
   {
@@ -50,9 +68,15 @@ absl::Status EngineImpl::SetInputs(std::vector<InputValue> values, size_t* chang
     for (InputValue& input : values) {
       TaskState* task = Task(InputVc(input.key).task);
       Output next;
-      next.kind = OutputKind::kValue;
-      next.type = input.type;
-      next.value = std::move(input.value);
+      if (deleting) {
+        // A deleted input reads as one never set; deleting one that is not set changes
+        // nothing.
+        next = NotSetOutput(input.key);
+      } else {
+        next.kind = OutputKind::kValue;
+        next.type = input.type;
+        next.value = std::move(input.value);
+      }
       {
         MutexLock lock(&task->mu);
         if (task->output.SameAs(next)) continue;  // equal value: nobody is invalidated
@@ -61,20 +85,29 @@ absl::Status EngineImpl::SetInputs(std::vector<InputValue> values, size_t* chang
     }
     if (changes.empty()) return absl::OkStatus();
     if (store_ != nullptr) {
-      std::vector<std::pair<std::string, StoredInput>> records;
-      records.reserve(changes.size());
-      for (const Change& change : changes) {
-        StoredInput record{change.next.type->name, {}, change.stamp};
-        change.next.type->serialize(change.next.value.get(), &record.bytes);
-        records.emplace_back(InputKeyOf(*change.task), std::move(record));
-      }
       // Not durable means not applied: a value served (or pushed to a watcher) now and
       // gone after a restart would be worse than the error. The stamps taken for it are
       // simply never used; stamps need only grow.
-      absl::Status durable = store_->WriteInputs(records, stamp_.load() + 1);
+      absl::Status durable;
+      if (deleting) {
+        std::vector<std::string> keys;
+        keys.reserve(changes.size());
+        for (const Change& change : changes) keys.push_back(InputKeyOf(*change.task));
+        durable = store_->DeleteInputs(keys, stamp_.load() + 1);
+      } else {
+        std::vector<std::pair<std::string, StoredInput>> records;
+        records.reserve(changes.size());
+        for (const Change& change : changes) {
+          StoredInput record{change.next.type->name, {}, change.stamp};
+          change.next.type->serialize(change.next.value.get(), &record.bytes);
+          records.emplace_back(InputKeyOf(*change.task), std::move(record));
+        }
+        durable = store_->WriteInputs(records, stamp_.load() + 1);
+      }
       if (!durable.ok()) {
-        return absl::Status(durable.code(),
-                            "the inputs were not set: " + std::string(durable.message()));
+        return absl::Status(durable.code(), std::string(deleting ? "the inputs were not deleted: "
+                                                                 : "the inputs were not set: ") +
+                                                std::string(durable.message()));
       }
     }
     revision_.fetch_add(1);

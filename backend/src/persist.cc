@@ -60,10 +60,13 @@ bool DecodeIdentity(std::string_view bytes, DecodedIdentity* identity) {
   return true;
 }
 
-void EncodeResult(const TaskState& task, std::string* out) {
+void EncodeResult(const TaskState& task, std::string* out, std::vector<TaskId>* refs) {
   const Output& output = task.output;
   std::string value_bytes;
   std::string type_name;
+  // Values are serialized outside the record, so that only Vcs inside them reach `refs`,
+  // not the slots of `deps`.
+  VcSink sink(refs);
   if (output.kind == OutputKind::kValue) {
     type_name = output.type->name;
     output.type->serialize(output.value.get(), &value_bytes);
@@ -73,6 +76,8 @@ void EncodeResult(const TaskState& task, std::string* out) {
       type_name = std::to_string(static_cast<int>(failure.code));
     }
     value_bytes = failure.message;
+  } else if (output.kind == OutputKind::kRef) {
+    NoteVc(output.ref);
   }
   std::vector<CellRecord> cells;
   cells.reserve(task.cells.size());
@@ -82,6 +87,7 @@ void EncodeResult(const TaskState& task, std::string* out) {
     type->serialize(cell.value.get(), &bytes);
     cells.emplace_back(type->name, cell.index, std::move(bytes), cell.changed_at);
   }
+  sink.Stop();
   std::vector<DepRecord> deps;
   deps.reserve(task.deps.size());
   for (const Dep& dep : task.deps) deps.emplace_back(dep.slot, dep.observed);
@@ -91,11 +97,23 @@ void EncodeResult(const TaskState& task, std::string* out) {
       out);
 }
 
-bool DecodeResult(std::string_view bytes, TaskState* task) {
+namespace {
+
+// DecodedResult is a result record decoded: what DecodeResult puts into a task.
+struct DecodedResult {
+  Output output;
+  uint64_t stamp = 0;
+  std::vector<CellSlot> cells;
+  std::vector<Dep> deps;
+};
+
+// DecodeResultRecord decodes `bytes`; Vcs inside the values go to `refs` (may be null).
+bool DecodeResultRecord(std::string_view bytes, DecodedResult* result, std::vector<TaskId>* refs) {
   ResultRecord record;
   if (!DeserializeFrom(bytes, &record)) return false;
   auto& [kind, type_name, value_bytes, ref, stamp, cell_records, dep_records] = record;
-  Output output;
+  VcSink sink(refs);  // around the values only, as in EncodeResult
+  Output& output = result->output;
   output.kind = static_cast<OutputKind>(kind);
   switch (output.kind) {
     case OutputKind::kValue:
@@ -114,25 +132,47 @@ bool DecodeResult(std::string_view bytes, TaskState* task) {
     }
     case OutputKind::kRef:
       output.ref = ref;
+      NoteVc(ref);
       break;
     case OutputKind::kNone:
     default:  // a damaged kind byte
       return false;
   }
-  std::vector<CellSlot> cells;
   for (auto& [cell_type, index, cell_bytes, cell_stamp] : cell_records) {
     const ValueType* type = FindValueType(cell_type);
     if (type == nullptr) return false;
     std::shared_ptr<const void> value = type->deserialize(cell_bytes);
     if (value == nullptr) return false;
-    cells.push_back(CellSlot{type->id, index, cell_stamp, std::move(value)});
+    result->cells.push_back(CellSlot{type->id, index, cell_stamp, std::move(value)});
   }
-  std::vector<Dep> deps;
-  for (const auto& [slot, observed] : dep_records) deps.push_back(Dep{slot, observed});
-  task->output = std::move(output);
-  task->output_changed_at = stamp;
-  task->cells = std::move(cells);
-  task->deps = std::move(deps);
+  for (const auto& [slot, observed] : dep_records) result->deps.push_back(Dep{slot, observed});
+  result->stamp = stamp;
+  return true;
+}
+
+}  // namespace
+
+bool DecodeResult(std::string_view bytes, TaskState* task) {
+  DecodedResult result;
+  if (!DecodeResultRecord(bytes, &result, nullptr)) return false;
+  task->output = std::move(result.output);
+  task->output_changed_at = result.stamp;
+  task->cells = std::move(result.cells);
+  task->deps = std::move(result.deps);
+  return true;
+}
+
+bool ReadRecordLinks(std::string_view identity, std::string_view result, RecordLinks* links) {
+  {
+    VcSink sink(&links->refs);  // the receiver and Vcs among the arguments
+    DecodedIdentity decoded;
+    if (!DecodeIdentity(identity, &decoded)) return false;
+    links->fn = decoded.fn;
+  }
+  if (result.empty()) return true;
+  DecodedResult decoded;
+  if (!DecodeResultRecord(result, &decoded, &links->refs)) return false;
+  for (const Dep& dep : decoded.deps) links->deps.push_back(dep.slot.task);
   return true;
 }
 

@@ -7,8 +7,10 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "task_state.h"
+#include "turbine/vc.h"
 
 namespace turbine::internal {
 
@@ -27,9 +29,37 @@ struct DecodedIdentity {
 // DecodeIdentity fails if the bytes are damaged or name a function this build lacks.
 bool DecodeIdentity(std::string_view bytes, DecodedIdentity* identity);
 
-// EncodeResult / DecodeResult: a clean task's output, cells and deps.
+// EncodeResult / DecodeResult: a clean task's output, cells and deps. EncodeResult adds to
+// `refs` (if given) the tasks the result refers to: its output's reference and the Vcs
+// inside its values (not the slots it read).
 // REQUIRES: task.mu held (both).
-void EncodeResult(const TaskState& task, std::string* out);
+void EncodeResult(const TaskState& task, std::string* out, std::vector<TaskId>* refs = nullptr);
 bool DecodeResult(std::string_view bytes, TaskState* task);
+
+// VcSink collects, while it lives, the task of every RawVc this thread saves or loads
+// (identities and values hold Vcs: a receiver, a Vc argument, a Vc inside a value).
+class VcSink {
+ public:
+  explicit VcSink(std::vector<TaskId>* out) : saved_(tls_vc_sink) { tls_vc_sink = out; }
+  ~VcSink() { Stop(); }
+  void Stop() { tls_vc_sink = saved_; }
+  VcSink(const VcSink&) = delete;
+  VcSink& operator=(const VcSink&) = delete;
+
+ private:
+  std::vector<TaskId>* const saved_;
+};
+
+// RecordLinks is what a stored task record says about other tasks, for garbage collection.
+// A task it *refers to* must be stored as long as the record is (a reader would follow the
+// reference); a task it *read* may go: a missing dependency reads as a change.
+struct RecordLinks {
+  const FunctionInfo* fn = nullptr;
+  std::vector<TaskId> refs;  // receiver, Vcs in the arguments, output reference, Vcs in values
+  std::vector<TaskId> deps;  // tasks whose slots it read
+};
+// ReadRecordLinks decodes a record; false if this build cannot (its function is not
+// registered at that version, a value type is unknown, or the bytes are damaged).
+bool ReadRecordLinks(std::string_view identity, std::string_view result, RecordLinks* links);
 
 }  // namespace turbine::internal

@@ -105,6 +105,13 @@ struct TaskState {
   const RawVc receiver;
   void* const args;  // owned; the function's argument tuple
 
+  // The day (since 1970-01-01) the task was last called: on a hit, a relaxed store only
+  // when the day changed (EngineImpl::NoteUse). Next to the identity, which a hit reads.
+  std::atomic<uint16_t> used_day{0};
+  // The last-use day the backing store has for this task. Guarded by the engine's
+  // flush_mu_ (snapshots write it), not by `mu`.
+  uint16_t stored_day = 0;
+
   mutable Mutex mu;
   Phase phase ABSL_GUARDED_BY(mu) = Phase::kScheduled;
   // Set when an invalidation reached the task while it ran: its result is already stale.

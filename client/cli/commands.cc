@@ -197,6 +197,17 @@ ExitCode RunSet(const Session& session, const std::vector<std::string>& pairs) {
   return kOk;
 }
 
+ExitCode RunUnset(const Session& session, const std::vector<std::string>& keys) {
+  absl::StatusOr<uint32_t> deleted = session.client->DeleteInputs(keys);
+  if (!deleted.ok()) return ReportRpcError(session, deleted.status());
+  if (session.json) {
+    std::cout << Dump({{"deleted", *deleted}}) << "\n";
+  } else {
+    std::cout << *deleted << (*deleted == 1 ? " input" : " inputs") << " deleted\n";
+  }
+  return kOk;
+}
+
 ExitCode RunStats(const Session& session) {
   absl::StatusOr<v1::StatsReply> stats = session.client->Stats();
   if (!stats.ok()) return ReportRpcError(session, stats.status());
@@ -231,6 +242,33 @@ ExitCode RunFlush(const Session& session) {
   } else {
     std::cout << *written << (*written == 1 ? " task" : " tasks") << " written\n";
   }
+  return kOk;
+}
+
+ExitCode RunGc(const Session& session) {
+  absl::StatusOr<v1::CollectGarbageReply> gc = session.client->CollectGarbage();
+  if (!gc.ok()) return ReportRpcError(session, gc.status());
+  if (session.json) {  // in this order (a JSON object here is sorted by key)
+    std::cout << absl::StrCat(R"({"removed_tasks":)", gc->removed_tasks(), R"(,"bytes_before":)",
+                              gc->bytes_before(), R"(,"bytes_after":)", gc->bytes_after(), "}\n");
+    return kOk;
+  }
+  std::cout << "removed " << gc->removed_tasks() << (gc->removed_tasks() == 1 ? " task" : " tasks")
+            << " of " << gc->scanned_tasks();
+  const std::pair<const char*, uint64_t> reasons[] = {
+      {"superseded", gc->superseded()},
+      {"not used within the retention", gc->expired()},
+      {"over the disk limit", gc->over_limit()},
+      {"referring to those", gc->dependent()},
+      {"unusable by this build", gc->unusable()}};
+  const char* separator = " (";
+  for (const auto& [why, count] : reasons) {
+    if (count == 0) continue;
+    std::cout << separator << count << " " << why;
+    separator = ", ";
+  }
+  std::cout << (separator[0] == ',' ? ")" : "") << "; " << gc->bytes_before() << " -> "
+            << gc->bytes_after() << " bytes on disk\n";
   return kOk;
 }
 

@@ -48,9 +48,12 @@ ExitCode RunGraph(const Session& session, const GraphCommand& command);
 ExitCode RunWatch(const Session& session, const CallCommand& command);
 // RunSet takes KEY VALUE pairs; an odd count is a usage error.
 ExitCode RunSet(const Session& session, const std::vector<std::string>& pairs);
+// RunUnset deletes the inputs named by `keys`.
+ExitCode RunUnset(const Session& session, const std::vector<std::string>& keys);
 ExitCode RunStats(const Session& session);
 ExitCode RunFunctions(const Session& session);
 ExitCode RunFlush(const Session& session);
+ExitCode RunGc(const Session& session);
 ExitCode RunShutdown(const Session& session);
 ExitCode RunPing(const Session& session);
 

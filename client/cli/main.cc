@@ -136,6 +136,12 @@ void AddCommands(CLI::App& app, CommandLine* line) {
   set_command->callback(
       [line] { line->run = [line](const Session& s) { return RunSet(s, line->pairs); }; });
 
+  CLI::App* unset_command =
+      app.add_subcommand("unset", "Delete inputs atomically: KEY ... (readers see them unset)");
+  unset_command->add_option("keys", line->pairs, "input keys")->required();
+  unset_command->callback(
+      [line] { line->run = [line](const Session& s) { return RunUnset(s, line->pairs); }; });
+
   CLI::App* watch_command =
       app.add_subcommand("watch", "Print a call's value, then each new value (Ctrl-C ends)");
   AddCallOptions(watch_command, &line->call);
@@ -146,11 +152,12 @@ void AddCommands(CLI::App& app, CommandLine* line) {
       {"stats", "Print the daemon's statistics"},
       {"functions", "List the functions the daemon serves"},
       {"flush", "Write a snapshot of the cache now"},
+      {"gc", "Collect the cache's garbage now and print what was removed"},
       {"shutdown", "Stop the daemon gracefully"},
       {"ping", "Check that the daemon serves (prints SERVING)"},
   };
   const std::function<ExitCode(const Session&)> kRuns[] = {RunStats, RunFunctions, RunFlush,
-                                                           RunShutdown, RunPing};
+                                                           RunGc,    RunShutdown,  RunPing};
   for (size_t i = 0; i < std::size(kSimple); ++i) {
     app.add_subcommand(kSimple[i].first, kSimple[i].second)->callback([line, run = kRuns[i]] {
       line->run = run;

@@ -124,6 +124,18 @@ absl::StatusOr<uint32_t> Client::SetInputs(std::vector<std::pair<std::string, v1
   return reply->changed();
 }
 
+absl::StatusOr<uint32_t> Client::DeleteInputs(std::vector<std::string> keys) {
+  v1::DeleteInputsRequest request;
+  for (std::string& key : keys) request.add_keys(std::move(key));
+  absl::StatusOr<v1::DeleteInputsReply> reply = Unary<v1::DeleteInputsReply>(
+      *connection_,
+      [&](const detail::Link& link, grpc::ClientContext* context, v1::DeleteInputsReply* reply) {
+        return link.turbine->DeleteInputs(context, request, reply);
+      });
+  if (!reply.ok()) return reply.status();
+  return reply->deleted();
+}
+
 absl::StatusOr<v1::StatsReply> Client::Stats() {
   return Unary<v1::StatsReply>(
       *connection_,
@@ -174,6 +186,14 @@ absl::StatusOr<uint64_t> Client::Flush() {
       });
   if (!reply.ok()) return reply.status();
   return reply->tasks_written();
+}
+
+absl::StatusOr<v1::CollectGarbageReply> Client::CollectGarbage() {
+  return Unary<v1::CollectGarbageReply>(
+      *connection_,
+      [](const detail::Link& link, grpc::ClientContext* context, v1::CollectGarbageReply* reply) {
+        return link.turbine->CollectGarbage(context, v1::CollectGarbageRequest(), reply);
+      });
 }
 
 absl::Status Client::Shutdown() {

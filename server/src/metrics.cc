@@ -157,6 +157,11 @@ class Metrics::Collector final : public prometheus::Collectable {
                          MetricType::Counter)
                       .Add(static_cast<double>(counters.inputs_changed))
                       .Take());
+    out.push_back(Family("turbine_inputs_deleted_total",
+                         "Inputs unset by DeleteInputs (only those that were set).",
+                         MetricType::Counter)
+                      .Add(static_cast<double>(counters.inputs_deleted))
+                      .Take());
     out.push_back(Family("turbine_calls_in_flight",
                          "Calls, input batches and flushes accepted and not yet answered.",
                          MetricType::Gauge)
@@ -208,6 +213,24 @@ class Metrics::Collector final : public prometheus::Collectable {
             stats.idle_snapshots);
     gauge("turbine_last_snapshot_tasks", "Tasks written by the last snapshot.",
           stats.last_snapshot_tasks);
+    out.push_back(Family("turbine_gc_duration_seconds",
+                         "Garbage collection passes of the store (count) and their time (sum).",
+                         MetricType::Summary)
+                      .AddSummary(stats.gc_passes, Seconds(stats.gc_nanos))
+                      .Take());
+    counter("turbine_gc_removed_tasks_total", "Tasks garbage collection removed from the store.",
+            stats.gc_removed_tasks);
+    counter("turbine_gc_removed_bytes_total", "Bytes on disk garbage collection freed.",
+            stats.gc_removed_bytes);
+    Family by_use("turbine_store_tasks_by_last_use",
+                  "Tasks on disk by how long ago they were last used, as the last garbage "
+                  "collection pass found them.",
+                  MetricType::Gauge);
+    const char* const ages[] = {"today", "1-7d", "8-30d", "older"};
+    for (size_t i = 0; i < stats.tasks_by_last_use.size(); ++i) {
+      by_use.Add(static_cast<double>(stats.tasks_by_last_use[i]), {{"age", ages[i]}});
+    }
+    out.push_back(by_use.Take());
 
     Family calls("turbine_function_calls_total", "Calls of a function's tasks.",
                  MetricType::Counter);

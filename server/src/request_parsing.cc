@@ -111,6 +111,8 @@ enum MethodIndex : int {
   kCallBatches = 8,
   kGraph = 9,
   kTrace = 10,
+  kDeleteInputs = 11,
+  kCollectGarbage = 12,
 };
 
 }  // namespace
@@ -238,6 +240,10 @@ void TurbineService::ParseRequestsOurselves() {
                                                        &TurbineService::Graph);
   ParseUnaryRequests<v1::TraceRequest, v1::TraceReply>(kTrace, Rpc::kTrace,
                                                        &TurbineService::Trace);
+  ParseUnaryRequests<v1::DeleteInputsRequest, v1::DeleteInputsReply>(
+      kDeleteInputs, Rpc::kDeleteInputs, &TurbineService::DeleteInputs);
+  ParseUnaryRequests<v1::CollectGarbageRequest, v1::CollectGarbageReply>(
+      kCollectGarbage, Rpc::kCollectGarbage, &TurbineService::CollectGarbage);
   MarkMethodRawCallback(
       kWatch,
       new grpc_handlers::CallbackServerStreamingHandler<grpc::ByteBuffer, v1::CallReply>(

@@ -226,7 +226,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
       storage::PersistentEngine::Open(storage::StoreOptions{.data_dir = data_dir->string()},
                                       EngineOptions{.worker_threads = options.workers,
                                                     .snapshot_interval = options.snapshot_interval,
-                                                    .logger = &EngineLogger});
+                                                    .logger = &EngineLogger,
+                                                    .gc = options.gc});
   if (!persistent.ok()) return persistent.status();
   state->persistent = std::move(*persistent);
   state->report = StoreReport(state->persistent->report());
@@ -240,7 +241,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
         raw_state->changed.notify_all();
       },
       ReplyLimits{.stream_bytes = options.stream_reply_buffer_bytes,
-                  .daemon_bytes = options.reply_buffer_bytes});
+                  .daemon_bytes = options.reply_buffer_bytes},
+      options.gc);
   if (!metrics_address.empty()) {
     absl::StatusOr<std::unique_ptr<Metrics>> metrics = Metrics::Start(
         metrics_address, state->persistent->engine(), *state->service, state->persistent->store());

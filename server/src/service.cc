@@ -1,11 +1,12 @@
 // service.cc — the unary RPCs and the shared call path (service.h).
 #include "service.h"
 
+#include <grpcpp/alarm.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cstring>
 #include <thread>
-
-#include <grpcpp/alarm.h>
 
 #include "chrome_trace.h"
 #include "turbine/server/wire_value.h"
@@ -175,16 +176,22 @@ std::string_view RpcName(Rpc rpc) {
       return "Graph";
     case Rpc::kTrace:
       return "Trace";
+    case Rpc::kDeleteInputs:
+      return "DeleteInputs";
+    case Rpc::kCollectGarbage:
+      return "CollectGarbage";
   }
   return "unknown";
 }
 
 TurbineService::TurbineService(Engine& engine, const storage::Store& store, std::string auth_token,
-                               std::function<void()> on_shutdown, ReplyLimits reply_limits)
+                               std::function<void()> on_shutdown, ReplyLimits reply_limits,
+                               GcOptions gc)
     : engine_(engine),
       store_(store),
       expected_authorization_(auth_token.empty() ? "" : "Bearer " + auth_token),
       on_shutdown_(std::move(on_shutdown)),
+      gc_options_(std::move(gc)),
       reply_budget_(reply_limits) {
   change_listener_ = engine_.AddChangeListener([this] { OnEngineChange(); });
   ParseRequestsOurselves();
@@ -211,6 +218,7 @@ ServiceCounters TurbineService::Counters() const {
   counters.input_batches = input_batches_.load(std::memory_order_relaxed);
   counters.inputs_set = inputs_set_.load(std::memory_order_relaxed);
   counters.inputs_changed = inputs_changed_.load(std::memory_order_relaxed);
+  counters.inputs_deleted = inputs_deleted_.load(std::memory_order_relaxed);
   counters.in_flight = pending_work_.load(std::memory_order_relaxed);
   counters.reply_bytes_queued = reply_budget_.queued();
   counters.streams_paused = reply_budget_.paused();
@@ -403,6 +411,74 @@ grpc::ServerUnaryReactor* TurbineService::SetInputs(grpc::CallbackServerContext*
   return reactor;
 }
 
+grpc::ServerUnaryReactor* TurbineService::DeleteInputs(grpc::CallbackServerContext* context,
+                                                       const v1::DeleteInputsRequest* request,
+                                                       v1::DeleteInputsReply* reply) {
+  CountRpc(Rpc::kDeleteInputs);
+  if (!Authorized(context)) return Reject(context, kUnauthenticated);
+  std::vector<std::string> keys(request->keys().begin(), request->keys().end());
+  for (const std::string& key : keys) {
+    if (key.empty()) {
+      return Reject(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                          "an input key must not be empty"));
+    }
+  }
+  if (!BeginWork()) return Reject(context, kDraining);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // In the queue of SetInputs: batches of both apply in the order they arrived.
+  background_.Post([this, reactor, reply, keys = std::move(keys)]() mutable {
+    size_t deleted = 0;
+    absl::Status status = engine_.DeleteInputs(std::move(keys), &deleted);
+    if (status.ok()) {
+      inputs_deleted_.fetch_add(deleted, std::memory_order_relaxed);
+    } else {
+      CountError(static_cast<int>(status.code()));
+    }
+    reply->set_deleted(static_cast<uint32_t>(deleted));
+    reactor->Finish(ToGrpc(status));
+    EndWork();
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TurbineService::CollectGarbage(grpc::CallbackServerContext* context,
+                                                         const v1::CollectGarbageRequest*,
+                                                         v1::CollectGarbageReply* reply) {
+  CountRpc(Rpc::kCollectGarbage);
+  if (!Authorized(context)) return Reject(context, kUnauthenticated);
+  if (!BeginWork()) return Reject(context, kDraining);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  collector_.Post([this, reactor, reply] {
+    spdlog::info("garbage collection pass started (CollectGarbage)");
+    // As the daemon's flags say; a shutdown stops the pass rather than wait for it.
+    GcOptions options = gc_options_;
+    options.stop = [this] { return draining_.load(); };
+    absl::StatusOr<GcReport> report = engine_.CollectGarbage(options);
+    if (report.ok()) {
+      spdlog::info("garbage collection removed {} of {} tasks: {} -> {} bytes on disk",
+                   report->removed_tasks, report->scanned_tasks, report->bytes_before,
+                   report->bytes_after);
+      reply->set_removed_tasks(report->removed_tasks);
+      reply->set_bytes_before(report->bytes_before);
+      reply->set_bytes_after(report->bytes_after);
+      reply->set_scanned_tasks(report->scanned_tasks);
+      reply->set_unusable(report->unusable);
+      reply->set_superseded(report->superseded);
+      reply->set_expired(report->expired);
+      reply->set_over_limit(report->over_limit);
+      reply->set_dependent(report->dependent);
+      reply->set_micros(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(report->duration).count()));
+    } else {
+      spdlog::warn("garbage collection failed: {}", std::string(report.status().message()));
+      CountError(static_cast<int>(report.status().code()));
+    }
+    reactor->Finish(ToGrpc(report.status()));
+    EndWork();
+  });
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* TurbineService::Stats(grpc::CallbackServerContext* context,
                                                 const v1::StatsRequest*, v1::StatsReply* reply) {
   CountRpc(Rpc::kStats);
@@ -426,6 +502,14 @@ grpc::ServerUnaryReactor* TurbineService::Stats(grpc::CallbackServerContext* con
   reply->set_executed(counters.executed);
   reply->set_reply_bytes_queued(static_cast<uint64_t>(counters.reply_bytes_queued));
   reply->set_streams_paused(static_cast<uint64_t>(counters.streams_paused));
+  reply->set_gc_passes(stats.gc_passes);
+  reply->set_gc_removed_tasks(stats.gc_removed_tasks);
+  reply->set_gc_removed_bytes(stats.gc_removed_bytes);
+  reply->set_gc_micros(stats.gc_nanos / 1000);
+  reply->set_tasks_used_today(stats.tasks_by_last_use[0]);
+  reply->set_tasks_used_1_7d(stats.tasks_by_last_use[1]);
+  reply->set_tasks_used_8_30d(stats.tasks_by_last_use[2]);
+  reply->set_tasks_used_older(stats.tasks_by_last_use[3]);
   reply->set_uptime_seconds(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(counters.uptime).count()));
   for (const FunctionStats& fn : stats.functions) {

@@ -2,7 +2,8 @@
 //
 // Reactions never block: a call whose answer is clean in memory is answered on the gRPC
 // thread; everything else is finished by the engine's workers (Engine::ReadAsync). Work
-// that must wait for the disk (SetInputs, Flush) runs on one background thread.
+// that must wait for the disk (SetInputs, DeleteInputs, Flush) runs on one background thread,
+// garbage collection on another.
 #pragma once
 
 #include <absl/base/thread_annotations.h>
@@ -58,8 +59,10 @@ enum class Rpc : int {
   kCallBatches,
   kGraph,
   kTrace,
+  kDeleteInputs,
+  kCollectGarbage,
 };
-inline constexpr int kRpcCount = 11;
+inline constexpr int kRpcCount = 13;
 std::string_view RpcName(Rpc rpc);
 
 // kStatusCodeCount: gRPC (and absl) status codes are 0 (OK) to 16.
@@ -79,6 +82,7 @@ struct ServiceCounters {
   uint64_t input_batches = 0;   // SetInputs batches applied
   uint64_t inputs_set = 0;      // inputs in them
   uint64_t inputs_changed = 0;  // ... whose value changed
+  uint64_t inputs_deleted = 0;  // inputs unset by DeleteInputs (that were set)
   int64_t in_flight = 0;        // accepted calls and batches not yet answered
   uint64_t watches = 0;         // open Watch streams
   int64_t reply_bytes_queued = 0;  // CallStream replies waiting for their clients
@@ -88,8 +92,10 @@ struct ServiceCounters {
 
 class TurbineService final : public v1::Turbine::CallbackService {
  public:
+  // `gc` is what a CollectGarbage pass collects (the daemon's flags).
   TurbineService(Engine& engine, const storage::Store& store, std::string auth_token,
-                 std::function<void()> on_shutdown, ReplyLimits reply_limits = {});
+                 std::function<void()> on_shutdown, ReplyLimits reply_limits = {},
+                 GcOptions gc = {});
   ~TurbineService() override;
 
   // Prepare finds the function and calls it (a lookup; nothing is awaited). Errors are the
@@ -131,6 +137,12 @@ class TurbineService final : public v1::Turbine::CallbackService {
   grpc::ServerUnaryReactor* SetInputs(grpc::CallbackServerContext* context,
                                       const v1::SetInputsRequest* request,
                                       v1::SetInputsReply* reply) override;
+  grpc::ServerUnaryReactor* DeleteInputs(grpc::CallbackServerContext* context,
+                                         const v1::DeleteInputsRequest* request,
+                                         v1::DeleteInputsReply* reply) override;
+  grpc::ServerUnaryReactor* CollectGarbage(grpc::CallbackServerContext* context,
+                                           const v1::CollectGarbageRequest* request,
+                                           v1::CollectGarbageReply* reply) override;
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
                                   const v1::StatsRequest* request, v1::StatsReply* reply) override;
   grpc::ServerUnaryReactor* ListFunctions(grpc::CallbackServerContext* context,
@@ -176,7 +188,11 @@ class TurbineService final : public v1::Turbine::CallbackService {
   const storage::Store& store_;               // for Stats: what the cache occupies
   const std::string expected_authorization_;  // "Bearer <token>", empty: no token needed
   std::function<void()> on_shutdown_;
+  const GcOptions gc_options_;
   BackgroundQueue background_;
+  // Garbage collection passes, which take long: on a thread of their own, so that input
+  // batches and flushes never wait for one.
+  BackgroundQueue collector_;
   ReplyBudget reply_budget_;
   uint64_t change_listener_ = 0;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
@@ -194,6 +210,7 @@ class TurbineService final : public v1::Turbine::CallbackService {
   std::atomic<uint64_t> input_batches_{0};
   std::atomic<uint64_t> inputs_set_{0};
   std::atomic<uint64_t> inputs_changed_{0};
+  std::atomic<uint64_t> inputs_deleted_{0};
 
   mutable std::mutex watches_mu_;  // std, not absl: visible to TSan
   std::vector<WatchReactor*> watches_ ABSL_GUARDED_BY(watches_mu_);

@@ -5,6 +5,7 @@
 //            [--max-message-bytes N] [--tls-cert F --tls-key F [--tls-client-ca F]] [--insecure]
 //            [--metrics-listen HOST:PORT] [--max-connections N] [--max-connection-idle-ms N]
 //            [--stream-reply-buffer-bytes N] [--reply-buffer-bytes N]
+//            [--retention DURATION] [--disk-limit SIZE] [--gc-interval DURATION]
 //
 // Every flag can come from the --config file instead (TOML or INI, keys named like the
 // flags; deploy/turbined.toml lists them all); a flag on the command line wins.
@@ -20,11 +21,17 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cctype>
+#include <charconv>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "turbine/server/server.h"
@@ -47,6 +54,57 @@ bool ReadToken(const std::string& path, std::string* token) {
   *token = begin == std::string::npos ? "" : text.substr(begin, end - begin + 1);
   return !token->empty();
 }
+
+// ParseSize reads a size: plain bytes, or a number with K, M, G or T (powers of 1024; "B"
+// or "iB" may follow): "512M", "2G", "1048576".
+std::optional<uint64_t> ParseSize(std::string text) {
+  if (text.ends_with("iB")) {
+    text.resize(text.size() - 2);
+  } else if (text.ends_with("B")) {
+    text.pop_back();
+  }
+  int shift = 0;
+  if (!text.empty()) {
+    const size_t unit = std::string_view("KMGT").find(
+        static_cast<char>(std::toupper(static_cast<unsigned char>(text.back()))));
+    if (unit != std::string_view::npos) {
+      shift = 10 * static_cast<int>(unit + 1);
+      text.pop_back();
+    }
+  }
+  uint64_t number = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), number);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size() ||
+      number > (UINT64_MAX >> shift)) {
+    return std::nullopt;
+  }
+  return number << shift;
+}
+
+// ParseDuration reads a duration: plain seconds, or a number with s, m, h or d: "30d".
+std::optional<std::chrono::seconds> ParseDuration(std::string text) {
+  struct Unit {
+    char suffix;
+    int64_t seconds;
+  };
+  constexpr Unit kUnits[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+  int64_t unit = 1;
+  for (const Unit& candidate : kUnits) {
+    if (!text.empty() && text.back() == candidate.suffix) {
+      unit = candidate.seconds;
+      text.pop_back();
+      break;
+    }
+  }
+  int64_t number = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), number);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size() || number < 0 ||
+      number > INT64_MAX / unit / 1000) {
+    return std::nullopt;
+  }
+  return std::chrono::seconds(number * unit);
+}
+
 // Flags is what the command line and the config file say.
 struct Flags {
   turbine::server::ServerOptions server;
@@ -123,6 +181,36 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "... or while this many wait for all clients together")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
       ->capture_default_str();
+  // Garbage collection of the store. Sizes and durations are checked as they are read.
+  const CLI::Validator size(
+      [](std::string& text) {
+        return ParseSize(text) ? std::string() : "'" + text + "' is not a size: 512M, 2G or bytes";
+      },
+      "SIZE");
+  const CLI::Validator duration(
+      [](std::string& text) {
+        return ParseDuration(text)
+                   ? std::string()
+                   : "'" + text + "' is not a duration: 30d, 12h, 45m, 90s or seconds";
+      },
+      "DURATION");
+  std::string retention = "30d";
+  std::string disk_limit = "0";
+  std::string gc_interval = "1h";
+  app.add_option("--retention", retention,
+                 "remove cached results not used for this long (counted in whole days)")
+      ->check(duration)
+      ->capture_default_str();
+  app.add_option("--disk-limit", disk_limit,
+                 "keep the store under this size by removing the least recently used "
+                 "results (0: no limit; inputs are never removed)")
+      ->check(size)
+      ->capture_default_str();
+  app.add_option("--gc-interval", gc_interval,
+                 "collect garbage this often when idle, the first time a minute after start "
+                 "(0: only on `turbine gc`)")
+      ->check(duration)
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -132,6 +220,9 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   }
   options.snapshot_interval = std::chrono::milliseconds(snapshot_interval_ms);
   options.max_connection_idle = std::chrono::milliseconds(max_connection_idle_ms);
+  options.gc.retention = *ParseDuration(retention);
+  options.gc.disk_limit = *ParseSize(disk_limit);
+  options.gc.interval = *ParseDuration(gc_interval);
 
   return -1;
 }

@@ -42,8 +42,12 @@ Task<Bytes> ContentImpl(std::string path, int64_t size, int64_t mtime_ns, int64_
                         int64_t inode) {
   co_return ReadFileAt(path, FileSignature{size, mtime_ns, ctime_ns, inode}, "fs.read");
 }
-const Function<ContentImpl> fs_content{
-    "fs.content", 1, "a file's bytes at one stat signature (fs.read's cache)"};
+// Only fs.read asks for it, under the signature it just saw; a signature never comes back
+// (its ctime only grows), so once no stored task refers to it, it is garbage.
+const Function<ContentImpl> fs_content{"fs.content",
+                                       1,
+                                       "a file's bytes at one stat signature (fs.read's cache)",
+                                       {.kept_while_referenced = true}};
 
 }  // namespace
 

@@ -72,6 +72,16 @@ absl::Status RocksBackingStore::WriteInputs(
   return store_->Write(batch, /*sync=*/true);  // the user's data: durable on return
 }
 
+absl::Status RocksBackingStore::DeleteInputs(const std::vector<std::string>& keys,
+                                             uint64_t next_stamp) {
+  rocksdb::WriteBatch batch;
+  for (const std::string& key : keys) batch.Delete(store_->handle(Table::kInputs), key);
+  std::string bytes;
+  EncodeCounter(next_stamp, &bytes);
+  batch.Put(store_->handle(Table::kMeta), kNextStampKey, bytes);
+  return store_->Write(batch, /*sync=*/true);  // as WriteInputs: durable on return
+}
+
 absl::StatusOr<uint64_t> RocksBackingStore::NextStamp() {
   return ReadCounter(*store_, kNextStampKey);
 }
@@ -141,6 +151,7 @@ absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tas
             [](const StoredTask* a, const StoredTask* b) { return a->id < b->id; });
   for (const StoredTask* task : order) {
     if (!task->stored) PutTaskId(*task, batch);
+    if (task->last_used != 0) PutLastUse(task->id, task->last_used, batch);
   }
   std::string bytes;
   EncodeCounter(next_task_id, &bytes);
@@ -173,5 +184,91 @@ void RocksBackingStore::PutTaskId(const StoredTask& task, rocksdb::WriteBatch& b
   batch.Put(store_->handle(Table::kTaskIds), rocksdb::SliceParts(&key, 1),
             rocksdb::SliceParts(value, 2));
 }
+
+void RocksBackingStore::PutLastUse(uint64_t id, uint16_t day, rocksdb::WriteBatch& batch) {
+  char key[8];
+  PutBigEndian(id, key);
+  const char value[2] = {static_cast<char>(day >> 8), static_cast<char>(day & 0xff)};
+  batch.Put(store_->handle(Table::kTaskUse), rocksdb::Slice(key, 8), rocksdb::Slice(value, 2));
+}
+
+absl::Status RocksBackingStore::WriteLastUse(const std::vector<LastUse>& uses) {
+  rocksdb::WriteBatch batch;
+  for (const LastUse& use : uses) PutLastUse(use.id, use.day, batch);
+  return store_->Write(batch, /*sync=*/false);
+}
+
+namespace {
+
+// RocksTaskScan reads `tasks` in key order, and each task's day from `task_use`, both as of
+// the moment the scan opened.
+class RocksTaskScan final : public TaskScan {
+ public:
+  explicit RocksTaskScan(std::unique_ptr<TableScan> scan) : scan_(std::move(scan)) {}
+
+  absl::StatusOr<bool> Next(size_t limit,
+                            const std::function<void(const StoredTask& task)>& visit) override {
+    absl::Status failed;
+    absl::StatusOr<bool> more =
+        scan_->Next(limit, [&](std::string_view key, std::string_view value) {
+          std::optional<StoredTask> task = DecodeTaskRecord(key, value);
+          if (!task.has_value() || !failed.ok()) return;  // damaged: not a task to keep
+          char id[8];
+          PutBigEndian(task->id, id);
+          std::string day;
+          absl::StatusOr<bool> found = scan_->Get(Table::kTaskUse, std::string_view(id, 8), &day);
+          if (!found.ok()) {
+            failed = found.status();
+            return;
+          }
+          if (*found && day.size() == 2) {
+            task->last_used = static_cast<uint16_t>(static_cast<unsigned char>(day[0]) << 8 |
+                                                    static_cast<unsigned char>(day[1]));
+          }
+          visit(*task);
+        });
+    if (!failed.ok()) return failed;
+    return more;
+  }
+
+ private:
+  std::unique_ptr<TableScan> scan_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TaskScan>> RocksBackingStore::ScanTasks() {
+  return std::unique_ptr<TaskScan>(new RocksTaskScan(store_->Scan(Table::kTasks)));
+}
+
+absl::Status RocksBackingStore::DeleteTasks(const std::vector<uint64_t>& ids) {
+  rocksdb::WriteBatch batch;
+  std::string key;
+  std::string value;
+  for (uint64_t id : ids) {
+    char id_key[8];
+    PutBigEndian(id, id_key);
+    const rocksdb::Slice id_slice(id_key, 8);
+    absl::StatusOr<bool> indexed = store_->Get(Table::kTaskIds, std::string_view(id_key, 8), &key);
+    if (!indexed.ok()) return indexed.status();
+    if (*indexed) {
+      // The record goes only if it is this task's: a damaged id index may name another's.
+      absl::StatusOr<bool> found = store_->Get(Table::kTasks, key, &value);
+      if (!found.ok()) return found.status();
+      if (*found && value.size() >= 8 && GetBigEndian(value.data()) == id) {
+        batch.Delete(store_->handle(Table::kTasks), key);
+      }
+    }
+    batch.Delete(store_->handle(Table::kTaskIds), id_slice);
+    batch.Delete(store_->handle(Table::kTaskUse), id_slice);
+  }
+  return store_->Write(batch, /*sync=*/false);
+}
+
+absl::StatusOr<uint64_t> RocksBackingStore::DiskBytes() { return store_->DiskBytes(); }
+
+absl::Status RocksBackingStore::Reclaim() { return store_->CompactAll(); }
+
+void RocksBackingStore::StopReclaiming() { store_->StopCompacting(); }
 
 }  // namespace turbine::storage

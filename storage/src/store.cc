@@ -1,6 +1,7 @@
 // store.cc — opening the backing store, and what to do when it cannot be used as is.
 #include "turbine/storage/store.h"
 
+#include <absl/strings/numbers.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -8,9 +9,10 @@
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/transaction_log.h>
+#include <rocksdb/utilities/table_properties_collectors.h>
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
-
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include <chrono>
@@ -29,7 +31,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::array<std::string_view, kTableCount> kTableNames = {"meta", "tasks", "task_ids",
-                                                                   "inputs"};
+                                                                   "inputs", "task_use"};
 
 using Verdict = Store::Verdict;
 using Attempt = Store::Attempt;
@@ -47,7 +49,35 @@ rocksdb::Options DatabaseOptions(const std::shared_ptr<rocksdb::Logger>& logger,
   // costs more than the opening. Table statistics are read lazily instead of at open.
   options.max_file_opening_threads = 1;
   options.skip_stats_update_on_db_open = true;
+  // RocksDB preallocates its log (a memtable's worth, 70 MB) and its manifest (4 MB) on
+  // disk: `du` showed 77 MB for an empty database, and a disk limit could never be met.
+  // The space is taken as it is written instead.
+  options.allow_fallocate = false;
+  // RemoveEmptyLogs deletes log files RocksDB left empty; that is safe only while the
+  // manifest does not list the logs (false is RocksDB's default; said here because of it).
+  options.track_and_verify_wals_in_manifest = false;
   return options;
+}
+
+// RemoveEmptyLogs deletes the empty write-ahead log files older than the one `db` (just
+// opened for writing) writes to. Every open starts a new log, and RocksDB before 8.3 never
+// deletes one into which nothing was written: a daemon restarted without writing left one
+// more empty file behind each time, without end. They hold nothing, and the database is
+// open and locked by this process, so nobody else is about to write to one.
+void RemoveEmptyLogs(rocksdb::DB& db, const std::string& path) {
+  std::unique_ptr<rocksdb::LogFile> current;
+  if (!db.GetCurrentWalFile(&current).ok() || current == nullptr) return;
+  std::error_code error;
+  for (const fs::directory_entry& entry : fs::directory_iterator(path, error)) {
+    if (entry.path().extension() != ".log") continue;
+    uint64_t number = 0;
+    const std::string stem = entry.path().stem().string();
+    if (!absl::SimpleAtoi(stem, &number) || number >= current->LogNumber()) continue;
+    std::error_code size_error;
+    if (fs::file_size(entry.path(), size_error) == 0 && !size_error) {
+      fs::remove(entry.path(), size_error);
+    }
+  }
 }
 
 // TableOptions tunes each table for how it is read.
@@ -84,6 +114,14 @@ rocksdb::ColumnFamilyOptions TableOptions(Table table,
   }
   if (table == Table::kTasks || table == Table::kTaskIds) {
     options.compression = rocksdb::kLZ4Compression;
+  }
+  if (table == Table::kTasks || table == Table::kTaskIds || table == Table::kTaskUse) {
+    // Garbage collection deletes from these: a table file in which a quarter of a window of
+    // entries are deletions is compacted soon, without waiting for writes to push it down,
+    // so the space comes back even when a pass does not reclaim it itself.
+    options.table_properties_collector_factories.push_back(
+        rocksdb::NewCompactOnDeletionCollectorFactory(/*sliding_window_size=*/256,
+                                                      /*deletion_trigger=*/64));
   }
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(blocks));
   return options;
@@ -306,6 +344,7 @@ Attempt Store::OpenDatabase(bool existed, OpenReport* report) {
     report->read_only = status.ok();
   }
   if (!status.ok()) return ConvertOpenError(status, path_);
+  if (!instance->read_only) RemoveEmptyLogs(*instance->db, path_);
   current_.store(instance.get());
   instances_.push_back(std::move(instance));
   return {};
@@ -438,15 +477,86 @@ absl::Status Store::Write(rocksdb::WriteBatch& batch, bool sync) {
 
 absl::Status Store::CompactAll() {
   rocksdb::DB& db = this->db();
+  // The bottommost files too: a deletion's tombstone that reached the last level would
+  // otherwise stay there, with the space it stands for, until a write happens to rewrite
+  // that file.
+  rocksdb::CompactRangeOptions compaction;
+  compaction.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
   for (int t = 0; t < kTableCount; ++t) {
     rocksdb::ColumnFamilyHandle* table = handle(static_cast<Table>(t));
     rocksdb::Status status = db.Flush(rocksdb::FlushOptions(), table);
     if (status.ok()) {
-      status = db.CompactRange(rocksdb::CompactRangeOptions(), table, nullptr, nullptr);
+      status = db.CompactRange(compaction, table, nullptr, nullptr);
     }
     if (!status.ok()) return FromRocks(status, "compact " + std::string(kTableNames[t]));
   }
   return absl::OkStatus();
+}
+
+struct TableScan::View {
+  rocksdb::DB* db = nullptr;
+  const Store* store = nullptr;
+  const rocksdb::Snapshot* snapshot = nullptr;
+  std::unique_ptr<rocksdb::Iterator> it;
+  bool started = false;
+};
+
+TableScan::TableScan(std::unique_ptr<View> view) : view_(std::move(view)) {}
+
+TableScan::~TableScan() {
+  view_->it.reset();
+  view_->db->ReleaseSnapshot(view_->snapshot);
+}
+
+absl::StatusOr<bool> TableScan::Next(
+    size_t limit, const std::function<void(std::string_view key, std::string_view value)>& visit) {
+  rocksdb::Iterator& it = *view_->it;
+  if (!view_->started) {
+    it.SeekToFirst();
+    view_->started = true;
+  }
+  for (size_t n = 0; n < limit && it.Valid(); ++n, it.Next()) {
+    visit(std::string_view(it.key().data(), it.key().size()),
+          std::string_view(it.value().data(), it.value().size()));
+  }
+  if (!it.status().ok()) return FromRocks(it.status(), "scan");
+  return it.Valid();
+}
+
+absl::StatusOr<bool> TableScan::Get(Table table, std::string_view key, std::string* value) const {
+  rocksdb::ReadOptions options;
+  options.snapshot = view_->snapshot;
+  const rocksdb::Status status = view_->db->Get(options, view_->store->handle(table),
+                                                rocksdb::Slice(key.data(), key.size()), value);
+  if (status.IsNotFound()) return false;
+  if (!status.ok()) return FromRocks(status, "read from " + std::string(TableName(table)));
+  return true;
+}
+
+void Store::StopCompacting() { db().DisableManualCompaction(); }
+
+std::unique_ptr<TableScan> Store::Scan(Table table) const {
+  auto view = std::make_unique<TableScan::View>();
+  view->db = &db();  // a read-only instance replaced meanwhile stays open with the Store
+  view->store = this;
+  view->snapshot = view->db->GetSnapshot();
+  rocksdb::ReadOptions options;
+  options.snapshot = view->snapshot;
+  options.fill_cache = false;  // a scan must not push out what lookups need
+  view->it.reset(view->db->NewIterator(options, handle(table)));
+  return std::unique_ptr<TableScan>(new TableScan(std::move(view)));
+}
+
+uint64_t Store::DiskBytes() const {
+  uint64_t bytes = 0;
+  std::error_code error;
+  for (const fs::directory_entry& entry : fs::directory_iterator(path_, error)) {
+    struct stat st {};
+    if (::stat(entry.path().c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      bytes += static_cast<uint64_t>(st.st_blocks) * 512;  // allocated, as du counts
+    }
+  }
+  return bytes;
 }
 
 std::vector<std::string> Store::TableFiles(Table table) const {

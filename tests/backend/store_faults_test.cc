@@ -40,6 +40,13 @@ class FaultyStore : public turbine::BackingStore {
     next_stamp_ = next_stamp;
     return absl::OkStatus();
   }
+  absl::Status DeleteInputs(const std::vector<std::string>& keys, uint64_t next_stamp) override {
+    std::lock_guard lock(mu_);
+    if (!write_error.ok()) return write_error;
+    for (const std::string& key : keys) inputs_.erase(key);
+    next_stamp_ = next_stamp;
+    return absl::OkStatus();
+  }
   absl::StatusOr<uint64_t> NextStamp() override {
     std::lock_guard lock(mu_);
     return next_stamp_;
@@ -90,6 +97,31 @@ TEST(StoreFaults, ABatchTheStoreDoesNotAcknowledgeIsNotApplied) {
   ASSERT_TRUE(engine.SetInputs({InputValue::Of("price", int64_t{20})}, &changed).ok());
   EXPECT_EQ(changed, 1u);
   EXPECT_EQ(*engine.Read(price()), 20);
+  EXPECT_EQ(notifications.load(), 1);
+}
+
+TEST(StoreFaults, ADeletionTheStoreDoesNotAcknowledgeIsNotApplied) {
+  FaultyStore store;
+  turbine::Engine engine({.worker_threads = 2, .backing_store = &store, .snapshot_interval = {}});
+  turbine::Engine::Scope scope(engine);
+  ASSERT_TRUE(engine.SetInput("price", int64_t{10}).ok());
+  ASSERT_EQ(*engine.Read(price()), 10);
+  std::atomic<int> notifications = 0;
+  engine.AddChangeListener([&] { notifications.fetch_add(1); });
+
+  store.Fail(absl::ResourceExhaustedError("no space left on device"));
+  size_t changed = 99;
+  absl::Status deleted = engine.DeleteInputs({"price"}, &changed);
+  EXPECT_EQ(deleted.code(), absl::StatusCode::kResourceExhausted) << deleted;
+  EXPECT_NE(deleted.message().find("not deleted"), std::string::npos) << deleted;
+  EXPECT_EQ(changed, 0u);
+  EXPECT_EQ(*engine.Read(price()), 10);  // still set: the deletion would not survive a restart
+  EXPECT_EQ(notifications.load(), 0);
+
+  store.Fail(absl::OkStatus());
+  ASSERT_TRUE(engine.DeleteInputs({"price"}, &changed).ok());
+  EXPECT_EQ(changed, 1u);
+  EXPECT_FALSE(engine.Read(price()).ok());
   EXPECT_EQ(notifications.load(), 1);
 }
 

@@ -47,6 +47,33 @@ TEST(CliAgainstDaemon, CallsSetsAndReportsErrorsByExitCode) {
   EXPECT_EQ(RunCli(cli + "call demo.fib 20 2>/dev/null").exit_code, 3) << "daemon gone";
 }
 
+TEST(CliAgainstDaemon, UnsetDeletesInputsDurably) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  const std::string cli = "--data-dir " + dir.str() + " ";
+  ASSERT_EQ(RunCli(cli + "set color '\"blue\"' size 3").exit_code, 0);
+  ASSERT_EQ(RunCli(cli + "call input.get color").out, "\"blue\"\n");
+
+  CliResult unset = RunCli(cli + "unset color never.set");
+  EXPECT_EQ(unset.exit_code, 0);
+  EXPECT_EQ(unset.out, "1 input deleted\n");  // never.set was not set: nothing to delete
+  // The reader re-executes (it was invalidated) and sees the input as never set.
+  CliResult read = RunCli(cli + "--json call input.get color 2>/dev/null");
+  EXPECT_EQ(read.exit_code, 1) << read.out;
+  EXPECT_NE(read.out.find("input 'color' is not set"), std::string::npos) << read.out;
+  EXPECT_EQ(RunCli(cli + "--json unset color").out, "{\"deleted\":0}\n");
+  EXPECT_EQ(RunCli(cli + "unset 2>/dev/null").exit_code, 2) << "no key: usage";
+
+  // Durable: a daemon killed without a snapshot still has it deleted, and `size` kept.
+  EXPECT_EQ(daemon.Stop(SIGKILL), 128 + SIGKILL);
+  DaemonProcess restarted;
+  ASSERT_TRUE(restarted.Start({"--data-dir", dir.str()})) << restarted.log();
+  EXPECT_EQ(RunCli(cli + "call input.get color 2>/dev/null").exit_code, 1);
+  EXPECT_EQ(RunCli(cli + "call input.get size").out, "3\n");
+  EXPECT_EQ(restarted.Stop(SIGTERM), 0) << restarted.log();
+}
+
 TEST(ClientAgainstDaemon, CallSetInputsAndWatch) {
   TempDir dir;
   DaemonProcess daemon;

@@ -125,6 +125,49 @@ TEST(Metrics, InputBatchesAndFunctionErrorsAreCounted) {
             static_cast<double>(live.server->engine().Stats().revision));
 }
 
+TEST(Metrics, GarbageCollectionPassesShowWithWhatTheyRemovedAndTheStoreByLastUse) {
+  TempDir dir;
+  ServerOptions options = WithMetrics();
+  options.gc.interval = {};   // only CollectGarbage
+  options.gc.disk_limit = 1;  // everything but inputs is garbage
+  LiveServer live(dir.str(), options);
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  std::string page = Scrape(live);
+  EXPECT_EQ(Value(page, "turbine_gc_duration_seconds_count"), 0);
+  EXPECT_EQ(Value(page, R"(turbine_store_tasks_by_last_use{age="today"})"), 0);
+
+  v1::CallReply reply;
+  ASSERT_TRUE(live.Call(Request("demo.fib", {Int(25)}), &reply).ok());  // 26 tasks
+  {
+    v1::SetInputsRequest set;
+    v1::InputEntry* entry = set.add_inputs();
+    entry->set_key("kept");
+    *entry->mutable_value() = Int(1);
+    grpc::ClientContext context;
+    v1::SetInputsReply set_reply;
+    ASSERT_TRUE(live.stub->SetInputs(&context, set, &set_reply).ok());
+  }
+  grpc::ClientContext context;
+  v1::CollectGarbageReply gc;
+  ASSERT_TRUE(live.stub->CollectGarbage(&context, v1::CollectGarbageRequest(), &gc).ok());
+  EXPECT_EQ(gc.removed_tasks(), 26u);
+  EXPECT_EQ(gc.over_limit() + gc.dependent(), 26u);
+  EXPECT_GT(gc.bytes_before(), 0u);
+  EXPECT_GT(gc.bytes_after(), 0u);
+  page = Scrape(live);
+  EXPECT_EQ(Value(page, R"(turbine_rpcs_total{method="CollectGarbage"})"), 1);
+  EXPECT_EQ(Value(page, "turbine_gc_duration_seconds_count"), 1);
+  EXPECT_GT(Value(page, "turbine_gc_duration_seconds_sum"), 0);
+  EXPECT_EQ(Value(page, "turbine_gc_removed_tasks_total"), 26);
+  // Freed bytes, if any: a store this small may even take more once compacted into files.
+  EXPECT_EQ(Value(page, "turbine_gc_removed_bytes_total"),
+            gc.bytes_before() > gc.bytes_after()
+                ? static_cast<double>(gc.bytes_before() - gc.bytes_after())
+                : 0.0);
+  EXPECT_EQ(Value(page, R"(turbine_store_tasks_by_last_use{age="today"})"), 1);  // the input
+  EXPECT_EQ(Value(page, R"(turbine_store_tasks_by_last_use{age="older"})"), 0);
+}
+
 TEST(Metrics, SnapshotsAndStoreSizeShowAndARestartCountsDiskHits) {
   TempDir dir;
   ServerOptions options = WithMetrics();

@@ -103,6 +103,48 @@ TEST(Protocol, InputsAreSetAtomicallyAndReadBack) {
   EXPECT_TRUE(reply.has_error());
 }
 
+TEST(Protocol, InputsAreDeletedAtomicallyAndAnEmptyKeyIsRefused) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  v1::SetInputsRequest set;
+  for (const char* key : {"a", "b"}) {
+    auto* entry = set.add_inputs();
+    entry->set_key(key);
+    *entry->mutable_value() = Int(5);
+  }
+  {
+    v1::SetInputsReply set_reply;
+    grpc::ClientContext context;
+    ASSERT_TRUE(live.stub->SetInputs(&context, set, &set_reply).ok());
+  }
+  v1::DeleteInputsRequest request;
+  request.add_keys("a");
+  request.add_keys("");
+  {
+    v1::DeleteInputsReply deleted;
+    grpc::ClientContext context;
+    EXPECT_EQ(live.stub->DeleteInputs(&context, request, &deleted).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  v1::CallReply reply;
+  ASSERT_TRUE(live.Call(Request("input.get", {Str("a")}), &reply).ok());
+  EXPECT_EQ(reply.value().int_value(), 5);  // the whole batch was refused
+
+  request.set_keys(1, "b");
+  request.add_keys("never.set");
+  {
+    v1::DeleteInputsReply deleted;
+    grpc::ClientContext context;
+    ASSERT_TRUE(live.stub->DeleteInputs(&context, request, &deleted).ok());
+    EXPECT_EQ(deleted.deleted(), 2u);
+  }
+  for (const char* key : {"a", "b"}) {
+    ASSERT_TRUE(live.Call(Request("input.get", {Str(key)}), &reply).ok());
+    EXPECT_EQ(reply.error().message(), "input '" + std::string(key) + "' is not set");
+  }
+}
+
 TEST(Protocol, AWatchSeesTheNewValueAfterSetInputs) {
   TempDir dir;
   LiveServer live(dir.str());

@@ -5,9 +5,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "persisted_engine.h"
 #include "temp_dir.h"
@@ -56,6 +59,19 @@ int64_t FreshChain(const std::vector<int64_t>& a, int64_t n) {
 
 using Daemon = turbine::testing::PersistedEngine<>;
 
+// Slow(n) blocks while `slow_blocked` is set (in the child of the test below, forever).
+std::atomic<bool> slow_blocked{false};
+std::atomic<bool> slow_started{false};
+Task<int64_t> SlowImpl(int64_t n) {
+  slow_started = true;
+  while (slow_blocked.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  co_return n * 10;
+}
+inline const turbine::Function<SlowImpl> slow{"test.crash.slow", 1};
+// Forward(n) returns Slow(n)'s output without reading it: its record refers to Slow(n).
+Task<turbine::Vc<int64_t>> ForwardImpl(int64_t n) { co_return slow(n); }
+inline const turbine::Function<ForwardImpl> forward{"test.crash.forward", 1};
+
 [[noreturn]] void Writer(const std::string& dir, int ack_fd, uint64_t seed) {
   Daemon d(dir);
   std::mt19937_64 random(seed);
@@ -68,6 +84,53 @@ using Daemon = turbine::testing::PersistedEngine<>;
     if (step % 3 == 0 && !d.engine.Flush().ok()) ::_exit(5);  // snapshots now and then
     if (::write(ack_fd, &step, sizeof(step)) != sizeof(step)) ::_exit(6);
   }
+}
+
+// A task that returns another task's output names that task in its record. A snapshot taken
+// while the other task still runs cannot hold it; if it held the first one anyway, a crash
+// right after left a reference to a task that exists nowhere, and reading it failed ("no
+// task with id ...") in every later session.
+TEST(CrashSafety, ARecordIsNeverWrittenBeforeATaskItRefersTo) {
+  turbine::testing::TempDir dir;
+  int flushed[2];
+  ASSERT_EQ(::pipe(flushed), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(flushed[0]);
+    slow_blocked = true;
+    // One worker: it runs Forward(7) and commits it before it can start Slow(7), which
+    // then never finishes in this process.
+    auto opened = turbine::storage::PersistentEngine::Open(
+        StoreOptions{.data_dir = dir.str()},
+        turbine::EngineOptions{.worker_threads = 1, .snapshot_interval = {}});
+    if (!opened.ok()) ::_exit(2);
+    turbine::Engine& engine = (*opened)->engine();
+    turbine::RawVc forwarded;
+    {
+      turbine::Engine::Scope scope(engine);
+      forwarded = forward(7).raw();
+    }
+    engine.ReadAsync(forwarded, [](turbine::Engine::AsyncRead) {});
+    while (!slow_started.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (!engine.Flush().ok()) ::_exit(3);
+    const char done = 1;
+    if (::write(flushed[1], &done, 1) != 1) ::_exit(4);
+    for (;;) ::pause();  // killed here, the snapshot written and Slow(7) still running
+  }
+  ::close(flushed[1]);
+  char done = 0;
+  ASSERT_EQ(::read(flushed[0], &done, 1), 1);
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ::close(flushed[0]);
+  ASSERT_TRUE(WIFSIGNALED(status));
+
+  Daemon d(dir.str());
+  absl::StatusOr<int64_t> read = d.engine.Read(forward(7));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, 70);
 }
 
 TEST(CrashSafety, EveryRestoredResultEqualsAFreshComputationAfterSigkill) {

@@ -93,6 +93,10 @@ TEST(FullDisk, AWriteIsResourceExhaustedAndTheNextOneAfterSpaceIsFreedSucceeds) 
         backing.ReadInput("k" + std::to_string(acknowledged));
     ASSERT_TRUE(refused.ok()) << refused.status();
     EXPECT_FALSE(refused->has_value());  // a refused write left nothing behind
+    // A deletion is a write too: refused the same way, and the input is still there.
+    absl::Status deleted = backing.DeleteInputs({"k0"}, acknowledged + 2);
+    EXPECT_EQ(deleted.code(), absl::StatusCode::kResourceExhausted) << deleted;
+    ExpectInput(backing, 0);
 
     disk.Free("ballast");
     absl::Status written = WriteInput(backing, acknowledged);

@@ -61,6 +61,34 @@ TEST(InputPersistence, InputsComeBackAfterARestart) {
   EXPECT_EQ(*p.engine.Read(greet()), "hi hi hi ");
 }
 
+TEST(InputPersistence, ADeletedInputReadsAsNeverSetBeforeAndAfterARestart) {
+  turbine::testing::TempDir dir;
+  {
+    Persisted p(dir.str());
+    ASSERT_TRUE(p.engine.SetInput("counter", int64_t{4}).ok());
+    ASSERT_EQ(*p.engine.Read(counter()), 4);
+    size_t changed = 0;
+    ASSERT_TRUE(p.engine.DeleteInputs({"counter", "never.set"}, &changed).ok());
+    EXPECT_EQ(changed, 1u);  // only "counter" was set
+    // Its reader was invalidated like by a change, and sees what an unset input reads as.
+    absl::StatusOr<int64_t> value = p.engine.Read(counter());
+    ASSERT_FALSE(value.ok());
+    EXPECT_EQ(value.status().message(), "input 'counter' is not set");
+    ASSERT_TRUE(p.engine.DeleteInputs({"counter"}, &changed).ok());
+    EXPECT_EQ(changed, 0u);  // deleting again changes nothing
+  }
+  {
+    Persisted p(dir.str());
+    absl::StatusOr<int64_t> value = p.engine.Read(counter());
+    ASSERT_FALSE(value.ok());  // the deletion was durable
+    EXPECT_EQ(value.status().message(), "input 'counter' is not set");
+    ASSERT_TRUE(p.engine.SetInput("counter", int64_t{5}).ok());
+    EXPECT_EQ(*p.engine.Read(counter()), 5);
+  }
+  Persisted p(dir.str());
+  EXPECT_EQ(*p.engine.Read(counter()), 5);  // set again after the deletion: back for good
+}
+
 TEST(InputPersistence, TheStampCounterSurvivesARestart) {
   turbine::testing::TempDir dir;
   {

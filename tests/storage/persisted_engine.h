@@ -18,7 +18,13 @@ template <class Backing = storage::RocksBackingStore>
 struct PersistedEngine {
   explicit PersistedEngine(const std::string& dir,
                            std::chrono::milliseconds snapshot_interval = std::chrono::seconds(1))
-      : owner(Open(dir, snapshot_interval)), engine(owner->engine()), scope(engine) {}
+      : PersistedEngine(dir, EngineOptions{.worker_threads = 2,
+                                           .snapshot_interval = snapshot_interval,
+                                           .gc = {.interval = {}}}) {}
+  // With options of the test's own (`backing_store` is ignored). Background GC passes are
+  // the test's to switch on.
+  PersistedEngine(const std::string& dir, EngineOptions options)
+      : owner(Open(dir, std::move(options))), engine(owner->engine()), scope(engine) {}
 
   Backing& backing() { return static_cast<Backing&>(owner->backing_store()); }
 
@@ -27,11 +33,10 @@ struct PersistedEngine {
   Engine::Scope scope;
 
  private:
-  static std::unique_ptr<storage::PersistentEngine> Open(
-      const std::string& dir, std::chrono::milliseconds snapshot_interval) {
+  static std::unique_ptr<storage::PersistentEngine> Open(const std::string& dir,
+                                                         EngineOptions options) {
     auto opened = storage::PersistentEngine::Open(
-        storage::StoreOptions{.data_dir = dir},
-        EngineOptions{.worker_threads = 2, .snapshot_interval = snapshot_interval},
+        storage::StoreOptions{.data_dir = dir}, std::move(options),
         [](storage::Store* store) { return std::make_unique<Backing>(store); });
     if (!opened.ok()) {
       ADD_FAILURE() << "cannot open " << dir << ": " << opened.status();

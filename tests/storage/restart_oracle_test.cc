@@ -1,10 +1,13 @@
 // Randomized oracle across restarts: a random task graph over random inputs, random input
-// changes, and random daemon restarts in between. After every change every node equals a
-// from-scratch evaluation; only nodes downstream of a changed input execute; and a restart
-// with no change answers everything from disk without executing anything.
+// changes, random daemon restarts and random garbage collection passes in between. After
+// every change every node equals a from-scratch evaluation; only nodes downstream of a
+// changed input execute; and a restart with no change answers everything from disk
+// without executing anything but what garbage collection removed and what read it.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <map>
 #include <memory>
 #include <random>
 #include <set>
@@ -25,9 +28,11 @@ constexpr int kNodes = 60;
 
 // Node describes one task: what it reads and how it combines the values.
 struct Node {
-  enum Op { kSum, kMax, kMod7, kSelect } op = kSum;
+  enum Op { kSum, kMax, kMod7, kSelect, kForward } op = kSum;
   std::vector<int> inputs;  // input indices read
-  std::vector<int> nodes;   // lower-numbered nodes read (kSelect: condition, then 2 branches)
+  // Lower-numbered nodes read (kSelect: condition, then 2 branches; kForward: one, read
+  // through Forward, which refers to it without reading it).
+  std::vector<int> nodes;
 };
 
 std::vector<Node> graph;  // fixed for the test binary; the task body looks it up
@@ -37,9 +42,17 @@ std::string Key(int i) { return "oracle.r" + std::to_string(i); }
 
 Task<int64_t> NodeImpl(int64_t id);
 inline const turbine::Function<NodeImpl> node{"test.restart_oracle.node", 1};
+// Forward(id) refers to Node(id) without reading it. It reads an input it does not use, so
+// that it is written again now and then, referring to a task collected meanwhile.
+Task<turbine::Vc<int64_t>> ForwardImpl(int64_t id) {
+  (void)co_await Input<int64_t>(Key(static_cast<int>(id % kInputs)));
+  co_return node(id);
+}
+inline const turbine::Function<ForwardImpl> forward{"test.restart_oracle.forward", 1};
 Task<int64_t> NodeImpl(int64_t id) {
   executions[id].fetch_add(1);
   const Node& n = graph[id];
+  if (n.op == Node::kForward) co_return (co_await forward(n.nodes[0])) + 1;
   if (n.op == Node::kSelect) {
     const int64_t condition = co_await node(n.nodes[0]);
     const int64_t branch = n.nodes[condition % 2 == 0 ? 1 : 2];
@@ -55,6 +68,7 @@ Task<int64_t> NodeImpl(int64_t id) {
 
 int64_t Fresh(const std::vector<int64_t>& in, int id) {
   const Node& n = graph[id];
+  if (n.op == Node::kForward) return Fresh(in, n.nodes[0]) + 1;
   if (n.op == Node::kSelect) {
     return Fresh(in, n.nodes[Fresh(in, n.nodes[0]) % 2 == 0 ? 1 : 2]);
   }
@@ -67,9 +81,10 @@ int64_t Fresh(const std::vector<int64_t>& in, int id) {
   return n.op == Node::kMod7 ? out % 7 : out % 1000003;
 }
 
-// Downstream: nodes that can (through any branch) read one of `changed` inputs.
-std::set<int> Downstream(const std::set<int>& changed) {
-  std::set<int> reach;
+// Downstream: nodes that can (through any branch) read one of `changed` inputs, or one of
+// `nodes`, or are among them.
+std::set<int> Downstream(const std::set<int>& changed, const std::set<int>& nodes = {}) {
+  std::set<int> reach = nodes;
   for (int id = 0; id < kNodes; ++id) {
     const Node& n = graph[id];
     bool hit = false;
@@ -89,44 +104,103 @@ void MakeGraph(std::mt19937_64& random) {
       for (int k = 0, count = 1 + random() % 3; k < count; ++k) n.inputs.push_back(random() % kInputs);
       continue;
     }
-    const int choice = random() % 4;
+    const int choice = random() % 5;
     n.op = static_cast<Node::Op>(choice);
-    const int reads = n.op == Node::kSelect ? 3 : 1 + random() % 3;
+    const int reads = n.op == Node::kSelect ? 3 : n.op == Node::kForward ? 1 : 1 + random() % 3;
     for (int k = 0; k < reads; ++k) n.nodes.push_back(random() % id);
-    if (n.op != Node::kSelect && random() % 3 == 0) n.inputs.push_back(random() % kInputs);
+    if (n.op < Node::kSelect && random() % 3 == 0) n.inputs.push_back(random() % kInputs);
   }
 }
 
-TEST(RestartOracle, RandomChangesAndRestartsMatchFromScratchEvaluation) {
+TEST(RestartOracle, RandomChangesRestartsAndCollectionsMatchFromScratchEvaluation) {
   const uint64_t seed = 20261122;
   std::mt19937_64 random(seed);
   MakeGraph(random);
   turbine::testing::TempDir dir;
   std::vector<int64_t> inputs(kInputs, 0);
-  auto daemon = std::make_unique<turbine::testing::PersistedEngine<>>(dir.str());
+  // Days pass between collections, so that a retention of a day or two removes something.
+  std::atomic<int> day{0};
+  const auto start = std::chrono::system_clock::now();
+  auto open = [&] {
+    return std::make_unique<turbine::testing::PersistedEngine<>>(
+        dir.str(),
+        turbine::EngineOptions{.worker_threads = 2, .gc = {.interval = {}}, .clock = [&] {
+                                 return start + day.load() * std::chrono::hours(24);
+                               }});
+  };
+  auto daemon = open();
   for (int i = 0; i < kInputs; ++i) ASSERT_TRUE(daemon->engine.SetInput(Key(i), int64_t{0}).ok());
 
+  std::vector<turbine::TaskId> node_ids(kNodes);
   auto read_all_and_check = [&](const std::string& when) {
     for (int id = kNodes - 1; id >= 0; --id) {
-      absl::StatusOr<int64_t> value = daemon->engine.Read(node(id));
+      const turbine::Vc<int64_t> vc = node(id);
+      node_ids[id] = vc.raw().task;
+      absl::StatusOr<int64_t> value = daemon->engine.Read(vc);
       ASSERT_TRUE(value.ok()) << value.status() << " " << when;
       ASSERT_EQ(*value, Fresh(inputs, id)) << "node " << id << " " << when << " seed " << seed;
     }
   };
   read_all_and_check("initially");
 
+  // Nodes whose task, or the Forward they read through, a collection removed since the
+  // last restart: they and what reads them may execute after it.
+  std::set<int> collected;
   int restarts = 0;
+  int collections = 0;
+  uint64_t removed = 0;
   for (int change = 0; change < 250; ++change) {
     const std::string when = "change " + std::to_string(change);
+    if (random() % 4 == 0) {  // a collection, with settings that remove a lot
+      turbine::GcOptions options;
+      const int mode = random() % 3;
+      if (mode == 0) {  // a random third of the tasks
+        std::mt19937_64 pick(random());
+        options.also_collect = [pick](turbine::TaskId) mutable { return pick() % 3 == 0; };
+      } else if (mode == 1) {  // a random disk limit below what the store takes
+        absl::StatusOr<uint64_t> bytes = daemon->owner->backing_store().DiskBytes();
+        ASSERT_TRUE(bytes.ok());
+        options.disk_limit = 1 + random() % *bytes;
+      } else {  // a day or two pass; tasks not used for zero to two days go
+        day += 1 + random() % 2;
+        options.retention = std::chrono::hours(24) * (random() % 3);
+      }
+      std::multimap<turbine::TaskId, int> forward_of;  // Forward(d)'s task -> nodes reading it
+      for (int id = 0; id < kNodes; ++id) {
+        if (graph[id].op == Node::kForward) {
+          forward_of.emplace(forward(graph[id].nodes[0]).raw().task, id);
+        }
+      }
+      absl::StatusOr<turbine::GcReport> report = daemon->engine.CollectGarbage(options);
+      ASSERT_TRUE(report.ok()) << report.status() << " " << when;
+      ++collections;
+      removed += report->removed_tasks;
+      for (turbine::TaskId gone : report->removed) {
+        for (int id = 0; id < kNodes; ++id) {
+          if (node_ids[id] == gone) collected.insert(id);
+        }
+        for (auto [reader, end] = forward_of.equal_range(gone); reader != end; ++reader) {
+          collected.insert(reader->second);
+        }
+      }
+      for (auto& e : executions) e = 0;
+      read_all_and_check(when + " after a collection");  // in memory, nothing is lost
+      for (int id = 0; id < kNodes; ++id) {
+        EXPECT_EQ(executions[id].load(), 0) << "node " << id << " ran after a collection, " << when;
+      }
+    }
     if (random() % 8 == 0) {  // restart: everything clean answers from disk
       daemon.reset();
-      daemon = std::make_unique<turbine::testing::PersistedEngine<>>(dir.str());
+      daemon = open();
       ++restarts;
       for (auto& e : executions) e = 0;
       read_all_and_check(when + " after a restart");
+      const std::set<int> may_run = Downstream({}, collected);
       for (int id = 0; id < kNodes; ++id) {
+        if (may_run.contains(id)) continue;
         EXPECT_EQ(executions[id].load(), 0) << "node " << id << " ran after a restart, " << when;
       }
+      collected.clear();
     }
     std::set<int> changed;
     for (int k = 0, count = 1 + random() % 2; k < count; ++k) {
@@ -144,6 +218,8 @@ TEST(RestartOracle, RandomChangesAndRestartsMatchFromScratchEvaluation) {
     }
   }
   EXPECT_GE(restarts, 15);
+  EXPECT_GE(collections, 40);
+  EXPECT_GT(removed, 500u);  // the collections did remove, and a lot
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <absl/status/statusor.h>
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,6 +38,26 @@ struct StoredTask {
   // For WriteSnapshot: the store already holds this task (an earlier snapshot wrote it, or
   // it was read from the store), so only its result needs writing. False is always safe.
   bool stored = false;
+  // The day (since 1970-01-01) the task was last used, for garbage collection; 0: unknown.
+  // WriteSnapshot stores it with the task; a TaskScan reports it.
+  uint16_t last_used = 0;
+};
+
+// LastUse is a task's last-use day, as WriteLastUse stores it.
+struct LastUse {
+  uint64_t id = 0;
+  uint16_t day = 0;
+};
+
+// TaskScan reads every stored task as of when it was opened (later writes are not seen),
+// in batches, for garbage collection.
+class TaskScan {
+ public:
+  virtual ~TaskScan() = default;
+  // Next calls `visit` with up to `limit` tasks (identity, result and last_used filled);
+  // false once every task was visited.
+  virtual absl::StatusOr<bool> Next(size_t limit,
+                                    const std::function<void(const StoredTask& task)>& visit) = 0;
 };
 
 class BackingStore {
@@ -65,8 +87,45 @@ class BackingStore {
   virtual absl::Status WriteInputs(const std::vector<std::pair<std::string, StoredInput>>& inputs,
                                    uint64_t next_stamp) = 0;
 
+  // DeleteInputs removes the persisted inputs `keys` (absent ones are no error), atomically
+  // and durably like WriteInputs, together with `next_stamp`. A store that cannot delete
+  // says kUnimplemented.
+  virtual absl::Status DeleteInputs(const std::vector<std::string>& keys, uint64_t next_stamp) {
+    (void)keys;
+    (void)next_stamp;
+    return absl::UnimplementedError("this backing store cannot delete inputs");
+  }
+
   // NextStamp returns the persisted stamp counter (1 for a new store).
   virtual absl::StatusOr<uint64_t> NextStamp() = 0;
+
+  // Garbage collection. A store that does not implement it says kUnimplemented.
+  //
+  // ScanTasks opens a scan of every stored task. The scan must end before the store does.
+  virtual absl::StatusOr<std::unique_ptr<TaskScan>> ScanTasks() {
+    return absl::UnimplementedError("this backing store cannot collect garbage");
+  }
+  // DeleteTasks removes tasks `ids` (their records, id index entries and last-use days);
+  // absent ids are no error. Not synced: a crash may bring deleted tasks back, which only
+  // keeps what a later pass removes again.
+  virtual absl::Status DeleteTasks(const std::vector<uint64_t>& ids) {
+    (void)ids;
+    return absl::UnimplementedError("this backing store cannot collect garbage");
+  }
+  // WriteLastUse stores last-use days of tasks already stored. Not synced.
+  virtual absl::Status WriteLastUse(const std::vector<LastUse>& uses) {
+    (void)uses;
+    return absl::UnimplementedError("this backing store does not track use");
+  }
+  // DiskBytes is what the store occupies on disk, as `du` counts it.
+  virtual absl::StatusOr<uint64_t> DiskBytes() {
+    return absl::UnimplementedError("this backing store does not know its size");
+  }
+  // Reclaim makes the space of deleted tasks free on disk (compacting what holds them).
+  virtual absl::Status Reclaim() { return absl::OkStatus(); }
+  // StopReclaiming makes a Reclaim running on another thread, and any later one, return
+  // early: the engine is going away. Safe from any thread.
+  virtual void StopReclaiming() {}
 };
 
 }  // namespace turbine

@@ -28,6 +28,7 @@
 #include "turbine/cancel.h"
 #include "turbine/dependency_graph.h"
 #include "turbine/function.h"
+#include "turbine/gc.h"
 #include "turbine/stats.h"
 #include "turbine/trace.h"
 #include "turbine/vc.h"
@@ -64,6 +65,12 @@ struct EngineOptions {
   std::chrono::milliseconds snapshot_idle_delay{100};
   // Where background errors go; null: stderr.
   Logger logger = nullptr;
+  // With a backing store: garbage collection (gc.h), in the background and by
+  // CollectGarbage().
+  GcOptions gc = {};
+  // The wall clock, by which tasks' last use is counted in days. Null: the system's. For
+  // tests that let days pass.
+  std::function<std::chrono::system_clock::time_point()> clock = nullptr;
 };
 
 // InputValue is a type-erased value for Engine::SetInputs.
@@ -165,6 +172,11 @@ class Engine {
   }
   // `changed`, if given, receives how many inputs got a different value.
   absl::Status SetInputs(std::vector<InputValue> values, size_t* changed = nullptr);
+  // DeleteInputs unsets inputs atomically (one revision): their readers are invalidated
+  // as by a change, and read "not set", as for an input never set. Deleting an input that
+  // is not set changes nothing; `changed` counts the inputs that were set. Durable before
+  // it applies, as SetInputs, with the same errors.
+  absl::Status DeleteInputs(std::vector<std::string> keys, size_t* changed = nullptr);
 
   // AddChangeListener registers `listener`, called after every SetInputs that changed a
   // value and every Invalidator firing, on the thread that made the change, with no engine
@@ -176,6 +188,15 @@ class Engine {
   // Flush writes a snapshot of every task that changed since the last one (with a backing
   // store; a no-op without). The engine also flushes when it is destroyed.
   absl::Status Flush();
+
+  // CollectGarbage runs a garbage collection pass now (gc.h) with the engine's options, or
+  // with `options`, and returns what it removed once the space is free on disk. A pass
+  // holds up calls that miss memory for a few milliseconds at a time at most; calls
+  // answered from memory never wait. One pass runs at a time: this waits for one running in
+  // the background. kFailedPrecondition without a backing store, the store's errors
+  // otherwise.
+  absl::StatusOr<GcReport> CollectGarbage();
+  absl::StatusOr<GcReport> CollectGarbage(const GcOptions& options);
 
   EngineStats Stats() const;
 

@@ -47,6 +47,12 @@ struct FunctionOptions {
   // its readers re-execute only if the result came out different (early cutoff). Within
   // a session the result stays cached until an Invalidator (see engine.h) says otherwise.
   bool session_dependent = false;
+  // The function's tasks are reached only through other tasks' results, never asked for
+  // again once those stop referring to them: a cache keyed by something that never
+  // repeats, as fs.read's content is kept under the file's stat signature (fs.content). A
+  // task whose stored record no other stored record refers to or read is then garbage
+  // (superseded), and garbage collection removes it (see GcOptions).
+  bool kept_while_referenced = false;
 };
 
 namespace internal {
@@ -248,6 +254,7 @@ void FillCommon(FunctionInfo& info, std::string_view name, uint32_t version,
   info.version = version;
   info.description = std::string(description);
   info.session_dependent = options.session_dependent;
+  info.kept_while_referenced = options.kept_while_referenced;
   info.has_receiver = has_receiver;
   info.result_type = ValueTraits<Out>::Name();
   FillArgs<Tuple>(info);

@@ -1,6 +1,7 @@
 // stats.h — what an engine reports about itself (Engine::Stats()).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -29,6 +30,13 @@ struct EngineStats {
   uint64_t snapshot_nanos = 0;           // time spent writing them, summed
   uint64_t last_snapshot_tasks = 0;      // tasks in the last snapshot
   uint64_t snapshot_tasks = 0;           // tasks written by all snapshots, summed
+  uint64_t gc_passes = 0;                // garbage collection passes completed
+  uint64_t gc_removed_tasks = 0;         // tasks they removed from the store
+  uint64_t gc_removed_bytes = 0;         // bytes on disk they freed
+  uint64_t gc_nanos = 0;                 // time they took, summed
+  // Stored tasks by days since their last use, as the last pass found them: used today,
+  // 1 to 7 days ago, 8 to 30, more than 30.
+  std::array<uint64_t, 4> tasks_by_last_use{};
   std::vector<FunctionStats> functions;  // functions called or executed at least once
 };
 

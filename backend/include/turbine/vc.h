@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "turbine/error.h"
 #include "turbine/internal/engine_api.h"
@@ -148,15 +149,26 @@ struct ValueTraits<ResolvedVc<T>> {
 std::string ValueTypeNameOrEmpty(ValueTypeId id);
 ValueTypeId ValueTypeIdByNameOrThrow(const std::string& name);
 
+namespace internal {
+// While set, every RawVc saved or loaded on this thread adds its task here: how the engine
+// finds the tasks a stored record refers to inside values and arguments (persist.h).
+inline thread_local std::vector<TaskId>* tls_vc_sink = nullptr;
+inline void NoteVc(const RawVc& vc) {
+  if (tls_vc_sink != nullptr && !vc.is_none()) tls_vc_sink->push_back(vc.task);
+}
+}  // namespace internal
+
 template <class Archive>
 void save(Archive& ar, const RawVc& vc) {
   ar(vc.task, ValueTypeNameOrEmpty(vc.type), vc.index);
+  internal::NoteVc(vc);
 }
 template <class Archive>
 void load(Archive& ar, RawVc& vc) {
   std::string type_name;
   ar(vc.task, type_name, vc.index);
   vc.type = ValueTypeIdByNameOrThrow(type_name);
+  internal::NoteVc(vc);
 }
 
 // Cell stores `value` as a new cell of the running task and returns its address. The

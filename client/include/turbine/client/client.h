@@ -146,6 +146,9 @@ class Client {
   // SetInputs sets all `inputs` atomically and durably; returns how many changed value.
   absl::StatusOr<uint32_t> SetInputs(std::vector<std::pair<std::string, v1::Value>> inputs);
 
+  // DeleteInputs unsets `keys` atomically and durably; returns how many were set.
+  absl::StatusOr<uint32_t> DeleteInputs(std::vector<std::string> keys);
+
   absl::StatusOr<v1::StatsReply> Stats();
   absl::StatusOr<std::vector<v1::FunctionInfo>> ListFunctions();
   // Graph gives the dependency cone of a call's task as the daemon holds it now.
@@ -155,6 +158,10 @@ class Client {
   absl::StatusOr<v1::TraceReply> Trace(uint32_t seconds);
   // Flush makes the daemon write a snapshot now; returns how many tasks it wrote.
   absl::StatusOr<uint64_t> Flush();
+  // CollectGarbage makes the daemon run a garbage collection pass of its store now; returns
+  // what it removed once the space is reclaimed (a pass of a large store can take longer
+  // than the default deadline: see ConnectOptions::deadline).
+  absl::StatusOr<v1::CollectGarbageReply> CollectGarbage();
   // Shutdown asks the daemon to stop gracefully; it returns once the daemon has accepted.
   absl::Status Shutdown();
   // Ping asks the standard health service: OK once the daemon serves, kUnavailable while it

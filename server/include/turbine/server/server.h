@@ -39,6 +39,8 @@ struct ServerOptions {
   std::string auth_token;
   int workers = 0;  // engine worker threads; 0: one per core
   std::chrono::milliseconds snapshot_interval{1000};
+  // Garbage collection of the store: retention, disk limit, how often (turbine/gc.h).
+  GcOptions gc = {};
   int max_message_bytes = 16 << 20;  // larger requests fail with RESOURCE_EXHAUSTED
   // On shutdown, in-flight calls get this long to finish before they are cancelled.
   std::chrono::milliseconds shutdown_grace{5000};

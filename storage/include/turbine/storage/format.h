@@ -15,6 +15,8 @@
 //   tasks     hash(u64 BE) identity      -> task(u64 BE) result   (result empty: none yet)
 //   task_ids  task(u64 BE)               -> hash(u64 BE) identity (the task's key in tasks)
 //   inputs    key                        -> (type name, value bytes, stamp) as a cereal tuple
+//   task_use  task(u64 BE)               -> day(u16 BE): the day (since 1970-01-01) the task
+//                                           was last used, for garbage collection
 //
 // Why the identity is in the key of `tasks`: a lookup by components (every memory miss
 // makes one) is then a single point read, exact by construction (RocksDB compares whole
@@ -24,7 +26,10 @@
 // loaded by id in two point reads; it is written once per task (ids grow, so its writes
 // are appends), while `tasks` is rewritten whenever the task's result changes.
 // A task's cells and dependencies travel inside its result; reverse edges are rebuilt in
-// memory (a restored task is verified by stamps before use).
+// memory (a restored task is verified by stamps before use). `task_use` is apart from
+// `tasks` so that noting a use rewrites ten bytes, not the task's result; a database
+// without it (made before it existed) gets it empty, and its tasks count as used the day
+// a garbage collection pass first sees them.
 #pragma once
 
 #include <cstdint>

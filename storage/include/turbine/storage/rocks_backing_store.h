@@ -15,6 +15,7 @@ class RocksBackingStore : public BackingStore {
   absl::StatusOr<std::optional<StoredInput>> ReadInput(std::string_view key) override;
   absl::Status WriteInputs(const std::vector<std::pair<std::string, StoredInput>>& inputs,
                            uint64_t next_stamp) override;
+  absl::Status DeleteInputs(const std::vector<std::string>& keys, uint64_t next_stamp) override;
   absl::StatusOr<uint64_t> NextStamp() override;
   absl::StatusOr<std::optional<StoredTask>> FindTask(uint64_t hash,
                                                      std::string_view identity) override;
@@ -22,11 +23,18 @@ class RocksBackingStore : public BackingStore {
   absl::Status WriteSnapshot(const std::vector<StoredTask>& tasks, uint64_t next_task_id,
                              uint64_t next_stamp) override;
   absl::StatusOr<uint64_t> NextTaskId() override;
+  absl::StatusOr<std::unique_ptr<TaskScan>> ScanTasks() override;
+  absl::Status DeleteTasks(const std::vector<uint64_t>& ids) override;
+  absl::Status WriteLastUse(const std::vector<LastUse>& uses) override;
+  absl::StatusOr<uint64_t> DiskBytes() override;
+  absl::Status Reclaim() override;
+  void StopReclaiming() override;
 
  private:
   // PutTask adds a task's record to `batch`; PutTaskId its entry in the id index.
   void PutTask(const StoredTask& task, rocksdb::WriteBatch& batch);
   void PutTaskId(const StoredTask& task, rocksdb::WriteBatch& batch);
+  void PutLastUse(uint64_t id, uint16_t day, rocksdb::WriteBatch& batch);
 
   Store* const store_;
 };

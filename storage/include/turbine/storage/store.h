@@ -48,8 +48,9 @@ enum class Table : int {
   kTasks,    // (component hash, identity) -> TaskId, last clean result: lookup by components
   kTaskIds,  // TaskId -> (component hash, identity), the task's key in kTasks: lookup by id
   kInputs,   // input key -> value, type, change stamp (durable on acknowledgement)
+  kTaskUse,  // TaskId -> the day it was last used (garbage collection)
 };
-inline constexpr int kTableCount = 4;
+inline constexpr int kTableCount = 5;
 std::string_view TableName(Table table);
 
 struct StoreOptions {
@@ -86,6 +87,31 @@ struct OpenReport {
   std::string damaged_inputs;
 };
 
+class Store;
+
+// TableScan reads one table in key order as of the moment it was opened (writes made since
+// are not seen), in batches, and reads single records of other tables as of that moment.
+// It holds the database's state of that moment: end it before long. It must not outlive
+// its Store.
+class TableScan {
+ public:
+  ~TableScan();
+  TableScan(const TableScan&) = delete;
+  TableScan& operator=(const TableScan&) = delete;
+
+  // Next calls `visit` with up to `limit` records; false once the table is done.
+  absl::StatusOr<bool> Next(
+      size_t limit, const std::function<void(std::string_view key, std::string_view value)>& visit);
+  // Get reads one value of `table` as of the scan's moment; false if the key is absent.
+  absl::StatusOr<bool> Get(Table table, std::string_view key, std::string* value) const;
+
+ private:
+  friend class Store;
+  struct View;
+  explicit TableScan(std::unique_ptr<View> view);
+  std::unique_ptr<View> view_;
+};
+
 class Store {
  public:
   // Open opens or creates the database. Errors: kPermissionDenied / kUnavailable when the
@@ -107,8 +133,17 @@ class Store {
   // when the disk is full (nothing of the batch is applied); the next write retries.
   absl::Status Write(rocksdb::WriteBatch& batch, bool sync);
   // CompactAll flushes every table's memtable and compacts its files into the fewest, as a
-  // long-lived store settles (for measurements and after bulk deletes).
+  // long-lived store settles: deleted records and their tombstones are gone afterwards, and
+  // so are the files and the log that held them (after bulk deletes, for measurements).
   absl::Status CompactAll();
+  // StopCompacting makes a CompactAll running on another thread, and every later one, stop
+  // early with an error (for shutting down). Safe from any thread.
+  void StopCompacting();
+  // Scan opens a scan of `table` (see TableScan).
+  std::unique_ptr<TableScan> Scan(Table table) const;
+  // DiskBytes is what the database directory occupies on disk, as `du` counts it (every
+  // file: tables, log, manifest, options).
+  uint64_t DiskBytes() const;
   // TableFiles lists the files that hold `table` now (full paths; memtables not included):
   // for tools and fault-injection tests.
   std::vector<std::string> TableFiles(Table table) const;

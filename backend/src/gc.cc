@@ -1,0 +1,542 @@
+// gc.cc — garbage collection of the backing store (turbine/gc.h says what garbage is;
+// docs/ARCHITECTURE.md, "Persistence", why removing it is safe).
+//
+// A pass: a snapshot first (so the store has what memory knows, last-use days included);
+// a scan of every stored task, in batches, as of one moment; the decision, on the graph of
+// what each task refers to and read; the deletion, in batches; then the space reclaimed.
+// Calls that hit memory never wait for it. Calls that miss memory wait at most while a
+// deletion batch is noted in memory (they read the store under `store_gate_`, which that
+// holds exclusively; the deletion itself is written without it), and snapshots wait for
+// the deletion as a whole (`flush_mu_`), so that no record is written between the
+// decision and the deletion that refers to a deleted task.
+#include <absl/container/flat_hash_map.h>
+
+#include <algorithm>
+#include <array>
+#include <queue>
+#include <thread>
+
+#include "engine_impl.h"
+#include "persist.h"
+
+namespace turbine::internal {
+
+enum class GcReason : uint8_t {
+  kLive,
+  kUnusable,
+  kSuperseded,
+  kExpired,
+  kRequested,
+  kOverLimit,
+  kDependent,
+};
+
+// GcNode is one stored task as the pass sees it.
+struct GcNode {
+  TaskId id = 0;
+  uint64_t bytes = 0;      // its records, uncompressed
+  uint16_t day = 0;        // last used (0: the store did not know)
+  uint16_t effective = 0;  // last used, counting the uses of what reads it or refers to it
+  bool input = false;
+  bool kept_while_referenced = false;
+  GcReason reason = GcReason::kLive;
+  uint32_t live_in = 0;  // links into it from tasks not (yet) garbage
+};
+
+// GcGraph is the store's tasks and their links: `out` lists, per node, the nodes it refers
+// to (kRefBit set) and the ones it read; `referrers` the nodes that refer to it.
+struct GcGraph {
+  std::vector<GcNode> nodes;
+  absl::flat_hash_map<TaskId, uint32_t> index;
+  std::vector<uint32_t> out_begin, out;
+  std::vector<uint32_t> referrers_begin, referrers;
+  // While scanning: each node's links by task id (the top bit marks a reference).
+  std::vector<uint32_t> raw_begin;
+  std::vector<uint64_t> raw;
+  uint64_t raw_bytes = 0;
+};
+
+namespace {
+
+using Reason = GcReason;
+using Node = GcNode;
+using Graph = GcGraph;
+
+constexpr size_t kScanBatch = 1024;   // records read between yields
+constexpr size_t kDeleteBatch = 256;  // records deleted per exclusive hold of the gate
+constexpr int kMaxRounds = 4;         // passes in a row while still over the disk limit
+constexpr uint32_t kRefBit = 1u << 31;
+
+constexpr uint64_t kRawRefBit = uint64_t{1} << 63;
+
+// Link resolves the scanned links to node indices. A reference to a task that is not
+// stored leaves the referring task unusable: a reader would follow it into nothing.
+void Link(Graph& graph) {
+  const size_t n = graph.nodes.size();
+  graph.out_begin.assign(n + 1, 0);
+  std::vector<uint32_t> referrer_count(n + 1, 0);
+  for (size_t i = 0; i < n; ++i) {
+    graph.out_begin[i] = static_cast<uint32_t>(graph.out.size());
+    const uint32_t end =
+        i + 1 < n ? graph.raw_begin[i + 1] : static_cast<uint32_t>(graph.raw.size());
+    for (uint32_t e = graph.raw_begin[i]; e < end; ++e) {
+      const bool ref = (graph.raw[e] & kRawRefBit) != 0;
+      auto found = graph.index.find(graph.raw[e] & ~kRawRefBit);
+      if (found == graph.index.end()) {
+        if (ref) graph.nodes[i].reason = Reason::kUnusable;
+        continue;
+      }
+      graph.out.push_back(found->second | (ref ? kRefBit : 0));
+      ++graph.nodes[found->second].live_in;
+      if (ref) ++referrer_count[found->second];
+    }
+  }
+  graph.out_begin[n] = static_cast<uint32_t>(graph.out.size());
+  graph.raw.clear();
+  graph.raw.shrink_to_fit();
+  graph.referrers_begin.assign(n + 1, 0);
+  for (size_t i = 0; i < n; ++i) {
+    graph.referrers_begin[i + 1] = graph.referrers_begin[i] + referrer_count[i];
+  }
+  graph.referrers.resize(graph.referrers_begin[n]);
+  std::vector<uint32_t> fill(graph.referrers_begin.begin(), graph.referrers_begin.end() - 1);
+  for (size_t i = 0; i < n; ++i) {
+    for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
+      if (graph.out[e] & kRefBit) {
+        graph.referrers[fill[graph.out[e] & ~kRefBit]++] = static_cast<uint32_t>(i);
+      }
+    }
+  }
+}
+
+// PropagateUse gives each node the latest use of itself and of everything that reads it or
+// refers to it, transitively: a dependency of a task used today is in use today too.
+void PropagateUse(Graph& graph, uint16_t today) {
+  std::priority_queue<std::pair<uint16_t, uint32_t>> queue;
+  for (uint32_t i = 0; i < graph.nodes.size(); ++i) {
+    Node& node = graph.nodes[i];
+    node.effective = node.day != 0 ? node.day : today;  // unknown: counted from now
+    queue.emplace(node.effective, i);
+  }
+  while (!queue.empty()) {
+    const auto [day, i] = queue.top();
+    queue.pop();
+    if (day != graph.nodes[i].effective) continue;  // a later use reached it since
+    for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
+      Node& target = graph.nodes[graph.out[e] & ~kRefBit];
+      if (target.effective < day) {
+        target.effective = day;
+        queue.emplace(day, graph.out[e] & ~kRefBit);
+      }
+    }
+  }
+}
+
+// Marker marks garbage and what follows from it: the tasks that refer to a garbage task
+// are garbage (kDependent), and a kept_while_referenced task no live task links to any
+// more is garbage (kSuperseded).
+class Marker {
+ public:
+  explicit Marker(Graph& graph) : graph_(graph) {}
+
+  // Mark marks node `i` and everything that follows; returns the bytes newly marked.
+  uint64_t Mark(uint32_t i, Reason reason) {
+    uint64_t bytes = Add(i, reason);
+    while (!work_.empty()) {
+      const uint32_t x = work_.back();
+      work_.pop_back();
+      for (uint32_t e = graph_.referrers_begin[x]; e < graph_.referrers_begin[x + 1]; ++e) {
+        bytes += Add(graph_.referrers[e], Reason::kDependent);
+      }
+      for (uint32_t e = graph_.out_begin[x]; e < graph_.out_begin[x + 1]; ++e) {
+        const uint32_t t = graph_.out[e] & ~kRefBit;
+        Node& target = graph_.nodes[t];
+        if (--target.live_in == 0 && target.kept_while_referenced) {
+          bytes += Add(t, Reason::kSuperseded);
+        }
+      }
+    }
+    return bytes;
+  }
+
+ private:
+  uint64_t Add(uint32_t i, Reason reason) {
+    Node& node = graph_.nodes[i];
+    if (node.input || node.reason != Reason::kLive) return 0;
+    node.reason = reason;
+    work_.push_back(i);
+    return node.bytes;
+  }
+
+  Graph& graph_;
+  std::vector<uint32_t> work_;
+};
+
+// Decide marks the garbage of `graph` (see gc.h).
+void Decide(Graph& graph, const GcOptions& options, uint16_t today, uint64_t bytes_on_disk) {
+  Marker marker(graph);
+  const size_t n = graph.nodes.size();
+  // Unusable nodes first (Link set their reason already): their consequences follow.
+  std::vector<uint32_t> unusable;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (graph.nodes[i].reason == Reason::kUnusable && !graph.nodes[i].input) unusable.push_back(i);
+  }
+  for (uint32_t i : unusable) {
+    graph.nodes[i].reason = Reason::kLive;
+    marker.Mark(i, Reason::kUnusable);
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    if (graph.nodes[i].kept_while_referenced && graph.nodes[i].live_in == 0) {
+      marker.Mark(i, Reason::kSuperseded);
+    }
+  }
+  const int64_t retention_days =
+      (options.retention.count() + 86'399) / 86'400;  // whole days, rounded up
+  for (uint32_t i = 0; i < n; ++i) {
+    if (today - graph.nodes[i].effective > retention_days) marker.Mark(i, Reason::kExpired);
+  }
+  if (options.also_collect) {
+    for (uint32_t i = 0; i < n; ++i) {
+      if (options.also_collect(graph.nodes[i].id)) marker.Mark(i, Reason::kRequested);
+    }
+  }
+  if (options.disk_limit == 0 || bytes_on_disk <= options.disk_limit) return;
+  // Least recently used first (the older task of a day first) until under the limit, by
+  // an estimate: records shrink on disk by what the store as a whole shrinks by.
+  const double ratio = graph.raw_bytes == 0
+                           ? 1.0
+                           : std::min(1.0, static_cast<double>(bytes_on_disk) /
+                                               static_cast<double>(graph.raw_bytes));
+  double estimate = static_cast<double>(bytes_on_disk);
+  for (const Node& node : graph.nodes) {
+    if (node.reason != Reason::kLive) estimate -= ratio * static_cast<double>(node.bytes);
+  }
+  std::vector<uint32_t> order;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (graph.nodes[i].reason == Reason::kLive && !graph.nodes[i].input) order.push_back(i);
+  }
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    const Node& x = graph.nodes[a];
+    const Node& y = graph.nodes[b];
+    return x.effective != y.effective ? x.effective < y.effective : x.id < y.id;
+  });
+  for (uint32_t i : order) {
+    if (estimate <= static_cast<double>(options.disk_limit)) break;
+    estimate -= ratio * static_cast<double>(marker.Mark(i, Reason::kOverLimit));
+  }
+}
+
+// Keep takes back the garbage verdict of tasks written since the scan (they are in use)
+// and of everything they refer to, which must stay stored with them.
+void Keep(Graph& graph, const std::vector<TaskId>& written) {
+  std::vector<uint32_t> work;
+  for (TaskId id : written) {
+    auto found = graph.index.find(id);
+    if (found != graph.index.end()) work.push_back(found->second);
+  }
+  while (!work.empty()) {
+    const uint32_t i = work.back();
+    work.pop_back();
+    Node& node = graph.nodes[i];
+    if (node.reason == Reason::kLive || node.reason == Reason::kUnusable) continue;
+    node.reason = Reason::kLive;
+    for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
+      if (graph.out[e] & kRefBit) work.push_back(graph.out[e] & ~kRefBit);
+    }
+  }
+}
+
+// Count adds the pass's verdicts to `report`, and the kept tasks' ages to `by_age`.
+void Count(const Graph& graph, uint16_t today, GcReport* report, std::array<uint64_t, 4>* by_age) {
+  // The report's count of each reason, in the order of Reason.
+  constexpr uint64_t GcReport::*kByReason[] = {nullptr,
+                                               &GcReport::unusable,
+                                               &GcReport::superseded,
+                                               &GcReport::expired,
+                                               &GcReport::requested,
+                                               &GcReport::over_limit,
+                                               &GcReport::dependent};
+  by_age->fill(0);
+  for (const Node& node : graph.nodes) {
+    if (node.reason == Reason::kLive) {
+      const int age = today - node.effective;
+      ++(*by_age)[age <= 0 ? 0 : age <= 7 ? 1 : age <= 30 ? 2 : 3];
+      continue;
+    }
+    ++(report->*kByReason[static_cast<int>(node.reason)]);
+    ++report->removed_tasks;
+    report->removed.push_back(node.id);
+  }
+}
+
+// ReferrersFirst lists the garbage so that a task comes before the tasks it refers to: an
+// in-memory task whose reference would lead nowhere is invalidated before that happens.
+// (A cycle of references, which only Vcs inside values can make, is listed as it comes.)
+std::vector<uint32_t> ReferrersFirst(const Graph& graph) {
+  std::vector<uint32_t> referrers(graph.nodes.size(), 0);  // garbage referrers not listed yet
+  for (uint32_t i = 0; i < graph.nodes.size(); ++i) {
+    if (graph.nodes[i].reason == Reason::kLive) continue;
+    for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
+      if (graph.out[e] & kRefBit) ++referrers[graph.out[e] & ~kRefBit];
+    }
+  }
+  std::vector<uint32_t> order;
+  std::vector<bool> listed(graph.nodes.size(), false);
+  auto list_from = [&](uint32_t start) {
+    std::vector<uint32_t> work = {start};
+    while (!work.empty()) {
+      const uint32_t i = work.back();
+      work.pop_back();
+      if (listed[i]) continue;
+      listed[i] = true;
+      order.push_back(i);
+      for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
+        const uint32_t t = graph.out[e] & ~kRefBit;
+        if ((graph.out[e] & kRefBit) && graph.nodes[t].reason != Reason::kLive &&
+            --referrers[t] == 0) {
+          work.push_back(t);
+        }
+      }
+    }
+  };
+  for (uint32_t i = 0; i < graph.nodes.size(); ++i) {
+    if (graph.nodes[i].reason != Reason::kLive && referrers[i] == 0) list_from(i);
+  }
+  for (uint32_t i = 0; i < graph.nodes.size(); ++i) {  // cycles
+    if (graph.nodes[i].reason != Reason::kLive && !listed[i]) list_from(i);
+  }
+  return order;
+}
+
+absl::Status Aborted() { return absl::AbortedError("garbage collection stopped early"); }
+
+}  // namespace
+
+uint16_t EngineImpl::Today() {
+  const int64_t days =
+      std::chrono::duration_cast<std::chrono::hours>(clock_().time_since_epoch()).count() / 24;
+  const auto today = static_cast<uint16_t>(std::clamp<int64_t>(days, 1, UINT16_MAX));
+  today_.store(today, std::memory_order_relaxed);
+  return today;
+}
+
+absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bool background) {
+  if (store_ == nullptr) {
+    return absl::FailedPreconditionError("garbage collection needs a backing store");
+  }
+  MutexLock pass(&gc_mu_);
+  const auto start = std::chrono::steady_clock::now();
+  GcReport report;
+  for (int round = 0; round < kMaxRounds; ++round) {
+    // What memory knows reaches the store first, last-use days included.
+    if (absl::Status flushed = Flush(/*sweep_uses=*/true); !flushed.ok()) return flushed;
+    absl::StatusOr<uint64_t> bytes = store_->DiskBytes();
+    if (!bytes.ok()) return bytes.status();
+    if (round == 0) report.bytes_before = *bytes;
+    const uint16_t today = Today();
+    {
+      MutexLock lock(&flush_mu_);
+      collecting_ = true;
+      written_while_collecting_.clear();
+    }
+    GcGraph graph;
+    absl::Status scanned = ScanStore(graph, options);
+    if (!scanned.ok()) {
+      MutexLock lock(&flush_mu_);
+      collecting_ = false;
+      return scanned;
+    }
+    if (round == 0) report.scanned_tasks = graph.nodes.size();
+    Link(graph);
+    PropagateUse(graph, today);
+    Decide(graph, options, today, *bytes);
+    const uint64_t removed_before = report.removed_tasks;
+    absl::Status deleted = DeleteGarbage(graph, options);
+    if (!deleted.ok()) return deleted;
+    std::array<uint64_t, 4> by_age;
+    Count(graph, today, &report, &by_age);
+    for (size_t i = 0; i < by_age.size(); ++i) tasks_by_last_use[i].store(by_age[i]);
+    // Tasks the store had no day for count from today: say so, so they age from now.
+    std::vector<LastUse> unknown;
+    for (const Node& node : graph.nodes) {
+      if (node.reason == Reason::kLive && node.day == 0) unknown.push_back({node.id, today});
+    }
+    if (!unknown.empty()) {
+      if (absl::Status written = store_->WriteLastUse(unknown); !written.ok()) return written;
+    }
+    // Reclaiming compacts the whole store (deletions are spread over all of it), so a
+    // background pass leaves a small harvest to RocksDB's own compactions.
+    uint64_t removed_bytes = 0;
+    for (const Node& node : graph.nodes)
+      removed_bytes += node.reason != Reason::kLive ? node.bytes : 0;
+    const bool worth_it = !background || removed_bytes >= graph.raw_bytes / 10 ||
+                          (options.disk_limit > 0 && *bytes > options.disk_limit);
+    if (report.removed_tasks > removed_before && worth_it && !GcStopping(options)) {
+      if (absl::Status reclaimed = store_->Reclaim(); !reclaimed.ok()) return reclaimed;
+    }
+    bytes = store_->DiskBytes();
+    if (!bytes.ok()) return bytes.status();
+    report.bytes_after = *bytes;
+    // The disk limit works by an estimate of what records take on disk: short of it, look
+    // again at the store as it is now.
+    if (options.disk_limit == 0 || report.bytes_after <= options.disk_limit ||
+        report.removed_tasks == removed_before || GcStopping(options)) {
+      break;
+    }
+  }
+  report.duration = std::chrono::steady_clock::now() - start;
+  gc_passes.fetch_add(1);
+  gc_removed_tasks.fetch_add(report.removed_tasks);
+  if (report.bytes_before > report.bytes_after) {
+    gc_removed_bytes.fetch_add(report.bytes_before - report.bytes_after);
+  }
+  gc_nanos.fetch_add(static_cast<uint64_t>(report.duration.count()));
+  return report;
+}
+
+absl::Status EngineImpl::ScanStore(GcGraph& graph, const GcOptions& options) {
+  absl::StatusOr<std::unique_ptr<TaskScan>> scan = store_->ScanTasks();
+  if (!scan.ok()) return scan.status();
+  for (bool more = true; more;) {
+    if (GcStopping(options)) return Aborted();
+    absl::StatusOr<bool> next = (*scan)->Next(kScanBatch, [&](const StoredTask& stored) {
+      if (graph.index.contains(stored.id)) return;  // a damaged record repeating an id
+      const auto i = static_cast<uint32_t>(graph.nodes.size());
+      graph.index.emplace(stored.id, i);
+      Node& node = graph.nodes.emplace_back();
+      node.id = stored.id;
+      node.bytes = 16 + stored.identity.size() + stored.result.size();
+      graph.raw_bytes += node.bytes;
+      node.day = stored.last_used;
+      if (TaskState* task = tasks_.Get(stored.id)) {
+        node.day = std::max(node.day, task->used_day.load(std::memory_order_relaxed));
+      }
+      graph.raw_begin.push_back(static_cast<uint32_t>(graph.raw.size()));
+      RecordLinks links;
+      if (!ReadRecordLinks(stored.identity, stored.result, &links)) {
+        node.reason = Reason::kUnusable;
+        return;
+      }
+      node.input = links.fn->kind == FunctionKind::kInput;
+      node.kept_while_referenced = links.fn->kept_while_referenced;
+      for (TaskId ref : links.refs) graph.raw.push_back(ref | kRawRefBit);
+      for (TaskId dep : links.deps) graph.raw.push_back(dep);
+    });
+    if (!next.ok()) return next.status();
+    more = *next;
+    std::this_thread::yield();  // a batch at a time: calls and snapshots go on meanwhile
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options) {
+  MutexLock flushing(&flush_mu_);
+  collecting_ = false;
+  Keep(graph, written_while_collecting_);
+  written_while_collecting_.clear();
+  const std::vector<uint32_t> garbage = ReferrersFirst(graph);
+  for (size_t from = 0; from < garbage.size(); from += kDeleteBatch) {
+    if (GcStopping(options)) return Aborted();
+    const size_t to = std::min(garbage.size(), from + kDeleteBatch);
+    std::vector<uint64_t> ids;
+    ids.reserve(to - from);
+    std::vector<TaskId> invalidate;
+    {
+      // Tasks being read from the store wait for this; those read later see `deleting_`.
+      MutexLock gate(&store_gate_);
+      for (size_t k = from; k < to; ++k) {
+        const uint32_t i = garbage[k];
+        ids.push_back(graph.nodes[i].id);
+        deleting_.insert(graph.nodes[i].id);
+        TaskState* task = tasks_.Get(graph.nodes[i].id);
+        if (task == nullptr) continue;
+        {
+          // Still in memory, and in use there; the store no longer has it: a snapshot
+          // that writes it again writes all of it.
+          MutexLock lock(&task->mu);
+          task->persisted = false;
+        }
+        task->stored_day = 0;
+        // In memory it may refer to a removed task that is not in memory, which nobody
+        // could load once it is deleted (in a later batch: referrers go first).
+        for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
+          const uint32_t t = graph.out[e] & ~kRefBit;
+          if ((graph.out[e] & kRefBit) && graph.nodes[t].reason != Reason::kLive &&
+              tasks_.Get(graph.nodes[t].id) == nullptr) {
+            invalidate.push_back(task->id);
+            break;
+          }
+        }
+      }
+    }
+    // So it executes again before it is read: before what it refers to is deleted, and
+    // before snapshots resume (none may write it referring to what is gone).
+    if (!invalidate.empty()) InvalidateMany(std::move(invalidate));
+    // The write without the gate: it may wait for RocksDB (a stalled write), and calls
+    // must not wait with it. A failed batch leaves its tasks stored with `persisted` false
+    // in memory: a snapshot that writes one again writes all of it, which is always safe.
+    absl::Status deleted = store_->DeleteTasks(ids);
+    {
+      MutexLock gate(&store_gate_);
+      for (uint64_t id : ids) deleting_.erase(id);
+    }
+    if (!deleted.ok()) return deleted;
+    std::this_thread::yield();
+  }
+  return absl::OkStatus();
+}
+
+void EngineImpl::GcLoop() {
+  using Clock = std::chrono::steady_clock;
+  const auto interval = gc_options_.interval;
+  const auto tick = std::min<Clock::duration>(interval, std::chrono::seconds(1));
+  constexpr auto kSizeCheck = std::chrono::seconds(10);
+  auto next_pass = Clock::now() + std::min<Clock::duration>(interval, std::chrono::minutes(1));
+  auto next_size_check = Clock::now();
+  // Idle as the snapshots see it: nothing executed during a whole tick, nothing running.
+  uint64_t executions_before = execution_count.load(std::memory_order_relaxed);
+  std::unique_lock lock(gc_loop_mu_);
+  while (!gc_stop_.wait_for(lock, tick, [this] { return stopping_gc_; })) {
+    lock.unlock();
+    const uint64_t executions = execution_count.load(std::memory_order_relaxed);
+    const bool idle = executions == executions_before && refreshes_in_flight.load() == 0;
+    executions_before = executions;
+    const auto now = Clock::now();
+    bool due = idle && now >= next_pass;
+    if (idle && !due && gc_options_.disk_limit > 0 && now >= next_size_check) {
+      next_size_check = now + kSizeCheck;
+      absl::StatusOr<uint64_t> bytes = store_->DiskBytes();
+      due = bytes.ok() && *bytes > gc_options_.disk_limit;
+    }
+    if (due) {
+      absl::StatusOr<GcReport> report = CollectGarbage(gc_options_, /*background=*/true);
+      next_pass = Clock::now() + interval;
+      if (report.status().code() == absl::StatusCode::kUnimplemented) {
+        // A backing store without garbage collection: nothing to do in the background.
+        Log(LogLevel::kInfo,
+            "no background garbage collection: " + std::string(report.status().message()));
+        return;
+      }
+      if (!report.ok()) {
+        if (!gc_abort_.load()) {
+          Log(LogLevel::kWarning,
+              "garbage collection failed: " + std::string(report.status().message()));
+        }
+      } else {
+        if (report->removed_tasks > 0) {
+          Log(LogLevel::kInfo, "garbage collection removed " +
+                                   std::to_string(report->removed_tasks) +
+                                   " tasks: " + std::to_string(report->bytes_before) + " -> " +
+                                   std::to_string(report->bytes_after) + " bytes on disk");
+        }
+        // Still over the limit (the inputs alone, say): not again before the next pass.
+        if (gc_options_.disk_limit > 0 && report->bytes_after > gc_options_.disk_limit) {
+          next_size_check = next_pass;
+        }
+      }
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace turbine::internal

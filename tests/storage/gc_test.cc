@@ -1,0 +1,450 @@
+// Garbage collection of the store (turbine/gc.h), on a real RocksDB directory: what is
+// garbage is removed and its space freed, and whatever is removed, every later answer is
+// the one a fresh computation gives: a missing dependency is a change, and a task is never
+// stored without the tasks it refers to.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "persisted_engine.h"
+#include "temp_dir.h"
+#include "turbine/engine.h"
+#include "turbine/storage/rocks_backing_store.h"
+
+namespace {
+
+using turbine::EngineOptions;
+using turbine::GcOptions;
+using turbine::GcReport;
+using turbine::Input;
+using turbine::Task;
+using turbine::TaskId;
+using turbine::Vc;
+using Daemon = turbine::testing::PersistedEngine<>;
+
+std::map<std::string, std::atomic<int>> executions;
+std::mutex executions_mu;
+void Count(const std::string& name) {
+  std::lock_guard lock(executions_mu);
+  ++executions[name];
+}
+int Executions(const std::string& name) {
+  std::lock_guard lock(executions_mu);
+  return executions[name].load();
+}
+
+Task<int64_t> LeafImpl(int64_t n) {
+  Count("leaf");
+  co_return n + co_await Input<int64_t>("base");
+}
+inline const turbine::Function<LeafImpl> leaf{"test.gc.leaf", 1};
+
+Task<int64_t> SumImpl(int64_t n) {
+  Count("sum");
+  co_return (co_await leaf(n)) + (co_await leaf(n + 1));
+}
+inline const turbine::Function<SumImpl> sum{"test.gc.sum", 1};
+
+// Forward(n) refers to Leaf(n) (returns its output) without reading it.
+Task<Vc<int64_t>> ForwardImpl(int64_t n) {
+  Count("forward");
+  co_return leaf(n);
+}
+inline const turbine::Function<ForwardImpl> forward{"test.gc.forward", 1};
+Task<Vc<int64_t>> OtherForwardImpl(int64_t n) { co_return leaf(n); }
+inline const turbine::Function<OtherForwardImpl> other_forward{"test.gc.other_forward", 1};
+
+// Content(key, version) is kept only while something refers to it, like fs.content;
+// Current(key) forwards to the version an input names, like fs.read; Length(key) reads it.
+Task<std::string> ContentImpl(std::string key, int64_t version) {
+  Count("content");
+  co_return std::string(4096, static_cast<char>(key[0] + version % 26)) + std::to_string(version);
+}
+inline const turbine::Function<ContentImpl> content{
+    "test.gc.content", 1, "", {.kept_while_referenced = true}};
+Task<Vc<std::string>> CurrentImpl(std::string key) {
+  co_return content(key, co_await Input<int64_t>("version:" + key));
+}
+inline const turbine::Function<CurrentImpl> current{"test.gc.current", 1};
+Task<int64_t> LengthImpl(std::string key) {
+  co_return static_cast<int64_t>((co_await current(key)).size());
+}
+inline const turbine::Function<LengthImpl> length{"test.gc.length", 1};
+
+// Blob(n): a large value that does not compress, to fill the disk with.
+Task<std::string> BlobImpl(int64_t n) {
+  std::string bytes(64 << 10, '\0');
+  uint64_t x = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(n + 1);
+  for (char& c : bytes) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  co_return bytes;
+}
+inline const turbine::Function<BlobImpl> blob{"test.gc.blob", 1};
+
+GcReport Collect(turbine::Engine& engine, GcOptions options) {
+  absl::StatusOr<GcReport> report = engine.CollectGarbage(options);
+  EXPECT_TRUE(report.ok()) << report.status();
+  return report.ok() ? *report : GcReport{};
+}
+
+// Only the tasks `ids` names are garbage (everything was used today).
+GcOptions Only(std::set<TaskId> ids) {
+  return GcOptions{.also_collect = [ids = std::move(ids)](TaskId id) { return ids.contains(id); }};
+}
+
+bool Removed(const GcReport& report, TaskId id) {
+  return std::find(report.removed.begin(), report.removed.end(), id) != report.removed.end();
+}
+
+TEST(GarbageCollection, AMissingDependencyIsAChange) {
+  // The engine already treated this right before garbage collection existed: verifying a
+  // restored task whose dependency cannot be loaded re-executes it.
+  turbine::testing::TempDir dir;
+  TaskId leaf_id = 0;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{100}).ok());
+    ASSERT_EQ(*d.engine.Read(sum(1)), 203);
+    leaf_id = leaf(1).raw().task;
+  }
+  {
+    Daemon d(dir.str());
+    GcReport report = Collect(d.engine, Only({leaf_id}));
+    EXPECT_EQ(report.removed_tasks, 1u);  // Sum(1) only read it: it stays
+    EXPECT_EQ(report.requested, 1u);
+  }
+  Daemon d(dir.str());
+  const int sums = Executions("sum");
+  const int leaves = Executions("leaf");
+  EXPECT_EQ(*d.engine.Read(sum(1)), 203);
+  EXPECT_EQ(Executions("sum"), sums + 1);     // its dependency is gone: it re-executed
+  EXPECT_EQ(Executions("leaf"), leaves + 1);  // Leaf(1) again; Leaf(2) verified from disk
+  EXPECT_EQ(*d.engine.Read(sum(1)), 203);
+  ASSERT_TRUE(d.engine.SetInput("base", int64_t{0}).ok());
+  EXPECT_EQ(*d.engine.Read(sum(1)), 3);  // and the new Leaf(1) is linked as before
+}
+
+TEST(GarbageCollection, ATaskThatRefersToARemovedTaskIsRemovedWithIt) {
+  turbine::testing::TempDir dir;
+  TaskId leaf_id = 0;
+  TaskId forward_id = 0;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
+    ASSERT_EQ(*d.engine.Read(forward(5)), 15);
+    leaf_id = leaf(5).raw().task;
+    forward_id = forward(5).raw().task;
+  }
+  {
+    Daemon d(dir.str());
+    GcReport report = Collect(d.engine, Only({leaf_id}));
+    EXPECT_TRUE(Removed(report, leaf_id));
+    EXPECT_TRUE(Removed(report, forward_id));  // it names Leaf(5), which a reader follows
+    EXPECT_EQ(report.dependent, 1u);
+  }
+  Daemon d(dir.str());
+  absl::StatusOr<int64_t> read = d.engine.Read(forward(5));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, 15);
+}
+
+TEST(GarbageCollection, ATaskInMemoryThatRefersToARemovedTaskExecutesAgain) {
+  turbine::testing::TempDir dir;
+  TaskId leaf_id = 0;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
+    ASSERT_EQ(*d.engine.Read(forward(5)), 15);
+    leaf_id = leaf(5).raw().task;
+  }
+  Daemon d(dir.str());
+  // Forward(5) restored (not yet verified) and in memory; Leaf(5) only on disk.
+  const turbine::Vc<int64_t> forwarded = forward(5);
+  GcReport report = Collect(d.engine, Only({leaf_id}));
+  ASSERT_TRUE(Removed(report, forwarded.raw().task));
+  // Its reference leads nowhere now: it executes again instead of being followed.
+  const int forwards = Executions("forward");
+  absl::StatusOr<int64_t> read = d.engine.Read(forwarded);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, 15);
+  EXPECT_EQ(Executions("forward"), forwards + 1);
+}
+
+TEST(GarbageCollection, ATaskRemovedWhileInMemoryIsStoredAgainWithWhatRefersToIt) {
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str(), std::chrono::milliseconds(0));
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{1}).ok());
+    ASSERT_EQ(*d.engine.Read(forward(3)), 4);
+    ASSERT_TRUE(d.engine.Flush().ok());
+    GcReport report = Collect(d.engine, Only({leaf(3).raw().task}));
+    ASSERT_EQ(report.removed_tasks, 2u);
+    // Both are still in memory. A new task refers to Leaf(3): its snapshot must store Leaf(3)
+    // again, or the next session would find a reference to nothing.
+    ASSERT_EQ(*d.engine.Read(other_forward(3)), 4);
+  }
+  Daemon d(dir.str());
+  absl::StatusOr<int64_t> read = d.engine.Read(other_forward(3));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, 4);
+}
+
+// Wrap(n) refers to Forward(n), which refers to Leaf(n).
+Task<Vc<int64_t>> WrapImpl(int64_t n) { co_return forward(n); }
+inline const turbine::Function<WrapImpl> wrap{"test.gc.wrap", 1};
+
+TEST(GarbageCollection, TasksReadFromTheStoreDuringAPassAreNeverTakenForStored) {
+  // Passes remove everything while another thread loads the tasks they remove and stores
+  // new tasks that refer to them. A task loaded from a record being deleted must count as
+  // not stored, or a snapshot would store a reference to it without it.
+  constexpr int kTasks = 300;
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{1}).ok());
+    for (int64_t n = 0; n < kTasks; ++n) ASSERT_EQ(*d.engine.Read(forward(n)), n + 1);
+  }
+  {
+    Daemon d(dir.str(), std::chrono::milliseconds(5));
+    std::atomic<bool> done{false};
+    std::thread collector([&] {
+      while (!done.load()) {
+        ASSERT_TRUE(d.engine.CollectGarbage(GcOptions{.disk_limit = 1}).ok());
+      }
+    });
+    {
+      turbine::Engine::Scope scope(d.engine);
+      for (int64_t n = 0; n < kTasks; ++n) ASSERT_EQ(*d.engine.Read(wrap(n)), n + 1);
+    }
+    done = true;
+    collector.join();
+  }
+  Daemon d(dir.str());
+  for (int64_t n = 0; n < kTasks; ++n) {
+    absl::StatusOr<int64_t> read = d.engine.Read(wrap(n));
+    ASSERT_TRUE(read.ok()) << read.status() << " wrap(" << n << ")";
+    EXPECT_EQ(*read, n + 1);
+  }
+}
+
+// HeldDeletes holds every deletion until the test releases it, and says when one waits.
+class HeldDeletes : public turbine::storage::RocksBackingStore {
+ public:
+  using RocksBackingStore::RocksBackingStore;
+  static inline std::mutex mu;
+  static inline std::condition_variable changed;
+  static inline bool waiting = false;
+  static inline bool released = true;
+
+  absl::Status DeleteTasks(const std::vector<uint64_t>& ids) override {
+    {
+      std::unique_lock lock(mu);
+      waiting = true;
+      changed.notify_all();
+      changed.wait(lock, [] { return released; });
+      waiting = false;
+    }
+    return RocksBackingStore::DeleteTasks(ids);
+  }
+};
+
+TEST(GarbageCollection, ATaskReadFromARecordBeingDeletedIsNotStored) {
+  turbine::testing::TempDir dir;
+  std::set<TaskId> garbage;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
+    ASSERT_EQ(*d.engine.Read(forward(5)), 15);
+    garbage = {forward(5).raw().task, leaf(5).raw().task};
+  }
+  {
+    turbine::testing::PersistedEngine<HeldDeletes> d(dir.str(), std::chrono::milliseconds(0));
+    HeldDeletes::released = false;
+    std::thread collector([&] {
+      absl::StatusOr<GcReport> report = d.engine.CollectGarbage(Only(garbage));
+      EXPECT_TRUE(report.ok()) << report.status();
+      EXPECT_EQ(report->removed_tasks, 2u);
+    });
+    {
+      std::unique_lock lock(HeldDeletes::mu);
+      HeldDeletes::changed.wait(lock, [] { return HeldDeletes::waiting; });
+    }
+    // Forward(5) and Leaf(5) are being deleted: their records are still there to read. A
+    // new task refers to Forward(5): if it counted as stored, its snapshot would not take
+    // it along, and the reference would lead nowhere once the deletion is done.
+    {
+      turbine::Engine::Scope scope(d.engine);
+      ASSERT_EQ(*d.engine.Read(wrap(5)), 15);
+    }
+    {
+      std::lock_guard lock(HeldDeletes::mu);
+      HeldDeletes::released = true;
+    }
+    HeldDeletes::changed.notify_all();
+    collector.join();
+    ASSERT_TRUE(d.engine.Flush().ok());
+  }
+  Daemon d(dir.str());
+  absl::StatusOr<int64_t> read = d.engine.Read(wrap(5));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, 15);
+}
+
+TEST(GarbageCollection, SupersededVersionsAreRemovedAndTheirSpaceFreed) {
+  turbine::testing::TempDir dir;
+  Daemon d(dir.str(), std::chrono::milliseconds(0));
+  for (int64_t version = 1; version <= 15; ++version) {
+    ASSERT_TRUE(d.engine.SetInput("version:doc", version).ok());
+    ASSERT_EQ(*d.engine.Read(length("doc")),
+              4096 + static_cast<int64_t>(std::to_string(version).size()));
+    ASSERT_TRUE(d.engine.Flush().ok());
+  }
+  GcReport report = Collect(d.engine, GcOptions{});
+  EXPECT_EQ(report.superseded, 14u);  // every version but the one Current("doc") names
+  EXPECT_EQ(report.removed_tasks, 14u);
+  EXPECT_LT(report.bytes_after, report.bytes_before);
+  // Nothing else changed: the newest version answers from the store after a restart.
+  EXPECT_EQ(Collect(d.engine, GcOptions{}).removed_tasks, 0u);
+  const int contents = Executions("content");
+  d.owner.reset();
+  Daemon again(dir.str());
+  EXPECT_EQ(*again.engine.Read(length("doc")), 4098);
+  EXPECT_EQ(Executions("content"), contents);
+}
+
+TEST(GarbageCollection, TasksNotUsedWithinTheRetentionExpireWithWhatOnlyTheyUsed) {
+  turbine::testing::TempDir dir;
+  auto now = std::chrono::system_clock::now();
+  const auto day = std::chrono::hours(24);
+  auto on_day = [&](int n) {
+    return EngineOptions{.worker_threads = 2,
+                         .snapshot_interval = {},
+                         .gc = {.retention = 30 * day, .interval = {}},
+                         .clock = [t = now + n * day] { return t; }};
+  };
+  TaskId old_sum = 0, old_leaf = 0, recent_sum = 0, shared_leaf = 0;
+  {
+    Daemon d(dir.str(), on_day(0));
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{0}).ok());
+    ASSERT_EQ(*d.engine.Read(sum(10)), 21);  // Leaf(10), Leaf(11)
+    ASSERT_EQ(*d.engine.Read(sum(11)), 23);  // Leaf(11), Leaf(12)
+    old_sum = sum(10).raw().task;
+    old_leaf = leaf(10).raw().task;
+    recent_sum = sum(11).raw().task;
+    shared_leaf = leaf(11).raw().task;
+  }
+  {
+    Daemon d(dir.str(), on_day(20));  // Sum(11) called again; its leaves are used through it
+    ASSERT_EQ(*d.engine.Read(sum(11)), 23);
+  }
+  Daemon d(dir.str(), on_day(35));
+  absl::StatusOr<GcReport> report = d.engine.CollectGarbage();  // the engine's options
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->expired, 2u);
+  EXPECT_EQ(report->removed_tasks, 2u);
+  EXPECT_TRUE(Removed(*report, old_sum));                // last used 35 days ago
+  EXPECT_TRUE(Removed(*report, old_leaf));               // read only by it
+  EXPECT_FALSE(Removed(*report, recent_sum));            // used 15 days ago
+  EXPECT_FALSE(Removed(*report, shared_leaf));           // read by both: in use through Sum(11)
+  EXPECT_EQ(d.engine.Stats().tasks_by_last_use[2], 4u);  // Sum(11), its leaves, and "base"
+  const int sums = Executions("sum");
+  EXPECT_EQ(*d.engine.Read(sum(11)), 23);
+  EXPECT_EQ(Executions("sum"), sums);
+  EXPECT_EQ(*d.engine.Read(sum(10)), 21);
+  EXPECT_EQ(Executions("sum"), sums + 1);
+}
+
+TEST(GarbageCollection, OverTheDiskLimitTheLeastRecentlyUsedGoFirst) {
+  turbine::testing::TempDir dir;
+  auto now = std::chrono::system_clock::now();
+  auto on_day = [&](int n) {
+    return EngineOptions{.worker_threads = 2,
+                         .snapshot_interval = {},
+                         .gc = {.interval = {}},
+                         .clock = [t = now + n * std::chrono::hours(24)] { return t; }};
+  };
+  std::vector<TaskId> ids;
+  for (int day = 0; day < 4; ++day) {  // 8 blobs of 64 KiB a day, each day in a session
+    Daemon d(dir.str(), on_day(day));
+    for (int64_t n = day * 8; n < day * 8 + 8; ++n) {
+      ASSERT_EQ(d.engine.Read(blob(n))->size(), size_t{64} << 10);
+      ids.push_back(blob(n).raw().task);
+    }
+  }
+  Daemon d(dir.str(), on_day(4));
+  GcReport fill = Collect(d.engine, GcOptions{});
+  ASSERT_EQ(fill.removed_tasks, 0u);
+  ASSERT_GT(fill.bytes_after, size_t{32} * (64 << 10));
+  const uint64_t limit = fill.bytes_after / 2;
+  GcReport report = Collect(d.engine, GcOptions{.disk_limit = limit});
+  EXPECT_LE(report.bytes_after, limit);
+  EXPECT_GE(report.over_limit, 14u);
+  EXPECT_LE(report.over_limit, 20u);  // about half
+  // Oldest first: every blob of day 0 went before any of day 3.
+  for (int k = 0; k < 8; ++k) EXPECT_TRUE(Removed(report, ids[k])) << k;
+  for (int k = 24; k < 32; ++k) EXPECT_FALSE(Removed(report, ids[k])) << k;
+  EXPECT_EQ(d.engine.Stats().gc_removed_tasks, report.removed_tasks);
+  EXPECT_GT(d.engine.Stats().gc_removed_bytes, 0u);
+}
+
+TEST(GarbageCollection, TasksOfFunctionsThisBuildDoesNotHaveAreRemoved) {
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{0}).ok());
+    ASSERT_EQ(*d.engine.Read(sum(1)), 3);
+    // A task of "test.gc.sum" version 2, as a later build would store it: the identity is
+    // (name, version, receiver, argument bytes), cereal's binary format.
+    std::string identity;
+    auto put_u64 = [&](uint64_t v) { identity.append(reinterpret_cast<const char*>(&v), 8); };
+    const std::string name = "test.gc.sum";
+    put_u64(name.size());
+    identity += name;
+    const uint32_t version = 2;
+    identity.append(reinterpret_cast<const char*>(&version), 4);
+    put_u64(0);                // receiver: task 0,
+    put_u64(0);                // no type name,
+    identity.append(4, '\0');  // index 0
+    put_u64(8);                // the arguments: one int64
+    put_u64(1);
+    ASSERT_TRUE(
+        d.owner->backing_store()
+            .WriteSnapshot(
+                {turbine::StoredTask{
+                    .id = 1000, .hash = 1, .identity = identity, .result = "", .last_used = 1}},
+                1001, 1000)
+            .ok());
+  }
+  Daemon d(dir.str());
+  GcReport report = Collect(d.engine, GcOptions{});
+  EXPECT_EQ(report.unusable, 1u);
+  EXPECT_EQ(report.removed_tasks, 1u);
+  EXPECT_TRUE(Removed(report, 1000));
+  EXPECT_EQ(*d.engine.Read(sum(1)), 3);
+}
+
+TEST(GarbageCollection, InputsAreNeverCollected) {
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{7}).ok());
+    ASSERT_EQ(*d.engine.Read(sum(0)), 15);
+    GcReport report = Collect(d.engine, GcOptions{.disk_limit = 1});  // everything it can
+    EXPECT_EQ(report.removed_tasks, 3u);  // Sum(0), Leaf(0), Leaf(1); not the input
+  }
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(Input<int64_t>("base")), 7);
+  EXPECT_EQ(*d.engine.Read(sum(0)), 15);
+}
+
+}  // namespace
