@@ -54,6 +54,7 @@ Job ReadOnWorker(EngineImpl* engine, RawVc vc, std::function<void(Engine::AsyncR
   // (perhaps at the end of a chain of references) changed meanwhile.
   result.executed = ExecutionsOf(*engine, vc) != executions_before ||
                     (op.ok() && op.value_stamp() > stamp_before);
+  result.reloaded = op.reloaded();
   done(std::move(result));
   engine->refreshes_in_flight.fetch_sub(1);
 }

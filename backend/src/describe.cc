@@ -17,6 +17,7 @@ TaskPhase PublicPhase(Phase phase, bool has_output) {
     case Phase::kRunning:
       return TaskPhase::kRunning;
     case Phase::kClean:
+    case Phase::kEvicted:  // current; its values are on disk
       return TaskPhase::kClean;
   }
   return TaskPhase::kNew;

@@ -35,7 +35,8 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
       counters_(new FunctionCounters[kMaxFunctions]),
       executor_(std::make_unique<Executor>(this, ResolveWorkerCount(options.worker_threads))),
       clock_(options.clock ? options.clock : [] { return std::chrono::system_clock::now(); }),
-      gc_options_(options.gc) {
+      gc_options_(options.gc),
+      memory_(options.memory) {
   invalidation_target_->engine = this;
   Today();
   // Stamps continue above everything ever persisted, so a restored reader's observed stamp
@@ -50,6 +51,9 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
   }
   if (store_ != nullptr && gc_options_.interval.count() > 0) {
     gc_thread_ = std::thread([this] { GcLoop(); });
+  }
+  if (store_ != nullptr && memory_.limit_bytes > 0) {
+    evictor_thread_ = std::thread([this] { EvictorLoop(); });
   }
 }
 
@@ -112,6 +116,14 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
 }
 
 EngineImpl::~EngineImpl() {
+  if (evictor_thread_.joinable()) {
+    {
+      std::lock_guard lock(evictor_mu_);
+      stopping_evictor_ = true;
+    }
+    evictor_stop_.notify_all();
+    evictor_thread_.join();
+  }
   if (gc_thread_.joinable()) {
     gc_abort_.store(true);
     store_->StopReclaiming();  // a pass compacting a large store would take long to end
@@ -290,6 +302,7 @@ absl::Status EngineImpl::Flush(bool sweep_uses) {
       }
       return written;
     }
+    NoteEvictionCandidates(records);
     for (size_t i = 0; i < records.size(); ++i) {
       tasks_.Get(records[i].id)->stored_day = records[i].last_used;
       if (collecting_) {
@@ -347,6 +360,12 @@ EngineStats EngineImpl::Stats() const {
   stats.gc_removed_tasks = gc_removed_tasks.load();
   stats.gc_removed_bytes = gc_removed_bytes.load();
   stats.gc_nanos = gc_nanos.load();
+  stats.memory_limit_bytes = memory_.limit_bytes;
+  stats.heap_bytes = heap_bytes.load(std::memory_order_relaxed);
+  stats.evicted_values = evicted_values.load(std::memory_order_relaxed);
+  stats.evicted_value_bytes = evicted_value_bytes.load(std::memory_order_relaxed);
+  stats.reloaded_values = reloaded_values.load(std::memory_order_relaxed);
+  stats.reload_failures = reload_failures.load(std::memory_order_relaxed);
   for (size_t i = 0; i < stats.tasks_by_last_use.size(); ++i) {
     stats.tasks_by_last_use[i] = tasks_by_last_use[i].load();
   }
@@ -488,6 +507,8 @@ absl::StatusOr<GcReport> Engine::CollectGarbage(const GcOptions& options) {
 }
 
 EngineStats Engine::Stats() const { return impl_->Stats(); }
+
+size_t Engine::Evict(size_t bytes) { return impl_->EvictValues(bytes); }
 
 bool Engine::HasTask(TaskId id) { return id != kNoTask && impl_->Task(id) != nullptr; }
 

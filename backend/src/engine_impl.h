@@ -177,6 +177,20 @@ class EngineImpl {
   std::atomic<uint64_t> gc_removed_bytes{0};
   std::atomic<uint64_t> gc_nanos{0};
   std::array<std::atomic<uint64_t>, 4> tasks_by_last_use{};
+  std::atomic<uint64_t> heap_bytes{0};
+  std::atomic<uint64_t> evicted_values{0};
+  std::atomic<uint64_t> evicted_value_bytes{0};
+  std::atomic<uint64_t> reloaded_values{0};
+  std::atomic<uint64_t> reload_failures{0};
+
+  // Memory (evict.cc). EvictValues evicts the values of candidates the evictor passes
+  // unreferenced until about `bytes` are freed, and returns what it freed.
+  size_t EvictValues(size_t bytes);
+  // ReloadValues brings back the evicted values of a task this thread claimed (kRunning);
+  // true if it has all its values now, false if the store no longer has them as they were.
+  bool ReloadValues(TaskState& task);
+  // NoteEvictionCandidates lists the large results a snapshot just wrote.
+  void NoteEvictionCandidates(const std::vector<StoredTask>& written);
   // Refreshes started and not finished; the destructor waits for zero.
   std::atomic<int64_t> refreshes_in_flight{0};
 
@@ -264,6 +278,23 @@ class EngineImpl {
   bool stopping_gc_ ABSL_GUARDED_BY(gc_loop_mu_) = false;
   std::atomic<bool> gc_abort_{false};  // the engine is going: a running pass stops early
   std::thread gc_thread_;
+
+  // Memory (evict.cc): the results the evictor may evict, in the order its CLOCK hand
+  // passes them.
+  struct EvictionCandidate {
+    TaskId id;
+    size_t bytes;  // the stored result's size
+  };
+  const MemoryOptions memory_;
+  void EvictorLoop();
+  Mutex eviction_mu_;
+  std::vector<EvictionCandidate> candidates_ ABSL_GUARDED_BY(eviction_mu_);
+  absl::flat_hash_set<TaskId> candidate_ids_ ABSL_GUARDED_BY(eviction_mu_);
+  size_t clock_hand_ ABSL_GUARDED_BY(eviction_mu_) = 0;
+  std::mutex evictor_mu_;
+  std::condition_variable evictor_stop_;
+  bool stopping_evictor_ ABSL_GUARDED_BY(evictor_mu_) = false;
+  std::thread evictor_thread_;
 };
 
 // InputKeyOf is the key of an input task; RestoreInput turns a persisted input into the

@@ -195,7 +195,7 @@ void EngineImpl::MarkDirty(std::vector<TaskId> work) {
     work.pop_back();
     if (task == nullptr) continue;
     MutexLock lock(&task->mu);
-    if (task->phase == Phase::kClean) {
+    if (StampsCurrent(task->phase)) {  // an evicted task passes change on like a clean one
       task->phase = Phase::kDirty;
     } else if (task->phase == Phase::kRunning && !task->stale) {
       task->stale = true;

@@ -97,17 +97,6 @@ void EncodeResult(const TaskState& task, std::string* out, std::vector<TaskId>* 
       out);
 }
 
-namespace {
-
-// DecodedResult is a result record decoded: what DecodeResult puts into a task.
-struct DecodedResult {
-  Output output;
-  uint64_t stamp = 0;
-  std::vector<CellSlot> cells;
-  std::vector<Dep> deps;
-};
-
-// DecodeResultRecord decodes `bytes`; Vcs inside the values go to `refs` (may be null).
 bool DecodeResultRecord(std::string_view bytes, DecodedResult* result, std::vector<TaskId>* refs) {
   ResultRecord record;
   if (!DeserializeFrom(bytes, &record)) return false;
@@ -149,8 +138,6 @@ bool DecodeResultRecord(std::string_view bytes, DecodedResult* result, std::vect
   result->stamp = stamp;
   return true;
 }
-
-}  // namespace
 
 bool DecodeResult(std::string_view bytes, TaskState* task) {
   DecodedResult result;

@@ -36,6 +36,16 @@ bool DecodeIdentity(std::string_view bytes, DecodedIdentity* identity);
 void EncodeResult(const TaskState& task, std::string* out, std::vector<TaskId>* refs = nullptr);
 bool DecodeResult(std::string_view bytes, TaskState* task);
 
+// DecodedResult is a result record decoded: what DecodeResult puts into a task.
+struct DecodedResult {
+  Output output;
+  uint64_t stamp = 0;
+  std::vector<CellSlot> cells;
+  std::vector<Dep> deps;
+};
+// DecodeResultRecord decodes `bytes`; Vcs inside the values go to `refs` (may be null).
+bool DecodeResultRecord(std::string_view bytes, DecodedResult* result, std::vector<TaskId>* refs);
+
 // VcSink collects, while it lives, the task of every RawVc this thread saves or loads
 // (identities and values hold Vcs: a receiver, a Vc argument, a Vc inside a value).
 class VcSink {

@@ -119,10 +119,14 @@ ReadOp::Step ReadOp::Steps(bool may_park) {
     }
     {
       MutexLock lock(&task->mu);
-      if (task->phase == Phase::kClean) {
+      // A verification compares stamps and resolving follows references: neither needs the
+      // values an evicted task lacks.
+      if (task->phase == Phase::kClean ||
+          (task->phase == Phase::kEvicted && mode_ != Mode::kValue)) {
         if (mode_ == Mode::kClean || HopClean(*task) == Hop::kDone) return Step::kDone;
         continue;
       }
+      if (task->phase == Phase::kEvicted) reloaded_ = true;
     }
     if (!may_park) return Step::kNotReady;
     if (CallerCancelled()) {
@@ -190,6 +194,7 @@ void ReadOp::EndWait() {
 ReadOp::Hop ReadOp::HopClean(TaskState& task) {
   ExecContext* reader = saved_context_.exec;
   const bool own_value = cursor_.is_output() || cursor_.index == kOutputCellIndex;
+  task.referenced = true;  // the evictor spares it once (the line is held already)
   if (own_value) {
     if (reader != nullptr) reader->RecordRead(RawVc::Output(task.id), task.output_changed_at);
     const Output& out = task.output;
@@ -240,6 +245,9 @@ EngineImpl::Wait EngineImpl::AwaitClean(TaskState* task, Waiter* waiter, TaskSta
     switch (task->phase) {
       case Phase::kClean:
         return Wait::kClean;
+      case Phase::kEvicted:
+        task->reload_only = true;
+        [[fallthrough]];
       case Phase::kScheduled:
       case Phase::kDirty:
         task->phase = Phase::kRunning;  // claimed: this thread runs or queues the refresh

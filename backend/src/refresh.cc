@@ -48,7 +48,7 @@ bool DependencyChanged(EngineImpl& engine, const Dep& dep) {
   TaskState* task = engine.Task(dep.slot.task);
   if (task == nullptr) return true;
   MutexLock lock(&task->mu);
-  return task->phase != Phase::kClean || task->SlotChangedAt(dep.slot) != dep.observed;
+  return !StampsCurrent(task->phase) || task->SlotChangedAt(dep.slot) != dep.observed;
 }
 
 // SettleCycleReads tells the tasks whose read of this task closed a cycle what came of it,
@@ -84,6 +84,16 @@ void SettleCycleReads(EngineImpl& engine, const std::vector<CycleRead>& reads) {
     }
   }
   if (!changed.empty()) engine.MarkDirty(std::move(changed));
+}
+
+// MarkReadersDirty marks dirty whatever reads the task (it is running).
+void MarkReadersDirty(EngineImpl& engine, TaskState& task) {
+  std::vector<TaskId> readers;
+  {
+    MutexLock lock(&task.mu);
+    for (const Dependent& dependent : task.dependents) readers.push_back(dependent.reader);
+  }
+  if (!readers.empty()) engine.MarkDirty(std::move(readers));
 }
 
 // Publish ends a refresh: the task becomes clean (or dirty, if an invalidation reached it
@@ -146,15 +156,19 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   bool execute = false;
   bool forced = false;
   bool first = false;
+  bool reload_only = false;
   std::vector<Dep> deps;
   const Dep* changed_dep = nullptr;  // the read that made it execute, for traces
   {
     MutexLock lock(&task->mu);
     task->cycle_error.reset();  // left by a cycle found while a cancelled refresh waited
     forced = std::exchange(task->must_execute, false);
+    // Claimed from kEvicted: it was clean, nothing to verify; its values come back below.
+    reload_only = task->reload_only;
+    task->reload_only = false;
     first = task->output.kind == OutputKind::kNone;
     execute = first || forced;
-    if (!execute) deps = task->deps;
+    if (!execute && !reload_only) deps = task->deps;
   }
   // Verify: dependencies in the order the last execution read them. The first one that
   // changed decides; later ones might not even be read by a new execution.
@@ -182,6 +196,15 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
       changed_dep = &dep;
       break;
     }
+  }
+  if (!execute && !engine->ReloadValues(*task)) {
+    // Its evicted values are gone from the store (a GC pass) or changed there: it
+    // executes. A task that was clean has readers that are not dirty; they must be now,
+    // as for any task about to execute, or a changed result would not reach them.
+    execute = true;
+    if (reload_only) MarkReadersDirty(*engine, *task);
+  } else if (execute && !first) {
+    engine->ReloadValues(*task);  // the early cutoff compares with the old values
   }
   if (!execute) {
     // A task restored from disk joins the in-memory reverse edges once it is verified.
@@ -308,7 +331,8 @@ std::vector<Dep> CommitResults(EngineImpl& engine, TaskState& task, ExecContext&
   *changed = *changed || context.cells.size() != task.cells.size();
   for (CellSlot& cell : context.cells) {
     const CellSlot* old = task.FindCell(cell.type, cell.index);
-    if (old != nullptr && ValueTypeById(cell.type)->equal(old->value.get(), cell.value.get())) {
+    if (old != nullptr && old->value != nullptr &&
+        ValueTypeById(cell.type)->equal(old->value.get(), cell.value.get())) {
       cell.changed_at = old->changed_at;
       cell.value = old->value;
     } else {
@@ -386,7 +410,7 @@ bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<
       engine.edge_count.fetch_add(1);
     }
     if (read.observed == kReadClosedCycle) continue;  // the target is running: no news
-    if (target->phase != Phase::kClean || target->SlotChangedAt(read.slot) != read.observed) {
+    if (!StampsCurrent(target->phase) || target->SlotChangedAt(read.slot) != read.observed) {
       stale = true;
     }
   }

@@ -15,8 +15,10 @@ bool Output::SameAs(const Output& other) const {
     case OutputKind::kError:
       return error() == other.error();
     case OutputKind::kValue:
+      // An evicted value (null) equals nothing: what cannot be compared counts as changed.
       return type == other.type &&
-             (value == other.value || type->equal(value.get(), other.value.get()));
+             (value == other.value || (value != nullptr && other.value != nullptr &&
+                                       type->equal(value.get(), other.value.get())));
   }
   return false;
 }

@@ -28,7 +28,16 @@ enum class Phase : uint8_t {
   kDirty,      // something it read may have changed; refreshed on the next read; claimable
   kRunning,    // one refresh (verify or execute) owns it
   kClean,      // output and cells are current
+  // Clean, but the values of its output and cells were evicted (evict.cc): their stamps are
+  // current and in memory, the values are in the backing store. A verification reads it as
+  // clean (it compares stamps only); a read of a value claims it like a dirty task and the
+  // refresh loads the values back. An invalidation marks it dirty like a clean task, so
+  // change still reaches its readers.
+  kEvicted,
 };
+
+// StampsCurrent: the task's stamps say what it holds now (its values may be evicted).
+inline bool StampsCurrent(Phase phase) { return phase == Phase::kClean || phase == Phase::kEvicted; }
 
 enum class OutputKind : uint8_t { kNone, kValue, kRef, kError };
 
@@ -132,6 +141,13 @@ struct TaskState {
   // outside world, which changed (an Invalidator fired) or was not seen this session (a
   // session-dependent task restored from disk). Cleared when that execution starts.
   bool must_execute ABSL_GUARDED_BY(mu) = false;
+  // Guarded by `mu` (bit-fields: the byte after the flags above was the only room left
+  // before `executions`, and the task must not grow for them).
+  // Set by every read of a value, cleared by the evictor passing it: a task read since the
+  // evictor last passed is spared once (CLOCK).
+  bool referenced : 1 = false;
+  // Claimed from kEvicted: the refresh loads the values back without verifying anything.
+  bool reload_only : 1 = false;
   // Bodies run so far in this process (wraps; servers compare it before and after a read
   // to tell a computed answer from a cached one).
   uint32_t executions ABSL_GUARDED_BY(mu) = 0;

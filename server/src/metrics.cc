@@ -222,6 +222,20 @@ class Metrics::Collector final : public prometheus::Collectable {
             stats.gc_removed_tasks);
     counter("turbine_gc_removed_bytes_total", "Bytes on disk garbage collection freed.",
             stats.gc_removed_bytes);
+    gauge("turbine_memory_limit_bytes", "The daemon's memory limit (--memory-limit).",
+          stats.memory_limit_bytes);
+    gauge("turbine_heap_bytes", "The heap in use when the evictor last measured it.",
+          stats.heap_bytes);
+    counter("turbine_evicted_values_total",
+            "Results whose values left memory for the store (still cached, on disk).",
+            stats.evicted_values);
+    counter("turbine_evicted_value_bytes_total", "Stored bytes of the evicted values.",
+            stats.evicted_value_bytes);
+    counter("turbine_reloaded_values_total", "Evicted values read back from the store.",
+            stats.reloaded_values);
+    counter("turbine_reload_failures_total",
+            "Evicted values the store no longer had (removed by GC): executed instead.",
+            stats.reload_failures);
     Family by_use("turbine_store_tasks_by_last_use",
                   "Tasks on disk by how long ago they were last used, as the last garbage "
                   "collection pass found them.",

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
@@ -192,7 +193,42 @@ void EngineLogger(LogLevel level, std::string_view message) {
   }
 }
 
+// OpenEngine opens the store and the engine in `data_dir`, with the memory limit shared
+// out between them (StoreMemoryFor).
+absl::StatusOr<std::unique_ptr<storage::PersistentEngine>> OpenEngine(
+    const std::string& data_dir, const ServerOptions& options) {
+  const uint64_t limit =
+      options.memory_limit > 0 ? options.memory_limit : DefaultMemoryLimit();
+  const StoreMemory store_memory = StoreMemoryFor(limit);
+  return storage::PersistentEngine::Open(
+      storage::StoreOptions{.data_dir = data_dir,
+                            .block_cache_bytes = store_memory.block_cache_bytes,
+                            .write_buffer_bytes = store_memory.write_buffer_bytes},
+      EngineOptions{.worker_threads = options.workers,
+                    .snapshot_interval = options.snapshot_interval,
+                    .logger = &EngineLogger,
+                    .gc = options.gc,
+                    .memory = MemoryOptions{.limit_bytes = static_cast<size_t>(limit)}});
+}
+
 }  // namespace
+
+uint64_t DefaultMemoryLimit() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGE_SIZE);
+  const uint64_t physical = pages > 0 && page_size > 0
+                                ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size)
+                                : uint64_t{4} << 30;
+  return std::min(physical / 4, uint64_t{8} << 30);
+}
+
+StoreMemory StoreMemoryFor(uint64_t memory_limit) {
+  const uint64_t share = memory_limit / 16;
+  return StoreMemory{
+      .block_cache_bytes = static_cast<size_t>(std::clamp(share, uint64_t{4} << 20, uint64_t{1} << 30)),
+      .write_buffer_bytes =
+          static_cast<size_t>(std::clamp(share, uint64_t{4} << 20, uint64_t{256} << 20))};
+}
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   absl::StatusOr<fs::path> data_dir = PrepareDataDir(options.data_dir);
@@ -223,11 +259,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   if (!lock.ok()) return lock.status();
   state->lock = std::move(*lock);
   absl::StatusOr<std::unique_ptr<storage::PersistentEngine>> persistent =
-      storage::PersistentEngine::Open(storage::StoreOptions{.data_dir = data_dir->string()},
-                                      EngineOptions{.worker_threads = options.workers,
-                                                    .snapshot_interval = options.snapshot_interval,
-                                                    .logger = &EngineLogger,
-                                                    .gc = options.gc});
+      OpenEngine(data_dir->string(), options);
   if (!persistent.ok()) return persistent.status();
   state->persistent = std::move(*persistent);
   state->report = StoreReport(state->persistent->report());

@@ -338,7 +338,7 @@ void TurbineService::Answer(const PreparedCall& call, uint64_t id, const CancelT
     if (read.executed || call.source == CallSource::kCreated) {
       source = v1::SOURCE_EXECUTED;
       executed_.fetch_add(1, std::memory_order_relaxed);
-    } else if (call.source == CallSource::kDisk) {
+    } else if (call.source == CallSource::kDisk || read.reloaded) {
       source = v1::SOURCE_DISK;
       hits_disk_.fetch_add(1, std::memory_order_relaxed);
     } else {
@@ -510,6 +510,12 @@ grpc::ServerUnaryReactor* TurbineService::Stats(grpc::CallbackServerContext* con
   reply->set_tasks_used_1_7d(stats.tasks_by_last_use[1]);
   reply->set_tasks_used_8_30d(stats.tasks_by_last_use[2]);
   reply->set_tasks_used_older(stats.tasks_by_last_use[3]);
+  reply->set_memory_limit_bytes(stats.memory_limit_bytes);
+  reply->set_heap_bytes(stats.heap_bytes);
+  reply->set_evicted_values(stats.evicted_values);
+  reply->set_evicted_value_bytes(stats.evicted_value_bytes);
+  reply->set_reloaded_values(stats.reloaded_values);
+  reply->set_reload_failures(stats.reload_failures);
   reply->set_uptime_seconds(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(counters.uptime).count()));
   for (const FunctionStats& fn : stats.functions) {

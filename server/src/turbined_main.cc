@@ -6,6 +6,7 @@
 //            [--metrics-listen HOST:PORT] [--max-connections N] [--max-connection-idle-ms N]
 //            [--stream-reply-buffer-bytes N] [--reply-buffer-bytes N]
 //            [--retention DURATION] [--disk-limit SIZE] [--gc-interval DURATION]
+//            [--memory-limit SIZE]
 //
 // Every flag can come from the --config file instead (TOML or INI, keys named like the
 // flags; deploy/turbined.toml lists them all); a flag on the command line wins.
@@ -206,6 +207,13 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "results (0: no limit; inputs are never removed)")
       ->check(size)
       ->capture_default_str();
+  std::string memory_limit = "0";
+  app.add_option("--memory-limit", memory_limit,
+                 "keep the daemon's heap under this size: the store's caches are sized from "
+                 "it, and over it large results leave memory for the store (0: a quarter of "
+                 "physical memory, at most 8G)")
+      ->check(size)
+      ->capture_default_str();
   app.add_option("--gc-interval", gc_interval,
                  "collect garbage this often when idle, the first time a minute after start "
                  "(0: only on `turbine gc`)")
@@ -223,6 +231,7 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   options.gc.retention = *ParseDuration(retention);
   options.gc.disk_limit = *ParseSize(disk_limit);
   options.gc.interval = *ParseDuration(gc_interval);
+  options.memory_limit = *ParseSize(memory_limit);
 
   return -1;
 }

@@ -37,8 +37,12 @@ using Verdict = Store::Verdict;
 using Attempt = Store::Attempt;
 
 rocksdb::Options DatabaseOptions(const std::shared_ptr<rocksdb::Logger>& logger,
-                                 const std::shared_ptr<BackgroundErrors>& errors) {
+                                 const std::shared_ptr<BackgroundErrors>& errors,
+                                 size_t write_buffer_bytes) {
   rocksdb::Options options;
+  // Memtables of all tables together stay under this (RocksDB flushes the largest when
+  // they reach it); 0 leaves each table its own 64 MB, two of them.
+  options.db_write_buffer_size = write_buffer_bytes;
   options.info_log = logger;  // not a LOG file on the data disk (rocks_faults.h)
   options.listeners.push_back(errors);
   options.max_bgerror_resume_count = 0;  // the store resumes itself (BackgroundErrors)
@@ -330,7 +334,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
 Attempt Store::OpenDatabase(bool existed, OpenReport* report) {
   shared_->cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
   auto instance = std::make_unique<Instance>();
-  const rocksdb::Options db_options = DatabaseOptions(shared_->logger, shared_->errors);
+  const rocksdb::Options db_options = DatabaseOptions(shared_->logger, shared_->errors, options_.write_buffer_bytes);
   rocksdb::Status status = OpenInstance(path_, shared_->cache, db_options, /*read_only=*/false,
                                         &instance->handles, &instance->db);
   if (IsNoSpace(status) && existed) {
@@ -616,7 +620,7 @@ absl::Status Store::ResumeWriting() {
 absl::Status Store::ReopenForWriting() {
   auto instance = std::make_unique<Instance>();
   const rocksdb::Status status =
-      OpenInstance(path_, shared_->cache, DatabaseOptions(shared_->logger, shared_->errors),
+      OpenInstance(path_, shared_->cache, DatabaseOptions(shared_->logger, shared_->errors, options_.write_buffer_bytes),
                    /*read_only=*/false, &instance->handles, &instance->db);
   if (!status.ok()) {
     return FromRocks(status,

@@ -286,6 +286,25 @@ class CallTest(DaemonTestCase):
         with self.assertRaisesRegex(ValueError, "input 'k': at /0: cannot send"):
             self.client.set_inputs({"k": [object()]})
 
+    def test_unset_removes_inputs_and_readers_see_it(self):
+        self.client.set_inputs({"unset.gone": 1, "unset.kept": 2})
+        self.assertEqual(self.client.call("input.get", "unset.gone").value, 1)
+        self.assertEqual(self.client.unset(["unset.gone", "unset.never"]), 1)
+        with self.assertRaisesRegex(FunctionError, "input 'unset.gone' is not set"):
+            self.client.call("input.get", "unset.gone")
+        self.assertEqual(self.client.call("input.get", "unset.kept").value, 2)
+        with self.assertRaisesRegex(ValueError, "an input key is a non-empty str"):
+            self.client.unset([""])
+
+    def test_stats_and_collect_garbage(self):
+        self.client.call("demo.fib", 12)
+        stats = self.client.stats()
+        self.assertGreater(stats.tasks, 0)
+        self.assertGreater(stats.memory_limit_bytes, 0)
+        report = self.client.collect_garbage()
+        self.assertGreater(report.bytes_before, 0)
+        self.assertEqual(self.client.stats().gc_passes, stats.gc_passes + 1)
+
     def test_a_watch_sees_an_input_change(self):
         self.client.set_inputs({"watched": 1})
         with self.client.watch("input.get", "watched", timeout=TIMEOUT) as watch:

@@ -48,6 +48,24 @@ using Logger = std::function<void(LogLevel level, std::string_view message)>;
 // process's threads (a larger request is clamped; turbined refuses it).
 inline constexpr int kMaxWorkerThreads = 1024;
 
+// MemoryOptions bound the engine's resident memory (docs/ARCHITECTURE.md, "Memory"). With a
+// backing store and a limit, a background thread measures the process's heap and, while it
+// is over the limit, evicts the values of large results that the store holds: the task
+// stays in memory, clean, with its stamps, and its next read loads the value back from the
+// store (never executing because of it).
+struct MemoryOptions {
+  // Heap bytes the process should stay under; 0: no limit, nothing is evicted.
+  size_t limit_bytes = 0;
+  // Results whose stored form is at least this large are eviction candidates. Smaller ones
+  // would free less than the task record that stays.
+  size_t large_value_bytes = size_t{16} << 10;
+  // How often the heap is measured.
+  std::chrono::milliseconds interval{200};
+  // The heap in use, in bytes; null: glibc's count of allocated bytes (mallinfo2), which
+  // includes the backing store's caches and memtables. For tests.
+  std::function<size_t()> usage = nullptr;
+};
+
 struct EngineOptions {
   // Worker threads that run task bodies; 0 means one per hardware thread. At most
   // kMaxWorkerThreads.
@@ -71,6 +89,8 @@ struct EngineOptions {
   // The wall clock, by which tasks' last use is counted in days. Null: the system's. For
   // tests that let days pass.
   std::function<std::chrono::system_clock::time_point()> clock = nullptr;
+  // With a backing store: the memory bound and value eviction.
+  MemoryOptions memory = {};
 };
 
 // InputValue is a type-erased value for Engine::SetInputs.
@@ -149,6 +169,7 @@ class Engine {
     RawVc cell;              // the cell the value was read from
     bool immediate = false;  // clean at once: nothing was verified or executed for it
     bool executed = false;   // the task read, or the one holding the value, executed
+    bool reloaded = false;   // the value had been evicted and came back from the store
   };
   // ReadAsync is Read for servers: it never blocks and never runs a task body on the
   // calling thread. `done` runs inline when `vc` is clean now (allocation-free then),
@@ -197,6 +218,13 @@ class Engine {
   // otherwise.
   absl::StatusOr<GcReport> CollectGarbage();
   absl::StatusOr<GcReport> CollectGarbage(const GcOptions& options);
+
+  // Evict makes the values of large results leave memory now, until about `bytes` (their
+  // stored size) are gone, sparing what was read since the last eviction once; returns what
+  // it evicted. The background evictor calls it while the heap is over the memory limit.
+  // Only with a backing store and a memory limit (results become candidates as snapshots
+  // write them; MemoryOptions).
+  size_t Evict(size_t bytes);
 
   EngineStats Stats() const;
 

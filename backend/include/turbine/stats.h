@@ -37,6 +37,12 @@ struct EngineStats {
   // Stored tasks by days since their last use, as the last pass found them: used today,
   // 1 to 7 days ago, 8 to 30, more than 30.
   std::array<uint64_t, 4> tasks_by_last_use{};
+  uint64_t memory_limit_bytes = 0;       // MemoryOptions::limit_bytes (0: none)
+  uint64_t heap_bytes = 0;               // the heap in use when last measured (with a limit)
+  uint64_t evicted_values = 0;           // results whose values were evicted, summed
+  uint64_t evicted_value_bytes = 0;      // their stored size, summed
+  uint64_t reloaded_values = 0;          // evicted values read back from the store
+  uint64_t reload_failures = 0;          // of those, gone or changed there: executed instead
   std::vector<FunctionStats> functions;  // functions called or executed at least once
 };
 

@@ -197,6 +197,31 @@ class Client:
             raise TurbineError.from_rpc_error(error) from None
         return reply.changed
 
+    def unset(self, keys, timeout=_CLIENT_TIMEOUT):
+        """Unsets the inputs named in `keys` (an iterable of str) in one durable batch; their
+        readers see them as never set. Returns how many were set."""
+        keys = list(keys)
+        for key in keys:
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"an input key is a non-empty str, not {key!r}")
+        return self._unary("DeleteInputs", pb.DeleteInputsRequest(keys=keys), timeout).deleted
+
+    def collect_garbage(self, timeout=None):
+        """Runs a garbage collection pass of the daemon's store now (as `turbine gc`) and
+        returns its turbine.v1.CollectGarbageReply (removed_tasks, bytes_before,
+        bytes_after, ...). No deadline by default: a pass over a large store takes a while."""
+        return self._unary("CollectGarbage", pb.CollectGarbageRequest(), timeout)
+
+    def stats(self, timeout=_CLIENT_TIMEOUT):
+        """The daemon's figures (as `turbine stats`): a turbine.v1.StatsReply."""
+        return self._unary("Stats", pb.StatsRequest(), timeout)
+
+    def _unary(self, method, request, timeout):
+        try:
+            return getattr(self._stub, method)(request, **self._call_options(timeout))
+        except grpc.RpcError as error:
+            raise TurbineError.from_rpc_error(error) from None
+
     def watch(self, function, *args, this=None, version=0, timeout=None):
         """Watches a call: returns a Watch, an iterator of its Results (the current one, then
         one per change). A result that is an error does not end the watch. Failures of the

@@ -108,6 +108,9 @@ class ReadOp : public Waiter {
   // value_stamp is the change stamp of the slot the value came from.
   uint64_t value_stamp() const { return value_stamp_; }
   RawVc resolved() const { return cursor_; }
+  // reloaded: a task on the read's way had its values evicted; they came back from the
+  // store for it.
+  bool reloaded() const { return reloaded_; }
 
   // ContinueAfterWake is the engine's continuation after a wake; for the engine only.
   void ContinueAfterWake();
@@ -162,6 +165,7 @@ class ReadOp : public Waiter {
   // The read parked or ran a refresh: it is counted as a caller, and may have been on a
   // cycle another read detected.
   bool waited_ = false;
+  bool reloaded_ = false;
 };
 
 // CopyInto is the CopyOut for a std::optional<T> destination.

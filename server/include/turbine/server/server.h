@@ -41,6 +41,10 @@ struct ServerOptions {
   std::chrono::milliseconds snapshot_interval{1000};
   // Garbage collection of the store: retention, disk limit, how often (turbine/gc.h).
   GcOptions gc = {};
+  // The daemon's heap stays under this many bytes: RocksDB's block cache and memtables are
+  // sized from it, and over it the values of large results leave memory for the store
+  // (turbine/engine.h, MemoryOptions). 0: DefaultMemoryLimit().
+  uint64_t memory_limit = 0;
   int max_message_bytes = 16 << 20;  // larger requests fail with RESOURCE_EXHAUSTED
   // On shutdown, in-flight calls get this long to finish before they are cancelled.
   std::chrono::milliseconds shutdown_grace{5000};
@@ -61,6 +65,18 @@ struct ServerOptions {
   int64_t stream_reply_buffer_bytes = 16 << 20;
   int64_t reply_buffer_bytes = 256 << 20;
 };
+
+// DefaultMemoryLimit is a quarter of the machine's physical memory, at most 8 GiB.
+uint64_t DefaultMemoryLimit();
+
+// StoreMemory is how a memory limit is shared out to the store: its block cache gets a
+// sixteenth (4 MiB to 1 GiB), its memtables a sixteenth (4 MiB to 256 MiB); the engine's
+// tasks and values have the rest.
+struct StoreMemory {
+  size_t block_cache_bytes;
+  size_t write_buffer_bytes;
+};
+StoreMemory StoreMemoryFor(uint64_t memory_limit);
 
 class Server {
  public:

@@ -63,6 +63,9 @@ struct StoreOptions {
   // tasks restored after a restart read through it. Index and filter blocks are charged to
   // it and pinned there (a few percent of the data), so it bounds the store's read memory.
   size_t block_cache_bytes = size_t{128} << 20;
+  // Bytes of memtables (writes not yet in table files), all tables together; 0: RocksDB's
+  // default of up to two 64 MB memtables per table.
+  size_t write_buffer_bytes = 0;
 };
 
 // StoreUsage is what the database occupies, by RocksDB's own accounting.

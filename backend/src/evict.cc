@@ -1,0 +1,155 @@
+// evict.cc — keeping the engine under its memory limit: the values of large results the
+// store holds leave memory, and come back from the store when read.
+//
+// Only values go. The task stays, clean, with its stamps (phase kEvicted): verifications of
+// its readers compare stamps and need no value, invalidations pass through it like a clean
+// task, and a read of the value claims it and the refresh loads it back (refresh.cc). So an
+// evicted result is never executed again because it was evicted, and no reader can be left
+// clean over a change that went through it.
+//
+// Which values go is decided by CLOCK over the candidates (results whose stored form is at
+// least MemoryOptions::large_value_bytes, listed when a snapshot writes them): a read sets
+// the task's `referenced` bit, which it does under the task lock it holds anyway, and the
+// hand spares a referenced task once and clears its bit. A hit pays nothing else.
+#include <malloc.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "engine_impl.h"
+#include "persist.h"
+
+namespace turbine::internal {
+namespace {
+
+// HeapInUse is glibc's count of bytes allocated and not freed, mmapped blocks included:
+// the engine's tasks and values, and the store's caches and memtables, which allocate
+// through malloc too. Unlike the resident set it does not count memory freed and kept by
+// the allocator, which eviction cannot give back.
+size_t HeapInUse() {
+  const struct mallinfo2 info = mallinfo2();
+  return info.uordblks + info.hblkhd;
+}
+
+// Evictable tells whether the task's values may leave memory now: the store must have
+// exactly these values (written, nothing pending) for the task to get them back.
+bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
+  // An input's value is not in its task record (it lives in the inputs table).
+  return task.phase == Phase::kClean && task.fn->kind != FunctionKind::kInput &&
+         task.persisted && !task.unwritten &&
+         !task.persist_queued && task.output.kind == OutputKind::kValue &&
+         task.output.value != nullptr;
+}
+
+bool HasEvictedValues(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
+  if (task.output.kind == OutputKind::kValue && task.output.value == nullptr) return true;
+  return std::any_of(task.cells.begin(), task.cells.end(),
+                     [](const CellSlot& cell) { return cell.value == nullptr; });
+}
+
+// InstallValues puts the stored values back where the task's are missing, if the stored
+// result is the one the task holds: the same stamps (a stamp names one value for ever).
+bool InstallValues(TaskState& task, DecodedResult& stored) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
+  if (task.output.kind == OutputKind::kValue && task.output.value == nullptr) {
+    if (stored.output.kind != OutputKind::kValue || stored.output.type != task.output.type ||
+        stored.stamp != task.output_changed_at) {
+      return false;
+    }
+    task.output.value = std::move(stored.output.value);
+  }
+  for (CellSlot& cell : task.cells) {
+    if (cell.value != nullptr) continue;
+    auto it = std::find_if(stored.cells.begin(), stored.cells.end(), [&](const CellSlot& s) {
+      return s.type == cell.type && s.index == cell.index && s.changed_at == cell.changed_at;
+    });
+    if (it == stored.cells.end()) return false;
+    cell.value = std::move(it->value);
+  }
+  return true;
+}
+
+}  // namespace
+
+void EngineImpl::NoteEvictionCandidates(const std::vector<StoredTask>& written) {
+  if (memory_.limit_bytes == 0) return;
+  MutexLock lock(&eviction_mu_);
+  for (const StoredTask& record : written) {
+    if (record.result.empty() || record.result.size() < memory_.large_value_bytes) continue;
+    if (!candidate_ids_.insert(record.id).second) continue;
+    candidates_.push_back(EvictionCandidate{record.id, record.result.size()});
+  }
+}
+
+size_t EngineImpl::EvictValues(size_t bytes) {
+  // Not while a snapshot is being written: it marks its tasks stored before the write, which
+  // may still fail or hold some of them back; nor while a GC pass deletes records.
+  MutexLock flushing(&flush_mu_);
+  MutexLock lock(&eviction_mu_);
+  size_t freed = 0;
+  // Twice round: the first pass may only clear referenced bits.
+  const size_t steps = 2 * candidates_.size();
+  for (size_t step = 0; step < steps && freed < bytes; ++step) {
+    if (clock_hand_ >= candidates_.size()) clock_hand_ = 0;
+    const EvictionCandidate candidate = candidates_[clock_hand_++];
+    TaskState* task = tasks_.Get(candidate.id);
+    if (task == nullptr) continue;
+    // Destroyed after the task's lock is released: a large value takes a while to free.
+    std::vector<std::shared_ptr<const void>> dropped;
+    {
+      MutexLock task_lock(&task->mu);
+      if (!Evictable(*task)) continue;
+      if (task->referenced) {
+        task->referenced = false;
+        continue;
+      }
+      dropped.push_back(std::move(task->output.value));
+      for (CellSlot& cell : task->cells) dropped.push_back(std::move(cell.value));
+      task->phase = Phase::kEvicted;
+    }
+    freed += candidate.bytes;
+    evicted_values.fetch_add(1, std::memory_order_relaxed);
+    evicted_value_bytes.fetch_add(candidate.bytes, std::memory_order_relaxed);
+  }
+  return freed;
+}
+
+bool EngineImpl::ReloadValues(TaskState& task) {
+  {
+    MutexLock lock(&task.mu);
+    if (!HasEvictedValues(task)) return true;
+  }
+  absl::StatusOr<std::optional<StoredTask>> read = absl::NotFoundError("");
+  {
+    ReaderMutexLock gate(&store_gate_);  // not while a GC pass deletes records
+    read = store_->ReadTask(task.id);
+  }
+  DecodedResult stored;
+  bool loaded = read.ok() && read->has_value() &&
+                DecodeResultRecord((*read)->result, &stored, /*refs=*/nullptr);
+  if (loaded) {
+    MutexLock lock(&task.mu);
+    loaded = InstallValues(task, stored);
+  }
+  (loaded ? reloaded_values : reload_failures).fetch_add(1, std::memory_order_relaxed);
+  return loaded;
+}
+
+void EngineImpl::EvictorLoop() {
+  const auto usage = memory_.usage ? memory_.usage : HeapInUse;
+  // Evict down to 90% of the limit, so that a heap hovering at the limit does not make the
+  // evictor run on every tick.
+  const size_t low_water = memory_.limit_bytes / 10 * 9;
+  std::unique_lock lock(evictor_mu_);
+  while (!evictor_stop_.wait_for(lock, memory_.interval, [this] { return stopping_evictor_; })) {
+    lock.unlock();
+    const size_t in_use = usage();
+    heap_bytes.store(in_use, std::memory_order_relaxed);
+    if (in_use > memory_.limit_bytes && EvictValues(in_use - low_water) > 0) {
+      // Freed blocks go back to the system, or the resident set would not come down.
+      malloc_trim(0);
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace turbine::internal

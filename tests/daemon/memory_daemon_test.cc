@@ -1,0 +1,147 @@
+// The memory limit with the real turbined: over it, a large file's content leaves memory
+// for the store and comes back from there (source disk, nothing executed); the limit is
+// reported; a bad limit is refused; a daemon killed while it evicts keeps every
+// acknowledged input and answers right after a restart.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "../storage/temp_dir.h"
+#include "cli_runner.h"
+#include "daemon_process.h"
+#include "turbine/client/client.h"
+#include "turbine/client/values.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using turbine::client::Client;
+using turbine::client::ConnectOptions;
+using turbine::client::Int;
+using turbine::client::Str;
+using turbine::testing::CliResult;
+using turbine::testing::DaemonProcess;
+using turbine::testing::RunCli;
+using turbine::testing::TempDir;
+
+std::unique_ptr<Client> ConnectTo(const DaemonProcess& daemon) {
+  auto client = Client::Connect(
+      ConnectOptions{.address = daemon.address(), .deadline = std::chrono::seconds(120)});
+  EXPECT_TRUE(client.ok()) << client.status();
+  return client.ok() ? std::move(*client) : nullptr;
+}
+
+// WriteFile writes `bytes` random printable bytes and returns them.
+std::string WriteFile(const std::string& path, size_t bytes, uint64_t seed) {
+  std::mt19937_64 random(seed);
+  std::string text(bytes, ' ');
+  for (char& c : text) c = static_cast<char>('!' + random() % 90);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+  return text;
+}
+
+// WaitForEvictions waits until the daemon evicted at least `count` values.
+bool WaitForEvictions(Client& client, uint64_t count) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    absl::StatusOr<turbine::v1::StatsReply> stats = client.Stats();
+    if (stats.ok() && stats->evicted_values() >= count) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+TEST(MemoryDaemon, OverTheLimitAFileContentComesBackFromDiskWithoutExecuting) {
+  TempDir dir;
+  const std::string path = dir.str() + "/big.txt";
+  const std::string text = WriteFile(path, size_t{1} << 20, 7);
+  // A file younger than a second is read directly, never cached under its signature.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  DaemonProcess daemon;
+  // 4 MiB: the daemon's heap is always over it, so whatever can be evicted is.
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--memory-limit", "4M"}))
+      << daemon.log();
+  std::unique_ptr<Client> client = ConnectTo(daemon);
+  ASSERT_NE(client, nullptr);
+  absl::StatusOr<turbine::client::CallResult> first = client->Call("fs.read", {Str(path)});
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(first->value.ok()) << first->value.status();
+  EXPECT_EQ(first->value->bytes_value(), text);
+  ASSERT_TRUE(WaitForEvictions(*client, 1)) << daemon.log();
+
+  absl::StatusOr<turbine::v1::StatsReply> before = client->Stats();
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(before->memory_limit_bytes(), uint64_t{4} << 20);
+  EXPECT_GT(before->heap_bytes(), 0u);
+  EXPECT_GE(before->evicted_value_bytes(), uint64_t{1} << 20);
+  absl::StatusOr<turbine::client::CallResult> again = client->Call("fs.read", {Str(path)});
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE(again->value.ok()) << again->value.status();
+  EXPECT_EQ(again->value->bytes_value(), text);
+  EXPECT_EQ(again->source, turbine::v1::SOURCE_DISK);
+  absl::StatusOr<turbine::v1::StatsReply> after = client->Stats();
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->executions(), before->executions()) << "an evicted value was recomputed";
+  EXPECT_GE(after->reloaded_values(), before->reloaded_values() + 1);
+
+  // The CLI shows the figures.
+  CliResult stats = RunCli("--data-dir " + dir.str() + "/data --json stats");
+  EXPECT_EQ(stats.exit_code, 0);
+  EXPECT_NE(stats.out.find("\"memory_limit_bytes\":4194304"), std::string::npos) << stats.out;
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
+TEST(MemoryDaemon, ABadLimitIsRefused) {
+  TempDir dir;
+  DaemonProcess daemon;
+  EXPECT_FALSE(daemon.Start({"--data-dir", dir.str(), "--memory-limit", "lots"}));
+  EXPECT_NE(daemon.log().find("--memory-limit"), std::string::npos) << daemon.log();
+}
+
+TEST(MemoryDaemon, KilledWhileEvictingKeepsInputsAndAnswersAfterARestart) {
+  TempDir dir;
+  std::vector<std::string> texts;
+  for (int k = 0; k < 6; ++k) {
+    texts.push_back(WriteFile(dir.str() + "/f" + std::to_string(k), size_t{256} << 10, 100 + k));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  const std::vector<std::string> flags = {"--data-dir", dir.str() + "/data", "--memory-limit",
+                                          "4M"};
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start(flags)) << daemon.log();
+  std::unique_ptr<Client> client = ConnectTo(daemon);
+  ASSERT_NE(client, nullptr);
+  for (int k = 0; k < 6; ++k) {
+    absl::StatusOr<turbine::client::CallResult> read =
+        client->Call("fs.read", {Str(dir.str() + "/f" + std::to_string(k))});
+    ASSERT_TRUE(read.ok() && read->value.ok());
+    ASSERT_TRUE(client->SetInputs({{"in" + std::to_string(k), Int(k * 11)}}).ok());
+  }
+  ASSERT_TRUE(WaitForEvictions(*client, 3)) << daemon.log();
+  client.reset();
+  EXPECT_EQ(daemon.Stop(SIGKILL), 128 + SIGKILL);
+
+  DaemonProcess restarted;
+  ASSERT_TRUE(restarted.Start(flags)) << restarted.log();
+  client = ConnectTo(restarted);
+  ASSERT_NE(client, nullptr);
+  for (int k = 0; k < 6; ++k) {
+    absl::StatusOr<turbine::client::CallResult> input =
+        client->Call("input.get", {Str("in" + std::to_string(k))});
+    ASSERT_TRUE(input.ok() && input->value.ok()) << k;
+    EXPECT_EQ(input->value->int_value(), k * 11);
+    absl::StatusOr<turbine::client::CallResult> read =
+        client->Call("fs.read", {Str(dir.str() + "/f" + std::to_string(k))});
+    ASSERT_TRUE(read.ok() && read->value.ok()) << k;
+    EXPECT_EQ(read->value->bytes_value(), texts[k]);
+  }
+  EXPECT_EQ(restarted.Stop(SIGTERM), 0) << restarted.log();
+}
+
+}  // namespace
