@@ -4,8 +4,10 @@
 #include <absl/strings/escaping.h>
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
+#include <arpa/inet.h>
 #include <civetweb.h>
 #include <google/protobuf/util/json_util.h>
+#include <netinet/in.h>
 
 #include <chrono>
 #include <cstring>
@@ -53,8 +55,8 @@ const char* StatusText(int status) {
       return "Not Found";
     case 405:
       return "Method Not Allowed";
-    case 414:
-      return "URI Too Long";
+    case 421:
+      return "Misdirected Request";
     case 503:
       return "Service Unavailable";
     case 504:
@@ -118,6 +120,19 @@ bool SameSecret(std::string_view a, std::string_view b) {
   return difference == 0;
 }
 
+// IsLoopbackHost tells whether a Host header ("localhost:7879", "127.0.0.1", "[::1]:80")
+// names this machine.
+bool IsLoopbackHost(std::string_view host) {
+  if (host.starts_with("[")) return host.starts_with("[::1]");
+  if (const size_t colon = host.rfind(':'); colon != std::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  if (host == "localhost") return true;
+  in_addr v4{};
+  return ::inet_pton(AF_INET, std::string(host).c_str(), &v4) == 1 &&
+         (ntohl(v4.s_addr) >> 24) == 127;
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> CheckStatusPageAddress(const std::string& address, bool insecure) {
@@ -131,8 +146,9 @@ absl::StatusOr<std::string> CheckStatusPageAddress(const std::string& address, b
 
 class StatusPage::Handler {
  public:
-  Handler(TurbineService& service, std::string token)
+  Handler(TurbineService& service, std::string token, bool loopback)
       : service_(service),
+        loopback_(loopback),
         token_(std::move(token)),
         cookie_value_(absl::BytesToHexString(token_)) {}
 
@@ -145,6 +161,13 @@ class StatusPage::Handler {
       return 405;
     }
     const std::string_view path = request->local_uri != nullptr ? request->local_uri : "";
+    // On loopback, a request for another host name is a web page elsewhere whose name was
+    // made to point at 127.0.0.1 (DNS rebinding), reaching in through the user's browser.
+    if (const char* host = mg_get_header(connection, "Host");
+        loopback_ && host != nullptr && !IsLoopbackHost(host)) {
+      SendError(connection, 421, "this page answers to localhost and 127.0.0.1 only");
+      return 421;
+    }
     if (!token_.empty()) {
       if (int status = Authenticate(connection, request, path); status != 0) return status;
     }
@@ -271,6 +294,7 @@ class StatusPage::Handler {
   }
 
   TurbineService& service_;
+  const bool loopback_;             // bound to loopback: only local host names are served
   const std::string token_;         // empty: none needed
   const std::string cookie_value_;  // the token in hex: any bytes fit in a cookie
 };
@@ -290,7 +314,8 @@ absl::StatusOr<std::unique_ptr<StatusPage>> StatusPage::Start(const std::string&
                                                               TurbineService& service,
                                                               std::string auth_token) {
   std::unique_ptr<StatusPage> page(new StatusPage);
-  page->handler_ = std::make_unique<Handler>(service, std::move(auth_token));
+  page->handler_ = std::make_unique<Handler>(service, std::move(auth_token),
+                                             /*loopback=*/address.starts_with("127."));
   // No document_root: nothing is served from the disk. Requests are small and bounded; a
   // client that stalls is cut off.
   const char* options[] = {"listening_ports",

@@ -305,6 +305,16 @@ TEST(StatusPage, BadRequestsGet4xxAndTheDaemonGoesOn) {
   EXPECT_EQ(StatusOf(wrong_type), 400) << wrong_type;
   EXPECT_NE(wrong_type.find("{\"error\":"), std::string::npos) << wrong_type;
 
+  // A host name that is not this machine's: a page elsewhere, through DNS rebinding.
+  EXPECT_EQ(StatusOf(Exchange(page,
+                              "GET /api/stats HTTP/1.1\r\nHost: evil.example:80\r\n"
+                              "Connection: close\r\n\r\n")),
+            421);
+  EXPECT_EQ(StatusOf(Exchange(page,
+                              "GET /api/stats HTTP/1.1\r\nHost: localhost\r\n"
+                              "Connection: close\r\n\r\n")),
+            200);
+
   // Still serving, and the graph of a good call is an SVG picture.
   const std::string svg = Get(page, "/api/graph?call=demo.fib%203");
   EXPECT_EQ(StatusOf(svg), 200) << svg;
