@@ -182,9 +182,10 @@ class StatusPage::Handler {
     } else if (path == "/api/graph") {
       return SendGraph(connection, request);
     } else if (path == "/api/executions") {
-      // RECENT EXECUTIONS: the engine does not record them yet. When it does, answer
-      // {"available": true, "executions": [{function, args, task, micros, reason}...]}
-      // here; the page (status.js, ShowExecutions) already draws that list.
+      // RECENT EXECUTIONS: the engine does not record them yet. When it does
+      // (Engine::RecentExecutions), answer {"available": true, "executions": [{task,
+      // function, args, micros, reason, reason_text, failed, output_changed}...]}, newest
+      // first; the page (status.js, ShowExecutions) already draws that list.
       Send(connection, 200, "application/json", R"({"available":false,"executions":[]})");
     } else {
       SendError(connection, 404, "no such page");

@@ -99,19 +99,22 @@ function ShowStats(stats) {
                ]]));
 }
 
-// ShowExecutions draws /api/executions: {"available": bool, "executions": [{"function",
-// "args", "micros", "reason"}]}, newest first.
+// ShowExecutions draws /api/executions: {"available": bool, "executions": [{"task",
+// "function", "args", "micros", "reason", "reason_text", "failed", "output_changed"}]},
+// newest first. An execution whose output came out equal (an early cutoff) says so.
 function ShowExecutions(reply) {
   const table = $('executions-table');
   if (!reply.available) return;
   $('executions-note').hidden = true;
   table.hidden = false;
-  FillTable(
-      table,
-      (reply.executions || [])
-          .map(
-              (e) => [
-                  [e.function], [e.args || ''], [FormatMicros(e.micros), true], [e.reason || '']]));
+  FillTable(table, (reply.executions || []).map((e) => {
+    let why = e.reason_text || e.reason || '';
+    if (e.failed)
+      why += ' (failed)';
+    else if (e.output_changed === false)
+      why += ' (same output: readers not re-executed)';
+    return [[e.function], [e.args || ''], [FormatMicros(e.micros), true], [why]];
+  }));
 }
 
 async function Refresh() {
