@@ -101,7 +101,7 @@ nlohmann::json GraphJson(const v1::GraphReply& graph) {
           {"edges", std::move(edges)}};
 }
 
-std::string GraphDot(const v1::GraphReply& graph) {
+std::string GraphDot(const v1::GraphReply& graph, const std::string& truncated_note) {
   std::string dot =
       "digraph turbine {\n"
       "  rankdir=LR;\n"
@@ -133,8 +133,8 @@ std::string GraphDot(const v1::GraphReply& graph) {
   }
   if (graph.truncated()) {
     absl::StrAppend(&dot,
-                    "  truncated [shape=plaintext, style=\"\", label=\"(more dependencies "
-                    "left out: raise --depth)\"];\n");
+                    "  truncated [shape=plaintext, style=\"\", label=", DotString(truncated_note),
+                    "];\n");
   }
   return dot + "}\n";
 }

@@ -29,7 +29,7 @@ constexpr char kCookieName[] = "turbine_token";
 constexpr size_t kMaxCallBytes = 4096;
 // A picture of more tasks than this is not readable, and Graphviz's layout of thousands
 // of nodes takes long: the page asks for at most this many (the CLI has --depth).
-constexpr uint32_t kMaxGraphNodes = 200;
+constexpr uint32_t kMaxGraphNodes = 200;  // the note in GraphDot's picture says 200
 constexpr auto kGraphTimeout = std::chrono::seconds(30);
 
 // Every answer forbids loading anything from elsewhere and keeps the URL (which may hold
@@ -285,7 +285,10 @@ class StatusPage::Handler {
       SendError(connection, status, graph.status().message());
       return status;
     }
-    absl::StatusOr<std::string> svg = render::DotToSvg(render::GraphDot(*graph));
+    absl::StatusOr<std::string> svg = render::DotToSvg(
+        render::GraphDot(*graph,
+                         "(more dependencies left out: the page shows at most 200 tasks; "
+                         "turbine graph shows them all)"));
     if (!svg.ok()) {
       SendError(connection, 500, svg.status().message());
       return 500;

@@ -320,6 +320,23 @@ TEST(StatusPage, BadRequestsGet4xxAndTheDaemonGoesOn) {
   EXPECT_EQ(StatusOf(svg), 200) << svg;
   EXPECT_NE(svg.find("Content-Type: image/svg+xml"), std::string::npos) << svg;
   EXPECT_NE(svg.find("<svg"), std::string::npos) << svg;
+
+  // A graph cut short (by depth here, or at 200 tasks) says so in the picture.
+  {
+    grpc::ClientContext context;
+    v1::CallReply reply;
+    ASSERT_TRUE(
+        Stub(daemon.address())->Call(&context, Request("demo.fib", {Int(10)}), &reply).ok());
+  }
+  const std::string cut = Get(page, "/api/graph?call=demo.fib%2010&depth=1");
+  EXPECT_EQ(StatusOf(cut), 200) << cut;
+  EXPECT_NE(cut.find("the page shows at most 200 tasks"), std::string::npos) << cut;
+  int nodes = 0;
+  for (size_t at = cut.find("<g id=\"task"); at != std::string::npos;
+       at = cut.find("<g id=\"task", at + 1)) {
+    ++nodes;
+  }
+  EXPECT_EQ(nodes, 3) << "fib 10 and the two it reads\n" << cut;
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 

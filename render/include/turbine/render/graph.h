@@ -19,7 +19,10 @@ nlohmann::json GraphJson(const v1::GraphReply& graph);
 
 // GraphDot: one box per task (function, arguments, last duration), coloured by phase,
 // an arrow from each reader to what it read.
-std::string GraphDot(const v1::GraphReply& graph);
+// When the graph is truncated, `truncated_note` says so in the picture.
+std::string GraphDot(
+    const v1::GraphReply& graph,
+    const std::string& truncated_note = "(more dependencies left out: raise --depth)");
 
 // DotToSvg lays `dot` out with Graphviz's library ("dot" layout) and renders SVG.
 // Errors: kInvalidArgument if Graphviz cannot read it, kInternal if layout fails.
