@@ -9,22 +9,12 @@
 
 #include "turbine/client/json.h"
 #include "turbine/client/values.h"
+#include "turbine/render/call_text.h"
 
 namespace turbine::cli {
 
 absl::StatusOr<v1::Value> ParseValueArgument(const std::string& text) {
-  try {
-    return client::ValueFromJson(nlohmann::json::parse(text));
-  } catch (const nlohmann::json::parse_error& e) {
-    absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(text);
-    if (!trimmed.empty() && (trimmed[0] == '[' || trimmed[0] == '{' || trimmed[0] == '"')) {
-      return absl::InvalidArgumentError(absl::StrCat("not valid JSON: ", e.what()));
-    }
-  } catch (const nlohmann::json::exception& e) {
-    // Valid JSON the parser cannot hold, such as a number beyond a double (1e999).
-    return absl::InvalidArgumentError(absl::StrCat("unusable JSON: ", e.what()));
-  }
-  return client::Str(text);
+  return render::ParseValueWord(text);
 }
 
 absl::StatusOr<v1::TaskRef> ParseRefArgument(const std::string& text) {

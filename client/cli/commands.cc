@@ -8,10 +8,10 @@
 #include <iostream>
 
 #include "arguments.h"
-#include "graph_output.h"
 #include "interrupt.h"
 #include "output.h"
 #include "turbine/client/json.h"
+#include "turbine/render/graph.h"
 
 namespace turbine::cli {
 namespace {
@@ -114,11 +114,11 @@ ExitCode RunGraph(const Session& session, const GraphCommand& command) {
   if (!graph.ok()) return ReportRpcError(session, graph.status());
   std::string text;
   if (format == "json") {
-    text = Dump(GraphJson(*graph)) + "\n";
+    text = Dump(render::GraphJson(*graph)) + "\n";
   } else if (format == "dot") {
-    text = GraphDot(*graph);
+    text = render::GraphDot(*graph);
   } else {
-    absl::StatusOr<std::string> svg = DotToSvg(GraphDot(*graph));
+    absl::StatusOr<std::string> svg = render::DotToSvg(render::GraphDot(*graph));
     if (!svg.ok()) {
       std::cerr << "turbine: " << svg.status().message() << "\n";
       return kFunctionError;

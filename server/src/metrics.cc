@@ -317,31 +317,12 @@ class Metrics::Collector final : public prometheus::Collectable {
 };
 
 absl::StatusOr<std::string> CheckMetricsAddress(const std::string& address, bool insecure) {
-  const auto bad = [&address](const std::string& why) {
-    return absl::InvalidArgumentError("metrics address '" + address + "': " + why);
-  };
-  if (address.starts_with("unix:") || address.find(':') == std::string::npos) {
-    return bad("expected HOST:PORT, e.g. 127.0.0.1:9464");
-  }
-  if (address.starts_with("[")) {
-    return bad(
-        "IPv6 is not supported for metrics (the HTTP server has no IPv6); use an IPv4 "
-        "address such as 127.0.0.1:9464");
-  }
-  absl::StatusOr<ListenAddress> parsed = ParseListenAddress(address);
-  if (!parsed.ok()) return bad(std::string(parsed.status().message()));
-  std::string host = parsed->host == "localhost" ? "127.0.0.1" : parsed->host;
-  in_addr v4{};
-  if (::inet_pton(AF_INET, host.c_str(), &v4) != 1) {
-    return bad("the host must be an IPv4 address or localhost");
-  }
-  if (!IsLoopback(*parsed) && !insecure) {
-    return bad(
-        "refusing to serve metrics off this machine: they have no TLS and no token, so "
-        "anyone on the network could read them. Use a loopback address, or --insecure "
-        "if the network is trusted");
-  }
-  return host + ":" + std::to_string(parsed->port);
+  return CheckHttpAddress(
+      {.what = "metrics address",
+       .example = "127.0.0.1:9464",
+       .refusal = "refusing to serve metrics off this machine: they have no TLS and no token, "
+                  "so anyone on the network could read them"},
+      address, insecure);
 }
 
 absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& address,
@@ -368,28 +349,8 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& addre
 }
 
 Metrics::~Metrics() {
-  // The HTTP server's accept loop notices that it should stop only when its poll ends,
-  // every 2 s, or when a connection comes in: knock until it is gone, so that stopping
-  // takes milliseconds.
   if (address_.empty()) return;  // Start failed: nothing is listening
-  std::atomic<bool> stopped{false};
-  std::thread knocker([this, &stopped] {
-    sockaddr_in peer{};
-    peer.sin_family = AF_INET;
-    const size_t colon = address_.rfind(':');
-    peer.sin_port = htons(static_cast<uint16_t>(std::stoi(address_.substr(colon + 1))));
-    const std::string host = address_.substr(0, colon);
-    ::inet_pton(AF_INET, host == "0.0.0.0" ? "127.0.0.1" : host.c_str(), &peer.sin_addr);
-    while (!stopped.load()) {
-      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      (void)::connect(fd, reinterpret_cast<sockaddr*>(&peer), sizeof(peer));
-      ::close(fd);
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  });
-  exposer_.reset();
-  stopped.store(true);
-  knocker.join();
+  StopHttpServer(address_, [this] { exposer_.reset(); });
 }
 
 }  // namespace turbine::server

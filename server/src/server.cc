@@ -22,6 +22,7 @@
 #include "listeners.h"
 #include "metrics.h"
 #include "service.h"
+#include "status_page.h"
 #include "turbine/storage/persistent_engine.h"
 
 namespace turbine::server {
@@ -95,6 +96,7 @@ struct Server::State {
   std::unique_ptr<storage::PersistentEngine> persistent;  // the store and the engine
   std::unique_ptr<TurbineService> service;
   std::unique_ptr<Metrics> metrics;  // reads the service: declared (so destroyed) after it
+  std::unique_ptr<StatusPage> status_page;  // likewise
   std::unique_ptr<grpc::Server> grpc_server;
   std::unique_ptr<ConnectionAcceptor> acceptor;  // hands connections to grpc_server
   std::vector<std::string> addresses;
@@ -253,6 +255,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     if (!checked.ok()) return checked.status();
     metrics_address = *checked;
   }
+  std::string http_address;
+  if (!options.http_listen.empty()) {
+    absl::StatusOr<std::string> checked =
+        CheckStatusPageAddress(options.http_listen, options.insecure);
+    if (!checked.ok()) return checked.status();
+    http_address = *checked;
+  }
 
   auto state = std::make_unique<State>();
   absl::StatusOr<std::unique_ptr<DataDirLock>> lock = DataDirLock::Acquire(*data_dir);
@@ -280,6 +289,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
         metrics_address, state->persistent->engine(), *state->service, state->persistent->store());
     if (!metrics.ok()) return metrics.status();
     state->metrics = std::move(*metrics);
+  }
+  if (!http_address.empty()) {
+    absl::StatusOr<std::unique_ptr<StatusPage>> page =
+        StatusPage::Start(http_address, *state->service, options.auth_token);
+    if (!page.ok()) return page.status();
+    state->status_page = std::move(*page);
   }
   absl::Status serving = state->StartGrpc(options, *addresses);
   if (!serving.ok()) return serving;
@@ -342,6 +357,9 @@ const std::vector<std::string>& Server::addresses() const { return state_->addre
 std::string Server::metrics_address() const {
   return state_->metrics == nullptr ? "" : state_->metrics->address();
 }
+std::string Server::http_address() const {
+  return state_->status_page == nullptr ? "" : state_->status_page->address();
+}
 Engine& Server::engine() { return state_->persistent->engine(); }
 std::string Server::store_report() const { return state_->report; }
 
@@ -379,6 +397,7 @@ void Server::State::Stop() {
   grpc_server->Wait();
   grpc_server.reset();
   metrics.reset();  // before the service it reads; it served until the calls were done
+  status_page.reset();
   service.reset();  // finishes SetInputs / Flush jobs already accepted
   if (absl::Status flushed = persistent->engine().Flush(); !flushed.ok()) {
     spdlog::error("final snapshot failed, the last results are lost: {}",

@@ -479,10 +479,7 @@ grpc::ServerUnaryReactor* TurbineService::CollectGarbage(grpc::CallbackServerCon
   return reactor;
 }
 
-grpc::ServerUnaryReactor* TurbineService::Stats(grpc::CallbackServerContext* context,
-                                                const v1::StatsRequest*, v1::StatsReply* reply) {
-  CountRpc(Rpc::kStats);
-  if (!Authorized(context)) return Reject(context, kUnauthenticated);
+void TurbineService::FillStats(v1::StatsReply* reply) const {
   const EngineStats stats = engine_.Stats();
   const ServiceCounters counters = Counters();
   reply->set_tasks(stats.tasks);
@@ -527,6 +524,13 @@ grpc::ServerUnaryReactor* TurbineService::Stats(grpc::CallbackServerContext* con
     out->set_executions(fn.executions);
     out->set_execution_micros(fn.execution_nanos / 1000);
   }
+}
+
+grpc::ServerUnaryReactor* TurbineService::Stats(grpc::CallbackServerContext* context,
+                                                const v1::StatsRequest*, v1::StatsReply* reply) {
+  CountRpc(Rpc::kStats);
+  if (!Authorized(context)) return Reject(context, kUnauthenticated);
+  FillStats(reply);
   return FinishNow(context, grpc::Status::OK);
 }
 
@@ -580,26 +584,45 @@ grpc::ServerUnaryReactor* TurbineService::Graph(grpc::CallbackServerContext* con
                                                 v1::GraphReply* reply) {
   CountRpc(Rpc::kGraph);
   if (!Authorized(context)) return Reject(context, kUnauthenticated);
-  absl::StatusOr<PreparedCall> call = Prepare(request->call());
-  if (!call.ok()) return Reject(context, ToGrpc(call.status()));
-  DescribeOptions options;
-  if (request->has_max_depth()) options.max_depth = request->max_depth();
-  if (request->max_nodes() != 0) options.max_nodes = request->max_nodes();
-  if (!BeginWork()) return Reject(context, kDraining);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status started =
+      StartDescribe(*request, [this, reactor, reply](absl::StatusOr<v1::GraphReply> graph) {
+        if (graph.ok()) *reply = *std::move(graph);
+        reactor->Finish(ToGrpc(graph.status()));
+      });
+  if (!started.ok()) reactor->Finish(ToGrpc(started));
+  return reactor;
+}
+
+absl::Status TurbineService::StartDescribe(
+    const v1::GraphRequest& request, std::function<void(absl::StatusOr<v1::GraphReply>)> done) {
+  absl::StatusOr<PreparedCall> call = Prepare(request.call());
+  if (!call.ok()) {
+    CountError(static_cast<int>(call.status().code()));
+    return call.status();
+  }
+  DescribeOptions options;
+  if (request.has_max_depth()) options.max_depth = request.max_depth();
+  if (request.max_nodes() != 0) options.max_nodes = request.max_nodes();
+  if (!BeginWork()) {
+    CountError(static_cast<int>(absl::StatusCode::kUnavailable));
+    return absl::UnavailableError(kDraining.error_message());
+  }
   // The walk may load tasks from the store: it waits on the disk, so not on this thread.
   // In arrival order with SetInputs, so a graph asked for after a change shows it.
-  background_.Post([this, reactor, reply, vc = call->vc, options] {
+  background_.Post([this, done = std::move(done), vc = call->vc, options] {
     absl::StatusOr<DependencyGraph> graph = engine_.Describe(vc, options);
     if (graph.ok()) {
-      GraphToWire(*graph, reply);
+      v1::GraphReply reply;
+      GraphToWire(*graph, &reply);
+      done(std::move(reply));
     } else {
       CountError(static_cast<int>(graph.status().code()));
+      done(graph.status());
     }
-    reactor->Finish(ToGrpc(graph.status()));
     EndWork();
   });
-  return reactor;
+  return absl::OkStatus();
 }
 
 grpc::ServerUnaryReactor* TurbineService::Trace(grpc::CallbackServerContext* context,

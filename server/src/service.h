@@ -126,6 +126,14 @@ class TurbineService final : public v1::Turbine::CallbackService {
     if (code > 0 && code < kStatusCodeCount) errors_[code].fetch_add(1, std::memory_order_relaxed);
   }
   ServiceCounters Counters() const;
+  // FillStats is the Stats RPC's answer (the status page shows the same).
+  void FillStats(v1::StatsReply* reply) const;
+  // StartDescribe is the Graph RPC without gRPC: it finds the call's task and walks its
+  // dependencies on the background thread, then hands the graph (or the error) to `done`.
+  // Errors of the request itself (NOT_FOUND, INVALID_ARGUMENT; UNAVAILABLE while draining)
+  // are returned at once and `done` is not called.
+  absl::Status StartDescribe(const v1::GraphRequest& request,
+                             std::function<void(absl::StatusOr<v1::GraphReply>)> done);
 
   // Watches register here to hear about changes (watch.cc).
   void AddWatch(WatchReactor* watch);

@@ -3,7 +3,8 @@
 //   turbined [--config FILE] [--data-dir DIR] [--listen ADDR]... [--workers N]
 //            [--snapshot-interval-ms N] [--log-level LEVEL] [--auth-token-file F]
 //            [--max-message-bytes N] [--tls-cert F --tls-key F [--tls-client-ca F]] [--insecure]
-//            [--metrics-listen HOST:PORT] [--max-connections N] [--max-connection-idle-ms N]
+//            [--metrics-listen HOST:PORT] [--http-listen HOST:PORT] [--max-connections N]
+//            [--max-connection-idle-ms N]
 //            [--stream-reply-buffer-bytes N] [--reply-buffer-bytes N]
 //            [--retention DURATION] [--disk-limit SIZE] [--gc-interval DURATION]
 //            [--memory-limit SIZE]
@@ -12,7 +13,8 @@
 // flags; deploy/turbined.toml lists them all); a flag on the command line wins.
 //
 // Logs one line "turbined ready on <addr>" once it serves (after "turbined metrics on
-// http://<addr>/metrics" when metrics are on). SIGTERM or SIGINT (or the Shutdown RPC) stop
+// http://<addr>/metrics" when metrics are on, and "turbined status page on http://<addr>/"
+// when the page is). SIGTERM or SIGINT (or the Shutdown RPC) stop
 // it: no new calls, in-flight ones finish, the cache is flushed, exit 0.
 //
 // Exit codes: 0 stopped cleanly, 1 could not start (store, address in use), 2 a bad flag or
@@ -163,6 +165,9 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   app.add_option("--metrics-listen", options.metrics_listen,
                  "serve Prometheus metrics at http://HOST:PORT/metrics (IPv4 or localhost; "
                  "port 0 picks one; off by default)");
+  app.add_option("--http-listen", options.http_listen,
+                 "serve the status page at http://HOST:PORT/ (IPv4 or localhost; port 0 picks "
+                 "one; off by default; asks for --auth-token-file's token too)");
   app.add_option("--max-connections", options.max_connections,
                  "client connections open at once; more wait until one closes (0: half the "
                  "open-file limit)")
@@ -271,6 +276,9 @@ void LogReady(const turbine::server::Server& server, const std::string& data_dir
   spdlog::info("data dir {}: {}", data_dir, server.store_report());
   if (const std::string metrics = server.metrics_address(); !metrics.empty()) {
     spdlog::info("turbined metrics on http://{}/metrics", metrics);
+  }
+  if (const std::string page = server.http_address(); !page.empty()) {
+    spdlog::info("turbined status page on http://{}/", page);
   }
   for (const std::string& address : server.addresses()) {
     spdlog::info("turbined ready on {}", address);

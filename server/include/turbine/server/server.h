@@ -52,6 +52,10 @@ struct ServerOptions {
   // "IPV4:PORT" or "localhost:PORT" (port 0 picks a free one). Off this machine only with
   // `insecure` (metrics have no TLS and no token).
   std::string metrics_listen;
+  // When not empty, the status page is served over HTTP at http://<this>/ (stats, top
+  // functions, dependency graphs): "IPV4:PORT" or "localhost:PORT" (port 0 picks a free
+  // one). Off this machine only with `insecure` (no TLS); it asks for auth_token too.
+  std::string http_listen;
   // Client connections open at once; at the limit, new ones wait in the listen backlog
   // until one closes. 0: half the open-file limit (whose soft value Start raises to the hard
   // one).
@@ -94,6 +98,8 @@ class Server {
   const std::vector<std::string>& addresses() const;
   // The metrics address as bound ("127.0.0.1:PORT"); empty when metrics are off.
   std::string metrics_address() const;
+  // The status page's address as bound; empty when the page is off.
+  std::string http_address() const;
   // Shutdown asks the server to stop; it returns at once and is safe from any thread,
   // including a signal-handling thread and an RPC handler.
   void Shutdown();

@@ -1,4 +1,5 @@
-#include "graph_output.h"
+// graph.cc — dependency cones as JSON, DOT and SVG (graph.h).
+#include "turbine/render/graph.h"
 
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
@@ -9,7 +10,7 @@
 #include <set>
 #include <utility>
 
-namespace turbine::cli {
+namespace turbine::render {
 namespace {
 
 const char* PhaseName(v1::TaskPhase phase) {
@@ -100,7 +101,7 @@ nlohmann::json GraphJson(const v1::GraphReply& graph) {
           {"edges", std::move(edges)}};
 }
 
-std::string GraphDot(const v1::GraphReply& graph) {
+std::string GraphDot(const v1::GraphReply& graph, const std::string& truncated_note) {
   std::string dot =
       "digraph turbine {\n"
       "  rankdir=LR;\n"
@@ -113,10 +114,10 @@ std::string GraphDot(const v1::GraphReply& graph) {
     if (node.last_execution_micros() > 0) {
       absl::StrAppend(&label, "\n", Duration(node.last_execution_micros()));
     }
-    const std::string tooltip =
-        absl::StrCat("task ", node.task(), " · ", PhaseName(node.phase()),
-                     node.failed() ? " · failed" : "", node.from_disk() ? " · from disk" : "",
-                     " · ", node.executions(), node.executions() == 1 ? " execution" : " executions");
+    const std::string tooltip = absl::StrCat(
+        "task ", node.task(), " · ", PhaseName(node.phase()), node.failed() ? " · failed" : "",
+        node.from_disk() ? " · from disk" : "", " · ", node.executions(),
+        node.executions() == 1 ? " execution" : " executions");
     absl::StrAppend(&dot, "  t", node.task(), " [id=", DotString(absl::StrCat("task", node.task())),
                     ", label=", DotString(label), ", tooltip=", DotString(tooltip),
                     ", fillcolor=", DotString(FillColor(node)));
@@ -131,8 +132,9 @@ std::string GraphDot(const v1::GraphReply& graph) {
     absl::StrAppend(&dot, "  t", edge.reader(), " -> t", edge.slot().task(), ";\n");
   }
   if (graph.truncated()) {
-    absl::StrAppend(&dot, "  truncated [shape=plaintext, style=\"\", label=\"(more dependencies "
-                          "left out: raise --depth)\"];\n");
+    absl::StrAppend(&dot,
+                    "  truncated [shape=plaintext, style=\"\", label=", DotString(truncated_note),
+                    "];\n");
   }
   return dot + "}\n";
 }
@@ -168,4 +170,4 @@ absl::StatusOr<std::string> DotToSvg(const std::string& dot) {
   return svg;
 }
 
-}  // namespace turbine::cli
+}  // namespace turbine::render

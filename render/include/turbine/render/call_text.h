@@ -1,0 +1,33 @@
+// call_text.h — reading a call typed as text, in the CLI's syntax: the words of
+// `turbine call FN ARG...`, e.g. `tree.summary /src` or `demo.add 2 '{"$ref":"12"}'`.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <absl/status/statusor.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "turbine/v1/turbine.pb.h"
+
+namespace turbine::render {
+
+// ParseValueWord reads one ARG: JSON (30, "text", [1,2], {"$ref":"12"}), or else a bare
+// word taken as a string (so `input.get mykey` works unquoted). A word that starts like
+// JSON structure ([, { or ") but does not parse is an error, not a string: that is almost
+// always a quoting mistake.
+absl::StatusOr<v1::Value> ParseValueWord(const std::string& text);
+
+// SplitCallWords splits a line into words as a shell would for the CLI: at spaces, except
+// inside JSON strings and brackets (`[1, 2]` and `{"a": 1}` are one word each), and a
+// '...' section is taken literally without its quotes. kInvalidArgument for an unclosed
+// quote or bracket.
+absl::StatusOr<std::vector<std::string>> SplitCallWords(std::string_view line);
+
+// ParseCallText reads "FN ARG..." into a call request (no --this: receivers are not
+// supported in this form). kInvalidArgument naming the word at fault.
+absl::StatusOr<v1::CallRequest> ParseCallText(std::string_view line);
+
+}  // namespace turbine::render

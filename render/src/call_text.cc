@@ -1,0 +1,93 @@
+// call_text.cc — calls typed as text (call_text.h).
+#include "turbine/render/call_text.h"
+
+#include <absl/strings/ascii.h>
+#include <absl/strings/str_cat.h>
+
+#include <nlohmann/json.hpp>
+
+#include "turbine/client/json.h"
+#include "turbine/client/values.h"
+
+namespace turbine::render {
+
+absl::StatusOr<v1::Value> ParseValueWord(const std::string& text) {
+  try {
+    return client::ValueFromJson(nlohmann::json::parse(text));
+  } catch (const nlohmann::json::parse_error& e) {
+    absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(text);
+    if (!trimmed.empty() && (trimmed[0] == '[' || trimmed[0] == '{' || trimmed[0] == '"')) {
+      return absl::InvalidArgumentError(absl::StrCat("not valid JSON: ", e.what()));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    // Valid JSON the parser cannot hold, such as a number beyond a double (1e999).
+    return absl::InvalidArgumentError(absl::StrCat("unusable JSON: ", e.what()));
+  }
+  return client::Str(text);
+}
+
+absl::StatusOr<std::vector<std::string>> SplitCallWords(std::string_view line) {
+  std::vector<std::string> words;
+  std::string word;
+  bool in_word = false;
+  int depth = 0;                // [ and { not yet closed
+  bool in_json_string = false;  // inside "..." (kept: it is JSON)
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (in_json_string) {
+      word.push_back(c);
+      if (c == '\\' && i + 1 < line.size()) {
+        word.push_back(line[++i]);
+      } else if (c == '"') {
+        in_json_string = false;
+      }
+      continue;
+    }
+    if (c == '\'') {  // a shell's literal quotes: the text inside, as is
+      const size_t end = line.find('\'', i + 1);
+      if (end == std::string_view::npos) return absl::InvalidArgumentError("unclosed ' quote");
+      word.append(line.substr(i + 1, end - i - 1));
+      in_word = true;
+      i = end;
+      continue;
+    }
+    if (depth == 0 && absl::ascii_isspace(static_cast<unsigned char>(c))) {
+      if (in_word) words.push_back(std::move(word));
+      word.clear();
+      in_word = false;
+      continue;
+    }
+    in_word = true;
+    word.push_back(c);
+    if (c == '"') {
+      in_json_string = true;
+    } else if (c == '[' || c == '{') {
+      ++depth;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  if (in_json_string) return absl::InvalidArgumentError("unclosed \" quote");
+  if (depth > 0) return absl::InvalidArgumentError("unclosed [ or {");
+  if (in_word) words.push_back(std::move(word));
+  return words;
+}
+
+absl::StatusOr<v1::CallRequest> ParseCallText(std::string_view line) {
+  absl::StatusOr<std::vector<std::string>> words = SplitCallWords(line);
+  if (!words.ok()) return words.status();
+  if (words->empty()) return absl::InvalidArgumentError("type a function and its arguments");
+  v1::CallRequest request;
+  request.set_function((*words)[0]);
+  for (size_t i = 1; i < words->size(); ++i) {
+    absl::StatusOr<v1::Value> value = ParseValueWord((*words)[i]);
+    if (!value.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("argument ", i, " (", (*words)[i], "): ", value.status().message()));
+    }
+    *request.add_args() = *std::move(value);
+  }
+  return request;
+}
+
+}  // namespace turbine::render

@@ -1,0 +1,361 @@
+// status_page.cc — the status page's HTTP server (status_page.h), on civetweb.
+#include "status_page.h"
+
+#include <absl/strings/escaping.h>
+#include <absl/strings/numbers.h>
+#include <absl/strings/str_cat.h>
+#include <arpa/inet.h>
+#include <civetweb.h>
+#include <google/protobuf/util/json_util.h>
+#include <netinet/in.h>
+
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string_view>
+
+#include "address.h"
+#include "turbine/render/call_text.h"
+#include "turbine/render/graph.h"
+
+namespace turbine::server {
+namespace {
+
+constexpr char kCookieName[] = "turbine_token";
+// The longest call the search box may send (the URL, once decoded); a request line and
+// its headers are bounded by civetweb's max_request_size, 16 KiB.
+constexpr size_t kMaxCallBytes = 4096;
+// A picture of more tasks than this is not readable, and Graphviz's layout of thousands
+// of nodes takes long: the page asks for at most this many (the CLI has --depth).
+constexpr uint32_t kMaxGraphNodes = 200;  // the note in GraphDot's picture says 200
+constexpr auto kGraphTimeout = std::chrono::seconds(30);
+
+// Every answer forbids loading anything from elsewhere and keeps the URL (which may hold
+// the token once) out of Referer headers.
+constexpr char kCommonHeaders[] =
+    "Cache-Control: no-store\r\n"
+    "X-Content-Type-Options: nosniff\r\n"
+    "Referrer-Policy: no-referrer\r\n"
+    "Content-Security-Policy: default-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; form-action 'self'\r\n";
+
+const char* StatusText(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 303:
+      return "See Other";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 421:
+      return "Misdirected Request";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Error";
+  }
+}
+
+void Send(mg_connection* connection, int status, absl::string_view content_type,
+          absl::string_view body, absl::string_view extra_headers = "") {
+  const mg_request_info* request = mg_get_request_info(connection);
+  const bool head = request != nullptr && std::string_view(request->request_method) == "HEAD";
+  const std::string headers = absl::StrCat(
+      "HTTP/1.1 ", status, " ", StatusText(status), "\r\nContent-Type: ", content_type,
+      "\r\nContent-Length: ", body.size(), "\r\n", kCommonHeaders, extra_headers, "\r\n");
+  mg_write(connection, headers.data(), headers.size());
+  if (!head) mg_write(connection, body.data(), body.size());
+}
+
+void SendError(mg_connection* connection, int status, absl::string_view message) {
+  nlohmann::json body = {{"error", std::string(message)}};
+  Send(connection, status, "application/json",
+       body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+int HttpStatusFor(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+      return 400;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    case absl::StatusCode::kDeadlineExceeded:
+      return 504;
+    default:
+      return 500;
+  }
+}
+
+// QueryValue reads ?name=... (URL-decoded); nullopt when absent, or too long to be real.
+std::optional<std::string> QueryValue(const mg_request_info* request, const char* name,
+                                      size_t max_bytes) {
+  if (request->query_string == nullptr) return std::nullopt;
+  std::string value(max_bytes + 1, '\0');
+  const int length = mg_get_var(request->query_string, std::strlen(request->query_string), name,
+                                value.data(), value.size());
+  if (length < 0) return std::nullopt;  // -1: absent; -2: longer than max_bytes
+  value.resize(static_cast<size_t>(length));
+  return value;
+}
+
+// SameSecret compares in time that does not depend on where they differ.
+bool SameSecret(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char difference = 0;
+  for (size_t i = 0; i < a.size(); ++i) difference |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return difference == 0;
+}
+
+// IsLoopbackHost tells whether a Host header ("localhost:7879", "127.0.0.1", "[::1]:80")
+// names this machine.
+bool IsLoopbackHost(std::string_view host) {
+  if (host.starts_with("[")) return host.starts_with("[::1]");
+  if (const size_t colon = host.rfind(':'); colon != std::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  if (host == "localhost") return true;
+  in_addr v4{};
+  return ::inet_pton(AF_INET, std::string(host).c_str(), &v4) == 1 &&
+         (ntohl(v4.s_addr) >> 24) == 127;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> CheckStatusPageAddress(const std::string& address, bool insecure) {
+  return CheckHttpAddress(
+      {.what = "status page address",
+       .example = "127.0.0.1:7879",
+       .refusal = "refusing to serve the status page off this machine without TLS: the token "
+                  "and everything the page shows would cross the network in the clear"},
+      address, insecure);
+}
+
+class StatusPage::Handler {
+ public:
+  Handler(TurbineService& service, std::string token, bool loopback)
+      : service_(service),
+        loopback_(loopback),
+        token_(std::move(token)),
+        cookie_value_(absl::BytesToHexString(token_)) {}
+
+  // Handle answers one request; civetweb's return value is the status, for its log.
+  int Handle(mg_connection* connection) {
+    const mg_request_info* request = mg_get_request_info(connection);
+    const std::string_view method = request->request_method;
+    if (method != "GET" && method != "HEAD") {
+      Send(connection, 405, "text/plain", "only GET and HEAD\n", "Allow: GET, HEAD\r\n");
+      return 405;
+    }
+    const std::string_view path = request->local_uri != nullptr ? request->local_uri : "";
+    // On loopback, a request for another host name is a web page elsewhere whose name was
+    // made to point at 127.0.0.1 (DNS rebinding), reaching in through the user's browser.
+    if (const char* host = mg_get_header(connection, "Host");
+        loopback_ && host != nullptr && !IsLoopbackHost(host)) {
+      SendError(connection, 421, "this page answers to localhost and 127.0.0.1 only");
+      return 421;
+    }
+    if (!token_.empty()) {
+      if (int status = Authenticate(connection, request, path); status != 0) return status;
+    }
+    if (path == "/" || path == "/index.html") {
+      Send(connection, 200, "text/html; charset=utf-8", kStatusPageHtml);
+    } else if (path == "/status.js") {
+      Send(connection, 200, "text/javascript; charset=utf-8", kStatusPageScript);
+    } else if (path == "/status.css") {
+      Send(connection, 200, "text/css; charset=utf-8", kStatusPageStyle);
+    } else if (path == "/api/stats") {
+      SendStats(connection);
+    } else if (path == "/api/graph") {
+      return SendGraph(connection, request);
+    } else if (path == "/api/executions") {
+      // RECENT EXECUTIONS: the engine does not record them yet. When it does
+      // (Engine::RecentExecutions), answer {"available": true, "executions": [{task,
+      // function, args, micros, reason, reason_text, failed, output_changed}...]}, newest
+      // first; the page (status.js, ShowExecutions) already draws that list.
+      Send(connection, 200, "application/json", R"({"available":false,"executions":[]})");
+    } else {
+      SendError(connection, 404, "no such page");
+      return 404;
+    }
+    return 200;
+  }
+
+ private:
+  // Authenticate returns 0 when the request carries the token (header or cookie), else
+  // answers it (a redirect that sets the cookie, or 401) and returns the status.
+  int Authenticate(mg_connection* connection, const mg_request_info* request,
+                   std::string_view path) {
+    if (std::optional<std::string> token = QueryValue(request, "token", 4096)) {
+      if (!SameSecret(*token, token_)) {
+        SendError(connection, 401, "wrong token");
+        return 401;
+      }
+      // Once: from now on the cookie carries it, and the URL in the address bar (and the
+      // history) no longer shows the token.
+      Send(connection, 303, "text/plain", "",
+           absl::StrCat("Location: ", path == "/" ? "/" : std::string(path),
+                        "\r\nSet-Cookie: ", kCookieName, "=", cookie_value_,
+                        "; Path=/; HttpOnly; SameSite=Strict\r\n"));
+      return 303;
+    }
+    if (const char* authorization = mg_get_header(connection, "Authorization")) {
+      if (SameSecret(authorization, "Bearer " + token_)) return 0;
+    }
+    if (const char* cookies = mg_get_header(connection, "Cookie")) {
+      char value[1024];
+      const int length = mg_get_cookie(cookies, kCookieName, value, sizeof(value));
+      if (length > 0 &&
+          SameSecret(std::string_view(value, static_cast<size_t>(length)), cookie_value_)) {
+        return 0;
+      }
+    }
+    SendError(connection, 401,
+              "this daemon needs its token: open /?token=TOKEN once, or send "
+              "'Authorization: Bearer TOKEN'");
+    return 401;
+  }
+
+  void SendStats(mg_connection* connection) {
+    v1::StatsReply stats;
+    service_.FillStats(&stats);
+    google::protobuf::util::JsonPrintOptions options;
+    options.always_print_primitive_fields = true;
+    options.preserve_proto_field_names = true;
+    std::string json;
+    if (!google::protobuf::util::MessageToJsonString(stats, &json, options).ok()) {
+      SendError(connection, 500, "cannot format the stats");
+      return;
+    }
+    Send(connection, 200, "application/json", json);
+  }
+
+  int SendGraph(mg_connection* connection, const mg_request_info* request) {
+    std::optional<std::string> text = QueryValue(request, "call", kMaxCallBytes);
+    if (!text.has_value()) {
+      SendError(connection, 400, "give the call as ?call=FN%20ARG... (at most 4096 bytes)");
+      return 400;
+    }
+    absl::StatusOr<v1::CallRequest> call = render::ParseCallText(*text);
+    if (!call.ok()) {
+      SendError(connection, 400, call.status().message());
+      return 400;
+    }
+    v1::GraphRequest graph_request;
+    *graph_request.mutable_call() = *std::move(call);
+    graph_request.set_max_nodes(kMaxGraphNodes);
+    if (std::optional<std::string> depth_text = QueryValue(request, "depth", 16)) {
+      uint32_t depth = 0;
+      if (!absl::SimpleAtoi(*depth_text, &depth)) {
+        SendError(connection, 400, "depth must be a number");
+        return 400;
+      }
+      graph_request.set_max_depth(depth);
+    }
+    auto promise = std::make_shared<std::promise<absl::StatusOr<v1::GraphReply>>>();
+    std::future<absl::StatusOr<v1::GraphReply>> future = promise->get_future();
+    absl::Status started = service_.StartDescribe(
+        graph_request,
+        [promise](absl::StatusOr<v1::GraphReply> graph) { promise->set_value(std::move(graph)); });
+    if (!started.ok()) {
+      const int status = HttpStatusFor(started.code());
+      SendError(connection, status, started.message());
+      return status;
+    }
+    if (future.wait_for(kGraphTimeout) != std::future_status::ready) {
+      SendError(connection, 504, "the graph took too long");
+      return 504;
+    }
+    absl::StatusOr<v1::GraphReply> graph = future.get();
+    if (!graph.ok()) {
+      const int status = HttpStatusFor(graph.status().code());
+      SendError(connection, status, graph.status().message());
+      return status;
+    }
+    absl::StatusOr<std::string> svg = render::DotToSvg(
+        render::GraphDot(*graph,
+                         "(more dependencies left out: the page shows at most 200 tasks; "
+                         "turbine graph shows them all)"));
+    if (!svg.ok()) {
+      SendError(connection, 500, svg.status().message());
+      return 500;
+    }
+    Send(connection, 200, "image/svg+xml", *svg);
+    return 200;
+  }
+
+  TurbineService& service_;
+  const bool loopback_;             // bound to loopback: only local host names are served
+  const std::string token_;         // empty: none needed
+  const std::string cookie_value_;  // the token in hex: any bytes fit in a cookie
+};
+
+namespace {
+
+int HandleRequest(mg_connection* connection, void* handler) {
+  return static_cast<StatusPage::Handler*>(handler)->Handle(connection);
+}
+
+// civetweb logs to stderr by default; the daemon's log says what matters.
+int Quiet(const mg_connection*, const char*) { return 1; }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<StatusPage>> StatusPage::Start(const std::string& address,
+                                                              TurbineService& service,
+                                                              std::string auth_token) {
+  std::unique_ptr<StatusPage> page(new StatusPage);
+  page->handler_ = std::make_unique<Handler>(service, std::move(auth_token),
+                                             /*loopback=*/address.starts_with("127."));
+  // No document_root: nothing is served from the disk. Requests are small and bounded; a
+  // client that stalls is cut off.
+  const char* options[] = {"listening_ports",
+                           address.c_str(),
+                           "num_threads",
+                           "4",
+                           "request_timeout_ms",
+                           "10000",
+                           "max_request_size",
+                           "16384",
+                           "enable_keep_alive",
+                           "yes",
+                           nullptr};
+  mg_callbacks callbacks{};
+  callbacks.log_message = &Quiet;
+  page->server_ = mg_start(&callbacks, nullptr, options);
+  if (page->server_ == nullptr) {
+    return absl::UnavailableError("cannot serve the status page on " + address +
+                                  " (in use, or not allowed)");
+  }
+  mg_set_request_handler(page->server_, "/", &HandleRequest, page->handler_.get());
+  mg_server_port ports[2] = {};
+  if (mg_get_server_ports(page->server_, 2, ports) != 1 || ports[0].port <= 0) {
+    return absl::UnavailableError("cannot serve the status page on " + address);
+  }
+  page->address_ = address.substr(0, address.rfind(':')) + ":" + std::to_string(ports[0].port);
+  return page;
+}
+
+StatusPage::~StatusPage() {
+  if (server_ == nullptr) return;
+  if (address_.empty()) {
+    mg_stop(server_);
+    return;
+  }
+  StopHttpServer(address_, [this] { mg_stop(server_); });
+}
+
+}  // namespace turbine::server

@@ -1,0 +1,55 @@
+// turbine::render's reading of a call typed as text (the status page's search box): the
+// words a shell would give `turbine call`.
+#include "turbine/render/call_text.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace turbine::render {
+namespace {
+
+std::vector<std::string> Words(std::string_view line) {
+  absl::StatusOr<std::vector<std::string>> words = SplitCallWords(line);
+  EXPECT_TRUE(words.ok()) << line << ": " << words.status();
+  return words.ok() ? *words : std::vector<std::string>{};
+}
+
+TEST(CallText, SplitsAtSpacesButNotInsideJsonOrShellQuotes) {
+  EXPECT_EQ(Words("  tree.summary   /src  "), (std::vector<std::string>{"tree.summary", "/src"}));
+  EXPECT_EQ(
+      Words(R"(f [1, 2] {"a b": [3, {"c": 4}]} "x y" 7)"),
+      (std::vector<std::string>{"f", "[1, 2]", R"({"a b": [3, {"c": 4}]})", R"("x y")", "7"}));
+  EXPECT_EQ(Words(R"(f "a \" ] b")"), (std::vector<std::string>{"f", R"("a \" ] b")"}));
+  // '...' is the shell's: its text as is, quotes gone, so a command line pastes unchanged.
+  EXPECT_EQ(Words(R"(sheet.eval '{"a": "=1"}' 'two words')"),
+            (std::vector<std::string>{"sheet.eval", R"({"a": "=1"})", "two words"}));
+  EXPECT_EQ(Words(""), std::vector<std::string>{});
+}
+
+TEST(CallText, UnclosedQuotesAndBracketsAreErrors) {
+  for (const char* line : {"f [1", R"(f {"a": 1)", R"(f "x)", "f 'x", R"(f ["]")"}) {
+    absl::StatusOr<std::vector<std::string>> words = SplitCallWords(line);
+    EXPECT_EQ(words.status().code(), absl::StatusCode::kInvalidArgument) << line;
+  }
+}
+
+TEST(CallText, ReadsACallAsTheCliDoes) {
+  absl::StatusOr<v1::CallRequest> call = ParseCallText(R"(demo.busy key 250 [1, "a"])");
+  ASSERT_TRUE(call.ok()) << call.status();
+  EXPECT_EQ(call->function(), "demo.busy");
+  ASSERT_EQ(call->args_size(), 3);
+  EXPECT_EQ(call->args(0).string_value(), "key") << "a bare word is a string";
+  EXPECT_EQ(call->args(1).int_value(), 250);
+  ASSERT_EQ(call->args(2).list_value().items_size(), 2);
+  EXPECT_EQ(call->args(2).list_value().items(1).string_value(), "a");
+
+  EXPECT_EQ(ParseCallText("   ").status().code(), absl::StatusCode::kInvalidArgument);
+  const absl::Status bad = ParseCallText("f 1 {bad}").status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("argument 2 ({bad})"), absl::string_view::npos) << bad;
+}
+
+}  // namespace
+}  // namespace turbine::render
