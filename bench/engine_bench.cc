@@ -96,6 +96,26 @@ void Uncached(benchmark::State& state) {
   }
 }
 
+// turbo-uncached-traced/N: turbo-uncached with a trace running (Engine::StartTrace), as
+// under `turbined --trace-file`: each execution also builds its event (function, arguments,
+// reason) and appends it. The events are taken every 16,384 iterations, inside the timed
+// loop (the daemon's writer thread does that on its own time), so memory stays bounded.
+void UncachedTraced(benchmark::State& state) {
+  const int64_t micros = state.range(0);
+  Engine engine;
+  Engine::Scope scope(engine);
+  engine.StartTrace();
+  int64_t key = 0;
+  for (auto _ : state) {
+    if (!ReadBusy(engine, key++, micros)) {
+      state.SkipWithError("wrong value");
+      break;
+    }
+    if ((key & 0x3fff) == 0) engine.TakeTrace();
+  }
+  engine.StopTrace();
+}
+
 // turbo-uncached-parallel/N: call every task first (workers start on them at once), then
 // read them all; time per op is the batch's wall time over its size.
 void UncachedParallel(benchmark::State& state) {
@@ -199,6 +219,7 @@ void RegisterEngineBenchmarks() {
                                  DifferentKeysCache(n))
         ->Arg(n);
     benchmark::RegisterBenchmark("turbo-uncached", Uncached)->Arg(n);
+    benchmark::RegisterBenchmark("turbo-uncached-traced", UncachedTraced)->Arg(n);
     benchmark::RegisterBenchmark("turbo-uncached-parallel", UncachedParallel)->Arg(n);
   }
   // "cached different-keys with 1M tasks in the cache".

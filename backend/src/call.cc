@@ -116,6 +116,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
         task->phase = Phase::kDirty;
         task->unlinked = true;
         task->must_execute = key.fn->session_dependent;  // the world may have changed since
+        task->forced_reason = ExecutionReason::kRestart;
       }
       restored_count.fetch_add(1, std::memory_order_relaxed);
     }

@@ -38,6 +38,8 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
       gc_options_(options.gc),
       memory_(options.memory) {
   invalidation_target_->engine = this;
+  recent_executions_.reset(new ExecutionEntry[kRecentExecutions]);
+  recent_input_changes_.reset(new InputChangeEntry[kRecentInputChanges]);
   Today();
   // Stamps continue above everything ever persisted, so a restored reader's observed stamp
   // can never match a value this session produced.
@@ -515,5 +517,7 @@ bool Engine::HasTask(TaskId id) { return id != kNoTask && impl_->Task(id) != nul
 bool Engine::StartTrace(const TraceOptions& options) { return impl_->StartTrace(options); }
 
 Trace Engine::StopTrace() { return impl_->StopTrace(); }
+
+Trace Engine::TakeTrace() { return impl_->TakeTrace(); }
 
 }  // namespace turbine

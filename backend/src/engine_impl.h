@@ -40,6 +40,39 @@ namespace turbine::internal {
 
 struct GcGraph;  // what a garbage collection pass found in the store (gc.cc)
 
+// OutputDigest stands for an output in the rings of why.cc without keeping it: the XXH3
+// of a value or of an error's message, or the task a reference points at.
+struct OutputDigest {
+  OutputKind kind = OutputKind::kNone;
+  uint64_t bits = 0;
+};
+OutputDigest DigestOf(const Output& output);
+
+// ExecutionEntry is one execution in the ring of recent ones (why.cc): plain data, filled
+// as the execution commits, turned into text only when somebody asks.
+struct ExecutionEntry {
+  uint64_t sequence = 0;  // 0: an empty slot
+  TaskId task = kNoTask;
+  const FunctionInfo* fn = nullptr;
+  int64_t end_unix_micros = 0;
+  int64_t nanos = 0;
+  ExecutionReason reason = ExecutionReason::kNone;
+  TaskId cause = kNoTask;
+  bool failed = false;
+  bool output_changed = false;
+  OutputDigest before;
+  OutputDigest after;
+};
+
+// InputChangeEntry is one changed input in the ring of recent input changes.
+struct InputChangeEntry {
+  uint64_t sequence = 0;  // 0: an empty slot
+  TaskId task = kNoTask;  // the input's task
+  int64_t unix_micros = 0;
+  OutputDigest before;
+  OutputDigest after;
+};
+
 // FunctionCounters are per engine and per function; relaxed atomics.
 struct alignas(64) FunctionCounters {
   std::atomic<uint64_t> calls{0};
@@ -128,7 +161,9 @@ class EngineImpl {
   void RemoveChangeListener(uint64_t id);
   // Invalidate makes task `id` execute on its next read and marks its readers dirty.
   void Invalidate(TaskId id) { InvalidateMany({id}); }
-  void InvalidateMany(std::vector<TaskId> ids);
+  // `reason` is what the next executions report (why.h).
+  void InvalidateMany(std::vector<TaskId> ids,
+                      ExecutionReason reason = ExecutionReason::kInvalidated);
   const std::shared_ptr<InvalidationTarget>& invalidation_target() const {
     return invalidation_target_;
   }
@@ -153,8 +188,27 @@ class EngineImpl {
   void RecordTrace(TraceEvent event);
   bool StartTrace(const TraceOptions& options);
   Trace StopTrace();
+  Trace TakeTrace();
   // DescribeTask is "function(args) @id", for trace reasons.
   std::string DescribeTask(TaskId id);
+  // --- why a value was computed (why.cc) ---
+  uint64_t NextExecutionSequence() {
+    return execution_sequence_.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
+  // RecordExecution puts a committed execution into the ring of recent ones (its
+  // end time is filled in here); RecordInputChanges the changes of one SetInputs batch.
+  void RecordExecution(ExecutionEntry entry);
+  void RecordInputChanges(const std::vector<InputChangeEntry>& changes);
+  absl::StatusOr<WhyReport> Why(RawVc vc, const WhyOptions& options);
+  // ExecutionEntryOf copies the ring's entry of execution `sequence`, if still there.
+  bool ExecutionEntryOf(uint64_t sequence, ExecutionEntry* entry);
+  // LatestInputChange copies the newest recorded change of input task `task`.
+  bool LatestInputChange(TaskId task, InputChangeEntry* entry);
+  // DigestText: a digest for people (why.h); GoneText: why task `id` exists nowhere.
+  // `load`: a referenced task not in memory is loaded from the store to be named.
+  std::string DigestText(const OutputDigest& digest, bool load = false);
+  std::string GoneText(TaskId id);
+  std::vector<ExecutionRecord> RecentExecutions(size_t max);
   // Describe walks the dependencies of vc's task, breadth first (describe.cc).
   absl::StatusOr<DependencyGraph> Describe(RawVc vc, const DescribeOptions& options);
   // Log reports a background problem through the embedder's logger (stderr by default).
@@ -246,6 +300,14 @@ class EngineImpl {
   absl::Status SweepUses() ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
   std::unique_ptr<FunctionCounters[]> counters_;
   std::unique_ptr<Executor> executor_;
+
+  // The rings of why.cc: fixed arrays, a slot per sequence number modulo their size.
+  std::atomic<uint64_t> execution_sequence_{0};
+  std::mutex history_mu_;
+  std::unique_ptr<ExecutionEntry[]> recent_executions_;       // kRecentExecutions
+  std::unique_ptr<InputChangeEntry[]> recent_input_changes_;  // kRecentInputChanges
+  uint64_t input_change_sequence_ ABSL_GUARDED_BY(history_mu_) = 0;
+  ExecutionRecord RecordOf(const ExecutionEntry& entry);
 
   std::atomic<bool> tracing_{false};
   std::mutex trace_mu_;

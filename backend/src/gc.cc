@@ -391,6 +391,19 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
     gc_removed_bytes.fetch_add(report.bytes_before - report.bytes_after);
   }
   gc_nanos.fetch_add(static_cast<uint64_t>(report.duration.count()));
+  if (tracing()) [[unlikely]] {
+    TraceEvent event;
+    event.kind = TraceEvent::Kind::kGc;
+    event.reason = std::string(background ? "background pass" : "pass asked for") + ": removed " +
+                   std::to_string(report.removed_tasks) + " of " +
+                   std::to_string(report.scanned_tasks) + " tasks, " +
+                   std::to_string(report.bytes_before) + " -> " +
+                   std::to_string(report.bytes_after) + " bytes on disk";
+    event.start_nanos =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count();
+    event.duration_nanos = report.duration.count();
+    RecordTrace(std::move(event));
+  }
   return report;
 }
 
@@ -471,7 +484,8 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
     }
     // So it executes again before it is read: before what it refers to is deleted, and
     // before snapshots resume (none may write it referring to what is gone).
-    if (!invalidate.empty()) InvalidateMany(std::move(invalidate));
+    if (!invalidate.empty())
+      InvalidateMany(std::move(invalidate), ExecutionReason::kGarbageCollected);
     // The write without the gate: it may wait for RocksDB (a stalled write), and calls
     // must not wait with it. A failed batch leaves its tasks stored with `persisted` false
     // in memory: a snapshot that writes one again writes all of it, which is always safe.

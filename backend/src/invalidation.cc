@@ -112,14 +112,21 @@ absl::Status EngineImpl::ApplyInputs(std::vector<InputValue> values, bool deleti
     }
     revision_.fetch_add(1);
     if (changed != nullptr) *changed = changes.size();
+    std::vector<InputChangeEntry> recorded;
+    recorded.reserve(changes.size());
     for (Change& change : changes) {
       MutexLock lock(&change.task->mu);
+      InputChangeEntry& entry = recorded.emplace_back();
+      entry.task = change.task->id;
+      entry.before = DigestOf(change.task->output);
+      entry.after = DigestOf(change.next);
       change.task->output = std::move(change.next);
       change.task->output_changed_at = change.stamp;
       for (const Dependent& dependent : change.task->dependents) {
         readers.push_back(dependent.reader);
       }
     }
+    RecordInputChanges(recorded);
   }
   MarkDirty(std::move(readers));
   NotifyChange();
@@ -155,13 +162,14 @@ void UnreadableInput(const std::string& key, const absl::Status& status, Output*
                                              std::string(status.message()));
 }
 
-void EngineImpl::InvalidateMany(std::vector<TaskId> ids) {
+void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason) {
   // Only tasks of this session hand out invalidators, so the tasks are in memory.
-  std::erase_if(ids, [this](TaskId id) {
+  std::erase_if(ids, [this, reason](TaskId id) {
     TaskState* task = tasks_.Get(id);
     if (task == nullptr) return true;
     MutexLock lock(&task->mu);
     task->must_execute = true;
+    task->forced_reason = reason;
     return false;
   });
   if (ids.empty()) return;

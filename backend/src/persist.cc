@@ -60,6 +60,17 @@ bool DecodeIdentity(std::string_view bytes, DecodedIdentity* identity) {
   return true;
 }
 
+bool PeekFunction(std::string_view bytes, std::string* name, uint32_t* version) {
+  InputStream stream(bytes);
+  try {
+    BoundedInputArchive archive(stream.buffer());
+    archive(*name, *version);  // the head of an IdentityRecord
+  } catch (const std::exception&) {
+    return false;
+  }
+  return true;
+}
+
 void EncodeResult(const TaskState& task, std::string* out, std::vector<TaskId>* refs) {
   const Output& output = task.output;
   std::string value_bytes;

@@ -29,6 +29,10 @@ struct DecodedIdentity {
 // DecodeIdentity fails if the bytes are damaged or name a function this build lacks.
 bool DecodeIdentity(std::string_view bytes, DecodedIdentity* identity);
 
+// PeekFunction reads the function name and version of an identity, whether or not this
+// build has that function (Engine::Why names a dependency a version bump left behind).
+bool PeekFunction(std::string_view bytes, std::string* name, uint32_t* version);
+
 // EncodeResult / DecodeResult: a clean task's output, cells and deps. EncodeResult adds to
 // `refs` (if given) the tasks the result refers to: its output's reference and the Vcs
 // inside its values (not the slots it read).

@@ -69,6 +69,7 @@ void SettleCycleReads(EngineImpl& engine, const std::vector<CycleRead>& reads) {
       for (const Dep& dep : reader->deps) {
         if (dep.slot != read.slot || dep.observed != read.observed) continue;
         reader->must_execute = true;
+        reader->forced_reason = ExecutionReason::kCycle;
         changed.push_back(read.reader);
         break;
       }
@@ -157,6 +158,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   bool forced = false;
   bool first = false;
   bool reload_only = false;
+  ExecutionReason forced_reason = ExecutionReason::kNone;
   std::vector<Dep> deps;
   const Dep* changed_dep = nullptr;  // the read that made it execute, for traces
   {
@@ -166,6 +168,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     // Claimed from kEvicted: it was clean, nothing to verify; its values come back below.
     reload_only = task->reload_only;
     task->reload_only = false;
+    forced_reason = task->forced_reason;
     first = task->output.kind == OutputKind::kNone;
     execute = first || forced;
     if (!execute && !reload_only) deps = task->deps;
@@ -226,6 +229,10 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   }
   ExecContext context;
   context.task = task;
+  context.reason = first    ? ExecutionReason::kFirst
+                   : forced ? forced_reason
+                            : ExecutionReason::kDependencyChanged;
+  if (!first && !forced && changed_dep != nullptr) context.cause = changed_dep->slot.task;
   const auto start_time = std::chrono::steady_clock::now();
   // A body that parks may end on another thread: its slice belongs where it started.
   const uint64_t start_thread = engine->tracing() ? TraceThreadNumber() : 0;
@@ -245,11 +252,8 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     event.task = task->id;
     event.function = task->fn->name;
     task->fn->describe_args(task->args, &event.args);
-    event.reason = first            ? "first execution"
-                   : forced         ? "invalidated"
-                   : changed_dep != nullptr
-                       ? "dependency changed: " + engine->DescribeTask(changed_dep->slot.task)
-                       : "";
+    event.reason = std::string(ReasonName(context.reason));
+    if (context.cause != kNoTask) event.reason += ": " + engine->DescribeTask(context.cause);
     event.start_nanos =
         std::chrono::duration_cast<std::chrono::nanoseconds>(start_time.time_since_epoch())
             .count();
@@ -318,12 +322,20 @@ std::vector<Dep> UniqueReads(const absl::InlinedVector<Dep, 8>& reads) {
 // task's previous dependencies; `changed` says whether a snapshot would write anything
 // differently.
 std::vector<Dep> CommitResults(EngineImpl& engine, TaskState& task, ExecContext& context,
-                               bool* changed) {
+                               bool* changed, ExecutionEntry* entry) {
   MutexLock lock(&task.mu);
   ++task.executions;
   task.last_execution_micros =
       static_cast<uint32_t>(std::min<uint64_t>(context.nanos / 1000, UINT32_MAX));
+  task.last_reason = context.reason;
+  task.last_cause = context.cause;
+  task.last_execution = entry->sequence = engine.NextExecutionSequence();
+  entry->failed = context.output.kind == OutputKind::kError;
   if (!task.output.SameAs(context.output)) {
+    // Digests only when it changed: an equal result (the cutoff) costs nothing more.
+    entry->output_changed = true;
+    entry->before = DigestOf(task.output);
+    entry->after = DigestOf(context.output);
     task.output = std::move(context.output);
     task.output_changed_at = engine.NextStamp();
     *changed = true;
@@ -370,7 +382,14 @@ void UnlinkDroppedDeps(EngineImpl& engine, const TaskState& task, std::vector<De
 void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) {
   std::vector<Dep> new_deps = UniqueReads(context.reads);
   bool result_changed = false;
-  std::vector<Dep> old_deps = CommitResults(engine, task, context, &result_changed);
+  ExecutionEntry entry;
+  entry.task = task.id;
+  entry.fn = task.fn;
+  entry.nanos = static_cast<int64_t>(context.nanos);
+  entry.reason = context.reason;
+  entry.cause = context.cause;
+  std::vector<Dep> old_deps = CommitResults(engine, task, context, &result_changed, &entry);
+  engine.RecordExecution(entry);
   auto same_dep = [](const Dep& a, const Dep& b) {
     return a.slot == b.slot && a.observed == b.observed;
   };

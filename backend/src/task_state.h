@@ -20,6 +20,7 @@
 #include "turbine/internal/function_info.h"
 #include "turbine/raw_vc.h"
 #include "turbine/value_type.h"
+#include "turbine/why.h"
 
 namespace turbine::internal {
 
@@ -141,6 +142,11 @@ struct TaskState {
   // outside world, which changed (an Invalidator fired) or was not seen this session (a
   // session-dependent task restored from disk). Cleared when that execution starts.
   bool must_execute ABSL_GUARDED_BY(mu) = false;
+  // Why must_execute was set (kInvalidated, kRestart, kGarbageCollected, kCycle), for why.h.
+  ExecutionReason forced_reason ABSL_GUARDED_BY(mu) = ExecutionReason::kNone;
+  // Why the last execution in this process ran (kNone: none did), and with
+  // kDependencyChanged the task whose slot changed (Engine::Why).
+  ExecutionReason last_reason ABSL_GUARDED_BY(mu) = ExecutionReason::kNone;
   // Guarded by `mu` (bit-fields: the byte after the flags above was the only room left
   // before `executions`, and the task must not grow for them).
   // Set by every read of a value, cleared by the evictor passing it: a task read since the
@@ -154,6 +160,10 @@ struct TaskState {
   // Wall time of the last execution in this process, in microseconds (saturating), for
   // Engine::Describe. Fits next to `executions`: the task does not grow.
   uint32_t last_execution_micros ABSL_GUARDED_BY(mu) = 0;
+  TaskId last_cause ABSL_GUARDED_BY(mu) = kNoTask;
+  // The engine-wide sequence number of the last execution (its entry in the ring of recent
+  // executions, EngineImpl::RecordExecution); 0: not executed in this process.
+  uint64_t last_execution ABSL_GUARDED_BY(mu) = 0;
   Output output ABSL_GUARDED_BY(mu);
   // Change stamp of the output: a fresh engine-wide number each time the output changes.
   uint64_t output_changed_at ABSL_GUARDED_BY(mu) = 0;
@@ -198,6 +208,8 @@ struct ExecContext {
   // produced may be incomplete, so it is discarded.
   bool saw_cancellation = false;
   uint64_t nanos = 0;  // wall time of the body, set when it finished
+  ExecutionReason reason = ExecutionReason::kNone;  // why it ran (why.h)
+  TaskId cause = kNoTask;                           // with kDependencyChanged
 
   void RecordRead(RawVc slot, uint64_t observed) {
     if (!reads.empty() && reads.back().slot == slot) return;  // a loop reading one value

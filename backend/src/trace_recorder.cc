@@ -25,6 +25,12 @@ Trace EngineImpl::StopTrace() {
   return std::exchange(trace_, Trace{});
 }
 
+Trace EngineImpl::TakeTrace() {
+  std::lock_guard lock(trace_mu_);
+  Trace taken = std::exchange(trace_, Trace{});
+  return taken;
+}
+
 void EngineImpl::RecordTrace(TraceEvent event) {
   if (event.thread == 0) event.thread = TraceThreadNumber();
   std::lock_guard lock(trace_mu_);

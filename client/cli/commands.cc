@@ -12,6 +12,7 @@
 #include "output.h"
 #include "turbine/client/json.h"
 #include "turbine/render/graph.h"
+#include "why_output.h"
 
 namespace turbine::cli {
 namespace {
@@ -133,6 +134,22 @@ ExitCode RunGraph(const Session& session, const GraphCommand& command) {
   file << text;
   file.close();
   if (!file) return UsageError("cannot write " + command.output);
+  return kOk;
+}
+
+ExitCode RunWhy(const Session& session, const WhyCommand& command) {
+  absl::StatusOr<v1::CallRequest> call = BuildRequest(command.call);
+  if (!call.ok()) return UsageError(call.status().message());
+  v1::WhyRequest request;
+  *request.mutable_call() = *std::move(call);
+  request.set_max_steps(command.max_steps);
+  absl::StatusOr<v1::WhyReply> why = session.client->Why(request);
+  if (!why.ok()) return ReportRpcError(session, why.status());
+  if (session.json) {
+    std::cout << Dump(WhyJson(*why)) << std::endl;
+  } else {
+    std::cout << WhyText(*why) << std::flush;
+  }
   return kOk;
 }
 

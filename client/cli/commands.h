@@ -35,6 +35,11 @@ struct GraphCommand {
   std::string output;             // -o FILE; empty: stdout
 };
 
+struct WhyCommand {
+  CallCommand call;
+  uint32_t max_steps = 0;  // 0: the daemon's default
+};
+
 struct TraceCommand {
   uint32_t seconds = 10;
   std::string output = "trace.json";
@@ -45,6 +50,9 @@ ExitCode RunCall(const Session& session, const CallCommand& command);
 ExitCode RunTrace(const Session& session, const TraceCommand& command);
 // RunGraph prints (or writes to -o) the dependency cone of a call's task.
 ExitCode RunGraph(const Session& session, const GraphCommand& command);
+// RunWhy prints why a call's task holds its current value, one step per line, causes
+// indented under what they caused.
+ExitCode RunWhy(const Session& session, const WhyCommand& command);
 ExitCode RunWatch(const Session& session, const CallCommand& command);
 // RunSet takes KEY VALUE pairs; an odd count is a usage error.
 ExitCode RunSet(const Session& session, const std::vector<std::string>& pairs);

@@ -65,6 +65,7 @@ struct CommandLine {
   GlobalOptions global;
   CallCommand call;
   GraphCommand graph;
+  WhyCommand why;
   TraceCommand trace;
   std::vector<std::string> pairs;
   std::function<ExitCode(const Session&)> run;
@@ -119,6 +120,17 @@ void AddCommands(CLI::App& app, CommandLine* line) {
   graph_command->add_option("-o,--output", line->graph.output, "Write to this file");
   graph_command->callback(
       [line] { line->run = [line](const Session& s) { return RunGraph(s, line->graph); }; });
+
+  CLI::App* why_command = app.add_subcommand(
+      "why", "Explain why a call's task holds its current value, down to the root causes");
+  why_command->add_option("function", line->why.call.function, "Function name")->required();
+  why_command->add_option("args", line->why.call.args,
+                          "Arguments, each JSON or a bare word (a string)");
+  why_command->add_option("--this", line->why.call.this_ref, "Receiver of a method");
+  why_command->add_option("--max-steps", line->why.max_steps,
+                          "Tasks to explain at most (default: the daemon's, 64)");
+  why_command->callback(
+      [line] { line->run = [line](const Session& s) { return RunWhy(s, line->why); }; });
 
   CLI::App* trace_command = app.add_subcommand(
       "trace", "Record what the daemon executes for a while, as a Chrome trace (Perfetto)");

@@ -152,6 +152,13 @@ absl::StatusOr<v1::GraphReply> Client::Graph(const v1::GraphRequest& request) {
       });
 }
 
+absl::StatusOr<v1::WhyReply> Client::Why(const v1::WhyRequest& request) {
+  return Unary<v1::WhyReply>(*connection_, [&](const detail::Link& link,
+                                               grpc::ClientContext* context, v1::WhyReply* reply) {
+    return link.turbine->Why(context, request, reply);
+  });
+}
+
 absl::StatusOr<v1::TraceReply> Client::Trace(uint32_t seconds) {
   const std::shared_ptr<const detail::Link> link = connection_->CurrentLink();
   grpc::ClientContext context;

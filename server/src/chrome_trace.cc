@@ -10,6 +10,7 @@ namespace turbine::server {
 namespace {
 
 constexpr uint64_t kSnapshotTrack = 0;  // thread numbers start at 1
+constexpr uint64_t kGcTrack = 1'000'000'000;  // past any thread number
 
 void AppendJsonString(const std::string& text, std::string* out) {
   const std::string valid = EscapeInvalidUtf8(text);  // JSON text must be UTF-8
@@ -46,6 +47,52 @@ void AppendMicros(int64_t nanos, std::string* out) {
 
 }  // namespace
 
+uint64_t ChromeTraceTrack(const TraceEvent& event) {
+  switch (event.kind) {
+    case TraceEvent::Kind::kExecution:
+      return event.thread;
+    case TraceEvent::Kind::kSnapshot:
+      return kSnapshotTrack;
+    case TraceEvent::Kind::kGc:
+      return kGcTrack;
+  }
+  return kSnapshotTrack;
+}
+
+void AppendChromeTraceEvent(const TraceEvent& event, int64_t origin_nanos, std::string* out) {
+  const bool execution = event.kind == TraceEvent::Kind::kExecution;
+  const bool gc = event.kind == TraceEvent::Kind::kGc;
+  out->append("{\"name\":");
+  AppendJsonString(execution ? event.function : gc ? "gc" : "snapshot", out);
+  out->append(execution ? ",\"cat\":\"execution\""
+              : gc      ? ",\"cat\":\"gc\""
+                        : ",\"cat\":\"snapshot\"");
+  out->append(",\"ph\":\"X\",\"pid\":1,\"tid\":" + std::to_string(ChromeTraceTrack(event)) +
+              ",\"ts\":");
+  AppendMicros(event.start_nanos - origin_nanos, out);
+  out->append(",\"dur\":");
+  AppendMicros(event.duration_nanos, out);
+  out->append(",\"args\":{");
+  if (execution) {
+    out->append("\"task\":" + std::to_string(event.task) + ",\"args\":");
+    AppendJsonString(event.args, out);
+    out->append(",");
+  }
+  out->append("\"reason\":");
+  AppendJsonString(event.reason, out);
+  out->append(event.failed ? ",\"failed\":true}}" : ",\"failed\":false}}");
+}
+
+void AppendChromeTrackName(uint64_t track, std::string* out) {
+  out->append("{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":" + std::to_string(track) +
+              ",\"args\":{\"name\":");
+  AppendJsonString(track == kSnapshotTrack ? "snapshots"
+                   : track == kGcTrack     ? "garbage collection"
+                                           : "thread " + std::to_string(track),
+                   out);
+  out->append("}}");
+}
+
 std::string ChromeTraceJson(const Trace& trace) {
   int64_t origin = INT64_MAX;
   for (const TraceEvent& event : trace.events) origin = std::min(origin, event.start_nanos);
@@ -53,36 +100,15 @@ std::string ChromeTraceJson(const Trace& trace) {
   std::set<uint64_t> tracks;
   bool first = true;
   for (const TraceEvent& event : trace.events) {
-    if (!first) out.push_back(',');
+    out.append(first ? "\n" : ",\n");
     first = false;
-    const bool execution = event.kind == TraceEvent::Kind::kExecution;
-    const uint64_t track = execution ? event.thread : kSnapshotTrack;
-    tracks.insert(track);
-    out.append("\n{\"name\":");
-    AppendJsonString(execution ? event.function : "snapshot", &out);
-    out.append(execution ? ",\"cat\":\"execution\"" : ",\"cat\":\"snapshot\"");
-    out.append(",\"ph\":\"X\",\"pid\":1,\"tid\":" + std::to_string(track) + ",\"ts\":");
-    AppendMicros(event.start_nanos - origin, &out);
-    out.append(",\"dur\":");
-    AppendMicros(event.duration_nanos, &out);
-    out.append(",\"args\":{");
-    if (execution) {
-      out.append("\"task\":" + std::to_string(event.task) + ",\"args\":");
-      AppendJsonString(event.args, &out);
-      out.append(",");
-    }
-    out.append("\"reason\":");
-    AppendJsonString(event.reason, &out);
-    out.append(event.failed ? ",\"failed\":true}}" : ",\"failed\":false}}");
+    tracks.insert(ChromeTraceTrack(event));
+    AppendChromeTraceEvent(event, origin, &out);
   }
   for (const uint64_t track : tracks) {  // names for the tracks
-    if (!first) out.push_back(',');
+    out.append(first ? "\n" : ",\n");
     first = false;
-    out.append("\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":" +
-               std::to_string(track) + ",\"args\":{\"name\":");
-    AppendJsonString(track == kSnapshotTrack ? "snapshots" : "thread " + std::to_string(track),
-                     &out);
-    out.append("}}");
+    AppendChromeTrackName(track, &out);
   }
   out.append("\n],\"displayTimeUnit\":\"ms\",\"otherData\":{\"events\":" +
              std::to_string(trace.events.size()) +

@@ -2,6 +2,7 @@
 // (ui.perfetto.dev) and chrome://tracing open.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "turbine/trace.h"
@@ -14,5 +15,13 @@ namespace turbine::server {
 // their own track. Times are microseconds from the first event. A body that another
 // body's read ran inline nests inside it on the same track.
 std::string ChromeTraceJson(const Trace& trace);
+
+// The parts, for a trace streamed to a file (trace_file.h): one event as a JSON object
+// (times in microseconds from `origin_nanos`, steady clock), the track it goes on (its
+// thread; snapshots and garbage collection passes have a track each), and the metadata
+// event naming a track.
+void AppendChromeTraceEvent(const TraceEvent& event, int64_t origin_nanos, std::string* out);
+uint64_t ChromeTraceTrack(const TraceEvent& event);
+void AppendChromeTrackName(uint64_t track, std::string* out);
 
 }  // namespace turbine::server

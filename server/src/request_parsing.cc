@@ -113,6 +113,7 @@ enum MethodIndex : int {
   kTrace = 10,
   kDeleteInputs = 11,
   kCollectGarbage = 12,
+  kWhy = 13,
 };
 
 }  // namespace
@@ -244,6 +245,7 @@ void TurbineService::ParseRequestsOurselves() {
       kDeleteInputs, Rpc::kDeleteInputs, &TurbineService::DeleteInputs);
   ParseUnaryRequests<v1::CollectGarbageRequest, v1::CollectGarbageReply>(
       kCollectGarbage, Rpc::kCollectGarbage, &TurbineService::CollectGarbage);
+  ParseUnaryRequests<v1::WhyRequest, v1::WhyReply>(kWhy, Rpc::kWhy, &TurbineService::Why);
   MarkMethodRawCallback(
       kWatch,
       new grpc_handlers::CallbackServerStreamingHandler<grpc::ByteBuffer, v1::CallReply>(

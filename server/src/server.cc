@@ -23,6 +23,7 @@
 #include "metrics.h"
 #include "service.h"
 #include "status_page.h"
+#include "trace_file.h"
 #include "turbine/storage/persistent_engine.h"
 
 namespace turbine::server {
@@ -94,6 +95,7 @@ struct Server::State {
   ServerOptions options;
   std::unique_ptr<DataDirLock> lock;
   std::unique_ptr<storage::PersistentEngine> persistent;  // the store and the engine
+  std::unique_ptr<TraceFile> trace_file;  // --trace-file: finished before the engine goes
   std::unique_ptr<TurbineService> service;
   std::unique_ptr<Metrics> metrics;  // reads the service: declared (so destroyed) after it
   std::unique_ptr<StatusPage> status_page;  // likewise
@@ -272,6 +274,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   if (!persistent.ok()) return persistent.status();
   state->persistent = std::move(*persistent);
   state->report = StoreReport(state->persistent->report());
+  if (!options.trace_file.empty()) {
+    absl::StatusOr<std::unique_ptr<TraceFile>> trace_file =
+        TraceFile::Start(state->persistent->engine(), options.trace_file);
+    if (!trace_file.ok()) return trace_file.status();
+    state->trace_file = std::move(*trace_file);
+  }
 
   State* raw_state = state.get();
   state->service = std::make_unique<TurbineService>(
@@ -403,6 +411,7 @@ void Server::State::Stop() {
     spdlog::error("final snapshot failed, the last results are lost: {}",
                   std::string(flushed.message()));
   }
+  if (trace_file != nullptr) trace_file->Finish();  // the final snapshot is in it
   std::error_code error;
   for (const std::string& path : socket_paths) std::filesystem::remove(path, error);
 }

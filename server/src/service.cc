@@ -113,6 +113,31 @@ v1::TaskPhase PhaseToWire(TaskPhase phase) {
   return v1::TASK_PHASE_UNSPECIFIED;
 }
 
+void WhyToWire(const WhyReport& why, v1::WhyReply* out) {
+  out->set_root(why.root);
+  out->set_truncated(why.truncated);
+  for (const WhyStep& step : why.steps) {
+    v1::WhyStep* wire = out->add_steps();
+    wire->set_depth(step.depth);
+    // The enums share their order with why.h, one ahead for the wire's UNSPECIFIED.
+    wire->set_kind(static_cast<v1::WhyStepKind>(static_cast<int>(step.kind) + 1));
+    wire->set_task(step.task);
+    wire->set_function(step.function);
+    wire->set_version(step.version);
+    wire->set_args(step.args);
+    wire->set_reason(static_cast<v1::WhyReason>(static_cast<int>(step.reason)));
+    wire->set_cause(step.cause);
+    wire->set_dirty(step.dirty);
+    wire->set_executions(step.executions);
+    wire->set_end_unix_micros(step.end_unix_micros);
+    wire->set_duration_micros(static_cast<uint64_t>(step.duration_nanos / 1000));
+    wire->set_output_changed(step.output_changed);
+    wire->set_output_before(step.output_before);
+    wire->set_output_after(step.output_after);
+    wire->set_text(step.text);
+  }
+}
+
 void GraphToWire(const DependencyGraph& graph, v1::GraphReply* out) {
   out->set_root(graph.root);
   out->set_truncated(graph.truncated);
@@ -180,6 +205,8 @@ std::string_view RpcName(Rpc rpc) {
       return "DeleteInputs";
     case Rpc::kCollectGarbage:
       return "CollectGarbage";
+    case Rpc::kWhy:
+      return "Why";
   }
   return "unknown";
 }
@@ -623,6 +650,30 @@ absl::Status TurbineService::StartDescribe(
     EndWork();
   });
   return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* TurbineService::Why(grpc::CallbackServerContext* context,
+                                              const v1::WhyRequest* request, v1::WhyReply* reply) {
+  CountRpc(Rpc::kWhy);
+  if (!Authorized(context)) return Reject(context, kUnauthenticated);
+  absl::StatusOr<PreparedCall> call = Prepare(request->call());
+  if (!call.ok()) return Reject(context, ToGrpc(call.status()));
+  WhyOptions options;
+  if (request->max_steps() != 0) options.max_steps = request->max_steps();
+  if (!BeginWork()) return Reject(context, kDraining);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // As Graph: it may load tasks from the store, and comes after the SetInputs before it.
+  background_.Post([this, reactor, reply, vc = call->vc, options] {
+    absl::StatusOr<WhyReport> why = engine_.Why(vc, options);
+    if (why.ok()) {
+      WhyToWire(*why, reply);
+    } else {
+      CountError(static_cast<int>(why.status().code()));
+    }
+    reactor->Finish(ToGrpc(why.status()));
+    EndWork();
+  });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* TurbineService::Trace(grpc::CallbackServerContext* context,

@@ -61,8 +61,9 @@ enum class Rpc : int {
   kTrace,
   kDeleteInputs,
   kCollectGarbage,
+  kWhy,
 };
-inline constexpr int kRpcCount = 13;
+inline constexpr int kRpcCount = 14;
 std::string_view RpcName(Rpc rpc);
 
 // kStatusCodeCount: gRPC (and absl) status codes are 0 (OK) to 16.
@@ -165,6 +166,8 @@ class TurbineService final : public v1::Turbine::CallbackService {
                                   const v1::GraphRequest* request, v1::GraphReply* reply) override;
   grpc::ServerUnaryReactor* Trace(grpc::CallbackServerContext* context,
                                   const v1::TraceRequest* request, v1::TraceReply* reply) override;
+  grpc::ServerUnaryReactor* Why(grpc::CallbackServerContext* context, const v1::WhyRequest* request,
+                                v1::WhyReply* reply) override;
   // Streaming RPCs (call_stream.cc, watch.cc). A CallStream reads raw requests and parses
   // each itself (request_parsing.h).
   grpc::ServerBidiReactor<grpc::ByteBuffer, v1::CallReply>* OpenCallStream(

@@ -3,8 +3,8 @@
 //   turbined [--config FILE] [--data-dir DIR] [--listen ADDR]... [--workers N]
 //            [--snapshot-interval-ms N] [--log-level LEVEL] [--auth-token-file F]
 //            [--max-message-bytes N] [--tls-cert F --tls-key F [--tls-client-ca F]] [--insecure]
-//            [--metrics-listen HOST:PORT] [--http-listen HOST:PORT] [--max-connections N]
-//            [--max-connection-idle-ms N]
+//            [--metrics-listen HOST:PORT] [--http-listen HOST:PORT] [--trace-file PATH]
+//            [--max-connections N] [--max-connection-idle-ms N]
 //            [--stream-reply-buffer-bytes N] [--reply-buffer-bytes N]
 //            [--retention DURATION] [--disk-limit SIZE] [--gc-interval DURATION]
 //            [--memory-limit SIZE]
@@ -168,6 +168,9 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   app.add_option("--http-listen", options.http_listen,
                  "serve the status page at http://HOST:PORT/ (IPv4 or localhost; port 0 picks "
                  "one; off by default; asks for --auth-token-file's token too)");
+  app.add_option("--trace-file", options.trace_file,
+                 "trace every execution, snapshot and GC pass from start to shutdown into "
+                 "this file (Chrome Trace Event JSON, for Perfetto; off by default)");
   app.add_option("--max-connections", options.max_connections,
                  "client connections open at once; more wait until one closes (0: half the "
                  "open-file limit)")

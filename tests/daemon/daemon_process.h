@@ -29,7 +29,7 @@ class DaemonProcess {
         ::setrlimit(RLIMIT_NOFILE, &limit);
       }
       std::vector<char*> argv;
-      std::string binary = TURBINED_PATH;
+      std::string binary = binary_;
       argv.push_back(binary.data());
       std::vector<std::string> copies = args;
       for (std::string& arg : copies) argv.push_back(arg.data());
@@ -41,6 +41,10 @@ class DaemonProcess {
     log_fd_ = out[0];
     return WaitForLine("turbined ready on ", &address_);
   }
+
+  // UseBinary makes the next Start run this daemon binary instead of turbined (a test build
+  // of it with other functions).
+  void UseBinary(std::string path) { binary_ = std::move(path); }
 
   // LimitOpenFiles makes the next Start run turbined with this open-file limit (soft and
   // hard, so turbined cannot raise it).
@@ -113,6 +117,7 @@ class DaemonProcess {
   const std::string& log() const { return log_; }
 
  private:
+  std::string binary_ = TURBINED_PATH;
   // WaitForLine reads the log until a line contains `marker` (what follows it goes to
   // `rest`), the process closes its stderr, or 60 s pass.
   bool WaitForLine(const std::string& marker, std::string* rest) {

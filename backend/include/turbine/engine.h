@@ -32,6 +32,7 @@
 #include "turbine/stats.h"
 #include "turbine/trace.h"
 #include "turbine/vc.h"
+#include "turbine/why.h"
 
 namespace turbine {
 namespace internal {
@@ -242,6 +243,25 @@ class Engine {
   // already running. StopTrace ends it and returns what it recorded (empty if none ran).
   bool StartTrace(const TraceOptions& options = {});
   Trace StopTrace();
+  // TakeTrace returns what the running trace recorded so far and keeps recording (a daemon
+  // streams a trace to a file this way); `max_events` then bounds what is held between two
+  // takes.
+  Trace TakeTrace();
+
+  // Why tells why the task of `vc` holds its current value (why.h): how its last execution
+  // in this process came about (first execution, the dependency that changed, an
+  // invalidation, a restart re-validation, garbage collection), followed down to the root
+  // causes (an input's change with the value digests before and after, a task that is gone),
+  // and the dependencies that executed since but came out equal (early cutoffs). It
+  // executes and verifies nothing; it may load tasks from the store. Errors: kNotFound if
+  // the task exists nowhere.
+  absl::StatusOr<WhyReport> Why(RawVc vc, const WhyOptions& options = {});
+
+  // RecentExecutions lists up to `max` of the last kRecentExecutions task executions,
+  // newest first, each with its function, arguments in short, task id, duration and why it
+  // ran (why.h, ExecutionRecord). Cheap enough for a status page to poll: one short lock to
+  // copy the ring, then text for the `max` newest.
+  std::vector<ExecutionRecord> RecentExecutions(size_t max = 100);
 
  private:
   // Where the store's stamps and task ids continue; read before the engine starts.

@@ -1,9 +1,9 @@
 // trace.h — what the engine did, slice by slice (Engine::StartTrace / StopTrace).
 //
-// While a trace runs, every execution of a task body and every snapshot becomes one
-// TraceEvent. Off, it costs one relaxed load and a predictable branch per execution (and
-// nothing on a cache hit); on, one short locked append per execution. Events past
-// `max_events` are counted, not kept.
+// While a trace runs, every execution of a task body, every snapshot and every garbage
+// collection pass becomes one TraceEvent. Off, it costs one relaxed load and a predictable branch
+// per execution (and nothing on a cache hit); on, one short locked append per execution. Events
+// past `max_events` are counted, not kept.
 #pragma once
 
 #include <cstdint>
@@ -15,13 +15,14 @@
 namespace turbine {
 
 struct TraceEvent {
-  enum class Kind : uint8_t { kExecution, kSnapshot };
+  enum class Kind : uint8_t { kExecution, kSnapshot, kGc };
   Kind kind = Kind::kExecution;
   TaskId task = kNoTask;  // kExecution
   std::string function;   // kExecution
   std::string args;       // kExecution: in short (short_text.h)
-  // Why it ran: "first execution", "invalidated" (the outside world changed),
-  // "dependency changed: <function>(<args>) @<task>"; for a snapshot, the tasks written.
+  // Why it ran: the reason of why.h ("first execution", "invalidated", "restart
+  // re-validation", "dependency changed: <function>(<args>) @<task>", ...); for a snapshot,
+  // the tasks written; for a garbage collection pass, what it removed.
   std::string reason;
   uint64_t thread = 0;       // a small number per OS thread, stable for the process
   int64_t start_nanos = 0;   // steady clock

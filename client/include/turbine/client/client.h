@@ -153,6 +153,8 @@ class Client {
   absl::StatusOr<std::vector<v1::FunctionInfo>> ListFunctions();
   // Graph gives the dependency cone of a call's task as the daemon holds it now.
   absl::StatusOr<v1::GraphReply> Graph(const v1::GraphRequest& request);
+  // Why tells why a call's task holds its current value, down to the root causes.
+  absl::StatusOr<v1::WhyReply> Why(const v1::WhyRequest& request);
   // Trace records what the daemon executes for `seconds` (0: 10) and returns the trace, in
   // the Chrome Trace Event format; its deadline is `seconds` plus the usual one.
   absl::StatusOr<v1::TraceReply> Trace(uint32_t seconds);

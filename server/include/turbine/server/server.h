@@ -56,6 +56,9 @@ struct ServerOptions {
   // functions, dependency graphs): "IPV4:PORT" or "localhost:PORT" (port 0 picks a free
   // one). Off this machine only with `insecure` (no TLS); it asks for auth_token too.
   std::string http_listen;
+  // Trace everything the engine does from start to shutdown into this file (Chrome Trace
+  // Event format, a JSON array; see README). Empty: off. The Trace RPC is then refused.
+  std::string trace_file;
   // Client connections open at once; at the limit, new ones wait in the listen backlog
   // until one closes. 0: half the open-file limit (whose soft value Start raises to the hard
   // one).

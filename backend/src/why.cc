@@ -1,0 +1,344 @@
+// why.cc — Engine::Why and Engine::RecentExecutions: why values were computed (why.h).
+//
+// Recording happens where the engine already is: the refresh knows why it executes (the
+// first execution, the forced reason, or the dependency whose check failed) and the commit
+// knows whether the output changed. Both go into the task (reason, cause, sequence) and
+// into a fixed ring of plain entries; text is made only when somebody asks.
+#include <absl/container/flat_hash_set.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "engine_impl.h"
+#include "persist.h"
+
+namespace turbine {
+
+std::string_view ReasonName(ExecutionReason reason) {
+  switch (reason) {
+    case ExecutionReason::kNone:
+      return "not executed";
+    case ExecutionReason::kFirst:
+      return "first execution";
+    case ExecutionReason::kDependencyChanged:
+      return "dependency changed";
+    case ExecutionReason::kInvalidated:
+      return "invalidated";
+    case ExecutionReason::kRestart:
+      return "restart re-validation";
+    case ExecutionReason::kGarbageCollected:
+      return "garbage collected";
+    case ExecutionReason::kCycle:
+      return "cycle changed";
+  }
+  return "unknown";
+}
+
+}  // namespace turbine
+
+namespace turbine::internal {
+namespace {
+
+int64_t NowUnixMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Hex(uint64_t bits) {
+  char text[17];
+  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(bits));
+  return text;
+}
+
+// Why walks from one task down to the causes, depth first, one task lock at a time.
+class WhyWalk {
+ public:
+  WhyWalk(EngineImpl& engine, const WhyOptions& options, WhyReport& report)
+      : engine_(engine), options_(options), report_(report) {}
+
+  void Explain(TaskId id, uint32_t depth, bool cutoff);
+
+ private:
+  EngineImpl& engine_;
+  const WhyOptions& options_;
+  WhyReport& report_;
+  absl::flat_hash_set<TaskId> seen_;
+};
+
+void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
+  if (report_.steps.size() >= options_.max_steps) {
+    report_.truncated = true;
+    return;
+  }
+  if (!seen_.insert(id).second) return;  // explained above
+  WhyStep step;
+  step.depth = depth;
+  step.task = id;
+  TaskState* task = engine_.Task(id);
+  if (task == nullptr) {
+    step.kind = WhyStep::Kind::kGone;
+    step.text = engine_.GoneText(id);
+    report_.steps.push_back(std::move(step));
+    return;
+  }
+  step.function = task->fn->name;
+  step.version = task->fn->version;
+  task->fn->describe_args(task->args, &step.args);
+  std::vector<Dep> deps;
+  uint64_t last_execution = 0;
+  OutputDigest current;
+  bool has_output = false;
+  {
+    MutexLock lock(&task->mu);
+    has_output = task->output.kind != OutputKind::kNone;
+    step.dirty = has_output && task->phase != Phase::kClean;
+    step.executions = task->executions;
+    step.reason = task->last_reason;
+    step.cause = task->last_cause;
+    last_execution = task->last_execution;
+    if (task->fn->kind == FunctionKind::kInput) {
+      current = DigestOf(task->output);
+    } else {
+      deps = task->deps;
+    }
+  }
+
+  if (task->fn->kind == FunctionKind::kInput) {
+    step.kind = WhyStep::Kind::kInput;
+    step.dirty = false;  // an input is current once set
+    InputChangeEntry change;
+    if (engine_.LatestInputChange(id, &change)) {
+      step.output_changed = true;
+      step.end_unix_micros = change.unix_micros;
+      step.output_before = engine_.DigestText(change.before, /*load=*/true);
+      step.output_after = engine_.DigestText(change.after, /*load=*/true);
+      step.text = "input " + step.args +
+                  " changed: " + (step.output_before.empty() ? "(not set)" : step.output_before) +
+                  " -> " + step.output_after;
+    } else {
+      step.output_after = engine_.DigestText(current, /*load=*/true);
+      step.text = "input " + step.args + " = " + step.output_after +
+                  " (no change of it recorded since the engine started)";
+    }
+    report_.steps.push_back(std::move(step));
+    return;
+  }
+
+  ExecutionEntry entry;
+  const bool recorded = last_execution != 0 && engine_.ExecutionEntryOf(last_execution, &entry);
+  if (recorded) {
+    step.end_unix_micros = entry.end_unix_micros;
+    step.duration_nanos = entry.nanos;
+    step.output_changed = entry.output_changed;
+    step.output_before = engine_.DigestText(entry.before, /*load=*/true);
+    step.output_after = engine_.DigestText(entry.after, /*load=*/true);
+  }
+  std::string reason(ReasonName(step.reason));
+  if (step.cause != kNoTask) reason += " (" + engine_.DescribeTask(step.cause) + ")";
+  std::string output;
+  if (recorded) {
+    output = entry.output_changed
+                 ? "; output " +
+                       (step.output_before.empty() ? std::string("(none)") : step.output_before) +
+                       " -> " + step.output_after
+                 : "; output unchanged";
+  } else if (last_execution != 0) {
+    output = "; details of that execution are no longer recorded";
+  }
+  if (cutoff) {
+    step.kind = WhyStep::Kind::kCutoff;
+    step.text = "re-executed after its reader last executed (" + reason +
+                ") and came out equal: early cutoff, the reader did NOT re-execute";
+  } else if (last_execution != 0) {
+    step.kind = WhyStep::Kind::kExecuted;
+    step.text = "executed: " + reason + output;
+  } else if (has_output) {
+    step.kind = WhyStep::Kind::kRestored;
+    step.text = "restored from the store and verified: not executed since the engine started";
+  } else {
+    step.kind = WhyStep::Kind::kNotRun;
+    step.text = "never executed: nothing has read it yet";
+  }
+  if (step.dirty) step.text += " [dirty now: the next read refreshes it]";
+  const TaskId cause = step.cause;
+  const ExecutionReason why = step.reason;
+  report_.steps.push_back(std::move(step));
+
+  if (last_execution != 0 && why == ExecutionReason::kDependencyChanged && cause != kNoTask) {
+    Explain(cause, depth + 1, /*cutoff=*/false);
+  }
+  if (cutoff) return;
+  // Dependencies that executed after this task last did (or at all, for one restored) and
+  // still carry the stamp it read: each was an early cutoff for this task.
+  size_t cutoffs = 0;
+  for (const Dep& dep : deps) {
+    if (cutoffs >= options_.max_cutoffs_per_task) break;
+    if (dep.slot.task == cause || seen_.contains(dep.slot.task)) continue;
+    TaskState* target = engine_.Task(dep.slot.task);
+    if (target == nullptr) continue;
+    bool equal = false;
+    {
+      MutexLock lock(&target->mu);
+      equal = target->last_execution > last_execution && target->phase == Phase::kClean &&
+              target->SlotChangedAt(dep.slot) == dep.observed;
+    }
+    if (!equal) continue;
+    ++cutoffs;
+    Explain(dep.slot.task, depth + 1, /*cutoff=*/true);
+  }
+}
+
+}  // namespace
+
+OutputDigest DigestOf(const Output& output) {
+  switch (output.kind) {
+    case OutputKind::kNone:
+      return {};
+    case OutputKind::kValue:
+      return {OutputKind::kValue, output.type->hash(output.value.get(), 0)};
+    case OutputKind::kRef:
+      return {OutputKind::kRef, output.ref.task};
+    case OutputKind::kError:
+      return {OutputKind::kError, HashValue(output.error().message, 0)};
+  }
+  return {};
+}
+
+void EngineImpl::RecordExecution(ExecutionEntry entry) {
+  entry.end_unix_micros = NowUnixMicros();
+  std::lock_guard lock(history_mu_);
+  recent_executions_[entry.sequence % kRecentExecutions] = entry;
+}
+
+void EngineImpl::RecordInputChanges(const std::vector<InputChangeEntry>& changes) {
+  const int64_t now = NowUnixMicros();
+  std::lock_guard lock(history_mu_);
+  for (InputChangeEntry change : changes) {
+    change.sequence = ++input_change_sequence_;
+    change.unix_micros = now;
+    recent_input_changes_[change.sequence % kRecentInputChanges] = change;
+  }
+}
+
+bool EngineImpl::ExecutionEntryOf(uint64_t sequence, ExecutionEntry* entry) {
+  std::lock_guard lock(history_mu_);
+  const ExecutionEntry& slot = recent_executions_[sequence % kRecentExecutions];
+  if (slot.sequence != sequence) return false;
+  *entry = slot;
+  return true;
+}
+
+bool EngineImpl::LatestInputChange(TaskId task, InputChangeEntry* entry) {
+  std::lock_guard lock(history_mu_);
+  bool found = false;
+  for (size_t i = 0; i < kRecentInputChanges; ++i) {
+    const InputChangeEntry& change = recent_input_changes_[i];
+    if (change.sequence == 0 || change.task != task) continue;
+    if (!found || change.sequence > entry->sequence) *entry = change;
+    found = true;
+  }
+  return found;
+}
+
+std::string EngineImpl::DigestText(const OutputDigest& digest, bool load) {
+  switch (digest.kind) {
+    case OutputKind::kNone:
+      return "";
+    case OutputKind::kValue:
+      return Hex(digest.bits);
+    case OutputKind::kRef:
+      if (load) Task(digest.bits);  // a reference restored from the store, say
+      return "ref " + DescribeTask(digest.bits);
+    case OutputKind::kError:
+      return "error " + Hex(digest.bits);
+  }
+  return "";
+}
+
+ExecutionRecord EngineImpl::RecordOf(const ExecutionEntry& entry) {
+  ExecutionRecord record;
+  record.sequence = entry.sequence;
+  record.task = entry.task;
+  record.function = entry.fn->name;
+  if (TaskState* task = tasks_.Get(entry.task)) task->fn->describe_args(task->args, &record.args);
+  record.end_unix_micros = entry.end_unix_micros;
+  record.duration_nanos = entry.nanos;
+  record.reason = entry.reason;
+  record.cause = entry.cause;
+  record.reason_text = std::string(ReasonName(entry.reason));
+  if (entry.cause != kNoTask) {
+    record.cause_text = DescribeTask(entry.cause);
+    record.reason_text += ": " + record.cause_text;
+  }
+  record.failed = entry.failed;
+  record.output_changed = entry.output_changed;
+  record.output_before = DigestText(entry.before);
+  record.output_after = DigestText(entry.after);
+  return record;
+}
+
+std::vector<ExecutionRecord> EngineImpl::RecentExecutions(size_t max) {
+  std::vector<ExecutionEntry> entries;
+  {
+    std::lock_guard lock(history_mu_);
+    for (size_t i = 0; i < kRecentExecutions; ++i) {
+      if (recent_executions_[i].sequence != 0) entries.push_back(recent_executions_[i]);
+    }
+  }
+  std::sort(entries.begin(), entries.end(), [](const ExecutionEntry& a, const ExecutionEntry& b) {
+    return a.sequence > b.sequence;
+  });
+  if (entries.size() > max) entries.resize(max);
+  std::vector<ExecutionRecord> records;
+  records.reserve(entries.size());
+  for (const ExecutionEntry& entry : entries) records.push_back(RecordOf(entry));
+  return records;
+}
+
+std::string EngineImpl::GoneText(TaskId id) {
+  const std::string prefix = "@" + std::to_string(id) + " no longer exists: ";
+  if (store_ == nullptr) return prefix + "not in memory";
+  absl::StatusOr<std::optional<StoredTask>> stored = store_->ReadTask(id);
+  if (!stored.ok()) return prefix + "the store cannot read it: " + stored.status().ToString();
+  if (!stored->has_value()) return prefix + "removed from the store (garbage collected)";
+  std::string name;
+  uint32_t version = 0;
+  if (!PeekFunction((*stored)->identity, &name, &version)) {
+    return prefix + "its stored record cannot be decoded";
+  }
+  const FunctionInfo* now = FindFunction(name);
+  if (FindFunctionVersion(name, version) == nullptr) {
+    return prefix + "it is " + name + " version " + std::to_string(version) +
+           (now != nullptr ? ", and this build has version " + std::to_string(now->version) +
+                                 " (a version bump)"
+                           : ", which this build does not have");
+  }
+  return prefix + "its stored record (" + name + ") cannot be used";
+}
+
+absl::StatusOr<WhyReport> EngineImpl::Why(RawVc vc, const WhyOptions& options) {
+  if (Task(vc.task) == nullptr) {
+    return absl::NotFoundError("no task " + std::to_string(vc.task) + " in this engine");
+  }
+  WhyReport report;
+  report.root = vc.task;
+  WhyWalk walk(*this, options, report);
+  walk.Explain(vc.task, 0, /*cutoff=*/false);
+  return report;
+}
+
+}  // namespace turbine::internal
+
+namespace turbine {
+
+absl::StatusOr<WhyReport> Engine::Why(RawVc vc, const WhyOptions& options) {
+  return impl_->Why(vc, options);
+}
+
+std::vector<ExecutionRecord> Engine::RecentExecutions(size_t max) {
+  return impl_->RecentExecutions(max);
+}
+
+}  // namespace turbine

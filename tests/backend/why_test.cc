@@ -1,0 +1,241 @@
+// Engine::Why and Engine::RecentExecutions: the reason of each execution, followed down to
+// the input that changed, an invalidation, and the early cutoffs on the way.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <mutex>
+#include <string>
+
+#include "turbine/engine.h"
+
+namespace {
+
+using turbine::ExecutionReason;
+using turbine::Input;
+using turbine::Task;
+using turbine::WhyStep;
+
+Task<int64_t> DoubleImpl(std::string key) { co_return (co_await Input<int64_t>(key)) * 2; }
+inline const turbine::Function<DoubleImpl> doubled{"test.why.double", 1};
+
+Task<int64_t> TopImpl(std::string key) { co_return (co_await doubled(key)) + 1; }
+inline const turbine::Function<TopImpl> top{"test.why.top", 1};
+
+Task<int64_t> ParityImpl(std::string key) { co_return (co_await Input<int64_t>(key)) % 2; }
+inline const turbine::Function<ParityImpl> parity{"test.why.parity", 1};
+
+Task<std::string> LabelImpl(std::string key) {
+  const int64_t remainder = co_await parity(key);  // bound first: the GCC 12 caveat (README)
+  co_return remainder == 0 ? "even" : "odd";
+}
+inline const turbine::Function<LabelImpl> label{"test.why.label", 1};
+
+std::mutex world_mu;
+int64_t world_value = 0;
+turbine::Invalidator world_watcher;
+
+Task<int64_t> ObserveImpl() {
+  std::lock_guard lock(world_mu);
+  world_watcher = turbine::CurrentInvalidator();
+  co_return world_value;
+}
+inline const turbine::Function<ObserveImpl> observe{
+    "test.why.observe", 1, "the world", {.session_dependent = true}};
+
+Task<int64_t> ObserverImpl() { co_return (co_await observe()) * 10; }
+inline const turbine::Function<ObserverImpl> observer{"test.why.observer", 1};
+
+std::string Digest(int64_t value) {
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx",
+                static_cast<unsigned long long>(turbine::ValueTypeOf<int64_t>().hash(&value, 0)));
+  return text;
+}
+
+std::string Id(turbine::TaskId id) { return "@" + std::to_string(id); }
+
+TEST(Why, AFirstExecutionIsItsOwnReason) {
+  turbine::Engine engine({.worker_threads = 1});
+  turbine::Engine::Scope scope(engine);
+  ASSERT_TRUE(engine.SetInput("why.a", int64_t{1}).ok());
+  ASSERT_EQ(*engine.Read(top("why.a")), 3);
+  absl::StatusOr<turbine::WhyReport> why = engine.Why(top("why.a").raw());
+  ASSERT_TRUE(why.ok()) << why.status();
+  ASSERT_EQ(why->steps.size(), 1u);
+  const WhyStep& step = why->steps[0];
+  EXPECT_EQ(step.kind, WhyStep::Kind::kExecuted);
+  EXPECT_EQ(step.reason, ExecutionReason::kFirst);
+  EXPECT_EQ(step.function, "test.why.top");
+  EXPECT_EQ(step.args, R"("why.a")");
+  EXPECT_EQ(step.executions, 1u);
+  EXPECT_GT(step.end_unix_micros, 0);
+  EXPECT_TRUE(step.output_changed);
+  EXPECT_EQ(step.output_after, Digest(3));
+  EXPECT_EQ(step.text, "executed: first execution; output (none) -> " + Digest(3));
+}
+
+TEST(Why, AnInputChangeIsFollowedThroughTwoLevels) {
+  turbine::Engine engine({.worker_threads = 1});
+  turbine::Engine::Scope scope(engine);
+  ASSERT_TRUE(engine.SetInput("why.b", int64_t{1}).ok());
+  ASSERT_EQ(*engine.Read(top("why.b")), 3);
+  ASSERT_TRUE(engine.SetInput("why.b", int64_t{5}).ok());
+  ASSERT_EQ(*engine.Read(top("why.b")), 11);
+
+  absl::StatusOr<turbine::WhyReport> why = engine.Why(top("why.b").raw());
+  ASSERT_TRUE(why.ok()) << why.status();
+  ASSERT_EQ(why->steps.size(), 3u);
+  const turbine::TaskId mid = doubled("why.b").raw().task;
+  const turbine::TaskId input = Input<int64_t>("why.b").raw().task;
+  EXPECT_EQ(why->root, top("why.b").raw().task);
+
+  const WhyStep& first = why->steps[0];
+  EXPECT_EQ(first.depth, 0u);
+  EXPECT_EQ(first.reason, ExecutionReason::kDependencyChanged);
+  EXPECT_EQ(first.cause, mid);
+  EXPECT_EQ(first.executions, 2u);
+  EXPECT_EQ(first.output_before, Digest(3));
+  EXPECT_EQ(first.output_after, Digest(11));
+  EXPECT_EQ(first.text, "executed: dependency changed (test.why.double(\"why.b\") " + Id(mid) +
+                            "); output " + Digest(3) + " -> " + Digest(11));
+
+  const WhyStep& second = why->steps[1];
+  EXPECT_EQ(second.depth, 1u);
+  EXPECT_EQ(second.task, mid);
+  EXPECT_EQ(second.reason, ExecutionReason::kDependencyChanged);
+  EXPECT_EQ(second.cause, input);
+
+  const WhyStep& root_cause = why->steps[2];
+  EXPECT_EQ(root_cause.depth, 2u);
+  EXPECT_EQ(root_cause.kind, WhyStep::Kind::kInput);
+  EXPECT_EQ(root_cause.task, input);
+  EXPECT_EQ(root_cause.function, "turbine.input");
+  EXPECT_EQ(root_cause.output_before, Digest(1));
+  EXPECT_EQ(root_cause.output_after, Digest(5));
+  EXPECT_EQ(root_cause.text, "input \"why.b\" changed: " + Digest(1) + " -> " + Digest(5));
+}
+
+TEST(Why, AnEarlyCutoffSaysTheReaderDidNotReExecute) {
+  turbine::Engine engine({.worker_threads = 1});
+  turbine::Engine::Scope scope(engine);
+  ASSERT_TRUE(engine.SetInput("why.c", int64_t{1}).ok());
+  ASSERT_EQ(*engine.Read(label("why.c")), "odd");
+  ASSERT_TRUE(engine.SetInput("why.c", int64_t{3}).ok());  // still odd
+  ASSERT_EQ(*engine.Read(label("why.c")), "odd");
+
+  absl::StatusOr<turbine::WhyReport> why = engine.Why(label("why.c").raw());
+  ASSERT_TRUE(why.ok()) << why.status();
+  ASSERT_EQ(why->steps.size(), 3u);
+  EXPECT_EQ(why->steps[0].kind, WhyStep::Kind::kExecuted);
+  EXPECT_EQ(why->steps[0].reason, ExecutionReason::kFirst);
+  EXPECT_EQ(why->steps[0].executions, 1u) << "the reader did not execute again";
+
+  const WhyStep& cutoff = why->steps[1];
+  EXPECT_EQ(cutoff.kind, WhyStep::Kind::kCutoff);
+  EXPECT_EQ(cutoff.task, parity("why.c").raw().task);
+  EXPECT_EQ(cutoff.reason, ExecutionReason::kDependencyChanged);
+  EXPECT_EQ(cutoff.executions, 2u);
+  EXPECT_FALSE(cutoff.output_changed);
+  EXPECT_NE(cutoff.text.find("early cutoff, the reader did NOT re-execute"), std::string::npos)
+      << cutoff.text;
+
+  EXPECT_EQ(why->steps[2].kind, WhyStep::Kind::kInput);
+  EXPECT_EQ(why->steps[2].output_before, Digest(1));
+  EXPECT_EQ(why->steps[2].output_after, Digest(3));
+}
+
+TEST(Why, AnInvalidationIsARootCause) {
+  turbine::Engine engine({.worker_threads = 1});
+  turbine::Engine::Scope scope(engine);
+  {
+    std::lock_guard lock(world_mu);
+    world_value = 4;
+  }
+  ASSERT_EQ(*engine.Read(observer()), 40);
+  turbine::Invalidator watcher;
+  {
+    std::lock_guard lock(world_mu);
+    world_value = 7;
+    watcher = world_watcher;
+  }
+  watcher.Invalidate();
+  ASSERT_EQ(*engine.Read(observer()), 70);
+
+  absl::StatusOr<turbine::WhyReport> why = engine.Why(observer().raw());
+  ASSERT_TRUE(why.ok()) << why.status();
+  ASSERT_EQ(why->steps.size(), 2u);
+  EXPECT_EQ(why->steps[0].reason, ExecutionReason::kDependencyChanged);
+  EXPECT_EQ(why->steps[0].cause, observe().raw().task);
+  EXPECT_EQ(why->steps[1].reason, ExecutionReason::kInvalidated);
+  EXPECT_EQ(why->steps[1].output_before, Digest(4));
+  EXPECT_EQ(why->steps[1].output_after, Digest(7));
+}
+
+TEST(Why, ADirtyTaskAndOneNeverRunSayWhatTheyAre) {
+  turbine::Engine engine({.worker_threads = 1});
+  turbine::Engine::Scope scope(engine);
+  ASSERT_TRUE(engine.SetInput("why.d", int64_t{1}).ok());
+  ASSERT_EQ(*engine.Read(top("why.d")), 3);
+  ASSERT_TRUE(engine.SetInput("why.d", int64_t{2}).ok());
+  absl::StatusOr<turbine::WhyReport> dirty = engine.Why(top("why.d").raw());
+  ASSERT_TRUE(dirty.ok());
+  EXPECT_TRUE(dirty->steps[0].dirty);
+  EXPECT_NE(dirty->steps[0].text.find("dirty now"), std::string::npos);
+
+  absl::StatusOr<turbine::WhyReport> fresh = engine.Why(top("why.never").raw());
+  ASSERT_TRUE(fresh.ok());
+  ASSERT_EQ(fresh->steps.size(), 1u);
+  EXPECT_EQ(fresh->steps[0].kind, WhyStep::Kind::kNotRun);
+
+  EXPECT_EQ(engine.Why(turbine::RawVc::Output(1'000'000)).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(Why, RecentExecutionsListTheNewestFirstWithReasons) {
+  turbine::Engine engine({.worker_threads = 1});
+  turbine::Engine::Scope scope(engine);
+  ASSERT_TRUE(engine.SetInput("why.e", int64_t{1}).ok());
+  ASSERT_EQ(*engine.Read(label("why.e")), "odd");
+  ASSERT_TRUE(engine.SetInput("why.e", int64_t{3}).ok());
+  ASSERT_EQ(*engine.Read(label("why.e")), "odd");
+
+  const std::vector<turbine::ExecutionRecord> recent = engine.RecentExecutions(10);
+  ASSERT_EQ(recent.size(), 3u);  // label, parity, then parity again
+  EXPECT_EQ(recent[0].function, "test.why.parity");
+  EXPECT_EQ(recent[0].args, R"("why.e")");
+  EXPECT_EQ(recent[0].reason, ExecutionReason::kDependencyChanged);
+  EXPECT_EQ(recent[0].cause, Input<int64_t>("why.e").raw().task);
+  EXPECT_EQ(recent[0].reason_text, "dependency changed: turbine.input(\"why.e\") " +
+                                       Id(Input<int64_t>("why.e").raw().task));
+  EXPECT_FALSE(recent[0].output_changed) << "1 % 2 == 3 % 2";
+  EXPECT_EQ(recent[1].function, "test.why.label");
+  EXPECT_EQ(recent[1].reason, ExecutionReason::kFirst);
+  EXPECT_TRUE(recent[1].output_changed);
+  EXPECT_EQ(recent[2].function, "test.why.parity");
+  EXPECT_GT(recent[0].sequence, recent[1].sequence);
+  EXPECT_GT(recent[1].sequence, recent[2].sequence);
+  for (const turbine::ExecutionRecord& record : recent) {
+    EXPECT_GT(record.duration_nanos, 0);
+    EXPECT_GT(record.end_unix_micros, 0);
+  }
+  EXPECT_EQ(engine.RecentExecutions(1).size(), 1u);
+}
+
+TEST(Why, TheRingOfRecentExecutionsIsBounded) {
+  turbine::Engine engine({.worker_threads = 1});
+  turbine::Engine::Scope scope(engine);
+  for (int64_t i = 0; i < static_cast<int64_t>(turbine::kRecentExecutions) + 10; ++i) {
+    ASSERT_TRUE(engine.SetInput("why.f", i).ok());
+    ASSERT_EQ(*engine.Read(doubled("why.f")), 2 * i);
+  }
+  const std::vector<turbine::ExecutionRecord> recent =
+      engine.RecentExecutions(turbine::kRecentExecutions * 2);
+  EXPECT_EQ(recent.size(), turbine::kRecentExecutions);
+  EXPECT_EQ(recent.front().sequence, turbine::kRecentExecutions + 10);
+  // The task's reason outlives the ring: its last execution is still explained.
+  absl::StatusOr<turbine::WhyReport> why = engine.Why(doubled("why.f").raw());
+  ASSERT_TRUE(why.ok());
+  EXPECT_EQ(why->steps[0].reason, ExecutionReason::kDependencyChanged);
+}
+
+}  // namespace

@@ -1,0 +1,120 @@
+// turbined --trace-file: a real daemon traces from start to shutdown into a file, which is
+// one JSON array after SIGTERM (executions with their reasons, snapshots, GC passes) and,
+// after SIGKILL, the same without its closing bracket.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "../storage/temp_dir.h"
+#include "cli_runner.h"
+#include "daemon_process.h"
+
+namespace {
+
+using turbine::testing::CliResult;
+using turbine::testing::DaemonProcess;
+using turbine::testing::RunCli;
+using turbine::testing::TempDir;
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+const nlohmann::json* FindSlice(const nlohmann::json& events, const std::string& name) {
+  for (const nlohmann::json& event : events) {
+    if (event["ph"] == "X" && event["name"] == name) return &event;
+  }
+  return nullptr;
+}
+
+TEST(TraceFile, ATraceFromStartToSigtermIsOneJsonArray) {
+  TempDir dir;
+  const std::string trace = dir.str() + "/trace.json";
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--trace-file", trace}))
+      << daemon.log();
+  const std::string cli = "--data-dir " + dir.str() + "/data ";
+  ASSERT_EQ(RunCli(cli + "set k 4").exit_code, 0);
+  ASSERT_EQ(RunCli(cli + "call input.get k").out, "4\n");
+  ASSERT_EQ(RunCli(cli + "set k 5").exit_code, 0);
+  ASSERT_EQ(RunCli(cli + "call input.get k").out, "5\n");
+  ASSERT_EQ(RunCli(cli + "flush").exit_code, 0);
+  ASSERT_EQ(RunCli(cli + "gc").exit_code, 0);
+  // One trace at a time: the file's holds the engine's.
+  EXPECT_EQ(RunCli(cli + "trace --seconds 1 -o " + dir.str() + "/other.json").exit_code, 4);
+  ASSERT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+
+  const nlohmann::json events = nlohmann::json::parse(ReadAll(trace));  // throws if invalid
+  ASSERT_TRUE(events.is_array());
+  int executions = 0;
+  for (const nlohmann::json& event : events) {
+    if (event["ph"] != "X" || event["cat"] != "execution") continue;
+    ++executions;
+    EXPECT_EQ(event["name"], "input.get");
+    EXPECT_FALSE(event["args"]["reason"].get<std::string>().empty()) << event;
+  }
+  EXPECT_EQ(executions, 2);
+  const nlohmann::json* gc = FindSlice(events, "gc");
+  const nlohmann::json* snapshot = FindSlice(events, "snapshot");
+  ASSERT_TRUE(gc && snapshot) << events.dump(1);
+  EXPECT_EQ((*gc)["cat"], "gc");
+  EXPECT_NE((*gc)["args"]["reason"].get<std::string>().find("pass asked for: removed "),
+            std::string::npos);
+  // The second execution says why: the input it read changed.
+  bool dependency_changed = false;
+  for (const nlohmann::json& event : events) {
+    if (event["ph"] == "X" &&
+        event["args"].value("reason", "").starts_with("dependency changed: turbine.input(\"k\")")) {
+      dependency_changed = true;
+    }
+  }
+  EXPECT_TRUE(dependency_changed) << events.dump(1);
+  // Every track is named.
+  bool named = false;
+  for (const nlohmann::json& event : events) named = named || event["ph"] == "M";
+  EXPECT_TRUE(named);
+}
+
+TEST(TraceFile, AfterSigkillTheFileLacksOnlyItsClosingBracket) {
+  TempDir dir;
+  const std::string trace = dir.str() + "/trace.json";
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--trace-file", trace}))
+      << daemon.log();
+  const std::string cli = "--data-dir " + dir.str() + "/data ";
+  ASSERT_EQ(RunCli(cli + "set k 4").exit_code, 0);
+  ASSERT_EQ(RunCli(cli + "call input.get k").out, "4\n");
+  // Written every half second: wait until the execution is in the file.
+  std::string content;
+  for (int i = 0; i < 400 && content.find("input.get") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    content = ReadAll(trace);
+  }
+  ASSERT_NE(content.find("input.get"), std::string::npos);
+  daemon.Stop(SIGKILL);
+  content = ReadAll(trace);
+  ASSERT_EQ(content.find(']', content.rfind('}')), std::string::npos) << "no closing bracket";
+  const nlohmann::json events = nlohmann::json::parse(content + "]");
+  ASSERT_NE(FindSlice(events, "input.get"), nullptr) << events.dump(1);
+}
+
+TEST(TraceFile, AnUnwritableTraceFileIsAStartError) {
+  TempDir dir;
+  DaemonProcess daemon;
+  EXPECT_FALSE(daemon.Start(
+      {"--data-dir", dir.str() + "/data", "--trace-file", dir.str() + "/no/such/dir/trace.json"}));
+  EXPECT_EQ(daemon.Reap(), 2);  // a bad setting
+  EXPECT_NE(daemon.log().find("--trace-file"), std::string::npos) << daemon.log();
+}
+
+}  // namespace
