@@ -200,11 +200,13 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
       break;
     }
   }
+  bool value_lost = false;  // evicted, and then garbage collected from the store
   if (!execute && !engine->ReloadValues(*task)) {
     // Its evicted values are gone from the store (a GC pass) or changed there: it
     // executes. A task that was clean has readers that are not dirty; they must be now,
     // as for any task about to execute, or a changed result would not reach them.
     execute = true;
+    value_lost = true;
     if (reload_only) MarkReadersDirty(*engine, *task);
   } else if (execute && !first) {
     engine->ReloadValues(*task);  // the early cutoff compares with the old values
@@ -229,9 +231,10 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   }
   ExecContext context;
   context.task = task;
-  context.reason = first    ? ExecutionReason::kFirst
-                   : forced ? forced_reason
-                            : ExecutionReason::kDependencyChanged;
+  context.reason = first        ? ExecutionReason::kFirst
+                   : forced     ? forced_reason
+                   : value_lost ? ExecutionReason::kGarbageCollected
+                                : ExecutionReason::kDependencyChanged;
   if (!first && !forced && changed_dep != nullptr) context.cause = changed_dep->slot.task;
   const auto start_time = std::chrono::steady_clock::now();
   // A body that parks may end on another thread: its slice belongs where it started.

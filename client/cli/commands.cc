@@ -9,6 +9,7 @@
 
 #include "arguments.h"
 #include "interrupt.h"
+#include "long_call.h"
 #include "output.h"
 #include "turbine/client/json.h"
 #include "turbine/render/graph.h"
@@ -96,7 +97,7 @@ ExitCode ReportRpcError(const Session& session, const absl::Status& status) {
 ExitCode RunCall(const Session& session, const CallCommand& command) {
   absl::StatusOr<v1::CallRequest> request = BuildRequest(command);
   if (!request.ok()) return UsageError(request.status().message());
-  absl::StatusOr<client::CallResult> result = session.client->Call(*request);
+  absl::StatusOr<client::CallResult> result = CallWhileProgressing(session, *request);
   if (!result.ok()) return ReportRpcError(session, result.status());
   return PrintResult(session, command, *result) ? kOk : kFunctionError;
 }

@@ -98,6 +98,18 @@ bool BrokeOff(const grpc::Status& status) {
 
 }  // namespace
 
+absl::StatusOr<CallResult> Client::Call(const v1::CallRequest& request, Cancellation* cancel) {
+  const std::shared_ptr<const detail::Link> link = connection_->CurrentLink();
+  grpc::ClientContext context;
+  connection_->PrepareContext(context, /*with_deadline=*/false);
+  cancel->Attach(&context);
+  v1::CallReply reply;
+  const grpc::Status status = link->turbine->Call(&context, request, &reply);
+  cancel->Detach();
+  if (!status.ok()) return connection_->ToStatus(status, *link);
+  return detail::ResultFromReply(reply);
+}
+
 absl::StatusOr<CallResult> Client::Call(const v1::CallRequest& request) {
   absl::StatusOr<v1::CallReply> reply = Unary<v1::CallReply>(
       *connection_,

@@ -17,11 +17,15 @@
 #include <string_view>
 
 #include "address.h"
+#include "turbine/why.h"
 #include "turbine/render/call_text.h"
 #include "turbine/render/graph.h"
 
 namespace turbine::server {
 namespace {
+
+// Recent executions the page lists.
+constexpr size_t kShownExecutions = 50;
 
 constexpr char kCookieName[] = "turbine_token";
 // The longest call the search box may send (the URL, once decoded); a request line and
@@ -182,11 +186,7 @@ class StatusPage::Handler {
     } else if (path == "/api/graph") {
       return SendGraph(connection, request);
     } else if (path == "/api/executions") {
-      // RECENT EXECUTIONS: the engine does not record them yet. When it does
-      // (Engine::RecentExecutions), answer {"available": true, "executions": [{task,
-      // function, args, micros, reason, reason_text, failed, output_changed}...]}, newest
-      // first; the page (status.js, ShowExecutions) already draws that list.
-      Send(connection, 200, "application/json", R"({"available":false,"executions":[]})");
+      SendExecutions(connection);
     } else {
       SendError(connection, 404, "no such page");
       return 404;
@@ -195,6 +195,24 @@ class StatusPage::Handler {
   }
 
  private:
+  // SendExecutions answers the engine's recent executions, newest first, with why each ran.
+  void SendExecutions(mg_connection* connection) {
+    nlohmann::json executions = nlohmann::json::array();
+    for (const ExecutionRecord& record : service_.engine().RecentExecutions(kShownExecutions)) {
+      executions.push_back({{"task", record.task},
+                            {"function", record.function},
+                            {"args", record.args},
+                            {"micros", record.duration_nanos / 1000},
+                            {"reason", std::string(ReasonName(record.reason))},
+                            {"reason_text", record.reason_text},
+                            {"failed", record.failed},
+                            {"output_changed", record.output_changed}});
+    }
+    nlohmann::json body = {{"available", true}, {"executions", std::move(executions)}};
+    Send(connection, 200, "application/json",
+         body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+
   // Authenticate returns 0 when the request carries the token (header or cookie), else
   // answers it (a redirect that sets the cookie, or 401) and returns the status.
   int Authenticate(mg_connection* connection, const mg_request_info* request,

@@ -1,5 +1,5 @@
 // demo.cc — the functions every turbined serves from the start: demo.fib, demo.busy (the
-// benchmark body) and input.get (inputs set with SetInputs).
+// benchmark body), demo.steps (a long call) and input.get (inputs set with SetInputs).
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -35,6 +35,19 @@ Task<int64_t> BusyImpl(int64_t key, int64_t micros) {
 }
 const Function<BusyImpl> busy{"demo.busy", 1, "spins for `micros` microseconds, returns key"};
 const server::Export export_busy{busy, {"key", "micros"}};
+
+// StepsImpl runs demo.busy(0, micros) ... demo.busy(n - 1, micros) one after another: a long
+// call made of many short tasks, which the CLI shows progress for and lets run past its
+// deadline while they keep finishing.
+Task<int64_t> StepsImpl(int64_t n, int64_t micros) {
+  if (n < 0 || n > 1'000'000) Fail("demo.steps: n must be in [0, 1000000]");
+  int64_t sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += co_await busy(i, micros);
+  co_return sum;
+}
+const Function<StepsImpl> steps{"demo.steps", 1,
+                                "runs demo.busy(i, micros) for i < n in turn; returns their sum"};
+const server::Export export_steps{steps, {"n", "micros"}};
 
 Task<WireValue> InputGetImpl(std::string key) { co_return co_await Input<WireValue>(key); }
 const Function<InputGetImpl> input_get{"input.get", 1, "the value of an input set with `set`"};

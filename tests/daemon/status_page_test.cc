@@ -171,6 +171,12 @@ TEST(StatusPage, ABrowserShowsTheDaemonsStatsAndTheGraphOfACall) {
   EXPECT_TRUE(std::regex_search(dom, std::regex("<table id=\"top-calls\">.*<td>demo\\.fib</td>")))
       << dom;
 
+  // Recent executions: the 13 bodies that ran, each with why.
+  EXPECT_TRUE(std::regex_search(
+      dom, std::regex("<table id=\"executions-table\">.*<td>demo\\.fib</td><td>12</td>.*"
+                      "first execution")))
+      << dom;
+
   // The graph of demo.fib 5: one node per n from 5 down to 0, each labelled with its
   // function and argument, as the Graph RPC describes it.
   EXPECT_NE(dom.find("<div id=\"graph\" data-state=\"done\"><svg"), std::string::npos) << dom;

@@ -9,10 +9,12 @@
 #include <future>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "persisted_engine.h"
 #include "temp_dir.h"
 #include "turbine/engine.h"
+#include "turbine/why.h"
 
 namespace {
 
@@ -133,6 +135,10 @@ TEST_F(Eviction, AValueTheStoreNoLongerHasIsComputedAgain) {
   EXPECT_EQ(*daemon.engine.Read(big(4)), std::string(64 << 10, 'a') + "4");
   EXPECT_EQ(big_runs.load(), runs + 1);
   EXPECT_EQ(daemon.engine.Stats().reload_failures, 1u);
+  const std::vector<turbine::ExecutionRecord> recent = daemon.engine.RecentExecutions(1);
+  ASSERT_EQ(recent.size(), 1u);
+  EXPECT_EQ(recent[0].task, big_task);
+  EXPECT_EQ(recent[0].reason, turbine::ExecutionReason::kGarbageCollected);
   EXPECT_EQ(*ReadTop(4), Expected(0, 4));
   ASSERT_TRUE(daemon.engine.SetInput("evict.x", int64_t{1}).ok());
   EXPECT_EQ(*ReadTop(4), Expected(1, 4));

@@ -28,7 +28,8 @@ enum class ExecutionReason : uint8_t {
   kDependencyChanged,  // a slot its last execution read changed; `cause` is that task
   kInvalidated,        // its Invalidator fired: the outside world it read changed
   kRestart,            // session-dependent and restored from the store: re-validated
-  kGarbageCollected,   // a task its result referred to was garbage collected
+  kGarbageCollected,   // a task its result referred to, or its own evicted value, was
+                       // garbage collected
   kCycle,              // a cycle it was on was found changed once its head finished
 };
 

@@ -142,6 +142,10 @@ class Client {
                                   std::optional<v1::TaskRef> this_ref = {});
   // This Call takes a full request, e.g. to ask for a specific version.
   absl::StatusOr<CallResult> Call(const v1::CallRequest& request);
+  // This Call has no deadline: it lasts until answered or until `cancel` is cancelled
+  // (kCancelled), for a caller that decides by itself when to give up (the CLI gives up
+  // on a call during which the daemon stopped making progress).
+  absl::StatusOr<CallResult> Call(const v1::CallRequest& request, Cancellation* cancel);
 
   // SetInputs sets all `inputs` atomically and durably; returns how many changed value.
   absl::StatusOr<uint32_t> SetInputs(std::vector<std::pair<std::string, v1::Value>> inputs);

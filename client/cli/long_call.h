@@ -1,0 +1,22 @@
+// long_call.h — a call that may take longer than the deadline while the daemon makes
+// progress, with a live line on a terminal.
+#pragma once
+
+#include <absl/status/statusor.h>
+
+#include "commands.h"
+#include "turbine/client/call_result.h"
+
+namespace turbine::cli {
+
+// CallWhileProgressing makes `request`'s call. The deadline (--timeout-ms) bounds silence,
+// not the whole call: the call has no deadline of its own, the daemon's count of finished
+// task executions is read twice a second, and the call is given up (kDeadlineExceeded) once
+// that count stood still for the whole deadline. A first call that computes a large tree
+// goes on for as long as it keeps finishing tasks; one wedged on a single slow task body
+// ends. On a terminal, a call that takes longer than a second shows a live line on stderr
+// (elapsed time, tasks finished since), erased when it ends.
+absl::StatusOr<client::CallResult> CallWhileProgressing(const Session& session,
+                                                         const v1::CallRequest& request);
+
+}  // namespace turbine::cli

@@ -1,0 +1,75 @@
+// Long calls with the real turbined and the real CLI: --timeout-ms bounds a call's silence,
+// not its length. A call that keeps finishing tasks goes on past it; one stuck in a single
+// long task body is given up; on a terminal, a live line shows the progress.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "../storage/temp_dir.h"
+#include "cli_runner.h"
+#include "daemon_process.h"
+
+namespace {
+
+using turbine::testing::CliResult;
+using turbine::testing::DaemonProcess;
+using turbine::testing::RunCli;
+using turbine::testing::TempDir;
+
+// RunOnTerminal runs the CLI with a pseudo-terminal for its output (util-linux `script`),
+// so that it behaves as for a person; returns what the terminal showed.
+std::string RunOnTerminal(const std::string& args) {
+  const std::string command = std::string("script -qec '") + TURBINE_CLI_PATH + " " + args +
+                              "' /dev/null";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return "";
+  std::string out;
+  std::array<char, 4096> buffer;
+  size_t n = 0;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) out.append(buffer.data(), n);
+  ::pclose(pipe);
+  return out;
+}
+
+class LongCall : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  }
+  void TearDown() override { EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log(); }
+
+  TempDir dir;
+  DaemonProcess daemon;
+  const std::string cli = "--data-dir " + dir.str() + " --timeout-ms 1500 ";
+};
+
+TEST_F(LongCall, ACallThatKeepsFinishingTasksGoesOnPastTheDeadline) {
+  // 25 tasks of 200 ms: 5 s, more than three times the 1.5 s deadline.
+  const auto start = std::chrono::steady_clock::now();
+  CliResult steps = RunCli(cli + "call demo.steps 25 200000");
+  EXPECT_EQ(steps.exit_code, 0) << steps.out;
+  EXPECT_EQ(steps.out, "300\n");  // 0 + 1 + ... + 24
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST_F(LongCall, ACallStuckInOneLongTaskIsGivenUpAfterTheDeadline) {
+  // One body of 8 s: nothing finishes for longer than the deadline.
+  const auto start = std::chrono::steady_clock::now();
+  CliResult stuck = RunCli(cli + "call demo.busy 1 8000000");
+  EXPECT_EQ(stuck.exit_code, 4) << stuck.out;  // kRpcError: DEADLINE_EXCEEDED
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(6));
+}
+
+TEST_F(LongCall, OnATerminalALiveLineShowsTheProgress) {
+  const std::string shown = RunOnTerminal(cli + "call demo.steps 12 200000");
+  EXPECT_NE(shown.find("tasks finished by the daemon"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("66"), std::string::npos) << shown;  // the answer, 0 + ... + 11
+  // Without a terminal, no line: the output is the answer alone.
+  EXPECT_EQ(RunCli(cli + "call demo.steps 12 200000").out, "66\n");
+}
+
+}  // namespace
