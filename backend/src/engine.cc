@@ -35,7 +35,8 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
       counters_(new FunctionCounters[kMaxFunctions]),
       executor_(std::make_unique<Executor>(this, ResolveWorkerCount(options.worker_threads))),
       clock_(options.clock ? options.clock : [] { return std::chrono::system_clock::now(); }),
-      gc_options_(options.gc) {
+      gc_options_(options.gc),
+      shared_(options.shared) {
   invalidation_target_->engine = this;
   Today();
   // Stamps continue above everything ever persisted, so a restored reader's observed stamp
@@ -50,6 +51,9 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
   }
   if (store_ != nullptr && gc_options_.interval.count() > 0) {
     gc_thread_ = std::thread([this] { GcLoop(); });
+  }
+  if (shared_.tier != nullptr && shared_.publish) {
+    publish_thread_ = std::thread([this] { PublishLoop(); });
   }
 }
 
@@ -112,6 +116,14 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
 }
 
 EngineImpl::~EngineImpl() {
+  if (publish_thread_.joinable()) {
+    {
+      std::lock_guard lock(publish_mu_);
+      stopping_publish_ = true;
+    }
+    publish_wake_.notify_all();
+    publish_thread_.join();
+  }
   if (gc_thread_.joinable()) {
     gc_abort_.store(true);
     store_->StopReclaiming();  // a pass compacting a large store would take long to end
@@ -347,6 +359,15 @@ EngineStats EngineImpl::Stats() const {
   stats.gc_removed_tasks = gc_removed_tasks.load();
   stats.gc_removed_bytes = gc_removed_bytes.load();
   stats.gc_nanos = gc_nanos.load();
+  stats.shared_lookups = shared_lookups.load();
+  stats.shared_hits = shared_hits.load();
+  stats.shared_misses = shared_misses.load();
+  stats.shared_verify_failures = shared_verify_failures.load();
+  stats.shared_ignored = shared_ignored.load();
+  stats.shared_errors = shared_errors.load();
+  stats.shared_published = shared_published.load();
+  stats.shared_publish_dropped = shared_publish_dropped.load();
+  stats.shared_publish_queue = const_cast<EngineImpl*>(this)->SharedPublishQueue();
   for (size_t i = 0; i < stats.tasks_by_last_use.size(); ++i) {
     stats.tasks_by_last_use[i] = tasks_by_last_use[i].load();
   }

@@ -132,6 +132,9 @@ struct TaskState {
   // outside world, which changed (an Invalidator fired) or was not seen this session (a
   // session-dependent task restored from disk). Cleared when that execution starts.
   bool must_execute ABSL_GUARDED_BY(mu) = false;
+  // The current result was adopted from the shared tier (a verified trace), not executed
+  // here. Cleared by an execution.
+  bool from_shared ABSL_GUARDED_BY(mu) = false;
   // Bodies run so far in this process (wraps; servers compare it before and after a read
   // to tell a computed answer from a cached one).
   uint32_t executions ABSL_GUARDED_BY(mu) = 0;
@@ -181,6 +184,9 @@ struct ExecContext {
   // The body saw its cancellation (a read failed with it, or Cancelled() said so): what it
   // produced may be incomplete, so it is discarded.
   bool saw_cancellation = false;
+  // The result comes from a verified shared trace: committed like an execution's, but not
+  // counted as one.
+  bool adopted = false;
   uint64_t nanos = 0;  // wall time of the body, set when it finished
 
   void RecordRead(RawVc slot, uint64_t observed) {

@@ -227,7 +227,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
                                       EngineOptions{.worker_threads = options.workers,
                                                     .snapshot_interval = options.snapshot_interval,
                                                     .logger = &EngineLogger,
-                                                    .gc = options.gc});
+                                                    .gc = options.gc,
+                                                    .shared = options.shared});
   if (!persistent.ok()) return persistent.status();
   state->persistent = std::move(*persistent);
   state->report = StoreReport(state->persistent->report());

@@ -163,6 +163,8 @@ class RedisClient::Impl {
     return absl::OkStatus();
   }
 
+  void RefreshLater() { refresh_needed_ = true; }
+
   bool cluster_mode() const {
     std::lock_guard<std::mutex> lock(state_mu_);
     return cluster_mode_;
@@ -403,10 +405,12 @@ class RedisClient::Impl {
 
 absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Connect(RedisOptions options) {
   if (options.seeds.empty()) return absl::InvalidArgumentError("shared cache: no seed node");
+  const bool lazily = options.connect_lazily;
   auto impl = std::make_unique<Impl>(std::move(options));
   // Start-up may take longer than a lookup: a few timeouts' worth.
-  absl::Status status = impl->RefreshSlots(Clock::now() + std::chrono::seconds(5));
-  if (!status.ok()) return status;
+  absl::Status status = impl->RefreshSlots(Clock::now() + std::chrono::seconds(lazily ? 1 : 5));
+  if (!status.ok() && !lazily) return status;
+  if (!status.ok()) impl->RefreshLater();
   return std::unique_ptr<RedisClient>(new RedisClient(std::move(impl)));
 }
 

@@ -37,6 +37,17 @@ struct EngineStats {
   // Stored tasks by days since their last use, as the last pass found them: used today,
   // 1 to 7 days ago, 8 to 30, more than 30.
   std::array<uint64_t, 4> tasks_by_last_use{};
+  // The shared tier (shared_tier.h); all 0 without one.
+  uint64_t shared_lookups = 0;           // traces asked for (a task about to execute)
+  uint64_t shared_hits = 0;              // traces adopted: every dependency had the same digest
+  uint64_t shared_misses = 0;            // no trace under the task's key
+  uint64_t shared_verify_failures = 0;   // a trace whose dependencies differ here: executed
+  uint64_t shared_ignored = 0;           // records malformed, oversized, of another format,
+                                         // or naming another task: executed
+  uint64_t shared_errors = 0;            // lookups or publishes that failed (timeout, down)
+  uint64_t shared_published = 0;         // traces written
+  uint64_t shared_publish_dropped = 0;   // traces not written (queue full, unshareable, failed)
+  uint64_t shared_publish_queue = 0;     // traces waiting to be written
   std::vector<FunctionStats> functions;  // functions called or executed at least once
 };
 

@@ -41,6 +41,9 @@ struct RedisOptions {
   std::chrono::milliseconds timeout{50};  // per call, connects included
   std::chrono::milliseconds retry_after{1000};  // fail fast this long after losing every node
   int max_redirects = 5;
+  // Connect succeeds even if no seed answers yet: the slot map is read by the first call
+  // that finds one (a daemon must start while its cache is down).
+  bool connect_lazily = false;
 };
 
 // ParseRedisUrl parses "redis://HOST:PORT[,HOST:PORT...]" into "host:port" seeds.
@@ -48,7 +51,8 @@ absl::StatusOr<std::vector<std::string>> ParseRedisUrl(std::string_view url);
 
 class RedisClient {
  public:
-  // Connect reads the slot map from the seeds. Fails (UNAVAILABLE) if none answers.
+  // Connect reads the slot map from the seeds. Fails (UNAVAILABLE) if none answers, unless
+  // `connect_lazily`.
   static absl::StatusOr<std::unique_ptr<RedisClient>> Connect(RedisOptions options);
   ~RedisClient();
   RedisClient(const RedisClient&) = delete;
