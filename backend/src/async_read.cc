@@ -24,6 +24,15 @@ uint32_t ExecutionsOf(EngineImpl& engine, RawVc vc) {
   return task->executions;
 }
 
+// AdoptedFromShared tells whether the task of `vc` holds a result of the shared tier.
+bool AdoptedFromShared(EngineImpl& engine, RawVc vc) {
+  if (vc.is_none()) return false;
+  TaskState* task = engine.Task(vc.task);
+  if (task == nullptr) return false;
+  MutexLock lock(&task->mu);
+  return task->from_shared;
+}
+
 Engine::AsyncRead Finish(ReadOp& op, bool immediate) {
   Engine::AsyncRead result;
   result.immediate = immediate;
@@ -52,8 +61,10 @@ Job ReadOnWorker(EngineImpl* engine, RawVc vc, std::function<void(Engine::AsyncR
   Engine::AsyncRead result = Finish(op, /*immediate=*/false);
   // The answer was computed for this read if the task named ran meanwhile, or if the value
   // (perhaps at the end of a chain of references) changed meanwhile.
-  result.executed = ExecutionsOf(*engine, vc) != executions_before ||
-                    (op.ok() && op.value_stamp() > stamp_before);
+  const uint32_t executions_after = ExecutionsOf(*engine, vc);
+  result.executed =
+      executions_after != executions_before || (op.ok() && op.value_stamp() > stamp_before);
+  result.shared = executions_after == executions_before && AdoptedFromShared(*engine, vc);
   result.reloaded = op.reloaded();
   done(std::move(result));
   engine->refreshes_in_flight.fetch_sub(1);

@@ -36,7 +36,8 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
       executor_(std::make_unique<Executor>(this, ResolveWorkerCount(options.worker_threads))),
       clock_(options.clock ? options.clock : [] { return std::chrono::system_clock::now(); }),
       gc_options_(options.gc),
-      memory_(options.memory) {
+      memory_(options.memory),
+      shared_(options.shared) {
   invalidation_target_->engine = this;
   recent_executions_.reset(new ExecutionEntry[kRecentExecutions]);
   recent_input_changes_.reset(new InputChangeEntry[kRecentInputChanges]);
@@ -56,6 +57,9 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
   }
   if (store_ != nullptr && memory_.limit_bytes > 0) {
     evictor_thread_ = std::thread([this] { EvictorLoop(); });
+  }
+  if (shared_.tier != nullptr && shared_.publish) {
+    publish_thread_ = std::thread([this] { PublishLoop(); });
   }
 }
 
@@ -125,6 +129,14 @@ EngineImpl::~EngineImpl() {
     }
     evictor_stop_.notify_all();
     evictor_thread_.join();
+  }
+  if (publish_thread_.joinable()) {
+    {
+      std::lock_guard lock(publish_mu_);
+      stopping_publish_ = true;
+    }
+    publish_wake_.notify_all();
+    publish_thread_.join();
   }
   if (gc_thread_.joinable()) {
     gc_abort_.store(true);
@@ -368,6 +380,15 @@ EngineStats EngineImpl::Stats() const {
   stats.evicted_value_bytes = evicted_value_bytes.load(std::memory_order_relaxed);
   stats.reloaded_values = reloaded_values.load(std::memory_order_relaxed);
   stats.reload_failures = reload_failures.load(std::memory_order_relaxed);
+  stats.shared_lookups = shared_lookups.load();
+  stats.shared_hits = shared_hits.load();
+  stats.shared_misses = shared_misses.load();
+  stats.shared_verify_failures = shared_verify_failures.load();
+  stats.shared_ignored = shared_ignored.load();
+  stats.shared_errors = shared_errors.load();
+  stats.shared_published = shared_published.load();
+  stats.shared_publish_dropped = shared_publish_dropped.load();
+  stats.shared_publish_queue = const_cast<EngineImpl*>(this)->SharedPublishQueue();
   for (size_t i = 0; i < stats.tasks_by_last_use.size(); ++i) {
     stats.tasks_by_last_use[i] = tasks_by_last_use[i].load();
   }

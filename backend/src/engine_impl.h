@@ -31,6 +31,7 @@
 
 #include "executor.h"
 #include "mutex.h"
+#include "shared_trace.h"
 #include "task_cache.h"
 #include "task_state.h"
 #include "task_table.h"
@@ -106,6 +107,8 @@ class EngineImpl {
     TaskState* task = tasks_.Get(id);
     return task != nullptr || store_ == nullptr ? task : LoadTask(id);
   }
+  // InMemory returns the task with `id` if it is in memory (never reads the store).
+  TaskState* InMemory(TaskId id) { return tasks_.Get(id); }
   // Flush writes every task that changed since the last snapshot (docs/ARCHITECTURE.md,
   // "Persistence"). `sweep_uses` also writes the last-use day of every stored task used
   // since the store last heard of it.
@@ -245,6 +248,27 @@ class EngineImpl {
   bool ReloadValues(TaskState& task);
   // NoteEvictionCandidates lists the large results a snapshot just wrote.
   void NoteEvictionCandidates(const std::vector<StoredTask>& written);
+  std::atomic<uint64_t> shared_lookups{0};
+  std::atomic<uint64_t> shared_hits{0};
+  std::atomic<uint64_t> shared_misses{0};
+  std::atomic<uint64_t> shared_verify_failures{0};
+  std::atomic<uint64_t> shared_ignored{0};
+  std::atomic<uint64_t> shared_errors{0};
+  std::atomic<uint64_t> shared_published{0};
+  std::atomic<uint64_t> shared_publish_dropped{0};
+
+  // --- the shared tier (shared_trace.cc) ---
+  // Shares: the task's traces may be fetched and published (a plain, not session-dependent
+  // function, with a tier configured). Its identity may still hold a Vc: then it is not.
+  bool Shares(const TaskState& task) const;
+  bool publishes() const { return shared_.publish; }
+  // FetchTrace looks the task's trace up (blocking, within the tier's timeout); false on a
+  // miss, an error or a record that is ignored (each counted).
+  bool FetchTrace(TaskState& task, TraceRecord* record);
+  // QueueSharedPublish hands an executed task to the publishing thread.
+  void QueueSharedPublish(TaskId id);
+  uint64_t SharedPublishQueue();
+
   // Refreshes started and not finished; the destructor waits for zero.
   std::atomic<int64_t> refreshes_in_flight{0};
 
@@ -357,6 +381,16 @@ class EngineImpl {
   std::condition_variable evictor_stop_;
   bool stopping_evictor_ ABSL_GUARDED_BY(evictor_mu_) = false;
   std::thread evictor_thread_;
+  // The shared tier's publishing thread (shared_trace.cc).
+  const SharedTierOptions shared_;
+  std::atomic<bool> shared_degraded_{false};  // the last lookup or publish failed
+  void PublishLoop();
+  std::mutex publish_mu_;
+  std::condition_variable publish_wake_;
+  std::vector<TaskId> publish_queue_ ABSL_GUARDED_BY(publish_mu_);
+  size_t publishing_ ABSL_GUARDED_BY(publish_mu_) = 0;  // taken from the queue, being written
+  bool stopping_publish_ ABSL_GUARDED_BY(publish_mu_) = false;
+  std::thread publish_thread_;
 };
 
 // InputKeyOf is the key of an input task; RestoreInput turns a persisted input into the

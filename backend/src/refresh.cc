@@ -152,6 +152,17 @@ bool BodyCancelled(const ExecContext& context, const std::exception_ptr& error) 
   }
 }
 
+// SameDigest tells whether `slot`, now clean, has `digest`, and gives its stamp.
+bool SameDigest(EngineImpl& engine, RawVc slot, const std::string& digest, uint64_t* observed) {
+  TaskState* target = engine.Task(slot.task);
+  if (target == nullptr) return false;
+  MutexLock lock(&target->mu);
+  std::string here;
+  if (target->phase != Phase::kClean || !SlotDigest(engine, *target, slot, &here)) return false;
+  *observed = target->SlotChangedAt(slot);
+  return here == digest;
+}
+
 Job RefreshJob(EngineImpl* engine, TaskState* task) {
   tls_context = ThreadContext{engine, nullptr};
   bool execute = false;
@@ -229,6 +240,47 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     engine->refreshes_in_flight.fetch_sub(1);
     co_return;
   }
+  if (first && !forced && engine->Shares(*task)) {
+    // The shared tier: a trace executed elsewhere is adopted only if every dependency it
+    // read has the same digest here, read in its order (each by the same rule: memory,
+    // disk, the shared tier or executing). The first that differs ends the check.
+    TraceRecord trace;
+    if (engine->FetchTrace(*task, &trace)) {
+      ExecContext adopted;
+      adopted.task = task;
+      adopted.adopted = true;
+      bool same = true;
+      for (const TraceDep& traced : trace.deps) {
+        RawVc slot;
+        if (!ResolveTraceDep(*engine, traced, &slot)) {
+          same = false;
+          break;
+        }
+        ReadOp op(slot, nullptr, ReadOp::Mode::kClean);
+        op.set_waiting_task(task);
+        co_await AwaitRead{op};
+        if (op.cancelled()) {
+          PublishCancelled(*engine, *task, forced);
+          engine->refreshes_in_flight.fetch_sub(1);
+          co_return;
+        }
+        uint64_t observed = 0;
+        if (!op.ok() || op.closed_cycle() != nullptr ||
+            !SameDigest(*engine, slot, traced.digest, &observed)) {
+          same = false;
+          break;
+        }
+        adopted.RecordRead(slot, observed);
+      }
+      if (same && AdoptTrace(trace, &adopted)) {
+        engine->shared_hits.fetch_add(1, std::memory_order_relaxed);
+        CommitExecution(*engine, *task, adopted);
+        engine->refreshes_in_flight.fetch_sub(1);
+        co_return;
+      }
+      engine->shared_verify_failures.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   ExecContext context;
   context.task = task;
   context.reason = first        ? ExecutionReason::kFirst
@@ -280,7 +332,9 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     body.store_result(body.handle.promise(), context);
   }
   body.destroy(body.handle);
+  const bool publish = engine->publishes() && engine->Shares(*task);
   CommitExecution(*engine, *task, context);
+  if (publish) engine->QueueSharedPublish(task->id);  // built and sent off this path
   engine->refreshes_in_flight.fetch_sub(1);
 }
 
@@ -327,9 +381,12 @@ std::vector<Dep> UniqueReads(const absl::InlinedVector<Dep, 8>& reads) {
 std::vector<Dep> CommitResults(EngineImpl& engine, TaskState& task, ExecContext& context,
                                bool* changed, ExecutionEntry* entry) {
   MutexLock lock(&task.mu);
-  ++task.executions;
-  task.last_execution_micros =
-      static_cast<uint32_t>(std::min<uint64_t>(context.nanos / 1000, UINT32_MAX));
+  task.from_shared = context.adopted;
+  if (!context.adopted) {
+    ++task.executions;
+    task.last_execution_micros =
+        static_cast<uint32_t>(std::min<uint64_t>(context.nanos / 1000, UINT32_MAX));
+  }
   task.last_reason = context.reason;
   task.last_cause = context.cause;
   task.last_execution = entry->sequence = engine.NextExecutionSequence();

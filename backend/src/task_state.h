@@ -154,6 +154,9 @@ struct TaskState {
   bool referenced : 1 = false;
   // Claimed from kEvicted: the refresh loads the values back without verifying anything.
   bool reload_only : 1 = false;
+  // The current result was adopted from the shared tier (a verified trace), not executed
+  // here. Cleared by an execution.
+  bool from_shared : 1 = false;
   // Bodies run so far in this process (wraps; servers compare it before and after a read
   // to tell a computed answer from a cached one).
   uint32_t executions ABSL_GUARDED_BY(mu) = 0;
@@ -207,6 +210,9 @@ struct ExecContext {
   // The body saw its cancellation (a read failed with it, or Cancelled() said so): what it
   // produced may be incomplete, so it is discarded.
   bool saw_cancellation = false;
+  // The result comes from a verified shared trace: committed like an execution's, but not
+  // counted as one.
+  bool adopted = false;
   uint64_t nanos = 0;  // wall time of the body, set when it finished
   ExecutionReason reason = ExecutionReason::kNone;  // why it ran (why.h)
   TaskId cause = kNoTask;                           // with kDependencyChanged

@@ -72,6 +72,8 @@ std::string_view SourceName(v1::Source source) {
       return "disk";
     case v1::SOURCE_EXECUTED:
       return "executed";
+    case v1::SOURCE_SHARED:
+      return "shared";
     default:
       return "unspecified";
   }

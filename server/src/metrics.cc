@@ -133,6 +133,7 @@ class Metrics::Collector final : public prometheus::Collectable {
                          MetricType::Counter)
                       .Add(static_cast<double>(counters.hits_memory), {{"source", "memory"}})
                       .Add(static_cast<double>(counters.hits_disk), {{"source", "disk"}})
+                      .Add(static_cast<double>(counters.hits_shared), {{"source", "shared"}})
                       .Add(static_cast<double>(counters.executed), {{"source", "executed"}})
                       .Take());
     Family errors("turbine_errors_total",
@@ -197,6 +198,25 @@ class Metrics::Collector final : public prometheus::Collectable {
     counter("turbine_executions_total", "Task bodies run, all functions.", stats.executions);
     counter("turbine_restored_tasks_total", "Tasks loaded from the on-disk cache.",
             stats.restored_tasks);
+    out.push_back(
+        Family("turbine_shared_tasks_total",
+               "The shared cache tier: tasks by what their lookup found (hit: adopted; miss: "
+               "no trace; verify_failure: a dependency differs here; ignored: a malformed, "
+               "oversized or foreign record; error: the tier failed or timed out).",
+               MetricType::Counter)
+            .Add(static_cast<double>(stats.shared_hits), {{"result", "hit"}})
+            .Add(static_cast<double>(stats.shared_misses), {{"result", "miss"}})
+            .Add(static_cast<double>(stats.shared_verify_failures), {{"result", "verify_failure"}})
+            .Add(static_cast<double>(stats.shared_ignored), {{"result", "ignored"}})
+            .Add(static_cast<double>(stats.shared_errors), {{"result", "error"}})
+            .Take());
+    counter("turbine_shared_published_total", "Traces published to the shared cache tier.",
+            stats.shared_published);
+    counter("turbine_shared_publish_dropped_total",
+            "Traces not published (queue full, unshareable, or the tier failed).",
+            stats.shared_publish_dropped);
+    gauge("turbine_shared_publish_queue", "Traces waiting to be published.",
+          stats.shared_publish_queue);
     counter("turbine_cycles_detected_total", "Reads that failed because of a dependency cycle.",
             stats.cycles_detected);
     out.push_back(Family("turbine_snapshot_duration_seconds",

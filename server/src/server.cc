@@ -212,7 +212,8 @@ absl::StatusOr<std::unique_ptr<storage::PersistentEngine>> OpenEngine(
                     .snapshot_interval = options.snapshot_interval,
                     .logger = &EngineLogger,
                     .gc = options.gc,
-                    .memory = MemoryOptions{.limit_bytes = static_cast<size_t>(limit)}});
+                    .memory = MemoryOptions{.limit_bytes = static_cast<size_t>(limit)},
+                    .shared = options.shared});
 }
 
 }  // namespace

@@ -238,6 +238,7 @@ ServiceCounters TurbineService::Counters() const {
   counters.calls = calls_.load(std::memory_order_relaxed);
   counters.hits_memory = hits_memory_.load(std::memory_order_relaxed);
   counters.hits_disk = hits_disk_.load(std::memory_order_relaxed);
+  counters.hits_shared = hits_shared_.load(std::memory_order_relaxed);
   counters.executed = executed_.load(std::memory_order_relaxed);
   for (int i = 0; i < kStatusCodeCount; ++i) {
     counters.errors[i] = errors_[i].load(std::memory_order_relaxed);
@@ -362,7 +363,10 @@ void TurbineService::Answer(const PreparedCall& call, uint64_t id, const CancelT
       RefToWire(call.vc, reply.mutable_value()->mutable_ref_value());
     }
     v1::Source source = v1::SOURCE_MEMORY;
-    if (read.executed || call.source == CallSource::kCreated) {
+    if (read.shared) {
+      source = v1::SOURCE_SHARED;
+      hits_shared_.fetch_add(1, std::memory_order_relaxed);
+    } else if (read.executed || call.source == CallSource::kCreated) {
       source = v1::SOURCE_EXECUTED;
       executed_.fetch_add(1, std::memory_order_relaxed);
     } else if (call.source == CallSource::kDisk || read.reloaded) {
@@ -534,6 +538,16 @@ void TurbineService::FillStats(v1::StatsReply* reply) const {
   reply->set_tasks_used_1_7d(stats.tasks_by_last_use[1]);
   reply->set_tasks_used_8_30d(stats.tasks_by_last_use[2]);
   reply->set_tasks_used_older(stats.tasks_by_last_use[3]);
+  reply->set_hits_shared(counters.hits_shared);
+  reply->set_shared_lookups(stats.shared_lookups);
+  reply->set_shared_hits(stats.shared_hits);
+  reply->set_shared_misses(stats.shared_misses);
+  reply->set_shared_verify_failures(stats.shared_verify_failures);
+  reply->set_shared_ignored(stats.shared_ignored);
+  reply->set_shared_errors(stats.shared_errors);
+  reply->set_shared_published(stats.shared_published);
+  reply->set_shared_publish_dropped(stats.shared_publish_dropped);
+  reply->set_shared_publish_queue(stats.shared_publish_queue);
   reply->set_memory_limit_bytes(stats.memory_limit_bytes);
   reply->set_heap_bytes(stats.heap_bytes);
   reply->set_evicted_values(stats.evicted_values);

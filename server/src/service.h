@@ -76,6 +76,7 @@ struct ServiceCounters {
   uint64_t calls = 0;                      // calls answered (unary, streamed, watch reads)
   uint64_t hits_memory = 0;                // ... of them, from memory
   uint64_t hits_disk = 0;                  // ... restored from disk
+  uint64_t hits_shared = 0;                // ... adopted from the shared tier
   uint64_t executed = 0;                   // ... executed for the call
   // Errors returned to clients, by status code: failed RPCs, failed calls on a stream,
   // and calls answered with the function's error.
@@ -215,6 +216,7 @@ class TurbineService final : public v1::Turbine::CallbackService {
   std::atomic<uint64_t> calls_{0};
   std::atomic<uint64_t> hits_memory_{0};
   std::atomic<uint64_t> hits_disk_{0};
+  std::atomic<uint64_t> hits_shared_{0};
   std::atomic<uint64_t> executed_{0};
   std::array<std::atomic<uint64_t>, kRpcCount> rpcs_{};
   std::array<std::atomic<uint64_t>, kStatusCodeCount> errors_{};

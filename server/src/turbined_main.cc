@@ -7,6 +7,9 @@
 //            [--max-connections N] [--max-connection-idle-ms N]
 //            [--stream-reply-buffer-bytes N] [--reply-buffer-bytes N]
 //            [--retention DURATION] [--disk-limit SIZE] [--gc-interval DURATION]
+//            [--shared-cache redis://HOST:PORT[,...] [--shared-cache-namespace NAME]
+//             [--shared-cache-mode read|readwrite] [--shared-cache-user USER]
+//             [--shared-cache-password-file F] [--shared-cache-timeout-ms N]]
 //            [--memory-limit SIZE]
 //
 // Every flag can come from the --config file instead (TOML or INI, keys named like the
@@ -38,6 +41,7 @@
 #include <thread>
 
 #include "turbine/server/server.h"
+#include "turbine/shared/redis_tier.h"
 
 namespace {
 
@@ -113,6 +117,13 @@ struct Flags {
   turbine::server::ServerOptions server;
   std::string log_level = "info";
   std::string token_file;
+  // The shared cache tier (--shared-cache ...), connected in main.
+  std::string shared_cache;
+  std::string shared_cache_namespace = "default";
+  std::string shared_cache_mode = "read";
+  std::string shared_cache_user;
+  std::string shared_cache_password_file;
+  int shared_cache_timeout_ms = 50;
 };
 
 // ParseFlags fills `flags`; returns an exit code when the program should stop now (--help,
@@ -227,6 +238,28 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "(0: only on `turbine gc`)")
       ->check(duration)
       ->capture_default_str();
+  app.add_option("--shared-cache", flags->shared_cache,
+                 "share results with other daemons through Redis Cluster (or one Redis): "
+                 "redis://HOST:PORT[,HOST:PORT...], seed nodes")
+      ->type_name("URL");
+  app.add_option("--shared-cache-namespace", flags->shared_cache_namespace,
+                 "only daemons with the same namespace see each other's results")
+      ->capture_default_str();
+  app.add_option("--shared-cache-mode", flags->shared_cache_mode,
+                 "read: adopt verified results; readwrite: also publish what this daemon "
+                 "executes")
+      ->check(CLI::IsMember({"read", "readwrite"}))
+      ->capture_default_str();
+  app.add_option("--shared-cache-user", flags->shared_cache_user,
+                 "Redis ACL user to authenticate as (with --shared-cache-password-file)");
+  app.add_option("--shared-cache-password-file", flags->shared_cache_password_file,
+                 "file holding the Redis password (AUTH)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--shared-cache-timeout-ms", flags->shared_cache_timeout_ms,
+                 "longest a shared cache lookup may take; slower is a miss, and a dead "
+                 "cluster is retried once a second")
+      ->check(CLI::Range(1, 60'000))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -242,6 +275,42 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   options.memory_limit = *ParseSize(memory_limit);
 
   return -1;
+}
+
+// ConnectSharedCache fills `options` from the --shared-cache flags; an error is a bad
+// setting. A cluster that does not answer yet is no error: lookups miss until it does.
+absl::Status ConnectSharedCache(const Flags& flags, turbine::SharedTierOptions* options) {
+  if (flags.shared_cache.empty()) return absl::OkStatus();
+  absl::StatusOr<std::vector<std::string>> seeds =
+      turbine::shared::ParseRedisUrl(flags.shared_cache);
+  if (!seeds.ok()) return seeds.status();
+  std::string password;
+  if (!flags.shared_cache_password_file.empty() &&
+      !ReadToken(flags.shared_cache_password_file, &password)) {
+    return absl::InvalidArgumentError("the password file " + flags.shared_cache_password_file +
+                                      " is empty or unreadable");
+  }
+  absl::StatusOr<std::shared_ptr<turbine::shared::RedisTier>> tier =
+      turbine::shared::RedisTier::Connect(
+          {.seeds = *seeds,
+           .user = flags.shared_cache_user,
+           .password = password,
+           .timeout = std::chrono::milliseconds(flags.shared_cache_timeout_ms),
+           .connect_lazily = true});
+  if (!tier.ok()) return tier.status();
+  const turbine::shared::RedisClient& client = (*tier)->client();
+  if (client.Primaries().empty()) {
+    spdlog::warn("shared cache {} does not answer yet; answering locally until it does",
+                 flags.shared_cache);
+  } else {
+    spdlog::info("shared cache: {} ({}, {} primaries), namespace {}, {}", flags.shared_cache,
+                 client.cluster_mode() ? "cluster" : "one Redis", client.Primaries().size(),
+                 flags.shared_cache_namespace, flags.shared_cache_mode);
+  }
+  options->tier = *tier;
+  options->name_space = flags.shared_cache_namespace;
+  options->publish = flags.shared_cache_mode == "readwrite";
+  return absl::OkStatus();
 }
 
 // StartLogging sends spdlog (the daemon's and the engine's messages) to stderr.
@@ -316,6 +385,10 @@ int main(int argc, char** argv) {
   StartLogging(flags.log_level);
   if (!flags.token_file.empty() && !ReadToken(flags.token_file, &flags.server.auth_token)) {
     spdlog::critical("the token file {} is empty or unreadable", flags.token_file);
+    return kExitBadConfig;
+  }
+  if (absl::Status shared = ConnectSharedCache(flags, &flags.server.shared); !shared.ok()) {
+    spdlog::critical("shared cache: {}", std::string(shared.message()));
     return kExitBadConfig;
   }
   // A process-wide setting, so the program's choice (engine.h says why).

@@ -47,7 +47,7 @@ Task<Bytes> ContentImpl(std::string path, int64_t size, int64_t mtime_ns, int64_
 const Function<ContentImpl> fs_content{"fs.content",
                                        1,
                                        "a file's bytes at one stat signature (fs.read's cache)",
-                                       {.kept_while_referenced = true}};
+                                       {.kept_while_referenced = true, .machine_local = true}};
 
 }  // namespace
 

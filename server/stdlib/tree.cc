@@ -63,8 +63,10 @@ Task<Totals> FileAtImpl(std::string path, int64_t size, int64_t mtime_ns, int64_
   co_return Count(ReadFileAt(path, FileSignature{size, mtime_ns, ctime_ns, inode}, "tree.file"));
 }
 // As fs.content: reached only through tree.file, under a signature that never comes back.
-const Function<FileAtImpl> tree_file_at{
-    "tree.file_at", 1, "tree.file's totals at one stat signature", {.kept_while_referenced = true}};
+const Function<FileAtImpl> tree_file_at{"tree.file_at",
+                                        1,
+                                        "tree.file's totals at one stat signature",
+                                        {.kept_while_referenced = true, .machine_local = true}};
 
 // FileImpl counts a file the way fs.read reads one: stat, then the totals cached under the
 // stat signature. The content itself never enters the graph, so neither memory nor the

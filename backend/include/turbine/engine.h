@@ -29,6 +29,7 @@
 #include "turbine/dependency_graph.h"
 #include "turbine/function.h"
 #include "turbine/gc.h"
+#include "turbine/shared_tier.h"
 #include "turbine/stats.h"
 #include "turbine/trace.h"
 #include "turbine/vc.h"
@@ -92,6 +93,9 @@ struct EngineOptions {
   std::function<std::chrono::system_clock::time_point()> clock = nullptr;
   // With a backing store: the memory bound and value eviction.
   MemoryOptions memory = {};
+  // A cache shared with other machines, consulted after memory and the backing store and
+  // before executing (shared_tier.h). None by default.
+  SharedTierOptions shared = {};
 };
 
 // InputValue is a type-erased value for Engine::SetInputs.
@@ -171,6 +175,7 @@ class Engine {
     bool immediate = false;  // clean at once: nothing was verified or executed for it
     bool executed = false;   // the task read, or the one holding the value, executed
     bool reloaded = false;   // the value had been evicted and came back from the store
+    bool shared = false;     // the task read was adopted from the shared tier, not executed
   };
   // ReadAsync is Read for servers: it never blocks and never runs a task body on the
   // calling thread. `done` runs inline when `vc` is clean now (allocation-free then),

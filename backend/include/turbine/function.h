@@ -53,6 +53,11 @@ struct FunctionOptions {
   // task whose stored record no other stored record refers to or read is then garbage
   // (superseded), and garbage collection removes it (see GcOptions).
   bool kept_while_referenced = false;
+  // The result is this machine's: it reads the world outside the engine under a key that
+  // names it only here (a file's content under its stat signature: inode and times mean
+  // nothing on another machine). Such tasks are never fetched from or published to the
+  // shared cache tier (shared_tier.h); their readers are, verified by the values read.
+  bool machine_local = false;
 };
 
 namespace internal {
@@ -255,6 +260,7 @@ void FillCommon(FunctionInfo& info, std::string_view name, uint32_t version,
   info.description = std::string(description);
   info.session_dependent = options.session_dependent;
   info.kept_while_referenced = options.kept_while_referenced;
+  info.machine_local = options.machine_local;
   info.has_receiver = has_receiver;
   info.result_type = ValueTraits<Out>::Name();
   FillArgs<Tuple>(info);

@@ -43,6 +43,17 @@ struct EngineStats {
   uint64_t evicted_value_bytes = 0;      // their stored size, summed
   uint64_t reloaded_values = 0;          // evicted values read back from the store
   uint64_t reload_failures = 0;          // of those, gone or changed there: executed instead
+  // The shared tier (shared_tier.h); all 0 without one.
+  uint64_t shared_lookups = 0;           // traces asked for (a task about to execute)
+  uint64_t shared_hits = 0;              // traces adopted: every dependency had the same digest
+  uint64_t shared_misses = 0;            // no trace under the task's key
+  uint64_t shared_verify_failures = 0;   // a trace whose dependencies differ here: executed
+  uint64_t shared_ignored = 0;           // records malformed, oversized, of another format,
+                                         // or naming another task: executed
+  uint64_t shared_errors = 0;            // lookups or publishes that failed (timeout, down)
+  uint64_t shared_published = 0;         // traces written
+  uint64_t shared_publish_dropped = 0;   // traces not written (queue full, unshareable, failed)
+  uint64_t shared_publish_queue = 0;     // traces waiting to be written
   std::vector<FunctionStats> functions;  // functions called or executed at least once
 };
 

@@ -34,7 +34,8 @@ _SERVICE_CONFIG = json.dumps({"methodConfig": [{
 _RECONNECT_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100),
                       ("grpc.max_reconnect_backoff_ms", 1000)]
 
-_SOURCES = {pb.SOURCE_MEMORY: "memory", pb.SOURCE_DISK: "disk", pb.SOURCE_EXECUTED: "executed"}
+_SOURCES = {pb.SOURCE_MEMORY: "memory", pb.SOURCE_DISK: "disk", pb.SOURCE_EXECUTED: "executed",
+            pb.SOURCE_SHARED: "shared"}
 _CLIENT_TIMEOUT = object()  # "the Client's timeout", where None means "no deadline"
 
 

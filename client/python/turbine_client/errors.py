@@ -41,7 +41,8 @@ class FunctionError(TurbineError):
 class Result:
     """One call's result. `value` is the value (reading it raises `error` if the call failed),
     `source` says where it came from: "memory" (the daemon's in-memory cache), "disk" (its
-    on-disk cache, restored and not executed) or "executed" (the function, or something it
+    on-disk cache, restored and not executed), "shared" (adopted from the shared cache tier
+    after verifying its dependencies here) or "executed" (the function, or something it
     depends on, ran for this call); None for a call the daemon refused. `ref` is the task
     that answered (a Ref, to pass on as an argument or as `this`), `micros` the daemon's
     time on the call."""

@@ -47,6 +47,8 @@ struct FunctionInfo {
   bool session_dependent = false;
   // Garbage once no stored task refers to it or read it (see FunctionOptions).
   bool kept_while_referenced = false;
+  // Never shared across machines (see FunctionOptions).
+  bool machine_local = false;
   FunctionKind kind = FunctionKind::kPlain;
   uint32_t id = 0;  // process-local index, assigned at registration
   // XXH3 of (name, version), assigned at registration: the seed of every task hash, so a

@@ -6,7 +6,7 @@
 //   if (!r.ok())          -> the call did not get through (daemon down, unknown function,
 //                            bad arguments, deadline): r.status()
 //   if (!r->value.ok())   -> the function ran and raised an error: r->value.status()
-//   else                  -> *r->value, with r->ref and r->source (memory, disk, executed)
+//   else                  -> *r->value, with r->ref and r->source (memory, disk, shared, executed)
 //
 // Every unary call carries the deadline of ConnectOptions and the token, if any. gRPC
 // status codes become absl::StatusCodes one to one; in addition, a deadline that passes

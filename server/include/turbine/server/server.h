@@ -71,6 +71,8 @@ struct ServerOptions {
   // all streams reach reply_buffer_bytes; it reads again as its client catches up.
   int64_t stream_reply_buffer_bytes = 16 << 20;
   int64_t reply_buffer_bytes = 256 << 20;
+  // The shared cache tier (turbine/shared_tier.h); turbined fills it from --shared-cache.
+  SharedTierOptions shared = {};
 };
 
 // DefaultMemoryLimit is a quarter of the machine's physical memory, at most 8 GiB.

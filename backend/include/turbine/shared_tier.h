@@ -1,0 +1,49 @@
+// shared_tier.h — what the engine needs from a cache shared by many machines.
+//
+// Behind memory and the backing store, an engine may consult a shared tier before it
+// executes a task: a key-value store holding, per task, a *verifying trace* (the task's
+// output and cells, and for each dependency it read, that dependency's stable identity and
+// a digest of the value it saw). The engine adopts a trace only after reading every
+// dependency here and finding the same digest (docs/ARCHITECTURE.md, "The shared tier").
+// turbine::shared implements this interface on Redis Cluster; the engine never sees Redis.
+#pragma once
+
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace turbine {
+
+class SharedTier {
+ public:
+  virtual ~SharedTier() = default;
+  // Lookup returns the record stored under `key`, or nullopt if there is none. It must
+  // return within its own short timeout; an error (timeout, unreachable) is a miss to the
+  // engine. Called from engine worker threads.
+  virtual absl::StatusOr<std::optional<std::string>> Lookup(const std::string& key) = 0;
+  // Publish stores `records` (key, record), batched. Called only from the engine's one
+  // publishing thread, never on a caller's path.
+  virtual absl::Status Publish(const std::vector<std::pair<std::string, std::string>>& records) = 0;
+};
+
+struct SharedTierOptions {
+  // Null: no shared tier.
+  std::shared_ptr<SharedTier> tier = nullptr;
+  // Keys are prefixed by it: one cluster serves many projects (or versions) that never see
+  // each other's records.
+  std::string name_space = "default";
+  // Publish the traces of tasks this engine executes (readwrite); false: read only.
+  bool publish = false;
+  // Records larger than this are neither published nor adopted (they are counted).
+  size_t max_record_bytes = 1 << 20;
+  // Traces waiting to be published; beyond it new ones are dropped (and counted).
+  size_t max_queued = 10000;
+};
+
+}  // namespace turbine

@@ -1,0 +1,376 @@
+// shared_trace.cc — trace records, digests, adoption and publishing (shared_trace.h).
+#include "shared_trace.h"
+
+#include <cereal/types/string.hpp>
+#include <cereal/types/tuple.hpp>
+#include <cereal/types/vector.hpp>
+#include <cstring>
+#include <tuple>
+
+#include "engine_impl.h"
+#include "persist.h"
+#include "turbine/internal/serialization.h"
+#include "turbine/internal/xxh3.h"
+
+namespace turbine::internal {
+namespace {
+
+constexpr char kMagic[4] = {'T', 'B', 'T', 'R'};
+
+using CellTuple = std::tuple<std::string, uint32_t, std::string>;
+using DepTuple = std::tuple<std::string, std::string, uint32_t, std::string>;
+using RecordTuple = std::tuple<std::string, bool, std::string, uint32_t, std::string,
+                               std::vector<CellTuple>, std::vector<DepTuple>>;
+
+std::string Digest128(std::string_view bytes) {
+  const XXH128_hash_t hash = XXH3_128bits(bytes.data(), bytes.size());
+  std::string out(16, '\0');
+  std::memcpy(out.data(), &hash.high64, 8);
+  std::memcpy(out.data() + 8, &hash.low64, 8);
+  return out;
+}
+
+// SerializeValue writes a value's canonical bytes; false if it holds a Vc.
+bool SerializeValue(const ValueType& type, const void* value, std::string* out) {
+  std::vector<TaskId> refs;
+  VcSink sink(&refs);
+  type.serialize(value, out);
+  sink.Stop();
+  return refs.empty();
+}
+
+// DeserializeValue decodes a value; null if malformed or if it holds a Vc (a task id of
+// another process).
+std::shared_ptr<const void> DeserializeValue(const ValueType& type, std::string_view bytes) {
+  std::vector<TaskId> refs;
+  VcSink sink(&refs);
+  std::shared_ptr<const void> value = type.deserialize(bytes);
+  sink.Stop();
+  return refs.empty() ? value : nullptr;
+}
+
+void AppendDigestPart(std::string* out, std::string_view part) {
+  const uint64_t size = part.size();
+  out->append(reinterpret_cast<const char*>(&size), sizeof(size));
+  out->append(part);
+}
+
+}  // namespace
+
+bool SharedIdentity(const TaskState& task, std::string* out) {
+  if (!task.receiver.is_none()) return false;
+  std::vector<TaskId> refs;
+  VcSink sink(&refs);
+  EncodeIdentity(*task.fn, task.receiver, task.args, out);
+  sink.Stop();
+  return refs.empty();
+}
+
+std::string TraceKey(const std::string& name_space, std::string_view identity) {
+  const XXH128_hash_t hash = XXH3_128bits(identity.data(), identity.size());
+  char hex[33];
+  std::snprintf(hex, sizeof(hex), "%016llx%016llx", static_cast<unsigned long long>(hash.high64),
+                static_cast<unsigned long long>(hash.low64));
+  return "turbine:" + name_space + ":v" + std::to_string(kTraceFormatVersion) + ":" + hex;
+}
+
+std::string EncodeTraceRecord(const TraceRecord& record) {
+  std::vector<CellTuple> cells;
+  for (const TraceCell& cell : record.cells)
+    cells.emplace_back(cell.type_name, cell.index, cell.bytes);
+  std::vector<DepTuple> deps;
+  for (const TraceDep& dep : record.deps) {
+    deps.emplace_back(dep.identity, dep.slot_type, dep.slot_index, dep.digest);
+  }
+  std::string out(kMagic, sizeof(kMagic));
+  const uint32_t version = kTraceFormatVersion;
+  out.append(reinterpret_cast<const char*>(&version), sizeof(version));
+  SerializeTo(
+      RecordTuple{record.identity, record.output_is_ref, record.output_type,
+                  record.output_ref_index, record.output_bytes, std::move(cells), std::move(deps)},
+      &out);
+  const uint64_t checksum = XXH3_64bits(out.data(), out.size());
+  out.append(reinterpret_cast<const char*>(&checksum), sizeof(checksum));
+  return out;
+}
+
+bool DecodeTraceRecord(std::string_view bytes, TraceRecord* record) {
+  constexpr size_t kHeader = sizeof(kMagic) + sizeof(uint32_t);
+  if (bytes.size() < kHeader + sizeof(uint64_t)) return false;
+  if (std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) return false;
+  uint32_t version = 0;
+  std::memcpy(&version, bytes.data() + sizeof(kMagic), sizeof(version));
+  if (version != kTraceFormatVersion) return false;
+  const std::string_view body = bytes.substr(0, bytes.size() - sizeof(uint64_t));
+  uint64_t checksum = 0;
+  std::memcpy(&checksum, bytes.data() + body.size(), sizeof(checksum));
+  if (XXH3_64bits(body.data(), body.size()) != checksum) return false;
+  RecordTuple tuple;
+  if (!DeserializeFrom(body.substr(kHeader), &tuple)) return false;
+  auto& [identity, is_ref, type, ref_index, output, cells, deps] = tuple;
+  record->identity = std::move(identity);
+  record->output_is_ref = is_ref;
+  record->output_type = std::move(type);
+  record->output_ref_index = ref_index;
+  record->output_bytes = std::move(output);
+  for (auto& [cell_type, index, cell_bytes] : cells) {
+    record->cells.push_back(TraceCell{std::move(cell_type), index, std::move(cell_bytes)});
+  }
+  for (auto& [dep_identity, slot_type, slot_index, digest] : deps) {
+    if (digest.size() != 16) return false;
+    record->deps.push_back(
+        TraceDep{std::move(dep_identity), std::move(slot_type), slot_index, std::move(digest)});
+  }
+  return true;
+}
+
+bool SlotDigest(EngineImpl& engine, const TaskState& task, RawVc slot, std::string* digest) {
+  std::string buffer;
+  if (slot.is_output()) {
+    const Output& output = task.output;
+    switch (output.kind) {
+      case OutputKind::kValue: {
+        std::string bytes;
+        if (!SerializeValue(*output.type, output.value.get(), &bytes)) return false;
+        AppendDigestPart(&buffer, "value");
+        AppendDigestPart(&buffer, output.type->name);
+        AppendDigestPart(&buffer, bytes);
+        break;
+      }
+      case OutputKind::kError:
+        AppendDigestPart(&buffer, "error");
+        AppendDigestPart(&buffer, std::to_string(static_cast<int>(output.error().code)));
+        AppendDigestPart(&buffer, output.error().message);
+        break;
+      case OutputKind::kRef: {
+        // A reference is named the way a trace names a dependency: by the stable identity
+        // of the task it points into (its own, or another's) and the slot. What it leads
+        // to is a dependency of its own, with its own digest.
+        std::string target_identity;
+        if (output.ref.task == task.id) {
+          target_identity = "self";
+        } else {
+          // Identity fields are immutable: no lock needed. Only a task in memory: the
+          // store may not be read under a task lock (a miss is "no digest", which is safe).
+          const TaskState* target = engine.InMemory(output.ref.task);
+          if (target == nullptr || !SharedIdentity(*target, &target_identity)) return false;
+        }
+        AppendDigestPart(&buffer, "ref");
+        AppendDigestPart(&buffer, target_identity);
+        AppendDigestPart(&buffer, output.ref.is_cell() ? ValueTypeById(output.ref.type)->name : "");
+        AppendDigestPart(&buffer, std::to_string(output.ref.index));
+        break;
+      }
+      case OutputKind::kNone:
+      default:
+        return false;
+    }
+  } else {
+    const CellSlot* cell = task.FindCell(slot.type, slot.index);
+    if (cell == nullptr) return false;
+    const ValueType& type = *ValueTypeById(cell->type);
+    std::string bytes;
+    if (!SerializeValue(type, cell->value.get(), &bytes)) return false;
+    AppendDigestPart(&buffer, "cell");
+    AppendDigestPart(&buffer, type.name);
+    AppendDigestPart(&buffer, bytes);
+  }
+  *digest = Digest128(buffer);
+  return true;
+}
+
+bool BuildTrace(EngineImpl& engine, TaskState& task, TraceRecord* record) {
+  std::vector<Dep> deps;
+  {
+    MutexLock lock(&task.mu);
+    if (task.phase != Phase::kClean || task.from_shared) return false;
+    if (!SharedIdentity(task, &record->identity)) return false;
+    const Output& output = task.output;
+    if (output.kind == OutputKind::kValue) {
+      record->output_type = output.type->name;
+      if (!SerializeValue(*output.type, output.value.get(), &record->output_bytes)) return false;
+    } else if (output.kind == OutputKind::kRef && output.ref.task == task.id &&
+               output.ref.is_cell()) {
+      record->output_is_ref = true;
+      record->output_type = ValueTypeById(output.ref.type)->name;
+      record->output_ref_index = output.ref.index;
+    } else {
+      return false;  // errors stay local: they may be this machine's (a missing file)
+    }
+    for (const CellSlot& cell : task.cells) {
+      const ValueType& type = *ValueTypeById(cell.type);
+      TraceCell traced{type.name, cell.index, {}};
+      if (!SerializeValue(type, cell.value.get(), &traced.bytes)) return false;
+      record->cells.push_back(std::move(traced));
+    }
+    deps = task.deps;
+  }
+  for (const Dep& dep : deps) {
+    TaskState* target = engine.Task(dep.slot.task);
+    if (target == nullptr) return false;
+    TraceDep traced;
+    MutexLock lock(&target->mu);
+    // The value it saw must still be there: otherwise the digest would describe another.
+    if (target->phase != Phase::kClean || target->SlotChangedAt(dep.slot) != dep.observed) {
+      return false;
+    }
+    if (!SharedIdentity(*target, &traced.identity)) return false;
+    if (dep.slot.is_cell()) {
+      traced.slot_type = ValueTypeById(dep.slot.type)->name;
+      traced.slot_index = dep.slot.index;
+    }
+    if (!SlotDigest(engine, *target, dep.slot, &traced.digest)) return false;
+    record->deps.push_back(std::move(traced));
+  }
+  return true;
+}
+
+bool AdoptTrace(const TraceRecord& record, ExecContext* context) {
+  TaskState& task = *context->task;
+  for (const TraceCell& traced : record.cells) {
+    const ValueType* type = FindValueType(traced.type_name);
+    if (type == nullptr) return false;
+    std::shared_ptr<const void> value = DeserializeValue(*type, traced.bytes);
+    if (value == nullptr) return false;
+    context->cells.push_back(CellSlot{type->id, traced.index, 0, std::move(value)});
+  }
+  const ValueType* type = FindValueType(record.output_type);
+  if (type == nullptr) return false;
+  if (record.output_is_ref) {
+    bool found = false;
+    for (const CellSlot& cell : context->cells) {
+      found = found || (cell.type == type->id && cell.index == record.output_ref_index);
+    }
+    if (!found) return false;  // a reference to a cell the record does not carry
+    context->output.kind = OutputKind::kRef;
+    context->output.ref = RawVc::Cell(task.id, type->id, record.output_ref_index);
+    return true;
+  }
+  std::shared_ptr<const void> value = DeserializeValue(*type, record.output_bytes);
+  if (value == nullptr) return false;
+  context->output.kind = OutputKind::kValue;
+  context->output.type = type;
+  context->output.value = std::move(value);
+  return true;
+}
+
+bool ResolveTraceDep(EngineImpl& engine, const TraceDep& dep, RawVc* slot) {
+  std::vector<TaskId> refs;
+  DecodedIdentity identity;
+  {
+    VcSink sink(&refs);
+    if (!DecodeIdentity(dep.identity, &identity)) return false;
+  }
+  if (!refs.empty() || !identity.receiver.is_none()) return false;
+  const RawVc output = engine.Call(*identity.fn, identity.receiver, identity.args);
+  if (dep.slot_type.empty()) {
+    *slot = output;
+    return true;
+  }
+  const ValueType* type = FindValueType(dep.slot_type);
+  if (type == nullptr) return false;
+  *slot = RawVc::Cell(output.task, type->id, dep.slot_index);
+  return true;
+}
+
+// --- the engine's side: fetching and publishing ---
+
+bool EngineImpl::Shares(const TaskState& task) const {
+  return shared_.tier != nullptr && task.fn->kind == FunctionKind::kPlain &&
+         !task.fn->session_dependent && !task.fn->machine_local;
+}
+
+bool EngineImpl::FetchTrace(TaskState& task, TraceRecord* record) {
+  std::string identity;
+  {
+    MutexLock lock(&task.mu);
+    if (!SharedIdentity(task, &identity)) return false;
+  }
+  shared_lookups.fetch_add(1, std::memory_order_relaxed);
+  absl::StatusOr<std::optional<std::string>> found =
+      shared_.tier->Lookup(TraceKey(shared_.name_space, identity));
+  if (!found.ok()) {
+    shared_errors.fetch_add(1, std::memory_order_relaxed);
+    if (!shared_degraded_.exchange(true)) {
+      Log(LogLevel::kWarning, "shared cache unavailable, answering from this machine only: " +
+                                  found.status().ToString());
+    }
+    return false;
+  }
+  if (shared_degraded_.exchange(false)) Log(LogLevel::kInfo, "shared cache available again");
+  if (!found->has_value()) {
+    shared_misses.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  const std::string& bytes = **found;
+  if (bytes.size() > shared_.max_record_bytes || !DecodeTraceRecord(bytes, record) ||
+      record->identity != identity) {
+    shared_ignored.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void EngineImpl::QueueSharedPublish(TaskId id) {
+  {
+    std::lock_guard<std::mutex> lock(publish_mu_);
+    if (publish_queue_.size() >= shared_.max_queued) {
+      shared_publish_dropped.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    publish_queue_.push_back(id);
+  }
+  publish_wake_.notify_one();
+}
+
+void EngineImpl::PublishLoop() {
+  constexpr size_t kBatch = 256;
+  std::unique_lock<std::mutex> lock(publish_mu_);
+  while (true) {
+    publish_wake_.wait(lock, [&] { return stopping_publish_ || !publish_queue_.empty(); });
+    if (stopping_publish_) return;
+    std::vector<TaskId> ids;
+    const size_t n = std::min(kBatch, publish_queue_.size());
+    ids.assign(publish_queue_.begin(), publish_queue_.begin() + static_cast<ptrdiff_t>(n));
+    publish_queue_.erase(publish_queue_.begin(),
+                         publish_queue_.begin() + static_cast<ptrdiff_t>(n));
+    publishing_ = ids.size();
+    lock.unlock();
+    std::vector<std::pair<std::string, std::string>> records;
+    for (TaskId id : ids) {
+      TaskState* task = Task(id);
+      TraceRecord record;
+      if (task == nullptr || !BuildTrace(*this, *task, &record)) {
+        shared_publish_dropped.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      std::string bytes = EncodeTraceRecord(record);
+      if (bytes.size() > shared_.max_record_bytes) {
+        shared_publish_dropped.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      records.emplace_back(TraceKey(shared_.name_space, record.identity), std::move(bytes));
+    }
+    if (!records.empty()) {
+      absl::Status status = shared_.tier->Publish(records);
+      if (status.ok()) {
+        shared_published.fetch_add(records.size(), std::memory_order_relaxed);
+      } else {
+        shared_errors.fetch_add(1, std::memory_order_relaxed);
+        shared_publish_dropped.fetch_add(records.size(), std::memory_order_relaxed);
+        if (!shared_degraded_.exchange(true)) {
+          Log(LogLevel::kWarning, "shared cache: publishing failed: " + status.ToString());
+        }
+      }
+    }
+    lock.lock();
+    publishing_ = 0;
+  }
+}
+
+uint64_t EngineImpl::SharedPublishQueue() {
+  std::lock_guard<std::mutex> lock(publish_mu_);
+  return publish_queue_.size() + publishing_;
+}
+
+}  // namespace turbine::internal

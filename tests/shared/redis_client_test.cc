@@ -1,0 +1,201 @@
+// RedisClient against real servers: the cluster of the `redis_cluster` fixture (3 primaries,
+// 3 replicas) and plain redis-server processes started here.
+#include "turbine/shared/redis_client.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "redis_test_env.h"
+#include "turbine/shared/key_slot.h"
+
+namespace turbine::shared {
+namespace {
+
+using testing::ClusterSeeds;
+using testing::PlainRedis;
+using testing::RedisCli;
+using testing::SplitSeeds;
+
+std::string Unique(const std::string& name) {
+  return "redis-client-test:" + std::to_string(getpid()) + ":" + name;
+}
+
+std::unique_ptr<RedisClient> ConnectToCluster(
+    std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) {
+  const std::string seeds = ClusterSeeds();
+  EXPECT_FALSE(seeds.empty()) << "the redis_cluster fixture did not run";
+  auto client = RedisClient::Connect({.seeds = SplitSeeds(seeds), .timeout = timeout});
+  EXPECT_TRUE(client.ok()) << client.status();
+  return client.ok() ? std::move(*client) : nullptr;
+}
+
+TEST(ParseRedisUrl, SeedsAndErrors) {
+  auto seeds = ParseRedisUrl("redis://10.0.0.1:7000,db.local:7001");
+  ASSERT_TRUE(seeds.ok()) << seeds.status();
+  EXPECT_EQ(*seeds, (std::vector<std::string>{"10.0.0.1:7000", "db.local:7001"}));
+  EXPECT_EQ(ParseRedisUrl("http://x:1").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseRedisUrl("redis://x").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseRedisUrl("redis://x:0").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseRedisUrl("redis://x:1,").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(RedisClusterClient, DiscoversThreePrimaries) {
+  auto client = ConnectToCluster();
+  ASSERT_NE(client, nullptr);
+  EXPECT_TRUE(client->cluster_mode());
+  EXPECT_EQ(client->Primaries().size(), 3u);
+}
+
+TEST(RedisClusterClient, PipelinesOneRoundTripPerNode) {
+  auto client = ConnectToCluster();
+  ASSERT_NE(client, nullptr);
+  std::vector<std::pair<std::string, std::string>> entries;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 200; ++i) {
+    keys.push_back(Unique("k" + std::to_string(i)));
+    entries.emplace_back(keys.back(), "value-" + std::to_string(i));
+  }
+  keys.push_back(Unique("binary"));
+  entries.emplace_back(keys.back(), std::string("a\0b\r\n", 5));
+  keys.push_back(Unique("absent"));
+  ASSERT_TRUE(client->MultiSet(entries).ok());
+  const uint64_t before = client->counters().round_trips;
+  auto values = client->MultiGet(keys);
+  ASSERT_TRUE(values.ok()) << values.status();
+  // 200 keys spread over every primary: exactly one round trip to each (no redirects).
+  EXPECT_EQ(client->counters().round_trips - before, 3u);
+  ASSERT_EQ(values->size(), keys.size());
+  for (int i = 0; i < 201; ++i) {
+    ASSERT_TRUE((*values)[i].has_value());
+    EXPECT_EQ(*(*values)[i], entries[i].second);  // the last one binary
+  }
+  EXPECT_FALSE(values->back().has_value());
+  // Each key really is where the cluster says (redis-cli asks the node owning the slot).
+  EXPECT_EQ(RedisCli(SplitSeeds(ClusterSeeds())[0], "-c GET " + keys[7]), "value-7");
+}
+
+// NodeId is the cluster id of the node at `address`.
+std::string NodeId(const std::string& address) { return RedisCli(address, "CLUSTER MYID"); }
+
+TEST(RedisClusterClient, FollowsAskDuringMigrationAndMovedAfterIt) {
+  auto client = ConnectToCluster();
+  ASSERT_NE(client, nullptr);
+  const std::string key = Unique("{migrating}");
+  ASSERT_TRUE(client->MultiSet({{key, "here"}}).ok());
+  const int slot = KeySlot(key);
+  // Who owns the slot now, and another primary to move it to.
+  std::string source;
+  for (const std::string& primary : client->Primaries()) {
+    if (RedisCli(primary, "CLUSTER COUNTKEYSINSLOT " + std::to_string(slot)) != "0") {
+      source = primary;
+    }
+  }
+  ASSERT_FALSE(source.empty());
+  std::string target;
+  for (const std::string& primary : client->Primaries()) {
+    if (primary != source) target = primary;
+  }
+  const std::string s = std::to_string(slot);
+  ASSERT_EQ(RedisCli(target, "CLUSTER SETSLOT " + s + " IMPORTING " + NodeId(source)), "OK");
+  ASSERT_EQ(RedisCli(source, "CLUSTER SETSLOT " + s + " MIGRATING " + NodeId(target)), "OK");
+  const std::string target_port = target.substr(target.rfind(':') + 1);
+  ASSERT_EQ(RedisCli(source, "MIGRATE 127.0.0.1 " + target_port + " " + key + " 0 5000"), "OK");
+
+  // The key has left the source, the slot has not: the source answers ASK.
+  uint64_t redirects = client->counters().redirects;
+  auto during = client->MultiGet({key});
+  ASSERT_TRUE(during.ok()) << during.status();
+  ASSERT_TRUE((*during)[0].has_value());
+  EXPECT_EQ(*(*during)[0], "here");
+  EXPECT_EQ(client->counters().redirects, redirects + 1);
+
+  // The slot moves for good: every node is told (not waiting for gossip).
+  for (const std::string& node : SplitSeeds(ClusterSeeds())) {
+    RedisCli(node, "CLUSTER SETSLOT " + s + " NODE " + NodeId(target));
+  }
+  redirects = client->counters().redirects;
+  auto after = client->MultiGet({key});
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_TRUE((*after)[0].has_value());
+  EXPECT_EQ(*(*after)[0], "here");
+  EXPECT_EQ(client->counters().redirects, redirects + 1);  // one MOVED
+  // The map was read again: the next call goes straight to the new owner.
+  redirects = client->counters().redirects;
+  ASSERT_TRUE(client->MultiGet({key}).ok());
+  EXPECT_EQ(client->counters().redirects, redirects);
+}
+
+TEST(RedisPlainClient, OneServerWithoutClusterMode) {
+  PlainRedis redis;
+  auto client = RedisClient::Connect({.seeds = {redis.address()}});
+  ASSERT_TRUE(client.ok()) << client.status();
+  EXPECT_FALSE((*client)->cluster_mode());
+  EXPECT_EQ((*client)->Primaries(), std::vector<std::string>{redis.address()});
+  ASSERT_TRUE((*client)->MultiSet({{"a", "1"}, {"b", "2"}}).ok());
+  auto values = (*client)->MultiGet({"b", "a", "c"});
+  ASSERT_TRUE(values.ok()) << values.status();
+  EXPECT_EQ((*values)[0], "2");
+  EXPECT_EQ((*values)[1], "1");
+  EXPECT_FALSE((*values)[2].has_value());
+  EXPECT_EQ(RedisCli(redis.address(), "GET a"), "1");
+}
+
+TEST(RedisPlainClient, PasswordIsSentAndAWrongOneRefused) {
+  PlainRedis redis("--requirepass sesame");
+  auto good = RedisClient::Connect({.seeds = {redis.address()}, .password = "sesame"});
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_TRUE((*good)->MultiSet({{"x", "y"}}).ok());
+  auto bad = RedisClient::Connect({.seeds = {redis.address()}, .password = "wrong"});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kPermissionDenied) << bad.status();
+  auto none = RedisClient::Connect({.seeds = {redis.address()}});
+  EXPECT_FALSE(none.ok());
+}
+
+TEST(RedisPlainClient, ReconnectsAfterTheServerDroppedTheConnection) {
+  PlainRedis redis;
+  auto client = RedisClient::Connect(
+      {.seeds = {redis.address()}, .retry_after = std::chrono::milliseconds(1)});
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE((*client)->MultiSet({{"k", "v"}}).ok());
+  EXPECT_NE(RedisCli(redis.address(), "CLIENT KILL TYPE normal"), "0");
+  // The first call may find the closed connection; a later one reconnects.
+  absl::StatusOr<std::vector<std::optional<std::string>>> values;
+  for (int i = 0; i < 100; ++i) {
+    values = (*client)->MultiGet({"k"});
+    if (values.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(values.ok()) << values.status();
+  EXPECT_EQ((*values)[0], "v");
+  EXPECT_EQ((*client)->counters().reconnects, 1u);
+}
+
+TEST(RedisPlainClient, AStoppedServerCostsOneTimeoutThenFailsFast) {
+  PlainRedis redis;
+  const auto timeout = std::chrono::milliseconds(100);
+  auto client = RedisClient::Connect(
+      {.seeds = {redis.address()}, .timeout = timeout, .retry_after = std::chrono::seconds(60)});
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE((*client)->MultiSet({{"k", "v"}}).ok());
+  // SIGSTOP: the connection stays open and nothing answers, as with a hung server.
+  const std::string pid = RedisCli(redis.address(), "INFO server | grep process_id");
+  const int server_pid = std::stoi(pid.substr(pid.find(':') + 1));
+  ASSERT_EQ(kill(server_pid, SIGSTOP), 0);
+  auto start = std::chrono::steady_clock::now();
+  auto values = (*client)->MultiGet({"k"});
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_FALSE(values.ok());
+  EXPECT_GE(elapsed, timeout);
+  EXPECT_LT(elapsed, timeout * 3);
+  start = std::chrono::steady_clock::now();
+  EXPECT_EQ((*client)->MultiGet({"k"}).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(10));
+  kill(server_pid, SIGCONT);
+}
+
+}  // namespace
+}  // namespace turbine::shared

@@ -1,0 +1,267 @@
+// Two (or more) real turbined processes, each with its own data dir as if on its own
+// machine, sharing results through the real Redis Cluster of the `redis_cluster` fixture.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "../daemon/daemon_process.h"
+#include "../server/requests.h"
+#include "../storage/temp_dir.h"
+#include "redis_test_env.h"
+#include "turbine/client/client.h"
+
+namespace turbine::testing {
+namespace {
+
+namespace v1 = turbine::v1;
+
+std::string Namespace() {
+  const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+  return std::string(test->name()) + "-" + std::to_string(getpid()) + "-" +
+         std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+}
+
+// Machine is one turbined with its own data dir, and a client of it.
+class Machine {
+ public:
+  Machine(const std::string& url, const std::string& name_space, const std::string& mode,
+          std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--data-dir",
+                                     dir_.str(),
+                                     "--shared-cache",
+                                     url,
+                                     "--shared-cache-namespace",
+                                     name_space,
+                                     "--shared-cache-mode",
+                                     mode};
+    args.insert(args.end(), extra.begin(), extra.end());
+    started_ = daemon_.Start(args);
+    EXPECT_TRUE(started_) << daemon_.log();
+    auto client = client::Client::Connect({.address = daemon_.address()});
+    EXPECT_TRUE(client.ok()) << client.status();
+    if (client.ok()) client_ = std::move(*client);
+  }
+  ~Machine() {
+    if (started_) EXPECT_EQ(daemon_.Stop(SIGTERM), 0) << daemon_.log();
+  }
+
+  client::CallResult Call(const std::string& function, std::vector<v1::Value> args) {
+    absl::StatusOr<client::CallResult> result = client_->Call(function, std::move(args));
+    if (!result.ok()) {
+      ADD_FAILURE() << function << ": " << result.status();
+      client::CallResult failed;
+      failed.value = result.status();
+      return failed;
+    }
+    EXPECT_TRUE(result->value.ok()) << function << ": " << result->value.status();
+    return *result;
+  }
+  void Set(std::vector<std::pair<std::string, v1::Value>> inputs) {
+    absl::StatusOr<uint32_t> set = client_->SetInputs(std::move(inputs));
+    ASSERT_TRUE(set.ok()) << set.status();
+  }
+  v1::StatsReply Stats() {
+    absl::StatusOr<v1::StatsReply> stats = client_->Stats();
+    EXPECT_TRUE(stats.ok()) << stats.status();
+    return stats.ok() ? *stats : v1::StatsReply();
+  }
+  uint64_t Executions(const std::string& function) {
+    const v1::StatsReply stats = Stats();
+    for (const v1::FunctionStats& fn : stats.functions()) {
+      if (fn.name() == function) return fn.executions();
+    }
+    return 0;
+  }
+  // WaitPublished waits until `n` traces were published and none waits.
+  void WaitPublished(uint64_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      const v1::StatsReply stats = Stats();
+      if (stats.shared_published() >= n && stats.shared_publish_queue() == 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ADD_FAILURE() << "published " << Stats().shared_published() << " of " << n;
+  }
+  // WaitForLog waits until the daemon logged a line containing `marker`.
+  bool WaitForLog(const std::string& marker) { return daemon_.WaitForLog(marker); }
+  const std::string& log() const { return daemon_.log(); }
+
+ private:
+  TempDir dir_;
+  DaemonProcess daemon_;
+  bool started_ = false;
+  std::unique_ptr<client::Client> client_;
+};
+
+class SharedDaemons : public ::testing::Test {
+ protected:
+  std::string url_ = "redis://" + ClusterSeeds();
+  std::string ns_ = Namespace();
+};
+
+TEST_F(SharedDaemons, SheetCellsComputedOnOneAreSharedWithTheOther) {
+  ASSERT_NE(url_, "redis://") << "the redis_cluster fixture did not run";
+  const std::vector<std::pair<std::string, v1::Value>> sheet = {
+      {"a", Int(2)}, {"b", Int(3)}, {"c", Str("a + b")}, {"d", Str("c * 10 + a")}};
+  Machine a(url_, ns_, "readwrite");
+  a.Set(sheet);
+  client::CallResult on_a = a.Call("sheet.eval", {Str("d")});
+  EXPECT_EQ(on_a.value.value_or(v1::Value()).int_value(), 52);
+  EXPECT_EQ(on_a.source, v1::SOURCE_EXECUTED);
+  a.WaitPublished(4);
+
+  Machine b(url_, ns_, "read");
+  b.Set(sheet);
+  client::CallResult on_b = b.Call("sheet.eval", {Str("d")});
+  EXPECT_EQ(on_b.value.value_or(v1::Value()).int_value(), 52);
+  EXPECT_EQ(on_b.source, v1::SOURCE_SHARED);
+  EXPECT_EQ(b.Executions("sheet.eval"), 0u);
+  EXPECT_EQ(b.Stats().shared_hits(), 4u);
+  EXPECT_EQ(b.Stats().hits_shared(), 1u);
+  // A cell changed on b: b executes what depends on it, and only that.
+  b.Set({{"b", Int(4)}});
+  on_b = b.Call("sheet.eval", {Str("d")});
+  EXPECT_EQ(on_b.value.value_or(v1::Value()).int_value(), 62);
+  EXPECT_EQ(on_b.source, v1::SOURCE_EXECUTED);
+  EXPECT_EQ(b.Executions("sheet.eval"), 3u);  // b, c, d; not a
+}
+
+TEST_F(SharedDaemons, ADifferentInputOnTheReaderExecutesExactlyWhatDiffers) {
+  ASSERT_NE(url_, "redis://");
+  Machine a(url_, ns_, "readwrite");
+  a.Set({{"a", Int(2)}, {"b", Int(3)}, {"c", Str("a + b")}, {"d", Str("c * 10 + a")}});
+  EXPECT_EQ(a.Call("sheet.eval", {Str("d")}).value.value_or(v1::Value()).int_value(), 52);
+  a.WaitPublished(4);
+
+  Machine b(url_, ns_, "read");
+  b.Set({{"a", Int(2)}, {"b", Int(7)}, {"c", Str("a + b")}, {"d", Str("c * 10 + a")}});
+  client::CallResult on_b = b.Call("sheet.eval", {Str("d")});
+  EXPECT_EQ(on_b.value.value_or(v1::Value()).int_value(), 92);
+  EXPECT_EQ(on_b.source, v1::SOURCE_EXECUTED);
+  EXPECT_EQ(b.Executions("sheet.eval"), 3u);  // b (its input), c and d (b's value); a shared
+  EXPECT_EQ(b.Stats().shared_hits(), 1u);
+  EXPECT_EQ(b.Stats().shared_verify_failures(), 3u);
+}
+
+TEST_F(SharedDaemons, BusyWorkIsNotRepeated) {
+  ASSERT_NE(url_, "redis://");
+  Machine a(url_, ns_, "readwrite");
+  EXPECT_EQ(a.Call("demo.busy", {Int(7), Int(20000)}).value.value_or(v1::Value()).int_value(), 7);
+  a.WaitPublished(1);
+  Machine b(url_, ns_, "read");
+  const client::CallResult on_b = b.Call("demo.busy", {Int(7), Int(20000)});
+  EXPECT_EQ(on_b.value.value_or(v1::Value()).int_value(), 7);
+  EXPECT_EQ(on_b.source, v1::SOURCE_SHARED);
+  EXPECT_LT(on_b.micros, 20000u);
+  EXPECT_EQ(b.Executions("demo.busy"), 0u);
+  // A reader publishes nothing.
+  EXPECT_EQ(b.Call("demo.busy", {Int(8), Int(0)}).source, v1::SOURCE_EXECUTED);
+  EXPECT_EQ(b.Stats().shared_published(), 0u);
+}
+
+TEST_F(SharedDaemons, TreeSummaryIsSharedFileStatsAreNot) {
+  ASSERT_NE(url_, "redis://");
+  TempDir tree;
+  std::filesystem::create_directories(tree.path() / "src");
+  std::ofstream(tree.path() / "a.txt") << "one\ntwo\n";
+  std::ofstream(tree.path() / "src" / "b.txt") << "three\n";
+  // Older than a second: a younger file's stat signature is never a key (racy).
+  const auto old = std::filesystem::file_time_type::clock::now() - std::chrono::seconds(10);
+  std::filesystem::last_write_time(tree.path() / "a.txt", old);
+  std::filesystem::last_write_time(tree.path() / "src" / "b.txt", old);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // ctime ages only with time
+
+  Machine a(url_, ns_, "readwrite");
+  const client::CallResult on_a = a.Call("tree.summary", {Str(tree.str())});
+  a.WaitPublished(3);  // tree.summary and two tree.dir
+  Machine b(url_, ns_, "read");
+  const client::CallResult on_b = b.Call("tree.summary", {Str(tree.str())});
+  EXPECT_EQ(on_b.value.value_or(v1::Value()).DebugString(),
+            on_a.value.value_or(v1::Value()).DebugString());
+  EXPECT_EQ(on_b.source, v1::SOURCE_SHARED);
+  EXPECT_EQ(b.Executions("tree.summary"), 0u);
+  EXPECT_EQ(b.Executions("tree.dir"), 0u);
+  // What reads this machine's files ran here: that is how the trace was verified.
+  EXPECT_EQ(b.Executions("tree.file"), 2u);
+  EXPECT_EQ(b.Executions("tree.file_at"), 2u);
+
+  // A file edited on b's side: its directories and the summary run again.
+  std::ofstream(tree.path() / "src" / "b.txt", std::ios::app) << "four\n";
+  Machine c(url_, ns_, "read");
+  const client::CallResult on_c = c.Call("tree.summary", {Str(tree.str())});
+  EXPECT_NE(on_c.value.value_or(v1::Value()).DebugString(),
+            on_a.value.value_or(v1::Value()).DebugString());
+  EXPECT_EQ(on_c.source, v1::SOURCE_EXECUTED);
+  EXPECT_EQ(c.Executions("tree.summary"), 1u);
+  EXPECT_EQ(c.Executions("tree.dir"), 2u);
+}
+
+TEST_F(SharedDaemons, AnotherNamespaceIsInvisible) {
+  ASSERT_NE(url_, "redis://");
+  Machine a(url_, ns_, "readwrite");
+  a.Call("demo.busy", {Int(1), Int(0)});
+  a.WaitPublished(1);
+  Machine b(url_, ns_ + "-other", "read");
+  EXPECT_EQ(b.Call("demo.busy", {Int(1), Int(0)}).source, v1::SOURCE_EXECUTED);
+  EXPECT_EQ(b.Stats().shared_misses(), 1u);
+}
+
+TEST_F(SharedDaemons, GarbageRecordsAreIgnoredExecutedAndCounted) {
+  ASSERT_NE(url_, "redis://");
+  Machine a(url_, ns_, "readwrite");
+  a.Call("demo.busy", {Int(3), Int(0)});
+  a.WaitPublished(1);
+  // Every record of the namespace replaced by garbage, behind the daemons' backs.
+  int replaced = 0;
+  for (const std::string& node : SplitSeeds(ClusterSeeds())) {
+    const std::string keys = RedisCli(node, "--scan --pattern 'turbine:" + ns_ + ":*'");
+    if (keys.empty() || RedisCli(node, "ROLE").find("master") != 0) continue;
+    EXPECT_EQ(RedisCli(node, "SET '" + keys + "' garbage"), "OK");
+    ++replaced;
+  }
+  ASSERT_EQ(replaced, 1);
+  Machine b(url_, ns_, "read");
+  EXPECT_EQ(b.Call("demo.busy", {Int(3), Int(0)}).source, v1::SOURCE_EXECUTED);
+  EXPECT_EQ(b.Stats().shared_ignored(), 1u);
+  EXPECT_EQ(b.Executions("demo.busy"), 1u);
+}
+
+TEST_F(SharedDaemons, ADeadCacheAnswersLocallyWithinTheTimeout) {
+  PlainRedis redis;
+  const std::string url = "redis://" + redis.address();
+  Machine a(url, ns_, "readwrite");
+  a.Call("demo.busy", {Int(5), Int(0)});
+  a.WaitPublished(1);
+  Machine b(url, ns_, "read", {"--shared-cache-timeout-ms", "100"});
+  redis.Stop();  // the whole cache gone
+  const auto start = std::chrono::steady_clock::now();
+  const client::CallResult on_b = b.Call("demo.busy", {Int(5), Int(0)});
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000));
+  EXPECT_EQ(on_b.value.value_or(v1::Value()).int_value(), 5);
+  EXPECT_EQ(on_b.source, v1::SOURCE_EXECUTED);
+  EXPECT_EQ(b.Stats().shared_errors(), 1u);
+  // Later calls do not wait for it at all.
+  const client::CallResult again = b.Call("demo.busy", {Int(6), Int(0)});
+  EXPECT_LT(again.micros, 50000u);
+  EXPECT_TRUE(b.WaitForLog("shared cache unavailable")) << b.log();
+}
+
+TEST_F(SharedDaemons, ADaemonStartsWhileTheCacheIsDownAndABadUrlIsRefused) {
+  const int port = FreeLoopbackPort();
+  Machine b("redis://127.0.0.1:" + std::to_string(port), ns_, "read");
+  EXPECT_EQ(b.Call("demo.busy", {Int(9), Int(0)}).value.value_or(v1::Value()).int_value(), 9);
+  EXPECT_TRUE(b.WaitForLog("does not answer yet")) << b.log();
+
+  TempDir dir;
+  DaemonProcess bad;
+  EXPECT_FALSE(bad.Start({"--data-dir", dir.str(), "--shared-cache", "http://nowhere:1"}));
+  EXPECT_NE(bad.log().find("redis://"), std::string::npos) << bad.log();
+}
+
+}  // namespace
+}  // namespace turbine::testing

@@ -1,0 +1,276 @@
+// Engines sharing traces through the real Redis Cluster of the `redis_cluster` fixture.
+// Each engine stands for one machine: its own memory, its own inputs; only the cluster is
+// common. Every test uses a namespace of its own, so tests never see each other's records.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "../backend/read_now.h"
+#include "redis_test_env.h"
+#include "turbine/engine.h"
+#include "turbine/shared/redis_tier.h"
+
+namespace turbine::testing {
+namespace {
+
+using turbine::shared::RedisOptions;
+using turbine::shared::RedisTier;
+
+// scale(i) = input "x<i>" * 10; total(n) = scale(0) + ... + scale(n-1).
+Task<int64_t> ScaleImpl(int64_t i) {
+  co_return (co_await Input<int64_t>("x" + std::to_string(i))) * 10;
+}
+inline const Function<ScaleImpl> scale{"shared_test.scale", 1};
+
+Task<int64_t> TotalImpl(int64_t n) {
+  int64_t sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += co_await scale(i);
+  co_return sum;
+}
+inline const Function<TotalImpl> total{"shared_test.total", 1};
+
+// A different version of total's function would have another key: never mixed up.
+Task<std::string> TextImpl(std::string name) {
+  co_return "hello " + name + " " + std::to_string(co_await scale(0));
+}
+inline const Function<TextImpl> text{"shared_test.text", 1};
+
+uint64_t ExecutionsOf(const Engine& engine, const std::string& name) {
+  for (const FunctionStats& fn : engine.Stats().functions) {
+    if (fn.name == name) return fn.executions;
+  }
+  return 0;
+}
+
+std::string Namespace() {
+  const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+  return std::string(test->name()) + "-" + std::to_string(getpid()) + "-" +
+         std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+}
+
+// Machine is one engine with the shared tier.
+struct Machine {
+  Machine(const std::vector<std::string>& seeds, const std::string& name_space, bool publish,
+          std::chrono::milliseconds timeout = std::chrono::milliseconds(1000)) {
+    auto tier = RedisTier::Connect(RedisOptions{.seeds = seeds, .timeout = timeout});
+    EXPECT_TRUE(tier.ok()) << tier.status();
+    if (!tier.ok()) std::abort();
+    this->tier = *tier;
+    auto opened = Engine::Open(EngineOptions{
+        .worker_threads = 2,
+        .logger = [this](LogLevel, std::string_view message) { log.emplace_back(message); },
+        .shared = {.tier = this->tier, .name_space = name_space, .publish = publish}});
+    EXPECT_TRUE(opened.ok());
+    engine = std::move(*opened);
+  }
+  // SetInputs x0..x(n-1) = values.
+  void SetX(const std::vector<int64_t>& values) {
+    std::vector<InputValue> inputs;
+    for (size_t i = 0; i < values.size(); ++i) {
+      inputs.push_back(InputValue::Of("x" + std::to_string(i), values[i]));
+    }
+    ASSERT_TRUE(engine->SetInputs(std::move(inputs)).ok());
+  }
+  // Read calls (`make` makes the Vc: a call needs this engine current) and reads.
+  template <class Make>
+  Engine::AsyncRead Read(Make make) {
+    Engine::Scope scope(*engine);
+    return ReadNow(*engine, make());
+  }
+  // WaitPublished waits until `n` traces were written and nothing is queued.
+  void WaitPublished(uint64_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      const EngineStats stats = engine->Stats();
+      if (stats.shared_published >= n && stats.shared_publish_queue == 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ADD_FAILURE() << "published " << engine->Stats().shared_published << " of " << n;
+  }
+
+  std::shared_ptr<RedisTier> tier;
+  std::vector<std::string> log;  // before engine: the logger outlives it
+  std::unique_ptr<Engine> engine;
+};
+
+int64_t IntOf(const Engine::AsyncRead& read) {
+  EXPECT_TRUE(read.status.ok()) << read.status;
+  return read.status.ok() ? *static_cast<const int64_t*>(read.value.get()) : -1;
+}
+
+class SharedEngine : public ::testing::Test {
+ protected:
+  std::vector<std::string> seeds_ = SplitSeeds(ClusterSeeds());
+  std::string ns_ = Namespace();
+};
+
+TEST_F(SharedEngine, ASecondMachineAdoptsWithoutExecuting) {
+  ASSERT_FALSE(seeds_.empty()) << "the redis_cluster fixture did not run";
+  Machine a(seeds_, ns_, /*publish=*/true);
+  a.SetX({1, 2, 3, 4});
+  EXPECT_EQ(IntOf(a.Read([] { return total(4).raw(); })), 100);
+  EXPECT_EQ(ExecutionsOf(*a.engine, "shared_test.scale"), 4u);
+  a.WaitPublished(5);  // four scales and the total
+
+  Machine b(seeds_, ns_, /*publish=*/false);
+  b.SetX({1, 2, 3, 4});
+  Engine::AsyncRead read = b.Read([] { return total(4).raw(); });
+  EXPECT_EQ(IntOf(read), 100);
+  EXPECT_TRUE(read.shared);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.total"), 0u);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.scale"), 0u);
+  EXPECT_EQ(b.engine->Stats().shared_hits, 5u);
+  EXPECT_EQ(b.engine->Stats().shared_verify_failures, 0u);
+  // Adopted results are ordinary from then on: an input change here re-executes.
+  ASSERT_TRUE(b.engine->SetInput("x0", int64_t{5}).ok());
+  read = b.Read([] { return total(4).raw(); });
+  EXPECT_EQ(IntOf(read), 140);
+  EXPECT_FALSE(read.shared);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.scale"), 1u);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.total"), 1u);
+}
+
+TEST_F(SharedEngine, ADifferentInputExecutesExactlyWhatDiffers) {
+  ASSERT_FALSE(seeds_.empty());
+  Machine a(seeds_, ns_, true);
+  a.SetX({1, 2, 3, 4});
+  EXPECT_EQ(IntOf(a.Read([] { return total(4).raw(); })), 100);
+  a.WaitPublished(5);
+
+  Machine b(seeds_, ns_, false);
+  b.SetX({1, 2, 7, 4});  // x2 differs here
+  Engine::AsyncRead read = b.Read([] { return total(4).raw(); });
+  EXPECT_EQ(IntOf(read), 140);
+  EXPECT_FALSE(read.shared);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.total"), 1u);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.scale"), 1u);  // scale(2) only
+  const EngineStats stats = b.engine->Stats();
+  EXPECT_EQ(stats.shared_hits, 3u);             // scale(0), scale(1), scale(3)
+  EXPECT_EQ(stats.shared_verify_failures, 2u);  // scale(2) (its input), total (scale(2))
+}
+
+TEST_F(SharedEngine, AnInputNotSetHereIsADifference) {
+  ASSERT_FALSE(seeds_.empty());
+  Machine a(seeds_, ns_, true);
+  a.SetX({1});
+  EXPECT_EQ(IntOf(a.Read([] { return scale(0).raw(); })), 10);
+  a.WaitPublished(1);
+  Machine b(seeds_, ns_, false);  // x0 never set
+  Engine::AsyncRead read = b.Read([] { return scale(0).raw(); });
+  EXPECT_FALSE(read.status.ok());
+  EXPECT_EQ(b.engine->Stats().shared_verify_failures, 1u);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.scale"), 1u);
+}
+
+TEST_F(SharedEngine, AnotherNamespaceIsInvisible) {
+  ASSERT_FALSE(seeds_.empty());
+  Machine a(seeds_, ns_, true);
+  a.SetX({1, 2});
+  EXPECT_EQ(IntOf(a.Read([] { return total(2).raw(); })), 30);
+  a.WaitPublished(3);
+  Machine c(seeds_, ns_ + "-other", false);
+  c.SetX({1, 2});
+  EXPECT_EQ(IntOf(c.Read([] { return total(2).raw(); })), 30);
+  EXPECT_EQ(ExecutionsOf(*c.engine, "shared_test.scale"), 2u);
+  EXPECT_EQ(c.engine->Stats().shared_hits, 0u);
+  EXPECT_EQ(c.engine->Stats().shared_misses, 3u);
+}
+
+// KeysOf lists the records of a namespace, on every primary.
+std::vector<std::string> KeysOf(RedisTier& tier, const std::string& name_space) {
+  std::vector<std::string> keys;
+  for (const std::string& primary : tier.client().Primaries()) {
+    std::string out = RedisCli(primary, "--scan --pattern 'turbine:" + name_space + ":*'");
+    size_t start = 0;
+    while (start < out.size()) {
+      size_t end = out.find('\n', start);
+      if (end == std::string::npos) end = out.size();
+      if (end > start) keys.push_back(out.substr(start, end - start));
+      start = end + 1;
+    }
+  }
+  return keys;
+}
+
+TEST_F(SharedEngine, DamagedAndGarbageRecordsAreIgnoredAndCounted) {
+  ASSERT_FALSE(seeds_.empty());
+  Machine a(seeds_, ns_, true);
+  a.SetX({1, 2, 3});
+  EXPECT_EQ(IntOf(a.Read([] { return total(3).raw(); })), 60);
+  a.WaitPublished(4);
+  std::vector<std::string> keys = KeysOf(*a.tier, ns_);
+  ASSERT_EQ(keys.size(), 4u);
+  auto records = a.tier->client().MultiGet(keys);
+  ASSERT_TRUE(records.ok());
+  // One record garbage, the others with one bit flipped somewhere inside.
+  std::vector<std::pair<std::string, std::string>> damaged;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    std::string bytes = *(*records)[i];
+    if (i == 0) {
+      bytes = "not a trace at all";
+    } else {
+      bytes[bytes.size() / 2] ^= 0x10;
+    }
+    damaged.emplace_back(keys[i], bytes);
+  }
+  ASSERT_TRUE(a.tier->client().MultiSet(damaged).ok());
+
+  Machine b(seeds_, ns_, false);
+  b.SetX({1, 2, 3});
+  Engine::AsyncRead read = b.Read([] { return total(3).raw(); });
+  EXPECT_EQ(IntOf(read), 60);
+  EXPECT_FALSE(read.shared);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.scale"), 3u);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.total"), 1u);
+  EXPECT_EQ(b.engine->Stats().shared_ignored, 4u);
+  EXPECT_EQ(b.engine->Stats().shared_hits, 0u);
+}
+
+TEST_F(SharedEngine, ValuesOfOtherTypesRoundTrip) {
+  ASSERT_FALSE(seeds_.empty());
+  Machine a(seeds_, ns_, true);
+  a.SetX({4});
+  Engine::AsyncRead first = a.Read([] { return text(std::string("wor\0ld", 6)).raw(); });
+  ASSERT_TRUE(first.status.ok());
+  a.WaitPublished(2);
+  Machine b(seeds_, ns_, false);
+  b.SetX({4});
+  Engine::AsyncRead read = b.Read([] { return text(std::string("wor\0ld", 6)).raw(); });
+  ASSERT_TRUE(read.status.ok()) << read.status;
+  EXPECT_TRUE(read.shared);
+  EXPECT_EQ(*static_cast<const std::string*>(read.value.get()),
+            *static_cast<const std::string*>(first.value.get()));
+}
+
+TEST_F(SharedEngine, AStoppedServerDegradesToLocalWithinTheTimeout) {
+  PlainRedis redis;  // not a cluster: the tier works on one plain Redis as well
+  const auto timeout = std::chrono::milliseconds(100);
+  Machine a({redis.address()}, ns_, true, timeout);
+  a.SetX({1, 2, 3});
+  EXPECT_EQ(IntOf(a.Read([] { return total(3).raw(); })), 60);
+  a.WaitPublished(4);
+
+  Machine b({redis.address()}, ns_, false, timeout);
+  b.SetX({1, 2, 3});
+  const std::string info = RedisCli(redis.address(), "INFO server | grep process_id");
+  const int pid = std::stoi(info.substr(info.find(':') + 1));
+  ASSERT_EQ(kill(pid, SIGSTOP), 0);  // hung: connections open, nothing answers
+  const auto start = std::chrono::steady_clock::now();
+  Engine::AsyncRead read = b.Read([] { return total(3).raw(); });
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  kill(pid, SIGCONT);
+  EXPECT_EQ(IntOf(read), 60);
+  EXPECT_FALSE(read.shared);
+  // One lookup waited for the timeout; the rest failed at once.
+  EXPECT_LT(elapsed, timeout * 4);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.scale"), 3u);
+  EXPECT_GE(b.engine->Stats().shared_errors, 1u);
+  ASSERT_FALSE(b.log.empty());
+  EXPECT_NE(b.log[0].find("shared cache unavailable"), std::string::npos) << b.log[0];
+}
+
+}  // namespace
+}  // namespace turbine::testing
