@@ -373,6 +373,8 @@ class EngineImpl {
   };
   const MemoryOptions memory_;
   void EvictorLoop();
+  // RunClock moves the CLOCK hand for EvictValues, counting what it evicts into `evicted`.
+  size_t RunClock(size_t bytes, size_t* evicted);
   Mutex eviction_mu_;
   std::vector<EvictionCandidate> candidates_ ABSL_GUARDED_BY(eviction_mu_);
   absl::flat_hash_set<TaskId> candidate_ids_ ABSL_GUARDED_BY(eviction_mu_);

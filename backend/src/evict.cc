@@ -14,6 +14,8 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <chrono>
+#include <string>
 #include <utility>
 
 #include "engine_impl.h"
@@ -81,6 +83,26 @@ void EngineImpl::NoteEvictionCandidates(const std::vector<StoredTask>& written) 
 }
 
 size_t EngineImpl::EvictValues(size_t bytes) {
+  const auto start = std::chrono::steady_clock::now();
+  size_t evicted = 0;
+  const size_t freed = RunClock(bytes, &evicted);
+  if (evicted > 0 && tracing()) [[unlikely]] {
+    TraceEvent event;
+    event.kind = TraceEvent::Kind::kEviction;
+    event.reason = "evicted " + std::to_string(evicted) + " values, " + std::to_string(freed) +
+                   " bytes as stored (asked for " +
+                   (bytes == SIZE_MAX ? std::string("all") : std::to_string(bytes)) + ")";
+    event.start_nanos =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count();
+    event.duration_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::steady_clock::now() - start)
+                               .count();
+    RecordTrace(std::move(event));
+  }
+  return freed;
+}
+
+size_t EngineImpl::RunClock(size_t bytes, size_t* evicted) {
   // Not while a snapshot is being written: it marks its tasks stored before the write, which
   // may still fail or hold some of them back; nor while a GC pass deletes records.
   MutexLock flushing(&flush_mu_);
@@ -107,6 +129,7 @@ size_t EngineImpl::EvictValues(size_t bytes) {
       task->phase = Phase::kEvicted;
     }
     freed += candidate.bytes;
+    ++*evicted;
     evicted_values.fetch_add(1, std::memory_order_relaxed);
     evicted_value_bytes.fetch_add(candidate.bytes, std::memory_order_relaxed);
   }

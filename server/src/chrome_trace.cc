@@ -11,6 +11,7 @@ namespace {
 
 constexpr uint64_t kSnapshotTrack = 0;  // thread numbers start at 1
 constexpr uint64_t kGcTrack = 1'000'000'000;  // past any thread number
+constexpr uint64_t kEvictionTrack = kGcTrack + 1;
 
 void AppendJsonString(const std::string& text, std::string* out) {
   const std::string valid = EscapeInvalidUtf8(text);  // JSON text must be UTF-8
@@ -55,6 +56,8 @@ uint64_t ChromeTraceTrack(const TraceEvent& event) {
       return kSnapshotTrack;
     case TraceEvent::Kind::kGc:
       return kGcTrack;
+    case TraceEvent::Kind::kEviction:
+      return kEvictionTrack;
   }
   return kSnapshotTrack;
 }
@@ -62,11 +65,17 @@ uint64_t ChromeTraceTrack(const TraceEvent& event) {
 void AppendChromeTraceEvent(const TraceEvent& event, int64_t origin_nanos, std::string* out) {
   const bool execution = event.kind == TraceEvent::Kind::kExecution;
   const bool gc = event.kind == TraceEvent::Kind::kGc;
+  const bool eviction = event.kind == TraceEvent::Kind::kEviction;
   out->append("{\"name\":");
-  AppendJsonString(execution ? event.function : gc ? "gc" : "snapshot", out);
-  out->append(execution ? ",\"cat\":\"execution\""
-              : gc      ? ",\"cat\":\"gc\""
-                        : ",\"cat\":\"snapshot\"");
+  AppendJsonString(execution  ? event.function
+                   : gc       ? "gc"
+                   : eviction ? "eviction"
+                              : "snapshot",
+                   out);
+  out->append(execution  ? ",\"cat\":\"execution\""
+              : gc       ? ",\"cat\":\"gc\""
+              : eviction ? ",\"cat\":\"eviction\""
+                         : ",\"cat\":\"snapshot\"");
   out->append(",\"ph\":\"X\",\"pid\":1,\"tid\":" + std::to_string(ChromeTraceTrack(event)) +
               ",\"ts\":");
   AppendMicros(event.start_nanos - origin_nanos, out);
@@ -86,9 +95,10 @@ void AppendChromeTraceEvent(const TraceEvent& event, int64_t origin_nanos, std::
 void AppendChromeTrackName(uint64_t track, std::string* out) {
   out->append("{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":" + std::to_string(track) +
               ",\"args\":{\"name\":");
-  AppendJsonString(track == kSnapshotTrack ? "snapshots"
-                   : track == kGcTrack     ? "garbage collection"
-                                           : "thread " + std::to_string(track),
+  AppendJsonString(track == kSnapshotTrack   ? "snapshots"
+                   : track == kGcTrack       ? "garbage collection"
+                   : track == kEvictionTrack ? "memory eviction"
+                                             : "thread " + std::to_string(track),
                    out);
   out->append("}}");
 }

@@ -3,6 +3,7 @@
 // evicted task, and a value the store no longer has is computed again, correctly.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -14,6 +15,7 @@
 #include "persisted_engine.h"
 #include "temp_dir.h"
 #include "turbine/engine.h"
+#include "turbine/trace.h"
 #include "turbine/why.h"
 
 namespace {
@@ -142,6 +144,18 @@ TEST_F(Eviction, AValueTheStoreNoLongerHasIsComputedAgain) {
   EXPECT_EQ(*ReadTop(4), Expected(0, 4));
   ASSERT_TRUE(daemon.engine.SetInput("evict.x", int64_t{1}).ok());
   EXPECT_EQ(*ReadTop(4), Expected(1, 4));
+}
+
+TEST_F(Eviction, AnEvictionPassIsATraceEvent) {
+  ASSERT_TRUE(daemon.engine.Read(big(6)).ok());
+  ASSERT_TRUE(daemon.engine.StartTrace());
+  FlushAndEvict();
+  const turbine::Trace trace = daemon.engine.StopTrace();
+  const auto eviction = std::find_if(trace.events.begin(), trace.events.end(), [](const auto& e) {
+    return e.kind == turbine::TraceEvent::Kind::kEviction;
+  });
+  ASSERT_NE(eviction, trace.events.end());
+  EXPECT_EQ(eviction->reason.rfind("evicted 1 values, ", 0), 0u) << eviction->reason;
 }
 
 TEST_F(Eviction, SmallResultsAndUnwrittenOnesStayInMemory) {

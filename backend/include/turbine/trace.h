@@ -15,14 +15,15 @@
 namespace turbine {
 
 struct TraceEvent {
-  enum class Kind : uint8_t { kExecution, kSnapshot, kGc };
+  enum class Kind : uint8_t { kExecution, kSnapshot, kGc, kEviction };
   Kind kind = Kind::kExecution;
   TaskId task = kNoTask;  // kExecution
   std::string function;   // kExecution
   std::string args;       // kExecution: in short (short_text.h)
   // Why it ran: the reason of why.h ("first execution", "invalidated", "restart
   // re-validation", "dependency changed: <function>(<args>) @<task>", ...); for a snapshot,
-  // the tasks written; for a garbage collection pass, what it removed.
+  // the tasks written; for a garbage collection pass, what it removed; for an eviction
+  // pass, the values it evicted.
   std::string reason;
   uint64_t thread = 0;       // a small number per OS thread, stable for the process
   int64_t start_nanos = 0;   // steady clock
