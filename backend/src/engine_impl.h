@@ -239,6 +239,14 @@ class EngineImpl {
   std::atomic<uint64_t> evicted_value_bytes{0};
   std::atomic<uint64_t> reloaded_values{0};
   std::atomic<uint64_t> reload_failures{0};
+  std::atomic<uint64_t> shared_lookups{0};
+  std::atomic<uint64_t> shared_hits{0};
+  std::atomic<uint64_t> shared_misses{0};
+  std::atomic<uint64_t> shared_verify_failures{0};
+  std::atomic<uint64_t> shared_ignored{0};
+  std::atomic<uint64_t> shared_errors{0};
+  std::atomic<uint64_t> shared_published{0};
+  std::atomic<uint64_t> shared_publish_dropped{0};
 
   // Memory (evict.cc). EvictValues evicts the values of candidates the evictor passes
   // unreferenced until about `bytes` are freed, and returns what it freed.
@@ -248,14 +256,6 @@ class EngineImpl {
   bool ReloadValues(TaskState& task);
   // NoteEvictionCandidates lists the large results a snapshot just wrote.
   void NoteEvictionCandidates(const std::vector<StoredTask>& written);
-  std::atomic<uint64_t> shared_lookups{0};
-  std::atomic<uint64_t> shared_hits{0};
-  std::atomic<uint64_t> shared_misses{0};
-  std::atomic<uint64_t> shared_verify_failures{0};
-  std::atomic<uint64_t> shared_ignored{0};
-  std::atomic<uint64_t> shared_errors{0};
-  std::atomic<uint64_t> shared_published{0};
-  std::atomic<uint64_t> shared_publish_dropped{0};
 
   // --- the shared tier (shared_trace.cc) ---
   // Shares: the task's traces may be fetched and published (a plain, not session-dependent

@@ -19,6 +19,7 @@
 
 #include "../storage/temp_dir.h"
 #include "cli_runner.h"
+#include "connect_to.h"
 #include "daemon_process.h"
 #include "turbine/client/client.h"
 #include "turbine/client/values.h"
@@ -27,21 +28,14 @@ namespace {
 
 namespace fs = std::filesystem;
 using turbine::client::Client;
-using turbine::client::ConnectOptions;
 using turbine::client::Int;
 using turbine::client::MakeCallRequest;
 using turbine::client::Str;
 using turbine::testing::CliResult;
+using turbine::testing::ConnectTo;
 using turbine::testing::DaemonProcess;
 using turbine::testing::RunCli;
 using turbine::testing::TempDir;
-
-std::unique_ptr<Client> ConnectTo(const DaemonProcess& daemon) {
-  auto client = Client::Connect(
-      ConnectOptions{.address = daemon.address(), .deadline = std::chrono::seconds(120)});
-  EXPECT_TRUE(client.ok()) << client.status();
-  return client.ok() ? std::move(*client) : nullptr;
-}
 
 // GcJson is what `turbine gc --json` printed.
 struct GcJson {

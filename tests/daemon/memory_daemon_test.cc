@@ -14,6 +14,7 @@
 
 #include "../storage/temp_dir.h"
 #include "cli_runner.h"
+#include "connect_to.h"
 #include "daemon_process.h"
 #include "turbine/client/client.h"
 #include "turbine/client/values.h"
@@ -22,20 +23,13 @@ namespace {
 
 namespace fs = std::filesystem;
 using turbine::client::Client;
-using turbine::client::ConnectOptions;
 using turbine::client::Int;
 using turbine::client::Str;
 using turbine::testing::CliResult;
+using turbine::testing::ConnectTo;
 using turbine::testing::DaemonProcess;
 using turbine::testing::RunCli;
 using turbine::testing::TempDir;
-
-std::unique_ptr<Client> ConnectTo(const DaemonProcess& daemon) {
-  auto client = Client::Connect(
-      ConnectOptions{.address = daemon.address(), .deadline = std::chrono::seconds(120)});
-  EXPECT_TRUE(client.ok()) << client.status();
-  return client.ok() ? std::move(*client) : nullptr;
-}
 
 // WriteFile writes `bytes` random printable bytes and returns them.
 std::string WriteFile(const std::string& path, size_t bytes, uint64_t seed) {
