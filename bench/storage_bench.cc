@@ -6,6 +6,7 @@
 //                              in a store of 1,000,000 persisted tasks
 //   persist-uncached/N         turbo-uncached/N with a RocksDB backing store, snapshots and all
 //   restart-first-hit/<tasks>  open the store and an engine, answer one call from disk
+//   restart-cone/<leaves>      and restart-cone-changed/<leaves>: restart_cone_bench.cc
 //
 // The persisted tasks are busy(key, 1) of bench_tasks.h. Their databases are built once per
 // process, untimed (storage_fixture.h); the first benchmark that needs the million-task one
@@ -196,6 +197,7 @@ int main(int argc, char** argv) {
   turbine::DisableMutexDeadlockDetection();
   benchmark::AddCustomContext("absl_deadlock_detection", "off");
   turbine::bench::RegisterStorageBenchmarks();
+  turbine::bench::RegisterRestartConeBenchmarks();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("scratch_dir", turbine::bench::ScratchDir().string());

@@ -64,6 +64,10 @@ struct PersistedDb {
   double dir_bytes_per_task = 0;
 };
 
+// RegisterRestartConeBenchmarks registers restart-cone and restart-cone-changed
+// (restart_cone_bench.cc).
+void RegisterRestartConeBenchmarks();
+
 // PersistedDbWith returns the database of `tasks` persisted tasks, building it on first
 // use (untimed by the caller's choice; progress goes to stderr).
 absl::StatusOr<const PersistedDb*> PersistedDbWith(int64_t tasks);

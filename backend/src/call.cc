@@ -110,13 +110,22 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
       // Its identity, so the id survives a restart (the value is in the inputs table).
       if (!task->persisted) QueuePersist(*task);
     } else if (stored_task != nullptr) {
-      // A restored result is served only after verification (its phase is kDirty): every
-      // slot it read must still carry the stamp it saw, in this session.
-      if (!stored_task->result.empty() && !deleting && DecodeResult(stored_task->result, task)) {
-        task->phase = Phase::kDirty;
+      // A restored result is served after verification (its phase is kDirty: every slot it
+      // read must still carry the stamp it saw, in this session), unless its record says
+      // nothing it read can have changed since (TrustRestored).
+      Validity validity;
+      if (!stored_task->result.empty() && !deleting &&
+          DecodeResult(stored_task->result, task, &validity)) {
         task->unlinked = true;
-        task->must_execute = key.fn->session_dependent;  // the world may have changed since
-        task->forced_reason = ExecutionReason::kRestart;
+        task->reads_session = validity.needs_verification;  // until linked: the safe guess
+        if (TrustRestored(*task, validity)) {
+          task->phase = Phase::kClean;
+          trusted_count.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          task->phase = Phase::kDirty;
+          task->must_execute = key.fn->session_dependent;  // the world may have changed since
+          task->forced_reason = ExecutionReason::kRestart;
+        }
       }
       restored_count.fetch_add(1, std::memory_order_relaxed);
     }

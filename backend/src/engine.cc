@@ -37,7 +37,11 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
       clock_(options.clock ? options.clock : [] { return std::chrono::system_clock::now(); }),
       gc_options_(options.gc),
       memory_(options.memory),
-      shared_(options.shared) {
+      shared_(options.shared),
+      // With the input function, which registers on first use: a digest taken before an
+      // input was ever read would differ from the next session's.
+      functions_digest_((InputFunction(), FunctionsDigest())),
+      trust_floor_(next_stamp - 1) {
   invalidation_target_->engine = this;
   recent_executions_.reset(new ExecutionEntry[kRecentExecutions]);
   recent_input_changes_.reset(new InputChangeEntry[kRecentInputChanges]);
@@ -186,7 +190,20 @@ struct EngineImpl::SnapshotBatch {
   std::vector<std::vector<TaskId>> refs;
   absl::flat_hash_map<TaskId, size_t> position;  // id -> index in records
   std::string scratch;
+  Validity validity;  // of every record: the snapshot's clean_as_of and this build's functions
 };
+
+namespace {
+
+// ReadACycle tells whether a task's result came out of a cycle: a read that closed one, or
+// a cycle error. A restart verifies those (refresh.cc settles cycles as it verifies).
+bool ReadACycle(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
+  if (task.output.kind == OutputKind::kError && IsCycleError(task.output.error())) return true;
+  return std::any_of(task.deps.begin(), task.deps.end(),
+                     [](const Dep& dep) { return dep.observed == kReadClosedCycle; });
+}
+
+}  // namespace
 
 bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
   if (task.phase != Phase::kClean || task.output.kind == OutputKind::kNone) return false;
@@ -208,7 +225,10 @@ bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
   // An input's value lives in the inputs table (written durably by SetInputs).
   if (task.fn->kind != FunctionKind::kInput) {
     batch.scratch.clear();
-    EncodeResult(task, &batch.scratch, &refs);
+    Validity validity = batch.validity;
+    validity.needs_verification = task.fn->session_dependent || task.reads_session ||
+                                  ReadACycle(task);
+    EncodeResult(task, &batch.scratch, &refs, validity);
     record.result = batch.scratch;
   }
   // Set before the write, which only Flush (serialized by flush_mu_) reads; undone if the
@@ -232,6 +252,14 @@ absl::Status EngineImpl::Flush(bool sweep_uses) {
   // Encode under each task's lock, write with no engine lock held. Only clean results are
   // written: a task that is not clean now queues itself again once it is (`unwritten`).
   SnapshotBatch batch;
+  {
+    // Every input change whose stamp is at most this one has marked its readers dirty
+    // (ApplyInputs does both under input_writer_mu_), so a task clean from now on holds
+    // for all of them.
+    MutexLock inputs(&input_writer_mu_);
+    batch.validity.clean_as_of = stamp_.load();
+  }
+  batch.validity.functions = functions_digest_;
   batch.records.reserve(queue.size());
   batch.refs.reserve(queue.size());
   for (TaskId id : queue) {
@@ -365,6 +393,7 @@ EngineStats EngineImpl::Stats() const {
   stats.revision = revision();
   stats.cycles_detected = cycle_count.load();
   stats.restored_tasks = restored_count.load();
+  stats.trusted_restored_tasks = trusted_count.load();
   stats.snapshots = snapshot_count.load();
   stats.idle_snapshots = idle_snapshot_count.load();
   stats.snapshot_nanos = snapshot_nanos.load();

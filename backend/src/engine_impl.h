@@ -39,6 +39,11 @@
 
 namespace turbine::internal {
 
+struct Validity;  // persist.h
+
+// InputFunction is the function of input tasks, registered on first use (invalidation.cc).
+const FunctionInfo& InputFunction();
+
 struct GcGraph;  // what a garbage collection pass found in the store (gc.cc)
 
 // OutputDigest stands for an output in the rings of why.cc without keeping it: the XXH3
@@ -224,6 +229,7 @@ class EngineImpl {
   std::atomic<uint64_t> execution_count{0};
   std::atomic<uint64_t> cycle_count{0};
   std::atomic<uint64_t> restored_count{0};  // tasks loaded from the backing store
+  std::atomic<uint64_t> trusted_count{0};   // of those, served without verifying (TrustRestored)
   std::atomic<uint64_t> snapshot_count{0};
   std::atomic<uint64_t> idle_snapshot_count{0};
   std::atomic<uint64_t> snapshot_nanos{0};
@@ -295,6 +301,21 @@ class EngineImpl {
   std::atomic<uint64_t> stamp_{1};
   std::atomic<bool> stopping_{false};
   Mutex input_writer_mu_;  // serializes SetInputs batches
+
+  // Restored = valid or dirty (docs/ARCHITECTURE.md). TrustRestored tells whether a task
+  // restored with `validity` is clean without verifying what it read: its record says it
+  // was clean as of the last stamp the store had (nothing changed after), in this build's
+  // functions, read nothing session-dependent, and no input changed in this session yet.
+  // Then the task is clean but unlinked. DistrustRestored, at the session's first input
+  // change, makes every trusted task and its readers dirty, and trusts no record after.
+  bool TrustRestored(TaskState& task, const Validity& validity)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
+  void DistrustRestored() ABSL_EXCLUSIVE_LOCKS_REQUIRED(input_writer_mu_);
+  const uint32_t functions_digest_;
+  const uint64_t trust_floor_;  // the store's last stamp when the engine started
+  Mutex trust_mu_;  // after a task's lock
+  bool trusting_ ABSL_GUARDED_BY(trust_mu_) = true;
+  std::vector<TaskState*> trusted_ ABSL_GUARDED_BY(trust_mu_);
   void NotifyChange();
   // Listeners run under this lock (shared), so removing one waits for its running calls.
   Mutex listeners_mu_;
@@ -415,7 +436,9 @@ bool IsCycleError(const TaskFailure& failure);
 // The refresh of a task and the commit of its results (refresh.cc).
 void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context);
 // RegisterReads adds `task` to the dependents of every slot in `reads` and tells whether
-// any of them changed since it was read (then the task's result is stale).
-bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<Dep>& reads);
+// any of them changed since it was read (then the task's result is stale). It sets
+// `*reads_session` if one of them is session-dependent or reads such a task.
+bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<Dep>& reads,
+                   bool* reads_session);
 
 }  // namespace turbine::internal

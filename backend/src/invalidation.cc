@@ -4,12 +4,12 @@
 #include <tuple>
 
 #include "engine_impl.h"
+#include "persist.h"
 #include "turbine/error.h"
 #include "turbine/function.h"
 #include "turbine/text.h"
 
 namespace turbine::internal {
-namespace {
 
 // The input slot function: tasks keyed by the input's name, never executed.
 const FunctionInfo& InputFunction() {
@@ -26,8 +26,6 @@ const FunctionInfo& InputFunction() {
   }();
   return *info;
 }
-
-}  // namespace
 
 RawVc InputVc(const std::string& key) { return CurrentEngineOrDie().InputVc(key); }
 
@@ -127,10 +125,45 @@ absl::Status EngineImpl::ApplyInputs(std::vector<InputValue> values, bool deleti
       }
     }
     RecordInputChanges(recorded);
+    // Under input_writer_mu_: a snapshot reads the stamp it stands for under it too, so
+    // every change below that stamp has reached its readers (Flush, Validity).
+    DistrustRestored();
+    MarkDirty(std::move(readers));
   }
-  MarkDirty(std::move(readers));
   NotifyChange();
   return absl::OkStatus();
+}
+
+bool EngineImpl::TrustRestored(TaskState& task, const Validity& validity) {
+  if (validity.needs_verification || task.fn->session_dependent || validity.clean_as_of == 0 ||
+      validity.clean_as_of < trust_floor_ || validity.functions != functions_digest_) {
+    return false;
+  }
+  MutexLock lock(&trust_mu_);
+  if (!trusting_) return false;
+  trusted_.push_back(&task);
+  return true;
+}
+
+void EngineImpl::DistrustRestored() {
+  std::vector<TaskState*> trusted;
+  {
+    MutexLock lock(&trust_mu_);
+    if (!trusting_) return;
+    trusting_ = false;
+    trusted = std::exchange(trusted_, {});
+  }
+  // A trusted task never registered with what it read, so no change reaches it through
+  // reverse edges: it and its readers become dirty here, and verify when next read. By
+  // pointer: one created a moment ago may not be in the task table yet.
+  std::vector<TaskId> readers;
+  for (TaskState* task : trusted) {
+    MutexLock lock(&task->mu);
+    if (!StampsCurrent(task->phase)) continue;
+    task->phase = Phase::kDirty;
+    for (const Dependent& dependent : task->dependents) readers.push_back(dependent.reader);
+  }
+  MarkDirty(std::move(readers));
 }
 
 const std::string& InputKeyOf(const std::tuple<std::string>& args) { return std::get<0>(args); }

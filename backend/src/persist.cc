@@ -3,6 +3,8 @@
 
 #include <absl/strings/numbers.h>
 
+#include <algorithm>
+
 #include <cereal/types/string.hpp>
 #include <cereal/types/tuple.hpp>
 #include <cereal/types/vector.hpp>
@@ -21,9 +23,16 @@ using IdentityRecord = std::tuple<std::string, uint32_t, RawVc, std::string>;
 using CellRecord = std::tuple<std::string, uint32_t, std::string, uint64_t>;
 using DepRecord = std::tuple<RawVc, uint64_t>;
 // kind, value type (for an error: its status code in decimal, empty for UNKNOWN), value
-// bytes (or error text), ref, output stamp, cells, deps
-using ResultRecord = std::tuple<uint8_t, std::string, std::string, RawVc, uint64_t,
-                                std::vector<CellRecord>, std::vector<DepRecord>>;
+// bytes (or error text), ref, output stamp, cells, deps, then the Validity: clean as of,
+// functions digest, flags (kNeedsVerification). Records written before the Validity
+// existed end after the deps; they decode with an unknown one.
+using ResultRecord =
+    std::tuple<uint8_t, std::string, std::string, RawVc, uint64_t, std::vector<CellRecord>,
+               std::vector<DepRecord>, uint64_t, uint32_t, uint8_t>;
+using ResultRecordWithoutValidity = std::tuple<uint8_t, std::string, std::string, RawVc,
+                                               uint64_t, std::vector<CellRecord>,
+                                               std::vector<DepRecord>>;
+constexpr uint8_t kNeedsVerification = 1;
 
 }  // namespace
 
@@ -71,7 +80,8 @@ bool PeekFunction(std::string_view bytes, std::string* name, uint32_t* version) 
   return true;
 }
 
-void EncodeResult(const TaskState& task, std::string* out, std::vector<TaskId>* refs) {
+void EncodeResult(const TaskState& task, std::string* out, std::vector<TaskId>* refs,
+                  const Validity& validity) {
   const Output& output = task.output;
   std::string value_bytes;
   std::string type_name;
@@ -102,16 +112,27 @@ void EncodeResult(const TaskState& task, std::string* out, std::vector<TaskId>* 
   std::vector<DepRecord> deps;
   deps.reserve(task.deps.size());
   for (const Dep& dep : task.deps) deps.emplace_back(dep.slot, dep.observed);
-  SerializeTo(
-      ResultRecord{static_cast<uint8_t>(output.kind), std::move(type_name), std::move(value_bytes),
-                   output.ref, task.output_changed_at, std::move(cells), std::move(deps)},
-      out);
+  SerializeTo(ResultRecord{static_cast<uint8_t>(output.kind), std::move(type_name),
+                           std::move(value_bytes), output.ref, task.output_changed_at,
+                           std::move(cells), std::move(deps), validity.clean_as_of,
+                           validity.functions,
+                           validity.needs_verification ? kNeedsVerification : uint8_t{0}},
+              out);
 }
 
 bool DecodeResultRecord(std::string_view bytes, DecodedResult* result, std::vector<TaskId>* refs) {
   ResultRecord record;
-  if (!DeserializeFrom(bytes, &record)) return false;
-  auto& [kind, type_name, value_bytes, ref, stamp, cell_records, dep_records] = record;
+  if (!DeserializeFrom(bytes, &record)) {
+    ResultRecordWithoutValidity older;
+    if (!DeserializeFrom(bytes, &older)) return false;
+    record = std::tuple_cat(std::move(older), std::make_tuple(uint64_t{0}, uint32_t{0},
+                                                              kNeedsVerification));
+  }
+  auto& [kind, type_name, value_bytes, ref, stamp, cell_records, dep_records, clean_as_of,
+         functions, flags] = record;
+  result->validity.clean_as_of = clean_as_of;
+  result->validity.functions = functions;
+  result->validity.needs_verification = (flags & kNeedsVerification) != 0;
   VcSink sink(refs);  // around the values only, as in EncodeResult
   Output& output = result->output;
   output.kind = static_cast<OutputKind>(kind);
@@ -150,14 +171,28 @@ bool DecodeResultRecord(std::string_view bytes, DecodedResult* result, std::vect
   return true;
 }
 
-bool DecodeResult(std::string_view bytes, TaskState* task) {
+bool DecodeResult(std::string_view bytes, TaskState* task, Validity* validity) {
   DecodedResult result;
   if (!DecodeResultRecord(bytes, &result, nullptr)) return false;
+  if (validity != nullptr) *validity = result.validity;
   task->output = std::move(result.output);
   task->output_changed_at = result.stamp;
   task->cells = std::move(result.cells);
   task->deps = std::move(result.deps);
   return true;
+}
+
+uint32_t FunctionsDigest() {
+  std::vector<std::string> names;
+  for (const FunctionInfo* fn : AllFunctions()) {
+    names.push_back(fn->name + '@' + std::to_string(fn->version));
+  }
+  std::sort(names.begin(), names.end());
+  uint32_t digest = 2166136261u;  // FNV-1a: stable across processes, unlike absl::Hash
+  for (const std::string& name : names) {
+    for (char c : name + '\n') digest = (digest ^ static_cast<uint8_t>(c)) * 16777619u;
+  }
+  return digest;
 }
 
 bool ReadRecordLinks(std::string_view identity, std::string_view result, RecordLinks* links) {

@@ -33,12 +33,30 @@ bool DecodeIdentity(std::string_view bytes, DecodedIdentity* identity);
 // build has that function (Engine::Why names a dependency a version bump left behind).
 bool PeekFunction(std::string_view bytes, std::string* name, uint32_t* version);
 
+// Validity is what a result record says about how far it can be trusted after a restart
+// without verifying what it read (docs/ARCHITECTURE.md, "Restored = valid or dirty").
+struct Validity {
+  // The engine's last stamp when the snapshot that wrote the record began: every input
+  // change up to it had reached the task, which was clean. 0: unknown (an older record).
+  uint64_t clean_as_of = 0;
+  // FunctionsDigest() of the build that wrote it: another set of functions or versions may
+  // compute something else for what the task read.
+  uint32_t functions = 0;
+  // Something it read, directly or not, is session-dependent (the outside world), or it
+  // read a cycle: either way only a verification can tell.
+  bool needs_verification = true;
+};
+
 // EncodeResult / DecodeResult: a clean task's output, cells and deps. EncodeResult adds to
 // `refs` (if given) the tasks the result refers to: its output's reference and the Vcs
 // inside its values (not the slots it read).
 // REQUIRES: task.mu held (both).
-void EncodeResult(const TaskState& task, std::string* out, std::vector<TaskId>* refs = nullptr);
-bool DecodeResult(std::string_view bytes, TaskState* task);
+void EncodeResult(const TaskState& task, std::string* out, std::vector<TaskId>* refs = nullptr,
+                  const Validity& validity = Validity());
+bool DecodeResult(std::string_view bytes, TaskState* task, Validity* validity = nullptr);
+
+// FunctionsDigest is a stable digest of every registered (function name, version).
+uint32_t FunctionsDigest();
 
 // DecodedResult is a result record decoded: what DecodeResult puts into a task.
 struct DecodedResult {
@@ -46,6 +64,7 @@ struct DecodedResult {
   uint64_t stamp = 0;
   std::vector<CellSlot> cells;
   std::vector<Dep> deps;
+  Validity validity;
 };
 // DecodeResultRecord decodes `bytes`; Vcs inside the values go to `refs` (may be null).
 bool DecodeResultRecord(std::string_view bytes, DecodedResult* result, std::vector<TaskId>* refs);

@@ -229,7 +229,12 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
       MutexLock lock(&task->mu);
       unlinked = std::exchange(task->unlinked, false);
     }
-    const bool stale = unlinked && RegisterReads(*engine, *task, deps);
+    bool reads_session = false;
+    const bool stale = unlinked && RegisterReads(*engine, *task, deps, &reads_session);
+    if (unlinked) {
+      MutexLock lock(&task->mu);
+      task->reads_session = reads_session;  // the record's was a guess (cycles counted)
+    }
     Publish(*engine, *task, stale);
     engine->refreshes_in_flight.fetch_sub(1);
     co_return;
@@ -437,6 +442,25 @@ void UnlinkDroppedDeps(EngineImpl& engine, const TaskState& task, std::vector<De
   }
 }
 
+// PropagateReadsSession sets reads_session on everything that reads `task`, transitively
+// (it stops where the flag is set already), one task lock at a time.
+void PropagateReadsSession(EngineImpl& engine, TaskState& task) {
+  std::vector<TaskId> work;
+  {
+    MutexLock lock(&task.mu);
+    for (const Dependent& dependent : task.dependents) work.push_back(dependent.reader);
+  }
+  while (!work.empty()) {
+    TaskState* reader = engine.Task(work.back());
+    work.pop_back();
+    if (reader == nullptr) continue;
+    MutexLock lock(&reader->mu);
+    if (reader->reads_session) continue;
+    reader->reads_session = true;
+    for (const Dependent& dependent : reader->dependents) work.push_back(dependent.reader);
+  }
+}
+
 }  // namespace
 
 void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) {
@@ -459,11 +483,15 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
   // read against the slot's current state; a change that raced with the execution makes
   // the result stale.
   UnlinkDroppedDeps(engine, task, std::move(old_deps), new_deps);
-  const bool stale = RegisterReads(engine, task, new_deps);
+  bool reads_session = false;
+  const bool stale = RegisterReads(engine, task, new_deps, &reads_session);
+  bool now_reads_session = false;
   {
     MutexLock lock(&task.mu);
     task.deps = std::move(new_deps);
     task.unlinked = false;
+    now_reads_session = reads_session && !task.reads_session;
+    task.reads_session = task.reads_session || reads_session;
     // A re-execution that came out identical (a session-dependent task re-validated after
     // a restart, most often) leaves the stored record as it is: nothing to rewrite.
     if (engine.persistent() && (result_changed || !task.persisted)) {
@@ -473,10 +501,14 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
       engine.QueuePersist(task);  // still waiting for a snapshot that found it clean
     }
   }
+  // Its readers may have verified it unchanged and kept their value: they read the outside
+  // world now too, and a restart must not trust them without a verification.
+  if (now_reads_session) PropagateReadsSession(engine, task);
   Publish(engine, task, stale);
 }
 
-bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<Dep>& reads) {
+bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<Dep>& reads,
+                   bool* reads_session) {
   bool stale = false;
   for (const Dep& read : reads) {
     TaskState* target = engine.Task(read.slot.task);
@@ -485,6 +517,7 @@ bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<
       continue;
     }
     MutexLock lock(&target->mu);
+    if (target->fn->session_dependent || target->reads_session) *reads_session = true;
     if (target->dependents.insert(Dependent{task.id, read.slot.type, read.slot.index}).second) {
       engine.edge_count.fetch_add(1);
     }

@@ -157,6 +157,9 @@ struct TaskState {
   // The current result was adopted from the shared tier (a verified trace), not executed
   // here. Cleared by an execution.
   bool from_shared : 1 = false;
+  // Something its last result read, directly or through other tasks, is session-dependent:
+  // after a restart only a verification can tell whether it still holds.
+  bool reads_session : 1 = false;
   // Bodies run so far in this process (wraps; servers compare it before and after a read
   // to tell a computed answer from a cached one).
   uint32_t executions ABSL_GUARDED_BY(mu) = 0;

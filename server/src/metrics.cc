@@ -198,6 +198,9 @@ class Metrics::Collector final : public prometheus::Collectable {
     counter("turbine_executions_total", "Task bodies run, all functions.", stats.executions);
     counter("turbine_restored_tasks_total", "Tasks loaded from the on-disk cache.",
             stats.restored_tasks);
+    counter("turbine_trusted_restored_tasks_total",
+            "Tasks loaded from the on-disk cache and served without verifying what they read.",
+            stats.trusted_restored_tasks);
     out.push_back(
         Family("turbine_shared_tasks_total",
                "The shared cache tier: tasks by what their lookup found (hit: adopted; miss: "

@@ -519,6 +519,7 @@ void TurbineService::FillStats(v1::StatsReply* reply) const {
   reply->set_executions(stats.executions);
   reply->set_revision(stats.revision);
   reply->set_restored_tasks(stats.restored_tasks);
+  reply->set_trusted_restored_tasks(stats.trusted_restored_tasks);
   reply->set_snapshots(stats.snapshots);
   reply->set_snapshot_micros(stats.snapshot_nanos / 1000);
   const storage::StoreUsage usage = store_.Usage();

@@ -165,9 +165,13 @@ TEST(TaskPersistence, TasksReExecutedAfterARestartAreRestoredAfterTheNext) {
     ASSERT_EQ(Executions(d.engine, "test.tasks.sum"), 1u);
   }
   Daemon d(dir.str());
+  // Any input change first, so that nothing restored is trusted (trusted_restore_test.cc):
+  // sum is verified, which loads left and right by id.
+  ASSERT_TRUE(d.engine.SetInput("unrelated", int64_t{1}).ok());
   EXPECT_EQ(*d.engine.Read(sum()), 230);
   EXPECT_EQ(d.engine.Stats().executions, 0u);
   EXPECT_EQ(d.engine.Stats().restored_tasks, 3u);  // sum, left, right
+  EXPECT_EQ(d.engine.Stats().trusted_restored_tasks, 0u);
 }
 
 TEST(TaskPersistence, LookupsAreExactEvenWhenEveryHashCollides) {

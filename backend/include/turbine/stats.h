@@ -25,6 +25,7 @@ struct EngineStats {
   uint64_t revision = 0;    // bumped by every input change
   uint64_t cycles_detected = 0;
   uint64_t restored_tasks = 0;           // loaded from the backing store
+  uint64_t trusted_restored_tasks = 0;   // of those, clean without verifying what they read
   uint64_t snapshots = 0;                // snapshots written to the backing store
   uint64_t idle_snapshots = 0;           // of those, started because the engine went idle
   uint64_t snapshot_nanos = 0;           // time spent writing them, summed
