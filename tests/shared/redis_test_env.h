@@ -265,6 +265,13 @@ class OwnCluster {
     }
     return "";
   }
+  // InfoField is a numeric field of `INFO` on `node` (e.g. "keyspace_hits"); 0 if absent.
+  static uint64_t InfoField(const std::string& node, const std::string& field) {
+    for (const std::string& line : Lines(RedisCli(node, "INFO"))) {
+      if (line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1));
+    }
+    return 0;
+  }
   // Keys counts the keys on `node` that match `pattern`.
   static size_t Keys(const std::string& node, const std::string& pattern) {
     return Lines(RedisCli(node, "--scan --pattern '" + pattern + "'")).size();

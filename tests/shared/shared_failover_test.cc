@@ -145,9 +145,15 @@ TEST(SharedDaemonsFailover, AnswersStayCorrectThroughAFailoverAndLocalWhenTheClu
   // Replication carried them over (a's publishes may have added to them since).
   EXPECT_GE(OwnCluster::Keys(heir, pattern), lost);
 
-  // Lookups resume: once one hits, all do, the lost slots' keys among them.
+  // Lookups resume. Once b found a record on the new primary (its keyspace_hits grow: b is
+  // the only reader), b's slot map names it, and every lookup after that must hit.
+  const uint64_t heir_hits = OwnCluster::InfoField(heir, "keyspace_hits");
   EXPECT_TRUE(WaitFor([&] {
-    return next < kShared && b.Call("demo.busy", {Int(next++), Int(0)}).source == v1::SOURCE_SHARED;
+    if (next >= kShared) return false;
+    const client::CallResult on_b = b.Call("demo.busy", {Int(next), Int(0)});
+    EXPECT_EQ(on_b.value.value_or(v1::Value()).int_value(), next);
+    ++next;
+    return OwnCluster::InfoField(heir, "keyspace_hits") > heir_hits;
   })) << b.log();
   ASSERT_LE(next, kShared - 60) << "too few traces left to look up after the failover";
   const uint64_t executed_before = b.Executions("demo.busy");
@@ -158,22 +164,23 @@ TEST(SharedDaemonsFailover, AnswersStayCorrectThroughAFailoverAndLocalWhenTheClu
   }
   EXPECT_EQ(b.Executions("demo.busy"), executed_before);
 
-  // Publishing resumes: once one batch lands, all do, on the new primary too.
+  // Publishing resumes. Once a record of a's landed on the new primary, a's slot map names
+  // it, and every batch after that must land.
   uint64_t handled = a.Stats().shared_published() + a.Stats().shared_publish_dropped() +
                      a.Stats().shared_publish_queue();
   int fresh = 2000;
-  uint64_t published = WaitDrained(a, handled);
+  WaitDrained(a, handled);
+  const size_t heir_keys = OwnCluster::Keys(heir, pattern);
   EXPECT_TRUE(WaitFor([&] {
     a.Call("demo.busy", {Int(fresh++), Int(0)});
-    const uint64_t now = WaitDrained(a, ++handled);
-    const bool landed = now > published;
-    published = now;
-    return landed;
+    WaitDrained(a, ++handled);
+    return OwnCluster::Keys(heir, pattern) > heir_keys;
   }));
+  const uint64_t published = a.Stats().shared_published();
   const int first_fresh = fresh;
   for (int i = 0; i < 30; ++i) a.Call("demo.busy", {Int(fresh++), Int(0)});
   EXPECT_EQ(WaitDrained(a, handled + 30), published + 30);
-  EXPECT_GT(OwnCluster::Keys(heir, pattern), lost);
+  EXPECT_GT(OwnCluster::Keys(heir, pattern), heir_keys);
   Machine c(cluster.url(), ns, "read", timeout);
   for (int i = first_fresh; i < fresh; ++i) {
     EXPECT_EQ(c.Call("demo.busy", {Int(i), Int(0)}).source, v1::SOURCE_SHARED) << i;
