@@ -132,29 +132,33 @@ TEST(SharedDaemonsFailover, AnswersStayCorrectThroughAFailoverAndLocalWhenTheClu
   const size_t lost = OwnCluster::Keys(victim, pattern);
   cluster.Kill(victim);
 
-  // Mid-failover: every answer is right, from the tier or computed here.
+  // Through the failover, until the replica has taken over: every answer is right, from
+  // the tier or computed here. (The daemons' clients read the slot map again meanwhile,
+  // while the cluster still names the dead primary.)
   int next = 1;
-  for (; next <= 10; ++next) {
+  ASSERT_TRUE(WaitFor([&] {
     const client::CallResult on_b = b.Call("demo.busy", {Int(next), Int(0)});
     EXPECT_EQ(on_b.value.value_or(v1::Value()).int_value(), next);
     EXPECT_TRUE(on_b.source == v1::SOURCE_SHARED || on_b.source == v1::SOURCE_EXECUTED);
     const client::CallResult on_a = a.Call("demo.busy", {Int(1000 + next), Int(0)});
     EXPECT_EQ(on_a.value.value_or(v1::Value()).int_value(), 1000 + next);
-  }
-  ASSERT_TRUE(WaitFor([&] { return OwnCluster::Role(heir) == "master" && cluster.Healthy(3); }));
+    ++next;
+    return OwnCluster::Role(heir) == "master" && cluster.Healthy(3);
+  }));
   // Replication carried them over (a's publishes may have added to them since).
   EXPECT_GE(OwnCluster::Keys(heir, pattern), lost);
 
   // Lookups resume. Once b found a record on the new primary (its keyspace_hits grow: b is
   // the only reader), b's slot map names it, and every lookup after that must hit.
   const uint64_t heir_hits = OwnCluster::InfoField(heir, "keyspace_hits");
-  EXPECT_TRUE(WaitFor([&] {
+  const auto b_read_from_heir = [&] {
     if (next >= kShared) return false;
     const client::CallResult on_b = b.Call("demo.busy", {Int(next), Int(0)});
     EXPECT_EQ(on_b.value.value_or(v1::Value()).int_value(), next);
     ++next;
     return OwnCluster::InfoField(heir, "keyspace_hits") > heir_hits;
-  })) << b.log();
+  };
+  ASSERT_TRUE(WaitFor(b_read_from_heir)) << "b never read from the new primary\n" << b.log();
   ASSERT_LE(next, kShared - 60) << "too few traces left to look up after the failover";
   const uint64_t executed_before = b.Executions("demo.busy");
   for (; next < kShared; ++next) {
@@ -171,11 +175,12 @@ TEST(SharedDaemonsFailover, AnswersStayCorrectThroughAFailoverAndLocalWhenTheClu
   int fresh = 2000;
   WaitDrained(a, handled);
   const size_t heir_keys = OwnCluster::Keys(heir, pattern);
-  EXPECT_TRUE(WaitFor([&] {
+  const auto a_wrote_to_heir = [&] {
     a.Call("demo.busy", {Int(fresh++), Int(0)});
     WaitDrained(a, ++handled);
     return OwnCluster::Keys(heir, pattern) > heir_keys;
-  }));
+  };
+  ASSERT_TRUE(WaitFor(a_wrote_to_heir)) << "a never wrote to the new primary\n" << a.log();
   const uint64_t published = a.Stats().shared_published();
   const int first_fresh = fresh;
   for (int i = 0; i < 30; ++i) a.Call("demo.busy", {Int(fresh++), Int(0)});
