@@ -206,6 +206,9 @@ class RedisClient::Impl {
     if (context == nullptr || context->err != 0) {
       std::string error = context != nullptr ? context->errstr : "out of memory";
       if (context != nullptr) redisFree(context);
+      // A node that cannot be reached may have failed over: its slots served by its replica,
+      // which only a fresh CLUSTER SLOTS names (nobody redirects us from a dead node).
+      refresh_needed_ = true;
       return absl::UnavailableError(
           Cat("cannot connect to ", node->host, ":", std::to_string(node->port), ": ", error));
     }

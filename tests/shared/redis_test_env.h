@@ -4,6 +4,7 @@
 // redis_cluster; its directory in TURBINE_TEST_REDIS_CLUSTER_DIR). PlainRedis: one
 // redis-server without cluster mode, started by the test on a free loopback port.
 // RedisCli runs redis-cli, for what the tests do to the servers behind the client's back.
+// OwnCluster: a cluster a test starts for itself, to kill its nodes (failover tests).
 #pragma once
 
 #include <fcntl.h>
@@ -18,8 +19,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iterator>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -126,6 +131,166 @@ class PlainRedis {
  private:
   int port_ = 0;
   pid_t pid_ = 0;
+};
+
+// WaitFor polls `condition` until it holds or `limit` passed; returns whether it held.
+inline bool WaitFor(const std::function<bool()>& condition,
+                    std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+inline std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(line);
+  }
+  return lines;
+}
+
+// OwnCluster is a Redis Cluster (3 primaries, 3 replicas) that one test starts for itself
+// with tests/shared/redis_cluster, so that it may kill its nodes without harming the
+// `redis_cluster` fixture the other tests share. Its nodes' cluster-node-timeout is short, so
+// a killed primary's replica takes over within a few seconds. The destructor stops it; should
+// the test die first, the ctest cleanup fixture `own_redis_clusters` stops whatever is left
+// in TURBINE_TEST_OWN_CLUSTERS_DIR. The script's path: TURBINE_REDIS_CLUSTER_SCRIPT.
+class OwnCluster {
+ public:
+  OwnCluster(const std::string& name, int node_timeout_ms) {
+#ifdef TURBINE_REDIS_CLUSTER_SCRIPT
+    script_ = TURBINE_REDIS_CLUSTER_SCRIPT;
+#endif
+    const char* base = std::getenv("TURBINE_TEST_OWN_CLUSTERS_DIR");
+    if (base == nullptr || script_.empty()) {
+      ADD_FAILURE() << "TURBINE_TEST_OWN_CLUSTERS_DIR or TURBINE_REDIS_CLUSTER_SCRIPT unset";
+      return;
+    }
+    dir_ = std::string(base) + "/" + name + "-" + std::to_string(getpid());
+    const std::string command = script_ + " start " + dir_ + " --node-timeout " +
+                                std::to_string(node_timeout_ms) + " >" + dir_ + ".log 2>&1";
+    std::filesystem::create_directories(base);
+    const int status = std::system(command.c_str());
+    std::ifstream log(dir_ + ".log");
+    const std::string output((std::istreambuf_iterator<char>(log)), {});
+    EXPECT_EQ(status, 0) << output;
+    if (status != 0) return;
+    std::ifstream seeds(dir_ + "/seeds");
+    std::string line;
+    std::getline(seeds, line);
+    nodes_ = SplitSeeds(line);
+    std::ifstream pids(dir_ + "/pids");
+    for (pid_t pid; pids >> pid;) pids_.push_back(pid);
+    EXPECT_EQ(nodes_.size(), 6u);
+    EXPECT_EQ(pids_.size(), nodes_.size());
+  }
+  ~OwnCluster() { Stop(); }
+  OwnCluster(const OwnCluster&) = delete;
+  OwnCluster& operator=(const OwnCluster&) = delete;
+
+  bool started() const { return nodes_.size() == 6 && pids_.size() == nodes_.size(); }
+  // Every node, "127.0.0.1:PORT".
+  const std::vector<std::string>& nodes() const { return nodes_; }
+  std::string url() const {
+    std::string url = "redis://";
+    for (const std::string& node : nodes_) url += (url.size() > 8 ? "," : "") + node;
+    return url;
+  }
+
+  // Kill ends a node's redis-server with SIGKILL: a crash, nothing flushed or said.
+  void Kill(const std::string& node) {
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      if (nodes_[i] == node && pids_[i] > 0) {
+        EXPECT_EQ(kill(pids_[i], SIGKILL), 0);
+        pids_[i] = 0;
+      }
+    }
+  }
+  bool Alive(const std::string& node) const {
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      if (nodes_[i] == node) return pids_[i] > 0;
+    }
+    return false;
+  }
+  // Role is the first line of ROLE: "master" or "slave" (or an error).
+  static std::string Role(const std::string& node) {
+    const std::vector<std::string> lines = Lines(RedisCli(node, "ROLE"));
+    return lines.empty() ? "" : lines[0];
+  }
+  std::vector<std::string> Primaries() const {
+    std::vector<std::string> out;
+    for (const std::string& node : nodes_) {
+      if (Alive(node) && Role(node) == "master") out.push_back(node);
+    }
+    return out;
+  }
+  // Healthy: every live node says cluster_state:ok and `primaries` of them are primaries.
+  bool Healthy(size_t primaries) const {
+    for (const std::string& node : nodes_) {
+      if (Alive(node) &&
+          RedisCli(node, "CLUSTER INFO").find("cluster_state:ok") == std::string::npos) {
+        return false;
+      }
+    }
+    return Primaries().size() == primaries;
+  }
+  // ReplicasInSync: every live replica is connected to its primary and has processed all
+  // it was sent (its offset equals the primary's), so a failover loses nothing.
+  bool ReplicasInSync() const {
+    for (const std::string& node : nodes_) {
+      if (!Alive(node)) continue;
+      // A replica's ROLE: slave, primary host, primary port, link state, offset.
+      const std::vector<std::string> role = Lines(RedisCli(node, "ROLE"));
+      if (role.empty() || role[0] != "slave") continue;
+      if (role.size() < 5 || role[3] != "connected") return false;
+      const std::vector<std::string> primary = Lines(RedisCli(role[1] + ":" + role[2], "ROLE"));
+      if (primary.size() < 2 || primary[1] != role[4]) return false;
+    }
+    return true;
+  }
+  // ReplicaOf is the live replica of `primary` ("" if none).
+  std::string ReplicaOf(const std::string& primary) const {
+    for (const std::string& node : nodes_) {
+      const std::vector<std::string> role = Lines(RedisCli(node, "ROLE"));
+      if (Alive(node) && role.size() >= 3 && role[0] == "slave" &&
+          role[1] + ":" + role[2] == primary) {
+        return node;
+      }
+    }
+    return "";
+  }
+  // InfoField is a numeric field of `INFO` on `node` (e.g. "keyspace_hits"); 0 if absent.
+  static uint64_t InfoField(const std::string& node, const std::string& field) {
+    for (const std::string& line : Lines(RedisCli(node, "INFO"))) {
+      if (line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1));
+    }
+    return 0;
+  }
+  // Keys counts the keys on `node` that match `pattern`.
+  static size_t Keys(const std::string& node, const std::string& pattern) {
+    return Lines(RedisCli(node, "--scan --pattern '" + pattern + "'")).size();
+  }
+
+  void Stop() {
+    if (dir_.empty()) return;
+    const std::string command = script_ + " stop " + dir_ + " >/dev/null 2>&1";
+    EXPECT_EQ(std::system(command.c_str()), 0);
+    std::filesystem::remove(dir_ + ".log");
+    dir_.clear();
+    for (pid_t& pid : pids_) pid = 0;
+  }
+
+ private:
+  std::string script_;
+  std::string dir_;
+  std::vector<std::string> nodes_;
+  std::vector<pid_t> pids_;  // 0: killed
 };
 
 }  // namespace turbine::testing

@@ -13,90 +13,13 @@
 #include "../server/requests.h"
 #include "../storage/temp_dir.h"
 #include "redis_test_env.h"
+#include "shared_machine.h"
 #include "turbine/client/client.h"
 
 namespace turbine::testing {
 namespace {
 
 namespace v1 = turbine::v1;
-
-std::string Namespace() {
-  const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-  return std::string(test->name()) + "-" + std::to_string(getpid()) + "-" +
-         std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
-}
-
-// Machine is one turbined with its own data dir, and a client of it.
-class Machine {
- public:
-  Machine(const std::string& url, const std::string& name_space, const std::string& mode,
-          std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--data-dir",
-                                     dir_.str(),
-                                     "--shared-cache",
-                                     url,
-                                     "--shared-cache-namespace",
-                                     name_space,
-                                     "--shared-cache-mode",
-                                     mode};
-    args.insert(args.end(), extra.begin(), extra.end());
-    started_ = daemon_.Start(args);
-    EXPECT_TRUE(started_) << daemon_.log();
-    auto client = client::Client::Connect({.address = daemon_.address()});
-    EXPECT_TRUE(client.ok()) << client.status();
-    if (client.ok()) client_ = std::move(*client);
-  }
-  ~Machine() {
-    if (started_) EXPECT_EQ(daemon_.Stop(SIGTERM), 0) << daemon_.log();
-  }
-
-  client::CallResult Call(const std::string& function, std::vector<v1::Value> args) {
-    absl::StatusOr<client::CallResult> result = client_->Call(function, std::move(args));
-    if (!result.ok()) {
-      ADD_FAILURE() << function << ": " << result.status();
-      client::CallResult failed;
-      failed.value = result.status();
-      return failed;
-    }
-    EXPECT_TRUE(result->value.ok()) << function << ": " << result->value.status();
-    return *result;
-  }
-  void Set(std::vector<std::pair<std::string, v1::Value>> inputs) {
-    absl::StatusOr<uint32_t> set = client_->SetInputs(std::move(inputs));
-    ASSERT_TRUE(set.ok()) << set.status();
-  }
-  v1::StatsReply Stats() {
-    absl::StatusOr<v1::StatsReply> stats = client_->Stats();
-    EXPECT_TRUE(stats.ok()) << stats.status();
-    return stats.ok() ? *stats : v1::StatsReply();
-  }
-  uint64_t Executions(const std::string& function) {
-    const v1::StatsReply stats = Stats();
-    for (const v1::FunctionStats& fn : stats.functions()) {
-      if (fn.name() == function) return fn.executions();
-    }
-    return 0;
-  }
-  // WaitPublished waits until `n` traces were published and none waits.
-  void WaitPublished(uint64_t n) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (std::chrono::steady_clock::now() < deadline) {
-      const v1::StatsReply stats = Stats();
-      if (stats.shared_published() >= n && stats.shared_publish_queue() == 0) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    ADD_FAILURE() << "published " << Stats().shared_published() << " of " << n;
-  }
-  // WaitForLog waits until the daemon logged a line containing `marker`.
-  bool WaitForLog(const std::string& marker) { return daemon_.WaitForLog(marker); }
-  const std::string& log() const { return daemon_.log(); }
-
- private:
-  TempDir dir_;
-  DaemonProcess daemon_;
-  bool started_ = false;
-  std::unique_ptr<client::Client> client_;
-};
 
 class SharedDaemons : public ::testing::Test {
  protected:
