@@ -173,6 +173,11 @@ TEST(SharedOracle, TwoMachinesWithRandomEditsMatchFromScratchEvaluation) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 random(seed);
   MakeGraph(random);
+  auto uses = [](Node::Op op) {
+    return std::count_if(graph.begin(), graph.end(), [op](const Node& n) { return n.op == op; });
+  };
+  ASSERT_GT(uses(Node::kRelay), 0);    // task-reference arguments are exercised
+  ASSERT_GT(uses(Node::kForward), 0);  // and outputs that refer to another task
   auto tier = RedisTier::Connect(RedisOptions{.seeds = seeds});
   ASSERT_TRUE(tier.ok()) << tier.status();
   const std::string name_space =
@@ -191,6 +196,11 @@ TEST(SharedOracle, TwoMachinesWithRandomEditsMatchFromScratchEvaluation) {
     }
   };
   check("initially");
+  // Side 1 has side 0's inputs: it adopted every node, relay and forward, executing none.
+  for (const FunctionStats& fn : sides[1].owner->engine().Stats().functions) {
+    if (fn.name.starts_with("shared_oracle.")) EXPECT_EQ(fn.executions, 0u) << fn.name;
+  }
+  EXPECT_GE(sides[1].owner->engine().Stats().shared_hits, uint64_t{kNodes});
   int replaced = 0;
   for (int step = 0; step < kSteps; ++step) {
     const std::string when = "step " + std::to_string(step);
