@@ -33,6 +33,7 @@ std::string Digest128(std::string_view bytes) {
   return out;
 }
 
+// SharedIdentityAt is SharedIdentity for a task named `depth` references below the first.
 bool SharedIdentityAt(EngineImpl& engine, const TaskState& task, bool may_load, int depth,
                       std::string* out);
 // CallByName finds or creates, here, the task a stable identity names, and gives its output.
