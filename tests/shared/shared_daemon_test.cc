@@ -153,14 +153,18 @@ TEST_F(SharedDaemons, ADifferentInputOnTheReaderExecutesExactlyWhatDiffers) {
 
 TEST_F(SharedDaemons, BusyWorkIsNotRepeated) {
   ASSERT_NE(url_, "redis://");
+  // 200 ms of work: a shared answer takes far less even on a loaded machine (a 20 ms bound
+  // was missed under a load of 12 on 2 cores).
+  constexpr int64_t kBusyMicros = 200'000;
   Machine a(url_, ns_, "readwrite");
-  EXPECT_EQ(a.Call("demo.busy", {Int(7), Int(20000)}).value.value_or(v1::Value()).int_value(), 7);
+  EXPECT_EQ(a.Call("demo.busy", {Int(7), Int(kBusyMicros)}).value.value_or(v1::Value()).int_value(),
+            7);
   a.WaitPublished(1);
   Machine b(url_, ns_, "read");
-  const client::CallResult on_b = b.Call("demo.busy", {Int(7), Int(20000)});
+  const client::CallResult on_b = b.Call("demo.busy", {Int(7), Int(kBusyMicros)});
   EXPECT_EQ(on_b.value.value_or(v1::Value()).int_value(), 7);
   EXPECT_EQ(on_b.source, v1::SOURCE_SHARED);
-  EXPECT_LT(on_b.micros, 20000u);
+  EXPECT_LT(on_b.micros, static_cast<uint64_t>(kBusyMicros));
   EXPECT_EQ(b.Executions("demo.busy"), 0u);
   // A reader publishes nothing.
   EXPECT_EQ(b.Call("demo.busy", {Int(8), Int(0)}).source, v1::SOURCE_EXECUTED);
