@@ -86,20 +86,22 @@ bool EncodeStable(EngineImpl& engine, bool may_load, int depth,
       if (placeholders[i] != i + 1) return false;
     }
     if (placeholders.size() != ids.size()) return false;
-    size_t size = bytes.size();
+    size_t names_size = 0;
     for (TaskId id : ids) {
       const TaskState* target = may_load ? engine.Task(id) : engine.InMemory(id);
       std::string name;
       if (target == nullptr || !SharedIdentityAt(engine, *target, may_load, depth + 1, &name)) {
         return false;
       }
-      size += name.size();
-      if (size > kMaxNameBytes) return false;
+      names_size += name.size();
+      if (names_size > kMaxNameBytes) return false;
       names.push_back(std::move(name));
     }
   }
   SerializeTo(StableTuple{std::move(bytes), std::move(positions), std::move(names)}, out);
-  return out->size() <= kMaxNameBytes;
+  // The bound is on names of references; what a record holds at its top is bounded by the
+  // tier's record size.
+  return depth == 0 || out->size() <= kMaxNameBytes;
 }
 
 // ResolveStable turns a stable encoding back into canonical bytes here: each referenced

@@ -7,9 +7,10 @@
 // byte positions of the placeholders, the n referenced tasks' stable identities). A task's
 // stable identity is the stable encoding of the bytes the store keys it by (persist.h:
 // function name, version, receiver, canonical arguments). Naming stops at kMaxNameDepth
-// levels of references and kMaxNameBytes: a task beyond them stays local. A reader turns a
-// stable identity back into a task by finding or creating each referenced task here by its
-// identity (never by the writer's id) and putting its local id where the placeholder was.
+// levels of references and kMaxNameBytes of names: a task beyond them stays local. A
+// reader turns a stable identity back into a task by finding or creating each referenced
+// task here by its identity (never by the writer's id) and putting its local id where the
+// placeholder was.
 //
 // Key: "turbine:" namespace ":v2:" XXH3-128 of the task's stable identity, in hex, so the
 // function's version is part of the key.

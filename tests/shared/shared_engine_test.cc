@@ -318,6 +318,22 @@ TEST_F(SharedEngine, ValuesOfOtherTypesRoundTrip) {
             *static_cast<const std::string*>(first.value.get()));
 }
 
+TEST_F(SharedEngine, LargeArgumentsAndValuesShare) {
+  ASSERT_FALSE(seeds_.empty());
+  // Larger than the bound on names of references, which applies to names only.
+  const std::string name(100'000, 'n');
+  Machine a(seeds_, ns_, true);
+  a.SetX({4});
+  ASSERT_TRUE(a.Read([&] { return text(name).raw(); }).status.ok());
+  a.WaitPublished(2);
+  Machine b(seeds_, ns_, false);
+  b.SetX({4});
+  Engine::AsyncRead read = b.Read([&] { return text(name).raw(); });
+  ASSERT_TRUE(read.status.ok()) << read.status;
+  EXPECT_TRUE(read.shared);
+  EXPECT_EQ(*static_cast<const std::string*>(read.value.get()), "hello " + name + " 40");
+}
+
 TEST_F(SharedEngine, AStoppedServerDegradesToLocalWithinTheTimeout) {
   PlainRedis redis;  // not a cluster: the tier works on one plain Redis as well
   const auto timeout = std::chrono::milliseconds(100);
