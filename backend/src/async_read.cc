@@ -64,7 +64,11 @@ Job ReadOnWorker(EngineImpl* engine, RawVc vc, std::function<void(Engine::AsyncR
   const uint32_t executions_after = ExecutionsOf(*engine, vc);
   result.executed =
       executions_after != executions_before || (op.ok() && op.value_stamp() > stamp_before);
-  result.shared = executions_after == executions_before && AdoptedFromShared(*engine, vc);
+  // Shared: the task named was adopted, and so was the one holding the value at the end of
+  // its references (a trait call's dispatch may be adopted while its implementation ran).
+  result.shared =
+      executions_after == executions_before && AdoptedFromShared(*engine, vc) &&
+      (!op.ok() || op.resolved().task == vc.task || AdoptedFromShared(*engine, op.resolved()));
   result.reloaded = op.reloaded();
   done(std::move(result));
   engine->refreshes_in_flight.fetch_sub(1);

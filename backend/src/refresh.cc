@@ -277,7 +277,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
         }
         adopted.RecordRead(slot, observed);
       }
-      if (same && AdoptTrace(trace, &adopted)) {
+      if (same && AdoptTrace(*engine, trace, &adopted)) {
         engine->shared_hits.fetch_add(1, std::memory_order_relaxed);
         CommitExecution(*engine, *task, adopted);
         engine->refreshes_in_flight.fetch_sub(1);

@@ -12,6 +12,7 @@
 #include "engine_impl.h"
 #include "mutex.h"
 #include "turbine/function.h"
+#include "vc_positions.h"
 
 namespace turbine {
 namespace {
@@ -69,7 +70,18 @@ uint64_t StableTypeHash(ValueTypeId type) {
   return record != nullptr ? record->name_hash : 0;
 }
 
+namespace internal {
+VcPositions*& ThreadVcPositions() {
+  thread_local VcPositions* positions = nullptr;
+  return positions;
+}
+}  // namespace internal
+
 std::string ValueTypeNameOrEmpty(ValueTypeId id) {
+  // RawVc's save calls this before writing the task id (vc_positions.h).
+  if (internal::VcPositions* vcs = internal::ThreadVcPositions(); vcs != nullptr) [[unlikely]] {
+    vcs->positions->push_back(vcs->bytes->size());
+  }
   const ValueType* type = ValueTypeById(id);
   return type != nullptr ? type->name : std::string();
 }

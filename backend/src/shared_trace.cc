@@ -1,6 +1,8 @@
 // shared_trace.cc — trace records, digests, adoption and publishing (shared_trace.h).
 #include "shared_trace.h"
 
+#include <absl/functional/function_ref.h>
+
 #include <cereal/types/string.hpp>
 #include <cereal/types/tuple.hpp>
 #include <cereal/types/vector.hpp>
@@ -11,6 +13,7 @@
 #include "persist.h"
 #include "turbine/internal/serialization.h"
 #include "turbine/internal/xxh3.h"
+#include "vc_positions.h"
 
 namespace turbine::internal {
 namespace {
@@ -30,23 +33,124 @@ std::string Digest128(std::string_view bytes) {
   return out;
 }
 
-// SerializeValue writes a value's canonical bytes; false if it holds a Vc.
-bool SerializeValue(const ValueType& type, const void* value, std::string* out) {
-  std::vector<TaskId> refs;
-  VcSink sink(&refs);
-  type.serialize(value, out);
-  sink.Stop();
-  return refs.empty();
+// SharedIdentityAt is SharedIdentity for a task named `depth` references below the first.
+bool SharedIdentityAt(EngineImpl& engine, const TaskState& task, bool may_load, int depth,
+                      std::string* out);
+// CallByName finds or creates, here, the task a stable identity names, and gives its output.
+bool CallByName(EngineImpl& engine, std::string_view name, int depth, RawVc* output);
+
+using StableTuple = std::tuple<std::string, std::vector<uint64_t>, std::vector<std::string>>;
+
+void PutId(std::string* bytes, size_t at, uint64_t id) { std::memcpy(bytes->data() + at, &id, 8); }
+uint64_t GetId(std::string_view bytes, size_t at) {
+  uint64_t id = 0;
+  std::memcpy(&id, bytes.data() + at, 8);
+  return id;
 }
 
-// DeserializeValue decodes a value; null if malformed or if it holds a Vc (a task id of
-// another process).
-std::shared_ptr<const void> DeserializeValue(const ValueType& type, std::string_view bytes) {
-  std::vector<TaskId> refs;
-  VcSink sink(&refs);
+// EncodeStable runs `write`, which appends canonical bytes holding Vcs, and gives their
+// stable encoding (shared_trace.h). `reread` decodes such bytes, reporting the Vcs it
+// loads through a VcSink: the placeholders must come back as 1..n, in order, or some Vc
+// was not where RecordVcPositions saw it (an encoding nested in a buffer of its own).
+// False if a referenced task cannot be named.
+bool EncodeStable(EngineImpl& engine, bool may_load, int depth,
+                  absl::FunctionRef<void(std::string*)> write,
+                  absl::FunctionRef<bool(std::string_view)> reread, std::string* out) {
+  std::string bytes;
+  std::vector<size_t> seen_at;
+  std::vector<TaskId> ids;
+  {
+    RecordVcPositions record(&bytes, &seen_at);
+    VcSink sink(&ids);
+    write(&bytes);
+  }
+  std::vector<uint64_t> positions;
+  for (size_t at : seen_at) {
+    if (at + sizeof(uint64_t) > bytes.size()) return false;
+    const uint64_t id = GetId(bytes, at);
+    if (id == kNoTask) continue;  // a Vc that names nothing
+    if (positions.size() >= ids.size() || id != ids[positions.size()]) return false;
+    positions.push_back(at);
+  }
+  if (positions.size() != ids.size()) return false;
+  std::vector<std::string> names;
+  if (!ids.empty()) {
+    if (depth >= kMaxNameDepth) return false;
+    for (size_t i = 0; i < positions.size(); ++i) PutId(&bytes, positions[i], i + 1);
+    std::vector<TaskId> placeholders;
+    {
+      VcSink sink(&placeholders);
+      if (!reread(bytes)) return false;
+    }
+    for (size_t i = 0; i < placeholders.size(); ++i) {
+      if (placeholders[i] != i + 1) return false;
+    }
+    if (placeholders.size() != ids.size()) return false;
+    size_t names_size = 0;
+    for (TaskId id : ids) {
+      const TaskState* target = may_load ? engine.Task(id) : engine.InMemory(id);
+      std::string name;
+      if (target == nullptr || !SharedIdentityAt(engine, *target, may_load, depth + 1, &name)) {
+        return false;
+      }
+      names_size += name.size();
+      if (names_size > kMaxNameBytes) return false;
+      names.push_back(std::move(name));
+    }
+  }
+  SerializeTo(StableTuple{std::move(bytes), std::move(positions), std::move(names)}, out);
+  // The bound is on names of references; what a record holds at its top is bounded by the
+  // tier's record size.
+  return depth == 0 || out->size() <= kMaxNameBytes;
+}
+
+// ResolveStable turns a stable encoding back into canonical bytes here: each referenced
+// task is found or created by its stable identity and its local id replaces the
+// placeholder. `ids` are those ids, in order. False if malformed or a name does not resolve.
+bool ResolveStable(EngineImpl& engine, std::string_view stable, int depth, std::string* bytes,
+                   std::vector<TaskId>* ids) {
+  StableTuple tuple;
+  if (!DeserializeFrom(stable, &tuple)) return false;
+  auto& [canonical, positions, names] = tuple;
+  if (positions.size() != names.size()) return false;
+  if (!names.empty() && depth >= kMaxNameDepth) return false;
+  size_t next_free = 0;
+  for (size_t i = 0; i < positions.size(); ++i) {
+    const uint64_t at = positions[i];
+    if (at < next_free || at > canonical.size() || canonical.size() - at < sizeof(uint64_t) ||
+        GetId(canonical, at) != i + 1) {
+      return false;
+    }
+    next_free = at + sizeof(uint64_t);
+    RawVc found;
+    if (!CallByName(engine, names[i], depth + 1, &found)) return false;
+    PutId(&canonical, at, found.task);
+    ids->push_back(found.task);
+  }
+  *bytes = std::move(canonical);
+  return true;
+}
+
+// ValueBytes gives a value's stable encoding; false if a task it refers to cannot be named.
+bool ValueBytes(EngineImpl& engine, bool may_load, const ValueType& type, const void* value,
+                std::string* out) {
+  return EncodeStable(
+      engine, may_load, 0, [&](std::string* bytes) { type.serialize(value, bytes); },
+      [&](std::string_view bytes) { return type.deserialize(bytes) != nullptr; }, out);
+}
+
+// DecodeValue decodes a value's stable encoding here; null if malformed or if a Vc in it is
+// not one of the tasks its names resolved to.
+std::shared_ptr<const void> DecodeValue(EngineImpl& engine, const ValueType& type,
+                                        std::string_view stable) {
+  std::string bytes;
+  std::vector<TaskId> ids;
+  if (!ResolveStable(engine, stable, 0, &bytes, &ids)) return nullptr;
+  std::vector<TaskId> loaded;
+  VcSink sink(&loaded);
   std::shared_ptr<const void> value = type.deserialize(bytes);
   sink.Stop();
-  return refs.empty() ? value : nullptr;
+  return loaded == ids ? value : nullptr;
 }
 
 void AppendDigestPart(std::string* out, std::string_view part) {
@@ -55,15 +159,37 @@ void AppendDigestPart(std::string* out, std::string_view part) {
   out->append(part);
 }
 
+bool SharedIdentityAt(EngineImpl& engine, const TaskState& task, bool may_load, int depth,
+                      std::string* out) {
+  return EncodeStable(
+      engine, may_load, depth,
+      [&](std::string* bytes) { EncodeIdentity(*task.fn, task.receiver, task.args, bytes); },
+      [](std::string_view bytes) {
+        DecodedIdentity decoded;
+        return DecodeIdentity(bytes, &decoded);
+      },
+      out);
+}
+
+bool CallByName(EngineImpl& engine, std::string_view name, int depth, RawVc* output) {
+  std::string bytes;
+  std::vector<TaskId> ids;
+  if (!ResolveStable(engine, name, depth, &bytes, &ids)) return false;
+  std::vector<TaskId> loaded;
+  DecodedIdentity identity;
+  {
+    VcSink sink(&loaded);
+    if (!DecodeIdentity(bytes, &identity)) return false;
+  }
+  if (loaded != ids) return false;
+  *output = engine.Call(*identity.fn, identity.receiver, identity.args);
+  return true;
+}
+
 }  // namespace
 
-bool SharedIdentity(const TaskState& task, std::string* out) {
-  if (!task.receiver.is_none()) return false;
-  std::vector<TaskId> refs;
-  VcSink sink(&refs);
-  EncodeIdentity(*task.fn, task.receiver, task.args, out);
-  sink.Stop();
-  return refs.empty();
+bool SharedIdentity(EngineImpl& engine, const TaskState& task, bool may_load, std::string* out) {
+  return SharedIdentityAt(engine, task, may_load, 0, out);
 }
 
 std::string TraceKey(const std::string& name_space, std::string_view identity) {
@@ -125,13 +251,16 @@ bool DecodeTraceRecord(std::string_view bytes, TraceRecord* record) {
 }
 
 bool SlotDigest(EngineImpl& engine, const TaskState& task, RawVc slot, std::string* digest) {
+  // Under a task lock the store may not be read: references are named from memory only
+  // (a task not in memory means "no digest", which is safe: the trace is not adopted).
+  constexpr bool kMayLoad = false;
   std::string buffer;
   if (slot.is_output()) {
     const Output& output = task.output;
     switch (output.kind) {
       case OutputKind::kValue: {
         std::string bytes;
-        if (!SerializeValue(*output.type, output.value.get(), &bytes)) return false;
+        if (!ValueBytes(engine, kMayLoad, *output.type, output.value.get(), &bytes)) return false;
         AppendDigestPart(&buffer, "value");
         AppendDigestPart(&buffer, output.type->name);
         AppendDigestPart(&buffer, bytes);
@@ -150,10 +279,10 @@ bool SlotDigest(EngineImpl& engine, const TaskState& task, RawVc slot, std::stri
         if (output.ref.task == task.id) {
           target_identity = "self";
         } else {
-          // Identity fields are immutable: no lock needed. Only a task in memory: the
-          // store may not be read under a task lock (a miss is "no digest", which is safe).
           const TaskState* target = engine.InMemory(output.ref.task);
-          if (target == nullptr || !SharedIdentity(*target, &target_identity)) return false;
+          if (target == nullptr || !SharedIdentity(engine, *target, kMayLoad, &target_identity)) {
+            return false;
+          }
         }
         AppendDigestPart(&buffer, "ref");
         AppendDigestPart(&buffer, target_identity);
@@ -170,7 +299,7 @@ bool SlotDigest(EngineImpl& engine, const TaskState& task, RawVc slot, std::stri
     if (cell == nullptr) return false;
     const ValueType& type = *ValueTypeById(cell->type);
     std::string bytes;
-    if (!SerializeValue(type, cell->value.get(), &bytes)) return false;
+    if (!ValueBytes(engine, kMayLoad, type, cell->value.get(), &bytes)) return false;
     AppendDigestPart(&buffer, "cell");
     AppendDigestPart(&buffer, type.name);
     AppendDigestPart(&buffer, bytes);
@@ -180,41 +309,56 @@ bool SlotDigest(EngineImpl& engine, const TaskState& task, RawVc slot, std::stri
 }
 
 bool BuildTrace(EngineImpl& engine, TaskState& task, TraceRecord* record) {
+  // What the task holds is copied under its lock (values are immutable, shared) and
+  // encoded after: naming a reference may read the store, which no task lock may cover.
+  Output output;
+  std::vector<CellSlot> cells;
   std::vector<Dep> deps;
   {
     MutexLock lock(&task.mu);
     if (task.phase != Phase::kClean || task.from_shared) return false;
-    if (!SharedIdentity(task, &record->identity)) return false;
-    const Output& output = task.output;
-    if (output.kind == OutputKind::kValue) {
-      record->output_type = output.type->name;
-      if (!SerializeValue(*output.type, output.value.get(), &record->output_bytes)) return false;
-    } else if (output.kind == OutputKind::kRef && output.ref.task == task.id &&
-               output.ref.is_cell()) {
-      record->output_is_ref = true;
-      record->output_type = ValueTypeById(output.ref.type)->name;
-      record->output_ref_index = output.ref.index;
-    } else {
-      return false;  // errors stay local: they may be this machine's (a missing file)
-    }
-    for (const CellSlot& cell : task.cells) {
-      const ValueType& type = *ValueTypeById(cell.type);
-      TraceCell traced{type.name, cell.index, {}};
-      if (!SerializeValue(type, cell.value.get(), &traced.bytes)) return false;
-      record->cells.push_back(std::move(traced));
-    }
+    output = task.output;
+    cells = task.cells;
     deps = task.deps;
+  }
+  constexpr bool kMayLoad = true;
+  if (!SharedIdentity(engine, task, kMayLoad, &record->identity)) return false;
+  if (output.kind == OutputKind::kValue) {
+    record->output_type = output.type->name;
+    if (!ValueBytes(engine, kMayLoad, *output.type, output.value.get(), &record->output_bytes)) {
+      return false;
+    }
+  } else if (output.kind == OutputKind::kRef) {
+    record->output_is_ref = true;
+    record->output_type = output.ref.is_cell() ? ValueTypeById(output.ref.type)->name : "";
+    record->output_ref_index = output.ref.index;
+    if (output.ref.task != task.id) {
+      const TaskState* target = engine.Task(output.ref.task);
+      if (target == nullptr || !SharedIdentity(engine, *target, kMayLoad, &record->output_bytes)) {
+        return false;
+      }
+    } else if (!output.ref.is_cell()) {
+      return false;  // its own output: a cycle, never a result
+    }
+  } else {
+    return false;  // errors stay local: they may be this machine's (a missing file)
+  }
+  for (const CellSlot& cell : cells) {
+    const ValueType& type = *ValueTypeById(cell.type);
+    TraceCell traced{type.name, cell.index, {}};
+    if (!ValueBytes(engine, kMayLoad, type, cell.value.get(), &traced.bytes)) return false;
+    record->cells.push_back(std::move(traced));
   }
   for (const Dep& dep : deps) {
     TaskState* target = engine.Task(dep.slot.task);
     if (target == nullptr) return false;
     TraceDep traced;
+    if (!SharedIdentity(engine, *target, kMayLoad, &traced.identity)) return false;
     MutexLock lock(&target->mu);
     // The value it saw must still be there: otherwise the digest would describe another.
     if (target->phase != Phase::kClean || target->SlotChangedAt(dep.slot) != dep.observed) {
       return false;
     }
-    if (!SharedIdentity(*target, &traced.identity)) return false;
     if (dep.slot.is_cell()) {
       traced.slot_type = ValueTypeById(dep.slot.type)->name;
       traced.slot_index = dep.slot.index;
@@ -225,14 +369,28 @@ bool BuildTrace(EngineImpl& engine, TaskState& task, TraceRecord* record) {
   return true;
 }
 
-bool AdoptTrace(const TraceRecord& record, ExecContext* context) {
+bool AdoptTrace(EngineImpl& engine, const TraceRecord& record, ExecContext* context) {
   TaskState& task = *context->task;
   for (const TraceCell& traced : record.cells) {
     const ValueType* type = FindValueType(traced.type_name);
     if (type == nullptr) return false;
-    std::shared_ptr<const void> value = DeserializeValue(*type, traced.bytes);
+    std::shared_ptr<const void> value = DecodeValue(engine, *type, traced.bytes);
     if (value == nullptr) return false;
     context->cells.push_back(CellSlot{type->id, traced.index, 0, std::move(value)});
+  }
+  if (record.output_is_ref && !record.output_bytes.empty()) {
+    // A slot of another task, named by its stable identity: that task here.
+    RawVc target;
+    if (!CallByName(engine, record.output_bytes, 0, &target)) return false;
+    context->output.kind = OutputKind::kRef;
+    if (record.output_type.empty()) {
+      context->output.ref = target;
+      return true;
+    }
+    const ValueType* type = FindValueType(record.output_type);
+    if (type == nullptr) return false;
+    context->output.ref = RawVc::Cell(target.task, type->id, record.output_ref_index);
+    return true;
   }
   const ValueType* type = FindValueType(record.output_type);
   if (type == nullptr) return false;
@@ -246,7 +404,7 @@ bool AdoptTrace(const TraceRecord& record, ExecContext* context) {
     context->output.ref = RawVc::Cell(task.id, type->id, record.output_ref_index);
     return true;
   }
-  std::shared_ptr<const void> value = DeserializeValue(*type, record.output_bytes);
+  std::shared_ptr<const void> value = DecodeValue(engine, *type, record.output_bytes);
   if (value == nullptr) return false;
   context->output.kind = OutputKind::kValue;
   context->output.type = type;
@@ -255,14 +413,8 @@ bool AdoptTrace(const TraceRecord& record, ExecContext* context) {
 }
 
 bool ResolveTraceDep(EngineImpl& engine, const TraceDep& dep, RawVc* slot) {
-  std::vector<TaskId> refs;
-  DecodedIdentity identity;
-  {
-    VcSink sink(&refs);
-    if (!DecodeIdentity(dep.identity, &identity)) return false;
-  }
-  if (!refs.empty() || !identity.receiver.is_none()) return false;
-  const RawVc output = engine.Call(*identity.fn, identity.receiver, identity.args);
+  RawVc output;
+  if (!CallByName(engine, dep.identity, 0, &output)) return false;
   if (dep.slot_type.empty()) {
     *slot = output;
     return true;
@@ -276,16 +428,16 @@ bool ResolveTraceDep(EngineImpl& engine, const TraceDep& dep, RawVc* slot) {
 // --- the engine's side: fetching and publishing ---
 
 bool EngineImpl::Shares(const TaskState& task) const {
-  return shared_.tier != nullptr && task.fn->kind == FunctionKind::kPlain &&
+  // Trait dispatch and resolve-first tasks too: they read (resolve) and answer with a
+  // reference to another task, which a trace names by its stable identity.
+  return shared_.tier != nullptr && task.fn->kind != FunctionKind::kInput &&
          !task.fn->session_dependent && !task.fn->machine_local;
 }
 
 bool EngineImpl::FetchTrace(TaskState& task, TraceRecord* record) {
   std::string identity;
-  {
-    MutexLock lock(&task.mu);
-    if (!SharedIdentity(task, &identity)) return false;
-  }
+  // No lock: a task's identity is immutable, and naming its references may read the store.
+  if (!SharedIdentity(*this, task, /*may_load=*/true, &identity)) return false;
   shared_lookups.fetch_add(1, std::memory_order_relaxed);
   absl::StatusOr<std::optional<std::string>> found =
       shared_.tier->Lookup(TraceKey(shared_.name_space, identity));

@@ -38,6 +38,79 @@ Task<std::string> TextImpl(std::string name) {
 }
 inline const Function<TextImpl> text{"shared_test.text", 1};
 
+// Task references: shapes whose size is an input, methods with a receiver, a trait method
+// dispatched on the receiver's value type, a function taking task references as arguments,
+// a value holding Vcs and an output that is a reference to another task.
+struct Shape {
+  static constexpr std::string_view kTraitName = "shared_test.Shape";
+};
+struct Square {
+  int64_t side = 0;
+  bool operator==(const Square&) const = default;
+  static constexpr std::string_view kTypeName = "shared_test.Square";
+  static constexpr auto kFields = std::make_tuple(field("side", &Square::side));
+};
+struct Circle {
+  int64_t radius = 0;
+  bool operator==(const Circle&) const = default;
+  static constexpr std::string_view kTypeName = "shared_test.Circle";
+  static constexpr auto kFields = std::make_tuple(field("radius", &Circle::radius));
+};
+
+Task<Vc<Shape>> MakeShapeImpl(std::string kind, std::string size_input) {
+  const int64_t size = co_await Input<int64_t>(size_input);
+  if (kind == "square") co_return Cell(Square{size});
+  co_return Cell(Circle{size});
+}
+inline const Function<MakeShapeImpl> make_shape{"shared_test.make_shape", 1};
+
+Task<int64_t> SquareAreaImpl(Vc<Square> self) {
+  const Square square = co_await self;
+  co_return square.side* square.side;
+}
+inline const Method<SquareAreaImpl> square_area{"shared_test.Square.area", 1};
+Task<int64_t> CircleAreaImpl(Vc<Circle> self) {
+  const Circle circle = co_await self;
+  co_return 3 * circle.radius* circle.radius;
+}
+inline const Method<CircleAreaImpl> circle_area{"shared_test.Circle.area", 1};
+inline const TraitMethod<Shape, int64_t> shape_area{"shared_test.Shape.area", 1};
+inline const TraitImpl square_is_a_shape{shape_area, square_area};
+inline const TraitImpl circle_is_a_shape{shape_area, circle_area};
+
+Task<int64_t> SumAreasImpl(Vc<Shape> a, Vc<Shape> b) {
+  co_return (co_await shape_area(a)) + (co_await shape_area(b));
+}
+inline const Function<SumAreasImpl> sum_areas{"shared_test.sum_areas", 1};
+
+// areas holds Vcs: a value naming other tasks. sum_list reads it and follows them.
+Task<std::vector<Vc<int64_t>>> AreasImpl(Vc<Shape> a, Vc<Shape> b) {
+  co_return std::vector<Vc<int64_t>>{shape_area(a), shape_area(b)};
+}
+inline const Function<AreasImpl> areas{"shared_test.areas", 1};
+Task<int64_t> SumListImpl(Vc<std::vector<Vc<int64_t>>> list) {
+  int64_t sum = 0;
+  for (const Vc<int64_t>& area : co_await list) sum += co_await area;
+  co_return sum;
+}
+inline const Function<SumListImpl> sum_list{"shared_test.sum_list", 1};
+// larger answers with a reference to another task's output.
+Task<Vc<int64_t>> LargerImpl(Vc<Shape> a, Vc<Shape> b) {
+  const int64_t left = co_await shape_area(a);
+  const int64_t right = co_await shape_area(b);
+  co_return left >= right ? shape_area(a) : shape_area(b);
+}
+inline const Function<LargerImpl> larger{"shared_test.larger", 1};
+
+// plus_one(plus_one(...(scale(0)))): each level's identity names the one below it.
+Task<int64_t> PlusOneImpl(Vc<int64_t> inner) { co_return (co_await inner) + 1; }
+inline const Function<PlusOneImpl> plus_one{"shared_test.plus_one", 1};
+Vc<int64_t> Nested(int levels) {
+  Vc<int64_t> vc = scale(0);
+  for (int i = 0; i < levels; ++i) vc = plus_one(vc);
+  return vc;
+}
+
 uint64_t ExecutionsOf(const Engine& engine, const std::string& name) {
   for (const FunctionStats& fn : engine.Stats().functions) {
     if (fn.name == name) return fn.executions;
@@ -245,6 +318,22 @@ TEST_F(SharedEngine, ValuesOfOtherTypesRoundTrip) {
             *static_cast<const std::string*>(first.value.get()));
 }
 
+TEST_F(SharedEngine, LargeArgumentsAndValuesShare) {
+  ASSERT_FALSE(seeds_.empty());
+  // Larger than the bound on names of references, which applies to names only.
+  const std::string name(100'000, 'n');
+  Machine a(seeds_, ns_, true);
+  a.SetX({4});
+  ASSERT_TRUE(a.Read([&] { return text(name).raw(); }).status.ok());
+  a.WaitPublished(2);
+  Machine b(seeds_, ns_, false);
+  b.SetX({4});
+  Engine::AsyncRead read = b.Read([&] { return text(name).raw(); });
+  ASSERT_TRUE(read.status.ok()) << read.status;
+  EXPECT_TRUE(read.shared);
+  EXPECT_EQ(*static_cast<const std::string*>(read.value.get()), "hello " + name + " 40");
+}
+
 TEST_F(SharedEngine, AStoppedServerDegradesToLocalWithinTheTimeout) {
   PlainRedis redis;  // not a cluster: the tier works on one plain Redis as well
   const auto timeout = std::chrono::milliseconds(100);
@@ -270,6 +359,133 @@ TEST_F(SharedEngine, AStoppedServerDegradesToLocalWithinTheTimeout) {
   EXPECT_GE(b.engine->Stats().shared_errors, 1u);
   ASSERT_FALSE(b.log.empty());
   EXPECT_NE(b.log[0].find("shared cache unavailable"), std::string::npos) << b.log[0];
+}
+
+// The work of one shape test: a square of side s0 and a circle of radius s1.
+Vc<int64_t> SumOfShapes() {
+  return sum_areas(make_shape("square", "s0"), make_shape("circle", "s1"));
+}
+
+TEST_F(SharedEngine, TaskReferenceArgumentsAndTraitMethodsShare) {
+  ASSERT_FALSE(seeds_.empty());
+  Machine a(seeds_, ns_, true);
+  ASSERT_TRUE(
+      a.engine->SetInputs({InputValue::Of("s0", int64_t{3}), InputValue::Of("s1", int64_t{2})})
+          .ok());
+  EXPECT_EQ(IntOf(a.Read([] { return SumOfShapes().raw(); })), 9 + 12);
+  // sum_areas, two make_shape, two shape_area dispatches, Square.area, Circle.area.
+  a.WaitPublished(7);
+
+  Machine b(seeds_, ns_, false);
+  ASSERT_TRUE(
+      b.engine->SetInputs({InputValue::Of("s0", int64_t{3}), InputValue::Of("s1", int64_t{2})})
+          .ok());
+  Engine::AsyncRead read = b.Read([] { return SumOfShapes().raw(); });
+  EXPECT_EQ(IntOf(read), 21);
+  EXPECT_TRUE(read.shared);
+  for (const char* fn :
+       {"shared_test.sum_areas", "shared_test.make_shape", "shared_test.Shape.area",
+        "shared_test.Square.area", "shared_test.Circle.area"}) {
+    EXPECT_EQ(ExecutionsOf(*b.engine, fn), 0u) << fn;
+  }
+  EXPECT_EQ(b.engine->Stats().shared_hits, 7u);
+  EXPECT_EQ(b.engine->Stats().shared_verify_failures, 0u);
+
+  // The circle's radius changed here: what reads it executes (its shape, the dispatch,
+  // which resolves the receiver to its cell, its area, the sum); the square's work does not.
+  ASSERT_TRUE(b.engine->SetInput("s1", int64_t{4}).ok());
+  read = b.Read([] { return SumOfShapes().raw(); });
+  EXPECT_EQ(IntOf(read), 9 + 48);
+  EXPECT_FALSE(read.shared);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.make_shape"), 1u);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.Shape.area"), 1u);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.Circle.area"), 1u);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.sum_areas"), 1u);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.Square.area"), 0u);
+}
+
+TEST_F(SharedEngine, ADifferentReferencedTaskHereExecutesExactlyWhatDiffers) {
+  ASSERT_FALSE(seeds_.empty());
+  Machine a(seeds_, ns_, true);
+  ASSERT_TRUE(
+      a.engine->SetInputs({InputValue::Of("s0", int64_t{3}), InputValue::Of("s1", int64_t{2})})
+          .ok());
+  EXPECT_EQ(IntOf(a.Read([] { return SumOfShapes().raw(); })), 21);
+  a.WaitPublished(7);
+
+  Machine b(seeds_, ns_, false);  // the square's side differs here
+  ASSERT_TRUE(
+      b.engine->SetInputs({InputValue::Of("s0", int64_t{5}), InputValue::Of("s1", int64_t{2})})
+          .ok());
+  Engine::AsyncRead read = b.Read([] { return SumOfShapes().raw(); });
+  EXPECT_EQ(IntOf(read), 25 + 12);
+  EXPECT_FALSE(read.shared);
+  // The square's make_shape (its input), dispatch (the cell it resolves to) and area, and
+  // the sum; the circle's three adopted.
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.make_shape"), 1u);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.Shape.area"), 1u);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.Square.area"), 1u);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.sum_areas"), 1u);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.Circle.area"), 0u);
+  EXPECT_EQ(b.engine->Stats().shared_hits, 3u);
+  EXPECT_EQ(b.engine->Stats().shared_verify_failures, 4u);
+}
+
+TEST_F(SharedEngine, ValuesHoldingVcsAndReferenceOutputsShare) {
+  ASSERT_FALSE(seeds_.empty());
+  auto list = [] {
+    return sum_list(areas(make_shape("square", "s0"), make_shape("circle", "s1")));
+  };
+  auto big = [] { return larger(make_shape("square", "s0"), make_shape("circle", "s1")); };
+  Machine a(seeds_, ns_, true);
+  ASSERT_TRUE(
+      a.engine->SetInputs({InputValue::Of("s0", int64_t{3}), InputValue::Of("s1", int64_t{2})})
+          .ok());
+  EXPECT_EQ(IntOf(a.Read([&] { return list().raw(); })), 21);
+  EXPECT_EQ(IntOf(a.Read([&] { return big().raw(); })), 12);
+  // sum_list, areas, larger, two make_shape, two dispatches, two areas.
+  a.WaitPublished(9);
+
+  Machine b(seeds_, ns_, false);
+  ASSERT_TRUE(
+      b.engine->SetInputs({InputValue::Of("s0", int64_t{3}), InputValue::Of("s1", int64_t{2})})
+          .ok());
+  Engine::AsyncRead read = b.Read([&] { return list().raw(); });
+  EXPECT_EQ(IntOf(read), 21);
+  EXPECT_TRUE(read.shared);
+  read = b.Read([&] { return big().raw(); });
+  EXPECT_EQ(IntOf(read), 12);
+  EXPECT_TRUE(read.shared);
+  for (const char* fn :
+       {"shared_test.sum_list", "shared_test.areas", "shared_test.larger", "shared_test.make_shape",
+        "shared_test.Shape.area", "shared_test.Square.area", "shared_test.Circle.area"}) {
+    EXPECT_EQ(ExecutionsOf(*b.engine, fn), 0u) << fn;
+  }
+  // The adopted values name tasks of this engine: a change here flows through them.
+  ASSERT_TRUE(b.engine->SetInput("s0", int64_t{4}).ok());
+  EXPECT_EQ(IntOf(b.Read([&] { return list().raw(); })), 16 + 12);
+  EXPECT_EQ(IntOf(b.Read([&] { return big().raw(); })), 16);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.areas"), 0u);  // its Vcs still name the same
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.sum_list"), 1u);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.larger"), 1u);
+}
+
+TEST_F(SharedEngine, ReferencesNestedBeyondTheBoundStayLocal) {
+  ASSERT_FALSE(seeds_.empty());
+  constexpr int kLevels = 10;
+  Machine a(seeds_, ns_, true);
+  a.SetX({1});
+  EXPECT_EQ(IntOf(a.Read([] { return Nested(kLevels).raw(); })), 10 + kLevels);
+  // scale(0) and the levels whose names fit: level k names k levels below it.
+  a.WaitPublished(1 + 8);
+  EXPECT_EQ(a.engine->Stats().shared_publish_dropped, 2u);  // levels 9 and 10
+
+  Machine b(seeds_, ns_, false);
+  b.SetX({1});
+  EXPECT_EQ(IntOf(b.Read([] { return Nested(kLevels).raw(); })), 10 + kLevels);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.plus_one"), 2u);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.scale"), 0u);
+  EXPECT_EQ(b.engine->Stats().shared_hits, 9u);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -52,8 +53,11 @@ class Machine {
     if (started_) EXPECT_EQ(daemon_.Stop(SIGTERM), 0) << daemon_.log();
   }
 
-  client::CallResult Call(const std::string& function, std::vector<v1::Value> args) {
-    absl::StatusOr<client::CallResult> result = client_->Call(function, std::move(args));
+  // Call calls `function`; with `this_ref`, a method on the task it names.
+  client::CallResult Call(const std::string& function, std::vector<v1::Value> args,
+                          std::optional<v1::TaskRef> this_ref = {}) {
+    absl::StatusOr<client::CallResult> result =
+        client_->Call(function, std::move(args), std::move(this_ref));
     if (!result.ok()) {
       ADD_FAILURE() << function << ": " << result.status();
       client::CallResult failed;
