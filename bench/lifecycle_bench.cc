@@ -24,6 +24,7 @@
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <rocksdb/db.h>
+#include <rocksdb/utilities/options_util.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -218,6 +219,44 @@ int64_t StoredTasksOf(const std::string& db, const std::string& function) {
   return count;
 }
 
+// CompactedCopyBytes copies the stopped daemon's database at `db` to `copy`, compacts every
+// table of the copy fully with the options the daemon wrote (compression included), and
+// returns what `du` counts for its table files: the store's size once RocksDB has merged
+// its levels. 0 if that failed.
+uint64_t CompactedCopyBytes(const std::string& db, const std::string& copy) {
+  std::error_code error;
+  fs::copy(db, copy, fs::copy_options::recursive, error);
+  if (error) return 0;
+  rocksdb::DBOptions options;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  if (!rocksdb::LoadLatestOptions(copy, rocksdb::Env::Default(), &options, &families,
+                                  /*ignore_unknown_options=*/true)
+           .ok()) {
+    return 0;
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  if (!rocksdb::DB::Open(options, copy, families, &handles, &raw).ok()) return 0;
+  std::unique_ptr<rocksdb::DB> database(raw);
+  rocksdb::CompactRangeOptions compact;
+  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  bool compacted = true;
+  for (rocksdb::ColumnFamilyHandle* handle : handles) {
+    compacted = compacted && database->CompactRange(compact, handle, nullptr, nullptr).ok();
+  }
+  for (rocksdb::ColumnFamilyHandle* handle : handles) database->DestroyColumnFamilyHandle(handle);
+  database.reset();
+  if (!compacted) return 0;
+  uint64_t bytes = 0;
+  for (const fs::directory_entry& entry : fs::directory_iterator(copy)) {
+    struct stat st {};
+    if (entry.path().extension() == ".sst" && ::stat(entry.path().c_str(), &st) == 0) {
+      bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+    }
+  }
+  return bytes;
+}
+
 // Sources counts where the replies of a pass of calls came from.
 struct Sources {
   std::atomic<uint64_t> memory{0}, disk{0}, executed{0}, wrong{0};
@@ -293,6 +332,7 @@ void DistinctCalls(benchmark::State& state, uint64_t tasks, uint64_t limit_mib) 
       return;
     }
     const double call_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    const uint64_t peak_rss_calls = daemon.PeakRss();
     // The evictor measures the heap five times a second: give it two rounds to act on what
     // the calls left behind before the resident set is read.
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -314,6 +354,7 @@ void DistinctCalls(benchmark::State& state, uint64_t tasks, uint64_t limit_mib) 
     }
     // The store at rest, as `du` counts it (the stop writes what is left in memory).
     const uint64_t store_bytes = DiskBytes(data + "/db");
+    const uint64_t compacted_bytes = CompactedCopyBytes(data + "/db", dir.str() + "/compacted");
 
     Daemon restarted;
     Sources after_restart;
@@ -337,6 +378,7 @@ void DistinctCalls(benchmark::State& state, uint64_t tasks, uint64_t limit_mib) 
     state.counters["calls_per_second"] = n / call_seconds;
     state.counters["memory_limit_bytes"] = static_cast<double>(stats->memory_limit_bytes());
     state.counters["peak_rss_bytes"] = static_cast<double>(peak_rss);
+    state.counters["peak_rss_first_pass_bytes"] = static_cast<double>(peak_rss_calls);
     state.counters["peak_rss_per_limit"] =
         static_cast<double>(peak_rss) / static_cast<double>(stats->memory_limit_bytes());
     state.counters["rss_start_bytes"] = static_cast<double>(rss_start);
@@ -346,6 +388,7 @@ void DistinctCalls(benchmark::State& state, uint64_t tasks, uint64_t limit_mib) 
     state.counters["evicted_values"] = static_cast<double>(stats->evicted_values());
     state.counters["store_bytes"] = static_cast<double>(store_bytes);
     state.counters["disk_bytes_per_task"] = static_cast<double>(store_bytes) / n;
+    state.counters["compacted_disk_bytes_per_task"] = static_cast<double>(compacted_bytes) / n;
     state.counters["reread_executed_fraction"] = Fraction(reread.executed, tasks);
     state.counters["reread_disk_fraction"] = Fraction(reread.disk, tasks);
     state.counters["restart_reread_executed_fraction"] = Fraction(after_restart.executed, tasks);
