@@ -164,6 +164,10 @@ class Daemon {
     return 0;
   }
   uint64_t PeakRss() const { return StatusBytes("VmHWM:"); }
+  // The resident set's anonymous part (heap, stacks) and its file-backed part (the binary,
+  // its libraries, mapped files).
+  uint64_t RssAnon() const { return StatusBytes("RssAnon:"); }
+  uint64_t RssFile() const { return StatusBytes("RssFile:"); }
   uint64_t Rss() const { return StatusBytes("VmRSS:"); }
 
   std::string ReadLog() const {
@@ -337,6 +341,8 @@ void DistinctCalls(benchmark::State& state, uint64_t tasks, uint64_t limit_mib) 
     // the calls left behind before the resident set is read.
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     const uint64_t rss_after = daemon.Rss();
+    const uint64_t rss_anon = daemon.RssAnon();
+    const uint64_t rss_file = daemon.RssFile();
     absl::StatusOr<v1::StatsReply> stats = client->Stats();
     if (!stats.ok() || !client->Flush().ok()) {
       state.SkipWithError("Stats or Flush failed");
@@ -384,6 +390,9 @@ void DistinctCalls(benchmark::State& state, uint64_t tasks, uint64_t limit_mib) 
     state.counters["rss_start_bytes"] = static_cast<double>(rss_start);
     state.counters["rss_bytes_per_task"] =
         (static_cast<double>(rss_after) - static_cast<double>(rss_start)) / n;
+    state.counters["rss_after_calls_bytes"] = static_cast<double>(rss_after);
+    state.counters["rss_anon_bytes"] = static_cast<double>(rss_anon);
+    state.counters["rss_file_bytes"] = static_cast<double>(rss_file);
     state.counters["heap_bytes"] = static_cast<double>(stats->heap_bytes());
     state.counters["evicted_values"] = static_cast<double>(stats->evicted_values());
     state.counters["store_bytes"] = static_cast<double>(store_bytes);
@@ -519,6 +528,7 @@ void GcPause(benchmark::State& state, uint64_t tasks) {
     }
     // During a pass: the next tasks, one call after another until the pass returns. A call
     // finds its task on disk or, once the pass removed it, executes it: both read the store.
+    const uint64_t peak_rss_before_gc = daemon.PeakRss();
     std::atomic<bool> collecting{true};
     absl::StatusOr<v1::CollectGarbageReply> gc;
     std::thread collector([&] {
@@ -549,6 +559,7 @@ void GcPause(benchmark::State& state, uint64_t tasks) {
     state.counters["call_p99_ns_during_gc"] = static_cast<double>(during.Percentile(0.99));
     state.counters["call_max_ns_during_gc"] = static_cast<double>(during.Percentile(1.0));
     state.counters["peak_rss_bytes"] = static_cast<double>(peak_rss);
+    state.counters["peak_rss_before_gc_bytes"] = static_cast<double>(peak_rss_before_gc);
   }
 }
 
