@@ -64,6 +64,14 @@ uint64_t EnvOr(const char* name, uint64_t fallback) {
   return value != nullptr && *value != '\0' ? std::strtoull(value, nullptr, 10) : fallback;
 }
 
+// A benchmark that failed makes the binary exit with 1 (Google Benchmark reports the error
+// but exits with 0), so the test suite's smoke run fails with it.
+bool failed = false;
+void Fail(benchmark::State& state, const std::string& why) {
+  failed = true;
+  state.SkipWithError(why.c_str());
+}
+
 // ScratchDir is a fresh directory under TURBINE_BENCH_DIR / TMPDIR / /tmp, removed at the end.
 class ScratchDir {
  public:
@@ -323,7 +331,7 @@ void DistinctCalls(benchmark::State& state, uint64_t tasks, uint64_t limit_mib) 
   for (auto _ : state) {
     Daemon daemon;
     if (!daemon.Start(args, dir.str() + "/turbined.log")) {
-      state.SkipWithError("turbined did not start");
+      Fail(state, "turbined did not start");
       return;
     }
     std::unique_ptr<Client> client = daemon.Connect();
@@ -332,7 +340,7 @@ void DistinctCalls(benchmark::State& state, uint64_t tasks, uint64_t limit_mib) 
     Sources first;
     const auto started = Clock::now();
     if (client == nullptr || !CallAll(*client, tasks, &first, &error)) {
-      state.SkipWithError(("first pass: " + error).c_str());
+      Fail(state, "first pass: " + error);
       return;
     }
     const double call_seconds = std::chrono::duration<double>(Clock::now() - started).count();
@@ -345,17 +353,17 @@ void DistinctCalls(benchmark::State& state, uint64_t tasks, uint64_t limit_mib) 
     const uint64_t rss_file = daemon.RssFile();
     absl::StatusOr<v1::StatsReply> stats = client->Stats();
     if (!stats.ok() || !client->Flush().ok()) {
-      state.SkipWithError("Stats or Flush failed");
+      Fail(state, "Stats or Flush failed");
       return;
     }
     Sources reread;
     if (!CallAll(*client, tasks, &reread, &error)) {
-      state.SkipWithError(("re-read: " + error).c_str());
+      Fail(state, "re-read: " + error);
       return;
     }
     const uint64_t peak_rss = daemon.PeakRss();
     if (daemon.Stop() != 0) {
-      state.SkipWithError("turbined did not exit cleanly");
+      Fail(state, "turbined did not exit cleanly");
       return;
     }
     // The store at rest, as `du` counts it (the stop writes what is left in memory).
@@ -365,17 +373,17 @@ void DistinctCalls(benchmark::State& state, uint64_t tasks, uint64_t limit_mib) 
     Daemon restarted;
     Sources after_restart;
     if (!restarted.Start(args, dir.str() + "/turbined.log")) {
-      state.SkipWithError("turbined did not restart");
+      Fail(state, "turbined did not restart");
       return;
     }
     client = restarted.Connect();
     if (client == nullptr || !CallAll(*client, tasks, &after_restart, &error)) {
-      state.SkipWithError(("after restart: " + error).c_str());
+      Fail(state, "after restart: " + error);
       return;
     }
     const uint64_t restart_peak_rss = restarted.PeakRss();
     if (restarted.Stop() != 0) {
-      state.SkipWithError("restarted turbined did not exit cleanly");
+      Fail(state, "restarted turbined did not exit cleanly");
       return;
     }
 
@@ -429,12 +437,12 @@ void FileVersions(benchmark::State& state, uint64_t versions) {
   for (auto _ : state) {
     Daemon daemon;
     if (!daemon.Start({"--data-dir", data, "--gc-interval", "0"}, dir.str() + "/turbined.log")) {
-      state.SkipWithError("turbined did not start");
+      Fail(state, "turbined did not start");
       return;
     }
     std::unique_ptr<Client> client = daemon.Connect();
     if (client == nullptr) {
-      state.SkipWithError("no connection");
+      Fail(state, "no connection");
       return;
     }
     for (uint64_t version = 0; version < versions; ++version) {
@@ -444,7 +452,7 @@ void FileVersions(benchmark::State& state, uint64_t versions) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1100));
       absl::StatusOr<CallResult> read = client->Call("text.lines", {Str(path)});
       if (!read.ok() || !read->value.ok() || read->value->int_value() != lines) {
-        state.SkipWithError(("text.lines of version " + std::to_string(version)).c_str());
+        Fail(state, "text.lines of version " + std::to_string(version));
         return;
       }
     }
@@ -452,7 +460,7 @@ void FileVersions(benchmark::State& state, uint64_t versions) {
     absl::StatusOr<v1::CollectGarbageReply> gc = client->CollectGarbage();
     const uint64_t peak_rss = daemon.PeakRss();
     if (!flushed.ok() || !gc.ok() || daemon.Stop() != 0) {
-      state.SkipWithError("Flush, CollectGarbage or the stop failed");
+      Fail(state, "Flush, CollectGarbage or the stop failed");
       return;
     }
     state.counters["versions"] = static_cast<double>(versions);
@@ -502,19 +510,19 @@ void GcPause(benchmark::State& state, uint64_t tasks) {
       if (!filler.Start({"--data-dir", data, "--gc-interval", "0"}, log) ||
           (client = filler.Connect()) == nullptr || !CallAll(*client, tasks, &sources, &error) ||
           !client->Flush().ok() || filler.Stop() != 0) {
-        state.SkipWithError(("filling the store: " + error).c_str());
+        Fail(state, "filling the store: " + error);
         return;
       }
     }
     // Every task is garbage under a one-byte disk limit; no pass runs until asked for.
     Daemon daemon;
     if (!daemon.Start({"--data-dir", data, "--gc-interval", "0", "--disk-limit", "1"}, log)) {
-      state.SkipWithError("turbined did not restart");
+      Fail(state, "turbined did not restart");
       return;
     }
     std::unique_ptr<Client> client = daemon.Connect();
     if (client == nullptr) {
-      state.SkipWithError("no connection");
+      Fail(state, "no connection");
       return;
     }
     // Idle: a tenth of the tasks (at most 10,000), each restored from the store.
@@ -522,7 +530,7 @@ void GcPause(benchmark::State& state, uint64_t tasks) {
     Latencies idle;
     for (int64_t k = 0; k < idle_calls; ++k) {
       if (!TimeCall(*client, k, &idle)) {
-        state.SkipWithError("idle call failed");
+        Fail(state, "idle call failed");
         return;
       }
     }
@@ -543,7 +551,7 @@ void GcPause(benchmark::State& state, uint64_t tasks) {
     collector.join();
     const uint64_t peak_rss = daemon.PeakRss();
     if (failed || !gc.ok() || daemon.Stop() != 0) {
-      state.SkipWithError("a call or the pass failed");
+      Fail(state, "a call or the pass failed");
       return;
     }
     state.counters["tasks"] = static_cast<double>(tasks);
@@ -593,5 +601,5 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  return 0;
+  return turbine::bench::failed ? 1 : 0;
 }
