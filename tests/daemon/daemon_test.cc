@@ -65,7 +65,12 @@ TEST(Daemon, SigtermFlushesAndARestartAnswersFromDisk) {
   ASSERT_TRUE(CallOnce(*stub, Request("demo.fib", {Int(60)}), &reply).ok());
   EXPECT_EQ(reply.value().int_value(), 1548008755920);
   EXPECT_EQ(reply.source(), v1::SOURCE_DISK);
-  EXPECT_EQ(Stats(*stub).executions(), 0u);
+  const v1::StatsReply stats = Stats(*stub);
+  EXPECT_EQ(stats.executions(), 0u);
+  // Nothing changed since the shutdown snapshot: the root is trusted, and none of the 60
+  // tasks below it is even loaded.
+  EXPECT_EQ(stats.restored_tasks(), 1u);
+  EXPECT_EQ(stats.trusted_restored_tasks(), 1u);
   EXPECT_EQ(daemon.Stop(SIGINT), 0) << daemon.log();
 }
 
