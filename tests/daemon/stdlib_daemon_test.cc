@@ -106,6 +106,55 @@ TEST(StdlibDaemon, AFileEditedWhileTheDaemonWasDownIsSeenAfterRestart) {
   EXPECT_NE(after, before);
 }
 
+// SummaryFromScratch is tree.summary of `tree` by a daemon that never saw it.
+std::string SummaryFromScratch(const std::string& tree, const std::string& data_dir) {
+  DaemonProcess fresh;
+  if (!fresh.Start({"--data-dir", data_dir})) return "fresh daemon failed: " + fresh.log();
+  const std::string summary = RunCli("--data-dir " + data_dir + " call tree.summary " + tree).out;
+  fresh.Stop(SIGTERM);
+  return summary;
+}
+
+TEST(StdlibDaemon, FilesEditedCreatedDeletedAndRenamedWhileDownAreSeen) {
+  for (const int signal : {SIGTERM, SIGKILL}) {
+    SCOPED_TRACE(signal == SIGTERM ? "SIGTERM" : "SIGKILL");
+    TempDir dir;
+    const std::string tree = dir.str() + "/tree";
+    for (const char* name : {"a", "b", "c", "d", "sub/e"}) {
+      Write(tree + "/" + name + ".txt", std::string(name) + "\n");
+    }
+    const std::string cli = "--data-dir " + dir.str() + "/data ";
+    const std::string summary = cli + "call tree.summary " + tree;
+    {
+      DaemonProcess daemon;
+      ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+      const std::string first = RunCli(summary).out;
+      ASSERT_NE(first.find("\"files\":5"), std::string::npos) << first;
+      // The racy window: b.txt rewritten with the same size, seen by the daemon, and
+      // rewritten again within the second right before the daemon stops.
+      Write(tree + "/b.txt", "B\n");
+      ASSERT_TRUE(Eventually([&] { return RunCli(summary).out != first; }));
+      Write(tree + "/b.txt", "X\n");
+      if (signal == SIGTERM) {
+        EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+      } else {
+        EXPECT_EQ(daemon.Stop(SIGKILL), 128 + SIGKILL);
+      }
+    }
+    Write(tree + "/a.txt", "edited\nwhile down\n");                   // edited
+    Write(tree + "/sub/f.txt", "created\n");                          // created
+    std::filesystem::remove(tree + "/c.txt");                         // deleted
+    std::filesystem::rename(tree + "/d.txt", tree + "/sub/g.txt");    // renamed
+    DaemonProcess daemon;
+    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+    const CliResult restarted = RunCli(summary);
+    ASSERT_EQ(restarted.exit_code, 0) << restarted.out;
+    EXPECT_EQ(restarted.out, SummaryFromScratch(tree, dir.str() + "/fresh"));
+    EXPECT_NE(restarted.out.find("\"files\":5"), std::string::npos) << restarted.out;
+    EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  }
+}
+
 TEST(StdlibDaemon, PastTheWatchLimitFilesArePolledAndTheLogSaysSo) {
   TempDir dir;
   const std::string tree = dir.str() + "/tree";
