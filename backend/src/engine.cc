@@ -32,16 +32,16 @@ int ResolveWorkerCount(int requested) {
 EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64_t next_task_id)
     : store_(options.backing_store),
       logger_(options.logger),
+      // With the input function, which registers on first use: a digest taken before an
+      // input was ever read would differ from the next session's.
+      functions_digest_((InputFunction(), FunctionsDigest())),
+      trust_floor_(next_stamp - 1),
       counters_(new FunctionCounters[kMaxFunctions]),
       executor_(std::make_unique<Executor>(this, ResolveWorkerCount(options.worker_threads))),
       clock_(options.clock ? options.clock : [] { return std::chrono::system_clock::now(); }),
       gc_options_(options.gc),
       memory_(options.memory),
-      shared_(options.shared),
-      // With the input function, which registers on first use: a digest taken before an
-      // input was ever read would differ from the next session's.
-      functions_digest_((InputFunction(), FunctionsDigest())),
-      trust_floor_(next_stamp - 1) {
+      shared_(options.shared) {
   invalidation_target_->engine = this;
   recent_executions_.reset(new ExecutionEntry[kRecentExecutions]);
   recent_input_changes_.reset(new InputChangeEntry[kRecentInputChanges]);
