@@ -72,9 +72,9 @@ absl::StatusOr<ConeDb*> ConeDbWith(int64_t leaves, const std::string& variant) {
     if (!sum.ok()) return sum.status();
     if (*sum != ConeSum(leaves, 0)) return absl::InternalError("the cone summed wrong");
   }
-  // Everything snapshotted and compacted, as restart-first-hit's databases are: the WAL
-  // replay a restart after a big last snapshot pays is another question (Store closes
-  // with its memtables flushed).
+  // Everything snapshotted and compacted, as restart-first-hit's databases are: the log
+  // replay a restart after a big last snapshot pays (seconds for a million tasks) is
+  // another measurement.
   if (absl::Status flushed = engine.Flush(); !flushed.ok()) return flushed;
   if (absl::Status compacted = (*opened)->store().CompactAll(); !compacted.ok()) return compacted;
   opened->reset();

@@ -223,16 +223,6 @@ struct Store::Instance {
 
   ~Instance() {
     if (db == nullptr) return;
-    if (!read_only) {
-      // Memtables out to table files now: otherwise the next open replays the log, which
-      // after a big last snapshot (a million tasks) takes seconds, where the flush takes a
-      // fraction of one. A failure (a full disk) leaves the log to replay: nothing is lost.
-      std::vector<rocksdb::ColumnFamilyHandle*> tables;
-      for (rocksdb::ColumnFamilyHandle* handle : handles) {
-        if (handle != nullptr) tables.push_back(handle);
-      }
-      db->Flush(rocksdb::FlushOptions(), tables).PermitUncheckedError();
-    }
     for (rocksdb::ColumnFamilyHandle* handle : handles) {
       if (handle != nullptr) db->DestroyColumnFamilyHandle(handle);
     }
