@@ -44,6 +44,7 @@
 #include <thread>
 #include <vector>
 
+#include "../tests/daemon/stored_tasks.h"
 #include "turbine/client/call_stream.h"
 #include "turbine/client/client.h"
 #include "turbine/client/values.h"
@@ -202,33 +203,6 @@ uint64_t DiskBytes(const std::string& dir) {
     }
   }
   return bytes;
-}
-
-// StoredTasksOf counts the records of the `tasks` table of a stopped daemon's database whose
-// identity names `function` (an identity holds its function's name as it is); -1 if the
-// database cannot be opened.
-int64_t StoredTasksOf(const std::string& db, const std::string& function) {
-  std::vector<std::string> names;
-  if (!rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), db, &names).ok()) return -1;
-  std::vector<rocksdb::ColumnFamilyDescriptor> families;
-  for (const std::string& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  if (!rocksdb::DB::OpenForReadOnly(rocksdb::Options(), db, families, &handles, &raw).ok()) {
-    return -1;
-  }
-  std::unique_ptr<rocksdb::DB> database(raw);
-  int64_t count = 0;
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (names[i] != "tasks") continue;
-    std::unique_ptr<rocksdb::Iterator> it(
-        database->NewIterator(rocksdb::ReadOptions(), handles[i]));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      count += it->key().ToString().find(function) != std::string::npos ? 1 : 0;
-    }
-  }
-  for (rocksdb::ColumnFamilyHandle* handle : handles) database->DestroyColumnFamilyHandle(handle);
-  return count;
 }
 
 // CompactedCopyBytes copies the stopped daemon's database at `db` to `copy`, compacts every
@@ -470,7 +444,7 @@ void FileVersions(benchmark::State& state, uint64_t versions) {
     state.counters["removed_tasks"] = static_cast<double>(gc->removed_tasks());
     state.counters["gc_ms"] = static_cast<double>(gc->micros()) / 1000.0;
     state.counters["versions_left"] =
-        static_cast<double>(StoredTasksOf(data + "/db", "fs.content"));
+        static_cast<double>(turbine::testing::StoredTasksOf(data + "/db", "fs.content"));
     state.counters["peak_rss_bytes"] = static_cast<double>(peak_rss);
   }
 }

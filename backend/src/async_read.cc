@@ -26,7 +26,7 @@ uint32_t ExecutionsOf(EngineImpl& engine, RawVc vc) {
 
 // AdoptedFromShared tells whether the task of `vc` holds a result of the shared tier.
 bool AdoptedFromShared(EngineImpl& engine, RawVc vc) {
-  if (vc.is_none()) return false;
+  if (!engine.sharing() || vc.is_none()) return false;  // no tier: no task lock to take
   TaskState* task = engine.Task(vc.task);
   if (task == nullptr) return false;
   MutexLock lock(&task->mu);

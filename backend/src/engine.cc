@@ -62,7 +62,7 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
   if (store_ != nullptr && memory_.limit_bytes > 0) {
     evictor_thread_ = std::thread([this] { EvictorLoop(); });
   }
-  if (shared_.tier != nullptr && shared_.publish) {
+  if (sharing() && shared_.publish) {
     publish_thread_ = std::thread([this] { PublishLoop(); });
   }
 }

@@ -267,6 +267,7 @@ class EngineImpl {
   // Shares: the task's traces may be fetched and published (a plain, not session-dependent
   // function, with a tier configured). Its identity may still hold a Vc: then it is not.
   bool Shares(const TaskState& task) const;
+  bool sharing() const { return shared_.tier != nullptr; }  // a tier is configured
   bool publishes() const { return shared_.publish; }
   // FetchTrace looks the task's trace up (blocking, within the tier's timeout); false on a
   // miss, an error or a record that is ignored (each counted).

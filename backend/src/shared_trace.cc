@@ -430,7 +430,7 @@ bool ResolveTraceDep(EngineImpl& engine, const TraceDep& dep, RawVc* slot) {
 bool EngineImpl::Shares(const TaskState& task) const {
   // Trait dispatch and resolve-first tasks too: they read (resolve) and answer with a
   // reference to another task, which a trace names by its stable identity.
-  return shared_.tier != nullptr && task.fn->kind != FunctionKind::kInput &&
+  return sharing() && task.fn->kind != FunctionKind::kInput &&
          !task.fn->session_dependent && !task.fn->machine_local;
 }
 

@@ -21,6 +21,7 @@
 #include "cli_runner.h"
 #include "connect_to.h"
 #include "daemon_process.h"
+#include "stored_tasks.h"
 #include "turbine/client/client.h"
 #include "turbine/client/values.h"
 
@@ -35,6 +36,7 @@ using turbine::testing::CliResult;
 using turbine::testing::ConnectTo;
 using turbine::testing::DaemonProcess;
 using turbine::testing::RunCli;
+using turbine::testing::StoredTasksOf;
 using turbine::testing::TempDir;
 
 // GcJson is what `turbine gc --json` printed.
@@ -52,33 +54,6 @@ bool ParseGcJson(const std::string& out, GcJson* gc) {
   gc->bytes_before = std::stoull(match[2]);
   gc->bytes_after = std::stoull(match[3]);
   return true;
-}
-
-// StoredTasksOf counts the records in the `tasks` table of the database at `db` whose
-// identity names `function` (an identity holds its function's name as it is).
-int StoredTasksOf(const std::string& db, const std::string& function) {
-  std::vector<rocksdb::ColumnFamilyDescriptor> families;
-  std::vector<std::string> names;
-  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), db, &names).ok());
-  for (const std::string& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  const rocksdb::Status opened =
-      rocksdb::DB::OpenForReadOnly(rocksdb::Options(), db, families, &handles, &raw);
-  EXPECT_TRUE(opened.ok()) << opened.ToString();
-  if (!opened.ok()) return -1;
-  std::unique_ptr<rocksdb::DB> database(raw);
-  int count = 0;
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (names[i] != "tasks") continue;
-    std::unique_ptr<rocksdb::Iterator> it(
-        database->NewIterator(rocksdb::ReadOptions(), handles[i]));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      count += it->key().ToString().find(function) != std::string::npos ? 1 : 0;
-    }
-  }
-  for (rocksdb::ColumnFamilyHandle* handle : handles) database->DestroyColumnFamilyHandle(handle);
-  return count;
 }
 
 // DirectoryBytes is what `du` counts for the files of `dir`; FileCount how many there are.
