@@ -11,6 +11,9 @@
 //                             CallStream, which batches them (rpc CallBatches)
 //   unix-socket-round-trip    one byte there and back over a unix socket pair between two
 //                             threads: the floor under any call, without gRPC
+//   grpc-stream-floor         remote-stream-cached-hit's client against a gRPC server that
+//                             answers each message with a fixed reply of the same size and
+//                             does nothing else: gRPC's own cost of a message each way
 //   remote-tcp-cached-hit, remote-tcp-stream-cached-hit
 //                             the same over TCP on loopback (127.0.0.1), plain text
 //   remote-tls-cached-hit, remote-tls-stream-cached-hit, remote-tls-batch-cached-hit
@@ -22,11 +25,14 @@
 // talks to them through those sockets like any other process would. Read the real (wall)
 // time: the server's work happens on gRPC and engine threads.
 #include <benchmark/benchmark.h>
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <deque>
+#include <mutex>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -38,6 +44,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "turbine/client/call_stream.h"
 #include "turbine/client/client.h"
+#include "turbine/engine.h"
 #include "turbine/server/server.h"
 #include "turbine/v1/turbine.grpc.pb.h"
 
@@ -62,6 +69,71 @@ struct Target {
 
 enum class Transport { kUnixSocket, kTcp, kTls };
 
+// FloorReactor answers every message of a stream with the same bytes: a serialized
+// CallReply like a cached hit's. It writes as the daemon's CallStream does: one write at a
+// time, replies queued behind it, a buffer hint while more wait.
+class FloorReactor final : public grpc::ServerGenericBidiReactor {
+ public:
+  explicit FloorReactor(const grpc::ByteBuffer& reply) : reply_(reply) { StartRead(&request_); }
+
+  void OnReadDone(bool ok) override {
+    std::lock_guard lock(mu_);
+    if (!ok) {
+      reads_done_ = true;
+      if (!writing_) Finish(grpc::Status::OK);
+      return;
+    }
+    ++queued_;
+    if (!writing_) WriteLocked();
+    StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(mu_);
+    writing_ = false;
+    if (ok && queued_ > 0) return WriteLocked();
+    if (reads_done_ || !ok) Finish(grpc::Status::OK);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void WriteLocked() {
+    --queued_;
+    writing_ = true;
+    grpc::WriteOptions options;
+    if (queued_ > 0) options.set_buffer_hint();
+    StartWrite(&reply_, options);
+  }
+
+  const grpc::ByteBuffer& reply_;
+  grpc::ByteBuffer request_;
+  std::mutex mu_;
+  int64_t queued_ = 0;
+  bool writing_ = false;
+  bool reads_done_ = false;
+};
+
+class FloorService final : public grpc::CallbackGenericService {
+ public:
+  FloorService() {
+    v1::CallReply reply;
+    reply.set_id(1);
+    reply.mutable_value()->set_int_value(1);
+    reply.set_source(v1::SOURCE_MEMORY);
+    reply.set_micros(1);
+    const std::string bytes = reply.SerializeAsString();
+    grpc::Slice slice(bytes);
+    reply_ = grpc::ByteBuffer(&slice, 1);
+  }
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext*) override {
+    return new FloorReactor(reply_);
+  }
+
+ private:
+  grpc::ByteBuffer reply_;
+};
+
 // RemoteFixture is the servers and channels for the whole binary: starting a server per
 // benchmark run would measure connection set-up, not calls.
 struct RemoteFixture {
@@ -82,9 +154,12 @@ struct RemoteFixture {
     targets[static_cast<int>(Transport::kTcp)] =
         Target(plain_server->addresses()[1], grpc::InsecureChannelCredentials());
     StartTls();
+    StartFloor();
   }
   ~RemoteFixture() {
     for (Target& target : targets) target = Target();
+    floor_target = Target();
+    if (floor_server != nullptr) floor_server->Shutdown();
     tls_server.reset();
     plain_server.reset();
     fs::remove_all(dir);
@@ -119,6 +194,18 @@ struct RemoteFixture {
         Target(tls_server->addresses()[0], grpc::SslCredentials(ssl));
   }
 
+  // StartFloor serves grpc-stream-floor's echo on a unix socket of its own.
+  void StartFloor() {
+    const std::string address = "unix:" + (dir / "floor.sock").string();
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(address, grpc::InsecureServerCredentials());
+    builder.RegisterCallbackGenericService(&floor_service);
+    floor_server = builder.BuildAndStart();
+    if (floor_server != nullptr) {
+      floor_target = Target(address, grpc::InsecureChannelCredentials());
+    }
+  }
+
   // Reach returns the target for `transport`, or nullptr after telling `state` why not.
   Target* Reach(benchmark::State& state, Transport transport) {
     const std::string& why = error.empty() && transport == Transport::kTls ? tls_error : error;
@@ -143,6 +230,9 @@ struct RemoteFixture {
   std::unique_ptr<server::Server> plain_server;  // the unix socket and plain TCP
   std::unique_ptr<server::Server> tls_server;
   Target targets[3];
+  FloorService floor_service;
+  std::unique_ptr<grpc::Server> floor_server;
+  Target floor_target;
 };
 
 RemoteFixture& Remote() {
@@ -197,16 +287,14 @@ void RemoteCachedHit(benchmark::State& state, Transport transport) {
 // Calls per stream in remote-stream-cached-hit: enough that opening the stream is noise.
 constexpr int64_t kStreamBatch = 10'000;
 
-// RemoteStreamCachedHit keeps the stream full: a writer thread sends every request of the
-// batch while this thread reads replies, so many calls are in flight at once.
-void RemoteStreamCachedHit(benchmark::State& state, Transport transport) {
-  Target* target = Remote().Reach(state, transport);
-  if (target == nullptr) return;
-  if (!Warm(*target)) return state.SkipWithError("warm-up call failed");
+// StreamCalls sends a batch of cached calls on one CallStream of `target` and reads every
+// reply. The stream is kept full: a writer thread sends every request while this thread
+// reads replies, so many calls are in flight at once.
+void StreamCalls(benchmark::State& state, Target& target) {
   constexpr int64_t batch = kStreamBatch;
   for (auto _ : state) {
     grpc::ClientContext context;
-    auto stream = target->stub->CallStream(&context);
+    auto stream = target.stub->CallStream(&context);
     std::thread writer([&stream] {
       v1::CallRequest request = BusyRequest(1, 1);
       for (int64_t i = 0; i < batch; ++i) {
@@ -224,6 +312,19 @@ void RemoteStreamCachedHit(benchmark::State& state, Transport transport) {
     }
   }
   state.counters["calls_per_op"] = static_cast<double>(batch);
+}
+
+void RemoteStreamCachedHit(benchmark::State& state, Transport transport) {
+  Target* target = Remote().Reach(state, transport);
+  if (target == nullptr) return;
+  if (!Warm(*target)) return state.SkipWithError("warm-up call failed");
+  StreamCalls(state, *target);
+}
+
+void GrpcStreamFloor(benchmark::State& state) {
+  RemoteFixture& remote = Remote();
+  if (remote.floor_server == nullptr) return state.SkipWithError("the floor server did not start");
+  StreamCalls(state, remote.floor_target);
 }
 
 // Calls per op in remote-batch-cached-hit: batches reach their full size, and a run is long
@@ -290,6 +391,7 @@ BENCHMARK_CAPTURE(RemoteBatchCachedHit, unix, Transport::kUnixSocket)
     ->Name("remote-batch-cached-hit")
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(UnixSocketRoundTrip)->Name("unix-socket-round-trip");
+BENCHMARK(GrpcStreamFloor)->Name("grpc-stream-floor")->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(RemoteCachedHit, tcp, Transport::kTcp)->Name("remote-tcp-cached-hit");
 BENCHMARK_CAPTURE(RemoteStreamCachedHit, tcp, Transport::kTcp)
     ->Name("remote-tcp-stream-cached-hit")
@@ -305,4 +407,14 @@ BENCHMARK_CAPTURE(RemoteBatchCachedHit, tls, Transport::kTls)
 }  // namespace
 }  // namespace turbine::bench
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  // The servers here run as in turbined, which turns off the deadlock detection that
+  // Debian's Abseil leaves on (engine.h); gRPC's own locks are absl::Mutex too.
+  turbine::DisableMutexDeadlockDetection();
+  benchmark::AddCustomContext("absl_deadlock_detection", "off");
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

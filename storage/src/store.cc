@@ -94,7 +94,12 @@ void RemoveEmptyLogs(rocksdb::DB& db, const std::string& path) {
 //             the block.
 //   task_ids  point lookups that hit (dependencies of restored tasks); no filter needed.
 // Both are LZ4-compressed: on a cold lookup (bench/run-storage, restored-hit) that cost no
-// measurable time against no compression, for 3.5 times less disk, and beat Snappy.
+// measurable time against no compression, for 3.5 times less disk, and beat Snappy. The
+// last level, where a settled store keeps nearly everything, is ZSTD-compressed instead:
+// 80 -> 53 bytes per small task on disk for about 3% on restored-hit (its decompression on
+// a block cache miss). Index blocks stay uncompressed: an engine's first read after a
+// restart decompresses every index block it touches, and under ZSTD that cost 1-2 ms at a
+// million tasks, for half a byte per task.
 // optimize_filters_for_hits would drop the filters of the last level, where nearly all
 // tasks are: wrong here, because misses are the common case.
 //
@@ -108,6 +113,7 @@ rocksdb::ColumnFamilyOptions TableOptions(Table table,
   rocksdb::BlockBasedTableOptions blocks;
   blocks.block_cache = cache;
   blocks.cache_index_and_filter_blocks = true;
+  blocks.enable_index_compression = false;
   blocks.metadata_cache_options.top_level_index_pinning = rocksdb::PinningTier::kAll;
   blocks.metadata_cache_options.partition_pinning = rocksdb::PinningTier::kAll;
   blocks.metadata_cache_options.unpartitioned_pinning = rocksdb::PinningTier::kAll;
@@ -120,6 +126,7 @@ rocksdb::ColumnFamilyOptions TableOptions(Table table,
   }
   if (table == Table::kTasks || table == Table::kTaskIds) {
     options.compression = rocksdb::kLZ4Compression;
+    options.bottommost_compression = rocksdb::kZSTD;
   }
   if (table == Table::kTasks || table == Table::kTaskIds || table == Table::kTaskUse) {
     // Garbage collection deletes from these: a table file in which a quarter of a window of
