@@ -80,7 +80,7 @@ class FloorReactor final : public grpc::ServerGenericBidiReactor {
     std::lock_guard lock(mu_);
     if (!ok) {
       reads_done_ = true;
-      if (!writing_) Finish(grpc::Status::OK);
+      if (!writing_) FinishLocked();
       return;
     }
     ++queued_;
@@ -92,12 +92,19 @@ class FloorReactor final : public grpc::ServerGenericBidiReactor {
     std::lock_guard lock(mu_);
     writing_ = false;
     if (ok && queued_ > 0) return WriteLocked();
-    if (reads_done_ || !ok) Finish(grpc::Status::OK);
+    if (reads_done_ || !ok) FinishLocked();
   }
 
   void OnDone() override { delete this; }
 
  private:
+  // FinishLocked finishes once: a broken write and the end of reads may both ask.
+  void FinishLocked() {
+    if (finished_) return;
+    finished_ = true;
+    Finish(grpc::Status::OK);
+  }
+
   void WriteLocked() {
     --queued_;
     writing_ = true;
@@ -112,6 +119,7 @@ class FloorReactor final : public grpc::ServerGenericBidiReactor {
   int64_t queued_ = 0;
   bool writing_ = false;
   bool reads_done_ = false;
+  bool finished_ = false;
 };
 
 class FloorService final : public grpc::CallbackGenericService {
