@@ -295,21 +295,32 @@ void RemoteCachedHit(benchmark::State& state, Transport transport) {
 // Calls per stream in remote-stream-cached-hit: enough that opening the stream is noise.
 constexpr int64_t kStreamBatch = 10'000;
 
+// How the stream benchmarks' client writes its requests. kCorked lets gRPC hold the
+// requests and flushes every kCorkedWrites-th, as a pipelining client does (and as the
+// daemon writes its replies): a flushed write costs a syscall and an HTTP/2 frame of its
+// own. kUncorked flushes every request, which caps a stream at gRPC's cost per flushed
+// message (grpc-stream-floor-uncorked shows that cap with no daemon behind it).
+enum class Writes { kCorked, kUncorked };
+constexpr int64_t kCorkedWrites = 32;
+
 // StreamCalls sends a batch of cached calls on one CallStream of `target` and reads every
 // reply. The stream is kept full: a writer thread sends every request while this thread
-// reads replies, so many calls are in flight at once.
-void StreamCalls(benchmark::State& state, Target& target) {
+// reads replies, so many calls are in flight at once. Every call is one message each way.
+void StreamCalls(benchmark::State& state, Target& target, Writes writes) {
   constexpr int64_t batch = kStreamBatch;
+  const int64_t flush_every = writes == Writes::kCorked ? kCorkedWrites : 1;
   for (auto _ : state) {
     grpc::ClientContext context;
     auto stream = target.stub->CallStream(&context);
-    std::thread writer([&stream] {
+    std::thread writer([&stream, flush_every] {
       v1::CallRequest request = BusyRequest(1, 1);
       for (int64_t i = 0; i < batch; ++i) {
         request.set_id(static_cast<uint64_t>(i) + 1);
-        if (!stream->Write(request)) return;
+        grpc::WriteOptions options;
+        if ((i + 1) % flush_every != 0) options.set_buffer_hint();
+        if (!stream->Write(request, options)) return;
       }
-      stream->WritesDone();
+      stream->WritesDone();  // also flushes the last requests held
     });
     v1::CallReply reply;
     int64_t replies = 0;
@@ -322,17 +333,17 @@ void StreamCalls(benchmark::State& state, Target& target) {
   state.counters["calls_per_op"] = static_cast<double>(batch);
 }
 
-void RemoteStreamCachedHit(benchmark::State& state, Transport transport) {
+void RemoteStreamCachedHit(benchmark::State& state, Transport transport, Writes writes) {
   Target* target = Remote().Reach(state, transport);
   if (target == nullptr) return;
   if (!Warm(*target)) return state.SkipWithError("warm-up call failed");
-  StreamCalls(state, *target);
+  StreamCalls(state, *target, writes);
 }
 
-void GrpcStreamFloor(benchmark::State& state) {
+void GrpcStreamFloor(benchmark::State& state, Writes writes) {
   RemoteFixture& remote = Remote();
   if (remote.floor_server == nullptr) return state.SkipWithError("the floor server did not start");
-  StreamCalls(state, remote.floor_target);
+  StreamCalls(state, remote.floor_target, writes);
 }
 
 // Calls per op in remote-batch-cached-hit: batches reach their full size, and a run is long
@@ -392,20 +403,28 @@ void UnixSocketRoundTrip(benchmark::State& state) {
 // is in the JSON regardless.
 BENCHMARK(GrpcEmptyUnary)->Name("grpc-empty-unary");
 BENCHMARK_CAPTURE(RemoteCachedHit, unix, Transport::kUnixSocket)->Name("remote-cached-hit");
-BENCHMARK_CAPTURE(RemoteStreamCachedHit, unix, Transport::kUnixSocket)
+BENCHMARK_CAPTURE(RemoteStreamCachedHit, unix, Transport::kUnixSocket, Writes::kCorked)
     ->Name("remote-stream-cached-hit")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(RemoteStreamCachedHit, unix_uncorked, Transport::kUnixSocket, Writes::kUncorked)
+    ->Name("remote-stream-uncorked-cached-hit")
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(RemoteBatchCachedHit, unix, Transport::kUnixSocket)
     ->Name("remote-batch-cached-hit")
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(UnixSocketRoundTrip)->Name("unix-socket-round-trip");
-BENCHMARK(GrpcStreamFloor)->Name("grpc-stream-floor")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(GrpcStreamFloor, corked, Writes::kCorked)
+    ->Name("grpc-stream-floor")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(GrpcStreamFloor, uncorked, Writes::kUncorked)
+    ->Name("grpc-stream-floor-uncorked")
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(RemoteCachedHit, tcp, Transport::kTcp)->Name("remote-tcp-cached-hit");
-BENCHMARK_CAPTURE(RemoteStreamCachedHit, tcp, Transport::kTcp)
+BENCHMARK_CAPTURE(RemoteStreamCachedHit, tcp, Transport::kTcp, Writes::kCorked)
     ->Name("remote-tcp-stream-cached-hit")
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(RemoteCachedHit, tls, Transport::kTls)->Name("remote-tls-cached-hit");
-BENCHMARK_CAPTURE(RemoteStreamCachedHit, tls, Transport::kTls)
+BENCHMARK_CAPTURE(RemoteStreamCachedHit, tls, Transport::kTls, Writes::kCorked)
     ->Name("remote-tls-stream-cached-hit")
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(RemoteBatchCachedHit, tls, Transport::kTls)
