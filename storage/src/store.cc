@@ -586,9 +586,20 @@ std::unique_ptr<TableScan> Store::Scan(Table table) const {
 }
 
 uint64_t Store::DiskBytes() const {
+  // Table files count only while they are live, at their length rounded up to whole
+  // blocks (as du counts a file written in one go). A compaction running now has its
+  // inputs and its half-written output on disk at once: counting both doubled the store
+  // for a moment, and a disk-limit pass that measured then collected nearly everything.
+  constexpr uint64_t kBlock = 4096;
+  std::vector<rocksdb::LiveFileMetaData> live;
+  db().GetLiveFilesMetaData(&live);
   uint64_t bytes = 0;
+  for (const rocksdb::LiveFileMetaData& file : live) {
+    bytes += (file.size + kBlock - 1) / kBlock * kBlock;
+  }
   std::error_code error;
   for (const fs::directory_entry& entry : fs::directory_iterator(path_, error)) {
+    if (entry.path().extension() == ".sst") continue;
     struct stat st {};
     if (::stat(entry.path().c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
       bytes += static_cast<uint64_t>(st.st_blocks) * 512;  // allocated, as du counts

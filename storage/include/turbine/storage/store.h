@@ -145,7 +145,8 @@ class Store {
   // Scan opens a scan of `table` (see TableScan).
   std::unique_ptr<TableScan> Scan(Table table) const;
   // DiskBytes is what the database directory occupies on disk, as `du` counts it (every
-  // file: tables, log, manifest, options).
+  // file: tables, log, manifest, options), except table files a compaction is writing or
+  // has just replaced: a measure that does not double while a compaction runs.
   uint64_t DiskBytes() const;
   // TableFiles lists the files that hold `table` now (full paths; memtables not included):
   // for tools and fault-injection tests.
