@@ -13,6 +13,7 @@
 #pragma once
 
 #include <absl/base/thread_annotations.h>
+#include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
 
 #include <array>
@@ -272,6 +273,12 @@ class EngineImpl {
   // FetchTrace looks the task's trace up (blocking, within the tier's timeout); false on a
   // miss, an error or a record that is ignored (each counted).
   bool FetchTrace(TaskState& task, TraceRecord* record);
+  // PrefetchTraces fetches, in one LookupMany, the traces of the dependencies of `record`
+  // that could be shared (not inputs, not session-dependent or machine-local), so that
+  // verifying them in order costs no round trip each. They wait for their FetchTrace in
+  // `prefetched_` (bounded in bytes; when full, what waits is dropped). Blocking, like
+  // FetchTrace.
+  void PrefetchTraces(const TraceRecord& record);
   // QueueSharedPublish hands an executed task to the publishing thread.
   void QueueSharedPublish(TaskId id);
   uint64_t SharedPublishQueue();
@@ -415,6 +422,10 @@ class EngineImpl {
   size_t publishing_ ABSL_GUARDED_BY(publish_mu_) = 0;  // taken from the queue, being written
   bool stopping_publish_ ABSL_GUARDED_BY(publish_mu_) = false;
   std::thread publish_thread_;
+  std::mutex prefetched_mu_;
+  // Trace records fetched ahead, by key: each is taken by the first FetchTrace of its key.
+  absl::flat_hash_map<std::string, std::string> prefetched_ ABSL_GUARDED_BY(prefetched_mu_);
+  size_t prefetched_bytes_ ABSL_GUARDED_BY(prefetched_mu_) = 0;
 };
 
 // InputKeyOf is the key of an input task; RestoreInput turns a persisted input into the

@@ -251,6 +251,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     // disk, the shared tier or executing). The first that differs ends the check.
     TraceRecord trace;
     if (engine->FetchTrace(*task, &trace)) {
+      engine->PrefetchTraces(trace);
       ExecContext adopted;
       adopted.task = task;
       adopted.adopted = true;

@@ -439,8 +439,18 @@ bool EngineImpl::FetchTrace(TaskState& task, TraceRecord* record) {
   // No lock: a task's identity is immutable, and naming its references may read the store.
   if (!SharedIdentity(*this, task, /*may_load=*/true, &identity)) return false;
   shared_lookups.fetch_add(1, std::memory_order_relaxed);
-  absl::StatusOr<std::optional<std::string>> found =
-      shared_.tier->Lookup(TraceKey(shared_.name_space, identity));
+  const std::string key = TraceKey(shared_.name_space, identity);
+  absl::StatusOr<std::optional<std::string>> found;
+  {
+    std::lock_guard<std::mutex> lock(prefetched_mu_);
+    auto ahead = prefetched_.find(key);
+    if (ahead != prefetched_.end()) {
+      prefetched_bytes_ -= ahead->second.size();
+      found = std::optional<std::string>(std::move(ahead->second));
+      prefetched_.erase(ahead);
+    }
+  }
+  if (!found.ok() || !found->has_value()) found = shared_.tier->Lookup(key);
   if (!found.ok()) {
     shared_errors.fetch_add(1, std::memory_order_relaxed);
     if (!shared_degraded_.exchange(true)) {
@@ -461,6 +471,51 @@ bool EngineImpl::FetchTrace(TaskState& task, TraceRecord* record) {
     return false;
   }
   return true;
+}
+
+namespace {
+
+// MayBeShared tells whether a stable identity names a task whose trace could be in the
+// tier: a function this build has, of a kind that is published.
+// Called for every dependency of every trace fetched, so it peeks instead of decoding: a
+// StableTuple's encoding starts with the length of its canonical bytes (u64), then those
+// bytes, which start with the function's name and version (persist.h).
+bool MayBeShared(std::string_view stable) {
+  if (stable.size() < sizeof(uint64_t)) return false;
+  std::string name;
+  uint32_t version = 0;
+  if (!PeekFunction(stable.substr(sizeof(uint64_t)), &name, &version)) return false;
+  const FunctionInfo* fn = FindFunctionVersion(name, version);
+  return fn != nullptr && fn->kind != FunctionKind::kInput && !fn->session_dependent &&
+         !fn->machine_local;
+}
+
+// Prefetched records wait while the dependencies before theirs are verified (which may
+// execute), and those after a dependency that differs are never taken: beyond this many
+// bytes, what waits is dropped (a dropped record costs its own lookup later, nothing else).
+constexpr size_t kMaxPrefetchedBytes = 8 << 20;
+
+}  // namespace
+
+void EngineImpl::PrefetchTraces(const TraceRecord& record) {
+  std::vector<std::string> keys;
+  for (const TraceDep& dep : record.deps) {
+    if (MayBeShared(dep.identity)) keys.push_back(TraceKey(shared_.name_space, dep.identity));
+  }
+  // One dependency costs its own lookup anyway; an error is FetchTrace's to report.
+  if (keys.size() < 2) return;
+  absl::StatusOr<std::vector<std::optional<std::string>>> found = shared_.tier->LookupMany(keys);
+  if (!found.ok()) return;
+  std::lock_guard<std::mutex> lock(prefetched_mu_);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!(*found)[i].has_value() || (*found)[i]->size() > shared_.max_record_bytes) continue;
+    if (prefetched_bytes_ + (*found)[i]->size() > kMaxPrefetchedBytes) {
+      prefetched_.clear();
+      prefetched_bytes_ = 0;
+    }
+    auto [at, inserted] = prefetched_.try_emplace(keys[i], std::move(*(*found)[i]));
+    if (inserted) prefetched_bytes_ += at->second.size();
+  }
 }
 
 void EngineImpl::QueueSharedPublish(TaskId id) {

@@ -5,7 +5,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <thread>
 
 #include "../backend/read_now.h"
@@ -124,6 +126,29 @@ std::string Namespace() {
          std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
 }
 
+// CountingTier passes everything to the real tier and counts the requests the engine
+// makes of it: each Lookup or LookupMany is one round trip (per cluster node).
+class CountingTier final : public turbine::SharedTier {
+ public:
+  explicit CountingTier(std::shared_ptr<turbine::SharedTier> tier) : tier_(std::move(tier)) {}
+  absl::StatusOr<std::optional<std::string>> Lookup(const std::string& key) override {
+    requests.fetch_add(1);
+    return tier_->Lookup(key);
+  }
+  absl::StatusOr<std::vector<std::optional<std::string>>> LookupMany(
+      const std::vector<std::string>& keys) override {
+    requests.fetch_add(1);
+    return tier_->LookupMany(keys);
+  }
+  absl::Status Publish(const std::vector<std::pair<std::string, std::string>>& records) override {
+    return tier_->Publish(records);
+  }
+  std::atomic<int> requests{0};
+
+ private:
+  std::shared_ptr<turbine::SharedTier> tier_;
+};
+
 // Machine is one engine with the shared tier.
 struct Machine {
   Machine(const std::vector<std::string>& seeds, const std::string& name_space, bool publish,
@@ -132,10 +157,11 @@ struct Machine {
     EXPECT_TRUE(tier.ok()) << tier.status();
     if (!tier.ok()) std::abort();
     this->tier = *tier;
+    counting = std::make_shared<CountingTier>(this->tier);
     auto opened = Engine::Open(EngineOptions{
         .worker_threads = 2,
         .logger = [this](LogLevel, std::string_view message) { log.emplace_back(message); },
-        .shared = {.tier = this->tier, .name_space = name_space, .publish = publish}});
+        .shared = {.tier = counting, .name_space = name_space, .publish = publish}});
     EXPECT_TRUE(opened.ok());
     engine = std::move(*opened);
   }
@@ -165,6 +191,7 @@ struct Machine {
   }
 
   std::shared_ptr<RedisTier> tier;
+  std::shared_ptr<CountingTier> counting;  // what the engine uses: `tier`, counted
   std::vector<std::string> log;  // before engine: the logger outlives it
   std::unique_ptr<Engine> engine;
 };
@@ -204,6 +231,30 @@ TEST_F(SharedEngine, ASecondMachineAdoptsWithoutExecuting) {
   EXPECT_FALSE(read.shared);
   EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.scale"), 1u);
   EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.total"), 1u);
+}
+
+// A trace's task dependencies that are not on this machine either are fetched together,
+// not one round trip each (the verification still goes through them in order).
+TEST_F(SharedEngine, TheTracesOfATracesDependenciesAreFetchedTogether) {
+  ASSERT_FALSE(seeds_.empty()) << "the redis_cluster fixture did not run";
+  Machine a(seeds_, ns_, /*publish=*/true);
+  a.SetX({1, 2, 3, 4});
+  EXPECT_EQ(IntOf(a.Read([] { return total(4).raw(); })), 100);
+  a.WaitPublished(5);
+
+  Machine b(seeds_, ns_, /*publish=*/false);
+  b.SetX({1, 2, 3, 4});
+  EXPECT_EQ(IntOf(b.Read([] { return total(4).raw(); })), 100);
+  EXPECT_EQ(b.engine->Stats().shared_hits, 5u);
+  EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.scale"), 0u);
+  // total's trace, then its four scales' at once (the inputs they read are never looked up).
+  EXPECT_EQ(b.counting->requests.load(), 2);
+  // A scale that differs here is executed, and its prefetched trace does not stand in.
+  Machine c(seeds_, ns_, /*publish=*/false);
+  c.SetX({1, 2, 3, 5});
+  EXPECT_EQ(IntOf(c.Read([] { return total(4).raw(); })), 110);
+  EXPECT_EQ(ExecutionsOf(*c.engine, "shared_test.scale"), 1u);
+  EXPECT_EQ(ExecutionsOf(*c.engine, "shared_test.total"), 1u);
 }
 
 TEST_F(SharedEngine, ADifferentInputExecutesExactlyWhatDiffers) {

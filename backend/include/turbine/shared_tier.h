@@ -27,6 +27,18 @@ class SharedTier {
   // return within its own short timeout; an error (timeout, unreachable) is a miss to the
   // engine. Called from engine worker threads.
   virtual absl::StatusOr<std::optional<std::string>> Lookup(const std::string& key) = 0;
+  // LookupMany is Lookup of every key, in order, in as few round trips as the tier can
+  // (the engine fetches a trace's dependencies' traces together). Any error fails it all.
+  virtual absl::StatusOr<std::vector<std::optional<std::string>>> LookupMany(
+      const std::vector<std::string>& keys) {
+    std::vector<std::optional<std::string>> values;
+    for (const std::string& key : keys) {
+      absl::StatusOr<std::optional<std::string>> value = Lookup(key);
+      if (!value.ok()) return value.status();
+      values.push_back(std::move(*value));
+    }
+    return values;
+  }
   // Publish stores `records` (key, record), batched. Called only from the engine's one
   // publishing thread, never on a caller's path.
   virtual absl::Status Publish(const std::vector<std::pair<std::string, std::string>>& records) = 0;

@@ -21,6 +21,10 @@ class RedisTier final : public SharedTier {
   static absl::StatusOr<std::shared_ptr<RedisTier>> Connect(RedisOptions options);
 
   absl::StatusOr<std::optional<std::string>> Lookup(const std::string& key) override;
+  absl::StatusOr<std::vector<std::optional<std::string>>> LookupMany(
+      const std::vector<std::string>& keys) override {
+    return client_->MultiGet(keys);  // one pipelined round trip per node
+  }
   absl::Status Publish(const std::vector<std::pair<std::string, std::string>>& records) override;
 
   RedisClient& client() { return *client_; }
