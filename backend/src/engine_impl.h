@@ -273,12 +273,15 @@ class EngineImpl {
   // FetchTrace looks the task's trace up (blocking, within the tier's timeout); false on a
   // miss, an error or a record that is ignored (each counted).
   bool FetchTrace(TaskState& task, TraceRecord* record);
-  // PrefetchTraces fetches, in one LookupMany, the traces of the dependencies of `record`
+  // PrefetchTraces fetches together (LookupMany) the traces of the dependencies of `record`
   // that could be shared (not inputs, not session-dependent or machine-local), so that
   // verifying them in order costs no round trip each. They wait for their FetchTrace in
-  // `prefetched_` (bounded in bytes; when full, what waits is dropped). Blocking, like
-  // FetchTrace.
-  void PrefetchTraces(const TraceRecord& record);
+  // `prefetched_` (bounded in bytes: beyond it, none is kept). Returns the keys it kept;
+  // the verification hands them to DropPrefetched when it ends, so a record it did not
+  // take (a dependency found here, or after one that differed) never outlives it.
+  // Blocking, like FetchTrace.
+  std::vector<std::string> PrefetchTraces(const TraceRecord& record);
+  void DropPrefetched(const std::vector<std::string>& keys);
   // QueueSharedPublish hands an executed task to the publishing thread.
   void QueueSharedPublish(TaskId id);
   uint64_t SharedPublishQueue();

@@ -251,7 +251,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     // disk, the shared tier or executing). The first that differs ends the check.
     TraceRecord trace;
     if (engine->FetchTrace(*task, &trace)) {
-      engine->PrefetchTraces(trace);
+      const std::vector<std::string> prefetched = engine->PrefetchTraces(trace);
       ExecContext adopted;
       adopted.task = task;
       adopted.adopted = true;
@@ -266,6 +266,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
         op.set_waiting_task(task);
         co_await AwaitRead{op};
         if (op.cancelled()) {
+          engine->DropPrefetched(prefetched);
           PublishCancelled(*engine, *task, forced);
           engine->refreshes_in_flight.fetch_sub(1);
           co_return;
@@ -278,6 +279,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
         }
         adopted.RecordRead(slot, observed);
       }
+      engine->DropPrefetched(prefetched);
       if (same && AdoptTrace(*engine, trace, &adopted)) {
         engine->shared_hits.fetch_add(1, std::memory_order_relaxed);
         CommitExecution(*engine, *task, adopted);

@@ -1,11 +1,13 @@
 // shared_trace.cc — trace records, digests, adoption and publishing (shared_trace.h).
 #include "shared_trace.h"
 
+#include <absl/container/flat_hash_set.h>
 #include <absl/functional/function_ref.h>
 
 #include <cereal/types/string.hpp>
 #include <cereal/types/tuple.hpp>
 #include <cereal/types/vector.hpp>
+#include <algorithm>
 #include <cstring>
 #include <tuple>
 
@@ -440,7 +442,7 @@ bool EngineImpl::FetchTrace(TaskState& task, TraceRecord* record) {
   if (!SharedIdentity(*this, task, /*may_load=*/true, &identity)) return false;
   shared_lookups.fetch_add(1, std::memory_order_relaxed);
   const std::string key = TraceKey(shared_.name_space, identity);
-  absl::StatusOr<std::optional<std::string>> found;
+  absl::StatusOr<std::optional<std::string>> found = std::optional<std::string>();
   {
     std::lock_guard<std::mutex> lock(prefetched_mu_);
     auto ahead = prefetched_.find(key);
@@ -450,7 +452,8 @@ bool EngineImpl::FetchTrace(TaskState& task, TraceRecord* record) {
       prefetched_.erase(ahead);
     }
   }
-  if (!found.ok() || !found->has_value()) found = shared_.tier->Lookup(key);
+  const bool asked_tier = !found->has_value();
+  if (asked_tier) found = shared_.tier->Lookup(key);
   if (!found.ok()) {
     shared_errors.fetch_add(1, std::memory_order_relaxed);
     if (!shared_degraded_.exchange(true)) {
@@ -459,7 +462,9 @@ bool EngineImpl::FetchTrace(TaskState& task, TraceRecord* record) {
     }
     return false;
   }
-  if (shared_degraded_.exchange(false)) Log(LogLevel::kInfo, "shared cache available again");
+  if (asked_tier && shared_degraded_.exchange(false)) {
+    Log(LogLevel::kInfo, "shared cache available again");
+  }
   if (!found->has_value()) {
     shared_misses.fetch_add(1, std::memory_order_relaxed);
     return false;
@@ -491,30 +496,53 @@ bool MayBeShared(std::string_view stable) {
 }
 
 // Prefetched records wait while the dependencies before theirs are verified (which may
-// execute), and those after a dependency that differs are never taken: beyond this many
-// bytes, what waits is dropped (a dropped record costs its own lookup later, nothing else).
+// execute): beyond this many bytes, no more are kept (one not kept costs its own lookup
+// later, nothing else). They are asked for in groups of kPrefetchKeys, each its own
+// MultiGet under the tier's timeout, so a large trace cannot make one request outlast it.
 constexpr size_t kMaxPrefetchedBytes = 8 << 20;
+constexpr size_t kPrefetchKeys = 64;
 
 }  // namespace
 
-void EngineImpl::PrefetchTraces(const TraceRecord& record) {
+std::vector<std::string> EngineImpl::PrefetchTraces(const TraceRecord& record) {
   std::vector<std::string> keys;
+  absl::flat_hash_set<std::string_view> seen;  // two slots of one task: one key
   for (const TraceDep& dep : record.deps) {
-    if (MayBeShared(dep.identity)) keys.push_back(TraceKey(shared_.name_space, dep.identity));
+    if (MayBeShared(dep.identity) && seen.insert(dep.identity).second) {
+      keys.push_back(TraceKey(shared_.name_space, dep.identity));
+    }
   }
   // One dependency costs its own lookup anyway; an error is FetchTrace's to report.
-  if (keys.size() < 2) return;
-  absl::StatusOr<std::vector<std::optional<std::string>>> found = shared_.tier->LookupMany(keys);
-  if (!found.ok()) return;
-  std::lock_guard<std::mutex> lock(prefetched_mu_);
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (!(*found)[i].has_value() || (*found)[i]->size() > shared_.max_record_bytes) continue;
-    if (prefetched_bytes_ + (*found)[i]->size() > kMaxPrefetchedBytes) {
-      prefetched_.clear();
-      prefetched_bytes_ = 0;
+  if (keys.size() < 2) return {};
+  std::vector<std::string> kept;
+  for (size_t begin = 0; begin < keys.size(); begin += kPrefetchKeys) {
+    const size_t end = std::min(keys.size(), begin + kPrefetchKeys);
+    const std::vector<std::string> group(keys.begin() + static_cast<ptrdiff_t>(begin),
+                                         keys.begin() + static_cast<ptrdiff_t>(end));
+    absl::StatusOr<std::vector<std::optional<std::string>>> found =
+        shared_.tier->LookupMany(group);
+    if (!found.ok()) break;
+    std::lock_guard<std::mutex> lock(prefetched_mu_);
+    for (size_t i = 0; i < group.size(); ++i) {
+      std::optional<std::string>& bytes = (*found)[i];
+      if (!bytes.has_value() || bytes->size() > shared_.max_record_bytes) continue;
+      if (prefetched_bytes_ + bytes->size() > kMaxPrefetchedBytes) return kept;
+      auto [at, inserted] = prefetched_.try_emplace(group[i], std::move(*bytes));
+      if (!inserted) continue;
+      prefetched_bytes_ += at->second.size();
+      kept.push_back(group[i]);
     }
-    auto [at, inserted] = prefetched_.try_emplace(keys[i], std::move(*(*found)[i]));
-    if (inserted) prefetched_bytes_ += at->second.size();
+  }
+  return kept;
+}
+
+void EngineImpl::DropPrefetched(const std::vector<std::string>& keys) {
+  std::lock_guard<std::mutex> lock(prefetched_mu_);
+  for (const std::string& key : keys) {
+    auto left = prefetched_.find(key);
+    if (left == prefetched_.end()) continue;
+    prefetched_bytes_ -= left->second.size();
+    prefetched_.erase(left);
   }
 }
 

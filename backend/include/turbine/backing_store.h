@@ -117,7 +117,8 @@ class BackingStore {
     (void)uses;
     return absl::UnimplementedError("this backing store does not track use");
   }
-  // DiskBytes is what the store occupies on disk, as `du` counts it.
+  // DiskBytes is what the store occupies on disk, as `du` counts it, except files a
+  // compaction is writing or has just replaced (a measure that does not double meanwhile).
   virtual absl::StatusOr<uint64_t> DiskBytes() {
     return absl::UnimplementedError("this backing store does not know its size");
   }
