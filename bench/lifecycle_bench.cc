@@ -336,20 +336,25 @@ void DistinctCalls(benchmark::State& state, uint64_t tasks, uint64_t limit_mib) 
       return;
     }
     const uint64_t peak_rss = daemon.PeakRss();
+    const auto stopping = Clock::now();
     if (daemon.Stop() != 0) {
       Fail(state, "turbined did not exit cleanly");
       return;
     }
+    const double stop_seconds = std::chrono::duration<double>(Clock::now() - stopping).count();
     // The store at rest, as `du` counts it (the stop writes what is left in memory).
     const uint64_t store_bytes = DiskBytes(data + "/db");
     const uint64_t compacted_bytes = CompactedCopyBytes(data + "/db", dir.str() + "/compacted");
 
     Daemon restarted;
     Sources after_restart;
+    const auto restarting = Clock::now();
     if (!restarted.Start(args, dir.str() + "/turbined.log")) {
       Fail(state, "turbined did not restart");
       return;
     }
+    const double ready_seconds =
+        std::chrono::duration<double>(Clock::now() - restarting).count();
     client = restarted.Connect();
     if (client == nullptr || !CallAll(*client, tasks, &after_restart, &error)) {
       Fail(state, "after restart: " + error);
@@ -380,6 +385,8 @@ void DistinctCalls(benchmark::State& state, uint64_t tasks, uint64_t limit_mib) 
     state.counters["store_bytes"] = static_cast<double>(store_bytes);
     state.counters["disk_bytes_per_task"] = static_cast<double>(store_bytes) / n;
     state.counters["compacted_disk_bytes_per_task"] = static_cast<double>(compacted_bytes) / n;
+    state.counters["stop_ms"] = stop_seconds * 1000.0;  // SIGTERM to exit
+    state.counters["restart_ready_ms"] = ready_seconds * 1000.0;  // exec to "turbined ready"
     state.counters["reread_executed_fraction"] = Fraction(reread.executed, tasks);
     state.counters["reread_disk_fraction"] = Fraction(reread.disk, tasks);
     state.counters["restart_reread_executed_fraction"] = Fraction(after_restart.executed, tasks);

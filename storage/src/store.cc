@@ -230,10 +230,36 @@ struct Store::Instance {
 
   ~Instance() {
     if (db == nullptr) return;
+    if (!read_only) FlushMemtables();
     for (rocksdb::ColumnFamilyHandle* handle : handles) {
       if (handle != nullptr) db->DestroyColumnFamilyHandle(handle);
     }
     db->Close().PermitUncheckedError();
+  }
+
+  // FlushMemtables writes what the memtables hold into table files before a close. RocksDB
+  // does not when its log is on: the log then holds everything written since the last
+  // flush (up to a memtable's worth, 64 MB per table), the stopped daemon's store was
+  // several times its compacted size, and the next open replayed it all (4.4 s for a
+  // million tasks). A failed flush loses nothing: the log still holds the writes.
+  void FlushMemtables() {
+    std::vector<rocksdb::ColumnFamilyHandle*> holding;
+    for (rocksdb::ColumnFamilyHandle* handle : handles) {
+      uint64_t entries = 0;
+      if (handle != nullptr &&
+          db->GetIntProperty(handle, rocksdb::DB::Properties::kNumEntriesActiveMemTable,
+                             &entries) &&
+          entries > 0) {
+        holding.push_back(handle);
+      }
+    }
+    if (holding.empty()) return;
+    rocksdb::FlushOptions options;
+    options.allow_write_stall = true;  // nothing else writes any more
+    rocksdb::Status status = db->Flush(options, holding);
+    if (!status.ok()) {
+      spdlog::warn("flush at close failed, the log keeps the writes: {}", status.ToString());
+    }
   }
 };
 
