@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <thread>
 
 #include "cancel_state.h"
@@ -51,10 +52,11 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
   stamp_.store(next_stamp);
   next_task_id_.store(std::max<uint64_t>(next_task_id, 1));
   if (store_ != nullptr && options.snapshot_interval.count() > 0) {
-    snapshot_thread_ = std::thread(
-        [this, interval = options.snapshot_interval, idle_delay = options.snapshot_idle_delay] {
-          SnapshotLoop(interval, idle_delay);
-        });
+    snapshot_thread_ = std::thread([this, interval = options.snapshot_interval,
+                                    idle_delay = options.snapshot_idle_delay,
+                                    settle_delay = options.settle_delay] {
+      SnapshotLoop(interval, idle_delay, settle_delay);
+    });
   }
   if (store_ != nullptr && gc_options_.interval.count() > 0) {
     gc_thread_ = std::thread([this] { GcLoop(); });
@@ -76,10 +78,17 @@ void EngineImpl::Log(LogLevel level, const std::string& message) const {
 }
 
 void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
-                              std::chrono::milliseconds idle_delay) {
+                              std::chrono::milliseconds idle_delay,
+                              std::chrono::milliseconds settle_delay) {
   using Clock = std::chrono::steady_clock;
   const bool idle_snapshots = idle_delay.count() > 0;
-  const auto tick = idle_snapshots ? std::min(interval, idle_delay) : interval;
+  auto tick = idle_snapshots ? std::min(interval, idle_delay) : interval;
+  if (settle_delay.count() > 0) tick = std::min(tick, settle_delay);
+  // Settling makes table files of the memtables: below this, replaying their log is quick,
+  // and a flush per short pause would only make small files for compactions to merge.
+  constexpr uint64_t kSettleMinBytes = 4 << 20;
+  std::optional<Clock::time_point> quiet_since;  // no execution and no refresh since
+  bool settled = false;                            // during this quiet period
   auto last_snapshot = Clock::now();
   // Idleness is read off counters the engine keeps anyway, so the hot path pays nothing
   // for it: no execution during a whole tick and no refresh running now.
@@ -94,9 +103,15 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
     lock.unlock();
     Today();
     const uint64_t executions = execution_count.load(std::memory_order_relaxed);
-    const bool idle =
-        idle_snapshots && executions == executions_before && refreshes_in_flight.load() == 0;
+    const bool quiet = executions == executions_before && refreshes_in_flight.load() == 0;
+    const bool idle = idle_snapshots && quiet;
     executions_before = executions;
+    if (!quiet) {
+      quiet_since.reset();
+      settled = false;
+    } else if (!quiet_since.has_value()) {
+      quiet_since = Clock::now();
+    }
     const bool due = idle || Clock::now() - last_snapshot >= interval;
     bool empty = false;
     {
@@ -120,6 +135,14 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
       }
       // Counted after the snapshot, so whoever sees the count also sees its tasks.
       idle_snapshot_count.fetch_add(idle ? 1 : 0, std::memory_order_relaxed);
+    }
+    if (settle_delay.count() > 0 && !settled && quiet_since.has_value() &&
+        Clock::now() - *quiet_since >= settle_delay) {
+      settled = true;  // once per quiet period; a failure is retried after the next one
+      if (absl::Status settle = store_->Settle(kSettleMinBytes); !settle.ok()) {
+        Log(LogLevel::kWarning, "could not flush the store while idle (a crash now replays its "
+                                "log at the next start): " + std::string(settle.message()));
+      }
     }
     lock.lock();
   }

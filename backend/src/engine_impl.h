@@ -371,7 +371,8 @@ class EngineImpl {
   size_t trace_max_events_ ABSL_GUARDED_BY(trace_mu_) = 0;
 
   // Background snapshots (engine.cc).
-  void SnapshotLoop(std::chrono::milliseconds interval, std::chrono::milliseconds idle_delay);
+  void SnapshotLoop(std::chrono::milliseconds interval, std::chrono::milliseconds idle_delay,
+                    std::chrono::milliseconds settle_delay);
   std::mutex snapshot_mu_;
   std::condition_variable snapshot_stop_;
   bool stopping_snapshots_ ABSL_GUARDED_BY(snapshot_mu_) = false;

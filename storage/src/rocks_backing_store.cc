@@ -269,6 +269,8 @@ absl::StatusOr<uint64_t> RocksBackingStore::DiskBytes() { return store_->DiskByt
 
 absl::Status RocksBackingStore::Reclaim() { return store_->CompactAll(); }
 
+absl::Status RocksBackingStore::Settle(uint64_t min_bytes) { return store_->Settle(min_bytes); }
+
 void RocksBackingStore::StopReclaiming() { store_->StopCompacting(); }
 
 }  // namespace turbine::storage

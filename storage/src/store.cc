@@ -211,6 +211,29 @@ std::optional<uint64_t> FreeBytes(const std::string& path) {
   return uint64_t{disk.f_bavail} * disk.f_frsize;
 }
 
+// FlushMemtables writes what the memtables of `handles` hold into table files. RocksDB
+// does not at close when its log is on: the log then held everything written since the
+// last flush (up to two memtables per table), the stopped daemon's store was several times
+// its compacted size, and the next open replayed it all (4.4 s for a million tasks). An
+// immutable memtable counts too: Close abandons a flush still queued. A failed flush loses
+// nothing (the log still holds the writes); RocksDB waits 1 s after one.
+rocksdb::Status FlushMemtables(
+    rocksdb::DB& db, const std::array<rocksdb::ColumnFamilyHandle*, kTableCount>& handles) {
+  std::vector<rocksdb::ColumnFamilyHandle*> holding;
+  for (rocksdb::ColumnFamilyHandle* handle : handles) {
+    if (handle == nullptr) continue;
+    uint64_t entries = 0;
+    uint64_t immutable = 0;
+    db.GetIntProperty(handle, rocksdb::DB::Properties::kNumEntriesActiveMemTable, &entries);
+    db.GetIntProperty(handle, rocksdb::DB::Properties::kNumImmutableMemTable, &immutable);
+    if (entries > 0 || immutable > 0) holding.push_back(handle);
+  }
+  if (holding.empty()) return rocksdb::Status::OK();
+  rocksdb::FlushOptions options;
+  options.allow_write_stall = true;  // a flush must not wait for compactions to catch up
+  return db.Flush(options, holding);
+}
+
 }  // namespace
 
 struct Store::Shared {
@@ -230,36 +253,16 @@ struct Store::Instance {
 
   ~Instance() {
     if (db == nullptr) return;
-    if (!read_only) FlushMemtables();
+    if (!read_only) {
+      rocksdb::Status status = FlushMemtables(*db, handles);
+      if (!status.ok()) {
+        spdlog::warn("flush at close failed, the log keeps the writes: {}", status.ToString());
+      }
+    }
     for (rocksdb::ColumnFamilyHandle* handle : handles) {
       if (handle != nullptr) db->DestroyColumnFamilyHandle(handle);
     }
     db->Close().PermitUncheckedError();
-  }
-
-  // FlushMemtables writes what the memtables hold into table files before a close. RocksDB
-  // does not when its log is on: the log then holds everything written since the last
-  // flush (up to two memtables per table), the stopped daemon's store was several times
-  // its compacted size, and the next open replayed it all (4.4 s for a million tasks). An
-  // immutable memtable counts too: Close abandons a flush still queued. A failed flush
-  // loses nothing (the log still holds the writes); RocksDB waits 1 s after one.
-  void FlushMemtables() {
-    std::vector<rocksdb::ColumnFamilyHandle*> holding;
-    for (rocksdb::ColumnFamilyHandle* handle : handles) {
-      if (handle == nullptr) continue;
-      uint64_t entries = 0;
-      uint64_t immutable = 0;
-      db->GetIntProperty(handle, rocksdb::DB::Properties::kNumEntriesActiveMemTable, &entries);
-      db->GetIntProperty(handle, rocksdb::DB::Properties::kNumImmutableMemTable, &immutable);
-      if (entries > 0 || immutable > 0) holding.push_back(handle);
-    }
-    if (holding.empty()) return;
-    rocksdb::FlushOptions options;
-    options.allow_write_stall = true;  // nothing else writes any more
-    rocksdb::Status status = db->Flush(options, holding);
-    if (!status.ok()) {
-      spdlog::warn("flush at close failed, the log keeps the writes: {}", status.ToString());
-    }
   }
 };
 
@@ -595,6 +598,21 @@ absl::StatusOr<bool> TableScan::Get(Table table, std::string_view key, std::stri
   if (status.IsNotFound()) return false;
   if (!status.ok()) return FromRocks(status, "read from " + std::string(TableName(table)));
   return true;
+}
+
+absl::Status Store::Settle(uint64_t min_bytes) {
+  const Instance& instance = *current_.load(std::memory_order_acquire);
+  if (instance.read_only) return absl::OkStatus();
+  uint64_t held = 0;
+  for (rocksdb::ColumnFamilyHandle* handle : instance.handles) {
+    uint64_t bytes = 0;
+    if (handle == nullptr) continue;
+    instance.db->GetIntProperty(handle, rocksdb::DB::Properties::kCurSizeAllMemTables, &bytes);
+    held += bytes;
+  }
+  if (held < min_bytes) return absl::OkStatus();
+  rocksdb::Status status = FlushMemtables(*instance.db, instance.handles);
+  return status.ok() ? absl::OkStatus() : FromRocks(status, "flush the memtables");
 }
 
 void Store::StopCompacting() { db().DisableManualCompaction(); }

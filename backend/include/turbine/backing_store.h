@@ -124,6 +124,10 @@ class BackingStore {
   }
   // Reclaim makes the space of deleted tasks free on disk (compacting what holds them).
   virtual absl::Status Reclaim() { return absl::OkStatus(); }
+  // Settle writes what the store keeps in memory (RocksDB's memtables) into its files when
+  // that is at least `min_bytes`, so a crash has little log to replay at the next open. An
+  // idle engine calls it.
+  virtual absl::Status Settle(uint64_t /*min_bytes*/) { return absl::OkStatus(); }
   // StopReclaiming makes a Reclaim running on another thread, and any later one, return
   // early: the engine is going away. Safe from any thread.
   virtual void StopReclaiming() {}

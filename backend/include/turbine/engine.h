@@ -83,6 +83,10 @@ struct EngineOptions {
   // running) with changes unwritten, so a burst of work is saved when it ends rather than
   // up to an interval later. 0: off. Only with background snapshots.
   std::chrono::milliseconds snapshot_idle_delay{100};
+  // With background snapshots: once the engine has been idle this long, the backing store
+  // writes what it keeps in memory into its files (BackingStore::Settle, from 4 MiB), so a
+  // crash or a kill while idle leaves little log to replay at the next start. 0: never.
+  std::chrono::milliseconds settle_delay{30000};
   // Where background errors go; null: stderr.
   Logger logger = nullptr;
   // With a backing store: garbage collection (gc.h), in the background and by

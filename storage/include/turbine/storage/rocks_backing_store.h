@@ -28,6 +28,7 @@ class RocksBackingStore : public BackingStore {
   absl::Status WriteLastUse(const std::vector<LastUse>& uses) override;
   absl::StatusOr<uint64_t> DiskBytes() override;
   absl::Status Reclaim() override;
+  absl::Status Settle(uint64_t min_bytes) override;
   void StopReclaiming() override;
 
  private:

@@ -139,6 +139,10 @@ class Store {
   // long-lived store settles: deleted records and their tombstones are gone afterwards, and
   // so are the files and the log that held them (after bulk deletes, for measurements).
   absl::Status CompactAll();
+  // Settle writes the memtables into table files when together they hold at least
+  // `min_bytes`, so that a crash has little log to replay at the next open (an idle
+  // engine calls it). Nothing to do on a read-only store.
+  absl::Status Settle(uint64_t min_bytes);
   // StopCompacting makes a CompactAll running on another thread, and every later one, stop
   // early with an error (for shutting down). Safe from any thread.
   void StopCompacting();
