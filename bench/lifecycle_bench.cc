@@ -13,6 +13,10 @@
 //       one 1.5 MB file rewritten V times, text.lines read after each; the store before and
 //       after a garbage collection pass (CollectGarbage, as `turbine gc`), and how many
 //       fs.content versions are left on disk (counted in the stopped daemon's store).
+//   lifecycle/killed-idle/N/settle:S
+//       N distinct demo.busy calls, then the daemon idles (with --settle-delay 1s, until its
+//       store has flushed its memtables; with 0, 5 s) and is killed with SIGKILL: the log
+//       left behind, and the next start (exec to "turbined ready", which replays it).
 //   lifecycle/gc-pause/N
 //       N distinct demo.busy tasks on disk; a restarted daemon with --disk-limit 1 (all of
 //       them are garbage) is called, one unary call at a time, on tasks it must read from its
@@ -142,6 +146,13 @@ class Daemon {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polls the log file
     }
     return false;
+  }
+
+  // Kill: SIGKILL, as a crash or the OOM killer would, and reap it.
+  void Kill() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
   }
 
   // Stop: SIGTERM, then the exit code (128 + signal if killed).
@@ -294,6 +305,69 @@ bool CallAll(Client& client, uint64_t n, Sources* sources, std::string* error) {
 
 double Fraction(uint64_t part, uint64_t whole) {
   return whole == 0 ? 0.0 : static_cast<double>(part) / static_cast<double>(whole);
+}
+
+// LogBytes is the length of RocksDB's write-ahead logs in the database directory `db`.
+uint64_t LogBytes(const std::string& db) {
+  uint64_t bytes = 0;
+  std::error_code error;
+  for (const fs::directory_entry& entry : fs::directory_iterator(db, error)) {
+    if (entry.path().extension() == ".log") bytes += entry.file_size(error);
+  }
+  return bytes;
+}
+
+void KilledIdle(benchmark::State& state, uint64_t tasks, bool settle) {
+  ScratchDir dir;
+  const std::string data = dir.str() + "/data";
+  const std::vector<std::string> args = {"--data-dir", data, "--gc-interval", "0",
+                                         "--settle-delay", settle ? "1s" : "0"};
+  for (auto _ : state) {
+    Daemon daemon;
+    if (!daemon.Start(args, dir.str() + "/turbined.log")) {
+      Fail(state, "turbined did not start");
+      return;
+    }
+    std::unique_ptr<Client> client = daemon.Connect();
+    std::string error;
+    Sources first;
+    if (client == nullptr || !CallAll(*client, tasks, &first, &error)) {
+      Fail(state, "calls: " + error);
+      return;
+    }
+    // Idle. The snapshot after 100 ms of it writes every result; the settle then flushes.
+    const auto deadline = Clock::now() + std::chrono::seconds(settle ? 60 : 5);
+    while (Clock::now() < deadline && !(settle && LogBytes(data + "/db") < (1 << 20))) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    const uint64_t log_bytes = LogBytes(data + "/db");
+    if (settle && log_bytes >= (1 << 20)) {
+      Fail(state, "the idle daemon did not flush its store within 60 s");
+      return;
+    }
+    client.reset();
+    daemon.Kill();
+
+    Daemon restarted;
+    const auto restarting = Clock::now();
+    if (!restarted.Start(args, dir.str() + "/turbined.log")) {
+      Fail(state, "turbined did not restart after SIGKILL");
+      return;
+    }
+    const double ready_seconds = std::chrono::duration<double>(Clock::now() - restarting).count();
+    client = restarted.Connect();
+    Sources after;
+    if (client == nullptr || !CallAll(*client, tasks, &after, &error)) {
+      Fail(state, "after the restart: " + error);
+      return;
+    }
+    restarted.Stop();
+    state.counters["tasks"] = static_cast<double>(tasks);
+    state.counters["log_bytes_at_kill"] = static_cast<double>(log_bytes);
+    state.counters["restart_ready_ms"] = ready_seconds * 1000.0;
+    state.counters["restart_reread_disk_fraction"] = Fraction(after.disk, tasks);
+    state.counters["restart_reread_executed_fraction"] = Fraction(after.executed, tasks);
+  }
 }
 
 void DistinctCalls(benchmark::State& state, uint64_t tasks, uint64_t limit_mib) {
@@ -596,6 +670,13 @@ void Register() {
                                [=](benchmark::State& state) { FileVersions(state, versions); })
       ->Iterations(1)
       ->Unit(benchmark::kMillisecond);
+  for (const bool settle : {true, false}) {
+    benchmark::RegisterBenchmark(
+        ("lifecycle/killed-idle/" + n + "/settle:" + (settle ? "1" : "0")).c_str(),
+        [=](benchmark::State& state) { KilledIdle(state, tasks, settle); })
+        ->Iterations(1)
+        ->Unit(benchmark::kMillisecond);
+  }
   benchmark::RegisterBenchmark(("lifecycle/gc-pause/" + n).c_str(),
                                [=](benchmark::State& state) { GcPause(state, tasks); })
       ->Iterations(1)

@@ -210,6 +210,7 @@ absl::StatusOr<std::unique_ptr<storage::PersistentEngine>> OpenEngine(
                             .write_buffer_bytes = store_memory.write_buffer_bytes},
       EngineOptions{.worker_threads = options.workers,
                     .snapshot_interval = options.snapshot_interval,
+                    .settle_delay = options.settle_delay,
                     .logger = &EngineLogger,
                     .gc = options.gc,
                     .memory = MemoryOptions{.limit_bytes = static_cast<size_t>(limit)},

@@ -7,6 +7,7 @@
 //            [--max-connections N] [--max-connection-idle-ms N]
 //            [--stream-reply-buffer-bytes N] [--reply-buffer-bytes N]
 //            [--retention DURATION] [--disk-limit SIZE] [--gc-interval DURATION]
+//            [--settle-delay DURATION]
 //            [--shared-cache redis://HOST:PORT[,...] [--shared-cache-namespace NAME]
 //             [--shared-cache-mode read|readwrite] [--shared-cache-user USER]
 //             [--shared-cache-password-file F] [--shared-cache-timeout-ms N]]
@@ -217,6 +218,7 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   std::string retention = "30d";
   std::string disk_limit = "0";
   std::string gc_interval = "1h";
+  std::string settle_delay = "30s";
   app.add_option("--retention", retention,
                  "remove cached results not used for this long (counted in whole days)")
       ->check(duration)
@@ -236,6 +238,11 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   app.add_option("--gc-interval", gc_interval,
                  "collect garbage this often when idle, the first time a minute after start "
                  "(0: only on `turbine gc`)")
+      ->check(duration)
+      ->capture_default_str();
+  app.add_option("--settle-delay", settle_delay,
+                 "idle this long, write what the store holds in memory to its files, so a "
+                 "crash or kill -9 then has little log to replay (0: never)")
       ->check(duration)
       ->capture_default_str();
   app.add_option("--shared-cache", flags->shared_cache,
@@ -272,6 +279,7 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   options.gc.retention = *ParseDuration(retention);
   options.gc.disk_limit = *ParseSize(disk_limit);
   options.gc.interval = *ParseDuration(gc_interval);
+  options.settle_delay = *ParseDuration(settle_delay);
   options.memory_limit = *ParseSize(memory_limit);
 
   return -1;

@@ -39,6 +39,8 @@ struct ServerOptions {
   std::string auth_token;
   int workers = 0;  // engine worker threads; 0: one per core
   std::chrono::milliseconds snapshot_interval{1000};
+  // Idle this long, the store flushes its memtables (EngineOptions::settle_delay).
+  std::chrono::milliseconds settle_delay{30000};
   // Garbage collection of the store: retention, disk limit, how often (turbine/gc.h).
   GcOptions gc = {};
   // The daemon's heap stays under this many bytes: RocksDB's block cache and memtables are
