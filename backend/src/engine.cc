@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include "cancel_state.h"
 #include "engine_impl.h"
@@ -82,13 +83,12 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
                               std::chrono::milliseconds settle_delay) {
   using Clock = std::chrono::steady_clock;
   const bool idle_snapshots = idle_delay.count() > 0;
-  auto tick = idle_snapshots ? std::min(interval, idle_delay) : interval;
-  if (settle_delay.count() > 0) tick = std::min(tick, settle_delay);
+  const auto tick = idle_snapshots ? std::min(interval, idle_delay) : interval;
   // Settling makes table files of the memtables: below this, replaying their log is quick,
   // and a flush per short pause would only make small files for compactions to merge.
   constexpr uint64_t kSettleMinBytes = 4 << 20;
   std::optional<Clock::time_point> quiet_since;  // no execution and no refresh since
-  bool settled = false;                            // during this quiet period
+  bool settle_failed = false;                      // said once per quiet period
   auto last_snapshot = Clock::now();
   // Idleness is read off counters the engine keeps anyway, so the hot path pays nothing
   // for it: no execution during a whole tick and no refresh running now.
@@ -108,7 +108,7 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
     executions_before = executions;
     if (!quiet) {
       quiet_since.reset();
-      settled = false;
+      settle_failed = false;
     } else if (!quiet_since.has_value()) {
       quiet_since = Clock::now();
     }
@@ -136,10 +136,12 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
       // Counted after the snapshot, so whoever sees the count also sees its tasks.
       idle_snapshot_count.fetch_add(idle ? 1 : 0, std::memory_order_relaxed);
     }
-    if (settle_delay.count() > 0 && !settled && quiet_since.has_value() &&
+    // Every tick while quiet, not once: what is written meanwhile (inputs, the use sweep)
+    // settles too once it reaches the threshold, which the store checks cheaply.
+    if (settle_delay.count() > 0 && quiet_since.has_value() &&
         Clock::now() - *quiet_since >= settle_delay) {
-      settled = true;  // once per quiet period; a failure is retried after the next one
-      if (absl::Status settle = store_->Settle(kSettleMinBytes); !settle.ok()) {
+      if (absl::Status settle = store_->Settle(kSettleMinBytes);
+          !settle.ok() && !std::exchange(settle_failed, true)) {
         Log(LogLevel::kWarning, "could not flush the store while idle (a crash now replays its "
                                 "log at the next start): " + std::string(settle.message()));
       }

@@ -230,7 +230,8 @@ rocksdb::Status FlushMemtables(
   }
   if (holding.empty()) return rocksdb::Status::OK();
   rocksdb::FlushOptions options;
-  options.allow_write_stall = true;  // a flush must not wait for compactions to catch up
+  // Not waiting for compactions to catch up first: a flush is what lets writes go on.
+  options.allow_write_stall = true;
   return db.Flush(options, holding);
 }
 
@@ -611,6 +612,15 @@ absl::Status Store::Settle(uint64_t min_bytes) {
     held += bytes;
   }
   if (held < min_bytes) return absl::OkStatus();
+  // A flush that fails for lack of space stops every write until the store resumes: it is
+  // only worth trying with room for its files, and never while a failure is pending.
+  if (shared_->errors->Pending()) return absl::OkStatus();
+  {
+    std::lock_guard lock(recover_mu_);
+    if (shared_->free_when_full.has_value()) return absl::OkStatus();
+  }
+  const std::optional<uint64_t> free = FreeBytes(path_);
+  if (free.has_value() && *free < 2 * held) return absl::OkStatus();
   rocksdb::Status status = FlushMemtables(*instance.db, instance.handles);
   return status.ok() ? absl::OkStatus() : FromRocks(status, "flush the memtables");
 }

@@ -4,6 +4,8 @@
 // becomes writable by itself once there is space. Needs root to mount (skipped otherwise).
 #include <gtest/gtest.h>
 
+#include <sys/statvfs.h>
+
 #include <memory>
 #include <string>
 
@@ -108,6 +110,28 @@ TEST(FullDisk, AWriteIsResourceExhaustedAndTheNextOneAfterSpaceIsFreedSucceeds) 
   ASSERT_NE(store, nullptr);
   RocksBackingStore backing(store.get());
   for (int n = 0; n <= acknowledged; ++n) ExpectInput(backing, n);
+}
+
+// An idle engine settles the store (flushes its memtables). On a nearly full disk that
+// flush would fail, and a failed flush stops every write until space is freed: the settle
+// must not try without room for its files.
+TEST(FullDisk, ASettleWithoutRoomForItsFilesLeavesWritesGoing) {
+  SmallDisk disk(kDiskBytes);
+  if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
+  const std::string data = (disk.path() / "data").string();
+  std::unique_ptr<Store> store = OpenOrDie(data);
+  ASSERT_NE(store, nullptr);
+  RocksBackingStore backing(store.get());
+  for (int n = 0; n < 28; ++n) ASSERT_TRUE(WriteInput(backing, n).ok()) << n;  // 7 MiB held
+  struct statvfs disk_stat {};
+  ASSERT_EQ(::statvfs(data.c_str(), &disk_stat), 0);
+  const size_t free_bytes = static_cast<size_t>(disk_stat.f_bavail) * disk_stat.f_frsize;
+  ASSERT_GT(free_bytes, size_t{3} << 20);
+  ASSERT_GT(disk.Fill("ballast", free_bytes - (size_t{2} << 20)), 0u);  // 2 MiB left
+
+  EXPECT_TRUE(backing.Settle(size_t{4} << 20).ok());
+  EXPECT_TRUE(WriteInput(backing, 28).ok()) << "a settle stopped the writes";
+  ExpectInput(backing, 28);
 }
 
 TEST(FullDisk, OpensReadOnlyAndBecomesWritableWhenSpaceIsFreed) {

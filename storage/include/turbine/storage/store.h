@@ -141,7 +141,8 @@ class Store {
   absl::Status CompactAll();
   // Settle writes the memtables into table files when together they hold at least
   // `min_bytes`, so that a crash has little log to replay at the next open (an idle
-  // engine calls it). Nothing to do on a read-only store.
+  // engine calls it). Nothing to do on a read-only store, nor without room for the files
+  // (a failed flush would stop writes until the store resumes).
   absl::Status Settle(uint64_t min_bytes);
   // StopCompacting makes a CompactAll running on another thread, and every later one, stop
   // early with an error (for shutting down). Safe from any thread.
