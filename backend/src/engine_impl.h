@@ -282,6 +282,8 @@ class EngineImpl {
   // Blocking, like FetchTrace.
   std::vector<std::string> PrefetchTraces(const TraceRecord& record);
   void DropPrefetched(const std::vector<std::string>& keys);
+  // TakePrefetched removes and returns the record prefetched under `key`, if one waits.
+  std::optional<std::string> TakePrefetched(const std::string& key);
   // QueueSharedPublish hands an executed task to the publishing thread.
   void QueueSharedPublish(TaskId id);
   uint64_t SharedPublishQueue();

@@ -429,11 +429,27 @@ bool ResolveTraceDep(EngineImpl& engine, const TraceDep& dep, RawVc* slot) {
 
 // --- the engine's side: fetching and publishing ---
 
-bool EngineImpl::Shares(const TaskState& task) const {
-  // Trait dispatch and resolve-first tasks too: they read (resolve) and answer with a
-  // reference to another task, which a trace names by its stable identity.
-  return sharing() && task.fn->kind != FunctionKind::kInput &&
-         !task.fn->session_dependent && !task.fn->machine_local;
+namespace {
+
+// SharedKind tells whether tasks of `fn` go through the tier. Trait dispatch and
+// resolve-first tasks too: they read (resolve) and answer with a reference to another task,
+// which a trace names by its stable identity.
+bool SharedKind(const FunctionInfo& fn) {
+  return fn.kind != FunctionKind::kInput && !fn.session_dependent && !fn.machine_local;
+}
+
+}  // namespace
+
+bool EngineImpl::Shares(const TaskState& task) const { return sharing() && SharedKind(*task.fn); }
+
+std::optional<std::string> EngineImpl::TakePrefetched(const std::string& key) {
+  std::lock_guard<std::mutex> lock(prefetched_mu_);
+  auto ahead = prefetched_.find(key);
+  if (ahead == prefetched_.end()) return std::nullopt;
+  prefetched_bytes_ -= ahead->second.size();
+  std::optional<std::string> bytes = std::move(ahead->second);
+  prefetched_.erase(ahead);
+  return bytes;
 }
 
 bool EngineImpl::FetchTrace(TaskState& task, TraceRecord* record) {
@@ -442,16 +458,7 @@ bool EngineImpl::FetchTrace(TaskState& task, TraceRecord* record) {
   if (!SharedIdentity(*this, task, /*may_load=*/true, &identity)) return false;
   shared_lookups.fetch_add(1, std::memory_order_relaxed);
   const std::string key = TraceKey(shared_.name_space, identity);
-  absl::StatusOr<std::optional<std::string>> found = std::optional<std::string>();
-  {
-    std::lock_guard<std::mutex> lock(prefetched_mu_);
-    auto ahead = prefetched_.find(key);
-    if (ahead != prefetched_.end()) {
-      prefetched_bytes_ -= ahead->second.size();
-      found = std::optional<std::string>(std::move(ahead->second));
-      prefetched_.erase(ahead);
-    }
-  }
+  absl::StatusOr<std::optional<std::string>> found = TakePrefetched(key);
   const bool asked_tier = !found->has_value();
   if (asked_tier) found = shared_.tier->Lookup(key);
   if (!found.ok()) {
@@ -491,8 +498,7 @@ bool MayBeShared(std::string_view stable) {
   uint32_t version = 0;
   if (!PeekFunction(stable.substr(sizeof(uint64_t)), &name, &version)) return false;
   const FunctionInfo* fn = FindFunctionVersion(name, version);
-  return fn != nullptr && fn->kind != FunctionKind::kInput && !fn->session_dependent &&
-         !fn->machine_local;
+  return fn != nullptr && SharedKind(*fn);
 }
 
 // Prefetched records wait while the dependencies before theirs are verified (which may
@@ -537,13 +543,7 @@ std::vector<std::string> EngineImpl::PrefetchTraces(const TraceRecord& record) {
 }
 
 void EngineImpl::DropPrefetched(const std::vector<std::string>& keys) {
-  std::lock_guard<std::mutex> lock(prefetched_mu_);
-  for (const std::string& key : keys) {
-    auto left = prefetched_.find(key);
-    if (left == prefetched_.end()) continue;
-    prefetched_bytes_ -= left->second.size();
-    prefetched_.erase(left);
-  }
+  for (const std::string& key : keys) TakePrefetched(key);
 }
 
 void EngineImpl::QueueSharedPublish(TaskId id) {

@@ -606,8 +606,8 @@ absl::Status Store::Settle(uint64_t min_bytes) {
   if (instance.read_only) return absl::OkStatus();
   uint64_t held = 0;
   for (rocksdb::ColumnFamilyHandle* handle : instance.handles) {
-    uint64_t bytes = 0;
     if (handle == nullptr) continue;
+    uint64_t bytes = 0;
     instance.db->GetIntProperty(handle, rocksdb::DB::Properties::kCurSizeAllMemTables, &bytes);
     held += bytes;
   }
