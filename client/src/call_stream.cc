@@ -25,8 +25,13 @@ constexpr size_t kBatchBytes = 1 << 20;
 // Its lock is a std::mutex, not absl::Mutex: Debian's Abseil is built with deadlock
 // detection on (a global graph update per lock, on the path of every streamed call) and
 // without ThreadSanitizer instrumentation.
-class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1::ReplyBatch>,
-                                public std::enable_shared_from_this<CallStreamReactor> {
+//
+// The CallStream owns its reactor and destroys it on its owner's thread once OnDone has
+// run: never on a gRPC thread. Destroying the reactor may destroy the last reference to the
+// channel (the Client may be gone), and a channel destroyed on one of gRPC's callback
+// threads makes gRPC 1.51 join that thread from itself and then use its freed completion
+// queue (an abort: "ref_counted.h: assertion failed: prior > 0").
+class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1::ReplyBatch> {
  public:
   CallStreamReactor(std::shared_ptr<const Connection> connection,
                     CallStream::ReplyCallback on_reply)
@@ -35,7 +40,6 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
         on_reply_(std::move(on_reply)) {}
 
   void Start() {
-    self_ = shared_from_this();
     connection_->PrepareContext(context_, /*with_deadline=*/false);
     link_->turbine->async()->CallBatches(&context_, this);
     AddHold();
@@ -163,16 +167,13 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
   }
 
   void OnDone(const grpc::Status& status) override {
-    // Last callback: if the CallStream is gone, the reactor dies when `self` does, after
-    // the waiters were woken.
-    std::shared_ptr<CallStreamReactor> self = std::move(self_);
-    {
-      std::lock_guard lock(mu_);
-      final_status_ = status;
-      broken_ = true;
-      reads_done_ = true;
-      done_ = true;
-    }
+    // Last callback. The waiters are woken under the lock: once done_ is seen, the
+    // CallStream may destroy the reactor, so nothing here touches it after the unlock.
+    std::lock_guard lock(mu_);
+    final_status_ = status;
+    broken_ = true;
+    reads_done_ = true;
+    done_ = true;
     changed_.notify_all();
   }
 
@@ -204,8 +205,6 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
   const std::shared_ptr<const Link> link_;  // the stream's channel, for as long as it lasts
   const CallStream::ReplyCallback on_reply_;
   grpc::ClientContext context_;
-  // Keeps the reactor alive while gRPC may still call it; released in OnDone.
-  std::shared_ptr<CallStreamReactor> self_;
   // The read buffer; only the read chain (one read at a time) touches it.
   v1::ReplyBatch incoming_;
   // The batch being written; only its writer (whoever set writing_) touches it.
@@ -231,17 +230,18 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
 std::unique_ptr<CallStream> CallStream::Open(std::shared_ptr<const detail::Connection> connection,
                                              ReplyCallback on_reply) {
   auto reactor =
-      std::make_shared<detail::CallStreamReactor>(std::move(connection), std::move(on_reply));
+      std::make_unique<detail::CallStreamReactor>(std::move(connection), std::move(on_reply));
   reactor->Start();
   return std::unique_ptr<CallStream>(new CallStream(std::move(reactor)));
 }
 
-CallStream::CallStream(std::shared_ptr<detail::CallStreamReactor> reactor)
+CallStream::CallStream(std::unique_ptr<detail::CallStreamReactor> reactor)
     : reactor_(std::move(reactor)) {}
 
 CallStream::~CallStream() {
   reactor_->Cancel();  // a no-op on a stream already closed
   reactor_->AwaitDone();
+  // reactor_ is destroyed here, on this thread (CallStreamReactor says why).
 }
 
 absl::StatusOr<uint64_t> CallStream::Send(v1::CallRequest request) {

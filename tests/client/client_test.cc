@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
 #include <map>
 #include <mutex>
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "fake_turbine.h"
+#include "turbine/client/call_stream.h"
 #include "turbine/client/values.h"
 
 namespace turbine::client {
@@ -234,6 +236,44 @@ TEST_F(ClientTest, CallStreamCanBeDroppedWithoutClose) {
   ASSERT_TRUE(stream->Send(MakeCallRequest("echo", {})).ok());
   stream.reset();  // must neither hang nor crash
   SUCCEED();
+}
+
+// Released records on which thread the reply callback that owns it was destroyed.
+class Released {
+ public:
+  Released(std::atomic<int>* on_owner, std::atomic<int>* elsewhere)
+      : owner_(std::this_thread::get_id()), on_owner_(on_owner), elsewhere_(elsewhere) {}
+  ~Released() { ++*(std::this_thread::get_id() == owner_ ? on_owner_ : elsewhere_); }
+
+ private:
+  const std::thread::id owner_;
+  std::atomic<int>* const on_owner_;
+  std::atomic<int>* const elsewhere_;
+};
+
+// Once its Client is gone, a stream holds the last reference to the connection. It must
+// be released on the thread that destroys the stream, by the time the destructor returns:
+// released on the gRPC thread that ran the stream's last callback, the channel's
+// destruction made gRPC join that thread from itself and use its freed completion queue
+// (an abort, "assertion failed: prior > 0", about once in a few thousand streams).
+TEST(ClientStreamLifetimeTest, AStreamIsReleasedOnTheThreadThatDestroysIt) {
+  TempDir dir;
+  FakeTurbine daemon(dir.path());
+  std::atomic<int> on_owner{0}, elsewhere{0};
+  constexpr int kStreams = 300;
+  for (int i = 0; i < kStreams; ++i) {
+    std::unique_ptr<Client> client = ConnectTo(daemon.address());
+    auto released = std::make_shared<Released>(&on_owner, &elsewhere);
+    std::unique_ptr<CallStream> stream =
+        client->OpenCallStream([released](CallResult) {}).value();
+    released.reset();
+    ASSERT_TRUE(stream->Send(MakeCallRequest("echo", {Int(i)})).ok());
+    ASSERT_TRUE(stream->Close().ok());
+    client.reset();
+    stream.reset();
+    ASSERT_EQ(on_owner.load() + elsewhere.load(), i + 1) << "stream " << i << " outlived its end";
+  }
+  EXPECT_EQ(elsewhere.load(), 0);
 }
 
 TEST(ClientUnreachableTest, CallStreamToNoDaemonEndsUnavailable) {

@@ -39,7 +39,8 @@ class CallStream {
   using ReplyCallback = std::function<void(CallResult)>;
 
   // The destructor cancels the stream if it was not closed, and waits until gRPC is done
-  // with it.
+  // with it. Destroy the stream (and the Client) from your own threads, never from a reply
+  // callback: what gRPC runs on must not be torn down from within.
   ~CallStream();
   CallStream(const CallStream&) = delete;
   CallStream& operator=(const CallStream&) = delete;
@@ -64,10 +65,10 @@ class CallStream {
   friend class Client;  // opens streams (Client::OpenCallStream)
   static std::unique_ptr<CallStream> Open(std::shared_ptr<const detail::Connection> connection,
                                           ReplyCallback on_reply);
-  explicit CallStream(std::shared_ptr<detail::CallStreamReactor> reactor);
+  explicit CallStream(std::unique_ptr<detail::CallStreamReactor> reactor);
 
-  // Shared with gRPC: the reactor lives until gRPC's last callback on it has returned.
-  std::shared_ptr<detail::CallStreamReactor> reactor_;
+  // Destroyed with the CallStream, on its owner's thread, after gRPC's last callback on it.
+  std::unique_ptr<detail::CallStreamReactor> reactor_;
 };
 
 }  // namespace turbine::client
