@@ -93,13 +93,17 @@ void RemoveEmptyLogs(rocksdb::DB& db, const std::string& path) {
 //             search; a hash index inside each data block, so a hit does not binary-search
 //             the block.
 //   task_ids  point lookups that hit (dependencies of restored tasks); no filter needed.
-// Both are LZ4-compressed: on a cold lookup (bench/run-storage, restored-hit) that cost no
-// measurable time against no compression, for 3.5 times less disk, and beat Snappy. The
-// last level, where a settled store keeps nearly everything, is ZSTD-compressed instead:
-// 80 -> 53 bytes per small task on disk for about 3% on restored-hit (its decompression on
-// a block cache miss). Index blocks stay uncompressed: an engine's first read after a
-// restart decompresses every index block it touches, and under ZSTD that cost 1-2 ms at a
-// million tasks, for half a byte per task.
+// Both are LZ4-compressed in the levels between: on a cold lookup (bench/run-storage,
+// restored-hit) that cost no measurable time against no compression, for 3.5 times less
+// disk, and beat Snappy. The last level, where a settled store keeps nearly everything, is
+// ZSTD-compressed instead: 80 -> 53 bytes per small task on disk for about 3% on
+// restored-hit (its decompression on a block cache miss). So is level 0, what a flush
+// writes, at ZSTD's fastest level: the store a stopped daemon leaves is flushed files only
+// (the close flushes), and under LZ4 it stayed 1.6 times its compacted size until
+// compactions reached it (300,000 small tasks: 83 -> 59 bytes per task at rest, for about
+// 90 ms more to stop; bench/run lifecycle). Index blocks stay uncompressed: an engine's
+// first read after a restart decompresses every index block it touches, and under ZSTD that
+// cost 1-2 ms at a million tasks, for half a byte per task.
 // optimize_filters_for_hits would drop the filters of the last level, where nearly all
 // tasks are: wrong here, because misses are the common case.
 //
@@ -125,8 +129,11 @@ rocksdb::ColumnFamilyOptions TableOptions(Table table,
     options.memtable_whole_key_filtering = true;
   }
   if (table == Table::kTasks || table == Table::kTaskIds) {
-    options.compression = rocksdb::kLZ4Compression;
+    options.compression_per_level.assign(options.num_levels, rocksdb::kLZ4Compression);
+    options.compression_per_level[0] = rocksdb::kZSTD;
+    options.compression_opts.level = 1;  // level 0's ZSTD: a flush at a stop waits for it
     options.bottommost_compression = rocksdb::kZSTD;
+    options.bottommost_compression_opts.enabled = true;  // its own level: ZSTD's default
   }
   if (table == Table::kTasks || table == Table::kTaskIds || table == Table::kTaskUse) {
     // Garbage collection deletes from these: a table file in which a quarter of a window of
