@@ -148,7 +148,10 @@ bool EngineImpl::UsableStoredId(TaskId id) const {
 
 TaskState* EngineImpl::LoadTask(TaskId id) {
   ReaderMutexLock gate(&store_gate_);  // as in Call: registered before a GC pass deletes it
-  if (!UsableStoredId(id)) return nullptr;
+  // An id in use is refused because a call by its key may have created the task since the
+  // caller looked: then that one is it. (Answering nullptr, a verification that met the
+  // race read "no task with id" and executed its reader for nothing.)
+  if (!UsableStoredId(id)) return tasks_.Get(id);
   absl::StatusOr<std::optional<StoredTask>> read = store_->ReadTask(id);
   if (!read.ok() || !read->has_value()) return nullptr;
   StoredTask& stored = **read;

@@ -79,9 +79,11 @@ class Oracle {
         if (!sheet_.ok()) return where + ": restart failed: " + sheet_.status().ToString();
         if (std::string error = Check(where + ", restarted"); !error.empty()) return error;
         if (sheet_.Executions() != 0) {
+          std::string why;
+          for (const std::string& cell : executed_names_) why += sheet_.Why(cell);
           return where + ": a restart with nothing changed executed " +
                  std::to_string(sheet_.Executions()) + " cells (read as executed:" + executed_ +
-                 ")\n" + Sheet(model_);
+                 ")\nwhy:\n" + why + Sheet(model_);
         }
       }
       const Model before = model_;
@@ -121,6 +123,7 @@ class Oracle {
   // cells), one call at a time or all at once, and compares each with the model.
   std::string Check(const std::string& where) {
     executed_.clear();
+    executed_names_.clear();
     const std::map<std::string, Outcome> want = model_.Outcomes();
     std::vector<std::string> names = model_.AllNames();
     std::shuffle(names.begin(), names.end(), order_rng_);
@@ -133,7 +136,10 @@ class Oracle {
     for (size_t i = 0; i < names.size(); ++i) {
       const std::string& name = names[i];
       const CellResult& got = results[i];
-      if (got.source == v1::SOURCE_EXECUTED) executed_ += " " + name;
+      if (got.source == v1::SOURCE_EXECUTED) {
+        executed_ += " " + name;
+        executed_names_.push_back(name);
+      }
       const Outcome& expected = want.at(name);
       if (Matches(got, expected)) continue;
       std::ostringstream out;
@@ -151,6 +157,7 @@ class Oracle {
   std::mt19937_64 order_rng_;
   SheetServer sheet_;
   std::string executed_;  // the cells Check read with source "executed"
+  std::vector<std::string> executed_names_;  // the same, one name each
 };
 
 TEST(SheetOracle, RandomSheetsEditsAndRestartsMatchAFromScratchEvaluation) {

@@ -144,6 +144,22 @@ class SheetServer {
     return names;
   }
 
+  // Why explains why `cell`'s task holds its value (the Why RPC), one step per line.
+  std::string Why(const std::string& cell) {
+    v1::WhyRequest request;
+    *request.mutable_call() = Request("sheet.eval", {Str(cell)});
+    v1::WhyReply reply;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    const grpc::Status status = live_->stub->Why(&context, request, &reply);
+    if (!status.ok()) return "Why failed: " + status.error_message();
+    std::string text;
+    for (const v1::WhyStep& step : reply.steps()) {
+      text += std::string(2 * step.depth(), ' ') + step.text() + "\n";
+    }
+    return text;
+  }
+
   // Executions counts the executions of `function` since this server started (Stats RPC).
   uint64_t Executions(const std::string& function = "sheet.eval") {
     v1::StatsReply stats;

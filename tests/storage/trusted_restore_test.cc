@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <thread>
 
 #include "persisted_engine.h"
 #include "temp_dir.h"
@@ -164,6 +165,62 @@ TEST(TrustedRestore, AnotherSetOfFunctionsVerifies) {
   EXPECT_EQ(d.engine.Stats().trusted_restored_tasks, 0u);
   EXPECT_GT(d.engine.Stats().restored_tasks, 1u);
   EXPECT_EQ(d.engine.Stats().executions, 0u);
+}
+
+// A restored task can be loaded by its id (a verification following a dependency of its
+// reader) and created by its key (a call) at the same time: both must get the one task.
+// The load by id refused the id when the call had created the task since it looked, and
+// the verification then executed the reader for nothing ("no task with id").
+std::atomic<int> verified_reader_runs{0};
+Task<int64_t> VerifiedReaderImpl(int64_t i) {
+  ++verified_reader_runs;
+  co_return co_await Input<int64_t>("race/" + std::to_string(i));
+}
+inline const turbine::Function<VerifiedReaderImpl> verified_reader{"test.trust.verified_reader",
+                                                                   1};
+Task<int64_t> NewReaderImpl(int64_t i) {
+  co_return co_await Input<int64_t>("race/" + std::to_string(i));
+}
+inline const turbine::Function<NewReaderImpl> new_reader{"test.trust.new_reader", 1};
+
+TEST(TrustedRestore, ATaskLoadedByIdAndCreatedByKeyAtOnceIsOneTask) {
+  constexpr int64_t kInputs = 2000;
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    for (int64_t i = 0; i < kInputs; ++i) {
+      ASSERT_TRUE(d.engine.SetInput("race/" + std::to_string(i), i).ok());
+      ASSERT_EQ(*d.engine.Read(verified_reader(i)), i);
+    }
+    ASSERT_TRUE(d.engine.Flush().ok());
+    // An input set after the readers were written: they are verified after the restart.
+    ASSERT_TRUE(d.engine.SetInput("race/other", int64_t{1}).ok());
+  }
+  verified_reader_runs = 0;
+  Daemon d(dir.str());
+  std::atomic<int64_t> wrong{0};
+  // Both threads start on input i together (a spin barrier), so that the two ways to the
+  // same task overlap as often as they can.
+  std::atomic<int64_t> arrived{0};
+  auto start_together = [&](int64_t i) {
+    ++arrived;
+    while (arrived.load() < 2 * (i + 1)) {
+    }
+  };
+  std::thread by_key([&] {
+    turbine::Engine::Scope scope(d.engine);
+    for (int64_t i = 0; i < kInputs; ++i) {
+      start_together(i);
+      wrong += *d.engine.Read(new_reader(i)) != i;
+    }
+  });
+  for (int64_t i = 0; i < kInputs; ++i) {
+    start_together(i);
+    wrong += *d.engine.Read(verified_reader(i)) != i;
+  }
+  by_key.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(verified_reader_runs.load(), 0) << "readers executed though nothing they read changed";
 }
 
 }  // namespace
