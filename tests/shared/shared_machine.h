@@ -50,7 +50,9 @@ class Machine {
     if (client.ok()) client_ = std::move(*client);
   }
   ~Machine() {
-    if (started_) EXPECT_EQ(daemon_.Stop(SIGTERM), 0) << daemon_.log();
+    if (started_) {
+      EXPECT_EQ(daemon_.Stop(SIGTERM), 0) << daemon_.log();
+    }
   }
 
   // Call calls `function`; with `this_ref`, a method on the task it names.

@@ -62,14 +62,14 @@ std::string DefaultAddress(std::string_view data_dir = kDefaultDataDir);
 struct TlsOptions {
   // The CA certificates the daemon's certificate must be signed by. Empty: the system's
   // trusted roots.
-  std::string ca_file;
+  std::string ca_file = {};
   // Mutual TLS (turbined's --tls-client-ca): this client's certificate chain and private
   // key, both or neither.
-  std::string cert_file;
-  std::string key_file;
+  std::string cert_file = {};
+  std::string key_file = {};
   // The name the daemon's certificate must carry, when it is not the host of the address
   // (connecting by IP address, or through a tunnel). Empty: the host of the address.
-  std::string server_name;
+  std::string server_name = {};
 };
 
 // kDefaultDeadline bounds every unary call, CallStream::Close and a Watch's reconnecting.
@@ -77,12 +77,12 @@ inline constexpr std::chrono::milliseconds kDefaultDeadline{30'000};
 
 struct ConnectOptions {
   // "unix:/path/to/turbined.sock" or "host:port". Empty: DefaultAddress().
-  std::string address;
+  std::string address = {};
   // Sent as "authorization: Bearer <token>" on every call when not empty. Without `tls`
   // the channel is not encrypted: over TCP, send a token on loopback only.
-  std::string token;
+  std::string token = {};
   // TLS (TCP addresses only); nullopt: plain text.
-  std::optional<TlsOptions> tls;
+  std::optional<TlsOptions> tls = {};
   // Deadline of every unary call (Call, SetInputs, Stats, ListFunctions, Flush, Shutdown,
   // Ping). Streams have none, they live as long as their user: CallStream::Close waits at
   // most this long for the replies still owed, and a Watch whose daemon went away waits at

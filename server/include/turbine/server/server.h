@@ -25,18 +25,18 @@ struct ServerOptions {
   std::string data_dir = "./.turbine";
   // gRPC addresses: "unix:/path" or "host:port" (port 0 picks a free one). Empty: only
   // unix:<data_dir>/turbined.sock.
-  std::vector<std::string> listen;
+  std::vector<std::string> listen = {};
   // Serve TCP on a non-loopback address without TLS (everyone on the network can call).
   bool insecure = false;
   // TLS for TCP listeners: PEM files. Both or neither.
-  std::string tls_cert_file;
-  std::string tls_key_file;
+  std::string tls_cert_file = {};
+  std::string tls_key_file = {};
   // Mutual TLS: when set (a PEM file of CA certificates), a TCP client must present a
   // certificate signed by one of them, or its handshake fails. Needs tls_cert_file. Unix
   // sockets are unaffected: their file mode decides who may connect.
-  std::string tls_client_ca_file;
+  std::string tls_client_ca_file = {};
   // When not empty, every RPC must carry "authorization: Bearer <auth_token>".
-  std::string auth_token;
+  std::string auth_token = {};
   int workers = 0;  // engine worker threads; 0: one per core
   std::chrono::milliseconds snapshot_interval{1000};
   // Idle this long, the store flushes its memtables (EngineOptions::settle_delay).
@@ -53,14 +53,14 @@ struct ServerOptions {
   // When not empty, Prometheus metrics are served over HTTP at http://<this>/metrics:
   // "IPV4:PORT" or "localhost:PORT" (port 0 picks a free one). Off this machine only with
   // `insecure` (metrics have no TLS and no token).
-  std::string metrics_listen;
+  std::string metrics_listen = {};
   // When not empty, the status page is served over HTTP at http://<this>/ (stats, top
   // functions, dependency graphs): "IPV4:PORT" or "localhost:PORT" (port 0 picks a free
   // one). Off this machine only with `insecure` (no TLS); it asks for auth_token too.
-  std::string http_listen;
+  std::string http_listen = {};
   // Trace everything the engine does from start to shutdown into this file (Chrome Trace
   // Event format, a JSON array; see README). Empty: off. The Trace RPC is then refused.
-  std::string trace_file;
+  std::string trace_file = {};
   // Client connections open at once; at the limit, new ones wait in the listen backlog
   // until one closes. 0: half the open-file limit (whose soft value Start raises to the hard
   // one).
