@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "engine_impl.h"
+#include "input_summary.h"
 #include "persist.h"
 
 namespace turbine::internal {
@@ -94,6 +95,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   if (key.fn->kind == FunctionKind::kInput) {
     MutexLock lock(&task->mu);
     task->phase = Phase::kClean;
+    task->inputs = InputBits(InputKeyOf(*task));
     if (!stored_input.ok()) {
       // Never "not set": that would silently turn the user's data into its absence.
       UnreadableInput(InputKeyOf(*task), stored_input.status(), &task->output);
@@ -121,6 +123,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
           DecodeResult(stored_task->result, task, &validity)) {
         task->unlinked = true;
         task->reads_session = validity.needs_verification;  // until linked: the safe guess
+        task->inputs = validity.inputs;
         if (TrustRestored(*task, validity)) {
           task->phase = Phase::kClean;
           trusted_count.fetch_add(1, std::memory_order_relaxed);

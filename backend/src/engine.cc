@@ -31,13 +31,14 @@ int ResolveWorkerCount(int requested) {
 }
 }  // namespace
 
-EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64_t next_task_id)
+EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64_t next_task_id,
+                       const InputChangeLog& changes)
     : store_(options.backing_store),
       logger_(options.logger),
       // With the input function, which registers on first use: a digest taken before an
       // input was ever read would differ from the next session's.
       functions_digest_((InputFunction(), FunctionsDigest())),
-      trust_floor_(next_stamp - 1),
+      changed_inputs_(changes.since),
       counters_(new FunctionCounters[kMaxFunctions]),
       executor_(std::make_unique<Executor>(this, ResolveWorkerCount(options.worker_threads))),
       clock_(options.clock ? options.clock : [] { return std::chrono::system_clock::now(); }),
@@ -45,6 +46,12 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
       memory_(options.memory),
       shared_(options.shared) {
   invalidation_target_->engine = this;
+  {
+    MutexLock lock(&trust_mu_);
+    for (const InputChange& change : changes.changes) {
+      changed_inputs_.Add(change.stamp, InputBits(change.key));
+    }
+  }
   recent_executions_.reset(new ExecutionEntry[kRecentExecutions]);
   recent_input_changes_.reset(new InputChangeEntry[kRecentInputChanges]);
   Today();
@@ -231,7 +238,13 @@ bool ReadACycle(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 }  // namespace
 
 bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
-  if (task.phase != Phase::kClean || task.output.kind == OutputKind::kNone) return false;
+  if (task.output.kind == OutputKind::kNone) return false;
+  // A dirty task's last result is written too, for verification only: the stamps it read
+  // are all a verification needs, and without it a restart would find an older result
+  // (a stop right after a change reached what this session computed). It queues itself
+  // again once clean, to be written as clean.
+  const bool clean = task.phase == Phase::kClean;
+  if (!clean && (task.phase != Phase::kDirty || task.HasEvictedValues())) return false;
   batch.position[task.id] = batch.records.size();
   StoredTask& record = batch.records.emplace_back();
   std::vector<TaskId>& refs = batch.refs.emplace_back();
@@ -251,15 +264,16 @@ bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
   if (task.fn->kind != FunctionKind::kInput) {
     batch.scratch.clear();
     Validity validity = batch.validity;
-    validity.needs_verification = task.fn->session_dependent || task.reads_session ||
+    validity.needs_verification = !clean || task.fn->session_dependent || task.reads_session ||
                                   ReadACycle(task);
+    validity.inputs = task.inputs;
     EncodeResult(task, &batch.scratch, &refs, validity);
     record.result = batch.scratch;
   }
   // Set before the write, which only Flush (serialized by flush_mu_) reads; undone if the
   // write fails or the record waits.
   task.persisted = true;
-  task.unwritten = false;
+  task.unwritten = !clean;
   return true;
 }
 
@@ -274,8 +288,8 @@ absl::Status EngineImpl::Flush(bool sweep_uses) {
     queue.insert(queue.end(), persist_queue_.begin(), persist_queue_.end());
     persist_queue_.clear();
   }
-  // Encode under each task's lock, write with no engine lock held. Only clean results are
-  // written: a task that is not clean now queues itself again once it is (`unwritten`).
+  // Encode under each task's lock, write with no engine lock held. A task that cannot be
+  // written as clean now queues itself again once it is clean (`unwritten`).
   SnapshotBatch batch;
   {
     // Every input change whose stamp is at most this one has marked its readers dirty
@@ -296,7 +310,8 @@ absl::Status EngineImpl::Flush(bool sweep_uses) {
   }
   // A record must never be on disk without the tasks it refers to (a reader would follow
   // the reference into nothing): each goes with this snapshot unless the store has it
-  // already. One that is not clean holds back the records referring to it, until it is.
+  // already. One that cannot be written holds back the records referring to it, until it
+  // can.
   std::vector<bool> blocked(batch.records.size(), false);
   for (size_t i = 0; i < batch.records.size(); ++i) {  // grows as referred tasks join
     for (size_t r = 0; r < batch.refs[i].size(); ++r) {
@@ -483,6 +498,7 @@ absl::Status ReadErrorStatus(const TaskFailure& failure) {
 struct Engine::Counters {
   uint64_t next_stamp = 1;
   uint64_t next_task_id = 1;
+  InputChangeLog changes;
 };
 
 absl::StatusOr<Engine::Counters> Engine::ReadCounters(BackingStore* store) {
@@ -496,6 +512,16 @@ absl::StatusOr<Engine::Counters> Engine::ReadCounters(BackingStore* store) {
   }
   counters.next_stamp = *stamp;
   counters.next_task_id = *id;
+  absl::StatusOr<InputChangeLog> changes =
+      store->ReadInputChanges(internal::ChangedInputs::kCapacity);
+  if (changes.ok()) {
+    counters.changes = std::move(*changes);
+  } else if (changes.status().code() == absl::StatusCode::kUnimplemented) {
+    counters.changes.since = *stamp - 1;  // no log: only results as of the last stamp hold
+  } else {
+    return absl::Status(changes.status().code(), "cannot read the backing store's input log: " +
+                                                     std::string(changes.status().message()));
+  }
   return counters;
 }
 
@@ -507,7 +533,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(EngineOptions options) {
 
 Engine::Engine(EngineOptions options, const Counters& counters)
     : impl_(std::make_unique<internal::EngineImpl>(options, counters.next_stamp,
-                                                   counters.next_task_id)) {}
+                                                   counters.next_task_id, counters.changes)) {}
 
 Engine::Engine(EngineOptions options) {
   absl::StatusOr<Counters> counters = ReadCounters(options.backing_store);
@@ -517,7 +543,8 @@ Engine::Engine(EngineOptions options) {
     std::abort();
   }
   impl_ =
-      std::make_unique<internal::EngineImpl>(options, counters->next_stamp, counters->next_task_id);
+      std::make_unique<internal::EngineImpl>(options, counters->next_stamp, counters->next_task_id,
+                                             counters->changes);
 }
 
 void DisableMutexDeadlockDetection() {

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "executor.h"
+#include "input_summary.h"
 #include "mutex.h"
 #include "shared_trace.h"
 #include "task_cache.h"
@@ -100,8 +101,10 @@ class EngineImpl {
  public:
   static constexpr size_t kMaxFunctions = 4096;
 
-  // `next_stamp` and `next_task_id` continue the backing store's counters (1 without one).
-  EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64_t next_task_id);
+  // `next_stamp` and `next_task_id` continue the backing store's counters (1 without one);
+  // `changes` is its log of input changes.
+  EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64_t next_task_id,
+             const InputChangeLog& changes);
   ~EngineImpl();
 
   // --- call path (call.cc) ---
@@ -316,19 +319,28 @@ class EngineImpl {
   Mutex input_writer_mu_;  // serializes SetInputs batches
 
   // Restored = valid or dirty (docs/ARCHITECTURE.md). TrustRestored tells whether a task
-  // restored with `validity` is clean without verifying what it read: its record says it
-  // was clean as of the last stamp the store had (nothing changed after), in this build's
-  // functions, read nothing session-dependent, and no input changed in this session yet.
-  // Then the task is clean but unlinked. DistrustRestored, at the session's first input
-  // change, makes every trusted task and its readers dirty, and trusts no record after.
+  // restored with `validity` is clean without verifying what it read: in this build's
+  // functions, it read nothing session-dependent, and no input it read changed after the
+  // snapshot that wrote it (its input summary shares no bit with the changes logged since,
+  // and the log reaches back that far). Then the task is clean but unlinked: no reverse
+  // edge leads to it, so DistrustRestored, at each input change, makes the trusted tasks
+  // the change may reach dirty, with their readers.
   bool TrustRestored(TaskState& task, const Validity& validity)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
-  void DistrustRestored() ABSL_EXCLUSIVE_LOCKS_REQUIRED(input_writer_mu_);
+  struct StampedBits {
+    uint64_t stamp;
+    uint64_t bits;
+  };
+  void DistrustRestored(const std::vector<StampedBits>& changes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(input_writer_mu_);
   const uint32_t functions_digest_;
-  const uint64_t trust_floor_;  // the store's last stamp when the engine started
   Mutex trust_mu_;  // after a task's lock
-  bool trusting_ ABSL_GUARDED_BY(trust_mu_) = true;
-  std::vector<TaskState*> trusted_ ABSL_GUARDED_BY(trust_mu_);
+  ChangedInputs changed_inputs_ ABSL_GUARDED_BY(trust_mu_);
+  struct Trusted {
+    TaskState* task;
+    uint64_t inputs;  // its summary, copied: read here without the task's lock
+  };
+  std::vector<Trusted> trusted_ ABSL_GUARDED_BY(trust_mu_);
   void NotifyChange();
   // Listeners run under this lock (shared), so removing one waits for its running calls.
   Mutex listeners_mu_;
@@ -453,10 +465,16 @@ bool IsCycleError(const TaskFailure& failure);
 
 // The refresh of a task and the commit of its results (refresh.cc).
 void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context);
+// ReadSummary is what a task's reads reach, directly or not: the outside world (a
+// session-dependent task), and which inputs (input_summary.h).
+struct ReadSummary {
+  bool session = false;
+  uint64_t inputs = 0;
+};
 // RegisterReads adds `task` to the dependents of every slot in `reads` and tells whether
-// any of them changed since it was read (then the task's result is stale). It sets
-// `*reads_session` if one of them is session-dependent or reads such a task.
+// any of them changed since it was read (then the task's result is stale). It adds to
+// `*summary` what they reach.
 bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<Dep>& reads,
-                   bool* reads_session);
+                   ReadSummary* summary);
 
 }  // namespace turbine::internal

@@ -43,12 +43,6 @@ bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
          task.output.value != nullptr;
 }
 
-bool HasEvictedValues(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
-  if (task.output.kind == OutputKind::kValue && task.output.value == nullptr) return true;
-  return std::any_of(task.cells.begin(), task.cells.end(),
-                     [](const CellSlot& cell) { return cell.value == nullptr; });
-}
-
 // InstallValues puts the stored values back where the task's are missing, if the stored
 // result is the one the task holds: the same stamps (a stamp names one value for ever).
 bool InstallValues(TaskState& task, DecodedResult& stored) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
@@ -139,7 +133,7 @@ size_t EngineImpl::RunClock(size_t bytes, size_t* evicted) {
 bool EngineImpl::ReloadValues(TaskState& task) {
   {
     MutexLock lock(&task.mu);
-    if (!HasEvictedValues(task)) return true;
+    if (!task.HasEvictedValues()) return true;
   }
   absl::StatusOr<std::optional<StoredTask>> read = absl::NotFoundError("");
   {

@@ -127,7 +127,12 @@ absl::Status EngineImpl::ApplyInputs(std::vector<InputValue> values, bool deleti
     RecordInputChanges(recorded);
     // Under input_writer_mu_: a snapshot reads the stamp it stands for under it too, so
     // every change below that stamp has reached its readers (Flush, Validity).
-    DistrustRestored();
+    std::vector<StampedBits> stamped;
+    stamped.reserve(changes.size());
+    for (const Change& change : changes) {
+      stamped.push_back(StampedBits{change.stamp, InputBits(InputKeyOf(*change.task))});
+    }
+    DistrustRestored(stamped);
     MarkDirty(std::move(readers));
   }
   NotifyChange();
@@ -136,28 +141,35 @@ absl::Status EngineImpl::ApplyInputs(std::vector<InputValue> values, bool deleti
 
 bool EngineImpl::TrustRestored(TaskState& task, const Validity& validity) {
   if (validity.needs_verification || task.fn->session_dependent || validity.clean_as_of == 0 ||
-      validity.clean_as_of < trust_floor_ || validity.functions != functions_digest_) {
+      validity.functions != functions_digest_) {
     return false;
   }
   MutexLock lock(&trust_mu_);
-  if (!trusting_) return false;
-  trusted_.push_back(&task);
+  if ((changed_inputs_.BitsAfter(validity.clean_as_of) & validity.inputs) != 0) return false;
+  trusted_.push_back(Trusted{&task, validity.inputs});
   return true;
 }
 
-void EngineImpl::DistrustRestored() {
-  std::vector<TaskState*> trusted;
+void EngineImpl::DistrustRestored(const std::vector<StampedBits>& changes) {
+  std::vector<TaskState*> reached;
   {
     MutexLock lock(&trust_mu_);
-    if (!trusting_) return;
-    trusting_ = false;
-    trusted = std::exchange(trusted_, {});
+    uint64_t bits = 0;
+    for (const StampedBits& change : changes) {
+      changed_inputs_.Add(change.stamp, change.bits);
+      bits |= change.bits;
+    }
+    std::erase_if(trusted_, [&](const Trusted& trusted) {
+      if ((trusted.inputs & bits) == 0) return false;
+      reached.push_back(trusted.task);
+      return true;
+    });
   }
   // A trusted task never registered with what it read, so no change reaches it through
-  // reverse edges: it and its readers become dirty here, and verify when next read. By
-  // pointer: one created a moment ago may not be in the task table yet.
+  // reverse edges: one the change may reach, and its readers, become dirty here and verify
+  // when next read. By pointer: one created a moment ago may not be in the task table yet.
   std::vector<TaskId> readers;
-  for (TaskState* task : trusted) {
+  for (TaskState* task : reached) {
     MutexLock lock(&task->mu);
     if (!StampsCurrent(task->phase)) continue;
     task->phase = Phase::kDirty;

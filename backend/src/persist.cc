@@ -13,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include "input_summary.h"
 #include "turbine/internal/serialization.h"
 #include "turbine/vc.h"
 
@@ -24,9 +25,12 @@ using CellRecord = std::tuple<std::string, uint32_t, std::string, uint64_t>;
 using DepRecord = std::tuple<RawVc, uint64_t>;
 // kind, value type (for an error: its status code in decimal, empty for UNKNOWN), value
 // bytes (or error text), ref, output stamp, cells, deps, then the Validity: clean as of,
-// functions digest, flags (kNeedsVerification). Records written before the Validity
-// existed end after the deps; they decode with an unknown one.
+// functions digest, flags (kNeedsVerification), inputs summary. Older records end before
+// the summary (it decodes as kAnyInput), or after the deps (an unknown Validity).
 using ResultRecord =
+    std::tuple<uint8_t, std::string, std::string, RawVc, uint64_t, std::vector<CellRecord>,
+               std::vector<DepRecord>, uint64_t, uint32_t, uint8_t, uint64_t>;
+using ResultRecordWithoutInputs =
     std::tuple<uint8_t, std::string, std::string, RawVc, uint64_t, std::vector<CellRecord>,
                std::vector<DepRecord>, uint64_t, uint32_t, uint8_t>;
 using ResultRecordWithoutValidity = std::tuple<uint8_t, std::string, std::string, RawVc,
@@ -116,20 +120,27 @@ void EncodeResult(const TaskState& task, std::string* out, std::vector<TaskId>* 
                            std::move(value_bytes), output.ref, task.output_changed_at,
                            std::move(cells), std::move(deps), validity.clean_as_of,
                            validity.functions,
-                           validity.needs_verification ? kNeedsVerification : uint8_t{0}},
+                           validity.needs_verification ? kNeedsVerification : uint8_t{0},
+                           validity.inputs},
               out);
 }
 
 bool DecodeResultRecord(std::string_view bytes, DecodedResult* result, std::vector<TaskId>* refs) {
   ResultRecord record;
   if (!DeserializeFrom(bytes, &record)) {
-    ResultRecordWithoutValidity older;
-    if (!DeserializeFrom(bytes, &older)) return false;
-    record = std::tuple_cat(std::move(older), std::make_tuple(uint64_t{0}, uint32_t{0},
-                                                              kNeedsVerification));
+    ResultRecordWithoutInputs without_inputs;
+    if (DeserializeFrom(bytes, &without_inputs)) {
+      record = std::tuple_cat(std::move(without_inputs), std::make_tuple(kAnyInput));
+    } else {
+      ResultRecordWithoutValidity older;
+      if (!DeserializeFrom(bytes, &older)) return false;
+      record = std::tuple_cat(std::move(older), std::make_tuple(uint64_t{0}, uint32_t{0},
+                                                                kNeedsVerification, kAnyInput));
+    }
   }
   auto& [kind, type_name, value_bytes, ref, stamp, cell_records, dep_records, clean_as_of,
-         functions, flags] = record;
+         functions, flags, inputs] = record;
+  result->validity.inputs = inputs;
   result->validity.clean_as_of = clean_as_of;
   result->validity.functions = functions;
   result->validity.needs_verification = (flags & kNeedsVerification) != 0;

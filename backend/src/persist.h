@@ -45,6 +45,9 @@ struct Validity {
   // Something it read, directly or not, is session-dependent (the outside world), or it
   // read a cycle: either way only a verification can tell.
   bool needs_verification = true;
+  // The summary of the inputs it read (TaskState::inputs); kAnyInput: unknown (an older
+  // record).
+  uint64_t inputs = ~uint64_t{0};
 };
 
 // EncodeResult / DecodeResult: a clean task's output, cells and deps. EncodeResult adds to

@@ -223,17 +223,20 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     engine->ReloadValues(*task);  // the early cutoff compares with the old values
   }
   if (!execute) {
-    // A task restored from disk joins the in-memory reverse edges once it is verified.
+    // A task restored from disk joins the in-memory reverse edges once it is verified. One
+    // whose values were only reloaded verified nothing (`deps` is empty): if it is unlinked,
+    // it was trusted (TrustRestored), and stays so, with the summary of what it read.
     bool unlinked = false;
-    {
+    if (!reload_only) {
       MutexLock lock(&task->mu);
       unlinked = std::exchange(task->unlinked, false);
     }
-    bool reads_session = false;
-    const bool stale = unlinked && RegisterReads(*engine, *task, deps, &reads_session);
+    ReadSummary summary;
+    const bool stale = unlinked && RegisterReads(*engine, *task, deps, &summary);
     if (unlinked) {
       MutexLock lock(&task->mu);
-      task->reads_session = reads_session;  // the record's was a guess (cycles counted)
+      task->reads_session = summary.session;  // the record's was a guess (cycles counted)
+      task->inputs = summary.inputs;
     }
     Publish(*engine, *task, stale);
     engine->refreshes_in_flight.fetch_sub(1);
@@ -445,9 +448,10 @@ void UnlinkDroppedDeps(EngineImpl& engine, const TaskState& task, std::vector<De
   }
 }
 
-// PropagateReadsSession sets reads_session on everything that reads `task`, transitively
-// (it stops where the flag is set already), one task lock at a time.
-void PropagateReadsSession(EngineImpl& engine, TaskState& task) {
+// PropagateReadSummary adds to everything that reads `task`, transitively, what the task
+// now reads that it did not: the outside world (`session`) and input bits. It stops where
+// a reader has them already, and takes one task lock at a time.
+void PropagateReadSummary(EngineImpl& engine, TaskState& task, const ReadSummary& added) {
   std::vector<TaskId> work;
   {
     MutexLock lock(&task.mu);
@@ -458,8 +462,11 @@ void PropagateReadsSession(EngineImpl& engine, TaskState& task) {
     work.pop_back();
     if (reader == nullptr) continue;
     MutexLock lock(&reader->mu);
-    if (reader->reads_session) continue;
-    reader->reads_session = true;
+    const bool news = (added.session && !reader->reads_session) ||
+                      (reader->inputs & added.inputs) != added.inputs;
+    if (!news) continue;
+    reader->reads_session = reader->reads_session || added.session;
+    reader->inputs |= added.inputs;
     for (const Dependent& dependent : reader->dependents) work.push_back(dependent.reader);
   }
 }
@@ -486,15 +493,17 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
   // read against the slot's current state; a change that raced with the execution makes
   // the result stale.
   UnlinkDroppedDeps(engine, task, std::move(old_deps), new_deps);
-  bool reads_session = false;
-  const bool stale = RegisterReads(engine, task, new_deps, &reads_session);
-  bool now_reads_session = false;
+  ReadSummary summary;
+  const bool stale = RegisterReads(engine, task, new_deps, &summary);
+  ReadSummary added;
   {
     MutexLock lock(&task.mu);
     task.deps = std::move(new_deps);
     task.unlinked = false;
-    now_reads_session = reads_session && !task.reads_session;
-    task.reads_session = task.reads_session || reads_session;
+    added.session = summary.session && !task.reads_session;
+    added.inputs = summary.inputs & ~task.inputs;
+    task.reads_session = task.reads_session || summary.session;
+    task.inputs = summary.inputs;
     // A re-execution that came out identical (a session-dependent task re-validated after
     // a restart, most often) leaves the stored record as it is: nothing to rewrite.
     if (engine.persistent() && (result_changed || !task.persisted)) {
@@ -504,14 +513,14 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
       engine.QueuePersist(task);  // still waiting for a snapshot that found it clean
     }
   }
-  // Its readers may have verified it unchanged and kept their value: they read the outside
-  // world now too, and a restart must not trust them without a verification.
-  if (now_reads_session) PropagateReadsSession(engine, task);
+  // Its readers may have verified it unchanged and kept their value: they read what it
+  // reads now too (the outside world, other inputs), and a restart must know.
+  if (added.session || added.inputs != 0) PropagateReadSummary(engine, task, added);
   Publish(engine, task, stale);
 }
 
 bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<Dep>& reads,
-                   bool* reads_session) {
+                   ReadSummary* summary) {
   bool stale = false;
   for (const Dep& read : reads) {
     TaskState* target = engine.Task(read.slot.task);
@@ -520,7 +529,8 @@ bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<
       continue;
     }
     MutexLock lock(&target->mu);
-    if (target->fn->session_dependent || target->reads_session) *reads_session = true;
+    if (target->fn->session_dependent || target->reads_session) summary->session = true;
+    summary->inputs |= target->inputs;
     if (target->dependents.insert(Dependent{task.id, read.slot.type, read.slot.index}).second) {
       engine.edge_count.fetch_add(1);
     }

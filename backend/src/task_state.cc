@@ -1,6 +1,7 @@
 // task_state.cc — small queries on a task's results.
 #include "task_state.h"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace turbine::internal {
@@ -34,6 +35,12 @@ uint64_t TaskState::SlotChangedAt(RawVc slot) const {
   if (slot.is_output() || slot.index == kOutputCellIndex) return output_changed_at;
   const CellSlot* cell = FindCell(slot.type, slot.index);
   return cell != nullptr ? cell->changed_at : UINT64_MAX;
+}
+
+bool TaskState::HasEvictedValues() const {
+  if (output.kind == OutputKind::kValue && output.value == nullptr) return true;
+  return std::any_of(cells.begin(), cells.end(),
+                     [](const CellSlot& cell) { return cell.value == nullptr; });
 }
 
 }  // namespace turbine::internal

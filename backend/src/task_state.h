@@ -173,6 +173,10 @@ struct TaskState {
   Output output ABSL_GUARDED_BY(mu);
   // Change stamp of the output: a fresh engine-wide number each time the output changes.
   uint64_t output_changed_at ABSL_GUARDED_BY(mu) = 0;
+  // The inputs its result read, directly or through the tasks it read, as a summary
+  // (input_summary.h): persisted with the result, so a restart can tell whether an input
+  // change since then may have reached it. An input's is its own key's bits.
+  uint64_t inputs ABSL_GUARDED_BY(mu) = 0;
   std::vector<CellSlot> cells ABSL_GUARDED_BY(mu);
   std::vector<Dep> deps ABSL_GUARDED_BY(mu);  // what the last execution read, in order
   absl::flat_hash_set<Dependent> dependents ABSL_GUARDED_BY(mu);
@@ -201,6 +205,8 @@ struct TaskState {
   uint64_t SlotChangedAt(RawVc slot) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   const CellSlot* FindCell(ValueTypeId type, uint32_t index) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // HasEvictedValues: its output's value or a cell's is not in memory (evict.cc).
+  bool HasEvictedValues() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 };
 
 // ExecContext is one execution of a task body: what it read and what it produced.

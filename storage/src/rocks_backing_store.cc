@@ -65,21 +65,122 @@ absl::Status RocksBackingStore::WriteInputs(
     bytes.clear();
     EncodeInputRecord(input, &bytes);
     batch.Put(store_->handle(Table::kInputs), key, bytes);
+    LogInputChange(input.stamp, key, batch);
   }
-  bytes.clear();
-  EncodeCounter(next_stamp, &bytes);
-  batch.Put(store_->handle(Table::kMeta), kNextStampKey, bytes);
+  PutNextStamp(next_stamp, batch);
+  if (changes_since_prune_.fetch_add(inputs.size()) + inputs.size() > keep_changes_.load()) {
+    changes_since_prune_.store(0);
+    if (absl::StatusOr<InputChangeLog> pruned = PruneInputChanges(batch, /*at_open=*/false); !pruned.ok()) {
+      return pruned.status();
+    }
+  }
   return store_->Write(batch, /*sync=*/true);  // the user's data: durable on return
 }
 
 absl::Status RocksBackingStore::DeleteInputs(const std::vector<std::string>& keys,
                                              uint64_t next_stamp) {
   rocksdb::WriteBatch batch;
-  for (const std::string& key : keys) batch.Delete(store_->handle(Table::kInputs), key);
+  for (const std::string& key : keys) {
+    batch.Delete(store_->handle(Table::kInputs), key);
+    LogInputChange(next_stamp - 1, key, batch);
+  }
+  PutNextStamp(next_stamp, batch);
+  changes_since_prune_.fetch_add(keys.size());
+  return store_->Write(batch, /*sync=*/true);  // as WriteInputs: durable on return
+}
+
+void RocksBackingStore::PutNextStamp(uint64_t next_stamp, rocksdb::WriteBatch& batch) {
   std::string bytes;
   EncodeCounter(next_stamp, &bytes);
   batch.Put(store_->handle(Table::kMeta), kNextStampKey, bytes);
-  return store_->Write(batch, /*sync=*/true);  // as WriteInputs: durable on return
+  if (log_vouched_.load()) batch.Put(store_->handle(Table::kMeta), kInputChangesThroughKey, bytes);
+}
+
+void RocksBackingStore::LogInputChange(uint64_t stamp, std::string_view key,
+                                       rocksdb::WriteBatch& batch) {
+  char stamp_bytes[8];
+  PutBigEndian(stamp, stamp_bytes);
+  const rocksdb::Slice parts[] = {{kInputChangePrefix, sizeof(kInputChangePrefix) - 1},
+                                  {stamp_bytes, 8},
+                                  {key.data(), key.size()}};
+  const rocksdb::Slice empty;
+  batch.Put(store_->handle(Table::kMeta), rocksdb::SliceParts(parts, 3),
+            rocksdb::SliceParts(&empty, 1));
+}
+
+absl::StatusOr<InputChangeLog> RocksBackingStore::ReadInputChanges(size_t keep) {
+  keep_changes_.store(std::max<size_t>(keep, 1));
+  changes_since_prune_.store(0);
+  rocksdb::WriteBatch batch;
+  absl::StatusOr<InputChangeLog> log = PruneInputChanges(batch, /*at_open=*/true);
+  if (!log.ok()) return log.status();
+  // Not synced: a crash brings dropped changes back, which only makes the log longer. A
+  // reset that is not written must not be overtaken by a later write claiming the log
+  // complete, so until one is, writes make no such claim (PutNextStamp).
+  bool written = batch.Count() == 0;
+  if (!written && !store_->ReadOnly()) {
+    absl::Status status = store_->Write(batch, /*sync=*/false);
+    written = status.ok();
+    if (!written) {
+      spdlog::warn("the log of input changes was not pruned: {}", std::string(status.message()));
+    }
+  }
+  log_vouched_.store(written);
+  return log;
+}
+
+absl::StatusOr<InputChangeLog> RocksBackingStore::PruneInputChanges(rocksdb::WriteBatch& batch,
+                                                                     bool at_open) {
+  absl::StatusOr<uint64_t> next_stamp = ReadCounter(*store_, kNextStampKey);
+  if (!next_stamp.ok()) return next_stamp.status();
+  absl::StatusOr<uint64_t> through = ReadCounter(*store_, kInputChangesThroughKey);
+  if (!through.ok()) return through.status();
+  std::string since_bytes;
+  absl::StatusOr<bool> has_since = store_->Get(Table::kMeta, kInputChangesSinceKey, &since_bytes);
+  if (!has_since.ok()) return has_since.status();
+  InputChangeLog log;
+  if (*has_since) {
+    std::optional<uint64_t> since = DecodeCounter(since_bytes);
+    if (!since.has_value()) return absl::DataLossError("the stored input change floor is damaged");
+    log.since = *since;
+  }
+  const std::string_view prefix(kInputChangePrefix, sizeof(kInputChangePrefix) - 1);
+  std::vector<std::string> keys;  // of the log's entries, in stamp order
+  absl::Status scanned =
+      store_->ForEach(Table::kMeta, [&](std::string_view key, std::string_view) {
+        if (key.size() >= prefix.size() + 8 && key.substr(0, prefix.size()) == prefix) {
+          keys.emplace_back(key);
+        }
+      });
+  if (!scanned.ok()) return scanned;
+  const uint64_t since_before = log.since;
+  // A build that keeps no log wrote after the last one that did (its stamp counter moved
+  // without the log): nothing below the current stamp can be vouched for. Checked at open
+  // only: later, a snapshot may move both counters between the two reads above.
+  const bool foreign = at_open && *through != *next_stamp;
+  if (foreign) log.since = std::max(log.since, *next_stamp - 1);
+  auto stamp_of = [&](const std::string& key) { return GetBigEndian(key.data() + prefix.size()); };
+  if (keys.size() > keep_changes_.load()) {
+    log.since = std::max(log.since, stamp_of(keys[keys.size() - keep_changes_.load() - 1]));
+  }
+  for (const std::string& key : keys) {
+    if (stamp_of(key) <= log.since) {
+      batch.Delete(store_->handle(Table::kMeta), key);
+    } else {
+      log.changes.push_back(InputChange{stamp_of(key), key.substr(prefix.size() + 8)});
+    }
+  }
+  if (log.since != since_before || foreign) {
+    std::string bytes;
+    EncodeCounter(log.since, &bytes);
+    batch.Put(store_->handle(Table::kMeta), kInputChangesSinceKey, bytes);
+    if (foreign) {
+      bytes.clear();
+      EncodeCounter(*next_stamp, &bytes);
+      batch.Put(store_->handle(Table::kMeta), kInputChangesThroughKey, bytes);
+    }
+  }
+  return log;
 }
 
 absl::StatusOr<uint64_t> RocksBackingStore::NextStamp() {
@@ -156,9 +257,7 @@ absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tas
   std::string bytes;
   EncodeCounter(next_task_id, &bytes);
   batch.Put(store_->handle(Table::kMeta), kNextTaskIdKey, bytes);
-  bytes.clear();
-  EncodeCounter(next_stamp, &bytes);
-  batch.Put(store_->handle(Table::kMeta), kNextStampKey, bytes);
+  PutNextStamp(next_stamp, batch);
   return store_->Write(batch, /*sync=*/false);
 }
 

@@ -198,7 +198,9 @@ TEST(SharedOracle, TwoMachinesWithRandomEditsMatchFromScratchEvaluation) {
   check("initially");
   // Side 1 has side 0's inputs: it adopted every node, relay and forward, executing none.
   for (const FunctionStats& fn : sides[1].owner->engine().Stats().functions) {
-    if (fn.name.starts_with("shared_oracle.")) EXPECT_EQ(fn.executions, 0u) << fn.name;
+    if (fn.name.starts_with("shared_oracle.")) {
+      EXPECT_EQ(fn.executions, 0u) << fn.name;
+    }
   }
   EXPECT_GE(sides[1].owner->engine().Stats().shared_hits, uint64_t{kNodes});
   int replaced = 0;

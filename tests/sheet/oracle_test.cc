@@ -111,8 +111,14 @@ class Oracle {
       if (std::string error = Check(where); !error.empty()) return error;
       const uint64_t executed = sheet_.Executions() - executions_before;
       if (executed > downstream.size()) {
+        std::string why;
+        for (const std::string& cell : executed_names_) {
+          if (!downstream.contains(cell)) why += sheet_.Why(cell);
+        }
         return where + ": " + std::to_string(executed) + " cells executed, but only " +
-               std::to_string(downstream.size()) + " are downstream of the edit\n" + Sheet(model_);
+               std::to_string(downstream.size()) + " are downstream of the edit (read as " +
+               "executed:" + executed_ + ")\nwhy, for those not downstream:\n" + why +
+               Sheet(model_);
       }
     }
     return "";

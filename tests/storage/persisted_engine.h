@@ -6,13 +6,27 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "turbine/engine.h"
 #include "turbine/storage/persistent_engine.h"
+#include "turbine/storage/rocks_backing_store.h"
 
 namespace turbine::testing {
+
+// VerifyingStore is a RocksBackingStore whose log of input changes vouches for nothing, so
+// every restored result that read an input is verified before use, as without a log: for
+// tests of what verification does.
+struct VerifyingStore : storage::RocksBackingStore {
+  using RocksBackingStore::RocksBackingStore;
+  absl::StatusOr<InputChangeLog> ReadInputChanges(size_t keep) override {
+    absl::StatusOr<InputChangeLog> log = RocksBackingStore::ReadInputChanges(keep);
+    if (log.ok()) log->since = ~uint64_t{0};
+    return log;
+  }
+};
 
 template <class Backing = storage::RocksBackingStore>
 struct PersistedEngine {

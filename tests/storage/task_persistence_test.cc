@@ -2,6 +2,8 @@
 // it restores against the inputs of this session, and finds tasks by exact identity.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -36,6 +38,15 @@ Task<int64_t> SumImpl() { co_return (co_await left()) + (co_await right()); }
 inline const turbine::Function<SumImpl> sum{"test.tasks.sum", 1};
 
 // Two versions of one function: the version is part of the identity.
+// Reads "ignored" and drops its value: a change of it makes this execute, never change.
+Task<int64_t> ScaledImpl() {
+  (void)co_await Input<int64_t>("ignored");
+  co_return (co_await Input<int64_t>("left")) * 2;
+}
+inline const turbine::Function<ScaledImpl> scaled{"test.tasks.scaled", 1};
+Task<int64_t> ScaledPlusOneImpl() { co_return (co_await scaled()) + 1; }
+inline const turbine::Function<ScaledPlusOneImpl> scaled_plus_one{"test.tasks.scaled_plus_one", 1};
+
 Task<std::string> LabelV1Impl(int64_t n) { co_return "v1:" + std::to_string(n); }
 inline const turbine::Function<LabelV1Impl> label_v1{"test.tasks.label", 1};
 Task<std::string> LabelV2Impl(int64_t n) { co_return "v2:" + std::to_string(n); }
@@ -164,14 +175,41 @@ TEST(TaskPersistence, TasksReExecutedAfterARestartAreRestoredAfterTheNext) {
     ASSERT_EQ(*d.engine.Read(sum()), 230);
     ASSERT_EQ(Executions(d.engine, "test.tasks.sum"), 1u);
   }
-  Daemon d(dir.str());
-  // Any input change first, so that nothing restored is trusted (trusted_restore_test.cc):
-  // sum is verified, which loads left and right by id.
-  ASSERT_TRUE(d.engine.SetInput("unrelated", int64_t{1}).ok());
+  // Nothing restored is trusted (trusted_restore_test.cc): sum is verified, which loads
+  // left and right by id.
+  Daemon<turbine::testing::VerifyingStore> d(dir.str());
   EXPECT_EQ(*d.engine.Read(sum()), 230);
   EXPECT_EQ(d.engine.Stats().executions, 0u);
   EXPECT_EQ(d.engine.Stats().restored_tasks, 3u);  // sum, left, right
   EXPECT_EQ(d.engine.Stats().trusted_restored_tasks, 0u);
+}
+
+TEST(TaskPersistence, AResultDirtiedBeforeTheStopIsStillStoredForVerification) {
+  turbine::testing::TempDir dir;
+  constexpr std::chrono::milliseconds kOnlyAtStop{0};  // no background snapshots
+  {
+    Daemon d(dir.str(), kOnlyAtStop);
+    ASSERT_TRUE(d.engine
+                    .SetInputs({turbine::InputValue::Of("left", int64_t{1}),
+                                turbine::InputValue::Of("ignored", int64_t{0})})
+                    .ok());
+    ASSERT_EQ(*d.engine.Read(scaled_plus_one()), 3);
+  }
+  {
+    // New results, then a change that makes them dirty, then the stop: the snapshot at the
+    // stop finds them dirty.
+    Daemon d(dir.str(), kOnlyAtStop);
+    ASSERT_TRUE(d.engine.SetInput("left", int64_t{2}).ok());
+    ASSERT_EQ(*d.engine.Read(scaled_plus_one()), 5);
+    ASSERT_TRUE(d.engine.SetInput("ignored", int64_t{1}).ok());
+  }
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(scaled_plus_one()), 5);
+  // Their last results were stored: scaled verifies against them and executes (it read
+  // "ignored"), comes out unchanged, and its reader verifies. With the results of the
+  // first session instead, the reader would execute too.
+  EXPECT_EQ(Executions(d.engine, "test.tasks.scaled"), 1u);
+  EXPECT_EQ(Executions(d.engine, "test.tasks.scaled_plus_one"), 0u);
 }
 
 TEST(TaskPersistence, LookupsAreExactEvenWhenEveryHashCollides) {

@@ -3,13 +3,17 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "persisted_engine.h"
 #include "temp_dir.h"
 #include "turbine/engine.h"
+#include "turbine/gc.h"
 
 namespace {
 
@@ -48,6 +52,11 @@ inline const turbine::Function<ObservedTwiceImpl> observed_twice{"test.trust.obs
 
 constexpr int64_t kLeaves = 64;
 constexpr int64_t kSum = kLeaves * (kLeaves - 1) / 2;  // leaves 1..63; leaf 0 is the bias
+
+// Refers to the root without reading it: a snapshot that writes it writes the root too, if
+// the store lacks it.
+Task<turbine::Vc<int64_t>> RootRefImpl() { co_return node(0, kLeaves); }
+inline const turbine::Function<RootRefImpl> root_ref{"test.trust.root_ref", 1};
 
 TEST(TrustedRestore, ARestartWithNothingChangedLoadsOnlyWhatIsRead) {
   turbine::testing::TempDir dir;
@@ -92,9 +101,84 @@ TEST(TrustedRestore, AnInputSetAfterTheLastSnapshotIsSeen) {
   }
   Daemon d(dir.str());
   EXPECT_EQ(*d.engine.Read(node(0, kLeaves)), kSum + 1000);
-  EXPECT_EQ(d.engine.Stats().trusted_restored_tasks, 0u);
-  // Only the path from the leaf to the root executed: everything beside it verified.
-  EXPECT_EQ(d.engine.Stats().executions, 4u);  // the leaf, and 3 nodes above it
+  // Only the path from the leaf to the root executed (the leaf, and 3 nodes above it).
+  EXPECT_EQ(d.engine.Stats().executions, 4u);
+  // Everything beside the path never read the input: trusted, and nothing below it loaded
+  // (3 siblings at each of the path's 3 levels under the root; the cone has 85 tasks).
+  EXPECT_EQ(d.engine.Stats().trusted_restored_tasks, 9u);
+  EXPECT_EQ(d.engine.Stats().restored_tasks, 4u + 9u);
+}
+
+TEST(TrustedRestore, AChangeIsSeenAfterAnyNumberOfRestarts) {
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("bias", int64_t{0}).ok());
+    ASSERT_TRUE(d.engine.SetInput("other", int64_t{0}).ok());
+    ASSERT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);
+  }
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("bias", int64_t{5}).ok());
+  }
+  for (int idle = 0; idle < 2; ++idle) {
+    Daemon d(dir.str());  // sessions that read nothing, one of which sets another input
+    if (idle == 1) {
+      ASSERT_TRUE(d.engine.SetInput("other", int64_t{1}).ok());
+    }
+  }
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(node(0, kLeaves)), kSum + 5);
+  EXPECT_EQ(d.engine.Stats().executions, 4u);
+  EXPECT_EQ(d.engine.Stats().trusted_restored_tasks, 9u);
+}
+
+TEST(TrustedRestore, AChangeOlderThanTheLogReachesIsAssumedToReachEverything) {
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("bias", int64_t{0}).ok());
+    ASSERT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);
+  }
+  {
+    // The change under the root, then more changes than the log keeps (4096), none of
+    // which the root reads: the root's change falls out of the log.
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("bias", int64_t{1}).ok());
+    std::vector<turbine::InputValue> others;
+    for (int i = 0; i < 5000; ++i) {
+      others.push_back(turbine::InputValue::Of("other" + std::to_string(i), int64_t{i}));
+    }
+    ASSERT_TRUE(d.engine.SetInputs(std::move(others)).ok());
+  }
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(node(0, kLeaves)), kSum + 1);
+  EXPECT_EQ(d.engine.Stats().executions, 4u);
+}
+
+TEST(TrustedRestore, AChangeInSessionLeavesWhatCannotReadItTrusted) {
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("bias", int64_t{0}).ok());
+    ASSERT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);
+    ASSERT_EQ(*d.engine.Read(node(16, 16)), 16 * 16 + 16 * 15 / 2);
+  }
+  Daemon d(dir.str());
+  ASSERT_EQ(*d.engine.Read(node(16, 16)), 16 * 16 + 16 * 15 / 2);
+  ASSERT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);
+  ASSERT_EQ(d.engine.Stats().trusted_restored_tasks, 2u);
+  ASSERT_TRUE(d.engine.SetInput("bias", int64_t{3}).ok());
+  // The root read the input, and verifies: its path executes, its other children
+  // (node(16, 16) among them) are trusted or in memory already.
+  EXPECT_EQ(*d.engine.Read(node(0, kLeaves)), kSum + 3);
+  EXPECT_EQ(d.engine.Stats().executions, 4u);
+  // node(16, 16) never read it: still trusted, nothing below it loaded.
+  EXPECT_EQ(*d.engine.Read(node(16, 16)), 16 * 16 + 16 * 15 / 2);
+  EXPECT_EQ(d.engine.Stats().executions, 4u);
+  // The path (4) and the 3 siblings at each of its levels (9, node(16, 16) among them).
+  EXPECT_EQ(d.engine.Stats().restored_tasks, 4u + 9u);
+  EXPECT_EQ(d.engine.Stats().trusted_restored_tasks, 9u + 1u);  // and the root, before
 }
 
 TEST(TrustedRestore, TheFirstInputChangeReachesTrustedTasksAndTheirReaders) {
@@ -110,11 +194,58 @@ TEST(TrustedRestore, TheFirstInputChangeReachesTrustedTasksAndTheirReaders) {
   ASSERT_TRUE(d.engine.SetInput("bias", int64_t{7}).ok());
   EXPECT_EQ(*d.engine.Read(plus_one(kLeaves)), kSum + 7 + 1);
   EXPECT_EQ(*d.engine.Read(node(0, kLeaves)), kSum + 7);
-  // Restored after the change: verified, not trusted.
-  EXPECT_EQ(*d.engine.Read(node(1, 3)), 1 + 2 + 3);
-  EXPECT_EQ(d.engine.Stats().trusted_restored_tasks, 1u);
+  // The root, then the 3 siblings at each level of the path the change reached; not the
+  // path: restored after the change, which may reach it, it was verified.
+  EXPECT_EQ(d.engine.Stats().trusted_restored_tasks, 1u + 9u);
   ASSERT_TRUE(d.engine.SetInput("bias", int64_t{8}).ok());
   EXPECT_EQ(*d.engine.Read(plus_one(kLeaves)), kSum + 8 + 1);
+}
+
+TEST(TrustedRestore, ATrustedTaskWhoseValuesWereReloadedKeepsWhatItRead) {
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("bias", int64_t{0}).ok());
+    ASSERT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);
+  }
+  {
+    // Values may be evicted (never in the background here); the root is written again in
+    // this session (a collection removed its record while it was in memory, and a new task
+    // refers to it), so its values are candidates.
+    Daemon d(dir.str(), turbine::EngineOptions{
+                            .worker_threads = 2,
+                            .gc = {.interval = {}},
+                            .memory = {.limit_bytes = 1,
+                                       .large_value_bytes = 0,
+                                       .interval = std::chrono::hours(1)}});
+    ASSERT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);
+    ASSERT_EQ(d.engine.Stats().trusted_restored_tasks, 1u);
+    const turbine::TaskId root = node(0, kLeaves).raw().task;
+    ASSERT_TRUE(d.engine
+                    .CollectGarbage(turbine::GcOptions{
+                        .also_collect = [root](turbine::TaskId id) { return id == root; }})
+                    .ok());
+    ASSERT_TRUE(d.engine.Read(root_ref()).ok());
+    ASSERT_TRUE(d.engine.Flush().ok());
+    ASSERT_GT(d.engine.Evict(SIZE_MAX), 0u);
+    ASSERT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);  // its values come back from disk
+    ASSERT_GT(d.engine.Stats().reloaded_values, 0u);
+    // A new reader of it is stored knowing that it reads "bias", through the root.
+    ASSERT_EQ(*d.engine.Read(plus_one(kLeaves)), kSum + 1);
+  }
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("bias", int64_t{2}).ok());
+  }
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(plus_one(kLeaves)), kSum + 2 + 1);
+  // In a session too: a change it cannot read, then two it reads, each reach it.
+  ASSERT_TRUE(d.engine.SetInput("other", int64_t{1}).ok());
+  EXPECT_EQ(*d.engine.Read(node(0, kLeaves)), kSum + 2);
+  ASSERT_TRUE(d.engine.SetInput("bias", int64_t{3}).ok());
+  EXPECT_EQ(*d.engine.Read(plus_one(kLeaves)), kSum + 3 + 1);
+  ASSERT_TRUE(d.engine.SetInput("bias", int64_t{4}).ok());
+  EXPECT_EQ(*d.engine.Read(plus_one(kLeaves)), kSum + 4 + 1);
 }
 
 TEST(TrustedRestore, WhatReadsTheOutsideWorldIsVerified) {

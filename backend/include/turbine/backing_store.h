@@ -43,6 +43,21 @@ struct StoredTask {
   uint16_t last_used = 0;
 };
 
+// InputChange is one input set or deleted, as the store logs it: the stamp of the change
+// and the input's key.
+struct InputChange {
+  uint64_t stamp = 0;
+  std::string key;
+};
+
+// InputChangeLog is the recent input changes a store logged: every change with a stamp
+// above `since`, oldest first. A restart uses it to tell which restored results an input
+// change since their snapshot may have reached (EngineImpl::TrustRestored).
+struct InputChangeLog {
+  uint64_t since = 0;
+  std::vector<InputChange> changes;
+};
+
 // LastUse is a task's last-use day, as WriteLastUse stores it.
 struct LastUse {
   uint64_t id = 0;
@@ -98,6 +113,17 @@ class BackingStore {
 
   // NextStamp returns the persisted stamp counter (1 for a new store).
   virtual absl::StatusOr<uint64_t> NextStamp() = 0;
+
+  // Every WriteInputs and DeleteInputs also logs its changes (each input's stamp; a
+  // deletion at `next_stamp - 1`). ReadInputChanges returns the log, keeping at most the
+  // newest `keep` changes on disk (older ones are dropped and `since` raised past them).
+  // `since` must be honest: when the store cannot vouch for the log (it was written by a
+  // build that did not keep one), it is the last stamp (`NextStamp() - 1`). A store
+  // without a log says kUnimplemented, which the engine treats the same way.
+  virtual absl::StatusOr<InputChangeLog> ReadInputChanges(size_t keep) {
+    (void)keep;
+    return absl::UnimplementedError("this backing store keeps no log of input changes");
+  }
 
   // Garbage collection. A store that does not implement it says kUnimplemented.
   //

@@ -12,6 +12,12 @@
 //   meta      "format_version"           -> decimal text, e.g. "2"
 //             "next_stamp"               -> u64 (cereal): above every change stamp on disk
 //             "next_task_id"             -> u64 (cereal): above every task id on disk
+//             "input_change/" stamp(u64 BE) key -> empty: an input set or deleted at `stamp`
+//             "input_changes_since"      -> u64 (cereal): every input change above it is
+//                                           logged (absent: 0)
+//             "input_changes_through"    -> u64 (cereal): the next_stamp the log was last
+//                                           written with; another value means a build that
+//                                           keeps no log wrote since, and `since` is reset
 //   tasks     hash(u64 BE) identity      -> task(u64 BE) result   (result empty: none yet)
 //   task_ids  task(u64 BE)               -> hash(u64 BE) identity (the task's key in tasks)
 //   inputs    key                        -> (type name, value bytes, stamp) as a cereal tuple
@@ -42,5 +48,8 @@ inline constexpr uint64_t kFormatVersion = 2;
 inline constexpr char kFormatVersionKey[] = "format_version";
 inline constexpr char kNextStampKey[] = "next_stamp";
 inline constexpr char kNextTaskIdKey[] = "next_task_id";
+inline constexpr char kInputChangePrefix[] = "input_change/";
+inline constexpr char kInputChangesSinceKey[] = "input_changes_since";
+inline constexpr char kInputChangesThroughKey[] = "input_changes_through";
 
 }  // namespace turbine::storage

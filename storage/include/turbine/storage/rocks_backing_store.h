@@ -3,6 +3,10 @@
 // Thread-safety: safe from any thread (RocksDB is). Does not own the Store.
 #pragma once
 
+#include <atomic>
+#include <cstddef>
+#include <string_view>
+
 #include "turbine/backing_store.h"
 #include "turbine/storage/store.h"
 
@@ -17,6 +21,7 @@ class RocksBackingStore : public BackingStore {
                            uint64_t next_stamp) override;
   absl::Status DeleteInputs(const std::vector<std::string>& keys, uint64_t next_stamp) override;
   absl::StatusOr<uint64_t> NextStamp() override;
+  absl::StatusOr<InputChangeLog> ReadInputChanges(size_t keep) override;
   absl::StatusOr<std::optional<StoredTask>> FindTask(uint64_t hash,
                                                      std::string_view identity) override;
   absl::StatusOr<std::optional<StoredTask>> ReadTask(uint64_t id) override;
@@ -36,8 +41,19 @@ class RocksBackingStore : public BackingStore {
   void PutTask(const StoredTask& task, rocksdb::WriteBatch& batch);
   void PutTaskId(const StoredTask& task, rocksdb::WriteBatch& batch);
   void PutLastUse(uint64_t id, uint16_t day, rocksdb::WriteBatch& batch);
+  // PutNextStamp adds the stamp counter, and the log's claim to be complete up to it once
+  // ReadInputChanges has found (or made) the log sound.
+  void PutNextStamp(uint64_t next_stamp, rocksdb::WriteBatch& batch);
+  // LogInputChange adds one change to the log; PruneInputChanges (ReadInputChanges, and
+  // WriteInputs once the log has grown by `keep` since) drops all but the newest `keep`,
+  // and at open also resets the log if a build that keeps none wrote since.
+  void LogInputChange(uint64_t stamp, std::string_view key, rocksdb::WriteBatch& batch);
+  absl::StatusOr<InputChangeLog> PruneInputChanges(rocksdb::WriteBatch& batch, bool at_open);
 
   Store* const store_;
+  std::atomic<size_t> keep_changes_{4096};
+  std::atomic<size_t> changes_since_prune_{0};
+  std::atomic<bool> log_vouched_{false};
 };
 
 }  // namespace turbine::storage

@@ -1,0 +1,39 @@
+// input_summary.cc — input summaries and the log of recent changes (input_summary.h).
+#include "input_summary.h"
+
+#include "turbine/internal/xxh3.h"
+
+#include <algorithm>
+
+namespace turbine::internal {
+
+uint64_t InputBits(std::string_view key) {
+  const uint64_t hash = XXH3_64bits(key.data(), key.size());
+  return (uint64_t{1} << (hash & 63)) | (uint64_t{1} << ((hash >> 6) & 63));
+}
+
+void ChangedInputs::Add(uint64_t stamp, uint64_t bits) {
+  if (stamp <= since_) return;  // already covered: such results are not trusted anyway
+  if (entries_.empty() || entries_.back().stamp < stamp) {
+    entries_.push_back(Entry{stamp, 0});
+  }
+  // Earlier entries hold supersets of later ones: stop at the first that has the bits.
+  for (auto entry = entries_.rbegin(); entry != entries_.rend(); ++entry) {
+    if ((entry->bits_from_here & bits) == bits) break;
+    entry->bits_from_here |= bits;
+  }
+  if (entries_.size() > kCapacity) {
+    const size_t dropped = entries_.size() / 2;
+    since_ = entries_[dropped - 1].stamp;
+    entries_.erase(entries_.begin(), entries_.begin() + static_cast<ptrdiff_t>(dropped));
+  }
+}
+
+uint64_t ChangedInputs::BitsAfter(uint64_t stamp) const {
+  if (stamp < since_) return kAnyInput;
+  auto after = std::upper_bound(entries_.begin(), entries_.end(), stamp,
+                                [](uint64_t s, const Entry& entry) { return s < entry.stamp; });
+  return after == entries_.end() ? 0 : after->bits_from_here;
+}
+
+}  // namespace turbine::internal
