@@ -8,7 +8,10 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "../server/requests.h"
 #include "turbine/v1/turbine.grpc.pb.h"
@@ -72,6 +75,59 @@ TEST(Daemon, SigtermFlushesAndARestartAnswersFromDisk) {
   EXPECT_EQ(stats.restored_tasks(), 1u);
   EXPECT_EQ(stats.trusted_restored_tasks(), 1u);
   EXPECT_EQ(daemon.Stop(SIGINT), 0) << daemon.log();
+}
+
+// SetCells sets spreadsheet cells (sheet.eval reads them: numbers, or formula text).
+void SetCells(v1::Turbine::Stub& stub, const std::vector<std::pair<std::string, v1::Value>>& cells) {
+  v1::SetInputsRequest set;
+  for (const auto& [key, value] : cells) {
+    auto* entry = set.add_inputs();
+    entry->set_key(key);
+    *entry->mutable_value() = value;
+  }
+  v1::SetInputsReply reply;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub.SetInputs(&context, set, &reply).ok());
+}
+
+TEST(Daemon, AnInputSetJustBeforeAStopReachesOnlyWhatReadsIt) {
+  TempDir dir;
+  {
+    DaemonProcess daemon;
+    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+    auto stub = Connect(daemon.address());
+    SetCells(*stub, {{"total", Str("price * 2")}, {"price", Int(5)},
+                     {"other", Str("base + 1")}, {"base", Int(3)}});
+    v1::CallReply reply;
+    ASSERT_TRUE(CallOnce(*stub, Request("sheet.eval", {Str("total")}), &reply).ok());
+    ASSERT_EQ(reply.value().int_value(), 10);
+    ASSERT_TRUE(CallOnce(*stub, Request("sheet.eval", {Str("other")}), &reply).ok());
+    ASSERT_EQ(reply.value().int_value(), 4);
+    EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  }
+  {
+    DaemonProcess daemon;  // sets a cell, reads nothing, stops
+    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+    auto stub = Connect(daemon.address());
+    SetCells(*stub, {{"price", Int(7)}});
+    EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  }
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  auto stub = Connect(daemon.address());
+  v1::CallReply reply;
+  // It never read "price": served from disk as it was, nothing below it loaded.
+  ASSERT_TRUE(CallOnce(*stub, Request("sheet.eval", {Str("other")}), &reply).ok());
+  EXPECT_EQ(reply.value().int_value(), 4);
+  EXPECT_EQ(reply.source(), v1::SOURCE_DISK);
+  v1::StatsReply stats = Stats(*stub);
+  EXPECT_EQ(stats.trusted_restored_tasks(), 1u);
+  EXPECT_EQ(stats.restored_tasks(), 1u);
+  // It did: it sees the change.
+  ASSERT_TRUE(CallOnce(*stub, Request("sheet.eval", {Str("total")}), &reply).ok());
+  EXPECT_EQ(reply.value().int_value(), 14);
+  EXPECT_EQ(reply.source(), v1::SOURCE_EXECUTED);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
 TEST(Daemon, AfterSigkillInputsSurviveAndResultsAreCorrect) {
