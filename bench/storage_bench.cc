@@ -7,6 +7,8 @@
 //   persist-uncached/N         turbo-uncached/N with a RocksDB backing store, snapshots and all
 //   restart-first-hit/<tasks>  open the store and an engine, answer one call from disk
 //   restart-cone/<leaves>      and restart-cone-changed/<leaves>: restart_cone_bench.cc
+//   set-input-trusted/<n>      SetInput of an input nothing read, in a session that trusted
+//                              n restored results (0 or 1,000,000)
 //
 // The persisted tasks are busy(key, 1) of bench_tasks.h. Their databases are built once per
 // process, untimed (storage_fixture.h); the first benchmark that needs the million-task one
@@ -113,6 +115,38 @@ void RestoredHit(benchmark::State& state) {
   state.counters["persisted_tasks"] = static_cast<double>((*db)->tasks);
 }
 
+// set-input-trusted/<n>: each iteration sets an input that nothing read, in a session that
+// has served n restored results as trusted (untimed, before the loop). Every input change
+// checks the input summary of every trusted result (EngineImpl::DistrustRestored), so the
+// difference between n = 1,000,000 and n = 0 is that check; the rest is the input's
+// synced write.
+void SetInputTrusted(benchmark::State& state) {
+  const int64_t trusted = state.range(0);
+  absl::StatusOr<const PersistedDb*> db = PersistedDbWith(kRestoredTasks);
+  if (!db.ok()) return SkipWithStatus(state, db.status());
+  RestoredSession session;
+  if (absl::Status opened = OpenSession(**db, session); !opened.ok()) {
+    return SkipWithStatus(state, opened);
+  }
+  Engine& engine = session.persistent->engine();
+  const KeyWalk walk((*db)->tasks);
+  for (int64_t i = 0; i < trusted; ++i) {
+    if (!ReadBusy(engine, walk.Key(i), kPersistedMicros)) return state.SkipWithError("wrong value");
+  }
+  if (engine.Stats().trusted_restored_tasks < static_cast<uint64_t>(trusted)) {
+    return state.SkipWithError("the restored results were not trusted");
+  }
+  int64_t value = 0;
+  for (auto _ : state) {
+    if (absl::Status set = engine.SetInput("set-input-trusted/unread", ++value); !set.ok()) {
+      SkipWithStatus(state, set);
+      break;
+    }
+  }
+  state.counters["trusted_tasks"] = static_cast<double>(engine.Stats().trusted_restored_tasks);
+  state.counters["executions"] = static_cast<double>(engine.Stats().executions);
+}
+
 // persist-uncached/N: turbo-uncached/N on an engine with a RocksDB store in a fresh
 // directory, snapshotting in the background as in production. Every new task first
 // misses on disk (FindTask), and is written by a snapshot later. The last iteration also
@@ -186,6 +220,7 @@ void RegisterStorageBenchmarks() {
   for (int64_t tasks : kRestartTasks) {
     benchmark::RegisterBenchmark("restart-first-hit", RestartFirstHit)->Arg(tasks);
   }
+  benchmark::RegisterBenchmark("set-input-trusted", SetInputTrusted)->Arg(0)->Arg(kRestoredTasks);
 }
 
 }  // namespace
