@@ -58,13 +58,17 @@ constexpr int64_t kSum = kLeaves * (kLeaves - 1) / 2;  // leaves 1..63; leaf 0 i
 Task<turbine::Vc<int64_t>> RootRefImpl() { co_return node(0, kLeaves); }
 inline const turbine::Function<RootRefImpl> root_ref{"test.trust.root_ref", 1};
 
+// StoreTheCone is a first session: the input under leaf 0 set to 0, the cone computed, and
+// everything stored when the session ends.
+void StoreTheCone(const std::string& dir) {
+  Daemon d(dir);
+  ASSERT_TRUE(d.engine.SetInput("bias", int64_t{0}).ok());
+  ASSERT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);
+}
+
 TEST(TrustedRestore, ARestartWithNothingChangedLoadsOnlyWhatIsRead) {
   turbine::testing::TempDir dir;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine.SetInput("bias", int64_t{0}).ok());
-    ASSERT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);
-  }
+  ASSERT_NO_FATAL_FAILURE(StoreTheCone(dir.str()));
   Daemon d(dir.str());
   EXPECT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);
   const turbine::EngineStats stats = d.engine.Stats();
@@ -76,11 +80,7 @@ TEST(TrustedRestore, ARestartWithNothingChangedLoadsOnlyWhatIsRead) {
 
 TEST(TrustedRestore, StaysTrustedAcrossIdleRestarts) {
   turbine::testing::TempDir dir;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine.SetInput("bias", int64_t{0}).ok());
-    ASSERT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);
-  }
+  ASSERT_NO_FATAL_FAILURE(StoreTheCone(dir.str()));
   for (int restart = 0; restart < 3; ++restart) {
     Daemon d(dir.str());
     EXPECT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);
@@ -90,11 +90,7 @@ TEST(TrustedRestore, StaysTrustedAcrossIdleRestarts) {
 
 TEST(TrustedRestore, AnInputSetAfterTheLastSnapshotIsSeen) {
   turbine::testing::TempDir dir;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine.SetInput("bias", int64_t{0}).ok());
-    ASSERT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);
-  }
+  ASSERT_NO_FATAL_FAILURE(StoreTheCone(dir.str()));
   {
     Daemon d(dir.str());  // a session that only sets the input, then stops
     ASSERT_TRUE(d.engine.SetInput("bias", int64_t{1000}).ok());
@@ -135,11 +131,7 @@ TEST(TrustedRestore, AChangeIsSeenAfterAnyNumberOfRestarts) {
 
 TEST(TrustedRestore, AChangeOlderThanTheLogReachesIsAssumedToReachEverything) {
   turbine::testing::TempDir dir;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine.SetInput("bias", int64_t{0}).ok());
-    ASSERT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);
-  }
+  ASSERT_NO_FATAL_FAILURE(StoreTheCone(dir.str()));
   {
     // The change under the root, then more changes than the log keeps (4096), none of
     // which the root reads: the root's change falls out of the log.
@@ -183,11 +175,7 @@ TEST(TrustedRestore, AChangeInSessionLeavesWhatCannotReadItTrusted) {
 
 TEST(TrustedRestore, TheFirstInputChangeReachesTrustedTasksAndTheirReaders) {
   turbine::testing::TempDir dir;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine.SetInput("bias", int64_t{0}).ok());
-    ASSERT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);
-  }
+  ASSERT_NO_FATAL_FAILURE(StoreTheCone(dir.str()));
   Daemon d(dir.str());
   ASSERT_EQ(*d.engine.Read(plus_one(kLeaves)), kSum + 1);  // reads the trusted root
   ASSERT_EQ(d.engine.Stats().trusted_restored_tasks, 1u);
@@ -203,11 +191,7 @@ TEST(TrustedRestore, TheFirstInputChangeReachesTrustedTasksAndTheirReaders) {
 
 TEST(TrustedRestore, ATrustedTaskWhoseValuesWereReloadedKeepsWhatItRead) {
   turbine::testing::TempDir dir;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine.SetInput("bias", int64_t{0}).ok());
-    ASSERT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);
-  }
+  ASSERT_NO_FATAL_FAILURE(StoreTheCone(dir.str()));
   {
     // Values may be evicted (never in the background here); the root is written again in
     // this session (a collection removed its record while it was in memory, and a new task
@@ -285,11 +269,7 @@ TEST(TrustedRestore, AnotherSetOfFunctionsVerifies) {
   // A build with other functions (or other versions of them) may compute something else
   // for what a record read, so none of its records is trusted.
   turbine::testing::TempDir dir;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine.SetInput("bias", int64_t{0}).ok());
-    ASSERT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);
-  }
+  ASSERT_NO_FATAL_FAILURE(StoreTheCone(dir.str()));
   static const turbine::Function<LateImpl> late{"test.trust.late", 1};  // registered now
   Daemon d(dir.str());
   EXPECT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);
