@@ -242,9 +242,12 @@ bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
   // A dirty task's last result is written too, for verification only: the stamps it read
   // are all a verification needs, and without it a restart would find an older result
   // (a stop right after a change reached what this session computed). It queues itself
-  // again once clean, to be written as clean.
+  // again once clean, to be written as clean. Not one that must execute: why (an
+  // invalidation, a collected task its value refers to) is not in its stamps.
   const bool clean = task.phase == Phase::kClean;
-  if (!clean && (task.phase != Phase::kDirty || task.HasEvictedValues())) return false;
+  if (!clean && (task.phase != Phase::kDirty || task.must_execute || task.HasEvictedValues())) {
+    return false;
+  }
   batch.position[task.id] = batch.records.size();
   StoredTask& record = batch.records.emplace_back();
   std::vector<TaskId>& refs = batch.refs.emplace_back();

@@ -167,8 +167,12 @@ class EngineImpl {
   absl::Status SetInputs(std::vector<InputValue> values, size_t* changed = nullptr);
   absl::Status DeleteInputs(std::vector<std::string> keys, size_t* changed = nullptr);
   RawVc InputVc(const std::string& key);
-  // MarkDirty marks `readers` and everything downstream of them dirty.
+  // MarkDirty marks `readers` and everything downstream of them dirty. MarkOneDirty marks
+  // one task (stale, if it is running) and adds its readers to `readers`, unless it was
+  // marked already.
   void MarkDirty(std::vector<TaskId> readers);
+  void MarkOneDirty(TaskState& task, std::vector<TaskId>* readers)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
   uint64_t AddChangeListener(std::function<void()> listener);
   void RemoveChangeListener(uint64_t id);
   // Invalidate makes task `id` execute on its next read and marks its readers dirty.

@@ -171,9 +171,7 @@ void EngineImpl::DistrustRestored(const std::vector<StampedBits>& changes) {
   std::vector<TaskId> readers;
   for (TaskState* task : reached) {
     MutexLock lock(&task->mu);
-    if (!StampsCurrent(task->phase)) continue;
-    task->phase = Phase::kDirty;
-    for (const Dependent& dependent : task->dependents) readers.push_back(dependent.reader);
+    MarkOneDirty(*task, &readers);
   }
   MarkDirty(std::move(readers));
 }
@@ -248,15 +246,21 @@ void EngineImpl::MarkDirty(std::vector<TaskId> work) {
     work.pop_back();
     if (task == nullptr) continue;
     MutexLock lock(&task->mu);
-    if (StampsCurrent(task->phase)) {  // an evicted task passes change on like a clean one
-      task->phase = Phase::kDirty;
-    } else if (task->phase == Phase::kRunning && !task->stale) {
-      task->stale = true;
-    } else {
-      continue;
-    }
-    for (const Dependent& dependent : task->dependents) work.push_back(dependent.reader);
+    MarkOneDirty(*task, &work);
   }
+}
+
+void EngineImpl::MarkOneDirty(TaskState& task, std::vector<TaskId>* readers) {
+  if (StampsCurrent(task.phase)) {  // an evicted task passes change on like a clean one
+    task.phase = Phase::kDirty;
+  } else if (task.phase == Phase::kRunning && !task.stale) {
+    // Running (executing, verifying, or reloading evicted values): what it publishes is
+    // stale already, and it refreshes again.
+    task.stale = true;
+  } else {
+    return;
+  }
+  for (const Dependent& dependent : task.dependents) readers->push_back(dependent.reader);
 }
 
 }  // namespace turbine::internal

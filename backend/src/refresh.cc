@@ -163,6 +163,15 @@ bool SameDigest(EngineImpl& engine, RawVc slot, const std::string& digest, uint6
   return here == digest;
 }
 
+// NewSummary is a task's input summary once it registered its reads (`computed` from
+// them). A dependency that re-executes after it was read may push bits to the task
+// (PropagateReadSummary) that `computed` lacks; it was dirtied first, which made the
+// running task stale (here, or in RegisterReads). Then the task keeps what it has too.
+uint64_t NewSummary(const TaskState& task, bool stale, uint64_t computed)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
+  return stale || task.stale ? task.inputs | computed : computed;
+}
+
 Job RefreshJob(EngineImpl* engine, TaskState* task) {
   tls_context = ThreadContext{engine, nullptr};
   bool execute = false;
@@ -236,7 +245,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     if (unlinked) {
       MutexLock lock(&task->mu);
       task->reads_session = summary.session;  // the record's was a guess (cycles counted)
-      task->inputs = summary.inputs;
+      task->inputs = NewSummary(*task, stale, summary.inputs);
     }
     Publish(*engine, *task, stale);
     engine->refreshes_in_flight.fetch_sub(1);
@@ -503,7 +512,7 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
     added.session = summary.session && !task.reads_session;
     added.inputs = summary.inputs & ~task.inputs;
     task.reads_session = task.reads_session || summary.session;
-    task.inputs = summary.inputs;
+    task.inputs = NewSummary(task, stale, summary.inputs);
     // A re-execution that came out identical (a session-dependent task re-validated after
     // a restart, most often) leaves the stored record as it is: nothing to rewrite.
     if (engine.persistent() && (result_changed || !task.persisted)) {

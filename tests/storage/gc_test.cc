@@ -12,6 +12,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 #include <thread>
 
 #include "persisted_engine.h"
@@ -61,6 +62,19 @@ Task<Vc<int64_t>> ForwardImpl(int64_t n) {
 inline const turbine::Function<ForwardImpl> forward{"test.gc.forward", 1};
 Task<Vc<int64_t>> OtherForwardImpl(int64_t n) { co_return leaf(n); }
 inline const turbine::Function<OtherForwardImpl> other_forward{"test.gc.other_forward", 1};
+
+// Holder(n) keeps Forward(n) inside its value, without reading it; HeldSum(n) reads
+// through it.
+Task<std::vector<Vc<int64_t>>> HolderImpl(int64_t n) {
+  co_return std::vector<Vc<int64_t>>{forward(n)};
+}
+inline const turbine::Function<HolderImpl> holder{"test.gc.holder", 1};
+Task<int64_t> HeldSumImpl(int64_t n) {
+  int64_t total = 0;
+  for (const Vc<int64_t>& held : co_await holder(n)) total += co_await held;
+  co_return total;
+}
+inline const turbine::Function<HeldSumImpl> held_sum{"test.gc.held_sum", 1};
 
 // Content(key, version) is kept only while something refers to it, like fs.content;
 // Current(key) forwards to the version an input names, like fs.read; Length(key) reads it.
@@ -192,6 +206,32 @@ TEST(GarbageCollection, ATaskInMemoryThatRefersToARemovedTaskExecutesAgain) {
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(*read, 15);
   EXPECT_EQ(Executions("forward"), forwards + 1);
+}
+
+TEST(GarbageCollection, ATaskThatMustExecuteIsNotStoredReferringToARemovedTask) {
+  turbine::testing::TempDir dir;
+  TaskId leaf_id = 0;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
+    ASSERT_EQ(*d.engine.Read(forward(5)), 15);
+    leaf_id = leaf(5).raw().task;
+  }
+  {
+    Daemon d(dir.str(), std::chrono::milliseconds(0));
+    // Forward(5) in memory, Leaf(5) only on disk: collecting Leaf(5) leaves Forward(5)
+    // dirty, to execute before it is read (its reference leads nowhere).
+    const turbine::Vc<int64_t> forwarded = forward(5);
+    ASSERT_TRUE(Removed(Collect(d.engine, Only({leaf_id})), forwarded.raw().task));
+    // A new task holds Forward(5) without reading it: a snapshot must not store Forward(5)
+    // as it is, still referring to the removed Leaf(5).
+    ASSERT_TRUE(d.engine.Read(holder(5)).ok());
+    ASSERT_TRUE(d.engine.Flush().ok());
+  }
+  Daemon d(dir.str());
+  absl::StatusOr<int64_t> read = d.engine.Read(held_sum(5));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, 15);
 }
 
 TEST(GarbageCollection, ATaskRemovedWhileInMemoryIsStoredAgainWithWhatRefersToIt) {
