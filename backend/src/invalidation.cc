@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "engine_impl.h"
 #include "persist.h"
@@ -151,19 +153,29 @@ bool EngineImpl::TrustRestored(TaskState& task, const Validity& validity) {
 }
 
 void EngineImpl::DistrustRestored(const std::vector<StampedBits>& changes) {
-  std::vector<TaskState*> reached;
+  uint64_t bits = 0;
+  std::vector<Trusted> trusted;
   {
     MutexLock lock(&trust_mu_);
-    uint64_t bits = 0;
     for (const StampedBits& change : changes) {
       changed_inputs_.Add(change.stamp, change.bits);
       bits |= change.bits;
     }
-    std::erase_if(trusted_, [&](const Trusted& trusted) {
-      if ((trusted.inputs & bits) == 0) return false;
-      reached.push_back(trusted.task);
-      return true;
-    });
+    trusted = std::exchange(trusted_, {});
+  }
+  // Sorted out without the lock, which restores (TrustRestored, on the call path) take:
+  // what they trust meanwhile was checked against the changes just added. Calls into
+  // here are serialized by input_writer_mu_.
+  std::vector<TaskState*> reached;
+  std::erase_if(trusted, [&](const Trusted& entry) {
+    if ((entry.inputs & bits) == 0) return false;
+    reached.push_back(entry.task);
+    return true;
+  });
+  {
+    MutexLock lock(&trust_mu_);
+    if (trusted_.size() < trusted.size()) std::swap(trusted_, trusted);  // append the fewer
+    trusted_.insert(trusted_.end(), trusted.begin(), trusted.end());
   }
   // A trusted task never registered with what it read, so no change reaches it through
   // reverse edges: one the change may reach, and its readers, become dirty here and verify
