@@ -24,6 +24,13 @@ namespace {
 // The engine's cycle errors start with this (DescribeCycle); so do the sheet's.
 constexpr std::string_view kCyclePrefix = "cycle detected";
 
+// ChangedInputsOf is the store's log of input changes as the engine keeps it.
+ChangedInputs ChangedInputsOf(const InputChangeLog& log) {
+  ChangedInputs changed(log.since);
+  for (const InputChange& change : log.changes) changed.Add(change.stamp, InputBits(change.key));
+  return changed;
+}
+
 int ResolveWorkerCount(int requested) {
   if (requested > 0) return std::min(requested, kMaxWorkerThreads);
   const unsigned hardware = std::thread::hardware_concurrency();
@@ -38,7 +45,7 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
       // With the input function, which registers on first use: a digest taken before an
       // input was ever read would differ from the next session's.
       functions_digest_((InputFunction(), FunctionsDigest())),
-      changed_inputs_(changes.since),
+      changed_inputs_(ChangedInputsOf(changes)),
       counters_(new FunctionCounters[kMaxFunctions]),
       executor_(std::make_unique<Executor>(this, ResolveWorkerCount(options.worker_threads))),
       clock_(options.clock ? options.clock : [] { return std::chrono::system_clock::now(); }),
@@ -46,12 +53,6 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
       memory_(options.memory),
       shared_(options.shared) {
   invalidation_target_->engine = this;
-  {
-    MutexLock lock(&trust_mu_);
-    for (const InputChange& change : changes.changes) {
-      changed_inputs_.Add(change.stamp, InputBits(change.key));
-    }
-  }
   recent_executions_.reset(new ExecutionEntry[kRecentExecutions]);
   recent_input_changes_.reset(new InputChangeEntry[kRecentInputChanges]);
   Today();

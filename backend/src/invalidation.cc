@@ -114,8 +114,11 @@ absl::Status EngineImpl::ApplyInputs(std::vector<InputValue> values, bool deleti
     if (changed != nullptr) *changed = changes.size();
     std::vector<InputChangeEntry> recorded;
     recorded.reserve(changes.size());
+    std::vector<StampedBits> stamped;  // for DistrustRestored: an input's summary is its key's
+    stamped.reserve(changes.size());
     for (Change& change : changes) {
       MutexLock lock(&change.task->mu);
+      stamped.push_back(StampedBits{change.stamp, change.task->inputs});
       InputChangeEntry& entry = recorded.emplace_back();
       entry.task = change.task->id;
       entry.before = DigestOf(change.task->output);
@@ -129,11 +132,6 @@ absl::Status EngineImpl::ApplyInputs(std::vector<InputValue> values, bool deleti
     RecordInputChanges(recorded);
     // Under input_writer_mu_: a snapshot reads the stamp it stands for under it too, so
     // every change below that stamp has reached its readers (Flush, Validity).
-    std::vector<StampedBits> stamped;
-    stamped.reserve(changes.size());
-    for (const Change& change : changes) {
-      stamped.push_back(StampedBits{change.stamp, InputBits(InputKeyOf(*change.task))});
-    }
     DistrustRestored(stamped);
     MarkDirty(std::move(readers));
   }

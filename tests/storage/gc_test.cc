@@ -120,6 +120,15 @@ bool Removed(const GcReport& report, TaskId id) {
   return std::find(report.removed.begin(), report.removed.end(), id) != report.removed.end();
 }
 
+// StoreForward5 is a first session: "base" 10, Forward(5) and Leaf(5) stored; `leaf_id`
+// is Leaf(5)'s id.
+void StoreForward5(const std::string& dir, TaskId* leaf_id) {
+  Daemon d(dir);
+  ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
+  ASSERT_EQ(*d.engine.Read(forward(5)), 15);
+  *leaf_id = leaf(5).raw().task;
+}
+
 TEST(GarbageCollection, AMissingDependencyIsAChange) {
   // The engine already treated this right before garbage collection existed: verifying a
   // restored task whose dependency cannot be loaded re-executes it.
@@ -189,12 +198,7 @@ TEST(GarbageCollection, ATaskThatRefersToARemovedTaskIsRemovedWithIt) {
 TEST(GarbageCollection, ATaskInMemoryThatRefersToARemovedTaskExecutesAgain) {
   turbine::testing::TempDir dir;
   TaskId leaf_id = 0;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
-    ASSERT_EQ(*d.engine.Read(forward(5)), 15);
-    leaf_id = leaf(5).raw().task;
-  }
+  ASSERT_NO_FATAL_FAILURE(StoreForward5(dir.str(), &leaf_id));
   Daemon d(dir.str());
   // Forward(5) restored (not yet verified) and in memory; Leaf(5) only on disk.
   const turbine::Vc<int64_t> forwarded = forward(5);
@@ -211,12 +215,7 @@ TEST(GarbageCollection, ATaskInMemoryThatRefersToARemovedTaskExecutesAgain) {
 TEST(GarbageCollection, ATaskThatMustExecuteIsNotStoredReferringToARemovedTask) {
   turbine::testing::TempDir dir;
   TaskId leaf_id = 0;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
-    ASSERT_EQ(*d.engine.Read(forward(5)), 15);
-    leaf_id = leaf(5).raw().task;
-  }
+  ASSERT_NO_FATAL_FAILURE(StoreForward5(dir.str(), &leaf_id));
   {
     Daemon d(dir.str(), std::chrono::milliseconds(0));
     // Forward(5) in memory, Leaf(5) only on disk: collecting Leaf(5) leaves Forward(5)
