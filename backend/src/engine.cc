@@ -60,6 +60,9 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
   // can never match a value this session produced.
   stamp_.store(next_stamp);
   next_task_id_.store(std::max<uint64_t>(next_task_id, 1));
+  // Before anything is restored: what changed outside while no engine watched decides
+  // which restored results are trusted.
+  CheckObservations();
   if (store_ != nullptr && options.snapshot_interval.count() > 0) {
     snapshot_thread_ = std::thread([this, interval = options.snapshot_interval,
                                     idle_delay = options.snapshot_idle_delay,
@@ -268,11 +271,12 @@ bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
   if (task.fn->kind != FunctionKind::kInput) {
     batch.scratch.clear();
     Validity validity = batch.validity;
-    validity.needs_verification = !clean || task.fn->session_dependent || task.reads_session ||
-                                  ReadACycle(task);
+    validity.needs_verification = !clean || (task.fn->session_dependent && !task.observed) ||
+                                  task.reads_session || ReadACycle(task);
     validity.inputs = task.inputs;
     EncodeResult(task, &batch.scratch, &refs, validity);
     record.result = batch.scratch;
+    record.observation = StoredObservationOf(task);
   }
   // Set before the write, which only Flush (serialized by flush_mu_) reads; undone if the
   // write fails or the record waits.
@@ -360,11 +364,16 @@ absl::Status EngineImpl::Flush(bool sweep_uses) {
     task->persist_queued = true;  // in deferred_, not in the queue
     deferred_.push_back(task->id);
   }
-  absl::Status written = absl::OkStatus();
+  // Taken after the records were encoded: a record that follows from a changed
+  // observation was committed after the change was noted (CommitObservation), so its
+  // change is logged by now, before the record.
+  absl::Status written = LogObservedChanges();
   // Nothing to write: the counters on disk already cover every id and stamp on disk.
   if (!records.empty()) {
     // Counters are read after the records: every id and stamp in them is below these.
-    written = store_->WriteSnapshot(records, next_task_id_.load(), stamp_.load() + 1);
+    if (written.ok()) {
+      written = store_->WriteSnapshot(records, next_task_id_.load(), stamp_.load() + 1);
+    }
     if (tracing()) [[unlikely]] {
       TraceEvent event;
       event.kind = TraceEvent::Kind::kSnapshot;
@@ -409,6 +418,16 @@ absl::Status EngineImpl::Flush(bool sweep_uses) {
   return sweep_uses ? SweepUses() : written;
 }
 
+absl::Status EngineImpl::LogObservedChanges() {
+  std::vector<InputChange> changes = TakeObservedChanges();
+  if (changes.empty()) return absl::OkStatus();
+  absl::Status logged = store_->LogInputChanges(changes, stamp_.load() + 1);
+  // A store without a log vouches for none (ReadInputChanges): nothing to keep it in.
+  if (logged.ok() || logged.code() == absl::StatusCode::kUnimplemented) return absl::OkStatus();
+  ReturnObservedChanges(std::move(changes));
+  return logged;
+}
+
 absl::Status EngineImpl::SweepUses() {
   // Every task in memory; those used on a day the store does not have yet, and stored.
   std::vector<LastUse> uses;
@@ -438,6 +457,8 @@ EngineStats EngineImpl::Stats() const {
   stats.cycles_detected = cycle_count.load();
   stats.restored_tasks = restored_count.load();
   stats.trusted_restored_tasks = trusted_count.load();
+  stats.observations_checked = observations_checked.load();
+  stats.observations_changed = observations_changed.load();
   stats.snapshots = snapshot_count.load();
   stats.idle_snapshots = idle_snapshot_count.load();
   stats.snapshot_nanos = snapshot_nanos.load();

@@ -184,6 +184,30 @@ class EngineImpl {
     return invalidation_target_;
   }
 
+  // --- observations of the outside world (observe.h, observe.cc) ---
+  // CommitObservation records what `context` observed as `task`'s observation. When that
+  // differs from the one before (the stored one, for a restored task), it is an input
+  // change: logged with the next snapshot, before the record that follows from it, and
+  // made known to trusted tasks. True when the record must be rewritten for it.
+  // REQUIRES: no engine lock held.
+  bool CommitObservation(TaskState& task, const ExecContext& context);
+  // ObservedBits is the summary bits of `task`'s observation (0: none).
+  uint64_t ObservedBits(const TaskState& task);
+  // StoredObservationOf is what a snapshot stores for `task`: nullopt for a task that
+  // cannot observe, empty for one whose result follows from no checkable observation.
+  // REQUIRES: task.mu held.
+  std::optional<std::string> StoredObservationOf(const TaskState& task)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
+  // TakeObservedChanges takes the observation changes that wait to be logged;
+  // LogObservedChanges logs them (Flush), or puts them back if the store fails.
+  std::vector<InputChange> TakeObservedChanges();
+  void ReturnObservedChanges(std::vector<InputChange> changes);
+  absl::Status LogObservedChanges();
+  // ForgetObservations, before garbage collection deletes `ids`: their observations will
+  // not be checked at the next open, so each is a change there, logged before the
+  // deletion (a stored result that follows from one is then not trusted).
+  absl::Status ForgetObservations(const std::vector<uint64_t>& ids);
+
   // stopping: the engine is being destroyed; every execution counts as cancelled.
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
 
@@ -238,6 +262,8 @@ class EngineImpl {
   std::atomic<uint64_t> cycle_count{0};
   std::atomic<uint64_t> restored_count{0};  // tasks loaded from the backing store
   std::atomic<uint64_t> trusted_count{0};   // of those, served without verifying (TrustRestored)
+  std::atomic<uint64_t> observations_checked{0};  // at open (CheckObservations)
+  std::atomic<uint64_t> observations_changed{0};
   std::atomic<uint64_t> snapshot_count{0};
   std::atomic<uint64_t> idle_snapshot_count{0};
   std::atomic<uint64_t> snapshot_nanos{0};
@@ -345,6 +371,21 @@ class EngineImpl {
     uint64_t inputs;  // its summary, copied: read here without the task's lock
   };
   std::vector<Trusted> trusted_ ABSL_GUARDED_BY(trust_mu_);
+  // CheckObservations, at open: every stored observation is checked again (its kind's
+  // checker watches it anew and looks) on several threads; those that changed, or cannot
+  // be checked, count as inputs changed now.
+  void CheckObservations();
+  // A leaf lock (taken alone, or under a task's lock).
+  Mutex observations_mu_;
+  // The observation of every task whose result follows from one: read from the store at
+  // open (and checked), or made by an execution since.
+  absl::flat_hash_map<TaskId, ObservationRecord> observations_ ABSL_GUARDED_BY(observations_mu_);
+  // Observations that changed, waiting for the next snapshot to log them.
+  std::vector<InputChange> observed_changes_ ABSL_GUARDED_BY(observations_mu_);
+  // While CheckObservations runs, a subscription it made may fire before the task's
+  // observation is in observations_: such tasks are noted here and count as changed.
+  bool checking_observations_ ABSL_GUARDED_BY(observations_mu_) = false;
+  absl::flat_hash_set<TaskId> fired_while_checking_ ABSL_GUARDED_BY(observations_mu_);
   void NotifyChange();
   // Listeners run under this lock (shared), so removing one waits for its running calls.
   Mutex listeners_mu_;

@@ -468,6 +468,12 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
           // that writes it again writes all of it.
           MutexLock lock(&task->mu);
           task->persisted = false;
+          // Its observation goes with it, and results stored later may follow from it:
+          // the next snapshot stores it again, before nothing checks it at an open.
+          if (task->observed) {
+            task->unwritten = true;
+            QueuePersist(*task);
+          }
         }
         task->stored_day = 0;
         // In memory it may refer to a removed task that is not in memory, which nobody
@@ -489,7 +495,8 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
     // The write without the gate: it may wait for RocksDB (a stalled write), and calls
     // must not wait with it. A failed batch leaves its tasks stored with `persisted` false
     // in memory: a snapshot that writes one again writes all of it, which is always safe.
-    absl::Status deleted = store_->DeleteTasks(ids);
+    absl::Status deleted = ForgetObservations(ids);
+    if (deleted.ok()) deleted = store_->DeleteTasks(ids);
     {
       MutexLock gate(&store_gate_);
       for (uint64_t id : ids) deleting_.erase(id);

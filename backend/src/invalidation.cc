@@ -140,13 +140,20 @@ absl::Status EngineImpl::ApplyInputs(std::vector<InputValue> values, bool deleti
 }
 
 bool EngineImpl::TrustRestored(TaskState& task, const Validity& validity) {
-  if (validity.needs_verification || task.fn->session_dependent || validity.clean_as_of == 0 ||
+  if (validity.needs_verification || validity.clean_as_of == 0 ||
       validity.functions != functions_digest_) {
     return false;
+  }
+  if (task.fn->session_dependent) {
+    // Only with an observation checked at open (and so watched again); a change of it
+    // since is among the changed inputs.
+    MutexLock lock(&observations_mu_);
+    if (!observations_.contains(task.id)) return false;
   }
   MutexLock lock(&trust_mu_);
   if ((changed_inputs_.BitsAfter(validity.clean_as_of) & validity.inputs) != 0) return false;
   trusted_.push_back(Trusted{&task, validity.inputs});
+  task.observed = task.fn->session_dependent;
   return true;
 }
 
@@ -216,7 +223,26 @@ void UnreadableInput(const std::string& key, const absl::Status& status, Output*
 }
 
 void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason) {
-  // Only tasks of this session hand out invalidators, so the tasks are in memory.
+  // An observation that no longer holds is an input change: trusted tasks that follow
+  // from it, which no reverse edge reaches, become dirty, and a restored observing task
+  // not in memory will not be trusted when it is loaded (CheckObservations subscribed it).
+  uint64_t observed_bits = 0;
+  {
+    MutexLock lock(&observations_mu_);
+    for (TaskId id : ids) {
+      auto found = observations_.find(id);
+      if (found != observations_.end()) {
+        observed_bits |= InputBits(found->second.change_key);
+      } else if (checking_observations_) {
+        fired_while_checking_.insert(id);
+      }
+    }
+  }
+  if (observed_bits != 0) {
+    MutexLock writer(&input_writer_mu_);
+    DistrustRestored({StampedBits{NextStamp(), observed_bits}});
+  }
+  // Other invalidators are handed out by tasks of this session, which are in memory.
   std::erase_if(ids, [this, reason](TaskId id) {
     TaskState* task = tasks_.Get(id);
     if (task == nullptr) return true;

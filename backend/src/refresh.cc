@@ -242,6 +242,9 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     }
     ReadSummary summary;
     const bool stale = unlinked && RegisterReads(*engine, *task, deps, &summary);
+    // A trusted observing task verified: its observation still holds, and stays in its
+    // summary (its readers' summaries must keep the bits).
+    if (unlinked && task->fn->session_dependent) summary.inputs |= engine->ObservedBits(*task);
     if (unlinked) {
       MutexLock lock(&task->mu);
       task->reads_session = summary.session;  // the record's was a guess (cycles counted)
@@ -502,20 +505,26 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
   // read against the slot's current state; a change that raced with the execution makes
   // the result stale.
   UnlinkDroppedDeps(engine, task, std::move(old_deps), new_deps);
+  // Before its record can be written (QueuePersist below): a changed observation is
+  // logged with the snapshot that writes it, or an earlier one.
+  const bool observation_changed = engine.CommitObservation(task, context);
+  const bool observed = context.observation.has_value() && !context.observed_twice;
   ReadSummary summary;
   const bool stale = RegisterReads(engine, task, new_deps, &summary);
+  if (observed) summary.inputs |= InputBits(context.observation->change_key);
   ReadSummary added;
   {
     MutexLock lock(&task.mu);
     task.deps = std::move(new_deps);
     task.unlinked = false;
+    task.observed = observed;
     added.session = summary.session && !task.reads_session;
     added.inputs = summary.inputs & ~task.inputs;
     task.reads_session = task.reads_session || summary.session;
     task.inputs = NewSummary(task, stale, summary.inputs);
     // A re-execution that came out identical (a session-dependent task re-validated after
     // a restart, most often) leaves the stored record as it is: nothing to rewrite.
-    if (engine.persistent() && (result_changed || !task.persisted)) {
+    if (engine.persistent() && (result_changed || observation_changed || !task.persisted)) {
       task.unwritten = true;
       engine.QueuePersist(task);
     } else if (task.unwritten) {
@@ -538,7 +547,9 @@ bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<
       continue;
     }
     MutexLock lock(&target->mu);
-    if (target->fn->session_dependent || target->reads_session) summary->session = true;
+    if ((target->fn->session_dependent && !target->observed) || target->reads_session) {
+      summary->session = true;
+    }
     summary->inputs |= target->inputs;
     if (target->dependents.insert(Dependent{task.id, read.slot.type, read.slot.index}).second) {
       engine.edge_count.fetch_add(1);

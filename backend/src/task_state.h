@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -160,6 +161,10 @@ struct TaskState {
   // Something its last result read, directly or through other tasks, is session-dependent:
   // after a restart only a verification can tell whether it still holds.
   bool reads_session : 1 = false;
+  // Its current result follows from one observation of the outside world that the engine
+  // checks again at open (observe.h, EngineImpl::observations_): it counts as reading
+  // nothing session-dependent, and its input summary has the observation's bits.
+  bool observed : 1 = false;
   // Bodies run so far in this process (wraps; servers compare it before and after a read
   // to tell a computed answer from a cached one).
   uint32_t executions ABSL_GUARDED_BY(mu) = 0;
@@ -210,6 +215,16 @@ struct TaskState {
 };
 
 // ExecContext is one execution of a task body: what it read and what it produced.
+// ObservationRecord is what a task saw outside the engine (observe.h): `key` is the kind,
+// a NUL, and the subject. Its summary bits are those of `change_key`, the key a change of
+// it is logged under (InputBits): a NUL and the observation's group.
+struct ObservationRecord {
+  std::string key;
+  std::string change_key;
+  uint64_t fingerprint = 0;
+  bool operator==(const ObservationRecord&) const = default;
+};
+
 struct ExecContext {
   TaskState* task = nullptr;
   // Most tasks read a handful of values; recording them must not allocate on a hit.
@@ -223,6 +238,10 @@ struct ExecContext {
   // counted as one.
   bool adopted = false;
   uint64_t nanos = 0;  // wall time of the body, set when it finished
+  // What the body observed (Observe); `observed_twice`: more than one thing, which the
+  // engine cannot check at open, so the result counts as session-dependent.
+  std::optional<ObservationRecord> observation;
+  bool observed_twice = false;
   ExecutionReason reason = ExecutionReason::kNone;  // why it ran (why.h)
   TaskId cause = kNoTask;                           // with kDependencyChanged
 

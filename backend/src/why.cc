@@ -90,9 +90,11 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
   uint64_t last_execution = 0;
   OutputDigest current;
   bool has_output = false;
+  bool trusted = false;  // restored and clean, linked to nothing (TrustRestored)
   {
     MutexLock lock(&task->mu);
     has_output = task->output.kind != OutputKind::kNone;
+    trusted = task->unlinked && task->phase == Phase::kClean;
     step.dirty = has_output && task->phase != Phase::kClean;
     step.executions = task->executions;
     step.reason = task->last_reason;
@@ -156,7 +158,10 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
     step.text = "executed: " + reason + output;
   } else if (has_output) {
     step.kind = WhyStep::Kind::kRestored;
-    step.text = "restored from the store and verified: not executed since the engine started";
+    step.text = trusted ? "restored from the store and trusted: nothing it read can have "
+                          "changed since it was stored, so nothing it read was loaded"
+                        : "restored from the store and verified: not executed since the engine "
+                          "started";
   } else {
     step.kind = WhyStep::Kind::kNotRun;
     step.text = "never executed: nothing has read it yet";

@@ -201,6 +201,12 @@ class Metrics::Collector final : public prometheus::Collectable {
     counter("turbine_trusted_restored_tasks_total",
             "Tasks loaded from the on-disk cache and served without verifying what they read.",
             stats.trusted_restored_tasks);
+    gauge("turbine_observations_checked",
+          "Observations of files and directories checked again when the daemon started.",
+          stats.observations_checked);
+    gauge("turbine_observations_changed",
+          "Of the observations checked at start, those that changed while it was down.",
+          stats.observations_changed);
     out.push_back(
         Family("turbine_shared_tasks_total",
                "The shared cache tier: tasks by what their lookup found (hit: adopted; miss: "

@@ -520,6 +520,8 @@ void TurbineService::FillStats(v1::StatsReply* reply) const {
   reply->set_revision(stats.revision);
   reply->set_restored_tasks(stats.restored_tasks);
   reply->set_trusted_restored_tasks(stats.trusted_restored_tasks);
+  reply->set_observations_checked(stats.observations_checked);
+  reply->set_observations_changed(stats.observations_changed);
   reply->set_snapshots(stats.snapshots);
   reply->set_snapshot_micros(stats.snapshot_nanos / 1000);
   const storage::StoreUsage usage = store_.Usage();

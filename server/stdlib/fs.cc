@@ -1,5 +1,7 @@
 // fs.cc — fs.stat, fs.read and fs.list.
 //
+// Each says what it observed (fs_observe.h), so a daemon that starts again checks the
+// files once, in bulk, and trusts what follows from those that did not change.
 // fs.read stats the file and forwards to fs.content(path, signature), a plain (not
 // session-dependent) task keyed by the stat signature. After a restart fs.read executes
 // once more, stats, and finds fs.content under the same signature on disk: the content is
@@ -7,7 +9,6 @@
 // than kRacyWindow: a file modified twice within one timestamp tick keeps its mtime, so a
 // fresh signature does not prove fresh content (git calls these files "racy"). Racy files
 // are read directly into fs.read's own cell, every time.
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,7 +22,9 @@
 #include "file_signature.h"
 #include "file_watcher.h"
 #include "fs.h"
+#include "fs_observe.h"
 #include "paths.h"
+#include "turbine/observe.h"
 #include "turbine/server/export.h"
 
 namespace turbine::stdlib {
@@ -57,6 +60,9 @@ Task<FileStat> StatImpl(std::string path) {
   FileWatcher::Global().WatchEntry(path, CurrentInvalidator());  // before looking: no gap
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) FailErrno("fs.stat", path, errno);
+  if (!IsRacy(SignatureOf(st))) {
+    Observe(kObserveLstat, path, StatFingerprint(st), DirectoryOf(path));
+  }
   co_return FileStat{std::string(KindOf(st.st_mode)), st.st_size, Nanos(st.st_mtim),
                      st.st_mode & 07777};
 }
@@ -67,19 +73,23 @@ Task<Vc<Bytes>> ReadImpl(std::string path) {
   FileWatcher& watcher = FileWatcher::Global();
   const Invalidator invalidator = CurrentInvalidator();
   watcher.WatchEntry(path, invalidator);
-  struct stat st {};
-  if (lstat(path.c_str(), &st) != 0) FailErrno("fs.read", path, errno);
-  if (S_ISLNK(st.st_mode)) {
+  struct stat link {};
+  if (lstat(path.c_str(), &link) != 0) FailErrno("fs.read", path, errno);
+  struct stat st = link;
+  std::string resolved;
+  if (S_ISLNK(link.st_mode)) {
     // A symlink is read through: watch where it leads as well as the link itself.
-    char resolved[PATH_MAX];
-    if (realpath(path.c_str(), resolved) == nullptr) FailErrno("fs.read", path, errno);
+    char target[PATH_MAX];
+    if (realpath(path.c_str(), target) == nullptr) FailErrno("fs.read", path, errno);
+    resolved = target;
     watcher.WatchEntry(resolved, invalidator);
-    if (stat(resolved, &st) != 0) FailErrno("fs.read", path, errno);
+    if (stat(resolved.c_str(), &st) != 0) FailErrno("fs.read", path, errno);
   }
   if (S_ISDIR(st.st_mode)) Fail("fs.read: " + path + " is a directory (use fs.list)");
   if (!S_ISREG(st.st_mode)) Fail("fs.read: " + path + " is not a regular file");
   const FileSignature signature = SignatureOf(st);
   if (IsRacy(signature)) co_return Cell(ReadFileAt(path, signature, "fs.read"));
+  Observe(kObserveRead, path, ReadFingerprint(link, resolved, st), DirectoryOf(path));
   co_return fs_content(path, signature.size, signature.mtime_ns, signature.ctime_ns,
                        signature.inode);
 }
@@ -88,38 +98,10 @@ Task<std::vector<DirEntry>> ListImpl(std::string dir) {
   const std::string normal = NormalPath(dir, "fs.list");
   if (normal != dir) co_return co_await fs_list(normal);
   FileWatcher::Global().WatchListing(dir, CurrentInvalidator());
-  DIR* stream = opendir(dir.c_str());
-  if (stream == nullptr) FailErrno("fs.list", dir, errno);
-  std::unique_ptr<DIR, int (*)(DIR*)> closer(stream, closedir);
   std::vector<DirEntry> entries;
-  while (true) {
-    errno = 0;
-    const dirent* entry = readdir(stream);
-    if (entry == nullptr) {
-      if (errno != 0) FailErrno("fs.list", dir, errno);
-      break;
-    }
-    const std::string_view name = entry->d_name;
-    if (name == "." || name == "..") continue;
-    std::string_view kind = kKindOther;
-    switch (entry->d_type) {
-      case DT_REG: kind = kKindFile; break;
-      case DT_DIR: kind = kKindDir; break;
-      case DT_LNK: kind = kKindSymlink; break;
-      case DT_UNKNOWN: {
-        // Some filesystems do not report types in directory entries.
-        struct stat st {};
-        if (fstatat(dirfd(stream), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-          kind = KindOf(st.st_mode);
-        }
-        break;
-      }
-      default: break;
-    }
-    entries.push_back(DirEntry{std::string(name), std::string(kind)});
-  }
-  std::sort(entries.begin(), entries.end(),
-            [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
+  if (const int error = ReadListing(dir, &entries); error != 0) FailErrno("fs.list", dir, error);
+  // A listing has no racy window: the entries themselves are what is compared.
+  Observe(kObserveList, dir, ListingFingerprint(entries), dir);
   co_return entries;
 }
 

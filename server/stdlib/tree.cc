@@ -21,8 +21,10 @@
 #include "file_signature.h"
 #include "file_watcher.h"
 #include "fs.h"
+#include "fs_observe.h"
 #include "paths.h"
 #include "turbine/hash.h"
+#include "turbine/observe.h"
 #include "turbine/server/export.h"
 
 namespace turbine::stdlib {
@@ -80,6 +82,7 @@ Task<Vc<Totals>> FileImpl(std::string path) {
   if (!S_ISREG(st.st_mode)) Fail("tree.file: " + path + " is no longer a regular file");
   const FileSignature signature = SignatureOf(st);
   if (IsRacy(signature)) co_return Cell(Count(ReadFileAt(path, signature, "tree.file")));
+  Observe(kObserveLstat, path, StatFingerprint(st), DirectoryOf(path));
   co_return tree_file_at(path, signature.size, signature.mtime_ns, signature.ctime_ns,
                          signature.inode);
 }

@@ -21,6 +21,7 @@ size_t BatchBytes(const std::vector<StoredTask>& tasks) {
   size_t bytes = 256;                     // header and counters
   for (const StoredTask& task : tasks) {
     bytes += kRecordOverhead + 2 * task.identity.size() + task.result.size();
+    if (task.observation.has_value()) bytes += kRecordOverhead + task.observation->size();
   }
   return bytes;
 }
@@ -87,6 +88,26 @@ absl::Status RocksBackingStore::DeleteInputs(const std::vector<std::string>& key
   PutNextStamp(next_stamp, batch);
   changes_since_prune_.fetch_add(keys.size());
   return store_->Write(batch, /*sync=*/true);  // as WriteInputs: durable on return
+}
+
+absl::Status RocksBackingStore::LogInputChanges(const std::vector<InputChange>& changes,
+                                               uint64_t next_stamp) {
+  rocksdb::WriteBatch batch;
+  for (const InputChange& change : changes) LogInputChange(change.stamp, change.key, batch);
+  PutNextStamp(next_stamp, batch);
+  changes_since_prune_.fetch_add(changes.size());
+  return store_->Write(batch, /*sync=*/false);
+}
+
+absl::StatusOr<std::vector<StoredObservation>> RocksBackingStore::ReadObservations() {
+  std::vector<StoredObservation> observations;
+  absl::Status scanned =
+      store_->ForEach(Table::kObservations, [&](std::string_view key, std::string_view value) {
+        if (key.size() != 8) return;  // damaged: the task is simply not trusted
+        observations.push_back(StoredObservation{GetBigEndian(key.data()), std::string(value)});
+      });
+  if (!scanned.ok()) return scanned;
+  return observations;
 }
 
 void RocksBackingStore::PutNextStamp(uint64_t next_stamp, rocksdb::WriteBatch& batch) {
@@ -253,6 +274,7 @@ absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tas
   for (const StoredTask* task : order) {
     if (!task->stored) PutTaskId(*task, batch);
     if (task->last_used != 0) PutLastUse(task->id, task->last_used, batch);
+    if (task->observation.has_value()) PutObservation(task->id, *task->observation, batch);
   }
   std::string bytes;
   EncodeCounter(next_task_id, &bytes);
@@ -289,6 +311,17 @@ void RocksBackingStore::PutLastUse(uint64_t id, uint16_t day, rocksdb::WriteBatc
   PutBigEndian(id, key);
   const char value[2] = {static_cast<char>(day >> 8), static_cast<char>(day & 0xff)};
   batch.Put(store_->handle(Table::kTaskUse), rocksdb::Slice(key, 8), rocksdb::Slice(value, 2));
+}
+
+void RocksBackingStore::PutObservation(uint64_t id, const std::string& observation,
+                                       rocksdb::WriteBatch& batch) {
+  char key[8];
+  PutBigEndian(id, key);
+  if (observation.empty()) {
+    batch.Delete(store_->handle(Table::kObservations), rocksdb::Slice(key, 8));
+  } else {
+    batch.Put(store_->handle(Table::kObservations), rocksdb::Slice(key, 8), observation);
+  }
 }
 
 absl::Status RocksBackingStore::WriteLastUse(const std::vector<LastUse>& uses) {
@@ -360,6 +393,7 @@ absl::Status RocksBackingStore::DeleteTasks(const std::vector<uint64_t>& ids) {
     }
     batch.Delete(store_->handle(Table::kTaskIds), id_slice);
     batch.Delete(store_->handle(Table::kTaskUse), id_slice);
+    batch.Delete(store_->handle(Table::kObservations), id_slice);
   }
   return store_->Write(batch, /*sync=*/false);
 }

@@ -32,8 +32,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::array<std::string_view, kTableCount> kTableNames = {"meta", "tasks", "task_ids",
-                                                                   "inputs", "task_use"};
+constexpr std::array<std::string_view, kTableCount> kTableNames = {
+    "meta", "tasks", "task_ids", "inputs", "task_use", "observations"};
 
 using Verdict = Store::Verdict;
 using Attempt = Store::Attempt;
@@ -135,7 +135,8 @@ rocksdb::ColumnFamilyOptions TableOptions(Table table,
     options.bottommost_compression = rocksdb::kZSTD;
     options.bottommost_compression_opts.enabled = true;  // its own level: ZSTD's default
   }
-  if (table == Table::kTasks || table == Table::kTaskIds || table == Table::kTaskUse) {
+  if (table == Table::kTasks || table == Table::kTaskIds || table == Table::kTaskUse ||
+      table == Table::kObservations) {
     // Garbage collection deletes from these: a table file in which a quarter of a window of
     // entries are deletions is compacted soon, without waiting for writes to push it down,
     // so the space comes back even when a pass does not reclaim it itself.

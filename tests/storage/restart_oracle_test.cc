@@ -1,5 +1,8 @@
 // Randomized oracle across restarts: a random task graph over random inputs, random input
-// changes, random daemon restarts and random garbage collection passes in between. After
+// changes, random daemon restarts and random garbage collection passes in between. A third
+// of the inputs are values of the outside world instead, read by a session-dependent task
+// that observes them (turbine/observe.h): changed in a session as a watched file changes
+// (the subscriptions fire), or while no daemon runs. After
 // every change every node equals a from-scratch evaluation; only nodes downstream of a
 // changed input execute; and a restart answers everything from disk without executing
 // anything but what read an input changed just before it, or what garbage collection
@@ -10,6 +13,8 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -18,6 +23,7 @@
 #include "persisted_engine.h"
 #include "temp_dir.h"
 #include "turbine/engine.h"
+#include "turbine/observe.h"
 
 namespace {
 
@@ -41,12 +47,52 @@ std::atomic<int> executions[kNodes];
 
 std::string Key(int i) { return "oracle.r" + std::to_string(i); }
 
+// Inputs from kWorldFrom on live in the outside world, with their subscriptions.
+constexpr int kWorldFrom = 8;
+std::mutex world_mu;
+int64_t world[kInputs];
+std::vector<turbine::Invalidator> watchers[kInputs];
+int64_t LookAtWorld(int i, const turbine::Invalidator& invalidator) {
+  std::lock_guard lock(world_mu);
+  watchers[i].push_back(invalidator);  // subscribe, then look
+  return world[i];
+}
+std::optional<uint64_t> CheckWorld(const std::string& subject, const turbine::Invalidator& inv) {
+  return static_cast<uint64_t>(LookAtWorld(std::stoi(subject), inv));
+}
+const turbine::ObservationKind world_kind{"test.restart_oracle.world", CheckWorld};
+Task<int64_t> WorldImpl(int64_t i) {
+  const int64_t value = LookAtWorld(static_cast<int>(i), turbine::CurrentInvalidator());
+  turbine::Observe("test.restart_oracle.world", std::to_string(i), static_cast<uint64_t>(value));
+  co_return value;
+}
+inline const turbine::Function<WorldImpl> world_value{
+    "test.restart_oracle.world", 1, "a value of the outside world", {.session_dependent = true}};
+
+// Source is input i: an engine input, or a value of the world.
+turbine::Vc<int64_t> Source(int i) {
+  return i < kWorldFrom ? Input<int64_t>(Key(i)) : world_value(i);
+}
+// SetSource changes input i; a world value changes as a watched file does (its
+// subscriptions fire), or, with no engine, while no daemon runs.
+absl::Status SetSource(turbine::Engine* engine, int i, int64_t value) {
+  if (i < kWorldFrom) return engine->SetInput(Key(i), value);
+  std::vector<turbine::Invalidator> fired;
+  {
+    std::lock_guard lock(world_mu);
+    world[i] = value;
+    fired = std::exchange(watchers[i], {});
+  }
+  if (engine != nullptr) turbine::Invalidator::InvalidateAll(fired);
+  return absl::OkStatus();
+}
+
 Task<int64_t> NodeImpl(int64_t id);
 inline const turbine::Function<NodeImpl> node{"test.restart_oracle.node", 1};
 // Forward(id) refers to Node(id) without reading it. It reads an input it does not use, so
 // that it is written again now and then, referring to a task collected meanwhile.
 Task<turbine::Vc<int64_t>> ForwardImpl(int64_t id) {
-  (void)co_await Input<int64_t>(Key(static_cast<int>(id % kInputs)));
+  (void)co_await Source(static_cast<int>(id % kInputs));
   co_return node(id);
 }
 inline const turbine::Function<ForwardImpl> forward{"test.restart_oracle.forward", 1};
@@ -60,7 +106,7 @@ Task<int64_t> NodeImpl(int64_t id) {
     co_return co_await node(branch);
   }
   std::vector<int64_t> values;
-  for (int i : n.inputs) values.push_back(co_await Input<int64_t>(Key(i)));
+  for (int i : n.inputs) values.push_back(co_await Source(i));
   for (int d : n.nodes) values.push_back(co_await node(d));
   int64_t out = n.op == Node::kMax ? INT64_MIN : 0;
   for (int64_t v : values) out = n.op == Node::kMax ? std::max(out, v) : out + v;
@@ -148,7 +194,7 @@ void RunOracle(bool evicting) {
     daemon->engine.Evict(SIZE_MAX);
   };
   daemon = open();
-  for (int i = 0; i < kInputs; ++i) ASSERT_TRUE(daemon->engine.SetInput(Key(i), int64_t{0}).ok());
+  for (int i = 0; i < kInputs; ++i) ASSERT_TRUE(SetSource(&daemon->engine, i, 0).ok());
 
   std::vector<turbine::TaskId> node_ids(kNodes);
   auto read_all_and_check = [&](const std::string& when) {
@@ -158,6 +204,13 @@ void RunOracle(bool evicting) {
       absl::StatusOr<int64_t> value = daemon->engine.Read(vc);
       ASSERT_TRUE(value.ok()) << value.status() << " " << when;
       ASSERT_EQ(*value, Fresh(inputs, id)) << "node " << id << " " << when << " seed " << seed;
+    }
+    // World values are read too, as every node is, so that one whose evicted value a
+    // collection removed executes now, not when a later change makes a reader need it.
+    for (int i = kWorldFrom; i < kInputs; ++i) {
+      absl::StatusOr<int64_t> value = daemon->engine.Read(world_value(i));
+      ASSERT_TRUE(value.ok()) << value.status() << " " << when;
+      ASSERT_EQ(*value, inputs[i]) << "world value " << i << " " << when;
     }
   };
   read_all_and_check("initially");
@@ -188,23 +241,39 @@ void RunOracle(bool evicting) {
         day += 1 + random() % 2;
         options.retention = std::chrono::hours(24) * (random() % 3);
       }
-      std::multimap<turbine::TaskId, int> forward_of;  // Forward(d)'s task -> nodes reading it
+      // Forward(d)'s task, a world value's -> nodes reading it
+      std::multimap<turbine::TaskId, int> forward_of;
       for (int id = 0; id < kNodes; ++id) {
         if (graph[id].op == Node::kForward) {
           forward_of.emplace(forward(graph[id].nodes[0]).raw().task, id);
+          const int source = graph[id].nodes[0] % kInputs;
+          if (source >= kWorldFrom) forward_of.emplace(world_value(source).raw().task, id);
+        }
+        for (int i : graph[id].inputs) {
+          if (i >= kWorldFrom) forward_of.emplace(world_value(i).raw().task, id);
         }
       }
       absl::StatusOr<turbine::GcReport> report = daemon->engine.CollectGarbage(options);
       ASSERT_TRUE(report.ok()) << report.status() << " " << when;
       ++collections;
       removed += report->removed_tasks;
+      std::set<int> world_collected;
       for (turbine::TaskId gone : report->removed) {
         for (int id = 0; id < kNodes; ++id) {
           if (node_ids[id] == gone) collected.insert(id);
         }
+        for (int i = kWorldFrom; i < kInputs; ++i) {
+          if (world_value(i).raw().task == gone) world_collected.insert(i);
+        }
         for (auto [reader, end] = forward_of.equal_range(gone); reader != end; ++reader) {
           collected.insert(reader->second);
         }
+      }
+      // A world value whose evicted value the collection removed executes again when read,
+      // with a new stamp: a reader trusted since a restart, which no reverse edge reaches,
+      // finds that when a change first makes it verify, and runs once then.
+      if (evicting) {
+        for (int id : Downstream(world_collected)) may_run_after_restart.insert(id);
       }
       for (auto& e : executions) e = 0;
       read_all_and_check(when + " after a collection");  // in memory, nothing is lost
@@ -221,17 +290,24 @@ void RunOracle(bool evicting) {
     }
     if (random() % 8 == 0) {  // restart: everything clean answers from disk
       // Half the time, inputs change just before the daemon stops, read by nothing: the
-      // next session must see them (through the log of input changes).
+      // next session must see them (through the log of input changes, or for a world
+      // value by checking it at open). World values also change while it is down.
       std::set<int> changed_while_down;
       for (int k = 0, count = random() % 2 == 0 ? 1 + random() % 2 : 0; k < count; ++k) {
         const int i = random() % kInputs;
         inputs[i] = static_cast<int64_t>(random() % 9);
         changed_while_down.insert(i);
-        ASSERT_TRUE(daemon->engine.SetInput(Key(i), inputs[i]).ok());
+        ASSERT_TRUE(SetSource(&daemon->engine, i, inputs[i]).ok());
       }
       evicted += daemon->engine.Stats().evicted_values;
       trusted += daemon->engine.Stats().trusted_restored_tasks;
       daemon.reset();
+      if (random() % 2 == 0) {
+        const int i = kWorldFrom + static_cast<int>(random() % (kInputs - kWorldFrom));
+        inputs[i] = static_cast<int64_t>(random() % 9);
+        changed_while_down.insert(i);
+        ASSERT_TRUE(SetSource(nullptr, i, inputs[i]).ok());
+      }
       daemon = open();
       ++restarts;
       for (auto& e : executions) e = 0;
@@ -253,7 +329,7 @@ void RunOracle(bool evicting) {
       const int i = random() % kInputs;
       inputs[i] = static_cast<int64_t>(random() % 9);
       changed.insert(i);
-      ASSERT_TRUE(daemon->engine.SetInput(Key(i), inputs[i]).ok());
+      ASSERT_TRUE(SetSource(&daemon->engine, i, inputs[i]).ok());
     }
     evict_everything();
     for (auto& e : executions) e = 0;
@@ -262,7 +338,12 @@ void RunOracle(bool evicting) {
     for (int id = 0; id < kNodes; ++id) {
       const bool may_run = downstream.contains(id) || may_run_after_restart.contains(id);
       EXPECT_LE(executions[id].load(), may_run ? 1 : 0)
-          << "node " << id << ", " << when << " seed " << seed;
+          << "node " << id << ", " << when << " seed " << seed << [&] {
+               std::string out;
+               auto why = daemon->engine.Why(node(id).raw());
+               if (why.ok()) for (auto& step : why->steps) out += "\n  " + step.text;
+               return out;
+             }();
     }
     // A restored task trusted over a collected dependency runs when a change first makes it
     // verify: any later change that may reach it (by its input summary), not only the next.

@@ -41,6 +41,16 @@ struct StoredTask {
   // The day (since 1970-01-01) the task was last used, for garbage collection; 0: unknown.
   // WriteSnapshot stores it with the task; a TaskScan reports it.
   uint16_t last_used = 0;
+  // For WriteSnapshot: what the task's result follows from outside the engine (opaque
+  // bytes, ReadObservations), stored apart from the record. nullopt leaves the stored one
+  // as it is; empty removes it.
+  std::optional<std::string> observation;
+};
+
+// StoredObservation is a task's observation as WriteSnapshot stored it.
+struct StoredObservation {
+  uint64_t id = 0;
+  std::string bytes;
 };
 
 // InputChange is one input set or deleted, as the store logs it: the stamp of the change
@@ -125,13 +135,30 @@ class BackingStore {
     return absl::UnimplementedError("this backing store keeps no log of input changes");
   }
 
+  // LogInputChanges adds `changes` to the log ReadInputChanges returns, with the stamp
+  // counter, not synced. The engine logs this way a change it learned from outside, the
+  // world a task observed, before any record that follows from it: a crash that loses
+  // the entries loses those records too. Without a log: kUnimplemented.
+  virtual absl::Status LogInputChanges(const std::vector<InputChange>& changes,
+                                       uint64_t next_stamp) {
+    (void)changes;
+    (void)next_stamp;
+    return absl::UnimplementedError("this backing store keeps no log of input changes");
+  }
+  // ReadObservations returns every observation WriteSnapshot stored, for the engine to
+  // check at open. A store that keeps none says kUnimplemented.
+  virtual absl::StatusOr<std::vector<StoredObservation>> ReadObservations() {
+    return absl::UnimplementedError("this backing store keeps no observations");
+  }
+
   // Garbage collection. A store that does not implement it says kUnimplemented.
   //
   // ScanTasks opens a scan of every stored task. The scan must end before the store does.
   virtual absl::StatusOr<std::unique_ptr<TaskScan>> ScanTasks() {
     return absl::UnimplementedError("this backing store cannot collect garbage");
   }
-  // DeleteTasks removes tasks `ids` (their records, id index entries and last-use days);
+  // DeleteTasks removes tasks `ids` (their records, id index entries, last-use days and
+  // observations);
   // absent ids are no error. Not synced: a crash may bring deleted tasks back, which only
   // keeps what a later pass removes again.
   virtual absl::Status DeleteTasks(const std::vector<uint64_t>& ids) {

@@ -38,6 +38,7 @@
 namespace turbine {
 namespace internal {
 struct InvalidationTarget;  // the engine an Invalidator reaches, cleared when it dies
+class EngineImpl;
 }  // namespace internal
 
 // LogLevel and Logger: where the engine reports what goes wrong in the background (a
@@ -307,6 +308,7 @@ class Invalidator {
 
  private:
   friend Invalidator CurrentInvalidator();
+  friend class internal::EngineImpl;  // for a restored task it checks at open (observe.h)
   Invalidator(std::shared_ptr<internal::InvalidationTarget> target, TaskId task)
       : target_(std::move(target)), task_(task) {}
 

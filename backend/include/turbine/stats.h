@@ -26,6 +26,10 @@ struct EngineStats {
   uint64_t cycles_detected = 0;
   uint64_t restored_tasks = 0;           // loaded from the backing store
   uint64_t trusted_restored_tasks = 0;   // of those, clean without verifying what they read
+  // Observations of the outside world checked at open (observe.h), and of those, the ones
+  // that no longer held.
+  uint64_t observations_checked = 0;
+  uint64_t observations_changed = 0;
   uint64_t snapshots = 0;                // snapshots written to the backing store
   uint64_t idle_snapshots = 0;           // of those, started because the engine went idle
   uint64_t snapshot_nanos = 0;           // time spent writing them, summed

@@ -23,6 +23,9 @@
 //   inputs    key                        -> (type name, value bytes, stamp) as a cereal tuple
 //   task_use  task(u64 BE)               -> day(u16 BE): the day (since 1970-01-01) the task
 //                                           was last used, for garbage collection
+//   observations task(u64 BE)            -> what a task's result follows from outside the
+//                                           engine (the engine's encoding: observation kind,
+//                                           subject, fingerprint), checked again at open
 //
 // Why the identity is in the key of `tasks`: a lookup by components (every memory miss
 // makes one) is then a single point read, exact by construction (RocksDB compares whole
@@ -35,7 +38,8 @@
 // memory (a restored task is verified by stamps before use). `task_use` is apart from
 // `tasks` so that noting a use rewrites ten bytes, not the task's result; a database
 // without it (made before it existed) gets it empty, and its tasks count as used the day
-// a garbage collection pass first sees them.
+// a garbage collection pass first sees them. `observations` is apart for the same reason,
+// and so that an open reads all of them in one scan of a small table.
 #pragma once
 
 #include <cstdint>

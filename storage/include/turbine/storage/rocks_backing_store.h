@@ -22,6 +22,9 @@ class RocksBackingStore : public BackingStore {
   absl::Status DeleteInputs(const std::vector<std::string>& keys, uint64_t next_stamp) override;
   absl::StatusOr<uint64_t> NextStamp() override;
   absl::StatusOr<InputChangeLog> ReadInputChanges(size_t keep) override;
+  absl::Status LogInputChanges(const std::vector<InputChange>& changes,
+                               uint64_t next_stamp) override;
+  absl::StatusOr<std::vector<StoredObservation>> ReadObservations() override;
   absl::StatusOr<std::optional<StoredTask>> FindTask(uint64_t hash,
                                                      std::string_view identity) override;
   absl::StatusOr<std::optional<StoredTask>> ReadTask(uint64_t id) override;
@@ -41,6 +44,7 @@ class RocksBackingStore : public BackingStore {
   void PutTask(const StoredTask& task, rocksdb::WriteBatch& batch);
   void PutTaskId(const StoredTask& task, rocksdb::WriteBatch& batch);
   void PutLastUse(uint64_t id, uint16_t day, rocksdb::WriteBatch& batch);
+  void PutObservation(uint64_t id, const std::string& observation, rocksdb::WriteBatch& batch);
   // PutNextStamp adds the stamp counter, and the log's claim to be complete up to it once
   // ReadInputChanges has found (or made) the log sound.
   void PutNextStamp(uint64_t next_stamp, rocksdb::WriteBatch& batch);

@@ -49,8 +49,9 @@ enum class Table : int {
   kTaskIds,  // TaskId -> (component hash, identity), the task's key in kTasks: lookup by id
   kInputs,   // input key -> value, type, change stamp (durable on acknowledgement)
   kTaskUse,  // TaskId -> the day it was last used (garbage collection)
+  kObservations,  // TaskId -> what the task saw outside the engine (checked again at open)
 };
-inline constexpr int kTableCount = 5;
+inline constexpr int kTableCount = 6;
 std::string_view TableName(Table table);
 
 struct StoreOptions {

@@ -1,0 +1,263 @@
+// observe.cc — observations of the outside world, checked again at open (observe.h).
+#include "turbine/observe.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <thread>
+
+#include "engine_impl.h"
+#include "turbine/error.h"
+
+namespace turbine {
+namespace {
+
+std::map<std::string, ObservationChecker, std::less<>>& Kinds() {
+  static auto* const kinds = new std::map<std::string, ObservationChecker, std::less<>>;
+  return *kinds;
+}
+
+ObservationChecker FindKind(std::string_view name) {
+  auto found = Kinds().find(name);
+  return found == Kinds().end() ? nullptr : found->second;
+}
+
+void PutBigEndian(uint64_t value, int bytes, std::string* out) {
+  for (int i = bytes - 1; i >= 0; --i) out->push_back(static_cast<char>(value >> (8 * i)));
+}
+uint64_t GetBigEndian(std::string_view bytes) {
+  uint64_t value = 0;
+  for (char byte : bytes) value = value << 8 | static_cast<unsigned char>(byte);
+  return value;
+}
+
+// An observation is stored as its fingerprint (u64 BE), the length of its key (u32 BE),
+// its key and its change key.
+std::string EncodeObservation(const internal::ObservationRecord& observation) {
+  std::string bytes;
+  bytes.reserve(12 + observation.key.size() + observation.change_key.size());
+  PutBigEndian(observation.fingerprint, 8, &bytes);
+  PutBigEndian(observation.key.size(), 4, &bytes);
+  bytes += observation.key;
+  bytes += observation.change_key;
+  return bytes;
+}
+
+bool DecodeObservation(std::string_view bytes, internal::ObservationRecord* observation) {
+  if (bytes.size() < 12) return false;
+  observation->fingerprint = GetBigEndian(bytes.substr(0, 8));
+  const uint64_t key_size = GetBigEndian(bytes.substr(8, 4));
+  if (key_size > bytes.size() - 12) return false;
+  observation->key.assign(bytes.substr(12, key_size));
+  observation->change_key.assign(bytes.substr(12 + key_size));
+  return observation->key.find('\0') != std::string::npos && !observation->change_key.empty();
+}
+
+}  // namespace
+
+ObservationKind::ObservationKind(std::string_view name, ObservationChecker checker) {
+  if (!Kinds().emplace(std::string(name), checker).second) {
+    std::fprintf(stderr, "turbine: observation kind '%.*s' registered twice\n",
+                 static_cast<int>(name.size()), name.data());
+    std::abort();
+  }
+}
+
+void Observe(std::string_view kind, std::string_view subject, uint64_t fingerprint,
+             std::string_view group) {
+  internal::ExecContext* exec = internal::tls_context.exec;
+  if (exec == nullptr) {
+    std::fprintf(stderr, "turbine: Observe() called outside a task body\n");
+    std::abort();
+  }
+  if (!exec->task->fn->session_dependent) {
+    // Its result would be trusted after a restart without the observation being checked.
+    Fail("Observe() needs a session-dependent function; " + exec->task->fn->name + " is not");
+  }
+  internal::ObservationRecord observation;
+  observation.key.reserve(kind.size() + 1 + subject.size());
+  observation.key.append(kind).push_back('\0');
+  observation.key.append(subject);
+  observation.change_key.push_back('\0');
+  observation.change_key.append(group.empty() ? subject : group);
+  observation.fingerprint = fingerprint;
+  if (exec->observation.has_value() && *exec->observation != observation) {
+    exec->observed_twice = true;
+  }
+  exec->observation = std::move(observation);
+}
+
+}  // namespace turbine
+
+namespace turbine::internal {
+
+bool EngineImpl::CommitObservation(TaskState& task, const ExecContext& context) {
+  if (!task.fn->session_dependent) return false;
+  const bool observed = context.observation.has_value() && !context.observed_twice;
+  std::string changed;  // the key of an observation that no longer holds
+  bool rewrite = false;
+  {
+    MutexLock lock(&observations_mu_);
+    auto before = observations_.find(task.id);
+    if (before != observations_.end()) {
+      if (!observed || before->second != *context.observation) {
+        changed = before->second.change_key;
+        rewrite = true;
+      }
+      if (observed) {
+        before->second = *context.observation;
+      } else {
+        observations_.erase(before);
+      }
+    } else if (observed) {
+      observations_.emplace(task.id, *context.observation);
+      rewrite = true;
+    }
+  }
+  if (!changed.empty()) {
+    // As an input change: the stamp and the trusted tasks under input_writer_mu_, which a
+    // snapshot takes to read the stamp its records stand for.
+    MutexLock writer(&input_writer_mu_);
+    const uint64_t stamp = NextStamp();
+    const uint64_t bits = InputBits(changed);
+    {
+      MutexLock lock(&observations_mu_);
+      observed_changes_.push_back(InputChange{stamp, std::move(changed)});
+    }
+    DistrustRestored({StampedBits{stamp, bits}});
+  }
+  return rewrite;
+}
+
+uint64_t EngineImpl::ObservedBits(const TaskState& task) {
+  MutexLock lock(&observations_mu_);
+  auto found = observations_.find(task.id);
+  return found == observations_.end() ? 0 : InputBits(found->second.change_key);
+}
+
+std::optional<std::string> EngineImpl::StoredObservationOf(const TaskState& task) {
+  if (!task.fn->session_dependent) return std::nullopt;
+  if (!task.observed) return std::string();
+  MutexLock lock(&observations_mu_);
+  auto found = observations_.find(task.id);
+  return found == observations_.end() ? std::string() : EncodeObservation(found->second);
+}
+
+std::vector<InputChange> EngineImpl::TakeObservedChanges() {
+  MutexLock lock(&observations_mu_);
+  return std::exchange(observed_changes_, {});
+}
+
+void EngineImpl::ReturnObservedChanges(std::vector<InputChange> changes) {
+  MutexLock lock(&observations_mu_);
+  changes.insert(changes.end(), observed_changes_.begin(), observed_changes_.end());
+  observed_changes_ = std::move(changes);
+}
+
+absl::Status EngineImpl::ForgetObservations(const std::vector<uint64_t>& ids) {
+  // In this session nothing changes: the observation stays in observations_, so its
+  // subscription (from the check at open) still reaches what follows from it. A task in
+  // memory is stored again by the next snapshot (DeleteGarbage queues it).
+  std::vector<InputChange> changes;
+  {
+    MutexLock lock(&observations_mu_);
+    for (uint64_t id : ids) {
+      auto found = observations_.find(id);
+      if (found != observations_.end()) changes.push_back(InputChange{0, found->second.change_key});
+    }
+  }
+  if (changes.empty()) return absl::OkStatus();
+  MutexLock writer(&input_writer_mu_);
+  const uint64_t stamp = NextStamp();
+  for (InputChange& change : changes) change.stamp = stamp;
+  absl::Status logged = store_->LogInputChanges(changes, stamp_.load() + 1);
+  if (!logged.ok() && logged.code() != absl::StatusCode::kUnimplemented) return logged;
+  return absl::OkStatus();
+}
+
+void EngineImpl::CheckObservations() {
+  if (store_ == nullptr) return;
+  absl::StatusOr<std::vector<StoredObservation>> stored = store_->ReadObservations();
+  if (!stored.ok()) {
+    // Then no observing result is trusted (TrustRestored finds none): slower, not wrong.
+    if (stored.status().code() != absl::StatusCode::kUnimplemented) {
+      Log(LogLevel::kWarning, "the stored observations cannot be read: " +
+                                  std::string(stored.status().message()));
+    }
+    return;
+  }
+  if (stored->empty()) return;
+  const auto start = std::chrono::steady_clock::now();
+  struct Checked {
+    TaskId id;
+    ObservationRecord observation;
+    bool holds = false;
+  };
+  std::vector<Checked> checked(stored->size());
+  {
+    MutexLock lock(&observations_mu_);
+    checking_observations_ = true;
+  }
+  std::atomic<size_t> next{0};
+  auto check = [&] {
+    constexpr size_t kChunk = 64;
+    for (size_t begin = next.fetch_add(kChunk); begin < checked.size();
+         begin = next.fetch_add(kChunk)) {
+      for (size_t i = begin; i < std::min(begin + kChunk, checked.size()); ++i) {
+        Checked& entry = checked[i];
+        entry.id = (*stored)[i].id;
+        if (!DecodeObservation((*stored)[i].bytes, &entry.observation)) continue;
+        const std::string_view key = entry.observation.key;
+        const size_t split = key.find('\0');
+        const ObservationChecker checker = FindKind(key.substr(0, split));
+        if (checker == nullptr) continue;
+        const std::optional<uint64_t> now = checker(
+            std::string(key.substr(split + 1)), Invalidator(invalidation_target_, entry.id));
+        entry.holds = now.has_value() && *now == entry.observation.fingerprint;
+      }
+    }
+  };
+  // Checking is system calls (a stat, a directory read) that wait on the kernel more
+  // than they compute: more threads than cores still helps.
+  const size_t threads =
+      std::min<size_t>(checked.size() / 256, std::max(4u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(check);
+  check();
+  for (std::thread& helper : helpers) helper.join();
+
+  uint64_t changed_bits = 0;
+  size_t changed = 0;
+  {
+    MutexLock lock(&observations_mu_);
+    observations_.reserve(checked.size());
+    checking_observations_ = false;
+    for (Checked& entry : checked) {
+      if (entry.observation.key.empty()) continue;  // damaged: not trusted, not kept
+      if (!entry.holds || fired_while_checking_.contains(entry.id)) {
+        changed_bits |= InputBits(entry.observation.change_key);
+        ++changed;
+      }
+      // Kept either way: a changed one is told apart when its task executes again
+      // (CommitObservation logs the change then).
+      observations_.emplace(entry.id, std::move(entry.observation));
+    }
+    fired_while_checking_.clear();
+  }
+  if (changed_bits != 0) {
+    MutexLock writer(&input_writer_mu_);
+    DistrustRestored({StampedBits{NextStamp(), changed_bits}});
+  }
+  observations_checked.store(checked.size(), std::memory_order_relaxed);
+  observations_changed.store(changed, std::memory_order_relaxed);
+  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::steady_clock::now() - start)
+                          .count();
+  Log(LogLevel::kInfo, "checked " + std::to_string(checked.size()) + " observations (" +
+                           std::to_string(changed) + " changed) in " +
+                           std::to_string(micros / 1000) + " ms");
+}
+
+}  // namespace turbine::internal

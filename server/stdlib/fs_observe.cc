@@ -1,0 +1,134 @@
+// fs_observe.cc — fingerprints of what the fs functions observe, and their checkers.
+#include "fs_observe.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+
+#include "file_watcher.h"
+#include "turbine/hash.h"
+#include "turbine/observe.h"
+
+namespace turbine::stdlib {
+namespace {
+
+std::string_view KindOf(mode_t mode) {
+  if (S_ISREG(mode)) return kKindFile;
+  if (S_ISDIR(mode)) return kKindDir;
+  if (S_ISLNK(mode)) return kKindSymlink;
+  return kKindOther;
+}
+
+std::optional<uint64_t> CheckLstat(const std::string& path, const Invalidator& invalidator) {
+  FileWatcher::Global().WatchEntry(path, invalidator);
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) return std::nullopt;
+  return StatFingerprint(st);
+}
+
+std::optional<uint64_t> CheckRead(const std::string& path, const Invalidator& invalidator) {
+  FileWatcher& watcher = FileWatcher::Global();
+  watcher.WatchEntry(path, invalidator);
+  struct stat link {};
+  if (lstat(path.c_str(), &link) != 0) return std::nullopt;
+  if (!S_ISLNK(link.st_mode)) return ReadFingerprint(link, {}, link);
+  char resolved[PATH_MAX];
+  if (realpath(path.c_str(), resolved) == nullptr) return std::nullopt;
+  watcher.WatchEntry(resolved, invalidator);
+  struct stat target {};
+  if (stat(resolved, &target) != 0) return std::nullopt;
+  return ReadFingerprint(link, resolved, target);
+}
+
+std::optional<uint64_t> CheckList(const std::string& dir, const Invalidator& invalidator) {
+  FileWatcher::Global().WatchListing(dir, invalidator);
+  std::vector<DirEntry> entries;
+  if (ReadListing(dir, &entries) != 0) return std::nullopt;
+  return ListingFingerprint(entries);
+}
+
+const ObservationKind lstat_kind{kObserveLstat, CheckLstat};
+const ObservationKind read_kind{kObserveRead, CheckRead};
+const ObservationKind list_kind{kObserveList, CheckList};
+
+}  // namespace
+
+uint64_t StatFingerprint(const struct stat& st) {
+  const int64_t fields[] = {static_cast<int64_t>(st.st_mode),
+                            static_cast<int64_t>(st.st_size),
+                            static_cast<int64_t>(st.st_mtim.tv_sec),
+                            static_cast<int64_t>(st.st_mtim.tv_nsec),
+                            static_cast<int64_t>(st.st_ctim.tv_sec),
+                            static_cast<int64_t>(st.st_ctim.tv_nsec),
+                            static_cast<int64_t>(st.st_ino),
+                            static_cast<int64_t>(st.st_dev)};
+  return HashBytes(fields, sizeof fields, 0);
+}
+
+uint64_t ReadFingerprint(const struct stat& link, std::string_view resolved,
+                         const struct stat& target) {
+  uint64_t hash = StatFingerprint(link);
+  if (resolved.empty()) return hash;
+  hash = HashBytes(resolved.data(), resolved.size(), hash);
+  return HashScalar(StatFingerprint(target), hash);
+}
+
+uint64_t ListingFingerprint(const std::vector<DirEntry>& entries) {
+  uint64_t hash = HashScalar(static_cast<uint64_t>(entries.size()), 0);
+  for (const DirEntry& entry : entries) {
+    hash = HashBytes(entry.name.data(), entry.name.size() + 1, hash);  // with its NUL
+    hash = HashBytes(entry.kind.data(), entry.kind.size(), hash);
+  }
+  return hash;
+}
+
+std::string_view DirectoryOf(std::string_view path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string_view::npos) return path;
+  return slash == 0 ? path.substr(0, 1) : path.substr(0, slash);
+}
+
+int ReadListing(const std::string& dir, std::vector<DirEntry>* entries) {
+  entries->clear();
+  DIR* stream = opendir(dir.c_str());
+  if (stream == nullptr) return errno;
+  std::unique_ptr<DIR, int (*)(DIR*)> closer(stream, closedir);
+  while (true) {
+    errno = 0;
+    const dirent* entry = readdir(stream);
+    if (entry == nullptr) {
+      if (errno != 0) return errno;
+      break;
+    }
+    const std::string_view name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    std::string_view kind = kKindOther;
+    switch (entry->d_type) {
+      case DT_REG: kind = kKindFile; break;
+      case DT_DIR: kind = kKindDir; break;
+      case DT_LNK: kind = kKindSymlink; break;
+      case DT_UNKNOWN: {
+        // Some filesystems do not report types in directory entries.
+        struct stat st {};
+        if (fstatat(dirfd(stream), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+          kind = KindOf(st.st_mode);
+        }
+        break;
+      }
+      default: break;
+    }
+    entries->push_back(DirEntry{std::string(name), std::string(kind)});
+  }
+  std::sort(entries->begin(), entries->end(),
+            [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
+  return 0;
+}
+
+}  // namespace turbine::stdlib

@@ -1,0 +1,48 @@
+// fs_observe.h — what the fs and tree functions observe of the file system, as
+// fingerprints the engine checks again when the daemon starts (turbine/observe.h).
+//
+// Three kinds, each checked by doing what the observing body did, in the same order
+// (subscribe to the watcher, then look):
+//   "lstat"  a path's lstat: type, permissions, size, mtime, ctime, inode (fs.stat,
+//            tree.file)
+//   "read"   what fs.read looks at: the path's lstat and, for a symlink, where it leads
+//            and that file's stat
+//   "list"   a directory's entries, names and kinds (fs.list)
+// A file whose signature is racy (younger than a second, file_signature.h) is not
+// observed: its readers are verified after a restart, as before. Every observation's group
+// (turbine::Observe) is the directory it is in, a listing's the directory itself: in input
+// summaries a change in a directory reaches what follows from that directory's files, not
+// everything that follows from many files.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fs.h"
+
+namespace turbine::stdlib {
+
+inline constexpr std::string_view kObserveLstat = "lstat";
+inline constexpr std::string_view kObserveRead = "read";
+inline constexpr std::string_view kObserveList = "list";
+
+// StatFingerprint: of an lstat (or stat) result.
+uint64_t StatFingerprint(const struct stat& st);
+// ReadFingerprint: of fs.read's look at a path: its lstat `link`, and for a symlink the
+// path it resolves to and that file's stat `target` (`resolved` empty otherwise).
+uint64_t ReadFingerprint(const struct stat& link, std::string_view resolved,
+                         const struct stat& target);
+// ListingFingerprint: of a directory's sorted entries.
+uint64_t ListingFingerprint(const std::vector<DirEntry>& entries);
+
+// DirectoryOf is the directory an absolute, normal path is in ("/" for "/a").
+std::string_view DirectoryOf(std::string_view path);
+
+// ReadListing reads the entries of `dir`, sorted by name; the errno on failure, else 0.
+int ReadListing(const std::string& dir, std::vector<DirEntry>* entries);
+
+}  // namespace turbine::stdlib

@@ -1,0 +1,263 @@
+// Observations (turbine/observe.h): a session-dependent result that says what it observed
+// is checked at open, in bulk, and trusted with everything that follows from it when the
+// observation still holds; a change while down, or in the session, reaches what it must.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "persisted_engine.h"
+#include "temp_dir.h"
+#include "turbine/engine.h"
+#include "turbine/gc.h"
+#include "turbine/observe.h"
+
+namespace {
+
+using turbine::Invalidator;
+using turbine::Task;
+
+// The outside world: values the engine cannot see change, with the subscriptions a
+// watcher would keep.
+std::mutex world_mu;
+std::map<std::string, int64_t> world;
+std::map<std::string, std::vector<Invalidator>> watchers;
+
+void SetWorld(const std::string& key, int64_t value) {
+  std::lock_guard lock(world_mu);
+  world[key] = value;
+}
+std::optional<int64_t> Look(const std::string& key, const Invalidator& invalidator) {
+  std::lock_guard lock(world_mu);
+  watchers[key].push_back(invalidator);  // subscribe, then look
+  auto found = world.find(key);
+  if (found == world.end()) return std::nullopt;
+  return found->second;
+}
+// Changes `key` as a watched file changes: the world first, then the subscribers fire.
+void ChangeWorld(const std::string& key, int64_t value) {
+  std::vector<Invalidator> fired;
+  {
+    std::lock_guard lock(world_mu);
+    world[key] = value;
+    fired = std::exchange(watchers[key], {});
+  }
+  Invalidator::InvalidateAll(fired);
+}
+
+std::optional<uint64_t> CheckWorld(const std::string& key, const Invalidator& invalidator) {
+  std::optional<int64_t> value = Look(key, invalidator);
+  if (!value.has_value()) return std::nullopt;
+  return static_cast<uint64_t>(*value);
+}
+const turbine::ObservationKind world_kind{"test.world", CheckWorld};
+
+Task<int64_t> ObservedImpl(std::string key) {
+  const std::optional<int64_t> value = Look(key, turbine::CurrentInvalidator());
+  if (!value.has_value()) turbine::Fail("no " + key);
+  turbine::Observe("test.world", key, static_cast<uint64_t>(*value));
+  co_return *value;
+}
+inline const turbine::Function<ObservedImpl> observed{
+    "test.observed.value", 1, "a value of the world", {.session_dependent = true}};
+
+Task<int64_t> DoubledImpl(std::string key) { co_return 2 * (co_await observed(key)); }
+inline const turbine::Function<DoubledImpl> doubled{"test.observed.doubled", 1};
+Task<int64_t> TripledImpl(std::string key) { co_return 3 * (co_await observed(key)); }
+inline const turbine::Function<TripledImpl> tripled{"test.observed.tripled", 1};
+
+// Observes two things in one execution: what it follows from cannot be checked as one.
+Task<int64_t> SumOfTwoImpl(std::string a, std::string b) {
+  const Invalidator invalidator = turbine::CurrentInvalidator();
+  const int64_t x = Look(a, invalidator).value_or(0);
+  const int64_t y = Look(b, invalidator).value_or(0);
+  turbine::Observe("test.world", a, static_cast<uint64_t>(x));
+  turbine::Observe("test.world", b, static_cast<uint64_t>(y));
+  co_return x + y;
+}
+inline const turbine::Function<SumOfTwoImpl> sum_of_two{
+    "test.observed.sum_of_two", 1, "two values of the world", {.session_dependent = true}};
+
+Task<int64_t> NotSessionDependentImpl() {
+  turbine::Observe("test.world", "a", 1);
+  co_return 1;
+}
+inline const turbine::Function<NotSessionDependentImpl> not_session_dependent{
+    "test.observed.not_session_dependent", 1};
+
+uint64_t Executions(const turbine::Engine& engine, const std::string& function) {
+  for (const turbine::FunctionStats& fn : engine.Stats().functions) {
+    if (fn.name == function) return fn.executions;
+  }
+  return 0;
+}
+
+using Daemon = turbine::testing::PersistedEngine<>;
+
+TEST(ObservedRestore, AnObservationThatHoldsIsTrustedWithWhatFollowsFromIt) {
+  turbine::testing::TempDir dir;
+  SetWorld("a", 21);
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(doubled("a")), 42);
+  }
+  Daemon d(dir.str());
+  EXPECT_EQ(d.engine.Stats().observations_checked, 1u);
+  EXPECT_EQ(d.engine.Stats().observations_changed, 0u);
+  EXPECT_EQ(*d.engine.Read(doubled("a")), 42);
+  EXPECT_EQ(d.engine.Stats().executions, 0u);
+  EXPECT_EQ(d.engine.Stats().trusted_restored_tasks, 1u);  // doubled; observed not loaded
+  EXPECT_EQ(*d.engine.Read(observed("a")), 21);
+  EXPECT_EQ(d.engine.Stats().trusted_restored_tasks, 2u);
+  EXPECT_EQ(d.engine.Stats().executions, 0u);
+}
+
+TEST(ObservedRestore, AChangeWhileDownIsSeen) {
+  turbine::testing::TempDir dir;
+  SetWorld("a", 21);
+  SetWorld("b", 1);
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(doubled("a")), 42);
+    ASSERT_EQ(*d.engine.Read(doubled("b")), 2);
+  }
+  SetWorld("a", 5);
+  Daemon d(dir.str());
+  EXPECT_EQ(d.engine.Stats().observations_checked, 2u);
+  EXPECT_EQ(d.engine.Stats().observations_changed, 1u);
+  EXPECT_EQ(*d.engine.Read(doubled("a")), 10);
+  EXPECT_EQ(*d.engine.Read(doubled("b")), 2);
+}
+
+TEST(ObservedRestore, AnObservationGoneWhileDownIsAChange) {
+  turbine::testing::TempDir dir;
+  SetWorld("gone", 7);
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(doubled("gone")), 14);
+  }
+  {
+    std::lock_guard lock(world_mu);
+    world.erase("gone");
+  }
+  Daemon d(dir.str());
+  EXPECT_EQ(d.engine.Stats().observations_changed, 1u);
+  EXPECT_FALSE(d.engine.Read(doubled("gone")).ok());
+}
+
+TEST(ObservedRestore, AChangeInTheSessionReachesTrustedResults) {
+  // Nothing executed observed("c") in this session: only the check at open subscribed it.
+  turbine::testing::TempDir dir;
+  SetWorld("c", 1);
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(doubled("c")), 2);
+  }
+  Daemon d(dir.str());
+  ASSERT_EQ(*d.engine.Read(doubled("c")), 2);
+  ASSERT_EQ(d.engine.Stats().trusted_restored_tasks, 1u);
+  ChangeWorld("c", 4);
+  EXPECT_EQ(*d.engine.Read(doubled("c")), 8);
+}
+
+TEST(ObservedRestore, ARecordThatFollowsFromAChangedObservationIsNeverStoredBeforeTheChange) {
+  // The observing task executes again with the new observation and is stored; a reader of
+  // it that was not read again keeps its old record on disk. At the next open the
+  // observation holds (it is the new one), so only the logged change can tell that the
+  // reader's record is older than it.
+  turbine::testing::TempDir dir;
+  SetWorld("d", 1);
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(doubled("d")), 2);
+    ASSERT_EQ(*d.engine.Read(tripled("d")), 3);
+  }
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(tripled("d")), 3);  // trusted
+    ChangeWorld("d", 10);
+    ASSERT_EQ(*d.engine.Read(observed("d")), 10);  // stored anew; doubled is not read
+    ASSERT_TRUE(d.engine.Flush().ok());
+  }
+  Daemon d(dir.str());
+  EXPECT_EQ(d.engine.Stats().observations_changed, 0u);
+  EXPECT_EQ(*d.engine.Read(doubled("d")), 20);
+  EXPECT_EQ(*d.engine.Read(tripled("d")), 30);
+}
+
+TEST(ObservedRestore, AnObservationThatGarbageCollectionRemovedIsAChangeAtTheNextOpen) {
+  // Nothing checks a removed observation at the next open; a result that followed from it
+  // and stayed stored must not be trusted then, whatever the world did meanwhile.
+  turbine::testing::TempDir dir;
+  SetWorld("g", 1);
+  turbine::TaskId observer = turbine::kNoTask;
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(doubled("g")), 2);
+    observer = observed("g").raw().task;
+  }
+  {
+    Daemon d(dir.str());  // the observer is not loaded: only the store has it
+    turbine::GcOptions options;
+    options.also_collect = [observer](turbine::TaskId id) { return id == observer; };
+    absl::StatusOr<turbine::GcReport> report = d.engine.CollectGarbage(options);
+    ASSERT_TRUE(report.ok()) << report.status();
+    ASSERT_EQ(report->removed_tasks, 1u);
+  }
+  SetWorld("g", 5);
+  Daemon d(dir.str());
+  EXPECT_EQ(d.engine.Stats().observations_checked, 0u);
+  EXPECT_EQ(*d.engine.Read(doubled("g")), 10);
+}
+
+TEST(ObservedRestore, AnObservationAndItsChangeSurviveAnyNumberOfRestarts) {
+  turbine::testing::TempDir dir;
+  SetWorld("e", 2);
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(doubled("e")), 4);
+  }
+  for (int restart = 0; restart < 3; ++restart) {
+    Daemon d(dir.str());
+    EXPECT_EQ(*d.engine.Read(doubled("e")), 4);
+    EXPECT_EQ(d.engine.Stats().executions, 0u) << restart;
+  }
+  SetWorld("e", 3);
+  {
+    Daemon d(dir.str());
+    EXPECT_EQ(*d.engine.Read(doubled("e")), 6);
+    EXPECT_EQ(d.engine.Stats().executions, 2u);
+  }
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(doubled("e")), 6);
+  EXPECT_EQ(d.engine.Stats().executions, 0u);  // trusted again
+}
+
+TEST(ObservedRestore, TwoObservationsInOneExecutionAreVerifiedAfterARestart) {
+  turbine::testing::TempDir dir;
+  SetWorld("x", 1);
+  SetWorld("y", 2);
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(sum_of_two("x", "y")), 3);
+  }
+  SetWorld("y", 5);
+  Daemon d(dir.str());
+  EXPECT_EQ(d.engine.Stats().observations_checked, 0u);
+  EXPECT_EQ(*d.engine.Read(sum_of_two("x", "y")), 6);
+  EXPECT_EQ(Executions(d.engine, "test.observed.sum_of_two"), 1u);
+}
+
+TEST(ObservedRestore, OnlyASessionDependentFunctionMayObserve) {
+  turbine::testing::TempDir dir;
+  Daemon d(dir.str());
+  absl::StatusOr<int64_t> result = d.engine.Read(not_session_dependent());
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.status().message().find("session-dependent"), std::string::npos)
+      << result.status();
+}
+
+}  // namespace
