@@ -252,12 +252,13 @@ void EngineImpl::CheckObservations() {
   }
   observations_checked.store(checked.size(), std::memory_order_relaxed);
   observations_changed.store(changed, std::memory_order_relaxed);
-  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::steady_clock::now() - start)
-                          .count();
+  const double millis = std::chrono::duration<double, std::milli>(
+                           std::chrono::steady_clock::now() - start)
+                           .count();
+  char took[32];
+  std::snprintf(took, sizeof took, "%.1f ms", millis);
   Log(LogLevel::kInfo, "checked " + std::to_string(checked.size()) + " observations (" +
-                           std::to_string(changed) + " changed) in " +
-                           std::to_string(micros / 1000) + " ms");
+                           std::to_string(changed) + " changed) in " + took);
 }
 
 }  // namespace turbine::internal

@@ -11,6 +11,21 @@
 namespace turbine::internal {
 namespace {
 
+// StoreVerified queues a restored task found clean in this session (verified, or executed
+// with the same result) to be stored again. Its record says it was clean as of an older
+// stamp, so an input change logged since, which its summary shares a bit with (by chance,
+// often), would make it verify at every restart until the log forgets the change; stored
+// again, it is clean as of this session's snapshot and trusted at the next open. Only a
+// record that can be trusted is worth the write.
+void StoreVerified(EngineImpl& engine, TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
+  if (!engine.persistent() || task.reads_session ||
+      (task.fn->session_dependent && !task.observed)) {
+    return;
+  }
+  task.unwritten = true;
+  engine.QueuePersist(task);
+}
+
 // RunBody transfers control into a task body and back when it finishes.
 struct RunBody {
   std::coroutine_handle<PromiseBase> body;
@@ -249,6 +264,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
       MutexLock lock(&task->mu);
       task->reads_session = summary.session;  // the record's was a guess (cycles counted)
       task->inputs = NewSummary(*task, stale, summary.inputs);
+      if (!stale) StoreVerified(*engine, *task);
     }
     Publish(*engine, *task, stale);
     engine->refreshes_in_flight.fetch_sub(1);
@@ -516,17 +532,20 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
   {
     MutexLock lock(&task.mu);
     task.deps = std::move(new_deps);
-    task.unlinked = false;
+    const bool restored = std::exchange(task.unlinked, false);
     task.observed = observed;
     added.session = summary.session && !task.reads_session;
     added.inputs = summary.inputs & ~task.inputs;
     task.reads_session = task.reads_session || summary.session;
     task.inputs = NewSummary(task, stale, summary.inputs);
-    // A re-execution that came out identical (a session-dependent task re-validated after
-    // a restart, most often) leaves the stored record as it is: nothing to rewrite.
+    // A re-execution that came out identical leaves the stored record as it is, unless the
+    // record was restored (a session-dependent task looking again after a restart): then
+    // it is stored again to be trusted at the next open (StoreVerified).
     if (engine.persistent() && (result_changed || observation_changed || !task.persisted)) {
       task.unwritten = true;
       engine.QueuePersist(task);
+    } else if (restored && !stale) {
+      StoreVerified(engine, task);
     } else if (task.unwritten) {
       engine.QueuePersist(task);  // still waiting for a snapshot that found it clean
     }

@@ -12,6 +12,8 @@
 #include <string>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "../storage/temp_dir.h"
 #include "cli_runner.h"
 #include "daemon_process.h"
@@ -153,6 +155,53 @@ TEST(StdlibDaemon, FilesEditedCreatedDeletedAndRenamedWhileDownAreSeen) {
     EXPECT_NE(restarted.out.find("\"files\":5"), std::string::npos) << restarted.out;
     EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
   }
+}
+
+// StatOf is one figure of `turbine --json stats` (0 if the reply cannot be read).
+uint64_t StatOf(const std::string& cli, const std::string& name) {
+  const nlohmann::json stats = nlohmann::json::parse(RunCli(cli + "--json stats").out, nullptr,
+                                                     /*allow_exceptions=*/false);
+  if (!stats.is_object() || !stats.contains(name)) return 0;
+  const nlohmann::json& value = stats[name];
+  if (value.is_string()) return std::stoull(value.get<std::string>());
+  return value.is_number() ? value.get<uint64_t>() : 0;
+}
+
+TEST(StdlibDaemon, AnUnchangedTreeIsServedAsStoredAfterARestartAndStaysWatched) {
+  TempDir dir;
+  const std::string tree = dir.str() + "/tree";
+  for (const char* name : {"a", "b", "sub/c", "sub/d"}) {
+    Write(tree + "/" + name + ".txt", std::string(name) + "\n");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // past the racy window
+  const std::string cli = "--data-dir " + dir.str() + "/data ";
+  const std::string summary = cli + "call tree.summary " + tree;
+  std::string before;
+  {
+    DaemonProcess daemon;
+    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+    before = RunCli(summary).out;
+    ASSERT_NE(before.find("\"files\":4"), std::string::npos) << before;
+    EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  }
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+  // 4 files (tree.file) and 2 directories (fs.list), checked at start: none changed.
+  EXPECT_TRUE(daemon.WaitForLog("checked 6 observations (0 changed)")) << daemon.log();
+  EXPECT_EQ(RunCli(summary).out, before);
+  EXPECT_EQ(StatOf(cli, "observations_checked"), 6u);
+  EXPECT_EQ(StatOf(cli, "observations_changed"), 0u);
+  EXPECT_EQ(StatOf(cli, "executions"), 0u);  // answered as stored
+  EXPECT_EQ(StatOf(cli, "trusted_restored_tasks"), 1u);  // the summary; nothing below it
+
+  // Nothing executed in this daemon subscribed to the files: the check at start did.
+  Write(tree + "/sub/c.txt", "c\nc\n");
+  EXPECT_TRUE(Eventually([&] { return RunCli(summary).out.find("\"lines\":5") != std::string::npos; }))
+      << RunCli(summary).out;
+  std::filesystem::remove(tree + "/b.txt");
+  EXPECT_TRUE(Eventually([&] { return RunCli(summary).out.find("\"files\":3") != std::string::npos; }))
+      << RunCli(summary).out;
+  EXPECT_EQ(RunCli(summary).out, SummaryFromScratch(tree, dir.str() + "/fresh"));
 }
 
 TEST(StdlibDaemon, PastTheWatchLimitFilesArePolledAndTheLogSaysSo) {
