@@ -454,6 +454,7 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
     std::vector<uint64_t> ids;
     ids.reserve(to - from);
     std::vector<TaskId> invalidate;
+    std::vector<TaskId> observers;
     {
       // Tasks being read from the store wait for this; those read later see `deleting_`.
       MutexLock gate(&store_gate_);
@@ -469,11 +470,8 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
           MutexLock lock(&task->mu);
           task->persisted = false;
           // Its observation goes with it, and results stored later may follow from it:
-          // the next snapshot stores it again, before nothing checks it at an open.
-          if (task->observed) {
-            task->unwritten = true;
-            QueuePersist(*task);
-          }
+          // it looks again (and is stored, observation and all) before anything reads it.
+          if (task->observed) observers.push_back(task->id);
         }
         task->stored_day = 0;
         // In memory it may refer to a removed task that is not in memory, which nobody
@@ -492,6 +490,7 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
     // before snapshots resume (none may write it referring to what is gone).
     if (!invalidate.empty())
       InvalidateMany(std::move(invalidate), ExecutionReason::kGarbageCollected);
+    if (!observers.empty()) InvalidateMany(std::move(observers), ExecutionReason::kGarbageCollected);
     // The write without the gate: it may wait for RocksDB (a stalled write), and calls
     // must not wait with it. A failed batch leaves its tasks stored with `persisted` false
     // in memory: a snapshot that writes one again writes all of it, which is always safe.

@@ -188,6 +188,13 @@ void EngineImpl::DistrustRestored(const std::vector<StampedBits>& changes) {
   std::vector<TaskId> readers;
   for (TaskState* task : reached) {
     MutexLock lock(&task->mu);
+    // An observing task reached looks again (one stat, say) rather than verify its no
+    // dependencies: its own change may be what reached it, by an invalidation that found
+    // it trusted but not yet in the task table.
+    if (task->fn->session_dependent) {
+      task->must_execute = true;
+      task->forced_reason = ExecutionReason::kInvalidated;
+    }
     MarkOneDirty(*task, &readers);
   }
   MarkDirty(std::move(readers));

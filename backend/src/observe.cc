@@ -157,15 +157,19 @@ void EngineImpl::ReturnObservedChanges(std::vector<InputChange> changes) {
 }
 
 absl::Status EngineImpl::ForgetObservations(const std::vector<uint64_t>& ids) {
-  // In this session nothing changes: the observation stays in observations_, so its
-  // subscription (from the check at open) still reaches what follows from it. A task in
-  // memory is stored again by the next snapshot (DeleteGarbage queues it).
+  // In this session too: a trusted result that follows from one would otherwise be stored
+  // again later, clean as of after the logged change, with nothing to check at the next
+  // open. Those become dirty and verify, and find the observing task gone (it executes,
+  // observing again). One in memory is invalidated by DeleteGarbage, for the same reason.
   std::vector<InputChange> changes;
+  uint64_t bits = 0;
   {
     MutexLock lock(&observations_mu_);
     for (uint64_t id : ids) {
       auto found = observations_.find(id);
-      if (found != observations_.end()) changes.push_back(InputChange{0, found->second.change_key});
+      if (found == observations_.end()) continue;
+      bits |= InputBits(found->second.change_key);
+      changes.push_back(InputChange{0, found->second.change_key});
     }
   }
   if (changes.empty()) return absl::OkStatus();
@@ -174,6 +178,7 @@ absl::Status EngineImpl::ForgetObservations(const std::vector<uint64_t>& ids) {
   for (InputChange& change : changes) change.stamp = stamp;
   absl::Status logged = store_->LogInputChanges(changes, stamp_.load() + 1);
   if (!logged.ok() && logged.code() != absl::StatusCode::kUnimplemented) return logged;
+  DistrustRestored({StampedBits{stamp, bits}});
   return absl::OkStatus();
 }
 
@@ -181,10 +186,13 @@ void EngineImpl::CheckObservations() {
   if (store_ == nullptr) return;
   absl::StatusOr<std::vector<StoredObservation>> stored = store_->ReadObservations();
   if (!stored.ok()) {
-    // Then no observing result is trusted (TrustRestored finds none): slower, not wrong.
+    // No observing task is trusted (TrustRestored finds none), and neither is anything
+    // that follows from one: any of them may have changed.
     if (stored.status().code() != absl::StatusCode::kUnimplemented) {
       Log(LogLevel::kWarning, "the stored observations cannot be read: " +
                                   std::string(stored.status().message()));
+      MutexLock writer(&input_writer_mu_);
+      DistrustRestored({StampedBits{NextStamp(), kAnyInput}});
     }
     return;
   }
@@ -208,7 +216,10 @@ void EngineImpl::CheckObservations() {
       for (size_t i = begin; i < std::min(begin + kChunk, checked.size()); ++i) {
         Checked& entry = checked[i];
         entry.id = (*stored)[i].id;
-        if (!DecodeObservation((*stored)[i].bytes, &entry.observation)) continue;
+        if (!DecodeObservation((*stored)[i].bytes, &entry.observation)) {
+          entry.observation = {};
+          continue;
+        }
         const std::string_view key = entry.observation.key;
         const size_t split = key.find('\0');
         const ObservationChecker checker = FindKind(key.substr(0, split));
@@ -235,7 +246,11 @@ void EngineImpl::CheckObservations() {
     observations_.reserve(checked.size());
     checking_observations_ = false;
     for (Checked& entry : checked) {
-      if (entry.observation.key.empty()) continue;  // damaged: not trusted, not kept
+      if (entry.observation.key.empty()) {  // damaged: whatever it was, it may have changed
+        changed_bits = kAnyInput;
+        ++changed;
+        continue;
+      }
       if (!entry.holds || fired_while_checking_.contains(entry.id)) {
         changed_bits |= InputBits(entry.observation.change_key);
         ++changed;

@@ -533,10 +533,15 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
     MutexLock lock(&task.mu);
     task.deps = std::move(new_deps);
     const bool restored = std::exchange(task.unlinked, false);
+    // A task that read the world through an observation and no longer does (a racy file)
+    // is the world to its readers now: they must know, as for a new session-dependent read.
+    const bool became_world = task.fn->session_dependent && task.observed && !observed;
     task.observed = observed;
-    added.session = summary.session && !task.reads_session;
+    added.session = (summary.session && !task.reads_session) || became_world;
     added.inputs = summary.inputs & ~task.inputs;
-    task.reads_session = task.reads_session || summary.session;
+    // What this execution read; the record's guess for a restored task, and what earlier
+    // executions read, no longer count (a stale one keeps both, as NewSummary does).
+    task.reads_session = summary.session || (stale && task.reads_session);
     task.inputs = NewSummary(task, stale, summary.inputs);
     // A re-execution that came out identical leaves the stored record as it is, unless the
     // record was restored (a session-dependent task looking again after a restart): then

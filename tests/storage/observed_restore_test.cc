@@ -260,4 +260,95 @@ TEST(ObservedRestore, OnlyASessionDependentFunctionMayObserve) {
       << result.status();
 }
 
+// Coarse observes a value of the world and answers a tenth of it; while `coarse_racy`, it
+// does not observe (as fs.read does not for a file changed within the last second).
+bool coarse_racy = false;
+Task<int64_t> CoarseImpl(std::string key) {
+  const std::optional<int64_t> value = Look(key, turbine::CurrentInvalidator());
+  if (!value.has_value()) turbine::Fail("no " + key);
+  if (!coarse_racy) turbine::Observe("test.world", key, static_cast<uint64_t>(*value));
+  co_return *value / 10;
+}
+inline const turbine::Function<CoarseImpl> coarse{
+    "test.observed.coarse", 1, "a tenth of a value of the world", {.session_dependent = true}};
+Task<int64_t> CoarsePlusImpl(std::string key) { co_return 1 + (co_await coarse(key)); }
+inline const turbine::Function<CoarsePlusImpl> coarse_plus{"test.observed.coarse_plus", 1};
+Task<int64_t> CoarsePlusTwoImpl(std::string key) { co_return 1 + (co_await coarse_plus(key)); }
+inline const turbine::Function<CoarsePlusTwoImpl> coarse_plus_two{"test.observed.coarse_plus_two",
+                                                                 1};
+
+TEST(ObservedRestore, ATaskThatStopsObservingMakesItsReadersVerifyAfterARestart) {
+  // coarse executes again without observing and answers the same: coarse_plus verifies
+  // unchanged, and must learn that it now reads the world unobserved, or a reader stored
+  // after it (coarse_plus_two) would be trusted with nothing checked at the next open.
+  turbine::testing::TempDir dir;
+  coarse_racy = false;
+  SetWorld("s", 20);
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(coarse_plus("s")), 3);
+    coarse_racy = true;
+    ChangeWorld("s", 21);
+    ASSERT_EQ(*d.engine.Read(coarse_plus("s")), 3);
+    ASSERT_EQ(*d.engine.Read(coarse_plus_two("s")), 4);
+  }
+  coarse_racy = false;
+  SetWorld("s", 50);
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(coarse_plus_two("s")), 7);
+}
+
+Task<int64_t> DoubledPlusOneImpl(std::string key) { co_return 1 + (co_await doubled(key)); }
+inline const turbine::Function<DoubledPlusOneImpl> doubled_plus_one{
+    "test.observed.doubled_plus_one", 1};
+
+TEST(ObservedRestore, AnObservationCollectedInTheSessionReachesItsTrustedReaders) {
+  // doubled stays trusted over the collected observation unless the collection reaches
+  // it; a new reader of it is then stored clean as of after the logged change, with
+  // nothing to check at the next open.
+  turbine::testing::TempDir dir;
+  SetWorld("h", 1);
+  turbine::TaskId observer = turbine::kNoTask;
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(doubled("h")), 2);
+    observer = observed("h").raw().task;
+  }
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(doubled("h")), 2);  // trusted; the observer is not loaded
+    ASSERT_EQ(d.engine.Stats().trusted_restored_tasks, 1u);
+    turbine::GcOptions options;
+    options.also_collect = [observer](turbine::TaskId id) { return id == observer; };
+    absl::StatusOr<turbine::GcReport> report = d.engine.CollectGarbage(options);
+    ASSERT_TRUE(report.ok()) << report.status();
+    ASSERT_EQ(report->removed_tasks, 1u);
+    ASSERT_EQ(*d.engine.Read(doubled_plus_one("h")), 3);  // stored after the change
+  }
+  SetWorld("h", 5);
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(doubled_plus_one("h")), 11);
+  EXPECT_EQ(*d.engine.Read(doubled("h")), 10);
+}
+
+// UnreadableObservations is a store whose observations cannot be read.
+struct UnreadableObservations : turbine::storage::RocksBackingStore {
+  using RocksBackingStore::RocksBackingStore;
+  absl::StatusOr<std::vector<turbine::StoredObservation>> ReadObservations() override {
+    return absl::DataLossError("damaged");
+  }
+};
+
+TEST(ObservedRestore, ObservationsThatCannotBeReadTrustNothingThatFollowsFromThem) {
+  turbine::testing::TempDir dir;
+  SetWorld("u", 1);
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(doubled("u")), 2);
+  }
+  SetWorld("u", 4);
+  turbine::testing::PersistedEngine<UnreadableObservations> d(dir.str());
+  EXPECT_EQ(*d.engine.Read(doubled("u")), 8);
+}
+
 }  // namespace
