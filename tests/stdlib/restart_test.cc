@@ -132,6 +132,7 @@ TEST(Restart, AFileEditedJustBeforeAStopIsTrustedTwoRestartsLater) {
     LiveServer live(files.data_dir());
     ASSERT_TRUE(live.status.ok()) << live.status;
     EXPECT_EQ(Field(Call(live, Request("tree.summary", {Str(files.root())})), "lines"), 3);
+    ASSERT_TRUE(live.server->engine().Flush().ok());  // stored before the edit
     files.Write("d/f1.txt", "x\ny\n");
     EXPECT_TRUE(Eventually([&] {
       return Field(Call(live, Request("tree.summary", {Str(files.root())})), "lines") == 4;
@@ -142,7 +143,9 @@ TEST(Restart, AFileEditedJustBeforeAStopIsTrustedTwoRestartsLater) {
     LiveServer live(files.data_dir());
     ASSERT_TRUE(live.status.ok()) << live.status;
     EXPECT_EQ(Field(Call(live, Request("tree.summary", {Str(files.root())})), "lines"), 4);
-    EXPECT_EQ(Executions(live.server->engine(), "tree.file"), 1u);  // f1.txt, settled now
+    // f1.txt, settled now; and the other files of its directory, whose records are older
+    // than the logged change of f1.txt and share its group (fs_observe.h): they look once.
+    EXPECT_EQ(Executions(live.server->engine(), "tree.file"), 3u);
   }
   LiveServer live(files.data_dir());
   ASSERT_TRUE(live.status.ok()) << live.status;
