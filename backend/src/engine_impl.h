@@ -371,9 +371,9 @@ class EngineImpl {
     uint64_t inputs;  // its summary, copied: read here without the task's lock
   };
   std::vector<Trusted> trusted_ ABSL_GUARDED_BY(trust_mu_);
-  // CheckObservations, at open: every stored observation is checked again (its kind's
-  // checker watches it anew and looks) on several threads; those that changed, or cannot
-  // be checked, count as inputs changed now.
+  // CheckObservations, at open: every stored observation is checked again (its kind
+  // subscribes anew, on one thread, and looks, on the others); those that changed, or
+  // cannot be checked, count as inputs changed now.
   void CheckObservations();
   // A leaf lock (taken alone, or under a task's lock).
   Mutex observations_mu_;

@@ -14,14 +14,19 @@
 namespace turbine {
 namespace {
 
-std::map<std::string, ObservationChecker, std::less<>>& Kinds() {
-  static auto* const kinds = new std::map<std::string, ObservationChecker, std::less<>>;
+struct KindFunctions {
+  ObservationSubscriber subscribe;
+  ObservationLooker look;
+};
+
+std::map<std::string, KindFunctions, std::less<>>& Kinds() {
+  static auto* const kinds = new std::map<std::string, KindFunctions, std::less<>>;
   return *kinds;
 }
 
-ObservationChecker FindKind(std::string_view name) {
+const KindFunctions* FindKind(std::string_view name) {
   auto found = Kinds().find(name);
-  return found == Kinds().end() ? nullptr : found->second;
+  return found == Kinds().end() ? nullptr : &found->second;
 }
 
 void PutBigEndian(uint64_t value, int bytes, std::string* out) {
@@ -57,8 +62,9 @@ bool DecodeObservation(std::string_view bytes, internal::ObservationRecord* obse
 
 }  // namespace
 
-ObservationKind::ObservationKind(std::string_view name, ObservationChecker checker) {
-  if (!Kinds().emplace(std::string(name), checker).second) {
+ObservationKind::ObservationKind(std::string_view name, ObservationSubscriber subscribe,
+                                 ObservationLooker look) {
+  if (!Kinds().emplace(std::string(name), KindFunctions{subscribe, look}).second) {
     std::fprintf(stderr, "turbine: observation kind '%.*s' registered twice\n",
                  static_cast<int>(name.size()), name.data());
     std::abort();
@@ -201,42 +207,64 @@ void EngineImpl::CheckObservations() {
   struct Checked {
     TaskId id;
     ObservationRecord observation;
+    const KindFunctions* kind = nullptr;  // null: damaged, or a kind this build lacks
+    std::string subject;
     bool holds = false;
   };
   std::vector<Checked> checked(stored->size());
+  for (size_t i = 0; i < checked.size(); ++i) {
+    Checked& entry = checked[i];
+    entry.id = (*stored)[i].id;
+    if (!DecodeObservation((*stored)[i].bytes, &entry.observation)) {
+      entry.observation = {};
+      continue;
+    }
+    const std::string_view key = entry.observation.key;
+    const size_t split = key.find('\0');
+    entry.kind = FindKind(key.substr(0, split));
+    entry.subject = key.substr(split + 1);
+  }
+  stored->clear();
   {
     MutexLock lock(&observations_mu_);
     checking_observations_ = true;
   }
+  // One thread subscribes, in order; the others look behind it, a chunk at a time, at what
+  // it has subscribed: every subscription comes before its look, as in the body.
+  constexpr size_t kChunk = 64;
+  std::atomic<size_t> subscribed{0};
   std::atomic<size_t> next{0};
-  auto check = [&] {
-    constexpr size_t kChunk = 64;
+  auto subscribe = [&] {
+    for (size_t i = 0; i < checked.size(); ++i) {
+      const Checked& entry = checked[i];
+      if (entry.kind != nullptr) {
+        entry.kind->subscribe(entry.subject, Invalidator(invalidation_target_, entry.id));
+      }
+      if ((i + 1) % kChunk == 0) subscribed.store(i + 1, std::memory_order_release);
+    }
+    subscribed.store(checked.size(), std::memory_order_release);
+  };
+  auto look = [&] {
     for (size_t begin = next.fetch_add(kChunk); begin < checked.size();
          begin = next.fetch_add(kChunk)) {
-      for (size_t i = begin; i < std::min(begin + kChunk, checked.size()); ++i) {
+      const size_t end = std::min(begin + kChunk, checked.size());
+      while (subscribed.load(std::memory_order_acquire) < end) std::this_thread::yield();
+      for (size_t i = begin; i < end; ++i) {
         Checked& entry = checked[i];
-        entry.id = (*stored)[i].id;
-        if (!DecodeObservation((*stored)[i].bytes, &entry.observation)) {
-          entry.observation = {};
-          continue;
-        }
-        const std::string_view key = entry.observation.key;
-        const size_t split = key.find('\0');
-        const ObservationChecker checker = FindKind(key.substr(0, split));
-        if (checker == nullptr) continue;
-        const std::optional<uint64_t> now = checker(
-            std::string(key.substr(split + 1)), Invalidator(invalidation_target_, entry.id));
+        if (entry.kind == nullptr) continue;
+        const std::optional<uint64_t> now =
+            entry.kind->look(entry.subject, Invalidator(invalidation_target_, entry.id));
         entry.holds = now.has_value() && *now == entry.observation.fingerprint;
       }
     }
   };
-  // Checking is system calls (a stat, a directory read) that wait on the kernel more
-  // than they compute: more threads than cores still helps.
-  const size_t threads =
-      std::min<size_t>(checked.size() / 256, std::max(4u, std::thread::hardware_concurrency()));
+  // Looking is system calls (a stat, a directory read): more threads than cores still help.
+  const size_t lookers = std::max<size_t>(
+      1, std::min<size_t>(checked.size() / 256, std::max(3u, std::thread::hardware_concurrency())));
   std::vector<std::thread> helpers;
-  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(check);
-  check();
+  helpers.emplace_back(subscribe);
+  for (size_t t = 1; t < lookers; ++t) helpers.emplace_back(look);
+  look();
   for (std::thread& helper : helpers) helper.join();
 
   uint64_t changed_bits = 0;

@@ -1,4 +1,4 @@
-// fs_observe.cc — fingerprints of what the fs functions observe, and their checkers.
+// fs_observe.cc — fingerprints of what the fs functions observe, and how to check them.
 #include "fs_observe.h"
 
 #include <dirent.h>
@@ -26,37 +26,42 @@ std::string_view KindOf(mode_t mode) {
   return kKindOther;
 }
 
-std::optional<uint64_t> CheckLstat(const std::string& path, const Invalidator& invalidator) {
+// Each kind checks in the body's order: subscribe (Watch*), then look (Look*).
+void WatchEntry(const std::string& path, const Invalidator& invalidator) {
   FileWatcher::Global().WatchEntry(path, invalidator);
+}
+
+void WatchListing(const std::string& dir, const Invalidator& invalidator) {
+  FileWatcher::Global().WatchListing(dir, invalidator);
+}
+
+std::optional<uint64_t> LookLstat(const std::string& path, const Invalidator&) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) return std::nullopt;
   return StatFingerprint(st);
 }
 
-std::optional<uint64_t> CheckRead(const std::string& path, const Invalidator& invalidator) {
-  FileWatcher& watcher = FileWatcher::Global();
-  watcher.WatchEntry(path, invalidator);
+std::optional<uint64_t> LookRead(const std::string& path, const Invalidator& invalidator) {
   struct stat link {};
   if (lstat(path.c_str(), &link) != 0) return std::nullopt;
   if (!S_ISLNK(link.st_mode)) return ReadFingerprint(link, {}, link);
   char resolved[PATH_MAX];
   if (realpath(path.c_str(), resolved) == nullptr) return std::nullopt;
-  watcher.WatchEntry(resolved, invalidator);
+  FileWatcher::Global().WatchEntry(resolved, invalidator);  // where it leads, then look
   struct stat target {};
   if (stat(resolved, &target) != 0) return std::nullopt;
   return ReadFingerprint(link, resolved, target);
 }
 
-std::optional<uint64_t> CheckList(const std::string& dir, const Invalidator& invalidator) {
-  FileWatcher::Global().WatchListing(dir, invalidator);
+std::optional<uint64_t> LookList(const std::string& dir, const Invalidator&) {
   std::vector<DirEntry> entries;
   if (ReadListing(dir, &entries) != 0) return std::nullopt;
   return ListingFingerprint(entries);
 }
 
-const ObservationKind lstat_kind{kObserveLstat, CheckLstat};
-const ObservationKind read_kind{kObserveRead, CheckRead};
-const ObservationKind list_kind{kObserveList, CheckList};
+const ObservationKind lstat_kind{kObserveLstat, WatchEntry, LookLstat};
+const ObservationKind read_kind{kObserveRead, WatchEntry, LookRead};
+const ObservationKind list_kind{kObserveList, WatchListing, LookList};
 
 }  // namespace
 

@@ -48,12 +48,18 @@ void ChangeWorld(const std::string& key, int64_t value) {
   Invalidator::InvalidateAll(fired);
 }
 
-std::optional<uint64_t> CheckWorld(const std::string& key, const Invalidator& invalidator) {
-  std::optional<int64_t> value = Look(key, invalidator);
-  if (!value.has_value()) return std::nullopt;
-  return static_cast<uint64_t>(*value);
+// The kind's two steps, as a watcher and a look would be.
+void WatchWorld(const std::string& key, const Invalidator& invalidator) {
+  std::lock_guard lock(world_mu);
+  watchers[key].push_back(invalidator);
 }
-const turbine::ObservationKind world_kind{"test.world", CheckWorld};
+std::optional<uint64_t> LookAtWorld(const std::string& key, const Invalidator&) {
+  std::lock_guard lock(world_mu);
+  auto found = world.find(key);
+  if (found == world.end()) return std::nullopt;
+  return static_cast<uint64_t>(found->second);
+}
+const turbine::ObservationKind world_kind{"test.world", WatchWorld, LookAtWorld};
 
 Task<int64_t> ObservedImpl(std::string key) {
   const std::optional<int64_t> value = Look(key, turbine::CurrentInvalidator());

@@ -57,10 +57,15 @@ int64_t LookAtWorld(int i, const turbine::Invalidator& invalidator) {
   watchers[i].push_back(invalidator);  // subscribe, then look
   return world[i];
 }
-std::optional<uint64_t> CheckWorld(const std::string& subject, const turbine::Invalidator& inv) {
-  return static_cast<uint64_t>(LookAtWorld(std::stoi(subject), inv));
+void WatchWorld(const std::string& subject, const turbine::Invalidator& invalidator) {
+  std::lock_guard lock(world_mu);
+  watchers[std::stoi(subject)].push_back(invalidator);
 }
-const turbine::ObservationKind world_kind{"test.restart_oracle.world", CheckWorld};
+std::optional<uint64_t> LookWorld(const std::string& subject, const turbine::Invalidator&) {
+  std::lock_guard lock(world_mu);
+  return static_cast<uint64_t>(world[std::stoi(subject)]);
+}
+const turbine::ObservationKind world_kind{"test.restart_oracle.world", WatchWorld, LookWorld};
 Task<int64_t> WorldImpl(int64_t i) {
   const int64_t value = LookAtWorld(static_cast<int>(i), turbine::CurrentInvalidator());
   turbine::Observe("test.restart_oracle.world", std::to_string(i), static_cast<uint64_t>(value));

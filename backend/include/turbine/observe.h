@@ -13,15 +13,16 @@
 //     turbine::Observe("lstat", path, FingerprintOf(st));
 //     co_return ...;
 //   }
-//   const turbine::ObservationKind lstat_kind{"lstat", [](const std::string& path,
-//                                                         const turbine::Invalidator& inv) {
-//     watcher.Watch(path, inv);
-//     ... return FingerprintOf(st) or std::nullopt;
-//   }};
+//   const turbine::ObservationKind lstat_kind{
+//       "lstat",
+//       [](const std::string& path, const turbine::Invalidator& inv) { watcher.Watch(path, inv); },
+//       [](const std::string& path, const turbine::Invalidator&) -> std::optional<uint64_t> {
+//         ... return FingerprintOf(st) or std::nullopt;
+//       }};
 //
-// When an engine opens a store, it calls the kind's checker for every stored observation
-// (on several threads) before it serves anything. A subject whose fingerprint is the same
-// is watched again (the checker subscribes, as the body did) and the results that follow
+// When an engine opens a store, it checks every stored observation with its kind's
+// functions (on several threads) before it serves anything. A subject whose fingerprint is
+// the same is watched again (subscribed, as the body did) and the results that follow
 // from it are trusted like results of unchanged inputs; one that changed, or cannot be
 // checked (its kind is not registered), counts as an input changed while the engine was
 // down. A result that follows from several observations is a task that reads several
@@ -52,18 +53,24 @@ namespace turbine {
 void Observe(std::string_view kind, std::string_view subject, uint64_t fingerprint,
              std::string_view group = {});
 
-// ObservationChecker checks an observation again: it subscribes `invalidator` to changes
-// of `subject` exactly as the observing body does, then looks, and returns the fingerprint
-// of what it sees, or nullopt when it cannot look (then the observation counts as changed).
-// Called on several threads at once.
-using ObservationChecker = std::optional<uint64_t> (*)(const std::string& subject,
-                                                        const Invalidator& invalidator);
+// An observation is checked again in two steps, as the observing body does them. The
+// subscriber subscribes `invalidator` to changes of `subject`; the looker, always called
+// after the subscriber for the same subject, looks and returns the fingerprint of what it
+// sees, or nullopt when it cannot look (then the observation counts as changed). It may
+// subscribe too, to what it only finds while looking (where a symlink leads). The engine
+// subscribes on one thread and looks on the others, behind it: subscribing takes a
+// watcher's lock, looking is system calls. Both are called on several threads at once.
+using ObservationSubscriber = void (*)(const std::string& subject,
+                                       const Invalidator& invalidator);
+using ObservationLooker = std::optional<uint64_t> (*)(const std::string& subject,
+                                                       const Invalidator& invalidator);
 
-// ObservationKind registers the checker of observation kind `name`, as a namespace-scope
+// ObservationKind registers how to check observations of kind `name`, as a namespace-scope
 // constant (like Function). Registering one name twice aborts.
 class ObservationKind {
  public:
-  ObservationKind(std::string_view name, ObservationChecker checker);
+  ObservationKind(std::string_view name, ObservationSubscriber subscribe,
+                  ObservationLooker look);
 };
 
 }  // namespace turbine
