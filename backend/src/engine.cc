@@ -271,8 +271,7 @@ bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
   if (task.fn->kind != FunctionKind::kInput) {
     batch.scratch.clear();
     Validity validity = batch.validity;
-    validity.needs_verification = !clean || (task.fn->session_dependent && !task.observed) ||
-                                  task.reads_session || ReadACycle(task);
+    validity.needs_verification = !clean || task.ReadsUncheckedWorld() || ReadACycle(task);
     validity.inputs = task.inputs;
     EncodeResult(task, &batch.scratch, &refs, validity);
     record.result = batch.scratch;

@@ -454,7 +454,6 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
     std::vector<uint64_t> ids;
     ids.reserve(to - from);
     std::vector<TaskId> invalidate;
-    std::vector<TaskId> observers;
     {
       // Tasks being read from the store wait for this; those read later see `deleting_`.
       MutexLock gate(&store_gate_);
@@ -464,16 +463,21 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
         deleting_.insert(graph.nodes[i].id);
         TaskState* task = tasks_.Get(graph.nodes[i].id);
         if (task == nullptr) continue;
+        bool observed = false;
         {
           // Still in memory, and in use there; the store no longer has it: a snapshot
           // that writes it again writes all of it.
           MutexLock lock(&task->mu);
           task->persisted = false;
-          // Its observation goes with it, and results stored later may follow from it:
-          // it looks again (and is stored, observation and all) before anything reads it.
-          if (task->observed) observers.push_back(task->id);
+          observed = task->observed;
         }
         task->stored_day = 0;
+        if (observed) {
+          // Its observation goes with it, and results stored later may follow from it:
+          // it looks again (and is stored, observation and all) before anything reads it.
+          invalidate.push_back(task->id);
+          continue;
+        }
         // In memory it may refer to a removed task that is not in memory, which nobody
         // could load once it is deleted (in a later batch: referrers go first).
         for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
@@ -490,7 +494,6 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
     // before snapshots resume (none may write it referring to what is gone).
     if (!invalidate.empty())
       InvalidateMany(std::move(invalidate), ExecutionReason::kGarbageCollected);
-    if (!observers.empty()) InvalidateMany(std::move(observers), ExecutionReason::kGarbageCollected);
     // The write without the gate: it may wait for RocksDB (a stalled write), and calls
     // must not wait with it. A failed batch leaves its tasks stored with `persisted` false
     // in memory: a snapshot that writes one again writes all of it, which is always safe.

@@ -101,24 +101,24 @@ namespace turbine::internal {
 
 bool EngineImpl::CommitObservation(TaskState& task, const ExecContext& context) {
   if (!task.fn->session_dependent) return false;
-  const bool observed = context.observation.has_value() && !context.observed_twice;
+  const ObservationRecord* now = context.Checkable();
   std::string changed;  // the key of an observation that no longer holds
   bool rewrite = false;
   {
     MutexLock lock(&observations_mu_);
     auto before = observations_.find(task.id);
     if (before != observations_.end()) {
-      if (!observed || before->second != *context.observation) {
+      if (now == nullptr || before->second != *now) {
         changed = before->second.change_key;
         rewrite = true;
       }
-      if (observed) {
-        before->second = *context.observation;
+      if (now != nullptr) {
+        before->second = *now;
       } else {
         observations_.erase(before);
       }
-    } else if (observed) {
-      observations_.emplace(task.id, *context.observation);
+    } else if (now != nullptr) {
+      observations_.emplace(task.id, *now);
       rewrite = true;
     }
   }

@@ -18,10 +18,7 @@ namespace {
 // again, it is clean as of this session's snapshot and trusted at the next open. Only a
 // record that can be trusted is worth the write.
 void StoreVerified(EngineImpl& engine, TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
-  if (!engine.persistent() || task.reads_session ||
-      (task.fn->session_dependent && !task.observed)) {
-    return;
-  }
+  if (!engine.persistent() || task.ReadsUncheckedWorld()) return;
   task.unwritten = true;
   engine.QueuePersist(task);
 }
@@ -257,10 +254,10 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     }
     ReadSummary summary;
     const bool stale = unlinked && RegisterReads(*engine, *task, deps, &summary);
-    // A trusted observing task verified: its observation still holds, and stays in its
-    // summary (its readers' summaries must keep the bits).
-    if (unlinked && task->fn->session_dependent) summary.inputs |= engine->ObservedBits(*task);
     if (unlinked) {
+      // A trusted observing task verified: its observation still holds, and stays in its
+      // summary (its readers' summaries must keep the bits).
+      if (task->fn->session_dependent) summary.inputs |= engine->ObservedBits(*task);
       MutexLock lock(&task->mu);
       task->reads_session = summary.session;  // the record's was a guess (cycles counted)
       task->inputs = NewSummary(*task, stale, summary.inputs);
@@ -524,10 +521,11 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
   // Before its record can be written (QueuePersist below): a changed observation is
   // logged with the snapshot that writes it, or an earlier one.
   const bool observation_changed = engine.CommitObservation(task, context);
-  const bool observed = context.observation.has_value() && !context.observed_twice;
+  const ObservationRecord* observation = context.Checkable();
+  const bool observed = observation != nullptr;
   ReadSummary summary;
   const bool stale = RegisterReads(engine, task, new_deps, &summary);
-  if (observed) summary.inputs |= InputBits(context.observation->change_key);
+  if (observed) summary.inputs |= InputBits(observation->change_key);
   ReadSummary added;
   {
     MutexLock lock(&task.mu);
@@ -571,9 +569,7 @@ bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<
       continue;
     }
     MutexLock lock(&target->mu);
-    if ((target->fn->session_dependent && !target->observed) || target->reads_session) {
-      summary->session = true;
-    }
+    if (target->ReadsUncheckedWorld()) summary->session = true;
     summary->inputs |= target->inputs;
     if (target->dependents.insert(Dependent{task.id, read.slot.type, read.slot.index}).second) {
       engine.edge_count.fetch_add(1);

@@ -212,9 +212,14 @@ struct TaskState {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // HasEvictedValues: its output's value or a cell's is not in memory (evict.cc).
   bool HasEvictedValues() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // ReadsUncheckedWorld: its result depends on the world outside the engine in a way no
+  // check at open covers (it is session-dependent and observed nothing checkable, or it
+  // read such a task): only a verification can tell whether it still holds.
+  bool ReadsUncheckedWorld() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return (fn->session_dependent && !observed) || reads_session;
+  }
 };
 
-// ExecContext is one execution of a task body: what it read and what it produced.
 // ObservationRecord is what a task saw outside the engine (observe.h): `key` is the kind,
 // a NUL, and the subject. Its summary bits are those of `change_key`, the key a change of
 // it is logged under (InputBits): a NUL and the observation's group.
@@ -225,6 +230,7 @@ struct ObservationRecord {
   bool operator==(const ObservationRecord&) const = default;
 };
 
+// ExecContext is one execution of a task body: what it read and what it produced.
 struct ExecContext {
   TaskState* task = nullptr;
   // Most tasks read a handful of values; recording them must not allocate on a hit.
@@ -242,6 +248,10 @@ struct ExecContext {
   // engine cannot check at open, so the result counts as session-dependent.
   std::optional<ObservationRecord> observation;
   bool observed_twice = false;
+  // Checkable is the observation the engine can check at open, or null.
+  const ObservationRecord* Checkable() const {
+    return observation.has_value() && !observed_twice ? &*observation : nullptr;
+  }
   ExecutionReason reason = ExecutionReason::kNone;  // why it ran (why.h)
   TaskId cause = kNoTask;                           // with kDependencyChanged
 

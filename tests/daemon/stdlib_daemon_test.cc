@@ -85,20 +85,24 @@ TEST(StdlibDaemon, TraitDispatchThroughTheCli) {
   }
 }
 
+// SummaryInOneSession is tree.summary of `tree` by a daemon on `data_dir` that starts,
+// answers and stops (SIGTERM, cleanly); on a new directory, the summary from scratch.
+std::string SummaryInOneSession(const std::string& tree, const std::string& data_dir) {
+  DaemonProcess daemon;
+  if (!daemon.Start({"--data-dir", data_dir})) return "daemon failed: " + daemon.log();
+  const std::string summary = RunCli("--data-dir " + data_dir + " call tree.summary " + tree).out;
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  return summary;
+}
+
 TEST(StdlibDaemon, AFileEditedWhileTheDaemonWasDownIsSeenAfterRestart) {
   TempDir dir;
   const std::string tree = dir.str() + "/tree";
   for (int i = 0; i < 5; ++i) Write(tree + "/f" + std::to_string(i) + ".txt", "a\n");
   const std::string cli = "--data-dir " + dir.str() + "/data ";
   const std::string summary = cli + "call tree.summary " + tree;
-  std::string before;
-  {
-    DaemonProcess daemon;
-    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
-    before = RunCli(summary).out;
-    EXPECT_NE(before.find("\"lines\":5"), std::string::npos) << before;
-    EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
-  }
+  const std::string before = SummaryInOneSession(tree, dir.str() + "/data");
+  EXPECT_NE(before.find("\"lines\":5"), std::string::npos) << before;
   Write(tree + "/f2.txt", "a\nb\nc\n");
 
   DaemonProcess daemon;
@@ -106,15 +110,6 @@ TEST(StdlibDaemon, AFileEditedWhileTheDaemonWasDownIsSeenAfterRestart) {
   const std::string after = RunCli(summary).out;
   EXPECT_NE(after.find("\"lines\":7"), std::string::npos) << after;
   EXPECT_NE(after, before);
-}
-
-// SummaryFromScratch is tree.summary of `tree` by a daemon that never saw it.
-std::string SummaryFromScratch(const std::string& tree, const std::string& data_dir) {
-  DaemonProcess fresh;
-  if (!fresh.Start({"--data-dir", data_dir})) return "fresh daemon failed: " + fresh.log();
-  const std::string summary = RunCli("--data-dir " + data_dir + " call tree.summary " + tree).out;
-  fresh.Stop(SIGTERM);
-  return summary;
 }
 
 TEST(StdlibDaemon, FilesEditedCreatedDeletedAndRenamedWhileDownAreSeen) {
@@ -151,7 +146,7 @@ TEST(StdlibDaemon, FilesEditedCreatedDeletedAndRenamedWhileDownAreSeen) {
     ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
     const CliResult restarted = RunCli(summary);
     ASSERT_EQ(restarted.exit_code, 0) << restarted.out;
-    EXPECT_EQ(restarted.out, SummaryFromScratch(tree, dir.str() + "/fresh"));
+    EXPECT_EQ(restarted.out, SummaryInOneSession(tree, dir.str() + "/fresh"));
     EXPECT_NE(restarted.out.find("\"files\":5"), std::string::npos) << restarted.out;
     EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
   }
@@ -176,14 +171,8 @@ TEST(StdlibDaemon, AnUnchangedTreeIsServedAsStoredAfterARestartAndStaysWatched) 
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // past the racy window
   const std::string cli = "--data-dir " + dir.str() + "/data ";
   const std::string summary = cli + "call tree.summary " + tree;
-  std::string before;
-  {
-    DaemonProcess daemon;
-    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
-    before = RunCli(summary).out;
-    ASSERT_NE(before.find("\"files\":4"), std::string::npos) << before;
-    EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
-  }
+  const std::string before = SummaryInOneSession(tree, dir.str() + "/data");
+  ASSERT_NE(before.find("\"files\":4"), std::string::npos) << before;
   DaemonProcess daemon;
   ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
   // 4 files (tree.file) and 2 directories (fs.list), checked at start: none changed.
@@ -201,7 +190,7 @@ TEST(StdlibDaemon, AnUnchangedTreeIsServedAsStoredAfterARestartAndStaysWatched) 
   std::filesystem::remove(tree + "/b.txt");
   EXPECT_TRUE(Eventually([&] { return RunCli(summary).out.find("\"files\":3") != std::string::npos; }))
       << RunCli(summary).out;
-  EXPECT_EQ(RunCli(summary).out, SummaryFromScratch(tree, dir.str() + "/fresh"));
+  EXPECT_EQ(RunCli(summary).out, SummaryInOneSession(tree, dir.str() + "/fresh"));
 }
 
 TEST(StdlibDaemon, PastTheWatchLimitFilesArePolledAndTheLogSaysSo) {

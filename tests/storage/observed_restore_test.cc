@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../backend/counting.h"
 #include "persisted_engine.h"
 #include "temp_dir.h"
 #include "turbine/engine.h"
@@ -18,6 +19,7 @@
 namespace {
 
 using turbine::Invalidator;
+using turbine::testing::Executions;
 using turbine::Task;
 
 // The outside world: values the engine cannot see change, with the subscriptions a
@@ -93,13 +95,6 @@ Task<int64_t> NotSessionDependentImpl() {
 }
 inline const turbine::Function<NotSessionDependentImpl> not_session_dependent{
     "test.observed.not_session_dependent", 1};
-
-uint64_t Executions(const turbine::Engine& engine, const std::string& function) {
-  for (const turbine::FunctionStats& fn : engine.Stats().functions) {
-    if (fn.name == function) return fn.executions;
-  }
-  return 0;
-}
 
 using Daemon = turbine::testing::PersistedEngine<>;
 
