@@ -9,6 +9,7 @@
 
 #include "cancel_state.h"
 #include "engine_impl.h"
+#include "reclaim.h"
 #include "job.h"
 #include "turbine/engine.h"
 
@@ -47,9 +48,11 @@ Engine::AsyncRead Finish(ReadOp& op, bool immediate) {
 }
 
 // `caller` and `cancel` are both null, or the read is cancellable: `caller` is already
-// counted on the task `vc` names and attached to `cancel`.
+// counted on the task `vc` names and attached to `cancel`. `reloaded`: the attempt on the
+// caller's thread already brought a task back from the store.
 Job ReadOnWorker(EngineImpl* engine, RawVc vc, std::function<void(Engine::AsyncRead)> done,
-                 std::unique_ptr<Caller> caller, std::shared_ptr<CancelState> cancel) {
+                 std::unique_ptr<Caller> caller, std::shared_ptr<CancelState> cancel,
+                 bool reloaded) {
   tls_context = ThreadContext{engine, nullptr};
   const uint32_t executions_before = ExecutionsOf(*engine, vc);
   const uint64_t stamp_before = engine->CurrentStamp();
@@ -69,7 +72,7 @@ Job ReadOnWorker(EngineImpl* engine, RawVc vc, std::function<void(Engine::AsyncR
   result.shared =
       executions_after == executions_before && AdoptedFromShared(*engine, vc) &&
       (!op.ok() || op.resolved().task == vc.task || AdoptedFromShared(*engine, op.resolved()));
-  result.reloaded = op.reloaded();
+  result.reloaded = reloaded || op.reloaded();
   done(std::move(result));
   engine->refreshes_in_flight.fetch_sub(1);
 }
@@ -80,13 +83,17 @@ void EngineImpl::ReadAsync(RawVc vc, std::function<void(Engine::AsyncRead)> done
                            std::shared_ptr<CancelState> cancel) {
   const ThreadContext saved = tls_context;
   tls_context = ThreadContext{this, nullptr};
+  bool reloaded = false;
   {
     ReadOp op(vc, nullptr, ReadOp::Mode::kValue);
     if (op.TryComplete()) {
       tls_context = saved;
-      done(Finish(op, /*immediate=*/true));
+      Engine::AsyncRead result = Finish(op, /*immediate=*/true);
+      result.reloaded = op.reloaded();
+      done(std::move(result));
       return;
     }
+    reloaded = op.reloaded();
   }
   tls_context = saved;
   std::unique_ptr<Caller> caller;
@@ -94,14 +101,18 @@ void EngineImpl::ReadAsync(RawVc vc, std::function<void(Engine::AsyncRead)> done
     // Counted as a caller from now on, not from when a worker takes the job: a task started
     // meanwhile (a hint) is then cancelled with this read.
     caller = std::make_unique<Caller>();
+    Section section;  // reclaim.h
     if (TaskState* task = vc.is_none() ? nullptr : Task(vc.task)) {
       MutexLock lock(&task->mu);
-      CountCaller(caller.get(), *task);
+      // Not one evicted whole: the count would outlive the record (the read, by id, finds
+      // the task loaded back and counts there).
+      if (!task->gone) CountCaller(caller.get(), *task);
     }
     if (!cancel->Attach(caller.get())) CancelCaller(caller.get());
   }
   refreshes_in_flight.fetch_add(1);  // the destructor waits for the job
-  Job job = ReadOnWorker(this, vc, std::move(done), std::move(caller), std::move(cancel));
+  Job job = ReadOnWorker(this, vc, std::move(done), std::move(caller), std::move(cancel),
+                         reloaded);
   executor_->Push(WorkItem{WorkItem::Kind::kResumeCoroutine, job.handle.address()});
 }
 

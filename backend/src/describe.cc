@@ -4,6 +4,7 @@
 #include <deque>
 
 #include "engine_impl.h"
+#include "reclaim.h"
 
 namespace turbine::internal {
 namespace {
@@ -26,6 +27,7 @@ TaskPhase PublicPhase(Phase phase, bool has_output) {
 }  // namespace
 
 absl::StatusOr<DependencyGraph> EngineImpl::Describe(RawVc vc, const DescribeOptions& options) {
+  Section section;  // reclaim.h: the tasks it finds stay allocated
   TaskState* root = Task(vc.task);
   if (root == nullptr) {
     return absl::NotFoundError("no task " + std::to_string(vc.task) + " in this engine");

@@ -14,6 +14,7 @@
 
 #include "cancel_state.h"
 #include "engine_impl.h"
+#include "reclaim.h"
 #include "persist.h"
 
 namespace turbine {
@@ -285,6 +286,7 @@ bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
 }
 
 absl::Status EngineImpl::Flush(bool sweep_uses) {
+  Section section;  // reclaim.h: the tasks it finds stay allocated
   if (store_ == nullptr) return absl::OkStatus();
   MutexLock flushing(&flush_mu_);
   const auto start = std::chrono::steady_clock::now();
@@ -473,6 +475,8 @@ EngineStats EngineImpl::Stats() const {
   stats.evicted_value_bytes = evicted_value_bytes.load(std::memory_order_relaxed);
   stats.reloaded_values = reloaded_values.load(std::memory_order_relaxed);
   stats.reload_failures = reload_failures.load(std::memory_order_relaxed);
+  stats.evicted_tasks = evicted_tasks.load(std::memory_order_relaxed);
+  stats.reloaded_tasks = reloaded_tasks.load(std::memory_order_relaxed);
   stats.shared_lookups = shared_lookups.load();
   stats.shared_hits = shared_hits.load();
   stats.shared_misses = shared_misses.load();
@@ -638,7 +642,16 @@ EngineStats Engine::Stats() const { return impl_->Stats(); }
 
 size_t Engine::Evict(size_t bytes) { return impl_->EvictValues(bytes); }
 
-bool Engine::HasTask(TaskId id) { return id != kNoTask && impl_->Task(id) != nullptr; }
+size_t Engine::EvictTasks(size_t bytes) {
+  const size_t freed = impl_->EvictTasks(bytes);
+  impl_->ReclaimEvicted();  // frees them now unless another thread's section saw them
+  return freed;
+}
+
+bool Engine::HasTask(TaskId id) {
+  internal::Section section;  // reclaim.h
+  return id != kNoTask && impl_->Task(id) != nullptr;
+}
 
 bool Engine::StartTrace(const TraceOptions& options) { return impl_->StartTrace(options); }
 

@@ -33,6 +33,7 @@
 #include "executor.h"
 #include "input_summary.h"
 #include "mutex.h"
+#include "reclaim.h"
 #include "shared_trace.h"
 #include "task_cache.h"
 #include "task_state.h"
@@ -112,12 +113,21 @@ class EngineImpl {
              CallSource* source = nullptr);
   // Task returns the task with `id`, loading it from the backing store if need be (null if
   // it exists nowhere).
-  TaskState* Task(TaskId id) {
+  // `loaded`, if given, says whether it came from the store just now.
+  TaskState* Task(TaskId id, bool* loaded = nullptr) {
     TaskState* task = tasks_.Get(id);
-    return task != nullptr || store_ == nullptr ? task : LoadTask(id);
+    if (task != nullptr || store_ == nullptr) return task;
+    task = LoadTask(id);
+    if (loaded != nullptr) *loaded = task != nullptr;
+    return task;
   }
   // InMemory returns the task with `id` if it is in memory (never reads the store).
   TaskState* InMemory(TaskId id) { return tasks_.Get(id); }
+  // WaitedOn is the task whose result `task`'s refresh waits for, if it is in memory.
+  TaskState* WaitedOn(const TaskState& task) const {
+    const TaskId id = task.waiting_on.load();
+    return id == kNoTask ? nullptr : tasks_.Get(id);
+  }
   // Flush writes every task that changed since the last snapshot (docs/ARCHITECTURE.md,
   // "Persistence"). `sweep_uses` also writes the last-use day of every stored task used
   // since the store last heard of it.
@@ -296,6 +306,13 @@ class EngineImpl {
   bool ReloadValues(TaskState& task);
   // NoteEvictionCandidates lists the large results a snapshot just wrote.
   void NoteEvictionCandidates(const std::vector<StoredTask>& written);
+  // EvictTasks evicts whole tasks the evictor's hand passes unreferenced (clean, stored as
+  // they are, read by no task in memory) until about `bytes` are freed, and returns that
+  // estimate. A later ReclaimEvicted frees their records, once no section can see them.
+  size_t EvictTasks(size_t bytes);
+  size_t ReclaimEvicted() { return reclaimer_.Poll(); }
+  std::atomic<uint64_t> evicted_tasks{0};
+  std::atomic<uint64_t> reloaded_tasks{0};  // loaded back after an eviction in this process
 
   // --- the shared tier (shared_trace.cc) ---
   // Shares: the task's traces may be fetched and published (a plain, not session-dependent
@@ -471,6 +488,14 @@ class EngineImpl {
   std::vector<EvictionCandidate> candidates_ ABSL_GUARDED_BY(eviction_mu_);
   absl::flat_hash_set<TaskId> candidate_ids_ ABSL_GUARDED_BY(eviction_mu_);
   size_t clock_hand_ ABSL_GUARDED_BY(eviction_mu_) = 0;
+  // Whole-task eviction: its hand sweeps the task ids; the records it evicted wait in the
+  // reclaimer; one bit per id says which were evicted, to count those loaded back.
+  TaskId task_hand_ ABSL_GUARDED_BY(eviction_mu_) = 1;
+  Reclaimer reclaimer_;
+  Mutex evicted_ids_mu_;  // a leaf
+  std::vector<uint64_t> evicted_ids_ ABSL_GUARDED_BY(evicted_ids_mu_);
+  // NoteLoadedBack counts a task loaded from the store that this process evicted whole.
+  void NoteLoadedBack(TaskId id);
   std::mutex evictor_mu_;
   std::condition_variable evictor_stop_;
   bool stopping_evictor_ ABSL_GUARDED_BY(evictor_mu_) = false;

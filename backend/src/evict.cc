@@ -7,6 +7,12 @@
 // evicted result is never executed again because it was evicted, and no reader can be left
 // clean over a change that went through it.
 //
+// When values are not enough, whole tasks go too (EvictTasks): clean ones the store holds
+// exactly as they are and no task in memory reads. They leave the cache and the task table
+// as if this process had never loaded them; the next use loads them back from the store,
+// trusted or verified like any restored task (TrustRestored), never executed because they
+// were evicted. Their records are freed once no thread can still be looking (reclaim.h).
+//
 // Which values go is decided by CLOCK over the candidates (results whose stored form is at
 // least MemoryOptions::large_value_bytes, listed when a snapshot writes them): a read sets
 // the task's `referenced` bit, which it does under the task lock it holds anyway, and the
@@ -19,6 +25,7 @@
 #include <utility>
 
 #include "engine_impl.h"
+#include "reclaim.h"
 #include "persist.h"
 
 namespace turbine::internal {
@@ -41,6 +48,31 @@ bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
          task.persisted && !task.unwritten &&
          !task.persist_queued && task.output.kind == OutputKind::kValue &&
          task.output.value != nullptr;
+}
+
+// EvictableWhole tells whether the whole task may leave memory now, `stored_day` being the
+// last-use day the store has for it: the store holds it exactly as it is (and knows its
+// last use); nothing in memory needs its record (nobody waits for it, counts on it, or
+// settles a cycle through it; its readers in memory are checked apart); and loading it
+// back is all it takes to have it again. Not an input, whose value lives elsewhere, nor a
+// session-dependent task, which a restore would execute again.
+bool EvictableWhole(const TaskState& task, uint16_t stored_day)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
+  return !task.gone && StampsCurrent(task.phase) && task.fn->kind != FunctionKind::kInput &&
+         !task.fn->session_dependent && task.persisted && !task.unwritten &&
+         !task.persist_queued && !task.stale && !task.must_execute && !task.reload_only &&
+         task.output.kind != OutputKind::kNone && task.waiters == nullptr &&
+         task.callers == 0 && task.cycle_readers.empty() && task.cycle_error == nullptr &&
+         task.used_day.load(std::memory_order_relaxed) == stored_day;
+}
+
+// Footprint estimates the heap a task record holds: the record, its argument tuple, its
+// slots in the cache and the table, its edges and cells, a small value.
+size_t Footprint(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
+  constexpr size_t kArgsSlotsAndValue = 96;
+  return sizeof(TaskState) + kArgsSlotsAndValue + task.deps.capacity() * sizeof(Dep) +
+         task.cells.capacity() * (sizeof(CellSlot) + 32) +
+         task.dependents.capacity() * (sizeof(Dependent) + 1);
 }
 
 // InstallValues puts the stored values back where the task's are missing, if the stored
@@ -97,6 +129,7 @@ size_t EngineImpl::EvictValues(size_t bytes) {
 }
 
 size_t EngineImpl::RunClock(size_t bytes, size_t* evicted) {
+  Section section;  // reclaim.h: the tasks it finds stay allocated
   // Not while a snapshot is being written: it marks its tasks stored before the write, which
   // may still fail or hold some of them back; nor while a GC pass deletes records.
   MutexLock flushing(&flush_mu_);
@@ -130,6 +163,84 @@ size_t EngineImpl::RunClock(size_t bytes, size_t* evicted) {
   return freed;
 }
 
+size_t EngineImpl::EvictTasks(size_t bytes) {
+  if (store_ == nullptr || !Reclaimer::Supported()) return 0;
+  // As RunClock: not while a snapshot marks tasks stored, nor during a GC pass.
+  MutexLock flushing(&flush_mu_);
+  MutexLock lock(&eviction_mu_);
+  Section section;
+  std::vector<std::unique_ptr<TaskState>> victims;
+  size_t freed = 0;
+  const TaskId end = next_task_id_.load(std::memory_order_relaxed);
+  // Twice round at most: the first pass may only clear referenced bits.
+  for (uint64_t step = 0; step < 2 * end && freed < bytes; ++step) {
+    if (task_hand_ >= end || task_hand_ == kNoTask) task_hand_ = 1;
+    const TaskId id = task_hand_++;
+    TaskState* task = tasks_.Get(id);
+    if (task == nullptr) continue;
+    {
+      MutexLock task_lock(&task->mu);
+      if (!EvictableWhole(*task, task->stored_day)) continue;
+      // A large value still in memory leaves by itself first (EvictValues' hand).
+      if (task->phase == Phase::kClean && candidate_ids_.contains(id)) continue;
+      if (task->referenced) {
+        task->referenced = false;
+        continue;
+      }
+      // A reader in memory is linked to it: a change reaching it must go on to that
+      // reader, and only this record knows the way. Readers go first; it follows later.
+      const bool read_in_memory = std::any_of(
+          task->dependents.begin(), task->dependents.end(),
+          [&](const Dependent& dependent) { return tasks_.Get(dependent.reader) != nullptr; });
+      if (read_in_memory) continue;
+      // Out of the table first: a call that misses in the cache from here on loads it
+      // back under its id (UsableStoredId). Whoever holds a pointer to it sees `gone` and
+      // looks the id up again; nothing changes it any more.
+      freed += Footprint(*task);
+      edge_count.fetch_sub(static_cast<int64_t>(task->dependents.size()),
+                           std::memory_order_relaxed);
+      task->gone = true;
+      victims.push_back(tasks_.Remove(id));
+    }
+    // Not under the task's lock: the cache's shard lock comes first when a task is
+    // created. Until it is out, a lookup may find it there, see `gone` and look again.
+    cache_.Erase(task);
+  }
+  if (victims.empty()) return 0;
+  {
+    // Trusted restores are listed by pointer (DistrustRestored): the list forgets these
+    // before they are retired. DistrustRestored runs under input_writer_mu_, so none is
+    // halfway through the list now.
+    absl::flat_hash_set<const TaskState*> evicted;
+    for (const auto& victim : victims) evicted.insert(victim.get());
+    MutexLock writer(&input_writer_mu_);
+    MutexLock trust(&trust_mu_);
+    std::erase_if(trusted_, [&](const Trusted& entry) { return evicted.contains(entry.task); });
+  }
+  {
+    MutexLock ids(&evicted_ids_mu_);
+    for (const auto& victim : victims) {
+      const size_t word = victim->id / 64;
+      if (evicted_ids_.size() <= word) evicted_ids_.resize(word + 1);
+      evicted_ids_[word] |= uint64_t{1} << (victim->id % 64);
+    }
+  }
+  task_count.fetch_sub(victims.size(), std::memory_order_relaxed);
+  evicted_tasks.fetch_add(victims.size(), std::memory_order_relaxed);
+  reclaimer_.Retire(std::move(victims), freed);
+  return freed;
+}
+
+void EngineImpl::NoteLoadedBack(TaskId id) {
+  MutexLock lock(&evicted_ids_mu_);
+  const size_t word = id / 64;
+  if (word >= evicted_ids_.size()) return;
+  const uint64_t bit = uint64_t{1} << (id % 64);
+  if ((evicted_ids_[word] & bit) == 0) return;
+  evicted_ids_[word] &= ~bit;
+  reloaded_tasks.fetch_add(1, std::memory_order_relaxed);
+}
+
 bool EngineImpl::ReloadValues(TaskState& task) {
   {
     MutexLock lock(&task.mu);
@@ -159,11 +270,19 @@ void EngineImpl::EvictorLoop() {
   std::unique_lock lock(evictor_mu_);
   while (!evictor_stop_.wait_for(lock, memory_.interval, [this] { return stopping_evictor_; })) {
     lock.unlock();
+    // Freed blocks go back to the system, or the resident set would not come down.
+    if (ReclaimEvicted() > 0) malloc_trim(0);
     const size_t in_use = usage();
     heap_bytes.store(in_use, std::memory_order_relaxed);
-    if (in_use > memory_.limit_bytes && EvictValues(in_use - low_water) > 0) {
-      // Freed blocks go back to the system, or the resident set would not come down.
-      malloc_trim(0);
+    // Records evicted whole but not freed yet (a section that saw them is still open) are
+    // counted as gone already, or every tick would evict them again.
+    const size_t pending = reclaimer_.PendingBytes();
+    if (in_use > memory_.limit_bytes + pending) {
+      const size_t wanted = in_use - pending - low_water;
+      // Values first: a large value frees the most for the least. Then whole tasks.
+      size_t freed = EvictValues(wanted);
+      if (freed < wanted) freed += EvictTasks(wanted - freed);
+      if (freed > 0) malloc_trim(0);
     }
     lock.lock();
   }

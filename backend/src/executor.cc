@@ -4,6 +4,7 @@
 #include <atomic>
 
 #include "engine_impl.h"
+#include "reclaim.h"
 
 namespace turbine::internal {
 namespace {
@@ -24,8 +25,8 @@ void RunItem(EngineImpl& engine, WorkItem item) {
     case WorkItem::Kind::kNone:
       return;
     case WorkItem::Kind::kHint: {
-      auto* task = static_cast<TaskState*>(item.target);
-      if (engine.TryClaim(task)) engine.StartRefresh(task);
+      TaskState* task = engine.InMemory(item.id);
+      if (task != nullptr && engine.TryClaim(task)) engine.StartRefresh(task);
       return;
     }
     case WorkItem::Kind::kStartClaimed:
@@ -74,9 +75,12 @@ void Executor::Push(WorkItem item) {
   slot.item = item;
 }
 
-void Executor::ForgetHint(TaskState* task) {
+void Executor::ForgetHint(TaskId id) {
   LocalSlot& slot = tls_slot;
-  if (slot.generation == generation_ && slot.item.target == task) slot.item = WorkItem{};
+  if (slot.generation == generation_ && slot.item.kind == WorkItem::Kind::kHint &&
+      slot.item.id == id) {
+    slot.item = WorkItem{};
+  }
 }
 
 void Executor::FlushLocalHint() {
@@ -111,6 +115,7 @@ void Executor::WorkerLoop() {
     tls_context = ThreadContext{engine_, nullptr};
     WorkItem item = PopShared();
     if (item.kind == WorkItem::Kind::kNone) return;  // stopping
+    Section section;  // what the item finds in the engine's maps stays allocated
     RunItem(*engine_, item);
   }
 }

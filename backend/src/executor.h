@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "turbine/raw_vc.h"
+
 namespace turbine::internal {
 
 class EngineImpl;
@@ -27,13 +29,18 @@ struct TaskState;
 struct WorkItem {
   enum class Kind : uint8_t {
     kNone,
-    kHint,          // run `task` if it is still claimable (else drop)
+    kHint,          // run task `id` if it is in memory and still claimable (else drop)
     kStartClaimed,  // `task` is already kRunning: start its refresh
     kResumeRead,    // continue parked `read`
     kResumeCoroutine,  // resume the suspended coroutine whose address is `target`
   };
   Kind kind = Kind::kNone;
   void* target = nullptr;  // TaskState*, ReadOp* or a coroutine address
+  // A hint names its task by id: it may sit in a queue or a thread's slot after the task
+  // ran and was evicted (reclaim.h).
+  TaskId id = kNoTask;
+
+  static WorkItem Hint(TaskId task) { return WorkItem{Kind::kHint, nullptr, task}; }
 };
 
 class Executor {
@@ -44,8 +51,9 @@ class Executor {
   Executor& operator=(const Executor&) = delete;
 
   void Push(WorkItem item);
-  // ForgetHint removes `task` from this thread's slot when the thread runs it itself.
-  void ForgetHint(TaskState* task);
+  // ForgetHint removes the hint of task `id` from this thread's slot when the thread runs
+  // it itself.
+  void ForgetHint(TaskId id);
   // FlushLocalHint moves this thread's slot to the queue; called before the thread blocks.
   void FlushLocalHint();
   int threads() const { return static_cast<int>(workers_.size()); }

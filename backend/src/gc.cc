@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "engine_impl.h"
+#include "reclaim.h"
 #include "persist.h"
 
 namespace turbine::internal {
@@ -321,6 +322,7 @@ uint16_t EngineImpl::Today() {
 }
 
 absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bool background) {
+  Section section;  // reclaim.h: the tasks it finds stay allocated
   if (store_ == nullptr) {
     return absl::FailedPreconditionError("garbage collection needs a backing store");
   }

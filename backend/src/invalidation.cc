@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine_impl.h"
+#include "reclaim.h"
 #include "persist.h"
 #include "turbine/error.h"
 #include "turbine/function.h"
@@ -54,6 +55,7 @@ Output NotSetOutput(const std::string& key) {
 
 absl::Status EngineImpl::ApplyInputs(std::vector<InputValue> values, bool deleting,
                                      size_t* changed) {
+  Section section;  // reclaim.h: the tasks it finds stay allocated
   if (changed != nullptr) *changed = 0;
   std::vector<TaskId> readers;
   {
@@ -230,6 +232,7 @@ void UnreadableInput(const std::string& key, const absl::Status& status, Output*
 }
 
 void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason) {
+  Section section;  // reclaim.h: the tasks it finds stay allocated
   // An observation that no longer holds is an input change: trusted tasks that follow
   // from it, which no reverse edge reaches, become dirty, and a restored observing task
   // not in memory will not be trusted when it is loaded (CheckObservations subscribed it).
@@ -285,7 +288,9 @@ void EngineImpl::MarkDirty(std::vector<TaskId> work) {
   // really changes is found out (verify, or execute with cutoff) when somebody reads it.
   // Marking stops at tasks already dirty: their readers were marked with them.
   while (!work.empty()) {
-    TaskState* task = Task(work.back());
+    // In memory only: a task evicted whole passes nothing on (MarkOneDirty), so loading
+    // it back for this would only undo the eviction.
+    TaskState* task = InMemory(work.back());
     work.pop_back();
     if (task == nullptr) continue;
     MutexLock lock(&task->mu);
@@ -294,6 +299,9 @@ void EngineImpl::MarkDirty(std::vector<TaskId> work) {
 }
 
 void EngineImpl::MarkOneDirty(TaskState& task, std::vector<TaskId>* readers) {
+  // Evicted whole: the stored record stands for it. It had no reader in memory, and a
+  // restore finds the change among the changed inputs or verifies (TrustRestored).
+  if (task.gone) return;
   if (StampsCurrent(task.phase)) {  // an evicted task passes change on like a clean one
     task.phase = Phase::kDirty;
   } else if (task.phase == Phase::kRunning && !task.stale) {

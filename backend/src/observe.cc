@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "engine_impl.h"
+#include "reclaim.h"
 #include "turbine/error.h"
 
 namespace turbine {
@@ -189,6 +190,7 @@ absl::Status EngineImpl::ForgetObservations(const std::vector<uint64_t>& ids) {
 }
 
 void EngineImpl::CheckObservations() {
+  Section section;  // reclaim.h: the tasks it finds stay allocated
   if (store_ == nullptr) return;
   absl::StatusOr<std::vector<StoredObservation>> stored = store_->ReadObservations();
   if (!stored.ok()) {

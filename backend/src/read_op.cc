@@ -4,6 +4,7 @@
 
 #include "cancel_state.h"
 #include "engine_impl.h"
+#include "reclaim.h"
 
 namespace turbine::internal {
 namespace {
@@ -17,11 +18,11 @@ thread_local int tls_inline_depth = 0;
 // `target`. The chain has no length limit (a cycle of a million tasks is found), but it may
 // briefly loop without passing through `target`: a cycle another thread is closing and is
 // about to fail. Brent's loop detection ends the walk there, in time linear in the chain.
-bool ChainReaches(TaskState* from, TaskState* target) {
+bool ChainReaches(EngineImpl& engine, TaskState* from, TaskState* target) {
   TaskState* mark = nullptr;
   uint64_t steps = 0;
   uint64_t limit = 1;
-  for (TaskState* p = from; p != nullptr; p = p->waiting_on.load()) {
+  for (TaskState* p = from; p != nullptr; p = engine.WaitedOn(*p)) {
     if (p == target) return true;
     if (p == mark) return false;
     if (++steps == limit) {
@@ -67,7 +68,7 @@ void ReadOp::Block() {
 
 void ReadOp::WakeCoroutine(Waiter* self) {
   auto* op = static_cast<ReadOp*>(self);
-  if (op->waiting_task_ != nullptr) op->waiting_task_->waiting_on.store(nullptr);
+  if (op->waiting_task_ != nullptr) op->waiting_task_->waiting_on.store(kNoTask);
   op->saved_context_.engine->executor().Push(WorkItem{WorkItem::Kind::kResumeRead, op});
 }
 
@@ -100,6 +101,7 @@ void ReadOp::TakeValue(const ValueType* type, const std::shared_ptr<const void>&
 }
 
 ReadOp::Step ReadOp::Run(bool may_park) {
+  Section section;  // reclaim.h: the tasks it finds stay allocated
   const Step step = Steps(may_park);
   if (step == Step::kDone && waited_) EndWait();
   return step;
@@ -112,13 +114,16 @@ ReadOp::Step ReadOp::Steps(bool may_park) {
       SetError("read of an empty Vc");
       return Step::kDone;
     }
-    TaskState* task = engine.Task(cursor_.task);
+    bool loaded = false;  // evicted whole, say: the answer comes from the store
+    TaskState* task = engine.Task(cursor_.task, &loaded);
+    reloaded_ |= loaded;
     if (task == nullptr) {
       SetError("no task with id " + std::to_string(cursor_.task));
       return Step::kDone;
     }
     {
       MutexLock lock(&task->mu);
+      if (task->gone) continue;  // evicted whole since it was found: look the id up again
       // A verification compares stamps and resolving follows references: neither needs the
       // values an evicted task lacks.
       if (task->phase == Phase::kClean ||
@@ -242,6 +247,7 @@ EngineImpl::Wait EngineImpl::AwaitClean(TaskState* task, Waiter* waiter, TaskSta
   bool closes_cycle = false;
   {
     MutexLock lock(&task->mu);
+    if (task->gone) return Wait::kClean;  // evicted whole: the reader looks the id up again
     switch (task->phase) {
       case Phase::kClean:
         return Wait::kClean;
@@ -256,9 +262,9 @@ EngineImpl::Wait EngineImpl::AwaitClean(TaskState* task, Waiter* waiter, TaskSta
         break;
       case Phase::kRunning:
         if (waiting_task != nullptr) {
-          waiting_task->waiting_on.store(task);
-          if (ChainReaches(task, waiting_task)) {
-            waiting_task->waiting_on.store(nullptr);
+          waiting_task->waiting_on.store(task->id);
+          if (ChainReaches(*this, task, waiting_task)) {
+            waiting_task->waiting_on.store(kNoTask);
             closes_cycle = true;
             break;
           }
@@ -278,16 +284,16 @@ EngineImpl::Wait EngineImpl::AwaitClean(TaskState* task, Waiter* waiter, TaskSta
     return Wait::kCycle;
   }
   if (parked) return Wait::kParked;
-  executor_->ForgetHint(task);
+  executor_->ForgetHint(task->id);
   if (tls_inline_depth >= kMaxInlineDepth) {
     executor_->Push(WorkItem{WorkItem::Kind::kStartClaimed, task});
     return Wait::kRanInline;  // the caller comes back, finds it running, and parks
   }
-  if (waiting_task != nullptr) waiting_task->waiting_on.store(task);
+  if (waiting_task != nullptr) waiting_task->waiting_on.store(task->id);
   ++tls_inline_depth;
   StartRefresh(task);
   --tls_inline_depth;
-  if (waiting_task != nullptr) waiting_task->waiting_on.store(nullptr);
+  if (waiting_task != nullptr) waiting_task->waiting_on.store(kNoTask);
   return Wait::kRanInline;
 }
 
@@ -299,8 +305,7 @@ void EngineImpl::MarkCycle(TaskState* task, TaskState* waiting_task, const std::
   TaskState* mark = nullptr;
   uint64_t steps = 0;
   uint64_t limit = 1;
-  for (TaskState* p = task; p != nullptr && p != waiting_task && p != mark;
-       p = p->waiting_on.load()) {
+  for (TaskState* p = task; p != nullptr && p != waiting_task && p != mark; p = WaitedOn(*p)) {
     members.push_back(p);
     if (++steps == limit) {
       mark = p;
@@ -320,7 +325,7 @@ void EngineImpl::MarkCycle(TaskState* task, TaskState* waiting_task, const std::
 std::string EngineImpl::DescribeCycle(TaskState* waiting_task, TaskState* task) const {
   std::string text = "cycle detected: " + waiting_task->fn->name;
   int steps = 0;
-  for (TaskState* p = task; p != nullptr && steps < 64; p = p->waiting_on.load(), ++steps) {
+  for (TaskState* p = task; p != nullptr && steps < 64; p = WaitedOn(*p), ++steps) {
     text += " -> " + p->fn->name;
     if (p == waiting_task) return text;
   }

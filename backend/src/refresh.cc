@@ -559,16 +559,34 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
   Publish(engine, task, stale);
 }
 
+// LockCurrent locks the task with `id` as the task table has it now, loading it if need
+// be: one found through an older pointer may have been evicted whole since (reclaim.h).
+// Returns null (nothing locked) if the task exists nowhere.
+static TaskState* LockCurrent(EngineImpl& engine, TaskId id) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  for (;;) {
+    TaskState* task = engine.Task(id);
+    if (task == nullptr) return nullptr;
+    task->mu.Lock();
+    if (!task->gone) return task;
+    task->mu.Unlock();
+  }
+}
+
 bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<Dep>& reads,
-                   ReadSummary* summary) {
+                   ReadSummary* summary) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   bool stale = false;
   for (const Dep& read : reads) {
-    TaskState* target = engine.Task(read.slot.task);
+    // The task in the table now: an edge into one evicted whole since the read would be
+    // lost, and a change of it would not reach this reader.
+    TaskState* target = LockCurrent(engine, read.slot.task);
     if (target == nullptr) {
       stale = true;  // what it read is gone
       continue;
     }
-    MutexLock lock(&target->mu);
+    struct Unlock {
+      Mutex* mu;
+      ~Unlock() { mu->Unlock(); }
+    } unlock{&target->mu};
     if (target->ReadsUncheckedWorld()) summary->session = true;
     summary->inputs |= target->inputs;
     if (target->dependents.insert(Dependent{task.id, read.slot.type, read.slot.index}).second) {

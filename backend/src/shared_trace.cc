@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "engine_impl.h"
+#include "reclaim.h"
 #include "persist.h"
 #include "turbine/internal/serialization.h"
 #include "turbine/internal/xxh3.h"
@@ -572,19 +573,22 @@ void EngineImpl::PublishLoop() {
     publishing_ = ids.size();
     lock.unlock();
     std::vector<std::pair<std::string, std::string>> records;
-    for (TaskId id : ids) {
-      TaskState* task = Task(id);
-      TraceRecord record;
-      if (task == nullptr || !BuildTrace(*this, *task, &record)) {
-        shared_publish_dropped.fetch_add(1, std::memory_order_relaxed);
-        continue;
+    {
+      Section section;  // reclaim.h
+      for (TaskId id : ids) {
+        TaskState* task = Task(id);
+        TraceRecord record;
+        if (task == nullptr || !BuildTrace(*this, *task, &record)) {
+          shared_publish_dropped.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        std::string bytes = EncodeTraceRecord(record);
+        if (bytes.size() > shared_.max_record_bytes) {
+          shared_publish_dropped.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        records.emplace_back(TraceKey(shared_.name_space, record.identity), std::move(bytes));
       }
-      std::string bytes = EncodeTraceRecord(record);
-      if (bytes.size() > shared_.max_record_bytes) {
-        shared_publish_dropped.fetch_add(1, std::memory_order_relaxed);
-        continue;
-      }
-      records.emplace_back(TraceKey(shared_.name_space, record.identity), std::move(bytes));
     }
     if (!records.empty()) {
       absl::Status status = shared_.tier->Publish(records);

@@ -11,8 +11,10 @@
 #include "mutex.h"
 
 #include <array>
+#include <cassert>
 #include <functional>
 
+#include "reclaim.h"
 #include "task_state.h"
 
 namespace turbine::internal {
@@ -34,7 +36,9 @@ inline uint64_t HashComponents(const FunctionInfo& fn, RawVc receiver, const voi
 class TaskCache {
  public:
   // Find returns the task with these components, or null. Allocation-free.
+  // REQUIRES (Find, FindOrInsert): a Section open while the task returned is used.
   TaskState* Find(const TaskKeyView& key) const {
+    assert(InSection());
     const Shard& shard = ShardFor(key.hash);
     ReaderMutexLock lock(&shard.mu);
     auto it = shard.tasks.find(key);
@@ -46,6 +50,7 @@ class TaskCache {
   // and whether it was created.
   template <class Create>
   std::pair<TaskState*, bool> FindOrInsert(const TaskKeyView& key, Create&& create) {
+    assert(InSection());
     Shard& shard = ShardFor(key.hash);
     MutexLock lock(&shard.mu);
     auto it = shard.tasks.find(key);
@@ -53,6 +58,16 @@ class TaskCache {
     TaskState* task = create();
     shard.tasks.insert(task);
     return {task, true};
+  }
+
+  // Erase takes `task` out of the map (whole-task eviction); false if it was not there.
+  bool Erase(TaskState* task) {
+    Shard& shard = ShardFor(task->hash);
+    MutexLock lock(&shard.mu);
+    auto it = shard.tasks.find(task);
+    if (it == shard.tasks.end() || *it != task) return false;
+    shard.tasks.erase(it);
+    return true;
   }
 
  private:

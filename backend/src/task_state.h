@@ -165,6 +165,10 @@ struct TaskState {
   // checks again at open (observe.h, EngineImpl::observations_): it counts as reading
   // nothing session-dependent, and its input summary has the observation's bits.
   bool observed : 1 = false;
+  // Evicted whole (evict.cc): out of the cache and the task table, freed once no section
+  // can see it (reclaim.h). Whoever finds it through a pointer taken before looks the id
+  // up again; nothing changes it any more.
+  bool gone : 1 = false;
   // Bodies run so far in this process (wraps; servers compare it before and after a read
   // to tell a computed answer from a cached one).
   uint32_t executions ABSL_GUARDED_BY(mu) = 0;
@@ -202,8 +206,10 @@ struct TaskState {
   std::vector<CycleRead> cycle_readers ABSL_GUARDED_BY(mu);
 
   // The task this one's refresh is blocked on, for cycle detection (seq_cst on purpose:
-  // two tasks closing a cycle at once must see each other's store).
-  std::atomic<TaskState*> waiting_on{nullptr};
+  // two tasks closing a cycle at once must see each other's store). An id, not a pointer:
+  // the waiter may clear it only after the task it names is clean and could be evicted
+  // (reclaim.h).
+  std::atomic<TaskId> waiting_on{kNoTask};
 
   // SlotChangedAt gives the slot's change stamp, or UINT64_MAX if the slot does not exist
   // (a cell the last execution did not create).

@@ -19,6 +19,15 @@ bool TaskTable::Put(TaskId id, std::unique_ptr<TaskState> task) {
   return true;
 }
 
+std::unique_ptr<TaskState> TaskTable::Remove(TaskId id) {
+  const size_t segment = id >> kSegmentBits;
+  if (segment >= kMaxSegments) return nullptr;
+  std::atomic<TaskState*>* slots = segments_[segment].load(std::memory_order_acquire);
+  if (slots == nullptr) return nullptr;
+  return std::unique_ptr<TaskState>(
+      slots[id & (kSegmentSize - 1)].exchange(nullptr, std::memory_order_acq_rel));
+}
+
 TaskTable::~TaskTable() {
   for (auto& segment : segments_) {
     std::atomic<TaskState*>* slots = segment.load(std::memory_order_acquire);

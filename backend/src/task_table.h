@@ -2,12 +2,16 @@
 //
 // Ids are dense (allocated by a counter), so a two-level array beats a hash map: a lookup
 // is two loads. Segments are allocated on first use and freed with the table, which owns
-// the tasks. Thread-safety: Get and Put may race freely; Put for one id happens once.
+// the tasks it holds; Remove hands one back (whole-task eviction, which frees it once no
+// section can see it: reclaim.h). Thread-safety: Get, Put and Remove may race freely; Put
+// for one id happens while no task has it.
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <memory>
 
+#include "reclaim.h"
 #include "task_state.h"
 
 namespace turbine::internal {
@@ -23,7 +27,9 @@ class TaskTable {
   TaskTable(const TaskTable&) = delete;
   TaskTable& operator=(const TaskTable&) = delete;
 
+  // Get: REQUIRES a Section open on this thread, for as long as the result is used.
   TaskState* Get(TaskId id) const {
+    assert(InSection());
     size_t segment = id >> kSegmentBits;
     if (segment >= kMaxSegments) return nullptr;
     std::atomic<TaskState*>* slots = segments_[segment].load(std::memory_order_acquire);
@@ -33,6 +39,8 @@ class TaskTable {
 
   // Put takes ownership of `task`. Returns false if the id is out of range.
   bool Put(TaskId id, std::unique_ptr<TaskState> task);
+  // Remove takes the task with `id` out of the table and returns it.
+  std::unique_ptr<TaskState> Remove(TaskId id);
 
  private:
   std::atomic<std::atomic<TaskState*>*> segments_[kMaxSegments] = {};

@@ -2,6 +2,7 @@
 #include <atomic>
 
 #include "engine_impl.h"
+#include "reclaim.h"
 
 namespace turbine::internal {
 uint64_t TraceThreadNumber() {
@@ -43,6 +44,7 @@ void EngineImpl::RecordTrace(TraceEvent event) {
 }
 
 std::string EngineImpl::DescribeTask(TaskId id) {
+  Section section;  // reclaim.h: the tasks it finds stay allocated
   TaskState* task = tasks_.Get(id);  // in memory: a verification just read it
   if (task == nullptr) return "@" + std::to_string(id);
   std::string text = task->fn->name + "(";

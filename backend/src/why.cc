@@ -11,6 +11,7 @@
 #include <cstdio>
 
 #include "engine_impl.h"
+#include "reclaim.h"
 #include "persist.h"
 
 namespace turbine {
@@ -287,6 +288,7 @@ ExecutionRecord EngineImpl::RecordOf(const ExecutionEntry& entry) {
 }
 
 std::vector<ExecutionRecord> EngineImpl::RecentExecutions(size_t max) {
+  Section section;  // reclaim.h: the tasks it finds stay allocated
   std::vector<ExecutionEntry> entries;
   {
     std::lock_guard lock(history_mu_);
@@ -326,6 +328,7 @@ std::string EngineImpl::GoneText(TaskId id) {
 }
 
 absl::StatusOr<WhyReport> EngineImpl::Why(RawVc vc, const WhyOptions& options) {
+  Section section;  // reclaim.h: the tasks it finds stay allocated
   if (Task(vc.task) == nullptr) {
     return absl::NotFoundError("no task " + std::to_string(vc.task) + " in this engine");
   }

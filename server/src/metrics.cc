@@ -265,6 +265,11 @@ class Metrics::Collector final : public prometheus::Collectable {
     counter("turbine_reload_failures_total",
             "Evicted values the store no longer had (removed by GC): executed instead.",
             stats.reload_failures);
+    counter("turbine_evicted_tasks_total",
+            "Whole tasks that left memory under the limit (still cached, on disk).",
+            stats.evicted_tasks);
+    counter("turbine_reloaded_tasks_total", "Tasks evicted whole and loaded back from the store.",
+            stats.reloaded_tasks);
     Family by_use("turbine_store_tasks_by_last_use",
                   "Tasks on disk by how long ago they were last used, as the last garbage "
                   "collection pass found them.",

@@ -557,6 +557,8 @@ void TurbineService::FillStats(v1::StatsReply* reply) const {
   reply->set_evicted_value_bytes(stats.evicted_value_bytes);
   reply->set_reloaded_values(stats.reloaded_values);
   reply->set_reload_failures(stats.reload_failures);
+  reply->set_evicted_tasks(stats.evicted_tasks);
+  reply->set_reloaded_tasks(stats.reloaded_tasks);
   reply->set_uptime_seconds(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(counters.uptime).count()));
   for (const FunctionStats& fn : stats.functions) {

@@ -166,10 +166,15 @@ void MakeGraph(std::mt19937_64& random) {
   }
 }
 
-// RunOracle runs the oracle; `evicting`: with value eviction on every step (every result
-// is a candidate, the background evictor runs every millisecond, and before each round of
-// reads everything written is evicted), so that changes pass through evicted tasks.
-void RunOracle(bool evicting) {
+// What the oracle evicts on every step: nothing; the values of results (every result is a
+// candidate, the background evictor runs every millisecond, and before each round of reads
+// everything written is evicted), so that changes pass through evicted tasks; or the
+// values and then whole tasks (the evictor's second tier, and Engine::EvictTasks before
+// each round), so that changes pass through tasks that are not in memory at all.
+enum class Evicting { kNothing, kValues, kValuesAndTasks };
+
+void RunOracle(Evicting mode) {
+  const bool evicting = mode != Evicting::kNothing;
   const uint64_t seed = 20261122;
   std::mt19937_64 random(seed);
   MakeGraph(random);
@@ -192,11 +197,13 @@ void RunOracle(bool evicting) {
     return std::make_unique<turbine::testing::PersistedEngine<>>(dir.str(), std::move(options));
   };
   uint64_t evicted = 0;
+  uint64_t evicted_tasks = 0;
   uint64_t trusted = 0;
   auto evict_everything = [&] {
     if (!evicting) return;
     ASSERT_TRUE(daemon->engine.Flush().ok());
     daemon->engine.Evict(SIZE_MAX);
+    if (mode == Evicting::kValuesAndTasks) daemon->engine.EvictTasks(SIZE_MAX);
   };
   daemon = open();
   for (int i = 0; i < kInputs; ++i) ASSERT_TRUE(SetSource(&daemon->engine, i, 0).ok());
@@ -309,6 +316,7 @@ void RunOracle(bool evicting) {
         ASSERT_TRUE(SetSource(&daemon->engine, i, inputs[i]).ok());
       }
       evicted += daemon->engine.Stats().evicted_values;
+      evicted_tasks += daemon->engine.Stats().evicted_tasks;
       trusted += daemon->engine.Stats().trusted_restored_tasks;
       daemon.reset();
       if (random() % 2 == 0) {
@@ -366,12 +374,22 @@ void RunOracle(bool evicting) {
     evicted += daemon->engine.Stats().evicted_values;
     EXPECT_GT(evicted, 3000u);  // changes did pass through evicted tasks
   }
+  if (mode == Evicting::kValuesAndTasks) {
+    evicted_tasks += daemon->engine.Stats().evicted_tasks;
+    EXPECT_GT(evicted_tasks, 1000u);  // and through tasks that were not in memory
+  }
 }
 
 TEST(RestartOracle, RandomChangesRestartsAndCollectionsMatchFromScratchEvaluation) {
-  RunOracle(/*evicting=*/false);
+  RunOracle(Evicting::kNothing);
 }
 
-TEST(RestartOracle, WithValuesEvictedOnEveryStepAnswersStayRight) { RunOracle(/*evicting=*/true); }
+TEST(RestartOracle, WithValuesEvictedOnEveryStepAnswersStayRight) {
+  RunOracle(Evicting::kValues);
+}
+
+TEST(RestartOracle, WithWholeTasksEvictedOnEveryStepAnswersStayRight) {
+  RunOracle(Evicting::kValuesAndTasks);
+}
 
 }  // namespace

@@ -236,6 +236,12 @@ class Engine {
   // Only with a backing store and a memory limit (results become candidates as snapshots
   // write them; MemoryOptions).
   size_t Evict(size_t bytes);
+  // EvictTasks makes whole tasks leave memory now, until about `bytes` (an estimate of
+  // their records) are gone: clean tasks the store holds as they are, that no task in
+  // memory reads, sparing once what was read since the last pass. The next use loads them
+  // back from the store (trusted or verified, never executed for it). Returns the
+  // estimate. The background evictor calls it when evicting values was not enough.
+  size_t EvictTasks(size_t bytes);
 
   EngineStats Stats() const;
 

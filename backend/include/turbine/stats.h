@@ -48,6 +48,8 @@ struct EngineStats {
   uint64_t evicted_value_bytes = 0;      // their stored size, summed
   uint64_t reloaded_values = 0;          // evicted values read back from the store
   uint64_t reload_failures = 0;          // of those, gone or changed there: executed instead
+  uint64_t evicted_tasks = 0;            // whole tasks evicted (still on disk), summed
+  uint64_t reloaded_tasks = 0;           // of those, loaded back from the store since
   // The shared tier (shared_tier.h); all 0 without one.
   uint64_t shared_lookups = 0;           // traces asked for (a task about to execute)
   uint64_t shared_hits = 0;              // traces adopted: every dependency had the same digest

@@ -1,0 +1,189 @@
+// Whole-task eviction (Engine::EvictTasks, evict.cc) on a real RocksDB directory: an
+// evicted task comes back from the store without executing, a change still reaches every
+// reader whose path to it went through tasks not in memory, a task read by one in memory
+// stays, and readers racing the evictor never see a freed record or a stale value.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "persisted_engine.h"
+#include "temp_dir.h"
+#include "turbine/engine.h"
+
+namespace {
+
+using turbine::Input;
+using turbine::Task;
+using turbine::Vc;
+
+std::atomic<int> leaf_runs{0};
+std::atomic<int> mid_runs{0};
+std::atomic<int> root_runs{0};
+std::atomic<int> text_runs{0};
+
+Task<int64_t> LeafImpl(int64_t n) {
+  leaf_runs.fetch_add(1);
+  co_return co_await Input<int64_t>("whole.x") * 10 + n;
+}
+inline const turbine::Function<LeafImpl> leaf{"test.whole.leaf", 1};
+
+Task<int64_t> MidImpl(int64_t n) {
+  mid_runs.fetch_add(1);
+  co_return co_await leaf(n) + 1;
+}
+inline const turbine::Function<MidImpl> mid{"test.whole.mid", 1};
+
+Task<int64_t> RootImpl(int64_t n) {
+  root_runs.fetch_add(1);
+  co_return co_await mid(n) * 2;
+}
+inline const turbine::Function<RootImpl> root{"test.whole.root", 1};
+
+int64_t Expected(int64_t x, int64_t n) { return (x * 10 + n + 1) * 2; }
+
+// Text(n) is a value; Pointer(n) answers with a reference to it, as fs.read does to
+// fs.content: a read follows the reference without making Pointer a reader of Text.
+Task<std::string> TextImpl(int64_t n) {
+  text_runs.fetch_add(1);
+  co_return "text " + std::to_string(n);
+}
+inline const turbine::Function<TextImpl> text{"test.whole.text", 1};
+
+Task<Vc<std::string>> PointerImpl(int64_t n) { co_return text(n); }
+inline const turbine::Function<PointerImpl> pointer{"test.whole.pointer", 1};
+
+// Snapshots only when the test flushes; the evictor never runs on its own (the heap is
+// never over the limit): the test evicts with Engine::EvictTasks when it chooses.
+turbine::EngineOptions Options() {
+  return turbine::EngineOptions{
+      .worker_threads = 2,
+      .snapshot_interval = {},
+      .gc = {.interval = {}},
+      .memory = {.limit_bytes = size_t{1} << 40, .usage = [] { return size_t{0}; }}};
+}
+
+class TaskEviction : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    leaf_runs = 0;
+    mid_runs = 0;
+    root_runs = 0;
+    text_runs = 0;
+    ASSERT_TRUE(daemon.engine.SetInput("whole.x", int64_t{1}).ok());
+  }
+  int Runs() const { return leaf_runs + mid_runs + root_runs; }
+  turbine::EngineStats Stats() { return daemon.engine.Stats(); }
+
+  turbine::testing::TempDir dir;
+  turbine::testing::PersistedEngine<> daemon{dir.str(), Options()};
+};
+
+TEST_F(TaskEviction, AnEvictedTaskComesBackFromTheStoreWithoutExecuting) {
+  for (int64_t n = 0; n < 5; ++n) ASSERT_EQ(*daemon.engine.Read(root(n)), Expected(1, n));
+  ASSERT_EQ(Runs(), 15);
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  const int64_t tasks_before = Stats().tasks;
+  EXPECT_GT(daemon.engine.EvictTasks(SIZE_MAX), 0u);
+  // Roots first, then what only they read: all three levels go (the input stays).
+  EXPECT_EQ(Stats().evicted_tasks, 15u);
+  EXPECT_EQ(Stats().tasks, tasks_before - 15);
+
+  for (int64_t n = 0; n < 5; ++n) EXPECT_EQ(*daemon.engine.Read(root(n)), Expected(1, n));
+  EXPECT_EQ(Runs(), 15) << "an evicted task executed again";
+  EXPECT_EQ(Stats().reloaded_tasks, 5u);  // the roots: trusted, nothing below was needed
+}
+
+TEST_F(TaskEviction, AChangeReachesReadersThroughTasksNotInMemory) {
+  for (int64_t n = 0; n < 3; ++n) ASSERT_EQ(*daemon.engine.Read(root(n)), Expected(1, n));
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  ASSERT_EQ(daemon.engine.EvictTasks(SIZE_MAX) > 0, true);
+  // Root 0 comes back (trusted, linked to nothing); its mid and leaf stay on disk.
+  ASSERT_EQ(*daemon.engine.Read(root(0)), Expected(1, 0));
+  ASSERT_EQ(Runs(), 9);
+
+  ASSERT_TRUE(daemon.engine.SetInput("whole.x", int64_t{4}).ok());
+  for (int64_t n = 0; n < 3; ++n) EXPECT_EQ(*daemon.engine.Read(root(n)), Expected(4, n));
+  EXPECT_EQ(Runs(), 18);  // every task of the three chains once: all read x
+}
+
+// A task that a task in memory reads stays in memory: the reader's edge is in its record,
+// and a change reaching it must go on to that reader.
+TEST_F(TaskEviction, ATaskReadByATaskInMemoryStays) {
+  ASSERT_EQ(*daemon.engine.Read(mid(7)), Expected(1, 7) / 2);
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  // The root is computed after the snapshot: not stored yet, so it stays, and with it
+  // the mid it reads and the leaf the mid reads.
+  ASSERT_EQ(*daemon.engine.Read(root(7)), Expected(1, 7));
+  daemon.engine.EvictTasks(SIZE_MAX);
+  EXPECT_EQ(Stats().evicted_tasks, 0u);
+
+  ASSERT_TRUE(daemon.engine.SetInput("whole.x", int64_t{2}).ok());
+  EXPECT_EQ(*daemon.engine.Read(root(7)), Expected(2, 7)) << "a change did not reach the root";
+}
+
+TEST_F(TaskEviction, ATaskReachedThroughAReferenceComesBackWithoutExecuting) {
+  ASSERT_EQ(*daemon.engine.Read(pointer(3)), "text 3");
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  daemon.engine.EvictTasks(SIZE_MAX);
+  EXPECT_EQ(Stats().evicted_tasks, 2u);
+  EXPECT_EQ(*daemon.engine.Read(pointer(3)), "text 3");
+  EXPECT_EQ(text_runs.load(), 1);
+  EXPECT_EQ(Stats().reloaded_tasks, 2u);
+}
+
+// Readers on several threads race an evictor that takes everything it may, over and over,
+// while the input changes: every answer is one that some value of the input gives, the
+// last ones are the current value's, and no freed record is touched (the address
+// sanitizer build checks that part).
+TEST_F(TaskEviction, ReadersRacingTheEvictorSeeCorrectValues) {
+  constexpr int64_t kTasks = 64;
+  for (int64_t n = 0; n < kTasks; ++n) ASSERT_EQ(*daemon.engine.Read(root(n)), Expected(1, n));
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> wrong{0};
+  std::atomic<int64_t> reads{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&, t] {
+      turbine::Engine::Scope scope(daemon.engine);
+      for (int64_t i = t; !stop.load(); ++i) {
+        const int64_t n = i % kTasks;
+        absl::StatusOr<int64_t> value = daemon.engine.Read(root(n));
+        reads.fetch_add(1);
+        // x only takes the values 1 to 4.
+        bool possible = false;
+        for (int64_t x = 1; x <= 4; ++x) possible |= value.ok() && *value == Expected(x, n);
+        if (!possible) wrong.fetch_add(1);
+      }
+    });
+  }
+  std::thread evictor([&] {
+    while (!stop.load()) {
+      EXPECT_TRUE(daemon.engine.Flush().ok());
+      daemon.engine.EvictTasks(SIZE_MAX);
+    }
+  });
+  for (int64_t round = 0; round < 40; ++round) {
+    ASSERT_TRUE(daemon.engine.SetInput("whole.x", int64_t{1 + round % 4}).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (Stats().reloaded_tasks < 200 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  stop = true;
+  for (std::thread& reader : readers) reader.join();
+  evictor.join();
+  EXPECT_EQ(wrong.load(), 0) << "of " << reads.load() << " reads";
+  EXPECT_GE(Stats().evicted_tasks, 200u);
+  EXPECT_GE(Stats().reloaded_tasks, 200u);
+  for (int64_t n = 0; n < kTasks; ++n) {
+    EXPECT_EQ(*daemon.engine.Read(root(n)), Expected(4, n)) << "root " << n;  // 39 % 4 + 1
+  }
+}
+
+}  // namespace
