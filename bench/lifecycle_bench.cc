@@ -414,6 +414,11 @@ void DistinctCalls(benchmark::State& state, uint64_t tasks, uint64_t limit_mib) 
       return;
     }
     const uint64_t peak_rss = daemon.PeakRss();
+    absl::StatusOr<v1::StatsReply> reread_stats = client->Stats();
+    if (!reread_stats.ok()) {
+      Fail(state, "Stats failed after the re-read");
+      return;
+    }
     const auto stopping = Clock::now();
     if (daemon.Stop() != 0) {
       Fail(state, "turbined did not exit cleanly");
@@ -477,6 +482,9 @@ void DistinctCalls(benchmark::State& state, uint64_t tasks, uint64_t limit_mib) 
     state.counters["rss_file_bytes"] = static_cast<double>(rss_file);
     state.counters["heap_bytes"] = static_cast<double>(stats->heap_bytes());
     state.counters["evicted_values"] = static_cast<double>(stats->evicted_values());
+    // Whole tasks evicted by the end of the re-read, and of those, loaded back by it.
+    state.counters["evicted_tasks"] = static_cast<double>(reread_stats->evicted_tasks());
+    state.counters["reloaded_tasks"] = static_cast<double>(reread_stats->reloaded_tasks());
     state.counters["store_bytes"] = static_cast<double>(store_bytes);
     state.counters["disk_bytes_per_task"] = static_cast<double>(store_bytes) / n;
     state.counters["compacted_disk_bytes_per_task"] = static_cast<double>(compacted_bytes) / n;

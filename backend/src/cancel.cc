@@ -5,6 +5,7 @@
 
 #include "cancel_state.h"
 #include "engine_impl.h"
+#include "reclaim.h"
 
 namespace turbine {
 namespace internal {
@@ -34,6 +35,8 @@ void UncountCaller(TaskState* task) {
 }
 
 void CancelCaller(Caller* caller) {
+  // A task it cascades to may finish meanwhile and be evicted whole: it stays allocated.
+  Section section;
   while (caller != nullptr) {
     TaskState* task = caller->counted_on.exchange(nullptr);
     if (task == nullptr) return;

@@ -124,7 +124,8 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
     } else if (!quiet_since.has_value()) {
       quiet_since = Clock::now();
     }
-    const bool due = idle || Clock::now() - last_snapshot >= interval;
+    const bool due = idle || Clock::now() - last_snapshot >= interval ||
+                     snapshot_wanted_.exchange(false, std::memory_order_relaxed);
     bool empty = false;
     {
       MutexLock queue(&persist_mu_);
@@ -444,7 +445,12 @@ absl::Status EngineImpl::SweepUses() {
   if (uses.empty()) return absl::OkStatus();
   absl::Status written = store_->WriteLastUse(uses);
   if (!written.ok()) return written;
-  for (const LastUse& use : uses) tasks_.Get(use.id)->stored_day = use.day;
+  for (const LastUse& use : uses) {
+    tasks_.Get(use.id)->stored_day = use.day;
+    // A GC pass scanning meanwhile has the older day; the task may leave memory before the
+    // pass looks at it (EvictTasks), so the pass keeps it.
+    if (collecting_) written_while_collecting_.push_back(use.id);
+  }
   return absl::OkStatus();
 }
 

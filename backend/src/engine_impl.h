@@ -452,6 +452,9 @@ class EngineImpl {
   std::mutex snapshot_mu_;
   std::condition_variable snapshot_stop_;
   bool stopping_snapshots_ ABSL_GUARDED_BY(snapshot_mu_) = false;
+  // Set by the evictor when it found too little it may evict: only stored tasks can leave
+  // memory, so the next tick of the snapshot thread writes what is pending at once.
+  std::atomic<bool> snapshot_wanted_{false};
   std::thread snapshot_thread_;
 
   // Days and garbage collection (gc.cc).

@@ -50,20 +50,18 @@ bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
          task.output.value != nullptr;
 }
 
-// EvictableWhole tells whether the whole task may leave memory now, `stored_day` being the
-// last-use day the store has for it: the store holds it exactly as it is (and knows its
-// last use); nothing in memory needs its record (nobody waits for it, counts on it, or
+// EvictableWhole tells whether the whole task may leave memory now: the store holds it
+// exactly as it is (its last-use day is written as it leaves); nothing in memory needs its
+// record (nobody waits for it, counts on it, or
 // settles a cycle through it; its readers in memory are checked apart); and loading it
 // back is all it takes to have it again. Not an input, whose value lives elsewhere, nor a
 // session-dependent task, which a restore would execute again.
-bool EvictableWhole(const TaskState& task, uint16_t stored_day)
-    ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
+bool EvictableWhole(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
   return !task.gone && StampsCurrent(task.phase) && task.fn->kind != FunctionKind::kInput &&
          !task.fn->session_dependent && task.persisted && !task.unwritten &&
          !task.persist_queued && !task.stale && !task.must_execute && !task.reload_only &&
          task.output.kind != OutputKind::kNone && task.waiters == nullptr &&
-         task.callers == 0 && task.cycle_readers.empty() && task.cycle_error == nullptr &&
-         task.used_day.load(std::memory_order_relaxed) == stored_day;
+         task.callers == 0 && task.cycle_readers.empty() && task.cycle_error == nullptr;
 }
 
 // Footprint estimates the heap a task record holds: the record, its argument tuple, its
@@ -170,6 +168,7 @@ size_t EngineImpl::EvictTasks(size_t bytes) {
   MutexLock lock(&eviction_mu_);
   Section section;
   std::vector<std::unique_ptr<TaskState>> victims;
+  std::vector<LastUse> uses;  // last-use days the store does not have yet
   size_t freed = 0;
   const TaskId end = next_task_id_.load(std::memory_order_relaxed);
   // Twice round at most: the first pass may only clear referenced bits.
@@ -180,7 +179,7 @@ size_t EngineImpl::EvictTasks(size_t bytes) {
     if (task == nullptr) continue;
     {
       MutexLock task_lock(&task->mu);
-      if (!EvictableWhole(*task, task->stored_day)) continue;
+      if (!EvictableWhole(*task)) continue;
       // A large value still in memory leaves by itself first (EvictValues' hand).
       if (task->phase == Phase::kClean && candidate_ids_.contains(id)) continue;
       if (task->referenced) {
@@ -197,6 +196,8 @@ size_t EngineImpl::EvictTasks(size_t bytes) {
       // back under its id (UsableStoredId). Whoever holds a pointer to it sees `gone` and
       // looks the id up again; nothing changes it any more.
       freed += Footprint(*task);
+      const uint16_t day = task->used_day.load(std::memory_order_relaxed);
+      if (day != task->stored_day) uses.push_back(LastUse{id, day});
       edge_count.fetch_sub(static_cast<int64_t>(task->dependents.size()),
                            std::memory_order_relaxed);
       task->gone = true;
@@ -207,6 +208,15 @@ size_t EngineImpl::EvictTasks(size_t bytes) {
     cache_.Erase(task);
   }
   if (victims.empty()) return 0;
+  // A GC pass scanning the store now sees their last use as its snapshot had it, and them
+  // not in memory: what leaves memory during a pass is kept by it, like what a snapshot
+  // writes meanwhile.
+  if (collecting_) {
+    for (const auto& victim : victims) written_while_collecting_.push_back(victim->id);
+  }
+  // Not synced, as a snapshot's. If it fails, the tasks only look older to a GC pass than
+  // they are (a task it removes too early is computed again when next asked for).
+  if (!uses.empty()) store_->WriteLastUse(uses).IgnoreError();
   {
     // Trusted restores are listed by pointer (DistrustRestored): the list forgets these
     // before they are retired. DistrustRestored runs under input_writer_mu_, so none is
@@ -283,6 +293,8 @@ void EngineImpl::EvictorLoop() {
       size_t freed = EvictValues(wanted);
       if (freed < wanted) freed += EvictTasks(wanted - freed);
       if (freed > 0) malloc_trim(0);
+      // Only what a snapshot wrote can leave: too little did, so the next one comes now.
+      if (freed < wanted) snapshot_wanted_.store(true, std::memory_order_relaxed);
     }
     lock.lock();
   }

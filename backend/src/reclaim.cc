@@ -86,14 +86,14 @@ size_t Reclaimer::Poll() {
   std::vector<Batch> done;
   {
     MutexLock lock(&mu_);
-    std::erase_if(batches_, [&](Batch& batch) {
+    std::vector<Batch> waiting;
+    for (Batch& batch : batches_) {
       std::erase_if(batch.open, [](const std::pair<SectionCounter*, uint64_t>& open) {
         return open.first->value.load(std::memory_order_acquire) != open.second;
       });
-      if (!batch.open.empty()) return false;
-      done.push_back(std::move(batch));
-      return true;
-    });
+      (batch.open.empty() ? done : waiting).push_back(std::move(batch));
+    }
+    batches_ = std::move(waiting);
   }
   size_t freed = 0;
   for (const Batch& batch : done) freed += batch.tasks.size();

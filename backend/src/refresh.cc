@@ -464,7 +464,8 @@ void UnlinkDroppedDeps(EngineImpl& engine, const TaskState& task, std::vector<De
   std::sort(sorted_new.begin(), sorted_new.end(), by_slot);
   for (const Dep& dep : old_deps) {
     if (std::binary_search(sorted_new.begin(), sorted_new.end(), dep, by_slot)) continue;
-    if (TaskState* target = engine.Task(dep.slot.task)) {
+    // In memory only: one loaded from the store has no reverse edges to remove.
+    if (TaskState* target = engine.InMemory(dep.slot.task)) {
       MutexLock lock(&target->mu);
       if (target->dependents.erase(Dependent{task.id, dep.slot.type, dep.slot.index}) > 0) {
         engine.edge_count.fetch_sub(1);
@@ -483,7 +484,10 @@ void PropagateReadSummary(EngineImpl& engine, TaskState& task, const ReadSummary
     for (const Dependent& dependent : task.dependents) work.push_back(dependent.reader);
   }
   while (!work.empty()) {
-    TaskState* reader = engine.Task(work.back());
+    // In memory only. A reader evicted whole keeps its stored summary: what made this task
+    // read more came from a change logged after that record was written, so a restore of
+    // the reader finds the change and verifies (TrustRestored).
+    TaskState* reader = engine.InMemory(work.back());
     work.pop_back();
     if (reader == nullptr) continue;
     MutexLock lock(&reader->mu);

@@ -93,6 +93,73 @@ TEST(MemoryDaemon, OverTheLimitAFileContentComesBackFromDiskWithoutExecuting) {
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
+// WaitForTaskEvictions waits until the daemon evicted at least `count` whole tasks.
+bool WaitForTaskEvictions(Client& client, uint64_t count) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    absl::StatusOr<turbine::v1::StatsReply> stats = client.Stats();
+    if (stats.ok() && stats->evicted_tasks() >= count) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+// Small results: nothing to gain from their values, so the tasks themselves leave memory
+// and come back from the store, without executing, before and after a SIGKILL that lands
+// while the evictor works.
+TEST(MemoryDaemon, OverTheLimitSmallTasksLeaveMemoryAndComeBackFromDiskWithoutExecuting) {
+  constexpr int kTasks = 300;
+  TempDir dir;
+  const std::vector<std::string> flags = {"--data-dir", dir.str() + "/data", "--memory-limit",
+                                          "4M"};
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start(flags)) << daemon.log();
+  std::unique_ptr<Client> client = ConnectTo(daemon);
+  ASSERT_NE(client, nullptr);
+  for (int k = 0; k < kTasks; ++k) {
+    absl::StatusOr<turbine::client::CallResult> call = client->Call("demo.busy", {Int(k), Int(0)});
+    ASSERT_TRUE(call.ok() && call->value.ok()) << k;
+  }
+  ASSERT_TRUE(WaitForTaskEvictions(*client, kTasks)) << daemon.log();
+  absl::StatusOr<turbine::v1::StatsReply> before = client->Stats();
+  ASSERT_TRUE(before.ok());
+  for (int k = 0; k < kTasks; ++k) {
+    absl::StatusOr<turbine::client::CallResult> again = client->Call("demo.busy", {Int(k), Int(0)});
+    ASSERT_TRUE(again.ok() && again->value.ok()) << k;
+    EXPECT_EQ(again->value->int_value(), k);
+    EXPECT_EQ(again->source, turbine::v1::SOURCE_DISK) << k;
+  }
+  absl::StatusOr<turbine::v1::StatsReply> after = client->Stats();
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->executions(), before->executions()) << "an evicted task executed again";
+  EXPECT_GE(after->reloaded_tasks(), before->reloaded_tasks() + kTasks);
+
+  // Killed while it evicts them again, with an input acknowledged just before.
+  ASSERT_TRUE(client->SetInputs({{"kept", Int(42)}}).ok());
+  ASSERT_TRUE(WaitForTaskEvictions(*client, after->evicted_tasks() + 1)) << daemon.log();
+  client.reset();
+  EXPECT_EQ(daemon.Stop(SIGKILL), 128 + SIGKILL);
+  DaemonProcess restarted;
+  ASSERT_TRUE(restarted.Start(flags)) << restarted.log();
+  client = ConnectTo(restarted);
+  ASSERT_NE(client, nullptr);
+  absl::StatusOr<turbine::client::CallResult> kept = client->Call("input.get", {Str("kept")});
+  ASSERT_TRUE(kept.ok() && kept->value.ok());
+  EXPECT_EQ(kept->value->int_value(), 42);
+  absl::StatusOr<turbine::v1::StatsReply> restarted_before = client->Stats();
+  ASSERT_TRUE(restarted_before.ok());
+  for (int k = 0; k < kTasks; ++k) {
+    absl::StatusOr<turbine::client::CallResult> again = client->Call("demo.busy", {Int(k), Int(0)});
+    ASSERT_TRUE(again.ok() && again->value.ok()) << k;
+    EXPECT_EQ(again->value->int_value(), k);
+  }
+  absl::StatusOr<turbine::v1::StatsReply> restarted_stats = client->Stats();
+  ASSERT_TRUE(restarted_stats.ok());
+  EXPECT_EQ(restarted_stats->executions(), restarted_before->executions())
+      << "a stored task executed after the restart";
+  EXPECT_EQ(restarted.Stop(SIGTERM), 0) << restarted.log();
+}
+
 TEST(MemoryDaemon, ABadLimitIsRefused) {
   TempDir dir;
   DaemonProcess daemon;

@@ -98,6 +98,22 @@ TEST_F(TaskEviction, AnEvictedTaskComesBackFromTheStoreWithoutExecuting) {
   EXPECT_EQ(Stats().reloaded_tasks, 5u);  // the roots: trusted, nothing below was needed
 }
 
+// A task loaded back is evicted again like any other: the store learns its last use as it
+// leaves (a record read from the store does not carry it).
+TEST_F(TaskEviction, ATaskLoadedBackCanBeEvictedAgain) {
+  ASSERT_EQ(*daemon.engine.Read(root(2)), Expected(1, 2));
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  daemon.engine.EvictTasks(SIZE_MAX);
+  ASSERT_EQ(Stats().evicted_tasks, 3u);
+  ASSERT_EQ(*daemon.engine.Read(root(2)), Expected(1, 2));
+  ASSERT_EQ(Stats().reloaded_tasks, 1u);
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  daemon.engine.EvictTasks(SIZE_MAX);
+  EXPECT_EQ(Stats().evicted_tasks, 4u);
+  EXPECT_EQ(*daemon.engine.Read(root(2)), Expected(1, 2));
+  EXPECT_EQ(Runs(), 3);
+}
+
 TEST_F(TaskEviction, AChangeReachesReadersThroughTasksNotInMemory) {
   for (int64_t n = 0; n < 3; ++n) ASSERT_EQ(*daemon.engine.Read(root(n)), Expected(1, n));
   ASSERT_TRUE(daemon.engine.Flush().ok());
