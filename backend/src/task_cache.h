@@ -1,7 +1,8 @@
 // task_cache.h — the sharded map from task components to tasks.
 //
-// A lookup hashes the components once and probes one shard under its reader lock with a
-// key *view* (function, receiver, borrowed argument tuple): nothing is built or copied.
+// A lookup (FindThen) hashes the components once and probes one shard under its reader
+// lock with a key *view* (function, receiver, borrowed argument tuple): nothing is built
+// or copied.
 // Only a true miss takes the writer lock, re-checks (another thread may have created the
 // task meanwhile) and inserts. Thread-safety: all methods are safe from any thread.
 #pragma once
@@ -36,18 +37,9 @@ inline uint64_t HashComponents(const FunctionInfo& fn, RawVc receiver, const voi
 class TaskCache {
  public:
   // Find returns the task with these components, or null. Allocation-free.
-  // REQUIRES (Find, FindOrInsert): a Section open while the task returned is used.
-  TaskState* Find(const TaskKeyView& key) const {
-    assert(InSection());
-    const Shard& shard = ShardFor(key.hash);
-    ReaderMutexLock lock(&shard.mu);
-    auto it = shard.tasks.find(key);
-    return it == shard.tasks.end() ? nullptr : *it;
-  }
-
   // FindOrInsert re-checks under the writer lock; if still absent, calls `create()` (which
   // returns the new, fully initialized task) and inserts it. Returns the task in the map
-  // and whether it was created.
+  // and whether it was created. REQUIRES: a Section open while the task returned is used.
   template <class Create>
   std::pair<TaskState*, bool> FindOrInsert(const TaskKeyView& key, Create&& create) {
     assert(InSection());
@@ -58,6 +50,20 @@ class TaskCache {
     TaskState* task = create();
     shard.tasks.insert(task);
     return {task, true};
+  }
+
+  // FindThen calls `use(task)` with the task with these components, if there is one, while
+  // the shard's reader lock holds it in the map, and so allocated (whole-task eviction
+  // erases it under the writer lock before it retires it): no Section needed. Returns
+  // whether there was one. Allocation-free.
+  template <class Use>
+  bool FindThen(const TaskKeyView& key, Use&& use) const {
+    const Shard& shard = ShardFor(key.hash);
+    ReaderMutexLock lock(&shard.mu);
+    auto it = shard.tasks.find(key);
+    if (it == shard.tasks.end()) return false;
+    use(**it);
+    return true;
   }
 
   // Erase takes `task` out of the map (whole-task eviction); false if it was not there.
