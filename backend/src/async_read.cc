@@ -9,8 +9,8 @@
 
 #include "cancel_state.h"
 #include "engine_impl.h"
-#include "reclaim.h"
 #include "job.h"
+#include "reclaim.h"
 #include "turbine/engine.h"
 
 namespace turbine::internal {

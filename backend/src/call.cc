@@ -4,9 +4,9 @@
 #include <optional>
 
 #include "engine_impl.h"
-#include "reclaim.h"
 #include "input_summary.h"
 #include "persist.h"
+#include "reclaim.h"
 
 namespace turbine::internal {
 

@@ -14,8 +14,8 @@
 
 #include "cancel_state.h"
 #include "engine_impl.h"
-#include "reclaim.h"
 #include "persist.h"
+#include "reclaim.h"
 
 namespace turbine {
 namespace internal {

@@ -25,8 +25,8 @@
 #include <utility>
 
 #include "engine_impl.h"
-#include "reclaim.h"
 #include "persist.h"
+#include "reclaim.h"
 
 namespace turbine::internal {
 namespace {
@@ -52,10 +52,10 @@ bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 
 // EvictableWhole tells whether the whole task may leave memory now: the store holds it
 // exactly as it is (its last-use day is written as it leaves); nothing in memory needs its
-// record (nobody waits for it, counts on it, or
-// settles a cycle through it; its readers in memory are checked apart); and loading it
-// back is all it takes to have it again. Not an input, whose value lives elsewhere, nor a
-// session-dependent task, which a restore would execute again.
+// record (nobody waits for it, counts on it, or settles a cycle through it; its readers in
+// memory are checked apart); and loading it back is all it takes to have it again. Not an
+// input, whose value lives elsewhere, nor a session-dependent task, which a restore would
+// execute again.
 bool EvictableWhole(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
   return !task.gone && StampsCurrent(task.phase) && task.fn->kind != FunctionKind::kInput &&
          !task.fn->session_dependent && task.persisted && !task.unwritten &&

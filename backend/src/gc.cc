@@ -17,8 +17,8 @@
 #include <thread>
 
 #include "engine_impl.h"
-#include "reclaim.h"
 #include "persist.h"
+#include "reclaim.h"
 
 namespace turbine::internal {
 

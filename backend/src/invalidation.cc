@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "engine_impl.h"
-#include "reclaim.h"
 #include "persist.h"
+#include "reclaim.h"
 #include "turbine/error.h"
 #include "turbine/function.h"
 #include "turbine/text.h"

@@ -12,8 +12,8 @@
 #include <tuple>
 
 #include "engine_impl.h"
-#include "reclaim.h"
 #include "persist.h"
+#include "reclaim.h"
 #include "turbine/internal/serialization.h"
 #include "turbine/internal/xxh3.h"
 #include "vc_positions.h"

@@ -11,8 +11,8 @@
 #include <cstdio>
 
 #include "engine_impl.h"
-#include "reclaim.h"
 #include "persist.h"
+#include "reclaim.h"
 
 namespace turbine {
 
