@@ -13,12 +13,20 @@ namespace {
 
 std::atomic<SectionCounter*> registry{nullptr};  // push-only list of every counter
 
+// Set once this thread's counter went back: a thread_local destructor that runs later and
+// opens a section gets a counter of its own, never returned, rather than one that another
+// thread may have taken by then.
+thread_local bool tls_counter_returned = false;
+
 // CounterReturn gives this thread's counter back when the thread exits, for the next
 // thread to register.
 struct CounterReturn {
   SectionCounter* counter = nullptr;
   ~CounterReturn() {
-    if (counter != nullptr) counter->in_use.store(false, std::memory_order_release);
+    if (counter == nullptr) return;
+    tls_counter_returned = true;
+    tls_section.counter = nullptr;
+    counter->in_use.store(false, std::memory_order_release);
   }
 };
 thread_local CounterReturn tls_counter_return;
@@ -50,7 +58,7 @@ SectionCounter* RegisterSectionThread() {
       counter->next = head;
     } while (!registry.compare_exchange_weak(head, counter, std::memory_order_acq_rel));
   }
-  tls_counter_return.counter = counter;
+  if (!tls_counter_returned) tls_counter_return.counter = counter;
   return counter;
 }
 
