@@ -40,28 +40,31 @@ size_t HeapInUse() {
   return info.uordblks + info.hblkhd;
 }
 
-// Evictable tells whether the task's values may leave memory now: the store must have
-// exactly these values (written, nothing pending) for the task to get them back.
+// StoredAsIs: the store holds exactly this task's result (written, nothing pending), so
+// what leaves memory comes back from it. Never an input: its value is not in its task
+// record (it lives in the inputs table).
+bool StoredAsIs(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
+  return task.fn->kind != FunctionKind::kInput && task.persisted && !task.unwritten &&
+         !task.persist_queued;
+}
+
+// Evictable tells whether the task's values may leave memory now.
 bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
-  // An input's value is not in its task record (it lives in the inputs table).
-  return task.phase == Phase::kClean && task.fn->kind != FunctionKind::kInput &&
-         task.persisted && !task.unwritten &&
-         !task.persist_queued && task.output.kind == OutputKind::kValue &&
-         task.output.value != nullptr;
+  return task.phase == Phase::kClean && StoredAsIs(task) &&
+         task.output.kind == OutputKind::kValue && task.output.value != nullptr;
 }
 
 // EvictableWhole tells whether the whole task may leave memory now: the store holds it
 // exactly as it is (its last-use day is written as it leaves); nothing in memory needs its
 // record (nobody waits for it, counts on it, or settles a cycle through it; its readers in
-// memory are checked apart); and loading it back is all it takes to have it again. Not an
-// input, whose value lives elsewhere, nor a session-dependent task, which a restore would
-// execute again.
+// memory are checked apart); and loading it back is all it takes to have it again. Not a
+// session-dependent task, which a restore would execute again.
 bool EvictableWhole(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
-  return !task.gone && StampsCurrent(task.phase) && task.fn->kind != FunctionKind::kInput &&
-         !task.fn->session_dependent && task.persisted && !task.unwritten &&
-         !task.persist_queued && !task.stale && !task.must_execute && !task.reload_only &&
-         task.output.kind != OutputKind::kNone && task.waiters == nullptr &&
-         task.callers == 0 && task.cycle_readers.empty() && task.cycle_error == nullptr;
+  return !task.gone && StampsCurrent(task.phase) && StoredAsIs(task) &&
+         !task.fn->session_dependent && !task.stale && !task.must_execute &&
+         !task.reload_only && task.output.kind != OutputKind::kNone &&
+         task.waiters == nullptr && task.callers == 0 && task.cycle_readers.empty() &&
+         task.cycle_error == nullptr;
 }
 
 // Footprint estimates the heap a task record holds: the record, its argument tuple, its

@@ -40,15 +40,25 @@ std::string WriteFile(const std::string& path, size_t bytes, uint64_t seed) {
   return text;
 }
 
-// WaitForEvictions waits until the daemon evicted at least `count` values.
-bool WaitForEvictions(Client& client, uint64_t count) {
+// WaitForStat waits until the daemon's `counter` (evicted_values, evicted_tasks) reaches
+// `count`.
+bool WaitForStat(Client& client, uint64_t (turbine::v1::StatsReply::*counter)() const,
+                 uint64_t count) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
     absl::StatusOr<turbine::v1::StatsReply> stats = client.Stats();
-    if (stats.ok() && stats->evicted_values() >= count) return true;
+    if (stats.ok() && ((*stats).*counter)() >= count) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
+}
+
+bool WaitForEvictions(Client& client, uint64_t count) {
+  return WaitForStat(client, &turbine::v1::StatsReply::evicted_values, count);
+}
+
+bool WaitForTaskEvictions(Client& client, uint64_t count) {
+  return WaitForStat(client, &turbine::v1::StatsReply::evicted_tasks, count);
 }
 
 TEST(MemoryDaemon, OverTheLimitAFileContentComesBackFromDiskWithoutExecuting) {
@@ -91,17 +101,6 @@ TEST(MemoryDaemon, OverTheLimitAFileContentComesBackFromDiskWithoutExecuting) {
   EXPECT_EQ(stats.exit_code, 0);
   EXPECT_NE(stats.out.find("\"memory_limit_bytes\":4194304"), std::string::npos) << stats.out;
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
-}
-
-// WaitForTaskEvictions waits until the daemon evicted at least `count` whole tasks.
-bool WaitForTaskEvictions(Client& client, uint64_t count) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    absl::StatusOr<turbine::v1::StatsReply> stats = client.Stats();
-    if (stats.ok() && stats->evicted_tasks() >= count) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
 }
 
 // Small results: nothing to gain from their values, so the tasks themselves leave memory
