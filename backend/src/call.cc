@@ -114,6 +114,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   // A record a GC pass is deleting right now is gone for all purposes: the task is not
   // stored, and its result, which may refer to tasks deleted already, is not used.
   const bool deleting = stored_task != nullptr && deleting_.contains(id);
+  bool observation_holds = false;  // restored, not trusted, its observation still holds
   if (store_ != nullptr) {
     MutexLock lock(&task->mu);
     task->persisted = stored_task != nullptr && !deleting;
@@ -135,7 +136,13 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
           trusted_count.fetch_add(1, std::memory_order_relaxed);
         } else {
           task->phase = Phase::kDirty;
-          task->must_execute = key.fn->session_dependent;  // the world may have changed since
+          // An observing task whose observation still holds verifies what it read (often
+          // nothing: it is clean at once); its summary shared bits with a change by chance
+          // (observations of one group share them all). Any other session-dependent task
+          // looks at the world again.
+          observation_holds = key.fn->session_dependent && ObservationHolds(id);
+          task->observed = observation_holds;
+          task->must_execute = key.fn->session_dependent && !observation_holds;
           task->forced_reason = ExecutionReason::kRestart;
         }
       }
@@ -148,6 +155,19 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
     std::abort();
   }
   task_count.fetch_add(1, std::memory_order_relaxed);
+  if (observation_holds && !ObservationHolds(id)) {
+    // Its subject changed after the look above, and InvalidateMany did not find it in
+    // the task table yet: what it would have done is done here. (Either that look came
+    // after the change was noted, or InvalidateMany's came after the Put above.)
+    std::vector<TaskId> readers;
+    {
+      MutexLock lock(&task->mu);
+      task->must_execute = true;
+      task->forced_reason = ExecutionReason::kInvalidated;
+      MarkOneDirty(*task, &readers);
+    }
+    MarkDirty(std::move(readers));
+  }
   return task;
 }
 

@@ -203,6 +203,10 @@ class EngineImpl {
   bool CommitObservation(TaskState& task, const ExecContext& context);
   // ObservedBits is the summary bits of `task`'s observation (0: none).
   uint64_t ObservedBits(const TaskState& task);
+  // ObservationHolds: task `id` has an observation, the check at open found it to hold,
+  // and no change of it has been seen since (its subject is watched from the check on).
+  // Such a restored task need not look again; it verifies what it read like any task.
+  bool ObservationHolds(TaskId id);
   // StoredObservationOf is what a snapshot stores for `task`: nullopt for a task that
   // cannot observe, empty for one whose result follows from no checkable observation.
   // REQUIRES: task.mu held.
@@ -403,6 +407,10 @@ class EngineImpl {
   // observation is in observations_: such tasks are noted here and count as changed.
   bool checking_observations_ ABSL_GUARDED_BY(observations_mu_) = false;
   absl::flat_hash_set<TaskId> fired_while_checking_ ABSL_GUARDED_BY(observations_mu_);
+  // Tasks whose observation (in observations_) may no longer hold: it changed at the check
+  // at open, or fired since. Until the task looks again (CommitObservation), it executes
+  // rather than verify when it is restored.
+  absl::flat_hash_set<TaskId> doubted_observations_ ABSL_GUARDED_BY(observations_mu_);
   void NotifyChange();
   // Listeners run under this lock (shared), so removing one waits for its running calls.
   Mutex listeners_mu_;

@@ -243,6 +243,7 @@ void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason)
       auto found = observations_.find(id);
       if (found != observations_.end()) {
         observed_bits |= InputBits(found->second.change_key);
+        doubted_observations_.insert(id);  // a task restored later looks again
       } else if (checking_observations_) {
         fired_while_checking_.insert(id);
       }

@@ -107,6 +107,7 @@ bool EngineImpl::CommitObservation(TaskState& task, const ExecContext& context) 
   bool rewrite = false;
   {
     MutexLock lock(&observations_mu_);
+    doubted_observations_.erase(task.id);  // it looked again: what it saw is what it holds
     auto before = observations_.find(task.id);
     if (before != observations_.end()) {
       if (now == nullptr || before->second != *now) {
@@ -142,6 +143,11 @@ uint64_t EngineImpl::ObservedBits(const TaskState& task) {
   MutexLock lock(&observations_mu_);
   auto found = observations_.find(task.id);
   return found == observations_.end() ? 0 : InputBits(found->second.change_key);
+}
+
+bool EngineImpl::ObservationHolds(TaskId id) {
+  MutexLock lock(&observations_mu_);
+  return observations_.contains(id) && !doubted_observations_.contains(id);
 }
 
 std::optional<std::string> EngineImpl::StoredObservationOf(const TaskState& task) {
@@ -284,6 +290,7 @@ void EngineImpl::CheckObservations() {
       if (!entry.holds || fired_while_checking_.contains(entry.id)) {
         changed_bits |= InputBits(entry.observation.change_key);
         ++changed;
+        doubted_observations_.insert(entry.id);
       }
       // Kept either way: a changed one is told apart when its task executes again
       // (CommitObservation logs the change then).

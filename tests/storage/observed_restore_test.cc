@@ -252,6 +252,93 @@ TEST(ObservedRestore, TwoObservationsInOneExecutionAreVerifiedAfterARestart) {
   EXPECT_EQ(Executions(d.engine, "test.observed.sum_of_two"), 1u);
 }
 
+// Grouped observes a value of the world in the group "grouped" (the group of a file's
+// observation is its directory): a change of any of the group is told apart from the
+// others only by the check at open, not by input summaries, where they share every bit.
+// Plus_input adds an input to it.
+Task<int64_t> GroupedImpl(std::string key) {
+  const std::optional<int64_t> value = Look(key, turbine::CurrentInvalidator());
+  if (!value.has_value()) turbine::Fail("no " + key);
+  turbine::Observe("test.world", key, static_cast<uint64_t>(*value), "grouped");
+  co_return *value;
+}
+inline const turbine::Function<GroupedImpl> grouped{
+    "test.observed.grouped", 1, "a value of the world, in a group", {.session_dependent = true}};
+Task<int64_t> GroupedPlusInputImpl(std::string key) {
+  const std::optional<int64_t> value = Look(key, turbine::CurrentInvalidator());
+  if (!value.has_value()) turbine::Fail("no " + key);
+  turbine::Observe("test.world", key, static_cast<uint64_t>(*value), "grouped");
+  co_return *value + co_await turbine::Input<int64_t>("observed.added");
+}
+inline const turbine::Function<GroupedPlusInputImpl> grouped_plus_input{
+    "test.observed.grouped_plus_input", 1, "a value of the world plus an input",
+    {.session_dependent = true}};
+
+TEST(ObservedRestore, AnObservationThatHoldsIsNotLookedAtAgainWhenAnotherOfItsGroupChanged) {
+  turbine::testing::TempDir dir;
+  SetWorld("g1", 1);
+  SetWorld("g2", 2);
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(grouped("g1")), 1);
+    ASSERT_EQ(*d.engine.Read(grouped("g2")), 2);
+  }
+  SetWorld("g2", 3);
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(d.engine.Stats().observations_changed, 1u);
+    EXPECT_EQ(*d.engine.Read(grouped("g1")), 1);
+    EXPECT_EQ(d.engine.Stats().trusted_restored_tasks, 0u);  // the group's bits changed
+    EXPECT_EQ(d.engine.Stats().executions, 0u);              // verified: it read nothing
+    EXPECT_EQ(*d.engine.Read(grouped("g2")), 3);
+    EXPECT_EQ(d.engine.Stats().executions, 1u);
+  }
+  // Verified, it was stored again with its observation: trusted at the next open.
+  Daemon d(dir.str());
+  EXPECT_EQ(d.engine.Stats().observations_checked, 2u);
+  EXPECT_EQ(*d.engine.Read(grouped("g1")), 1);
+  EXPECT_EQ(d.engine.Stats().trusted_restored_tasks, 1u);
+  EXPECT_EQ(d.engine.Stats().executions, 0u);
+}
+
+TEST(ObservedRestore, AChangeInTheSessionOfAnObservationNotInMemoryIsSeenWhenItIsRestored) {
+  // The check at open found both to hold; then g4 changes while its task is on disk only.
+  turbine::testing::TempDir dir;
+  SetWorld("g3", 1);
+  SetWorld("g4", 2);
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(grouped("g3")), 1);
+    ASSERT_EQ(*d.engine.Read(grouped("g4")), 2);
+  }
+  Daemon d(dir.str());
+  ASSERT_EQ(d.engine.Stats().observations_changed, 0u);
+  ChangeWorld("g4", 5);
+  EXPECT_EQ(*d.engine.Read(grouped("g4")), 5);
+  EXPECT_EQ(d.engine.Stats().executions, 1u);
+  EXPECT_EQ(*d.engine.Read(grouped("g3")), 1);
+  EXPECT_EQ(d.engine.Stats().executions, 1u);
+}
+
+TEST(ObservedRestore, AnObservationThatHoldsStillExecutesWhenWhatItReadChanged) {
+  turbine::testing::TempDir dir;
+  SetWorld("g5", 10);
+  SetWorld("g6", 20);
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("observed.added", int64_t{1}).ok());
+    ASSERT_EQ(*d.engine.Read(grouped_plus_input("g5")), 11);
+    ASSERT_EQ(*d.engine.Read(grouped("g6")), 20);
+  }
+  SetWorld("g6", 21);  // the group changed, so g5's task is not trusted: it verifies
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("observed.added", int64_t{2}).ok());
+    EXPECT_EQ(*d.engine.Read(grouped_plus_input("g5")), 12);
+    EXPECT_EQ(d.engine.Stats().executions, 1u);
+  }
+}
+
 TEST(ObservedRestore, OnlyASessionDependentFunctionMayObserve) {
   turbine::testing::TempDir dir;
   Daemon d(dir.str());
