@@ -203,6 +203,22 @@ TaskState* EngineImpl::LoadTask(TaskId id) {
   return task->id == id ? task : nullptr;  // another id: the record was damaged
 }
 
+void EngineImpl::PrefetchDeps(const std::vector<Dep>& deps) {
+  // The first is this verification's next read: it loads that one itself.
+  if (store_ == nullptr || deps.size() < 2) return;
+  TaskId pushed = kNoTask;  // a task's output and its cells are read in a row
+  for (size_t i = deps.size() - 1; i > 0; --i) {
+    const TaskId id = deps[i].slot.task;
+    if (id == pushed || id == deps[0].slot.task || InMemory(id) != nullptr) continue;
+    executor_->Push(WorkItem::Load(id));
+    pushed = id;
+  }
+}
+
+void EngineImpl::Prefetch(TaskId id) {
+  if (InMemory(id) == nullptr) LoadTask(id);
+}
+
 RawVc CreateCell(const ValueType& type, std::shared_ptr<const void> value) {
   ExecContext* context = tls_context.exec;
   if (context == nullptr) {

@@ -172,6 +172,11 @@ class EngineImpl {
   // TryClaim moves a task that never ran (kScheduled) to kRunning; true if this caller now
   // owns it. Used by queued hints.
   bool TryClaim(TaskState* task);
+  // PrefetchDeps, before a verification reads `deps` one at a time in order: the workers
+  // load those only on disk meanwhile (Prefetch), from the far end, so the reads find them
+  // in memory. Loading is only a lookup: nothing verifies or executes early.
+  void PrefetchDeps(const std::vector<Dep>& deps);
+  void Prefetch(TaskId id);
 
   // --- invalidation and inputs (invalidation.cc) ---
   absl::Status SetInputs(std::vector<InputValue> values, size_t* changed = nullptr);

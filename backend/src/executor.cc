@@ -38,6 +38,9 @@ void RunItem(EngineImpl& engine, WorkItem item) {
     case WorkItem::Kind::kResumeCoroutine:
       std::coroutine_handle<>::from_address(item.target).resume();
       return;
+    case WorkItem::Kind::kLoad:
+      engine.Prefetch(item.id);
+      return;
   }
 }
 

@@ -33,6 +33,7 @@ struct WorkItem {
     kStartClaimed,  // `task` is already kRunning: start its refresh
     kResumeRead,    // continue parked `read`
     kResumeCoroutine,  // resume the suspended coroutine whose address is `target`
+    kLoad,             // bring task `id` in from the store if it is not in memory
   };
   Kind kind = Kind::kNone;
   void* target = nullptr;  // TaskState*, ReadOp* or a coroutine address
@@ -41,6 +42,7 @@ struct WorkItem {
   TaskId id = kNoTask;
 
   static WorkItem Hint(TaskId task) { return WorkItem{Kind::kHint, nullptr, task}; }
+  static WorkItem Load(TaskId task) { return WorkItem{Kind::kLoad, nullptr, task}; }
 };
 
 class Executor {

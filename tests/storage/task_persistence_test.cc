@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "persisted_engine.h"
 #include "temp_dir.h"
@@ -100,6 +101,46 @@ TEST(TaskPersistence, ARestartAnswersFromDiskWithoutExecuting) {
   EXPECT_GT(d.engine.Stats().restored_tasks, 0u);
   // Lazily: a hit on fib(40) verified its cone, nothing else was loaded.
   EXPECT_LE(d.engine.Stats().restored_tasks, 41u);
+}
+
+Task<int64_t> LeafImpl(int64_t i) { co_return (co_await Input<int64_t>("leaf")) + i; }
+inline const turbine::Function<LeafImpl> leaf{"test.tasks.leaf", 1};
+// Reads "gate" first; only while it is 0 does it read the leaves.
+Task<int64_t> GatedImpl() {
+  const int64_t gate = co_await Input<int64_t>("gate");
+  if (gate != 0) co_return gate;
+  int64_t total = 0;
+  for (int64_t i = 0; i < 8; ++i) total += co_await leaf(i);
+  co_return total;
+}
+inline const turbine::Function<GatedImpl> gated{"test.tasks.gated", 1};
+
+TEST(TaskPersistence, AVerificationLoadsTheDependenciesAfterTheFirstOnTheWorkers) {
+  // The verification of `gated` stops at its first read, "gate", which changed while down,
+  // and the new execution reads no leaf: only the workers' prefetch loads the leaves.
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine
+                    .SetInputs({turbine::InputValue::Of("gate", int64_t{0}),
+                                turbine::InputValue::Of("leaf", int64_t{1})})
+                    .ok());
+    ASSERT_EQ(*d.engine.Read(gated()), 36);
+  }
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("gate", int64_t{7}).ok());
+  }
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(gated()), 7);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (d.engine.Stats().restored_tasks < 9 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(d.engine.Stats().restored_tasks, 9u);  // gated and its 8 leaves
+  EXPECT_EQ(Executions(d.engine, "test.tasks.leaf"), 0u);
+  EXPECT_EQ(*d.engine.Read(leaf(3)), 4);  // loaded, not trusted or verified yet: right
+  EXPECT_EQ(Executions(d.engine, "test.tasks.leaf"), 0u);
 }
 
 TEST(TaskPersistence, ShutdownWritesTheLastSnapshot) {
