@@ -204,13 +204,14 @@ TaskState* EngineImpl::LoadTask(TaskId id) {
 }
 
 void EngineImpl::PrefetchDeps(const std::vector<Dep>& deps) {
-  // The first is this verification's next read: it loads that one itself.
+  // The first is this verification's next read: it loads that one itself. The last is
+  // queued last, so that idle workers start at the far end (PushLoad).
   if (store_ == nullptr || deps.size() < 2) return;
   TaskId pushed = kNoTask;  // a task's output and its cells are read in a row
-  for (size_t i = deps.size() - 1; i > 0; --i) {
+  for (size_t i = 1; i < deps.size(); ++i) {
     const TaskId id = deps[i].slot.task;
     if (id == pushed || id == deps[0].slot.task || InMemory(id) != nullptr) continue;
-    executor_->Push(WorkItem::Load(id));
+    executor_->PushLoad(id);
     pushed = id;
   }
 }

@@ -99,14 +99,25 @@ void Executor::PushShared(WorkItem item) {
   if (idle_workers_ > 0) work_available_.notify_one();
 }
 
+void Executor::PushLoad(TaskId id) {
+  std::lock_guard lock(mu_);
+  loads_.push_back(id);
+  if (idle_workers_ > 0) work_available_.notify_one();
+}
+
 WorkItem Executor::PopShared() {
   std::unique_lock lock(mu_);
-  while (queue_.empty() && !stopping_) {
+  while (queue_.empty() && loads_.empty() && !stopping_) {
     ++idle_workers_;
     work_available_.wait(lock);
     --idle_workers_;
   }
   if (stopping_) return WorkItem{};
+  if (queue_.empty()) {
+    const TaskId id = loads_.back();
+    loads_.pop_back();
+    return WorkItem::Load(id);
+  }
   WorkItem item = queue_.front();
   queue_.pop_front();
   return item;
