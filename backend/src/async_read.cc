@@ -16,13 +16,17 @@
 namespace turbine::internal {
 namespace {
 
-// ExecutionsOf reads a task's execution counter (0 for a Vc that names no task).
-uint32_t ExecutionsOf(EngineImpl& engine, RawVc vc) {
-  if (vc.is_none()) return 0;
-  TaskState* task = engine.Task(vc.task);
-  if (task == nullptr) return 0;
+// RanSince tells whether the task `vc` names ran its body after execution `sequence`
+// (an adopted result of the shared tier is no run). By sequence number, not by its
+// execution counter: a task evicted whole and loaded back meanwhile starts counting
+// again. One not in memory now is not loaded for this: it ran in no execution that it
+// remembers.
+bool RanSince(EngineImpl& engine, RawVc vc, uint64_t sequence) {
+  if (vc.is_none()) return false;
+  TaskState* task = engine.InMemory(vc.task);
+  if (task == nullptr) return false;
   MutexLock lock(&task->mu);
-  return task->executions;
+  return task->last_execution > sequence && !task->from_shared;
 }
 
 // AdoptedFromShared tells whether the task of `vc` holds a result of the shared tier.
@@ -54,7 +58,7 @@ Job ReadOnWorker(EngineImpl* engine, RawVc vc, std::function<void(Engine::AsyncR
                  std::unique_ptr<Caller> caller, std::shared_ptr<CancelState> cancel,
                  bool reloaded) {
   tls_context = ThreadContext{engine, nullptr};
-  const uint32_t executions_before = ExecutionsOf(*engine, vc);
+  const uint64_t sequence_before = engine->ExecutionSequence();
   const uint64_t stamp_before = engine->CurrentStamp();
   ReadOp op(vc, nullptr, ReadOp::Mode::kValue);
   if (cancel != nullptr) op.set_caller(caller.get(), cancel.get());
@@ -64,13 +68,12 @@ Job ReadOnWorker(EngineImpl* engine, RawVc vc, std::function<void(Engine::AsyncR
   Engine::AsyncRead result = Finish(op, /*immediate=*/false);
   // The answer was computed for this read if the task named ran meanwhile, or if the value
   // (perhaps at the end of a chain of references) changed meanwhile.
-  const uint32_t executions_after = ExecutionsOf(*engine, vc);
-  result.executed =
-      executions_after != executions_before || (op.ok() && op.value_stamp() > stamp_before);
+  const bool ran = RanSince(*engine, vc, sequence_before);
+  result.executed = ran || (op.ok() && op.value_stamp() > stamp_before);
   // Shared: the task named was adopted, and so was the one holding the value at the end of
   // its references (a trait call's dispatch may be adopted while its implementation ran).
   result.shared =
-      executions_after == executions_before && AdoptedFromShared(*engine, vc) &&
+      !ran && AdoptedFromShared(*engine, vc) &&
       (!op.ok() || op.resolved().task == vc.task || AdoptedFromShared(*engine, op.resolved()));
   result.reloaded = reloaded || op.reloaded();
   done(std::move(result));

@@ -254,6 +254,10 @@ class EngineImpl {
   uint64_t NextExecutionSequence() {
     return execution_sequence_.fetch_add(1, std::memory_order_relaxed) + 1;
   }
+  // ExecutionSequence is the sequence number of the last execution committed so far.
+  uint64_t ExecutionSequence() const {
+    return execution_sequence_.load(std::memory_order_relaxed);
+  }
   // RecordExecution puts a committed execution into the ring of recent ones (its
   // end time is filled in here); RecordInputChanges the changes of one SetInputs batch.
   void RecordExecution(ExecutionEntry entry);

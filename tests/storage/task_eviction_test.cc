@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -156,6 +157,52 @@ TEST_F(TaskEviction, ATaskReachedThroughAReferenceComesBackWithoutExecuting) {
 // while the input changes: every answer is one that some value of the input gives, the
 // last ones are the current value's, and no freed record is touched (the address
 // sanitizer build checks that part).
+// Parity reads "whole.p"; while `parity_gate` is set, its body waits until it is cleared.
+std::atomic<bool> parity_gate{false};
+std::atomic<bool> parity_waiting{false};
+std::atomic<int> parity_runs{0};
+Task<int64_t> ParityImpl() {
+  parity_runs.fetch_add(1);
+  const int64_t p = co_await Input<int64_t>("whole.p");
+  while (parity_gate.load()) {
+    parity_waiting = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  co_return p % 2;
+}
+inline const turbine::Function<ParityImpl> parity{"test.whole.parity", 1};
+Task<Vc<int64_t>> ParityRefImpl() { co_return parity(); }
+inline const turbine::Function<ParityRefImpl> parity_ref{"test.whole.parity_ref", 1};
+
+TEST_F(TaskEviction, ATaskLoadedBackDuringAReadIsNotReportedAsExecuted) {
+  // The read of parity_ref follows its reference to parity, which executes with the same
+  // result (cut off); meanwhile parity_ref, which executed once before, leaves memory.
+  parity_runs = 0;
+  ASSERT_TRUE(daemon.engine.SetInput("whole.p", int64_t{2}).ok());
+  ASSERT_EQ(*daemon.engine.Read(parity_ref()), 0);
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  ASSERT_TRUE(daemon.engine.SetInput("whole.p", int64_t{4}).ok());
+  parity_gate = true;
+  parity_waiting = false;
+  std::promise<turbine::Engine::AsyncRead> answer;
+  daemon.engine.ReadAsync(parity_ref().raw(), [&](turbine::Engine::AsyncRead result) {
+    answer.set_value(std::move(result));
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!parity_waiting && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const uint64_t evicted_before = Stats().evicted_tasks;
+  daemon.engine.EvictTasks(size_t{1} << 30);
+  EXPECT_GT(Stats().evicted_tasks, evicted_before);  // parity_ref, and others
+  parity_gate = false;
+  turbine::Engine::AsyncRead result = answer.get_future().get();
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(*static_cast<const int64_t*>(result.value.get()), 0);
+  EXPECT_FALSE(result.executed);
+  EXPECT_EQ(parity_runs.load(), 2);  // it did execute, for the same value
+}
+
 TEST_F(TaskEviction, ReadersRacingTheEvictorSeeCorrectValues) {
   constexpr int64_t kTasks = 64;
   for (int64_t n = 0; n < kTasks; ++n) ASSERT_EQ(*daemon.engine.Read(root(n)), Expected(1, n));
