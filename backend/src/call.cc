@@ -74,6 +74,7 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
     return CreateTask(key, stack_args, stored_input, stored_task ? &*stored_task : nullptr);
   });
   gate.reset();
+  if (created && stored_task.has_value()) RecheckObservation(*task);
   if (!created) NoteUse(*task);
   if (created && fn.kind != FunctionKind::kInput && !stored_task.has_value()) {
     executor_->Push(WorkItem::Hint(task->id));
@@ -88,7 +89,7 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
 
 TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
                                   const absl::StatusOr<std::optional<StoredInput>>& stored_input,
-                                  const StoredTask* stored_task) {
+                                  const StoredTask* stored_task, bool used) {
   if (stored_task != nullptr && !UsableStoredId(stored_task->id)) {
     stored_task = nullptr;  // a damaged record: the task starts afresh under a new id
   }
@@ -97,7 +98,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   auto owned =
       std::make_unique<TaskState>(id, key.hash, key.fn, key.receiver, key.fn->box_args(stack_args));
   TaskState* task = owned.get();
-  task->used_day.store(today_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  if (used) task->used_day.store(today_.load(std::memory_order_relaxed), std::memory_order_relaxed);
   if (key.fn->kind == FunctionKind::kInput) {
     MutexLock lock(&task->mu);
     task->phase = Phase::kClean;
@@ -155,20 +156,25 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
     std::abort();
   }
   task_count.fetch_add(1, std::memory_order_relaxed);
-  if (observation_holds && !ObservationHolds(id)) {
-    // Its subject changed after the look above, and InvalidateMany did not find it in
-    // the task table yet: what it would have done is done here. (Either that look came
-    // after the change was noted, or InvalidateMany's came after the Put above.)
-    std::vector<TaskId> readers;
-    {
-      MutexLock lock(&task->mu);
-      task->must_execute = true;
-      task->forced_reason = ExecutionReason::kInvalidated;
-      MarkOneDirty(*task, &readers);
-    }
-    MarkDirty(std::move(readers));
-  }
   return task;
+}
+
+void EngineImpl::RecheckObservation(TaskState& task) {
+  // CreateTask found its observation to hold; if it no longer does, its subject changed
+  // since, and InvalidateMany, which finds tasks by id, may have found none (it was not
+  // in the task table yet). What it would have done is done here: either CreateTask's
+  // look came after the change was noted, or InvalidateMany's lookup after the insertion.
+  if (!task.fn->session_dependent) return;
+  std::vector<TaskId> readers;
+  {
+    MutexLock lock(&task.mu);
+    if (!task.observed || task.must_execute || ObservationHolds(task.id)) return;
+    task.must_execute = true;
+    task.forced_reason = ExecutionReason::kInvalidated;
+    MarkOneDirty(task, &readers);
+  }
+  MarkDirty(std::move(readers));
+  NotifyChange();
 }
 
 bool EngineImpl::UsableStoredId(TaskId id) const {
@@ -179,12 +185,15 @@ bool EngineImpl::UsableStoredId(TaskId id) const {
          tasks_.Get(id) == nullptr;
 }
 
-TaskState* EngineImpl::LoadTask(TaskId id) {
+TaskState* EngineImpl::LoadTask(TaskId id, bool prefetch) {
   ReaderMutexLock gate(&store_gate_);  // as in Call: registered before a GC pass deletes it
   // An id in use is refused because a call by its key may have created the task since the
   // caller looked: then that one is it. (Answering nullptr, a verification that met the
   // race read "no task with id" and executed its reader for nothing.)
   if (!UsableStoredId(id)) return tasks_.Get(id);
+  // A prefetch may come long after the verification that asked for it: it does not undo
+  // an eviction, nor make a task of a record being deleted.
+  if (prefetch && (deleting_.contains(id) || WasEvicted(id))) return nullptr;
   absl::StatusOr<std::optional<StoredTask>> read = store_->ReadTask(id);
   if (!read.ok() || !read->has_value()) return nullptr;
   StoredTask& stored = **read;
@@ -198,8 +207,11 @@ TaskState* EngineImpl::LoadTask(TaskId id) {
     stored_input =
         store_->ReadInput(InputKeyOf(*static_cast<const std::tuple<std::string>*>(identity.args)));
   }
+  // A prefetched task is not used yet: its last-use day stays the store's until it is
+  // (a reader's use keeps it alive for garbage collection meanwhile).
   auto [task, created] = cache_.FindOrInsert(
-      key, [&] { return CreateTask(key, identity.args, stored_input, &stored); });
+      key, [&] { return CreateTask(key, identity.args, stored_input, &stored, !prefetch); });
+  if (created) RecheckObservation(*task);
   return task->id == id ? task : nullptr;  // another id: the record was damaged
 }
 
@@ -217,7 +229,7 @@ void EngineImpl::PrefetchDeps(const std::vector<Dep>& deps) {
 }
 
 void EngineImpl::Prefetch(TaskId id) {
-  if (InMemory(id) == nullptr) LoadTask(id);
+  if (InMemory(id) == nullptr) LoadTask(id, /*prefetch=*/true);
 }
 
 RawVc CreateCell(const ValueType& type, std::shared_ptr<const void> value) {

@@ -226,6 +226,9 @@ class EngineImpl {
   // not be checked at the next open, so each is a change there, logged before the
   // deletion (a stored result that follows from one is then not trusted).
   absl::Status ForgetObservations(const std::vector<uint64_t>& ids);
+  // ForgetDeletedObservations, once garbage collection deleted `ids`: the observations of
+  // those not in memory go from memory too.
+  void ForgetDeletedObservations(const std::vector<uint64_t>& ids);
 
   // stopping: the engine is being destroyed; every execution counts as cancelled.
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
@@ -359,10 +362,13 @@ class EngineImpl {
   // ApplyInputs sets `values` (or, `deleting`, unsets their keys) as one durable batch.
   absl::Status ApplyInputs(std::vector<InputValue> values, bool deleting, size_t* changed);
   // REQUIRES: store_gate_ held (shared), with a backing store.
+  // `used`: the task counts as used today (a prefetch's does not, until it is).
   TaskState* CreateTask(const TaskKeyView& key, void* stack_args,
                         const absl::StatusOr<std::optional<StoredInput>>& stored_input,
-                        const StoredTask* stored_task);
-  TaskState* LoadTask(TaskId id);
+                        const StoredTask* stored_task, bool used = true);
+  // RecheckObservation, once a restored task is in the cache and the table: see call.cc.
+  void RecheckObservation(TaskState& task);
+  TaskState* LoadTask(TaskId id, bool prefetch = false);
   // UsableStoredId tells whether a task id read from the store may be given to a task.
   bool UsableStoredId(TaskId id) const;
   std::string DescribeCycle(TaskState* from, TaskState* to) const;
@@ -514,8 +520,10 @@ class EngineImpl {
   Reclaimer reclaimer_;
   Mutex evicted_ids_mu_;  // a leaf
   std::vector<uint64_t> evicted_ids_ ABSL_GUARDED_BY(evicted_ids_mu_);
-  // NoteLoadedBack counts a task loaded from the store that this process evicted whole.
+  // NoteLoadedBack counts a task loaded from the store that this process evicted whole;
+  // WasEvicted tells whether task `id` is such a task, not loaded back yet.
   void NoteLoadedBack(TaskId id);
+  bool WasEvicted(TaskId id);
   std::mutex evictor_mu_;
   std::condition_variable evictor_stop_;
   bool stopping_evictor_ ABSL_GUARDED_BY(evictor_mu_) = false;

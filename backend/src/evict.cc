@@ -57,10 +57,15 @@ bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 // EvictableWhole tells whether the whole task may leave memory now: the store holds it
 // exactly as it is (its last-use day is written as it leaves); nothing in memory needs its
 // record (nobody waits for it, counts on it, or settles a cycle through it; its readers in
-// memory are checked apart); and loading it back is all it takes to have it again. Not a
-// session-dependent task, which a restore would execute again.
+// memory are checked apart); and loading it back is all it takes to have it again. Clean,
+// or restored and never read since (dirty and unlinked: a prefetch that nothing read, or
+// a trusted result a change reached): a restore decides again what it decided. Not a
+// session-dependent task: its observation's doubt (doubted_observations_) is dropped when
+// it commits, even while an invalidation that came meanwhile has it execute again, which
+// only a task in memory remembers.
 bool EvictableWhole(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
-  return !task.gone && StampsCurrent(task.phase) && StoredAsIs(task) &&
+  const bool restored_unread = task.phase == Phase::kDirty && task.unlinked;
+  return !task.gone && (StampsCurrent(task.phase) || restored_unread) && StoredAsIs(task) &&
          !task.fn->session_dependent && !task.stale && !task.must_execute &&
          !task.reload_only && task.output.kind != OutputKind::kNone &&
          task.waiters == nullptr && task.callers == 0 && task.cycle_readers.empty() &&
@@ -242,6 +247,12 @@ size_t EngineImpl::EvictTasks(size_t bytes) {
   evicted_tasks.fetch_add(victims.size(), std::memory_order_relaxed);
   reclaimer_.Retire(std::move(victims), freed);
   return freed;
+}
+
+bool EngineImpl::WasEvicted(TaskId id) {
+  MutexLock lock(&evicted_ids_mu_);
+  const size_t word = id / 64;
+  return word < evicted_ids_.size() && (evicted_ids_[word] >> (id % 64) & 1) != 0;
 }
 
 void EngineImpl::NoteLoadedBack(TaskId id) {

@@ -101,6 +101,7 @@ void Executor::PushShared(WorkItem item) {
 
 void Executor::PushLoad(TaskId id) {
   std::lock_guard lock(mu_);
+  if (loads_.size() == kMaxLoads) loads_.pop_front();
   loads_.push_back(id);
   if (idle_workers_ > 0) work_available_.notify_one();
 }

@@ -56,8 +56,9 @@ class Executor {
   // PushLoad queues a load of task `id` (WorkItem::kLoad) that a worker runs only when
   // no other work is queued: a prefetch must not delay work somebody waits for. The
   // newest load runs first (a verification descends depth first: its newest reads are
-  // the nearest).
+  // the nearest); past kMaxLoads queued, the oldest are dropped.
   void PushLoad(TaskId id);
+  static constexpr size_t kMaxLoads = size_t{1} << 16;
   // ForgetHint removes the hint of task `id` from this thread's slot when the thread runs
   // it itself.
   void ForgetHint(TaskId id);
@@ -75,7 +76,7 @@ class Executor {
   std::mutex mu_;
   std::condition_variable work_available_;
   std::deque<WorkItem> queue_ ABSL_GUARDED_BY(mu_);
-  std::vector<TaskId> loads_ ABSL_GUARDED_BY(mu_);  // a stack: see PushLoad
+  std::deque<TaskId> loads_ ABSL_GUARDED_BY(mu_);  // a stack, newest at the back: PushLoad
   int idle_workers_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;

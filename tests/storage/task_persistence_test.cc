@@ -143,6 +143,38 @@ TEST(TaskPersistence, AVerificationLoadsTheDependenciesAfterTheFirstOnTheWorkers
   EXPECT_EQ(Executions(d.engine, "test.tasks.leaf"), 0u);
 }
 
+TEST(TaskPersistence, PrefetchedTasksThatNothingReadsCanLeaveMemory) {
+  // As above, and the leaves' input changed too: loaded, not trusted, never read.
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine
+                    .SetInputs({turbine::InputValue::Of("gate", int64_t{0}),
+                                turbine::InputValue::Of("leaf", int64_t{1})})
+                    .ok());
+    ASSERT_EQ(*d.engine.Read(gated()), 36);
+  }
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine
+                    .SetInputs({turbine::InputValue::Of("gate", int64_t{7}),
+                                turbine::InputValue::Of("leaf", int64_t{2})})
+                    .ok());
+  }
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(gated()), 7);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (d.engine.Stats().restored_tasks < 9 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(d.engine.Stats().restored_tasks, 9u);
+  ASSERT_TRUE(d.engine.Flush().ok());
+  d.engine.EvictTasks(SIZE_MAX);
+  EXPECT_EQ(d.engine.Stats().evicted_tasks, 9u);  // gated, and the 8 leaves nothing read
+  EXPECT_EQ(*d.engine.Read(leaf(3)), 5);
+  EXPECT_EQ(Executions(d.engine, "test.tasks.leaf"), 1u);
+}
+
 TEST(TaskPersistence, ShutdownWritesTheLastSnapshot) {
   turbine::testing::TempDir dir;
   {
