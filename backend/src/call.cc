@@ -89,7 +89,7 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
 
 TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
                                   const absl::StatusOr<std::optional<StoredInput>>& stored_input,
-                                  const StoredTask* stored_task, bool used) {
+                                  const StoredTask* stored_task) {
   if (stored_task != nullptr && !UsableStoredId(stored_task->id)) {
     stored_task = nullptr;  // a damaged record: the task starts afresh under a new id
   }
@@ -98,7 +98,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   auto owned =
       std::make_unique<TaskState>(id, key.hash, key.fn, key.receiver, key.fn->box_args(stack_args));
   TaskState* task = owned.get();
-  if (used) task->used_day.store(today_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  task->used_day.store(today_.load(std::memory_order_relaxed), std::memory_order_relaxed);
   if (key.fn->kind == FunctionKind::kInput) {
     MutexLock lock(&task->mu);
     task->phase = Phase::kClean;
@@ -185,15 +185,12 @@ bool EngineImpl::UsableStoredId(TaskId id) const {
          tasks_.Get(id) == nullptr;
 }
 
-TaskState* EngineImpl::LoadTask(TaskId id, bool prefetch) {
+TaskState* EngineImpl::LoadTask(TaskId id) {
   ReaderMutexLock gate(&store_gate_);  // as in Call: registered before a GC pass deletes it
   // An id in use is refused because a call by its key may have created the task since the
   // caller looked: then that one is it. (Answering nullptr, a verification that met the
   // race read "no task with id" and executed its reader for nothing.)
   if (!UsableStoredId(id)) return tasks_.Get(id);
-  // A prefetch may come long after the verification that asked for it: it does not undo
-  // an eviction, nor make a task of a record being deleted.
-  if (prefetch && (deleting_.contains(id) || WasEvicted(id))) return nullptr;
   absl::StatusOr<std::optional<StoredTask>> read = store_->ReadTask(id);
   if (!read.ok() || !read->has_value()) return nullptr;
   StoredTask& stored = **read;
@@ -207,29 +204,10 @@ TaskState* EngineImpl::LoadTask(TaskId id, bool prefetch) {
     stored_input =
         store_->ReadInput(InputKeyOf(*static_cast<const std::tuple<std::string>*>(identity.args)));
   }
-  // A prefetched task is not used yet: its last-use day stays the store's until it is
-  // (a reader's use keeps it alive for garbage collection meanwhile).
   auto [task, created] = cache_.FindOrInsert(
-      key, [&] { return CreateTask(key, identity.args, stored_input, &stored, !prefetch); });
+      key, [&] { return CreateTask(key, identity.args, stored_input, &stored); });
   if (created) RecheckObservation(*task);
   return task->id == id ? task : nullptr;  // another id: the record was damaged
-}
-
-void EngineImpl::PrefetchDeps(const std::vector<Dep>& deps) {
-  // The first is this verification's next read: it loads that one itself. The last is
-  // queued last, so that idle workers start at the far end (PushLoad).
-  if (store_ == nullptr || deps.size() < 2) return;
-  TaskId pushed = kNoTask;  // a task's output and its cells are read in a row
-  for (size_t i = 1; i < deps.size(); ++i) {
-    const TaskId id = deps[i].slot.task;
-    if (id == pushed || id == deps[0].slot.task || InMemory(id) != nullptr) continue;
-    executor_->PushLoad(id);
-    pushed = id;
-  }
-}
-
-void EngineImpl::Prefetch(TaskId id) {
-  if (InMemory(id) == nullptr) LoadTask(id, /*prefetch=*/true);
 }
 
 RawVc CreateCell(const ValueType& type, std::shared_ptr<const void> value) {

@@ -172,11 +172,6 @@ class EngineImpl {
   // TryClaim moves a task that never ran (kScheduled) to kRunning; true if this caller now
   // owns it. Used by queued hints.
   bool TryClaim(TaskState* task);
-  // PrefetchDeps, before a verification reads `deps` one at a time in order: the workers
-  // load those only on disk meanwhile (Prefetch), from the far end, so the reads find them
-  // in memory. Loading is only a lookup: nothing verifies or executes early.
-  void PrefetchDeps(const std::vector<Dep>& deps);
-  void Prefetch(TaskId id);
 
   // --- invalidation and inputs (invalidation.cc) ---
   absl::Status SetInputs(std::vector<InputValue> values, size_t* changed = nullptr);
@@ -362,13 +357,12 @@ class EngineImpl {
   // ApplyInputs sets `values` (or, `deleting`, unsets their keys) as one durable batch.
   absl::Status ApplyInputs(std::vector<InputValue> values, bool deleting, size_t* changed);
   // REQUIRES: store_gate_ held (shared), with a backing store.
-  // `used`: the task counts as used today (a prefetch's does not, until it is).
   TaskState* CreateTask(const TaskKeyView& key, void* stack_args,
                         const absl::StatusOr<std::optional<StoredInput>>& stored_input,
-                        const StoredTask* stored_task, bool used = true);
+                        const StoredTask* stored_task);
   // RecheckObservation, once a restored task is in the cache and the table: see call.cc.
   void RecheckObservation(TaskState& task);
-  TaskState* LoadTask(TaskId id, bool prefetch = false);
+  TaskState* LoadTask(TaskId id);
   // UsableStoredId tells whether a task id read from the store may be given to a task.
   bool UsableStoredId(TaskId id) const;
   std::string DescribeCycle(TaskState* from, TaskState* to) const;
@@ -520,10 +514,8 @@ class EngineImpl {
   Reclaimer reclaimer_;
   Mutex evicted_ids_mu_;  // a leaf
   std::vector<uint64_t> evicted_ids_ ABSL_GUARDED_BY(evicted_ids_mu_);
-  // NoteLoadedBack counts a task loaded from the store that this process evicted whole;
-  // WasEvicted tells whether task `id` is such a task, not loaded back yet.
+  // NoteLoadedBack counts a task loaded from the store that this process evicted whole.
   void NoteLoadedBack(TaskId id);
-  bool WasEvicted(TaskId id);
   std::mutex evictor_mu_;
   std::condition_variable evictor_stop_;
   bool stopping_evictor_ ABSL_GUARDED_BY(evictor_mu_) = false;

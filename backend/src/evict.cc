@@ -58,8 +58,8 @@ bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 // exactly as it is (its last-use day is written as it leaves); nothing in memory needs its
 // record (nobody waits for it, counts on it, or settles a cycle through it; its readers in
 // memory are checked apart); and loading it back is all it takes to have it again. Clean,
-// or restored and never read since (dirty and unlinked: a prefetch that nothing read, or
-// a trusted result a change reached): a restore decides again what it decided. Not a
+// or restored and never verified since (dirty and unlinked: a trusted result that a
+// change reached): a restore decides again what it decided. Not a
 // session-dependent task: its observation's doubt (doubted_observations_) is dropped when
 // it commits, even while an invalidation that came meanwhile has it execute again, which
 // only a task in memory remembers.
@@ -247,12 +247,6 @@ size_t EngineImpl::EvictTasks(size_t bytes) {
   evicted_tasks.fetch_add(victims.size(), std::memory_order_relaxed);
   reclaimer_.Retire(std::move(victims), freed);
   return freed;
-}
-
-bool EngineImpl::WasEvicted(TaskId id) {
-  MutexLock lock(&evicted_ids_mu_);
-  const size_t word = id / 64;
-  return word < evicted_ids_.size() && (evicted_ids_[word] >> (id % 64) & 1) != 0;
 }
 
 void EngineImpl::NoteLoadedBack(TaskId id) {

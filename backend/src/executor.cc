@@ -38,9 +38,6 @@ void RunItem(EngineImpl& engine, WorkItem item) {
     case WorkItem::Kind::kResumeCoroutine:
       std::coroutine_handle<>::from_address(item.target).resume();
       return;
-    case WorkItem::Kind::kLoad:
-      engine.Prefetch(item.id);
-      return;
   }
 }
 
@@ -99,26 +96,14 @@ void Executor::PushShared(WorkItem item) {
   if (idle_workers_ > 0) work_available_.notify_one();
 }
 
-void Executor::PushLoad(TaskId id) {
-  std::lock_guard lock(mu_);
-  if (loads_.size() == kMaxLoads) loads_.pop_front();
-  loads_.push_back(id);
-  if (idle_workers_ > 0) work_available_.notify_one();
-}
-
 WorkItem Executor::PopShared() {
   std::unique_lock lock(mu_);
-  while (queue_.empty() && loads_.empty() && !stopping_) {
+  while (queue_.empty() && !stopping_) {
     ++idle_workers_;
     work_available_.wait(lock);
     --idle_workers_;
   }
   if (stopping_) return WorkItem{};
-  if (queue_.empty()) {
-    const TaskId id = loads_.back();
-    loads_.pop_back();
-    return WorkItem::Load(id);
-  }
   WorkItem item = queue_.front();
   queue_.pop_front();
   return item;

@@ -33,7 +33,6 @@ struct WorkItem {
     kStartClaimed,  // `task` is already kRunning: start its refresh
     kResumeRead,    // continue parked `read`
     kResumeCoroutine,  // resume the suspended coroutine whose address is `target`
-    kLoad,             // bring task `id` in from the store if it is not in memory
   };
   Kind kind = Kind::kNone;
   void* target = nullptr;  // TaskState*, ReadOp* or a coroutine address
@@ -42,7 +41,6 @@ struct WorkItem {
   TaskId id = kNoTask;
 
   static WorkItem Hint(TaskId task) { return WorkItem{Kind::kHint, nullptr, task}; }
-  static WorkItem Load(TaskId task) { return WorkItem{Kind::kLoad, nullptr, task}; }
 };
 
 class Executor {
@@ -53,12 +51,6 @@ class Executor {
   Executor& operator=(const Executor&) = delete;
 
   void Push(WorkItem item);
-  // PushLoad queues a load of task `id` (WorkItem::kLoad) that a worker runs only when
-  // no other work is queued: a prefetch must not delay work somebody waits for. The
-  // newest load runs first (a verification descends depth first: its newest reads are
-  // the nearest); past kMaxLoads queued, the oldest are dropped.
-  void PushLoad(TaskId id);
-  static constexpr size_t kMaxLoads = size_t{1} << 16;
   // ForgetHint removes the hint of task `id` from this thread's slot when the thread runs
   // it itself.
   void ForgetHint(TaskId id);
@@ -76,7 +68,6 @@ class Executor {
   std::mutex mu_;
   std::condition_variable work_available_;
   std::deque<WorkItem> queue_ ABSL_GUARDED_BY(mu_);
-  std::deque<TaskId> loads_ ABSL_GUARDED_BY(mu_);  // a stack, newest at the back: PushLoad
   int idle_workers_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;

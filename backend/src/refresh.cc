@@ -207,7 +207,6 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   }
   // Verify: dependencies in the order the last execution read them. The first one that
   // changed decides; later ones might not even be read by a new execution.
-  engine->PrefetchDeps(deps);
   for (const Dep& dep : deps) {
     ReadOp op(dep.slot, nullptr, ReadOp::Mode::kClean);
     op.set_waiting_task(task);
