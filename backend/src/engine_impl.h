@@ -221,9 +221,6 @@ class EngineImpl {
   // not be checked at the next open, so each is a change there, logged before the
   // deletion (a stored result that follows from one is then not trusted).
   absl::Status ForgetObservations(const std::vector<uint64_t>& ids);
-  // ForgetDeletedObservations, once garbage collection deleted `ids`: the observations of
-  // those not in memory go from memory too.
-  void ForgetDeletedObservations(const std::vector<uint64_t>& ids);
 
   // stopping: the engine is being destroyed; every execution counts as cancelled.
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }

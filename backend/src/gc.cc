@@ -506,10 +506,6 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
       for (uint64_t id : ids) deleting_.erase(id);
     }
     if (!deleted.ok()) return deleted;
-    // Nothing loads a deleted id again: its observation goes (one in memory was
-    // invalidated above and looks again), or the watch the check at open made would go
-    // on making changes of it, distrusting the rest of its group for nothing.
-    ForgetDeletedObservations(ids);
     std::this_thread::yield();
   }
   return absl::OkStatus();

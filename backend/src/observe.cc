@@ -195,18 +195,6 @@ absl::Status EngineImpl::ForgetObservations(const std::vector<uint64_t>& ids) {
   return absl::OkStatus();
 }
 
-void EngineImpl::ForgetDeletedObservations(const std::vector<uint64_t>& ids) {
-  std::vector<uint64_t> gone;
-  for (uint64_t id : ids) {
-    if (InMemory(id) == nullptr) gone.push_back(id);
-  }
-  MutexLock lock(&observations_mu_);
-  for (uint64_t id : gone) {
-    observations_.erase(id);
-    doubted_observations_.erase(id);
-  }
-}
-
 void EngineImpl::CheckObservations() {
   Section section;  // reclaim.h: the tasks it finds stay allocated
   if (store_ == nullptr) return;
