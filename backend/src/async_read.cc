@@ -30,9 +30,10 @@ bool RanSince(EngineImpl& engine, RawVc vc, uint64_t sequence) {
 }
 
 // AdoptedFromShared tells whether the task of `vc` holds a result of the shared tier.
+// Not loaded for this either: one loaded back holds no adopted result.
 bool AdoptedFromShared(EngineImpl& engine, RawVc vc) {
   if (!engine.sharing() || vc.is_none()) return false;  // no tier: no task lock to take
-  TaskState* task = engine.Task(vc.task);
+  TaskState* task = engine.InMemory(vc.task);
   if (task == nullptr) return false;
   MutexLock lock(&task->mu);
   return task->from_shared;

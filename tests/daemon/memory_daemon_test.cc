@@ -61,6 +61,18 @@ bool WaitForTaskEvictions(Client& client, uint64_t count) {
   return WaitForStat(client, &turbine::v1::StatsReply::evicted_tasks, count);
 }
 
+// CallBusy calls demo.busy(k, 0) for k below `tasks`: each answers k, from `source` if
+// one is given.
+void CallBusy(Client& client, int tasks,
+              turbine::v1::Source source = turbine::v1::SOURCE_UNSPECIFIED) {
+  for (int k = 0; k < tasks; ++k) {
+    absl::StatusOr<turbine::client::CallResult> call = client.Call("demo.busy", {Int(k), Int(0)});
+    ASSERT_TRUE(call.ok() && call->value.ok()) << k;
+    EXPECT_EQ(call->value->int_value(), k);
+    if (source != turbine::v1::SOURCE_UNSPECIFIED) EXPECT_EQ(call->source, source) << k;
+  }
+}
+
 TEST(MemoryDaemon, OverTheLimitAFileContentComesBackFromDiskWithoutExecuting) {
   TempDir dir;
   const std::string path = dir.str() + "/big.txt";
@@ -115,19 +127,11 @@ TEST(MemoryDaemon, OverTheLimitSmallTasksLeaveMemoryAndComeBackFromDiskWithoutEx
   ASSERT_TRUE(daemon.Start(flags)) << daemon.log();
   std::unique_ptr<Client> client = ConnectTo(daemon);
   ASSERT_NE(client, nullptr);
-  for (int k = 0; k < kTasks; ++k) {
-    absl::StatusOr<turbine::client::CallResult> call = client->Call("demo.busy", {Int(k), Int(0)});
-    ASSERT_TRUE(call.ok() && call->value.ok()) << k;
-  }
+  ASSERT_NO_FATAL_FAILURE(CallBusy(*client, kTasks));
   ASSERT_TRUE(WaitForTaskEvictions(*client, kTasks)) << daemon.log();
   absl::StatusOr<turbine::v1::StatsReply> before = client->Stats();
   ASSERT_TRUE(before.ok());
-  for (int k = 0; k < kTasks; ++k) {
-    absl::StatusOr<turbine::client::CallResult> again = client->Call("demo.busy", {Int(k), Int(0)});
-    ASSERT_TRUE(again.ok() && again->value.ok()) << k;
-    EXPECT_EQ(again->value->int_value(), k);
-    EXPECT_EQ(again->source, turbine::v1::SOURCE_DISK) << k;
-  }
+  ASSERT_NO_FATAL_FAILURE(CallBusy(*client, kTasks, turbine::v1::SOURCE_DISK));
   absl::StatusOr<turbine::v1::StatsReply> after = client->Stats();
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->executions(), before->executions()) << "an evicted task executed again";
@@ -147,11 +151,7 @@ TEST(MemoryDaemon, OverTheLimitSmallTasksLeaveMemoryAndComeBackFromDiskWithoutEx
   EXPECT_EQ(kept->value->int_value(), 42);
   absl::StatusOr<turbine::v1::StatsReply> restarted_before = client->Stats();
   ASSERT_TRUE(restarted_before.ok());
-  for (int k = 0; k < kTasks; ++k) {
-    absl::StatusOr<turbine::client::CallResult> again = client->Call("demo.busy", {Int(k), Int(0)});
-    ASSERT_TRUE(again.ok() && again->value.ok()) << k;
-    EXPECT_EQ(again->value->int_value(), k);
-  }
+  ASSERT_NO_FATAL_FAILURE(CallBusy(*client, kTasks));
   absl::StatusOr<turbine::v1::StatsReply> restarted_stats = client->Stats();
   ASSERT_TRUE(restarted_stats.ok());
   EXPECT_EQ(restarted_stats->executions(), restarted_before->executions())

@@ -256,33 +256,36 @@ TEST(ObservedRestore, TwoObservationsInOneExecutionAreVerifiedAfterARestart) {
 // observation is its directory): a change of any of the group is told apart from the
 // others only by the check at open, not by input summaries, where they share every bit.
 // Plus_input adds an input to it.
-Task<int64_t> GroupedImpl(std::string key) {
+int64_t LookGrouped(const std::string& key) {
   const std::optional<int64_t> value = Look(key, turbine::CurrentInvalidator());
   if (!value.has_value()) turbine::Fail("no " + key);
   turbine::Observe("test.world", key, static_cast<uint64_t>(*value), "grouped");
-  co_return *value;
+  return *value;
 }
+Task<int64_t> GroupedImpl(std::string key) { co_return LookGrouped(key); }
 inline const turbine::Function<GroupedImpl> grouped{
     "test.observed.grouped", 1, "a value of the world, in a group", {.session_dependent = true}};
 Task<int64_t> GroupedPlusInputImpl(std::string key) {
-  const std::optional<int64_t> value = Look(key, turbine::CurrentInvalidator());
-  if (!value.has_value()) turbine::Fail("no " + key);
-  turbine::Observe("test.world", key, static_cast<uint64_t>(*value), "grouped");
-  co_return *value + co_await turbine::Input<int64_t>("observed.added");
+  const int64_t value = LookGrouped(key);
+  co_return value + co_await turbine::Input<int64_t>("observed.added");
 }
 inline const turbine::Function<GroupedPlusInputImpl> grouped_plus_input{
     "test.observed.grouped_plus_input", 1, "a value of the world plus an input",
     {.session_dependent = true}};
 
+// StoreGroupedPair sets two values of the world and stores grouped() of each.
+void StoreGroupedPair(const std::string& dir, const std::string& a, int64_t a_value,
+                      const std::string& b, int64_t b_value) {
+  SetWorld(a, a_value);
+  SetWorld(b, b_value);
+  Daemon d(dir);
+  ASSERT_EQ(*d.engine.Read(grouped(a)), a_value);
+  ASSERT_EQ(*d.engine.Read(grouped(b)), b_value);
+}
+
 TEST(ObservedRestore, AnObservationThatHoldsIsNotLookedAtAgainWhenAnotherOfItsGroupChanged) {
   turbine::testing::TempDir dir;
-  SetWorld("g1", 1);
-  SetWorld("g2", 2);
-  {
-    Daemon d(dir.str());
-    ASSERT_EQ(*d.engine.Read(grouped("g1")), 1);
-    ASSERT_EQ(*d.engine.Read(grouped("g2")), 2);
-  }
+  ASSERT_NO_FATAL_FAILURE(StoreGroupedPair(dir.str(), "g1", 1, "g2", 2));
   SetWorld("g2", 3);
   {
     Daemon d(dir.str());
@@ -304,13 +307,7 @@ TEST(ObservedRestore, AnObservationThatHoldsIsNotLookedAtAgainWhenAnotherOfItsGr
 TEST(ObservedRestore, AChangeInTheSessionOfAnObservationNotInMemoryIsSeenWhenItIsRestored) {
   // The check at open found both to hold; then g4 changes while its task is on disk only.
   turbine::testing::TempDir dir;
-  SetWorld("g3", 1);
-  SetWorld("g4", 2);
-  {
-    Daemon d(dir.str());
-    ASSERT_EQ(*d.engine.Read(grouped("g3")), 1);
-    ASSERT_EQ(*d.engine.Read(grouped("g4")), 2);
-  }
+  ASSERT_NO_FATAL_FAILURE(StoreGroupedPair(dir.str(), "g3", 1, "g4", 2));
   Daemon d(dir.str());
   ASSERT_EQ(d.engine.Stats().observations_changed, 0u);
   ChangeWorld("g4", 5);

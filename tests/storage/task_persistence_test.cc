@@ -80,6 +80,17 @@ class CollidingStore : public RocksBackingStore {
 template <class Backing = RocksBackingStore>
 using Daemon = turbine::testing::PersistedEngine<Backing>;
 
+// StoreSum is a session that sets left = 1 and right = 2 and computes sum (210), stored
+// when it ends.
+void StoreSum(const std::string& dir) {
+  Daemon d(dir);
+  ASSERT_TRUE(d.engine
+                  .SetInputs({turbine::InputValue::Of("left", int64_t{1}),
+                              turbine::InputValue::Of("right", int64_t{2})})
+                  .ok());
+  ASSERT_EQ(*d.engine.Read(sum()), 210);
+}
+
 TEST(TaskPersistence, ARestartAnswersFromDiskWithoutExecuting) {
   turbine::testing::TempDir dir;
   {
@@ -104,14 +115,7 @@ TEST(TaskPersistence, ARestartAnswersFromDiskWithoutExecuting) {
 
 TEST(TaskPersistence, ATrustedResultThatAChangeReachedCanLeaveMemoryUnread) {
   turbine::testing::TempDir dir;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine
-                    .SetInputs({turbine::InputValue::Of("left", int64_t{1}),
-                                turbine::InputValue::Of("right", int64_t{2})})
-                    .ok());
-    ASSERT_EQ(*d.engine.Read(sum()), 210);
-  }
+  ASSERT_NO_FATAL_FAILURE(StoreSum(dir.str()));
   Daemon d(dir.str());
   ASSERT_EQ(*d.engine.Read(sum()), 210);
   ASSERT_EQ(d.engine.Stats().trusted_restored_tasks, 1u);
@@ -136,14 +140,7 @@ TEST(TaskPersistence, ShutdownWritesTheLastSnapshot) {
 
 TEST(TaskPersistence, AnInputChangeAfterARestartReExecutesExactlyTheAffectedTasks) {
   turbine::testing::TempDir dir;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine
-                    .SetInputs({turbine::InputValue::Of("left", int64_t{1}),
-                                turbine::InputValue::Of("right", int64_t{2})})
-                    .ok());
-    ASSERT_EQ(*d.engine.Read(sum()), 210);
-  }
+  ASSERT_NO_FATAL_FAILURE(StoreSum(dir.str()));
   Daemon d(dir.str());
   ASSERT_TRUE(d.engine.SetInput("left", int64_t{3}).ok());  // before anything is loaded
   EXPECT_EQ(*d.engine.Read(sum()), 230);
@@ -160,14 +157,7 @@ TEST(TaskPersistence, AnInputChangeAfterARestartReExecutesExactlyTheAffectedTask
 
 TEST(TaskPersistence, AnInputChangedWhileTheTasksWereNotLoadedIsSeen) {
   turbine::testing::TempDir dir;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine
-                    .SetInputs({turbine::InputValue::Of("left", int64_t{1}),
-                                turbine::InputValue::Of("right", int64_t{2})})
-                    .ok());
-    ASSERT_EQ(*d.engine.Read(sum()), 210);
-  }
+  ASSERT_NO_FATAL_FAILURE(StoreSum(dir.str()));
   {
     Daemon d(dir.str());  // a session that only changes an input
     ASSERT_TRUE(d.engine.SetInput("right", int64_t{5}).ok());
@@ -180,14 +170,7 @@ TEST(TaskPersistence, AnInputChangedWhileTheTasksWereNotLoadedIsSeen) {
 
 TEST(TaskPersistence, TasksReExecutedAfterARestartAreRestoredAfterTheNext) {
   turbine::testing::TempDir dir;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine
-                    .SetInputs({turbine::InputValue::Of("left", int64_t{1}),
-                                turbine::InputValue::Of("right", int64_t{2})})
-                    .ok());
-    ASSERT_EQ(*d.engine.Read(sum()), 210);
-  }
+  ASSERT_NO_FATAL_FAILURE(StoreSum(dir.str()));
   {
     // Restored tasks that execute again are written again: their new results replace the
     // old ones, and they stay reachable by id (sum reads left and right by id).
