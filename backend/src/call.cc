@@ -48,6 +48,12 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
     if (source != nullptr) *source = CallSource::kMemory;
     return RawVc::Output(hit);
   }
+  // A call from outside the engine waits while a burst of new tasks outruns snapshots
+  // under the memory limit (evict.cc); a task body's call never does, its caller runs.
+  if (admission_closed_.load(std::memory_order_relaxed) && tls_context.exec == nullptr)
+      [[unlikely]] {
+    AwaitAdmission();
+  }
   Section section;  // reclaim.h: the tasks found below stay allocated
   // A record read below is registered in memory before a GC pass can delete it.
   std::optional<ReaderMutexLock> gate;

@@ -47,6 +47,7 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
       // input was ever read would differ from the next session's.
       functions_digest_((InputFunction(), FunctionsDigest())),
       changed_inputs_(ChangedInputsOf(changes)),
+      snapshot_chunk_tasks_(options.snapshot_chunk_tasks),
       counters_(new FunctionCounters[kMaxFunctions]),
       executor_(std::make_unique<Executor>(this, ResolveWorkerCount(options.worker_threads))),
       clock_(options.clock ? options.clock : [] { return std::chrono::system_clock::now(); }),
@@ -111,7 +112,12 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
   constexpr auto kUseSweepInterval = std::chrono::hours(1);
   auto last_sweep = Clock::now();
   std::unique_lock lock(snapshot_mu_);
-  while (!snapshot_stop_.wait_for(lock, tick, [this] { return stopping_snapshots_; })) {
+  // Woken early when the evictor wants a snapshot (snapshot_wanted_).
+  while (true) {
+    snapshot_stop_.wait_for(lock, tick, [this] {
+      return stopping_snapshots_ || snapshot_wanted_.load(std::memory_order_relaxed);
+    });
+    if (stopping_snapshots_) break;
     lock.unlock();
     Today();
     const uint64_t executions = execution_count.load(std::memory_order_relaxed);
@@ -124,8 +130,8 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
     } else if (!quiet_since.has_value()) {
       quiet_since = Clock::now();
     }
-    const bool due = idle || Clock::now() - last_snapshot >= interval ||
-                     snapshot_wanted_.exchange(false, std::memory_order_relaxed);
+    const bool wanted = snapshot_wanted_.exchange(false, std::memory_order_relaxed);
+    const bool due = wanted || idle || Clock::now() - last_snapshot >= interval;
     bool empty = false;
     {
       MutexLock queue(&persist_mu_);
@@ -138,7 +144,9 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
       // On failure the engine keeps serving from memory and what failed stays queued: the
       // next snapshot retries it (a full disk fails each one until there is space). Said
       // once when snapshots start failing, once when they recover.
-      if (absl::Status flushed = Flush(sweep); !flushed.ok() && !failing) {
+      absl::Status flushed = Flush(sweep);
+      snapshots_failing_.store(!flushed.ok(), std::memory_order_relaxed);
+      if (!flushed.ok() && !failing) {
         failing = true;
         Log(LogLevel::kError,
             "snapshot failed, retrying every snapshot: " + std::string(flushed.message()));
@@ -287,17 +295,70 @@ bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
 }
 
 absl::Status EngineImpl::Flush(bool sweep_uses) {
-  Section section;  // reclaim.h: the tasks it finds stay allocated
   if (store_ == nullptr) return absl::OkStatus();
-  MutexLock flushing(&flush_mu_);
+  // One snapshot at a time: a Flush that returns has written everything queued before it
+  // began, so it waits for one that took those tasks already.
+  MutexLock writing(&snapshot_writer_mu_);
   const auto start = std::chrono::steady_clock::now();
   Today();
-  std::vector<TaskId> queue = std::exchange(deferred_, {});
+  std::vector<TaskId> queue;
   {
     MutexLock lock(&persist_mu_);
-    queue.insert(queue.end(), persist_queue_.begin(), persist_queue_.end());
-    persist_queue_.clear();
+    queue.swap(persist_queue_);
   }
+  // Written in chunks, each one atomic and self-contained (the tasks a record refers to go
+  // with it or before it): a burst of new tasks is stored, and may leave memory, chunk by
+  // chunk, and between chunks the evictor and a GC pass get flush_mu_.
+  const size_t chunk = std::max<size_t>(snapshot_chunk_tasks_, 1);
+  size_t written_tasks = 0;
+  size_t next = 0;
+  absl::Status written;
+  do {
+    const size_t end = std::min(queue.size(), next + chunk);
+    snapshot_backlog_.store(queue.size() - next, std::memory_order_relaxed);
+    written = WriteSnapshotChunk(std::span<const TaskId>(queue.data() + next, end - next),
+                                 &written_tasks);
+    next = end;
+  } while (written.ok() && next < queue.size());
+  snapshot_backlog_.store(0, std::memory_order_relaxed);
+  if (next < queue.size()) {
+    // Not reached after a failed chunk: still queued (`persist_queued`), for the next try.
+    MutexLock lock(&persist_mu_);
+    persist_queue_.insert(persist_queue_.end(), queue.begin() + next, queue.end());
+  }
+  if (tracing() && (written_tasks > 0 || !written.ok())) [[unlikely]] {
+    TraceEvent event;
+    event.kind = TraceEvent::Kind::kSnapshot;
+    event.reason = std::to_string(written_tasks) + " tasks written";
+    event.start_nanos =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count();
+    event.duration_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::steady_clock::now() - start)
+                               .count();
+    event.failed = !written.ok();
+    RecordTrace(std::move(event));
+  }
+  if (written_tasks > 0) {
+    snapshot_count.fetch_add(1, std::memory_order_relaxed);
+    last_snapshot_tasks.store(written_tasks, std::memory_order_relaxed);
+    snapshot_tasks.fetch_add(written_tasks, std::memory_order_relaxed);
+    snapshot_nanos.fetch_add(
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::steady_clock::now() - start)
+                                  .count()),
+        std::memory_order_relaxed);
+  }
+  if (!written.ok() || !sweep_uses) return written;
+  Section section;  // reclaim.h: the tasks it finds stay allocated
+  MutexLock flushing(&flush_mu_);
+  return SweepUses();
+}
+
+absl::Status EngineImpl::WriteSnapshotChunk(std::span<const TaskId> ids, size_t* written_tasks) {
+  Section section;  // reclaim.h: the tasks it finds stay allocated
+  MutexLock flushing(&flush_mu_);
+  std::vector<TaskId> queue = std::exchange(deferred_, {});
+  queue.insert(queue.end(), ids.begin(), ids.end());
   // Encode under each task's lock, write with no engine lock held. A task that cannot be
   // written as clean now queues itself again once it is clean (`unwritten`).
   SnapshotBatch batch;
@@ -376,18 +437,6 @@ absl::Status EngineImpl::Flush(bool sweep_uses) {
     if (written.ok()) {
       written = store_->WriteSnapshot(records, next_task_id_.load(), stamp_.load() + 1);
     }
-    if (tracing()) [[unlikely]] {
-      TraceEvent event;
-      event.kind = TraceEvent::Kind::kSnapshot;
-      event.reason = std::to_string(records.size()) + " tasks written";
-      event.start_nanos =
-          std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count();
-      event.duration_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                 std::chrono::steady_clock::now() - start)
-                                 .count();
-      event.failed = !written.ok();
-      RecordTrace(std::move(event));
-    }
     if (!written.ok()) {
       for (const StoredTask& record : records) {  // not written: try again next time
         if (TaskState* task = tasks_.Get(record.id)) {
@@ -408,16 +457,9 @@ absl::Status EngineImpl::Flush(bool sweep_uses) {
                                          refs[i].end());
       }
     }
-    snapshot_count.fetch_add(1, std::memory_order_relaxed);
-    last_snapshot_tasks.store(records.size(), std::memory_order_relaxed);
-    snapshot_tasks.fetch_add(records.size(), std::memory_order_relaxed);
-    snapshot_nanos.fetch_add(
-        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                  std::chrono::steady_clock::now() - start)
-                                  .count()),
-        std::memory_order_relaxed);
+    *written_tasks += records.size();
   }
-  return sweep_uses ? SweepUses() : written;
+  return written;
 }
 
 absl::Status EngineImpl::LogObservedChanges() {
@@ -483,6 +525,9 @@ EngineStats EngineImpl::Stats() const {
   stats.reload_failures = reload_failures.load(std::memory_order_relaxed);
   stats.evicted_tasks = evicted_tasks.load(std::memory_order_relaxed);
   stats.reloaded_tasks = reloaded_tasks.load(std::memory_order_relaxed);
+  stats.resident_bytes = resident_bytes.load(std::memory_order_relaxed);
+  stats.admission_waits = admission_waits.load(std::memory_order_relaxed);
+  stats.admission_wait_nanos = admission_wait_nanos.load(std::memory_order_relaxed);
   stats.shared_lookups = shared_lookups.load();
   stats.shared_hits = shared_hits.load();
   stats.shared_misses = shared_misses.load();

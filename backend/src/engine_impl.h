@@ -26,6 +26,7 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -309,6 +310,7 @@ class EngineImpl {
   // Memory (evict.cc). EvictValues evicts the values of candidates the evictor passes
   // unreferenced until about `bytes` are freed, and returns what it freed.
   size_t EvictValues(size_t bytes);
+  size_t EvictValuesLocked(size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
   // ReloadValues brings back the evicted values of a task this thread claimed (kRunning);
   // true if it has all its values now, false if the store no longer has them as they were.
   bool ReloadValues(TaskState& task);
@@ -318,6 +320,7 @@ class EngineImpl {
   // they are, read by no task in memory) until about `bytes` are freed, and returns that
   // estimate. A later ReclaimEvicted frees their records, once no section can see them.
   size_t EvictTasks(size_t bytes);
+  size_t EvictTasksLocked(size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
   size_t ReclaimEvicted() { return reclaimer_.Poll(); }
   std::atomic<uint64_t> evicted_tasks{0};
   std::atomic<uint64_t> reloaded_tasks{0};  // loaded back after an eviction in this process
@@ -423,7 +426,11 @@ class EngineImpl {
   uint64_t next_listener_id_ ABSL_GUARDED_BY(listeners_mu_) = 1;
   std::vector<std::pair<uint64_t, std::function<void()>>> listeners_ ABSL_GUARDED_BY(listeners_mu_);
   std::shared_ptr<InvalidationTarget> invalidation_target_ = std::make_shared<InvalidationTarget>();
-  Mutex flush_mu_;  // one snapshot at a time; a GC pass deletes under it too
+  // Flush: one snapshot at a time, each written in chunks (WriteSnapshotChunk) under
+  // flush_mu_, which a GC pass deletes under too and the evictor evicts under.
+  Mutex snapshot_writer_mu_ ABSL_ACQUIRED_BEFORE(flush_mu_);
+  Mutex flush_mu_;
+  const size_t snapshot_chunk_tasks_;
   Mutex persist_mu_;
   std::vector<TaskId> persist_queue_ ABSL_GUARDED_BY(persist_mu_);
   // Clean tasks a snapshot did not write because a task they refer to could not be written
@@ -444,6 +451,10 @@ class EngineImpl {
   // AddToSnapshot encodes a clean task into `batch`; false if it is not clean.
   bool AddToSnapshot(TaskState& task, SnapshotBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
   absl::Status SweepUses() ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
+  // WriteSnapshotChunk writes `ids` (and the tasks held back last time, deferred_) as one
+  // atomic write, adding their count to `written_tasks`.
+  absl::Status WriteSnapshotChunk(std::span<const TaskId> ids, size_t* written_tasks)
+      ABSL_LOCKS_EXCLUDED(flush_mu_);
   std::unique_ptr<FunctionCounters[]> counters_;
   std::unique_ptr<Executor> executor_;
 
@@ -500,7 +511,7 @@ class EngineImpl {
   const MemoryOptions memory_;
   void EvictorLoop();
   // RunClock moves the CLOCK hand for EvictValues, counting what it evicts into `evicted`.
-  size_t RunClock(size_t bytes, size_t* evicted);
+  size_t RunClock(size_t bytes, size_t* evicted) ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
   Mutex eviction_mu_;
   std::vector<EvictionCandidate> candidates_ ABSL_GUARDED_BY(eviction_mu_);
   absl::flat_hash_set<TaskId> candidate_ids_ ABSL_GUARDED_BY(eviction_mu_);
@@ -517,6 +528,21 @@ class EngineImpl {
   std::condition_variable evictor_stop_;
   bool stopping_evictor_ ABSL_GUARDED_BY(evictor_mu_) = false;
   std::thread evictor_thread_;
+  // Admission (evict.cc): while the process is over its limit and more new results wait
+  // for a snapshot than the limit can hold, a call from outside the engine that misses
+  // memory waits (AwaitAdmission) until a snapshot stored them and they could leave. Only a
+  // task stored as it is may leave memory, and a burst of new tasks outruns snapshots.
+  void AwaitAdmission();
+  void SetAdmission(bool closed);  // by the evictor
+  std::atomic<bool> snapshots_failing_{false};  // since the last background snapshot failed
+  // What an ongoing snapshot has yet to write (Flush), for the evictor's backlog.
+  std::atomic<size_t> snapshot_backlog_{0};
+  std::atomic<bool> admission_closed_{false};
+  std::mutex admission_mu_;
+  std::condition_variable admission_open_;
+  std::atomic<uint64_t> admission_waits{0};
+  std::atomic<uint64_t> admission_wait_nanos{0};
+  std::atomic<uint64_t> resident_bytes{0};
   // The shared tier's publishing thread (shared_trace.cc).
   const SharedTierOptions shared_;
   std::atomic<bool> shared_degraded_{false};  // the last lookup or publish failed

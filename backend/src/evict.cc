@@ -17,10 +17,13 @@
 // least MemoryOptions::large_value_bytes, listed when a snapshot writes them): a read sets
 // the task's `referenced` bit, which it does under the task lock it holds anyway, and the
 // hand spares a referenced task once and clears its bit. A hit pays nothing else.
+#include <fcntl.h>
 #include <malloc.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <string>
 #include <utility>
 
@@ -38,6 +41,22 @@ namespace {
 size_t HeapInUse() {
   const struct mallinfo2 info = mallinfo2();
   return info.uordblks + info.hblkhd;
+}
+
+// ResidentBytes is the process's resident set (/proc/self/statm), what the limit bounds:
+// the heap, the pages the allocator keeps after frees, thread stacks and the mapped code.
+// The heap in use where /proc cannot be read.
+size_t ResidentBytes() {
+  const int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  char text[128];
+  const ssize_t length = fd < 0 ? -1 : read(fd, text, sizeof(text) - 1);
+  if (fd >= 0) close(fd);
+  unsigned long size_pages = 0;
+  unsigned long resident_pages = 0;
+  if (length <= 0) return HeapInUse();
+  text[length] = '\0';
+  if (std::sscanf(text, "%lu %lu", &size_pages, &resident_pages) != 2) return HeapInUse();
+  return static_cast<size_t>(resident_pages) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
 }
 
 // StoredAsIs: the store holds exactly this task's result (written, nothing pending), so
@@ -115,6 +134,14 @@ void EngineImpl::NoteEvictionCandidates(const std::vector<StoredTask>& written) 
 }
 
 size_t EngineImpl::EvictValues(size_t bytes) {
+  // Not while a snapshot's chunk is being written: it marks its tasks stored before the
+  // write, which may still fail or hold some of them back; nor while a GC pass deletes
+  // records.
+  MutexLock flushing(&flush_mu_);
+  return EvictValuesLocked(bytes);
+}
+
+size_t EngineImpl::EvictValuesLocked(size_t bytes) {
   const auto start = std::chrono::steady_clock::now();
   size_t evicted = 0;
   const size_t freed = RunClock(bytes, &evicted);
@@ -136,9 +163,6 @@ size_t EngineImpl::EvictValues(size_t bytes) {
 
 size_t EngineImpl::RunClock(size_t bytes, size_t* evicted) {
   Section section;  // reclaim.h: the tasks it finds stay allocated
-  // Not while a snapshot is being written: it marks its tasks stored before the write, which
-  // may still fail or hold some of them back; nor while a GC pass deletes records.
-  MutexLock flushing(&flush_mu_);
   MutexLock lock(&eviction_mu_);
   size_t freed = 0;
   // Twice round: the first pass may only clear referenced bits.
@@ -170,9 +194,13 @@ size_t EngineImpl::RunClock(size_t bytes, size_t* evicted) {
 }
 
 size_t EngineImpl::EvictTasks(size_t bytes) {
-  if (store_ == nullptr || !Reclaimer::Supported()) return 0;
-  // As RunClock: not while a snapshot marks tasks stored, nor during a GC pass.
+  // As EvictValues: not while a snapshot marks tasks stored, nor during a GC pass.
   MutexLock flushing(&flush_mu_);
+  return EvictTasksLocked(bytes);
+}
+
+size_t EngineImpl::EvictTasksLocked(size_t bytes) {
+  if (store_ == nullptr || !Reclaimer::Supported()) return 0;
   MutexLock lock(&eviction_mu_);
   Section section;
   std::vector<std::unique_ptr<TaskState>> victims;
@@ -281,31 +309,96 @@ bool EngineImpl::ReloadValues(TaskState& task) {
 }
 
 void EngineImpl::EvictorLoop() {
-  const auto usage = memory_.usage ? memory_.usage : HeapInUse;
-  // Evict down to 90% of the limit, so that a heap hovering at the limit does not make the
-  // evictor run on every tick.
+  const auto usage = memory_.usage ? memory_.usage : ResidentBytes;
+  // Evict down to 90% of the limit, so that a resident set hovering at the limit does not
+  // make the evictor run on every tick.
   const size_t low_water = memory_.limit_bytes / 10 * 9;
+  // Past half the limit, or with many results waiting for a snapshot, the evictor looks ten
+  // times as often: a burst of calls creates a hundred thousand tasks a second.
+  const auto pressed_interval = std::max(std::chrono::milliseconds(10), memory_.interval / 10);
+  // New results waiting for a snapshot: more than about an eighth of the limit at 1 KiB
+  // each (at least 1024) want a snapshot now, and close admission past the low water.
+  const size_t max_backlog = std::max(memory_.limit_bytes / 8192, size_t{1024});
+  bool pressed = false;
   std::unique_lock lock(evictor_mu_);
-  while (!evictor_stop_.wait_for(lock, memory_.interval, [this] { return stopping_evictor_; })) {
+  while (!evictor_stop_.wait_for(lock, pressed ? pressed_interval : memory_.interval,
+                                 [this] { return stopping_evictor_; })) {
     lock.unlock();
     // Freed blocks go back to the system, or the resident set would not come down.
     if (ReclaimEvicted() > 0) malloc_trim(0);
     const size_t in_use = usage();
-    heap_bytes.store(in_use, std::memory_order_relaxed);
+    resident_bytes.store(in_use, std::memory_order_relaxed);
+    heap_bytes.store(memory_.usage ? in_use : HeapInUse(), std::memory_order_relaxed);
+    size_t backlog = snapshot_backlog_.load(std::memory_order_relaxed);
+    {
+      MutexLock queue(&persist_mu_);
+      backlog += persist_queue_.size();
+    }
+    // Past the low water with a backlog, calls from outside wait for snapshots to catch
+    // up. Decided before evicting, which waits for a snapshot's chunk being written. Not
+    // while snapshots fail (a full disk): nothing could leave, calls would only wait.
+    SetAdmission(/*closed=*/in_use > low_water && backlog > max_backlog &&
+                 !snapshots_failing_.load(std::memory_order_relaxed));
+    // Only what a snapshot wrote can leave memory: a burst's new results are written as
+    // soon as there are many, not at the next interval.
+    const auto want_snapshot = [this] {
+      snapshot_wanted_.store(true, std::memory_order_relaxed);
+      { std::lock_guard wake(snapshot_mu_); }
+      snapshot_stop_.notify_all();
+    };
+    if (backlog > max_backlog) want_snapshot();
     // Records evicted whole but not freed yet (a section that saw them is still open) are
     // counted as gone already, or every tick would evict them again.
     const size_t pending = reclaimer_.PendingBytes();
     if (in_use > memory_.limit_bytes + pending) {
       const size_t wanted = in_use - pending - low_water;
-      // Values first: a large value frees the most for the least. Then whole tasks.
-      size_t freed = EvictValues(wanted);
-      if (freed < wanted) freed += EvictTasks(wanted - freed);
+      // Values first: a large value frees the most for the least. Then whole tasks. Not
+      // while a snapshot's chunk is written (EvictValues): rather than wait for the write,
+      // this tick evicts nothing and the next one tries again.
+      size_t freed = 0;
+      if (flush_mu_.TryLock()) {
+        freed = EvictValuesLocked(wanted);
+        if (freed < wanted) freed += EvictTasksLocked(wanted - freed);
+        flush_mu_.Unlock();
+      }
       if (freed > 0) malloc_trim(0);
-      // Only what a snapshot wrote can leave: too little did, so the next one comes now.
-      if (freed < wanted) snapshot_wanted_.store(true, std::memory_order_relaxed);
+      // Too little could leave: the next snapshot comes now.
+      if (freed < wanted) want_snapshot();
     }
+    // Half the limit, or new results arriving: look again soon.
+    pressed = in_use > memory_.limit_bytes / 2 || backlog > 1024;
     lock.lock();
   }
+  lock.unlock();
+  SetAdmission(/*closed=*/false);
+}
+
+void EngineImpl::SetAdmission(bool closed) {
+  if (admission_closed_.load(std::memory_order_relaxed) == closed) return;
+  {
+    std::lock_guard lock(admission_mu_);
+    admission_closed_.store(closed, std::memory_order_relaxed);
+  }
+  if (!closed) admission_open_.notify_all();
+}
+
+void EngineImpl::AwaitAdmission() {
+  // Bounded: admission that stays closed this long (a store that writes slowly) lets a call
+  // through rather than hold it longer.
+  constexpr auto kMaxWait = std::chrono::seconds(1);
+  const auto start = std::chrono::steady_clock::now();
+  {
+    std::unique_lock lock(admission_mu_);
+    admission_open_.wait_for(lock, kMaxWait, [this] {
+      return !admission_closed_.load(std::memory_order_relaxed);
+    });
+  }
+  admission_waits.fetch_add(1, std::memory_order_relaxed);
+  admission_wait_nanos.fetch_add(
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::steady_clock::now() - start)
+                                .count()),
+      std::memory_order_relaxed);
 }
 
 }  // namespace turbine::internal

@@ -270,6 +270,15 @@ class Metrics::Collector final : public prometheus::Collectable {
             stats.evicted_tasks);
     counter("turbine_reloaded_tasks_total", "Tasks evicted whole and loaded back from the store.",
             stats.reloaded_tasks);
+    gauge("turbine_resident_bytes",
+          "The resident set when the evictor last measured it (what --memory-limit bounds).",
+          stats.resident_bytes);
+    out.push_back(Family("turbine_admission_wait_seconds",
+                         "Calls that waited while new tasks outran snapshots over the memory "
+                         "limit (count) and the time they waited (sum).",
+                         MetricType::Summary)
+                      .AddSummary(stats.admission_waits, Seconds(stats.admission_wait_nanos))
+                      .Take());
     Family by_use("turbine_store_tasks_by_last_use",
                   "Tasks on disk by how long ago they were last used, as the last garbage "
                   "collection pass found them.",

@@ -230,9 +230,10 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       ->capture_default_str();
   std::string memory_limit = "0";
   app.add_option("--memory-limit", memory_limit,
-                 "keep the daemon's heap under this size: the store's caches are sized from "
-                 "it, and over it large results leave memory for the store (0: a quarter of "
-                 "physical memory, at most 8G)")
+                 "keep the daemon's resident memory under this size: the store's caches are "
+                 "sized from it, over it cached results leave memory for the store, and a "
+                 "burst of new calls waits for snapshots (0: a quarter of physical memory, at "
+                 "most 8G)")
       ->check(size)
       ->capture_default_str();
   app.add_option("--gc-interval", gc_interval,

@@ -173,7 +173,9 @@ void MakeGraph(std::mt19937_64& random) {
 // each round), so that changes pass through tasks that are not in memory at all.
 enum class Evicting { kNothing, kValues, kValuesAndTasks };
 
-void RunOracle(Evicting mode) {
+// `chunk_tasks`: snapshots write at most this many tasks per atomic write.
+void RunOracle(Evicting mode,
+               size_t chunk_tasks = turbine::EngineOptions{}.snapshot_chunk_tasks) {
   const bool evicting = mode != Evicting::kNothing;
   const uint64_t seed = 20261122;
   std::mt19937_64 random(seed);
@@ -185,7 +187,10 @@ void RunOracle(Evicting mode) {
   const auto start = std::chrono::system_clock::now();
   std::unique_ptr<turbine::testing::PersistedEngine<>> daemon;
   auto open = [&] {
-    turbine::EngineOptions options{.worker_threads = 2, .gc = {.interval = {}}, .clock = [&] {
+    turbine::EngineOptions options{.worker_threads = 2,
+                                   .snapshot_chunk_tasks = chunk_tasks,
+                                   .gc = {.interval = {}},
+                                   .clock = [&] {
                                      return start + day.load() * std::chrono::hours(24);
                                    }};
     if (evicting) {
@@ -390,6 +395,12 @@ TEST(RestartOracle, WithValuesEvictedOnEveryStepAnswersStayRight) {
 
 TEST(RestartOracle, WithWholeTasksEvictedOnEveryStepAnswersStayRight) {
   RunOracle(Evicting::kValuesAndTasks);
+}
+
+// Snapshots in chunks of 3: a record and the tasks it refers to (kForward) often fall in
+// different chunks, and restarts come between chunks of the background snapshots.
+TEST(RestartOracle, WithSnapshotsWrittenInChunksOfThreeAnswersStayRight) {
+  RunOracle(Evicting::kValuesAndTasks, 3);
 }
 
 }  // namespace

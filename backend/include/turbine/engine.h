@@ -52,20 +52,25 @@ using Logger = std::function<void(LogLevel level, std::string_view message)>;
 inline constexpr int kMaxWorkerThreads = 1024;
 
 // MemoryOptions bound the engine's resident memory (docs/ARCHITECTURE.md, "Memory"). With a
-// backing store and a limit, a background thread measures the process's heap and, while it
-// is over the limit, evicts the values of large results that the store holds: the task
-// stays in memory, clean, with its stamps, and its next read loads the value back from the
-// store (never executing because of it).
+// backing store and a limit, a background thread measures the process's resident set and,
+// while it is over the limit, evicts the values of large results that the store holds (the
+// task stays in memory, clean, with its stamps, and its next read loads the value back from
+// the store, never executing because of it), then whole tasks the store holds as they are.
+// Only what a snapshot wrote can leave memory: when many new results wait for one, a
+// snapshot starts at once, and past 90% of the limit calls from outside the engine that
+// would create a task wait (a second at most) until snapshots catch up (Engine::Call).
 struct MemoryOptions {
-  // Heap bytes the process should stay under; 0: no limit, nothing is evicted.
+  // Resident bytes the process should stay under; 0: no limit, nothing is evicted.
   size_t limit_bytes = 0;
   // Results whose stored form is at least this large are eviction candidates. Smaller ones
   // would free less than the task record that stays.
   size_t large_value_bytes = size_t{16} << 10;
-  // How often the heap is measured.
+  // How often memory is measured; a tenth of this (at least 10 ms) past half the limit or
+  // while new results wait for a snapshot.
   std::chrono::milliseconds interval{200};
-  // The heap in use, in bytes; null: glibc's count of allocated bytes (mallinfo2), which
-  // includes the backing store's caches and memtables. For tests.
+  // The memory in use, in bytes; null: the process's resident set (/proc/self/statm), which
+  // includes the backing store's caches and memtables, the allocator's retained pages and
+  // the mapped code. For tests.
   std::function<size_t()> usage = nullptr;
 };
 
@@ -84,6 +89,10 @@ struct EngineOptions {
   // running) with changes unwritten, so a burst of work is saved when it ends rather than
   // up to an interval later. 0: off. Only with background snapshots.
   std::chrono::milliseconds snapshot_idle_delay{100};
+  // A snapshot writes at most this many tasks per write to the store (each write atomic,
+  // and a record never lands without the tasks it refers to): a large snapshot's memory
+  // stays small, and what one chunk wrote may leave memory before the next is written.
+  size_t snapshot_chunk_tasks = 16384;
   // With background snapshots: once the engine has been idle this long, the backing store
   // writes what it keeps in memory into its files (BackingStore::Settle, from 4 MiB), so a
   // crash or a kill while idle leaves little log to replay at the next start. 0: never.
@@ -164,7 +173,9 @@ class Engine {
   // receiver (`Function<F>::Params`), borrowed: it is moved from only when the task is new,
   // and a call that finds its task allocates nothing. `source`, if given, says where the
   // task was found. Errors (kInvalidArgument): `fn` names no function, `args` is not its
-  // parameter tuple, a method without a receiver or a function with one.
+  // parameter tuple, a method without a receiver or a function with one. Under a memory
+  // limit, a call that misses memory may wait while new results outrun snapshots
+  // (MemoryOptions); task bodies' calls never do.
   template <class Params>
   absl::StatusOr<RawVc> Call(FunctionHandle fn, RawVc receiver, Params& args,
                              CallSource* source = nullptr) {
@@ -232,7 +243,7 @@ class Engine {
 
   // Evict makes the values of large results leave memory now, until about `bytes` (their
   // stored size) are gone, sparing what was read since the last eviction once; returns what
-  // it evicted. The background evictor calls it while the heap is over the memory limit.
+  // it evicted. The background evictor calls it while the process is over the memory limit.
   // Only with a backing store and a memory limit (results become candidates as snapshots
   // write them; MemoryOptions).
   size_t Evict(size_t bytes);

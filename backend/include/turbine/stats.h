@@ -44,12 +44,16 @@ struct EngineStats {
   std::array<uint64_t, 4> tasks_by_last_use{};
   uint64_t memory_limit_bytes = 0;       // MemoryOptions::limit_bytes (0: none)
   uint64_t heap_bytes = 0;               // the heap in use when last measured (with a limit)
+                                         // (MemoryOptions::usage when a test gives one)
   uint64_t evicted_values = 0;           // results whose values were evicted, summed
   uint64_t evicted_value_bytes = 0;      // their stored size, summed
   uint64_t reloaded_values = 0;          // evicted values read back from the store
   uint64_t reload_failures = 0;          // of those, gone or changed there: executed instead
   uint64_t evicted_tasks = 0;            // whole tasks evicted (still on disk), summed
   uint64_t reloaded_tasks = 0;           // of those, loaded back from the store since
+  uint64_t resident_bytes = 0;           // the usage the evictor compares with the limit
+  uint64_t admission_waits = 0;          // outside calls that waited for snapshots (evict.cc)
+  uint64_t admission_wait_nanos = 0;     // the time they waited, summed
   // The shared tier (shared_tier.h); all 0 without one.
   uint64_t shared_lookups = 0;           // traces asked for (a task about to execute)
   uint64_t shared_hits = 0;              // traces adopted: every dependency had the same digest
