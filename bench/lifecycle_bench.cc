@@ -481,6 +481,10 @@ void DistinctCalls(benchmark::State& state, uint64_t tasks, uint64_t limit_mib) 
     state.counters["rss_anon_bytes"] = static_cast<double>(rss_anon);
     state.counters["rss_file_bytes"] = static_cast<double>(rss_file);
     state.counters["heap_bytes"] = static_cast<double>(stats->heap_bytes());
+    state.counters["resident_bytes"] = static_cast<double>(stats->resident_bytes());
+    // Calls of the first pass that waited for snapshots to catch up (admission), and how long.
+    state.counters["admission_waits"] = static_cast<double>(stats->admission_waits());
+    state.counters["admission_wait_ms"] = static_cast<double>(stats->admission_wait_micros()) / 1e3;
     state.counters["evicted_values"] = static_cast<double>(stats->evicted_values());
     // Whole tasks evicted by the end of the re-read, and of those, loaded back by it.
     state.counters["evicted_tasks"] = static_cast<double>(reread_stats->evicted_tasks());

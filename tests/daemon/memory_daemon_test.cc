@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -157,6 +158,61 @@ TEST(MemoryDaemon, OverTheLimitSmallTasksLeaveMemoryAndComeBackFromDiskWithoutEx
   EXPECT_EQ(restarted_stats->executions(), restarted_before->executions())
       << "a stored task executed after the restart";
   EXPECT_EQ(restarted.Stop(SIGTERM), 0) << restarted.log();
+}
+
+// A client pipelining new calls outruns snapshots, and only stored tasks may leave memory:
+// the daemon makes the burst wait for snapshots (admission) and answers every call right,
+// then from the store. Checks the answers, not the waits: how many calls wait depends on
+// the machine's pace.
+TEST(MemoryDaemon, APipelinedBurstUnderTheLimitIsAnsweredRightThenFromDisk) {
+  constexpr int64_t kTasks = 20'000;
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--memory-limit", "4M"}))
+      << daemon.log();
+  std::unique_ptr<Client> client = ConnectTo(daemon);
+  ASSERT_NE(client, nullptr);
+  auto burst = [&](std::atomic<int64_t>* wrong, std::atomic<int64_t>* executed) {
+    std::atomic<int64_t> replies{0};
+    absl::StatusOr<std::unique_ptr<turbine::client::CallStream>> stream =
+        client->OpenCallStream([&](turbine::client::CallResult reply) {
+          // Ids are 1, 2, ... in the order of Send: reply `id` answers k = id - 1.
+          if (!reply.value.ok() ||
+              reply.value->int_value() != static_cast<int64_t>(reply.id) - 1) {
+            ++*wrong;
+          }
+          if (reply.source == turbine::v1::SOURCE_EXECUTED) ++*executed;
+          ++replies;
+        });
+    ASSERT_TRUE(stream.ok()) << stream.status();
+    for (int64_t k = 0; k < kTasks; ++k) {
+      ASSERT_TRUE((*stream)->Send(turbine::client::MakeCallRequest("demo.busy", {Int(k), Int(0)})).ok());
+    }
+    ASSERT_TRUE((*stream)->Close().ok());
+    EXPECT_EQ(replies.load(), kTasks);
+  };
+  std::atomic<int64_t> wrong{0};
+  std::atomic<int64_t> executed{0};
+  ASSERT_NO_FATAL_FAILURE(burst(&wrong, &executed));
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(executed.load(), kTasks);
+  absl::StatusOr<turbine::v1::StatsReply> stats = client->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_GT(stats->resident_bytes(), uint64_t{4} << 20);  // measured, and over 4 MiB
+  ASSERT_TRUE(WaitForTaskEvictions(*client, kTasks / 2)) << daemon.log();
+
+  // Again: nothing executes; what left memory comes back from the store.
+  wrong = 0;
+  executed = 0;
+  ASSERT_NO_FATAL_FAILURE(burst(&wrong, &executed));
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(executed.load(), 0);
+  absl::StatusOr<turbine::v1::StatsReply> after = client->Stats();
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->executions(), stats->executions());
+  EXPECT_GE(after->reloaded_tasks(), uint64_t{kTasks / 2});
+  client.reset();
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
 TEST(MemoryDaemon, ABadLimitIsRefused) {
