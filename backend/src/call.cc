@@ -22,18 +22,20 @@ EngineImpl& CurrentEngineOrDie() {
 }
 
 RawVc Call(const FunctionInfo& fn, RawVc receiver, void* stack_args) {
-  return CurrentEngineOrDie().Call(fn, receiver, stack_args);
+  return CurrentEngineOrDie().Call(fn, receiver, stack_args, /*source=*/nullptr,
+                                   /*outside=*/true);
 }
 
 // Aligned to a cache line: the hit's speed depended on where the linker happened to put
 // this function. At a 16-byte boundary that an unrelated change elsewhere in this file
 // produced, turbo-cached-same-keys/1 took 84-86 ns in 5 runs of 6 against 59-66 ns at 64.
 __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawVc receiver,
-                                                    void* stack_args, CallSource* source) {
+                                                    void* stack_args, CallSource* source,
+                                                    bool outside) {
   if (fn.resolver != nullptr && fn.needs_resolution(stack_args)) {
     // Some ResolvedVc argument still names a task output: a resolve-first task (keyed by
     // the unresolved arguments) resolves them and then calls `fn`.
-    return Call(*fn.resolver, receiver, stack_args, source);
+    return Call(*fn.resolver, receiver, stack_args, source, outside);
   }
   FunctionCounters& counters = counters_[fn.id];
   counters.calls.fetch_add(1, std::memory_order_relaxed);
@@ -49,9 +51,11 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
     return RawVc::Output(hit);
   }
   // A call from outside the engine waits while a burst of new tasks outruns snapshots
-  // under the memory limit (evict.cc); a task body's call never does, its caller runs.
-  if (admission_closed_.load(std::memory_order_relaxed) && tls_context.exec == nullptr)
-      [[unlikely]] {
+  // under the memory limit (evict.cc). Never a task body's call (its caller runs), nor one
+  // a worker makes (it may hold a claimed task), nor the engine's own (SetInputs holds
+  // locks a snapshot needs).
+  if (admission_closed_.load(std::memory_order_relaxed) && outside &&
+      tls_context.exec == nullptr && !Executor::OnWorkerThread()) [[unlikely]] {
     AwaitAdmission();
   }
   Section section;  // reclaim.h: the tasks found below stay allocated

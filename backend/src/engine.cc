@@ -120,17 +120,19 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
     if (stopping_snapshots_) break;
     lock.unlock();
     Today();
+    const bool wanted = snapshot_wanted_.exchange(false, std::memory_order_relaxed);
+    // Idleness is judged over whole ticks: a wake-up for the evictor (`wanted`) comes in a
+    // burst, and a few milliseconds without an execution would look quiet.
     const uint64_t executions = execution_count.load(std::memory_order_relaxed);
-    const bool quiet = executions == executions_before && refreshes_in_flight.load() == 0;
+    const bool quiet = !wanted && executions == executions_before && refreshes_in_flight.load() == 0;
     const bool idle = idle_snapshots && quiet;
-    executions_before = executions;
+    if (!wanted) executions_before = executions;
     if (!quiet) {
       quiet_since.reset();
       settle_failed = false;
     } else if (!quiet_since.has_value()) {
       quiet_since = Clock::now();
     }
-    const bool wanted = snapshot_wanted_.exchange(false, std::memory_order_relaxed);
     const bool due = wanted || idle || Clock::now() - last_snapshot >= interval;
     bool empty = false;
     {
@@ -305,6 +307,7 @@ absl::Status EngineImpl::Flush(bool sweep_uses) {
   {
     MutexLock lock(&persist_mu_);
     queue.swap(persist_queue_);
+    snapshot_backlog_.store(queue.size(), std::memory_order_relaxed);
   }
   // Written in chunks, each one atomic and self-contained (the tasks a record refers to go
   // with it or before it): a burst of new tasks is stored, and may leave memory, chunk by
@@ -312,19 +315,20 @@ absl::Status EngineImpl::Flush(bool sweep_uses) {
   const size_t chunk = std::max<size_t>(snapshot_chunk_tasks_, 1);
   size_t written_tasks = 0;
   size_t next = 0;
+  absl::flat_hash_set<TaskId> pulled;
   absl::Status written;
   do {
     const size_t end = std::min(queue.size(), next + chunk);
-    snapshot_backlog_.store(queue.size() - next, std::memory_order_relaxed);
     written = WriteSnapshotChunk(std::span<const TaskId>(queue.data() + next, end - next),
-                                 &written_tasks);
+                                 /*deferred=*/next == 0, &pulled, &written_tasks);
     next = end;
+    snapshot_backlog_.store(queue.size() - next, std::memory_order_relaxed);
   } while (written.ok() && next < queue.size());
-  snapshot_backlog_.store(0, std::memory_order_relaxed);
-  if (next < queue.size()) {
-    // Not reached after a failed chunk: still queued (`persist_queued`), for the next try.
+  {
     MutexLock lock(&persist_mu_);
+    // Not reached after a failed chunk: still queued (`persist_queued`), for the next try.
     persist_queue_.insert(persist_queue_.end(), queue.begin() + next, queue.end());
+    snapshot_backlog_.store(0, std::memory_order_relaxed);
   }
   if (tracing() && (written_tasks > 0 || !written.ok())) [[unlikely]] {
     TraceEvent event;
@@ -354,10 +358,13 @@ absl::Status EngineImpl::Flush(bool sweep_uses) {
   return SweepUses();
 }
 
-absl::Status EngineImpl::WriteSnapshotChunk(std::span<const TaskId> ids, size_t* written_tasks) {
+absl::Status EngineImpl::WriteSnapshotChunk(std::span<const TaskId> ids, bool deferred,
+                                            absl::flat_hash_set<TaskId>* pulled,
+                                            size_t* written_tasks) {
   Section section;  // reclaim.h: the tasks it finds stay allocated
   MutexLock flushing(&flush_mu_);
-  std::vector<TaskId> queue = std::exchange(deferred_, {});
+  std::vector<TaskId> queue;
+  if (deferred) queue = std::exchange(deferred_, {});
   queue.insert(queue.end(), ids.begin(), ids.end());
   // Encode under each task's lock, write with no engine lock held. A task that cannot be
   // written as clean now queues itself again once it is clean (`unwritten`).
@@ -376,6 +383,8 @@ absl::Status EngineImpl::WriteSnapshotChunk(std::span<const TaskId> ids, size_t*
     TaskState* task = tasks_.Get(id);
     if (task == nullptr) continue;
     MutexLock lock(&task->mu);
+    // Written by an earlier chunk, which it was referred to from, and not queued since.
+    if (!task->persist_queued && pulled->contains(id)) continue;
     task->persist_queued = false;
     if (!batch.position.contains(id)) AddToSnapshot(*task, batch);
   }
@@ -391,7 +400,15 @@ absl::Status EngineImpl::WriteSnapshotChunk(std::span<const TaskId> ids, size_t*
       TaskState* target = tasks_.Get(target_id);
       if (target == nullptr) continue;  // not in memory: known only from the store
       MutexLock lock(&target->mu);
-      if (target->persisted || AddToSnapshot(*target, batch)) continue;
+      if (target->persisted) continue;
+      if (AddToSnapshot(*target, batch)) {
+        // Its own turn in this snapshot, if it is queued, writes nothing more.
+        if (target->persist_queued) {
+          target->persist_queued = false;
+          pulled->insert(target_id);
+        }
+        continue;
+      }
       blocked.resize(batch.records.size(), false);
       blocked[i] = true;
       target->unwritten = true;  // queues itself once clean
@@ -458,6 +475,12 @@ absl::Status EngineImpl::WriteSnapshotChunk(std::span<const TaskId> ids, size_t*
       }
     }
     *written_tasks += records.size();
+  }
+  // What the evictor asked for while a chunk held flush_mu_ (EvictorLoop): done here, as
+  // the next chunk would take the lock again before the evictor could.
+  if (const size_t wanted = eviction_wanted_.exchange(0, std::memory_order_relaxed); wanted > 0) {
+    const size_t freed = EvictValuesLocked(wanted);
+    if (freed < wanted) EvictTasksLocked(wanted - freed);
   }
   return written;
 }
@@ -668,7 +691,7 @@ absl::StatusOr<RawVc> Engine::CallErased(FunctionHandle fn, RawVc receiver, cons
   if (!info.has_receiver && !receiver.is_none()) {
     return absl::InvalidArgumentError("Engine::Call: " + info.name + " takes no receiver");
   }
-  return impl_->Call(info, receiver, args, source);
+  return impl_->Call(info, receiver, args, source, /*outside=*/true);
 }
 
 absl::Status Engine::Flush() { return impl_->Flush(); }

@@ -110,8 +110,11 @@ class EngineImpl {
   ~EngineImpl();
 
   // --- call path (call.cc) ---
+  // `outside`: the caller may be code outside the engine (the public API, a function called
+  // under a Scope), which waits on a miss while admission is closed (evict.cc), unless the
+  // thread turns out to be a task body's or a worker's.
   RawVc Call(const FunctionInfo& fn, RawVc receiver, void* stack_args,
-             CallSource* source = nullptr);
+             CallSource* source = nullptr, bool outside = false);
   // Task returns the task with `id`, loading it from the backing store if need be (null if
   // it exists nowhere).
   // `loaded`, if given, says whether it came from the store just now.
@@ -451,9 +454,12 @@ class EngineImpl {
   // AddToSnapshot encodes a clean task into `batch`; false if it is not clean.
   bool AddToSnapshot(TaskState& task, SnapshotBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
   absl::Status SweepUses() ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
-  // WriteSnapshotChunk writes `ids` (and the tasks held back last time, deferred_) as one
-  // atomic write, adding their count to `written_tasks`.
-  absl::Status WriteSnapshotChunk(std::span<const TaskId> ids, size_t* written_tasks)
+  // WriteSnapshotChunk writes `ids` (with `deferred`, also the tasks held back last time,
+  // deferred_) and the tasks they refer to that the store lacks as one atomic write, adding
+  // their count to `written_tasks`. `pulled` collects the queued tasks written ahead of
+  // their turn (referred to by an earlier chunk), which their own chunk skips.
+  absl::Status WriteSnapshotChunk(std::span<const TaskId> ids, bool deferred,
+                                  absl::flat_hash_set<TaskId>* pulled, size_t* written_tasks)
       ABSL_LOCKS_EXCLUDED(flush_mu_);
   std::unique_ptr<FunctionCounters[]> counters_;
   std::unique_ptr<Executor> executor_;
@@ -537,6 +543,9 @@ class EngineImpl {
   std::atomic<bool> snapshots_failing_{false};  // since the last background snapshot failed
   // What an ongoing snapshot has yet to write (Flush), for the evictor's backlog.
   std::atomic<size_t> snapshot_backlog_{0};
+  // What the evictor wanted freed while a snapshot's chunk held flush_mu_: the snapshot
+  // evicts it before its next chunk.
+  std::atomic<size_t> eviction_wanted_{0};
   std::atomic<bool> admission_closed_{false};
   std::mutex admission_mu_;
   std::condition_variable admission_open_;

@@ -315,11 +315,15 @@ void EngineImpl::EvictorLoop() {
   const size_t low_water = memory_.limit_bytes / 10 * 9;
   // Past half the limit, or with many results waiting for a snapshot, the evictor looks ten
   // times as often: a burst of calls creates a hundred thousand tasks a second.
-  const auto pressed_interval = std::max(std::chrono::milliseconds(10), memory_.interval / 10);
+  const auto pressed_interval =
+      std::min(memory_.interval, std::max(std::chrono::milliseconds(10), memory_.interval / 10));
+  // Admission needs the snapshot thread: without it nothing but Flush() drains the backlog.
+  const bool admitting = snapshot_thread_.joinable();
   // New results waiting for a snapshot: more than about an eighth of the limit at 1 KiB
   // each (at least 1024) want a snapshot now, and close admission past the low water.
   const size_t max_backlog = std::max(memory_.limit_bytes / 8192, size_t{1024});
   bool pressed = false;
+  uint64_t ticks = 0;
   std::unique_lock lock(evictor_mu_);
   while (!evictor_stop_.wait_for(lock, pressed ? pressed_interval : memory_.interval,
                                  [this] { return stopping_evictor_; })) {
@@ -328,7 +332,10 @@ void EngineImpl::EvictorLoop() {
     if (ReclaimEvicted() > 0) malloc_trim(0);
     const size_t in_use = usage();
     resident_bytes.store(in_use, std::memory_order_relaxed);
-    heap_bytes.store(memory_.usage ? in_use : HeapInUse(), std::memory_order_relaxed);
+    // mallinfo2 locks every arena in turn: at the slow pace only.
+    if (memory_.usage || !pressed || ++ticks % 10 == 0) {
+      heap_bytes.store(memory_.usage ? in_use : HeapInUse(), std::memory_order_relaxed);
+    }
     size_t backlog = snapshot_backlog_.load(std::memory_order_relaxed);
     {
       MutexLock queue(&persist_mu_);
@@ -337,7 +344,7 @@ void EngineImpl::EvictorLoop() {
     // Past the low water with a backlog, calls from outside wait for snapshots to catch
     // up. Decided before evicting, which waits for a snapshot's chunk being written. Not
     // while snapshots fail (a full disk): nothing could leave, calls would only wait.
-    SetAdmission(/*closed=*/in_use > low_water && backlog > max_backlog &&
+    SetAdmission(/*closed=*/admitting && in_use > low_water && backlog > max_backlog &&
                  !snapshots_failing_.load(std::memory_order_relaxed));
     // Only what a snapshot wrote can leave memory: a burst's new results are written as
     // soon as there are many, not at the next interval.
@@ -353,17 +360,19 @@ void EngineImpl::EvictorLoop() {
     if (in_use > memory_.limit_bytes + pending) {
       const size_t wanted = in_use - pending - low_water;
       // Values first: a large value frees the most for the least. Then whole tasks. Not
-      // while a snapshot's chunk is written (EvictValues): rather than wait for the write,
-      // this tick evicts nothing and the next one tries again.
-      size_t freed = 0;
+      // while a snapshot's chunk is written (EvictValues), and a snapshot takes flush_mu_
+      // again at once for its next chunk: rather than wait, the evictor leaves the request
+      // to the snapshot, which evicts between its chunks (WriteSnapshotChunk).
       if (flush_mu_.TryLock()) {
-        freed = EvictValuesLocked(wanted);
+        size_t freed = EvictValuesLocked(wanted);
         if (freed < wanted) freed += EvictTasksLocked(wanted - freed);
         flush_mu_.Unlock();
+        if (freed > 0) malloc_trim(0);
+        // Too little could leave: the next snapshot comes now.
+        if (freed < wanted) want_snapshot();
+      } else {
+        eviction_wanted_.store(wanted, std::memory_order_relaxed);
       }
-      if (freed > 0) malloc_trim(0);
-      // Too little could leave: the next snapshot comes now.
-      if (freed < wanted) want_snapshot();
     }
     // Half the limit, or new results arriving: look again soon.
     pressed = in_use > memory_.limit_bytes / 2 || backlog > 1024;
@@ -389,9 +398,9 @@ void EngineImpl::AwaitAdmission() {
   const auto start = std::chrono::steady_clock::now();
   {
     std::unique_lock lock(admission_mu_);
-    admission_open_.wait_for(lock, kMaxWait, [this] {
-      return !admission_closed_.load(std::memory_order_relaxed);
-    });
+    const auto open = [this] { return !admission_closed_.load(std::memory_order_relaxed); };
+    if (open()) return;  // opened since the caller looked
+    admission_open_.wait_for(lock, kMaxWait, open);
   }
   admission_waits.fetch_add(1, std::memory_order_relaxed);
   admission_wait_nanos.fetch_add(

@@ -109,6 +109,8 @@ WorkItem Executor::PopShared() {
   return item;
 }
 
+bool Executor::OnWorkerThread() { return tls_slot.is_worker; }
+
 void Executor::WorkerLoop() {
   tls_slot = LocalSlot{generation_, /*is_worker=*/true, WorkItem{}};
   for (;;) {

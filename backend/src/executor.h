@@ -57,6 +57,8 @@ class Executor {
   // FlushLocalHint moves this thread's slot to the queue; called before the thread blocks.
   void FlushLocalHint();
   int threads() const { return static_cast<int>(workers_.size()); }
+  // OnWorkerThread tells whether the calling thread is a worker of some executor.
+  static bool OnWorkerThread();
 
  private:
   void WorkerLoop();
