@@ -22,20 +22,18 @@ EngineImpl& CurrentEngineOrDie() {
 }
 
 RawVc Call(const FunctionInfo& fn, RawVc receiver, void* stack_args) {
-  return CurrentEngineOrDie().Call(fn, receiver, stack_args, /*source=*/nullptr,
-                                   /*outside=*/true);
+  return CurrentEngineOrDie().Call(fn, receiver, stack_args);
 }
 
 // Aligned to a cache line: the hit's speed depended on where the linker happened to put
 // this function. At a 16-byte boundary that an unrelated change elsewhere in this file
 // produced, turbo-cached-same-keys/1 took 84-86 ns in 5 runs of 6 against 59-66 ns at 64.
 __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawVc receiver,
-                                                    void* stack_args, CallSource* source,
-                                                    bool outside) {
+                                                    void* stack_args, CallSource* source) {
   if (fn.resolver != nullptr && fn.needs_resolution(stack_args)) {
     // Some ResolvedVc argument still names a task output: a resolve-first task (keyed by
     // the unresolved arguments) resolves them and then calls `fn`.
-    return Call(*fn.resolver, receiver, stack_args, source, outside);
+    return Call(*fn.resolver, receiver, stack_args, source);
   }
   FunctionCounters& counters = counters_[fn.id];
   counters.calls.fetch_add(1, std::memory_order_relaxed);
@@ -52,9 +50,9 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
   }
   // A call from outside the engine waits while a burst of new tasks outruns snapshots
   // under the memory limit (evict.cc). Never a task body's call (its caller runs), nor one
-  // a worker makes (it may hold a claimed task), nor the engine's own (SetInputs holds
-  // locks a snapshot needs).
-  if (admission_closed_.load(std::memory_order_relaxed) && outside &&
+  // a worker makes (it may hold a claimed task), nor an input's task (SetInputs creates
+  // those holding the lock a snapshot's chunk takes first; they are small).
+  if (admission_closed_.load(std::memory_order_relaxed) && fn.kind != FunctionKind::kInput &&
       tls_context.exec == nullptr && !Executor::OnWorkerThread()) [[unlikely]] {
     AwaitAdmission();
   }

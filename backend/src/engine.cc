@@ -691,7 +691,7 @@ absl::StatusOr<RawVc> Engine::CallErased(FunctionHandle fn, RawVc receiver, cons
   if (!info.has_receiver && !receiver.is_none()) {
     return absl::InvalidArgumentError("Engine::Call: " + info.name + " takes no receiver");
   }
-  return impl_->Call(info, receiver, args, source, /*outside=*/true);
+  return impl_->Call(info, receiver, args, source);
 }
 
 absl::Status Engine::Flush() { return impl_->Flush(); }

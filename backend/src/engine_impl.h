@@ -110,11 +110,8 @@ class EngineImpl {
   ~EngineImpl();
 
   // --- call path (call.cc) ---
-  // `outside`: the caller may be code outside the engine (the public API, a function called
-  // under a Scope), which waits on a miss while admission is closed (evict.cc), unless the
-  // thread turns out to be a task body's or a worker's.
   RawVc Call(const FunctionInfo& fn, RawVc receiver, void* stack_args,
-             CallSource* source = nullptr, bool outside = false);
+             CallSource* source = nullptr);
   // Task returns the task with `id`, loading it from the backing store if need be (null if
   // it exists nowhere).
   // `loaded`, if given, says whether it came from the store just now.
