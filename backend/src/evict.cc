@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -324,6 +325,12 @@ void EngineImpl::EvictorLoop() {
   const size_t max_backlog = std::max(memory_.limit_bytes / 8192, size_t{1024});
   bool pressed = false;
   uint64_t ticks = 0;
+  // Over the limit with nothing left that may leave memory: said once, after a while of it,
+  // and again only after the process was under the limit since.
+  using Clock = std::chrono::steady_clock;
+  constexpr auto kStuckFor = std::chrono::seconds(2);
+  std::optional<Clock::time_point> stuck_since;
+  bool said_stuck = false;
   std::unique_lock lock(evictor_mu_);
   while (!evictor_stop_.wait_for(lock, pressed ? pressed_interval : memory_.interval,
                                  [this] { return stopping_evictor_; })) {
@@ -370,9 +377,26 @@ void EngineImpl::EvictorLoop() {
         if (freed > 0) malloc_trim(0);
         // Too little could leave: the next snapshot comes now.
         if (freed < wanted) want_snapshot();
+        if (freed > 0 || backlog > 0 || pending > 0) {
+          stuck_since.reset();
+        } else if (!stuck_since) {
+          stuck_since = Clock::now();
+        } else if (!said_stuck && Clock::now() - *stuck_since >= kStuckFor) {
+          said_stuck = true;
+          Log(LogLevel::kWarning,
+              "memory: the resident set (" + std::to_string(in_use >> 20) +
+                  " MiB) stays over the limit (" + std::to_string(memory_.limit_bytes >> 20) +
+                  " MiB) with nothing left that may leave memory: what remains is running, "
+                  "read by tasks in memory, inputs, or the process itself (about 33 MiB for an "
+                  "idle turbined); raise --memory-limit");
+        }
       } else {
         eviction_wanted_.store(wanted, std::memory_order_relaxed);
       }
+    }
+    if (in_use <= memory_.limit_bytes) {
+      stuck_since.reset();
+      said_stuck = false;
     }
     // Half the limit, or new results arriving: look again soon.
     pressed = in_use > memory_.limit_bytes / 2 || backlog > 1024;

@@ -109,6 +109,17 @@ TEST(MemoryDaemon, OverTheLimitAFileContentComesBackFromDiskWithoutExecuting) {
   EXPECT_GE(after->reloaded_values() + after->reloaded_tasks(),
             before->reloaded_values() + before->reloaded_tasks() + 1);
 
+  // 4 MiB is less than the daemon itself needs: it says so, once.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (daemon.log().find("raise --memory-limit") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline &&
+         daemon.PumpLog(std::chrono::milliseconds(100))) {
+  }
+  const size_t said = daemon.log().find("raise --memory-limit");
+  ASSERT_NE(said, std::string::npos) << daemon.log();
+  daemon.PumpLog(std::chrono::seconds(3));  // longer than it takes to say it
+  EXPECT_EQ(daemon.log().find("raise --memory-limit", said + 1), std::string::npos);
+
   // The CLI shows the figures.
   CliResult stats = RunCli("--data-dir " + dir.str() + "/data --json stats");
   EXPECT_EQ(stats.exit_code, 0);
