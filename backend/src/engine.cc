@@ -549,6 +549,7 @@ EngineStats EngineImpl::Stats() const {
   stats.evicted_tasks = evicted_tasks.load(std::memory_order_relaxed);
   stats.reloaded_tasks = reloaded_tasks.load(std::memory_order_relaxed);
   stats.resident_bytes = resident_bytes.load(std::memory_order_relaxed);
+  stats.evicted_unfreed_bytes = reclaimer_.PendingBytes();
   stats.admission_waits = admission_waits.load(std::memory_order_relaxed);
   stats.admission_wait_nanos = admission_wait_nanos.load(std::memory_order_relaxed);
   stats.shared_lookups = shared_lookups.load();

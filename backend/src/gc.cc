@@ -322,7 +322,8 @@ uint16_t EngineImpl::Today() {
 }
 
 absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bool background) {
-  Section section;  // reclaim.h: the tasks it finds stay allocated
+  // No section for the whole pass (it may take minutes, and no record evicted meanwhile
+  // could be freed): each batch that looks tasks up opens its own.
   if (store_ == nullptr) {
     return absl::FailedPreconditionError("garbage collection needs a backing store");
   }
@@ -414,6 +415,7 @@ absl::Status EngineImpl::ScanStore(GcGraph& graph, const GcOptions& options) {
   if (!scan.ok()) return scan.status();
   for (bool more = true; more;) {
     if (GcStopping(options)) return Aborted();
+    Section section;  // reclaim.h: the tasks this batch finds stay allocated
     absl::StatusOr<bool> next = (*scan)->Next(kScanBatch, [&](const StoredTask& stored) {
       if (graph.index.contains(stored.id)) return;  // a damaged record repeating an id
       const auto i = static_cast<uint32_t>(graph.nodes.size());
@@ -452,6 +454,7 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
   const std::vector<uint32_t> garbage = ReferrersFirst(graph);
   for (size_t from = 0; from < garbage.size(); from += kDeleteBatch) {
     if (GcStopping(options)) return Aborted();
+    Section section;  // reclaim.h: the tasks this batch finds stay allocated
     const size_t to = std::min(garbage.size(), from + kDeleteBatch);
     std::vector<uint64_t> ids;
     ids.reserve(to - from);

@@ -109,7 +109,7 @@ size_t Reclaimer::Poll() {
   return freed;  // `done` frees them here, outside the lock
 }
 
-size_t Reclaimer::PendingBytes() {
+size_t Reclaimer::PendingBytes() const {
   MutexLock lock(&mu_);
   size_t pending = 0;
   for (const Batch& batch : batches_) pending += batch.bytes;

@@ -91,7 +91,7 @@ class Reclaimer {
   // Poll frees the records no open section can still see; returns how many.
   size_t Poll();
   // PendingBytes: the bytes of records retired and not freed yet.
-  size_t PendingBytes();
+  size_t PendingBytes() const;
 
  private:
   struct Batch {
@@ -100,7 +100,7 @@ class Reclaimer {
     // The sections open at retirement: a counter and the odd value it had then.
     std::vector<std::pair<SectionCounter*, uint64_t>> open;
   };
-  Mutex mu_;
+  mutable Mutex mu_;
   std::vector<Batch> batches_ ABSL_GUARDED_BY(mu_);
 };
 

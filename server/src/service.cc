@@ -562,6 +562,7 @@ void TurbineService::FillStats(v1::StatsReply* reply) const {
   reply->set_resident_bytes(stats.resident_bytes);
   reply->set_admission_waits(stats.admission_waits);
   reply->set_admission_wait_micros(stats.admission_wait_nanos / 1000);
+  reply->set_evicted_unfreed_bytes(stats.evicted_unfreed_bytes);
   reply->set_uptime_seconds(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(counters.uptime).count()));
   for (const FunctionStats& fn : stats.functions) {

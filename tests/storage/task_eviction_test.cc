@@ -15,6 +15,7 @@
 #include "persisted_engine.h"
 #include "temp_dir.h"
 #include "turbine/engine.h"
+#include "turbine/gc.h"
 
 namespace {
 
@@ -101,6 +102,29 @@ TEST_F(TaskEviction, AnEvictedTaskComesBackFromTheStoreWithoutExecuting) {
 
 // A task loaded back is evicted again like any other: the store learns its last use as it
 // leaves (a record read from the store does not carry it).
+// A GC pass may take minutes: what leaves memory meanwhile is freed meanwhile, not when the
+// pass ends (it used to hold a section, reclaim.h, for the whole pass).
+TEST_F(TaskEviction, RecordsEvictedDuringAGcPassAreFreedBeforeItEnds) {
+  ASSERT_EQ(*daemon.engine.Read(root(1)), Expected(1, 1));
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  size_t evicted = 0;
+  bool freed = false;
+  turbine::GcOptions gc;
+  gc.stop = [&] {  // asked between the pass's batches, on the pass's thread
+    if (evicted > 0) return false;
+    evicted = daemon.engine.EvictTasks(SIZE_MAX);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (Stats().evicted_unfreed_bytes > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    freed = Stats().evicted_unfreed_bytes == 0;
+    return false;
+  };
+  ASSERT_TRUE(daemon.engine.CollectGarbage(gc).ok());
+  EXPECT_GT(evicted, 0u);
+  EXPECT_TRUE(freed) << Stats().evicted_unfreed_bytes << " bytes of records not freed";
+}
+
 TEST_F(TaskEviction, ATaskLoadedBackCanBeEvictedAgain) {
   ASSERT_EQ(*daemon.engine.Read(root(2)), Expected(1, 2));
   ASSERT_TRUE(daemon.engine.Flush().ok());
