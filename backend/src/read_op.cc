@@ -1,5 +1,6 @@
 // read_op.cc — reading a Vc: follow outputs to a value, wait for clean, detect cycles.
 #include <semaphore>
+#include <utility>
 #include <vector>
 
 #include "cancel_state.h"
@@ -141,6 +142,7 @@ ReadOp::Step ReadOp::Steps(bool may_park) {
     }
     // Set before AwaitClean: once parked, another thread may resume this read at once.
     waited_ = true;
+    waited_on_ = task->id;
     std::string cycle;
     switch (engine.AwaitClean(task, this, waiting_task_, caller(), &cycle)) {
       case EngineImpl::Wait::kClean:
@@ -186,7 +188,11 @@ void ReadOp::EndWait() {
   std::shared_ptr<const TaskFailure> cycle;
   {
     MutexLock lock(&waiting_task_->mu);
-    cycle = std::move(waiting_task_->cycle_error);
+    // Left for an earlier wait (the task was marked as it woke from it): not this read's.
+    if (waiting_task_->cycle_error_on == waited_on_) {
+      cycle = std::move(waiting_task_->cycle_error);
+    }
+    waiting_task_->cycle_error.reset();
   }
   // A verification only waits for the task to be clean; its stamp decides (refresh.cc).
   if (cycle != nullptr && !cancelled() && mode_ != Mode::kClean) {
@@ -301,12 +307,12 @@ EngineImpl::Wait EngineImpl::AwaitClean(TaskState* task, Waiter* waiter, TaskSta
 // the cycle's error for the read it waits in. They all wait, directly or not, for
 // `waiting_task`, whose thread this is: none of them moves until it returns.
 void EngineImpl::MarkCycle(TaskState* task, TaskState* waiting_task, const std::string& message) {
-  std::vector<TaskState*> members;
+  std::vector<std::pair<TaskState*, TaskId>> members;  // and the task each waits for
   TaskState* mark = nullptr;
   uint64_t steps = 0;
   uint64_t limit = 1;
   for (TaskState* p = task; p != nullptr && p != waiting_task && p != mark; p = WaitedOn(*p)) {
-    members.push_back(p);
+    members.emplace_back(p, p->waiting_on.load());
     if (++steps == limit) {
       mark = p;
       limit *= 2;
@@ -316,9 +322,10 @@ void EngineImpl::MarkCycle(TaskState* task, TaskState* waiting_task, const std::
   if (members.empty()) return;
   auto shared = std::make_shared<const TaskFailure>(
       TaskFailure{absl::StatusCode::kFailedPrecondition, message});
-  for (TaskState* member : members) {
+  for (const auto& [member, waits_for] : members) {
     MutexLock lock(&member->mu);
     member->cycle_error = shared;
+    member->cycle_error_on = waits_for;
   }
 }
 

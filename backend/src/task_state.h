@@ -201,6 +201,10 @@ struct TaskState {
   // Set when another read detected a cycle through this task while it waited: the read it
   // is waiting in fails with this message instead of returning the value.
   std::shared_ptr<const TaskFailure> cycle_error ABSL_GUARDED_BY(mu);
+  // The task it was waiting for when the cycle was found: only the read that waited for
+  // that task takes the error (ReadOp::EndWait). A task woken just before (its
+  // `waiting_on` is cleared late) may be on to another read by then, which must not fail.
+  TaskId cycle_error_on ABSL_GUARDED_BY(mu) = kNoTask;
   // Tasks whose read of one of this task's slots closed a cycle while it ran, and the stamp
   // each recorded: settled when this task next becomes clean (refresh.cc, SettleCycleReads).
   std::vector<CycleRead> cycle_readers ABSL_GUARDED_BY(mu);

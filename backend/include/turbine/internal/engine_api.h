@@ -162,6 +162,7 @@ class ReadOp : public Waiter {
   CancelState* cancel_ = nullptr;
   Caller own_caller_;
   TaskState* closed_cycle_ = nullptr;
+  TaskId waited_on_ = kNoTask;  // the task this read last waited for (EndWait)
   // The read parked or ran a refresh: it is counted as a caller, and may have been on a
   // cycle another read detected.
   bool waited_ = false;
