@@ -479,8 +479,7 @@ absl::Status EngineImpl::WriteSnapshotChunk(std::span<const TaskId> ids, bool de
   // What the evictor asked for while a chunk held flush_mu_ (EvictorLoop): done here, as
   // the next chunk would take the lock again before the evictor could.
   if (const size_t wanted = eviction_wanted_.exchange(0, std::memory_order_relaxed); wanted > 0) {
-    const size_t freed = EvictValuesLocked(wanted);
-    if (freed < wanted) EvictTasksLocked(wanted - freed);
+    EvictLocked(wanted);
   }
   return written;
 }

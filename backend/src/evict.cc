@@ -278,6 +278,12 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes) {
   return freed;
 }
 
+size_t EngineImpl::EvictLocked(size_t bytes) {
+  // Values first: a large value frees the most for the least. Then whole tasks.
+  const size_t freed = EvictValuesLocked(bytes);
+  return freed < bytes ? freed + EvictTasksLocked(bytes - freed) : freed;
+}
+
 void EngineImpl::NoteLoadedBack(TaskId id) {
   MutexLock lock(&evicted_ids_mu_);
   const size_t word = id / 64;
@@ -366,13 +372,11 @@ void EngineImpl::EvictorLoop() {
     const size_t pending = reclaimer_.PendingBytes();
     if (in_use > memory_.limit_bytes + pending) {
       const size_t wanted = in_use - pending - low_water;
-      // Values first: a large value frees the most for the least. Then whole tasks. Not
-      // while a snapshot's chunk is written (EvictValues), and a snapshot takes flush_mu_
+      // Not while a snapshot's chunk is written (EvictValues), and a snapshot takes flush_mu_
       // again at once for its next chunk: rather than wait, the evictor leaves the request
       // to the snapshot, which evicts between its chunks (WriteSnapshotChunk).
       if (flush_mu_.TryLock()) {
-        size_t freed = EvictValuesLocked(wanted);
-        if (freed < wanted) freed += EvictTasksLocked(wanted - freed);
+        const size_t freed = EvictLocked(wanted);
         flush_mu_.Unlock();
         if (freed > 0) malloc_trim(0);
         // Too little could leave: the next snapshot comes now.

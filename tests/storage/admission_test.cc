@@ -26,7 +26,7 @@ using turbine::Task;
 using turbine::Vc;
 
 // GatedStore holds every snapshot write until the test opens its gate, as a disk that
-// cannot keep up would; it counts the writes that pass.
+// cannot keep up would; it records the size of each write that passes.
 class GatedStore : public turbine::storage::RocksBackingStore {
  public:
   using RocksBackingStore::RocksBackingStore;
@@ -37,7 +37,6 @@ class GatedStore : public turbine::storage::RocksBackingStore {
       waiting_ = true;
       changed_.notify_all();
       changed_.wait(lock, [&] { return open_; });
-      ++writes_;
       sizes_.push_back(tasks.size());
     }
     return RocksBackingStore::WriteSnapshot(tasks, next_id, next_stamp);
@@ -62,7 +61,6 @@ class GatedStore : public turbine::storage::RocksBackingStore {
   std::condition_variable changed_;
   bool open_ = false;
   bool waiting_ = false;
-  int writes_ = 0;
   std::vector<size_t> sizes_;
 };
 
@@ -148,17 +146,32 @@ std::future<int64_t> ProbeUntilHeld(turbine::Engine& engine, int64_t* probed) {
   return {};
 }
 
+// HoldAdmission makes 3,000 new results (more than the 1,024 a 1 MiB limit lets wait for a
+// snapshot) while the store holds the snapshot the evictor asks for, then probes until an
+// outside call waits: that call's future, and the square it asked for in `probed`.
+void HoldAdmission(turbine::testing::PersistedEngine<GatedStore>& daemon, int64_t* probed,
+                   std::future<int64_t>* held) {
+  ASSERT_EQ(*daemon.engine.Read(fan(0, 3000)), SumOfSquares(0, 3000));
+  ASSERT_TRUE(daemon.backing().AwaitWriter());  // the evictor asked; the write is held
+  *held = ProbeUntilHeld(daemon.engine, probed);
+  ASSERT_TRUE(held->valid()) << "no outside call waited in 30 s of probing";
+}
+
+// ChunkedOptions: snapshots only by Flush(), in chunks of `chunk_tasks`.
+turbine::EngineOptions ChunkedOptions(size_t chunk_tasks) {
+  return turbine::EngineOptions{.worker_threads = 2,
+                                .snapshot_interval = {},
+                                .snapshot_chunk_tasks = chunk_tasks,
+                                .gc = {.interval = {}}};
+}
+
 TEST(Admission, AnOutsideCallWaitsWhileNewResultsOutrunSnapshotsOverTheLimit) {
   turbine::testing::TempDir dir;
   turbine::testing::PersistedEngine<GatedStore> daemon(dir.str(), Options());
   OpenAtEnd open_at_end{daemon.backing()};
-  // 3,000 new results, more than the 1,024 a 1 MiB limit lets wait for a snapshot.
-  ASSERT_EQ(*daemon.engine.Read(fan(0, 3000)), SumOfSquares(0, 3000));
-  ASSERT_TRUE(daemon.backing().AwaitWriter());  // the evictor asked; the write is held
-
   int64_t probed = 0;
-  std::future<int64_t> held = ProbeUntilHeld(daemon.engine, &probed);
-  ASSERT_TRUE(held.valid()) << "no outside call waited in 30 s of probing";
+  std::future<int64_t> held;
+  ASSERT_NO_FATAL_FAILURE(HoldAdmission(daemon, &probed, &held));
   daemon.backing().Open();
   EXPECT_EQ(held.get(), probed * probed);
   const turbine::EngineStats stats = daemon.engine.Stats();
@@ -189,11 +202,9 @@ TEST(Admission, ATaskBodysCallsGoOnWhileOutsideCallsWait) {
   // Its call is made before the burst below can close admission.
   ASSERT_EQ(late_started.get_future().wait_for(std::chrono::seconds(30)),
             std::future_status::ready);
-  ASSERT_EQ(*daemon.engine.Read(fan(0, 3000)), SumOfSquares(0, 3000));
-  ASSERT_TRUE(daemon.backing().AwaitWriter());
   int64_t probed = 0;
-  std::future<int64_t> held = ProbeUntilHeld(daemon.engine, &probed);
-  ASSERT_TRUE(held.valid()) << "no outside call waited in 30 s of probing";
+  std::future<int64_t> held;
+  ASSERT_NO_FATAL_FAILURE(HoldAdmission(daemon, &probed, &held));
   const uint64_t waits_before = daemon.engine.Stats().admission_waits;
 
   // Its 51 new tasks are created while outside calls wait, and none of them waits.
@@ -209,10 +220,7 @@ TEST(Admission, ATaskBodysCallsGoOnWhileOutsideCallsWait) {
 
 TEST(Admission, ASnapshotIsWrittenInChunksAndComesBackWhole) {
   turbine::testing::TempDir dir;
-  turbine::EngineOptions options{.worker_threads = 2,
-                                 .snapshot_interval = {},
-                                 .snapshot_chunk_tasks = 100,
-                                 .gc = {.interval = {}}};
+  const turbine::EngineOptions options = ChunkedOptions(100);
   {
     turbine::testing::PersistedEngine<GatedStore> daemon(dir.str(), options);
     daemon.backing().Open();
@@ -242,11 +250,9 @@ TEST(Admission, SettingNewInputsNeverWaits) {
   turbine::testing::TempDir dir;
   turbine::testing::PersistedEngine<GatedStore> daemon(dir.str(), Options());
   OpenAtEnd open_at_end{daemon.backing()};
-  ASSERT_EQ(*daemon.engine.Read(fan(0, 3000)), SumOfSquares(0, 3000));
-  ASSERT_TRUE(daemon.backing().AwaitWriter());
   int64_t probed = 0;
-  std::future<int64_t> held = ProbeUntilHeld(daemon.engine, &probed);
-  ASSERT_TRUE(held.valid()) << "no outside call waited in 30 s of probing";
+  std::future<int64_t> held;
+  ASSERT_NO_FATAL_FAILURE(HoldAdmission(daemon, &probed, &held));
   const uint64_t waits_before = daemon.engine.Stats().admission_waits;
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(daemon.engine.SetInput("admission.new" + std::to_string(i), int64_t{i}).ok());
@@ -275,10 +281,7 @@ TEST(Admission, WithoutBackgroundSnapshotsNothingWaits) {
 // even when the one referred to was queued in a later chunk.
 TEST(Admission, ChunksWriteEachTaskOnceAndReferredTasksFirst) {
   turbine::testing::TempDir dir;
-  turbine::EngineOptions options{.worker_threads = 2,
-                                 .snapshot_interval = {},
-                                 .snapshot_chunk_tasks = 7,
-                                 .gc = {.interval = {}}};
+  const turbine::EngineOptions options = ChunkedOptions(7);
   {
     turbine::testing::PersistedEngine<GatedStore> daemon(dir.str(), options);
     daemon.backing().Open();
