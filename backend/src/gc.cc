@@ -19,6 +19,7 @@
 #include "engine_impl.h"
 #include "persist.h"
 #include "reclaim.h"
+#include "thread_priority.h"
 
 namespace turbine::internal {
 
@@ -322,6 +323,21 @@ uint16_t EngineImpl::Today() {
 }
 
 absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bool background) {
+  if (background) return RunGcPass(options, /*background=*/true);  // on GcLoop's thread
+  // A pass asked for runs on a thread of its own at low priority, like the background ones:
+  // on a busy machine it takes longer, and calls keep their latency (a pass at normal
+  // priority took a core of two for its scans and deletes, and call p99 rose 5 to 6 times).
+  // The caller's thread keeps its priority: it could not get it back unprivileged.
+  absl::StatusOr<GcReport> report;
+  std::thread pass([&] {
+    LowerThisThreadPriority();
+    report = RunGcPass(options, /*background=*/false);
+  });
+  pass.join();
+  return report;
+}
+
+absl::StatusOr<GcReport> EngineImpl::RunGcPass(const GcOptions& options, bool background) {
   // No section for the whole pass (it may take minutes, and no record evicted meanwhile
   // could be freed): each batch that looks tasks up opens its own.
   if (store_ == nullptr) {
@@ -458,40 +474,45 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
     const size_t to = std::min(garbage.size(), from + kDeleteBatch);
     std::vector<uint64_t> ids;
     ids.reserve(to - from);
-    std::vector<TaskId> invalidate;
+    for (size_t k = from; k < to; ++k) ids.push_back(graph.nodes[garbage[k]].id);
     {
       // Tasks being read from the store wait for this; those read later see `deleting_`.
+      // Held for the inserts only: the pass runs at low priority, and a call waiting here
+      // waits for as long as the pass is kept off the CPU while it holds the gate.
       MutexLock gate(&store_gate_);
-      for (size_t k = from; k < to; ++k) {
-        const uint32_t i = garbage[k];
-        ids.push_back(graph.nodes[i].id);
-        deleting_.insert(graph.nodes[i].id);
-        TaskState* task = tasks_.Get(graph.nodes[i].id);
-        if (task == nullptr) continue;
-        bool observed = false;
-        {
-          // Still in memory, and in use there; the store no longer has it: a snapshot
-          // that writes it again writes all of it.
-          MutexLock lock(&task->mu);
-          task->persisted = false;
-          observed = task->observed;
-        }
-        task->stored_day = 0;
-        if (observed) {
-          // Its observation goes with it, and results stored later may follow from it:
-          // it looks again (and is stored, observation and all) before anything reads it.
+      deleting_.insert(ids.begin(), ids.end());
+    }
+    // Every task registered from the store before the gate above is in the task table now,
+    // and every one registered after it counts as not stored: the tasks of this batch that
+    // are in memory are all found here.
+    std::vector<TaskId> invalidate;
+    for (size_t k = from; k < to; ++k) {
+      const uint32_t i = garbage[k];
+      TaskState* task = tasks_.Get(graph.nodes[i].id);
+      if (task == nullptr) continue;
+      bool observed = false;
+      {
+        // Still in memory, and in use there; the store no longer has it: a snapshot that
+        // writes it again writes all of it.
+        MutexLock lock(&task->mu);
+        task->persisted = false;
+        observed = task->observed;
+      }
+      task->stored_day = 0;
+      if (observed) {
+        // Its observation goes with it, and results stored later may follow from it: it
+        // looks again (and is stored, observation and all) before anything reads it.
+        invalidate.push_back(task->id);
+        continue;
+      }
+      // In memory it may refer to a removed task that is not in memory, which nobody could
+      // load once it is deleted (in a later batch: referrers go first).
+      for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
+        const uint32_t t = graph.out[e] & ~kRefBit;
+        if ((graph.out[e] & kRefBit) && graph.nodes[t].reason != Reason::kLive &&
+            tasks_.Get(graph.nodes[t].id) == nullptr) {
           invalidate.push_back(task->id);
-          continue;
-        }
-        // In memory it may refer to a removed task that is not in memory, which nobody
-        // could load once it is deleted (in a later batch: referrers go first).
-        for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
-          const uint32_t t = graph.out[e] & ~kRefBit;
-          if ((graph.out[e] & kRefBit) && graph.nodes[t].reason != Reason::kLive &&
-              tasks_.Get(graph.nodes[t].id) == nullptr) {
-            invalidate.push_back(task->id);
-            break;
-          }
+          break;
         }
       }
     }
@@ -523,6 +544,7 @@ void EngineImpl::GcLoop() {
   auto next_size_check = Clock::now();
   // Idle as the snapshots see it: nothing executed during a whole tick, nothing running.
   uint64_t executions_before = execution_count.load(std::memory_order_relaxed);
+  LowerThisThreadPriority();  // its passes yield to calls (CollectGarbage says why)
   std::unique_lock lock(gc_loop_mu_);
   while (!gc_stop_.wait_for(lock, tick, [this] { return stopping_gc_; })) {
     lock.unlock();
