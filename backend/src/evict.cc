@@ -88,8 +88,7 @@ bool EvictableWhole(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu
   return !task.gone && (StampsCurrent(task.phase) || restored_unread) && StoredAsIs(task) &&
          !task.fn->session_dependent && !task.stale && !task.must_execute &&
          !task.reload_only && task.output.kind != OutputKind::kNone &&
-         task.waiters == nullptr && task.callers == 0 && task.cycle_readers.empty() &&
-         task.cycle_error == nullptr;
+         task.waiters == nullptr && task.callers == 0 && task.cycle == nullptr;
 }
 
 // Footprint estimates the heap a task record holds: the record, its argument tuple, its

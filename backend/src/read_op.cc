@@ -158,7 +158,7 @@ ReadOp::Step ReadOp::Steps(bool may_park) {
           const RawVc slot = own_value ? RawVc::Output(task->id) : cursor_;
           reader->RecordRead(slot, kReadClosedCycle);
           MutexLock lock(&task->mu);
-          task->cycle_readers.push_back(CycleRead{reader->task->id, slot, kReadClosedCycle});
+          task->Cycle().readers.push_back(CycleRead{reader->task->id, slot, kReadClosedCycle});
         }
         closed_cycle_ = task;
         SetError(std::move(cycle), absl::StatusCode::kFailedPrecondition);
@@ -188,11 +188,12 @@ void ReadOp::EndWait() {
   std::shared_ptr<const TaskFailure> cycle;
   {
     MutexLock lock(&waiting_task_->mu);
-    // Left for an earlier wait (the task was marked as it woke from it): not this read's.
-    if (waiting_task_->cycle_error_on == waited_on_) {
-      cycle = std::move(waiting_task_->cycle_error);
+    if (CycleState* marked = waiting_task_->cycle.get(); marked != nullptr) {
+      // Left for an earlier wait (the task was marked as it woke from it): not this read's.
+      if (marked->error_on == waited_on_) cycle = std::move(marked->error);
+      marked->error.reset();
+      waiting_task_->DropCycleIfEmpty();
     }
-    waiting_task_->cycle_error.reset();
   }
   // A verification only waits for the task to be clean; its stamp decides (refresh.cc).
   if (cycle != nullptr && !cancelled() && mode_ != Mode::kClean) {
@@ -324,8 +325,9 @@ void EngineImpl::MarkCycle(TaskState* task, TaskState* waiting_task, const std::
       TaskFailure{absl::StatusCode::kFailedPrecondition, message});
   for (const auto& [member, waits_for] : members) {
     MutexLock lock(&member->mu);
-    member->cycle_error = shared;
-    member->cycle_error_on = waits_for;
+    CycleState& marked = member->Cycle();
+    marked.error = shared;
+    marked.error_on = waits_for;
   }
 }
 

@@ -121,7 +121,10 @@ void Publish(EngineImpl& engine, TaskState& task, bool stale) {
     task.stale = false;
     if (!stale) {
       task.phase = Phase::kClean;
-      cycle_reads = std::exchange(task.cycle_readers, {});
+      if (task.cycle != nullptr) {
+        cycle_reads = std::exchange(task.cycle->readers, {});
+        task.DropCycleIfEmpty();
+      }
       for (CycleRead& read : cycle_reads) read.now = task.SlotChangedAt(read.slot);
       if (task.unwritten) engine.QueuePersist(task);  // a snapshot skipped it meanwhile
     } else if (task.waiters != nullptr) {
@@ -195,7 +198,10 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   const Dep* changed_dep = nullptr;  // the read that made it execute, for traces
   {
     MutexLock lock(&task->mu);
-    task->cycle_error.reset();  // left by a cycle found while a cancelled refresh waited
+    if (task->cycle != nullptr) {
+      task->cycle->error.reset();  // left by a cycle found while a cancelled refresh waited
+      task->DropCycleIfEmpty();
+    }
     forced = std::exchange(task->must_execute, false);
     // Claimed from kEvicted: it was clean, nothing to verify; its values come back below.
     reload_only = task->reload_only;
@@ -223,7 +229,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
       // execute once it is clean (SettleCycleReads). A task whose last result was no cycle
       // error is on a new cycle: it executes, below.
       MutexLock lock(&head->mu);
-      head->cycle_readers.push_back(CycleRead{task->id, dep.slot, dep.observed});
+      head->Cycle().readers.push_back(CycleRead{task->id, dep.slot, dep.observed});
       continue;
     }
     if (!op.ok() || DependencyChanged(*engine, dep)) {

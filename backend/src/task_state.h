@@ -59,8 +59,8 @@ struct Dep {
 
 // kReadClosedCycle is the stamp recorded for a read that failed because it closed a cycle.
 // The slot is running then, so it has no final stamp yet: the edge is registered without a
-// staleness check, and the slot's task puts its stamp in when it is clean (cycle_readers).
-// Until then it matches no stamp: verifying the reader re-executes it.
+// staleness check, and the slot's task puts its stamp in when it is clean
+// (CycleState::readers). Until then it matches no stamp: verifying the reader re-executes it.
 inline constexpr uint64_t kReadClosedCycle = UINT64_MAX - 1;
 
 // CycleRead is a read that closed a cycle on a running task: the reader, the slot, and the
@@ -71,6 +71,24 @@ struct CycleRead {
   RawVc slot;
   uint64_t observed = 0;
   uint64_t now = 0;  // the slot's stamp once the task is clean (filled in by Publish)
+};
+
+// CycleState is what a task holds only while a cycle runs through it, which is rare: kept
+// out of the record (TaskState::cycle), allocated by the first mark or cycle read, freed
+// when it holds nothing again.
+struct CycleState {
+  // Set when another read detected a cycle through the task while it waited: the read it
+  // is waiting in fails with this message instead of returning the value.
+  std::shared_ptr<const TaskFailure> error;
+  // The task it was waiting for when the cycle was found: only the read that waited for
+  // that task takes the error (ReadOp::EndWait). A task woken just before (its
+  // `waiting_on` is cleared late) may be on to another read by then, which must not fail.
+  TaskId error_on = kNoTask;
+  // Tasks whose read of one of the task's slots closed a cycle while it ran, and the stamp
+  // each recorded: settled when the task next becomes clean (refresh.cc, SettleCycleReads).
+  std::vector<CycleRead> readers;
+
+  bool empty() const { return error == nullptr && readers.empty(); }
 };
 
 // Dependent is one reader of one slot (output or cell) of this task.
@@ -198,22 +216,22 @@ struct TaskState {
   std::atomic<bool> cancelled{false};
   // This task's execution, as a caller of the task it waits for.
   Caller as_caller;
-  // Set when another read detected a cycle through this task while it waited: the read it
-  // is waiting in fails with this message instead of returning the value.
-  std::shared_ptr<const TaskFailure> cycle_error ABSL_GUARDED_BY(mu);
-  // The task it was waiting for when the cycle was found: only the read that waited for
-  // that task takes the error (ReadOp::EndWait). A task woken just before (its
-  // `waiting_on` is cleared late) may be on to another read by then, which must not fail.
-  TaskId cycle_error_on ABSL_GUARDED_BY(mu) = kNoTask;
-  // Tasks whose read of one of this task's slots closed a cycle while it ran, and the stamp
-  // each recorded: settled when this task next becomes clean (refresh.cc, SettleCycleReads).
-  std::vector<CycleRead> cycle_readers ABSL_GUARDED_BY(mu);
+  // Null unless a cycle runs through the task (CycleState).
+  std::unique_ptr<CycleState> cycle ABSL_GUARDED_BY(mu);
 
   // The task this one's refresh is blocked on, for cycle detection (seq_cst on purpose:
   // two tasks closing a cycle at once must see each other's store). An id, not a pointer:
   // the waiter may clear it only after the task it names is clean and could be evicted
   // (reclaim.h).
   std::atomic<TaskId> waiting_on{kNoTask};
+
+  CycleState& Cycle() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (cycle == nullptr) cycle = std::make_unique<CycleState>();
+    return *cycle;
+  }
+  void DropCycleIfEmpty() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (cycle != nullptr && cycle->empty()) cycle.reset();
+  }
 
   // SlotChangedAt gives the slot's change stamp, or UINT64_MAX if the slot does not exist
   // (a cell the last execution did not create).
