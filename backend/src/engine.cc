@@ -497,15 +497,12 @@ absl::Status EngineImpl::LogObservedChanges() {
 absl::Status EngineImpl::SweepUses() {
   // Every task in memory; those used on a day the store does not have yet, and stored.
   std::vector<LastUse> uses;
-  const TaskId end = next_task_id_.load();
-  for (TaskId id = 1; id < end; ++id) {
-    TaskState* task = tasks_.Get(id);
-    if (task == nullptr) continue;
+  tasks_.ForEach([&](TaskId id, TaskState* task) {
     const uint16_t day = task->used_day.load(std::memory_order_relaxed);
-    if (day == task->stored_day) continue;
+    if (day == task->stored_day) return;
     MutexLock lock(&task->mu);
     if (task->persisted) uses.push_back(LastUse{id, day});
-  }
+  });
   if (uses.empty()) return absl::OkStatus();
   absl::Status written = store_->WriteLastUse(uses);
   if (!written.ok()) return written;

@@ -150,10 +150,7 @@ class EngineImpl {
   // --- garbage collection (gc.cc) ---
   // A pass asked for reclaims the space it freed at once; a background pass only when it
   // freed a tenth of the store or more (RocksDB's compactions take care of less).
-  // CollectGarbage runs a pass at low priority (thread_priority.h): a background one on the
-  // calling thread (GcLoop's), one asked for on a thread of its own. RunGcPass is the pass.
   absl::StatusOr<GcReport> CollectGarbage(const GcOptions& options, bool background = false);
-  absl::StatusOr<GcReport> RunGcPass(const GcOptions& options, bool background);
   const GcOptions& gc_options() const { return gc_options_; }
 
   // --- waiting for clean tasks (read_op.cc) ---
@@ -524,12 +521,14 @@ class EngineImpl {
   std::vector<EvictionCandidate> candidates_ ABSL_GUARDED_BY(eviction_mu_);
   absl::flat_hash_set<TaskId> candidate_ids_ ABSL_GUARDED_BY(eviction_mu_);
   size_t clock_hand_ ABSL_GUARDED_BY(eviction_mu_) = 0;
-  // Whole-task eviction: its hand sweeps the task ids; the records it evicted wait in the
-  // reclaimer; one bit per id says which were evicted, to count those loaded back.
+  // Whole-task eviction: its hand sweeps the tasks in memory by id; the records it evicted
+  // wait in the reclaimer; one bit per id says which were evicted, to count those loaded
+  // back, in words of 64 ids kept only while one of their bits is set (ids reach hundreds
+  // of millions in a store that lives for months; a flat bitmap took a bit for each).
   TaskId task_hand_ ABSL_GUARDED_BY(eviction_mu_) = 1;
   Reclaimer reclaimer_;
   Mutex evicted_ids_mu_;  // a leaf
-  std::vector<uint64_t> evicted_ids_ ABSL_GUARDED_BY(evicted_ids_mu_);
+  absl::flat_hash_map<uint64_t, uint64_t> evicted_ids_ ABSL_GUARDED_BY(evicted_ids_mu_);
   // NoteLoadedBack counts a task loaded from the store that this process evicted whole.
   void NoteLoadedBack(TaskId id);
   std::mutex evictor_mu_;

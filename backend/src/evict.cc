@@ -206,13 +206,17 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes) {
   std::vector<std::unique_ptr<TaskState>> victims;
   std::vector<LastUse> uses;  // last-use days the store does not have yet
   size_t freed = 0;
-  const TaskId end = next_task_id_.load(std::memory_order_relaxed);
-  // Twice round at most: the first pass may only clear referenced bits.
-  for (uint64_t step = 0; step < 2 * end && freed < bytes; ++step) {
-    if (task_hand_ >= end || task_hand_ == kNoTask) task_hand_ = 1;
-    const TaskId id = task_hand_++;
-    TaskState* task = tasks_.Get(id);
-    if (task == nullptr) continue;
+  // Twice round at most: the first pass may only clear referenced bits. The hand moves over
+  // the tasks in memory (TaskTable::NextFrom), not over every id the store ever gave out.
+  for (int wraps = 0; freed < bytes;) {
+    TaskId id = task_hand_ == kNoTask ? 1 : task_hand_;
+    TaskState* task = tasks_.NextFrom(&id);
+    if (task == nullptr) {
+      if (++wraps > 2) break;
+      task_hand_ = 1;
+      continue;
+    }
+    task_hand_ = id + 1;
     {
       MutexLock task_lock(&task->mu);
       if (!EvictableWhole(*task)) continue;
@@ -266,9 +270,7 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes) {
   {
     MutexLock ids(&evicted_ids_mu_);
     for (const auto& victim : victims) {
-      const size_t word = victim->id / 64;
-      if (evicted_ids_.size() <= word) evicted_ids_.resize(word + 1);
-      evicted_ids_[word] |= uint64_t{1} << (victim->id % 64);
+      evicted_ids_[victim->id / 64] |= uint64_t{1} << (victim->id % 64);
     }
   }
   task_count.fetch_sub(victims.size(), std::memory_order_relaxed);
@@ -285,11 +287,11 @@ size_t EngineImpl::EvictLocked(size_t bytes) {
 
 void EngineImpl::NoteLoadedBack(TaskId id) {
   MutexLock lock(&evicted_ids_mu_);
-  const size_t word = id / 64;
-  if (word >= evicted_ids_.size()) return;
+  auto word = evicted_ids_.find(id / 64);
   const uint64_t bit = uint64_t{1} << (id % 64);
-  if ((evicted_ids_[word] & bit) == 0) return;
-  evicted_ids_[word] &= ~bit;
+  if (word == evicted_ids_.end() || (word->second & bit) == 0) return;
+  word->second &= ~bit;
+  if (word->second == 0) evicted_ids_.erase(word);  // the set shrinks as tasks come back
   reloaded_tasks.fetch_add(1, std::memory_order_relaxed);
 }
 

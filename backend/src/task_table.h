@@ -1,10 +1,15 @@
 // task_table.h — TaskId -> TaskState*, lock-free reads.
 //
-// Ids are dense (allocated by a counter), so a two-level array beats a hash map: a lookup
-// is two loads. Segments are allocated on first use and freed with the table, which owns
-// the tasks it holds; Remove hands one back (whole-task eviction, which frees it once no
-// section can see it: reclaim.h). Thread-safety: Get, Put and Remove may race freely; Put
-// for one id happens while no task has it.
+// Ids are allocated by a counter and never reused, so a store that lives for months reaches
+// ids far beyond what one process holds at once, and a process holds ids scattered over
+// that range (the tasks it restored). A three-level radix table serves both: a lookup is
+// four loads, a leaf covers 1,024 ids in 8 KB (a task restored alone costs that much, not
+// the 512 KB a flat segment took), and ids go up to 2^40. The top and middle levels are
+// zeroed by calloc, whose large blocks are untouched pages until written. Levels are
+// allocated on first use and freed with the table, which owns the tasks it holds; Remove
+// hands one back (whole-task eviction, which frees it once no section can see it:
+// reclaim.h). Thread-safety: Get, Put and Remove may race freely; Put for one id happens
+// while no task has it.
 #pragma once
 
 #include <atomic>
@@ -18,11 +23,12 @@ namespace turbine::internal {
 
 class TaskTable {
  public:
-  static constexpr int kSegmentBits = 16;
-  static constexpr size_t kSegmentSize = size_t{1} << kSegmentBits;
-  static constexpr size_t kMaxSegments = 4096;  // 2^28 tasks
+  static constexpr int kLeafBits = 10;
+  static constexpr int kMiddleBits = 14;
+  static constexpr int kTopBits = 20;
+  static constexpr uint64_t kMaxIds = uint64_t{1} << (kTopBits + kMiddleBits + kLeafBits);
 
-  TaskTable() = default;
+  TaskTable();
   ~TaskTable();
   TaskTable(const TaskTable&) = delete;
   TaskTable& operator=(const TaskTable&) = delete;
@@ -30,12 +36,40 @@ class TaskTable {
   // Get: REQUIRES a Section open on this thread, for as long as the result is used.
   TaskState* Get(TaskId id) const {
     assert(InSection());
-    size_t segment = id >> kSegmentBits;
-    if (segment >= kMaxSegments) return nullptr;
-    std::atomic<TaskState*>* slots = segments_[segment].load(std::memory_order_acquire);
-    if (slots == nullptr) return nullptr;
-    return slots[id & (kSegmentSize - 1)].load(std::memory_order_acquire);
+    if (id >= kMaxIds) return nullptr;
+    Middle* middle = top_[id >> (kMiddleBits + kLeafBits)].load(std::memory_order_acquire);
+    if (middle == nullptr) return nullptr;
+    Leaf* leaf = middle->leaves[(id >> kLeafBits) & (kMiddleSize - 1)].load(
+        std::memory_order_acquire);
+    if (leaf == nullptr) return nullptr;
+    return leaf->tasks[id & (kLeafSize - 1)].load(std::memory_order_acquire);
   }
+
+  // ForEach calls `visit(id, task)` for every task in the table, in id order: a walk over
+  // the leaves that exist, not over every id ever allocated (a months-old store's ids run
+  // to hundreds of millions). REQUIRES: as Get.
+  template <class Visit>
+  void ForEach(Visit&& visit) const {
+    assert(InSection());
+    const size_t end = top_end_.load(std::memory_order_acquire);
+    for (size_t t = 0; t < end; ++t) {
+      const Middle* middle = top_[t].load(std::memory_order_acquire);
+      if (middle == nullptr) continue;
+      for (size_t m = 0; m < kMiddleSize; ++m) {
+        const Leaf* leaf = middle->leaves[m].load(std::memory_order_acquire);
+        if (leaf == nullptr) continue;
+        const TaskId first = (TaskId{t} << (kMiddleBits + kLeafBits)) | (TaskId{m} << kLeafBits);
+        for (size_t i = 0; i < kLeafSize; ++i) {
+          TaskState* task = leaf->tasks[i].load(std::memory_order_acquire);
+          if (task != nullptr) visit(first | i, task);
+        }
+      }
+    }
+  }
+
+  // NextFrom returns the task with the smallest id at or after `*id` and sets `*id` to that
+  // id; null past the last task. Skips missing levels whole, as ForEach. REQUIRES: as Get.
+  TaskState* NextFrom(TaskId* id) const;
 
   // Put takes ownership of `task`. Returns false if the id is out of range.
   bool Put(TaskId id, std::unique_ptr<TaskState> task);
@@ -43,7 +77,20 @@ class TaskTable {
   std::unique_ptr<TaskState> Remove(TaskId id);
 
  private:
-  std::atomic<std::atomic<TaskState*>*> segments_[kMaxSegments] = {};
+  static constexpr size_t kLeafSize = size_t{1} << kLeafBits;
+  static constexpr size_t kMiddleSize = size_t{1} << kMiddleBits;
+  static constexpr size_t kTopSize = size_t{1} << kTopBits;
+  struct Leaf {
+    std::atomic<TaskState*> tasks[kLeafSize];
+  };
+  struct Middle {
+    std::atomic<Leaf*> leaves[kMiddleSize];
+  };
+  // The slot of `id`, or null when its levels are not there (`create`: allocated then).
+  std::atomic<TaskState*>* Slot(TaskId id, bool create);
+
+  std::atomic<Middle*>* const top_;  // kTopSize entries, from calloc
+  std::atomic<size_t> top_end_{0};  // past the last top entry set: walks stop there
 };
 
 }  // namespace turbine::internal

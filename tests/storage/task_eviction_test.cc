@@ -100,8 +100,6 @@ TEST_F(TaskEviction, AnEvictedTaskComesBackFromTheStoreWithoutExecuting) {
   EXPECT_EQ(Stats().reloaded_tasks, 5u);  // the roots: trusted, nothing below was needed
 }
 
-// A task loaded back is evicted again like any other: the store learns its last use as it
-// leaves (a record read from the store does not carry it).
 // A GC pass may take minutes: what leaves memory meanwhile is freed meanwhile, not when the
 // pass ends (it used to hold a section, reclaim.h, for the whole pass).
 TEST_F(TaskEviction, RecordsEvictedDuringAGcPassAreFreedBeforeItEnds) {
@@ -125,6 +123,8 @@ TEST_F(TaskEviction, RecordsEvictedDuringAGcPassAreFreedBeforeItEnds) {
   EXPECT_TRUE(freed) << Stats().evicted_unfreed_bytes << " bytes of records not freed";
 }
 
+// A task loaded back is evicted again like any other: the store learns its last use as it
+// leaves (a record read from the store does not carry it).
 TEST_F(TaskEviction, ATaskLoadedBackCanBeEvictedAgain) {
   ASSERT_EQ(*daemon.engine.Read(root(2)), Expected(1, 2));
   ASSERT_TRUE(daemon.engine.Flush().ok());
@@ -137,6 +137,30 @@ TEST_F(TaskEviction, ATaskLoadedBackCanBeEvictedAgain) {
   EXPECT_EQ(Stats().evicted_tasks, 4u);
   EXPECT_EQ(*daemon.engine.Read(root(2)), Expected(1, 2));
   EXPECT_EQ(Runs(), 3);
+}
+
+// A store that lives for months gives out ids in the billions (they are never reused):
+// tasks with such ids leave memory and come back like any other. The evictor's hand moves
+// over the tasks in memory, not over every id below them (which took 2^32 steps here).
+TEST(TaskEvictionFarIds, TasksWithIdsPastTwoToThe32ndLeaveAndComeBack) {
+  turbine::testing::TempDir dir;
+  constexpr uint64_t kFarId = (uint64_t{1} << 32) + 11;
+  {
+    turbine::testing::PersistedEngine<> first(dir.str(), Options());
+    ASSERT_TRUE(first.engine.SetInput("whole.x", int64_t{1}).ok());
+    ASSERT_TRUE(first.engine.Flush().ok());
+    ASSERT_TRUE(first.owner->backing_store().WriteSnapshot({}, kFarId, uint64_t{1} << 40).ok());
+  }
+  turbine::testing::PersistedEngine<> daemon(dir.str(), Options());
+  leaf_runs = mid_runs = root_runs = 0;
+  for (int64_t n = 0; n < 5; ++n) ASSERT_EQ(*daemon.engine.Read(root(n)), Expected(1, n));
+  EXPECT_GE(root(0).raw().task, kFarId);
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  EXPECT_GT(daemon.engine.EvictTasks(SIZE_MAX), 0u);
+  EXPECT_EQ(daemon.engine.Stats().evicted_tasks, 15u);
+  for (int64_t n = 0; n < 5; ++n) EXPECT_EQ(*daemon.engine.Read(root(n)), Expected(1, n));
+  EXPECT_EQ(leaf_runs + mid_runs + root_runs, 15) << "an evicted task executed again";
+  EXPECT_EQ(daemon.engine.Stats().reloaded_tasks, 5u);
 }
 
 TEST_F(TaskEviction, AChangeReachesReadersThroughTasksNotInMemory) {

@@ -113,6 +113,31 @@ TEST(TaskPersistence, ARestartAnswersFromDiskWithoutExecuting) {
   EXPECT_LE(d.engine.Stats().restored_tasks, 41u);
 }
 
+// Task ids are never reused, so a store that lives for months reaches ids far past what
+// one process ever holds at once: a task table sized by the id (it held ids below 2^28 and
+// the engine aborted past them) would end such a daemon, restart after restart.
+TEST(TaskPersistence, TaskIdsPastTwoToThe28thAreServedAndSurviveARestart) {
+  turbine::testing::TempDir dir;
+  constexpr uint64_t kFarId = (uint64_t{1} << 28) + 7;
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(fib(10)), 55);
+    ASSERT_TRUE(d.engine.Flush().ok());
+    // As a store that has allocated 2^28 ids over its life leaves the counter.
+    ASSERT_TRUE(d.owner->backing_store().WriteSnapshot({}, kFarId, uint64_t{1} << 32).ok());
+  }
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(fib(12)), 144);  // fib(11) and fib(12) are new
+    EXPECT_GE(fib(12).raw().task, kFarId);
+    EXPECT_EQ(Executions(d.engine, "test.tasks.fib"), 2u);
+  }
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(fib(12)), 144);
+  EXPECT_EQ(*d.engine.Read(fib(14)), 377);
+  EXPECT_EQ(Executions(d.engine, "test.tasks.fib"), 2u);  // fib(13), fib(14)
+}
+
 TEST(TaskPersistence, ATrustedResultThatAChangeReachedCanLeaveMemoryUnread) {
   turbine::testing::TempDir dir;
   ASSERT_NO_FATAL_FAILURE(StoreSum(dir.str()));
