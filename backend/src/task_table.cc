@@ -43,10 +43,13 @@ std::atomic<TaskState*>* TaskTable::Slot(TaskId id, bool create) {
   Middle* middle = top.load(std::memory_order_acquire);
   if (middle == nullptr) {
     if (!create) return nullptr;
-    middle = Install(top, ZeroedArray<Middle>(1), [](Middle* lost) { std::free(lost); });
+    // The walks' end first: a thread that finds this middle installed may put a task in
+    // it before this one returns, and a walk must not stop short of that task. A walk that
+    // sees the end before the middle skips the empty entry.
     const size_t end = (id >> (kMiddleBits + kLeafBits)) + 1;
     for (size_t seen = top_end_.load(); seen < end && !top_end_.compare_exchange_weak(seen, end);) {
     }
+    middle = Install(top, ZeroedArray<Middle>(1), [](Middle* lost) { std::free(lost); });
   }
   std::atomic<Leaf*>& leaves = middle->leaves[(id >> kLeafBits) & (kMiddleSize - 1)];
   Leaf* leaf = leaves.load(std::memory_order_acquire);

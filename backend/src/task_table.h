@@ -4,8 +4,9 @@
 // ids far beyond what one process holds at once, and a process holds ids scattered over
 // that range (the tasks it restored). A three-level radix table serves both: a lookup is
 // four loads, a leaf covers 1,024 ids in 8 KB (a task restored alone costs that much, not
-// the 512 KB a flat segment took), and ids go up to 2^40. The top and middle levels are
-// zeroed by calloc, whose large blocks are untouched pages until written. Levels are
+// the 512 KB a flat segment took), and ids go up to 2^44 (a hundred thousand new tasks a
+// second for five years). The top and middle levels are zeroed by calloc, whose large
+// blocks are untouched pages until written. Levels are
 // allocated on first use and freed with the table, which owns the tasks it holds; Remove
 // hands one back (whole-task eviction, which frees it once no section can see it:
 // reclaim.h). Thread-safety: Get, Put and Remove may race freely; Put for one id happens
