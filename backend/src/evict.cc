@@ -208,9 +208,9 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes) {
   size_t freed = 0;
   // Twice round at most: the first pass may only clear referenced bits. The hand moves over
   // the tasks in memory (TaskTable::NextFrom), not over every id the store ever gave out.
-  const TaskId start = task_hand_ == kNoTask ? 1 : task_hand_;
+  const TaskId start = task_hand_;
   for (int wraps = 0; freed < bytes;) {
-    TaskId id = task_hand_ == kNoTask ? 1 : task_hand_;
+    TaskId id = task_hand_;
     TaskState* task = tasks_.NextFrom(&id);
     if (task == nullptr) {
       if (++wraps > 2) break;  // an empty table ends here

@@ -46,30 +46,16 @@ class TaskTable {
     return leaf->tasks[id & (kLeafSize - 1)].load(std::memory_order_acquire);
   }
 
-  // ForEach calls `visit(id, task)` for every task in the table, in id order: a walk over
-  // the leaves that exist, not over every id ever allocated (a months-old store's ids run
-  // to hundreds of millions). REQUIRES: as Get.
+  // ForEach calls `visit(id, task)` for every task in the table, in id order, stepping with
+  // NextFrom: over the leaves that exist, not over every id ever allocated (a months-old
+  // store's ids run to hundreds of millions). REQUIRES: as Get.
   template <class Visit>
   void ForEach(Visit&& visit) const {
-    assert(InSection());
-    const size_t end = top_end_.load(std::memory_order_acquire);
-    for (size_t t = 0; t < end; ++t) {
-      const Middle* middle = top_[t].load(std::memory_order_acquire);
-      if (middle == nullptr) continue;
-      for (size_t m = 0; m < kMiddleSize; ++m) {
-        const Leaf* leaf = middle->leaves[m].load(std::memory_order_acquire);
-        if (leaf == nullptr) continue;
-        const TaskId first = (TaskId{t} << (kMiddleBits + kLeafBits)) | (TaskId{m} << kLeafBits);
-        for (size_t i = 0; i < kLeafSize; ++i) {
-          TaskState* task = leaf->tasks[i].load(std::memory_order_acquire);
-          if (task != nullptr) visit(first | i, task);
-        }
-      }
-    }
+    for (TaskId id = 0; TaskState* task = NextFrom(&id); ++id) visit(id, task);
   }
 
   // NextFrom returns the task with the smallest id at or after `*id` and sets `*id` to that
-  // id; null past the last task. Skips missing levels whole, as ForEach. REQUIRES: as Get.
+  // id; null past the last task. Skips missing levels whole. REQUIRES: as Get.
   TaskState* NextFrom(TaskId* id) const;
 
   // Put takes ownership of `task`. Returns false if the id is out of range.
