@@ -150,7 +150,10 @@ class EngineImpl {
   // --- garbage collection (gc.cc) ---
   // A pass asked for reclaims the space it freed at once; a background pass only when it
   // freed a tenth of the store or more (RocksDB's compactions take care of less).
+  // CollectGarbage runs a pass at low priority (thread_priority.h): a background one on the
+  // calling thread (GcLoop's), one asked for on a thread of its own. RunGcPass is the pass.
   absl::StatusOr<GcReport> CollectGarbage(const GcOptions& options, bool background = false);
+  absl::StatusOr<GcReport> RunGcPass(const GcOptions& options, bool background);
   const GcOptions& gc_options() const { return gc_options_; }
 
   // --- waiting for clean tasks (read_op.cc) ---
@@ -191,6 +194,10 @@ class EngineImpl {
   // `reason` is what the next executions report (why.h).
   void InvalidateMany(std::vector<TaskId> ids,
                       ExecutionReason reason = ExecutionReason::kInvalidated);
+  // ExecuteAgain makes the tasks among `ids` in memory execute on their next read, for
+  // `reason`, and marks their readers dirty; change listeners do not hear of it (an
+  // invalidation does). It drops the ids not in memory from `ids`.
+  void ExecuteAgain(std::vector<TaskId>& ids, ExecutionReason reason);
   const std::shared_ptr<InvalidationTarget>& invalidation_target() const {
     return invalidation_target_;
   }

@@ -254,6 +254,11 @@ void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason)
     DistrustRestored({StampedBits{NextStamp(), observed_bits}});
   }
   // Other invalidators are handed out by tasks of this session, which are in memory.
+  ExecuteAgain(ids, reason);
+  if (!ids.empty()) NotifyChange();
+}
+
+void EngineImpl::ExecuteAgain(std::vector<TaskId>& ids, ExecutionReason reason) {
   std::erase_if(ids, [this, reason](TaskId id) {
     TaskState* task = tasks_.Get(id);
     if (task == nullptr) return true;
@@ -262,9 +267,7 @@ void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason)
     task->forced_reason = reason;
     return false;
   });
-  if (ids.empty()) return;
-  MarkDirty(std::move(ids));
-  NotifyChange();
+  if (!ids.empty()) MarkDirty(ids);
 }
 
 uint64_t EngineImpl::AddChangeListener(std::function<void()> listener) {

@@ -119,6 +119,27 @@ ReadOp::Step ReadOp::Steps(bool may_park) {
     TaskState* task = engine.Task(cursor_.task, &loaded);
     reloaded_ |= loaded;
     if (task == nullptr) {
+      // A reference into nothing: a GC pass removed the task it names while the referrer,
+      // not written yet, pointed at it (docs/ARCHITECTURE.md, "Garbage collection"). As a
+      // missing dependency does, it reads as a change: the referrer executes again and the
+      // read starts over from it. Twice at most, should the new reference vanish too.
+      // Not a change of value: no change listener hears of it (a watch would read again,
+      // and find the same). The reader's read of the old reference goes, so that it does
+      // not run again for it; it reads the new one.
+      if (referrer_ != kNoTask && referrers_redone_ < 2) {
+        if (!may_park) return Step::kNotReady;  // the referrer executes: not on this thread
+        ++referrers_redone_;
+        const RawVc old_read = RawVc::Output(std::exchange(referrer_, kNoTask));
+        if (ExecContext* reader = saved_context_.exec) {
+          if (!reader->reads.empty() && reader->reads.back().slot == old_read) {
+            reader->reads.pop_back();
+          }
+        }
+        std::vector<TaskId> referrer{old_read.task};
+        engine.ExecuteAgain(referrer, ExecutionReason::kGarbageCollected);
+        cursor_ = old_read;
+        continue;
+      }
       SetError("no task with id " + std::to_string(cursor_.task));
       return Step::kDone;
     }
@@ -225,6 +246,7 @@ ReadOp::Hop ReadOp::HopClean(TaskState& task) {
           SetError("the cell this Vc points at no longer exists");
           return Hop::kDone;
         }
+        referrer_ = task.id;
         cursor_ = out.ref;
         return Hop::kFollow;
       case OutputKind::kError:

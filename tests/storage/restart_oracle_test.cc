@@ -239,6 +239,18 @@ void RunOracle(Evicting mode,
   // them (input_summary.h): those that read what a collection removed may execute then,
   // once, instead of before the restart.
   std::set<int> may_run_after_restart;
+  // Nodes that read a task a collection removed, directly or through a Forward. A pass
+  // runs while tasks execute and are written: one may remove a task that a result not yet
+  // written reads or refers to (docs/ARCHITECTURE.md, "Garbage collection"). The reader
+  // then finds the dependency missing when it next verifies, which reads as a change, or
+  // its read follows the Forward's reference into nothing, which executes the Forward again
+  // and changes its reference. Either way it runs once more than it would have, at any
+  // later check, after a restart too (the result is written as it was).
+  std::set<int> healing;
+  const auto once_more = [&](int id) { return healing.contains(id) ? 1 : 0; };
+  const auto healed = [&] {
+    std::erase_if(healing, [&](int id) { return executions[id].load() > 0; });
+  };
   int restarts = 0;
   int collections = 0;
   uint64_t removed = 0;
@@ -260,15 +272,20 @@ void RunOracle(Evicting mode,
       }
       // Forward(d)'s task, a world value's -> nodes reading it
       std::multimap<turbine::TaskId, int> forward_of;
+      // a task -> nodes reading it, or reading a Forward to it
+      std::multimap<turbine::TaskId, int> readers_of;
       for (int id = 0; id < kNodes; ++id) {
         if (graph[id].op == Node::kForward) {
           forward_of.emplace(forward(graph[id].nodes[0]).raw().task, id);
+          readers_of.emplace(forward(graph[id].nodes[0]).raw().task, id);
           const int source = graph[id].nodes[0] % kInputs;
           if (source >= kWorldFrom) forward_of.emplace(world_value(source).raw().task, id);
         }
         for (int i : graph[id].inputs) {
           if (i >= kWorldFrom) forward_of.emplace(world_value(i).raw().task, id);
+          if (i >= kWorldFrom) readers_of.emplace(world_value(i).raw().task, id);
         }
+        for (int d : graph[id].nodes) readers_of.emplace(node_ids[d], id);
       }
       absl::StatusOr<turbine::GcReport> report = daemon->engine.CollectGarbage(options);
       ASSERT_TRUE(report.ok()) << report.status() << " " << when;
@@ -284,6 +301,9 @@ void RunOracle(Evicting mode,
         }
         for (auto [reader, end] = forward_of.equal_range(gone); reader != end; ++reader) {
           collected.insert(reader->second);
+        }
+        for (auto [reader, end] = readers_of.equal_range(gone); reader != end; ++reader) {
+          healing.insert(reader->second);
         }
       }
       // A world value whose evicted value the collection removed executes again when read,
@@ -305,9 +325,11 @@ void RunOracle(Evicting mode,
       const std::set<int> reach_collected_world = Downstream(world_collected);
       for (int id = 0; id < kNodes && !evicting; ++id) {
         // (An evicted value the collection removed is computed again.)
-        EXPECT_LE(executions[id].load(), reach_collected_world.contains(id) ? 1 : 0)
+        const int may_run = reach_collected_world.contains(id) ? 1 : 0;
+        EXPECT_LE(executions[id].load(), may_run + once_more(id))
             << "node " << id << " ran after a collection, " << when;
       }
+      healed();
     }
     if (random() % 8 == 0) {  // restart: everything clean answers from disk
       // Half the time, inputs change just before the daemon stops, read by nothing: the
@@ -337,8 +359,10 @@ void RunOracle(Evicting mode,
       const std::set<int> may_run = Downstream(changed_while_down, collected);
       for (int id = 0; id < kNodes; ++id) {
         if (may_run.contains(id) || may_run_after_restart.contains(id)) continue;
-        EXPECT_EQ(executions[id].load(), 0) << "node " << id << " ran after a restart, " << when;
+        EXPECT_LE(executions[id].load(), once_more(id))
+            << "node " << id << " ran after a restart, " << when;
       }
+      healed();
       std::erase_if(may_run_after_restart, [&](int id) { return executions[id].load() > 0; });
       // Those that did not run yet may run later, once a change makes them verify.
       for (int id : may_run) {
@@ -359,7 +383,7 @@ void RunOracle(Evicting mode,
     const std::set<int> downstream = Downstream(changed);
     for (int id = 0; id < kNodes; ++id) {
       const bool may_run = downstream.contains(id) || may_run_after_restart.contains(id);
-      EXPECT_LE(executions[id].load(), may_run ? 1 : 0)
+      EXPECT_LE(executions[id].load(), (may_run ? 1 : 0) + once_more(id))
           << "node " << id << ", " << when << " seed " << seed << [&] {
                std::string out;
                auto why = daemon->engine.Why(node(id).raw());
@@ -370,6 +394,7 @@ void RunOracle(Evicting mode,
     // A restored task trusted over a collected dependency runs when a change first makes it
     // verify: any later change that may reach it (by its input summary), not only the next.
     std::erase_if(may_run_after_restart, [&](int id) { return executions[id].load() > 0; });
+    healed();
   }
   EXPECT_GE(restarts, 15);
   EXPECT_GE(collections, 40);

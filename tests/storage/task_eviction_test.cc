@@ -59,6 +59,14 @@ inline const turbine::Function<TextImpl> text{"test.whole.text", 1};
 Task<Vc<std::string>> PointerImpl(int64_t n) { co_return text(n); }
 inline const turbine::Function<PointerImpl> pointer{"test.whole.pointer", 1};
 
+// Length(n) reads through Pointer(n).
+std::atomic<int> length_runs{0};
+Task<int64_t> LengthImpl(int64_t n) {
+  length_runs.fetch_add(1);
+  co_return static_cast<int64_t>((co_await pointer(n)).size());
+}
+inline const turbine::Function<LengthImpl> length{"test.whole.length", 1};
+
 // Snapshots only when the test flushes; the evictor never runs on its own (the heap is
 // never over the limit): the test evicts with Engine::EvictTasks when it chooses.
 turbine::EngineOptions Options() {
@@ -161,6 +169,51 @@ TEST(TaskEvictionFarIds, TasksWithIdsPastTwoToThe32ndLeaveAndComeBack) {
   for (int64_t n = 0; n < 5; ++n) EXPECT_EQ(*daemon.engine.Read(root(n)), Expected(1, n));
   EXPECT_EQ(leaf_runs + mid_runs + root_runs, 15) << "an evicted task executed again";
   EXPECT_EQ(daemon.engine.Stats().reloaded_tasks, 5u);
+}
+
+// The end state of a race with a GC pass (docs/ARCHITECTURE.md, "Garbage collection"): a
+// result in memory, never written, refers to a task that is in neither memory nor the
+// store. Reading through it executes the referrer again, as a missing dependency would,
+// instead of failing with "no task with id".
+TEST_F(TaskEviction, AReferenceIntoNothingMakesTheReferrerExecuteAgain) {
+  ASSERT_EQ(*daemon.engine.Read(text(7)), "text 7");
+  const turbine::TaskId text_id = text(7).raw().task;
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  daemon.engine.EvictTasks(SIZE_MAX);
+  ASSERT_EQ(*daemon.engine.Read(pointer(7)), "text 7");  // Text(7) comes back from disk
+  daemon.engine.EvictTasks(SIZE_MAX);  // Text(7) leaves again; Pointer(7) is not stored
+  ASSERT_TRUE(daemon.owner->backing_store().DeleteTasks({text_id}).ok());
+  const int texts = text_runs;
+  absl::StatusOr<std::string> read = daemon.engine.Read(pointer(7));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, "text 7");
+  EXPECT_EQ(text_runs, texts + 1);
+}
+
+// The same inside a task body: the reader runs once, the referrer executes again, and a
+// watch (a change listener) hears nothing, since no value changed.
+TEST_F(TaskEviction, ATaskReadingThroughAReferenceIntoNothingRunsOnce) {
+  ASSERT_EQ(*daemon.engine.Read(text(7)), "text 7");
+  const turbine::TaskId text_id = text(7).raw().task;
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  daemon.engine.EvictTasks(SIZE_MAX);
+  ASSERT_EQ(*daemon.engine.Read(pointer(7)), "text 7");  // Text(7) comes back from disk
+  daemon.engine.EvictTasks(SIZE_MAX);  // Text(7) leaves again; Pointer(7) is not stored
+  ASSERT_TRUE(daemon.owner->backing_store().DeleteTasks({text_id}).ok());
+  std::atomic<int> heard{0};
+  const uint64_t listener = daemon.engine.AddChangeListener([&] { heard.fetch_add(1); });
+  const int lengths = length_runs;
+  const int texts = text_runs;
+  absl::StatusOr<int64_t> read = daemon.engine.Read(length(7));
+  daemon.engine.RemoveChangeListener(listener);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, 6);
+  EXPECT_EQ(length_runs, lengths + 1);
+  EXPECT_EQ(text_runs, texts + 1);
+  EXPECT_EQ(heard.load(), 0);
+  // Settled: read again, nothing executes.
+  ASSERT_EQ(*daemon.engine.Read(length(7)), 6);
+  EXPECT_EQ(length_runs, lengths + 1);
 }
 
 TEST_F(TaskEviction, AChangeReachesReadersThroughTasksNotInMemory) {

@@ -163,6 +163,10 @@ class ReadOp : public Waiter {
   Caller own_caller_;
   TaskState* closed_cycle_ = nullptr;
   TaskId waited_on_ = kNoTask;  // the task this read last waited for (EndWait)
+  // The task whose reference the read followed last, and how often a reference into
+  // nothing made it execute again (ReadOp::Steps).
+  TaskId referrer_ = kNoTask;
+  uint8_t referrers_redone_ = 0;
   // The read parked or ran a refresh: it is counted as a caller, and may have been on a
   // cycle another read detected.
   bool waited_ = false;
