@@ -609,6 +609,15 @@ absl::StatusOr<Engine::Counters> Engine::ReadCounters(BackingStore* store) {
     return absl::Status(id.status().code(), "cannot read the backing store's counters: " +
                                                 std::string(id.status().message()));
   }
+  // Ids are never reused; past what the task table holds (2^44: five years at a hundred
+  // thousand new tasks a second) the counter is damaged, and the first new task could not
+  // be held. Said at open, not by an abort at that task.
+  if (*id > internal::TaskTable::kMaxIds) {
+    return absl::DataLossError("the backing store's task id counter is " +
+                               std::to_string(*id) + ", past the " +
+                               std::to_string(internal::TaskTable::kMaxIds) +
+                               " ids the engine holds: the store is damaged");
+  }
   counters.next_stamp = *stamp;
   counters.next_task_id = *id;
   absl::StatusOr<InputChangeLog> changes =
