@@ -609,14 +609,14 @@ absl::StatusOr<Engine::Counters> Engine::ReadCounters(BackingStore* store) {
     return absl::Status(id.status().code(), "cannot read the backing store's counters: " +
                                                 std::string(id.status().message()));
   }
-  // Ids are never reused; past what the task table holds (2^44: five years at a hundred
-  // thousand new tasks a second) the counter is damaged, and the first new task could not
-  // be held. Said at open, not by an abort at that task.
-  if (*id > internal::TaskTable::kMaxIds) {
+  // Ids are never reused; at what the task table holds (2^44: five years at a hundred
+  // thousand new tasks a second) the first new task could not be held, and past it the
+  // counter is damaged. Said at open, not by an abort at that task.
+  if (*id >= internal::TaskTable::kMaxIds) {
     return absl::DataLossError("the backing store's task id counter is " +
-                               std::to_string(*id) + ", past the " +
+                               std::to_string(*id) + ": its " +
                                std::to_string(internal::TaskTable::kMaxIds) +
-                               " ids the engine holds: the store is damaged");
+                               " ids are used up, or the store is damaged");
   }
   counters.next_stamp = *stamp;
   counters.next_task_id = *id;

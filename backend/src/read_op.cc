@@ -125,12 +125,14 @@ ReadOp::Step ReadOp::Steps(bool may_park) {
       // read starts over from it. Twice at most, should the new reference vanish too.
       // Not a change of value: no change listener hears of it (a watch would read again,
       // and find the same). The reader's read of the old reference goes, so that it does
-      // not run again for it; it reads the new one.
+      // not run again for it; it reads the new one. Only if this read recorded it: one kept
+      // from before (the same slot read twice in a row) carries the stamp that may be the
+      // only sign the reader is stale.
       if (referrer_ != kNoTask && referrers_redone_ < 2) {
         if (!may_park) return Step::kNotReady;  // the referrer executes: not on this thread
         ++referrers_redone_;
         const RawVc old_read = RawVc::Output(std::exchange(referrer_, kNoTask));
-        if (ExecContext* reader = saved_context_.exec) {
+        if (ExecContext* reader = saved_context_.exec; reader != nullptr && referrer_read_recorded_) {
           if (!reader->reads.empty() && reader->reads.back().slot == old_read) {
             reader->reads.pop_back();
           }
@@ -229,7 +231,8 @@ ReadOp::Hop ReadOp::HopClean(TaskState& task) {
   const bool own_value = cursor_.is_output() || cursor_.index == kOutputCellIndex;
   task.referenced = true;  // the evictor spares it once (the line is held already)
   if (own_value) {
-    if (reader != nullptr) reader->RecordRead(RawVc::Output(task.id), task.output_changed_at);
+    const bool recorded =
+        reader != nullptr && reader->RecordRead(RawVc::Output(task.id), task.output_changed_at);
     const Output& out = task.output;
     switch (out.kind) {
       case OutputKind::kValue:
@@ -247,6 +250,7 @@ ReadOp::Hop ReadOp::HopClean(TaskState& task) {
           return Hop::kDone;
         }
         referrer_ = task.id;
+        referrer_read_recorded_ = recorded;
         cursor_ = out.ref;
         return Hop::kFollow;
       case OutputKind::kError:

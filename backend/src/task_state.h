@@ -283,9 +283,11 @@ struct ExecContext {
   ExecutionReason reason = ExecutionReason::kNone;  // why it ran (why.h)
   TaskId cause = kNoTask;                           // with kDependencyChanged
 
-  void RecordRead(RawVc slot, uint64_t observed) {
-    if (!reads.empty() && reads.back().slot == slot) return;  // a loop reading one value
+  // RecordRead returns false when it kept the read before instead (the same slot).
+  bool RecordRead(RawVc slot, uint64_t observed) {
+    if (!reads.empty() && reads.back().slot == slot) return false;  // a loop reading one value
     reads.push_back(Dep{slot, observed});
+    return true;
   }
   // NextCellIndex numbers the cells of each type in creation order. A task makes cells of
   // few types, so a short list beats a map.

@@ -245,7 +245,8 @@ void RunOracle(Evicting mode,
   // then finds the dependency missing when it next verifies, which reads as a change, or
   // its read follows the Forward's reference into nothing, which executes the Forward again
   // and changes its reference. Either way it runs once more than it would have, at any
-  // later check, after a restart too (the result is written as it was).
+  // later check, after a restart too (the result is written as it was). Only with eviction:
+  // the removed task must have left memory while the result stayed.
   std::set<int> healing;
   const auto once_more = [&](int id) { return healing.contains(id) ? 1 : 0; };
   const auto healed = [&] {
@@ -302,7 +303,8 @@ void RunOracle(Evicting mode,
         for (auto [reader, end] = forward_of.equal_range(gone); reader != end; ++reader) {
           collected.insert(reader->second);
         }
-        for (auto [reader, end] = readers_of.equal_range(gone); reader != end; ++reader) {
+        for (auto [reader, end] = readers_of.equal_range(gone); reader != end && evicting;
+             ++reader) {
           healing.insert(reader->second);
         }
       }

@@ -138,24 +138,32 @@ TEST(TaskPersistence, TaskIdsPastTwoToThe28thAreServedAndSurviveARestart) {
   EXPECT_EQ(Executions(d.engine, "test.tasks.fib"), 2u);  // fib(13), fib(14)
 }
 
-// A counter past every id the engine holds is damage: the store does not open, with
-// DATA_LOSS, instead of the engine aborting at the first new task.
-TEST(TaskPersistence, ATaskIdCounterPastTheTableIsRefusedAtOpen) {
-  turbine::testing::TempDir dir;
-  {
-    Daemon d(dir.str());
-    ASSERT_EQ(*d.engine.Read(fib(10)), 55);
-    ASSERT_TRUE(d.engine.Flush().ok());
-    ASSERT_TRUE(
-        d.owner->backing_store().WriteSnapshot({}, (uint64_t{1} << 44) + 1, uint64_t{1} << 32).ok());
+// A counter at or past the last id the engine holds (2^44) leaves no id for a new task:
+// the store does not open, with DATA_LOSS, instead of the engine aborting at that task.
+// One below it opens.
+TEST(TaskPersistence, ATaskIdCounterAtTheTablesEndIsRefusedAtOpen) {
+  for (uint64_t counter : {(uint64_t{1} << 44) - 1, uint64_t{1} << 44, (uint64_t{1} << 44) + 1}) {
+    turbine::testing::TempDir dir;
+    {
+      Daemon d(dir.str());
+      ASSERT_EQ(*d.engine.Read(fib(10)), 55);
+      ASSERT_TRUE(d.engine.Flush().ok());
+      ASSERT_TRUE(d.owner->backing_store().WriteSnapshot({}, counter, uint64_t{1} << 32).ok());
+    }
+    auto opened = turbine::storage::PersistentEngine::Open(
+        turbine::storage::StoreOptions{.data_dir = dir.str()},
+        turbine::EngineOptions{.worker_threads = 1, .gc = {.interval = {}}});
+    if (counter < (uint64_t{1} << 44)) {
+      ASSERT_TRUE(opened.ok()) << opened.status();
+      turbine::Engine::Scope scope((*opened)->engine());
+      EXPECT_EQ(*(*opened)->engine().Read(fib(11)), 89);  // fib(11) takes the last id
+      continue;
+    }
+    ASSERT_FALSE(opened.ok()) << counter;
+    EXPECT_EQ(opened.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_NE(opened.status().message().find("task id counter"), std::string::npos)
+        << opened.status();
   }
-  auto opened = turbine::storage::PersistentEngine::Open(
-      turbine::storage::StoreOptions{.data_dir = dir.str()},
-      turbine::EngineOptions{.worker_threads = 1, .gc = {.interval = {}}});
-  ASSERT_FALSE(opened.ok());
-  EXPECT_EQ(opened.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(opened.status().message().find("task id counter"), std::string::npos)
-      << opened.status();
 }
 
 TEST(TaskPersistence, ATrustedResultThatAChangeReachedCanLeaveMemoryUnread) {

@@ -167,6 +167,7 @@ class ReadOp : public Waiter {
   // nothing made it execute again (ReadOp::Steps).
   TaskId referrer_ = kNoTask;
   uint8_t referrers_redone_ = 0;
+  bool referrer_read_recorded_ = false;  // the reading task's read of it was this read's
   // The read parked or ran a refresh: it is counted as a caller, and may have been on a
   // cycle another read detected.
   bool waited_ = false;
