@@ -150,10 +150,7 @@ class EngineImpl {
   // --- garbage collection (gc.cc) ---
   // A pass asked for reclaims the space it freed at once; a background pass only when it
   // freed a tenth of the store or more (RocksDB's compactions take care of less).
-  // CollectGarbage runs a pass at low priority (thread_priority.h): a background one on the
-  // calling thread (GcLoop's), one asked for on a thread of its own. RunGcPass is the pass.
   absl::StatusOr<GcReport> CollectGarbage(const GcOptions& options, bool background = false);
-  absl::StatusOr<GcReport> RunGcPass(const GcOptions& options, bool background);
   const GcOptions& gc_options() const { return gc_options_; }
 
   // --- waiting for clean tasks (read_op.cc) ---

@@ -13,14 +13,12 @@
 
 #include <algorithm>
 #include <array>
-#include <exception>
 #include <queue>
 #include <thread>
 
 #include "engine_impl.h"
 #include "persist.h"
 #include "reclaim.h"
-#include "thread_priority.h"
 
 namespace turbine::internal {
 
@@ -324,28 +322,6 @@ uint16_t EngineImpl::Today() {
 }
 
 absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bool background) {
-  if (background) return RunGcPass(options, /*background=*/true);  // on GcLoop's thread
-  // A pass asked for runs on a thread of its own at low priority, like the background ones:
-  // on a busy machine it takes longer, and calls keep their latency (a pass at normal
-  // priority took a core of two for its scans and deletes, and call p99 rose 5 to 6 times).
-  // The caller's thread keeps its priority: it could not get it back unprivileged.
-  // What the pass throws (an `also_collect` of the caller's, say) reaches the caller.
-  absl::StatusOr<GcReport> report;
-  std::exception_ptr thrown;
-  std::thread pass([&] {
-    LowerThisThreadPriority();
-    try {
-      report = RunGcPass(options, /*background=*/false);
-    } catch (...) {
-      thrown = std::current_exception();
-    }
-  });
-  pass.join();
-  if (thrown) std::rethrow_exception(thrown);
-  return report;
-}
-
-absl::StatusOr<GcReport> EngineImpl::RunGcPass(const GcOptions& options, bool background) {
   // No section for the whole pass (it may take minutes, and no record evicted meanwhile
   // could be freed): each batch that looks tasks up opens its own.
   if (store_ == nullptr) {
@@ -485,8 +461,8 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
     for (size_t k = from; k < to; ++k) ids.push_back(graph.nodes[garbage[k]].id);
     {
       // Tasks being read from the store wait for this; those read later see `deleting_`.
-      // Held for the inserts only: the pass runs at low priority, and a call waiting here
-      // waits for as long as the pass is kept off the CPU while it holds the gate.
+      // Held for the inserts only: calls that miss memory wait here, and what follows needs
+      // no exclusion from them.
       MutexLock gate(&store_gate_);
       deleting_.insert(ids.begin(), ids.end());
     }
@@ -552,7 +528,6 @@ void EngineImpl::GcLoop() {
   auto next_size_check = Clock::now();
   // Idle as the snapshots see it: nothing executed during a whole tick, nothing running.
   uint64_t executions_before = execution_count.load(std::memory_order_relaxed);
-  LowerThisThreadPriority();  // its passes yield to calls (CollectGarbage says why)
   std::unique_lock lock(gc_loop_mu_);
   while (!gc_stop_.wait_for(lock, tick, [this] { return stopping_gc_; })) {
     lock.unlock();
