@@ -67,6 +67,18 @@ Task<int64_t> LengthImpl(int64_t n) {
 }
 inline const turbine::Function<LengthImpl> length{"test.whole.length", 1};
 
+// Moving(n) refers to a Text chosen by an input; MovingLength(n) reads through it.
+Task<Vc<std::string>> MovingImpl(int64_t n) {
+  co_return text(co_await Input<int64_t>("whole.x") * 100 + n);
+}
+inline const turbine::Function<MovingImpl> moving{"test.whole.moving", 1};
+std::atomic<int> moving_length_runs{0};
+Task<int64_t> MovingLengthImpl(int64_t n) {
+  moving_length_runs.fetch_add(1);
+  co_return static_cast<int64_t>((co_await moving(n)).size());
+}
+inline const turbine::Function<MovingLengthImpl> moving_length{"test.whole.moving_length", 1};
+
 // Snapshots only when the test flushes; the evictor never runs on its own (the heap is
 // never over the limit): the test evicts with Engine::EvictTasks when it chooses.
 turbine::EngineOptions Options() {
@@ -214,6 +226,28 @@ TEST_F(TaskEviction, ATaskReadingThroughAReferenceIntoNothingRunsOnce) {
   // Settled: read again, nothing executes.
   ASSERT_EQ(*daemon.engine.Read(length(7)), 6);
   EXPECT_EQ(length_runs, lengths + 1);
+}
+
+// A reader that already depends on the referrer: the heal marks it stale while it runs,
+// and it still runs once (its new read of the referrer is current).
+TEST_F(TaskEviction, AReaderOfTheReferrerReadingIntoNothingRunsOnce) {
+  ASSERT_EQ(*daemon.engine.Read(moving_length(7)), 8);  // "text 107"
+  ASSERT_TRUE(daemon.engine.SetInput("whole.x", int64_t{2}).ok());
+  ASSERT_EQ(*daemon.engine.Read(moving(7)), "text 207");  // MovingLength(7) stays dirty
+  const turbine::TaskId text_id = text(207).raw().task;
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  daemon.engine.EvictTasks(SIZE_MAX);  // Text(207) leaves: no reader of it is in memory
+  ASSERT_GT(daemon.engine.Stats().evicted_tasks, 0u);
+  ASSERT_TRUE(daemon.owner->backing_store().DeleteTasks({text_id}).ok());
+  const int runs = moving_length_runs;
+  const int texts = text_runs;
+  absl::StatusOr<int64_t> read = daemon.engine.Read(moving_length(7));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, 8);
+  EXPECT_EQ(moving_length_runs, runs + 1);
+  EXPECT_EQ(text_runs, texts + 1);  // Text(207) again, by a new task
+  ASSERT_EQ(*daemon.engine.Read(moving_length(7)), 8);
+  EXPECT_EQ(moving_length_runs, runs + 1);
 }
 
 TEST_F(TaskEviction, AChangeReachesReadersThroughTasksNotInMemory) {
