@@ -544,6 +544,7 @@ EngineStats EngineImpl::Stats() const {
   stats.reload_failures = reload_failures.load(std::memory_order_relaxed);
   stats.evicted_tasks = evicted_tasks.load(std::memory_order_relaxed);
   stats.reloaded_tasks = reloaded_tasks.load(std::memory_order_relaxed);
+  stats.evicted_tasks_away = evicted_away_.load(std::memory_order_relaxed);
   stats.resident_bytes = resident_bytes.load(std::memory_order_relaxed);
   stats.evicted_unfreed_bytes = reclaimer_.PendingBytes();
   stats.admission_waits = admission_waits.load(std::memory_order_relaxed);

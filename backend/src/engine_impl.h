@@ -533,6 +533,12 @@ class EngineImpl {
   Reclaimer reclaimer_;
   Mutex evicted_ids_mu_;  // a leaf
   absl::flat_hash_map<uint64_t, uint64_t> evicted_ids_ ABSL_GUARDED_BY(evicted_ids_mu_);
+  std::atomic<size_t> evicted_away_{0};  // the bits set; written under evicted_ids_mu_
+  // ForgetEvictedLocked clears the id's bit; false if it was not set.
+  bool ForgetEvictedLocked(TaskId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(evicted_ids_mu_);
+  // ForgetEvicted clears the bits of tasks a GC pass removed from the store: they never
+  // come back by those ids (ids are not reused), and their bits would stay for good.
+  void ForgetEvicted(const std::vector<uint64_t>& ids);
   // NoteLoadedBack counts a task loaded from the store that this process evicted whole.
   void NoteLoadedBack(TaskId id);
   std::mutex evictor_mu_;

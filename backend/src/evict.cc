@@ -272,7 +272,10 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes) {
   {
     MutexLock ids(&evicted_ids_mu_);
     for (const auto& victim : victims) {
-      evicted_ids_[victim->id / 64] |= uint64_t{1} << (victim->id % 64);
+      uint64_t& word = evicted_ids_[victim->id / 64];
+      const uint64_t bit = uint64_t{1} << (victim->id % 64);
+      if ((word & bit) == 0) evicted_away_.fetch_add(1, std::memory_order_relaxed);
+      word |= bit;
     }
   }
   task_count.fetch_sub(victims.size(), std::memory_order_relaxed);
@@ -287,14 +290,24 @@ size_t EngineImpl::EvictLocked(size_t bytes) {
   return freed < bytes ? freed + EvictTasksLocked(bytes - freed) : freed;
 }
 
-void EngineImpl::NoteLoadedBack(TaskId id) {
-  MutexLock lock(&evicted_ids_mu_);
+bool EngineImpl::ForgetEvictedLocked(TaskId id) {
   auto word = evicted_ids_.find(id / 64);
   const uint64_t bit = uint64_t{1} << (id % 64);
-  if (word == evicted_ids_.end() || (word->second & bit) == 0) return;
+  if (word == evicted_ids_.end() || (word->second & bit) == 0) return false;
   word->second &= ~bit;
   if (word->second == 0) evicted_ids_.erase(word);  // the set shrinks as tasks come back
-  reloaded_tasks.fetch_add(1, std::memory_order_relaxed);
+  evicted_away_.fetch_sub(1, std::memory_order_relaxed);
+  return true;
+}
+
+void EngineImpl::NoteLoadedBack(TaskId id) {
+  MutexLock lock(&evicted_ids_mu_);
+  if (ForgetEvictedLocked(id)) reloaded_tasks.fetch_add(1, std::memory_order_relaxed);
+}
+
+void EngineImpl::ForgetEvicted(const std::vector<uint64_t>& ids) {
+  MutexLock lock(&evicted_ids_mu_);
+  for (uint64_t id : ids) ForgetEvictedLocked(id);
 }
 
 bool EngineImpl::ReloadValues(TaskState& task) {

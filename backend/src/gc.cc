@@ -509,6 +509,7 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
     // in memory: a snapshot that writes one again writes all of it, which is always safe.
     absl::Status deleted = ForgetObservations(ids);
     if (deleted.ok()) deleted = store_->DeleteTasks(ids);
+    if (deleted.ok()) ForgetEvicted(ids);
     {
       MutexLock gate(&store_gate_);
       for (uint64_t id : ids) deleting_.erase(id);

@@ -270,6 +270,9 @@ class Metrics::Collector final : public prometheus::Collectable {
             stats.evicted_tasks);
     counter("turbine_reloaded_tasks_total", "Tasks evicted whole and loaded back from the store.",
             stats.reloaded_tasks);
+    gauge("turbine_evicted_tasks_away",
+          "Tasks evicted whole, neither loaded back nor removed by GC since.",
+          stats.evicted_tasks_away);
     gauge("turbine_evicted_unfreed_bytes",
           "Records of tasks evicted whole and not freed yet (a thread may still see them).",
           stats.evicted_unfreed_bytes);

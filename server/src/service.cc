@@ -559,6 +559,7 @@ void TurbineService::FillStats(v1::StatsReply* reply) const {
   reply->set_reload_failures(stats.reload_failures);
   reply->set_evicted_tasks(stats.evicted_tasks);
   reply->set_reloaded_tasks(stats.reloaded_tasks);
+  reply->set_evicted_tasks_away(stats.evicted_tasks_away);
   reply->set_resident_bytes(stats.resident_bytes);
   reply->set_admission_waits(stats.admission_waits);
   reply->set_admission_wait_micros(stats.admission_wait_nanos / 1000);

@@ -250,6 +250,28 @@ TEST_F(TaskEviction, AReaderOfTheReferrerReadingIntoNothingRunsOnce) {
   EXPECT_EQ(moving_length_runs, runs + 1);
 }
 
+// The engine keeps a bit per task evicted whole, to count those loaded back. A task a GC
+// pass removes never comes back by its id: its bit goes with it, or the set would only grow
+// in a daemon that evicts and collects for months.
+TEST_F(TaskEviction, TasksRemovedByAPassLeaveTheEvictedSet) {
+  for (int64_t n = 0; n < 20; ++n) {
+    ASSERT_EQ(*daemon.engine.Read(text(n)), "text " + std::to_string(n));
+  }
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  daemon.engine.EvictTasks(SIZE_MAX);
+  const uint64_t evicted = daemon.engine.Stats().evicted_tasks_away;
+  ASSERT_GE(evicted, 20u);
+  ASSERT_EQ(*daemon.engine.Read(text(0)), "text 0");  // loaded back: it leaves the set
+  const uint64_t away = daemon.engine.Stats().evicted_tasks_away;
+  EXPECT_EQ(away, evicted - 1);
+  absl::StatusOr<turbine::GcReport> report = daemon.engine.CollectGarbage(
+      turbine::GcOptions{.also_collect = [](turbine::TaskId) { return true; }});
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_GE(report->removed_tasks, 20u);
+  // The 19 Texts still away are gone from the store, and from the set (inputs stay).
+  EXPECT_LE(daemon.engine.Stats().evicted_tasks_away, away - 19);
+}
+
 TEST_F(TaskEviction, AChangeReachesReadersThroughTasksNotInMemory) {
   for (int64_t n = 0; n < 3; ++n) ASSERT_EQ(*daemon.engine.Read(root(n)), Expected(1, n));
   ASSERT_TRUE(daemon.engine.Flush().ok());

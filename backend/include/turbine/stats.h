@@ -51,6 +51,7 @@ struct EngineStats {
   uint64_t reload_failures = 0;          // of those, gone or changed there: executed instead
   uint64_t evicted_tasks = 0;            // whole tasks evicted (still on disk), summed
   uint64_t reloaded_tasks = 0;           // of those, loaded back from the store since
+  uint64_t evicted_tasks_away = 0;       // of those, neither loaded back nor removed by GC
   uint64_t evicted_unfreed_bytes = 0;    // their records not freed yet: a thread that may
                                          // still look at them is in a section (reclaim.h)
   uint64_t resident_bytes = 0;           // the usage the evictor compares with the limit
