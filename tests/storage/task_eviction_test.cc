@@ -183,11 +183,9 @@ TEST(TaskEvictionFarIds, TasksWithIdsPastTwoToThe32ndLeaveAndComeBack) {
   EXPECT_EQ(daemon.engine.Stats().reloaded_tasks, 5u);
 }
 
-// The end state of a race with a GC pass (docs/ARCHITECTURE.md, "Garbage collection"): a
-// result in memory, never written, refers to a task that is in neither memory nor the
-// store. Reading through it executes the referrer again, as a missing dependency would,
-// instead of failing with "no task with id".
-TEST_F(TaskEviction, AReferenceIntoNothingMakesTheReferrerExecuteAgain) {
+// PointIntoNothing leaves Pointer(7) in memory, never written, referring to a Text(7) that
+// is in neither memory nor the store.
+void PointIntoNothing(turbine::testing::PersistedEngine<>& daemon) {
   ASSERT_EQ(*daemon.engine.Read(text(7)), "text 7");
   const turbine::TaskId text_id = text(7).raw().task;
   ASSERT_TRUE(daemon.engine.Flush().ok());
@@ -195,6 +193,14 @@ TEST_F(TaskEviction, AReferenceIntoNothingMakesTheReferrerExecuteAgain) {
   ASSERT_EQ(*daemon.engine.Read(pointer(7)), "text 7");  // Text(7) comes back from disk
   daemon.engine.EvictTasks(SIZE_MAX);  // Text(7) leaves again; Pointer(7) is not stored
   ASSERT_TRUE(daemon.owner->backing_store().DeleteTasks({text_id}).ok());
+}
+
+// The end state of a race with a GC pass (docs/ARCHITECTURE.md, "Garbage collection"): a
+// result in memory, never written, refers to a task that is in neither memory nor the
+// store. Reading through it executes the referrer again, as a missing dependency would,
+// instead of failing with "no task with id".
+TEST_F(TaskEviction, AReferenceIntoNothingMakesTheReferrerExecuteAgain) {
+  ASSERT_NO_FATAL_FAILURE(PointIntoNothing(daemon));
   const int texts = text_runs;
   absl::StatusOr<std::string> read = daemon.engine.Read(pointer(7));
   ASSERT_TRUE(read.ok()) << read.status();
@@ -205,13 +211,7 @@ TEST_F(TaskEviction, AReferenceIntoNothingMakesTheReferrerExecuteAgain) {
 // The same inside a task body: the reader runs once, the referrer executes again, and a
 // watch (a change listener) hears nothing, since no value changed.
 TEST_F(TaskEviction, ATaskReadingThroughAReferenceIntoNothingRunsOnce) {
-  ASSERT_EQ(*daemon.engine.Read(text(7)), "text 7");
-  const turbine::TaskId text_id = text(7).raw().task;
-  ASSERT_TRUE(daemon.engine.Flush().ok());
-  daemon.engine.EvictTasks(SIZE_MAX);
-  ASSERT_EQ(*daemon.engine.Read(pointer(7)), "text 7");  // Text(7) comes back from disk
-  daemon.engine.EvictTasks(SIZE_MAX);  // Text(7) leaves again; Pointer(7) is not stored
-  ASSERT_TRUE(daemon.owner->backing_store().DeleteTasks({text_id}).ok());
+  ASSERT_NO_FATAL_FAILURE(PointIntoNothing(daemon));
   std::atomic<int> heard{0};
   const uint64_t listener = daemon.engine.AddChangeListener([&] { heard.fetch_add(1); });
   const int lengths = length_runs;
