@@ -4,21 +4,25 @@
 // A pass: a snapshot first (so the store has what memory knows, last-use days included);
 // a scan of every stored task, in batches, as of one moment; the decision, on the graph of
 // what each task refers to and read; the deletion, in batches; then the space reclaimed.
-// Calls that hit memory never wait for it. Calls that miss memory wait at most while a
-// deletion batch is noted in memory (they read the store under `store_gate_`, which that
-// holds exclusively; the deletion itself is written without it), and snapshots wait for
-// the deletion as a whole (`flush_mu_`), so that no record is written between the
-// decision and the deletion that refers to a deleted task.
+// It runs at nice 19 (thread_priority.h), so it must never make anything wait for it while
+// it holds a lock: the scheduler may keep it off the CPU for long on a busy machine.
+// Calls that hit memory never wait for it. Calls that miss memory wait at most for a swap
+// of the set of tasks being deleted (`store_gate_`, which the pass takes by trying, never
+// queued ahead of them: SwapDeleting). Snapshots and the evictor wait for one deletion
+// batch at a time (`flush_mu_`), so that no record is written between taking back what
+// was written meanwhile and the deletion that could refer to it.
 #include <absl/container/flat_hash_map.h>
 
 #include <algorithm>
 #include <array>
+#include <exception>
 #include <queue>
 #include <thread>
 
 #include "engine_impl.h"
 #include "persist.h"
 #include "reclaim.h"
+#include "thread_priority.h"
 
 namespace turbine::internal {
 
@@ -64,7 +68,7 @@ using Node = GcNode;
 using Graph = GcGraph;
 
 constexpr size_t kScanBatch = 1024;   // records read between yields
-constexpr size_t kDeleteBatch = 256;  // records deleted per exclusive hold of the gate
+constexpr size_t kDeleteBatch = 256;  // records deleted per hold of flush_mu_
 constexpr int kMaxRounds = 4;         // passes in a row while still over the disk limit
 constexpr uint32_t kRefBit = 1u << 31;
 
@@ -322,6 +326,28 @@ uint16_t EngineImpl::Today() {
 }
 
 absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bool background) {
+  if (background) return RunGcPass(options, /*background=*/true);  // on GcLoop's thread
+  // A pass asked for runs on a thread of its own at low priority, like the background ones:
+  // on a busy machine it takes longer, and calls keep their latency (at normal priority a
+  // pass took a core of two, and call p99 rose 4 to 6 times). The caller's thread keeps
+  // its priority: it could not get it back unprivileged. What the pass throws (an
+  // `also_collect` of the caller's, say) reaches the caller.
+  absl::StatusOr<GcReport> report;
+  std::exception_ptr thrown;
+  std::thread pass([&] {
+    LowerThisThreadPriority();
+    try {
+      report = RunGcPass(options, /*background=*/false);
+    } catch (...) {
+      thrown = std::current_exception();
+    }
+  });
+  pass.join();
+  if (thrown) std::rethrow_exception(thrown);
+  return report;
+}
+
+absl::StatusOr<GcReport> EngineImpl::RunGcPass(const GcOptions& options, bool background) {
   // No section for the whole pass (it may take minutes, and no record evicted meanwhile
   // could be freed): each batch that looks tasks up opens its own.
   if (store_ == nullptr) {
@@ -447,77 +473,106 @@ absl::Status EngineImpl::ScanStore(GcGraph& graph, const GcOptions& options) {
 }
 
 absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options) {
-  MutexLock flushing(&flush_mu_);
-  collecting_ = false;
-  Keep(graph, written_while_collecting_);
-  written_while_collecting_.clear();
+  // A batch at a time under flush_mu_: snapshots and the evictor go on between batches, and
+  // what they write or evict is kept (Keep, at the next batch). The order stays valid as
+  // verdicts are taken back: a task kept keeps what it refers to, which comes later.
   const std::vector<uint32_t> garbage = ReferrersFirst(graph);
-  for (size_t from = 0; from < garbage.size(); from += kDeleteBatch) {
-    if (GcStopping(options)) return Aborted();
-    Section section;  // reclaim.h: the tasks this batch finds stay allocated
+  absl::Status status;
+  for (size_t from = 0; from < garbage.size() && status.ok(); from += kDeleteBatch) {
+    if (GcStopping(options)) {
+      status = Aborted();
+      break;
+    }
     const size_t to = std::min(garbage.size(), from + kDeleteBatch);
-    std::vector<uint64_t> ids;
-    ids.reserve(to - from);
-    for (size_t k = from; k < to; ++k) ids.push_back(graph.nodes[garbage[k]].id);
-    {
-      // Tasks being read from the store wait for this; those read later see `deleting_`.
-      // Held for the inserts only: calls that miss memory wait here, and what follows needs
-      // no exclusion from them.
-      MutexLock gate(&store_gate_);
-      deleting_.insert(ids.begin(), ids.end());
-    }
-    // Every task registered from the store before the gate above is in the task table now,
-    // and every one registered after it counts as not stored: the tasks of this batch that
-    // are in memory are all found here.
-    std::vector<TaskId> invalidate;
-    for (size_t k = from; k < to; ++k) {
-      const uint32_t i = garbage[k];
-      TaskState* task = tasks_.Get(graph.nodes[i].id);
-      if (task == nullptr) continue;
-      bool observed = false;
-      {
-        // Still in memory, and in use there; the store no longer has it: a snapshot that
-        // writes it again writes all of it.
-        MutexLock lock(&task->mu);
-        task->persisted = false;
-        observed = task->observed;
-      }
-      task->stored_day = 0;
-      if (observed) {
-        // Its observation goes with it, and results stored later may follow from it: it
-        // looks again (and is stored, observation and all) before anything reads it.
-        invalidate.push_back(task->id);
-        continue;
-      }
-      // In memory it may refer to a removed task that is not in memory, which nobody could
-      // load once it is deleted (in a later batch: referrers go first).
-      for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
-        const uint32_t t = graph.out[e] & ~kRefBit;
-        if ((graph.out[e] & kRefBit) && graph.nodes[t].reason != Reason::kLive &&
-            tasks_.Get(graph.nodes[t].id) == nullptr) {
-          invalidate.push_back(task->id);
-          break;
-        }
-      }
-    }
-    // So it executes again before it is read: before what it refers to is deleted, and
-    // before snapshots resume (none may write it referring to what is gone).
-    if (!invalidate.empty())
-      InvalidateMany(std::move(invalidate), ExecutionReason::kGarbageCollected);
-    // The write without the gate: it may wait for RocksDB (a stalled write), and calls
-    // must not wait with it. A failed batch leaves its tasks stored with `persisted` false
-    // in memory: a snapshot that writes one again writes all of it, which is always safe.
-    absl::Status deleted = ForgetObservations(ids);
-    if (deleted.ok()) deleted = store_->DeleteTasks(ids);
-    if (deleted.ok()) ForgetEvicted(ids);
-    {
-      MutexLock gate(&store_gate_);
-      for (uint64_t id : ids) deleting_.erase(id);
-    }
-    if (!deleted.ok()) return deleted;
+    status = DeleteBatch(graph, std::span<const uint32_t>(garbage).subspan(from, to - from));
     std::this_thread::yield();
   }
-  return absl::OkStatus();
+  MutexLock flushing(&flush_mu_);
+  collecting_ = false;
+  written_while_collecting_.clear();
+  return status;
+}
+
+absl::Status EngineImpl::DeleteBatch(GcGraph& graph, std::span<const uint32_t> batch) {
+  Section section;  // reclaim.h: the tasks this batch finds stay allocated
+  MutexLock flushing(&flush_mu_);
+  Keep(graph, written_while_collecting_);
+  written_while_collecting_.clear();
+  std::vector<uint32_t> nodes;
+  std::vector<uint64_t> ids;
+  for (uint32_t i : batch) {
+    if (graph.nodes[i].reason == Reason::kLive) continue;  // kept since the decision
+    nodes.push_back(i);
+    ids.push_back(graph.nodes[i].id);
+  }
+  if (ids.empty()) return absl::OkStatus();
+  // Tasks being read from the store are registered before the swap; those read later see
+  // `deleting_`.
+  absl::flat_hash_set<TaskId> noted(ids.begin(), ids.end());
+  SwapDeleting(noted);
+  // Every task registered from the store before the swap is in the task table now, and
+  // every one registered after it counts as not stored: the tasks of this batch that are in
+  // memory are all found here.
+  std::vector<TaskId> invalidate;
+  for (uint32_t i : nodes) {
+    TaskState* task = tasks_.Get(graph.nodes[i].id);
+    if (task == nullptr) continue;
+    bool observed = false;
+    {
+      // Still in memory, and in use there; the store no longer has it: a snapshot that
+      // writes it again writes all of it.
+      MutexLock lock(&task->mu);
+      task->persisted = false;
+      observed = task->observed;
+    }
+    task->stored_day = 0;
+    if (observed) {
+      // Its observation goes with it, and results stored later may follow from it: it
+      // looks again (and is stored, observation and all) before anything reads it.
+      invalidate.push_back(task->id);
+      continue;
+    }
+    // In memory it may refer to a removed task that is not in memory, which nobody could
+    // load once it is deleted (in this batch or a later one: referrers go first).
+    for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
+      const uint32_t t = graph.out[e] & ~kRefBit;
+      if ((graph.out[e] & kRefBit) && graph.nodes[t].reason != Reason::kLive &&
+          tasks_.Get(graph.nodes[t].id) == nullptr) {
+        invalidate.push_back(task->id);
+        break;
+      }
+    }
+  }
+  // So it executes again before it is read: before what it refers to is deleted, and
+  // before snapshots resume (none may write it referring to what is gone).
+  if (!invalidate.empty())
+    InvalidateMany(std::move(invalidate), ExecutionReason::kGarbageCollected);
+  // The write without the gate: it may wait for RocksDB (a stalled write), and calls must
+  // not wait with it. A failed batch leaves its tasks stored with `persisted` false in
+  // memory: a snapshot that writes one again writes all of it, which is always safe.
+  absl::Status deleted = ForgetObservations(ids);
+  if (deleted.ok()) deleted = store_->DeleteTasks(ids);
+  if (deleted.ok()) ForgetEvicted(ids);
+  noted.clear();
+  SwapDeleting(noted);  // `noted` gets the batch back, freed here without the gate
+  return deleted;
+}
+
+void EngineImpl::SwapDeleting(absl::flat_hash_set<TaskId>& ids) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  // A thread waiting for a Mutex exclusively makes every new reader wait behind it, and
+  // this one runs at nice 19: woken once the readers are gone, it may not get the CPU for
+  // a long while on a busy machine, and calls that miss memory would wait all that time.
+  // So it tries, yielding, while readers come and go, and queues only if they never leave
+  // it a moment (a steady stream of them for 10 ms). Held, the gate is held for a swap.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(10);
+  bool locked = store_gate_.TryLock();
+  while (!locked && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::yield();
+    locked = store_gate_.TryLock();
+  }
+  if (!locked) store_gate_.Lock();
+  deleting_.swap(ids);
+  store_gate_.Unlock();
 }
 
 void EngineImpl::GcLoop() {
@@ -529,6 +584,7 @@ void EngineImpl::GcLoop() {
   auto next_size_check = Clock::now();
   // Idle as the snapshots see it: nothing executed during a whole tick, nothing running.
   uint64_t executions_before = execution_count.load(std::memory_order_relaxed);
+  LowerThisThreadPriority();  // its passes yield to calls (CollectGarbage says why)
   std::unique_lock lock(gc_loop_mu_);
   while (!gc_stop_.wait_for(lock, tick, [this] { return stopping_gc_; })) {
     lock.unlock();

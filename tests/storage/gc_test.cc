@@ -12,8 +12,12 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <future>
 #include <vector>
 #include <thread>
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "persisted_engine.h"
 #include "temp_dir.h"
@@ -484,6 +488,104 @@ TEST(GarbageCollection, TasksOfFunctionsThisBuildDoesNotHaveAreRemoved) {
   EXPECT_EQ(report.removed_tasks, 1u);
   EXPECT_TRUE(Removed(report, 1000));
   EXPECT_EQ(*d.engine.Read(sum(1)), 3);
+}
+
+// NiceOfThisThread is the calling thread's nice value (Linux keeps one per thread).
+int NiceOfThisThread() { return getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())); }
+
+// A pass yields the CPU to calls: it runs at nice 19, on a thread of its own when asked for,
+// so the caller's thread keeps its priority (an unprivileged one could not get it back).
+TEST(GarbageCollection, APassAskedForRunsAtLowPriorityAndLeavesTheCallerAlone) {
+  turbine::testing::TempDir dir;
+  Daemon d(dir.str());
+  ASSERT_TRUE(d.engine.SetInput("base", int64_t{1}).ok());
+  ASSERT_EQ(*d.engine.Read(sum(0)), 3);
+  const int caller_nice = NiceOfThisThread();
+  std::atomic<int> pass_nice{-100};
+  std::atomic<pid_t> pass_thread{0};
+  Collect(d.engine, GcOptions{.also_collect = [&](TaskId) {
+    pass_nice = NiceOfThisThread();
+    pass_thread = gettid();
+    return false;
+  }});
+  EXPECT_EQ(pass_nice.load(), 19);
+  EXPECT_NE(pass_thread.load(), gettid());
+  EXPECT_EQ(NiceOfThisThread(), caller_nice);
+}
+
+TEST(GarbageCollection, BackgroundPassesRunAtLowPriority) {
+  turbine::testing::TempDir dir;
+  std::atomic<int> pass_nice{-100};
+  Daemon d(dir.str(), EngineOptions{.worker_threads = 2,
+                                    .gc = {.interval = std::chrono::milliseconds(20),
+                                           .also_collect = [&](TaskId) {
+                                             pass_nice = NiceOfThisThread();
+                                             return false;
+                                           }}});
+  ASSERT_TRUE(d.engine.SetInput("base", int64_t{1}).ok());
+  ASSERT_EQ(*d.engine.Read(sum(0)), 3);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (pass_nice.load() == -100 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(pass_nice.load(), 19);
+}
+
+// A pass deletes in batches, and snapshots are written between them: at low priority a
+// pass may take minutes, and the snapshots must not wait that long. What a snapshot writes
+// meanwhile is kept, with what it refers to: here a new Forward(n) stored between two
+// batches refers to Leaf(n), garbage to the pass and not deleted yet.
+TEST(GarbageCollection, SnapshotsAreWrittenBetweenDeletionBatchesAndWhatTheyReferToIsKept) {
+  constexpr int64_t kLeaves = 1000;  // 4 deletion batches
+  turbine::testing::TempDir dir;
+  std::vector<TaskId> leaf_ids;  // by n
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{1}).ok());
+    for (int64_t n = 0; n < kLeaves; ++n) {
+      ASSERT_EQ(*d.engine.Read(leaf(n)), n + 1);
+      leaf_ids.push_back(leaf(n).raw().task);
+    }
+  }
+  Daemon d(dir.str(), std::chrono::milliseconds(0));
+  std::atomic<bool> decided{false};
+  int batches = 0;
+  int64_t kept = -1;            // the n whose Forward was stored between batches
+  bool flushed_meanwhile = false;
+  std::future<absl::Status> snapshot;  // outlives the pass, which it may have to wait for
+  GcOptions options = Only(std::set<TaskId>(leaf_ids.begin(), leaf_ids.end()));
+  options.also_collect = [&, only = options.also_collect](TaskId id) {
+    decided = true;
+    return only(id);
+  };
+  options.stop = [&] {
+    if (!decided || ++batches != 2) return false;
+    // One batch is deleted; find a leaf still stored, which a later batch deletes.
+    for (int64_t n = 0; n < kLeaves && kept < 0; ++n) {
+      absl::StatusOr<std::optional<turbine::StoredTask>> stored =
+          d.owner->backing_store().ReadTask(leaf_ids[n]);
+      if (stored.ok() && stored->has_value()) kept = n;
+    }
+    snapshot = std::async(std::launch::async, [&] {
+      turbine::Engine::Scope scope(d.engine);
+      EXPECT_EQ(*d.engine.Read(forward(kept)), kept + 1);
+      return d.engine.Flush();
+    });
+    flushed_meanwhile = snapshot.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+    return false;
+  };
+  absl::StatusOr<GcReport> report = d.engine.CollectGarbage(options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_GE(kept, 0) << "no leaf left for a later batch";
+  ASSERT_TRUE(snapshot.valid());
+  EXPECT_TRUE(snapshot.get().ok());
+  EXPECT_TRUE(flushed_meanwhile) << "the snapshot waited for the whole deletion";
+  EXPECT_EQ(report->removed_tasks, static_cast<uint64_t>(kLeaves - 1));
+  EXPECT_FALSE(Removed(*report, leaf_ids[kept]));
+  absl::StatusOr<std::optional<turbine::StoredTask>> stored =
+      d.owner->backing_store().ReadTask(leaf_ids[kept]);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_TRUE(stored->has_value()) << "Forward(" << kept << ") is stored referring to nothing";
 }
 
 TEST(GarbageCollection, InputsAreNeverCollected) {

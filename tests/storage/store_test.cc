@@ -128,6 +128,51 @@ TEST(Store, AnUnusableDirectoryIsAClearError) {
   EXPECT_NE(store.status().message().find("a-file"), std::string::npos);
 }
 
+// CompactAll deletes what was deleted, in every table: afterwards the tombstones and the
+// records they stand for are gone from the files, and a store stopped from compacting
+// says so instead of going on.
+TEST(Store, CompactAllLeavesNoDeletedRecordsAndStopsWhenTold) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.str());
+  std::mt19937_64 random(7);
+  for (int round = 0; round < 4; ++round) {  // several files on several levels
+    rocksdb::WriteBatch batch;
+    for (int n = 0; n < 64; ++n) {
+      std::string value(4 << 10, '\0');
+      for (char& c : value) c = static_cast<char>(random());
+      batch.Put(store->handle(Table::kTasks), "t" + std::to_string(round * 64 + n), value);
+    }
+    ASSERT_TRUE(store->Write(batch, /*sync=*/true).ok());
+    ASSERT_TRUE(store->Settle(0).ok());  // a table file per round
+  }
+  rocksdb::WriteBatch deletes;
+  for (int n = 0; n < 4 * 64; n += 2) {
+    deletes.Delete(store->handle(Table::kTasks), "t" + std::to_string(n));
+  }
+  ASSERT_TRUE(store->Write(deletes, /*sync=*/true).ok());
+  const uint64_t before = store->DiskBytes();
+  ASSERT_TRUE(store->CompactAll().ok());
+  ASSERT_EQ(store->TableFiles(Table::kTasks).size(), 1u);
+  // Half the records left: the file holds about half the bytes written.
+  EXPECT_LT(store->DiskBytes(), before * 3 / 4);
+  uint64_t entries = 0;
+  uint64_t deletions = 0;
+  for (const std::string& file : store->TableFiles(Table::kTasks)) {
+    rocksdb::SstFileReader reader{rocksdb::Options()};
+    ASSERT_TRUE(reader.Open(file).ok());
+    entries += reader.GetTableProperties()->num_entries;
+    deletions += reader.GetTableProperties()->num_deletions;
+  }
+  EXPECT_EQ(entries, 2u * 64u);
+  EXPECT_EQ(deletions, 0u);
+  // Stopped: every later compaction fails at once instead of doing the work.
+  rocksdb::WriteBatch more;
+  more.Delete(store->handle(Table::kTasks), "t1");
+  ASSERT_TRUE(store->Write(more, /*sync=*/true).ok());
+  store->StopCompacting();
+  EXPECT_FALSE(store->CompactAll().ok());
+}
+
 // A compaction writes its output while its inputs are still on disk. A table file that is
 // not (or no longer) part of the database must not count: a disk-limit GC pass measuring
 // the store during a compaction saw it twice its size and collected nearly everything.
