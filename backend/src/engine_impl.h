@@ -150,10 +150,7 @@ class EngineImpl {
   // --- garbage collection (gc.cc) ---
   // A pass asked for reclaims the space it freed at once; a background pass only when it
   // freed a tenth of the store or more (RocksDB's compactions take care of less).
-  // CollectGarbage runs a pass at low priority (thread_priority.h): a background one on the
-  // calling thread (GcLoop's), one asked for on a thread of its own. RunGcPass is the pass.
   absl::StatusOr<GcReport> CollectGarbage(const GcOptions& options, bool background = false);
-  absl::StatusOr<GcReport> RunGcPass(const GcOptions& options, bool background);
   const GcOptions& gc_options() const { return gc_options_; }
 
   // --- waiting for clean tasks (read_op.cc) ---
@@ -454,7 +451,7 @@ class EngineImpl {
   // misses memory, a lazy load). A GC pass takes it exclusively, for a swap, to note the
   // tasks it is about to delete in `deleting_`, and again to forget them once they are
   // deleted: a task read from the store meanwhile is registered as not stored, and one
-  // registered before is found in memory by the pass (SwapDeleting).
+  // registered before is found in memory by the pass.
   Mutex store_gate_;
   absl::flat_hash_set<TaskId> deleting_ ABSL_GUARDED_BY(store_gate_);
   struct SnapshotBatch;
@@ -505,11 +502,9 @@ class EngineImpl {
   absl::Status ScanStore(GcGraph& graph, const GcOptions& options);
   absl::Status DeleteGarbage(GcGraph& graph, const GcOptions& options);
   // DeleteBatch deletes the garbage among `batch` (nodes of `graph`) under flush_mu_, after
-  // taking back what was written since the last batch.
+  // taking back what was written or evicted since the last batch.
   absl::Status DeleteBatch(GcGraph& graph, std::span<const uint32_t> batch)
       ABSL_LOCKS_EXCLUDED(flush_mu_);
-  // SwapDeleting swaps `ids` with `deleting_`, holding store_gate_ only for the swap.
-  void SwapDeleting(absl::flat_hash_set<TaskId>& ids) ABSL_LOCKS_EXCLUDED(store_gate_);
   // Stopping: the engine is going, or the pass's own `stop` says so.
   bool GcStopping(const GcOptions& options) const {
     return gc_abort_.load() || (options.stop && options.stop());

@@ -4,25 +4,21 @@
 // A pass: a snapshot first (so the store has what memory knows, last-use days included);
 // a scan of every stored task, in batches, as of one moment; the decision, on the graph of
 // what each task refers to and read; the deletion, in batches; then the space reclaimed.
-// It runs at nice 19 (thread_priority.h), so it must never make anything wait for it while
-// it holds a lock: the scheduler may keep it off the CPU for long on a busy machine.
-// Calls that hit memory never wait for it. Calls that miss memory wait at most for a swap
-// of the set of tasks being deleted (`store_gate_`, which the pass takes by trying, never
-// queued ahead of them: SwapDeleting). Snapshots and the evictor wait for one deletion
-// batch at a time (`flush_mu_`), so that no record is written between taking back what
-// was written meanwhile and the deletion that could refer to it.
+// Calls that hit memory never wait for it. Calls that miss memory wait at most while a
+// batch's ids are swapped in (`store_gate_`). Snapshots and the evictor wait for one
+// deletion batch at a time (`flush_mu_`), so that no record is written between taking back
+// what was written meanwhile and the deletion.
+#include <absl/cleanup/cleanup.h>
 #include <absl/container/flat_hash_map.h>
 
 #include <algorithm>
 #include <array>
-#include <exception>
 #include <queue>
 #include <thread>
 
 #include "engine_impl.h"
 #include "persist.h"
 #include "reclaim.h"
-#include "thread_priority.h"
 
 namespace turbine::internal {
 
@@ -44,6 +40,7 @@ struct GcNode {
   uint16_t effective = 0;  // last used, counting the uses of what reads it or refers to it
   bool input = false;
   bool kept_while_referenced = false;
+  bool deleted = false;  // by a batch of this pass: there is no taking it back
   GcReason reason = GcReason::kLive;
   uint32_t live_in = 0;  // links into it from tasks not (yet) garbage
 };
@@ -231,9 +228,17 @@ void Decide(Graph& graph, const GcOptions& options, uint16_t today, uint64_t byt
   }
 }
 
-// Keep takes back the garbage verdict of tasks written since the scan (they are in use)
-// and of everything they refer to, which must stay stored with them.
+// Keep takes back the garbage verdict of tasks written or evicted since the scan (they are
+// in use) and of everything they refer to, which must stay stored with them. A task a batch
+// deleted already stays deleted, and so does one that refers to it (its record would lead
+// nowhere; a cycle of references can put a referrer in a later batch than its target).
 void Keep(Graph& graph, const std::vector<TaskId>& written) {
+  auto refers_to_deleted = [&](uint32_t i) {
+    for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
+      if ((graph.out[e] & kRefBit) && graph.nodes[graph.out[e] & ~kRefBit].deleted) return true;
+    }
+    return false;
+  };
   std::vector<uint32_t> work;
   for (TaskId id : written) {
     auto found = graph.index.find(id);
@@ -244,6 +249,7 @@ void Keep(Graph& graph, const std::vector<TaskId>& written) {
     work.pop_back();
     Node& node = graph.nodes[i];
     if (node.reason == Reason::kLive || node.reason == Reason::kUnusable) continue;
+    if (node.deleted || refers_to_deleted(i)) continue;
     node.reason = Reason::kLive;
     for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
       if (graph.out[e] & kRefBit) work.push_back(graph.out[e] & ~kRefBit);
@@ -326,28 +332,6 @@ uint16_t EngineImpl::Today() {
 }
 
 absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bool background) {
-  if (background) return RunGcPass(options, /*background=*/true);  // on GcLoop's thread
-  // A pass asked for runs on a thread of its own at low priority, like the background ones:
-  // on a busy machine it takes longer, and calls keep their latency (at normal priority a
-  // pass took a core of two, and call p99 rose 4 to 6 times). The caller's thread keeps
-  // its priority: it could not get it back unprivileged. What the pass throws (an
-  // `also_collect` of the caller's, say) reaches the caller.
-  absl::StatusOr<GcReport> report;
-  std::exception_ptr thrown;
-  std::thread pass([&] {
-    LowerThisThreadPriority();
-    try {
-      report = RunGcPass(options, /*background=*/false);
-    } catch (...) {
-      thrown = std::current_exception();
-    }
-  });
-  pass.join();
-  if (thrown) std::rethrow_exception(thrown);
-  return report;
-}
-
-absl::StatusOr<GcReport> EngineImpl::RunGcPass(const GcOptions& options, bool background) {
   // No section for the whole pass (it may take minutes, and no record evicted meanwhile
   // could be freed): each batch that looks tasks up opens its own.
   if (store_ == nullptr) {
@@ -368,19 +352,21 @@ absl::StatusOr<GcReport> EngineImpl::RunGcPass(const GcOptions& options, bool ba
       collecting_ = true;
       written_while_collecting_.clear();
     }
-    GcGraph graph;
-    absl::Status scanned = ScanStore(graph, options);
-    if (!scanned.ok()) {
+    absl::Cleanup not_collecting = [this] {  // also if a job throws (`also_collect`, `stop`)
       MutexLock lock(&flush_mu_);
       collecting_ = false;
-      return scanned;
-    }
-    if (round == 0) report.scanned_tasks = graph.nodes.size();
+      written_while_collecting_.clear();
+    };
+    GcGraph graph;
+    absl::Status scanned = ScanStore(graph, options);
+    if (!scanned.ok()) return scanned;
     Link(graph);
     PropagateUse(graph, today);
     Decide(graph, options, today, *bytes);
+    if (round == 0) report.scanned_tasks = graph.nodes.size();
     const uint64_t removed_before = report.removed_tasks;
     absl::Status deleted = DeleteGarbage(graph, options);
+    std::move(not_collecting).Invoke();
     if (!deleted.ok()) return deleted;
     std::array<uint64_t, 4> by_age;
     Count(graph, today, &report, &by_age);
@@ -477,20 +463,15 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
   // what they write or evict is kept (Keep, at the next batch). The order stays valid as
   // verdicts are taken back: a task kept keeps what it refers to, which comes later.
   const std::vector<uint32_t> garbage = ReferrersFirst(graph);
-  absl::Status status;
-  for (size_t from = 0; from < garbage.size() && status.ok(); from += kDeleteBatch) {
-    if (GcStopping(options)) {
-      status = Aborted();
-      break;
-    }
+  for (size_t from = 0; from < garbage.size(); from += kDeleteBatch) {
+    if (GcStopping(options)) return Aborted();
     const size_t to = std::min(garbage.size(), from + kDeleteBatch);
-    status = DeleteBatch(graph, std::span<const uint32_t>(garbage).subspan(from, to - from));
+    absl::Status deleted =
+        DeleteBatch(graph, std::span<const uint32_t>(garbage).subspan(from, to - from));
+    if (!deleted.ok()) return deleted;
     std::this_thread::yield();
   }
-  MutexLock flushing(&flush_mu_);
-  collecting_ = false;
-  written_while_collecting_.clear();
-  return status;
+  return absl::OkStatus();
 }
 
 absl::Status EngineImpl::DeleteBatch(GcGraph& graph, std::span<const uint32_t> batch) {
@@ -506,10 +487,18 @@ absl::Status EngineImpl::DeleteBatch(GcGraph& graph, std::span<const uint32_t> b
     ids.push_back(graph.nodes[i].id);
   }
   if (ids.empty()) return absl::OkStatus();
-  // Tasks being read from the store are registered before the swap; those read later see
-  // `deleting_`.
-  absl::flat_hash_set<TaskId> noted(ids.begin(), ids.end());
-  SwapDeleting(noted);
+  {
+    // Tasks being read from the store are registered before this; those read later see
+    // `deleting_`. Held for a swap: calls that miss memory wait here.
+    absl::flat_hash_set<TaskId> noted(ids.begin(), ids.end());
+    MutexLock gate(&store_gate_);
+    deleting_.swap(noted);
+  }
+  absl::Cleanup forget_deleting = [this] {  // freed after the gate is released
+    absl::flat_hash_set<TaskId> noted;
+    MutexLock gate(&store_gate_);
+    deleting_.swap(noted);
+  };
   // Every task registered from the store before the swap is in the task table now, and
   // every one registered after it counts as not stored: the tasks of this batch that are in
   // memory are all found here.
@@ -547,32 +536,16 @@ absl::Status EngineImpl::DeleteBatch(GcGraph& graph, std::span<const uint32_t> b
   // before snapshots resume (none may write it referring to what is gone).
   if (!invalidate.empty())
     InvalidateMany(std::move(invalidate), ExecutionReason::kGarbageCollected);
-  // The write without the gate: it may wait for RocksDB (a stalled write), and calls must
-  // not wait with it. A failed batch leaves its tasks stored with `persisted` false in
-  // memory: a snapshot that writes one again writes all of it, which is always safe.
+  // The store's deletes without the gate: they may wait for RocksDB (a stalled write), and
+  // calls must not wait with them. A failed batch leaves its tasks stored with `persisted`
+  // false in memory: a snapshot that writes one again writes all of it, which is always
+  // safe.
   absl::Status deleted = ForgetObservations(ids);
   if (deleted.ok()) deleted = store_->DeleteTasks(ids);
-  if (deleted.ok()) ForgetEvicted(ids);
-  noted.clear();
-  SwapDeleting(noted);  // `noted` gets the batch back, freed here without the gate
-  return deleted;
-}
-
-void EngineImpl::SwapDeleting(absl::flat_hash_set<TaskId>& ids) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  // A thread waiting for a Mutex exclusively makes every new reader wait behind it, and
-  // this one runs at nice 19: woken once the readers are gone, it may not get the CPU for
-  // a long while on a busy machine, and calls that miss memory would wait all that time.
-  // So it tries, yielding, while readers come and go, and queues only if they never leave
-  // it a moment (a steady stream of them for 10 ms). Held, the gate is held for a swap.
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(10);
-  bool locked = store_gate_.TryLock();
-  while (!locked && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::yield();
-    locked = store_gate_.TryLock();
-  }
-  if (!locked) store_gate_.Lock();
-  deleting_.swap(ids);
-  store_gate_.Unlock();
+  if (!deleted.ok()) return deleted;
+  for (uint32_t i : nodes) graph.nodes[i].deleted = true;
+  ForgetEvicted(ids);
+  return absl::OkStatus();
 }
 
 void EngineImpl::GcLoop() {
@@ -584,7 +557,6 @@ void EngineImpl::GcLoop() {
   auto next_size_check = Clock::now();
   // Idle as the snapshots see it: nothing executed during a whole tick, nothing running.
   uint64_t executions_before = execution_count.load(std::memory_order_relaxed);
-  LowerThisThreadPriority();  // its passes yield to calls (CollectGarbage says why)
   std::unique_lock lock(gc_loop_mu_);
   while (!gc_stop_.wait_for(lock, tick, [this] { return stopping_gc_; })) {
     lock.unlock();

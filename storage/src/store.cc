@@ -22,8 +22,6 @@
 #include <set>
 #include <cstdlib>
 #include <map>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include "rocks_faults.h"
@@ -39,20 +37,6 @@ constexpr std::array<std::string_view, kTableCount> kTableNames = {
 
 using Verdict = Store::Verdict;
 using Attempt = Store::Attempt;
-
-// BottomCompactionsYield gives the compactions whose output is the last level (the
-// largest ones: a GC pass's reclaiming compaction, and the ones that settle a store) a
-// thread at the lowest CPU priority. On two cores the reclaiming compaction took one at
-// normal priority, and calls woken behind it waited up to a time slice. Compactions out
-// of level 0, which keep writes from stalling, stay at normal priority in the LOW pool.
-// The pools belong to the Env, which every store of the process shares: set once.
-void BottomCompactionsYield(rocksdb::Env* env) {
-  static std::once_flag once;
-  std::call_once(once, [env] {
-    env->SetBackgroundThreads(1, rocksdb::Env::BOTTOM);
-    env->LowerThreadPoolCPUPriority(rocksdb::Env::BOTTOM, rocksdb::CpuPriority::kLow);
-  });
-}
 
 rocksdb::Options DatabaseOptions(const std::shared_ptr<rocksdb::Logger>& logger,
                                  const std::shared_ptr<BackgroundErrors>& errors,
@@ -78,9 +62,6 @@ rocksdb::Options DatabaseOptions(const std::shared_ptr<rocksdb::Logger>& logger,
   // RemoveEmptyLogs deletes log files RocksDB left empty; that is safe only while the
   // manifest does not list the logs (false is RocksDB's default; said here because of it).
   options.track_and_verify_wals_in_manifest = false;
-  // Compactions into the last level run on a thread of their own at nice 19 (the BOTTOM
-  // pool; see BottomCompactionsYield).
-  BottomCompactionsYield(options.env);
   return options;
 }
 
@@ -570,51 +551,19 @@ absl::Status Store::Write(rocksdb::WriteBatch& batch, bool sync) {
   return ready;
 }
 
-namespace {
-
-// CompactHere compacts every file of `table` into its last level on the calling thread
-// (CompactFiles), so that the work runs at the caller's priority: a GC pass reclaims at
-// nice 19, where RocksDB's pools run at normal priority, and on two cores a reclaiming
-// compaction on them took one and delayed calls by up to a time slice. A background
-// compaction that holds some of the files (the flush before this one starts one, often)
-// is waited for; one that never lets go leaves the work to the pool (CompactRange).
-rocksdb::Status CompactHere(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* table) {
-  constexpr int kTries = 200;
-  constexpr auto kPause = std::chrono::milliseconds(25);
-  rocksdb::Status status;
-  for (int attempt = 0; attempt < kTries; ++attempt) {
-    if (attempt > 0) std::this_thread::sleep_for(kPause);
-    rocksdb::ColumnFamilyMetaData meta;
-    db.GetColumnFamilyMetaData(table, &meta);
-    std::vector<std::string> files;
-    for (const rocksdb::LevelMetaData& level : meta.levels) {
-      for (const rocksdb::SstFileMetaData& file : level.files) files.push_back(file.name);
-    }
-    if (files.empty()) return rocksdb::Status::OK();
-    rocksdb::CompactionOptions options;
-    options.compression = rocksdb::kDisableCompressionOption;  // the table's, by level
-    options.output_file_size_limit = 256ull << 20;
-    status = db.CompactFiles(options, table, files, static_cast<int>(meta.levels.size()) - 1);
-    // Aborted: a background compaction holds a file; InvalidArgument: one replaced a file
-    // since the listing. Both pass. Stopped (StopCompacting): Incomplete.
-    if (!status.IsAborted() && !status.IsInvalidArgument()) return status;
-  }
+absl::Status Store::CompactAll() {
+  rocksdb::DB& db = this->db();
   // The bottommost files too: a deletion's tombstone that reached the last level would
   // otherwise stay there, with the space it stands for, until a write happens to rewrite
   // that file.
   rocksdb::CompactRangeOptions compaction;
   compaction.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
-  return db.CompactRange(compaction, table, nullptr, nullptr);
-}
-
-}  // namespace
-
-absl::Status Store::CompactAll() {
-  rocksdb::DB& db = this->db();
   for (int t = 0; t < kTableCount; ++t) {
     rocksdb::ColumnFamilyHandle* table = handle(static_cast<Table>(t));
     rocksdb::Status status = db.Flush(rocksdb::FlushOptions(), table);
-    if (status.ok()) status = CompactHere(db, table);
+    if (status.ok()) {
+      status = db.CompactRange(compaction, table, nullptr, nullptr);
+    }
     if (!status.ok()) return FromRocks(status, "compact " + std::string(kTableNames[t]));
   }
   return absl::OkStatus();

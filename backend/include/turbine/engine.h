@@ -235,10 +235,9 @@ class Engine {
   // CollectGarbage runs a garbage collection pass now (gc.h) with the engine's options, or
   // with `options`, and returns what it removed once the space is free on disk. A pass
   // holds up calls that miss memory for a few milliseconds at a time at most; calls
-  // answered from memory never wait. It runs on a thread of its own at the lowest CPU
-  // priority, so it yields to calls; the caller's thread waits for it, and gets what it
-  // throws. One pass runs at a time: this waits for one running in the background.
-  // kFailedPrecondition without a backing store, the store's errors otherwise.
+  // answered from memory never wait. One pass runs at a time: this waits for one running in
+  // the background. kFailedPrecondition without a backing store, the store's errors
+  // otherwise.
   absl::StatusOr<GcReport> CollectGarbage();
   absl::StatusOr<GcReport> CollectGarbage(const GcOptions& options);
 
