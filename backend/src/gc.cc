@@ -282,8 +282,11 @@ void Count(const Graph& graph, uint16_t today, GcReport* report, std::array<uint
 
 // ReferrersFirst lists the garbage so that a task comes before the tasks it refers to: an
 // in-memory task whose reference would lead nowhere is invalidated before that happens.
-// (A cycle of references, which only Vcs inside values can make, is listed as it comes.)
-std::vector<uint32_t> ReferrersFirst(const Graph& graph) {
+// A cycle of references, which only Vcs inside values can make, is listed as it comes,
+// after everything else, from `*cycles_from` on: those go in one batch, so that no task of
+// a cycle is deleted while another waits for a later batch (which could keep it, referring
+// to the deleted one).
+std::vector<uint32_t> ReferrersFirst(const Graph& graph, size_t* cycles_from) {
   std::vector<uint32_t> referrers(graph.nodes.size(), 0);  // garbage referrers not listed yet
   for (uint32_t i = 0; i < graph.nodes.size(); ++i) {
     if (graph.nodes[i].reason == Reason::kLive) continue;
@@ -313,6 +316,7 @@ std::vector<uint32_t> ReferrersFirst(const Graph& graph) {
   for (uint32_t i = 0; i < graph.nodes.size(); ++i) {
     if (graph.nodes[i].reason != Reason::kLive && referrers[i] == 0) list_from(i);
   }
+  *cycles_from = order.size();
   for (uint32_t i = 0; i < graph.nodes.size(); ++i) {  // cycles
     if (graph.nodes[i].reason != Reason::kLive && !listed[i]) list_from(i);
   }
@@ -462,10 +466,11 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
   // A batch at a time under flush_mu_: snapshots and the evictor go on between batches, and
   // what they write or evict is kept (Keep, at the next batch). The order stays valid as
   // verdicts are taken back: a task kept keeps what it refers to, which comes later.
-  const std::vector<uint32_t> garbage = ReferrersFirst(graph);
-  for (size_t from = 0; from < garbage.size(); from += kDeleteBatch) {
+  size_t cycles_from = 0;
+  const std::vector<uint32_t> garbage = ReferrersFirst(graph, &cycles_from);
+  for (size_t from = 0, to = 0; from < garbage.size(); from = to) {
     if (GcStopping(options)) return Aborted();
-    const size_t to = std::min(garbage.size(), from + kDeleteBatch);
+    to = from < cycles_from ? std::min(cycles_from, from + kDeleteBatch) : garbage.size();
     absl::Status deleted =
         DeleteBatch(graph, std::span<const uint32_t>(garbage).subspan(from, to - from));
     if (!deleted.ok()) return deleted;
