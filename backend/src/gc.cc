@@ -230,15 +230,10 @@ void Decide(Graph& graph, const GcOptions& options, uint16_t today, uint64_t byt
 
 // Keep takes back the garbage verdict of tasks written or evicted since the scan (they are
 // in use) and of everything they refer to, which must stay stored with them. A task a batch
-// deleted already stays deleted, and so does one that refers to it (its record would lead
-// nowhere; a cycle of references can put a referrer in a later batch than its target).
+// deleted already stays deleted (one written again since is stored by that write). What a
+// task not deleted yet refers to is not deleted yet either: referrers go first, and a
+// cycle goes in one batch (ReferrersFirst).
 void Keep(Graph& graph, const std::vector<TaskId>& written) {
-  auto refers_to_deleted = [&](uint32_t i) {
-    for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
-      if ((graph.out[e] & kRefBit) && graph.nodes[graph.out[e] & ~kRefBit].deleted) return true;
-    }
-    return false;
-  };
   std::vector<uint32_t> work;
   for (TaskId id : written) {
     auto found = graph.index.find(id);
@@ -249,7 +244,7 @@ void Keep(Graph& graph, const std::vector<TaskId>& written) {
     work.pop_back();
     Node& node = graph.nodes[i];
     if (node.reason == Reason::kLive || node.reason == Reason::kUnusable) continue;
-    if (node.deleted || refers_to_deleted(i)) continue;
+    if (node.deleted) continue;
     node.reason = Reason::kLive;
     for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
       if (graph.out[e] & kRefBit) work.push_back(graph.out[e] & ~kRefBit);
