@@ -536,6 +536,9 @@ EngineStats EngineImpl::Stats() const {
   stats.gc_removed_tasks = gc_removed_tasks.load();
   stats.gc_removed_bytes = gc_removed_bytes.load();
   stats.gc_nanos = gc_nanos.load();
+  stats.gc_phase = gc_phase.load(std::memory_order_relaxed);
+  stats.gc_pass_scanned_tasks = gc_pass_scanned.load(std::memory_order_relaxed);
+  stats.gc_pass_removed_tasks = gc_pass_removed.load(std::memory_order_relaxed);
   stats.memory_limit_bytes = memory_.limit_bytes;
   stats.heap_bytes = heap_bytes.load(std::memory_order_relaxed);
   stats.evicted_values = evicted_values.load(std::memory_order_relaxed);

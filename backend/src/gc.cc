@@ -338,8 +338,16 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
   }
   MutexLock pass(&gc_mu_);
   const auto start = std::chrono::steady_clock::now();
+  gc_pass_removed.store(0, std::memory_order_relaxed);
+  absl::Cleanup idle = [this] {  // what Stats shows of the pass running now
+    gc_phase.store(GcPhase::kIdle, std::memory_order_relaxed);
+    gc_pass_scanned.store(0, std::memory_order_relaxed);
+    gc_pass_removed.store(0, std::memory_order_relaxed);
+  };
   GcReport report;
   for (int round = 0; round < kMaxRounds; ++round) {
+    gc_phase.store(GcPhase::kScanning, std::memory_order_relaxed);
+    gc_pass_scanned.store(0, std::memory_order_relaxed);
     // What memory knows reaches the store first, last-use days included.
     if (absl::Status flushed = Flush(/*sweep_uses=*/true); !flushed.ok()) return flushed;
     absl::StatusOr<uint64_t> bytes = store_->DiskBytes();
@@ -386,6 +394,7 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
     const bool worth_it = !background || removed_bytes >= graph.raw_bytes / 10 ||
                           (options.disk_limit > 0 && *bytes > options.disk_limit);
     if (report.removed_tasks > removed_before && worth_it && !GcStopping(options)) {
+      gc_phase.store(GcPhase::kReclaiming, std::memory_order_relaxed);
       if (absl::Status reclaimed = store_->Reclaim(); !reclaimed.ok()) return reclaimed;
     }
     bytes = store_->DiskBytes();
@@ -451,6 +460,7 @@ absl::Status EngineImpl::ScanStore(GcGraph& graph, const GcOptions& options) {
       for (TaskId dep : links.deps) graph.raw.push_back(dep);
     });
     if (!next.ok()) return next.status();
+    gc_pass_scanned.store(graph.nodes.size(), std::memory_order_relaxed);
     more = *next;
     std::this_thread::yield();  // a batch at a time: calls and snapshots go on meanwhile
   }
@@ -463,6 +473,7 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
   // verdicts are taken back: a task kept keeps what it refers to, which comes later.
   size_t cycles_from = 0;
   const std::vector<uint32_t> garbage = ReferrersFirst(graph, &cycles_from);
+  gc_phase.store(GcPhase::kDeleting, std::memory_order_relaxed);
   for (size_t from = 0, to = 0; from < garbage.size(); from = to) {
     if (GcStopping(options)) return Aborted();
     to = from < cycles_from ? std::min(cycles_from, from + kDeleteBatch) : garbage.size();
@@ -544,6 +555,7 @@ absl::Status EngineImpl::DeleteBatch(GcGraph& graph, std::span<const uint32_t> b
   if (deleted.ok()) deleted = store_->DeleteTasks(ids);
   if (!deleted.ok()) return deleted;
   for (uint32_t i : nodes) graph.nodes[i].deleted = true;
+  gc_pass_removed.fetch_add(ids.size(), std::memory_order_relaxed);
   ForgetEvicted(ids);
   return absl::OkStatus();
 }

@@ -264,7 +264,7 @@ ExitCode RunFlush(const Session& session) {
 }
 
 ExitCode RunGc(const Session& session) {
-  absl::StatusOr<v1::CollectGarbageReply> gc = session.client->CollectGarbage();
+  absl::StatusOr<v1::CollectGarbageReply> gc = CollectGarbageWhileAnswered(session);
   if (!gc.ok()) return ReportRpcError(session, gc.status());
   if (session.json) {  // in this order (a JSON object here is sorted by key)
     std::cout << absl::StrCat(R"({"removed_tasks":)", gc->removed_tasks(), R"(,"bytes_before":)",

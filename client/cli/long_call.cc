@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <future>
 #include <optional>
+#include <string>
 
 namespace turbine::cli {
 namespace {
@@ -23,11 +24,10 @@ class ProgressLine {
   ProgressLine() : enabled_(isatty(STDERR_FILENO) == 1) {}
   ~ProgressLine() { Clear(); }
 
-  void Show(Clock::duration elapsed, uint64_t finished) {
+  void Show(Clock::duration elapsed, const std::string& what) {
     if (!enabled_) return;
     const double seconds = std::chrono::duration<double>(elapsed).count();
-    std::fprintf(stderr, "\r\033[Kturbine: %.1f s, %llu tasks finished by the daemon", seconds,
-                 static_cast<unsigned long long>(finished));
+    std::fprintf(stderr, "\r\033[Kturbine: %.1f s, %s", seconds, what.c_str());
     std::fflush(stderr);
     shown_ = true;
   }
@@ -43,7 +43,59 @@ class ProgressLine {
   bool shown_ = false;
 };
 
+// GcProgress is the live line's text for the pass `stats` shows.
+std::string GcProgress(const v1::StatsReply& stats) {
+  switch (stats.gc_phase()) {
+    case v1::GC_PHASE_SCANNING:
+      return absl::StrCat("garbage collection: scanning, ", stats.gc_pass_scanned_tasks(),
+                          " stored tasks read");
+    case v1::GC_PHASE_DELETING:
+      return absl::StrCat("garbage collection: deleting, ", stats.gc_pass_removed_tasks(),
+                          " of ", stats.gc_pass_scanned_tasks(), " tasks removed");
+    case v1::GC_PHASE_RECLAIMING:
+      return absl::StrCat("garbage collection: reclaiming the space of ",
+                          stats.gc_pass_removed_tasks(), " removed tasks");
+    default:
+      return "garbage collection: waiting for the pass to start";
+  }
+}
+
 }  // namespace
+
+absl::StatusOr<v1::CollectGarbageReply> CollectGarbageWhileAnswered(const Session& session) {
+  client::Cancellation cancel;
+  std::future<absl::StatusOr<v1::CollectGarbageReply>> answer = std::async(
+      std::launch::async, [&] { return session.client->CollectGarbage(&cancel); });
+  const auto silence_limit = session.client->options().deadline;
+  const Clock::time_point start = Clock::now();
+  Clock::time_point last_answer = start;
+  absl::Status stats_error = absl::OkStatus();  // why the daemon did not answer last
+  ProgressLine line;
+  while (answer.wait_for(kPollInterval) == std::future_status::timeout) {
+    absl::StatusOr<v1::StatsReply> stats = session.client->Stats();
+    const Clock::time_point now = Clock::now();
+    if (stats.ok()) {
+      last_answer = now;
+      if (now - start >= kQuietStart) line.Show(now - start, GcProgress(*stats));
+    } else {
+      stats_error = stats.status();
+    }
+    if (now - last_answer >= silence_limit) {
+      cancel.Cancel();
+      answer.wait();
+      line.Clear();
+      return absl::Status(
+          stats_error.code(),
+          absl::StrCat("the daemon did not answer for ",
+                       std::chrono::duration_cast<std::chrono::milliseconds>(silence_limit).count(),
+                       " ms during the garbage collection pass (--timeout-ms); the pass may "
+                       "still be running: ",
+                       stats_error.message()));
+    }
+  }
+  line.Clear();
+  return answer.get();
+}
 
 absl::StatusOr<client::CallResult> CallWhileProgressing(const Session& session,
                                                          const v1::CallRequest& request) {
@@ -81,7 +133,8 @@ absl::StatusOr<client::CallResult> CallWhileProgressing(const Session& session,
           " ms: the daemon finished no task meanwhile (--timeout-ms bounds a call's silence)"));
     }
     if (now - start >= kQuietStart && first_count.has_value()) {
-      line.Show(now - start, last_count - *first_count);
+      line.Show(now - start, absl::StrCat(last_count - *first_count,
+                                          " tasks finished by the daemon"));
     }
   }
   line.Clear();

@@ -215,6 +215,19 @@ absl::StatusOr<v1::CollectGarbageReply> Client::CollectGarbage() {
       });
 }
 
+absl::StatusOr<v1::CollectGarbageReply> Client::CollectGarbage(Cancellation* cancel) {
+  const std::shared_ptr<const detail::Link> link = connection_->CurrentLink();
+  grpc::ClientContext context;
+  connection_->PrepareContext(context, /*with_deadline=*/false);
+  cancel->Attach(&context);
+  v1::CollectGarbageReply reply;
+  const grpc::Status status =
+      link->turbine->CollectGarbage(&context, v1::CollectGarbageRequest(), &reply);
+  cancel->Detach();
+  if (!status.ok()) return connection_->ToStatus(status, *link);
+  return reply;
+}
+
 absl::Status Client::Shutdown() {
   return Unary<v1::ShutdownReply>(
              *connection_,

@@ -510,6 +510,12 @@ grpc::ServerUnaryReactor* TurbineService::CollectGarbage(grpc::CallbackServerCon
   return reactor;
 }
 
+// The engine's phases are the protocol's, value for value (FillStats casts).
+static_assert(static_cast<int>(GcPhase::kIdle) == v1::GC_PHASE_IDLE &&
+              static_cast<int>(GcPhase::kScanning) == v1::GC_PHASE_SCANNING &&
+              static_cast<int>(GcPhase::kDeleting) == v1::GC_PHASE_DELETING &&
+              static_cast<int>(GcPhase::kReclaiming) == v1::GC_PHASE_RECLAIMING);
+
 void TurbineService::FillStats(v1::StatsReply* reply) const {
   const EngineStats stats = engine_.Stats();
   const ServiceCounters counters = Counters();
@@ -537,6 +543,9 @@ void TurbineService::FillStats(v1::StatsReply* reply) const {
   reply->set_gc_removed_tasks(stats.gc_removed_tasks);
   reply->set_gc_removed_bytes(stats.gc_removed_bytes);
   reply->set_gc_micros(stats.gc_nanos / 1000);
+  reply->set_gc_phase(static_cast<v1::GcPhase>(stats.gc_phase));
+  reply->set_gc_pass_scanned_tasks(stats.gc_pass_scanned_tasks);
+  reply->set_gc_pass_removed_tasks(stats.gc_pass_removed_tasks);
   reply->set_tasks_used_today(stats.tasks_by_last_use[0]);
   reply->set_tasks_used_1_7d(stats.tasks_by_last_use[1]);
   reply->set_tasks_used_8_30d(stats.tasks_by_last_use[2]);

@@ -57,6 +57,11 @@ class DaemonProcess {
     return Reap();
   }
 
+  // Signal sends `signal` (SIGSTOP, SIGCONT: a daemon that stops answering for a while).
+  void Signal(int signal) {
+    if (pid_ > 0) ::kill(pid_, signal);
+  }
+
   // Reap waits for the process to exit on its own and returns its status as Stop does.
   int Reap() {
     int status = 0;

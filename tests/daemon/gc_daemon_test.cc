@@ -206,6 +206,69 @@ TEST(GarbageCollectionDaemon, StoppedDuringAPassItKeepsAcknowledgedInputsAndAnsw
   EXPECT_GT(killed_during_a_pass, 0);
 }
 
+// `turbine gc` waits for a pass longer than --timeout-ms while the daemon answers (a pass
+// over a large store outlasts any unary deadline), and gives up once the daemon stops
+// answering for that long.
+class GcLongerThanTheDeadline : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Everything but the input is garbage: a disk limit of one byte.
+    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--disk-limit", "1", "--gc-interval", "0"}))
+        << daemon.log();
+    std::unique_ptr<Client> client = ConnectTo(daemon);
+    ASSERT_NE(client, nullptr);
+    Populate(*client, kTasks, 1);
+  }
+
+  static constexpr int kTasks = 20000;
+  TempDir dir;
+  DaemonProcess daemon;
+};
+
+TEST_F(GcLongerThanTheDeadline, TurbineGcWaitsForItWhileTheDaemonAnswers) {
+  CliResult gc = RunCli("--data-dir " + dir.str() + " --timeout-ms 100 --json gc");
+  ASSERT_EQ(gc.exit_code, 0) << gc.out;
+  GcJson removed;
+  ASSERT_TRUE(ParseGcJson(gc.out, &removed)) << gc.out;
+  EXPECT_EQ(removed.removed_tasks, static_cast<uint64_t>(kTasks));
+  std::unique_ptr<Client> client = ConnectTo(daemon);
+  ASSERT_NE(client, nullptr);
+  const absl::StatusOr<turbine::v1::StatsReply> stats = client->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->gc_passes(), 1u);
+  EXPECT_GT(stats->gc_micros(), 200'000u) << "the pass fit in the deadline: this proves nothing";
+  EXPECT_EQ(stats->gc_phase(), turbine::v1::GC_PHASE_IDLE);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
+TEST_F(GcLongerThanTheDeadline, TurbineGcGivesUpOnceTheDaemonStopsAnswering) {
+  std::thread pauser([&] {
+    if (daemon.WaitForLog("garbage collection pass started")) daemon.Signal(SIGSTOP);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  CliResult gc = RunCli("--data-dir " + dir.str() + " --timeout-ms 1000 gc 2>&1");
+  const auto took = std::chrono::steady_clock::now() - start;
+  pauser.join();
+  daemon.Signal(SIGCONT);
+  EXPECT_EQ(gc.exit_code, 4) << gc.out;  // kRpcError: DEADLINE_EXCEEDED
+  EXPECT_NE(gc.out.find("did not answer for 1000 ms"), std::string::npos) << gc.out;
+  EXPECT_LT(took, std::chrono::seconds(20));
+  // The pass goes on once the daemon runs again, and completes.
+  std::unique_ptr<Client> client = ConnectTo(daemon);
+  ASSERT_NE(client, nullptr);
+  for (int i = 0; i < 600; ++i) {
+    const absl::StatusOr<turbine::v1::StatsReply> stats = client->Stats();
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    if (stats->gc_passes() == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const absl::StatusOr<turbine::v1::StatsReply> stats = client->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->gc_passes(), 1u);
+  EXPECT_EQ(stats->gc_removed_tasks(), static_cast<uint64_t>(kTasks));
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
 TEST(GarbageCollectionDaemon, PassesRunByThemselvesWhenTheDaemonIsIdle) {
   TempDir dir;
   DaemonProcess daemon;

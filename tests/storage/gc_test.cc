@@ -545,6 +545,47 @@ TEST(GarbageCollection, SnapshotsAreWrittenBetweenDeletionBatchesAndWhatTheyRefe
   EXPECT_TRUE(stored->has_value()) << "Forward(" << kept << ") is stored referring to nothing";
 }
 
+// What Stats says of the pass running now, seen from the pass's `stop` hook (asked before
+// each scan batch, before each deletion batch and before the reclaim): `turbine gc` shows
+// it while it waits.
+TEST(GarbageCollection, StatsShowThePassRunningNowAndNothingBetweenPasses) {
+  constexpr int64_t kLeaves = 1000;  // 4 deletion batches
+  turbine::testing::TempDir dir;
+  std::vector<TaskId> leaf_ids;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{1}).ok());
+    for (int64_t n = 0; n < kLeaves; ++n) {
+      ASSERT_EQ(*d.engine.Read(leaf(n)), n + 1);
+      leaf_ids.push_back(leaf(n).raw().task);
+    }
+  }
+  Daemon d(dir.str(), std::chrono::milliseconds(0));
+  std::vector<turbine::EngineStats> seen;
+  GcOptions options = Only(std::set<TaskId>(leaf_ids.begin(), leaf_ids.end()));
+  options.stop = [&] {
+    seen.push_back(d.engine.Stats());
+    return false;
+  };
+  ASSERT_EQ(Collect(d.engine, options).removed_tasks, static_cast<uint64_t>(kLeaves));
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.front().gc_phase, turbine::GcPhase::kScanning);
+  EXPECT_EQ(seen.front().gc_pass_removed_tasks, 0u);
+  std::vector<uint64_t> removed_while_deleting;
+  for (const turbine::EngineStats& stats : seen) {
+    if (stats.gc_phase != turbine::GcPhase::kDeleting) continue;
+    EXPECT_EQ(stats.gc_pass_scanned_tasks, static_cast<uint64_t>(kLeaves) + 1);  // and "base"
+    removed_while_deleting.push_back(stats.gc_pass_removed_tasks);
+  }
+  // A batch at a time: 256 more before each, all of them by the end.
+  EXPECT_EQ(removed_while_deleting, (std::vector<uint64_t>{0, 256, 512, 768, 1000}));
+  const turbine::EngineStats after = d.engine.Stats();
+  EXPECT_EQ(after.gc_phase, turbine::GcPhase::kIdle);
+  EXPECT_EQ(after.gc_pass_scanned_tasks, 0u);
+  EXPECT_EQ(after.gc_pass_removed_tasks, 0u);
+  EXPECT_EQ(after.gc_removed_tasks, static_cast<uint64_t>(kLeaves));
+}
+
 TEST(GarbageCollection, InputsAreNeverCollected) {
   turbine::testing::TempDir dir;
   {

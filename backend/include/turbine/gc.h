@@ -43,6 +43,11 @@ struct GcOptions {
   std::function<bool()> stop = nullptr;
 };
 
+// GcPhase is where the pass running now is (EngineStats::gc_phase): scanning covers the
+// flush before the scan and the decision after it; reclaiming is the compaction that gives
+// the space back, with no count moving meanwhile.
+enum class GcPhase : uint8_t { kIdle, kScanning, kDeleting, kReclaiming };
+
 // GcReport is what one pass did. Each removed task is counted under one reason, the first
 // that applied in the order above.
 struct GcReport {

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "turbine/gc.h"
+
 namespace turbine {
 
 struct FunctionStats {
@@ -39,6 +41,11 @@ struct EngineStats {
   uint64_t gc_removed_tasks = 0;         // tasks they removed from the store
   uint64_t gc_removed_bytes = 0;         // bytes on disk they freed
   uint64_t gc_nanos = 0;                 // time they took, summed
+  // The pass running now (kIdle and 0 between passes): the tasks its scan found so far,
+  // and the tasks it removed so far, in all its rounds.
+  GcPhase gc_phase = GcPhase::kIdle;
+  uint64_t gc_pass_scanned_tasks = 0;
+  uint64_t gc_pass_removed_tasks = 0;
   // Stored tasks by days since their last use, as the last pass found them: used today,
   // 1 to 7 days ago, 8 to 30, more than 30.
   std::array<uint64_t, 4> tasks_by_last_use{};

@@ -168,6 +168,11 @@ class Client {
   // what it removed once the space is reclaimed (a pass of a large store can take longer
   // than the default deadline: see ConnectOptions::deadline).
   absl::StatusOr<v1::CollectGarbageReply> CollectGarbage();
+  // This CollectGarbage has no deadline: it lasts until answered or until `cancel` is
+  // cancelled (kCancelled; the daemon's pass goes on). Stats() tells meanwhile how far the
+  // pass is (gc_phase, gc_pass_scanned_tasks, gc_pass_removed_tasks), which is how the CLI
+  // waits for a pass of any length while the daemon answers.
+  absl::StatusOr<v1::CollectGarbageReply> CollectGarbage(Cancellation* cancel);
   // Shutdown asks the daemon to stop gracefully; it returns once the daemon has accepted.
   absl::Status Shutdown();
   // Ping asks the standard health service: OK once the daemon serves, kUnavailable while it
