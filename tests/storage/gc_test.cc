@@ -106,6 +106,33 @@ Task<std::string> BlobImpl(int64_t n) {
 }
 inline const turbine::Function<BlobImpl> blob{"test.gc.blob", 1};
 
+// Link(ring, i, size) refers to Link(ring, i + 1 mod size, size) inside its value without
+// reading it: a ring of `size` tasks is a cycle of references. Walk(ring, size) reads the
+// ring round once, which executes every link.
+struct Link {
+  int64_t i = 0;
+  std::vector<Vc<Link>> next;
+  bool operator==(const Link&) const = default;
+  static constexpr std::string_view kTypeName = "test.gc.Link";
+  static constexpr auto kFields =
+      std::make_tuple(turbine::field("i", &Link::i), turbine::field("next", &Link::next));
+};
+Task<Link> LinkImpl(int64_t ring, int64_t i, int64_t size);
+inline const turbine::Function<LinkImpl> ring_link{"test.gc.link", 1};
+Task<Link> LinkImpl(int64_t ring, int64_t i, int64_t size) {
+  co_return Link{i, {ring_link(ring, (i + 1) % size, size)}};
+}
+Task<int64_t> WalkImpl(int64_t ring, int64_t size) {
+  int64_t total = 0;
+  Link link = co_await ring_link(ring, 0, size);
+  for (int64_t step = 0; step < size; ++step) {
+    total += link.i;
+    link = co_await link.next.at(0);
+  }
+  co_return total;
+}
+inline const turbine::Function<WalkImpl> walk{"test.gc.walk", 1};
+
 GcReport Collect(turbine::Engine& engine, GcOptions options) {
   absl::StatusOr<GcReport> report = engine.CollectGarbage(options);
   EXPECT_TRUE(report.ok()) << report.status();
@@ -584,6 +611,52 @@ TEST(GarbageCollection, StatsShowThePassRunningNowAndNothingBetweenPasses) {
   EXPECT_EQ(after.gc_pass_scanned_tasks, 0u);
   EXPECT_EQ(after.gc_pass_removed_tasks, 0u);
   EXPECT_EQ(after.gc_removed_tasks, static_cast<uint64_t>(kLeaves));
+}
+
+// A cycle of references has no referrers-first order. Deleted across two batches, the
+// records of its first batch's tasks would be gone while the rest of the ring, still
+// stored, refers to them: a snapshot or an eviction between the batches then keeps a
+// record that leads nowhere. So a cycle goes in one batch, and between batches every
+// stored link's next link is stored.
+TEST(GarbageCollection, ACycleOfReferencesIsNeverSplitAcrossDeletionBatches) {
+  constexpr int64_t kRings = 200, kSize = 3;  // 600 links and 200 walks: 4 batches
+  turbine::testing::TempDir dir;
+  std::vector<std::vector<TaskId>> rings;
+  std::set<TaskId> garbage;
+  {
+    Daemon d(dir.str());
+    for (int64_t ring = 0; ring < kRings; ++ring) {
+      ASSERT_EQ(*d.engine.Read(walk(ring, kSize)), 0 + 1 + 2);
+      garbage.insert(walk(ring, kSize).raw().task);
+      rings.emplace_back();
+      for (int64_t i = 0; i < kSize; ++i) {
+        rings.back().push_back(ring_link(ring, i, kSize).raw().task);
+        garbage.insert(rings.back().back());
+      }
+    }
+  }
+  Daemon d(dir.str(), std::chrono::milliseconds(0));
+  auto stored = [&](TaskId id) {
+    absl::StatusOr<std::optional<turbine::StoredTask>> task =
+        d.owner->backing_store().ReadTask(id);
+    return task.ok() && task->has_value();
+  };
+  int checked = 0, broken = 0;
+  GcOptions options = Only(garbage);
+  options.stop = [&] {
+    if (d.engine.Stats().gc_phase != turbine::GcPhase::kDeleting) return false;
+    ++checked;
+    for (const std::vector<TaskId>& ring : rings) {
+      for (size_t i = 0; i < ring.size(); ++i) {
+        if (stored(ring[i]) && !stored(ring[(i + 1) % ring.size()])) ++broken;
+      }
+    }
+    return false;
+  };
+  EXPECT_EQ(Collect(d.engine, options).removed_tasks, garbage.size());
+  EXPECT_GE(checked, 2) << "the deletion took one batch: nothing was between batches";
+  EXPECT_EQ(broken, 0) << "a stored link referred to a deleted one between batches";
+  for (TaskId id : garbage) EXPECT_FALSE(stored(id));
 }
 
 TEST(GarbageCollection, InputsAreNeverCollected) {
