@@ -538,6 +538,7 @@ EngineStats EngineImpl::Stats() const {
   stats.gc_nanos = gc_nanos.load();
   stats.gc_phase = gc_phase.load(std::memory_order_relaxed);
   stats.gc_pass_scanned_tasks = gc_pass_scanned.load(std::memory_order_relaxed);
+  stats.gc_pass_garbage_tasks = gc_pass_garbage.load(std::memory_order_relaxed);
   stats.gc_pass_removed_tasks = gc_pass_removed.load(std::memory_order_relaxed);
   stats.memory_limit_bytes = memory_.limit_bytes;
   stats.heap_bytes = heap_bytes.load(std::memory_order_relaxed);

@@ -298,6 +298,7 @@ class EngineImpl {
   std::atomic<uint64_t> gc_nanos{0};
   std::atomic<GcPhase> gc_phase{GcPhase::kIdle};  // the pass running now (EngineStats)
   std::atomic<uint64_t> gc_pass_scanned{0};
+  std::atomic<uint64_t> gc_pass_garbage{0};
   std::atomic<uint64_t> gc_pass_removed{0};
   std::array<std::atomic<uint64_t>, 4> tasks_by_last_use{};
   std::atomic<uint64_t> heap_bytes{0};

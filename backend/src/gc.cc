@@ -338,10 +338,12 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
   }
   MutexLock pass(&gc_mu_);
   const auto start = std::chrono::steady_clock::now();
+  gc_pass_garbage.store(0, std::memory_order_relaxed);
   gc_pass_removed.store(0, std::memory_order_relaxed);
   absl::Cleanup idle = [this] {  // what Stats shows of the pass running now
     gc_phase.store(GcPhase::kIdle, std::memory_order_relaxed);
     gc_pass_scanned.store(0, std::memory_order_relaxed);
+    gc_pass_garbage.store(0, std::memory_order_relaxed);
     gc_pass_removed.store(0, std::memory_order_relaxed);
   };
   GcReport report;
@@ -473,6 +475,7 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
   // verdicts are taken back: a task kept keeps what it refers to, which comes later.
   size_t cycles_from = 0;
   const std::vector<uint32_t> garbage = ReferrersFirst(graph, &cycles_from);
+  gc_pass_garbage.fetch_add(garbage.size(), std::memory_order_relaxed);
   gc_phase.store(GcPhase::kDeleting, std::memory_order_relaxed);
   for (size_t from = 0, to = 0; from < garbage.size(); from = to) {
     if (GcStopping(options)) return Aborted();

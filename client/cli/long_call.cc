@@ -4,6 +4,7 @@
 #include <absl/strings/str_format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <future>
@@ -51,7 +52,8 @@ std::string GcProgress(const v1::StatsReply& stats) {
                           " stored tasks read");
     case v1::GC_PHASE_DELETING:
       return absl::StrCat("garbage collection: deleting, ", stats.gc_pass_removed_tasks(),
-                          " of ", stats.gc_pass_scanned_tasks(), " tasks removed");
+                          " of ", stats.gc_pass_garbage_tasks(), " garbage tasks removed (",
+                          stats.gc_pass_scanned_tasks(), " stored)");
     case v1::GC_PHASE_RECLAIMING:
       return absl::StrCat("garbage collection: reclaiming the space of ",
                           stats.gc_pass_removed_tasks(), " removed tasks");
@@ -66,7 +68,9 @@ absl::StatusOr<v1::CollectGarbageReply> CollectGarbageWhileAnswered(const Sessio
   client::Cancellation cancel;
   std::future<absl::StatusOr<v1::CollectGarbageReply>> answer = std::async(
       std::launch::async, [&] { return session.client->CollectGarbage(&cancel); });
-  const auto silence_limit = session.client->options().deadline;
+  // Two polls at least: one Stats slower than a short --timeout-ms never ends the wait.
+  const auto silence_limit = std::max<Clock::duration>(session.client->options().deadline,
+                                                       2 * kPollInterval);
   const Clock::time_point start = Clock::now();
   Clock::time_point last_answer = start;
   absl::Status stats_error = absl::OkStatus();  // why the daemon did not answer last
@@ -84,13 +88,14 @@ absl::StatusOr<v1::CollectGarbageReply> CollectGarbageWhileAnswered(const Sessio
       cancel.Cancel();
       answer.wait();
       line.Clear();
-      return absl::Status(
-          stats_error.code(),
-          absl::StrCat("the daemon did not answer for ",
-                       std::chrono::duration_cast<std::chrono::milliseconds>(silence_limit).count(),
-                       " ms during the garbage collection pass (--timeout-ms); the pass may "
-                       "still be running: ",
-                       stats_error.message()));
+      // An unreachable daemon fails the request itself at once (kUnavailable): one that
+      // took it and then went silent is past the deadline.
+      return absl::DeadlineExceededError(absl::StrCat(
+          "the daemon did not answer for ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(silence_limit).count(),
+          " ms during the garbage collection pass (--timeout-ms); the pass may still be "
+          "running: ",
+          stats_error.message()));
     }
   }
   line.Clear();

@@ -546,6 +546,7 @@ void TurbineService::FillStats(v1::StatsReply* reply) const {
   reply->set_gc_phase(static_cast<v1::GcPhase>(stats.gc_phase));
   reply->set_gc_pass_scanned_tasks(stats.gc_pass_scanned_tasks);
   reply->set_gc_pass_removed_tasks(stats.gc_pass_removed_tasks);
+  reply->set_gc_pass_garbage_tasks(stats.gc_pass_garbage_tasks);
   reply->set_tasks_used_today(stats.tasks_by_last_use[0]);
   reply->set_tasks_used_1_7d(stats.tasks_by_last_use[1]);
   reply->set_tasks_used_8_30d(stats.tasks_by_last_use[2]);

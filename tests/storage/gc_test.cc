@@ -602,14 +602,16 @@ TEST(GarbageCollection, StatsShowThePassRunningNowAndNothingBetweenPasses) {
   for (const turbine::EngineStats& stats : seen) {
     if (stats.gc_phase != turbine::GcPhase::kDeleting) continue;
     EXPECT_EQ(stats.gc_pass_scanned_tasks, static_cast<uint64_t>(kLeaves) + 1);  // and "base"
+    EXPECT_EQ(stats.gc_pass_garbage_tasks, static_cast<uint64_t>(kLeaves));
     removed_while_deleting.push_back(stats.gc_pass_removed_tasks);
   }
-  // A batch at a time: 256 more before each, all of them by the end.
+  // A batch at a time: 256 more before each, all of them before the reclaim.
   EXPECT_EQ(removed_while_deleting, (std::vector<uint64_t>{0, 256, 512, 768, 1000}));
   const turbine::EngineStats after = d.engine.Stats();
   EXPECT_EQ(after.gc_phase, turbine::GcPhase::kIdle);
   EXPECT_EQ(after.gc_pass_scanned_tasks, 0u);
   EXPECT_EQ(after.gc_pass_removed_tasks, 0u);
+  EXPECT_EQ(after.gc_pass_garbage_tasks, 0u);
   EXPECT_EQ(after.gc_removed_tasks, static_cast<uint64_t>(kLeaves));
 }
 
@@ -644,7 +646,12 @@ TEST(GarbageCollection, ACycleOfReferencesIsNeverSplitAcrossDeletionBatches) {
   int checked = 0, broken = 0;
   GcOptions options = Only(garbage);
   options.stop = [&] {
-    if (d.engine.Stats().gc_phase != turbine::GcPhase::kDeleting) return false;
+    const turbine::EngineStats stats = d.engine.Stats();
+    // Before each deletion batch (and once more before the reclaim, with all removed).
+    if (stats.gc_phase != turbine::GcPhase::kDeleting ||
+        stats.gc_pass_removed_tasks == garbage.size()) {
+      return false;
+    }
     ++checked;
     for (const std::vector<TaskId>& ring : rings) {
       for (size_t i = 0; i < ring.size(); ++i) {

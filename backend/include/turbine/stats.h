@@ -41,10 +41,12 @@ struct EngineStats {
   uint64_t gc_removed_tasks = 0;         // tasks they removed from the store
   uint64_t gc_removed_bytes = 0;         // bytes on disk they freed
   uint64_t gc_nanos = 0;                 // time they took, summed
-  // The pass running now (kIdle and 0 between passes): the tasks its scan found so far,
-  // and the tasks it removed so far, in all its rounds.
+  // The pass running now (kIdle and 0 between passes): the tasks its scan found so far
+  // (in its current round: over a disk limit a pass may look again), the garbage it decided
+  // to remove and the tasks it removed so far (both in all its rounds).
   GcPhase gc_phase = GcPhase::kIdle;
   uint64_t gc_pass_scanned_tasks = 0;
+  uint64_t gc_pass_garbage_tasks = 0;
   uint64_t gc_pass_removed_tasks = 0;
   // Stored tasks by days since their last use, as the last pass found them: used today,
   // 1 to 7 days ago, 8 to 30, more than 30.
