@@ -251,6 +251,26 @@ class Metrics::Collector final : public prometheus::Collectable {
             stats.gc_removed_tasks);
     counter("turbine_gc_removed_bytes_total", "Bytes on disk garbage collection freed.",
             stats.gc_removed_bytes);
+    Family phase("turbine_gc_phase",
+                 "The phase of the garbage collection pass running now: 1 for the current one.",
+                 MetricType::Gauge);
+    const std::pair<GcPhase, const char*> phases[] = {{GcPhase::kIdle, "idle"},
+                                                      {GcPhase::kScanning, "scanning"},
+                                                      {GcPhase::kDeleting, "deleting"},
+                                                      {GcPhase::kReclaiming, "reclaiming"}};
+    for (const auto& [value, name] : phases) {
+      phase.Add(stats.gc_phase == value ? 1.0 : 0.0, {{"phase", name}});
+    }
+    out.push_back(phase.Take());
+    Family pass("turbine_gc_pass_tasks",
+                "The garbage collection pass running now: stored tasks its scan found (this "
+                "round), garbage it decided to remove, tasks it removed so far (0 between "
+                "passes).",
+                MetricType::Gauge);
+    pass.Add(static_cast<double>(stats.gc_pass_scanned_tasks), {{"kind", "scanned"}});
+    pass.Add(static_cast<double>(stats.gc_pass_garbage_tasks), {{"kind", "garbage"}});
+    pass.Add(static_cast<double>(stats.gc_pass_removed_tasks), {{"kind", "removed"}});
+    out.push_back(pass.Take());
     gauge("turbine_memory_limit_bytes", "The daemon's memory limit (--memory-limit).",
           stats.memory_limit_bytes);
     gauge("turbine_heap_bytes", "The heap in use when the evictor last measured it.",

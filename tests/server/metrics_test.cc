@@ -166,6 +166,11 @@ TEST(Metrics, GarbageCollectionPassesShowWithWhatTheyRemovedAndTheStoreByLastUse
                 : 0.0);
   EXPECT_EQ(Value(page, R"(turbine_store_tasks_by_last_use{age="today"})"), 1);  // the input
   EXPECT_EQ(Value(page, R"(turbine_store_tasks_by_last_use{age="older"})"), 0);
+  // Between passes: idle, and no pass's counts (a pass's own are in the engine's tests).
+  EXPECT_EQ(Value(page, R"(turbine_gc_phase{phase="idle"})"), 1);
+  EXPECT_EQ(Value(page, R"(turbine_gc_phase{phase="deleting"})"), 0);
+  EXPECT_EQ(Value(page, R"(turbine_gc_pass_tasks{kind="removed"})"), 0);
+  EXPECT_EQ(Value(page, R"(turbine_gc_pass_tasks{kind="garbage"})"), 0);
 }
 
 TEST(Metrics, SnapshotsAndStoreSizeShowAndARestartCountsDiskHits) {
