@@ -4,13 +4,13 @@
 #include <cassert>
 #include <cstdlib>
 #include <new>
-#include <type_traits>
 
 namespace turbine::internal {
 namespace {
 
-// ZeroedArray allocates `n` zero-filled T, all null or zero as atomics: calloc maps a large
-// block as fresh pages, so what is never written costs no memory.
+// ZeroedArray allocates `n` zero-filled T (null pointers, or structs of them: implicit-
+// lifetime types, which calloc creates): calloc maps a large block as fresh pages, so what
+// is never written costs no memory.
 template <class T>
 T* ZeroedArray(size_t n) {
   void* bytes = std::calloc(n, sizeof(T));
@@ -21,7 +21,7 @@ T* ZeroedArray(size_t n) {
 // Install publishes `fresh` in `slot` unless another thread did first; returns what the
 // slot holds then, and frees `fresh` if it lost.
 template <class T, class Free>
-T* Install(std::atomic<T*>& slot, T* fresh, Free free) {
+T* Install(std::atomic_ref<T*> slot, T* fresh, Free free) {
   T* seen = nullptr;
   if (slot.compare_exchange_strong(seen, fresh, std::memory_order_acq_rel)) return fresh;
   free(fresh);
@@ -30,16 +30,16 @@ T* Install(std::atomic<T*>& slot, T* fresh, Free free) {
 
 }  // namespace
 
-// The top and middle levels are arrays of atomics that calloc zeroed: a zero
-// std::atomic<T*> is a null pointer on every platform this builds for. Leaves, small and
+// The top and middle levels are pointer arrays that calloc zeroed (a zero pointer is null
+// on every platform this builds for), accessed atomically in place. Leaves, small and
 // written at once, are value-initialized.
-static_assert(std::is_trivially_destructible_v<std::atomic<TaskState*>>);
+static_assert(std::atomic_ref<void*>::is_always_lock_free);
 
-TaskTable::TaskTable() : top_(ZeroedArray<std::atomic<Middle*>>(kTopSize)) {}
+TaskTable::TaskTable() : top_(ZeroedArray<Middle*>(kTopSize)) {}
 
 std::atomic<TaskState*>* TaskTable::Slot(TaskId id, bool create) {
   if (id >= kMaxIds) return nullptr;
-  std::atomic<Middle*>& top = top_[id >> (kMiddleBits + kLeafBits)];
+  std::atomic_ref top(top_[id >> (kMiddleBits + kLeafBits)]);
   Middle* middle = top.load(std::memory_order_acquire);
   if (middle == nullptr) {
     if (!create) return nullptr;
@@ -51,7 +51,7 @@ std::atomic<TaskState*>* TaskTable::Slot(TaskId id, bool create) {
     }
     middle = Install(top, ZeroedArray<Middle>(1), [](Middle* lost) { std::free(lost); });
   }
-  std::atomic<Leaf*>& leaves = middle->leaves[(id >> kLeafBits) & (kMiddleSize - 1)];
+  std::atomic_ref leaves(middle->leaves[(id >> kLeafBits) & (kMiddleSize - 1)]);
   Leaf* leaf = leaves.load(std::memory_order_acquire);
   if (leaf == nullptr) {
     if (!create) return nullptr;
@@ -65,13 +65,13 @@ TaskState* TaskTable::NextFrom(TaskId* id) const {
   constexpr int kTopShift = kMiddleBits + kLeafBits;
   const size_t end = top_end_.load(std::memory_order_acquire);
   for (TaskId from = *id; from < kMaxIds && (from >> kTopShift) < end;) {
-    const Middle* middle = top_[from >> kTopShift].load(std::memory_order_acquire);
+    Middle* middle = std::atomic_ref(top_[from >> kTopShift]).load(std::memory_order_acquire);
     if (middle == nullptr) {
       from = ((from >> kTopShift) + 1) << kTopShift;
       continue;
     }
-    const Leaf* leaf =
-        middle->leaves[(from >> kLeafBits) & (kMiddleSize - 1)].load(std::memory_order_acquire);
+    const Leaf* leaf = std::atomic_ref(middle->leaves[(from >> kLeafBits) & (kMiddleSize - 1)])
+                           .load(std::memory_order_acquire);
     if (leaf != nullptr) {
       for (size_t i = from & (kLeafSize - 1); i < kLeafSize; ++i) {
         if (TaskState* task = leaf->tasks[i].load(std::memory_order_acquire)) {
@@ -100,10 +100,10 @@ std::unique_ptr<TaskState> TaskTable::Remove(TaskId id) {
 
 TaskTable::~TaskTable() {
   for (size_t t = 0, end = top_end_.load(); t < end; ++t) {
-    Middle* middle = top_[t].load(std::memory_order_acquire);
+    Middle* middle = std::atomic_ref(top_[t]).load(std::memory_order_acquire);
     if (middle == nullptr) continue;
-    for (std::atomic<Leaf*>& leaves : middle->leaves) {
-      Leaf* leaf = leaves.load(std::memory_order_acquire);
+    for (Leaf*& leaves : middle->leaves) {
+      Leaf* leaf = std::atomic_ref(leaves).load(std::memory_order_acquire);
       if (leaf == nullptr) continue;
       for (std::atomic<TaskState*>& task : leaf->tasks) delete task.load(std::memory_order_relaxed);
       delete leaf;

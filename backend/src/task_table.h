@@ -5,8 +5,10 @@
 // that range (the tasks it restored). A three-level radix table serves both: a lookup is
 // four loads, a leaf covers 1,024 ids in 8 KB (a task restored alone costs that much, not
 // the 512 KB a flat segment took), and ids go up to 2^44 (a hundred thousand new tasks a
-// second for five years). The top and middle levels are zeroed by calloc, whose large
-// blocks are untouched pages until written. Levels are
+// second for five years). The top and middle levels are plain pointer arrays zeroed by
+// calloc, whose large blocks are untouched pages until written, and read and written
+// through std::atomic_ref (an array of std::atomic would have to be constructed, entry by
+// entry, touching every page). Levels are
 // allocated on first use and freed with the table, which owns the tasks it holds; Remove
 // hands one back (whole-task eviction, which frees it once no section can see it:
 // reclaim.h). Thread-safety: Get, Put and Remove may race freely; Put for one id happens
@@ -38,10 +40,11 @@ class TaskTable {
   TaskState* Get(TaskId id) const {
     assert(InSection());
     if (id >= kMaxIds) return nullptr;
-    Middle* middle = top_[id >> (kMiddleBits + kLeafBits)].load(std::memory_order_acquire);
+    Middle* middle = std::atomic_ref(top_[id >> (kMiddleBits + kLeafBits)])
+                         .load(std::memory_order_acquire);
     if (middle == nullptr) return nullptr;
-    Leaf* leaf = middle->leaves[(id >> kLeafBits) & (kMiddleSize - 1)].load(
-        std::memory_order_acquire);
+    Leaf* leaf = std::atomic_ref(middle->leaves[(id >> kLeafBits) & (kMiddleSize - 1)])
+                     .load(std::memory_order_acquire);
     if (leaf == nullptr) return nullptr;
     return leaf->tasks[id & (kLeafSize - 1)].load(std::memory_order_acquire);
   }
@@ -70,13 +73,13 @@ class TaskTable {
   struct Leaf {
     std::atomic<TaskState*> tasks[kLeafSize];
   };
-  struct Middle {
-    std::atomic<Leaf*> leaves[kMiddleSize];
+  struct Middle {  // from calloc: null pointers, used through std::atomic_ref
+    Leaf* leaves[kMiddleSize];
   };
   // The slot of `id`, or null when its levels are not there (`create`: allocated then).
   std::atomic<TaskState*>* Slot(TaskId id, bool create);
 
-  std::atomic<Middle*>* const top_;  // kTopSize entries, from calloc
+  Middle** const top_;  // kTopSize entries, from calloc, used through std::atomic_ref
   std::atomic<size_t> top_end_{0};  // past the last top entry set: walks stop there
 };
 
