@@ -35,6 +35,9 @@
 namespace turbine::internal {
 namespace {
 
+// The most tasks one EvictTasks looks at (Engine::EvictTasks).
+constexpr size_t kEvictionStretch = size_t{1} << 16;
+
 // HeapInUse is glibc's count of bytes allocated and not freed, mmapped blocks included:
 // the engine's tasks and values, and the store's caches and memtables, which allocate
 // through malloc too. Unlike the resident set it does not count memory freed and kept by
@@ -207,9 +210,13 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes) {
   std::vector<LastUse> uses;  // last-use days the store does not have yet
   size_t freed = 0;
   // Twice round at most: the first pass may only clear referenced bits. The hand moves over
-  // the tasks in memory (TaskTable::NextFrom), not over every id the store ever gave out.
+  // the tasks in memory (TaskTable::NextFrom), not over every id the store ever gave out,
+  // and over kEvictionStretch of them at most: snapshots wait for flush_mu_ meanwhile, and a
+  // million tasks of which few may leave would hold it for a tenth of a second. The next
+  // call goes on from there.
   const TaskId start = task_hand_;
-  for (int wraps = 0; freed < bytes;) {
+  size_t visited = 0;
+  for (int wraps = 0; freed < bytes && visited < kEvictionStretch;) {
     TaskId id = task_hand_;
     TaskState* task = tasks_.NextFrom(&id);
     if (task == nullptr) {
@@ -219,6 +226,7 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes) {
     }
     if (wraps == 2 && id >= start) break;  // back where it started, the second time
     task_hand_ = id + 1;
+    ++visited;
     {
       MutexLock task_lock(&task->mu);
       if (!EvictableWhole(*task)) continue;

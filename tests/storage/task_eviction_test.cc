@@ -120,6 +120,24 @@ TEST_F(TaskEviction, AnEvictedTaskComesBackFromTheStoreWithoutExecuting) {
   EXPECT_EQ(Stats().reloaded_tasks, 5u);  // the roots: trusted, nothing below was needed
 }
 
+// One call looks at a bounded stretch of the tasks in memory (snapshots wait meanwhile), and
+// the next goes on from there: a table larger than the stretch leaves over several calls.
+TEST_F(TaskEviction, ALargeTableLeavesMemoryAStretchAtATime) {
+  constexpr int64_t kLeaves = 70'000;  // more than one stretch (65,536)
+  for (int64_t n = 0; n < kLeaves; ++n) ASSERT_EQ(*daemon.engine.Read(leaf(n)), 10 + n);
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  daemon.engine.EvictTasks(SIZE_MAX);
+  const uint64_t after_one = Stats().evicted_tasks;
+  EXPECT_LT(after_one, static_cast<uint64_t>(kLeaves)) << "one call went over the whole table";
+  int calls = 1;
+  for (; calls < 10 && Stats().evicted_tasks < static_cast<uint64_t>(kLeaves); ++calls) {
+    daemon.engine.EvictTasks(SIZE_MAX);
+  }
+  EXPECT_EQ(Stats().evicted_tasks, static_cast<uint64_t>(kLeaves)) << "after " << calls;
+  for (int64_t n = 0; n < kLeaves; n += 6'999) EXPECT_EQ(*daemon.engine.Read(leaf(n)), 10 + n);
+  EXPECT_EQ(leaf_runs, kLeaves) << "an evicted task executed again";
+}
+
 // A GC pass may take minutes: what leaves memory meanwhile is freed meanwhile, not when the
 // pass ends (it used to hold a section, reclaim.h, for the whole pass).
 TEST_F(TaskEviction, RecordsEvictedDuringAGcPassAreFreedBeforeItEnds) {

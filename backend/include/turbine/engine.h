@@ -251,7 +251,9 @@ class Engine {
   // their records) are gone: clean tasks the store holds as they are, that no task in
   // memory reads, sparing once what was read since the last pass. The next use loads them
   // back from the store (trusted or verified, never executed for it). Returns the
-  // estimate. The background evictor calls it when evicting values was not enough.
+  // estimate. One call looks at 65,536 tasks at most (snapshots wait meanwhile), going on
+  // where the previous one stopped: with more in memory, call again for more. The
+  // background evictor calls it when evicting values was not enough.
   size_t EvictTasks(size_t bytes);
 
   EngineStats Stats() const;
