@@ -550,6 +550,9 @@ EngineStats EngineImpl::Stats() const {
   stats.reloaded_tasks = reloaded_tasks.load(std::memory_order_relaxed);
   stats.evicted_tasks_away = evicted_away_.load(std::memory_order_relaxed);
   stats.resident_bytes = resident_bytes.load(std::memory_order_relaxed);
+  stats.task_bytes = stats.tasks * kTaskRecordBytes;
+  stats.edge_bytes = stats.edges * kEdgeBytes;
+  stats.cell_bytes = stats.cells * kCellBytes;
   stats.evicted_unfreed_bytes = reclaimer_.PendingBytes();
   stats.admission_waits = admission_waits.load(std::memory_order_relaxed);
   stats.admission_wait_nanos = admission_wait_nanos.load(std::memory_order_relaxed);

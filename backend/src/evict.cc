@@ -97,9 +97,8 @@ bool EvictableWhole(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu
 // Footprint estimates the heap a task record holds: the record, its argument tuple, its
 // slots in the cache and the table, its edges and cells, a small value.
 size_t Footprint(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
-  constexpr size_t kArgsSlotsAndValue = 96;
-  return sizeof(TaskState) + kArgsSlotsAndValue + task.deps.capacity() * sizeof(Dep) +
-         task.cells.capacity() * (sizeof(CellSlot) + 32) +
+  return kTaskRecordBytes + task.deps.capacity() * sizeof(Dep) +
+         task.cells.capacity() * kCellBytes +
          task.dependents.capacity() * (sizeof(Dependent) + 1);
 }
 

@@ -301,4 +301,12 @@ struct ExecContext {
   absl::InlinedVector<std::pair<ValueTypeId, uint32_t>, 2> cell_counts;
 };
 
+// What the heap holds for a task, an edge and a cell, as eviction and Stats estimate it: a
+// task's record with its argument tuple, its cache and table slots and a small value; an
+// edge at both ends (the reader's Dep, the dependency's Dependent and its hash slot); a
+// cell's slot with a small value.
+inline constexpr size_t kTaskRecordBytes = sizeof(TaskState) + 96;
+inline constexpr size_t kEdgeBytes = sizeof(Dep) + sizeof(Dependent) + 1;
+inline constexpr size_t kCellBytes = sizeof(CellSlot) + 32;
+
 }  // namespace turbine::internal

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "address.h"
+#include "memory_by_kind.h"
 
 namespace turbine::server {
 namespace {
@@ -115,6 +116,18 @@ class Metrics::Collector final : public prometheus::Collectable {
     CollectService(counters, out);
     CollectEngine(stats, out);
     CollectStore(usage, out);
+    const MemoryByKind memory = EstimateMemoryByKind(stats, usage);
+    out.push_back(Family("turbine_memory_bytes",
+                         "The heap by what holds it, estimated: task records, dependency edges, "
+                         "cells, RocksDB's memtables and block cache (store), and the rest of "
+                         "the heap in use (other: larger values, buffers).",
+                         MetricType::Gauge)
+                      .Add(static_cast<double>(memory.tasks), {{"kind", "tasks"}})
+                      .Add(static_cast<double>(memory.edges), {{"kind", "edges"}})
+                      .Add(static_cast<double>(memory.cells), {{"kind", "cells"}})
+                      .Add(static_cast<double>(memory.store), {{"kind", "store"}})
+                      .Add(static_cast<double>(memory.other), {{"kind", "other"}})
+                      .Take());
     CollectProcess(counters, out);
     return out;
   }

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "chrome_trace.h"
+#include "memory_by_kind.h"
 #include "turbine/server/wire_value.h"
 #include "turbine/text.h"
 #include "watch.h"
@@ -532,6 +533,12 @@ void TurbineService::FillStats(v1::StatsReply* reply) const {
   reply->set_snapshot_micros(stats.snapshot_nanos / 1000);
   const storage::StoreUsage usage = store_.Usage();
   reply->set_tasks_on_disk(usage.tasks);
+  const MemoryByKind memory = EstimateMemoryByKind(stats, usage);
+  reply->set_memory_task_bytes(memory.tasks);
+  reply->set_memory_edge_bytes(memory.edges);
+  reply->set_memory_cell_bytes(memory.cells);
+  reply->set_memory_store_bytes(memory.store);
+  reply->set_memory_other_bytes(memory.other);
   reply->set_bytes_on_disk(usage.table_file_bytes + usage.memtable_bytes);
   reply->set_calls(counters.calls);
   reply->set_hits_memory(counters.hits_memory);

@@ -210,6 +210,36 @@ TEST(Metrics, SnapshotsAndStoreSizeShowAndARestartCountsDiskHits) {
   EXPECT_GE(Value(page, "turbine_store_tasks"), 26);
 }
 
+TEST(Metrics, MemoryShowsByKindAndGrowsWithTasksAndEdges) {
+  TempDir dir;
+  LiveServer live(dir.str(), WithMetrics());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  std::string page = Scrape(live);
+  const double tasks_before = Value(page, R"(turbine_memory_bytes{kind="tasks"})");
+  v1::CallReply reply;
+  ASSERT_TRUE(live.Call(Request("demo.fib", {Int(25)}), &reply).ok());  // 26 tasks, 48 edges
+  page = Scrape(live);
+  const turbine::EngineStats stats = live.server->engine().Stats();
+  const double per_task = (Value(page, R"(turbine_memory_bytes{kind="tasks"})") - tasks_before) / 26;
+  EXPECT_GE(per_task, 200) << "a task's record, arguments and slots";
+  EXPECT_LE(per_task, 2000);
+  ASSERT_GE(stats.edges, 48u);
+  const double per_edge = Value(page, R"(turbine_memory_bytes{kind="edges"})") /
+                          static_cast<double>(stats.edges);
+  EXPECT_GE(per_edge, 16);
+  EXPECT_LE(per_edge, 256);
+  EXPECT_GT(Value(page, R"(turbine_memory_bytes{kind="store"})"), 0) << "RocksDB's memtables";
+  EXPECT_GE(Value(page, R"(turbine_memory_bytes{kind="other"})"), 0);
+  // Stats says the same.
+  grpc::ClientContext context;
+  v1::StatsReply reply_stats;
+  ASSERT_TRUE(live.stub->Stats(&context, v1::StatsRequest(), &reply_stats).ok());
+  EXPECT_EQ(static_cast<double>(reply_stats.memory_task_bytes()),
+            Value(page, R"(turbine_memory_bytes{kind="tasks"})"));
+  EXPECT_EQ(reply_stats.memory_edge_bytes(), stats.edge_bytes);
+  EXPECT_GT(reply_stats.memory_store_bytes(), 0u);
+}
+
 TEST(Metrics, ScrapesDuringCallsSeeCountersOnlyGrow) {
   TempDir dir;
   LiveServer live(dir.str(), WithMetrics());

@@ -64,6 +64,12 @@ struct EngineStats {
   uint64_t evicted_unfreed_bytes = 0;    // their records not freed yet: a thread that may
                                          // still look at them is in a section (reclaim.h)
   uint64_t resident_bytes = 0;           // the usage the evictor compares with the limit
+  // The heap the engine's own structures hold, estimated from their counts as eviction
+  // estimates a task: task records (with argument tuples, slots, a small value), dependency
+  // edges, cells. Larger values and everything else are the rest of heap_bytes.
+  uint64_t task_bytes = 0;
+  uint64_t edge_bytes = 0;
+  uint64_t cell_bytes = 0;
   uint64_t admission_waits = 0;          // outside calls that waited for snapshots (evict.cc)
   uint64_t admission_wait_nanos = 0;     // the time they waited, summed
   // The shared tier (shared_tier.h); all 0 without one.
