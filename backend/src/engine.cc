@@ -517,9 +517,14 @@ absl::Status EngineImpl::SweepUses() {
 
 EngineStats EngineImpl::Stats() const {
   EngineStats stats;
-  stats.tasks = static_cast<uint64_t>(task_count.load());
-  stats.cells = static_cast<uint64_t>(cell_count.load());
-  stats.edges = static_cast<uint64_t>(edge_count.load());
+  // Counts move apart from what they count (a task is counted just before it is in the
+  // table): never read one as below zero.
+  const auto count = [](const std::atomic<int64_t>& n) {
+    return static_cast<uint64_t>(std::max<int64_t>(0, n.load()));
+  };
+  stats.tasks = count(task_count);
+  stats.cells = count(cell_count);
+  stats.edges = count(edge_count);
   stats.executions = execution_count.load();
   stats.revision = revision();
   stats.cycles_detected = cycle_count.load();

@@ -328,9 +328,13 @@ class EngineImpl {
   // they are, read by no task in memory) until about `bytes` are freed, and returns that
   // estimate. A later ReclaimEvicted frees their records, once no section can see them.
   size_t EvictTasks(size_t bytes);
-  size_t EvictTasksLocked(size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
+  // `cut_short` (if given) says whether it stopped short of `bytes` at the most tasks one
+  // call looks at, rather than after going round: a next call may free more at once.
+  size_t EvictTasksLocked(size_t bytes, bool* cut_short = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
   // EvictLocked evicts values, then whole tasks, until about `bytes` are freed.
-  size_t EvictLocked(size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
+  size_t EvictLocked(size_t bytes, bool* cut_short = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
   size_t ReclaimEvicted() { return reclaimer_.Poll(); }
   std::atomic<uint64_t> evicted_tasks{0};
   std::atomic<uint64_t> reloaded_tasks{0};  // loaded back after an eviction in this process

@@ -201,7 +201,8 @@ size_t EngineImpl::EvictTasks(size_t bytes) {
   return EvictTasksLocked(bytes);
 }
 
-size_t EngineImpl::EvictTasksLocked(size_t bytes) {
+size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
+  if (cut_short != nullptr) *cut_short = false;
   if (store_ == nullptr || !Reclaimer::Supported()) return 0;
   MutexLock lock(&eviction_mu_);
   Section section;
@@ -249,6 +250,7 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes) {
       if (day != task->stored_day) uses.push_back(LastUse{id, day});
       edge_count.fetch_sub(static_cast<int64_t>(task->dependents.size()),
                            std::memory_order_relaxed);
+      cell_count.fetch_sub(static_cast<int64_t>(task->cells.size()), std::memory_order_relaxed);
       task->gone = true;
       victims.push_back(tasks_.Remove(id));
     }
@@ -256,6 +258,7 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes) {
     // created. Until it is out, a lookup may find it there, see `gone` and look again.
     cache_.Erase(task);
   }
+  if (cut_short != nullptr) *cut_short = freed < bytes && visited >= kEvictionStretch;
   if (victims.empty()) return 0;
   // A GC pass scanning the store now sees their last use as its snapshot had it, and them
   // not in memory: what leaves memory during a pass is kept by it, like what a snapshot
@@ -291,10 +294,11 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes) {
   return freed;
 }
 
-size_t EngineImpl::EvictLocked(size_t bytes) {
+size_t EngineImpl::EvictLocked(size_t bytes, bool* cut_short) {
   // Values first: a large value frees the most for the least. Then whole tasks.
+  if (cut_short != nullptr) *cut_short = false;
   const size_t freed = EvictValuesLocked(bytes);
-  return freed < bytes ? freed + EvictTasksLocked(bytes - freed) : freed;
+  return freed < bytes ? freed + EvictTasksLocked(bytes - freed, cut_short) : freed;
 }
 
 bool EngineImpl::ForgetEvictedLocked(TaskId id) {
@@ -399,12 +403,13 @@ void EngineImpl::EvictorLoop() {
       // again at once for its next chunk: rather than wait, the evictor leaves the request
       // to the snapshot, which evicts between its chunks (WriteSnapshotChunk).
       if (flush_mu_.TryLock()) {
-        const size_t freed = EvictLocked(wanted);
+        bool cut_short = false;  // more to look at: the next tick goes on
+        const size_t freed = EvictLocked(wanted, &cut_short);
         flush_mu_.Unlock();
         if (freed > 0) malloc_trim(0);
-        // Too little could leave: the next snapshot comes now.
-        if (freed < wanted) want_snapshot();
-        if (freed > 0 || backlog > 0 || pending > 0) {
+        // Too little could leave, all round: the next snapshot comes now.
+        if (freed < wanted && !cut_short) want_snapshot();
+        if (freed > 0 || backlog > 0 || pending > 0 || cut_short) {
           stuck_since.reset();
         } else if (!stuck_since) {
           stuck_since = Clock::now();

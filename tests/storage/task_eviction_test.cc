@@ -79,6 +79,10 @@ Task<int64_t> MovingLengthImpl(int64_t n) {
 }
 inline const turbine::Function<MovingLengthImpl> moving_length{"test.whole.moving_length", 1};
 
+// CellOf(n) answers with a cell of its own.
+Task<Vc<int64_t>> CellOfImpl(int64_t n) { co_return turbine::Cell(n * 3); }
+inline const turbine::Function<CellOfImpl> cell_of{"test.whole.cell_of", 1};
+
 // Snapshots only when the test flushes; the evictor never runs on its own (the heap is
 // never over the limit): the test evicts with Engine::EvictTasks when it chooses.
 turbine::EngineOptions Options() {
@@ -136,6 +140,27 @@ TEST_F(TaskEviction, ALargeTableLeavesMemoryAStretchAtATime) {
   EXPECT_EQ(Stats().evicted_tasks, static_cast<uint64_t>(kLeaves)) << "after " << calls;
   for (int64_t n = 0; n < kLeaves; n += 6'999) EXPECT_EQ(*daemon.engine.Read(leaf(n)), 10 + n);
   EXPECT_EQ(leaf_runs, kLeaves) << "an evicted task executed again";
+}
+
+// Stats counts the cells of the tasks in memory, whichever way they came: computed, restored
+// from the store, or gone with a task evicted whole (memory_cell_bytes follows the count).
+TEST(TaskEvictionCounts, CellsOfRestoredAndEvictedTasksAreCounted) {
+  turbine::testing::TempDir dir;
+  {
+    turbine::testing::PersistedEngine<> d(dir.str(), Options());
+    for (int64_t n = 0; n < 10; ++n) ASSERT_EQ(*d.engine.Read(cell_of(n)), n * 3);
+    EXPECT_EQ(d.engine.Stats().cells, 10u);
+    ASSERT_TRUE(d.engine.Flush().ok());
+    d.engine.EvictTasks(SIZE_MAX);
+    d.engine.EvictTasks(SIZE_MAX);
+    ASSERT_EQ(d.engine.Stats().evicted_tasks, 10u);
+    EXPECT_EQ(d.engine.Stats().cells, 0u) << "evicted tasks' cells still counted";
+  }
+  turbine::testing::PersistedEngine<> d(dir.str(), Options());
+  for (int64_t n = 0; n < 10; ++n) ASSERT_EQ(*d.engine.Read(cell_of(n)), n * 3);
+  ASSERT_EQ(d.engine.Stats().restored_tasks, 10u);
+  EXPECT_EQ(d.engine.Stats().cells, 10u) << "restored tasks' cells not counted";
+  EXPECT_GT(d.engine.Stats().cell_bytes, 0u);
 }
 
 // A GC pass may take minutes: what leaves memory meanwhile is freed meanwhile, not when the
