@@ -148,6 +148,17 @@ bool Removed(const GcReport& report, TaskId id) {
   return std::find(report.removed.begin(), report.removed.end(), id) != report.removed.end();
 }
 
+// StoreLeaves is a first session: "base" 1 and Leaf(0) to Leaf(count - 1) stored; their ids
+// by n in `ids`.
+void StoreLeaves(const std::string& dir, int64_t count, std::vector<TaskId>* ids) {
+  Daemon d(dir);
+  ASSERT_TRUE(d.engine.SetInput("base", int64_t{1}).ok());
+  for (int64_t n = 0; n < count; ++n) {
+    ASSERT_EQ(*d.engine.Read(leaf(n)), n + 1);
+    ids->push_back(leaf(n).raw().task);
+  }
+}
+
 // StoreForward5 is a first session: "base" 10, Forward(5) and Leaf(5) stored; `leaf_id`
 // is Leaf(5)'s id.
 void StoreForward5(const std::string& dir, TaskId* leaf_id) {
@@ -523,14 +534,7 @@ TEST(GarbageCollection, SnapshotsAreWrittenBetweenDeletionBatchesAndWhatTheyRefe
   constexpr int64_t kLeaves = 1000;  // 4 deletion batches
   turbine::testing::TempDir dir;
   std::vector<TaskId> leaf_ids;  // by n
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine.SetInput("base", int64_t{1}).ok());
-    for (int64_t n = 0; n < kLeaves; ++n) {
-      ASSERT_EQ(*d.engine.Read(leaf(n)), n + 1);
-      leaf_ids.push_back(leaf(n).raw().task);
-    }
-  }
+  ASSERT_NO_FATAL_FAILURE(StoreLeaves(dir.str(), kLeaves, &leaf_ids));
   Daemon d(dir.str(), std::chrono::milliseconds(0));
   std::atomic<bool> decided{false};
   int batches = 0;
@@ -578,15 +582,8 @@ TEST(GarbageCollection, SnapshotsAreWrittenBetweenDeletionBatchesAndWhatTheyRefe
 TEST(GarbageCollection, StatsShowThePassRunningNowAndNothingBetweenPasses) {
   constexpr int64_t kLeaves = 1000;  // 4 deletion batches
   turbine::testing::TempDir dir;
-  std::vector<TaskId> leaf_ids;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine.SetInput("base", int64_t{1}).ok());
-    for (int64_t n = 0; n < kLeaves; ++n) {
-      ASSERT_EQ(*d.engine.Read(leaf(n)), n + 1);
-      leaf_ids.push_back(leaf(n).raw().task);
-    }
-  }
+  std::vector<TaskId> leaf_ids;  // by n
+  ASSERT_NO_FATAL_FAILURE(StoreLeaves(dir.str(), kLeaves, &leaf_ids));
   Daemon d(dir.str(), std::chrono::milliseconds(0));
   std::vector<turbine::EngineStats> seen;
   GcOptions options = Only(std::set<TaskId>(leaf_ids.begin(), leaf_ids.end()));
