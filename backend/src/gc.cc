@@ -338,9 +338,7 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
   }
   MutexLock pass(&gc_mu_);
   const auto start = std::chrono::steady_clock::now();
-  gc_pass_garbage.store(0, std::memory_order_relaxed);
-  gc_pass_removed.store(0, std::memory_order_relaxed);
-  absl::Cleanup idle = [this] {  // what Stats shows of the pass running now
+  absl::Cleanup idle = [this] {  // what Stats shows between passes (the counts start at 0)
     gc_phase.store(GcPhase::kIdle, std::memory_order_relaxed);
     gc_pass_scanned.store(0, std::memory_order_relaxed);
     gc_pass_garbage.store(0, std::memory_order_relaxed);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <future>
 #include <optional>
 #include <string>
@@ -62,88 +63,119 @@ std::string GcProgress(const v1::StatsReply& stats) {
   }
 }
 
-}  // namespace
+// Progress is what counts as the daemon getting on with a long request, read from Stats.
+struct Progress {
+  // Whether this reading shows progress since the one before.
+  std::function<bool(const v1::StatsReply&)> advanced;
+  // The live line's text, once Stats has answered.
+  std::function<std::string()> line;
+  // What the wait ends with after `silence` without progress: `answered` says whether Stats
+  // ever answered, `stats_error` is its last failure.
+  std::function<absl::Status(std::chrono::milliseconds silence, bool answered,
+                             const absl::Status& stats_error)>
+      give_up;
+};
 
-absl::StatusOr<v1::CollectGarbageReply> CollectGarbageWhileAnswered(const Session& session) {
+// AwaitWithProgress makes `request` (which has no deadline of its own) and reads Stats
+// twice a second until it is answered, or until `progress` saw none for `silence_limit`:
+// then it cancels the request and gives up. On a terminal, a request that takes longer
+// than a second shows a live line on stderr, erased when it ends.
+template <class Reply>
+absl::StatusOr<Reply> AwaitWithProgress(
+    const Session& session, Clock::duration silence_limit,
+    const std::function<absl::StatusOr<Reply>(client::Cancellation*)>& request,
+    const Progress& progress) {
   client::Cancellation cancel;
-  std::future<absl::StatusOr<v1::CollectGarbageReply>> answer = std::async(
-      std::launch::async, [&] { return session.client->CollectGarbage(&cancel); });
-  // Two polls at least: one Stats slower than a short --timeout-ms never ends the wait.
-  const auto silence_limit = std::max<Clock::duration>(session.client->options().deadline,
-                                                       2 * kPollInterval);
-  const Clock::time_point start = Clock::now();
-  Clock::time_point last_answer = start;
-  absl::Status stats_error = absl::OkStatus();  // why the daemon did not answer last
-  ProgressLine line;
-  while (answer.wait_for(kPollInterval) == std::future_status::timeout) {
-    absl::StatusOr<v1::StatsReply> stats = session.client->Stats();
-    const Clock::time_point now = Clock::now();
-    if (stats.ok()) {
-      last_answer = now;
-      if (now - start >= kQuietStart) line.Show(now - start, GcProgress(*stats));
-    } else {
-      stats_error = stats.status();
-    }
-    if (now - last_answer >= silence_limit) {
-      cancel.Cancel();
-      answer.wait();
-      line.Clear();
-      // An unreachable daemon fails the request itself at once (kUnavailable): one that
-      // took it and then went silent is past the deadline.
-      return absl::DeadlineExceededError(absl::StrCat(
-          "the daemon did not answer for ",
-          std::chrono::duration_cast<std::chrono::milliseconds>(silence_limit).count(),
-          " ms during the garbage collection pass (--timeout-ms); the pass may still be "
-          "running: ",
-          stats_error.message()));
-    }
-  }
-  line.Clear();
-  return answer.get();
-}
-
-absl::StatusOr<client::CallResult> CallWhileProgressing(const Session& session,
-                                                         const v1::CallRequest& request) {
-  client::Cancellation cancel;
-  std::future<absl::StatusOr<client::CallResult>> answer = std::async(
-      std::launch::async, [&] { return session.client->Call(request, &cancel); });
-  const auto silence_limit = session.client->options().deadline;
+  std::future<absl::StatusOr<Reply>> answer =
+      std::async(std::launch::async, [&] { return request(&cancel); });
   const Clock::time_point start = Clock::now();
   Clock::time_point last_progress = start;
-  std::optional<uint64_t> first_count;
-  uint64_t last_count = 0;
-  absl::Status stats_error = absl::OkStatus();  // the last Stats failure, if none succeeded
+  bool answered = false;
+  absl::Status stats_error = absl::OkStatus();  // the last Stats failure
   ProgressLine line;
   while (answer.wait_for(kPollInterval) == std::future_status::timeout) {
     absl::StatusOr<v1::StatsReply> stats = session.client->Stats();
     const Clock::time_point now = Clock::now();
     if (stats.ok()) {
-      if (!first_count.has_value()) first_count = last_count = stats->executions();
-      if (stats->executions() != last_count) {
-        last_count = stats->executions();
-        last_progress = now;
-      }
-    } else if (!first_count.has_value()) {
+      answered = true;
+      if (progress.advanced(*stats)) last_progress = now;
+    } else {
       stats_error = stats.status();
     }
     if (now - last_progress >= silence_limit) {
       cancel.Cancel();
       answer.wait();
       line.Clear();
-      // A daemon that never answered is unreachable, as a plain deadline would say.
-      if (!first_count.has_value() && !stats_error.ok()) return stats_error;
-      return absl::DeadlineExceededError(absl::StrCat(
-          "no progress for ",
-          std::chrono::duration_cast<std::chrono::milliseconds>(silence_limit).count(),
-          " ms: the daemon finished no task meanwhile (--timeout-ms bounds a call's silence)"));
+      return progress.give_up(
+          std::chrono::duration_cast<std::chrono::milliseconds>(silence_limit), answered,
+          stats_error);
     }
-    if (now - start >= kQuietStart && first_count.has_value()) {
-      line.Show(now - start, absl::StrCat(last_count - *first_count,
-                                          " tasks finished by the daemon"));
-    }
+    if (now - start >= kQuietStart && answered) line.Show(now - start, progress.line());
   }
   line.Clear();
   return answer.get();
+}
+
+}  // namespace
+
+absl::StatusOr<v1::CollectGarbageReply> CollectGarbageWhileAnswered(const Session& session) {
+  // Every answer is progress: the pass runs in the daemon as long as the daemon does.
+  v1::StatsReply last;
+  const Progress progress{
+      .advanced =
+          [&](const v1::StatsReply& stats) {
+            last = stats;
+            return true;
+          },
+      .line = [&] { return GcProgress(last); },
+      .give_up =
+          [](std::chrono::milliseconds silence, bool, const absl::Status& stats_error) {
+            // An unreachable daemon fails the request itself at once (kUnavailable): one
+            // that took it and then went silent is past the deadline.
+            return absl::DeadlineExceededError(absl::StrCat(
+                "the daemon did not answer for ", silence.count(),
+                " ms during the garbage collection pass (--timeout-ms); the pass may still "
+                "be running: ",
+                stats_error.message()));
+          }};
+  // Two polls at least: one Stats slower than a short --timeout-ms never ends the wait.
+  return AwaitWithProgress<v1::CollectGarbageReply>(
+      session, std::max<Clock::duration>(session.client->options().deadline, 2 * kPollInterval),
+      [&](client::Cancellation* cancel) { return session.client->CollectGarbage(cancel); },
+      progress);
+}
+
+absl::StatusOr<client::CallResult> CallWhileProgressing(const Session& session,
+                                                         const v1::CallRequest& request) {
+  // Progress is the daemon's count of finished executions moving (all callers together).
+  std::optional<uint64_t> first_count;
+  uint64_t last_count = 0;
+  const Progress progress{
+      .advanced =
+          [&](const v1::StatsReply& stats) {
+            if (!first_count.has_value()) first_count = last_count = stats.executions();
+            if (stats.executions() == last_count) return false;
+            last_count = stats.executions();
+            return true;
+          },
+      .line =
+          [&] {
+            return absl::StrCat(last_count - first_count.value_or(last_count),
+                                " tasks finished by the daemon");
+          },
+      .give_up =
+          [](std::chrono::milliseconds silence, bool answered, const absl::Status& stats_error) {
+            // A daemon that never answered is unreachable, as a plain deadline would say.
+            if (!answered && !stats_error.ok()) return stats_error;
+            return absl::DeadlineExceededError(absl::StrCat(
+                "no progress for ", silence.count(),
+                " ms: the daemon finished no task meanwhile (--timeout-ms bounds a call's "
+                "silence)"));
+          }};
+  return AwaitWithProgress<client::CallResult>(
+      session, session.client->options().deadline,
+      [&](client::Cancellation* cancel) { return session.client->Call(request, cancel); },
+      progress);
 }
 
 }  // namespace turbine::cli
