@@ -60,6 +60,10 @@ class TaskCache {
   bool FindThen(const TaskKeyView& key, Use&& use) const {
     const Shard& shard = ShardFor(key.hash);
     ReaderMutexLock lock(&shard.mu);
+    // The probe reads the group's control bytes, then the slot they point at: with many
+    // tasks cached both miss, one after the other. Asking for the slot's line first makes
+    // them one wait (turbo-cached-different-keys at 1,000,000 tasks: 279-289 -> 220-232 ns).
+    shard.tasks.prefetch(key);
     auto it = shard.tasks.find(key);
     if (it == shard.tasks.end()) return false;
     use(**it);
