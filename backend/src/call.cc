@@ -1,4 +1,5 @@
 // call.cc — the call path: find or create a task by its borrowed components.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -203,7 +204,33 @@ TaskState* EngineImpl::LoadTask(TaskId id) {
   if (!UsableStoredId(id)) return tasks_.Get(id);
   absl::StatusOr<std::optional<StoredTask>> read = store_->ReadTask(id);
   if (!read.ok() || !read->has_value()) return nullptr;
-  StoredTask& stored = **read;
+  return AdoptStored(id, **read);
+}
+
+void EngineImpl::LoadAhead(std::span<const Dep> deps) {
+  if (store_ == nullptr || deps.size() < 2) return;
+  std::vector<TaskId> ids;
+  for (const Dep& dep : deps) {
+    if (tasks_.Get(dep.slot.task) == nullptr) ids.push_back(dep.slot.task);
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  if (ids.size() < 2) return;  // one read, as LoadTask makes it
+  Section section;  // reclaim.h: as in LoadTask's callers
+  ReaderMutexLock gate(&store_gate_);
+  std::erase_if(ids, [&](TaskId id) { return !UsableStoredId(id); });
+  if (ids.empty()) return;
+  std::vector<absl::StatusOr<std::optional<StoredTask>>> read = store_->ReadTasks(ids);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    // One not read (an error, a damaged record) is left to LoadTask, which meets it again
+    // when the read reaches it, and says so there.
+    if (read[i].ok() && read[i]->has_value() && tasks_.Get(ids[i]) == nullptr) {
+      AdoptStored(ids[i], **read[i]);
+    }
+  }
+}
+
+TaskState* EngineImpl::AdoptStored(TaskId id, StoredTask& stored) {
   DecodedIdentity identity;
   if (!DecodeIdentity(stored.identity, &identity)) return nullptr;  // another build's task
   const TaskKeyView key{identity.fn, identity.receiver, identity.args,

@@ -124,6 +124,9 @@ class EngineImpl {
   }
   // InMemory returns the task with `id` if it is in memory (never reads the store).
   TaskState* InMemory(TaskId id) { return tasks_.Get(id); }
+  // LoadAhead brings the tasks `deps` name that are only in the backing store into memory,
+  // read in one batch, before a verification reads them one by one (call.cc).
+  void LoadAhead(std::span<const Dep> deps);
   // WaitedOn is the task whose result `task`'s refresh waits for, if it is in memory.
   TaskState* WaitedOn(const TaskState& task) const {
     const TaskId id = task.waiting_on.load();
@@ -377,6 +380,9 @@ class EngineImpl {
   // RecheckObservation, once a restored task is in the cache and the table: see call.cc.
   void RecheckObservation(TaskState& task);
   TaskState* LoadTask(TaskId id);
+  // AdoptStored makes task `id`, read from the store, a task in memory (null if its record
+  // is another build's or damaged). REQUIRES: store_gate_ held (shared); a Section open.
+  TaskState* AdoptStored(TaskId id, StoredTask& stored);
   // UsableStoredId tells whether a task id read from the store may be given to a task.
   bool UsableStoredId(TaskId id) const;
   std::string DescribeCycle(TaskState* from, TaskState* to) const;

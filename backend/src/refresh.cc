@@ -3,6 +3,7 @@
 #include <chrono>
 #include <coroutine>
 #include <exception>
+#include <span>
 
 #include "engine_impl.h"
 #include "job.h"
@@ -10,6 +11,10 @@
 
 namespace turbine::internal {
 namespace {
+
+// kLoadAhead is how many of a verification's dependencies are read from the store in one
+// batch (EngineImpl::LoadAhead).
+constexpr size_t kLoadAhead = 64;
 
 // StoreVerified queues a restored task found clean in this session (verified, or executed
 // with the same result) to be stored again. Its record says it was clean as of an older
@@ -212,8 +217,15 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     if (!execute && !reload_only) deps = task->deps;
   }
   // Verify: dependencies in the order the last execution read them. The first one that
-  // changed decides; later ones might not even be read by a new execution.
-  for (const Dep& dep : deps) {
+  // changed decides; later ones might not even be read by a new execution. Those only on
+  // disk (a restored task's) are read a batch at a time, kLoadAhead ahead of the reads: if
+  // one changed, the execution mostly reads the same ones, and a task that read a million
+  // does not load them all because its first changed.
+  for (size_t i = 0; i < deps.size(); ++i) {
+    const Dep& dep = deps[i];
+    if (i % kLoadAhead == 0) {
+      engine->LoadAhead(std::span(deps).subspan(i, std::min(kLoadAhead, deps.size() - i)));
+    }
     ReadOp op(dep.slot, nullptr, ReadOp::Mode::kClean);
     op.set_waiting_task(task);
     co_await AwaitRead{op};

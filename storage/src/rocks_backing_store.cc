@@ -255,6 +255,50 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::ReadTask(uint64_t i
   return task;
 }
 
+std::vector<absl::StatusOr<std::optional<StoredTask>>> RocksBackingStore::ReadTasks(
+    const std::vector<uint64_t>& ids) {
+  // ReadTask's two point reads, each as one batch: the id index, then the tasks it names.
+  std::vector<absl::StatusOr<std::optional<StoredTask>>> tasks(ids.size(), std::nullopt);
+  std::vector<char> id_bytes(ids.size() * 8);
+  std::vector<rocksdb::Slice> id_keys;
+  id_keys.reserve(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    PutBigEndian(ids[i], &id_bytes[i * 8]);
+    id_keys.emplace_back(&id_bytes[i * 8], 8);
+  }
+  std::vector<rocksdb::PinnableSlice> keys(ids.size());
+  const std::vector<absl::StatusOr<bool>> indexed =
+      store_->MultiGet(Table::kTaskIds, id_keys, keys.data());
+  std::vector<size_t> stored;  // positions whose id the index names
+  std::vector<rocksdb::Slice> task_keys;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!indexed[i].ok()) {
+      tasks[i] = indexed[i].status();
+    } else if (*indexed[i]) {
+      stored.push_back(i);
+      task_keys.emplace_back(keys[i]);
+    }
+  }
+  std::vector<rocksdb::PinnableSlice> values(stored.size());
+  const std::vector<absl::StatusOr<bool>> found =
+      store_->MultiGet(Table::kTasks, task_keys, values.data());
+  for (size_t j = 0; j < stored.size(); ++j) {
+    const size_t i = stored[j];
+    if (!found[j].ok()) {
+      tasks[i] = found[j].status();
+      continue;
+    }
+    std::optional<StoredTask> task;
+    if (*found[j]) task = DecodeTaskRecord(keys[i].ToStringView(), values[j].ToStringView());
+    if (!task.has_value() || task->id != ids[i]) {
+      tasks[i] = absl::DataLossError("the id index names a task that is not stored");
+    } else {
+      tasks[i] = std::move(task);
+    }
+  }
+  return tasks;
+}
+
 absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tasks,
                                               uint64_t next_task_id, uint64_t next_stamp) {
   // Each table's records go into the batch in key order. A memtable starts an insert where

@@ -520,6 +520,26 @@ absl::StatusOr<bool> Store::Get(Table table, std::string_view key,
   return true;
 }
 
+std::vector<absl::StatusOr<bool>> Store::MultiGet(Table table,
+                                                  const std::vector<rocksdb::Slice>& keys,
+                                                  rocksdb::PinnableSlice* values) const {
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db().MultiGet(rocksdb::ReadOptions(), handle(table), keys.size(), keys.data(), values,
+                statuses.data());
+  std::vector<absl::StatusOr<bool>> found;
+  found.reserve(keys.size());
+  for (const rocksdb::Status& status : statuses) {
+    if (status.ok()) {
+      found.emplace_back(true);
+    } else if (status.IsNotFound()) {
+      found.emplace_back(false);
+    } else {
+      found.emplace_back(FromRocks(status, "read from " + std::string(TableName(table))));
+    }
+  }
+  return found;
+}
+
 absl::Status Store::Put(Table table, std::string_view key, std::string_view value) {
   rocksdb::WriteBatch batch;
   batch.Put(handle(table), rocksdb::Slice(key.data(), key.size()),

@@ -33,6 +33,12 @@ class DamagingStore : public RocksBackingStore {
   absl::StatusOr<std::optional<StoredTask>> ReadTask(uint64_t id) override {
     return Damaged(RocksBackingStore::ReadTask(id));
   }
+  std::vector<absl::StatusOr<std::optional<StoredTask>>> ReadTasks(
+      const std::vector<uint64_t>& ids) override {
+    std::vector<absl::StatusOr<std::optional<StoredTask>>> tasks = RocksBackingStore::ReadTasks(ids);
+    for (auto& task : tasks) task = Damaged(std::move(task));
+    return tasks;
+  }
 
  private:
   static absl::StatusOr<std::optional<StoredTask>> Damaged(

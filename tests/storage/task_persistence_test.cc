@@ -2,11 +2,13 @@
 // it restores against the inputs of this session, and finds tasks by exact identity.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "persisted_engine.h"
 #include "temp_dir.h"
@@ -80,6 +82,33 @@ class CollidingStore : public RocksBackingStore {
 template <class Backing = RocksBackingStore>
 using Daemon = turbine::testing::PersistedEngine<Backing>;
 
+// Part(i) reads the input "parts"; Whole() reads Part(0..15).
+Task<int64_t> PartImpl(int64_t i) { co_return (co_await Input<int64_t>("parts")) + i; }
+inline const turbine::Function<PartImpl> part{"test.tasks.part", 1};
+Task<int64_t> WholeImpl() {
+  int64_t total = 0;
+  for (int64_t i = 0; i < 16; ++i) total += co_await part(i);
+  co_return total;
+}
+inline const turbine::Function<WholeImpl> whole{"test.tasks.whole", 1};
+
+// ReadCountingStore verifies every restored result that read an input (VerifyingStore) and
+// counts the reads of tasks by id: one at a time, and in batches.
+struct ReadCountingStore : turbine::testing::VerifyingStore {
+  using VerifyingStore::VerifyingStore;
+  static inline int single_reads = 0;
+  static inline std::vector<size_t> batches;
+  absl::StatusOr<std::optional<turbine::StoredTask>> ReadTask(uint64_t id) override {
+    ++single_reads;
+    return VerifyingStore::ReadTask(id);
+  }
+  std::vector<absl::StatusOr<std::optional<turbine::StoredTask>>> ReadTasks(
+      const std::vector<uint64_t>& ids) override {
+    batches.push_back(ids.size());
+    return VerifyingStore::ReadTasks(ids);
+  }
+};
+
 // StoreSum is a session that sets left = 1 and right = 2 and computes sum (210), stored
 // when it ends.
 void StoreSum(const std::string& dir) {
@@ -111,6 +140,45 @@ TEST(TaskPersistence, ARestartAnswersFromDiskWithoutExecuting) {
   EXPECT_GT(d.engine.Stats().restored_tasks, 0u);
   // Lazily: a hit on fib(40) verified its cone, nothing else was loaded.
   EXPECT_LE(d.engine.Stats().restored_tasks, 41u);
+}
+
+// A restored task's verification reads the dependencies that are only on disk in one
+// batch, not one (two point reads) at a time.
+TEST(TaskPersistence, AVerificationReadsTheDependenciesOnDiskInOneBatch) {
+  turbine::testing::TempDir dir;
+  std::vector<turbine::TaskId> part_ids;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInputs({turbine::InputValue::Of("parts", int64_t{100})}).ok());
+    ASSERT_EQ(*d.engine.Read(whole()), 1600 + 120);
+    for (int64_t i = 0; i < 16; ++i) part_ids.push_back(part(i).raw().task);
+  }
+  ReadCountingStore::single_reads = 0;
+  ReadCountingStore::batches.clear();
+  Daemon<ReadCountingStore> d(dir.str());
+  EXPECT_EQ(*d.engine.Read(whole()), 1600 + 120);
+  EXPECT_EQ(d.engine.Stats().executions, 0u);
+  // whole's 16 parts in one batch; the input they all read, by the first part's own read.
+  EXPECT_EQ(ReadCountingStore::batches, std::vector<size_t>{16});
+  EXPECT_EQ(ReadCountingStore::single_reads, 1);
+
+  // A batch answers as the single reads do, in order, a task never stored included.
+  std::vector<uint64_t> ids(part_ids.begin(), part_ids.end());
+  std::sort(ids.begin(), ids.end());
+  ids.push_back(ids.back() + 1000);
+  const std::vector<absl::StatusOr<std::optional<turbine::StoredTask>>> batch =
+      d.backing().ReadTasks(ids);
+  ASSERT_EQ(batch.size(), ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    absl::StatusOr<std::optional<turbine::StoredTask>> single = d.backing().ReadTask(ids[i]);
+    ASSERT_TRUE(batch[i].ok() && single.ok()) << i;
+    ASSERT_EQ(batch[i]->has_value(), single->has_value()) << i;
+    if (!single->has_value()) continue;
+    EXPECT_EQ((*batch[i])->id, ids[i]);
+    EXPECT_EQ((*batch[i])->identity, (*single)->identity);
+    EXPECT_EQ((*batch[i])->result, (*single)->result);
+  }
+  EXPECT_FALSE(batch.back()->has_value());
 }
 
 // Task ids are never reused, so a store that lives for months reaches ids far past what

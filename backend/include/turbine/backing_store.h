@@ -95,6 +95,15 @@ class BackingStore {
                                                              std::string_view identity) = 0;
   // ReadTask returns task `id`, or nullopt if it was never persisted.
   virtual absl::StatusOr<std::optional<StoredTask>> ReadTask(uint64_t id) = 0;
+  // ReadTasks reads tasks `ids` (ascending, distinct) at once: for each, what ReadTask
+  // would return. A store that cannot batch reads them one at a time.
+  virtual std::vector<absl::StatusOr<std::optional<StoredTask>>> ReadTasks(
+      const std::vector<uint64_t>& ids) {
+    std::vector<absl::StatusOr<std::optional<StoredTask>>> tasks;
+    tasks.reserve(ids.size());
+    for (uint64_t id : ids) tasks.push_back(ReadTask(id));
+    return tasks;
+  }
   // WriteSnapshot persists `tasks` (identity and result; the identity of a task already
   // stored is repeated, and replaces nothing) and the id and stamp counters, atomically.
   // Not synced: a crash may lose the last snapshot, never half of one.

@@ -28,6 +28,8 @@ class RocksBackingStore : public BackingStore {
   absl::StatusOr<std::optional<StoredTask>> FindTask(uint64_t hash,
                                                      std::string_view identity) override;
   absl::StatusOr<std::optional<StoredTask>> ReadTask(uint64_t id) override;
+  std::vector<absl::StatusOr<std::optional<StoredTask>>> ReadTasks(
+      const std::vector<uint64_t>& ids) override;
   absl::Status WriteSnapshot(const std::vector<StoredTask>& tasks, uint64_t next_task_id,
                              uint64_t next_stamp) override;
   absl::StatusOr<uint64_t> NextTaskId() override;
