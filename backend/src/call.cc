@@ -98,7 +98,7 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
 
 TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
                                   const absl::StatusOr<std::optional<StoredInput>>& stored_input,
-                                  const StoredTask* stored_task) {
+                                  const StoredTask* stored_task, bool loaded_ahead) {
   if (stored_task != nullptr && !UsableStoredId(stored_task->id)) {
     stored_task = nullptr;  // a damaged record: the task starts afresh under a new id
   }
@@ -107,7 +107,12 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   auto owned =
       std::make_unique<TaskState>(id, key.hash, key.fn, key.receiver, key.fn->box_args(stack_args));
   TaskState* task = owned.get();
-  task->used_day.store(today_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  // Loaded ahead, it is not used until something reads it; garbage collection counts a
+  // task used when a task that read it is (gc.h), which covers the verification that
+  // brought it in.
+  if (!loaded_ahead) {
+    task->used_day.store(today_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
   if (key.fn->kind == FunctionKind::kInput) {
     MutexLock lock(&task->mu);
     task->phase = Phase::kClean;
@@ -209,6 +214,12 @@ TaskState* EngineImpl::LoadTask(TaskId id) {
 
 void EngineImpl::LoadAhead(std::span<const Dep> deps) {
   if (store_ == nullptr || deps.size() < 2) return;
+  // Past the evictor's low water, a task loaded ahead may leave memory again before the
+  // verification reaches it, and be read twice: one at a time then.
+  if (memory_.limit_bytes != 0 &&
+      resident_bytes.load(std::memory_order_relaxed) > memory_.limit_bytes / 10 * 9) {
+    return;
+  }
   std::vector<TaskId> ids;
   for (const Dep& dep : deps) {
     if (tasks_.Get(dep.slot.task) == nullptr) ids.push_back(dep.slot.task);
@@ -221,16 +232,17 @@ void EngineImpl::LoadAhead(std::span<const Dep> deps) {
   std::erase_if(ids, [&](TaskId id) { return !UsableStoredId(id); });
   if (ids.empty()) return;
   std::vector<absl::StatusOr<std::optional<StoredTask>>> read = store_->ReadTasks(ids);
+  if (read.size() != ids.size()) return;  // a store that broke the contract: one at a time
   for (size_t i = 0; i < ids.size(); ++i) {
     // One not read (an error, a damaged record) is left to LoadTask, which meets it again
     // when the read reaches it, and says so there.
     if (read[i].ok() && read[i]->has_value() && tasks_.Get(ids[i]) == nullptr) {
-      AdoptStored(ids[i], **read[i]);
+      AdoptStored(ids[i], **read[i], /*loaded_ahead=*/true);
     }
   }
 }
 
-TaskState* EngineImpl::AdoptStored(TaskId id, StoredTask& stored) {
+TaskState* EngineImpl::AdoptStored(TaskId id, StoredTask& stored, bool loaded_ahead) {
   DecodedIdentity identity;
   if (!DecodeIdentity(stored.identity, &identity)) return nullptr;  // another build's task
   const TaskKeyView key{identity.fn, identity.receiver, identity.args,
@@ -242,7 +254,7 @@ TaskState* EngineImpl::AdoptStored(TaskId id, StoredTask& stored) {
         store_->ReadInput(InputKeyOf(*static_cast<const std::tuple<std::string>*>(identity.args)));
   }
   auto [task, created] = cache_.FindOrInsert(
-      key, [&] { return CreateTask(key, identity.args, stored_input, &stored); });
+      key, [&] { return CreateTask(key, identity.args, stored_input, &stored, loaded_ahead); });
   if (created) RecheckObservation(*task);
   return task->id == id ? task : nullptr;  // another id: the record was damaged
 }

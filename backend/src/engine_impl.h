@@ -125,7 +125,8 @@ class EngineImpl {
   // InMemory returns the task with `id` if it is in memory (never reads the store).
   TaskState* InMemory(TaskId id) { return tasks_.Get(id); }
   // LoadAhead brings the tasks `deps` name that are only in the backing store into memory,
-  // read in one batch, before a verification reads them one by one (call.cc).
+  // read in one batch, before a verification reads them one by one (call.cc). Not past the
+  // evictor's low water. The store gate is held for the batch.
   void LoadAhead(std::span<const Dep> deps);
   // WaitedOn is the task whose result `task`'s refresh waits for, if it is in memory.
   TaskState* WaitedOn(const TaskState& task) const {
@@ -373,16 +374,17 @@ class EngineImpl {
   friend class Refresh;
   // ApplyInputs sets `values` (or, `deleting`, unsets their keys) as one durable batch.
   absl::Status ApplyInputs(std::vector<InputValue> values, bool deleting, size_t* changed);
-  // REQUIRES: store_gate_ held (shared), with a backing store.
+  // REQUIRES: store_gate_ held (shared), with a backing store. `loaded_ahead`: read from
+  // the store before anything asked for it (LoadAhead).
   TaskState* CreateTask(const TaskKeyView& key, void* stack_args,
                         const absl::StatusOr<std::optional<StoredInput>>& stored_input,
-                        const StoredTask* stored_task);
+                        const StoredTask* stored_task, bool loaded_ahead = false);
   // RecheckObservation, once a restored task is in the cache and the table: see call.cc.
   void RecheckObservation(TaskState& task);
   TaskState* LoadTask(TaskId id);
   // AdoptStored makes task `id`, read from the store, a task in memory (null if its record
   // is another build's or damaged). REQUIRES: store_gate_ held (shared); a Section open.
-  TaskState* AdoptStored(TaskId id, StoredTask& stored);
+  TaskState* AdoptStored(TaskId id, StoredTask& stored, bool loaded_ahead = false);
   // UsableStoredId tells whether a task id read from the store may be given to a task.
   bool UsableStoredId(TaskId id) const;
   std::string DescribeCycle(TaskState* from, TaskState* to) const;

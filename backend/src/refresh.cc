@@ -218,9 +218,9 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   }
   // Verify: dependencies in the order the last execution read them. The first one that
   // changed decides; later ones might not even be read by a new execution. Those only on
-  // disk (a restored task's) are read a batch at a time, kLoadAhead ahead of the reads: if
-  // one changed, the execution mostly reads the same ones, and a task that read a million
-  // does not load them all because its first changed.
+  // disk (a restored task's) are read in batches of kLoadAhead, each as the reads reach
+  // it: if one changed, the execution mostly reads the same ones, and a task that read a
+  // million does not load them all because its first changed.
   for (size_t i = 0; i < deps.size(); ++i) {
     const Dep& dep = deps[i];
     if (i % kLoadAhead == 0) {

@@ -279,6 +279,7 @@ std::vector<absl::StatusOr<std::optional<StoredTask>>> RocksBackingStore::ReadTa
       task_keys.emplace_back(keys[i]);
     }
   }
+  if (stored.empty()) return tasks;
   std::vector<rocksdb::PinnableSlice> values(stored.size());
   const std::vector<absl::StatusOr<bool>> found =
       store_->MultiGet(Table::kTasks, task_keys, values.data());

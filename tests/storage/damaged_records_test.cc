@@ -19,12 +19,21 @@ using turbine::storage::RocksBackingStore;
 Task<std::string> GreetImpl(int64_t n) { co_return "hello " + std::to_string(n); }
 inline const turbine::Function<GreetImpl> greet{"test.damaged.greet", 1};
 
+Task<std::string> NamedImpl(int64_t n) {
+  co_return (co_await turbine::Input<std::string>("damaged.name")) + std::to_string(n);
+}
+inline const turbine::Function<NamedImpl> named{"test.damaged.named", 1};
+Task<std::string> BothImpl() { co_return (co_await named(1)) + "," + (co_await named(2)); }
+inline const turbine::Function<BothImpl> both{"test.damaged.both", 1};
+
 // DamagingStore hands the engine every task record as `damage` leaves it, as if the bytes
-// had been damaged on disk.
-class DamagingStore : public RocksBackingStore {
+// had been damaged on disk. A restored result that read an input is verified
+// (VerifyingStore), so its dependencies are read by id, in batches.
+class DamagingStore : public turbine::testing::VerifyingStore {
  public:
-  using RocksBackingStore::RocksBackingStore;
+  using VerifyingStore::VerifyingStore;
   static inline std::function<void(StoredTask&)> damage;
+  static inline int batches = 0;
 
   absl::StatusOr<std::optional<StoredTask>> FindTask(uint64_t hash,
                                                      std::string_view identity) override {
@@ -35,6 +44,7 @@ class DamagingStore : public RocksBackingStore {
   }
   std::vector<absl::StatusOr<std::optional<StoredTask>>> ReadTasks(
       const std::vector<uint64_t>& ids) override {
+    ++batches;
     std::vector<absl::StatusOr<std::optional<StoredTask>>> tasks = RocksBackingStore::ReadTasks(ids);
     for (auto& task : tasks) task = Damaged(std::move(task));
     return tasks;
@@ -83,6 +93,33 @@ TEST(DamagedRecords, AnUnknownOutputKindIsComputedAfresh) {
   StoreThenReadDamaged([](StoredTask& task) {
     if (!task.result.empty()) task.result[0] = 7;
   });
+}
+
+TEST(DamagedRecords, DamagedDependenciesReadInABatchAreComputedAfresh) {
+  turbine::testing::TempDir dir;
+  {
+    turbine::testing::PersistedEngine<> d(dir.str());
+    ASSERT_TRUE(d.engine.SetInputs({turbine::InputValue::Of("damaged.name", std::string("n"))}).ok());
+    ASSERT_EQ(*d.engine.Read(both()), "n1,n2");
+  }
+  // named(1) and named(2) damaged, both() intact: its verification reads the two by id.
+  DamagingStore::damage = [](StoredTask& task) {
+    if (task.identity.find("test.damaged.named") != std::string::npos && !task.result.empty()) {
+      task.result[0] = 7;
+    }
+  };
+  DamagingStore::batches = 0;
+  {
+    turbine::testing::PersistedEngine<DamagingStore> d(dir.str());
+    EXPECT_EQ(*d.engine.Read(both()), "n1,n2");
+    EXPECT_EQ(DamagingStore::batches, 1);
+    uint64_t executed = 0;
+    for (const turbine::FunctionStats& fn : d.engine.Stats().functions) {
+      if (fn.name == "test.damaged.named") executed = fn.executions;
+    }
+    EXPECT_EQ(executed, 2u);  // computed afresh, not served
+  }
+  DamagingStore::damage = nullptr;
 }
 
 }  // namespace
