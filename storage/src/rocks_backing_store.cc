@@ -258,6 +258,7 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::ReadTask(uint64_t i
 std::vector<absl::StatusOr<std::optional<StoredTask>>> RocksBackingStore::ReadTasks(
     const std::vector<uint64_t>& ids) {
   // ReadTask's two point reads, each as one batch: the id index, then the tasks it names.
+  if (ids.empty()) return {};
   std::vector<absl::StatusOr<std::optional<StoredTask>>> tasks(ids.size(), std::nullopt);
   std::vector<char> id_bytes(ids.size() * 8);
   std::vector<rocksdb::Slice> id_keys;

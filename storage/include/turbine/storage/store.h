@@ -134,8 +134,8 @@ class Store {
   absl::StatusOr<bool> Get(Table table, std::string_view key,
                            rocksdb::PinnableSlice* value) const;
   // MultiGet reads `keys` in one batch (RocksDB sorts them, and reads a block once for all
-  // the keys in it): for each, what Get says,
-  // with the value in `values` (as large as `keys`; Reset() them before reusing).
+  // the keys in it): for each, what Get says, with the value in `values` (as large as
+  // `keys`; Reset() them before reusing).
   std::vector<absl::StatusOr<bool>> MultiGet(Table table, const std::vector<rocksdb::Slice>& keys,
                                              rocksdb::PinnableSlice* values) const;
   absl::Status Put(Table table, std::string_view key, std::string_view value);
