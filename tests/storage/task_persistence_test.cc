@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "persisted_engine.h"
@@ -179,6 +180,35 @@ TEST(TaskPersistence, AVerificationReadsTheDependenciesOnDiskInOneBatch) {
     EXPECT_EQ((*batch[i])->result, (*single)->result);
   }
   EXPECT_FALSE(batch.back()->has_value());
+}
+
+// Past the evictor's low water (90% of the memory limit), what a batch loaded could leave
+// memory again before the verification reads it: the dependencies are read one at a time.
+TEST(TaskPersistence, PastTheEvictorsLowWaterDependenciesAreReadOneAtATime) {
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInputs({turbine::InputValue::Of("parts", int64_t{100})}).ok());
+    ASSERT_EQ(*d.engine.Read(whole()), 1600 + 120);
+  }
+  ReadCountingStore::single_reads = 0;
+  ReadCountingStore::batches.clear();
+  // 950 of 1,000 bytes in use: past the low water, under the limit (nothing is evicted).
+  Daemon<ReadCountingStore> d(
+      dir.str(), turbine::EngineOptions{.worker_threads = 2,
+                                        .gc = {.interval = {}},
+                                        .memory = {.limit_bytes = 1000,
+                                                   .interval = std::chrono::milliseconds(10),
+                                                   .usage = [] { return size_t{950}; }}});
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (d.engine.Stats().resident_bytes != 950 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(d.engine.Stats().resident_bytes, 950u);
+  EXPECT_EQ(*d.engine.Read(whole()), 1600 + 120);
+  EXPECT_EQ(d.engine.Stats().executions, 0u);
+  EXPECT_TRUE(ReadCountingStore::batches.empty());
+  EXPECT_EQ(ReadCountingStore::single_reads, 17);  // the 16 parts and their input
 }
 
 // Task ids are never reused, so a store that lives for months reaches ids far past what
