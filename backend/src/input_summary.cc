@@ -4,6 +4,7 @@
 #include "turbine/internal/xxh3.h"
 
 #include <algorithm>
+#include <span>
 
 namespace turbine::internal {
 
@@ -13,27 +14,28 @@ uint64_t InputBits(std::string_view key) {
 }
 
 void ChangedInputs::Add(uint64_t stamp, uint64_t bits) {
-  if (stamp <= since_) return;  // already covered: such results are not trusted anyway
-  if (entries_.empty() || entries_.back().stamp < stamp) {
-    entries_.push_back(Entry{stamp, 0});
-  }
+  if (stamp <= since_ || bits == 0) return;  // covered already (not trusted), or nothing
+  entries_.push_back(Entry{stamp, bits, 0});
   // Earlier entries hold supersets of later ones: stop at the first that has the bits.
   for (auto entry = entries_.rbegin(); entry != entries_.rend(); ++entry) {
     if ((entry->bits_from_here & bits) == bits) break;
     entry->bits_from_here |= bits;
   }
   if (entries_.size() > kCapacity) {
+    // Changes of the last dropped stamp that stay are never looked at: a result clean as
+    // of that stamp saw them.
     const size_t dropped = entries_.size() / 2;
     since_ = entries_[dropped - 1].stamp;
     entries_.erase(entries_.begin(), entries_.begin() + static_cast<ptrdiff_t>(dropped));
   }
 }
 
-uint64_t ChangedInputs::BitsAfter(uint64_t stamp) const {
-  if (stamp < since_) return kAnyInput;
+bool ChangedInputs::MayReach(uint64_t stamp, uint64_t summary) const {
+  if (stamp < since_) return summary != 0;
   auto after = std::upper_bound(entries_.begin(), entries_.end(), stamp,
                                 [](uint64_t s, const Entry& entry) { return s < entry.stamp; });
-  return after == entries_.end() ? 0 : after->bits_from_here;
+  if (after == entries_.end() || (after->bits_from_here & summary) == 0) return false;
+  return ReachesAny(std::span<const Entry>(after, entries_.end()), summary);
 }
 
 }  // namespace turbine::internal

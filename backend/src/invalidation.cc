@@ -153,7 +153,7 @@ bool EngineImpl::TrustRestored(TaskState& task, const Validity& validity) {
     if (!observations_.contains(task.id)) return false;
   }
   MutexLock lock(&trust_mu_);
-  if ((changed_inputs_.BitsAfter(validity.clean_as_of) & validity.inputs) != 0) return false;
+  if (changed_inputs_.MayReach(validity.clean_as_of, validity.inputs)) return false;
   trusted_.push_back(Trusted{&task, validity.inputs});
   task.observed = task.fn->session_dependent;
   return true;
@@ -175,7 +175,7 @@ void EngineImpl::DistrustRestored(const std::vector<StampedBits>& changes) {
   // here are serialized by input_writer_mu_.
   std::vector<TaskState*> reached;
   std::erase_if(trusted, [&](const Trusted& entry) {
-    if ((entry.inputs & bits) == 0) return false;
+    if ((entry.inputs & bits) == 0 || !ReachesAny(changes, entry.inputs)) return false;
     reached.push_back(entry.task);
     return true;
   });
@@ -236,22 +236,24 @@ void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason)
   // An observation that no longer holds is an input change: trusted tasks that follow
   // from it, which no reverse edge reaches, become dirty, and a restored observing task
   // not in memory will not be trusted when it is loaded (CheckObservations subscribed it).
-  uint64_t observed_bits = 0;
+  std::vector<StampedBits> observed;  // each one's bits; the stamp once it is taken
   {
     MutexLock lock(&observations_mu_);
     for (TaskId id : ids) {
       auto found = observations_.find(id);
       if (found != observations_.end()) {
-        observed_bits |= InputBits(found->second.change_key);
+        observed.push_back(StampedBits{0, InputBits(found->second.change_key)});
         doubted_observations_.insert(id);  // a task restored later looks again
       } else if (checking_observations_) {
         fired_while_checking_.insert(id);
       }
     }
   }
-  if (observed_bits != 0) {
+  if (!observed.empty()) {
     MutexLock writer(&input_writer_mu_);
-    DistrustRestored({StampedBits{NextStamp(), observed_bits}});
+    const uint64_t stamp = NextStamp();
+    for (StampedBits& change : observed) change.stamp = stamp;
+    DistrustRestored(observed);
   }
   // Other invalidators are handed out by tasks of this session, which are in memory.
   ExecuteAgain(ids, reason);

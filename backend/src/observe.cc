@@ -175,13 +175,13 @@ absl::Status EngineImpl::ForgetObservations(const std::vector<uint64_t>& ids) {
   // open. Those become dirty and verify, and find the observing task gone (it executes,
   // observing again). One in memory is invalidated by DeleteGarbage, for the same reason.
   std::vector<InputChange> changes;
-  uint64_t bits = 0;
+  std::vector<StampedBits> stamped;  // each change's bits
   {
     MutexLock lock(&observations_mu_);
     for (uint64_t id : ids) {
       auto found = observations_.find(id);
       if (found == observations_.end()) continue;
-      bits |= InputBits(found->second.change_key);
+      stamped.push_back(StampedBits{0, InputBits(found->second.change_key)});
       changes.push_back(InputChange{0, found->second.change_key});
     }
   }
@@ -189,9 +189,10 @@ absl::Status EngineImpl::ForgetObservations(const std::vector<uint64_t>& ids) {
   MutexLock writer(&input_writer_mu_);
   const uint64_t stamp = NextStamp();
   for (InputChange& change : changes) change.stamp = stamp;
+  for (StampedBits& change : stamped) change.stamp = stamp;
   absl::Status logged = store_->LogInputChanges(changes, stamp_.load() + 1);
   if (!logged.ok() && logged.code() != absl::StatusCode::kUnimplemented) return logged;
-  DistrustRestored({StampedBits{stamp, bits}});
+  DistrustRestored(stamped);
   return absl::OkStatus();
 }
 
@@ -275,7 +276,7 @@ void EngineImpl::CheckObservations() {
   look();
   for (std::thread& helper : helpers) helper.join();
 
-  uint64_t changed_bits = 0;
+  std::vector<StampedBits> changed_bits;  // each change's bits; the stamp once it is taken
   size_t changed = 0;
   {
     MutexLock lock(&observations_mu_);
@@ -283,12 +284,12 @@ void EngineImpl::CheckObservations() {
     checking_observations_ = false;
     for (Checked& entry : checked) {
       if (entry.observation.key.empty()) {  // damaged: whatever it was, it may have changed
-        changed_bits = kAnyInput;
+        changed_bits.push_back(StampedBits{0, kAnyInput});
         ++changed;
         continue;
       }
       if (!entry.holds || fired_while_checking_.contains(entry.id)) {
-        changed_bits |= InputBits(entry.observation.change_key);
+        changed_bits.push_back(StampedBits{0, InputBits(entry.observation.change_key)});
         ++changed;
         doubted_observations_.insert(entry.id);
       }
@@ -298,9 +299,11 @@ void EngineImpl::CheckObservations() {
     }
     fired_while_checking_.clear();
   }
-  if (changed_bits != 0) {
+  if (!changed_bits.empty()) {
     MutexLock writer(&input_writer_mu_);
-    DistrustRestored({StampedBits{NextStamp(), changed_bits}});
+    const uint64_t stamp = NextStamp();
+    for (StampedBits& change : changed_bits) change.stamp = stamp;
+    DistrustRestored(changed_bits);
   }
   observations_checked.store(checked.size(), std::memory_order_relaxed);
   observations_changed.store(changed, std::memory_order_relaxed);

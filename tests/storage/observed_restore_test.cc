@@ -133,6 +133,23 @@ TEST(ObservedRestore, AChangeWhileDownIsSeen) {
   EXPECT_EQ(*d.engine.Read(doubled("b")), 2);
 }
 
+// Changes found at one check share a stamp; each reaches what follows from it, though no
+// result's summary has the bits of all of them.
+TEST(ObservedRestore, ManyChangesWhileDownEachReachWhatFollowsFromThem) {
+  turbine::testing::TempDir dir;
+  constexpr int kKeys = 20;
+  const auto key = [](int i) { return "many-" + std::to_string(i); };
+  for (int i = 0; i < kKeys; ++i) SetWorld(key(i), i);
+  {
+    Daemon d(dir.str());
+    for (int i = 0; i < kKeys; ++i) ASSERT_EQ(*d.engine.Read(doubled(key(i))), 2 * i);
+  }
+  for (int i = 0; i < kKeys; ++i) SetWorld(key(i), 100 + i);
+  Daemon d(dir.str());
+  EXPECT_EQ(d.engine.Stats().observations_changed, static_cast<uint64_t>(kKeys));
+  for (int i = 0; i < kKeys; ++i) EXPECT_EQ(*d.engine.Read(doubled(key(i))), 200 + 2 * i) << i;
+}
+
 TEST(ObservedRestore, AnObservationGoneWhileDownIsAChange) {
   turbine::testing::TempDir dir;
   SetWorld("gone", 7);

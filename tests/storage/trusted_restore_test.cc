@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "input_summary.h"
 #include "persisted_engine.h"
 #include "temp_dir.h"
 #include "turbine/engine.h"
@@ -171,6 +173,38 @@ TEST(TrustedRestore, AChangeInSessionLeavesWhatCannotReadItTrusted) {
   // The path (4) and the 3 siblings at each of its levels (9, node(16, 16) among them).
   EXPECT_EQ(d.engine.Stats().restored_tasks, 4u + 9u);
   EXPECT_EQ(d.engine.Stats().trusted_restored_tasks, 9u + 1u);  // and the root, before
+}
+
+Task<int64_t> PlusOneOfImpl(std::string key) { co_return (co_await Input<int64_t>(key)) + 1; }
+inline const turbine::Function<PlusOneOfImpl> plus_one_of{"test.trust.plus_one_of", 1};
+
+// A change reaches a result whose summary has both its bits; one bit in common is chance.
+TEST(TrustedRestore, AChangeSharingOneSummaryBitWithAResultLeavesItTrusted) {
+  const std::string read = "read";
+  const uint64_t read_bits = turbine::internal::InputBits(read);
+  std::string other;
+  for (int i = 0; other.empty(); ++i) {
+    const std::string key = "other-" + std::to_string(i);
+    const uint64_t bits = turbine::internal::InputBits(key);
+    if (std::popcount(bits) == 2 && std::popcount(bits & read_bits) == 1) other = key;
+  }
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInputs({turbine::InputValue::Of(read, int64_t{1}),
+                                    turbine::InputValue::Of(other, int64_t{1})})
+                    .ok());
+    ASSERT_EQ(*d.engine.Read(plus_one_of(read)), 2);
+  }
+  Daemon d(dir.str());
+  ASSERT_TRUE(d.engine.SetInput(other, int64_t{5}).ok());
+  EXPECT_EQ(*d.engine.Read(plus_one_of(read)), 2);
+  // Before: the shared bit made it verify (loading the input it read).
+  EXPECT_EQ(d.engine.Stats().trusted_restored_tasks, 1u);
+  EXPECT_EQ(d.engine.Stats().executions, 0u);
+  // Changing what it read reaches it.
+  ASSERT_TRUE(d.engine.SetInput(read, int64_t{7}).ok());
+  EXPECT_EQ(*d.engine.Read(plus_one_of(read)), 8);
 }
 
 TEST(TrustedRestore, TheFirstInputChangeReachesTrustedTasksAndTheirReaders) {
