@@ -152,8 +152,8 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
         } else {
           task->phase = Phase::kDirty;
           // An observing task whose observation still holds verifies what it read (often
-          // nothing: it is clean at once); its summary shared bits with a change by chance
-          // (observations of one group share them all). Any other session-dependent task
+          // nothing: it is clean at once); a change reached its summary by chance
+          // (observations of one group share their bits). Any other session-dependent task
           // looks at the world again.
           observation_holds = key.fn->session_dependent && ObservationHolds(id);
           task->observed = observation_holds;

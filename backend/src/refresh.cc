@@ -18,8 +18,8 @@ constexpr size_t kLoadAhead = 64;
 
 // StoreVerified queues a restored task found clean in this session (verified, or executed
 // with the same result) to be stored again. Its record says it was clean as of an older
-// stamp, so an input change logged since, which its summary shares a bit with (by chance,
-// often), would make it verify at every restart until the log forgets the change; stored
+// stamp, so an input change logged since that reaches its summary (by chance, often)
+// would make it verify at every restart until the log forgets the change; stored
 // again, it is clean as of this session's snapshot and trusted at the next open. Only a
 // record that can be trusted is worth the write.
 void StoreVerified(EngineImpl& engine, TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
@@ -192,6 +192,8 @@ uint64_t NewSummary(const TaskState& task, bool stale, uint64_t computed)
   return stale || task.stale ? task.inputs | computed : computed;
 }
 
+void PropagateReadSummary(EngineImpl& engine, TaskState& task, const ReadSummary& added);
+
 Job RefreshJob(EngineImpl* engine, TaskState* task) {
   tls_context = ThreadContext{engine, nullptr};
   bool execute = false;
@@ -272,15 +274,22 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     }
     ReadSummary summary;
     const bool stale = unlinked && RegisterReads(*engine, *task, deps, &summary);
+    ReadSummary added;
     if (unlinked) {
       // A trusted observing task verified: its observation still holds, and stays in its
       // summary (its readers' summaries must keep the bits).
       if (task->fn->session_dependent) summary.inputs |= engine->ObservedBits(*task);
       MutexLock lock(&task->mu);
+      // What it reads now that its record did not say: a dependency that executed again
+      // meanwhile may read more, and could not tell this task, which was not its reader.
+      // Readers that read the record's summary must learn it, as after an execution.
+      added.session = summary.session && !task->reads_session;
+      added.inputs = summary.inputs & ~task->inputs;
       task->reads_session = summary.session;  // the record's was a guess (cycles counted)
       task->inputs = NewSummary(*task, stale, summary.inputs);
       if (!stale) StoreVerified(*engine, *task);
     }
+    if (added.session || added.inputs != 0) PropagateReadSummary(*engine, *task, added);
     Publish(*engine, *task, stale);
     engine->refreshes_in_flight.fetch_sub(1);
     co_return;

@@ -21,13 +21,15 @@ using turbine::internal::ReachesAny;
 
 // KeyWithOneBitOf finds a key with two bits, one of them in `shared`, none in `avoid`.
 std::string KeyWithOneBitOf(uint64_t shared, uint64_t avoid = 0) {
-  for (int i = 0;; ++i) {
+  for (int i = 0; i < 100'000; ++i) {
     const std::string key = "other-" + std::to_string(i);
     const uint64_t bits = InputBits(key);
     if (std::popcount(bits) == 2 && std::popcount(bits & shared) == 1 && (bits & avoid) == 0) {
       return key;
     }
   }
+  ADD_FAILURE() << "no key with one bit of " << shared << " and none of " << avoid;
+  return "";
 }
 
 struct Change {
