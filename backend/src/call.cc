@@ -217,7 +217,7 @@ void EngineImpl::LoadAhead(std::span<const Dep> deps) {
   // Past the evictor's low water, a task loaded ahead may leave memory again before the
   // verification reaches it, and be read twice: one at a time then.
   if (memory_.limit_bytes != 0 &&
-      resident_bytes.load(std::memory_order_relaxed) > memory_.limit_bytes / 10 * 9) {
+      resident_bytes.load(std::memory_order_relaxed) > LowWaterBytes()) {
     return;
   }
   std::vector<TaskId> ids;

@@ -539,6 +539,9 @@ class EngineImpl {
     size_t bytes;  // the stored result's size
   };
   const MemoryOptions memory_;
+  // LowWaterBytes is what the evictor evicts down to, 90% of the limit, so that a resident
+  // set hovering at the limit does not make it run on every tick.
+  size_t LowWaterBytes() const { return memory_.limit_bytes / 10 * 9; }
   void EvictorLoop();
   // RunClock moves the CLOCK hand for EvictValues, counting what it evicts into `evicted`.
   size_t RunClock(size_t bytes, size_t* evicted) ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);

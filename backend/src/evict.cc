@@ -344,9 +344,7 @@ bool EngineImpl::ReloadValues(TaskState& task) {
 
 void EngineImpl::EvictorLoop() {
   const auto usage = memory_.usage ? memory_.usage : ResidentBytes;
-  // Evict down to 90% of the limit, so that a resident set hovering at the limit does not
-  // make the evictor run on every tick.
-  const size_t low_water = memory_.limit_bytes / 10 * 9;
+  const size_t low_water = LowWaterBytes();
   // Past half the limit, or with many results waiting for a snapshot, the evictor looks ten
   // times as often: a burst of calls creates a hundred thousand tasks a second.
   const auto pressed_interval =

@@ -26,6 +26,18 @@ size_t BatchBytes(const std::vector<StoredTask>& tasks) {
   return bytes;
 }
 
+// IndexedTask is the record the id index names for task `id` (`value` if `tasks` has its
+// key): a record missing, damaged or of another id is a damaged store.
+absl::StatusOr<std::optional<StoredTask>> IndexedTask(uint64_t id, std::string_view key,
+                                                      std::optional<std::string_view> value) {
+  std::optional<StoredTask> task;
+  if (value.has_value()) task = DecodeTaskRecord(key, *value);
+  if (!task.has_value() || task->id != id) {
+    return absl::DataLossError("the id index names a task that is not stored");
+  }
+  return task;
+}
+
 absl::StatusOr<uint64_t> ReadCounter(Store& store, const char* key) {
   std::string bytes;
   absl::StatusOr<bool> found = store.Get(Table::kMeta, key, &bytes);
@@ -244,14 +256,12 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::ReadTask(uint64_t i
   thread_local rocksdb::PinnableSlice value;
   value.Reset();
   absl::StatusOr<bool> found = store_->Get(Table::kTasks, key.ToStringView(), &value);
-  std::optional<StoredTask> task;
-  if (found.ok() && *found) task = DecodeTaskRecord(key.ToStringView(), value.ToStringView());
+  absl::StatusOr<std::optional<StoredTask>> task =
+      !found.ok() ? found.status()
+                  : IndexedTask(id, key.ToStringView(),
+                                *found ? std::optional(value.ToStringView()) : std::nullopt);
   key.Reset();
   value.Reset();
-  if (!found.ok()) return found.status();
-  if (!*found || !task.has_value() || task->id != id) {
-    return absl::DataLossError("the id index names a task that is not stored");
-  }
   return task;
 }
 
@@ -286,17 +296,10 @@ std::vector<absl::StatusOr<std::optional<StoredTask>>> RocksBackingStore::ReadTa
       store_->MultiGet(Table::kTasks, task_keys, values.data());
   for (size_t j = 0; j < stored.size(); ++j) {
     const size_t i = stored[j];
-    if (!found[j].ok()) {
-      tasks[i] = found[j].status();
-      continue;
-    }
-    std::optional<StoredTask> task;
-    if (*found[j]) task = DecodeTaskRecord(keys[i].ToStringView(), values[j].ToStringView());
-    if (!task.has_value() || task->id != ids[i]) {
-      tasks[i] = absl::DataLossError("the id index names a task that is not stored");
-    } else {
-      tasks[i] = std::move(task);
-    }
+    tasks[i] = !found[j].ok() ? found[j].status()
+                              : IndexedTask(ids[i], keys[i].ToStringView(),
+                                            *found[j] ? std::optional(values[j].ToStringView())
+                                                      : std::nullopt);
   }
   return tasks;
 }

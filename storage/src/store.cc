@@ -511,13 +511,22 @@ absl::StatusOr<bool> Store::Get(Table table, std::string_view key, std::string* 
   return found;
 }
 
-absl::StatusOr<bool> Store::Get(Table table, std::string_view key,
-                                rocksdb::PinnableSlice* value) const {
-  const rocksdb::Status status = db().Get(rocksdb::ReadOptions(), handle(table),
-                                          rocksdb::Slice(key.data(), key.size()), value);
+namespace {
+
+// Found is what a read's status says: the key was there, was not, or the read failed.
+absl::StatusOr<bool> Found(const rocksdb::Status& status, Table table) {
   if (status.IsNotFound()) return false;
   if (!status.ok()) return FromRocks(status, "read from " + std::string(TableName(table)));
   return true;
+}
+
+}  // namespace
+
+absl::StatusOr<bool> Store::Get(Table table, std::string_view key,
+                                rocksdb::PinnableSlice* value) const {
+  return Found(db().Get(rocksdb::ReadOptions(), handle(table),
+                        rocksdb::Slice(key.data(), key.size()), value),
+               table);
 }
 
 std::vector<absl::StatusOr<bool>> Store::MultiGet(Table table,
@@ -528,15 +537,7 @@ std::vector<absl::StatusOr<bool>> Store::MultiGet(Table table,
                 statuses.data());
   std::vector<absl::StatusOr<bool>> found;
   found.reserve(keys.size());
-  for (const rocksdb::Status& status : statuses) {
-    if (status.ok()) {
-      found.emplace_back(true);
-    } else if (status.IsNotFound()) {
-      found.emplace_back(false);
-    } else {
-      found.emplace_back(FromRocks(status, "read from " + std::string(TableName(table))));
-    }
-  }
+  for (const rocksdb::Status& status : statuses) found.push_back(Found(status, table));
   return found;
 }
 
