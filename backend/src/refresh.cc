@@ -209,7 +209,8 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
       task->cycle->error.reset();  // left by a cycle found while a cancelled refresh waited
       task->DropCycleIfEmpty();
     }
-    forced = std::exchange(task->must_execute, false);
+    forced = task->must_execute;
+    task->must_execute = false;
     // Claimed from kEvicted: it was clean, nothing to verify; its values come back below.
     reload_only = task->reload_only;
     task->reload_only = false;
@@ -270,7 +271,8 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     bool unlinked = false;
     if (!reload_only) {
       MutexLock lock(&task->mu);
-      unlinked = std::exchange(task->unlinked, false);
+      unlinked = task->unlinked;
+      task->unlinked = false;
     }
     ReadSummary summary;
     const bool stale = unlinked && RegisterReads(*engine, *task, deps, &summary);
@@ -561,7 +563,8 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
   {
     MutexLock lock(&task.mu);
     task.deps = std::move(new_deps);
-    const bool restored = std::exchange(task.unlinked, false);
+    const bool restored = task.unlinked;
+    task.unlinked = false;
     // A task that read the world through an observation and no longer does (a racy file)
     // is the world to its readers now: they must know, as for a new session-dependent read.
     const bool became_world = task.fn->session_dependent && task.observed && !observed;

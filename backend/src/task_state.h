@@ -141,38 +141,40 @@ struct TaskState {
   // flush_mu_ (snapshots write it), not by `mu`.
   uint16_t stored_day = 0;
 
-  mutable Mutex mu;
+  // The fields are ordered to leave no padding, and the flags are bits: the record is
+  // allocated once per task, and a million tasks are common. Everything from here on is
+  // guarded by `mu` unless it says otherwise (bit-fields cannot carry the annotation).
   Phase phase ABSL_GUARDED_BY(mu) = Phase::kScheduled;
-  // Set when an invalidation reached the task while it ran: its result is already stale.
-  bool stale ABSL_GUARDED_BY(mu) = false;
-  // Queued for the next snapshot (with a backing store).
-  bool persist_queued ABSL_GUARDED_BY(mu) = false;
-  // The backing store holds this task (it was read from there, or a snapshot wrote it), so
-  // a snapshot need only rewrite its result (StoredTask::stored).
-  bool persisted ABSL_GUARDED_BY(mu) = false;
-  // Its result changed since a snapshot last wrote it. A snapshot skips a task that is not
-  // clean; this makes the task queue itself again when it next becomes clean, even if that
-  // happens by verification, without executing.
-  bool unwritten ABSL_GUARDED_BY(mu) = false;
-  // Restored from disk and not yet registered with the tasks it read (their dependents
-  // sets are in memory only): done when it is first verified or executed.
-  bool unlinked ABSL_GUARDED_BY(mu) = false;
-  // The next refresh executes instead of verifying: the task's result depends on the
-  // outside world, which changed (an Invalidator fired) or was not seen this session (a
-  // session-dependent task restored from disk). Cleared when that execution starts.
-  bool must_execute ABSL_GUARDED_BY(mu) = false;
   // Why must_execute was set (kInvalidated, kRestart, kGarbageCollected, kCycle), for why.h.
   ExecutionReason forced_reason ABSL_GUARDED_BY(mu) = ExecutionReason::kNone;
   // Why the last execution in this process ran (kNone: none did), and with
   // kDependencyChanged the task whose slot changed (Engine::Why).
   ExecutionReason last_reason ABSL_GUARDED_BY(mu) = ExecutionReason::kNone;
-  // Guarded by `mu` (bit-fields: the byte after the flags above was the only room left
-  // before `executions`, and the task must not grow for them).
+  // Set when an invalidation reached the task while it ran: its result is already stale.
+  bool stale : 1 = false;
+  // Queued for the next snapshot (with a backing store).
+  bool persist_queued : 1 = false;
+  // The backing store holds this task (it was read from there, or a snapshot wrote it), so
+  // a snapshot need only rewrite its result (StoredTask::stored).
+  bool persisted : 1 = false;
+  // Its result changed since a snapshot last wrote it. A snapshot skips a task that is not
+  // clean; this makes the task queue itself again when it next becomes clean, even if that
+  // happens by verification, without executing.
+  bool unwritten : 1 = false;
+  // Restored from disk and not yet registered with the tasks it read (their dependents
+  // sets are in memory only): done when it is first verified or executed.
+  bool unlinked : 1 = false;
+  // The next refresh executes instead of verifying: the task's result depends on the
+  // outside world, which changed (an Invalidator fired) or was not seen this session (a
+  // session-dependent task restored from disk). Cleared when that execution starts.
+  bool must_execute : 1 = false;
   // Set by every read of a value, cleared by the evictor passing it: a task read since the
   // evictor last passed is spared once (CLOCK).
   bool referenced : 1 = false;
   // Claimed from kEvicted: the refresh loads the values back without verifying anything.
   bool reload_only : 1 = false;
+
+  mutable Mutex mu;
   // The current result was adopted from the shared tier (a verified trace), not executed
   // here. Cleared by an execution.
   bool from_shared : 1 = false;
@@ -187,12 +189,18 @@ struct TaskState {
   // can see it (reclaim.h). Whoever finds it through a pointer taken before looks the id
   // up again; nothing changes it any more.
   bool gone : 1 = false;
+  // No caller wants the running execution (or the hinted start) any more. Set with the
+  // last caller's cancellation; cleared when a reader claims the task or it restarts.
+  std::atomic<bool> cancelled{false};
   // Bodies run so far in this process (wraps; servers compare it before and after a read
   // to tell a computed answer from a cached one).
   uint32_t executions ABSL_GUARDED_BY(mu) = 0;
   // Wall time of the last execution in this process, in microseconds (saturating), for
-  // Engine::Describe. Fits next to `executions`: the task does not grow.
+  // Engine::Describe.
   uint32_t last_execution_micros ABSL_GUARDED_BY(mu) = 0;
+  // Callers counted as waiting for this task (ReadOp, cancel.cc): when cancellations take
+  // the count to zero, the execution is cancelled.
+  int32_t callers ABSL_GUARDED_BY(mu) = 0;
   TaskId last_cause ABSL_GUARDED_BY(mu) = kNoTask;
   // The engine-wide sequence number of the last execution (its entry in the ring of recent
   // executions, EngineImpl::RecordExecution); 0: not executed in this process.
@@ -208,12 +216,6 @@ struct TaskState {
   std::vector<Dep> deps ABSL_GUARDED_BY(mu);  // what the last execution read, in order
   absl::flat_hash_set<Dependent> dependents ABSL_GUARDED_BY(mu);
   Waiter* waiters ABSL_GUARDED_BY(mu) = nullptr;
-  // Callers counted as waiting for this task (ReadOp, cancel.cc): when cancellations take
-  // the count to zero, the execution is cancelled.
-  int32_t callers ABSL_GUARDED_BY(mu) = 0;
-  // No caller wants the running execution (or the hinted start) any more. Set with the
-  // last caller's cancellation; cleared when a reader claims the task or it restarts.
-  std::atomic<bool> cancelled{false};
   // This task's execution, as a caller of the task it waits for.
   Caller as_caller;
   // Null unless a cycle runs through the task (CycleState).
