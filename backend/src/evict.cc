@@ -99,7 +99,7 @@ bool EvictableWhole(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu
 size_t Footprint(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
   return kTaskRecordBytes + task.deps.capacity() * sizeof(Dep) +
          task.cells.capacity() * kCellBytes +
-         task.dependents.capacity() * (sizeof(Dependent) + 1);
+         task.dependents.HeapBytes();
 }
 
 // InstallValues puts the stored values back where the task's are missing, if the stored
@@ -238,8 +238,7 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
       }
       // A reader in memory is linked to it: a change reaching it must go on to that
       // reader, and only this record knows the way. Readers go first; it follows later.
-      const bool read_in_memory = std::any_of(
-          task->dependents.begin(), task->dependents.end(),
+      const bool read_in_memory = task->dependents.Any(
           [&](const Dependent& dependent) { return tasks_.Get(dependent.reader) != nullptr; });
       if (read_in_memory) continue;
       // Out of the table first: a call that misses in the cache from here on loads it

@@ -127,9 +127,7 @@ absl::Status EngineImpl::ApplyInputs(std::vector<InputValue> values, bool deleti
       entry.after = DigestOf(change.next);
       change.task->output = std::move(change.next);
       change.task->output_changed_at = change.stamp;
-      for (const Dependent& dependent : change.task->dependents) {
-        readers.push_back(dependent.reader);
-      }
+      change.task->dependents.ForEach([&](const Dependent& d) { readers.push_back(d.reader); });
     }
     RecordInputChanges(recorded);
     // Under input_writer_mu_: a snapshot reads the stamp it stands for under it too, so
@@ -317,7 +315,7 @@ void EngineImpl::MarkOneDirty(TaskState& task, std::vector<TaskId>* readers) {
   } else {
     return;
   }
-  for (const Dependent& dependent : task.dependents) readers->push_back(dependent.reader);
+  task.dependents.ForEach([&](const Dependent& d) { readers->push_back(d.reader); });
 }
 
 }  // namespace turbine::internal

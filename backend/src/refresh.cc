@@ -109,7 +109,7 @@ void MarkReadersDirty(EngineImpl& engine, TaskState& task) {
   std::vector<TaskId> readers;
   {
     MutexLock lock(&task.mu);
-    for (const Dependent& dependent : task.dependents) readers.push_back(dependent.reader);
+    task.dependents.ForEach([&](const Dependent& d) { readers.push_back(d.reader); });
   }
   if (!readers.empty()) engine.MarkDirty(std::move(readers));
 }
@@ -510,7 +510,7 @@ void PropagateReadSummary(EngineImpl& engine, TaskState& task, const ReadSummary
   std::vector<TaskId> work;
   {
     MutexLock lock(&task.mu);
-    for (const Dependent& dependent : task.dependents) work.push_back(dependent.reader);
+    task.dependents.ForEach([&](const Dependent& d) { work.push_back(d.reader); });
   }
   while (!work.empty()) {
     // In memory only. A reader evicted whole keeps its stored summary: what made this task
@@ -525,7 +525,7 @@ void PropagateReadSummary(EngineImpl& engine, TaskState& task, const ReadSummary
     if (!news) continue;
     reader->reads_session = reader->reads_session || added.session;
     reader->inputs |= added.inputs;
-    for (const Dependent& dependent : reader->dependents) work.push_back(dependent.reader);
+    reader->dependents.ForEach([&](const Dependent& d) { work.push_back(d.reader); });
   }
 }
 
@@ -623,7 +623,7 @@ bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<
     } unlock{&target->mu};
     if (target->ReadsUncheckedWorld()) summary->session = true;
     summary->inputs |= target->inputs;
-    if (target->dependents.insert(Dependent{task.id, read.slot.type, read.slot.index}).second) {
+    if (target->dependents.insert(Dependent{task.id, read.slot.type, read.slot.index})) {
       engine.edge_count.fetch_add(1);
     }
     if (read.observed == kReadClosedCycle) continue;  // the target is running: no news

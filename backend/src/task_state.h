@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "dependent_set.h"
 #include "mutex.h"
 #include "turbine/internal/engine_api.h"
 #include "turbine/internal/function_info.h"
@@ -91,25 +92,13 @@ struct CycleState {
   bool empty() const { return error == nullptr && readers.empty(); }
 };
 
-// Dependent is one reader of one slot (output or cell) of this task.
-struct Dependent {
-  TaskId reader = kNoTask;
-  ValueTypeId slot_type = kOutputSlot;
-  uint32_t slot_index = 0;
-
-  friend bool operator==(const Dependent&, const Dependent&) = default;
-  template <class H>
-  friend H AbslHashValue(H h, const Dependent& d) {
-    return H::combine(std::move(h), d.reader, d.slot_type, d.slot_index);
-  }
-};
-
 // Output is what a task's execution produced: a value, a reference, or an error.
 struct Output {
-  OutputKind kind = OutputKind::kNone;
   const ValueType* type = nullptr;    // kValue
   std::shared_ptr<const void> value;  // kValue: the value; kError: a TaskFailure
   RawVc ref;                          // kRef
+  // Last: the task record keeps small fields in the padding after it (TaskState::output).
+  OutputKind kind = OutputKind::kNone;
 
   bool SameAs(const Output& other) const;
   const TaskFailure& error() const { return *static_cast<const TaskFailure*>(value.get()); }
@@ -175,6 +164,19 @@ struct TaskState {
   bool reload_only : 1 = false;
 
   mutable Mutex mu;
+  // Bodies run so far in this process (wraps; servers compare it before and after a read
+  // to tell a computed answer from a cached one).
+  uint32_t executions ABSL_GUARDED_BY(mu) = 0;
+  // Wall time of the last execution in this process, in microseconds (saturating), for
+  // Engine::Describe.
+  uint32_t last_execution_micros ABSL_GUARDED_BY(mu) = 0;
+  TaskId last_cause ABSL_GUARDED_BY(mu) = kNoTask;
+  // The engine-wide sequence number of the last execution (its entry in the ring of recent
+  // executions, EngineImpl::RecordExecution); 0: not executed in this process.
+  uint64_t last_execution ABSL_GUARDED_BY(mu) = 0;
+  // [[no_unique_address]]: the fields below go in the padding at the end of the Output
+  // (its kind is one byte of an 8-byte word), 8 bytes fewer per task.
+  [[no_unique_address]] Output output ABSL_GUARDED_BY(mu);
   // The current result was adopted from the shared tier (a verified trace), not executed
   // here. Cleared by an execution.
   bool from_shared : 1 = false;
@@ -192,20 +194,9 @@ struct TaskState {
   // No caller wants the running execution (or the hinted start) any more. Set with the
   // last caller's cancellation; cleared when a reader claims the task or it restarts.
   std::atomic<bool> cancelled{false};
-  // Bodies run so far in this process (wraps; servers compare it before and after a read
-  // to tell a computed answer from a cached one).
-  uint32_t executions ABSL_GUARDED_BY(mu) = 0;
-  // Wall time of the last execution in this process, in microseconds (saturating), for
-  // Engine::Describe.
-  uint32_t last_execution_micros ABSL_GUARDED_BY(mu) = 0;
   // Callers counted as waiting for this task (ReadOp, cancel.cc): when cancellations take
   // the count to zero, the execution is cancelled.
   int32_t callers ABSL_GUARDED_BY(mu) = 0;
-  TaskId last_cause ABSL_GUARDED_BY(mu) = kNoTask;
-  // The engine-wide sequence number of the last execution (its entry in the ring of recent
-  // executions, EngineImpl::RecordExecution); 0: not executed in this process.
-  uint64_t last_execution ABSL_GUARDED_BY(mu) = 0;
-  Output output ABSL_GUARDED_BY(mu);
   // Change stamp of the output: a fresh engine-wide number each time the output changes.
   uint64_t output_changed_at ABSL_GUARDED_BY(mu) = 0;
   // The inputs its result read, directly or through the tasks it read, as a summary
@@ -214,7 +205,7 @@ struct TaskState {
   uint64_t inputs ABSL_GUARDED_BY(mu) = 0;
   std::vector<CellSlot> cells ABSL_GUARDED_BY(mu);
   std::vector<Dep> deps ABSL_GUARDED_BY(mu);  // what the last execution read, in order
-  absl::flat_hash_set<Dependent> dependents ABSL_GUARDED_BY(mu);
+  DependentSet dependents ABSL_GUARDED_BY(mu);
   Waiter* waiters ABSL_GUARDED_BY(mu) = nullptr;
   // This task's execution, as a caller of the task it waits for.
   Caller as_caller;
@@ -249,6 +240,10 @@ struct TaskState {
     return (fn->session_dependent && !observed) || reads_session;
   }
 };
+
+// A million tasks are common: a field added to the record costs a megabyte per 8 bytes
+// (and a malloc size class per 16). Raise this on purpose, not by accident.
+static_assert(sizeof(TaskState) <= 248, "the task record grew");
 
 // ObservationRecord is what a task saw outside the engine (observe.h): `key` is the kind,
 // a NUL, and the subject. Its summary bits are those of `change_key`, the key a change of
