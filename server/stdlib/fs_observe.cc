@@ -61,6 +61,7 @@ std::optional<uint64_t> LookList(const std::string& dir, const Invalidator&) {
 
 const ObservationKind lstat_kind{kObserveLstat, WatchEntry, LookLstat};
 const ObservationKind read_kind{kObserveRead, WatchEntry, LookRead};
+const ObservationKind dir_kind{kObserveDir, WatchListing, LookLstat};
 const ObservationKind list_kind{kObserveList, WatchListing, LookList};
 
 }  // namespace

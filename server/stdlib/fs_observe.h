@@ -7,9 +7,13 @@
 //            tree.file)
 //   "read"   what fs.read looks at: the path's lstat and, for a symlink, where it leads
 //            and that file's stat
-//   "list"   a directory's entries, names and kinds (fs.list)
+//   "dir"    a directory's own lstat, which pins its entries (fs.list): creating,
+//            removing or renaming an entry changes the directory's mtime and ctime
+//   "list"   a directory's entries, names and kinds (fs.list, when "dir" cannot say)
 // A file whose signature is racy (younger than a second, file_signature.h) is not
-// observed: its readers are verified after a restart, as before. Every observation's group
+// observed: its readers are verified after a restart, as before. A directory whose stat
+// is racy is observed by its entries ("list"); an older one by its stat ("dir"), which
+// the check at start looks at with one lstat instead of a directory read. Every observation's group
 // (turbine::Observe) is the directory it is in, a listing's the directory itself: in input
 // summaries a change in a directory reaches what follows from that directory's files, not
 // everything that follows from many files.
@@ -28,6 +32,7 @@ namespace turbine::stdlib {
 
 inline constexpr std::string_view kObserveLstat = "lstat";
 inline constexpr std::string_view kObserveRead = "read";
+inline constexpr std::string_view kObserveDir = "dir";
 inline constexpr std::string_view kObserveList = "list";
 
 // StatFingerprint: of an lstat (or stat) result.

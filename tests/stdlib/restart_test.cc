@@ -95,6 +95,60 @@ TEST(Restart, NothingChangedMeansNothingExecutes) {
   EXPECT_EQ(Executions(engine, "fs.content"), 0u);  // the bytes came from the store
 }
 
+// A directory older than the racy window is observed by its own stat, which any change of
+// its entries changes: the check at start is one lstat, no directory read. A file created
+// and removed again while down leaves the same entries but a new stat, so the listing
+// runs again, and what read it only verifies (its entries did not change).
+TEST(Restart, AnAgedDirectorysListingIsCheckedByItsStat) {
+  Files files;
+  for (int i = 0; i < 3; ++i) files.Write("d/f" + std::to_string(i) + ".txt", "x\n");
+  Files::AgePastRacyWindow();
+  std::string digest;
+  {
+    LiveServer live(files.data_dir());
+    ASSERT_TRUE(live.status.ok()) << live.status;
+    digest = MapField(Call(live, Request("tree.summary", {Str(files.root())})).value(), "digest")
+                 .string_value();
+  }
+  files.Write("d/scratch.txt", "y\n");
+  files.Remove("d/scratch.txt");
+
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const v1::CallReply summary = Call(live, Request("tree.summary", {Str(files.root())}));
+  EXPECT_EQ(MapField(summary.value(), "digest").string_value(), digest);
+  const auto& engine = live.server->engine();
+  // 3 files and 2 listings checked; d's stat changed.
+  EXPECT_EQ(engine.Stats().observations_checked, 5u);
+  EXPECT_EQ(engine.Stats().observations_changed, 1u);
+  EXPECT_EQ(Executions(engine, "fs.list"), 1u);
+  for (const char* function : {"tree.summary", "tree.dir", "tree.file", "tree.file_at"}) {
+    EXPECT_EQ(Executions(engine, function), 0u) << function;
+  }
+}
+
+// A directory changed within the racy window of its listing: two changes in one timestamp
+// tick may leave its stat the same, so its entries themselves are compared at start.
+TEST(Restart, AYoungDirectorysListingIsCheckedByItsEntries) {
+  Files files;
+  files.Write("d/f.txt", "x\n");
+  {
+    LiveServer live(files.data_dir());
+    ASSERT_TRUE(live.status.ok()) << live.status;
+    EXPECT_FALSE(Call(live, Request("fs.list", {Str(files.path("d"))})).has_error());
+  }
+  files.Write("d/scratch.txt", "y\n");
+  files.Remove("d/scratch.txt");
+
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  EXPECT_FALSE(Call(live, Request("fs.list", {Str(files.path("d"))})).has_error());
+  const auto& engine = live.server->engine();
+  EXPECT_EQ(engine.Stats().observations_checked, 1u);
+  EXPECT_EQ(engine.Stats().observations_changed, 0u);  // the same entries
+  EXPECT_EQ(Executions(engine, "fs.list"), 0u);
+}
+
 // A result trusted after a restart was never executed in this daemon, so no body
 // subscribed to its files: the check at start did. An edit must still reach it.
 TEST(Restart, AFileEditedAfterATrustedRestartReachesTheTrustedResults) {
