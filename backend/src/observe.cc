@@ -243,17 +243,22 @@ void EngineImpl::CheckObservations() {
   constexpr size_t kChunk = 64;
   std::atomic<size_t> subscribed{0};
   std::atomic<size_t> next{0};
+  // One invalidator per thread, renamed for each entry: a temporary per entry would touch
+  // the target's reference count, a line all these threads share, twice each.
   auto subscribe = [&] {
+    Invalidator invalidator(invalidation_target_, kNoTask);
     for (size_t i = 0; i < checked.size(); ++i) {
       const Checked& entry = checked[i];
       if (entry.kind != nullptr) {
-        entry.kind->subscribe(entry.subject, Invalidator(invalidation_target_, entry.id));
+        invalidator.task_ = entry.id;
+        entry.kind->subscribe(entry.subject, invalidator);
       }
       if ((i + 1) % kChunk == 0) subscribed.store(i + 1, std::memory_order_release);
     }
     subscribed.store(checked.size(), std::memory_order_release);
   };
   auto look = [&] {
+    Invalidator invalidator(invalidation_target_, kNoTask);
     for (size_t begin = next.fetch_add(kChunk); begin < checked.size();
          begin = next.fetch_add(kChunk)) {
       const size_t end = std::min(begin + kChunk, checked.size());
@@ -261,8 +266,8 @@ void EngineImpl::CheckObservations() {
       for (size_t i = begin; i < end; ++i) {
         Checked& entry = checked[i];
         if (entry.kind == nullptr) continue;
-        const std::optional<uint64_t> now =
-            entry.kind->look(entry.subject, Invalidator(invalidation_target_, entry.id));
+        invalidator.task_ = entry.id;
+        const std::optional<uint64_t> now = entry.kind->look(entry.subject, invalidator);
         entry.holds = now.has_value() && *now == entry.observation.fingerprint;
       }
     }
