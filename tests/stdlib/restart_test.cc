@@ -22,6 +22,13 @@ int64_t Field(const v1::CallReply& reply, const std::string& key) {
   return MapField(reply.value(), key).int_value();
 }
 
+// SummaryDigest is tree.summary's digest of the whole test tree.
+std::string SummaryDigest(LiveServer& live, const Files& files) {
+  const v1::CallReply summary = Call(live, Request("tree.summary", {Str(files.root())}));
+  EXPECT_FALSE(summary.has_error()) << summary.error().message();
+  return MapField(summary.value(), "digest").string_value();
+}
+
 TEST(Restart, FilesChangedWhileDownAreSeenAndOnlyTheyAreRead) {
   Files files;
   for (int i = 0; i < 10; ++i) files.Write("f" + std::to_string(i) + ".txt", "line\n");
@@ -70,14 +77,12 @@ TEST(Restart, NothingChangedMeansNothingExecutes) {
   {
     LiveServer live(files.data_dir());
     ASSERT_TRUE(live.status.ok()) << live.status;
-    digest = MapField(Call(live, Request("tree.summary", {Str(files.root())})).value(), "digest")
-                 .string_value();
+    digest = SummaryDigest(live, files);
     EXPECT_EQ(ReadFile(live, files.path("d/f0.txt")), "x\n");
   }
   LiveServer live(files.data_dir());
   ASSERT_TRUE(live.status.ok()) << live.status;
-  const v1::CallReply summary = Call(live, Request("tree.summary", {Str(files.root())}));
-  EXPECT_EQ(MapField(summary.value(), "digest").string_value(), digest);
+  EXPECT_EQ(SummaryDigest(live, files), digest);
   const auto& engine = live.server->engine();
   // Each file and directory was checked once at start (5 files for tree.file, one for
   // fs.read, 2 listings); all held, so the summary is served as stored.
@@ -107,16 +112,14 @@ TEST(Restart, AnAgedDirectorysListingIsCheckedByItsStat) {
   {
     LiveServer live(files.data_dir());
     ASSERT_TRUE(live.status.ok()) << live.status;
-    digest = MapField(Call(live, Request("tree.summary", {Str(files.root())})).value(), "digest")
-                 .string_value();
+    digest = SummaryDigest(live, files);
   }
   files.Write("d/scratch.txt", "y\n");
   files.Remove("d/scratch.txt");
 
   LiveServer live(files.data_dir());
   ASSERT_TRUE(live.status.ok()) << live.status;
-  const v1::CallReply summary = Call(live, Request("tree.summary", {Str(files.root())}));
-  EXPECT_EQ(MapField(summary.value(), "digest").string_value(), digest);
+  EXPECT_EQ(SummaryDigest(live, files), digest);
   const auto& engine = live.server->engine();
   // 3 files and 2 listings checked; d's stat changed.
   EXPECT_EQ(engine.Stats().observations_checked, 5u);
