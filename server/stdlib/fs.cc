@@ -98,17 +98,20 @@ Task<std::vector<DirEntry>> ListImpl(std::string dir) {
   const std::string normal = NormalPath(dir, "fs.list");
   if (normal != dir) co_return co_await fs_list(normal);
   FileWatcher::Global().WatchListing(dir, CurrentInvalidator());
-  // The directory's stat before its entries: a change after it is the watcher's.
+  // The directory's stat before its entries (a change after it is the watcher's), judged
+  // racy or not at once: a change after this moment gets a later timestamp.
   struct stat before {};
-  const bool stat_taken = lstat(dir.c_str(), &before) == 0;
+  const bool stat_pins_entries = lstat(dir.c_str(), &before) == 0 && S_ISDIR(before.st_mode) &&
+                                 !IsRacy(SignatureOf(before)) && DirectoryTimesFollowEntries(dir);
   std::vector<DirEntry> entries;
   if (const int error = ReadListing(dir, &entries); error != 0) FailErrno("fs.list", dir, error);
-  if (stat_taken && S_ISDIR(before.st_mode) && !IsRacy(SignatureOf(before))) {
+  if (stat_pins_entries) {
     // Any change of its entries gives the directory a new mtime and ctime, later than the
     // racy window, so its stat pins them: the check at start is one lstat, not a read.
     Observe(kObserveDir, dir, StatFingerprint(before), dir);
   } else {
-    // Young (or reached through a symlink): the entries themselves are compared.
+    // Young, reached through a symlink, or on a filesystem whose directory times do not
+    // follow the entries: the entries themselves are compared.
     Observe(kObserveList, dir, ListingFingerprint(entries), dir);
   }
   co_return entries;

@@ -3,7 +3,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -84,6 +86,22 @@ uint64_t ReadFingerprint(const struct stat& link, std::string_view resolved,
   if (resolved.empty()) return hash;
   hash = HashBytes(resolved.data(), resolved.size(), hash);
   return HashScalar(StatFingerprint(target), hash);
+}
+
+bool DirectoryTimesFollowEntries(const std::string& dir) {
+  // Asked each time, not cached by device: an anonymous device number (tmpfs, overlay) is
+  // reused by the next such mount.
+  struct statfs fs {};
+  if (statfs(dir.c_str(), &fs) != 0) return false;
+  switch (static_cast<uint64_t>(fs.f_type)) {
+    case EXT4_SUPER_MAGIC:  // also ext2 and ext3
+    case XFS_SUPER_MAGIC:
+    case BTRFS_SUPER_MAGIC:
+    case TMPFS_MAGIC:
+      return true;
+    default:
+      return false;
+  }
 }
 
 uint64_t ListingFingerprint(const std::vector<DirEntry>& entries) {

@@ -12,8 +12,9 @@
 //   "list"   a directory's entries, names and kinds (fs.list, when "dir" cannot say)
 // A file whose signature is racy (younger than a second, file_signature.h) is not
 // observed: its readers are verified after a restart, as before. A directory whose stat
-// is racy is observed by its entries ("list"); an older one by its stat ("dir"), which
-// the check at start looks at with one lstat instead of a directory read. Every observation's group
+// is racy, or on a filesystem whose directory times do not follow its entries, is observed
+// by its entries ("list"); an older one by its stat ("dir"), which the check at start looks
+// at with one lstat instead of a directory read. Every observation's group
 // (turbine::Observe) is the directory it is in, a listing's the directory itself: in input
 // summaries a change in a directory reaches what follows from that directory's files, not
 // everything that follows from many files.
@@ -41,6 +42,13 @@ uint64_t StatFingerprint(const struct stat& st);
 // path it resolves to and that file's stat `target` (`resolved` empty otherwise).
 uint64_t ReadFingerprint(const struct stat& link, std::string_view resolved,
                          const struct stat& target);
+// DirectoryTimesFollowEntries: whether the filesystem holding `dir` gives a directory a
+// new mtime and ctime whenever an entry is created, removed or renamed in it, so that its
+// stat can stand for its entries. Only for the local filesystems known to (ext4, xfs,
+// btrfs, tmpfs): an overlay's merged directory shows its upper layer's times while a lower
+// layer may change, and proc, sysfs, FUSE and network filesystems make theirs up or cache
+// them.
+bool DirectoryTimesFollowEntries(const std::string& dir);
 // ListingFingerprint: of a directory's sorted entries.
 uint64_t ListingFingerprint(const std::vector<DirEntry>& entries);
 
