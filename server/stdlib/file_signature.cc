@@ -43,8 +43,10 @@ FileSignature SignatureOf(const struct stat& st) {
 }
 
 bool IsRacy(const FileSignature& signature) {
+  // The clock the kernel stamps files with: the precise one runs up to a tick ahead of it,
+  // and a file changed after this moment could then still get a time inside the window.
   timespec now{};
-  clock_gettime(CLOCK_REALTIME, &now);
+  clock_gettime(CLOCK_REALTIME_COARSE, &now);
   return Nanos(now) - std::max(signature.mtime_ns, signature.ctime_ns) < kRacyWindowNs;
 }
 

@@ -98,13 +98,23 @@ Task<std::vector<DirEntry>> ListImpl(std::string dir) {
   const std::string normal = NormalPath(dir, "fs.list");
   if (normal != dir) co_return co_await fs_list(normal);
   FileWatcher::Global().WatchListing(dir, CurrentInvalidator());
-  // The directory's stat before its entries (a change after it is the watcher's), judged
-  // racy or not at once: a change after this moment gets a later timestamp.
-  struct stat before {};
-  const bool stat_pins_entries = lstat(dir.c_str(), &before) == 0 && S_ISDIR(before.st_mode) &&
-                                 !IsRacy(SignatureOf(before)) && DirectoryTimesFollowEntries(dir);
+  // One descriptor for the stat, the filesystem and the entries, so that all three are of
+  // one directory even if a mount comes or goes meanwhile. The stat comes before the
+  // entries (a change after it is the watcher's) and is judged racy or not at once: a change
+  // after this moment gets a later timestamp.
   std::vector<DirEntry> entries;
-  if (const int error = ReadListing(dir, &entries); error != 0) FailErrno("fs.list", dir, error);
+  bool stat_pins_entries = false;
+  struct stat before {};
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int error = 0;
+  if (fd >= 0) {
+    stat_pins_entries = fstat(fd, &before) == 0 && !IsRacy(SignatureOf(before)) &&
+                        DirectoryTimesFollowEntries(fd);
+    error = ReadListingOf(fd, &entries);
+  } else {
+    error = ReadListing(dir, &entries);  // a symlink to a directory (ELOOP), or the error
+  }
+  if (error != 0) FailErrno("fs.list", dir, error);
   if (stat_pins_entries) {
     // Any change of its entries gives the directory a new mtime and ctime, later than the
     // racy window, so its stat pins them: the check at start is one lstat, not a read.

@@ -6,6 +6,7 @@
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -88,11 +89,11 @@ uint64_t ReadFingerprint(const struct stat& link, std::string_view resolved,
   return HashScalar(StatFingerprint(target), hash);
 }
 
-bool DirectoryTimesFollowEntries(const std::string& dir) {
+bool DirectoryTimesFollowEntries(int fd) {
   // Asked each time, not cached by device: an anonymous device number (tmpfs, overlay) is
   // reused by the next such mount.
   struct statfs fs {};
-  if (statfs(dir.c_str(), &fs) != 0) return false;
+  if (fstatfs(fd, &fs) != 0) return false;
   switch (static_cast<uint64_t>(fs.f_type)) {
     case EXT4_SUPER_MAGIC:  // also ext2 and ext3
     case XFS_SUPER_MAGIC:
@@ -120,9 +121,19 @@ std::string_view DirectoryOf(std::string_view path) {
 }
 
 int ReadListing(const std::string& dir, std::vector<DirEntry>* entries) {
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  return ReadListingOf(fd, entries);
+}
+
+int ReadListingOf(int fd, std::vector<DirEntry>* entries) {
   entries->clear();
-  DIR* stream = opendir(dir.c_str());
-  if (stream == nullptr) return errno;
+  DIR* stream = fdopendir(fd);
+  if (stream == nullptr) {
+    const int error = errno;
+    close(fd);
+    return error;
+  }
   std::unique_ptr<DIR, int (*)(DIR*)> closer(stream, closedir);
   while (true) {
     errno = 0;

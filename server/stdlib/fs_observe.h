@@ -42,13 +42,13 @@ uint64_t StatFingerprint(const struct stat& st);
 // path it resolves to and that file's stat `target` (`resolved` empty otherwise).
 uint64_t ReadFingerprint(const struct stat& link, std::string_view resolved,
                          const struct stat& target);
-// DirectoryTimesFollowEntries: whether the filesystem holding `dir` gives a directory a
-// new mtime and ctime whenever an entry is created, removed or renamed in it, so that its
-// stat can stand for its entries. Only for the local filesystems known to (ext4, xfs,
-// btrfs, tmpfs): an overlay's merged directory shows its upper layer's times while a lower
-// layer may change, and proc, sysfs, FUSE and network filesystems make theirs up or cache
-// them.
-bool DirectoryTimesFollowEntries(const std::string& dir);
+// DirectoryTimesFollowEntries: whether the filesystem holding the open directory `fd`
+// gives a directory a new mtime and ctime whenever an entry is created, removed or renamed
+// in it, so that its stat can stand for its entries. Only for the local filesystems known
+// to (ext4, xfs, btrfs, tmpfs): an overlay's merged directory shows its upper layer's times
+// while a lower layer may change, and proc, sysfs, FUSE and network filesystems make
+// theirs up or cache them.
+bool DirectoryTimesFollowEntries(int fd);
 // ListingFingerprint: of a directory's sorted entries.
 uint64_t ListingFingerprint(const std::vector<DirEntry>& entries);
 
@@ -57,5 +57,7 @@ std::string_view DirectoryOf(std::string_view path);
 
 // ReadListing reads the entries of `dir`, sorted by name; the errno on failure, else 0.
 int ReadListing(const std::string& dir, std::vector<DirEntry>* entries);
+// ReadListingOf does the same for the open directory `fd`, which it closes.
+int ReadListingOf(int fd, std::vector<DirEntry>* entries);
 
 }  // namespace turbine::stdlib

@@ -20,6 +20,10 @@ namespace turbine::testing {
 class Files {
  public:
   Files() { std::filesystem::create_directories(root()); }
+  // Under `base` (tree and data directory both), for a test that needs its filesystem.
+  explicit Files(const std::filesystem::path& base) : dir_(base) {
+    std::filesystem::create_directories(root());
+  }
   std::string root() const { return dir_.str() + "/tree"; }
   std::string data_dir() const { return dir_.str() + "/data"; }
   std::string path(const std::string& relative) const { return root() + "/" + relative; }

@@ -10,10 +10,11 @@ namespace turbine::testing {
 
 class TempDir {
  public:
-  TempDir() {
+  TempDir() : TempDir(std::filesystem::temp_directory_path()) {}
+  // Under `base` instead, for a test that needs a particular filesystem.
+  explicit TempDir(const std::filesystem::path& base) {
     static int next = 0;
-    path_ = std::filesystem::temp_directory_path() /
-            ("turbine-test-" + std::to_string(::getpid()) + "-" + std::to_string(next++));
+    path_ = base / ("turbine-test-" + std::to_string(::getpid()) + "-" + std::to_string(next++));
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
   }
