@@ -221,19 +221,20 @@ void EngineImpl::CheckObservations() {
     bool holds = false;
   };
   std::vector<Checked> checked(stored->size());
-  for (size_t i = 0; i < checked.size(); ++i) {
+  // Decoded by the subscribing thread as it goes: the lookers see an entry only once it is
+  // subscribed, and decoding then overlaps their looks instead of coming before them.
+  auto decode = [&](size_t i) {
     Checked& entry = checked[i];
     entry.id = (*stored)[i].id;
     if (!DecodeObservation((*stored)[i].bytes, &entry.observation)) {
       entry.observation = {};
-      continue;
+      return;
     }
     const std::string_view key = entry.observation.key;
     const size_t split = key.find('\0');
     entry.kind = FindKind(key.substr(0, split));
     entry.subject = key.substr(split + 1);
-  }
-  stored->clear();
+  };
   {
     MutexLock lock(&observations_mu_);
     checking_observations_ = true;
@@ -248,6 +249,7 @@ void EngineImpl::CheckObservations() {
   auto subscribe = [&] {
     Invalidator invalidator(invalidation_target_, kNoTask);
     for (size_t i = 0; i < checked.size(); ++i) {
+      decode(i);
       const Checked& entry = checked[i];
       if (entry.kind != nullptr) {
         invalidator.task_ = entry.id;
@@ -280,6 +282,7 @@ void EngineImpl::CheckObservations() {
   for (size_t t = 1; t < lookers; ++t) helpers.emplace_back(look);
   look();
   for (std::thread& helper : helpers) helper.join();
+  stored->clear();
 
   std::vector<StampedBits> changed_bits;  // each change's bits; the stamp once it is taken
   size_t changed = 0;
