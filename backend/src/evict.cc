@@ -369,8 +369,10 @@ void EngineImpl::EvictorLoop() {
     if (ReclaimEvicted() > 0) malloc_trim(0);
     const size_t in_use = usage();
     resident_bytes.store(in_use, std::memory_order_relaxed);
-    // mallinfo2 locks every arena in turn: at the slow pace only.
-    if (memory_.usage || !pressed || ++ticks % 10 == 0) {
+    // mallinfo2 walks every arena's free lists, each under its lock (2 ms and more on a
+    // daemon that restored a large graph, mallocs of calls waiting meanwhile): one tick in
+    // ten, for the stat only (the limit is checked against the resident set).
+    if (memory_.usage || ticks++ % 10 == 0) {
       heap_bytes.store(memory_.usage ? in_use : HeapInUse(), std::memory_order_relaxed);
     }
     size_t backlog = snapshot_backlog_.load(std::memory_order_relaxed);
