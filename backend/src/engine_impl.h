@@ -415,6 +415,10 @@ class EngineImpl {
   };
   void DistrustRestored(const std::vector<StampedBits>& changes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(input_writer_mu_);
+  // The same for changes made together at `stamp`, one per entry of `bits` (each is
+  // tested on its own: ReachesAny).
+  void DistrustRestored(uint64_t stamp, const std::vector<uint64_t>& bits)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(input_writer_mu_);
   const uint32_t functions_digest_;
   Mutex trust_mu_;  // after a task's lock
   ChangedInputs changed_inputs_ ABSL_GUARDED_BY(trust_mu_);

@@ -157,6 +157,13 @@ bool EngineImpl::TrustRestored(TaskState& task, const Validity& validity) {
   return true;
 }
 
+void EngineImpl::DistrustRestored(uint64_t stamp, const std::vector<uint64_t>& bits) {
+  std::vector<StampedBits> changes;
+  changes.reserve(bits.size());
+  for (uint64_t change : bits) changes.push_back(StampedBits{stamp, change});
+  DistrustRestored(changes);
+}
+
 void EngineImpl::DistrustRestored(const std::vector<StampedBits>& changes) {
   uint64_t bits = 0;
   std::vector<Trusted> trusted;
@@ -234,13 +241,13 @@ void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason)
   // An observation that no longer holds is an input change: trusted tasks that follow
   // from it, which no reverse edge reaches, become dirty, and a restored observing task
   // not in memory will not be trusted when it is loaded (CheckObservations subscribed it).
-  std::vector<StampedBits> observed;  // each one's bits; the stamp once it is taken
+  std::vector<uint64_t> observed;  // each one's bits
   {
     MutexLock lock(&observations_mu_);
     for (TaskId id : ids) {
       auto found = observations_.find(id);
       if (found != observations_.end()) {
-        observed.push_back(StampedBits{0, InputBits(found->second.change_key)});
+        observed.push_back(InputBits(found->second.change_key));
         doubted_observations_.insert(id);  // a task restored later looks again
       } else if (checking_observations_) {
         fired_while_checking_.insert(id);
@@ -249,9 +256,7 @@ void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason)
   }
   if (!observed.empty()) {
     MutexLock writer(&input_writer_mu_);
-    const uint64_t stamp = NextStamp();
-    for (StampedBits& change : observed) change.stamp = stamp;
-    DistrustRestored(observed);
+    DistrustRestored(NextStamp(), observed);
   }
   // Other invalidators are handed out by tasks of this session, which are in memory.
   ExecuteAgain(ids, reason);

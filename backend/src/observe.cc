@@ -134,7 +134,7 @@ bool EngineImpl::CommitObservation(TaskState& task, const ExecContext& context) 
       MutexLock lock(&observations_mu_);
       observed_changes_.push_back(InputChange{stamp, std::move(changed)});
     }
-    DistrustRestored({StampedBits{stamp, bits}});
+    DistrustRestored(stamp, {bits});
   }
   return rewrite;
 }
@@ -175,13 +175,13 @@ absl::Status EngineImpl::ForgetObservations(const std::vector<uint64_t>& ids) {
   // open. Those become dirty and verify, and find the observing task gone (it executes,
   // observing again). One in memory is invalidated by DeleteGarbage, for the same reason.
   std::vector<InputChange> changes;
-  std::vector<StampedBits> stamped;  // each change's bits
+  std::vector<uint64_t> bits;  // each change's
   {
     MutexLock lock(&observations_mu_);
     for (uint64_t id : ids) {
       auto found = observations_.find(id);
       if (found == observations_.end()) continue;
-      stamped.push_back(StampedBits{0, InputBits(found->second.change_key)});
+      bits.push_back(InputBits(found->second.change_key));
       changes.push_back(InputChange{0, found->second.change_key});
     }
   }
@@ -189,10 +189,9 @@ absl::Status EngineImpl::ForgetObservations(const std::vector<uint64_t>& ids) {
   MutexLock writer(&input_writer_mu_);
   const uint64_t stamp = NextStamp();
   for (InputChange& change : changes) change.stamp = stamp;
-  for (StampedBits& change : stamped) change.stamp = stamp;
   absl::Status logged = store_->LogInputChanges(changes, stamp_.load() + 1);
   if (!logged.ok() && logged.code() != absl::StatusCode::kUnimplemented) return logged;
-  DistrustRestored(stamped);
+  DistrustRestored(stamp, bits);
   return absl::OkStatus();
 }
 
@@ -207,7 +206,7 @@ void EngineImpl::CheckObservations() {
       Log(LogLevel::kWarning, "the stored observations cannot be read: " +
                                   std::string(stored.status().message()));
       MutexLock writer(&input_writer_mu_);
-      DistrustRestored({StampedBits{NextStamp(), kAnyInput}});
+      DistrustRestored(NextStamp(), {kAnyInput});
     }
     return;
   }
@@ -284,7 +283,7 @@ void EngineImpl::CheckObservations() {
   for (std::thread& helper : helpers) helper.join();
   stored->clear();
 
-  std::vector<StampedBits> changed_bits;  // each change's bits; the stamp once it is taken
+  std::vector<uint64_t> changed_bits;  // each change's
   size_t changed = 0;
   {
     MutexLock lock(&observations_mu_);
@@ -292,12 +291,12 @@ void EngineImpl::CheckObservations() {
     checking_observations_ = false;
     for (Checked& entry : checked) {
       if (entry.observation.key.empty()) {  // damaged: whatever it was, it may have changed
-        changed_bits.push_back(StampedBits{0, kAnyInput});
+        changed_bits.push_back(kAnyInput);
         ++changed;
         continue;
       }
       if (!entry.holds || fired_while_checking_.contains(entry.id)) {
-        changed_bits.push_back(StampedBits{0, InputBits(entry.observation.change_key)});
+        changed_bits.push_back(InputBits(entry.observation.change_key));
         ++changed;
         doubted_observations_.insert(entry.id);
       }
@@ -309,9 +308,7 @@ void EngineImpl::CheckObservations() {
   }
   if (!changed_bits.empty()) {
     MutexLock writer(&input_writer_mu_);
-    const uint64_t stamp = NextStamp();
-    for (StampedBits& change : changed_bits) change.stamp = stamp;
-    DistrustRestored(changed_bits);
+    DistrustRestored(NextStamp(), changed_bits);
   }
   observations_checked.store(checked.size(), std::memory_order_relaxed);
   observations_changed.store(changed, std::memory_order_relaxed);

@@ -106,13 +106,13 @@ Task<std::vector<DirEntry>> ListImpl(std::string dir) {
   bool stat_pins_entries = false;
   struct stat before {};
   const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  int error = 0;
+  int error = errno;
   if (fd >= 0) {
     stat_pins_entries = fstat(fd, &before) == 0 && !IsRacy(SignatureOf(before)) &&
                         DirectoryTimesFollowEntries(fd);
     error = ReadListingOf(fd, &entries);
-  } else {
-    error = ReadListing(dir, &entries);  // a symlink to a directory (ELOOP), or the error
+  } else if (error == ELOOP) {
+    error = ReadListing(dir, &entries);  // a symlink to a directory: what it leads to
   }
   if (error != 0) FailErrno("fs.list", dir, error);
   if (stat_pins_entries) {

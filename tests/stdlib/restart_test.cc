@@ -27,6 +27,13 @@ int64_t Field(const v1::CallReply& reply, const std::string& key) {
   return MapField(reply.value(), key).int_value();
 }
 
+// WriteAgedFiles writes d/f0.txt ... as "x\n", and waits until they are past the racy
+// window.
+void WriteAgedFiles(const Files& files, int count) {
+  for (int i = 0; i < count; ++i) files.Write("d/f" + std::to_string(i) + ".txt", "x\n");
+  Files::AgePastRacyWindow();
+}
+
 // SummaryDigest is tree.summary's digest of the whole test tree.
 std::string SummaryDigest(LiveServer& live, const Files& files) {
   const v1::CallReply summary = Call(live, Request("tree.summary", {Str(files.root())}));
@@ -76,8 +83,7 @@ TEST(Restart, FilesChangedWhileDownAreSeenAndOnlyTheyAreRead) {
 
 TEST(Restart, NothingChangedMeansNothingExecutes) {
   Files files;
-  for (int i = 0; i < 5; ++i) files.Write("d/f" + std::to_string(i) + ".txt", "x\n");
-  Files::AgePastRacyWindow();
+  WriteAgedFiles(files, 5);
   std::string digest;
   {
     LiveServer live(files.data_dir());
@@ -108,13 +114,12 @@ TEST(Restart, NothingChangedMeansNothingExecutes) {
 // A directory older than the racy window is observed by its own stat, which any change of
 // its entries changes: the check at start is one lstat, no directory read. A file created
 // and removed again while down leaves the same entries but a new stat, so the listing
-// runs again, and what read it only verifies (its entries did not change). On tmpfs
-// (/dev/shm), one of the filesystems whose directory times follow the entries, so that
-// the stat path runs wherever the suite does (an overlay's /tmp compares the entries).
+// runs again, and what read it only verifies (its entries did not change). The tree is on
+// tmpfs (/dev/shm), whose directory times follow the entries, so that the stat path is
+// tested wherever the suite runs (on an overlay, /tmp's listings compare their entries).
 TEST(Restart, AnAgedDirectorysListingIsCheckedByItsStat) {
   Files files("/dev/shm");
-  for (int i = 0; i < 3; ++i) files.Write("d/f" + std::to_string(i) + ".txt", "x\n");
-  Files::AgePastRacyWindow();
+  WriteAgedFiles(files, 3);
   std::string digest;
   {
     LiveServer live(files.data_dir());
