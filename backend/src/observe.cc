@@ -216,7 +216,7 @@ void EngineImpl::CheckObservations() {
     TaskId id;
     ObservationRecord observation;
     const KindFunctions* kind = nullptr;  // null: damaged, or a kind this build lacks
-    std::string subject;
+    std::string_view subject;  // in observation.key
     bool holds = false;
   };
   std::vector<Checked> checked(stored->size());
@@ -238,6 +238,8 @@ void EngineImpl::CheckObservations() {
     MutexLock lock(&observations_mu_);
     checking_observations_ = true;
   }
+  // The kinds take a subject as a std::string: each thread copies it into one of its own,
+  // where a string per entry would be an allocation each (few paths fit in place).
   // One thread subscribes, in order; the others look behind it, a chunk at a time, at what
   // it has subscribed: every subscription comes before its look, as in the body.
   constexpr size_t kChunk = 64;
@@ -247,12 +249,14 @@ void EngineImpl::CheckObservations() {
   // the target's reference count, a line all these threads share, twice each.
   auto subscribe = [&] {
     Invalidator invalidator(invalidation_target_, kNoTask);
+    std::string subject;
     for (size_t i = 0; i < checked.size(); ++i) {
       decode(i);
       const Checked& entry = checked[i];
       if (entry.kind != nullptr) {
         invalidator.task_ = entry.id;
-        entry.kind->subscribe(entry.subject, invalidator);
+        subject.assign(entry.subject);
+        entry.kind->subscribe(subject, invalidator);
       }
       if ((i + 1) % kChunk == 0) subscribed.store(i + 1, std::memory_order_release);
     }
@@ -260,6 +264,7 @@ void EngineImpl::CheckObservations() {
   };
   auto look = [&] {
     Invalidator invalidator(invalidation_target_, kNoTask);
+    std::string subject;
     for (size_t begin = next.fetch_add(kChunk); begin < checked.size();
          begin = next.fetch_add(kChunk)) {
       const size_t end = std::min(begin + kChunk, checked.size());
@@ -268,7 +273,8 @@ void EngineImpl::CheckObservations() {
         Checked& entry = checked[i];
         if (entry.kind == nullptr) continue;
         invalidator.task_ = entry.id;
-        const std::optional<uint64_t> now = entry.kind->look(entry.subject, invalidator);
+        subject.assign(entry.subject);
+        const std::optional<uint64_t> now = entry.kind->look(subject, invalidator);
         entry.holds = now.has_value() && *now == entry.observation.fingerprint;
       }
     }

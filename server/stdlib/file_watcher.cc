@@ -40,7 +40,8 @@ std::string KernelWatchLimit() {
   return value.empty() ? "unknown" : value;
 }
 
-void AddUnique(std::vector<Invalidator>& to, Invalidator invalidator) {
+template <class Invalidators>
+void AddUnique(Invalidators& to, Invalidator invalidator) {
   // A task that re-executes without having fired (restored, or read again) subscribes
   // again; it needs one invalidation, not one per execution.
   if (std::find(to.begin(), to.end(), invalidator) == to.end()) {
@@ -48,7 +49,8 @@ void AddUnique(std::vector<Invalidator>& to, Invalidator invalidator) {
   }
 }
 
-void MoveAll(std::vector<Invalidator>& from, std::vector<Invalidator>& to) {
+template <class Invalidators>
+void MoveAll(Invalidators& from, std::vector<Invalidator>& to) {
   for (Invalidator& invalidator : from) to.push_back(std::move(invalidator));
   from.clear();
 }
@@ -92,8 +94,8 @@ void FileWatcher::WatchEntry(const std::string& path, Invalidator invalidator) {
 
 void FileWatcher::WatchListing(const std::string& dir, Invalidator invalidator) {
   std::lock_guard lock(mu_);
-  if (EnsureWatchedLocked(dir)) {
-    AddUnique(dirs_[dir].listing, std::move(invalidator));
+  if (DirWatch* watch = WatchedLocked(dir)) {
+    AddUnique(watch->listing, std::move(invalidator));
   } else if (errno == ENOENT || errno == ENOTDIR) {
     SubscribeEntryLocked(dir, std::move(invalidator));  // fires when it appears
   } else {
@@ -101,15 +103,15 @@ void FileWatcher::WatchListing(const std::string& dir, Invalidator invalidator) 
   }
 }
 
-void FileWatcher::SubscribeEntryLocked(const std::string& path, Invalidator invalidator) {
+void FileWatcher::SubscribeEntryLocked(std::string_view path, Invalidator invalidator) {
   // Subscribe in the nearest existing directory above `path`, to the next component down:
   // when that is created the task runs again and subscribes one level closer.
-  std::string entry = path;
+  std::string_view entry = path;
   while (true) {
-    const std::string dir = ParentPath(entry);
+    const std::string_view dir = ParentPath(entry);
     if (dir == entry) return;  // "/" itself never changes identity
-    if (EnsureWatchedLocked(dir)) {
-      AddUnique(dirs_[dir].entries[BaseName(entry)], std::move(invalidator));
+    if (DirWatch* watch = WatchedLocked(dir)) {
+      AddUnique(watch->entries[BaseName(entry)], std::move(invalidator));
       return;
     }
     if (errno != ENOENT && errno != ENOTDIR) break;
@@ -118,31 +120,38 @@ void FileWatcher::SubscribeEntryLocked(const std::string& path, Invalidator inva
   PollLocked(std::move(invalidator), ParentPath(path));
 }
 
-bool FileWatcher::EnsureWatchedLocked(const std::string& dir) {
+FileWatcher::DirWatch* FileWatcher::WatchedLocked(std::string_view dir) {
   if (inotify_fd_ < 0) {
     errno = ENOSYS;
-    return false;
+    return nullptr;
   }
-  if (auto found = dirs_.find(dir); found != dirs_.end() && found->second.wd >= 0) return true;
-  // Ancestors first, so a rename anywhere above is seen from the moment we watch `dir`.
-  const std::string parent = ParentPath(dir);
-  if (parent != dir && !EnsureWatchedLocked(parent)) return false;
-  if (watched_ >= watch_limit_) {
-    errno = ENOSPC;
-    return false;
+  if (last_watch_ != nullptr && last_watch_->wd >= 0 && dir == last_dir_) return last_watch_;
+  auto found = dirs_.find(dir);
+  if (found == dirs_.end() || found->second.wd < 0) {
+    // Ancestors first, so a rename anywhere above is seen from the moment we watch `dir`.
+    const std::string_view parent = ParentPath(dir);
+    if (parent != dir && WatchedLocked(parent) == nullptr) return nullptr;
+    if (watched_ >= watch_limit_) {
+      errno = ENOSPC;
+      return nullptr;
+    }
+    std::string path(dir);
+    const int wd = inotify_add_watch(inotify_fd_, path.c_str(), kDirEvents);
+    if (wd < 0) return nullptr;
+    // inotify hands out one wd per directory: one reached by two paths (through a symlink)
+    // reports its events under both.
+    std::vector<std::string>& paths = dirs_of_wd_[wd];
+    if (paths.empty()) ++watched_;
+    paths.push_back(path);
+    if (found == dirs_.end()) found = dirs_.emplace(std::move(path), DirWatch{}).first;
+    found->second.wd = wd;
   }
-  const int wd = inotify_add_watch(inotify_fd_, dir.c_str(), kDirEvents);
-  if (wd < 0) return false;
-  // inotify hands out one wd per directory: one reached by two paths (through a symlink)
-  // reports its events under both.
-  std::vector<std::string>& paths = dirs_of_wd_[wd];
-  if (paths.empty()) ++watched_;
-  paths.push_back(dir);
-  dirs_[dir].wd = wd;
-  return true;
+  last_dir_.assign(dir);
+  last_watch_ = &found->second;
+  return last_watch_;
 }
 
-void FileWatcher::PollLocked(Invalidator invalidator, const std::string& why) {
+void FileWatcher::PollLocked(Invalidator invalidator, std::string_view why) {
   const int error = errno;
   if (!logged_limit_ || (error != ENOSPC && error != ENOSYS)) {
     if (error == ENOSPC) {
@@ -250,7 +259,7 @@ void FileWatcher::HandleEventLocked(const inotify_event& event, const std::strin
   }
   if (event.len == 0) {
     // An event about the directory itself (its attributes): its own entry changed.
-    if (const std::string parent = ParentPath(dir); parent != dir) {
+    if (const std::string_view parent = ParentPath(dir); parent != dir) {
       if (auto found = dirs_.find(parent); found != dirs_.end()) {
         CollectEntryLocked(found->second, BaseName(dir));
       }
@@ -267,7 +276,7 @@ void FileWatcher::HandleEventLocked(const inotify_event& event, const std::strin
   }
 }
 
-void FileWatcher::CollectEntryLocked(DirWatch& dir, const std::string& name) {
+void FileWatcher::CollectEntryLocked(DirWatch& dir, std::string_view name) {
   auto found = dir.entries.find(name);
   if (found == dir.entries.end()) return;
   MoveAll(found->second, pending_);

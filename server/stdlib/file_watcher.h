@@ -14,12 +14,17 @@
 // the affected tasks every kPollInterval: slower, never silently stale.
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/inlined_vector.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -52,32 +57,48 @@ class FileWatcher {
  private:
   using Clock = std::chrono::steady_clock;
 
+  // Names are looked up by std::string_view, which Abseil's own string hash (on
+  // absl::string_view) does not take in every build of it.
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view name) const { return std::hash<std::string_view>{}(name); }
+  };
   struct DirWatch {
     int wd = -1;
     std::vector<Invalidator> listing;  // WatchListing(dir)
-    std::unordered_map<std::string, std::vector<Invalidator>> entries;  // WatchEntry(dir/name)
+    // WatchEntry(dir/name), by name. Flat, with one subscriber held in place: the check at
+    // start subscribes every file again, and a node and a vector per file were about a
+    // third of its subscribing thread's time.
+    absl::flat_hash_map<std::string, absl::InlinedVector<Invalidator, 1>, NameHash, std::equal_to<>>
+        entries;
   };
 
   FileWatcher();
-  // EnsureWatched watches `dir` and every directory above it; false when inotify cannot
-  // (the caller then polls). REQUIRES: mu_ held.
-  bool EnsureWatchedLocked(const std::string& dir);
-  void SubscribeEntryLocked(const std::string& path, Invalidator invalidator);
-  void PollLocked(Invalidator invalidator, const std::string& why);
+  // WatchedLocked watches `dir` and every directory above it and returns its DirWatch; null
+  // when inotify cannot (errno says why; the caller then polls). REQUIRES: mu_ held.
+  DirWatch* WatchedLocked(std::string_view dir);
+  void SubscribeEntryLocked(std::string_view path, Invalidator invalidator);
+  void PollLocked(Invalidator invalidator, std::string_view why);
   void Run();
   void WakeRun();  // makes Run look at its deadlines again
   void HandleEvents();
   void HandleEventLocked(const inotify_event& event, const std::string& dir);
   // Collect* move the subscriptions an event fires into pending_. REQUIRES: mu_ held.
   void CollectSubtreeLocked(const std::string& path);
-  void CollectEntryLocked(DirWatch& dir, const std::string& name);
+  void CollectEntryLocked(DirWatch& dir, std::string_view name);
   void FireDue(Clock::time_point now);
 
   const int inotify_fd_;
   const int wake_fd_;  // an eventfd that interrupts Run's poll(): a new deadline, shutdown
   size_t watch_limit_;  // TURBINE_FILE_WATCH_LIMIT, else unlimited (the kernel's limit)
   mutable std::mutex mu_;
-  std::map<std::string, DirWatch> dirs_;  // ordered: a subtree is a key range
+  // Ordered: a subtree is a key range. Never erased from (a directory no longer watched
+  // keeps wd -1), so a DirWatch* stays valid.
+  std::map<std::string, DirWatch, std::less<>> dirs_;
+  // The directory WatchedLocked returned last: a task's files are mostly subscribed one
+  // directory at a time, and comparing one path is cheaper than a walk down dirs_.
+  std::string last_dir_;
+  DirWatch* last_watch_ = nullptr;
   std::unordered_map<int, std::vector<std::string>> dirs_of_wd_;
   size_t watched_ = 0;  // inotify watches held
   std::vector<Invalidator> pending_;

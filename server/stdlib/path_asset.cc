@@ -54,7 +54,7 @@ const Method<JoinImpl> path_join{"Path.join", 1, "the path of `name` inside this
 
 Task<Path> ParentImpl(Vc<Path> self) {
   const Path path = co_await self;
-  co_return Path{ParentPath(path.path)};
+  co_return Path{std::string(ParentPath(path.path))};
 }
 const Method<ParentImpl> path_parent{"Path.parent", 1, "the directory containing this path"};
 

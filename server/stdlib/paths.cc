@@ -20,15 +20,15 @@ std::string NormalPath(std::string_view path, std::string_view function) {
   return normal;
 }
 
-std::string ParentPath(const std::string& path) {
+std::string_view ParentPath(std::string_view path) {
   const size_t slash = path.rfind('/');
-  if (slash == std::string::npos || slash == 0) return "/";
+  if (slash == std::string_view::npos || slash == 0) return "/";
   return path.substr(0, slash);
 }
 
-std::string BaseName(const std::string& path) {
+std::string_view BaseName(std::string_view path) {
   const size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
 }
 
 std::string JoinPath(const std::string& dir, const std::string& name) {

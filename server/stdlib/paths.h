@@ -13,10 +13,11 @@ namespace turbine::stdlib {
 // which a cached result cannot see.
 std::string NormalPath(std::string_view path, std::string_view function);
 
-// ParentPath("/a/b") is "/a"; ParentPath("/") is "/".
-std::string ParentPath(const std::string& path);
-// BaseName("/a/b") is "b"; BaseName("/") is "".
-std::string BaseName(const std::string& path);
+// ParentPath("/a/b") is "/a"; ParentPath("/") is "/". BaseName("/a/b") is "b";
+// BaseName("/") is "". Both are views into `path` (or a literal "/"), so they copy nothing:
+// the file watcher takes them apart once per file it subscribes.
+std::string_view ParentPath(std::string_view path);
+std::string_view BaseName(std::string_view path);
 // JoinPath("/a", "b") is "/a/b"; JoinPath("/", "b") is "/b". `name` is one component.
 std::string JoinPath(const std::string& dir, const std::string& name);
 

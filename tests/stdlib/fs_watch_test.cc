@@ -125,6 +125,30 @@ TEST(Watcher, RenamingADirectoryAboveAFileIsSeen) {
   EXPECT_TRUE(Eventually([&] { return ReadFile(live, path) == "deep"; }));
 }
 
+TEST(Watcher, ADirectoryDeletedAndMadeAgainIsWatchedAgain) {
+  Files files;
+  files.Write("dir/a.txt", "one");
+  files.Write("dir/b.txt", "bee");
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string a = files.path("dir/a.txt");
+  const std::string b = files.path("dir/b.txt");
+  ASSERT_EQ(ReadFile(live, a), "one");
+  ASSERT_EQ(ReadFile(live, b), "bee");
+
+  // The old directory's watch goes with it; the new one must be watched afresh, though
+  // the watcher still knows the path.
+  files.Remove("dir");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, a).starts_with("error: "); }));
+  files.Write("dir/a.txt", "two");
+  files.Write("dir/b.txt", "bee, again");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, a) == "two"; }));
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, b) == "bee, again"; }));
+
+  files.Write("dir/a.txt", "three");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, a) == "three"; }));
+}
+
 TEST(Watcher, ADirectoryAddedIsListed) {
   Files files;
   files.Write("a.txt", "a");
