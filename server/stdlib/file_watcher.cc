@@ -221,9 +221,13 @@ void FileWatcher::HandleEvents() {
         // Events were lost: nothing can be trusted, so everything is invalidated once.
         spdlog::warn("file watcher: the inotify queue overflowed; invalidating every watched "
                      "file (see fs.inotify.max_queued_events)");
+        // A lost IN_IGNORED would leave a watch standing for a directory that is gone, so
+        // every watch goes too; the tasks invalidated watch again as they execute.
         for (auto& [path, dir] : dirs_) {
           MoveAll(dir.listing, pending_);
           for (auto& [name, subscribers] : dir.entries) MoveAll(subscribers, pending_);
+          dir.entries.clear();
+          ForgetWatchLocked(path, dir);
         }
         continue;
       }
@@ -291,7 +295,21 @@ void FileWatcher::CollectSubtreeLocked(const std::string& path) {
     MoveAll(it->second.listing, pending_);
     for (auto& [name, subscribers] : it->second.entries) MoveAll(subscribers, pending_);
     it->second.entries.clear();
+    ForgetWatchLocked(it->first, it->second);
   }
+}
+
+void FileWatcher::ForgetWatchLocked(const std::string& path, DirWatch& watch) {
+  if (watch.wd < 0) return;
+  if (auto paths = dirs_of_wd_.find(watch.wd); paths != dirs_of_wd_.end()) {
+    std::erase(paths->second, path);
+    if (paths->second.empty()) {  // no other path (a symlink) reaches the directory
+      dirs_of_wd_.erase(paths);
+      --watched_;
+      inotify_rm_watch(inotify_fd_, watch.wd);  // EINVAL if the kernel dropped it already
+    }
+  }
+  watch.wd = -1;
 }
 
 void FileWatcher::FireDue(Clock::time_point now) {

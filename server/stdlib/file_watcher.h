@@ -83,9 +83,17 @@ class FileWatcher {
   void WakeRun();  // makes Run look at its deadlines again
   void HandleEvents();
   void HandleEventLocked(const inotify_event& event, const std::string& dir);
-  // Collect* move the subscriptions an event fires into pending_. REQUIRES: mu_ held.
+  // Collect* move the subscriptions an event fires into pending_. A subtree's directories
+  // lose their watches as well (ForgetWatchLocked): the event moved, replaced or deleted
+  // them. REQUIRES: mu_ held.
   void CollectSubtreeLocked(const std::string& path);
   void CollectEntryLocked(DirWatch& dir, std::string_view name);
+  // ForgetWatchLocked stops watching the directory at `path`. An inotify watch follows a
+  // directory, not its path: once the directory moved away (or a symlink on the path was
+  // pointed elsewhere) the watch would go on reporting, under this path, a directory that
+  // is no longer there, and a directory made at the path would never be watched.
+  // REQUIRES: mu_ held.
+  void ForgetWatchLocked(const std::string& path, DirWatch& watch);
   void FireDue(Clock::time_point now);
 
   const int inotify_fd_;

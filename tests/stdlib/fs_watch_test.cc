@@ -149,6 +149,42 @@ TEST(Watcher, ADirectoryDeletedAndMadeAgainIsWatchedAgain) {
   EXPECT_TRUE(Eventually([&] { return ReadFile(live, a) == "three"; }));
 }
 
+TEST(Watcher, ADirectoryMadeWhereOneWasRenamedAwayIsWatched) {
+  Files files;
+  files.Write("dir/a.txt", "one");
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string a = files.path("dir/a.txt");
+  ASSERT_EQ(ReadFile(live, a), "one");
+
+  // The watch follows the directory that moved, not its old path: the new directory at
+  // that path needs a watch of its own.
+  files.Rename("dir", "moved");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, a).starts_with("error: "); }));
+  files.Write("dir/a.txt", "two");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, a) == "two"; }));
+  files.Write("dir/a.txt", "three");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, a) == "three"; }));
+  EXPECT_EQ(ReadFile(live, files.path("moved/a.txt")), "one");
+}
+
+TEST(Watcher, ASymlinkedDirectoryPointedElsewhereIsWatchedThere) {
+  Files files;
+  files.Write("first/f.txt", "first");
+  files.Write("second/f.txt", "second");
+  std::filesystem::create_directory_symlink(files.path("first"), files.path("link"));
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string through_link = files.path("link/f.txt");
+  ASSERT_EQ(ReadFile(live, through_link), "first");
+
+  files.Remove("link");
+  std::filesystem::create_directory_symlink(files.path("second"), files.path("link"));
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, through_link) == "second"; }));
+  files.Write("second/f.txt", "second, edited");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, through_link) == "second, edited"; }));
+}
+
 TEST(Watcher, ADirectoryAddedIsListed) {
   Files files;
   files.Write("a.txt", "a");
