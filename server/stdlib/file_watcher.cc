@@ -103,6 +103,11 @@ void FileWatcher::WatchListing(const std::string& dir, Invalidator invalidator) 
   }
 }
 
+size_t FileWatcher::WatchedDirectories() const {
+  std::lock_guard lock(mu_);
+  return dirs_.size();
+}
+
 void FileWatcher::SubscribeEntryLocked(std::string_view path, Invalidator invalidator) {
   // Subscribe in the nearest existing directory above `path`, to the next component down:
   // when that is created the task runs again and subscribes one level closer.
@@ -226,9 +231,10 @@ void FileWatcher::HandleEvents() {
         for (auto& [path, dir] : dirs_) {
           MoveAll(dir.listing, pending_);
           for (auto& [name, subscribers] : dir.entries) MoveAll(subscribers, pending_);
-          dir.entries.clear();
           ForgetWatchLocked(path, dir);
         }
+        dirs_.clear();
+        last_watch_ = nullptr;
         continue;
       }
       auto paths = dirs_of_wd_.find(event->wd);
@@ -270,7 +276,9 @@ void FileWatcher::HandleEventLocked(const inotify_event& event, const std::strin
     }
     return;
   }
-  DirWatch& watch = dirs_[dir];
+  auto found = dirs_.find(dir);
+  if (found == dirs_.end()) return;  // gone with a subtree an earlier path of this wd took
+  DirWatch& watch = found->second;
   const std::string name(event.name);
   CollectEntryLocked(watch, name);
   if (event.mask & kStructuralEvents) {
@@ -290,12 +298,16 @@ void FileWatcher::CollectEntryLocked(DirWatch& dir, std::string_view name) {
 void FileWatcher::CollectSubtreeLocked(const std::string& path) {
   // Keys in [path, path + '0') are `path` and everything below it ('0' follows '/').
   const std::string end = path + '0';
-  for (auto it = dirs_.lower_bound(path); it != dirs_.end() && it->first < end; ++it) {
-    if (it->first != path && !it->first.starts_with(path + '/')) continue;
+  for (auto it = dirs_.lower_bound(path); it != dirs_.end() && it->first < end;) {
+    if (it->first != path && !it->first.starts_with(path + '/')) {
+      ++it;
+      continue;
+    }
     MoveAll(it->second.listing, pending_);
     for (auto& [name, subscribers] : it->second.entries) MoveAll(subscribers, pending_);
-    it->second.entries.clear();
     ForgetWatchLocked(it->first, it->second);
+    if (&it->second == last_watch_) last_watch_ = nullptr;
+    it = dirs_.erase(it);
   }
 }
 

@@ -10,8 +10,9 @@
 // above a file invalidates it. Events are debounced: a burst of writes to a file becomes
 // one invalidation, fired once the directory has been quiet for kQuietPeriod (at most
 // kMaxDelay after the first event). When inotify cannot watch a directory (the per-user
-// watch limit, or a queue overflow), the watcher logs why and falls back to re-checking
-// the affected tasks every kPollInterval: slower, never silently stale.
+// watch limit), the watcher logs why and falls back to re-checking the affected tasks
+// every kPollInterval: slower, never silently stale. A queue overflow (events lost) fires
+// every subscription once and drops every watch; the tasks watch again as they execute.
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
@@ -51,6 +52,10 @@ class FileWatcher {
   // WatchListing fires `invalidator` when entries are added to, removed from or renamed in
   // the directory `dir`, or when `dir` itself goes away.
   void WatchListing(const std::string& dir, Invalidator invalidator);
+
+  // WatchedDirectories is how many directories are watched now (each path that reaches
+  // one counts).
+  size_t WatchedDirectories() const;
 
   ~FileWatcher();
 
@@ -100,8 +105,9 @@ class FileWatcher {
   const int wake_fd_;  // an eventfd that interrupts Run's poll(): a new deadline, shutdown
   size_t watch_limit_;  // TURBINE_FILE_WATCH_LIMIT, else unlimited (the kernel's limit)
   mutable std::mutex mu_;
-  // Ordered: a subtree is a key range. Never erased from (a directory no longer watched
-  // keeps wd -1), so a DirWatch* stays valid.
+  // Ordered: a subtree is a key range. A directory leaves with its watch, when an event
+  // fires everything below it (CollectSubtreeLocked): a daemon that outlives many
+  // directories (a build's temporary ones) does not keep one entry for each.
   std::map<std::string, DirWatch, std::less<>> dirs_;
   // The directory WatchedLocked returned last: a task's files are mostly subscribed one
   // directory at a time, and comparing one path is cheaper than a walk down dirs_.

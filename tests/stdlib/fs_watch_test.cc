@@ -1,5 +1,6 @@
 // fs.read, fs.stat and fs.list against a real directory, and the file watcher keeping
 // their cached results true while files are edited, created, deleted and renamed.
+#include "file_watcher.h"
 #include "stdlib_fixture.h"
 
 namespace {
@@ -183,6 +184,24 @@ TEST(Watcher, ASymlinkedDirectoryPointedElsewhereIsWatchedThere) {
   EXPECT_TRUE(Eventually([&] { return ReadFile(live, through_link) == "second"; }));
   files.Write("second/f.txt", "second, edited");
   EXPECT_TRUE(Eventually([&] { return ReadFile(live, through_link) == "second, edited"; }));
+}
+
+TEST(Watcher, ADeletedDirectoryIsForgotten) {
+  Files files;
+  files.Write("tmp/a/f.txt", "f");
+  files.Write("tmp/b/g.txt", "g");
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  ASSERT_EQ(ReadFile(live, files.path("tmp/a/f.txt")), "f");
+  ASSERT_EQ(ReadFile(live, files.path("tmp/b/g.txt")), "g");
+  const turbine::stdlib::FileWatcher& watcher = turbine::stdlib::FileWatcher::Global();
+  const size_t watched = watcher.WatchedDirectories();
+
+  // tmp, tmp/a and tmp/b: a daemon that lives through many such directories (a build's
+  // temporary ones) must not keep them all.
+  files.Remove("tmp");
+  EXPECT_TRUE(Eventually([&] { return watcher.WatchedDirectories() <= watched - 3; }))
+      << watcher.WatchedDirectories() << " of " << watched;
 }
 
 TEST(Watcher, ADirectoryAddedIsListed) {
