@@ -52,7 +52,9 @@ bool IsRacy(const FileSignature& signature) {
 
 Bytes ReadFileAt(const std::string& path, const FileSignature& expected,
                  std::string_view function) {
-  const Fd file{open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  // Non-blocking: a FIFO put where the file was would otherwise hold a worker in open()
+  // until something writes to it. Reads of a regular file do not heed the flag.
+  const Fd file{open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
   if (file.fd < 0) FailErrno(function, path, errno);
   struct stat before {};
   if (fstat(file.fd, &before) != 0) FailErrno(function, path, errno);

@@ -268,7 +268,9 @@ void FileWatcher::HandleEventLocked(const inotify_event& event, const std::strin
     return;
   }
   if (event.len == 0) {
-    // An event about the directory itself (its attributes): its own entry changed.
+    // An event about the directory itself (its attributes): its own entry changed, and so
+    // did what a listing subscriber may have read of it (its stat, whether it can be read).
+    if (auto self = dirs_.find(dir); self != dirs_.end()) MoveAll(self->second.listing, pending_);
     if (const std::string_view parent = ParentPath(dir); parent != dir) {
       if (auto found = dirs_.find(parent); found != dirs_.end()) {
         CollectEntryLocked(found->second, BaseName(dir));

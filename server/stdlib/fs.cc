@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 
 #include "file_signature.h"
@@ -52,16 +53,43 @@ const Function<ContentImpl> fs_content{"fs.content",
                                        "a file's bytes at one stat signature (fs.read's cache)",
                                        {.kept_while_referenced = true, .machine_local = true}};
 
+// WatchWhereLinkLeads subscribes to the path the symlink at `link` names, when what it
+// names does not exist (yet): the watcher then subscribes in the nearest directory above
+// that does, and the target appearing (a build making it again) fires `invalidator`.
+// Without this, an error read through a dangling link stayed until the link changed.
+void WatchWhereLinkLeads(const std::string& link, const Invalidator& invalidator) {
+  char target[PATH_MAX];
+  const ssize_t length = readlink(link.c_str(), target, sizeof target);
+  if (length <= 0 || static_cast<size_t>(length) == sizeof target) return;
+  std::filesystem::path leads(std::string_view(target, static_cast<size_t>(length)));
+  if (leads.is_relative()) leads = std::filesystem::path(DirectoryOf(link)) / leads;
+  std::string normal = leads.lexically_normal().string();
+  while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
+  FileWatcher::Global().WatchEntry(normal, invalidator);
+}
+
 }  // namespace
 
 Task<FileStat> StatImpl(std::string path) {
   const std::string normal = NormalPath(path, "fs.stat");
   if (normal != path) co_return co_await fs_stat(normal);
-  FileWatcher::Global().WatchEntry(path, CurrentInvalidator());  // before looking: no gap
+  FileWatcher& watcher = FileWatcher::Global();
+  const Invalidator invalidator = CurrentInvalidator();
+  watcher.WatchEntry(path, invalidator);  // before looking: no gap
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) FailErrno("fs.stat", path, errno);
+  const bool directory = S_ISDIR(st.st_mode);
+  if (directory) {
+    // A directory's mtime and size change with its entries, which only a watch of the
+    // directory itself sees: watched as a listing, then looked at again, after it.
+    watcher.WatchListing(path, invalidator);
+    if (lstat(path.c_str(), &st) != 0) FailErrno("fs.stat", path, errno);
+  }
   if (!IsRacy(SignatureOf(st))) {
-    Observe(kObserveLstat, path, StatFingerprint(st), DirectoryOf(path));
+    // The same fingerprint either way; a directory's kind subscribes to its listing when
+    // it is checked at start.
+    Observe(directory && S_ISDIR(st.st_mode) ? kObserveDir : kObserveLstat, path,
+            StatFingerprint(st), DirectoryOf(path));
   }
   co_return FileStat{std::string(KindOf(st.st_mode)), st.st_size, Nanos(st.st_mtim),
                      st.st_mode & 07777};
@@ -80,7 +108,11 @@ Task<Vc<Bytes>> ReadImpl(std::string path) {
   if (S_ISLNK(link.st_mode)) {
     // A symlink is read through: watch where it leads as well as the link itself.
     char target[PATH_MAX];
-    if (realpath(path.c_str(), target) == nullptr) FailErrno("fs.read", path, errno);
+    if (realpath(path.c_str(), target) == nullptr) {
+      const int error = errno;
+      WatchWhereLinkLeads(path, invalidator);
+      FailErrno("fs.read", path, error);
+    }
     resolved = target;
     watcher.WatchEntry(resolved, invalidator);
     if (stat(resolved.c_str(), &st) != 0) FailErrno("fs.read", path, errno);
@@ -111,8 +143,11 @@ Task<std::vector<DirEntry>> ListImpl(std::string dir) {
     stat_pins_entries = fstat(fd, &before) == 0 && !IsRacy(SignatureOf(before)) &&
                         DirectoryTimesFollowEntries(fd);
     error = ReadListingOf(fd, &entries);
-  } else if (error == ELOOP) {
-    error = ReadListing(dir, &entries);  // a symlink to a directory: what it leads to
+  } else if (error == ENOTDIR || error == ELOOP) {
+    // A symlink (O_NOFOLLOW with O_DIRECTORY refuses one as "not a directory"): listed
+    // where it leads, by its entries. A file is refused again, by the same error.
+    error = ReadListing(dir, &entries);
+    if (error != 0) WatchWhereLinkLeads(dir, CurrentInvalidator());
   }
   if (error != 0) FailErrno("fs.list", dir, error);
   if (stat_pins_entries) {

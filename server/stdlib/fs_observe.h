@@ -1,14 +1,16 @@
 // fs_observe.h — what the fs and tree functions observe of the file system, as
 // fingerprints the engine checks again when the daemon starts (turbine/observe.h).
 //
-// Three kinds, each checked by doing what the observing body did, in the same order
+// Four kinds, each checked by doing what the observing body did, in the same order
 // (subscribe to the watcher, then look):
 //   "lstat"  a path's lstat: type, permissions, size, mtime, ctime, inode (fs.stat,
 //            tree.file)
 //   "read"   what fs.read looks at: the path's lstat and, for a symlink, where it leads
 //            and that file's stat
-//   "dir"    a directory's own lstat, which pins its entries (fs.list): creating,
-//            removing or renaming an entry changes the directory's mtime and ctime
+//   "dir"    a directory's own lstat, subscribed to as a listing: it pins the entries
+//            (fs.list), since creating, removing or renaming one changes the
+//            directory's mtime and ctime; and fs.stat of a directory, whose mtime and
+//            size only a watch of the directory itself sees change
 //   "list"   a directory's entries, names and kinds (fs.list, when "dir" cannot say)
 // A file whose signature is racy (younger than a second, file_signature.h) is not
 // observed: its readers are verified after a restart, as before. A directory whose stat

@@ -1,5 +1,12 @@
 // fs.read, fs.stat and fs.list against a real directory, and the file watcher keeping
 // their cached results true while files are edited, created, deleted and renamed.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <future>
+
+#include "file_signature.h"
 #include "file_watcher.h"
 #include "stdlib_fixture.h"
 
@@ -48,6 +55,14 @@ TEST(Files, ReadStatAndList) {
 
   EXPECT_EQ(Names(Call(live, Request("fs.list", {Str(files.root())}))),
             (std::vector<std::string>{"a:dir", "b.txt:file", "link:symlink"}));
+  // A symlink to a directory is listed where it leads; a file is not a directory.
+  std::filesystem::create_directory_symlink(files.path("a"), files.path("to_a"));
+  EXPECT_EQ(Names(Call(live, Request("fs.list", {Str(files.path("to_a"))}))),
+            (std::vector<std::string>{"inner.txt:file"}));
+  const v1::CallReply file = Call(live, Request("fs.list", {Str(files.path("b.txt"))}));
+  ASSERT_TRUE(file.has_error());
+  EXPECT_NE(file.error().message().find("Not a directory"), std::string::npos)
+      << file.error().message();
 }
 
 TEST(Files, BadPathsAreErrorsThatNameThePath) {
@@ -63,6 +78,29 @@ TEST(Files, BadPathsAreErrorsThatNameThePath) {
   const v1::CallReply listing = Call(live, Request("fs.list", {Str(files.path("dir/nope"))}));
   ASSERT_TRUE(listing.has_error());
   EXPECT_NE(listing.error().message().find("dir/nope"), std::string::npos);
+}
+
+TEST(Files, AFifoWhereAFileWasIsRefusedNotWaitedOn) {
+  Files files;
+  const std::string pipe = files.path("pipe");
+  ASSERT_EQ(mkfifo(pipe.c_str(), 0600), 0);
+  // What fs.content and tree.file_at do under a file's signature, when a FIFO has taken
+  // the file's place since the stat: opening it for reading must not wait for a writer.
+  std::future<std::string> failure = std::async(std::launch::async, [&] {
+    try {
+      turbine::stdlib::ReadFileAt(pipe, turbine::stdlib::FileSignature{1, 2, 3, 4}, "fs.read");
+    } catch (const turbine::TaskError& error) {
+      return std::string(error.what());
+    }
+    return std::string("read");
+  });
+  const bool answered = failure.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  if (!answered) {  // let the waiting open go, so that the test ends
+    const int writer = open(pipe.c_str(), O_WRONLY | O_NONBLOCK);
+    if (writer >= 0) close(writer);
+  }
+  ASSERT_TRUE(answered) << "the read waited on a FIFO";
+  EXPECT_NE(failure.get().find("changed while being read"), std::string::npos);
 }
 
 TEST(Watcher, AnEditIsSeen) {
@@ -202,6 +240,48 @@ TEST(Watcher, ADeletedDirectoryIsForgotten) {
   files.Remove("tmp");
   EXPECT_TRUE(Eventually([&] { return watcher.WatchedDirectories() <= watched - 3; }))
       << watcher.WatchedDirectories() << " of " << watched;
+}
+
+TEST(Watcher, ADanglingSymlinkIsReadOnceWhereItLeadsIsMade) {
+  Files files;
+  files.MakeDir("out");
+  std::filesystem::create_symlink("../dist/app.js", files.path("out/app.js"));
+  std::filesystem::create_directory_symlink("../dist/assets", files.path("out/assets"));
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string link = files.path("out/app.js");
+  ASSERT_NE(ReadFile(live, link).find("No such file"), std::string::npos);
+  const std::string assets = files.path("out/assets");
+  ASSERT_TRUE(Call(live, Request("fs.list", {Str(assets)})).has_error());
+
+  // A build makes dist/ again: the links lead somewhere now.
+  files.Write("dist/app.js", "built");
+  files.Write("dist/assets/logo.svg", "<svg/>");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, link) == "built"; }));
+  EXPECT_TRUE(Eventually([&] {
+    return Names(Call(live, Request("fs.list", {Str(assets)}))) ==
+           std::vector<std::string>{"logo.svg:file"};
+  }));
+}
+
+int64_t StatField(LiveServer& live, const std::string& path, const std::string& key) {
+  const v1::CallReply stat = Call(live, Request("fs.stat", {Str(path)}));
+  EXPECT_FALSE(stat.has_error()) << stat.error().message();
+  return MapField(stat.value(), key).int_value();
+}
+
+TEST(Watcher, ADirectorysStatFollowsItsEntries) {
+  Files files;
+  files.Write("dir/a.txt", "a");
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string dir = files.path("dir");
+  const int64_t mtime = StatField(live, dir, "mtime_ns");
+
+  // The new entry changes the directory's mtime, and only the directory's own watch hears.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a later timestamp tick
+  files.Write("dir/b.txt", "b");
+  EXPECT_TRUE(Eventually([&] { return StatField(live, dir, "mtime_ns") != mtime; }));
 }
 
 TEST(Watcher, ADirectoryAddedIsListed) {

@@ -142,6 +142,54 @@ TEST(Restart, AnAgedDirectorysListingIsCheckedByItsStat) {
   }
 }
 
+// StatAcrossARestart stats `dir` in a server, then restarts it on the same data and checks
+// the stat is answered from the store, unexecuted.
+void StatAcrossARestart(const Files& files, const std::string& dir, const std::string& field,
+                        int64_t* value, std::unique_ptr<LiveServer>* restarted) {
+  {
+    LiveServer live(files.data_dir());
+    ASSERT_TRUE(live.status.ok()) << live.status;
+    *value = Field(Call(live, Request("fs.stat", {Str(dir)})), field);
+  }
+  *restarted = std::make_unique<LiveServer>(files.data_dir());
+  LiveServer& live = **restarted;
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  ASSERT_EQ(Field(Call(live, Request("fs.stat", {Str(dir)})), field), *value);
+  ASSERT_EQ(Executions(live.server->engine(), "fs.stat"), 0u);  // trusted as stored
+}
+
+// fs.stat of a directory is checked at start by its stat, and then watched as its listing:
+// an entry made in it after the restart changes its mtime, which only its own watch hears.
+TEST(Restart, ADirectorysStatSeesEntriesMadeAfterARestart) {
+  Files files;
+  files.Write("dir/a.txt", "a");
+  Files::AgePastRacyWindow();
+  const std::string dir = files.path("dir");
+  int64_t mtime = 0;
+  std::unique_ptr<LiveServer> live;
+  ASSERT_NO_FATAL_FAILURE(StatAcrossARestart(files, dir, "mtime_ns", &mtime, &live));
+  files.Write("dir/b.txt", "b");
+  EXPECT_TRUE(Eventually([&] {
+    return Field(Call(*live, Request("fs.stat", {Str(dir)})), "mtime_ns") != mtime;
+  }));
+}
+
+// ...and its own attributes changed after the restart, which its watch hears as an event
+// about itself.
+TEST(Restart, ADirectorysStatSeesItsModeChangedAfterARestart) {
+  Files files;
+  files.Write("dir/a.txt", "a");
+  Files::AgePastRacyWindow();
+  const std::string dir = files.path("dir");
+  int64_t mode = 0;
+  std::unique_ptr<LiveServer> live;
+  ASSERT_NO_FATAL_FAILURE(StatAcrossARestart(files, dir, "mode", &mode, &live));
+  ASSERT_EQ(chmod(dir.c_str(), static_cast<mode_t>(mode ^ 0070)), 0);
+  EXPECT_TRUE(Eventually([&] {
+    return Field(Call(*live, Request("fs.stat", {Str(dir)})), "mode") == (mode ^ 0070);
+  }));
+}
+
 TEST(Restart, OnlyLocalFilesystemsDirectoryTimesStandForTheirEntries) {
   const auto follows = [](const char* dir) {
     const int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
