@@ -96,8 +96,10 @@ void FileWatcher::WatchListing(const std::string& dir, Invalidator invalidator) 
   std::lock_guard lock(mu_);
   if (DirWatch* watch = WatchedLocked(dir)) {
     AddUnique(watch->listing, std::move(invalidator));
-  } else if (errno == ENOENT || errno == ENOTDIR) {
-    SubscribeEntryLocked(dir, std::move(invalidator));  // fires when it appears
+  } else if (errno == ENOENT || errno == ENOTDIR || errno == EACCES) {
+    // Fires when it appears, or (unreadable: inotify needs read permission) when its mode
+    // changes; polling would run the task every second for as long as it stays so.
+    SubscribeEntryLocked(dir, std::move(invalidator));
   } else {
     PollLocked(std::move(invalidator), dir);
   }

@@ -17,7 +17,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <filesystem>
 #include <memory>
 
 #include "file_signature.h"
@@ -52,21 +51,6 @@ const Function<ContentImpl> fs_content{"fs.content",
                                        1,
                                        "a file's bytes at one stat signature (fs.read's cache)",
                                        {.kept_while_referenced = true, .machine_local = true}};
-
-// WatchWhereLinkLeads subscribes to the path the symlink at `link` names, when what it
-// names does not exist (yet): the watcher then subscribes in the nearest directory above
-// that does, and the target appearing (a build making it again) fires `invalidator`.
-// Without this, an error read through a dangling link stayed until the link changed.
-void WatchWhereLinkLeads(const std::string& link, const Invalidator& invalidator) {
-  char target[PATH_MAX];
-  const ssize_t length = readlink(link.c_str(), target, sizeof target);
-  if (length <= 0 || static_cast<size_t>(length) == sizeof target) return;
-  std::filesystem::path leads(std::string_view(target, static_cast<size_t>(length)));
-  if (leads.is_relative()) leads = std::filesystem::path(DirectoryOf(link)) / leads;
-  std::string normal = leads.lexically_normal().string();
-  while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
-  FileWatcher::Global().WatchEntry(normal, invalidator);
-}
 
 }  // namespace
 
@@ -106,13 +90,11 @@ Task<Vc<Bytes>> ReadImpl(std::string path) {
   struct stat st = link;
   std::string resolved;
   if (S_ISLNK(link.st_mode)) {
-    // A symlink is read through: watch where it leads as well as the link itself.
+    // A symlink is read through: watch every link on the way and where it leads, as well
+    // as the link itself.
+    WatchLinksOnTheWay(path, invalidator);
     char target[PATH_MAX];
-    if (realpath(path.c_str(), target) == nullptr) {
-      const int error = errno;
-      WatchWhereLinkLeads(path, invalidator);
-      FailErrno("fs.read", path, error);
-    }
+    if (realpath(path.c_str(), target) == nullptr) FailErrno("fs.read", path, errno);
     resolved = target;
     watcher.WatchEntry(resolved, invalidator);
     if (stat(resolved.c_str(), &st) != 0) FailErrno("fs.read", path, errno);
@@ -146,8 +128,8 @@ Task<std::vector<DirEntry>> ListImpl(std::string dir) {
   } else if (error == ENOTDIR || error == ELOOP) {
     // A symlink (O_NOFOLLOW with O_DIRECTORY refuses one as "not a directory"): listed
     // where it leads, by its entries. A file is refused again, by the same error.
+    WatchLinksOnTheWay(dir, CurrentInvalidator());
     error = ReadListing(dir, &entries);
-    if (error != 0) WatchWhereLinkLeads(dir, CurrentInvalidator());
   }
   if (error != 0) FailErrno("fs.list", dir, error);
   if (stat_pins_entries) {

@@ -44,8 +44,11 @@ struct DirEntry {
 };
 
 Task<FileStat> StatImpl(std::string path);
+// Version 2: a directory's stat is watched and observed as its listing; a stored version 1
+// of one was watched by its name only, and would be trusted after a restart while its
+// entries changed unseen.
 inline const Function<StatImpl> fs_stat{
-    "fs.stat", 1, "kind, size, mtime and mode of a path (symlinks not followed)",
+    "fs.stat", 2, "kind, size, mtime and mode of a path (symlinks not followed)",
     {.session_dependent = true}};
 
 Task<Vc<Bytes>> ReadImpl(std::string path);

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <optional>
 
@@ -48,6 +49,7 @@ std::optional<uint64_t> LookRead(const std::string& path, const Invalidator& inv
   struct stat link {};
   if (lstat(path.c_str(), &link) != 0) return std::nullopt;
   if (!S_ISLNK(link.st_mode)) return ReadFingerprint(link, {}, link);
+  WatchLinksOnTheWay(path, invalidator);
   char resolved[PATH_MAX];
   if (realpath(path.c_str(), resolved) == nullptr) return std::nullopt;
   FileWatcher::Global().WatchEntry(resolved, invalidator);  // where it leads, then look
@@ -68,6 +70,27 @@ const ObservationKind dir_kind{kObserveDir, WatchListing, LookLstat};
 const ObservationKind list_kind{kObserveList, WatchListing, LookList};
 
 }  // namespace
+
+void WatchLinksOnTheWay(const std::string& link, const Invalidator& invalidator) {
+  std::string at = link;
+  for (int hop = 0; hop < 40; ++hop) {  // the kernel's own limit (ELOOP past it)
+    char target[PATH_MAX];
+    const ssize_t length = readlink(at.c_str(), target, sizeof target);
+    if (length <= 0 || static_cast<size_t>(length) == sizeof target) return;  // the end
+    std::filesystem::path leads(std::string_view(target, static_cast<size_t>(length)));
+    if (leads.is_relative()) {
+      // Relative to the directory the link really is in: a ".." in the target steps out of
+      // that, not out of a symlinked directory the path to the link went through.
+      char real[PATH_MAX];
+      const std::string dir(DirectoryOf(at));
+      leads = std::filesystem::path(realpath(dir.c_str(), real) != nullptr ? real : dir) / leads;
+    }
+    std::string next = leads.lexically_normal().string();
+    while (next.size() > 1 && next.back() == '/') next.pop_back();
+    FileWatcher::Global().WatchEntry(next, invalidator);
+    at = std::move(next);
+  }
+}
 
 uint64_t StatFingerprint(const struct stat& st) {
   const int64_t fields[] = {static_cast<int64_t>(st.st_mode),

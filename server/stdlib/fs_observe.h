@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "fs.h"
+#include "turbine/engine.h"
 
 namespace turbine::stdlib {
 
@@ -53,6 +54,13 @@ uint64_t ReadFingerprint(const struct stat& link, std::string_view resolved,
 bool DirectoryTimesFollowEntries(int fd);
 // ListingFingerprint: of a directory's sorted entries.
 uint64_t ListingFingerprint(const std::vector<DirEntry>& entries);
+
+// WatchLinksOnTheWay subscribes `invalidator` to each path a chain of symlinks starting
+// at `link` names, hop by hop (lexically, as readlink gives them), up to where it ends,
+// whether that exists or not: a link on the way pointed elsewhere, or a missing end
+// appearing (a build making its output again), fires it. Nothing if `link` is not a
+// symlink. Called before looking through the link, as every subscription is.
+void WatchLinksOnTheWay(const std::string& link, const Invalidator& invalidator);
 
 // DirectoryOf is the directory an absolute, normal path is in ("/" for "/a").
 std::string_view DirectoryOf(std::string_view path);

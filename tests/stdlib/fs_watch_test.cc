@@ -264,6 +264,41 @@ TEST(Watcher, ADanglingSymlinkIsReadOnceWhereItLeadsIsMade) {
   }));
 }
 
+TEST(Watcher, ADanglingLinkInASymlinkedDirectoryLeadsFromWhereItIs) {
+  Files files;
+  files.MakeDir("cache/build/out");
+  files.MakeDir("ws");
+  std::filesystem::create_directory_symlink(files.path("cache/build/out"), files.path("ws/out"));
+  // Relative to where the link really is: cache/build/dist, not ws/dist.
+  std::filesystem::create_symlink("../dist/app.js", files.path("cache/build/out/app.js"));
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string link = files.path("ws/out/app.js");
+  ASSERT_NE(ReadFile(live, link).find("No such file"), std::string::npos);
+
+  files.Write("cache/build/dist/app.js", "built");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, link) == "built"; }));
+}
+
+TEST(Watcher, ALinkOnTheWayPointedElsewhereIsSeen) {
+  Files files;
+  files.Write("c/first.txt", "first");
+  files.Write("c/second.txt", "second");
+  files.MakeDir("a");
+  files.MakeDir("b");
+  std::filesystem::create_symlink(files.path("c/first.txt"), files.path("b/l2"));
+  std::filesystem::create_symlink("../b/l2", files.path("a/l1"));
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string l1 = files.path("a/l1");
+  ASSERT_EQ(ReadFile(live, l1), "first");
+
+  // Nothing in a/ or c/ changes: only the link in the middle (an alternatives-style chain).
+  files.Remove("b/l2");
+  std::filesystem::create_symlink(files.path("c/second.txt"), files.path("b/l2"));
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, l1) == "second"; }));
+}
+
 int64_t StatField(LiveServer& live, const std::string& path, const std::string& key) {
   const v1::CallReply stat = Call(live, Request("fs.stat", {Str(path)}));
   EXPECT_FALSE(stat.has_error()) << stat.error().message();

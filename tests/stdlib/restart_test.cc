@@ -190,6 +190,31 @@ TEST(Restart, ADirectorysStatSeesItsModeChangedAfterARestart) {
   }));
 }
 
+// A chain of symlinks read before a restart is watched link by link after it.
+TEST(Restart, ALinkOnTheWayPointedElsewhereAfterARestartIsSeen) {
+  Files files;
+  files.Write("c/first.txt", "first");
+  files.Write("c/second.txt", "second");
+  files.MakeDir("a");
+  files.MakeDir("b");
+  std::filesystem::create_symlink(files.path("c/first.txt"), files.path("b/l2"));
+  std::filesystem::create_symlink("../b/l2", files.path("a/l1"));
+  Files::AgePastRacyWindow();
+  const std::string l1 = files.path("a/l1");
+  {
+    LiveServer live(files.data_dir());
+    ASSERT_TRUE(live.status.ok()) << live.status;
+    ASSERT_EQ(ReadFile(live, l1), "first");
+  }
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  ASSERT_EQ(live.server->engine().Stats().observations_changed, 0u);
+  ASSERT_EQ(ReadFile(live, l1), "first");
+  files.Remove("b/l2");
+  std::filesystem::create_symlink(files.path("c/second.txt"), files.path("b/l2"));
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, l1) == "second"; }));
+}
+
 TEST(Restart, OnlyLocalFilesystemsDirectoryTimesStandForTheirEntries) {
   const auto follows = [](const char* dir) {
     const int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
