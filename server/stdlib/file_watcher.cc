@@ -96,10 +96,8 @@ void FileWatcher::WatchListing(const std::string& dir, Invalidator invalidator) 
   std::lock_guard lock(mu_);
   if (DirWatch* watch = WatchedLocked(dir)) {
     AddUnique(watch->listing, std::move(invalidator));
-  } else if (errno == ENOENT || errno == ENOTDIR || errno == EACCES) {
-    // Fires when it appears, or (unreadable: inotify needs read permission) when its mode
-    // changes; polling would run the task every second for as long as it stays so.
-    SubscribeEntryLocked(dir, std::move(invalidator));
+  } else if (errno == ENOENT || errno == ENOTDIR) {
+    SubscribeEntryLocked(dir, std::move(invalidator));  // fires when it appears
   } else {
     PollLocked(std::move(invalidator), dir);
   }
@@ -168,7 +166,9 @@ void FileWatcher::PollLocked(Invalidator invalidator, std::string_view why) {
           "user, see fs.inotify.max_user_watches) at {}; files there are re-checked every {} s "
           "instead of watched. Raise the limit with `sysctl fs.inotify.max_user_watches=N`.",
           watched_, KernelWatchLimit(), why, kPollInterval.count());
-    } else if (error != ENOSYS) {
+    } else if (error != ENOSYS && logged_paths_.size() < kLoggedPaths &&
+               logged_paths_.emplace(why).second) {
+      // Once per path: a polled task subscribes again every second.
       spdlog::warn("file watcher: cannot watch {} ({}); it is re-checked every {} s instead",
                    why, std::strerror(error), kPollInterval.count());
     }

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 #include <absl/container/inlined_vector.h>
 
 #include <chrono>
@@ -121,6 +122,9 @@ class FileWatcher {
   std::vector<Invalidator> polled_;
   Clock::time_point next_poll_{};
   bool logged_limit_ = false;
+  // Paths PollLocked warned about (an unreadable directory, say), at most kLoggedPaths.
+  static constexpr size_t kLoggedPaths = 1024;
+  absl::flat_hash_set<std::string, NameHash, std::equal_to<>> logged_paths_;
   bool stopping_ = false;
   std::thread thread_;
 };

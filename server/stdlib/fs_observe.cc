@@ -39,6 +39,13 @@ void WatchListing(const std::string& dir, const Invalidator& invalidator) {
   FileWatcher::Global().WatchListing(dir, invalidator);
 }
 
+// A listing observed by its entries may be of a symlinked directory: as in fs.list, the
+// links on the way are watched too.
+void WatchListingThroughLinks(const std::string& dir, const Invalidator& invalidator) {
+  WatchLinksOnTheWay(dir, invalidator);
+  FileWatcher::Global().WatchListing(dir, invalidator);
+}
+
 std::optional<uint64_t> LookLstat(const std::string& path, const Invalidator&) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) return std::nullopt;
@@ -67,7 +74,7 @@ std::optional<uint64_t> LookList(const std::string& dir, const Invalidator&) {
 const ObservationKind lstat_kind{kObserveLstat, WatchEntry, LookLstat};
 const ObservationKind read_kind{kObserveRead, WatchEntry, LookRead};
 const ObservationKind dir_kind{kObserveDir, WatchListing, LookLstat};
-const ObservationKind list_kind{kObserveList, WatchListing, LookList};
+const ObservationKind list_kind{kObserveList, WatchListingThroughLinks, LookList};
 
 }  // namespace
 
@@ -77,15 +84,24 @@ void WatchLinksOnTheWay(const std::string& link, const Invalidator& invalidator)
     char target[PATH_MAX];
     const ssize_t length = readlink(at.c_str(), target, sizeof target);
     if (length <= 0 || static_cast<size_t>(length) == sizeof target) return;  // the end
-    std::filesystem::path leads(std::string_view(target, static_cast<size_t>(length)));
-    if (leads.is_relative()) {
-      // Relative to the directory the link really is in: a ".." in the target steps out of
-      // that, not out of a symlinked directory the path to the link went through.
-      char real[PATH_MAX];
-      const std::string dir(DirectoryOf(at));
-      leads = std::filesystem::path(realpath(dir.c_str(), real) != nullptr ? real : dir) / leads;
+    const std::string_view named(target, static_cast<size_t>(length));
+    std::string next = named.front() == '/' ? std::string(named)
+                                            : std::string(DirectoryOf(at)) + "/" + std::string(named);
+    // A ".." steps out of where the kernel really is, not out of a symlinked directory the
+    // text went through: the longest part above the last name that exists is resolved as
+    // the kernel would, and only what is left is taken lexically (nothing missing can be a
+    // symlink).
+    std::string head = next.substr(0, std::max<size_t>(next.rfind('/'), 1));
+    std::string rest = next.substr(next.rfind('/') + 1);
+    char real[PATH_MAX];
+    bool resolved = false;
+    while (!(resolved = realpath(head.c_str(), real) != nullptr) && head.size() > 1) {
+      const size_t slash = head.rfind('/');
+      rest = head.substr(slash + 1) + "/" + rest;
+      head = head.substr(0, std::max<size_t>(slash, 1));
     }
-    std::string next = leads.lexically_normal().string();
+    if (resolved) next = (std::string_view(real) == "/" ? "" : std::string(real)) + "/" + rest;
+    next = std::filesystem::path(next).lexically_normal().string();
     while (next.size() > 1 && next.back() == '/') next.pop_back();
     FileWatcher::Global().WatchEntry(next, invalidator);
     at = std::move(next);

@@ -56,8 +56,8 @@ bool DirectoryTimesFollowEntries(int fd);
 uint64_t ListingFingerprint(const std::vector<DirEntry>& entries);
 
 // WatchLinksOnTheWay subscribes `invalidator` to each path a chain of symlinks starting
-// at `link` names, hop by hop (lexically, as readlink gives them), up to where it ends,
-// whether that exists or not: a link on the way pointed elsewhere, or a missing end
+// at `link` names, hop by hop (each target resolved as the kernel would as far as it
+// exists, the rest lexically), up to where it ends, whether that exists or not: a link on the way pointed elsewhere, or a missing end
 // appearing (a build making its output again), fires it. Nothing if `link` is not a
 // symlink. Called before looking through the link, as every subscription is.
 void WatchLinksOnTheWay(const std::string& link, const Invalidator& invalidator);

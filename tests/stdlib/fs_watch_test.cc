@@ -280,6 +280,22 @@ TEST(Watcher, ADanglingLinkInASymlinkedDirectoryLeadsFromWhereItIs) {
   EXPECT_TRUE(Eventually([&] { return ReadFile(live, link) == "built"; }));
 }
 
+TEST(Watcher, AnAbsoluteLinkWithDotDotLeadsWhereTheKernelGoes) {
+  Files files;
+  files.MakeDir("cache/build/out");
+  files.MakeDir("ws");
+  std::filesystem::create_directory_symlink(files.path("cache/build/out"), files.path("ws/out"));
+  // The kernel takes ws/out to cache/build/out, and ".." from there to cache/build.
+  std::filesystem::create_symlink(files.path("ws/out") + "/../dist/app.js", files.path("ws/app.js"));
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string link = files.path("ws/app.js");
+  ASSERT_NE(ReadFile(live, link).find("No such file"), std::string::npos);
+
+  files.Write("cache/build/dist/app.js", "built");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, link) == "built"; }));
+}
+
 TEST(Watcher, ALinkOnTheWayPointedElsewhereIsSeen) {
   Files files;
   files.Write("c/first.txt", "first");

@@ -215,6 +215,40 @@ TEST(Restart, ALinkOnTheWayPointedElsewhereAfterARestartIsSeen) {
   EXPECT_TRUE(Eventually([&] { return ReadFile(live, l1) == "second"; }));
 }
 
+// So is a chain of symlinks to a listed directory.
+TEST(Restart, ALinkOnTheWayToAListedDirectoryPointedElsewhereAfterARestartIsSeen) {
+  Files files;
+  files.Write("c/first/one.txt", "1");
+  files.Write("c/second/two.txt", "2");
+  files.MakeDir("a");
+  files.MakeDir("b");
+  std::filesystem::create_directory_symlink(files.path("c/first"), files.path("b/l2"));
+  std::filesystem::create_symlink("../b/l2", files.path("a/l1"));
+  Files::AgePastRacyWindow();
+  const std::string l1 = files.path("a/l1");
+  const auto names = [&](LiveServer& live) {
+    const v1::CallReply listing = Call(live, Request("fs.list", {Str(l1)}));
+    EXPECT_FALSE(listing.has_error()) << listing.error().message();
+    std::string out;
+    for (const v1::Value& entry : listing.value().list_value().items()) {
+      out += MapField(entry, "name").string_value() + " ";
+    }
+    return out;
+  };
+  {
+    LiveServer live(files.data_dir());
+    ASSERT_TRUE(live.status.ok()) << live.status;
+    ASSERT_EQ(names(live), "one.txt ");
+  }
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  ASSERT_EQ(live.server->engine().Stats().observations_changed, 0u);
+  ASSERT_EQ(names(live), "one.txt ");
+  files.Remove("b/l2");
+  std::filesystem::create_directory_symlink(files.path("c/second"), files.path("b/l2"));
+  EXPECT_TRUE(Eventually([&] { return names(live) == "two.txt "; }));
+}
+
 TEST(Restart, OnlyLocalFilesystemsDirectoryTimesStandForTheirEntries) {
   const auto follows = [](const char* dir) {
     const int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
