@@ -40,6 +40,19 @@ class Files {
   void MakeDir(const std::string& relative) const {
     std::filesystem::create_directories(path(relative));
   }
+  // Link makes the symlink `relative` to `to` (taken as it is), replacing one there.
+  void Link(const std::string& to, const std::string& relative) const {
+    std::filesystem::remove(path(relative));
+    std::filesystem::create_directories(std::filesystem::path(path(relative)).parent_path());
+    std::filesystem::create_symlink(to, path(relative));
+  }
+  // LinkChain makes a/l1 -> ../b/l2 -> `to` (a path in the tree) and returns a/l1's path:
+  // a chain whose middle link (b/l2) tests point elsewhere.
+  std::string LinkChain(const std::string& to) const {
+    Link(path(to), "b/l2");
+    Link("../b/l2", "a/l1");
+    return path("a/l1");
+  }
   // AgePastRacyWindow waits until every file written so far is older than fs.read's racy
   // window (1 s), so that its stat signature is trusted across restarts (see fs.cc).
   static void AgePastRacyWindow() { std::this_thread::sleep_for(std::chrono::milliseconds(1100)); }
