@@ -146,7 +146,12 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
         task->unlinked = true;
         task->reads_session = validity.needs_verification;  // until linked: the safe guess
         task->inputs = validity.inputs;
-        if (TrustRestored(*task, validity)) {
+        if (IsTransientFailure(task->output)) {
+          // Stored before the failure's retry ran: not a result to keep (retry.cc).
+          task->phase = Phase::kDirty;
+          task->must_execute = true;
+          task->forced_reason = ExecutionReason::kRetry;
+        } else if (TrustRestored(*task, validity)) {
           task->phase = Phase::kClean;
           trusted_count.fetch_add(1, std::memory_order_relaxed);
         } else {

@@ -190,6 +190,12 @@ EngineImpl::~EngineImpl() {
     publish_wake_.notify_all();
     publish_thread_.join();
   }
+  {
+    std::lock_guard lock(retry_mu_);
+    stopping_retries_ = true;
+  }
+  retry_wake_.notify_all();
+  if (retry_thread_.joinable()) retry_thread_.join();
   if (gc_thread_.joinable()) {
     gc_abort_.store(true);
     store_->StopReclaiming();  // a pass compacting a large store would take long to end

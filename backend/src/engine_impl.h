@@ -20,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <coroutine>
 #include <functional>
 #include <memory>
@@ -601,11 +602,32 @@ class EngineImpl {
   size_t publishing_ ABSL_GUARDED_BY(publish_mu_) = 0;  // taken from the queue, being written
   bool stopping_publish_ ABSL_GUARDED_BY(publish_mu_) = false;
   std::thread publish_thread_;
+
+ public:
+  // ScheduleRetry invalidates task `id` a second from now: its execution failed with a
+  // transient error (IsTransientFailure), which is not a result to keep (retry.cc).
+  void ScheduleRetry(TaskId id);
+
+ private:
+  void RetryLoop();
+  struct Retry {
+    std::chrono::steady_clock::time_point due;
+    TaskId id;
+  };
+  std::mutex retry_mu_;
+  std::condition_variable retry_wake_;
+  std::deque<Retry> retries_ ABSL_GUARDED_BY(retry_mu_);  // due in order: one delay for all
+  bool stopping_retries_ ABSL_GUARDED_BY(retry_mu_) = false;
+  std::thread retry_thread_;  // started at the first retry
   std::mutex prefetched_mu_;
   // Trace records fetched ahead, by key: each is taken by the first FetchTrace of its key.
   absl::flat_hash_map<std::string, std::string> prefetched_ ABSL_GUARDED_BY(prefetched_mu_);
   size_t prefetched_bytes_ ABSL_GUARDED_BY(prefetched_mu_) = 0;
 };
+
+// IsTransientFailure: the output is an error with code UNAVAILABLE or RESOURCE_EXHAUSTED,
+// one that may go away by itself, so it is not kept (retry.cc).
+bool IsTransientFailure(const Output& output);
 
 // InputKeyOf is the key of an input task; RestoreInput turns a persisted input into the
 // task's output and stamp; UnreadableInput makes the error output of an input the store

@@ -397,9 +397,12 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     body.store_result(body.handle.promise(), context);
   }
   body.destroy(body.handle);
+  // A transient failure is not kept: the task is invalidated a second from now (retry.cc).
+  const bool transient = IsTransientFailure(context.output);
   const bool publish = engine->publishes() && engine->Shares(*task);
   CommitExecution(*engine, *task, context);
   if (publish) engine->QueueSharedPublish(task->id);  // built and sent off this path
+  if (transient) engine->ScheduleRetry(task->id);
   engine->refreshes_in_flight.fetch_sub(1);
 }
 
@@ -532,6 +535,7 @@ void PropagateReadSummary(EngineImpl& engine, TaskState& task, const ReadSummary
 }  // namespace
 
 void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) {
+  const bool transient = IsTransientFailure(context.output);  // before the output moves
   std::vector<Dep> new_deps = UniqueReads(context.reads);
   bool result_changed = false;
   ExecutionEntry entry;
@@ -559,6 +563,9 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
   ReadSummary summary;
   const bool stale = RegisterReads(engine, task, new_deps, &summary);
   if (observed) summary.inputs |= InputBits(observation->change_key);
+  // A transient failure (retry.cc) is as unchecked as the outside world: what reads it is
+  // verified after a restart or a reload, never trusted, even if it caught the error.
+  if (transient) summary.session = true;
   ReadSummary added;
   {
     MutexLock lock(&task.mu);

@@ -133,7 +133,8 @@ struct TaskState {
   // allocated once per task, and a million tasks are common. Everything from here on is
   // guarded by `mu` unless it says otherwise (bit-fields cannot carry the annotation).
   Phase phase ABSL_GUARDED_BY(mu) = Phase::kScheduled;
-  // Why must_execute was set (kInvalidated, kRestart, kGarbageCollected, kCycle), for why.h.
+  // Why must_execute was set (kInvalidated, kRestart, kGarbageCollected, kCycle, kRetry),
+  // for why.h.
   ExecutionReason forced_reason ABSL_GUARDED_BY(mu) = ExecutionReason::kNone;
   // Why the last execution in this process ran (kNone: none did), and with
   // kDependencyChanged the task whose slot changed (Engine::Why).

@@ -32,6 +32,8 @@ std::string_view ReasonName(ExecutionReason reason) {
       return "garbage collected";
     case ExecutionReason::kCycle:
       return "cycle changed";
+    case ExecutionReason::kRetry:
+      return "retry after a transient error";
   }
   return "unknown";
 }

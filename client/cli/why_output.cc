@@ -41,6 +41,8 @@ const char* ReasonName(v1::WhyReason reason) {
       return "garbage collected";
     case v1::WHY_REASON_CYCLE_CHANGED:
       return "cycle changed";
+    case v1::WHY_REASON_RETRY:
+      return "retry after a transient error";
     default:
       return "not executed";
   }

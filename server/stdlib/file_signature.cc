@@ -34,8 +34,27 @@ struct Fd {
 
 }  // namespace
 
+absl::StatusCode ErrnoCode(int error) {
+  switch (error) {
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+    case ENOBUFS:
+      return absl::StatusCode::kResourceExhausted;
+    case EIO:
+    case EAGAIN:
+    case EINTR:
+    case EBUSY:
+    case ESTALE:
+    case ETIMEDOUT:
+      return absl::StatusCode::kUnavailable;
+    default:
+      return absl::StatusCode::kUnknown;
+  }
+}
+
 void FailErrno(std::string_view function, const std::string& path, int error) {
-  Fail(std::string(function) + ": " + Echo(path) + ": " + std::strerror(error));
+  Fail(std::string(function) + ": " + Echo(path) + ": " + std::strerror(error), ErrnoCode(error));
 }
 
 FileSignature SignatureOf(const struct stat& st) {

@@ -3,6 +3,7 @@
 // signature so that a restarted daemon re-checks a file with one lstat.
 #pragma once
 
+#include <absl/status/status.h>
 #include <sys/stat.h>
 
 #include <cstdint>
@@ -36,7 +37,12 @@ bool IsRacy(const FileSignature& signature);
 Bytes ReadFileAt(const std::string& path, const FileSignature& expected,
                  std::string_view function);
 
-// FailErrno fails the running task with "function: path: strerror(error)".
+// ErrnoCode is the status code a failed system call's errno gives a task's error: out of
+// descriptors or memory RESOURCE_EXHAUSTED, an I/O error or a stale or busy file
+// UNAVAILABLE (both transient: the engine does not keep such a failure, turbine/error.h),
+// anything else (a missing file, say) UNKNOWN, kept like a value.
+absl::StatusCode ErrnoCode(int error);
+// FailErrno fails the running task with "function: path: strerror(error)" and ErrnoCode.
 [[noreturn]] void FailErrno(std::string_view function, const std::string& path, int error);
 
 }  // namespace turbine::stdlib

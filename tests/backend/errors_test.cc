@@ -1,7 +1,10 @@
 // Errors: a failing function's error is its cached output; readers see it; it heals.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 
 #include "counting.h"
 #include "turbine/engine.h"
@@ -36,6 +39,69 @@ Task<int64_t> ThrowsStdImpl(int64_t n) {
   co_return n;
 }
 inline const turbine::Function<ThrowsStdImpl> throws_std{"test.err.throws_std", 1};
+
+std::atomic<bool> service_down{true};
+
+Task<int64_t> FlakyImpl() {
+  if (service_down.load()) turbine::Fail("the service is down", absl::StatusCode::kUnavailable);
+  co_return 7;
+}
+inline const turbine::Function<FlakyImpl> flaky{"test.err.flaky", 1};
+
+Task<int64_t> FlakyPlusOneImpl() { co_return (co_await flaky()) + 1; }
+inline const turbine::Function<FlakyPlusOneImpl> flaky_plus_one{"test.err.flaky_plus_one", 1};
+
+Task<int64_t> CatchFlakyImpl() {
+  try {
+    co_return co_await flaky();
+  } catch (const turbine::TaskError& error) {
+    co_return -1;
+  }
+}
+inline const turbine::Function<CatchFlakyImpl> catch_flaky{"test.err.catch_flaky", 1};
+
+// ReadWithin reads `vc` until it succeeds or `limit` passes; the last result.
+template <class T>
+absl::StatusOr<int64_t> ReadWithin(turbine::Engine& engine, const T& vc,
+                                   std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  absl::StatusOr<int64_t> result = engine.Read(vc);
+  while (!result.ok() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    result = engine.Read(vc);
+  }
+  return result;
+}
+
+// UNAVAILABLE and RESOURCE_EXHAUSTED may go away by themselves: such a failure is retried a
+// second after it happened, with no input changed, and so are the tasks that read it.
+TEST(Errors, ATransientFailureIsNotKept) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  service_down = true;
+  absl::StatusOr<int64_t> result = engine.Read(flaky_plus_one());
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(*engine.Read(catch_flaky()), -1);  // a reader that handles it keeps a value
+
+  service_down = false;
+  result = ReadWithin(engine, flaky_plus_one(), std::chrono::seconds(10));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(*result, 8);
+  EXPECT_EQ(*engine.Read(catch_flaky()), 7);  // dirty once the failure was retried
+  EXPECT_EQ(Executions(engine, "test.err.flaky"), 2u);
+}
+
+// Any other failure is a result like a value: nothing retries it.
+TEST(Errors, AFailureThatIsNotTransientIsNotRetried) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  ASSERT_TRUE(engine.SetInput("divisor", int64_t{0}).ok());
+  ASSERT_FALSE(engine.Read(plus_one()).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // past a retry's delay
+  ASSERT_FALSE(engine.Read(plus_one()).ok());
+  EXPECT_EQ(Executions(engine, "test.err.divide"), 1u);
+}
 
 TEST(Errors, PropagateToReadersAndAreCached) {
   turbine::Engine engine;

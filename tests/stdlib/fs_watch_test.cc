@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <future>
 
 #include "file_signature.h"
@@ -101,6 +102,22 @@ TEST(Files, AFifoWhereAFileWasIsRefusedNotWaitedOn) {
   }
   ASSERT_TRUE(answered) << "the read waited on a FIFO";
   EXPECT_NE(failure.get().find("changed while being read"), std::string::npos);
+}
+
+// A failed system call's error keeps its errno's nature: what may pass by itself is
+// transient (the engine retries it), what will not is kept like a value.
+TEST(Files, ErrnosThatMayPassAreTransientCodes) {
+  using turbine::stdlib::ErrnoCode;
+  EXPECT_EQ(ErrnoCode(EMFILE), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(ErrnoCode(ENFILE), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(ErrnoCode(ENOMEM), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(ErrnoCode(EIO), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ErrnoCode(ESTALE), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ErrnoCode(ETIMEDOUT), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ErrnoCode(EAGAIN), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ErrnoCode(ENOENT), absl::StatusCode::kUnknown);
+  EXPECT_EQ(ErrnoCode(EACCES), absl::StatusCode::kUnknown);
+  EXPECT_EQ(ErrnoCode(EISDIR), absl::StatusCode::kUnknown);
 }
 
 TEST(Watcher, AnEditIsSeen) {

@@ -414,6 +414,54 @@ TEST(TaskPersistence, ARestoredErrorKeepsItsCode) {
   EXPECT_EQ(Executions(d.engine, "test.tasks.lookup", 1), 0u) << "served from disk";
 }
 
+bool disk_unreadable = true;
+Task<int64_t> ReadsADiskImpl() {
+  if (disk_unreadable) turbine::Fail("input/output error", absl::StatusCode::kUnavailable);
+  co_return 5;
+}
+inline const turbine::Function<ReadsADiskImpl> reads_a_disk{"test.tasks.reads_a_disk", 1};
+Task<int64_t> FallsBackImpl() {
+  try {
+    co_return co_await reads_a_disk();
+  } catch (const turbine::TaskError&) {
+    co_return -1;
+  }
+}
+inline const turbine::Function<FallsBackImpl> falls_back{"test.tasks.falls_back", 1};
+
+// A transient failure stored before its retry ran is not served after a restart: the task
+// executes again.
+TEST(TaskPersistence, ARestoredTransientFailureExecutesAgain) {
+  turbine::testing::TempDir dir;
+  disk_unreadable = true;
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(d.engine.Read(reads_a_disk()).status().code(), absl::StatusCode::kUnavailable);
+  }
+  disk_unreadable = false;
+  Daemon d(dir.str());
+  absl::StatusOr<int64_t> restored = d.engine.Read(reads_a_disk());
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(*restored, 5);
+  EXPECT_EQ(Executions(d.engine, "test.tasks.reads_a_disk", 1), 1u);
+}
+
+// A reader that caught a transient failure made a value of it; stored before the retry
+// reached it, it is verified after a restart, not trusted.
+TEST(TaskPersistence, AReaderThatCaughtATransientFailureIsVerifiedAfterARestart) {
+  turbine::testing::TempDir dir;
+  disk_unreadable = true;
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(falls_back()), -1);
+  }
+  disk_unreadable = false;
+  Daemon d(dir.str());
+  absl::StatusOr<int64_t> restored = d.engine.Read(falls_back());
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(*restored, 5);
+}
+
 TEST(TaskPersistence, AStoreThatCannotBeOpenedIsAnErrorNotAMemoryOnlyEngine) {
   turbine::testing::TempDir dir;
   const std::string not_a_dir = dir.str() + "/file";

@@ -2,7 +2,7 @@
 //
 // A task function fails by throwing (any exception, or TaskError via Fail()). The engine
 // stores the message and a status code as the task's output: readers receive them, they
-// are cached like a value and invalidated like one. Reading a failed Vc inside a task
+// are cached like a value and invalidated like one (unless transient, below). Reading a failed Vc inside a task
 // rethrows TaskError with the same code, so an error propagates up the call graph unless a
 // task catches it. Outside, Engine::Read returns it as an absl::Status, and a server
 // answers with the same code (absl and gRPC codes are the same numbers).
@@ -10,6 +10,9 @@
 // Codes: kUnknown for a function's own failure (any exception, and Fail() without a code);
 // kFailedPrecondition for a dependency cycle (the engine's, or one a function detects and
 // reports itself); any other code a function chooses with Fail(message, code).
+// kUnavailable and kResourceExhausted are transient: a failure that may pass by itself (a
+// service down, an I/O error, out of descriptors). The engine does not keep one: the task
+// is invalidated a second after it failed, so its next read executes it again.
 #pragma once
 
 #include <absl/status/status.h>

@@ -31,6 +31,8 @@ enum class ExecutionReason : uint8_t {
   kGarbageCollected,   // a task its result referred to, or its own evicted value, was
                        // garbage collected
   kCycle,              // a cycle it was on was found changed once its head finished
+  kRetry,              // its last execution failed with a transient error (UNAVAILABLE,
+                       // RESOURCE_EXHAUSTED), which is not kept
 };
 
 // ReasonName: "first execution", "dependency changed", ... (stable, for JSON too).
