@@ -104,6 +104,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   }
   const TaskId id = stored_task != nullptr ? stored_task->id
                                            : next_task_id_.fetch_add(1, std::memory_order_relaxed);
+  bool retry_input = false;
   auto owned =
       std::make_unique<TaskState>(id, key.hash, key.fn, key.receiver, key.fn->box_args(stack_args));
   TaskState* task = owned.get();
@@ -120,6 +121,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
     if (!stored_input.ok()) {
       // Never "not set": that would silently turn the user's data into its absence.
       UnreadableInput(InputKeyOf(*task), stored_input.status(), &task->output);
+      retry_input = IsTransientFailure(task->output);  // read again, once it is in the table
     } else if (stored_input->has_value()) {
       RestoreInput(**stored_input, &task->output, &task->output_changed_at);
     } else {
@@ -177,6 +179,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
     std::fprintf(stderr, "turbine: task id space exhausted\n");
     std::abort();
   }
+  if (retry_input) ScheduleRetry(id);
   return task;
 }
 

@@ -610,6 +610,9 @@ class EngineImpl {
 
  private:
   void RetryLoop();
+  // RetryInput reads again an input the store could not read (UnreadableInput, with a
+  // transient code), and if it can now, its readers are dirty.
+  void RetryInput(TaskState& input);
   struct Retry {
     std::chrono::steady_clock::time_point due;
     TaskId id;

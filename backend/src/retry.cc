@@ -7,7 +7,9 @@
 // executes again at its next read, and what read it is dirty. Nothing runs by itself in
 // between; a Watch stream, told of the change, reads again and so retries once a second
 // for as long as the failure lasts. Its readers are verified, never trusted, after a
-// restart or a reload (CommitExecution counts the failure as the unchecked world).
+// restart or a reload (CommitExecution counts the failure as the unchecked world). An
+// input the store could not read is read again instead (RetryInput), every second until
+// it can be.
 #include <chrono>
 #include <mutex>
 #include <string>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "engine_impl.h"
+#include "reclaim.h"
 
 namespace turbine::internal {
 namespace {
@@ -48,6 +51,37 @@ void EngineImpl::ScheduleRetry(TaskId id) {
   retry_wake_.notify_all();
 }
 
+void EngineImpl::RetryInput(TaskState& input) {
+  // An input has no body to execute again: what failed was reading it from the store.
+  const std::string& key = InputKeyOf(input);
+  absl::StatusOr<std::optional<StoredInput>> stored = store_->ReadInput(key);
+  Output output;
+  uint64_t unused_stamp = 0;
+  if (!stored.ok()) {
+    UnreadableInput(key, stored.status(), &output);
+  } else if (stored->has_value()) {
+    RestoreInput(**stored, &output, &unused_stamp);
+  } else {
+    output = NotSetOutput(key);
+  }
+  if (IsTransientFailure(output)) {
+    ScheduleRetry(input.id);
+    return;
+  }
+  std::vector<TaskId> readers;
+  {
+    // As SetInputs does, so that a value set meanwhile is not replaced by an older one.
+    MutexLock writer(&input_writer_mu_);
+    MutexLock lock(&input.mu);
+    if (!IsTransientFailure(input.output)) return;  // set meanwhile
+    input.output = std::move(output);
+    input.output_changed_at = NextStamp();  // its readers read the failure: a change
+    input.dependents.ForEach([&](const Dependent& d) { readers.push_back(d.reader); });
+  }
+  MarkDirty(std::move(readers));
+  NotifyChange();
+}
+
 void EngineImpl::RetryLoop() {
   std::unique_lock lock(retry_mu_);
   while (!stopping_retries_) {
@@ -66,7 +100,16 @@ void EngineImpl::RetryLoop() {
       retries_.pop_front();
     }
     lock.unlock();
-    InvalidateMany(std::move(due), ExecutionReason::kRetry);
+    {
+      Section section;  // reclaim.h: the inputs found below stay allocated
+      std::erase_if(due, [this](TaskId id) {
+        TaskState* task = tasks_.Get(id);
+        if (task == nullptr || task->fn->kind != FunctionKind::kInput) return false;
+        RetryInput(*task);
+        return true;
+      });
+    }
+    if (!due.empty()) InvalidateMany(std::move(due), ExecutionReason::kRetry);
     lock.lock();
   }
 }

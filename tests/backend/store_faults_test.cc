@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "turbine/backing_store.h"
 #include "turbine/engine.h"
@@ -64,6 +66,10 @@ class FaultyStore : public turbine::BackingStore {
   void Fail(absl::Status error) {
     std::lock_guard lock(mu_);
     write_error = std::move(error);
+  }
+  void FailReads(absl::Status error) {
+    std::lock_guard lock(mu_);
+    read_error = std::move(error);
   }
 
  private:
@@ -143,6 +149,30 @@ TEST(StoreFaults, AnInputTheStoreCannotReadIsDataLossNotUnset) {
   // Setting it again repairs it.
   ASSERT_TRUE(engine.SetInput("price", int64_t{11}).ok());
   EXPECT_EQ(*engine.Read(price()), 11);
+}
+
+// A read error that may pass (UNAVAILABLE: an I/O error) is not kept: the input is read
+// again every second, and once the store answers, what read the error reads the value.
+TEST(StoreFaults, AnInputTheStoreCouldNotReadForAWhileIsReadAgain) {
+  FaultyStore store;
+  {
+    turbine::Engine engine({.backing_store = &store, .snapshot_interval = {}});
+    ASSERT_TRUE(engine.SetInput("price", int64_t{10}).ok());
+  }
+  store.FailReads(absl::UnavailableError("input/output error"));
+  turbine::Engine engine({.worker_threads = 2, .backing_store = &store, .snapshot_interval = {}});
+  turbine::Engine::Scope scope(engine);
+  absl::StatusOr<int64_t> read = engine.Read(price());
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kUnavailable) << read.status();
+
+  store.FailReads(absl::OkStatus());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!(read = engine.Read(price())).ok() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, 10);
 }
 
 }  // namespace
