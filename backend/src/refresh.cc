@@ -628,7 +628,11 @@ bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<
       Mutex* mu;
       ~Unlock() { mu->Unlock(); }
     } unlock{&target->mu};
-    if (target->ReadsUncheckedWorld()) summary->session = true;
+    // An input the store could not read, which it reads again (retry.cc), is as unchecked
+    // as the outside world for a reader that caught its error and made a value of it.
+    if (target->ReadsUncheckedWorld() || IsTransientFailure(target->output)) {
+      summary->session = true;
+    }
     summary->inputs |= target->inputs;
     if (target->dependents.insert(Dependent{task.id, read.slot.type, read.slot.index})) {
       engine.edge_count.fetch_add(1);

@@ -68,17 +68,20 @@ void EngineImpl::RetryInput(TaskState& input) {
     ScheduleRetry(input.id);
     return;
   }
-  std::vector<TaskId> readers;
   {
-    // As SetInputs does, so that a value set meanwhile is not replaced by an older one.
+    // As SetInputs does: a value set meanwhile is not replaced by an older one, and the
+    // readers are dirty before a snapshot can stand for the new stamp.
     MutexLock writer(&input_writer_mu_);
-    MutexLock lock(&input.mu);
-    if (!IsTransientFailure(input.output)) return;  // set meanwhile
-    input.output = std::move(output);
-    input.output_changed_at = NextStamp();  // its readers read the failure: a change
-    input.dependents.ForEach([&](const Dependent& d) { readers.push_back(d.reader); });
+    std::vector<TaskId> readers;
+    {
+      MutexLock lock(&input.mu);
+      if (!IsTransientFailure(input.output)) return;  // set meanwhile
+      input.output = std::move(output);
+      input.output_changed_at = NextStamp();  // its readers read the failure: a change
+      input.dependents.ForEach([&](const Dependent& d) { readers.push_back(d.reader); });
+    }
+    MarkDirty(std::move(readers));
   }
-  MarkDirty(std::move(readers));
   NotifyChange();
 }
 

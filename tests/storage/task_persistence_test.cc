@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -460,6 +461,44 @@ TEST(TaskPersistence, AReaderThatCaughtATransientFailureIsVerifiedAfterARestart)
   absl::StatusOr<int64_t> restored = d.engine.Read(falls_back());
   ASSERT_TRUE(restored.ok()) << restored.status();
   EXPECT_EQ(*restored, 5);
+}
+
+// FlakyInputs cannot read inputs while `unreadable` is set (an I/O error).
+struct FlakyInputs : RocksBackingStore {
+  using RocksBackingStore::RocksBackingStore;
+  static inline std::atomic<bool> unreadable{false};
+  absl::StatusOr<std::optional<turbine::StoredInput>> ReadInput(std::string_view key) override {
+    if (unreadable) return absl::UnavailableError("input/output error");
+    return RocksBackingStore::ReadInput(key);
+  }
+};
+Task<int64_t> PriceOrZeroImpl() {
+  try {
+    co_return co_await Input<int64_t>("price");
+  } catch (const turbine::TaskError&) {
+    co_return 0;
+  }
+}
+inline const turbine::Function<PriceOrZeroImpl> price_or_zero{"test.tasks.price_or_zero", 1};
+
+// A reader that caught an input's transient read error made a value of it; stored before
+// the input was read again, it is verified after a restart, not trusted.
+TEST(TaskPersistence, AReaderThatCaughtAnUnreadableInputIsVerifiedAfterARestart) {
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("price", int64_t{10}).ok());
+  }
+  FlakyInputs::unreadable = true;
+  {
+    Daemon<FlakyInputs> d(dir.str());
+    ASSERT_EQ(*d.engine.Read(price_or_zero()), 0);
+  }
+  FlakyInputs::unreadable = false;
+  Daemon d(dir.str());
+  absl::StatusOr<int64_t> restored = d.engine.Read(price_or_zero());
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(*restored, 10);
 }
 
 TEST(TaskPersistence, AStoreThatCannotBeOpenedIsAnErrorNotAMemoryOnlyEngine) {
