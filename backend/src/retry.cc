@@ -107,9 +107,15 @@ void EngineImpl::RetryLoop() {
       Section section;  // reclaim.h: the inputs found below stay allocated
       std::erase_if(due, [this](TaskId id) {
         TaskState* task = tasks_.Get(id);
-        if (task == nullptr || task->fn->kind != FunctionKind::kInput) return false;
-        RetryInput(*task);
-        return true;
+        if (task == nullptr) return false;  // evicted: a reload finds its record dirty
+        if (task->fn->kind == FunctionKind::kInput) {
+          RetryInput(*task);
+          return true;
+        }
+        // Executed again meanwhile, for another reason, and no longer failing: nothing to
+        // retry (a forced execution would only run it once more).
+        MutexLock lock(&task->mu);
+        return !IsTransientFailure(task->output);
       });
     }
     if (!due.empty()) InvalidateMany(std::move(due), ExecutionReason::kRetry);

@@ -92,6 +92,30 @@ TEST(Errors, ATransientFailureIsNotKept) {
   EXPECT_EQ(Executions(engine, "test.err.flaky"), 2u);
 }
 
+Task<int64_t> FlakyWithInputImpl() {
+  const int64_t x = co_await Input<int64_t>("x");
+  if (service_down.load()) turbine::Fail("the service is down", absl::StatusCode::kUnavailable);
+  co_return x;
+}
+inline const turbine::Function<FlakyWithInputImpl> flaky_with_input{"test.err.flaky_with_input",
+                                                                     1};
+
+// A task that failed transiently and then succeeded for another reason (an input changed)
+// before its retry came is not executed once more by the retry.
+TEST(Errors, ARetryOfATaskThatSucceededMeanwhileIsDropped) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  service_down = true;
+  ASSERT_TRUE(engine.SetInput("x", int64_t{1}).ok());
+  ASSERT_FALSE(engine.Read(flaky_with_input()).ok());
+  service_down = false;
+  ASSERT_TRUE(engine.SetInput("x", int64_t{2}).ok());
+  ASSERT_EQ(*engine.Read(flaky_with_input()), 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // past the retry's delay
+  EXPECT_EQ(*engine.Read(flaky_with_input()), 2);
+  EXPECT_EQ(Executions(engine, "test.err.flaky_with_input"), 2u);
+}
+
 // Any other failure is a result like a value: nothing retries it.
 TEST(Errors, AFailureThatIsNotTransientIsNotRetried) {
   turbine::Engine engine;
