@@ -118,15 +118,8 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
     MutexLock lock(&task->mu);
     task->phase = Phase::kClean;
     task->inputs = InputBits(InputKeyOf(*task));
-    if (!stored_input.ok()) {
-      // Never "not set": that would silently turn the user's data into its absence.
-      UnreadableInput(InputKeyOf(*task), stored_input.status(), &task->output);
-      retry_input = IsTransientFailure(task->output);  // read again, once it is in the table
-    } else if (stored_input->has_value()) {
-      RestoreInput(**stored_input, &task->output, &task->output_changed_at);
-    } else {
-      task->output = NotSetOutput(InputKeyOf(*task));
-    }
+    InputFromStore(InputKeyOf(*task), stored_input, &task->output, &task->output_changed_at);
+    retry_input = IsTransientFailure(task->output);  // read again, once it is in the table
   }
   // A record a GC pass is deleting right now is gone for all purposes: the task is not
   // stored, and its result, which may refer to tasks deleted already, is not used.

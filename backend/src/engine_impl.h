@@ -610,7 +610,7 @@ class EngineImpl {
 
  private:
   void RetryLoop();
-  // RetryInput reads again an input the store could not read (UnreadableInput, with a
+  // RetryInput reads again an input the store could not read (InputFromStore, with a
   // transient code), and if it can now, its readers are dirty.
   void RetryInput(TaskState& input);
   struct Retry {
@@ -632,13 +632,15 @@ class EngineImpl {
 // one that may go away by itself, so it is not kept (retry.cc).
 bool IsTransientFailure(const Output& output);
 
-// InputKeyOf is the key of an input task; RestoreInput turns a persisted input into the
-// task's output and stamp; UnreadableInput makes the error output of an input the store
-// could not read, a data loss when the store says so (invalidation.cc).
+// InputKeyOf is the key of an input task; InputFromStore turns what the store read for it
+// into the task's output and stamp: the value, "not set", or the error of an input the
+// store could not read, a data loss when the store says so (invalidation.cc). The stamp is
+// left as it is unless a value was read.
 const std::string& InputKeyOf(const TaskState& input);
 const std::string& InputKeyOf(const std::tuple<std::string>& args);
-void RestoreInput(const StoredInput& stored, Output* output, uint64_t* stamp);
-void UnreadableInput(const std::string& key, const absl::Status& status, Output* output);
+void InputFromStore(const std::string& key,
+                    const absl::StatusOr<std::optional<StoredInput>>& stored, Output* output,
+                    uint64_t* stamp);
 // NotSetOutput is what an input that is not set (never, or no longer) reads as.
 Output NotSetOutput(const std::string& key);
 

@@ -213,6 +213,8 @@ const std::string& InputKeyOf(const TaskState& input) {
   return InputKeyOf(*static_cast<const std::tuple<std::string>*>(input.args));
 }
 
+namespace {
+
 void RestoreInput(const StoredInput& stored, Output* output, uint64_t* stamp) {
   const ValueType* type = FindValueType(stored.type_name);
   std::shared_ptr<const void> value = type != nullptr ? type->deserialize(stored.bytes) : nullptr;
@@ -228,12 +230,23 @@ void RestoreInput(const StoredInput& stored, Output* output, uint64_t* stamp) {
   *stamp = stored.stamp;
 }
 
-void UnreadableInput(const std::string& key, const absl::Status& status, Output* output) {
-  // The store's code (DATA_LOSS for a damaged record), so readers and clients see it.
-  const bool lost = status.code() == absl::StatusCode::kDataLoss;
-  *output = Output::Error(status.code(), std::string(lost ? "data loss: " : "") + "input '" +
-                                             key + "' cannot be read: " +
-                                             std::string(status.message()));
+}  // namespace
+
+void InputFromStore(const std::string& key,
+                    const absl::StatusOr<std::optional<StoredInput>>& stored, Output* output,
+                    uint64_t* stamp) {
+  if (!stored.ok()) {
+    // The store's code (DATA_LOSS for a damaged record), so readers and clients see it; never
+    // "not set": that would silently turn the user's data into its absence.
+    const bool lost = stored.status().code() == absl::StatusCode::kDataLoss;
+    *output = Output::Error(stored.status().code(),
+                            std::string(lost ? "data loss: " : "") + "input '" + key +
+                                "' cannot be read: " + std::string(stored.status().message()));
+  } else if (stored->has_value()) {
+    RestoreInput(**stored, output, stamp);
+  } else {
+    *output = NotSetOutput(key);
+  }
 }
 
 void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason) {

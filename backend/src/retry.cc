@@ -54,16 +54,9 @@ void EngineImpl::ScheduleRetry(TaskId id) {
 void EngineImpl::RetryInput(TaskState& input) {
   // An input has no body to execute again: what failed was reading it from the store.
   const std::string& key = InputKeyOf(input);
-  absl::StatusOr<std::optional<StoredInput>> stored = store_->ReadInput(key);
   Output output;
   uint64_t unused_stamp = 0;
-  if (!stored.ok()) {
-    UnreadableInput(key, stored.status(), &output);
-  } else if (stored->has_value()) {
-    RestoreInput(**stored, &output, &unused_stamp);
-  } else {
-    output = NotSetOutput(key);
-  }
+  InputFromStore(key, store_->ReadInput(key), &output, &unused_stamp);
   if (IsTransientFailure(output)) {
     ScheduleRetry(input.id);
     return;

@@ -53,7 +53,7 @@ void FuzzInputRecord(std::string_view bytes) {
   if (!stored.has_value()) return;
   engine_private::Output output;
   uint64_t stamp = 0;
-  engine_private::RestoreInput(*stored, &output, &stamp);
+  engine_private::InputFromStore("key", stored, &output, &stamp);
   FUZZ_CHECK(output.kind == engine_private::OutputKind::kValue ||
              output.kind == engine_private::OutputKind::kError);
   FUZZ_CHECK(stamp == stored->stamp);
