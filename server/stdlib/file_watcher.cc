@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,6 +39,31 @@ std::string KernelWatchLimit() {
   std::string value;
   in >> value;
   return value.empty() ? "unknown" : value;
+}
+
+// IsRemoteFilesystem: `f_type` (statfs) names a filesystem on which inotify may not hear
+// every change, because changes are made elsewhere: on another machine (NFS, SMB, 9p, AFS,
+// Ceph, Lustre, cluster filesystems), or by a FUSE server's own backing store (sshfs,
+// bindfs, virtiofs and the host mounts of container runtimes).
+bool IsRemoteFilesystem(uint64_t f_type, const char** name) {
+  static constexpr struct {
+    uint64_t magic;
+    const char* name;
+  } kRemote[] = {
+      {0x6969, "nfs"},           {0x517b, "smb"},        {0xfe534d42, "smb2"},
+      {0xff534d42, "cifs"},      {0x65735546, "fuse"},   {0x01021997, "9p"},
+      {0x00c36400, "ceph"},      {0x5346414f, "afs"},    {0x6b414653, "afs"},
+      {0x73757245, "coda"},      {0x564c, "ncp"},        {0x0bd00bd0, "lustre"},
+      {0x01161970, "gfs2"},      {0x7461636f, "ocfs2"},  {0x47504653, "gpfs"},
+      {0x786f4256, "vboxsf"},    {0x13661366, "orangefs"},
+  };
+  for (const auto& remote : kRemote) {
+    if (remote.magic == f_type) {
+      *name = remote.name;
+      return true;
+    }
+  }
+  return false;
 }
 
 template <class Invalidators>
@@ -95,6 +121,7 @@ void FileWatcher::WatchEntry(const std::string& path, Invalidator invalidator) {
 void FileWatcher::WatchListing(const std::string& dir, Invalidator invalidator) {
   std::lock_guard lock(mu_);
   if (DirWatch* watch = WatchedLocked(dir)) {
+    if (watch->remote) PollAlsoLocked(invalidator);
     AddUnique(watch->listing, std::move(invalidator));
   } else if (errno == ENOENT || errno == ENOTDIR) {
     SubscribeEntryLocked(dir, std::move(invalidator));  // fires when it appears
@@ -116,6 +143,7 @@ void FileWatcher::SubscribeEntryLocked(std::string_view path, Invalidator invali
     const std::string_view dir = ParentPath(entry);
     if (dir == entry) return;  // "/" itself never changes identity
     if (DirWatch* watch = WatchedLocked(dir)) {
+      if (watch->remote) PollAlsoLocked(invalidator);
       AddUnique(watch->entries[BaseName(entry)], std::move(invalidator));
       return;
     }
@@ -148,8 +176,13 @@ FileWatcher::DirWatch* FileWatcher::WatchedLocked(std::string_view dir) {
     std::vector<std::string>& paths = dirs_of_wd_[wd];
     if (paths.empty()) ++watched_;
     paths.push_back(path);
+    // Its filesystem is looked up on the watcher's thread: a statfs per directory here
+    // would slow the check at start, which subscribes thousands of files on one thread.
+    if (unclassified_.empty()) WakeRun();
+    unclassified_.push_back(path);
     if (found == dirs_.end()) found = dirs_.emplace(std::move(path), DirWatch{}).first;
     found->second.wd = wd;
+    found->second.remote = false;
   }
   last_dir_.assign(dir);
   last_watch_ = &found->second;
@@ -178,6 +211,56 @@ void FileWatcher::PollLocked(Invalidator invalidator, std::string_view why) {
     next_poll_ = Clock::now() + kPollInterval;
     // Run may be asleep with no deadline (nothing was polled when it last looked).
     WakeRun();
+  }
+}
+
+void FileWatcher::PollAlsoLocked(const Invalidator& invalidator) {
+  AddUnique(polled_, invalidator);
+  if (next_poll_ == Clock::time_point{}) {
+    next_poll_ = Clock::now() + kPollInterval;
+    WakeRun();
+  }
+}
+
+void FileWatcher::ClassifyNewDirectories() {
+  std::vector<std::string> paths;
+  {
+    std::lock_guard lock(mu_);
+    paths.swap(unclassified_);
+  }
+  if (paths.empty()) return;
+  struct Remote {
+    std::string path;
+    const char* type;
+    uint64_t fsid;
+  };
+  std::vector<Remote> remote;
+  for (std::string& path : paths) {
+    struct statfs fs;
+    const char* type = nullptr;
+    if (statfs(path.c_str(), &fs) != 0 || !IsRemoteFilesystem(fs.f_type, &type)) continue;
+    uint64_t fsid;
+    static_assert(sizeof fsid == sizeof fs.f_fsid);
+    std::memcpy(&fsid, &fs.f_fsid, sizeof fsid);
+    remote.push_back({std::move(path), type, fsid});
+  }
+  if (remote.empty()) return;
+  std::lock_guard lock(mu_);
+  for (const Remote& dir : remote) {
+    auto found = dirs_.find(dir.path);
+    if (found == dirs_.end() || found->second.wd < 0) continue;  // forgotten meanwhile
+    DirWatch& watch = found->second;
+    watch.remote = true;
+    // Subscribed before this lookup: polled from now on, as later ones are on subscribing.
+    for (const Invalidator& invalidator : watch.listing) PollAlsoLocked(invalidator);
+    for (const auto& [name, subscribers] : watch.entries) {
+      for (const Invalidator& invalidator : subscribers) PollAlsoLocked(invalidator);
+    }
+    if (logged_filesystems_.size() < kLoggedPaths && logged_filesystems_.insert(dir.fsid).second) {
+      spdlog::info("file watcher: {} is on a {} filesystem, where inotify does not hear changes "
+                   "made elsewhere; files there are also re-checked every {} s",
+                   dir.path, dir.type, kPollInterval.count());
+    }
   }
 }
 
@@ -210,6 +293,7 @@ void FileWatcher::Run() {
       [[maybe_unused]] ssize_t ignored = read(wake_fd_, &wakes, sizeof wakes);
     }
     if (ready > 0 && (fds[0].revents & POLLIN)) HandleEvents();
+    ClassifyNewDirectories();
     FireDue(Clock::now());
   }
 }

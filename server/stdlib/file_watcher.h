@@ -13,6 +13,13 @@
 // watch limit), the watcher logs why and falls back to re-checking the affected tasks
 // every kPollInterval: slower, never silently stale. A queue overflow (events lost) fires
 // every subscription once and drops every watch; the tasks watch again as they execute.
+//
+// inotify hears only changes made through this kernel: on a network or FUSE filesystem
+// (NFS, SMB, 9p, sshfs, a container's host mount) a change made on the other side is never
+// reported. The watcher's thread looks up each newly watched directory's filesystem
+// (statfs, off the subscribing path) and polls the subscriptions of a directory on such a
+// filesystem as well: a local change is still seen at once, a remote one within
+// kPollInterval.
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
@@ -71,6 +78,9 @@ class FileWatcher {
   };
   struct DirWatch {
     int wd = -1;
+    // On a filesystem whose changes inotify may not hear (IsRemoteFilesystem): its
+    // subscriptions are polled as well.
+    bool remote = false;
     std::vector<Invalidator> listing;  // WatchListing(dir)
     // WatchEntry(dir/name), by name. Flat, with one subscriber held in place: the check at
     // start subscribes every file again, and a node and a vector per file were about a
@@ -85,6 +95,11 @@ class FileWatcher {
   DirWatch* WatchedLocked(std::string_view dir);
   void SubscribeEntryLocked(std::string_view path, Invalidator invalidator);
   void PollLocked(Invalidator invalidator, std::string_view why);
+  // PollAlsoLocked adds a subscription of a remote directory to the polled ones, silently.
+  void PollAlsoLocked(const Invalidator& invalidator);
+  // ClassifyNewDirectories finds which directories watched since it last ran are remote,
+  // marks them and polls their subscriptions. Runs on the watcher's thread.
+  void ClassifyNewDirectories();
   void Run();
   void WakeRun();  // makes Run look at its deadlines again
   void HandleEvents();
@@ -119,6 +134,10 @@ class FileWatcher {
   std::vector<Invalidator> pending_;
   Clock::time_point first_pending_{};
   Clock::time_point last_event_{};
+  // Directories watched since ClassifyNewDirectories last ran.
+  std::vector<std::string> unclassified_;
+  // Filesystems (statfs f_fsid) logged as polled, at most kLoggedPaths.
+  absl::flat_hash_set<uint64_t> logged_filesystems_;
   std::vector<Invalidator> polled_;
   Clock::time_point next_poll_{};
   bool logged_limit_ = false;

@@ -2,6 +2,7 @@
 // --this, files edited while the daemon was down, and the watcher's polling fallback.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <chrono>
@@ -214,6 +215,42 @@ TEST(StdlibDaemon, PastTheWatchLimitFilesArePolledAndTheLogSaysSo) {
   // the new deadline must wake it (it used to sleep forever, and a second edit was lost).
   Write(tree + "/deep/er/file.txt", "newer");
   EXPECT_TRUE(Eventually([&] { return RunCli(cli).out == "newer"; })) << daemon.log();
+}
+
+// A file behind a FUSE mount (bindfs: a change made in the directory it shows is one the
+// mount's inotify never hears, as on NFS) is polled, in the daemon that read it and in one
+// restarted on its store, whose check at start subscribed it.
+TEST(StdlibDaemon, FilesChangedBehindAFuseMountAreSeenBeforeAndAfterARestart) {
+  if (access("/dev/fuse", F_OK) != 0) GTEST_SKIP() << "this kernel offers no FUSE (/dev/fuse)";
+  TempDir dir;
+  const std::string server = dir.str() + "/server";
+  const std::string mounted = dir.str() + "/mnt";
+  Write(server + "/f.txt", "one");
+  std::filesystem::create_directories(mounted);
+  ASSERT_EQ(std::system(("bindfs --no-allow-other " + server + " " + mounted).c_str()), 0)
+      << "bindfs could not mount (scripts/setup installs it)";
+  struct Unmount {
+    std::string at;
+    ~Unmount() { std::system(("fusermount -u " + at + " || umount -l " + at).c_str()); }
+  } unmount{mounted};
+  const std::string cli =
+      "--data-dir " + dir.str() + "/data call --raw fs.read " + mounted + "/f.txt";
+  {
+    DaemonProcess daemon;
+    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+    EXPECT_EQ(RunCli(cli).out, "one");
+    EXPECT_TRUE(daemon.WaitForLog("on a fuse filesystem")) << daemon.log();
+    Write(server + "/f.txt", "two");
+    EXPECT_TRUE(Eventually([&] { return RunCli(cli).out == "two"; })) << daemon.log();
+    EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // past the racy window
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+  EXPECT_TRUE(daemon.WaitForLog("checked 1 observations (0 changed)")) << daemon.log();
+  EXPECT_EQ(RunCli(cli).out, "two");
+  Write(server + "/f.txt", "three");
+  EXPECT_TRUE(Eventually([&] { return RunCli(cli).out == "three"; })) << daemon.log();
 }
 
 }  // namespace

@@ -394,4 +394,57 @@ TEST(Watcher, ABurstOfWritesIsOneInvalidation) {
   context.TryCancel();
 }
 
+
+// BindMount is a real FUSE filesystem: bindfs shows `from` at `at`, and a change made in
+// `from` reaches `at` the way a change made on another machine reaches an NFS mount, with
+// no inotify event at `at`.
+class BindMount {
+ public:
+  BindMount(const std::string& from, const std::string& at) : at_(at) {
+    std::filesystem::create_directories(at);
+    mounted_ = std::system(("bindfs --no-allow-other '" + from + "' '" + at + "'").c_str()) == 0;
+  }
+  ~BindMount() {
+    if (mounted_) std::system(("fusermount -u '" + at_ + "' || umount -l '" + at_ + "'").c_str());
+  }
+  bool mounted() const { return mounted_; }
+
+ private:
+  std::string at_;
+  bool mounted_ = false;
+};
+
+TEST(Watcher, AChangeMadeBehindAFuseMountIsSeen) {
+  if (access("/dev/fuse", F_OK) != 0) GTEST_SKIP() << "this kernel offers no FUSE (/dev/fuse)";
+  Files files;
+  files.Write("server/f.txt", "one");
+  files.Write("server/sub/g.txt", "g");
+  const BindMount mount(files.path("server"), files.path("mnt"));
+  ASSERT_TRUE(mount.mounted()) << "bindfs could not mount (scripts/setup installs it)";
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string seen = files.path("mnt/f.txt");
+  ASSERT_EQ(ReadFile(live, seen), "one");
+  ASSERT_EQ(Names(Call(live, Request("fs.list", {Str(files.path("mnt"))}))),
+            (std::vector<std::string>{"f.txt:file", "sub:dir"}));
+
+  // Written behind the mount: inotify on the mount hears nothing of it.
+  files.Write("server/f.txt", "two");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, seen) == "two"; })) << ReadFile(live, seen);
+  files.Write("server/new.txt", "n");
+  EXPECT_TRUE(Eventually([&] {
+    return Names(Call(live, Request("fs.list", {Str(files.path("mnt"))}))) ==
+           std::vector<std::string>{"f.txt:file", "new.txt:file", "sub:dir"};
+  }));
+  // Polled again after each change, not once: a second change is seen too, and one deeper.
+  files.Write("server/f.txt", "three");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, seen) == "three"; })) << ReadFile(live, seen);
+  ASSERT_EQ(ReadFile(live, files.path("mnt/sub/g.txt")), "g");
+  files.Write("server/sub/g.txt", "g2");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, files.path("mnt/sub/g.txt")) == "g2"; }));
+  // A change made through the mount is still heard at once, as on a local disk.
+  files.Write("mnt/f.txt", "four");
+  EXPECT_TRUE(Eventually([&] { return ReadFile(live, seen) == "four"; }));
+}
+
 }  // namespace
