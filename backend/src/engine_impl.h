@@ -196,6 +196,10 @@ class EngineImpl {
   // `reason` is what the next executions report (why.h).
   void InvalidateMany(std::vector<TaskId> ids,
                       ExecutionReason reason = ExecutionReason::kInvalidated);
+  // RecheckMany checks the observations of tasks `ids` again as CheckObservations does
+  // (subscribe, then look) and invalidates only those whose subject changed, or that hold
+  // no observation it can check (Invalidator::RecheckAll; observe.cc).
+  void RecheckMany(std::vector<TaskId> ids);
   // ExecuteAgain makes the tasks among `ids` in memory execute on their next read, for
   // `reason`, and marks their readers dirty; change listeners do not hear of it (an
   // invalidation does). It drops the ids not in memory from `ids`.
@@ -443,6 +447,9 @@ class EngineImpl {
   // observation is in observations_: such tasks are noted here and count as changed.
   bool checking_observations_ ABSL_GUARDED_BY(observations_mu_) = false;
   absl::flat_hash_set<TaskId> fired_while_checking_ ABSL_GUARDED_BY(observations_mu_);
+  // Rechecks asked for while the check at open ran, when the observations were not in
+  // observations_ yet: done once they are (RecheckMany).
+  std::vector<TaskId> rechecks_while_checking_ ABSL_GUARDED_BY(observations_mu_);
   // Tasks whose observation (in observations_) may no longer hold: it changed at the check
   // at open, or fired since. Until the task looks again (CommitObservation), it executes
   // rather than verify when it is restored.

@@ -362,20 +362,46 @@ Invalidator CurrentInvalidator() {
   return Invalidator(context.engine->invalidation_target(), context.exec->task->id);
 }
 
-void Invalidator::InvalidateAll(const std::vector<Invalidator>& invalidators) {
-  // Group by engine; almost always there is one.
-  std::vector<std::pair<internal::InvalidationTarget*, std::vector<TaskId>>> groups;
+namespace {
+
+using EngineGroups = std::vector<std::pair<internal::InvalidationTarget*, std::vector<TaskId>>>;
+
+// GroupByEngine sorts the invalidators' tasks by engine; almost always there is one.
+EngineGroups GroupByEngine(const std::vector<Invalidator>& invalidators,
+                           internal::InvalidationTarget* (*target_of)(const Invalidator&),
+                           TaskId (*task_of)(const Invalidator&)) {
+  EngineGroups groups;
   for (const Invalidator& invalidator : invalidators) {
-    if (invalidator.target_ == nullptr) continue;
+    internal::InvalidationTarget* target = target_of(invalidator);
+    if (target == nullptr) continue;
     auto group = std::find_if(groups.begin(), groups.end(),
-                              [&](const auto& g) { return g.first == invalidator.target_.get(); });
+                              [&](const auto& g) { return g.first == target; });
     if (group == groups.end()) {
-      groups.push_back({invalidator.target_.get(), {}});
+      groups.push_back({target, {}});
       group = std::prev(groups.end());
     }
-    group->second.push_back(invalidator.task_);
+    group->second.push_back(task_of(invalidator));
   }
+  return groups;
+}
+
+}  // namespace
+
+void Invalidator::RecheckAll(const std::vector<Invalidator>& invalidators) {
+  EngineGroups groups = GroupByEngine(
+      invalidators, [](const Invalidator& i) { return i.target_.get(); },
+      [](const Invalidator& i) { return i.task_; });
   // The targets stay alive: `invalidators` holds a reference to each.
+  for (auto& [target, ids] : groups) {
+    std::shared_lock lock(target->mu);
+    if (target->engine != nullptr) target->engine->RecheckMany(std::move(ids));
+  }
+}
+
+void Invalidator::InvalidateAll(const std::vector<Invalidator>& invalidators) {
+  EngineGroups groups = GroupByEngine(
+      invalidators, [](const Invalidator& i) { return i.target_.get(); },
+      [](const Invalidator& i) { return i.task_; });
   for (auto& [target, ids] : groups) {
     std::shared_lock lock(target->mu);
     if (target->engine != nullptr) target->engine->InvalidateMany(std::move(ids));

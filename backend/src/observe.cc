@@ -195,6 +195,53 @@ absl::Status EngineImpl::ForgetObservations(const std::vector<uint64_t>& ids) {
   return absl::OkStatus();
 }
 
+void EngineImpl::RecheckMany(std::vector<TaskId> ids) {
+  std::sort(ids.begin(), ids.end());  // a task polled twice since the last poll
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  struct Recheck {
+    TaskId id;
+    ObservationRecord observation;
+  };
+  std::vector<Recheck> rechecks;
+  std::vector<TaskId> changed;
+  {
+    MutexLock lock(&observations_mu_);
+    for (TaskId id : ids) {
+      // Doubted: invalidated already (or found changed at open), it looks again when it
+      // executes, and subscribes then.
+      if (doubted_observations_.contains(id)) continue;
+      auto found = observations_.find(id);
+      if (found != observations_.end()) {
+        rechecks.push_back({id, found->second});
+      } else if (checking_observations_) {
+        // Its stored observation is being checked and is not in observations_ yet.
+        rechecks_while_checking_.push_back(id);
+      } else {
+        changed.push_back(id);  // nothing to check against: executed again, as before polls
+      }
+    }
+  }
+  Invalidator invalidator(invalidation_target_, kNoTask);
+  std::string subject;
+  for (const Recheck& recheck : rechecks) {
+    const std::string_view key = recheck.observation.key;
+    const size_t split = key.find('\0');
+    const KindFunctions* kind = FindKind(key.substr(0, split));
+    if (kind == nullptr) {
+      changed.push_back(recheck.id);
+      continue;
+    }
+    // As at open, and as the body did: subscribed again (the poll took the subscription),
+    // then looked at, so a change after the look fires the new subscription.
+    invalidator.task_ = recheck.id;
+    subject.assign(key.substr(split + 1));
+    kind->subscribe(subject, invalidator);
+    const std::optional<uint64_t> now = kind->look(subject, invalidator);
+    if (!now.has_value() || *now != recheck.observation.fingerprint) changed.push_back(recheck.id);
+  }
+  if (!changed.empty()) InvalidateMany(std::move(changed));
+}
+
 void EngineImpl::CheckObservations() {
   Section section;  // reclaim.h: the tasks it finds stay allocated
   if (store_ == nullptr) return;
@@ -291,6 +338,7 @@ void EngineImpl::CheckObservations() {
 
   std::vector<uint64_t> changed_bits;  // each change's
   size_t changed = 0;
+  std::vector<TaskId> deferred_rechecks;
   {
     MutexLock lock(&observations_mu_);
     observations_.reserve(checked.size());
@@ -311,11 +359,13 @@ void EngineImpl::CheckObservations() {
       observations_.emplace(entry.id, std::move(entry.observation));
     }
     fired_while_checking_.clear();
+    deferred_rechecks.swap(rechecks_while_checking_);
   }
   if (!changed_bits.empty()) {
     MutexLock writer(&input_writer_mu_);
     DistrustRestored(NextStamp(), changed_bits);
   }
+  if (!deferred_rechecks.empty()) RecheckMany(std::move(deferred_rechecks));
   observations_checked.store(checked.size(), std::memory_order_relaxed);
   observations_changed.store(changed, std::memory_order_relaxed);
   const double millis = std::chrono::duration<double, std::milli>(

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -41,21 +42,26 @@ std::string KernelWatchLimit() {
   return value.empty() ? "unknown" : value;
 }
 
-// IsRemoteFilesystem: `f_type` (statfs) names a filesystem on which inotify may not hear
-// every change, because changes are made elsewhere: on another machine (NFS, SMB, 9p, AFS,
-// Ceph, Lustre, cluster filesystems), or by a FUSE server's own backing store (sshfs,
-// bindfs, virtiofs and the host mounts of container runtimes).
-bool IsRemoteFilesystem(uint64_t f_type, const char** name) {
+// IsRemoteFilesystem: `f_type` (statfs; compared as 32 bits, as the kernel sets it) names
+// a filesystem on which inotify may not hear every change, because changes are made
+// elsewhere: on another machine (NFS, SMB, 9p, AFS, Ceph, Lustre, cluster filesystems), on
+// a VM's host (vboxsf, vmhgfs, prl_fs), or by a FUSE server's own backing store (sshfs,
+// bindfs, virtiofs; a FUSE block filesystem such as ntfs-3g has the same magic, and is
+// polled too).
+bool IsRemoteFilesystem(uint32_t f_type, const char** name) {
   static constexpr struct {
-    uint64_t magic;
+    uint32_t magic;
     const char* name;
   } kRemote[] = {
-      {0x6969, "nfs"},           {0x517b, "smb"},        {0xfe534d42, "smb2"},
-      {0xff534d42, "cifs"},      {0x65735546, "fuse"},   {0x01021997, "9p"},
-      {0x00c36400, "ceph"},      {0x5346414f, "afs"},    {0x6b414653, "afs"},
-      {0x73757245, "coda"},      {0x564c, "ncp"},        {0x0bd00bd0, "lustre"},
-      {0x01161970, "gfs2"},      {0x7461636f, "ocfs2"},  {0x47504653, "gpfs"},
-      {0x786f4256, "vboxsf"},    {0x13661366, "orangefs"},
+      {0x6969, "nfs"},          {0x517b, "smb"},         {0xfe534d42, "smb2"},
+      {0xff534d42, "cifs"},     {0x65735546, "fuse"},    {0x01021997, "9p"},
+      {0x00c36400, "ceph"},     {0x5346414f, "afs"},     {0x6b414653, "afs"},
+      {0x73757245, "coda"},     {0x564c, "ncp"},         {0x0bd00bd0, "lustre"},
+      {0x01161970, "gfs2"},     {0x7461636f, "ocfs2"},   {0x47504653, "gpfs"},
+      {0x20030528, "orangefs"}, {0x19830326, "beegfs"},  {0xaad7aaea, "panfs"},
+      {0xbeefdead, "snfs"},     {0x013111a8, "ibrix"},   {0xa501fcf5, "vxfs"},
+      {0x61636673, "acfs"},     {0x786f4256, "vboxsf"},  {0xbacbacbc, "vmhgfs"},
+      {0x7c7c6673, "prl_fs"},
   };
   for (const auto& remote : kRemote) {
     if (remote.magic == f_type) {
@@ -98,6 +104,7 @@ FileWatcher::FileWatcher()
                  std::strerror(errno), kPollInterval.count());
   }
   thread_ = std::thread([this] { Run(); });
+  poll_thread_ = std::thread([this] { PollLoop(); });
 }
 
 // The global watcher lives until the process exits (tasks in any engine may subscribe
@@ -108,7 +115,9 @@ FileWatcher::~FileWatcher() {
     stopping_ = true;
   }
   WakeRun();
+  poll_wake_.notify_all();
   thread_.join();
+  poll_thread_.join();
   if (inotify_fd_ >= 0) close(inotify_fd_);
   close(wake_fd_);
 }
@@ -176,10 +185,11 @@ FileWatcher::DirWatch* FileWatcher::WatchedLocked(std::string_view dir) {
     std::vector<std::string>& paths = dirs_of_wd_[wd];
     if (paths.empty()) ++watched_;
     paths.push_back(path);
-    // Its filesystem is looked up on the watcher's thread: a statfs per directory here
-    // would slow the check at start, which subscribes thousands of files on one thread.
-    if (unclassified_.empty()) WakeRun();
-    unclassified_.push_back(path);
+    // Its filesystem is looked up on the polling thread: a statfs per directory here would
+    // slow the check at start, which subscribes thousands of files on one thread, and on a
+    // network filesystem it is a round trip to the server.
+    if (unclassified_.empty()) poll_wake_.notify_one();
+    unclassified_.push_back({path, wd});
     if (found == dirs_.end()) found = dirs_.emplace(std::move(path), DirWatch{}).first;
     found->second.wd = wd;
     found->second.remote = false;
@@ -206,60 +216,98 @@ void FileWatcher::PollLocked(Invalidator invalidator, std::string_view why) {
                    why, std::strerror(error), kPollInterval.count());
     }
   }
-  AddUnique(polled_, std::move(invalidator));
+  PollAlsoLocked(std::move(invalidator));
+}
+
+void FileWatcher::PollAlsoLocked(Invalidator invalidator) {
+  // Not deduplicated here (a linear search per subscription, with thousands polled, would
+  // be quadratic): RecheckAll checks a task once however often it is listed.
+  polled_.push_back(std::move(invalidator));
   if (next_poll_ == Clock::time_point{}) {
     next_poll_ = Clock::now() + kPollInterval;
-    // Run may be asleep with no deadline (nothing was polled when it last looked).
-    WakeRun();
+    // PollLoop may be asleep with no deadline (nothing was polled when it last looked).
+    poll_wake_.notify_one();
   }
 }
 
-void FileWatcher::PollAlsoLocked(const Invalidator& invalidator) {
-  AddUnique(polled_, invalidator);
-  if (next_poll_ == Clock::time_point{}) {
-    next_poll_ = Clock::now() + kPollInterval;
-    WakeRun();
+void FileWatcher::PollLoop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    if (!unclassified_.empty()) {
+      std::vector<Unclassified> dirs = std::move(unclassified_);
+      unclassified_.clear();
+      lock.unlock();
+      ClassifyDirectories(std::move(dirs));
+      lock.lock();
+      continue;
+    }
+    if (polled_.empty()) {
+      poll_wake_.wait(lock);
+      continue;
+    }
+    if (Clock::now() < next_poll_) {
+      poll_wake_.wait_until(lock, next_poll_);
+      continue;
+    }
+    std::vector<Invalidator> due = std::move(polled_);
+    polled_.clear();
+    next_poll_ = Clock::time_point{};
+    lock.unlock();
+    // Looked at again, not fired: a poll that finds its files as they were changes nothing
+    // (firing would make every polled task an input change each second). The looks run
+    // here, never on Run's thread, which must go on hearing local changes when a network
+    // filesystem is slow to answer.
+    Invalidator::RecheckAll(due);
+    lock.lock();
   }
 }
 
-void FileWatcher::ClassifyNewDirectories() {
-  std::vector<std::string> paths;
-  {
-    std::lock_guard lock(mu_);
-    paths.swap(unclassified_);
-  }
-  if (paths.empty()) return;
-  struct Remote {
-    std::string path;
-    const char* type;
-    uint64_t fsid;
+void FileWatcher::ClassifyDirectories(std::vector<Unclassified> dirs) {
+  struct Found {
+    Unclassified dir;
+    bool remote;
+    std::string type;  // for the log
+    dev_t dev;
   };
-  std::vector<Remote> remote;
-  for (std::string& path : paths) {
+  std::vector<Found> found;
+  found.reserve(dirs.size());
+  for (Unclassified& dir : dirs) {
     struct statfs fs;
     const char* type = nullptr;
-    if (statfs(path.c_str(), &fs) != 0 || !IsRemoteFilesystem(fs.f_type, &type)) continue;
-    uint64_t fsid;
-    static_assert(sizeof fsid == sizeof fs.f_fsid);
-    std::memcpy(&fsid, &fs.f_fsid, sizeof fsid);
-    remote.push_back({std::move(path), type, fsid});
+    if (statfs(dir.path.c_str(), &fs) == 0) {
+      const bool remote = IsRemoteFilesystem(static_cast<uint32_t>(fs.f_type), &type);
+      struct stat st;
+      const dev_t dev = remote && stat(dir.path.c_str(), &st) == 0 ? st.st_dev : 0;
+      found.push_back({std::move(dir), remote, remote ? type : "", dev});
+    } else if (errno != ENOENT && errno != ENOTDIR) {
+      // Cannot tell (a soft NFS mount timing out, a FUSE server failing statfs): polled,
+      // which costs a look a second but is never stale.
+      found.push_back({std::move(dir), true, std::string("unidentified (") +
+                                                 std::strerror(errno) + ")",
+                       0});
+    }  // gone: its IN_IGNORED forgets it
   }
-  if (remote.empty()) return;
   std::lock_guard lock(mu_);
-  for (const Remote& dir : remote) {
-    auto found = dirs_.find(dir.path);
-    if (found == dirs_.end() || found->second.wd < 0) continue;  // forgotten meanwhile
-    DirWatch& watch = found->second;
-    watch.remote = true;
+  for (Found& result : found) {
+    auto watch = dirs_.find(result.dir.path);
+    // Forgotten meanwhile, or watched again (and so looked up again).
+    if (watch == dirs_.end() || watch->second.wd != result.dir.wd) continue;
+    const bool was_remote = watch->second.remote;
+    watch->second.remote = result.remote;
+    if (!result.remote || was_remote) continue;
     // Subscribed before this lookup: polled from now on, as later ones are on subscribing.
-    for (const Invalidator& invalidator : watch.listing) PollAlsoLocked(invalidator);
-    for (const auto& [name, subscribers] : watch.entries) {
+    for (const Invalidator& invalidator : watch->second.listing) PollAlsoLocked(invalidator);
+    for (const auto& [name, subscribers] : watch->second.entries) {
       for (const Invalidator& invalidator : subscribers) PollAlsoLocked(invalidator);
     }
-    if (logged_filesystems_.size() < kLoggedPaths && logged_filesystems_.insert(dir.fsid).second) {
-      spdlog::info("file watcher: {} is on a {} filesystem, where inotify does not hear changes "
-                   "made elsewhere; files there are also re-checked every {} s",
-                   dir.path, dir.type, kPollInterval.count());
+    const bool first = result.dev == 0 ? logged_paths_.size() < kLoggedPaths &&
+                                             logged_paths_.emplace(result.dir.path).second
+                                       : logged_devices_.size() < kLoggedPaths &&
+                                             logged_devices_.insert(result.dev).second;
+    if (first) {
+      spdlog::info("file watcher: {} is on a {} filesystem, where inotify does not hear "
+                   "changes made elsewhere; files there are also re-checked every {} s",
+                   result.dir.path, result.type, kPollInterval.count());
     }
   }
 }
@@ -280,7 +328,6 @@ void FileWatcher::Run() {
       if (!pending_.empty()) {
         due = std::min(last_event_ + kQuietPeriod, first_pending_ + kMaxDelay);
       }
-      if (!polled_.empty()) due = std::min(due, next_poll_);
       if (due != Clock::time_point::max()) {
         timeout_ms = static_cast<int>(std::max<int64_t>(
             0, std::chrono::duration_cast<std::chrono::milliseconds>(due - now).count() + 1));
@@ -293,7 +340,6 @@ void FileWatcher::Run() {
       [[maybe_unused]] ssize_t ignored = read(wake_fd_, &wakes, sizeof wakes);
     }
     if (ready > 0 && (fds[0].revents & POLLIN)) HandleEvents();
-    ClassifyNewDirectories();
     FireDue(Clock::now());
   }
 }
@@ -420,10 +466,6 @@ void FileWatcher::FireDue(Clock::time_point now) {
         (now >= last_event_ + kQuietPeriod || now >= first_pending_ + kMaxDelay)) {
       fire = std::move(pending_);
       pending_.clear();
-    }
-    if (!polled_.empty() && now >= next_poll_) {
-      MoveAll(polled_, fire);
-      next_poll_ = Clock::time_point{};
     }
   }
   // Outside the lock: invalidating runs engine change listeners, and re-executed tasks

@@ -14,12 +14,16 @@
 // every kPollInterval: slower, never silently stale. A queue overflow (events lost) fires
 // every subscription once and drops every watch; the tasks watch again as they execute.
 //
+// Polling does not fire: every kPollInterval, a thread of its own has the engine check
+// each polled task's observation again (Invalidator::RecheckAll), and only those that
+// changed are invalidated.
+//
 // inotify hears only changes made through this kernel: on a network or FUSE filesystem
-// (NFS, SMB, 9p, sshfs, a container's host mount) a change made on the other side is never
-// reported. The watcher's thread looks up each newly watched directory's filesystem
-// (statfs, off the subscribing path) and polls the subscriptions of a directory on such a
-// filesystem as well: a local change is still seen at once, a remote one within
-// kPollInterval.
+// (NFS, SMB, 9p, sshfs, a VM's shared folder) a change made on the other side is never
+// reported. The polling thread looks up each newly watched directory's filesystem (statfs,
+// off the subscribing path) and polls the subscriptions of a directory on such a
+// filesystem as well: a local change is still heard at once, a remote one within
+// kPollInterval of the client's own caches showing it.
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
@@ -95,11 +99,19 @@ class FileWatcher {
   DirWatch* WatchedLocked(std::string_view dir);
   void SubscribeEntryLocked(std::string_view path, Invalidator invalidator);
   void PollLocked(Invalidator invalidator, std::string_view why);
-  // PollAlsoLocked adds a subscription of a remote directory to the polled ones, silently.
-  void PollAlsoLocked(const Invalidator& invalidator);
-  // ClassifyNewDirectories finds which directories watched since it last ran are remote,
-  // marks them and polls their subscriptions. Runs on the watcher's thread.
-  void ClassifyNewDirectories();
+  // PollAlsoLocked adds a subscription to the polled ones, silently (a remote directory's).
+  void PollAlsoLocked(Invalidator invalidator);
+  // A directory watched since PollLoop last looked, and the watch it got: a result for
+  // another watch of the path (it was watched again since) is not applied.
+  struct Unclassified {
+    std::string path;
+    int wd;
+  };
+  // PollLoop classifies new directories and rechecks the polled subscriptions when due.
+  void PollLoop();
+  // ClassifyDirectories finds which of `dirs` are remote, marks them and polls what
+  // subscribed there so far.
+  void ClassifyDirectories(std::vector<Unclassified> dirs);
   void Run();
   void WakeRun();  // makes Run look at its deadlines again
   void HandleEvents();
@@ -134,10 +146,11 @@ class FileWatcher {
   std::vector<Invalidator> pending_;
   Clock::time_point first_pending_{};
   Clock::time_point last_event_{};
-  // Directories watched since ClassifyNewDirectories last ran.
-  std::vector<std::string> unclassified_;
-  // Filesystems (statfs f_fsid) logged as polled, at most kLoggedPaths.
-  absl::flat_hash_set<uint64_t> logged_filesystems_;
+  std::vector<Unclassified> unclassified_;
+  // Remote filesystems (by device) logged as polled, at most kLoggedPaths.
+  absl::flat_hash_set<uint64_t> logged_devices_;
+  // Wakes PollLoop: a directory to classify, a first subscription to poll, shutdown.
+  std::condition_variable poll_wake_;
   std::vector<Invalidator> polled_;
   Clock::time_point next_poll_{};
   bool logged_limit_ = false;
@@ -146,6 +159,7 @@ class FileWatcher {
   absl::flat_hash_set<std::string, NameHash, std::equal_to<>> logged_paths_;
   bool stopping_ = false;
   std::thread thread_;
+  std::thread poll_thread_;
 };
 
 }  // namespace turbine::stdlib

@@ -181,6 +181,46 @@ TEST(ObservedRestore, AChangeInTheSessionReachesTrustedResults) {
   EXPECT_EQ(*d.engine.Read(doubled("c")), 8);
 }
 
+// A poll (Invalidator::RecheckAll) looks at each subject again: one that holds is
+// subscribed again and changes nothing, one that changed is invalidated as a watcher would.
+TEST(ObservedRestore, ARecheckInvalidatesOnlyWhatChanged) {
+  turbine::testing::TempDir dir;
+  SetWorld("poll-same", 21);
+  SetWorld("poll-moved", 1);
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(doubled("poll-same")), 42);
+    ASSERT_EQ(*d.engine.Read(doubled("poll-moved")), 2);
+  }
+  {
+    std::lock_guard lock(world_mu);  // the first session's: their engine is gone
+    watchers.erase("poll-same");
+    watchers.erase("poll-moved");
+  }
+  Daemon d(dir.str());
+  ASSERT_EQ(*d.engine.Read(doubled("poll-same")), 42);
+  ASSERT_EQ(*d.engine.Read(doubled("poll-moved")), 2);
+  ASSERT_EQ(d.engine.Stats().executions, 0u);
+  std::vector<Invalidator> polled;
+  {
+    std::lock_guard lock(world_mu);
+    world["poll-moved"] = 3;  // changed where no watcher hears it
+    for (const char* key : {"poll-same", "poll-moved"}) {
+      for (Invalidator& invalidator : std::exchange(watchers[key], {})) polled.push_back(invalidator);
+    }
+  }
+  ASSERT_EQ(polled.size(), 2u);  // the check at open subscribed both
+  Invalidator::RecheckAll(polled);
+  {
+    std::lock_guard lock(world_mu);
+    EXPECT_EQ(watchers["poll-same"].size(), 1u);  // subscribed again by the recheck
+  }
+  EXPECT_EQ(*d.engine.Read(doubled("poll-moved")), 6);
+  EXPECT_EQ(*d.engine.Read(doubled("poll-same")), 42);
+  EXPECT_EQ(Executions(d.engine, "test.observed.value"), 1u);  // poll-moved's alone
+  EXPECT_EQ(Executions(d.engine, "test.observed.doubled"), 1u);
+}
+
 TEST(ObservedRestore, ARecordThatFollowsFromAChangedObservationIsNeverStoredBeforeTheChange) {
   // The observing task executes again with the new observation and is stored; a reader of
   // it that was not read again keeps its old record on disk. At the next open the

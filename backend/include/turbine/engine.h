@@ -323,6 +323,12 @@ class Invalidator {
   // InvalidateAll invalidates several tasks at once: one dirty-marking pass and one change
   // notification per engine, however many tasks a burst of changes touched.
   static void InvalidateAll(const std::vector<Invalidator>& invalidators);
+  // RecheckAll is what a poll does instead, when it cannot tell what changed: each task's
+  // observation (observe.h) is checked again as at open, its kind subscribing it again and
+  // then looking, and only a task whose subject changed, or that holds no observation the
+  // engine can check, is invalidated. A poll that finds nothing changed changes nothing.
+  // It may block on the kinds' looks (a stat on a slow filesystem).
+  static void RecheckAll(const std::vector<Invalidator>& invalidators);
   bool operator==(const Invalidator&) const = default;
 
  private:
