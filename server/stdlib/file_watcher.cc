@@ -234,6 +234,9 @@ void FileWatcher::PollLoop() {
   std::unique_lock lock(mu_);
   while (!stopping_) {
     if (!unclassified_.empty()) {
+      // A moment for more to come: the check at start watches a directory every few
+      // microseconds, and it wakes this thread only when the list was empty.
+      poll_wake_.wait_for(lock, kClassifyDelay, [this] { return stopping_; });
       std::vector<Unclassified> dirs = std::move(unclassified_);
       unclassified_.clear();
       lock.unlock();

@@ -53,6 +53,8 @@ class FileWatcher {
   static constexpr auto kQuietPeriod = std::chrono::milliseconds(30);
   static constexpr auto kMaxDelay = std::chrono::milliseconds(300);
   static constexpr auto kPollInterval = std::chrono::seconds(1);
+  // How long new watches gather before their filesystems are looked up.
+  static constexpr auto kClassifyDelay = std::chrono::milliseconds(20);
 
   // The process-wide watcher (started on first use). Invalidators of engines destroyed
   // since they subscribed are harmless: firing them does nothing.
