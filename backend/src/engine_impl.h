@@ -191,11 +191,14 @@ class EngineImpl {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
   uint64_t AddChangeListener(std::function<void()> listener);
   void RemoveChangeListener(uint64_t id);
+  // NotifyChange runs the change listeners.
+  void NotifyChange();
   // Invalidate makes task `id` execute on its next read and marks its readers dirty.
   void Invalidate(TaskId id) { InvalidateMany({id}); }
-  // `reason` is what the next executions report (why.h).
+  // `reason` is what the next executions report (why.h). Change listeners hear of it
+  // unless `notify` is false (Invalidator::MarkAll: the caller tells them later).
   void InvalidateMany(std::vector<TaskId> ids,
-                      ExecutionReason reason = ExecutionReason::kInvalidated);
+                      ExecutionReason reason = ExecutionReason::kInvalidated, bool notify = true);
   // RecheckMany checks the observations of tasks `ids` again as CheckObservations does
   // (subscribe, then look) and invalidates only those whose subject changed, or that hold
   // no observation it can check (Invalidator::RecheckAll; observe.cc).
@@ -454,7 +457,6 @@ class EngineImpl {
   // at open, or fired since. Until the task looks again (CommitObservation), it executes
   // rather than verify when it is restored.
   absl::flat_hash_set<TaskId> doubted_observations_ ABSL_GUARDED_BY(observations_mu_);
-  void NotifyChange();
   // Listeners run under this lock (shared), so removing one waits for its running calls.
   Mutex listeners_mu_;
   uint64_t next_listener_id_ ABSL_GUARDED_BY(listeners_mu_) = 1;

@@ -249,7 +249,7 @@ void InputFromStore(const std::string& key,
   }
 }
 
-void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason) {
+void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason, bool notify) {
   Section section;  // reclaim.h: the tasks it finds stay allocated
   // An observation that no longer holds is an input change: trusted tasks that follow
   // from it, which no reverse edge reaches, become dirty, and a restored observing task
@@ -273,7 +273,7 @@ void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason)
   }
   // Other invalidators are handed out by tasks of this session, which are in memory.
   ExecuteAgain(ids, reason);
-  if (!ids.empty()) NotifyChange();
+  if (notify && !ids.empty()) NotifyChange();
 }
 
 void EngineImpl::ExecuteAgain(std::vector<TaskId>& ids, ExecutionReason reason) {
@@ -405,6 +405,29 @@ void Invalidator::InvalidateAll(const std::vector<Invalidator>& invalidators) {
   for (auto& [target, ids] : groups) {
     std::shared_lock lock(target->mu);
     if (target->engine != nullptr) target->engine->InvalidateMany(std::move(ids));
+  }
+}
+
+void Invalidator::MarkAll(const std::vector<Invalidator>& invalidators) {
+  EngineGroups groups = GroupByEngine(
+      invalidators, [](const Invalidator& i) { return i.target_.get(); },
+      [](const Invalidator& i) { return i.task_; });
+  for (auto& [target, ids] : groups) {
+    std::shared_lock lock(target->mu);
+    if (target->engine != nullptr) {
+      target->engine->InvalidateMany(std::move(ids), ExecutionReason::kInvalidated,
+                                     /*notify=*/false);
+    }
+  }
+}
+
+void Invalidator::TellListeners(const std::vector<Invalidator>& invalidators) {
+  EngineGroups groups = GroupByEngine(
+      invalidators, [](const Invalidator& i) { return i.target_.get(); },
+      [](const Invalidator& i) { return i.task_; });
+  for (auto& [target, ids] : groups) {
+    std::shared_lock lock(target->mu);
+    if (target->engine != nullptr) target->engine->NotifyChange();
   }
 }
 

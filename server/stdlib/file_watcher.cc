@@ -328,8 +328,8 @@ void FileWatcher::Run() {
       if (stopping_) return;
       const Clock::time_point now = Clock::now();
       Clock::time_point due = Clock::time_point::max();
-      if (!pending_.empty()) {
-        due = std::min(last_event_ + kQuietPeriod, first_pending_ + kMaxDelay);
+      if (!unnotified_.empty()) {
+        due = std::min(last_event_ + kQuietPeriod, first_unnotified_ + kMaxDelay);
       }
       if (due != Clock::time_point::max()) {
         timeout_ms = static_cast<int>(std::max<int64_t>(
@@ -350,7 +350,6 @@ void FileWatcher::Run() {
 void FileWatcher::HandleEvents() {
   alignas(inotify_event) char buffer[64 * 1024];
   std::lock_guard lock(mu_);
-  const size_t before = pending_.size();
   while (true) {
     const ssize_t length = read(inotify_fd_, buffer, sizeof buffer);
     if (length <= 0) break;
@@ -383,13 +382,9 @@ void FileWatcher::HandleEvents() {
       for (const std::string& dir : dirs) HandleEventLocked(*event, dir);
     }
   }
-  // While anything is pending, every event (even one no subscription is waiting for any
-  // more) extends the quiet period: a burst of writes fires once, after it ends.
-  if (!pending_.empty()) {
-    const Clock::time_point now = Clock::now();
-    if (before == 0) first_pending_ = now;
-    last_event_ = now;
-  }
+  // Every event (even one no subscription is waiting for any more) extends the quiet
+  // period: the listeners hear of a burst of writes once, after it ends.
+  last_event_ = Clock::now();
 }
 
 void FileWatcher::HandleEventLocked(const inotify_event& event, const std::string& dir) {
@@ -463,17 +458,29 @@ void FileWatcher::ForgetWatchLocked(const std::string& path, DirWatch& watch) {
 
 void FileWatcher::FireDue(Clock::time_point now) {
   std::vector<Invalidator> fire;
+  std::vector<Invalidator> tell;
   {
     std::lock_guard lock(mu_);
-    if (!pending_.empty() &&
-        (now >= last_event_ + kQuietPeriod || now >= first_pending_ + kMaxDelay)) {
+    // Marked dirty at once: a call made right after a write must not be answered from
+    // before it. Only telling the listeners waits for the burst to end: a Watch stream
+    // reads again when told, and a burst of 200 writes would otherwise run its task 200
+    // times.
+    if (!pending_.empty()) {
+      if (unnotified_.empty()) first_unnotified_ = now;
       fire = std::move(pending_);
       pending_.clear();
+      unnotified_.insert(unnotified_.end(), fire.begin(), fire.end());
+    }
+    if (!unnotified_.empty() &&
+        (now >= last_event_ + kQuietPeriod || now >= first_unnotified_ + kMaxDelay)) {
+      tell = std::move(unnotified_);
+      unnotified_.clear();
     }
   }
   // Outside the lock: invalidating runs engine change listeners, and re-executed tasks
   // subscribe again from other threads.
-  if (!fire.empty()) Invalidator::InvalidateAll(fire);
+  if (!fire.empty()) Invalidator::MarkAll(fire);
+  if (!tell.empty()) Invalidator::TellListeners(tell);
 }
 
 }  // namespace turbine::stdlib

@@ -7,9 +7,11 @@
 //
 // Linux inotify does the watching. A directory watch sees its entries change; every
 // ancestor of a subscribed path is watched too, so renaming or deleting any directory
-// above a file invalidates it. Events are debounced: a burst of writes to a file becomes
-// one invalidation, fired once the directory has been quiet for kQuietPeriod (at most
-// kMaxDelay after the first event). When inotify cannot watch a directory (the per-user
+// above a file invalidates it. A change marks its tasks dirty as soon as its event is
+// read, so a call made right after a write sees it; the engine's change listeners (Watch
+// streams, which read again when told) are debounced: told once no event came for
+// kQuietPeriod (at most kMaxDelay after the first change), so a burst of writes makes a
+// watched task run once, not once per write. When inotify cannot watch a directory (the per-user
 // watch limit), the watcher logs why and falls back to re-checking the affected tasks
 // every kPollInterval: slower, never silently stale. A queue overflow (events lost) fires
 // every subscription once and drops every watch; the tasks watch again as they execute.
@@ -145,8 +147,11 @@ class FileWatcher {
   DirWatch* last_watch_ = nullptr;
   std::unordered_map<int, std::vector<std::string>> dirs_of_wd_;
   size_t watched_ = 0;  // inotify watches held
-  std::vector<Invalidator> pending_;
-  Clock::time_point first_pending_{};
+  std::vector<Invalidator> pending_;  // fired by the events just read: marked next
+  // Marked, but their engines' listeners not told yet: told once no event came for
+  // kQuietPeriod, or kMaxDelay after the first of them.
+  std::vector<Invalidator> unnotified_;
+  Clock::time_point first_unnotified_{};
   Clock::time_point last_event_{};
   std::vector<Unclassified> unclassified_;
   // Remote filesystems (by device) logged as polled, at most kLoggedPaths.

@@ -323,6 +323,12 @@ class Invalidator {
   // InvalidateAll invalidates several tasks at once: one dirty-marking pass and one change
   // notification per engine, however many tasks a burst of changes touched.
   static void InvalidateAll(const std::vector<Invalidator>& invalidators);
+  // MarkAll is InvalidateAll in two steps, for a watcher that debounces: the tasks are
+  // dirty at once, so a call made right after a change sees it, while the engines' change
+  // listeners (Watch streams, which read again when told) hear of it only when
+  // TellListeners is called with the same invalidators, once per burst of changes.
+  static void MarkAll(const std::vector<Invalidator>& invalidators);
+  static void TellListeners(const std::vector<Invalidator>& invalidators);
   // RecheckAll is what a poll does instead, when it cannot tell what changed: each task's
   // observation (observe.h) is checked again as at open, its kind subscribing it again and
   // then looking, and only a task whose subject changed, or that holds no observation the
