@@ -1,4 +1,6 @@
 // invalidation.cc — inputs and the dirty marking that follows their changes.
+#include <absl/container/flat_hash_set.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <tuple>
@@ -53,10 +55,34 @@ Output NotSetOutput(const std::string& key) {
   return Output::Error(absl::StatusCode::kUnknown, "input '" + Echo(key) + "' is not set");
 }
 
+namespace {
+
+// KeepLastOfEachKey drops every value of a key but its last: a key given twice in one batch
+// ends as applying the batch in order would leave it, and counts (and invalidates its
+// readers) once, or not at all if its last value is the one it has.
+void KeepLastOfEachKey(std::vector<InputValue>& values) {
+  if (values.size() < 2) return;
+  std::vector<bool> keep(values.size());
+  {
+    absl::flat_hash_set<std::string_view> later;
+    for (size_t i = values.size(); i-- > 0;) keep[i] = later.insert(values[i].key).second;
+  }
+  size_t kept = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!keep[i]) continue;
+    if (kept != i) values[kept] = std::move(values[i]);
+    ++kept;
+  }
+  values.resize(kept);
+}
+
+}  // namespace
+
 absl::Status EngineImpl::ApplyInputs(std::vector<InputValue> values, bool deleting,
                                      size_t* changed) {
   Section section;  // reclaim.h: the tasks it finds stay allocated
   if (changed != nullptr) *changed = 0;
+  KeepLastOfEachKey(values);
   std::vector<TaskId> readers;
   {
     // One batch at a time: the order batches become durable is the order they apply.

@@ -120,7 +120,8 @@ namespace {
 // PrepareDataDir creates the data directory (owner-only) and returns its absolute path.
 absl::StatusOr<fs::path> PrepareDataDir(const std::string& dir) {
   std::error_code error;
-  const fs::path data_dir = fs::absolute(dir, error);
+  // Normal, so the socket's address in the log is the one a user types (no "/./").
+  const fs::path data_dir = fs::absolute(dir, error).lexically_normal();
   fs::create_directories(data_dir, error);
   if (error || !fs::is_directory(data_dir)) {
     return absl::PermissionDeniedError("cannot use data dir " + dir + ": " +

@@ -176,6 +176,27 @@ TEST(ResolvedVcArguments, AreResolvedBeforeTheLookup) {
 Task<int64_t> UnsetImpl() { co_return co_await Input<int64_t>("never-set-yet"); }
 inline const turbine::Function<UnsetImpl> unset{"test.inv.unset", 1};
 
+TEST(Inputs, AKeyGivenTwiceInOneBatchTakesItsLastValueAndCountsOnce) {
+  using turbine::InputValue;
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  size_t changed = 0;
+  ASSERT_TRUE(engine.SetInputs({InputValue::Of("twice", int64_t{1}), InputValue::Of("twice", int64_t{2}),
+                                InputValue::Of("other", int64_t{3})},
+                               &changed)
+                  .ok());
+  EXPECT_EQ(changed, 2u);
+  EXPECT_EQ(*engine.Read(Input<int64_t>("twice")), 2);
+  // Back to the value it has, by way of another: nothing changed.
+  ASSERT_TRUE(engine.SetInputs({InputValue::Of("twice", int64_t{5}), InputValue::Of("twice", int64_t{2})},
+                               &changed)
+                  .ok());
+  EXPECT_EQ(changed, 0u);
+  ASSERT_TRUE(engine.DeleteInputs({"twice", "twice", "never-set"}, &changed).ok());
+  EXPECT_EQ(changed, 1u);
+  EXPECT_FALSE(engine.Read(Input<int64_t>("twice")).ok());
+}
+
 TEST(Inputs, ReadingAnUnsetInputIsAnErrorUntilItIsSet) {
   turbine::Engine engine;
   turbine::Engine::Scope scope(engine);

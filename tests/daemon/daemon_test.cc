@@ -258,6 +258,16 @@ TEST(Daemon, ASecondDaemonOnTheSameDataDirIsRefused) {
   EXPECT_EQ(first.Stop(SIGTERM), 0) << first.log();
 }
 
+// The log's socket address is the one a user would type: a data dir given as "./x" or
+// with ".." is spelled normally.
+TEST(Daemon, TheSocketAddressItLogsIsNormal) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/./sub/../data"})) << daemon.log();
+  EXPECT_EQ(daemon.address(), "unix:" + dir.str() + "/data/turbined.sock");
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
 TEST(Daemon, ShutdownRpcStopsItCleanly) {
   TempDir dir;
   DaemonProcess daemon;

@@ -213,11 +213,13 @@ class Engine {
   absl::Status SetInput(std::string key, T value) {
     return SetInputs({InputValue::Of(std::move(key), std::move(value))});
   }
-  // `changed`, if given, receives how many inputs got a different value.
+  // `changed`, if given, receives how many inputs got a different value. A key given more
+  // than once takes its last value, and counts once.
   absl::Status SetInputs(std::vector<InputValue> values, size_t* changed = nullptr);
   // DeleteInputs unsets inputs atomically (one revision): their readers are invalidated
   // as by a change, and read "not set", as for an input never set. Deleting an input that
-  // is not set changes nothing; `changed` counts the inputs that were set. Durable before
+  // is not set changes nothing; `changed` counts the inputs that were set (each key once).
+  // Durable before
   // it applies, as SetInputs, with the same errors.
   absl::Status DeleteInputs(std::vector<std::string> keys, size_t* changed = nullptr);
 
