@@ -85,7 +85,8 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
   gate.reset();
   if (created && stored_task.has_value()) RecheckObservation(*task);
   if (!created) NoteUse(*task);
-  if (created && fn.kind != FunctionKind::kInput && !stored_task.has_value()) {
+  if (created && fn.kind != FunctionKind::kInput && !stored_task.has_value() &&
+      !tls_not_starting) {
     executor_->Push(WorkItem::Hint(task->id));
   }
   if (source != nullptr) {

@@ -686,6 +686,12 @@ Engine::Scope::Scope(Engine& engine) : saved_(internal::tls_context) {
 
 Engine::Scope::~Scope() { internal::tls_context = saved_; }
 
+Engine::NotStarting::NotStarting() : before_(internal::tls_not_starting) {
+  internal::tls_not_starting = true;
+}
+
+Engine::NotStarting::~NotStarting() { internal::tls_not_starting = before_; }
+
 void Engine::CheckNotInTaskBody() {
   if (internal::tls_context.exec != nullptr) {
     std::fprintf(stderr, "turbine: Engine::Read called inside a task body; use co_await there\n");

@@ -637,6 +637,10 @@ class EngineImpl {
   size_t prefetched_bytes_ ABSL_GUARDED_BY(prefetched_mu_) = 0;
 };
 
+// Set while an Engine::NotStarting lives on this thread: a task a call creates is not
+// hinted to the workers.
+inline thread_local bool tls_not_starting = false;
+
 // IsTransientFailure: the output is an error with code UNAVAILABLE or RESOURCE_EXHAUSTED,
 // one that may go away by itself, so it is not kept (retry.cc).
 bool IsTransientFailure(const Output& output);

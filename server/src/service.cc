@@ -300,6 +300,14 @@ TaskId TurbineService::MissingTask(const v1::Value& value) {
   }
 }
 
+absl::StatusOr<PreparedCall> TurbineService::PrepareWithoutStarting(
+    const v1::CallRequest& request) {
+  // Graph and Why describe: a call never made shows as its task alone, and is not run by
+  // the workers meanwhile (the first real call then executes it, and says so).
+  Engine::NotStarting not_starting;
+  return Prepare(request);
+}
+
 absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& request) {
   PreparedCall call;
   call.start = std::chrono::steady_clock::now();
@@ -664,7 +672,7 @@ grpc::ServerUnaryReactor* TurbineService::Graph(grpc::CallbackServerContext* con
 
 absl::Status TurbineService::StartDescribe(
     const v1::GraphRequest& request, std::function<void(absl::StatusOr<v1::GraphReply>)> done) {
-  absl::StatusOr<PreparedCall> call = Prepare(request.call());
+  absl::StatusOr<PreparedCall> call = PrepareWithoutStarting(request.call());
   if (!call.ok()) {
     CountError(static_cast<int>(call.status().code()));
     return call.status();
@@ -697,7 +705,7 @@ grpc::ServerUnaryReactor* TurbineService::Why(grpc::CallbackServerContext* conte
                                               const v1::WhyRequest* request, v1::WhyReply* reply) {
   CountRpc(Rpc::kWhy);
   if (!Authorized(context)) return Reject(context, kUnauthenticated);
-  absl::StatusOr<PreparedCall> call = Prepare(request->call());
+  absl::StatusOr<PreparedCall> call = PrepareWithoutStarting(request->call());
   if (!call.ok()) return Reject(context, ToGrpc(call.status()));
   WhyOptions options;
   if (request->max_steps() != 0) options.max_steps = request->max_steps();

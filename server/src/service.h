@@ -103,6 +103,9 @@ class TurbineService final : public v1::Turbine::CallbackService {
   // Prepare finds the function and calls it (a lookup; nothing is awaited). Errors are the
   // request's: NOT_FOUND, INVALID_ARGUMENT.
   absl::StatusOr<PreparedCall> Prepare(const v1::CallRequest& request);
+  // PrepareWithoutStarting is Prepare for a call that is only described (Graph, Why): a
+  // task it creates is not started (Engine::NotStarting).
+  absl::StatusOr<PreparedCall> PrepareWithoutStarting(const v1::CallRequest& request);
   // MissingTask is the id of a task `value` refers to that does not exist, or kNoTask.
   // (Task 0 is refused by the conversion, as naming no task.)
   TaskId MissingTask(const v1::Value& value);

@@ -170,6 +170,21 @@ TEST_F(GraphDaemon, DotAndSvgNameEveryTask) {
   EXPECT_NE(listed.find("tree.file"), std::string::npos) << listed;
 }
 
+// `graph` and `why` compute nothing: the task of a call never made is described, not run
+// by the workers meanwhile, so the first real call executes it and says so.
+TEST_F(GraphDaemon, DescribingACallNeverMadeComputesNothing) {
+  ASSERT_EQ(RunCli(cli_ + "graph demo.fib 31").exit_code, 0);
+  ASSERT_EQ(RunCli(cli_ + "why demo.fib 32").exit_code, 0);
+  // Other work runs meanwhile (the workers took a waiting hint along with it, before).
+  ASSERT_EQ(RunCli(cli_ + "call demo.busy 7 1").exit_code, 0);
+  ASSERT_EQ(RunCli(cli_ + "call demo.busy 8 1").exit_code, 0);
+  for (const char* n : {"31", "32"}) {
+    const CliResult call = RunCli(cli_ + "--json call demo.fib " + std::string(n));
+    ASSERT_EQ(call.exit_code, 0) << call.out;
+    EXPECT_EQ(nlohmann::json::parse(call.out)["source"], "executed") << n << ": " << call.out;
+  }
+}
+
 TEST_F(GraphDaemon, BadRequestsAreClearErrors) {
   EXPECT_EQ(RunCli(cli_ + "graph no.such 2>/dev/null").exit_code, 4) << "NOT_FOUND";
   EXPECT_EQ(RunCli(cli_ + "graph --format png tree.summary x 2>/dev/null").exit_code, 2);

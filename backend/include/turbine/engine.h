@@ -151,6 +151,21 @@ class Engine {
     internal::ThreadContext saved_;
   };
 
+  // NotStarting, while alive, makes the calls this thread makes (outside task bodies)
+  // create the tasks they name without starting them: a task that is only described
+  // (`turbine graph`, `turbine why`) is not computed behind the caller's back. It runs
+  // when something reads it. Nests.
+  class NotStarting {
+   public:
+    NotStarting();
+    ~NotStarting();
+    NotStarting(const NotStarting&) = delete;
+    NotStarting& operator=(const NotStarting&) = delete;
+
+   private:
+    bool before_;
+  };
+
   // Read waits until `vc` is clean and returns a copy of its value, or the task's error
   // as an absl::Status with its code (error.h). REQUIRES: not called from inside a task
   // body (use co_await there).
