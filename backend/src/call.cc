@@ -204,14 +204,20 @@ bool EngineImpl::UsableStoredId(TaskId id) const {
 }
 
 TaskState* EngineImpl::LoadTask(TaskId id) {
-  ReaderMutexLock gate(&store_gate_);  // as in Call: registered before a GC pass deletes it
-  // An id in use is refused because a call by its key may have created the task since the
-  // caller looked: then that one is it. (Answering nullptr, a verification that met the
-  // race read "no task with id" and executed its reader for nothing.)
-  if (!UsableStoredId(id)) return tasks_.Get(id);
-  absl::StatusOr<std::optional<StoredTask>> read = store_->ReadTask(id);
-  if (!read.ok() || !read->has_value()) return nullptr;
-  return AdoptStored(id, **read);
+  std::vector<TaskState*> created;
+  TaskState* task = nullptr;
+  {
+    ReaderMutexLock gate(&store_gate_);  // as in Call: registered before a GC pass deletes it
+    // An id in use is refused because a call by its key may have created the task since
+    // the caller looked: then that one is it. (Answering nullptr, a verification that met
+    // the race read "no task with id" and executed its reader for nothing.)
+    if (!UsableStoredId(id)) return tasks_.Get(id);
+    absl::StatusOr<std::optional<StoredTask>> read = store_->ReadTask(id);
+    if (!read.ok() || !read->has_value()) return nullptr;
+    task = AdoptStored(id, **read, /*loaded_ahead=*/false, &created);
+  }
+  for (TaskState* adopted : created) RecheckObservation(*adopted);
+  return task;
 }
 
 void EngineImpl::LoadAhead(std::span<const Dep> deps) {
@@ -230,21 +236,26 @@ void EngineImpl::LoadAhead(std::span<const Dep> deps) {
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   if (ids.size() < 2) return;  // one read, as LoadTask makes it
   Section section;  // reclaim.h: as in LoadTask's callers
-  ReaderMutexLock gate(&store_gate_);
-  std::erase_if(ids, [&](TaskId id) { return !UsableStoredId(id); });
-  if (ids.empty()) return;
-  std::vector<absl::StatusOr<std::optional<StoredTask>>> read = store_->ReadTasks(ids);
-  if (read.size() != ids.size()) return;  // a store that broke the contract: one at a time
-  for (size_t i = 0; i < ids.size(); ++i) {
-    // One not read (an error, a damaged record) is left to LoadTask, which meets it again
-    // when the read reaches it, and says so there.
-    if (read[i].ok() && read[i]->has_value() && tasks_.Get(ids[i]) == nullptr) {
-      AdoptStored(ids[i], **read[i], /*loaded_ahead=*/true);
+  std::vector<TaskState*> created;
+  {
+    ReaderMutexLock gate(&store_gate_);
+    std::erase_if(ids, [&](TaskId id) { return !UsableStoredId(id); });
+    if (ids.empty()) return;
+    std::vector<absl::StatusOr<std::optional<StoredTask>>> read = store_->ReadTasks(ids);
+    if (read.size() != ids.size()) return;  // a store that broke the contract: one at a time
+    for (size_t i = 0; i < ids.size(); ++i) {
+      // One not read (an error, a damaged record) is left to LoadTask, which meets it again
+      // when the read reaches it, and says so there.
+      if (read[i].ok() && read[i]->has_value() && tasks_.Get(ids[i]) == nullptr) {
+        AdoptStored(ids[i], **read[i], /*loaded_ahead=*/true, &created);
+      }
     }
   }
+  for (TaskState* adopted : created) RecheckObservation(*adopted);
 }
 
-TaskState* EngineImpl::AdoptStored(TaskId id, StoredTask& stored, bool loaded_ahead) {
+TaskState* EngineImpl::AdoptStored(TaskId id, StoredTask& stored, bool loaded_ahead,
+                                   std::vector<TaskState*>* created_tasks) {
   DecodedIdentity identity;
   if (!DecodeIdentity(stored.identity, &identity)) return nullptr;  // another build's task
   const TaskKeyView key{identity.fn, identity.receiver, identity.args,
@@ -257,7 +268,7 @@ TaskState* EngineImpl::AdoptStored(TaskId id, StoredTask& stored, bool loaded_ah
   }
   auto [task, created] = cache_.FindOrInsert(
       key, [&] { return CreateTask(key, identity.args, stored_input, &stored, loaded_ahead); });
-  if (created) RecheckObservation(*task);
+  if (created) created_tasks->push_back(task);
   return task->id == id ? task : nullptr;  // another id: the record was damaged
 }
 

@@ -392,7 +392,11 @@ class EngineImpl {
   TaskState* LoadTask(TaskId id);
   // AdoptStored makes task `id`, read from the store, a task in memory (null if its record
   // is another build's or damaged). REQUIRES: store_gate_ held (shared); a Section open.
-  TaskState* AdoptStored(TaskId id, StoredTask& stored, bool loaded_ahead = false);
+  // A task it created is added to `created`: RecheckObservation is the caller's, once it
+  // let go of store_gate_ (it may run change listeners, which may load tasks too, and a GC
+  // pass waiting for the gate would then hold them both).
+  TaskState* AdoptStored(TaskId id, StoredTask& stored, bool loaded_ahead,
+                         std::vector<TaskState*>* created);
   // UsableStoredId tells whether a task id read from the store may be given to a task.
   bool UsableStoredId(TaskId id) const;
   std::string DescribeCycle(TaskState* from, TaskState* to) const;
