@@ -126,12 +126,14 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   // stored, and its result, which may refer to tasks deleted already, is not used.
   const bool deleting = stored_task != nullptr && deleting_.contains(id);
   bool observation_holds = false;  // restored, not trusted, its observation still holds
+  // An input's identity, so the id survives a restart (the value is in the inputs table):
+  // queued once it is in the table, where a snapshot looks for what it queued.
+  bool persist_input = false;
   if (store_ != nullptr) {
     MutexLock lock(&task->mu);
     task->persisted = stored_task != nullptr && !deleting;
     if (key.fn->kind == FunctionKind::kInput) {
-      // Its identity, so the id survives a restart (the value is in the inputs table).
-      if (!task->persisted) QueuePersist(*task);
+      persist_input = !task->persisted;
     } else if (stored_task != nullptr) {
       // A restored result is served after verification (its phase is kDirty: every slot it
       // read must still carry the stamp it saw, in this session), unless its record says
@@ -172,6 +174,10 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   if (!tasks_.Put(id, std::move(owned))) {
     std::fprintf(stderr, "turbine: task id space exhausted\n");
     std::abort();
+  }
+  if (persist_input) {
+    MutexLock lock(&task->mu);
+    QueuePersist(*task);
   }
   if (retry_input) ScheduleRetry(id);
   return task;
