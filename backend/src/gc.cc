@@ -192,8 +192,12 @@ void Decide(Graph& graph, const GcOptions& options, uint16_t today, uint64_t byt
       marker.Mark(i, Reason::kSuperseded);
     }
   }
-  const int64_t retention_days =
-      (options.retention.count() + 86'399) / 86'400;  // whole days, rounded up
+  // Whole days, rounded up; a retention past the day counter's range (seconds::max() for
+  // "forever") is forever, not an overflow.
+  constexpr int64_t kSecondsPerDay = 86'400;
+  const int64_t retention_seconds = std::max<int64_t>(0, options.retention.count());
+  const int64_t retention_days = retention_seconds / kSecondsPerDay +
+                                 (retention_seconds % kSecondsPerDay != 0 ? 1 : 0);
   for (uint32_t i = 0; i < n; ++i) {
     if (today - graph.nodes[i].effective > retention_days) marker.Mark(i, Reason::kExpired);
   }

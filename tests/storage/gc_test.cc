@@ -456,6 +456,29 @@ TEST(GarbageCollection, TasksNotUsedWithinTheRetentionExpireWithWhatOnlyTheyUsed
   EXPECT_EQ(Executions("sum"), sums + 1);
 }
 
+// seconds::max() is how an embedder says "forever": nothing expires (it used to overflow
+// to a negative number of days, and everything did).
+TEST(GarbageCollection, ARetentionOfSecondsMaxKeepsEverything) {
+  turbine::testing::TempDir dir;
+  auto now = std::chrono::system_clock::now();
+  auto on_day = [&](int n) {
+    return EngineOptions{.worker_threads = 2,
+                         .snapshot_interval = {},
+                         .gc = {.retention = std::chrono::seconds::max(), .interval = {}},
+                         .clock = [t = now + n * std::chrono::hours(24)] { return t; }};
+  };
+  {
+    Daemon d(dir.str(), on_day(0));
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{0}).ok());
+    ASSERT_EQ(*d.engine.Read(sum(10)), 21);
+  }
+  Daemon d(dir.str(), on_day(3000));
+  absl::StatusOr<GcReport> report = d.engine.CollectGarbage();
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->expired, 0u);
+  EXPECT_EQ(report->removed_tasks, 0u);
+}
+
 TEST(GarbageCollection, OverTheDiskLimitTheLeastRecentlyUsedGoFirst) {
   turbine::testing::TempDir dir;
   auto now = std::chrono::system_clock::now();
