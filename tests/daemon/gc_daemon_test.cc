@@ -132,6 +132,24 @@ TEST(GarbageCollectionDaemon, FifteenVersionsOfARewrittenFileLeaveAtMostTwoOnDis
   EXPECT_EQ(restarted.Stop(SIGTERM), 0) << restarted.log();
 }
 
+// Stats counts the store's bytes as du and `turbine gc` do. It counted memtables, which
+// are memory (megabytes of arena for a few writes), and not the log they are written to.
+TEST(StoreSize, StatsCountsTheStoreAsDuDoes) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+  std::unique_ptr<Client> client = ConnectTo(daemon);
+  ASSERT_NE(client, nullptr);
+  for (int k = 0; k < 20; ++k) ASSERT_TRUE(client->Call("demo.busy", {Int(k), Int(0)}).ok());
+  ASSERT_TRUE(client->SetInputs({{"size", Int(1)}}).ok());
+  ASSERT_TRUE(client->Flush().ok());  // a snapshot: in the log and a memtable, not a table
+  absl::StatusOr<turbine::v1::StatsReply> stats = client->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  const double du = static_cast<double>(DirectoryBytes(dir.str() + "/data/db"));
+  EXPECT_NEAR(static_cast<double>(stats->bytes_on_disk()), du, 0.1 * du + 16384);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
 // Tasks and inputs to collect: `tasks` busy tasks and `inputs` inputs, all acknowledged.
 void Populate(Client& client, int tasks, int inputs) {
   absl::StatusOr<std::unique_ptr<turbine::client::CallStream>> stream = client.OpenCallStream();
