@@ -2,6 +2,7 @@
 #include "status_page.h"
 
 #include <absl/strings/escaping.h>
+#include <absl/strings/match.h>
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
 #include <arpa/inet.h>
@@ -131,7 +132,10 @@ bool IsLoopbackHost(std::string_view host) {
   if (const size_t colon = host.rfind(':'); colon != std::string_view::npos) {
     host = host.substr(0, colon);
   }
-  if (host == "localhost") return true;
+  // Host names ignore case.
+  if (absl::EqualsIgnoreCase(absl::string_view(host.data(), host.size()), "localhost")) {
+    return true;
+  }
   in_addr v4{};
   return ::inet_pton(AF_INET, std::string(host).c_str(), &v4) == 1 &&
          (ntohl(v4.s_addr) >> 24) == 127;
@@ -164,11 +168,20 @@ class StatusPage::Handler {
       Send(connection, 405, "text/plain", "only GET and HEAD\n", "Allow: GET, HEAD\r\n");
       return 405;
     }
+    if (request->content_length > 0) {
+      SendError(connection, 400, "a GET or HEAD here has no body");
+      return 400;
+    }
     const std::string_view path = request->local_uri != nullptr ? request->local_uri : "";
     // On loopback, a request for another host name is a web page elsewhere whose name was
     // made to point at 127.0.0.1 (DNS rebinding), reaching in through the user's browser.
-    if (const char* host = mg_get_header(connection, "Host");
-        loopback_ && host != nullptr && !IsLoopbackHost(host)) {
+    // One that names no host cannot show it does not: HTTP/1.1 requires the header.
+    const char* host = mg_get_header(connection, "Host");
+    if (loopback_ && host == nullptr) {
+      SendError(connection, 400, "a request must name its host (the Host header)");
+      return 400;
+    }
+    if (loopback_ && !IsLoopbackHost(host)) {
       SendError(connection, 421, "this page answers to localhost and 127.0.0.1 only");
       return 421;
     }
@@ -230,8 +243,16 @@ class StatusPage::Handler {
                         "; Path=/; HttpOnly; SameSite=Strict\r\n"));
       return 303;
     }
-    if (const char* authorization = mg_get_header(connection, "Authorization")) {
-      if (SameSecret(authorization, "Bearer " + token_)) return 0;
+    if (const char* header = mg_get_header(connection, "Authorization")) {
+      // The scheme's name ignores case (RFC 9110); the token does not.
+      const std::string_view authorization = header;
+      constexpr std::string_view kScheme = "Bearer ";
+      if (authorization.size() >= kScheme.size() &&
+          absl::EqualsIgnoreCase(absl::string_view(authorization.data(), kScheme.size()),
+                                 absl::string_view(kScheme.data(), kScheme.size())) &&
+          SameSecret(authorization.substr(kScheme.size()), token_)) {
+        return 0;
+      }
     }
     if (const char* cookies = mg_get_header(connection, "Cookie")) {
       char value[1024];

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -225,6 +226,14 @@ TEST(StatusPage, TheTokenIsRequiredAsHeaderOrCookie) {
   const std::string stats = Get(page, "/api/stats", bearer);
   EXPECT_EQ(StatusOf(stats), 200) << stats;
   EXPECT_NE(stats.find("\"calls\""), std::string::npos) << stats;
+  // The scheme's name ignores case; the token does not.
+  EXPECT_EQ(StatusOf(Get(page, "/api/stats", std::string("Authorization: bearer ") + kToken + "\r\n")),
+            200);
+  std::string upper(kToken);
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (upper != kToken) {
+    EXPECT_EQ(StatusOf(Get(page, "/api/stats", "Authorization: Bearer " + upper + "\r\n")), 401);
+  }
 
   // ?token= once: a redirect to the same page without it, setting the cookie.
   const std::string redirect = Get(page, std::string("/?token=") + kToken);
@@ -320,6 +329,18 @@ TEST(StatusPage, BadRequestsGet4xxAndTheDaemonGoesOn) {
                               "GET /api/stats HTTP/1.1\r\nHost: localhost\r\n"
                               "Connection: close\r\n\r\n")),
             200);
+  EXPECT_EQ(StatusOf(Exchange(page,
+                              "GET /api/stats HTTP/1.1\r\nHost: LocalHost:80\r\n"
+                              "Connection: close\r\n\r\n")),
+            200)
+      << "host names ignore case";
+  // No Host at all cannot show it is not a rebound name; and a GET carries no body.
+  EXPECT_EQ(StatusOf(Exchange(page, "GET /api/stats HTTP/1.1\r\nConnection: close\r\n\r\n")),
+            400);
+  EXPECT_EQ(StatusOf(Exchange(page,
+                              "GET /api/stats HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                              "Content-Length: 5\r\n\r\nhello")),
+            400);
 
   // Still serving, and the graph of a good call is an SVG picture.
   const std::string svg = Get(page, "/api/graph?call=demo.fib%203");
