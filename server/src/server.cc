@@ -5,6 +5,10 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -15,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <sstream>
 
@@ -87,6 +92,39 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* wha
                                       " holds no PEM block (-----BEGIN ...)");
   }
   return content.str();
+}
+
+// CheckKeyPair refuses a key that does not belong to the certificate (or that OpenSSL
+// cannot read): gRPC would log it, start anyway and fail every handshake after a wait, while
+// the daemon said it was ready.
+absl::Status CheckKeyPair(const ServerOptions& options, const std::string& cert_pem,
+                          const std::string& key_pem) {
+  auto read_bio = [](const std::string& pem) {
+    return std::unique_ptr<BIO, decltype(&BIO_free)>(
+        BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+  };
+  auto cert_bio = read_bio(cert_pem);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr), &X509_free);
+  if (cert == nullptr) {
+    return absl::InvalidArgumentError("the TLS certificate file " + options.tls_cert_file +
+                                      " holds no certificate OpenSSL can read");
+  }
+  auto key_bio = read_bio(key_pem);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
+  if (key == nullptr) {
+    return absl::InvalidArgumentError("the TLS key file " + options.tls_key_file +
+                                      " holds no private key OpenSSL can read (a key with a "
+                                      "passphrase cannot be used)");
+  }
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    return absl::InvalidArgumentError("the TLS key file " + options.tls_key_file +
+                                      " does not hold the key of the certificate in " +
+                                      options.tls_cert_file);
+  }
+  ERR_clear_error();  // what the reads left on this thread's OpenSSL error queue
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -162,6 +200,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TcpCredentials(
   if (!cert.ok()) return cert.status();
   absl::StatusOr<std::string> key = ReadPemFile(options.tls_key_file, "TLS key file");
   if (!key.ok()) return key.status();
+  if (absl::Status pair = CheckKeyPair(options, *cert, *key); !pair.ok()) return pair;
   grpc::SslServerCredentialsOptions ssl;
   ssl.pem_key_cert_pairs.push_back({*key, *cert});
   if (!options.tls_client_ca_file.empty()) {

@@ -232,6 +232,16 @@ TEST_F(TlsTest, TlsFilesThatCannotBeUsedAreNamed) {
     EXPECT_EQ(daemon.Reap(), kExitUsage);
     EXPECT_TRUE(Contains(daemon.log(), not_pem)) << daemon.log();
   }
+  {
+    // Another certificate's key: gRPC started anyway and failed every handshake after a
+    // wait, while the daemon said it was ready.
+    DaemonProcess daemon;
+    EXPECT_FALSE(daemon.Start({"--data-dir", dir_.str() + "/d", "--listen", "127.0.0.1:0",
+                               "--tls-cert", certs_.server_cert, "--tls-key", certs_.client_key}));
+    EXPECT_EQ(daemon.Reap(), kExitUsage);
+    EXPECT_TRUE(Contains(daemon.log(), "does not hold the key of the certificate")) << daemon.log();
+    EXPECT_TRUE(Contains(daemon.log(), certs_.client_key)) << daemon.log();
+  }
   DaemonProcess daemon;
   EXPECT_FALSE(daemon.Start({"--data-dir", dir_.str() + "/c", "--listen", "127.0.0.1:0",
                              "--tls-cert", certs_.server_cert, "--tls-key", certs_.server_key,
