@@ -73,33 +73,6 @@ class CallReactor final : public grpc::ServerUnaryReactor {
   CancelToken cancel_;
 };
 
-// TraceReactor answers Trace: the engine records until the alarm rings, then the reply
-// carries what it recorded. A client that goes away (or the server's shutdown) rings it
-// early, and the trace stops then.
-class TraceReactor final : public grpc::ServerUnaryReactor {
- public:
-  TraceReactor(Engine& engine, v1::TraceReply* reply) : engine_(engine), reply_(reply) {}
-  void Start(std::chrono::seconds duration) {
-    alarm_.Set(std::chrono::system_clock::now() + duration, [this](bool rang) { End(rang); });
-  }
-  void OnCancel() override { alarm_.Cancel(); }
-  void OnDone() override { delete this; }
-
- private:
-  void End(bool rang) {
-    const turbine::Trace trace = engine_.StopTrace();
-    reply_->set_chrome_trace_json(ChromeTraceJson(trace));
-    reply_->set_events(trace.events.size());
-    reply_->set_dropped(trace.dropped);
-    Finish(rang ? grpc::Status::OK
-                : grpc::Status(grpc::StatusCode::CANCELLED, "the trace was cut short"));
-  }
-
-  Engine& engine_;
-  v1::TraceReply* reply_;
-  grpc::Alarm alarm_;
-};
-
 v1::TaskPhase PhaseToWire(TaskPhase phase) {
   switch (phase) {
     case TaskPhase::kNew:
@@ -166,6 +139,40 @@ void GraphToWire(const DependencyGraph& graph, v1::GraphReply* out) {
 }
 
 }  // namespace
+
+// TraceReactor answers Trace: the engine records until the alarm rings, then the reply
+// carries what it recorded. A client that goes away, or a shutdown (CutShort), rings it
+// early, and the trace stops then: the reply says CANCELLED and carries what it has.
+class TraceReactor final : public grpc::ServerUnaryReactor {
+ public:
+  TraceReactor(TurbineService& service, Engine& engine, v1::TraceReply* reply)
+      : service_(service), engine_(engine), reply_(reply) {}
+  void Start(std::chrono::seconds duration) {
+    alarm_.Set(std::chrono::system_clock::now() + duration, [this](bool rang) { End(rang); });
+  }
+  void CutShort() { alarm_.Cancel(); }
+  void OnCancel() override { alarm_.Cancel(); }
+  void OnDone() override {
+    service_.TraceEnded();
+    delete this;
+  }
+
+ private:
+  void End(bool rang) {
+    const turbine::Trace trace = engine_.StopTrace();
+    reply_->set_chrome_trace_json(ChromeTraceJson(trace));
+    reply_->set_events(trace.events.size());
+    reply_->set_dropped(trace.dropped);
+    Finish(rang ? grpc::Status::OK
+                : grpc::Status(grpc::StatusCode::CANCELLED, "the trace was cut short"));
+  }
+
+  TurbineService& service_;
+  Engine& engine_;
+  v1::TraceReply* reply_;
+  grpc::Alarm alarm_;
+};
+
 
 grpc::Status ToGrpc(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
@@ -736,15 +743,37 @@ grpc::ServerUnaryReactor* TurbineService::Trace(grpc::CallbackServerContext* con
     return Reject(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                         "a trace lasts at most 3600 seconds"));
   }
-  // Not counted as work: a shutdown does not wait for a trace, it cuts it short.
-  if (draining_.load()) return Reject(context, kDraining);
+  // Counted as work until it is answered: a shutdown cuts it short (StartDraining), and
+  // waits for the answer to go out before it closes the connections.
+  if (!BeginWork()) return Reject(context, kDraining);
   if (!engine_.StartTrace()) {
+    EndWork();
     return Reject(context, grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                                         "a trace is already running; one at a time"));
   }
-  auto* reactor = new TraceReactor(engine_, reply);
-  reactor->Start(std::chrono::seconds(request->seconds() == 0 ? 10 : request->seconds()));
+  auto* reactor = new TraceReactor(*this, engine_, reply);
+  const uint32_t seconds = request->seconds() == 0 ? 10 : request->seconds();
+  spdlog::info("trace started (Trace): recording for {} s", seconds);
+  std::lock_guard lock(trace_mu_);
+  trace_ = reactor;
+  reactor->Start(std::chrono::seconds(seconds));
+  if (cut_traces_short_) reactor->CutShort();  // draining began since BeginWork
   return reactor;
+}
+
+void TurbineService::StartDraining() {
+  draining_.store(true);
+  std::lock_guard lock(trace_mu_);
+  cut_traces_short_ = true;
+  if (trace_ != nullptr) trace_->CutShort();
+}
+
+void TurbineService::TraceEnded() {
+  {
+    std::lock_guard lock(trace_mu_);
+    trace_ = nullptr;
+  }
+  EndWork();
 }
 
 void TurbineService::AddWatch(WatchReactor* watch) {

@@ -31,6 +31,7 @@
 namespace turbine::server {
 
 class WatchReactor;
+class TraceReactor;
 
 // PreparedCall is a call whose function was found and whose arguments converted: the
 // task exists (or is being computed); what remains is reading its value.
@@ -116,9 +117,12 @@ class TurbineService final : public v1::Turbine::CallbackService {
               std::function<void(v1::CallReply)> done);
   bool Authorized(const grpc::CallbackServerContext* context) const;
 
-  // Draining: calls already accepted finish; new ones are refused with UNAVAILABLE. Watches
-  // and streams are left to the server's shutdown, which cancels them.
-  void StartDraining() { draining_.store(true); }
+  // Draining: calls already accepted finish; new ones are refused with UNAVAILABLE. A trace
+  // running is cut short (answered CANCELLED with what it recorded). Watches and streams
+  // are left to the server's shutdown, which cancels them.
+  void StartDraining();
+  // TraceEnded is the running trace's reactor telling it is done (OnDone).
+  void TraceEnded();
   // WaitUntilIdle waits until no accepted call is pending, or until `deadline`.
   void WaitUntilIdle(std::chrono::steady_clock::time_point deadline) const;
   // BeginWork counts an accepted call (false while draining); EndWork ends it.
@@ -214,6 +218,10 @@ class TurbineService final : public v1::Turbine::CallbackService {
 
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> pending_work_{0};
+  // The trace running, if any (one at a time), so that a shutdown can cut it short.
+  std::mutex trace_mu_;
+  TraceReactor* trace_ ABSL_GUARDED_BY(trace_mu_) = nullptr;
+  bool cut_traces_short_ ABSL_GUARDED_BY(trace_mu_) = false;
 
   // Counters, for Stats and the metrics.
   std::atomic<uint64_t> calls_{0};

@@ -267,3 +267,20 @@ TEST_F(GraphDaemon, TraceRecordsSlicesWithReasons) {
 }
 
 }  // namespace
+
+namespace {
+
+// A shutdown cuts a running trace short: the client hears CANCELLED from the daemon, not a
+// connection that went away ("cannot reach").
+TEST_F(GraphDaemon, AShutdownCutsATraceShortWithCancelled) {
+  CliResult traced;
+  std::thread tracer([&] { traced = RunCli(cli_ + "trace --seconds 60 -o " + dir_.str() + "/t.json 2>&1"); });
+  const bool running = daemon_.WaitForLog("trace started");
+  EXPECT_EQ(daemon_.Stop(SIGTERM), 0) << daemon_.log();
+  ASSERT_TRUE(running) << daemon_.log();
+  tracer.join();
+  EXPECT_EQ(traced.exit_code, 4) << traced.out;
+  EXPECT_NE(traced.out.find("cut short"), std::string::npos) << traced.out;
+}
+
+}  // namespace
