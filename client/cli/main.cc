@@ -23,7 +23,8 @@ A bare word that is not JSON is a string: `turbine call input.get mykey`.
 Exit codes:
   0  ok
   1  the function returned an error (message on stderr)
-  2  usage error: bad command line, bad JSON argument, unreadable token or TLS file
+  2  usage error: bad command line, bad JSON argument, unreadable or unusable token or
+     TLS file
   3  cannot reach the daemon (not running, wrong address, not serving yet, TLS handshake
      failed)
   4  the daemon refused the request (NOT_FOUND, INVALID_ARGUMENT, UNAUTHENTICATED, ...):

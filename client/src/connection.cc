@@ -2,6 +2,7 @@
 
 #include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
+#include <absl/strings/str_format.h>
 
 #include <cerrno>
 #include <cstring>
@@ -100,6 +101,25 @@ std::string HandshakeFailure(const ConnectOptions& options, absl::string_view me
   return absl::StrCat("TLS handshake with ", options.address, " failed: ", cause);
 }
 
+// CheckToken refuses a token gRPC cannot send: it goes in a header, whose value must be
+// printable ASCII, and gRPC aborts the whole process on any other byte (a token file
+// wrapped over two lines, say) rather than failing the call.
+absl::Status CheckToken(const std::string& token) {
+  for (size_t i = 0; i < token.size(); ++i) {
+    const unsigned char byte = static_cast<unsigned char>(token[i]);
+    if (byte >= 0x20 && byte <= 0x7E) continue;
+    const std::string what = byte == '\n'   ? "a line break"
+                             : byte == '\r' ? "a carriage return"
+                             : byte == '\t' ? "a tab"
+                                            : absl::StrFormat("the byte 0x%02X", byte);
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the token holds ", what, " at byte ", i + 1, " of ", token.size(),
+        ": a token is one line of printable ASCII (0x20 to 0x7E), as it travels in a gRPC "
+        "header"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const Connection>> Connection::Create(ConnectOptions options) {
@@ -110,6 +130,7 @@ absl::StatusOr<std::shared_ptr<const Connection>> Connection::Create(ConnectOpti
   if (options.max_message_bytes <= 0) {
     return absl::InvalidArgumentError("ConnectOptions.max_message_bytes must be positive");
   }
+  if (absl::Status token = CheckToken(options.token); !token.ok()) return token;
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = Credentials(options);
   if (!credentials.ok()) return credentials.status();
   return std::make_shared<const Connection>(std::move(options), *std::move(credentials));

@@ -63,6 +63,27 @@ bool ReadToken(const std::string& path, std::string* token) {
   return !token->empty();
 }
 
+// TokenProblem says what makes `token` unusable, or is empty: a client sends the token in a
+// gRPC header, whose value must be printable ASCII (gRPC's clients abort on any other byte),
+// so a token file wrapped over two lines, say, would lock every client out.
+std::string TokenProblem(const std::string& token) {
+  for (size_t i = 0; i < token.size(); ++i) {
+    const unsigned char byte = static_cast<unsigned char>(token[i]);
+    if (byte >= 0x20 && byte <= 0x7E) continue;
+    char hex[8];
+    std::snprintf(hex, sizeof(hex), "0x%02X", byte);
+    const std::string what = byte == '\n'   ? "a line break"
+                             : byte == '\r' ? "a carriage return"
+                             : byte == '\t' ? "a tab"
+                                            : std::string("the byte ") + hex;
+    return "holds " + what + " at byte " + std::to_string(i + 1) + " of " +
+           std::to_string(token.size()) +
+           ": a token is one line of printable ASCII (0x20 to 0x7E), as clients send it in a "
+           "gRPC header";
+  }
+  return "";
+}
+
 // ParseSize reads a size: plain bytes, or a number with K, M, G or T (powers of 1024; "B"
 // or "iB" may follow): "512M", "2G", "1048576".
 std::optional<uint64_t> ParseSize(std::string text) {
@@ -394,6 +415,10 @@ int main(int argc, char** argv) {
   StartLogging(flags.log_level);
   if (!flags.token_file.empty() && !ReadToken(flags.token_file, &flags.server.auth_token)) {
     spdlog::critical("the token file {} is empty or unreadable", flags.token_file);
+    return kExitBadConfig;
+  }
+  if (const std::string problem = TokenProblem(flags.server.auth_token); !problem.empty()) {
+    spdlog::critical("the token file {} {}", flags.token_file, problem);
     return kExitBadConfig;
   }
   if (absl::Status shared = ConnectSharedCache(flags, &flags.server.shared); !shared.ok()) {

@@ -69,6 +69,18 @@ TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
   }
 }
 
+// Before: a token file wrapped over two lines (`base64 > token` wraps at 76 characters)
+// made the CLI abort with SIGABRT, inside gRPC, on its first call.
+TEST(CliUsageTest, ATokenFileOverTwoLinesIsAUsageError) {
+  TempDir dir;
+  const std::string token_file = dir.path() + "/token";
+  std::ofstream(token_file) << std::string(76, 'A') << "\n" << std::string(12, 'B') << "==\n";
+  CliRun run = RunCli({"--data-dir", dir.path(), "--token-file", token_file, "ping"});
+  EXPECT_EQ(run.exit_code, 2) << run.err;
+  EXPECT_TRUE(Contains(run.err, "the token holds a line break at byte 77 of 91")) << run.err;
+  EXPECT_TRUE(Contains(run.err, "one line of printable ASCII")) << run.err;
+}
+
 TEST(CliUsageTest, HelpExits0AndDocumentsTheExitCodes) {
   CliRun run = RunCli({"--help"});
   EXPECT_EQ(run.exit_code, 0);

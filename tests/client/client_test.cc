@@ -1,6 +1,7 @@
 // The client library against a stand-in daemon over a real Unix socket.
 #include "turbine/client/client.h"
 
+#include <absl/strings/escaping.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -50,6 +51,26 @@ TEST(ClientDefaultsTest, BadOptionsAreRefused) {
   ConnectOptions options;
   options.deadline = std::chrono::milliseconds(0);
   EXPECT_EQ(Client::Connect(options).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// The token travels in a header, and gRPC aborts the process on a header value that is not
+// printable ASCII. Before: a token read from a file wrapped over two lines killed the caller
+// with SIGABRT on its first call.
+TEST(ClientDefaultsTest, ATokenGrpcCannotSendIsRefused) {
+  for (const std::string& token :
+       std::vector<std::string>{"a\nb", "a\tb", "caf\xC3\xA9", std::string("a\0b", 3)}) {
+    ConnectOptions options;
+    options.token = token;
+    absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(options);
+    ASSERT_FALSE(client.ok()) << absl::CEscape(token);
+    EXPECT_EQ(client.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(client.status().message().find("printable ASCII"), absl::string_view::npos)
+        << client.status();
+  }
+  ConnectOptions options;
+  options.token = "a\nb";
+  EXPECT_NE(Client::Connect(options).status().message().find("a line break at byte 2 of 3"),
+            absl::string_view::npos);
 }
 
 TEST_F(ClientTest, CallReturnsTheValueItsTaskAndWhereItCameFrom) {

@@ -88,4 +88,19 @@ TEST(BadInputDaemon, OutOfRangeFlagsExitWithCodeTwo) {
   EXPECT_NE(log.find("port must be a number from 0 to 65535"), std::string::npos) << log;
 }
 
+// A client sends the token in a gRPC header, which cannot hold a line break: gRPC's clients
+// abort on one. Before: turbined took a token file wrapped over two lines, which no client
+// could then send.
+TEST(BadInputDaemon, ATokenFileOverTwoLinesIsRefusedWithCodeTwo) {
+  TempDir dir;
+  const std::string token_file = dir.str() + "/token";
+  std::ofstream(token_file) << std::string(76, 'A') << "\n" << std::string(12, 'B') << "==\n";
+  std::string log;
+  EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--auth-token-file", token_file}, &log), 2)
+      << log;
+  EXPECT_NE(log.find("the token file " + token_file + " holds a line break at byte 77 of 91"),
+            std::string::npos)
+      << log;
+}
+
 }  // namespace

@@ -79,7 +79,9 @@ struct ConnectOptions {
   // "unix:/path/to/turbined.sock" or "host:port". Empty: DefaultAddress().
   std::string address = {};
   // Sent as "authorization: Bearer <token>" on every call when not empty. Without `tls`
-  // the channel is not encrypted: over TCP, send a token on loopback only.
+  // the channel is not encrypted: over TCP, send a token on loopback only. Printable ASCII
+  // (0x20 to 0x7E) only, as a header value must be: Connect refuses a token with a line
+  // break, a tab or a non-ASCII byte (kInvalidArgument).
   std::string token = {};
   // TLS (TCP addresses only); nullopt: plain text.
   std::optional<TlsOptions> tls = {};
