@@ -7,6 +7,8 @@
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <string_view>
+#include <vector>
 
 #include "turbine/client/values.h"
 
@@ -135,6 +137,72 @@ nlohmann::json MapToJson(const v1::ValueMap& map) {
   return object;
 }
 
+// OversizedIntegerFinder reads JSON text for an integer literal (no fraction, no exponent)
+// beyond int64, and keeps the JSON pointer of the first one. nlohmann's parser turns such a
+// literal into a double, after which nothing says it was written as an integer.
+class OversizedIntegerFinder final : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  // The error for the literal found; OK if there is none (or the text is not JSON).
+  const absl::Status& found() const { return found_; }
+
+  bool null() override { return Value(); }
+  bool boolean(bool) override { return Value(); }
+  bool number_integer(number_integer_t) override { return Value(); }
+  bool number_unsigned(number_unsigned_t) override { return Value(); }
+  bool number_float(number_float_t, const string_t& text) override {
+    Value();
+    if (text.find_first_of(".eE") != string_t::npos) return true;
+    found_ = At(Pointer(), absl::StrCat(text, " does not fit in a 64-bit signed integer"));
+    return false;
+  }
+  bool string(string_t&) override { return Value(); }
+  bool binary(binary_t&) override { return Value(); }
+  bool start_object(std::size_t) override { return Open(/*list=*/false); }
+  bool key(string_t& key) override {
+    levels_.back().token = PointerToken(key);
+    return true;
+  }
+  bool end_object() override { return Close(); }
+  bool start_array(std::size_t) override { return Open(/*list=*/true); }
+  bool end_array() override { return Close(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+ private:
+  // Level is one open list or map: its pointer token for the value being read in it.
+  struct Level {
+    bool list;
+    size_t next_index = 0;
+    std::string token;
+  };
+
+  // Value starts a value; in a list, it takes the next index.
+  bool Value() {
+    if (!levels_.empty() && levels_.back().list) {
+      levels_.back().token = absl::StrCat(levels_.back().next_index++);
+    }
+    return true;
+  }
+  bool Open(bool list) {
+    Value();
+    levels_.push_back(Level{.list = list});
+    return true;
+  }
+  bool Close() {
+    levels_.pop_back();
+    return true;
+  }
+  std::string Pointer() const {
+    std::string pointer;
+    for (const Level& level : levels_) absl::StrAppend(&pointer, "/", level.token);
+    return pointer;
+  }
+
+  std::vector<Level> levels_;
+  absl::Status found_;
+};
+
 // ParseDecimal accepts digits only: no sign, no spaces (which SimpleAtoi would allow).
 template <class Int>
 bool ParseDecimal(absl::string_view text, Int* out) {
@@ -149,6 +217,12 @@ bool ParseDecimal(absl::string_view text, Int* out) {
 
 absl::StatusOr<v1::Value> ValueFromJson(const nlohmann::json& json) {
   return FromJson(json, "", 0);
+}
+
+absl::Status CheckIntegersFit(std::string_view json_text) {
+  OversizedIntegerFinder finder;
+  nlohmann::json::sax_parse(json_text.begin(), json_text.end(), &finder);
+  return finder.found();
 }
 
 nlohmann::json ValueToJson(const v1::Value& value) {

@@ -13,7 +13,10 @@ namespace turbine::render {
 
 absl::StatusOr<v1::Value> ParseValueWord(const std::string& text) {
   try {
-    return client::ValueFromJson(nlohmann::json::parse(text));
+    const nlohmann::json json = nlohmann::json::parse(text);
+    // Parsed, an integer too large for int64 is a double: only the text still tells.
+    if (absl::Status fits = client::CheckIntegersFit(text); !fits.ok()) return fits;
+    return client::ValueFromJson(json);
   } catch (const nlohmann::json::parse_error& e) {
     absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(text);
     if (!trimmed.empty() && (trimmed[0] == '[' || trimmed[0] == '{' || trimmed[0] == '"')) {

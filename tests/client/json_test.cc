@@ -50,6 +50,9 @@ TEST(JsonTest, EveryScalarKindRoundTrips) {
 TEST(JsonTest, FractionOrExponentMakesADouble) {
   EXPECT_THAT(FromText("1.0"), EqualsProto(Double(1.0)));
   EXPECT_THAT(FromText("1e3"), EqualsProto(Double(1000.0)));
+  // However large: a double is what was written.
+  EXPECT_THAT(*cli::ParseValueArgument("[18446744073709551616.0,1e19,-1E19]"),
+              EqualsProto(List({Double(18446744073709551616.0), Double(1e19), Double(-1e19)})));
   EXPECT_THAT(FromText("1000"), EqualsProto(Int(1000)));
   // A whole double stays a double on the way back, not an int.
   EXPECT_EQ(ValueToJson(Double(2.0)).dump(), "2.0");
@@ -127,8 +130,15 @@ TEST(JsonTest, ErrorsNameWhereTheyAre) {
            Case{R"({"$map":[1]})", "$map takes an object"},
            Case{"18446744073709551615", "does not fit"},
            Case{R"({"a/b":[{"$ref":true}]})", "at /a~1b/0/$ref"},
+           // Beyond uint64 or below int64, nlohmann's parser makes a double of an integer.
+           // Before: these became 1.8446744073709552e+19 and so on, silently.
+           Case{"18446744073709551616", "at /: 18446744073709551616 does not fit in a 64-bit"},
+           Case{"-9223372036854775809", "at /: -9223372036854775809 does not fit"},
+           Case{"[1,99999999999999999999]", "at /1: 99999999999999999999 does not fit"},
+           Case{R"({"a":[0,{"b~":-99999999999999999999}]})", "at /a/1/b~0: -9999"},
        }) {
-    absl::StatusOr<v1::Value> value = ValueFromJson(json::parse(c.text));
+    // As the CLI reads an argument: the text is parsed, checked and converted.
+    absl::StatusOr<v1::Value> value = cli::ParseValueArgument(c.text);
     ASSERT_FALSE(value.ok()) << c.text;
     EXPECT_EQ(value.status().code(), absl::StatusCode::kInvalidArgument) << c.text;
     EXPECT_NE(value.status().message().find(c.message_part), absl::string_view::npos)

@@ -31,6 +31,12 @@ namespace turbine::client {
 // ValueFromJson fails with kInvalidArgument naming the JSON pointer of the offending part;
 // lists and maps nested deeper than 100 levels are refused.
 absl::StatusOr<v1::Value> ValueFromJson(const nlohmann::json& json);
+
+// CheckIntegersFit refuses JSON text holding an integer beyond int64 (kInvalidArgument
+// naming where, as ValueFromJson does). nlohmann's parser reads such an integer as a double,
+// which ValueFromJson can no longer tell from one written 1.8e19: check the text before
+// converting what was parsed from it. OK for text that is not JSON.
+absl::Status CheckIntegersFit(std::string_view json_text);
 nlohmann::json ValueToJson(const v1::Value& value);
 
 // ParseRef reads the text of a "$ref": "12" or "12/TypeName/3".
