@@ -129,9 +129,11 @@ absl::StatusOr<v1::CollectGarbageReply> CollectGarbageWhileAnswered(const Sessio
           },
       .line = [&] { return GcProgress(last); },
       .give_up =
-          [](std::chrono::milliseconds silence, bool, const absl::Status& stats_error) {
-            // An unreachable daemon fails the request itself at once (kUnavailable): one
-            // that took it and then went silent is past the deadline.
+          [](std::chrono::milliseconds silence, bool answered, const absl::Status& stats_error) {
+            // A daemon that never answered is unreachable (with --wait, the request waits
+            // for one rather than failing at once): a plain deadline would say so too. One
+            // that answered and then went silent is past the deadline.
+            if (!answered && !stats_error.ok()) return stats_error;
             return absl::DeadlineExceededError(absl::StrCat(
                 "the daemon did not answer for ", silence.count(),
                 " ms during the garbage collection pass (--timeout-ms); the pass may still "

@@ -24,9 +24,11 @@ absl::StatusOr<client::CallResult> CallWhileProgressing(const Session& session,
 // deadline, and the daemon's pass goes on whatever the client does. The deadline
 // (--timeout-ms, at least a second) bounds how long the daemon may go without answering
 // Stats, read twice a second; then the wait is given up (kDeadlineExceeded; the pass goes
-// on in the daemon). An unreachable daemon fails the request at once (kUnavailable). A pass that never ends while the daemon answers is
-// waited for until the CLI is interrupted. On a terminal, a pass that takes longer than a second shows a live
-// line on stderr (elapsed time, phase, tasks scanned and removed), erased when it ends.
+// on in the daemon). An unreachable daemon fails the request at once (kUnavailable), or,
+// with --wait, once it has not answered within that bound. A pass that never ends while the
+// daemon answers is waited for until the CLI is interrupted. On a terminal, a pass that
+// takes longer than a second shows a live line on stderr (elapsed time, phase, tasks
+// scanned and removed), erased when it ends.
 absl::StatusOr<v1::CollectGarbageReply> CollectGarbageWhileAnswered(const Session& session);
 
 }  // namespace turbine::cli

@@ -260,11 +260,20 @@ absl::Status Client::Watch(const v1::CallRequest& request,
   std::optional<std::string> last_delivered;  // ResultKey of the last result delivered
   // While resuming: when the daemon went away.
   std::optional<std::chrono::steady_clock::time_point> gone_since;
+  const std::chrono::steady_clock::time_point first_try = std::chrono::steady_clock::now();
   while (true) {
+    if (!last_delivered && connection_->options.wait_for_ready) {
+      // The watch itself has no deadline, so gRPC's wait-for-ready would wait for a daemon
+      // forever: wait here instead, up to the deadline, as a unary call would.
+      const absl::Status up = WaitForDaemon(first_try + connection_->options.deadline, cancel);
+      if (cancel != nullptr && cancel->cancelled()) return absl::OkStatus();
+      if (!up.ok()) return up;
+    }
     const std::shared_ptr<const detail::Link> link = connection_->CurrentLink();
     grpc::ClientContext context;
     // No deadline: a watch lasts as long as its caller wants it.
     connection_->PrepareContext(context, /*with_deadline=*/false);
+    context.set_wait_for_ready(false);  // the waiting is WaitForDaemon's, above and below
     if (cancel != nullptr) cancel->Attach(&context);
     std::unique_ptr<grpc::ClientReader<v1::CallReply>> reader =
         link->turbine->Watch(&context, request);
@@ -292,7 +301,12 @@ absl::Status Client::Watch(const v1::CallRequest& request,
       stopped_by_caller = stopped_by_caller || cancel->cancelled();
     }
     if (stopped_by_caller) return absl::OkStatus();
-    // A watch never answered fails as any call does (fast, unless wait_for_ready).
+    // A watch never answered fails as any call does: at once, or with wait_for_ready once
+    // the daemon was not back within the deadline.
+    if (!last_delivered && connection_->options.wait_for_ready && BrokeOff(status) &&
+        std::chrono::steady_clock::now() < first_try + connection_->options.deadline) {
+      continue;
+    }
     if (!last_delivered || !BrokeOff(status)) return connection_->ToStatus(status, *link);
 
     if (!gone_since) gone_since = std::chrono::steady_clock::now();

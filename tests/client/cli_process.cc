@@ -94,6 +94,18 @@ CliRun CliProcess::Wait() {
                 ReadFile(err_path_)};
 }
 
+std::optional<CliRun> CliProcess::WaitUpTo(std::chrono::milliseconds bound) {
+  const auto give_up = std::chrono::steady_clock::now() + bound;
+  int status = 0;
+  while (waitpid(pid_, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() >= give_up) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  pid_ = -1;
+  return CliRun{WIFEXITED(status) ? WEXITSTATUS(status) : -1, ReadFile(out_path_),
+                ReadFile(err_path_)};
+}
+
 CliRun RunCli(const std::vector<std::string>& args, const std::vector<std::string>& env) {
   return CliProcess(args, env).Wait();
 }

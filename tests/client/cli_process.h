@@ -3,6 +3,8 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,9 @@ class CliProcess {
   bool WaitForOutput(const std::string& text);
   void Signal(int signal);
   CliRun Wait();
+  // WaitUpTo waits for the CLI to exit, but not beyond `bound` (then nullopt, and the
+  // process is killed with this object): a bound for a test's failure, not a timing.
+  std::optional<CliRun> WaitUpTo(std::chrono::milliseconds bound);
 
  private:
   std::string out_path_;

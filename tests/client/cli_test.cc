@@ -39,6 +39,25 @@ TEST(CliUnreachableTest, EveryDaemonCommandExits3) {
   }
 }
 
+// --wait waits for a daemon up to --timeout-ms, then gives up as an unreachable daemon.
+// Before: `watch` waited forever, and `gc` exited 4, saying the pass may still be running.
+TEST(CliUnreachableTest, WaitGivesUpAfterTheTimeoutWithExit3) {
+  TempDir dir;
+  for (const std::vector<std::string>& command : std::vector<std::vector<std::string>>{
+           {"watch", "input.get", "x"}, {"gc"}, {"call", "input.get", "x"}, {"stats"}}) {
+    std::vector<std::string> args = {"--data-dir", dir.path(), "--wait", "--timeout-ms", "1000"};
+    args.insert(args.end(), command.begin(), command.end());
+    CliProcess cli(args);
+    const std::optional<CliRun> run = cli.WaitUpTo(std::chrono::seconds(30));
+    if (!run.has_value()) {
+      ADD_FAILURE() << command[0] << " still waits for the daemon";
+      continue;
+    }
+    EXPECT_EQ(run->exit_code, 3) << command[0] << ": " << run->err;
+    EXPECT_TRUE(Contains(run->err, "cannot reach turbined")) << command[0] << ": " << run->err;
+  }
+}
+
 TEST(CliUnreachableTest, AnExplicitAddressGetsAListenHint) {
   TempDir dir;
   std::string address = "unix:" + dir.path() + "/other.sock";

@@ -164,6 +164,26 @@ TEST(ClientUnreachableTest, NoDaemonIsUnavailable) {
   EXPECT_EQ(client->Ping().code(), absl::StatusCode::kUnavailable);
 }
 
+// A watch has no deadline of its own. Before: with wait_for_ready and no daemon, it waited
+// for one forever.
+TEST(ClientUnreachableTest, AWatchWaitingForReadyGivesUpAtTheDeadline) {
+  TempDir dir;
+  std::unique_ptr<Client> client =
+      Client::Connect({.address = DefaultAddress(dir.path()),
+                       .deadline = std::chrono::milliseconds(500),
+                       .wait_for_ready = true})
+          .value();
+  Cancellation cancel;
+  std::future<absl::Status> watch = std::async(std::launch::async, [&] {
+    return client->Watch(MakeCallRequest("echo", {}), [](const CallResult&) { return true; },
+                         &cancel);
+  });
+  const bool ended = watch.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  if (!ended) cancel.Cancel();  // a bound for the failure, so the test ends
+  ASSERT_TRUE(ended) << "the watch still waits for a daemon";
+  EXPECT_EQ(watch.get().code(), absl::StatusCode::kUnavailable);
+}
+
 TEST_F(ClientTest, CallStreamMatchesOutOfOrderRepliesById) {
   std::unique_ptr<CallStream> stream = client_->OpenCallStream().value();
   std::map<uint64_t, int64_t> sent;
