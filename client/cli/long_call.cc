@@ -93,15 +93,22 @@ absl::StatusOr<Reply> AwaitWithProgress(
   bool answered = false;
   absl::Status stats_error = absl::OkStatus();  // the last Stats failure
   ProgressLine line;
-  while (answer.wait_for(kPollInterval) == std::future_status::timeout) {
+  // Stats is first read before any wait: the first answer is the baseline later ones are
+  // compared with, and the silence counts from it. (Read after the first wait, it left a
+  // --timeout-ms shorter than the wait no chance: every call gave up at the first poll.)
+  for (bool first = true; first || answer.wait_for(kPollInterval) == std::future_status::timeout;
+       first = false) {
     absl::StatusOr<v1::StatsReply> stats = session.client->Stats();
     const Clock::time_point now = Clock::now();
     if (stats.ok()) {
+      const bool baseline = !answered;
       answered = true;
-      if (progress.advanced(*stats)) last_progress = now;
+      if (progress.advanced(*stats) || baseline) last_progress = now;
     } else {
       stats_error = stats.status();
     }
+    // Answered while Stats was read: that is the end, however long the silence.
+    if (answer.wait_for(std::chrono::seconds(0)) == std::future_status::ready) break;
     if (now - last_progress >= silence_limit) {
       cancel.Cancel();
       answer.wait();

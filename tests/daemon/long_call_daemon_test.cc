@@ -56,6 +56,17 @@ TEST_F(LongCall, ACallThatKeepsFinishingTasksGoesOnPastTheDeadline) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
+// A --timeout-ms shorter than the CLI's poll interval (500 ms) still bounds silence only.
+// Before: the first reading of the count was only a baseline, taken after the first wait, so
+// such a call that outlasted one poll gave up ("no progress for 400 ms") however busy.
+TEST_F(LongCall, AShortTimeoutStillLetsACallThatKeepsFinishingTasksEnd) {
+  // 50 tasks of 20 ms: a second, a task finished every 20 ms.
+  CliResult steps =
+      RunCli("--data-dir " + dir.str() + " --timeout-ms 400 call demo.steps 50 20000");
+  EXPECT_EQ(steps.exit_code, 0) << steps.out;
+  EXPECT_EQ(steps.out, "1225\n");  // 0 + 1 + ... + 49
+}
+
 TEST_F(LongCall, ACallStuckInOneLongTaskIsGivenUpAfterTheDeadline) {
   // One body of 8 s: nothing finishes for longer than the deadline.
   const auto start = std::chrono::steady_clock::now();
