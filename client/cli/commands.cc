@@ -3,6 +3,7 @@
 #include <absl/strings/ascii.h>
 #include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
+#include <absl/strings/strip.h>
 
 #include <fstream>
 #include <iostream>
@@ -44,12 +45,17 @@ absl::StatusOr<v1::CallRequest> BuildRequest(const CallCommand& command) {
 }
 
 void PrintFunctionError(const std::string& function, const absl::Status& error) {
+  // Functions often name themselves in their messages ("demo.fib: n must be >= 0"): the
+  // name is then said once, first. A message naming another function (the one that failed
+  // below this one) keeps that name.
+  absl::string_view message = error.message();
+  absl::ConsumePrefix(&message, absl::StrCat(function, ": "));
   std::cerr << "turbine: " << function << ": ";
   // UNKNOWN is the plain "the function raised this" case; other codes say something more.
   if (error.code() != absl::StatusCode::kUnknown) {
     std::cerr << absl::StatusCodeToString(error.code()) << ": ";
   }
-  std::cerr << error.message() << "\n";
+  std::cerr << message << "\n";
 }
 
 // PrintResult writes one call answer; returns whether it was a value.

@@ -47,6 +47,33 @@ TEST(CliAgainstDaemon, CallsSetsAndReportsErrorsByExitCode) {
   EXPECT_EQ(RunCli(cli + "call demo.fib 20 2>/dev/null").exit_code, 3) << "daemon gone";
 }
 
+// Functions name themselves in their errors, and the CLI says the name once. Before:
+// "turbine: demo.fib: demo.fib: n must be >= 0, got -5".
+TEST(CliAgainstDaemon, AFunctionErrorNamesTheFunctionOnce) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+  const std::string cli = "--data-dir " + dir.str() + "/data ";
+  const std::string missing = dir.str() + "/missing";
+
+  CliResult fib = RunCli(cli + "call demo.fib -5 2>&1");
+  EXPECT_EQ(fib.exit_code, 1);
+  EXPECT_EQ(fib.out, "turbine: demo.fib: n must be >= 0, got -5\n");
+  CliResult read = RunCli(cli + "call fs.read " + missing + " 2>&1");
+  EXPECT_EQ(read.exit_code, 1);
+  EXPECT_EQ(read.out, "turbine: fs.read: " + missing + ": No such file or directory\n");
+  // The name of a function that failed below the one called stays: it says where.
+  CliResult lines = RunCli(cli + "call text.lines " + missing + " 2>&1");
+  EXPECT_EQ(lines.exit_code, 1);
+  EXPECT_EQ(lines.out,
+            "turbine: text.lines: fs.read: " + missing + ": No such file or directory\n");
+  // The JSON form carries the message as the function raised it.
+  CliResult json = RunCli(cli + "--json call demo.fib -5");
+  EXPECT_NE(json.out.find(R"("error":"demo.fib: n must be >= 0, got -5")"), std::string::npos)
+      << json.out;
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
 TEST(CliAgainstDaemon, UnsetDeletesInputsDurably) {
   TempDir dir;
   DaemonProcess daemon;
