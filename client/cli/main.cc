@@ -1,4 +1,5 @@
 // turbine — the command-line client of turbined. See `turbine --help`.
+#include <absl/strings/str_join.h>
 #include <grpc/support/log.h>
 
 #include <CLI/CLI.hpp>
@@ -178,6 +179,31 @@ void AddCommands(CLI::App& app, CommandLine* line) {
   }
 }
 
+// CommandNames lists the subcommands, for a message.
+std::string CommandNames(CLI::App& app) {
+  std::vector<std::string> names;
+  for (const CLI::App* command : app.get_subcommands([](const CLI::App*) { return true; })) {
+    names.push_back(command->get_name());
+  }
+  return absl::StrJoin(names, ", ");
+}
+
+// NoCommand explains a command line that names no command, which CLI11 only calls "A
+// subcommand is required" even when a word in it is a mistyped command.
+ExitCode NoCommand(CLI::App& app) {
+  const std::vector<std::string> unexpected = app.remaining();
+  std::cerr << "turbine: ";
+  if (unexpected.empty()) {
+    std::cerr << "a command is required";
+  } else if (unexpected.front().starts_with("-")) {
+    std::cerr << "unknown option " << unexpected.front() << ", and no command";
+  } else {
+    std::cerr << "unknown command '" << unexpected.front() << "'";
+  }
+  std::cerr << "; the commands are " << CommandNames(app) << " (turbine --help says more)\n";
+  return kUsage;
+}
+
 // FromEnvironment fills an option not given on the command line from `variable`.
 void FromEnvironment(std::string& option, const char* variable) {
   if (!option.empty()) return;
@@ -232,6 +258,9 @@ int Main(int argc, char** argv) {
     std::vector<std::string> args = ShieldJsonArrays(argc, argv);
     app.parse(args);
   } catch (const CLI::ParseError& e) {
+    if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && app.get_subcommands().empty()) {
+      return NoCommand(app);
+    }
     return app.exit(e) == 0 ? kOk : kUsage;  // --help exits 0
   }
 

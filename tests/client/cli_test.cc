@@ -88,6 +88,25 @@ TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
   }
 }
 
+// Before: "A subcommand is required", whatever the word that was meant as one.
+TEST(CliUsageTest, AnUnknownCommandIsNamedWithTheCommandsThereAre) {
+  TempDir dir;
+  CliRun run = RunCli({"--data-dir", dir.path(), "bogus", "x"});
+  EXPECT_EQ(run.exit_code, 2) << run.err;
+  EXPECT_TRUE(Contains(run.err, "turbine: unknown command 'bogus'; the commands are call, "))
+      << run.err;
+  EXPECT_TRUE(Contains(run.err, "watch, stats, functions, flush, gc, shutdown, ping")) << run.err;
+  EXPECT_TRUE(Contains(run.err, "turbine --help")) << run.err;
+
+  CliRun option = RunCli({"--bogus"});
+  EXPECT_EQ(option.exit_code, 2) << option.err;
+  EXPECT_TRUE(Contains(option.err, "unknown option --bogus, and no command")) << option.err;
+  CliRun nothing = RunCli({});
+  EXPECT_EQ(nothing.exit_code, 2) << nothing.err;
+  EXPECT_TRUE(Contains(nothing.err, "turbine: a command is required; the commands are call"))
+      << nothing.err;
+}
+
 // Before: a token file wrapped over two lines (`base64 > token` wraps at 76 characters)
 // made the CLI abort with SIGABRT, inside gRPC, on its first call.
 TEST(CliUsageTest, ATokenFileOverTwoLinesIsAUsageError) {
