@@ -31,6 +31,7 @@
 #include <cctype>
 #include <charconv>
 #include <chrono>
+#include <climits>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -134,6 +135,25 @@ std::optional<std::chrono::seconds> ParseDuration(std::string text) {
   return std::chrono::seconds(number * unit);
 }
 
+// NonNegativeInteger checks a count or a number of milliseconds, an int. (CLI11's
+// NonNegativeNumber names its range up to the largest double, in 310 digits.)
+CLI::Validator NonNegativeInteger() {
+  return CLI::Validator(
+      [](std::string& text) {
+        int number = 0;
+        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), number);
+        if (error == std::errc::result_out_of_range && !text.starts_with("-")) {
+          return "'" + text + "' is more than " + std::to_string(INT_MAX);
+        }
+        if (text.empty() || error != std::errc() || end != text.data() + text.size() ||
+            number < 0) {
+          return "'" + text + "' is not a non-negative integer";
+        }
+        return std::string();
+      },
+      "N");
+}
+
 // Flags is what the command line and the config file say.
 struct Flags {
   turbine::server::ServerOptions server;
@@ -168,11 +188,11 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "address to serve: unix:PATH or HOST:PORT, repeatable "
                  "(default unix:<data-dir>/turbined.sock)");
   app.add_option("--workers", options.workers, "engine worker threads (0: one per core; at most 1024)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(NonNegativeInteger())
       ->capture_default_str();
   app.add_option("--snapshot-interval-ms", snapshot_interval_ms,
                  "write changed results to disk this often (0: only on flush and shutdown)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(NonNegativeInteger())
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
@@ -207,12 +227,12 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   app.add_option("--max-connections", options.max_connections,
                  "client connections open at once; more wait until one closes (0: half the "
                  "open-file limit)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(NonNegativeInteger())
       ->capture_default_str();
   int max_connection_idle_ms = static_cast<int>(options.max_connection_idle.count());
   app.add_option("--max-connection-idle-ms", max_connection_idle_ms,
                  "close a connection with no call in flight for this long (0: never)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(NonNegativeInteger())
       ->capture_default_str();
   app.add_option("--stream-reply-buffer-bytes", options.stream_reply_buffer_bytes,
                  "a CallStream stops reading requests while this many bytes of replies wait "

@@ -88,6 +88,27 @@ TEST(BadInputDaemon, OutOfRangeFlagsExitWithCodeTwo) {
   EXPECT_NE(log.find("port must be a number from 0 to 65535"), std::string::npos) << log;
 }
 
+// Before: "Value -1 not in range 0.000000 to 1797693134862315...", the largest double
+// written out in 310 digits.
+TEST(BadInputDaemon, ANegativeOrNonNumericCountIsRefusedPlainly) {
+  TempDir dir;
+  std::string log;
+  for (const std::string flag :
+       {"--workers", "--snapshot-interval-ms", "--max-connections", "--max-connection-idle-ms"}) {
+    EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), flag, "-1"}, &log), 2) << log;
+    EXPECT_NE(log.find(flag + ": '-1' is not a non-negative integer"), std::string::npos) << log;
+    EXPECT_EQ(log.find("0.000000"), std::string::npos) << log;
+  }
+  EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--workers", "3000000000"}, &log), 2) << log;
+  EXPECT_NE(log.find("--workers: '3000000000' is more than 2147483647"), std::string::npos)
+      << log;
+  const std::string config = dir.str() + "/turbined.toml";
+  std::ofstream(config) << "workers = \"abc\"\n";
+  EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--config", config}, &log), 2) << log;
+  EXPECT_NE(log.find("--workers: 'abc' is not a non-negative integer"), std::string::npos)
+      << log;
+}
+
 // A client sends the token in a gRPC header, which cannot hold a line break: gRPC's clients
 // abort on one. Before: turbined took a token file wrapped over two lines, which no client
 // could then send.
