@@ -154,6 +154,20 @@ CLI::Validator NonNegativeInteger() {
       "N");
 }
 
+// UnknownConfigKey is the key a config file sets that is no flag, or empty when `error` is
+// about something else. CLI11 says only "INI was not able to parse <key>" (and for a
+// [section], "<section>.++").
+std::string UnknownConfigKey(const CLI::ParseError& error) {
+  constexpr std::string_view kPrefix = "INI was not able to parse ";
+  const std::string_view message = error.what();
+  if (dynamic_cast<const CLI::ConfigError*>(&error) == nullptr || !message.starts_with(kPrefix)) {
+    return "";
+  }
+  std::string key(message.substr(kPrefix.size()));
+  if (key.ends_with(".++")) key = "[" + key.substr(0, key.size() - 3) + "]";
+  return key;
+}
+
 // Flags is what the command line and the config file say.
 struct Flags {
   turbine::server::ServerOptions server;
@@ -172,10 +186,11 @@ struct Flags {
 // or a bad flag), -1 to go on.
 int ParseFlags(int argc, char** argv, Flags* flags) {
   CLI::App app{"turbined: the Turbine daemon, a persistent incremental computation service"};
-  app.set_config("--config", "",
-                 "read settings from this TOML or INI file: keys are the flags' names "
-                 "(data-dir = \"/var/lib/turbine\"); flags on the command line win")
-      ->type_name("FILE");
+  CLI::Option* config =
+      app.set_config("--config", "",
+                     "read settings from this TOML or INI file: keys are the flags' names "
+                     "(data-dir = \"/var/lib/turbine\"); flags on the command line win")
+          ->type_name("FILE");
   // A misspelt setting is an error, not silently the default.
   app.allow_config_extras(CLI::config_extras_mode::error);
   turbine::server::ServerOptions& options = flags->server;
@@ -312,6 +327,13 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
+    if (const std::string key = UnknownConfigKey(error); !key.empty()) {
+      std::fprintf(stderr,
+                   "the config file %s sets %s, which is not a setting of turbined (a "
+                   "misspelt flag name? turbined --help lists them)\n",
+                   config->as<std::string>().c_str(), key.c_str());
+      return kExitBadConfig;
+    }
     // --help exits 0; a bad flag or config file is one code, which a service manager can
     // be told not to restart on.
     return app.exit(error) == 0 ? 0 : kExitBadConfig;

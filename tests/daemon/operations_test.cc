@@ -126,6 +126,28 @@ TEST(DaemonOperations, AMisspeltOrMissingConfigFileIsRefused) {
   EXPECT_NE(daemon.log().find("nowhere.toml"), std::string::npos) << daemon.log();
 }
 
+// Before: "INI was not able to parse memory-limt", naming neither the file nor the problem.
+TEST(DaemonOperations, AnUnknownKeyInTheConfigFileIsNamedWithTheFile) {
+  TempDir dir;
+  const std::string config = dir.str() + "/turbined.toml";
+  std::ofstream(config) << "data-dir = \"" << dir.str() << "\"\nmemory-limt = \"64M\"\n";
+  DaemonProcess daemon;
+  EXPECT_FALSE(daemon.Start({"--config", config}));
+  EXPECT_EQ(daemon.Reap(), kExitBadConfig);
+  EXPECT_NE(daemon.log().find("the config file " + config +
+                              " sets memory-limt, which is not a setting of turbined"),
+            std::string::npos)
+      << daemon.log();
+  EXPECT_EQ(daemon.log().find("INI was not able"), std::string::npos) << daemon.log();
+
+  std::ofstream(config) << "[daemon]\nworkers = 2\n";
+  DaemonProcess sectioned;
+  EXPECT_FALSE(sectioned.Start({"--config", config}));
+  EXPECT_EQ(sectioned.Reap(), kExitBadConfig);
+  EXPECT_NE(sectioned.log().find("sets [daemon], which is not a setting"), std::string::npos)
+      << sectioned.log();
+}
+
 // FlagsOfTurbined lists turbined's long options as `turbined --help` prints them.
 std::set<std::string> FlagsOfTurbined() {
   std::set<std::string> flags;
