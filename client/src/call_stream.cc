@@ -82,6 +82,9 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
 
   absl::Status Close() {
     StopWriting(/*drop_queued=*/false);
+    // From inside the reply callback, waiting would wait for itself: the stream ends only
+    // after the callback returns (gRPC reads the next reply then).
+    if (delivering_ == this) return absl::OkStatus();
     std::unique_lock lock(mu_);
     if (!changed_.wait_for(lock, connection_->options.deadline, [this] { return done_; })) {
       lock.unlock();
@@ -139,7 +142,9 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
       return;
     }
     if (on_reply_) {
+      delivering_ = this;
       for (const v1::CallReply& reply : incoming_.replies()) on_reply_(ResultFromReply(reply));
+      delivering_ = nullptr;
     } else {
       {
         std::lock_guard lock(mu_);
@@ -201,6 +206,9 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
     RemoveHold();
   }
 
+  // The stream whose reply callback this thread is running, if any.
+  static thread_local const CallStreamReactor* delivering_;
+
   const std::shared_ptr<const Connection> connection_;
   const std::shared_ptr<const Link> link_;  // the stream's channel, for as long as it lasts
   const CallStream::ReplyCallback on_reply_;
@@ -224,6 +232,8 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
   bool done_ = false;  // OnDone ran
   grpc::Status final_status_;
 };
+
+thread_local const CallStreamReactor* CallStreamReactor::delivering_ = nullptr;
 
 }  // namespace detail
 

@@ -265,6 +265,35 @@ TEST_F(ClientTest, CallStreamDeliversToACallbackAndKeepsGoingAfterAFunctionError
   EXPECT_EQ(errors, 1);
 }
 
+// call_stream.h allows Close from the reply callback. Before: Close waited there for the
+// stream to end, which it does only after the callback returns: it hung for the deadline,
+// then for good.
+TEST_F(ClientTest, CallStreamCanBeClosedFromItsReplyCallback) {
+  std::atomic<CallStream*> self{nullptr};
+  std::atomic<int> replies{0};
+  std::promise<absl::Status> closed;
+  std::unique_ptr<CallStream> stream =
+      client_
+          ->OpenCallStream([&](CallResult) {
+            if (replies.fetch_add(1) == 0) closed.set_value(self.load()->Close());
+          })
+          .value();
+  self = stream.get();
+  ASSERT_TRUE(stream->Send(MakeCallRequest("echo", {Int(1)})).ok());
+  ASSERT_TRUE(stream->Send(MakeCallRequest("echo", {Int(2)})).ok());
+  std::future<absl::Status> close_in_callback = closed.get_future();
+  if (close_in_callback.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+    (void)stream.release();  // stuck in gRPC's callback: destroying it would wait for good
+    FAIL() << "Close called from the reply callback does not return";
+  }
+  EXPECT_TRUE(close_in_callback.get().ok());
+  EXPECT_EQ(stream->Send(MakeCallRequest("echo", {Int(3)})).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // The stream ends by itself, after the reply still owed.
+  EXPECT_TRUE(stream->Close().ok());
+  EXPECT_EQ(replies.load(), 2);
+}
+
 TEST_F(ClientTest, CallStreamRefusesSendsAfterClose) {
   std::unique_ptr<CallStream> stream = client_->OpenCallStream().value();
   ASSERT_TRUE(stream->Close().ok());

@@ -55,7 +55,10 @@ class CallStream {
   std::optional<CallResult> Next();
 
   // Close says no more requests will come, waits for the replies still owed (at most the
-  // connection's deadline, then it cancels) and returns the stream's final status.
+  // connection's deadline, then it cancels) and returns the stream's final status. Called
+  // from the reply callback, it cannot wait (the stream ends only after the callback
+  // returns): it says no more requests will come and returns OK at once, and the replies
+  // still owed go on arriving at the callback until the stream ends by itself.
   absl::Status Close();
 
   // Cancel abandons the stream at once: replies still owed will not come.
