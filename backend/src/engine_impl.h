@@ -563,9 +563,14 @@ class EngineImpl {
   void EvictorLoop();
   // RunClock moves the CLOCK hand for EvictValues, counting what it evicts into `evicted`.
   size_t RunClock(size_t bytes, size_t* evicted) ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
+  // DropCandidateLocked takes candidates_[index] off the list (the last one takes its place).
+  void DropCandidateLocked(size_t index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(eviction_mu_);
   Mutex eviction_mu_;
+  // Tasks with a large stored result, and where each is in candidates_. One leaves the list
+  // when the hand finds it gone from memory, or a later result of it is small: the list
+  // follows what is in memory, not every large result the daemon ever stored.
   std::vector<EvictionCandidate> candidates_ ABSL_GUARDED_BY(eviction_mu_);
-  absl::flat_hash_set<TaskId> candidate_ids_ ABSL_GUARDED_BY(eviction_mu_);
+  absl::flat_hash_map<TaskId, size_t> candidate_index_ ABSL_GUARDED_BY(eviction_mu_);
   size_t clock_hand_ ABSL_GUARDED_BY(eviction_mu_) = 0;
   // Whole-task eviction: its hand sweeps the tasks in memory by id; the records it evicted
   // wait in the reclaimer; one bit per id says which were evicted, to count those loaded

@@ -129,10 +129,29 @@ void EngineImpl::NoteEvictionCandidates(const std::vector<StoredTask>& written) 
   if (memory_.limit_bytes == 0) return;
   MutexLock lock(&eviction_mu_);
   for (const StoredTask& record : written) {
-    if (record.result.empty() || record.result.size() < memory_.large_value_bytes) continue;
-    if (!candidate_ids_.insert(record.id).second) continue;
-    candidates_.push_back(EvictionCandidate{record.id, record.result.size()});
+    if (record.result.empty()) continue;  // its identity alone: the result is as it was
+    const bool large = record.result.size() >= memory_.large_value_bytes;
+    auto listed = candidate_index_.find(record.id);
+    if (listed != candidate_index_.end()) {
+      if (large) {
+        candidates_[listed->second].bytes = record.result.size();  // what it frees now
+      } else {
+        DropCandidateLocked(listed->second);
+      }
+    } else if (large) {
+      candidate_index_.emplace(record.id, candidates_.size());
+      candidates_.push_back(EvictionCandidate{record.id, record.result.size()});
+    }
   }
+}
+
+void EngineImpl::DropCandidateLocked(size_t index) {
+  candidate_index_.erase(candidates_[index].id);
+  if (index + 1 != candidates_.size()) {
+    candidates_[index] = candidates_.back();
+    candidate_index_[candidates_[index].id] = index;
+  }
+  candidates_.pop_back();
 }
 
 size_t EngineImpl::EvictValues(size_t bytes) {
@@ -170,10 +189,17 @@ size_t EngineImpl::RunClock(size_t bytes, size_t* evicted) {
   // Twice round: the first pass may only clear referenced bits.
   const size_t steps = 2 * candidates_.size();
   for (size_t step = 0; step < steps && freed < bytes; ++step) {
+    if (candidates_.empty()) break;
     if (clock_hand_ >= candidates_.size()) clock_hand_ = 0;
-    const EvictionCandidate candidate = candidates_[clock_hand_++];
+    const EvictionCandidate candidate = candidates_[clock_hand_];
     TaskState* task = tasks_.Get(candidate.id);
-    if (task == nullptr) continue;
+    if (task == nullptr) {
+      // Evicted whole or collected: off the list (the last candidate moves here, and the
+      // hand looks at it next).
+      DropCandidateLocked(clock_hand_);
+      continue;
+    }
+    ++clock_hand_;
     // Destroyed after the task's lock is released: a large value takes a while to free.
     std::vector<std::shared_ptr<const void>> dropped;
     {
@@ -231,7 +257,7 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
       MutexLock task_lock(&task->mu);
       if (!EvictableWhole(*task)) continue;
       // A large value still in memory leaves by itself first (EvictValues' hand).
-      if (task->phase == Phase::kClean && candidate_ids_.contains(id)) continue;
+      if (Evictable(*task) && candidate_index_.contains(id)) continue;
       if (task->referenced) {
         task->referenced = false;
         continue;

@@ -18,9 +18,15 @@ namespace {
 constexpr char kRefKey[] = "$ref";
 constexpr char kBytesKey[] = "$bytes";
 constexpr char kMapKey[] = "$map";
-// Lists and maps nest at most this deep: the conversion recurses, and a command-line
-// argument (up to 128 KiB) could otherwise nest deep enough to overflow the stack.
-constexpr int kMaxNesting = 100;
+// Lists and maps nest at most as deep as the daemon can parse: protobuf reads at most 100
+// levels of messages, of which the request and the argument take up to three, and a list
+// inside a value costs two more (Value, ListValue), a map three (Value, ValueMap,
+// MapEntry): 48 lists or 32 maps inside one another. Deeper is the user's mistake, said
+// here, rather than the daemon's INVALID_ARGUMENT; and the conversion recurses, so a
+// command-line argument (up to 128 KiB) must not nest deep enough to overflow the stack.
+constexpr int kMaxLevels = 97;
+constexpr int kListLevels = 2;
+constexpr int kMapLevels = 3;
 
 bool IsSpecialKey(std::string_view key) {
   return key == kRefKey || key == kBytesKey || key == kMapKey;
@@ -56,7 +62,7 @@ absl::StatusOr<v1::Value> MapFromJson(const nlohmann::json& object, const std::s
   entries.reserve(object.size());
   for (const auto& [key, item] : object.items()) {
     absl::StatusOr<v1::Value> value =
-        FromJson(item, absl::StrCat(pointer, "/", PointerToken(key)), depth + 1);
+        FromJson(item, absl::StrCat(pointer, "/", PointerToken(key)), depth + kMapLevels);
     if (!value.ok()) return value.status();
     entries.emplace_back(key, *std::move(value));
   }
@@ -84,8 +90,13 @@ absl::StatusOr<v1::Value> SpecialFromJson(const std::string& key, const nlohmann
 
 absl::StatusOr<v1::Value> FromJson(const nlohmann::json& json, const std::string& pointer,
                                    int depth) {
-  if ((json.is_array() || json.is_object()) && depth >= kMaxNesting) {
-    return At(pointer, absl::StrCat("lists and maps nest deeper than ", kMaxNesting, " levels"));
+  if ((json.is_array() && depth + kListLevels > kMaxLevels) ||
+      (json.is_object() && depth + kMapLevels > kMaxLevels)) {
+    return At(pointer, absl::StrCat("lists and maps nest too deeply: at most ",
+                                    kMaxLevels / kListLevels, " lists or ",
+                                    kMaxLevels / kMapLevels,
+                                    " maps inside one another (protobuf reads at most 100 "
+                                    "levels of messages)"));
   }
   switch (json.type()) {
     case nlohmann::json::value_t::null:
@@ -110,7 +121,7 @@ absl::StatusOr<v1::Value> FromJson(const nlohmann::json& json, const std::string
       items.reserve(json.size());
       for (size_t i = 0; i < json.size(); ++i) {
         absl::StatusOr<v1::Value> item =
-            FromJson(json[i], absl::StrCat(pointer, "/", i), depth + 1);
+            FromJson(json[i], absl::StrCat(pointer, "/", i), depth + kListLevels);
         if (!item.ok()) return item.status();
         items.push_back(*std::move(item));
       }

@@ -154,11 +154,16 @@ TEST(JsonTest, DeepNestingIsAnErrorNotAStackOverflow) {
       cli::ParseValueArgument(std::string(levels, '[') + std::string(levels, ']'));
   ASSERT_FALSE(deep.ok());
   EXPECT_EQ(deep.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(deep.status().message().find("nest deeper than 100"), absl::string_view::npos)
+  EXPECT_NE(deep.status().message().find("nest too deeply: at most 48 lists or 32 maps"),
+            absl::string_view::npos)
       << deep.status();
-  // 100 levels are fine.
-  EXPECT_TRUE(cli::ParseValueArgument(std::string(100, '[') + std::string(100, ']')).ok());
-  EXPECT_FALSE(cli::ParseValueArgument(std::string(101, '[') + std::string(101, ']')).ok());
+  // As deep as the daemon parses (protobuf's 100 levels of messages), and no deeper.
+  EXPECT_TRUE(cli::ParseValueArgument(std::string(48, '[') + std::string(48, ']')).ok());
+  EXPECT_FALSE(cli::ParseValueArgument(std::string(49, '[') + std::string(49, ']')).ok());
+  std::string maps = "1";
+  for (int i = 0; i < 32; ++i) maps = "{\"k\":" + maps + "}";
+  EXPECT_TRUE(cli::ParseValueArgument(maps).ok());
+  EXPECT_FALSE(cli::ParseValueArgument("{\"k\":" + maps + "}").ok());
 }
 
 TEST(JsonTest, ANumberBeyondADoubleIsAnError) {

@@ -146,13 +146,20 @@ class ValuesTest(unittest.TestCase):
                 values.to_proto(value)
             self.assertTrue(str(raised.exception).startswith(message), raised.exception)
         deep = []
-        for _ in range(values.MAX_NESTING):
+        for _ in range(values.MAX_LISTS - 1):
             deep = [deep]
-        with self.assertRaisesRegex(ValueError, "nest deeper than 100 levels"):
-            values.to_proto(deep)
+        values.to_proto(deep)  # 48 lists: as deep as the daemon parses
+        with self.assertRaisesRegex(ValueError, "nest too deeply: at most 48 lists or 32 maps"):
+            values.to_proto([deep])
+        deep_map = {}
+        for _ in range(values.MAX_MAPS - 1):
+            deep_map = {"k": deep_map}
+        values.to_proto(deep_map)
+        with self.assertRaisesRegex(ValueError, "nest too deeply"):
+            values.to_proto({"k": deep_map})
         loop = []
         loop.append(loop)
-        with self.assertRaisesRegex(ValueError, "nest deeper than 100 levels"):
+        with self.assertRaisesRegex(ValueError, "nest too deeply"):
             values.to_proto(loop)
 
     def test_text_that_is_not_utf8_is_sent_as_its_bytes(self):

@@ -66,6 +66,15 @@ TEST(Assets, ContentDispatchesOnFileOrDirectory) {
   EXPECT_NE(not_an_asset.error().message().find("Path"), std::string::npos)
       << not_an_asset.error().message();
 
+  // A Directory cell given to a method of Path: the request's mistake, refused as such
+  // (it was a cached failure of the call, UNKNOWN).
+  v1::CallRequest wrong_receiver = Request("Path.asset", {});
+  *wrong_receiver.mutable_this_ref() = dir.value().ref_value();
+  v1::CallReply refused;
+  const grpc::Status status = live.Call(wrong_receiver, &refused);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_NE(status.error_message().find("Directory"), std::string::npos) << status.error_message();
+
   const v1::CallReply missing =
       Call(live, On(Call(live, Request("fs.path", {Str(files.path("nope"))})), "Path.asset"));
   ASSERT_TRUE(missing.has_error());

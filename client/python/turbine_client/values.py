@@ -27,9 +27,13 @@ import math
 
 from turbine_client.v1 import turbine_pb2 as pb
 
-# The CLI's limit: deeper lists and maps are refused before anything is sent (and a list
-# that contains itself fails here instead of recursing without end).
-MAX_NESTING = 100
+# The CLI's limit: lists and maps nest at most as deep as the daemon can parse (protobuf
+# reads 100 levels of messages; the request and the argument take up to three, a list two
+# more, a map three): deeper is refused before anything is sent (and a list that contains
+# itself fails here instead of recursing without end).
+MAX_LEVELS = 97
+_LIST_LEVELS, _MAP_LEVELS = 2, 3
+MAX_LISTS, MAX_MAPS = MAX_LEVELS // _LIST_LEVELS, MAX_LEVELS // _MAP_LEVELS
 _SPECIAL_KEYS = ("$ref", "$bytes", "$map")
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -140,17 +144,17 @@ def _fill(out, obj, depth):
     elif isinstance(obj, Ref):
         obj.to_proto(out.ref_value)
     elif isinstance(obj, (list, tuple)):
-        _check_depth(depth)
+        _check_depth(depth + _LIST_LEVELS)
         items = out.list_value.items
         out.list_value.SetInParent()  # an empty list is still a list
         for i, item in enumerate(obj):
             try:
-                _fill(items.add(), item, depth + 1)
+                _fill(items.add(), item, depth + _LIST_LEVELS)
             except _BadValue as error:
                 error.path.append(str(i))
                 raise
     elif isinstance(obj, dict):
-        _check_depth(depth)
+        _check_depth(depth + _MAP_LEVELS)
         if len(obj) == 1:
             key = next(iter(obj))
             if key in _SPECIAL_KEYS:
@@ -194,15 +198,18 @@ def _fill_map(out, obj, depth):
         entry = entries.add()
         entry.key = key
         try:
-            _fill(entry.value, obj[key], depth + 1)
+            _fill(entry.value, obj[key], depth + _MAP_LEVELS)
         except _BadValue as error:
             error.path.append(_pointer_token(key))
             raise
 
 
-def _check_depth(depth):
-    if depth >= MAX_NESTING:
-        raise _BadValue(f"lists and maps nest deeper than {MAX_NESTING} levels")
+def _check_depth(levels):
+    if levels > MAX_LEVELS:
+        raise _BadValue(
+            f"lists and maps nest too deeply: at most {MAX_LISTS} lists or {MAX_MAPS} maps "
+            "inside one another (protobuf reads at most 100 levels of messages)"
+        )
 
 
 def _pointer_token(key):

@@ -29,7 +29,8 @@
 namespace turbine::client {
 
 // ValueFromJson fails with kInvalidArgument naming the JSON pointer of the offending part;
-// lists and maps nested deeper than 100 levels are refused.
+// lists and maps nested deeper than the daemon parses (48 lists or 32 maps inside one
+// another: protobuf reads 100 levels of messages) are refused.
 absl::StatusOr<v1::Value> ValueFromJson(const nlohmann::json& json);
 
 // CheckIntegersFit refuses JSON text holding an integer beyond int64 (kInvalidArgument
