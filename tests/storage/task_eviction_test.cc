@@ -83,6 +83,14 @@ inline const turbine::Function<MovingLengthImpl> moving_length{"test.whole.movin
 Task<Vc<int64_t>> CellOfImpl(int64_t n) { co_return turbine::Cell(n * 3); }
 inline const turbine::Function<CellOfImpl> cell_of{"test.whole.cell_of", 1};
 
+// Sometimes(n) is a large value while "whole.mode" is 0, and an error after.
+Task<std::string> SometimesImpl(int64_t n) {
+  const int64_t mode = co_await Input<int64_t>("whole.mode");  // not in the if: GCC 12
+  if (mode != 0) turbine::Fail("no value now");
+  co_return std::string(64 << 10, static_cast<char>('a' + n));
+}
+inline const turbine::Function<SometimesImpl> sometimes{"test.whole.sometimes", 1};
+
 // Snapshots only when the test flushes; the evictor never runs on its own (the heap is
 // never over the limit): the test evicts with Engine::EvictTasks when it chooses.
 turbine::EngineOptions Options() {
@@ -122,6 +130,24 @@ TEST_F(TaskEviction, AnEvictedTaskComesBackFromTheStoreWithoutExecuting) {
   for (int64_t n = 0; n < 5; ++n) EXPECT_EQ(*daemon.engine.Read(root(n)), Expected(1, n));
   EXPECT_EQ(Runs(), 15) << "an evicted task executed again";
   EXPECT_EQ(Stats().reloaded_tasks, 5u);  // the roots: trusted, nothing below was needed
+}
+
+// A task whose large value (a candidate for the value evictor) later became an error has
+// no value to evict: it leaves whole like any other. It stayed in memory for good.
+TEST_F(TaskEviction, ATaskWhoseLargeValueBecameAnErrorLeavesWhole) {
+  ASSERT_TRUE(daemon.engine.SetInput("whole.mode", int64_t{0}).ok());
+  ASSERT_EQ(daemon.engine.Read(sometimes(1))->size(), size_t{64} << 10);
+  ASSERT_TRUE(daemon.engine.Flush().ok());  // stored large: a value candidate
+  ASSERT_TRUE(daemon.engine.SetInput("whole.mode", int64_t{1}).ok());
+  ASSERT_FALSE(daemon.engine.Read(sometimes(1)).ok());
+  ASSERT_TRUE(daemon.engine.Flush().ok());  // stored as the error
+  const int64_t tasks_before = Stats().tasks;
+  daemon.engine.EvictTasks(SIZE_MAX);
+  // Every task but the inputs leaves: here, Sometimes(1) alone.
+  EXPECT_EQ(Stats().tasks, tasks_before - 1) << "it stayed in memory";
+  absl::StatusOr<std::string> again = daemon.engine.Read(sometimes(1));
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.status().message().find("no value now"), std::string::npos) << again.status();
 }
 
 // One call looks at a bounded stretch of the tasks in memory (snapshots wait meanwhile), and
