@@ -388,17 +388,12 @@ Invalidator CurrentInvalidator() {
   return Invalidator(context.engine->invalidation_target(), context.exec->task->id);
 }
 
-namespace {
-
-using EngineGroups = std::vector<std::pair<internal::InvalidationTarget*, std::vector<TaskId>>>;
-
-// GroupByEngine sorts the invalidators' tasks by engine; almost always there is one.
-EngineGroups GroupByEngine(const std::vector<Invalidator>& invalidators,
-                           internal::InvalidationTarget* (*target_of)(const Invalidator&),
-                           TaskId (*task_of)(const Invalidator&)) {
-  EngineGroups groups;
+template <class Action>
+void Invalidator::ForEachEngine(const std::vector<Invalidator>& invalidators, Action action) {
+  // Grouped by engine; almost always there is one.
+  std::vector<std::pair<internal::InvalidationTarget*, std::vector<TaskId>>> groups;
   for (const Invalidator& invalidator : invalidators) {
-    internal::InvalidationTarget* target = target_of(invalidator);
+    internal::InvalidationTarget* target = invalidator.target_.get();
     if (target == nullptr) continue;
     auto group = std::find_if(groups.begin(), groups.end(),
                               [&](const auto& g) { return g.first == target; });
@@ -406,55 +401,38 @@ EngineGroups GroupByEngine(const std::vector<Invalidator>& invalidators,
       groups.push_back({target, {}});
       group = std::prev(groups.end());
     }
-    group->second.push_back(task_of(invalidator));
+    group->second.push_back(invalidator.task_);
   }
-  return groups;
-}
-
-}  // namespace
-
-void Invalidator::RecheckAll(const std::vector<Invalidator>& invalidators) {
-  EngineGroups groups = GroupByEngine(
-      invalidators, [](const Invalidator& i) { return i.target_.get(); },
-      [](const Invalidator& i) { return i.task_; });
-  // The targets stay alive: `invalidators` holds a reference to each.
+  // The targets stay alive: `invalidators` holds a reference to each. Under the target's
+  // lock, the engine is not destroyed meanwhile.
   for (auto& [target, ids] : groups) {
     std::shared_lock lock(target->mu);
-    if (target->engine != nullptr) target->engine->RecheckMany(std::move(ids));
+    if (target->engine != nullptr) action(*target->engine, std::move(ids));
   }
+}
+
+void Invalidator::RecheckAll(const std::vector<Invalidator>& invalidators) {
+  ForEachEngine(invalidators, [](internal::EngineImpl& engine, std::vector<TaskId> ids) {
+    engine.RecheckMany(std::move(ids));
+  });
 }
 
 void Invalidator::InvalidateAll(const std::vector<Invalidator>& invalidators) {
-  EngineGroups groups = GroupByEngine(
-      invalidators, [](const Invalidator& i) { return i.target_.get(); },
-      [](const Invalidator& i) { return i.task_; });
-  for (auto& [target, ids] : groups) {
-    std::shared_lock lock(target->mu);
-    if (target->engine != nullptr) target->engine->InvalidateMany(std::move(ids));
-  }
+  ForEachEngine(invalidators, [](internal::EngineImpl& engine, std::vector<TaskId> ids) {
+    engine.InvalidateMany(std::move(ids));
+  });
 }
 
 void Invalidator::MarkAll(const std::vector<Invalidator>& invalidators) {
-  EngineGroups groups = GroupByEngine(
-      invalidators, [](const Invalidator& i) { return i.target_.get(); },
-      [](const Invalidator& i) { return i.task_; });
-  for (auto& [target, ids] : groups) {
-    std::shared_lock lock(target->mu);
-    if (target->engine != nullptr) {
-      target->engine->InvalidateMany(std::move(ids), ExecutionReason::kInvalidated,
-                                     /*notify=*/false);
-    }
-  }
+  ForEachEngine(invalidators, [](internal::EngineImpl& engine, std::vector<TaskId> ids) {
+    engine.InvalidateMany(std::move(ids), ExecutionReason::kInvalidated,
+                          /*notify=*/false);
+  });
 }
 
 void Invalidator::TellListeners(const std::vector<Invalidator>& invalidators) {
-  EngineGroups groups = GroupByEngine(
-      invalidators, [](const Invalidator& i) { return i.target_.get(); },
-      [](const Invalidator& i) { return i.task_; });
-  for (auto& [target, ids] : groups) {
-    std::shared_lock lock(target->mu);
-    if (target->engine != nullptr) target->engine->NotifyChange();
-  }
+  ForEachEngine(invalidators,
+                [](internal::EngineImpl& engine, std::vector<TaskId>) { engine.NotifyChange(); });
 }
 
 void Invalidator::Invalidate() const {

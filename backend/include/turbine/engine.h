@@ -359,6 +359,9 @@ class Invalidator {
   friend class internal::EngineImpl;  // for a restored task it checks at open (observe.h)
   Invalidator(std::shared_ptr<internal::InvalidationTarget> target, TaskId task)
       : target_(std::move(target)), task_(task) {}
+  // ForEachEngine calls action(engine, ids) for each live engine among the invalidators'.
+  template <class Action>
+  static void ForEachEngine(const std::vector<Invalidator>& invalidators, Action action);
 
   std::shared_ptr<internal::InvalidationTarget> target_;
   TaskId task_ = kNoTask;
