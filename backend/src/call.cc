@@ -86,7 +86,7 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
   if (created && stored_task.has_value()) RecheckObservation(*task);
   if (!created) NoteUse(*task);
   if (created && fn.kind != FunctionKind::kInput && !stored_task.has_value() &&
-      !tls_not_starting) {
+      (!tls_not_starting || tls_context.exec != nullptr)) {
     executor_->Push(WorkItem::Hint(task->id));
   }
   if (source != nullptr) {

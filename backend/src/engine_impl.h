@@ -41,6 +41,7 @@
 #include "task_state.h"
 #include "task_table.h"
 #include "turbine/engine.h"
+#include "turbine/observe.h"
 
 namespace turbine::internal {
 
@@ -199,9 +200,27 @@ class EngineImpl {
   // unless `notify` is false (Invalidator::MarkAll: the caller tells them later).
   void InvalidateMany(std::vector<TaskId> ids,
                       ExecutionReason reason = ExecutionReason::kInvalidated, bool notify = true);
-  // RecheckMany checks the observations of tasks `ids` again as CheckObservations does
-  // (subscribe, then look) and invalidates only those whose subject changed, or that hold
-  // no observation it can check (Invalidator::RecheckAll; observe.cc).
+  // A poll checks the observations of tasks again as CheckObservations does (subscribe,
+  // then look) and invalidates only those whose subject changed, or that hold no
+  // observation it can check (Invalidator::RecheckAll; observe.cc). In three steps:
+  // PlanRechecks under the engine's target lock, RunRechecks without it (a look may wait on
+  // a slow network filesystem, and the engine's destruction must not wait for it), then
+  // InvalidateMany of `changed` under the lock again. RecheckMany does all three.
+  struct Recheck {
+    TaskId id;
+    ObservationSubscriber subscribe;
+    ObservationLooker look;
+    std::string subject;
+    uint64_t fingerprint;
+    bool subscribe_only;  // doubted: it looks again when it executes, and is only
+                          // subscribed again (the poll took its subscription)
+  };
+  struct RecheckPlan {
+    std::vector<Recheck> rechecks;
+    std::vector<TaskId> changed;
+  };
+  RecheckPlan PlanRechecks(std::vector<TaskId> ids);
+  static void RunRechecks(const std::shared_ptr<InvalidationTarget>& target, RecheckPlan* plan);
   void RecheckMany(std::vector<TaskId> ids);
   // ExecuteAgain makes the tasks among `ids` in memory execute on their next read, for
   // `reason`, and marks their readers dirty; change listeners do not hear of it (an

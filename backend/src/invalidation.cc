@@ -412,9 +412,20 @@ void Invalidator::ForEachEngine(const std::vector<Invalidator>& invalidators, Ac
 }
 
 void Invalidator::RecheckAll(const std::vector<Invalidator>& invalidators) {
-  ForEachEngine(invalidators, [](internal::EngineImpl& engine, std::vector<TaskId> ids) {
-    engine.RecheckMany(std::move(ids));
+  // Planned and finished under each engine's target lock, looked at without it
+  // (EngineImpl::PlanRechecks).
+  std::vector<std::pair<std::shared_ptr<internal::InvalidationTarget>,
+                        internal::EngineImpl::RecheckPlan>>
+      plans;
+  ForEachEngine(invalidators, [&](internal::EngineImpl& engine, std::vector<TaskId> ids) {
+    plans.emplace_back(engine.invalidation_target(), engine.PlanRechecks(std::move(ids)));
   });
+  for (auto& [target, plan] : plans) {
+    internal::EngineImpl::RunRechecks(target, &plan);
+    if (plan.changed.empty()) continue;
+    std::shared_lock lock(target->mu);
+    if (target->engine != nullptr) target->engine->InvalidateMany(std::move(plan.changed));
+  }
 }
 
 void Invalidator::InvalidateAll(const std::vector<Invalidator>& invalidators) {

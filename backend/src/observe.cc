@@ -195,51 +195,57 @@ absl::Status EngineImpl::ForgetObservations(const std::vector<uint64_t>& ids) {
   return absl::OkStatus();
 }
 
-void EngineImpl::RecheckMany(std::vector<TaskId> ids) {
+EngineImpl::RecheckPlan EngineImpl::PlanRechecks(std::vector<TaskId> ids) {
   std::sort(ids.begin(), ids.end());  // a task polled twice since the last poll
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  struct Recheck {
-    TaskId id;
-    ObservationRecord observation;
-  };
-  std::vector<Recheck> rechecks;
-  std::vector<TaskId> changed;
-  {
-    MutexLock lock(&observations_mu_);
-    for (TaskId id : ids) {
-      // Doubted: invalidated already (or found changed at open), it looks again when it
-      // executes, and subscribes then.
-      if (doubted_observations_.contains(id)) continue;
-      auto found = observations_.find(id);
-      if (found != observations_.end()) {
-        rechecks.push_back({id, found->second});
-      } else if (checking_observations_) {
+  RecheckPlan plan;
+  MutexLock lock(&observations_mu_);
+  for (TaskId id : ids) {
+    auto found = observations_.find(id);
+    if (found == observations_.end()) {
+      if (checking_observations_) {
         // Its stored observation is being checked and is not in observations_ yet.
         rechecks_while_checking_.push_back(id);
       } else {
-        changed.push_back(id);  // nothing to check against: executed again, as before polls
+        plan.changed.push_back(id);  // nothing to check against: executed again
       }
+      continue;
     }
-  }
-  Invalidator invalidator(invalidation_target_, kNoTask);
-  std::string subject;
-  for (const Recheck& recheck : rechecks) {
-    const std::string_view key = recheck.observation.key;
+    const std::string_view key = found->second.key;
     const size_t split = key.find('\0');
     const KindFunctions* kind = FindKind(key.substr(0, split));
     if (kind == nullptr) {
-      changed.push_back(recheck.id);
+      plan.changed.push_back(id);
       continue;
     }
+    // Doubted: invalidated already (or found changed at open), it looks again when it
+    // executes; it may be executing now, and its new subscription was the one polled.
+    plan.rechecks.push_back(Recheck{id, kind->subscribe, kind->look,
+                                    std::string(key.substr(split + 1)),
+                                    found->second.fingerprint,
+                                    doubted_observations_.contains(id)});
+  }
+  return plan;
+}
+
+void EngineImpl::RunRechecks(const std::shared_ptr<InvalidationTarget>& target,
+                             RecheckPlan* plan) {
+  Invalidator invalidator(target, kNoTask);
+  for (const Recheck& recheck : plan->rechecks) {
     // As at open, and as the body did: subscribed again (the poll took the subscription),
     // then looked at, so a change after the look fires the new subscription.
     invalidator.task_ = recheck.id;
-    subject.assign(key.substr(split + 1));
-    kind->subscribe(subject, invalidator);
-    const std::optional<uint64_t> now = kind->look(subject, invalidator);
-    if (!now.has_value() || *now != recheck.observation.fingerprint) changed.push_back(recheck.id);
+    recheck.subscribe(recheck.subject, invalidator);
+    if (recheck.subscribe_only) continue;
+    const std::optional<uint64_t> now = recheck.look(recheck.subject, invalidator);
+    if (!now.has_value() || *now != recheck.fingerprint) plan->changed.push_back(recheck.id);
   }
-  if (!changed.empty()) InvalidateMany(std::move(changed));
+}
+
+void EngineImpl::RecheckMany(std::vector<TaskId> ids) {
+  RecheckPlan plan = PlanRechecks(std::move(ids));
+  RunRechecks(invalidation_target_, &plan);
+  if (!plan.changed.empty()) InvalidateMany(std::move(plan.changed));
 }
 
 void EngineImpl::CheckObservations() {

@@ -153,7 +153,7 @@ class TraceReactor final : public grpc::ServerUnaryReactor {
   void CutShort() { alarm_.Cancel(); }
   void OnCancel() override { alarm_.Cancel(); }
   void OnDone() override {
-    service_.TraceEnded();
+    service_.TraceEnded(this);
     delete this;
   }
 
@@ -767,24 +767,33 @@ grpc::ServerUnaryReactor* TurbineService::Trace(grpc::CallbackServerContext* con
   auto* reactor = new TraceReactor(*this, engine_, reply);
   const uint32_t seconds = request->seconds() == 0 ? 10 : request->seconds();
   spdlog::info("trace started (Trace): recording for {} s", seconds);
-  std::lock_guard lock(trace_mu_);
-  trace_ = reactor;
+  bool cut_short;
+  {
+    std::lock_guard lock(trace_mu_);
+    trace_ = reactor;
+    cut_short = cut_traces_short_;  // draining began since BeginWork
+  }
+  // It stays alive until it finished: this RPC counts as work, which TraceEnded ends.
   reactor->Start(std::chrono::seconds(seconds));
-  if (cut_traces_short_) reactor->CutShort();  // draining began since BeginWork
+  if (cut_short) reactor->CutShort();
   return reactor;
 }
 
 void TurbineService::StartDraining() {
   draining_.store(true);
+  // Cut short under the lock: TraceEnded, which clears trace_ before its reactor is
+  // deleted, takes it too. It runs from OnDone, which gRPC calls once the reply is sent,
+  // never from within Cancel.
   std::lock_guard lock(trace_mu_);
   cut_traces_short_ = true;
   if (trace_ != nullptr) trace_->CutShort();
 }
 
-void TurbineService::TraceEnded() {
+void TurbineService::TraceEnded(TraceReactor* reactor) {
   {
+    // Only its own: a trace started as this one finished may be the running one now.
     std::lock_guard lock(trace_mu_);
-    trace_ = nullptr;
+    if (trace_ == reactor) trace_ = nullptr;
   }
   EndWork();
 }

@@ -121,8 +121,8 @@ class TurbineService final : public v1::Turbine::CallbackService {
   // running is cut short (answered CANCELLED with what it recorded). Watches and streams
   // are left to the server's shutdown, which cancels them.
   void StartDraining();
-  // TraceEnded is the running trace's reactor telling it is done (OnDone).
-  void TraceEnded();
+  // TraceEnded is a trace's reactor telling it is done (OnDone).
+  void TraceEnded(TraceReactor* reactor);
   // WaitUntilIdle waits until no accepted call is pending, or until `deadline`.
   void WaitUntilIdle(std::chrono::steady_clock::time_point deadline) const;
   // BeginWork counts an accepted call (false while draining); EndWork ends it.

@@ -221,6 +221,30 @@ TEST(ObservedRestore, ARecheckInvalidatesOnlyWhatChanged) {
   EXPECT_EQ(Executions(d.engine, "test.observed.doubled"), 1u);
 }
 
+// A task invalidated (its observation doubted) whose polled subscription a recheck takes
+// is subscribed again, though not looked at: it may be executing, and the subscription
+// the poll took was the one that execution made. Skipped, it was never polled again.
+TEST(ObservedRestore, ARecheckOfADoubtedTaskSubscribesItAgain) {
+  turbine::testing::TempDir dir;
+  SetWorld("doubted", 1);
+  Daemon d(dir.str());
+  ASSERT_EQ(*d.engine.Read(doubled("doubted")), 2);
+  std::vector<Invalidator> polled;
+  {
+    std::lock_guard lock(world_mu);
+    polled = std::exchange(watchers["doubted"], {});
+  }
+  ASSERT_EQ(polled.size(), 1u);  // the body's
+  Invalidator::InvalidateAll(polled);  // doubted from now until it executes again
+  Invalidator::RecheckAll(polled);
+  {
+    std::lock_guard lock(world_mu);
+    EXPECT_EQ(watchers["doubted"].size(), 1u);
+  }
+  SetWorld("doubted", 5);
+  EXPECT_EQ(*d.engine.Read(doubled("doubted")), 10);
+}
+
 TEST(ObservedRestore, ARecordThatFollowsFromAChangedObservationIsNeverStoredBeforeTheChange) {
   // The observing task executes again with the new observation and is stored; a reader of
   // it that was not read again keeps its old record on disk. At the next open the
