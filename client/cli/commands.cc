@@ -5,6 +5,7 @@
 #include <absl/strings/str_cat.h>
 #include <absl/strings/strip.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -161,11 +162,21 @@ ExitCode RunWhy(const Session& session, const WhyCommand& command) {
 }
 
 ExitCode RunTrace(const Session& session, const TraceCommand& command) {
+  // A file that cannot be written is refused now, not after the whole trace. Opened to
+  // append, so an existing one keeps its content if the trace then fails.
+  std::error_code error;
+  const bool existed = std::filesystem::exists(command.output, error);
+  if (!std::ofstream(command.output, std::ios::binary | std::ios::app)) {
+    return UsageError("cannot write " + command.output);
+  }
   if (!session.json) {
     std::cerr << "turbine: tracing for " << command.seconds << " s...\n";
   }
   absl::StatusOr<v1::TraceReply> trace = session.client->Trace(command.seconds);
-  if (!trace.ok()) return ReportRpcError(session, trace.status());
+  if (!trace.ok()) {
+    if (!existed) std::filesystem::remove(command.output, error);
+    return ReportRpcError(session, trace.status());
+  }
   std::ofstream file(command.output, std::ios::binary | std::ios::trunc);
   file << trace->chrome_trace_json();
   file.close();

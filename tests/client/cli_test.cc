@@ -79,6 +79,8 @@ TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
            {"call", "f", "--this", "path"},     // not a reference
            {"--timeout-ms", "0", "ping"},       // out of range
            {"--token-file", dir.path() + "/missing", "ping"},
+           // refused before tracing, not after: it was only found out at the end
+           {"trace", "--seconds", "1", "-o", dir.path() + "/no/such/dir/trace.json"},
        }) {
     std::vector<std::string> full = {"--data-dir", dir.path()};
     full.insert(full.end(), args.begin(), args.end());

@@ -545,6 +545,13 @@ class TlsTest(DaemonTestCase):
             client = self.client(tls_ca=self.certs.ca, **options)
             self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, client.call, "demo.fib", 1)
 
+    def test_server_name_alone_turns_tls_on(self):
+        # With the system's roots, which did not sign the test CA's certificate: the
+        # handshake is tried (it was refused as "tls=False turns off", as if tls=False).
+        client = self.client(server_name="turbine.test")
+        error = self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, client.call, "demo.fib", 1)
+        self.assertIn("certificate verify failed", error.message)
+
     def test_plain_text_to_the_tls_port_fails(self):
         self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, self.client().call, "demo.fib", 1)
 

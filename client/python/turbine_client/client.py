@@ -101,7 +101,8 @@ class Client:
       system's roots), tls_cert and tls_key (together) a client certificate for mutual TLS.
       tls=True turns TLS on with the system's roots alone. TLS is for TCP addresses.
     server_name: the name the daemon's certificate must carry when it is not the address's
-      host (connecting to an IP address with a certificate for a DNS name).
+      host (connecting to an IP address with a certificate for a DNS name); it turns TLS on
+      too.
     timeout: the deadline, in seconds, of each call, call_many and set_inputs (None: no
       deadline); each of them also takes its own. A watch has none unless given one.
     wait_for_ready: False (the default): a call while the daemon cannot be reached fails at
@@ -123,8 +124,9 @@ class Client:
         options = [("grpc.max_receive_message_length", max_message_bytes),
                    ("grpc.max_send_message_length", max_message_bytes),
                    ("grpc.service_config", _SERVICE_CONFIG), *_RECONNECT_OPTIONS]
-        if tls is None:
-            tls = tls_ca is not None or tls_cert is not None or tls_key is not None
+        if tls is None:  # as the CLI: any TLS option, server_name too, turns it on
+            tls = (tls_ca is not None or tls_cert is not None or tls_key is not None
+                   or server_name is not None)
         if tls:
             credentials = tls_credentials(self.address, tls_ca, tls_cert, tls_key)
             if server_name:
