@@ -74,11 +74,12 @@ nlohmann::json WhyJson(const v1::WhyReply& why) {
         {"output_after", step.output_after()},
         {"text", step.text()},
     };
-    if (step.cause() != 0) out["cause"] = step.cause();
-    if (step.end_unix_micros() != 0) {
-      out["end_unix_micros"] = step.end_unix_micros();
-      out["duration_micros"] = step.duration_micros();
-    }
+    // Every documented key on every step: null where the step has none (no cause, or no
+    // execution to time), so a reader need not ask whether a key is there.
+    out["cause"] = step.cause() != 0 ? nlohmann::json(step.cause()) : nlohmann::json();
+    const bool timed = step.end_unix_micros() != 0;
+    out["end_unix_micros"] = timed ? nlohmann::json(step.end_unix_micros()) : nlohmann::json();
+    out["duration_micros"] = timed ? nlohmann::json(step.duration_micros()) : nlohmann::json();
     steps.push_back(std::move(out));
   }
   return {{"root", why.root()}, {"truncated", why.truncated()}, {"steps", std::move(steps)}};

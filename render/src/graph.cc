@@ -87,7 +87,9 @@ nlohmann::json GraphJson(const v1::GraphReply& graph) {
         {"cells", node.cells()},
         {"depth", node.depth()},
     };
-    if (node.has_receiver()) out["receiver"] = node.receiver().task();
+    // Null for a function that is not a method: every node has every documented key.
+    out["receiver"] =
+        node.has_receiver() ? nlohmann::json(node.receiver().task()) : nlohmann::json();
     nodes.push_back(std::move(out));
   }
   nlohmann::json edges = nlohmann::json::array();

@@ -78,6 +78,10 @@ TEST_F(GraphDaemon, JsonShowsTheConeOfTreeSummary) {
   EXPECT_EQ(root["executions"], 1);
   EXPECT_GT(root["last_execution_micros"].get<uint64_t>(), 0u);
   EXPECT_EQ(graph["truncated"], false);
+  for (const nlohmann::json& node : graph["nodes"]) {  // every documented key, on every node
+    EXPECT_TRUE(node.contains("receiver")) << node;
+  }
+  EXPECT_TRUE(root["receiver"].is_null()) << "tree.summary is no method";
   const std::string q = "\"";
   const nlohmann::json* top = FindNode(graph, "tree.dir", q + tree_ + q + ", []");
   const nlohmann::json* sub = FindNode(graph, "tree.dir", q + tree_ + "/sub" + q + ", []");

@@ -88,6 +88,12 @@ TEST_F(WhyDaemon, AnInputChangeIsFollowedThroughTwoLevels) {
 
   const nlohmann::json why = Why("sheet.eval a");
   ASSERT_EQ(why["steps"].size(), 3u) << why.dump(1);
+  for (const nlohmann::json& step : why["steps"]) {  // every documented key, null if none
+    for (const char* key : {"cause", "end_unix_micros", "duration_micros"}) {
+      EXPECT_TRUE(step.contains(key)) << key << " in " << step;
+    }
+  }
+  EXPECT_TRUE(why["steps"][2]["cause"].is_null()) << "an input has no cause";
   const nlohmann::json& a = why["steps"][0];
   const nlohmann::json& b = why["steps"][1];
   const nlohmann::json& input = why["steps"][2];
