@@ -45,6 +45,11 @@ struct PreparedCall {
 // ToGrpc and ErrorToWire carry a status to the client; bytes of its message that are not
 // UTF-8 (a file name in it) are escaped as \xHH.
 grpc::Status ToGrpc(const absl::Status& status);
+// The refusals every RPC may give.
+inline const grpc::Status kDraining(grpc::StatusCode::UNAVAILABLE, "turbined is shutting down");
+inline const grpc::Status kUnauthenticated(grpc::StatusCode::UNAUTHENTICATED,
+                                           "missing or wrong auth token (metadata "
+                                           "'authorization: Bearer <token>')");
 void ErrorToWire(const absl::Status& status, v1::CallError* out);
 
 // Rpc names the service's methods, for counting them.
@@ -123,6 +128,8 @@ class TurbineService final : public v1::Turbine::CallbackService {
   void StartDraining();
   // TraceEnded is a trace's reactor telling it is done (OnDone).
   void TraceEnded(TraceReactor* reactor);
+  // CutTracesShort ends the running trace, and any started from now on, at once.
+  void CutTracesShort();
   // WaitUntilIdle waits until no accepted call is pending, or until `deadline`.
   void WaitUntilIdle(std::chrono::steady_clock::time_point deadline) const;
   // BeginWork counts an accepted call (false while draining); EndWork ends it.

@@ -42,13 +42,14 @@ std::string KernelWatchLimit() {
   return value.empty() ? "unknown" : value;
 }
 
-// IsRemoteFilesystem: `f_type` (statfs; compared as 32 bits, as the kernel sets it) names
+// RemoteFilesystemName names the filesystem `f_type` (statfs; compared as 32 bits, as the
+// kernel sets it) is, or is null for a local one: one names
 // a filesystem on which inotify may not hear every change, because changes are made
 // elsewhere: on another machine (NFS, SMB, 9p, AFS, Ceph, Lustre, cluster filesystems), on
 // a VM's host (vboxsf, vmhgfs, prl_fs), or by a FUSE server's own backing store (sshfs,
 // bindfs, virtiofs; a FUSE block filesystem such as ntfs-3g has the same magic, and is
 // polled too).
-bool IsRemoteFilesystem(uint32_t f_type, const char** name) {
+const char* RemoteFilesystemName(uint32_t f_type) {
   static constexpr struct {
     uint32_t magic;
     const char* name;
@@ -64,12 +65,9 @@ bool IsRemoteFilesystem(uint32_t f_type, const char** name) {
       {0x7c7c6673, "prl_fs"},
   };
   for (const auto& remote : kRemote) {
-    if (remote.magic == f_type) {
-      *name = remote.name;
-      return true;
-    }
+    if (remote.magic == f_type) return remote.name;
   }
-  return false;
+  return nullptr;
 }
 
 template <class Invalidators>
@@ -276,12 +274,11 @@ void FileWatcher::ClassifyDirectories(std::vector<Unclassified> dirs) {
   found.reserve(dirs.size());
   for (Unclassified& dir : dirs) {
     struct statfs fs;
-    const char* type = nullptr;
     if (statfs(dir.path.c_str(), &fs) == 0) {
-      const bool remote = IsRemoteFilesystem(static_cast<uint32_t>(fs.f_type), &type);
+      const char* type = RemoteFilesystemName(static_cast<uint32_t>(fs.f_type));
       struct stat st;
-      const dev_t dev = remote && stat(dir.path.c_str(), &st) == 0 ? st.st_dev : 0;
-      found.push_back({std::move(dir), remote, remote ? type : "", dev});
+      const dev_t dev = type != nullptr && stat(dir.path.c_str(), &st) == 0 ? st.st_dev : 0;
+      found.push_back({std::move(dir), type != nullptr, type != nullptr ? type : "", dev});
     } else if (errno != ENOENT && errno != ENOTDIR) {
       // Cannot tell (a soft NFS mount timing out, a FUSE server failing statfs): polled,
       // which costs a look a second but is never stale.

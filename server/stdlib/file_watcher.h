@@ -86,7 +86,7 @@ class FileWatcher {
   };
   struct DirWatch {
     int wd = -1;
-    // On a filesystem whose changes inotify may not hear (IsRemoteFilesystem): its
+    // On a filesystem whose changes inotify may not hear (RemoteFilesystemName): its
     // subscriptions are polled as well.
     bool remote = false;
     std::vector<Invalidator> listing;  // WatchListing(dir)
