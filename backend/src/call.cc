@@ -170,7 +170,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   }
   // Counted before it is in the table, where the evictor may take it out (and uncount it).
   task_count.fetch_add(1, std::memory_order_relaxed);
-  cell_count.fetch_add(static_cast<int64_t>(task->cells.size()), std::memory_order_relaxed);
+  cell_count.fetch_add(static_cast<int64_t>(task->cells().size()), std::memory_order_relaxed);
   if (!tasks_.Put(id, std::move(owned))) {
     std::fprintf(stderr, "turbine: task id space exhausted\n");
     std::abort();

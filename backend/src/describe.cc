@@ -60,8 +60,8 @@ absl::StatusOr<DependencyGraph> EngineImpl::Describe(RawVc vc, const DescribeOpt
       node.last_execution_micros = task->last_execution_micros;
       node.from_disk = has_output && task->executions == 0 &&
                        task->fn->kind != FunctionKind::kInput;
-      node.cells = static_cast<uint32_t>(task->cells.size());
-      deps = task->deps;  // copied: the next task is read under its own lock
+      node.cells = static_cast<uint32_t>(task->cells().size());
+      deps.assign(task->deps().begin(), task->deps().end());  // copied: the next task is read under its own lock
     }
     graph.nodes.push_back(std::move(node));
     const uint32_t depth = graph.nodes.back().depth;

@@ -253,8 +253,8 @@ namespace {
 // a cycle error. A restart verifies those (refresh.cc settles cycles as it verifies).
 bool ReadACycle(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
   if (task.output.kind == OutputKind::kError && IsCycleError(task.output.error())) return true;
-  return std::any_of(task.deps.begin(), task.deps.end(),
-                     [](const Dep& dep) { return dep.observed == kReadClosedCycle; });
+  return std::ranges::any_of(task.deps(),
+                             [](const Dep& dep) { return dep.observed == kReadClosedCycle; });
 }
 
 }  // namespace

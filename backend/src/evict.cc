@@ -97,9 +97,8 @@ bool EvictableWhole(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu
 // Footprint estimates the heap a task record holds: the record, its argument tuple, its
 // slots in the cache and the table, its edges and cells, a small value.
 size_t Footprint(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
-  return kTaskRecordBytes + task.deps.capacity() * sizeof(Dep) +
-         task.cells.capacity() * kCellBytes +
-         task.dependents.HeapBytes();
+  return kTaskRecordBytes + task.deps().size() * sizeof(Dep) +
+         task.cells().size() * kCellBytes + task.dependents.HeapBytes();
 }
 
 // InstallValues puts the stored values back where the task's are missing, if the stored
@@ -112,7 +111,7 @@ bool InstallValues(TaskState& task, DecodedResult& stored) ABSL_EXCLUSIVE_LOCKS_
     }
     task.output.value = std::move(stored.output.value);
   }
-  for (CellSlot& cell : task.cells) {
+  for (CellSlot& cell : task.cells()) {
     if (cell.value != nullptr) continue;
     auto it = std::find_if(stored.cells.begin(), stored.cells.end(), [&](const CellSlot& s) {
       return s.type == cell.type && s.index == cell.index && s.changed_at == cell.changed_at;
@@ -210,7 +209,7 @@ size_t EngineImpl::RunClock(size_t bytes, size_t* evicted) {
         continue;
       }
       dropped.push_back(std::move(task->output.value));
-      for (CellSlot& cell : task->cells) dropped.push_back(std::move(cell.value));
+      for (CellSlot& cell : task->cells()) dropped.push_back(std::move(cell.value));
       task->phase = Phase::kEvicted;
     }
     freed += candidate.bytes;
@@ -275,7 +274,7 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
       if (day != task->stored_day) uses.push_back(LastUse{id, day});
       edge_count.fetch_sub(static_cast<int64_t>(task->dependents.size()),
                            std::memory_order_relaxed);
-      cell_count.fetch_sub(static_cast<int64_t>(task->cells.size()), std::memory_order_relaxed);
+      cell_count.fetch_sub(static_cast<int64_t>(task->cells().size()), std::memory_order_relaxed);
       task->gone = true;
       victims.push_back(tasks_.Remove(id));
     }

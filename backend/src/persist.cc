@@ -105,8 +105,8 @@ void EncodeResult(const TaskState& task, std::string* out, std::vector<TaskId>* 
     NoteVc(output.ref);
   }
   std::vector<CellRecord> cells;
-  cells.reserve(task.cells.size());
-  for (const CellSlot& cell : task.cells) {
+  cells.reserve(task.cells().size());
+  for (const CellSlot& cell : task.cells()) {
     const ValueType* type = ValueTypeById(cell.type);
     std::string bytes;
     type->serialize(cell.value.get(), &bytes);
@@ -114,8 +114,8 @@ void EncodeResult(const TaskState& task, std::string* out, std::vector<TaskId>* 
   }
   sink.Stop();
   std::vector<DepRecord> deps;
-  deps.reserve(task.deps.size());
-  for (const Dep& dep : task.deps) deps.emplace_back(dep.slot, dep.observed);
+  deps.reserve(task.deps().size());
+  for (const Dep& dep : task.deps()) deps.emplace_back(dep.slot, dep.observed);
   SerializeTo(ResultRecord{static_cast<uint8_t>(output.kind), std::move(type_name),
                            std::move(value_bytes), output.ref, task.output_changed_at,
                            std::move(cells), std::move(deps), validity.clean_as_of,
@@ -188,8 +188,7 @@ bool DecodeResult(std::string_view bytes, TaskState* task, Validity* validity) {
   if (validity != nullptr) *validity = result.validity;
   task->output = std::move(result.output);
   task->output_changed_at = result.stamp;
-  task->cells = std::move(result.cells);
-  task->deps = std::move(result.deps);
+  task->deps_and_cells = DepsAndCells(result.deps, result.cells);
   return true;
 }
 

@@ -83,7 +83,7 @@ void SettleCycleReads(EngineImpl& engine, const std::vector<CycleRead>& reads) {
       if (read.observed == read.now) continue;
       // Unless it executed meanwhile (and so read the slot anew), it must execute:
       // verifying would only find the same cycle again.
-      for (const Dep& dep : reader->deps) {
+      for (const Dep& dep : reader->deps()) {
         if (dep.slot != read.slot || dep.observed != read.observed) continue;
         reader->must_execute = true;
         reader->forced_reason = ExecutionReason::kCycle;
@@ -92,7 +92,7 @@ void SettleCycleReads(EngineImpl& engine, const std::vector<CycleRead>& reads) {
       }
       continue;
     }
-    for (Dep& dep : reader->deps) {
+    for (Dep& dep : reader->deps()) {
       if (dep.slot != read.slot || dep.observed != kReadClosedCycle) continue;
       dep.observed = read.now;
       if (engine.persistent()) {
@@ -217,7 +217,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     forced_reason = task->forced_reason;
     first = task->output.kind == OutputKind::kNone;
     execute = first || forced;
-    if (!execute && !reload_only) deps = task->deps;
+    if (!execute && !reload_only) deps.assign(task->deps().begin(), task->deps().end());
   }
   // Verify: dependencies in the order the last execution read them. The first one that
   // changed decides; later ones might not even be read by a new execution. Those only on
@@ -442,12 +442,12 @@ std::vector<Dep> UniqueReads(const absl::InlinedVector<Dep, 8>& reads) {
   return unique;
 }
 
-// CommitResults stores an execution's output and cells, keeping the old stamp (and the old
-// value object) wherever the new result is equal: this is the early cutoff. Returns the
-// task's previous dependencies; `changed` says whether a snapshot would write anything
-// differently.
-std::vector<Dep> CommitResults(EngineImpl& engine, TaskState& task, ExecContext& context,
-                               bool* changed, ExecutionEntry* entry) {
+// CommitResults stores an execution's output, cells and dependencies, keeping the old stamp
+// (and the old value object) wherever the new result is equal: this is the early cutoff.
+// Returns the task's previous dependencies and cells; `changed` says whether a snapshot
+// would write anything differently.
+DepsAndCells CommitResults(EngineImpl& engine, TaskState& task, ExecContext& context,
+                           std::span<const Dep> new_deps, bool* changed, ExecutionEntry* entry) {
   MutexLock lock(&task.mu);
   task.from_shared = context.adopted;
   if (!context.adopted) {
@@ -468,7 +468,7 @@ std::vector<Dep> CommitResults(EngineImpl& engine, TaskState& task, ExecContext&
     task.output_changed_at = engine.NextStamp();
     *changed = true;
   }
-  *changed = *changed || context.cells.size() != task.cells.size();
+  *changed = *changed || context.cells.size() != task.cells().size();
   for (CellSlot& cell : context.cells) {
     const CellSlot* old = task.FindCell(cell.type, cell.index);
     if (old != nullptr && old->value != nullptr &&
@@ -481,17 +481,16 @@ std::vector<Dep> CommitResults(EngineImpl& engine, TaskState& task, ExecContext&
     }
   }
   engine.cell_count.fetch_add(static_cast<int64_t>(context.cells.size()) -
-                              static_cast<int64_t>(task.cells.size()));
-  task.cells = std::move(context.cells);
-  return std::move(task.deps);
+                              static_cast<int64_t>(task.cells().size()));
+  return std::exchange(task.deps_and_cells, DepsAndCells(new_deps, context.cells));
 }
 
 // UnlinkDroppedDeps removes the reverse edges of dependencies the new execution no longer
 // read.
-void UnlinkDroppedDeps(EngineImpl& engine, const TaskState& task, std::vector<Dep> old_deps,
+void UnlinkDroppedDeps(EngineImpl& engine, const TaskState& task, std::span<const Dep> old_deps,
                        const std::vector<Dep>& new_deps) {
+  if (old_deps.empty()) return;
   auto by_slot = [](const Dep& a, const Dep& b) { return a.slot < b.slot; };
-  std::sort(old_deps.begin(), old_deps.end(), by_slot);
   std::vector<Dep> sorted_new = new_deps;
   std::sort(sorted_new.begin(), sorted_new.end(), by_slot);
   for (const Dep& dep : old_deps) {
@@ -544,7 +543,9 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
   entry.nanos = static_cast<int64_t>(context.nanos);
   entry.reason = context.reason;
   entry.cause = context.cause;
-  std::vector<Dep> old_deps = CommitResults(engine, task, context, &result_changed, &entry);
+  // The previous dependencies and cells, freed (with the cells' values) after the lock.
+  DepsAndCells old = CommitResults(engine, task, context, new_deps, &result_changed, &entry);
+  const std::span<const Dep> old_deps = std::as_const(old).deps();
   engine.RecordExecution(entry);
   auto same_dep = [](const Dep& a, const Dep& b) {
     return a.slot == b.slot && a.observed == b.observed;
@@ -554,7 +555,7 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
   // Edges: drop those this execution no longer reads, add the new ones, and check each
   // read against the slot's current state; a change that raced with the execution makes
   // the result stale.
-  UnlinkDroppedDeps(engine, task, std::move(old_deps), new_deps);
+  UnlinkDroppedDeps(engine, task, old_deps, new_deps);
   // Before its record can be written (QueuePersist below): a changed observation is
   // logged with the snapshot that writes it, or an earlier one.
   const bool observation_changed = engine.CommitObservation(task, context);
@@ -569,7 +570,6 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
   ReadSummary added;
   {
     MutexLock lock(&task.mu);
-    task.deps = std::move(new_deps);
     const bool restored = task.unlinked;
     task.unlinked = false;
     // A task that read the world through an observation and no longer does (a racy file)

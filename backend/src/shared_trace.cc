@@ -321,8 +321,8 @@ bool BuildTrace(EngineImpl& engine, TaskState& task, TraceRecord* record) {
     MutexLock lock(&task.mu);
     if (task.phase != Phase::kClean || task.from_shared) return false;
     output = task.output;
-    cells = task.cells;
-    deps = task.deps;
+    cells.assign(task.cells().begin(), task.cells().end());
+    deps.assign(task.deps().begin(), task.deps().end());
   }
   constexpr bool kMayLoad = true;
   if (!SharedIdentity(engine, task, kMayLoad, &record->identity)) return false;

@@ -25,7 +25,7 @@ bool Output::SameAs(const Output& other) const {
 }
 
 const CellSlot* TaskState::FindCell(ValueTypeId type, uint32_t index) const {
-  for (const CellSlot& cell : cells) {
+  for (const CellSlot& cell : cells()) {
     if (cell.type == type && cell.index == index) return &cell;
   }
   return nullptr;
@@ -39,12 +39,7 @@ uint64_t TaskState::SlotChangedAt(RawVc slot) const {
 
 bool TaskState::HasEvictedValues() const {
   if (output.kind == OutputKind::kValue && output.value == nullptr) return true;
-  return std::any_of(cells.begin(), cells.end(),
-                     [](const CellSlot& cell) { return cell.value == nullptr; });
+  return std::ranges::any_of(cells(), [](const CellSlot& cell) { return cell.value == nullptr; });
 }
-
-// A million tasks is a common size: every 16 bytes here is 16 MB of resident memory (glibc
-// serves this record from a 304-byte chunk; 352 bytes while the cycle state was inline).
-static_assert(sizeof(TaskState) <= 296, "TaskState grew: see task_state.h, CycleState");
 
 }  // namespace turbine::internal

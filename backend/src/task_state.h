@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "dependent_set.h"
+#include "deps_and_cells.h"
 #include "mutex.h"
 #include "turbine/internal/engine_api.h"
 #include "turbine/internal/function_info.h"
@@ -42,20 +43,6 @@ enum class Phase : uint8_t {
 inline bool StampsCurrent(Phase phase) { return phase == Phase::kClean || phase == Phase::kEvicted; }
 
 enum class OutputKind : uint8_t { kNone, kValue, kRef, kError };
-
-struct CellSlot {
-  ValueTypeId type = 0;
-  uint32_t index = 0;
-  uint64_t changed_at = 0;  // change stamp, as TaskState::output_changed_at
-  std::shared_ptr<const void> value;
-};
-
-// Dep is one thing a task read: a slot (an output or a cell) and the change stamp the slot
-// carried when it was read. The task is still valid while every slot carries that stamp.
-struct Dep {
-  RawVc slot;  // normalized: Output(task) or Cell(task, type, index)
-  uint64_t observed = 0;
-};
 
 // kReadClosedCycle is the stamp recorded for a read that failed because it closed a cycle.
 // The slot is running then, so it has no final stamp yet: the edge is registered without a
@@ -117,7 +104,11 @@ struct TaskState {
   TaskState& operator=(const TaskState&) = delete;
 
   const TaskId id;
-  const uint64_t hash;  // of the components; the cache map's key hash
+  // Of the components; the cache map's key hash. Kept, though it could be computed again:
+  // without it a probe whose control byte matched by chance (one in about nine) reads the
+  // argument tuple to tell, a cache miss (turbo-cached-different-keys 221-236 -> 248 ns),
+  // and every growth of the map hashes every argument tuple again.
+  const uint64_t hash;
   const FunctionInfo* const fn;
   const RawVc receiver;
   void* const args;  // owned; the function's argument tuple
@@ -203,8 +194,8 @@ struct TaskState {
   // (input_summary.h): persisted with the result, so a restart can tell whether an input
   // change since then may have reached it. An input's is its own key's bits.
   uint64_t inputs ABSL_GUARDED_BY(mu) = 0;
-  std::vector<CellSlot> cells ABSL_GUARDED_BY(mu);
-  std::vector<Dep> deps ABSL_GUARDED_BY(mu);  // what the last execution read, in order
+  // What the last execution read, in order, and the cells it made (deps(), cells()).
+  DepsAndCells deps_and_cells ABSL_GUARDED_BY(mu);
   DependentSet dependents ABSL_GUARDED_BY(mu);
   Waiter* waiters ABSL_GUARDED_BY(mu) = nullptr;
   // This task's execution, as a caller of the task it waits for.
@@ -217,6 +208,15 @@ struct TaskState {
   // the waiter may clear it only after the task it names is clean and could be evicted
   // (reclaim.h).
   std::atomic<TaskId> waiting_on{kNoTask};
+
+  std::span<Dep> deps() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return deps_and_cells.deps(); }
+  std::span<const Dep> deps() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return deps_and_cells.deps();
+  }
+  std::span<CellSlot> cells() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return deps_and_cells.cells(); }
+  std::span<const CellSlot> cells() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return deps_and_cells.cells();
+  }
 
   CycleState& Cycle() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (cycle == nullptr) cycle = std::make_unique<CycleState>();
@@ -243,7 +243,7 @@ struct TaskState {
 
 // A million tasks are common: a field added to the record costs a megabyte per 8 bytes
 // (and a malloc size class per 16). Raise this on purpose, not by accident.
-static_assert(sizeof(TaskState) <= 248, "the task record grew");
+static_assert(sizeof(TaskState) <= 208, "the task record grew");
 
 // ObservationRecord is what a task saw outside the engine (observe.h): `key` is the kind,
 // a NUL, and the subject. Its summary bits are those of `change_key`, the key a change of

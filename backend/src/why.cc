@@ -106,7 +106,7 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
     if (task->fn->kind == FunctionKind::kInput) {
       current = DigestOf(task->output);
     } else {
-      deps = task->deps;
+      deps.assign(task->deps().begin(), task->deps().end());
     }
   }
 
