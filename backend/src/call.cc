@@ -106,8 +106,8 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   const TaskId id = stored_task != nullptr ? stored_task->id
                                            : next_task_id_.fetch_add(1, std::memory_order_relaxed);
   bool retry_input = false;
-  auto owned =
-      std::make_unique<TaskState>(id, key.hash, key.fn, key.receiver, key.fn->box_args(stack_args));
+  std::unique_ptr<TaskState> owned =
+      TaskState::Create(id, key.hash, key.fn, key.receiver, stack_args);
   TaskState* task = owned.get();
   // Loaded ahead, it is not used until something reads it; garbage collection counts a
   // task used when a task that read it is (gc.h), which covers the verification that

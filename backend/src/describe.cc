@@ -48,7 +48,7 @@ absl::StatusOr<DependencyGraph> EngineImpl::Describe(RawVc vc, const DescribeOpt
     node.receiver = task->receiver;
     node.session_dependent = task->fn->session_dependent;
     node.depth = depth_of[task->id];
-    task->fn->describe_args(task->args, &node.args);
+    task->fn->describe_args(task->args(), &node.args);
     {
       MutexLock lock(&task->mu);
       const bool has_output = task->output.kind != OutputKind::kNone;

@@ -282,7 +282,7 @@ bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
   batch.scratch.clear();
   {
     VcSink sink(&refs);  // the receiver and Vcs among the arguments
-    EncodeIdentity(*task.fn, task.receiver, task.args, &batch.scratch);
+    EncodeIdentity(*task.fn, task.receiver, task.args(), &batch.scratch);
   }
   record.identity = batch.scratch;
   // An input's value lives in the inputs table (written durably by SetInputs).

@@ -236,7 +236,7 @@ void EngineImpl::DistrustRestored(const std::vector<StampedBits>& changes) {
 const std::string& InputKeyOf(const std::tuple<std::string>& args) { return std::get<0>(args); }
 
 const std::string& InputKeyOf(const TaskState& input) {
-  return InputKeyOf(*static_cast<const std::tuple<std::string>*>(input.args));
+  return InputKeyOf(*static_cast<const std::tuple<std::string>*>(input.args()));
 }
 
 namespace {

@@ -356,7 +356,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   const auto start_time = std::chrono::steady_clock::now();
   // A body that parks may end on another thread: its slice belongs where it started.
   const uint64_t start_thread = engine->tracing() ? TraceThreadNumber() : 0;
-  ErasedTask body = task->fn->invoke(*task->fn, task->receiver, task->args);
+  ErasedTask body = task->fn->invoke(*task->fn, task->receiver, task->args());
   tls_context.exec = &context;
   co_await RunBody{body.handle};
   tls_context = ThreadContext{engine, nullptr};
@@ -371,7 +371,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     TraceEvent event;
     event.task = task->id;
     event.function = task->fn->name;
-    task->fn->describe_args(task->args, &event.args);
+    task->fn->describe_args(task->args(), &event.args);
     event.reason = std::string(ReasonName(context.reason));
     if (context.cause != kNoTask) event.reason += ": " + engine->DescribeTask(context.cause);
     event.start_nanos =

@@ -166,7 +166,7 @@ bool SharedIdentityAt(EngineImpl& engine, const TaskState& task, bool may_load, 
                       std::string* out) {
   return EncodeStable(
       engine, may_load, depth,
-      [&](std::string* bytes) { EncodeIdentity(*task.fn, task.receiver, task.args, bytes); },
+      [&](std::string* bytes) { EncodeIdentity(*task.fn, task.receiver, task.args(), bytes); },
       [](std::string_view bytes) {
         DecodedIdentity decoded;
         return DecodeIdentity(bytes, &decoded);

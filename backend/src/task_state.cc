@@ -24,6 +24,23 @@ bool Output::SameAs(const Output& other) const {
   return false;
 }
 
+std::unique_ptr<TaskState> TaskState::Create(TaskId id, uint64_t hash, const FunctionInfo* fn,
+                                            RawVc receiver, void* args) {
+  void* memory = ::operator new(ArgsOffset(*fn) + fn->args_size);
+  std::unique_ptr<TaskState> task(new (memory) TaskState(id, hash, fn, receiver));
+  if (fn->move_args_to != nullptr) fn->move_args_to(args, task->args());
+  return task;
+}
+
+TaskState::~TaskState() {
+  if (fn->destroy_args_at != nullptr) fn->destroy_args_at(args());
+}
+
+void TaskState::operator delete(TaskState* task, std::destroying_delete_t) {
+  task->~TaskState();
+  ::operator delete(task);
+}
+
 const CellSlot* TaskState::FindCell(ValueTypeId type, uint32_t index) const {
   for (const CellSlot& cell : cells()) {
     if (cell.type == type && cell.index == index) return &cell;

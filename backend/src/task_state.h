@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <utility>
@@ -97,11 +98,22 @@ struct Output {
 };
 
 struct TaskState {
-  TaskState(TaskId id, uint64_t hash, const FunctionInfo* fn, RawVc receiver, void* args)
-      : id(id), hash(hash), fn(fn), receiver(receiver), args(args) {}
-  ~TaskState() { fn->destroy_args(args); }
+  // Create allocates a record with the argument tuple right after it, moved there from
+  // `args`: one allocation per task, and a hit finds the tuple next to the record.
+  static std::unique_ptr<TaskState> Create(TaskId id, uint64_t hash, const FunctionInfo* fn,
+                                           RawVc receiver, void* args);
+  // `delete` of a record ends the tuple and frees the allocation Create made.
+  static void operator delete(TaskState* task, std::destroying_delete_t);
   TaskState(const TaskState&) = delete;
   TaskState& operator=(const TaskState&) = delete;
+
+  // The function's argument tuple (owned).
+  void* args() const {
+    return const_cast<char*>(reinterpret_cast<const char*>(this)) + ArgsOffset(*fn);
+  }
+  static size_t ArgsOffset(const FunctionInfo& fn) {
+    return (sizeof(TaskState) + fn.args_align - 1) & ~(fn.args_align - 1);
+  }
 
   const TaskId id;
   // Of the components; the cache map's key hash. Kept, though it could be computed again:
@@ -111,7 +123,6 @@ struct TaskState {
   const uint64_t hash;
   const FunctionInfo* const fn;
   const RawVc receiver;
-  void* const args;  // owned; the function's argument tuple
 
   // The day (since 1970-01-01) the task was last called: on a hit, a relaxed store only
   // when the day changed (EngineImpl::NoteUse). Next to the identity, which a hit reads.
@@ -239,11 +250,17 @@ struct TaskState {
   bool ReadsUncheckedWorld() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return (fn->session_dependent && !observed) || reads_session;
   }
+
+  ~TaskState();
+
+ private:
+  TaskState(TaskId id, uint64_t hash, const FunctionInfo* fn, RawVc receiver)
+      : id(id), hash(hash), fn(fn), receiver(receiver) {}
 };
 
 // A million tasks are common: a field added to the record costs a megabyte per 8 bytes
 // (and a malloc size class per 16). Raise this on purpose, not by accident.
-static_assert(sizeof(TaskState) <= 208, "the task record grew");
+static_assert(sizeof(TaskState) <= 200, "the task record grew");
 
 // ObservationRecord is what a task saw outside the engine (observe.h): `key` is the kind,
 // a NUL, and the subject. Its summary bits are those of `change_key`, the key a change of

@@ -48,7 +48,7 @@ std::string EngineImpl::DescribeTask(TaskId id) {
   TaskState* task = tasks_.Get(id);  // in memory: a verification just read it
   if (task == nullptr) return "@" + std::to_string(id);
   std::string text = task->fn->name + "(";
-  task->fn->describe_args(task->args, &text);
+  task->fn->describe_args(task->args(), &text);
   return text + ") @" + std::to_string(id);
 }
 

@@ -88,7 +88,7 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
   }
   step.function = task->fn->name;
   step.version = task->fn->version;
-  task->fn->describe_args(task->args, &step.args);
+  task->fn->describe_args(task->args(), &step.args);
   std::vector<Dep> deps;
   uint64_t last_execution = 0;
   OutputDigest current;
@@ -272,7 +272,7 @@ ExecutionRecord EngineImpl::RecordOf(const ExecutionEntry& entry) {
   record.sequence = entry.sequence;
   record.task = entry.task;
   record.function = entry.fn->name;
-  if (TaskState* task = tasks_.Get(entry.task)) task->fn->describe_args(task->args, &record.args);
+  if (TaskState* task = tasks_.Get(entry.task)) task->fn->describe_args(task->args(), &record.args);
   record.end_unix_micros = entry.end_unix_micros;
   record.duration_nanos = entry.nanos;
   record.reason = entry.reason;

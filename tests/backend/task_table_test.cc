@@ -14,13 +14,12 @@ namespace {
 FunctionInfo NoArgs() {
   FunctionInfo fn;
   fn.name = "test.table";
-  fn.destroy_args = [](void*) {};
   return fn;
 }
 const FunctionInfo kFunction = NoArgs();
 
 std::unique_ptr<TaskState> NewTask(TaskId id) {
-  return std::make_unique<TaskState>(id, id, &kFunction, RawVc{}, nullptr);
+  return TaskState::Create(id, id, &kFunction, RawVc{}, nullptr);
 }
 
 // Far apart: one in the first leaf, one past the 2^28 the table once ended at, one near

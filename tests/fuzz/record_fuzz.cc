@@ -30,9 +30,10 @@ void FuzzTaskRecord(std::string_view bytes) {
   if (!stored.has_value()) return;
   engine_private::DecodedIdentity identity;
   if (!engine_private::DecodeIdentity(stored->identity, &identity)) return;
-  // The task owns the decoded arguments from here on, as in the engine.
-  engine_private::TaskState task(stored->id, stored->hash, identity.fn, identity.receiver,
-                           std::exchange(identity.args, nullptr));
+  // The task moves the decoded arguments into its own, as in the engine.
+  std::unique_ptr<engine_private::TaskState> owned = engine_private::TaskState::Create(
+      stored->id, stored->hash, identity.fn, identity.receiver, identity.args);
+  engine_private::TaskState& task = *owned;
   engine_private::MutexLock lock(&task.mu);
   if (!engine_private::DecodeResult(stored->result, &task)) return;
   FUZZ_CHECK(task.output.kind == engine_private::OutputKind::kValue ||

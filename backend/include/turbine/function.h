@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -125,9 +126,10 @@ struct TupleOps<std::tuple<A...>> {
   static bool Equal(const void* a, const void* b) {
     return SameValue(*static_cast<const Tuple*>(a), *static_cast<const Tuple*>(b));
   }
-  static void* Box(void* stack_args) {
-    return new Tuple(std::move(*static_cast<Tuple*>(stack_args)));
+  static void MoveTo(void* args, void* place) {
+    new (place) Tuple(std::move(*static_cast<Tuple*>(args)));
   }
+  static void DestroyAt(void* place) { static_cast<Tuple*>(place)->~Tuple(); }
   static void Destroy(void* args) { delete static_cast<Tuple*>(args); }
   static void Serialize(const void* args, std::string* out) {
     SerializeTo(*static_cast<const Tuple*>(args), out);
@@ -242,7 +244,12 @@ void FillArgs(FunctionInfo& info) {
   info.args_type = ArgsTypeTag<Tuple>();
   info.hash_args = &Ops::Hash;
   info.equal_args = &Ops::Equal;
-  info.box_args = &Ops::Box;
+  static_assert(alignof(Tuple) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__,
+                "a task argument type is over-aligned");
+  info.args_size = sizeof(Tuple);
+  info.args_align = alignof(Tuple);
+  info.move_args_to = &Ops::MoveTo;
+  info.destroy_args_at = &Ops::DestroyAt;
   info.destroy_args = &Ops::Destroy;
   info.serialize_args = &Ops::Serialize;
   info.deserialize_args = &Ops::Deserialize;

@@ -61,10 +61,16 @@ struct FunctionInfo {
   // Argument tuple operations. `args` is always a pointer to the function's argument tuple.
   uint64_t (*hash_args)(const void* args, uint64_t seed) = nullptr;
   bool (*equal_args)(const void* a, const void* b) = nullptr;
-  // Moves a tuple that lives on the caller's stack into a new heap tuple (the only
-  // allocation of a task's identity, made on a true miss).
-  void* (*box_args)(void* stack_args) = nullptr;
-  void (*destroy_args)(void* boxed_args) = nullptr;
+  // The tuple's size and alignment: a task keeps its tuple right after its record, in the
+  // same allocation (the only one of a task's identity, made on a true miss).
+  size_t args_size = 0;
+  size_t args_align = 1;
+  // Moves a tuple (on the caller's stack, or a decoded one) into `place`, raw memory of
+  // args_size bytes; destroy_args_at ends the tuple there.
+  void (*move_args_to)(void* args, void* place) = nullptr;
+  void (*destroy_args_at)(void* place) = nullptr;
+  // Deletes a heap tuple, as deserialize_args makes.
+  void (*destroy_args)(void* heap_args) = nullptr;
   // Canonical bytes of an argument tuple (cereal binary): what the backing store keeps and
   // compares. Appends to `out`, so a caller can reuse one buffer.
   void (*serialize_args)(const void* args, std::string* out) = nullptr;
