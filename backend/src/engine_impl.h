@@ -160,12 +160,12 @@ class EngineImpl {
   const GcOptions& gc_options() const { return gc_options_; }
 
   // --- waiting for clean tasks (read_op.cc) ---
-  enum class Wait : uint8_t { kClean, kRanInline, kParked, kCycle };
-  // AwaitClean makes sure `task` is clean or parks `waiter` on it. `waiting_task` (may be
+  enum class Wait : uint8_t { kClean, kRanInline, kParked, kCycle, kCancelled };
+  // AwaitClean makes sure `task` is clean or parks `read` on it. `waiting_task` (may be
   // null) is the task whose progress depends on it, for cycle detection. On kCycle,
-  // `cycle` describes the cycle.
+  // `cycle` describes the cycle. kCancelled: the read's caller is cancelled.
   // `caller` is counted as waiting for `task` until the read ends (cancel.cc).
-  Wait AwaitClean(TaskState* task, Waiter* waiter, TaskState* waiting_task, Caller* caller,
+  Wait AwaitClean(TaskState* task, ReadOp* read, TaskState* waiting_task, Caller* caller,
                   std::string* cycle);
 
   // --- reads for servers (async_read.cc) ---

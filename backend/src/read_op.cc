@@ -6,6 +6,7 @@
 #include "cancel_state.h"
 #include "engine_impl.h"
 #include "reclaim.h"
+#include "turbine/internal/test_seams.h"
 
 namespace turbine::internal {
 namespace {
@@ -173,6 +174,10 @@ ReadOp::Step ReadOp::Steps(bool may_park) {
         continue;
       case EngineImpl::Wait::kParked:
         return Step::kParked;
+      case EngineImpl::Wait::kCancelled:
+        error_ = CancelledFailure();
+        if (saved_context_.exec != nullptr) saved_context_.exec->saw_cancellation = true;
+        return Step::kDone;
       case EngineImpl::Wait::kCycle:
         // The reader depends on the task it failed to read: when the cycle is broken, that
         // task's change reaches it like any other.
@@ -273,43 +278,46 @@ ReadOp::Hop ReadOp::HopClean(TaskState& task) {
   return Hop::kDone;
 }
 
-EngineImpl::Wait EngineImpl::AwaitClean(TaskState* task, Waiter* waiter, TaskState* waiting_task,
+EngineImpl::Wait EngineImpl::AwaitClean(TaskState* task, ReadOp* read, TaskState* waiting_task,
                                         Caller* caller, std::string* cycle) {
+  if (auto* seam = seams::before_counting_caller.load(std::memory_order_relaxed)) seam(task->id);
   TaskState* no_longer_waited_for = nullptr;
   bool parked = false;
   bool closes_cycle = false;
+  bool cancelled = false;
   {
     MutexLock lock(&task->mu);
     if (task->gone) return Wait::kClean;  // evicted whole: the reader looks the id up again
-    switch (task->phase) {
-      case Phase::kClean:
-        return Wait::kClean;
-      case Phase::kEvicted:
-        task->reload_only = true;
-        [[fallthrough]];
-      case Phase::kScheduled:
-      case Phase::kDirty:
+    if (task->phase == Phase::kClean) return Wait::kClean;
+    if (task->phase == Phase::kRunning && waiting_task != nullptr) {
+      waiting_task->waiting_on.store(task->id);
+      if (ChainReaches(*this, task, waiting_task)) {
+        waiting_task->waiting_on.store(kNoTask);
+        closes_cycle = true;
+      }
+    }
+    if (!closes_cycle) {
+      no_longer_waited_for = CountCaller(caller, *task);
+      // The read saw its caller not cancelled before it took this lock. A cancellation
+      // since then took the caller's count off the task it was counted on before (or found
+      // none) and never saw this one, so the read looks again now that it counts here.
+      if (read->CallerCancelled()) {
+        if (caller->counted_on.exchange(nullptr) == task) --task->callers;
+        if (waiting_task != nullptr) waiting_task->waiting_on.store(kNoTask);
+        cancelled = true;
+      } else if (task->phase == Phase::kRunning) {
+        read->next = task->waiters;
+        task->waiters = read;
+        parked = true;  // from here on the read may be resumed by another thread
+      } else {
+        if (task->phase == Phase::kEvicted) task->reload_only = true;
         task->phase = Phase::kRunning;  // claimed: this thread runs or queues the refresh
         task->cancelled.store(false, std::memory_order_relaxed);  // somebody wants it
-        no_longer_waited_for = CountCaller(caller, *task);
-        break;
-      case Phase::kRunning:
-        if (waiting_task != nullptr) {
-          waiting_task->waiting_on.store(task->id);
-          if (ChainReaches(*this, task, waiting_task)) {
-            waiting_task->waiting_on.store(kNoTask);
-            closes_cycle = true;
-            break;
-          }
-        }
-        no_longer_waited_for = CountCaller(caller, *task);
-        waiter->next = task->waiters;
-        task->waiters = waiter;
-        parked = true;  // from here on `waiter` may be resumed by another thread
-        break;
+      }
     }
   }
   UncountCaller(no_longer_waited_for);
+  if (cancelled) return Wait::kCancelled;
   if (closes_cycle) {
     cycle_count.fetch_add(1, std::memory_order_relaxed);
     *cycle = DescribeCycle(waiting_task, task);

@@ -3,10 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <memory>
+#include <thread>
 
 #include "turbine/engine.h"
+#include "turbine/internal/test_seams.h"
 
 namespace {
 
@@ -140,6 +143,65 @@ TEST(Cancel, AReadCancelledBeforeItRunsStartsNothing) {
   // once this read is answered the hint was taken (and dropped).
   EXPECT_TRUE(StartRead(engine, constant(5).raw(), CancelToken()).get().status.ok());
   EXPECT_EQ(spin_starts.load(), 0);
+}
+
+// A cancellation that lands after a read has seen its caller not cancelled, and before it
+// counts itself as a caller of the task it reads, still ends the read. The seam puts the
+// cancellation there: it finds the execution counted nowhere (it is between two reads), so
+// only the read itself can notice. Before, the read parked on spin, which kept running for
+// another caller, and the cancelled execution stayed suspended until spin ended.
+std::atomic<turbine::TaskId> seam_target{turbine::kNoTask};
+std::atomic<const CancelToken*> seam_cancels{nullptr};
+std::atomic<int> watched_ended{0};
+
+Task<int64_t> WatchedImpl(int64_t key) {
+  struct Ended {
+    ~Ended() { watched_ended.fetch_add(1); }
+  } ended;  // the frame goes when the body ends, however it ends
+  co_return 1 + co_await spin(key);
+}
+inline const turbine::Function<WatchedImpl> watched{"test.cancel.watched", 1};
+
+bool EndsWithin(std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (watched_ended.load() == 0) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+TEST(Cancel, ACancellationJustBeforeAReadCountsItselfStillEndsTheRead) {
+  ResetSpin();
+  Engine engine(turbine::EngineOptions{.worker_threads = 2});
+  Engine::Scope scope(engine);
+  CancelToken keeps;
+  std::future<Engine::AsyncRead> kept = StartRead(engine, spin(7).raw(), keeps);
+  WaitForStarts(1);
+
+  CancelToken token;
+  seam_target = spin(7).raw().task;
+  seam_cancels = &token;
+  turbine::internal::seams::before_counting_caller = [](turbine::TaskId awaited) {
+    if (awaited != seam_target.load()) return;
+    if (const CancelToken* cancel = seam_cancels.exchange(nullptr)) cancel->Cancel();
+  };
+  watched_ended = 0;
+  std::future<Engine::AsyncRead> read = StartRead(engine, watched(7).raw(), token);
+  const bool answered = read.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+  const bool ended = EndsWithin(std::chrono::seconds(20));
+  const bool spin_was_running = spin_cancelled.load() == 0;
+  turbine::internal::seams::before_counting_caller = nullptr;
+  spin_release = true;
+  EXPECT_TRUE(answered);
+  EXPECT_TRUE(ended) << "the cancelled execution waited for a task that ran for someone else";
+  EXPECT_EQ(seam_cancels.load(), nullptr) << "the seam never cancelled";
+  EXPECT_EQ(read.get().status.code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(spin_was_running);
+
+  const Engine::AsyncRead other = kept.get();
+  ASSERT_TRUE(other.status.ok()) << other.status;
+  EXPECT_EQ(*static_cast<const int64_t*>(other.value.get()), 7);
 }
 
 }  // namespace

@@ -129,6 +129,9 @@ class ReadOp : public Waiter {
     if (waiting_task_ != nullptr) return TaskCaller(waiting_task_);
     return external_caller_ != nullptr ? external_caller_ : &own_caller_;
   }
+  // CallerCancelled: whoever this read is for is gone (its token, its task's execution,
+  // or the engine stopping).
+  bool CallerCancelled() const;
 
  private:
   enum class Step : uint8_t { kDone, kParked, kNotReady };
@@ -136,7 +139,6 @@ class ReadOp : public Waiter {
   Hop HopClean(TaskState& task);
   Step Run(bool may_park);
   Step Steps(bool may_park);
-  bool CallerCancelled() const;
   void EndWait();
   static Caller* TaskCaller(TaskState* task);
   static void WakeCoroutine(Waiter* self);
