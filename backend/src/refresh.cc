@@ -313,9 +313,10 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
       adopted.task = task;
       adopted.adopted = true;
       bool same = true;
+      RawVc previous;
       for (const TraceDep& traced : trace.deps) {
         RawVc slot;
-        if (!ResolveTraceDep(*engine, traced, &slot)) {
+        if (!ResolveTraceDep(*engine, traced, previous, &slot)) {
           same = false;
           break;
         }
@@ -335,6 +336,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
           break;
         }
         adopted.RecordRead(slot, observed);
+        previous = slot;
       }
       engine->DropPrefetched(prefetched);
       if (same && AdoptTrace(*engine, trace, &adopted)) {

@@ -278,12 +278,18 @@ bool SlotDigest(EngineImpl& engine, const TaskState& task, RawVc slot, std::stri
         // A reference is named the way a trace names a dependency: by the stable identity
         // of the task it points into (its own, or another's) and the slot. What it leads
         // to is a dependency of its own, with its own digest.
+        // A machine-local task (a file's content under its inode and times) by its
+        // function alone: the digest of its own slot, the next dependency, is its value.
         std::string target_identity;
         if (output.ref.task == task.id) {
           target_identity = "self";
         } else {
           const TaskState* target = engine.InMemory(output.ref.task);
-          if (target == nullptr || !SharedIdentity(engine, *target, kMayLoad, &target_identity)) {
+          if (target == nullptr) return false;
+          if (target->fn->machine_local) {
+            target_identity = "machine-local " + target->fn->name + "@" +
+                              std::to_string(target->fn->version);
+          } else if (!SharedIdentity(engine, *target, kMayLoad, &target_identity)) {
             return false;
           }
         }
@@ -352,11 +358,18 @@ bool BuildTrace(EngineImpl& engine, TaskState& task, TraceRecord* record) {
     if (!ValueBytes(engine, kMayLoad, type, cell.value.get(), &traced.bytes)) return false;
     record->cells.push_back(std::move(traced));
   }
+  RawVc previous_ref;  // where the previous dependency's output led, if it is a reference
   for (const Dep& dep : deps) {
     TaskState* target = engine.Task(dep.slot.task);
     if (target == nullptr) return false;
     TraceDep traced;
-    if (!SharedIdentity(engine, *target, kMayLoad, &traced.identity)) return false;
+    if (target->fn->machine_local) {
+      // Named by the reference that led to it (TraceDep); read any other way, it could
+      // not be found on another machine.
+      if (previous_ref.task != dep.slot.task) return false;
+    } else if (!SharedIdentity(engine, *target, kMayLoad, &traced.identity)) {
+      return false;
+    }
     MutexLock lock(&target->mu);
     // The value it saw must still be there: otherwise the digest would describe another.
     if (target->phase != Phase::kClean || target->SlotChangedAt(dep.slot) != dep.observed) {
@@ -367,6 +380,9 @@ bool BuildTrace(EngineImpl& engine, TaskState& task, TraceRecord* record) {
       traced.slot_index = dep.slot.index;
     }
     if (!SlotDigest(engine, *target, dep.slot, &traced.digest)) return false;
+    previous_ref = dep.slot.is_output() && target->output.kind == OutputKind::kRef
+                       ? target->output.ref
+                       : RawVc();
     record->deps.push_back(std::move(traced));
   }
   return true;
@@ -415,9 +431,17 @@ bool AdoptTrace(EngineImpl& engine, const TraceRecord& record, ExecContext* cont
   return true;
 }
 
-bool ResolveTraceDep(EngineImpl& engine, const TraceDep& dep, RawVc* slot) {
+bool ResolveTraceDep(EngineImpl& engine, const TraceDep& dep, RawVc previous, RawVc* slot) {
   RawVc output;
-  if (!CallByName(engine, dep.identity, 0, &output)) return false;
+  if (dep.identity.empty()) {
+    TaskState* before = previous.is_output() ? engine.Task(previous.task) : nullptr;
+    if (before == nullptr) return false;
+    MutexLock lock(&before->mu);
+    if (!StampsCurrent(before->phase) || before->output.kind != OutputKind::kRef) return false;
+    output = RawVc::Output(before->output.ref.task);
+  } else if (!CallByName(engine, dep.identity, 0, &output)) {
+    return false;
+  }
   if (dep.slot_type.empty()) {
     *slot = output;
     return true;

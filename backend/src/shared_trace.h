@@ -37,7 +37,7 @@ namespace turbine::internal {
 
 class EngineImpl;
 
-inline constexpr uint32_t kTraceFormatVersion = 2;
+inline constexpr uint32_t kTraceFormatVersion = 3;
 // Bounds of a stable name: levels of references, and bytes.
 inline constexpr int kMaxNameDepth = 8;
 inline constexpr size_t kMaxNameBytes = 64 * 1024;
@@ -49,6 +49,9 @@ struct TraceCell {
 };
 
 struct TraceDep {
+  // The stable identity of the task read; "" for a machine-local task (a file's content
+  // under its inode and times) reached through the previous dependency's reference: its
+  // identity means nothing on another machine, where that reference leads matters.
   std::string identity;
   std::string slot_type;  // "" : the output
   uint32_t slot_index = 0;
@@ -94,7 +97,9 @@ bool BuildTrace(EngineImpl& engine, TaskState& task, TraceRecord* record);
 bool AdoptTrace(EngineImpl& engine, const TraceRecord& record, ExecContext* context);
 
 // ResolveTraceDep finds (or creates) the task a dependency names, here, and the slot it
-// read; false if its identity does not decode here.
-bool ResolveTraceDep(EngineImpl& engine, const TraceDep& dep, RawVc* slot);
+// read; false if its identity does not decode here. `previous` is the slot the previous
+// dependency resolved to, read clean just before (none for the first): a dependency
+// without an identity is where that slot's reference leads here.
+bool ResolveTraceDep(EngineImpl& engine, const TraceDep& dep, RawVc previous, RawVc* slot);
 
 }  // namespace turbine::internal

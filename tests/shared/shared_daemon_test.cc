@@ -2,6 +2,7 @@
 // machine, sharing results through the real Redis Cluster of the `redis_cluster` fixture.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -126,6 +127,54 @@ TEST_F(SharedDaemons, TreeSummaryIsSharedFileStatsAreNot) {
   EXPECT_EQ(on_c.source, v1::SOURCE_EXECUTED);
   EXPECT_EQ(c.Executions("tree.summary"), 1u);
   EXPECT_EQ(c.Executions("tree.dir"), 2u);
+}
+
+// A file read by fs.read is verified by its content: the same bytes under another inode
+// and other times (a file replaced by a copy, or the same tree on another machine) still
+// let a reader adopt text.lines. Before, the trace named the content's machine-local task
+// by its inode and times, and every such reader executed.
+TEST_F(SharedDaemons, AFileIsVerifiedByItsContentNotItsInode) {
+  ASSERT_NE(url_, "redis://");
+  TempDir tree;
+  const std::filesystem::path file = tree.path() / "a.txt";
+  const auto write_old = [](const std::filesystem::path& path) {
+    std::ofstream(path) << "one\ntwo\nthree\n";
+    std::filesystem::last_write_time(
+        path, std::filesystem::file_time_type::clock::now() - std::chrono::seconds(10));
+  };
+  write_old(file);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // past the racy second
+  Machine a(url_, ns_, "readwrite");
+  const client::CallResult on_a = a.Call("text.lines", {Str(file.string())});
+  EXPECT_EQ(on_a.value.value_or(v1::Value()).int_value(), 3);
+  a.WaitPublished(1);
+
+  struct stat before {};
+  ASSERT_EQ(stat(file.c_str(), &before), 0);
+  write_old(tree.path() / "copy");
+  std::filesystem::rename(tree.path() / "copy", file);
+  struct stat after {};
+  ASSERT_EQ(stat(file.c_str(), &after), 0);
+  ASSERT_NE(before.st_ino, after.st_ino);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+
+  Machine b(url_, ns_, "read");
+  const client::CallResult on_b = b.Call("text.lines", {Str(file.string())});
+  EXPECT_EQ(on_b.value.value_or(v1::Value()).int_value(), 3);
+  EXPECT_EQ(on_b.source, v1::SOURCE_SHARED);
+  EXPECT_EQ(b.Executions("text.lines"), 0u);
+  EXPECT_EQ(b.Stats().shared_verify_failures(), 0u);
+
+  // Different bytes: verification fails at the content, and text.lines runs.
+  std::ofstream(file, std::ios::app) << "four\n";
+  std::filesystem::last_write_time(
+      file, std::filesystem::file_time_type::clock::now() - std::chrono::seconds(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  Machine c(url_, ns_, "read");
+  const client::CallResult on_c = c.Call("text.lines", {Str(file.string())});
+  EXPECT_EQ(on_c.value.value_or(v1::Value()).int_value(), 4);
+  EXPECT_EQ(on_c.source, v1::SOURCE_EXECUTED);
+  EXPECT_EQ(c.Executions("text.lines"), 1u);
 }
 
 // fs.path(dir) -> Path.join("sub") -> Path.asset() -> Asset.content(): every call after the
