@@ -63,9 +63,9 @@ CellSource Classify(const std::string& name, const std::optional<WireValue>& inp
     // The engine's message for an input that was never set; anything else (say, an input
     // set in-process with a non-wire type) is reported as is.
     if (read_error == "input '" + Echo(name) + "' is not set") {
-      source.error = "cell " + name + " is not defined";
+      source.error = "cell " + Echo(name) + " is not defined";
     } else {
-      source.error = "cell " + name + ": " + read_error;
+      source.error = "cell " + Echo(name) + ": " + read_error;
     }
   } else if (input->is<int64_t>()) {
     source.number = input->as<int64_t>();
@@ -74,33 +74,34 @@ CellSource Classify(const std::string& name, const std::optional<WireValue>& inp
     if (formula.ok()) {
       source.formula = std::move(*formula);
     } else {
-      source.error = "cell " + name + ": " + std::string(formula.status().message());
+      source.error = "cell " + Echo(name) + ": " + std::string(formula.status().message());
     }
   } else {
     source.error =
-        "cell " + name + ": expected an integer or a formula string, got " + KindOf(*input);
+        "cell " + Echo(name) + ": expected an integer or a formula string, got " + KindOf(*input);
   }
   return source;
 }
 
 void CheckCellName(const std::string& function, const std::string& name) {
   if (!sheet::IsCellName(name)) {
-    Fail(function + ": '" + name +
+    Fail(function + ": '" + Echo(name) +
          "' is not a cell name (letters, digits and '_', not starting with a digit)");
   }
 }
 
 std::string CycleMessage(const std::vector<std::string>& path) {
-  std::string text = std::string(kSheetCyclePrefix) + path.front() + " refers to itself (";
-  for (size_t i = 0; i < path.size(); ++i) text += (i > 0 ? " -> " : "") + path[i];
+  std::string text = std::string(kSheetCyclePrefix) + Echo(path.front()) + " refers to itself (";
+  for (size_t i = 0; i < path.size(); ++i) text += (i > 0 ? " -> " : "") + Echo(path[i]);
   return text + ")";
 }
 
 // LongCycleMessage names a cycle the walk could not trace back within kCycleSearchCells.
 std::string LongCycleMessage(const std::string& name, const std::string& next) {
-  return std::string(kSheetCyclePrefix) + name + " refers to itself (" + name + " -> " + next +
-         " -> ... -> " + name + ", a cycle through more than " + std::to_string(kCycleSearchCells) +
-         " cells)";
+  const std::string cell = Echo(name);
+  return std::string(kSheetCyclePrefix) + cell + " refers to itself (" + cell + " -> " +
+         Echo(next) + " -> ... -> " + cell + ", a cycle through more than " +
+         std::to_string(kCycleSearchCells) + " cells)";
 }
 
 // IsEngineCycle tells whether a read failed with the engine's own cycle error: the reading
@@ -119,7 +120,8 @@ bool MayLeadBack(const std::string& ref, const absl::Status& error) {
   if (error.code() != absl::StatusCode::kFailedPrecondition) return false;
   const std::string_view message(error.message().data(), error.message().size());
   if (!message.starts_with(kSheetCyclePrefix)) return true;
-  return message.substr(kSheetCyclePrefix.size()).starts_with(ref + " refers");
+  // Named as CycleMessage names it (a long name cut, the same way every time).
+  return message.substr(kSheetCyclePrefix.size()).starts_with(Echo(ref) + " refers");
 }
 
 Task<std::vector<std::string>> RefsImpl(std::string name);

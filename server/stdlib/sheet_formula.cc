@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "turbine/error.h"
+#include "turbine/text.h"
 
 namespace turbine::stdlib::sheet {
 namespace {
@@ -104,7 +105,7 @@ class Parser {
 
   Expr ParseCall(std::string name, size_t start) {
     if (name != "sum" && name != "min" && name != "max") {
-      Error(start, "unknown function '" + name + "' (there are sum, min and max)");
+      Error(start, "unknown function '" + Echo(name) + "' (there are sum, min and max)");
     }
     Enter();
     ++pos_;  // '('
@@ -130,7 +131,7 @@ class Parser {
     const auto [end, ec] =
         std::from_chars(text_.data() + start, text_.data() + pos_, number.number);
     if (ec != std::errc()) {
-      Error(start, "the number " + std::string(text_.substr(start, pos_ - start)) +
+      Error(start, "the number " + Echo(text_.substr(start, pos_ - start)) +
                        " does not fit in 64 bits");
     }
     return number;
@@ -257,7 +258,7 @@ class Evaluator {
   }
 
   [[noreturn]] void Error(const std::string& what) {
-    Fail("cell " + std::string(cell_) + ": " + what);
+    Fail("cell " + Echo(cell_) + ": " + what);
   }
 
   std::string_view cell_;

@@ -246,6 +246,35 @@ TEST_F(SheetTest, ABadCellNameIsAnError) {
   EXPECT_FALSE(sheet_.Eval("").ok);
 }
 
+// A message repeats at most 1 KiB of a name or a token, then its size: a cell name, a
+// function name or a number of 100,000 bytes made a message of 100,000 bytes, cached.
+TEST_F(SheetTest, LongNamesAreCutInMessages) {
+  // Names at most `names` times in one message (a cycle's names its cells and the first again).
+  const auto short_enough = [](const CellResult& result, size_t size, size_t names = 1) {
+    return !result.ok && result.error.size() < names * 1100 + 200 &&
+           result.error.find("...(" + std::to_string(size) + " bytes)") != std::string::npos;
+  };
+  const std::string bad_name = "1" + std::string(99'999, 'x');
+  EXPECT_TRUE(short_enough(sheet_.Eval(bad_name), bad_name.size()));
+  const std::string undefined(5'000, 'u');
+  EXPECT_TRUE(short_enough(sheet_.Eval(undefined), undefined.size()));
+  const std::string function(100'000, 's');
+  EXPECT_TRUE(short_enough(Formula("1 + " + function + "(1)"), function.size()));
+  const std::string digits(100'000, '9');
+  EXPECT_TRUE(short_enough(Formula(digits), digits.size()));
+
+  // A cycle through two long names is still found and named on both, cut.
+  const std::string first = "p" + std::string(50'000, 'a');
+  const std::string second = "q" + std::string(50'000, 'b');
+  ASSERT_TRUE(sheet_.Set({{first, Str(second + " + 1")}, {second, Str(first + " * 2")}}));
+  for (const std::string& cell : {first, second}) {
+    const CellResult cycle = sheet_.Eval(cell);
+    EXPECT_TRUE(short_enough(cycle, first.size(), 4)) << cycle.error.size();
+    EXPECT_EQ(cycle.error.rfind("cycle detected: sheet cell " + cell.substr(0, 10), 0), 0u);
+    EXPECT_EQ(cycle.code, kFailedPrecondition);
+  }
+}
+
 TEST_F(SheetTest, ErrorsHealWhenTheInputIsFixed) {
   ASSERT_TRUE(
       sheet_.Set({{"n", Int(10)}, {"d", Int(0)}, {"q", Str("n / d")}, {"r", Str("q + 1")}}));
