@@ -302,28 +302,36 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "crash or kill -9 then has little log to replay (0: never)")
       ->check(duration)
       ->capture_default_str();
-  app.add_option("--shared-cache", flags->shared_cache,
-                 "share results with other daemons through Redis Cluster (or one Redis): "
-                 "redis://HOST:PORT[,HOST:PORT...], seed nodes")
-      ->type_name("URL");
+  CLI::Option* shared_cache =
+      app.add_option("--shared-cache", flags->shared_cache,
+                     "share results with other daemons through Redis Cluster (or one Redis): "
+                     "redis://HOST:PORT[,HOST:PORT...], seed nodes")
+          ->type_name("URL");
+  // The settings of the shared cache mean nothing without one: given alone, a mistake.
   app.add_option("--shared-cache-namespace", flags->shared_cache_namespace,
                  "only daemons with the same namespace see each other's results")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(shared_cache);
   app.add_option("--shared-cache-mode", flags->shared_cache_mode,
                  "read: adopt verified results; readwrite: also publish what this daemon "
                  "executes")
       ->check(CLI::IsMember({"read", "readwrite"}))
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(shared_cache);
+  CLI::Option* password_file =
+      app.add_option("--shared-cache-password-file", flags->shared_cache_password_file,
+                     "file holding the Redis password (AUTH)")
+          ->check(CLI::ExistingFile)
+          ->needs(shared_cache);
   app.add_option("--shared-cache-user", flags->shared_cache_user,
-                 "Redis ACL user to authenticate as (with --shared-cache-password-file)");
-  app.add_option("--shared-cache-password-file", flags->shared_cache_password_file,
-                 "file holding the Redis password (AUTH)")
-      ->check(CLI::ExistingFile);
+                 "Redis ACL user to authenticate as (with --shared-cache-password-file)")
+      ->needs(password_file);
   app.add_option("--shared-cache-timeout-ms", flags->shared_cache_timeout_ms,
                  "longest a shared cache lookup may take; slower is a miss, and a dead "
                  "cluster is retried once a second")
       ->check(CLI::Range(1, 60'000))
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(shared_cache);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

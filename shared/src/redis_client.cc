@@ -78,8 +78,16 @@ absl::StatusOr<std::vector<std::string>> ParseRedisUrl(std::string_view url) {
   if (!url.starts_with(kScheme)) {
     return absl::InvalidArgumentError(Cat("shared cache address must start with redis://: ", url));
   }
+  const std::string_view rest = url.substr(kScheme.size());
+  if (const size_t at = rest.find('@'); at != std::string_view::npos) {
+    // Not echoed: what comes before the @ may be a password.
+    return absl::InvalidArgumentError(
+        Cat("shared cache address must not hold a user or password (redis://...@",
+            rest.substr(at + 1),
+            "): give them with --shared-cache-user and --shared-cache-password-file"));
+  }
   std::vector<std::string> seeds;
-  for (std::string_view part : Split(url.substr(kScheme.size()), ',')) {
+  for (std::string_view part : Split(rest, ',')) {
     std::string host;
     int port = 0;
     if (!SplitAddress(part, &host, &port)) {
@@ -358,7 +366,12 @@ class RedisClient::Impl {
     std::array<std::string, kSlotCount> owners;
     bool cluster = true;
     if (reply.type == REDIS_REPLY_ERROR) {
-      if (ReplyText(&reply).find("cluster support disabled") == std::string_view::npos) {
+      const std::string_view text = ReplyText(&reply);
+      if (text.starts_with("NOAUTH") || text.starts_with("WRONGPASS") ||
+          text.starts_with("NOPERM")) {
+        return absl::PermissionDeniedError(Cat("shared cache at ", address, ": ", text));
+      }
+      if (text.find("cluster support disabled") == std::string_view::npos) {
         return absl::UnavailableError(
             Cat("CLUSTER SLOTS failed on ", address, ": ", ReplyText(&reply)));
       }
@@ -412,7 +425,8 @@ absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Connect(RedisOptions o
   auto impl = std::make_unique<Impl>(std::move(options));
   // Start-up may take longer than a lookup: a few timeouts' worth.
   absl::Status status = impl->RefreshSlots(Clock::now() + std::chrono::seconds(lazily ? 1 : 5));
-  if (!status.ok() && !lazily) return status;
+  // Refused credentials are a setting to fix, not a cluster that may come up later.
+  if (!status.ok() && (!lazily || absl::IsPermissionDenied(status))) return status;
   if (!status.ok()) impl->RefreshLater();
   return std::unique_ptr<RedisClient>(new RedisClient(std::move(impl)));
 }

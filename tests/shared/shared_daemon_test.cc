@@ -288,5 +288,39 @@ TEST_F(SharedDaemons, ADaemonStartsWhileTheCacheIsDownAndABadUrlIsRefused) {
   EXPECT_NE(bad.log().find("redis://"), std::string::npos) << bad.log();
 }
 
+// Settings of the shared cache that cannot work are refused at start (exit 2, a bad
+// setting), never silently dropped; a password never reaches the log.
+TEST_F(SharedDaemons, SharedCacheSettingsThatCannotWorkAreRefused) {
+  ASSERT_NE(url_, "redis://");
+  TempDir dir;
+  const std::string password_file = (dir.path() / "password").string();
+  std::ofstream(password_file) << "hunter2\n";
+  const std::string data = (dir.path() / "data").string();
+  const std::string seed = url_.substr(std::string("redis://").size());
+  const auto refused = [&](const std::vector<std::string>& flags, const std::string& says) {
+    std::vector<std::string> args = {"--data-dir", data};
+    args.insert(args.end(), flags.begin(), flags.end());
+    DaemonProcess daemon;
+    if (daemon.Start(args)) return ::testing::AssertionFailure() << "started";
+    const int status = daemon.Reap();
+    if (status != 2) return ::testing::AssertionFailure() << "exit " << status << daemon.log();
+    if (daemon.log().find(says) == std::string::npos) {
+      return ::testing::AssertionFailure() << "no '" << says << "' in: " << daemon.log();
+    }
+    if (daemon.log().find("hunter2") != std::string::npos) {
+      return ::testing::AssertionFailure() << "the password was logged: " << daemon.log();
+    }
+    return ::testing::AssertionSuccess();
+  };
+  // Before, each of these started: the credentials in the URL were logged and never used,
+  // the user was dropped, the mode ignored, and a refused password read "does not answer".
+  EXPECT_TRUE(refused({"--shared-cache", "redis://admin:hunter2@" + seed}, "--shared-cache-user"));
+  EXPECT_TRUE(refused({"--shared-cache", url_, "--shared-cache-user", "writer"},
+                      "--shared-cache-password-file"));
+  EXPECT_TRUE(refused({"--shared-cache-mode", "readwrite"}, "--shared-cache"));
+  EXPECT_TRUE(refused({"--shared-cache", url_, "--shared-cache-password-file", password_file},
+                      "AUTH"));
+}
+
 }  // namespace
 }  // namespace turbine::testing

@@ -52,7 +52,8 @@ absl::StatusOr<std::vector<std::string>> ParseRedisUrl(std::string_view url);
 class RedisClient {
  public:
   // Connect reads the slot map from the seeds. Fails (UNAVAILABLE) if none answers, unless
-  // `connect_lazily`.
+  // `connect_lazily`; PERMISSION_DENIED if the server refuses the credentials (or asks for
+  // some), lazily or not.
   static absl::StatusOr<std::unique_ptr<RedisClient>> Connect(RedisOptions options);
   ~RedisClient();
   RedisClient(const RedisClient&) = delete;
