@@ -253,7 +253,8 @@ absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& requ
   }
   for (int i = 0; i < request.args_size(); ++i) {
     if (TaskId missing = MissingTask(request.args(i)); missing != kNoTask) {
-      return absl::NotFoundError("argument " + std::to_string(i) + " refers to task " +
+      // Numbered from 1, as every other message about an argument.
+      return absl::NotFoundError("argument " + std::to_string(i + 1) + " refers to task " +
                                  std::to_string(missing) + ", which does not exist");
     }
   }

@@ -271,7 +271,7 @@ TEST(BadInput, AReferenceToATaskThatDoesNotExistIsNotFound) {
   *list.mutable_list_value()->add_items() = ref;
   status = live.Call(Request("demo.fib", {list}), &reply);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
-  EXPECT_NE(status.error_message().find("refers to task 888888"), std::string::npos)
+  EXPECT_NE(status.error_message().find("argument 1 refers to task 888888"), std::string::npos)
       << status.error_message();
   EXPECT_EQ(live.server->engine().Stats().tasks, tasks_before);
 
