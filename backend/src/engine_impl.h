@@ -636,6 +636,8 @@ class EngineImpl {
   std::mutex publish_mu_;
   std::condition_variable publish_wake_;
   std::vector<TaskId> publish_queue_ ABSL_GUARDED_BY(publish_mu_);
+  // The queue overflowed since it was last empty (logged once for each overflow).
+  bool publish_overflowed_ ABSL_GUARDED_BY(publish_mu_) = false;
   size_t publishing_ ABSL_GUARDED_BY(publish_mu_) = 0;  // taken from the queue, being written
   bool stopping_publish_ ABSL_GUARDED_BY(publish_mu_) = false;
   std::thread publish_thread_;

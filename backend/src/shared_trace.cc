@@ -576,6 +576,12 @@ void EngineImpl::QueueSharedPublish(TaskId id) {
     std::lock_guard<std::mutex> lock(publish_mu_);
     if (publish_queue_.size() >= shared_.max_queued) {
       shared_publish_dropped.fetch_add(1, std::memory_order_relaxed);
+      if (!std::exchange(publish_overflowed_, true)) {
+        Log(LogLevel::kWarning,
+            "shared cache: " + std::to_string(shared_.max_queued) +
+                " traces wait to be published; what executes before they are is not shared "
+                "(counted as not published)");
+      }
       return;
     }
     publish_queue_.push_back(id);
@@ -589,6 +595,7 @@ void EngineImpl::PublishLoop() {
   while (true) {
     publish_wake_.wait(lock, [&] { return stopping_publish_ || !publish_queue_.empty(); });
     if (stopping_publish_) return;
+    if (publish_queue_.size() < shared_.max_queued / 2) publish_overflowed_ = false;
     std::vector<TaskId> ids;
     const size_t n = std::min(kBatch, publish_queue_.size());
     ids.assign(publish_queue_.begin(), publish_queue_.begin() + static_cast<ptrdiff_t>(n));
@@ -619,7 +626,7 @@ void EngineImpl::PublishLoop() {
       if (status.ok()) {
         shared_published.fetch_add(records.size(), std::memory_order_relaxed);
       } else {
-        shared_errors.fetch_add(1, std::memory_order_relaxed);
+        // Not an error of a lookup (shared_errors counts lookups, by result): dropped.
         shared_publish_dropped.fetch_add(records.size(), std::memory_order_relaxed);
         if (!shared_degraded_.exchange(true)) {
           Log(LogLevel::kWarning, "shared cache: publishing failed: " + status.ToString());

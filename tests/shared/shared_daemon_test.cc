@@ -288,6 +288,28 @@ TEST_F(SharedDaemons, ADaemonStartsWhileTheCacheIsDownAndABadUrlIsRefused) {
   EXPECT_NE(bad.log().find("redis://"), std::string::npos) << bad.log();
 }
 
+// Lookups are counted once each, by result: a publish that fails is a dropped trace, not
+// a lookup's error. Before, each failed publish batch counted an error too, and the results
+// added up to more than the lookups.
+TEST_F(SharedDaemons, LookupResultsAddUpToTheLookupsWhenPublishingFails) {
+  const int port = FreeLoopbackPort();
+  Machine a("redis://127.0.0.1:" + std::to_string(port), ns_, "readwrite");
+  for (int64_t key = 0; key < 5; ++key) {
+    EXPECT_EQ(a.Call("demo.busy", {Int(key), Int(0)}).source, v1::SOURCE_EXECUTED);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (a.Stats().shared_publish_dropped() < 5 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const v1::StatsReply stats = a.Stats();
+  EXPECT_GE(stats.shared_publish_dropped(), 5u);
+  EXPECT_GE(stats.shared_lookups(), 5u);
+  EXPECT_GE(stats.shared_errors(), 1u);
+  EXPECT_EQ(stats.shared_hits() + stats.shared_misses() + stats.shared_verify_failures() +
+                stats.shared_ignored() + stats.shared_errors(),
+            stats.shared_lookups());
+}
+
 // Settings of the shared cache that cannot work are refused at start (exit 2, a bad
 // setting), never silently dropped; a password never reaches the log.
 TEST_F(SharedDaemons, SharedCacheSettingsThatCannotWorkAreRefused) {

@@ -79,7 +79,7 @@ struct EngineStats {
   uint64_t shared_verify_failures = 0;   // a trace whose dependencies differ here: executed
   uint64_t shared_ignored = 0;           // records malformed, oversized, of another format,
                                          // or naming another task: executed
-  uint64_t shared_errors = 0;            // lookups or publishes that failed (timeout, down)
+  uint64_t shared_errors = 0;            // lookups that failed (timeout, cluster down)
   uint64_t shared_published = 0;         // traces written
   uint64_t shared_publish_dropped = 0;   // traces not written (queue full, unshareable, failed)
   uint64_t shared_publish_queue = 0;     // traces waiting to be written
