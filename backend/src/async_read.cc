@@ -3,9 +3,12 @@
 // A clean value is answered on the calling thread. Anything else moves to a worker: a
 // self-destroying coroutine awaits the read there (claiming and running refreshes on the
 // worker, or parking without holding it) and then calls `done`.
+#include <absl/container/flat_hash_set.h>
+
 #include <coroutine>
 #include <exception>
 #include <utility>
+#include <vector>
 
 #include "cancel_state.h"
 #include "engine_impl.h"
@@ -27,6 +30,35 @@ bool RanSince(EngineImpl& engine, RawVc vc, uint64_t sequence) {
   if (task == nullptr) return false;
   MutexLock lock(&task->mu);
   return task->last_execution > sequence && !task->from_shared;
+}
+
+// DependencyRanSince tells whether something the task of `vc` reads, directly or through
+// other tasks, executed since execution `sequence` though the task did not (its result came
+// out equal: early cutoff). Found from the other end: each execution since then, from the
+// ring of recent ones, is followed up through its readers, one task lock at a time, to
+// `vc`. Bounded: past kMaxVisited tasks (or executions gone from the ring) it says no.
+bool DependencyRanSince(EngineImpl& engine, RawVc vc, uint64_t sequence) {
+  constexpr size_t kMaxVisited = 4096;
+  const uint64_t last = engine.ExecutionSequence();
+  if (vc.is_none() || last <= sequence) return false;  // nothing ran anywhere
+  absl::flat_hash_set<TaskId> visited;
+  std::vector<TaskId> work;
+  for (uint64_t s = sequence + 1; s <= last && visited.size() < kMaxVisited; ++s) {
+    ExecutionEntry entry;
+    if (!engine.ExecutionEntryOf(s, &entry)) continue;
+    work.push_back(entry.task);
+    while (!work.empty() && visited.size() < kMaxVisited) {
+      const TaskId id = work.back();
+      work.pop_back();
+      if (!visited.insert(id).second) continue;
+      if (id == vc.task) return true;
+      TaskState* task = engine.InMemory(id);
+      if (task == nullptr) continue;
+      MutexLock lock(&task->mu);
+      task->dependents.ForEach([&](const Dependent& d) { work.push_back(d.reader); });
+    }
+  }
+  return false;
 }
 
 // AdoptedFromShared tells whether the task of `vc` holds a result of the shared tier.
@@ -67,10 +99,12 @@ Job ReadOnWorker(EngineImpl* engine, RawVc vc, std::function<void(Engine::AsyncR
   tls_context = ThreadContext{engine, nullptr};
   if (cancel != nullptr) cancel->Detach(caller.get());
   Engine::AsyncRead result = Finish(op, /*immediate=*/false);
-  // The answer was computed for this read if the task named ran meanwhile, or if the value
-  // (perhaps at the end of a chain of references) changed meanwhile.
+  // The answer was computed for this read if the task named ran meanwhile, if the value
+  // (perhaps at the end of a chain of references) changed meanwhile, or if something it
+  // reads ran and came out the same.
   const bool ran = RanSince(*engine, vc, sequence_before);
-  result.executed = ran || (op.ok() && op.value_stamp() > stamp_before);
+  result.executed = ran || (op.ok() && op.value_stamp() > stamp_before) ||
+                    DependencyRanSince(*engine, vc, sequence_before);
   // Shared: the task named was adopted, and so was the one holding the value at the end of
   // its references (a trait call's dispatch may be adopted while its implementation ran).
   result.shared =

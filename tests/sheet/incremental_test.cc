@@ -93,6 +93,18 @@ TEST_F(IncrementalTest, AnEqualValueCutsOffItsReaders) {
   EXPECT_EQ(values_["e"], Value(8));
 }
 
+// A call whose answer was kept by early cutoff still says SOURCE_EXECUTED when something
+// it depends on ran for it (the protocol's definition); one that ran nothing says memory.
+// Before, h said memory though g ran for it.
+TEST_F(IncrementalTest, ACutOffAnswerSaysWhatRanForIt) {
+  ASSERT_TRUE(sheet_.Set("a", 3));
+  const CellResult h = sheet_.Eval("h");  // g = a % 2 runs, stays 1: h keeps 101
+  EXPECT_EQ(h, Value(101));
+  EXPECT_EQ(h.source, v1::SOURCE_EXECUTED);
+  EXPECT_EQ(sheet_.Eval("h").source, v1::SOURCE_MEMORY) << "nothing ran for this one";
+  EXPECT_EQ(sheet_.Eval("g").source, v1::SOURCE_MEMORY) << "g ran for the call before";
+}
+
 TEST_F(IncrementalTest, ARestartAnswersFromDiskThenReExecutesOnlyDependents) {
   sheet_.Restart();
   ASSERT_TRUE(sheet_.ok()) << sheet_.status();
