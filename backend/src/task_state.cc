@@ -27,9 +27,17 @@ bool Output::SameAs(const Output& other) const {
 std::unique_ptr<TaskState> TaskState::Create(TaskId id, uint64_t hash, const FunctionInfo* fn,
                                             RawVc receiver, void* args) {
   void* memory = ::operator new(ArgsOffset(*fn) + fn->args_size);
-  std::unique_ptr<TaskState> task(new (memory) TaskState(id, hash, fn, receiver));
-  if (fn->move_args_to != nullptr) fn->move_args_to(args, task->args());
-  return task;
+  // The tuple first: if moving it throws, there is no record whose destructor would end a
+  // tuple that never began.
+  if (fn->move_args_to != nullptr) {
+    try {
+      fn->move_args_to(args, static_cast<char*>(memory) + ArgsOffset(*fn));
+    } catch (...) {
+      ::operator delete(memory);
+      throw;
+    }
+  }
+  return std::unique_ptr<TaskState>(new (memory) TaskState(id, hash, fn, receiver));
 }
 
 TaskState::~TaskState() {
