@@ -3,6 +3,8 @@
 
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
+#include <absl/strings/strip.h>
+#include <absl/strings/ascii.h>
 #include <graphviz/cgraph.h>
 #include <graphviz/gvc.h>
 
@@ -141,25 +143,54 @@ std::string GraphDot(const v1::GraphReply& graph, const std::string& truncated_n
   return dot + "}\n";
 }
 
+namespace {
+
+// What Graphviz said during the current render (guarded by DotToSvg's mutex): it would
+// otherwise print to the daemon's stderr, away from the caller who needs it.
+std::string& GraphvizMessages() {
+  static std::string* const messages = new std::string;
+  return *messages;
+}
+
+int CollectGraphvizMessage(char* message) {
+  if (GraphvizMessages().size() < 1024) GraphvizMessages().append(message);
+  return 0;
+}
+
+absl::Status GraphvizError(absl::StatusCode code, const char* what) {
+  std::string said(absl::StripAsciiWhitespace(GraphvizMessages()));
+  if (said.empty()) return absl::Status(code, what);
+  return absl::Status(code, absl::StrCat(what, ": ", said));
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> DotToSvg(const std::string& dot) {
   // Graphviz keeps global state (its error buffer, the plugin registry): one at a time.
   static std::mutex graphviz_mu;
   std::lock_guard lock(graphviz_mu);
-  GVC_t* context = gvContext();
+  // One context for the life of the process, never freed. Graphviz's pango text layout
+  // remembers the last font it measured by a pointer to the name in the context's font
+  // table: freeing the context after a render left the next render comparing against
+  // freed memory. Keeping it also saves loading the plugins on every render.
+  static GVC_t* const context = [] {
+    agseterrf(CollectGraphvizMessage);
+    return gvContext();
+  }();
+  GraphvizMessages().clear();
   Agraph_t* graph = agmemread(dot.c_str());
   if (graph == nullptr) {
-    gvFreeContext(context);
-    return absl::InvalidArgumentError("Graphviz could not read the graph");
+    return GraphvizError(absl::StatusCode::kInvalidArgument, "Graphviz could not read the graph");
   }
   std::string svg;
   absl::Status status;
   if (gvLayout(context, graph, "dot") != 0) {
-    status = absl::InternalError("Graphviz could not lay the graph out");
+    status = GraphvizError(absl::StatusCode::kInternal, "Graphviz could not lay the graph out");
   } else {
     char* data = nullptr;
     unsigned int length = 0;
     if (gvRenderData(context, graph, "svg", &data, &length) != 0 || data == nullptr) {
-      status = absl::InternalError("Graphviz could not render SVG");
+      status = GraphvizError(absl::StatusCode::kInternal, "Graphviz could not render SVG");
     } else {
       svg.assign(data, length);
     }
@@ -167,7 +198,6 @@ absl::StatusOr<std::string> DotToSvg(const std::string& dot) {
     gvFreeLayout(context, graph);
   }
   agclose(graph);
-  gvFreeContext(context);
   if (!status.ok()) return status;
   return svg;
 }
