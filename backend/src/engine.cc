@@ -758,6 +758,14 @@ bool Engine::HasTask(TaskId id) {
   return id != kNoTask && impl_->Task(id) != nullptr;
 }
 
+const ValueType* Engine::DeclaredType(RawVc vc) {
+  if (vc.is_cell()) return ValueTypeById(vc.type);
+  internal::Section section;  // reclaim.h
+  internal::TaskState* task = vc.task == kNoTask ? nullptr : impl_->Task(vc.task);
+  // A trait's name and an input's "any" name no registered type: null, as documented.
+  return task == nullptr ? nullptr : FindValueType(task->fn->result_type);
+}
+
 bool Engine::StartTrace(const TraceOptions& options) { return impl_->StartTrace(options); }
 
 Trace Engine::StopTrace() { return impl_->StopTrace(); }

@@ -235,18 +235,17 @@ absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& requ
     if (!engine_.HasTask(receiver.task)) {
       return absl::NotFoundError("this_ref: no task has id " + std::to_string(receiver.task));
     }
-    // A cell's reference names its type: one that is not the method's Self is the caller's
-    // mistake, said now, not a cached failure of the call. (A trait method takes any type
-    // that implements the trait, and a task's output has no type until it is read: those
-    // are checked when the body reads its receiver.)
-    if (receiver.is_cell()) {
-      const ValueType* self = FindValueType(exported.receiver_type);
-      const ValueType* given = ValueTypeById(receiver.type);
-      if (self != nullptr && given != nullptr && given != self) {
-        return absl::InvalidArgumentError("this_ref: " + fn.name() + " is a method of " +
-                                          exported.receiver_type + ", and this_ref names a " +
-                                          given->name);
-      }
+    // A receiver of a known type (a cell's, or the declared result of the function whose
+    // output it is) that is not the method's Self is the caller's mistake, said now, not a
+    // cached failure of the call. (A trait method takes any type that implements the
+    // trait, and an input or a trait's result has no type until it is read: those are
+    // checked when the body reads its receiver.)
+    const ValueType* self = FindValueType(exported.receiver_type);
+    const ValueType* given = self == nullptr ? nullptr : engine_.DeclaredType(receiver);
+    if (given != nullptr && given != self) {
+      return absl::InvalidArgumentError("this_ref: " + fn.name() + " is a method of " +
+                                        exported.receiver_type + ", and this_ref names a " +
+                                        given->name);
     }
   } else if (request.has_this_ref()) {
     return absl::InvalidArgumentError(fn.name() + " is not a method: it takes no this_ref");

@@ -11,6 +11,7 @@
 
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "server_fixture.h"
+#include "turbine/server/export.h"
 
 namespace {
 
@@ -283,5 +284,62 @@ TEST(BadInput, AReferenceToATaskThatDoesNotExistIsNotFound) {
   EXPECT_FALSE(reply.has_error()) << reply.error().message();
 }
 
+// A task reference whose type is known and is not the one the parameter or the method's
+// receiver takes is the caller's INVALID_ARGUMENT, said before anything runs, not a
+// failure cached under the call.
+TEST(BadInput, AReferenceOfTheWrongTypeIsInvalidArgument) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  v1::CallReply fib;
+  ASSERT_TRUE(live.Call(Request("demo.fib", {Int(5)}), &fib).ok());
+  ASSERT_FALSE(fib.has_error()) << fib.error().message();
+  const uint64_t tasks_before = live.server->engine().Stats().tasks;
+
+  v1::Value fib_ref;
+  *fib_ref.mutable_ref_value() = fib.ref();
+  v1::CallReply reply;
+  grpc::Status status = live.Call(Request("test.length_of", {fib_ref}), &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_NE(status.error_message().find("argument 1 (text: vc<string>): task " +
+                                        std::to_string(fib.ref().task()) + " holds i64, not string"),
+            std::string::npos)
+      << status.error_message();
+
+  v1::CallRequest method = Request("Path.parent");
+  *method.mutable_this_ref() = fib.ref();
+  status = live.Call(method, &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_NE(status.error_message().find("this_ref names a i64"), std::string::npos)
+      << status.error_message();
+  EXPECT_EQ(live.server->engine().Stats().tasks, tasks_before);
+
+  // A reference of the right type is taken.
+  v1::CallReply words;
+  ASSERT_TRUE(live.Call(Request("test.words", {Str("a bc")}), &words).ok());
+  ASSERT_FALSE(words.has_error()) << words.error().message();
+  v1::Value words_ref;
+  *words_ref.mutable_ref_value() = words.ref();
+  ASSERT_TRUE(live.Call(Request("test.length_of", {words_ref}), &reply).ok());
+  ASSERT_FALSE(reply.has_error()) << reply.error().message();
+  EXPECT_EQ(reply.value().int_value(), 4);
+}
+
 }  // namespace
 }  // namespace turbine::testing
+
+namespace {
+
+turbine::Task<std::string> WordsImpl(std::string words) { co_return words; }
+const turbine::Function<WordsImpl> words_fn{"test.words", 1, "its argument"};
+
+turbine::Task<int64_t> LengthOfImpl(turbine::Vc<std::string> text) {
+  const std::string value = co_await text;
+  co_return static_cast<int64_t>(value.size());
+}
+const turbine::Function<LengthOfImpl> length_of{"test.length_of", 1, "the length of a text"};
+
+const turbine::server::Export export_words{words_fn, {"words"}};
+const turbine::server::Export export_length_of{length_of, {"text"}};
+
+}  // namespace

@@ -280,6 +280,12 @@ class Engine {
   // no task has yet may be given to a new task later, so it must not be cached as absent.
   bool HasTask(TaskId id);
 
+  // DeclaredType is the type `vc` holds when that is known without reading it: a cell's
+  // type, or the declared result type of the function whose output `vc` is. Null when
+  // only reading can tell (an input, a trait's result) or when no task has the id. Servers
+  // use it to refuse a reference of the wrong type before they call anything with it.
+  const ValueType* DeclaredType(RawVc vc);
+
   // Describe pictures what the task of `vc` depends on: the tasks its last execution read,
   // theirs, and so on (dependency_graph.h). It executes and verifies nothing, so a task
   // that never ran shows alone. Errors: kNotFound if the task exists nowhere.

@@ -96,6 +96,48 @@ absl::Status ArgsFromWire(const ExportedFunction& self, const WireArgs& wire, Ar
   return status;
 }
 
+// RefTarget<T>::type is what a Vc<T> or ResolvedVc<T> parameter refers to (void otherwise).
+template <class T>
+struct RefTarget {
+  using type = void;
+};
+template <class T>
+struct RefTarget<Vc<T>> {
+  using type = T;
+};
+template <class T>
+struct RefTarget<ResolvedVc<T>> {
+  using type = T;
+};
+
+// RefsHoldTheirTypes refuses a task reference whose type is known and is not the one its
+// parameter takes (an i64 task given for a Vc<std::string>): the caller's mistake, said
+// now, rather than a failure of the body cached under the call. A reference whose type
+// only reading tells (an input, a trait's result) is checked when the body reads it.
+template <class Args, size_t... I>
+absl::Status RefsHoldTheirTypes(const ExportedFunction& self, Engine& engine, const Args& args,
+                                size_t given, std::index_sequence<I...>) {
+  absl::Status status = absl::OkStatus();
+  (
+      [&] {
+        using Target = typename RefTarget<std::tuple_element_t<I, Args>>::type;
+        if constexpr (!std::is_void_v<Target> && !Trait<Target>) {
+          if (!status.ok() || I >= given) return;
+          const RawVc vc = std::get<I>(args).raw();
+          const ValueType* declared = engine.DeclaredType(vc);
+          const ValueType& expected = ValueTypeOf<Target>();
+          if (declared != nullptr && declared != &expected) {
+            status = absl::InvalidArgumentError(
+                self.fn.name() + ": argument " + std::to_string(I + 1) + " (" +
+                self.param_names[I] + ": " + self.fn.param_types()[I] + "): task " +
+                std::to_string(vc.task) + " holds " + declared->name + ", not " + expected.name);
+          }
+        }
+      }(),
+      ...);
+  return status;
+}
+
 template <class Args>
 absl::StatusOr<RawVc> CallFromWire(const ExportedFunction& self, Engine& engine, RawVc receiver,
                                    const WireArgs& wire, CallSource* source) {
@@ -115,6 +157,9 @@ absl::StatusOr<RawVc> CallFromWire(const ExportedFunction& self, Engine& engine,
   }
   Args args{};
   absl::Status status = ArgsFromWire(self, wire, args, std::make_index_sequence<kArity>());
+  if (status.ok()) {
+    status = RefsHoldTheirTypes(self, engine, args, given, std::make_index_sequence<kArity>());
+  }
   if (!status.ok()) return status;
   return engine.Call(self.fn, receiver, args, source);
 }
