@@ -6,6 +6,7 @@
 #include "cancel_state.h"
 #include "engine_impl.h"
 #include "reclaim.h"
+#include "turbine/internal/test_seams.h"
 
 namespace turbine {
 namespace internal {
@@ -34,6 +35,13 @@ void UncountCaller(TaskState* task) {
   --task->callers;
 }
 
+bool DropCancelledCaller(TaskState& task) {
+  --task.callers;
+  if (task.callers != 0 || task.phase == Phase::kClean) return false;
+  task.cancelled.store(true, std::memory_order_release);
+  return task.phase == Phase::kRunning;
+}
+
 void CancelCaller(Caller* caller) {
   // A task it cascades to may finish meanwhile and be evicted whole: it stays allocated.
   Section section;
@@ -44,7 +52,6 @@ void CancelCaller(Caller* caller) {
     bool cascade = false;
     {
       MutexLock lock(&task->mu);
-      --task->callers;
       for (Waiter** link = &task->waiters; *link != nullptr; link = &(*link)->next) {
         if (static_cast<ReadOp*>(*link)->caller() == caller) {
           parked = *link;
@@ -52,10 +59,7 @@ void CancelCaller(Caller* caller) {
           break;
         }
       }
-      if (task->callers == 0 && task->phase != Phase::kClean) {
-        task->cancelled.store(true, std::memory_order_release);
-        cascade = task->phase == Phase::kRunning;
-      }
+      cascade = DropCancelledCaller(*task);
     }
     if (parked != nullptr) parked->wake(parked);  // it sees the cancellation and ends
     caller = cascade ? &task->as_caller : nullptr;
@@ -77,6 +81,7 @@ void CancelToken::Cancel() const {
   // Under the lock: a read detaches itself (and is destroyed) only after this is done.
   std::lock_guard lock(state_->mu);
   if (state_->cancelled.exchange(true)) return;
+  if (auto* seam = internal::seams::after_cancel_flag.load(std::memory_order_relaxed)) seam();
   for (internal::Caller* caller : state_->reads) internal::CancelCaller(caller);
 }
 

@@ -36,6 +36,11 @@ void UncountCaller(TaskState* task);
 // A task left with no caller is cancelled, and its execution in turn stops counting as a
 // caller of what it waits for, and so on down the chain.
 void CancelCaller(Caller* caller);
+// DropCancelledCaller takes one cancelled caller off `task`, as CancelCaller does: a task
+// left with no caller that is not clean is cancelled. Returns true if that task is running,
+// so that its own reads are to be cancelled in turn (CancelCaller(&task.as_caller)) once
+// the lock is released. REQUIRES: task.mu held.
+bool DropCancelledCaller(TaskState& task);
 
 // CancelledFailure is the error of a read whose caller was cancelled, code kCancelled (one
 // shared object, so ReadOp::cancelled is a pointer comparison).

@@ -285,6 +285,7 @@ EngineImpl::Wait EngineImpl::AwaitClean(TaskState* task, ReadOp* read, TaskState
   bool parked = false;
   bool closes_cycle = false;
   bool cancelled = false;
+  bool cancel_what_it_waits_for = false;  // `task`, left with no caller, is running
   {
     MutexLock lock(&task->mu);
     if (task->gone) return Wait::kClean;  // evicted whole: the reader looks the id up again
@@ -300,9 +301,13 @@ EngineImpl::Wait EngineImpl::AwaitClean(TaskState* task, ReadOp* read, TaskState
       no_longer_waited_for = CountCaller(caller, *task);
       // The read saw its caller not cancelled before it took this lock. A cancellation
       // since then took the caller's count off the task it was counted on before (or found
-      // none) and never saw this one, so the read looks again now that it counts here.
+      // none, or has not got to it yet) and may never see this one, so the read looks again
+      // now that it counts here. The count it takes off is one the cancellation would have
+      // taken: a task it leaves with no caller is cancelled as the cancellation would have.
       if (read->CallerCancelled()) {
-        if (caller->counted_on.exchange(nullptr) == task) --task->callers;
+        if (caller->counted_on.exchange(nullptr) == task) {
+          cancel_what_it_waits_for = DropCancelledCaller(*task);
+        }
         if (waiting_task != nullptr) waiting_task->waiting_on.store(kNoTask);
         cancelled = true;
       } else if (task->phase == Phase::kRunning) {
@@ -317,6 +322,7 @@ EngineImpl::Wait EngineImpl::AwaitClean(TaskState* task, ReadOp* read, TaskState
     }
   }
   UncountCaller(no_longer_waited_for);
+  if (cancel_what_it_waits_for) CancelCaller(&task->as_caller);
   if (cancelled) return Wait::kCancelled;
   if (closes_cycle) {
     cycle_count.fetch_add(1, std::memory_order_relaxed);

@@ -204,4 +204,55 @@ TEST(Cancel, ACancellationJustBeforeAReadCountsItselfStillEndsTheRead) {
   EXPECT_EQ(*static_cast<const int64_t*>(other.value.get()), 7);
 }
 
+// A read that notices its caller's cancellation itself (the cancellation has set the flag
+// and not yet taken the read's count off) takes the count off as the cancellation would
+// have: spin, left with no caller, is cancelled. Before, the read took the last count off
+// without cancelling spin, the cancellation then found nothing to take, and spin ran on
+// for nobody. The seams hold the cancellation between its flag and its counts while the
+// read goes through.
+std::atomic<CancelToken*> seam_token{nullptr};
+std::atomic<std::thread*> seam_canceller{nullptr};
+
+TEST(Cancel, AReadThatSeesItsCancellationFirstStillCancelsWhatNobodyElseWaitsFor) {
+  ResetSpin();
+  Engine engine(turbine::EngineOptions{.worker_threads = 2});
+  Engine::Scope scope(engine);
+  const turbine::RawVc spinning = spin(8).raw();  // its hint starts it, for no caller
+  // The next call moves spin's hint to the queue (AReadCancelledBeforeItRunsStartsNothing).
+  EXPECT_TRUE(StartRead(engine, constant(9).raw(), CancelToken()).get().status.ok());
+  WaitForStarts(1);
+
+  CancelToken token;
+  seam_target = spinning.task;
+  seam_token = &token;
+  turbine::internal::seams::after_cancel_flag = [] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the read goes first
+  };
+  turbine::internal::seams::before_counting_caller = [](turbine::TaskId awaited) {
+    if (awaited != seam_target.load()) return;
+    CancelToken* cancel = seam_token.exchange(nullptr);
+    if (cancel == nullptr) return;
+    seam_canceller = new std::thread([cancel] { cancel->Cancel(); });
+    while (!cancel->cancelled()) std::this_thread::yield();
+  };
+  std::future<Engine::AsyncRead> read = StartRead(engine, spinning, token);
+  const bool answered = read.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (spin_cancelled.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const int cancelled = spin_cancelled.load();
+  turbine::internal::seams::before_counting_caller = nullptr;
+  turbine::internal::seams::after_cancel_flag = nullptr;
+  spin_release = true;
+  if (std::thread* canceller = seam_canceller.exchange(nullptr)) {
+    canceller->join();
+    delete canceller;
+  }
+  EXPECT_EQ(seam_token.load(), nullptr) << "the seam never cancelled";
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(read.get().status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(cancelled, 1) << "spin ran on with no caller";
+}
+
 }  // namespace

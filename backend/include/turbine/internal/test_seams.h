@@ -13,4 +13,8 @@ namespace turbine::internal::seams {
 // itself as a caller of `awaited` (EngineImpl::AwaitClean).
 inline std::atomic<void (*)(TaskId awaited)> before_counting_caller{nullptr};
 
+// Called by CancelToken::Cancel once the token reads cancelled, before it takes the token's
+// reads off the tasks they are counted on.
+inline std::atomic<void (*)()> after_cancel_flag{nullptr};
+
 }  // namespace turbine::internal::seams
