@@ -34,29 +34,29 @@ bool RanSince(EngineImpl& engine, RawVc vc, uint64_t sequence) {
 
 // DependencyRanSince tells whether something the task of `vc` reads, directly or through
 // other tasks, executed since execution `sequence` though the task did not (its result came
-// out equal: early cutoff). Found from the other end: each execution since then, from the
-// ring of recent ones, is followed up through its readers, one task lock at a time, to
-// `vc`. Bounded: past kMaxVisited tasks (or executions gone from the ring) it says no.
+// out equal: early cutoff). Found from the other end: each execution since then that the
+// ring of recent ones holds (an adoption from the shared tier ran nothing) is followed up
+// through its readers, one task lock at a time, to `vc`. Bounded, then it says no: at most
+// kMaxVisited tasks visited, and as many waiting to be (a task read by more is too wide
+// to follow).
 bool DependencyRanSince(EngineImpl& engine, RawVc vc, uint64_t sequence) {
   constexpr size_t kMaxVisited = 4096;
   const uint64_t last = engine.ExecutionSequence();
   if (vc.is_none() || last <= sequence) return false;  // nothing ran anywhere
-  absl::flat_hash_set<TaskId> visited;
   std::vector<TaskId> work;
-  for (uint64_t s = sequence + 1; s <= last && visited.size() < kMaxVisited; ++s) {
-    ExecutionEntry entry;
-    if (!engine.ExecutionEntryOf(s, &entry)) continue;
-    work.push_back(entry.task);
-    while (!work.empty() && visited.size() < kMaxVisited) {
-      const TaskId id = work.back();
-      work.pop_back();
-      if (!visited.insert(id).second) continue;
-      if (id == vc.task) return true;
-      TaskState* task = engine.InMemory(id);
-      if (task == nullptr) continue;
-      MutexLock lock(&task->mu);
-      task->dependents.ForEach([&](const Dependent& d) { work.push_back(d.reader); });
-    }
+  engine.TasksExecutedSince(sequence, last, &work);
+  absl::flat_hash_set<TaskId> visited;
+  while (!work.empty()) {
+    const TaskId id = work.back();
+    work.pop_back();
+    if (!visited.insert(id).second) continue;
+    if (id == vc.task) return true;
+    if (visited.size() >= kMaxVisited) return false;
+    TaskState* task = engine.InMemory(id);
+    if (task == nullptr) continue;
+    MutexLock lock(&task->mu);
+    if (work.size() + task->dependents.size() > kMaxVisited) return false;
+    task->dependents.ForEach([&](const Dependent& d) { work.push_back(d.reader); });
   }
   return false;
 }
@@ -103,13 +103,15 @@ Job ReadOnWorker(EngineImpl* engine, RawVc vc, std::function<void(Engine::AsyncR
   // (perhaps at the end of a chain of references) changed meanwhile, or if something it
   // reads ran and came out the same.
   const bool ran = RanSince(*engine, vc, sequence_before);
-  result.executed = ran || (op.ok() && op.value_stamp() > stamp_before) ||
-                    DependencyRanSince(*engine, vc, sequence_before);
   // Shared: the task named was adopted, and so was the one holding the value at the end of
   // its references (a trait call's dispatch may be adopted while its implementation ran).
+  // Then it is not executed, though its value is new (what it read to verify the trace
+  // may have run here: that is the shared tier's cost, not an execution of the task).
   result.shared =
       !ran && AdoptedFromShared(*engine, vc) &&
       (!op.ok() || op.resolved().task == vc.task || AdoptedFromShared(*engine, op.resolved()));
+  result.executed = !result.shared && (ran || (op.ok() && op.value_stamp() > stamp_before) ||
+                                       DependencyRanSince(*engine, vc, sequence_before));
   result.reloaded = reloaded || op.reloaded();
   done(std::move(result));
   engine->refreshes_in_flight.fetch_sub(1);

@@ -72,6 +72,7 @@ struct ExecutionEntry {
   TaskId cause = kNoTask;
   bool failed = false;
   bool output_changed = false;
+  bool adopted = false;  // the shared tier's result taken after verifying it: nothing ran
   OutputDigest before;
   OutputDigest after;
 };
@@ -296,6 +297,9 @@ class EngineImpl {
   absl::StatusOr<WhyReport> Why(RawVc vc, const WhyOptions& options);
   // ExecutionEntryOf copies the ring's entry of execution `sequence`, if still there.
   bool ExecutionEntryOf(uint64_t sequence, ExecutionEntry* entry);
+  // TasksExecutedSince appends the tasks of executions `after` + 1 to `last` that the ring
+  // still holds and that ran a body (not adopted), oldest first, under one lock.
+  void TasksExecutedSince(uint64_t after, uint64_t last, std::vector<TaskId>* tasks);
   // LatestInputChange copies the newest recorded change of input task `task`.
   bool LatestInputChange(TaskId task, InputChangeEntry* entry);
   // DigestText: a digest for people (why.h); GoneText: why task `id` exists nowhere.

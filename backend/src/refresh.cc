@@ -461,6 +461,7 @@ DepsAndCells CommitResults(EngineImpl& engine, TaskState& task, ExecContext& con
   task.last_cause = context.cause;
   task.last_execution = entry->sequence = engine.NextExecutionSequence();
   entry->failed = context.output.kind == OutputKind::kError;
+  entry->adopted = context.adopted;
   if (!task.output.SameAs(context.output)) {
     // Digests only when it changed: an equal result (the cutoff) costs nothing more.
     entry->output_changed = true;

@@ -240,6 +240,16 @@ bool EngineImpl::ExecutionEntryOf(uint64_t sequence, ExecutionEntry* entry) {
   return true;
 }
 
+void EngineImpl::TasksExecutedSince(uint64_t after, uint64_t last, std::vector<TaskId>* tasks) {
+  // Older ones are gone from the ring: no need to look for them one by one.
+  const uint64_t oldest_kept = last >= kRecentExecutions ? last - kRecentExecutions + 1 : 1;
+  std::lock_guard lock(history_mu_);
+  for (uint64_t sequence = std::max(after + 1, oldest_kept); sequence <= last; ++sequence) {
+    const ExecutionEntry& slot = recent_executions_[sequence % kRecentExecutions];
+    if (slot.sequence == sequence && !slot.adopted) tasks->push_back(slot.task);
+  }
+}
+
 bool EngineImpl::LatestInputChange(TaskId task, InputChangeEntry* entry) {
   std::lock_guard lock(history_mu_);
   bool found = false;

@@ -220,6 +220,7 @@ TEST_F(SharedEngine, ASecondMachineAdoptsWithoutExecuting) {
   Engine::AsyncRead read = b.Read([] { return total(4).raw(); });
   EXPECT_EQ(IntOf(read), 100);
   EXPECT_TRUE(read.shared);
+  EXPECT_FALSE(read.executed) << "an adoption is no execution, of the task or what it reads";
   EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.total"), 0u);
   EXPECT_EQ(ExecutionsOf(*b.engine, "shared_test.scale"), 0u);
   EXPECT_EQ(b.engine->Stats().shared_hits, 5u);

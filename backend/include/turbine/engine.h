@@ -206,7 +206,8 @@ class Engine {
     bool immediate = false;  // clean at once: nothing was verified or executed for it
     bool executed = false;   // the task read, or the one holding the value, executed
     bool reloaded = false;   // the value had been evicted and came back from the store
-    bool shared = false;     // the task read was adopted from the shared tier, not executed
+    bool shared = false;     // the task read was adopted from the shared tier (then never
+                             // `executed`, though what it read to verify may have run)
   };
   // ReadAsync is Read for servers: it never blocks and never runs a task body on the
   // calling thread. `done` runs inline when `vc` is clean now (allocation-free then),
