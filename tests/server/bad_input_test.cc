@@ -46,6 +46,17 @@ v1::Value Nested(int depth, v1::Value inner) {
   return inner;
 }
 
+v1::Value NestedMaps(int depth, v1::Value inner) {
+  for (int i = 0; i < depth; ++i) {
+    v1::Value map;
+    v1::MapEntry* entry = map.mutable_map_value()->add_entries();
+    entry->set_key("a");
+    *entry->mutable_value() = std::move(inner);
+    inner = std::move(map);
+  }
+  return inner;
+}
+
 grpc::Status SetInputs(LiveServer& live, const std::string& key, v1::Value value,
                        v1::SetInputsReply* reply) {
   v1::SetInputsRequest request;
@@ -107,6 +118,20 @@ TEST(BadInput, UnparseableRequestsAreInvalidArgumentSayingWhy) {
   v1::CallReply reply;
   grpc::Status deep_call = live.Call(Request("input.get", {Nested(50, Int(1))}), &reply);
   EXPECT_EQ(deep_call.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(deep_call.error_message().find("nests values too deeply"), std::string::npos);
+  // 49 lists parse in a Call too (input.get then refuses a list as its key: that is all).
+  deep_call = live.Call(Request("input.get", {Nested(49, Int(1))}), &reply);
+  EXPECT_EQ(deep_call.error_message().find("nests values too deeply"), std::string::npos)
+      << deep_call.error_message();
+  // Maps cost three levels: 33 parse in a Call, 32 in a SetInputs (one level deeper).
+  deep_call = live.Call(Request("input.get", {NestedMaps(33, Int(1))}), &reply);
+  EXPECT_EQ(deep_call.error_message().find("nests values too deeply"), std::string::npos)
+      << deep_call.error_message();
+  deep_call = live.Call(Request("input.get", {NestedMaps(34, Int(1))}), &reply);
+  EXPECT_NE(deep_call.error_message().find("nests values too deeply"), std::string::npos);
+  ASSERT_TRUE(SetInputs(live, "deep_map", NestedMaps(32, Int(1)), &set).ok());
+  deep = SetInputs(live, "deeper_map", NestedMaps(33, Int(1)), &set);
+  EXPECT_NE(deep.error_message().find("nests values too deeply"), std::string::npos);
 
   // A string field that is not UTF-8 (the client's protobuf only logs it and sends it).
   grpc::Status utf8 = live.Call(Request("input.get", {Str("key\xff")}), &reply);
