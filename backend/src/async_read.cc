@@ -34,29 +34,33 @@ bool RanSince(EngineImpl& engine, RawVc vc, uint64_t sequence) {
 
 // DependencyRanSince tells whether something the task of `vc` reads, directly or through
 // other tasks, executed since execution `sequence` though the task did not (its result came
-// out equal: early cutoff). Found from the other end: each execution since then that the
-// ring of recent ones holds (an adoption from the shared tier ran nothing) is followed up
-// through its readers, one task lock at a time, to `vc`. Bounded, then it says no: at most
-// kMaxVisited tasks visited, and as many waiting to be (a task read by more is too wide
-// to follow).
+// out equal: early cutoff). Found from the other end: each task executed since then that
+// the ring of recent ones holds (an adoption from the shared tier ran nothing) is followed
+// up through its readers, one task lock at a time, to `vc`. Bounded, then it says no: at
+// most kMaxSeen distinct tasks are ever queued (a task read by more than is left of that
+// is too wide to follow).
 bool DependencyRanSince(EngineImpl& engine, RawVc vc, uint64_t sequence) {
-  constexpr size_t kMaxVisited = 4096;
+  constexpr size_t kMaxSeen = 2 * kRecentExecutions;  // the executions, and as many readers
   const uint64_t last = engine.ExecutionSequence();
   if (vc.is_none() || last <= sequence) return false;  // nothing ran anywhere
+  std::vector<TaskId> executed;
+  engine.TasksExecutedSince(sequence, last, &executed);
+  absl::flat_hash_set<TaskId> seen;
   std::vector<TaskId> work;
-  engine.TasksExecutedSince(sequence, last, &work);
-  absl::flat_hash_set<TaskId> visited;
+  for (TaskId id : executed) {
+    if (seen.insert(id).second) work.push_back(id);  // a task that ran many times: once
+  }
   while (!work.empty()) {
     const TaskId id = work.back();
     work.pop_back();
-    if (!visited.insert(id).second) continue;
     if (id == vc.task) return true;
-    if (visited.size() >= kMaxVisited) return false;
     TaskState* task = engine.InMemory(id);
     if (task == nullptr) continue;
     MutexLock lock(&task->mu);
-    if (work.size() + task->dependents.size() > kMaxVisited) return false;
-    task->dependents.ForEach([&](const Dependent& d) { work.push_back(d.reader); });
+    if (seen.size() + task->dependents.size() > kMaxSeen) return false;
+    task->dependents.ForEach([&](const Dependent& d) {
+      if (seen.insert(d.reader).second) work.push_back(d.reader);
+    });
   }
   return false;
 }

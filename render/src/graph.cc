@@ -153,7 +153,9 @@ std::string& GraphvizMessages() {
 }
 
 int CollectGraphvizMessage(char* message) {
-  if (GraphvizMessages().size() < 1024) GraphvizMessages().append(message);
+  constexpr size_t kMaxMessages = 1024;  // what a Status carries of Graphviz's words
+  std::string& messages = GraphvizMessages();
+  if (messages.size() < kMaxMessages) messages.append(message, 0, kMaxMessages - messages.size());
   return 0;
 }
 

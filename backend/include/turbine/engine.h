@@ -282,9 +282,10 @@ class Engine {
   bool HasTask(TaskId id);
 
   // DeclaredType is the type `vc` holds when that is known without reading it: a cell's
-  // type, or the declared result type of the function whose output `vc` is. Null when
-  // only reading can tell (an input, a trait's result) or when no task has the id. Servers
-  // use it to refuse a reference of the wrong type before they call anything with it.
+  // type (named by the reference itself; whether its task exists is HasTask's to say), or
+  // the declared result type of the function whose output `vc` is. Null when only reading
+  // can tell (an input, a trait's result) or when no task has the id. Servers use it to
+  // refuse a reference of the wrong type before they call anything with it.
   const ValueType* DeclaredType(RawVc vc);
 
   // Describe pictures what the task of `vc` depends on: the tasks its last execution read,

@@ -115,8 +115,9 @@ struct RefTarget<ResolvedVc<T>> {
 // now, rather than a failure of the body cached under the call. A reference whose type
 // only reading tells (an input, a trait's result) is checked when the body reads it.
 template <class Args, size_t... I>
-absl::Status RefsHoldTheirTypes(const ExportedFunction& self, Engine& engine, const Args& args,
-                                size_t given, std::index_sequence<I...>) {
+absl::Status RefsHoldTheirTypes(const ExportedFunction& self, [[maybe_unused]] Engine& engine,
+                                [[maybe_unused]] const Args& args, [[maybe_unused]] size_t given,
+                                std::index_sequence<I...>) {
   absl::Status status = absl::OkStatus();
   (
       [&] {
