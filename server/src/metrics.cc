@@ -414,9 +414,10 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Start(const std::string& addre
   std::unique_ptr<Metrics> metrics(new Metrics);
   metrics->collector_ = std::make_shared<Collector>(engine, service, store);
   try {
-    // A scrape is small and fast: two threads, and a client that stalls is cut off.
+    // A scrape is small and fast, but each connection holds a thread until it is done: a
+    // few that send nothing must not hold them all, and a silent one goes after 5 s.
     metrics->exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
-        "listening_ports", address, "num_threads", "2", "request_timeout_ms", "10000"});
+        "listening_ports", address, "num_threads", "8", "request_timeout_ms", "5000"});
   } catch (const std::exception& e) {
     return absl::UnavailableError("cannot serve metrics on " + address +
                                   " (in use, or not allowed): " + e.what());

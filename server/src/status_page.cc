@@ -360,13 +360,15 @@ absl::StatusOr<std::unique_ptr<StatusPage>> StatusPage::Start(const std::string&
   page->handler_ = std::make_unique<Handler>(service, std::move(auth_token),
                                              /*loopback=*/address.starts_with("127."));
   // No document_root: nothing is served from the disk. Requests are small and bounded; a
-  // client that stalls is cut off.
+  // client that stalls is cut off. civetweb gives each connection a thread until it is
+  // done: a few connections that send nothing (a browser's preconnects, a port scanner)
+  // must not hold every thread, so there are many, and a silent one goes after 5 s.
   const char* options[] = {"listening_ports",
                            address.c_str(),
                            "num_threads",
-                           "4",
+                           "16",
                            "request_timeout_ms",
-                           "10000",
+                           "5000",
                            "max_request_size",
                            "16384",
                            "enable_keep_alive",

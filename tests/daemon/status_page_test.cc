@@ -9,12 +9,17 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "../server/requests.h"
 #include "../storage/temp_dir.h"
@@ -280,6 +285,65 @@ TEST(StatusPage, AnAddressOffThisMachineNeedsInsecure) {
   ASSERT_TRUE(page.starts_with("0.0.0.0:")) << trusted.log();
   EXPECT_EQ(StatusOf(Get("127.0.0.1:" + page.substr(page.rfind(':') + 1), "/api/stats")), 200);
   EXPECT_EQ(trusted.Stop(SIGTERM), 0) << trusted.log();
+}
+
+// Connect opens a TCP connection to `address` ("IPV4:PORT") and sends nothing; -1 if it
+// cannot connect.
+int Connect(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  sockaddr_in peer{};
+  peer.sin_family = AF_INET;
+  peer.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+  ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &peer.sin_addr);
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&peer), sizeof(peer)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// StillOpen tells whether the server has not closed `fd` (nothing to read, no EOF).
+bool StillOpen(int fd) {
+  char byte = 0;
+  const ssize_t n = ::recv(fd, &byte, 1, MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+// Connections that send nothing (a browser's preconnects, a scanner) do not stop the page
+// or the metrics from answering others: the answer comes while they are still open, not
+// once the server has given up on them. Before, 4 silent connections held every thread of
+// the page (2 of the metrics) until its 10 s timeout.
+TEST(StatusPage, SilentConnectionsDoNotStopTheAnswers) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--http-listen", "127.0.0.1:0",
+                            "--metrics-listen", "127.0.0.1:0"}))
+      << daemon.log();
+  const std::string page = PageAddress(daemon.log());
+  ASSERT_FALSE(page.empty()) << daemon.log();
+  std::smatch match;
+  const std::string log = daemon.log();
+  ASSERT_TRUE(std::regex_search(log, match,
+                                std::regex("turbined metrics on http://([0-9.]+:[0-9]+)/metrics")))
+      << log;
+  const std::string metrics = match[1].str();
+
+  for (const auto& [address, path] : {std::pair{page, std::string("/api/stats")},
+                                      std::pair{metrics, std::string("/metrics")}}) {
+    std::vector<int> silent;
+    for (int i = 0; i < 6; ++i) silent.push_back(Connect(address));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // each taken by a thread
+    const std::string answer = Get(address, path);
+    bool all_open = true;
+    for (int fd : silent) {
+      all_open = all_open && fd >= 0 && StillOpen(fd);
+      ::close(fd);
+    }
+    EXPECT_EQ(StatusOf(answer), 200) << address << path << ": " << answer.substr(0, 200);
+    EXPECT_TRUE(all_open) << address << path
+                          << ": answered only once the silent connections were cut off";
+  }
 }
 
 TEST(StatusPage, BadRequestsGet4xxAndTheDaemonGoesOn) {
