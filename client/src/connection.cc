@@ -4,6 +4,7 @@
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -120,6 +121,23 @@ absl::Status CheckToken(const std::string& token) {
   return absl::OkStatus();
 }
 
+// CheckPort refuses a TCP port past 65535: gRPC would take it modulo 65536 and connect to
+// another port without a word (99999 is 34463). A unix: address has none.
+absl::Status CheckPort(const std::string& address) {
+  if (address.starts_with("unix:") || address.starts_with("unix-abstract:")) {
+    return absl::OkStatus();
+  }
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon + 1 == address.size()) return absl::OkStatus();
+  const std::string port = address.substr(colon + 1);
+  if (!std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return absl::OkStatus();  // not a port: gRPC's own error says what is wrong
+  }
+  if (port.size() <= 5 && std::stoi(port) <= 65535) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("address ", address, ": port ", port,
+                                                 " is out of range (0 to 65535)"));
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const Connection>> Connection::Create(ConnectOptions options) {
@@ -131,6 +149,7 @@ absl::StatusOr<std::shared_ptr<const Connection>> Connection::Create(ConnectOpti
     return absl::InvalidArgumentError("ConnectOptions.max_message_bytes must be positive");
   }
   if (absl::Status token = CheckToken(options.token); !token.ok()) return token;
+  if (absl::Status port = CheckPort(options.address); !port.ok()) return port;
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = Credentials(options);
   if (!credentials.ok()) return credentials.status();
   return std::make_shared<const Connection>(std::move(options), *std::move(credentials));

@@ -78,6 +78,9 @@ TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
            {"call", "f", R"({"$ref":5})"},      // bad JSON structure
            {"call", "f", "--this", "path"},     // not a reference
            {"--timeout-ms", "0", "ping"},       // out of range
+           // gRPC would take the port modulo 65536: another daemon's, 47450 here
+           {"--connect", "127.0.0.1:112986", "ping"},
+           {"--connect", "[::1]:65536", "ping"},
            {"--token-file", dir.path() + "/missing", "ping"},
            // refused before tracing, not after: it was only found out at the end
            {"trace", "--seconds", "1", "-o", dir.path() + "/no/such/dir/trace.json"},

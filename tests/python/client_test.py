@@ -162,6 +162,13 @@ class ValuesTest(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "nest too deeply"):
             values.to_proto(loop)
 
+    def test_a_port_out_of_range_is_refused_not_wrapped(self):
+        # gRPC would take it modulo 65536 and connect to another port without a word.
+        for address in ("127.0.0.1:112986", "[::1]:65536", "localhost:99999"):
+            with self.assertRaisesRegex(ValueError, "out of range", msg=address):
+                Client(address)
+        Client("127.0.0.1:65535").close()
+
     def test_text_that_is_not_utf8_is_sent_as_its_bytes(self):
         name = os.fsdecode(b"bad\xff\xfename")  # as os.listdir gives such a name
         self.assertEqual(values.to_proto(name).bytes_value, b"bad\xff\xfename")

@@ -39,6 +39,16 @@ _SOURCES = {pb.SOURCE_MEMORY: "memory", pb.SOURCE_DISK: "disk", pb.SOURCE_EXECUT
 _CLIENT_TIMEOUT = object()  # "the Client's timeout", where None means "no deadline"
 
 
+def _check_port(address):
+    """Refuses a TCP port past 65535: gRPC would take it modulo 65536 and connect to
+    another port without a word (99999 is 34463)."""
+    if address.startswith(("unix:", "unix-abstract:")):
+        return
+    port = address.rpartition(":")[2]
+    if port.isdigit() and int(port) > 65535:
+        raise ValueError(f"address {address}: port {port} is out of range (0 to 65535)")
+
+
 def default_address(data_dir=DEFAULT_DATA_DIR):
     """Where turbined listens by default for `data_dir`: unix:<absolute data_dir>/turbined.sock."""
     return "unix:" + os.path.join(os.path.abspath(data_dir), "turbined.sock")
@@ -118,6 +128,7 @@ class Client:
                  tls_key=None, server_name=None, timeout=DEFAULT_TIMEOUT, wait_for_ready=False,
                  data_dir=DEFAULT_DATA_DIR, max_message_bytes=MAX_MESSAGE_BYTES):
         self.address = address if address is not None else default_address(data_dir)
+        _check_port(self.address)
         self.timeout = timeout
         self._metadata = _auth_metadata(token)
         self._wait_for_ready = bool(wait_for_ready)
