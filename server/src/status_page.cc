@@ -5,11 +5,13 @@
 #include <absl/strings/match.h>
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
+#include <absl/strings/str_split.h>
 #include <arpa/inet.h>
 #include <civetweb.h>
 #include <google/protobuf/util/json_util.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <future>
@@ -226,6 +228,23 @@ class StatusPage::Handler {
          body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
 
+  // QueryWithoutToken is "?" and the query's other parameters as they came (a graph's call
+  // and depth), or "" if there are none: the redirect keeps what was asked.
+  static std::string QueryWithoutToken(const char* query) {
+    std::string kept;
+    if (query == nullptr) return kept;
+    for (absl::string_view part : absl::StrSplit(query, '&')) {
+      const absl::string_view name = part.substr(0, part.find('='));
+      if (part.empty() || name == "token") continue;
+      // Kept only as URL characters: the query is echoed into a header.
+      if (!std::all_of(part.begin(), part.end(), [](char c) { return c > ' ' && c < 0x7F; })) {
+        continue;
+      }
+      absl::StrAppend(&kept, kept.empty() ? "?" : "&", part);
+    }
+    return kept;
+  }
+
   // Authenticate returns 0 when the request carries the token (header or cookie), else
   // answers it (a redirect that sets the cookie, or 401) and returns the status.
   int Authenticate(mg_connection* connection, const mg_request_info* request,
@@ -239,6 +258,7 @@ class StatusPage::Handler {
       // history) no longer shows the token.
       Send(connection, 303, "text/plain", "",
            absl::StrCat("Location: ", path == "/" ? "/" : std::string(path),
+                        QueryWithoutToken(request->query_string),
                         "\r\nSet-Cookie: ", kCookieName, "=", cookie_value_,
                         "; Path=/; HttpOnly; SameSite=Strict\r\n"));
       return 303;

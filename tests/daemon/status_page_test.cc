@@ -255,6 +255,14 @@ TEST(StatusPage, TheTokenIsRequiredAsHeaderOrCookie) {
   const std::string html = Get(page, "/", "Cookie: " + cookie[1].str() + "\r\n");
   EXPECT_EQ(StatusOf(html), 200);
   EXPECT_NE(html.find("<title>turbined status</title>"), std::string::npos);
+  // The redirect keeps the rest of what was asked (before, /api/graph lost its call).
+  const std::string graph_redirect =
+      Get(page, std::string("/api/graph?call=demo.fib%205&token=") + kToken + "&depth=2");
+  ASSERT_EQ(StatusOf(graph_redirect), 303) << graph_redirect;
+  EXPECT_NE(graph_redirect.find("\r\nLocation: /api/graph?call=demo.fib%205&depth=2\r\n"),
+            std::string::npos)
+      << graph_redirect;
+  EXPECT_EQ(graph_redirect.find(kToken), std::string::npos);
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
