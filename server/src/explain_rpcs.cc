@@ -4,11 +4,16 @@
 #include <grpcpp/alarm.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "chrome_trace.h"
 #include "service.h"
 
 namespace turbine::server {
 namespace {
+
+// kMaxGraphNodes bounds a Graph reply whatever its max_nodes asks (the default is 10,000).
+constexpr uint32_t kMaxGraphNodes = 100'000;
 
 v1::TaskPhase PhaseToWire(TaskPhase phase) {
   switch (phase) {
@@ -134,7 +139,8 @@ absl::Status TurbineService::StartDescribe(
   }
   DescribeOptions options;
   if (request.has_max_depth()) options.max_depth = request.max_depth();
-  if (request.max_nodes() != 0) options.max_nodes = request.max_nodes();
+  // At most kMaxGraphNodes, whatever is asked: the reply is built in memory at once.
+  if (request.max_nodes() != 0) options.max_nodes = std::min(request.max_nodes(), kMaxGraphNodes);
   if (!BeginWork()) {
     CountError(static_cast<int>(absl::StatusCode::kUnavailable));
     return absl::UnavailableError(kDraining.error_message());

@@ -212,6 +212,9 @@ absl::StatusOr<PreparedCall> TurbineService::PrepareWithoutStarting(
 absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& request) {
   PreparedCall call;
   call.start = std::chrono::steady_clock::now();
+  if (request.function().empty()) {
+    return absl::InvalidArgumentError("no function named: give the function to call");
+  }
   call.function = FindExported(request.function(), request.version());
   if (call.function == nullptr) {
     const bool other_version = request.version() != 0 && FindExported(request.function()) != nullptr;

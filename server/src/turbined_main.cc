@@ -198,7 +198,12 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   std::string& log_level = flags->log_level;
   std::string& token_file = flags->token_file;
   app.add_option("--data-dir", options.data_dir, "cache and socket directory")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](const std::string& dir) {
+            return dir.empty() ? std::string("the data directory must be named") : std::string();
+          },
+          "DIR"));
   app.add_option("--listen", options.listen,
                  "address to serve: unix:PATH or HOST:PORT, repeatable "
                  "(default unix:<data-dir>/turbined.sock)");

@@ -146,6 +146,18 @@ TEST(DaemonOperations, AnUnknownKeyInTheConfigFileIsNamedWithTheFile) {
   EXPECT_EQ(sectioned.Reap(), kExitBadConfig);
   EXPECT_NE(sectioned.log().find("sets [daemon], which is not a setting"), std::string::npos)
       << sectioned.log();
+
+  // An empty data directory, on the command line or in the file, is a setting that cannot
+  // work: exit 2 like the others (it was 1, an error found only when opening it).
+  std::ofstream(config) << "data-dir = \"\"\n";
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--data-dir", ""}, std::vector<std::string>{"--config", config}}) {
+    DaemonProcess empty;
+    EXPECT_FALSE(empty.Start(args));
+    EXPECT_EQ(empty.Reap(), kExitBadConfig) << empty.log();
+    EXPECT_NE(empty.log().find("the data directory must be named"), std::string::npos)
+        << empty.log();
+  }
 }
 
 // FlagsOfTurbined lists turbined's long options as `turbined --help` prints them.

@@ -339,6 +339,10 @@ TEST(BadInput, AReferenceOfTheWrongTypeIsInvalidArgument) {
       << status.error_message();
   EXPECT_EQ(live.server->engine().Stats().tasks, tasks_before);
 
+  // No function name at all is the request's mistake, not a function that is missing.
+  status = live.Call(Request("", {}), &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+
   // A reference of the right type is taken.
   v1::CallReply words;
   ASSERT_TRUE(live.Call(Request("test.words", {Str("a bc")}), &words).ok());
