@@ -13,8 +13,10 @@ namespace turbine {
 struct FunctionStats {
   std::string name;
   uint32_t version = 0;
-  uint64_t calls = 0;            // lookups of this function's tasks
-  uint64_t cache_hits = 0;       // lookups that found an existing task
+  uint64_t calls = 0;            // lookups of this function's tasks (not by NotStarting)
+  // Lookups that found the task already made, in memory or on disk. Not "answered without
+  // executing": a task found dirty (an input it read changed) still executes.
+  uint64_t cache_hits = 0;
   uint64_t executions = 0;       // times a body ran
   uint64_t execution_nanos = 0;  // wall time inside bodies, summed (includes awaits)
 };
