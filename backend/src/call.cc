@@ -37,9 +37,7 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
     return Call(*fn.resolver, receiver, stack_args, source);
   }
   FunctionCounters& counters = counters_[fn.id];
-  // A look at a task (Graph, Why: NotStarting outside a body) is not a call of it.
-  const bool counted = !tls_not_starting || tls_context.exec != nullptr;
-  if (counted) counters.calls.fetch_add(1, std::memory_order_relaxed);
+  counters.calls.fetch_add(1, std::memory_order_relaxed);
   const TaskKeyView key{&fn, receiver, stack_args, HashComponents(fn, receiver, stack_args)};
   // Step 1: reader lock, borrowed components, no allocation. The lock keeps the task
   // allocated while it is used (FindThen), so a hit opens no Section.
@@ -80,7 +78,7 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
     if (found.ok()) stored_task = std::move(*found);  // unreadable: computed afresh
   }
   // Step 3: writer lock, re-check, box the arguments only if still absent.
-  if (counted) counters.misses.fetch_add(1, std::memory_order_relaxed);
+  counters.misses.fetch_add(1, std::memory_order_relaxed);
   auto [task, created] = cache_.FindOrInsert(key, [&] {
     return CreateTask(key, stack_args, stored_input, stored_task ? &*stored_task : nullptr);
   });

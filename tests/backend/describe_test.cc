@@ -123,27 +123,6 @@ TEST(Describe, ATaskThatNeverRanShowsAloneAndAnUnknownOneIsNotFound) {
             absl::StatusCode::kNotFound);
 }
 
-// A call made only to be described (NotStarting, as Graph and Why make it) is not counted
-// as a call of the function: before, each `turbine graph` added a call and a cache hit.
-TEST(Describe, ALookThroughNotStartingIsNotCountedAsACall) {
-  turbine::Engine engine;
-  turbine::Engine::Scope scope(engine);
-  auto calls_of_total = [&engine] {
-    for (const turbine::FunctionStats& fn : engine.Stats().functions) {
-      if (fn.name == "test.describe.total") return std::make_pair(fn.calls, fn.cache_hits);
-    }
-    return std::make_pair(uint64_t{0}, uint64_t{0});
-  };
-  {
-    turbine::Engine::NotStarting not_starting;
-    ASSERT_TRUE(engine.Describe(total().raw()).ok());
-    ASSERT_TRUE(engine.Describe(total().raw()).ok());
-  }
-  EXPECT_EQ(calls_of_total(), std::make_pair(uint64_t{0}, uint64_t{0}));
-  (void)total();  // a real call, which finds the task the looks made
-  EXPECT_EQ(calls_of_total(), std::make_pair(uint64_t{1}, uint64_t{1}));
-}
-
 TEST(ShortText, IsBoundedAndReadable) {
   auto text = [](const auto& value) {
     std::string out;

@@ -153,8 +153,8 @@ class Engine {
 
   // NotStarting, while alive, makes the calls this thread makes (outside task bodies)
   // create the tasks they name without starting them: a task that is only described
-  // (`turbine graph`, `turbine why`) is not computed behind the caller's back, nor counted
-  // as a call in FunctionStats. It runs when something reads it. Nests.
+  // (`turbine graph`, `turbine why`) is not computed behind the caller's back. It runs
+  // when something reads it. Nests.
   class NotStarting {
    public:
     NotStarting();

@@ -13,7 +13,9 @@ namespace turbine {
 struct FunctionStats {
   std::string name;
   uint32_t version = 0;
-  uint64_t calls = 0;            // lookups of this function's tasks (not by NotStarting)
+  // Lookups of this function's tasks, those made under NotStarting (Graph, Why) too: not
+  // telling them apart keeps a check off the cache hit's path.
+  uint64_t calls = 0;
   // Lookups that found the task already made, in memory or on disk. Not "answered without
   // executing": a task found dirty (an input it read changed) still executes.
   uint64_t cache_hits = 0;
