@@ -94,11 +94,13 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
   OutputDigest current;
   bool has_output = false;
   bool trusted = false;  // restored and clean, linked to nothing (TrustRestored)
+  bool running = false;  // its first execution (or verification) is under way
   {
     MutexLock lock(&task->mu);
     has_output = task->output.kind != OutputKind::kNone;
     trusted = task->unlinked && task->phase == Phase::kClean;
     step.dirty = has_output && task->phase != Phase::kClean;
+    running = task->phase == Phase::kRunning;
     step.executions = task->executions;
     step.reason = task->last_reason;
     step.cause = task->last_cause;
@@ -167,7 +169,8 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
                           "started";
   } else {
     step.kind = WhyStep::Kind::kNotRun;
-    step.text = "never executed: nothing has read it yet";
+    step.text = running ? "not executed yet: its first execution is running now"
+                        : "never executed: nothing has read it yet";
   }
   if (step.dirty) step.text += " [dirty now: the next read refreshes it]";
   const TaskId cause = step.cause;

@@ -2,9 +2,13 @@
 // the input that changed, an invalidation, and the early cutoffs on the way.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <future>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "turbine/engine.h"
 
@@ -72,6 +76,31 @@ TEST(Why, AFirstExecutionIsItsOwnReason) {
   EXPECT_TRUE(step.output_changed);
   EXPECT_EQ(step.output_after, Digest(3));
   EXPECT_EQ(step.text, "executed: first execution; output (none) -> " + Digest(3));
+}
+
+// A task whose first execution is running says so, not that nothing has read it.
+std::atomic<bool> slow_started{false};
+std::atomic<bool> slow_release{false};
+Task<int64_t> SlowImpl() {
+  slow_started = true;
+  while (!slow_release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  co_return 7;
+}
+inline const turbine::Function<SlowImpl> slow{"test.why.slow", 1};
+
+TEST(Why, ATaskRunningItsFirstExecutionSaysSo) {
+  turbine::Engine engine({.worker_threads = 1});
+  turbine::Engine::Scope scope(engine);
+  std::promise<turbine::Engine::AsyncRead> answer;
+  engine.ReadAsync(slow().raw(),
+                   [&answer](turbine::Engine::AsyncRead read) { answer.set_value(std::move(read)); });
+  while (!slow_started.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  absl::StatusOr<turbine::WhyReport> why = engine.Why(slow().raw());
+  slow_release = true;
+  ASSERT_TRUE(answer.get_future().get().status.ok());
+  ASSERT_TRUE(why.ok()) << why.status();
+  ASSERT_FALSE(why->steps.empty());
+  EXPECT_EQ(why->steps[0].text, "not executed yet: its first execution is running now");
 }
 
 TEST(Why, AnInputChangeIsFollowedThroughTwoLevels) {
