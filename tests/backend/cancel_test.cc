@@ -162,9 +162,11 @@ Task<int64_t> WatchedImpl(int64_t key) {
 }
 inline const turbine::Function<WatchedImpl> watched{"test.cancel.watched", 1};
 
-bool EndsWithin(std::chrono::seconds limit) {
+// Within tells whether `done()` became true within `limit`.
+template <class Done>
+bool Within(std::chrono::seconds limit, Done done) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (watched_ended.load() == 0) {
+  while (!done()) {
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -189,7 +191,7 @@ TEST(Cancel, ACancellationJustBeforeAReadCountsItselfStillEndsTheRead) {
   watched_ended = 0;
   std::future<Engine::AsyncRead> read = StartRead(engine, watched(7).raw(), token);
   const bool answered = read.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
-  const bool ended = EndsWithin(std::chrono::seconds(20));
+  const bool ended = Within(std::chrono::seconds(20), [] { return watched_ended.load() != 0; });
   const bool spin_was_running = spin_cancelled.load() == 0;
   turbine::internal::seams::before_counting_caller = nullptr;
   spin_release = true;
@@ -237,10 +239,7 @@ TEST(Cancel, AReadThatSeesItsCancellationFirstStillCancelsWhatNobodyElseWaitsFor
   };
   std::future<Engine::AsyncRead> read = StartRead(engine, spinning, token);
   const bool answered = read.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (spin_cancelled.load() == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  Within(std::chrono::seconds(20), [] { return spin_cancelled.load() != 0; });
   const int cancelled = spin_cancelled.load();
   turbine::internal::seams::before_counting_caller = nullptr;
   turbine::internal::seams::after_cancel_flag = nullptr;

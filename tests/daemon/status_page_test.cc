@@ -44,30 +44,40 @@ std::string PageAddress(const std::string& log) {
   return std::regex_search(log, match, line) ? match[1].str() : "";
 }
 
-// Exchange sends `request` as is to `address` and returns everything the server answers
-// until it closes the connection ("" when it cannot connect).
-std::string Exchange(const std::string& address, const std::string& request) {
+// Connect opens a TCP connection to `address` ("IPV4:PORT") and sends nothing; -1 if it
+// cannot connect.
+int Connect(const std::string& address) {
   const size_t colon = address.rfind(':');
   sockaddr_in peer{};
   peer.sin_family = AF_INET;
   peer.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
   ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &peer.sin_addr);
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&peer), sizeof(peer)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Exchange sends `request` as is to `address` and returns everything the server answers
+// until it closes the connection ("" when it cannot connect).
+std::string Exchange(const std::string& address, const std::string& request) {
+  const int fd = Connect(address);
+  if (fd < 0) return "";
   timeval timeout{.tv_sec = 30, .tv_usec = 0};  // a hung server fails the test, not the suite
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  size_t sent = 0;
+  while (sent < request.size()) {
+    const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the server may close early on a request it refuses
+    sent += static_cast<size_t>(n);
+  }
   std::string response;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&peer), sizeof(peer)) == 0) {
-    size_t sent = 0;
-    while (sent < request.size()) {
-      const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) break;  // the server may close early on a request it refuses
-      sent += static_cast<size_t>(n);
-    }
-    char buffer[8192];
-    ssize_t n = 0;
-    while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) {
-      response.append(buffer, static_cast<size_t>(n));
-    }
+  char buffer[8192];
+  ssize_t n = 0;
+  while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) {
+    response.append(buffer, static_cast<size_t>(n));
   }
   ::close(fd);
   return response;
@@ -293,22 +303,6 @@ TEST(StatusPage, AnAddressOffThisMachineNeedsInsecure) {
   ASSERT_TRUE(page.starts_with("0.0.0.0:")) << trusted.log();
   EXPECT_EQ(StatusOf(Get("127.0.0.1:" + page.substr(page.rfind(':') + 1), "/api/stats")), 200);
   EXPECT_EQ(trusted.Stop(SIGTERM), 0) << trusted.log();
-}
-
-// Connect opens a TCP connection to `address` ("IPV4:PORT") and sends nothing; -1 if it
-// cannot connect.
-int Connect(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  sockaddr_in peer{};
-  peer.sin_family = AF_INET;
-  peer.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
-  ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &peer.sin_addr);
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&peer), sizeof(peer)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
 }
 
 // StillOpen tells whether the server has not closed `fd` (nothing to read, no EOF).
