@@ -291,14 +291,11 @@ RawVc CreateCell(const ValueType& type, std::shared_ptr<const void> value) {
 
 void SetOutputValue(ExecContext& context, const ValueType& type,
                     std::shared_ptr<const void> value) {
-  context.output.kind = OutputKind::kValue;
-  context.output.type = &type;
-  context.output.value = std::move(value);
+  context.output.SetValue(&type, std::move(value));
 }
 
 void SetOutputRef(ExecContext& context, RawVc target) {
-  context.output.kind = OutputKind::kRef;
-  context.output.ref = target;
+  context.output.SetRef(target);
 }
 
 }  // namespace turbine::internal

@@ -45,17 +45,17 @@ absl::StatusOr<DependencyGraph> EngineImpl::Describe(RawVc vc, const DescribeOpt
     node.task = task->id;
     node.function = task->fn->name;
     node.version = task->fn->version;
-    node.receiver = task->receiver;
+    node.receiver = task->receiver();
     node.session_dependent = task->fn->session_dependent;
     node.depth = depth_of[task->id];
     task->fn->describe_args(task->args(), &node.args);
     {
       MutexLock lock(&task->mu);
-      const bool has_output = task->output.kind != OutputKind::kNone;
+      const bool has_output = task->output.kind() != OutputKind::kNone;
       node.phase = task->fn->kind == FunctionKind::kInput && has_output
                        ? TaskPhase::kClean  // an input is never executed: set is current
                        : PublicPhase(task->phase, has_output);
-      node.failed = task->output.kind == OutputKind::kError;
+      node.failed = task->output.kind() == OutputKind::kError;
       node.executions = task->executions;
       node.last_execution_micros = task->last_execution_micros;
       node.from_disk = has_output && task->executions == 0 &&

@@ -252,7 +252,7 @@ namespace {
 // ReadACycle tells whether a task's result came out of a cycle: a read that closed one, or
 // a cycle error. A restart verifies those (refresh.cc settles cycles as it verifies).
 bool ReadACycle(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
-  if (task.output.kind == OutputKind::kError && IsCycleError(task.output.error())) return true;
+  if (task.output.kind() == OutputKind::kError && IsCycleError(task.output.error())) return true;
   return std::ranges::any_of(task.deps(),
                              [](const Dep& dep) { return dep.observed == kReadClosedCycle; });
 }
@@ -260,7 +260,7 @@ bool ReadACycle(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 }  // namespace
 
 bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
-  if (task.output.kind == OutputKind::kNone) return false;
+  if (task.output.kind() == OutputKind::kNone) return false;
   // A dirty task's last result is written too, for verification only: the stamps it read
   // are all a verification needs, and without it a restart would find an older result
   // (a stop right after a change reached what this session computed). It queues itself
@@ -282,7 +282,7 @@ bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
   batch.scratch.clear();
   {
     VcSink sink(&refs);  // the receiver and Vcs among the arguments
-    EncodeIdentity(*task.fn, task.receiver, task.args(), &batch.scratch);
+    EncodeIdentity(*task.fn, task.receiver(), task.args(), &batch.scratch);
   }
   record.identity = batch.scratch;
   // An input's value lives in the inputs table (written durably by SetInputs).

@@ -74,7 +74,7 @@ bool StoredAsIs(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 // Evictable tells whether the task's values may leave memory now.
 bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
   return task.phase == Phase::kClean && StoredAsIs(task) &&
-         task.output.kind == OutputKind::kValue && task.output.value != nullptr;
+         task.output.kind() == OutputKind::kValue && task.output.value() != nullptr;
 }
 
 // EvictableWhole tells whether the whole task may leave memory now: the store holds it
@@ -90,7 +90,7 @@ bool EvictableWhole(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu
   const bool restored_unread = task.phase == Phase::kDirty && task.unlinked;
   return !task.gone && (StampsCurrent(task.phase) || restored_unread) && StoredAsIs(task) &&
          !task.fn->session_dependent && !task.stale && !task.must_execute &&
-         !task.reload_only && task.output.kind != OutputKind::kNone &&
+         !task.reload_only && task.output.kind() != OutputKind::kNone &&
          task.waiters == nullptr && task.callers == 0 && task.cycle == nullptr;
 }
 
@@ -104,12 +104,12 @@ size_t Footprint(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 // InstallValues puts the stored values back where the task's are missing, if the stored
 // result is the one the task holds: the same stamps (a stamp names one value for ever).
 bool InstallValues(TaskState& task, DecodedResult& stored) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
-  if (task.output.kind == OutputKind::kValue && task.output.value == nullptr) {
-    if (stored.output.kind != OutputKind::kValue || stored.output.type != task.output.type ||
+  if (task.output.kind() == OutputKind::kValue && task.output.value() == nullptr) {
+    if (stored.output.kind() != OutputKind::kValue || stored.output.type() != task.output.type() ||
         stored.stamp != task.output_changed_at) {
       return false;
     }
-    task.output.value = std::move(stored.output.value);
+    task.output.mutable_value() = std::move(stored.output.mutable_value());
   }
   for (CellSlot& cell : task.cells()) {
     if (cell.value != nullptr) continue;
@@ -208,7 +208,7 @@ size_t EngineImpl::RunClock(size_t bytes, size_t* evicted) {
         task->referenced = false;
         continue;
       }
-      dropped.push_back(std::move(task->output.value));
+      dropped.push_back(std::move(task->output.mutable_value()));
       for (CellSlot& cell : task->cells()) dropped.push_back(std::move(cell.value));
       task->phase = Phase::kEvicted;
     }

@@ -101,9 +101,7 @@ absl::Status EngineImpl::ApplyInputs(std::vector<InputValue> values, bool deleti
         // nothing.
         next = NotSetOutput(input.key);
       } else {
-        next.kind = OutputKind::kValue;
-        next.type = input.type;
-        next.value = std::move(input.value);
+        next.SetValue(input.type, std::move(input.value));
       }
       {
         MutexLock lock(&task->mu);
@@ -126,8 +124,8 @@ absl::Status EngineImpl::ApplyInputs(std::vector<InputValue> values, bool deleti
         std::vector<std::pair<std::string, StoredInput>> records;
         records.reserve(changes.size());
         for (const Change& change : changes) {
-          StoredInput record{change.next.type->name, {}, change.stamp};
-          change.next.type->serialize(change.next.value.get(), &record.bytes);
+          StoredInput record{change.next.type()->name, {}, change.stamp};
+          change.next.type()->serialize(change.next.value().get(), &record.bytes);
           records.emplace_back(InputKeyOf(*change.task), std::move(record));
         }
         durable = store_->WriteInputs(records, stamp_.load() + 1);
@@ -249,9 +247,7 @@ void RestoreInput(const StoredInput& stored, Output* output, uint64_t* stamp) {
         Output::Error(absl::StatusCode::kUnknown, "the stored value (type '" + stored.type_name +
                                                       "') cannot be read by this build");
   } else {
-    output->kind = OutputKind::kValue;
-    output->type = type;
-    output->value = std::move(value);
+    output->SetValue(type, std::move(value));
   }
   *stamp = stored.stamp;
 }

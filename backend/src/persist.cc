@@ -92,17 +92,17 @@ void EncodeResult(const TaskState& task, std::string* out, std::vector<TaskId>* 
   // Values are serialized outside the record, so that only Vcs inside them reach `refs`,
   // not the slots of `deps`.
   VcSink sink(refs);
-  if (output.kind == OutputKind::kValue) {
-    type_name = output.type->name;
-    output.type->serialize(output.value.get(), &value_bytes);
-  } else if (output.kind == OutputKind::kError) {
+  if (output.kind() == OutputKind::kValue) {
+    type_name = output.type()->name;
+    output.type()->serialize(output.value().get(), &value_bytes);
+  } else if (output.kind() == OutputKind::kError) {
     const TaskFailure& failure = output.error();
     if (failure.code != absl::StatusCode::kUnknown) {
       type_name = std::to_string(static_cast<int>(failure.code));
     }
     value_bytes = failure.message;
-  } else if (output.kind == OutputKind::kRef) {
-    NoteVc(output.ref);
+  } else if (output.kind() == OutputKind::kRef) {
+    NoteVc(output.ref());
   }
   std::vector<CellRecord> cells;
   cells.reserve(task.cells().size());
@@ -116,8 +116,8 @@ void EncodeResult(const TaskState& task, std::string* out, std::vector<TaskId>* 
   std::vector<DepRecord> deps;
   deps.reserve(task.deps().size());
   for (const Dep& dep : task.deps()) deps.emplace_back(dep.slot, dep.observed);
-  SerializeTo(ResultRecord{static_cast<uint8_t>(output.kind), std::move(type_name),
-                           std::move(value_bytes), output.ref, task.output_changed_at,
+  SerializeTo(ResultRecord{static_cast<uint8_t>(output.kind()), std::move(type_name),
+                           std::move(value_bytes), output.ref(), task.output_changed_at,
                            std::move(cells), std::move(deps), validity.clean_as_of,
                            validity.functions,
                            validity.needs_verification ? kNeedsVerification : uint8_t{0},
@@ -146,14 +146,15 @@ bool DecodeResultRecord(std::string_view bytes, DecodedResult* result, std::vect
   result->validity.needs_verification = (flags & kNeedsVerification) != 0;
   VcSink sink(refs);  // around the values only, as in EncodeResult
   Output& output = result->output;
-  output.kind = static_cast<OutputKind>(kind);
-  switch (output.kind) {
-    case OutputKind::kValue:
-      output.type = FindValueType(type_name);
-      if (output.type == nullptr) return false;
-      output.value = output.type->deserialize(value_bytes);
-      if (output.value == nullptr) return false;
+  switch (static_cast<OutputKind>(kind)) {
+    case OutputKind::kValue: {
+      const ValueType* type = FindValueType(type_name);
+      if (type == nullptr) return false;
+      std::shared_ptr<const void> value = type->deserialize(value_bytes);
+      if (value == nullptr) return false;
+      output.SetValue(type, std::move(value));
       break;
+    }
     case OutputKind::kError: {
       int code = static_cast<int>(absl::StatusCode::kUnknown);
       if (!type_name.empty() && (!absl::SimpleAtoi(type_name, &code) || code <= 0 || code > 16)) {
@@ -163,7 +164,7 @@ bool DecodeResultRecord(std::string_view bytes, DecodedResult* result, std::vect
       break;
     }
     case OutputKind::kRef:
-      output.ref = ref;
+      output.SetRef(ref);
       NoteVc(ref);
       break;
     case OutputKind::kNone:

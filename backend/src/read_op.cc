@@ -239,14 +239,14 @@ ReadOp::Hop ReadOp::HopClean(TaskState& task) {
     const bool recorded =
         reader != nullptr && reader->RecordRead(RawVc::Output(task.id), task.output_changed_at);
     const Output& out = task.output;
-    switch (out.kind) {
+    switch (out.kind()) {
       case OutputKind::kValue:
-        if (cursor_.is_cell() && cursor_.type != out.type->id) {
+        if (cursor_.is_cell() && cursor_.type != out.type()->id) {
           SetError("the cell this Vc points at no longer exists");
         } else if (mode_ == Mode::kResolve) {
-          cursor_ = RawVc::Cell(task.id, out.type->id, kOutputCellIndex);
+          cursor_ = RawVc::Cell(task.id, out.type()->id, kOutputCellIndex);
         } else {
-          TakeValue(out.type, out.value, task.output_changed_at);
+          TakeValue(out.type(), out.value(), task.output_changed_at);
         }
         return Hop::kDone;
       case OutputKind::kRef:
@@ -256,10 +256,10 @@ ReadOp::Hop ReadOp::HopClean(TaskState& task) {
         }
         referrer_ = task.id;
         referrer_read_recorded_ = recorded;
-        cursor_ = out.ref;
+        cursor_ = out.ref();
         return Hop::kFollow;
       case OutputKind::kError:
-        error_ = std::static_pointer_cast<const TaskFailure>(out.value);
+        error_ = std::static_pointer_cast<const TaskFailure>(out.value());
         return Hop::kDone;
       case OutputKind::kNone:
         SetError("task has no output");

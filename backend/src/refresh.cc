@@ -56,7 +56,7 @@ Output FailureOutput(const std::exception_ptr& error) {
 // EndedOnACycle tells whether the task's last result is a cycle error.
 bool EndedOnACycle(TaskState& task) {
   MutexLock lock(&task.mu);
-  return task.output.kind == OutputKind::kError && IsCycleError(task.output.error());
+  return task.output.kind() == OutputKind::kError && IsCycleError(task.output.error());
 }
 
 // DependencyChanged tells whether `dep`'s slot changed since it was read. One that is not
@@ -215,7 +215,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     reload_only = task->reload_only;
     task->reload_only = false;
     forced_reason = task->forced_reason;
-    first = task->output.kind == OutputKind::kNone;
+    first = task->output.kind() == OutputKind::kNone;
     execute = first || forced;
     if (!execute && !reload_only) deps.assign(task->deps().begin(), task->deps().end());
   }
@@ -358,7 +358,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   const auto start_time = std::chrono::steady_clock::now();
   // A body that parks may end on another thread: its slice belongs where it started.
   const uint64_t start_thread = engine->tracing() ? TraceThreadNumber() : 0;
-  ErasedTask body = task->fn->invoke(*task->fn, task->receiver, task->args());
+  ErasedTask body = task->fn->invoke(*task->fn, task->receiver(), task->args());
   tls_context.exec = &context;
   co_await RunBody{body.handle};
   tls_context = ThreadContext{engine, nullptr};
@@ -460,7 +460,7 @@ DepsAndCells CommitResults(EngineImpl& engine, TaskState& task, ExecContext& con
   task.last_reason = context.reason;
   task.last_cause = context.cause;
   task.last_execution = entry->sequence = engine.NextExecutionSequence();
-  entry->failed = context.output.kind == OutputKind::kError;
+  entry->failed = context.output.kind() == OutputKind::kError;
   entry->adopted = context.adopted;
   if (!task.output.SameAs(context.output)) {
     // Digests only when it changed: an equal result (the cutoff) costs nothing more.

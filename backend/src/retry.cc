@@ -27,7 +27,7 @@ constexpr auto kRetryDelay = std::chrono::seconds(1);
 }  // namespace
 
 bool IsTransientFailure(const Output& output) {
-  if (output.kind != OutputKind::kError) return false;
+  if (output.kind() != OutputKind::kError) return false;
   const absl::StatusCode code = output.error().code;
   return code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kResourceExhausted;
 }

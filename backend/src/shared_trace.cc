@@ -166,7 +166,7 @@ bool SharedIdentityAt(EngineImpl& engine, const TaskState& task, bool may_load, 
                       std::string* out) {
   return EncodeStable(
       engine, may_load, depth,
-      [&](std::string* bytes) { EncodeIdentity(*task.fn, task.receiver, task.args(), bytes); },
+      [&](std::string* bytes) { EncodeIdentity(*task.fn, task.receiver(), task.args(), bytes); },
       [](std::string_view bytes) {
         DecodedIdentity decoded;
         return DecodeIdentity(bytes, &decoded);
@@ -260,12 +260,12 @@ bool SlotDigest(EngineImpl& engine, const TaskState& task, RawVc slot, std::stri
   std::string buffer;
   if (slot.is_output()) {
     const Output& output = task.output;
-    switch (output.kind) {
+    switch (output.kind()) {
       case OutputKind::kValue: {
         std::string bytes;
-        if (!ValueBytes(engine, kMayLoad, *output.type, output.value.get(), &bytes)) return false;
+        if (!ValueBytes(engine, kMayLoad, *output.type(), output.value().get(), &bytes)) return false;
         AppendDigestPart(&buffer, "value");
-        AppendDigestPart(&buffer, output.type->name);
+        AppendDigestPart(&buffer, output.type()->name);
         AppendDigestPart(&buffer, bytes);
         break;
       }
@@ -281,10 +281,10 @@ bool SlotDigest(EngineImpl& engine, const TaskState& task, RawVc slot, std::stri
         // A machine-local task (a file's content under its inode and times) by its
         // function alone: the digest of its own slot, the next dependency, is its value.
         std::string target_identity;
-        if (output.ref.task == task.id) {
+        if (output.ref().task == task.id) {
           target_identity = "self";
         } else {
-          const TaskState* target = engine.InMemory(output.ref.task);
+          const TaskState* target = engine.InMemory(output.ref().task);
           if (target == nullptr) return false;
           if (target->fn->machine_local) {
             target_identity = "machine-local " + target->fn->name + "@" +
@@ -295,8 +295,8 @@ bool SlotDigest(EngineImpl& engine, const TaskState& task, RawVc slot, std::stri
         }
         AppendDigestPart(&buffer, "ref");
         AppendDigestPart(&buffer, target_identity);
-        AppendDigestPart(&buffer, output.ref.is_cell() ? ValueTypeById(output.ref.type)->name : "");
-        AppendDigestPart(&buffer, std::to_string(output.ref.index));
+        AppendDigestPart(&buffer, output.ref().is_cell() ? ValueTypeById(output.ref().type)->name : "");
+        AppendDigestPart(&buffer, std::to_string(output.ref().index));
         break;
       }
       case OutputKind::kNone:
@@ -332,21 +332,21 @@ bool BuildTrace(EngineImpl& engine, TaskState& task, TraceRecord* record) {
   }
   constexpr bool kMayLoad = true;
   if (!SharedIdentity(engine, task, kMayLoad, &record->identity)) return false;
-  if (output.kind == OutputKind::kValue) {
-    record->output_type = output.type->name;
-    if (!ValueBytes(engine, kMayLoad, *output.type, output.value.get(), &record->output_bytes)) {
+  if (output.kind() == OutputKind::kValue) {
+    record->output_type = output.type()->name;
+    if (!ValueBytes(engine, kMayLoad, *output.type(), output.value().get(), &record->output_bytes)) {
       return false;
     }
-  } else if (output.kind == OutputKind::kRef) {
+  } else if (output.kind() == OutputKind::kRef) {
     record->output_is_ref = true;
-    record->output_type = output.ref.is_cell() ? ValueTypeById(output.ref.type)->name : "";
-    record->output_ref_index = output.ref.index;
-    if (output.ref.task != task.id) {
-      const TaskState* target = engine.Task(output.ref.task);
+    record->output_type = output.ref().is_cell() ? ValueTypeById(output.ref().type)->name : "";
+    record->output_ref_index = output.ref().index;
+    if (output.ref().task != task.id) {
+      const TaskState* target = engine.Task(output.ref().task);
       if (target == nullptr || !SharedIdentity(engine, *target, kMayLoad, &record->output_bytes)) {
         return false;
       }
-    } else if (!output.ref.is_cell()) {
+    } else if (!output.ref().is_cell()) {
       return false;  // its own output: a cycle, never a result
     }
   } else {
@@ -380,8 +380,8 @@ bool BuildTrace(EngineImpl& engine, TaskState& task, TraceRecord* record) {
       traced.slot_index = dep.slot.index;
     }
     if (!SlotDigest(engine, *target, dep.slot, &traced.digest)) return false;
-    previous_ref = dep.slot.is_output() && target->output.kind == OutputKind::kRef
-                       ? target->output.ref
+    previous_ref = dep.slot.is_output() && target->output.kind() == OutputKind::kRef
+                       ? target->output.ref()
                        : RawVc();
     record->deps.push_back(std::move(traced));
   }
@@ -401,14 +401,13 @@ bool AdoptTrace(EngineImpl& engine, const TraceRecord& record, ExecContext* cont
     // A slot of another task, named by its stable identity: that task here.
     RawVc target;
     if (!CallByName(engine, record.output_bytes, 0, &target)) return false;
-    context->output.kind = OutputKind::kRef;
     if (record.output_type.empty()) {
-      context->output.ref = target;
+      context->output.SetRef(target);
       return true;
     }
     const ValueType* type = FindValueType(record.output_type);
     if (type == nullptr) return false;
-    context->output.ref = RawVc::Cell(target.task, type->id, record.output_ref_index);
+    context->output.SetRef(RawVc::Cell(target.task, type->id, record.output_ref_index));
     return true;
   }
   const ValueType* type = FindValueType(record.output_type);
@@ -419,15 +418,12 @@ bool AdoptTrace(EngineImpl& engine, const TraceRecord& record, ExecContext* cont
       found = found || (cell.type == type->id && cell.index == record.output_ref_index);
     }
     if (!found) return false;  // a reference to a cell the record does not carry
-    context->output.kind = OutputKind::kRef;
-    context->output.ref = RawVc::Cell(task.id, type->id, record.output_ref_index);
+    context->output.SetRef(RawVc::Cell(task.id, type->id, record.output_ref_index));
     return true;
   }
   std::shared_ptr<const void> value = DecodeValue(engine, *type, record.output_bytes);
   if (value == nullptr) return false;
-  context->output.kind = OutputKind::kValue;
-  context->output.type = type;
-  context->output.value = std::move(value);
+  context->output.SetValue(type, std::move(value));
   return true;
 }
 
@@ -437,8 +433,8 @@ bool ResolveTraceDep(EngineImpl& engine, const TraceDep& dep, RawVc previous, Ra
     TaskState* before = previous.is_output() ? engine.Task(previous.task) : nullptr;
     if (before == nullptr) return false;
     MutexLock lock(&before->mu);
-    if (!StampsCurrent(before->phase) || before->output.kind != OutputKind::kRef) return false;
-    output = RawVc::Output(before->output.ref.task);
+    if (!StampsCurrent(before->phase) || before->output.kind() != OutputKind::kRef) return false;
+    output = RawVc::Output(before->output.ref().task);
   } else if (!CallByName(engine, dep.identity, 0, &output)) {
     return false;
   }

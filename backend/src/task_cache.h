@@ -90,10 +90,11 @@ class TaskCache {
     using is_transparent = void;
     static bool Same(const FunctionInfo* fn, RawVc receiver, const void* args,
                      const TaskState* b) {
-      return fn == b->fn && receiver == b->receiver && fn->equal_args(args, b->args());
+      return fn == b->fn && (!fn->has_receiver || receiver == b->receiver()) &&
+             fn->equal_args(args, b->args());
     }
     bool operator()(const TaskState* a, const TaskState* b) const {
-      return a == b || Same(a->fn, a->receiver, a->args(), b);
+      return a == b || Same(a->fn, a->receiver(), a->args(), b);
     }
     bool operator()(const TaskKeyView& a, const TaskState* b) const {
       return a.hash == b->hash && Same(a.fn, a.receiver, a.args, b);

@@ -3,41 +3,71 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <new>
 
 namespace turbine::internal {
 
 bool Output::SameAs(const Output& other) const {
-  if (kind != other.kind) return false;
-  switch (kind) {
+  if (kind_ != other.kind_) return false;
+  switch (kind_) {
     case OutputKind::kNone:
       return true;
     case OutputKind::kRef:
-      return ref == other.ref;
+      return ref_ == other.ref_;
     case OutputKind::kError:
       return error() == other.error();
-    case OutputKind::kValue:
+    case OutputKind::kValue: {
       // An evicted value (null) equals nothing: what cannot be compared counts as changed.
-      return type == other.type &&
-             (value == other.value || (value != nullptr && other.value != nullptr &&
-                                       type->equal(value.get(), other.value.get())));
+      const std::shared_ptr<const void>& value = held_.value;
+      const std::shared_ptr<const void>& other_value = other.held_.value;
+      return held_.type == other.held_.type &&
+             (value == other_value || (value != nullptr && other_value != nullptr &&
+                                       held_.type->equal(value.get(), other_value.get())));
+    }
   }
   return false;
 }
 
+namespace {
+
+// The allocation: aligned for the tuple (at its start) and the record. Plain operator new
+// unless the tuple needs more than it gives: the aligned form goes through a slower
+// allocator path.
+bool OverAligned(const FunctionInfo& fn) {
+  return std::max(fn.args_align, alignof(TaskState)) > __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+}
+
+void* Allocate(const FunctionInfo& fn, size_t size) {
+  if (OverAligned(fn)) return ::operator new(size, std::align_val_t{fn.args_align});
+  return ::operator new(size);
+}
+
+void Free(const FunctionInfo& fn, void* memory) {
+  if (OverAligned(fn)) {
+    ::operator delete(memory, std::align_val_t{fn.args_align});
+  } else {
+    ::operator delete(memory);
+  }
+}
+
+}  // namespace
+
 std::unique_ptr<TaskState> TaskState::Create(TaskId id, uint64_t hash, const FunctionInfo* fn,
                                             RawVc receiver, void* args) {
-  void* memory = ::operator new(ArgsOffset(*fn) + fn->args_size);
+  const size_t prefix = PrefixBytes(*fn);
+  char* memory = static_cast<char*>(Allocate(*fn, prefix + sizeof(TaskState)));
   // The tuple first: if moving it throws, there is no record whose destructor would end a
   // tuple that never began.
   if (fn->move_args_to != nullptr) {
     try {
-      fn->move_args_to(args, static_cast<char*>(memory) + ArgsOffset(*fn));
+      fn->move_args_to(args, memory);
     } catch (...) {
-      ::operator delete(memory);
+      Free(*fn, memory);
       throw;
     }
   }
-  return std::unique_ptr<TaskState>(new (memory) TaskState(id, hash, fn, receiver));
+  if (fn->has_receiver) new (memory + prefix - sizeof(RawVc)) RawVc(receiver);
+  return std::unique_ptr<TaskState>(new (memory + prefix) TaskState(id, hash, fn));
 }
 
 TaskState::~TaskState() {
@@ -45,8 +75,10 @@ TaskState::~TaskState() {
 }
 
 void TaskState::operator delete(TaskState* task, std::destroying_delete_t) {
+  const FunctionInfo& fn = *task->fn;
+  void* memory = task->args();
   task->~TaskState();
-  ::operator delete(task);
+  Free(fn, memory);
 }
 
 const CellSlot* TaskState::FindCell(ValueTypeId type, uint32_t index) const {
@@ -63,7 +95,7 @@ uint64_t TaskState::SlotChangedAt(RawVc slot) const {
 }
 
 bool TaskState::HasEvictedValues() const {
-  if (output.kind == OutputKind::kValue && output.value == nullptr) return true;
+  if (output.kind() == OutputKind::kValue && output.value() == nullptr) return true;
   return std::ranges::any_of(cells(), [](const CellSlot& cell) { return cell.value == nullptr; });
 }
 

@@ -97,7 +97,7 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
   bool running = false;  // its first execution (or verification) is under way
   {
     MutexLock lock(&task->mu);
-    has_output = task->output.kind != OutputKind::kNone;
+    has_output = task->output.kind() != OutputKind::kNone;
     trusted = task->unlinked && task->phase == Phase::kClean;
     step.dirty = has_output && task->phase != Phase::kClean;
     running = task->phase == Phase::kRunning;
@@ -204,15 +204,15 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
 }  // namespace
 
 OutputDigest DigestOf(const Output& output) {
-  switch (output.kind) {
+  switch (output.kind()) {
     case OutputKind::kNone:
       return {};
     case OutputKind::kValue:
       // An evicted value (evict.cc) is not hashed: that would mean loading it back.
-      if (output.value == nullptr) return {};
-      return {OutputKind::kValue, output.type->hash(output.value.get(), 0)};
+      if (output.value() == nullptr) return {};
+      return {OutputKind::kValue, output.type()->hash(output.value().get(), 0)};
     case OutputKind::kRef:
-      return {OutputKind::kRef, output.ref.task};
+      return {OutputKind::kRef, output.ref().task};
     case OutputKind::kError:
       return {OutputKind::kError, HashValue(output.error().message, 0)};
   }

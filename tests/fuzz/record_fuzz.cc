@@ -36,9 +36,9 @@ void FuzzTaskRecord(std::string_view bytes) {
   engine_private::TaskState& task = *owned;
   engine_private::MutexLock lock(&task.mu);
   if (!engine_private::DecodeResult(stored->result, &task)) return;
-  FUZZ_CHECK(task.output.kind == engine_private::OutputKind::kValue ||
-             task.output.kind == engine_private::OutputKind::kRef ||
-             task.output.kind == engine_private::OutputKind::kError);
+  FUZZ_CHECK(task.output.kind() == engine_private::OutputKind::kValue ||
+             task.output.kind() == engine_private::OutputKind::kRef ||
+             task.output.kind() == engine_private::OutputKind::kError);
   // A result that decodes is one the engine could have written: encoding it again and
   // decoding that gives the same bytes.
   std::string encoded;
@@ -55,8 +55,8 @@ void FuzzInputRecord(std::string_view bytes) {
   engine_private::Output output;
   uint64_t stamp = 0;
   engine_private::InputFromStore("key", stored, &output, &stamp);
-  FUZZ_CHECK(output.kind == engine_private::OutputKind::kValue ||
-             output.kind == engine_private::OutputKind::kError);
+  FUZZ_CHECK(output.kind() == engine_private::OutputKind::kValue ||
+             output.kind() == engine_private::OutputKind::kError);
   FUZZ_CHECK(stamp == stored->stamp);
 }
 
