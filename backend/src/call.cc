@@ -26,6 +26,14 @@ RawVc Call(const FunctionInfo& fn, RawVc receiver, void* stack_args) {
   return CurrentEngineOrDie().Call(fn, receiver, stack_args);
 }
 
+namespace {
+
+// OnlyDescribing: an Engine::NotStarting lives on this thread, outside any task body (whose
+// calls always start what they create): a task created now is only described.
+bool OnlyDescribing() { return tls_not_starting && tls_context.exec == nullptr; }
+
+}  // namespace
+
 // Aligned to a cache line: the hit's speed depended on where the linker happened to put
 // this function. At a 16-byte boundary that an unrelated change elsewhere in this file
 // produced, turbo-cached-same-keys/1 took 84-86 ns in 5 runs of 6 against 59-66 ns at 64.
@@ -79,14 +87,17 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
   }
   // Step 3: writer lock, re-check, box the arguments only if still absent.
   counters.misses.fetch_add(1, std::memory_order_relaxed);
-  auto [task, created] = cache_.FindOrInsert(key, [&] {
-    return CreateTask(key, stack_args, stored_input, stored_task ? &*stored_task : nullptr);
-  });
+  // Found after all, it is used under the shard's lock, as a hit is (EraseIf).
+  auto [task, created] = cache_.FindOrInsert(
+      key,
+      [&] {
+        return CreateTask(key, stack_args, stored_input, stored_task ? &*stored_task : nullptr);
+      },
+      [&](TaskState& found) { NoteUse(found); });
   gate.reset();
   if (created && stored_task.has_value()) RecheckObservation(*task);
-  if (!created) NoteUse(*task);
   if (created && fn.kind != FunctionKind::kInput && !stored_task.has_value() &&
-      (!tls_not_starting || tls_context.exec != nullptr)) {
+      !OnlyDescribing()) {
     executor_->Push(WorkItem::Hint(task->id));
   }
   if (source != nullptr) {
@@ -111,8 +122,11 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   TaskState* task = owned.get();
   // Loaded ahead, it is not used until something reads it; garbage collection counts a
   // task used when a task that read it is (gc.h), which covers the verification that
-  // brought it in.
-  if (!loaded_ahead) {
+  // brought it in. Only described, it is not used either: day 0 marks it for the evictor
+  // (DescribedOnly, evict.cc) until a call by its key (NoteUse) or a read claims it.
+  const bool described_only =
+      stored_task == nullptr && key.fn->kind != FunctionKind::kInput && OnlyDescribing();
+  if (!loaded_ahead && !described_only) {
     task->used_day.store(today_.load(std::memory_order_relaxed), std::memory_order_relaxed);
   }
   if (key.fn->kind == FunctionKind::kInput) {

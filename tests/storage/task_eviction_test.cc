@@ -228,6 +228,41 @@ TEST_F(TaskEviction, ATaskLoadedBackCanBeEvictedAgain) {
   EXPECT_EQ(Runs(), 3);
 }
 
+// A call only described (`turbine graph` or `why` of a call never made: Engine::NotStarting)
+// makes a task that never runs and is never stored. It used to stay in memory for good, so
+// describing many distinct calls grew the daemon past its limit. It leaves like an evicted
+// task; a later call makes it afresh and computes it.
+TEST_F(TaskEviction, ATaskOnlyDescribedLeavesMemoryAndACallMakesItAfresh) {
+  const int64_t tasks_before = Stats().tasks;
+  turbine::RawVc described;
+  {
+    turbine::Engine::NotStarting not_starting;
+    for (int64_t n = 100; n < 110; ++n) described = root(n).raw();
+  }
+  ASSERT_EQ(Stats().tasks, tasks_before + 10);
+  daemon.engine.EvictTasks(SIZE_MAX);
+  EXPECT_EQ(Stats().tasks, tasks_before) << "a task only described stayed in memory";
+  EXPECT_EQ(Runs(), 0);
+  EXPECT_FALSE(daemon.engine.Read(turbine::Vc<int64_t>(described)).ok())
+      << "the id of a task that left without being stored still answers";
+  EXPECT_EQ(*daemon.engine.Read(root(109)), Expected(1, 109));
+  EXPECT_EQ(Runs(), 3);
+}
+
+// A call by its key after the description uses the task: its caller holds its id and may
+// read it any time after, so it stays (EraseIf looks again under the cache's writer lock).
+TEST_F(TaskEviction, ATaskDescribedAndThenCalledStays) {
+  {
+    turbine::Engine::NotStarting not_starting;
+    root(7);
+  }
+  const Vc<int64_t> called = root(7);  // a hit on the described task; not read yet
+  const int64_t tasks = Stats().tasks;
+  daemon.engine.EvictTasks(SIZE_MAX);
+  EXPECT_EQ(Stats().tasks, tasks);
+  EXPECT_EQ(*daemon.engine.Read(called), Expected(1, 7));
+}
+
 // A store that lives for months gives out ids in the billions (they are never reused):
 // tasks with such ids leave memory and come back like any other. The evictor's hand moves
 // over the tasks in memory, not over every id below them (which took 2^32 steps here).
