@@ -156,6 +156,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
       if (!stored_task->result.empty() && !deleting &&
           DecodeResult(stored_task->result, task, &validity)) {
         task->unlinked = true;
+        task->unread_since_restore = true;
         task->reads_session = validity.needs_verification;  // until linked: the safe guess
         task->inputs = validity.inputs;
         if (IsTransientFailure(task->output)) {

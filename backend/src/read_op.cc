@@ -235,6 +235,10 @@ ReadOp::Hop ReadOp::HopClean(TaskState& task) {
   ExecContext* reader = saved_context_.exec;
   const bool own_value = cursor_.is_output() || cursor_.index == kOutputCellIndex;
   task.referenced = true;  // the evictor spares it once (the line is held already)
+  if (task.unread_since_restore && mode_ == Mode::kValue) [[unlikely]] {
+    task.unread_since_restore = false;
+    reloaded_ = true;
+  }
   if (own_value) {
     const bool recorded =
         reader != nullptr && reader->RecordRead(RawVc::Output(task.id), task.output_changed_at);

@@ -452,6 +452,7 @@ DepsAndCells CommitResults(EngineImpl& engine, TaskState& task, ExecContext& con
                            std::span<const Dep> new_deps, bool* changed, ExecutionEntry* entry) {
   MutexLock lock(&task.mu);
   task.from_shared = context.adopted;
+  task.unread_since_restore = false;  // what it holds now was not read from the store
   if (!context.adopted) {
     ++task.executions;
     task.last_execution_micros =

@@ -287,6 +287,10 @@ struct TaskState {
   // can see it (reclaim.h). Whoever finds it through a pointer taken before looks the id
   // up again; nothing changes it any more.
   bool gone : 1 = false;
+  // Its result came from the store and no read of its value has taken it since: the first
+  // one says it came from disk (ReadOp::reloaded), even when something else (`graph`,
+  // `why`, a verification) brought the task into memory before.
+  bool unread_since_restore : 1 = false;
   // No caller wants the running execution (or the hinted start) any more. Set with the
   // last caller's cancellation; cleared when a reader claims the task or it restarts.
   std::atomic<bool> cancelled{false};

@@ -77,6 +77,44 @@ TEST(Daemon, SigtermFlushesAndARestartAnswersFromDisk) {
   EXPECT_EQ(daemon.Stop(SIGINT), 0) << daemon.log();
 }
 
+// `turbine graph` before the first call after a restart brings the task (and its cone) into
+// memory without reading it. The call after still says where its answer came from: disk,
+// and only the first read after the restore says so.
+TEST(Daemon, AGraphBeforeTheFirstCallAfterARestartLeavesItFromDisk) {
+  TempDir dir;
+  {
+    DaemonProcess daemon;
+    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+    auto stub = Connect(daemon.address());
+    v1::CallReply reply;
+    ASSERT_TRUE(CallOnce(*stub, Request("demo.fib", {Int(20)}), &reply).ok());
+    ASSERT_EQ(reply.source(), v1::SOURCE_EXECUTED);
+    EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  }
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  auto stub = Connect(daemon.address());
+  {
+    v1::GraphRequest request;
+    *request.mutable_call() = Request("demo.fib", {Int(20)});
+    v1::GraphReply graph;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->Graph(&context, request, &graph).ok());
+    ASSERT_EQ(graph.nodes_size(), 21);
+  }
+  v1::CallReply reply;
+  ASSERT_TRUE(CallOnce(*stub, Request("demo.fib", {Int(20)}), &reply).ok());
+  EXPECT_EQ(reply.value().int_value(), 6765);
+  EXPECT_EQ(reply.source(), v1::SOURCE_DISK);
+  ASSERT_TRUE(CallOnce(*stub, Request("demo.fib", {Int(20)}), &reply).ok());
+  EXPECT_EQ(reply.source(), v1::SOURCE_MEMORY);
+  // A task the graph loaded and nothing read yet: its first call is from disk too.
+  ASSERT_TRUE(CallOnce(*stub, Request("demo.fib", {Int(19)}), &reply).ok());
+  EXPECT_EQ(reply.source(), v1::SOURCE_DISK);
+  EXPECT_EQ(Stats(*stub).executions(), 0u);
+  EXPECT_EQ(daemon.Stop(SIGINT), 0) << daemon.log();
+}
+
 // SetCells sets spreadsheet cells (sheet.eval reads them: numbers, or formula text).
 void SetCells(v1::Turbine::Stub& stub, const std::vector<std::pair<std::string, v1::Value>>& cells) {
   v1::SetInputsRequest set;

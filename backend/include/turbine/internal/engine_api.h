@@ -108,8 +108,8 @@ class ReadOp : public Waiter {
   // value_stamp is the change stamp of the slot the value came from.
   uint64_t value_stamp() const { return value_stamp_; }
   RawVc resolved() const { return cursor_; }
-  // reloaded: a task on the read's way was not in memory, or had its values evicted: it
-  // came back from the store for this read.
+  // reloaded: a task on the read's way was not in memory, or had its values evicted, or
+  // was restored and never read since: it came back from the store for this read.
   bool reloaded() const { return reloaded_; }
 
   // ContinueAfterWake is the engine's continuation after a wake; for the engine only.
