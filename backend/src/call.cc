@@ -87,23 +87,22 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
   }
   // Step 3: writer lock, re-check, box the arguments only if still absent.
   counters.misses.fetch_add(1, std::memory_order_relaxed);
-  // Found after all, it is used under the shard's lock, as a hit is (EraseIf).
-  auto [task, created] = cache_.FindOrInsert(
-      key,
-      [&] {
-        return CreateTask(key, stack_args, stored_input, stored_task ? &*stored_task : nullptr);
-      },
-      [&](TaskState& found) { NoteUse(found); });
+  auto [task, created] = cache_.FindOrInsert(key, [&] {
+    return CreateTask(key, stack_args, stored_input, stored_task ? &*stored_task : nullptr);
+  });
   gate.reset();
   if (created && stored_task.has_value()) RecheckObservation(*task);
-  if (created && fn.kind != FunctionKind::kInput && !stored_task.has_value() &&
-      !OnlyDescribing()) {
+  if (!created) NoteUse(*task);
+  // A stored record without a result is a task that never ran: its identity was written
+  // while it waited (a task only described, or one a written record refers to). It starts
+  // as a new task would.
+  const bool restored = stored_task.has_value() &&
+                        (fn.kind == FunctionKind::kInput || !stored_task->result.empty());
+  if (created && fn.kind != FunctionKind::kInput && !restored && !OnlyDescribing()) {
     executor_->Push(WorkItem::Hint(task->id));
   }
   if (source != nullptr) {
-    *source = !created      ? CallSource::kMemory
-              : stored_task ? CallSource::kDisk
-                            : CallSource::kCreated;
+    *source = !created ? CallSource::kMemory : restored ? CallSource::kDisk : CallSource::kCreated;
   }
   return RawVc::Output(task->id);
 }
@@ -122,11 +121,8 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   TaskState* task = owned.get();
   // Loaded ahead, it is not used until something reads it; garbage collection counts a
   // task used when a task that read it is (gc.h), which covers the verification that
-  // brought it in. Only described, it is not used either: day 0 marks it for the evictor
-  // (DescribedOnly, evict.cc) until a call by its key (NoteUse) or a read claims it.
-  const bool described_only =
-      stored_task == nullptr && key.fn->kind != FunctionKind::kInput && OnlyDescribing();
-  if (!loaded_ahead && !described_only) {
+  // brought it in.
+  if (!loaded_ahead) {
     task->used_day.store(today_.load(std::memory_order_relaxed), std::memory_order_relaxed);
   }
   if (key.fn->kind == FunctionKind::kInput) {
@@ -140,15 +136,20 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   // stored, and its result, which may refer to tasks deleted already, is not used.
   const bool deleting = stored_task != nullptr && deleting_.contains(id);
   bool observation_holds = false;  // restored, not trusted, its observation still holds
-  // An input's identity, so the id survives a restart (the value is in the inputs table):
-  // queued once it is in the table, where a snapshot looks for what it queued.
-  bool persist_input = false;
+  // Identities written alone: an input's, so the id survives a restart (the value is in the
+  // inputs table); and a task's only described (`graph` or `why` of a call never made),
+  // which never runs by itself: stored, it can leave memory under the limit (evict.cc) and
+  // come back by its key or its id, which the description gave out. Queued once it is in
+  // the table, where a snapshot looks for what it queued.
+  bool persist_identity = false;
   if (store_ != nullptr) {
     MutexLock lock(&task->mu);
     task->persisted = stored_task != nullptr && !deleting;
     if (key.fn->kind == FunctionKind::kInput) {
-      persist_input = !task->persisted;
-    } else if (stored_task != nullptr) {
+      persist_identity = !task->persisted;
+    } else if (stored_task == nullptr) {
+      persist_identity = OnlyDescribing();
+    } else {
       // A restored result is served after verification (its phase is kDirty: every slot it
       // read must still carry the stamp it saw, in this session), unless its record says
       // nothing it read can have changed since (TrustRestored).
@@ -190,7 +191,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
     std::fprintf(stderr, "turbine: task id space exhausted\n");
     std::abort();
   }
-  if (persist_input) {
+  if (persist_identity) {
     MutexLock lock(&task->mu);
     QueuePersist(*task);
   }

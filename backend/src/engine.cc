@@ -260,14 +260,19 @@ bool ReadACycle(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 }  // namespace
 
 bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
-  if (task.output.kind() == OutputKind::kNone) return false;
+  // A task that never ran and waits to is written as its identity alone (an input's always
+  // is): a task only described, or one a record in this snapshot refers to. Its first
+  // execution queues it again, with its result.
+  const bool never_ran = task.output.kind() == OutputKind::kNone;
+  if (never_ran && task.phase != Phase::kScheduled) return false;  // its first run is on
   // A dirty task's last result is written too, for verification only: the stamps it read
   // are all a verification needs, and without it a restart would find an older result
   // (a stop right after a change reached what this session computed). It queues itself
   // again once clean, to be written as clean. Not one that must execute: why (an
   // invalidation, a collected task its value refers to) is not in its stamps.
   const bool clean = task.phase == Phase::kClean;
-  if (!clean && (task.phase != Phase::kDirty || task.must_execute || task.HasEvictedValues())) {
+  if (!never_ran && !clean &&
+      (task.phase != Phase::kDirty || task.must_execute || task.HasEvictedValues())) {
     return false;
   }
   batch.position[task.id] = batch.records.size();
@@ -286,7 +291,7 @@ bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
   }
   record.identity = batch.scratch;
   // An input's value lives in the inputs table (written durably by SetInputs).
-  if (task.fn->kind != FunctionKind::kInput) {
+  if (task.fn->kind != FunctionKind::kInput && !never_ran) {
     batch.scratch.clear();
     Validity validity = batch.validity;
     validity.needs_verification = !clean || task.ReadsUncheckedWorld() || ReadACycle(task);
@@ -298,7 +303,7 @@ bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
   // Set before the write, which only Flush (serialized by flush_mu_) reads; undone if the
   // write fails or the record waits.
   task.persisted = true;
-  task.unwritten = !clean;
+  task.unwritten = !clean && !never_ran;
   return true;
 }
 

@@ -88,24 +88,15 @@ bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 // only a task in memory remembers.
 bool EvictableWhole(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
   const bool restored_unread = task.phase == Phase::kDirty && task.unlinked;
-  return !task.gone && (StampsCurrent(task.phase) || restored_unread) && StoredAsIs(task) &&
-         !task.fn->session_dependent && !task.stale && !task.must_execute &&
-         !task.reload_only && task.output.kind() != OutputKind::kNone &&
-         task.waiters == nullptr && task.callers == 0 && task.cycle == nullptr;
-}
-
-// DescribedOnly tells whether the task was only described (`turbine graph` or `why` of a
-// call never made, Engine::NotStarting) and nothing has used it since: never run, never
-// stored, day 0 (a call by its key or a read claiming it gives it a day), nobody waiting,
-// reading it or settling a cycle through it. Such a task holds nothing but its identity:
-// it may leave memory without being stored, and a later call makes it afresh, under a new
-// id. Without this, every distinct call described stayed in memory for good.
-bool DescribedOnly(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
-  return !task.gone && task.phase == Phase::kScheduled && task.executions == 0 &&
-         task.used_day.load(std::memory_order_relaxed) == 0 && !task.persisted &&
-         !task.persist_queued && task.fn->kind != FunctionKind::kInput &&
-         task.waiters == nullptr && task.callers == 0 && task.cycle == nullptr &&
-         task.dependents.empty();
+  // Never ran and stored as its identity alone (a task only described, AddToSnapshot):
+  // what comes back is the same task waiting to run.
+  const bool never_ran =
+      task.phase == Phase::kScheduled && task.output.kind() == OutputKind::kNone;
+  const bool has_result = StampsCurrent(task.phase) || restored_unread;
+  return !task.gone && (has_result ? task.output.kind() != OutputKind::kNone : never_ran) &&
+         StoredAsIs(task) && !task.fn->session_dependent && !task.stale &&
+         !task.must_execute && !task.reload_only && task.waiters == nullptr &&
+         task.callers == 0 && task.cycle == nullptr;
 }
 
 // Footprint estimates the heap a task record holds: the record, its argument tuple, its
@@ -246,7 +237,6 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
   MutexLock lock(&eviction_mu_);
   Section section;
   std::vector<std::unique_ptr<TaskState>> victims;
-  std::vector<std::unique_ptr<TaskState>> described;  // DescribedOnly: nothing to load back
   std::vector<LastUse> uses;  // last-use days the store does not have yet
   size_t freed = 0;
   // Twice round at most: the first pass may only clear referenced bits. The hand moves over
@@ -267,28 +257,6 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
     if (wraps == 2 && id >= start) break;  // back where it started, the second time
     task_hand_ = id + 1;
     ++visited;
-    bool described_only = false;
-    {
-      MutexLock task_lock(&task->mu);
-      described_only = DescribedOnly(*task);
-    }
-    if (described_only) {
-      // Out of the cache under its shard's writer lock, looking again there: a call by its
-      // key that found it before has given it a day, and none finds it after.
-      size_t footprint = 0;
-      const bool erased = cache_.EraseIf(task, [&](TaskState& held) {
-        MutexLock task_lock(&held.mu);
-        if (!DescribedOnly(held)) return false;
-        held.gone = true;
-        footprint = Footprint(held);
-        return true;
-      });
-      if (erased) {
-        freed += footprint;
-        described.push_back(tasks_.Remove(id));
-      }
-      continue;
-    }
     {
       MutexLock task_lock(&task->mu);
       if (!EvictableWhole(*task)) continue;
@@ -320,7 +288,7 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
     cache_.Erase(task);
   }
   if (cut_short != nullptr) *cut_short = freed < bytes && visited >= kEvictionStretch;
-  if (victims.empty() && described.empty()) return 0;
+  if (victims.empty()) return 0;
   // A GC pass scanning the store now sees their last use as its snapshot had it, and them
   // not in memory: what leaves memory during a pass is kept by it, like what a snapshot
   // writes meanwhile.
@@ -349,7 +317,6 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
       word |= bit;
     }
   }
-  for (auto& task : described) victims.push_back(std::move(task));
   task_count.fetch_sub(victims.size(), std::memory_order_relaxed);
   evicted_tasks.fetch_add(victims.size(), std::memory_order_relaxed);
   reclaimer_.Retire(std::move(victims), freed);

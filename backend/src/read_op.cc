@@ -320,10 +320,6 @@ EngineImpl::Wait EngineImpl::AwaitClean(TaskState* task, ReadOp* read, TaskState
         parked = true;  // from here on the read may be resumed by another thread
       } else {
         if (task->phase == Phase::kEvicted) task->reload_only = true;
-        // A task only described so far (DescribedOnly) is in use from here on.
-        if (task->used_day.load(std::memory_order_relaxed) == 0 && !task->persisted) {
-          NoteUse(*task);
-        }
         task->phase = Phase::kRunning;  // claimed: this thread runs or queues the refresh
         task->cancelled.store(false, std::memory_order_relaxed);  // somebody wants it
       }

@@ -38,20 +38,15 @@ class TaskCache {
  public:
   // Find returns the task with these components, or null. Allocation-free.
   // FindOrInsert re-checks under the writer lock; if still absent, calls `create()` (which
-  // returns the new, fully initialized task) and inserts it; if there, calls `found(task)`
-  // under the lock. Returns the task in the map and whether it was created. REQUIRES: a
-  // Section open while the task returned is used.
-  template <class Create, class Found = void (*)(TaskState&)>
-  std::pair<TaskState*, bool> FindOrInsert(
-      const TaskKeyView& key, Create&& create, Found&& found = [](TaskState&) {}) {
+  // returns the new, fully initialized task) and inserts it. Returns the task in the map
+  // and whether it was created. REQUIRES: a Section open while the task returned is used.
+  template <class Create>
+  std::pair<TaskState*, bool> FindOrInsert(const TaskKeyView& key, Create&& create) {
     assert(InSection());
     Shard& shard = ShardFor(key.hash);
     MutexLock lock(&shard.mu);
     auto it = shard.tasks.find(key);
-    if (it != shard.tasks.end()) {
-      found(**it);
-      return {*it, false};
-    }
+    if (it != shard.tasks.end()) return {*it, false};
     TaskState* task = create();
     shard.tasks.insert(task);
     return {task, true};
@@ -72,19 +67,6 @@ class TaskCache {
     auto it = shard.tasks.find(key);
     if (it == shard.tasks.end()) return false;
     use(**it);
-    return true;
-  }
-
-  // EraseIf takes `task` out of the map if `still(task)` says so under the shard's writer
-  // lock, which no lookup holds meanwhile: a hit that found it before has finished, and
-  // one after does not find it. Returns whether it erased it.
-  template <class Still>
-  bool EraseIf(TaskState* task, Still&& still) {
-    Shard& shard = ShardFor(task->hash);
-    MutexLock lock(&shard.mu);
-    auto it = shard.tasks.find(task);
-    if (it == shard.tasks.end() || *it != task || !still(*task)) return false;
-    shard.tasks.erase(it);
     return true;
   }
 

@@ -229,38 +229,73 @@ TEST_F(TaskEviction, ATaskLoadedBackCanBeEvictedAgain) {
 }
 
 // A call only described (`turbine graph` or `why` of a call never made: Engine::NotStarting)
-// makes a task that never runs and is never stored. It used to stay in memory for good, so
-// describing many distinct calls grew the daemon past its limit. It leaves like an evicted
-// task; a later call makes it afresh and computes it.
-TEST_F(TaskEviction, ATaskOnlyDescribedLeavesMemoryAndACallMakesItAfresh) {
+// makes a task that does not run. It used to be neither run nor stored, so it stayed in
+// memory for good, and describing many distinct calls grew the daemon past its limit. Now a
+// snapshot writes its identity alone and it leaves like any stored task; its key and its id
+// (which the description gave out) bring it back, and it runs when read.
+TEST_F(TaskEviction, ATaskOnlyDescribedLeavesMemoryAndComesBackByKeyOrId) {
   const int64_t tasks_before = Stats().tasks;
-  turbine::RawVc described;
+  std::vector<turbine::RawVc> described;
   {
     turbine::Engine::NotStarting not_starting;
-    for (int64_t n = 100; n < 110; ++n) described = root(n).raw();
+    for (int64_t n = 100; n < 110; ++n) described.push_back(root(n).raw());
   }
   ASSERT_EQ(Stats().tasks, tasks_before + 10);
+  ASSERT_TRUE(daemon.engine.Flush().ok());
   daemon.engine.EvictTasks(SIZE_MAX);
   EXPECT_EQ(Stats().tasks, tasks_before) << "a task only described stayed in memory";
   EXPECT_EQ(Runs(), 0);
-  EXPECT_FALSE(daemon.engine.Read(turbine::Vc<int64_t>(described)).ok())
-      << "the id of a task that left without being stored still answers";
-  EXPECT_EQ(*daemon.engine.Read(root(109)), Expected(1, 109));
+  // By id, as `turbine why ID` or an argument `@ID` names it.
+  EXPECT_EQ(*daemon.engine.Read(turbine::Vc<int64_t>(described[0])), Expected(1, 100));
   EXPECT_EQ(Runs(), 3);
+  // By key: the same task, under the same id, run now.
+  const Vc<int64_t> again = root(109);
+  EXPECT_EQ(again.raw(), described[9]);
+  EXPECT_EQ(*daemon.engine.Read(again), Expected(1, 109));
+  EXPECT_EQ(Runs(), 6);
 }
 
-// A call by its key after the description uses the task: its caller holds its id and may
-// read it any time after, so it stays (EraseIf looks again under the cache's writer lock).
-TEST_F(TaskEviction, ATaskDescribedAndThenCalledStays) {
+// After a restart, the identity written for a described task is found by its key: a task
+// that never ran, which the call starts and reports as new, not as restored.
+TEST(TaskEvictionDescribed, ADescribedTaskFoundAfterARestartStartsAsNew) {
+  turbine::testing::TempDir dir;
+  turbine::RawVc described;
+  {
+    turbine::testing::PersistedEngine<> first{dir.str(), Options()};
+    ASSERT_TRUE(first.engine.SetInput("whole.x", int64_t{1}).ok());
+    turbine::Engine::NotStarting not_starting;
+    described = root(300).raw();
+    ASSERT_TRUE(first.engine.Flush().ok());
+  }
+  root_runs = 0;
+  turbine::testing::PersistedEngine<> second{dir.str(), Options()};
+  std::tuple<int64_t> args{300};
+  turbine::CallSource source = turbine::CallSource::kMemory;
+  const absl::StatusOr<turbine::RawVc> called =
+      second.engine.Call(root.handle(), turbine::RawVc{}, args, &source);
+  ASSERT_TRUE(called.ok()) << called.status();
+  EXPECT_EQ(*called, described) << "the described task's id was not kept";
+  EXPECT_EQ(source, turbine::CallSource::kCreated);
+  EXPECT_EQ(*second.engine.Read(Vc<int64_t>(*called)), Expected(1, 300));
+  EXPECT_EQ(root_runs, 1);
+}
+
+// PlusOne(v) reads the value `v` refers to.
+Task<int64_t> PlusOneImpl(Vc<int64_t> value) { co_return co_await value + 1; }
+inline const turbine::Function<PlusOneImpl> plus_one{"test.whole.plus_one", 1};
+
+// A task whose argument names a described task that left memory reads it through the store:
+// the reference does not lead into nothing.
+TEST_F(TaskEviction, AnArgumentNamingADescribedTaskThatLeftStillReadsIt) {
+  Vc<int64_t> described;
   {
     turbine::Engine::NotStarting not_starting;
-    root(7);
+    described = root(200);
   }
-  const Vc<int64_t> called = root(7);  // a hit on the described task; not read yet
-  const int64_t tasks = Stats().tasks;
+  ASSERT_TRUE(daemon.engine.Flush().ok());
   daemon.engine.EvictTasks(SIZE_MAX);
-  EXPECT_EQ(Stats().tasks, tasks);
-  EXPECT_EQ(*daemon.engine.Read(called), Expected(1, 7));
+  ASSERT_EQ(Runs(), 0);
+  EXPECT_EQ(*daemon.engine.Read(plus_one(described)), Expected(1, 200) + 1);
 }
 
 // A store that lives for months gives out ids in the billions (they are never reused):

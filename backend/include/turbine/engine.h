@@ -267,7 +267,8 @@ class Engine {
   size_t Evict(size_t bytes);
   // EvictTasks makes whole tasks leave memory now, until about `bytes` (an estimate of
   // their records) are gone: clean tasks the store holds as they are, that no task in
-  // memory reads, sparing once what was read since the last pass. The next use loads them
+  // memory reads, sparing once what was read since the last pass; and tasks that never ran
+  // (only described: NotStarting), which a snapshot stores as their identity alone. The next use loads them
   // back from the store (trusted or verified, never executed for it). Returns the
   // estimate. One call looks at 65,536 tasks at most (snapshots wait meanwhile), going on
   // where the previous one stopped: with more in memory, call again for more. The
