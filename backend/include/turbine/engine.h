@@ -60,7 +60,11 @@ inline constexpr int kMaxWorkerThreads = 1024;
 // snapshot starts at once, and past 90% of the limit calls from outside the engine that
 // would create a task wait (a second at most) until snapshots catch up (Engine::Call).
 struct MemoryOptions {
-  // Resident bytes the process should stay under; 0: no limit, nothing is evicted.
+  // Resident bytes the process should stay under; 0: no limit, nothing is evicted. With
+  // glibc, a program that holds large values should fix the mmap threshold at start
+  // (`mallopt(M_MMAP_THRESHOLD, 128 << 10)`, as turbined does): otherwise glibc keeps the
+  // pages of freed large blocks, and the resident set stays over the limit with nothing
+  // left to evict.
   size_t limit_bytes = 0;
   // Results whose stored form is at least this large are eviction candidates. Smaller ones
   // would free less than the task record that stays.
