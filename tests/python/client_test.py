@@ -310,6 +310,14 @@ class CallTest(DaemonTestCase):
         with self.assertRaisesRegex(ValueError, "an input key is a non-empty str"):
             self.client.unset([""])
 
+    def test_unset_of_one_str_is_that_key_not_its_letters(self):
+        self.client.set_inputs({"u": 1, "v": 2, "uv": 3})
+        self.assertEqual(self.client.unset("uv"), 1)
+        self.assertEqual(self.client.call("input.get", "u").value, 1)
+        self.assertEqual(self.client.call("input.get", "v").value, 2)
+        with self.assertRaisesRegex(FunctionError, "input 'uv' is not set"):
+            self.client.call("input.get", "uv")
+
     def test_stats_and_collect_garbage(self):
         self.client.call("demo.fib", 12)
         stats = self.client.stats()

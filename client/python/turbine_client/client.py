@@ -212,9 +212,10 @@ class Client:
         return reply.changed
 
     def unset(self, keys, timeout=_CLIENT_TIMEOUT):
-        """Unsets the inputs named in `keys` (an iterable of str) in one durable batch; their
-        readers see them as never set. Returns how many were set."""
-        keys = list(keys)
+        """Unsets the inputs named in `keys` (an iterable of str, or one str) in one durable
+        batch; their readers see them as never set. Returns how many were set."""
+        # One str is one key: iterated, "uv" would unset the inputs "u" and "v".
+        keys = [keys] if isinstance(keys, str) else list(keys)
         for key in keys:
             if not isinstance(key, str) or not key:
                 raise ValueError(f"an input key is a non-empty str, not {key!r}")
