@@ -181,7 +181,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
         }
       }
       restored_count.fetch_add(1, std::memory_order_relaxed);
-      NoteLoadedBack(id);
+      task->loaded_back = NoteLoadedBack(id);
     }
   }
   // Counted before it is in the table, where the evictor may take it out (and uncount it).

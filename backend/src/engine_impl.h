@@ -609,8 +609,9 @@ class EngineImpl {
   // ForgetEvicted clears the bits of tasks a GC pass removed from the store: they never
   // come back by those ids (ids are not reused), and their bits would stay for good.
   void ForgetEvicted(const std::vector<uint64_t>& ids);
-  // NoteLoadedBack counts a task loaded from the store that this process evicted whole.
-  void NoteLoadedBack(TaskId id);
+  // NoteLoadedBack counts a task loaded from the store that this process evicted whole, and
+  // says whether it was one.
+  bool NoteLoadedBack(TaskId id);
   std::mutex evictor_mu_;
   std::condition_variable evictor_stop_;
   bool stopping_evictor_ ABSL_GUARDED_BY(evictor_mu_) = false;

@@ -340,9 +340,11 @@ bool EngineImpl::ForgetEvictedLocked(TaskId id) {
   return true;
 }
 
-void EngineImpl::NoteLoadedBack(TaskId id) {
+bool EngineImpl::NoteLoadedBack(TaskId id) {
   MutexLock lock(&evicted_ids_mu_);
-  if (ForgetEvictedLocked(id)) reloaded_tasks.fetch_add(1, std::memory_order_relaxed);
+  if (!ForgetEvictedLocked(id)) return false;
+  reloaded_tasks.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 void EngineImpl::ForgetEvicted(const std::vector<uint64_t>& ids) {

@@ -291,6 +291,9 @@ struct TaskState {
   // one says it came from disk (ReadOp::reloaded), even when something else (`graph`,
   // `why`, a verification) brought the task into memory before.
   bool unread_since_restore : 1 = false;
+  // Restored after this process evicted it whole: what it did here before is not in the
+  // store, so `why` cannot say it was not executed in this process (why.cc).
+  bool loaded_back : 1 = false;
   // No caller wants the running execution (or the hinted start) any more. Set with the
   // last caller's cancellation; cleared when a reader claims the task or it restarts.
   std::atomic<bool> cancelled{false};

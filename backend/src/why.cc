@@ -95,8 +95,10 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
   bool has_output = false;
   bool trusted = false;  // restored and clean, linked to nothing (TrustRestored)
   bool running = false;  // its first execution (or verification) is under way
+  bool loaded_back = false;  // evicted whole and loaded again: its past here is lost
   {
     MutexLock lock(&task->mu);
+    loaded_back = task->loaded_back;
     has_output = task->output.kind() != OutputKind::kNone;
     trusted = task->unlinked && task->phase == Phase::kClean;
     step.dirty = has_output && task->phase != Phase::kClean;
@@ -165,8 +167,12 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
     step.kind = WhyStep::Kind::kRestored;
     step.text = trusted ? "restored from the store and trusted: nothing it read can have "
                           "changed since it was stored, so nothing it read was loaded"
-                        : "restored from the store and verified: not executed since the engine "
-                          "started";
+                        : "restored from the store and verified: not executed since it was "
+                          "loaded";
+    if (loaded_back) {
+      step.text += " (it had left memory under the memory limit; what it did before is not "
+                   "kept)";
+    }
   } else {
     step.kind = WhyStep::Kind::kNotRun;
     step.text = running ? "not executed yet: its first execution is running now"
@@ -182,7 +188,9 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
   }
   if (cutoff) return;
   // Dependencies that executed after this task last did (or at all, for one restored) and
-  // still carry the stamp it read: each was an early cutoff for this task.
+  // still carry the stamp it read: each was an early cutoff for this task. Not for one
+  // loaded back after an eviction: it may have executed for them before it left.
+  if (last_execution == 0 && loaded_back) deps.clear();
   size_t cutoffs = 0;
   for (const Dep& dep : deps) {
     if (cutoffs >= options_.max_cutoffs_per_task) break;

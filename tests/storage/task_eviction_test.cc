@@ -16,6 +16,7 @@
 #include "temp_dir.h"
 #include "turbine/engine.h"
 #include "turbine/gc.h"
+#include "turbine/why.h"
 
 namespace {
 
@@ -296,6 +297,30 @@ TEST_F(TaskEviction, AnArgumentNamingADescribedTaskThatLeftStillReadsIt) {
   daemon.engine.EvictTasks(SIZE_MAX);
   ASSERT_EQ(Runs(), 0);
   EXPECT_EQ(*daemon.engine.Read(plus_one(described)), Expected(1, 200) + 1);
+}
+
+// `why` of a task loaded back after it left memory: what it did in this process before is
+// not in the store, so it must not say it did not execute here, nor that what it read
+// executed for nothing (an early cutoff). It said both: black-box finding.
+TEST_F(TaskEviction, WhyOfATaskLoadedBackClaimsNothingAboutItsPastHere) {
+  ASSERT_EQ(*daemon.engine.Read(root(400)), Expected(1, 400));
+  ASSERT_TRUE(daemon.engine.SetInput("whole.x", int64_t{2}).ok());
+  ASSERT_EQ(*daemon.engine.Read(root(400)), Expected(2, 400));  // root executed twice here
+  ASSERT_EQ(root_runs, 2);
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  // The root alone leaves (the hand reaches it first; what it read stays, read by nothing).
+  ASSERT_GT(daemon.engine.EvictTasks(1), 0u);
+  ASSERT_EQ(Stats().evicted_tasks, 1u);
+  ASSERT_EQ(*daemon.engine.Read(root(400)), Expected(2, 400));
+  ASSERT_EQ(root_runs, 2);
+  absl::StatusOr<turbine::WhyReport> why = daemon.engine.Why(root(400).raw());
+  ASSERT_TRUE(why.ok()) << why.status();
+  ASSERT_FALSE(why->steps.empty());
+  EXPECT_NE(why->steps[0].text.find("it had left memory"), std::string::npos)
+      << why->steps[0].text;
+  for (const turbine::WhyStep& step : why->steps) {
+    EXPECT_NE(step.kind, turbine::WhyStep::Kind::kCutoff) << step.text;
+  }
 }
 
 // A store that lives for months gives out ids in the billions (they are never reused):
