@@ -263,18 +263,23 @@ TEST(MemoryDaemon, LargeValuesEvictedGiveTheirMemoryBack) {
   }
   ASSERT_TRUE(WaitForEvictions(*client, kFiles)) << daemon.log();
   // What the daemon holds now is what it held idle, give or take: the values are on disk.
-  const uint64_t bound = idle->resident_bytes() + (uint64_t{20} << 20);
+  // Measured: 6 to 27 MiB over idle with the fixed threshold (more when other tests load
+  // the machine), 61 MiB over without.
+  const uint64_t bound = idle->resident_bytes() + (uint64_t{32} << 20);
   uint64_t resident = 0;
+  uint64_t heap = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
     absl::StatusOr<turbine::v1::StatsReply> stats = client->Stats();
     ASSERT_TRUE(stats.ok()) << stats.status();
     resident = stats->resident_bytes();
+    heap = stats->heap_bytes();
     if (resident <= bound) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_LE(resident, bound) << "idle " << (idle->resident_bytes() >> 20) << " MiB, now "
-                             << (resident >> 20) << " MiB";
+                             << (resident >> 20) << " MiB, of which heap " << (heap >> 20)
+                             << " MiB";
 }
 
 TEST(MemoryDaemon, ABadLimitIsRefused) {
