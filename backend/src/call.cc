@@ -77,6 +77,7 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
     const auto& input_key = std::get<0>(*static_cast<const std::tuple<std::string>*>(stack_args));
     stored_input = store_->ReadInput(input_key);  // unreadable: the input's error, below
   }
+  bool looked_up = false;  // the store said whether it holds the task
   if (store_ != nullptr) {
     // Inputs too: their task ids must stay stable, restored readers name them.
     thread_local std::string identity;
@@ -84,6 +85,7 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
     EncodeIdentity(fn, receiver, stack_args, &identity);
     absl::StatusOr<std::optional<StoredTask>> found = store_->FindTask(key.hash, identity);
     if (found.ok()) stored_task = std::move(*found);  // unreadable: computed afresh
+    looked_up = found.ok();
   }
   // Step 3: writer lock, re-check, box the arguments only if still absent.
   counters.misses.fetch_add(1, std::memory_order_relaxed);
@@ -98,8 +100,17 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
   // as a new task would.
   const bool restored = stored_task.has_value() &&
                         (fn.kind == FunctionKind::kInput || !stored_task->result.empty());
-  if (created && fn.kind != FunctionKind::kInput && !restored && !OnlyDescribing()) {
-    executor_->Push(WorkItem::Hint(task->id));
+  if (created && fn.kind != FunctionKind::kInput && !restored) {
+    if (!OnlyDescribing()) {
+      executor_->Push(WorkItem::Hint(task->id));
+    } else if (looked_up && !stored_task.has_value()) {
+      // Only described, it never runs by itself: stored as its identity alone
+      // (AddToSnapshot), it can leave memory under the limit (evict.cc) and come back by its
+      // key or by the id the description gave out. Not when the store could not say
+      // whether it holds the task: the record written would replace the one it holds.
+      MutexLock lock(&task->mu);
+      QueuePersist(*task);
+    }
   }
   if (source != nullptr) {
     *source = !created ? CallSource::kMemory : restored ? CallSource::kDisk : CallSource::kCreated;
@@ -136,20 +147,15 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   // stored, and its result, which may refer to tasks deleted already, is not used.
   const bool deleting = stored_task != nullptr && deleting_.contains(id);
   bool observation_holds = false;  // restored, not trusted, its observation still holds
-  // Identities written alone: an input's, so the id survives a restart (the value is in the
-  // inputs table); and a task's only described (`graph` or `why` of a call never made),
-  // which never runs by itself: stored, it can leave memory under the limit (evict.cc) and
-  // come back by its key or its id, which the description gave out. Queued once it is in
-  // the table, where a snapshot looks for what it queued.
-  bool persist_identity = false;
+  // An input's identity, so the id survives a restart (the value is in the inputs table):
+  // queued once it is in the table, where a snapshot looks for what it queued.
+  bool persist_input = false;
   if (store_ != nullptr) {
     MutexLock lock(&task->mu);
     task->persisted = stored_task != nullptr && !deleting;
     if (key.fn->kind == FunctionKind::kInput) {
-      persist_identity = !task->persisted;
-    } else if (stored_task == nullptr) {
-      persist_identity = OnlyDescribing();
-    } else {
+      persist_input = !task->persisted;
+    } else if (stored_task != nullptr) {
       // A restored result is served after verification (its phase is kDirty: every slot it
       // read must still carry the stamp it saw, in this session), unless its record says
       // nothing it read can have changed since (TrustRestored).
@@ -180,7 +186,8 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
           task->forced_reason = ExecutionReason::kRestart;
         }
       }
-      restored_count.fetch_add(1, std::memory_order_relaxed);
+      // A record without a result (a task that never ran) restores nothing.
+      if (!stored_task->result.empty()) restored_count.fetch_add(1, std::memory_order_relaxed);
       task->loaded_back = NoteLoadedBack(id);
     }
   }
@@ -191,7 +198,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
     std::fprintf(stderr, "turbine: task id space exhausted\n");
     std::abort();
   }
-  if (persist_identity) {
+  if (persist_input) {
     MutexLock lock(&task->mu);
     QueuePersist(*task);
   }

@@ -93,8 +93,9 @@ bool EvictableWhole(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu
   const bool never_ran =
       task.phase == Phase::kScheduled && task.output.kind() == OutputKind::kNone;
   const bool has_result = StampsCurrent(task.phase) || restored_unread;
+  // A session-dependent one with a result stays (above); one that never ran observed nothing.
   return !task.gone && (has_result ? task.output.kind() != OutputKind::kNone : never_ran) &&
-         StoredAsIs(task) && !task.fn->session_dependent && !task.stale &&
+         StoredAsIs(task) && (!task.fn->session_dependent || !has_result) && !task.stale &&
          !task.must_execute && !task.reload_only && task.waiters == nullptr &&
          task.callers == 0 && task.cycle == nullptr;
 }

@@ -281,6 +281,26 @@ TEST(TaskEvictionDescribed, ADescribedTaskFoundAfterARestartStartsAsNew) {
   EXPECT_EQ(root_runs, 1);
 }
 
+// Outside(n) depends on the world outside the engine (as fs.read does).
+Task<int64_t> OutsideImpl(int64_t n) { co_return n * 7; }
+inline const turbine::Function<OutsideImpl> outside{
+    "test.whole.outside", 1, "a value of the world", {.session_dependent = true}};
+
+// A session-dependent task only described leaves too: it observed nothing (such tasks with
+// a result stay, for the doubt about what they observed).
+TEST_F(TaskEviction, ASessionDependentTaskOnlyDescribedLeavesToo) {
+  const int64_t tasks_before = Stats().tasks;
+  {
+    turbine::Engine::NotStarting not_starting;
+    for (int64_t n = 0; n < 5; ++n) outside(n);
+  }
+  ASSERT_EQ(Stats().tasks, tasks_before + 5);
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  daemon.engine.EvictTasks(SIZE_MAX);
+  EXPECT_EQ(Stats().tasks, tasks_before);
+  EXPECT_EQ(*daemon.engine.Read(outside(3)), 21);
+}
+
 // PlusOne(v) reads the value `v` refers to.
 Task<int64_t> PlusOneImpl(Vc<int64_t> value) { co_return co_await value + 1; }
 inline const turbine::Function<PlusOneImpl> plus_one{"test.whole.plus_one", 1};
