@@ -77,15 +77,15 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
     const auto& input_key = std::get<0>(*static_cast<const std::tuple<std::string>*>(stack_args));
     stored_input = store_->ReadInput(input_key);  // unreadable: the input's error, below
   }
-  bool looked_up = false;  // the store said whether it holds the task
+  bool not_stored = false;  // the store said it holds no record of the task
   if (store_ != nullptr) {
     // Inputs too: their task ids must stay stable, restored readers name them.
     thread_local std::string identity;
     identity.clear();
     EncodeIdentity(fn, receiver, stack_args, &identity);
     absl::StatusOr<std::optional<StoredTask>> found = store_->FindTask(key.hash, identity);
+    not_stored = found.ok() && !found->has_value();
     if (found.ok()) stored_task = std::move(*found);  // unreadable: computed afresh
-    looked_up = found.ok();
   }
   // Step 3: writer lock, re-check, box the arguments only if still absent.
   counters.misses.fetch_add(1, std::memory_order_relaxed);
@@ -103,7 +103,7 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
   if (created && fn.kind != FunctionKind::kInput && !restored) {
     if (!OnlyDescribing()) {
       executor_->Push(WorkItem::Hint(task->id));
-    } else if (looked_up && !stored_task.has_value()) {
+    } else if (not_stored) {
       // Only described, it never runs by itself: stored as its identity alone
       // (AddToSnapshot), it can leave memory under the limit (evict.cc) and come back by its
       // key or by the id the description gave out. Not when the store could not say
