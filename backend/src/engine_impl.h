@@ -59,6 +59,9 @@ struct OutputDigest {
   uint64_t bits = 0;
 };
 OutputDigest DigestOf(const Output& output);
+// DigestOfCell digests a cell's value as an output value's (none for no cell, or a value
+// evicted from memory).
+OutputDigest DigestOfCell(const CellSlot* cell);
 
 // ExecutionEntry is one execution in the ring of recent ones (why.cc): plain data, filled
 // as the execution commits, turned into text only when somebody asks.

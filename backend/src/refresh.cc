@@ -473,6 +473,12 @@ DepsAndCells CommitResults(EngineImpl& engine, TaskState& task, ExecContext& con
     *changed = true;
   }
   *changed = *changed || context.cells.size() != task.cells().size();
+  // An output that is a reference to one of the task's own cells (fs.read of a racy file)
+  // stays the same reference while what its readers get changes: for `why` and the
+  // execution list, such an output changed when that cell did, from value to value.
+  const bool output_is_own_cell = !entry->output_changed &&
+                                  task.output.kind() == OutputKind::kRef &&
+                                  task.output.ref().task == task.id;
   for (CellSlot& cell : context.cells) {
     const CellSlot* old = task.FindCell(cell.type, cell.index);
     if (old != nullptr && old->value != nullptr &&
@@ -482,6 +488,12 @@ DepsAndCells CommitResults(EngineImpl& engine, TaskState& task, ExecContext& con
     } else {
       cell.changed_at = engine.NextStamp();
       *changed = true;
+      if (output_is_own_cell && task.output.ref().type == cell.type &&
+          task.output.ref().index == cell.index) {
+        entry->output_changed = true;
+        entry->before = DigestOfCell(old);
+        entry->after = DigestOfCell(&cell);
+      }
     }
   }
   engine.cell_count.fetch_add(static_cast<int64_t>(context.cells.size()) -

@@ -227,6 +227,11 @@ OutputDigest DigestOf(const Output& output) {
   return {};
 }
 
+OutputDigest DigestOfCell(const CellSlot* cell) {
+  if (cell == nullptr || cell->value == nullptr) return {};
+  return {OutputKind::kValue, ValueTypeById(cell->type)->hash(cell->value.get(), 0)};
+}
+
 void EngineImpl::RecordExecution(ExecutionEntry entry) {
   entry.end_unix_micros = NowUnixMicros();
   std::lock_guard lock(history_mu_);

@@ -173,6 +173,46 @@ TEST(Why, AnEarlyCutoffSaysTheReaderDidNotReExecute) {
   EXPECT_EQ(why->steps[2].output_after, Digest(3));
 }
 
+// A task whose output is a reference to its own cell (fs.read of a racy file) keeps the
+// same reference when it executes again; what its readers get is the cell, so that is
+// what `why` compares.
+Task<turbine::Vc<int64_t>> OwnCellImpl(std::string key) {
+  const int64_t value = co_await Input<int64_t>(key);
+  co_return turbine::Cell(value);
+}
+inline const turbine::Function<OwnCellImpl> own_cell{"test.why.own_cell", 1};
+
+TEST(Why, AnOutputThatIsItsOwnCellChangesWithTheCell) {
+  turbine::Engine engine({.worker_threads = 1});
+  turbine::Engine::Scope scope(engine);
+  ASSERT_TRUE(engine.SetInput("why.own", int64_t{1}).ok());
+  ASSERT_EQ(*engine.Read(own_cell("why.own")), 1);
+  ASSERT_TRUE(engine.SetInput("why.own", int64_t{2}).ok());
+  ASSERT_EQ(*engine.Read(own_cell("why.own")), 2);
+
+  absl::StatusOr<turbine::WhyReport> why = engine.Why(own_cell("why.own").raw());
+  ASSERT_TRUE(why.ok()) << why.status();
+  ASSERT_FALSE(why->steps.empty());
+  const WhyStep& step = why->steps[0];
+  EXPECT_EQ(step.executions, 2u);
+  EXPECT_TRUE(step.output_changed) << step.text;
+  EXPECT_EQ(step.output_before, Digest(1));
+  EXPECT_EQ(step.output_after, Digest(2));
+  EXPECT_NE(step.text.find("output " + Digest(1) + " -> " + Digest(2)), std::string::npos)
+      << step.text;
+  const std::vector<turbine::ExecutionRecord> recent = engine.RecentExecutions(1);
+  ASSERT_EQ(recent.size(), 1u);
+  EXPECT_TRUE(recent[0].output_changed);
+
+  // The same value again: the cell, and so the output, did not change.
+  ASSERT_TRUE(engine.SetInput("why.own", int64_t{3}).ok());
+  ASSERT_TRUE(engine.SetInput("why.own", int64_t{2}).ok());
+  ASSERT_EQ(*engine.Read(own_cell("why.own")), 2);
+  why = engine.Why(own_cell("why.own").raw());
+  ASSERT_TRUE(why.ok()) << why.status();
+  EXPECT_FALSE(why->steps[0].output_changed) << why->steps[0].text;
+}
+
 TEST(Why, AnInvalidationIsARootCause) {
   turbine::Engine engine({.worker_threads = 1});
   turbine::Engine::Scope scope(engine);
