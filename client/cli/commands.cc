@@ -87,6 +87,14 @@ ExitCode ReportRpcError(const Session& session, const absl::Status& status) {
                  "$TURBINE_TLS_SERVER_NAME)\n";
     return kUnreachable;
   }
+  if (status.code() == absl::StatusCode::kUnavailable &&
+      absl::StrContains(status.message(), "shutting down")) {
+    // It was reached: a request it had accepted was cut by its stop (README: 5 s to finish).
+    std::cerr << "turbine: turbined at " << session.address
+              << " is shutting down; the request did not complete (start it again with: "
+              << session.start_command << ")\n";
+    return kUnreachable;
+  }
   if (status.code() == absl::StatusCode::kUnavailable) {
     std::cerr << "turbine: cannot reach turbined at " << session.address
               << " (is it running? start it with: " << session.start_command << ")\n"

@@ -442,6 +442,10 @@ void Server::State::Stop() {
   // which it would otherwise wait on until the deadline even when they are idle.
   service->StartDraining();
   service->WaitUntilIdle(std::chrono::steady_clock::now() + options.shutdown_grace);
+  // What is left is told the daemon stops; the reads it cancels end at once, and their
+  // answers (dropped) reach the service before it goes.
+  service->CutCallsShort();
+  service->WaitUntilIdle(std::chrono::steady_clock::now() + std::chrono::milliseconds(500));
   acceptor.reset();
   grpc_server->Shutdown(std::chrono::system_clock::now());
   grpc_server->Wait();

@@ -318,12 +318,40 @@ grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* cont
   if (!call.ok()) return Reject(context, ToGrpc(call.status()));
   if (!BeginWork()) return Reject(context, kDraining);
   auto* reactor = new CallReactor();
+  {
+    std::lock_guard lock(unanswered_mu_);
+    unanswered_.push_back(reactor);
+  }
   Answer(*call, request->id(), reactor->cancel(), [this, reactor, reply](v1::CallReply answer) {
-    *reply = std::move(answer);
-    reactor->Finish(grpc::Status::OK);
+    if (TakeCall(reactor)) {
+      *reply = std::move(answer);
+      reactor->Finish(grpc::Status::OK);
+    }
     EndWork();
   });
   return reactor;
+}
+
+bool TurbineService::TakeCall(grpc::ServerUnaryReactor* reactor) {
+  std::lock_guard lock(unanswered_mu_);
+  auto it = std::find(unanswered_.begin(), unanswered_.end(), reactor);
+  if (it == unanswered_.end()) return false;
+  *it = unanswered_.back();
+  unanswered_.pop_back();
+  return true;
+}
+
+void TurbineService::CutCallsShort() {
+  std::vector<grpc::ServerUnaryReactor*> cut;
+  {
+    std::lock_guard lock(unanswered_mu_);
+    cut.swap(unanswered_);
+  }
+  for (grpc::ServerUnaryReactor* reactor : cut) {
+    static_cast<CallReactor*>(reactor)->cancel().Cancel();  // before Finish: OnDone deletes it
+    reactor->Finish(kDraining);
+  }
+  if (!cut.empty()) spdlog::info("cut {} calls short: they did not finish in time", cut.size());
 }
 
 grpc::ServerUnaryReactor* TurbineService::SetInputs(grpc::CallbackServerContext* context,

@@ -132,6 +132,11 @@ class TurbineService final : public v1::Turbine::CallbackService {
   void CutTracesShort();
   // WaitUntilIdle waits until no accepted call is pending, or until `deadline`.
   void WaitUntilIdle(std::chrono::steady_clock::time_point deadline) const;
+  // CutCallsShort answers every Call still running UNAVAILABLE "turbined is shutting down"
+  // and cancels its read: for after the grace period, so that a client is told the daemon
+  // stops rather than gRPC's "Cancelling all calls". The cancelled reads end by themselves
+  // (wait for them with WaitUntilIdle).
+  void CutCallsShort();
   // BeginWork counts an accepted call (false while draining); EndWork ends it.
   bool BeginWork();
   void EndWork() { pending_work_.fetch_sub(1); }
@@ -243,6 +248,11 @@ class TurbineService final : public v1::Turbine::CallbackService {
   std::atomic<uint64_t> inputs_changed_{0};
   std::atomic<uint64_t> inputs_deleted_{0};
 
+  // Unary Calls accepted and not answered: whoever takes one out answers it, once.
+  std::mutex unanswered_mu_;
+  std::vector<grpc::ServerUnaryReactor*> unanswered_ ABSL_GUARDED_BY(unanswered_mu_);
+  // TakeCall takes `reactor` out of unanswered_; false if CutCallsShort answered it already.
+  bool TakeCall(grpc::ServerUnaryReactor* reactor);
   mutable std::mutex watches_mu_;  // std, not absl: visible to TSan
   std::vector<WatchReactor*> watches_ ABSL_GUARDED_BY(watches_mu_);
 };

@@ -2,12 +2,14 @@
 // not its length. A call that keeps finishing tasks goes on past it; one stuck in a single
 // long task body is given up; on a terminal, a live line shows the progress.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <signal.h>
 
 #include <array>
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <thread>
 
 #include "../storage/temp_dir.h"
 #include "cli_runner.h"
@@ -81,6 +83,35 @@ TEST_F(LongCall, OnATerminalALiveLineShowsTheProgress) {
   EXPECT_NE(shown.find("66"), std::string::npos) << shown;  // the answer, 0 + ... + 11
   // Without a terminal, no line: the output is the answer alone.
   EXPECT_EQ(RunCli(cli + "call demo.steps 12 200000").out, "66\n");
+}
+
+// A call the daemon accepted and then cut short because it stops (after its 5 s of grace)
+// says so. Before: "cannot reach turbined ... (is it running?)", as if it never answered.
+TEST(LongCallStop, ACallCutByTheDaemonStoppingSaysItIsShuttingDown) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  const std::string cli = "--data-dir " + dir.str() + " ";
+  CliResult cut;
+  // 100 tasks of 200 ms: 20 s, far past the stop's grace.
+  std::thread call([&] { cut = RunCli(cli + "call demo.steps 100 200000 2>&1"); });
+  // The call is accepted once the daemon has finished one of its tasks.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  auto executions = [&] {
+    const nlohmann::json stats = nlohmann::json::parse(RunCli(cli + "--json stats").out, nullptr,
+                                                       /*allow_exceptions=*/false);
+    return stats.is_object() && stats["executions"].is_number() ? stats["executions"].get<int>()
+                                                                 : 0;
+  };
+  while (executions() == 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  call.join();
+  EXPECT_EQ(cut.exit_code, 3) << cut.out;
+  EXPECT_NE(cut.out.find("is shutting down; the request did not complete"), std::string::npos)
+      << cut.out;
+  EXPECT_EQ(cut.out.find("cannot reach"), std::string::npos) << cut.out;
 }
 
 }  // namespace
