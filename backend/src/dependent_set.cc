@@ -6,31 +6,32 @@ namespace turbine::internal {
 bool DependentSet::insert(const Dependent& dependent) {
   if (Set* set = many()) return set->insert(dependent).second;
   if (empty()) {
-    one_ = dependent;
+    word_ = Packable(dependent) ? Pack(dependent) : reinterpret_cast<uint64_t>(new Set{dependent});
     return true;
   }
-  if (one_ == dependent) return false;
-  Set* set = new Set{one_, dependent};
-  one_.reader = reinterpret_cast<TaskId>(set);
-  one_.slot_type = kManyTag;
-  one_.slot_index = 0;
+  const Dependent one = Unpack(word_);
+  if (one == dependent) return false;
+  word_ = reinterpret_cast<uint64_t>(new Set{one, dependent});
   return true;
 }
 
 size_t DependentSet::erase(const Dependent& dependent) {
   if (Set* set = many()) {
     const size_t erased = set->erase(dependent);
-    // Back in place at one reader: a task read by many and then by one (its readers
-    // evicted or re-executed without it) gives the heap set back.
-    if (set->size() == 1) {
-      const Dependent last = *set->begin();
+    // Back in place at one reader (or none): a task read by many and then by one (its
+    // readers evicted or re-executed without it) gives the heap set back.
+    if (set->empty()) {
       delete set;
-      one_ = last;
+      word_ = 0;
+    } else if (set->size() == 1 && Packable(*set->begin())) {
+      const uint64_t last = Pack(*set->begin());
+      delete set;
+      word_ = last;
     }
     return erased;
   }
-  if (empty() || !(one_ == dependent)) return 0;
-  one_ = Dependent{};
+  if (empty() || !(Unpack(word_) == dependent)) return 0;
+  word_ = 0;
   return 1;
 }
 

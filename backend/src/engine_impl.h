@@ -139,6 +139,13 @@ class EngineImpl {
     const TaskId id = task.waiting_on.load();
     return id == kNoTask ? nullptr : tasks_.Get(id);
   }
+  // The CycleState of tasks a cycle runs through (their `in_cycle` bit set): few, and only
+  // while the cycle resolves, so kept here rather than in every record. REQUIRES for
+  // each: task.mu held (cycles_mu_ is taken after it). CycleOf makes one if there is none;
+  // FindCycle returns null if there is none; DropCycleIfEmpty frees one holding nothing.
+  CycleState& CycleOf(TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
+  CycleState* FindCycle(TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
+  void DropCycleIfEmpty(TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
   // Flush writes every task that changed since the last snapshot (docs/ARCHITECTURE.md,
   // "Persistence"). `sweep_uses` also writes the last-use day of every stored task used
   // since the store last heard of it.
@@ -458,6 +465,8 @@ class EngineImpl {
   void DistrustRestored(uint64_t stamp, const std::vector<uint64_t>& bits)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(input_writer_mu_);
   const uint32_t functions_digest_;
+  Mutex cycles_mu_;  // after a task's lock
+  absl::flat_hash_map<TaskId, std::unique_ptr<CycleState>> cycles_ ABSL_GUARDED_BY(cycles_mu_);
   Mutex trust_mu_;  // after a task's lock
   ChangedInputs changed_inputs_ ABSL_GUARDED_BY(trust_mu_);
   struct Trusted {

@@ -97,7 +97,7 @@ bool EvictableWhole(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu
   return !task.gone && (has_result ? task.output.kind() != OutputKind::kNone : never_ran) &&
          StoredAsIs(task) && (!task.fn->session_dependent || !has_result) && !task.stale &&
          !task.must_execute && !task.reload_only && task.waiters == nullptr &&
-         task.callers == 0 && task.cycle == nullptr;
+         task.callers == 0 && !task.in_cycle;
 }
 
 // Footprint estimates the heap a task record holds: the record, its argument tuple, its

@@ -186,7 +186,8 @@ ReadOp::Step ReadOp::Steps(bool may_park) {
           const RawVc slot = own_value ? RawVc::Output(task->id) : cursor_;
           reader->RecordRead(slot, kReadClosedCycle);
           MutexLock lock(&task->mu);
-          task->Cycle().readers.push_back(CycleRead{reader->task->id, slot, kReadClosedCycle});
+          engine.CycleOf(*task).readers.push_back(
+              CycleRead{reader->task->id, slot, kReadClosedCycle});
         }
         closed_cycle_ = task;
         SetError(std::move(cycle), absl::StatusCode::kFailedPrecondition);
@@ -216,11 +217,12 @@ void ReadOp::EndWait() {
   std::shared_ptr<const TaskFailure> cycle;
   {
     MutexLock lock(&waiting_task_->mu);
-    if (CycleState* marked = waiting_task_->cycle.get(); marked != nullptr) {
+    EngineImpl& engine = *saved_context_.engine;
+    if (CycleState* marked = engine.FindCycle(*waiting_task_); marked != nullptr) {
       // Left for an earlier wait (the task was marked as it woke from it): not this read's.
       if (marked->error_on == waited_on_) cycle = std::move(marked->error);
       marked->error.reset();
-      waiting_task_->DropCycleIfEmpty();
+      engine.DropCycleIfEmpty(*waiting_task_);
     }
   }
   // A verification only waits for the task to be clean; its stamp decides (refresh.cc).
@@ -369,10 +371,34 @@ void EngineImpl::MarkCycle(TaskState* task, TaskState* waiting_task, const std::
       TaskFailure{absl::StatusCode::kFailedPrecondition, message});
   for (const auto& [member, waits_for] : members) {
     MutexLock lock(&member->mu);
-    CycleState& marked = member->Cycle();
+    CycleState& marked = CycleOf(*member);
     marked.error = shared;
     marked.error_on = waits_for;
   }
+}
+
+CycleState& EngineImpl::CycleOf(TaskState& task) {
+  MutexLock lock(&cycles_mu_);
+  std::unique_ptr<CycleState>& cycle = cycles_[task.id];
+  if (cycle == nullptr) cycle = std::make_unique<CycleState>();
+  task.in_cycle = true;
+  return *cycle;
+}
+
+CycleState* EngineImpl::FindCycle(TaskState& task) {
+  if (!task.in_cycle) return nullptr;
+  MutexLock lock(&cycles_mu_);
+  auto it = cycles_.find(task.id);
+  return it == cycles_.end() ? nullptr : it->second.get();
+}
+
+void EngineImpl::DropCycleIfEmpty(TaskState& task) {
+  if (!task.in_cycle) return;
+  MutexLock lock(&cycles_mu_);
+  auto it = cycles_.find(task.id);
+  if (it != cycles_.end() && !it->second->empty()) return;
+  if (it != cycles_.end()) cycles_.erase(it);
+  task.in_cycle = false;
 }
 
 std::string EngineImpl::DescribeCycle(TaskState* waiting_task, TaskState* task) const {

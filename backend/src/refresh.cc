@@ -126,9 +126,9 @@ void Publish(EngineImpl& engine, TaskState& task, bool stale) {
     task.stale = false;
     if (!stale) {
       task.phase = Phase::kClean;
-      if (task.cycle != nullptr) {
-        cycle_reads = std::exchange(task.cycle->readers, {});
-        task.DropCycleIfEmpty();
+      if (CycleState* cycle = engine.FindCycle(task)) {
+        cycle_reads = std::exchange(cycle->readers, {});
+        engine.DropCycleIfEmpty(task);
       }
       for (CycleRead& read : cycle_reads) read.now = task.SlotChangedAt(read.slot);
       if (task.unwritten) engine.QueuePersist(task);  // a snapshot skipped it meanwhile
@@ -205,9 +205,9 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   const Dep* changed_dep = nullptr;  // the read that made it execute, for traces
   {
     MutexLock lock(&task->mu);
-    if (task->cycle != nullptr) {
-      task->cycle->error.reset();  // left by a cycle found while a cancelled refresh waited
-      task->DropCycleIfEmpty();
+    if (CycleState* cycle = engine->FindCycle(*task)) {
+      cycle->error.reset();  // left by a cycle found while a cancelled refresh waited
+      engine->DropCycleIfEmpty(*task);
     }
     forced = task->must_execute;
     task->must_execute = false;
@@ -244,7 +244,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
       // execute once it is clean (SettleCycleReads). A task whose last result was no cycle
       // error is on a new cycle: it executes, below.
       MutexLock lock(&head->mu);
-      head->Cycle().readers.push_back(CycleRead{task->id, dep.slot, dep.observed});
+      engine->CycleOf(*head).readers.push_back(CycleRead{task->id, dep.slot, dep.observed});
       continue;
     }
     if (!op.ok() || DependencyChanged(*engine, dep)) {

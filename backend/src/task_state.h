@@ -62,8 +62,8 @@ struct CycleRead {
 };
 
 // CycleState is what a task holds only while a cycle runs through it, which is rare: kept
-// out of the record (TaskState::cycle), allocated by the first mark or cycle read, freed
-// when it holds nothing again.
+// out of the record (EngineImpl::CycleOf, TaskState::in_cycle), made by the first mark or
+// cycle read, freed when it holds nothing again.
 struct CycleState {
   // Set when another read detected a cycle through the task while it waited: the read it
   // is waiting in fails with this message instead of returning the value.
@@ -294,6 +294,8 @@ struct TaskState {
   // Restored after this process evicted it whole: what it did here before is not in the
   // store, so `why` cannot say it was not executed in this process (why.cc).
   bool loaded_back : 1 = false;
+  // A cycle runs through it: the engine holds a CycleState for it (EngineImpl::CycleOf).
+  bool in_cycle : 1 = false;
   // No caller wants the running execution (or the hinted start) any more. Set with the
   // last caller's cancellation; cleared when a reader claims the task or it restarts.
   std::atomic<bool> cancelled{false};
@@ -312,8 +314,6 @@ struct TaskState {
   Waiter* waiters ABSL_GUARDED_BY(mu) = nullptr;
   // This task's execution, as a caller of the task it waits for.
   Caller as_caller;
-  // Null unless a cycle runs through the task (CycleState).
-  std::unique_ptr<CycleState> cycle ABSL_GUARDED_BY(mu);
 
   // The task this one's refresh is blocked on, for cycle detection (seq_cst on purpose:
   // two tasks closing a cycle at once must see each other's store). An id, not a pointer:
@@ -328,14 +328,6 @@ struct TaskState {
   std::span<CellSlot> cells() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return deps_and_cells.cells(); }
   std::span<const CellSlot> cells() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return deps_and_cells.cells();
-  }
-
-  CycleState& Cycle() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    if (cycle == nullptr) cycle = std::make_unique<CycleState>();
-    return *cycle;
-  }
-  void DropCycleIfEmpty() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    if (cycle != nullptr && cycle->empty()) cycle.reset();
   }
 
   // SlotChangedAt gives the slot's change stamp, or UINT64_MAX if the slot does not exist
@@ -360,7 +352,7 @@ struct TaskState {
 
 // A million tasks are common: a field added to the record costs a megabyte per 8 bytes
 // (and a malloc size class per 16). Raise this on purpose, not by accident.
-static_assert(sizeof(TaskState) <= 168, "the task record grew");
+static_assert(sizeof(TaskState) <= 152, "the task record grew");
 
 // ObservationRecord is what a task saw outside the engine (observe.h): `key` is the kind,
 // a NUL, and the subject. Its summary bits are those of `change_key`, the key a change of

@@ -65,4 +65,39 @@ TEST(DependentSet, ASecondReaderMovesThemToTheHeapAndTheLastOneBack) {
   EXPECT_EQ(set.size(), 2u);
 }
 
+// The reader in place is packed into one word: readers, types and indexes at the edges of
+// what fits stay exact, and one that does not fit (a cell of index 8 or more) goes to the
+// heap alone and comes back out.
+TEST(DependentSet, ReadersAtTheEdgesOfThePackingStayExact) {
+  const uint64_t last_id = (uint64_t{1} << 44) - 1;
+  for (const Dependent& d : {Dependent{last_id, 0xFFFF, 7}, Dependent{1, 0, 0},
+                             Dependent{last_id, 1, 0}, Dependent{2, 0xFFFF, 0}}) {
+    DependentSet set;
+    const uint64_t before = turbine::testing::ThreadAllocations();
+    EXPECT_TRUE(set.insert(d));
+    EXPECT_EQ(turbine::testing::ThreadAllocations(), before) << d.reader;
+    EXPECT_EQ(Contents(set), (std::vector<Dependent>{d}));
+    EXPECT_FALSE(set.insert(d));
+    EXPECT_EQ(set.erase(d), 1u);
+    EXPECT_TRUE(set.empty());
+  }
+  DependentSet set;
+  const Dependent far_cell{5, 3, 8};
+  EXPECT_TRUE(set.insert(far_cell));
+  EXPECT_GT(set.HeapBytes(), 0u);
+  EXPECT_FALSE(set.insert(far_cell));
+  EXPECT_EQ(set.size(), 1u);
+  EXPECT_EQ(Contents(set), (std::vector<Dependent>{far_cell}));
+  EXPECT_TRUE(set.insert(Dependent{6, 0, 0}));
+  EXPECT_EQ(set.erase(far_cell), 1u);
+  EXPECT_EQ(set.HeapBytes(), 0u) << "the one left fits in place";
+  EXPECT_EQ(Contents(set), (std::vector<Dependent>{{6, 0, 0}}));
+  EXPECT_TRUE(set.insert(far_cell));
+  EXPECT_EQ(set.erase(Dependent{6, 0, 0}), 1u);
+  EXPECT_GT(set.HeapBytes(), 0u) << "the one left does not fit";
+  EXPECT_EQ(set.erase(far_cell), 1u);
+  EXPECT_TRUE(set.empty());
+  EXPECT_EQ(set.HeapBytes(), 0u);
+}
+
 }  // namespace
