@@ -148,6 +148,7 @@ absl::Status TurbineService::StartDescribe(
   // The walk may load tasks from the store: it waits on the disk, so not on this thread.
   // In arrival order with SetInputs, so a graph asked for after a change shows it.
   background_.Post([this, done = std::move(done), vc = call->vc, options] {
+    CatchUpWithOutsideChanges();  // a file written before the request is dirty in it
     absl::StatusOr<DependencyGraph> graph = engine_.Describe(vc, options);
     if (graph.ok()) {
       v1::GraphReply reply;
@@ -174,6 +175,7 @@ grpc::ServerUnaryReactor* TurbineService::Why(grpc::CallbackServerContext* conte
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // As Graph: it may load tasks from the store, and comes after the SetInputs before it.
   background_.Post([this, reactor, reply, vc = call->vc, options] {
+    CatchUpWithOutsideChanges();  // a file written before the request is dirty in it
     absl::StatusOr<WhyReport> why = engine_.Why(vc, options);
     if (why.ok()) {
       WhyToWire(*why, reply);

@@ -26,7 +26,19 @@ Registry& TheRegistry() {
   return *registry;
 }
 
+// Hooks are registered at static initialization, before any request: read without a lock.
+std::vector<void (*)()>& CatchUpHooks() {
+  static auto* const hooks = new std::vector<void (*)()>;
+  return *hooks;
+}
+
 }  // namespace
+
+CatchUpHook::CatchUpHook(void (*catch_up)()) { CatchUpHooks().push_back(catch_up); }
+
+void CatchUpWithOutsideChanges() {
+  for (void (*catch_up)() : CatchUpHooks()) catch_up();
+}
 
 namespace export_detail {
 

@@ -269,6 +269,7 @@ absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& requ
 
 void TurbineService::Answer(const PreparedCall& call, uint64_t id, const CancelToken& cancel,
                             std::function<void(v1::CallReply)> done) {
+  CatchUpWithOutsideChanges();  // a file written before the call is seen (export.h)
   auto answer = [this, call, id, done = std::move(done)](Engine::AsyncRead read) {
     v1::CallReply reply;
     reply.set_id(id);

@@ -87,9 +87,42 @@ void MoveAll(Invalidators& from, std::vector<Invalidator>& to) {
 
 }  // namespace
 
+namespace {
+std::atomic<FileWatcher*> started_watcher{nullptr};
+}  // namespace
+
 FileWatcher& FileWatcher::Global() {
-  static FileWatcher* const watcher = new FileWatcher;  // never destroyed: see ~FileWatcher
+  static FileWatcher* const watcher = [] {
+    auto* made = new FileWatcher;  // never destroyed: see ~FileWatcher
+    started_watcher.store(made);
+    return made;
+  }();
   return *watcher;
+}
+
+FileWatcher* FileWatcher::Started() { return started_watcher.load(); }
+
+bool FileWatcher::EventsQueued() const {
+  pollfd fd{inotify_fd_, POLLIN, 0};
+  return poll(&fd, 1, 0) > 0 && (fd.revents & POLLIN) != 0;
+}
+
+void FileWatcher::CatchUp() {
+  if (inotify_fd_ < 0 || !ever_watched_.load()) return;
+  std::unique_lock lock(round_mu_);  // no round ends while this looks
+  const uint64_t entry = rounds_;
+  // In this order: Run sets handling_ before it reads, so events it took from the queue
+  // after the look are seen as handling_.
+  const bool queued = EventsQueued();
+  const bool handling = handling_.load();
+  if (!queued && !handling) return;
+  // The round under way holds what it read; what was queued is read by it (it reads until
+  // the queue is empty) or by the next. Two rounds after this call always do; one does if
+  // the queue is empty after it. Others' events arriving meanwhile are not waited for.
+  const uint64_t enough = entry + (queued && handling ? 2 : 1);
+  round_done_.wait_until(lock, Clock::now() + kCatchUpLimit, [&] {
+    return rounds_ >= enough || (rounds_ > entry && !handling_.load() && !EventsQueued());
+  });
 }
 
 FileWatcher::FileWatcher()
@@ -180,6 +213,7 @@ FileWatcher::DirWatch* FileWatcher::WatchedLocked(std::string_view dir) {
     if (wd < 0) return nullptr;
     // inotify hands out one wd per directory: one reached by two paths (through a symlink)
     // reports its events under both.
+    ever_watched_.store(true);
     std::vector<std::string>& paths = dirs_of_wd_[wd];
     if (paths.empty()) ++watched_;
     paths.push_back(path);
@@ -339,8 +373,12 @@ void FileWatcher::Run() {
       uint64_t wakes;  // drained, or poll() would return at once from now on
       [[maybe_unused]] ssize_t ignored = read(wake_fd_, &wakes, sizeof wakes);
     }
-    if (ready > 0 && (fds[0].revents & POLLIN)) HandleEvents();
-    FireDue(Clock::now());
+    const bool events = ready > 0 && (fds[0].revents & POLLIN);
+    if (events) {
+      handling_.store(true);  // before the read: CatchUp must not see an empty queue alone
+      HandleEvents();
+    }
+    FireDue(Clock::now(), events);
   }
 }
 
@@ -453,7 +491,7 @@ void FileWatcher::ForgetWatchLocked(const std::string& path, DirWatch& watch) {
   watch.wd = -1;
 }
 
-void FileWatcher::FireDue(Clock::time_point now) {
+void FileWatcher::FireDue(Clock::time_point now, bool end_round) {
   std::vector<Invalidator> fire;
   std::vector<Invalidator> tell;
   {
@@ -477,6 +515,14 @@ void FileWatcher::FireDue(Clock::time_point now) {
   // Outside the lock: invalidating runs engine change listeners, and re-executed tasks
   // subscribe again from other threads.
   if (!fire.empty()) Invalidator::MarkAll(fire);
+  if (end_round) {
+    {
+      std::lock_guard lock(round_mu_);
+      handling_.store(false);
+      ++rounds_;
+    }
+    round_done_.notify_all();
+  }
   if (!tell.empty()) Invalidator::TellListeners(tell);
 }
 

@@ -32,6 +32,7 @@
 #include <absl/container/flat_hash_set.h>
 #include <absl/container/inlined_vector.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -72,6 +73,16 @@ class FileWatcher {
   // WatchedDirectories is how many directories are watched now (each path that reaches
   // one counts).
   size_t WatchedDirectories() const;
+
+  // Started is the process-wide watcher if something started it, else null.
+  static FileWatcher* Started();
+  // CatchUp returns once every event the kernel had queued when it was called is handled
+  // and what it fired is marked dirty (the listeners may be told later), or after
+  // kCatchUpLimit: a request that follows a write must see it. A write queues its event
+  // before it returns, so a client that writes and then calls is answered after the mark.
+  // Costs one poll(2) once anything is watched; nothing before.
+  static constexpr auto kCatchUpLimit = std::chrono::seconds(1);
+  void CatchUp();
 
   ~FileWatcher();
 
@@ -131,7 +142,11 @@ class FileWatcher {
   // is no longer there, and a directory made at the path would never be watched.
   // REQUIRES: mu_ held.
   void ForgetWatchLocked(const std::string& path, DirWatch& watch);
-  void FireDue(Clock::time_point now);
+  // FireDue marks what the events fired dirty and, when the burst is over, tells the
+  // listeners; `end_round`: Run handled events just before, which CatchUp may wait for.
+  void FireDue(Clock::time_point now, bool end_round);
+  // EventsQueued tells whether the kernel holds events Run has not read.
+  bool EventsQueued() const;
 
   const int inotify_fd_;
   const int wake_fd_;  // an eventfd that interrupts Run's poll(): a new deadline, shutdown
@@ -165,6 +180,13 @@ class FileWatcher {
   static constexpr size_t kLoggedPaths = 1024;
   absl::flat_hash_set<std::string, NameHash, std::equal_to<>> logged_paths_;
   bool stopping_ = false;
+  // CatchUp's view of Run: set before Run reads the queue and cleared, with `rounds_`
+  // counted up, once what it read is marked dirty. Set once a first watch is added.
+  std::atomic<bool> ever_watched_{false};
+  std::mutex round_mu_;
+  std::condition_variable round_done_;
+  std::atomic<bool> handling_{false};
+  uint64_t rounds_ = 0;  // guarded by round_mu_
   std::thread thread_;
   std::thread poll_thread_;
 };

@@ -148,6 +148,10 @@ namespace {
 const server::Export export_stat{fs_stat, {"path"}};
 const server::Export export_read{fs_read, {"path"}};
 const server::Export export_list{fs_list, {"dir"}};
+// A client that writes a file and then calls sees the write (file_watcher.h, CatchUp).
+const server::CatchUpHook catch_up_with_files{[] {
+  if (FileWatcher* watcher = FileWatcher::Started()) watcher->CatchUp();
+}};
 }  // namespace
 
 }  // namespace turbine::stdlib

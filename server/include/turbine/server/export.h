@@ -50,6 +50,18 @@ const ExportedFunction* FindExported(std::string_view name, uint32_t version = 0
 // AllExported lists every exported function, sorted by name and version.
 std::vector<const ExportedFunction*> AllExported();
 
+// A CatchUpHook runs before the service reads the result of a request (a call, a watch's
+// first read): it brings news of outside changes made before the request into the engine,
+// so that a client that writes a file and then calls is not answered from before the
+// write. The file functions register the file watcher's (it waits for the events the
+// kernel has already queued). Static, like Export; hooks must be cheap when idle.
+class CatchUpHook {
+ public:
+  explicit CatchUpHook(void (*catch_up)());
+};
+// CatchUpWithOutsideChanges runs every registered hook.
+void CatchUpWithOutsideChanges();
+
 namespace export_detail {
 
 void Register(ExportedFunction* exported);
