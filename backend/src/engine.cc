@@ -65,7 +65,9 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
   // Before anything is restored: what changed outside while no engine watched decides
   // which restored results are trusted.
   CheckObservations();
-  if (store_ != nullptr && options.snapshot_interval.count() > 0) {
+  // Under a memory limit the thread runs even without periodic snapshots: only what a
+  // snapshot wrote can leave memory, so the evictor asks it for snapshots (want_snapshot).
+  if (store_ != nullptr && (options.snapshot_interval.count() > 0 || memory_.limit_bytes > 0)) {
     snapshot_thread_ = std::thread([this, interval = options.snapshot_interval,
                                     idle_delay = options.snapshot_idle_delay,
                                     settle_delay = options.settle_delay] {
@@ -95,7 +97,14 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
                               std::chrono::milliseconds idle_delay,
                               std::chrono::milliseconds settle_delay) {
   using Clock = std::chrono::steady_clock;
-  const bool idle_snapshots = idle_delay.count() > 0;
+  // Interval 0: no snapshot but those the evictor wants (and flushes and the last one,
+  // which are not this loop's), no idle ones, no settling.
+  const bool periodic = interval.count() > 0;
+  if (!periodic) {
+    interval = std::chrono::hours(24 * 365);
+    settle_delay = std::chrono::milliseconds(0);
+  }
+  const bool idle_snapshots = periodic && idle_delay.count() > 0;
   const auto tick = idle_snapshots ? std::min(interval, idle_delay) : interval;
   // Settling makes table files of the memtables: below this, replaying their log is quick,
   // and a flush per short pause would only make small files for compactions to merge.
@@ -139,7 +148,7 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
       MutexLock queue(&persist_mu_);
       empty = persist_queue_.empty();
     }
-    const bool sweep = Clock::now() - last_sweep >= kUseSweepInterval;
+    const bool sweep = periodic && Clock::now() - last_sweep >= kUseSweepInterval;
     if ((due && !empty) || sweep) {
       last_snapshot = Clock::now();
       if (sweep) last_sweep = last_snapshot;

@@ -192,4 +192,31 @@ TEST(EvictionInTheBackground, OverTheLimitLargeValuesLeaveMemory) {
   EXPECT_EQ(big_runs.load(), 8);
 }
 
+// Without background snapshots (interval 0) a limit still makes room: the evictor has the
+// snapshots it needs written. Before, nothing was ever written, so nothing could leave and
+// the daemon stayed far over its limit (4x in a black-box run) without a word.
+TEST(EvictionInTheBackground, WithoutPeriodicSnapshotsTheLimitStillMakesRoom) {
+  big_runs = 0;
+  turbine::testing::TempDir dir;
+  turbine::testing::PersistedEngine<> daemon(
+      dir.str(), turbine::EngineOptions{.worker_threads = 2,
+                                        .snapshot_interval = {},
+                                        .gc = {.interval = {}},
+                                        .memory = {.limit_bytes = 1,
+                                                   .interval = std::chrono::milliseconds(1),
+                                                   .usage = [] { return size_t{2}; }}});
+  ASSERT_TRUE(daemon.engine.SetInput("evict.x", int64_t{0}).ok());
+  for (int64_t n = 0; n < 8; ++n) ASSERT_TRUE(daemon.engine.Read(big(n)).ok());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (daemon.engine.Stats().evicted_values < 8 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(daemon.engine.Stats().evicted_values, 8u);
+  EXPECT_GT(daemon.engine.Stats().snapshots, 0u);
+  for (int64_t n = 0; n < 8; ++n) {
+    EXPECT_EQ(*daemon.engine.Read(big(n)), std::string(64 << 10, 'a') + std::to_string(n));
+  }
+  EXPECT_EQ(big_runs.load(), 8);
+}
+
 }  // namespace

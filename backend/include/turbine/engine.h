@@ -86,7 +86,8 @@ struct EngineOptions {
   // engine.
   BackingStore* backing_store = nullptr;
   // With a backing store: write a snapshot of changed tasks this often (0: no background
-  // snapshots, only Flush() and shutdown). A crash loses at most this interval of cached
+  // snapshots, only Flush(), shutdown, and those a memory limit needs to make room: only
+  // what a snapshot wrote can leave memory). A crash loses at most this interval of cached
   // results, never inputs.
   std::chrono::milliseconds snapshot_interval{1000};
   // Also snapshot as soon as the engine has been idle this long (nothing executed, nothing
