@@ -444,6 +444,19 @@ std::vector<Dep> UniqueReads(const absl::InlinedVector<Dep, 8>& reads) {
   return unique;
 }
 
+// DigestOfResult digests an output as its readers see it: a reference to one of the
+// task's own cells (fs.read of a racy file) by that cell's value, not as a reference to
+// the task itself.
+OutputDigest DigestOfResult(const Output& output, TaskId self, std::span<const CellSlot> cells) {
+  if (output.kind() != OutputKind::kRef || output.ref().task != self) return DigestOf(output);
+  for (const CellSlot& cell : cells) {
+    if (cell.type == output.ref().type && cell.index == output.ref().index) {
+      return DigestOfCell(&cell);
+    }
+  }
+  return {};
+}
+
 // CommitResults stores an execution's output, cells and dependencies, keeping the old stamp
 // (and the old value object) wherever the new result is equal: this is the early cutoff.
 // Returns the task's previous dependencies and cells; `changed` says whether a snapshot
@@ -466,8 +479,8 @@ DepsAndCells CommitResults(EngineImpl& engine, TaskState& task, ExecContext& con
   if (!task.output.SameAs(context.output)) {
     // Digests only when it changed: an equal result (the cutoff) costs nothing more.
     entry->output_changed = true;
-    entry->before = DigestOf(task.output);
-    entry->after = DigestOf(context.output);
+    entry->before = DigestOfResult(task.output, task.id, task.cells());
+    entry->after = DigestOfResult(context.output, task.id, context.cells);
     task.output = std::move(context.output);
     task.output_changed_at = engine.NextStamp();
     *changed = true;

@@ -165,10 +165,12 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
     step.text = "executed: " + reason + output;
   } else if (has_output) {
     step.kind = WhyStep::Kind::kRestored;
-    step.text = trusted ? "restored from the store and trusted: nothing it read can have "
-                          "changed since it was stored, so nothing it read was loaded"
-                        : "restored from the store and verified: not executed since it was "
-                          "loaded";
+    // Dirty: not verified since it was loaded (or something changed since it was).
+    step.text = trusted     ? "restored from the store and trusted: nothing it read can have "
+                              "changed since it was stored, so nothing it read was loaded"
+                : step.dirty ? "restored from the store: not executed since it was loaded"
+                             : "restored from the store and verified: not executed since it "
+                               "was loaded";
     if (loaded_back) {
       step.text += " (it had left memory under the memory limit; what it did before is not "
                    "kept)";

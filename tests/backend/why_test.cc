@@ -213,6 +213,30 @@ TEST(Why, AnOutputThatIsItsOwnCellChangesWithTheCell) {
   EXPECT_FALSE(why->steps[0].output_changed) << why->steps[0].text;
 }
 
+// From a reference to another task to one of its own cells: the after is the cell's
+// value, not a reference to the task itself.
+Task<turbine::Vc<int64_t>> SwitchImpl(std::string key) {
+  const int64_t value = co_await Input<int64_t>(key);
+  if (value < 10) co_return doubled(key);
+  co_return turbine::Cell(value);
+}
+inline const turbine::Function<SwitchImpl> switched{"test.why.switched", 1};
+
+TEST(Why, AnOutputThatBecomesItsOwnCellShowsTheCellsValue) {
+  turbine::Engine engine({.worker_threads = 1});
+  turbine::Engine::Scope scope(engine);
+  ASSERT_TRUE(engine.SetInput("why.switch", int64_t{1}).ok());
+  ASSERT_EQ(*engine.Read(switched("why.switch")), 2);
+  ASSERT_TRUE(engine.SetInput("why.switch", int64_t{20}).ok());
+  ASSERT_EQ(*engine.Read(switched("why.switch")), 20);
+  absl::StatusOr<turbine::WhyReport> why = engine.Why(switched("why.switch").raw());
+  ASSERT_TRUE(why.ok()) << why.status();
+  const WhyStep& step = why->steps[0];
+  EXPECT_TRUE(step.output_changed);
+  EXPECT_EQ(step.output_before.rfind("ref test.why.double(", 0), 0u) << step.output_before;
+  EXPECT_EQ(step.output_after, Digest(20));
+}
+
 TEST(Why, AnInvalidationIsARootCause) {
   turbine::Engine engine({.worker_threads = 1});
   turbine::Engine::Scope scope(engine);

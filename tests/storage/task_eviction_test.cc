@@ -343,6 +343,25 @@ TEST_F(TaskEviction, WhyOfATaskLoadedBackClaimsNothingAboutItsPastHere) {
   }
 }
 
+// A task loaded back after an input it read changed is dirty, not verified: `why` must not
+// say it was (before: "restored from the store and verified ... [dirty now]").
+TEST_F(TaskEviction, WhyOfATaskLoadedButNotYetVerifiedDoesNotSayVerified) {
+  ASSERT_EQ(*daemon.engine.Read(root(401)), Expected(1, 401));
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  ASSERT_GT(daemon.engine.EvictTasks(1), 0u);
+  ASSERT_EQ(Stats().evicted_tasks, 1u);
+  ASSERT_TRUE(daemon.engine.SetInput("whole.x", int64_t{3}).ok());
+  absl::StatusOr<turbine::WhyReport> why = daemon.engine.Why(root(401).raw());
+  ASSERT_TRUE(why.ok()) << why.status();
+  ASSERT_FALSE(why->steps.empty());
+  EXPECT_EQ(why->steps[0].kind, turbine::WhyStep::Kind::kRestored);
+  EXPECT_TRUE(why->steps[0].dirty);
+  EXPECT_EQ(why->steps[0].text.find("verified"), std::string::npos) << why->steps[0].text;
+  EXPECT_NE(why->steps[0].text.find("not executed since it was loaded"), std::string::npos)
+      << why->steps[0].text;
+  EXPECT_EQ(*daemon.engine.Read(root(401)), Expected(3, 401));
+}
+
 // A store that lives for months gives out ids in the billions (they are never reused):
 // tasks with such ids leave memory and come back like any other. The evictor's hand moves
 // over the tasks in memory, not over every id below them (which took 2^32 steps here).
