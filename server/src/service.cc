@@ -58,11 +58,21 @@ class ShutdownReactor final : public grpc::ServerUnaryReactor {
 // which cancels every call still open).
 class CallReactor final : public grpc::ServerUnaryReactor {
  public:
+  explicit CallReactor(grpc::CallbackServerContext* context) : context_(context) {}
   const CancelToken& cancel() const { return cancel_; }
+  // CutShort answers that the daemon stops. gRPC clients that retry UNAVAILABLE (the
+  // Python client does, for a daemon that restarted) are told not to: the retry would
+  // only meet a closed socket and report that instead.
+  void CutShort(const grpc::Status& status) {
+    cancel_.Cancel();  // before Finish: OnDone deletes this
+    context_->AddTrailingMetadata("grpc-retry-pushback-ms", "-1");
+    Finish(status);
+  }
   void OnCancel() override { cancel_.Cancel(); }
   void OnDone() override { delete this; }
 
  private:
+  grpc::CallbackServerContext* const context_;
   CancelToken cancel_;
 };
 
@@ -318,7 +328,7 @@ grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* cont
   absl::StatusOr<PreparedCall> call = Prepare(*request);
   if (!call.ok()) return Reject(context, ToGrpc(call.status()));
   if (!BeginWork()) return Reject(context, kDraining);
-  auto* reactor = new CallReactor();
+  auto* reactor = new CallReactor(context);
   {
     std::lock_guard lock(unanswered_mu_);
     unanswered_.push_back(reactor);
@@ -348,10 +358,7 @@ void TurbineService::CutCallsShort() {
     std::lock_guard lock(unanswered_mu_);
     cut.swap(unanswered_);
   }
-  for (grpc::ServerUnaryReactor* reactor : cut) {
-    static_cast<CallReactor*>(reactor)->cancel().Cancel();  // before Finish: OnDone deletes it
-    reactor->Finish(kDraining);
-  }
+  for (grpc::ServerUnaryReactor* reactor : cut) static_cast<CallReactor*>(reactor)->CutShort(kDraining);
   if (!cut.empty()) spdlog::info("cut {} calls short: they did not finish in time", cut.size());
 }
 

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 try:
@@ -440,6 +441,23 @@ class UnavailableTest(DaemonTestCase):
             self.assertEqual(client.call("demo.fib", 5).value, 5)
             turbined.stop()
             self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, client.call, "demo.fib", 5)
+
+
+class ShutdownTest(DaemonTestCase):
+    def test_a_call_cut_by_a_shutdown_says_so(self):
+        # 100 tasks of 200 ms: far past the 5 s a stopping daemon gives accepted calls.
+        turbined = self.start_daemon("cut")
+        with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                call = pool.submit(client.call, "demo.steps", 100, 200000)
+                deadline = time.monotonic() + 30
+                while client.stats().executions == 0 and time.monotonic() < deadline:
+                    time.sleep(0.05)  # accepted once one of its tasks finished
+                turbined.stop()
+                with self.assertRaises(TurbineError) as raised:
+                    call.result(timeout=TIMEOUT)
+        self.assertEqual(raised.exception.code, grpc.StatusCode.UNAVAILABLE, raised.exception)
+        self.assertIn("shutting down", raised.exception.message)
 
 
 class TokenTest(DaemonTestCase):
