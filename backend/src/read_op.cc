@@ -371,6 +371,9 @@ void EngineImpl::MarkCycle(TaskState* task, TaskState* waiting_task, const std::
       TaskFailure{absl::StatusCode::kFailedPrecondition, message});
   for (const auto& [member, waits_for] : members) {
     MutexLock lock(&member->mu);
+    // Clean and evicted whole since it was found waiting: it waits in no read any more, and
+    // a cycle state kept for it would outlive its record.
+    if (member->gone) continue;
     CycleState& marked = CycleOf(*member);
     marked.error = shared;
     marked.error_on = waits_for;

@@ -442,14 +442,15 @@ void Server::State::Stop() {
   // which it would otherwise wait on until the deadline even when they are idle.
   service->StartDraining();
   service->WaitUntilIdle(std::chrono::steady_clock::now() + options.shutdown_grace);
-  // What is left is told the daemon stops; the reads it cancels end at once, and their
-  // answers (dropped) reach the service before it goes.
+  // What is left is told the daemon stops and its reads are cancelled.
   service->CutCallsShort();
-  service->WaitUntilIdle(std::chrono::steady_clock::now() + std::chrono::milliseconds(500));
   acceptor.reset();
   grpc_server->Shutdown(std::chrono::system_clock::now());
   grpc_server->Wait();
   grpc_server.reset();
+  // The cut calls' answers still reach the service when their reads end (at once, unless
+  // every worker runs a body that does not look at cancellation): it stays until they have.
+  service->WaitForCutCalls();
   metrics.reset();  // before the service it reads; it served until the calls were done
   status_page.reset();
   service.reset();  // finishes SetInputs / Flush jobs already accepted

@@ -331,35 +331,45 @@ grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* cont
   auto* reactor = new CallReactor(context);
   {
     std::lock_guard lock(unanswered_mu_);
-    unanswered_.push_back(reactor);
+    unanswered_.insert(reactor);
   }
   Answer(*call, request->id(), reactor->cancel(), [this, reactor, reply](v1::CallReply answer) {
     if (TakeCall(reactor)) {
       *reply = std::move(answer);
       reactor->Finish(grpc::Status::OK);
+      EndWork();
+      return;
     }
     EndWork();
+    CutCallEnded();  // the last touch of the service: it may be destroyed from here on
   });
   return reactor;
 }
 
 bool TurbineService::TakeCall(grpc::ServerUnaryReactor* reactor) {
   std::lock_guard lock(unanswered_mu_);
-  auto it = std::find(unanswered_.begin(), unanswered_.end(), reactor);
-  if (it == unanswered_.end()) return false;
-  *it = unanswered_.back();
-  unanswered_.pop_back();
-  return true;
+  return unanswered_.erase(reactor) > 0;
 }
 
 void TurbineService::CutCallsShort() {
-  std::vector<grpc::ServerUnaryReactor*> cut;
+  absl::flat_hash_set<grpc::ServerUnaryReactor*> cut;
   {
     std::lock_guard lock(unanswered_mu_);
     cut.swap(unanswered_);
+    cut_unended_ += static_cast<int64_t>(cut.size());
   }
   for (grpc::ServerUnaryReactor* reactor : cut) static_cast<CallReactor*>(reactor)->CutShort(kDraining);
   if (!cut.empty()) spdlog::info("cut {} calls short: they did not finish in time", cut.size());
+}
+
+void TurbineService::CutCallEnded() {
+  std::lock_guard lock(unanswered_mu_);
+  if (--cut_unended_ == 0) cut_ended_.notify_all();  // under the lock: see WaitForCutCalls
+}
+
+void TurbineService::WaitForCutCalls() {
+  std::unique_lock lock(unanswered_mu_);
+  cut_ended_.wait(lock, [this] { return cut_unended_ == 0; });
 }
 
 grpc::ServerUnaryReactor* TurbineService::SetInputs(grpc::CallbackServerContext* context,

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <absl/base/thread_annotations.h>
+#include <absl/container/flat_hash_set.h>
 #include <absl/status/status.h>
 #include <absl/status/statusor.h>
 #include <grpcpp/grpcpp.h>
@@ -14,6 +15,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <shared_mutex>
@@ -134,9 +136,11 @@ class TurbineService final : public v1::Turbine::CallbackService {
   void WaitUntilIdle(std::chrono::steady_clock::time_point deadline) const;
   // CutCallsShort answers every Call still running UNAVAILABLE "turbined is shutting down"
   // and cancels its read: for after the grace period, so that a client is told the daemon
-  // stops rather than gRPC's "Cancelling all calls". The cancelled reads end by themselves
-  // (wait for them with WaitUntilIdle).
+  // stops rather than gRPC's "Cancelling all calls". Their reads end by themselves, and
+  // their answers (dropped) still reach the service: WaitForCutCalls waits for those, and
+  // the service must not be destroyed before it returns.
   void CutCallsShort();
+  void WaitForCutCalls();
   // BeginWork counts an accepted call (false while draining); EndWork ends it.
   bool BeginWork();
   void EndWork() { pending_work_.fetch_sub(1); }
@@ -250,9 +254,14 @@ class TurbineService final : public v1::Turbine::CallbackService {
 
   // Unary Calls accepted and not answered: whoever takes one out answers it, once.
   std::mutex unanswered_mu_;
-  std::vector<grpc::ServerUnaryReactor*> unanswered_ ABSL_GUARDED_BY(unanswered_mu_);
+  absl::flat_hash_set<grpc::ServerUnaryReactor*> unanswered_ ABSL_GUARDED_BY(unanswered_mu_);
+  // Calls CutCallsShort answered whose reads have not ended yet.
+  int64_t cut_unended_ ABSL_GUARDED_BY(unanswered_mu_) = 0;
+  std::condition_variable cut_ended_;
   // TakeCall takes `reactor` out of unanswered_; false if CutCallsShort answered it already.
   bool TakeCall(grpc::ServerUnaryReactor* reactor);
+  // CutCallEnded: the read of a call cut short ended.
+  void CutCallEnded();
   mutable std::mutex watches_mu_;  // std, not absl: visible to TSan
   std::vector<WatchReactor*> watches_ ABSL_GUARDED_BY(watches_mu_);
 };

@@ -109,6 +109,9 @@ bool FileWatcher::EventsQueued() const {
 
 void FileWatcher::CatchUp() {
   if (inotify_fd_ < 0 || !ever_watched_.load()) return;
+  // Run's own thread tells the listeners, and a watch reads again when told: only this
+  // thread could end the round it would wait for, and what it marked is marked already.
+  if (std::this_thread::get_id() == thread_.get_id()) return;
   std::unique_lock lock(round_mu_);  // no round ends while this looks
   const uint64_t entry = rounds_;
   // In this order: Run sets handling_ before it reads, so events it took from the queue
@@ -121,7 +124,8 @@ void FileWatcher::CatchUp() {
   // the queue is empty after it. Others' events arriving meanwhile are not waited for.
   const uint64_t enough = entry + (queued && handling ? 2 : 1);
   round_done_.wait_until(lock, Clock::now() + kCatchUpLimit, [&] {
-    return rounds_ >= enough || (rounds_ > entry && !handling_.load() && !EventsQueued());
+    // The queue first, then handling_, as above.
+    return rounds_ >= enough || (rounds_ > entry && !EventsQueued() && !handling_.load());
   });
 }
 

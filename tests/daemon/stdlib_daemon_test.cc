@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -137,6 +139,57 @@ TEST(StdlibDaemon, AFileWrittenAndThenCalledAtOnceIsSeen) {
     Write(files + "/new" + std::to_string(i), "");
     if (listed() != kFiles + i + 1) ++stale;
   }
+  EXPECT_EQ(stale, 0) << "calls answered from before the write they followed";
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
+// The same while open watches are told of a long burst of writes: the watcher's thread
+// tells them, and each reads again through the path a call takes. Before, that read waited
+// on the watcher's own thread for a round only that thread could end (1 s per watch),
+// nothing was marked meanwhile, and calls after a write were answered from before it.
+TEST(StdlibDaemon, AFileWrittenAndThenCalledIsSeenWhileWatchesHearABurst) {
+  TempDir dir;
+  const std::string files = dir.str() + "/files";
+  constexpr int kWatched = 4;
+  constexpr int kCalled = 40;
+  for (int i = 0; i < kWatched; ++i) Write(files + "/w" + std::to_string(i), "a\n");
+  for (int i = 0; i < kCalled; ++i) Write(files + "/f" + std::to_string(i), "a\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // not racy any more
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+  using namespace turbine::client;
+  auto client = Client::Connect(ConnectOptions{.address = daemon.address()});
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto lines = [&](const std::string& name) -> int64_t {
+    absl::StatusOr<CallResult> result = (*client)->Call("text.lines", {Str(files + "/" + name)});
+    return result.ok() && result->value.ok() ? result->value->int_value() : -1;
+  };
+  for (int i = 0; i < kCalled; ++i) ASSERT_EQ(lines("f" + std::to_string(i)), 1);
+  std::array<Cancellation, kWatched> cancels;
+  std::vector<std::thread> watches;
+  for (int i = 0; i < kWatched; ++i) {
+    watches.emplace_back([&, i] {
+      (void)(*client)->Watch(MakeCallRequest("text.lines", {Str(files + "/w" + std::to_string(i))}),
+                             [](const CallResult&) { return true; }, &cancels[i]);
+    });
+  }
+  std::atomic<bool> writing{true};
+  std::thread burst([&] {  // writes back to back: the listeners are told every 300 ms
+    for (int n = 0; writing.load(); ++n) {
+      Write(files + "/w" + std::to_string(n % kWatched), std::string(1 + n % 64, '\n'));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // into the burst
+  int stale = 0;
+  for (int i = 0; i < kCalled; ++i) {
+    Write(files + "/f" + std::to_string(i), "a\nb\n");
+    if (lines("f" + std::to_string(i)) != 2) ++stale;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  writing = false;
+  burst.join();
+  for (Cancellation& cancel : cancels) cancel.Cancel();
+  for (std::thread& watch : watches) watch.join();
   EXPECT_EQ(stale, 0) << "calls answered from before the write they followed";
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
