@@ -535,8 +535,12 @@ TEST(GarbageCollection, TasksOfFunctionsThisBuildDoesNotHaveAreRemoved) {
     ASSERT_TRUE(
         d.owner->backing_store()
             .WriteSnapshot(
-                {turbine::StoredTask{
-                    .id = 1000, .hash = 1, .identity = identity, .result = "", .last_used = 1}},
+                {turbine::StoredTask{.id = 1000,
+                                     .hash = 1,
+                                     .identity = identity,
+                                     .result = "",
+                                     .last_used = 1,
+                                     .observation = std::nullopt}},
                 1001, 1000)
             .ok());
   }
