@@ -100,47 +100,67 @@ std::string SummaryInOneSession(const std::string& tree, const std::string& data
   return summary;
 }
 
+// FilesAndADaemon is a directory of files, settled past their racy second, and a daemon
+// with a client: what the write-then-call tests share.
+struct FilesAndADaemon {
+  TempDir dir;
+  std::string files = dir.str() + "/files";
+  DaemonProcess daemon;
+  std::unique_ptr<turbine::client::Client> client;
+
+  // Start writes `names` (one line each), lets them settle, and starts the daemon.
+  void Start(const std::vector<std::string>& names) {
+    for (const std::string& name : names) Write(files + "/" + name, "a\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // not racy any more
+    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+    auto connected =
+        turbine::client::Client::Connect(turbine::client::ConnectOptions{.address = daemon.address()});
+    ASSERT_TRUE(connected.ok()) << connected.status();
+    client = std::move(*connected);
+  }
+  // Lines is text.lines of file `name` (-1: the call failed).
+  int64_t Lines(const std::string& name) {
+    auto result = client->Call("text.lines", {turbine::client::Str(files + "/" + name)});
+    return result.ok() && result->value.ok() ? result->value->int_value() : -1;
+  }
+  // Listed is how many entries fs.list gives for the directory (-1: the call failed).
+  int Listed() {
+    auto result = client->Call("fs.list", {turbine::client::Str(files)});
+    return result.ok() && result->value.ok() ? result->value->list_value().items_size() : -1;
+  }
+};
+
+std::vector<std::string> Numbered(const std::string& prefix, int count) {
+  std::vector<std::string> names;
+  for (int i = 0; i < count; ++i) names.push_back(prefix + std::to_string(i));
+  return names;
+}
+
 // A client that writes a file and then calls is answered after the write: the call waits
 // for the watcher to mark what the write's event fires (FileWatcher::CatchUp). Before, one
 // call in a hundred or so (more on a loaded machine) got the old value from memory.
 TEST(StdlibDaemon, AFileWrittenAndThenCalledAtOnceIsSeen) {
-  TempDir dir;
-  const std::string files = dir.str() + "/files";
   constexpr int kFiles = 400;
-  for (int i = 0; i < kFiles; ++i) Write(files + "/f" + std::to_string(i), "a\n");
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // not racy any more
-  DaemonProcess daemon;
-  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
-  using namespace turbine::client;
-  auto client = Client::Connect(ConnectOptions{.address = daemon.address()});
-  ASSERT_TRUE(client.ok()) << client.status();
-  auto lines = [&](int i) -> int64_t {
-    absl::StatusOr<CallResult> result =
-        (*client)->Call("text.lines", {Str(files + "/f" + std::to_string(i))});
-    return result.ok() && result->value.ok() ? result->value->int_value() : -1;
-  };
-  auto listed = [&] {
-    absl::StatusOr<CallResult> result = (*client)->Call("fs.list", {Str(files)});
-    return result.ok() && result->value.ok() ? result->value->list_value().items_size() : -1;
-  };
-  for (int i = 0; i < kFiles; ++i) ASSERT_EQ(lines(i), 1);
-  ASSERT_EQ(listed(), kFiles);
+  FilesAndADaemon t;
+  ASSERT_NO_FATAL_FAILURE(t.Start(Numbered("f", kFiles)));
+  for (int i = 0; i < kFiles; ++i) ASSERT_EQ(t.Lines("f" + std::to_string(i)), 1);
+  ASSERT_EQ(t.Listed(), kFiles);
   int stale = 0;
   for (int i = 0; i < kFiles; ++i) {
-    Write(files + "/f" + std::to_string(i), "a\nb\n");
-    if (lines(i) != 2) ++stale;
+    Write(t.files + "/f" + std::to_string(i), "a\nb\n");
+    if (t.Lines("f" + std::to_string(i)) != 2) ++stale;
   }
   // Written again at once: racy now, read into fs.read's own cell.
   for (int i = 0; i < kFiles; ++i) {
-    Write(files + "/f" + std::to_string(i), "a\nb\nc\n");
-    if (lines(i) != 3) ++stale;
+    Write(t.files + "/f" + std::to_string(i), "a\nb\nc\n");
+    if (t.Lines("f" + std::to_string(i)) != 3) ++stale;
   }
   for (int i = 0; i < 100; ++i) {
-    Write(files + "/new" + std::to_string(i), "");
-    if (listed() != kFiles + i + 1) ++stale;
+    Write(t.files + "/new" + std::to_string(i), "");
+    if (t.Listed() != kFiles + i + 1) ++stale;
   }
   EXPECT_EQ(stale, 0) << "calls answered from before the write they followed";
-  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  EXPECT_EQ(t.daemon.Stop(SIGTERM), 0) << t.daemon.log();
 }
 
 // The same while open watches are told of a long burst of writes: the watcher's thread
@@ -148,42 +168,33 @@ TEST(StdlibDaemon, AFileWrittenAndThenCalledAtOnceIsSeen) {
 // on the watcher's own thread for a round only that thread could end (1 s per watch),
 // nothing was marked meanwhile, and calls after a write were answered from before it.
 TEST(StdlibDaemon, AFileWrittenAndThenCalledIsSeenWhileWatchesHearABurst) {
-  TempDir dir;
-  const std::string files = dir.str() + "/files";
   constexpr int kWatched = 4;
   constexpr int kCalled = 40;
-  for (int i = 0; i < kWatched; ++i) Write(files + "/w" + std::to_string(i), "a\n");
-  for (int i = 0; i < kCalled; ++i) Write(files + "/f" + std::to_string(i), "a\n");
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // not racy any more
-  DaemonProcess daemon;
-  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+  FilesAndADaemon t;
+  std::vector<std::string> names = Numbered("w", kWatched);
+  for (const std::string& name : Numbered("f", kCalled)) names.push_back(name);
+  ASSERT_NO_FATAL_FAILURE(t.Start(names));
+  for (int i = 0; i < kCalled; ++i) ASSERT_EQ(t.Lines("f" + std::to_string(i)), 1);
   using namespace turbine::client;
-  auto client = Client::Connect(ConnectOptions{.address = daemon.address()});
-  ASSERT_TRUE(client.ok()) << client.status();
-  auto lines = [&](const std::string& name) -> int64_t {
-    absl::StatusOr<CallResult> result = (*client)->Call("text.lines", {Str(files + "/" + name)});
-    return result.ok() && result->value.ok() ? result->value->int_value() : -1;
-  };
-  for (int i = 0; i < kCalled; ++i) ASSERT_EQ(lines("f" + std::to_string(i)), 1);
   std::array<Cancellation, kWatched> cancels;
   std::vector<std::thread> watches;
   for (int i = 0; i < kWatched; ++i) {
     watches.emplace_back([&, i] {
-      (void)(*client)->Watch(MakeCallRequest("text.lines", {Str(files + "/w" + std::to_string(i))}),
-                             [](const CallResult&) { return true; }, &cancels[i]);
+      (void)t.client->Watch(MakeCallRequest("text.lines", {Str(t.files + "/w" + std::to_string(i))}),
+                            [](const CallResult&) { return true; }, &cancels[i]);
     });
   }
   std::atomic<bool> writing{true};
   std::thread burst([&] {  // writes back to back: the listeners are told every 300 ms
     for (int n = 0; writing.load(); ++n) {
-      Write(files + "/w" + std::to_string(n % kWatched), std::string(1 + n % 64, '\n'));
+      Write(t.files + "/w" + std::to_string(n % kWatched), std::string(1 + n % 64, '\n'));
     }
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // into the burst
   int stale = 0;
   for (int i = 0; i < kCalled; ++i) {
-    Write(files + "/f" + std::to_string(i), "a\nb\n");
-    if (lines("f" + std::to_string(i)) != 2) ++stale;
+    Write(t.files + "/f" + std::to_string(i), "a\nb\n");
+    if (t.Lines("f" + std::to_string(i)) != 2) ++stale;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   writing = false;
@@ -191,7 +202,7 @@ TEST(StdlibDaemon, AFileWrittenAndThenCalledIsSeenWhileWatchesHearABurst) {
   for (Cancellation& cancel : cancels) cancel.Cancel();
   for (std::thread& watch : watches) watch.join();
   EXPECT_EQ(stale, 0) << "calls answered from before the write they followed";
-  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  EXPECT_EQ(t.daemon.Stop(SIGTERM), 0) << t.daemon.log();
 }
 
 TEST(StdlibDaemon, AFileEditedWhileTheDaemonWasDownIsSeenAfterRestart) {

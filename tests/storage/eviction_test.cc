@@ -167,56 +167,45 @@ TEST_F(Eviction, SmallResultsAndUnwrittenOnesStayInMemory) {
   EXPECT_EQ(daemon.engine.Stats().evicted_values, 1u);
 }
 
-// The background evictor: over the limit, it evicts by itself.
-TEST(EvictionInTheBackground, OverTheLimitLargeValuesLeaveMemory) {
+// EvictsEveryBigValueInTheBackground reads eight large results under a limit the process
+// is always over, waits for the background evictor to take all eight values out of memory,
+// and reads them back from the store without executing. Returns the engine's stats then.
+turbine::EngineStats EvictsEveryBigValueInTheBackground(
+    std::chrono::milliseconds snapshot_interval) {
   big_runs = 0;
   turbine::testing::TempDir dir;
   turbine::testing::PersistedEngine<> daemon(
       dir.str(), turbine::EngineOptions{.worker_threads = 2,
-                                        .snapshot_interval = std::chrono::milliseconds(10),
+                                        .snapshot_interval = snapshot_interval,
                                         .gc = {.interval = {}},
                                         .memory = {.limit_bytes = 1,
                                                    .interval = std::chrono::milliseconds(1),
                                                    .usage = [] { return size_t{2}; }}});
-  ASSERT_TRUE(daemon.engine.SetInput("evict.x", int64_t{0}).ok());
-  for (int64_t n = 0; n < 8; ++n) ASSERT_TRUE(daemon.engine.Read(big(n)).ok());
+  EXPECT_TRUE(daemon.engine.SetInput("evict.x", int64_t{0}).ok());
+  for (int64_t n = 0; n < 8; ++n) EXPECT_TRUE(daemon.engine.Read(big(n)).ok());
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (daemon.engine.Stats().evicted_values < 8 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  EXPECT_EQ(daemon.engine.Stats().evicted_values, 8u);
-  EXPECT_GT(daemon.engine.Stats().heap_bytes, 0u);
+  const turbine::EngineStats stats = daemon.engine.Stats();
+  EXPECT_EQ(stats.evicted_values, 8u);
   for (int64_t n = 0; n < 8; ++n) {
     EXPECT_EQ(*daemon.engine.Read(big(n)), std::string(64 << 10, 'a') + std::to_string(n));
   }
   EXPECT_EQ(big_runs.load(), 8);
+  return stats;
+}
+
+// The background evictor: over the limit, it evicts by itself.
+TEST(EvictionInTheBackground, OverTheLimitLargeValuesLeaveMemory) {
+  EXPECT_GT(EvictsEveryBigValueInTheBackground(std::chrono::milliseconds(10)).heap_bytes, 0u);
 }
 
 // Without background snapshots (interval 0) a limit still makes room: the evictor has the
 // snapshots it needs written. Before, nothing was ever written, so nothing could leave and
 // the daemon stayed far over its limit (4x in a black-box run) without a word.
 TEST(EvictionInTheBackground, WithoutPeriodicSnapshotsTheLimitStillMakesRoom) {
-  big_runs = 0;
-  turbine::testing::TempDir dir;
-  turbine::testing::PersistedEngine<> daemon(
-      dir.str(), turbine::EngineOptions{.worker_threads = 2,
-                                        .snapshot_interval = {},
-                                        .gc = {.interval = {}},
-                                        .memory = {.limit_bytes = 1,
-                                                   .interval = std::chrono::milliseconds(1),
-                                                   .usage = [] { return size_t{2}; }}});
-  ASSERT_TRUE(daemon.engine.SetInput("evict.x", int64_t{0}).ok());
-  for (int64_t n = 0; n < 8; ++n) ASSERT_TRUE(daemon.engine.Read(big(n)).ok());
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (daemon.engine.Stats().evicted_values < 8 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  EXPECT_EQ(daemon.engine.Stats().evicted_values, 8u);
-  EXPECT_GT(daemon.engine.Stats().snapshots, 0u);
-  for (int64_t n = 0; n < 8; ++n) {
-    EXPECT_EQ(*daemon.engine.Read(big(n)), std::string(64 << 10, 'a') + std::to_string(n));
-  }
-  EXPECT_EQ(big_runs.load(), 8);
+  EXPECT_GT(EvictsEveryBigValueInTheBackground(std::chrono::milliseconds(0)).snapshots, 0u);
 }
 
 }  // namespace
