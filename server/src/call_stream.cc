@@ -11,6 +11,11 @@
 //
 // Flow control (reply_budget.h): while the client leaves replies unread, the queue grows to
 // its limit and then no further request is read until the client catches up.
+//
+// A stream still open when a stopping daemon's grace ends is finished UNAVAILABLE
+// "turbined is shutting down" (CutShort), answered or not: the answers still to come back
+// are dropped, and the reactor stays until they have (OnDone and the last answer agree on
+// who deletes it).
 #include <absl/base/thread_annotations.h>
 
 #include <algorithm>
@@ -36,7 +41,8 @@ constexpr int64_t kReplyBatchBytes = 1 << 20;
 // Reply is v1::CallReply on CallStream (one reply per message) and v1::ReplyBatch on
 // CallBatches.
 template <class Reply>
-class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, Reply> {
+class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, Reply>,
+                                public CuttableCall {
   static constexpr bool kBatched = std::is_same_v<Reply, v1::ReplyBatch>;
   using Base = grpc::ServerBidiReactor<grpc::ByteBuffer, Reply>;
   using Base::Finish;
@@ -45,7 +51,7 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
 
  public:
   CallStreamReactor(TurbineService& service, grpc::CallbackServerContext* context)
-      : service_(service), budget_(service.reply_budget()) {
+      : service_(service), context_(context), budget_(service.reply_budget()) {
     service_.CountRpc(kBatched ? Rpc::kCallBatches : Rpc::kCallStream);
     if (!service_.Authorized(context)) {
       service_.CountError(grpc::StatusCode::UNAUTHENTICATED);
@@ -55,10 +61,32 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong auth token"));
       return;
     }
+    service_.TrackCall(this);
     StartRead(&raw_request_);
   }
 
+  void CutShort(const grpc::Status& status) override {
+    TurbineService& service = service_;
+    bool ended = false;
+    {
+      std::lock_guard lock(mu_);
+      cut_ = true;
+      finished_ = true;  // by this Finish, not DoneLocked's
+      reads_done_ = true;
+      broken_ = true;  // replies from here on are dropped
+      ended = answers_pending_ == 0;
+    }
+    cancel_.Cancel();  // the pending answers come back (dropped) as their reads end
+    context_->AddTrailingMetadata("grpc-retry-pushback-ms", "-1");
+    Finish(status);  // OnDone may delete this from here on, if no answer is pending
+    if (ended) service.CutCallEnded();
+  }
+
   void OnReadDone(bool ok) override {
+    {
+      std::lock_guard lock(mu_);
+      if (cut_) return;  // finished: no further read
+    }
     if (!ok) {  // the client closed its side, or the stream broke
       std::optional<grpc::Status> done;
       {
@@ -119,7 +147,17 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   // The client cancelled the stream or its deadline passed: its calls' reads end, and
   // executions only they waited for are cancelled.
   void OnCancel() override { cancel_.Cancel(); }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    bool last = false;
+    {
+      std::lock_guard lock(mu_);
+      grpc_done_ = true;
+      last = answers_pending_ == 0;
+      // gRPC's last use of it: freed now, as the reactor may outlive the server.
+      raw_request_.Clear();
+    }
+    if (last) delete this;  // otherwise the last answer does, once cut short
+  }
 
  private:
   // HandleBatch starts every call of the batch in `raw_request_`. Their replies are held
@@ -188,20 +226,27 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       }
       // Runs on an engine worker, which gRPC does not wait for: once mu_ is released, the
       // stream can finish (here or in OnWriteDone) and OnDone delete this reactor. So
-      // nothing of `this` is touched after that, not even `service_`. (A resumed read
-      // keeps the stream alive: it cannot finish before that read completes.)
+      // nothing of `this` is touched after that, not even `service_`, unless this answer
+      // is the last one of a stream already done. (A resumed read keeps the stream alive:
+      // it cannot finish before that read completes.)
       service_.Answer(*call, id, cancel_, [this, &service = service_](v1::CallReply reply) {
         std::optional<grpc::Status> done;
         bool resume = false;
+        bool cut_ended = false;
+        bool last = false;
         {
           std::lock_guard lock(mu_);
           --answers_pending_;
           done = QueueLocked(std::move(reply));
           resume = ResumeLocked();
+          cut_ended = cut_ && answers_pending_ == 0;
+          last = grpc_done_ && answers_pending_ == 0;
         }
         if (resume) StartRead(&raw_request_);
         if (done) Finish(*done);
         service.EndWork();
+        if (cut_ended) service.CutCallEnded();  // the last touch of the service
+        if (last) delete this;
       });
       return std::nullopt;
     }
@@ -221,7 +266,7 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   // ResumeLocked ends a pause that is no longer needed; the caller then calls StartRead
   // after releasing mu_.
   bool ResumeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!paused_ || !ReadAllowedLocked()) return false;
+    if (!paused_ || cut_ || !ReadAllowedLocked()) return false;
     paused_ = false;
     budget_.StreamResumed();
     return true;
@@ -293,12 +338,14 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   std::optional<grpc::Status> DoneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_ || !reads_done_ || answers_pending_ > 0 || writing_) return std::nullopt;
     finished_ = true;
+    if (!service_.TakeCall(this)) return std::nullopt;  // CutShort finishes it
     if (refused_) return *refused_;
     return broken_ ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "the client went away")
                    : grpc::Status::OK;
   }
 
   TurbineService& service_;
+  grpc::CallbackServerContext* const context_;
   ReplyBudget& budget_;
   const CancelToken cancel_;  // one for every call on the stream
   grpc::ByteBuffer raw_request_;
@@ -318,6 +365,8 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool cut_ ABSL_GUARDED_BY(mu_) = false;        // finished by CutShort
+  bool grpc_done_ ABSL_GUARDED_BY(mu_) = false;  // OnDone was called
   // CallBatches: the calls of one request batch are being started; replies wait for all.
   bool holding_writes_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<grpc::Status> refused_ ABSL_GUARDED_BY(mu_);  // a batch that was refused

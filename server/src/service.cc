@@ -56,14 +56,12 @@ class ShutdownReactor final : public grpc::ServerUnaryReactor {
 // CallReactor answers one Call. A client that cancels, or whose deadline passes, cancels
 // the read, and with it an execution nobody else waits for (so does the server's shutdown,
 // which cancels every call still open).
-class CallReactor final : public grpc::ServerUnaryReactor {
+class CallReactor final : public grpc::ServerUnaryReactor, public CuttableCall {
  public:
   explicit CallReactor(grpc::CallbackServerContext* context) : context_(context) {}
   const CancelToken& cancel() const { return cancel_; }
-  // CutShort answers that the daemon stops. gRPC clients that retry UNAVAILABLE (the
-  // Python client does, for a daemon that restarted) are told not to: the retry would
-  // only meet a closed socket and report that instead.
-  void CutShort(const grpc::Status& status) {
+  // The read's answer comes back to TurbineService::Call, which tells the service it ended.
+  void CutShort(const grpc::Status& status) override {
     cancel_.Cancel();  // before Finish: OnDone deletes this
     context_->AddTrailingMetadata("grpc-retry-pushback-ms", "-1");
     Finish(status);
@@ -329,10 +327,7 @@ grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* cont
   if (!call.ok()) return Reject(context, ToGrpc(call.status()));
   if (!BeginWork()) return Reject(context, kDraining);
   auto* reactor = new CallReactor(context);
-  {
-    std::lock_guard lock(unanswered_mu_);
-    unanswered_.insert(reactor);
-  }
+  TrackCall(reactor);
   Answer(*call, request->id(), reactor->cancel(), [this, reactor, reply](v1::CallReply answer) {
     if (TakeCall(reactor)) {
       *reply = std::move(answer);
@@ -346,20 +341,25 @@ grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* cont
   return reactor;
 }
 
-bool TurbineService::TakeCall(grpc::ServerUnaryReactor* reactor) {
+void TurbineService::TrackCall(CuttableCall* call) {
   std::lock_guard lock(unanswered_mu_);
-  return unanswered_.erase(reactor) > 0;
+  unanswered_.insert(call);
+}
+
+bool TurbineService::TakeCall(CuttableCall* call) {
+  std::lock_guard lock(unanswered_mu_);
+  return unanswered_.erase(call) > 0;
 }
 
 void TurbineService::CutCallsShort() {
-  absl::flat_hash_set<grpc::ServerUnaryReactor*> cut;
+  absl::flat_hash_set<CuttableCall*> cut;
   {
     std::lock_guard lock(unanswered_mu_);
     cut.swap(unanswered_);
     cut_unended_ += static_cast<int64_t>(cut.size());
   }
-  for (grpc::ServerUnaryReactor* reactor : cut) static_cast<CallReactor*>(reactor)->CutShort(kDraining);
-  if (!cut.empty()) spdlog::info("cut {} calls short: they did not finish in time", cut.size());
+  for (CuttableCall* call : cut) call->CutShort(kDraining);
+  if (!cut.empty()) spdlog::info("cut {} calls and call streams short at the end of the grace", cut.size());
 }
 
 void TurbineService::CutCallEnded() {

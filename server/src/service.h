@@ -49,6 +49,19 @@ struct PreparedCall {
 grpc::Status ToGrpc(const absl::Status& status);
 // The refusals every RPC may give.
 inline const grpc::Status kDraining(grpc::StatusCode::UNAVAILABLE, "turbined is shutting down");
+
+// CuttableCall is a call a stopping daemon can end before it is answered (a unary Call, or
+// a CallStream / CallBatches stream): TurbineService::CutCallsShort.
+class CuttableCall {
+ public:
+  // CutShort finishes the call with `status` at once and cancels its reads, telling gRPC
+  // clients that retry UNAVAILABLE not to (the retry would meet a closed socket and report
+  // that instead). Once its reads have all ended, the service hears CutCallEnded.
+  virtual void CutShort(const grpc::Status& status) = 0;
+
+ protected:
+  ~CuttableCall() = default;
+};
 inline const grpc::Status kUnauthenticated(grpc::StatusCode::UNAUTHENTICATED,
                                            "missing or wrong auth token (metadata "
                                            "'authorization: Bearer <token>')");
@@ -125,8 +138,9 @@ class TurbineService final : public v1::Turbine::CallbackService {
   bool Authorized(const grpc::CallbackServerContext* context) const;
 
   // Draining: calls already accepted finish; new ones are refused with UNAVAILABLE. A trace
-  // running is cut short (answered CANCELLED with what it recorded). Watches and streams
-  // are left to the server's shutdown, which cancels them.
+  // running is cut short (answered CANCELLED with what it recorded). Watches are left to
+  // the server's shutdown, which cancels them (a client's watch waits for the daemon to
+  // come back); call streams to CutCallsShort.
   void StartDraining();
   // TraceEnded is a trace's reactor telling it is done (OnDone).
   void TraceEnded(TraceReactor* reactor);
@@ -134,13 +148,20 @@ class TurbineService final : public v1::Turbine::CallbackService {
   void CutTracesShort();
   // WaitUntilIdle waits until no accepted call is pending, or until `deadline`.
   void WaitUntilIdle(std::chrono::steady_clock::time_point deadline) const;
-  // CutCallsShort answers every Call still running UNAVAILABLE "turbined is shutting down"
-  // and cancels its read: for after the grace period, so that a client is told the daemon
-  // stops rather than gRPC's "Cancelling all calls". Their reads end by themselves, and
+  // CutCallsShort answers every Call still running, and finishes every call stream still
+  // open, UNAVAILABLE "turbined is shutting down", and cancels their reads: for after the
+  // grace period, so that a client is told the daemon stops rather than gRPC's "Cancelling
+  // all calls". Their reads end by themselves, and
   // their answers (dropped) still reach the service: WaitForCutCalls waits for those, and
   // the service must not be destroyed before it returns.
   void CutCallsShort();
   void WaitForCutCalls();
+  // TrackCall puts a call or call stream among those CutCallsShort ends. TakeCall takes it
+  // out before it finishes by itself; false if CutCallsShort took it already, which then
+  // finishes it. CutCallEnded: the reads of a call cut short all ended (once per call cut).
+  void TrackCall(CuttableCall* call);
+  bool TakeCall(CuttableCall* call);
+  void CutCallEnded();
   // BeginWork counts an accepted call (false while draining); EndWork ends it.
   bool BeginWork();
   void EndWork() { pending_work_.fetch_sub(1); }
@@ -252,16 +273,13 @@ class TurbineService final : public v1::Turbine::CallbackService {
   std::atomic<uint64_t> inputs_changed_{0};
   std::atomic<uint64_t> inputs_deleted_{0};
 
-  // Unary Calls accepted and not answered: whoever takes one out answers it, once.
+  // Calls and call streams accepted and not finished: whoever takes one out finishes it,
+  // once.
   std::mutex unanswered_mu_;
-  absl::flat_hash_set<grpc::ServerUnaryReactor*> unanswered_ ABSL_GUARDED_BY(unanswered_mu_);
-  // Calls CutCallsShort answered whose reads have not ended yet.
+  absl::flat_hash_set<CuttableCall*> unanswered_ ABSL_GUARDED_BY(unanswered_mu_);
+  // Calls CutCallsShort answered whose reads have not all ended yet.
   int64_t cut_unended_ ABSL_GUARDED_BY(unanswered_mu_) = 0;
   std::condition_variable cut_ended_;
-  // TakeCall takes `reactor` out of unanswered_; false if CutCallsShort answered it already.
-  bool TakeCall(grpc::ServerUnaryReactor* reactor);
-  // CutCallEnded: the read of a call cut short ended.
-  void CutCallEnded();
   mutable std::mutex watches_mu_;  // std, not absl: visible to TSan
   std::vector<WatchReactor*> watches_ ABSL_GUARDED_BY(watches_mu_);
 };

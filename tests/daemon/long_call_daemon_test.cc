@@ -14,6 +14,9 @@
 #include "../storage/temp_dir.h"
 #include "cli_runner.h"
 #include "daemon_process.h"
+#include "turbine/client/call_stream.h"
+#include "turbine/client/client.h"
+#include "turbine/client/values.h"
 
 namespace {
 
@@ -112,6 +115,38 @@ TEST(LongCallStop, ACallCutByTheDaemonStoppingSaysItIsShuttingDown) {
   EXPECT_NE(cut.out.find("is shutting down; the request did not complete"), std::string::npos)
       << cut.out;
   EXPECT_EQ(cut.out.find("cannot reach"), std::string::npos) << cut.out;
+}
+
+// Call streams still open when the stop's grace ends are told the daemon stops, whether a
+// call on them is still running or none is. Before, gRPC cancelled them: UNAVAILABLE
+// "Cancelling all calls", on the Python client too.
+TEST(LongCallStop, CallStreamsCutByTheDaemonStoppingSayItIsShuttingDown) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  using namespace turbine::client;
+  auto client = Client::Connect(ConnectOptions{.address = daemon.address()});
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto idle = (*client)->OpenCallStream();
+  auto busy = (*client)->OpenCallStream();
+  ASSERT_TRUE(idle.ok() && busy.ok());
+  ASSERT_TRUE((*idle)->Send(MakeCallRequest("demo.fib", {Int(10)})).ok());
+  std::optional<CallResult> answered = (*idle)->Next();
+  ASSERT_TRUE(answered.has_value() && answered->value.ok());
+  EXPECT_EQ(answered->value->int_value(), 55);
+  // 100 tasks of 200 ms: 20 s, far past the stop's grace. Accepted once a task finished.
+  ASSERT_TRUE((*busy)->Send(MakeCallRequest("demo.steps", {Int(100), Int(200000)})).ok());
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while ((*client)->Stats().value_or(turbine::v1::StatsReply()).executions() < 2 &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  for (auto* stream : {idle->get(), busy->get()}) {
+    const absl::Status closed = stream->Close();
+    EXPECT_EQ(closed.code(), absl::StatusCode::kUnavailable) << closed;
+    EXPECT_NE(closed.message().find("shutting down"), std::string::npos) << closed;
+  }
 }
 
 }  // namespace

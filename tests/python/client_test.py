@@ -459,6 +459,22 @@ class ShutdownTest(DaemonTestCase):
         self.assertEqual(raised.exception.code, grpc.StatusCode.UNAVAILABLE, raised.exception)
         self.assertIn("shutting down", raised.exception.message)
 
+    def test_a_call_many_cut_by_a_shutdown_says_so(self):
+        # Before, the stream was cancelled by gRPC: UNAVAILABLE "Cancelling all calls".
+        turbined = self.start_daemon("cut-many")
+        with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                calls = pool.submit(client.call_many,
+                                    [("demo.busy", 1, 0), ("demo.steps", 100, 200000)])
+                deadline = time.monotonic() + 30
+                while client.stats().executions < 2 and time.monotonic() < deadline:
+                    time.sleep(0.05)  # both calls accepted: one answered, one running
+                turbined.stop()
+                with self.assertRaises(TurbineError) as raised:
+                    calls.result(timeout=TIMEOUT)
+        self.assertEqual(raised.exception.code, grpc.StatusCode.UNAVAILABLE, raised.exception)
+        self.assertIn("shutting down", raised.exception.message)
+
 
 class TokenTest(DaemonTestCase):
     @classmethod

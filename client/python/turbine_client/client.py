@@ -165,11 +165,12 @@ class Client:
 
     def call_many(self, calls, timeout=_CLIENT_TIMEOUT):
         """Makes many calls pipelined on one CallBatches stream, many calls per message,
-        and returns their Results in the order of `calls`. Each call is a Call or a tuple (function, *args). A call that
-        fails has its error in its Result (a refused one: TurbineError with source None; a
-        function's error: FunctionError) and does not stop the others. Raises TurbineError
-        only when the stream itself fails (no daemon, a wrong token, the deadline, which
-        covers all the calls)."""
+        and returns their Results in the order of `calls`. Each call is a Call or a tuple
+        (function, *args). A call that fails has its error in its Result (a refused one:
+        TurbineError with source None; a function's error: FunctionError) and does not stop
+        the others. Raises TurbineError only when the stream itself fails (no daemon, a
+        wrong token, the deadline, which covers all the calls, a daemon stopping before it
+        answered them all)."""
         requests = [_request_of(call, index) for index, call in enumerate(calls)]
         if not requests:
             return []
