@@ -23,6 +23,10 @@ namespace turbine::server {
 struct ReplyLimits {
   int64_t stream_bytes = 16 << 20;
   int64_t daemon_bytes = 256 << 20;
+  // The largest message the daemon sends (--max-message-bytes): a reply that would not
+  // fit is answered RESOURCE_EXHAUSTED instead (TurbineService::Answer), so that it fails
+  // alone rather than ending its stream.
+  int64_t message_bytes = 16 << 20;
 };
 
 inline constexpr int kMaxCallsComputing = 1024;

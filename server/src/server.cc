@@ -332,7 +332,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
         raw_state->changed.notify_all();
       },
       ReplyLimits{.stream_bytes = options.stream_reply_buffer_bytes,
-                  .daemon_bytes = options.reply_buffer_bytes},
+                  .daemon_bytes = options.reply_buffer_bytes,
+                  .message_bytes = options.max_message_bytes},
       options.gc);
   if (!metrics_address.empty()) {
     absl::StatusOr<std::unique_ptr<Metrics>> metrics = Metrics::Start(

@@ -2,6 +2,7 @@
 // are in explain_rpcs.cc.
 #include "service.h"
 
+#include <absl/strings/str_cat.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -312,10 +313,26 @@ void TurbineService::Answer(const PreparedCall& call, uint64_t id, const CancelT
     }
     reply.set_source(source);
     reply.set_micros(MicrosSince(call.start));
+    RefuseIfTooLarge(&reply);
     calls_.fetch_add(1, std::memory_order_relaxed);
     done(std::move(reply));
   };
   engine_.ReadAsync(call.vc, cancel, std::move(answer));
+}
+
+void TurbineService::RefuseIfTooLarge(v1::CallReply* reply) {
+  // Room for what wraps a reply: its field tag and length in a ReplyBatch.
+  constexpr int64_t kWrapping = 16;
+  const int64_t limit = reply_budget_.limits().message_bytes - kWrapping;
+  const auto bytes = static_cast<int64_t>(reply->ByteSizeLong());
+  if (bytes <= limit) return;
+  CountError(static_cast<int>(absl::StatusCode::kResourceExhausted));
+  reply->mutable_error()->set_code(static_cast<int32_t>(absl::StatusCode::kResourceExhausted));
+  reply->mutable_error()->set_message(absl::StrCat(
+      "the result is ", bytes, " bytes, more than a reply of turbined may carry (",
+      reply_budget_.limits().message_bytes,
+      " bytes, --max-message-bytes): raise that, and the client's limit if lower; its ref can "
+      "be passed on as an argument meanwhile"));
 }
 
 grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* context,

@@ -135,6 +135,9 @@ class TurbineService final : public v1::Turbine::CallbackService {
   // gone) ends the read with CANCELLED and cancels what only it waited for.
   void Answer(const PreparedCall& call, uint64_t id, const CancelToken& cancel,
               std::function<void(v1::CallReply)> done);
+  // RefuseIfTooLarge turns a reply too large to send (ReplyLimits::message_bytes) into
+  // its RESOURCE_EXHAUSTED error, keeping its id, ref and source.
+  void RefuseIfTooLarge(v1::CallReply* reply);
   bool Authorized(const grpc::CallbackServerContext* context) const;
 
   // Draining: calls already accepted finish; new ones are refused with UNAVAILABLE. A trace

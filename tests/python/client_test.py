@@ -443,6 +443,29 @@ class UnavailableTest(DaemonTestCase):
             self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, client.call, "demo.fib", 5)
 
 
+class LargeResultTest(DaemonTestCase):
+    def test_a_result_too_large_to_send_fails_alone(self):
+        # Before, the reply broke gRPC's message limit and ended the stream: the other calls
+        # of the call_many lost their answers, and a watch ended.
+        turbined = self.start_daemon("large", "--max-message-bytes", str(1 << 20))
+        big = os.path.join(self.scratch, "big.bin")
+        with open(big, "wb") as f:
+            f.write(b"x" * (2 << 20))
+        with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
+            results = client.call_many([("demo.fib", 5), ("fs.read", big), ("demo.fib", 6)])
+            self.assertEqual([results[0].value, results[2].value], [5, 8])
+            too_large = results[1].error
+            self.assertEqual(too_large.code, grpc.StatusCode.RESOURCE_EXHAUSTED, too_large)
+            self.assertIn("--max-message-bytes", too_large.message)
+            self.assertIsNotNone(results[1].ref)  # to pass on meanwhile
+            self.assertFailsWith(grpc.StatusCode.RESOURCE_EXHAUSTED, client.call, "fs.read", big)
+            with client.watch("fs.read", big) as watch:
+                self.assertEqual(next(watch).error.code, grpc.StatusCode.RESOURCE_EXHAUSTED)
+                with open(big, "wb") as f:
+                    f.write(b"small")
+                self.assertEqual(next(watch).value, b"small")
+
+
 class ShutdownTest(DaemonTestCase):
     def test_a_call_cut_by_a_shutdown_says_so(self):
         # 100 tasks of 200 ms: far past the 5 s a stopping daemon gives accepted calls.
