@@ -136,7 +136,17 @@ absl::StatusOr<BoundAddress> Listen(const ListenAddress& address) {
 
 void ConfigureConnections(ServerOptions& options, grpc::ServerBuilder& builder) {
   const OpenFileLimit limit = RaiseOpenFileLimit();
-  if (options.max_connections <= 0) options.max_connections = DefaultMaxConnections(limit.now);
+  const int most = DefaultMaxConnections(limit.now);
+  if (options.max_connections > most) {
+    spdlog::warn(
+        "--max-connections {} is more than half the open file limit ({}): lowered to {}, so "
+        "that the store keeps the descriptors it needs to write; raise the limit (ulimit -n, "
+        "LimitNOFILE=) for more",
+        options.max_connections, limit.now, most);
+  }
+  if (options.max_connections <= 0 || options.max_connections > most) {
+    options.max_connections = most;
+  }
   if (limit.now != limit.before) {
     spdlog::info("open file limit {} (raised from {}); at most {} connections", limit.now,
                  limit.before, options.max_connections);
@@ -186,7 +196,13 @@ absl::StatusOr<std::unique_ptr<ConnectionAcceptor>> ConnectionAcceptor::Start(
 }
 
 ConnectionAcceptor::ConnectionAcceptor(std::vector<Port> ports, int max_connections, UniqueFd wake)
-    : ports_(std::move(ports)), max_connections_(max_connections), wake_(std::move(wake)) {}
+    : ports_(std::move(ports)),
+      max_connections_(max_connections),
+      max_tcp_connections_(max_connections),
+      wake_(std::move(wake)) {
+  const bool has_unix = std::any_of(ports_.begin(), ports_.end(), [](const Port& p) { return !p.tcp; });
+  if (has_unix) max_tcp_connections_ = std::max(1, max_connections - std::max(1, max_connections / 8));
+}
 
 ConnectionAcceptor::~ConnectionAcceptor() {
   const uint64_t one = 1;
@@ -197,65 +213,76 @@ ConnectionAcceptor::~ConnectionAcceptor() {
 }
 
 void ConnectionAcceptor::ForgetClosed() {
-  std::erase_if(connections_, [](const Connection& connection) {
+  std::erase_if(connections_, [this](const Connection& connection) {
     struct stat now {};
-    return ::fstat(connection.fd, &now) != 0 || now.st_dev != connection.device ||
-           now.st_ino != connection.inode;
+    const bool closed = ::fstat(connection.fd, &now) != 0 || now.st_dev != connection.device ||
+                        now.st_ino != connection.inode;
+    if (closed && connection.tcp) --tcp_connections_;
+    return closed;
   });
 }
 
-bool ConnectionAcceptor::AtLimit() {
-  if (static_cast<int>(connections_.size()) < max_connections_) return false;
+bool ConnectionAcceptor::Full(const Port& port) const {
+  return static_cast<int>(connections_.size()) >= max_connections_ ||
+         (port.tcp && tcp_connections_ >= max_tcp_connections_);
+}
+
+bool ConnectionAcceptor::AtLimit(const Port& port) {
+  if (!Full(port)) return false;
   ForgetClosed();
-  return static_cast<int>(connections_.size()) >= max_connections_;
+  return Full(port);
 }
 
 void ConnectionAcceptor::Run() {
-  // pollfds: the wake eventfd first, then every listening socket.
-  std::vector<pollfd> polled{{wake_.get(), POLLIN, 0}};
-  std::vector<std::pair<Port*, int>> sources;
-  for (Port& port : ports_) {
-    for (const UniqueFd& socket : port.bound.sockets) {
-      polled.push_back({socket.get(), POLLIN, 0});
-      sources.emplace_back(&port, socket.get());
-    }
-  }
-  bool waiting = false;  // at the bound, or out of descriptors: listen only for the wake
+  bool paused = false;  // out of descriptors: listen only for the wake, retry after a pause
   bool said_full = false;
+  std::vector<pollfd> polled;                   // the wake eventfd, then the sockets polled
+  std::vector<std::pair<Port*, int>> sources;  // of polled[i + 1]
   for (;;) {
-    const int ready =
-        ::poll(polled.data(), waiting ? 1 : polled.size(), waiting ? kRetryMillis : -1);
+    // Only the ports below their bound are polled: one at it stays readable until a
+    // connection closes, which nothing signals, so the loop looks again every kRetryMillis.
+    polled.assign(1, pollfd{wake_.get(), POLLIN, 0});
+    sources.clear();
+    bool some_full = false;
+    for (Port& port : ports_) {
+      if (paused) break;
+      if (AtLimit(port)) {
+        some_full = true;
+        continue;
+      }
+      for (const UniqueFd& socket : port.bound.sockets) {
+        polled.push_back({socket.get(), POLLIN, 0});
+        sources.emplace_back(&port, socket.get());
+      }
+    }
+    if (!paused && some_full != said_full) {
+      if (some_full) {
+        spdlog::warn(
+            "{} connections are open, the limit (--max-connections {}; {} of them over TCP, "
+            "which may take {}): new ones wait until one closes",
+            connections_.size(), max_connections_, tcp_connections_, max_tcp_connections_);
+      } else {
+        spdlog::info("accepting connections again");
+      }
+      said_full = some_full;
+    }
+    const int ready = ::poll(polled.data(), polled.size(), paused || some_full ? kRetryMillis : -1);
     if (ready < 0 && errno != EINTR) {
       spdlog::error("accepting connections: poll failed: {}", Errno(errno));
-      waiting = true;  // retried after the pause rather than spinning
+      paused = true;  // retried after the pause rather than spinning
       continue;
     }
     if (polled[0].revents != 0) return;  // stopping
-    waiting = false;
-    if (AtLimit()) {
-      if (!said_full) {
-        spdlog::warn(
-            "{} connections are open, the limit (--max-connections): new ones wait "
-            "until one closes",
-            max_connections_);
-        said_full = true;
-      }
-      waiting = true;
-      continue;
-    }
-    if (said_full) {
-      spdlog::info("accepting connections again");
-      said_full = false;
-    }
-    for (size_t i = 0; i < sources.size() && !waiting; ++i) {
+    paused = false;
+    for (size_t i = 0; i < sources.size() && !paused; ++i) {
       if (ready > 0 && (polled[i + 1].revents & POLLIN) == 0) continue;
-      waiting = !AcceptFrom(*sources[i].first, sources[i].second);
+      paused = !AcceptFrom(*sources[i].first, sources[i].second);
     }
   }
 }
 
 bool ConnectionAcceptor::AcceptFrom(Port& port, int listen_fd) {
-  while (!AtLimit()) {
+  while (!AtLimit(port)) {
     const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       const int error = errno;
@@ -275,7 +302,8 @@ bool ConnectionAcceptor::AcceptFrom(Port& port, int listen_fd) {
     if (std::exchange(said_out_of_fds_, false)) spdlog::info("accepting connections again");
     struct stat identity {};
     ::fstat(fd, &identity);
-    connections_.push_back({fd, identity.st_dev, identity.st_ino});
+    connections_.push_back({fd, identity.st_dev, identity.st_ino, port.tcp});
+    if (port.tcp) ++tcp_connections_;
     // gRPC owns the descriptor from here: it closes it when the connection ends.
     grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters connection;
     connection.listener_fd = listen_fd;

@@ -59,7 +59,10 @@ struct BoundAddress {
 absl::StatusOr<BoundAddress> Listen(const ListenAddress& address);
 
 // ConfigureConnections raises the open-file limit (RaiseOpenFileLimit, logged), sets
-// options.max_connections when it is 0 (DefaultMaxConnections), and gives gRPC the channel
+// options.max_connections when it is 0 (DefaultMaxConnections) and lowers it to that when
+// it is more (logged: connections beyond it would take the descriptors the store needs to
+// write, and a store that fails to open its log stops writing until a restart), and gives
+// gRPC the channel
 // arguments that close idle and dead connections: options.max_connection_idle; keepalive
 // pings every kKeepaliveTime, a peer that does not answer one in kKeepaliveTimeout is gone; a
 // handshake (TLS) must finish in kHandshakeTimeout.
@@ -85,12 +88,15 @@ int DefaultMaxConnections(uint64_t open_file_limit);
 // connection to gRPC. It counts connections that are still open by remembering each one's
 // (fd, inode): gRPC closes the descriptor when the connection ends, and an fd that is closed
 // or now names another file means that connection is gone. That check runs only when the
-// count reaches the bound, so accepting costs one fstat more than before.
+// count reaches the bound, so accepting costs one fstat more than before. TCP connections
+// may take all but an eighth of the bound: a flood of them, which anyone who reaches the
+// port can send, token or not, leaves the owner-only unix sockets room.
 class ConnectionAcceptor {
  public:
   struct Port {
     BoundAddress bound;
     std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> handoff;
+    bool tcp = false;
   };
   // Start begins accepting; the gRPC server the hand-offs belong to must be started.
   static absl::StatusOr<std::unique_ptr<ConnectionAcceptor>> Start(std::vector<Port> ports,
@@ -106,20 +112,25 @@ class ConnectionAcceptor {
     int fd;
     dev_t device;
     ino_t inode;
+    bool tcp;
   };
   ConnectionAcceptor(std::vector<Port> ports, int max_connections, UniqueFd wake);
   void Run();
   // AcceptFrom accepts what `port` has pending, up to the bound; false when the process is
   // out of descriptors (or memory) and accepting must wait.
   bool AcceptFrom(Port& port, int listen_fd);
-  bool AtLimit();
+  // AtLimit: `port` may accept no more connections now.
+  bool AtLimit(const Port& port);
+  bool Full(const Port& port) const;
   void ForgetClosed();
 
   std::vector<Port> ports_;
   const int max_connections_;
+  int max_tcp_connections_;
   UniqueFd wake_;  // an eventfd: written to stop the loop
   // Touched by the accept thread only.
   std::vector<Connection> connections_;
+  int tcp_connections_ = 0;  // of connections_
   bool said_out_of_fds_ = false;
   std::thread thread_;
 };

@@ -382,7 +382,8 @@ absl::Status Server::State::StartGrpc(ServerOptions& options,
                      .handoff = builder.experimental().AddExternalConnectionAcceptor(
                          grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
                          address.unix_socket ? grpc::InsecureServerCredentials()
-                                             : *tcp_credentials)});
+                                             : *tcp_credentials),
+                     .tcp = !address.unix_socket});
   }
   grpc_server = builder.BuildAndStart();
   if (grpc_server == nullptr) return absl::UnavailableError("cannot start the gRPC server");

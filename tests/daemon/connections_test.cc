@@ -107,20 +107,82 @@ TEST(DaemonConnections, IdleFloodOverTcpWithATokenDoesNotLockTheListenerOut) {
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
-TEST(DaemonConnections, OutOfDescriptorsAcceptingPausesAndResumes) {
+// OwnerSetsAndFlushes sets an input three times and flushes over `address`, each within
+// 5 s: every set is written through the store's log, and the flush writes a snapshot.
+void OwnerSetsAndFlushes(const std::string& address, const DaemonProcess& daemon) {
+  auto stub = v1::Turbine::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto context = [](grpc::ClientContext* context) {
+    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    context->AddMetadata("authorization", "Bearer let-me-in");
+  };
+  for (int round = 0; round < 3; ++round) {
+    grpc::ClientContext set;
+    context(&set);
+    v1::SetInputsRequest request;
+    v1::InputEntry* entry = request.add_inputs();
+    entry->set_key("during-the-flood");
+    entry->mutable_value()->set_int_value(round);
+    v1::SetInputsReply reply;
+    const grpc::Status status = stub->SetInputs(&set, request, &reply);
+    EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << daemon.log();
+  }
+  grpc::ClientContext flush;
+  context(&flush);
+  v1::FlushReply reply;
+  const grpc::Status status = stub->Flush(&flush, v1::FlushRequest(), &reply);
+  EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << daemon.log();
+}
+
+// A bound asked beyond what the open-file limit holds is lowered, and a flood over TCP
+// leaves the unix socket room: its owner is served and the store writes, while the flood
+// lasts. Before, the flood took every descriptor: the owner could not connect, and the
+// store, failing to open its next log file, stopped writing until a restart.
+TEST(DaemonConnections, ATcpFloodLeavesTheOwnerAndTheStoreTheirDescriptors) {
   TempDir dir;
+  const std::string token_file = dir.str() + "/token";
+  std::ofstream(token_file) << "let-me-in\n";
+  const std::string unix_address = "unix:" + dir.str() + "/owner.sock";
   DaemonProcess daemon;
   daemon.LimitOpenFiles(kOpenFileLimit);
-  // No bound below the fd limit: the flood runs the process out of descriptors.
-  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--max-connections", "100000"}))
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--listen", "127.0.0.1:0",
+                            "--listen", unix_address, "--auth-token-file", token_file,
+                            "--max-connections", "100000"}))
       << daemon.log();
-  FloodThenClose(daemon);
-  EXPECT_NE(daemon.log().find("cannot accept a connection: Too many open files"), std::string::npos)
+  EXPECT_NE(daemon.log().find("--max-connections 100000 is more than half the open file limit "
+                              "(256): lowered to 128"),
+            std::string::npos)
       << daemon.log();
+  std::vector<int> sockets;
+  for (int i = 0; i < kIdleConnections; ++i) sockets.push_back(ConnectRaw(daemon.address()));
+  EXPECT_NE(daemon.WaitForAnyLog({"connections are open, the limit"}), "") << daemon.log();
+  OwnerSetsAndFlushes(unix_address, daemon);
+  for (int fd : sockets) ::close(fd);
   v1::CallReply reply;
-  const grpc::Status status = CallFib(daemon.address(), "", &reply);
+  const grpc::Status status = CallFib(daemon.address(), "let-me-in", &reply);
   ASSERT_TRUE(status.ok()) << status.error_message() << "\n" << daemon.log();
   EXPECT_EQ(reply.value().int_value(), 6765);
+  EXPECT_EQ(daemon.log().find("Too many open files"), std::string::npos) << daemon.log();
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
+// At the default bound a flood over TCP, which anyone who reaches the port can send,
+// token or not, leaves the owner-only unix socket room. Before, it took the whole bound and
+// the owner waited until flooding connections closed.
+TEST(DaemonConnections, ATcpFloodAtTheBoundLeavesTheUnixSocketRoom) {
+  TempDir dir;
+  const std::string token_file = dir.str() + "/token";
+  std::ofstream(token_file) << "let-me-in\n";
+  const std::string unix_address = "unix:" + dir.str() + "/owner.sock";
+  DaemonProcess daemon;
+  daemon.LimitOpenFiles(kOpenFileLimit);
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--listen", "127.0.0.1:0",
+                            "--listen", unix_address, "--auth-token-file", token_file}))
+      << daemon.log();
+  std::vector<int> sockets;
+  for (int i = 0; i < kIdleConnections; ++i) sockets.push_back(ConnectRaw(daemon.address()));
+  EXPECT_NE(daemon.WaitForAnyLog({"connections are open, the limit"}), "") << daemon.log();
+  OwnerSetsAndFlushes(unix_address, daemon);
+  for (int fd : sockets) ::close(fd);
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
