@@ -95,6 +95,12 @@ ExitCode ReportRpcError(const Session& session, const absl::Status& status) {
               << session.start_command << ")\n";
     return kUnreachable;
   }
+  if (status.code() == absl::StatusCode::kUnavailable && client::DaemonAnswered(status)) {
+    // Reached: the daemon itself cannot serve the request now (its store cannot write).
+    std::cerr << "turbine: turbined at " << session.address
+              << " answered UNAVAILABLE: " << status.message() << "\n";
+    return kRpcError;
+  }
   if (status.code() == absl::StatusCode::kUnavailable) {
     std::cerr << "turbine: cannot reach turbined at " << session.address
               << " (is it running? start it with: " << session.start_command << ")\n"

@@ -11,7 +11,19 @@
 #include <sstream>
 #include <utility>
 
-namespace turbine::client::detail {
+namespace turbine::client {
+namespace {
+
+// The payload ToStatus puts on an UNAVAILABLE the daemon sent itself (DaemonAnswered).
+constexpr char kDaemonAnsweredPayload[] = "turbine.dev/daemon-answered";
+
+}  // namespace
+
+bool DaemonAnswered(const absl::Status& status) {
+  return status.GetPayload(kDaemonAnsweredPayload).has_value();
+}
+
+namespace detail {
 namespace {
 
 // ReadPemFile reads one TLS file; `what` names its role in errors. A file without a PEM
@@ -223,7 +235,14 @@ absl::Status Connection::ToStatus(const grpc::Status& status, const Link& link) 
       return absl::UnavailableError(absl::StrCat(failure, " (", status.error_message(), ")"));
     }
   }
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  absl::Status converted(static_cast<absl::StatusCode>(status.error_code()),
+                         status.error_message());
+  // A connection that is up when the call failed: the daemon answered UNAVAILABLE itself.
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      link.channel->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY) {
+    converted.SetPayload(kDaemonAnsweredPayload, absl::Cord("1"));
+  }
+  return converted;
 }
 
 CallResult ResultFromReply(const v1::CallReply& reply) {
@@ -250,4 +269,5 @@ CallResult ResultFromReply(const v1::CallReply& reply) {
   return result;
 }
 
-}  // namespace turbine::client::detail
+}  // namespace detail
+}  // namespace turbine::client

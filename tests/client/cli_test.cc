@@ -194,6 +194,17 @@ TEST_F(CliTest, ARefusedRequestExits4WithItsCode) {
   EXPECT_EQ(run.err, "turbine: NOT_FOUND: unknown function nope\n");
 }
 
+// An UNAVAILABLE the daemon answered itself is not "cannot reach": the daemon is up, and
+// the hint how to start it was wrong. Exit code 4, as for any request it refused.
+TEST_F(CliTest, AnUnavailableTheDaemonAnsweredIsNotCannotReach) {
+  CliRun run = Run({"set", "unwritable", "1"});
+  EXPECT_EQ(run.exit_code, 4) << run.err;
+  EXPECT_TRUE(Contains(run.err, "answered UNAVAILABLE: the inputs were not set: the store "
+                                "cannot write"))
+      << run.err;
+  EXPECT_FALSE(Contains(run.err, "cannot reach")) << run.err;
+}
+
 TEST_F(CliTest, SetSendsAllPairsAtOnce) {
   CliRun run = Run({"set", "a", "1", "b", R"("x")", "c", "word"});
   EXPECT_EQ(run.exit_code, 0) << run.err;

@@ -93,6 +93,10 @@ class FakeTurbine::Service final : public v1::Turbine::Service {
   grpc::Status SetInputs(grpc::ServerContext* context, const v1::SetInputsRequest* request,
                          v1::SetInputsReply* reply) override {
     if (grpc::Status s = CheckToken(context); !s.ok()) return s;
+    if (request->inputs_size() > 0 && request->inputs(0).key() == "unwritable") {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "the inputs were not set: the store cannot write");
+    }
     std::lock_guard lock(mu_);
     last_inputs_.assign(request->inputs().begin(), request->inputs().end());
     reply->set_changed(request->inputs_size());

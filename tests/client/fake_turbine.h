@@ -6,6 +6,8 @@
 //   fail()          -> the function error "boom"
 //   slow()          -> sleeps a second, then null
 //   anything else   -> NOT_FOUND "unknown function <name>"
+// SetInputs whose first key is "unwritable" answers UNAVAILABLE, as a daemon whose store
+// cannot write does.
 // CallBatches answers each pair of calls in reverse order, to show replies are matched by
 // id, not by position. Watch of "finite" sends 1 and 2 and ends; of anything else sends
 // 1, 2, 3 and waits until cancelled.

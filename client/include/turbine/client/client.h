@@ -57,6 +57,11 @@ inline constexpr char kDefaultDataDir[] = "./.turbine";
 // "unix:" + absolute(data_dir) + "/turbined.sock".
 std::string DefaultAddress(std::string_view data_dir = kDefaultDataDir);
 
+// DaemonAnswered tells whether an error came from the daemon over a connection that was
+// up (a kUnavailable from a daemon whose store cannot write, say) rather than from failing
+// to reach it. Only kUnavailable errors are told apart; false for the others.
+bool DaemonAnswered(const absl::Status& status);
+
 // TlsOptions: TLS to a TCP address (turbined's --tls-cert; its unix sockets never use TLS).
 // Files are PEM, read once by Client::Connect.
 struct TlsOptions {
