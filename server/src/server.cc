@@ -99,20 +99,22 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* wha
 // the daemon said it was ready.
 absl::Status CheckKeyPair(const ServerOptions& options, const std::string& cert_pem,
                           const std::string& key_pem) {
+  // A passphrase callback that gives none: without one, OpenSSL asks on the terminal.
+  pem_password_cb* no_passphrase = [](char*, int, int, void*) { return 0; };
   auto read_bio = [](const std::string& pem) {
     return std::unique_ptr<BIO, decltype(&BIO_free)>(
         BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
   };
   auto cert_bio = read_bio(cert_pem);
   std::unique_ptr<X509, decltype(&X509_free)> cert(
-      PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr), &X509_free);
+      PEM_read_bio_X509(cert_bio.get(), nullptr, no_passphrase, nullptr), &X509_free);
   if (cert == nullptr) {
     return absl::InvalidArgumentError("the TLS certificate file " + options.tls_cert_file +
                                       " holds no certificate OpenSSL can read");
   }
   auto key_bio = read_bio(key_pem);
   std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
-      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
+      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, no_passphrase, nullptr), &EVP_PKEY_free);
   if (key == nullptr) {
     return absl::InvalidArgumentError("the TLS key file " + options.tls_key_file +
                                       " holds no private key OpenSSL can read (a key with a "

@@ -2,6 +2,10 @@
 // a real TCP socket on loopback, with certificates openssl makes for each test.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -248,6 +252,31 @@ TEST_F(TlsTest, TlsFilesThatCannotBeUsedAreNamed) {
                              "--tls-client-ca", missing}));
   EXPECT_EQ(daemon.Reap(), kExitUsage);
   EXPECT_TRUE(Contains(daemon.log(), missing)) << daemon.log();
+}
+
+// A key with a passphrase is refused without asking for it, on a terminal too. Before,
+// OpenSSL prompted there and the daemon waited for an answer nobody was there to give (and
+// with one, gRPC could not use the key and every handshake failed).
+TEST_F(TlsTest, AKeyWithAPassphraseIsRefusedWithoutAPromptOnATerminal) {
+  const std::string locked = dir_.str() + "/locked.key";
+  ASSERT_EQ(std::system(("openssl ec -in '" + certs_.server_key + "' -aes256 -passout pass:abc -out '" +
+                         locked + "' 2>/dev/null").c_str()),
+            0);
+  // On a pseudo-terminal whose input stays open and silent: a prompt would wait there until
+  // `timeout` ends it (exit code 124).
+  const std::string command = "timeout 20 script -qec \"" + std::string(TURBINED_PATH) +
+                              " --data-dir " + dir_.str() + "/e --listen 127.0.0.1:0 --tls-cert " +
+                              certs_.server_cert + " --tls-key " + locked +
+                              "\" /dev/null 2>&1 < <(exec sleep 25 2>/dev/null)";
+  FILE* pipe = ::popen(("bash -c '" + command + "'").c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buffer[4096];
+  while (size_t n = std::fread(buffer, 1, sizeof(buffer), pipe)) out.append(buffer, n);
+  const int status = ::pclose(pipe);
+  EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, kExitUsage) << out;
+  EXPECT_TRUE(Contains(out, "passphrase")) << out;
+  EXPECT_TRUE(Contains(out, locked)) << out;
 }
 
 }  // namespace
