@@ -3,6 +3,9 @@
 #include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -43,6 +46,42 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* wha
   return content.str();
 }
 
+// CheckKeyPair refuses a client key OpenSSL cannot read (one with a passphrase: asked for
+// on no terminal) or that is not the certificate's: gRPC would only fail to make the
+// channel, as "empty address list", which reads as a daemon not running.
+absl::Status CheckKeyPair(const TlsOptions& tls, const std::string& cert_pem,
+                          const std::string& key_pem) {
+  pem_password_cb* no_passphrase = [](char*, int, int, void*) { return 0; };
+  auto read_bio = [](const std::string& pem) {
+    return std::unique_ptr<BIO, decltype(&BIO_free)>(
+        BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+  };
+  auto cert_bio = read_bio(cert_pem);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(cert_bio.get(), nullptr, no_passphrase, nullptr), &X509_free);
+  auto key_bio = read_bio(key_pem);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, no_passphrase, nullptr), &EVP_PKEY_free);
+  ERR_clear_error();  // what the reads left on this thread's OpenSSL error queue
+  if (cert == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the TLS certificate file ", tls.cert_file, " holds no certificate OpenSSL can read"));
+  }
+  if (key == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the TLS key file ", tls.key_file,
+                     " holds no private key OpenSSL can read (a key with a passphrase cannot "
+                     "be used)"));
+  }
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(absl::StrCat("the TLS key file ", tls.key_file,
+                                                   " does not hold the key of the certificate in ",
+                                                   tls.cert_file));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
     const ConnectOptions& options) {
   if (!options.tls) return grpc::InsecureChannelCredentials();
@@ -68,6 +107,7 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
     if (!cert.ok()) return cert.status();
     absl::StatusOr<std::string> key = ReadPemFile(tls.key_file, "key");
     if (!key.ok()) return key.status();
+    if (absl::Status pair = CheckKeyPair(tls, *cert, *key); !pair.ok()) return pair;
     ssl.pem_cert_chain = *std::move(cert);
     ssl.pem_private_key = *std::move(key);
   }
@@ -89,11 +129,14 @@ std::string HandshakeFailure(const ConnectOptions& options, absl::string_view me
   }
   std::string cause;
   if (absl::StrContains(message, "certificate verify failed")) {
+    // OpenSSL says only that verification failed: the likeliest cause first.
     cause = options.tls->ca_file.empty()
-                ? "the daemon's certificate is not signed by a CA this system trusts (give "
-                  "the CA file that signed it)"
-                : absl::StrCat("the daemon's certificate is not signed by a CA in ",
-                               options.tls->ca_file, " (wrong CA file?)");
+                ? "the daemon's certificate did not verify: not signed by a CA this system "
+                  "trusts (give the CA file that signed it), expired, or not for a server"
+                : absl::StrCat("the daemon's certificate did not verify against ",
+                               options.tls->ca_file,
+                               ": not signed by a CA in it (wrong CA file?), expired, or not for "
+                               "a server");
   } else if (absl::StrContains(message, "not in peer certificate")) {
     cause =
         "the daemon's certificate does not carry the name connected to (give the name it "
@@ -105,7 +148,7 @@ std::string HandshakeFailure(const ConnectOptions& options, absl::string_view me
                 ? "the daemon closed the connection: it likely requires a client certificate "
                   "(mutual TLS), and none was given"
                 : "the daemon closed the connection: it likely did not accept the client "
-                  "certificate (not signed by the CA it trusts for clients?)";
+                  "certificate (not signed by the CA it trusts for clients? expired?)";
   } else if (absl::StrContains(message, "Handshake") || absl::StrContains(message, "handshake")) {
     cause = "gRPC's reason follows";
   } else {

@@ -211,6 +211,26 @@ TEST_F(TlsTest, TlsFilesThatCannotBeUsedAreNamed) {
   EXPECT_EQ(Client::Connect(options).status().code(), absl::StatusCode::kInvalidArgument)
       << "a certificate without its key";
 
+  // Another certificate's key, and a key with a passphrase: before, gRPC failed to make the
+  // channel ("empty address list") and the CLI said the daemon was not running.
+  const std::string locked = dir_.str() + "/locked-client.key";
+  ASSERT_EQ(std::system(("openssl ec -in '" + certs_.client_key +
+                         "' -aes256 -passout pass:abc -out '" + locked + "' 2>/dev/null")
+                            .c_str()),
+            0);
+  for (const std::string& wrong_key : {certs_.other_client_key, locked}) {
+    options.tls = TlsOptions{
+        .ca_file = certs_.ca, .cert_file = certs_.client_cert, .key_file = wrong_key};
+    status = Client::Connect(options).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_TRUE(Contains(status.message(), wrong_key)) << status;
+    CliResult refused = RunCli("--connect " + tcp + " --tls-ca " + certs_.ca + " --tls-cert " +
+                               certs_.client_cert + " --tls-key " + wrong_key + " ping 2>&1");
+    EXPECT_EQ(refused.exit_code, kExitUsage) << refused.out;
+    EXPECT_TRUE(Contains(refused.out, wrong_key)) << refused.out;
+    EXPECT_FALSE(Contains(refused.out, "cannot reach")) << refused.out;
+  }
+
   options = ConnectOptions{.address = "unix:" + dir_.str() + "/turbined.sock",
                            .tls = TlsOptions{.ca_file = certs_.ca}};
   status = Client::Connect(options).status();
