@@ -636,8 +636,26 @@ class TlsTest(DaemonTestCase):
             options.setdefault("address", self.address)
             with self.assertRaisesRegex(ValueError, message, msg=options):
                 Client(**options)
-        with self.assertRaises(FileNotFoundError):
-            Client(self.address, tls_ca=os.path.join(self.scratch, "missing.pem"))
+        missing = os.path.join(self.scratch, "missing.pem")
+        with self.assertRaisesRegex(ValueError, "cannot read the TLS CA file " + missing):
+            Client(self.address, tls_ca=missing)
+
+    def test_tls_files_that_cannot_be_used_are_named(self):
+        # Before, gRPC failed to make the channel and the first call said UNAVAILABLE "empty
+        # address list", as if no daemon ran.
+        cert_a, key_a = self.certs.issue("client-a", "extendedKeyUsage=clientAuth")
+        _, key_b = self.certs.issue("client-b", "extendedKeyUsage=clientAuth")
+        locked = os.path.join(self.scratch, "locked.key")
+        subprocess.run(["openssl", "ec", "-in", key_a, "-aes256", "-passout", "pass:abc",
+                        "-out", locked], check=True, capture_output=True)
+        cases = [(dict(tls_ca=b"not pem"), "holds no PEM block"),
+                 (dict(tls_ca=self.certs.ca, tls_cert=cert_a, tls_key=key_b),
+                  "file " + key_b + " does not hold the key of the certificate file " + cert_a),
+                 (dict(tls_ca=self.certs.ca, tls_cert=cert_a, tls_key=locked),
+                  "file " + locked + " has a passphrase")]
+        for options, message in cases:
+            with self.assertRaisesRegex(ValueError, re.escape(message), msg=options):
+                Client(self.address, **options)
 
 
 class MutualTlsTest(DaemonTestCase):

@@ -5,6 +5,8 @@ gRPC channel); a Watch is iterated by one thread and may be cancelled from any.
 """
 import json
 import os
+import ssl
+import tempfile
 
 import grpc
 
@@ -271,22 +273,60 @@ class Client:
 
 
 def tls_credentials(address, ca=None, cert=None, key=None):
-    """The grpc.ChannelCredentials of Client's TLS options (see Client)."""
+    """The grpc.ChannelCredentials of Client's TLS options (see Client). A file that cannot
+    be read, holds no PEM block, or a key that is not the certificate's (or has a
+    passphrase) is a ValueError naming it: gRPC would only fail to make the channel, as
+    "empty address list", which reads as a daemon not running."""
     if address.startswith("unix:"):
         raise ValueError(f"TLS is for TCP addresses, not {address}: turbined serves its unix "
                          "sockets without TLS (file permissions protect them)")
     if (cert is None) != (key is None):
         raise ValueError("a client certificate needs both tls_cert and tls_key")
-    return grpc.ssl_channel_credentials(root_certificates=_pem(ca), private_key=_pem(key),
-                                        certificate_chain=_pem(cert))
+    ca_pem, cert_pem, key_pem = _pem(ca, "CA"), _pem(cert, "certificate"), _pem(key, "key")
+    if cert_pem is not None:
+        _check_key_pair(cert_pem, key_pem, _name(cert), _name(key))
+    return grpc.ssl_channel_credentials(root_certificates=ca_pem, private_key=key_pem,
+                                        certificate_chain=cert_pem)
 
 
-def _pem(source):
+def _name(source):
+    return "given as bytes" if isinstance(source, bytes) else f"file {source}"
+
+
+def _pem(source, what):
     """PEM bytes given as themselves, or as the path of a file holding them."""
-    if source is None or isinstance(source, bytes):
-        return source
-    with open(source, "rb") as f:
-        return f.read()
+    if source is None:
+        return None
+    if isinstance(source, bytes):
+        content = source
+    else:
+        try:
+            with open(source, "rb") as f:
+                content = f.read()
+        except OSError as error:
+            raise ValueError(f"cannot read the TLS {what} file {source}: "
+                             f"{error.strerror}") from None
+    if b"-----BEGIN " not in content:
+        raise ValueError(f"the TLS {what} {_name(source)} holds no PEM block (-----BEGIN ...)")
+    return content
+
+
+def _check_key_pair(cert_pem, key_pem, cert_name, key_name):
+    """Raises ValueError if the key cannot be read without a passphrase or is not the
+    certificate's."""
+    if b"ENCRYPTED" in key_pem:
+        raise ValueError(f"the TLS key {key_name} has a passphrase, which cannot be used")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    with tempfile.TemporaryDirectory() as scratch:  # the ssl module reads files only
+        cert_path, key_path = os.path.join(scratch, "cert"), os.path.join(scratch, "key")
+        for path, pem in [(cert_path, cert_pem), (key_path, key_pem)]:
+            with open(path, "wb") as f:
+                f.write(pem)
+        try:
+            context.load_cert_chain(cert_path, key_path, password=lambda: b"")
+        except ssl.SSLError as error:
+            raise ValueError(f"the TLS key {key_name} does not hold the key of the certificate "
+                             f"{cert_name} ({error.reason or error})") from None
 
 
 def _auth_metadata(token):
