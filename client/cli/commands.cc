@@ -135,13 +135,20 @@ ExitCode RunGraph(const Session& session, const GraphCommand& command) {
   if (command.depth.has_value()) request.set_max_depth(*command.depth);
   absl::StatusOr<v1::GraphReply> graph = session.client->Graph(request);
   if (!graph.ok()) return ReportRpcError(session, graph.status());
+  // Without --depth nothing but the daemon's bound on tasks (10,000) leaves any out.
+  constexpr int kDaemonsBound = 10000;
+  const std::string note =
+      command.depth.has_value() && graph->nodes_size() < kDaemonsBound
+          ? "(more dependencies left out: raise --depth)"
+          : absl::StrCat("(more dependencies left out: a graph shows at most ",
+                         graph->nodes_size(), " tasks)");
   std::string text;
   if (format == "json") {
     text = Dump(render::GraphJson(*graph)) + "\n";
   } else if (format == "dot") {
-    text = render::GraphDot(*graph);
+    text = render::GraphDot(*graph, note);
   } else {
-    absl::StatusOr<std::string> svg = render::DotToSvg(render::GraphDot(*graph));
+    absl::StatusOr<std::string> svg = render::DotToSvg(render::GraphDot(*graph, note));
     if (!svg.ok()) {
       std::cerr << "turbine: " << svg.status().message() << "\n";
       return kFunctionError;

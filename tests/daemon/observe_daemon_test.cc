@@ -176,6 +176,18 @@ TEST_F(GraphDaemon, DotAndSvgNameEveryTask) {
 
 // `graph` and `why` compute nothing: the task of a call never made is described, not run
 // by the workers meanwhile, so the first real call executes it and says so.
+// A graph the daemon's bound on tasks cut says so, not "raise --depth" when no depth was
+// given (raising it could not help).
+TEST_F(GraphDaemon, AGraphCutAtTheTaskBoundSaysSo) {
+  ASSERT_EQ(RunCli(cli_ + "call demo.steps 10500 0").exit_code, 0);
+  const CliResult whole = RunCli(cli_ + "graph --format dot demo.steps 10500 0");
+  EXPECT_EQ(whole.exit_code, 0);
+  EXPECT_NE(whole.out.find("a graph shows at most 10000 tasks"), std::string::npos);
+  EXPECT_EQ(whole.out.find("raise --depth"), std::string::npos);
+  const CliResult shallow = RunCli(cli_ + "graph --format dot --depth 0 demo.steps 10500 0");
+  EXPECT_NE(shallow.out.find("raise --depth"), std::string::npos) << shallow.out;
+}
+
 TEST_F(GraphDaemon, DescribingACallNeverMadeComputesNothing) {
   ASSERT_EQ(RunCli(cli_ + "graph demo.fib 31").exit_code, 0);
   ASSERT_EQ(RunCli(cli_ + "why demo.fib 32").exit_code, 0);
