@@ -58,7 +58,8 @@ absl::StatusOr<DependencyGraph> EngineImpl::Describe(RawVc vc, const DescribeOpt
       node.failed = task->output.kind() == OutputKind::kError;
       node.executions = task->executions;
       node.last_execution_micros = task->last_execution_micros;
-      node.from_disk = has_output && task->executions == 0 &&
+      node.from_shared = task->from_shared;
+      node.from_disk = has_output && task->executions == 0 && !task->from_shared &&
                        task->fn->kind != FunctionKind::kInput;
       node.cells = static_cast<uint32_t>(task->cells().size());
       deps.assign(task->deps().begin(), task->deps().end());  // copied: the next task is read under its own lock

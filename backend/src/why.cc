@@ -96,9 +96,11 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
   bool trusted = false;  // restored and clean, linked to nothing (TrustRestored)
   bool running = false;  // its first execution (or verification) is under way
   bool loaded_back = false;  // evicted whole and loaded again: its past here is lost
+  bool adopted = false;      // its result came from the shared tier, verified here
   {
     MutexLock lock(&task->mu);
     loaded_back = task->loaded_back;
+    adopted = task->from_shared;
     has_output = task->output.kind() != OutputKind::kNone;
     trusted = task->unlinked && task->phase == Phase::kClean;
     step.dirty = has_output && task->phase != Phase::kClean;
@@ -160,6 +162,10 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
     step.kind = WhyStep::Kind::kCutoff;
     step.text = "re-executed after its reader last executed (" + reason +
                 ") and came out equal: early cutoff, the reader did NOT re-execute";
+  } else if (last_execution != 0 && adopted) {
+    step.kind = WhyStep::Kind::kShared;
+    step.text = "adopted from the shared cache: another daemon computed it, and what it read "
+                "was verified here" + output;
   } else if (last_execution != 0) {
     step.kind = WhyStep::Kind::kExecuted;
     step.text = "executed: " + reason + output;

@@ -21,6 +21,8 @@ const char* KindName(v1::WhyStepKind kind) {
       return "gone";
     case v1::WHY_STEP_KIND_CUTOFF:
       return "cutoff";
+    case v1::WHY_STEP_KIND_SHARED:
+      return "shared";
     default:
       return "unknown";
   }
@@ -99,6 +101,10 @@ std::string WhyText(const v1::WhyReply& why) {
       const absl::Time at = absl::FromUnixMicros(step.end_unix_micros());
       if (step.kind() == v1::WHY_STEP_KIND_INPUT) {
         absl::StrAppend(&text, indent, "  set at ",
+                        absl::FormatTime("%Y-%m-%d %H:%M:%E3S UTC", at, absl::UTCTimeZone()), "\n");
+      } else if (step.kind() == v1::WHY_STEP_KIND_SHARED) {
+        absl::StrAppend(&text, indent, "  adopted in ", Duration(step.duration_micros()),
+                        ", at ",
                         absl::FormatTime("%Y-%m-%d %H:%M:%E3S UTC", at, absl::UTCTimeZone()), "\n");
       } else {
         absl::StrAppend(&text, indent, "  took ", Duration(step.duration_micros()), ", ended at ",

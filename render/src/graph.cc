@@ -66,6 +66,7 @@ const char* FillColor(const v1::GraphNode& node) {
     case v1::TASK_PHASE_NEW:
       return "#e0e0e0";  // grey
     default:
+      if (node.from_shared()) return "#b2ebf2";        // cyan: adopted from the shared cache
       return node.from_disk() ? "#e1d5f2" : "#c8e6c9";  // violet: restored; green: clean
   }
 }
@@ -84,6 +85,7 @@ nlohmann::json GraphJson(const v1::GraphReply& graph) {
         {"failed", node.failed()},
         {"session_dependent", node.session_dependent()},
         {"from_disk", node.from_disk()},
+        {"from_shared", node.from_shared()},
         {"executions", node.executions()},
         {"last_execution_micros", node.last_execution_micros()},
         {"cells", node.cells()},
@@ -120,7 +122,8 @@ std::string GraphDot(const v1::GraphReply& graph, const std::string& truncated_n
     }
     const std::string tooltip = absl::StrCat(
         "task ", node.task(), " · ", PhaseName(node.phase()), node.failed() ? " · failed" : "",
-        node.from_disk() ? " · from disk" : "", " · ", node.executions(),
+        node.from_disk() ? " · from disk" : "",
+        node.from_shared() ? " · from the shared cache" : "", " · ", node.executions(),
         node.executions() == 1 ? " execution" : " executions");
     absl::StrAppend(&dot, "  t", node.task(), " [id=", DotString(absl::StrCat("task", node.task())),
                     ", label=", DotString(label), ", tooltip=", DotString(tooltip),

@@ -68,6 +68,7 @@ void GraphToWire(const DependencyGraph& graph, v1::GraphReply* out) {
     wire->set_failed(node.failed);
     wire->set_session_dependent(node.session_dependent);
     wire->set_from_disk(node.from_disk);
+    wire->set_from_shared(node.from_shared);
     wire->set_executions(node.executions);
     wire->set_last_execution_micros(node.last_execution_micros);
     wire->set_cells(node.cells);

@@ -47,6 +47,17 @@ TEST_F(SharedDaemons, SheetCellsComputedOnOneAreSharedWithTheOther) {
   EXPECT_EQ(b.Executions("sheet.eval"), 0u);
   EXPECT_EQ(b.Stats().shared_hits(), 4u);
   EXPECT_EQ(b.Stats().hits_shared(), 1u);
+  // `why` and `graph` say where the result came from. Before, why said "executed: not
+  // executed ... took 0 µs" and graph drew it as restored from disk.
+  const v1::WhyReply why = b.Why("sheet.eval", {Str("d")});
+  ASSERT_GT(why.steps_size(), 0);
+  EXPECT_EQ(why.steps(0).kind(), v1::WHY_STEP_KIND_SHARED) << why.steps(0).text();
+  EXPECT_NE(why.steps(0).text().find("adopted from the shared cache"), std::string::npos)
+      << why.steps(0).text();
+  const v1::GraphReply graph = b.Graph("sheet.eval", {Str("d")});
+  ASSERT_GT(graph.nodes_size(), 0);
+  EXPECT_TRUE(graph.nodes(0).from_shared());
+  EXPECT_FALSE(graph.nodes(0).from_disk());
   // A cell changed on b: b executes what depends on it, and only that.
   b.Set({{"b", Int(4)}});
   on_b = b.Call("sheet.eval", {Str("d")});

@@ -95,6 +95,21 @@ class Machine {
     }
     ADD_FAILURE() << "published " << Stats().shared_published() << " of " << n;
   }
+  // Why and Graph of a call, as `turbine why` and `turbine graph` ask.
+  v1::WhyReply Why(const std::string& function, std::vector<v1::Value> args) {
+    v1::WhyRequest request;
+    *request.mutable_call() = client::MakeCallRequest(function, std::move(args));
+    absl::StatusOr<v1::WhyReply> why = client_->Why(request);
+    EXPECT_TRUE(why.ok()) << why.status();
+    return why.ok() ? *why : v1::WhyReply();
+  }
+  v1::GraphReply Graph(const std::string& function, std::vector<v1::Value> args) {
+    v1::GraphRequest request;
+    *request.mutable_call() = client::MakeCallRequest(function, std::move(args));
+    absl::StatusOr<v1::GraphReply> graph = client_->Graph(request);
+    EXPECT_TRUE(graph.ok()) << graph.status();
+    return graph.ok() ? *graph : v1::GraphReply();
+  }
   // WaitForLog waits until the daemon logged a line containing `marker`.
   bool WaitForLog(const std::string& marker) { return daemon_.WaitForLog(marker); }
   const std::string& log() const { return daemon_.log(); }

@@ -33,6 +33,7 @@ struct GraphNode {
   bool session_dependent = false;  // reads the world outside the engine (files)
   // Restored from the backing store and not executed in this process.
   bool from_disk = false;
+  bool from_shared = false;  // adopted from the shared cache tier, not executed since
   uint32_t executions = 0;              // bodies run in this process
   uint64_t last_execution_micros = 0;   // wall time of the last one (0: none here)
   uint32_t cells = 0;

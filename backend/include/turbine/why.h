@@ -69,6 +69,8 @@ struct WhyStep {
     kGone,      // a dependency that no longer exists (garbage collected, version bump)
     kCutoff,    // executed after its reader's last execution but came out equal: the
                 // reader did not re-execute (an early cutoff)
+    kShared,    // adopted from the shared cache tier: another daemon computed it, and what
+                // it read was verified here
   };
   uint32_t depth = 0;
   Kind kind = Kind::kExecuted;
