@@ -44,7 +44,7 @@ Output FailureOutput(const std::exception_ptr& error) {
   try {
     std::rethrow_exception(error);
   } catch (const TaskError& e) {
-    return Output::Error(e.code(), e.what());
+    return Output::Error(e.code(), e.message());
   } catch (const std::exception& e) {
     return Output::Error(absl::StatusCode::kUnknown, e.what());
   } catch (...) {

@@ -135,7 +135,7 @@ Task<std::vector<std::string>> RefsImpl(std::string name) {
   try {
     input = co_await Input<WireValue>(name);
   } catch (const TaskError& error) {
-    read_error = error.what();
+    read_error = error.message();
   }
   CellSource source = Classify(name, input, read_error);
   if (!source.formula.has_value()) co_return std::vector<std::string>{};
@@ -156,7 +156,7 @@ Task<int64_t> EvalImpl(std::string name) {
   try {
     input = co_await Input<WireValue>(name);
   } catch (const TaskError& error) {
-    read_error = error.what();
+    read_error = error.message();
   }
   CellSource source = Classify(name, input, read_error);
   if (!source.error.empty()) Fail(source.error);
@@ -179,7 +179,7 @@ Task<int64_t> EvalImpl(std::string name) {
       const int64_t value = co_await pending[i];
       values[i] = value;
     } catch (const TaskError& error) {
-      errors[i] = absl::Status(error.code(), error.what());
+      errors[i] = absl::Status(error.code(), error.message());
       if (MayLeadBack(formula.refs[i], errors[i])) may_lead_back.push_back(formula.refs[i]);
       if (on_cycle_through == nullptr && IsEngineCycle(errors[i])) {
         on_cycle_through = &formula.refs[i];

@@ -127,6 +127,28 @@ TEST(Errors, AFailureThatIsNotTransientIsNotRetried) {
   EXPECT_EQ(Executions(engine, "test.err.divide"), 1u);
 }
 
+const std::string kMessageWithNul("key 'a\0b' is not set", 20);
+
+Task<int64_t> FailsWithNulImpl() {
+  turbine::Fail(kMessageWithNul);
+  co_return 0;
+}
+inline const turbine::Function<FailsWithNulImpl> fails_with_nul{"test.err.nul", 1};
+
+Task<int64_t> ReadsFailsWithNulImpl() { co_return co_await fails_with_nul(); }
+inline const turbine::Function<ReadsFailsWithNulImpl> reads_fails_with_nul{"test.err.nul_reader",
+                                                                           1};
+
+// A message holding a NUL byte (a key or a path may) is kept whole, by the task and by its
+// readers. Before, what() ended it there: "key 'a".
+TEST(Errors, AMessageWithANulByteIsKeptWhole) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  ASSERT_EQ(kMessageWithNul.size(), 20u);
+  EXPECT_EQ(engine.Read(fails_with_nul()).status().message(), kMessageWithNul);
+  EXPECT_EQ(engine.Read(reads_fails_with_nul()).status().message(), kMessageWithNul);
+}
+
 TEST(Errors, PropagateToReadersAndAreCached) {
   turbine::Engine engine;
   turbine::Engine::Scope scope(engine);

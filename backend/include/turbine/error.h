@@ -17,6 +17,7 @@
 
 #include <absl/status/status.h>
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -25,10 +26,16 @@ namespace turbine {
 class TaskError : public std::runtime_error {
  public:
   explicit TaskError(const std::string& message, absl::StatusCode code = absl::StatusCode::kUnknown)
-      : std::runtime_error(message), code_(code) {}
+      : std::runtime_error(message),
+        message_(std::make_shared<const std::string>(message)),
+        code_(code) {}
   absl::StatusCode code() const { return code_; }
+  // The whole message: what() ends at a NUL byte, which a key or a path may hold. Shared,
+  // as runtime_error's own, so that copying the exception cannot throw.
+  const std::string& message() const { return *message_; }
 
  private:
+  std::shared_ptr<const std::string> message_;
   absl::StatusCode code_;
 };
 
