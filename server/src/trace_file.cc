@@ -6,6 +6,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "chrome_trace.h"
 
@@ -79,8 +81,8 @@ void TraceFile::Finish() {
   writer_.join();
   Append(engine_.StopTrace(), /*last=*/true);
   ::close(fd_);
-  if (write_failed_) {
-    spdlog::error("trace file {} is incomplete: a write failed", path_);
+  if (!closed_) {
+    spdlog::error("trace file {} is incomplete: its end could not be written", path_);
   } else {
     spdlog::info("trace file {} written: {} events{}", path_, events_written_,
                  dropped_ > 0 ? " (" + std::to_string(dropped_) + " dropped)" : "");
@@ -90,22 +92,45 @@ void TraceFile::Finish() {
 void TraceFile::Append(const Trace& trace, bool last) {
   dropped_ += trace.dropped;
   std::string text;
+  bool first = first_event_;
+  std::vector<uint64_t> named;  // tracks this chunk names, named again if it is dropped
   for (const TraceEvent& event : trace.events) {
-    text.append(first_event_ ? "\n" : ",\n");
-    first_event_ = false;
+    text.append(first ? "\n" : ",\n");
+    first = false;
     AppendChromeTraceEvent(event, origin_nanos_, &text);
     const uint64_t track = ChromeTraceTrack(event);
     if (named_tracks_.insert(track).second) {
+      named.push_back(track);
       text.append(",\n");
       AppendChromeTrackName(track, &text);
     }
   }
-  events_written_ += trace.events.size();
   if (last) text.append("\n]\n");
-  if (text.empty() || write_failed_) return;
-  if (!WriteAll(fd_, text)) {
-    write_failed_ = true;
-    spdlog::error("cannot write the trace file {}: {}", path_, std::strerror(errno));
+  if (text.empty()) return;
+  if (WriteAll(fd_, text)) {
+    size_ += static_cast<off_t>(text.size());
+    first_event_ = first;
+    events_written_ += trace.events.size();
+    closed_ = last;
+    if (std::exchange(failing_, false)) {
+      spdlog::info("the trace file {} is written again; {} events were dropped meanwhile",
+                   path_, dropped_failing_);
+    }
+    dropped_failing_ = 0;
+    return;
+  }
+  const int error = errno;
+  // Back to the last whole event: a later write goes on from there.
+  if (::ftruncate(fd_, size_) != 0 || ::lseek(fd_, size_, SEEK_SET) < 0) {
+    spdlog::error("cannot take back a failed write to the trace file {}: {}", path_,
+                  std::strerror(errno));
+  }
+  for (uint64_t track : named) named_tracks_.erase(track);
+  dropped_ += trace.events.size();
+  dropped_failing_ += trace.events.size();
+  if (!std::exchange(failing_, true)) {
+    spdlog::error("cannot write the trace file {}: {}; its events are dropped until it can be",
+                  path_, std::strerror(error));
   }
 }
 

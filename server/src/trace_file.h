@@ -41,7 +41,9 @@ class TraceFile {
  private:
   TraceFile(Engine& engine, int fd, std::string path);
   void WriteLoop();
-  // Append writes the events recorded since the last call, with one write(2).
+  // Append writes the events recorded since the last call, with one write(2). A write that
+  // fails (a full disk) is taken back to the last whole event and its events are dropped;
+  // the next one tries again, so the file stays one JSON array and resumes by itself.
   void Append(const Trace& trace, bool last);
 
   Engine& engine_;
@@ -56,8 +58,11 @@ class TraceFile {
   bool first_event_ = true;
   std::set<uint64_t> named_tracks_;
   uint64_t events_written_ = 0;
-  uint64_t dropped_ = 0;
-  bool write_failed_ = false;
+  uint64_t dropped_ = 0;           // by the engine (its buffer was full) or by failed writes
+  uint64_t dropped_failing_ = 0;   // by failed writes since the last that succeeded
+  off_t size_ = 1;                 // what the file holds, all whole: "[" and events
+  bool failing_ = false;           // the last write failed
+  bool closed_ = false;            // the closing "]" was written
   std::thread writer_;
 };
 

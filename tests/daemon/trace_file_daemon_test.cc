@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "../storage/small_disk.h"
 #include "../storage/temp_dir.h"
 #include "cli_runner.h"
 #include "daemon_process.h"
@@ -83,6 +84,38 @@ TEST(TraceFile, ATraceFromStartToSigtermIsOneJsonArray) {
   bool named = false;
   for (const nlohmann::json& event : events) named = named || event["ph"] == "M";
   EXPECT_TRUE(named);
+}
+
+// A trace file on a disk that fills drops the events it cannot write and goes on once the
+// disk has room again: the file stays one JSON array. Before, it stopped for good at the
+// first failed write, which left half an event in it.
+TEST(TraceFile, AFullDiskDropsEventsAndTheFileResumesWhenThereIsRoom) {
+  turbine::testing::SmallDisk disk(size_t{4} << 20);
+  if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
+  TempDir dir;
+  const std::string trace = disk.str() + "/trace.json";
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--trace-file", trace}))
+      << daemon.log();
+  const std::string cli = "--data-dir " + dir.str() + "/data ";
+  ASSERT_EQ(RunCli(cli + "call demo.fib 30").exit_code, 0);
+  ASSERT_GT(disk.Fill("ballast"), 0u);
+  ASSERT_EQ(RunCli(cli + "call demo.steps 200 0").exit_code, 0);  // 201 executions to trace
+  EXPECT_TRUE(daemon.WaitForLog("cannot write the trace file")) << daemon.log();
+  disk.Free("ballast");
+  ASSERT_EQ(RunCli(cli + "set k 7").exit_code, 0);
+  ASSERT_EQ(RunCli(cli + "call input.get k").out, "7\n");
+  EXPECT_TRUE(daemon.WaitForLog("is written again")) << daemon.log();
+  ASSERT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  EXPECT_EQ(daemon.log().find("is incomplete"), std::string::npos) << daemon.log();
+
+  const nlohmann::json events = nlohmann::json::parse(ReadAll(trace));  // throws if invalid
+  ASSERT_TRUE(events.is_array());
+  bool after = false;  // the execution traced once the disk had room
+  for (const nlohmann::json& event : events) {
+    after = after || (event["ph"] == "X" && event["name"] == "input.get");
+  }
+  EXPECT_TRUE(after) << events.dump(1);
 }
 
 TEST(TraceFile, AfterSigkillTheFileLacksOnlyItsClosingBracket) {
