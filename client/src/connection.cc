@@ -269,8 +269,20 @@ void Connection::PrepareContext(grpc::ClientContext& context, bool with_deadline
 absl::Status Connection::ToStatus(const grpc::Status& status, const Link& link) const {
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
       link.channel->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
+    // A call that waited for the daemon hears only that time ran out. One more attempt
+    // that does not wait tells why the connection failed: a TLS handshake that failed
+    // says so, rather than looking like a daemon not running.
+    grpc::ClientContext probe;
+    probe.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    grpc::health::v1::HealthCheckResponse reply;
+    const grpc::Status why = link.health->Check(&probe, grpc::health::v1::HealthCheckRequest(), &reply);
+    std::string reason;
+    if (why.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      const std::string failure = HandshakeFailure(options, why.error_message());
+      reason = absl::StrCat(": ", failure.empty() ? why.error_message() : failure);
+    }
     return absl::UnavailableError(absl::StrCat("no connection to ", options.address, " within ",
-                                               options.deadline.count(), " ms"));
+                                               options.deadline.count(), " ms", reason));
   }
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     const std::string failure = HandshakeFailure(options, status.error_message());

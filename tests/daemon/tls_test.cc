@@ -123,6 +123,11 @@ TEST_F(TlsTest, ADaemonCertificateFromAnotherCaIsRefused) {
   EXPECT_EQ(cli.exit_code, kExitUnreachable) << cli.out;
   EXPECT_TRUE(Contains(cli.out, "TLS handshake")) << cli.out;
   EXPECT_TRUE(Contains(cli.out, "--tls-ca")) << cli.out;
+  // Waiting for the daemon, the CLI gives up with the same cause. Before, it said only that
+  // no connection came within the time, as for a daemon not running.
+  CliResult waited = Cli("--wait --timeout-ms 1500 --tls-ca " + certs_.other_ca);
+  EXPECT_EQ(waited.exit_code, kExitUnreachable) << waited.out;
+  EXPECT_TRUE(Contains(waited.out, "TLS handshake")) << waited.out;
 }
 
 TEST_F(TlsTest, PlainTextToATlsListenerFailsSayingTls) {
