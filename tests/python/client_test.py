@@ -15,6 +15,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -464,6 +465,37 @@ class LargeResultTest(DaemonTestCase):
                 with open(big, "wb") as f:
                     f.write(b"small")
                 self.assertEqual(next(watch).value, b"small")
+
+
+class AbandonedCallManyTest(DaemonTestCase):
+    def test_an_exception_out_of_call_many_cancels_its_calls(self):
+        # Six calls of a second on the daemon's two workers; an exception from a signal
+        # handler ends call_many after 0.3 s, and is kept (it holds call_many's frame).
+        # Before, the stream stayed open and the daemon ran all six.
+        turbined = self.start_daemon("abandoned", "--workers", "2")
+
+        class Interrupted(Exception):
+            pass
+
+        def interrupt(signum, frame):
+            raise Interrupted()
+
+        with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
+            previous = signal.signal(signal.SIGALRM, interrupt)
+            kept = None  # with its traceback, which assertRaises would clear
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 0.3)
+                client.call_many([("demo.busy", 7000 + i, 1_000_000) for i in range(6)])
+            except Interrupted as error:
+                kept = error
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+            self.assertIsNotNone(kept)
+            self.assertIsNotNone(kept.__traceback__)
+            time.sleep(2.5)  # the first two end at 1 s; without the cancel two more at 2 s
+            busy = {f.name: f for f in client.stats().functions}.get("demo.busy")
+            self.assertLessEqual(busy.executions if busy else 0, 2)
 
 
 class ShutdownTest(DaemonTestCase):

@@ -178,17 +178,24 @@ class Client:
             return []
         results = [None] * len(requests)
         batches = self._stub.CallBatches(_batches_of(requests), **self._call_options(timeout))
+        answered = False
         try:
             for batch in batches:
                 for reply in batch.replies:
                     if reply.id >= len(results) or results[reply.id] is not None:
-                        batches.cancel()
                         raise TurbineError(grpc.StatusCode.INTERNAL,
                                            f"the daemon answered call id {reply.id}, which "
                                            "is not waiting for an answer")
                     results[reply.id] = _result(reply)
+            answered = True
         except grpc.RpcError as error:
             raise TurbineError.from_rpc_error(error) from None
+        finally:
+            # Whatever ends the loop early (an exception from a signal handler, say) ends
+            # the stream: the daemon stops computing for it, even while the exception,
+            # which holds this frame, is kept.
+            if not answered:
+                batches.cancel()
         unanswered = results.count(None)
         if unanswered:
             raise TurbineError(grpc.StatusCode.INTERNAL,
