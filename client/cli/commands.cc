@@ -135,13 +135,16 @@ ExitCode RunGraph(const Session& session, const GraphCommand& command) {
   if (command.depth.has_value()) request.set_max_depth(*command.depth);
   absl::StatusOr<v1::GraphReply> graph = session.client->Graph(request);
   if (!graph.ok()) return ReportRpcError(session, graph.status());
-  // Without --depth nothing but the daemon's bound on tasks (10,000) leaves any out.
+  // Left out: past the daemon's bound on tasks (10,000), past --depth, or gone from the
+  // store (collected, or left behind by a version bump).
   constexpr int kDaemonsBound = 10000;
-  const std::string note =
-      command.depth.has_value() && graph->nodes_size() < kDaemonsBound
-          ? "(more dependencies left out: raise --depth)"
-          : absl::StrCat("(more dependencies left out: a graph shows at most ",
-                         graph->nodes_size(), " tasks)");
+  std::string note = "(dependencies that no longer exist left out)";
+  if (graph->nodes_size() >= kDaemonsBound) {
+    note = absl::StrCat("(more dependencies left out: a graph shows at most ", kDaemonsBound,
+                        " tasks)");
+  } else if (command.depth.has_value()) {
+    note = "(more dependencies left out: raise --depth)";
+  }
   std::string text;
   if (format == "json") {
     text = Dump(render::GraphJson(*graph)) + "\n";

@@ -273,7 +273,7 @@ absl::Status Connection::ToStatus(const grpc::Status& status, const Link& link) 
     // that does not wait tells why the connection failed: a TLS handshake that failed
     // says so, rather than looking like a daemon not running.
     grpc::ClientContext probe;
-    probe.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    probe.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(250));
     grpc::health::v1::HealthCheckResponse reply;
     const grpc::Status why = link.health->Check(&probe, grpc::health::v1::HealthCheckRequest(), &reply);
     std::string reason;
@@ -293,7 +293,15 @@ absl::Status Connection::ToStatus(const grpc::Status& status, const Link& link) 
   absl::Status converted(static_cast<absl::StatusCode>(status.error_code()),
                          status.error_message());
   // A connection that is up when the call failed: the daemon answered UNAVAILABLE itself.
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+  // Unless gRPC's words say the connection broke: the channel may not have left READY yet.
+  const std::string& message = status.error_message();
+  const bool broke = absl::StrContains(message, "Socket closed") ||
+                     absl::StrContains(message, "Connection reset") ||
+                     absl::StrContains(message, "Broken pipe") ||
+                     absl::StrContains(message, "failed to connect") ||
+                     absl::StrContains(message, "GOAWAY") ||
+                     absl::StrContains(message, "Cancelling all calls");
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE && !broke &&
       link.channel->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY) {
     converted.SetPayload(kDaemonAnsweredPayload, absl::Cord("1"));
   }

@@ -26,6 +26,7 @@
 #include <deque>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
 #include "reply_budget.h"
 #include "request_parsing.h"
@@ -75,6 +76,8 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       reads_done_ = true;
       broken_ = true;  // replies from here on are dropped
       ended = answers_pending_ == 0;
+      if (std::exchange(paused_, false)) budget_.StreamResumed();
+      if (!writing_) DropQueuedLocked();
     }
     cancel_.Cancel();  // the pending answers come back (dropped) as their reads end
     context_->AddTrailingMetadata("grpc-retry-pushback-ms", "-1");
@@ -107,23 +110,22 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       Finish(*done);
       return;
     }
-    bool read_next = false;
-    {
-      std::lock_guard lock(mu_);
-      read_next = ReadAllowedLocked();
-      if (!read_next) {
-        paused_ = true;
-        budget_.StreamPaused();
-      }
-    }
     // `raw_request_` is free again: Prepare copied what it needs. While paused, nothing here
-    // reads; a write or an answer that frees room resumes (ResumeLocked).
-    if (read_next) StartRead(&raw_request_);
+    // reads; a write or an answer that frees room resumes (ResumeLocked). Reads start under
+    // mu_ (gRPC runs no reaction inline): CutShort, which finishes the stream, cannot come
+    // between the decision and the read.
+    std::lock_guard lock(mu_);
+    if (cut_) return;
+    if (ReadAllowedLocked()) {
+      StartRead(&raw_request_);
+    } else {
+      paused_ = true;
+      budget_.StreamPaused();
+    }
   }
 
   void OnWriteDone(bool ok) override {
     std::optional<grpc::Status> done;
-    bool resume = false;
     {
       std::lock_guard lock(mu_);
       ReleaseWrittenLocked();
@@ -138,9 +140,8 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
         writing_ = false;
         done = DoneLocked();
       }
-      resume = ResumeLocked();
+      if (ResumeLocked()) StartRead(&raw_request_);
     }
-    if (resume) StartRead(&raw_request_);
     if (done) Finish(*done);
   }
 
@@ -222,6 +223,10 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
     } else {
       {
         std::lock_guard lock(mu_);
+        if (cut_) {  // finished meanwhile: CutShort counted no answer to come
+          service_.EndWork();
+          return std::nullopt;
+        }
         ++answers_pending_;
       }
       // Runs on an engine worker, which gRPC does not wait for: once mu_ is released, the
@@ -231,18 +236,16 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       // it cannot finish before that read completes.)
       service_.Answer(*call, id, cancel_, [this, &service = service_](v1::CallReply reply) {
         std::optional<grpc::Status> done;
-        bool resume = false;
         bool cut_ended = false;
         bool last = false;
         {
           std::lock_guard lock(mu_);
           --answers_pending_;
           done = QueueLocked(std::move(reply));
-          resume = ResumeLocked();
+          if (ResumeLocked()) StartRead(&raw_request_);
           cut_ended = cut_ && answers_pending_ == 0;
           last = grpc_done_ && answers_pending_ == 0;
         }
-        if (resume) StartRead(&raw_request_);
         if (done) Finish(*done);
         service.EndWork();
         if (cut_ended) service.CutCallEnded();  // the last touch of the service
@@ -315,9 +318,14 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   // queued replies as fit in one batch. REQUIRES: writing_ set by the caller.
   void WriteQueuedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if constexpr (kBatched) {
+      // Within the message limit too, counting each reply's tag and length in the batch.
+      constexpr int64_t kWrapping = 6;
+      const int64_t most = std::min(kReplyBatchBytes, budget_.limits().message_bytes - 16);
+      int64_t batch_bytes = 0;
       while (!replies_.empty()) {
         const auto bytes = static_cast<int64_t>(replies_.front().ByteSizeLong());
-        if (writing_bytes_ > 0 && writing_bytes_ + bytes > kReplyBatchBytes) break;
+        if (batch_bytes > 0 && batch_bytes + bytes + kWrapping > most) break;
+        batch_bytes += bytes + kWrapping;
         writing_bytes_ += bytes;
         *outgoing_.add_replies() = std::move(replies_.front());
         replies_.pop_front();

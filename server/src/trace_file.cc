@@ -126,6 +126,8 @@ void TraceFile::Append(const Trace& trace, bool last) {
                   std::strerror(errno));
   }
   for (uint64_t track : named) named_tracks_.erase(track);
+  // The end alone may still fit, and without it the file is no JSON array.
+  if (last && WriteAll(fd_, "\n]\n")) closed_ = true;
   dropped_ += trace.events.size();
   dropped_failing_ += trace.events.size();
   if (!std::exchange(failing_, true)) {

@@ -170,6 +170,47 @@ std::string UnknownConfigKey(const CLI::ParseError& error) {
   return key;
 }
 
+// ConfigSyntaxError finds what CLI11's lenient reader of config files lets through, or
+// reports as something else: an array that does not end on its line (`listen = ["a", "b"`
+// was read as the two addresses; CLI11 reads no array over several lines), a ']' with no
+// '[', a quoted string that does not end. Empty when there is none, or when the file
+// cannot be read (CLI11 reports that).
+std::string ConfigSyntaxError(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    const size_t first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '[') continue;  // blank, or a section
+    char quote = 0;
+    bool escaped = false;
+    bool value_starts = false;  // a quote here opens a string (INI values may hold one)
+    int depth = 0;
+    for (char c : line) {
+      if (quote != 0) {
+        if (escaped) {
+          escaped = false;
+        } else if (c == '\\' && quote == '"') {
+          escaped = true;
+        } else if (c == quote) {
+          quote = 0;
+        }
+        continue;
+      }
+      if (c == '#' || c == ';') break;  // a comment to the end of the line
+      if ((c == '"' || c == '\'') && value_starts) quote = c;
+      if (c == '[') ++depth;
+      if (c == ']' && --depth < 0) return "line " + std::to_string(number) + ": a ']' with no '['";
+      if (c != ' ' && c != '\t') value_starts = c == '=' || c == '[' || c == ',';
+    }
+    if (quote != 0) return "line " + std::to_string(number) + ": a quoted string that does not end";
+    if (depth > 0) {
+      return "line " + std::to_string(number) +
+             ": an array that does not end on its line (write it on one line)";
+    }
+  }
+  return "";
+}
+
 // Flags is what the command line and the config file say.
 struct Flags {
   turbine::server::ServerOptions server;
@@ -339,6 +380,18 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       ->check(CLI::Range(1, 60'000))
       ->capture_default_str()
       ->needs(shared_cache);
+  // Before CLI11 reads it, which would report what follows from a syntax error instead.
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    std::string path;
+    if (arg == "--config" && i + 1 < argc) path = argv[i + 1];
+    if (arg.starts_with("--config=")) path = std::string(arg.substr(9));
+    if (path.empty()) continue;
+    if (const std::string error = ConfigSyntaxError(path); !error.empty()) {
+      std::fprintf(stderr, "the config file %s cannot be read: %s\n", path.c_str(), error.c_str());
+      return kExitBadConfig;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -353,6 +406,7 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
     // be told not to restart on.
     return app.exit(error) == 0 ? 0 : kExitBadConfig;
   }
+
   options.snapshot_interval = std::chrono::milliseconds(snapshot_interval_ms);
   options.max_connection_idle = std::chrono::milliseconds(max_connection_idle_ms);
   options.gc.retention = *ParseDuration(retention);

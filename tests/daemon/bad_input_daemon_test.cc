@@ -109,6 +109,37 @@ TEST(BadInputDaemon, ANegativeOrNonNumericCountIsRefusedPlainly) {
       << log;
 }
 
+// What CLI11's lenient reader let through: an array that never ends served both addresses,
+// a string that never ends was taken as something else. An array over several lines, which
+// CLI11 does not read, is refused for what it is. A valid file still starts.
+TEST(BadInputDaemon, AConfigFileThatDoesNotParseIsRefusedNamingTheLine) {
+  TempDir dir;
+  const std::string config = dir.str() + "/turbined.toml";
+  const std::string a = "unix:" + dir.str() + "/a.sock";
+  const std::string b = "unix:" + dir.str() + "/b.sock";
+  const std::vector<std::pair<std::string, std::string>> broken = {
+      {"# settings\nlisten = [\"" + a + "\", \"" + b + "\"\n", "line 2: an array that does not end"},
+      {"listen = [\n  \"" + a + "\"\n]\n", "line 1: an array that does not end on its line"},
+      {"log-level = \"info\nworkers = 2\n", "line 1: a quoted string that does not end"},
+      {"workers = 2]\n", "line 1: a ']' with no '['"}};
+  std::string log;
+  for (const auto& [text, error] : broken) {
+    std::ofstream(config, std::ios::trunc) << text;
+    EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str() + "/data", "--config", config}, &log), 2)
+        << text << log;
+    EXPECT_NE(log.find(error), std::string::npos) << text << log;
+  }
+  std::ofstream(config, std::ios::trunc)
+      << "# a comment with an unmatched [ and a quote \"\n"
+      << "listen = [\"" << a << "\", \"" << b << "\"]  # both\n"
+      << "log-level = 'info'  # the default\n";
+  DaemonProcess daemon;
+  EXPECT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--config", config}))
+      << daemon.log();
+  // Start returns at the first address's line; the second's follows.
+  EXPECT_TRUE(daemon.WaitForLog("turbined ready on " + b)) << daemon.log();
+}
+
 // A client sends the token in a gRPC header, which cannot hold a line break: gRPC's clients
 // abort on one. Before: turbined took a token file wrapped over two lines, which no client
 // could then send.

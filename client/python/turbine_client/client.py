@@ -6,7 +6,6 @@ gRPC channel); a Watch is iterated by one thread and may be cancelled from any.
 import json
 import os
 import ssl
-import tempfile
 
 import grpc
 
@@ -290,8 +289,10 @@ def tls_credentials(address, ca=None, cert=None, key=None):
     if (cert is None) != (key is None):
         raise ValueError("a client certificate needs both tls_cert and tls_key")
     ca_pem, cert_pem, key_pem = _pem(ca, "CA"), _pem(cert, "certificate"), _pem(key, "key")
-    if cert_pem is not None:
-        _check_key_pair(cert_pem, key_pem, _name(cert), _name(key))
+    if key_pem is not None and b"ENCRYPTED" in key_pem:
+        raise ValueError(f"the TLS key {_name(key)} has a passphrase, which cannot be used")
+    if isinstance(cert, str) and isinstance(key, str):  # files: the ssl module reads files only
+        _check_key_pair(cert, key)
     return grpc.ssl_channel_credentials(root_certificates=ca_pem, private_key=key_pem,
                                         certificate_chain=cert_pem)
 
@@ -318,22 +319,15 @@ def _pem(source, what):
     return content
 
 
-def _check_key_pair(cert_pem, key_pem, cert_name, key_name):
-    """Raises ValueError if the key cannot be read without a passphrase or is not the
-    certificate's."""
-    if b"ENCRYPTED" in key_pem:
-        raise ValueError(f"the TLS key {key_name} has a passphrase, which cannot be used")
+def _check_key_pair(cert_path, key_path):
+    """Raises ValueError if the key file is not the certificate file's (or cannot be read
+    without a passphrase). Key given as bytes is not copied to a file to check it."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    with tempfile.TemporaryDirectory() as scratch:  # the ssl module reads files only
-        cert_path, key_path = os.path.join(scratch, "cert"), os.path.join(scratch, "key")
-        for path, pem in [(cert_path, cert_pem), (key_path, key_pem)]:
-            with open(path, "wb") as f:
-                f.write(pem)
-        try:
-            context.load_cert_chain(cert_path, key_path, password=lambda: b"")
-        except ssl.SSLError as error:
-            raise ValueError(f"the TLS key {key_name} does not hold the key of the certificate "
-                             f"{cert_name} ({error.reason or error})") from None
+    try:
+        context.load_cert_chain(cert_path, key_path, password=lambda: b"")
+    except ssl.SSLError as error:
+        raise ValueError(f"the TLS key file {key_path} does not hold the key of the "
+                         f"certificate file {cert_path} ({error.reason or error})") from None
 
 
 def _auth_metadata(token):
