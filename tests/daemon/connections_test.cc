@@ -12,6 +12,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <utility>
 
 #include "../server/requests.h"
 #include "../storage/temp_dir.h"
@@ -133,57 +134,65 @@ void OwnerSetsAndFlushes(const std::string& address, const DaemonProcess& daemon
   EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << daemon.log();
 }
 
+// OwnerAndFlood is a daemon limited to kOpenFileLimit descriptors that serves TCP with a
+// token and the owner's unix socket, and a flood of idle TCP connections to it.
+struct OwnerAndFlood {
+  TempDir dir;
+  std::string unix_address = "unix:" + dir.str() + "/owner.sock";
+  DaemonProcess daemon;
+  std::vector<int> sockets;
+
+  void Start(std::vector<std::string> extra = {}) {
+    const std::string token_file = dir.str() + "/token";
+    std::ofstream(token_file) << "let-me-in\n";
+    daemon.LimitOpenFiles(kOpenFileLimit);
+    std::vector<std::string> args = {"--data-dir", dir.str() + "/data", "--listen",
+                                     "127.0.0.1:0", "--listen", unix_address,
+                                     "--auth-token-file", token_file};
+    args.insert(args.end(), extra.begin(), extra.end());
+    ASSERT_TRUE(daemon.Start(args)) << daemon.log();
+  }
+  // Flood opens kIdleConnections over TCP and waits until the daemon is at its bound.
+  void Flood() {
+    for (int i = 0; i < kIdleConnections; ++i) sockets.push_back(ConnectRaw(daemon.address()));
+    EXPECT_NE(daemon.WaitForAnyLog({"connections are open, the limit"}), "") << daemon.log();
+  }
+  ~OwnerAndFlood() {
+    for (int fd : sockets) ::close(fd);
+  }
+};
+
 // A bound asked beyond what the open-file limit holds is lowered, and a flood over TCP
 // leaves the unix socket room: its owner is served and the store writes, while the flood
 // lasts. Before, the flood took every descriptor: the owner could not connect, and the
 // store, failing to open its next log file, stopped writing until a restart.
 TEST(DaemonConnections, ATcpFloodLeavesTheOwnerAndTheStoreTheirDescriptors) {
-  TempDir dir;
-  const std::string token_file = dir.str() + "/token";
-  std::ofstream(token_file) << "let-me-in\n";
-  const std::string unix_address = "unix:" + dir.str() + "/owner.sock";
-  DaemonProcess daemon;
-  daemon.LimitOpenFiles(kOpenFileLimit);
-  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--listen", "127.0.0.1:0",
-                            "--listen", unix_address, "--auth-token-file", token_file,
-                            "--max-connections", "100000"}))
-      << daemon.log();
-  EXPECT_NE(daemon.log().find("--max-connections 100000 is more than half the open file limit "
-                              "(256): lowered to 128"),
+  OwnerAndFlood t;
+  ASSERT_NO_FATAL_FAILURE(t.Start({"--max-connections", "100000"}));
+  EXPECT_NE(t.daemon.log().find("--max-connections 100000 is more than half the open file "
+                                "limit (256): lowered to 128"),
             std::string::npos)
-      << daemon.log();
-  std::vector<int> sockets;
-  for (int i = 0; i < kIdleConnections; ++i) sockets.push_back(ConnectRaw(daemon.address()));
-  EXPECT_NE(daemon.WaitForAnyLog({"connections are open, the limit"}), "") << daemon.log();
-  OwnerSetsAndFlushes(unix_address, daemon);
-  for (int fd : sockets) ::close(fd);
+      << t.daemon.log();
+  t.Flood();
+  OwnerSetsAndFlushes(t.unix_address, t.daemon);
+  for (int fd : std::exchange(t.sockets, {})) ::close(fd);
   v1::CallReply reply;
-  const grpc::Status status = CallFib(daemon.address(), "let-me-in", &reply);
-  ASSERT_TRUE(status.ok()) << status.error_message() << "\n" << daemon.log();
+  const grpc::Status status = CallFib(t.daemon.address(), "let-me-in", &reply);
+  ASSERT_TRUE(status.ok()) << status.error_message() << "\n" << t.daemon.log();
   EXPECT_EQ(reply.value().int_value(), 6765);
-  EXPECT_EQ(daemon.log().find("Too many open files"), std::string::npos) << daemon.log();
-  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  EXPECT_EQ(t.daemon.log().find("Too many open files"), std::string::npos) << t.daemon.log();
+  EXPECT_EQ(t.daemon.Stop(SIGTERM), 0) << t.daemon.log();
 }
 
 // At the default bound a flood over TCP, which anyone who reaches the port can send,
 // token or not, leaves the owner-only unix socket room. Before, it took the whole bound and
 // the owner waited until flooding connections closed.
 TEST(DaemonConnections, ATcpFloodAtTheBoundLeavesTheUnixSocketRoom) {
-  TempDir dir;
-  const std::string token_file = dir.str() + "/token";
-  std::ofstream(token_file) << "let-me-in\n";
-  const std::string unix_address = "unix:" + dir.str() + "/owner.sock";
-  DaemonProcess daemon;
-  daemon.LimitOpenFiles(kOpenFileLimit);
-  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--listen", "127.0.0.1:0",
-                            "--listen", unix_address, "--auth-token-file", token_file}))
-      << daemon.log();
-  std::vector<int> sockets;
-  for (int i = 0; i < kIdleConnections; ++i) sockets.push_back(ConnectRaw(daemon.address()));
-  EXPECT_NE(daemon.WaitForAnyLog({"connections are open, the limit"}), "") << daemon.log();
-  OwnerSetsAndFlushes(unix_address, daemon);
-  for (int fd : sockets) ::close(fd);
-  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  OwnerAndFlood t;
+  ASSERT_NO_FATAL_FAILURE(t.Start());
+  t.Flood();
+  OwnerSetsAndFlushes(t.unix_address, t.daemon);
+  EXPECT_EQ(t.daemon.Stop(SIGTERM), 0) << t.daemon.log();
 }
 
 TEST(DaemonConnections, TheOpenFileLimitAndTheConnectionBoundAreLogged) {
