@@ -188,8 +188,8 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
       }
       // A record without a result (a task that never ran) restores nothing.
       if (!stored_task->result.empty()) restored_count.fetch_add(1, std::memory_order_relaxed);
-      task->loaded_back = NoteLoadedBack(id);
     }
+    if (stored_task != nullptr) task->loaded_back = NoteLoadedBack(id);
   }
   // Counted before it is in the table, where the evictor may take it out (and uncount it).
   task_count.fetch_add(1, std::memory_order_relaxed);

@@ -377,6 +377,14 @@ class EngineImpl {
   // call looks at, rather than after going round: a next call may free more at once.
   size_t EvictTasksLocked(size_t bytes, bool* cut_short = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
+  // ReadInMemory: a task in memory read the task's result (its edge is in the task's record).
+  // REQUIRES: a Section open on this thread.
+  bool ReadInMemory(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
+  // TakeOutLocked takes the task out of the task table into `victims` (it is `gone` from
+  // then on) and out of the counts, and returns about what it held. The caller erases it
+  // from the cache once it released the task's lock, and retires the victims (reclaimer_).
+  size_t TakeOutLocked(TaskState& task, std::vector<std::unique_ptr<TaskState>>* victims)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu, eviction_mu_);
   // EvictLocked evicts values, then whole tasks, until about `bytes` are freed.
   size_t EvictLocked(size_t bytes, bool* cut_short = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
@@ -574,6 +582,10 @@ class EngineImpl {
   // taking back what was written or evicted since the last batch.
   absl::Status DeleteBatch(GcGraph& graph, std::span<const uint32_t> batch)
       ABSL_LOCKS_EXCLUDED(flush_mu_);
+  // TakeOutUnsetInputs keeps the unset inputs among `nodes` (and `ids`) that were set again
+  // since the scan or that a task in memory reads, and takes the others out of memory.
+  void TakeOutUnsetInputs(GcGraph& graph, std::vector<uint32_t>* nodes,
+                          std::vector<uint64_t>* ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
   // Stopping: the engine is going, or the pass's own `stop` says so.
   bool GcStopping(const GcOptions& options) const {
     return gc_abort_.load() || (options.stop && options.stop());

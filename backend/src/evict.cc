@@ -64,17 +64,18 @@ size_t ResidentBytes() {
 }
 
 // StoredAsIs: the store holds exactly this task's result (written, nothing pending), so
-// what leaves memory comes back from it. Never an input: its value is not in its task
-// record (it lives in the inputs table).
+// what leaves memory comes back from it. An input's value is in the inputs table, written
+// before it was applied; its task record is its identity.
 bool StoredAsIs(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
-  return task.fn->kind != FunctionKind::kInput && task.persisted && !task.unwritten &&
-         !task.persist_queued;
+  return task.persisted && !task.unwritten && !task.persist_queued;
 }
 
-// Evictable tells whether the task's values may leave memory now.
+// Evictable tells whether the task's values may leave memory now. Not an input's: its task
+// record does not hold it, so it leaves only with the whole task.
 bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
-  return task.phase == Phase::kClean && StoredAsIs(task) &&
-         task.output.kind() == OutputKind::kValue && task.output.value() != nullptr;
+  return task.phase == Phase::kClean && task.fn->kind != FunctionKind::kInput &&
+         StoredAsIs(task) && task.output.kind() == OutputKind::kValue &&
+         task.output.value() != nullptr;
 }
 
 // EvictableWhole tells whether the whole task may leave memory now: the store holds it
@@ -85,7 +86,8 @@ bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 // change reached): a restore decides again what it decided. Not a
 // session-dependent task: its observation's doubt (doubted_observations_) is dropped when
 // it commits, even while an invalidation that came meanwhile has it execute again, which
-// only a task in memory remembers.
+// only a task in memory remembers. Not an input whose read of the store failed: the retry
+// (retry.cc) finds it in memory.
 bool EvictableWhole(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
   const bool restored_unread = task.phase == Phase::kDirty && task.unlinked;
   // Never ran and stored as its identity alone (a task only described, AddToSnapshot):
@@ -97,7 +99,8 @@ bool EvictableWhole(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu
   return !task.gone && (has_result ? task.output.kind() != OutputKind::kNone : never_ran) &&
          StoredAsIs(task) && (!task.fn->session_dependent || !has_result) && !task.stale &&
          !task.must_execute && !task.reload_only && task.waiters == nullptr &&
-         task.callers == 0 && !task.in_cycle;
+         task.callers == 0 && !task.in_cycle &&
+         (task.fn->kind != FunctionKind::kInput || !IsTransientFailure(task.output));
 }
 
 // Footprint estimates the heap a task record holds: the record, its argument tuple, its
@@ -269,20 +272,10 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
       }
       // A reader in memory is linked to it: a change reaching it must go on to that
       // reader, and only this record knows the way. Readers go first; it follows later.
-      const bool read_in_memory = task->dependents.Any(
-          [&](const Dependent& dependent) { return tasks_.Get(dependent.reader) != nullptr; });
-      if (read_in_memory) continue;
-      // Out of the table first: a call that misses in the cache from here on loads it
-      // back under its id (UsableStoredId). Whoever holds a pointer to it sees `gone` and
-      // looks the id up again; nothing changes it any more.
-      freed += Footprint(*task);
+      if (ReadInMemory(*task)) continue;
       const uint16_t day = task->used_day.load(std::memory_order_relaxed);
       if (day != task->stored_day) uses.push_back(LastUse{id, day});
-      edge_count.fetch_sub(static_cast<int64_t>(task->dependents.size()),
-                           std::memory_order_relaxed);
-      cell_count.fetch_sub(static_cast<int64_t>(task->cells().size()), std::memory_order_relaxed);
-      task->gone = true;
-      victims.push_back(tasks_.Remove(id));
+      freed += TakeOutLocked(*task, &victims);
     }
     // Not under the task's lock: the cache's shard lock comes first when a task is
     // created. Until it is out, a lookup may find it there, see `gone` and look again.
@@ -318,10 +311,28 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
       word |= bit;
     }
   }
-  task_count.fetch_sub(victims.size(), std::memory_order_relaxed);
   evicted_tasks.fetch_add(victims.size(), std::memory_order_relaxed);
   reclaimer_.Retire(std::move(victims), freed);
   return freed;
+}
+
+bool EngineImpl::ReadInMemory(const TaskState& task) {
+  return task.dependents.Any(
+      [&](const Dependent& dependent) { return tasks_.Get(dependent.reader) != nullptr; });
+}
+
+size_t EngineImpl::TakeOutLocked(TaskState& task,
+                                 std::vector<std::unique_ptr<TaskState>>* victims) {
+  // Out of the table first: a call that misses in the cache from here on loads it back
+  // under its id (UsableStoredId), or finds it not stored. Whoever holds a pointer to it
+  // sees `gone` and looks the id up again; nothing changes it any more.
+  const size_t footprint = Footprint(task);
+  edge_count.fetch_sub(static_cast<int64_t>(task.dependents.size()), std::memory_order_relaxed);
+  cell_count.fetch_sub(static_cast<int64_t>(task.cells().size()), std::memory_order_relaxed);
+  task_count.fetch_sub(1, std::memory_order_relaxed);
+  task.gone = true;
+  victims->push_back(tasks_.Remove(task.id));
+  return footprint;
 }
 
 size_t EngineImpl::EvictLocked(size_t bytes, bool* cut_short) {
@@ -451,7 +462,7 @@ void EngineImpl::EvictorLoop() {
               "memory: the resident set (" + std::to_string(in_use >> 20) +
                   " MiB) stays over the limit (" + std::to_string(memory_.limit_bytes >> 20) +
                   " MiB) with nothing left that may leave memory: what remains is running, "
-                  "read by tasks in memory, inputs, or the process itself (about 33 MiB for an "
+                  "read by tasks in memory, or the process itself (about 33 MiB for an "
                   "idle turbined); raise --memory-limit");
         }
       } else {

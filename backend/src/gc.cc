@@ -38,7 +38,9 @@ struct GcNode {
   uint64_t bytes = 0;      // its records, uncompressed
   uint16_t day = 0;        // last used (0: the store did not know)
   uint16_t effective = 0;  // last used, counting the uses of what reads it or refers to it
-  bool input = false;
+  bool input = false;  // an input that is set: user data, never collected
+  // An input that is not set: kept only while a live task links to it (gc.h).
+  bool unset_input = false;
   bool kept_while_referenced = false;
   bool deleted = false;  // by a batch of this pass: there is no taking it back
   GcReason reason = GcReason::kLive;
@@ -52,6 +54,7 @@ struct GcGraph {
   absl::flat_hash_map<TaskId, uint32_t> index;
   std::vector<uint32_t> out_begin, out;
   std::vector<uint32_t> referrers_begin, referrers;
+  absl::flat_hash_map<uint32_t, std::string> unset_input_keys;  // node -> the input's key
   // While scanning: each node's links by task id (the top bit marks a reference).
   std::vector<uint32_t> raw_begin;
   std::vector<uint64_t> raw;
@@ -458,8 +461,18 @@ absl::Status EngineImpl::ScanStore(GcGraph& graph, const GcOptions& options) {
         node.reason = Reason::kUnusable;
         return;
       }
-      node.input = links.fn->kind == FunctionKind::kInput;
       node.kept_while_referenced = links.fn->kept_while_referenced;
+      if (links.fn->kind == FunctionKind::kInput) {
+        // Set, or unreadable (kept: the user's data may be there): never collected. Not
+        // set: its record only keeps its id, for the tasks that read it.
+        absl::StatusOr<std::optional<StoredInput>> value = store_->ReadInput(links.input_key);
+        node.input = !value.ok() || value->has_value();
+        if (!node.input) {
+          node.unset_input = true;
+          node.kept_while_referenced = true;
+          graph.unset_input_keys.emplace(i, std::move(links.input_key));
+        }
+      }
       for (TaskId ref : links.refs) graph.raw.push_back(ref | kRawRefBit);
       for (TaskId dep : links.deps) graph.raw.push_back(dep);
     });
@@ -515,6 +528,8 @@ absl::Status EngineImpl::DeleteBatch(GcGraph& graph, std::span<const uint32_t> b
     MutexLock gate(&store_gate_);
     deleting_.swap(noted);
   };
+  TakeOutUnsetInputs(graph, &nodes, &ids);
+  if (ids.empty()) return absl::OkStatus();
   // Every task registered from the store before the swap is in the task table now, and
   // every one registered after it counts as not stored: the tasks of this batch that are in
   // memory are all found here.
@@ -563,6 +578,53 @@ absl::Status EngineImpl::DeleteBatch(GcGraph& graph, std::span<const uint32_t> b
   gc_pass_removed.fetch_add(ids.size(), std::memory_order_relaxed);
   ForgetEvicted(ids);
   return absl::OkStatus();
+}
+
+void EngineImpl::TakeOutUnsetInputs(GcGraph& graph, std::vector<uint32_t>* nodes,
+                                    std::vector<uint64_t>* ids) {
+  // Checked after `deleting_` is set: an input loaded from the store from then on counts as
+  // not stored, and is stored again (CreateTask). One in memory now stays there only while
+  // it is set or read by a task in memory, and then keeps its record: an input in memory is
+  // always stored, or a change of it would not be.
+  std::vector<std::unique_ptr<TaskState>> victims;
+  size_t freed = 0;
+  std::vector<bool> keep(nodes->size(), false);
+  const bool can_take_out = Reclaimer::Supported();  // else records could not be freed
+  {
+    MutexLock eviction(&eviction_mu_);    // the evictor's order
+    MutexLock writer(&input_writer_mu_);  // no input is set or unset meanwhile
+    for (size_t k = 0; k < nodes->size(); ++k) {
+      const uint32_t i = (*nodes)[k];
+      if (!graph.nodes[i].unset_input) continue;
+      TaskState* task = tasks_.Get(graph.nodes[i].id);
+      if (task == nullptr) {
+        absl::StatusOr<std::optional<StoredInput>> value =
+            store_->ReadInput(graph.unset_input_keys.at(i));
+        keep[k] = !value.ok() || value->has_value();  // set since the scan
+        continue;
+      }
+      {
+        MutexLock lock(&task->mu);
+        keep[k] = !can_take_out || !task->output.SameAs(NotSetOutput(InputKeyOf(*task))) ||
+                  task->waiters != nullptr || task->callers != 0 || ReadInMemory(*task);
+        if (!keep[k]) freed += TakeOutLocked(*task, &victims);
+      }
+      if (!keep[k]) cache_.Erase(task);  // as EvictTasksLocked: not under the task's lock
+    }
+  }
+  if (!victims.empty()) reclaimer_.Retire(std::move(victims), freed);
+  size_t kept = 0;
+  for (size_t k = 0; k < nodes->size(); ++k) {
+    if (keep[k]) {
+      graph.nodes[(*nodes)[k]].reason = Reason::kLive;
+      continue;
+    }
+    (*nodes)[kept] = (*nodes)[k];
+    (*ids)[kept] = (*ids)[k];
+    ++kept;
+  }
+  nodes->resize(kept);
+  ids->resize(kept);
 }
 
 void EngineImpl::GcLoop() {

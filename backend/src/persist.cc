@@ -212,6 +212,9 @@ bool ReadRecordLinks(std::string_view identity, std::string_view result, RecordL
     DecodedIdentity decoded;
     if (!DecodeIdentity(identity, &decoded)) return false;
     links->fn = decoded.fn;
+    if (decoded.fn->kind == FunctionKind::kInput) {
+      links->input_key = std::get<0>(*static_cast<const std::tuple<std::string>*>(decoded.args));
+    }
   }
   if (result.empty()) return true;
   DecodedResult decoded;

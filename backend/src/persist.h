@@ -93,6 +93,7 @@ struct RecordLinks {
   const FunctionInfo* fn = nullptr;
   std::vector<TaskId> refs;  // receiver, Vcs in the arguments, output reference, Vcs in values
   std::vector<TaskId> deps;  // tasks whose slots it read
+  std::string input_key;     // an input's key (its value is in the inputs table)
 };
 // ReadRecordLinks decodes a record; false if this build cannot (its function is not
 // registered at that version, a value type is unknown, or the bytes are damaged).

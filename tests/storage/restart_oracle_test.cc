@@ -1,5 +1,6 @@
 // Randomized oracle across restarts: a random task graph over random inputs, random input
-// changes, random daemon restarts and random garbage collection passes in between. A third
+// changes (an input is sometimes unset: its readers fail until it is set again), random
+// daemon restarts and random garbage collection passes in between. A third
 // of the inputs are values of the outside world instead, read by a session-dependent task
 // that observes them (turbine/observe.h): changed in a session as a watched file changes
 // (the subscriptions fire), or while no daemon runs. After
@@ -46,6 +47,8 @@ std::vector<Node> graph;  // fixed for the test binary; the task body looks it u
 std::atomic<int> executions[kNodes];
 
 std::string Key(int i) { return "oracle.r" + std::to_string(i); }
+// An engine input with this value is not set: reading it fails.
+constexpr int64_t kUnset = -1;
 
 // Inputs from kWorldFrom on live in the outside world, with their subscriptions.
 constexpr int kWorldFrom = 8;
@@ -81,6 +84,7 @@ turbine::Vc<int64_t> Source(int i) {
 // SetSource changes input i; a world value changes as a watched file does (its
 // subscriptions fire), or, with no engine, while no daemon runs.
 absl::Status SetSource(turbine::Engine* engine, int i, int64_t value) {
+  if (i < kWorldFrom && value == kUnset) return engine->DeleteInputs({Key(i)});
   if (i < kWorldFrom) return engine->SetInput(Key(i), value);
   std::vector<turbine::Invalidator> fired;
   {
@@ -118,17 +122,34 @@ Task<int64_t> NodeImpl(int64_t id) {
   co_return n.op == Node::kMod7 ? out % 7 : out % 1000003;
 }
 
-int64_t Fresh(const std::vector<int64_t>& in, int id) {
+// Fresh is node `id` computed from scratch; nullopt where it fails (it reads an input that
+// is not set).
+std::optional<int64_t> Fresh(const std::vector<int64_t>& in, int id) {
   const Node& n = graph[id];
-  if (n.op == Node::kForward) return Fresh(in, n.nodes[0]) + 1;
+  const auto source = [&](int i) {
+    return in[i] == kUnset ? std::nullopt : std::optional<int64_t>(in[i]);
+  };
+  if (n.op == Node::kForward) {
+    // Forward reads an input it does not use: unset, it fails.
+    if (!source(n.nodes[0] % kInputs)) return std::nullopt;
+    std::optional<int64_t> target = Fresh(in, n.nodes[0]);
+    return target ? std::optional<int64_t>(*target + 1) : std::nullopt;
+  }
   if (n.op == Node::kSelect) {
-    return Fresh(in, n.nodes[Fresh(in, n.nodes[0]) % 2 == 0 ? 1 : 2]);
+    std::optional<int64_t> condition = Fresh(in, n.nodes[0]);
+    if (!condition) return std::nullopt;
+    return Fresh(in, n.nodes[*condition % 2 == 0 ? 1 : 2]);
   }
   int64_t out = n.op == Node::kMax ? INT64_MIN : 0;
-  for (int i : n.inputs) out = n.op == Node::kMax ? std::max(out, in[i]) : out + in[i];
+  const auto add = [&](std::optional<int64_t> v) {
+    if (v) out = n.op == Node::kMax ? std::max(out, *v) : out + *v;
+    return v.has_value();
+  };
+  for (int i : n.inputs) {
+    if (!add(source(i))) return std::nullopt;
+  }
   for (int d : n.nodes) {
-    const int64_t v = Fresh(in, d);
-    out = n.op == Node::kMax ? std::max(out, v) : out + v;
+    if (!add(Fresh(in, d))) return std::nullopt;
   }
   return n.op == Node::kMod7 ? out % 7 : out % 1000003;
 }
@@ -182,6 +203,11 @@ void RunOracle(Evicting mode,
   MakeGraph(random);
   turbine::testing::TempDir dir;
   std::vector<int64_t> inputs(kInputs, 0);
+  // A new value for input i: an engine input is unset one time in five.
+  const auto new_value = [&](int i) {
+    const int64_t value = static_cast<int64_t>(random() % 10);
+    return value >= 8 ? (i < kWorldFrom ? kUnset : value - 8) : value;
+  };
   // Days pass between collections, so that a retention of a day or two removes something.
   std::atomic<int> day{0};
   const auto start = std::chrono::system_clock::now();
@@ -219,8 +245,15 @@ void RunOracle(Evicting mode,
       const turbine::Vc<int64_t> vc = node(id);
       node_ids[id] = vc.raw().task;
       absl::StatusOr<int64_t> value = daemon->engine.Read(vc);
+      const std::optional<int64_t> fresh = Fresh(inputs, id);
+      if (!fresh) {
+        ASSERT_FALSE(value.ok()) << "node " << id << " " << when << ": an input is not set";
+        ASSERT_NE(value.status().message().find("is not set"), std::string::npos)
+            << value.status() << " node " << id << " " << when;
+        continue;
+      }
       ASSERT_TRUE(value.ok()) << value.status() << " " << when;
-      ASSERT_EQ(*value, Fresh(inputs, id)) << "node " << id << " " << when << " seed " << seed;
+      ASSERT_EQ(*value, *fresh) << "node " << id << " " << when << " seed " << seed;
     }
     // World values are read too, as every node is, so that one whose evicted value a
     // collection removed executes now, not when a later change makes a reader need it.
@@ -255,6 +288,7 @@ void RunOracle(Evicting mode,
   int restarts = 0;
   int collections = 0;
   uint64_t removed = 0;
+  int unset_collected = 0;  // records of unset inputs a collection removed
   for (int change = 0; change < 250; ++change) {
     const std::string when = "change " + std::to_string(change);
     if (random() % 4 == 0) {  // a collection, with settings that remove a lot
@@ -281,19 +315,30 @@ void RunOracle(Evicting mode,
           readers_of.emplace(forward(graph[id].nodes[0]).raw().task, id);
           const int source = graph[id].nodes[0] % kInputs;
           if (source >= kWorldFrom) forward_of.emplace(world_value(source).raw().task, id);
+          if (source < kWorldFrom) {
+            forward_of.emplace(Input<int64_t>(Key(source)).raw().task, id);
+            readers_of.emplace(Input<int64_t>(Key(source)).raw().task, id);
+          }
         }
         for (int i : graph[id].inputs) {
           if (i >= kWorldFrom) forward_of.emplace(world_value(i).raw().task, id);
           if (i >= kWorldFrom) readers_of.emplace(world_value(i).raw().task, id);
+          // An unset input is collected once no stored task reads it (or when picked): a
+          // reader that verifies then finds it gone.
+          if (i < kWorldFrom) forward_of.emplace(Input<int64_t>(Key(i)).raw().task, id);
+          if (i < kWorldFrom) readers_of.emplace(Input<int64_t>(Key(i)).raw().task, id);
         }
         for (int d : graph[id].nodes) readers_of.emplace(node_ids[d], id);
       }
+      std::vector<turbine::TaskId> input_ids;
+      for (int i = 0; i < kWorldFrom; ++i) input_ids.push_back(Input<int64_t>(Key(i)).raw().task);
       absl::StatusOr<turbine::GcReport> report = daemon->engine.CollectGarbage(options);
       ASSERT_TRUE(report.ok()) << report.status() << " " << when;
       ++collections;
       removed += report->removed_tasks;
       std::set<int> world_collected;
       for (turbine::TaskId gone : report->removed) {
+        for (int i = 0; i < kWorldFrom; ++i) unset_collected += input_ids[i] == gone ? 1 : 0;
         for (int id = 0; id < kNodes; ++id) {
           if (node_ids[id] == gone) collected.insert(id);
         }
@@ -340,7 +385,7 @@ void RunOracle(Evicting mode,
       std::set<int> changed_while_down;
       for (int k = 0, count = random() % 2 == 0 ? 1 + random() % 2 : 0; k < count; ++k) {
         const int i = random() % kInputs;
-        inputs[i] = static_cast<int64_t>(random() % 9);
+        inputs[i] = new_value(i);
         changed_while_down.insert(i);
         ASSERT_TRUE(SetSource(&daemon->engine, i, inputs[i]).ok());
       }
@@ -350,7 +395,7 @@ void RunOracle(Evicting mode,
       daemon.reset();
       if (random() % 2 == 0) {
         const int i = kWorldFrom + static_cast<int>(random() % (kInputs - kWorldFrom));
-        inputs[i] = static_cast<int64_t>(random() % 9);
+        inputs[i] = new_value(i);
         changed_while_down.insert(i);
         ASSERT_TRUE(SetSource(nullptr, i, inputs[i]).ok());
       }
@@ -375,7 +420,7 @@ void RunOracle(Evicting mode,
     std::set<int> changed;
     for (int k = 0, count = 1 + random() % 2; k < count; ++k) {
       const int i = random() % kInputs;
-      inputs[i] = static_cast<int64_t>(random() % 9);
+      inputs[i] = new_value(i);
       changed.insert(i);
       ASSERT_TRUE(SetSource(&daemon->engine, i, inputs[i]).ok());
     }
@@ -402,6 +447,7 @@ void RunOracle(Evicting mode,
   EXPECT_GE(collections, 40);
   EXPECT_GT(removed, 500u);  // the collections did remove, and a lot
   EXPECT_GT(trusted, 100u);  // restarts did serve restored tasks without verifying them
+  EXPECT_GE(unset_collected, 2);  // unset inputs were collected, and read again after
   if (evicting) {
     evicted += daemon->engine.Stats().evicted_values;
     EXPECT_GT(evicted, 3000u);  // changes did pass through evicted tasks

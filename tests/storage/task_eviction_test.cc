@@ -92,6 +92,21 @@ Task<std::string> SometimesImpl(int64_t n) {
 }
 inline const turbine::Function<SometimesImpl> sometimes{"test.whole.sometimes", 1};
 
+// Keeper reads "whole.x" and depends on the world: a session-dependent task with a result
+// never leaves memory whole, so neither does the input it reads (the fixture's counts are
+// the other tasks').
+Task<int64_t> KeeperImpl() { co_return co_await Input<int64_t>("whole.x"); }
+inline const turbine::Function<KeeperImpl> keeper{
+    "test.whole.keeper", 1, "keeps whole.x in memory", {.session_dependent = true}};
+
+// YReader reads "whole.y", which nothing keeps in memory.
+std::atomic<int> y_reader_runs{0};
+Task<int64_t> YReaderImpl() {
+  y_reader_runs.fetch_add(1);
+  co_return co_await Input<int64_t>("whole.y") + 1;
+}
+inline const turbine::Function<YReaderImpl> y_reader{"test.whole.y_reader", 1};
+
 // Snapshots only when the test flushes; the evictor never runs on its own (the heap is
 // never over the limit): the test evicts with Engine::EvictTasks when it chooses.
 turbine::EngineOptions Options() {
@@ -110,6 +125,7 @@ class TaskEviction : public ::testing::Test {
     root_runs = 0;
     text_runs = 0;
     ASSERT_TRUE(daemon.engine.SetInput("whole.x", int64_t{1}).ok());
+    ASSERT_TRUE(daemon.engine.Read(keeper()).ok());
   }
   int Runs() const { return leaf_runs + mid_runs + root_runs; }
   turbine::EngineStats Stats() { return daemon.engine.Stats(); }
@@ -133,6 +149,28 @@ TEST_F(TaskEviction, AnEvictedTaskComesBackFromTheStoreWithoutExecuting) {
   EXPECT_EQ(Stats().reloaded_tasks, 5u);  // the roots: trusted, nothing below was needed
 }
 
+// An input leaves memory whole like any stored task once nothing in memory reads it (its
+// value is in the inputs table), comes back with its value and id, and a change of it
+// while it is out reaches its readers. Inputs used to stay in memory for good.
+TEST_F(TaskEviction, AnInputLeavesMemoryWholeAndComesBackWithItsValue) {
+  y_reader_runs = 0;
+  ASSERT_TRUE(daemon.engine.SetInput("whole.y", int64_t{5}).ok());
+  const turbine::TaskId input = Input<int64_t>("whole.y").raw().task;
+  ASSERT_EQ(*daemon.engine.Read(y_reader()), 6);
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  const int64_t tasks_before = Stats().tasks;
+  daemon.engine.EvictTasks(SIZE_MAX);  // the reader, first
+  daemon.engine.EvictTasks(SIZE_MAX);  // then what it read
+  EXPECT_EQ(Stats().tasks, tasks_before - 2) << "the input stayed in memory";
+  ASSERT_TRUE(daemon.engine.SetInput("whole.y", int64_t{7}).ok());  // while both are out
+  EXPECT_EQ(Input<int64_t>("whole.y").raw().task, input);
+  EXPECT_EQ(*daemon.engine.Read(Input<int64_t>("whole.y")), 7);
+  EXPECT_EQ(*daemon.engine.Read(y_reader()), 8);
+  EXPECT_EQ(y_reader_runs, 2);
+  EXPECT_EQ(Stats().reloaded_tasks, 2u);
+  EXPECT_EQ(Stats().evicted_tasks_away, 0u);
+}
+
 // A task whose large value (a candidate for the value evictor) later became an error has
 // no value to evict: it leaves whole like any other. It stayed in memory for good.
 TEST_F(TaskEviction, ATaskWhoseLargeValueBecameAnErrorLeavesWhole) {
@@ -144,7 +182,7 @@ TEST_F(TaskEviction, ATaskWhoseLargeValueBecameAnErrorLeavesWhole) {
   ASSERT_TRUE(daemon.engine.Flush().ok());  // stored as the error
   const int64_t tasks_before = Stats().tasks;
   daemon.engine.EvictTasks(SIZE_MAX);
-  // Every task but the inputs leaves: here, Sometimes(1) alone.
+  // Sometimes(1) leaves ("whole.mode", which only it read, may follow at a later call).
   EXPECT_EQ(Stats().tasks, tasks_before - 1) << "it stayed in memory";
   absl::StatusOr<std::string> again = daemon.engine.Read(sometimes(1));
   ASSERT_FALSE(again.ok());

@@ -10,8 +10,11 @@
 //     task that read it or refers to it is used);
 //   - is among the least recently used while the store is over `disk_limit`;
 //   - refers to a task removed for one of these reasons (its result names that task, which
-//     a reader would follow).
-// Inputs are never garbage. A task that only *read* a removed task stays: a missing
+//     a reader would follow);
+//   - is an input that is not set (`DeleteInputs`), which no other stored task refers to
+//     or read any more (as a superseded task); it leaves memory too, unless it was set
+//     again or a task in memory reads it.
+// Inputs that are set are never garbage. A task that only *read* a removed task stays: a missing
 // dependency reads as a change, so it re-executes when next verified.
 #pragma once
 
