@@ -252,6 +252,10 @@ void Keep(Graph& graph, const std::vector<TaskId>& written) {
     Node& node = graph.nodes[i];
     if (node.reason == Reason::kLive || node.reason == Reason::kUnusable) continue;
     if (node.deleted) continue;
+    // An unset input refers to nothing and is garbage whenever it was used: its batch looks
+    // again at what it is now (TakeOutUnsetInputs). Kept, the evictor taking thousands of
+    // them out of memory during a pass would keep them all on disk.
+    if (node.unset_input) continue;
     node.reason = Reason::kLive;
     for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
       if (graph.out[e] & kRefBit) work.push_back(graph.out[e] & ~kRefBit);
