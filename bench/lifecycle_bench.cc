@@ -17,6 +17,11 @@
 //       N distinct demo.busy calls, then the daemon idles (with --settle-delay 1s, until its
 //       store has flushed its memtables; with 0, 5 s) and is killed with SIGKILL: the log
 //       left behind, and the next start (exec to "turbined ready", which replays it).
+//   lifecycle/unset-inputs/N/limit_mib:L
+//       N inputs set (SetInputs, 10,000 a batch), all unset (DeleteInputs), then a garbage
+//       collection pass, in a daemon with --memory-limit L MiB (0: the default): the resident
+//       set and the tasks in memory after each step, the store before and after the pass,
+//       and the input records left on disk (counted in the stopped daemon's store).
 //   lifecycle/gc-pause/N
 //       N distinct demo.busy tasks on disk; a restarted daemon with --disk-limit 1 (all of
 //       them are garbage) is called, one unary call at a time, on tasks it must read from its
@@ -564,6 +569,72 @@ void FileVersions(benchmark::State& state, uint64_t versions) {
   }
 }
 
+void UnsetInputs(benchmark::State& state, uint64_t inputs, uint64_t limit_mib) {
+  ScratchDir dir;
+  const std::string data = dir.str() + "/data";
+  constexpr uint64_t kBatch = 10'000;
+  for (auto _ : state) {
+    Daemon daemon;
+    std::vector<std::string> args = {"--data-dir", data, "--gc-interval", "0"};
+    if (limit_mib > 0) {
+      args.push_back("--memory-limit");
+      args.push_back(std::to_string(limit_mib) + "M");
+    }
+    if (!daemon.Start(args, dir.str() + "/turbined.log")) {
+      Fail(state, "turbined did not start");
+      return;
+    }
+    std::unique_ptr<Client> client = daemon.Connect();
+    if (client == nullptr) {
+      Fail(state, "no connection");
+      return;
+    }
+    const auto tasks_now = [&] {
+      absl::StatusOr<v1::StatsReply> stats = client->Stats();
+      return stats.ok() ? static_cast<double>(stats->tasks()) : -1.0;
+    };
+    for (const bool unset : {false, true}) {
+      for (uint64_t from = 0; from < inputs; from += kBatch) {
+        std::vector<std::pair<std::string, v1::Value>> values;
+        std::vector<std::string> keys;
+        for (uint64_t k = from; k < std::min(inputs, from + kBatch); ++k) {
+          keys.push_back("key-" + std::to_string(k));
+          if (!unset) values.emplace_back(keys.back(), Int(static_cast<int64_t>(k)));
+        }
+        const bool done = unset ? client->DeleteInputs(std::move(keys)).ok()
+                                : client->SetInputs(std::move(values)).ok();
+        if (!done) {
+          Fail(state, unset ? "DeleteInputs failed" : "SetInputs failed");
+          return;
+        }
+      }
+      const std::string step = unset ? "unset" : "set";
+      state.counters["rss_bytes_after_" + step] = static_cast<double>(daemon.Rss());
+      state.counters["tasks_in_memory_after_" + step] = tasks_now();
+    }
+    absl::StatusOr<v1::CollectGarbageReply> gc = client->CollectGarbage();
+    if (!gc.ok()) {
+      Fail(state, "CollectGarbage failed");
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // the evictor frees what left
+    state.counters["rss_bytes_after_gc"] = static_cast<double>(daemon.Rss());
+    state.counters["tasks_in_memory_after_gc"] = tasks_now();
+    state.counters["peak_rss_bytes"] = static_cast<double>(daemon.PeakRss());
+    if (daemon.Stop() != 0) {
+      Fail(state, "the stop failed");
+      return;
+    }
+    state.counters["inputs"] = static_cast<double>(inputs);
+    state.counters["store_bytes_before_gc"] = static_cast<double>(gc->bytes_before());
+    state.counters["store_bytes_after_gc"] = static_cast<double>(gc->bytes_after());
+    state.counters["removed_tasks"] = static_cast<double>(gc->removed_tasks());
+    state.counters["gc_ms"] = static_cast<double>(gc->micros()) / 1000.0;
+    state.counters["input_records_left"] =
+        static_cast<double>(turbine::testing::StoredTasksOf(data + "/db", "turbine.input"));
+  }
+}
+
 // Percentile sorts `ns` and returns its p-th percentile (0 if empty).
 uint64_t Percentile(std::vector<uint64_t>& ns, double p) {
   if (ns.empty()) return 0;
@@ -688,6 +759,13 @@ void Register() {
     benchmark::RegisterBenchmark(
         ("lifecycle/killed-idle/" + n + "/settle:" + (settle ? "1" : "0")).c_str(),
         [=](benchmark::State& state) { KilledIdle(state, tasks, settle); })
+        ->Iterations(1)
+        ->Unit(benchmark::kMillisecond);
+  }
+  for (const uint64_t limit_mib : {uint64_t{96}, uint64_t{0}}) {
+    benchmark::RegisterBenchmark(
+        ("lifecycle/unset-inputs/" + n + "/limit_mib:" + std::to_string(limit_mib)).c_str(),
+        [=](benchmark::State& state) { UnsetInputs(state, tasks, limit_mib); })
         ->Iterations(1)
         ->Unit(benchmark::kMillisecond);
   }

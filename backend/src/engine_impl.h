@@ -290,8 +290,11 @@ class EngineImpl {
   bool StartTrace(const TraceOptions& options);
   Trace StopTrace();
   Trace TakeTrace();
-  // DescribeTask is "function(args) @id", for trace reasons.
+  // DescribeTask is "function(args) @id", for trace reasons; "@id" for a task that exists
+  // nowhere. DescribeArgs gives the function's name and the arguments as text, from memory
+  // or else the task's stored record (nothing is loaded); false if neither has it.
   std::string DescribeTask(TaskId id);
+  bool DescribeArgs(TaskId id, std::string* function, std::string* args);
   // --- why a value was computed (why.cc) ---
   uint64_t NextExecutionSequence() {
     return execution_sequence_.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -385,6 +388,17 @@ class EngineImpl {
   // from the cache once it released the task's lock, and retires the victims (reclaimer_).
   size_t TakeOutLocked(TaskState& task, std::vector<std::unique_ptr<TaskState>>* victims)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu, eviction_mu_);
+  // EvictUnsetInputs evicts every unset input in memory that may leave (as EvictTasks would,
+  // under no limit): a GC pass calls it, and removes their records at its next pass.
+  // Returns how many left.
+  size_t EvictUnsetInputs() ABSL_LOCKS_EXCLUDED(flush_mu_, eviction_mu_, input_writer_mu_);
+  // RetireEvictedLocked does what follows the eviction of `victims` (out of the table and
+  // the cache): the last-use days, the lists that name them, the counts, their freeing.
+  void RetireEvictedLocked(std::vector<std::unique_ptr<TaskState>> victims,
+                           const std::vector<LastUse>& uses, size_t freed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_, eviction_mu_, input_writer_mu_);
+  // TraceEviction records an eviction pass that began at `start` (when tracing).
+  void TraceEviction(std::chrono::steady_clock::time_point start, std::string reason);
   // EvictLocked evicts values, then whole tasks, until about `bytes` are freed.
   size_t EvictLocked(size_t bytes, bool* cut_short = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
@@ -582,10 +596,10 @@ class EngineImpl {
   // taking back what was written or evicted since the last batch.
   absl::Status DeleteBatch(GcGraph& graph, std::span<const uint32_t> batch)
       ABSL_LOCKS_EXCLUDED(flush_mu_);
-  // TakeOutUnsetInputs keeps the unset inputs among `nodes` (and `ids`) that were set again
-  // since the scan or that a task in memory reads, and takes the others out of memory.
-  void TakeOutUnsetInputs(GcGraph& graph, std::vector<uint32_t>* nodes,
-                          std::vector<uint64_t>* ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
+  // KeepUnsetInputsInUse keeps the unset inputs among `nodes` (and `ids`) that are in memory
+  // or were set again since the scan.
+  void KeepUnsetInputsInUse(GcGraph& graph, std::vector<uint32_t>* nodes,
+                            std::vector<uint64_t>* ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
   // Stopping: the engine is going, or the pass's own `stop` says so.
   bool GcStopping(const GcOptions& options) const {
     return gc_abort_.load() || (options.stop && options.stop());

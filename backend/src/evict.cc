@@ -175,19 +175,24 @@ size_t EngineImpl::EvictValuesLocked(size_t bytes) {
   size_t evicted = 0;
   const size_t freed = RunClock(bytes, &evicted);
   if (evicted > 0 && tracing()) [[unlikely]] {
-    TraceEvent event;
-    event.kind = TraceEvent::Kind::kEviction;
-    event.reason = "evicted " + std::to_string(evicted) + " values, " + std::to_string(freed) +
-                   " bytes as stored (asked for " +
-                   (bytes == SIZE_MAX ? std::string("all") : std::to_string(bytes)) + ")";
-    event.start_nanos =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count();
-    event.duration_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               std::chrono::steady_clock::now() - start)
-                               .count();
-    RecordTrace(std::move(event));
+    TraceEviction(start, "evicted " + std::to_string(evicted) + " values, " +
+                             std::to_string(freed) + " bytes as stored (asked for " +
+                             (bytes == SIZE_MAX ? std::string("all") : std::to_string(bytes)) +
+                             ")");
   }
   return freed;
+}
+
+void EngineImpl::TraceEviction(std::chrono::steady_clock::time_point start, std::string reason) {
+  TraceEvent event;
+  event.kind = TraceEvent::Kind::kEviction;
+  event.reason = std::move(reason);
+  event.start_nanos =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count();
+  event.duration_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::steady_clock::now() - start)
+                             .count();
+  RecordTrace(std::move(event));
 }
 
 size_t EngineImpl::RunClock(size_t bytes, size_t* evicted) {
@@ -238,7 +243,13 @@ size_t EngineImpl::EvictTasks(size_t bytes) {
 size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
   if (cut_short != nullptr) *cut_short = false;
   if (store_ == nullptr || !Reclaimer::Supported()) return 0;
+  const auto began = std::chrono::steady_clock::now();
   MutexLock lock(&eviction_mu_);
+  // An input leaves only while no batch of inputs is being applied: ApplyInputs holds the
+  // task it found while it writes the store, and a load of the key meanwhile would bring
+  // the old value back as a second record, which readers would link to (the set applied to
+  // the departing one). Tried, not waited for: a set waits for the whole sweep otherwise.
+  const bool inputs_may_leave = input_writer_mu_.TryLock();
   Section section;
   std::vector<std::unique_ptr<TaskState>> victims;
   std::vector<LastUse> uses;  // last-use days the store does not have yet
@@ -264,6 +275,7 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
     {
       MutexLock task_lock(&task->mu);
       if (!EvictableWhole(*task)) continue;
+      if (task->fn->kind == FunctionKind::kInput && !inputs_may_leave) continue;
       // A large value still in memory leaves by itself first (EvictValues' hand).
       if (Evictable(*task) && candidate_index_.contains(id)) continue;
       if (task->referenced) {
@@ -282,7 +294,68 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
     cache_.Erase(task);
   }
   if (cut_short != nullptr) *cut_short = freed < bytes && visited >= kEvictionStretch;
-  if (victims.empty()) return 0;
+  if (!inputs_may_leave) input_writer_mu_.Lock();
+  const size_t evicted = victims.size();
+  RetireEvictedLocked(std::move(victims), uses, freed);
+  input_writer_mu_.Unlock();
+  if (evicted > 0 && tracing()) [[unlikely]] {
+    TraceEviction(began, "evicted " + std::to_string(evicted) + " whole tasks, about " +
+                             std::to_string(freed) + " bytes of memory (asked for " +
+                             (bytes == SIZE_MAX ? std::string("all") : std::to_string(bytes)) +
+                             ")");
+  }
+  return freed;
+}
+
+size_t EngineImpl::EvictUnsetInputs() {
+  if (store_ == nullptr || !Reclaimer::Supported()) return 0;
+  const auto start = std::chrono::steady_clock::now();
+  size_t evicted = 0;
+  // A stretch at a time, as EvictTasksLocked: snapshots and sets wait for one at most.
+  for (TaskId from = 1; from != kNoTask;) {
+    MutexLock flushing(&flush_mu_);
+    MutexLock lock(&eviction_mu_);
+    MutexLock writer(&input_writer_mu_);  // no input is set or unset meanwhile
+    Section section;
+    std::vector<std::unique_ptr<TaskState>> victims;
+    std::vector<LastUse> uses;
+    size_t freed = 0;
+    TaskId id = from;
+    from = kNoTask;
+    for (size_t visited = 0;; ++visited) {
+      if (visited == kEvictionStretch) {
+        from = id;  // the next stretch goes on from here
+        break;
+      }
+      TaskState* task = tasks_.NextFrom(&id);
+      if (task == nullptr) break;
+      ++id;
+      if (task->fn->kind != FunctionKind::kInput) continue;
+      {
+        MutexLock task_lock(&task->mu);
+        if (!EvictableWhole(*task) || ReadInMemory(*task) ||
+            !task->output.SameAs(NotSetOutput(InputKeyOf(*task)))) {
+          continue;
+        }
+        const uint16_t day = task->used_day.load(std::memory_order_relaxed);
+        if (day != task->stored_day) uses.push_back(LastUse{task->id, day});
+        freed += TakeOutLocked(*task, &victims);
+      }
+      cache_.Erase(task);  // as EvictTasksLocked: not under the task's lock
+    }
+    evicted += victims.size();
+    RetireEvictedLocked(std::move(victims), uses, freed);
+  }
+  if (evicted > 0 && tracing()) [[unlikely]] {
+    TraceEviction(start, "evicted " + std::to_string(evicted) +
+                             " unset inputs nothing in memory reads (for garbage collection)");
+  }
+  return evicted;
+}
+
+void EngineImpl::RetireEvictedLocked(std::vector<std::unique_ptr<TaskState>> victims,
+                                     const std::vector<LastUse>& uses, size_t freed) {
+  if (victims.empty()) return;
   // A GC pass scanning the store now sees their last use as its snapshot had it, and them
   // not in memory: what leaves memory during a pass is kept by it, like what a snapshot
   // writes meanwhile.
@@ -298,7 +371,6 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
     // halfway through the list now.
     absl::flat_hash_set<const TaskState*> evicted;
     for (const auto& victim : victims) evicted.insert(victim.get());
-    MutexLock writer(&input_writer_mu_);
     MutexLock trust(&trust_mu_);
     std::erase_if(trusted_, [&](const Trusted& entry) { return evicted.contains(entry.task); });
   }
@@ -313,7 +385,6 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
   }
   evicted_tasks.fetch_add(victims.size(), std::memory_order_relaxed);
   reclaimer_.Retire(std::move(victims), freed);
-  return freed;
 }
 
 bool EngineImpl::ReadInMemory(const TaskState& task) {

@@ -54,7 +54,6 @@ struct GcGraph {
   absl::flat_hash_map<TaskId, uint32_t> index;
   std::vector<uint32_t> out_begin, out;
   std::vector<uint32_t> referrers_begin, referrers;
-  absl::flat_hash_map<uint32_t, std::string> unset_input_keys;  // node -> the input's key
   // While scanning: each node's links by task id (the top bit marks a reference).
   std::vector<uint32_t> raw_begin;
   std::vector<uint64_t> raw;
@@ -252,10 +251,6 @@ void Keep(Graph& graph, const std::vector<TaskId>& written) {
     Node& node = graph.nodes[i];
     if (node.reason == Reason::kLive || node.reason == Reason::kUnusable) continue;
     if (node.deleted) continue;
-    // An unset input refers to nothing and is garbage whenever it was used: its batch looks
-    // again at what it is now (TakeOutUnsetInputs). Kept, the evictor taking thousands of
-    // them out of memory during a pass would keep them all on disk.
-    if (node.unset_input) continue;
     node.reason = Reason::kLive;
     for (uint32_t e = graph.out_begin[i]; e < graph.out_begin[i + 1]; ++e) {
       if (graph.out[e] & kRefBit) work.push_back(graph.out[e] & ~kRefBit);
@@ -375,6 +370,10 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
       collecting_ = false;
       written_while_collecting_.clear();
     };
+    // Unset inputs nothing in memory reads leave memory now, and their records at the next
+    // pass: kept by this one, which an id taken before it may still name (a task holding
+    // it reads it from the store).
+    if (round == 0) EvictUnsetInputs();
     GcGraph graph;
     absl::Status scanned = ScanStore(graph, options);
     if (!scanned.ok()) return scanned;
@@ -471,11 +470,8 @@ absl::Status EngineImpl::ScanStore(GcGraph& graph, const GcOptions& options) {
         // set: its record only keeps its id, for the tasks that read it.
         absl::StatusOr<std::optional<StoredInput>> value = store_->ReadInput(links.input_key);
         node.input = !value.ok() || value->has_value();
-        if (!node.input) {
-          node.unset_input = true;
-          node.kept_while_referenced = true;
-          graph.unset_input_keys.emplace(i, std::move(links.input_key));
-        }
+        node.unset_input = !node.input;
+        node.kept_while_referenced |= node.unset_input;
       }
       for (TaskId ref : links.refs) graph.raw.push_back(ref | kRawRefBit);
       for (TaskId dep : links.deps) graph.raw.push_back(dep);
@@ -532,7 +528,7 @@ absl::Status EngineImpl::DeleteBatch(GcGraph& graph, std::span<const uint32_t> b
     MutexLock gate(&store_gate_);
     deleting_.swap(noted);
   };
-  TakeOutUnsetInputs(graph, &nodes, &ids);
+  KeepUnsetInputsInUse(graph, &nodes, &ids);
   if (ids.empty()) return absl::OkStatus();
   // Every task registered from the store before the swap is in the task table now, and
   // every one registered after it counts as not stored: the tasks of this batch that are in
@@ -584,43 +580,19 @@ absl::Status EngineImpl::DeleteBatch(GcGraph& graph, std::span<const uint32_t> b
   return absl::OkStatus();
 }
 
-void EngineImpl::TakeOutUnsetInputs(GcGraph& graph, std::vector<uint32_t>* nodes,
-                                    std::vector<uint64_t>* ids) {
-  // Checked after `deleting_` is set: an input loaded from the store from then on counts as
-  // not stored, and is stored again (CreateTask). One in memory now stays there only while
-  // it is set or read by a task in memory, and then keeps its record: an input in memory is
-  // always stored, or a change of it would not be.
-  std::vector<std::unique_ptr<TaskState>> victims;
-  size_t freed = 0;
-  std::vector<bool> keep(nodes->size(), false);
-  const bool can_take_out = Reclaimer::Supported();  // else records could not be freed
-  {
-    MutexLock eviction(&eviction_mu_);    // the evictor's order
-    MutexLock writer(&input_writer_mu_);  // no input is set or unset meanwhile
-    for (size_t k = 0; k < nodes->size(); ++k) {
-      const uint32_t i = (*nodes)[k];
-      if (!graph.nodes[i].unset_input) continue;
-      TaskState* task = tasks_.Get(graph.nodes[i].id);
-      if (task == nullptr) {
-        absl::StatusOr<std::optional<StoredInput>> value =
-            store_->ReadInput(graph.unset_input_keys.at(i));
-        keep[k] = !value.ok() || value->has_value();  // set since the scan
-        continue;
-      }
-      {
-        MutexLock lock(&task->mu);
-        keep[k] = !can_take_out || !task->output.SameAs(NotSetOutput(InputKeyOf(*task))) ||
-                  task->waiters != nullptr || task->callers != 0 || ReadInMemory(*task);
-        if (!keep[k]) freed += TakeOutLocked(*task, &victims);
-      }
-      if (!keep[k]) cache_.Erase(task);  // as EvictTasksLocked: not under the task's lock
-    }
-  }
-  if (!victims.empty()) reclaimer_.Retire(std::move(victims), freed);
+void EngineImpl::KeepUnsetInputsInUse(GcGraph& graph, std::vector<uint32_t>* nodes,
+                                      std::vector<uint64_t>* ids) {
+  // Looked at after `deleting_` is set: an input loaded from the store from then on counts as
+  // not stored, and is stored again (CreateTask). One in memory now keeps its record: an
+  // input in memory is always stored, or a change of it would not be. (EvictUnsetInputs took
+  // the unused ones out of memory before the scan; one set again since is in memory, or was
+  // evicted during the pass, which keeps it.)
+  Section section;
   size_t kept = 0;
   for (size_t k = 0; k < nodes->size(); ++k) {
-    if (keep[k]) {
-      graph.nodes[(*nodes)[k]].reason = Reason::kLive;
+    Node& node = graph.nodes[(*nodes)[k]];
+    if (node.unset_input && tasks_.Get(node.id) != nullptr) {
+      node.reason = Reason::kLive;
       continue;
     }
     (*nodes)[kept] = (*nodes)[k];

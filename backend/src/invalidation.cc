@@ -301,7 +301,9 @@ void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason,
 void EngineImpl::ExecuteAgain(std::vector<TaskId>& ids, ExecutionReason reason) {
   std::erase_if(ids, [this, reason](TaskId id) {
     TaskState* task = tasks_.Get(id);
-    if (task == nullptr) return true;
+    // Never an input: it has no body (its retry reads the store, RetryInput). One may come
+    // here by id, loaded back after the retry loop found it out of memory.
+    if (task == nullptr || task->fn->kind == FunctionKind::kInput) return true;
     MutexLock lock(&task->mu);
     task->must_execute = true;
     task->forced_reason = reason;

@@ -2,6 +2,7 @@
 #include <atomic>
 
 #include "engine_impl.h"
+#include "persist.h"
 #include "reclaim.h"
 
 namespace turbine::internal {
@@ -44,12 +45,30 @@ void EngineImpl::RecordTrace(TraceEvent event) {
 }
 
 std::string EngineImpl::DescribeTask(TaskId id) {
-  Section section;  // reclaim.h: the tasks it finds stay allocated
-  TaskState* task = tasks_.Get(id);  // in memory: a verification just read it
-  if (task == nullptr) return "@" + std::to_string(id);
-  std::string text = task->fn->name + "(";
-  task->fn->describe_args(task->args(), &text);
-  return text + ") @" + std::to_string(id);
+  std::string function;
+  std::string args;
+  if (!DescribeArgs(id, &function, &args)) return "@" + std::to_string(id);
+  return function + "(" + args + ") @" + std::to_string(id);
+}
+
+bool EngineImpl::DescribeArgs(TaskId id, std::string* function, std::string* args) {
+  {
+    Section section;  // reclaim.h: the tasks it finds stay allocated
+    if (TaskState* task = tasks_.Get(id)) {  // usually: a verification just read it
+      *function = task->fn->name;
+      task->fn->describe_args(task->args(), args);
+      return true;
+    }
+  }
+  // Evicted whole (or never loaded in this process): its record says, without loading it.
+  if (store_ == nullptr) return false;
+  absl::StatusOr<std::optional<StoredTask>> stored = store_->ReadTask(id);
+  if (!stored.ok() || !stored->has_value()) return false;
+  DecodedIdentity identity;
+  if (!DecodeIdentity((*stored)->identity, &identity)) return false;
+  *function = identity.fn->name;
+  identity.fn->describe_args(identity.args, args);
+  return true;
 }
 
 }  // namespace turbine::internal

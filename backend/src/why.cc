@@ -89,6 +89,7 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
   step.function = task->fn->name;
   step.version = task->fn->version;
   task->fn->describe_args(task->args(), &step.args);
+  step.receiver = task->receiver().task;
   std::vector<Dep> deps;
   uint64_t last_execution = 0;
   OutputDigest current;
@@ -120,16 +121,22 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
     step.kind = WhyStep::Kind::kInput;
     step.dirty = false;  // an input is current once set
     InputChangeEntry change;
+    // Not set (never, or unset) reads as such, not as the digest of the error it reads as.
+    const OutputDigest not_set = DigestOf(NotSetOutput(InputKeyOf(*task)));
+    const auto text_of = [&](const OutputDigest& digest) {
+      const bool unset = digest.kind == not_set.kind && digest.bits == not_set.bits;
+      return unset ? std::string("(not set)") : engine_.DigestText(digest, /*load=*/true);
+    };
     if (engine_.LatestInputChange(id, &change)) {
       step.output_changed = true;
       step.end_unix_micros = change.unix_micros;
-      step.output_before = engine_.DigestText(change.before, /*load=*/true);
-      step.output_after = engine_.DigestText(change.after, /*load=*/true);
+      step.output_before = change.before.kind == OutputKind::kNone ? "" : text_of(change.before);
+      step.output_after = text_of(change.after);
       step.text = "input " + step.args +
                   " changed: " + (step.output_before.empty() ? "(not set)" : step.output_before) +
                   " -> " + step.output_after;
     } else {
-      step.output_after = engine_.DigestText(current, /*load=*/true);
+      step.output_after = text_of(current);
       step.text = "input " + step.args + " = " + step.output_after +
                   " (no change of it recorded since the engine started)";
     }
@@ -203,7 +210,9 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
   for (const Dep& dep : deps) {
     if (cutoffs >= options_.max_cutoffs_per_task) break;
     if (dep.slot.task == cause || seen_.contains(dep.slot.task)) continue;
-    TaskState* target = engine_.Task(dep.slot.task);
+    // Only in memory: one that is not has not executed here since (a task evicted whole
+    // forgets it did), and loading it would only make `why` change what it describes.
+    TaskState* target = engine_.InMemory(dep.slot.task);
     if (target == nullptr) continue;
     bool equal = false;
     {
@@ -306,7 +315,8 @@ ExecutionRecord EngineImpl::RecordOf(const ExecutionEntry& entry) {
   record.sequence = entry.sequence;
   record.task = entry.task;
   record.function = entry.fn->name;
-  if (TaskState* task = tasks_.Get(entry.task)) task->fn->describe_args(task->args(), &record.args);
+  std::string function;  // as entry.fn's
+  DescribeArgs(entry.task, &function, &record.args);
   record.end_unix_micros = entry.end_unix_micros;
   record.duration_nanos = entry.nanos;
   record.reason = entry.reason;

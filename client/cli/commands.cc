@@ -5,6 +5,10 @@
 #include <absl/strings/str_cat.h>
 #include <absl/strings/strip.h>
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -185,6 +189,39 @@ ExitCode RunWhy(const Session& session, const WhyCommand& command) {
   return kOk;
 }
 
+namespace {
+
+// WriteWhole replaces the regular file `path` with `bytes` all at once: written beside it and
+// renamed over it, so that a disk that fills up leaves the file as it was, never half a
+// trace. A path that is not a regular file (a device, a pipe) is written directly.
+absl::Status WriteWhole(const std::string& path, const std::string& bytes) {
+  std::error_code error;
+  const bool regular = !std::filesystem::exists(path, error) ||
+                       std::filesystem::is_regular_file(path, error);
+  const std::string target = regular ? path + ".tmp-" + std::to_string(::getpid()) : path;
+  std::ofstream file(target, std::ios::binary | std::ios::trunc);
+  file << bytes;
+  file.close();
+  const int write_errno = errno;
+  if (!file) {
+    if (regular) std::filesystem::remove(target, error);
+    return absl::UnavailableError(
+        "cannot write " + path + ": " +
+        (write_errno != 0 ? std::strerror(write_errno) : "the write failed") +
+        "; nothing was written");
+  }
+  if (regular) {
+    std::filesystem::rename(target, path, error);
+    if (error) {
+      std::filesystem::remove(target, error);
+      return absl::UnavailableError("cannot write " + path + ": " + error.message());
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 ExitCode RunTrace(const Session& session, const TraceCommand& command) {
   // A file that cannot be written is refused now, not after the whole trace. Opened to
   // append, so an existing one keeps its content if the trace then fails.
@@ -201,19 +238,22 @@ ExitCode RunTrace(const Session& session, const TraceCommand& command) {
     if (!existed) std::filesystem::remove(command.output, error);
     return ReportRpcError(session, trace.status());
   }
-  std::ofstream file(command.output, std::ios::binary | std::ios::trunc);
-  file << trace->chrome_trace_json();
-  file.close();
-  if (!file) return UsageError("cannot write " + command.output);
+  if (absl::Status written = WriteWhole(command.output, trace->chrome_trace_json());
+      !written.ok()) {
+    if (!existed) std::filesystem::remove(command.output, error);
+    return UsageError(std::string(written.message()));
+  }
   if (session.json) {
     std::cout << Dump({{"events", trace->events()},
                        {"dropped", trace->dropped()},
+                       {"cut_short", trace->cut_short()},
                        {"file", command.output}})
               << "\n";
   } else {
     std::cout << trace->events() << " events written to " << command.output
               << " (open it in ui.perfetto.dev or chrome://tracing)";
     if (trace->dropped() > 0) std::cout << "; " << trace->dropped() << " dropped";
+    if (trace->cut_short()) std::cout << "; cut short: turbined began shutting down";
     std::cout << "\n";
   }
   return kOk;

@@ -79,9 +79,12 @@ nlohmann::json WhyJson(const v1::WhyReply& why) {
     // Every documented key on every step: null where the step has none (no cause, or no
     // execution to time), so a reader need not ask whether a key is there.
     out["cause"] = step.cause() != 0 ? nlohmann::json(step.cause()) : nlohmann::json();
+    out["receiver"] = step.receiver() != 0 ? nlohmann::json(step.receiver()) : nlohmann::json();
+    // An input's change has a time and no duration (nothing executed).
     const bool timed = step.end_unix_micros() != 0;
+    const bool took = timed && step.kind() != v1::WHY_STEP_KIND_INPUT;
     out["end_unix_micros"] = timed ? nlohmann::json(step.end_unix_micros()) : nlohmann::json();
-    out["duration_micros"] = timed ? nlohmann::json(step.duration_micros()) : nlohmann::json();
+    out["duration_micros"] = took ? nlohmann::json(step.duration_micros()) : nlohmann::json();
     steps.push_back(std::move(out));
   }
   return {{"root", why.root()}, {"truncated", why.truncated()}, {"steps", std::move(steps)}};
@@ -95,12 +98,14 @@ std::string WhyText(const v1::WhyReply& why) {
       absl::StrAppend(&text, indent, step.text(), "\n");
       continue;
     }
-    absl::StrAppend(&text, indent, step.function(), "(", step.args(), ") @", step.task(), "\n");
+    absl::StrAppend(&text, indent, step.function(), "(", step.args(), ")",
+                    step.receiver() != 0 ? absl::StrCat(" on @", step.receiver()) : "", " @",
+                    step.task(), "\n");
     absl::StrAppend(&text, indent, "  ", step.text(), "\n");
     if (step.end_unix_micros() != 0) {
       const absl::Time at = absl::FromUnixMicros(step.end_unix_micros());
       if (step.kind() == v1::WHY_STEP_KIND_INPUT) {
-        absl::StrAppend(&text, indent, "  set at ",
+        absl::StrAppend(&text, indent, "  changed at ",
                         absl::FormatTime("%Y-%m-%d %H:%M:%E3S UTC", at, absl::UTCTimeZone()), "\n");
       } else if (step.kind() == v1::WHY_STEP_KIND_SHARED) {
         absl::StrAppend(&text, indent, "  adopted in ", Duration(step.duration_micros()),

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "chrome_trace.h"
 #include "service.h"
@@ -43,6 +44,7 @@ void WhyToWire(const WhyReport& why, v1::WhyReply* out) {
     wire->set_args(step.args);
     wire->set_reason(static_cast<v1::WhyReason>(static_cast<int>(step.reason)));
     wire->set_cause(step.cause);
+    wire->set_receiver(step.receiver);
     wire->set_dirty(step.dirty);
     wire->set_executions(step.executions);
     wire->set_end_unix_micros(step.end_unix_micros);
@@ -84,8 +86,8 @@ void GraphToWire(const DependencyGraph& graph, v1::GraphReply* out) {
 }  // namespace
 
 // TraceReactor answers Trace: the engine records until the alarm rings, then the reply
-// carries what it recorded. A client that goes away, or a shutdown (CutShort), rings it
-// early, and the trace stops then: the reply says CANCELLED and carries what it has.
+// carries what it recorded. A shutdown (CutShort) rings it early: the reply carries what it
+// has, marked `cut_short`. A client that goes away does too, and is answered CANCELLED.
 class TraceReactor final : public grpc::ServerUnaryReactor {
  public:
   TraceReactor(TurbineService& service, Engine& engine, v1::TraceReply* reply)
@@ -93,7 +95,10 @@ class TraceReactor final : public grpc::ServerUnaryReactor {
   void Start(std::chrono::seconds duration) {
     alarm_.Set(std::chrono::system_clock::now() + duration, [this](bool rang) { End(rang); });
   }
-  void CutShort() { alarm_.Cancel(); }
+  void CutShort() {
+    by_shutdown_.store(true);
+    alarm_.Cancel();
+  }
   void OnCancel() override { alarm_.Cancel(); }
   void OnDone() override {
     service_.TraceEnded(this);
@@ -106,14 +111,17 @@ class TraceReactor final : public grpc::ServerUnaryReactor {
     reply_->set_chrome_trace_json(ChromeTraceJson(trace));
     reply_->set_events(trace.events.size());
     reply_->set_dropped(trace.dropped);
-    Finish(rang ? grpc::Status::OK
-                : grpc::Status(grpc::StatusCode::CANCELLED, "the trace was cut short"));
+    reply_->set_cut_short(!rang);
+    Finish(rang || by_shutdown_.load()
+               ? grpc::Status::OK
+               : grpc::Status(grpc::StatusCode::CANCELLED, "the trace was cut short"));
   }
 
   TurbineService& service_;
   Engine& engine_;
   v1::TraceReply* reply_;
   grpc::Alarm alarm_;
+  std::atomic<bool> by_shutdown_{false};
 };
 
 grpc::ServerUnaryReactor* TurbineService::Graph(grpc::CallbackServerContext* context,

@@ -103,6 +103,21 @@ TEST(Why, ATaskRunningItsFirstExecutionSaysSo) {
   EXPECT_EQ(why->steps[0].text, "not executed yet: its first execution is running now");
 }
 
+// An unset input reads "(not set)", as one never set does, not as the digest of the error
+// its readers get.
+TEST(Why, AnUnsetInputSaysNotSet) {
+  turbine::Engine engine({.worker_threads = 1});
+  turbine::Engine::Scope scope(engine);
+  ASSERT_TRUE(engine.SetInput("why.unset", int64_t{2}).ok());
+  ASSERT_TRUE(engine.DeleteInputs({"why.unset"}).ok());
+  absl::StatusOr<turbine::WhyReport> why = engine.Why(Input<int64_t>("why.unset").raw());
+  ASSERT_TRUE(why.ok()) << why.status();
+  ASSERT_EQ(why->steps.size(), 1u);
+  EXPECT_EQ(why->steps[0].output_before, Digest(2));
+  EXPECT_EQ(why->steps[0].output_after, "(not set)");
+  EXPECT_EQ(why->steps[0].text, "input \"why.unset\" changed: " + Digest(2) + " -> (not set)");
+}
+
 TEST(Why, AnInputChangeIsFollowedThroughTwoLevels) {
   turbine::Engine engine({.worker_threads = 1});
   turbine::Engine::Scope scope(engine);

@@ -165,8 +165,9 @@ void Populate(Client& client, int tasks, int inputs) {
   ASSERT_TRUE(client.Flush().ok());
 }
 
-// Unset inputs that nothing reads leave the store and memory at the next pass; the inputs
-// still set stay. 250,000 keys set and unset stayed in memory and on disk for good.
+// Unset inputs that nothing reads leave memory at the next pass, and the store at the one
+// after; the inputs still set stay. 250,000 keys set and unset stayed in memory and on disk
+// for good.
 TEST(GarbageCollectionDaemon, UnsetInputsLeaveTheStoreAndMemory) {
   TempDir dir;
   DaemonProcess daemon;
@@ -194,14 +195,16 @@ TEST(GarbageCollectionDaemon, UnsetInputsLeaveTheStoreAndMemory) {
   ASSERT_EQ(*deleted, uint32_t{kKeys});
 
   const std::string cli = "--data-dir " + dir.str() + "/data --timeout-ms 120000 ";
-  CliResult gc = RunCli(cli + "--json gc");
-  ASSERT_EQ(gc.exit_code, 0);
-  GcJson removed;
-  ASSERT_TRUE(ParseGcJson(gc.out, &removed)) << gc.out;
-  EXPECT_EQ(removed.removed_tasks, uint64_t{kKeys});
+  CliResult first = RunCli(cli + "--json gc");
+  ASSERT_EQ(first.exit_code, 0);
   absl::StatusOr<turbine::v1::StatsReply> after = client->Stats();
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_LE(after->tasks(), before->tasks() - kKeys) << "the unset inputs stayed in memory";
+  CliResult second = RunCli(cli + "--json gc");
+  ASSERT_EQ(second.exit_code, 0);
+  GcJson removed;
+  ASSERT_TRUE(ParseGcJson(second.out, &removed)) << second.out;
+  EXPECT_EQ(removed.removed_tasks, uint64_t{kKeys});
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
   EXPECT_EQ(StoredTasksOf(dir.str() + "/data/db", "turbine.input"), 1);  // "kept"
 

@@ -70,6 +70,12 @@ TEST(StdlibDaemon, TraitDispatchThroughTheCli) {
   const CliResult content = RunCli(cli + "call --raw Asset.content --this " + RefOf(file.out));
   EXPECT_EQ(content.exit_code, 0);
   EXPECT_EQ(content.out, "remember\n");
+  // `why` names the receiver: two methods on different receivers are told apart.
+  const std::string receiver = RefOf(file.out);
+  const CliResult why = RunCli(cli + "why Asset.content --this " + receiver);
+  EXPECT_NE(why.out.find("Asset.content() on @" + receiver.substr(0, receiver.find('/')) + " @"),
+            std::string::npos)
+      << why.out;
 
   const std::string dir_path = RefOf(RunCli(cli + "--json call fs.path " + tree).out);
   const CliResult directory = RunCli(cli + "--json call Path.asset --this " + dir_path);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -116,6 +117,35 @@ TEST(TraceFile, AFullDiskDropsEventsAndTheFileResumesWhenThereIsRoom) {
     after = after || (event["ph"] == "X" && event["name"] == "input.get");
   }
   EXPECT_TRUE(after) << events.dump(1);
+}
+
+// `turbine trace -o FILE` on a disk that fills up meanwhile leaves FILE as it was: the trace
+// is written beside it and renamed over it. It left half a trace, cut mid-event.
+TEST(TraceFile, ATraceThatDoesNotFitLeavesTheFileAsItWas) {
+  turbine::testing::SmallDisk disk(size_t{256} << 10);
+  if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
+  TempDir dir;
+  const std::string out = disk.str() + "/trace.json";
+  std::ofstream(out) << "[]\n";  // an earlier trace
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+  const std::string cli = "--data-dir " + dir.str() + "/data ";
+  ASSERT_EQ(RunCli(cli + "call demo.fib 25").exit_code, 0);
+  ASSERT_GT(disk.Fill("ballast"), 0u);
+  auto busy = std::async(std::launch::async, [&] {  // executions to trace, while it runs
+    return RunCli(cli + "call demo.steps 200 0").exit_code;
+  });
+  const CliResult traced = RunCli(cli + "trace --seconds 2 -o " + out + " 2>&1");
+  EXPECT_EQ(busy.get(), 0);
+  EXPECT_EQ(traced.exit_code, 2) << traced.out;
+  EXPECT_NE(traced.out.find("nothing was written"), std::string::npos) << traced.out;
+  EXPECT_EQ(ReadAll(out), "[]\n");
+  disk.Free("ballast");
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(disk.str()),
+                          std::filesystem::directory_iterator()),
+            1)
+      << "a temporary file was left behind";
+  ASSERT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
 TEST(TraceFile, AfterSigkillTheFileLacksOnlyItsClosingBracket) {

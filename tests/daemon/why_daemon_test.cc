@@ -89,11 +89,14 @@ TEST_F(WhyDaemon, AnInputChangeIsFollowedThroughTwoLevels) {
   const nlohmann::json why = Why("sheet.eval a");
   ASSERT_EQ(why["steps"].size(), 3u) << why.dump(1);
   for (const nlohmann::json& step : why["steps"]) {  // every documented key, null if none
-    for (const char* key : {"cause", "end_unix_micros", "duration_micros"}) {
+    for (const char* key : {"cause", "receiver", "end_unix_micros", "duration_micros"}) {
       EXPECT_TRUE(step.contains(key)) << key << " in " << step;
     }
+    if (step.contains("receiver")) EXPECT_TRUE(step["receiver"].is_null()) << step;
   }
   EXPECT_TRUE(why["steps"][2]["cause"].is_null()) << "an input has no cause";
+  // An input's step has the time of its change, and no duration: nothing executed.
+  EXPECT_TRUE(why["steps"][2]["duration_micros"].is_null()) << why["steps"][2];
   const nlohmann::json& a = why["steps"][0];
   const nlohmann::json& b = why["steps"][1];
   const nlohmann::json& input = why["steps"][2];

@@ -447,7 +447,11 @@ void RunOracle(Evicting mode,
   EXPECT_GE(collections, 40);
   EXPECT_GT(removed, 500u);  // the collections did remove, and a lot
   EXPECT_GT(trusted, 100u);  // restarts did serve restored tasks without verifying them
-  EXPECT_GE(unset_collected, 2);  // unset inputs were collected, and read again after
+  if (mode == Evicting::kValuesAndTasks) {
+    // Unset inputs were collected, and read again after. Only here is one left unread in
+    // memory now and then (every node is read at every step): its readers are evicted.
+    EXPECT_GE(unset_collected, 1);
+  }
   if (evicting) {
     evicted += daemon->engine.Stats().evicted_values;
     EXPECT_GT(evicted, 3000u);  // changes did pass through evicted tasks

@@ -4,18 +4,22 @@
 // stays, and readers racing the evictor never see a freed record or a stale value.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "persisted_engine.h"
 #include "temp_dir.h"
 #include "turbine/engine.h"
 #include "turbine/gc.h"
+#include "turbine/trace.h"
 #include "turbine/why.h"
 
 namespace {
@@ -93,8 +97,7 @@ Task<std::string> SometimesImpl(int64_t n) {
 inline const turbine::Function<SometimesImpl> sometimes{"test.whole.sometimes", 1};
 
 // Keeper reads "whole.x" and depends on the world: a session-dependent task with a result
-// never leaves memory whole, so neither does the input it reads (the fixture's counts are
-// the other tasks').
+// never leaves memory whole, so neither does the input it reads.
 Task<int64_t> KeeperImpl() { co_return co_await Input<int64_t>("whole.x"); }
 inline const turbine::Function<KeeperImpl> keeper{
     "test.whole.keeper", 1, "keeps whole.x in memory", {.session_dependent = true}};
@@ -125,8 +128,9 @@ class TaskEviction : public ::testing::Test {
     root_runs = 0;
     text_runs = 0;
     ASSERT_TRUE(daemon.engine.SetInput("whole.x", int64_t{1}).ok());
-    ASSERT_TRUE(daemon.engine.Read(keeper()).ok());
   }
+  // KeepXInMemory keeps "whole.x" in memory, for tests that count the other tasks leaving.
+  void KeepXInMemory() { ASSERT_TRUE(daemon.engine.Read(keeper()).ok()); }
   int Runs() const { return leaf_runs + mid_runs + root_runs; }
   turbine::EngineStats Stats() { return daemon.engine.Stats(); }
 
@@ -153,6 +157,7 @@ TEST_F(TaskEviction, AnEvictedTaskComesBackFromTheStoreWithoutExecuting) {
 // value is in the inputs table), comes back with its value and id, and a change of it
 // while it is out reaches its readers. Inputs used to stay in memory for good.
 TEST_F(TaskEviction, AnInputLeavesMemoryWholeAndComesBackWithItsValue) {
+  KeepXInMemory();
   y_reader_runs = 0;
   ASSERT_TRUE(daemon.engine.SetInput("whole.y", int64_t{5}).ok());
   const turbine::TaskId input = Input<int64_t>("whole.y").raw().task;
@@ -171,9 +176,48 @@ TEST_F(TaskEviction, AnInputLeavesMemoryWholeAndComesBackWithItsValue) {
   EXPECT_EQ(Stats().evicted_tasks_away, 0u);
 }
 
+// HookedStore runs `before_write_inputs` (once, if set) before it writes a batch of inputs:
+// in the middle of SetInputs, which has found the input's task and not yet applied the
+// value.
+struct HookedStore : turbine::storage::RocksBackingStore {
+  using RocksBackingStore::RocksBackingStore;
+  absl::Status WriteInputs(const std::vector<std::pair<std::string, turbine::StoredInput>>& inputs,
+                           uint64_t next_stamp) override {
+    if (std::function<void()> hook = std::exchange(before_write_inputs, nullptr)) hook();
+    return RocksBackingStore::WriteInputs(inputs, next_stamp);
+  }
+  std::function<void()> before_write_inputs;
+};
+
+// An input never leaves memory while a set of it is being applied: the set would go to the
+// departing record, and a load of the key meanwhile would bring back the old value, which
+// the daemon then kept answering (and readers linked to it stayed clean on it).
+TEST(TaskEvictionInputs, AnInputIsNotEvictedWhileASetOfItIsApplied) {
+  turbine::testing::TempDir dir;
+  turbine::testing::PersistedEngine<HookedStore> daemon{dir.str(), Options()};
+  ASSERT_TRUE(daemon.engine.SetInput("racing", int64_t{1}).ok());
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  std::thread evictor;
+  std::thread loader;
+  daemon.backing().before_write_inputs = [&] {
+    evictor = std::thread([&] { daemon.engine.EvictTasks(SIZE_MAX); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // it took what it may
+    loader = std::thread([&] {
+      turbine::Engine::Scope scope(daemon.engine);
+      (void)daemon.engine.Read(Input<int64_t>("racing"));
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // and the key was read
+  };
+  ASSERT_TRUE(daemon.engine.SetInput("racing", int64_t{2}).ok());
+  evictor.join();
+  loader.join();
+  EXPECT_EQ(*daemon.engine.Read(Input<int64_t>("racing")), 2) << "the set was lost in memory";
+}
+
 // A task whose large value (a candidate for the value evictor) later became an error has
 // no value to evict: it leaves whole like any other. It stayed in memory for good.
 TEST_F(TaskEviction, ATaskWhoseLargeValueBecameAnErrorLeavesWhole) {
+  KeepXInMemory();
   ASSERT_TRUE(daemon.engine.SetInput("whole.mode", int64_t{0}).ok());
   ASSERT_EQ(daemon.engine.Read(sometimes(1))->size(), size_t{64} << 10);
   ASSERT_TRUE(daemon.engine.Flush().ok());  // stored large: a value candidate
@@ -192,6 +236,7 @@ TEST_F(TaskEviction, ATaskWhoseLargeValueBecameAnErrorLeavesWhole) {
 // One call looks at a bounded stretch of the tasks in memory (snapshots wait meanwhile), and
 // the next goes on from there: a table larger than the stretch leaves over several calls.
 TEST_F(TaskEviction, ALargeTableLeavesMemoryAStretchAtATime) {
+  KeepXInMemory();
   constexpr int64_t kLeaves = 70'000;  // more than one stretch (65,536)
   for (int64_t n = 0; n < kLeaves; ++n) ASSERT_EQ(*daemon.engine.Read(leaf(n)), 10 + n);
   ASSERT_TRUE(daemon.engine.Flush().ok());
@@ -253,7 +298,42 @@ TEST_F(TaskEviction, RecordsEvictedDuringAGcPassAreFreedBeforeItEnds) {
 
 // A task loaded back is evicted again like any other: the store learns its last use as it
 // leaves (a record read from the store does not carry it).
+// A pass that evicts whole tasks is a trace event, as one that evicts values is; it was
+// not: 200,000 tasks left memory and the trace of the daemon's life showed none of it.
+TEST_F(TaskEviction, AnEvictionOfWholeTasksIsATraceEvent) {
+  ASSERT_EQ(*daemon.engine.Read(root(3)), Expected(1, 3));
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  ASSERT_TRUE(daemon.engine.StartTrace());
+  daemon.engine.EvictTasks(SIZE_MAX);
+  const turbine::Trace trace = daemon.engine.StopTrace();
+  const auto eviction = std::find_if(trace.events.begin(), trace.events.end(), [](const auto& e) {
+    return e.kind == turbine::TraceEvent::Kind::kEviction;
+  });
+  ASSERT_NE(eviction, trace.events.end());
+  EXPECT_EQ(eviction->reason.rfind("evicted " + std::to_string(Stats().evicted_tasks) +
+                                       " whole tasks, about ",
+                                   0),
+            0u)
+      << eviction->reason;
+}
+
+// The record of a recent execution names the task's arguments after the task left memory
+// (the status page's list showed them empty): its stored record says, and nothing is loaded.
+TEST_F(TaskEviction, RecentExecutionsNameTheArgumentsOfTasksThatLeft) {
+  ASSERT_EQ(*daemon.engine.Read(root(6)), Expected(1, 6));
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  for (int i = 0; i < 4; ++i) daemon.engine.EvictTasks(SIZE_MAX);
+  ASSERT_EQ(Stats().tasks, 0) << "something stayed in memory";
+  const std::vector<turbine::ExecutionRecord> recent = daemon.engine.RecentExecutions(3);
+  ASSERT_EQ(recent.size(), 3u);
+  for (const turbine::ExecutionRecord& record : recent) {
+    EXPECT_EQ(record.args, "6") << record.function;
+  }
+  EXPECT_EQ(Stats().tasks, 0) << "describing them loaded them";
+}
+
 TEST_F(TaskEviction, ATaskLoadedBackCanBeEvictedAgain) {
+  KeepXInMemory();
   ASSERT_EQ(*daemon.engine.Read(root(2)), Expected(1, 2));
   ASSERT_TRUE(daemon.engine.Flush().ok());
   daemon.engine.EvictTasks(SIZE_MAX);
@@ -273,6 +353,7 @@ TEST_F(TaskEviction, ATaskLoadedBackCanBeEvictedAgain) {
 // snapshot writes its identity alone and it leaves like any stored task; its key and its id
 // (which the description gave out) bring it back, and it runs when read.
 TEST_F(TaskEviction, ATaskOnlyDescribedLeavesMemoryAndComesBackByKeyOrId) {
+  KeepXInMemory();
   const int64_t tasks_before = Stats().tasks;
   std::vector<turbine::RawVc> described;
   {
@@ -327,6 +408,7 @@ inline const turbine::Function<OutsideImpl> outside{
 // A session-dependent task only described leaves too: it observed nothing (such tasks with
 // a result stay, for the doubt about what they observed).
 TEST_F(TaskEviction, ASessionDependentTaskOnlyDescribedLeavesToo) {
+  KeepXInMemory();
   const int64_t tasks_before = Stats().tasks;
   {
     turbine::Engine::NotStarting not_starting;
@@ -542,6 +624,7 @@ TEST_F(TaskEviction, ATaskReadByATaskInMemoryStays) {
 }
 
 TEST_F(TaskEviction, ATaskReachedThroughAReferenceComesBackWithoutExecuting) {
+  KeepXInMemory();
   ASSERT_EQ(*daemon.engine.Read(pointer(3)), "text 3");
   ASSERT_TRUE(daemon.engine.Flush().ok());
   daemon.engine.EvictTasks(SIZE_MAX);

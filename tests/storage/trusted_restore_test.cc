@@ -15,6 +15,7 @@
 #include "persisted_engine.h"
 #include "temp_dir.h"
 #include "turbine/engine.h"
+#include "turbine/why.h"
 #include "turbine/gc.h"
 
 namespace {
@@ -78,6 +79,22 @@ TEST(TrustedRestore, ARestartWithNothingChangedLoadsOnlyWhatIsRead) {
   // The root alone: verifying it would have loaded the whole cone (85 tasks and the input).
   EXPECT_EQ(stats.restored_tasks, 1u);
   EXPECT_EQ(stats.trusted_restored_tasks, 1u);
+}
+
+// `why` of a trusted result says nothing it read was loaded, and loads nothing to say so:
+// it loaded every dependency to look for early cutoffs, which a task restored from the
+// store (never executed here) cannot show.
+TEST(TrustedRestore, WhyOfATrustedResultLoadsNothingItRead) {
+  turbine::testing::TempDir dir;
+  ASSERT_NO_FATAL_FAILURE(StoreTheCone(dir.str()));
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(node(0, kLeaves)), kSum);
+  absl::StatusOr<turbine::WhyReport> why = d.engine.Why(node(0, kLeaves).raw());
+  ASSERT_TRUE(why.ok()) << why.status();
+  ASSERT_FALSE(why->steps.empty());
+  EXPECT_NE(why->steps[0].text.find("nothing it read was loaded"), std::string::npos)
+      << why->steps[0].text;
+  EXPECT_EQ(d.engine.Stats().restored_tasks, 1u) << "why loaded what the task read";
 }
 
 TEST(TrustedRestore, StaysTrustedAcrossIdleRestarts) {

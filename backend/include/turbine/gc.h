@@ -12,8 +12,9 @@
 //   - refers to a task removed for one of these reasons (its result names that task, which
 //     a reader would follow);
 //   - is an input that is not set (`DeleteInputs`), which no other stored task refers to
-//     or read any more (as a superseded task); it leaves memory too, unless it was set
-//     again or a task in memory reads it.
+//     or read any more (as a superseded task), and which is not in memory: a pass first
+//     takes such inputs that nothing in memory reads out of memory, and the next removes
+//     their records.
 // Inputs that are set are never garbage. A task that only *read* a removed task stays: a missing
 // dependency reads as a change, so it re-executes when next verified.
 #pragma once

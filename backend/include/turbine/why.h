@@ -78,6 +78,7 @@ struct WhyStep {
   std::string function;
   uint32_t version = 0;
   std::string args;
+  TaskId receiver = kNoTask;  // a method's `this` (its task); kNoTask: a plain function
   ExecutionReason reason = ExecutionReason::kNone;
   TaskId cause = kNoTask;
   bool dirty = false;  // its value is out of date now: the next read refreshes it
