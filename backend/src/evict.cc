@@ -87,7 +87,7 @@ bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 // session-dependent task: its observation's doubt (doubted_observations_) is dropped when
 // it commits, even while an invalidation that came meanwhile has it execute again, which
 // only a task in memory remembers. Not an input whose read of the store failed: the retry
-// (retry.cc) finds it in memory.
+// (retry.cc) finds it in memory; nor one a set is being applied to (`set_pending`).
 bool EvictableWhole(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
   const bool restored_unread = task.phase == Phase::kDirty && task.unlinked;
   // Never ran and stored as its identity alone (a task only described, AddToSnapshot):
@@ -99,7 +99,7 @@ bool EvictableWhole(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu
   return !task.gone && (has_result ? task.output.kind() != OutputKind::kNone : never_ran) &&
          StoredAsIs(task) && (!task.fn->session_dependent || !has_result) && !task.stale &&
          !task.must_execute && !task.reload_only && task.waiters == nullptr &&
-         task.callers == 0 && !task.in_cycle &&
+         task.callers == 0 && !task.in_cycle && !task.set_pending &&
          (task.fn->kind != FunctionKind::kInput || !IsTransientFailure(task.output));
 }
 
@@ -245,11 +245,6 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
   if (store_ == nullptr || !Reclaimer::Supported()) return 0;
   const auto began = std::chrono::steady_clock::now();
   MutexLock lock(&eviction_mu_);
-  // An input leaves only while no batch of inputs is being applied: ApplyInputs holds the
-  // task it found while it writes the store, and a load of the key meanwhile would bring
-  // the old value back as a second record, which readers would link to (the set applied to
-  // the departing one). Tried, not waited for: a set waits for the whole sweep otherwise.
-  const bool inputs_may_leave = input_writer_mu_.TryLock();
   Section section;
   std::vector<std::unique_ptr<TaskState>> victims;
   std::vector<LastUse> uses;  // last-use days the store does not have yet
@@ -275,7 +270,6 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
     {
       MutexLock task_lock(&task->mu);
       if (!EvictableWhole(*task)) continue;
-      if (task->fn->kind == FunctionKind::kInput && !inputs_may_leave) continue;
       // A large value still in memory leaves by itself first (EvictValues' hand).
       if (Evictable(*task) && candidate_index_.contains(id)) continue;
       if (task->referenced) {
@@ -294,10 +288,11 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
     cache_.Erase(task);
   }
   if (cut_short != nullptr) *cut_short = freed < bytes && visited >= kEvictionStretch;
-  if (!inputs_may_leave) input_writer_mu_.Lock();
   const size_t evicted = victims.size();
-  RetireEvictedLocked(std::move(victims), uses, freed);
-  input_writer_mu_.Unlock();
+  {
+    MutexLock writer(&input_writer_mu_);  // RetireEvictedLocked's trusted_ list
+    RetireEvictedLocked(std::move(victims), uses, freed);
+  }
   if (evicted > 0 && tracing()) [[unlikely]] {
     TraceEviction(began, "evicted " + std::to_string(evicted) + " whole tasks, about " +
                              std::to_string(freed) + " bytes of memory (asked for " +

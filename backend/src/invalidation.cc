@@ -1,4 +1,5 @@
 // invalidation.cc — inputs and the dirty marking that follows their changes.
+#include <absl/cleanup/cleanup.h>
 #include <absl/container/flat_hash_set.h>
 
 #include <algorithm>
@@ -93,8 +94,14 @@ absl::Status EngineImpl::ApplyInputs(std::vector<InputValue> values, bool deleti
       uint64_t stamp;
     };
     std::vector<Change> changes;
+    // Every input found stays in memory until its change is applied (`set_pending`).
+    absl::Cleanup unpin = [&changes] {
+      for (const Change& change : changes) {
+        MutexLock lock(&change.task->mu);
+        change.task->set_pending = false;
+      }
+    };
     for (InputValue& input : values) {
-      TaskState* task = Task(InputVc(input.key).task);
       Output next;
       if (deleting) {
         // A deleted input reads as one never set; deleting one that is not set changes
@@ -103,10 +110,23 @@ absl::Status EngineImpl::ApplyInputs(std::vector<InputValue> values, bool deleti
       } else {
         next.SetValue(input.type, std::move(input.value));
       }
-      {
+      TaskState* task = nullptr;
+      bool same = false;
+      while (task == nullptr) {
+        task = Task(InputVc(input.key).task);
+        if (task == nullptr) {
+          return absl::UnavailableError("input '" + Echo(input.key) +
+                                        "' could not be read from the store");
+        }
         MutexLock lock(&task->mu);
-        if (task->output.SameAs(next)) continue;  // equal value: nobody is invalidated
+        if (task->gone) {  // evicted as it was found: look it up again
+          task = nullptr;
+          continue;
+        }
+        same = task->output.SameAs(next);  // equal value: nobody is invalidated
+        task->set_pending = !same;
       }
+      if (same) continue;
       changes.push_back(Change{task, std::move(next), NextStamp()});
     }
     if (changes.empty()) return absl::OkStatus();

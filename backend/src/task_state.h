@@ -296,6 +296,10 @@ struct TaskState {
   bool loaded_back : 1 = false;
   // A cycle runs through it: the engine holds a CycleState for it (EngineImpl::CycleOf).
   bool in_cycle : 1 = false;
+  // An input a batch of SetInputs/DeleteInputs is being applied to (found, not yet
+  // changed): it must not leave memory meanwhile (evict.cc), or a load of its key would
+  // bring the old value back as a second record while the change went to this one.
+  bool set_pending : 1 = false;
   // No caller wants the running execution (or the hinted start) any more. Set with the
   // last caller's cancellation; cleared when a reader claims the task or it restarts.
   std::atomic<bool> cancelled{false};
