@@ -329,7 +329,7 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       ->capture_default_str();
   app.add_option("--disk-limit", disk_limit,
                  "keep the store under this size by removing the least recently used "
-                 "results (0: no limit; inputs are never removed)")
+                 "results (0: no limit; inputs that are set are never removed)")
       ->check(size)
       ->capture_default_str();
   std::string memory_limit = "0";
