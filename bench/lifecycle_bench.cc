@@ -525,21 +525,29 @@ int64_t WriteText(const std::string& path, uint64_t seed, int extra) {
   return lines;
 }
 
+// StartAndConnect starts `daemon` with `args` and connects to it; null (the benchmark
+// failed, saying why) if either does not happen.
+std::unique_ptr<Client> StartAndConnect(benchmark::State& state, Daemon& daemon,
+                                        const std::vector<std::string>& args,
+                                        const std::string& log) {
+  if (!daemon.Start(args, log)) {
+    Fail(state, "turbined did not start");
+    return nullptr;
+  }
+  std::unique_ptr<Client> client = daemon.Connect();
+  if (client == nullptr) Fail(state, "no connection");
+  return client;
+}
+
 void FileVersions(benchmark::State& state, uint64_t versions) {
   ScratchDir dir;
   const std::string data = dir.str() + "/data";
   const std::string path = dir.str() + "/big.txt";
   for (auto _ : state) {
     Daemon daemon;
-    if (!daemon.Start({"--data-dir", data, "--gc-interval", "0"}, dir.str() + "/turbined.log")) {
-      Fail(state, "turbined did not start");
-      return;
-    }
-    std::unique_ptr<Client> client = daemon.Connect();
-    if (client == nullptr) {
-      Fail(state, "no connection");
-      return;
-    }
+    std::unique_ptr<Client> client = StartAndConnect(
+        state, daemon, {"--data-dir", data, "--gc-interval", "0"}, dir.str() + "/turbined.log");
+    if (client == nullptr) return;
     for (uint64_t version = 0; version < versions; ++version) {
       const int64_t lines = WriteText(path, 1000 + version, static_cast<int>(version));
       // A file younger than a second is read directly every time and never cached under its
@@ -581,15 +589,9 @@ void UnsetInputs(benchmark::State& state, uint64_t inputs, uint64_t limit_mib) {
       args.push_back("--memory-limit");
       args.push_back(std::to_string(limit_mib) + "M");
     }
-    if (!daemon.Start(args, dir.str() + "/turbined.log")) {
-      Fail(state, "turbined did not start");
-      return;
-    }
-    std::unique_ptr<Client> client = daemon.Connect();
-    if (client == nullptr) {
-      Fail(state, "no connection");
-      return;
-    }
+    std::unique_ptr<Client> client =
+        StartAndConnect(state, daemon, args, dir.str() + "/turbined.log");
+    if (client == nullptr) return;
     const auto tasks_now = [&] {
       absl::StatusOr<v1::StatsReply> stats = client->Stats();
       return stats.ok() ? static_cast<double>(stats->tasks()) : -1.0;
