@@ -143,6 +143,17 @@ ReadOp::Step ReadOp::Steps(bool may_park) {
         cursor_ = old_read;
         continue;
       }
+      // A Vc the reading body held while the task it names left memory and a pass removed
+      // its record: a hit gave the id and nothing had read it yet, so nothing kept it. As a
+      // missing dependency does, it reads as a change: whatever the body makes of the error
+      // is not kept (the reader is stale), and it executes again, when the same call finds
+      // or makes a task. Once: a Vc naming nothing from the start (an argument, say) must
+      // not run its reader for ever.
+      if (ExecContext* reader = saved_context_.exec;
+          reader != nullptr && reader->reason != ExecutionReason::kGarbageCollected) {
+        std::vector<TaskId> again{reader->task->id};
+        engine.ExecuteAgain(again, ExecutionReason::kGarbageCollected);
+      }
       SetError("no task with id " + std::to_string(cursor_.task));
       return Step::kDone;
     }

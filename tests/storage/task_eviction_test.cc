@@ -573,6 +573,65 @@ TEST_F(TaskEviction, AReaderOfTheReferrerReadingIntoNothingRunsOnce) {
   EXPECT_EQ(moving_length_runs, runs + 1);
 }
 
+// HeldLength(n) gets Text(n), runs `between_get_and_read` (once) and then reads it; a body
+// that catches the read's error answers -1.
+std::function<void()> between_get_and_read;
+std::atomic<int> held_length_runs{0};
+Task<int64_t> HeldLengthImpl(int64_t n) {
+  held_length_runs.fetch_add(1);
+  const Vc<std::string> got = text(n);
+  if (between_get_and_read) std::exchange(between_get_and_read, nullptr)();
+  try {
+    co_return static_cast<int64_t>((co_await got).size());
+  } catch (const turbine::TaskError&) {
+    co_return -1;
+  }
+}
+inline const turbine::Function<HeldLengthImpl> held_length{"test.whole.held_length", 1};
+
+// A body holds a Vc from a hit while the task it names leaves memory and a pass removes its
+// record: the read finds nothing. It reads as a change: the body runs again, and the same
+// call makes a new Text. Before, the body's answer made of the error ("no task with id")
+// was kept as clean, linked to nothing, for good.
+TEST_F(TaskEviction, ABodyHoldingAVcWhoseTaskWasCollectedRunsAgain) {
+  ASSERT_EQ(*daemon.engine.Read(text(9)), "text 9");
+  const turbine::TaskId text_id = text(9).raw().task;
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  between_get_and_read = [&] {
+    daemon.engine.EvictTasks(SIZE_MAX);  // Text(9) leaves: nothing in memory reads it
+    ASSERT_TRUE(daemon.owner->backing_store().DeleteTasks({text_id}).ok());
+  };
+  const int runs = held_length_runs;
+  const int texts = text_runs;
+  absl::StatusOr<int64_t> read = daemon.engine.Read(held_length(9));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, 6);
+  EXPECT_EQ(held_length_runs, runs + 2);
+  EXPECT_EQ(text_runs, texts + 1);  // a new Text(9)
+  EXPECT_NE(text(9).raw().task, text_id);
+  // Settled, and linked: a change of Text(9)'s reader set is in memory again.
+  ASSERT_EQ(*daemon.engine.Read(held_length(9)), 6);
+  EXPECT_EQ(held_length_runs, runs + 2);
+  absl::StatusOr<turbine::WhyReport> why = daemon.engine.Why(held_length(9).raw());
+  ASSERT_TRUE(why.ok()) << why.status();
+  ASSERT_FALSE(why->steps.empty());
+  EXPECT_EQ(why->steps[0].reason, turbine::ExecutionReason::kGarbageCollected);
+}
+
+// A Vc that names nothing from the start runs its reader again once, not for ever: the
+// error is the answer.
+TEST_F(TaskEviction, AnArgumentNamingNothingFailsAfterOneMoreRun) {
+  ASSERT_EQ(*daemon.engine.Read(text(10)), "text 10");
+  const turbine::TaskId text_id = text(10).raw().task;
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  daemon.engine.EvictTasks(SIZE_MAX);
+  ASSERT_TRUE(daemon.owner->backing_store().DeleteTasks({text_id}).ok());
+  const Vc<int64_t> nothing{turbine::RawVc::Output(text_id)};
+  absl::StatusOr<int64_t> read = daemon.engine.Read(plus_one(nothing));
+  ASSERT_FALSE(read.ok());
+  EXPECT_NE(read.status().message().find("no task with id"), std::string::npos) << read.status();
+}
+
 // The engine keeps a bit per task evicted whole, to count those loaded back. A task a GC
 // pass removes never comes back by its id: its bit goes with it, or the set would only grow
 // in a daemon that evicts and collects for months.
