@@ -9,7 +9,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <future>
-#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -17,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "gc_fixture.h"
 #include "persisted_engine.h"
 #include "temp_dir.h"
 #include "turbine/engine.h"
@@ -31,24 +31,13 @@ using turbine::Input;
 using turbine::Task;
 using turbine::TaskId;
 using turbine::Vc;
-using Daemon = turbine::testing::PersistedEngine<>;
-
-std::map<std::string, std::atomic<int>> executions;
-std::mutex executions_mu;
-void Count(const std::string& name) {
-  std::lock_guard lock(executions_mu);
-  ++executions[name];
-}
-int Executions(const std::string& name) {
-  std::lock_guard lock(executions_mu);
-  return executions[name].load();
-}
-
-Task<int64_t> LeafImpl(int64_t n) {
-  Count("leaf");
-  co_return n + co_await Input<int64_t>("base");
-}
-inline const turbine::Function<LeafImpl> leaf{"test.gc.leaf", 1};
+using turbine::testing::gc::Collect;
+using turbine::testing::gc::Count;
+using turbine::testing::gc::Daemon;
+using turbine::testing::gc::Executions;
+using turbine::testing::gc::leaf;
+using turbine::testing::gc::Only;
+using turbine::testing::gc::Removed;
 
 Task<int64_t> SumImpl(int64_t n) {
   Count("sum");
@@ -95,13 +84,6 @@ Task<int64_t> LengthImpl(std::string key) {
 }
 inline const turbine::Function<LengthImpl> length{"test.gc.length", 1};
 
-// InputReader(key) reads input `key`.
-Task<int64_t> InputReaderImpl(std::string key) {
-  Count("input_reader");
-  co_return co_await Input<int64_t>(key);
-}
-inline const turbine::Function<InputReaderImpl> input_reader{"test.gc.input_reader", 1};
-
 // Blob(n): a large value that does not compress, to fill the disk with.
 Task<std::string> BlobImpl(int64_t n) {
   std::string bytes(64 << 10, '\0');
@@ -140,21 +122,6 @@ Task<int64_t> WalkImpl(int64_t ring, int64_t size) {
   co_return total;
 }
 inline const turbine::Function<WalkImpl> walk{"test.gc.walk", 1};
-
-GcReport Collect(turbine::Engine& engine, GcOptions options) {
-  absl::StatusOr<GcReport> report = engine.CollectGarbage(options);
-  EXPECT_TRUE(report.ok()) << report.status();
-  return report.ok() ? *report : GcReport{};
-}
-
-// Only the tasks `ids` names are garbage (everything was used today).
-GcOptions Only(std::set<TaskId> ids) {
-  return GcOptions{.also_collect = [ids = std::move(ids)](TaskId id) { return ids.contains(id); }};
-}
-
-bool Removed(const GcReport& report, TaskId id) {
-  return std::find(report.removed.begin(), report.removed.end(), id) != report.removed.end();
-}
 
 // StoreLeaves is a first session: "base" 1 and Leaf(0) to Leaf(count - 1) stored; their ids
 // by n in `ids`.
@@ -696,109 +663,6 @@ TEST(GarbageCollection, ACycleOfReferencesIsNeverSplitAcrossDeletionBatches) {
   EXPECT_GE(checked, 2) << "the deletion took one batch: nothing was between batches";
   EXPECT_EQ(broken, 0) << "a stored link referred to a deleted one between batches";
   for (TaskId id : garbage) EXPECT_FALSE(stored(id));
-}
-
-// An unset input's record only keeps its id for what read it: with no reader left it is
-// garbage. A pass takes it out of memory, and the next one removes its record (an id taken
-// before the first may still name it). 250,000 set-then-unset keys stayed for good.
-TEST(GarbageCollection, AnUnsetInputNothingReadsLeavesMemoryThenTheStore) {
-  turbine::testing::TempDir dir;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine.SetInput("kept", int64_t{3}).ok());
-    ASSERT_TRUE(d.engine.SetInput("dropped", int64_t{4}).ok());
-    const TaskId dropped = Input<int64_t>("dropped").raw().task;
-    const TaskId kept = Input<int64_t>("kept").raw().task;
-    ASSERT_TRUE(d.engine.Flush().ok());
-    ASSERT_TRUE(d.engine.DeleteInputs({"dropped"}).ok());
-    const int64_t tasks_before = d.engine.Stats().tasks;
-    GcReport first = Collect(d.engine, GcOptions{});
-    EXPECT_EQ(first.removed_tasks, 0u);
-    EXPECT_EQ(d.engine.Stats().tasks, tasks_before - 1) << "it stayed in memory";
-    GcReport second = Collect(d.engine, GcOptions{});
-    EXPECT_TRUE(Removed(second, dropped));
-    EXPECT_FALSE(Removed(second, kept));
-    EXPECT_EQ(second.removed_tasks, 1u);
-    absl::StatusOr<int64_t> read = d.engine.Read(Input<int64_t>("dropped"));
-    ASSERT_FALSE(read.ok());
-    EXPECT_NE(read.status().message().find("is not set"), std::string::npos) << read.status();
-    EXPECT_NE(Input<int64_t>("dropped").raw().task, dropped);  // a new task: ids are not reused
-    ASSERT_TRUE(d.engine.SetInput("dropped", int64_t{5}).ok());  // and stored again
-  }
-  Daemon d(dir.str());
-  EXPECT_EQ(*d.engine.Read(Input<int64_t>("kept")), 3);
-  EXPECT_EQ(*d.engine.Read(Input<int64_t>("dropped")), 5);
-}
-
-// An unset input a stored task read stays until that reader goes, in the same pass.
-TEST(GarbageCollection, AnUnsetInputStaysWhileAStoredTaskReadsIt) {
-  turbine::testing::TempDir dir;
-  TaskId input = 0;
-  TaskId reader = 0;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine.SetInput("base", int64_t{1}).ok());
-    ASSERT_TRUE(d.engine.DeleteInputs({"base"}).ok());
-    ASSERT_FALSE(d.engine.Read(leaf(0)).ok());  // reads it as not set
-    input = Input<int64_t>("base").raw().task;
-    reader = leaf(0).raw().task;
-    ASSERT_TRUE(d.engine.Flush().ok());
-    GcReport report = Collect(d.engine, GcOptions{});
-    EXPECT_EQ(report.removed_tasks, 0u);
-  }
-  {
-    Daemon d(dir.str());  // nothing in memory reads it now
-    GcReport report = Collect(d.engine, Only({reader}));
-    EXPECT_TRUE(Removed(report, reader));
-    EXPECT_TRUE(Removed(report, input)) << "its last reader went, and it stayed";
-  }
-  Daemon d(dir.str());
-  executions["leaf"] = 0;
-  ASSERT_FALSE(d.engine.Read(leaf(0)).ok());
-  ASSERT_TRUE(d.engine.SetInput("base", int64_t{7}).ok());
-  EXPECT_EQ(*d.engine.Read(leaf(0)), 7);
-  EXPECT_EQ(Executions("leaf"), 2);
-}
-
-// An unset input out of memory is garbage for a pass, but one that comes back into memory
-// before its batch keeps its record (an input in memory is always stored): read by a task
-// there, or set again. One set again and evicted during the pass is kept with all that
-// left memory meanwhile. Each keeps its id, which its readers name.
-TEST(GarbageCollection, AnUnsetInputBackInMemoryDuringAPassIsKept) {
-  turbine::testing::TempDir dir;
-  std::map<std::string, TaskId> ids;
-  {
-    Daemon d(dir.str(), std::chrono::milliseconds(0));  // snapshots by the pass alone
-    for (const char* key : {"read", "again", "again-evicted"}) {
-      ASSERT_TRUE(d.engine.SetInput(key, int64_t{1}).ok());
-      ids[key] = Input<int64_t>(key).raw().task;
-    }
-    ASSERT_TRUE(d.engine.DeleteInputs({"read", "again", "again-evicted"}).ok());
-    const int64_t tasks_before = d.engine.Stats().tasks;
-    ASSERT_EQ(Collect(d.engine, GcOptions{}).removed_tasks, 0u);  // out of memory
-    ASSERT_EQ(d.engine.Stats().tasks, tasks_before - 3);
-    // Between the next pass's scan and its decision: a task reads one, and the other two
-    // are set again, one of them leaving memory after.
-    bool done = false;
-    GcOptions options{.also_collect = [&](TaskId) {
-      if (!std::exchange(done, true)) {
-        EXPECT_FALSE(d.engine.Read(input_reader("read")).ok());  // not set
-        EXPECT_TRUE(d.engine.SetInput("again", int64_t{2}).ok());
-        EXPECT_TRUE(d.engine.SetInput("again-evicted", int64_t{3}).ok());
-        d.engine.EvictTasks(SIZE_MAX);  // the two set again ("read" has its reader)
-        EXPECT_EQ(*d.engine.Read(Input<int64_t>("again")), 2);  // back in memory
-      }
-      return false;
-    }};
-    GcReport report = Collect(d.engine, options);
-    EXPECT_TRUE(done);
-    EXPECT_EQ(report.removed_tasks, 0u);
-    ASSERT_TRUE(d.engine.Flush().ok());
-  }
-  Daemon d(dir.str());
-  EXPECT_EQ(*d.engine.Read(Input<int64_t>("again")), 2);
-  EXPECT_EQ(*d.engine.Read(Input<int64_t>("again-evicted")), 3);
-  for (const auto& [key, id] : ids) EXPECT_EQ(Input<int64_t>(key).raw().task, id) << key;
 }
 
 TEST(GarbageCollection, InputsAreNeverCollected) {
