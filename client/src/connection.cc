@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <string>
+#include <string_view>
 #include <sstream>
 #include <utility>
 
@@ -176,19 +178,28 @@ absl::Status CheckToken(const std::string& token) {
   return absl::OkStatus();
 }
 
-// CheckPort refuses a TCP port past 65535: gRPC would take it modulo 65536 and connect to
-// another port without a word (99999 is 34463). A unix: address has none.
+// CheckPort refuses a TCP port that is not a number from 0 to 65535. gRPC would take one
+// past 65535 modulo 65536 (99999 is 34463), a negative one too, and the digits before
+// anything else ("7878x" is 7878): each connects to another port without a word. A unix:
+// address has none, nor a target with a scheme and no port ("dns:host").
 absl::Status CheckPort(const std::string& address) {
   if (address.starts_with("unix:") || address.starts_with("unix-abstract:")) {
     return absl::OkStatus();
   }
   const size_t colon = address.rfind(':');
-  if (colon == std::string::npos || colon + 1 == address.size()) return absl::OkStatus();
+  if (colon == std::string::npos) return absl::OkStatus();
+  const std::string_view before = std::string_view(address).substr(0, colon);
+  if (before == "dns" || before == "ipv4" || before == "ipv6") return absl::OkStatus();
   const std::string port = address.substr(colon + 1);
-  if (!std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return absl::OkStatus();  // not a port: gRPC's own error says what is wrong
+  if (port.empty() ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return absl::InvalidArgumentError(absl::StrCat("address ", address, ": the port '", port,
+                                                   "' is not a number from 0 to 65535"));
   }
-  if (port.size() <= 5 && std::stoi(port) <= 65535) return absl::OkStatus();
+  const size_t digits = port.find_first_not_of('0');
+  if (digits == std::string::npos || (port.size() - digits <= 5 && std::stoi(port) <= 65535)) {
+    return absl::OkStatus();
+  }
   return absl::InvalidArgumentError(absl::StrCat("address ", address, ": port ", port,
                                                  " is out of range (0 to 65535)"));
 }

@@ -81,6 +81,11 @@ TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
            // gRPC would take the port modulo 65536: another daemon's, 47450 here
            {"--connect", "127.0.0.1:112986", "ping"},
            {"--connect", "[::1]:65536", "ping"},
+           // and a negative port modulo 65536 too, and digits before junk as the digits
+           {"--connect", "127.0.0.1:-18433", "ping"},
+           {"--connect", "127.0.0.1:47103junk", "ping"},
+           {"--connect", "localhost:abc", "ping"},
+           {"--connect", "localhost:", "ping"},
            {"--token-file", dir.path() + "/missing", "ping"},
            // refused before tracing, not after: it was only found out at the end
            {"trace", "--seconds", "1", "-o", dir.path() + "/no/such/dir/trace.json"},

@@ -41,12 +41,18 @@ _CLIENT_TIMEOUT = object()  # "the Client's timeout", where None means "no deadl
 
 
 def _check_port(address):
-    """Refuses a TCP port past 65535: gRPC would take it modulo 65536 and connect to
-    another port without a word (99999 is 34463)."""
+    """Refuses a TCP port that is not a number from 0 to 65535. gRPC would take one past
+    65535 modulo 65536 (99999 is 34463), a negative one too, and the digits before anything
+    else ("7878x" is 7878): each connects to another port without a word. A unix: address
+    has none, nor a target with a scheme and no port ("dns:host")."""
     if address.startswith(("unix:", "unix-abstract:")):
         return
-    port = address.rpartition(":")[2]
-    if port.isdigit() and int(port) > 65535:
+    before, colon, port = address.rpartition(":")
+    if not colon or before in ("dns", "ipv4", "ipv6"):
+        return
+    if not (port.isascii() and port.isdigit()):
+        raise ValueError(f"address {address}: the port '{port}' is not a number from 0 to 65535")
+    if int(port) > 65535:
         raise ValueError(f"address {address}: port {port} is out of range (0 to 65535)")
 
 
