@@ -35,6 +35,7 @@
 #include "executor.h"
 #include "input_summary.h"
 #include "mutex.h"
+#include "outage_log.h"
 #include "reclaim.h"
 #include "shared_trace.h"
 #include "task_cache.h"
@@ -674,7 +675,10 @@ class EngineImpl {
   std::atomic<uint64_t> resident_bytes{0};
   // The shared tier's publishing thread (shared_trace.cc).
   const SharedTierOptions shared_;
-  std::atomic<bool> shared_degraded_{false};  // the last lookup or publish failed
+  // What the log said of the tier's faults, lookups and publishing apart: a full Redis
+  // refuses every publish and answers every lookup.
+  OutageLog shared_lookups_outage_;
+  OutageLog shared_publish_outage_;
   void PublishLoop();
   std::mutex publish_mu_;
   std::condition_variable publish_wake_;

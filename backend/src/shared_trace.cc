@@ -484,13 +484,13 @@ bool EngineImpl::FetchTrace(TaskState& task, TraceRecord* record) {
   if (asked_tier) found = shared_.tier->Lookup(key);
   if (!found.ok()) {
     shared_errors.fetch_add(1, std::memory_order_relaxed);
-    if (!shared_degraded_.exchange(true)) {
+    if (shared_lookups_outage_.Failed(found.status())) {
       Log(LogLevel::kWarning, "shared cache unavailable, answering from this machine only: " +
                                   found.status().ToString());
     }
     return false;
   }
-  if (asked_tier && shared_degraded_.exchange(false)) {
+  if (asked_tier && shared_lookups_outage_.Worked()) {
     Log(LogLevel::kInfo, "shared cache available again");
   }
   if (!found->has_value()) {
@@ -621,11 +621,14 @@ void EngineImpl::PublishLoop() {
       absl::Status status = shared_.tier->Publish(records);
       if (status.ok()) {
         shared_published.fetch_add(records.size(), std::memory_order_relaxed);
+        if (shared_publish_outage_.Worked()) Log(LogLevel::kInfo, "shared cache: publishing again");
       } else {
         // Not an error of a lookup (shared_errors counts lookups, by result): dropped.
         shared_publish_dropped.fetch_add(records.size(), std::memory_order_relaxed);
-        if (!shared_degraded_.exchange(true)) {
-          Log(LogLevel::kWarning, "shared cache: publishing failed: " + status.ToString());
+        if (shared_publish_outage_.Failed(status)) {
+          Log(LogLevel::kWarning,
+              "shared cache: publishing failed, results are not shared meanwhile: " +
+                  status.ToString());
         }
       }
     }

@@ -5,10 +5,15 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "../backend/read_now.h"
 #include "redis_test_env.h"
@@ -160,7 +165,11 @@ struct Machine {
     counting = std::make_shared<CountingTier>(this->tier);
     auto opened = Engine::Open(EngineOptions{
         .worker_threads = 2,
-        .logger = [this](LogLevel, std::string_view message) { log.emplace_back(message); },
+        .logger =
+            [this](LogLevel, std::string_view message) {
+              std::lock_guard<std::mutex> lock(log_mu);  // lookups and publishing both log
+              log.emplace_back(message);
+            },
         .shared = {.tier = counting, .name_space = name_space, .publish = publish}});
     EXPECT_TRUE(opened.ok());
     engine = std::move(*opened);
@@ -192,6 +201,25 @@ struct Machine {
 
   std::shared_ptr<RedisTier> tier;
   std::shared_ptr<CountingTier> counting;  // what the engine uses: `tier`, counted
+  // LogLines counts the lines of the log that hold `text`.
+  int LogLines(std::string_view text) {
+    std::lock_guard<std::mutex> lock(log_mu);
+    return static_cast<int>(std::count_if(log.begin(), log.end(), [&](const std::string& line) {
+      return line.find(text) != std::string::npos;
+    }));
+  }
+  // WaitDropped waits until more than `before` traces were dropped and nothing is queued.
+  void WaitDropped(uint64_t before) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      const EngineStats stats = engine->Stats();
+      if (stats.shared_publish_dropped > before && stats.shared_publish_queue == 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ADD_FAILURE() << "dropped " << engine->Stats().shared_publish_dropped << ", before " << before;
+  }
+
+  std::mutex log_mu;
   std::vector<std::string> log;  // before engine: the logger outlives it
   std::unique_ptr<Engine> engine;
 };
@@ -384,6 +412,35 @@ TEST_F(SharedEngine, LargeArgumentsAndValuesShare) {
   ASSERT_TRUE(read.status.ok()) << read.status;
   EXPECT_TRUE(read.shared);
   EXPECT_EQ(*static_cast<const std::string*>(read.value.get()), "hello " + name + " 40");
+}
+
+// A full Redis refuses every publish and answers every lookup: one line says publishing
+// failed, none says the cache is back while it is still full, and one says so when it has
+// room again. Before: a "publishing failed" and an "available again" line for every batch.
+TEST_F(SharedEngine, AFullRedisIsLoggedOnceUntilPublishingWorksAgain) {
+  PlainRedis redis;
+  RedisCli(redis.address(), "CONFIG SET maxmemory-policy noeviction");
+  RedisCli(redis.address(), "CONFIG SET maxmemory 1");
+  Machine a({redis.address()}, ns_, true);
+  a.SetX({1, 2, 3, 4, 5});
+  for (int64_t n = 1; n <= 4; ++n) {  // a new total each time: it is looked up, then published
+    const uint64_t dropped = a.engine->Stats().shared_publish_dropped;
+    EXPECT_EQ(IntOf(a.Read([n] { return total(n).raw(); })), n * (n + 1) / 2 * 10);
+    a.WaitDropped(dropped);
+  }
+  EXPECT_GE(a.engine->Stats().shared_misses, 8u);  // lookups were answered
+  EXPECT_EQ(a.engine->Stats().shared_errors, 0u);
+  EXPECT_EQ(a.LogLines("publishing failed"), 1);
+  EXPECT_NE(a.LogLines("OOM"), 0);  // the line says why
+  EXPECT_EQ(a.LogLines("available again"), 0);
+  EXPECT_EQ(a.LogLines("publishing again"), 0);
+
+  RedisCli(redis.address(), "CONFIG SET maxmemory 0");
+  const uint64_t published = a.engine->Stats().shared_published;
+  EXPECT_EQ(IntOf(a.Read([] { return total(5).raw(); })), 150);
+  a.WaitPublished(published + 1);
+  EXPECT_EQ(a.LogLines("publishing again"), 1);
+  EXPECT_EQ(a.LogLines("publishing failed"), 1);
 }
 
 TEST_F(SharedEngine, AStoppedServerDegradesToLocalWithinTheTimeout) {
