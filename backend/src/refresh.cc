@@ -307,6 +307,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     // read has the same digest here, read in its order (each by the same rule: memory,
     // disk, the shared tier or executing). The first that differs ends the check.
     TraceRecord trace;
+    const auto adopt_start = std::chrono::steady_clock::now();  // `why` says how long it took
     if (engine->FetchTrace(*task, &trace)) {
       const std::vector<std::string> prefetched = engine->PrefetchTraces(trace);
       ExecContext adopted;
@@ -341,6 +342,9 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
       engine->DropPrefetched(prefetched);
       if (same && AdoptTrace(*engine, trace, &adopted)) {
         engine->shared_hits.fetch_add(1, std::memory_order_relaxed);
+        adopted.nanos = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                  std::chrono::steady_clock::now() - adopt_start)
+                                                  .count());
         CommitExecution(*engine, *task, adopted);
         engine->refreshes_in_flight.fetch_sub(1);
         co_return;

@@ -54,6 +54,8 @@ TEST_F(SharedDaemons, SheetCellsComputedOnOneAreSharedWithTheOther) {
   EXPECT_EQ(why.steps(0).kind(), v1::WHY_STEP_KIND_SHARED) << why.steps(0).text();
   EXPECT_NE(why.steps(0).text().find("adopted from the shared cache"), std::string::npos)
       << why.steps(0).text();
+  // How long adopting took: at least a round trip to Redis (it said 0 µs).
+  EXPECT_GT(why.steps(0).duration_micros(), 0u) << why.steps(0).text();
   const v1::GraphReply graph = b.Graph("sheet.eval", {Str("d")});
   ASSERT_GT(graph.nodes_size(), 0);
   EXPECT_TRUE(graph.nodes(0).from_shared());
