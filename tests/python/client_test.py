@@ -172,6 +172,10 @@ class ValuesTest(unittest.TestCase):
         Client("127.0.0.1:65535").close()
         Client("127.0.0.1:065535").close()  # leading zeros: still 65535
 
+    def test_an_empty_address_is_the_default_socket_as_for_the_cli(self):
+        # It was a channel gRPC could not make: UNKNOWN "Failed to create secure client channel".
+        self.assertEqual(Client("").address, Client().address)
+
     def test_a_port_that_is_not_a_number_is_refused(self):
         # gRPC would wrap "-18433" to 47103 and read "47103junk" as 47103.
         for address in ("127.0.0.1:-18433", "127.0.0.1:47103junk", "localhost:abc",
@@ -651,6 +655,20 @@ class TlsTest(DaemonTestCase):
         client = self.client(tls_ca=self.other_certs.ca, server_name="turbine.test")
         error = self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, client.call, "demo.fib", 1)
         self.assertIn("certificate verify failed", error.message)
+        # The cause in words, as the C++ client and the CLI say it (gRPC's words after).
+        self.assertTrue(error.message.startswith(
+            f"TLS handshake with {self.address} failed: the daemon's certificate did not "
+            f"verify against {self.other_certs.ca}"), error.message)
+
+    def test_a_call_that_waits_says_why_it_could_not_connect(self):
+        # Before: only "Deadline Exceeded".
+        client = Client(self.address, tls_ca=self.other_certs.ca, server_name="turbine.test",
+                        wait_for_ready=True, timeout=1)
+        self.addCleanup(client.close)
+        error = self.assertFailsWith(grpc.StatusCode.DEADLINE_EXCEEDED, client.call, "demo.fib", 1)
+        self.assertIn(f"no connection to {self.address} before the deadline: TLS handshake with "
+                      f"{self.address} failed: the daemon's certificate did not verify",
+                      error.message)
 
     def test_the_certificate_must_name_the_server(self):
         for options in [{}, {"server_name": "elsewhere.test"}]:
@@ -665,7 +683,9 @@ class TlsTest(DaemonTestCase):
         self.assertIn("certificate verify failed", error.message)
 
     def test_plain_text_to_the_tls_port_fails(self):
-        self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, self.client().call, "demo.fib", 1)
+        error = self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, self.client().call,
+                                     "demo.fib", 1)
+        self.assertIn("closed the connection at once, as a TLS listener does", error.message)
 
     def test_tls_options_are_checked_before_connecting(self):
         cases = [(dict(address="unix:/tmp/x.sock", tls_ca=self.certs.ca), "TLS is for TCP"),
@@ -725,8 +745,13 @@ class MutualTlsTest(DaemonTestCase):
         self.assertEqual(self.call(self.client_cert), 144)
 
     def test_without_an_accepted_certificate_the_handshake_fails(self):
-        for cert in [None, self.stranger_cert]:
-            self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, self.call, cert)
+        for cert, cause in [(None, "it likely requires a client certificate (mutual TLS), and "
+                                   "none was given"),
+                            (self.stranger_cert, "it likely did not accept the client "
+                                                 "certificate")]:
+            error = self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, self.call, cert)
+            self.assertIn(f"TLS handshake with {self.address} failed: the daemon closed the "
+                          f"connection: {cause}", error.message)
 
 
 def main():

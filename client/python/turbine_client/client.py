@@ -10,7 +10,8 @@ import ssl
 import grpc
 
 from turbine_client import values
-from turbine_client.errors import FunctionError, Result, TurbineError, status_code
+from turbine_client.errors import (FunctionError, Result, TurbineError, handshake_failure,
+                                   status_code)
 from turbine_client.v1 import turbine_pb2 as pb
 from turbine_client.v1 import turbine_pb2_grpc as pb_grpc
 
@@ -79,8 +80,9 @@ class Watch:
     leaving a `with` block) ends the watch: the iteration then stops. The daemon ending it
     (shutting down, the connection lost) raises TurbineError."""
 
-    def __init__(self, replies):
+    def __init__(self, replies, error_of):
         self._replies = replies
+        self._error_of = error_of  # the Client's: a grpc.RpcError as a TurbineError
         self._cancelled = False
 
     def __iter__(self):
@@ -92,7 +94,7 @@ class Watch:
         except grpc.RpcError as error:
             if self._cancelled and error.code() == grpc.StatusCode.CANCELLED:
                 raise StopIteration from None
-            raise TurbineError.from_rpc_error(error) from None
+            raise self._error_of(error) from None
         return _result(reply)
 
     def cancel(self):
@@ -134,7 +136,8 @@ class Client:
     def __init__(self, address=None, *, token=None, tls=None, tls_ca=None, tls_cert=None,
                  tls_key=None, server_name=None, timeout=DEFAULT_TIMEOUT, wait_for_ready=False,
                  data_dir=DEFAULT_DATA_DIR, max_message_bytes=MAX_MESSAGE_BYTES):
-        self.address = address if address is not None else default_address(data_dir)
+        # "" too, as the CLI's --connect '': gRPC would fail to make a channel to it.
+        self.address = address if address else default_address(data_dir)
         _check_port(self.address)
         self.timeout = timeout
         self._metadata = _auth_metadata(token)
@@ -145,6 +148,10 @@ class Client:
         if tls is None:  # as the CLI: any TLS option, server_name too, turns it on
             tls = (tls_ca is not None or tls_cert is not None or tls_key is not None
                    or server_name is not None)
+        # What explains a failed handshake (handshake_failure).
+        self._tls = bool(tls)
+        self._ca_file = tls_ca if isinstance(tls_ca, str) else None
+        self._client_cert = tls_cert is not None
         if tls:
             credentials = tls_credentials(self.address, tls_ca, tls_cert, tls_key)
             if server_name:
@@ -164,7 +171,7 @@ class Client:
         try:
             reply = self._stub.Call(request, **self._call_options(timeout))
         except grpc.RpcError as error:
-            raise TurbineError.from_rpc_error(error) from None
+            raise self._error(error) from None
         result = _result(reply)
         if result.error is not None:
             raise result.error
@@ -194,7 +201,7 @@ class Client:
                     results[reply.id] = _result(reply)
             answered = True
         except grpc.RpcError as error:
-            raise TurbineError.from_rpc_error(error) from None
+            raise self._error(error) from None
         finally:
             # Whatever ends the loop early (an exception from a signal handler, say) ends
             # the stream: the daemon stops computing for it, even while the exception,
@@ -223,7 +230,7 @@ class Client:
         try:
             reply = self._stub.SetInputs(request, **self._call_options(timeout))
         except grpc.RpcError as error:
-            raise TurbineError.from_rpc_error(error) from None
+            raise self._error(error) from None
         return reply.changed
 
     def unset(self, keys, timeout=_CLIENT_TIMEOUT):
@@ -250,14 +257,14 @@ class Client:
         try:
             return getattr(self._stub, method)(request, **self._call_options(timeout))
         except grpc.RpcError as error:
-            raise TurbineError.from_rpc_error(error) from None
+            raise self._error(error) from None
 
     def watch(self, function, *args, this=None, version=0, timeout=None):
         """Watches a call: returns a Watch, an iterator of its Results (the current one, then
         one per change). A result that is an error does not end the watch. Failures of the
         watch itself (no daemon, a wrong token) raise TurbineError from the iteration."""
         request = _request(function, args, this, version)
-        return Watch(self._stub.Watch(request, **self._call_options(timeout)))
+        return Watch(self._stub.Watch(request, **self._call_options(timeout)), self._error)
 
     def functions(self, timeout=_CLIENT_TIMEOUT):
         """The functions the daemon serves: turbine.v1.FunctionInfo messages (name, version,
@@ -266,7 +273,7 @@ class Client:
             reply = self._stub.ListFunctions(pb.ListFunctionsRequest(),
                                              **self._call_options(timeout))
         except grpc.RpcError as error:
-            raise TurbineError.from_rpc_error(error) from None
+            raise self._error(error) from None
         return list(reply.functions)
 
     def close(self):
@@ -278,6 +285,30 @@ class Client:
 
     def __exit__(self, *exc_info):
         self.close()
+
+    def _error(self, error):
+        """The TurbineError of a failed RPC, with the cause of a failed TLS handshake in
+        words. A call that waited for the daemon (wait_for_ready) until its deadline makes
+        one attempt that does not wait, to say why it could not connect."""
+        code, details = error.code(), error.details() or ""
+        if code == grpc.StatusCode.UNAVAILABLE:
+            failure = self._handshake_failure(details)
+            if failure:
+                return TurbineError(code, f"{failure} ({details})")
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED and self._wait_for_ready:
+            try:
+                self._stub.Stats(pb.StatsRequest(), timeout=1, metadata=self._metadata,
+                                 wait_for_ready=False)
+            except grpc.RpcError as attempt:
+                if attempt.code() == grpc.StatusCode.UNAVAILABLE:
+                    why = attempt.details() or ""
+                    return TurbineError(code, f"no connection to {self.address} before the "
+                                              f"deadline: {self._handshake_failure(why) or why}")
+        return TurbineError.from_rpc_error(error)
+
+    def _handshake_failure(self, details):
+        return handshake_failure(self.address, details, self._tls, self._ca_file,
+                                 self._client_cert)
 
     def _call_options(self, timeout):
         return {"timeout": self.timeout if timeout is _CLIENT_TIMEOUT else timeout,

@@ -26,6 +26,44 @@ class TurbineError(Exception):
         return cls(error.code(), error.details() or "")
 
 
+def handshake_failure(address, message, tls, ca_file=None, client_cert=False):
+    """Explains a connection that failed in its TLS handshake or (plain text) was closed by
+    the daemon at once, as a TLS listener does: "TLS handshake with ADDR failed: <cause>",
+    from gRPC's `message`; "" for any other failure. The same words as the C++ client's.
+    `ca_file` names the CA file given, if one was; `client_cert` says whether one was."""
+    if not message.startswith("failed to connect to all addresses"):
+        return ""
+    closed = "Socket closed" in message or "reset by peer" in message
+    if not tls:
+        if not closed or address.startswith("unix"):
+            return ""
+        return (f"the daemon at {address} closed the connection at once, as a TLS listener "
+                "does when spoken to in plain text: if it serves TLS, connect with TLS (its "
+                "CA file)")
+    if "certificate verify failed" in message:
+        # OpenSSL says only that verification failed: the likeliest cause first.
+        cause = (f"the daemon's certificate did not verify against {ca_file}: not signed by a "
+                 "CA in it (wrong CA file?), expired, or not for a server" if ca_file else
+                 "the daemon's certificate did not verify: not signed by a CA this system "
+                 "trusts (give the CA file that signed it), expired, or not for a server")
+    elif "not in peer certificate" in message:
+        cause = ("the daemon's certificate does not carry the name connected to (give the "
+                 "name it carries as server_name)")
+    elif "wrong version number" in message:
+        cause = "the daemon does not serve TLS on this address (it answered in plain text)"
+    elif closed:
+        cause = ("the daemon closed the connection: it likely did not accept the client "
+                 "certificate (not signed by the CA it trusts for clients? expired?)"
+                 if client_cert else
+                 "the daemon closed the connection: it likely requires a client certificate "
+                 "(mutual TLS), and none was given")
+    elif "handshake" in message.lower():
+        cause = "gRPC's reason follows"
+    else:
+        return ""
+    return f"TLS handshake with {address} failed: {cause}"
+
+
 class FunctionError(TurbineError):
     """The function ran and returned an error (UNKNOWN with its message, FAILED_PRECONDITION
     for a dependency cycle, ...). It is a result like a value, cached and invalidated like
