@@ -69,7 +69,7 @@ std::string WhyNotParsed(std::string_view data, const Descriptor* type) {
           if (stack.size() > kProtobufNestingLimit) {
             return "the request nests values too deeply: protobuf parses at most " +
                    std::to_string(kProtobufNestingLimit) +
-                   " levels of messages (49 lists inside one another)";
+                   " levels of messages (49 lists inside one another, or 33 maps)";
           }
           stack.push_back({field->message_type(), pos + skip});
           continue;

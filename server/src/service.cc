@@ -2,6 +2,7 @@
 // are in explain_rpcs.cc.
 #include "service.h"
 
+#include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
 #include <spdlog/spdlog.h>
 
@@ -187,8 +188,14 @@ bool TurbineService::Authorized(const grpc::CallbackServerContext* context) cons
   const auto& metadata = context->client_metadata();
   auto it = metadata.find("authorization");
   if (it == metadata.end()) return false;
-  return ConstantTimeEquals(std::string_view(it->second.data(), it->second.size()),
-                            expected_authorization_);
+  // The scheme's name ignores case (RFC 9110), as on the status page; the token does not.
+  const std::string_view given(it->second.data(), it->second.size());
+  constexpr size_t kScheme = std::string_view("Bearer ").size();
+  return given.size() >= kScheme &&
+         absl::EqualsIgnoreCase(absl::string_view(given.data(), kScheme),
+                                absl::string_view(expected_authorization_.data(), kScheme)) &&
+         ConstantTimeEquals(given.substr(kScheme),
+                            std::string_view(expected_authorization_).substr(kScheme));
 }
 
 TaskId TurbineService::MissingTask(const v1::Value& value) {

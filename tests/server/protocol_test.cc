@@ -275,6 +275,16 @@ TEST(Protocol, AnAuthTokenIsRequiredWhenConfigured) {
             grpc::StatusCode::UNAUTHENTICATED);
   ASSERT_TRUE(live.Call(Request("demo.fib", {Int(5)}), &reply, "s3cret").ok());
   EXPECT_EQ(reply.value().int_value(), 5);
+  // The scheme's name in any case, as the status page takes it; the token exactly.
+  for (const char* authorization : {"bearer s3cret", "BEARER s3cret", "Bearer S3CRET", "Bearer",
+                                    "Basic s3cret"}) {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", authorization);
+    const bool accepted = live.stub->Call(&context, Request("demo.fib", {Int(5)}), &reply).ok();
+    EXPECT_EQ(accepted, std::string_view(authorization).ends_with("s3cret") &&
+                            !std::string_view(authorization).starts_with("Basic"))
+        << authorization;
+  }
 }
 
 TEST(Protocol, AnOversizedRequestIsRefused) {
