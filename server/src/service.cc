@@ -384,6 +384,18 @@ void TurbineService::CutCallsShort() {
   }
   for (CuttableCall* call : cut) call->CutShort(kDraining);
   if (!cut.empty()) spdlog::info("cut {} calls and call streams short at the end of the grace", cut.size());
+  // Watches never end by themselves: each is told now (a client's watch resumes once the
+  // daemon is back). Held as OnEngineChange holds them: one may be ending meanwhile.
+  std::vector<WatchReactor*> watches;
+  {
+    std::lock_guard lock(watches_mu_);
+    watches = watches_;
+    for (WatchReactor* watch : watches) watch->Hold();
+  }
+  for (WatchReactor* watch : watches) {
+    watch->End(kDraining);
+    watch->Release();
+  }
 }
 
 void TurbineService::CutCallEnded() {

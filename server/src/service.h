@@ -141,9 +141,8 @@ class TurbineService final : public v1::Turbine::CallbackService {
   bool Authorized(const grpc::CallbackServerContext* context) const;
 
   // Draining: calls already accepted finish; new ones are refused with UNAVAILABLE. A trace
-  // running is cut short (answered CANCELLED with what it recorded). Watches are left to
-  // the server's shutdown, which cancels them (a client's watch waits for the daemon to
-  // come back); call streams to CutCallsShort.
+  // running is cut short (answered CANCELLED with what it recorded). Watches and call
+  // streams are left to CutCallsShort (a client's watch waits for the daemon to come back).
   void StartDraining();
   // TraceEnded is a trace's reactor telling it is done (OnDone).
   void TraceEnded(TraceReactor* reactor);
@@ -151,8 +150,8 @@ class TurbineService final : public v1::Turbine::CallbackService {
   void CutTracesShort();
   // WaitUntilIdle waits until no accepted call is pending, or until `deadline`.
   void WaitUntilIdle(std::chrono::steady_clock::time_point deadline) const;
-  // CutCallsShort answers every Call still running, and finishes every call stream still
-  // open, UNAVAILABLE "turbined is shutting down", and cancels their reads: for after the
+  // CutCallsShort answers every Call still running, and finishes every call stream and
+  // watch still open, UNAVAILABLE "turbined is shutting down", and cancels their reads: for after the
   // grace period, so that a client is told the daemon stops rather than gRPC's "Cancelling
   // all calls". Their reads end by themselves, and
   // their answers (dropped) still reach the service: WaitForCutCalls waits for those, and

@@ -91,10 +91,12 @@ void WatchReactor::OnWriteDone(bool ok) {
   if (next_.has_value() && !finished_) WriteNextLocked();
 }
 
-void WatchReactor::OnCancel() {
+void WatchReactor::OnCancel() { End(grpc::Status::CANCELLED); }
+
+void WatchReactor::End(const grpc::Status& status) {
   cancel_.Cancel();
   std::lock_guard lock(mu_);
-  FinishLocked(grpc::Status::CANCELLED);
+  FinishLocked(status);
 }
 
 void WatchReactor::FinishLocked(const grpc::Status& status) {

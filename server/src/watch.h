@@ -27,6 +27,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::CallReply> {
 
   // Refresh re-reads the call (coalesced: one read at a time, one more if asked meanwhile).
   void Refresh();
+  // End finishes the watch with `status` and cancels a read in progress.
+  void End(const grpc::Status& status);
   // Hold / Release keep the reactor alive across a refresh started outside gRPC.
   void Hold() { holds_.fetch_add(1); }
   void Release();

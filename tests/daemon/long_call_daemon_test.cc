@@ -1,6 +1,7 @@
 // Long calls with the real turbined and the real CLI: --timeout-ms bounds a call's silence,
 // not its length. A call that keeps finishing tasks goes on past it; one stuck in a single
 // long task body is given up; on a terminal, a live line shows the progress.
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include "turbine/client/call_stream.h"
 #include "turbine/client/client.h"
 #include "turbine/client/values.h"
+#include "turbine/v1/turbine.grpc.pb.h"
 
 namespace {
 
@@ -147,6 +149,28 @@ TEST(LongCallStop, CallStreamsCutByTheDaemonStoppingSayItIsShuttingDown) {
     EXPECT_EQ(closed.code(), absl::StatusCode::kUnavailable) << closed;
     EXPECT_NE(closed.message().find("shutting down"), std::string::npos) << closed;
   }
+}
+
+// A watch open when the daemon stops is told so, as calls and call streams are. Before,
+// gRPC cancelled it: UNAVAILABLE "Cancelling all calls".
+TEST(LongCallStop, AWatchEndedByTheDaemonStoppingSaysItIsShuttingDown) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  auto stub = turbine::v1::Turbine::NewStub(
+      grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto watch = stub->Watch(&context, turbine::client::MakeCallRequest("demo.fib", {turbine::client::Int(10)}));
+  turbine::v1::CallReply reply;
+  ASSERT_TRUE(watch->Read(&reply));
+  EXPECT_EQ(reply.value().int_value(), 55);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  EXPECT_FALSE(watch->Read(&reply));
+  const grpc::Status ended = watch->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAVAILABLE) << ended.error_message();
+  EXPECT_NE(ended.error_message().find("shutting down"), std::string::npos)
+      << ended.error_message();
 }
 
 }  // namespace
