@@ -148,9 +148,10 @@ ReadOp::Step ReadOp::Steps(bool may_park) {
       // missing dependency does, it reads as a change: whatever the body makes of the error
       // is not kept (the reader is stale), and it executes again, when the same call finds
       // or makes a task. Once: a Vc naming nothing from the start (an argument, say) must
-      // not run its reader for ever.
+      // not run its reader for ever (TaskState::reran_for_lost_read).
       if (ExecContext* reader = saved_context_.exec;
-          reader != nullptr && reader->reason != ExecutionReason::kGarbageCollected) {
+          reader != nullptr && !reader->reran_for_lost_read &&
+          !std::exchange(reader->asked_rerun_for_lost_read, true)) {
         std::vector<TaskId> again{reader->task->id};
         engine.ExecuteAgain(again, ExecutionReason::kGarbageCollected);
       }

@@ -359,6 +359,10 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
                    : value_lost ? ExecutionReason::kGarbageCollected
                                 : ExecutionReason::kDependencyChanged;
   if (!first && !forced && changed_dep != nullptr) context.cause = changed_dep->slot.task;
+  {
+    MutexLock lock(&task->mu);
+    context.reran_for_lost_read = task->reran_for_lost_read;
+  }
   const auto start_time = std::chrono::steady_clock::now();
   // A body that parks may end on another thread: its slice belongs where it started.
   const uint64_t start_thread = engine->tracing() ? TraceThreadNumber() : 0;
@@ -470,6 +474,7 @@ DepsAndCells CommitResults(EngineImpl& engine, TaskState& task, ExecContext& con
   MutexLock lock(&task.mu);
   task.from_shared = context.adopted;
   task.unread_since_restore = false;  // what it holds now was not read from the store
+  task.reran_for_lost_read = context.asked_rerun_for_lost_read;
   if (!context.adopted) {
     ++task.executions;
     task.last_execution_micros =

@@ -300,6 +300,10 @@ struct TaskState {
   // changed): it must not leave memory meanwhile (evict.cc), or a load of its key would
   // bring the old value back as a second record while the change went to this one.
   bool set_pending : 1 = false;
+  // Its last execution read a Vc whose task was gone (a GC pass removed it) and asked to
+  // execute again (ReadOp::Steps): the next one that finds a Vc gone keeps the error, so
+  // that a Vc naming nothing from the start does not run it for ever.
+  bool reran_for_lost_read : 1 = false;
   // No caller wants the running execution (or the hinted start) any more. Set with the
   // last caller's cancellation; cleared when a reader claims the task or it restarts.
   std::atomic<bool> cancelled{false};
@@ -393,6 +397,10 @@ struct ExecContext {
   }
   ExecutionReason reason = ExecutionReason::kNone;  // why it ran (why.h)
   TaskId cause = kNoTask;                           // with kDependencyChanged
+  // The task's reran_for_lost_read when it started, and whether this execution asked to
+  // run again for a read of a Vc whose task was gone (ReadOp::Steps).
+  bool reran_for_lost_read = false;
+  bool asked_rerun_for_lost_read = false;
 
   // RecordRead returns false when it kept the read before instead (the same slot).
   bool RecordRead(RawVc slot, uint64_t observed) {

@@ -178,21 +178,24 @@ absl::Status CheckToken(const std::string& token) {
   return absl::OkStatus();
 }
 
-// CheckPort refuses a TCP port that is not a number from 0 to 65535. gRPC would take one
-// past 65535 modulo 65536 (99999 is 34463), a negative one too, and the digits before
-// anything else ("7878x" is 7878): each connects to another port without a word. A unix:
-// address has none, nor a target with a scheme and no port ("dns:host").
+// CheckPort refuses a numeric TCP port that is not a number from 0 to 65535. gRPC would
+// take one past 65535 modulo 65536 (99999 is 34463), a negative one too, and the digits
+// before anything else ("7878x" is 7878): each connects to another port without a word.
+// What is not a port is left to gRPC: a unix: address, an IPv6 literal without a port
+// ("[::1]"), a URI path ("dns://8.8.8.8:53/host"), a service name ("host:http").
 absl::Status CheckPort(const std::string& address) {
   if (address.starts_with("unix:") || address.starts_with("unix-abstract:")) {
     return absl::OkStatus();
   }
   const size_t colon = address.rfind(':');
   if (colon == std::string::npos) return absl::OkStatus();
-  const std::string_view before = std::string_view(address).substr(0, colon);
-  if (before == "dns" || before == "ipv4" || before == "ipv6") return absl::OkStatus();
   const std::string port = address.substr(colon + 1);
-  if (port.empty() ||
-      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (port.find_first_of("]/") != std::string::npos) return absl::OkStatus();
+  if (!port.empty() && !digit(port[0]) && port[0] != '-' && port[0] != '+') {
+    return absl::OkStatus();
+  }
+  if (port.empty() || !std::all_of(port.begin(), port.end(), digit)) {
     return absl::InvalidArgumentError(absl::StrCat("address ", address, ": the port '", port,
                                                    "' is not a number from 0 to 65535"));
   }

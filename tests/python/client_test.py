@@ -178,10 +178,14 @@ class ValuesTest(unittest.TestCase):
 
     def test_a_port_that_is_not_a_number_is_refused(self):
         # gRPC would wrap "-18433" to 47103 and read "47103junk" as 47103.
-        for address in ("127.0.0.1:-18433", "127.0.0.1:47103junk", "localhost:abc",
-                        "localhost:", "localhost:\u0664\u0667"):
+        for address in ("127.0.0.1:-18433", "127.0.0.1:47103junk", "localhost:+1",
+                        "localhost:"):
             with self.assertRaisesRegex(ValueError, "not a number from 0 to 65535", msg=address):
                 Client(address)
+        # What is not a port is gRPC's to read, as before.
+        for address in ("[::1]", "dns:///[::1]", "ipv6:[::1]", "dns://8.8.8.8:53/localhost",
+                        "localhost:http", "dns:localhost"):
+            Client(address).close()
 
     def test_text_that_is_not_utf8_is_sent_as_its_bytes(self):
         name = os.fsdecode(b"bad\xff\xfename")  # as os.listdir gives such a name

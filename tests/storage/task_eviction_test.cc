@@ -422,7 +422,11 @@ TEST_F(TaskEviction, ASessionDependentTaskOnlyDescribedLeavesToo) {
 }
 
 // PlusOne(v) reads the value `v` refers to.
-Task<int64_t> PlusOneImpl(Vc<int64_t> value) { co_return co_await value + 1; }
+std::atomic<int> plus_one_runs{0};
+Task<int64_t> PlusOneImpl(Vc<int64_t> value) {
+  plus_one_runs.fetch_add(1);
+  co_return co_await value + 1;
+}
 inline const turbine::Function<PlusOneImpl> plus_one{"test.whole.plus_one", 1};
 
 // A task whose argument names a described task that left memory reads it through the store:
@@ -627,9 +631,11 @@ TEST_F(TaskEviction, AnArgumentNamingNothingFailsAfterOneMoreRun) {
   daemon.engine.EvictTasks(SIZE_MAX);
   ASSERT_TRUE(daemon.owner->backing_store().DeleteTasks({text_id}).ok());
   const Vc<int64_t> nothing{turbine::RawVc::Output(text_id)};
+  const int runs = plus_one_runs;
   absl::StatusOr<int64_t> read = daemon.engine.Read(plus_one(nothing));
   ASSERT_FALSE(read.ok());
   EXPECT_NE(read.status().message().find("no task with id"), std::string::npos) << read.status();
+  EXPECT_EQ(plus_one_runs, runs + 2);
 }
 
 // The engine keeps a bit per task evicted whole, to count those loaded back. A task a GC

@@ -42,14 +42,17 @@ _CLIENT_TIMEOUT = object()  # "the Client's timeout", where None means "no deadl
 
 
 def _check_port(address):
-    """Refuses a TCP port that is not a number from 0 to 65535. gRPC would take one past
-    65535 modulo 65536 (99999 is 34463), a negative one too, and the digits before anything
-    else ("7878x" is 7878): each connects to another port without a word. A unix: address
-    has none, nor a target with a scheme and no port ("dns:host")."""
+    """Refuses a numeric TCP port that is not a number from 0 to 65535. gRPC would take one
+    past 65535 modulo 65536 (99999 is 34463), a negative one too, and the digits before
+    anything else ("7878x" is 7878): each connects to another port without a word. What is
+    not a port is left to gRPC: a unix: address, an IPv6 literal without a port ("[::1]"),
+    a URI path ("dns://8.8.8.8:53/host"), a service name ("host:http")."""
     if address.startswith(("unix:", "unix-abstract:")):
         return
-    before, colon, port = address.rpartition(":")
-    if not colon or before in ("dns", "ipv4", "ipv6"):
+    _, colon, port = address.rpartition(":")
+    if not colon or "]" in port or "/" in port:
+        return
+    if port and not (port[0].isascii() and port[0].isdigit()) and port[0] not in "-+":
         return
     if not (port.isascii() and port.isdigit()):
         raise ValueError(f"address {address}: the port '{port}' is not a number from 0 to 65535")
@@ -150,7 +153,8 @@ class Client:
                    or server_name is not None)
         # What explains a failed handshake (handshake_failure).
         self._tls = bool(tls)
-        self._ca_file = tls_ca if isinstance(tls_ca, str) else None
+        self._ca_file = (None if tls_ca is None else "the CA given as bytes"
+                         if isinstance(tls_ca, bytes) else os.fspath(tls_ca))
         self._client_cert = tls_cert is not None
         if tls:
             credentials = tls_credentials(self.address, tls_ca, tls_cert, tls_key)
@@ -288,14 +292,20 @@ class Client:
 
     def _error(self, error):
         """The TurbineError of a failed RPC, with the cause of a failed TLS handshake in
-        words. A call that waited for the daemon (wait_for_ready) until its deadline makes
-        one attempt that does not wait, to say why it could not connect."""
+        words. A call that waited for the daemon (wait_for_ready) until its deadline with no
+        connection up makes one attempt that does not wait (up to a second more: a reconnect
+        waits that long at most), to say why."""
         code, details = error.code(), error.details() or ""
         if code == grpc.StatusCode.UNAVAILABLE:
             failure = self._handshake_failure(details)
             if failure:
                 return TurbineError(code, f"{failure} ({details})")
         if code == grpc.StatusCode.DEADLINE_EXCEEDED and self._wait_for_ready:
+            try:  # connected: the daemon was slow, there is nothing to add
+                grpc.channel_ready_future(self._channel).result(timeout=0)
+                return TurbineError.from_rpc_error(error)
+            except grpc.FutureTimeoutError:
+                pass
             try:
                 self._stub.Stats(pb.StatsRequest(), timeout=1, metadata=self._metadata,
                                  wait_for_ready=False)
