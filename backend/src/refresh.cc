@@ -201,6 +201,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   bool first = false;
   bool reload_only = false;
   ExecutionReason forced_reason = ExecutionReason::kNone;
+  bool reran_for_lost_read = false;
   std::vector<Dep> deps;
   const Dep* changed_dep = nullptr;  // the read that made it execute, for traces
   {
@@ -215,6 +216,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     reload_only = task->reload_only;
     task->reload_only = false;
     forced_reason = task->forced_reason;
+    reran_for_lost_read = task->reran_for_lost_read;
     first = task->output.kind() == OutputKind::kNone;
     execute = first || forced;
     if (!execute && !reload_only) deps.assign(task->deps().begin(), task->deps().end());
@@ -359,10 +361,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
                    : value_lost ? ExecutionReason::kGarbageCollected
                                 : ExecutionReason::kDependencyChanged;
   if (!first && !forced && changed_dep != nullptr) context.cause = changed_dep->slot.task;
-  {
-    MutexLock lock(&task->mu);
-    context.reran_for_lost_read = task->reran_for_lost_read;
-  }
+  context.reran_for_lost_read = reran_for_lost_read;
   const auto start_time = std::chrono::steady_clock::now();
   // A body that parks may end on another thread: its slice belongs where it started.
   const uint64_t start_thread = engine->tracing() ? TraceThreadNumber() : 0;
