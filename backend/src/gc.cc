@@ -443,11 +443,6 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
 absl::Status EngineImpl::ScanStore(GcGraph& graph, const GcOptions& options) {
   absl::StatusOr<std::unique_ptr<TaskScan>> scan = store_->ScanTasks();
   if (!scan.ok()) return scan.status();
-  // The inputs of a batch, read together after it: set, or unreadable (kept: the user's
-  // data may be there), an input is never collected. Not set, its record only keeps its
-  // id, for the tasks that read it.
-  std::vector<uint32_t> input_nodes;
-  std::vector<std::string> input_keys;
   for (bool more = true; more;) {
     if (GcStopping(options)) return Aborted();
     Section section;  // reclaim.h: the tasks this batch finds stay allocated
@@ -471,23 +466,17 @@ absl::Status EngineImpl::ScanStore(GcGraph& graph, const GcOptions& options) {
       }
       node.kept_while_referenced = links.fn->kept_while_referenced;
       if (links.fn->kind == FunctionKind::kInput) {
-        input_nodes.push_back(i);
-        input_keys.push_back(std::move(links.input_key));
+        // Set, or unreadable (kept: the user's data may be there): never collected. Not
+        // set: its record only keeps its id, for the tasks that read it.
+        absl::StatusOr<std::optional<StoredInput>> value = store_->ReadInput(links.input_key);
+        node.input = !value.ok() || value->has_value();
+        node.unset_input = !node.input;
+        node.kept_while_referenced |= node.unset_input;
       }
       for (TaskId ref : links.refs) graph.raw.push_back(ref | kRawRefBit);
       for (TaskId dep : links.deps) graph.raw.push_back(dep);
     });
     if (!next.ok()) return next.status();
-    const std::vector<absl::StatusOr<std::optional<StoredInput>>> values =
-        store_->ReadInputs(input_keys);
-    for (size_t j = 0; j < input_nodes.size(); ++j) {
-      Node& node = graph.nodes[input_nodes[j]];
-      node.input = !values[j].ok() || values[j]->has_value();
-      node.unset_input = !node.input;
-      node.kept_while_referenced |= node.unset_input;
-    }
-    input_nodes.clear();
-    input_keys.clear();
     gc_pass_scanned.store(graph.nodes.size(), std::memory_order_relaxed);
     more = *next;
     std::this_thread::yield();  // a batch at a time: calls and snapshots go on meanwhile

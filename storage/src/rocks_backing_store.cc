@@ -50,10 +50,12 @@ absl::StatusOr<uint64_t> ReadCounter(Store& store, const char* key) {
   return *value;
 }
 
-// InputFrom makes what ReadInput returns of what the store found for `key`.
-absl::StatusOr<std::optional<StoredInput>> InputFrom(std::string_view key,
-                                                     const absl::StatusOr<bool>& found,
-                                                     const rocksdb::PinnableSlice& bytes) {
+}  // namespace
+
+absl::StatusOr<std::optional<StoredInput>> RocksBackingStore::ReadInput(std::string_view key) {
+  // The key is the input's name as given; the value is decoded where RocksDB holds it.
+  rocksdb::PinnableSlice bytes;
+  absl::StatusOr<bool> found = store_->Get(Table::kInputs, key, &bytes);
   if (!found.ok()) {
     // The user's data: said loudly, once per input (the engine keeps the error it makes).
     spdlog::error("input '{}' cannot be read: {}", key, std::string(found.status().message()));
@@ -66,27 +68,6 @@ absl::StatusOr<std::optional<StoredInput>> InputFrom(std::string_view key,
     return absl::DataLossError("input '" + std::string(key) + "' is stored damaged");
   }
   return input;
-}
-
-}  // namespace
-
-absl::StatusOr<std::optional<StoredInput>> RocksBackingStore::ReadInput(std::string_view key) {
-  // The key is the input's name as given; the value is decoded where RocksDB holds it.
-  rocksdb::PinnableSlice bytes;
-  const absl::StatusOr<bool> found = store_->Get(Table::kInputs, key, &bytes);
-  return InputFrom(key, found, bytes);
-}
-
-std::vector<absl::StatusOr<std::optional<StoredInput>>> RocksBackingStore::ReadInputs(
-    const std::vector<std::string>& keys) {
-  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
-  std::vector<rocksdb::PinnableSlice> values(keys.size());
-  const std::vector<absl::StatusOr<bool>> found =
-      store_->MultiGet(Table::kInputs, slices, values.data());
-  std::vector<absl::StatusOr<std::optional<StoredInput>>> inputs;
-  inputs.reserve(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) inputs.push_back(InputFrom(keys[i], found[i], values[i]));
-  return inputs;
 }
 
 absl::Status RocksBackingStore::WriteInputs(

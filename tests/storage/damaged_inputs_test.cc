@@ -83,21 +83,6 @@ TEST(DamagedInputs, AreReportedAtOpenAndReadAsDataLossNeverAsUnset) {
   }
   EXPECT_GT(lost, 0);
 
-  // A batch read (what a GC pass uses to tell set inputs from unset ones) says what a read
-  // of each key says: damaged, set, or not set.
-  std::vector<std::string> keys{"never set"};
-  for (int n = 0; n < kInputs; ++n) keys.push_back(Key(n));
-  const auto batch = backing.ReadInputs(keys);
-  ASSERT_EQ(batch.size(), keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    const absl::StatusOr<std::optional<turbine::StoredInput>> one = backing.ReadInput(keys[i]);
-    ASSERT_EQ(batch[i].status().code(), one.status().code()) << keys[i];
-    if (!one.ok()) continue;
-    ASSERT_EQ(batch[i]->has_value(), one->has_value()) << keys[i];
-    if (one->has_value()) EXPECT_EQ((*batch[i])->bytes, (*one)->bytes) << keys[i];
-  }
-  EXPECT_FALSE(batch[0]->has_value());
-
   // Setting a damaged input again makes it readable: the new value supersedes the damage.
   ASSERT_TRUE(engine.SetInput(Key(0), std::string("repaired")).ok());
   EXPECT_EQ(*engine.Read(read_input(Key(0))), "repaired");

@@ -114,14 +114,6 @@ class BackingStore {
 
   // ReadInput returns the persisted input `key`, or nullopt if there is none.
   virtual absl::StatusOr<std::optional<StoredInput>> ReadInput(std::string_view key) = 0;
-  // ReadInputs is ReadInput of each of `keys`, in order; a store may read them as a batch.
-  virtual std::vector<absl::StatusOr<std::optional<StoredInput>>> ReadInputs(
-      const std::vector<std::string>& keys) {
-    std::vector<absl::StatusOr<std::optional<StoredInput>>> inputs;
-    inputs.reserve(keys.size());
-    for (const std::string& key : keys) inputs.push_back(ReadInput(key));
-    return inputs;
-  }
 
   // WriteInputs persists a batch of inputs atomically and durably (synced) together with
   // `next_stamp`, the engine's stamp counter: once it returns OK, the inputs survive a

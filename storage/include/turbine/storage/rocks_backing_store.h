@@ -17,8 +17,6 @@ class RocksBackingStore : public BackingStore {
   explicit RocksBackingStore(Store* store) : store_(store) {}
 
   absl::StatusOr<std::optional<StoredInput>> ReadInput(std::string_view key) override;
-  std::vector<absl::StatusOr<std::optional<StoredInput>>> ReadInputs(
-      const std::vector<std::string>& keys) override;
   absl::Status WriteInputs(const std::vector<std::pair<std::string, StoredInput>>& inputs,
                            uint64_t next_stamp) override;
   absl::Status DeleteInputs(const std::vector<std::string>& keys, uint64_t next_stamp) override;
