@@ -170,15 +170,18 @@ size_t EngineImpl::EvictValues(size_t bytes) {
   return EvictValuesLocked(bytes);
 }
 
+// AskedFor ends an eviction's trace reason: how much it was asked to free.
+static std::string AskedFor(size_t bytes) {
+  return " (asked for " + (bytes == SIZE_MAX ? std::string("all") : std::to_string(bytes)) + ")";
+}
+
 size_t EngineImpl::EvictValuesLocked(size_t bytes) {
   const auto start = std::chrono::steady_clock::now();
   size_t evicted = 0;
   const size_t freed = RunClock(bytes, &evicted);
   if (evicted > 0 && tracing()) [[unlikely]] {
     TraceEviction(start, "evicted " + std::to_string(evicted) + " values, " +
-                             std::to_string(freed) + " bytes as stored (asked for " +
-                             (bytes == SIZE_MAX ? std::string("all") : std::to_string(bytes)) +
-                             ")");
+                             std::to_string(freed) + " bytes as stored" + AskedFor(bytes));
   }
   return freed;
 }
@@ -295,9 +298,7 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
   }
   if (evicted > 0 && tracing()) [[unlikely]] {
     TraceEviction(began, "evicted " + std::to_string(evicted) + " whole tasks, about " +
-                             std::to_string(freed) + " bytes of memory (asked for " +
-                             (bytes == SIZE_MAX ? std::string("all") : std::to_string(bytes)) +
-                             ")");
+                             std::to_string(freed) + " bytes of memory" + AskedFor(bytes));
   }
   return freed;
 }

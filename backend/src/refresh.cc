@@ -194,6 +194,13 @@ uint64_t NewSummary(const TaskState& task, bool stale, uint64_t computed)
 
 void PropagateReadSummary(EngineImpl& engine, TaskState& task, const ReadSummary& added);
 
+// NanosSince is the wall time from `start` to now, in nanoseconds.
+static uint64_t NanosSince(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
+}
+
 Job RefreshJob(EngineImpl* engine, TaskState* task) {
   tls_context = ThreadContext{engine, nullptr};
   bool execute = false;
@@ -344,9 +351,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
       engine->DropPrefetched(prefetched);
       if (same && AdoptTrace(*engine, trace, &adopted)) {
         engine->shared_hits.fetch_add(1, std::memory_order_relaxed);
-        adopted.nanos = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                  std::chrono::steady_clock::now() - adopt_start)
-                                                  .count());
+        adopted.nanos = NanosSince(adopt_start);
         CommitExecution(*engine, *task, adopted);
         engine->refreshes_in_flight.fetch_sub(1);
         co_return;
@@ -369,13 +374,11 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   tls_context.exec = &context;
   co_await RunBody{body.handle};
   tls_context = ThreadContext{engine, nullptr};
-  const auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                         std::chrono::steady_clock::now() - start_time)
-                         .count();
+  const uint64_t nanos = NanosSince(start_time);
   FunctionCounters& counters = engine->counters(*task->fn);
   counters.executions.fetch_add(1, std::memory_order_relaxed);
-  counters.execution_nanos.fetch_add(static_cast<uint64_t>(nanos), std::memory_order_relaxed);
-  context.nanos = static_cast<uint64_t>(nanos);
+  counters.execution_nanos.fetch_add(nanos, std::memory_order_relaxed);
+  context.nanos = nanos;
   if (engine->tracing()) [[unlikely]] {
     TraceEvent event;
     event.task = task->id;
