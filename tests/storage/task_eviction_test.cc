@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "persisted_engine.h"
+#include "task_eviction_fixture.h"
 #include "temp_dir.h"
 #include "turbine/engine.h"
 #include "turbine/gc.h"
@@ -24,119 +25,7 @@
 
 namespace {
 
-using turbine::Input;
-using turbine::Task;
-using turbine::Vc;
-
-std::atomic<int> leaf_runs{0};
-std::atomic<int> mid_runs{0};
-std::atomic<int> root_runs{0};
-std::atomic<int> text_runs{0};
-
-Task<int64_t> LeafImpl(int64_t n) {
-  leaf_runs.fetch_add(1);
-  co_return co_await Input<int64_t>("whole.x") * 10 + n;
-}
-inline const turbine::Function<LeafImpl> leaf{"test.whole.leaf", 1};
-
-Task<int64_t> MidImpl(int64_t n) {
-  mid_runs.fetch_add(1);
-  co_return co_await leaf(n) + 1;
-}
-inline const turbine::Function<MidImpl> mid{"test.whole.mid", 1};
-
-Task<int64_t> RootImpl(int64_t n) {
-  root_runs.fetch_add(1);
-  co_return co_await mid(n) * 2;
-}
-inline const turbine::Function<RootImpl> root{"test.whole.root", 1};
-
-int64_t Expected(int64_t x, int64_t n) { return (x * 10 + n + 1) * 2; }
-
-// Text(n) is a value; Pointer(n) answers with a reference to it, as fs.read does to
-// fs.content: a read follows the reference without making Pointer a reader of Text.
-Task<std::string> TextImpl(int64_t n) {
-  text_runs.fetch_add(1);
-  co_return "text " + std::to_string(n);
-}
-inline const turbine::Function<TextImpl> text{"test.whole.text", 1};
-
-Task<Vc<std::string>> PointerImpl(int64_t n) { co_return text(n); }
-inline const turbine::Function<PointerImpl> pointer{"test.whole.pointer", 1};
-
-// Length(n) reads through Pointer(n).
-std::atomic<int> length_runs{0};
-Task<int64_t> LengthImpl(int64_t n) {
-  length_runs.fetch_add(1);
-  co_return static_cast<int64_t>((co_await pointer(n)).size());
-}
-inline const turbine::Function<LengthImpl> length{"test.whole.length", 1};
-
-// Moving(n) refers to a Text chosen by an input; MovingLength(n) reads through it.
-Task<Vc<std::string>> MovingImpl(int64_t n) {
-  co_return text(co_await Input<int64_t>("whole.x") * 100 + n);
-}
-inline const turbine::Function<MovingImpl> moving{"test.whole.moving", 1};
-std::atomic<int> moving_length_runs{0};
-Task<int64_t> MovingLengthImpl(int64_t n) {
-  moving_length_runs.fetch_add(1);
-  co_return static_cast<int64_t>((co_await moving(n)).size());
-}
-inline const turbine::Function<MovingLengthImpl> moving_length{"test.whole.moving_length", 1};
-
-// CellOf(n) answers with a cell of its own.
-Task<Vc<int64_t>> CellOfImpl(int64_t n) { co_return turbine::Cell(n * 3); }
-inline const turbine::Function<CellOfImpl> cell_of{"test.whole.cell_of", 1};
-
-// Sometimes(n) is a large value while "whole.mode" is 0, and an error after.
-Task<std::string> SometimesImpl(int64_t n) {
-  const int64_t mode = co_await Input<int64_t>("whole.mode");  // not in the if: GCC 12
-  if (mode != 0) turbine::Fail("no value now");
-  co_return std::string(64 << 10, static_cast<char>('a' + n));
-}
-inline const turbine::Function<SometimesImpl> sometimes{"test.whole.sometimes", 1};
-
-// Keeper reads "whole.x" and depends on the world: a session-dependent task with a result
-// never leaves memory whole, so neither does the input it reads.
-Task<int64_t> KeeperImpl() { co_return co_await Input<int64_t>("whole.x"); }
-inline const turbine::Function<KeeperImpl> keeper{
-    "test.whole.keeper", 1, "keeps whole.x in memory", {.session_dependent = true}};
-
-// YReader reads "whole.y", which nothing keeps in memory.
-std::atomic<int> y_reader_runs{0};
-Task<int64_t> YReaderImpl() {
-  y_reader_runs.fetch_add(1);
-  co_return co_await Input<int64_t>("whole.y") + 1;
-}
-inline const turbine::Function<YReaderImpl> y_reader{"test.whole.y_reader", 1};
-
-// Snapshots only when the test flushes; the evictor never runs on its own (the heap is
-// never over the limit): the test evicts with Engine::EvictTasks when it chooses.
-turbine::EngineOptions Options() {
-  return turbine::EngineOptions{
-      .worker_threads = 2,
-      .snapshot_interval = {},
-      .gc = {.interval = {}},
-      .memory = {.limit_bytes = size_t{1} << 40, .usage = [] { return size_t{0}; }}};
-}
-
-class TaskEviction : public ::testing::Test {
- protected:
-  void SetUp() override {
-    leaf_runs = 0;
-    mid_runs = 0;
-    root_runs = 0;
-    text_runs = 0;
-    ASSERT_TRUE(daemon.engine.SetInput("whole.x", int64_t{1}).ok());
-  }
-  // KeepXInMemory keeps "whole.x" in memory, for tests that count the other tasks leaving.
-  void KeepXInMemory() { ASSERT_TRUE(daemon.engine.Read(keeper()).ok()); }
-  int Runs() const { return leaf_runs + mid_runs + root_runs; }
-  turbine::EngineStats Stats() { return daemon.engine.Stats(); }
-
-  turbine::testing::TempDir dir;
-  turbine::testing::PersistedEngine<> daemon{dir.str(), Options()};
-};
+using namespace turbine::testing::eviction;  // NOLINT: the fixture's tasks and counters
 
 TEST_F(TaskEviction, AnEvictedTaskComesBackFromTheStoreWithoutExecuting) {
   for (int64_t n = 0; n < 5; ++n) ASSERT_EQ(*daemon.engine.Read(root(n)), Expected(1, n));
@@ -421,13 +310,6 @@ TEST_F(TaskEviction, ASessionDependentTaskOnlyDescribedLeavesToo) {
   EXPECT_EQ(*daemon.engine.Read(outside(3)), 21);
 }
 
-// PlusOne(v) reads the value `v` refers to.
-std::atomic<int> plus_one_runs{0};
-Task<int64_t> PlusOneImpl(Vc<int64_t> value) {
-  plus_one_runs.fetch_add(1);
-  co_return co_await value + 1;
-}
-inline const turbine::Function<PlusOneImpl> plus_one{"test.whole.plus_one", 1};
 
 // A task whose argument names a described task that left memory reads it through the store:
 // the reference does not lead into nothing.
@@ -510,155 +392,6 @@ TEST(TaskEvictionFarIds, TasksWithIdsPastTwoToThe32ndLeaveAndComeBack) {
   EXPECT_EQ(daemon.engine.Stats().reloaded_tasks, 5u);
 }
 
-// PointIntoNothing leaves Pointer(7) in memory, never written, referring to a Text(7) that
-// is in neither memory nor the store.
-void PointIntoNothing(turbine::testing::PersistedEngine<>& daemon) {
-  ASSERT_EQ(*daemon.engine.Read(text(7)), "text 7");
-  const turbine::TaskId text_id = text(7).raw().task;
-  ASSERT_TRUE(daemon.engine.Flush().ok());
-  daemon.engine.EvictTasks(SIZE_MAX);
-  ASSERT_EQ(*daemon.engine.Read(pointer(7)), "text 7");  // Text(7) comes back from disk
-  daemon.engine.EvictTasks(SIZE_MAX);  // Text(7) leaves again; Pointer(7) is not stored
-  ASSERT_TRUE(daemon.owner->backing_store().DeleteTasks({text_id}).ok());
-}
-
-// The end state of a race with a GC pass (docs/ARCHITECTURE.md, "Garbage collection"): a
-// result in memory, never written, refers to a task that is in neither memory nor the
-// store. Reading through it executes the referrer again, as a missing dependency would,
-// instead of failing with "no task with id".
-TEST_F(TaskEviction, AReferenceIntoNothingMakesTheReferrerExecuteAgain) {
-  ASSERT_NO_FATAL_FAILURE(PointIntoNothing(daemon));
-  const int texts = text_runs;
-  absl::StatusOr<std::string> read = daemon.engine.Read(pointer(7));
-  ASSERT_TRUE(read.ok()) << read.status();
-  EXPECT_EQ(*read, "text 7");
-  EXPECT_EQ(text_runs, texts + 1);
-}
-
-// The same inside a task body: the reader runs once, the referrer executes again, and a
-// watch (a change listener) hears nothing, since no value changed.
-TEST_F(TaskEviction, ATaskReadingThroughAReferenceIntoNothingRunsOnce) {
-  ASSERT_NO_FATAL_FAILURE(PointIntoNothing(daemon));
-  std::atomic<int> heard{0};
-  const uint64_t listener = daemon.engine.AddChangeListener([&] { heard.fetch_add(1); });
-  const int lengths = length_runs;
-  const int texts = text_runs;
-  absl::StatusOr<int64_t> read = daemon.engine.Read(length(7));
-  daemon.engine.RemoveChangeListener(listener);
-  ASSERT_TRUE(read.ok()) << read.status();
-  EXPECT_EQ(*read, 6);
-  EXPECT_EQ(length_runs, lengths + 1);
-  EXPECT_EQ(text_runs, texts + 1);
-  EXPECT_EQ(heard.load(), 0);
-  // Settled: read again, nothing executes.
-  ASSERT_EQ(*daemon.engine.Read(length(7)), 6);
-  EXPECT_EQ(length_runs, lengths + 1);
-}
-
-// A reader that already depends on the referrer: the heal marks it stale while it runs,
-// and it still runs once (its new read of the referrer is current).
-TEST_F(TaskEviction, AReaderOfTheReferrerReadingIntoNothingRunsOnce) {
-  ASSERT_EQ(*daemon.engine.Read(moving_length(7)), 8);  // "text 107"
-  ASSERT_TRUE(daemon.engine.SetInput("whole.x", int64_t{2}).ok());
-  ASSERT_EQ(*daemon.engine.Read(moving(7)), "text 207");  // MovingLength(7) stays dirty
-  const turbine::TaskId text_id = text(207).raw().task;
-  ASSERT_TRUE(daemon.engine.Flush().ok());
-  daemon.engine.EvictTasks(SIZE_MAX);  // Text(207) leaves: no reader of it is in memory
-  ASSERT_GT(daemon.engine.Stats().evicted_tasks, 0u);
-  ASSERT_TRUE(daemon.owner->backing_store().DeleteTasks({text_id}).ok());
-  const int runs = moving_length_runs;
-  const int texts = text_runs;
-  absl::StatusOr<int64_t> read = daemon.engine.Read(moving_length(7));
-  ASSERT_TRUE(read.ok()) << read.status();
-  EXPECT_EQ(*read, 8);
-  EXPECT_EQ(moving_length_runs, runs + 1);
-  EXPECT_EQ(text_runs, texts + 1);  // Text(207) again, by a new task
-  ASSERT_EQ(*daemon.engine.Read(moving_length(7)), 8);
-  EXPECT_EQ(moving_length_runs, runs + 1);
-}
-
-// HeldLength(n) gets Text(n), runs `between_get_and_read` (once) and then reads it; a body
-// that catches the read's error answers -1.
-std::function<void()> between_get_and_read;
-std::atomic<int> held_length_runs{0};
-Task<int64_t> HeldLengthImpl(int64_t n) {
-  held_length_runs.fetch_add(1);
-  const Vc<std::string> got = text(n);
-  if (between_get_and_read) std::exchange(between_get_and_read, nullptr)();
-  try {
-    co_return static_cast<int64_t>((co_await got).size());
-  } catch (const turbine::TaskError&) {
-    co_return -1;
-  }
-}
-inline const turbine::Function<HeldLengthImpl> held_length{"test.whole.held_length", 1};
-
-// A body holds a Vc from a hit while the task it names leaves memory and a pass removes its
-// record: the read finds nothing. It reads as a change: the body runs again, and the same
-// call makes a new Text. Before, the body's answer made of the error ("no task with id")
-// was kept as clean, linked to nothing, for good.
-TEST_F(TaskEviction, ABodyHoldingAVcWhoseTaskWasCollectedRunsAgain) {
-  ASSERT_EQ(*daemon.engine.Read(text(9)), "text 9");
-  const turbine::TaskId text_id = text(9).raw().task;
-  ASSERT_TRUE(daemon.engine.Flush().ok());
-  between_get_and_read = [&] {
-    daemon.engine.EvictTasks(SIZE_MAX);  // Text(9) leaves: nothing in memory reads it
-    ASSERT_TRUE(daemon.owner->backing_store().DeleteTasks({text_id}).ok());
-  };
-  const int runs = held_length_runs;
-  const int texts = text_runs;
-  absl::StatusOr<int64_t> read = daemon.engine.Read(held_length(9));
-  ASSERT_TRUE(read.ok()) << read.status();
-  EXPECT_EQ(*read, 6);
-  EXPECT_EQ(held_length_runs, runs + 2);
-  EXPECT_EQ(text_runs, texts + 1);  // a new Text(9)
-  EXPECT_NE(text(9).raw().task, text_id);
-  // Settled, and linked: a change of Text(9)'s reader set is in memory again.
-  ASSERT_EQ(*daemon.engine.Read(held_length(9)), 6);
-  EXPECT_EQ(held_length_runs, runs + 2);
-  absl::StatusOr<turbine::WhyReport> why = daemon.engine.Why(held_length(9).raw());
-  ASSERT_TRUE(why.ok()) << why.status();
-  ASSERT_FALSE(why->steps.empty());
-  EXPECT_EQ(why->steps[0].reason, turbine::ExecutionReason::kGarbageCollected);
-}
-
-// A Vc that names nothing from the start runs its reader again once, not for ever: the
-// error is the answer.
-TEST_F(TaskEviction, AnArgumentNamingNothingFailsAfterOneMoreRun) {
-  ASSERT_EQ(*daemon.engine.Read(text(10)), "text 10");
-  const turbine::TaskId text_id = text(10).raw().task;
-  ASSERT_TRUE(daemon.engine.Flush().ok());
-  daemon.engine.EvictTasks(SIZE_MAX);
-  ASSERT_TRUE(daemon.owner->backing_store().DeleteTasks({text_id}).ok());
-  const Vc<int64_t> nothing{turbine::RawVc::Output(text_id)};
-  const int runs = plus_one_runs;
-  absl::StatusOr<int64_t> read = daemon.engine.Read(plus_one(nothing));
-  ASSERT_FALSE(read.ok());
-  EXPECT_NE(read.status().message().find("no task with id"), std::string::npos) << read.status();
-  EXPECT_EQ(plus_one_runs, runs + 2);
-}
-
-// The engine keeps a bit per task evicted whole, to count those loaded back. A task a GC
-// pass removes never comes back by its id: its bit goes with it, or the set would only grow
-// in a daemon that evicts and collects for months.
-TEST_F(TaskEviction, TasksRemovedByAPassLeaveTheEvictedSet) {
-  for (int64_t n = 0; n < 20; ++n) {
-    ASSERT_EQ(*daemon.engine.Read(text(n)), "text " + std::to_string(n));
-  }
-  ASSERT_TRUE(daemon.engine.Flush().ok());
-  daemon.engine.EvictTasks(SIZE_MAX);
-  const uint64_t evicted = daemon.engine.Stats().evicted_tasks_away;
-  ASSERT_GE(evicted, 20u);
-  ASSERT_EQ(*daemon.engine.Read(text(0)), "text 0");  // loaded back: it leaves the set
-  const uint64_t away = daemon.engine.Stats().evicted_tasks_away;
-  EXPECT_EQ(away, evicted - 1);
-  absl::StatusOr<turbine::GcReport> report = daemon.engine.CollectGarbage(
-      turbine::GcOptions{.also_collect = [](turbine::TaskId) { return true; }});
-  ASSERT_TRUE(report.ok()) << report.status();
-  ASSERT_GE(report->removed_tasks, 20u);
-  // The 19 Texts still away are gone from the store, and from the set (inputs stay).
-  EXPECT_LE(daemon.engine.Stats().evicted_tasks_away, away - 19);
-}
 
 TEST_F(TaskEviction, AChangeReachesReadersThroughTasksNotInMemory) {
   for (int64_t n = 0; n < 3; ++n) ASSERT_EQ(*daemon.engine.Read(root(n)), Expected(1, n));
