@@ -403,9 +403,19 @@ void TurbineService::CutCallEnded() {
   if (--cut_unended_ == 0) cut_ended_.notify_all();  // under the lock: see WaitForCutCalls
 }
 
+void TurbineService::BeginWatchRead() {
+  std::lock_guard lock(unanswered_mu_);
+  ++watch_reads_;
+}
+
+void TurbineService::WatchReadEnded() {
+  std::lock_guard lock(unanswered_mu_);
+  if (--watch_reads_ == 0) cut_ended_.notify_all();  // under the lock: see WaitForCutCalls
+}
+
 void TurbineService::WaitForCutCalls() {
   std::unique_lock lock(unanswered_mu_);
-  cut_ended_.wait(lock, [this] { return cut_unended_ == 0; });
+  cut_ended_.wait(lock, [this] { return cut_unended_ == 0 && watch_reads_ == 0; });
 }
 
 grpc::ServerUnaryReactor* TurbineService::SetInputs(grpc::CallbackServerContext* context,

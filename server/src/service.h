@@ -154,8 +154,8 @@ class TurbineService final : public v1::Turbine::CallbackService {
   // watch still open, UNAVAILABLE "turbined is shutting down", and cancels their reads: for after the
   // grace period, so that a client is told the daemon stops rather than gRPC's "Cancelling
   // all calls". Their reads end by themselves, and
-  // their answers (dropped) still reach the service: WaitForCutCalls waits for those, and
-  // the service must not be destroyed before it returns.
+  // their answers (dropped) still reach the service: WaitForCutCalls waits for those (and
+  // for the watches' reads), and the service must not be destroyed before it returns.
   void CutCallsShort();
   void WaitForCutCalls();
   // TrackCall puts a call or call stream among those CutCallsShort ends. TakeCall takes it
@@ -164,6 +164,11 @@ class TurbineService final : public v1::Turbine::CallbackService {
   void TrackCall(CuttableCall* call);
   bool TakeCall(CuttableCall* call);
   void CutCallEnded();
+  // BeginWatchRead / WatchReadEnded count a watch's reads in flight, which WaitForCutCalls
+  // waits for too: a watch ended by the stop may have a read whose body ignores its
+  // cancellation, and its answer reaches the service when the body returns.
+  void BeginWatchRead();
+  void WatchReadEnded();
   // BeginWork counts an accepted call (false while draining); EndWork ends it.
   bool BeginWork();
   void EndWork() { pending_work_.fetch_sub(1); }
@@ -281,6 +286,7 @@ class TurbineService final : public v1::Turbine::CallbackService {
   absl::flat_hash_set<CuttableCall*> unanswered_ ABSL_GUARDED_BY(unanswered_mu_);
   // Calls CutCallsShort answered whose reads have not all ended yet.
   int64_t cut_unended_ ABSL_GUARDED_BY(unanswered_mu_) = 0;
+  int64_t watch_reads_ ABSL_GUARDED_BY(unanswered_mu_) = 0;  // in flight
   std::condition_variable cut_ended_;
   mutable std::mutex watches_mu_;  // std, not absl: visible to TSan
   std::vector<WatchReactor*> watches_ ABSL_GUARDED_BY(watches_mu_);

@@ -48,12 +48,16 @@ void WatchReactor::Refresh() {
       return;
     }
     reading_ = true;
+    // Counted while the watch is not finished (under mu_, which End takes): a stop that
+    // finished it waits for the read (WaitForCutCalls).
+    service_.BeginWatchRead();
   }
   Hold();
   call_.start = std::chrono::steady_clock::now();
-  service_.Answer(call_, 0, cancel_, [this](v1::CallReply reply) {
+  service_.Answer(call_, 0, cancel_, [this, service = &service_](v1::CallReply reply) {
     OnAnswer(std::move(reply));
-    Release();
+    Release();                  // may delete this
+    service->WatchReadEnded();  // the last touch of the service: it may be destroyed from here on
   });
 }
 
