@@ -5,7 +5,8 @@
 // written as soon as it is ready (so replies come out of order, matched by id). gRPC
 // allows one write at a time, so ready replies queue; on CallBatches everything queued
 // goes out as one ReplyBatch, and the replies of the calls of one request batch that
-// answer at once (cached ones) are written together. The stream finishes once the client
+// answer at once (cached ones) are written together. A batch's calls are started one by one
+// under the same flow control as a stream's requests (below). The stream finishes once the client
 // stopped sending and every call it sent was answered. Requests are read as bytes and
 // parsed here (request_parsing.h): one that does not parse is that call's INVALID_ARGUMENT.
 //
@@ -75,7 +76,7 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       finished_ = true;  // by this Finish, not DoneLocked's
       reads_done_ = true;
       broken_ = true;  // replies from here on are dropped
-      ended = answers_pending_ == 0;
+      ended = answers_pending_ == 0 && !starting_;
       if (std::exchange(paused_, false)) budget_.StreamResumed();
       if (!writing_) DropQueuedLocked();
     }
@@ -100,13 +101,19 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       if (done) Finish(*done);
       return;
     }
-    std::optional<grpc::Status> done;
     if constexpr (kBatched) {
-      done = HandleBatch();
-    } else {
-      done = Handle(raw_request_);
+      if (std::optional<grpc::Status> refused = SplitBatch()) {  // nothing more is read
+        Finish(*refused);
+        return;
+      }
+      {
+        std::lock_guard lock(mu_);
+        starting_ = true;
+      }
+      StartBatchCalls();  // then reads the next request, or pauses
+      return;
     }
-    if (done) {  // only a refused batch ends the stream here: nothing more is read
+    if (std::optional<grpc::Status> done = Handle(raw_request_)) {
       Finish(*done);
       return;
     }
@@ -126,6 +133,7 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
 
   void OnWriteDone(bool ok) override {
     std::optional<grpc::Status> done;
+    Resume resume = Resume::kNo;
     {
       std::lock_guard lock(mu_);
       ReleaseWrittenLocked();
@@ -140,9 +148,10 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
         writing_ = false;
         done = DoneLocked();
       }
-      if (ResumeLocked()) StartRead(&raw_request_);
+      resume = ResumeLocked();
     }
     if (done) Finish(*done);
+    if (resume == Resume::kStartCalls) StartBatchCalls();
   }
 
   // The client cancelled the stream or its deadline passed: its calls' reads end, and
@@ -153,7 +162,7 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
     {
       std::lock_guard lock(mu_);
       grpc_done_ = true;
-      last = answers_pending_ == 0;
+      last = answers_pending_ == 0 && !starting_;
       // gRPC's last use of it: freed now, as the reactor may outlive the server.
       raw_request_.Clear();
     }
@@ -161,30 +170,72 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   }
 
  private:
-  // HandleBatch starts every call of the batch in `raw_request_`. Their replies are held
-  // until the last one started, so the calls answered at once leave in one ReplyBatch.
-  // Returns the stream's final status if the batch is refused.
-  std::optional<grpc::Status> HandleBatch() {
+  // SplitBatch takes the batch in `raw_request_` apart into batch_calls_. Returns the
+  // stream's final status if the batch is refused. Called only with no batch call left to
+  // start, so nothing else touches the batch meanwhile.
+  std::optional<grpc::Status> SplitBatch() {
+    batch_ = FlattenRequest(raw_request_);
     std::vector<std::string_view> calls;
-    const std::string batch = FlattenRequest(raw_request_);
-    if (absl::Status split = SplitCallBatch(batch, &calls); !split.ok()) {
+    if (absl::Status split = SplitCallBatch(batch_, &calls); !split.ok()) {
       service_.CountError(static_cast<int>(split.code()));
       return RefuseBatch(ToGrpc(split));
     }
-    {
-      std::lock_guard lock(mu_);
-      holding_writes_ = true;
-    }
-    for (std::string_view call : calls) {
-      if (std::optional<grpc::Status> done = Handle(call)) return done;
-    }
     std::lock_guard lock(mu_);
-    holding_writes_ = false;
-    if (!writing_ && !replies_.empty() && !broken_) {
-      writing_ = true;
-      WriteQueuedLocked();
-    }
+    batch_calls_ = std::move(calls);
+    next_call_ = 0;
     return std::nullopt;
+  }
+
+  // StartBatchCalls starts the calls of the batch not started yet, each only while the
+  // reply budget allows it as it would allow reading a request (reply_budget.h): a batch of
+  // thousands of calls is held back as a stream of as many requests is. Their replies are
+  // held while it goes, so that the calls answered at once leave in one ReplyBatch. Out of
+  // budget, it writes what it holds and pauses: a write or an answer that frees room starts
+  // it again (ResumeLocked). With the batch all started, it reads the next request.
+  // REQUIRES: starting_ set by the caller (one thread at a time runs this), mu_ not held.
+  void StartBatchCalls() {
+    for (;;) {
+      std::string_view call;
+      std::optional<grpc::Status> done;
+      bool cut_ended = false;
+      bool last = false;
+      {
+        std::lock_guard lock(mu_);
+        const bool left = !cut_ && !broken_ && next_call_ < batch_calls_.size();
+        if (left && ReadAllowedLocked()) {
+          holding_writes_ = true;
+          call = batch_calls_[next_call_++];
+        } else {
+          if (!left) {  // all started, or their replies would be dropped
+            batch_calls_.clear();
+            next_call_ = 0;
+          }
+          holding_writes_ = false;
+          if (!writing_ && !replies_.empty() && !broken_) {
+            writing_ = true;
+            WriteQueuedLocked();
+          }
+          starting_ = false;
+          if (left || (!cut_ && !ReadAllowedLocked())) {
+            paused_ = true;
+            budget_.StreamPaused();
+          } else if (!cut_) {
+            StartRead(&raw_request_);  // under mu_: see OnReadDone
+          }
+          done = DoneLocked();
+          cut_ended = cut_ && answers_pending_ == 0;
+          last = grpc_done_ && answers_pending_ == 0;
+        }
+      }
+      if (call.data() == nullptr) {
+        if (done) Finish(*done);
+        if (cut_ended) service_.CutCallEnded();  // the last touch of the service
+        if (last) delete this;
+        return;
+      }
+      // Never the stream's end: DoneLocked waits while calls are being started.
+      (void)Handle(call);
+    }
   }
 
   // RefuseBatch ends the stream: it reads no more, and finishes once the calls it started
@@ -238,18 +289,20 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
         std::optional<grpc::Status> done;
         bool cut_ended = false;
         bool last = false;
+        Resume resume = Resume::kNo;
         {
           std::lock_guard lock(mu_);
           --answers_pending_;
           done = QueueLocked(std::move(reply));
-          if (ResumeLocked()) StartRead(&raw_request_);
-          cut_ended = cut_ && answers_pending_ == 0;
-          last = grpc_done_ && answers_pending_ == 0;
+          resume = ResumeLocked();
+          cut_ended = cut_ && answers_pending_ == 0 && !starting_;
+          last = grpc_done_ && answers_pending_ == 0 && !starting_;
         }
         if (done) Finish(*done);
         service.EndWork();
         if (cut_ended) service.CutCallEnded();  // the last touch of the service
         if (last) delete this;
+        if (resume == Resume::kStartCalls) StartBatchCalls();
       });
       return std::nullopt;
     }
@@ -266,13 +319,20 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
     return expected == 0 || !budget_.DaemonFull();
   }
 
-  // ResumeLocked ends a pause that is no longer needed; the caller then calls StartRead
-  // after releasing mu_.
-  bool ResumeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!paused_ || cut_ || !ReadAllowedLocked()) return false;
+  // ResumeLocked ends a pause that is no longer needed: it reads the next request (under
+  // mu_, see OnReadDone), or says the caller is to go on starting the batch's calls
+  // (StartBatchCalls, after releasing mu_).
+  enum class Resume : uint8_t { kNo, kRead, kStartCalls };
+  Resume ResumeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!paused_ || cut_ || !ReadAllowedLocked()) return Resume::kNo;
     paused_ = false;
     budget_.StreamResumed();
-    return true;
+    if (next_call_ < batch_calls_.size() && !broken_) {
+      starting_ = true;
+      return Resume::kStartCalls;
+    }
+    StartRead(&raw_request_);
+    return Resume::kRead;
   }
 
   // ReleaseWrittenLocked forgets what the finished write carried.
@@ -344,7 +404,9 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   // call was answered and written. The caller then calls Finish with the status after
   // releasing mu_, and touches nothing of `this` afterwards (OnDone may delete it).
   std::optional<grpc::Status> DoneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_ || !reads_done_ || answers_pending_ > 0 || writing_) return std::nullopt;
+    if (finished_ || !reads_done_ || answers_pending_ > 0 || writing_ || starting_) {
+      return std::nullopt;
+    }
     finished_ = true;
     if (!service_.TakeCall(this)) return std::nullopt;  // CutShort finishes it
     if (refused_) return *refused_;
@@ -377,6 +439,13 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   bool grpc_done_ ABSL_GUARDED_BY(mu_) = false;  // OnDone was called
   // CallBatches: the calls of one request batch are being started; replies wait for all.
   bool holding_writes_ ABSL_GUARDED_BY(mu_) = false;
+  // CallBatches: the request batch (flattened; rewritten only when all its calls started),
+  // its calls, the next one to start, and whether a thread is starting them
+  // (StartBatchCalls), which keeps the reactor alive.
+  std::string batch_;
+  std::vector<std::string_view> batch_calls_ ABSL_GUARDED_BY(mu_);
+  size_t next_call_ ABSL_GUARDED_BY(mu_) = 0;
+  bool starting_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<grpc::Status> refused_ ABSL_GUARDED_BY(mu_);  // a batch that was refused
 };
 

@@ -1,5 +1,5 @@
-// CallStream flow control on a real turbined: clients that pipeline calls with 1 MiB
-// replies and do not read them. The replies the daemon holds for them stay within its
+// CallStream and CallBatches flow control on a real turbined: clients that pipeline calls
+// with 1 MiB replies, or send them in one batch, and do not read them. The replies the daemon holds for them stay within its
 // limits (read from Stats), and once the clients read, every reply arrives, whole, once.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -99,6 +99,49 @@ class UnreadStream {
   std::thread writer_;
 };
 
+// UnreadBatch sends `calls` calls of input.get("big") with ids 1..calls in one CallBatch
+// and reads nothing until Drain.
+class UnreadBatch {
+ public:
+  UnreadBatch(const std::string& address, int calls)
+      : stub_(OwnChannel(address)), stream_(stub_->CallBatches(&context_)) {
+    v1::CallBatch batch;
+    for (int id = 1; id <= calls; ++id) {
+      v1::CallRequest* request = batch.add_calls();
+      *request = Request("input.get", {Str("big")});
+      request->set_id(static_cast<uint64_t>(id));
+    }
+    sent_ = stream_->Write(batch) && stream_->WritesDone();
+  }
+  ~UnreadBatch() {
+    if (!drained_) context_.TryCancel();
+  }
+  bool sent() const { return sent_; }
+
+  // Drain reads every reply and checks each id came once, with the whole value.
+  void Drain(int calls, const std::string& value) {
+    drained_ = true;
+    std::set<uint64_t> ids;
+    v1::ReplyBatch replies;
+    while (stream_->Read(&replies)) {
+      for (const v1::CallReply& reply : replies.replies()) {
+        EXPECT_TRUE(ids.insert(reply.id()).second) << "reply " << reply.id() << " twice";
+        ASSERT_TRUE(reply.has_value()) << reply.error().message();
+        EXPECT_TRUE(reply.value().bytes_value() == value) << "reply " << reply.id();
+      }
+    }
+    EXPECT_TRUE(stream_->Finish().ok());
+    EXPECT_EQ(ids.size(), static_cast<size_t>(calls));
+  }
+
+ private:
+  std::unique_ptr<v1::Turbine::Stub> stub_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::CallBatch, v1::ReplyBatch>> stream_;
+  bool sent_ = false;
+  bool drained_ = false;
+};
+
 class FlowControl : public ::testing::Test {
  protected:
   void StartDaemon(int64_t stream_limit, int64_t daemon_limit) {
@@ -162,6 +205,29 @@ TEST_F(FlowControl, AStreamWhoseRepliesAreNotReadStopsReadingRequests) {
   stats = Stats(*stats_stub_);
   EXPECT_EQ(stats.reply_bytes_queued(), 0u);
   EXPECT_EQ(stats.streams_paused(), 0u);
+  EXPECT_EQ(daemon_.Stop(SIGTERM), 0) << daemon_.log();
+}
+
+// The calls of one batch are held back as a stream's requests are: before, every call of
+// a batch read was started, and a batch of 2,000 such calls had the daemon hold 2 GB.
+TEST_F(FlowControl, ABatchWhoseRepliesAreNotReadStopsStartingItsCalls) {
+  constexpr int64_t kStreamLimit = 8 * kMiB;
+  constexpr int kCalls = 500;  // 500 MB of replies if nothing held them back
+  StartDaemon(kStreamLimit, 64 * kMiB);
+  UnreadBatch batch(daemon_.address(), kCalls);
+  ASSERT_TRUE(batch.sent());
+  const int64_t bound = kStreamLimit + kFirstCallsComputing * kReplyBytes;
+  v1::StatsReply stats = WaitUntilHeldBack(1, kStreamLimit, bound);
+  EXPECT_EQ(stats.streams_paused(), 1u);
+  ASSERT_LE(stats.reply_bytes_queued(), static_cast<uint64_t>(bound));
+  EXPECT_GE(stats.reply_bytes_queued(), static_cast<uint64_t>(kStreamLimit));
+  EXPECT_LT(stats.calls(), 20u);
+
+  batch.Drain(kCalls, value_);
+  stats = Stats(*stats_stub_);
+  EXPECT_EQ(stats.reply_bytes_queued(), 0u);
+  EXPECT_EQ(stats.streams_paused(), 0u);
+  EXPECT_EQ(stats.calls(), static_cast<uint64_t>(kCalls));
   EXPECT_EQ(daemon_.Stop(SIGTERM), 0) << daemon_.log();
 }
 
