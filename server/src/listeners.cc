@@ -27,6 +27,38 @@ constexpr int kRetryMillis = 100;
 
 std::string Errno(int error) { return std::strerror(error); }
 
+// MakeWayForSocket clears `path` for a new socket: a socket nobody accepts on (left by a
+// daemon that died) is removed. Anything else is refused, not removed: a file that is not a
+// socket is someone's data (a typo in --listen), and a socket that accepts belongs to a
+// running process, which would silently lose its clients to this one.
+absl::Status MakeWayForSocket(const ListenAddress& address, const sockaddr_un& addr) {
+  const std::string& path = address.path;
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return absl::OkStatus();  // bind reports the rest
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::InvalidArgumentError("cannot listen on " + address.text + ": " + path +
+                                      " exists and is not a socket; it is left alone (remove "
+                                      "it, or choose another path)");
+  }
+  UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (probe.get() < 0) return absl::UnavailableError("cannot create a unix socket: " + Errno(errno));
+  // Non-blocking: a listener whose backlog is full answers EAGAIN rather than making this
+  // wait, and is as alive as one that accepts.
+  if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0 ||
+      errno == EAGAIN) {
+    return absl::UnavailableError("cannot listen on " + address.text +
+                                  ": another process accepts connections on it (a turbined "
+                                  "still running?); stop it, or choose another path");
+  }
+  if (errno != ECONNREFUSED) {
+    return absl::UnavailableError("cannot listen on " + address.text + ": " + path +
+                                  " is a socket that cannot be probed (" + Errno(errno) +
+                                  "); it is left alone");
+  }
+  ::unlink(path.c_str());  // nobody listens: a dead daemon's socket
+  return absl::OkStatus();
+}
+
 absl::StatusOr<BoundAddress> ListenUnix(const ListenAddress& address) {
   const std::string& path = address.path;  // checked by ParseListenAddress
   sockaddr_un addr{};
@@ -34,7 +66,7 @@ absl::StatusOr<BoundAddress> ListenUnix(const ListenAddress& address) {
   std::memcpy(addr.sun_path, path.data(), path.size());
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) return absl::UnavailableError("cannot create a unix socket: " + Errno(errno));
-  ::unlink(path.c_str());  // a dead daemon's socket
+  if (absl::Status clear = MakeWayForSocket(address, addr); !clear.ok()) return clear;
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
       ::listen(fd.get(), SOMAXCONN) != 0) {
     return absl::UnavailableError("cannot listen on " + address.text + ": " + Errno(errno));

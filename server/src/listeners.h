@@ -52,10 +52,10 @@ struct BoundAddress {
 };
 
 // Listen creates, binds and listens on `address` (parsed by ParseListenAddress): a unix
-// socket (a file left at its path is removed first; the caller holds the data dir's lock or
-// chose the path) or HOST:PORT / [V6]:PORT (every address HOST resolves to, all on one
-// port). kInvalidArgument for a host that does not resolve, kUnavailable when it cannot be
-// bound.
+// socket (a socket left at its path that nobody accepts on is removed first; a file that
+// is not a socket is kInvalidArgument, a socket another process accepts on kUnavailable)
+// or HOST:PORT / [V6]:PORT (every address HOST resolves to, all on one port).
+// kInvalidArgument for a host that does not resolve, kUnavailable when it cannot be bound.
 absl::StatusOr<BoundAddress> Listen(const ListenAddress& address);
 
 // ConfigureConnections raises the open-file limit (RaiseOpenFileLimit, logged), sets

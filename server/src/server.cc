@@ -142,7 +142,14 @@ struct Server::State {
   std::unique_ptr<grpc::Server> grpc_server;
   std::unique_ptr<ConnectionAcceptor> acceptor;  // hands connections to grpc_server
   std::vector<std::string> addresses;
-  std::vector<std::string> socket_paths;  // removed at shutdown
+  // The unix sockets bound, removed at shutdown if still there (the same file: the path
+  // may have been replaced meanwhile by someone else's).
+  struct SocketPath {
+    std::string path;
+    dev_t device = 0;
+    ino_t inode = 0;
+  };
+  std::vector<SocketPath> socket_paths;
   std::string report;
 
   std::mutex mu;
@@ -377,7 +384,10 @@ absl::Status Server::State::StartGrpc(ServerOptions& options,
     if (!bound.ok()) return bound.status();
     if (address.unix_socket) {
       ::chmod(address.path.c_str(), 0600);
-      socket_paths.push_back(address.path);
+      struct stat st {};
+      if (::lstat(address.path.c_str(), &st) == 0) {
+        socket_paths.push_back({address.path, st.st_dev, st.st_ino});
+      }
     }
     addresses.push_back(bound->address);
     ports.push_back({.bound = std::move(*bound),
@@ -463,8 +473,13 @@ void Server::State::Stop() {
                   std::string(flushed.message()));
   }
   if (trace_file != nullptr) trace_file->Finish();  // the final snapshot is in it
-  std::error_code error;
-  for (const std::string& path : socket_paths) std::filesystem::remove(path, error);
+  for (const SocketPath& socket : socket_paths) {
+    struct stat st {};
+    if (::lstat(socket.path.c_str(), &st) == 0 && st.st_dev == socket.device &&
+        st.st_ino == socket.inode) {
+      ::unlink(socket.path.c_str());
+    }
+  }
 }
 
 }  // namespace turbine::server

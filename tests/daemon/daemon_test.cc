@@ -296,6 +296,68 @@ TEST(Daemon, ASecondDaemonOnTheSameDataDirIsRefused) {
   EXPECT_EQ(first.Stop(SIGTERM), 0) << first.log();
 }
 
+// A --listen socket path taken by another process's socket (a second daemon on another
+// data dir) is refused, as a TCP port in use is: before, the second daemon removed the
+// first one's socket and served in its place, and removed the path when it stopped.
+TEST(Daemon, ASocketPathAnotherDaemonServesIsRefused) {
+  TempDir first_dir;
+  TempDir second_dir;
+  const std::string socket = "unix:" + first_dir.str() + "/shared.sock";
+  DaemonProcess first;
+  ASSERT_TRUE(first.Start({"--data-dir", first_dir.str(), "--listen", socket})) << first.log();
+  DaemonProcess second;
+  if (second.Start({"--data-dir", second_dir.str(), "--listen", socket})) {
+    ADD_FAILURE() << "a second daemon took the socket over";
+    second.Stop(SIGTERM);
+  } else {
+    EXPECT_EQ(second.Reap(), 1) << second.log();
+  }
+  EXPECT_NE(second.log().find("another process accepts connections on it"), std::string::npos)
+      << second.log();
+
+  auto stub = Connect(first.address());  // the first one still serves it
+  v1::CallReply reply;
+  ASSERT_TRUE(CallOnce(*stub, Request("demo.fib", {Int(12)}), &reply).ok());
+  EXPECT_EQ(reply.value().int_value(), 144);
+  EXPECT_EQ(first.Stop(SIGTERM), 0) << first.log();
+}
+
+// A --listen path that is not a socket is the user's file, left alone: before, it was
+// removed for the socket (and the socket removed at shutdown).
+TEST(Daemon, AListenPathThatIsNotASocketIsLeftAlone) {
+  TempDir dir;
+  const std::filesystem::path file = dir.path() / "thesis.txt";
+  std::ofstream(file) << "my thesis\n";
+  DaemonProcess daemon;
+  if (daemon.Start({"--data-dir", (dir.path() / "data").string(), "--listen",
+                    "unix:" + file.string()})) {
+    ADD_FAILURE() << "it listens on the file's path";
+    daemon.Stop(SIGTERM);
+  } else {
+    EXPECT_EQ(daemon.Reap(), 2) << daemon.log();
+  }
+  EXPECT_NE(daemon.log().find("exists and is not a socket"), std::string::npos) << daemon.log();
+  std::ifstream in(file);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "my thesis");
+}
+
+// A socket nobody accepts on (a daemon killed with SIGKILL leaves one) is replaced.
+TEST(Daemon, ASocketLeftByADeadDaemonIsReplaced) {
+  TempDir dir;
+  DaemonProcess killed;
+  ASSERT_TRUE(killed.Start({"--data-dir", dir.str()})) << killed.log();
+  EXPECT_EQ(killed.Stop(SIGKILL), 128 + SIGKILL);
+  ASSERT_TRUE(std::filesystem::is_socket(dir.path() / "turbined.sock"));
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  auto stub = Connect(daemon.address());
+  v1::CallReply reply;
+  ASSERT_TRUE(CallOnce(*stub, Request("demo.fib", {Int(12)}), &reply).ok());
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
 // The log's socket address is the one a user would type: a data dir given as "./x" or
 // with ".." is spelled normally.
 TEST(Daemon, TheSocketAddressItLogsIsNormal) {
