@@ -217,6 +217,12 @@ void TurbineService::ParseUnaryRequests(int index, Rpc rpc, UnaryHandler<Request
       index, new grpc_handlers::CallbackUnaryHandler<grpc::ByteBuffer, Reply>(
                  [this, rpc, handler](grpc::CallbackServerContext* context,
                                       const grpc::ByteBuffer* bytes, Reply* reply) {
+                   // Before parsing: a client without the token learns nothing from how
+                   // its request is refused, and costs no parse.
+                   if (!Authorized(context)) {
+                     CountRpc(rpc);
+                     return Reject(context, kUnauthenticated);
+                   }
                    Request request;
                    if (absl::Status parsed = ParseRequest(*bytes, &request); !parsed.ok()) {
                      CountRpc(rpc);
@@ -252,6 +258,11 @@ void TurbineService::ParseRequestsOurselves() {
           [this](grpc::CallbackServerContext* context,
                  const grpc::ByteBuffer* bytes) -> grpc::ServerWriteReactor<v1::CallReply>* {
             v1::CallRequest request;
+            if (!Authorized(context)) {
+              CountRpc(Rpc::kWatch);
+              CountError(grpc::StatusCode::UNAUTHENTICATED);
+              return new FailedWatch(kUnauthenticated);
+            }
             if (absl::Status parsed = ParseRequest(*bytes, &request); !parsed.ok()) {
               CountRpc(Rpc::kWatch);
               CountError(static_cast<int>(parsed.code()));

@@ -23,6 +23,7 @@
 //
 // Exit codes: 0 stopped cleanly, 1 could not start (store, address in use), 2 a bad flag or
 // config file, 3 another turbined serves the data dir.
+#include <google/protobuf/stubs/logging.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -455,10 +456,22 @@ absl::Status ConnectSharedCache(const Flags& flags, turbine::SharedTierOptions* 
 }
 
 // StartLogging sends spdlog (the daemon's and the engine's messages) to stderr.
+// Protobuf's own messages go there too, at debug level but for fatal ones: what it logs is
+// a client's request it could not parse ("String field ... contains invalid UTF-8 data"),
+// which the client is told why (request_parsing.h); as a raw line for each such request it
+// let any client write to the log at will.
 void StartLogging(const std::string& level) {
   auto logger = spdlog::stderr_color_mt("turbined");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(level));
+  google::protobuf::SetLogHandler([](google::protobuf::LogLevel level, const char* file, int line,
+                                     const std::string& message) {
+    if (level == google::protobuf::LOGLEVEL_FATAL) {
+      spdlog::critical("protobuf {}:{}: {}", file, line, message);
+    } else {
+      spdlog::debug("protobuf {}:{}: {}", file, line, message);
+    }
+  });
 }
 
 // BlockStopSignals makes SIGTERM and SIGINT wait for sigwait: no handler then runs in the

@@ -1,10 +1,14 @@
 // The real turbined with odd input: a file name that is not UTF-8 through the real CLI and
 // the client library, and flags out of range, which must stop it with exit code 2.
 #include <absl/strings/escaping.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -77,6 +81,31 @@ int ExitCodeOf(const std::vector<std::string>& args, std::string* log) {
   const int code = daemon.Reap();
   *log = daemon.log();
   return code;
+}
+
+// A request with a string that is not UTF-8 is refused saying why, and leaves nothing in
+// the daemon's log: protobuf's own line for each ("[libprotobuf ERROR ...] String field
+// ... contains invalid UTF-8 data") let any client fill the log.
+TEST(BadInputDaemon, RequestsThatAreNotUtf8LeaveNoLinesInTheLog) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  auto channel = grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  for (int i = 0; i < 20; ++i) {
+    grpc::ClientContext context;
+    grpc::Slice slice(std::string("\x0a\x06" "demo.\xff"));  // function: "demo.\xff"
+    grpc::ByteBuffer request(&slice, 1);
+    grpc::ByteBuffer reply;
+    std::promise<grpc::Status> done;
+    stub.UnaryCall(&context, "/turbine.v1.Turbine/Call", grpc::StubOptions(), &request, &reply,
+                   [&done](grpc::Status status) { done.set_value(std::move(status)); });
+    const grpc::Status status = done.get_future().get();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(status.error_message().find("not valid UTF-8"), std::string::npos);
+  }
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0);
+  EXPECT_EQ(daemon.log().find("protobuf"), std::string::npos) << daemon.log();
 }
 
 TEST(BadInputDaemon, OutOfRangeFlagsExitWithCodeTwo) {

@@ -202,6 +202,44 @@ TEST(BadInput, GarbageBytesAreInvalidArgumentOnEveryMethod) {
   EXPECT_EQ(reply.value().int_value(), 55);
 }
 
+// With a token configured, a request without it is UNAUTHENTICATED whatever its bytes:
+// authentication comes before parsing. Before, garbage got INVALID_ARGUMENT (and a request
+// with a string that is not UTF-8 also a line of protobuf's in the daemon's log).
+TEST(BadInput, WithoutTheTokenGarbageIsUnauthenticatedOnEveryMethod) {
+  TempDir dir;
+  LiveServer live(dir.str(), turbine::server::ServerOptions{.auth_token = "s3cret"});
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  for (const std::string& bytes : {std::string("\x0a\xff\xff\xff"), std::string("\x0a\x06" "demo.\xff")}) {
+    for (const char* method : {"Call", "SetInputs", "Stats", "ListFunctions", "Flush", "Shutdown",
+                               "Graph", "Trace", "DeleteInputs", "CollectGarbage", "Why"}) {
+      grpc::Status status = RawCall(live, std::string("/turbine.v1.Turbine/") + method, bytes);
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+          << method << ": " << status.error_message();
+    }
+  }
+  // Watch, a server stream: its request is parsed before its reactor exists.
+  grpc::GenericStub stub(live.channel);
+  grpc::ClientContext context;
+  grpc::Slice slice(std::string("\x0a\xff\xff\xff"));
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::CompletionQueue queue;
+  auto call = stub.PrepareCall(&context, "/turbine.v1.Turbine/Watch", &queue);
+  void* tag = nullptr;
+  bool ok = false;
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(queue.Next(&tag, &ok) && ok);
+  call->Write(request, grpc::WriteOptions().set_last_message(), reinterpret_cast<void*>(2));
+  ASSERT_TRUE(queue.Next(&tag, &ok));
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(3));
+  while (queue.Next(&tag, &ok) && tag != reinterpret_cast<void*>(3)) {
+  }
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << status.error_message();
+  queue.Shutdown();
+  while (queue.Next(&tag, &ok)) {
+  }
+}
+
 TEST(BadInput, EchoesOfHugeInputAreCutShort) {
   TempDir dir;
   LiveServer live(dir.str());
