@@ -430,6 +430,12 @@ grpc::ServerUnaryReactor* TurbineService::SetInputs(grpc::CallbackServerContext*
       return Reject(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                           "an input key must not be empty"));
     }
+    if (TaskId missing = MissingTask(entry.value()); missing != kNoTask) {
+      return Reject(context, grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                          "input '" + Echo(entry.key()) + "' refers to task " +
+                                              std::to_string(missing) +
+                                              ", which does not exist"));
+    }
     WireValue value;
     absl::Status converted = Wire<WireValue>::From(entry.value(), &value);
     if (!converted.ok()) {

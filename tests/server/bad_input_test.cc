@@ -339,6 +339,18 @@ TEST(BadInput, AReferenceToATaskThatDoesNotExistIsNotFound) {
       << status.error_message();
   EXPECT_EQ(live.server->engine().Stats().tasks, tasks_before);
 
+  // In an input's value too (before, it was set, and read back as a reference to nothing).
+  v1::SetInputsReply set;
+  status = SetInputs(live, "dangling", list, &set);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  EXPECT_NE(status.error_message().find("input 'dangling' refers to task 888888"),
+            std::string::npos)
+      << status.error_message();
+  status = live.Call(Request("input.get", {Str("dangling")}), &reply);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_NE(reply.error().message().find("is not set"), std::string::npos)
+      << reply.DebugString();
+
   // A reference to a task that exists is taken.
   ASSERT_TRUE(live.Call(Request("fs.path", {Str("/tmp/x")}), &reply).ok());
   ASSERT_FALSE(reply.has_error()) << reply.error().message();
