@@ -108,6 +108,8 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       }
       {
         std::lock_guard lock(mu_);
+        // Cut while the batch was split: CutShort counted on no start to come.
+        if (cut_) return;
         starting_ = true;
       }
       StartBatchCalls();  // then reads the next request, or pauses
@@ -191,9 +193,11 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   // thousands of calls is held back as a stream of as many requests is. Their replies are
   // held while it goes, so that the calls answered at once leave in one ReplyBatch. Out of
   // budget, it writes what it holds and pauses: a write or an answer that frees room starts
-  // it again (ResumeLocked). With the batch all started, it reads the next request.
+  // it again (ResumeLocked; an answer, on an engine worker, through the service's thread for
+  // it). With the batch all started, or its stream cancelled, it reads the next request.
   // REQUIRES: starting_ set by the caller (one thread at a time runs this), mu_ not held.
   void StartBatchCalls() {
+    TurbineService& service = service_;  // `this` may be deleted before the last use
     for (;;) {
       std::string_view call;
       std::optional<grpc::Status> done;
@@ -201,12 +205,13 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       bool last = false;
       {
         std::lock_guard lock(mu_);
-        const bool left = !cut_ && !broken_ && next_call_ < batch_calls_.size();
+        const bool left = !cut_ && !broken_ && !cancel_.cancelled() &&
+                          next_call_ < batch_calls_.size();
         if (left && ReadAllowedLocked()) {
           holding_writes_ = true;
           call = batch_calls_[next_call_++];
         } else {
-          if (!left) {  // all started, or their replies would be dropped
+          if (!left) {  // all started, or their replies would be dropped or not wanted
             batch_calls_.clear();
             next_call_ = 0;
           }
@@ -229,7 +234,7 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       }
       if (call.data() == nullptr) {
         if (done) Finish(*done);
-        if (cut_ended) service_.CutCallEnded();  // the last touch of the service
+        if (cut_ended) service.CutCallEnded();  // the last touch of the service
         if (last) delete this;
         return;
       }
@@ -298,11 +303,13 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
           cut_ended = cut_ && answers_pending_ == 0 && !starting_;
           last = grpc_done_ && answers_pending_ == 0 && !starting_;
         }
+        if (resume == Resume::kStartCalls) {
+          service.StartBatchCallsLater([this] { StartBatchCalls(); });  // not on this worker
+        }
         if (done) Finish(*done);
         service.EndWork();
         if (cut_ended) service.CutCallEnded();  // the last touch of the service
         if (last) delete this;
-        if (resume == Resume::kStartCalls) StartBatchCalls();
       });
       return std::nullopt;
     }

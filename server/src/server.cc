@@ -143,11 +143,13 @@ struct Server::State {
   std::unique_ptr<ConnectionAcceptor> acceptor;  // hands connections to grpc_server
   std::vector<std::string> addresses;
   // The unix sockets bound, removed at shutdown if still there (the same file: the path
-  // may have been replaced meanwhile by someone else's).
+  // may have been replaced meanwhile by someone else's, which may even reuse the inode
+  // number, but not with the same change time).
   struct SocketPath {
     std::string path;
     dev_t device = 0;
     ino_t inode = 0;
+    timespec changed{};
   };
   std::vector<SocketPath> socket_paths;
   std::string report;
@@ -386,7 +388,7 @@ absl::Status Server::State::StartGrpc(ServerOptions& options,
       ::chmod(address.path.c_str(), 0600);
       struct stat st {};
       if (::lstat(address.path.c_str(), &st) == 0) {
-        socket_paths.push_back({address.path, st.st_dev, st.st_ino});
+        socket_paths.push_back({address.path, st.st_dev, st.st_ino, st.st_ctim});
       }
     }
     addresses.push_back(bound->address);
@@ -476,7 +478,8 @@ void Server::State::Stop() {
   for (const SocketPath& socket : socket_paths) {
     struct stat st {};
     if (::lstat(socket.path.c_str(), &st) == 0 && st.st_dev == socket.device &&
-        st.st_ino == socket.inode) {
+        st.st_ino == socket.inode && st.st_ctim.tv_sec == socket.changed.tv_sec &&
+        st.st_ctim.tv_nsec == socket.changed.tv_nsec) {
       ::unlink(socket.path.c_str());
     }
   }

@@ -231,6 +231,11 @@ class TurbineService final : public v1::Turbine::CallbackService {
 
   Engine& engine() { return engine_; }
   ReplyBudget& reply_budget() { return reply_budget_; }
+  // StartBatchCallsLater runs `start` (a CallBatches stream going on with the calls of its
+  // batch) on a thread of its own: an engine worker's answer resumes it, and a worker must
+  // not start calls (the memory limit's admission does not apply to workers, and they have
+  // bodies to run).
+  void StartBatchCallsLater(std::function<void()> start) { batch_starts_.Post(std::move(start)); }
 
  private:
   template <class Request, class Reply>
@@ -290,6 +295,8 @@ class TurbineService final : public v1::Turbine::CallbackService {
   std::condition_variable cut_ended_;
   mutable std::mutex watches_mu_;  // std, not absl: visible to TSan
   std::vector<WatchReactor*> watches_ ABSL_GUARDED_BY(watches_mu_);
+  // Last: destroyed first, so a start still queued runs with the rest of the service there.
+  BackgroundQueue batch_starts_;
 };
 
 }  // namespace turbine::server

@@ -456,21 +456,23 @@ absl::Status ConnectSharedCache(const Flags& flags, turbine::SharedTierOptions* 
 }
 
 // StartLogging sends spdlog (the daemon's and the engine's messages) to stderr.
-// Protobuf's own messages go there too, at debug level but for fatal ones: what it logs is
-// a client's request it could not parse ("String field ... contains invalid UTF-8 data"),
-// which the client is told why (request_parsing.h); as a raw line for each such request it
-// let any client write to the log at will.
+// Protobuf's own messages go there too. One about parsing is a client's request that did
+// not parse, which the client is told why (request_parsing.h): at debug level, since as a
+// raw line for each such request it let any client write to the log at will. Others keep
+// their level.
 void StartLogging(const std::string& level) {
   auto logger = spdlog::stderr_color_mt("turbined");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(level));
   google::protobuf::SetLogHandler([](google::protobuf::LogLevel level, const char* file, int line,
                                      const std::string& message) {
-    if (level == google::protobuf::LOGLEVEL_FATAL) {
-      spdlog::critical("protobuf {}:{}: {}", file, line, message);
-    } else {
-      spdlog::debug("protobuf {}:{}: {}", file, line, message);
-    }
+    const bool parsing = message.find("parsing a protocol buffer") != std::string::npos;
+    const spdlog::level::level_enum as =
+        level == google::protobuf::LOGLEVEL_FATAL ? spdlog::level::critical
+        : parsing || level == google::protobuf::LOGLEVEL_INFO ? spdlog::level::debug
+        : level == google::protobuf::LOGLEVEL_WARNING ? spdlog::level::warn
+                                                      : spdlog::level::err;
+    spdlog::log(as, "protobuf {}:{}: {}", file, line, message);
   });
 }
 

@@ -94,6 +94,7 @@ TEST(BadInputDaemon, RequestsThatAreNotUtf8LeaveNoLinesInTheLog) {
   grpc::GenericStub stub(channel);
   for (int i = 0; i < 20; ++i) {
     grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     grpc::Slice slice(std::string("\x0a\x06" "demo.\xff"));  // function: "demo.\xff"
     grpc::ByteBuffer request(&slice, 1);
     grpc::ByteBuffer reply;

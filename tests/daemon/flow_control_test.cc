@@ -103,8 +103,10 @@ class UnreadStream {
 // and reads nothing until Drain.
 class UnreadBatch {
  public:
-  UnreadBatch(const std::string& address, int calls)
-      : stub_(OwnChannel(address)), stream_(stub_->CallBatches(&context_)) {
+  UnreadBatch(const std::string& address, int calls) : stub_(OwnChannel(address)) {
+    // A batch that never resumes fails the test rather than hanging it.
+    context_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+    stream_ = stub_->CallBatches(&context_);
     v1::CallBatch batch;
     for (int id = 1; id <= calls; ++id) {
       v1::CallRequest* request = batch.add_calls();
@@ -118,9 +120,17 @@ class UnreadBatch {
   }
   bool sent() const { return sent_; }
 
+  // Ended reads what comes (nothing is expected) and returns how the stream ended.
+  grpc::Status Ended() {
+    v1::ReplyBatch replies;
+    while (stream_->Read(&replies)) {
+    }
+    drained_ = true;
+    return stream_->Finish();
+  }
+
   // Drain reads every reply and checks each id came once, with the whole value.
   void Drain(int calls, const std::string& value) {
-    drained_ = true;
     std::set<uint64_t> ids;
     v1::ReplyBatch replies;
     while (stream_->Read(&replies)) {
@@ -130,7 +140,9 @@ class UnreadBatch {
         EXPECT_TRUE(reply.value().bytes_value() == value) << "reply " << reply.id();
       }
     }
-    EXPECT_TRUE(stream_->Finish().ok());
+    const grpc::Status finished = stream_->Finish();
+    drained_ = true;
+    EXPECT_TRUE(finished.ok()) << finished.error_message();
     EXPECT_EQ(ids.size(), static_cast<size_t>(calls));
   }
 
@@ -229,6 +241,58 @@ TEST_F(FlowControl, ABatchWhoseRepliesAreNotReadStopsStartingItsCalls) {
   EXPECT_EQ(stats.streams_paused(), 0u);
   EXPECT_EQ(stats.calls(), static_cast<uint64_t>(kCalls));
   EXPECT_EQ(daemon_.Stop(SIGTERM), 0) << daemon_.log();
+}
+
+// A stop while batches are held back mid-way, and while another batch's calls are being
+// started as its replies are read, ends them all "shutting down" and exits cleanly: the
+// stop waits for every stream cut short to be done, and a batch being started must say so
+// exactly once (counted twice, the stop would wait for ever).
+TEST_F(FlowControl, ADaemonStoppingWhileBatchesAreHeldBackExitsCleanly) {
+  StartDaemon(/*stream_limit=*/4 * kMiB, /*daemon_limit=*/64 * kMiB);
+  std::vector<std::unique_ptr<UnreadBatch>> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(std::make_unique<UnreadBatch>(daemon_.address(), 500));
+    ASSERT_TRUE(held.back()->sent());
+  }
+  // Read as it comes: 4,000 distinct calls of 5 ms each, far more than the grace.
+  auto reading_stub = OwnChannel(daemon_.address());
+  grpc::ClientContext reading_context;
+  reading_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  auto reading = reading_stub->CallBatches(&reading_context);
+  v1::CallBatch busy;
+  for (int id = 1; id <= 4000; ++id) {
+    v1::CallRequest* request = busy.add_calls();
+    *request = Request("demo.busy", {turbine::testing::Int(1'000'000 + id),
+                                     turbine::testing::Int(5000)});
+    request->set_id(static_cast<uint64_t>(id));
+  }
+  ASSERT_TRUE(reading->Write(busy));
+  int answered = 0;
+  std::thread reader([&] {
+    v1::ReplyBatch replies;
+    while (reading->Read(&replies)) answered += replies.replies_size();
+  });
+  WaitUntilHeldBack(3, 0, INT64_MAX);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the busy batch under way
+
+  daemon_.Signal(SIGTERM);
+  if (daemon_.WaitForLog("bye")) {
+    EXPECT_EQ(daemon_.Reap(), 0) << daemon_.log();
+  } else {
+    ADD_FAILURE() << "the stop hangs";
+    daemon_.Stop(SIGKILL);
+  }
+  reader.join();
+  const grpc::Status read_ended = reading->Finish();
+  EXPECT_EQ(read_ended.error_code(), grpc::StatusCode::UNAVAILABLE) << read_ended.error_message();
+  // Each call has its reply: a value, or once the stop began, "shutting down".
+  EXPECT_LE(answered, 4000);
+  // (Their clients read nothing, so the status sent after the replies that fill the
+  // connection's window may not arrive before the daemon has gone: only the code is sure.)
+  for (auto& batch : held) {
+    const grpc::Status ended = batch->Ended();
+    EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAVAILABLE) << ended.error_message();
+  }
 }
 
 TEST_F(FlowControl, StreamsTogetherStayWithinTheDaemonLimit) {

@@ -176,6 +176,7 @@ TEST(BadInput, UnparseableRequestsAreInvalidArgumentSayingWhy) {
 grpc::Status RawCall(LiveServer& live, const std::string& method, const std::string& bytes) {
   grpc::GenericStub stub(live.channel);
   grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   grpc::Slice slice(bytes);
   grpc::ByteBuffer request(&slice, 1);
   grpc::ByteBuffer reply;
@@ -220,20 +221,26 @@ TEST(BadInput, WithoutTheTokenGarbageIsUnauthenticatedOnEveryMethod) {
   // Watch, a server stream: its request is parsed before its reactor exists.
   grpc::GenericStub stub(live.channel);
   grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   grpc::Slice slice(std::string("\x0a\xff\xff\xff"));
   grpc::ByteBuffer request(&slice, 1);
   grpc::CompletionQueue queue;
   auto call = stub.PrepareCall(&context, "/turbine.v1.Turbine/Watch", &queue);
   void* tag = nullptr;
   bool ok = false;
+  // One operation at a time, each waited for (the deadline bounds them), so that a failed
+  // step never leaves the queue with work in flight.
+  const auto wait_for = [&](intptr_t id) {
+    while (queue.Next(&tag, &ok) && tag != reinterpret_cast<void*>(id)) {
+    }
+  };
   call->StartCall(reinterpret_cast<void*>(1));
-  ASSERT_TRUE(queue.Next(&tag, &ok) && ok);
+  wait_for(1);
   call->Write(request, grpc::WriteOptions().set_last_message(), reinterpret_cast<void*>(2));
-  ASSERT_TRUE(queue.Next(&tag, &ok));
+  wait_for(2);
   grpc::Status status;
   call->Finish(&status, reinterpret_cast<void*>(3));
-  while (queue.Next(&tag, &ok) && tag != reinterpret_cast<void*>(3)) {
-  }
+  wait_for(3);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << status.error_message();
   queue.Shutdown();
   while (queue.Next(&tag, &ok)) {
