@@ -359,6 +359,18 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
     absl::StatusOr<uint64_t> bytes = store_->DiskBytes();
     if (!bytes.ok()) return bytes.status();
     if (round == 0) report.bytes_before = *bytes;
+    // Over the disk limit as measured, the store may only look so: right after many writes
+    // its log and its tables not compacted yet hold what a compaction shrinks (300,000
+    // small tasks measured 83 MB just written, 19 MB compacted), and a pass that went by
+    // that collected nearly all of them. Compacted first, it is measured as it stays.
+    if (round == 0 && options.disk_limit > 0 && *bytes > options.disk_limit &&
+        !GcStopping(options)) {
+      gc_phase.store(GcPhase::kReclaiming, std::memory_order_relaxed);
+      if (absl::Status reclaimed = store_->Reclaim(); !reclaimed.ok()) return reclaimed;
+      bytes = store_->DiskBytes();
+      if (!bytes.ok()) return bytes.status();
+      gc_phase.store(GcPhase::kScanning, std::memory_order_relaxed);
+    }
     const uint16_t today = Today();
     {
       MutexLock lock(&flush_mu_);

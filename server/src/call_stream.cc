@@ -20,6 +20,7 @@
 #include <absl/base/thread_annotations.h>
 
 #include <algorithm>
+#include <array>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -35,6 +36,9 @@
 
 namespace turbine::server {
 namespace {
+
+// StartBatchCalls starts at most this many of a batch's calls per turn of its lock.
+constexpr size_t kMostCallsPerStart = 256;
 
 // A ReplyBatch holds at most this many bytes of replies (one larger reply goes alone):
 // a batch is built in memory before it is written, and the client parses it whole.
@@ -198,8 +202,9 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   // REQUIRES: starting_ set by the caller (one thread at a time runs this), mu_ not held.
   void StartBatchCalls() {
     TurbineService& service = service_;  // `this` may be deleted before the last use
+    std::array<std::string_view, kMostCallsPerStart> calls;
     for (;;) {
-      std::string_view call;
+      size_t count = 0;
       std::optional<grpc::Status> done;
       bool cut_ended = false;
       bool last = false;
@@ -209,7 +214,8 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
                           next_call_ < batch_calls_.size();
         if (left && ReadAllowedLocked()) {
           holding_writes_ = true;
-          call = batch_calls_[next_call_++];
+          count = std::min(CallsAllowedLocked(), batch_calls_.size() - next_call_);
+          for (size_t i = 0; i < count; ++i) calls[i] = batch_calls_[next_call_++];
         } else {
           if (!left) {  // all started, or their replies would be dropped or not wanted
             batch_calls_.clear();
@@ -232,14 +238,14 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
           last = grpc_done_ && answers_pending_ == 0;
         }
       }
-      if (call.data() == nullptr) {
+      if (count == 0) {
         if (done) Finish(*done);
         if (cut_ended) service.CutCallEnded();  // the last touch of the service
         if (last) delete this;
         return;
       }
       // Never the stream's end: DoneLocked waits while calls are being started.
-      (void)Handle(call);
+      for (size_t i = 0; i < count; ++i) (void)Handle(calls[i]);
     }
   }
 
@@ -313,6 +319,18 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       });
       return std::nullopt;
     }
+  }
+
+  // CallsAllowedLocked is how many of a batch's calls may start now, one lock for them all:
+  // as many as could each answer with the largest reply so far within the stream's budget
+  // (and the calls computing), at most kMostCallsPerStart. One until the first reply.
+  // REQUIRES: ReadAllowedLocked().
+  size_t CallsAllowedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (largest_reply_ == 0) return 1;
+    const int64_t expected = queued_bytes_ + answers_pending_ * largest_reply_;
+    const int64_t room = std::min<int64_t>((budget_.limits().stream_bytes - expected) / largest_reply_,
+                                           kMaxCallsComputing - answers_pending_);
+    return static_cast<size_t>(std::clamp<int64_t>(room, 1, kMostCallsPerStart));
   }
 
   // ReadAllowedLocked tells whether the next request may be read now (reply_budget.h).
