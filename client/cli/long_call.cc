@@ -85,6 +85,14 @@ absl::StatusOr<Reply> AwaitWithProgress(
     const Session& session, Clock::duration silence_limit,
     const std::function<absl::StatusOr<Reply>(client::Cancellation*)>& request,
     const Progress& progress) {
+  // Stats is read with a deadline of the poll's length at least: with --timeout-ms 1 each
+  // reading failed, and a daemon that answered looked silent.
+  client::ConnectOptions poll_options = session.client->options();
+  poll_options.deadline = std::max<std::chrono::milliseconds>(
+      poll_options.deadline,
+      std::chrono::duration_cast<std::chrono::milliseconds>(2 * kPollInterval));
+  absl::StatusOr<std::unique_ptr<client::Client>> poller = client::Client::Connect(poll_options);
+  client::Client& stats_client = poller.ok() ? **poller : *session.client;
   client::Cancellation cancel;
   std::future<absl::StatusOr<Reply>> answer =
       std::async(std::launch::async, [&] { return request(&cancel); });
@@ -98,7 +106,7 @@ absl::StatusOr<Reply> AwaitWithProgress(
   // --timeout-ms shorter than the wait no chance: every call gave up at the first poll.)
   for (bool first = true; first || answer.wait_for(kPollInterval) == std::future_status::timeout;
        first = false) {
-    absl::StatusOr<v1::StatsReply> stats = session.client->Stats();
+    absl::StatusOr<v1::StatsReply> stats = stats_client.Stats();
     const Clock::time_point now = Clock::now();
     if (stats.ok()) {
       const bool baseline = !answered;

@@ -295,6 +295,17 @@ class GcLongerThanTheDeadline : public ::testing::Test {
   DaemonProcess daemon;
 };
 
+// A --timeout-ms shorter than a Stats round trip still bounds silence only: the CLI reads
+// Stats with a deadline of its poll at least. Before, each reading failed with the 1 ms
+// deadline, and the CLI gave up on a daemon that answered.
+TEST_F(GcLongerThanTheDeadline, ATimeoutOfOneMillisecondStillWaitsWhileTheDaemonAnswers) {
+  CliResult gc = RunCli("--data-dir " + dir.str() + " --timeout-ms 1 --json gc");
+  ASSERT_EQ(gc.exit_code, 0) << gc.out;
+  GcJson removed;
+  ASSERT_TRUE(ParseGcJson(gc.out, &removed)) << gc.out;
+  EXPECT_EQ(removed.removed_tasks, static_cast<uint64_t>(kTasks));
+}
+
 TEST_F(GcLongerThanTheDeadline, TurbineGcWaitsForItWhileTheDaemonAnswers) {
   CliResult gc = RunCli("--data-dir " + dir.str() + " --timeout-ms 200 --json gc");
   ASSERT_EQ(gc.exit_code, 0) << gc.out;
