@@ -179,6 +179,23 @@ TEST(Admission, AnOutsideCallWaitsWhileNewResultsOutrunSnapshotsOverTheLimit) {
   EXPECT_GE(stats.admission_wait_nanos, uint64_t{300'000'000});
 }
 
+// Over the limit, a few results waiting for a snapshot hold outside calls too, not only a
+// backlog of more than the count it allows: a few large results are far below it. Before,
+// an outside call went on however far over the limit such results took the daemon.
+TEST(Admission, OverTheLimitAFewResultsWaitingForASnapshotHoldOutsideCalls) {
+  turbine::testing::TempDir dir;
+  turbine::testing::PersistedEngine<GatedStore> daemon(dir.str(), Options());
+  OpenAtEnd open_at_end{daemon.backing()};
+  ASSERT_EQ(*daemon.engine.Read(fan(0, 10)), SumOfSquares(0, 10));  // 11 results, not 1,024
+  ASSERT_TRUE(daemon.backing().AwaitWriter());  // the evictor asked; the write is held
+  int64_t probed = 0;
+  std::future<int64_t> held = ProbeUntilHeld(daemon.engine, &probed);
+  ASSERT_TRUE(held.valid()) << "no outside call waited";
+  daemon.backing().Open();
+  EXPECT_EQ(held.get(), probed * probed);
+  EXPECT_GE(daemon.engine.Stats().admission_waits, 1u);
+}
+
 TEST(Admission, ATaskBodysCallsGoOnWhileOutsideCallsWait) {
   late_started = std::promise<void>();
   late_release = std::promise<void>();
