@@ -2,7 +2,8 @@
 // are in explain_rpcs.cc.
 #include "service.h"
 
-#include <absl/strings/match.h>
+#include "bearer_token.h"
+
 #include <absl/strings/str_cat.h>
 #include <spdlog/spdlog.h>
 
@@ -22,14 +23,6 @@ uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                    std::chrono::steady_clock::now() - start)
                                    .count());
-}
-
-// ConstantTimeEquals compares a secret without leaking where it differs.
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
 }
 
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
@@ -128,7 +121,7 @@ TurbineService::TurbineService(Engine& engine, const storage::Store& store, std:
                                GcOptions gc)
     : engine_(engine),
       store_(store),
-      expected_authorization_(auth_token.empty() ? "" : "Bearer " + auth_token),
+      auth_token_(std::move(auth_token)),
       on_shutdown_(std::move(on_shutdown)),
       gc_options_(std::move(gc)),
       reply_budget_(reply_limits) {
@@ -184,18 +177,11 @@ void TurbineService::WaitUntilIdle(std::chrono::steady_clock::time_point deadlin
 }
 
 bool TurbineService::Authorized(const grpc::CallbackServerContext* context) const {
-  if (expected_authorization_.empty()) return true;
+  if (auth_token_.empty()) return true;
   const auto& metadata = context->client_metadata();
   auto it = metadata.find("authorization");
   if (it == metadata.end()) return false;
-  // The scheme's name ignores case (RFC 9110), as on the status page; the token does not.
-  const std::string_view given(it->second.data(), it->second.size());
-  constexpr size_t kScheme = std::string_view("Bearer ").size();
-  return given.size() >= kScheme &&
-         absl::EqualsIgnoreCase(absl::string_view(given.data(), kScheme),
-                                absl::string_view(expected_authorization_.data(), kScheme)) &&
-         ConstantTimeEquals(given.substr(kScheme),
-                            std::string_view(expected_authorization_).substr(kScheme));
+  return CarriesBearerToken(std::string_view(it->second.data(), it->second.size()), auth_token_);
 }
 
 TaskId TurbineService::MissingTask(const v1::Value& value) {

@@ -254,7 +254,7 @@ class TurbineService final : public v1::Turbine::CallbackService {
 
   Engine& engine_;
   const storage::Store& store_;               // for Stats: what the cache occupies
-  const std::string expected_authorization_;  // "Bearer <token>", empty: no token needed
+  const std::string auth_token_;  // empty: no token needed
   std::function<void()> on_shutdown_;
   const GcOptions gc_options_;
   BackgroundQueue background_;

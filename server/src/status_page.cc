@@ -20,6 +20,7 @@
 #include <string_view>
 
 #include "address.h"
+#include "bearer_token.h"
 #include "turbine/why.h"
 #include "turbine/render/call_text.h"
 #include "turbine/render/graph.h"
@@ -117,14 +118,6 @@ std::optional<std::string> QueryValue(const mg_request_info* request, const char
   if (length < 0) return std::nullopt;  // -1: absent; -2: longer than max_bytes
   value.resize(static_cast<size_t>(length));
   return value;
-}
-
-// SameSecret compares in time that does not depend on where they differ.
-bool SameSecret(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char difference = 0;
-  for (size_t i = 0; i < a.size(); ++i) difference |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return difference == 0;
 }
 
 // IsLoopbackHost tells whether a Host header ("localhost:7879", "127.0.0.1", "[::1]:80")
@@ -264,15 +257,7 @@ class StatusPage::Handler {
       return 303;
     }
     if (const char* header = mg_get_header(connection, "Authorization")) {
-      // The scheme's name ignores case (RFC 9110); the token does not.
-      const std::string_view authorization = header;
-      constexpr std::string_view kScheme = "Bearer ";
-      if (authorization.size() >= kScheme.size() &&
-          absl::EqualsIgnoreCase(absl::string_view(authorization.data(), kScheme.size()),
-                                 absl::string_view(kScheme.data(), kScheme.size())) &&
-          SameSecret(authorization.substr(kScheme.size()), token_)) {
-        return 0;
-      }
+      if (CarriesBearerToken(header, token_)) return 0;
     }
     if (const char* cookies = mg_get_header(connection, "Cookie")) {
       char value[1024];
