@@ -65,6 +65,8 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
       tls_context.exec == nullptr && !Executor::OnWorkerThread()) [[unlikely]] {
     AwaitAdmission();
   }
+  // Before any lock: the synced write of a reservation holds up nothing else here.
+  if (store_ != nullptr) ReserveTaskIdsAhead();
   Section section;  // reclaim.h: the tasks found below stay allocated
   // A record read below is registered in memory before a GC pass can delete it.
   std::optional<ReaderMutexLock> gate;
@@ -88,7 +90,6 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
     if (found.ok()) stored_task = std::move(*found);  // unreadable: computed afresh
   }
   // Step 3: writer lock, re-check, box the arguments only if still absent.
-  counters.misses.fetch_add(1, std::memory_order_relaxed);
   auto [task, created] = cache_.FindOrInsert(key, [&] {
     return CreateTask(key, stack_args, stored_input, stored_task ? &*stored_task : nullptr);
   });
@@ -100,6 +101,9 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
   // as a new task would.
   const bool restored = stored_task.has_value() &&
                         (fn.kind == FunctionKind::kInput || !stored_task->result.empty());
+  // A miss is a call that made its task: one found in memory (another call may have just
+  // made it) or restored from the store is a hit.
+  if (created && !restored) counters.misses.fetch_add(1, std::memory_order_relaxed);
   if (created && fn.kind != FunctionKind::kInput && !restored) {
     if (!OnlyDescribing()) {
       executor_->Push(WorkItem::Hint(task->id));
@@ -118,14 +122,52 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
   return RawVc::Output(task->id);
 }
 
+TaskId EngineImpl::NewTaskId() {
+  const TaskId id = next_task_id_.fetch_add(1, std::memory_order_relaxed);
+  if (store_ != nullptr && id >= ids_reserved_.load(std::memory_order_acquire)) [[unlikely]] {
+    ReserveTaskIds(id);
+  }
+  return id;
+}
+
+void EngineImpl::ReserveTaskIdsAhead() {
+  const TaskId next = next_task_id_.load(std::memory_order_relaxed);
+  if (next + kTaskIdsReservedAtOnce / 2 < ids_reserved_.load(std::memory_order_acquire)) return;
+  if (reservation_failing_.load(std::memory_order_relaxed)) return;  // NewTaskId tries again
+  ReserveTaskIds(next);
+}
+
+void EngineImpl::ReserveTaskIds(TaskId from) {
+  std::lock_guard lock(id_reservation_mu_);
+  const TaskId reserved = ids_reserved_.load(std::memory_order_relaxed);
+  if (from + kTaskIdsReservedAtOnce / 2 < reserved) return;  // reserved meanwhile
+  TaskId end = std::min(from + kTaskIdsReservedAtOnce, TaskTable::kMaxIds);
+  if (absl::Status written = store_->ReserveTaskIds(end); !written.ok()) {
+    // Calls go on, a few ids past the reservation at a time, the next of them trying again
+    // (a full disk that gets room): after a crash, an id given out meanwhile may name
+    // another task, as before ids were reserved. Said once, and when it works again.
+    end = std::min(std::max(from, reserved) + kTaskIdsPastAFailedReservation,
+                   TaskTable::kMaxIds);
+    if (!reservation_failing_.exchange(true)) {
+      Log(LogLevel::kError, "cannot reserve task ids in the backing store (" +
+                                std::string(written.message()) +
+                                "): until it can, an id given out since the last snapshot may "
+                                "be given to another task after a crash");
+    }
+  } else if (reservation_failing_.exchange(false)) {
+    Log(LogLevel::kInfo, "task ids are reserved in the backing store again");
+  }
+  reserved_ids_ = true;
+  ids_reserved_.store(std::max(end, reserved), std::memory_order_release);
+}
+
 TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
                                   const absl::StatusOr<std::optional<StoredInput>>& stored_input,
                                   const StoredTask* stored_task, bool loaded_ahead) {
   if (stored_task != nullptr && !UsableStoredId(stored_task->id)) {
     stored_task = nullptr;  // a damaged record: the task starts afresh under a new id
   }
-  const TaskId id = stored_task != nullptr ? stored_task->id
-                                           : next_task_id_.fetch_add(1, std::memory_order_relaxed);
+  const TaskId id = stored_task != nullptr ? stored_task->id : NewTaskId();
   bool retry_input = false;
   std::unique_ptr<TaskState> owned =
       TaskState::Create(id, key.hash, key.fn, key.receiver, stack_args);

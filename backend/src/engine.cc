@@ -62,6 +62,7 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
   // can never match a value this session produced.
   stamp_.store(next_stamp);
   next_task_id_.store(std::max<uint64_t>(next_task_id, 1));
+  ids_reserved_.store(next_task_id_.load());  // what the store holds; none given out yet
   // Before anything is restored: what changed outside while no engine watched decides
   // which restored results are trusted.
   CheckObservations();
@@ -235,8 +236,20 @@ EngineImpl::~EngineImpl() {
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   executor_.reset();
+  bool reserved_ids = false;
+  {
+    std::lock_guard lock(id_reservation_mu_);
+    reserved_ids = reserved_ids_;
+  }
   if (absl::Status flushed = Flush(/*sweep_uses=*/true); !flushed.ok()) {
     Log(LogLevel::kError, "final snapshot failed: " + std::string(flushed.message()));
+  } else if (reserved_ids) {
+    // The next process continues from the ids given out, not past those reserved and never
+    // used. Kept if the snapshot failed: the reservation still covers what it did not write.
+    if (absl::Status released = store_->ReleaseTaskIds(next_task_id_.load()); !released.ok()) {
+      Log(LogLevel::kError, "cannot release reserved task ids: " +
+                                std::string(released.message()));
+    }
   }
 }
 

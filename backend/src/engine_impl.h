@@ -314,8 +314,10 @@ class EngineImpl {
   // TasksExecutedSince appends the tasks of executions `after` + 1 to `last` that the ring
   // still holds and that ran a body (not adopted), oldest first, under one lock.
   void TasksExecutedSince(uint64_t after, uint64_t last, std::vector<TaskId>* tasks);
-  // LatestInputChange copies the newest recorded change of input task `task`.
-  bool LatestInputChange(TaskId task, InputChangeEntry* entry);
+  // LatestInputChange copies the newest recorded change of input task `task`. When it
+  // finds none, `forgotten` says whether the ring has let older changes go (any input's),
+  // so that one of `task` may have been among them.
+  bool LatestInputChange(TaskId task, InputChangeEntry* entry, bool* forgotten);
   // DigestText: a digest for people (why.h); GoneText: why task `id` exists nowhere.
   // `load`: a referenced task not in memory is loaded from the store to be named.
   std::string DigestText(const OutputDigest& digest, bool load = false);
@@ -440,6 +442,16 @@ class EngineImpl {
   absl::Status ApplyInputs(std::vector<InputValue> values, bool deleting, size_t* changed);
   // REQUIRES: store_gate_ held (shared), with a backing store. `loaded_ahead`: read from
   // the store before anything asked for it (LoadAhead).
+  // NewTaskId gives out the next id, reserving a block in the backing store first when it
+  // is past the ids reserved (a synced write per kTaskIdsReservedAtOnce new tasks). Calls
+  // reserve the next block ahead, before they take any lock (ReserveTaskIdsAhead, once
+  // half of the block is used), so that the write is rarely made under the cache shard's
+  // lock by NewTaskId itself.
+  TaskId NewTaskId();
+  void ReserveTaskIdsAhead();
+  void ReserveTaskIds(TaskId from);
+  static constexpr TaskId kTaskIdsReservedAtOnce = TaskId{1} << 20;
+  static constexpr TaskId kTaskIdsPastAFailedReservation = 1024;
   TaskState* CreateTask(const TaskKeyView& key, void* stack_args,
                         const absl::StatusOr<std::optional<StoredInput>>& stored_input,
                         const StoredTask* stored_task, bool loaded_ahead = false);
@@ -463,6 +475,13 @@ class EngineImpl {
   TaskTable tasks_;
   TaskCache cache_;
   std::atomic<TaskId> next_task_id_{1};
+  // Ids below this may be given out: the backing store has them reserved (NewTaskId).
+  std::atomic<TaskId> ids_reserved_{1};
+  std::mutex id_reservation_mu_;  // one reservation written at a time
+  // This process reserved ids: its clean close releases them. Not otherwise, so that an
+  // idle start and stop writes nothing to the store.
+  bool reserved_ids_ ABSL_GUARDED_BY(id_reservation_mu_) = false;
+  std::atomic<bool> reservation_failing_{false};  // the last reservation could not be written
   std::atomic<uint64_t> revision_{1};
   std::atomic<uint64_t> stamp_{1};
   std::atomic<bool> stopping_{false};

@@ -39,6 +39,9 @@ struct GcNode {
   uint16_t day = 0;        // last used (0: the store did not know)
   uint16_t effective = 0;  // last used, counting the uses of what reads it or refers to it
   bool input = false;  // an input that is set: user data, never collected
+  // A set input refers to it, directly or through other tasks: kept with the input, which
+  // would otherwise name a task that exists nowhere.
+  bool held_by_input = false;
   // An input that is not set: kept only while a live task links to it (gc.h).
   bool unset_input = false;
   bool kept_while_referenced = false;
@@ -87,7 +90,9 @@ void Link(Graph& graph) {
       const bool ref = (graph.raw[e] & kRawRefBit) != 0;
       auto found = graph.index.find(graph.raw[e] & ~kRawRefBit);
       if (found == graph.index.end()) {
-        if (ref) graph.nodes[i].reason = Reason::kUnusable;
+        // A set input naming a task that is not stored (a process killed before a snapshot
+        // wrote it) is still the user's data: kept, and a use of the reference fails.
+        if (ref && !graph.nodes[i].input) graph.nodes[i].reason = Reason::kUnusable;
         continue;
       }
       graph.out.push_back(found->second | (ref ? kRefBit : 0));
@@ -166,7 +171,7 @@ class Marker {
  private:
   uint64_t Add(uint32_t i, Reason reason) {
     Node& node = graph_.nodes[i];
-    if (node.input || node.reason != Reason::kLive) return 0;
+    if (node.input || node.held_by_input || node.reason != Reason::kLive) return 0;
     node.reason = reason;
     work_.push_back(i);
     return node.bytes;
@@ -176,8 +181,28 @@ class Marker {
   std::vector<uint32_t> work_;
 };
 
+// HoldWhatInputsReferTo marks what set inputs refer to, transitively (held_by_input).
+void HoldWhatInputsReferTo(Graph& graph) {
+  std::vector<uint32_t> work;
+  for (uint32_t i = 0; i < graph.nodes.size(); ++i) {
+    if (graph.nodes[i].input) work.push_back(i);
+  }
+  while (!work.empty()) {
+    const uint32_t x = work.back();
+    work.pop_back();
+    for (uint32_t e = graph.out_begin[x]; e < graph.out_begin[x + 1]; ++e) {
+      if ((graph.out[e] & kRefBit) == 0) continue;  // read, not referred to
+      Node& target = graph.nodes[graph.out[e] & ~kRefBit];
+      if (target.held_by_input || target.input) continue;
+      target.held_by_input = true;
+      work.push_back(graph.out[e] & ~kRefBit);
+    }
+  }
+}
+
 // Decide marks the garbage of `graph` (see gc.h).
 void Decide(Graph& graph, const GcOptions& options, uint16_t today, uint64_t bytes_on_disk) {
+  HoldWhatInputsReferTo(graph);
   Marker marker(graph);
   const size_t n = graph.nodes.size();
   // Unusable nodes first (Link set their reason already): their consequences follow.
@@ -484,6 +509,14 @@ absl::Status EngineImpl::ScanStore(GcGraph& graph, const GcOptions& options) {
         node.input = !value.ok() || value->has_value();
         node.unset_input = !node.input;
         node.kept_while_referenced |= node.unset_input;
+        // A value holding Vcs refers to their tasks, as a result does: they stay with the
+        // input (HoldWhatInputsReferTo). Its record holds only its identity.
+        if (value.ok() && value->has_value()) {
+          if (const ValueType* type = FindValueType((*value)->type_name)) {
+            VcSink sink(&links.refs);
+            (void)type->deserialize((*value)->bytes);
+          }
+        }
       }
       for (TaskId ref : links.refs) graph.raw.push_back(ref | kRawRefBit);
       for (TaskId dep : links.deps) graph.raw.push_back(dep);

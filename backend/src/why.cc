@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <utility>
+#include <vector>
 
 #include "engine_impl.h"
 #include "persist.h"
@@ -55,22 +57,88 @@ std::string Hex(uint64_t bits) {
   return text;
 }
 
-// Why walks from one task down to the causes, depth first, one task lock at a time.
+// Why walks from one task down to the causes, depth first, one task lock at a time. The
+// walk keeps its own stack, not the thread's: a chain of causes can be as long as the
+// graph is deep (a sheet of 20,000 cells in a row), and `max_steps` is the caller's.
 class WhyWalk {
  public:
   WhyWalk(EngineImpl& engine, const WhyOptions& options, WhyReport& report)
       : engine_(engine), options_(options), report_(report) {}
 
-  void Explain(TaskId id, uint32_t depth, bool cutoff);
+  void Explain(TaskId root);
 
  private:
+  // Explained is a step taken whose causes are still to be walked: first the dependency
+  // whose change made it execute, then (unless the step is itself an early cutoff) the
+  // dependencies that were early cutoffs for it.
+  struct Explained {
+    uint32_t depth = 0;
+    bool cutoff = false;
+    TaskId cause = kNoTask;  // still to be explained; kNoTask once it is (or if none)
+    TaskId last_cause = kNoTask;  // the step's cause: not an early cutoff for it
+    uint64_t last_execution = 0;
+    std::vector<Dep> deps;
+    size_t next_dep = 0;
+    size_t cutoffs = 0;
+  };
+
+  // Visit adds the step of task `id` to the report and, if its causes are to be walked,
+  // an Explained for it to the stack.
+  void Visit(TaskId id, uint32_t depth, bool cutoff);
+  // NextCutoff returns the next dependency of `task` that was an early cutoff for it, or
+  // kNoTask when there is none left.
+  TaskId NextCutoff(Explained& task);
+
   EngineImpl& engine_;
   const WhyOptions& options_;
   WhyReport& report_;
   absl::flat_hash_set<TaskId> seen_;
+  std::vector<Explained> stack_;
 };
 
-void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
+void WhyWalk::Explain(TaskId root) {
+  Visit(root, 0, /*cutoff=*/false);
+  while (!stack_.empty()) {
+    Explained& top = stack_.back();
+    const uint32_t depth = top.depth + 1;
+    if (top.cause != kNoTask) {
+      const TaskId cause = std::exchange(top.cause, kNoTask);
+      Visit(cause, depth, /*cutoff=*/false);  // may grow the stack: `top` is not used after
+      continue;
+    }
+    const TaskId cutoff = top.cutoff ? kNoTask : NextCutoff(top);
+    if (cutoff == kNoTask) {
+      stack_.pop_back();
+      continue;
+    }
+    Visit(cutoff, depth, /*cutoff=*/true);
+  }
+}
+
+TaskId WhyWalk::NextCutoff(Explained& task) {
+  // Dependencies that executed after this task last did (or at all, for one restored) and
+  // still carry the stamp it read: each was an early cutoff for this task.
+  while (task.next_dep < task.deps.size() && task.cutoffs < options_.max_cutoffs_per_task) {
+    const Dep& dep = task.deps[task.next_dep++];
+    if (dep.slot.task == task.last_cause || seen_.contains(dep.slot.task)) continue;
+    // Only in memory: one that is not has not executed here since (a task evicted whole
+    // forgets it did), and loading it would only make `why` change what it describes.
+    TaskState* target = engine_.InMemory(dep.slot.task);
+    if (target == nullptr) continue;
+    bool equal = false;
+    {
+      MutexLock lock(&target->mu);
+      equal = target->last_execution > task.last_execution && target->phase == Phase::kClean &&
+              target->SlotChangedAt(dep.slot) == dep.observed;
+    }
+    if (!equal) continue;
+    ++task.cutoffs;
+    return dep.slot.task;
+  }
+  return kNoTask;
+}
+
+void WhyWalk::Visit(TaskId id, uint32_t depth, bool cutoff) {
   if (report_.steps.size() >= options_.max_steps) {
     report_.truncated = true;
     return;
@@ -127,7 +195,8 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
       const bool unset = digest.kind == not_set.kind && digest.bits == not_set.bits;
       return unset ? std::string("(not set)") : engine_.DigestText(digest, /*load=*/true);
     };
-    if (engine_.LatestInputChange(id, &change)) {
+    bool forgotten = false;  // changes older than the ring's have been let go
+    if (engine_.LatestInputChange(id, &change, &forgotten)) {
       step.output_changed = true;
       step.end_unix_micros = change.unix_micros;
       step.output_before = change.before.kind == OutputKind::kNone ? "" : text_of(change.before);
@@ -138,7 +207,10 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
     } else {
       step.output_after = text_of(current);
       step.text = "input " + step.args + " = " + step.output_after +
-                  " (no change of it recorded since the engine started)";
+                  (forgotten ? " (no change of it among the last " +
+                                   std::to_string(kRecentInputChanges) +
+                                   " input changes; older ones are no longer recorded)"
+                             : " (no change of it recorded since the engine started)");
     }
     report_.steps.push_back(std::move(step));
     return;
@@ -194,36 +266,21 @@ void WhyWalk::Explain(TaskId id, uint32_t depth, bool cutoff) {
                         : "never executed: nothing has read it yet";
   }
   if (step.dirty) step.text += " [dirty now: the next read refreshes it]";
-  const TaskId cause = step.cause;
-  const ExecutionReason why = step.reason;
+  Explained explained;
+  explained.depth = depth;
+  explained.cutoff = cutoff;
+  if (last_execution != 0 && step.reason == ExecutionReason::kDependencyChanged) {
+    explained.cause = step.cause;
+  }
+  explained.last_cause = step.cause;
+  explained.last_execution = last_execution;
   report_.steps.push_back(std::move(step));
-
-  if (last_execution != 0 && why == ExecutionReason::kDependencyChanged && cause != kNoTask) {
-    Explain(cause, depth + 1, /*cutoff=*/false);
+  if (!cutoff) {
+    // Not for one loaded back after an eviction: it may have executed for them before it
+    // left.
+    if (last_execution != 0 || !loaded_back) explained.deps = std::move(deps);
   }
-  if (cutoff) return;
-  // Dependencies that executed after this task last did (or at all, for one restored) and
-  // still carry the stamp it read: each was an early cutoff for this task. Not for one
-  // loaded back after an eviction: it may have executed for them before it left.
-  if (last_execution == 0 && loaded_back) deps.clear();
-  size_t cutoffs = 0;
-  for (const Dep& dep : deps) {
-    if (cutoffs >= options_.max_cutoffs_per_task) break;
-    if (dep.slot.task == cause || seen_.contains(dep.slot.task)) continue;
-    // Only in memory: one that is not has not executed here since (a task evicted whole
-    // forgets it did), and loading it would only make `why` change what it describes.
-    TaskState* target = engine_.InMemory(dep.slot.task);
-    if (target == nullptr) continue;
-    bool equal = false;
-    {
-      MutexLock lock(&target->mu);
-      equal = target->last_execution > last_execution && target->phase == Phase::kClean &&
-              target->SlotChangedAt(dep.slot) == dep.observed;
-    }
-    if (!equal) continue;
-    ++cutoffs;
-    Explain(dep.slot.task, depth + 1, /*cutoff=*/true);
-  }
+  if (explained.cause != kNoTask || !explained.deps.empty()) stack_.push_back(std::move(explained));
 }
 
 }  // namespace
@@ -283,8 +340,9 @@ void EngineImpl::TasksExecutedSince(uint64_t after, uint64_t last, std::vector<T
   }
 }
 
-bool EngineImpl::LatestInputChange(TaskId task, InputChangeEntry* entry) {
+bool EngineImpl::LatestInputChange(TaskId task, InputChangeEntry* entry, bool* forgotten) {
   std::lock_guard lock(history_mu_);
+  *forgotten = input_change_sequence_ > kRecentInputChanges;
   bool found = false;
   for (size_t i = 0; i < kRecentInputChanges; ++i) {
     const InputChangeEntry& change = recent_input_changes_[i];
@@ -381,7 +439,7 @@ absl::StatusOr<WhyReport> EngineImpl::Why(RawVc vc, const WhyOptions& options) {
   WhyReport report;
   report.root = vc.task;
   WhyWalk walk(*this, options, report);
-  walk.Explain(vc.task, 0, /*cutoff=*/false);
+  walk.Explain(vc.task);
   return report;
 }
 

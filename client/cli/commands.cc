@@ -130,7 +130,11 @@ ExitCode RunCall(const Session& session, const CallCommand& command) {
 ExitCode RunGraph(const Session& session, const GraphCommand& command) {
   absl::StatusOr<v1::CallRequest> call = BuildRequest(command.call);
   if (!call.ok()) return UsageError(call.status().message());
-  const std::string format = session.json ? "json" : command.format;
+  if (session.json && command.format.has_value() && *command.format != "json") {
+    return UsageError("--json asks for JSON and --format for " + *command.format +
+                      ": give one of them");
+  }
+  const std::string format = session.json ? "json" : command.format.value_or("dot");
   if (format != "dot" && format != "json" && format != "svg") {
     return UsageError("--format is dot, json or svg, not '" + format + "'");
   }

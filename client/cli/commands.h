@@ -31,7 +31,7 @@ struct CallCommand {
 struct GraphCommand {
   CallCommand call;
   std::optional<uint32_t> depth;  // none: the whole cone
-  std::string format = "dot";     // dot, json or svg; --json means json
+  std::optional<std::string> format;  // dot (none), json or svg; --json means json
   std::string output;             // -o FILE; empty: stdout
 };
 

@@ -117,8 +117,8 @@ void AddCommands(CLI::App& app, CommandLine* line) {
   graph_command->add_option("--this", line->graph.call.this_ref, "Receiver of a method");
   graph_command->add_option("--depth", line->graph.depth,
                             "Follow dependencies this many edges deep (default: all)");
-  graph_command->add_option("--format", line->graph.format, "dot, json or svg (laid out by Graphviz)")
-      ->capture_default_str();
+  graph_command->add_option("--format", line->graph.format,
+                            "dot (the default), json or svg (laid out by Graphviz)");
   graph_command->add_option("-o,--output", line->graph.output, "Write to this file");
   graph_command->callback(
       [line] { line->run = [line](const Session& s) { return RunGraph(s, line->graph); }; });
@@ -218,6 +218,10 @@ absl::StatusOr<client::ConnectOptions> ConnectOptionsFrom(GlobalOptions& global)
       global.connect.empty() ? client::DefaultAddress(global.data_dir) : global.connect;
   options.deadline = std::chrono::milliseconds(global.timeout_ms);
   options.wait_for_ready = global.wait;
+  // The CLI takes any reply the daemon sends: the daemon's own --max-message-bytes bounds
+  // them, and a user who raised it for a large trace or result should not meet a second
+  // limit here.
+  options.max_message_bytes = std::numeric_limits<int>::max();
   FromEnvironment(global.token_file, "TURBINE_TOKEN_FILE");
   FromEnvironment(global.tls_ca, "TURBINE_TLS_CA");
   FromEnvironment(global.tls_cert, "TURBINE_TLS_CERT");

@@ -93,7 +93,13 @@ nlohmann::json WhyJson(const v1::WhyReply& why) {
 std::string WhyText(const v1::WhyReply& why) {
   std::string text;
   for (const v1::WhyStep& step : why.steps()) {
-    const std::string indent(2 * step.depth(), ' ');
+    // Two spaces a level, up to a bound: a chain of 20,000 causes would take gigabytes of
+    // spaces. Deeper steps say their depth.
+    constexpr uint32_t kIndentedLevels = 40;
+    const std::string indent =
+        step.depth() <= kIndentedLevels
+            ? std::string(2 * step.depth(), ' ')
+            : absl::StrCat(std::string(2 * kIndentedLevels, ' '), "[depth ", step.depth(), "] ");
     if (step.kind() == v1::WHY_STEP_KIND_GONE) {
       absl::StrAppend(&text, indent, step.text(), "\n");
       continue;

@@ -103,26 +103,39 @@ void AppendChromeTrackName(uint64_t track, std::string* out) {
   out->append("}}");
 }
 
-std::string ChromeTraceJson(const Trace& trace) {
+std::string ChromeTraceJson(const Trace& trace, size_t max_bytes, size_t* written) {
+  // What the track names and the end take, at most, beside the events: a track's name is
+  // under 100 bytes, and the end under 100 with its numbers.
+  constexpr size_t kTrackNameBytes = 128;
+  constexpr size_t kEndBytes = 256;
   int64_t origin = INT64_MAX;
   for (const TraceEvent& event : trace.events) origin = std::min(origin, event.start_nanos);
   std::string out = "{\"traceEvents\":[";
   std::set<uint64_t> tracks;
-  bool first = true;
+  size_t events = 0;
   for (const TraceEvent& event : trace.events) {
-    out.append(first ? "\n" : ",\n");
-    first = false;
-    tracks.insert(ChromeTraceTrack(event));
+    const size_t before = out.size();
+    out.append(events == 0 ? "\n" : ",\n");
     AppendChromeTraceEvent(event, origin, &out);
+    const uint64_t track = ChromeTraceTrack(event);
+    const size_t names = (tracks.size() + (tracks.contains(track) ? 0 : 1)) * kTrackNameBytes;
+    if (out.size() + names + kEndBytes > max_bytes) {
+      out.resize(before);  // this one and the rest do not fit
+      break;
+    }
+    tracks.insert(track);
+    ++events;
   }
+  bool first = events == 0;
   for (const uint64_t track : tracks) {  // names for the tracks
     out.append(first ? "\n" : ",\n");
     first = false;
     AppendChromeTrackName(track, &out);
   }
+  const uint64_t dropped = trace.dropped + (trace.events.size() - events);
   out.append("\n],\"displayTimeUnit\":\"ms\",\"otherData\":{\"events\":" +
-             std::to_string(trace.events.size()) +
-             ",\"dropped\":" + std::to_string(trace.dropped) + "}}\n");
+             std::to_string(events) + ",\"dropped\":" + std::to_string(dropped) + "}}\n");
+  if (written != nullptr) *written = events;
   return out;
 }
 

@@ -2,6 +2,7 @@
 // (ui.perfetto.dev) and chrome://tracing open.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -13,8 +14,12 @@ namespace turbine::server {
 // execution is a complete slice ("ph":"X") on its worker thread's track, named after the
 // function, with the task id, arguments and reason in `args`; snapshots are slices on
 // their own track. Times are microseconds from the first event. A body that another
-// body's read ran inline nests inside it on the same track.
-std::string ChromeTraceJson(const Trace& trace);
+// body's read ran inline nests inside it on the same track. The text stays within
+// `max_bytes`: the events that would take it past are left out (with the trace's own
+// dropped ones, they are the `dropped` it reports); `written` (if not null) gets how many
+// events it holds.
+std::string ChromeTraceJson(const Trace& trace, size_t max_bytes = SIZE_MAX,
+                            size_t* written = nullptr);
 
 // The parts, for a trace streamed to a file (trace_file.h): one event as a JSON object
 // (times in microseconds from `origin_nanos`, steady clock), the track it goes on (its

@@ -9,6 +9,7 @@
 
 #include "chrome_trace.h"
 #include "service.h"
+#include "turbine/text.h"
 
 namespace turbine::server {
 namespace {
@@ -30,9 +31,15 @@ v1::TaskPhase PhaseToWire(TaskPhase phase) {
   return v1::TASK_PHASE_UNSPECIFIED;
 }
 
-void WhyToWire(const WhyReport& why, v1::WhyReply* out) {
+// WhyToWire fills the reply with the steps that fit in `max_bytes`: a reply larger than
+// gRPC may send is not sent at all. Steps past that are cut as `max_steps` cuts them.
+void WhyToWire(const WhyReport& why, int64_t max_bytes, v1::WhyReply* out) {
+  // Room for the root and truncated fields, and for each step its tag and length.
+  constexpr int64_t kOtherFields = 64;
+  constexpr int64_t kStepFraming = 8;
   out->set_root(why.root);
   out->set_truncated(why.truncated);
+  int64_t bytes = kOtherFields;
   for (const WhyStep& step : why.steps) {
     v1::WhyStep* wire = out->add_steps();
     wire->set_depth(step.depth);
@@ -41,7 +48,7 @@ void WhyToWire(const WhyReport& why, v1::WhyReply* out) {
     wire->set_task(step.task);
     wire->set_function(step.function);
     wire->set_version(step.version);
-    wire->set_args(step.args);
+    wire->set_args(EscapeInvalidUtf8(step.args));  // a file name in it may be any bytes
     wire->set_reason(static_cast<v1::WhyReason>(static_cast<int>(step.reason)));
     wire->set_cause(step.cause);
     wire->set_receiver(step.receiver);
@@ -50,9 +57,15 @@ void WhyToWire(const WhyReport& why, v1::WhyReply* out) {
     wire->set_end_unix_micros(step.end_unix_micros);
     wire->set_duration_micros(static_cast<uint64_t>(step.duration_nanos / 1000));
     wire->set_output_changed(step.output_changed);
-    wire->set_output_before(step.output_before);
-    wire->set_output_after(step.output_after);
-    wire->set_text(step.text);
+    wire->set_output_before(EscapeInvalidUtf8(step.output_before));
+    wire->set_output_after(EscapeInvalidUtf8(step.output_after));
+    wire->set_text(EscapeInvalidUtf8(step.text));
+    bytes += static_cast<int64_t>(wire->ByteSizeLong()) + kStepFraming;
+    if (bytes > max_bytes) {
+      out->mutable_steps()->RemoveLast();
+      out->set_truncated(true);
+      break;
+    }
   }
 }
 
@@ -108,9 +121,21 @@ class TraceReactor final : public grpc::ServerUnaryReactor {
  private:
   void End(bool rang) {
     const turbine::Trace trace = engine_.StopTrace();
-    reply_->set_chrome_trace_json(ChromeTraceJson(trace));
-    reply_->set_events(trace.events.size());
-    reply_->set_dropped(trace.dropped);
+    // The reply must fit in one message (--max-message-bytes), or gRPC would refuse to send
+    // any of it: events past that are dropped like those past the engine's limit. Room is
+    // left for the reply's other fields.
+    constexpr int64_t kOtherFields = 64;
+    const int64_t room = service_.reply_budget().limits().message_bytes - kOtherFields;
+    size_t events = 0;
+    reply_->set_chrome_trace_json(
+        ChromeTraceJson(trace, static_cast<size_t>(std::max<int64_t>(room, 0)), &events));
+    reply_->set_events(events);
+    reply_->set_dropped(trace.dropped + (trace.events.size() - events));
+    if (events < trace.events.size()) {
+      spdlog::warn("trace: {} of {} events fit in a reply of {} bytes (--max-message-bytes); "
+                   "the rest are counted as dropped",
+                   events, trace.events.size(), service_.reply_budget().limits().message_bytes);
+    }
     reply_->set_cut_short(!rang);
     Finish(rang || by_shutdown_.load()
                ? grpc::Status::OK
@@ -187,7 +212,7 @@ grpc::ServerUnaryReactor* TurbineService::Why(grpc::CallbackServerContext* conte
     CatchUpWithOutsideChanges();  // a file written before the request is dirty in it
     absl::StatusOr<WhyReport> why = engine_.Why(vc, options);
     if (why.ok()) {
-      WhyToWire(*why, reply);
+      WhyToWire(*why, reply_budget_.limits().message_bytes, reply);
     } else {
       CountError(static_cast<int>(why.status().code()));
     }

@@ -21,6 +21,7 @@
 
 #include "address.h"
 #include "bearer_token.h"
+#include "turbine/text.h"
 #include "turbine/why.h"
 #include "turbine/render/call_text.h"
 #include "turbine/render/graph.h"
@@ -70,14 +71,16 @@ const char* StatusText(int status) {
     case 504:
       return "Gateway Timeout";
     default:
-      return "Error";
+      return mg_get_response_code_text(nullptr, status);  // civetweb's own errors: 411, 505...
   }
 }
 
 void Send(mg_connection* connection, int status, absl::string_view content_type,
           absl::string_view body, absl::string_view extra_headers = "") {
   const mg_request_info* request = mg_get_request_info(connection);
-  const bool head = request != nullptr && std::string_view(request->request_method) == "HEAD";
+  // A request civetweb could not parse has no method.
+  const bool head = request != nullptr && request->request_method != nullptr &&
+                    std::string_view(request->request_method) == "HEAD";
   const std::string headers = absl::StrCat(
       "HTTP/1.1 ", status, " ", StatusText(status), "\r\nContent-Type: ", content_type,
       "\r\nContent-Length: ", body.size(), "\r\n", kCommonHeaders, extra_headers, "\r\n");
@@ -118,6 +121,17 @@ std::optional<std::string> QueryValue(const mg_request_info* request, const char
   if (length < 0) return std::nullopt;  // -1: absent; -2: longer than max_bytes
   value.resize(static_cast<size_t>(length));
   return value;
+}
+
+int HostHeaders(const mg_request_info& request) {
+  int hosts = 0;
+  for (int i = 0; i < request.num_headers; ++i) {
+    if (request.http_headers[i].name != nullptr &&
+        absl::EqualsIgnoreCase(request.http_headers[i].name, "Host")) {
+      ++hosts;
+    }
+  }
+  return hosts;
 }
 
 // IsLoopbackHost tells whether a Host header ("localhost:7879", "127.0.0.1", "[::1]:80")
@@ -167,11 +181,24 @@ class StatusPage::Handler {
       SendError(connection, 400, "a GET or HEAD here has no body");
       return 400;
     }
+    // A whole URL as the target ("GET http://host:port/ HTTP/1.1", the form for proxies):
+    // civetweb serves those it takes for its own and drops the others unanswered, so none
+    // is served here either.
+    if (request->request_uri == nullptr || request->request_uri[0] != '/') {
+      SendError(connection, 400, "ask for a path (/api/stats), not a whole URL");
+      return 400;
+    }
     const std::string_view path = request->local_uri != nullptr ? request->local_uri : "";
     // On loopback, a request for another host name is a web page elsewhere whose name was
     // made to point at 127.0.0.1 (DNS rebinding), reaching in through the user's browser.
     // One that names no host cannot show it does not: HTTP/1.1 requires the header.
     const char* host = mg_get_header(connection, "Host");
+    // mg_get_header gives the first: a second Host could name another, and HTTP/1.1 says
+    // a request with more than one is refused.
+    if (HostHeaders(*request) > 1) {
+      SendError(connection, 400, "a request names its host once (one Host header)");
+      return 400;
+    }
     if (loopback_ && host == nullptr) {
       SendError(connection, 400, "a request must name its host (the Host header)");
       return 400;
@@ -209,10 +236,10 @@ class StatusPage::Handler {
     for (const ExecutionRecord& record : service_.engine().RecentExecutions(kShownExecutions)) {
       executions.push_back({{"task", record.task},
                             {"function", record.function},
-                            {"args", record.args},
+                            {"args", EscapeInvalidUtf8(record.args)},
                             {"micros", record.duration_nanos / 1000},
                             {"reason", std::string(ReasonName(record.reason))},
-                            {"reason_text", record.reason_text},
+                            {"reason_text", EscapeInvalidUtf8(record.reason_text)},
                             {"failed", record.failed},
                             {"output_changed", record.output_changed}});
     }
@@ -332,7 +359,7 @@ class StatusPage::Handler {
     absl::StatusOr<std::string> svg = render::DotToSvg(
         render::GraphDot(*graph,
                          "(more dependencies left out: the page shows at most 200 tasks; "
-                         "turbine graph shows them all)"));
+                         "turbine graph shows up to 10,000)"));
     if (!svg.ok()) {
       SendError(connection, 500, svg.status().message());
       return 500;
@@ -355,6 +382,16 @@ int HandleRequest(mg_connection* connection, void* handler) {
 
 // civetweb logs to stderr by default; the daemon's log says what matters.
 int Quiet(const mg_connection*, const char*) { return 1; }
+
+// AnswerCivetwebError answers what civetweb refuses before any handler sees it (a request
+// it cannot parse, one too large, an HTTP version it does not speak) as the page answers
+// its own errors: JSON, with the same headers, so that every answer forbids loading
+// anything from elsewhere.
+int AnswerCivetwebError(mg_connection* connection, int status, const char* message) {
+  SendError(connection, status,
+            message != nullptr && *message != '\0' ? message : StatusText(status));
+  return 0;  // answered: civetweb sends nothing more
+}
 
 }  // namespace
 
@@ -381,6 +418,7 @@ absl::StatusOr<std::unique_ptr<StatusPage>> StatusPage::Start(const std::string&
                            nullptr};
   mg_callbacks callbacks{};
   callbacks.log_message = &Quiet;
+  callbacks.http_error = &AnswerCivetwebError;
   page->server_ = mg_start(&callbacks, nullptr, options);
   if (page->server_ == nullptr) {
     return absl::UnavailableError("cannot serve the status page on " + address +

@@ -221,7 +221,34 @@ absl::StatusOr<uint64_t> RocksBackingStore::NextStamp() {
 }
 
 absl::StatusOr<uint64_t> RocksBackingStore::NextTaskId() {
-  return ReadCounter(*store_, kNextTaskIdKey);
+  absl::StatusOr<uint64_t> next = ReadCounter(*store_, kNextTaskIdKey);
+  if (!next.ok()) return next;
+  // A reservation left by a process that did not close: it may have given out ids up to
+  // it that no snapshot wrote.
+  absl::StatusOr<uint64_t> reserved = ReadCounter(*store_, kTaskIdsReservedKey);
+  if (!reserved.ok()) return reserved;
+  return std::max(*next, *reserved);
+}
+
+absl::Status RocksBackingStore::ReserveTaskIds(uint64_t end) {
+  rocksdb::WriteBatch batch;
+  std::string bytes;
+  EncodeCounter(end, &bytes);
+  batch.Put(store_->handle(Table::kMeta), kTaskIdsReservedKey, bytes);
+  return store_->Write(batch, /*sync=*/true);  // before any id it covers is given out
+}
+
+absl::Status RocksBackingStore::ReleaseTaskIds(uint64_t next_task_id) {
+  absl::StatusOr<uint64_t> written = ReadCounter(*store_, kNextTaskIdKey);
+  if (!written.ok()) return written.status();
+  rocksdb::WriteBatch batch;
+  if (next_task_id > *written) {
+    std::string bytes;
+    EncodeCounter(next_task_id, &bytes);
+    batch.Put(store_->handle(Table::kMeta), kNextTaskIdKey, bytes);
+  }
+  batch.Delete(store_->handle(Table::kMeta), kTaskIdsReservedKey);
+  return store_->Write(batch, /*sync=*/true);
 }
 
 absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::FindTask(uint64_t hash,

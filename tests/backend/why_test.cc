@@ -58,6 +58,16 @@ std::string Digest(int64_t value) {
 
 std::string Id(turbine::TaskId id) { return "@" + std::to_string(id); }
 
+// Link(n) is 1 + Link(n - 1), down to an input: a change of the input makes every link
+// execute, each because of the one below it.
+Task<int64_t> LinkImpl(int64_t n);
+inline const turbine::Function<LinkImpl> link{"test.why.link", 1};
+Task<int64_t> LinkImpl(int64_t n) {
+  if (n == 0) co_return co_await Input<int64_t>("why.chain");
+  const int64_t below = co_await link(n - 1);
+  co_return below + 1;
+}
+
 TEST(Why, AFirstExecutionIsItsOwnReason) {
   turbine::Engine engine({.worker_threads = 1});
   turbine::Engine::Scope scope(engine);
@@ -327,6 +337,61 @@ TEST(Why, RecentExecutionsListTheNewestFirstWithReasons) {
     EXPECT_GT(record.end_unix_micros, 0);
   }
   EXPECT_EQ(engine.RecentExecutions(1).size(), 1u);
+}
+
+// A chain of causes as long as a sheet of 20,000 cells in a row is walked to its end: the
+// walk used to recurse once per step, and such a chain overflowed the thread's stack.
+TEST(Why, AChainOfTwentyThousandCausesIsWalkedToTheInput) {
+  constexpr int64_t kLinks = 20'000;
+  turbine::Engine engine({.worker_threads = 1});
+  turbine::Engine::Scope scope(engine);
+  ASSERT_TRUE(engine.SetInput("why.chain", int64_t{0}).ok());
+  ASSERT_EQ(*engine.Read(link(kLinks)), kLinks);
+  ASSERT_TRUE(engine.SetInput("why.chain", int64_t{1}).ok());
+  ASSERT_EQ(*engine.Read(link(kLinks)), kLinks + 1);
+
+  absl::StatusOr<turbine::WhyReport> why =
+      engine.Why(link(kLinks).raw(), {.max_steps = 2 * kLinks});
+  ASSERT_TRUE(why.ok()) << why.status();
+  EXPECT_FALSE(why->truncated);
+  ASSERT_EQ(why->steps.size(), static_cast<size_t>(kLinks + 2));  // the links and the input
+  EXPECT_EQ(why->steps[kLinks].task, link(0).raw().task);
+  EXPECT_EQ(why->steps[kLinks].depth, static_cast<uint32_t>(kLinks));
+  EXPECT_EQ(why->steps.back().kind, WhyStep::Kind::kInput);
+  EXPECT_EQ(why->steps.back().depth, static_cast<uint32_t>(kLinks + 1));
+
+  // Cut at max_steps, and says so.
+  absl::StatusOr<turbine::WhyReport> cut = engine.Why(link(kLinks).raw(), {.max_steps = 100});
+  ASSERT_TRUE(cut.ok());
+  EXPECT_TRUE(cut->truncated);
+  EXPECT_EQ(cut->steps.size(), 100u);
+}
+
+// An input whose change has left the ring of recent input changes is not said to have
+// never changed: the ring let older changes go.
+TEST(Why, AnInputChangeOlderThanTheRingIsNotSaidNeverToHaveHappened) {
+  turbine::Engine engine({.worker_threads = 1});
+  turbine::Engine::Scope scope(engine);
+  ASSERT_TRUE(engine.SetInput("why.old", int64_t{1}).ok());
+  ASSERT_EQ(*engine.Read(doubled("why.old")), 2);
+  absl::StatusOr<turbine::WhyReport> fresh = engine.Why(doubled("why.old").raw());
+  ASSERT_TRUE(fresh.ok());
+  ASSERT_EQ(fresh->steps.size(), 1u);  // a first execution: no cause to follow
+
+  ASSERT_TRUE(engine.SetInput("why.old", int64_t{2}).ok());
+  ASSERT_EQ(*engine.Read(doubled("why.old")), 4);
+  for (size_t i = 0; i <= turbine::kRecentInputChanges; ++i) {
+    ASSERT_TRUE(engine.SetInput("why.other." + std::to_string(i), int64_t{1}).ok());
+  }
+  absl::StatusOr<turbine::WhyReport> why = engine.Why(doubled("why.old").raw());
+  ASSERT_TRUE(why.ok()) << why.status();
+  ASSERT_EQ(why->steps.size(), 2u);
+  EXPECT_EQ(why->steps[0].reason, ExecutionReason::kDependencyChanged);
+  const WhyStep& input = why->steps[1];
+  EXPECT_EQ(input.kind, WhyStep::Kind::kInput);
+  EXPECT_EQ(input.text.find("since the engine started"), std::string::npos) << input.text;
+  EXPECT_NE(input.text.find("older ones are no longer recorded"), std::string::npos)
+      << input.text;
 }
 
 TEST(Why, TheRingOfRecentExecutionsIsBounded) {

@@ -205,6 +205,83 @@ TEST_F(GraphDaemon, BadRequestsAreClearErrors) {
   EXPECT_EQ(RunCli(cli_ + "graph no.such 2>/dev/null").exit_code, 4) << "NOT_FOUND";
   EXPECT_EQ(RunCli(cli_ + "graph --format png tree.summary x 2>/dev/null").exit_code, 2);
   EXPECT_EQ(RunCli(cli_ + "graph tree.summary '[1' 2>/dev/null").exit_code, 2);
+  // --json asks for JSON: with another --format, which one is meant is not clear.
+  const CliResult both = RunCli(cli_ + "--json graph --format dot demo.fib 3 2>&1");
+  EXPECT_EQ(both.exit_code, 2) << both.out;
+  EXPECT_NE(both.out.find("give one of them"), std::string::npos) << both.out;
+  EXPECT_EQ(RunCli(cli_ + "--json graph --format json demo.fib 3").exit_code, 0);
+}
+
+// Arguments that are not UTF-8 (a file name can be any bytes) are explained with each
+// such byte written \xHH, as `graph` and `trace` write them: the reply carried the raw
+// bytes in a protobuf string, and the CLI could not read it.
+TEST_F(GraphDaemon, WhyWritesBytesThatAreNotUtf8AsEscapes) {
+  ASSERT_EQ(RunCli(cli_ + "call input.get '{\"$bytes\":\"/w==\"}' 2>/dev/null").exit_code, 1)
+      << "not set: the call's own error";
+  const CliResult why = RunCli(cli_ + "--json why input.get '{\"$bytes\":\"/w==\"}' 2>&1");
+  ASSERT_EQ(why.exit_code, 0) << why.out;
+  const nlohmann::json report = nlohmann::json::parse(why.out);
+  ASSERT_EQ(report["steps"].size(), 1u) << why.out;
+  EXPECT_NE(report["steps"][0]["args"].get<std::string>().find("\\xff"), std::string::npos)
+      << why.out;
+  EXPECT_EQ(daemon_.log().find("invalid UTF-8"), std::string::npos) << daemon_.log();
+}
+
+// A `why` longer than one reply (--max-message-bytes) keeps the steps that fit and says it
+// was cut, as --max-steps cuts it: gRPC refused to send the whole, and the answer was lost.
+TEST(WhyReply, AnExplanationLargerThanAReplyIsCutAndSaysSo) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--max-message-bytes", "4096"}))
+      << daemon.log();
+  const std::string cli = "--data-dir " + dir.str() + "/data ";
+  std::string cells = "set c0 1";
+  for (int i = 1; i < 100; ++i) {
+    cells += " c" + std::to_string(i) + " '\"c" + std::to_string(i - 1) + " + 1\"'";
+  }
+  ASSERT_EQ(RunCli(cli + cells).exit_code, 0);
+  ASSERT_EQ(RunCli(cli + "call sheet.eval c99").out, "100\n");
+  ASSERT_EQ(RunCli(cli + "set c0 2").exit_code, 0);
+  ASSERT_EQ(RunCli(cli + "call sheet.eval c99").out, "101\n");
+  const CliResult why = RunCli(cli + "--json why --max-steps 1000 sheet.eval c99 2>&1");
+  ASSERT_EQ(why.exit_code, 0) << why.out;
+  const nlohmann::json report = nlohmann::json::parse(why.out);
+  EXPECT_TRUE(report["truncated"].get<bool>()) << why.out;
+  EXPECT_GT(report["steps"].size(), 5u);
+  EXPECT_LT(report["steps"].size(), 101u);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
+// A trace larger than one reply (--max-message-bytes) keeps the events that fit and counts
+// the rest as dropped: gRPC refused to send the whole, and the trace was lost.
+TEST(TraceReply, ATraceLargerThanAReplyKeepsWhatFitsAndCountsTheRestDropped) {
+  TempDir dir;
+  DaemonProcess daemon;
+  constexpr int kMessageBytes = 64 << 10;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--max-message-bytes",
+                            std::to_string(kMessageBytes)}))
+      << daemon.log();
+  const std::string cli = "--data-dir " + dir.str() + "/data ";
+  const std::string out = dir.str() + "/trace.json";
+  CliResult traced;
+  std::thread tracer([&] { traced = RunCli(cli + "trace --seconds 3 -o " + out + " 2>&1"); });
+  const bool started = daemon.WaitForLog("trace started");
+  // 2,000 executions: about 200 bytes of JSON each, six times what a reply may carry.
+  const CliResult called = RunCli(cli + "call demo.steps 2000 0");
+  tracer.join();
+  ASSERT_TRUE(started) << daemon.log();
+  ASSERT_EQ(called.exit_code, 0) << called.out;
+  ASSERT_EQ(traced.exit_code, 0) << traced.out;
+  EXPECT_LE(std::filesystem::file_size(out), static_cast<uintmax_t>(kMessageBytes));
+  std::ifstream file(out);
+  const nlohmann::json trace = nlohmann::json::parse(file);
+  size_t slices = 0;
+  for (const nlohmann::json& event : trace["traceEvents"]) slices += event["ph"] == "X";
+  EXPECT_GT(slices, 100u);
+  EXPECT_EQ(trace["otherData"]["events"].get<size_t>(), slices);
+  EXPECT_GT(trace["otherData"]["dropped"].get<size_t>(), 0u);
+  EXPECT_TRUE(daemon.WaitForLog("the rest are counted as dropped")) << daemon.log();
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
 }  // namespace

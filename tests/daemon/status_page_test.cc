@@ -400,6 +400,34 @@ TEST(StatusPage, BadRequestsGet4xxAndTheDaemonGoesOn) {
                               "Connection: close\r\n\r\n")),
             200)
       << "host names ignore case";
+  // Two Host headers: the second could name another host, whichever one is checked.
+  for (const char* hosts : {"Host: localhost\r\nHost: evil.example\r\n",
+                            "Host: evil.example\r\nHost: localhost\r\n"}) {
+    EXPECT_EQ(StatusOf(Exchange(page, std::string("GET /api/stats HTTP/1.1\r\n") + hosts +
+                                          "Connection: close\r\n\r\n")),
+              400)
+        << hosts;
+  }
+  // What civetweb refuses itself is answered as the page answers: JSON, and every answer
+  // forbids loading anything from elsewhere.
+  for (const std::string request :
+       {std::string("GARBAGE\r\n\r\n"), std::string("GET / HTTP/2.0\r\nHost: localhost\r\n\r\n"),
+        std::string("POST /api/stats HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n"),
+        "GET /" + std::string(17000, 'a') + " HTTP/1.1\r\nHost: localhost\r\n\r\n"}) {
+    const std::string answer = Exchange(page, request);
+    EXPECT_EQ(StatusOf(answer) / 100, 4 + (request.find("HTTP/2.0") != std::string::npos))
+        << answer;
+    EXPECT_NE(answer.find("Content-Security-Policy: default-src 'self'"), std::string::npos)
+        << request.substr(0, 40) << "\n" << answer;
+    EXPECT_NE(answer.find("Content-Type: application/json"), std::string::npos) << answer;
+  }
+  // A whole URL as the target: one the HTTP library takes for its own reaches the page,
+  // which does not serve it either.
+  const std::string port = page.substr(page.rfind(':') + 1);
+  EXPECT_EQ(StatusOf(Exchange(page, "GET http://mydomain.com:" + port +
+                                        "/api/stats HTTP/1.1\r\nHost: localhost\r\n"
+                                        "Connection: close\r\n\r\n")),
+            400);
   // No Host at all cannot show it is not a rebound name; and a GET carries no body.
   EXPECT_EQ(StatusOf(Exchange(page, "GET /api/stats HTTP/1.1\r\nConnection: close\r\n\r\n")),
             400);

@@ -59,6 +59,47 @@ int64_t FreshChain(const std::vector<int64_t>& a, int64_t n) {
 
 using Daemon = turbine::testing::PersistedEngine<>;
 
+Task<int64_t> SquareImpl(int64_t n) { co_return n * n; }
+inline const turbine::Function<SquareImpl> square{"test.crash.square", 1};
+
+// A task id a client was given names that task for good: a process killed before any
+// snapshot wrote the task must not leave the id to be given to another task after it.
+TEST(CrashSafety, ATaskIdGivenOutBeforeASigkillIsNeverGivenToAnotherTask) {
+  turbine::testing::TempDir dir;
+  int given[2];
+  ASSERT_EQ(::pipe(given), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(given[0]);
+    auto opened = turbine::storage::PersistentEngine::Open(
+        StoreOptions{.data_dir = dir.str()},
+        turbine::EngineOptions{.worker_threads = 1, .snapshot_interval = {}});
+    if (!opened.ok()) ::_exit(2);
+    turbine::Engine& engine = (*opened)->engine();
+    turbine::Engine::Scope scope(engine);
+    if (!engine.Read(square(3)).ok()) ::_exit(3);
+    const turbine::TaskId id = square(3).raw().task;
+    if (::write(given[1], &id, sizeof id) != sizeof id) ::_exit(4);
+    for (;;) ::pause();  // killed here: no snapshot has written square(3)
+  }
+  ::close(given[1]);
+  turbine::TaskId given_out = turbine::kNoTask;
+  ASSERT_EQ(::read(given[0], &given_out, sizeof given_out),
+            static_cast<ssize_t>(sizeof given_out));
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ::close(given[0]);
+  ASSERT_TRUE(WIFSIGNALED(status));
+
+  Daemon d(dir.str());
+  ASSERT_EQ(*d.engine.Read(square(4)), 16);
+  ASSERT_EQ(*d.engine.Read(square(3)), 9);  // not stored: made again, under a new id
+  EXPECT_GT(square(4).raw().task, given_out);
+  EXPECT_GT(square(3).raw().task, given_out);
+}
+
 // Slow(n) blocks while `slow_blocked` is set (in the child of the test below, forever).
 std::atomic<bool> slow_blocked{false};
 std::atomic<bool> slow_started{false};

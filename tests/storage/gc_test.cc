@@ -687,6 +687,74 @@ TEST(GarbageCollection, ACycleOfReferencesIsNeverSplitAcrossDeletionBatches) {
   for (TaskId id : garbage) EXPECT_FALSE(stored(id));
 }
 
+// An input set to a value holding a Vc refers to that Vc's task: the task is the user's
+// data as much as the input is, so no pass removes it (or what it refers to), even over the
+// disk limit; removed, it left the input naming a task that existed nowhere.
+TEST(GarbageCollection, WhatASetInputRefersToIsNeverCollected) {
+  turbine::testing::TempDir dir;
+  TaskId leaf_id = 0;
+  TaskId forward_id = 0;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
+    ASSERT_EQ(*d.engine.Read(forward(5)), 15);
+    ASSERT_EQ(*d.engine.Read(sum(0)), 21);
+    leaf_id = leaf(5).raw().task;
+    forward_id = forward(5).raw().task;
+    ASSERT_TRUE(d.engine.SetInput("held", std::vector<Vc<int64_t>>{forward(5)}).ok());
+  }
+  {
+    Daemon d(dir.str());
+    GcReport report = Collect(d.engine, GcOptions{.disk_limit = 1});  // everything it can
+    EXPECT_FALSE(Removed(report, forward_id));
+    EXPECT_FALSE(Removed(report, leaf_id));  // forward(5) refers to it
+    EXPECT_EQ(report.removed_tasks, 3u);     // sum(0), leaf(0), leaf(1)
+  }
+  Daemon d(dir.str());
+  absl::StatusOr<std::vector<Vc<int64_t>>> held =
+      d.engine.Read(Input<std::vector<Vc<int64_t>>>("held"));
+  ASSERT_TRUE(held.ok()) << held.status();
+  ASSERT_EQ(held->size(), 1u);
+  EXPECT_EQ((*held)[0].raw().task, forward_id);
+  const int leaves_before = Executions("leaf");
+  absl::StatusOr<int64_t> read = d.engine.Read((*held)[0]);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, 15);
+  EXPECT_EQ(Executions("leaf"), leaves_before);  // from the store
+}
+
+// A set input whose value names a task the store does not hold (a process killed before a
+// snapshot wrote the task) is kept like any set input: its reference fails when used, but
+// the input is the user's. Taken for unusable, it was removed.
+TEST(GarbageCollection, ASetInputNamingATaskThatIsNotStoredIsKept) {
+  turbine::testing::TempDir dir;
+  TaskId forward_id = 0;
+  TaskId input_id = 0;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
+    ASSERT_EQ(*d.engine.Read(forward(5)), 15);
+    forward_id = forward(5).raw().task;
+    ASSERT_TRUE(d.engine.SetInput("held", std::vector<Vc<int64_t>>{forward(5)}).ok());
+    input_id = Input<std::vector<Vc<int64_t>>>("held").raw().task;
+  }
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.backing().DeleteTasks({forward_id}).ok());
+  }
+  {
+    Daemon d(dir.str());
+    GcReport report = Collect(d.engine, GcOptions{});
+    EXPECT_FALSE(Removed(report, input_id));
+    EXPECT_EQ(report.unusable, 0u);
+  }
+  Daemon d(dir.str());
+  absl::StatusOr<std::vector<Vc<int64_t>>> held =
+      d.engine.Read(Input<std::vector<Vc<int64_t>>>("held"));
+  ASSERT_TRUE(held.ok()) << held.status();
+  EXPECT_EQ(Input<std::vector<Vc<int64_t>>>("held").raw().task, input_id);
+}
+
 TEST(GarbageCollection, InputsAreNeverCollected) {
   turbine::testing::TempDir dir;
   {

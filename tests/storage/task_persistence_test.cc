@@ -144,6 +144,47 @@ TEST(TaskPersistence, ARestartAnswersFromDiskWithoutExecuting) {
   EXPECT_LE(d.engine.Stats().restored_tasks, 41u);
 }
 
+// Ids are reserved in the store in blocks (a crash must not give out again an id a client
+// holds); a clean close releases what it did not use, so the next process goes on from
+// the last id given out, written in a record or not.
+TEST(TaskPersistence, ACleanRestartGoesOnFromTheLastIdGivenOut) {
+  turbine::testing::TempDir dir;
+  turbine::TaskId last = turbine::kNoTask;
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(fib(10)), 55);
+    last = fib(10).raw().task;
+  }
+  Daemon d(dir.str());
+  ASSERT_EQ(*d.engine.Read(fib(11)), 89);
+  EXPECT_GT(fib(11).raw().task, last);
+  EXPECT_LT(fib(11).raw().task, last + 100);
+}
+
+// A call answered from disk found its task already made: a cache hit, as one answered from
+// memory is. Only a call that makes its task is a miss.
+TEST(TaskPersistence, ACallAnsweredFromDiskCountsAsACacheHit) {
+  turbine::testing::TempDir dir;
+  const auto fib_stats = [](const turbine::Engine& engine) {
+    for (const turbine::FunctionStats& fn : engine.Stats().functions) {
+      if (fn.name == "test.tasks.fib") return fn;
+    }
+    return turbine::FunctionStats{};
+  };
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(fib(10)), 55);
+    const turbine::FunctionStats fresh = fib_stats(d.engine);
+    EXPECT_EQ(fresh.calls - fresh.cache_hits, 11u);  // fib(0..10) made once each
+  }
+  Daemon d(dir.str());
+  ASSERT_EQ(*d.engine.Read(fib(10)), 55);
+  ASSERT_EQ(d.engine.Stats().executions, 0u);
+  const turbine::FunctionStats restored = fib_stats(d.engine);
+  EXPECT_GE(restored.calls, 1u);
+  EXPECT_EQ(restored.cache_hits, restored.calls);
+}
+
 // A restored task's verification reads the dependencies that are only on disk in one
 // batch, not one (two point reads) at a time.
 TEST(TaskPersistence, AVerificationReadsTheDependenciesOnDiskInOneBatch) {

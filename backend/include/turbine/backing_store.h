@@ -109,8 +109,23 @@ class BackingStore {
   // Not synced: a crash may lose the last snapshot, never half of one.
   virtual absl::Status WriteSnapshot(const std::vector<StoredTask>& tasks, uint64_t next_task_id,
                                      uint64_t next_stamp) = 0;
-  // NextTaskId returns the persisted id counter (1 for a new store).
+  // NextTaskId returns the persisted id counter (1 for a new store): at least the ids
+  // reserved, if the process that reserved them did not release them.
   virtual absl::StatusOr<uint64_t> NextTaskId() = 0;
+  // ReserveTaskIds durably (synced) records that ids below `end` may have been given out:
+  // a client can hold an id the next snapshot has not written yet, and after a crash the
+  // id must not name another task. ReleaseTaskIds, at a clean close, raises the counter to
+  // `next_task_id` (every id given out is below it, written in a record or not) and drops
+  // the reservation, so that the next process does not skip the ids reserved and unused.
+  // Both are synced. A store that does not outlive its process need do neither.
+  virtual absl::Status ReserveTaskIds(uint64_t end) {
+    (void)end;
+    return absl::OkStatus();
+  }
+  virtual absl::Status ReleaseTaskIds(uint64_t next_task_id) {
+    (void)next_task_id;
+    return absl::OkStatus();
+  }
 
   // ReadInput returns the persisted input `key`, or nullopt if there is none.
   virtual absl::StatusOr<std::optional<StoredInput>> ReadInput(std::string_view key) = 0;

@@ -52,6 +52,8 @@ inline constexpr uint64_t kFormatVersion = 2;
 inline constexpr char kFormatVersionKey[] = "format_version";
 inline constexpr char kNextStampKey[] = "next_stamp";
 inline constexpr char kNextTaskIdKey[] = "next_task_id";
+// Set while a process runs: ids below it may have been given out (ReserveTaskIds).
+inline constexpr char kTaskIdsReservedKey[] = "task_ids_reserved";
 inline constexpr char kInputChangePrefix[] = "input_change/";
 inline constexpr char kInputChangesSinceKey[] = "input_changes_since";
 inline constexpr char kInputChangesThroughKey[] = "input_changes_through";

@@ -33,6 +33,8 @@ class RocksBackingStore : public BackingStore {
   absl::Status WriteSnapshot(const std::vector<StoredTask>& tasks, uint64_t next_task_id,
                              uint64_t next_stamp) override;
   absl::StatusOr<uint64_t> NextTaskId() override;
+  absl::Status ReserveTaskIds(uint64_t end) override;
+  absl::Status ReleaseTaskIds(uint64_t next_task_id) override;
   absl::StatusOr<std::unique_ptr<TaskScan>> ScanTasks() override;
   absl::Status DeleteTasks(const std::vector<uint64_t>& ids) override;
   absl::Status WriteLastUse(const std::vector<LastUse>& uses) override;
