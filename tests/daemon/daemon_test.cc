@@ -202,6 +202,54 @@ TEST(Daemon, AfterSigkillInputsSurviveAndResultsAreCorrect) {
   EXPECT_EQ(reply.source(), v1::SOURCE_DISK) << "the snapshot before the kill was lost";
 }
 
+// A task id a client was given, and an input set to it, name that task for good: a daemon
+// killed before any snapshot wrote the task must not give the id to another task after,
+// and the input's acknowledged value still leads to the task.
+TEST(Daemon, ARefGivenOutBeforeASigkillNeverNamesAnotherTask) {
+  TempDir dir;
+  const std::string a = dir.str() + "/a.txt";
+  const std::string b = dir.str() + "/b.txt";
+  std::ofstream(a) << "AAAA";
+  std::ofstream(b) << "BBBBBBBB";
+  uint64_t given = 0;
+  {
+    DaemonProcess daemon;
+    // No periodic snapshot: nothing written before the kill but the input.
+    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--snapshot-interval-ms", "0"}))
+        << daemon.log();
+    auto stub = Connect(daemon.address());
+    v1::CallReply reply;
+    ASSERT_TRUE(CallOnce(*stub, Request("fs.path", {Str(a)}), &reply).ok());
+    given = reply.ref().task();
+    ASSERT_NE(given, 0u);
+    v1::SetInputsRequest set;
+    auto* entry = set.add_inputs();
+    entry->set_key("x");
+    entry->mutable_value()->mutable_ref_value()->set_task(given);
+    v1::SetInputsReply set_reply;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->SetInputs(&context, set, &set_reply).ok());
+    EXPECT_EQ(daemon.Stop(SIGKILL), 128 + SIGKILL);
+  }
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+  auto stub = Connect(daemon.address());
+  v1::CallReply reply;
+  ASSERT_TRUE(CallOnce(*stub, Request("fs.path", {Str(b)}), &reply).ok());
+  EXPECT_NE(reply.ref().task(), given) << "the id of fs.path(a) now names fs.path(b)";
+  ASSERT_TRUE(CallOnce(*stub, Request("input.get", {Str("x")}), &reply).ok());
+  EXPECT_EQ(reply.value().ref_value().task(), given) << "an acknowledged input was lost";
+  // Setting an input that refers to a task no snapshot had written wrote one first: the
+  // input names the task it named, with its result.
+  v1::CallRequest read = Request("Path.read", {});
+  read.mutable_this_ref()->set_task(given);
+  grpc::ClientContext context;
+  const grpc::Status status = stub->Call(&context, read, &reply);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(reply.value().bytes_value(), "AAAA");
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
 TEST(Daemon, HostileInputNeverTakesItDown) {
   TempDir dir;
   const std::string token_file = dir.str() + "/token";
