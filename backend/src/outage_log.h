@@ -1,28 +1,39 @@
 // outage_log.h — what to say about a service that fails now and then (the shared tier):
 // the first failure, each new reason while it lasts, and that it works again; not every
-// failure, and nothing while it works.
+// failure, and nothing while it works. "Works again" waits for a second without failures:
+// a cluster coming back answers some slots before others, and a log that said "available"
+// and "unavailable" at each alternation wrote a thousand lines a second.
 #pragma once
 
 #include <absl/status/status.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace turbine::internal {
 
 class OutageLog {
  public:
+  // `now_millis`: a steady clock in milliseconds (tests give their own).
+  explicit OutageLog(std::function<int64_t()> now_millis = SteadyMillis)
+      : now_millis_(std::move(now_millis)) {}
+
   // Failed notes a failure and tells whether it is news: the first since the service last
   // worked, or a reason not told yet during this outage (its credentials were refused after
   // its connection was lost, say). A failure that did not try ("retrying later") is never
   // a new reason, and at most kReasons are told per outage.
   bool Failed(const absl::Status& status) {
     std::lock_guard<std::mutex> lock(mu_);
+    last_failure_millis_ = now_millis_();
     const std::string reason = status.ToString();
     if (!failing_.exchange(true, std::memory_order_relaxed)) {
       told_.assign(1, reason);
@@ -36,17 +47,29 @@ class OutageLog {
     return true;
   }
 
-  // Worked notes a success and tells whether the service had failed (that it works again
-  // is news). Without a lock while it works: a lookup calls it every time.
+  // Worked notes a success and tells whether the outage is over (news): the service had
+  // failed, and has not for kSettleMillis. Until then the outage goes on, and a failure in
+  // it is no news. Without a lock while it works: a lookup calls it every time.
   bool Worked() {
     if (!failing_.load(std::memory_order_relaxed)) return false;
     std::lock_guard<std::mutex> lock(mu_);
+    if (now_millis_() - last_failure_millis_ < kSettleMillis) return false;
     told_.clear();
     return failing_.exchange(false, std::memory_order_relaxed);
   }
 
+  static constexpr int64_t kSettleMillis = 1000;
+
  private:
+  static int64_t SteadyMillis() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
   static constexpr size_t kReasons = 8;
+  const std::function<int64_t()> now_millis_;
+  int64_t last_failure_millis_ = 0;  // guarded by mu_
   std::atomic<bool> failing_{false};
   std::mutex mu_;
   std::vector<std::string> told_;  // guarded by mu_: the reasons told in this outage

@@ -436,6 +436,8 @@ TEST_F(SharedEngine, AFullRedisIsLoggedOnceUntilPublishingWorksAgain) {
   EXPECT_EQ(a.LogLines("publishing again"), 0);
 
   RedisCli(redis.address(), "CONFIG SET maxmemory 0");
+  // "Publishing again" is said once a second has gone by without a failure (outage_log.h).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   const uint64_t published = a.engine->Stats().shared_published;
   EXPECT_EQ(IntOf(a.Read([] { return total(5).raw(); })), 150);
   a.WaitPublished(published + 1);
