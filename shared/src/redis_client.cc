@@ -67,6 +67,7 @@ struct Op {
   std::string target;   // the node's address
   bool asking = false;  // send ASKING first (an ASK redirect)
   bool done = false;
+  bool unreached = false;  // failed because its node could not be reached
   absl::Status status;
   std::optional<std::string> value;  // a bulk string reply
 };
@@ -150,6 +151,39 @@ class RedisClient::Impl {
       std::lock_guard<std::mutex> lock(state_mu_);
       for (Op& op : ops) op.target = owner_of_slot_[op.slot];
     }
+    bool reached_a_node = Rounds(ops, deadline);
+    // A node that could not be reached may have failed over while this client was idle:
+    // its replica serves its slots, which only a fresh CLUSTER SLOTS names. Read it now and
+    // send those operations once more, rather than fail them and every call for a while.
+    if (std::any_of(ops.begin(), ops.end(), [](const Op& op) { return op.unreached; }) &&
+        Clock::now() < deadline && refresh_needed_.exchange(false)) {
+      ++slot_refreshes_;
+      if (RefreshSlots(deadline).ok()) {
+        std::lock_guard<std::mutex> lock(state_mu_);
+        for (Op& op : ops) {
+          if (!op.unreached) continue;
+          op = Op{.args = std::move(op.args), .slot = op.slot, .target = owner_of_slot_[op.slot]};
+        }
+      } else {
+        refresh_needed_ = true;
+      }
+      if (std::any_of(ops.begin(), ops.end(), [](const Op& op) { return !op.done; })) {
+        reached_a_node = Rounds(ops, deadline) || reached_a_node;
+      }
+    }
+    if (!reached_a_node) {
+      unavailable_until_ = (Clock::now() + options_.retry_after).time_since_epoch().count();
+    }
+    for (Op& op : ops) {
+      if (!op.done) return absl::UnavailableError("too many redirects");
+      if (!op.status.ok()) return op.status;
+    }
+    return absl::OkStatus();
+  }
+
+  // Rounds sends the operations not done to their targets, following redirects; true if
+  // any node was reached.
+  bool Rounds(std::vector<Op>& ops, Clock::time_point deadline) {
     bool reached_a_node = false;
     for (int round = 0; round <= options_.max_redirects; ++round) {
       std::map<std::string, std::vector<Op*>> by_node;
@@ -161,14 +195,7 @@ class RedisClient::Impl {
         reached_a_node = Pipeline(address, node_ops, deadline) || reached_a_node;
       }
     }
-    if (!reached_a_node) {
-      unavailable_until_ = (Clock::now() + options_.retry_after).time_since_epoch().count();
-    }
-    for (Op& op : ops) {
-      if (!op.done) return absl::UnavailableError("too many redirects");
-      if (!op.status.ok()) return op.status;
-    }
-    return absl::OkStatus();
+    return reached_a_node;
   }
 
   void RefreshLater() { refresh_needed_ = true; }
@@ -323,6 +350,7 @@ class RedisClient::Impl {
       for (Op* op : ops) {
         op->done = true;
         op->status = status;
+        op->unreached = node == nullptr || status.code() == absl::StatusCode::kUnavailable;
       }
       return false;
     }

@@ -96,6 +96,38 @@ TEST(RedisClusterFailover, TheClientFollowsTheReplicaThatTookOver) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(10));
 }
 
+// A client idle while a primary died and its replica took over: its first call after
+// reads the new slot map at once and is answered. It failed, and every call after it for
+// the retry delay (about 2 s of lookups and publishes lost in a daemon).
+TEST(RedisClusterFailover, AClientIdleThroughAFailoverIsAnsweredAtItsFirstCall) {
+  OwnCluster cluster("idle-failover", kNodeTimeoutMs);
+  ASSERT_TRUE(cluster.started());
+  auto connected = RedisClient::Connect(
+      {.seeds = cluster.nodes(), .timeout = milliseconds(1000), .retry_after = milliseconds(5000)});
+  ASSERT_TRUE(connected.ok()) << connected.status();
+  RedisClient& client = **connected;
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (int i = 0; i < 60; ++i) {
+    entries.emplace_back("idle:k" + std::to_string(i), "v" + std::to_string(i));
+  }
+  ASSERT_TRUE(client.MultiSet(entries).ok());
+  ASSERT_TRUE(WaitFor([&] { return cluster.ReplicasInSync(); }));
+  const std::string victim = Victim(cluster, "idle:*");
+  const std::string heir = cluster.ReplicaOf(victim);
+  ASSERT_FALSE(heir.empty());
+  std::vector<std::string> lost_keys = Lines(RedisCli(victim, "--scan --pattern 'idle:*'"));
+  ASSERT_FALSE(lost_keys.empty());
+  ASSERT_TRUE(client.MultiGet(lost_keys).ok());  // a connection to the victim is open
+
+  cluster.Kill(victim);
+  ASSERT_TRUE(WaitFor([&] { return OwnCluster::Role(heir) == "master" && cluster.Healthy(3); }));
+  absl::StatusOr<std::vector<std::optional<std::string>>> values = client.MultiGet(lost_keys);
+  ASSERT_TRUE(values.ok()) << values.status();
+  for (size_t i = 0; i < lost_keys.size(); ++i) {
+    EXPECT_EQ((*values)[i], "v" + lost_keys[i].substr(lost_keys[i].find(":k") + 2));
+  }
+}
+
 // WaitDrained waits until `machine` has no trace waiting to be published, and returns how
 // many it published in all.
 uint64_t WaitDrained(Machine& machine, uint64_t handled) {
