@@ -442,10 +442,6 @@ class EngineImpl {
   absl::Status ApplyInputs(std::vector<InputValue> values, bool deleting, size_t* changed);
   // REQUIRES: store_gate_ held (shared), with a backing store. `loaded_ahead`: read from
   // the store before anything asked for it (LoadAhead).
-  // StoreWhatInputsReferTo writes a snapshot when a value about to be set holds a Vc of a
-  // task no snapshot has written: a crash after the input's (synced) write would leave the
-  // input naming a task that exists nowhere.
-  void StoreWhatInputsReferTo(const std::vector<InputValue>& values);
   // NewTaskId gives out the next id, reserving a block in the backing store first when it
   // is past the ids reserved (a synced write per kTaskIdsReservedAtOnce new tasks). Calls
   // reserve the next block ahead, before they take any lock (ReserveTaskIdsAhead, once

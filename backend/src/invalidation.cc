@@ -56,33 +56,6 @@ Output NotSetOutput(const std::string& key) {
   return Output::Error(absl::StatusCode::kUnknown, "input '" + Echo(key) + "' is not set");
 }
 
-void EngineImpl::StoreWhatInputsReferTo(const std::vector<InputValue>& values) {
-  if (store_ == nullptr) return;
-  std::vector<TaskId> refs;
-  {
-    VcSink sink(&refs);  // the Vcs inside the values
-    std::string bytes;
-    for (const InputValue& input : values) {
-      bytes.clear();
-      input.type->serialize(input.value.get(), &bytes);
-    }
-  }
-  const bool unstored = std::ranges::any_of(refs, [this](TaskId id) {
-    TaskState* task = tasks_.Get(id);
-    if (task == nullptr) return false;  // stored, or nothing at all (refused later)
-    MutexLock lock(&task->mu);
-    return !task->persisted;
-  });
-  if (!unstored) return;
-  // A snapshot first: the input's write is synced, and so, with it, everything the store
-  // wrote before, this snapshot included. A task still running is not written by it.
-  if (absl::Status flushed = Flush(); !flushed.ok()) {
-    Log(LogLevel::kWarning, "a snapshot before setting inputs that refer to tasks failed (" +
-                                std::string(flushed.message()) +
-                                "): after a crash, those references may name nothing");
-  }
-}
-
 namespace {
 
 // KeepLastOfEachKey drops every value of a key but its last: a key given twice in one batch
@@ -111,7 +84,6 @@ absl::Status EngineImpl::ApplyInputs(std::vector<InputValue> values, bool deleti
   Section section;  // reclaim.h: the tasks it finds stay allocated
   if (changed != nullptr) *changed = 0;
   KeepLastOfEachKey(values);
-  if (!deleting) StoreWhatInputsReferTo(values);
   std::vector<TaskId> readers;
   {
     // One batch at a time: the order batches become durable is the order they apply.

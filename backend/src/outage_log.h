@@ -33,7 +33,7 @@ class OutageLog {
   // a new reason, and at most kReasons are told per outage.
   bool Failed(const absl::Status& status) {
     std::lock_guard<std::mutex> lock(mu_);
-    last_failure_millis_ = now_millis_();
+    last_failure_millis_.store(now_millis_(), std::memory_order_relaxed);
     const std::string reason = status.ToString();
     if (!failing_.exchange(true, std::memory_order_relaxed)) {
       told_.assign(1, reason);
@@ -49,11 +49,18 @@ class OutageLog {
 
   // Worked notes a success and tells whether the outage is over (news): the service had
   // failed, and has not for kSettleMillis. Until then the outage goes on, and a failure in
-  // it is no news. Without a lock while it works: a lookup calls it every time.
+  // it is no news: while some operations keep failing (a slot no node serves), that is one
+  // outage for as long as it lasts. Without a lock while it works, nor while the outage
+  // goes on: a lookup calls it every time.
   bool Worked() {
     if (!failing_.load(std::memory_order_relaxed)) return false;
+    if (now_millis_() - last_failure_millis_.load(std::memory_order_relaxed) < kSettleMillis) {
+      return false;
+    }
     std::lock_guard<std::mutex> lock(mu_);
-    if (now_millis_() - last_failure_millis_ < kSettleMillis) return false;
+    if (now_millis_() - last_failure_millis_.load(std::memory_order_relaxed) < kSettleMillis) {
+      return false;  // failed again meanwhile
+    }
     told_.clear();
     return failing_.exchange(false, std::memory_order_relaxed);
   }
@@ -69,7 +76,7 @@ class OutageLog {
 
   static constexpr size_t kReasons = 8;
   const std::function<int64_t()> now_millis_;
-  int64_t last_failure_millis_ = 0;  // guarded by mu_
+  std::atomic<int64_t> last_failure_millis_{0};  // written under mu_
   std::atomic<bool> failing_{false};
   std::mutex mu_;
   std::vector<std::string> told_;  // guarded by mu_: the reasons told in this outage
