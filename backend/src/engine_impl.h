@@ -440,6 +440,14 @@ class EngineImpl {
   friend class Refresh;
   // ApplyInputs sets `values` (or, `deleting`, unsets their keys) as one durable batch.
   absl::Status ApplyInputs(std::vector<InputValue> values, bool deleting, size_t* changed);
+  // ApplyInputBatch writes and applies the changes among `values` (`bytes`: each one
+  // encoded, none when deleting or without a store) and returns how many there were.
+  absl::StatusOr<size_t> ApplyInputBatch(std::vector<InputValue>& values,
+                                         std::vector<std::string>& bytes, bool deleting)
+      ABSL_LOCKS_EXCLUDED(input_writer_mu_);
+  // StoreReferredTasks writes the identity of each task in `work`, and of what those refer
+  // to, that the store does not hold yet; during a GC pass it also keeps them all.
+  absl::Status StoreReferredTasks(std::vector<TaskId> work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
   // REQUIRES: store_gate_ held (shared), with a backing store. `loaded_ahead`: read from
   // the store before anything asked for it (LoadAhead).
   // NewTaskId gives out the next id, reserving a block in the backing store first when it

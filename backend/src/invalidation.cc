@@ -84,103 +84,172 @@ absl::Status EngineImpl::ApplyInputs(std::vector<InputValue> values, bool deleti
   Section section;  // reclaim.h: the tasks it finds stay allocated
   if (changed != nullptr) *changed = 0;
   KeepLastOfEachKey(values);
-  std::vector<TaskId> readers;
-  {
-    // One batch at a time: the order batches become durable is the order they apply.
-    MutexLock writer(&input_writer_mu_);
-    struct Change {
-      TaskState* task;
-      Output next;
-      uint64_t stamp;
-    };
-    std::vector<Change> changes;
-    // Every input found stays in memory until its change is applied (`set_pending`).
-    absl::Cleanup unpin = [&changes] {
-      for (const Change& change : changes) {
-        MutexLock lock(&change.task->mu);
-        change.task->set_pending = false;
-      }
-    };
-    for (InputValue& input : values) {
-      Output next;
-      if (deleting) {
-        // A deleted input reads as one never set; deleting one that is not set changes
-        // nothing.
-        next = NotSetOutput(input.key);
-      } else {
-        next.SetValue(input.type, std::move(input.value));
-      }
-      TaskState* task = nullptr;
-      bool same = false;
-      while (task == nullptr) {
-        task = Task(InputVc(input.key).task);
-        if (task == nullptr) {
-          return absl::UnavailableError("input '" + Echo(input.key) +
-                                        "' could not be read from the store");
-        }
-        MutexLock lock(&task->mu);
-        if (task->gone) {  // evicted as it was found: look it up again
-          task = nullptr;
-          continue;
-        }
-        same = task->output.SameAs(next);  // equal value: nobody is invalidated
-        task->set_pending = !same;
-      }
-      if (same) continue;
-      changes.push_back(Change{task, std::move(next), NextStamp()});
+  // Encoded first, with no lock held: the bytes the store gets, and on the way the tasks
+  // the values refer to (Vcs inside them).
+  std::vector<std::string> bytes(deleting || store_ == nullptr ? 0 : values.size());
+  std::vector<TaskId> referred;
+  if (!bytes.empty()) {
+    VcSink sink(&referred);
+    for (size_t i = 0; i < values.size(); ++i) {
+      values[i].type->serialize(values[i].value.get(), &bytes[i]);
     }
-    if (changes.empty()) return absl::OkStatus();
-    if (store_ != nullptr) {
-      // Not durable means not applied: a value served (or pushed to a watcher) now and
-      // gone after a restart would be worse than the error. The stamps taken for it are
-      // simply never used; stamps need only grow.
-      absl::Status durable;
-      if (deleting) {
-        std::vector<std::string> keys;
-        keys.reserve(changes.size());
-        for (const Change& change : changes) keys.push_back(InputKeyOf(*change.task));
-        durable = store_->DeleteInputs(keys, stamp_.load() + 1);
-      } else {
-        std::vector<std::pair<std::string, StoredInput>> records;
-        records.reserve(changes.size());
-        for (const Change& change : changes) {
-          StoredInput record{change.next.type()->name, {}, change.stamp};
-          change.next.type()->serialize(change.next.value().get(), &record.bytes);
-          records.emplace_back(InputKeyOf(*change.task), std::move(record));
-        }
-        durable = store_->WriteInputs(records, stamp_.load() + 1);
-      }
-      if (!durable.ok()) {
-        return absl::Status(durable.code(), std::string(deleting ? "the inputs were not deleted: "
-                                                                 : "the inputs were not set: ") +
-                                                std::string(durable.message()));
-      }
-    }
-    revision_.fetch_add(1);
-    if (changed != nullptr) *changed = changes.size();
-    std::vector<InputChangeEntry> recorded;
-    recorded.reserve(changes.size());
-    std::vector<StampedBits> stamped;  // for DistrustRestored: an input's summary is its key's
-    stamped.reserve(changes.size());
-    for (Change& change : changes) {
-      MutexLock lock(&change.task->mu);
-      stamped.push_back(StampedBits{change.stamp, change.task->inputs});
-      InputChangeEntry& entry = recorded.emplace_back();
-      entry.task = change.task->id;
-      entry.before = DigestOf(change.task->output);
-      entry.after = DigestOf(change.next);
-      change.task->output = std::move(change.next);
-      change.task->output_changed_at = change.stamp;
-      change.task->dependents.ForEach([&](const Dependent& d) { readers.push_back(d.reader); });
-    }
-    RecordInputChanges(recorded);
-    // Under input_writer_mu_: a snapshot reads the stamp it stands for under it too, so
-    // every change below that stamp has reached its readers (Flush, Validity).
-    DistrustRestored(stamped);
-    MarkDirty(std::move(readers));
   }
-  NotifyChange();
+  absl::StatusOr<size_t> applied;
+  if (referred.empty()) {
+    applied = ApplyInputBatch(values, bytes, deleting);
+  } else {
+    // What a value refers to is stored before the value is (a crash between the two leaves
+    // a record nobody refers to, which GC removes): once the input is acknowledged, its
+    // references name their tasks after any crash. Under flush_mu_ until the input is
+    // written: no snapshot is between setting `persisted` and its write, and no GC pass
+    // deletes what the input refers to before its scan can see the input.
+    MutexLock flushing(&flush_mu_);
+    absl::Status stored = StoreReferredTasks(std::move(referred));
+    if (!stored.ok()) {
+      return absl::Status(stored.code(), "the inputs were not set: the tasks they refer to "
+                                         "could not be stored: " +
+                                             std::string(stored.message()));
+    }
+    applied = ApplyInputBatch(values, bytes, deleting);
+  }
+  if (!applied.ok()) return applied.status();
+  if (changed != nullptr) *changed = *applied;
+  if (*applied > 0) NotifyChange();
   return absl::OkStatus();
+}
+
+absl::Status EngineImpl::StoreReferredTasks(std::vector<TaskId> work) {
+  std::vector<StoredTask> records;
+  absl::flat_hash_set<TaskId> seen;
+  std::string scratch;
+  while (!work.empty()) {
+    const TaskId id = work.back();
+    work.pop_back();
+    if (!seen.insert(id).second) continue;
+    // A pass that scanned before the input was written keeps it and what it refers to.
+    if (collecting_) written_while_collecting_.push_back(id);
+    TaskState* task = tasks_.Get(id);
+    if (task == nullptr) continue;  // not in memory: known only from the store
+    MutexLock lock(&task->mu);
+    // Written (snapshots set it under flush_mu_, with their write), and with it everything
+    // its record refers to.
+    if (task->persisted) continue;
+    // Its identity alone, as a snapshot writes a task that has not run: the next snapshot
+    // that takes it writes all of it. The receiver and Vc arguments go too.
+    StoredTask& record = records.emplace_back();
+    record.id = task->id;
+    record.hash = task->hash;
+    record.last_used = task->used_day.load(std::memory_order_relaxed);
+    scratch.clear();
+    {
+      VcSink sink(&work);
+      EncodeIdentity(*task->fn, task->receiver(), task->args(), &scratch);
+    }
+    record.identity = scratch;
+  }
+  if (records.empty()) return absl::OkStatus();
+  // Not synced: the input's own write, synced, follows it in the same log.
+  return store_->WriteSnapshot(records, next_task_id_.load(), stamp_.load() + 1);
+}
+
+absl::StatusOr<size_t> EngineImpl::ApplyInputBatch(std::vector<InputValue>& values,
+                                                   std::vector<std::string>& bytes,
+                                                   bool deleting) {
+  std::vector<TaskId> readers;
+  // One batch at a time: the order batches become durable is the order they apply.
+  MutexLock writer(&input_writer_mu_);
+  struct Change {
+    TaskState* task;
+    Output next;
+    uint64_t stamp;
+    size_t value;  // its position in `values`
+  };
+  std::vector<Change> changes;
+  // Every input found stays in memory until its change is applied (`set_pending`).
+  absl::Cleanup unpin = [&changes] {
+    for (const Change& change : changes) {
+      MutexLock lock(&change.task->mu);
+      change.task->set_pending = false;
+    }
+  };
+  for (size_t i = 0; i < values.size(); ++i) {
+    InputValue& input = values[i];
+    Output next;
+    if (deleting) {
+      // A deleted input reads as one never set; deleting one that is not set changes
+      // nothing.
+      next = NotSetOutput(input.key);
+    } else {
+      next.SetValue(input.type, std::move(input.value));
+    }
+    TaskState* task = nullptr;
+    bool same = false;
+    while (task == nullptr) {
+      task = Task(InputVc(input.key).task);
+      if (task == nullptr) {
+        return absl::UnavailableError("input '" + Echo(input.key) +
+                                      "' could not be read from the store");
+      }
+      MutexLock lock(&task->mu);
+      if (task->gone) {  // evicted as it was found: look it up again
+        task = nullptr;
+        continue;
+      }
+      same = task->output.SameAs(next);  // equal value: nobody is invalidated
+      task->set_pending = !same;
+    }
+    if (same) continue;
+    changes.push_back(Change{task, std::move(next), NextStamp(), i});
+  }
+  if (changes.empty()) return 0;
+  if (store_ != nullptr) {
+    // Not durable means not applied: a value served (or pushed to a watcher) now and
+    // gone after a restart would be worse than the error. The stamps taken for it are
+    // simply never used; stamps need only grow.
+    absl::Status durable;
+    if (deleting) {
+      std::vector<std::string> keys;
+      keys.reserve(changes.size());
+      for (const Change& change : changes) keys.push_back(InputKeyOf(*change.task));
+      durable = store_->DeleteInputs(keys, stamp_.load() + 1);
+    } else {
+      std::vector<std::pair<std::string, StoredInput>> records;
+      records.reserve(changes.size());
+      for (const Change& change : changes) {
+        records.emplace_back(InputKeyOf(*change.task),
+                             StoredInput{change.next.type()->name, std::move(bytes[change.value]),
+                                         change.stamp});
+      }
+      durable = store_->WriteInputs(records, stamp_.load() + 1);
+    }
+    if (!durable.ok()) {
+      return absl::Status(durable.code(), std::string(deleting ? "the inputs were not deleted: "
+                                                               : "the inputs were not set: ") +
+                                              std::string(durable.message()));
+    }
+  }
+  revision_.fetch_add(1);
+  std::vector<InputChangeEntry> recorded;
+  recorded.reserve(changes.size());
+  std::vector<StampedBits> stamped;  // for DistrustRestored: an input's summary is its key's
+  stamped.reserve(changes.size());
+  for (Change& change : changes) {
+    MutexLock lock(&change.task->mu);
+    stamped.push_back(StampedBits{change.stamp, change.task->inputs});
+    InputChangeEntry& entry = recorded.emplace_back();
+    entry.task = change.task->id;
+    entry.before = DigestOf(change.task->output);
+    entry.after = DigestOf(change.next);
+    change.task->output = std::move(change.next);
+    change.task->output_changed_at = change.stamp;
+    change.task->dependents.ForEach([&](const Dependent& d) { readers.push_back(d.reader); });
+  }
+  RecordInputChanges(recorded);
+  // Under input_writer_mu_: a snapshot reads the stamp it stands for under it too, so
+  // every change below that stamp has reached its readers (Flush, Validity).
+  DistrustRestored(stamped);
+  MarkDirty(std::move(readers));
+  return changes.size();
 }
 
 bool EngineImpl::TrustRestored(TaskState& task, const Validity& validity) {

@@ -130,7 +130,8 @@ void AddCommands(CLI::App& app, CommandLine* line) {
                           "Arguments, each JSON or a bare word (a string)");
   why_command->add_option("--this", line->why.call.this_ref, "Receiver of a method");
   why_command->add_option("--max-steps", line->why.max_steps,
-                          "Tasks to explain at most (default: the daemon's, 64)");
+                          "Tasks to explain at most (default: the daemon's, 64)")
+      ->check(CLI::PositiveNumber);
   why_command->callback(
       [line] { line->run = [line](const Session& s) { return RunWhy(s, line->why); }; });
 

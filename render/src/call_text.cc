@@ -11,6 +11,21 @@
 
 namespace turbine::render {
 
+namespace {
+
+// IsUtf8 tells whether `text` is well-formed UTF-8 (nlohmann::json refuses to write it
+// otherwise).
+bool IsUtf8(const std::string& text) {
+  try {
+    (void)nlohmann::json(text).dump();
+    return true;
+  } catch (const nlohmann::json::type_error&) {
+    return false;
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<v1::Value> ParseValueWord(const std::string& text) {
   try {
     const nlohmann::json json = nlohmann::json::parse(text);
@@ -26,7 +41,8 @@ absl::StatusOr<v1::Value> ParseValueWord(const std::string& text) {
     // Valid JSON the parser cannot hold, such as a number beyond a double (1e999).
     return absl::InvalidArgumentError(absl::StrCat("unusable JSON: ", e.what()));
   }
-  return client::Str(text);
+  // Bytes that are not UTF-8 cannot be a protocol string: they go as what they are.
+  return IsUtf8(text) ? client::Str(text) : client::BytesValue(text);
 }
 
 absl::StatusOr<std::vector<std::string>> SplitCallWords(std::string_view line) {

@@ -123,15 +123,16 @@ std::optional<std::string> QueryValue(const mg_request_info* request, const char
   return value;
 }
 
-int HostHeaders(const mg_request_info& request) {
-  int hosts = 0;
+// HeaderCount is how many times header `name` is in `request`.
+int HeaderCount(const mg_request_info& request, absl::string_view name) {
+  int count = 0;
   for (int i = 0; i < request.num_headers; ++i) {
     if (request.http_headers[i].name != nullptr &&
-        absl::EqualsIgnoreCase(request.http_headers[i].name, "Host")) {
-      ++hosts;
+        absl::EqualsIgnoreCase(request.http_headers[i].name, name)) {
+      ++count;
     }
   }
-  return hosts;
+  return count;
 }
 
 // IsLoopbackHost tells whether a Host header ("localhost:7879", "127.0.0.1", "[::1]:80")
@@ -195,8 +196,14 @@ class StatusPage::Handler {
     const char* host = mg_get_header(connection, "Host");
     // mg_get_header gives the first: a second Host could name another, and HTTP/1.1 says
     // a request with more than one is refused.
-    if (HostHeaders(*request) > 1) {
+    if (HeaderCount(*request, "Host") > 1) {
       SendError(connection, 400, "a request names its host once (one Host header)");
+      return 400;
+    }
+    // civetweb reads the first: two lengths make the body ambiguous (request smuggling
+    // through a proxy that read the other), which HTTP/1.1 says to refuse.
+    if (HeaderCount(*request, "Content-Length") > 1) {
+      SendError(connection, 400, "a request gives its length once (one Content-Length header)");
       return 400;
     }
     if (loopback_ && host == nullptr) {

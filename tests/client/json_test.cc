@@ -58,6 +58,13 @@ TEST(JsonTest, FractionOrExponentMakesADouble) {
   EXPECT_EQ(ValueToJson(Double(2.0)).dump(), "2.0");
 }
 
+TEST(JsonTest, ABareWordThatIsNotUtf8IsBytes) {
+  EXPECT_THAT(*cli::ParseValueArgument("plain"), EqualsProto(Str("plain")));
+  EXPECT_THAT(*cli::ParseValueArgument("caf\xc3\xa9"), EqualsProto(Str("caf\xc3\xa9")));
+  EXPECT_THAT(*cli::ParseValueArgument("a\xffb"), EqualsProto(BytesValue("a\xffb")));
+  EXPECT_THAT(*cli::ParseValueArgument("\xc3"), EqualsProto(BytesValue("\xc3")));  // cut short
+}
+
 TEST(JsonTest, ListsAndMapsRoundTripNested) {
   ExpectRoundTrip("[]", List({}));
   ExpectRoundTrip("{}", Map({}));

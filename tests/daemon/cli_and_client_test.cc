@@ -49,6 +49,21 @@ TEST(CliAgainstDaemon, CallsSetsAndReportsErrorsByExitCode) {
 
 // Functions name themselves in their errors, and the CLI says the name once. Before:
 // "turbine: demo.fib: demo.fib: n must be >= 0, got -5".
+// A bare word that is not UTF-8 cannot be a protocol string: it goes as bytes. Before, the
+// request failed (INVALID_ARGUMENT) and `why --max-steps 0` asked for the default.
+TEST(CliAgainstDaemon, AWordThatIsNotUtf8IsSentAsBytes) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  const std::string cli = "--data-dir " + dir.str() + " ";
+  ASSERT_EQ(RunCli(cli + "set raw \"$(printf 'a\\377b')\"").exit_code, 0);
+  CliResult read = RunCli(cli + "--json call input.get raw");
+  EXPECT_EQ(read.exit_code, 0);
+  EXPECT_NE(read.out.find("{\"$bytes\":\"Yf9i\"}"), std::string::npos) << read.out;
+  EXPECT_EQ(RunCli(cli + "why input.get raw --max-steps 0 2>/dev/null").exit_code, 2);
+  EXPECT_EQ(RunCli(cli + "why input.get raw --max-steps 1 >/dev/null").exit_code, 0);
+}
+
 TEST(CliAgainstDaemon, AFunctionErrorNamesTheFunctionOnce) {
   TempDir dir;
   DaemonProcess daemon;

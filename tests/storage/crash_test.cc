@@ -11,6 +11,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "persisted_engine.h"
 #include "temp_dir.h"
@@ -98,6 +99,60 @@ TEST(CrashSafety, ATaskIdGivenOutBeforeASigkillIsNeverGivenToAnotherTask) {
   ASSERT_EQ(*d.engine.Read(square(3)), 9);  // not stored: made again, under a new id
   EXPECT_GT(square(4).raw().task, given_out);
   EXPECT_GT(square(3).raw().task, given_out);
+}
+
+// PlusOne(v) = *v + 1: its identity refers to another task (a Vc argument).
+Task<int64_t> PlusOneImpl(turbine::Vc<int64_t> v) { co_return co_await v + 1; }
+inline const turbine::Function<PlusOneImpl> plus_one{"test.crash.plus_one", 1};
+
+// An input acknowledged with references in its value names those tasks after a SIGKILL,
+// although no snapshot wrote them: what it refers to is stored with it. Before, the
+// references named nothing (NOT_FOUND when read).
+TEST(CrashSafety, AnInputSetToReferencesBeforeASigkillStillNamesTheirTasks) {
+  turbine::testing::TempDir dir;
+  int done[2];
+  ASSERT_EQ(::pipe(done), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(done[0]);
+    auto opened = turbine::storage::PersistentEngine::Open(
+        StoreOptions{.data_dir = dir.str()},
+        turbine::EngineOptions{.worker_threads = 1, .snapshot_interval = {}});
+    if (!opened.ok()) ::_exit(2);
+    turbine::Engine& engine = (*opened)->engine();
+    turbine::Engine::Scope scope(engine);
+    if (!engine.Read(square(6)).ok()) ::_exit(3);  // ran: a result in memory, none stored
+    // plus_one(square(7)) never ran: its identity names square(7), which never ran either.
+    const std::vector<turbine::Vc<int64_t>> held{square(6), plus_one(square(7))};
+    if (!engine.SetInput("crash.held", held).ok()) ::_exit(4);
+    const char ack = 1;
+    if (::write(done[1], &ack, 1) != 1) ::_exit(5);
+    for (;;) ::pause();  // killed here: no snapshot has run
+  }
+  ::close(done[1]);
+  char ack = 0;
+  ASSERT_EQ(::read(done[0], &ack, 1), 1);
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ::close(done[0]);
+  ASSERT_TRUE(WIFSIGNALED(status));
+
+  Daemon d(dir.str());
+  absl::StatusOr<std::vector<turbine::Vc<int64_t>>> held =
+      d.engine.Read(Input<std::vector<turbine::Vc<int64_t>>>("crash.held"));
+  ASSERT_TRUE(held.ok()) << held.status();
+  ASSERT_EQ(held->size(), 2u);
+  absl::StatusOr<int64_t> first = d.engine.Read((*held)[0]);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, 36);
+  absl::StatusOr<int64_t> second = d.engine.Read((*held)[1]);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(*second, 50);
+  // The same tasks as a fresh call finds, not copies under other ids.
+  EXPECT_EQ((*held)[0].raw().task, square(6).raw().task);
+  EXPECT_EQ((*held)[1].raw().task, plus_one(square(7)).raw().task);
 }
 
 // Slow(n) blocks while `slow_blocked` is set (in the child of the test below, forever).

@@ -723,6 +723,48 @@ TEST(GarbageCollection, WhatASetInputRefersToIsNeverCollected) {
   EXPECT_EQ(Executions("leaf"), leaves_before);  // from the store
 }
 
+// An input set during a pass, after its scan, to a task the pass found to be garbage keeps
+// that task and what it refers to: the scan never saw the input. Before, both were deleted
+// and the input named nothing after a restart.
+TEST(GarbageCollection, AnInputSetDuringAPassKeepsWhatItRefersTo) {
+  turbine::testing::TempDir dir;
+  TaskId forward_id = 0;
+  TaskId leaf_id = 0;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
+    ASSERT_EQ(*d.engine.Read(forward(5)), 15);
+    forward_id = forward(5).raw().task;
+    leaf_id = leaf(5).raw().task;
+  }
+  {
+    Daemon d(dir.str());
+    bool set = false;
+    absl::Status set_status;
+    // Asked after the scan, before anything is deleted: everything stored is garbage then.
+    GcReport report = Collect(d.engine, GcOptions{.disk_limit = 1, .also_collect = [&](TaskId) {
+      if (!set) {
+        set = true;
+        set_status = d.engine.SetInput("held", std::vector<Vc<int64_t>>{forward(5)});
+      }
+      return false;
+    }});
+    ASSERT_TRUE(set);
+    ASSERT_TRUE(set_status.ok()) << set_status;
+    EXPECT_FALSE(Removed(report, forward_id));
+    EXPECT_FALSE(Removed(report, leaf_id));
+  }
+  Daemon d(dir.str());
+  absl::StatusOr<std::vector<Vc<int64_t>>> held =
+      d.engine.Read(Input<std::vector<Vc<int64_t>>>("held"));
+  ASSERT_TRUE(held.ok()) << held.status();
+  ASSERT_EQ(held->size(), 1u);
+  EXPECT_EQ((*held)[0].raw().task, forward_id);
+  absl::StatusOr<int64_t> read = d.engine.Read((*held)[0]);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, 15);
+}
+
 // A set input whose value names a task the store does not hold (a process killed before a
 // snapshot wrote the task) is kept like any set input: its reference fails when used, but
 // the input is the user's. Taken for unusable, it was removed.

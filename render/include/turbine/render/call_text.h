@@ -15,9 +15,9 @@
 namespace turbine::render {
 
 // ParseValueWord reads one ARG: JSON (30, "text", [1,2], {"$ref":"12"}), or else a bare
-// word taken as a string (so `input.get mykey` works unquoted). A word that starts like
-// JSON structure ([, { or ") but does not parse is an error, not a string: that is almost
-// always a quoting mistake.
+// word taken as a string (so `input.get mykey` works unquoted), or as bytes if it is not
+// UTF-8. A word that starts like JSON structure ([, { or ") but does not parse is an
+// error, not a string: that is almost always a quoting mistake.
 absl::StatusOr<v1::Value> ParseValueWord(const std::string& text);
 
 // SplitCallWords splits a line into words as a shell would for the CLI: at spaces, except
