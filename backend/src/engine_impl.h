@@ -621,8 +621,9 @@ class EngineImpl {
   absl::Status ScanStore(GcGraph& graph, const GcOptions& options);
   absl::Status DeleteGarbage(GcGraph& graph, const GcOptions& options);
   // DeleteBatch deletes the garbage among `batch` (nodes of `graph`) under flush_mu_, after
-  // taking back what was written or evicted since the last batch.
-  absl::Status DeleteBatch(GcGraph& graph, std::span<const uint32_t> batch)
+  // taking back what was written or evicted since the last batch; `invalidated`: tasks in
+  // memory were made to execute again (the caller tells the change listeners).
+  absl::Status DeleteBatch(GcGraph& graph, std::span<const uint32_t> batch, bool* invalidated)
       ABSL_LOCKS_EXCLUDED(flush_mu_);
   // KeepUnsetInputsInUse keeps the unset inputs among `nodes` (and `ids`) that are in memory
   // or were set again since the scan.

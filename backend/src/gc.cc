@@ -540,15 +540,19 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
   for (size_t from = 0, to = 0; from < garbage.size(); from = to) {
     if (GcStopping(options)) return Aborted();
     to = from < cycles_from ? std::min(cycles_from, from + kDeleteBatch) : garbage.size();
-    absl::Status deleted =
-        DeleteBatch(graph, std::span<const uint32_t>(garbage).subspan(from, to - from));
+    bool invalidated = false;
+    absl::Status deleted = DeleteBatch(
+        graph, std::span<const uint32_t>(garbage).subspan(from, to - from), &invalidated);
+    // Out of flush_mu_: a listener may set inputs, which can take it.
+    if (invalidated) NotifyChange();
     if (!deleted.ok()) return deleted;
     std::this_thread::yield();
   }
   return absl::OkStatus();
 }
 
-absl::Status EngineImpl::DeleteBatch(GcGraph& graph, std::span<const uint32_t> batch) {
+absl::Status EngineImpl::DeleteBatch(GcGraph& graph, std::span<const uint32_t> batch,
+                                     bool* invalidated) {
   Section section;  // reclaim.h: the tasks this batch finds stay allocated
   MutexLock flushing(&flush_mu_);
   Keep(graph, written_while_collecting_);
@@ -610,8 +614,10 @@ absl::Status EngineImpl::DeleteBatch(GcGraph& graph, std::span<const uint32_t> b
   }
   // So it executes again before it is read: before what it refers to is deleted, and
   // before snapshots resume (none may write it referring to what is gone).
-  if (!invalidate.empty())
-    InvalidateMany(std::move(invalidate), ExecutionReason::kGarbageCollected);
+  if (!invalidate.empty()) {
+    *invalidated = true;
+    InvalidateMany(std::move(invalidate), ExecutionReason::kGarbageCollected, /*notify=*/false);
+  }
   // The store's deletes without the gate: they may wait for RocksDB (a stalled write), and
   // calls must not wait with them. A failed batch leaves its tasks stored with `persisted`
   // false in memory: a snapshot that writes one again writes all of it, which is always

@@ -99,11 +99,16 @@ absl::Status EngineImpl::ApplyInputs(std::vector<InputValue> values, bool deleti
     applied = ApplyInputBatch(values, bytes, deleting);
   } else {
     // What a value refers to is stored before the value is (a crash between the two leaves
-    // a record nobody refers to, which GC removes): once the input is acknowledged, its
+    // records nobody refers to, which GC removes in time): once the input is acknowledged, its
     // references name their tasks after any crash. Under flush_mu_ until the input is
     // written: no snapshot is between setting `persisted` and its write, and no GC pass
     // deletes what the input refers to before its scan can see the input.
     MutexLock flushing(&flush_mu_);
+    // The inputs' own tasks too, when no snapshot wrote them yet: a GC pass finds set
+    // inputs, and so what they hold, by their records.
+    for (const InputValue& input : values) {
+      if (const TaskId id = InputVc(input.key).task; id != kNoTask) referred.push_back(id);
+    }
     absl::Status stored = StoreReferredTasks(std::move(referred));
     if (!stored.ok()) {
       return absl::Status(stored.code(), "the inputs were not set: the tasks they refer to "

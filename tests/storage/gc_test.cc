@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -763,6 +765,44 @@ TEST(GarbageCollection, AnInputSetDuringAPassKeepsWhatItRefersTo) {
   absl::StatusOr<int64_t> read = d.engine.Read((*held)[0]);
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(*read, 15);
+}
+
+// A pass that makes a task in memory execute again tells the change listeners with no
+// engine lock held, as AddChangeListener promises. The listener here flushes, which takes
+// the lock a pass deletes under: told under it, the listener deadlocked.
+TEST(GarbageCollection, ChangeListenersHearOfAPassWithNoEngineLockHeld) {
+  turbine::testing::TempDir dir;
+  Daemon d(dir.str());
+  ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
+  ASSERT_EQ(*d.engine.Read(forward(6)), 16);
+  const TaskId forward_id = forward(6).raw().task;
+  const TaskId leaf_id = leaf(6).raw().task;
+  ASSERT_TRUE(d.engine.Flush().ok());
+  d.engine.EvictTasks(SIZE_MAX);
+  // forward(6) back in memory, unread: leaf(6), which its result refers to, stays out.
+  ASSERT_EQ(forward(6).raw().task, forward_id);
+  std::atomic<bool> heard{false};
+  std::atomic<bool> flushed{false};
+  const uint64_t listener = d.engine.AddChangeListener([&] {
+    if (heard.exchange(true)) return;
+    flushed = d.engine.Flush().ok();
+  });
+  std::atomic<bool> done{false};
+  std::thread watchdog([&] {
+    for (int i = 0; i < 3000 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!done) {
+      std::fprintf(stderr, "the pass did not end in 30 s: a listener deadlocked\n");
+      std::_Exit(1);
+    }
+  });
+  GcReport report = Collect(d.engine, Only({forward_id, leaf_id}));
+  done = true;
+  watchdog.join();
+  d.engine.RemoveChangeListener(listener);
+  EXPECT_EQ(report.removed_tasks, 2u);
+  EXPECT_TRUE(heard);
+  EXPECT_TRUE(flushed);
+  EXPECT_EQ(*d.engine.Read(forward(6)), 16);
 }
 
 // A set input whose value names a task the store does not hold (a process killed before a
