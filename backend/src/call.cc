@@ -90,17 +90,14 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
     if (found.ok()) stored_task = std::move(*found);  // unreadable: computed afresh
   }
   // Step 3: writer lock, re-check, box the arguments only if still absent.
+  bool restored = false;
   auto [task, created] = cache_.FindOrInsert(key, [&] {
-    return CreateTask(key, stack_args, stored_input, stored_task ? &*stored_task : nullptr);
+    return CreateTask(key, stack_args, stored_input, stored_task ? &*stored_task : nullptr,
+                      /*loaded_ahead=*/false, &restored);
   });
   gate.reset();
   if (created && stored_task.has_value()) RecheckObservation(*task);
   if (!created) NoteUse(*task);
-  // A stored record without a result is a task that never ran: its identity was written
-  // while it waited (a task only described, or one a written record refers to). It starts
-  // as a new task would.
-  const bool restored = stored_task.has_value() &&
-                        (fn.kind == FunctionKind::kInput || !stored_task->result.empty());
   // A miss is a call that made its task: one found in memory (another call may have just
   // made it) or restored from the store is a hit.
   if (created && !restored) counters.misses.fetch_add(1, std::memory_order_relaxed);
@@ -163,7 +160,8 @@ void EngineImpl::ReserveTaskIds(TaskId from) {
 
 TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
                                   const absl::StatusOr<std::optional<StoredInput>>& stored_input,
-                                  const StoredTask* stored_task, bool loaded_ahead) {
+                                  const StoredTask* stored_task, bool loaded_ahead,
+                                  bool* restored) {
   if (stored_task != nullptr && !UsableStoredId(stored_task->id)) {
     stored_task = nullptr;  // a damaged record: the task starts afresh under a new id
   }
@@ -197,13 +195,19 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
     task->persisted = stored_task != nullptr && !deleting;
     if (key.fn->kind == FunctionKind::kInput) {
       persist_input = !task->persisted;
+      if (restored != nullptr) *restored = task->persisted;  // its id, from the store
     } else if (stored_task != nullptr) {
       // A restored result is served after verification (its phase is kDirty: every slot it
       // read must still carry the stamp it saw, in this session), unless its record says
       // nothing it read can have changed since (TrustRestored).
       Validity validity;
+      // A stored record without a result is a task that never ran: its identity was
+      // written while it waited (a task only described, or one a written record refers
+      // to). It starts as a new task would; so does one whose result cannot be used.
       if (!stored_task->result.empty() && !deleting &&
           DecodeResult(stored_task->result, task, &validity)) {
+        if (restored != nullptr) *restored = true;
+        restored_count.fetch_add(1, std::memory_order_relaxed);
         task->unlinked = true;
         task->unread_since_restore = true;
         task->reads_session = validity.needs_verification;  // until linked: the safe guess
@@ -228,8 +232,6 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
           task->forced_reason = ExecutionReason::kRestart;
         }
       }
-      // A record without a result (a task that never ran) restores nothing.
-      if (!stored_task->result.empty()) restored_count.fetch_add(1, std::memory_order_relaxed);
     }
     if (stored_task != nullptr) task->loaded_back = NoteLoadedBack(id);
   }

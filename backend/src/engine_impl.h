@@ -460,9 +460,12 @@ class EngineImpl {
   void ReserveTaskIds(TaskId from);
   static constexpr TaskId kTaskIdsReservedAtOnce = TaskId{1} << 20;
   static constexpr TaskId kTaskIdsPastAFailedReservation = 1024;
+  // CreateTask makes the task `key` names, from `stored_task` if it is usable; `restored`
+  // (may be null) says whether it was: a result, or an input's identity, taken from it.
   TaskState* CreateTask(const TaskKeyView& key, void* stack_args,
                         const absl::StatusOr<std::optional<StoredInput>>& stored_input,
-                        const StoredTask* stored_task, bool loaded_ahead = false);
+                        const StoredTask* stored_task, bool loaded_ahead = false,
+                        bool* restored = nullptr);
   // RecheckObservation, once a restored task is in the cache and the table: see call.cc.
   void RecheckObservation(TaskState& task);
   TaskState* LoadTask(TaskId id);

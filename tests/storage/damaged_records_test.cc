@@ -70,6 +70,12 @@ void StoreThenReadDamaged(std::function<void(StoredTask&)> damage) {
   {
     turbine::testing::PersistedEngine<DamagingStore> d(dir.str());
     EXPECT_EQ(*d.engine.Read(greet(7)), "hello 7");
+    // Made afresh: a miss, and nothing restored. Before, a record found and then not used
+    // counted as a hit from disk.
+    EXPECT_EQ(d.engine.Stats().restored_tasks, 0u);
+    for (const turbine::FunctionStats& fn : d.engine.Stats().functions) {
+      if (fn.name == "test.damaged.greet") EXPECT_EQ(fn.cache_hits, 0u);
+    }
     EXPECT_EQ(*d.engine.Read(greet(8)), "hello 8");  // a new task gets an id of its own
     EXPECT_EQ(*d.engine.Read(greet(7)), "hello 7");
   }
