@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -63,36 +64,50 @@ using Daemon = turbine::testing::PersistedEngine<>;
 Task<int64_t> SquareImpl(int64_t n) { co_return n * n; }
 inline const turbine::Function<SquareImpl> square{"test.crash.square", 1};
 
-// A task id a client was given names that task for good: a process killed before any
-// snapshot wrote the task must not leave the id to be given to another task after it.
-TEST(CrashSafety, ATaskIdGivenOutBeforeASigkillIsNeverGivenToAnotherTask) {
-  turbine::testing::TempDir dir;
-  int given[2];
-  ASSERT_EQ(::pipe(given), 0);
+// RunThenSigkill runs `work` in a forked process on an engine over `dir` (one worker, no
+// periodic snapshot), hands what it returns to the parent, and kills the process with
+// SIGKILL right after: nothing but what `work` made durable itself is written. `work`
+// returns 0 to fail. Returns what it returned, or 0.
+uint64_t RunThenSigkill(const std::string& dir,
+                        const std::function<uint64_t(turbine::Engine&)>& work) {
+  int pipe_fds[2];
+  if (::pipe(pipe_fds) != 0) return 0;
   const pid_t child = ::fork();
-  ASSERT_GE(child, 0);
+  if (child < 0) return 0;
   if (child == 0) {
-    ::close(given[0]);
+    ::close(pipe_fds[0]);
     auto opened = turbine::storage::PersistentEngine::Open(
-        StoreOptions{.data_dir = dir.str()},
+        StoreOptions{.data_dir = dir},
         turbine::EngineOptions{.worker_threads = 1, .snapshot_interval = {}});
     if (!opened.ok()) ::_exit(2);
     turbine::Engine& engine = (*opened)->engine();
     turbine::Engine::Scope scope(engine);
-    if (!engine.Read(square(3)).ok()) ::_exit(3);
-    const turbine::TaskId id = square(3).raw().task;
-    if (::write(given[1], &id, sizeof id) != sizeof id) ::_exit(4);
-    for (;;) ::pause();  // killed here: no snapshot has written square(3)
+    const uint64_t result = work(engine);
+    if (result == 0) ::_exit(3);
+    if (::write(pipe_fds[1], &result, sizeof result) != sizeof result) ::_exit(4);
+    for (;;) ::pause();  // killed here
   }
-  ::close(given[1]);
-  turbine::TaskId given_out = turbine::kNoTask;
-  ASSERT_EQ(::read(given[0], &given_out, sizeof given_out),
-            static_cast<ssize_t>(sizeof given_out));
+  ::close(pipe_fds[1]);
+  uint64_t result = 0;
+  if (::read(pipe_fds[0], &result, sizeof result) != static_cast<ssize_t>(sizeof result)) {
+    result = 0;
+  }
   ::kill(child, SIGKILL);
   int status = 0;
   ::waitpid(child, &status, 0);
-  ::close(given[0]);
-  ASSERT_TRUE(WIFSIGNALED(status));
+  ::close(pipe_fds[0]);
+  return WIFSIGNALED(status) ? result : 0;
+}
+
+// A task id a client was given names that task for good: a process killed before any
+// snapshot wrote the task must not leave the id to be given to another task after it.
+TEST(CrashSafety, ATaskIdGivenOutBeforeASigkillIsNeverGivenToAnotherTask) {
+  turbine::testing::TempDir dir;
+  const turbine::TaskId given_out = RunThenSigkill(dir.str(), [](turbine::Engine& engine) {
+    // No snapshot writes square(3) before the kill.
+    return engine.Read(square(3)).ok() ? square(3).raw().task : turbine::kNoTask;
+  });
+  ASSERT_NE(given_out, turbine::kNoTask);
 
   Daemon d(dir.str());
   ASSERT_EQ(*d.engine.Read(square(4)), 16);
@@ -110,35 +125,14 @@ inline const turbine::Function<PlusOneImpl> plus_one{"test.crash.plus_one", 1};
 // references named nothing (NOT_FOUND when read).
 TEST(CrashSafety, AnInputSetToReferencesBeforeASigkillStillNamesTheirTasks) {
   turbine::testing::TempDir dir;
-  int done[2];
-  ASSERT_EQ(::pipe(done), 0);
-  const pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    ::close(done[0]);
-    auto opened = turbine::storage::PersistentEngine::Open(
-        StoreOptions{.data_dir = dir.str()},
-        turbine::EngineOptions{.worker_threads = 1, .snapshot_interval = {}});
-    if (!opened.ok()) ::_exit(2);
-    turbine::Engine& engine = (*opened)->engine();
-    turbine::Engine::Scope scope(engine);
-    if (!engine.Read(square(6)).ok()) ::_exit(3);  // ran: a result in memory, none stored
+  const auto set_held = [](turbine::Engine& engine) -> uint64_t {
+    if (!engine.Read(square(6)).ok()) return 0;  // ran: a result in memory, none stored
     // plus_one(square(7)) is new: its identity names square(7), new too (both are queued
     // for a worker; whether they ran before the kill does not matter, no snapshot ran).
     const std::vector<turbine::Vc<int64_t>> held{square(6), plus_one(square(7))};
-    if (!engine.SetInput("crash.held", held).ok()) ::_exit(4);
-    const char ack = 1;
-    if (::write(done[1], &ack, 1) != 1) ::_exit(5);
-    for (;;) ::pause();  // killed here: no snapshot has run
-  }
-  ::close(done[1]);
-  char ack = 0;
-  ASSERT_EQ(::read(done[0], &ack, 1), 1);
-  ::kill(child, SIGKILL);
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  ::close(done[0]);
-  ASSERT_TRUE(WIFSIGNALED(status));
+    return engine.SetInput("crash.held", held).ok() ? 1 : 0;
+  };
+  ASSERT_EQ(RunThenSigkill(dir.str(), set_held), 1u);
 
   Daemon d(dir.str());
   // Before anything reads the input, a pass that collects all it can: the input's record
