@@ -35,10 +35,13 @@
 #include <charconv>
 #include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -53,6 +56,10 @@ namespace {
 constexpr int kExitCannotStart = 1;
 constexpr int kExitBadConfig = 2;
 constexpr int kExitDataDirInUse = 3;
+constexpr int kExitStopCutShort = 4;
+// A stop that has not ended this long after it began is cut short (StopWatchdog): calls
+// get their 5 s of grace, and the last snapshot the rest.
+constexpr std::chrono::seconds kStopDeadline{30};
 
 // ReadToken reads a token file; surrounding whitespace (a trailing newline) is not part of it.
 bool ReadToken(const std::string& path, std::string* token) {
@@ -513,23 +520,69 @@ void LogReady(const turbine::server::Server& server, const std::string& data_dir
   }
 }
 
+// CutStopShort ends the process now, as a SIGKILL would: without the last snapshot (what
+// it would have written is computed again), never losing an acknowledged input (each was
+// synced before it was acknowledged).
+[[noreturn]] void CutStopShort(const char* why) {
+  spdlog::critical("{}: exiting without the last snapshot (acknowledged inputs are on disk)",
+                   why);
+  spdlog::shutdown();
+  std::_Exit(kExitStopCutShort);
+}
+
 // ServeUntilStopped serves until a stop signal or the Shutdown RPC, then stops the server.
+// The stop is bounded: a store that no longer completes writes (RocksDB waiting for a
+// flush that never comes, after a full disk) would otherwise keep the daemon alive for
+// good. A second stop signal cuts it short at once.
 void ServeUntilStopped(std::unique_ptr<turbine::server::Server> server, sigset_t stop_signals) {
-  std::atomic<bool> stopped{false};
-  std::thread signal_thread([&stop_signals, &server, &stopped] {
+  std::mutex mu;
+  std::condition_variable changed;
+  bool stopping = false;
+  bool done = false;
+  const auto begin_stop = [&] {
+    std::lock_guard lock(mu);
+    stopping = true;
+    changed.notify_all();
+  };
+  std::thread signal_thread([&] {
     int signal = 0;
     sigwait(&stop_signals, &signal);
-    if (stopped.load()) return;  // woken below, after a Shutdown RPC stopped the server
+    {
+      std::lock_guard lock(mu);
+      if (done) return;  // woken below, once stopped
+    }
     spdlog::info("{} received: finishing in-flight calls and flushing", strsignal(signal));
+    begin_stop();
     server->Shutdown();
+    sigwait(&stop_signals, &signal);
+    {
+      std::lock_guard lock(mu);
+      if (done) return;
+    }
+    CutStopShort((std::string(strsignal(signal)) + " received again while stopping").c_str());
+  });
+  std::thread watchdog([&] {
+    std::unique_lock lock(mu);
+    changed.wait(lock, [&] { return stopping || done; });
+    if (!changed.wait_for(lock, kStopDeadline, [&] { return done; })) {
+      CutStopShort(("the stop did not end within " + std::to_string(kStopDeadline.count()) +
+                    " s")
+                       .c_str());
+    }
   });
   server->Wait();
-  stopped.store(true);
-  // The signal thread is still in sigwait if the Shutdown RPC stopped us: wake it.
-  pthread_kill(signal_thread.native_handle(), SIGTERM);
-  signal_thread.join();
+  begin_stop();  // the Shutdown RPC stops it too
   spdlog::info("stopped; writing the last snapshot");
   server.reset();
+  {
+    std::lock_guard lock(mu);
+    done = true;
+    changed.notify_all();
+  }
+  watchdog.join();
+  // The signal thread is still in sigwait: wake it.
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
   spdlog::info("bye");
 }
 

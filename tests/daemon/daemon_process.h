@@ -71,6 +71,22 @@ class DaemonProcess {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
 
+  // ReapWithin is Reap for at most `limit`: -1 if the process is still running then (it
+  // is left running).
+  int ReapWithin(std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        DrainLog();
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return -1;
+      PumpLog(std::chrono::milliseconds(50));
+    }
+  }
+
   ~DaemonProcess() {
     if (pid_ > 0) Stop(SIGKILL);
     if (log_fd_ >= 0) ::close(log_fd_);

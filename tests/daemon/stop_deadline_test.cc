@@ -1,0 +1,101 @@
+// A stop is bounded: when something keeps it from ending (here a body that never looks at
+// its cancellation; in the field, a store whose writes never return after a full disk),
+// turbined exits anyway, as a SIGKILL would, keeping every acknowledged input. Before, it
+// stayed alive for good and ignored further signals.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <thread>
+
+#include "../server/requests.h"
+#include "../storage/temp_dir.h"
+#include "daemon_process.h"
+#include "turbine/v1/turbine.grpc.pb.h"
+
+namespace {
+
+using turbine::testing::DaemonProcess;
+using turbine::testing::Int;
+using turbine::testing::Request;
+using turbine::testing::Str;
+using turbine::testing::TempDir;
+namespace v1 = turbine::v1;
+
+std::unique_ptr<v1::Turbine::Stub> Connect(const std::string& address) {
+  return v1::Turbine::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+}
+
+// StartStuck starts turbined_stuck with one worker, sets an input, and starts a call whose
+// body sleeps `seconds` on that worker (the call's thread is returned; it ends when the
+// daemon does).
+std::thread StartStuck(DaemonProcess& daemon, const TempDir& dir, int seconds) {
+  daemon.UseBinary(TURBINED_STUCK_PATH);
+  EXPECT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--workers", "1"}))
+      << daemon.log();
+  auto stub = Connect(daemon.address());
+  v1::SetInputsRequest set;
+  auto* entry = set.add_inputs();
+  entry->set_key("kept");
+  entry->mutable_value()->set_int_value(7);
+  v1::SetInputsReply set_reply;
+  grpc::ClientContext set_context;
+  EXPECT_TRUE(stub->SetInputs(&set_context, set, &set_reply).ok());
+  std::thread call([address = daemon.address(), seconds] {
+    auto stub = Connect(address);
+    v1::CallReply reply;
+    grpc::ClientContext context;
+    (void)stub->Call(&context, Request("test.stuck", {Int(seconds)}), &reply);
+  });
+  EXPECT_TRUE(daemon.PumpLog(std::chrono::seconds(1)));  // the body starts meanwhile
+  return call;
+}
+
+// The acknowledged input survived the cut.
+void ExpectInputKept(const TempDir& dir) {
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+  auto stub = Connect(daemon.address());
+  v1::CallReply reply;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub->Call(&context, Request("input.get", {Str("kept")}), &reply)
+                  .ok());
+  EXPECT_EQ(reply.value().int_value(), 7);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
+TEST(StopDeadline, ASecondSignalEndsAStopThatCannotEnd) {
+  TempDir dir;
+  DaemonProcess daemon;
+  std::thread call = StartStuck(daemon, dir, 300);
+  daemon.Signal(SIGTERM);
+  // Past the calls' 5 s of grace: the stop waits for the body, which never ends.
+  EXPECT_TRUE(daemon.PumpLog(std::chrono::seconds(7))) << "exited before the second signal";
+  daemon.Signal(SIGTERM);
+  EXPECT_EQ(daemon.ReapWithin(std::chrono::seconds(5)), 4) << daemon.log();
+  EXPECT_NE(daemon.log().find("received again while stopping"), std::string::npos)
+      << daemon.log();
+  daemon.Stop(SIGKILL);  // if it is still there, the call's thread ends with it
+  call.join();
+  ExpectInputKept(dir);
+}
+
+TEST(StopDeadline, AStopThatCannotEndIsCutShortAfterThirtySeconds) {
+  TempDir dir;
+  DaemonProcess daemon;
+  std::thread call = StartStuck(daemon, dir, 300);
+  const auto stop = std::chrono::steady_clock::now();
+  daemon.Signal(SIGTERM);
+  EXPECT_EQ(daemon.ReapWithin(std::chrono::seconds(60)), 4) << daemon.log();
+  const auto took = std::chrono::steady_clock::now() - stop;
+  EXPECT_GE(took, std::chrono::seconds(29));
+  EXPECT_LT(took, std::chrono::seconds(60));
+  EXPECT_NE(daemon.log().find("the stop did not end within 30 s"), std::string::npos)
+      << daemon.log();
+  daemon.Stop(SIGKILL);  // if it is still there, the call's thread ends with it
+  call.join();
+  ExpectInputKept(dir);
+}
+
+}  // namespace
