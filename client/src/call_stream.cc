@@ -5,15 +5,19 @@
 #include <mutex>
 #include <utility>
 
+#include <google/protobuf/io/coded_stream.h>
+
 #include "connection.h"
 
 namespace turbine::client {
 namespace detail {
 
 // Requests sent while a write is in flight go out together, as one CallBatch of at most
-// this many calls and about this many bytes.
+// this many calls and this many bytes (framing counted): a message must fit the daemon's
+// --max-message-bytes, which the client does not know; 64 KiB fits a daemon set that low,
+// and still carries thousands of small calls.
 constexpr int kBatchCalls = 4096;
-constexpr size_t kBatchBytes = 1 << 20;
+constexpr size_t kBatchBytes = 64 << 10;
 
 // CallStreamReactor drives one CallBatches RPC with gRPC's callback API. One read is always
 // pending; writes go out one at a time (gRPC allows one in flight): what was sent while one
@@ -163,7 +167,10 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
     outgoing_.Clear();
     size_t bytes = 0;
     while (!queued_.empty() && outgoing_.calls_size() < kBatchCalls) {
-      const size_t size = queued_.front().ByteSizeLong();
+      // The call, its length (a varint) and its field's tag, as CallBatch holds it.
+      const size_t call_bytes = queued_.front().ByteSizeLong();
+      const size_t size =
+          call_bytes + 1 + google::protobuf::io::CodedOutputStream::VarintSize64(call_bytes);
       if (bytes > 0 && bytes + size > kBatchBytes) break;
       bytes += size;
       *outgoing_.add_calls() = std::move(queued_.front());

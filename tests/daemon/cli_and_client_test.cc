@@ -116,6 +116,36 @@ TEST(CliAgainstDaemon, UnsetDeletesInputsDurably) {
   EXPECT_EQ(restarted.Stop(SIGTERM), 0) << restarted.log();
 }
 
+// A CallStream's batches fit a daemon with a small --max-message-bytes. Before, a batch took
+// up to 1 MiB of calls: 4,000 calls of a 50-byte key failed the whole stream.
+TEST(ClientAgainstDaemon, ACallStreamOfSmallCallsFitsASmallMessageLimit) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--max-message-bytes", "65536"}))
+      << daemon.log();
+  using namespace turbine::client;
+  auto client = Client::Connect(ConnectOptions{.address = daemon.address()});
+  ASSERT_TRUE(client.ok()) << client.status();
+  const std::string key(50, 'k');
+  ASSERT_TRUE((*client)->SetInputs({{key, Int(1)}}).ok());
+  absl::StatusOr<std::unique_ptr<CallStream>> stream = (*client)->OpenCallStream();
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  constexpr int kCalls = 4000;
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_TRUE((*stream)->Send(MakeCallRequest("input.get", {Str(key)})).ok());
+  }
+  int answered = 0;
+  for (int i = 0; i < kCalls; ++i) {
+    std::optional<CallResult> result = (*stream)->Next();
+    ASSERT_TRUE(result.has_value()) << "the stream ended after " << answered << " answers";
+    ASSERT_TRUE(result->value.ok()) << result->value.status();
+    EXPECT_EQ(result->value->int_value(), 1);
+    ++answered;
+  }
+  EXPECT_TRUE((*stream)->Close().ok());
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
 TEST(ClientAgainstDaemon, CallSetInputsAndWatch) {
   TempDir dir;
   DaemonProcess daemon;

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -394,6 +395,49 @@ class CallTest(DaemonTestCase):
 
 
 class RestartTest(DaemonTestCase):
+    def test_streams_on_a_connection_the_daemon_closed_are_opened_again(self):
+        turbined = self.start_daemon("streams-restart")
+        with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
+            self.assertEqual(client.call("demo.fib", 12).value, fib(12))
+            turbined.stop()
+            turbined.start()
+            # The first use of the old connection fails before the daemon sees it; the
+            # client opens the stream again.
+            self.assertEqual([r.value for r in client.call_many([("demo.fib", 13)])], [fib(13)])
+            turbined.stop()
+            turbined.start()
+            with client.watch("demo.fib", 14, timeout=TIMEOUT) as watch:
+                self.assertEqual(next(watch).value, fib(14))
+
+    def test_streams_whose_daemon_dies_before_answering_fail_within_their_deadline(self):
+        # gRPC's own retry of a stream whose daemon died before its first reply waited for
+        # ever, past the deadline too. Daemon threads: a hang fails the test, not the run.
+        turbined = self.start_daemon("streams-killed")
+        raised = {}
+        with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
+            def watch_first():
+                with client.watch("demo.busy", 1, 9_000_000, timeout=5) as watch:
+                    next(watch)
+            def call_many():
+                client.call_many([("demo.busy", 2, 9_000_000)], timeout=5)
+            def run(name, body):
+                try:
+                    body()
+                except TurbineError as error:
+                    raised[name] = error.code
+            threads = [threading.Thread(target=run, args=(name, body), daemon=True)
+                       for name, body in (("watch", watch_first), ("call_many", call_many))]
+            for thread in threads:
+                thread.start()
+            time.sleep(1)  # both started their bodies
+            turbined.kill()
+            for thread in threads:
+                thread.join(15)
+                self.assertFalse(thread.is_alive(), "a stream outlived its deadline")
+        for name in ("watch", "call_many"):
+            self.assertIn(raised.get(name), (grpc.StatusCode.UNAVAILABLE,
+                                             grpc.StatusCode.DEADLINE_EXCEEDED), name)
+
     def test_after_a_restart_results_come_from_disk(self):
         turbined = self.start_daemon("restart")
         with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
@@ -481,6 +525,18 @@ class LargeResultTest(DaemonTestCase):
                 with open(big, "wb") as f:
                     f.write(b"small")
                 self.assertEqual(next(watch).value, b"small")
+
+
+class SmallMessageLimitTest(DaemonTestCase):
+    def test_many_small_calls_fit_a_daemon_with_a_small_message_limit(self):
+        # Before, call_many packed 1 MiB of calls per message: 4,000 calls of a 50-byte key
+        # (255,870 bytes) failed whole against --max-message-bytes 65536.
+        turbined = self.start_daemon("small-messages", "--max-message-bytes", "65536")
+        key = "k" * 50
+        with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
+            client.set_inputs({key: 1})
+            results = client.call_many([("input.get", key)] * 4000)
+            self.assertEqual([r.value for r in results], [1] * 4000)
 
 
 class AbandonedCallManyTest(DaemonTestCase):

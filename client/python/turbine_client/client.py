@@ -6,6 +6,7 @@ gRPC channel); a Watch is iterated by one thread and may be cancelled from any.
 import json
 import os
 import ssl
+import time
 
 import grpc
 
@@ -23,13 +24,19 @@ MAX_MESSAGE_BYTES = 64 << 20  # gRPC Python's own default (4 MiB) would refuse a
 # before the daemon saw it: gRPC Python notices a closed connection only when it next
 # writes to it. Every RPC of the protocol can be repeated safely (calls are memoized, an
 # input batch sets the same values again: only its count of changed inputs can differ, if
-# the first attempt was applied and its reply lost), so gRPC retries those, a few times at
+# the first attempt was applied and its reply lost), so they are retried, a few times at
 # short intervals: a daemon that is really down still fails fast (within half a second).
+# gRPC retries the unary ones. Not the streams: a stream gRPC retried whose daemon died
+# before its first reply waited for ever, its deadline too; the client retries those
+# itself (_STREAM_BACKOFF), before their first reply only.
+_UNARY_METHODS = ("Call", "SetInputs", "Stats", "ListFunctions", "Flush", "Shutdown", "Graph",
+                  "Trace", "DeleteInputs", "CollectGarbage", "Why")
 _SERVICE_CONFIG = json.dumps({"methodConfig": [{
-    "name": [{"service": "turbine.v1.Turbine"}],
+    "name": [{"service": "turbine.v1.Turbine", "method": method} for method in _UNARY_METHODS],
     "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
                     "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
 }]})
+_STREAM_BACKOFF = (0.05, 0.1, 0.2)  # seconds before each retry of a stream
 # After a failed connection gRPC waits before the next attempt, up to 120 s by default, and
 # meanwhile fails calls at once: a daemon back after a restart would stay unreachable that
 # long. Reconnecting to a local daemon costs little, so try at least every second.
@@ -83,21 +90,32 @@ class Watch:
     leaving a `with` block) ends the watch: the iteration then stops. The daemon ending it
     (shutting down, the connection lost) raises TurbineError."""
 
-    def __init__(self, replies, error_of):
-        self._replies = replies
+    def __init__(self, start, deadline, error_of):
+        self._start = start  # opens the stream, given its timeout
+        self._deadline = deadline  # time.monotonic() at which the watch ends, or None
+        self._replies = start(_remaining(deadline))
         self._error_of = error_of  # the Client's: a grpc.RpcError as a TurbineError
         self._cancelled = False
+        self._received = False
+        self._retries = iter(_STREAM_BACKOFF)
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        try:
-            reply = next(self._replies)
-        except grpc.RpcError as error:
-            if self._cancelled and error.code() == grpc.StatusCode.CANCELLED:
-                raise StopIteration from None
-            raise self._error_of(error) from None
+        while True:
+            try:
+                reply = next(self._replies)
+                break
+            except grpc.RpcError as error:
+                if self._cancelled and error.code() == grpc.StatusCode.CANCELLED:
+                    raise StopIteration from None
+                if self._received or not _retry_stream(error, self._retries, self._deadline):
+                    raise self._error_of(error) from None
+                if self._cancelled:
+                    raise StopIteration from None
+                self._replies = self._start(_remaining(self._deadline))
+        self._received = True
         return _result(reply)
 
     def cancel(self):
@@ -193,25 +211,33 @@ class Client:
         if not requests:
             return []
         results = [None] * len(requests)
-        batches = self._stub.CallBatches(_batches_of(requests), **self._call_options(timeout))
-        answered = False
-        try:
-            for batch in batches:
-                for reply in batch.replies:
-                    if reply.id >= len(results) or results[reply.id] is not None:
-                        raise TurbineError(grpc.StatusCode.INTERNAL,
-                                           f"the daemon answered call id {reply.id}, which "
-                                           "is not waiting for an answer")
-                    results[reply.id] = _result(reply)
-            answered = True
-        except grpc.RpcError as error:
-            raise self._error(error) from None
-        finally:
-            # Whatever ends the loop early (an exception from a signal handler, say) ends
-            # the stream: the daemon stops computing for it, even while the exception,
-            # which holds this frame, is kept.
-            if not answered:
-                batches.cancel()
+        options = self._call_options(timeout)
+        deadline = _deadline(options["timeout"])
+        retries = iter(_STREAM_BACKOFF)
+        while True:
+            options["timeout"] = _remaining(deadline)
+            batches = self._stub.CallBatches(_batches_of(requests), **options)
+            answered = received = False
+            try:
+                for batch in batches:
+                    received = True
+                    for reply in batch.replies:
+                        if reply.id >= len(results) or results[reply.id] is not None:
+                            raise TurbineError(grpc.StatusCode.INTERNAL,
+                                               f"the daemon answered call id {reply.id}, which "
+                                               "is not waiting for an answer")
+                        results[reply.id] = _result(reply)
+                answered = True
+                break
+            except grpc.RpcError as error:
+                if received or not _retry_stream(error, retries, deadline):
+                    raise self._error(error) from None
+            finally:
+                # Whatever ends the loop early (an exception from a signal handler, say)
+                # ends the stream: the daemon stops computing for it, even while the
+                # exception, which holds this frame, is kept.
+                if not answered:
+                    batches.cancel()
         unanswered = results.count(None)
         if unanswered:
             raise TurbineError(grpc.StatusCode.INTERNAL,
@@ -268,7 +294,12 @@ class Client:
         one per change). A result that is an error does not end the watch. Failures of the
         watch itself (no daemon, a wrong token) raise TurbineError from the iteration."""
         request = _request(function, args, this, version)
-        return Watch(self._stub.Watch(request, **self._call_options(timeout)), self._error)
+        options = self._call_options(timeout)
+        deadline = _deadline(options["timeout"])
+
+        def start(remaining):
+            return self._stub.Watch(request, **{**options, "timeout": remaining})
+        return Watch(start, deadline, self._error)
 
     def functions(self, timeout=_CLIENT_TIMEOUT):
         """The functions the daemon serves: turbine.v1.FunctionInfo messages (name, version,
@@ -399,10 +430,32 @@ def _request(function, args, this, version, call_id=0):
     return request
 
 
-# A CallBatch carries at most 10,000 calls (the daemon's limit); smaller batches keep each
-# message well under the daemon's message size limit.
+def _deadline(timeout):
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def _remaining(deadline):
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _retry_stream(error, retries, deadline):
+    """Whether a stream that failed with `error` before its first reply is opened again:
+    on UNAVAILABLE (a connection the daemon closed, or no daemon), while `retries` (the
+    waits before each attempt) last and the deadline is not reached. Waits first."""
+    if error.code() != grpc.StatusCode.UNAVAILABLE:
+        return False
+    wait = next(retries, None)
+    if wait is None or (deadline is not None and time.monotonic() + wait >= deadline):
+        return False
+    time.sleep(wait)
+    return True
+
+
+# A CallBatch carries at most 10,000 calls (the daemon's limit), and must fit the daemon's
+# --max-message-bytes, which the client does not know: 64 KiB fits a daemon set that low
+# and still carries thousands of small calls. A call larger than that goes alone.
 _BATCH_CALLS = 4096
-_BATCH_BYTES = 1 << 20
+_BATCH_BYTES = 64 << 10
 
 
 def _batches_of(requests):
@@ -410,7 +463,9 @@ def _batches_of(requests):
     batch = pb.CallBatch()
     size = 0
     for request in requests:
-        request_size = request.ByteSize()
+        call_bytes = request.ByteSize()
+        # The call, its length (a varint) and its field's tag, as the batch holds it.
+        request_size = call_bytes + 1 + (call_bytes.bit_length() + 6) // 7 if call_bytes else 2
         if batch.calls and (len(batch.calls) == _BATCH_CALLS or size + request_size > _BATCH_BYTES):
             yield batch
             batch = pb.CallBatch()
