@@ -69,6 +69,9 @@ absl::StatusOr<CallResult> Client::Call(std::string_view function, std::vector<v
 
 namespace {
 
+// The initial metadata key of a Watch the daemon accepted (turbine.proto, Watch).
+constexpr char kWatchAcceptedKey[] = "turbine-watch-accepted";
+
 // Unary makes one unary RPC, `rpc(link, context, reply)`, with the connection's token,
 // wait-for-ready and deadline.
 template <typename Reply, typename Rpc>
@@ -258,6 +261,7 @@ absl::Status Client::Watch(const v1::CallRequest& request,
                            const std::function<bool(const CallResult&)>& on_value,
                            Cancellation* cancel) {
   std::optional<std::string> last_delivered;  // ResultKey of the last result delivered
+  bool accepted = false;  // a daemon had the watch (it said so, or sent a result)
   // While resuming: when the daemon went away.
   std::optional<std::chrono::steady_clock::time_point> gone_since;
   const std::chrono::steady_clock::time_point first_try = std::chrono::steady_clock::now();
@@ -277,12 +281,17 @@ absl::Status Client::Watch(const v1::CallRequest& request,
     if (cancel != nullptr) cancel->Attach(&context);
     std::unique_ptr<grpc::ClientReader<v1::CallReply>> reader =
         link->turbine->Watch(&context, request);
+    // A daemon that accepted the watch says so before its first result (turbine.proto):
+    // if it goes away before that result, the watch waits for it as for one answered.
+    reader->WaitForInitialMetadata();
+    if (context.GetServerInitialMetadata().count(kWatchAcceptedKey) > 0) accepted = true;
     bool stopped_by_caller = false;
     v1::CallReply reply;
     while (reader->Read(&reply)) {
       gone_since.reset();
       // After a reconnect the daemon sends the current result first: new only if it changed
       // while the connection was down.
+      accepted = true;
       std::string key = ResultKey(reply);
       if (key == last_delivered) continue;
       last_delivered = std::move(key);
@@ -301,13 +310,13 @@ absl::Status Client::Watch(const v1::CallRequest& request,
       stopped_by_caller = stopped_by_caller || cancel->cancelled();
     }
     if (stopped_by_caller) return absl::OkStatus();
-    // A watch never answered fails as any call does: at once, or with wait_for_ready once
-    // the daemon was not back within the deadline.
-    if (!last_delivered && connection_->options.wait_for_ready && BrokeOff(status) &&
+    // A watch no daemon accepted fails as any call does: at once, or with wait_for_ready
+    // once the daemon was not back within the deadline.
+    if (!accepted && connection_->options.wait_for_ready && BrokeOff(status) &&
         std::chrono::steady_clock::now() < first_try + connection_->options.deadline) {
       continue;
     }
-    if (!last_delivered || !BrokeOff(status)) return connection_->ToStatus(status, *link);
+    if (!accepted || !BrokeOff(status)) return connection_->ToStatus(status, *link);
 
     if (!gone_since) gone_since = std::chrono::steady_clock::now();
     const absl::Status back = WaitForDaemon(*gone_since + connection_->options.deadline, cancel);

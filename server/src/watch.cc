@@ -35,6 +35,10 @@ WatchReactor::WatchReactor(TurbineService& service, grpc::CallbackServerContext*
     return;
   }
   call_ = *call;
+  // Told at once, before any result: a client whose daemon goes away before the first one
+  // knows the daemon had the watch, and waits for it to come back (client.cc, Watch).
+  context->AddInitialMetadata(std::string(kWatchAcceptedKey), "1");
+  StartSendInitialMetadata();
   service_.AddWatch(this);
   Refresh();
 }

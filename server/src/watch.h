@@ -15,10 +15,14 @@
 #include <atomic>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "service.h"
 
 namespace turbine::server {
+
+// The initial metadata key a Watch the daemon accepted carries (turbine.proto, Watch).
+inline constexpr std::string_view kWatchAcceptedKey = "turbine-watch-accepted";
 
 class WatchReactor final : public grpc::ServerWriteReactor<v1::CallReply> {
  public:

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -72,9 +73,11 @@ class Daemon {
 class Watcher {
  public:
   Watcher(Client& client, const std::string& key)
-      : thread_([this, &client, key] {
+      : Watcher(client, MakeCallRequest("input.get", {Str(key)})) {}
+  Watcher(Client& client, turbine::v1::CallRequest request)
+      : thread_([this, &client, request = std::move(request)] {
           absl::Status status = client.Watch(
-              MakeCallRequest("input.get", {Str(key)}),
+              request,
               [this](const CallResult& result) {
                 std::lock_guard lock(mu_);
                 seen_.push_back(result.value.ok() ? result.value->int_value() : -1);
@@ -218,6 +221,25 @@ TEST(Reconnect, AWatchResumesAfterRestartsAndMissesNoChange) {
   ASSERT_TRUE(daemon.Start()) << daemon.log();
   EXPECT_EQ(watcher.WaitFor(3), (std::vector<int64_t>{1, 2, 3}));
   EXPECT_TRUE(watcher.Stop().ok());
+}
+
+// A watch the daemon accepted, whose daemon goes away before the first result (stopped, or
+// killed), waits for it to come back like one answered, and gets its result then. Before,
+// it ended at once (UNAVAILABLE), unlike a watch that had had a result.
+TEST(Reconnect, AWatchWithoutAResultYetWaitsForItsDaemonToComeBack) {
+  TempDir dir;
+  Daemon daemon({"--data-dir", dir.str()});
+  ASSERT_TRUE(daemon.Start()) << daemon.log();
+  std::unique_ptr<Client> client = Connect(daemon.address());
+  for (const int signal : {SIGTERM, SIGKILL}) {
+    const int64_t key = signal;
+    Watcher watcher(*client, MakeCallRequest("demo.busy", {Int(key), Int(3'000'000)}));
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // accepted, its body running
+    daemon.Stop(signal);
+    ASSERT_TRUE(daemon.Start()) << daemon.log();
+    EXPECT_EQ(watcher.WaitFor(1), std::vector<int64_t>{key}) << "after " << strsignal(signal);
+    EXPECT_TRUE(watcher.Stop().ok());
+  }
 }
 
 // A daemon that does not come back within the deadline ends the watch; one that is waited
