@@ -623,6 +623,9 @@ class EngineImpl {
   // found garbage in it.
   absl::Status ScanStore(GcGraph& graph, const GcOptions& options);
   absl::Status DeleteGarbage(GcGraph& graph, const GcOptions& options);
+  // ReclaimUnlessFull is store_->Reclaim(), except that a store without room to compact
+  // (kResourceExhausted) is logged and is no error.
+  absl::Status ReclaimUnlessFull();
   // DeleteBatch deletes the garbage among `batch` (nodes of `graph`) under flush_mu_, after
   // taking back what was written or evicted since the last batch; `invalidated`: tasks in
   // memory were made to execute again (the caller tells the change listeners).

@@ -391,7 +391,7 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
     if (round == 0 && options.disk_limit > 0 && *bytes > options.disk_limit &&
         !GcStopping(options)) {
       gc_phase.store(GcPhase::kReclaiming, std::memory_order_relaxed);
-      if (absl::Status reclaimed = store_->Reclaim(); !reclaimed.ok()) return reclaimed;
+      if (absl::Status reclaimed = ReclaimUnlessFull(); !reclaimed.ok()) return reclaimed;
       bytes = store_->DiskBytes();
       if (!bytes.ok()) return bytes.status();
       gc_phase.store(GcPhase::kScanning, std::memory_order_relaxed);
@@ -442,7 +442,7 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
                           (options.disk_limit > 0 && *bytes > options.disk_limit);
     if (report.removed_tasks > removed_before && worth_it && !GcStopping(options)) {
       gc_phase.store(GcPhase::kReclaiming, std::memory_order_relaxed);
-      if (absl::Status reclaimed = store_->Reclaim(); !reclaimed.ok()) return reclaimed;
+      if (absl::Status reclaimed = ReclaimUnlessFull(); !reclaimed.ok()) return reclaimed;
     }
     bytes = store_->DiskBytes();
     if (!bytes.ok()) return bytes.status();
@@ -526,6 +526,16 @@ absl::Status EngineImpl::ScanStore(GcGraph& graph, const GcOptions& options) {
     more = *next;
     std::this_thread::yield();  // a batch at a time: calls and snapshots go on meanwhile
   }
+  return absl::OkStatus();
+}
+
+absl::Status EngineImpl::ReclaimUnlessFull() {
+  absl::Status reclaimed = store_->Reclaim();
+  if (reclaimed.code() != absl::StatusCode::kResourceExhausted) return reclaimed;
+  // No room to rewrite the store (a compaction needs about its size free): the pass goes on
+  // without, deleting what it would have; the space comes back once compactions can run.
+  Log(LogLevel::kWarning, "garbage collection goes on without compacting: " +
+                              std::string(reclaimed.message()));
   return absl::OkStatus();
 }
 

@@ -573,14 +573,34 @@ absl::Status Store::Write(rocksdb::WriteBatch& batch, bool sync) {
 }
 
 absl::Status Store::CompactAll() {
+  // A flush or compaction that fails for lack of space stops every write until the store
+  // resumes, and RocksDB (7.8) can be left waiting in that resume for a flush it never
+  // runs: none is started while a failure is pending (resumed first, or refused at once
+  // while the disk is still as full), nor without room for what it writes.
+  if (absl::Status ready = PrepareWrite(); !ready.ok()) return ready;
   rocksdb::DB& db = this->db();
   // The bottommost files too: a deletion's tombstone that reached the last level would
   // otherwise stay there, with the space it stands for, until a write happens to rewrite
   // that file.
   rocksdb::CompactRangeOptions compaction;
   compaction.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+  std::vector<rocksdb::LiveFileMetaData> live;
+  db.GetLiveFilesMetaData(&live);
   for (int t = 0; t < kTableCount; ++t) {
     rocksdb::ColumnFamilyHandle* table = handle(static_cast<Table>(t));
+    // Rewritten whole, a table needs its size free (and its memtable's) until the old
+    // files go.
+    uint64_t needed = 0;
+    db.GetIntProperty(table, rocksdb::DB::Properties::kCurSizeAllMemTables, &needed);
+    for (const rocksdb::LiveFileMetaData& file : live) {
+      if (file.column_family_name == kTableNames[t]) needed += file.size;
+    }
+    const std::optional<uint64_t> free = FreeBytes(path_);
+    if (free.has_value() && *free < needed) {
+      return absl::ResourceExhaustedError(
+          "the disk is full: compacting " + std::string(kTableNames[t]) + " needs about " +
+          std::to_string(needed) + " bytes free, " + std::to_string(*free) + " are");
+    }
     rocksdb::Status status = db.Flush(rocksdb::FlushOptions(), table);
     if (status.ok()) {
       status = db.CompactRange(compaction, table, nullptr, nullptr);

@@ -134,6 +134,34 @@ TEST(FullDisk, ASettleWithoutRoomForItsFilesLeavesWritesGoing) {
   ExpectInput(backing, 28);
 }
 
+// A GC pass's compaction (Reclaim) on a disk without room for what it rewrites is refused
+// before it starts. Before, its flush failed for lack of space, which stopped every write
+// until the store resumed (and, seen on a full tmpfs, left RocksDB waiting in that resume
+// for good).
+TEST(FullDisk, AReclaimWithoutRoomForItsFilesLeavesWritesGoing) {
+  SmallDisk disk(kDiskBytes);
+  if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
+  const std::string data = (disk.path() / "data").string();
+  std::unique_ptr<Store> store = OpenOrDie(data);
+  ASSERT_NE(store, nullptr);
+  RocksBackingStore backing(store.get());
+  for (int n = 0; n < 28; ++n) ASSERT_TRUE(WriteInput(backing, n).ok()) << n;  // 7 MiB held
+  struct statvfs disk_stat {};
+  ASSERT_EQ(::statvfs(data.c_str(), &disk_stat), 0);
+  const size_t free_bytes = static_cast<size_t>(disk_stat.f_bavail) * disk_stat.f_frsize;
+  ASSERT_GT(free_bytes, size_t{3} << 20);
+  ASSERT_GT(disk.Fill("ballast", free_bytes - (size_t{2} << 20)), 0u);  // 2 MiB left
+
+  const absl::Status reclaimed = backing.Reclaim();
+  EXPECT_EQ(reclaimed.code(), absl::StatusCode::kResourceExhausted) << reclaimed;
+  EXPECT_TRUE(WriteInput(backing, 28).ok()) << "a reclaim stopped the writes";
+  ExpectInput(backing, 28);
+  ExpectInput(backing, 3);
+  // With room again, it compacts.
+  disk.Free("ballast");
+  EXPECT_TRUE(backing.Reclaim().ok());
+}
+
 TEST(FullDisk, OpensReadOnlyAndBecomesWritableWhenSpaceIsFreed) {
   SmallDisk disk(kDiskBytes);
   if (!disk.mounted()) GTEST_SKIP() << disk.why_not();

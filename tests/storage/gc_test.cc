@@ -3,6 +3,7 @@
 // the one a fresh computation gives: a missing dependency is a change, and a task is never
 // stored without the tasks it refers to.
 #include <gtest/gtest.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <atomic>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "gc_fixture.h"
+#include "small_disk.h"
 #include "persisted_engine.h"
 #include "temp_dir.h"
 #include "turbine/engine.h"
@@ -835,6 +837,41 @@ TEST(GarbageCollection, ASetInputNamingATaskThatIsNotStoredIsKept) {
       d.engine.Read(Input<std::vector<Vc<int64_t>>>("held"));
   ASSERT_TRUE(held.ok()) << held.status();
   EXPECT_EQ(Input<std::vector<Vc<int64_t>>>("held").raw().task, input_id);
+}
+
+// A pass on a disk without room to compact the store removes its garbage all the same (the
+// space comes back once compactions can run). Before, it failed whole (kResourceExhausted)
+// and removed nothing, and its compaction's failed flush stopped every write.
+TEST(GarbageCollection, APassOnADiskWithoutRoomToCompactStillRemovesGarbage) {
+  turbine::testing::SmallDisk disk(size_t{32} << 20);
+  if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
+  const std::string data = (disk.path() / "data").string();
+  Daemon d(data);
+  ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
+  ASSERT_EQ(*d.engine.Read(forward(5)), 15);
+  const TaskId leaf_id = leaf(5).raw().task;
+  // 7 MiB of inputs that do not compress: a compaction would need that much free.
+  for (int n = 0; n < 28; ++n) {
+    std::string bytes(256 << 10, '\0');
+    uint64_t x = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(n + 1);
+    for (char& c : bytes) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      c = static_cast<char>(x);
+    }
+    ASSERT_TRUE(d.engine.SetInput("blob" + std::to_string(n), bytes).ok()) << n;
+  }
+  ASSERT_TRUE(d.engine.Flush().ok());
+  struct statvfs disk_stat {};
+  ASSERT_EQ(::statvfs(data.c_str(), &disk_stat), 0);
+  const size_t free_bytes = static_cast<size_t>(disk_stat.f_bavail) * disk_stat.f_frsize;
+  ASSERT_GT(free_bytes, size_t{3} << 20);
+  ASSERT_GT(disk.Fill("ballast", free_bytes - (size_t{2} << 20)), 0u);  // 2 MiB left
+
+  absl::StatusOr<GcReport> report = d.engine.CollectGarbage(Only({leaf_id}));
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(Removed(*report, leaf_id));
+  EXPECT_TRUE(d.engine.SetInput("after", int64_t{1}).ok()) << "the pass stopped the writes";
+  EXPECT_EQ(*d.engine.Read(forward(5)), 15);
 }
 
 TEST(GarbageCollection, InputsAreNeverCollected) {
