@@ -266,7 +266,7 @@ absl::Status Client::Watch(const v1::CallRequest& request,
   std::optional<std::chrono::steady_clock::time_point> gone_since;
   const std::chrono::steady_clock::time_point first_try = std::chrono::steady_clock::now();
   while (true) {
-    if (!last_delivered && connection_->options.wait_for_ready) {
+    if (!accepted && connection_->options.wait_for_ready) {
       // The watch itself has no deadline, so gRPC's wait-for-ready would wait for a daemon
       // forever: wait here instead, up to the deadline, as a unary call would.
       const absl::Status up = WaitForDaemon(first_try + connection_->options.deadline, cancel);

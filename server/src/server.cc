@@ -435,6 +435,11 @@ void Server::Shutdown() {
   state_->changed.notify_all();
 }
 
+void Server::WaitForShutdownRequest() {
+  std::unique_lock lock(state_->mu);
+  state_->changed.wait(lock, [this] { return state_->shutdown_requested; });
+}
+
 void Server::Wait() {
   std::unique_lock lock(state_->mu);
   state_->changed.wait(lock, [this] { return state_->shutdown_requested; });

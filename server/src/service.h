@@ -169,6 +169,8 @@ class TurbineService final : public v1::Turbine::CallbackService {
   // cancellation, and its answer reaches the service when the body returns.
   void BeginWatchRead();
   void WatchReadEnded();
+  // Draining says whether the daemon is stopping (new calls and watches are refused).
+  bool Draining() const { return draining_.load(); }
   // BeginWork counts an accepted call (false while draining); EndWork ends it.
   bool BeginWork();
   void EndWork() { pending_work_.fetch_sub(1); }

@@ -7,7 +7,7 @@
 //            [--max-connections N] [--max-connection-idle-ms N]
 //            [--stream-reply-buffer-bytes N] [--reply-buffer-bytes N]
 //            [--retention DURATION] [--disk-limit SIZE] [--gc-interval DURATION]
-//            [--settle-delay DURATION]
+//            [--settle-delay DURATION] [--stop-timeout DURATION]
 //            [--shared-cache redis://HOST:PORT[,...] [--shared-cache-namespace NAME]
 //             [--shared-cache-mode read|readwrite] [--shared-cache-user USER]
 //             [--shared-cache-password-file F] [--shared-cache-timeout-ms N]]
@@ -22,7 +22,8 @@
 // it: no new calls, in-flight ones finish, the cache is flushed, exit 0.
 //
 // Exit codes: 0 stopped cleanly, 1 could not start (store, address in use), 2 a bad flag or
-// config file, 3 another turbined serves the data dir.
+// config file, 3 another turbined serves the data dir, 4 a stop cut short (--stop-timeout
+// after it began, or by a stop signal while stopping).
 #include <google/protobuf/stubs/logging.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -57,9 +58,6 @@ constexpr int kExitCannotStart = 1;
 constexpr int kExitBadConfig = 2;
 constexpr int kExitDataDirInUse = 3;
 constexpr int kExitStopCutShort = 4;
-// A stop that has not ended this long after it began is cut short (StopWatchdog): calls
-// get their 5 s of grace, and the last snapshot the rest.
-constexpr std::chrono::seconds kStopDeadline{30};
 
 // ReadToken reads a token file; surrounding whitespace (a trailing newline) is not part of it.
 bool ReadToken(const std::string& path, std::string* token) {
@@ -231,6 +229,9 @@ struct Flags {
   std::string shared_cache_user;
   std::string shared_cache_password_file;
   int shared_cache_timeout_ms = 50;
+  // A stop that has not ended this long after it began is cut short (ServeUntilStopped):
+  // calls get their 5 s of grace, the last snapshot the rest. 0: never.
+  std::chrono::seconds stop_timeout{60};
 };
 
 // ParseFlags fills `flags`; returns an exit code when the program should stop now (--help,
@@ -331,6 +332,7 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   std::string disk_limit = "0";
   std::string gc_interval = "1h";
   std::string settle_delay = "30s";
+  std::string stop_timeout = "60s";
   app.add_option("--retention", retention,
                  "remove cached results not used for this long (counted in whole days)")
       ->check(duration)
@@ -356,6 +358,11 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   app.add_option("--settle-delay", settle_delay,
                  "idle this long, write what the store holds in memory to its files, so a "
                  "crash or kill -9 then has little log to replay (0: never)")
+      ->check(duration)
+      ->capture_default_str();
+  app.add_option("--stop-timeout", stop_timeout,
+                 "a stop (SIGTERM, SIGINT, the Shutdown RPC) not ended this long after it "
+                 "began exits at once, without the last snapshot, exit code 4 (0: never)")
       ->check(duration)
       ->capture_default_str();
   CLI::Option* shared_cache =
@@ -421,6 +428,7 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   options.gc.disk_limit = *ParseSize(disk_limit);
   options.gc.interval = *ParseDuration(gc_interval);
   options.settle_delay = *ParseDuration(settle_delay);
+  flags->stop_timeout = *ParseDuration(stop_timeout);
   options.memory_limit = *ParseSize(memory_limit);
 
   return -1;
@@ -523,55 +531,57 @@ void LogReady(const turbine::server::Server& server, const std::string& data_dir
 // CutStopShort ends the process now, as a SIGKILL would: without the last snapshot (what
 // it would have written is computed again), never losing an acknowledged input (each was
 // synced before it was acknowledged).
-[[noreturn]] void CutStopShort(const char* why) {
+[[noreturn]] void CutStopShort(const std::string& why) {
   spdlog::critical("{}: exiting without the last snapshot (acknowledged inputs are on disk)",
                    why);
-  spdlog::shutdown();
+  spdlog::default_logger()->flush();  // other threads may still log: the logger stays
   std::_Exit(kExitStopCutShort);
 }
 
 // ServeUntilStopped serves until a stop signal or the Shutdown RPC, then stops the server.
 // The stop is bounded: a store that no longer completes writes (RocksDB waiting for a
 // flush that never comes, after a full disk) would otherwise keep the daemon alive for
-// good. A second stop signal cuts it short at once.
-void ServeUntilStopped(std::unique_ptr<turbine::server::Server> server, sigset_t stop_signals) {
+// good. A stop signal while stopping cuts it short at once.
+void ServeUntilStopped(std::unique_ptr<turbine::server::Server> server, sigset_t stop_signals,
+                       std::chrono::seconds stop_timeout) {
   std::mutex mu;
   std::condition_variable changed;
-  bool stopping = false;
+  bool stopping = false;  // guarded by mu, as `done`
   bool done = false;
-  const auto begin_stop = [&] {
-    std::lock_guard lock(mu);
-    stopping = true;
-    changed.notify_all();
-  };
+  turbine::server::Server* const serving = server.get();
   std::thread signal_thread([&] {
-    int signal = 0;
-    sigwait(&stop_signals, &signal);
-    {
-      std::lock_guard lock(mu);
+    for (;;) {
+      int signal = 0;
+      sigwait(&stop_signals, &signal);
+      std::unique_lock lock(mu);
       if (done) return;  // woken below, once stopped
+      if (stopping) {
+        lock.unlock();
+        CutStopShort(std::string(strsignal(signal)) + " received while stopping");
+      }
+      spdlog::info("{} received: finishing in-flight calls and flushing", strsignal(signal));
+      stopping = true;
+      changed.notify_all();
+      serving->Shutdown();  // under mu: the server is not destroyed before it returns
     }
-    spdlog::info("{} received: finishing in-flight calls and flushing", strsignal(signal));
-    begin_stop();
-    server->Shutdown();
-    sigwait(&stop_signals, &signal);
-    {
-      std::lock_guard lock(mu);
-      if (done) return;
-    }
-    CutStopShort((std::string(strsignal(signal)) + " received again while stopping").c_str());
   });
   std::thread watchdog([&] {
     std::unique_lock lock(mu);
     changed.wait(lock, [&] { return stopping || done; });
-    if (!changed.wait_for(lock, kStopDeadline, [&] { return done; })) {
-      CutStopShort(("the stop did not end within " + std::to_string(kStopDeadline.count()) +
-                    " s")
-                       .c_str());
+    if (stop_timeout.count() == 0) {
+      changed.wait(lock, [&] { return done; });
+    } else if (!changed.wait_for(lock, stop_timeout, [&] { return done; })) {
+      lock.unlock();
+      CutStopShort("the stop did not end within " + std::to_string(stop_timeout.count()) + " s");
     }
   });
+  server->WaitForShutdownRequest();
+  {
+    std::lock_guard lock(mu);  // the Shutdown RPC asked, or a signal did
+    stopping = true;
+    changed.notify_all();
+  }
   server->Wait();
-  begin_stop();  // the Shutdown RPC stops it too
   spdlog::info("stopped; writing the last snapshot");
   server.reset();
   {
@@ -621,6 +631,6 @@ int main(int argc, char** argv) {
     return ExitCodeFor(server.status());
   }
   LogReady(**server, flags.server.data_dir);
-  ServeUntilStopped(std::move(*server), stop_signals);
+  ServeUntilStopped(std::move(*server), stop_signals, flags.stop_timeout);
   return 0;
 }

@@ -34,6 +34,11 @@ WatchReactor::WatchReactor(TurbineService& service, grpc::CallbackServerContext*
     FinishLocked(ToGrpc(call.status()));
     return;
   }
+  if (service_.Draining()) {  // a watch it could not keep: refused, not accepted
+    std::lock_guard lock(mu_);
+    FinishLocked(kDraining);
+    return;
+  }
   call_ = *call;
   // Told at once, before any result: a client whose daemon goes away before the first one
   // knows the daemon had the watch, and waits for it to come back (client.cc, Watch).

@@ -115,6 +115,8 @@ class Watch:
                 if self._cancelled:
                     raise StopIteration from None
                 self._replies = self._start(_remaining(self._deadline))
+                if self._cancelled:  # cancel() ran meanwhile, on the stream before this one
+                    self._replies.cancel()
         self._received = True
         return _result(reply)
 

@@ -110,6 +110,9 @@ class Server {
   // Shutdown asks the server to stop; it returns at once and is safe from any thread,
   // including a signal-handling thread and an RPC handler.
   void Shutdown();
+  // WaitForShutdownRequest returns once a shutdown was asked for (Shutdown, or the Shutdown
+  // RPC), before the server stops.
+  void WaitForShutdownRequest();
   // Wait returns once a shutdown was asked for and the server stopped: no longer
   // accepting, in-flight calls finished (or cancelled after the grace period), the cache
   // flushed.
