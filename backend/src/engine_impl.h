@@ -447,7 +447,8 @@ class EngineImpl {
       ABSL_LOCKS_EXCLUDED(input_writer_mu_);
   // StoreReferredTasks writes the identity of each task in `work`, and of what those refer
   // to, that the store does not hold yet; during a GC pass it also keeps them all.
-  absl::Status StoreReferredTasks(std::vector<TaskId> work) ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
+  absl::Status StoreReferredTasks(std::vector<TaskId> work)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
   // REQUIRES: store_gate_ held (shared), with a backing store. `loaded_ahead`: read from
   // the store before anything asked for it (LoadAhead).
   // NewTaskId gives out the next id, reserving a block in the backing store first when it

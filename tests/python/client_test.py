@@ -411,10 +411,21 @@ class RestartTest(DaemonTestCase):
 
     def test_streams_whose_daemon_dies_before_answering_fail_within_their_deadline(self):
         # gRPC's own retry of a stream whose daemon died before its first reply waited for
-        # ever, past the deadline too. Daemon threads: a hang fails the test, not the run.
+        # ever, past the deadline too.
         turbined = self.start_daemon("streams-killed")
+        self.check_streams_end_with_their_daemon(turbined, turbined.kill)
+
+    def test_streams_whose_daemon_stops_before_answering_fail_within_their_deadline(self):
+        # Opened again on the stopping daemon's closing connection, a watch waited for ever.
+        turbined = self.start_daemon("streams-stopped", "--listen", "127.0.0.1:0")
+        self.check_streams_end_with_their_daemon(turbined, turbined.stop, turbined.tcp_address(),
+                                                 names=("watch",))
+
+    def check_streams_end_with_their_daemon(self, turbined, stop, address=None,
+                                            names=("watch", "call_many")):
+        # Daemon threads: a hang fails the test, not the run.
         raised = {}
-        with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
+        with Client(address, data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
             def watch_first():
                 with client.watch("demo.busy", 1, 9_000_000, timeout=5) as watch:
                     next(watch)
@@ -425,16 +436,17 @@ class RestartTest(DaemonTestCase):
                     body()
                 except TurbineError as error:
                     raised[name] = error.code
-            threads = [threading.Thread(target=run, args=(name, body), daemon=True)
-                       for name, body in (("watch", watch_first), ("call_many", call_many))]
+            bodies = {"watch": watch_first, "call_many": call_many}
+            threads = [threading.Thread(target=run, args=(name, bodies[name]), daemon=True)
+                       for name in names]
             for thread in threads:
                 thread.start()
             time.sleep(1)  # both started their bodies
-            turbined.kill()
+            stop()
             for thread in threads:
                 thread.join(15)
                 self.assertFalse(thread.is_alive(), "a stream outlived its deadline")
-        for name in ("watch", "call_many"):
+        for name in names:
             self.assertIn(raised.get(name), (grpc.StatusCode.UNAVAILABLE,
                                              grpc.StatusCode.DEADLINE_EXCEEDED), name)
 

@@ -37,6 +37,7 @@ _SERVICE_CONFIG = json.dumps({"methodConfig": [{
                     "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
 }]})
 _STREAM_BACKOFF = (0.05, 0.1, 0.2)  # seconds before each retry of a stream
+_WATCH_ACCEPTED = "turbine-watch-accepted"  # initial metadata of a watch the daemon has
 # After a failed connection gRPC waits before the next attempt, up to 120 s by default, and
 # meanwhile fails calls at once: a daemon back after a restart would stay unreachable that
 # long. Reconnecting to a local daemon costs little, so try at least every second.
@@ -445,6 +446,14 @@ def _retry_stream(error, retries, deadline):
     on UNAVAILABLE (a connection the daemon closed, or no daemon), while `retries` (the
     waits before each attempt) last and the deadline is not reached. Waits first."""
     if error.code() != grpc.StatusCode.UNAVAILABLE:
+        return False
+    # Not a connection closed before the daemon saw the stream: the daemon had it (a watch
+    # it accepted says so at once) or says not to retry (a stream its stop cut short). A
+    # stream opened again on a stopping daemon's closing connection waited for ever, past
+    # its deadline.
+    if any(key == _WATCH_ACCEPTED for key, _ in error.initial_metadata() or ()):
+        return False
+    if any(key == "grpc-retry-pushback-ms" for key, _ in error.trailing_metadata() or ()):
         return False
     wait = next(retries, None)
     if wait is None or (deadline is not None and time.monotonic() + wait >= deadline):
