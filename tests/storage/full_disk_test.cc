@@ -4,8 +4,6 @@
 // becomes writable by itself once there is space. Needs root to mount (skipped otherwise).
 #include <gtest/gtest.h>
 
-#include <sys/statvfs.h>
-
 #include <memory>
 #include <string>
 
@@ -123,11 +121,7 @@ TEST(FullDisk, ASettleWithoutRoomForItsFilesLeavesWritesGoing) {
   ASSERT_NE(store, nullptr);
   RocksBackingStore backing(store.get());
   for (int n = 0; n < 28; ++n) ASSERT_TRUE(WriteInput(backing, n).ok()) << n;  // 7 MiB held
-  struct statvfs disk_stat {};
-  ASSERT_EQ(::statvfs(data.c_str(), &disk_stat), 0);
-  const size_t free_bytes = static_cast<size_t>(disk_stat.f_bavail) * disk_stat.f_frsize;
-  ASSERT_GT(free_bytes, size_t{3} << 20);
-  ASSERT_GT(disk.Fill("ballast", free_bytes - (size_t{2} << 20)), 0u);  // 2 MiB left
+  ASSERT_TRUE(disk.LeaveFree(size_t{2} << 20));
 
   EXPECT_TRUE(backing.Settle(size_t{4} << 20).ok());
   EXPECT_TRUE(WriteInput(backing, 28).ok()) << "a settle stopped the writes";
@@ -146,11 +140,7 @@ TEST(FullDisk, AReclaimWithoutRoomForItsFilesLeavesWritesGoing) {
   ASSERT_NE(store, nullptr);
   RocksBackingStore backing(store.get());
   for (int n = 0; n < 28; ++n) ASSERT_TRUE(WriteInput(backing, n).ok()) << n;  // 7 MiB held
-  struct statvfs disk_stat {};
-  ASSERT_EQ(::statvfs(data.c_str(), &disk_stat), 0);
-  const size_t free_bytes = static_cast<size_t>(disk_stat.f_bavail) * disk_stat.f_frsize;
-  ASSERT_GT(free_bytes, size_t{3} << 20);
-  ASSERT_GT(disk.Fill("ballast", free_bytes - (size_t{2} << 20)), 0u);  // 2 MiB left
+  ASSERT_TRUE(disk.LeaveFree(size_t{2} << 20));
 
   const absl::Status reclaimed = backing.Reclaim();
   EXPECT_EQ(reclaimed.code(), absl::StatusCode::kResourceExhausted) << reclaimed;

@@ -57,6 +57,30 @@ inline GcOptions Only(std::set<TaskId> ids) {
   return GcOptions{.also_collect = [ids = std::move(ids)](TaskId id) { return ids.contains(id); }};
 }
 
+// Sum(n) reads Leaf(n) and Leaf(n + 1).
+inline Task<int64_t> SumImpl(int64_t n) {
+  Count("sum");
+  co_return (co_await leaf(n)) + (co_await leaf(n + 1));
+}
+inline const turbine::Function<SumImpl> sum{"test.gc.sum", 1};
+
+// Forward(n) refers to Leaf(n) (returns its output) without reading it.
+inline Task<Vc<int64_t>> ForwardImpl(int64_t n) {
+  Count("forward");
+  co_return leaf(n);
+}
+inline const turbine::Function<ForwardImpl> forward{"test.gc.forward", 1};
+
+// StoreForward5 is a first session: "base" 10, Forward(5) and Leaf(5) stored; their ids in
+// `leaf_id` and `forward_id` (may be null).
+inline void StoreForward5(const std::string& dir, TaskId* leaf_id, TaskId* forward_id = nullptr) {
+  Daemon d(dir);
+  ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
+  ASSERT_EQ(*d.engine.Read(forward(5)), 15);
+  *leaf_id = leaf(5).raw().task;
+  if (forward_id != nullptr) *forward_id = forward(5).raw().task;
+}
+
 inline bool Removed(const GcReport& report, TaskId id) {
   return std::find(report.removed.begin(), report.removed.end(), id) != report.removed.end();
 }

@@ -3,7 +3,6 @@
 // the one a fresh computation gives: a missing dependency is a change, and a task is never
 // stored without the tasks it refers to.
 #include <gtest/gtest.h>
-#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <atomic>
@@ -39,22 +38,13 @@ using turbine::testing::gc::Collect;
 using turbine::testing::gc::Count;
 using turbine::testing::gc::Daemon;
 using turbine::testing::gc::Executions;
+using turbine::testing::gc::forward;
 using turbine::testing::gc::leaf;
 using turbine::testing::gc::Only;
 using turbine::testing::gc::Removed;
+using turbine::testing::gc::StoreForward5;
+using turbine::testing::gc::sum;
 
-Task<int64_t> SumImpl(int64_t n) {
-  Count("sum");
-  co_return (co_await leaf(n)) + (co_await leaf(n + 1));
-}
-inline const turbine::Function<SumImpl> sum{"test.gc.sum", 1};
-
-// Forward(n) refers to Leaf(n) (returns its output) without reading it.
-Task<Vc<int64_t>> ForwardImpl(int64_t n) {
-  Count("forward");
-  co_return leaf(n);
-}
-inline const turbine::Function<ForwardImpl> forward{"test.gc.forward", 1};
 Task<Vc<int64_t>> OtherForwardImpl(int64_t n) { co_return leaf(n); }
 inline const turbine::Function<OtherForwardImpl> other_forward{"test.gc.other_forward", 1};
 
@@ -136,15 +126,6 @@ void StoreLeaves(const std::string& dir, int64_t count, std::vector<TaskId>* ids
     ASSERT_EQ(*d.engine.Read(leaf(n)), n + 1);
     ids->push_back(leaf(n).raw().task);
   }
-}
-
-// StoreForward5 is a first session: "base" 10, Forward(5) and Leaf(5) stored; `leaf_id`
-// is Leaf(5)'s id.
-void StoreForward5(const std::string& dir, TaskId* leaf_id) {
-  Daemon d(dir);
-  ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
-  ASSERT_EQ(*d.engine.Read(forward(5)), 15);
-  *leaf_id = leaf(5).raw().task;
 }
 
 TEST(GarbageCollection, AMissingDependencyIsAChange) {
@@ -691,84 +672,6 @@ TEST(GarbageCollection, ACycleOfReferencesIsNeverSplitAcrossDeletionBatches) {
   for (TaskId id : garbage) EXPECT_FALSE(stored(id));
 }
 
-// An input set to a value holding a Vc refers to that Vc's task: the task is the user's
-// data as much as the input is, so no pass removes it (or what it refers to), even over the
-// disk limit; removed, it left the input naming a task that existed nowhere.
-TEST(GarbageCollection, WhatASetInputRefersToIsNeverCollected) {
-  turbine::testing::TempDir dir;
-  TaskId leaf_id = 0;
-  TaskId forward_id = 0;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
-    ASSERT_EQ(*d.engine.Read(forward(5)), 15);
-    ASSERT_EQ(*d.engine.Read(sum(0)), 21);
-    leaf_id = leaf(5).raw().task;
-    forward_id = forward(5).raw().task;
-    ASSERT_TRUE(d.engine.SetInput("held", std::vector<Vc<int64_t>>{forward(5)}).ok());
-  }
-  {
-    Daemon d(dir.str());
-    GcReport report = Collect(d.engine, GcOptions{.disk_limit = 1});  // everything it can
-    EXPECT_FALSE(Removed(report, forward_id));
-    EXPECT_FALSE(Removed(report, leaf_id));  // forward(5) refers to it
-    EXPECT_EQ(report.removed_tasks, 3u);     // sum(0), leaf(0), leaf(1)
-  }
-  Daemon d(dir.str());
-  absl::StatusOr<std::vector<Vc<int64_t>>> held =
-      d.engine.Read(Input<std::vector<Vc<int64_t>>>("held"));
-  ASSERT_TRUE(held.ok()) << held.status();
-  ASSERT_EQ(held->size(), 1u);
-  EXPECT_EQ((*held)[0].raw().task, forward_id);
-  const int leaves_before = Executions("leaf");
-  absl::StatusOr<int64_t> read = d.engine.Read((*held)[0]);
-  ASSERT_TRUE(read.ok()) << read.status();
-  EXPECT_EQ(*read, 15);
-  EXPECT_EQ(Executions("leaf"), leaves_before);  // from the store
-}
-
-// An input set during a pass, after its scan, to a task the pass found to be garbage keeps
-// that task and what it refers to: the scan never saw the input. Before, both were deleted
-// and the input named nothing after a restart.
-TEST(GarbageCollection, AnInputSetDuringAPassKeepsWhatItRefersTo) {
-  turbine::testing::TempDir dir;
-  TaskId forward_id = 0;
-  TaskId leaf_id = 0;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
-    ASSERT_EQ(*d.engine.Read(forward(5)), 15);
-    forward_id = forward(5).raw().task;
-    leaf_id = leaf(5).raw().task;
-  }
-  {
-    Daemon d(dir.str());
-    bool set = false;
-    absl::Status set_status;
-    // Asked after the scan, before anything is deleted: everything stored is garbage then.
-    GcReport report = Collect(d.engine, GcOptions{.disk_limit = 1, .also_collect = [&](TaskId) {
-      if (!set) {
-        set = true;
-        set_status = d.engine.SetInput("held", std::vector<Vc<int64_t>>{forward(5)});
-      }
-      return false;
-    }});
-    ASSERT_TRUE(set);
-    ASSERT_TRUE(set_status.ok()) << set_status;
-    EXPECT_FALSE(Removed(report, forward_id));
-    EXPECT_FALSE(Removed(report, leaf_id));
-  }
-  Daemon d(dir.str());
-  absl::StatusOr<std::vector<Vc<int64_t>>> held =
-      d.engine.Read(Input<std::vector<Vc<int64_t>>>("held"));
-  ASSERT_TRUE(held.ok()) << held.status();
-  ASSERT_EQ(held->size(), 1u);
-  EXPECT_EQ((*held)[0].raw().task, forward_id);
-  absl::StatusOr<int64_t> read = d.engine.Read((*held)[0]);
-  ASSERT_TRUE(read.ok()) << read.status();
-  EXPECT_EQ(*read, 15);
-}
-
 // A pass that makes a task in memory execute again tells the change listeners with no
 // engine lock held, as AddChangeListener promises. The listener here flushes, which takes
 // the lock a pass deletes under: told under it, the listener deadlocked.
@@ -807,38 +710,6 @@ TEST(GarbageCollection, ChangeListenersHearOfAPassWithNoEngineLockHeld) {
   EXPECT_EQ(*d.engine.Read(forward(6)), 16);
 }
 
-// A set input whose value names a task the store does not hold (a process killed before a
-// snapshot wrote the task) is kept like any set input: its reference fails when used, but
-// the input is the user's. Taken for unusable, it was removed.
-TEST(GarbageCollection, ASetInputNamingATaskThatIsNotStoredIsKept) {
-  turbine::testing::TempDir dir;
-  TaskId forward_id = 0;
-  TaskId input_id = 0;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
-    ASSERT_EQ(*d.engine.Read(forward(5)), 15);
-    forward_id = forward(5).raw().task;
-    ASSERT_TRUE(d.engine.SetInput("held", std::vector<Vc<int64_t>>{forward(5)}).ok());
-    input_id = Input<std::vector<Vc<int64_t>>>("held").raw().task;
-  }
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.backing().DeleteTasks({forward_id}).ok());
-  }
-  {
-    Daemon d(dir.str());
-    GcReport report = Collect(d.engine, GcOptions{});
-    EXPECT_FALSE(Removed(report, input_id));
-    EXPECT_EQ(report.unusable, 0u);
-  }
-  Daemon d(dir.str());
-  absl::StatusOr<std::vector<Vc<int64_t>>> held =
-      d.engine.Read(Input<std::vector<Vc<int64_t>>>("held"));
-  ASSERT_TRUE(held.ok()) << held.status();
-  EXPECT_EQ(Input<std::vector<Vc<int64_t>>>("held").raw().task, input_id);
-}
-
 // A pass on a disk without room to compact the store removes its garbage all the same (the
 // space comes back once compactions can run). Before, it failed whole (kResourceExhausted)
 // and removed nothing, and its compaction's failed flush stopped every write.
@@ -850,42 +721,16 @@ TEST(GarbageCollection, APassOnADiskWithoutRoomToCompactStillRemovesGarbage) {
   ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
   ASSERT_EQ(*d.engine.Read(forward(5)), 15);
   const TaskId leaf_id = leaf(5).raw().task;
-  // 7 MiB of inputs that do not compress: a compaction would need that much free.
-  for (int n = 0; n < 28; ++n) {
-    std::string bytes(256 << 10, '\0');
-    uint64_t x = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(n + 1);
-    for (char& c : bytes) {
-      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-      c = static_cast<char>(x);
-    }
-    ASSERT_TRUE(d.engine.SetInput("blob" + std::to_string(n), bytes).ok()) << n;
-  }
+  // 7 MiB of results that do not compress: a compaction would need that much free.
+  for (int64_t n = 0; n < 112; ++n) ASSERT_TRUE(d.engine.Read(blob(n)).ok()) << n;
   ASSERT_TRUE(d.engine.Flush().ok());
-  struct statvfs disk_stat {};
-  ASSERT_EQ(::statvfs(data.c_str(), &disk_stat), 0);
-  const size_t free_bytes = static_cast<size_t>(disk_stat.f_bavail) * disk_stat.f_frsize;
-  ASSERT_GT(free_bytes, size_t{3} << 20);
-  ASSERT_GT(disk.Fill("ballast", free_bytes - (size_t{2} << 20)), 0u);  // 2 MiB left
+  ASSERT_TRUE(disk.LeaveFree(size_t{2} << 20));
 
   absl::StatusOr<GcReport> report = d.engine.CollectGarbage(Only({leaf_id}));
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_TRUE(Removed(*report, leaf_id));
   EXPECT_TRUE(d.engine.SetInput("after", int64_t{1}).ok()) << "the pass stopped the writes";
   EXPECT_EQ(*d.engine.Read(forward(5)), 15);
-}
-
-TEST(GarbageCollection, InputsAreNeverCollected) {
-  turbine::testing::TempDir dir;
-  {
-    Daemon d(dir.str());
-    ASSERT_TRUE(d.engine.SetInput("base", int64_t{7}).ok());
-    ASSERT_EQ(*d.engine.Read(sum(0)), 15);
-    GcReport report = Collect(d.engine, GcOptions{.disk_limit = 1});  // everything it can
-    EXPECT_EQ(report.removed_tasks, 3u);  // Sum(0), Leaf(0), Leaf(1); not the input
-  }
-  Daemon d(dir.str());
-  EXPECT_EQ(*d.engine.Read(Input<int64_t>("base")), 7);
-  EXPECT_EQ(*d.engine.Read(sum(0)), 15);
 }
 
 }  // namespace

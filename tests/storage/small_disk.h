@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -63,6 +64,14 @@ class SmallDisk {
     return written;
   }
   void Free(const std::string& name) { std::filesystem::remove(path_ / name); }
+  // LeaveFree fills the file "ballast" until about `bytes` are left free; false if no more
+  // than that were free already.
+  bool LeaveFree(size_t bytes) {
+    struct statvfs disk {};
+    if (::statvfs(path_.c_str(), &disk) != 0) return false;
+    const size_t free_bytes = static_cast<size_t>(disk.f_bavail) * disk.f_frsize;
+    return free_bytes > bytes && Fill("ballast", free_bytes - bytes) > 0;
+  }
 
  private:
   std::filesystem::path path_;
