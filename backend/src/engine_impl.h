@@ -578,6 +578,11 @@ class EngineImpl {
   Mutex store_gate_;
   absl::flat_hash_set<TaskId> deleting_ ABSL_GUARDED_BY(store_gate_);
   struct SnapshotBatch;
+  // FillIdentityRecord sets `record`'s id, hash, last-use day and identity bytes from
+  // `task` (encoded through `scratch`, a reused buffer), adding the tasks the identity
+  // refers to (the receiver, Vc arguments) to `refs`.
+  static void FillIdentityRecord(const TaskState& task, StoredTask& record, std::string& scratch,
+                                 std::vector<TaskId>* refs);
   // AddToSnapshot encodes a clean task into `batch`; false if it is not clean.
   bool AddToSnapshot(TaskState& task, SnapshotBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
   absl::Status SweepUses() ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);

@@ -141,16 +141,7 @@ absl::Status EngineImpl::StoreReferredTasks(std::vector<TaskId> work) {
     if (task->persisted) continue;
     // Its identity alone, as a snapshot writes a task that has not run: the next snapshot
     // that takes it writes all of it. The receiver and Vc arguments go too.
-    StoredTask& record = records.emplace_back();
-    record.id = task->id;
-    record.hash = task->hash;
-    record.last_used = task->used_day.load(std::memory_order_relaxed);
-    scratch.clear();
-    {
-      VcSink sink(&work);
-      EncodeIdentity(*task->fn, task->receiver(), task->args(), &scratch);
-    }
-    record.identity = scratch;
+    FillIdentityRecord(*task, records.emplace_back(), scratch, &work);
   }
   if (records.empty()) return absl::OkStatus();
   // Not synced: the input's own write, synced, follows it in the same log.

@@ -134,6 +134,21 @@ bool ReadACycle(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 
 }  // namespace
 
+void EngineImpl::FillIdentityRecord(const TaskState& task, StoredTask& record,
+                                    std::string& scratch, std::vector<TaskId>* refs) {
+  record.id = task.id;
+  record.hash = task.hash;
+  record.last_used = task.used_day.load(std::memory_order_relaxed);
+  // Encoded into a reused buffer and then copied once: appending field by field to the
+  // record's own string would reallocate it several times.
+  scratch.clear();
+  {
+    VcSink sink(refs);  // the receiver and Vcs among the arguments
+    EncodeIdentity(*task.fn, task.receiver(), task.args(), &scratch);
+  }
+  record.identity = scratch;
+}
+
 bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
   // A task that never ran and waits to is written as its identity alone (an input's always
   // is): a task only described, or one a record in this snapshot refers to. Its first
@@ -153,18 +168,8 @@ bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
   batch.position[task.id] = batch.records.size();
   StoredTask& record = batch.records.emplace_back();
   std::vector<TaskId>& refs = batch.refs.emplace_back();
-  record.id = task.id;
-  record.hash = task.hash;
+  FillIdentityRecord(task, record, batch.scratch, &refs);
   record.stored = task.persisted;
-  record.last_used = task.used_day.load(std::memory_order_relaxed);
-  // Encoded into a reused buffer and then copied once: appending field by field to the
-  // record's own string would reallocate it several times.
-  batch.scratch.clear();
-  {
-    VcSink sink(&refs);  // the receiver and Vcs among the arguments
-    EncodeIdentity(*task.fn, task.receiver(), task.args(), &batch.scratch);
-  }
-  record.identity = batch.scratch;
   // An input's value lives in the inputs table (written durably by SetInputs).
   if (task.fn->kind != FunctionKind::kInput && !never_ran) {
     batch.scratch.clear();
