@@ -24,6 +24,7 @@
 #include <map>
 #include <vector>
 
+#include "resumer.h"
 #include "rocks_faults.h"
 #include "turbine/storage/format.h"
 
@@ -40,8 +41,9 @@ using Attempt = Store::Attempt;
 
 rocksdb::Options DatabaseOptions(const std::shared_ptr<rocksdb::Logger>& logger,
                                  const std::shared_ptr<BackgroundErrors>& errors,
-                                 size_t write_buffer_bytes) {
+                                 size_t write_buffer_bytes, rocksdb::Env* env) {
   rocksdb::Options options;
+  if (env != nullptr) options.env = env;
   // Memtables of all tables together stay under this (RocksDB flushes the largest when
   // they reach it); 0 leaves each table its own 64 MB, two of them.
   options.db_write_buffer_size = write_buffer_bytes;
@@ -249,6 +251,7 @@ struct Store::Shared {
   std::shared_ptr<rocksdb::Cache> cache;
   std::shared_ptr<rocksdb::Logger> logger = NewProcessLogger();
   std::shared_ptr<BackgroundErrors> errors = std::make_shared<BackgroundErrors>();
+  std::unique_ptr<rocksdb::Env> env;  // over StoreOptions::file_system, if given
   std::atomic<bool> writes_failing{false};  // logged once per failing period
   // Free bytes on the disk after the last attempt to resume failed for lack of space, if
   // it did. Guarded by the Store's recover_mu_.
@@ -359,6 +362,10 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
       std::unique_ptr<Store> store(new Store);
       store->path_ = path;
       store->options_ = options;
+      store->resumer_ = std::make_unique<Resumer>(options.resume_wait);
+      if (options.file_system != nullptr) {
+        store->shared_->env = rocksdb::NewCompositeEnv(options.file_system);
+      }
       const Attempt opened = store->OpenDatabase(existed, report);
       if (opened.verdict == Verdict::kError) return opened.error;
       unusable = opened.reason;
@@ -381,7 +388,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
 Attempt Store::OpenDatabase(bool existed, OpenReport* report) {
   shared_->cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
   auto instance = std::make_unique<Instance>();
-  const rocksdb::Options db_options = DatabaseOptions(shared_->logger, shared_->errors, options_.write_buffer_bytes);
+  const rocksdb::Options db_options = DatabaseOptions(
+      shared_->logger, shared_->errors, options_.write_buffer_bytes, shared_->env.get());
   rocksdb::Status status = OpenInstance(path_, shared_->cache, db_options, /*read_only=*/false,
                                         &instance->handles, &instance->db);
   if (IsNoSpace(status) && existed) {
@@ -434,6 +442,17 @@ void Store::CheckInputs(OpenReport* report) {
 }
 
 Store::~Store() {
+  if (resumer_ != nullptr && !resumer_->Finish()) {
+    // Closing the database under a resume would crash the process; a restart replays the
+    // log, as after a crash. What the database uses stays with it.
+    spdlog::error(
+        "{} is left open: RocksDB's resume has not returned, and the database cannot close "
+        "under it (its log keeps every write)",
+        path_);
+    for (std::unique_ptr<Instance>& instance : instances_) static_cast<void>(instance.release());
+    static_cast<void>(new std::shared_ptr<Shared>(shared_));
+    return;
+  }
   // Newest first: the writable instance closes (and flushes) before the read-only one it
   // replaced.
   while (!instances_.empty()) instances_.pop_back();
@@ -757,18 +776,23 @@ absl::Status Store::PrepareWrite() {
 
 absl::Status Store::ResumeWriting() {
   // Resume flushes what the failed writes left in memory and lets writes through again; on
-  // a disk still full that flush fails, and so does this write.
-  const uint64_t reported = shared_->errors->Reported();
-  const rocksdb::Status resumed = db().Resume();
-  if (!resumed.ok()) return FromRocks(resumed, "resume writing");
-  shared_->errors->Handled(reported);
-  return absl::OkStatus();
+  // a disk still full that flush fails, and so does this write. It may outlive the Store
+  // (~Store leaves it the database and what is shared).
+  return resumer_->Run([db = &db(), shared = shared_] {
+    const uint64_t reported = shared->errors->Reported();
+    const rocksdb::Status resumed = db->Resume();
+    if (!resumed.ok()) return FromRocks(resumed, "resume writing");
+    shared->errors->Handled(reported);
+    return absl::OkStatus();
+  });
 }
 
 absl::Status Store::ReopenForWriting() {
   auto instance = std::make_unique<Instance>();
   const rocksdb::Status status =
-      OpenInstance(path_, shared_->cache, DatabaseOptions(shared_->logger, shared_->errors, options_.write_buffer_bytes),
+      OpenInstance(path_, shared_->cache,
+                   DatabaseOptions(shared_->logger, shared_->errors, options_.write_buffer_bytes,
+                                   shared_->env.get()),
                    /*read_only=*/false, &instance->handles, &instance->db);
   if (!status.ok()) {
     return FromRocks(status,

@@ -4,9 +4,12 @@
 // becomes writable by itself once there is space. Needs root to mount (skipped otherwise).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
+#include "held_table_files.h"
 #include "small_disk.h"
 #include "turbine/storage/rocks_backing_store.h"
 #include "turbine/storage/store.h"
@@ -18,6 +21,7 @@ using turbine::storage::OpenReport;
 using turbine::storage::RocksBackingStore;
 using turbine::storage::Store;
 using turbine::storage::StoreOptions;
+using turbine::testing::HeldTableFiles;
 using turbine::testing::SmallDisk;
 
 constexpr size_t kDiskBytes = size_t{32} << 20;
@@ -150,6 +154,74 @@ TEST(FullDisk, AReclaimWithoutRoomForItsFilesLeavesWritesGoing) {
   // With room again, it compacts.
   disk.Free("ballast");
   EXPECT_TRUE(backing.Reclaim().ok());
+}
+
+// RocksDB (7.8) can wait in a resume for good: a flush it rolled back is never run again,
+// and the resume waits for it (seen on a full tmpfs). Here the flush a resume starts is
+// held instead. Before, the write that asked for the resume waited with it, and so did
+// every later one, each up to its caller's deadline.
+TEST(FullDisk, AWriteIsRefusedWhileAResumeDoesNotReturnAndGoesOnOnceItDoes) {
+  SmallDisk disk(kDiskBytes);
+  if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
+  auto files = std::make_shared<HeldTableFiles>();
+  absl::StatusOr<std::unique_ptr<Store>> store =
+      Store::Open(StoreOptions{.data_dir = (disk.path() / "data").string(),
+                               .resume_wait = std::chrono::milliseconds(300),
+                               .file_system = files});
+  ASSERT_TRUE(store.ok()) << store.status();
+  RocksBackingStore backing(store->get());
+  ASSERT_GT(disk.Fill("ballast", kBallastBytes), 0u);
+  const int acknowledged = FillWithInputs(backing);
+  ASSERT_GT(acknowledged, 0);
+  disk.Free("ballast");
+
+  files->Hold();
+  const absl::Status refused = WriteInput(backing, acknowledged);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
+  EXPECT_NE(refused.message().find("recovering from a failed write"), std::string::npos)
+      << refused;
+  EXPECT_TRUE(files->Waiting()) << "the resume's flush was not what held it";
+  // While it does not return, writes are refused (without starting another), reads go on.
+  const absl::Status again = WriteInput(backing, acknowledged);
+  EXPECT_EQ(again.code(), absl::StatusCode::kUnavailable) << again;
+  ExpectInput(backing, 0);
+
+  files->Release();
+  absl::Status written = refused;
+  for (int attempt = 0; attempt < 100 && !written.ok(); ++attempt) {
+    written = WriteInput(backing, acknowledged);
+    if (!written.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(written.ok()) << written;
+  for (int n = 0; n <= acknowledged; ++n) ExpectInput(backing, n);
+}
+
+// A store closed while its resume does not return is left open to it, as a crash would
+// leave it: the close neither waits for good nor pulls the database from under the resume.
+TEST(FullDisk, AStoreClosedUnderAResumeThatDoesNotReturnIsLeftToIt) {
+  SmallDisk disk(kDiskBytes);
+  if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
+  auto files = std::make_shared<HeldTableFiles>();
+  absl::StatusOr<std::unique_ptr<Store>> store =
+      Store::Open(StoreOptions{.data_dir = (disk.path() / "data").string(),
+                               .resume_wait = std::chrono::milliseconds(300),
+                               .file_system = files});
+  ASSERT_TRUE(store.ok()) << store.status();
+  {
+    RocksBackingStore backing(store->get());
+    ASSERT_GT(disk.Fill("ballast", kBallastBytes), 0u);
+    ASSERT_GT(FillWithInputs(backing), 0);
+  }
+  disk.Free("ballast");
+  files->Hold();
+  RocksBackingStore backing(store->get());
+  EXPECT_EQ(WriteInput(backing, 1000).code(), absl::StatusCode::kUnavailable);
+  store->reset();  // returns: the test would hang here otherwise
+  // The resume goes on and ends; the database, left open, is this process's until it exits.
+  files->Release();
+  for (int attempt = 0; attempt < 100 && files->Waiting(); ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 TEST(FullDisk, OpensReadOnlyAndBecomesWritableWhenSpaceIsFreed) {

@@ -9,9 +9,10 @@
 // Faults it survives without a restart:
 //   - A full disk. A write that finds no space fails with kResourceExhausted and leaves the
 //     database read-only; each later write first asks RocksDB to resume, which succeeds
-//     once space is back. Opening on a full disk opens read-only (reads work, writes fail
-//     the same way); each write then tries to reopen for writing. RocksDB's own log goes
-//     to the process's log (spdlog), never to a file on the full disk.
+//     once space is back (kUnavailable while a resume takes longer than
+//     StoreOptions::resume_wait). Opening on a full disk opens read-only (reads work,
+//     writes fail the same way); each write then tries to reopen for writing. RocksDB's
+//     own log goes to the process's log (spdlog), never to a file on the full disk.
 //   - A damaged inputs table. Open reads it whole with checksums verified and says what
 //     is damaged (OpenReport::damaged_inputs); a read of a damaged input is kDataLoss.
 //     The database is kept: inputs are the user's data, moving them aside would lose them.
@@ -24,6 +25,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -36,6 +38,7 @@
 namespace rocksdb {
 class ColumnFamilyHandle;
 class DB;
+class FileSystem;
 class PinnableSlice;
 class Slice;
 class WriteBatch;
@@ -68,6 +71,14 @@ struct StoreOptions {
   // Bytes of memtables (writes not yet in table files), all tables together; 0: RocksDB's
   // default of up to two 64 MB memtables per table.
   size_t write_buffer_bytes = 0;
+  // How long writes wait for the store to resume after a failed write, and the close for a
+  // resume under way. A resume still running then refuses writes with kUnavailable until
+  // it returns (RocksDB can wait in one for good: resumer.h); a close leaves the database
+  // open to it, as a crash would (the log keeps every write).
+  std::chrono::milliseconds resume_wait{5000};
+  // Where the database's files are written; null: the local file system. For tests that
+  // inject faults.
+  std::shared_ptr<rocksdb::FileSystem> file_system = nullptr;
 };
 
 // StoreUsage is what the database occupies, by RocksDB's own accounting.
@@ -93,6 +104,7 @@ struct OpenReport {
 };
 
 class Store;
+class Resumer;
 
 // TableScan reads one table in key order as of the moment it was opened (writes made since
 // are not seen), in batches, and reads single records of other tables as of that moment.
@@ -216,6 +228,7 @@ class Store {
   std::shared_ptr<Shared> shared_;
   std::atomic<Instance*> current_{nullptr};
   std::mutex recover_mu_;                             // serializes recovery (PrepareWrite)
+  std::unique_ptr<Resumer> resumer_;                  // runs RocksDB's resume (resumer.h)
   std::vector<std::unique_ptr<Instance>> instances_;  // every open, current_ last
 };
 
