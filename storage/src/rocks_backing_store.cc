@@ -356,6 +356,7 @@ absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tas
   EncodeCounter(next_task_id, &bytes);
   batch.Put(store_->handle(Table::kMeta), kNextTaskIdKey, bytes);
   PutNextStamp(next_stamp, batch);
+  if (absl::Status room = store_->RoomForCache(batch.GetDataSize()); !room.ok()) return room;
   return store_->Write(batch, /*sync=*/false);
 }
 

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -589,6 +590,22 @@ absl::Status Store::Write(rocksdb::WriteBatch& batch, bool sync) {
     spdlog::info("writes to {} succeed again", path_);
   }
   return ready;
+}
+
+absl::Status Store::RoomForCache(uint64_t bytes) const {
+  struct statvfs disk {};
+  if (::statvfs(path_.c_str(), &disk) != 0) return absl::OkStatus();  // a write will tell
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  const uint64_t size = uint64_t{disk.f_blocks} * disk.f_frsize;
+  const uint64_t free = uint64_t{disk.f_bavail} * disk.f_frsize;
+  const uint64_t reserve = std::clamp(size / 20, kMiB, 64 * kMiB);
+  // Written twice before the log lets go of it: the log, then a table file.
+  if (free >= reserve + 2 * bytes) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      "the disk is nearly full (" + std::to_string(free) + " bytes free, " +
+      std::to_string(reserve) +
+      " kept for inputs and garbage collection): cached results are written once there is "
+      "room");
 }
 
 absl::Status Store::CompactAll() {

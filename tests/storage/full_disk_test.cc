@@ -224,6 +224,29 @@ TEST(FullDisk, AStoreClosedUnderAResumeThatDoesNotReturnIsLeftToIt) {
   }
 }
 
+// Cached results stop short of the disk's reserve (5% of it, at least 1 MiB); inputs and
+// deletions go on into it. Before, a backlog of results filled the space a user had just
+// freed, and then nothing could be deleted: deleting writes too.
+TEST(FullDisk, SnapshotsLeaveTheReserveToInputsAndDeletions) {
+  SmallDisk disk(kDiskBytes);
+  if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
+  std::unique_ptr<Store> store = OpenOrDie((disk.path() / "data").string());
+  ASSERT_NE(store, nullptr);
+  RocksBackingStore backing(store.get());
+  ASSERT_TRUE(backing.WriteSnapshot({}, 5, 5).ok());
+  ASSERT_TRUE(disk.LeaveFree(size_t{1} << 20));  // under 5% of 32 MiB
+
+  const absl::Status refused = backing.WriteSnapshot({}, 6, 6);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_NE(refused.message().find("kept for inputs and garbage collection"), std::string::npos)
+      << refused;
+  EXPECT_TRUE(WriteInput(backing, 0).ok());  // 256 KiB, into the reserve
+  ExpectInput(backing, 0);
+  EXPECT_TRUE(backing.DeleteInputs({"k0"}, 3).ok());
+  disk.Free("ballast");
+  EXPECT_TRUE(backing.WriteSnapshot({}, 6, 6).ok());
+}
+
 TEST(FullDisk, OpensReadOnlyAndBecomesWritableWhenSpaceIsFreed) {
   SmallDisk disk(kDiskBytes);
   if (!disk.mounted()) GTEST_SKIP() << disk.why_not();

@@ -154,6 +154,12 @@ class Store {
   // Write applies `batch` atomically across tables (the snapshot unit). kResourceExhausted
   // when the disk is full (nothing of the batch is applied); the next write retries.
   absl::Status Write(rocksdb::WriteBatch& batch, bool sync);
+  // RoomForCache refuses (kResourceExhausted) a write of about `bytes` of cached results
+  // that would leave the disk less free space than its reserve: 5% of the disk, at least
+  // 1 MiB and at most 64 MiB. Cached results can be written later or computed again; the
+  // reserve keeps room for inputs (the user's data) and for what frees space (a garbage
+  // collection's deletions, a flush that lets the log go).
+  absl::Status RoomForCache(uint64_t bytes) const;
   // CompactAll flushes every table's memtable and compacts its files into the fewest, as a
   // long-lived store settles: deleted records and their tombstones are gone afterwards, and
   // so are the files and the log that held them (after bulk deletes, for measurements).
