@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
@@ -205,6 +206,22 @@ ExitCode NoCommand(CLI::App& app) {
   return kUsage;
 }
 
+// UnknownOption is the first word CLI11 left over that looks like an option ("-x", "--x",
+// not a negative number), or "".
+std::string UnknownOption(const CLI::App& app) {
+  std::vector<const CLI::App*> apps = {&app};
+  for (const CLI::App* command : app.get_subcommands()) apps.push_back(command);
+  for (const CLI::App* each : apps) {
+    for (const std::string& word : each->remaining()) {
+      if (word.size() >= 2 && word[0] == '-' && !std::isdigit(static_cast<unsigned char>(word[1])) &&
+          word[1] != '.') {
+        return word;
+      }
+    }
+  }
+  return "";
+}
+
 // FromEnvironment fills an option not given on the command line from `variable`.
 void FromEnvironment(std::string& option, const char* variable) {
   if (!option.empty()) return;
@@ -263,8 +280,16 @@ int Main(int argc, char** argv) {
     std::vector<std::string> args = ShieldJsonArrays(argc, argv);
     app.parse(args);
   } catch (const CLI::ParseError& e) {
-    if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && app.get_subcommands().empty()) {
-      return NoCommand(app);
+    if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr) {
+      if (app.get_subcommands().empty()) return NoCommand(app);
+      // CLI11 reports a missing argument before an option it does not know (the option
+      // falls through to the global ones): `unset --bogus` said "keys is required".
+      if (const std::string unknown = UnknownOption(app); !unknown.empty()) {
+        std::cerr << "turbine: unknown option " << unknown << " for '"
+                  << app.get_subcommands().front()->get_name() << "' (turbine "
+                  << app.get_subcommands().front()->get_name() << " --help says more)\n";
+        return kUsage;
+      }
     }
     return app.exit(e) == 0 ? kOk : kUsage;  // --help exits 0
   }

@@ -116,6 +116,23 @@ TEST(CliUsageTest, AnUnknownCommandIsNamedWithTheCommandsThereAre) {
       << nothing.err;
 }
 
+// Before: "keys is required" (CLI11 checks the command's arguments before it reports an
+// option nobody knows).
+TEST(CliUsageTest, AnUnknownOptionOfACommandIsNamedBeforeAMissingArgument) {
+  TempDir dir;
+  for (const char* command : {"unset", "set", "call"}) {
+    CliRun run = RunCli({"--data-dir", dir.path(), command, "--bogus"});
+    EXPECT_EQ(run.exit_code, 2) << command << ": " << run.err;
+    EXPECT_TRUE(Contains(run.err, std::string("turbine: unknown option --bogus for '") + command +
+                                      "'"))
+        << run.err;
+  }
+  // A negative number is an argument, not an option: the call goes on to the daemon.
+  CliRun negative = RunCli({"--data-dir", dir.path(), "call", "-5"});
+  EXPECT_EQ(negative.exit_code, 3) << negative.err;
+  EXPECT_TRUE(Contains(negative.err, "cannot reach turbined")) << negative.err;
+}
+
 // Before: a token file wrapped over two lines (`base64 > token` wraps at 76 characters)
 // made the CLI abort with SIGABRT, inside gRPC, on its first call.
 TEST(CliUsageTest, ATokenFileOverTwoLinesIsAUsageError) {
