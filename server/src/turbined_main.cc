@@ -31,6 +31,7 @@
 #include <CLI/CLI.hpp>
 #include <malloc.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <charconv>
@@ -42,6 +43,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -179,14 +181,35 @@ std::string UnknownConfigKey(const CLI::ParseError& error) {
 // ConfigSyntaxError finds what CLI11's lenient reader of config files lets through, or
 // reports as something else: an array that does not end on its line (`listen = ["a", "b"`
 // was read as the two addresses; CLI11 reads no array over several lines), a ']' with no
-// '[', a quoted string that does not end. Empty when there is none, or when the file
-// cannot be read (CLI11 reports that).
+// '[', a quoted string that does not end, a key set twice (CLI11 said only `--memory-limit:
+// At Most 1 required but received 2`). Empty when there is none, or when the file cannot
+// be read (CLI11 reports that).
 std::string ConfigSyntaxError(const std::string& path) {
   std::ifstream in(path);
   std::string line;
+  std::string section;
+  std::map<std::string, int> first_set;  // section-qualified key -> its line
   for (int number = 1; std::getline(in, line); ++number) {
     const size_t first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '[') continue;  // blank, or a section
+    if (first == std::string::npos) continue;
+    if (line[first] == '[') {  // a section
+      const size_t end = line.find(']', first);
+      section =
+          line.substr(first + 1, end == std::string::npos ? std::string::npos : end - first - 1);
+      continue;
+    }
+    if (const size_t equals = line.find('=');
+        equals != std::string::npos && line[first] != '#' && line[first] != ';') {
+      std::string key = line.substr(first, equals - first);
+      key.erase(key.find_last_not_of(" \t\"'") + 1);
+      key.erase(0, key.find_first_not_of("\"'"));
+      std::replace(key.begin(), key.end(), '_', '-');
+      const auto [at, inserted] = first_set.emplace(section + "." + key, number);
+      if (!inserted) {
+        return "line " + std::to_string(number) + ": " + key + " is set twice (first on line " +
+               std::to_string(at->second) + ")";
+      }
+    }
     char quote = 0;
     bool escaped = false;
     bool value_starts = false;  // a quote here opens a string (INI values may hold one)

@@ -151,7 +151,10 @@ TEST(BadInputDaemon, AConfigFileThatDoesNotParseIsRefusedNamingTheLine) {
       {"# settings\nlisten = [\"" + a + "\", \"" + b + "\"\n", "line 2: an array that does not end"},
       {"listen = [\n  \"" + a + "\"\n]\n", "line 1: an array that does not end on its line"},
       {"log-level = \"info\nworkers = 2\n", "line 1: a quoted string that does not end"},
-      {"workers = 2]\n", "line 1: a ']' with no '['"}};
+      {"workers = 2]\n", "line 1: a ']' with no '['"},
+      // Before: "--memory-limit: At Most 1 required but received 2", without the file.
+      {"memory-limit = \"64M\"\nworkers = 2\nmemory_limit = \"32M\"\n",
+       "line 3: memory-limit is set twice (first on line 1)"}};
   std::string log;
   for (const auto& [text, error] : broken) {
     std::ofstream(config, std::ios::trunc) << text;
