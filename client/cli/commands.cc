@@ -105,6 +105,12 @@ ExitCode ReportRpcError(const Session& session, const absl::Status& status) {
               << " answered UNAVAILABLE: " << status.message() << "\n";
     return kRpcError;
   }
+  if (status.code() == absl::StatusCode::kUnavailable &&
+      absl::StrContains(status.message(), "taken but not answered")) {
+    std::cerr << "turbine: turbined at " << session.address << " did not answer in time\n"
+              << "turbine: " << status.message() << "\n";
+    return kUnreachable;
+  }
   if (status.code() == absl::StatusCode::kUnavailable) {
     std::cerr << "turbine: cannot reach turbined at " << session.address
               << " (is it running? start it with: " << session.start_command << ")\n"

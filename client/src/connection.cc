@@ -31,6 +31,11 @@ bool DaemonAnswered(const absl::Status& status) {
 namespace detail {
 namespace {
 
+// Why a connection neither failed nor answered, for the error of a call that waited for it.
+constexpr char kAcceptedButNotAnswered[] =
+    ": the connection was taken but not answered (a turbined at its --max-connections bound "
+    "holds new connections until one closes; so does a stopped process)";
+
 // ReadPemFile reads one TLS file; `what` names its role in errors. A file without a PEM
 // block is refused now: gRPC would only fail every handshake later.
 absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* what) {
@@ -294,6 +299,9 @@ absl::Status Connection::ToStatus(const grpc::Status& status, const Link& link) 
     if (why.error_code() == grpc::StatusCode::UNAVAILABLE) {
       const std::string failure = HandshakeFailure(options, why.error_message());
       reason = absl::StrCat(": ", failure.empty() ? why.error_message() : failure);
+    } else if (why.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      // Neither refused nor answered: the connection waits in a listen backlog.
+      reason = kAcceptedButNotAnswered;
     }
     return absl::UnavailableError(absl::StrCat("no connection to ", options.address, " within ",
                                                options.deadline.count(), " ms", reason));

@@ -16,6 +16,7 @@
 
 #include "../server/requests.h"
 #include "../storage/temp_dir.h"
+#include "cli_runner.h"
 #include "daemon_process.h"
 #include "turbine/v1/turbine.grpc.pb.h"
 
@@ -241,6 +242,24 @@ TEST(DaemonConnections, AtTheConnectionBoundANewClientWaitsForAFreeSlot) {
   const grpc::Status status = CallFib(daemon.address(), "", &reply);
   EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << daemon.log();
   ::close(third);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
+// Before: "cannot reach turbined (is it running? start it with ...)", from a daemon that was
+// running and had taken the connection into its backlog.
+TEST(DaemonConnections, ACliCallThatWaitedAtTheBoundSaysSo) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--max-connections", "1"})) << daemon.log();
+  const int held = ConnectRaw(daemon.address());
+  EXPECT_NE(daemon.WaitForAnyLog({"1 connections are open, the limit"}), "") << daemon.log();
+  const turbine::testing::CliResult run = turbine::testing::RunCli(
+      "--connect " + daemon.address() + " --timeout-ms 1500 ping 2>&1");
+  EXPECT_EQ(run.exit_code, 3) << run.out;
+  EXPECT_NE(run.out.find("did not answer in time"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("at its --max-connections bound"), std::string::npos) << run.out;
+  EXPECT_EQ(run.out.find("is it running?"), std::string::npos) << run.out;
+  ::close(held);
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
