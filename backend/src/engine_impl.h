@@ -149,8 +149,10 @@ class EngineImpl {
   void DropCycleIfEmpty(TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
   // Flush writes every task that changed since the last snapshot (docs/ARCHITECTURE.md,
   // "Persistence"). `sweep_uses` also writes the last-use day of every stored task used
-  // since the store last heard of it.
-  absl::Status Flush(bool sweep_uses = false);
+  // since the store last heard of it. Cached results keep out of the store's reserve
+  // (BackingStore::RoomForCache) unless `into_reserve`: a garbage collection pass, which
+  // needs them written before it decides and is about to free space.
+  absl::Status Flush(bool sweep_uses = false, bool into_reserve = false);
   // QueuePersist marks a task for the next snapshot. REQUIRES: task.mu held.
   void QueuePersist(TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
   bool persistent() const { return store_ != nullptr; }
@@ -590,7 +592,7 @@ class EngineImpl {
   // deferred_) and the tasks they refer to that the store lacks as one atomic write, adding
   // their count to `written_tasks`. `pulled` collects the queued tasks written ahead of
   // their turn (referred to by an earlier chunk), which their own chunk skips.
-  absl::Status WriteSnapshotChunk(std::span<const TaskId> ids, bool deferred,
+  absl::Status WriteSnapshotChunk(std::span<const TaskId> ids, bool deferred, bool into_reserve,
                                   absl::flat_hash_set<TaskId>* pulled, size_t* written_tasks)
       ABSL_LOCKS_EXCLUDED(flush_mu_);
   std::unique_ptr<FunctionCounters[]> counters_;

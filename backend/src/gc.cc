@@ -379,8 +379,13 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
   for (int round = 0; round < kMaxRounds; ++round) {
     gc_phase.store(GcPhase::kScanning, std::memory_order_relaxed);
     gc_pass_scanned.store(0, std::memory_order_relaxed);
-    // What memory knows reaches the store first, last-use days included.
-    if (absl::Status flushed = Flush(/*sweep_uses=*/true); !flushed.ok()) return flushed;
+    // What memory knows reaches the store first, last-use days included: a result in
+    // memory and not stored would not keep what it refers to. Into the disk's reserve for
+    // what frees space if need be, which this pass is about to do.
+    if (absl::Status flushed = Flush(/*sweep_uses=*/true, /*into_reserve=*/true);
+        !flushed.ok()) {
+      return flushed;
+    }
     absl::StatusOr<uint64_t> bytes = store_->DiskBytes();
     if (!bytes.ok()) return bytes.status();
     if (round == 0) report.bytes_before = *bytes;

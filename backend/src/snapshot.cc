@@ -132,6 +132,16 @@ bool ReadACycle(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
                              [](const Dep& dep) { return dep.observed == kReadClosedCycle; });
 }
 
+// RecordBytes is about what `records` take written.
+uint64_t RecordBytes(const std::vector<StoredTask>& records) {
+  uint64_t bytes = 0;
+  for (const StoredTask& record : records) {
+    bytes += 32 + record.identity.size() + record.result.size() +
+             (record.observation.has_value() ? record.observation->size() : 0);
+  }
+  return bytes;
+}
+
 }  // namespace
 
 void EngineImpl::FillIdentityRecord(const TaskState& task, StoredTask& record,
@@ -187,13 +197,18 @@ bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
   return true;
 }
 
-absl::Status EngineImpl::Flush(bool sweep_uses) {
+absl::Status EngineImpl::Flush(bool sweep_uses, bool into_reserve) {
   if (store_ == nullptr) return absl::OkStatus();
   // One snapshot at a time: a Flush that returns has written everything queued before it
   // began, so it waits for one that took those tasks already.
   MutexLock writing(&snapshot_writer_mu_);
   const auto start = std::chrono::steady_clock::now();
   Today();
+  // Refused before anything is encoded: the evictor asks for a snapshot every few
+  // milliseconds while one is wanted.
+  if (!into_reserve) {
+    if (absl::Status room = store_->RoomForCache(0); !room.ok()) return room;
+  }
   std::vector<TaskId> queue;
   {
     MutexLock lock(&persist_mu_);
@@ -211,7 +226,7 @@ absl::Status EngineImpl::Flush(bool sweep_uses) {
   do {
     const size_t end = std::min(queue.size(), next + chunk);
     written = WriteSnapshotChunk(std::span<const TaskId>(queue.data() + next, end - next),
-                                 /*deferred=*/next == 0, &pulled, &written_tasks);
+                                 /*deferred=*/next == 0, into_reserve, &pulled, &written_tasks);
     next = end;
     snapshot_backlog_.store(queue.size() - next, std::memory_order_relaxed);
   } while (written.ok() && next < queue.size());
@@ -250,7 +265,7 @@ absl::Status EngineImpl::Flush(bool sweep_uses) {
 }
 
 absl::Status EngineImpl::WriteSnapshotChunk(std::span<const TaskId> ids, bool deferred,
-                                            absl::flat_hash_set<TaskId>* pulled,
+                                            bool into_reserve, absl::flat_hash_set<TaskId>* pulled,
                                             size_t* written_tasks) {
   Section section;  // reclaim.h: the tasks it finds stay allocated
   MutexLock flushing(&flush_mu_);
@@ -342,6 +357,7 @@ absl::Status EngineImpl::WriteSnapshotChunk(std::span<const TaskId> ids, bool de
   // Nothing to write: the counters on disk already cover every id and stamp on disk.
   if (!records.empty()) {
     // Counters are read after the records: every id and stamp in them is below these.
+    if (written.ok() && !into_reserve) written = store_->RoomForCache(RecordBytes(records));
     if (written.ok()) {
       written = store_->WriteSnapshot(records, next_task_id_.load(), stamp_.load() + 1);
     }

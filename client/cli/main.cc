@@ -207,19 +207,29 @@ ExitCode NoCommand(CLI::App& app) {
 }
 
 // UnknownOption is the first word CLI11 left over that looks like an option ("-x", "--x",
-// not a negative number), or "".
+// not a negative number, not the `--` that ends options), or "".
 std::string UnknownOption(const CLI::App& app) {
   std::vector<const CLI::App*> apps = {&app};
   for (const CLI::App* command : app.get_subcommands()) apps.push_back(command);
   for (const CLI::App* each : apps) {
     for (const std::string& word : each->remaining()) {
-      if (word.size() >= 2 && word[0] == '-' && !std::isdigit(static_cast<unsigned char>(word[1])) &&
-          word[1] != '.') {
+      if (word.size() >= 2 && word != "--" && word[0] == '-' &&
+          !std::isdigit(static_cast<unsigned char>(word[1])) && word[1] != '.') {
         return word;
       }
     }
   }
   return "";
+}
+
+// ComesBefore tells whether `word` is in `argv` before `command` (then an option that word
+// is does not belong to the command).
+bool ComesBefore(int argc, char** argv, const std::string& word, const std::string& command) {
+  for (int i = 1; i < argc; ++i) {
+    if (argv[i] == command) return false;
+    if (argv[i] == word) return true;
+  }
+  return false;
 }
 
 // FromEnvironment fills an option not given on the command line from `variable`.
@@ -285,9 +295,13 @@ int Main(int argc, char** argv) {
       // CLI11 reports a missing argument before an option it does not know (the option
       // falls through to the global ones): `unset --bogus` said "keys is required".
       if (const std::string unknown = UnknownOption(app); !unknown.empty()) {
-        std::cerr << "turbine: unknown option " << unknown << " for '"
-                  << app.get_subcommands().front()->get_name() << "' (turbine "
-                  << app.get_subcommands().front()->get_name() << " --help says more)\n";
+        const std::string command = app.get_subcommands().front()->get_name();
+        if (ComesBefore(argc, argv, unknown, command)) {
+          std::cerr << "turbine: unknown option " << unknown << " (turbine --help says more)\n";
+        } else {
+          std::cerr << "turbine: unknown option " << unknown << " for '" << command
+                    << "' (turbine " << command << " --help says more)\n";
+        }
         return kUsage;
       }
     }

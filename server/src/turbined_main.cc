@@ -181,21 +181,27 @@ std::string UnknownConfigKey(const CLI::ParseError& error) {
 // ConfigSyntaxError finds what CLI11's lenient reader of config files lets through, or
 // reports as something else: an array that does not end on its line (`listen = ["a", "b"`
 // was read as the two addresses; CLI11 reads no array over several lines), a ']' with no
-// '[', a quoted string that does not end, a key set twice (CLI11 said only `--memory-limit:
-// At Most 1 required but received 2`). Empty when there is none, or when the file cannot
+// '[', a quoted string that does not end, a key set twice but on consecutive lines (CLI11
+// said only `--memory-limit: At Most 1 required but received 2`, or kept one `listen`
+// address of two). Empty when there is none, or when the file cannot
 // be read (CLI11 reports that).
 std::string ConfigSyntaxError(const std::string& path) {
   std::ifstream in(path);
   std::string line;
   std::string section;
   std::map<std::string, int> first_set;  // section-qualified key -> its line
+  std::string last_key;                  // of the line before, if it set one
   for (int number = 1; std::getline(in, line); ++number) {
     const size_t first = line.find_first_not_of(" \t");
     if (first == std::string::npos) continue;
-    if (line[first] == '[') {  // a section
-      const size_t end = line.find(']', first);
-      section =
-          line.substr(first + 1, end == std::string::npos ? std::string::npos : end - first - 1);
+    if (line[first] == '[') {  // a section, or a table ([[name]] too); [default] is the top
+      const size_t begin = line.find_first_not_of("[ \t", first);
+      const size_t end = line.find_first_of("] \t", begin);
+      section = begin == std::string::npos ? "" : line.substr(begin, end - begin);
+      std::string lower = section;
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (lower == "default") section.clear();
+      last_key.clear();
       continue;
     }
     if (const size_t equals = line.find('=');
@@ -203,12 +209,20 @@ std::string ConfigSyntaxError(const std::string& path) {
       std::string key = line.substr(first, equals - first);
       key.erase(key.find_last_not_of(" \t\"'") + 1);
       key.erase(0, key.find_first_not_of("\"'"));
-      std::replace(key.begin(), key.end(), '_', '-');
-      const auto [at, inserted] = first_set.emplace(section + "." + key, number);
-      if (!inserted) {
-        return "line " + std::to_string(number) + ": " + key + " is set twice (first on line " +
-               std::to_string(at->second) + ")";
+      const std::string qualified = section.empty() ? key : section + "." + key;
+      // CLI11 takes a key repeated on the next line as more values of it: addresses to
+      // listen on, and for anything else its own "received 2".
+      const bool more_values = qualified == last_key;
+      last_key = qualified;
+      const auto [at, inserted] = first_set.emplace(qualified, number);
+      if (!inserted && !more_values) {
+        return "line " + std::to_string(number) + ": " + qualified +
+               " is set twice (first on line " + std::to_string(at->second) + ")" +
+               (key == "listen" ? "; several addresses go in one array: listen = [\"A\", \"B\"]"
+                                : "");
       }
+    } else if (line[first] != '#' && line[first] != ';') {
+      last_key.clear();
     }
     char quote = 0;
     bool escaped = false;

@@ -13,32 +13,46 @@ struct Resumer::State {
   std::condition_variable returned;
   bool running = false;
   bool said_late = false;  // logged that this resume is late
+  // The Resumer is gone and left the resume running: it logs nothing more (the process
+  // may be exiting).
+  bool abandoned = false;
   std::chrono::steady_clock::time_point began;
-  absl::Status result;
+  // What the last resume returned, until a writer takes it. A failure nobody waited for
+  // is the next writer's: it says the disk is still full rather than starting another.
+  std::optional<absl::Status> result;
 };
 
-Resumer::Resumer(std::chrono::milliseconds wait) : wait_(wait), state_(std::make_shared<State>()) {}
+Resumer::Resumer(std::chrono::milliseconds wait)
+    : wait_(wait), state_(std::make_shared<State>()) {}
 
 Resumer::~Resumer() {
   if (!thread_.joinable()) return;
-  if (Running()) {
-    thread_.detach();  // it holds the state; what it resumes was left to it (Finish)
-  } else {
-    thread_.join();
+  {
+    std::lock_guard lock(state_->mu);
+    if (state_->running) {
+      state_->abandoned = true;
+      thread_.detach();  // it holds the state; what it resumes was left to it (Finish)
+      return;
+    }
   }
+  thread_.join();
 }
 
 absl::Status Resumer::Run(std::function<absl::Status()> resume) {
   std::unique_lock lock(state_->mu);
   if (!state_->running) {
+    if (state_->result.has_value() && !state_->result->ok()) {
+      return *std::exchange(state_->result, std::nullopt);
+    }
     if (thread_.joinable()) thread_.join();  // the last one, which has returned
     state_->running = true;
     state_->said_late = false;
+    state_->result.reset();
     state_->began = std::chrono::steady_clock::now();
     thread_ = std::thread([state = state_, resume = std::move(resume)] {
       absl::Status result = resume();
       std::lock_guard lock(state->mu);
-      if (state->said_late) {
+      if (state->said_late && !state->abandoned) {
         spdlog::info("the store's resume returned: {}",
                      result.ok() ? std::string("writes go on") : std::string(result.message()));
       }
@@ -49,7 +63,7 @@ absl::Status Resumer::Run(std::function<absl::Status()> resume) {
   }
   const auto deadline = state_->began + wait_;
   if (state_->returned.wait_until(lock, deadline, [this] { return !state_->running; })) {
-    return state_->result;
+    return *std::exchange(state_->result, std::nullopt);
   }
   const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - state_->began);
@@ -73,7 +87,8 @@ bool Resumer::Running() const {
 
 bool Resumer::Finish() {
   std::unique_lock lock(state_->mu);
-  return state_->returned.wait_for(lock, wait_, [this] { return !state_->running; });
+  return state_->returned.wait_until(lock, state_->began + wait_,
+                                     [this] { return !state_->running; });
 }
 
 }  // namespace turbine::storage

@@ -31,12 +31,15 @@ class Resumer {
 
   // Run starts `resume` on a new thread unless one is running, and waits until it returns
   // or until `wait` after it began: its status, or kUnavailable if it has not returned.
-  // `resume` must not use what may end before it does (Finish).
+  // A failure of a resume that returned after its writers stopped waiting is returned once
+  // instead of starting another. `resume` must not use what may end before it does
+  // (Finish).
   absl::Status Run(std::function<absl::Status()> resume);
   // Running tells whether a resume has begun and not returned.
   bool Running() const;
-  // Finish waits up to `wait` for a running resume to return; false if it still has not
-  // (then what it uses must be left to it: the database cannot be closed under it).
+  // Finish waits for a running resume to return, until `wait` after it began; false if it
+  // still has not (then what it uses must be left to it: the database cannot be closed
+  // under it).
   bool Finish();
 
  private:

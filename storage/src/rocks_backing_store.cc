@@ -356,7 +356,6 @@ absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tas
   EncodeCounter(next_task_id, &bytes);
   batch.Put(store_->handle(Table::kMeta), kNextTaskIdKey, bytes);
   PutNextStamp(next_stamp, batch);
-  if (absl::Status room = store_->RoomForCache(batch.GetDataSize()); !room.ok()) return room;
   return store_->Write(batch, /*sync=*/false);
 }
 
@@ -482,5 +481,9 @@ absl::Status RocksBackingStore::Reclaim() { return store_->CompactAll(); }
 absl::Status RocksBackingStore::Settle(uint64_t min_bytes) { return store_->Settle(min_bytes); }
 
 void RocksBackingStore::StopReclaiming() { store_->StopCompacting(); }
+
+absl::Status RocksBackingStore::RoomForCache(uint64_t bytes) {
+  return store_->RoomForCache(bytes);
+}
 
 }  // namespace turbine::storage

@@ -127,6 +127,14 @@ TEST(CliUsageTest, AnUnknownOptionOfACommandIsNamedBeforeAMissingArgument) {
                                       "'"))
         << run.err;
   }
+  // Before the command, it is not the command's.
+  CliRun global = RunCli({"--data-dir", dir.path(), "--bogus", "unset"});
+  EXPECT_EQ(global.exit_code, 2) << global.err;
+  EXPECT_TRUE(Contains(global.err, "turbine: unknown option --bogus (turbine --help")) << global.err;
+  // `--` ends the options; it is none itself.
+  CliRun dashes = RunCli({"--data-dir", dir.path(), "unset", "--"});
+  EXPECT_EQ(dashes.exit_code, 2) << dashes.err;
+  EXPECT_FALSE(Contains(dashes.err, "unknown option")) << dashes.err;
   // A negative number is an argument, not an option: the call goes on to the daemon.
   CliRun negative = RunCli({"--data-dir", dir.path(), "call", "-5"});
   EXPECT_EQ(negative.exit_code, 3) << negative.err;

@@ -153,8 +153,11 @@ TEST(BadInputDaemon, AConfigFileThatDoesNotParseIsRefusedNamingTheLine) {
       {"log-level = \"info\nworkers = 2\n", "line 1: a quoted string that does not end"},
       {"workers = 2]\n", "line 1: a ']' with no '['"},
       // Before: "--memory-limit: At Most 1 required but received 2", without the file.
-      {"memory-limit = \"64M\"\nworkers = 2\nmemory_limit = \"32M\"\n",
-       "line 3: memory-limit is set twice (first on line 1)"}};
+      {"memory-limit = \"64M\"\nworkers = 2\nmemory-limit = \"32M\"\n",
+       "line 3: memory-limit is set twice (first on line 1)"},
+      // Before: the second address was dropped without a word.
+      {"listen = \"" + a + "\"\nworkers = 2\nlisten = \"" + b + "\"\n",
+       "line 3: listen is set twice (first on line 1); several addresses go in one array"}};
   std::string log;
   for (const auto& [text, error] : broken) {
     std::ofstream(config, std::ios::trunc) << text;
@@ -165,12 +168,20 @@ TEST(BadInputDaemon, AConfigFileThatDoesNotParseIsRefusedNamingTheLine) {
   std::ofstream(config, std::ios::trunc)
       << "# a comment with an unmatched [ and a quote \"\n"
       << "listen = [\"" << a << "\", \"" << b << "\"]  # both\n"
-      << "log-level = 'info'  # the default\n";
+      << "log-level = 'info'  # the default\n"
+      << "[default]\nworkers = 2\n";  // CLI11's name for the top level
   DaemonProcess daemon;
   EXPECT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--config", config}))
       << daemon.log();
   // Start returns at the first address's line; the second's follows.
   EXPECT_TRUE(daemon.WaitForLog("turbined ready on " + b)) << daemon.log();
+  daemon.Stop(SIGTERM);
+  // A key again on the very next line is more values of it, as CLI11 reads it.
+  std::ofstream(config, std::ios::trunc) << "listen = \"" << a << "\"\nlisten = \"" << b << "\"\n";
+  DaemonProcess consecutive;
+  EXPECT_TRUE(consecutive.Start({"--data-dir", dir.str() + "/data", "--config", config}))
+      << consecutive.log();
+  EXPECT_TRUE(consecutive.WaitForLog("turbined ready on " + b)) << consecutive.log();
 }
 
 // A client sends the token in a gRPC header, which cannot hold a line break: gRPC's clients

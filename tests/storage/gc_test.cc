@@ -733,4 +733,35 @@ TEST(GarbageCollection, APassOnADiskWithoutRoomToCompactStillRemovesGarbage) {
   EXPECT_EQ(*d.engine.Read(forward(5)), 15);
 }
 
+// Down to the disk's reserve (5% of 32 MiB here), snapshots wait; an input, one naming a
+// task no snapshot wrote included, and a garbage collection pass go on. Before, the
+// backlog of results filled what a user had just freed, and then nothing could be deleted.
+TEST(GarbageCollection, InTheDisksReserveSnapshotsWaitWhileInputsAndAPassGoOn) {
+  turbine::testing::SmallDisk disk(size_t{32} << 20);
+  if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
+  Daemon d((disk.path() / "data").string(), /*snapshot_interval=*/std::chrono::milliseconds(0));
+  ASSERT_TRUE(d.engine.SetInput("base", int64_t{10}).ok());
+  ASSERT_EQ(*d.engine.Read(forward(5)), 15);
+  const TaskId leaf_id = leaf(5).raw().task;
+  ASSERT_TRUE(d.engine.Flush().ok());
+  ASSERT_TRUE(disk.LeaveFree(size_t{1} << 20));
+
+  ASSERT_EQ(*d.engine.Read(sum(7)), 35);
+  const absl::Status refused = d.engine.Flush();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_NE(refused.message().find("kept for inputs and garbage collection"), std::string::npos)
+      << refused;
+  // forward(6) is in no snapshot: setting the input stores its identity first.
+  ASSERT_EQ(*d.engine.Read(forward(6)), 16);
+  const absl::Status set = d.engine.SetInput("held", std::vector<Vc<int64_t>>{forward(6)});
+  EXPECT_TRUE(set.ok()) << set;
+  absl::StatusOr<GcReport> report = d.engine.CollectGarbage(Only({leaf_id}));
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(Removed(*report, leaf_id));
+
+  disk.Free("ballast");
+  EXPECT_TRUE(d.engine.Flush().ok());
+  EXPECT_EQ(*d.engine.Read(sum(7)), 35);
+}
+
 }  // namespace

@@ -33,6 +33,11 @@ class HeldTableFiles : public rocksdb::FileSystemWrapper {
     std::lock_guard lock(mu_);
     return waiting_ > 0;
   }
+  // Writing tells whether a table file is open for writing (a flush or compaction runs).
+  bool Writing() {
+    std::lock_guard lock(mu_);
+    return open_ > 0;
+  }
 
   rocksdb::IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
                                     std::unique_ptr<rocksdb::FSWritableFile>* file,
@@ -40,6 +45,8 @@ class HeldTableFiles : public rocksdb::FileSystemWrapper {
     rocksdb::IOStatus status = target()->NewWritableFile(name, options, file, debug);
     if (status.ok() && name.ends_with(".sst")) {
       *file = std::make_unique<HeldFile>(std::move(*file), this);
+      std::lock_guard lock(mu_);
+      ++open_;
     }
     return status;
   }
@@ -49,6 +56,10 @@ class HeldTableFiles : public rocksdb::FileSystemWrapper {
    public:
     HeldFile(std::unique_ptr<rocksdb::FSWritableFile> file, HeldTableFiles* owner)
         : FSWritableFileOwnerWrapper(std::move(file)), owner_(owner) {}
+    ~HeldFile() override {
+      std::lock_guard lock(owner_->mu_);
+      --owner_->open_;
+    }
     rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
                              rocksdb::IODebugContext* debug) override {
       owner_->WaitWhileHeld();
@@ -76,6 +87,7 @@ class HeldTableFiles : public rocksdb::FileSystemWrapper {
   std::condition_variable released_;
   bool held_ = false;
   int waiting_ = 0;
+  int open_ = 0;  // table files not yet closed
 };
 
 }  // namespace turbine::testing

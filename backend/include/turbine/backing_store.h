@@ -208,6 +208,11 @@ class BackingStore {
   // StopReclaiming makes a Reclaim running on another thread, and any later one, return
   // early: the engine is going away. Safe from any thread.
   virtual void StopReclaiming() {}
+  // RoomForCache tells whether about `bytes` more of cached results (a snapshot) may be
+  // written now; a refusal (kResourceExhausted) keeps what space is left for inputs and
+  // for what frees space. Snapshots ask first (not those of a garbage collection pass);
+  // nothing else does.
+  virtual absl::Status RoomForCache(uint64_t /*bytes*/) { return absl::OkStatus(); }
 };
 
 }  // namespace turbine

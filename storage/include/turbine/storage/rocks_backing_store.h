@@ -42,6 +42,7 @@ class RocksBackingStore : public BackingStore {
   absl::Status Reclaim() override;
   absl::Status Settle(uint64_t min_bytes) override;
   void StopReclaiming() override;
+  absl::Status RoomForCache(uint64_t bytes) override;
 
  private:
   // PutTask adds a task's record to `batch`; PutTaskId its entry in the id index.
