@@ -82,14 +82,20 @@ Bytes ReadFileAt(const std::string& path, const FileSignature& expected,
   Bytes bytes;
   bytes.data.resize(static_cast<size_t>(before.st_size));
   size_t filled = 0;
+  // Its size, then one read more: anything there means it grew, and the read stops. A
+  // kernel file that says it is empty (/proc/self/pagemap) can be read for hundreds of
+  // gigabytes: reading on to the end held them all in memory.
+  char past_the_end[4096];
   while (true) {
     ThrowIfCancelled();  // between chunks: a big file need not be read for nobody
-    if (filled == bytes.data.size()) bytes.data.resize(filled + 4096);  // it grew: notice
+    const bool probing = filled == bytes.data.size();
     const size_t chunk = std::min<size_t>(bytes.data.size() - filled, kReadChunkBytes);
-    const ssize_t got = read(file.fd, bytes.data.data() + filled, chunk);
+    const ssize_t got = probing ? read(file.fd, past_the_end, sizeof(past_the_end))
+                                : read(file.fd, bytes.data.data() + filled, chunk);
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) FailErrno(function, path, errno);
     if (got == 0) break;
+    if (probing) Fail(changed);
     filled += static_cast<size_t>(got);
   }
   bytes.data.resize(filled);

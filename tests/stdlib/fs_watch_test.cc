@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <future>
 
 #include "file_signature.h"
@@ -102,6 +103,22 @@ TEST(Files, AFifoWhereAFileWasIsRefusedNotWaitedOn) {
   }
   ASSERT_TRUE(answered) << "the read waited on a FIFO";
   EXPECT_NE(failure.get().find("changed while being read"), std::string::npos);
+}
+
+// A kernel file that says it is empty and reads on for hundreds of gigabytes: before, the
+// read went on to its end, all of it held in memory (gigabytes a second).
+TEST(Files, AFileThatReadsPastItsSizeIsRefusedAtTheFirstByteOver) {
+  const std::string pagemap = "/proc/self/pagemap";
+  struct stat st {};
+  ASSERT_EQ(stat(pagemap.c_str(), &st), 0) << std::strerror(errno);
+  ASSERT_EQ(st.st_size, 0);
+  try {
+    turbine::stdlib::ReadFileAt(pagemap, turbine::stdlib::SignatureOf(st), "fs.read");
+    ADD_FAILURE() << "read " << pagemap << " whole";
+  } catch (const turbine::TaskError& error) {
+    EXPECT_NE(std::string(error.what()).find("changed while being read"), std::string::npos)
+        << error.what();
+  }
 }
 
 // A failed system call's error keeps its errno's nature: what may pass by itself is
