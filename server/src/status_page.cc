@@ -178,7 +178,8 @@ class StatusPage::Handler {
       Send(connection, 405, "text/plain", "only GET and HEAD\n", "Allow: GET, HEAD\r\n");
       return 405;
     }
-    if (request->content_length > 0) {
+    // A chunked body has no length (content_length is -1): refused all the same.
+    if (request->content_length > 0 || HeaderCount(*request, "Transfer-Encoding") > 0) {
       SendError(connection, 400, "a GET or HEAD here has no body");
       return 400;
     }
@@ -329,7 +330,8 @@ class StatusPage::Handler {
     }
     absl::StatusOr<v1::CallRequest> call = render::ParseCallText(*text);
     if (!call.ok()) {
-      SendError(connection, 400, call.status().message());
+      // It repeats the argument it could not read (twice for a number out of range).
+      SendError(connection, 400, Echo(std::string(call.status().message())));
       return 400;
     }
     v1::GraphRequest graph_request;

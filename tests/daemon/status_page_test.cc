@@ -441,6 +441,17 @@ TEST(StatusPage, BadRequestsGet4xxAndTheDaemonGoesOn) {
                               "GET /api/stats HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
                               "Content-Length: 5\r\n\r\nhello")),
             400);
+  // Before: 200, a chunked body having no length.
+  EXPECT_EQ(StatusOf(Exchange(page,
+                              "GET /api/stats HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                              "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")),
+            400);
+
+  // An argument it cannot read is repeated at most 1 KiB of it (before: twice whole).
+  const std::string huge = Get(page, "/api/graph?call=demo.fib%20" + std::string(4000, '9'));
+  EXPECT_EQ(StatusOf(huge), 400) << huge.substr(0, 300);
+  EXPECT_LT(huge.size(), 2000u) << huge.substr(0, 300);
+  EXPECT_NE(huge.find("bytes)"), std::string::npos) << huge.substr(0, 300);
 
   // Still serving, and the graph of a good call is an SVG picture.
   const std::string svg = Get(page, "/api/graph?call=demo.fib%203");
