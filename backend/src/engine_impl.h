@@ -330,6 +330,16 @@ class EngineImpl {
   // Log reports a background problem through the embedder's logger (stderr by default).
   void Log(LogLevel level, const std::string& message) const;
 
+  // Held exclusively while a batch of SetInputs/DeleteInputs changes its inputs and marks
+  // their readers dirty, shared by every read of an input's value (ReadOp): a read sees all
+  // of a batch or none of it, and whatever read an input before the batch is dirty (or
+  // stale, if running) before anything can read an input after it. Without it, a task
+  // reading two results of tasks that each read one input of the batch could see one old
+  // and one new, and be clean.
+  Mutex input_batch_mu;
+  // InputFunction(), compared by address: a read tells an input by its first cache line.
+  const FunctionInfo* const input_function = &InputFunction();
+
   // Statistics kept as the graph changes.
   std::atomic<int64_t> task_count{0};
   std::atomic<int64_t> cell_count{0};

@@ -225,6 +225,7 @@ absl::StatusOr<size_t> EngineImpl::ApplyInputBatch(std::vector<InputValue>& valu
     }
   }
   revision_.fetch_add(1);
+  MutexLock batch(&input_batch_mu);
   std::vector<InputChangeEntry> recorded;
   recorded.reserve(changes.size());
   std::vector<StampedBits> stamped;  // for DistrustRestored: an input's summary is its key's

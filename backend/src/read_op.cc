@@ -102,6 +102,28 @@ void ReadOp::TakeValue(const ValueType* type, const std::shared_ptr<const void>&
   }
 }
 
+namespace {
+
+// InputReadSection holds the engine's input_batch_mu shared while it lives, if `task` is an
+// input.
+class InputReadSection {
+ public:
+  InputReadSection(EngineImpl& engine, const TaskState& task) ABSL_NO_THREAD_SAFETY_ANALYSIS
+      : mu_(task.fn == engine.input_function ? &engine.input_batch_mu : nullptr) {
+    if (mu_ != nullptr) mu_->ReaderLock();
+  }
+  ~InputReadSection() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (mu_ != nullptr) mu_->ReaderUnlock();
+  }
+  InputReadSection(const InputReadSection&) = delete;
+  InputReadSection& operator=(const InputReadSection&) = delete;
+
+ private:
+  Mutex* const mu_;
+};
+
+}  // namespace
+
 ReadOp::Step ReadOp::Run(bool may_park) {
   Section section;  // reclaim.h: the tasks it finds stay allocated
   const Step step = Steps(may_park);
@@ -159,6 +181,8 @@ ReadOp::Step ReadOp::Steps(bool may_park) {
       return Step::kDone;
     }
     {
+      // An input's value is read between batches of SetInputs (EngineImpl::input_batch_mu).
+      InputReadSection between_batches(engine, *task);
       MutexLock lock(&task->mu);
       if (task->gone) continue;  // evicted whole since it was found: look the id up again
       // A verification compares stamps and resolving follows references: neither needs the
