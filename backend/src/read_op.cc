@@ -1,10 +1,14 @@
 // read_op.cc — reading a Vc: follow outputs to a value, wait for clean, detect cycles.
+#include <algorithm>
 #include <semaphore>
+#include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "cancel_state.h"
 #include "engine_impl.h"
+#include "persist.h"
 #include "reclaim.h"
 #include "turbine/internal/test_seams.h"
 
@@ -104,6 +108,39 @@ void ReadOp::TakeValue(const ValueType* type, const std::shared_ptr<const void>&
 
 namespace {
 
+// HoldersOf is, of the tasks whose slots `reads` names, those whose value there holds a Vc
+// naming `lost`. For a read of a Vc into nothing (rare): it serializes each value to find
+// the Vcs in it.
+std::vector<TaskId> HoldersOf(EngineImpl& engine, std::span<const Dep> reads, TaskId lost) {
+  std::vector<TaskId> holders;
+  std::vector<TaskId> named;
+  std::string scratch;
+  for (const Dep& read : reads) {
+    TaskState* task = engine.Task(read.slot.task);
+    if (task == nullptr) continue;
+    const ValueType* type = nullptr;
+    std::shared_ptr<const void> value;
+    {
+      MutexLock lock(&task->mu);
+      if (read.slot.is_output()) {
+        type = task->output.type();
+        value = task->output.value();
+      } else if (const CellSlot* cell = task->FindCell(read.slot.type, read.slot.index)) {
+        type = ValueTypeById(cell->type);
+        value = cell->value;
+      }
+    }
+    if (type == nullptr || value == nullptr) continue;
+    named.clear();
+    scratch.clear();
+    VcSink sink(&named);
+    type->serialize(value.get(), &scratch);
+    sink.Stop();
+    if (std::find(named.begin(), named.end(), lost) != named.end()) holders.push_back(task->id);
+  }
+  return holders;
+}
+
 // InputReadSection holds the engine's input_batch_mu shared while it lives, if `task` is an
 // input.
 class InputReadSection {
@@ -171,10 +208,15 @@ ReadOp::Step ReadOp::Steps(bool may_park) {
       // is not kept (the reader is stale), and it executes again, when the same call finds
       // or makes a task. Once: a Vc naming nothing from the start (an argument, say) must
       // not run its reader for ever (TaskState::reran_for_lost_read).
+      // Or the Vc came out of a value the body read: a result restored from the store
+      // that holds a Vc of a task the store no longer has (removed by a pass, or of a
+      // function version this build lacks). What holds it executes again too, or the
+      // reader would find the same Vc in it again, and keep the error for good.
       if (ExecContext* reader = saved_context_.exec;
           reader != nullptr && !reader->reran_for_lost_read &&
           !std::exchange(reader->asked_rerun_for_lost_read, true)) {
-        std::vector<TaskId> again{reader->task->id};
+        std::vector<TaskId> again = HoldersOf(engine, reader->reads, cursor_.task);
+        again.push_back(reader->task->id);
         engine.ExecuteAgain(again, ExecutionReason::kGarbageCollected);
       }
       SetError("no task with id " + std::to_string(cursor_.task));

@@ -733,6 +733,44 @@ TEST(GarbageCollection, APassOnADiskWithoutRoomToCompactStillRemovesGarbage) {
   EXPECT_EQ(*d.engine.Read(forward(5)), 15);
 }
 
+// HoldLeaf10 returns a value holding a Vc of Leaf(10), without reading it.
+Task<std::vector<Vc<int64_t>>> HoldLeaf10Impl() {
+  Count("hold_leaf10");
+  co_return std::vector<Vc<int64_t>>{leaf(10)};
+}
+const turbine::Function<HoldLeaf10Impl> hold_leaf10{"test.gc.hold_leaf10", 1};
+
+// UseHeld reads the Vc HoldLeaf10 holds, plus input "salt".
+Task<int64_t> UseHeldImpl() {
+  const std::vector<Vc<int64_t>> held = co_await hold_leaf10();
+  co_return (co_await held[0]) + (co_await Input<int64_t>("salt"));
+}
+const turbine::Function<UseHeldImpl> use_held{"test.gc.use_held", 1};
+
+// A result restored from the store holds a Vc of a task the store no longer has (a pass
+// removed it while the holder was not stored yet, or a build bumped the function's version
+// since). Before: its reader failed with "no task with id N" for good, and cached that
+// error; the holder, clean, kept handing out the same Vc.
+TEST(GarbageCollection, AStoredValueHoldingAVcOfARemovedTaskIsComputedAgain) {
+  turbine::testing::TempDir dir;
+  TaskId leaf_id = 0;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{0}).ok());
+    ASSERT_TRUE(d.engine.SetInput("salt", int64_t{0}).ok());
+    ASSERT_EQ(*d.engine.Read(use_held()), 10);
+    leaf_id = leaf(10).raw().task;
+  }
+  Daemon d(dir.str());
+  ASSERT_TRUE(d.owner->backing_store().DeleteTasks({leaf_id}).ok());
+  const int holds = Executions("hold_leaf10");
+  ASSERT_TRUE(d.engine.SetInput("salt", int64_t{1}).ok());  // UseHeld executes again
+  absl::StatusOr<int64_t> used = d.engine.Read(use_held());
+  ASSERT_TRUE(used.ok()) << used.status();
+  EXPECT_EQ(*used, 11);
+  EXPECT_EQ(Executions("hold_leaf10"), holds + 1);
+}
+
 // Down to the disk's reserve (5% of 32 MiB here), snapshots wait; an input, one naming a
 // task no snapshot wrote included, and a garbage collection pass go on. Before, the
 // backlog of results filled what a user had just freed, and then nothing could be deleted.
