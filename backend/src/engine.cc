@@ -370,11 +370,28 @@ absl::StatusOr<RawVc> Engine::CallErased(FunctionHandle fn, RawVc receiver, cons
 
 absl::Status Engine::Flush() { return impl_->Flush(); }
 
+namespace {
+
+// NotInTaskBody refuses a change of inputs from inside a body: a result must follow from
+// what the body read, and a body that set an input it read invalidated itself as it ran,
+// for ever (a Read of it never returned).
+absl::Status NotInTaskBody(const char* what) {
+  if (internal::tls_context.exec == nullptr) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      std::string("Engine::") + what +
+      " called inside a task body: a result must follow from what its body read; change "
+      "inputs from outside the engine's tasks");
+}
+
+}  // namespace
+
 absl::Status Engine::SetInputs(std::vector<InputValue> values, size_t* changed) {
+  if (absl::Status outside = NotInTaskBody("SetInputs"); !outside.ok()) return outside;
   return impl_->SetInputs(std::move(values), changed);
 }
 
 absl::Status Engine::DeleteInputs(std::vector<std::string> keys, size_t* changed) {
+  if (absl::Status outside = NotInTaskBody("DeleteInputs"); !outside.ok()) return outside;
   return impl_->DeleteInputs(std::move(keys), changed);
 }
 

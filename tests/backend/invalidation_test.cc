@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "counting.h"
@@ -230,6 +231,32 @@ inline const turbine::Function<ScaledReaderImpl> scaled_reader{"test.inv.scaled_
 
 Task<double> ArgumentImpl(double x) { co_return x; }
 inline const turbine::Function<ArgumentImpl> argument{"test.inv.argument", 1};
+
+turbine::Engine* engine_for_bumper = nullptr;
+
+// Bumper sets the input it reads, from inside its body.
+Task<int64_t> BumperImpl() {
+  const int64_t n = co_await Input<int64_t>("bumped");
+  const absl::Status set = engine_for_bumper->SetInput("bumped", n + 1);
+  if (!set.ok()) turbine::Fail(std::string(set.message()), set.code());
+  co_return n;
+}
+inline const turbine::Function<BumperImpl> bumper{"test.inv.bumper", 1};
+
+// Before: accepted, and the body invalidated itself as it ran, so the read never returned
+// (500,000 executions in 6 s).
+TEST(Inputs, SettingAnInputInsideABodyIsRefused) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  engine_for_bumper = &engine;
+  ASSERT_TRUE(engine.SetInput("bumped", int64_t{1}).ok());
+  absl::StatusOr<int64_t> read = engine.Read(bumper());
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kFailedPrecondition) << read.status();
+  EXPECT_NE(read.status().message().find("called inside a task body"), std::string::npos)
+      << read.status();
+  EXPECT_EQ(Executions(engine, "test.inv.bumper"), 1u);
+}
 
 TEST(Invalidation, DoublesCompareByTheirBits) {
   turbine::Engine engine;

@@ -229,7 +229,9 @@ class Engine {
   // input to a value equal to its current one changes nothing. With a backing store the
   // batch is written durably before the engine applies it; if that write fails nothing
   // applies (`changed` is 0) and the store's error is returned (RESOURCE_EXHAUSTED for a
-  // full disk): a value is never served unless it would survive a restart.
+  // full disk): a value is never served unless it would survive a restart. Called inside a
+  // task body it is refused (kFailedPrecondition): a result must follow from what its body
+  // read.
   template <class T>
   absl::Status SetInput(std::string key, T value) {
     return SetInputs({InputValue::Of(std::move(key), std::move(value))});
