@@ -132,7 +132,9 @@ void Publish(EngineImpl& engine, TaskState& task, bool stale) {
       }
       for (CycleRead& read : cycle_reads) read.now = task.SlotChangedAt(read.slot);
       if (task.unwritten) engine.QueuePersist(task);  // a snapshot skipped it meanwhile
-    } else if (task.waiters != nullptr) {
+    } else if (task.waiters != nullptr && !engine.stopping()) {
+      // Not while the engine stops: an execution cancelled by the stop would restart, be
+      // cancelled again, and so on for ever; woken, its waiters end cancelled instead.
       restart = true;  // stays kRunning; waiters stay parked
       task.cancelled.store(false, std::memory_order_relaxed);  // they are its callers
     } else {

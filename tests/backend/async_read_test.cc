@@ -2,7 +2,10 @@
 // is finished on a worker, so the calling thread never runs a task body.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <future>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -110,6 +113,44 @@ TEST(ReadAsync, AFunctionErrorIsTheResultsStatus) {
   EXPECT_EQ(result.status.code(), absl::StatusCode::kUnknown);
   EXPECT_EQ(result.status.message(), "no luck");
   EXPECT_EQ(result.value, nullptr);
+}
+
+// Crunch runs about n / 10 ms, looking at its cancellation every 16 steps.
+Task<int64_t> CrunchImpl(int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (i % 16 == 0) turbine::ThrowIfCancelled();
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  co_return n;
+}
+inline const turbine::Function<CrunchImpl> crunch{"test.async.crunch", 1};
+
+Task<int64_t> CrunchPlusOneImpl(int64_t n) { co_return (co_await crunch(n)) + 1; }
+inline const turbine::Function<CrunchPlusOneImpl> crunch_plus_one{"test.async.crunch_plus_one",
+                                                                  1};
+
+// Before: now and then (2 runs in 15) the destructor never returned. An execution the stop
+// cancelled had a reader parked on it, so it was started again, cancelled again, and so on.
+TEST(ReadAsync, DestroyingTheEngineEndsReadsInFlightCancelled) {
+  for (int round = 0; round < 8; ++round) {
+    auto engine = std::make_unique<Engine>(turbine::EngineOptions{.worker_threads = 2});
+    std::atomic<int> answered{0};
+    std::atomic<int> cancelled{0};
+    {
+      Engine::Scope scope(*engine);
+      for (int i = 0; i < 6; ++i) {
+        engine->ReadAsync(crunch_plus_one(50'000 + 8 * round + i).raw(),
+                          [&](Engine::AsyncRead read) {
+                            if (read.status.code() == absl::StatusCode::kCancelled) ++cancelled;
+                            ++answered;
+                          });
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    engine.reset();
+    EXPECT_EQ(answered.load(), 6) << "round " << round;
+    EXPECT_EQ(cancelled.load(), 6) << "round " << round;
+  }
 }
 
 }  // namespace
