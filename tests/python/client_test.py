@@ -476,6 +476,18 @@ class RestartTest(DaemonTestCase):
                 self.assertEqual(waiting.result(timeout=TIMEOUT).value, 2)
 
 
+class TimeoutTest(unittest.TestCase):
+    # Before: accepted, and every call failed at once with DEADLINE_EXCEEDED.
+    def test_a_timeout_that_is_no_deadline_is_a_value_error(self):
+        for bad in (0, -1, float("nan"), float("inf"), "5", True):
+            with self.assertRaises(ValueError, msg=repr(bad)):
+                Client("127.0.0.1:1", timeout=bad)
+        client = Client("127.0.0.1:1", timeout=None)
+        with self.assertRaisesRegex(ValueError, "positive, finite"):
+            client.call("demo.fib", 5, timeout=float("nan"))
+        client.close()
+
+
 class AddressTest(DaemonTestCase):
     def test_unix_paths_and_tcp_addresses(self):
         sock = os.path.join(self.scratch, "t.sock")

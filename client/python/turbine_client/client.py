@@ -4,6 +4,7 @@ Thread-safety: a Client may be used from any number of threads at once (its call
 gRPC channel); a Watch is iterated by one thread and may be cancelled from any.
 """
 import json
+import math
 import os
 import ssl
 import time
@@ -163,7 +164,7 @@ class Client:
         # "" too, as the CLI's --connect '': gRPC would fail to make a channel to it.
         self.address = address if address else default_address(data_dir)
         _check_port(self.address)
-        self.timeout = timeout
+        self.timeout = _checked_timeout(timeout)
         self._metadata = _auth_metadata(token)
         self._wait_for_ready = bool(wait_for_ready)
         options = [("grpc.max_receive_message_length", max_message_bytes),
@@ -355,8 +356,22 @@ class Client:
                                  self._client_cert)
 
     def _call_options(self, timeout):
-        return {"timeout": self.timeout if timeout is _CLIENT_TIMEOUT else timeout,
-                "metadata": self._metadata, "wait_for_ready": self._wait_for_ready}
+        chosen = self.timeout if timeout is _CLIENT_TIMEOUT else _checked_timeout(timeout)
+        return {"timeout": chosen, "metadata": self._metadata,
+                "wait_for_ready": self._wait_for_ready}
+
+
+def _checked_timeout(timeout):
+    """A deadline in seconds, or None for none. Anything else failed every call at once with
+    DEADLINE_EXCEEDED (0, -1, nan, inf), as if the daemon were slow."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise ValueError(f"timeout must be a number of seconds or None, not {timeout!r}")
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise ValueError(f"timeout must be a positive, finite number of seconds or None (no "
+                         f"deadline), not {timeout!r}")
+    return timeout
 
 
 def tls_credentials(address, ca=None, cert=None, key=None):
