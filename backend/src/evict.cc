@@ -471,6 +471,7 @@ void EngineImpl::EvictorLoop() {
   using Clock = std::chrono::steady_clock;
   constexpr auto kStuckFor = std::chrono::seconds(2);
   std::optional<Clock::time_point> stuck_since;
+  std::optional<Clock::time_point> last_trim;  // of a trim with nothing evicted
   bool said_stuck = false;
   std::unique_lock lock(evictor_mu_);
   while (!evictor_stop_.wait_for(lock, pressed ? pressed_interval : memory_.interval,
@@ -523,7 +524,17 @@ void EngineImpl::EvictorLoop() {
         bool cut_short = false;  // more to look at: the next tick goes on
         const size_t freed = EvictLocked(wanted, &cut_short);
         flush_mu_.Unlock();
-        if (freed > 0) malloc_trim(0);
+        // Blocks freed by something else (a burst of calls that ended) stay with the
+        // allocator too: over the limit with the heap well under the resident set, they go
+        // back, every kStuckFor at most (the trim walks every arena).
+        const auto now = Clock::now();
+        if (freed > 0) {
+          malloc_trim(0);
+        } else if (heap_bytes.load(std::memory_order_relaxed) + in_use / 4 < in_use &&
+                   (!last_trim || now - *last_trim >= kStuckFor)) {
+          malloc_trim(0);
+          last_trim = now;
+        }
         // Too little could leave, all round: the next snapshot comes now.
         if (freed < wanted && !cut_short) want_snapshot();
         if (freed > 0 || backlog > 0 || pending > 0 || cut_short) {
