@@ -2,12 +2,15 @@
 //
 //   auto stream = client->OpenCallStream();
 //   for (int i = 0; i < 1000; ++i) (*stream)->Send(MakeCallRequest("demo.fib", {Int(i)}));
-//   while (std::optional<CallResult> r = (*stream)->Next()) ...   // in any order, by r->id
+//   for (int i = 0; i < 1000; ++i) std::optional<CallResult> r = (*stream)->Next();  // by r->id
 //   absl::Status s = (*stream)->Close();
+//
+// Next waits for a reply as long as the stream may still send one: a loop of Next until
+// nullopt ends only after Close (or once the stream failed).
 //
 // Send never waits for a reply, nor for the network: requests queue in memory, and those
 // sent while the previous message is being written leave together in one CallBatch (up to
-// 4,096 calls or 1 MiB), so pipelined calls are batched without asking. Replies arrive as
+// 4,096 calls or 64 KiB), so pipelined calls are batched without asking. Replies arrive as
 // the daemon finishes them, batched the same way and not in request order; CallResult::id
 // says which request each answers.
 //
