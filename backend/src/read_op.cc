@@ -10,6 +10,7 @@
 #include "engine_impl.h"
 #include "persist.h"
 #include "reclaim.h"
+#include "turbine/text.h"
 #include "turbine/internal/test_seams.h"
 
 namespace turbine::internal {
@@ -329,6 +330,14 @@ ReadOp::Hop ReadOp::HopClean(TaskState& task) {
           SetError("the cell this Vc points at no longer exists");
         } else if (mode_ == Mode::kResolve) {
           cursor_ = RawVc::Cell(task.id, out.type()->id, kOutputCellIndex);
+        } else if (expected_type_ != nullptr && expected_type_ != out.type() &&
+                   task.fn == saved_context_.engine->input_function) [[unlikely]] {
+          // Which input, and for one set over the wire (a "value"), how to read it.
+          SetError("input '" + Echo(InputKeyOf(task)) + "' holds a value of type '" +
+                   out.type()->name + "', expected '" + expected_type_->name + "'" +
+                   (out.type()->name == "value"
+                        ? " (inputs set over the wire are read as turbine::WireValue)"
+                        : ""));
         } else {
           TakeValue(out.type(), out.value(), task.output_changed_at);
         }

@@ -214,7 +214,10 @@ TEST(Inputs, ReadingAsTheWrongTypeIsAnError) {
   ASSERT_TRUE(engine.SetInput("never-set-yet", std::string("text")).ok());
   absl::StatusOr<int64_t> wrong = engine.Read(unset());
   ASSERT_FALSE(wrong.ok());
-  EXPECT_NE(wrong.status().message().find("string"), std::string::npos);
+  // Before: "value has type 'string', expected 'i64'", not saying which input.
+  EXPECT_NE(wrong.status().message().find("input 'never-set-yet' holds a value of type 'string'"),
+            std::string::npos)
+      << wrong.status();
 }
 
 // A double result that comes out bit-for-bit the same (a NaN) stops the change; one that
