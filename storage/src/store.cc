@@ -798,6 +798,16 @@ absl::Status Store::ResumeWriting() {
   return resumer_->Run([db = &db(), shared = shared_] {
     const uint64_t reported = shared->errors->Reported();
     const rocksdb::Status resumed = db->Resume();
+    if (!resumed.ok() && !IsNoSpace(resumed)) {
+      // RocksDB returns the error it stopped on again from then on, cause fixed or not
+      // (a log file it could not create: a directory made read-only, say).
+      const absl::Status failed = FromRocks(resumed, "resume writing");
+      return absl::Status(failed.code(),
+                          std::string(failed.message()) +
+                              " (RocksDB does not resume after every error: once its cause "
+                              "is fixed, reopen the store, i.e. restart turbined, if writes "
+                              "still fail)");
+    }
     if (!resumed.ok()) return FromRocks(resumed, "resume writing");
     shared->errors->Handled(reported);
     return absl::OkStatus();

@@ -11,6 +11,7 @@
 
 #include "held_table_files.h"
 #include "small_disk.h"
+#include "temp_dir.h"
 #include "turbine/storage/rocks_backing_store.h"
 #include "turbine/storage/store.h"
 
@@ -194,6 +195,37 @@ TEST(FullDisk, AWriteIsRefusedWhileAResumeDoesNotReturnAndGoesOnOnceItDoes) {
   }
   ASSERT_TRUE(written.ok()) << written;
   for (int n = 0; n <= acknowledged; ++n) ExpectInput(backing, n);
+}
+
+// A log file RocksDB could not create (its directory made read-only) stops writes, and
+// RocksDB's resume returns that error again from then on, cause fixed or not: the error
+// says that the store must be reopened. Before, it only repeated "Permission denied".
+TEST(FullDisk, AWriteErrorRocksDbDoesNotResumeFromSaysToReopen) {
+  turbine::testing::TempDir dir;
+  auto files = std::make_shared<HeldTableFiles>();
+  absl::StatusOr<std::unique_ptr<Store>> store =
+      Store::Open(StoreOptions{.data_dir = dir.str(), .write_buffer_bytes = size_t{1} << 20,
+                               .file_system = files});
+  ASSERT_TRUE(store.ok()) << store.status();
+  RocksBackingStore backing(store->get());
+  files->RefuseNewLogs(true);
+  absl::Status failed;
+  int n = 0;
+  for (; n < 40 && failed.ok(); ++n) failed = WriteInput(backing, n);  // 10 MiB: a new log
+  ASSERT_FALSE(failed.ok()) << "no new log file was needed";
+  files->RefuseNewLogs(false);
+  const absl::Status again = WriteInput(backing, n);
+  EXPECT_EQ(again.code(), absl::StatusCode::kUnavailable) << again;
+  EXPECT_NE(again.message().find("once its cause is fixed, reopen the store"), std::string::npos)
+      << again;
+  // Reopened, it writes, and every write acknowledged before is there.
+  store->reset();
+  absl::StatusOr<std::unique_ptr<Store>> reopened =
+      Store::Open(StoreOptions{.data_dir = dir.str()});
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  RocksBackingStore fresh(reopened->get());
+  EXPECT_TRUE(WriteInput(fresh, n).ok());
+  for (int k = 0; k + 1 < n; ++k) ExpectInput(fresh, k);
 }
 
 // A store closed while its resume does not return is left open to it, as a crash would

@@ -1,4 +1,5 @@
-// held_table_files.h — a file system whose table-file writes can be held up, for tests.
+// held_table_files.h — a file system whose table-file writes can be held up (and whose
+// new log files can be refused), for tests.
 //
 // While held, every write to a table file (.sst: what a flush or compaction writes) waits
 // until released. Everything else (the log, the manifest) goes through at once. It stands
@@ -39,9 +40,22 @@ class HeldTableFiles : public rocksdb::FileSystemWrapper {
     return open_ > 0;
   }
 
+  // RefuseNewLogs makes the creation of write-ahead log files fail as a directory without
+  // write permission does (root passes every permission check, so a test cannot chmod).
+  void RefuseNewLogs(bool refuse) {
+    std::lock_guard lock(mu_);
+    refuse_logs_ = refuse;
+  }
+
   rocksdb::IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
                                     std::unique_ptr<rocksdb::FSWritableFile>* file,
                                     rocksdb::IODebugContext* debug) override {
+    if (name.ends_with(".log")) {
+      std::lock_guard lock(mu_);
+      if (refuse_logs_)
+        return rocksdb::IOStatus::IOError("While open a file for appending: " + name,
+                                          "Permission denied");
+    }
     rocksdb::IOStatus status = target()->NewWritableFile(name, options, file, debug);
     if (status.ok() && name.ends_with(".sst")) {
       *file = std::make_unique<HeldFile>(std::move(*file), this);
@@ -88,6 +102,7 @@ class HeldTableFiles : public rocksdb::FileSystemWrapper {
   bool held_ = false;
   int waiting_ = 0;
   int open_ = 0;  // table files not yet closed
+  bool refuse_logs_ = false;
 };
 
 }  // namespace turbine::testing
