@@ -642,9 +642,12 @@ grpc::ServerUnaryReactor* TurbineService::Flush(grpc::CallbackServerContext* con
   if (!BeginWork()) return Reject(context, kDraining);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   background_.Post([this, reactor, reply] {
+    // What snapshots wrote while it ran (a background one may add to it), not the last
+    // snapshot's count: a flush with nothing to write said the previous one's again.
+    const uint64_t before = engine_.Stats().snapshot_tasks;
     absl::Status status = engine_.Flush();
     CountError(static_cast<int>(status.code()));
-    reply->set_tasks_written(engine_.Stats().last_snapshot_tasks);
+    reply->set_tasks_written(engine_.Stats().snapshot_tasks - before);
     reactor->Finish(ToGrpc(status));
     EndWork();
   });

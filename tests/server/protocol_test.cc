@@ -37,6 +37,27 @@ TEST(Protocol, ACallExecutesOnceThenAnswersFromMemory) {
   EXPECT_EQ(second.ref().task(), first.ref().task());
 }
 
+// Before: every flush said the last snapshot's count, also one with nothing to write.
+TEST(Protocol, AFlushCountsWhatItWrote) {
+  TempDir dir;
+  turbine::server::ServerOptions options;
+  options.snapshot_interval = std::chrono::milliseconds(0);  // only flushes write
+  LiveServer live(dir.str(), options);
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  v1::CallReply reply;
+  ASSERT_TRUE(live.Call(Request("demo.fib", {Int(10)}), &reply).ok());
+  auto flush = [&] {
+    grpc::ClientContext context;
+    v1::FlushReply flushed;
+    EXPECT_TRUE(live.stub->Flush(&context, v1::FlushRequest(), &flushed).ok());
+    return flushed.tasks_written();
+  };
+  EXPECT_EQ(flush(), 11u);  // demo.fib(0..10)
+  EXPECT_EQ(flush(), 0u);
+  ASSERT_TRUE(live.Call(Request("demo.fib", {Int(12)}), &reply).ok());
+  EXPECT_EQ(flush(), 2u);
+}
+
 TEST(Protocol, BadRequestsGetClearStatusCodes) {
   TempDir dir;
   LiveServer live(dir.str());
