@@ -375,8 +375,11 @@ namespace {
 // NotInTaskBody refuses a change of inputs from inside a body: a result must follow from
 // what the body read, and a body that set an input it read invalidated itself as it ran,
 // for ever (a Read of it never returned).
-absl::Status NotInTaskBody(const char* what) {
-  if (internal::tls_context.exec == nullptr) return absl::OkStatus();
+absl::Status NotInTaskBody(const internal::EngineImpl* engine, const char* what) {
+  // A body of another engine may set this one's inputs: its result does not read them.
+  if (internal::tls_context.exec == nullptr || internal::tls_context.engine != engine) {
+    return absl::OkStatus();
+  }
   return absl::FailedPreconditionError(
       std::string("Engine::") + what +
       " called inside a task body: a result must follow from what its body read; change "
@@ -386,12 +389,12 @@ absl::Status NotInTaskBody(const char* what) {
 }  // namespace
 
 absl::Status Engine::SetInputs(std::vector<InputValue> values, size_t* changed) {
-  if (absl::Status outside = NotInTaskBody("SetInputs"); !outside.ok()) return outside;
+  if (absl::Status outside = NotInTaskBody(impl_.get(), "SetInputs"); !outside.ok()) return outside;
   return impl_->SetInputs(std::move(values), changed);
 }
 
 absl::Status Engine::DeleteInputs(std::vector<std::string> keys, size_t* changed) {
-  if (absl::Status outside = NotInTaskBody("DeleteInputs"); !outside.ok()) return outside;
+  if (absl::Status outside = NotInTaskBody(impl_.get(), "DeleteInputs"); !outside.ok()) return outside;
   return impl_->DeleteInputs(std::move(keys), changed);
 }
 

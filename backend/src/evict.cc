@@ -471,7 +471,8 @@ void EngineImpl::EvictorLoop() {
   using Clock = std::chrono::steady_clock;
   constexpr auto kStuckFor = std::chrono::seconds(2);
   std::optional<Clock::time_point> stuck_since;
-  std::optional<Clock::time_point> last_trim;  // of a trim with nothing evicted
+  std::optional<Clock::time_point> last_trim;  // of the last trim
+  std::chrono::seconds trim_every = kStuckFor;  // with nothing evicted
   bool said_stuck = false;
   std::unique_lock lock(evictor_mu_);
   while (!evictor_stop_.wait_for(lock, pressed ? pressed_interval : memory_.interval,
@@ -530,10 +531,16 @@ void EngineImpl::EvictorLoop() {
         const auto now = Clock::now();
         if (freed > 0) {
           malloc_trim(0);
+          last_trim = now;
         } else if (heap_bytes.load(std::memory_order_relaxed) + in_use / 4 < in_use &&
-                   (!last_trim || now - *last_trim >= kStuckFor)) {
+                   (!last_trim || now - *last_trim >= trim_every)) {
           malloc_trim(0);
           last_trim = now;
+          // Little came back (what is over is not the allocator's to give): less often, up
+          // to once a minute; a trim walks every arena under its lock.
+          trim_every = usage() + in_use / 16 > in_use
+                           ? std::min<std::chrono::seconds>(trim_every * 2, std::chrono::seconds(60))
+                           : std::chrono::seconds(kStuckFor);
         }
         // Too little could leave, all round: the next snapshot comes now.
         if (freed < wanted && !cut_short) want_snapshot();

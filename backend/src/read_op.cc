@@ -8,6 +8,7 @@
 
 #include "cancel_state.h"
 #include "engine_impl.h"
+#include "input_read_section.h"
 #include "persist.h"
 #include "reclaim.h"
 #include "turbine/text.h"
@@ -131,7 +132,11 @@ std::vector<TaskId> HoldersOf(EngineImpl& engine, std::span<const Dep> reads, Ta
         value = cell->value;
       }
     }
-    if (type == nullptr || value == nullptr) continue;
+    if (type == nullptr) continue;
+    if (value == nullptr) {  // evicted: it may hold the Vc; it runs again rather than load
+      holders.push_back(task->id);
+      continue;
+    }
     named.clear();
     scratch.clear();
     VcSink sink(&named);
@@ -141,24 +146,6 @@ std::vector<TaskId> HoldersOf(EngineImpl& engine, std::span<const Dep> reads, Ta
   }
   return holders;
 }
-
-// InputReadSection holds the engine's input_batch_mu shared while it lives, if `task` is an
-// input.
-class InputReadSection {
- public:
-  InputReadSection(EngineImpl& engine, const TaskState& task) ABSL_NO_THREAD_SAFETY_ANALYSIS
-      : mu_(task.fn == engine.input_function ? &engine.input_batch_mu : nullptr) {
-    if (mu_ != nullptr) mu_->ReaderLock();
-  }
-  ~InputReadSection() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    if (mu_ != nullptr) mu_->ReaderUnlock();
-  }
-  InputReadSection(const InputReadSection&) = delete;
-  InputReadSection& operator=(const InputReadSection&) = delete;
-
- private:
-  Mutex* const mu_;
-};
 
 }  // namespace
 
@@ -225,7 +212,8 @@ ReadOp::Step ReadOp::Steps(bool may_park) {
     }
     {
       // An input's value is read between batches of SetInputs (EngineImpl::input_batch_mu).
-      InputReadSection between_batches(engine, *task);
+      InputReadSection between_batches(engine, *task, may_park);
+      if (!between_batches.entered()) return Step::kNotReady;  // a worker finishes it
       MutexLock lock(&task->mu);
       if (task->gone) continue;  // evicted whole since it was found: look the id up again
       // A verification compares stamps and resolving follows references: neither needs the

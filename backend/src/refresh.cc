@@ -6,6 +6,7 @@
 #include <span>
 
 #include "engine_impl.h"
+#include "input_read_section.h"
 #include "job.h"
 #include "turbine/cancel.h"
 
@@ -178,6 +179,7 @@ bool BodyCancelled(const ExecContext& context, const std::exception_ptr& error) 
 bool SameDigest(EngineImpl& engine, RawVc slot, const std::string& digest, uint64_t* observed) {
   TaskState* target = engine.Task(slot.task);
   if (target == nullptr) return false;
+  InputReadSection between_batches(engine, *target, /*may_wait=*/true);
   MutexLock lock(&target->mu);
   std::string here;
   if (target->phase != Phase::kClean || !SlotDigest(engine, *target, slot, &here)) return false;

@@ -65,6 +65,7 @@ void EngineImpl::RetryInput(TaskState& input) {
     // As SetInputs does: a value set meanwhile is not replaced by an older one, and the
     // readers are dirty before a snapshot can stand for the new stamp.
     MutexLock writer(&input_writer_mu_);
+    MutexLock batch(&input_batch_mu);  // a change of an input, as a batch's
     std::vector<TaskId> readers;
     {
       MutexLock lock(&input.mu);

@@ -261,6 +261,28 @@ TEST(Inputs, SettingAnInputInsideABodyIsRefused) {
   EXPECT_EQ(Executions(engine, "test.inv.bumper"), 1u);
 }
 
+turbine::Engine* other_engine = nullptr;
+
+// SetsOther sets an input of another engine from inside its body.
+Task<int64_t> SetsOtherImpl() {
+  const absl::Status set = other_engine->SetInput("elsewhere", int64_t{5});
+  if (!set.ok()) turbine::Fail(std::string(set.message()), set.code());
+  co_return 1;
+}
+inline const turbine::Function<SetsOtherImpl> sets_other{"test.inv.sets_other", 1};
+
+// What the refusal is for is a body's own engine: another engine's inputs are not what the
+// body's result follows from.
+TEST(Inputs, ABodySetsAnotherEnginesInputs) {
+  turbine::Engine engine;
+  turbine::Engine other;
+  other_engine = &other;
+  turbine::Engine::Scope scope(engine);
+  absl::StatusOr<int64_t> read = engine.Read(sets_other());
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, 1);
+}
+
 TEST(Invalidation, DoublesCompareByTheirBits) {
   turbine::Engine engine;
   turbine::Engine::Scope scope(engine);
