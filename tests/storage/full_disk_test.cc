@@ -157,6 +157,15 @@ TEST(FullDisk, AReclaimWithoutRoomForItsFilesLeavesWritesGoing) {
   EXPECT_TRUE(backing.Reclaim().ok());
 }
 
+// OpenWithHeldTableFiles opens a store on `disk` whose table-file writes `files` can hold,
+// and whose writes wait 300 ms for a resume.
+absl::StatusOr<std::unique_ptr<Store>> OpenWithHeldTableFiles(
+    const SmallDisk& disk, const std::shared_ptr<HeldTableFiles>& files) {
+  return Store::Open(StoreOptions{.data_dir = (disk.path() / "data").string(),
+                                  .resume_wait = std::chrono::milliseconds(300),
+                                  .file_system = files});
+}
+
 // RocksDB (7.8) can wait in a resume for good: a flush it rolled back is never run again,
 // and the resume waits for it (seen on a full tmpfs). Here the flush a resume starts is
 // held instead. Before, the write that asked for the resume waited with it, and so did
@@ -165,10 +174,7 @@ TEST(FullDisk, AWriteIsRefusedWhileAResumeDoesNotReturnAndGoesOnOnceItDoes) {
   SmallDisk disk(kDiskBytes);
   if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
   auto files = std::make_shared<HeldTableFiles>();
-  absl::StatusOr<std::unique_ptr<Store>> store =
-      Store::Open(StoreOptions{.data_dir = (disk.path() / "data").string(),
-                               .resume_wait = std::chrono::milliseconds(300),
-                               .file_system = files});
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenWithHeldTableFiles(disk, files);
   ASSERT_TRUE(store.ok()) << store.status();
   RocksBackingStore backing(store->get());
   ASSERT_GT(disk.Fill("ballast", kBallastBytes), 0u);
@@ -234,10 +240,7 @@ TEST(FullDisk, AStoreClosedUnderAResumeThatDoesNotReturnIsLeftToIt) {
   SmallDisk disk(kDiskBytes);
   if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
   auto files = std::make_shared<HeldTableFiles>();
-  absl::StatusOr<std::unique_ptr<Store>> store =
-      Store::Open(StoreOptions{.data_dir = (disk.path() / "data").string(),
-                               .resume_wait = std::chrono::milliseconds(300),
-                               .file_system = files});
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenWithHeldTableFiles(disk, files);
   ASSERT_TRUE(store.ok()) << store.status();
   {
     RocksBackingStore backing(store->get());
