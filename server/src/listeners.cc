@@ -15,7 +15,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 namespace turbine::server {
@@ -267,7 +269,9 @@ bool ConnectionAcceptor::AtLimit(const Port& port) {
 
 void ConnectionAcceptor::Run() {
   bool paused = false;  // out of descriptors: listen only for the wake, retry after a pause
-  bool said_full = false;
+  bool said_full = false;   // at the bound when last looked
+  bool told_full = false;   // and the log said so, not yet followed by "again"
+  std::optional<std::chrono::steady_clock::time_point> last_said_full;
   std::vector<pollfd> polled;                   // the wake eventfd, then the sockets polled
   std::vector<std::pair<Port*, int>> sources;  // of polled[i + 1]
   for (;;) {
@@ -288,13 +292,19 @@ void ConnectionAcceptor::Run() {
       }
     }
     if (!paused && some_full != said_full) {
-      if (some_full) {
+      // Once a minute at most: clients coming and going at the bound made it say so, and
+      // then that it accepts again, several times a second.
+      const auto now = std::chrono::steady_clock::now();
+      if (some_full && (!last_said_full || now - *last_said_full >= std::chrono::minutes(1))) {
         spdlog::warn(
-            "{} connections are open, the limit (--max-connections {}; {} of them over TCP, "
-            "which may take {}): new ones wait until one closes",
+            "open connections at the limit: {} (--max-connections {}; over TCP {}, which may "
+            "take {}): new ones wait until one closes",
             connections_.size(), max_connections_, tcp_connections_, max_tcp_connections_);
-      } else {
+        last_said_full = now;
+        told_full = true;
+      } else if (!some_full && told_full) {
         spdlog::info("accepting connections again");
+        told_full = false;
       }
       said_full = some_full;
     }

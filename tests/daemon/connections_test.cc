@@ -12,6 +12,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <thread>
 #include <utility>
 
 #include "../server/requests.h"
@@ -33,7 +34,7 @@ constexpr int kIdleConnections = 300;
 
 // Markers of the daemon having met the flood: gRPC's listener giving up, or ours pausing.
 const std::vector<std::string> kFloodMarkers = {"Failed accept4", "cannot accept a connection",
-                                                "connections are open, the limit"};
+                                                "open connections at the limit"};
 
 // ConnectRaw opens a socket to `address` ("unix:PATH" or "127.0.0.1:PORT") that sends
 // nothing. The connect is non-blocking: a full backlog must not hang the test.
@@ -156,7 +157,7 @@ struct OwnerAndFlood {
   // Flood opens kIdleConnections over TCP and waits until the daemon is at its bound.
   void Flood() {
     for (int i = 0; i < kIdleConnections; ++i) sockets.push_back(ConnectRaw(daemon.address()));
-    EXPECT_NE(daemon.WaitForAnyLog({"connections are open, the limit"}), "") << daemon.log();
+    EXPECT_NE(daemon.WaitForAnyLog({"open connections at the limit"}), "") << daemon.log();
   }
   ~OwnerAndFlood() {
     for (int fd : sockets) ::close(fd);
@@ -235,13 +236,37 @@ TEST(DaemonConnections, AtTheConnectionBoundANewClientWaitsForAFreeSlot) {
   const int first = ConnectRaw(daemon.address());
   const int second = ConnectRaw(daemon.address());
   const int third = ConnectRaw(daemon.address());  // the bound's: it waits in the backlog
-  EXPECT_NE(daemon.WaitForAnyLog({"2 connections are open, the limit"}), "") << daemon.log();
+  EXPECT_NE(daemon.WaitForAnyLog({"open connections at the limit: 2"}), "") << daemon.log();
   ::close(first);
   ::close(second);
   v1::CallReply reply;
   const grpc::Status status = CallFib(daemon.address(), "", &reply);
   EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << daemon.log();
   ::close(third);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
+// CountOf is how many times `part` is in `text`.
+size_t CountOf(const std::string& text, const std::string& part) {
+  size_t count = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++count;
+  return count;
+}
+
+// Before: clients coming and going at the bound logged the limit, then "accepting
+// connections again", several times a second.
+TEST(DaemonConnections, TheBoundIsLoggedOnceAMinuteAsClientsComeAndGo) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--max-connections", "1"})) << daemon.log();
+  int held = ConnectRaw(daemon.address());
+  ASSERT_TRUE(daemon.WaitForLog("open connections at the limit: 1")) << daemon.log();
+  ::close(held);
+  ASSERT_TRUE(daemon.WaitForLog("accepting connections again")) << daemon.log();
+  held = ConnectRaw(daemon.address());  // at the bound again, within the minute
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  ::close(held);
+  EXPECT_EQ(CountOf(daemon.log(), "open connections at the limit"), 1u) << daemon.log();
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
@@ -252,7 +277,7 @@ TEST(DaemonConnections, ACliCallThatWaitedAtTheBoundSaysSo) {
   DaemonProcess daemon;
   ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--max-connections", "1"})) << daemon.log();
   const int held = ConnectRaw(daemon.address());
-  EXPECT_NE(daemon.WaitForAnyLog({"1 connections are open, the limit"}), "") << daemon.log();
+  EXPECT_NE(daemon.WaitForAnyLog({"open connections at the limit: 1"}), "") << daemon.log();
   const turbine::testing::CliResult run = turbine::testing::RunCli(
       "--connect " + daemon.address() + " --timeout-ms 1500 ping 2>&1");
   EXPECT_EQ(run.exit_code, 3) << run.out;
