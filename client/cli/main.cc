@@ -304,6 +304,11 @@ int Main(int argc, char** argv) {
         }
         return kUsage;
       }
+      // A missing argument, said as the CLI's other errors are.
+      const std::string command = app.get_subcommands().front()->get_name();
+      std::cerr << "turbine: " << command << ": " << e.what() << " (turbine " << command
+                << " --help says more)\n";
+      return kUsage;
     }
     return app.exit(e) == 0 ? kOk : kUsage;  // --help exits 0
   }

@@ -127,6 +127,12 @@ TEST(CliUsageTest, AnUnknownOptionOfACommandIsNamedBeforeAMissingArgument) {
                                       "'"))
         << run.err;
   }
+  // A missing argument is said as the CLI's other errors are (before: CLI11's bare
+  // "keys is required" and "Run with --help").
+  CliRun missing = RunCli({"--data-dir", dir.path(), "unset"});
+  EXPECT_EQ(missing.exit_code, 2) << missing.err;
+  EXPECT_TRUE(Contains(missing.err, "turbine: unset: keys is required (turbine unset --help"))
+      << missing.err;
   // Before the command, it is not the command's.
   CliRun global = RunCli({"--data-dir", dir.path(), "--bogus", "unset"});
   EXPECT_EQ(global.exit_code, 2) << global.err;
