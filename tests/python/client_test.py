@@ -562,6 +562,15 @@ class SmallMessageLimitTest(DaemonTestCase):
             results = client.call_many([("input.get", key)] * 4000)
             self.assertEqual([r.value for r in results], [1] * 4000)
 
+    def test_a_daemon_limit_below_a_batch_gets_smaller_batches(self):
+        # Before: RESOURCE_EXHAUSTED "Received message larger than max (18870 vs. 4096)",
+        # the whole call_many failed for calls of twenty bytes each.
+        turbined = self.start_daemon("tiny-messages", "--max-message-bytes", "4096")
+        with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
+            results = client.call_many([("demo.fib", n % 90) for n in range(1000)])
+            self.assertEqual(results[89].value, 1779979416004714189)
+            self.assertEqual(len(results), 1000)
+
 
 class AbandonedCallManyTest(DaemonTestCase):
     def test_an_exception_out_of_call_many_cancels_its_calls(self):

@@ -6,6 +6,7 @@ gRPC channel); a Watch is iterated by one thread and may be cancelled from any.
 import json
 import math
 import os
+import re
 import ssl
 import time
 
@@ -218,9 +219,10 @@ class Client:
         options = self._call_options(timeout)
         deadline = _deadline(options["timeout"])
         retries = iter(_STREAM_BACKOFF)
+        batch_bytes = _BATCH_BYTES
         while True:
             options["timeout"] = _remaining(deadline)
-            batches = self._stub.CallBatches(_batches_of(requests), **options)
+            batches = self._stub.CallBatches(_batches_of(requests, batch_bytes), **options)
             answered = received = False
             try:
                 for batch in batches:
@@ -234,6 +236,10 @@ class Client:
                 answered = True
                 break
             except grpc.RpcError as error:
+                smaller = None if received else _daemon_message_limit(error, batch_bytes)
+                if smaller is not None:  # a daemon whose limit is below a batch: smaller ones
+                    batch_bytes = smaller
+                    continue
                 if received or not _retry_stream(error, retries, deadline):
                     raise self._error(error) from None
             finally:
@@ -479,20 +485,37 @@ def _retry_stream(error, retries, deadline):
 
 # A CallBatch carries at most 10,000 calls (the daemon's limit), and must fit the daemon's
 # --max-message-bytes, which the client does not know: 64 KiB fits a daemon set that low
-# and still carries thousands of small calls. A call larger than that goes alone.
+# and still carries thousands of small calls; a daemon set lower says its limit when it
+# refuses a batch, and the calls go again in batches that fit (_daemon_message_limit). A
+# call larger than a batch goes alone.
 _BATCH_CALLS = 4096
 _BATCH_BYTES = 64 << 10
 
 
-def _batches_of(requests):
-    """Yields CallBatch messages holding `requests` in order."""
+def _daemon_message_limit(error, batch_bytes):
+    """The batch size that fits a daemon that refused a batch as larger than its
+    --max-message-bytes (gRPC says "Received message larger than max (N vs. M)"), if that
+    is smaller than `batch_bytes`; None otherwise."""
+    if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return None
+    found = re.search(r"Received message larger than max \((\d+) vs\. (\d+)\)",
+                      error.details() or "")
+    if not found:
+        return None
+    fits = int(found.group(2)) - 64  # room for the batch's own framing
+    return fits if 0 < fits < batch_bytes else None
+
+
+def _batches_of(requests, batch_bytes=_BATCH_BYTES):
+    """Yields CallBatch messages holding `requests` in order, each of at most `batch_bytes`
+    (a call larger than that goes alone)."""
     batch = pb.CallBatch()
     size = 0
     for request in requests:
         call_bytes = request.ByteSize()
         # The call, its length (a varint) and its field's tag, as the batch holds it.
         request_size = call_bytes + 1 + (call_bytes.bit_length() + 6) // 7 if call_bytes else 2
-        if batch.calls and (len(batch.calls) == _BATCH_CALLS or size + request_size > _BATCH_BYTES):
+        if batch.calls and (len(batch.calls) == _BATCH_CALLS or size + request_size > batch_bytes):
             yield batch
             batch = pb.CallBatch()
             size = 0
