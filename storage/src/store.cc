@@ -166,10 +166,13 @@ Attempt ConvertOpenError(const rocksdb::Status& status, const std::string& path)
             {}};
   }
   if (status.IsIOError() && status.ToString().find("lock") != std::string::npos) {
+    // RocksDB says "lock hold by current process" for a second open in this one.
+    const bool here = status.ToString().find("current process") != std::string::npos;
     return {Verdict::kError,
-            absl::FailedPreconditionError("the cache database " + path +
-                                          " is in use by another process (" +
-                                          status.ToString() + ")"),
+            absl::FailedPreconditionError(
+                "the cache database " + path + " is in use by " +
+                (here ? "this process already (open it once)" : "another process") + " (" +
+                status.ToString() + ")"),
             {}};
   }
   if (status.IsIOError()) {
