@@ -1,4 +1,6 @@
 // read_op.cc — reading a Vc: follow outputs to a value, wait for clean, detect cycles.
+#include <absl/container/flat_hash_set.h>
+
 #include <algorithm>
 #include <semaphore>
 #include <span>
@@ -111,17 +113,23 @@ void ReadOp::TakeValue(const ValueType* type, const std::shared_ptr<const void>&
 namespace {
 
 // HoldersOf is, of the tasks whose slots `reads` names, those whose value there holds a Vc
-// naming `lost`. For a read of a Vc into nothing (rare): it serializes each value to find
-// the Vcs in it.
+// naming `lost`, and of what those read, the same, and so on (a holder may have copied the
+// Vc out of a value it read). For a read of a Vc into nothing (rare): it serializes each
+// value to find the Vcs in it.
 std::vector<TaskId> HoldersOf(EngineImpl& engine, std::span<const Dep> reads, TaskId lost) {
   std::vector<TaskId> holders;
+  std::vector<Dep> work(reads.begin(), reads.end());
+  absl::flat_hash_set<TaskId> seen;
   std::vector<TaskId> named;
   std::string scratch;
-  for (const Dep& read : reads) {
+  while (!work.empty()) {
+    const Dep read = work.back();
+    work.pop_back();
     TaskState* task = engine.Task(read.slot.task);
     if (task == nullptr) continue;
     const ValueType* type = nullptr;
     std::shared_ptr<const void> value;
+    std::vector<Dep> its_reads;
     {
       MutexLock lock(&task->mu);
       if (read.slot.is_output()) {
@@ -131,18 +139,21 @@ std::vector<TaskId> HoldersOf(EngineImpl& engine, std::span<const Dep> reads, Ta
         type = ValueTypeById(cell->type);
         value = cell->value;
       }
+      if (type != nullptr) its_reads.assign(task->deps().begin(), task->deps().end());
     }
     if (type == nullptr) continue;
-    if (value == nullptr) {  // evicted: it may hold the Vc; it runs again rather than load
-      holders.push_back(task->id);
-      continue;
+    bool holds = value == nullptr;  // evicted: it may hold the Vc; it runs again, not loaded
+    if (!holds) {
+      named.clear();
+      scratch.clear();
+      VcSink sink(&named);
+      type->serialize(value.get(), &scratch);
+      sink.Stop();
+      holds = std::find(named.begin(), named.end(), lost) != named.end();
     }
-    named.clear();
-    scratch.clear();
-    VcSink sink(&named);
-    type->serialize(value.get(), &scratch);
-    sink.Stop();
-    if (std::find(named.begin(), named.end(), lost) != named.end()) holders.push_back(task->id);
+    if (!holds || !seen.insert(task->id).second) continue;
+    holders.push_back(task->id);
+    work.insert(work.end(), its_reads.begin(), its_reads.end());
   }
   return holders;
 }

@@ -771,6 +771,36 @@ TEST(GarbageCollection, AStoredValueHoldingAVcOfARemovedTaskIsComputedAgain) {
   EXPECT_EQ(Executions("hold_leaf10"), holds + 1);
 }
 
+// HoldCopy returns the value HoldLeaf10 returns: a copy of its Vc, one step further.
+Task<std::vector<Vc<int64_t>>> HoldCopyImpl() { co_return co_await hold_leaf10(); }
+const turbine::Function<HoldCopyImpl> hold_copy{"test.gc.hold_copy", 1};
+
+Task<int64_t> UseCopyImpl() {
+  const std::vector<Vc<int64_t>> held = co_await hold_copy();
+  co_return (co_await held[0]) + (co_await Input<int64_t>("salt"));
+}
+const turbine::Function<UseCopyImpl> use_copy{"test.gc.use_copy", 1};
+
+// The same, when the holder copied the Vc out of a value it read: what it read executes
+// again too, or the holder would copy the same Vc again.
+TEST(GarbageCollection, AVcCopiedFromHolderToHolderIsComputedAgainAtItsSource) {
+  turbine::testing::TempDir dir;
+  TaskId leaf_id = 0;
+  {
+    Daemon d(dir.str());
+    ASSERT_TRUE(d.engine.SetInput("base", int64_t{0}).ok());
+    ASSERT_TRUE(d.engine.SetInput("salt", int64_t{0}).ok());
+    ASSERT_EQ(*d.engine.Read(use_copy()), 10);
+    leaf_id = leaf(10).raw().task;
+  }
+  Daemon d(dir.str());
+  ASSERT_TRUE(d.owner->backing_store().DeleteTasks({leaf_id}).ok());
+  ASSERT_TRUE(d.engine.SetInput("salt", int64_t{2}).ok());
+  absl::StatusOr<int64_t> used = d.engine.Read(use_copy());
+  ASSERT_TRUE(used.ok()) << used.status();
+  EXPECT_EQ(*used, 12);
+}
+
 // Down to the disk's reserve (5% of 32 MiB here), snapshots wait; an input, one naming a
 // task no snapshot wrote included, and a garbage collection pass go on. Before, the
 // backlog of results filled what a user had just freed, and then nothing could be deleted.
