@@ -194,7 +194,7 @@ ExitCode RunWhy(const Session& session, const WhyCommand& command) {
   if (session.json) {
     std::cout << Dump(WhyJson(*why)) << std::endl;
   } else {
-    std::cout << WhyText(*why) << std::flush;
+    std::cout << WhyText(*why, command.max_steps) << std::flush;
   }
   return kOk;
 }

@@ -132,7 +132,8 @@ void AddCommands(CLI::App& app, CommandLine* line) {
   why_command->add_option("--this", line->why.call.this_ref, "Receiver of a method");
   why_command->add_option("--max-steps", line->why.max_steps,
                           "Tasks to explain at most (default: the daemon's, 64)")
-      ->check(CLI::PositiveNumber);
+      // Not PositiveNumber: it said "Value 0 not in range 0.000000 to" 300 digits.
+      ->check(CLI::Range(uint32_t{1}, std::numeric_limits<uint32_t>::max()));
   why_command->callback(
       [line] { line->run = [line](const Session& s) { return RunWhy(s, line->why); }; });
 

@@ -4,6 +4,9 @@
 #include <absl/strings/str_format.h>
 #include <absl/time/time.h>
 
+#include <algorithm>
+#include <climits>
+
 namespace turbine::cli {
 namespace {
 
@@ -90,7 +93,7 @@ nlohmann::json WhyJson(const v1::WhyReply& why) {
   return {{"root", why.root()}, {"truncated", why.truncated()}, {"steps", std::move(steps)}};
 }
 
-std::string WhyText(const v1::WhyReply& why) {
+std::string WhyText(const v1::WhyReply& why, uint32_t max_steps) {
   std::string text;
   for (const v1::WhyStep& step : why.steps()) {
     // Two spaces a level, up to a bound: a chain of 20,000 causes would take gigabytes of
@@ -124,7 +127,13 @@ std::string WhyText(const v1::WhyReply& why) {
       }
     }
   }
-  if (why.truncated()) text += "(more causes left out: raise --max-steps)\n";
+  if (why.truncated()) {
+    const int asked = max_steps == 0 ? 64 : static_cast<int>(std::min<uint32_t>(max_steps, INT32_MAX));
+    text += why.steps_size() < asked
+                ? "(more causes left out: the answer reached the size of one reply of the "
+                  "daemon, its --max-message-bytes)\n"
+                : "(more causes left out: raise --max-steps)\n";
+  }
   return text;
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <cstdint>
 #include <string>
 
 #include "turbine/v1/turbine.pb.h"
@@ -14,6 +15,8 @@ nlohmann::json WhyJson(const v1::WhyReply& why);
 
 // WhyText: per step, "fn(args) @id" and under it the explanation, and the last
 // execution's duration and time when known; a step's causes are indented under it.
-std::string WhyText(const v1::WhyReply& why);
+// `max_steps` is what was asked (0: the daemon's default, 64): an answer cut short with
+// fewer steps than that was cut by the size of one reply, not by the steps asked for.
+std::string WhyText(const v1::WhyReply& why, uint32_t max_steps = 0);
 
 }  // namespace turbine::cli

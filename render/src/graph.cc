@@ -42,10 +42,16 @@ std::string Duration(uint64_t micros) {
   return absl::StrFormat("%.1f s", static_cast<double>(micros) / 1e6);
 }
 
-// DotString quotes `text` as a DOT string ("\n" in `text` stays a line break).
+// DotString quotes `text` as a DOT string ("\n" in `text` stays a line break). Graphviz
+// reads an entity in a label ("&lt;") as the character it names, so an argument holding
+// one showed as another: '&' is written as an entity itself.
 std::string DotString(const std::string& text) {
   std::string out = "\"";
   for (char c : text) {
+    if (c == '&') {
+      out += "&amp;";
+      continue;
+    }
     if (c == '"' || c == '\\') out.push_back('\\');
     if (c == '\n') {
       out += "\\n";

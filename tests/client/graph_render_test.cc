@@ -32,5 +32,18 @@ TEST(GraphRender, DotThatGraphvizCannotReadIsInvalidArgument) {
   EXPECT_TRUE(DotToSvg("digraph { a -> b; }").ok());
 }
 
+// An argument holding an entity ("x&lt;y") shows as itself. Before, Graphviz read the
+// entity in the DOT label, and the picture showed "x<y".
+TEST(GraphRender, AnArgumentHoldingAnEntityShowsAsItIs) {
+  v1::GraphReply graph;
+  v1::GraphNode* node = graph.add_nodes();
+  node->set_task(1);
+  node->set_function("input.get");
+  node->set_args("\"x&lt;y\"");
+  absl::StatusOr<std::string> svg = DotToSvg(GraphDot(graph));
+  ASSERT_TRUE(svg.ok()) << svg.status();
+  EXPECT_NE(svg->find("x&amp;lt;y"), std::string::npos) << *svg;
+}
+
 }  // namespace
 }  // namespace turbine::render

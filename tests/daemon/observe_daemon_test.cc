@@ -249,6 +249,13 @@ TEST(WhyReply, AnExplanationLargerThanAReplyIsCutAndSaysSo) {
   EXPECT_TRUE(report["truncated"].get<bool>()) << why.out;
   EXPECT_GT(report["steps"].size(), 5u);
   EXPECT_LT(report["steps"].size(), 101u);
+  // The text says which limit cut it (before: "raise --max-steps", at 1000 asked).
+  const CliResult text = RunCli(cli + "why --max-steps 1000 sheet.eval c99 2>&1");
+  EXPECT_NE(text.out.find("reached the size of one reply of the daemon, its "
+                          "--max-message-bytes"),
+            std::string::npos)
+      << text.out;
+  EXPECT_EQ(text.out.find("raise --max-steps"), std::string::npos) << text.out;
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
