@@ -126,12 +126,20 @@ TaskId WhyWalk::NextCutoff(Explained& task) {
     TaskState* target = engine_.InMemory(dep.slot.task);
     if (target == nullptr) continue;
     bool equal = false;
+    uint64_t its_execution = 0;
     {
       MutexLock lock(&target->mu);
       equal = target->last_execution > task.last_execution && target->phase == Phase::kClean &&
               target->SlotChangedAt(dep.slot) == dep.observed;
+      its_execution = target->last_execution;
     }
     if (!equal) continue;
+    // One whose output that execution changed was no cutoff: on a cycle, a reader runs
+    // inside it and ends first, and reads its new stamp when the cycle settles.
+    if (ExecutionEntry entry; engine_.ExecutionEntryOf(its_execution, &entry) &&
+                              entry.output_changed) {
+      continue;
+    }
     ++task.cutoffs;
     return dep.slot.task;
   }

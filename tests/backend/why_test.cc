@@ -198,6 +198,27 @@ TEST(Why, AnEarlyCutoffSaysTheReaderDidNotReExecute) {
   EXPECT_EQ(why->steps[2].output_after, Digest(3));
 }
 
+Task<int64_t> WhyPingImpl(int64_t n);
+Task<int64_t> WhyPongImpl(int64_t n);
+inline const turbine::Function<WhyPingImpl> why_ping{"test.why.ping", 1};
+inline const turbine::Function<WhyPongImpl> why_pong{"test.why.pong", 1};
+Task<int64_t> WhyPingImpl(int64_t n) { co_return 1 + co_await why_pong(n); }
+Task<int64_t> WhyPongImpl(int64_t n) { co_return 1 + co_await why_ping(n); }
+
+// On a cycle the reader runs inside the task it reads and ends first. Before, `why` took
+// that task for an early cutoff: "re-executed after its reader last executed (first
+// execution) and came out equal", its output changed and executed once.
+TEST(Why, ATaskOnACycleIsNoEarlyCutoffOfItsReader) {
+  turbine::Engine engine({.worker_threads = 1});
+  turbine::Engine::Scope scope(engine);
+  ASSERT_FALSE(engine.Read(why_ping(1)).ok());
+  absl::StatusOr<turbine::WhyReport> why = engine.Why(why_pong(1).raw());
+  ASSERT_TRUE(why.ok()) << why.status();
+  for (const WhyStep& step : why->steps) {
+    EXPECT_NE(step.kind, WhyStep::Kind::kCutoff) << step.text;
+  }
+}
+
 // A task whose output is a reference to its own cell (fs.read of a racy file) keeps the
 // same reference when it executes again; what its readers get is the cell, so that is
 // what `why` compares.
