@@ -177,6 +177,9 @@ ExitCode RunGraph(const Session& session, const GraphCommand& command) {
     return kOk;
   }
   std::ofstream file(command.output, std::ios::binary | std::ios::trunc);
+  if (!file.is_open()) {
+    return UsageError("cannot write " + command.output + ": " + std::strerror(errno));
+  }
   file << text;
   file.close();
   if (!file) return UsageError("cannot write " + command.output);
@@ -238,7 +241,7 @@ ExitCode RunTrace(const Session& session, const TraceCommand& command) {
   std::error_code error;
   const bool existed = std::filesystem::exists(command.output, error);
   if (!std::ofstream(command.output, std::ios::binary | std::ios::app)) {
-    return UsageError("cannot write " + command.output);
+    return UsageError("cannot write " + command.output + ": " + std::strerror(errno));
   }
   if (!session.json) {
     std::cerr << "turbine: tracing for " << command.seconds << " s...\n";

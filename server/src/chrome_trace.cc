@@ -103,7 +103,8 @@ void AppendChromeTrackName(uint64_t track, std::string* out) {
   out->append("}}");
 }
 
-std::string ChromeTraceJson(const Trace& trace, size_t max_bytes, size_t* written) {
+std::string ChromeTraceJson(const Trace& trace, size_t max_bytes, size_t* written,
+                            bool cut_short) {
   // What the track names and the end take, at most, beside the events: a track's name is
   // under 100 bytes, and the end under 100 with its numbers.
   constexpr size_t kTrackNameBytes = 128;
@@ -134,7 +135,8 @@ std::string ChromeTraceJson(const Trace& trace, size_t max_bytes, size_t* writte
   }
   const uint64_t dropped = trace.dropped + (trace.events.size() - events);
   out.append("\n],\"displayTimeUnit\":\"ms\",\"otherData\":{\"events\":" +
-             std::to_string(events) + ",\"dropped\":" + std::to_string(dropped) + "}}\n");
+             std::to_string(events) + ",\"dropped\":" + std::to_string(dropped) +
+             (cut_short ? ",\"cut_short\":true" : "") + "}}\n");
   if (written != nullptr) *written = events;
   return out;
 }

@@ -17,9 +17,10 @@ namespace turbine::server {
 // body's read ran inline nests inside it on the same track. The text stays within
 // `max_bytes`: the events that would take it past are left out (with the trace's own
 // dropped ones, they are the `dropped` it reports); `written` (if not null) gets how many
-// events it holds.
+// events it holds. `cut_short` (a shutdown ended it early) is said in `otherData` too, so
+// the file says so, not only the reply.
 std::string ChromeTraceJson(const Trace& trace, size_t max_bytes = SIZE_MAX,
-                            size_t* written = nullptr);
+                            size_t* written = nullptr, bool cut_short = false);
 
 // The parts, for a trace streamed to a file (trace_file.h): one event as a JSON object
 // (times in microseconds from `origin_nanos`, steady clock), the track it goes on (its

@@ -128,7 +128,8 @@ class TraceReactor final : public grpc::ServerUnaryReactor {
     const int64_t room = service_.reply_budget().limits().message_bytes - kOtherFields;
     size_t events = 0;
     reply_->set_chrome_trace_json(
-        ChromeTraceJson(trace, static_cast<size_t>(std::max<int64_t>(room, 0)), &events));
+        ChromeTraceJson(trace, static_cast<size_t>(std::max<int64_t>(room, 0)), &events,
+                        /*cut_short=*/!rang));
     reply_->set_events(events);
     reply_->set_dropped(trace.dropped + (trace.events.size() - events));
     if (events < trace.events.size()) {

@@ -151,6 +151,12 @@ TEST_F(GraphDaemon, DotAndSvgNameEveryTask) {
     EXPECT_NE(dot.out.find(arrow), std::string::npos) << arrow;
   }
 
+  // A file that cannot be written says why (before: only "cannot write PATH").
+  const CliResult nowhere = RunCli(cli_ + "graph -o " + dir_.str() +
+                                   "/no/such/dir/g.dot tree.summary " + tree_ + " 2>&1");
+  EXPECT_EQ(nowhere.exit_code, 2) << nowhere.out;
+  EXPECT_NE(nowhere.out.find("g.dot: No such file or directory"), std::string::npos) << nowhere.out;
+
   const std::string svg_path = dir_.str() + "/graph.svg";
   ASSERT_EQ(RunCli(cli_ + "graph --format svg -o " + svg_path + " tree.summary " + tree_).exit_code,
             0);
@@ -159,7 +165,8 @@ TEST_F(GraphDaemon, DotAndSvgNameEveryTask) {
       "python3 -c \"import sys, xml.etree.ElementTree as E; ns='{http://www.w3.org/2000/svg}'; "
       "root=E.parse(sys.argv[1]).getroot(); assert root.tag==ns+'svg'; "
       "[print(g.get('id'), ' '.join(t.text for t in g.iter(ns+'text'))) "
-      "for g in root.iter(ns+'g') if g.get('class')=='node']\" " + svg_path;
+      "for g in root.iter(ns+'g') if g.get('class')=='node']\" " +
+      svg_path;
   FILE* pipe = ::popen(list_nodes.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string listed;
@@ -386,6 +393,8 @@ TEST_F(GraphDaemon, AShutdownCutsATraceShortAndItIsWritten) {
       << traced.out;
   std::ifstream file(out);
   const nlohmann::json trace = nlohmann::json::parse(file);  // throws if invalid
+  // The file says so too (before: only the CLI's line did).
+  EXPECT_EQ(trace["otherData"].value("cut_short", false), true) << trace["otherData"].dump();
   bool fib = false;
   for (const nlohmann::json& event : trace["traceEvents"]) {
     fib = fib || event["name"] == "demo.fib";
