@@ -115,6 +115,13 @@ TEST(FullDisk, AWriteIsResourceExhaustedAndTheNextOneAfterSpaceIsFreedSucceeds) 
   for (int n = 0; n <= acknowledged; ++n) ExpectInput(backing, n);
 }
 
+// HoldInMemtablesWithLittleRoom writes inputs 0 to 27 (7 MiB, held in the memtables) and
+// leaves 2 MiB free: too little to write them into table files.
+void HoldInMemtablesWithLittleRoom(SmallDisk& disk, RocksBackingStore& backing) {
+  for (int n = 0; n < 28; ++n) ASSERT_TRUE(WriteInput(backing, n).ok()) << n;
+  ASSERT_TRUE(disk.LeaveFree(size_t{2} << 20));
+}
+
 // An idle engine settles the store (flushes its memtables). On a nearly full disk that
 // flush would fail, and a failed flush stops every write until space is freed: the settle
 // must not try without room for its files.
@@ -125,8 +132,7 @@ TEST(FullDisk, ASettleWithoutRoomForItsFilesLeavesWritesGoing) {
   std::unique_ptr<Store> store = OpenOrDie(data);
   ASSERT_NE(store, nullptr);
   RocksBackingStore backing(store.get());
-  for (int n = 0; n < 28; ++n) ASSERT_TRUE(WriteInput(backing, n).ok()) << n;  // 7 MiB held
-  ASSERT_TRUE(disk.LeaveFree(size_t{2} << 20));
+  ASSERT_NO_FATAL_FAILURE(HoldInMemtablesWithLittleRoom(disk, backing));
 
   EXPECT_TRUE(backing.Settle(size_t{4} << 20).ok());
   EXPECT_TRUE(WriteInput(backing, 28).ok()) << "a settle stopped the writes";
@@ -144,8 +150,7 @@ TEST(FullDisk, AReclaimWithoutRoomForItsFilesLeavesWritesGoing) {
   std::unique_ptr<Store> store = OpenOrDie(data);
   ASSERT_NE(store, nullptr);
   RocksBackingStore backing(store.get());
-  for (int n = 0; n < 28; ++n) ASSERT_TRUE(WriteInput(backing, n).ok()) << n;  // 7 MiB held
-  ASSERT_TRUE(disk.LeaveFree(size_t{2} << 20));
+  ASSERT_NO_FATAL_FAILURE(HoldInMemtablesWithLittleRoom(disk, backing));
 
   const absl::Status reclaimed = backing.Reclaim();
   EXPECT_EQ(reclaimed.code(), absl::StatusCode::kResourceExhausted) << reclaimed;
