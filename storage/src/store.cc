@@ -3,6 +3,7 @@
 
 #include <absl/strings/numbers.h>
 #include <rocksdb/cache.h>
+#include <rocksdb/comparator.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/metadata.h>
@@ -27,6 +28,7 @@
 
 #include "resumer.h"
 #include "rocks_faults.h"
+#include "store_internal.h"
 #include "turbine/storage/format.h"
 
 namespace turbine::storage {
@@ -39,6 +41,30 @@ constexpr std::array<std::string_view, kTableCount> kTableNames = {
 
 using Verdict = Store::Verdict;
 using Attempt = Store::Attempt;
+
+// TableHandle names a table in a WriteBatch, which takes only its id from a handle (and
+// its comparator, for timestamps): the ids are the database's, the same in every
+// instance, so a batch built while one instance was current writes to the right table of
+// the next, and never through a handle of an instance closed meanwhile. Only for batches:
+// reads go through the pinned instance's own handles (Store::Pin::handle).
+class TableHandle final : public rocksdb::ColumnFamilyHandle {
+ public:
+  TableHandle(std::string_view name, uint32_t id) : name_(name), id_(id) {}
+  const std::string& GetName() const override { return name_; }
+  uint32_t GetID() const override { return id_; }
+  rocksdb::Status GetDescriptor(rocksdb::ColumnFamilyDescriptor*) override {
+    return rocksdb::Status::NotSupported("a table's name for write batches only");
+  }
+  const rocksdb::Comparator* GetComparator() const override {
+    return rocksdb::BytewiseComparator();
+  }
+
+ private:
+  std::string name_;
+  uint32_t id_;
+};
+
+}  // namespace
 
 rocksdb::Options DatabaseOptions(const std::shared_ptr<rocksdb::Logger>& logger,
                                  const std::shared_ptr<BackgroundErrors>& errors,
@@ -68,6 +94,7 @@ rocksdb::Options DatabaseOptions(const std::shared_ptr<rocksdb::Logger>& logger,
   return options;
 }
 
+
 // RemoveEmptyLogs deletes the empty write-ahead log files older than the one `db` (just
 // opened for writing) writes to. Every open starts a new log, and RocksDB before 8.3 never
 // deletes one into which nothing was written: a daemon restarted without writing left one
@@ -88,6 +115,8 @@ void RemoveEmptyLogs(rocksdb::DB& db, const std::string& path) {
     }
   }
 }
+
+namespace {
 
 // TableOptions tunes each table for how it is read.
 //   tasks     point lookups that mostly miss (every new task asks first) or hit a task
@@ -151,11 +180,15 @@ rocksdb::ColumnFamilyOptions TableOptions(Table table,
   return options;
 }
 
+}  // namespace
+
 bool IsNoSpace(const rocksdb::Status& status) {
   return status.IsNoSpace() ||
          (status.IsIOError() && status.ToString().find("No space left") != std::string::npos);
 }
 
+
+namespace {
 // ConvertOpenError maps what RocksDB said about an open into a verdict.
 Attempt ConvertOpenError(const rocksdb::Status& status, const std::string& path) {
   if (status.IsCorruption()) return {Verdict::kMoveAside, {}, status.ToString()};
@@ -196,6 +229,8 @@ std::string BrokenName(const std::string& path) {
   return target;
 }
 
+}  // namespace
+
 absl::Status FromRocks(const rocksdb::Status& status, std::string_view what) {
   if (status.ok()) return absl::OkStatus();
   const std::string message = std::string(what) + ": " + status.ToString();
@@ -205,6 +240,8 @@ absl::Status FromRocks(const rocksdb::Status& status, std::string_view what) {
   return absl::InternalError(message);
 }
 
+
+namespace {
 // VerifyInputs reads the whole inputs table with checksums verified; what RocksDB found
 // wrong, or empty. Inputs are the user's data: a damaged one must be an error, never
 // silently absent, and the operator should hear of it at start, not at the first read.
@@ -218,6 +255,8 @@ std::string VerifyInputs(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* inputs) {
   return it->status().ok() ? std::string() : it->status().ToString();
 }
 
+}  // namespace
+
 // FreeBytes is the space left on the disk holding `path`, if the system says.
 std::optional<uint64_t> FreeBytes(const std::string& path) {
   struct statvfs disk {};
@@ -225,6 +264,8 @@ std::optional<uint64_t> FreeBytes(const std::string& path) {
   return uint64_t{disk.f_bavail} * disk.f_frsize;
 }
 
+
+namespace {
 // FlushMemtables writes what the memtables of `handles` hold into table files. RocksDB
 // does not at close when its log is on: the log then held everything written since the
 // last flush (up to two memtables per table), the stopped daemon's store was several times
@@ -251,38 +292,19 @@ rocksdb::Status FlushMemtables(
 
 }  // namespace
 
-struct Store::Shared {
-  std::shared_ptr<rocksdb::Cache> cache;
-  std::shared_ptr<rocksdb::Logger> logger = NewProcessLogger();
-  std::shared_ptr<BackgroundErrors> errors = std::make_shared<BackgroundErrors>();
-  std::unique_ptr<rocksdb::Env> env;  // over StoreOptions::file_system, if given
-  std::atomic<bool> writes_failing{false};  // logged once per failing period
-  // Free bytes on the disk after the last attempt to resume failed for lack of space, if
-  // it did. Guarded by the Store's recover_mu_.
-  std::optional<uint64_t> free_when_full;
-};
-
-struct Store::Instance {
-  std::unique_ptr<rocksdb::DB> db;
-  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> handles{};
-  bool read_only = false;
-
-  ~Instance() {
-    if (db == nullptr) return;
-    if (!read_only) {
-      rocksdb::Status status = FlushMemtables(*db, handles);
-      if (!status.ok()) {
-        spdlog::warn("flush at close failed, the log keeps the writes: {}", status.ToString());
-      }
+Store::Instance::~Instance() {
+  if (db == nullptr) return;
+  if (!read_only) {
+    rocksdb::Status status = FlushMemtables(*db, handles);
+    if (!status.ok()) {
+      spdlog::warn("flush at close failed, the log keeps the writes: {}", status.ToString());
     }
-    for (rocksdb::ColumnFamilyHandle* handle : handles) {
-      if (handle != nullptr) db->DestroyColumnFamilyHandle(handle);
-    }
-    db->Close().PermitUncheckedError();
   }
-};
-
-namespace {
+  for (rocksdb::ColumnFamilyHandle* handle : handles) {
+    if (handle != nullptr) db->DestroyColumnFamilyHandle(handle);
+  }
+  db->Close().PermitUncheckedError();
+}
 
 rocksdb::Status OpenInstance(const std::string& path, const std::shared_ptr<rocksdb::Cache>& cache,
                              const rocksdb::Options& options, bool read_only,
@@ -306,8 +328,6 @@ rocksdb::Status OpenInstance(const std::string& path, const std::shared_ptr<rock
   }
   return status;
 }
-
-}  // namespace
 
 std::string_view TableName(Table table) { return kTableNames[static_cast<int>(table)]; }
 
@@ -408,6 +428,9 @@ Attempt Store::OpenDatabase(bool existed, OpenReport* report) {
   }
   if (!status.ok()) return ConvertOpenError(status, path_);
   if (!instance->read_only) RemoveEmptyLogs(*instance->db, path_);
+  for (int t = 0; t < kTableCount; ++t) {
+    table_handles_[t] = std::make_unique<TableHandle>(kTableNames[t], instance->handles[t]->GetID());
+  }
   current_.store(instance.get());
   instances_.push_back(std::move(instance));
   return {};
@@ -430,7 +453,8 @@ Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
 }
 
 void Store::CheckInputs(OpenReport* report) {
-  report->damaged_inputs = VerifyInputs(db(), handle(Table::kInputs));
+  const Pin pin = Use();
+  report->damaged_inputs = VerifyInputs(pin.db(), pin.handle(Table::kInputs));
   if (!report->damaged_inputs.empty()) {
     spdlog::error(
         "the inputs table of {} is damaged ({}); inputs stored there read as "
@@ -462,13 +486,23 @@ Store::~Store() {
   while (!instances_.empty()) instances_.pop_back();
 }
 
-bool Store::ReadOnly() const { return current_.load(std::memory_order_acquire)->read_only; }
+bool Store::ReadOnly() const { return Use().read_only(); }
 
 rocksdb::ColumnFamilyHandle* Store::handle(Table table) const {
-  return current_.load(std::memory_order_acquire)->handles[static_cast<int>(table)];
+  return table_handles_[static_cast<int>(table)].get();
 }
 
-rocksdb::DB& Store::db() const { return *current_.load(std::memory_order_acquire)->db; }
+Store::Pin Store::Use() const {
+  // As a hazard pointer: counted, then confirmed still current. A replacement that makes
+  // another instance current and then finds no user (ReplaceFailedInstance) cannot miss
+  // one that counted itself before that check: its confirmation sees the replacement.
+  for (;;) {
+    Instance* instance = current_.load();
+    instance->users.fetch_add(1);
+    if (current_.load() == instance) return Pin(instance);
+    instance->users.fetch_sub(1);
+  }
+}
 
 namespace {
 
@@ -501,10 +535,11 @@ uint64_t EstimateKeys(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* table) {
 StoreUsage Store::Usage() const {
   StoreUsage usage;
   uint64_t value = 0;
-  rocksdb::DB& db = this->db();
-  usage.tasks = EstimateKeys(db, handle(Table::kTaskIds));
+  const Pin pin = Use();
+  rocksdb::DB& db = pin.db();
+  usage.tasks = EstimateKeys(db, pin.handle(Table::kTaskIds));
   for (int t = 0; t < kTableCount; ++t) {
-    rocksdb::ColumnFamilyHandle* table = handle(static_cast<Table>(t));
+    rocksdb::ColumnFamilyHandle* table = pin.handle(static_cast<Table>(t));
     if (db.GetIntProperty(table, rocksdb::DB::Properties::kTotalSstFilesSize, &value)) {
       usage.table_file_bytes += value;
     }
@@ -513,7 +548,8 @@ StoreUsage Store::Usage() const {
     }
   }
   // The cache is shared, so any table reports all of it.
-  if (db.GetIntProperty(handle(Table::kMeta), rocksdb::DB::Properties::kBlockCacheUsage, &value)) {
+  if (db.GetIntProperty(pin.handle(Table::kMeta), rocksdb::DB::Properties::kBlockCacheUsage,
+                        &value)) {
     usage.block_cache_bytes = value;
   }
   rocksdb::VectorLogPtr logs;
@@ -547,7 +583,8 @@ absl::StatusOr<bool> Found(const rocksdb::Status& status, Table table) {
 
 absl::StatusOr<bool> Store::Get(Table table, std::string_view key,
                                 rocksdb::PinnableSlice* value) const {
-  return Found(db().Get(rocksdb::ReadOptions(), handle(table),
+  const Pin pin = Use();
+  return Found(pin.db().Get(rocksdb::ReadOptions(), pin.handle(table),
                         rocksdb::Slice(key.data(), key.size()), value),
                table);
 }
@@ -556,8 +593,11 @@ std::vector<absl::StatusOr<bool>> Store::MultiGet(Table table,
                                                   const std::vector<rocksdb::Slice>& keys,
                                                   rocksdb::PinnableSlice* values) const {
   std::vector<rocksdb::Status> statuses(keys.size());
-  db().MultiGet(rocksdb::ReadOptions(), handle(table), keys.size(), keys.data(), values,
-                statuses.data());
+  {
+    const Pin pin = Use();
+    pin.db().MultiGet(rocksdb::ReadOptions(), pin.handle(table), keys.size(), keys.data(), values,
+                      statuses.data());
+  }
   std::vector<absl::StatusOr<bool>> found;
   found.reserve(keys.size());
   for (const rocksdb::Status& status : statuses) found.push_back(Found(status, table));
@@ -577,7 +617,7 @@ absl::Status Store::Write(rocksdb::WriteBatch& batch, bool sync) {
   if (ready.ok()) {
     rocksdb::WriteOptions write_options;
     write_options.sync = sync || options_.sync_writes;
-    written = db().Write(write_options, &batch);
+    written = Use().db().Write(write_options, &batch);
     // A failed write may have stopped writes without a background error being reported
     // (yet): resume, or find out that there is nothing to resume, before the next one.
     if (!written.ok()) shared_->errors->Report();
@@ -617,7 +657,8 @@ absl::Status Store::CompactAll() {
   // runs: none is started while a failure is pending (resumed first, or refused at once
   // while the disk is still as full), nor without room for what it writes.
   if (absl::Status ready = PrepareWrite(); !ready.ok()) return ready;
-  rocksdb::DB& db = this->db();
+  const Pin pin = Use();
+  rocksdb::DB& db = pin.db();
   // The bottommost files too: a deletion's tombstone that reached the last level would
   // otherwise stay there, with the space it stands for, until a write happens to rewrite
   // that file.
@@ -626,7 +667,7 @@ absl::Status Store::CompactAll() {
   std::vector<rocksdb::LiveFileMetaData> live;
   db.GetLiveFilesMetaData(&live);
   for (int t = 0; t < kTableCount; ++t) {
-    rocksdb::ColumnFamilyHandle* table = handle(static_cast<Table>(t));
+    rocksdb::ColumnFamilyHandle* table = pin.handle(static_cast<Table>(t));
     // Rewritten whole, a table needs its size free (and its memtable's) until the old
     // files go.
     uint64_t needed = 0;
@@ -650,8 +691,9 @@ absl::Status Store::CompactAll() {
 }
 
 struct TableScan::View {
-  rocksdb::DB* db = nullptr;
-  const Store* store = nullptr;
+  explicit View(Store::Pin pin) : pin(std::move(pin)), db(&this->pin.db()) {}
+  Store::Pin pin;  // a scan holds its instance open, even once another replaced it
+  rocksdb::DB* db;
   const rocksdb::Snapshot* snapshot = nullptr;
   std::unique_ptr<rocksdb::Iterator> it;
   bool started = false;
@@ -682,7 +724,7 @@ absl::StatusOr<bool> TableScan::Next(
 absl::StatusOr<bool> TableScan::Get(Table table, std::string_view key, std::string* value) const {
   rocksdb::ReadOptions options;
   options.snapshot = view_->snapshot;
-  const rocksdb::Status status = view_->db->Get(options, view_->store->handle(table),
+  const rocksdb::Status status = view_->db->Get(options, view_->pin.handle(table),
                                                 rocksdb::Slice(key.data(), key.size()), value);
   if (status.IsNotFound()) return false;
   if (!status.ok()) return FromRocks(status, "read from " + std::string(TableName(table)));
@@ -690,13 +732,14 @@ absl::StatusOr<bool> TableScan::Get(Table table, std::string_view key, std::stri
 }
 
 absl::Status Store::Settle(uint64_t min_bytes) {
-  const Instance& instance = *current_.load(std::memory_order_acquire);
-  if (instance.read_only) return absl::OkStatus();
+  const Pin pin = Use();
+  if (pin.read_only()) return absl::OkStatus();
+  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> handles;
   uint64_t held = 0;
-  for (rocksdb::ColumnFamilyHandle* handle : instance.handles) {
-    if (handle == nullptr) continue;
+  for (int t = 0; t < kTableCount; ++t) {
+    handles[t] = pin.handle(static_cast<Table>(t));
     uint64_t bytes = 0;
-    instance.db->GetIntProperty(handle, rocksdb::DB::Properties::kCurSizeAllMemTables, &bytes);
+    pin.db().GetIntProperty(handles[t], rocksdb::DB::Properties::kCurSizeAllMemTables, &bytes);
     held += bytes;
   }
   if (held < min_bytes) return absl::OkStatus();
@@ -709,21 +752,22 @@ absl::Status Store::Settle(uint64_t min_bytes) {
   }
   const std::optional<uint64_t> free = FreeBytes(path_);
   if (free.has_value() && *free < 2 * held) return absl::OkStatus();
-  rocksdb::Status status = FlushMemtables(*instance.db, instance.handles);
+  rocksdb::Status status = FlushMemtables(pin.db(), handles);
   return status.ok() ? absl::OkStatus() : FromRocks(status, "flush the memtables");
 }
 
-void Store::StopCompacting() { db().DisableManualCompaction(); }
+void Store::StopCompacting() {
+  stop_compacting_.store(true);
+  Use().db().DisableManualCompaction();
+}
 
 std::unique_ptr<TableScan> Store::Scan(Table table) const {
-  auto view = std::make_unique<TableScan::View>();
-  view->db = &db();  // a read-only instance replaced meanwhile stays open with the Store
-  view->store = this;
+  auto view = std::make_unique<TableScan::View>(Use());
   view->snapshot = view->db->GetSnapshot();
   rocksdb::ReadOptions options;
   options.snapshot = view->snapshot;
   options.fill_cache = false;  // a scan must not push out what lookups need
-  view->it.reset(view->db->NewIterator(options, handle(table)));
+  view->it.reset(view->db->NewIterator(options, view->pin.handle(table)));
   return std::unique_ptr<TableScan>(new TableScan(std::move(view)));
 }
 
@@ -734,7 +778,7 @@ uint64_t Store::DiskBytes() const {
   // for a moment, and a disk-limit pass that measured then collected nearly everything.
   constexpr uint64_t kBlock = 4096;
   std::vector<rocksdb::LiveFileMetaData> live;
-  db().GetLiveFilesMetaData(&live);
+  Use().db().GetLiveFilesMetaData(&live);
   uint64_t bytes = 0;
   for (const rocksdb::LiveFileMetaData& file : live) {
     bytes += (file.size + kBlock - 1) / kBlock * kBlock;
@@ -752,7 +796,7 @@ uint64_t Store::DiskBytes() const {
 
 std::vector<std::string> Store::TableFiles(Table table) const {
   std::vector<rocksdb::LiveFileMetaData> files;
-  db().GetLiveFilesMetaData(&files);
+  Use().db().GetLiveFilesMetaData(&files);
   std::vector<std::string> paths;
   for (const rocksdb::LiveFileMetaData& file : files) {
     if (file.column_family_name == TableName(table)) {
@@ -765,74 +809,13 @@ std::vector<std::string> Store::TableFiles(Table table) const {
 absl::Status Store::ForEach(
     Table table,
     const std::function<void(std::string_view key, std::string_view value)>& visit) const {
-  std::unique_ptr<rocksdb::Iterator> it(db().NewIterator(rocksdb::ReadOptions(), handle(table)));
+  const Pin pin = Use();
+  std::unique_ptr<rocksdb::Iterator> it(pin.db().NewIterator(rocksdb::ReadOptions(), pin.handle(table)));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     visit(std::string_view(it->key().data(), it->key().size()),
           std::string_view(it->value().data(), it->value().size()));
   }
   return FromRocks(it->status(), "scan " + std::string(TableName(table)));
-}
-
-absl::Status Store::PrepareWrite() {
-  if (!shared_->errors->Pending() && !ReadOnly()) return absl::OkStatus();
-  std::lock_guard lock(recover_mu_);
-  if (!ReadOnly() && !shared_->errors->Pending()) return absl::OkStatus();  // another resumed
-  // An attempt writes what fits before it fails (a resume flushes the memtables, a reopen
-  // replays the log into a table file): while the disk has no more room than when the
-  // last attempt failed for lack of it, refuse at once instead.
-  const std::optional<uint64_t> free = FreeBytes(path_);
-  if (free.has_value() && shared_->free_when_full.has_value() &&
-      *free <= *shared_->free_when_full) {
-    return absl::ResourceExhaustedError("the disk is full (" + std::to_string(*free) +
-                                        " bytes free): writes resume once space is freed");
-  }
-  absl::Status recovered = ReadOnly() ? ReopenForWriting() : ResumeWriting();
-  shared_->free_when_full.reset();
-  if (recovered.code() == absl::StatusCode::kResourceExhausted) {
-    shared_->free_when_full = FreeBytes(path_);
-  }
-  return recovered;
-}
-
-absl::Status Store::ResumeWriting() {
-  // Resume flushes what the failed writes left in memory and lets writes through again; on
-  // a disk still full that flush fails, and so does this write. It may outlive the Store
-  // (~Store leaves it the database and what is shared).
-  return resumer_->Run([db = &db(), shared = shared_] {
-    const uint64_t reported = shared->errors->Reported();
-    const rocksdb::Status resumed = db->Resume();
-    if (!resumed.ok() && !IsNoSpace(resumed)) {
-      // RocksDB returns the error it stopped on again from then on, cause fixed or not
-      // (a log file it could not create: a directory made read-only, say).
-      const absl::Status failed = FromRocks(resumed, "resume writing");
-      return absl::Status(failed.code(),
-                          std::string(failed.message()) +
-                              " (RocksDB does not resume after every error: once its cause "
-                              "is fixed, reopen the store, i.e. restart turbined, if writes "
-                              "still fail)");
-    }
-    if (!resumed.ok()) return FromRocks(resumed, "resume writing");
-    shared->errors->Handled(reported);
-    return absl::OkStatus();
-  });
-}
-
-absl::Status Store::ReopenForWriting() {
-  auto instance = std::make_unique<Instance>();
-  const rocksdb::Status status =
-      OpenInstance(path_, shared_->cache,
-                   DatabaseOptions(shared_->logger, shared_->errors, options_.write_buffer_bytes,
-                                   shared_->env.get()),
-                   /*read_only=*/false, &instance->handles, &instance->db);
-  if (!status.ok()) {
-    return FromRocks(status,
-                     "the cache database was opened read-only on a full disk, and "
-                     "reopening it for writing failed");
-  }
-  current_.store(instance.get(), std::memory_order_release);
-  instances_.push_back(std::move(instance));
-  spdlog::info("reopened {} for writing", path_);
-  return absl::OkStatus();
 }
 
 }  // namespace turbine::storage

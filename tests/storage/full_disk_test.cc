@@ -4,6 +4,7 @@
 // becomes writable by itself once there is space. Needs root to mount (skipped otherwise).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -208,10 +209,12 @@ TEST(FullDisk, AWriteIsRefusedWhileAResumeDoesNotReturnAndGoesOnOnceItDoes) {
   for (int n = 0; n <= acknowledged; ++n) ExpectInput(backing, n);
 }
 
-// A log file RocksDB could not create (its directory made read-only) stops writes, and
-// RocksDB's resume returns that error again from then on, cause fixed or not: the error
-// says that the store must be reopened. Before, it only repeated "Permission denied".
-TEST(FullDisk, AWriteErrorRocksDbDoesNotResumeFromSaysToReopen) {
+// RocksDB does not resume from every write error: after a log file it could not create, it
+// returns that error from every resume, cause fixed or not. The store then reads from a
+// read-only open and opens the database for writing again at each write: once the cause
+// is gone, writes succeed in the same store, and everything acknowledged is there. Reads
+// go on throughout, on another thread, while the failed database is replaced and closed.
+TEST(FullDisk, AWriteErrorRocksDbDoesNotResumeFromEndsOnceItsCauseIsGone) {
   turbine::testing::TempDir dir;
   auto files = std::make_shared<HeldTableFiles>();
   absl::StatusOr<std::unique_ptr<Store>> store =
@@ -219,24 +222,50 @@ TEST(FullDisk, AWriteErrorRocksDbDoesNotResumeFromSaysToReopen) {
                                .file_system = files});
   ASSERT_TRUE(store.ok()) << store.status();
   RocksBackingStore backing(store->get());
+  int n = 0;
+  for (; n < 3; ++n) ASSERT_TRUE(WriteInput(backing, n).ok());
   files->RefuseNewLogs(true);
   absl::Status failed;
-  int n = 0;
   for (; n < 40 && failed.ok(); ++n) failed = WriteInput(backing, n);  // 10 MiB: a new log
   ASSERT_FALSE(failed.ok()) << "no new log file was needed";
+  const int acknowledged = n - 1;  // inputs 0 .. acknowledged - 1
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> reads{0};
+  std::thread reader([&] {
+    for (int k = 0; !stop.load(); k = (k + 1) % acknowledged) {
+      ExpectInput(backing, k);
+      reads.fetch_add(1);
+    }
+  });
+  const absl::Status still = WriteInput(backing, n);
+  EXPECT_EQ(still.code(), absl::StatusCode::kUnavailable) << still;
+  EXPECT_NE(still.message().find("opening it for writing failed; each write tries again"),
+            std::string::npos)
+      << still;
+  EXPECT_TRUE((*store)->ReadOnly());
+  auto some_reads = [&] {  // on the instance current now
+    const int before = reads.load();
+    while (reads.load() < before + 10) std::this_thread::yield();
+  };
+  some_reads();
   files->RefuseNewLogs(false);
   const absl::Status again = WriteInput(backing, n);
-  EXPECT_EQ(again.code(), absl::StatusCode::kUnavailable) << again;
-  EXPECT_NE(again.message().find("once its cause is fixed, reopen the store"), std::string::npos)
-      << again;
-  // Reopened, it writes, and every write acknowledged before is there.
+  EXPECT_TRUE(again.ok()) << again;
+  EXPECT_FALSE((*store)->ReadOnly());
+  some_reads();
+  stop.store(true);
+  reader.join();
+  for (int k = 0; k < acknowledged; ++k) ExpectInput(backing, k);
+  ExpectInput(backing, n);
+  // And after a restart: the same.
   store->reset();
   absl::StatusOr<std::unique_ptr<Store>> reopened =
       Store::Open(StoreOptions{.data_dir = dir.str()});
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   RocksBackingStore fresh(reopened->get());
-  EXPECT_TRUE(WriteInput(fresh, n).ok());
-  for (int k = 0; k + 1 < n; ++k) ExpectInput(fresh, k);
+  for (int k = 0; k < acknowledged; ++k) ExpectInput(fresh, k);
+  ExpectInput(fresh, n);
 }
 
 // A store closed while its resume does not return is left open to it, as a crash would

@@ -13,6 +13,10 @@
 //     StoreOptions::resume_wait). Opening on a full disk opens read-only (reads work,
 //     writes fail the same way); each write then tries to reopen for writing. RocksDB's
 //     own log goes to the process's log (spdlog), never to a file on the full disk.
+//   - A write error RocksDB does not resume from (a log file it could not create in a
+//     directory made read-only, say). The failed database is closed and reads go on from
+//     a read-only open; each later write tries to open it for writing again, which
+//     succeeds once the cause is gone. Nothing acknowledged is lost: the log keeps it.
 //   - A damaged inputs table. Open reads it whole with checksums verified and says what
 //     is damaged (OpenReport::damaged_inputs); a read of a damaged input is kDataLoss.
 //     The database is kept: inputs are the user's data, moving them aside would lose them.
@@ -194,8 +198,9 @@ class Store {
   // monitoring: cheap enough for every metrics scrape, not meant for a hot path.
   StoreUsage Usage() const;
 
-  // A handle names its table in a WriteBatch by the table's id, which every instance of the
-  // database shares, so a batch built before a reopen still writes to the right table.
+  // handle names `table` in a WriteBatch (and only there): by the table's id, which every
+  // instance of the database shares, so a batch built before a reopen still writes to the
+  // right table.
   rocksdb::ColumnFamilyHandle* handle(Table table) const;
   const std::string& path() const { return path_; }
 
@@ -209,25 +214,37 @@ class Store {
   };
 
  private:
-  // Instance is one open of the database. A read-only one (opened on a full disk) is
-  // replaced by a writable one once there is space; it is closed only with the Store, so a
-  // read that started on it can finish (it no longer reads anything the writer changes:
-  // its table files stay open and its memtable is its own).
+  friend class TableScan;
+  // Instance is one open of the database (store_internal.h). A read-only one (opened on a
+  // full disk) is replaced by a writable one once there is space; a writable one that
+  // failed with an error RocksDB does not resume from is replaced by a read-only one,
+  // closed, and opened again for writing. Each use pins the instance it found current
+  // (Pin), and a replaced one closes once nothing pins it.
   struct Instance;
   struct Shared;  // what RocksDB's listener and logger share with the Store
+  class Pin;
 
   Store();
-  rocksdb::DB& db() const;  // the current instance's
+  Pin Use() const;  // the current instance, pinned
   // OpenDatabase opens the tables at path_ (read-only on a full disk, if the database
   // exists); CheckFormat checks (or, in a new database, writes) the format version;
   // CheckInputs verifies the inputs table and logs what Open found.
   Attempt OpenDatabase(bool existed, OpenReport* report);
   Attempt CheckFormat(bool must_have_version, OpenReport* report);
   void CheckInputs(OpenReport* report);
-  // PrepareWrite makes the database writable again after a full disk, if it can.
+  // Recovery (store_recovery.cc), under recover_mu_. PrepareWrite makes the database
+  // writable again after a failed write, if it can: ResumeWriting asks RocksDB to resume;
+  // ReplaceFailedInstance, for an error it does not resume from, serves reads from a
+  // read-only instance and closes the failed one; ReopenForWriting replaces a read-only
+  // instance by a writable one once the replaced ones that would keep it from opening
+  // are closed (CloseRetired).
   absl::Status PrepareWrite();
   absl::Status ResumeWriting();
+  absl::Status ReplaceFailedInstance();
   absl::Status ReopenForWriting();
+  // CloseRetired closes the replaced instances nothing pins, waiting up to `wait` for
+  // the writable ones; false if a writable one is still open.
+  bool CloseRetired(std::chrono::milliseconds wait);
 
   std::string path_;
   StoreOptions options_;
@@ -235,7 +252,10 @@ class Store {
   std::atomic<Instance*> current_{nullptr};
   std::mutex recover_mu_;                             // serializes recovery (PrepareWrite)
   std::unique_ptr<Resumer> resumer_;                  // runs RocksDB's resume (resumer.h)
-  std::vector<std::unique_ptr<Instance>> instances_;  // every open, current_ last
+  std::vector<std::unique_ptr<Instance>> instances_;  // every open not closed, current_ last
+  // What handle() gives: a table's id, valid in every instance (store.cc, TableHandle).
+  std::array<std::unique_ptr<rocksdb::ColumnFamilyHandle>, kTableCount> table_handles_;
+  std::atomic<bool> stop_compacting_{false};  // StopCompacting, for instances opened later
 };
 
 }  // namespace turbine::storage

@@ -1,0 +1,88 @@
+// store_internal.h — what store.cc and store_recovery.cc share: one open of the database
+// (Instance), the pin that keeps one open while it is used, and the helpers both use.
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "rocks_faults.h"
+#include "turbine/storage/store.h"
+
+namespace turbine::storage {
+
+struct Store::Shared {
+  std::shared_ptr<rocksdb::Cache> cache;
+  std::shared_ptr<rocksdb::Logger> logger = NewProcessLogger();
+  std::shared_ptr<BackgroundErrors> errors = std::make_shared<BackgroundErrors>();
+  std::unique_ptr<rocksdb::Env> env;  // over StoreOptions::file_system, if given
+  std::atomic<bool> writes_failing{false};  // logged once per failing period
+  // Set by a resume that failed with an error RocksDB does not resume from: the next
+  // write reopens the database instead (Store::ReplaceFailedInstance).
+  std::atomic<bool> resume_refused{false};
+  // Free bytes on the disk after the last attempt to resume failed for lack of space, if
+  // it did. Guarded by the Store's recover_mu_.
+  std::optional<uint64_t> free_when_full;
+};
+
+// Instance is one open of the database. Every use of it holds a Pin; an instance that is
+// no longer current (`retired`) closes once no pin holds it, so a read that started on it
+// finishes there.
+struct Store::Instance {
+  std::unique_ptr<rocksdb::DB> db;
+  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> handles{};
+  bool read_only = false;
+  std::atomic<int> users{0};
+
+  ~Instance();
+};
+
+// Pin holds the instance that was current when it was taken (Store::Use) open until it
+// ends.
+class Store::Pin {
+ public:
+  explicit Pin(Instance* instance) : instance_(instance) {}
+  Pin(Pin&& other) noexcept : instance_(std::exchange(other.instance_, nullptr)) {}
+  Pin& operator=(Pin&&) = delete;
+  ~Pin() {
+    if (instance_ != nullptr) instance_->users.fetch_sub(1);
+  }
+
+  rocksdb::DB& db() const { return *instance_->db; }
+  // The instance's own handle: for its reads (a batch takes Store::handle, which names
+  // the table in any instance).
+  rocksdb::ColumnFamilyHandle* handle(Table table) const {
+    return instance_->handles[static_cast<int>(table)];
+  }
+  bool read_only() const { return instance_->read_only; }
+
+ private:
+  Instance* instance_;
+};
+
+bool IsNoSpace(const rocksdb::Status& status);
+// FromRocks maps a RocksDB status to an absl one: kResourceExhausted for a full disk,
+// kUnavailable for other I/O errors, kDataLoss for corruption.
+absl::Status FromRocks(const rocksdb::Status& status, std::string_view what);
+// FreeBytes is the space left on the disk holding `path`, if the system says.
+std::optional<uint64_t> FreeBytes(const std::string& path);
+rocksdb::Options DatabaseOptions(const std::shared_ptr<rocksdb::Logger>& logger,
+                                 const std::shared_ptr<BackgroundErrors>& errors,
+                                 size_t write_buffer_bytes, rocksdb::Env* env);
+// RemoveEmptyLogs deletes the empty log files older than the one `db`, just opened for
+// writing, writes to (store.cc says why).
+void RemoveEmptyLogs(rocksdb::DB& db, const std::string& path);
+// OpenInstance opens the database at `path` with every table: `handles` in Table order.
+rocksdb::Status OpenInstance(const std::string& path, const std::shared_ptr<rocksdb::Cache>& cache,
+                             const rocksdb::Options& options, bool read_only,
+                             std::array<rocksdb::ColumnFamilyHandle*, kTableCount>* handles,
+                             std::unique_ptr<rocksdb::DB>* db);
+
+}  // namespace turbine::storage
