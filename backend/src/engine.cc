@@ -324,7 +324,11 @@ void DisableMutexDeadlockDetection() {
 Engine::~Engine() = default;
 
 Engine::Scope::Scope(Engine& engine) : saved_(internal::tls_context) {
-  internal::tls_context = internal::ThreadContext{engine.impl_.get(), nullptr};
+  // Inside a body of the same engine it changes nothing: the body's calls still record
+  // what it reads, and it still may not read by blocking nor change inputs.
+  internal::ExecContext* body =
+      saved_.engine == engine.impl_.get() ? saved_.exec : nullptr;
+  internal::tls_context = internal::ThreadContext{engine.impl_.get(), body};
 }
 
 Engine::Scope::~Scope() { internal::tls_context = saved_; }

@@ -261,6 +261,33 @@ TEST(Inputs, SettingAnInputInsideABodyIsRefused) {
   EXPECT_EQ(Executions(engine, "test.inv.bumper"), 1u);
 }
 
+// ScopedBumper does what Bumper does, from inside a Scope of its own engine opened in its
+// body.
+Task<int64_t> ScopedBumperImpl() {
+  const int64_t n = co_await Input<int64_t>("scoped_bumped");
+  absl::Status set;
+  {
+    turbine::Engine::Scope scope(*engine_for_bumper);
+    set = engine_for_bumper->SetInput("scoped_bumped", n + 1);
+  }
+  if (!set.ok()) turbine::Fail(std::string(set.message()), set.code());
+  co_return n;
+}
+inline const turbine::Function<ScopedBumperImpl> scoped_bumper{"test.inv.scoped_bumper", 1};
+
+// A Scope of the body's own engine does not make the body's thread look outside it. Before,
+// the scope cleared the body's context: the input was set and the read never returned.
+TEST(Inputs, AScopeOpenedInsideABodyStillRefusesSettingAnInput) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  engine_for_bumper = &engine;
+  ASSERT_TRUE(engine.SetInput("scoped_bumped", int64_t{1}).ok());
+  absl::StatusOr<int64_t> read = engine.Read(scoped_bumper());
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kFailedPrecondition) << read.status();
+  EXPECT_EQ(Executions(engine, "test.inv.scoped_bumper"), 1u);
+}
+
 turbine::Engine* other_engine = nullptr;
 
 // SetsOther sets an input of another engine from inside its body.

@@ -144,7 +144,9 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Scope makes `engine` the current engine of this thread for its lifetime, so task
-  // functions can be called outside task bodies. Scopes nest.
+  // functions can be called outside task bodies. Scopes nest. Inside a body of `engine` it
+  // changes nothing: the body is still running (its calls are its reads; Read and
+  // SetInputs are still refused there).
   class Scope {
    public:
     explicit Scope(Engine& engine);
