@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "change_listeners.h"
 #include "executor.h"
 #include "input_summary.h"
 #include "mutex.h"
@@ -562,10 +563,7 @@ class EngineImpl {
   // at open, or fired since. Until the task looks again (CommitObservation), it executes
   // rather than verify when it is restored.
   absl::flat_hash_set<TaskId> doubted_observations_ ABSL_GUARDED_BY(observations_mu_);
-  // Listeners run under this lock (shared), so removing one waits for its running calls.
-  Mutex listeners_mu_;
-  uint64_t next_listener_id_ ABSL_GUARDED_BY(listeners_mu_) = 1;
-  std::vector<std::pair<uint64_t, std::function<void()>>> listeners_ ABSL_GUARDED_BY(listeners_mu_);
+  ChangeListeners listeners_;
   std::shared_ptr<InvalidationTarget> invalidation_target_ = std::make_shared<InvalidationTarget>();
   // Flush: one snapshot at a time, each written in chunks (WriteSnapshotChunk) under
   // flush_mu_, which a GC pass deletes under too and the evictor evicts under.

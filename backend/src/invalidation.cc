@@ -399,21 +399,12 @@ void EngineImpl::ExecuteAgain(std::vector<TaskId>& ids, ExecutionReason reason) 
 }
 
 uint64_t EngineImpl::AddChangeListener(std::function<void()> listener) {
-  MutexLock lock(&listeners_mu_);
-  const uint64_t id = next_listener_id_++;
-  listeners_.emplace_back(id, std::move(listener));
-  return id;
+  return listeners_.Add(std::move(listener));
 }
 
-void EngineImpl::RemoveChangeListener(uint64_t id) {
-  MutexLock lock(&listeners_mu_);
-  std::erase_if(listeners_, [id](const auto& entry) { return entry.first == id; });
-}
+void EngineImpl::RemoveChangeListener(uint64_t id) { listeners_.Remove(id); }
 
-void EngineImpl::NotifyChange() {
-  ReaderMutexLock lock(&listeners_mu_);
-  for (const auto& [id, listener] : listeners_) listener();
-}
+void EngineImpl::NotifyChange() { listeners_.Notify(); }
 
 void EngineImpl::MarkDirty(std::vector<TaskId> work) {
   // Everything downstream of a changed value may change, so it is marked now; whether it

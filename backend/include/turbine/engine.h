@@ -250,8 +250,11 @@ class Engine {
 
   // AddChangeListener registers `listener`, called after every SetInputs that changed a
   // value and every Invalidator firing, on the thread that made the change, with no engine
-  // lock held (servers use it to push new results to watchers). It must not block.
-  // Returns an id for RemoveChangeListener, which waits for running calls to finish.
+  // lock held (servers use it to push new results to watchers). It must not block. It may
+  // set inputs (outside task bodies; their change calls the listeners again, it too) and
+  // add or remove listeners, itself included. Returns an id for RemoveChangeListener, which
+  // waits for the listener's calls on other threads to finish (not for one it is called
+  // from).
   uint64_t AddChangeListener(std::function<void()> listener);
   void RemoveChangeListener(uint64_t id);
 

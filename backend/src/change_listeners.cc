@@ -1,0 +1,67 @@
+// change_listeners.cc — change listeners called without a lock held (change_listeners.h).
+#include "change_listeners.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace turbine::internal {
+namespace {
+
+// The listeners this thread is inside, innermost last.
+thread_local std::vector<const void*> tls_running;
+
+}  // namespace
+
+uint64_t ChangeListeners::Add(std::function<void()> listener) {
+  auto entry = std::make_shared<Entry>();
+  entry->call = std::move(listener);
+  std::lock_guard lock(mu_);
+  entry->id = next_id_++;
+  entries_.push_back(std::move(entry));
+  return entries_.back()->id;
+}
+
+void ChangeListeners::Remove(uint64_t id) {
+  std::unique_lock lock(mu_);
+  auto it = std::find_if(entries_.begin(), entries_.end(),
+                         [id](const std::shared_ptr<Entry>& entry) { return entry->id == id; });
+  if (it == entries_.end()) return;
+  const std::shared_ptr<Entry> entry = *it;
+  entries_.erase(it);
+  entry->removed = true;
+  const int own = static_cast<int>(std::count(tls_running.begin(), tls_running.end(), entry.get()));
+  call_ended_.wait(lock, [&] { return entry->calls <= own; });
+}
+
+void ChangeListeners::Notify() {
+  std::vector<std::shared_ptr<Entry>> now;
+  {
+    std::lock_guard lock(mu_);
+    if (entries_.empty()) return;
+    now = entries_;
+    for (const std::shared_ptr<Entry>& entry : now) ++entry->calls;
+  }
+  for (const std::shared_ptr<Entry>& entry : now) {
+    // Given back however the call ends.
+    struct Taken {
+      ChangeListeners* listeners;
+      Entry* entry;
+      ~Taken() {
+        std::lock_guard lock(listeners->mu_);
+        --entry->calls;
+        if (entry->removed) listeners->call_ended_.notify_all();
+      }
+    } taken{this, entry.get()};
+    {
+      std::lock_guard lock(mu_);
+      if (entry->removed) continue;
+    }
+    tls_running.push_back(entry.get());
+    struct Leave {
+      ~Leave() { tls_running.pop_back(); }
+    } leave;
+    entry->call();
+  }
+}
+
+}  // namespace turbine::internal

@@ -1,0 +1,42 @@
+// change_listeners.h — the engine's change listeners (Engine::AddChangeListener).
+//
+// A listener runs with no lock held, so it may change inputs (whose change notifies the
+// listeners again, itself included) or remove a listener, itself too. Remove waits for the
+// calls of that listener running on other threads: once it returns, nothing calls it. A
+// call on the removing thread itself (a listener removing itself, or one that runs nested
+// in it) cannot end first, and is not waited for.
+//
+// Thread-safety: all methods are safe from any thread.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace turbine::internal {
+
+class ChangeListeners {
+ public:
+  uint64_t Add(std::function<void()> listener);
+  void Remove(uint64_t id);
+  // Notify calls every listener added before it began and not removed meanwhile.
+  void Notify();
+
+ private:
+  struct Entry {
+    uint64_t id = 0;
+    std::function<void()> call;
+    int calls = 0;         // Notify calls taken or running; guarded by mu_
+    bool removed = false;  // guarded by mu_
+  };
+
+  std::mutex mu_;
+  std::condition_variable call_ended_;
+  uint64_t next_id_ = 1;
+  std::vector<std::shared_ptr<Entry>> entries_;
+};
+
+}  // namespace turbine::internal
