@@ -39,27 +39,27 @@ void ChangeListeners::Notify() {
     std::lock_guard lock(mu_);
     if (entries_.empty()) return;
     now = entries_;
-    for (const std::shared_ptr<Entry>& entry : now) ++entry->calls;
   }
   for (const std::shared_ptr<Entry>& entry : now) {
-    // Given back however the call ends.
-    struct Taken {
+    {
+      // Counted only from here: a listener called before it that removes it, on this
+      // thread, must not wait for this call, which has not begun and now never will.
+      std::lock_guard lock(mu_);
+      if (entry->removed) continue;
+      ++entry->calls;
+    }
+    struct Ended {  // however the call ends
       ChangeListeners* listeners;
       Entry* entry;
-      ~Taken() {
+      ~Ended() {
+        tls_running.pop_back();
         std::lock_guard lock(listeners->mu_);
         --entry->calls;
         if (entry->removed) listeners->call_ended_.notify_all();
       }
-    } taken{this, entry.get()};
-    {
-      std::lock_guard lock(mu_);
-      if (entry->removed) continue;
-    }
+    };
     tls_running.push_back(entry.get());
-    struct Leave {
-      ~Leave() { tls_running.pop_back(); }
-    } leave;
+    const Ended ended{this, entry.get()};
     entry->call();
   }
 }

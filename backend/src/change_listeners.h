@@ -29,7 +29,7 @@ class ChangeListeners {
   struct Entry {
     uint64_t id = 0;
     std::function<void()> call;
-    int calls = 0;         // Notify calls taken or running; guarded by mu_
+    int calls = 0;         // calls running now; guarded by mu_
     bool removed = false;  // guarded by mu_
   };
 

@@ -46,6 +46,23 @@ TEST(ChangeListeners, AListenerRemovesItself) {
   EXPECT_EQ(others.load(), 2);
 }
 
+// The one removed is called after the remover in the same notification: it is not called
+// then, and the removal does not wait for that call, which would never begin.
+TEST(ChangeListeners, AListenerRemovesOneCalledAfterIt) {
+  turbine::Engine engine;
+  uint64_t second = 0;
+  std::atomic<int> first_calls{0};
+  std::atomic<int> second_calls{0};
+  engine.AddChangeListener([&] {
+    if (first_calls.fetch_add(1) == 0) engine.RemoveChangeListener(second);
+  });
+  second = engine.AddChangeListener([&] { second_calls.fetch_add(1); });
+  ASSERT_TRUE(engine.SetInput("a", int64_t{1}).ok());
+  ASSERT_TRUE(engine.SetInput("a", int64_t{2}).ok());
+  EXPECT_EQ(first_calls.load(), 2);
+  EXPECT_EQ(second_calls.load(), 0);
+}
+
 TEST(ChangeListeners, RemovingOneWaitsForItsCallOnAnotherThread) {
   turbine::Engine engine;
   std::atomic<bool> entered{false};
