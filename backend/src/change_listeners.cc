@@ -29,8 +29,14 @@ void ChangeListeners::Remove(uint64_t id) {
   const std::shared_ptr<Entry> entry = *it;
   entries_.erase(it);
   entry->removed = true;
-  const int own = static_cast<int>(std::count(tls_running.begin(), tls_running.end(), entry.get()));
-  call_ended_.wait(lock, [&] { return entry->calls <= own; });
+  // From inside a listener's call it does not wait: two listeners removing each other on
+  // two threads would each wait for the other's call for ever.
+  if (!tls_running.empty()) return;
+  call_ended_.wait(lock, [&] { return entry->calls == 0; });
+  // Nothing calls it any more: what it holds ends here, not on whichever thread lets go of
+  // the entry last.
+  std::function<void()> ended = std::move(entry->call);
+  lock.unlock();
 }
 
 void ChangeListeners::Notify() {
@@ -41,6 +47,7 @@ void ChangeListeners::Notify() {
     now = entries_;
   }
   for (const std::shared_ptr<Entry>& entry : now) {
+    tls_running.reserve(tls_running.size() + 1);  // the push below cannot throw
     {
       // Counted only from here: a listener called before it that removes it, on this
       // thread, must not wait for this call, which has not begun and now never will.

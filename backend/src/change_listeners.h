@@ -1,10 +1,11 @@
 // change_listeners.h — the engine's change listeners (Engine::AddChangeListener).
 //
 // A listener runs with no lock held, so it may change inputs (whose change notifies the
-// listeners again, itself included) or remove a listener, itself too. Remove waits for the
-// calls of that listener running on other threads: once it returns, nothing calls it. A
-// call on the removing thread itself (a listener removing itself, or one that runs nested
-// in it) cannot end first, and is not waited for.
+// listeners again, itself included) or remove a listener, itself too. Remove, called
+// outside any listener, waits for the calls of that listener running on other threads:
+// once it returns, nothing calls it, and its callable is destroyed. Called from inside a
+// listener it does not wait (two listeners removing each other would wait for each other):
+// no call begins after it, but one already running on another thread may go on.
 //
 // Thread-safety: all methods are safe from any thread.
 #pragma once

@@ -292,8 +292,8 @@ rocksdb::Status FlushMemtables(
 
 }  // namespace
 
-Store::Instance::~Instance() {
-  if (db == nullptr) return;
+void Store::Instance::Close() {
+  if (db == nullptr || closed.load()) return;
   if (!read_only) {
     rocksdb::Status status = FlushMemtables(*db, handles);
     if (!status.ok()) {
@@ -303,7 +303,10 @@ Store::Instance::~Instance() {
   for (rocksdb::ColumnFamilyHandle* handle : handles) {
     if (handle != nullptr) db->DestroyColumnFamilyHandle(handle);
   }
+  handles = {};
   db->Close().PermitUncheckedError();
+  db.reset();
+  closed.store(true);
 }
 
 rocksdb::Status OpenInstance(const std::string& path, const std::shared_ptr<rocksdb::Cache>& cache,
@@ -617,7 +620,15 @@ absl::Status Store::Write(rocksdb::WriteBatch& batch, bool sync) {
   if (ready.ok()) {
     rocksdb::WriteOptions write_options;
     write_options.sync = sync || options_.sync_writes;
-    written = Use().db().Write(write_options, &batch);
+    const Pin pin = Use();
+    if (pin.read_only()) {
+      // Replaced after a failed write since PrepareWrite found it writable: not an error of
+      // the database, the next write opens it for writing again.
+      return absl::UnavailableError(
+          "the cache database is being reopened after a failed write; the next write "
+          "tries again");
+    }
+    written = pin.db().Write(write_options, &batch);
     // A failed write may have stopped writes without a background error being reported
     // (yet): resume, or find out that there is nothing to resume, before the next one.
     if (!written.ok()) shared_->errors->Report();
@@ -658,6 +669,7 @@ absl::Status Store::CompactAll() {
   // while the disk is still as full), nor without room for what it writes.
   if (absl::Status ready = PrepareWrite(); !ready.ok()) return ready;
   const Pin pin = Use();
+  if (pin.read_only()) return absl::UnavailableError("the cache database is open read-only");
   rocksdb::DB& db = pin.db();
   // The bottommost files too: a deletion's tombstone that reached the last level would
   // otherwise stay there, with the space it stands for, until a write happens to rewrite
@@ -732,6 +744,14 @@ absl::StatusOr<bool> TableScan::Get(Table table, std::string_view key, std::stri
 }
 
 absl::Status Store::Settle(uint64_t min_bytes) {
+  // A flush that fails for lack of space stops every write until the store resumes: it is
+  // only worth trying with room for its files, and never while a failure is pending.
+  // Asked before the pin: recovery takes recover_mu_ and then waits for pins to go.
+  if (shared_->errors->Pending()) return absl::OkStatus();
+  {
+    std::lock_guard lock(recover_mu_);
+    if (shared_->free_when_full.has_value()) return absl::OkStatus();
+  }
   const Pin pin = Use();
   if (pin.read_only()) return absl::OkStatus();
   std::array<rocksdb::ColumnFamilyHandle*, kTableCount> handles;
@@ -743,13 +763,6 @@ absl::Status Store::Settle(uint64_t min_bytes) {
     held += bytes;
   }
   if (held < min_bytes) return absl::OkStatus();
-  // A flush that fails for lack of space stops every write until the store resumes: it is
-  // only worth trying with room for its files, and never while a failure is pending.
-  if (shared_->errors->Pending()) return absl::OkStatus();
-  {
-    std::lock_guard lock(recover_mu_);
-    if (shared_->free_when_full.has_value()) return absl::OkStatus();
-  }
   const std::optional<uint64_t> free = FreeBytes(path_);
   if (free.has_value() && *free < 2 * held) return absl::OkStatus();
   rocksdb::Status status = FlushMemtables(pin.db(), handles);

@@ -8,6 +8,7 @@
 #include <array>
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +18,24 @@
 #include "turbine/storage/store.h"
 
 namespace turbine::storage {
+
+// Instance is one open of the database. Every use of it holds a Pin; one that is no longer
+// current closes its database once no pin holds it (Store::CloseRetired), so a read that
+// started on it finishes there. The Instance itself, and its count of pins, stays until
+// the Store ends: a Use() may still count itself on one it found current just before it
+// was replaced (and then back off).
+struct Store::Instance {
+  std::unique_ptr<rocksdb::DB> db;
+  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> handles{};
+  bool read_only = false;
+  std::atomic<int> users{0};
+  std::atomic<bool> closed{false};  // set once Close has returned
+
+  // Close flushes a writable instance's memtables (a failed flush leaves the writes to the
+  // log) and closes its database. Once: it may run on the resumer's thread (CloseRetired).
+  void Close();
+  ~Instance() { Close(); }
+};
 
 struct Store::Shared {
   std::shared_ptr<rocksdb::Cache> cache;
@@ -30,18 +49,11 @@ struct Store::Shared {
   // Free bytes on the disk after the last attempt to resume failed for lack of space, if
   // it did. Guarded by the Store's recover_mu_.
   std::optional<uint64_t> free_when_full;
-};
-
-// Instance is one open of the database. Every use of it holds a Pin; an instance that is
-// no longer current (`retired`) closes once no pin holds it, so a read that started on it
-// finishes there.
-struct Store::Instance {
-  std::unique_ptr<rocksdb::DB> db;
-  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> handles{};
-  bool read_only = false;
-  std::atomic<int> users{0};
-
-  ~Instance();
+  // A writable instance a reopen opened on the resumer's thread, until a writer installs
+  // it (Store::ReopenForWriting), and the count of errors reported before it opened.
+  std::mutex opened_mu;
+  std::unique_ptr<Instance> opened;
+  uint64_t opened_reported = 0;
 };
 
 // Pin holds the instance that was current when it was taken (Store::Use) open until it

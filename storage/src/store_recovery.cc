@@ -11,7 +11,10 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "resumer.h"
 #include "store_internal.h"
@@ -31,9 +34,21 @@ absl::Status Store::PrepareWrite() {
     return absl::ResourceExhaustedError("the disk is full (" + std::to_string(*free) +
                                         " bytes free): writes resume once space is freed");
   }
-  absl::Status recovered = ReadOnly() ? ReopenForWriting() : ResumeWriting();
-  if (!recovered.ok() && shared_->resume_refused.exchange(false)) {
-    recovered = ReplaceFailedInstance();
+  absl::Status recovered;
+  if (ReadOnly()) {
+    recovered = ReopenForWriting(std::chrono::milliseconds(0));
+  } else if (shared_->errors->TakeLogAppendFailed()) {
+    // RocksDB 7.8 resumes from a failed log append by flushing the memtables, which starts
+    // a new log; with nothing in them to flush it keeps the log whose writer saw the
+    // error, and the next append to it aborts the process (an assertion compiled into
+    // Debian's build; RocksDB fixed it in 9.x by never writing to such a log again).
+    // Reopened, the database replays that log and starts a new one.
+    recovered = ReplaceFailedInstance("a write failed appending to the log");
+  } else {
+    recovered = ResumeWriting();
+    if (!recovered.ok() && shared_->resume_refused.exchange(false)) {
+      recovered = ReplaceFailedInstance("writes failed with an error RocksDB does not resume from");
+    }
   }
   shared_->free_when_full.reset();
   if (recovered.code() == absl::StatusCode::kResourceExhausted) {
@@ -46,9 +61,11 @@ absl::Status Store::ResumeWriting() {
   // Resume flushes what the failed writes left in memory and lets writes through again; on
   // a disk still full that flush fails, and so does this write. It may outlive the Store
   // (~Store leaves it the database and what is shared), and pins its instance meanwhile.
-  return resumer_->Run([pin = std::make_shared<Pin>(Use()), shared = shared_] {
+  return resumer_->Run([pin = std::make_shared<Pin>(Use()), shared = shared_]() mutable {
     const uint64_t reported = shared->errors->Reported();
     const rocksdb::Status resumed = pin->db().Resume();
+    // Let go here, not with the closure: the Store may end once this returns.
+    pin.reset();
     if (!resumed.ok() && !IsNoSpace(resumed)) {
       // RocksDB returns the error it stopped on again from then on, cause fixed or not.
       shared->resume_refused.store(true);
@@ -59,7 +76,7 @@ absl::Status Store::ResumeWriting() {
   });
 }
 
-absl::Status Store::ReplaceFailedInstance() {
+absl::Status Store::ReplaceFailedInstance(std::string_view why) {
   // A read-only open takes no lock, so it opens beside the failed instance, and it sees
   // everything that one acknowledged (its table files, and its log replayed).
   auto replacement = std::make_unique<Instance>();
@@ -70,73 +87,101 @@ absl::Status Store::ReplaceFailedInstance() {
                                    shared_->env.get()),
                    /*read_only=*/true, &replacement->handles, &replacement->db);
   if (!opened.ok()) {
-    return FromRocks(opened,
-                     "writes failed with an error RocksDB does not resume from, and opening "
-                     "the database again failed too; each write tries again");
+    return FromRocks(opened, std::string(why) +
+                                 ", and opening the database again failed too; each write "
+                                 "tries again");
   }
   current_.store(replacement.get());
   instances_.push_back(std::move(replacement));
   spdlog::warn(
-      "writes to {} failed with an error RocksDB does not resume from: reads go on from a "
-      "read-only open, and each write opens the database for writing again until that works",
-      path_);
-  return ReopenForWriting();
+      "{} ({}): reads go on from a read-only open, and each write opens the database for "
+      "writing again until that works",
+      why, path_);
+  return ReopenForWriting(options_.resume_wait);
 }
 
-absl::Status Store::ReopenForWriting() {
-  if (!CloseRetired(options_.resume_wait)) {
+absl::Status Store::ReopenForWriting(std::chrono::milliseconds wait) {
+  // Opened by a job whose writer had stopped waiting: the next write installs it.
+  if (std::unique_ptr<Instance> opened = TakeOpened(); opened != nullptr) {
+    return Install(std::move(opened));
+  }
+  std::vector<Instance*> closing;
+  if (!CloseRetired(wait, &closing)) {
     return absl::UnavailableError(
         "the store is reopening after a failed write, and reads that began before still use "
         "the failed database; writes resume once they end");
   }
-  const uint64_t reported = shared_->errors->Reported();
-  auto instance = std::make_unique<Instance>();
-  const rocksdb::Status status =
-      OpenInstance(path_, shared_->cache,
-                   DatabaseOptions(shared_->logger, shared_->errors, options_.write_buffer_bytes,
-                                   shared_->env.get()),
-                   /*read_only=*/false, &instance->handles, &instance->db);
-  if (!status.ok()) {
-    return FromRocks(status,
-                     "the cache database is open read-only (a full disk, or a failed write), "
-                     "and opening it for writing failed; each write tries again");
-  }
-  RemoveEmptyLogs(*instance->db, path_);
-  if (stop_compacting_.load()) instance->db->DisableManualCompaction();
+  // Closing the failed instance flushes, and opening writes (the log replayed into a table
+  // file): either may wait for a flush that never finishes, as a resume may (resumer.h).
+  // So both run on the resumer's thread, waited for the same bounded time.
+  absl::Status opened = resumer_->Run(
+      [closing, shared = shared_, path = path_,
+       options = DatabaseOptions(shared_->logger, shared_->errors, options_.write_buffer_bytes,
+                                 shared_->env.get())] {
+        for (Instance* instance : closing) instance->Close();
+        const uint64_t reported = shared->errors->Reported();
+        auto instance = std::make_unique<Instance>();
+        const rocksdb::Status status = OpenInstance(path, shared->cache, options,
+                                                    /*read_only=*/false, &instance->handles,
+                                                    &instance->db);
+        if (!status.ok()) {
+          return FromRocks(status,
+                           "the cache database is open read-only (a full disk, or a failed "
+                           "write), and opening it for writing failed; each write tries again");
+        }
+        RemoveEmptyLogs(*instance->db, path);
+        std::lock_guard lock(shared->opened_mu);
+        shared->opened = std::move(instance);
+        shared->opened_reported = reported;
+        return absl::OkStatus();
+      });
+  if (!opened.ok()) return opened;
+  std::unique_ptr<Instance> instance = TakeOpened();
+  if (instance == nullptr) return absl::UnavailableError("the store is reopening; try again");
+  return Install(std::move(instance));
+}
+
+std::unique_ptr<Store::Instance> Store::TakeOpened() {
+  std::lock_guard lock(shared_->opened_mu);
+  return std::move(shared_->opened);
+}
+
+absl::Status Store::Install(std::unique_ptr<Instance> instance) {
+  rocksdb::DB& db = *instance->db;
   current_.store(instance.get());
   instances_.push_back(std::move(instance));
-  // The errors counted so far were the replaced instances'.
-  shared_->errors->Handled(reported);
+  // After it is current: a StopCompacting meanwhile reached the one before.
+  if (stop_compacting_.load()) db.DisableManualCompaction();
+  {
+    // The errors counted before it opened were the replaced instances'.
+    std::lock_guard lock(shared_->opened_mu);
+    shared_->errors->Handled(shared_->opened_reported);
+  }
   spdlog::info("reopened {} for writing", path_);
-  CloseRetired(std::chrono::milliseconds(0));
+  std::vector<Instance*> unused;
+  CloseRetired(std::chrono::milliseconds(0), &unused);  // the read-only one, if unused
   return absl::OkStatus();
 }
 
-bool Store::CloseRetired(std::chrono::milliseconds wait) {
+bool Store::CloseRetired(std::chrono::milliseconds wait, std::vector<Instance*>* writable) {
   // Only the current instance takes new pins (Use), so one that is not current and has
-  // none stays unused.
+  // none stays unused. Closed, it stays in instances_ (store_internal.h says why).
   const Instance* current = current_.load();
   const auto deadline = std::chrono::steady_clock::now() + wait;
-  bool writable_open = false;
-  for (auto it = instances_.begin(); it != instances_.end();) {
-    Instance& instance = **it;
-    if (&instance == current) {
-      ++it;
+  for (const std::unique_ptr<Instance>& instance : instances_) {
+    if (instance.get() == current || instance->closed.load()) continue;
+    if (instance->read_only) {
+      if (instance->users.load() == 0) instance->Close();
       continue;
     }
     // A writable instance holds the database's lock until it closes.
-    while (!instance.read_only && instance.users.load() > 0 &&
-           std::chrono::steady_clock::now() < deadline) {
+    while (instance->users.load() > 0 && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    if (instance.users.load() > 0) {
-      writable_open |= !instance.read_only;
-      ++it;
-      continue;
-    }
-    it = instances_.erase(it);
+    if (instance->users.load() > 0) return false;
+    writable->push_back(instance.get());
   }
-  return !writable_open;
+  return true;
 }
 
 }  // namespace turbine::storage

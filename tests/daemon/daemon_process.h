@@ -3,6 +3,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -28,6 +29,11 @@ class DaemonProcess {
         const rlimit limit{open_file_limit_, open_file_limit_};
         ::setrlimit(RLIMIT_NOFILE, &limit);
       }
+      if (run_as_uid_ >= 0 &&
+          (::setgroups(0, nullptr) != 0 || ::setgid(run_as_gid_) != 0 ||
+           ::setuid(run_as_uid_) != 0)) {
+        ::_exit(126);
+      }
       std::vector<char*> argv;
       std::string binary = binary_;
       argv.push_back(binary.data());
@@ -49,6 +55,13 @@ class DaemonProcess {
   // LimitOpenFiles makes the next Start run turbined with this open-file limit (soft and
   // hard, so turbined cannot raise it).
   void LimitOpenFiles(rlim_t limit) { open_file_limit_ = limit; }
+
+  // RunAs makes the next Start run turbined as this user and group (from root): one that
+  // permission checks stop, as root is not.
+  void RunAs(uid_t uid, gid_t gid) {
+    run_as_uid_ = static_cast<int>(uid);
+    run_as_gid_ = gid;
+  }
 
   // Signal sends `signal` and returns the exit status (code, or 128 + signal).
   int Stop(int signal) {
@@ -139,6 +152,8 @@ class DaemonProcess {
 
  private:
   std::string binary_ = TURBINED_PATH;
+  int run_as_uid_ = -1;
+  gid_t run_as_gid_ = 0;
   // WaitForLine reads the log until a line contains `marker` (what follows it goes to
   // `rest`), the process closes its stderr, or 60 s pass.
   bool WaitForLine(const std::string& marker, std::string* rest) {

@@ -116,6 +116,39 @@ TEST(FullDisk, AWriteIsResourceExhaustedAndTheNextOneAfterSpaceIsFreedSucceeds) 
   for (int n = 0; n <= acknowledged; ++n) ExpectInput(backing, n);
 }
 
+// A write that fails appending to the log, with every memtable empty (flushed just before,
+// as an idle daemon settles its store): RocksDB 7.8's resume then has nothing to flush, so
+// it keeps the log whose writer saw the error, and the next write to that log aborts the
+// process (an assertion in RocksDB's WritableFileWriter, compiled into Debian's build). The
+// store must never write to that log again.
+TEST(FullDisk, AFailedLogAppendAfterASettleIsFollowedBySafeWrites) {
+  SmallDisk disk(kDiskBytes);
+  if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
+  const std::string data = (disk.path() / "data").string();
+  {
+    std::unique_ptr<Store> store = OpenOrDie(data);
+    ASSERT_NE(store, nullptr);
+    RocksBackingStore backing(store.get());
+    ASSERT_TRUE(WriteInput(backing, 0).ok());
+    ASSERT_TRUE(store->Settle(0).ok());  // the memtables are empty now
+    disk.Fill("ballast");                // to the last byte
+    const absl::Status full = WriteInput(backing, 1);
+    EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted) << full;
+    disk.Free("ballast");
+    for (int n = 2; n < 6; ++n) {
+      const absl::Status written = WriteInput(backing, n);
+      ASSERT_TRUE(written.ok()) << n << ": " << written;
+    }
+    ExpectInput(backing, 0);
+    for (int n = 2; n < 6; ++n) ExpectInput(backing, n);
+  }
+  std::unique_ptr<Store> store = OpenOrDie(data);
+  ASSERT_NE(store, nullptr);
+  RocksBackingStore backing(store.get());
+  ExpectInput(backing, 0);
+  for (int n = 2; n < 6; ++n) ExpectInput(backing, n);
+}
+
 // HoldInMemtablesWithLittleRoom writes inputs 0 to 27 (7 MiB, held in the memtables) and
 // leaves 2 MiB free: too little to write them into table files.
 void HoldInMemtablesWithLittleRoom(SmallDisk& disk, RocksBackingStore& backing) {

@@ -253,8 +253,10 @@ class Engine {
   // lock held (servers use it to push new results to watchers). It must not block. It may
   // set inputs (outside task bodies; their change calls the listeners again, it too) and
   // add or remove listeners, itself included. Returns an id for RemoveChangeListener, which
-  // waits for the listener's calls on other threads to finish (not for one it is called
-  // from).
+  // waits for the listener's calls on other threads to finish; called from inside a
+  // listener it does not wait (no call begins after it). A listener may also run on a
+  // thread that is executing a task body (an invalidation found while loading a task):
+  // SetInputs there is refused.
   uint64_t AddChangeListener(std::function<void()> listener);
   void RemoveChangeListener(uint64_t id);
 

@@ -234,17 +234,24 @@ class Store {
   void CheckInputs(OpenReport* report);
   // Recovery (store_recovery.cc), under recover_mu_. PrepareWrite makes the database
   // writable again after a failed write, if it can: ResumeWriting asks RocksDB to resume;
-  // ReplaceFailedInstance, for an error it does not resume from, serves reads from a
+  // ReplaceFailedInstance, for an error it does not resume from (or a failed log append,
+  // which it does not resume from safely), serves reads from a
   // read-only instance and closes the failed one; ReopenForWriting replaces a read-only
   // instance by a writable one once the replaced ones that would keep it from opening
   // are closed (CloseRetired).
   absl::Status PrepareWrite();
   absl::Status ResumeWriting();
-  absl::Status ReplaceFailedInstance();
-  absl::Status ReopenForWriting();
-  // CloseRetired closes the replaced instances nothing pins, waiting up to `wait` for
-  // the writable ones; false if a writable one is still open.
-  bool CloseRetired(std::chrono::milliseconds wait);
+  absl::Status ReplaceFailedInstance(std::string_view why);
+  // ReopenForWriting waits up to `wait` for the last pins of a replaced writable instance
+  // (the first attempt after a replacement waits, later ones, each write's, do not), then
+  // closes it and opens a writable one on the resumer's thread; Install makes that current.
+  absl::Status ReopenForWriting(std::chrono::milliseconds wait);
+  std::unique_ptr<Instance> TakeOpened();
+  absl::Status Install(std::unique_ptr<Instance> instance);
+  // CloseRetired closes the replaced read-only instances nothing pins, and gives the
+  // replaced writable ones not yet closed in `writable` once nothing pins them, waiting up
+  // to `wait` for that; false if one is still pinned.
+  bool CloseRetired(std::chrono::milliseconds wait, std::vector<Instance*>* writable);
 
   std::string path_;
   StoreOptions options_;
