@@ -7,8 +7,12 @@
 namespace turbine::internal {
 namespace {
 
-// The listeners this thread is inside, innermost last.
-thread_local std::vector<const void*> tls_running;
+// The listeners this thread is inside (of which ChangeListeners), innermost last.
+struct Running {
+  const ChangeListeners* owner;
+  const void* entry;
+};
+thread_local std::vector<Running> tls_running;
 
 }  // namespace
 
@@ -31,7 +35,10 @@ void ChangeListeners::Remove(uint64_t id) {
   entry->removed = true;
   // From inside a listener's call it does not wait: two listeners removing each other on
   // two threads would each wait for the other's call for ever.
-  if (!tls_running.empty()) return;
+  if (std::any_of(tls_running.begin(), tls_running.end(),
+                  [this](const Running& running) { return running.owner == this; })) {
+    return;
+  }
   call_ended_.wait(lock, [&] { return entry->calls == 0; });
   // Nothing calls it any more: what it holds ends here, not on whichever thread lets go of
   // the entry last.
@@ -65,7 +72,7 @@ void ChangeListeners::Notify() {
         if (entry->removed) listeners->call_ended_.notify_all();
       }
     };
-    tls_running.push_back(entry.get());
+    tls_running.push_back({this, entry.get()});
     const Ended ended{this, entry.get()};
     entry->call();
   }

@@ -4,8 +4,9 @@
 // listeners again, itself included) or remove a listener, itself too. Remove, called
 // outside any listener, waits for the calls of that listener running on other threads:
 // once it returns, nothing calls it, and its callable is destroyed. Called from inside a
-// listener it does not wait (two listeners removing each other would wait for each other):
-// no call begins after it, but one already running on another thread may go on.
+// listener of the same ChangeListeners it does not wait (two listeners removing each other
+// would wait for each other): no call begins after it, but one already running on another
+// thread may go on.
 //
 // Thread-safety: all methods are safe from any thread.
 #pragma once

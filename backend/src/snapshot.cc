@@ -72,13 +72,6 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
       MutexLock queue(&persist_mu_);
       empty = persist_queue_.empty();
     }
-    if (failing && empty) {
-      // Another flush (the Flush RPC's) wrote what failed here: snapshots work again, and
-      // the next failure is said again.
-      failing = false;
-      snapshots_failing_.store(false, std::memory_order_relaxed);
-      Log(LogLevel::kInfo, "snapshots succeed again");
-    }
     const bool sweep = periodic && Clock::now() - last_sweep >= kUseSweepInterval;
     if ((due && !empty) || sweep) {
       last_snapshot = Clock::now();

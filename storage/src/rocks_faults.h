@@ -34,13 +34,15 @@ class BackgroundErrors : public rocksdb::EventListener {
   void Report() { reported_.fetch_add(1, std::memory_order_acq_rel); }
   void Handled(uint64_t reported) { handled_.store(reported, std::memory_order_release); }
 
-  // TakeLogAppendFailed tells whether a write failed appending to the log since it was
-  // last asked (store_recovery.cc: such a log must not be written to again).
-  bool TakeLogAppendFailed() { return log_append_failed_.exchange(false); }
+  // LogAppendFailures counts the writes that failed appending to the log (store_recovery.cc:
+  // such a log must not be written to again). Counted before Report.
+  uint64_t LogAppendFailures() const { return log_append_failures_.load(std::memory_order_acquire); }
   void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status*) override {
     // kWriteCallback: a write's own failure, which for a write is its log append (the
     // memtable insert does no I/O).
-    if (reason == rocksdb::BackgroundErrorReason::kWriteCallback) log_append_failed_.store(true);
+    if (reason == rocksdb::BackgroundErrorReason::kWriteCallback) {
+      log_append_failures_.fetch_add(1, std::memory_order_acq_rel);
+    }
     Report();
   }
   void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status,
@@ -51,7 +53,7 @@ class BackgroundErrors : public rocksdb::EventListener {
  private:
   std::atomic<uint64_t> reported_{0};
   std::atomic<uint64_t> handled_{0};
-  std::atomic<bool> log_append_failed_{false};
+  std::atomic<uint64_t> log_append_failures_{0};
 };
 
 }  // namespace turbine::storage

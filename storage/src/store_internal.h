@@ -49,11 +49,16 @@ struct Store::Shared {
   // Free bytes on the disk after the last attempt to resume failed for lack of space, if
   // it did. Guarded by the Store's recover_mu_.
   std::optional<uint64_t> free_when_full;
+  // Failed log appends (BackgroundErrors::LogAppendFailures) already answered by a
+  // replacement, or from before the current instance opened. Guarded by recover_mu_.
+  uint64_t log_failures_handled = 0;
   // A writable instance a reopen opened on the resumer's thread, until a writer installs
-  // it (Store::ReopenForWriting), and the count of errors reported before it opened.
+  // it (Store::ReopenForWriting), and the counts of errors and of failed log appends
+  // reported before it opened.
   std::mutex opened_mu;
   std::unique_ptr<Instance> opened;
   uint64_t opened_reported = 0;
+  uint64_t opened_log_failures = 0;
 };
 
 // Pin holds the instance that was current when it was taken (Store::Use) open until it

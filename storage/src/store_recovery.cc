@@ -10,6 +10,7 @@
 // table file holds it.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <string_view>
@@ -37,7 +38,9 @@ absl::Status Store::PrepareWrite() {
   absl::Status recovered;
   if (ReadOnly()) {
     recovered = ReopenForWriting(std::chrono::milliseconds(0));
-  } else if (shared_->errors->TakeLogAppendFailed()) {
+  } else if (const uint64_t failures = shared_->errors->LogAppendFailures();
+             failures > shared_->log_failures_handled) {
+    shared_->log_failures_handled = failures;
     // RocksDB 7.8 resumes from a failed log append by flushing the memtables, which starts
     // a new log; with nothing in them to flush it keeps the log whose writer saw the
     // error, and the next append to it aborts the process (an assertion compiled into
@@ -119,7 +122,13 @@ absl::Status Store::ReopenForWriting(std::chrono::milliseconds wait) {
        options = DatabaseOptions(shared_->logger, shared_->errors, options_.write_buffer_bytes,
                                  shared_->env.get())] {
         for (Instance* instance : closing) instance->Close();
+        {
+          // One opened by the job before, finished after its writer last looked.
+          std::lock_guard lock(shared->opened_mu);
+          if (shared->opened != nullptr) return absl::OkStatus();
+        }
         const uint64_t reported = shared->errors->Reported();
+        const uint64_t log_failures = shared->errors->LogAppendFailures();
         auto instance = std::make_unique<Instance>();
         const rocksdb::Status status = OpenInstance(path, shared->cache, options,
                                                     /*read_only=*/false, &instance->handles,
@@ -133,10 +142,11 @@ absl::Status Store::ReopenForWriting(std::chrono::milliseconds wait) {
         std::lock_guard lock(shared->opened_mu);
         shared->opened = std::move(instance);
         shared->opened_reported = reported;
+        shared->opened_log_failures = log_failures;
         return absl::OkStatus();
       });
-  if (!opened.ok()) return opened;
   std::unique_ptr<Instance> instance = TakeOpened();
+  if (!opened.ok() && instance == nullptr) return opened;  // else: a job before this one's
   if (instance == nullptr) return absl::UnavailableError("the store is reopening; try again");
   return Install(std::move(instance));
 }
@@ -156,7 +166,10 @@ absl::Status Store::Install(std::unique_ptr<Instance> instance) {
     // The errors counted before it opened were the replaced instances'.
     std::lock_guard lock(shared_->opened_mu);
     shared_->errors->Handled(shared_->opened_reported);
+    shared_->log_failures_handled =
+        std::max(shared_->log_failures_handled, shared_->opened_log_failures);
   }
+  shared_->resume_refused.store(false);
   spdlog::info("reopened {} for writing", path_);
   std::vector<Instance*> unused;
   CloseRetired(std::chrono::milliseconds(0), &unused);  // the read-only one, if unused
@@ -168,6 +181,7 @@ bool Store::CloseRetired(std::chrono::milliseconds wait, std::vector<Instance*>*
   // none stays unused. Closed, it stays in instances_ (store_internal.h says why).
   const Instance* current = current_.load();
   const auto deadline = std::chrono::steady_clock::now() + wait;
+  bool unpinned = true;
   for (const std::unique_ptr<Instance>& instance : instances_) {
     if (instance.get() == current || instance->closed.load()) continue;
     if (instance->read_only) {
@@ -178,10 +192,13 @@ bool Store::CloseRetired(std::chrono::milliseconds wait, std::vector<Instance*>*
     while (instance->users.load() > 0 && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    if (instance->users.load() > 0) return false;
+    if (instance->users.load() > 0) {
+      unpinned = false;
+      continue;
+    }
     writable->push_back(instance.get());
   }
-  return true;
+  return unpinned;
 }
 
 }  // namespace turbine::storage

@@ -93,4 +93,34 @@ TEST(ChangeListeners, RemovingOneWaitsForItsCallOnAnotherThread) {
   EXPECT_FALSE(entered.load());
 }
 
+// Inside a listener of another engine, a removal still waits: only its own engine's
+// listeners could be waiting for it in turn.
+TEST(ChangeListeners, RemovingOneFromAnotherEnginesListenerWaitsForItsCall) {
+  turbine::Engine engine;
+  turbine::Engine other;
+  std::atomic<bool> entered{false};
+  std::atomic<bool> release{false};
+  std::atomic<bool> finished{false};
+  const uint64_t id = engine.AddChangeListener([&] {
+    entered.store(true);
+    while (!release.load()) std::this_thread::yield();
+    finished.store(true);
+  });
+  std::atomic<bool> removed{false};
+  other.AddChangeListener([&] {
+    engine.RemoveChangeListener(id);
+    removed.store(true);
+    EXPECT_TRUE(finished.load());
+  });
+  std::thread changer([&] { EXPECT_TRUE(engine.SetInput("a", int64_t{1}).ok()); });
+  while (!entered.load()) std::this_thread::yield();
+  std::thread remover([&] { EXPECT_TRUE(other.SetInput("b", int64_t{1}).ok()); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(removed.load());  // still in its call on the changer's thread
+  release.store(true);
+  remover.join();
+  changer.join();
+  EXPECT_TRUE(removed.load());
+}
+
 }  // namespace

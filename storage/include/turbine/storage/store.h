@@ -250,7 +250,7 @@ class Store {
   absl::Status Install(std::unique_ptr<Instance> instance);
   // CloseRetired closes the replaced read-only instances nothing pins, and gives the
   // replaced writable ones not yet closed in `writable` once nothing pins them, waiting up
-  // to `wait` for that; false if one is still pinned.
+  // to `wait` for that; false if one is still pinned (it is left out of `writable`).
   bool CloseRetired(std::chrono::milliseconds wait, std::vector<Instance*>* writable);
 
   std::string path_;
