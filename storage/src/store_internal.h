@@ -7,6 +7,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -49,6 +50,10 @@ struct Store::Shared {
   // Free bytes on the disk after the last attempt to resume failed for lack of space, if
   // it did. Guarded by the Store's recover_mu_.
   std::optional<uint64_t> free_when_full;
+  // When an attempt to open the database for writing again last failed (not for lack of
+  // space), and how: the writes of the next second get that answer at once. Guarded by
+  // recover_mu_.
+  std::optional<std::pair<std::chrono::steady_clock::time_point, absl::Status>> reopen_failed;
   // Failed log appends (BackgroundErrors::LogAppendFailures) already answered by a
   // replacement, or from before the current instance opened. Guarded by recover_mu_.
   uint64_t log_failures_handled = 0;

@@ -21,6 +21,11 @@
 #include "store_internal.h"
 
 namespace turbine::storage {
+namespace {
+
+constexpr std::chrono::milliseconds kReopenInterval{1000};
+
+}  // namespace
 
 absl::Status Store::PrepareWrite() {
   if (!shared_->errors->Pending() && !ReadOnly()) return absl::OkStatus();
@@ -37,6 +42,14 @@ absl::Status Store::PrepareWrite() {
   }
   absl::Status recovered;
   if (ReadOnly()) {
+    // An attempt is a whole open, a third of a second on a small machine, on the writer's
+    // thread, and writes queue behind it: after one that failed for another reason than
+    // space (which the free space above tells), the writes of the next second are refused
+    // with its error at once.
+    if (shared_->reopen_failed.has_value() &&
+        std::chrono::steady_clock::now() - shared_->reopen_failed->first < kReopenInterval) {
+      return shared_->reopen_failed->second;
+    }
     recovered = ReopenForWriting(std::chrono::milliseconds(0));
   } else if (const uint64_t failures = shared_->errors->LogAppendFailures();
              failures > shared_->log_failures_handled) {
@@ -54,8 +67,11 @@ absl::Status Store::PrepareWrite() {
     }
   }
   shared_->free_when_full.reset();
+  shared_->reopen_failed.reset();
   if (recovered.code() == absl::StatusCode::kResourceExhausted) {
     shared_->free_when_full = FreeBytes(path_);
+  } else if (!recovered.ok() && ReadOnly()) {
+    shared_->reopen_failed.emplace(std::chrono::steady_clock::now(), recovered);
   }
   return recovered;
 }

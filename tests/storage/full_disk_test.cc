@@ -282,8 +282,15 @@ TEST(FullDisk, AWriteErrorRocksDbDoesNotResumeFromEndsOnceItsCauseIsGone) {
     while (reads.load() < before + 10) std::this_thread::yield();
   };
   some_reads();
+  // Refused at once for a second after a failed attempt (an attempt is a whole open).
+  const absl::Status at_once = WriteInput(backing, n);
+  EXPECT_EQ(at_once.code(), absl::StatusCode::kUnavailable) << at_once;
   files->RefuseNewLogs(false);
-  const absl::Status again = WriteInput(backing, n);
+  absl::Status again = WriteInput(backing, n);
+  for (int attempt = 0; attempt < 40 && !again.ok(); ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    again = WriteInput(backing, n);
+  }
   EXPECT_TRUE(again.ok()) << again;
   EXPECT_FALSE((*store)->ReadOnly());
   some_reads();
