@@ -712,6 +712,9 @@ class EngineImpl {
   void AwaitAdmission();
   void SetAdmission(bool closed);  // by the evictor
   std::atomic<bool> snapshots_failing_{false};  // since the last background snapshot failed
+  // Flushes that wrote tasks and succeeded, whoever asked (the snapshot loop, the Flush
+  // RPC): the loop's failing period ends with one.
+  std::atomic<uint64_t> snapshots_written_{0};
   // What an ongoing snapshot has yet to write (Flush), for the evictor's backlog.
   std::atomic<size_t> snapshot_backlog_{0};
   // What the evictor wanted freed while a snapshot's chunk held flush_mu_: the snapshot

@@ -40,6 +40,7 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
   // for it: no execution during a whole tick and no refresh running now.
   uint64_t executions_before = execution_count.load(std::memory_order_relaxed);
   bool failing = false;  // said once when snapshots start failing, once when they recover
+  uint64_t written_when_failing = 0;  // snapshots_written_ then
   // Last-use days reach the store with a snapshot once an hour: a crash loses at most that
   // much of them, which only makes tasks look older by as much.
   constexpr auto kUseSweepInterval = std::chrono::hours(1);
@@ -72,6 +73,13 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
       MutexLock queue(&persist_mu_);
       empty = persist_queue_.empty();
     }
+    if (failing && snapshots_written_.load(std::memory_order_relaxed) != written_when_failing) {
+      // Another flush (the Flush RPC's) wrote a snapshot since this one failed: they work
+      // again, and the next failure is said again.
+      failing = false;
+      snapshots_failing_.store(false, std::memory_order_relaxed);
+      Log(LogLevel::kInfo, "snapshots succeed again");
+    }
     const bool sweep = periodic && Clock::now() - last_sweep >= kUseSweepInterval;
     if ((due && !empty) || sweep) {
       last_snapshot = Clock::now();
@@ -83,6 +91,7 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
       snapshots_failing_.store(!flushed.ok(), std::memory_order_relaxed);
       if (!flushed.ok() && !failing) {
         failing = true;
+        written_when_failing = snapshots_written_.load(std::memory_order_relaxed);
         Log(LogLevel::kError,
             "snapshot failed, retrying every snapshot: " + std::string(flushed.message()));
       } else if (flushed.ok() && failing) {
@@ -247,6 +256,9 @@ absl::Status EngineImpl::Flush(bool sweep_uses, bool into_reserve) {
                                .count();
     event.failed = !written.ok();
     RecordTrace(std::move(event));
+  }
+  if (written_tasks > 0 && written.ok()) {
+    snapshots_written_.fetch_add(1, std::memory_order_relaxed);
   }
   if (written_tasks > 0) {
     snapshot_count.fetch_add(1, std::memory_order_relaxed);
