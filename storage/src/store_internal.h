@@ -1,4 +1,4 @@
-// store_internal.h — what store.cc and store_recovery.cc share: one open of the database
+// store_internal.h — what store.cc, store_recovery.cc and rocks_options.cc share: one open of the database
 // (Instance), the pin that keeps one open while it is used, and the helpers both use.
 #pragma once
 
