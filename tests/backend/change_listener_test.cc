@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <thread>
 
 #include "turbine/engine.h"
@@ -63,34 +64,49 @@ TEST(ChangeListeners, AListenerRemovesOneCalledAfterIt) {
   EXPECT_EQ(second_calls.load(), 0);
 }
 
-TEST(ChangeListeners, RemovingOneWaitsForItsCallOnAnotherThread) {
-  turbine::Engine engine;
+// HeldListener is a listener whose call, once entered, waits until it is released.
+struct HeldListener {
   std::atomic<bool> entered{false};
   std::atomic<bool> release{false};
   std::atomic<bool> finished{false};
-  const uint64_t id = engine.AddChangeListener([&] {
-    entered.store(true);
-    while (!release.load()) std::this_thread::yield();
-    finished.store(true);
-  });
-  std::thread changer([&] { EXPECT_TRUE(engine.SetInput("a", int64_t{1}).ok()); });
-  while (!entered.load()) std::this_thread::yield();
+
+  std::function<void()> Listener() {
+    return [this] {
+      entered.store(true);
+      while (!release.load()) std::this_thread::yield();
+      finished.store(true);
+    };
+  }
+  // EnterOnAnotherThread sets an input of `engine` on a new thread and returns once the
+  // held call has begun there.
+  std::thread EnterOnAnotherThread(turbine::Engine& engine) {
+    std::thread changer([&engine] { EXPECT_TRUE(engine.SetInput("a", int64_t{1}).ok()); });
+    while (!entered.load()) std::this_thread::yield();
+    return changer;
+  }
+};
+
+TEST(ChangeListeners, RemovingOneWaitsForItsCallOnAnotherThread) {
+  turbine::Engine engine;
+  HeldListener held;
+  const uint64_t id = engine.AddChangeListener(held.Listener());
+  std::thread changer = held.EnterOnAnotherThread(engine);
   std::atomic<bool> removed{false};
   std::thread remover([&] {
     engine.RemoveChangeListener(id);
     removed.store(true);
-    EXPECT_TRUE(finished.load());  // its call ended before the removal returned
+    EXPECT_TRUE(held.finished.load());  // its call ended before the removal returned
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_FALSE(removed.load());  // still in its call
-  release.store(true);
+  held.release.store(true);
   remover.join();
   changer.join();
   EXPECT_TRUE(removed.load());
   // Removed: a later change does not call it.
-  entered.store(false);
+  held.entered.store(false);
   ASSERT_TRUE(engine.SetInput("a", int64_t{2}).ok());
-  EXPECT_FALSE(entered.load());
+  EXPECT_FALSE(held.entered.load());
 }
 
 // Inside a listener of another engine, a removal still waits: only its own engine's
@@ -98,26 +114,19 @@ TEST(ChangeListeners, RemovingOneWaitsForItsCallOnAnotherThread) {
 TEST(ChangeListeners, RemovingOneFromAnotherEnginesListenerWaitsForItsCall) {
   turbine::Engine engine;
   turbine::Engine other;
-  std::atomic<bool> entered{false};
-  std::atomic<bool> release{false};
-  std::atomic<bool> finished{false};
-  const uint64_t id = engine.AddChangeListener([&] {
-    entered.store(true);
-    while (!release.load()) std::this_thread::yield();
-    finished.store(true);
-  });
+  HeldListener held;
+  const uint64_t id = engine.AddChangeListener(held.Listener());
   std::atomic<bool> removed{false};
   other.AddChangeListener([&] {
     engine.RemoveChangeListener(id);
     removed.store(true);
-    EXPECT_TRUE(finished.load());
+    EXPECT_TRUE(held.finished.load());
   });
-  std::thread changer([&] { EXPECT_TRUE(engine.SetInput("a", int64_t{1}).ok()); });
-  while (!entered.load()) std::this_thread::yield();
+  std::thread changer = held.EnterOnAnotherThread(engine);
   std::thread remover([&] { EXPECT_TRUE(other.SetInput("b", int64_t{1}).ok()); });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_FALSE(removed.load());  // still in its call on the changer's thread
-  release.store(true);
+  held.release.store(true);
   remover.join();
   changer.join();
   EXPECT_TRUE(removed.load());

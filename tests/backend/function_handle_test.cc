@@ -6,10 +6,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "read_now.h"
@@ -203,35 +205,68 @@ class FailingSnapshots : public UnreadableStore {
   }
 };
 
+// CapturedLog is an engine logger that keeps what it is told.
+class CapturedLog {
+ public:
+  std::function<void(turbine::LogLevel, std::string_view)> Logger() {
+    return [this](turbine::LogLevel level, std::string_view message) {
+      std::lock_guard lock(mu_);
+      lines_.emplace_back(level, message);
+    };
+  }
+  // Errors gives the error lines so far.
+  std::vector<std::string> Errors() {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> errors;
+    for (const auto& [level, line] : lines_) {
+      if (level == turbine::LogLevel::kError) errors.push_back(line);
+    }
+    return errors;
+  }
+  // WaitFor waits (up to 20 s) until a line holding `part` was logged `times` times.
+  bool WaitFor(std::string_view part, long times = 1) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (Count(part) < times && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return Count(part) >= times;
+  }
+
+ private:
+  long Count(std::string_view part) {
+    std::lock_guard lock(mu_);
+    return std::count_if(lines_.begin(), lines_.end(), [&](const auto& entry) {
+      return entry.second.find(part) != std::string::npos;
+    });
+  }
+
+  std::mutex mu_;
+  std::vector<std::pair<turbine::LogLevel, std::string>> lines_;
+};
+
+// OpenSnapshotting opens an engine on `store` that snapshots every 10 ms and logs to `log`.
+absl::StatusOr<std::unique_ptr<Engine>> OpenSnapshotting(turbine::BackingStore& store,
+                                                         CapturedLog& log) {
+  return Engine::Open({.worker_threads = 1,
+                       .backing_store = &store,
+                       .snapshot_interval = std::chrono::milliseconds(10),
+                       .logger = log.Logger()});
+}
+
 TEST(EngineLogger, BackgroundErrorsGoToTheInjectedLogger) {
   FailingSnapshots store;
-  std::mutex mu;
-  std::vector<std::string> logged;
-  absl::StatusOr<std::unique_ptr<Engine>> engine =
-      Engine::Open({.worker_threads = 1,
-                    .backing_store = &store,
-                    .snapshot_interval = std::chrono::milliseconds(10),
-                    .logger = [&](turbine::LogLevel level, std::string_view message) {
-                      std::lock_guard lock(mu);
-                      if (level == turbine::LogLevel::kError) logged.emplace_back(message);
-                    }});
+  CapturedLog log;
+  absl::StatusOr<std::unique_ptr<Engine>> engine = OpenSnapshotting(store, log);
   ASSERT_TRUE(engine.ok()) << engine.status();
   {
     Engine::Scope scope(**engine);
     ASSERT_EQ(*(*engine)->Read(area(2, 3)), 6);
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    {
-      std::lock_guard lock(mu);
-      if (!logged.empty()) break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  std::lock_guard lock(mu);
-  ASSERT_FALSE(logged.empty()) << "the failed background snapshot was not reported";
-  EXPECT_NE(logged.front().find("snapshot failed"), std::string::npos) << logged.front();
-  EXPECT_NE(logged.front().find("input/output error"), std::string::npos) << logged.front();
+  log.WaitFor("snapshot failed");
+  const std::vector<std::string> errors = log.Errors();
+  ASSERT_FALSE(errors.empty()) << "the failed background snapshot was not reported";
+  EXPECT_NE(errors.front().find("snapshot failed"), std::string::npos) << errors.front();
+  EXPECT_NE(errors.front().find("input/output error"), std::string::npos) << errors.front();
 }
 
 // SometimesFailingSnapshots fails snapshots while `failing` is set.
@@ -251,39 +286,18 @@ class SometimesFailingSnapshots : public FailingSnapshots {
 // they succeeded, and said nothing of the next outage (found by a black-box run).
 TEST(EngineLogger, SnapshotsRecoveredByAFlushAreSaidToSucceedAndFailAgain) {
   SometimesFailingSnapshots store;
-  std::mutex mu;
-  std::vector<std::string> logged;
-  absl::StatusOr<std::unique_ptr<Engine>> engine =
-      Engine::Open({.worker_threads = 1,
-                    .backing_store = &store,
-                    .snapshot_interval = std::chrono::milliseconds(10),
-                    .logger = [&](turbine::LogLevel, std::string_view message) {
-                      std::lock_guard lock(mu);
-                      logged.emplace_back(message);
-                    }});
+  CapturedLog log;
+  absl::StatusOr<std::unique_ptr<Engine>> engine = OpenSnapshotting(store, log);
   ASSERT_TRUE(engine.ok()) << engine.status();
-  auto count = [&](std::string_view part) {
-    std::lock_guard lock(mu);
-    return std::count_if(logged.begin(), logged.end(), [&](const std::string& line) {
-      return line.find(part) != std::string::npos;
-    });
-  };
-  auto wait_for = [&](std::string_view part, long times) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (count(part) < times && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return count(part) >= times;
-  };
   Engine::Scope scope(**engine);
   ASSERT_EQ(*(*engine)->Read(area(2, 3)), 6);
-  ASSERT_TRUE(wait_for("snapshot failed", 1));
+  ASSERT_TRUE(log.WaitFor("snapshot failed", 1));
   store.failing.store(false);
   ASSERT_TRUE((*engine)->Flush().ok());
-  EXPECT_TRUE(wait_for("snapshots succeed again", 1));
+  EXPECT_TRUE(log.WaitFor("snapshots succeed again", 1));
   store.failing.store(true);
   ASSERT_EQ(*(*engine)->Read(area(4, 5)), 20);
-  EXPECT_TRUE(wait_for("snapshot failed", 2));
+  EXPECT_TRUE(log.WaitFor("snapshot failed", 2));
 }
 
 }  // namespace

@@ -76,6 +76,16 @@ v1::Value Blob(int n) {
   return value;
 }
 
+// ExpectBlobs checks that the inputs blob0 .. blob<count - 1> read back as set.
+void ExpectBlobs(v1::Turbine::Stub& stub, int count) {
+  for (int n = 0; n < count; ++n) {
+    EXPECT_EQ(
+        Call(stub, Request("input.get", {Str("blob" + std::to_string(n))})).value().bytes_value(),
+        Blob(n).bytes_value())
+        << "blob" << n;
+  }
+}
+
 int CountOf(const std::string& text, const std::string& part) {
   int count = 0;
   for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) {
@@ -147,12 +157,7 @@ TEST(StoreFaultsDaemon, AFullDiskRefusesWritesServesCallsAndRecoversWithoutARest
   ASSERT_TRUE(daemon.Start({"--data-dir", data})) << daemon.log();
   auto stub = Connect(daemon.address());
   EXPECT_EQ(Call(*stub, Request("input.get", {Str("price")})).value().int_value(), 2);
-  for (int n = 0; n < acknowledged; ++n) {
-    EXPECT_EQ(
-        Call(*stub, Request("input.get", {Str("blob" + std::to_string(n))})).value().bytes_value(),
-        Blob(n).bytes_value())
-        << "blob" << n;
-  }
+  ExpectBlobs(*stub, acknowledged);
   EXPECT_EQ(Call(*stub, Request("demo.fib", {Int(51)})).source(), v1::SOURCE_DISK);
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
@@ -291,13 +296,7 @@ TEST(StoreFaultsDaemon, ADataDirThatRefusesNewFilesRecoversWithoutARestart) {
     ASSERT_TRUE(set.ok()) << set.error_message();
     EXPECT_EQ(Call(*stub, Request("input.get", {Str("price")})).value().int_value(), 2);
     EXPECT_TRUE(daemon.WaitForLog("for writing")) << daemon.log();
-    for (int n = 0; n < acknowledged; ++n) {
-      EXPECT_EQ(Call(*stub, Request("input.get", {Str("blob" + std::to_string(n))}))
-                    .value()
-                    .bytes_value(),
-                Blob(n).bytes_value())
-          << "blob" << n;
-    }
+    ExpectBlobs(*stub, acknowledged);
     EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
   }
   DaemonProcess daemon;
@@ -305,12 +304,7 @@ TEST(StoreFaultsDaemon, ADataDirThatRefusesNewFilesRecoversWithoutARestart) {
   ASSERT_TRUE(daemon.Start({"--data-dir", data.string()})) << daemon.log();
   auto stub = Connect(daemon.address());
   EXPECT_EQ(Call(*stub, Request("input.get", {Str("price")})).value().int_value(), 2);
-  for (int n = 0; n < acknowledged; ++n) {
-    EXPECT_EQ(
-        Call(*stub, Request("input.get", {Str("blob" + std::to_string(n))})).value().bytes_value(),
-        Blob(n).bytes_value())
-        << "blob" << n;
-  }
+  ExpectBlobs(*stub, acknowledged);
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
