@@ -153,7 +153,8 @@ EngineImpl::~EngineImpl() {
     reserved_ids = reserved_ids_;
   }
   if (absl::Status flushed = Flush(/*sweep_uses=*/true); !flushed.ok()) {
-    Log(LogLevel::kError, "final snapshot failed: " + std::string(flushed.message()));
+    Log(LogLevel::kError, "final snapshot failed, the last results are lost: " +
+                              std::string(flushed.message()));
   } else if (reserved_ids) {
     // The next process continues from the ids given out, not past those reserved and never
     // used. Kept if the snapshot failed: the reservation still covers what it did not write.

@@ -162,6 +162,24 @@ TEST(StoreFaultsDaemon, AFullDiskRefusesWritesServesCallsAndRecoversWithoutARest
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
+// A stop on a full disk cannot write its last results. The daemon flushes before it closes
+// the engine and the engine flushes again as it closes: the log says so once, not at both.
+TEST(StoreFaultsDaemon, AStopOnAFullDiskSaysOnceThatItsLastResultsAreLost) {
+  SmallDisk disk(kDiskBytes);
+  if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
+  const std::string data = (disk.path() / "data").string();
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", data, "--snapshot-interval-ms", "3600000"}))
+      << daemon.log();
+  auto stub = Connect(daemon.address());
+  ASSERT_TRUE(Set(*stub, "price", Int(1)).ok());
+  disk.Fill("ballast");  // to the last byte
+  EXPECT_EQ(Call(*stub, Request("demo.fib", {Int(60)})).value().int_value(), 1548008755920);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  EXPECT_EQ(CountOf(daemon.log(), "final snapshot failed"), 1) << daemon.log();
+  EXPECT_NE(daemon.log().find("the last results are lost"), std::string::npos) << daemon.log();
+}
+
 TEST(StoreFaultsDaemon, StartsOnAFullDiskReadOnlyAndBecomesWritableWhenSpaceIsFreed) {
   SmallDisk disk(kDiskBytes);
   if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
