@@ -17,6 +17,7 @@ struct Resumer::State {
   // may be exiting).
   bool abandoned = false;
   std::chrono::steady_clock::time_point began;
+  std::string what;  // of the one running or last run
   // What the last resume returned, until a writer takes it. A failure nobody waited for
   // is the next writer's: it says the disk is still full rather than starting another.
   std::optional<absl::Status> result;
@@ -38,7 +39,7 @@ Resumer::~Resumer() {
   thread_.join();
 }
 
-absl::Status Resumer::Run(std::function<absl::Status()> resume) {
+absl::Status Resumer::Run(std::string_view what, std::function<absl::Status()> resume) {
   std::unique_lock lock(state_->mu);
   if (!state_->running) {
     if (state_->result.has_value() && !state_->result->ok()) {
@@ -49,11 +50,12 @@ absl::Status Resumer::Run(std::function<absl::Status()> resume) {
     state_->said_late = false;
     state_->result.reset();
     state_->began = std::chrono::steady_clock::now();
+    state_->what = std::string(what);
     thread_ = std::thread([state = state_, resume = std::move(resume)] {
       absl::Status result = resume();
       std::lock_guard lock(state->mu);
       if (state->said_late && !state->abandoned) {
-        spdlog::info("the store's resume returned: {}",
+        spdlog::info("the store's {} returned: {}", state->what,
                      result.ok() ? std::string("writes go on") : std::string(result.message()));
       }
       state->result = std::move(result);
@@ -70,10 +72,10 @@ absl::Status Resumer::Run(std::function<absl::Status()> resume) {
   if (!state_->said_late) {
     state_->said_late = true;
     spdlog::error(
-        "the store's resume after a failed write has not returned in {} ms (RocksDB waits "
+        "the store's {} after a failed write has not returned in {} ms (RocksDB waits "
         "for a flush); writes are refused with UNAVAILABLE until it does; a restart of the "
         "daemon recovers",
-        waited.count());
+        state_->what, waited.count());
   }
   return absl::UnavailableError(
       "the store is recovering from a failed write and has not finished in " +

@@ -16,6 +16,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <thread>
 
 namespace turbine::storage {
@@ -33,8 +35,9 @@ class Resumer {
   // or until `wait` after it began: its status, or kUnavailable if it has not returned.
   // A failure of a resume that returned after its writers stopped waiting is returned once
   // instead of starting another. `resume` must not use what may end before it does
-  // (Finish).
-  absl::Status Run(std::function<absl::Status()> resume);
+  // (Finish). `what` names it in the log ("resume", "reopen"), which says when one is
+  // late and when a late one returns.
+  absl::Status Run(std::string_view what, std::function<absl::Status()> resume);
   // Running tells whether a resume has begun and not returned.
   bool Running() const;
   // Finish waits for a running resume to return, until `wait` after it began; false if it

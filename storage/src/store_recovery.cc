@@ -80,7 +80,7 @@ absl::Status Store::ResumeWriting() {
   // Resume flushes what the failed writes left in memory and lets writes through again; on
   // a disk still full that flush fails, and so does this write. It may outlive the Store
   // (~Store leaves it the database and what is shared), and pins its instance meanwhile.
-  return resumer_->Run([pin = std::make_shared<Pin>(Use()), shared = shared_]() mutable {
+  return resumer_->Run("resume", [pin = std::make_shared<Pin>(Use()), shared = shared_]() mutable {
     const uint64_t reported = shared->errors->Reported();
     const rocksdb::Status resumed = pin->db().Resume();
     // Let go here, not with the closure: the Store may end once this returns.
@@ -134,7 +134,7 @@ absl::Status Store::ReopenForWriting(std::chrono::milliseconds wait) {
   // file): either may wait for a flush that never finishes, as a resume may (resumer.h).
   // So both run on the resumer's thread, waited for the same bounded time.
   absl::Status opened = resumer_->Run(
-      [closing, shared = shared_, path = path_,
+      "reopen", [closing, shared = shared_, path = path_,
        options = DatabaseOptions(shared_->logger, shared_->errors, options_.write_buffer_bytes,
                                  shared_->env.get())] {
         for (Instance* instance : closing) instance->Close();
