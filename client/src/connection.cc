@@ -53,6 +53,18 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* wha
   return content.str();
 }
 
+// HoldsCertificate tells whether OpenSSL reads at least one certificate in `pem`. gRPC
+// fails to make a channel from a CA file without one (a key given by mistake) as "empty
+// address list", which reads as a daemon not running.
+bool HoldsCertificate(const std::string& pem) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), &X509_free);
+  ERR_clear_error();  // what the read left on this thread's OpenSSL error queue
+  return cert != nullptr;
+}
+
 // CheckKeyPair refuses a client key OpenSSL cannot read (one with a passphrase: asked for
 // on no terminal) or that is not the certificate's: gRPC would only fail to make the
 // channel, as "empty address list", which reads as a daemon not running.
@@ -107,6 +119,10 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
   if (!tls.ca_file.empty()) {
     absl::StatusOr<std::string> ca = ReadPemFile(tls.ca_file, "CA");
     if (!ca.ok()) return ca.status();
+    if (!HoldsCertificate(*ca)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the TLS CA file ", tls.ca_file, " holds no certificate OpenSSL can read"));
+    }
     ssl.pem_root_certs = *std::move(ca);
   }
   if (!tls.cert_file.empty()) {

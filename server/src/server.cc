@@ -94,6 +94,18 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* wha
   return content.str();
 }
 
+// HoldsCertificate tells whether OpenSSL reads at least one certificate in `pem`. A CA
+// file without one (a key or a request given by mistake) would make gRPC fail to set up
+// TLS on the port, while the daemon said it was ready.
+bool HoldsCertificate(const std::string& pem) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), &X509_free);
+  ERR_clear_error();  // what the read left on this thread's OpenSSL error queue
+  return cert != nullptr;
+}
+
 // CheckKeyPair refuses a key that does not belong to the certificate (or that OpenSSL
 // cannot read): gRPC would log it, start anyway and fail every handshake after a wait, while
 // the daemon said it was ready.
@@ -218,6 +230,10 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TcpCredentials(
     absl::StatusOr<std::string> client_ca =
         ReadPemFile(options.tls_client_ca_file, "TLS client CA file");
     if (!client_ca.ok()) return client_ca.status();
+    if (!HoldsCertificate(*client_ca)) {
+      return absl::InvalidArgumentError("the TLS client CA file " + options.tls_client_ca_file +
+                                        " holds no certificate OpenSSL can read");
+    }
     ssl.pem_root_certs = *client_ca;
     ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }

@@ -279,6 +279,33 @@ TEST_F(TlsTest, TlsFilesThatCannotBeUsedAreNamed) {
   EXPECT_TRUE(Contains(daemon.log(), missing)) << daemon.log();
 }
 
+// A CA file that holds PEM blocks but no certificate (a key given by mistake). Before, the
+// daemon logged gRPC's "Unable to create secure server", said it was ready and failed every
+// handshake; the CLI said "cannot reach turbined ... empty address list" (exit code 3).
+TEST_F(TlsTest, ACaFileWithoutACertificateIsNamed) {
+  const std::string key_as_ca = certs_.client_key;
+  {
+    DaemonProcess daemon;
+    EXPECT_FALSE(daemon.Start({"--data-dir", dir_.str() + "/f", "--listen", "127.0.0.1:0",
+                               "--tls-cert", certs_.server_cert, "--tls-key", certs_.server_key,
+                               "--tls-client-ca", key_as_ca}));
+    EXPECT_EQ(daemon.Reap(), kExitUsage);
+    EXPECT_TRUE(Contains(daemon.log(), "the TLS client CA file " + key_as_ca +
+                                           " holds no certificate OpenSSL can read"))
+        << daemon.log();
+  }
+  const std::string tcp = "127.0.0.1:1";
+  ConnectOptions options{.address = tcp, .tls = TlsOptions{.ca_file = key_as_ca}};
+  const absl::Status status = Client::Connect(options).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_TRUE(Contains(status.message(), "the TLS CA file " + key_as_ca + " holds no certificate"))
+      << status;
+  CliResult cli = RunCli("--connect " + tcp + " --tls-ca " + key_as_ca + " ping 2>&1");
+  EXPECT_EQ(cli.exit_code, kExitUsage) << cli.out;
+  EXPECT_TRUE(Contains(cli.out, key_as_ca)) << cli.out;
+  EXPECT_FALSE(Contains(cli.out, "cannot reach")) << cli.out;
+}
+
 // A key with a passphrase is refused without asking for it, on a terminal too. Before,
 // OpenSSL prompted there and the daemon waited for an answer nobody was there to give (and
 // with one, gRPC could not use the key and every handshake failed).

@@ -802,6 +802,8 @@ class TlsTest(DaemonTestCase):
         subprocess.run(["openssl", "ec", "-in", key_a, "-aes256", "-passout", "pass:abc",
                         "-out", locked], check=True, capture_output=True)
         cases = [(dict(tls_ca=b"not pem"), "holds no PEM block"),
+                 # A key given as the CA: before, UNAVAILABLE "empty address list" at the call.
+                 (dict(tls_ca=key_b), "the TLS CA file " + key_b + " holds no certificate"),
                  (dict(tls_ca=self.certs.ca, tls_cert=cert_a, tls_key=key_b),
                   "file " + key_b + " does not hold the key of the certificate file " + cert_a),
                  (dict(tls_ca=self.certs.ca, tls_cert=cert_a, tls_key=locked),

@@ -382,8 +382,8 @@ def _checked_timeout(timeout):
 
 def tls_credentials(address, ca=None, cert=None, key=None):
     """The grpc.ChannelCredentials of Client's TLS options (see Client). A file that cannot
-    be read, holds no PEM block, or a key that is not the certificate's (or has a
-    passphrase) is a ValueError naming it: gRPC would only fail to make the channel, as
+    be read, holds no PEM block, a CA that holds no certificate, or a key that is not the
+    certificate's (or has a passphrase) is a ValueError naming it: gRPC would only fail to make the channel, as
     "empty address list", which reads as a daemon not running."""
     if address.startswith("unix:"):
         raise ValueError(f"TLS is for TCP addresses, not {address}: turbined serves its unix "
@@ -393,6 +393,8 @@ def tls_credentials(address, ca=None, cert=None, key=None):
     ca_pem, cert_pem, key_pem = _pem(ca, "CA"), _pem(cert, "certificate"), _pem(key, "key")
     if key_pem is not None and b"ENCRYPTED" in key_pem:
         raise ValueError(f"the TLS key {_name(key)} has a passphrase, which cannot be used")
+    if ca_pem is not None:
+        _check_ca(ca, ca_pem)
     if isinstance(cert, str) and isinstance(key, str):  # files: the ssl module reads files only
         _check_key_pair(cert, key)
     return grpc.ssl_channel_credentials(root_certificates=ca_pem, private_key=key_pem,
@@ -419,6 +421,15 @@ def _pem(source, what):
     if b"-----BEGIN " not in content:
         raise ValueError(f"the TLS {what} {_name(source)} holds no PEM block (-----BEGIN ...)")
     return content
+
+
+def _check_ca(ca, ca_pem):
+    """Raises ValueError if the CA PEM holds no certificate (a key given by mistake)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cadata=ca_pem.decode("ascii", errors="replace"))
+    except ssl.SSLError:
+        raise ValueError(f"the TLS CA {_name(ca)} holds no certificate") from None
 
 
 def _check_key_pair(cert_path, key_path):
