@@ -60,7 +60,8 @@ void AddCallOptions(CLI::App* command, CallCommand* call) {
   command->add_option("--this", call->this_ref,
                       R"(Receiver of a method: 12, 12/Type/3 or {"$ref":"12"})");
   command->add_flag("--raw", call->raw,
-                    "Print a bytes or string value as it is (e.g. a file's content)");
+                    "Print a bytes value byte for byte (e.g. a file's content) and a string as a "
+                    "line of text, not as JSON");
 }
 
 // CommandLine is what the command line asks for: options and the command to run.

@@ -88,10 +88,11 @@ void Send(mg_connection* connection, int status, absl::string_view content_type,
   if (!head) mg_write(connection, body.data(), body.size());
 }
 
-void SendError(mg_connection* connection, int status, absl::string_view message) {
+void SendError(mg_connection* connection, int status, absl::string_view message,
+               absl::string_view extra_headers = "") {
   nlohmann::json body = {{"error", std::string(message)}};
   Send(connection, status, "application/json",
-       body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+       body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), extra_headers);
 }
 
 int HttpStatusFor(absl::StatusCode code) {
@@ -175,7 +176,7 @@ class StatusPage::Handler {
     const mg_request_info* request = mg_get_request_info(connection);
     const std::string_view method = request->request_method;
     if (method != "GET" && method != "HEAD") {
-      Send(connection, 405, "text/plain", "only GET and HEAD\n", "Allow: GET, HEAD\r\n");
+      SendError(connection, 405, "only GET and HEAD", "Allow: GET, HEAD\r\n");
       return 405;
     }
     // A chunked body has no length (content_length is -1): refused all the same.

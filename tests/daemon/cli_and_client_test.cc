@@ -37,6 +37,11 @@ TEST(CliAgainstDaemon, CallsSetsAndReportsErrorsByExitCode) {
   EXPECT_EQ(RunCli(cli + "set color '\"blue\"' size 3").exit_code, 0);
   EXPECT_EQ(RunCli(cli + "call input.get color").out, "\"blue\"\n");
   EXPECT_EQ(RunCli(cli + "call input.get size").out, "3\n");
+  // --raw: a string as a line of text, bytes as they are, anything else as JSON.
+  EXPECT_EQ(RunCli(cli + "call --raw input.get color").out, "blue\n");
+  EXPECT_EQ(RunCli(cli + "set blob '{\"$bytes\":\"YQpi\"}'").exit_code, 0);
+  EXPECT_EQ(RunCli(cli + "call --raw input.get blob").out, "a\nb");
+  EXPECT_EQ(RunCli(cli + "call --raw input.get size").out, "3\n");
 
   EXPECT_EQ(RunCli(cli + "call demo.fib -- -1 2>/dev/null").exit_code, 1) << "function error";
   EXPECT_EQ(RunCli(cli + "call no.such 2>/dev/null").exit_code, 4) << "NOT_FOUND";

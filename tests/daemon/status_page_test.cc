@@ -369,9 +369,14 @@ TEST(StatusPage, BadRequestsGet4xxAndTheDaemonGoesOn) {
       status_of("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(64 << 10, 'a') + "\r\n\r\n") /
           100,
       4);
-  EXPECT_EQ(status_of("POST /api/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                      "Content-Length: 5\r\n\r\nhello"),
-            405);
+  const std::string post = Exchange(page,
+                                    "POST /api/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                    "Content-Length: 5\r\n\r\nhello");
+  EXPECT_EQ(StatusOf(post), 405);
+  // JSON like every other refusal (it was plain text), saying what is allowed.
+  EXPECT_NE(post.find("Content-Type: application/json"), std::string::npos) << post;
+  EXPECT_NE(post.find("Allow: GET, HEAD"), std::string::npos) << post;
+  EXPECT_NE(post.find("{\"error\":\"only GET and HEAD\"}"), std::string::npos) << post;
   // Pages that do not exist, and graph requests the page cannot use.
   EXPECT_EQ(StatusOf(Get(page, "/etc/passwd")), 404);
   EXPECT_EQ(StatusOf(Get(page, "/../../etc/passwd")) / 100, 4);
