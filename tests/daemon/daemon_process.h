@@ -149,6 +149,7 @@ class DaemonProcess {
 
   const std::string& address() const { return address_; }
   const std::string& log() const { return log_; }
+  pid_t pid() const { return pid_; }
 
  private:
   std::string binary_ = TURBINED_PATH;

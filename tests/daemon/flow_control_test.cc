@@ -4,7 +4,9 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <set>
+#include <string>
 #include <thread>
 
 #include "../server/requests.h"
@@ -293,6 +295,72 @@ TEST_F(FlowControl, ADaemonStoppingWhileBatchesAreHeldBackExitsCleanly) {
     const grpc::Status ended = batch->Ended();
     EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAVAILABLE) << ended.error_message();
   }
+}
+
+// ResidentBytes is the process's resident set (VmRSS), or 0 if it cannot be read.
+int64_t ResidentBytes(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+// A reply's size on the wire is no measure of what it holds in memory: a list of 10,000
+// small integers is 30 KB there and about 600 KB here (each element is a message object of
+// its own). The limits count memory: before, they counted wire bytes, and a client that
+// stopped reading such replies had the daemon hold about 20 times its limit.
+TEST_F(FlowControl, RepliesAreCountedByTheMemoryTheyHold) {
+  constexpr int64_t kStreamLimit = 2 * kMiB;
+  constexpr int kItems = 10'000;
+  constexpr int kCalls = 600;  // 18 MB on the wire, more than the connection buffers
+  StartDaemon(kStreamLimit, 64 * kMiB);
+  v1::SetInputsRequest set;
+  v1::InputEntry* entry = set.add_inputs();
+  entry->set_key("list");
+  for (int i = 0; i < kItems; ++i) {
+    entry->mutable_value()->mutable_list_value()->add_items()->set_int_value(i % 100);
+  }
+  v1::SetInputsReply set_reply;
+  grpc::ClientContext set_context;
+  ASSERT_TRUE(stats_stub_->SetInputs(&set_context, set, &set_reply).ok());
+  const int64_t before = ResidentBytes(daemon_.pid());
+  ASSERT_GT(before, 0);
+
+  auto stub = OwnChannel(daemon_.address());
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  auto stream = stub->CallBatches(&context);
+  v1::CallBatch calls;
+  for (int id = 1; id <= kCalls; ++id) {
+    v1::CallRequest* request = calls.add_calls();
+    *request = Request("input.get", {Str("list")});
+    request->set_id(static_cast<uint64_t>(id));
+  }
+  ASSERT_TRUE(stream->Write(calls) && stream->WritesDone());
+  // Before its first reply a stream lets kFirstCallsComputing calls compute; then as many
+  // as fit with the largest reply so far (about 600 KB each in memory).
+  const int64_t bound = kStreamLimit + kFirstCallsComputing * kMiB;
+  v1::StatsReply stats = WaitUntilHeldBack(1, kStreamLimit, bound);
+  EXPECT_EQ(stats.streams_paused(), 1u);
+  EXPECT_LE(stats.reply_bytes_queued(), static_cast<uint64_t>(bound));
+  const int64_t grown = ResidentBytes(daemon_.pid()) - before;
+  EXPECT_LT(grown, 16 * kMiB) << "the resident set grew by " << grown << " bytes for "
+                              << stats.reply_bytes_queued() << " bytes of replies counted";
+
+  int replies = 0;
+  v1::ReplyBatch batch;
+  while (stream->Read(&batch)) {
+    for (const v1::CallReply& reply : batch.replies()) {
+      EXPECT_EQ(reply.value().list_value().items_size(), kItems);
+      ++replies;
+    }
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(replies, kCalls);
+  EXPECT_EQ(Stats(*stats_stub_).reply_bytes_queued(), 0u);
+  EXPECT_EQ(daemon_.Stop(SIGTERM), 0) << daemon_.log();
 }
 
 TEST_F(FlowControl, StreamsTogetherStayWithinTheDaemonLimit) {
