@@ -571,6 +571,23 @@ class SmallMessageLimitTest(DaemonTestCase):
             self.assertEqual(results[89].value, 1779979416004714189)
             self.assertEqual(len(results), 1000)
 
+    def test_batches_refused_after_others_were_answered_go_again_smaller(self):
+        # The first batch (2,000 small calls, cut short by a 35,000-byte call that does not
+        # fit after them) is answered before the second (that call and small ones up to
+        # 64 KiB) is refused. Before, only a refusal before any answer made batches smaller:
+        # RESOURCE_EXHAUSTED "Received message larger than max (65521 vs. 40000)".
+        turbined = self.start_daemon("limit-after-answers", "--max-message-bytes", "40000")
+        key = "k" * 35000
+        with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
+            client.set_inputs({key: 7})
+            calls = ([("demo.fib", n % 50) for n in range(2000)] + [("input.get", key)] +
+                     [("demo.fib", 5)] * 3000)
+            results = client.call_many(calls)
+            self.assertEqual(len(results), 5001)
+            self.assertEqual(results[10].value, 55)
+            self.assertEqual(results[2000].value, 7)
+            self.assertEqual([r.value for r in results[2001:]], [5] * 3000)
+
 
 class AbandonedCallManyTest(DaemonTestCase):
     def test_an_exception_out_of_call_many_cancels_its_calls(self):

@@ -220,9 +220,10 @@ class Client:
         deadline = _deadline(options["timeout"])
         retries = iter(_STREAM_BACKOFF)
         batch_bytes = _BATCH_BYTES
+        pending = requests
         while True:
             options["timeout"] = _remaining(deadline)
-            batches = self._stub.CallBatches(_batches_of(requests, batch_bytes), **options)
+            batches = self._stub.CallBatches(_batches_of(pending, batch_bytes), **options)
             answered = received = False
             try:
                 for batch in batches:
@@ -236,9 +237,12 @@ class Client:
                 answered = True
                 break
             except grpc.RpcError as error:
-                smaller = None if received else _daemon_message_limit(error, batch_bytes)
-                if smaller is not None:  # a daemon whose limit is below a batch: smaller ones
+                smaller = _daemon_message_limit(error, batch_bytes)
+                if smaller is not None:
+                    # A daemon whose limit is below a batch (its first batches may have fit
+                    # and been answered): the calls not answered go again, in smaller ones.
                     batch_bytes = smaller
+                    pending = [request for request in requests if results[request.id] is None]
                     continue
                 if received or not _retry_stream(error, retries, deadline):
                     raise self._error(error) from None
