@@ -13,6 +13,7 @@ import concurrent.futures
 import json
 import math
 import os
+import pathlib
 import re
 import shutil
 import signal
@@ -824,7 +825,16 @@ class TlsTest(DaemonTestCase):
                  (dict(tls_ca=self.certs.ca, tls_cert=cert_a, tls_key=key_b),
                   "file " + key_b + " does not hold the key of the certificate file " + cert_a),
                  (dict(tls_ca=self.certs.ca, tls_cert=cert_a, tls_key=locked),
-                  "file " + locked + " has a passphrase")]
+                  "file " + locked + " has a passphrase"),
+                 # Given as bytes or as pathlib.Paths: before, not checked, and each call
+                 # failed UNAVAILABLE "empty address list".
+                 (dict(tls_ca=self.certs.ca, tls_cert=read_bytes(cert_a),
+                       tls_key=read_bytes(key_b)),
+                  "the TLS key given as bytes does not hold the key of the certificate given "
+                  "as bytes"),
+                 (dict(tls_ca=self.certs.ca, tls_cert=pathlib.Path(cert_a),
+                       tls_key=pathlib.Path(key_b)),
+                  "file " + key_b + " does not hold the key of the certificate file " + cert_a)]
         for options, message in cases:
             with self.assertRaisesRegex(ValueError, re.escape(message), msg=options):
                 Client(self.address, **options)
@@ -855,6 +865,9 @@ class MutualTlsTest(DaemonTestCase):
 
     def test_the_client_certificate_is_accepted(self):
         self.assertEqual(self.call(self.client_cert), 144)
+        cert, key = self.client_cert
+        self.assertEqual(self.call((read_bytes(cert), read_bytes(key))), 144)  # PEM bytes
+        self.assertEqual(self.call((pathlib.Path(cert), pathlib.Path(key))), 144)
 
     def test_without_an_accepted_certificate_the_handshake_fails(self):
         for cert, cause in [(None, "it likely requires a client certificate (mutual TLS), and "

@@ -399,7 +399,7 @@ def tls_credentials(address, ca=None, cert=None, key=None):
         raise ValueError(f"the TLS key {_name(key)} has a passphrase, which cannot be used")
     if ca_pem is not None:
         _check_ca(ca, ca_pem)
-    if isinstance(cert, str) and isinstance(key, str):  # files: the ssl module reads files only
+    if cert is not None:
         _check_key_pair(cert, key)
     return grpc.ssl_channel_credentials(root_certificates=ca_pem, private_key=key_pem,
                                         certificate_chain=cert_pem)
@@ -436,15 +436,35 @@ def _check_ca(ca, ca_pem):
         raise ValueError(f"the TLS CA {_name(ca)} holds no certificate") from None
 
 
-def _check_key_pair(cert_path, key_path):
-    """Raises ValueError if the key file is not the certificate file's (or cannot be read
-    without a passphrase). Key given as bytes is not copied to a file to check it."""
+def _check_key_pair(cert, key):
+    """Raises ValueError if the key is not the certificate's (or cannot be read without a
+    passphrase). Each is a path or PEM bytes."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    cert_fd, key_fd = _readable_fd(cert), _readable_fd(key)
     try:
-        context.load_cert_chain(cert_path, key_path, password=lambda: b"")
+        context.load_cert_chain(_fd_path(cert_fd, cert), _fd_path(key_fd, key),
+                                password=lambda: b"")
     except ssl.SSLError as error:
-        raise ValueError(f"the TLS key file {key_path} does not hold the key of the "
-                         f"certificate file {cert_path} ({error.reason or error})") from None
+        raise ValueError(f"the TLS key {_name(key)} does not hold the key of the "
+                         f"certificate {_name(cert)} ({error.reason or error})") from None
+    finally:
+        for fd in (cert_fd, key_fd):
+            if fd is not None:
+                os.close(fd)
+
+
+def _readable_fd(source):
+    """For PEM bytes, a file in memory holding them (the ssl module reads files only, and a
+    key is not to be copied to a disk); None for a path."""
+    if not isinstance(source, bytes):
+        return None
+    fd = os.memfd_create("turbine-tls", 0)
+    os.write(fd, source)
+    return fd
+
+
+def _fd_path(fd, source):
+    return os.fspath(source) if fd is None else f"/proc/self/fd/{fd}"
 
 
 def _auth_metadata(token):
