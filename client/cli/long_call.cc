@@ -86,12 +86,18 @@ absl::StatusOr<Reply> AwaitWithProgress(
     const std::function<absl::StatusOr<Reply>(client::Cancellation*)>& request,
     const Progress& progress) {
   // Stats is read with a deadline of the poll's length at least: with --timeout-ms 1 each
-  // reading failed, and a daemon that answered looked silent.
-  client::ConnectOptions poll_options = session.client->options();
-  poll_options.deadline = std::max<std::chrono::milliseconds>(
-      poll_options.deadline,
-      std::chrono::duration_cast<std::chrono::milliseconds>(2 * kPollInterval));
-  absl::StatusOr<std::unique_ptr<client::Client>> poller = client::Client::Connect(poll_options);
+  // reading failed, and a daemon that answered looked silent. Only a deadline shorter than
+  // that needs a client of its own, which is a second connection: by default the request
+  // and the polls share one (a daemon at its --max-connections bound with one free had the
+  // call wait for a second that never came, and give up as if the daemon did nothing).
+  const auto poll_deadline =
+      std::chrono::duration_cast<std::chrono::milliseconds>(2 * kPollInterval);
+  absl::StatusOr<std::unique_ptr<client::Client>> poller = absl::UnavailableError("unused");
+  if (session.client->options().deadline < poll_deadline) {
+    client::ConnectOptions poll_options = session.client->options();
+    poll_options.deadline = poll_deadline;
+    poller = client::Client::Connect(poll_options);
+  }
   client::Client& stats_client = poller.ok() ? **poller : *session.client;
   client::Cancellation cancel;
   std::future<absl::StatusOr<Reply>> answer =

@@ -246,6 +246,25 @@ TEST(DaemonConnections, AtTheConnectionBoundANewClientWaitsForAFreeSlot) {
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
+// A CLI call takes one connection: before, it opened a second to read the daemon's
+// progress, and at the bound with one slot free whichever came second waited for good: the
+// call, which then gave up "no progress for 3000 ms" as if the daemon had done nothing.
+// Here the bound leaves room for the connection held and one more: a second reaches it.
+TEST(DaemonConnections, ACliCallTakesOneConnection) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--max-connections", "3"})) << daemon.log();
+  const int held = ConnectRaw(daemon.address());
+  const turbine::testing::CliResult run = turbine::testing::RunCli(
+      "--connect " + daemon.address() + " --timeout-ms 3000 call demo.fib 6 2>&1");
+  EXPECT_EQ(run.exit_code, 0) << run.out << daemon.log();
+  EXPECT_EQ(run.out, "8\n");
+  ::close(held);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  EXPECT_EQ(daemon.log().find("open connections at the limit"), std::string::npos)
+      << daemon.log();
+}
+
 // CountOf is how many times `part` is in `text`.
 size_t CountOf(const std::string& text, const std::string& part) {
   size_t count = 0;
