@@ -25,6 +25,7 @@
 // config file, 3 another turbined serves the data dir, 4 a stop cut short (--stop-timeout
 // after it began, or by a stop signal while stopping).
 #include <google/protobuf/stubs/logging.h>
+#include <grpc/support/log.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -526,6 +527,23 @@ void StartLogging(const std::string& level) {
                                                       : spdlog::level::err;
     spdlog::log(as, "protobuf {}:{}: {}", file, line, message);
   });
+  // gRPC's own lines, which it wrote to stderr past --log-level, go through the log too
+  // (GRPC_VERBOSITY in the environment keeps gRPC's own writer, for debugging it). A
+  // failed TLS handshake is a peer's doing, and as an error line for each one it let any
+  // client write to the log at will (400 a second, 70 KB/s): at debug level.
+  if (std::getenv("GRPC_VERBOSITY") == nullptr) {
+    gpr_set_log_function([](gpr_log_func_args* args) {
+      const std::string_view message = args->message;
+      const std::string_view file = args->file;
+      const bool handshake = message.find("Handshake failed") != std::string_view::npos ||
+                             file.find("handshake") != std::string_view::npos ||
+                             file.find("ssl_transport_security") != std::string_view::npos;
+      const spdlog::level::level_enum as =
+          handshake || args->severity != GPR_LOG_SEVERITY_ERROR ? spdlog::level::debug
+                                                                 : spdlog::level::warn;
+      spdlog::log(as, "grpc {}:{}: {}", args->file, args->line, args->message);
+    });
+  }
 }
 
 // BlockStopSignals makes SIGTERM and SIGINT wait for sigwait: no handler then runs in the

@@ -175,6 +175,23 @@ TEST_F(TlsTest, MutualTlsRefusesAClientWithoutACertificateAndServesOneWithIt) {
                   " TURBINE_TLS_KEY=" + certs_.client_key);
   EXPECT_EQ(env.exit_code, 0) << env.out;
   EXPECT_EQ(env.out, "6765\n");
+  // The refused handshakes are the clients' doing: not in the log at its default level
+  // (before, gRPC wrote an error line for each to stderr, whatever --log-level said).
+  EXPECT_EQ(daemon_.Stop(SIGTERM), 0) << daemon_.log();
+  EXPECT_FALSE(Contains(daemon_.log(), "Handshake failed")) << daemon_.log();
+}
+
+// At debug level gRPC's lines are in the log, through it (with its format and level).
+TEST_F(TlsTest, GrpcLinesGoThroughTheLogAtItsLevel) {
+  StartDaemon({"--tls-client-ca", certs_.ca, "--log-level", "debug"});
+  EXPECT_EQ(Fib20(*Connect(TlsOptions{.ca_file = certs_.ca})).code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(daemon_.WaitForLog("Handshake failed")) << daemon_.log();
+  EXPECT_EQ(daemon_.Stop(SIGTERM), 0) << daemon_.log();
+  const std::string& log = daemon_.log();
+  const size_t line_start = log.rfind('\n', log.find("Handshake failed")) + 1;
+  const std::string line = log.substr(line_start, log.find('\n', line_start) - line_start);
+  EXPECT_TRUE(Contains(line, "[turbined] [debug] grpc ")) << line;
 }
 
 TEST_F(TlsTest, ADaemonCanRequireBothAClientCertificateAndAToken) {
