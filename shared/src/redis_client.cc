@@ -200,6 +200,8 @@ class RedisClient::Impl {
 
   void RefreshLater() { refresh_needed_ = true; }
 
+  const RedisOptions& options() const { return options_; }
+
   bool cluster_mode() const {
     std::lock_guard<std::mutex> lock(state_mu_);
     return cluster_mode_;
@@ -379,6 +381,10 @@ class RedisClient::Impl {
           }
         }
         op.done = true;
+        if (text.starts_with("WRONGTYPE")) {
+          op.value.emplace(text);  // foreign data under the key (redis_client.h)
+          continue;
+        }
         op.status = absl::UnavailableError(Cat("shared cache: ", text));
         continue;
       }
@@ -464,16 +470,24 @@ RedisClient::~RedisClient() = default;
 
 absl::StatusOr<std::vector<std::optional<std::string>>> RedisClient::MultiGet(
     const std::vector<std::string>& keys) {
+  const size_t most = impl_->options().max_value_bytes;
   std::vector<Op> ops(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
-    ops[i].args = {"GET", keys[i]};
+    // GETRANGE's end is inclusive: one byte more than the most tells a value is larger.
+    ops[i].args = most == 0 ? std::vector<std::string>{"GET", keys[i]}
+                            : std::vector<std::string>{"GETRANGE", keys[i], "0",
+                                                       std::to_string(most)};
     ops[i].slot = KeySlot(keys[i]);
   }
   absl::Status status = impl_->Execute(ops);
   if (!status.ok()) return status;
   std::vector<std::optional<std::string>> values;
   values.reserve(ops.size());
-  for (Op& op : ops) values.push_back(std::move(op.value));
+  for (Op& op : ops) {
+    // GETRANGE reads a missing key as an empty string.
+    if (most > 0 && op.value.has_value() && op.value->empty()) op.value.reset();
+    values.push_back(std::move(op.value));
+  }
   return values;
 }
 

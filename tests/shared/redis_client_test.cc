@@ -144,6 +144,45 @@ TEST(RedisPlainClient, OneServerWithoutClusterMode) {
   EXPECT_EQ(RedisCli(redis.address(), "GET a"), "1");
 }
 
+// With max_value_bytes, a value larger than that is read only to one byte past it: before,
+// a 60 MiB value crossed the network whole (290 ms, 60 MiB of memory) to be ignored.
+TEST(RedisPlainClient, ValuesAreReadUpToTheirBound) {
+  PlainRedis redis;
+  auto client = RedisClient::Connect({.seeds = {redis.address()}, .max_value_bytes = 100});
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE((*client)
+                  ->MultiSet({{"small", "12345"},
+                              {"exact", std::string(100, 'e')},
+                              {"large", std::string(5000, 'x')},
+                              {"empty", ""}})
+                  .ok());
+  auto values = (*client)->MultiGet({"small", "exact", "large", "missing", "empty"});
+  ASSERT_TRUE(values.ok()) << values.status();
+  EXPECT_EQ((*values)[0], "12345");
+  EXPECT_EQ((*values)[1], std::string(100, 'e'));
+  EXPECT_EQ((*values)[2], std::string(101, 'x'));  // one byte more: larger than the bound
+  EXPECT_FALSE((*values)[3].has_value());
+  EXPECT_FALSE((*values)[4].has_value());  // GETRANGE cannot tell it from a missing key
+}
+
+// A key holding a hash where a value was expected is foreign data, not a cluster that
+// failed: before, the whole call failed UNAVAILABLE ("shared cache: WRONGTYPE ...") and the
+// daemon logged the cache as unavailable.
+TEST(RedisPlainClient, AKeyOfAnotherTypeReadsAsItsErrorText) {
+  PlainRedis redis;
+  RedisCli(redis.address(), "HSET other field value");
+  for (size_t most : {size_t{0}, size_t{100}}) {
+    auto client = RedisClient::Connect({.seeds = {redis.address()}, .max_value_bytes = most});
+    ASSERT_TRUE(client.ok()) << client.status();
+    ASSERT_TRUE((*client)->MultiSet({{"plain", "v"}}).ok());
+    auto values = (*client)->MultiGet({"plain", "other"});
+    ASSERT_TRUE(values.ok()) << values.status();
+    EXPECT_EQ((*values)[0], "v");
+    ASSERT_TRUE((*values)[1].has_value());
+    EXPECT_TRUE((*values)[1]->starts_with("WRONGTYPE")) << *(*values)[1];
+  }
+}
+
 TEST(RedisPlainClient, PasswordIsSentAndAWrongOneRefused) {
   PlainRedis redis("--requirepass sesame");
   auto good = RedisClient::Connect({.seeds = {redis.address()}, .password = "sesame"});

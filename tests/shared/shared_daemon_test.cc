@@ -269,6 +269,43 @@ TEST_F(SharedDaemons, GarbageRecordsAreIgnoredExecutedAndCounted) {
   EXPECT_EQ(b.Executions("demo.busy"), 1u);
 }
 
+// A record's key holding a hash, or a value over the record limit (1 MiB): foreign data,
+// ignored and counted so. Before, the hash was an error (the cache logged as unavailable)
+// and the large value was read whole first.
+TEST_F(SharedDaemons, AKeyOfAnotherTypeAndAnOversizedValueAreIgnored) {
+  ASSERT_NE(url_, "redis://");
+  Machine a(url_, ns_, "readwrite");
+  a.Call("demo.busy", {Int(4), Int(0)});
+  a.WaitPublished(1);
+  std::string primary, key;
+  for (const std::string& node : SplitSeeds(ClusterSeeds())) {
+    const std::string keys = RedisCli(node, "--scan --pattern 'turbine:" + ns_ + ":*'");
+    if (keys.empty() || RedisCli(node, "ROLE").find("master") != 0) continue;
+    primary = node;
+    key = keys;
+  }
+  ASSERT_FALSE(key.empty());
+  RedisCli(primary, "DEL '" + key + "'");
+  RedisCli(primary, "HSET '" + key + "' field value");
+  Machine b(url_, ns_, "read");
+  EXPECT_EQ(b.Call("demo.busy", {Int(4), Int(0)}).source, v1::SOURCE_EXECUTED);
+  EXPECT_EQ(b.Stats().shared_ignored(), 1u);
+  EXPECT_EQ(b.Stats().shared_errors(), 0u);
+
+  RedisCli(primary, "DEL '" + key + "'");
+  TempDir dir;
+  const std::string big = (dir.path() / "big").string();
+  std::ofstream(big) << std::string((2 << 20) + 10, 'x');
+  ASSERT_EQ(std::system(("redis-cli -h 127.0.0.1 -p " + primary.substr(primary.rfind(':') + 1) +
+                         " -x SET '" + key + "' < " + big + " > /dev/null")
+                            .c_str()),
+            0);
+  Machine c(url_, ns_, "read");
+  EXPECT_EQ(c.Call("demo.busy", {Int(4), Int(0)}).source, v1::SOURCE_EXECUTED);
+  EXPECT_EQ(c.Stats().shared_ignored(), 1u);
+  EXPECT_EQ(c.Stats().shared_errors(), 0u);
+}
+
 TEST_F(SharedDaemons, ADeadCacheAnswersLocallyWithinTheTimeout) {
   PlainRedis redis;
   const std::string url = "redis://" + redis.address();
