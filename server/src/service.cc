@@ -510,6 +510,13 @@ grpc::ServerUnaryReactor* TurbineService::CollectGarbage(grpc::CallbackServerCon
       reply->set_dependent(report->dependent);
       reply->set_micros(static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::microseconds>(report->duration).count()));
+    } else if (report.status().code() == absl::StatusCode::kAborted && draining_.load()) {
+      // The stop ended it, as it ends every request still running: said so, as they are
+      // (what the pass removed stays removed).
+      spdlog::info("garbage collection pass stopped early: turbined is shutting down");
+      report = absl::UnavailableError(
+          "turbined is shutting down; the garbage collection pass stopped early (what it "
+          "removed stays removed)");
     } else {
       spdlog::warn("garbage collection failed: {}", std::string(report.status().message()));
       CountError(static_cast<int>(report.status().code()));
