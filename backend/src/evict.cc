@@ -550,12 +550,19 @@ void EngineImpl::EvictorLoop() {
           stuck_since = Clock::now();
         } else if (!said_stuck && Clock::now() - *stuck_since >= kStuckFor) {
           said_stuck = true;
+          // A pass's graph of the store is not the cache's to give back: said when one runs.
+          const bool collecting = gc_phase.load(std::memory_order_relaxed) != GcPhase::kIdle;
           Log(LogLevel::kWarning,
               "memory: the resident set (" + std::to_string(in_use >> 20) +
                   " MiB) stays over the limit (" + std::to_string(memory_.limit_bytes >> 20) +
                   " MiB) with nothing left that may leave memory: what remains is running, "
                   "read by tasks in memory, or the process itself (about 33 MiB for an "
-                  "idle turbined); raise --memory-limit");
+                  "idle turbined)" +
+                  (collecting ? ", and the garbage collection pass running now holds its "
+                                "graph of the store (tens of bytes per stored task) until it "
+                                "ends"
+                              : "") +
+                  "; raise --memory-limit");
         }
       } else {
         eviction_wanted_.store(wanted, std::memory_order_relaxed);

@@ -259,3 +259,43 @@ TEST(EvictionInTheBackground, FreedMemoryTheAllocatorKeepsGoesBackOverTheLimit) 
 }
 
 }  // namespace
+
+// Over the limit with nothing that may leave while a garbage collection pass runs: the
+// warning names the pass's graph of the store, which no eviction gives back. Before, it
+// blamed only what was running, read, or the process itself.
+TEST(EvictionInTheBackground, StuckDuringAGcPassTheWarningNamesThePass) {
+  turbine::testing::TempDir dir;
+  std::mutex log_mu;
+  std::string log;
+  auto logged = [&](std::string_view part) {
+    std::lock_guard lock(log_mu);
+    return log.find(part) != std::string::npos;
+  };
+  turbine::testing::PersistedEngine<> daemon(
+      dir.str(),
+      turbine::EngineOptions{
+          .worker_threads = 2,
+          .logger =
+              [&](turbine::LogLevel, std::string_view message) {
+                std::lock_guard lock(log_mu);
+                log.append(message).append("\n");
+              },
+          .gc = {.interval = {}},
+          .memory = {.limit_bytes = 1,
+                     .interval = std::chrono::milliseconds(10),
+                     .usage = [] { return size_t{1} << 30; }}});
+  ASSERT_TRUE(daemon.engine.SetInput("evict.x", int64_t{1}).ok());
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  turbine::GcOptions gc;
+  gc.stop = [&] {  // the pass waits here, running, until the evictor has spoken
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!logged("stays over the limit") && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  };
+  EXPECT_TRUE(daemon.engine.CollectGarbage(gc).ok());
+  EXPECT_TRUE(logged("stays over the limit")) << log;
+  EXPECT_TRUE(logged("the garbage collection pass running now holds its graph of the store"))
+      << log;
+}
