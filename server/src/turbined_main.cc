@@ -493,7 +493,7 @@ absl::Status ConnectSharedCache(const Flags& flags, turbine::SharedTierOptions* 
            .timeout = std::chrono::milliseconds(flags.shared_cache_timeout_ms),
            .connect_lazily = true,
            // A record the engine would not take (over its limit) is not read whole.
-           .max_value_bytes = turbine::SharedTierOptions().max_record_bytes});
+           .max_value_bytes = options->max_record_bytes});
   if (!tier.ok()) return tier.status();
   const turbine::shared::RedisClient& client = (*tier)->client();
   if (client.Primaries().empty()) {

@@ -66,6 +66,8 @@ struct Op {
   uint16_t slot = 0;
   std::string target;   // the node's address
   bool asking = false;  // send ASKING first (an ASK redirect)
+  // A read of a record (MultiGet): a key of another type is foreign data, not a failure.
+  bool read = false;
   bool done = false;
   bool unreached = false;  // failed because its node could not be reached
   absl::Status status;
@@ -201,6 +203,7 @@ class RedisClient::Impl {
   void RefreshLater() { refresh_needed_ = true; }
 
   const RedisOptions& options() const { return options_; }
+  bool getrange_refused() const { return getrange_refused_.load(); }
 
   bool cluster_mode() const {
     std::lock_guard<std::mutex> lock(state_mu_);
@@ -380,8 +383,15 @@ class RedisClient::Impl {
             continue;
           }
         }
+        if (op.read && op.args[0] == "GETRANGE" && text.starts_with("NOPERM")) {
+          // A user whose ACL allows GET only (one made for turbined before it read with
+          // GETRANGE): whole values from now on, this one in the next round.
+          getrange_refused_ = true;
+          op.args = {"GET", op.args[1]};
+          continue;
+        }
         op.done = true;
-        if (text.starts_with("WRONGTYPE")) {
+        if (op.read && text.starts_with("WRONGTYPE")) {
           op.value.emplace(text);  // foreign data under the key (redis_client.h)
           continue;
         }
@@ -449,6 +459,7 @@ class RedisClient::Impl {
   bool cluster_mode_ = true;                            // guarded by state_mu_
   std::map<std::string, std::unique_ptr<Node>> nodes_;  // guarded by state_mu_; never shrinks
   std::atomic<bool> refresh_needed_{false};
+  std::atomic<bool> getrange_refused_{false};  // the ACL allows GET, not GETRANGE
   std::atomic<Clock::rep> unavailable_until_{0};
   std::atomic<uint64_t> round_trips_{0}, redirects_{0}, reconnects_{0}, slot_refreshes_{0};
 };
@@ -471,13 +482,14 @@ RedisClient::~RedisClient() = default;
 absl::StatusOr<std::vector<std::optional<std::string>>> RedisClient::MultiGet(
     const std::vector<std::string>& keys) {
   const size_t most = impl_->options().max_value_bytes;
+  const bool ranged = most > 0 && !impl_->getrange_refused();
   std::vector<Op> ops(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
     // GETRANGE's end is inclusive: one byte more than the most tells a value is larger.
-    ops[i].args = most == 0 ? std::vector<std::string>{"GET", keys[i]}
-                            : std::vector<std::string>{"GETRANGE", keys[i], "0",
-                                                       std::to_string(most)};
+    ops[i].args = ranged ? std::vector<std::string>{"GETRANGE", keys[i], "0", std::to_string(most)}
+                         : std::vector<std::string>{"GET", keys[i]};
     ops[i].slot = KeySlot(keys[i]);
+    ops[i].read = true;
   }
   absl::Status status = impl_->Execute(ops);
   if (!status.ok()) return status;
@@ -485,7 +497,7 @@ absl::StatusOr<std::vector<std::optional<std::string>>> RedisClient::MultiGet(
   values.reserve(ops.size());
   for (Op& op : ops) {
     // GETRANGE reads a missing key as an empty string.
-    if (most > 0 && op.value.has_value() && op.value->empty()) op.value.reset();
+    if (op.args[0] == "GETRANGE" && op.value.has_value() && op.value->empty()) op.value.reset();
     values.push_back(std::move(op.value));
   }
   return values;

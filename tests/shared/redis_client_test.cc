@@ -183,6 +183,53 @@ TEST(RedisPlainClient, AKeyOfAnotherTypeReadsAsItsErrorText) {
   }
 }
 
+// The users deploy/redis-cluster/users.acl defines may do what turbined does with them:
+// the writer sets and reads, the reader reads (with GETRANGE: before it was allowed there,
+// every lookup failed NOPERM and counted as the cache being down) and cannot write.
+TEST(RedisPlainClient, TheShippedAclAllowsWhatTurbinedDoes) {
+  PlainRedis redis(std::string("--aclfile ") + TURBINE_SOURCE_DIR +
+                   "/deploy/redis-cluster/users.acl");
+  const std::string key = "turbine:myproject:v3:a";
+  auto writer = RedisClient::Connect({.seeds = {redis.address()},
+                                      .user = "myproject-ci",
+                                      .password = "CHANGE-ME-ci-password",
+                                      .max_value_bytes = 100});
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const std::string big = "turbine:myproject:v3:big";
+  ASSERT_TRUE((*writer)->MultiSet({{key, "record"}, {big, std::string(5000, 'x')}}).ok());
+  auto reader = RedisClient::Connect({.seeds = {redis.address()},
+                                      .user = "myproject-dev",
+                                      .password = "CHANGE-ME-dev-password",
+                                      .max_value_bytes = 100});
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  for (RedisClient* client : {writer->get(), reader->get()}) {
+    auto values = client->MultiGet({key, "turbine:myproject:v3:missing", big});
+    ASSERT_TRUE(values.ok()) << values.status();
+    EXPECT_EQ((*values)[0], "record");
+    EXPECT_FALSE((*values)[1].has_value());
+    EXPECT_EQ((*values)[2], std::string(101, 'x')) << "read whole: GETRANGE was refused";
+  }
+  EXPECT_FALSE((*reader)->MultiSet({{key, "forged"}}).ok());
+}
+
+// A user allowed GET but not GETRANGE (made for turbined before it read with GETRANGE):
+// whole values are read, from the first refusal on.
+TEST(RedisPlainClient, AUserAllowedGetAloneReadsWholeValues) {
+  PlainRedis redis;
+  RedisCli(redis.address(), "ACL SETUSER getonly on '>pw' '~*' -@all +get +set +cluster\\|slots +ping");
+  auto client = RedisClient::Connect(
+      {.seeds = {redis.address()}, .user = "getonly", .password = "pw", .max_value_bytes = 100});
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE((*client)->MultiSet({{"small", "12345"}, {"large", std::string(5000, 'x')}}).ok());
+  for (int round = 0; round < 2; ++round) {
+    auto values = (*client)->MultiGet({"small", "large", "missing"});
+    ASSERT_TRUE(values.ok()) << values.status();
+    EXPECT_EQ((*values)[0], "12345");
+    EXPECT_EQ((*values)[1], std::string(5000, 'x'));
+    EXPECT_FALSE((*values)[2].has_value());
+  }
+}
+
 TEST(RedisPlainClient, PasswordIsSentAndAWrongOneRefused) {
   PlainRedis redis("--requirepass sesame");
   auto good = RedisClient::Connect({.seeds = {redis.address()}, .password = "sesame"});

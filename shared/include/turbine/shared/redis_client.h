@@ -47,7 +47,8 @@ struct RedisOptions {
   // > 0: MultiGet reads at most this many bytes of a value and one more (GETRANGE), so a
   // caller that takes nothing larger can tell one is, without it crossing the network (a
   // value of 60 MiB took 290 ms and as much memory); an empty value then reads as none.
-  // 0: whole values (GET).
+  // 0: whole values (GET). So too from the first time the server's ACL refuses GETRANGE
+  // (a user made for GET alone): the read goes again as GET.
   size_t max_value_bytes = 0;
 };
 

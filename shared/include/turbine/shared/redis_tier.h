@@ -3,7 +3,8 @@
 //   auto tier = turbine::shared::RedisTier::Connect({.seeds = ..., .timeout = 50ms});
 //   options.shared = {.tier = *tier, .name_space = "myproject", .publish = true};
 //
-// A lookup is one GET on the node of the key's slot; a publish is one pipelined batch of
+// A lookup is one read (GETRANGE up to RedisOptions::max_value_bytes, or GET) on the node
+// of the key's slot; a publish is one pipelined batch of
 // SETs per node. Eviction is the cluster's (maxmemory + allkeys-lru): records carry no TTL.
 #pragma once
 
