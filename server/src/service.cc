@@ -489,7 +489,7 @@ grpc::ServerUnaryReactor* TurbineService::CollectGarbage(grpc::CallbackServerCon
   if (!Authorized(context)) return Reject(context, kUnauthenticated);
   if (!BeginWork()) return Reject(context, kDraining);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  collector_.Post([this, reactor, reply] {
+  collector_.Post([this, context, reactor, reply] {
     spdlog::info("garbage collection pass started (CollectGarbage)");
     // As the daemon's flags say; a shutdown stops the pass rather than wait for it.
     GcOptions options = gc_options_;
@@ -517,6 +517,10 @@ grpc::ServerUnaryReactor* TurbineService::CollectGarbage(grpc::CallbackServerCon
       report = absl::UnavailableError(
           "turbined is shutting down; the garbage collection pass stopped early (what it "
           "removed stays removed)");
+      // Not to be retried by a client's retry policy (a pass nobody asked for, on the
+      // next daemon), as no request a stop ends is.
+      context->AddTrailingMetadata("grpc-retry-pushback-ms", "-1");
+      CountError(static_cast<int>(absl::StatusCode::kUnavailable));
     } else {
       spdlog::warn("garbage collection failed: {}", std::string(report.status().message()));
       CountError(static_cast<int>(report.status().code()));
