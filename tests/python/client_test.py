@@ -835,9 +835,12 @@ class TlsTest(DaemonTestCase):
                  (dict(tls_ca=self.certs.ca, tls_cert=pathlib.Path(cert_a),
                        tls_key=pathlib.Path(key_b)),
                   "file " + key_b + " does not hold the key of the certificate file " + cert_a)]
+        open_fds = len(os.listdir("/proc/self/fd"))
         for options, message in cases:
             with self.assertRaisesRegex(ValueError, re.escape(message), msg=options):
                 Client(self.address, **options)
+        # The in-memory files that held PEM bytes for the check are closed again.
+        self.assertEqual(len(os.listdir("/proc/self/fd")), open_fds)
 
 
 class MutualTlsTest(DaemonTestCase):

@@ -438,33 +438,32 @@ def _check_ca(ca, ca_pem):
 
 def _check_key_pair(cert, key):
     """Raises ValueError if the key is not the certificate's (or cannot be read without a
-    passphrase). Each is a path or PEM bytes."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    cert_fd, key_fd = _readable_fd(cert), _readable_fd(key)
+    passphrase). Each is a path or PEM bytes. PEM bytes are checked through a file in
+    memory (the ssl module reads files only, and a key is not to be copied to a disk):
+    where there is none (no memfd_create or no /proc), they are not checked here."""
+    fds = []
     try:
-        context.load_cert_chain(_fd_path(cert_fd, cert), _fd_path(key_fd, key),
-                                password=lambda: b"")
-    except ssl.SSLError as error:
-        raise ValueError(f"the TLS key {_name(key)} does not hold the key of the "
-                         f"certificate {_name(cert)} ({error.reason or error})") from None
+        paths = []
+        for source in (cert, key):
+            if not isinstance(source, bytes):
+                paths.append(os.fspath(source))
+                continue
+            if not hasattr(os, "memfd_create") or not os.path.isdir("/proc/self/fd"):
+                return
+            fds.append(os.memfd_create("turbine-tls"))  # close-on-exec: no child gets it
+            view = memoryview(source)
+            while view:
+                view = view[os.write(fds[-1], view):]
+            paths.append(f"/proc/self/fd/{fds[-1]}")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            context.load_cert_chain(paths[0], paths[1], password=lambda: b"")
+        except ssl.SSLError as error:
+            raise ValueError(f"the TLS key {_name(key)} does not hold the key of the "
+                             f"certificate {_name(cert)} ({error.reason or error})") from None
     finally:
-        for fd in (cert_fd, key_fd):
-            if fd is not None:
-                os.close(fd)
-
-
-def _readable_fd(source):
-    """For PEM bytes, a file in memory holding them (the ssl module reads files only, and a
-    key is not to be copied to a disk); None for a path."""
-    if not isinstance(source, bytes):
-        return None
-    fd = os.memfd_create("turbine-tls", 0)
-    os.write(fd, source)
-    return fd
-
-
-def _fd_path(fd, source):
-    return os.fspath(source) if fd is None else f"/proc/self/fd/{fd}"
+        for fd in fds:
+            os.close(fd)
 
 
 def _auth_metadata(token):
