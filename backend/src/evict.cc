@@ -467,13 +467,17 @@ void EngineImpl::EvictorLoop() {
   bool pressed = false;
   uint64_t ticks = 0;
   // Over the limit with nothing left that may leave memory: said once, after a while of it,
-  // and again only after the process was under the limit since.
+  // and again only after the process was under the limit since, or once a garbage
+  // collection pass runs (which the message then names).
   using Clock = std::chrono::steady_clock;
   constexpr auto kStuckFor = std::chrono::seconds(2);
   std::optional<Clock::time_point> stuck_since;
   std::optional<Clock::time_point> last_trim;  // of the last trim
   std::chrono::seconds trim_every = kStuckFor;  // with nothing evicted
   bool said_stuck = false;
+  // Said while a garbage collection pass ran: a pass that starts after it was said is
+  // named in the next (its graph of the store is not the cache's to give back).
+  bool said_collecting = false;
   std::unique_lock lock(evictor_mu_);
   while (!evictor_stop_.wait_for(lock, pressed ? pressed_interval : memory_.interval,
                                  [this] { return stopping_evictor_; })) {
@@ -544,14 +548,15 @@ void EngineImpl::EvictorLoop() {
         }
         // Too little could leave, all round: the next snapshot comes now.
         if (freed < wanted && !cut_short) want_snapshot();
+        const bool collecting = gc_phase.load(std::memory_order_relaxed) != GcPhase::kIdle;
         if (freed > 0 || backlog > 0 || pending > 0 || cut_short) {
           stuck_since.reset();
         } else if (!stuck_since) {
           stuck_since = Clock::now();
-        } else if (!said_stuck && Clock::now() - *stuck_since >= kStuckFor) {
+        } else if ((!said_stuck || (collecting && !said_collecting)) &&
+                   Clock::now() - *stuck_since >= kStuckFor) {
           said_stuck = true;
-          // A pass's graph of the store is not the cache's to give back: said when one runs.
-          const bool collecting = gc_phase.load(std::memory_order_relaxed) != GcPhase::kIdle;
+          said_collecting = collecting;
           Log(LogLevel::kWarning,
               "memory: the resident set (" + std::to_string(in_use >> 20) +
                   " MiB) stays over the limit (" + std::to_string(memory_.limit_bytes >> 20) +
@@ -571,6 +576,7 @@ void EngineImpl::EvictorLoop() {
     if (in_use <= memory_.limit_bytes) {
       stuck_since.reset();
       said_stuck = false;
+      said_collecting = false;
     }
     // Half the limit, or new results arriving: look again soon.
     pressed = in_use > memory_.limit_bytes / 2 || backlog > 1024;

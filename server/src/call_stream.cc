@@ -280,8 +280,9 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       v1::CallReply reply;
       reply.set_id(id);
       ErrorToWire(call.status(), reply.mutable_error());
+      const int64_t reply_bytes = MemoryBytes(reply);
       std::lock_guard lock(mu_);
-      return QueueLocked(std::move(reply));
+      return QueueLocked(std::move(reply), reply_bytes);
     } else {
       {
         std::lock_guard lock(mu_);
@@ -301,10 +302,11 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
         bool cut_ended = false;
         bool last = false;
         Resume resume = Resume::kNo;
+        const int64_t reply_bytes = MemoryBytes(reply);  // not under mu_: a list is walked
         {
           std::lock_guard lock(mu_);
           --answers_pending_;
-          done = QueueLocked(std::move(reply));
+          done = QueueLocked(std::move(reply), reply_bytes);
           resume = ResumeLocked();
           cut_ended = cut_ && answers_pending_ == 0 && !starting_;
           last = grpc_done_ && answers_pending_ == 0 && !starting_;
@@ -407,9 +409,10 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   }
 
   // QueueLocked queues a reply, or drops it if the client is gone; returns DoneLocked().
-  std::optional<grpc::Status> QueueLocked(v1::CallReply reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // `bytes` is MemoryBytes(reply).
+  std::optional<grpc::Status> QueueLocked(v1::CallReply reply, int64_t bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (broken_) return DoneLocked();
-    const int64_t bytes = MemoryBytes(reply);
     queued_bytes_ += bytes;
     largest_reply_ = std::max(largest_reply_, bytes);
     budget_.Add(bytes);

@@ -529,20 +529,24 @@ void StartLogging(const std::string& level) {
                                                       : spdlog::level::err;
     spdlog::log(as, "protobuf {}:{}: {}", file, line, message);
   });
-  // gRPC's own lines, which it wrote to stderr past --log-level, go through the log too
-  // (GRPC_VERBOSITY in the environment keeps gRPC's own writer, for debugging it). A
-  // failed TLS handshake is a peer's doing, and as an error line for each one it let any
-  // client write to the log at will (400 a second, 70 KB/s): at debug level.
+  // gRPC's error lines (all it passes on unless GRPC_VERBOSITY asks for more), which it
+  // wrote to stderr past --log-level, go through the log too (GRPC_VERBOSITY in the
+  // environment keeps gRPC's own writer, for debugging gRPC). A failed TLS handshake is a
+  // peer's doing, and as an error line for each one it let any client write to the log at
+  // will (400 a second, 70 KB/s): at debug level, told by its message. An assertion's
+  // line, the reason of the abort that follows it, is never lowered.
   if (std::getenv("GRPC_VERBOSITY") == nullptr) {
     gpr_set_log_function([](gpr_log_func_args* args) {
       const std::string_view message = args->message;
-      const std::string_view file = args->file;
-      const bool handshake = message.find("Handshake failed") != std::string_view::npos ||
-                             file.find("handshake") != std::string_view::npos ||
-                             file.find("ssl_transport_security") != std::string_view::npos;
+      const bool handshake =
+          message.find("assertion failed") == std::string_view::npos &&
+          (message.find("Handshake failed") != std::string_view::npos ||
+           message.find("Handshaking failed") != std::string_view::npos ||
+           message.find("Security handshake failed") != std::string_view::npos);
       const spdlog::level::level_enum as =
-          handshake || args->severity != GPR_LOG_SEVERITY_ERROR ? spdlog::level::debug
-                                                                 : spdlog::level::warn;
+          args->severity != GPR_LOG_SEVERITY_ERROR ? spdlog::level::debug
+          : handshake                               ? spdlog::level::debug
+                                                    : spdlog::level::warn;
       spdlog::log(as, "grpc {}:{}: {}", args->file, args->line, args->message);
     });
   }

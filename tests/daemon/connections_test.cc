@@ -249,7 +249,8 @@ TEST(DaemonConnections, AtTheConnectionBoundANewClientWaitsForAFreeSlot) {
 // A CLI call takes one connection: before, it opened a second to read the daemon's
 // progress, and at the bound with one slot free whichever came second waited for good: the
 // call, which then gave up "no progress for 3000 ms" as if the daemon had done nothing.
-// Here the bound leaves room for the connection held and one more: a second reaches it.
+// Here the bound (3) leaves room for the connection held and two more: a call that took
+// two would reach it, which the daemon logs.
 TEST(DaemonConnections, ACliCallTakesOneConnection) {
   TempDir dir;
   DaemonProcess daemon;

@@ -270,8 +270,8 @@ TEST_F(SharedDaemons, GarbageRecordsAreIgnoredExecutedAndCounted) {
 }
 
 // A record's key holding a hash, or a value over the record limit (1 MiB): foreign data,
-// ignored and counted so. Before, the hash was an error (the cache logged as unavailable)
-// and the large value was read whole first.
+// ignored and counted so. Before, the hash was an error (the cache logged as unavailable).
+// (That the large value is not read whole is redis_client_test's: ValuesAreReadUpTo...)
 TEST_F(SharedDaemons, AKeyOfAnotherTypeAndAnOversizedValueAreIgnored) {
   ASSERT_NE(url_, "redis://");
   Machine a(url_, ns_, "readwrite");

@@ -261,8 +261,9 @@ TEST(EvictionInTheBackground, FreedMemoryTheAllocatorKeepsGoesBackOverTheLimit) 
 }  // namespace
 
 // Over the limit with nothing that may leave while a garbage collection pass runs: the
-// warning names the pass's graph of the store, which no eviction gives back. Before, it
-// blamed only what was running, read, or the process itself.
+// warning names the pass's graph of the store, which no eviction gives back, also when it
+// was said before the pass began (here the engine is over its limit from the start).
+// Before, it blamed only what was running, read, or the process itself.
 TEST(EvictionInTheBackground, StuckDuringAGcPassTheWarningNamesThePass) {
   turbine::testing::TempDir dir;
   std::mutex log_mu;
@@ -286,10 +287,17 @@ TEST(EvictionInTheBackground, StuckDuringAGcPassTheWarningNamesThePass) {
                      .usage = [] { return size_t{1} << 30; }}});
   ASSERT_TRUE(daemon.engine.SetInput("evict.x", int64_t{1}).ok());
   ASSERT_TRUE(daemon.engine.Flush().ok());
+  // Said first with no pass running (over the limit from the start)...
+  for (int tries = 0; tries < 1000 && !logged("stays over the limit"); ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(logged("stays over the limit")) << log;
+  EXPECT_FALSE(logged("pass running now")) << log;
+  // ... then again once a pass runs.
   turbine::GcOptions gc;
   gc.stop = [&] {  // the pass waits here, running, until the evictor has spoken
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!logged("stays over the limit") && std::chrono::steady_clock::now() < deadline) {
+    while (!logged("pass running now") && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return false;
