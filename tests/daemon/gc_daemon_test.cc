@@ -295,35 +295,6 @@ TEST(GarbageCollectionDaemon, StoppedDuringAPassItKeepsAcknowledgedInputsAndAnsw
   EXPECT_GT(terminated_during_a_pass, 0);
 }
 
-// A pass a stop ends tells clients not to send it again (a retry policy would start a pass
-// nobody asked for on the next daemon), as every request a stop ends does.
-TEST(GarbageCollectionDaemon, APassAStopEndsIsNotToBeRetried) {
-  TempDir dir;
-  DaemonProcess daemon;
-  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--disk-limit", "1", "--gc-interval", "0"}))
-      << daemon.log();
-  std::unique_ptr<Client> client = ConnectTo(daemon);
-  ASSERT_NE(client, nullptr);
-  Populate(*client, 20000, 5);
-  auto stub = turbine::v1::Turbine::NewStub(
-      grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  turbine::v1::CollectGarbageReply reply;
-  grpc::Status status;
-  std::thread collector(
-      [&] { status = stub->CollectGarbage(&context, turbine::v1::CollectGarbageRequest(), &reply); });
-  ASSERT_TRUE(daemon.WaitForLog("garbage collection pass started")) << daemon.log();
-  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
-  collector.join();
-  // 20,000 garbage tasks take the pass about a second; the stop comes as it starts.
-  ASSERT_NE(daemon.log().find("pass stopped early"), std::string::npos) << daemon.log();
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
-  const auto& trailers = context.GetServerTrailingMetadata();
-  const auto pushback = trailers.find("grpc-retry-pushback-ms");
-  ASSERT_NE(pushback, trailers.end());
-  EXPECT_EQ(std::string(pushback->second.data(), pushback->second.size()), "-1");
-}
-
 // `turbine gc` waits for a pass longer than --timeout-ms while the daemon answers (a pass
 // over a large store outlasts any unary deadline), and gives up once the daemon stops
 // answering for that long.
@@ -342,6 +313,28 @@ class GcLongerThanTheDeadline : public ::testing::Test {
   TempDir dir;
   DaemonProcess daemon;
 };
+
+// A pass a stop ends tells clients not to send it again (a retry policy would start a pass
+// nobody asked for on the next daemon), as every request a stop ends does.
+TEST_F(GcLongerThanTheDeadline, APassAStopEndsIsNotToBeRetried) {
+  auto stub = turbine::v1::Turbine::NewStub(
+      grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  turbine::v1::CollectGarbageReply reply;
+  grpc::Status status;
+  std::thread collector(
+      [&] { status = stub->CollectGarbage(&context, turbine::v1::CollectGarbageRequest(), &reply); });
+  ASSERT_TRUE(daemon.WaitForLog("garbage collection pass started")) << daemon.log();
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  collector.join();
+  // The pass takes about a second; the stop comes as it starts.
+  ASSERT_NE(daemon.log().find("pass stopped early"), std::string::npos) << daemon.log();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  const auto& trailers = context.GetServerTrailingMetadata();
+  const auto pushback = trailers.find("grpc-retry-pushback-ms");
+  ASSERT_NE(pushback, trailers.end());
+  EXPECT_EQ(std::string(pushback->second.data(), pushback->second.size()), "-1");
+}
 
 // A --timeout-ms shorter than a Stats round trip still bounds silence only: the CLI reads
 // Stats with a deadline of its poll at least. Before, each reading failed with the 1 ms
