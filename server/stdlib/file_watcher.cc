@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -22,7 +23,13 @@ namespace {
 
 constexpr uint32_t kDirEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE |
                                 IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |
-                                IN_ONLYDIR | IN_EXCL_UNLINK;
+                                IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK;
+// A hard-linked file's own watch: its content and attributes (its link count among them),
+// whichever name they change through.
+constexpr uint32_t kFileEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF |
+                                 IN_DONT_FOLLOW;
+// The kernel's limit on symlinks followed in one lookup (ELOOP past it).
+constexpr int kMaxLinks = 40;
 // Events that change which entries a directory has (as opposed to an entry's content).
 constexpr uint32_t kStructuralEvents = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO;
 
@@ -165,13 +172,37 @@ void FileWatcher::WatchEntry(const std::string& path, Invalidator invalidator) {
 void FileWatcher::WatchListing(const std::string& dir, Invalidator invalidator) {
   std::lock_guard lock(mu_);
   if (DirWatch* watch = WatchedLocked(dir)) {
-    if (watch->remote) PollAlsoLocked(invalidator);
-    AddUnique(watch->listing, std::move(invalidator));
+    SubscribeListingLocked(*watch, std::move(invalidator));
   } else if (errno == ENOENT || errno == ENOTDIR) {
-    SubscribeEntryLocked(dir, std::move(invalidator));  // fires when it appears
+    SubscribeResolvedLocked(dir, End::kListing, invalidator);  // a link, or not there yet
   } else {
     PollLocked(std::move(invalidator), dir);
   }
+}
+
+void FileWatcher::WatchTarget(const std::string& path, Invalidator invalidator) {
+  std::lock_guard lock(mu_);
+  SubscribeResolvedLocked(path, End::kTarget, invalidator);
+}
+
+void FileWatcher::WatchHardLinkedFile(const std::string& path, Invalidator invalidator) {
+  std::lock_guard lock(mu_);
+  if (inotify_fd_ < 0) return;  // polled already: its directory could not be watched either
+  if (watched_ >= watch_limit_) {
+    errno = ENOSPC;
+    PollLocked(std::move(invalidator), path);
+    return;
+  }
+  const int wd = inotify_add_watch(inotify_fd_, path.c_str(), kFileEvents);
+  if (wd < 0) {
+    // Gone or replaced since its reader looked: the directory's watch fires for that.
+    if (errno != ENOENT && errno != ENOTDIR) PollLocked(std::move(invalidator), path);
+    return;
+  }
+  ever_watched_.store(true);
+  auto [file, added] = files_.try_emplace(wd);
+  if (added) ++watched_;
+  AddUnique(file->second, std::move(invalidator));
 }
 
 size_t FileWatcher::WatchedDirectories() const {
@@ -180,21 +211,96 @@ size_t FileWatcher::WatchedDirectories() const {
 }
 
 void FileWatcher::SubscribeEntryLocked(std::string_view path, Invalidator invalidator) {
-  // Subscribe in the nearest existing directory above `path`, to the next component down:
-  // when that is created the task runs again and subscribes one level closer.
-  std::string_view entry = path;
-  while (true) {
-    const std::string_view dir = ParentPath(entry);
-    if (dir == entry) return;  // "/" itself never changes identity
-    if (DirWatch* watch = WatchedLocked(dir)) {
-      if (watch->remote) PollAlsoLocked(invalidator);
-      AddUnique(watch->entries[BaseName(entry)], std::move(invalidator));
-      return;
-    }
-    if (errno != ENOENT && errno != ENOTDIR) break;
-    entry = dir;
+  const std::string_view dir = ParentPath(path);
+  if (dir == path) return;  // "/" itself never changes identity
+  if (DirWatch* watch = WatchedLocked(dir)) {
+    if (watch->remote) PollAlsoLocked(invalidator);
+    AddUnique(watch->entries[BaseName(path)], std::move(invalidator));
+  } else if (errno == ENOENT || errno == ENOTDIR) {
+    // A directory on the way is missing, not a directory, or a symlink.
+    SubscribeResolvedLocked(path, End::kEntry, invalidator);
+  } else {
+    PollLocked(std::move(invalidator), dir);
   }
-  PollLocked(std::move(invalidator), ParentPath(path));
+}
+
+void FileWatcher::SubscribeResolvedLocked(std::string_view path, End end,
+                                          const Invalidator& invalidator) {
+  // The names still to walk, the next one last: a link's target goes on top.
+  std::vector<std::string> names;
+  const auto push_names = [&names](std::string_view text) {
+    size_t stop = text.size();
+    while (stop > 0) {
+      const size_t slash = text.rfind('/', stop - 1);
+      const size_t start = slash == std::string_view::npos ? 0 : slash + 1;
+      if (stop > start) names.emplace_back(text.substr(start, stop - start));
+      if (slash == std::string_view::npos) break;
+      stop = slash;
+    }
+  };
+  push_names(path);
+  std::string real;  // the real directory walked to so far ("" is "/")
+  int links = 0;
+  while (!names.empty()) {
+    const std::string name = std::move(names.back());
+    names.pop_back();
+    if (name == ".") continue;
+    if (name == "..") {  // out of where the walk really is, as in the kernel
+      real.resize(std::min(real.size(), real.rfind('/')));
+      continue;
+    }
+    const bool last = names.empty();
+    if (last && end == End::kEntry) return SubscribeInLocked(real, name, invalidator);
+    const std::string at = real + "/" + name;
+    struct stat st {};
+    if (lstat(at.c_str(), &st) != 0 || (!last && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))) {
+      // Missing (fires when it appears), unreadable, or a file where a directory is needed.
+      return SubscribeInLocked(real, name, invalidator);
+    }
+    if (S_ISLNK(st.st_mode)) {
+      SubscribeInLocked(real, name, invalidator);  // fires when pointed elsewhere
+      char target[PATH_MAX];
+      const ssize_t length = readlink(at.c_str(), target, sizeof target);
+      if (++links > kMaxLinks || length <= 0 || static_cast<size_t>(length) == sizeof target) {
+        return;  // a loop, or unreadable: the link's own entry is watched
+      }
+      const std::string_view text(target, static_cast<size_t>(length));
+      if (text.front() == '/') real.clear();
+      push_names(text);
+      continue;
+    }
+    if (last && !S_ISDIR(st.st_mode)) return SubscribeInLocked(real, name, invalidator);
+    real = at;
+  }
+  // Ended at the real directory `real`.
+  if (end == End::kListing) {
+    const std::string dir = real.empty() ? "/" : real;
+    if (DirWatch* watch = WatchedLocked(dir)) {
+      SubscribeListingLocked(*watch, invalidator);
+    } else {
+      PollLocked(invalidator, dir);
+    }
+  } else if (!real.empty()) {
+    SubscribeInLocked(std::string(ParentPath(real)), BaseName(real), invalidator);
+  }
+}
+
+void FileWatcher::SubscribeInLocked(const std::string& dir, std::string_view name,
+                                    const Invalidator& invalidator) {
+  if (DirWatch* watch = WatchedLocked(dir.empty() ? "/" : dir)) {
+    if (watch->remote) PollAlsoLocked(invalidator);
+    AddUnique(watch->entries[name], invalidator);
+  } else if (errno == ENOENT || errno == ENOTDIR) {
+    // Changed since the walk looked at it: looked at again within a poll interval.
+    PollAlsoLocked(invalidator);
+  } else {
+    PollLocked(invalidator, dir);
+  }
+}
+
+void FileWatcher::SubscribeListingLocked(DirWatch& watch, Invalidator invalidator) {
+  if (watch.remote) PollAlsoLocked(invalidator);
+  AddUnique(watch.listing, std::move(invalidator));
 }
 
 FileWatcher::DirWatch* FileWatcher::WatchedLocked(std::string_view dir) {
@@ -213,9 +319,13 @@ FileWatcher::DirWatch* FileWatcher::WatchedLocked(std::string_view dir) {
       return nullptr;
     }
     std::string path(dir);
+    // Not through a symlink at its end (IN_DONT_FOLLOW): ENOTDIR, and the caller walks it.
     const int wd = inotify_add_watch(inotify_fd_, path.c_str(), kDirEvents);
     if (wd < 0) return nullptr;
-    // inotify hands out one wd per directory: one reached by two paths (through a symlink)
+    // After the watch: a change from here on is an event, compared with this.
+    struct stat st {};
+    const bool looked = lstat(path.c_str(), &st) == 0;
+    // inotify hands out one wd per directory: one reached by two paths (a bind mount)
     // reports its events under both.
     ever_watched_.store(true);
     std::vector<std::string>& paths = dirs_of_wd_[wd];
@@ -229,6 +339,9 @@ FileWatcher::DirWatch* FileWatcher::WatchedLocked(std::string_view dir) {
     if (found == dirs_.end()) found = dirs_.emplace(std::move(path), DirWatch{}).first;
     found->second.wd = wd;
     found->second.remote = false;
+    found->second.mode = looked ? st.st_mode : 0;
+    found->second.uid = looked ? st.st_uid : 0;
+    found->second.gid = looked ? st.st_gid : 0;
   }
   last_dir_.assign(dir);
   last_watch_ = &found->second;
@@ -408,10 +521,25 @@ void FileWatcher::HandleEvents() {
         }
         dirs_.clear();
         last_watch_ = nullptr;
+        for (auto& [wd, subscribers] : files_) {
+          MoveAll(subscribers, pending_);
+          inotify_rm_watch(inotify_fd_, wd);
+          --watched_;
+        }
+        files_.clear();
         continue;
       }
       auto paths = dirs_of_wd_.find(event->wd);
-      if (paths == dirs_of_wd_.end()) continue;
+      if (paths == dirs_of_wd_.end()) {
+        if (auto file = files_.find(event->wd); file != files_.end()) {
+          // One-shot: the readers that fire subscribe again as they execute.
+          MoveAll(file->second, pending_);
+          files_.erase(file);
+          if (!(event->mask & IN_IGNORED)) inotify_rm_watch(inotify_fd_, event->wd);
+          --watched_;
+        }
+        continue;
+      }
       const std::vector<std::string> dirs = paths->second;  // copied: the map may change
       if (event->mask & IN_IGNORED) {
         // The watch is gone (its directory was deleted or unmounted).
@@ -439,7 +567,16 @@ void FileWatcher::HandleEventLocked(const inotify_event& event, const std::strin
   if (event.len == 0) {
     // An event about the directory itself (its attributes): its own entry changed, and so
     // did what a listing subscriber may have read of it (its stat, whether it can be read).
-    if (auto self = dirs_.find(dir); self != dirs_.end()) MoveAll(self->second.listing, pending_);
+    if (auto self = dirs_.find(dir); self != dirs_.end()) {
+      struct stat st {};
+      if (lstat(dir.c_str(), &st) != 0 || st.st_mode != self->second.mode ||
+          st.st_uid != self->second.uid || st.st_gid != self->second.gid) {
+        // Who may search it changed: whether anything below can be read, too.
+        CollectSubtreeLocked(dir);
+      } else {
+        MoveAll(self->second.listing, pending_);
+      }
+    }
     if (const std::string_view parent = ParentPath(dir); parent != dir) {
       if (auto found = dirs_.find(parent); found != dirs_.end()) {
         CollectEntryLocked(found->second, BaseName(dir));

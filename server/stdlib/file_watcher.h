@@ -7,7 +7,16 @@
 //
 // Linux inotify does the watching. A directory watch sees its entries change; every
 // ancestor of a subscribed path is watched too, so renaming or deleting any directory
-// above a file invalidates it. A change marks its tasks dirty as soon as its event is
+// above a file invalidates it. Only real directories are watched (no symlink on their
+// path): a path through a symlink is walked name by name as the kernel resolves it, and
+// each link met is watched as an entry of the real directory holding it, as is where the
+// walk ends or stops (a missing name: fires when it appears). An inotify watch follows a
+// directory's inode, so a watch made through a link would go on reporting the old
+// directory after the link, or a directory above where it leads, changed. A directory's
+// own mode or owner changing fires everything below it (what can be read there changed).
+// A file with more than one name (hard links) is also watched itself when a reader asks
+// (WatchHardLinkedFile): a write through a name in another directory reaches no watched
+// directory. A change marks its tasks dirty as soon as its event is
 // read, so a call made right after a write sees it; the engine's change listeners (Watch
 // streams, which read again when told) are debounced: told once no event came for
 // kQuietPeriod (at most kMaxDelay after the first change), so a burst of writes makes a
@@ -31,6 +40,7 @@
 #include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
 #include <absl/container/inlined_vector.h>
+#include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
@@ -69,6 +79,15 @@ class FileWatcher {
   // WatchListing fires `invalidator` when entries are added to, removed from or renamed in
   // the directory `dir`, or when `dir` itself goes away.
   void WatchListing(const std::string& dir, Invalidator invalidator);
+  // WatchTarget fires `invalidator` when what `path` leads to changes: each symlink on the
+  // way and at its end pointed elsewhere, and the entry the last one leads to (or the first
+  // name missing on the way appearing).
+  void WatchTarget(const std::string& path, Invalidator invalidator);
+  // WatchHardLinkedFile fires `invalidator` when the regular file at `path` (no symlink at
+  // its end) changes through any of its names: for a file whose link count is above one,
+  // whose other names may be in directories nobody watches. One-shot, as every
+  // subscription; the watch goes once it fires.
+  void WatchHardLinkedFile(const std::string& path, Invalidator invalidator);
 
   // WatchedDirectories is how many directories are watched now (each path that reaches
   // one counts).
@@ -97,6 +116,10 @@ class FileWatcher {
   };
   struct DirWatch {
     int wd = -1;
+    // Who may search and read it, when it was watched: a change fires everything below.
+    mode_t mode = 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
     // On a filesystem whose changes inotify may not hear (RemoteFilesystemName): its
     // subscriptions are polled as well.
     bool remote = false;
@@ -108,11 +131,25 @@ class FileWatcher {
         entries;
   };
 
+  // A file watched itself (WatchHardLinkedFile), by its watch.
+  using FileWatch = absl::InlinedVector<Invalidator, 1>;
+  // What a walk through symlinks subscribes where it ends (SubscribeResolvedLocked).
+  enum class End { kEntry, kTarget, kListing };
+
   FileWatcher();
   // WatchedLocked watches `dir` and every directory above it and returns its DirWatch; null
-  // when inotify cannot (errno says why; the caller then polls). REQUIRES: mu_ held.
+  // when inotify cannot (errno says why; the caller then polls), ENOTDIR also when a
+  // symlink is on the way (the caller then walks it). REQUIRES: mu_ held.
   DirWatch* WatchedLocked(std::string_view dir);
   void SubscribeEntryLocked(std::string_view path, Invalidator invalidator);
+  // SubscribeResolvedLocked walks `path` as the kernel resolves it, subscribing to each
+  // symlink met and to where the walk ends: the last name itself (kEntry), what it leads
+  // to (kTarget), or the listing of the directory it leads to (kListing).
+  void SubscribeResolvedLocked(std::string_view path, End end, const Invalidator& invalidator);
+  // SubscribeInLocked subscribes to `name` in the real directory `dir` ("" is "/").
+  void SubscribeInLocked(const std::string& dir, std::string_view name,
+                         const Invalidator& invalidator);
+  void SubscribeListingLocked(DirWatch& watch, Invalidator invalidator);
   void PollLocked(Invalidator invalidator, std::string_view why);
   // PollAlsoLocked adds a subscription to the polled ones, silently (a remote directory's).
   void PollAlsoLocked(Invalidator invalidator);
@@ -161,6 +198,7 @@ class FileWatcher {
   std::string last_dir_;
   DirWatch* last_watch_ = nullptr;
   std::unordered_map<int, std::vector<std::string>> dirs_of_wd_;
+  std::unordered_map<int, FileWatch> files_;  // by wd
   size_t watched_ = 0;  // inotify watches held
   std::vector<Invalidator> pending_;  // fired by the events just read: marked next
   // Marked, but their engines' listeners not told yet: told once no event came for

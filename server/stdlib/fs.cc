@@ -62,6 +62,7 @@ Task<FileStat> StatImpl(std::string path) {
   watcher.WatchEntry(path, invalidator);  // before looking: no gap
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) FailErrno("fs.stat", path, errno);
+  WatchIfHardLinked(path, invalidator, &st);
   const bool directory = S_ISDIR(st.st_mode);
   if (directory) {
     // A directory's mtime and size change with its entries, which only a watch of the
@@ -92,12 +93,15 @@ Task<Vc<Bytes>> ReadImpl(std::string path) {
   if (S_ISLNK(link.st_mode)) {
     // A symlink is read through: watch every link on the way and where it leads, as well
     // as the link itself.
-    WatchLinksOnTheWay(path, invalidator);
+    watcher.WatchTarget(path, invalidator);
     char target[PATH_MAX];
     if (realpath(path.c_str(), target) == nullptr) FailErrno("fs.read", path, errno);
     resolved = target;
-    watcher.WatchEntry(resolved, invalidator);
-    if (stat(resolved.c_str(), &st) != 0) FailErrno("fs.read", path, errno);
+    if (lstat(resolved.c_str(), &st) != 0) FailErrno("fs.read", path, errno);
+    WatchIfHardLinked(resolved, invalidator, &st);
+  } else {
+    WatchIfHardLinked(path, invalidator, &link);
+    st = link;
   }
   if (S_ISDIR(st.st_mode)) Fail("fs.read: " + path + " is a directory (use fs.list)");
   if (!S_ISREG(st.st_mode)) Fail("fs.read: " + path + " is not a regular file");
@@ -127,8 +131,8 @@ Task<std::vector<DirEntry>> ListImpl(std::string dir) {
     error = ReadListingOf(fd, &entries);
   } else if (error == ENOTDIR || error == ELOOP) {
     // A symlink (O_NOFOLLOW with O_DIRECTORY refuses one as "not a directory"): listed
-    // where it leads, by its entries. A file is refused again, by the same error.
-    WatchLinksOnTheWay(dir, CurrentInvalidator());
+    // where it leads (the watch above walked it), by its entries. A file is refused again,
+    // by the same error.
     error = ReadListing(dir, &entries);
   }
   if (error != 0) FailErrno("fs.list", dir, error);

@@ -12,7 +12,6 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <optional>
 
@@ -39,29 +38,26 @@ void WatchListing(const std::string& dir, const Invalidator& invalidator) {
   FileWatcher::Global().WatchListing(dir, invalidator);
 }
 
-// A listing observed by its entries may be of a symlinked directory: as in fs.list, the
-// links on the way are watched too.
-void WatchListingThroughLinks(const std::string& dir, const Invalidator& invalidator) {
-  WatchLinksOnTheWay(dir, invalidator);
-  FileWatcher::Global().WatchListing(dir, invalidator);
-}
-
-std::optional<uint64_t> LookLstat(const std::string& path, const Invalidator&) {
+std::optional<uint64_t> LookLstat(const std::string& path, const Invalidator& invalidator) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) return std::nullopt;
+  WatchIfHardLinked(path, invalidator, &st);
   return StatFingerprint(st);
 }
 
 std::optional<uint64_t> LookRead(const std::string& path, const Invalidator& invalidator) {
   struct stat link {};
   if (lstat(path.c_str(), &link) != 0) return std::nullopt;
-  if (!S_ISLNK(link.st_mode)) return ReadFingerprint(link, {}, link);
-  WatchLinksOnTheWay(path, invalidator);
+  if (!S_ISLNK(link.st_mode)) {
+    WatchIfHardLinked(path, invalidator, &link);
+    return ReadFingerprint(link, {}, link);
+  }
+  FileWatcher::Global().WatchTarget(path, invalidator);  // where it leads, then look
   char resolved[PATH_MAX];
   if (realpath(path.c_str(), resolved) == nullptr) return std::nullopt;
-  FileWatcher::Global().WatchEntry(resolved, invalidator);  // where it leads, then look
   struct stat target {};
-  if (stat(resolved, &target) != 0) return std::nullopt;
+  if (lstat(resolved, &target) != 0) return std::nullopt;
+  WatchIfHardLinked(resolved, invalidator, &target);
   return ReadFingerprint(link, resolved, target);
 }
 
@@ -74,38 +70,16 @@ std::optional<uint64_t> LookList(const std::string& dir, const Invalidator&) {
 const ObservationKind lstat_kind{kObserveLstat, WatchEntry, LookLstat};
 const ObservationKind read_kind{kObserveRead, WatchEntry, LookRead};
 const ObservationKind dir_kind{kObserveDir, WatchListing, LookLstat};
-const ObservationKind list_kind{kObserveList, WatchListingThroughLinks, LookList};
+const ObservationKind list_kind{kObserveList, WatchListing, LookList};
 
 }  // namespace
 
-void WatchLinksOnTheWay(const std::string& link, const Invalidator& invalidator) {
-  std::string at = link;
-  for (int hop = 0; hop < 40; ++hop) {  // the kernel's own limit (ELOOP past it)
-    char target[PATH_MAX];
-    const ssize_t length = readlink(at.c_str(), target, sizeof target);
-    if (length <= 0 || static_cast<size_t>(length) == sizeof target) return;  // the end
-    const std::string_view named(target, static_cast<size_t>(length));
-    std::string next = named.front() == '/' ? std::string(named)
-                                            : std::string(DirectoryOf(at)) + "/" + std::string(named);
-    // A ".." steps out of where the kernel really is, not out of a symlinked directory the
-    // text went through: the longest part above the last name that exists is resolved as
-    // the kernel would, and only what is left is taken lexically (nothing missing can be a
-    // symlink).
-    std::string head = next.substr(0, std::max<size_t>(next.rfind('/'), 1));
-    std::string rest = next.substr(next.rfind('/') + 1);
-    char real[PATH_MAX];
-    bool resolved = false;
-    while (!(resolved = realpath(head.c_str(), real) != nullptr) && head.size() > 1) {
-      const size_t slash = head.rfind('/');
-      rest = head.substr(slash + 1) + "/" + rest;
-      head = head.substr(0, std::max<size_t>(slash, 1));
-    }
-    if (resolved) next = (std::string_view(real) == "/" ? "" : std::string(real)) + "/" + rest;
-    next = std::filesystem::path(next).lexically_normal().string();
-    while (next.size() > 1 && next.back() == '/') next.pop_back();
-    FileWatcher::Global().WatchEntry(next, invalidator);
-    at = std::move(next);
-  }
+void WatchIfHardLinked(const std::string& path, const Invalidator& invalidator,
+                       struct stat* st) {
+  if (!S_ISREG(st->st_mode) || st->st_nlink < 2) return;
+  FileWatcher::Global().WatchHardLinkedFile(path, invalidator);
+  struct stat again {};
+  if (lstat(path.c_str(), &again) == 0) *st = again;
 }
 
 uint64_t StatFingerprint(const struct stat& st) {

@@ -55,12 +55,11 @@ bool DirectoryTimesFollowEntries(int fd);
 // ListingFingerprint: of a directory's sorted entries.
 uint64_t ListingFingerprint(const std::vector<DirEntry>& entries);
 
-// WatchLinksOnTheWay subscribes `invalidator` to each path a chain of symlinks starting
-// at `link` names, hop by hop (each target resolved as the kernel would as far as it
-// exists, the rest lexically), up to where it ends, whether that exists or not: a link on the way pointed elsewhere, or a missing end
-// appearing (a build making its output again), fires it. Nothing if `link` is not a
-// symlink. Called before looking through the link, as every subscription is.
-void WatchLinksOnTheWay(const std::string& link, const Invalidator& invalidator);
+// WatchIfHardLinked watches the regular file `path` itself when it has more than one name:
+// a write through a name in another directory reaches no directory watched for it. Its
+// lstat `st` is taken again after the watch, so no change falls between them.
+void WatchIfHardLinked(const std::string& path, const Invalidator& invalidator,
+                       struct stat* st);
 
 // DirectoryOf is the directory an absolute, normal path is in ("/" for "/a").
 std::string_view DirectoryOf(std::string_view path);

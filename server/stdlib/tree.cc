@@ -74,9 +74,11 @@ const Function<FileAtImpl> tree_file_at{"tree.file_at",
 // stat signature. The content itself never enters the graph, so neither memory nor the
 // store holds a copy of the tree, and a restart re-checks a file with one lstat.
 Task<Vc<Totals>> FileImpl(std::string path) {
-  FileWatcher::Global().WatchEntry(path, CurrentInvalidator());
+  const Invalidator invalidator = CurrentInvalidator();
+  FileWatcher::Global().WatchEntry(path, invalidator);
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) FailErrno("tree.file", path, errno);
+  WatchIfHardLinked(path, invalidator, &st);
   // The directory's listing said "file"; if that changed, the listing's own invalidation
   // is on its way and this error will not be read.
   if (!S_ISREG(st.st_mode)) Fail("tree.file: " + path + " is no longer a regular file");

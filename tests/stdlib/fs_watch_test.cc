@@ -350,6 +350,112 @@ int64_t StatField(LiveServer& live, const std::string& path, const std::string& 
   return MapField(stat.value(), key).int_value();
 }
 
+// The calls below follow their changes at once, without Eventually: a change must be heard
+// (marked before the call is answered), not found by a poll a second later.
+
+TEST(Watcher, APathThroughASymlinkToAMissingDirectoryIsReadOnceItIsMade) {
+  Files files;
+  files.Link(files.path("build/out"), "out");  // build/ does not exist yet
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string result = files.path("out/result.txt");
+  ASSERT_NE(ReadFile(live, result).find("No such file"), std::string::npos);
+  ASSERT_TRUE(Call(live, Request("fs.list", {Str(files.path("out"))})).has_error());
+
+  files.Write("build/out/result.txt", "hello");
+  EXPECT_EQ(ReadFile(live, result), "hello");
+  EXPECT_EQ(Names(Call(live, Request("fs.list", {Str(files.path("out"))}))),
+            (std::vector<std::string>{"result.txt:file"}));
+  files.Write("build/out/result.txt", "hello, again");
+  EXPECT_EQ(ReadFile(live, result), "hello, again");
+}
+
+TEST(Watcher, ALinkInAChainToADirectoryPointedElsewhereIsSeenBelowIt) {
+  Files files;
+  files.Write("first/x.txt", "first");
+  files.Write("second/x.txt", "second");
+  files.Link("first", "m");
+  files.Link("m", "l");  // l -> m -> first
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string through = files.path("l/x.txt");
+  ASSERT_EQ(ReadFile(live, through), "first");
+  ASSERT_EQ(Names(Call(live, Request("fs.list", {Str(files.path("l"))}))),
+            (std::vector<std::string>{"x.txt:file"}));
+
+  files.Link("second", "m");  // nothing named l, first or second changes
+  files.Write("second/y.txt", "y");
+  EXPECT_EQ(ReadFile(live, through), "second");
+  EXPECT_EQ(Names(Call(live, Request("fs.list", {Str(files.path("l"))}))),
+            (std::vector<std::string>{"x.txt:file", "y.txt:file"}));
+}
+
+TEST(Watcher, ADirectoryAboveWhereALinkLeadsReplacedIsSeen) {
+  Files files;
+  files.Write("p/q/x.txt", "old");
+  files.Link(files.path("p/q"), "dl");
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string through = files.path("dl/x.txt");
+  ASSERT_EQ(ReadFile(live, through), "old");
+
+  // The directory the link leads to is untouched; the path to it leads elsewhere now.
+  files.Rename("p", "p_old");
+  files.Write("p/q/x.txt", "new");
+  EXPECT_EQ(ReadFile(live, through), "new");
+  files.Write("p/q/x.txt", "newer");
+  EXPECT_EQ(ReadFile(live, through), "newer");
+}
+
+TEST(Watcher, AFileWrittenThroughAHardLinkInAnotherDirectoryIsSeen) {
+  Files files;
+  files.Write("a/x.txt", "one");
+  files.MakeDir("elsewhere");
+  std::filesystem::create_hard_link(files.path("a/x.txt"), files.path("elsewhere/h.txt"));
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string x = files.path("a/x.txt");
+  ASSERT_EQ(ReadFile(live, x), "one");
+  ASSERT_EQ(StatField(live, x, "size"), 3);
+
+  // Nothing in a/ changes: the write goes through the other name.
+  const auto append = [&](const std::string& more) {
+    std::ofstream(files.path("elsewhere/h.txt"), std::ios::app) << more;
+  };
+  append(", two");
+  EXPECT_EQ(ReadFile(live, x), "one, two");
+  EXPECT_EQ(StatField(live, x, "size"), 8);
+  append(", three");  // the watch is one-shot: the read above watched it again
+  EXPECT_EQ(ReadFile(live, x), "one, two, three");
+}
+
+TEST(Watcher, ADirectorysModeChangedReachesWhatIsBelowIt) {
+  Files files;
+  files.Write("top/mid/f.txt", "f");
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string f = files.path("top/mid/f.txt");
+  ASSERT_EQ(ReadFile(live, f), "f");
+  const auto reads = [&] { return Executions(live.server->engine(), "fs.read"); };
+  const uint64_t before = reads();
+
+  // Without search permission on an ancestor the file cannot be reached (root still can,
+  // and then reads the same bytes again); either way the read runs again.
+  const std::string top = files.path("top");
+  ASSERT_EQ(chmod(top.c_str(), 0), 0) << std::strerror(errno);
+  const std::string after = ReadFile(live, f);
+  ASSERT_EQ(chmod(top.c_str(), 0755), 0) << std::strerror(errno);
+  EXPECT_GT(reads(), before);
+  EXPECT_TRUE(geteuid() == 0 ? after == "f" : after.find("Permission denied") != std::string::npos)
+      << after;
+  EXPECT_EQ(ReadFile(live, f), "f");
+  // A change of times alone (a tar extraction setting them) is not one of mode.
+  const uint64_t settled = reads();
+  ASSERT_EQ(utimensat(AT_FDCWD, top.c_str(), nullptr, 0), 0) << std::strerror(errno);
+  EXPECT_EQ(ReadFile(live, f), "f");
+  EXPECT_EQ(reads(), settled);
+}
+
 TEST(Watcher, ADirectorysStatFollowsItsEntries) {
   Files files;
   files.Write("dir/a.txt", "a");

@@ -210,6 +210,39 @@ TEST(Restart, ALinkOnTheWayPointedElsewhereAfterARestartIsSeen) {
   EXPECT_TRUE(Eventually([&] { return ReadFile(live, l1) == "second"; }));
 }
 
+// A restored read (not executed again) watches what its observation is checked by: a
+// hard-linked file itself, and the links on a path through a symlinked directory.
+TEST(Restart, RestoredReadsHearWritesThroughHardLinksAndLinksOnTheirPath) {
+  Files files;
+  files.Write("a/x.txt", "one");
+  files.MakeDir("elsewhere");
+  std::filesystem::create_hard_link(files.path("a/x.txt"), files.path("elsewhere/h.txt"));
+  files.Write("first/y.txt", "first");
+  files.Write("second/y.txt", "second");
+  files.Link("first", "m");
+  files.Link("m", "l");  // l -> m -> first
+  Files::AgePastRacyWindow();
+  const std::string x = files.path("a/x.txt");
+  const std::string y = files.path("l/y.txt");
+  {
+    LiveServer live(files.data_dir());
+    ASSERT_TRUE(live.status.ok()) << live.status;
+    ASSERT_EQ(ReadFile(live, x), "one");
+    ASSERT_EQ(ReadFile(live, y), "first");
+  }
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  ASSERT_EQ(live.server->engine().Stats().observations_changed, 0u);
+  ASSERT_EQ(ReadFile(live, x), "one");
+  ASSERT_EQ(ReadFile(live, y), "first");
+  ASSERT_EQ(Executions(live.server->engine(), "fs.read"), 0u);  // restored, not executed
+
+  std::ofstream(files.path("elsewhere/h.txt"), std::ios::app) << ", two";
+  files.Link("second", "m");
+  EXPECT_EQ(ReadFile(live, x), "one, two");
+  EXPECT_EQ(ReadFile(live, y), "second");
+}
+
 // So is a chain of symlinks to a listed directory.
 TEST(Restart, ALinkOnTheWayToAListedDirectoryPointedElsewhereAfterARestartIsSeen) {
   Files files;
