@@ -14,6 +14,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "paths.h"
@@ -23,13 +24,29 @@ namespace {
 
 constexpr uint32_t kDirEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE |
                                 IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |
-                                IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK;
+                                IN_ONLYDIR | IN_EXCL_UNLINK;
 // A hard-linked file's own watch: its content and attributes (its link count among them),
 // whichever name they change through.
 constexpr uint32_t kFileEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF |
                                  IN_DONT_FOLLOW;
 // The kernel's limit on symlinks followed in one lookup (ELOOP past it).
 constexpr int kMaxLinks = 40;
+// Files watched themselves (hard-linked ones) at most: each holds a watch until it changes,
+// and a tree of them (a pnpm store's links) must not take the directories' watches. Past
+// it they are re-checked every kPollInterval.
+constexpr size_t kMaxFileWatches = 4096;
+
+// LastDotDotEnd is the length of `path` up to and including its last ".." name, npos if
+// it has none.
+size_t LastDotDotEnd(std::string_view path) {
+  for (size_t at = path.rfind(".."); at != std::string_view::npos;
+       at = at == 0 ? std::string_view::npos : path.rfind("..", at - 1)) {
+    const bool starts = at == 0 || path[at - 1] == '/';
+    const bool ends = at + 2 == path.size() || path[at + 2] == '/';
+    if (starts && ends) return at + 2;
+  }
+  return std::string_view::npos;
+}
 // Events that change which entries a directory has (as opposed to an entry's content).
 constexpr uint32_t kStructuralEvents = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO;
 
@@ -182,7 +199,31 @@ void FileWatcher::WatchListing(const std::string& dir, Invalidator invalidator) 
 
 void FileWatcher::WatchTarget(const std::string& path, Invalidator invalidator) {
   std::lock_guard lock(mu_);
-  SubscribeResolvedLocked(path, End::kTarget, invalidator);
+  std::string at = path;
+  for (int hop = 0; hop <= kMaxLinks; ++hop) {
+    SubscribeEntryLocked(at, invalidator);  // a link: pointed elsewhere; else what it is
+    struct stat st {};
+    if (lstat(at.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return;
+    char target[PATH_MAX];
+    const ssize_t length = readlink(at.c_str(), target, sizeof target);
+    if (length <= 0 || static_cast<size_t>(length) == sizeof target) return;
+    const std::string_view text(target, static_cast<size_t>(length));
+    const std::string_view dir = ParentPath(at);
+    std::string next = text.front() == '/' ? std::string(text)
+                       : dir == "/"        ? "/" + std::string(text)
+                                           : std::string(dir) + "/" + std::string(text);
+    // ".." steps out of where the kernel really is, which a symlinked directory before it
+    // moved: that part is resolved (if it exists), the rest taken as it reads.
+    if (const size_t dots = LastDotDotEnd(next); dots != std::string_view::npos) {
+      char real[PATH_MAX];
+      if (realpath(next.substr(0, dots).c_str(), real) != nullptr) {
+        next = std::string(std::string_view(real) == "/" ? "" : real) + next.substr(dots);
+      }
+    }
+    next = std::filesystem::path(next).lexically_normal().string();
+    while (next.size() > 1 && next.back() == '/') next.pop_back();
+    at = std::move(next);
+  }
 }
 
 void FileWatcher::WatchHardLinkedFile(const std::string& path, Invalidator invalidator) {
@@ -191,6 +232,16 @@ void FileWatcher::WatchHardLinkedFile(const std::string& path, Invalidator inval
   if (watched_ >= watch_limit_) {
     errno = ENOSPC;
     PollLocked(std::move(invalidator), path);
+    return;
+  }
+  if (files_.size() >= kMaxFileWatches) {
+    if (!logged_file_limit_) {
+      logged_file_limit_ = true;
+      spdlog::info("file watcher: more than {} files with several names (hard links) are "
+                   "read; the others are re-checked every {} s (from {})",
+                   kMaxFileWatches, kPollInterval.count(), path);
+    }
+    PollAlsoLocked(std::move(invalidator));
     return;
   }
   const int wd = inotify_add_watch(inotify_fd_, path.c_str(), kFileEvents);
@@ -224,8 +275,8 @@ void FileWatcher::SubscribeEntryLocked(std::string_view path, Invalidator invali
   }
 }
 
-void FileWatcher::SubscribeResolvedLocked(std::string_view path, End end,
-                                          const Invalidator& invalidator) {
+std::optional<std::string> FileWatcher::WalkLocked(std::string_view path, bool follow_last,
+                                                   const Visit& visit) {
   // The names still to walk, the next one last: a link's target goes on top.
   std::vector<std::string> names;
   const auto push_names = [&names](std::string_view text) {
@@ -249,40 +300,61 @@ void FileWatcher::SubscribeResolvedLocked(std::string_view path, End end,
       real.resize(std::min(real.size(), real.rfind('/')));
       continue;
     }
+    // Watched before looked at: a change after the look is an event.
+    WatchedLocked(real.empty() ? "/" : real);
     const bool last = names.empty();
-    if (last && end == End::kEntry) return SubscribeInLocked(real, name, invalidator);
+    if (last && !follow_last) {
+      visit(real, name);
+      return std::nullopt;
+    }
     const std::string at = real + "/" + name;
     struct stat st {};
-    if (lstat(at.c_str(), &st) != 0 || (!last && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))) {
-      // Missing (fires when it appears), unreadable, or a file where a directory is needed.
-      return SubscribeInLocked(real, name, invalidator);
+    if (lstat(at.c_str(), &st) != 0 || (!S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))) {
+      visit(real, name);  // missing (fires when it appears), unreadable, or not a directory
+      return std::nullopt;
     }
     if (S_ISLNK(st.st_mode)) {
-      SubscribeInLocked(real, name, invalidator);  // fires when pointed elsewhere
+      visit(real, name);  // fires when pointed elsewhere
       char target[PATH_MAX];
       const ssize_t length = readlink(at.c_str(), target, sizeof target);
       if (++links > kMaxLinks || length <= 0 || static_cast<size_t>(length) == sizeof target) {
-        return;  // a loop, or unreadable: the link's own entry is watched
+        return std::nullopt;  // a loop, or unreadable: the link's own entry is watched
       }
       const std::string_view text(target, static_cast<size_t>(length));
       if (text.front() == '/') real.clear();
       push_names(text);
       continue;
     }
-    if (last && !S_ISDIR(st.st_mode)) return SubscribeInLocked(real, name, invalidator);
     real = at;
   }
-  // Ended at the real directory `real`.
+  return real.empty() ? "/" : real;
+}
+
+void FileWatcher::SubscribeResolvedLocked(std::string_view path, End end,
+                                          const Invalidator& invalidator) {
+  const std::optional<std::string> real =
+      WalkLocked(path, end == End::kListing, [&](const std::string& dir, std::string_view name) {
+        SubscribeInLocked(dir, name, invalidator);
+      });
+  if (!real) return;
   if (end == End::kListing) {
-    const std::string dir = real.empty() ? "/" : real;
-    if (DirWatch* watch = WatchedLocked(dir)) {
+    if (DirWatch* watch = WatchedLocked(*real)) {
       SubscribeListingLocked(*watch, invalidator);
     } else {
-      PollLocked(invalidator, dir);
+      PollLocked(invalidator, *real);
     }
-  } else if (!real.empty()) {
-    SubscribeInLocked(std::string(ParentPath(real)), BaseName(real), invalidator);
   }
+}
+
+void FileWatcher::RegisterAliasLocked(const std::string& path, DirWatch& watch) {
+  std::vector<std::string> keys;
+  const std::optional<std::string> real =
+      WalkLocked(path, true, [&](const std::string& dir, std::string_view name) {
+        keys.push_back((dir.empty() ? "/" : dir + "/") + std::string(name));
+      });
+  if (real) keys.push_back(*real);
+  for (const std::string& key : keys) aliases_by_key_[key].push_back(path);
+  watch.alias_keys = std::move(keys);
 }
 
 void FileWatcher::SubscribeInLocked(const std::string& dir, std::string_view name,
@@ -319,12 +391,17 @@ FileWatcher::DirWatch* FileWatcher::WatchedLocked(std::string_view dir) {
       return nullptr;
     }
     std::string path(dir);
-    // Not through a symlink at its end (IN_DONT_FOLLOW): ENOTDIR, and the caller walks it.
-    const int wd = inotify_add_watch(inotify_fd_, path.c_str(), kDirEvents);
+    // A symlink at its end is refused first (IN_DONT_FOLLOW) and then followed: that tells
+    // a link (an alias, RegisterAliasLocked) without a system call more for a directory.
+    int wd = inotify_add_watch(inotify_fd_, path.c_str(), kDirEvents | IN_DONT_FOLLOW);
+    // Only a link itself is registered: a directory below one (an alias too) is collected
+    // with it, being below it in dirs_, and moves with the directory it is in.
+    bool alias = false;
+    if (wd < 0 && errno == ENOTDIR) {
+      wd = inotify_add_watch(inotify_fd_, path.c_str(), kDirEvents);
+      alias = true;
+    }
     if (wd < 0) return nullptr;
-    // After the watch: a change from here on is an event, compared with this.
-    struct stat st {};
-    const bool looked = lstat(path.c_str(), &st) == 0;
     // inotify hands out one wd per directory: one reached by two paths (a bind mount)
     // reports its events under both.
     ever_watched_.store(true);
@@ -339,9 +416,7 @@ FileWatcher::DirWatch* FileWatcher::WatchedLocked(std::string_view dir) {
     if (found == dirs_.end()) found = dirs_.emplace(std::move(path), DirWatch{}).first;
     found->second.wd = wd;
     found->second.remote = false;
-    found->second.mode = looked ? st.st_mode : 0;
-    found->second.uid = looked ? st.st_uid : 0;
-    found->second.gid = looked ? st.st_gid : 0;
+    if (alias && found->second.alias_keys.empty()) RegisterAliasLocked(found->first, found->second);
   }
   last_dir_.assign(dir);
   last_watch_ = &found->second;
@@ -520,6 +595,7 @@ void FileWatcher::HandleEvents() {
           ForgetWatchLocked(path, dir);
         }
         dirs_.clear();
+        aliases_by_key_.clear();
         last_watch_ = nullptr;
         for (auto& [wd, subscribers] : files_) {
           MoveAll(subscribers, pending_);
@@ -567,16 +643,10 @@ void FileWatcher::HandleEventLocked(const inotify_event& event, const std::strin
   if (event.len == 0) {
     // An event about the directory itself (its attributes): its own entry changed, and so
     // did what a listing subscriber may have read of it (its stat, whether it can be read).
-    if (auto self = dirs_.find(dir); self != dirs_.end()) {
-      struct stat st {};
-      if (lstat(dir.c_str(), &st) != 0 || st.st_mode != self->second.mode ||
-          st.st_uid != self->second.uid || st.st_gid != self->second.gid) {
-        // Who may search it changed: whether anything below can be read, too.
-        CollectSubtreeLocked(dir);
-      } else {
-        MoveAll(self->second.listing, pending_);
-      }
-    }
+    // Its mode or owner may be what changed, and with it whether anything below can be
+    // read: all of it is looked at again (touching a directory is rare; an event does not
+    // say which attribute changed, and a stat here would block on a slow filesystem).
+    CollectSubtreeLocked(dir);
     if (const std::string_view parent = ParentPath(dir); parent != dir) {
       if (auto found = dirs_.find(parent); found != dirs_.end()) {
         CollectEntryLocked(found->second, BaseName(dir));
@@ -605,18 +675,41 @@ void FileWatcher::CollectEntryLocked(DirWatch& dir, std::string_view name) {
 
 void FileWatcher::CollectSubtreeLocked(const std::string& path) {
   // Keys in [path, path + '0') are `path` and everything below it ('0' follows '/').
-  const std::string end = path + '0';
+  const bool root = path == "/";
+  const std::string below = root ? path : path + '/';
+  const std::string end = root ? std::string("0") : path + '0';
+  const auto in_subtree = [&](const std::string& key) {
+    return key == path || key.starts_with(below);
+  };
   for (auto it = dirs_.lower_bound(path); it != dirs_.end() && it->first < end;) {
-    if (it->first != path && !it->first.starts_with(path + '/')) {
+    if (!in_subtree(it->first)) {
       ++it;
       continue;
     }
     MoveAll(it->second.listing, pending_);
     for (auto& [name, subscribers] : it->second.entries) MoveAll(subscribers, pending_);
     ForgetWatchLocked(it->first, it->second);
+    ForgetAliasLocked(it->first, it->second);
     if (&it->second == last_watch_) last_watch_ = nullptr;
     it = dirs_.erase(it);
   }
+  // A path through a link on the way, or to a directory, here leads elsewhere now.
+  std::vector<std::string> aliases;
+  for (auto it = aliases_by_key_.lower_bound(path); it != aliases_by_key_.end() && it->first < end;
+       ++it) {
+    if (in_subtree(it->first)) aliases.insert(aliases.end(), it->second.begin(), it->second.end());
+  }
+  for (const std::string& alias : aliases) CollectSubtreeLocked(alias);
+}
+
+void FileWatcher::ForgetAliasLocked(const std::string& path, DirWatch& watch) {
+  for (const std::string& key : watch.alias_keys) {
+    auto found = aliases_by_key_.find(key);
+    if (found == aliases_by_key_.end()) continue;
+    std::erase(found->second, path);
+    if (found->second.empty()) aliases_by_key_.erase(found);
+  }
+  watch.alias_keys.clear();
 }
 
 void FileWatcher::ForgetWatchLocked(const std::string& path, DirWatch& watch) {

@@ -7,16 +7,17 @@
 //
 // Linux inotify does the watching. A directory watch sees its entries change; every
 // ancestor of a subscribed path is watched too, so renaming or deleting any directory
-// above a file invalidates it. Only real directories are watched (no symlink on their
-// path): a path through a symlink is walked name by name as the kernel resolves it, and
-// each link met is watched as an entry of the real directory holding it, as is where the
-// walk ends or stops (a missing name: fires when it appears). An inotify watch follows a
-// directory's inode, so a watch made through a link would go on reporting the old
-// directory after the link, or a directory above where it leads, changed. A directory's
-// own mode or owner changing fires everything below it (what can be read there changed).
-// A file with more than one name (hard links) is also watched itself when a reader asks
-// (WatchHardLinkedFile): a write through a name in another directory reaches no watched
-// directory. A change marks its tasks dirty as soon as its event is
+// above a file invalidates it. An inotify watch follows the inode it was made on, so a
+// directory reached through a symlink (an alias) also records, once, what its path depends
+// on: each link on the way and the real directory it leads to, every directory of which
+// is watched. When any of them changes (a link in a chain pointed elsewhere, a directory
+// above where it leads renamed) the alias is collected and its tasks fire. A path with a
+// name missing (or a dangling link) is walked as the kernel resolves it and subscribed
+// where the walk stops: it fires when that name appears. A directory's attributes changing
+// (its mode: who may search it) fires everything below it. A file with more than one name
+// (hard links) is also watched itself when a reader asks (WatchHardLinkedFile): a write
+// through a name in another directory reaches no watched directory; a name added after
+// the read is not seen (inotify tells only the file's own watch). A change marks its tasks dirty as soon as its event is
 // read, so a call made right after a write sees it; the engine's change listeners (Watch
 // streams, which read again when told) are debounced: told once no event came for
 // kQuietPeriod (at most kMaxDelay after the first change), so a burst of writes makes a
@@ -40,7 +41,6 @@
 #include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
 #include <absl/container/inlined_vector.h>
-#include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
@@ -49,6 +49,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -116,10 +117,9 @@ class FileWatcher {
   };
   struct DirWatch {
     int wd = -1;
-    // Who may search and read it, when it was watched: a change fires everything below.
-    mode_t mode = 0;
-    uid_t uid = 0;
-    gid_t gid = 0;
+    // For a symlink to a directory (an alias): the paths whose change makes it lead
+    // elsewhere, each link on the way and the real directory it leads to (aliases_by_key_).
+    std::vector<std::string> alias_keys;
     // On a filesystem whose changes inotify may not hear (RemoteFilesystemName): its
     // subscriptions are polled as well.
     bool remote = false;
@@ -134,7 +134,8 @@ class FileWatcher {
   // A file watched itself (WatchHardLinkedFile), by its watch.
   using FileWatch = absl::InlinedVector<Invalidator, 1>;
   // What a walk through symlinks subscribes where it ends (SubscribeResolvedLocked).
-  enum class End { kEntry, kTarget, kListing };
+  enum class End { kEntry, kListing };
+  using Visit = std::function<void(const std::string& dir, std::string_view name)>;
 
   FileWatcher();
   // WatchedLocked watches `dir` and every directory above it and returns its DirWatch; null
@@ -142,10 +143,21 @@ class FileWatcher {
   // symlink is on the way (the caller then walks it). REQUIRES: mu_ held.
   DirWatch* WatchedLocked(std::string_view dir);
   void SubscribeEntryLocked(std::string_view path, Invalidator invalidator);
-  // SubscribeResolvedLocked walks `path` as the kernel resolves it, subscribing to each
-  // symlink met and to where the walk ends: the last name itself (kEntry), what it leads
-  // to (kTarget), or the listing of the directory it leads to (kListing).
+  // WalkLocked walks `path` name by name from "/" as the kernel resolves it, watching each
+  // real directory before looking at a name in it, and calls visit(real directory, name)
+  // for each symlink met and for the name it stops at: missing, not a directory, or the
+  // last one unless `follow_last`. Returns the real directory it ended at, if it did.
+  std::optional<std::string> WalkLocked(std::string_view path, bool follow_last,
+                                        const Visit& visit);
+  // SubscribeResolvedLocked subscribes to what the walk of `path` visits, and for kListing
+  // to the listing of the directory it ends at.
   void SubscribeResolvedLocked(std::string_view path, End end, const Invalidator& invalidator);
+  // RegisterAliasLocked records what the directory `path`, reached through a symlink,
+  // depends on: a change to any of it collects `path` (CollectSubtreeLocked). An inotify
+  // watch made through a link follows the inode it reached; this tells when the path
+  // stops leading there.
+  void RegisterAliasLocked(const std::string& path, DirWatch& watch);
+  void ForgetAliasLocked(const std::string& path, DirWatch& watch);
   // SubscribeInLocked subscribes to `name` in the real directory `dir` ("" is "/").
   void SubscribeInLocked(const std::string& dir, std::string_view name,
                          const Invalidator& invalidator);
@@ -199,6 +211,10 @@ class FileWatcher {
   DirWatch* last_watch_ = nullptr;
   std::unordered_map<int, std::vector<std::string>> dirs_of_wd_;
   std::unordered_map<int, FileWatch> files_;  // by wd
+  // What each alias depends on (RegisterAliasLocked), by the path that changes: ordered, so
+  // that a subtree's keys are a range.
+  std::map<std::string, std::vector<std::string>, std::less<>> aliases_by_key_;
+  bool logged_file_limit_ = false;
   size_t watched_ = 0;  // inotify watches held
   std::vector<Invalidator> pending_;  // fired by the events just read: marked next
   // Marked, but their engines' listeners not told yet: told once no event came for
