@@ -31,10 +31,12 @@ constexpr uint32_t kFileEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_DEL
                                  IN_DONT_FOLLOW;
 // The kernel's limit on symlinks followed in one lookup (ELOOP past it).
 constexpr int kMaxLinks = 40;
-// Files watched themselves (hard-linked ones) at most: each holds a watch until it changes,
-// and a tree of them (a pnpm store's links) must not take the directories' watches. Past
-// it they are re-checked every kPollInterval.
-constexpr size_t kMaxFileWatches = 4096;
+// Files watched themselves (hard-linked ones) at most: an eighth of the kernel's watch
+// limit, within these bounds. Each holds a watch until it changes, and a tree of them (a
+// pnpm store's links) must not take the directories' watches; past it they are re-checked
+// every kPollInterval.
+constexpr size_t kMinFileWatches = 1024;
+constexpr size_t kMaxFileWatches = 65536;
 
 // LastDotDotEnd is the length of `path` up to and including its last ".." name, npos if
 // it has none.
@@ -57,6 +59,13 @@ size_t WatchLimitFromEnvironment() {
   const unsigned long long limit = std::strtoull(text, &end, 10);
   if (*end != '\0') return SIZE_MAX;
   return static_cast<size_t>(limit);
+}
+
+size_t FileWatchBudget(const std::string& kernel_limit) {
+  char* end = nullptr;
+  const unsigned long long limit = std::strtoull(kernel_limit.c_str(), &end, 10);
+  if (end == kernel_limit.c_str() || *end != '\0') return kMinFileWatches;
+  return std::clamp<size_t>(static_cast<size_t>(limit / 8), kMinFileWatches, kMaxFileWatches);
 }
 
 std::string KernelWatchLimit() {
@@ -156,7 +165,8 @@ void FileWatcher::CatchUp() {
 FileWatcher::FileWatcher()
     : inotify_fd_(inotify_init1(IN_NONBLOCK | IN_CLOEXEC)),
       wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
-      watch_limit_(WatchLimitFromEnvironment()) {
+      watch_limit_(WatchLimitFromEnvironment()),
+      file_watch_budget_(FileWatchBudget(KernelWatchLimit())) {
   if (inotify_fd_ < 0) {
     spdlog::warn("file watcher: inotify is unavailable ({}); file tasks are re-checked every "
                  "{} s instead",
@@ -213,12 +223,14 @@ void FileWatcher::WatchTarget(const std::string& path, Invalidator invalidator) 
                        : dir == "/"        ? "/" + std::string(text)
                                            : std::string(dir) + "/" + std::string(text);
     // ".." steps out of where the kernel really is, which a symlinked directory before it
-    // moved: that part is resolved (if it exists), the rest taken as it reads.
+    // moved: that part is walked (its links watched too), the rest taken as it reads.
     if (const size_t dots = LastDotDotEnd(next); dots != std::string_view::npos) {
-      char real[PATH_MAX];
-      if (realpath(next.substr(0, dots).c_str(), real) != nullptr) {
-        next = std::string(std::string_view(real) == "/" ? "" : real) + next.substr(dots);
-      }
+      const Walked walked = WalkLocked(next.substr(0, dots), true,
+                                       [&](const std::string& dir, std::string_view name) {
+                                         SubscribeInLocked(dir, name, invalidator);
+                                       });
+      if (!walked.real) return;  // subscribed where it stopped
+      next = (*walked.real == "/" ? "" : *walked.real) + next.substr(dots);
     }
     next = std::filesystem::path(next).lexically_normal().string();
     while (next.size() > 1 && next.back() == '/') next.pop_back();
@@ -234,22 +246,24 @@ void FileWatcher::WatchHardLinkedFile(const std::string& path, Invalidator inval
     PollLocked(std::move(invalidator), path);
     return;
   }
-  if (files_.size() >= kMaxFileWatches) {
+  if (files_.size() >= file_watch_budget_) {
     if (!logged_file_limit_) {
       logged_file_limit_ = true;
       spdlog::info("file watcher: more than {} files with several names (hard links) are "
                    "read; the others are re-checked every {} s (from {})",
-                   kMaxFileWatches, kPollInterval.count(), path);
+                   file_watch_budget_, kPollInterval.count(), path);
     }
     PollAlsoLocked(std::move(invalidator));
     return;
   }
-  const int wd = inotify_add_watch(inotify_fd_, path.c_str(), kFileEvents);
+  // IN_MASK_ADD: should the path name a watched directory by now, its watch keeps its events.
+  const int wd = inotify_add_watch(inotify_fd_, path.c_str(), kFileEvents | IN_MASK_ADD);
   if (wd < 0) {
     // Gone or replaced since its reader looked: the directory's watch fires for that.
     if (errno != ENOENT && errno != ENOTDIR) PollLocked(std::move(invalidator), path);
     return;
   }
+  if (dirs_of_wd_.contains(wd)) return;  // a directory now, which its parent's watch tells
   ever_watched_.store(true);
   auto [file, added] = files_.try_emplace(wd);
   if (added) ++watched_;
@@ -275,8 +289,9 @@ void FileWatcher::SubscribeEntryLocked(std::string_view path, Invalidator invali
   }
 }
 
-std::optional<std::string> FileWatcher::WalkLocked(std::string_view path, bool follow_last,
-                                                   const Visit& visit) {
+FileWatcher::Walked FileWatcher::WalkLocked(std::string_view path, bool follow_last,
+                                            const Visit& visit) {
+  Walked walked;
   // The names still to walk, the next one last: a link's target goes on top.
   std::vector<std::string> names;
   const auto push_names = [&names](std::string_view text) {
@@ -301,24 +316,27 @@ std::optional<std::string> FileWatcher::WalkLocked(std::string_view path, bool f
       continue;
     }
     // Watched before looked at: a change after the look is an event.
-    WatchedLocked(real.empty() ? "/" : real);
+    if (WatchedLocked(real.empty() ? "/" : real) == nullptr && walked.unwatched.empty()) {
+      walked.error = errno;
+      walked.unwatched = real.empty() ? "/" : real;
+    }
     const bool last = names.empty();
     if (last && !follow_last) {
       visit(real, name);
-      return std::nullopt;
+      return walked;
     }
     const std::string at = real + "/" + name;
     struct stat st {};
     if (lstat(at.c_str(), &st) != 0 || (!S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))) {
       visit(real, name);  // missing (fires when it appears), unreadable, or not a directory
-      return std::nullopt;
+      return walked;
     }
     if (S_ISLNK(st.st_mode)) {
       visit(real, name);  // fires when pointed elsewhere
       char target[PATH_MAX];
       const ssize_t length = readlink(at.c_str(), target, sizeof target);
       if (++links > kMaxLinks || length <= 0 || static_cast<size_t>(length) == sizeof target) {
-        return std::nullopt;  // a loop, or unreadable: the link's own entry is watched
+        return walked;  // a loop, or unreadable: the link's own entry is watched
       }
       const std::string_view text(target, static_cast<size_t>(length));
       if (text.front() == '/') real.clear();
@@ -327,7 +345,8 @@ std::optional<std::string> FileWatcher::WalkLocked(std::string_view path, bool f
     }
     real = at;
   }
-  return real.empty() ? "/" : real;
+  walked.real = real.empty() ? "/" : real;
+  return walked;
 }
 
 void FileWatcher::SubscribeResolvedLocked(std::string_view path, End end,
@@ -335,7 +354,7 @@ void FileWatcher::SubscribeResolvedLocked(std::string_view path, End end,
   const std::optional<std::string> real =
       WalkLocked(path, end == End::kListing, [&](const std::string& dir, std::string_view name) {
         SubscribeInLocked(dir, name, invalidator);
-      });
+      }).real;
   if (!real) return;
   if (end == End::kListing) {
     if (DirWatch* watch = WatchedLocked(*real)) {
@@ -346,15 +365,21 @@ void FileWatcher::SubscribeResolvedLocked(std::string_view path, End end,
   }
 }
 
-void FileWatcher::RegisterAliasLocked(const std::string& path, DirWatch& watch) {
+std::vector<std::string> FileWatcher::AliasKeysLocked(const std::string& path,
+                                                      bool* watched_all) {
   std::vector<std::string> keys;
-  const std::optional<std::string> real =
-      WalkLocked(path, true, [&](const std::string& dir, std::string_view name) {
-        keys.push_back((dir.empty() ? "/" : dir + "/") + std::string(name));
-      });
-  if (real) keys.push_back(*real);
-  for (const std::string& key : keys) aliases_by_key_[key].push_back(path);
-  watch.alias_keys = std::move(keys);
+  const Walked walked = WalkLocked(path, true, [&](const std::string& dir, std::string_view name) {
+    keys.push_back((dir.empty() ? "/" : dir + "/") + std::string(name));
+  });
+  if (walked.real) keys.push_back(*walked.real);
+  *watched_all = walked.unwatched.empty();
+  if (!*watched_all && logged_paths_.size() < kLoggedPaths &&
+      logged_paths_.emplace(walked.unwatched).second) {
+    spdlog::warn("file watcher: cannot watch {} ({}), on the way of the symlink {}; files "
+                 "through it are re-checked every {} s instead",
+                 walked.unwatched, std::strerror(walked.error), path, kPollInterval.count());
+  }
+  return keys;
 }
 
 void FileWatcher::SubscribeInLocked(const std::string& dir, std::string_view name,
@@ -385,7 +410,11 @@ FileWatcher::DirWatch* FileWatcher::WatchedLocked(std::string_view dir) {
   if (found == dirs_.end() || found->second.wd < 0) {
     // Ancestors first, so a rename anywhere above is seen from the moment we watch `dir`.
     const std::string_view parent = ParentPath(dir);
-    if (parent != dir && WatchedLocked(parent) == nullptr) return nullptr;
+    DirWatch* const above = parent != dir ? WatchedLocked(parent) : nullptr;
+    if (parent != dir && above == nullptr) return nullptr;
+    // Polled too when a directory on its way (or an alias's) could not be watched: a change
+    // there is heard by no one.
+    const bool above_polled = above != nullptr && above->remote;
     if (watched_ >= watch_limit_) {
       errno = ENOSPC;
       return nullptr;
@@ -395,9 +424,18 @@ FileWatcher::DirWatch* FileWatcher::WatchedLocked(std::string_view dir) {
     // a link (an alias, RegisterAliasLocked) without a system call more for a directory.
     int wd = inotify_add_watch(inotify_fd_, path.c_str(), kDirEvents | IN_DONT_FOLLOW);
     // Only a link itself is registered: a directory below one (an alias too) is collected
-    // with it, being below it in dirs_, and moves with the directory it is in.
+    // with it, being below it in dirs_, and moves with the directory it is in. Its way is
+    // walked (and watched) before it is watched through: a link on the way pointed
+    // elsewhere from then on is an event.
     bool alias = false;
+    bool way_watched = true;
+    std::vector<std::string> alias_keys;
     if (wd < 0 && errno == ENOTDIR) {
+      alias_keys = AliasKeysLocked(path, &way_watched);
+      if (watched_ >= watch_limit_) {
+        errno = ENOSPC;
+        return nullptr;
+      }
       wd = inotify_add_watch(inotify_fd_, path.c_str(), kDirEvents);
       alias = true;
     }
@@ -405,9 +443,9 @@ FileWatcher::DirWatch* FileWatcher::WatchedLocked(std::string_view dir) {
     // inotify hands out one wd per directory: one reached by two paths (a bind mount)
     // reports its events under both.
     ever_watched_.store(true);
-    std::vector<std::string>& paths = dirs_of_wd_[wd];
+    absl::flat_hash_set<std::string>& paths = dirs_of_wd_[wd];
     if (paths.empty()) ++watched_;
-    paths.push_back(path);
+    paths.insert(path);
     // Its filesystem is looked up on the polling thread: a statfs per directory here would
     // slow the check at start, which subscribes thousands of files on one thread, and on a
     // network filesystem it is a round trip to the server.
@@ -415,8 +453,11 @@ FileWatcher::DirWatch* FileWatcher::WatchedLocked(std::string_view dir) {
     unclassified_.push_back({path, wd});
     if (found == dirs_.end()) found = dirs_.emplace(std::move(path), DirWatch{}).first;
     found->second.wd = wd;
-    found->second.remote = false;
-    if (alias && found->second.alias_keys.empty()) RegisterAliasLocked(found->first, found->second);
+    found->second.remote = !way_watched || above_polled;
+    if (alias) {
+      for (const std::string& key : alias_keys) aliases_by_key_[key].insert(found->first);
+      found->second.alias_keys = std::move(alias_keys);
+    }
   }
   last_dir_.assign(dir);
   last_watch_ = &found->second;
@@ -518,9 +559,9 @@ void FileWatcher::ClassifyDirectories(std::vector<Unclassified> dirs) {
     auto watch = dirs_.find(result.dir.path);
     // Forgotten meanwhile, or watched again (and so looked up again).
     if (watch == dirs_.end() || watch->second.wd != result.dir.wd) continue;
-    const bool was_remote = watch->second.remote;
-    watch->second.remote = result.remote;
-    if (!result.remote || was_remote) continue;
+    // Never cleared here: an alias whose way could not be watched is polled too.
+    if (!result.remote || watch->second.remote) continue;
+    watch->second.remote = true;
     // Subscribed before this lookup: polled from now on, as later ones are on subscribing.
     for (const Invalidator& invalidator : watch->second.listing) PollAlsoLocked(invalidator);
     for (const auto& [name, subscribers] : watch->second.entries) {
@@ -616,7 +657,8 @@ void FileWatcher::HandleEvents() {
         }
         continue;
       }
-      const std::vector<std::string> dirs = paths->second;  // copied: the map may change
+      // Copied: the map may change.
+      const std::vector<std::string> dirs(paths->second.begin(), paths->second.end());
       if (event->mask & IN_IGNORED) {
         // The watch is gone (its directory was deleted or unmounted).
         dirs_of_wd_.erase(event->wd);
@@ -674,30 +716,34 @@ void FileWatcher::CollectEntryLocked(DirWatch& dir, std::string_view name) {
 }
 
 void FileWatcher::CollectSubtreeLocked(const std::string& path) {
-  // Keys in [path, path + '0') are `path` and everything below it ('0' follows '/').
+  // `path` itself, then the keys in [path + '/', path + '0'), everything below it ('0'
+  // follows '/'; a sibling such as "path.d" sorts before '/' and "path-1" after '0').
   const bool root = path == "/";
   const std::string below = root ? path : path + '/';
   const std::string end = root ? std::string("0") : path + '0';
-  const auto in_subtree = [&](const std::string& key) {
-    return key == path || key.starts_with(below);
-  };
-  for (auto it = dirs_.lower_bound(path); it != dirs_.end() && it->first < end;) {
-    if (!in_subtree(it->first)) {
-      ++it;
-      continue;
-    }
+  const auto collect = [&](auto it) {
     MoveAll(it->second.listing, pending_);
     for (auto& [name, subscribers] : it->second.entries) MoveAll(subscribers, pending_);
     ForgetWatchLocked(it->first, it->second);
     ForgetAliasLocked(it->first, it->second);
     if (&it->second == last_watch_) last_watch_ = nullptr;
-    it = dirs_.erase(it);
+    return dirs_.erase(it);
+  };
+  if (!root) {
+    if (auto self = dirs_.find(path); self != dirs_.end()) collect(self);
   }
+  for (auto it = dirs_.lower_bound(below); it != dirs_.end() && it->first < end;) it = collect(it);
   // A path through a link on the way, or to a directory, here leads elsewhere now.
   std::vector<std::string> aliases;
-  for (auto it = aliases_by_key_.lower_bound(path); it != aliases_by_key_.end() && it->first < end;
+  const auto add = [&](const absl::flat_hash_set<std::string>& paths) {
+    aliases.insert(aliases.end(), paths.begin(), paths.end());
+  };
+  if (!root) {
+    if (auto self = aliases_by_key_.find(path); self != aliases_by_key_.end()) add(self->second);
+  }
+  for (auto it = aliases_by_key_.lower_bound(below); it != aliases_by_key_.end() && it->first < end;
        ++it) {
-    if (in_subtree(it->first)) aliases.insert(aliases.end(), it->second.begin(), it->second.end());
+    add(it->second);
   }
   for (const std::string& alias : aliases) CollectSubtreeLocked(alias);
 }
@@ -706,7 +752,7 @@ void FileWatcher::ForgetAliasLocked(const std::string& path, DirWatch& watch) {
   for (const std::string& key : watch.alias_keys) {
     auto found = aliases_by_key_.find(key);
     if (found == aliases_by_key_.end()) continue;
-    std::erase(found->second, path);
+    found->second.erase(path);
     if (found->second.empty()) aliases_by_key_.erase(found);
   }
   watch.alias_keys.clear();
@@ -715,7 +761,7 @@ void FileWatcher::ForgetAliasLocked(const std::string& path, DirWatch& watch) {
 void FileWatcher::ForgetWatchLocked(const std::string& path, DirWatch& watch) {
   if (watch.wd < 0) return;
   if (auto paths = dirs_of_wd_.find(watch.wd); paths != dirs_of_wd_.end()) {
-    std::erase(paths->second, path);
+    paths->second.erase(path);
     if (paths->second.empty()) {  // no other path (a symlink) reaches the directory
       dirs_of_wd_.erase(paths);
       --watched_;

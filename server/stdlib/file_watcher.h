@@ -120,7 +120,8 @@ class FileWatcher {
     // For a symlink to a directory (an alias): the paths whose change makes it lead
     // elsewhere, each link on the way and the real directory it leads to (aliases_by_key_).
     std::vector<std::string> alias_keys;
-    // On a filesystem whose changes inotify may not hear (RemoteFilesystemName): its
+    // On a filesystem whose changes inotify may not hear (RemoteFilesystemName), below such
+    // a directory, or an alias a directory on whose way could not be watched: its
     // subscriptions are polled as well.
     bool remote = false;
     std::vector<Invalidator> listing;  // WatchListing(dir)
@@ -139,24 +140,30 @@ class FileWatcher {
 
   FileWatcher();
   // WatchedLocked watches `dir` and every directory above it and returns its DirWatch; null
-  // when inotify cannot (errno says why; the caller then polls), ENOTDIR also when a
-  // symlink is on the way (the caller then walks it). REQUIRES: mu_ held.
+  // when inotify cannot (errno says why: ENOENT or ENOTDIR, and the caller walks the path;
+  // else it polls). A symlink to a directory is watched through, as an alias.
+  // REQUIRES: mu_ held.
   DirWatch* WatchedLocked(std::string_view dir);
   void SubscribeEntryLocked(std::string_view path, Invalidator invalidator);
   // WalkLocked walks `path` name by name from "/" as the kernel resolves it, watching each
   // real directory before looking at a name in it, and calls visit(real directory, name)
   // for each symlink met and for the name it stops at: missing, not a directory, or the
-  // last one unless `follow_last`. Returns the real directory it ended at, if it did.
-  std::optional<std::string> WalkLocked(std::string_view path, bool follow_last,
-                                        const Visit& visit);
+  // last one unless `follow_last`.
+  struct Walked {
+    std::optional<std::string> real;  // the real directory it ended at, if it did
+    std::string unwatched;            // the first directory on the way inotify refused
+    int error = 0;                    // and why
+  };
+  Walked WalkLocked(std::string_view path, bool follow_last, const Visit& visit);
   // SubscribeResolvedLocked subscribes to what the walk of `path` visits, and for kListing
   // to the listing of the directory it ends at.
   void SubscribeResolvedLocked(std::string_view path, End end, const Invalidator& invalidator);
-  // RegisterAliasLocked records what the directory `path`, reached through a symlink,
-  // depends on: a change to any of it collects `path` (CollectSubtreeLocked). An inotify
-  // watch made through a link follows the inode it reached; this tells when the path
-  // stops leading there.
-  void RegisterAliasLocked(const std::string& path, DirWatch& watch);
+  // AliasKeysLocked is what the symlink to a directory `path` depends on, to be recorded in
+  // aliases_by_key_: a change to any of it collects `path` (CollectSubtreeLocked). An
+  // inotify watch made through a link follows the inode it reached; this tells when the
+  // path stops leading there. `watched_all`: every directory on the way is watched (if
+  // not, logged, and the alias is polled).
+  std::vector<std::string> AliasKeysLocked(const std::string& path, bool* watched_all);
   void ForgetAliasLocked(const std::string& path, DirWatch& watch);
   // SubscribeInLocked subscribes to `name` in the real directory `dir` ("" is "/").
   void SubscribeInLocked(const std::string& dir, std::string_view name,
@@ -200,6 +207,7 @@ class FileWatcher {
   const int inotify_fd_;
   const int wake_fd_;  // an eventfd that interrupts Run's poll(): a new deadline, shutdown
   size_t watch_limit_;  // TURBINE_FILE_WATCH_LIMIT, else unlimited (the kernel's limit)
+  const size_t file_watch_budget_;  // hard-linked files watched themselves at most
   mutable std::mutex mu_;
   // Ordered: a subtree is a key range. A directory leaves with its watch, when an event
   // fires everything below it (CollectSubtreeLocked): a daemon that outlives many
@@ -209,11 +217,11 @@ class FileWatcher {
   // directory at a time, and comparing one path is cheaper than a walk down dirs_.
   std::string last_dir_;
   DirWatch* last_watch_ = nullptr;
-  std::unordered_map<int, std::vector<std::string>> dirs_of_wd_;
+  std::unordered_map<int, absl::flat_hash_set<std::string>> dirs_of_wd_;
   std::unordered_map<int, FileWatch> files_;  // by wd
-  // What each alias depends on (RegisterAliasLocked), by the path that changes: ordered, so
+  // What each alias depends on (AliasKeysLocked), by the path that changes: ordered, so
   // that a subtree's keys are a range.
-  std::map<std::string, std::vector<std::string>, std::less<>> aliases_by_key_;
+  std::map<std::string, absl::flat_hash_set<std::string>, std::less<>> aliases_by_key_;
   bool logged_file_limit_ = false;
   size_t watched_ = 0;  // inotify watches held
   std::vector<Invalidator> pending_;  // fired by the events just read: marked next

@@ -332,6 +332,39 @@ TEST(StdlibDaemon, PastTheWatchLimitFilesArePolledAndTheLogSaysSo) {
   EXPECT_TRUE(Eventually([&] { return RunCli(cli).out == "newer"; })) << daemon.log();
 }
 
+// The watch limit reached on a symlink's way: the directory the link leads through must
+// be watched before the link is watched through, or a change there would be heard by no
+// one. With one watch fewer than they all need, the link's files are polled instead.
+TEST(StdlibDaemon, PastTheWatchLimitOnASymlinksWayItsFilesArePolled) {
+  TempDir dir;
+  const std::string tree = dir.str() + "/tree";
+  Write(tree + "/t1/x", "t1");
+  Write(tree + "/t2/x", "t2");
+  std::filesystem::create_directories(tree + "/a");
+  std::filesystem::create_directories(tree + "/b");
+  std::filesystem::create_directory_symlink(tree + "/t1", tree + "/b/m");
+  std::filesystem::create_directory_symlink(tree + "/b/m", tree + "/a/l");  // a/l -> b/m -> t1
+  // "/" and every directory down to a/: watched before the link is looked at. Then b/ (on
+  // the link's way) and a/l itself would need one each: the limit leaves room for b/ only.
+  size_t above = 1;
+  for (const auto& part : std::filesystem::path(tree + "/a").relative_path()) {
+    above += part.empty() ? 0 : 1;
+  }
+  const std::string limit = std::to_string(above + 1);
+  ::setenv("TURBINE_FILE_WATCH_LIMIT", limit.c_str(), 1);
+  DaemonProcess daemon;
+  const bool started = daemon.Start({"--data-dir", dir.str() + "/data"});
+  ::unsetenv("TURBINE_FILE_WATCH_LIMIT");
+  ASSERT_TRUE(started) << daemon.log();
+  const std::string cli = "--data-dir " + dir.str() + "/data call --raw fs.read " + tree + "/a/l/x";
+  ASSERT_EQ(RunCli(cli).out, "t1");
+  EXPECT_TRUE(daemon.WaitForLog("inotify watch limit reached")) << daemon.log();
+
+  std::filesystem::remove(tree + "/b/m");
+  std::filesystem::create_directory_symlink(tree + "/t2", tree + "/b/m");
+  EXPECT_TRUE(Eventually([&] { return RunCli(cli).out == "t2"; })) << daemon.log();
+}
+
 // A file behind a FUSE mount (bindfs: a change made in the directory it shows is one the
 // mount's inotify never hears, as on NFS) is polled, in the daemon that read it and in one
 // restarted on its store, whose check at start subscribed it.

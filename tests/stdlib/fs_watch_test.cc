@@ -414,6 +414,23 @@ TEST(Watcher, ADirectoryAboveWhereALinkLeadsReplacedIsSeen) {
   EXPECT_EQ(ReadFile(live, through), "newer");
 }
 
+TEST(Watcher, ALinkBeforeADotDotInAFileLinksTargetPointedElsewhereIsSeen) {
+  Files files;
+  files.Write("y/g", "y");
+  files.Write("w/g", "w");
+  files.MakeDir("y/z");
+  files.MakeDir("w/z");
+  files.Link(files.path("y/z"), "x/d");
+  files.Link("d/../g", "x/f");  // x/d leads to y/z, and ".." from there to y
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string f = files.path("x/f");
+  ASSERT_EQ(ReadFile(live, f), "y");
+
+  files.Link(files.path("w/z"), "x/d");
+  EXPECT_EQ(ReadFile(live, f), "w");
+}
+
 TEST(Watcher, AFileWrittenThroughAHardLinkInAnotherDirectoryIsSeen) {
   Files files;
   files.Write("a/x.txt", "one");
