@@ -68,6 +68,13 @@ size_t FileWatchBudget(const std::string& kernel_limit) {
   return std::clamp<size_t>(static_cast<size_t>(limit / 8), kMinFileWatches, kMaxFileWatches);
 }
 
+// Shown is `path` for a log line: a path near PATH_MAX is cut in the middle.
+std::string Shown(std::string_view path) {
+  constexpr size_t kEnds = 120;
+  if (path.size() <= 2 * kEnds + 16) return std::string(path);
+  return std::string(path.substr(0, kEnds)) + "..." + std::string(path.substr(path.size() - kEnds));
+}
+
 std::string KernelWatchLimit() {
   std::ifstream in("/proc/sys/fs/inotify/max_user_watches");
   std::string value;
@@ -203,7 +210,7 @@ void FileWatcher::WatchListing(const std::string& dir, Invalidator invalidator) 
   } else if (errno == ENOENT || errno == ENOTDIR) {
     SubscribeResolvedLocked(dir, End::kListing, invalidator);  // a link, or not there yet
   } else {
-    PollLocked(std::move(invalidator), dir);
+    PollDirectoryLocked(invalidator, dir);
   }
 }
 
@@ -285,7 +292,7 @@ void FileWatcher::SubscribeEntryLocked(std::string_view path, Invalidator invali
     // A directory on the way is missing, not a directory, or a symlink.
     SubscribeResolvedLocked(path, End::kEntry, invalidator);
   } else {
-    PollLocked(std::move(invalidator), dir);
+    PollDirectoryLocked(invalidator, dir);
   }
 }
 
@@ -360,7 +367,7 @@ void FileWatcher::SubscribeResolvedLocked(std::string_view path, End end,
     if (DirWatch* watch = WatchedLocked(*real)) {
       SubscribeListingLocked(*watch, invalidator);
     } else {
-      PollLocked(invalidator, *real);
+      PollDirectoryLocked(invalidator, *real);
     }
   }
 }
@@ -377,7 +384,8 @@ std::vector<std::string> FileWatcher::AliasKeysLocked(const std::string& path,
       logged_paths_.emplace(walked.unwatched).second) {
     spdlog::warn("file watcher: cannot watch {} ({}), on the way of the symlink {}; files "
                  "through it are re-checked every {} s instead",
-                 walked.unwatched, std::strerror(walked.error), path, kPollInterval.count());
+                 Shown(walked.unwatched), std::strerror(walked.error), Shown(path),
+                 kPollInterval.count());
   }
   return keys;
 }
@@ -391,7 +399,7 @@ void FileWatcher::SubscribeInLocked(const std::string& dir, std::string_view nam
     // Changed since the walk looked at it: looked at again within a poll interval.
     PollAlsoLocked(invalidator);
   } else {
-    PollLocked(invalidator, dir);
+    PollDirectoryLocked(invalidator, dir.empty() ? "/" : dir);
   }
 }
 
@@ -464,6 +472,26 @@ FileWatcher::DirWatch* FileWatcher::WatchedLocked(std::string_view dir) {
   return last_watch_;
 }
 
+void FileWatcher::PollDirectoryLocked(const Invalidator& invalidator, std::string_view dir) {
+  const int error = errno;
+  // At the limit nothing more is watched; otherwise the directory is also an entry of the
+  // nearest one above that can be watched: a chmod there (what made it unwatchable, or
+  // what ends that), or a link there pointed elsewhere, is then heard at once.
+  if (error != ENOSPC && error != ENOSYS) {
+    for (std::string_view at = dir;;) {
+      const std::string_view parent = ParentPath(at);
+      if (parent == at) break;
+      if (DirWatch* watch = WatchedLocked(parent)) {
+        AddUnique(watch->entries[BaseName(at)], invalidator);
+        break;
+      }
+      at = parent;
+    }
+  }
+  errno = error;
+  PollLocked(invalidator, dir);
+}
+
 void FileWatcher::PollLocked(Invalidator invalidator, std::string_view why) {
   const int error = errno;
   if (!logged_limit_ || (error != ENOSPC && error != ENOSYS)) {
@@ -473,12 +501,17 @@ void FileWatcher::PollLocked(Invalidator invalidator, std::string_view why) {
           "file watcher: inotify watch limit reached ({} watches; the kernel allows {} per "
           "user, see fs.inotify.max_user_watches) at {}; files there are re-checked every {} s "
           "instead of watched. Raise the limit with `sysctl fs.inotify.max_user_watches=N`.",
-          watched_, KernelWatchLimit(), why, kPollInterval.count());
+          watched_, KernelWatchLimit(), Shown(why), kPollInterval.count());
     } else if (error != ENOSYS && logged_paths_.size() < kLoggedPaths &&
                logged_paths_.emplace(why).second) {
-      // Once per path: a polled task subscribes again every second.
-      spdlog::warn("file watcher: cannot watch {} ({}); it is re-checked every {} s instead",
-                   why, std::strerror(error), kPollInterval.count());
+      // Once per path: a polled task subscribes again every second. A few loudly; a tree
+      // of unreadable directories or symlink loops is an ordinary state, not one error each.
+      const bool loud = logged_paths_.size() <= kLoudPaths;
+      spdlog::log(loud ? spdlog::level::warn : spdlog::level::debug,
+                  "file watcher: cannot watch {} ({}); it is re-checked every {} s instead{}",
+                  Shown(why), std::strerror(error), kPollInterval.count(),
+                  logged_paths_.size() == kLoudPaths ? " (more such paths: --log-level debug)"
+                                                     : "");
     }
   }
   PollAlsoLocked(std::move(invalidator));

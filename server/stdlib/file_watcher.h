@@ -170,6 +170,8 @@ class FileWatcher {
                          const Invalidator& invalidator);
   void SubscribeListingLocked(DirWatch& watch, Invalidator invalidator);
   void PollLocked(Invalidator invalidator, std::string_view why);
+  // PollDirectoryLocked polls for `dir`, which inotify refused (errno says why).
+  void PollDirectoryLocked(const Invalidator& invalidator, std::string_view dir);
   // PollAlsoLocked adds a subscription to the polled ones, silently (a remote directory's).
   void PollAlsoLocked(Invalidator invalidator);
   // A directory watched since PollLoop last looked, and the watch it got: a result for
@@ -240,6 +242,7 @@ class FileWatcher {
   bool logged_limit_ = false;
   // Paths PollLocked warned about (an unreadable directory, say), at most kLoggedPaths.
   static constexpr size_t kLoggedPaths = 1024;
+  static constexpr size_t kLoudPaths = 16;  // the first ones at warn, the rest at debug
   absl::flat_hash_set<std::string, NameHash, std::equal_to<>> logged_paths_;
   bool stopping_ = false;
   // CatchUp's view of Run: set before Run reads the queue and cleared, with `rounds_`

@@ -1,6 +1,8 @@
 // The standard library in the real turbined, through the real CLI: trait dispatch with
 // --this, files edited while the daemon was down, and the watcher's polling fallback.
 #include <gtest/gtest.h>
+#include <pwd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -363,6 +365,39 @@ TEST(StdlibDaemon, PastTheWatchLimitOnASymlinksWayItsFilesArePolled) {
   std::filesystem::remove(tree + "/b/m");
   std::filesystem::create_directory_symlink(tree + "/t2", tree + "/b/m");
   EXPECT_TRUE(Eventually([&] { return RunCli(cli).out == "t2"; })) << daemon.log();
+}
+
+// A daemon that permission checks stop (root's are not): a directory it may not read
+// cannot be watched, and is polled; its permission given back is a change of the directory
+// above, heard at once, not at the next poll.
+TEST(StdlibDaemon, SearchPermissionGivenBackIsSeenAtOnce) {
+  if (::geteuid() != 0) GTEST_SKIP() << "running turbined as another user needs root";
+  const passwd* nobody = ::getpwnam("nobody");
+  ASSERT_NE(nobody, nullptr);
+  TempDir dir;
+  std::filesystem::permissions(dir.path(), std::filesystem::perms::owner_all |
+                                               std::filesystem::perms::group_read |
+                                               std::filesystem::perms::group_exec |
+                                               std::filesystem::perms::others_read |
+                                               std::filesystem::perms::others_exec);
+  const std::string data = dir.str() + "/data";
+  std::filesystem::create_directories(data);
+  ASSERT_EQ(::chown(data.c_str(), nobody->pw_uid, nobody->pw_gid), 0);
+  const std::string tree = dir.str() + "/tree";
+  Write(tree + "/a/b/f.txt", "v1");
+  DaemonProcess daemon;
+  daemon.RunAs(nobody->pw_uid, nobody->pw_gid);
+  ASSERT_TRUE(daemon.Start({"--data-dir", data})) << daemon.log();
+  const std::string read = "--data-dir " + data + " call --raw fs.read " + tree + "/a/b/f.txt";
+  const std::string error = "--data-dir " + data + " --json call fs.read " + tree + "/a/b/f.txt";
+  ASSERT_EQ(RunCli(read).out, "v1");
+
+  const std::string a = tree + "/a";
+  ASSERT_EQ(::chmod(a.c_str(), 0), 0);
+  const std::string refused = RunCli(error).out;
+  ASSERT_EQ(::chmod(a.c_str(), 0755), 0);
+  EXPECT_NE(refused.find("Permission denied"), std::string::npos) << refused;
+  EXPECT_EQ(RunCli(read).out, "v1") << daemon.log();
 }
 
 // A file behind a FUSE mount (bindfs: a change made in the directory it shows is one the
