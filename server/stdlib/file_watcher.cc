@@ -1,6 +1,7 @@
 // file_watcher.cc — inotify subscriptions, debouncing and the polling fallback.
 #include "file_watcher.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
@@ -156,7 +157,11 @@ void FileWatcher::CatchUp() {
   const uint64_t entry = rounds_;
   // In this order: Run sets handling_ before it reads, so events it took from the queue
   // after the look are seen as handling_.
-  const bool queued = EventsQueued();
+  // One poll for both: the inotify queue, and CatchUp's own mark of a mount table change.
+  pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {mounts_look_fd_, POLLPRI, 0}};
+  const bool looked = poll(fds, 2, 0) > 0;
+  const bool queued = looked && ((fds[0].revents & POLLIN) != 0 ||
+                                 ((fds[1].revents & (POLLPRI | POLLERR)) != 0 && MountsUnhandled()));
   const bool handling = handling_.load();
   if (!queued && !handling) return;
   // The round under way holds what it read; what was queued is read by it (it reads until
@@ -172,12 +177,25 @@ void FileWatcher::CatchUp() {
 FileWatcher::FileWatcher()
     : inotify_fd_(inotify_init1(IN_NONBLOCK | IN_CLOEXEC)),
       wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+      mounts_fd_(open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)),
+      mounts_look_fd_(open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)),
       watch_limit_(WatchLimitFromEnvironment()),
       file_watch_budget_(FileWatchBudget(KernelWatchLimit())) {
   if (inotify_fd_ < 0) {
     spdlog::warn("file watcher: inotify is unavailable ({}); file tasks are re-checked every "
                  "{} s instead",
                  std::strerror(errno), kPollInterval.count());
+  }
+  if (mounts_fd_ >= 0 && ReadMountInfo(mounts_fd_, &mounts_text_)) {
+    mounts_ = ParseMountInfo(mounts_text_);
+    std::vector<std::string> points;
+    for (const Mount& mount : mounts_) points.push_back(mount.point);
+    for (std::string& file : FileMountPoints(points)) file_mounts_.insert(std::move(file));
+    any_file_mounts_.store(!file_mounts_.empty());
+  } else {
+    spdlog::warn("file watcher: cannot read /proc/self/mountinfo ({}); a filesystem mounted "
+                 "over a directory that was read is not seen",
+                 std::strerror(errno));
   }
   thread_ = std::thread([this] { Run(); });
   poll_thread_ = std::thread([this] { PollLoop(); });
@@ -196,6 +214,63 @@ FileWatcher::~FileWatcher() {
   poll_thread_.join();
   if (inotify_fd_ >= 0) close(inotify_fd_);
   close(wake_fd_);
+  if (mounts_fd_ >= 0) close(mounts_fd_);
+  if (mounts_look_fd_ >= 0) close(mounts_look_fd_);
+}
+
+bool FileWatcher::IsFileMountPoint(const std::string& path) const {
+  if (!any_file_mounts_.load(std::memory_order_relaxed)) return false;
+  std::lock_guard lock(file_mounts_mu_);
+  return file_mounts_.contains(path);
+}
+
+std::vector<std::string> FileWatcher::FileMountPoints(const std::vector<std::string>& points) {
+  std::vector<std::string> files;
+  for (const std::string& point : points) {
+    struct statx st {};
+    if (statx(AT_FDCWD, point.c_str(), AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_TYPE,
+              &st) == 0 &&
+        S_ISREG(st.stx_mode)) {
+      files.push_back(point);
+    }
+  }
+  return files;
+}
+
+bool FileWatcher::MountsUnhandled() {
+  std::string text;
+  if (!ReadMountInfo(mounts_look_fd_, &text)) return false;
+  std::lock_guard lock(mu_);
+  return text != mounts_text_;
+}
+
+void FileWatcher::HandleMountChange() {
+  std::string text;
+  if (!ReadMountInfo(mounts_fd_, &text)) return;
+  std::vector<Mount> mounts = ParseMountInfo(text);
+  std::vector<std::string> changed;
+  {
+    std::lock_guard lock(mu_);
+    changed = ChangedMountPoints(mounts_, mounts);
+    for (const std::string& point : changed) {
+      // As a directory replaced: what was read below it, and its own entry (a file's).
+      CollectSubtreeLocked(point);
+      if (const std::string_view parent = ParentPath(point); parent != point) {
+        if (auto found = dirs_.find(parent); found != dirs_.end()) {
+          CollectEntryLocked(found->second, BaseName(point));
+        }
+      }
+    }
+    mounts_ = std::move(mounts);
+    mounts_text_ = std::move(text);
+  }
+  if (changed.empty()) return;
+  // Which of them are files now, looked at without the watcher's lock.
+  const std::vector<std::string> files = FileMountPoints(changed);
+  std::lock_guard lock(file_mounts_mu_);
+  for (const std::string& point : changed) file_mounts_.erase(point);
+  for (const std::string& file : files) file_mounts_.insert(file);
+  any_file_mounts_.store(!file_mounts_.empty());
 }
 
 void FileWatcher::WatchEntry(const std::string& path, Invalidator invalidator) {
@@ -633,18 +708,20 @@ void FileWatcher::Run() {
             0, std::chrono::duration_cast<std::chrono::milliseconds>(due - now).count() + 1));
       }
     }
-    pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    const int ready = poll(fds, 2, timeout_ms);
+    pollfd fds[3] = {{inotify_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}, {mounts_fd_, POLLPRI, 0}};
+    const int ready = poll(fds, 3, timeout_ms);
     if (ready > 0 && (fds[1].revents & POLLIN)) {
       uint64_t wakes;  // drained, or poll() would return at once from now on
       [[maybe_unused]] ssize_t ignored = read(wake_fd_, &wakes, sizeof wakes);
     }
     const bool events = ready > 0 && (fds[0].revents & POLLIN);
-    if (events) {
+    const bool mounts = ready > 0 && (fds[2].revents & (POLLPRI | POLLERR));
+    if (events || mounts) {
       handling_.store(true);  // before the read: CatchUp must not see an empty queue alone
-      HandleEvents();
+      if (events) HandleEvents();
+      if (mounts) HandleMountChange();
     }
-    FireDue(Clock::now(), events);
+    FireDue(Clock::now(), events || mounts);
   }
 }
 

@@ -17,7 +17,9 @@
 // (its mode: who may search it) fires everything below it. A file with more than one name
 // (hard links) is also watched itself when a reader asks (WatchHardLinkedFile): a write
 // through a name in another directory reaches no watched directory; a name added after
-// the read is not seen (inotify tells only the file's own watch). A change marks its tasks dirty as soon as its event is
+// the read is not seen (inotify tells only the file's own watch). A mount made or removed
+// (mount_table.h) collects its mount point as a directory replaced, and a file that is a
+// mount point of its own (a bind-mounted file) is watched itself, as a hard link is. A change marks its tasks dirty as soon as its event is
 // read, so a call made right after a write sees it; the engine's change listeners (Watch
 // streams, which read again when told) are debounced: told once no event came for
 // kQuietPeriod (at most kMaxDelay after the first change), so a burst of writes makes a
@@ -56,6 +58,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "mount_table.h"
 #include "turbine/engine.h"
 
 struct inotify_event;
@@ -89,6 +92,11 @@ class FileWatcher {
   // whose other names may be in directories nobody watches. One-shot, as every
   // subscription; the watch goes once it fires.
   void WatchHardLinkedFile(const std::string& path, Invalidator invalidator);
+
+  // IsFileMountPoint tells whether `path` is the mount point of a mount of a file (`mount
+  // --bind file path`): a write to it is told to the directory of the file mounted, not to
+  // the one `path` is in, so such a file is watched itself.
+  bool IsFileMountPoint(const std::string& path) const;
 
   // WatchedDirectories is how many directories are watched now (each path that reaches
   // one counts).
@@ -205,9 +213,26 @@ class FileWatcher {
   void FireDue(Clock::time_point now, bool end_round);
   // EventsQueued tells whether the kernel holds events Run has not read.
   bool EventsQueued() const;
+  // HandleMountChange reads the mount table again and collects each mount point that came
+  // or went. On Run's thread, when the table's descriptor says it changed.
+  void HandleMountChange();
+  // MountsUnhandled tells CatchUp, once its own descriptor of the table (polling one clears
+  // its mark) says the table changed, whether Run has yet to read the change.
+  bool MountsUnhandled();
+  // FileMountPoints is which of `points` are files (statx that does not wait on a network
+  // filesystem's server).
+  static std::vector<std::string> FileMountPoints(const std::vector<std::string>& points);
 
   const int inotify_fd_;
   const int wake_fd_;  // an eventfd that interrupts Run's poll(): a new deadline, shutdown
+  // /proc/self/mountinfo, twice: Run's (POLLPRI when the table changed) and CatchUp's.
+  const int mounts_fd_;
+  const int mounts_look_fd_;
+  std::vector<Mount> mounts_;  // the table Run handled last, guarded by mu_
+  std::string mounts_text_;    // and its text, guarded by mu_
+  mutable std::mutex file_mounts_mu_;
+  absl::flat_hash_set<std::string> file_mounts_;  // guarded by file_mounts_mu_
+  std::atomic<bool> any_file_mounts_{false};
   size_t watch_limit_;  // TURBINE_FILE_WATCH_LIMIT, else unlimited (the kernel's limit)
   const size_t file_watch_budget_;  // hard-linked files watched themselves at most
   mutable std::mutex mu_;

@@ -76,8 +76,10 @@ const ObservationKind list_kind{kObserveList, WatchListing, LookList};
 
 void WatchIfHardLinked(const std::string& path, const Invalidator& invalidator,
                        struct stat* st) {
-  if (!S_ISREG(st->st_mode) || st->st_nlink < 2) return;
-  FileWatcher::Global().WatchHardLinkedFile(path, invalidator);
+  if (!S_ISREG(st->st_mode)) return;
+  FileWatcher& watcher = FileWatcher::Global();
+  if (st->st_nlink < 2 && !watcher.IsFileMountPoint(path)) return;
+  watcher.WatchHardLinkedFile(path, invalidator);
   struct stat again {};
   if (lstat(path.c_str(), &again) == 0) *st = again;
 }
