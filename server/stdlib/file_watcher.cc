@@ -38,6 +38,7 @@ constexpr int kMaxLinks = 40;
 // every kPollInterval.
 constexpr size_t kMinFileWatches = 1024;
 constexpr size_t kMaxFileWatches = 65536;
+constexpr size_t kUnknownLimitFileWatches = 4096;  // the kernel's limit unreadable
 
 // LastDotDotEnd is the length of `path` up to and including its last ".." name, npos if
 // it has none.
@@ -65,7 +66,7 @@ size_t WatchLimitFromEnvironment() {
 size_t FileWatchBudget(const std::string& kernel_limit) {
   char* end = nullptr;
   const unsigned long long limit = std::strtoull(kernel_limit.c_str(), &end, 10);
-  if (end == kernel_limit.c_str() || *end != '\0') return kMinFileWatches;
+  if (end == kernel_limit.c_str() || *end != '\0') return kUnknownLimitFileWatches;
   return std::clamp<size_t>(static_cast<size_t>(limit / 8), kMinFileWatches, kMaxFileWatches);
 }
 
@@ -156,22 +157,33 @@ void FileWatcher::CatchUp() {
   std::unique_lock lock(round_mu_);  // no round ends while this looks
   const uint64_t entry = rounds_;
   // In this order: Run sets handling_ before it reads, so events it took from the queue
-  // after the look are seen as handling_.
-  // One poll for both: the inotify queue, and CatchUp's own mark of a mount table change.
+  // after the look are seen as handling_. One poll for both the inotify queue and CatchUp's
+  // own descriptor of the mount table (polling one clears its mark, so Run has its own).
   pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {mounts_look_fd_, POLLPRI, 0}};
   const bool looked = poll(fds, 2, 0) > 0;
-  const bool queued = looked && ((fds[0].revents & POLLIN) != 0 ||
-                                 ((fds[1].revents & (POLLPRI | POLLERR)) != 0 && MountsUnhandled()));
+  const bool queued = looked && (fds[0].revents & POLLIN) != 0;
+  if (looked && (fds[1].revents & (POLLPRI | POLLERR)) != 0) {
+    // The table changed: Run reads it again for this request (and for any other call that
+    // came meanwhile and found the mark taken: they wait for the same request).
+    mount_requests_.fetch_add(1);
+    WakeRun();
+  }
+  const uint64_t mounts_wanted = mount_requests_.load();
   const bool handling = handling_.load();
-  if (!queued && !handling) return;
-  // The round under way holds what it read; what was queued is read by it (it reads until
-  // the queue is empty) or by the next. Two rounds after this call always do; one does if
-  // the queue is empty after it. Others' events arriving meanwhile are not waited for.
-  const uint64_t enough = entry + (queued && handling ? 2 : 1);
-  round_done_.wait_until(lock, Clock::now() + kCatchUpLimit, [&] {
-    // The queue first, then handling_, as above.
-    return rounds_ >= enough || (rounds_ > entry && !EventsQueued() && !handling_.load());
-  });
+  if (!queued && !handling && mounts_handled_ >= mounts_wanted) return;
+  const Clock::time_point deadline = Clock::now() + kCatchUpLimit;
+  if (queued || handling) {
+    // The round under way holds what it read; what was queued is read by it (it reads
+    // until the queue is empty) or by the next. Two rounds after this call always do; one
+    // does if the queue is empty after it. Others' events arriving meanwhile are not
+    // waited for.
+    const uint64_t enough = entry + (queued && handling ? 2 : 1);
+    round_done_.wait_until(lock, deadline, [&] {
+      // The queue first, then handling_, as above.
+      return rounds_ >= enough || (rounds_ > entry && !EventsQueued() && !handling_.load());
+    });
+  }
+  round_done_.wait_until(lock, deadline, [&] { return mounts_handled_ >= mounts_wanted; });
 }
 
 FileWatcher::FileWatcher()
@@ -186,16 +198,14 @@ FileWatcher::FileWatcher()
                  "{} s instead",
                  std::strerror(errno), kPollInterval.count());
   }
-  if (mounts_fd_ >= 0 && ReadMountInfo(mounts_fd_, &mounts_text_)) {
-    mounts_ = ParseMountInfo(mounts_text_);
-    std::vector<std::string> points;
-    for (const Mount& mount : mounts_) points.push_back(mount.point);
-    for (std::string& file : FileMountPoints(points)) file_mounts_.insert(std::move(file));
-    any_file_mounts_.store(!file_mounts_.empty());
+  std::string table;
+  if (mounts_fd_ >= 0 && ReadMountInfo(mounts_fd_, &table)) {
+    mounts_ = ParseMountInfo(table);
+    // Which are files is looked up on the polling thread (unclassified_mounts_).
+    for (const Mount& mount : mounts_) unclassified_mounts_.push_back(mount.point);
   } else {
-    spdlog::warn("file watcher: cannot read /proc/self/mountinfo ({}); a filesystem mounted "
-                 "over a directory that was read is not seen",
-                 std::strerror(errno));
+    spdlog::warn("file watcher: cannot read /proc/self/mountinfo (is /proc mounted?); a "
+                 "filesystem mounted over a directory that was read is not seen");
   }
   thread_ = std::thread([this] { Run(); });
   poll_thread_ = std::thread([this] { PollLoop(); });
@@ -227,21 +237,15 @@ bool FileWatcher::IsFileMountPoint(const std::string& path) const {
 std::vector<std::string> FileWatcher::FileMountPoints(const std::vector<std::string>& points) {
   std::vector<std::string> files;
   for (const std::string& point : points) {
+    // Neither triggering an automount nor asking a network filesystem's server.
     struct statx st {};
-    if (statx(AT_FDCWD, point.c_str(), AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_TYPE,
-              &st) == 0 &&
+    if (statx(AT_FDCWD, point.c_str(),
+              AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_DONT_SYNC, STATX_TYPE, &st) == 0 &&
         S_ISREG(st.stx_mode)) {
       files.push_back(point);
     }
   }
   return files;
-}
-
-bool FileWatcher::MountsUnhandled() {
-  std::string text;
-  if (!ReadMountInfo(mounts_look_fd_, &text)) return false;
-  std::lock_guard lock(mu_);
-  return text != mounts_text_;
 }
 
 void FileWatcher::HandleMountChange() {
@@ -252,6 +256,7 @@ void FileWatcher::HandleMountChange() {
   {
     std::lock_guard lock(mu_);
     changed = ChangedMountPoints(mounts_, mounts);
+    std::vector<std::string> aliases;
     for (const std::string& point : changed) {
       // As a directory replaced: what was read below it, and its own entry (a file's).
       CollectSubtreeLocked(point);
@@ -260,17 +265,45 @@ void FileWatcher::HandleMountChange() {
           CollectEntryLocked(found->second, BaseName(point));
         }
       }
+      // And what was read through a symlink leading to it or above it (a mount point is a
+      // real path; such a read is kept under the path it was asked by).
+      for (std::string_view at = point;; at = ParentPath(at)) {
+        if (auto found = aliases_by_key_.find(at); found != aliases_by_key_.end()) {
+          aliases.insert(aliases.end(), found->second.begin(), found->second.end());
+        }
+        if (ParentPath(at) == at) break;
+      }
     }
+    for (const std::string& alias : aliases) CollectSubtreeLocked(alias);
     mounts_ = std::move(mounts);
-    mounts_text_ = std::move(text);
   }
   if (changed.empty()) return;
-  // Which of them are files now, looked at without the watcher's lock.
+  // Which are files now, before this round ends: a read that follows the mount must watch
+  // a file mounted (the readers collected above run again only once the round is over).
+  // Only the points that just changed; a statx that neither mounts nor asks a server.
   const std::vector<std::string> files = FileMountPoints(changed);
   std::lock_guard lock(file_mounts_mu_);
   for (const std::string& point : changed) file_mounts_.erase(point);
   for (const std::string& file : files) file_mounts_.insert(file);
   any_file_mounts_.store(!file_mounts_.empty());
+}
+
+void FileWatcher::ClassifyMounts(std::vector<std::string> points) {
+  const std::vector<std::string> files = FileMountPoints(points);
+  if (files.empty()) return;
+  {
+    std::lock_guard lock(file_mounts_mu_);
+    for (const std::string& file : files) file_mounts_.insert(file);
+    any_file_mounts_.store(true);
+  }
+  // Read before it was known to be one: its readers run again and watch it.
+  std::lock_guard lock(mu_);
+  for (const std::string& file : files) {
+    if (auto found = dirs_.find(ParentPath(file)); found != dirs_.end()) {
+      CollectEntryLocked(found->second, BaseName(file));
+    }
+  }
+  if (!pending_.empty()) WakeRun();
 }
 
 void FileWatcher::WatchEntry(const std::string& path, Invalidator invalidator) {
@@ -333,7 +366,7 @@ void FileWatcher::WatchHardLinkedFile(const std::string& path, Invalidator inval
       logged_file_limit_ = true;
       spdlog::info("file watcher: more than {} files with several names (hard links) are "
                    "read; the others are re-checked every {} s (from {})",
-                   file_watch_budget_, kPollInterval.count(), path);
+                   file_watch_budget_, kPollInterval.count(), Shown(path));
     }
     PollAlsoLocked(std::move(invalidator));
     return;
@@ -361,7 +394,7 @@ void FileWatcher::SubscribeEntryLocked(std::string_view path, Invalidator invali
   const std::string_view dir = ParentPath(path);
   if (dir == path) return;  // "/" itself never changes identity
   if (DirWatch* watch = WatchedLocked(dir)) {
-    if (watch->remote) PollAlsoLocked(invalidator);
+    if (Polled(*watch)) PollAlsoLocked(invalidator);
     AddUnique(watch->entries[BaseName(path)], std::move(invalidator));
   } else if (errno == ENOENT || errno == ENOTDIR) {
     // A directory on the way is missing, not a directory, or a symlink.
@@ -457,10 +490,11 @@ std::vector<std::string> FileWatcher::AliasKeysLocked(const std::string& path,
   *watched_all = walked.unwatched.empty();
   if (!*watched_all && logged_paths_.size() < kLoggedPaths &&
       logged_paths_.emplace(walked.unwatched).second) {
-    spdlog::warn("file watcher: cannot watch {} ({}), on the way of the symlink {}; files "
-                 "through it are re-checked every {} s instead",
-                 Shown(walked.unwatched), std::strerror(walked.error), Shown(path),
-                 kPollInterval.count());
+    spdlog::log(logged_paths_.size() <= kLoudPaths ? spdlog::level::warn : spdlog::level::debug,
+                "file watcher: cannot watch {} ({}), on the way of the symlink {}; files "
+                "through it are re-checked every {} s instead",
+                Shown(walked.unwatched), std::strerror(walked.error), Shown(path),
+                kPollInterval.count());
   }
   return keys;
 }
@@ -468,7 +502,7 @@ std::vector<std::string> FileWatcher::AliasKeysLocked(const std::string& path,
 void FileWatcher::SubscribeInLocked(const std::string& dir, std::string_view name,
                                     const Invalidator& invalidator) {
   if (DirWatch* watch = WatchedLocked(dir.empty() ? "/" : dir)) {
-    if (watch->remote) PollAlsoLocked(invalidator);
+    if (Polled(*watch)) PollAlsoLocked(invalidator);
     AddUnique(watch->entries[name], invalidator);
   } else if (errno == ENOENT || errno == ENOTDIR) {
     // Changed since the walk looked at it: looked at again within a poll interval.
@@ -479,7 +513,7 @@ void FileWatcher::SubscribeInLocked(const std::string& dir, std::string_view nam
 }
 
 void FileWatcher::SubscribeListingLocked(DirWatch& watch, Invalidator invalidator) {
-  if (watch.remote) PollAlsoLocked(invalidator);
+  if (Polled(watch)) PollAlsoLocked(invalidator);
   AddUnique(watch.listing, std::move(invalidator));
 }
 
@@ -497,7 +531,7 @@ FileWatcher::DirWatch* FileWatcher::WatchedLocked(std::string_view dir) {
     if (parent != dir && above == nullptr) return nullptr;
     // Polled too when a directory on its way (or an alias's) could not be watched: a change
     // there is heard by no one.
-    const bool above_polled = above != nullptr && above->remote;
+    const bool above_unwatched = above != nullptr && above->way_unwatched;
     if (watched_ >= watch_limit_) {
       errno = ENOSPC;
       return nullptr;
@@ -536,7 +570,8 @@ FileWatcher::DirWatch* FileWatcher::WatchedLocked(std::string_view dir) {
     unclassified_.push_back({path, wd});
     if (found == dirs_.end()) found = dirs_.emplace(std::move(path), DirWatch{}).first;
     found->second.wd = wd;
-    found->second.remote = !way_watched || above_polled;
+    found->second.remote = false;
+    found->second.way_unwatched = !way_watched || above_unwatched;
     if (alias) {
       for (const std::string& key : alias_keys) aliases_by_key_[key].insert(found->first);
       found->second.alias_keys = std::move(alias_keys);
@@ -606,6 +641,14 @@ void FileWatcher::PollAlsoLocked(Invalidator invalidator) {
 void FileWatcher::PollLoop() {
   std::unique_lock lock(mu_);
   while (!stopping_) {
+    if (!unclassified_mounts_.empty()) {
+      std::vector<std::string> points = std::move(unclassified_mounts_);
+      unclassified_mounts_.clear();
+      lock.unlock();
+      ClassifyMounts(std::move(points));
+      lock.lock();
+      continue;
+    }
     if (!unclassified_.empty()) {
       // A moment for more to come: the check at start watches a directory every few
       // microseconds, and it wakes this thread only when the list was empty.
@@ -667,9 +710,9 @@ void FileWatcher::ClassifyDirectories(std::vector<Unclassified> dirs) {
     auto watch = dirs_.find(result.dir.path);
     // Forgotten meanwhile, or watched again (and so looked up again).
     if (watch == dirs_.end() || watch->second.wd != result.dir.wd) continue;
-    // Never cleared here: an alias whose way could not be watched is polled too.
-    if (!result.remote || watch->second.remote) continue;
-    watch->second.remote = true;
+    const bool was_polled = Polled(watch->second);
+    watch->second.remote = result.remote;
+    if (!result.remote || was_polled) continue;
     // Subscribed before this lookup: polled from now on, as later ones are on subscribing.
     for (const Invalidator& invalidator : watch->second.listing) PollAlsoLocked(invalidator);
     for (const auto& [name, subscribers] : watch->second.entries) {
@@ -682,7 +725,7 @@ void FileWatcher::ClassifyDirectories(std::vector<Unclassified> dirs) {
     if (first) {
       spdlog::info("file watcher: {} is on a {} filesystem, where inotify does not hear "
                    "changes made elsewhere; files there are also re-checked every {} s",
-                   result.dir.path, result.type, kPollInterval.count());
+                   Shown(result.dir.path), result.type, kPollInterval.count());
     }
   }
 }
@@ -715,13 +758,24 @@ void FileWatcher::Run() {
       [[maybe_unused]] ssize_t ignored = read(wake_fd_, &wakes, sizeof wakes);
     }
     const bool events = ready > 0 && (fds[0].revents & POLLIN);
-    const bool mounts = ready > 0 && (fds[2].revents & (POLLPRI | POLLERR));
+    // Loaded before the table is read: the requests it answers.
+    const uint64_t mount_requests = mount_requests_.load();
+    const bool mounts = (ready > 0 && (fds[2].revents & (POLLPRI | POLLERR))) ||
+                        mount_requests != mount_requests_seen_;
     if (events || mounts) {
       handling_.store(true);  // before the read: CatchUp must not see an empty queue alone
       if (events) HandleEvents();
       if (mounts) HandleMountChange();
     }
     FireDue(Clock::now(), events || mounts);
+    if (mount_requests != mount_requests_seen_) {
+      mount_requests_seen_ = mount_requests;
+      {
+        std::lock_guard lock(round_mu_);
+        mounts_handled_ = mount_requests;
+      }
+      round_done_.notify_all();
+    }
   }
 }
 

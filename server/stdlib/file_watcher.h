@@ -128,10 +128,12 @@ class FileWatcher {
     // For a symlink to a directory (an alias): the paths whose change makes it lead
     // elsewhere, each link on the way and the real directory it leads to (aliases_by_key_).
     std::vector<std::string> alias_keys;
-    // On a filesystem whose changes inotify may not hear (RemoteFilesystemName), below such
-    // a directory, or an alias a directory on whose way could not be watched: its
+    // On a filesystem whose changes inotify may not hear (RemoteFilesystemName): its
     // subscriptions are polled as well.
     bool remote = false;
+    // A symlink to a directory some directory on whose way could not be watched, or a
+    // directory below one: polled as well, for as long as it is watched.
+    bool way_unwatched = false;
     std::vector<Invalidator> listing;  // WatchListing(dir)
     // WatchEntry(dir/name), by name. Flat, with one subscriber held in place: the check at
     // start subscribes every file again, and a node and a vector per file were about a
@@ -145,6 +147,8 @@ class FileWatcher {
   // What a walk through symlinks subscribes where it ends (SubscribeResolvedLocked).
   enum class End { kEntry, kListing };
   using Visit = std::function<void(const std::string& dir, std::string_view name)>;
+
+  static bool Polled(const DirWatch& watch) { return watch.remote || watch.way_unwatched; }
 
   FileWatcher();
   // WatchedLocked watches `dir` and every directory above it and returns its DirWatch; null
@@ -216,12 +220,12 @@ class FileWatcher {
   // HandleMountChange reads the mount table again and collects each mount point that came
   // or went. On Run's thread, when the table's descriptor says it changed.
   void HandleMountChange();
-  // MountsUnhandled tells CatchUp, once its own descriptor of the table (polling one clears
-  // its mark) says the table changed, whether Run has yet to read the change.
-  bool MountsUnhandled();
-  // FileMountPoints is which of `points` are files (statx that does not wait on a network
-  // filesystem's server).
+  // FileMountPoints is which of `points` are files (a statx that neither triggers an
+  // automount nor waits on a network filesystem's server).
   static std::vector<std::string> FileMountPoints(const std::vector<std::string>& points);
+  // ClassifyMounts records which of `points` (the table at start) are files, on the polling
+  // thread, and has what read them run again (to watch them).
+  void ClassifyMounts(std::vector<std::string> points);
 
   const int inotify_fd_;
   const int wake_fd_;  // an eventfd that interrupts Run's poll(): a new deadline, shutdown
@@ -229,7 +233,12 @@ class FileWatcher {
   const int mounts_fd_;
   const int mounts_look_fd_;
   std::vector<Mount> mounts_;  // the table Run handled last, guarded by mu_
-  std::string mounts_text_;    // and its text, guarded by mu_
+  std::vector<std::string> unclassified_mounts_;  // the table at start, for ClassifyMounts
+  // CatchUp's requests that Run read the table again (its own descriptor saw a change), and
+  // the last request Run's reading answered (guarded by round_mu_; Run's own copy below).
+  std::atomic<uint64_t> mount_requests_{0};
+  uint64_t mounts_handled_ = 0;
+  uint64_t mount_requests_seen_ = 0;  // Run's thread only
   mutable std::mutex file_mounts_mu_;
   absl::flat_hash_set<std::string> file_mounts_;  // guarded by file_mounts_mu_
   std::atomic<bool> any_file_mounts_{false};

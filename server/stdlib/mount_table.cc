@@ -38,7 +38,7 @@ std::vector<Mount> ParseMountInfo(std::string_view text) {
     std::string_view line = text.substr(0, newline);
     text = newline == std::string_view::npos ? std::string_view() : text.substr(newline + 1);
     // "36 35 98:0 /mnt1 /mnt/parent rw,noatime master:1 - ext3 /dev/root rw": the mount
-    // id first, the mount point fifth.
+    // id first, the device third, the root fourth, the mount point fifth.
     std::string_view fields[5];
     size_t found = 0;
     while (found < 5 && !line.empty()) {
@@ -46,7 +46,10 @@ std::vector<Mount> ParseMountInfo(std::string_view text) {
       fields[found++] = line.substr(0, space);
       line = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
     }
-    if (found == 5) mounts.push_back({std::string(fields[0]), Unescaped(fields[4])});
+    if (found == 5) {
+      mounts.push_back({std::string(fields[0]), std::string(fields[2]), Unescaped(fields[3]),
+                        Unescaped(fields[4])});
+    }
   }
   std::sort(mounts.begin(), mounts.end());
   return mounts;

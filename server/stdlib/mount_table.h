@@ -13,14 +13,15 @@
 
 namespace turbine::stdlib {
 
-// A mount as the table lists it: its id (unique while it is mounted) and its mount point.
+// A mount as the table lists it: its id (unique while it is mounted, and reused after),
+// the device and the directory of it mounted (so that a mount replaced by another that
+// took its id still differs), and its mount point.
 struct Mount {
   std::string id;
+  std::string device;
+  std::string root;
   std::string point;
-  bool operator<(const Mount& other) const {
-    return id != other.id ? id < other.id : point < other.point;
-  }
-  bool operator==(const Mount&) const = default;
+  auto operator<=>(const Mount&) const = default;
 };
 
 // ParseMountInfo is the mounts /proc/self/mountinfo's text lists, sorted; a mount point's

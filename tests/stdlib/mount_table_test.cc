@@ -17,11 +17,19 @@ constexpr const char* kTable =
 TEST(MountTable, ParsesIdsAndUnescapedMountPoints) {
   const std::vector<Mount> mounts = ParseMountInfo(kTable);
   ASSERT_EQ(mounts.size(), 3u);
-  EXPECT_EQ(mounts[0], (Mount{"22", "/"}));
-  EXPECT_EQ(mounts[1], (Mount{"35", "/tmp"}));
-  EXPECT_EQ(mounts[2], (Mount{"41", "/tmp/with space\\and\ttab"}));
+  EXPECT_EQ(mounts[0], (Mount{"22", "8:1", "/", "/"}));
+  EXPECT_EQ(mounts[1], (Mount{"35", "0:30", "/", "/tmp"}));
+  EXPECT_EQ(mounts[2], (Mount{"41", "0:31", "/", "/tmp/with space\\and\ttab"}));
   EXPECT_TRUE(ParseMountInfo("").empty());
   EXPECT_TRUE(ParseMountInfo("truncated line\n").empty());
+}
+
+TEST(MountTable, AMountReplacedByOneThatTookItsIdIsAChange) {
+  const std::vector<Mount> before = ParseMountInfo("50 35 0:40 / /tmp/x rw - tmpfs tmpfs rw\n");
+  EXPECT_EQ(ChangedMountPoints(before, ParseMountInfo("50 35 8:1 /srv/b /tmp/x rw - ext4 /dev/sda1 rw\n")),
+            (std::vector<std::string>{"/tmp/x"}));
+  EXPECT_EQ(ChangedMountPoints(before, ParseMountInfo("50 35 0:40 /sub /tmp/x rw - tmpfs tmpfs rw\n")),
+            (std::vector<std::string>{"/tmp/x"}));
 }
 
 TEST(MountTable, ChangedPointsAreThoseMountedUnmountedOrMountedAgain) {
