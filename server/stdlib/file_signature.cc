@@ -58,7 +58,8 @@ void FailErrno(std::string_view function, const std::string& path, int error) {
 }
 
 FileSignature SignatureOf(const struct stat& st) {
-  return {st.st_size, Nanos(st.st_mtim), Nanos(st.st_ctim), static_cast<int64_t>(st.st_ino)};
+  return {st.st_size, Nanos(st.st_mtim), Nanos(st.st_ctim), static_cast<int64_t>(st.st_ino),
+          static_cast<int64_t>(st.st_dev)};
 }
 
 bool IsRacy(const FileSignature& signature) {

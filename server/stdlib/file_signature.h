@@ -15,12 +15,14 @@
 namespace turbine::stdlib {
 
 // FileSignature changes whenever the content may have: any write changes ctime, a file
-// replaced by another changes the inode.
+// replaced by another changes the inode, one on another filesystem mounted at the path the
+// device (two images built reproducibly share inodes and times).
 struct FileSignature {
   int64_t size = 0;
   int64_t mtime_ns = 0;
   int64_t ctime_ns = 0;
   int64_t inode = 0;
+  int64_t device = 0;
   bool operator==(const FileSignature&) const = default;
 };
 

@@ -588,7 +588,16 @@ void FileWatcher::PollDirectoryLocked(const Invalidator& invalidator, std::strin
   // nearest one above that can be watched: a chmod there (what made it unwatchable, or
   // what ends that), or a link there pointed elsewhere, is then heard at once.
   if (error != ENOSPC && error != ENOSYS) {
-    for (std::string_view at = dir;;) {
+    // Where the kernel tells of it: the entry of the real directory, in the real one above
+    // (a symlink on the way is walked, its links subscribed too: a loop mended, say).
+    const auto subscribe = [&](const std::string& in, std::string_view name) {
+      if (DirWatch* watch = WatchedLocked(in.empty() ? "/" : in)) {
+        AddUnique(watch->entries[name], invalidator);
+      }
+    };
+    const Walked walked = WalkLocked(dir, true, subscribe);
+    const std::string real = walked.real.value_or(std::string(dir));
+    for (std::string_view at = real;;) {
       const std::string_view parent = ParentPath(at);
       if (parent == at) break;
       if (DirWatch* watch = WatchedLocked(parent)) {

@@ -42,13 +42,15 @@ std::string_view KindOf(mode_t mode) {
 }
 
 Task<Bytes> ContentImpl(std::string path, int64_t size, int64_t mtime_ns, int64_t ctime_ns,
-                        int64_t inode) {
-  co_return ReadFileAt(path, FileSignature{size, mtime_ns, ctime_ns, inode}, "fs.read");
+                        int64_t inode, int64_t device) {
+  co_return ReadFileAt(path, FileSignature{size, mtime_ns, ctime_ns, inode, device}, "fs.read");
 }
 // Only fs.read asks for it, under the signature it just saw; a signature never comes back
-// (its ctime only grows), so once no stored task refers to it, it is garbage.
+// (its ctime only grows), so once no stored task refers to it, it is garbage. Version 2:
+// the device is part of the signature (version 1's records, keyed without it, could give
+// one filesystem's bytes for another's file at the same path, inode and times).
 const Function<ContentImpl> fs_content{"fs.content",
-                                       1,
+                                       2,
                                        "a file's bytes at one stat signature (fs.read's cache)",
                                        {.kept_while_referenced = true, .machine_local = true}};
 
@@ -109,7 +111,7 @@ Task<Vc<Bytes>> ReadImpl(std::string path) {
   if (IsRacy(signature)) co_return Cell(ReadFileAt(path, signature, "fs.read"));
   Observe(kObserveRead, path, ReadFingerprint(link, resolved, st), DirectoryOf(path));
   co_return fs_content(path, signature.size, signature.mtime_ns, signature.ctime_ns,
-                       signature.inode);
+                       signature.inode, signature.device);
 }
 
 Task<std::vector<DirEntry>> ListImpl(std::string dir) {

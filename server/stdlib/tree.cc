@@ -61,12 +61,14 @@ Totals Count(const Bytes& content) {
 }
 
 Task<Totals> FileAtImpl(std::string path, int64_t size, int64_t mtime_ns, int64_t ctime_ns,
-                        int64_t inode) {
-  co_return Count(ReadFileAt(path, FileSignature{size, mtime_ns, ctime_ns, inode}, "tree.file"));
+                        int64_t inode, int64_t device) {
+  co_return Count(
+      ReadFileAt(path, FileSignature{size, mtime_ns, ctime_ns, inode, device}, "tree.file"));
 }
-// As fs.content: reached only through tree.file, under a signature that never comes back.
+// As fs.content: reached only through tree.file, under a signature that never comes back
+// (version 2: with the device, as fs.content's).
 const Function<FileAtImpl> tree_file_at{"tree.file_at",
-                                        1,
+                                        2,
                                         "tree.file's totals at one stat signature",
                                         {.kept_while_referenced = true, .machine_local = true}};
 
@@ -86,7 +88,7 @@ Task<Vc<Totals>> FileImpl(std::string path) {
   if (IsRacy(signature)) co_return Cell(Count(ReadFileAt(path, signature, "tree.file")));
   Observe(kObserveLstat, path, StatFingerprint(st), DirectoryOf(path));
   co_return tree_file_at(path, signature.size, signature.mtime_ns, signature.ctime_ns,
-                         signature.inode);
+                         signature.inode, signature.device);
 }
 const Function<FileImpl> tree_file{
     "tree.file", 1, "tree.summary of one file", {.session_dependent = true}};

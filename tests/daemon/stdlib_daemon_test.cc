@@ -398,6 +398,17 @@ TEST(StdlibDaemon, SearchPermissionGivenBackIsSeenAtOnce) {
   ASSERT_EQ(::chmod(a.c_str(), 0755), 0);
   EXPECT_NE(refused.find("Permission denied"), std::string::npos) << refused;
   EXPECT_EQ(RunCli(read).out, "v1") << daemon.log();
+
+  // The same through a symlink: the kernel tells of the chmod where the directory really is.
+  std::filesystem::create_directory_symlink(tree + "/a/b", tree + "/link");
+  const std::string through = "--data-dir " + data + " call --raw fs.read " + tree + "/link/f.txt";
+  const std::string b = tree + "/a/b";
+  ASSERT_EQ(::chmod(b.c_str(), 0), 0);
+  const std::string refused_through = RunCli(error.substr(0, error.find(tree)) + tree +
+                                             "/link/f.txt").out;
+  ASSERT_EQ(::chmod(b.c_str(), 0755), 0);
+  EXPECT_NE(refused_through.find("Permission denied"), std::string::npos) << refused_through;
+  EXPECT_EQ(RunCli(through).out, "v1") << daemon.log();
 }
 
 // A file behind a FUSE mount (bindfs: a change made in the directory it shows is one the

@@ -91,7 +91,7 @@ TEST(Files, AFifoWhereAFileWasIsRefusedNotWaitedOn) {
   // the file's place since the stat: opening it for reading must not wait for a writer.
   std::future<std::string> failure = std::async(std::launch::async, [&] {
     try {
-      turbine::stdlib::ReadFileAt(pipe, turbine::stdlib::FileSignature{1, 2, 3, 4}, "fs.read");
+      turbine::stdlib::ReadFileAt(pipe, turbine::stdlib::FileSignature{1, 2, 3, 4, 5}, "fs.read");
     } catch (const turbine::TaskError& error) {
       return std::string(error.what());
     }
@@ -444,6 +444,14 @@ TEST(Watcher, ASymlinkLoopMendedIsSeenAtOnce) {
 
   files.Link(files.path("d"), "l");
   EXPECT_EQ(ReadFile(live, x), "dx");
+
+  // A loop of two links, mended at the second.
+  files.Link("b", "a");
+  files.Link("a", "b");
+  const std::string through = files.path("a/x");
+  ASSERT_NE(ReadFile(live, through).find("Too many levels of symbolic links"), std::string::npos);
+  files.Link(files.path("d"), "b");
+  EXPECT_EQ(ReadFile(live, through), "dx");
 }
 
 // Mounting needs CAP_SYS_ADMIN (root, outside a restricted container): without it the
@@ -502,6 +510,54 @@ TEST(Watcher, AFileBindMountedOverAnotherIsSeenAndSoAreItsWrites) {
 
   ASSERT_EQ(umount2(dst.c_str(), 0), 0) << std::strerror(errno);
   EXPECT_EQ(ReadFile(live, dst), "d1");
+}
+
+// Two images built reproducibly (SOURCE_DATE_EPOCH) give their files the same inode, size
+// and times: only the device (each image on a loop device of its own) tells the second one
+// mounted at the path from the first.
+struct Detach {
+  std::string device;
+  ~Detach() {
+    if (!device.empty()) std::system(("losetup -d '" + device + "'").c_str());
+  }
+};
+
+TEST(Watcher, AFileOfAnotherFilesystemWithTheSameInodeAndTimesIsReadAgain) {
+  Files files;
+  files.Write("v1/version", "1.0.1\n");
+  files.Write("v2/version", "1.0.2\n");  // the same size
+  Detach devices[2];
+  for (int i = 0; i < 2; ++i) {
+    const std::string version = "v" + std::to_string(i + 1);
+    const std::string image = files.path(version) + ".sqfs";
+    const std::string command = "SOURCE_DATE_EPOCH=1700000000 mksquashfs '" +
+                                files.path(version) + "' '" + image + "' -quiet -noappend";
+    ASSERT_EQ(std::system(command.c_str()), 0) << "mksquashfs failed (scripts/setup installs it)";
+    FILE* attach = popen(("losetup -f --show -r '" + image + "' 2>/dev/null").c_str(), "r");
+    char line[256] = {};
+    if (attach != nullptr && std::fgets(line, sizeof line, attach) != nullptr) {
+      devices[i].device = std::string(line, std::strcspn(line, "\n"));
+    }
+    if (attach != nullptr) pclose(attach);
+    if (devices[i].device.empty()) GTEST_SKIP() << "no loop device can be attached here";
+  }
+  const std::string app = files.path("app");
+  files.MakeDir("app");
+  const auto mount_image = [&](const Detach& loop) {
+    return mount(loop.device.c_str(), app.c_str(), "squashfs", MS_RDONLY, nullptr) == 0;
+  };
+  if (!mount_image(devices[0])) {
+    GTEST_SKIP() << "cannot mount a squashfs image here: " << std::strerror(errno);
+  }
+  Unmount unmount{app};
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string version = app + "/version";
+  ASSERT_EQ(ReadFile(live, version), "1.0.1\n");
+
+  ASSERT_EQ(umount2(app.c_str(), 0), 0) << std::strerror(errno);
+  ASSERT_TRUE(mount_image(devices[1])) << std::strerror(errno);
+  EXPECT_EQ(ReadFile(live, version), "1.0.2\n");
 }
 
 TEST(Watcher, AFileWrittenThroughAHardLinkInAnotherDirectoryIsSeen) {
