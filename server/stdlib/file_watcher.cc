@@ -12,10 +12,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 
 #include "paths.h"
@@ -30,8 +28,8 @@ constexpr uint32_t kDirEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREA
 // whichever name they change through.
 constexpr uint32_t kFileEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF |
                                  IN_DONT_FOLLOW;
-// The kernel's limit on symlinks followed in one lookup (ELOOP past it).
-constexpr int kMaxLinks = 40;
+// Events that change which entries a directory has (as opposed to an entry's content).
+constexpr uint32_t kStructuralEvents = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO;
 // Files watched themselves (hard-linked ones) at most: an eighth of the kernel's watch
 // limit, within these bounds. Each holds a watch until it changes, and a tree of them (a
 // pnpm store's links) must not take the directories' watches; past it they are re-checked
@@ -39,20 +37,6 @@ constexpr int kMaxLinks = 40;
 constexpr size_t kMinFileWatches = 1024;
 constexpr size_t kMaxFileWatches = 65536;
 constexpr size_t kUnknownLimitFileWatches = 4096;  // the kernel's limit unreadable
-
-// LastDotDotEnd is the length of `path` up to and including its last ".." name, npos if
-// it has none.
-size_t LastDotDotEnd(std::string_view path) {
-  for (size_t at = path.rfind(".."); at != std::string_view::npos;
-       at = at == 0 ? std::string_view::npos : path.rfind("..", at - 1)) {
-    const bool starts = at == 0 || path[at - 1] == '/';
-    const bool ends = at + 2 == path.size() || path[at + 2] == '/';
-    if (starts && ends) return at + 2;
-  }
-  return std::string_view::npos;
-}
-// Events that change which entries a directory has (as opposed to an entry's content).
-constexpr uint32_t kStructuralEvents = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO;
 
 size_t WatchLimitFromEnvironment() {
   const char* text = std::getenv("TURBINE_FILE_WATCH_LIMIT");
@@ -68,13 +52,6 @@ size_t FileWatchBudget(const std::string& kernel_limit) {
   const unsigned long long limit = std::strtoull(kernel_limit.c_str(), &end, 10);
   if (end == kernel_limit.c_str() || *end != '\0') return kUnknownLimitFileWatches;
   return std::clamp<size_t>(static_cast<size_t>(limit / 8), kMinFileWatches, kMaxFileWatches);
-}
-
-// Shown is `path` for a log line: a path near PATH_MAX is cut in the middle.
-std::string Shown(std::string_view path) {
-  constexpr size_t kEnds = 120;
-  if (path.size() <= 2 * kEnds + 16) return std::string(path);
-  return std::string(path.substr(0, kEnds)) + "..." + std::string(path.substr(path.size() - kEnds));
 }
 
 std::string KernelWatchLimit() {
@@ -132,6 +109,12 @@ void MoveAll(Invalidators& from, std::vector<Invalidator>& to) {
 namespace {
 std::atomic<FileWatcher*> started_watcher{nullptr};
 }  // namespace
+
+std::string FileWatcher::Shown(std::string_view path) {
+  constexpr size_t kEnds = 120;
+  if (path.size() <= 2 * kEnds + 16) return std::string(path);
+  return std::string(path.substr(0, kEnds)) + "..." + std::string(path.substr(path.size() - kEnds));
+}
 
 FileWatcher& FileWatcher::Global() {
   static FileWatcher* const watcher = [] {
@@ -228,84 +211,6 @@ FileWatcher::~FileWatcher() {
   if (mounts_look_fd_ >= 0) close(mounts_look_fd_);
 }
 
-bool FileWatcher::IsFileMountPoint(const std::string& path) const {
-  if (!any_file_mounts_.load(std::memory_order_relaxed)) return false;
-  std::lock_guard lock(file_mounts_mu_);
-  return file_mounts_.contains(path);
-}
-
-std::vector<std::string> FileWatcher::FileMountPoints(const std::vector<std::string>& points) {
-  std::vector<std::string> files;
-  for (const std::string& point : points) {
-    // Neither triggering an automount nor asking a network filesystem's server.
-    struct statx st {};
-    if (statx(AT_FDCWD, point.c_str(),
-              AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_STATX_DONT_SYNC, STATX_TYPE, &st) == 0 &&
-        S_ISREG(st.stx_mode)) {
-      files.push_back(point);
-    }
-  }
-  return files;
-}
-
-void FileWatcher::HandleMountChange() {
-  std::string text;
-  if (!ReadMountInfo(mounts_fd_, &text)) return;
-  std::vector<Mount> mounts = ParseMountInfo(text);
-  std::vector<std::string> changed;
-  {
-    std::lock_guard lock(mu_);
-    changed = ChangedMountPoints(mounts_, mounts);
-    std::vector<std::string> aliases;
-    for (const std::string& point : changed) {
-      // As a directory replaced: what was read below it, and its own entry (a file's).
-      CollectSubtreeLocked(point);
-      if (const std::string_view parent = ParentPath(point); parent != point) {
-        if (auto found = dirs_.find(parent); found != dirs_.end()) {
-          CollectEntryLocked(found->second, BaseName(point));
-        }
-      }
-      // And what was read through a symlink leading to it or above it (a mount point is a
-      // real path; such a read is kept under the path it was asked by).
-      for (std::string_view at = point;; at = ParentPath(at)) {
-        if (auto found = aliases_by_key_.find(at); found != aliases_by_key_.end()) {
-          aliases.insert(aliases.end(), found->second.begin(), found->second.end());
-        }
-        if (ParentPath(at) == at) break;
-      }
-    }
-    for (const std::string& alias : aliases) CollectSubtreeLocked(alias);
-    mounts_ = std::move(mounts);
-  }
-  if (changed.empty()) return;
-  // Which are files now, before this round ends: a read that follows the mount must watch
-  // a file mounted (the readers collected above run again only once the round is over).
-  // Only the points that just changed; a statx that neither mounts nor asks a server.
-  const std::vector<std::string> files = FileMountPoints(changed);
-  std::lock_guard lock(file_mounts_mu_);
-  for (const std::string& point : changed) file_mounts_.erase(point);
-  for (const std::string& file : files) file_mounts_.insert(file);
-  any_file_mounts_.store(!file_mounts_.empty());
-}
-
-void FileWatcher::ClassifyMounts(std::vector<std::string> points) {
-  const std::vector<std::string> files = FileMountPoints(points);
-  if (files.empty()) return;
-  {
-    std::lock_guard lock(file_mounts_mu_);
-    for (const std::string& file : files) file_mounts_.insert(file);
-    any_file_mounts_.store(true);
-  }
-  // Read before it was known to be one: its readers run again and watch it.
-  std::lock_guard lock(mu_);
-  for (const std::string& file : files) {
-    if (auto found = dirs_.find(ParentPath(file)); found != dirs_.end()) {
-      CollectEntryLocked(found->second, BaseName(file));
-    }
-  }
-  if (!pending_.empty()) WakeRun();
-}
-
 void FileWatcher::WatchEntry(const std::string& path, Invalidator invalidator) {
   std::lock_guard lock(mu_);
   SubscribeEntryLocked(path, std::move(invalidator));
@@ -319,37 +224,6 @@ void FileWatcher::WatchListing(const std::string& dir, Invalidator invalidator) 
     SubscribeResolvedLocked(dir, End::kListing, invalidator);  // a link, or not there yet
   } else {
     PollDirectoryLocked(invalidator, dir);
-  }
-}
-
-void FileWatcher::WatchTarget(const std::string& path, Invalidator invalidator) {
-  std::lock_guard lock(mu_);
-  std::string at = path;
-  for (int hop = 0; hop <= kMaxLinks; ++hop) {
-    SubscribeEntryLocked(at, invalidator);  // a link: pointed elsewhere; else what it is
-    struct stat st {};
-    if (lstat(at.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return;
-    char target[PATH_MAX];
-    const ssize_t length = readlink(at.c_str(), target, sizeof target);
-    if (length <= 0 || static_cast<size_t>(length) == sizeof target) return;
-    const std::string_view text(target, static_cast<size_t>(length));
-    const std::string_view dir = ParentPath(at);
-    std::string next = text.front() == '/' ? std::string(text)
-                       : dir == "/"        ? "/" + std::string(text)
-                                           : std::string(dir) + "/" + std::string(text);
-    // ".." steps out of where the kernel really is, which a symlinked directory before it
-    // moved: that part is walked (its links watched too), the rest taken as it reads.
-    if (const size_t dots = LastDotDotEnd(next); dots != std::string_view::npos) {
-      const Walked walked = WalkLocked(next.substr(0, dots), true,
-                                       [&](const std::string& dir, std::string_view name) {
-                                         SubscribeInLocked(dir, name, invalidator);
-                                       });
-      if (!walked.real) return;  // subscribed where it stopped
-      next = (*walked.real == "/" ? "" : *walked.real) + next.substr(dots);
-    }
-    next = std::filesystem::path(next).lexically_normal().string();
-    while (next.size() > 1 && next.back() == '/') next.pop_back();
-    at = std::move(next);
   }
 }
 
@@ -402,101 +276,6 @@ void FileWatcher::SubscribeEntryLocked(std::string_view path, Invalidator invali
   } else {
     PollDirectoryLocked(invalidator, dir);
   }
-}
-
-FileWatcher::Walked FileWatcher::WalkLocked(std::string_view path, bool follow_last,
-                                            const Visit& visit) {
-  Walked walked;
-  // The names still to walk, the next one last: a link's target goes on top.
-  std::vector<std::string> names;
-  const auto push_names = [&names](std::string_view text) {
-    size_t stop = text.size();
-    while (stop > 0) {
-      const size_t slash = text.rfind('/', stop - 1);
-      const size_t start = slash == std::string_view::npos ? 0 : slash + 1;
-      if (stop > start) names.emplace_back(text.substr(start, stop - start));
-      if (slash == std::string_view::npos) break;
-      stop = slash;
-    }
-  };
-  push_names(path);
-  std::string real;  // the real directory walked to so far ("" is "/")
-  int links = 0;
-  while (!names.empty()) {
-    const std::string name = std::move(names.back());
-    names.pop_back();
-    if (name == ".") continue;
-    if (name == "..") {  // out of where the walk really is, as in the kernel
-      real.resize(std::min(real.size(), real.rfind('/')));
-      continue;
-    }
-    // Watched before looked at: a change after the look is an event.
-    if (WatchedLocked(real.empty() ? "/" : real) == nullptr && walked.unwatched.empty()) {
-      walked.error = errno;
-      walked.unwatched = real.empty() ? "/" : real;
-    }
-    const bool last = names.empty();
-    if (last && !follow_last) {
-      visit(real, name);
-      return walked;
-    }
-    const std::string at = real + "/" + name;
-    struct stat st {};
-    if (lstat(at.c_str(), &st) != 0 || (!S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))) {
-      visit(real, name);  // missing (fires when it appears), unreadable, or not a directory
-      return walked;
-    }
-    if (S_ISLNK(st.st_mode)) {
-      visit(real, name);  // fires when pointed elsewhere
-      char target[PATH_MAX];
-      const ssize_t length = readlink(at.c_str(), target, sizeof target);
-      if (++links > kMaxLinks || length <= 0 || static_cast<size_t>(length) == sizeof target) {
-        return walked;  // a loop, or unreadable: the link's own entry is watched
-      }
-      const std::string_view text(target, static_cast<size_t>(length));
-      if (text.front() == '/') real.clear();
-      push_names(text);
-      continue;
-    }
-    real = at;
-  }
-  walked.real = real.empty() ? "/" : real;
-  return walked;
-}
-
-void FileWatcher::SubscribeResolvedLocked(std::string_view path, End end,
-                                          const Invalidator& invalidator) {
-  const std::optional<std::string> real =
-      WalkLocked(path, end == End::kListing, [&](const std::string& dir, std::string_view name) {
-        SubscribeInLocked(dir, name, invalidator);
-      }).real;
-  if (!real) return;
-  if (end == End::kListing) {
-    if (DirWatch* watch = WatchedLocked(*real)) {
-      SubscribeListingLocked(*watch, invalidator);
-    } else {
-      PollDirectoryLocked(invalidator, *real);
-    }
-  }
-}
-
-std::vector<std::string> FileWatcher::AliasKeysLocked(const std::string& path,
-                                                      bool* watched_all) {
-  std::vector<std::string> keys;
-  const Walked walked = WalkLocked(path, true, [&](const std::string& dir, std::string_view name) {
-    keys.push_back((dir.empty() ? "/" : dir + "/") + std::string(name));
-  });
-  if (walked.real) keys.push_back(*walked.real);
-  *watched_all = walked.unwatched.empty();
-  if (!*watched_all && logged_paths_.size() < kLoggedPaths &&
-      logged_paths_.emplace(walked.unwatched).second) {
-    spdlog::log(logged_paths_.size() <= kLoudPaths ? spdlog::level::warn : spdlog::level::debug,
-                "file watcher: cannot watch {} ({}), on the way of the symlink {}; files "
-                "through it are re-checked every {} s instead",
-                Shown(walked.unwatched), std::strerror(walked.error), Shown(path),
-                kPollInterval.count());
-  }
-  return keys;
 }
 
 void FileWatcher::SubscribeInLocked(const std::string& dir, std::string_view name,

@@ -149,6 +149,8 @@ class FileWatcher {
   using Visit = std::function<void(const std::string& dir, std::string_view name)>;
 
   static bool Polled(const DirWatch& watch) { return watch.remote || watch.way_unwatched; }
+  // Shown is `path` for a log line: a path near PATH_MAX is cut in the middle.
+  static std::string Shown(std::string_view path);
 
   FileWatcher();
   // WatchedLocked watches `dir` and every directory above it and returns its DirWatch; null
