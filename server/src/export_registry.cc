@@ -40,6 +40,21 @@ void CatchUpWithOutsideChanges() {
   for (void (*catch_up)() : CatchUpHooks()) catch_up();
 }
 
+namespace {
+std::vector<void (*)(const std::string&)>& OwnDirectoryHooks() {
+  static auto* const hooks = new std::vector<void (*)(const std::string&)>;
+  return *hooks;
+}
+}  // namespace
+
+OwnDirectoryHook::OwnDirectoryHook(void (*own)(const std::string& dir)) {
+  OwnDirectoryHooks().push_back(own);
+}
+
+void TellOwnDirectory(const std::string& dir) {
+  for (void (*own)(const std::string&) : OwnDirectoryHooks()) own(dir);
+}
+
 namespace export_detail {
 
 void Register(ExportedFunction* exported) {

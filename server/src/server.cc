@@ -29,6 +29,7 @@
 #include "service.h"
 #include "status_page.h"
 #include "trace_file.h"
+#include "turbine/server/export.h"
 #include "turbine/storage/persistent_engine.h"
 
 namespace turbine::server {
@@ -338,6 +339,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   absl::StatusOr<std::unique_ptr<DataDirLock>> lock = DataDirLock::Acquire(*data_dir);
   if (!lock.ok()) return lock.status();
   state->lock = std::move(*lock);
+  TellOwnDirectory(data_dir->string());  // before the check at start subscribes anything
   absl::StatusOr<std::unique_ptr<storage::PersistentEngine>> persistent =
       OpenEngine(data_dir->string(), options);
   if (!persistent.ok()) return persistent.status();

@@ -19,6 +19,7 @@ using turbine::testing::Call;
 using turbine::testing::Eventually;
 using turbine::testing::Executions;
 using turbine::testing::Files;
+using turbine::testing::Int;
 using turbine::testing::LiveServer;
 using turbine::testing::MapField;
 using turbine::testing::ReadFile;
@@ -558,6 +559,28 @@ TEST(Watcher, AFileOfAnotherFilesystemWithTheSameInodeAndTimesIsReadAgain) {
   ASSERT_EQ(umount2(app.c_str(), 0), 0) << std::strerror(errno);
   ASSERT_TRUE(mount_image(devices[1])) << std::strerror(errno);
   EXPECT_EQ(ReadFile(live, version), "1.0.2\n");
+}
+
+// A project that holds the daemon's data directory (scripts/run's ./.turbine): the daemon's
+// own writes there must not make a summary of the project run again at every call.
+TEST(Watcher, TheDaemonsOwnWritesDoNotInvalidateWhatReadItsDataDirectory) {
+  Files files;
+  files.Write("src/a.txt", "a\n");
+  LiveServer live(files.path(".turbine"));
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const auto summary = [&] { return Call(live, Request("tree.summary", {Str(files.root())})); };
+  ASSERT_FALSE(summary().has_error());
+  for (int round = 0; round < 3; ++round) {
+    // Calls that write to the store, then the summary again: answered as it was.
+    for (int i = 0; i < 20; ++i) Call(live, Request("demo.fib", {Int(30 + i + 20 * round)}));
+    ASSERT_TRUE(live.server->engine().Flush().ok());
+    ASSERT_FALSE(summary().has_error());
+  }
+  EXPECT_EQ(Executions(live.server->engine(), "tree.summary"), 1u);
+  // A change in the project is still seen.
+  const int64_t files_before = MapField(summary().value(), "files").int_value();
+  files.Write("src/b.txt", "b\n");
+  EXPECT_EQ(MapField(summary().value(), "files").int_value(), files_before + 1);
 }
 
 TEST(Watcher, AFileWrittenThroughAHardLinkInAnotherDirectoryIsSeen) {

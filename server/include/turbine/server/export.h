@@ -62,6 +62,17 @@ class CatchUpHook {
 // CatchUpWithOutsideChanges runs every registered hook.
 void CatchUpWithOutsideChanges();
 
+// An OwnDirectoryHook is told, as a Server opens, the directory it keeps its own files in
+// (its data directory, absolute): the file functions' watcher ignores changes there, which
+// the daemon's own writes make all the time (a tree.summary of a project that holds its
+// .turbine would otherwise run again at every call). Static, like Export.
+class OwnDirectoryHook {
+ public:
+  explicit OwnDirectoryHook(void (*own)(const std::string& dir));
+};
+// TellOwnDirectory runs every registered OwnDirectoryHook.
+void TellOwnDirectory(const std::string& dir);
+
 namespace export_detail {
 
 void Register(ExportedFunction* exported);
