@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <climits>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -127,36 +126,6 @@ FileWatcher& FileWatcher::Global() {
 }
 
 FileWatcher* FileWatcher::Started() { return started_watcher.load(); }
-
-namespace {
-// The directories IgnoreBelow named, real paths: a few (one per Server in the process).
-std::mutex ignored_mu;
-std::vector<std::string>& Ignored() {
-  static auto* const dirs = new std::vector<std::string>;
-  return *dirs;
-}
-
-bool IsIgnored(std::string_view dir) {
-  std::lock_guard lock(ignored_mu);
-  for (const std::string& ignored : Ignored()) {
-    if (dir.starts_with(ignored) && (dir.size() == ignored.size() || dir[ignored.size()] == '/')) {
-      return true;
-    }
-  }
-  return false;
-}
-}  // namespace
-
-void FileWatcher::IgnoreBelow(const std::string& dir) {
-  char real[PATH_MAX];
-  // Events name real directories (or the paths they were asked by, which are the same for
-  // a data directory given without symlinks).
-  const std::string path = realpath(dir.c_str(), real) != nullptr ? std::string(real) : dir;
-  std::lock_guard lock(ignored_mu);
-  if (std::find(Ignored().begin(), Ignored().end(), path) == Ignored().end()) {
-    Ignored().push_back(path);
-  }
-}
 
 bool FileWatcher::EventsQueued() const {
   pollfd fd{inotify_fd_, POLLIN, 0};
@@ -656,8 +625,6 @@ void FileWatcher::HandleEvents() {
 }
 
 void FileWatcher::HandleEventLocked(const inotify_event& event, const std::string& dir) {
-  // The daemon's own files: its writes would invalidate their readers at every call.
-  if (!(event.mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) && IsIgnored(dir)) return;
   if (event.mask & IN_IGNORED) {
     if (auto found = dirs_.find(dir); found != dirs_.end()) found->second.wd = -1;
     CollectSubtreeLocked(dir);

@@ -93,11 +93,6 @@ class FileWatcher {
   // subscription; the watch goes once it fires.
   void WatchHardLinkedFile(const std::string& path, Invalidator invalidator);
 
-  // IgnoreBelow makes every watcher ignore changes in `dir` and below it: the daemon's own
-  // data directory, which its writes change all the time. Reads there are not invalidated
-  // while the daemon runs (the check at start sees what changed). Need not start a watcher.
-  static void IgnoreBelow(const std::string& dir);
-
   // IsFileMountPoint tells whether `path` is the mount point of a mount of a file (`mount
   // --bind file path`): a write to it is told to the directory of the file mounted, not to
   // the one `path` is in, so such a file is watched itself.

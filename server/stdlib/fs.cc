@@ -158,8 +158,6 @@ const server::Export export_list{fs_list, {"dir"}};
 const server::CatchUpHook catch_up_with_files{[] {
   if (FileWatcher* watcher = FileWatcher::Started()) watcher->CatchUp();
 }};
-// Nor is a read of the daemon's own data directory invalidated by the daemon's writes.
-const server::OwnDirectoryHook ignore_own_files{FileWatcher::IgnoreBelow};
 }  // namespace
 
 }  // namespace turbine::stdlib

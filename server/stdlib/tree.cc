@@ -12,7 +12,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -93,8 +96,37 @@ Task<Vc<Totals>> FileImpl(std::string path) {
 const Function<FileImpl> tree_file{
     "tree.file", 1, "tree.summary of one file", {.session_dependent = true}};
 
+// The daemon's own data directories (told by server::OwnDirectoryHook as a Server opens),
+// as given and as resolved: left out of a summary. The daemon writes there at every call,
+// so a summary of a project holding its .turbine would run again at every call, and its
+// files can vanish while they are counted.
+std::mutex own_directories_mu;
+std::vector<std::string>& OwnDirectories() {
+  static auto* const directories = new std::vector<std::string>;
+  return *directories;
+}
+
+void AddOwnDirectory(const std::string& dir) {
+  char real[PATH_MAX];
+  std::lock_guard lock(own_directories_mu);
+  for (const std::string& path : {dir, std::string(realpath(dir.c_str(), real) ? real : "")}) {
+    const auto& known = OwnDirectories();
+    if (!path.empty() && std::find(known.begin(), known.end(), path) == known.end()) {
+      OwnDirectories().push_back(path);
+    }
+  }
+}
+const server::OwnDirectoryHook own_directories{AddOwnDirectory};
+
+bool IsOwnDirectory(const std::string& path) {
+  std::lock_guard lock(own_directories_mu);
+  const auto& known = OwnDirectories();
+  return std::find(known.begin(), known.end(), path) != known.end();
+}
+
 Task<Totals> DirImpl(std::string dir, std::vector<std::string> exclude);
-const Function<DirImpl> tree_dir{"tree.dir", 1, "tree.summary of one directory"};
+// Version 2: the daemon's own data directory is left out.
+const Function<DirImpl> tree_dir{"tree.dir", 2, "tree.summary of one directory"};
 Task<Totals> DirImpl(std::string dir, std::vector<std::string> exclude) {
   const std::vector<DirEntry> entries = co_await fs_list(dir);
   // Start every child before awaiting any, so they run in parallel.
@@ -102,6 +134,7 @@ Task<Totals> DirImpl(std::string dir, std::vector<std::string> exclude) {
   for (const DirEntry& entry : entries) {
     if (std::binary_search(exclude.begin(), exclude.end(), entry.name)) continue;
     const std::string path = JoinPath(dir, entry.name);
+    if (entry.kind == kKindDir && IsOwnDirectory(path)) continue;
     if (entry.kind == kKindFile) {
       children.emplace_back(&entry, tree_file(path));
     } else if (entry.kind == kKindDir) {
