@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
-#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -96,32 +95,45 @@ Task<Vc<Totals>> FileImpl(std::string path) {
 const Function<FileImpl> tree_file{
     "tree.file", 1, "tree.summary of one file", {.session_dependent = true}};
 
-// The daemon's own data directories (told by server::OwnDirectoryHook as a Server opens),
-// as given and as resolved: left out of a summary. The daemon writes there at every call,
-// so a summary of a project holding its .turbine would run again at every call, and its
-// files can vanish while they are counted.
+// The daemon's own data directories (told by server::OwnDirectoryHook as a Server opens):
+// left out of a summary. The daemon writes there at every call, so a summary of a project
+// holding its .turbine would run again at every call, and its files can vanish while they
+// are counted. Known by name, device and inode: the tree may be asked for through a
+// symlink, and only an entry of that name costs a stat.
+struct OwnDirectory {
+  std::string name;
+  dev_t device;
+  ino_t inode;
+};
 std::mutex own_directories_mu;
-std::vector<std::string>& OwnDirectories() {
-  static auto* const directories = new std::vector<std::string>;
+std::vector<OwnDirectory>& OwnDirectories() {
+  static auto* const directories = new std::vector<OwnDirectory>;
   return *directories;
 }
 
 void AddOwnDirectory(const std::string& dir) {
-  char real[PATH_MAX];
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0) return;
   std::lock_guard lock(own_directories_mu);
-  for (const std::string& path : {dir, std::string(realpath(dir.c_str(), real) ? real : "")}) {
-    const auto& known = OwnDirectories();
-    if (!path.empty() && std::find(known.begin(), known.end(), path) == known.end()) {
-      OwnDirectories().push_back(path);
-    }
-  }
+  OwnDirectories().push_back({std::string(BaseName(dir)), st.st_dev, st.st_ino});
 }
 const server::OwnDirectoryHook own_directories{AddOwnDirectory};
 
-bool IsOwnDirectory(const std::string& path) {
+bool IsOwnDirectory(const std::string& path, std::string_view name) {
+  {
+    std::lock_guard lock(own_directories_mu);
+    const auto& own = OwnDirectories();
+    if (std::none_of(own.begin(), own.end(), [&](const OwnDirectory& d) { return d.name == name; })) {
+      return false;
+    }
+  }
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) return false;
   std::lock_guard lock(own_directories_mu);
-  const auto& known = OwnDirectories();
-  return std::find(known.begin(), known.end(), path) != known.end();
+  for (const OwnDirectory& own : OwnDirectories()) {
+    if (own.device == st.st_dev && own.inode == st.st_ino) return true;
+  }
+  return false;
 }
 
 Task<Totals> DirImpl(std::string dir, std::vector<std::string> exclude);
@@ -134,7 +146,7 @@ Task<Totals> DirImpl(std::string dir, std::vector<std::string> exclude) {
   for (const DirEntry& entry : entries) {
     if (std::binary_search(exclude.begin(), exclude.end(), entry.name)) continue;
     const std::string path = JoinPath(dir, entry.name);
-    if (entry.kind == kKindDir && IsOwnDirectory(path)) continue;
+    if (entry.kind == kKindDir && IsOwnDirectory(path, entry.name)) continue;
     if (entry.kind == kKindFile) {
       children.emplace_back(&entry, tree_file(path));
     } else if (entry.kind == kKindDir) {

@@ -583,6 +583,13 @@ TEST(Watcher, ASummaryLeavesOutTheDaemonsOwnDataDirectory) {
   // A change in the project is still seen.
   files.Write("src/b.txt", "b\n");
   EXPECT_EQ(MapField(summary().value(), "files").int_value(), 2);
+  // Also when the project is asked for through a symlink.
+  const std::string link = files.root() + "-link";
+  std::filesystem::create_directory_symlink(files.root(), link);
+  const v1::CallReply through = Call(live, Request("tree.summary", {Str(link)}));
+  std::filesystem::remove(link);
+  ASSERT_FALSE(through.has_error()) << through.error().message();
+  EXPECT_EQ(MapField(through.value(), "files").int_value(), 2);
 }
 
 TEST(Watcher, AFileWrittenThroughAHardLinkInAnotherDirectoryIsSeen) {
