@@ -45,10 +45,8 @@ void FileWatcher::WatchTarget(const std::string& path, Invalidator invalidator) 
     const ssize_t length = readlink(at.c_str(), target, sizeof target);
     if (length <= 0 || static_cast<size_t>(length) == sizeof target) return;
     const std::string_view text(target, static_cast<size_t>(length));
-    const std::string_view dir = ParentPath(at);
     std::string next = text.front() == '/' ? std::string(text)
-                       : dir == "/"        ? "/" + std::string(text)
-                                           : std::string(dir) + "/" + std::string(text);
+                                           : JoinPath(std::string(ParentPath(at)), std::string(text));
     // ".." steps out of where the kernel really is, which a symlinked directory before it
     // moved: that part is walked (its links watched too), the rest taken as it reads.
     if (const size_t dots = LastDotDotEnd(next); dots != std::string_view::npos) {
@@ -145,7 +143,7 @@ std::vector<std::string> FileWatcher::AliasKeysLocked(const std::string& path,
                                                       bool* watched_all) {
   std::vector<std::string> keys;
   const Walked walked = WalkLocked(path, true, [&](const std::string& dir, std::string_view name) {
-    keys.push_back((dir.empty() ? "/" : dir + "/") + std::string(name));
+    keys.push_back(JoinPath(dir.empty() ? "/" : dir, std::string(name)));
   });
   if (walked.real) keys.push_back(*walked.real);
   *watched_all = walked.unwatched.empty();

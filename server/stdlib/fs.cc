@@ -76,7 +76,7 @@ Task<FileStat> StatImpl(std::string path) {
     // The same fingerprint either way; a directory's kind subscribes to its listing when
     // it is checked at start.
     Observe(directory && S_ISDIR(st.st_mode) ? kObserveDir : kObserveLstat, path,
-            StatFingerprint(st), DirectoryOf(path));
+            StatFingerprint(st), ParentPath(path));
   }
   co_return FileStat{std::string(KindOf(st.st_mode)), st.st_size, Nanos(st.st_mtim),
                      st.st_mode & 07777};
@@ -109,7 +109,7 @@ Task<Vc<Bytes>> ReadImpl(std::string path) {
   if (!S_ISREG(st.st_mode)) Fail("fs.read: " + path + " is not a regular file");
   const FileSignature signature = SignatureOf(st);
   if (IsRacy(signature)) co_return Cell(ReadFileAt(path, signature, "fs.read"));
-  Observe(kObserveRead, path, ReadFingerprint(link, resolved, st), DirectoryOf(path));
+  Observe(kObserveRead, path, ReadFingerprint(link, resolved, st), ParentPath(path));
   co_return fs_content(path, signature.size, signature.mtime_ns, signature.ctime_ns,
                        signature.inode, signature.device);
 }

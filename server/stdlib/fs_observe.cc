@@ -129,12 +129,6 @@ uint64_t ListingFingerprint(const std::vector<DirEntry>& entries) {
   return hash;
 }
 
-std::string_view DirectoryOf(std::string_view path) {
-  const size_t slash = path.rfind('/');
-  if (slash == std::string_view::npos) return path;
-  return slash == 0 ? path.substr(0, 1) : path.substr(0, slash);
-}
-
 int ReadListing(const std::string& dir, std::vector<DirEntry>* entries) {
   const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return errno;

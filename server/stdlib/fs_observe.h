@@ -62,8 +62,6 @@ uint64_t ListingFingerprint(const std::vector<DirEntry>& entries);
 void WatchIfHardLinked(const std::string& path, const Invalidator& invalidator,
                        struct stat* st);
 
-// DirectoryOf is the directory an absolute, normal path is in ("/" for "/a").
-std::string_view DirectoryOf(std::string_view path);
 
 // ReadListing reads the entries of `dir`, sorted by name; the errno on failure, else 0.
 int ReadListing(const std::string& dir, std::vector<DirEntry>* entries);

@@ -88,7 +88,7 @@ Task<Vc<Totals>> FileImpl(std::string path) {
   if (!S_ISREG(st.st_mode)) Fail("tree.file: " + path + " is no longer a regular file");
   const FileSignature signature = SignatureOf(st);
   if (IsRacy(signature)) co_return Cell(Count(ReadFileAt(path, signature, "tree.file")));
-  Observe(kObserveLstat, path, StatFingerprint(st), DirectoryOf(path));
+  Observe(kObserveLstat, path, StatFingerprint(st), ParentPath(path));
   co_return tree_file_at(path, signature.size, signature.mtime_ns, signature.ctime_ns,
                          signature.inode, signature.device);
 }
@@ -120,20 +120,18 @@ void AddOwnDirectory(const std::string& dir) {
 const server::OwnDirectoryHook own_directories{AddOwnDirectory};
 
 bool IsOwnDirectory(const std::string& path, std::string_view name) {
+  std::vector<OwnDirectory> named;
   {
     std::lock_guard lock(own_directories_mu);
-    const auto& own = OwnDirectories();
-    if (std::none_of(own.begin(), own.end(), [&](const OwnDirectory& d) { return d.name == name; })) {
-      return false;
+    for (const OwnDirectory& own : OwnDirectories()) {
+      if (own.name == name) named.push_back(own);
     }
   }
   struct stat st {};
-  if (lstat(path.c_str(), &st) != 0) return false;
-  std::lock_guard lock(own_directories_mu);
-  for (const OwnDirectory& own : OwnDirectories()) {
-    if (own.device == st.st_dev && own.inode == st.st_ino) return true;
-  }
-  return false;
+  if (named.empty() || lstat(path.c_str(), &st) != 0) return false;
+  return std::any_of(named.begin(), named.end(), [&](const OwnDirectory& own) {
+    return own.device == st.st_dev && own.inode == st.st_ino;
+  });
 }
 
 Task<Totals> DirImpl(std::string dir, std::vector<std::string> exclude);
