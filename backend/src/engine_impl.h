@@ -227,10 +227,12 @@ class EngineImpl {
   // REQUIRES: task.mu held.
   std::optional<std::string> StoredObservationOf(const TaskState& task)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
-  // TakeObservedChanges takes the observation changes that wait to be logged;
-  // LogObservedChanges logs them (Flush), or puts them back if the store fails.
-  std::vector<InputChange> TakeObservedChanges();
-  void ReturnObservedChanges(std::vector<InputChange> changes);
+  // LogObservedChanges, at each snapshot, logs the observation changes committed since
+  // the last, and forgets the doubted observations (doubted_observations_): each one's
+  // change is logged at the stamp it was doubted at and its stored observation removed,
+  // so the next open neither checks it nor finds it changed. A task that is never read
+  // again (a deleted file's) would otherwise count as a change at every open. On failure
+  // everything waits for the next snapshot.
   absl::Status LogObservedChanges();
   // ForgetObservations, before garbage collection deletes `ids`: their observations will
   // not be checked at the next open, so each is a change there, logged before the
@@ -509,6 +511,8 @@ class EngineImpl {
   // subscribes anew, on one thread, and looks, on the others); those that changed, or
   // cannot be checked, count as inputs changed now.
   void CheckObservations();
+  // LogChecked logs what CheckObservations found, begun at `start`.
+  void LogChecked(size_t checked, size_t changed, std::chrono::steady_clock::time_point start);
   // A leaf lock (taken alone, or under a task's lock).
   Mutex observations_mu_;
   // The observation of every task whose result follows from one: read from the store at
@@ -524,9 +528,10 @@ class EngineImpl {
   // observations_ yet: done once they are (RecheckMany).
   std::vector<TaskId> rechecks_while_checking_ ABSL_GUARDED_BY(observations_mu_);
   // Tasks whose observation (in observations_) may no longer hold: it changed at the check
-  // at open, or fired since. Until the task looks again (CommitObservation), it executes
-  // rather than verify when it is restored.
-  absl::flat_hash_set<TaskId> doubted_observations_ ABSL_GUARDED_BY(observations_mu_);
+  // at open, or fired since, at the stamp kept here. Until the task looks again
+  // (CommitObservation), it executes rather than verify when it is restored; the next
+  // snapshot forgets the observation (LogObservedChanges).
+  absl::flat_hash_map<TaskId, uint64_t> doubted_observations_ ABSL_GUARDED_BY(observations_mu_);
   ChangeListeners listeners_;
   std::shared_ptr<InvalidationTarget> invalidation_target_ = std::make_shared<InvalidationTarget>();
   // Flush: one snapshot at a time, each written in chunks (WriteSnapshotChunk) under

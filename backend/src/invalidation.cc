@@ -362,25 +362,30 @@ void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason,
   // An observation that no longer holds is an input change: trusted tasks that follow
   // from it, which no reverse edge reaches, become dirty, and a restored observing task
   // not in memory will not be trusted when it is loaded (CheckObservations subscribed it).
-  std::vector<uint64_t> observed;  // each one's bits
+  // Such a change is at one stamp, which the next snapshot logs it at
+  // (LogObservedChanges). As for an input set, the readers are marked dirty under
+  // input_writer_mu_ too, so a snapshot that reads a stamp as high finds them dirty.
   {
-    MutexLock lock(&observations_mu_);
-    for (TaskId id : ids) {
-      auto found = observations_.find(id);
-      if (found != observations_.end()) {
-        observed.push_back(InputBits(found->second.change_key));
-        doubted_observations_.insert(id);  // a task restored later looks again
-      } else if (checking_observations_) {
-        fired_while_checking_.insert(id);
+    MutexLock writer(&input_writer_mu_);
+    uint64_t stamp = 0;
+    std::vector<uint64_t> observed;  // each one's bits
+    {
+      MutexLock lock(&observations_mu_);
+      for (TaskId id : ids) {
+        auto found = observations_.find(id);
+        if (found != observations_.end()) {
+          if (stamp == 0) stamp = NextStamp();
+          observed.push_back(InputBits(found->second.change_key));
+          doubted_observations_.try_emplace(id, stamp);  // a task restored later looks again
+        } else if (checking_observations_) {
+          fired_while_checking_.insert(id);
+        }
       }
     }
+    if (!observed.empty()) DistrustRestored(stamp, observed);
+    // Other invalidators are handed out by tasks of this session, which are in memory.
+    ExecuteAgain(ids, reason);
   }
-  if (!observed.empty()) {
-    MutexLock writer(&input_writer_mu_);
-    DistrustRestored(NextStamp(), observed);
-  }
-  // Other invalidators are handed out by tasks of this session, which are in memory.
-  ExecuteAgain(ids, reason);
   if (notify && !ids.empty()) NotifyChange();
 }
 

@@ -158,15 +158,39 @@ std::optional<std::string> EngineImpl::StoredObservationOf(const TaskState& task
   return found == observations_.end() ? std::string() : EncodeObservation(found->second);
 }
 
-std::vector<InputChange> EngineImpl::TakeObservedChanges() {
+absl::Status EngineImpl::LogObservedChanges() {
+  std::vector<InputChange> changes;
+  std::vector<uint64_t> unobserved;
+  std::vector<uint64_t> doubted_at;  // each unobserved one's stamp
+  {
+    MutexLock lock(&observations_mu_);
+    changes = std::exchange(observed_changes_, {});
+    for (const auto& [id, stamp] : doubted_observations_) {
+      changes.push_back(InputChange{stamp, observations_.at(id).change_key});
+      unobserved.push_back(id);
+      doubted_at.push_back(stamp);
+    }
+  }
+  if (changes.empty()) return absl::OkStatus();
+  absl::Status logged = store_->LogInputChanges(changes, unobserved, stamp_.load() + 1);
+  // A store without a log vouches for none (ReadInputChanges): nothing to keep it in.
+  if (!logged.ok() && logged.code() != absl::StatusCode::kUnimplemented) {
+    MutexLock lock(&observations_mu_);
+    changes.resize(changes.size() - unobserved.size());  // the doubted are still doubted
+    changes.insert(changes.end(), observed_changes_.begin(), observed_changes_.end());
+    observed_changes_ = std::move(changes);
+    return logged;
+  }
+  // As the store now: no observation. One that looked again meanwhile, or was doubted
+  // again (a new stamp), is as its record will be written next.
   MutexLock lock(&observations_mu_);
-  return std::exchange(observed_changes_, {});
-}
-
-void EngineImpl::ReturnObservedChanges(std::vector<InputChange> changes) {
-  MutexLock lock(&observations_mu_);
-  changes.insert(changes.end(), observed_changes_.begin(), observed_changes_.end());
-  observed_changes_ = std::move(changes);
+  for (size_t i = 0; i < unobserved.size(); ++i) {
+    auto doubted = doubted_observations_.find(unobserved[i]);
+    if (doubted == doubted_observations_.end() || doubted->second != doubted_at[i]) continue;
+    doubted_observations_.erase(doubted);
+    observations_.erase(unobserved[i]);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status EngineImpl::ForgetObservations(const std::vector<uint64_t>& ids) {
@@ -189,7 +213,7 @@ absl::Status EngineImpl::ForgetObservations(const std::vector<uint64_t>& ids) {
   MutexLock writer(&input_writer_mu_);
   const uint64_t stamp = NextStamp();
   for (InputChange& change : changes) change.stamp = stamp;
-  absl::Status logged = store_->LogInputChanges(changes, stamp_.load() + 1);
+  absl::Status logged = store_->LogInputChanges(changes, {}, stamp_.load() + 1);
   if (!logged.ok() && logged.code() != absl::StatusCode::kUnimplemented) return logged;
   DistrustRestored(stamp, bits);
   return absl::OkStatus();
@@ -265,7 +289,10 @@ void EngineImpl::CheckObservations() {
     }
     return;
   }
-  if (stored->empty()) return;
+  if (stored->empty()) {
+    LogChecked(0, 0, start);  // the start-up log says so either way
+    return;
+  }
   struct Checked {
     TaskId id;
     ObservationRecord observation;
@@ -347,40 +374,48 @@ void EngineImpl::CheckObservations() {
   size_t changed = 0;
   std::vector<TaskId> deferred_rechecks;
   {
-    MutexLock lock(&observations_mu_);
-    observations_.reserve(checked.size());
-    checking_observations_ = false;
-    for (Checked& entry : checked) {
-      if (entry.observation.key.empty()) {  // damaged: whatever it was, it may have changed
-        changed_bits.push_back(kAnyInput);
-        ++changed;
-        continue;
-      }
-      if (!entry.holds || fired_while_checking_.contains(entry.id)) {
-        changed_bits.push_back(InputBits(entry.observation.change_key));
-        ++changed;
-        doubted_observations_.insert(entry.id);
-      }
-      // Kept either way: a changed one is told apart when its task executes again
-      // (CommitObservation logs the change then).
-      observations_.emplace(entry.id, std::move(entry.observation));
-    }
-    fired_while_checking_.clear();
-    deferred_rechecks.swap(rechecks_while_checking_);
-  }
-  if (!changed_bits.empty()) {
+    // The changes are at one stamp, above every stored record's, which the next snapshot
+    // logs them at (LogObservedChanges).
     MutexLock writer(&input_writer_mu_);
-    DistrustRestored(NextStamp(), changed_bits);
+    const uint64_t stamp = NextStamp();
+    {
+      MutexLock lock(&observations_mu_);
+      observations_.reserve(checked.size());
+      checking_observations_ = false;
+      for (Checked& entry : checked) {
+        if (entry.observation.key.empty()) {  // damaged: whatever it was, it may have changed
+          changed_bits.push_back(kAnyInput);
+          ++changed;
+          continue;
+        }
+        if (!entry.holds || fired_while_checking_.contains(entry.id)) {
+          changed_bits.push_back(InputBits(entry.observation.change_key));
+          ++changed;
+          doubted_observations_.try_emplace(entry.id, stamp);
+        }
+        // Kept either way: a changed one until the next snapshot logs its change and
+        // forgets it (LogObservedChanges).
+        observations_.emplace(entry.id, std::move(entry.observation));
+      }
+      fired_while_checking_.clear();
+      deferred_rechecks.swap(rechecks_while_checking_);
+    }
+    if (!changed_bits.empty()) DistrustRestored(stamp, changed_bits);
   }
   if (!deferred_rechecks.empty()) RecheckMany(std::move(deferred_rechecks));
   observations_checked.store(checked.size(), std::memory_order_relaxed);
   observations_changed.store(changed, std::memory_order_relaxed);
+  LogChecked(checked.size(), changed, start);
+}
+
+void EngineImpl::LogChecked(size_t checked, size_t changed,
+                            std::chrono::steady_clock::time_point start) {
   const double millis = std::chrono::duration<double, std::milli>(
                            std::chrono::steady_clock::now() - start)
                            .count();
   char took[32];
   std::snprintf(took, sizeof took, "%.1f ms", millis);
-  Log(LogLevel::kInfo, "checked " + std::to_string(checked.size()) + " observations (" +
+  Log(LogLevel::kInfo, "checked " + std::to_string(checked) + " observations (" +
                            std::to_string(changed) + " changed) in " + took);
 }
 

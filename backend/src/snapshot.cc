@@ -403,16 +403,6 @@ absl::Status EngineImpl::WriteSnapshotChunk(std::span<const TaskId> ids, bool de
   return written;
 }
 
-absl::Status EngineImpl::LogObservedChanges() {
-  std::vector<InputChange> changes = TakeObservedChanges();
-  if (changes.empty()) return absl::OkStatus();
-  absl::Status logged = store_->LogInputChanges(changes, stamp_.load() + 1);
-  // A store without a log vouches for none (ReadInputChanges): nothing to keep it in.
-  if (logged.ok() || logged.code() == absl::StatusCode::kUnimplemented) return absl::OkStatus();
-  ReturnObservedChanges(std::move(changes));
-  return logged;
-}
-
 absl::Status EngineImpl::SweepUses() {
   // Every task in memory; those used on a day the store does not have yet, and stored.
   std::vector<LastUse> uses;

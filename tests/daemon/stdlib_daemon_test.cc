@@ -103,6 +103,8 @@ TEST(StdlibDaemon, TraitDispatchThroughTheCli) {
 std::string SummaryInOneSession(const std::string& tree, const std::string& data_dir) {
   DaemonProcess daemon;
   if (!daemon.Start({"--data-dir", data_dir})) return "daemon failed: " + daemon.log();
+  // Every start says what it checked, also a first one that found nothing stored.
+  EXPECT_TRUE(daemon.WaitForLog(" observations (")) << daemon.log();
   const std::string summary = RunCli("--data-dir " + data_dir + " call tree.summary " + tree).out;
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
   return summary;

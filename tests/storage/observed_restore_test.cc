@@ -398,6 +398,59 @@ TEST(ObservedRestore, AChangeInTheSessionOfAnObservationNotInMemoryIsSeenWhenItI
   EXPECT_EQ(d.engine.Stats().executions, 1u);
 }
 
+// InGroup observes a value of the world in group `group`. Picked reads "pick" (in group
+// "choice") and then the value it names (in group "picked"): a deleted file's task, whose
+// directory is read again without it.
+Task<int64_t> InGroupImpl(std::string group, std::string key) {
+  const std::optional<int64_t> value = Look(key, turbine::CurrentInvalidator());
+  if (!value.has_value()) turbine::Fail("no " + key);
+  turbine::Observe("test.world", key, static_cast<uint64_t>(*value), group);
+  co_return *value;
+}
+inline const turbine::Function<InGroupImpl> in_group{
+    "test.observed.in_group", 1, "a value of the world, in a group", {.session_dependent = true}};
+Task<int64_t> PickedImpl() {
+  const int64_t pick = co_await in_group("choice", "pick");
+  co_return co_await in_group("picked", pick == 1 ? "first" : "second");
+}
+inline const turbine::Function<PickedImpl> picked{"test.observed.picked", 1};
+Task<int64_t> PickedTwiceImpl(std::string key) {
+  co_return 2 * (co_await in_group("picked", key));
+}
+inline const turbine::Function<PickedTwiceImpl> picked_twice{"test.observed.picked_twice", 1};
+
+TEST(ObservedRestore, AChangedObservationThatNothingReadsAgainIsAChangeAtOneOpenOnly) {
+  // "first" changes in the session and its task is never read again: nothing looks at it,
+  // so only the snapshot can say it changed. It must, once: its stored reader
+  // picked_twice() must not be trusted, and neither may it count as changed at every open, making every
+  // reader of its group verify (the group of a file's observation is its directory).
+  turbine::testing::TempDir dir;
+  SetWorld("pick", 1);
+  SetWorld("first", 10);
+  SetWorld("second", 20);
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(picked()), 10);
+    ASSERT_EQ(*d.engine.Read(picked_twice("first")), 20);
+  }
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(d.engine.Stats().observations_changed, 0u);
+    ChangeWorld("first", 11);
+    ChangeWorld("pick", 2);
+    ASSERT_EQ(*d.engine.Read(picked()), 20);  // reads "second" now, no longer "first"
+  }
+  for (int open = 0; open < 2; ++open) {
+    Daemon d(dir.str());
+    EXPECT_EQ(d.engine.Stats().observations_changed, 0u) << open;
+    EXPECT_EQ(*d.engine.Read(picked()), 20) << open;
+    EXPECT_EQ(d.engine.Stats().executions, 0u) << open;
+    EXPECT_EQ(d.engine.Stats().trusted_restored_tasks, 1u) << open;
+  }
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(picked_twice("first")), 22);  // its stored record is older
+}
+
 TEST(ObservedRestore, AnObservationThatHoldsStillExecutesWhenWhatItReadChanged) {
   turbine::testing::TempDir dir;
   SetWorld("g5", 10);

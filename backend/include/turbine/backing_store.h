@@ -162,10 +162,15 @@ class BackingStore {
   // LogInputChanges adds `changes` to the log ReadInputChanges returns, with the stamp
   // counter, not synced. The engine logs this way a change it learned from outside, the
   // world a task observed, before any record that follows from it: a crash that loses
-  // the entries loses those records too. Without a log: kUnimplemented.
+  // the entries loses those records too. In the same write it removes the stored
+  // observations of tasks `unobserved` (ReadObservations), whose changes are among
+  // `changes`: logged, they need no checking at the next open. Without a log:
+  // kUnimplemented.
   virtual absl::Status LogInputChanges(const std::vector<InputChange>& changes,
+                                       const std::vector<uint64_t>& unobserved,
                                        uint64_t next_stamp) {
     (void)changes;
+    (void)unobserved;
     (void)next_stamp;
     return absl::UnimplementedError("this backing store keeps no log of input changes");
   }
