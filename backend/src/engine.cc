@@ -152,6 +152,7 @@ EngineImpl::~EngineImpl() {
     std::lock_guard lock(id_reservation_mu_);
     reserved_ids = reserved_ids_;
   }
+  final_snapshot_.store(true, std::memory_order_relaxed);
   if (absl::Status flushed = Flush(/*sweep_uses=*/true); !flushed.ok()) {
     Log(LogLevel::kError, "final snapshot failed, the last results are lost: " +
                               std::string(flushed.message()));

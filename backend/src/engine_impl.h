@@ -228,11 +228,11 @@ class EngineImpl {
   std::optional<std::string> StoredObservationOf(const TaskState& task)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
   // LogObservedChanges, at each snapshot, logs the observation changes committed since
-  // the last, and forgets the doubted observations (doubted_observations_): each one's
-  // change is logged at the stamp it was doubted at and its stored observation removed,
-  // so the next open neither checks it nor finds it changed. A task that is never read
-  // again (a deleted file's) would otherwise count as a change at every open. On failure
-  // everything waits for the next snapshot.
+  // the last. The final snapshot (`final_snapshot_`) also forgets the doubted
+  // observations (doubted_observations_): each one's change is logged at its stamp and its
+  // stored observation removed, so the next open neither checks it nor finds it changed.
+  // A task that is never read again (a deleted file's) would otherwise count as a change
+  // at every open. On failure everything waits for the next snapshot.
   absl::Status LogObservedChanges();
   // ForgetObservations, before garbage collection deletes `ids`: their observations will
   // not be checked at the next open, so each is a change there, logged before the
@@ -476,6 +476,8 @@ class EngineImpl {
   std::atomic<uint64_t> revision_{1};
   std::atomic<uint64_t> stamp_{1};
   std::atomic<bool> stopping_{false};
+  // Set for the destructor's Flush, when nothing runs any more (LogObservedChanges).
+  std::atomic<bool> final_snapshot_{false};
   Mutex input_writer_mu_;  // serializes SetInputs batches
 
   // Restored = valid or dirty (docs/ARCHITECTURE.md). TrustRestored tells whether a task
@@ -528,8 +530,9 @@ class EngineImpl {
   // observations_ yet: done once they are (RecheckMany).
   std::vector<TaskId> rechecks_while_checking_ ABSL_GUARDED_BY(observations_mu_);
   // Tasks whose observation (in observations_) may no longer hold: it changed at the check
-  // at open, or fired since, at the stamp kept here. Until the task looks again
-  // (CommitObservation), it executes rather than verify when it is restored; the next
+  // at open, or fired since, with the stamp its change is logged at (0 while its
+  // invalidation marks the readers dirty). Until the task looks again
+  // (CommitObservation), it executes rather than verify when it is restored; the final
   // snapshot forgets the observation (LogObservedChanges).
   absl::flat_hash_map<TaskId, uint64_t> doubted_observations_ ABSL_GUARDED_BY(observations_mu_);
   ChangeListeners listeners_;

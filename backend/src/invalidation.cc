@@ -362,29 +362,41 @@ void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason,
   // An observation that no longer holds is an input change: trusted tasks that follow
   // from it, which no reverse edge reaches, become dirty, and a restored observing task
   // not in memory will not be trusted when it is loaded (CheckObservations subscribed it).
-  // Such a change is at one stamp, which the next snapshot logs it at
-  // (LogObservedChanges). As for an input set, the readers are marked dirty under
-  // input_writer_mu_ too, so a snapshot that reads a stamp as high finds them dirty.
+  std::vector<uint64_t> observed;  // each one's bits
+  std::vector<TaskId> doubted;
   {
-    MutexLock writer(&input_writer_mu_);
-    uint64_t stamp = 0;
-    std::vector<uint64_t> observed;  // each one's bits
-    {
-      MutexLock lock(&observations_mu_);
-      for (TaskId id : ids) {
-        auto found = observations_.find(id);
-        if (found != observations_.end()) {
-          if (stamp == 0) stamp = NextStamp();
-          observed.push_back(InputBits(found->second.change_key));
-          doubted_observations_.try_emplace(id, stamp);  // a task restored later looks again
-        } else if (checking_observations_) {
-          fired_while_checking_.insert(id);
-        }
+    MutexLock lock(&observations_mu_);
+    for (TaskId id : ids) {
+      auto found = observations_.find(id);
+      if (found != observations_.end()) {
+        observed.push_back(InputBits(found->second.change_key));
+        doubted.push_back(id);
+        // A task restored later looks again. Stamped below, unless doubted already.
+        doubted_observations_.try_emplace(id, 0);
+      } else if (checking_observations_) {
+        fired_while_checking_.insert(id);
       }
     }
-    if (!observed.empty()) DistrustRestored(stamp, observed);
-    // Other invalidators are handed out by tasks of this session, which are in memory.
-    ExecuteAgain(ids, reason);
+  }
+  if (!observed.empty()) {
+    MutexLock writer(&input_writer_mu_);
+    DistrustRestored(NextStamp(), observed);
+  }
+  // Other invalidators are handed out by tasks of this session, which are in memory.
+  ExecuteAgain(ids, reason);
+  if (!doubted.empty()) {
+    // The stamp the final snapshot logs the change at (LogObservedChanges), taken once the
+    // readers are marked dirty, under input_writer_mu_, under which a snapshot reads the
+    // stamp its records are clean as of: a record clean as of it or later was validated
+    // after the change. (A stamp taken before the marking could be read by a snapshot
+    // that then wrote a reader not yet marked as clean, and stale.)
+    MutexLock writer(&input_writer_mu_);
+    const uint64_t stamp = NextStamp();
+    MutexLock lock(&observations_mu_);
+    for (TaskId id : doubted) {
+      auto found = doubted_observations_.find(id);
+      if (found != doubted_observations_.end() && found->second == 0) found->second = stamp;
+    }
   }
   if (notify && !ids.empty()) NotifyChange();
 }

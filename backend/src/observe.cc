@@ -165,7 +165,14 @@ absl::Status EngineImpl::LogObservedChanges() {
   {
     MutexLock lock(&observations_mu_);
     changes = std::exchange(observed_changes_, {});
+    // Only once nothing runs: a task that looked again after its observation was forgotten
+    // commits it as new, logging no change, and a reader of it could reach the disk
+    // before its record does (a snapshot writes in chunks; a crash between them would
+    // leave the reader trusted with nothing to check it by).
+    const bool forgetting = final_snapshot_.load(std::memory_order_relaxed);
     for (const auto& [id, stamp] : doubted_observations_) {
+      if (!forgetting) break;
+      if (stamp == 0) continue;  // its invalidation is still marking: the next open checks it
       changes.push_back(InputChange{stamp, observations_.at(id).change_key});
       unobserved.push_back(id);
       doubted_at.push_back(stamp);
@@ -181,8 +188,7 @@ absl::Status EngineImpl::LogObservedChanges() {
     observed_changes_ = std::move(changes);
     return logged;
   }
-  // As the store now: no observation. One that looked again meanwhile, or was doubted
-  // again (a new stamp), is as its record will be written next.
+  // As the store now: no observation (the final snapshot's chunks may come after this).
   MutexLock lock(&observations_mu_);
   for (size_t i = 0; i < unobserved.size(); ++i) {
     auto doubted = doubted_observations_.find(unobserved[i]);

@@ -570,4 +570,69 @@ TEST(ObservedRestore, ObservationsThatCannotBeReadTrustNothingThatFollowsFromThe
   EXPECT_EQ(*d.engine.Read(doubled("u")), 8);
 }
 
+// FailingFromTask is a store whose writes all fail from the first snapshot write that holds
+// task `fails_at` on: a crash between two chunks of a snapshot.
+struct FailingFromTask : turbine::storage::RocksBackingStore {
+  using RocksBackingStore::RocksBackingStore;
+  absl::Status WriteSnapshot(const std::vector<turbine::StoredTask>& tasks, uint64_t next_id,
+                             uint64_t next_stamp) override {
+    {
+      std::lock_guard lock(mu);
+      for (const turbine::StoredTask& task : tasks) failed = failed || task.id == fails_at;
+      if (failed) return absl::UnavailableError("crashed");
+    }
+    return RocksBackingStore::WriteSnapshot(tasks, next_id, next_stamp);
+  }
+  absl::Status LogInputChanges(const std::vector<turbine::InputChange>& changes,
+                               const std::vector<uint64_t>& unobserved,
+                               uint64_t next_stamp) override {
+    if (Failed()) return absl::UnavailableError("crashed");
+    return RocksBackingStore::LogInputChanges(changes, unobserved, next_stamp);
+  }
+  absl::Status WriteLastUse(const std::vector<turbine::LastUse>& uses) override {
+    if (Failed()) return absl::UnavailableError("crashed");
+    return RocksBackingStore::WriteLastUse(uses);
+  }
+  bool Failed() {
+    std::lock_guard lock(mu);
+    return failed;
+  }
+  std::mutex mu;
+  bool failed = false;
+  turbine::TaskId fails_at = turbine::kNoTask;
+};
+
+Task<turbine::Vc<int64_t>> TripledVcImpl(std::string key) { co_return tripled(key); }
+inline const turbine::Function<TripledVcImpl> tripled_vc{"test.observed.tripled_vc", 1};
+
+TEST(ObservedRestore, AReaderStoredBeforeItsObservingTaskIsNotTrustedAfterACrash) {
+  // observed("rw") changes in the session and looks again; a reader of it reaches the disk
+  // in the chunk before its own (tripled_vc refers to tripled, which goes with it), and
+  // the process dies before the observing task's chunk. The stored observation must still
+  // be the old one, for the next open to find changed: a snapshot in the session that
+  // forgot it would have left the reader trusted, and stale.
+  turbine::testing::TempDir dir;
+  SetWorld("rw", 1);
+  {
+    turbine::testing::PersistedEngine<FailingFromTask> d(
+        dir.str(), turbine::EngineOptions{.worker_threads = 2,
+                                          .snapshot_interval = std::chrono::milliseconds(0),
+                                          .snapshot_chunk_tasks = 1,
+                                          .gc = {.interval = {}}});
+    ASSERT_EQ(*d.engine.Read(doubled("rw")), 2);
+    ASSERT_TRUE(d.engine.Flush().ok());
+    ChangeWorld("rw", 2);
+    ASSERT_TRUE(d.engine.Flush().ok());
+    ASSERT_EQ(*d.engine.Read(tripled_vc("rw")), 6);
+    {
+      std::lock_guard lock(d.backing().mu);
+      d.backing().fails_at = observed("rw").raw().task;
+    }
+    EXPECT_FALSE(d.engine.Flush().ok());
+  }
+  SetWorld("rw", 7);  // while down
+  Daemon d(dir.str());
+  EXPECT_EQ(*d.engine.Read(tripled("rw")), 21);
+}
+
 }  // namespace

@@ -145,7 +145,8 @@ class BackingStore {
     return absl::UnimplementedError("this backing store cannot delete inputs");
   }
 
-  // NextStamp returns the persisted stamp counter (1 for a new store).
+  // NextStamp returns the persisted stamp counter (1 for a new store), and at least one
+  // above every change in the log ReadInputChanges returns.
   virtual absl::StatusOr<uint64_t> NextStamp() = 0;
 
   // Every WriteInputs and DeleteInputs also logs its changes (each input's stamp; a
