@@ -63,7 +63,9 @@ Task<FileStat> StatImpl(std::string path) {
   const Invalidator invalidator = CurrentInvalidator();
   watcher.WatchEntry(path, invalidator);  // before looking: no gap
   struct stat st {};
-  if (lstat(path.c_str(), &st) != 0) FailErrno("fs.stat", path, errno);
+  if (lstat(path.c_str(), &st) != 0) {
+    FailObserving("fs.stat", path, errno, kObserveLstat, ParentPath(path));
+  }
   WatchIfHardLinked(path, invalidator, &st);
   const bool directory = S_ISDIR(st.st_mode);
   if (directory) {
@@ -89,7 +91,9 @@ Task<Vc<Bytes>> ReadImpl(std::string path) {
   const Invalidator invalidator = CurrentInvalidator();
   watcher.WatchEntry(path, invalidator);
   struct stat link {};
-  if (lstat(path.c_str(), &link) != 0) FailErrno("fs.read", path, errno);
+  if (lstat(path.c_str(), &link) != 0) {
+    FailObserving("fs.read", path, errno, kObserveRead, ParentPath(path));
+  }
   struct stat st = link;
   std::string resolved;
   if (S_ISLNK(link.st_mode)) {
@@ -137,7 +141,12 @@ Task<std::vector<DirEntry>> ListImpl(std::string dir) {
     // by the same error.
     error = ReadListing(dir, &entries);
   }
-  if (error != 0) FailErrno("fs.list", dir, error);
+  if (error != 0) {
+    // Observed missing only when the directory itself is not there (not a file or a link).
+    struct stat st {};
+    if (lstat(dir.c_str(), &st) != 0) FailObserving("fs.list", dir, errno, kObserveDir, dir);
+    FailErrno("fs.list", dir, error);
+  }
   if (stat_pins_entries) {
     // Any change of its entries gives the directory a new mtime and ctime, later than the
     // racy window, so its stat pins them: the check at start is one lstat, not a read.

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 
+#include "file_signature.h"
 #include "file_watcher.h"
 #include "turbine/hash.h"
 #include "turbine/observe.h"
@@ -38,16 +39,22 @@ void WatchListing(const std::string& dir, const Invalidator& invalidator) {
   FileWatcher::Global().WatchListing(dir, invalidator);
 }
 
+bool Missing(int error) { return error == ENOENT || error == ENOTDIR; }
+
 std::optional<uint64_t> LookLstat(const std::string& path, const Invalidator& invalidator) {
   struct stat st {};
-  if (lstat(path.c_str(), &st) != 0) return std::nullopt;
+  if (lstat(path.c_str(), &st) != 0) {
+    return Missing(errno) ? std::optional(kMissingFingerprint) : std::nullopt;
+  }
   WatchIfHardLinked(path, invalidator, &st);
   return StatFingerprint(st);
 }
 
 std::optional<uint64_t> LookRead(const std::string& path, const Invalidator& invalidator) {
   struct stat link {};
-  if (lstat(path.c_str(), &link) != 0) return std::nullopt;
+  if (lstat(path.c_str(), &link) != 0) {
+    return Missing(errno) ? std::optional(kMissingFingerprint) : std::nullopt;
+  }
   if (!S_ISLNK(link.st_mode)) {
     WatchIfHardLinked(path, invalidator, &link);
     return ReadFingerprint(link, {}, link);
@@ -73,6 +80,12 @@ const ObservationKind dir_kind{kObserveDir, WatchListing, LookLstat};
 const ObservationKind list_kind{kObserveList, WatchListing, LookList};
 
 }  // namespace
+
+void FailObserving(std::string_view function, const std::string& path, int error,
+                   std::string_view kind, std::string_view group) {
+  if (Missing(error)) Observe(kind, path, kMissingFingerprint, group);
+  FailErrno(function, path, error);
+}
 
 void WatchIfHardLinked(const std::string& path, const Invalidator& invalidator,
                        struct stat* st) {

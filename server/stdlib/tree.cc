@@ -81,7 +81,9 @@ Task<Vc<Totals>> FileImpl(std::string path) {
   const Invalidator invalidator = CurrentInvalidator();
   FileWatcher::Global().WatchEntry(path, invalidator);
   struct stat st {};
-  if (lstat(path.c_str(), &st) != 0) FailErrno("tree.file", path, errno);
+  if (lstat(path.c_str(), &st) != 0) {
+    FailObserving("tree.file", path, errno, kObserveLstat, ParentPath(path));
+  }
   WatchIfHardLinked(path, invalidator, &st);
   // The directory's listing said "file"; if that changed, the listing's own invalidation
   // is on its way and this error will not be read.

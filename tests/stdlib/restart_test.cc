@@ -401,4 +401,43 @@ TEST(Restart, AFileRemovedWhileRunningIsNotAChangeAtEveryStart) {
   }
 }
 
+// A path that is not there is observed missing: its error is trusted after a restart while
+// it stays missing (a client probing optional files executed them all at every start), and
+// a file made while down is read.
+TEST(Restart, AMissingPathsErrorIsTrustedAfterARestartUntilThePathIsMade) {
+  Files files;
+  files.Write("d/present.txt", "x\n");
+  Files::AgePastRacyWindow();
+  const std::string missing = files.path("d/optional.txt");
+  const std::string missing_dir = files.path("d/sub");
+  auto errors = [&](LiveServer& live) {
+    EXPECT_TRUE(ReadFile(live, missing).starts_with("error: ")) << ReadFile(live, missing);
+    EXPECT_TRUE(Call(live, Request("fs.stat", {Str(missing)})).has_error());
+    EXPECT_TRUE(Call(live, Request("fs.list", {Str(missing_dir)})).has_error());
+  };
+  {
+    LiveServer live(files.data_dir());
+    ASSERT_TRUE(live.status.ok()) << live.status;
+    errors(live);
+  }
+  for (int start = 0; start < 2; ++start) {
+    LiveServer live(files.data_dir());
+    ASSERT_TRUE(live.status.ok()) << live.status;
+    const auto& engine = live.server->engine();
+    EXPECT_EQ(engine.Stats().observations_checked, 3u) << start;
+    EXPECT_EQ(engine.Stats().observations_changed, 0u) << start;
+    errors(live);
+    EXPECT_EQ(engine.Stats().executions, 0u) << start;
+  }
+  files.Write("d/optional.txt", "here\n");
+  files.Write("d/sub/a.txt", "a\n");
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  EXPECT_EQ(live.server->engine().Stats().observations_changed, 3u);
+  EXPECT_EQ(ReadFile(live, missing), "here\n");
+  EXPECT_FALSE(Call(live, Request("fs.stat", {Str(missing)})).has_error());
+  const v1::CallReply listing = Call(live, Request("fs.list", {Str(missing_dir)}));
+  EXPECT_FALSE(listing.has_error()) << listing.error().message();
+}
+
 }  // namespace
