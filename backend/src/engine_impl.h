@@ -232,7 +232,8 @@ class EngineImpl {
   // observations (doubted_observations_): each one's change is logged at its stamp and its
   // stored observation removed, so the next open neither checks it nor finds it changed.
   // A task that is never read again (a deleted file's) would otherwise count as a change
-  // at every open. On failure everything waits for the next snapshot.
+  // at every open. On failure everything waits for the next snapshot (for the final one,
+  // the next open's check).
   absl::Status LogObservedChanges();
   // ForgetObservations, before garbage collection deletes `ids`: their observations will
   // not be checked at the next open, so each is a change there, logged before the
@@ -530,11 +531,14 @@ class EngineImpl {
   // observations_ yet: done once they are (RecheckMany).
   std::vector<TaskId> rechecks_while_checking_ ABSL_GUARDED_BY(observations_mu_);
   // Tasks whose observation (in observations_) may no longer hold: it changed at the check
-  // at open, or fired since, with the stamp its change is logged at (0 while its
-  // invalidation marks the readers dirty). Until the task looks again
+  // at open, or fired since, with the stamp its change is logged at (while its
+  // invalidation marks the readers dirty, that call's placeholder: kPendingDoubt and a
+  // number from pending_doubts_). Until the task looks again
   // (CommitObservation), it executes rather than verify when it is restored; the final
   // snapshot forgets the observation (LogObservedChanges).
   absl::flat_hash_map<TaskId, uint64_t> doubted_observations_ ABSL_GUARDED_BY(observations_mu_);
+  static constexpr uint64_t kPendingDoubt = uint64_t{1} << 63;  // above any stamp
+  std::atomic<uint64_t> pending_doubts_{0};
   ChangeListeners listeners_;
   std::shared_ptr<InvalidationTarget> invalidation_target_ = std::make_shared<InvalidationTarget>();
   // Flush: one snapshot at a time, each written in chunks (WriteSnapshotChunk) under

@@ -364,6 +364,9 @@ void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason,
   // not in memory will not be trusted when it is loaded (CheckObservations subscribed it).
   std::vector<uint64_t> observed;  // each one's bits
   std::vector<TaskId> doubted;
+  // This call's own placeholder: another invalidation of a task that executed meanwhile
+  // may doubt it anew, and must stamp that doubt itself, after its own marking.
+  const uint64_t pending = kPendingDoubt | pending_doubts_.fetch_add(1, std::memory_order_relaxed);
   {
     MutexLock lock(&observations_mu_);
     for (TaskId id : ids) {
@@ -372,7 +375,7 @@ void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason,
         observed.push_back(InputBits(found->second.change_key));
         doubted.push_back(id);
         // A task restored later looks again. Stamped below, unless doubted already.
-        doubted_observations_.try_emplace(id, 0);
+        doubted_observations_.try_emplace(id, pending);
       } else if (checking_observations_) {
         fired_while_checking_.insert(id);
       }
@@ -395,7 +398,7 @@ void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason,
     MutexLock lock(&observations_mu_);
     for (TaskId id : doubted) {
       auto found = doubted_observations_.find(id);
-      if (found != doubted_observations_.end() && found->second == 0) found->second = stamp;
+      if (found != doubted_observations_.end() && found->second == pending) found->second = stamp;
     }
   }
   if (notify && !ids.empty()) NotifyChange();

@@ -172,7 +172,9 @@ absl::Status EngineImpl::LogObservedChanges() {
     const bool forgetting = final_snapshot_.load(std::memory_order_relaxed);
     for (const auto& [id, stamp] : doubted_observations_) {
       if (!forgetting) break;
-      if (stamp == 0) continue;  // its invalidation is still marking: the next open checks it
+      // Its invalidation is still marking (none runs by now; but were one to): the next
+      // open checks it.
+      if ((stamp & kPendingDoubt) != 0) continue;
       changes.push_back(InputChange{stamp, observations_.at(id).change_key});
       unobserved.push_back(id);
       doubted_at.push_back(stamp);
@@ -380,7 +382,7 @@ void EngineImpl::CheckObservations() {
   size_t changed = 0;
   std::vector<TaskId> deferred_rechecks;
   {
-    // The changes are at one stamp, above every stored record's, which the next snapshot
+    // The changes are at one stamp, above every stored record's, which the final snapshot
     // logs them at (LogObservedChanges).
     MutexLock writer(&input_writer_mu_);
     const uint64_t stamp = NextStamp();
@@ -399,7 +401,7 @@ void EngineImpl::CheckObservations() {
           ++changed;
           doubted_observations_.try_emplace(entry.id, stamp);
         }
-        // Kept either way: a changed one until the next snapshot logs its change and
+        // Kept either way: a changed one until the final snapshot logs its change and
         // forgets it (LogObservedChanges).
         observations_.emplace(entry.id, std::move(entry.observation));
       }

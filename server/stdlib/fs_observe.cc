@@ -44,7 +44,7 @@ bool Missing(int error) { return error == ENOENT || error == ENOTDIR; }
 std::optional<uint64_t> LookLstat(const std::string& path, const Invalidator& invalidator) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) {
-    return Missing(errno) ? std::optional(kMissingFingerprint) : std::nullopt;
+    return Missing(errno) ? std::optional(MissingFingerprint(errno)) : std::nullopt;
   }
   WatchIfHardLinked(path, invalidator, &st);
   return StatFingerprint(st);
@@ -53,7 +53,7 @@ std::optional<uint64_t> LookLstat(const std::string& path, const Invalidator& in
 std::optional<uint64_t> LookRead(const std::string& path, const Invalidator& invalidator) {
   struct stat link {};
   if (lstat(path.c_str(), &link) != 0) {
-    return Missing(errno) ? std::optional(kMissingFingerprint) : std::nullopt;
+    return Missing(errno) ? std::optional(MissingFingerprint(errno)) : std::nullopt;
   }
   if (!S_ISLNK(link.st_mode)) {
     WatchIfHardLinked(path, invalidator, &link);
@@ -83,7 +83,7 @@ const ObservationKind list_kind{kObserveList, WatchListing, LookList};
 
 void FailObserving(std::string_view function, const std::string& path, int error,
                    std::string_view kind, std::string_view group) {
-  if (Missing(error)) Observe(kind, path, kMissingFingerprint, group);
+  if (Missing(error)) Observe(kind, path, MissingFingerprint(error), group);
   FailErrno(function, path, error);
 }
 
@@ -95,6 +95,10 @@ void WatchIfHardLinked(const std::string& path, const Invalidator& invalidator,
   watcher.WatchHardLinkedFile(path, invalidator);
   struct stat again {};
   if (lstat(path.c_str(), &again) == 0) *st = again;
+}
+
+uint64_t MissingFingerprint(int error) {
+  return HashScalar(static_cast<uint64_t>(error), 0x6d697373696e6721);  // "missing!"
 }
 
 uint64_t StatFingerprint(const struct stat& st) {

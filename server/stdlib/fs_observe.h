@@ -12,8 +12,10 @@
 //            directory's mtime and ctime; and fs.stat of a directory, whose mtime and
 //            size only a watch of the directory itself sees change
 //   "list"   a directory's entries, names and kinds (fs.list, when "dir" cannot say)
-// A path that is not there is observed too, with kMissingFingerprint. A file whose
-// signature is racy (younger than a second, file_signature.h) is not observed: its readers are verified after a restart, as before. A directory whose stat
+// A path that is not there is observed too (MissingFingerprint), by fs.stat, fs.read and
+// tree.file, and by fs.list when the directory itself is missing. A file whose signature
+// is racy (younger than a second, file_signature.h) is not observed: its readers are
+// verified after a restart, as before. A directory whose stat
 // is racy, or on a filesystem whose directory times do not follow its entries, is observed
 // by its entries ("list"); an older one by its stat ("dir"), which the check at start looks
 // at with one lstat instead of a directory read. Every observation's group
@@ -41,10 +43,11 @@ inline constexpr std::string_view kObserveList = "list";
 
 // StatFingerprint: of an lstat (or stat) result.
 uint64_t StatFingerprint(const struct stat& st);
-// kMissingFingerprint: of a path that is not there (ENOENT, or ENOTDIR: a file on its way),
-// as the lookers report it too: an error for a missing path is trusted after a restart
-// while the path stays missing, instead of executing again at every start.
-inline constexpr uint64_t kMissingFingerprint = 0x6d697373696e6721;  // "missing!"
+// MissingFingerprint: of a path that is not there, by `error` (ENOENT, or ENOTDIR: a file
+// on its way; their messages differ), as the lookers report it too: an error for a
+// missing path is trusted after a restart while the path stays missing, instead of
+// executing again at every start.
+uint64_t MissingFingerprint(int error);
 // FailObserving fails the running task with `error` of `function` on `path`, having
 // observed the path missing (`kind`, in `group`) when that is what the error says.
 [[noreturn]] void FailObserving(std::string_view function, const std::string& path, int error,

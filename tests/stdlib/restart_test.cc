@@ -440,4 +440,25 @@ TEST(Restart, AMissingPathsErrorIsTrustedAfterARestartUntilThePathIsMade) {
   EXPECT_FALSE(listing.has_error()) << listing.error().message();
 }
 
+// ...and its error says which way it is missing: a file on the way ("Not a directory")
+// removed while down is another error ("No such file or directory").
+TEST(Restart, AMissingPathsErrorSaysAfterARestartHowItIsMissingNow) {
+  Files files;
+  files.Write("d/f", "x\n");
+  Files::AgePastRacyWindow();
+  const std::string through_file = files.path("d/f/x");
+  {
+    LiveServer live(files.data_dir());
+    ASSERT_TRUE(live.status.ok()) << live.status;
+    const std::string first = ReadFile(live, through_file);
+    EXPECT_NE(first.find("Not a directory"), std::string::npos) << first;
+  }
+  files.Remove("d/f");
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  EXPECT_EQ(live.server->engine().Stats().observations_changed, 1u);
+  const std::string now = ReadFile(live, through_file);
+  EXPECT_NE(now.find("No such file"), std::string::npos) << now;
+}
+
 }  // namespace
