@@ -234,7 +234,12 @@ class EngineImpl {
   // A task that is never read again (a deleted file's) would otherwise count as a change
   // at every open. On failure everything waits for the next snapshot (for the final one,
   // the next open's check).
-  absl::Status LogObservedChanges();
+  // A committed change whose task's new record is not among `records` (the chunk about to
+  // be written, after the log) leaves a marker as the task's stored observation, in the
+  // log's write: a crash before that record is written must not leave the old
+  // observation, which may hold again at the next open (a file made and removed again),
+  // to be checked instead of the change its readers on disk follow from.
+  absl::Status LogObservedChanges(std::vector<StoredTask>& records);
   // ForgetObservations, before garbage collection deletes `ids`: their observations will
   // not be checked at the next open, so each is a change there, logged before the
   // deletion (a stored result that follows from one is then not trusted).
@@ -522,7 +527,11 @@ class EngineImpl {
   // open (and checked), or made by an execution since.
   absl::flat_hash_map<TaskId, ObservationRecord> observations_ ABSL_GUARDED_BY(observations_mu_);
   // Observations that changed, waiting for the next snapshot to log them.
-  std::vector<InputChange> observed_changes_ ABSL_GUARDED_BY(observations_mu_);
+  struct ObservedChange {
+    InputChange change;
+    TaskId task;  // whose observation changed
+  };
+  std::vector<ObservedChange> observed_changes_ ABSL_GUARDED_BY(observations_mu_);
   // While CheckObservations runs, a subscription it made may fire before the task's
   // observation is in observations_: such tasks are noted here and count as changed.
   bool checking_observations_ ABSL_GUARDED_BY(observations_mu_) = false;

@@ -39,6 +39,11 @@ uint64_t GetBigEndian(std::string_view bytes) {
   return value;
 }
 
+// The kind of the marker a snapshot stores for an observation whose change it logged
+// before the task's new record (LogObservedChanges): registered by no build, so the check
+// at open counts it as changed.
+constexpr std::string_view kChangedMarkerKind = "\x01changed";
+
 // An observation is stored as its fingerprint (u64 BE), the length of its key (u32 BE),
 // its key and its change key.
 std::string EncodeObservation(const internal::ObservationRecord& observation) {
@@ -132,7 +137,7 @@ bool EngineImpl::CommitObservation(TaskState& task, const ExecContext& context) 
     const uint64_t bits = InputBits(changed);
     {
       MutexLock lock(&observations_mu_);
-      observed_changes_.push_back(InputChange{stamp, std::move(changed)});
+      observed_changes_.push_back(ObservedChange{InputChange{stamp, std::move(changed)}, task.id});
     }
     DistrustRestored(stamp, {bits});
   }
@@ -158,45 +163,69 @@ std::optional<std::string> EngineImpl::StoredObservationOf(const TaskState& task
   return found == observations_.end() ? std::string() : EncodeObservation(found->second);
 }
 
-absl::Status EngineImpl::LogObservedChanges() {
+absl::Status EngineImpl::LogObservedChanges(std::vector<StoredTask>& records) {
+  std::vector<ObservedChange> committed;
   std::vector<InputChange> changes;
-  std::vector<uint64_t> unobserved;
-  std::vector<uint64_t> doubted_at;  // each unobserved one's stamp
+  std::vector<StoredObservation> observations;  // markers, then forgotten ones (empty)
+  std::vector<uint64_t> doubted_at;             // each forgotten one's stamp
   {
     MutexLock lock(&observations_mu_);
-    changes = std::exchange(observed_changes_, {});
+    committed = std::exchange(observed_changes_, {});
+    absl::flat_hash_map<TaskId, StoredTask*> in_chunk;
+    if (!committed.empty()) {
+      for (StoredTask& record : records) in_chunk.emplace(record.id, &record);
+    }
+    for (const ObservedChange& observed : committed) {
+      changes.push_back(observed.change);
+      auto now = observations_.find(observed.task);
+      const std::string current = now == observations_.end() ? "" : EncodeObservation(now->second);
+      // Of a kind no build registers: the check at open counts it as changed, in the
+      // group of the observation the task holds now (its readers' bits).
+      const std::string marker = EncodeObservation(ObservationRecord{
+          std::string(kChangedMarkerKind) + '\0',
+          now == observations_.end() ? observed.change.key : now->second.change_key, 0});
+      auto record = in_chunk.find(observed.task);
+      if (record == in_chunk.end()) {
+        observations.push_back(StoredObservation{observed.task, marker});
+      } else if (record->second->observation != current) {
+        // Encoded before this change: written after the log, it would put the older
+        // observation back. Its next record, queued by the change, replaces the marker.
+        record->second->observation = marker;
+      }
+    }
     // Only once nothing runs: a task that looked again after its observation was forgotten
     // commits it as new, logging no change, and a reader of it could reach the disk
     // before its record does (a snapshot writes in chunks; a crash between them would
     // leave the reader trusted with nothing to check it by).
-    const bool forgetting = final_snapshot_.load(std::memory_order_relaxed);
-    for (const auto& [id, stamp] : doubted_observations_) {
-      if (!forgetting) break;
-      // Its invalidation is still marking (none runs by now; but were one to): the next
-      // open checks it.
-      if ((stamp & kPendingDoubt) != 0) continue;
-      changes.push_back(InputChange{stamp, observations_.at(id).change_key});
-      unobserved.push_back(id);
-      doubted_at.push_back(stamp);
+    if (final_snapshot_.load(std::memory_order_relaxed)) {
+      for (const auto& [id, stamp] : doubted_observations_) {
+        // Its invalidation is still marking (none runs by now; but were one to): the
+        // next open checks it.
+        if ((stamp & kPendingDoubt) != 0) continue;
+        changes.push_back(InputChange{stamp, observations_.at(id).change_key});
+        observations.push_back(StoredObservation{id, std::string()});
+        doubted_at.push_back(stamp);
+      }
     }
   }
   if (changes.empty()) return absl::OkStatus();
-  absl::Status logged = store_->LogInputChanges(changes, unobserved, stamp_.load() + 1);
+  absl::Status logged = store_->LogInputChanges(changes, observations, stamp_.load() + 1);
   // A store without a log vouches for none (ReadInputChanges): nothing to keep it in.
   if (!logged.ok() && logged.code() != absl::StatusCode::kUnimplemented) {
-    MutexLock lock(&observations_mu_);
-    changes.resize(changes.size() - unobserved.size());  // the doubted are still doubted
-    changes.insert(changes.end(), observed_changes_.begin(), observed_changes_.end());
-    observed_changes_ = std::move(changes);
+    MutexLock lock(&observations_mu_);  // the doubted are still doubted
+    committed.insert(committed.end(), observed_changes_.begin(), observed_changes_.end());
+    observed_changes_ = std::move(committed);
     return logged;
   }
   // As the store now: no observation (the final snapshot's chunks may come after this).
   MutexLock lock(&observations_mu_);
-  for (size_t i = 0; i < unobserved.size(); ++i) {
-    auto doubted = doubted_observations_.find(unobserved[i]);
+  const size_t first_forgotten = observations.size() - doubted_at.size();
+  for (size_t i = 0; i < doubted_at.size(); ++i) {
+    const TaskId id = observations[first_forgotten + i].id;
+    auto doubted = doubted_observations_.find(id);
     if (doubted == doubted_observations_.end() || doubted->second != doubted_at[i]) continue;
     doubted_observations_.erase(doubted);
-    observations_.erase(unobserved[i]);
+    observations_.erase(id);
   }
   return absl::OkStatus();
 }

@@ -365,7 +365,7 @@ absl::Status EngineImpl::WriteSnapshotChunk(std::span<const TaskId> ids, bool de
   // Taken after the records were encoded: a record that follows from a changed
   // observation was committed after the change was noted (CommitObservation), so its
   // change is logged by now, before the record.
-  absl::Status written = LogObservedChanges();
+  absl::Status written = LogObservedChanges(records);
   // Nothing to write: the counters on disk already cover every id and stamp on disk.
   if (!records.empty()) {
     // Counters are read after the records: every id and stamp in them is below these.

@@ -103,11 +103,13 @@ absl::Status RocksBackingStore::DeleteInputs(const std::vector<std::string>& key
 }
 
 absl::Status RocksBackingStore::LogInputChanges(const std::vector<InputChange>& changes,
-                                               const std::vector<uint64_t>& unobserved,
+                                               const std::vector<StoredObservation>& observations,
                                                uint64_t next_stamp) {
   rocksdb::WriteBatch batch;
   for (const InputChange& change : changes) LogInputChange(change.stamp, change.key, batch);
-  for (uint64_t id : unobserved) PutObservation(id, std::string(), batch);
+  for (const StoredObservation& observation : observations) {
+    PutObservation(observation.id, observation.bytes, batch);
+  }
   PutNextStamp(next_stamp, batch);
   changes_since_prune_.fetch_add(changes.size());
   return store_->Write(batch, /*sync=*/false);

@@ -163,15 +163,16 @@ class BackingStore {
   // LogInputChanges adds `changes` to the log ReadInputChanges returns, with the stamp
   // counter, not synced. The engine logs this way a change it learned from outside, the
   // world a task observed, before any record that follows from it: a crash that loses
-  // the entries loses those records too. In the same write it removes the stored
-  // observations of tasks `unobserved` (ReadObservations), whose changes are among
-  // `changes`: logged, they need no checking at the next open. Without a log:
-  // kUnimplemented.
+  // the entries loses those records too. In the same write it stores `observations`
+  // (ReadObservations) in place of those tasks' own, removing each whose bytes are empty:
+  // the engine marks so an observation whose change is logged before the task's new
+  // record is written, and forgets one whose change needs no checking at the next open.
+  // Without a log: kUnimplemented.
   virtual absl::Status LogInputChanges(const std::vector<InputChange>& changes,
-                                       const std::vector<uint64_t>& unobserved,
+                                       const std::vector<StoredObservation>& observations,
                                        uint64_t next_stamp) {
     (void)changes;
-    (void)unobserved;
+    (void)observations;
     (void)next_stamp;
     return absl::UnimplementedError("this backing store keeps no log of input changes");
   }

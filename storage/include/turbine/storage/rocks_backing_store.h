@@ -23,7 +23,7 @@ class RocksBackingStore : public BackingStore {
   absl::StatusOr<uint64_t> NextStamp() override;
   absl::StatusOr<InputChangeLog> ReadInputChanges(size_t keep) override;
   absl::Status LogInputChanges(const std::vector<InputChange>& changes,
-                               const std::vector<uint64_t>& unobserved,
+                               const std::vector<StoredObservation>& observations,
                                uint64_t next_stamp) override;
   absl::StatusOr<std::vector<StoredObservation>> ReadObservations() override;
   absl::StatusOr<std::optional<StoredTask>> FindTask(uint64_t hash,
