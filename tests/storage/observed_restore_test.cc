@@ -605,59 +605,45 @@ struct FailingFromTask : turbine::storage::RocksBackingStore {
 Task<turbine::Vc<int64_t>> TripledVcImpl(std::string key) { co_return tripled(key); }
 inline const turbine::Function<TripledVcImpl> tripled_vc{"test.observed.tripled_vc", 1};
 
-TEST(ObservedRestore, AReaderStoredBeforeItsObservingTaskIsNotTrustedAfterACrash) {
-  // observed("rw") changes in the session and looks again; a reader of it reaches the disk
-  // in the chunk before its own (tripled_vc refers to tripled, which goes with it), and
-  // the process dies before the observing task's chunk. The stored observation must still
-  // be the old one, for the next open to find changed: a snapshot in the session that
-  // forgot it would have left the reader trusted, and stale.
-  turbine::testing::TempDir dir;
-  SetWorld("rw", 1);
+// CrashAfterAReaderAheadOfItsObserver: observed(key) changes in the session (1 to 2) and
+// looks again; a reader of it reaches the disk in the chunk before its own (tripled_vc
+// refers to tripled, which goes with it), and the process dies before the observing
+// task's chunk. One worker: the chunks' order is the same at every run.
+void CrashAfterAReaderAheadOfItsObserver(const std::string& dir, const std::string& key) {
+  SetWorld(key, 1);
+  turbine::testing::PersistedEngine<FailingFromTask> d(
+      dir, turbine::EngineOptions{.worker_threads = 1,
+                                  .snapshot_interval = std::chrono::milliseconds(0),
+                                  .snapshot_chunk_tasks = 1,
+                                  .gc = {.interval = {}}});
+  ASSERT_EQ(*d.engine.Read(doubled(key)), 2);
+  ASSERT_TRUE(d.engine.Flush().ok());
+  ChangeWorld(key, 2);
+  ASSERT_TRUE(d.engine.Flush().ok());
+  ASSERT_EQ(*d.engine.Read(tripled_vc(key)), 6);
   {
-    turbine::testing::PersistedEngine<FailingFromTask> d(
-        dir.str(), turbine::EngineOptions{.worker_threads = 1,
-                                          .snapshot_interval = std::chrono::milliseconds(0),
-                                          .snapshot_chunk_tasks = 1,
-                                          .gc = {.interval = {}}});
-    ASSERT_EQ(*d.engine.Read(doubled("rw")), 2);
-    ASSERT_TRUE(d.engine.Flush().ok());
-    ChangeWorld("rw", 2);
-    ASSERT_TRUE(d.engine.Flush().ok());
-    ASSERT_EQ(*d.engine.Read(tripled_vc("rw")), 6);
-    {
-      std::lock_guard lock(d.backing().mu);
-      d.backing().fails_at = observed("rw").raw().task;
-    }
-    EXPECT_FALSE(d.engine.Flush().ok());
+    std::lock_guard lock(d.backing().mu);
+    d.backing().fails_at = observed(key).raw().task;
   }
+  EXPECT_FALSE(d.engine.Flush().ok());
+}
+
+TEST(ObservedRestore, AReaderStoredBeforeItsObservingTaskIsNotTrustedAfterACrash) {
+  // The stored observation must not be forgotten in the session: a snapshot that did would
+  // have left the reader trusted, and stale.
+  turbine::testing::TempDir dir;
+  ASSERT_NO_FATAL_FAILURE(CrashAfterAReaderAheadOfItsObserver(dir.str(), "rw"));
   SetWorld("rw", 7);  // while down
   Daemon d(dir.str());
   EXPECT_EQ(*d.engine.Read(tripled("rw")), 21);
 }
 
 TEST(ObservedRestore, AReaderStoredBeforeItsObservingTaskIsNotTrustedWhenTheWorldComesBack) {
-  // As above, and the world goes back while down to what the stored observation saw (a
-  // file made and removed again: a missing path's fingerprint recurs, and so do a
-  // listing's names). The old observation would hold: the stored one must say changed.
+  // The world goes back while down to what the old observation saw (a file made and
+  // removed again: a missing path's fingerprint recurs, and so do a listing's names). The
+  // old observation would hold: the stored one must say changed (a marker).
   turbine::testing::TempDir dir;
-  SetWorld("aba", 1);
-  {
-    turbine::testing::PersistedEngine<FailingFromTask> d(
-        dir.str(), turbine::EngineOptions{.worker_threads = 1,
-                                          .snapshot_interval = std::chrono::milliseconds(0),
-                                          .snapshot_chunk_tasks = 1,
-                                          .gc = {.interval = {}}});
-    ASSERT_EQ(*d.engine.Read(doubled("aba")), 2);
-    ASSERT_TRUE(d.engine.Flush().ok());
-    ChangeWorld("aba", 2);
-    ASSERT_TRUE(d.engine.Flush().ok());
-    ASSERT_EQ(*d.engine.Read(tripled_vc("aba")), 6);
-    {
-      std::lock_guard lock(d.backing().mu);
-      d.backing().fails_at = observed("aba").raw().task;
-    }
-    EXPECT_FALSE(d.engine.Flush().ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(CrashAfterAReaderAheadOfItsObserver(dir.str(), "aba"));
   SetWorld("aba", 1);
   Daemon d(dir.str());
   EXPECT_EQ(*d.engine.Read(tripled("aba")), 3);
