@@ -233,9 +233,8 @@ class EngineImpl {
   // stored observation removed, so the next open neither checks it nor finds it changed.
   // A task that is never read again (a deleted file's) would otherwise count as a change
   // at every open. On failure everything waits for the next snapshot (for the final one,
-  // the next open's check).
-  // A committed change whose task's new record is not among `records` (the chunk about to
-  // be written, after the log) leaves a marker as the task's stored observation, in the
+  // the next open's check). A committed change whose task's new record is not among
+  // `records` (the chunk about to be written, after the log) leaves a marker as the task's stored observation, in the
   // log's write: a crash before that record is written must not leave the old
   // observation, which may hold again at the next open (a file made and removed again),
   // to be checked instead of the change its readers on disk follow from.

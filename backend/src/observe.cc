@@ -167,7 +167,7 @@ absl::Status EngineImpl::LogObservedChanges(std::vector<StoredTask>& records) {
   std::vector<ObservedChange> committed;
   std::vector<InputChange> changes;
   std::vector<StoredObservation> observations;  // markers, then forgotten ones (empty)
-  std::vector<uint64_t> doubted_at;             // each forgotten one's stamp
+  std::vector<std::pair<TaskId, uint64_t>> forgotten;  // with the stamp of its doubt
   {
     MutexLock lock(&observations_mu_);
     committed = std::exchange(observed_changes_, {});
@@ -178,7 +178,6 @@ absl::Status EngineImpl::LogObservedChanges(std::vector<StoredTask>& records) {
     for (const ObservedChange& observed : committed) {
       changes.push_back(observed.change);
       auto now = observations_.find(observed.task);
-      const std::string current = now == observations_.end() ? "" : EncodeObservation(now->second);
       // Of a kind no build registers: the check at open counts it as changed, in the
       // group of the observation the task holds now (its readers' bits).
       const std::string marker = EncodeObservation(ObservationRecord{
@@ -187,7 +186,8 @@ absl::Status EngineImpl::LogObservedChanges(std::vector<StoredTask>& records) {
       auto record = in_chunk.find(observed.task);
       if (record == in_chunk.end()) {
         observations.push_back(StoredObservation{observed.task, marker});
-      } else if (record->second->observation != current) {
+      } else if (record->second->observation !=
+                 (now == observations_.end() ? "" : EncodeObservation(now->second))) {
         // Encoded before this change: written after the log, it would put the older
         // observation back. Its next record, queued by the change, replaces the marker.
         record->second->observation = marker;
@@ -204,7 +204,7 @@ absl::Status EngineImpl::LogObservedChanges(std::vector<StoredTask>& records) {
         if ((stamp & kPendingDoubt) != 0) continue;
         changes.push_back(InputChange{stamp, observations_.at(id).change_key});
         observations.push_back(StoredObservation{id, std::string()});
-        doubted_at.push_back(stamp);
+        forgotten.emplace_back(id, stamp);
       }
     }
   }
@@ -219,11 +219,9 @@ absl::Status EngineImpl::LogObservedChanges(std::vector<StoredTask>& records) {
   }
   // As the store now: no observation (the final snapshot's chunks may come after this).
   MutexLock lock(&observations_mu_);
-  const size_t first_forgotten = observations.size() - doubted_at.size();
-  for (size_t i = 0; i < doubted_at.size(); ++i) {
-    const TaskId id = observations[first_forgotten + i].id;
+  for (const auto& [id, stamp] : forgotten) {
     auto doubted = doubted_observations_.find(id);
-    if (doubted == doubted_observations_.end() || doubted->second != doubted_at[i]) continue;
+    if (doubted == doubted_observations_.end() || doubted->second != stamp) continue;
     doubted_observations_.erase(doubted);
     observations_.erase(id);
   }
