@@ -16,10 +16,11 @@ include(CMakePackageConfigHelpers)
 set(turbine_cmake_dir ${CMAKE_INSTALL_LIBDIR}/cmake/turbine)
 
 # The targets are turbine_backend etc. (with turbine:: aliases in the build); exported
-# under the same turbine:: names.
+# under the same turbine:: names. (turbine::tls only because the client and the server,
+# static libraries, link it.)
 set(turbine_exported_targets
   turbine_backend turbine_storage turbine_proto turbine_server turbine_stdlib turbine_client
-  turbine_render)
+  turbine_render turbine_tls)
 foreach(target IN LISTS turbine_exported_targets)
   string(REPLACE "turbine_" "" export_name ${target})
   set_target_properties(${target} PROPERTIES EXPORT_NAME ${export_name})
@@ -37,7 +38,7 @@ install(TARGETS ${turbine_exported_targets}
   OBJECTS DESTINATION ${CMAKE_INSTALL_LIBDIR}/turbine/objects)
 install(TARGETS turbined turbine RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
-foreach(component backend storage server client render)
+foreach(component backend storage server client render tls)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${component}/include/
           DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 endforeach()

@@ -3,18 +3,13 @@
 #include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <string>
 #include <string_view>
-#include <sstream>
 #include <utility>
+
+#include "turbine/tls/pem_files.h"
 
 namespace turbine::client {
 namespace {
@@ -36,71 +31,6 @@ constexpr char kAcceptedButNotAnswered[] =
     ": the connection was taken but not answered (a turbined at its --max-connections bound "
     "holds new connections until one closes; so does a stopped process)";
 
-// ReadPemFile reads one TLS file; `what` names its role in errors. A file without a PEM
-// block is refused now: gRPC would only fail every handshake later.
-absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot read the TLS ", what, " file ", path, ": ", std::strerror(errno)));
-  }
-  std::ostringstream content;
-  content << in.rdbuf();
-  if (!absl::StrContains(content.str(), "-----BEGIN ")) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the TLS ", what, " file ", path, " holds no PEM block (-----BEGIN ...)"));
-  }
-  return content.str();
-}
-
-// HoldsCertificate tells whether OpenSSL reads at least one certificate in `pem`. gRPC
-// fails to make a channel from a CA file without one (a key given by mistake) as "empty
-// address list", which reads as a daemon not running.
-bool HoldsCertificate(const std::string& pem) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
-      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
-  std::unique_ptr<X509, decltype(&X509_free)> cert(
-      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), &X509_free);
-  ERR_clear_error();  // what the read left on this thread's OpenSSL error queue
-  return cert != nullptr;
-}
-
-// CheckKeyPair refuses a client key OpenSSL cannot read (one with a passphrase: asked for
-// on no terminal) or that is not the certificate's: gRPC would only fail to make the
-// channel, as "empty address list", which reads as a daemon not running.
-absl::Status CheckKeyPair(const TlsOptions& tls, const std::string& cert_pem,
-                          const std::string& key_pem) {
-  pem_password_cb* no_passphrase = [](char*, int, int, void*) { return 0; };
-  auto read_bio = [](const std::string& pem) {
-    return std::unique_ptr<BIO, decltype(&BIO_free)>(
-        BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
-  };
-  auto cert_bio = read_bio(cert_pem);
-  std::unique_ptr<X509, decltype(&X509_free)> cert(
-      PEM_read_bio_X509(cert_bio.get(), nullptr, no_passphrase, nullptr), &X509_free);
-  auto key_bio = read_bio(key_pem);
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
-      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, no_passphrase, nullptr), &EVP_PKEY_free);
-  ERR_clear_error();  // what the reads left on this thread's OpenSSL error queue
-  if (cert == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the TLS certificate file ", tls.cert_file, " holds no certificate OpenSSL can read"));
-  }
-  if (key == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the TLS key file ", tls.key_file,
-                     " holds no private key OpenSSL can read (a key with a passphrase cannot "
-                     "be used)"));
-  }
-  if (X509_check_private_key(cert.get(), key.get()) != 1) {
-    ERR_clear_error();
-    return absl::InvalidArgumentError(absl::StrCat("the TLS key file ", tls.key_file,
-                                                   " does not hold the key of the certificate in ",
-                                                   tls.cert_file));
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
     const ConnectOptions& options) {
   if (!options.tls) return grpc::InsecureChannelCredentials();
@@ -117,22 +47,15 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
   }
   grpc::SslCredentialsOptions ssl;
   if (!tls.ca_file.empty()) {
-    absl::StatusOr<std::string> ca = ReadPemFile(tls.ca_file, "CA");
+    absl::StatusOr<std::string> ca = tls::ReadCaFile(tls.ca_file, "CA");
     if (!ca.ok()) return ca.status();
-    if (!HoldsCertificate(*ca)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the TLS CA file ", tls.ca_file, " holds no certificate OpenSSL can read"));
-    }
     ssl.pem_root_certs = *std::move(ca);
   }
   if (!tls.cert_file.empty()) {
-    absl::StatusOr<std::string> cert = ReadPemFile(tls.cert_file, "certificate");
-    if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key = ReadPemFile(tls.key_file, "key");
-    if (!key.ok()) return key.status();
-    if (absl::Status pair = CheckKeyPair(tls, *cert, *key); !pair.ok()) return pair;
-    ssl.pem_cert_chain = *std::move(cert);
-    ssl.pem_private_key = *std::move(key);
+    absl::StatusOr<tls::KeyPair> pair = tls::ReadKeyPair(tls.cert_file, tls.key_file);
+    if (!pair.ok()) return pair.status();
+    ssl.pem_cert_chain = std::move(pair->cert_pem);
+    ssl.pem_private_key = std::move(pair->key_pem);
   }
   return grpc::SslCredentials(ssl);
 }

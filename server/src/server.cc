@@ -5,10 +5,6 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -18,10 +14,8 @@
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <mutex>
-#include <sstream>
 
 #include "address.h"
 #include "listeners.h"
@@ -31,6 +25,7 @@
 #include "trace_file.h"
 #include "turbine/server/export.h"
 #include "turbine/storage/persistent_engine.h"
+#include "turbine/tls/pem_files.h"
 
 namespace turbine::server {
 namespace {
@@ -76,70 +71,6 @@ absl::Status CheckWorkers(int workers) {
   return absl::InvalidArgumentError("workers " + std::to_string(workers) +
                                     " is out of range: 0 (one per core) to " +
                                     std::to_string(kMaxWorkerThreads));
-}
-
-// ReadPemFile reads a TLS file; `what` names it in errors ("TLS certificate file"). A file
-// with no PEM block in it is refused here: gRPC would only fail each handshake later.
-absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(std::string("cannot read the ") + what + " " + path + ": " +
-                                      std::strerror(errno));
-  }
-  std::ostringstream content;
-  content << in.rdbuf();
-  if (content.str().find("-----BEGIN ") == std::string::npos) {
-    return absl::InvalidArgumentError(std::string("the ") + what + " " + path +
-                                      " holds no PEM block (-----BEGIN ...)");
-  }
-  return content.str();
-}
-
-// HoldsCertificate tells whether OpenSSL reads at least one certificate in `pem`. A CA
-// file without one (a key or a request given by mistake) would make gRPC fail to set up
-// TLS on the port, while the daemon said it was ready.
-bool HoldsCertificate(const std::string& pem) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
-      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
-  std::unique_ptr<X509, decltype(&X509_free)> cert(
-      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), &X509_free);
-  ERR_clear_error();  // what the read left on this thread's OpenSSL error queue
-  return cert != nullptr;
-}
-
-// CheckKeyPair refuses a key that does not belong to the certificate (or that OpenSSL
-// cannot read): gRPC would log it, start anyway and fail every handshake after a wait, while
-// the daemon said it was ready.
-absl::Status CheckKeyPair(const ServerOptions& options, const std::string& cert_pem,
-                          const std::string& key_pem) {
-  // A passphrase callback that gives none: without one, OpenSSL asks on the terminal.
-  pem_password_cb* no_passphrase = [](char*, int, int, void*) { return 0; };
-  auto read_bio = [](const std::string& pem) {
-    return std::unique_ptr<BIO, decltype(&BIO_free)>(
-        BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
-  };
-  auto cert_bio = read_bio(cert_pem);
-  std::unique_ptr<X509, decltype(&X509_free)> cert(
-      PEM_read_bio_X509(cert_bio.get(), nullptr, no_passphrase, nullptr), &X509_free);
-  if (cert == nullptr) {
-    return absl::InvalidArgumentError("the TLS certificate file " + options.tls_cert_file +
-                                      " holds no certificate OpenSSL can read");
-  }
-  auto key_bio = read_bio(key_pem);
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
-      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, no_passphrase, nullptr), &EVP_PKEY_free);
-  if (key == nullptr) {
-    return absl::InvalidArgumentError("the TLS key file " + options.tls_key_file +
-                                      " holds no private key OpenSSL can read (a key with a "
-                                      "passphrase cannot be used)");
-  }
-  if (X509_check_private_key(cert.get(), key.get()) != 1) {
-    return absl::InvalidArgumentError("the TLS key file " + options.tls_key_file +
-                                      " does not hold the key of the certificate in " +
-                                      options.tls_cert_file);
-  }
-  ERR_clear_error();  // what the reads left on this thread's OpenSSL error queue
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -220,22 +151,15 @@ absl::StatusOr<std::vector<ListenAddress>> CheckListenAddresses(const ServerOpti
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TcpCredentials(
     const ServerOptions& options) {
   if (options.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
-  absl::StatusOr<std::string> cert = ReadPemFile(options.tls_cert_file, "TLS certificate file");
-  if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadPemFile(options.tls_key_file, "TLS key file");
-  if (!key.ok()) return key.status();
-  if (absl::Status pair = CheckKeyPair(options, *cert, *key); !pair.ok()) return pair;
+  absl::StatusOr<tls::KeyPair> pair = tls::ReadKeyPair(options.tls_cert_file, options.tls_key_file);
+  if (!pair.ok()) return pair.status();
   grpc::SslServerCredentialsOptions ssl;
-  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  ssl.pem_key_cert_pairs.push_back({pair->key_pem, pair->cert_pem});
   if (!options.tls_client_ca_file.empty()) {
     absl::StatusOr<std::string> client_ca =
-        ReadPemFile(options.tls_client_ca_file, "TLS client CA file");
+        tls::ReadCaFile(options.tls_client_ca_file, "client CA");
     if (!client_ca.ok()) return client_ca.status();
-    if (!HoldsCertificate(*client_ca)) {
-      return absl::InvalidArgumentError("the TLS client CA file " + options.tls_client_ca_file +
-                                        " holds no certificate OpenSSL can read");
-    }
-    ssl.pem_root_certs = *client_ca;
+    ssl.pem_root_certs = *std::move(client_ca);
     ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
   return grpc::SslServerCredentials(ssl);

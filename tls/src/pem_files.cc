@@ -1,0 +1,96 @@
+#include "turbine/tls/pem_files.h"
+
+#include <absl/strings/match.h>
+#include <absl/strings/str_cat.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <utility>
+
+namespace turbine::tls {
+namespace {
+
+using Bio = std::unique_ptr<BIO, decltype(&BIO_free)>;
+using Certificate = std::unique_ptr<X509, decltype(&X509_free)>;
+using PrivateKey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
+
+Bio ReadOnlyBio(const std::string& pem) {
+  return Bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+}
+
+// A passphrase callback that gives none: without one, OpenSSL asks on the terminal.
+int NoPassphrase(char*, int, int, void*) { return 0; }
+
+// ReadPemFile reads one TLS file; `role` names it in errors.
+absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* role) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read the TLS ", role, " file ", path, ": ", std::strerror(errno)));
+  }
+  std::ostringstream content;
+  content << in.rdbuf();
+  if (!absl::StrContains(content.str(), "-----BEGIN ")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the TLS ", role, " file ", path, " holds no PEM block (-----BEGIN ...)"));
+  }
+  return content.str();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadCaFile(const std::string& path, const char* role) {
+  absl::StatusOr<std::string> pem = ReadPemFile(path, role);
+  if (!pem.ok()) return pem.status();
+  Bio bio = ReadOnlyBio(*pem);
+  Certificate cert(PEM_read_bio_X509(bio.get(), nullptr, NoPassphrase, nullptr), &X509_free);
+  ERR_clear_error();  // what the read left on this thread's OpenSSL error queue
+  if (cert == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the TLS ", role, " file ", path, " holds no certificate OpenSSL can read"));
+  }
+  return pem;
+}
+
+absl::StatusOr<KeyPair> ReadKeyPair(const std::string& cert_path, const std::string& key_path) {
+  KeyPair pair;
+  absl::StatusOr<std::string> cert_pem = ReadPemFile(cert_path, "certificate");
+  if (!cert_pem.ok()) return cert_pem.status();
+  pair.cert_pem = *std::move(cert_pem);
+  absl::StatusOr<std::string> key_pem = ReadPemFile(key_path, "key");
+  if (!key_pem.ok()) return key_pem.status();
+  pair.key_pem = *std::move(key_pem);
+
+  Bio cert_bio = ReadOnlyBio(pair.cert_pem);
+  Certificate cert(PEM_read_bio_X509(cert_bio.get(), nullptr, NoPassphrase, nullptr), &X509_free);
+  Bio key_bio = ReadOnlyBio(pair.key_pem);
+  PrivateKey key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, NoPassphrase, nullptr),
+                 &EVP_PKEY_free);
+  const bool matched =
+      cert != nullptr && key != nullptr && X509_check_private_key(cert.get(), key.get()) == 1;
+  ERR_clear_error();  // what the reads and the check left on this thread's OpenSSL error queue
+  if (cert == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("the TLS certificate file ", cert_path,
+                                                   " holds no certificate OpenSSL can read"));
+  }
+  if (key == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the TLS key file ", key_path,
+                     " holds no private key OpenSSL can read (a key with a passphrase cannot "
+                     "be used)"));
+  }
+  if (!matched) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the TLS key file ", key_path, " does not hold the key of the certificate in ", cert_path));
+  }
+  return pair;
+}
+
+}  // namespace turbine::tls
