@@ -678,6 +678,7 @@ void EngineImpl::GcLoop() {
   auto next_size_check = Clock::now();
   // Idle as the snapshots see it: nothing executed during a whole tick, nothing running.
   uint64_t executions_before = execution_count.load(std::memory_order_relaxed);
+  bool said_over_limit = false;
   std::unique_lock lock(gc_loop_mu_);
   while (!gc_stop_.wait_for(lock, tick, [this] { return stopping_gc_; })) {
     lock.unlock();
@@ -713,9 +714,21 @@ void EngineImpl::GcLoop() {
                                    std::to_string(report->bytes_after) + " bytes on disk");
         }
         // Still over the limit (the inputs alone, say): not again before the next pass.
-        if (gc_options_.disk_limit > 0 && report->bytes_after > gc_options_.disk_limit) {
-          next_size_check = next_pass;
+        const bool over =
+            gc_options_.disk_limit > 0 && report->bytes_after > gc_options_.disk_limit;
+        if (over) next_size_check = next_pass;
+        // Said once until the store is under the limit again: a limit below what the
+        // inputs and an empty store take would otherwise only show as a cache that keeps
+        // nothing.
+        if (over && !said_over_limit) {
+          Log(LogLevel::kWarning,
+              "the store is " + std::to_string(report->bytes_after) +
+                  " bytes on disk after garbage collection, over the disk limit of " +
+                  std::to_string(gc_options_.disk_limit) +
+                  ": what is left is set inputs, what they refer to, and the store's own files "
+                  "(a raised limit keeps more results)");
         }
+        said_over_limit = over;
       }
     }
     lock.lock();

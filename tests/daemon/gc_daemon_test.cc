@@ -424,6 +424,18 @@ TEST(GarbageCollectionDaemon, PassesRunByThemselvesWhenTheDaemonIsIdle) {
   ASSERT_TRUE(stats.ok());
   EXPECT_GE(stats->gc_passes(), 1u);
   EXPECT_EQ(stats->tasks_used_today(), 3u);  // the inputs' tasks, never removed
+  // What is left (the inputs, the store's own files) is over 1 KiB: the log says so once,
+  // not at every pass (one a second here). Before, nothing said why nothing was kept.
+  EXPECT_TRUE(daemon.WaitForLog("over the disk limit of 1024")) << daemon.log();
+  for (int wait = 0; wait < 300 && stats->gc_passes() < 3; ++wait) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    stats = client->Stats();
+    ASSERT_TRUE(stats.ok());
+  }
+  EXPECT_GE(stats->gc_passes(), 3u);
+  const std::string log = daemon.log();
+  const size_t first = log.find("over the disk limit");
+  EXPECT_EQ(log.find("over the disk limit", first + 1), std::string::npos) << log;
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
