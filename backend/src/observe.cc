@@ -450,7 +450,8 @@ void EngineImpl::LogChecked(size_t checked, size_t changed,
                            .count();
   char took[32];
   std::snprintf(took, sizeof took, "%.1f ms", millis);
-  Log(LogLevel::kInfo, "checked " + std::to_string(checked) + " observations (" +
+  Log(LogLevel::kInfo, "checked " + std::to_string(checked) +
+                           (checked == 1 ? " observation (" : " observations (") +
                            std::to_string(changed) + " changed) in " + took);
 }
 

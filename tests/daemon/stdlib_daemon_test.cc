@@ -446,7 +446,7 @@ TEST(StdlibDaemon, FilesChangedBehindAFuseMountAreSeenBeforeAndAfterARestart) {
   }
   DaemonProcess daemon;
   ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
-  EXPECT_TRUE(daemon.WaitForLog("checked 1 observations (0 changed)")) << daemon.log();
+  EXPECT_TRUE(daemon.WaitForLog("checked 1 observation (0 changed)")) << daemon.log();
   EXPECT_EQ(RunCli(cli).out, "two");
   Write(server + "/f.txt", "three");
   EXPECT_TRUE(Eventually([&] { return RunCli(cli).out == "three"; })) << daemon.log();
