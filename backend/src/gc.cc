@@ -679,6 +679,12 @@ void EngineImpl::GcLoop() {
   // Idle as the snapshots see it: nothing executed during a whole tick, nothing running.
   uint64_t executions_before = execution_count.load(std::memory_order_relaxed);
   bool said_over_limit = false;
+  // The size past which a pass is due: the limit, or, after a pass that left the store over
+  // it (what no pass removes: set inputs, the store's own files), that size grown by the
+  // limit or an eighth, whichever is more. Not the limit then, or every size check would
+  // start a pass with nothing to remove; not never, or the results that come after could
+  // fill the disk until the next timed pass.
+  uint64_t size_trigger = gc_options_.disk_limit;
   std::unique_lock lock(gc_loop_mu_);
   while (!gc_stop_.wait_for(lock, tick, [this] { return stopping_gc_; })) {
     lock.unlock();
@@ -690,7 +696,7 @@ void EngineImpl::GcLoop() {
     if (idle && !due && gc_options_.disk_limit > 0 && now >= next_size_check) {
       next_size_check = now + kSizeCheck;
       absl::StatusOr<uint64_t> bytes = store_->DiskBytes();
-      due = bytes.ok() && *bytes > gc_options_.disk_limit;
+      due = bytes.ok() && *bytes > size_trigger;
     }
     if (due) {
       absl::StatusOr<GcReport> report = CollectGarbage(gc_options_, /*background=*/true);
@@ -713,10 +719,11 @@ void EngineImpl::GcLoop() {
                                    " tasks: " + std::to_string(report->bytes_before) + " -> " +
                                    std::to_string(report->bytes_after) + " bytes on disk");
         }
-        // Still over the limit (the inputs alone, say): not again before the next pass.
         const bool over =
             gc_options_.disk_limit > 0 && report->bytes_after > gc_options_.disk_limit;
-        if (over) next_size_check = next_pass;
+        size_trigger = over ? report->bytes_after +
+                                  std::max(gc_options_.disk_limit, report->bytes_after / 8)
+                            : gc_options_.disk_limit;
         // Said once until the store is under the limit again: a limit below what the
         // inputs and an empty store take would otherwise only show as a cache that keeps
         // nothing.

@@ -439,6 +439,43 @@ TEST(GarbageCollectionDaemon, PassesRunByThemselvesWhenTheDaemonIsIdle) {
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
+// A pass that leaves the store over the limit (here its own files are) does not stop the
+// limit from working: results made after it are collected once the store grows again,
+// without waiting for the next timed pass. Before, no pass came until --gc-interval (an
+// hour) while the store grew without bound.
+TEST(GarbageCollectionDaemon, AStoreLeftOverTheLimitIsCollectedAgainOnceItGrows) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--gc-interval", "1h", "--disk-limit", "1K"}))
+      << daemon.log();
+  std::unique_ptr<Client> client = ConnectTo(daemon);
+  ASSERT_NE(client, nullptr);
+  // The first size check finds even the empty store over 1 KiB: a pass, which says so.
+  ASSERT_TRUE(daemon.WaitForLog("over the disk limit of 1024")) << daemon.log();
+  constexpr int kTasks = 5000;
+  {
+    absl::StatusOr<std::unique_ptr<turbine::client::CallStream>> stream =
+        client->OpenCallStream();
+    ASSERT_TRUE(stream.ok()) << stream.status();
+    for (int k = 0; k < kTasks; ++k) {
+      ASSERT_TRUE((*stream)->Send(MakeCallRequest("demo.busy", {Int(1000000 + k), Int(0)})).ok());
+    }
+    for (int k = 0; k < kTasks; ++k) ASSERT_TRUE((*stream)->Next().has_value());
+    ASSERT_TRUE((*stream)->Close().ok());
+  }
+  ASSERT_TRUE(client->Flush().ok());
+  // Size checks come every 10 s while idle.
+  uint64_t removed = 0;
+  for (int wait = 0; wait < 400 && removed < kTasks; ++wait) {
+    absl::StatusOr<turbine::v1::StatsReply> stats = client->Stats();
+    ASSERT_TRUE(stats.ok());
+    removed = stats->gc_removed_tasks();
+    if (removed < kTasks) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_GE(removed, static_cast<uint64_t>(kTasks)) << daemon.log();
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
 TEST(GarbageCollectionDaemon, SizesAndDurationsAreCheckedAtStart) {
   TempDir dir;
   for (const std::vector<std::string>& good :
