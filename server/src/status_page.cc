@@ -366,10 +366,17 @@ class StatusPage::Handler {
       SendError(connection, status, graph.status().message());
       return status;
     }
-    absl::StatusOr<std::string> svg = render::DotToSvg(
-        render::GraphDot(*graph,
-                         "(more dependencies left out: the page shows at most 200 tasks; "
-                         "turbine graph shows up to 10,000)"));
+    // What left the rest out, as `turbine graph` says it: the bound on tasks, the depth
+    // asked for, or tasks that no longer exist.
+    std::string note = "(dependencies that no longer exist left out)";
+    if (graph->nodes_size() >= static_cast<int>(kMaxGraphNodes)) {
+      note =
+          "(more dependencies left out: the page shows at most 200 tasks; turbine graph shows "
+          "up to 10,000)";
+    } else if (graph_request.has_max_depth()) {
+      note = "(more dependencies left out: raise depth)";
+    }
+    absl::StatusOr<std::string> svg = render::DotToSvg(render::GraphDot(*graph, note));
     if (!svg.ok()) {
       SendError(connection, 500, svg.status().message());
       return 500;
