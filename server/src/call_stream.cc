@@ -280,7 +280,7 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       v1::CallReply reply;
       reply.set_id(id);
       ErrorToWire(call.status(), reply.mutable_error());
-      const int64_t reply_bytes = MemoryBytes(reply);
+      const int64_t reply_bytes = ReplyMemoryBytes(reply);
       std::lock_guard lock(mu_);
       return QueueLocked(std::move(reply), reply_bytes);
     } else {
@@ -302,7 +302,7 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
         bool cut_ended = false;
         bool last = false;
         Resume resume = Resume::kNo;
-        const int64_t reply_bytes = MemoryBytes(reply);  // not under mu_: a list is walked
+        const int64_t reply_bytes = ReplyMemoryBytes(reply);  // not under mu_: a list is walked
         {
           std::lock_guard lock(mu_);
           --answers_pending_;
@@ -384,32 +384,8 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
     budget_.Release(bytes);
   }
 
-  // MemoryBytes is about what a reply holds in memory: its message objects (the reply, its
-  // value or error, its ref, each element of a list or map: each its own allocation) and
-  // their strings. Its size on the wire is no measure of that: a small reply is 16 bytes
-  // there and about 150 here, a list of small integers 3 bytes an element there and about
-  // 60 here, and the limits (reply_budget.h) counted wire bytes, so a client that stopped
-  // reading such replies had the daemon hold 12 to 20 times them. Protobuf's own count
-  // (SpaceUsedLong, by reflection) made cached calls on CallBatches about 15% slower, so
-  // it is asked only of lists and maps; anything else is its objects and its wire bytes.
-  static int64_t MemoryBytes(const v1::CallReply& reply) {
-    constexpr int64_t kAllocation = 16;  // malloc's own bytes around each object
-    int64_t bytes = sizeof(v1::CallReply) + kAllocation;
-    if (reply.has_value()) {
-      const v1::Value& value = reply.value();
-      if (value.has_list_value() || value.has_map_value()) {
-        return bytes + static_cast<int64_t>(value.SpaceUsedLong()) + kAllocation;
-      }
-      bytes += sizeof(v1::Value) + kAllocation;
-    } else if (reply.has_error()) {
-      bytes += sizeof(v1::CallError) + kAllocation;
-    }
-    if (reply.has_ref()) bytes += sizeof(v1::TaskRef) + kAllocation;
-    return bytes + static_cast<int64_t>(reply.ByteSizeLong());
-  }
-
   // QueueLocked queues a reply, or drops it if the client is gone; returns DoneLocked().
-  // `bytes` is MemoryBytes(reply).
+  // `bytes` is ReplyMemoryBytes(reply).
   std::optional<grpc::Status> QueueLocked(v1::CallReply reply, int64_t bytes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (broken_) return DoneLocked();
@@ -472,7 +448,7 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   v1::CallRequest request_;
   std::mutex mu_;  // std, not absl: TSan sees it (Debian's Abseil is uninstrumented)
   // Replies not yet written; on CallStream the front one is being written.
-  // A reply waiting for its write, and what it holds in memory (MemoryBytes), which the
+  // A reply waiting for its write, and what it holds in memory (ReplyMemoryBytes), which the
   // budget counts.
   struct QueuedReply {
     v1::CallReply reply;

@@ -185,7 +185,7 @@ class Metrics::Collector final : public prometheus::Collectable {
                       .Add(static_cast<double>(counters.watches))
                       .Take());
     out.push_back(Family("turbine_reply_bytes_queued",
-                         "Bytes of CallStream replies waiting for their clients to read them.",
+                         "Bytes of memory held by replies (of call streams, unary calls, watches) waiting for their clients to read them.",
                          MetricType::Gauge)
                       .Add(static_cast<double>(counters.reply_bytes_queued))
                       .Take());

@@ -1,4 +1,4 @@
-// reply_budget.h — how many bytes of CallStream replies wait for their client, daemon-wide.
+// reply_budget.h — how many bytes of replies wait for their clients, daemon-wide.
 //
 // A client that pipelines calls and does not read their replies would make the daemon hold
 // every reply. So a CallStream reads its next request only while
@@ -13,6 +13,10 @@
 // answered, and HTTP/2 flow control pushes back on the client's writes. A stream with
 // nothing queued or computing always reads, so no stream waits on another's client; the
 // price is that each stream may go past the daemon's limit by what one call returns.
+//
+// A unary Call and each Watch message hold their reply until it is written: counted here
+// too, and refused past daemon_bytes when larger than a small reply
+// (TurbineService::HoldReply).
 #pragma once
 
 #include <atomic>

@@ -53,8 +53,12 @@ class ShutdownReactor final : public grpc::ServerUnaryReactor {
 // which cancels every call still open).
 class CallReactor final : public grpc::ServerUnaryReactor, public CuttableCall {
  public:
-  explicit CallReactor(grpc::CallbackServerContext* context) : context_(context) {}
+  CallReactor(grpc::CallbackServerContext* context, ReplyBudget& budget)
+      : context_(context), budget_(budget) {}
   const CancelToken& cancel() const { return cancel_; }
+  // Held is the reply's bytes counted in the budget (TurbineService::HoldReply) until the
+  // reply is written.
+  void Held(int64_t bytes) { held_bytes_ = bytes; }
   // The read's answer comes back to TurbineService::Call, which tells the service it ended.
   void CutShort(const grpc::Status& status) override {
     cancel_.Cancel();  // before Finish: OnDone deletes this
@@ -62,10 +66,15 @@ class CallReactor final : public grpc::ServerUnaryReactor, public CuttableCall {
     Finish(status);
   }
   void OnCancel() override { cancel_.Cancel(); }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    budget_.Release(held_bytes_);
+    delete this;
+  }
 
  private:
   grpc::CallbackServerContext* const context_;
+  ReplyBudget& budget_;
+  int64_t held_bytes_ = 0;
   CancelToken cancel_;
 };
 
@@ -313,6 +322,36 @@ void TurbineService::Answer(const PreparedCall& call, uint64_t id, const CancelT
   engine_.ReadAsync(call.vc, cancel, std::move(answer));
 }
 
+int64_t ReplyMemoryBytes(const v1::CallReply& reply) {
+  constexpr int64_t kAllocation = 16;  // malloc's own bytes around each object
+  int64_t bytes = sizeof(v1::CallReply) + kAllocation;
+  if (reply.has_value()) {
+    const v1::Value& value = reply.value();
+    if (value.has_list_value() || value.has_map_value()) {
+      return bytes + static_cast<int64_t>(value.SpaceUsedLong()) + kAllocation;
+    }
+    bytes += sizeof(v1::Value) + kAllocation;
+  } else if (reply.has_error()) {
+    bytes += sizeof(v1::CallError) + kAllocation;
+  }
+  if (reply.has_ref()) bytes += sizeof(v1::TaskRef) + kAllocation;
+  return bytes + static_cast<int64_t>(reply.ByteSizeLong());
+}
+
+absl::StatusOr<int64_t> TurbineService::HoldReply(const v1::CallReply& reply) {
+  const int64_t bytes = ReplyMemoryBytes(reply);
+  if (bytes > kAlwaysSentReplyBytes && reply_budget_.DaemonFull()) {
+    CountError(static_cast<int>(absl::StatusCode::kResourceExhausted));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "replies their clients have not read hold ", reply_budget_.queued(),
+        " bytes of turbined's memory, its bound (--reply-buffer-bytes ",
+        reply_budget_.limits().daemon_bytes, "): this reply of ", bytes,
+        " bytes is refused; call again once they are read"));
+  }
+  reply_budget_.Add(bytes);
+  return bytes;
+}
+
 void TurbineService::RefuseIfTooLarge(v1::CallReply* reply) {
   // Room for what wraps a reply: its field tag and length in a ReplyBatch.
   constexpr int64_t kWrapping = 16;
@@ -336,12 +375,18 @@ grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* cont
   absl::StatusOr<PreparedCall> call = Prepare(*request);
   if (!call.ok()) return Reject(context, ToGrpc(call.status()));
   if (!BeginWork()) return Reject(context, kDraining);
-  auto* reactor = new CallReactor(context);
+  auto* reactor = new CallReactor(context, reply_budget_);
   TrackCall(reactor);
   Answer(*call, request->id(), reactor->cancel(), [this, reactor, reply](v1::CallReply answer) {
     if (TakeCall(reactor)) {
-      *reply = std::move(answer);
-      reactor->Finish(grpc::Status::OK);
+      absl::StatusOr<int64_t> held = HoldReply(answer);
+      if (held.ok()) {
+        reactor->Held(*held);
+        *reply = std::move(answer);
+        reactor->Finish(grpc::Status::OK);
+      } else {
+        reactor->Finish(ToGrpc(held.status()));
+      }
       EndWork();
       return;
     }

@@ -1,6 +1,8 @@
 // watch.cc — the Watch RPC (watch.h).
 #include "watch.h"
 
+#include <utility>
+
 namespace turbine::server {
 namespace {
 
@@ -76,9 +78,10 @@ void WatchReactor::OnAnswer(v1::CallReply reply) {
     std::lock_guard lock(mu_);
     reading_ = false;
     again = std::exchange(read_again_, false);
-    std::string key = ResultKey(reply);
-    if (!finished_ && (!has_result_ || key != last_result_)) {
-      last_result_ = std::move(key);
+    // Compared with the last reply queued, not with a copy of its bytes kept for the
+    // purpose: a watch of a large value would hold it once more.
+    const v1::CallReply* last = next_.has_value() ? &*next_ : has_result_ ? &in_flight_ : nullptr;
+    if (!finished_ && (last == nullptr || ResultKey(reply) != ResultKey(*last))) {
       has_result_ = true;
       next_ = std::move(reply);
       if (!writing_) WriteNextLocked();
@@ -90,12 +93,22 @@ void WatchReactor::OnAnswer(v1::CallReply reply) {
 void WatchReactor::WriteNextLocked() {
   in_flight_ = std::move(*next_);
   next_.reset();
+  // Counted until written: a watcher that stops reading holds its reply in the daemon.
+  absl::StatusOr<int64_t> held = service_.HoldReply(in_flight_);
+  if (!held.ok()) {
+    // Not kept until the watch is done: that waits for a client that may not be reading.
+    in_flight_.Clear();
+    FinishLocked(ToGrpc(held.status()));
+    return;
+  }
+  held_bytes_ = *held;
   writing_ = true;
   StartWrite(&in_flight_);
 }
 
 void WatchReactor::OnWriteDone(bool ok) {
   std::lock_guard lock(mu_);
+  service_.reply_budget().Release(std::exchange(held_bytes_, 0));
   writing_ = false;
   if (!ok) {
     FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the watcher went away"));

@@ -56,9 +56,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::CallReply> {
   bool read_again_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  std::string last_result_ ABSL_GUARDED_BY(mu_);  // serialized value or error last queued
-  bool has_result_ ABSL_GUARDED_BY(mu_) = false;
+  bool has_result_ ABSL_GUARDED_BY(mu_) = false;  // a reply was written (in_flight_)
   v1::CallReply in_flight_ ABSL_GUARDED_BY(mu_);
+  int64_t held_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // in_flight_'s, in the reply budget
   std::optional<v1::CallReply> next_ ABSL_GUARDED_BY(mu_);
 };
 

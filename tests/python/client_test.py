@@ -882,6 +882,75 @@ class MutualTlsTest(DaemonTestCase):
                           f"connection: {cause}", error.message)
 
 
+# UNREAD_CLIENT makes calls or watches of input `big` on a raw stub, then stops itself
+# (SIGSTOP) before reading any reply; continued, it prints what each call came back with.
+UNREAD_CLIENT = """
+import collections, grpc, json, os, signal, sys, time
+from turbine_client.v1 import turbine_pb2 as pb, turbine_pb2_grpc as pbg
+address, kind, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20)])
+stub = pbg.TurbineStub(channel)
+request = pb.CallRequest(function="input.get", args=[pb.Value(string_value="big")])
+if kind == "call":
+    pending = [stub.Call.future(request) for _ in range(count)]
+else:
+    pending = [stub.Watch(request) for _ in range(count)]
+time.sleep(0.05)
+os.kill(os.getpid(), signal.SIGSTOP)
+outcomes = collections.Counter()
+for call in pending:
+    try:
+        reply = call.result() if kind == "call" else next(call)
+        outcomes["ok" if len(reply.value.bytes_value) == 1 << 20 else "wrong"] += 1
+    except grpc.RpcError as error:
+        outcomes[error.code().name] += 1
+        if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and error.details().startswith(
+                "replies their clients have not read hold "):
+            outcomes["said why"] += 1
+print(json.dumps(outcomes), flush=True)
+"""
+
+
+class UnreadRepliesTest(DaemonTestCase):
+    """A client that makes calls and reads none of their replies (a unary Call or a Watch:
+    each holds its reply in the daemon until written) cannot take the daemon's memory.
+    Before, 400 unread calls of a 1 MiB value took turbined's heap to 851 MB."""
+
+    def test_unread_calls_and_watches_are_bounded(self):
+        budget = 8 << 20  # --reply-buffer-bytes
+        turbined = self.start_daemon("unread", "--reply-buffer-bytes", str(budget))
+        address = "unix:" + os.path.abspath(turbined.data_dir) + "/turbined.sock"
+        with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
+            client.set_inputs({"big": b"x" * (1 << 20)})
+            for kind in ("call", "watch"):
+                child = subprocess.Popen([sys.executable, "-c", UNREAD_CLIENT, address, kind, "400"],
+                                         stdout=subprocess.PIPE, text=True)
+                try:
+                    stopped = False
+                    for _ in range(300):
+                        with open(f"/proc/{child.pid}/stat", encoding="ascii") as stat:
+                            stopped = stat.read().rsplit(")", 1)[1].split()[0] == "T"
+                        if stopped:
+                            break
+                        time.sleep(0.05)
+                    self.assertTrue(stopped, kind)
+                    time.sleep(1)  # what the daemon answers meanwhile waits for the client
+                    stats = client.stats()
+                    self.assertLess(stats.resident_bytes, 200 << 20, (kind, stats))
+                    # Small replies still go while the budget is full.
+                    self.assertEqual(client.call("demo.fib", 20).value, 6765)
+                finally:
+                    child.send_signal(signal.SIGCONT)
+                    out, _ = child.communicate(timeout=TIMEOUT)
+                outcomes = json.loads(out)
+                self.assertGreater(outcomes.get("RESOURCE_EXHAUSTED", 0), 0, (kind, outcomes))
+                self.assertEqual(outcomes.get("said why"), outcomes["RESOURCE_EXHAUSTED"],
+                                 (kind, outcomes))
+                self.assertNotIn("wrong", outcomes, (kind, outcomes))
+                # The budget empties once the replies are read: a large reply goes again.
+                self.assertEqual(len(client.call("input.get", "big").value), 1 << 20)
+
+
 def main():
     if not TURBINED or not TURBINE_CLI:
         sys.exit("client_test.py: set TURBINED and TURBINE_CLI (ctest does)")
