@@ -99,6 +99,19 @@ bool BrokeOff(const grpc::Status& status) {
          status.error_code() == grpc::StatusCode::CANCELLED;
 }
 
+// ConnectedOrFailed waits until the channel is connected, or has failed to connect (a
+// call on it then fails at once, saying why), up to `until`; false if it is still
+// connecting then.
+bool ConnectedOrFailed(grpc::Channel& channel, std::chrono::system_clock::time_point until) {
+  grpc_connectivity_state state = channel.GetState(/*try_to_connect=*/true);
+  while (state != GRPC_CHANNEL_READY && state != GRPC_CHANNEL_TRANSIENT_FAILURE &&
+         state != GRPC_CHANNEL_SHUTDOWN) {
+    if (!channel.WaitForStateChange(state, until)) return false;
+    state = channel.GetState(/*try_to_connect=*/true);
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::StatusOr<CallResult> Client::Call(const v1::CallRequest& request, Cancellation* cancel) {
@@ -274,6 +287,15 @@ absl::Status Client::Watch(const v1::CallRequest& request,
       if (!up.ok()) return up;
     }
     const std::shared_ptr<const detail::Link> link = connection_->CurrentLink();
+    if (!accepted && !connection_->options.wait_for_ready &&
+        !ConnectedOrFailed(*link->channel,
+                           std::chrono::system_clock::now() + connection_->options.deadline)) {
+      // The watch has no deadline, so a connection taken but never answered (a daemon at
+      // its --max-connections bound) would hold it for gRPC's own connect timeout (20 s).
+      return connection_->ToStatus(
+          grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "no connection within the deadline"),
+          *link);
+    }
     grpc::ClientContext context;
     // No deadline: a watch lasts as long as its caller wants it.
     connection_->PrepareContext(context, /*with_deadline=*/false);

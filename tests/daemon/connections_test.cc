@@ -304,6 +304,16 @@ TEST(DaemonConnections, ACliCallThatWaitedAtTheBoundSaysSo) {
   EXPECT_NE(run.out.find("did not answer in time"), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("at its --max-connections bound"), std::string::npos) << run.out;
   EXPECT_EQ(run.out.find("is it running?"), std::string::npos) << run.out;
+  // A watch has no deadline of its own, but its connection has --timeout-ms as a call's
+  // does. Before: it waited for gRPC's 20 s connect timeout, then said "cannot reach
+  // turbined ... is it running?".
+  const auto start = std::chrono::steady_clock::now();
+  const turbine::testing::CliResult watch = turbine::testing::RunCli(
+      "--connect " + daemon.address() + " --timeout-ms 1500 watch demo.fib 3 2>&1");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10)) << watch.out;
+  EXPECT_EQ(watch.exit_code, 3) << watch.out;
+  EXPECT_NE(watch.out.find("did not answer in time"), std::string::npos) << watch.out;
+  EXPECT_EQ(watch.out.find("is it running?"), std::string::npos) << watch.out;
   ::close(held);
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
