@@ -129,10 +129,8 @@ absl::StatusOr<std::vector<StoredObservation>> RocksBackingStore::ReadObservatio
 void RocksBackingStore::PutNextStamp(uint64_t next_stamp, rocksdb::WriteBatch& batch) {
   std::string bytes;
   EncodeCounter(next_stamp, &bytes);
-  // Merged (MaxCounter): a write that computed a lower counter may land after one with a
-  // higher, and must not put it back.
-  batch.Merge(store_->handle(Table::kMeta), kNextStampKey, bytes);
-  if (log_vouched_.load()) batch.Merge(store_->handle(Table::kMeta), kInputChangesThroughKey, bytes);
+  batch.Put(store_->handle(Table::kMeta), kNextStampKey, bytes);
+  if (log_vouched_.load()) batch.Put(store_->handle(Table::kMeta), kInputChangesThroughKey, bytes);
 }
 
 void RocksBackingStore::LogInputChange(uint64_t stamp, std::string_view key,
@@ -223,8 +221,23 @@ absl::StatusOr<InputChangeLog> RocksBackingStore::PruneInputChanges(rocksdb::Wri
 }
 
 absl::StatusOr<uint64_t> RocksBackingStore::NextStamp() {
-  // The largest counter any write carried, whatever order they landed in (PutNextStamp).
-  return ReadCounter(*store_, kNextStampKey);
+  absl::StatusOr<uint64_t> next = ReadCounter(*store_, kNextStampKey);
+  if (!next.ok()) return next;
+  // Above every logged change too. A snapshot writes the counter it read before its
+  // records, without the engine's input lock, so its write may land after a set's (which
+  // logs the set's stamps and a higher counter) and put the counter back. After a crash
+  // there, a stamp handed out again could be an input's own, and a reader that read the
+  // input at that stamp would take a new change of it for none.
+  const std::string_view prefix(kInputChangePrefix, sizeof(kInputChangePrefix) - 1);
+  uint64_t logged = 0;
+  absl::Status scanned =
+      store_->ForEach(Table::kMeta, [&](std::string_view key, std::string_view) {
+        if (key.size() >= prefix.size() + 8 && key.substr(0, prefix.size()) == prefix) {
+          logged = std::max(logged, GetBigEndian(key.data() + prefix.size()));
+        }
+      });
+  if (!scanned.ok()) return scanned;
+  return std::max(*next, logged + 1);
 }
 
 absl::StatusOr<uint64_t> RocksBackingStore::NextTaskId() {

@@ -2,7 +2,6 @@
 // table's, and opening the database with every table.
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
-#include <rocksdb/merge_operator.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/table_properties_collectors.h>
 
@@ -10,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "records.h"
 #include "store_internal.h"
 
 namespace turbine::storage {
@@ -44,31 +42,6 @@ rocksdb::Options DatabaseOptions(const std::shared_ptr<rocksdb::Logger>& logger,
 }
 
 namespace {
-
-// MaxCounter merges the stamp counters in `meta` (format.h): the larger value wins,
-// whatever order the writes carrying them land in. A snapshot writes the counter it read
-// before encoding its records, without the engine's input lock, and a set the one it
-// computed under that lock; either write can land last. With a plain Put the lower one
-// could then stay on disk, and after a crash a stamp that records already hold would be
-// handed out again: a reader would take a new change for the one it had seen.
-// An operand that does not decode (damaged) loses to one that does: a merge that failed
-// would fail the compaction that met it, and RocksDB would stop taking writes.
-class MaxCounter : public rocksdb::AssociativeMergeOperator {
- public:
-  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
-             std::string* new_value, rocksdb::Logger*) const override {
-    const std::optional<uint64_t> added = DecodeCounter(value.ToStringView());
-    const std::optional<uint64_t> held =
-        existing == nullptr ? std::nullopt : DecodeCounter(existing->ToStringView());
-    if (held.has_value() && (!added.has_value() || *held >= *added)) {
-      new_value->assign(existing->data(), existing->size());
-    } else {
-      new_value->assign(value.data(), value.size());
-    }
-    return true;
-  }
-  const char* Name() const override { return "turbine.MaxCounter"; }
-};
 
 // TableOptions tunes each table for how it is read.
 //   tasks     point lookups that mostly miss (every new task asks first) or hit a task
@@ -127,12 +100,6 @@ rocksdb::ColumnFamilyOptions TableOptions(Table table,
     options.table_properties_collector_factories.push_back(
         rocksdb::NewCompactOnDeletionCollectorFactory(/*sliding_window_size=*/256,
                                                       /*deletion_trigger=*/64));
-  }
-  if (table == Table::kMeta) {
-    options.merge_operator = std::make_shared<MaxCounter>();
-    // Every set and snapshot adds an operand; a read folds all those in the memtable.
-    // Folded on the write that would make more than this many.
-    options.max_successive_merges = 32;
   }
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(blocks));
   return options;

@@ -62,31 +62,6 @@ TEST(InputChangeLog, TheNextStampIsAboveEveryLoggedChangeThoughALaterWriteLowere
   EXPECT_EQ(*next, 102u);
 }
 
-// The other way round: a set's write carries the counter it computed, and a snapshot that
-// read a higher one (tasks executed meanwhile took stamps) may land first. The records the
-// snapshot wrote hold stamps up to its counter; none of those may be handed out again.
-TEST(InputChangeLog, TheNextStampIsAboveEverySnapshotsCounterThoughALaterSetLoweredIt) {
-  turbine::testing::TempDir dir;
-  {
-    std::unique_ptr<Store> store = OpenStore(dir.str());
-    RocksBackingStore backing(store.get());
-    ASSERT_TRUE(backing.ReadInputChanges(100).ok());
-    ASSERT_TRUE(backing.WriteSnapshot({}, /*next_task_id=*/1, /*next_stamp=*/106).ok());
-    SetAt(backing, "x", 100);  // computed before the stamps 101-105 were taken; the counter: 101
-  }
-  std::unique_ptr<Store> store = OpenStore(dir.str());
-  RocksBackingStore backing(store.get());
-  absl::StatusOr<uint64_t> next = backing.NextStamp();
-  ASSERT_TRUE(next.ok()) << next.status();
-  EXPECT_EQ(*next, 106u);
-  // And the log still vouches for itself: the claim it is complete through the counter
-  // moved with it (a claim below the counter would read as a build that keeps no log).
-  absl::StatusOr<InputChangeLog> log = backing.ReadInputChanges(100);
-  ASSERT_TRUE(log.ok()) << log.status();
-  EXPECT_EQ(log->since, 0u);
-  EXPECT_EQ(Changes(*log), (Expected{{100, "x"}}));
-}
-
 TEST(InputChangeLog, ANewStoreLogsEverySetAndDeleteInStampOrder) {
   turbine::testing::TempDir dir;
   {

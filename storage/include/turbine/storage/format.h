@@ -10,17 +10,14 @@
 // the (slot, stamp) pairs it read (backend/src/persist.cc). The store treats both as bytes.
 //
 //   meta      "format_version"           -> decimal text, e.g. "2"
-//             "next_stamp"               -> u64 (cereal): above every change stamp on disk;
-//                                           written as merge operands, the largest wins
-//                                           (a build without that merge cannot read it)
+//             "next_stamp"               -> u64 (cereal): above every change stamp on disk
 //             "next_task_id"             -> u64 (cereal): above every task id on disk
 //             "input_change/" stamp(u64 BE) key -> empty: an input set or deleted at `stamp`
 //             "input_changes_since"      -> u64 (cereal): every input change above it is
 //                                           logged (absent: 0)
 //             "input_changes_through"    -> u64 (cereal): the next_stamp the log was last
 //                                           written with; another value means a build that
-//                                           keeps no log wrote since, and `since` is reset;
-//                                           merged as next_stamp is
+//                                           keeps no log wrote since, and `since` is reset
 //   tasks     hash(u64 BE) identity      -> task(u64 BE) result   (result empty: none yet)
 //   task_ids  task(u64 BE)               -> hash(u64 BE) identity (the task's key in tasks)
 //   inputs    key                        -> (type name, value bytes, stamp) as a cereal tuple
