@@ -153,7 +153,10 @@ ExitCode RunGraph(const Session& session, const GraphCommand& command) {
   // store (collected, or left behind by a version bump).
   constexpr int kDaemonsBound = 10000;
   std::string note = "(dependencies that no longer exist left out)";
-  if (graph->nodes_size() >= kDaemonsBound) {
+  if (graph->cut_to_message_size()) {
+    note = "(more dependencies left out: a reply of the daemon holds at most "
+           "--max-message-bytes; lower --depth)";
+  } else if (graph->nodes_size() >= kDaemonsBound) {
     note = absl::StrCat("(more dependencies left out: a graph shows at most ", kDaemonsBound,
                         " tasks)");
   } else if (command.depth.has_value()) {

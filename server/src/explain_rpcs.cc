@@ -1,6 +1,7 @@
 // explain_rpcs.cc — the RPCs that explain what the daemon did: Graph and Why (a task's
 // dependencies and why it holds its value) and Trace (what ran for a while), with their
 // wire conversions. Part of TurbineService (service.h).
+#include <absl/container/flat_hash_set.h>
 #include <grpcpp/alarm.h>
 #include <spdlog/spdlog.h>
 
@@ -69,9 +70,21 @@ void WhyToWire(const WhyReport& why, int64_t max_bytes, v1::WhyReply* out) {
   }
 }
 
-void GraphToWire(const DependencyGraph& graph, v1::GraphReply* out) {
+// GraphToWire fills the reply with the nodes that fit in `max_bytes` (breadth first, so
+// the nearest ones; in two thirds of it when they do not all fit) and the edges between
+// them: a reply larger than gRPC may send is not sent at all.
+void GraphToWire(const DependencyGraph& graph, int64_t max_bytes, v1::GraphReply* out) {
+  // Room for the root and flags, and for each node or edge its tag and length.
+  constexpr int64_t kOtherFields = 64;
+  constexpr int64_t kFraming = 8;
   out->set_root(graph.root);
   out->set_truncated(graph.truncated);
+  int64_t bytes = kOtherFields;
+  absl::flat_hash_set<uint64_t> shown;
+  const auto cut = [&] {
+    out->set_truncated(true);
+    out->set_cut_to_message_size(true);
+  };
   for (const GraphNode& node : graph.nodes) {
     v1::GraphNode* wire = out->add_nodes();
     wire->set_task(node.task);
@@ -88,11 +101,27 @@ void GraphToWire(const DependencyGraph& graph, v1::GraphReply* out) {
     wire->set_last_execution_micros(node.last_execution_micros);
     wire->set_cells(node.cells);
     wire->set_depth(node.depth);
+    const int64_t node_bytes = static_cast<int64_t>(wire->ByteSizeLong()) + kFraming;
+    // Nodes take at most two thirds, so that the edges between them fit too.
+    if (bytes + node_bytes > max_bytes / 3 * 2) {
+      out->mutable_nodes()->RemoveLast();
+      cut();
+      break;
+    }
+    bytes += node_bytes;
+    shown.insert(node.task);
   }
   for (const GraphEdge& edge : graph.edges) {
+    if (!shown.contains(edge.reader) || !shown.contains(edge.slot.task)) continue;
     v1::GraphEdge* wire = out->add_edges();
     wire->set_reader(edge.reader);
     RefToWire(edge.slot, wire->mutable_slot());
+    bytes += static_cast<int64_t>(wire->ByteSizeLong()) + kFraming;
+    if (bytes > max_bytes) {
+      out->mutable_edges()->RemoveLast();
+      cut();
+      break;
+    }
   }
 }
 
@@ -187,7 +216,7 @@ absl::Status TurbineService::StartDescribe(
     absl::StatusOr<DependencyGraph> graph = engine_.Describe(vc, options);
     if (graph.ok()) {
       v1::GraphReply reply;
-      GraphToWire(*graph, &reply);
+      GraphToWire(*graph, reply_budget_.limits().message_bytes, &reply);
       done(std::move(reply));
     } else {
       CountError(static_cast<int>(graph.status().code()));

@@ -369,7 +369,9 @@ class StatusPage::Handler {
     // What left the rest out, as `turbine graph` says it: the bound on tasks, the depth
     // asked for, or tasks that no longer exist.
     std::string note = "(dependencies that no longer exist left out)";
-    if (graph->nodes_size() >= static_cast<int>(kMaxGraphNodes)) {
+    if (graph->cut_to_message_size()) {
+      note = "(more dependencies left out: what fits in one reply, --max-message-bytes)";
+    } else if (graph->nodes_size() >= static_cast<int>(kMaxGraphNodes)) {
       note =
           "(more dependencies left out: the page shows at most 200 tasks; turbine graph shows "
           "up to 10,000)";

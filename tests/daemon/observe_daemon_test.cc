@@ -266,6 +266,41 @@ TEST(WhyReply, AnExplanationLargerThanAReplyIsCutAndSaysSo) {
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
+// A graph larger than one reply (--max-message-bytes) keeps the nodes nearest the root and
+// the edges between them, and says what cut it. Before: RESOURCE_EXHAUSTED "Sent message
+// larger than max", exit 4, whatever the format.
+TEST(GraphReply, AGraphLargerThanAReplyIsCutAndSaysSo) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--max-message-bytes", "4096"}))
+      << daemon.log();
+  const std::string cli = "--data-dir " + dir.str() + "/data ";
+  std::string cells = "set c0 1";
+  for (int i = 1; i < 100; ++i) {
+    cells += " c" + std::to_string(i) + " '\"c" + std::to_string(i - 1) + " + 1\"'";
+  }
+  ASSERT_EQ(RunCli(cli + cells).exit_code, 0);
+  ASSERT_EQ(RunCli(cli + "call sheet.eval c99").out, "100\n");
+  const CliResult json = RunCli(cli + "graph --format json sheet.eval c99 2>&1");
+  ASSERT_EQ(json.exit_code, 0) << json.out;
+  const nlohmann::json graph = nlohmann::json::parse(json.out);
+  EXPECT_TRUE(graph["truncated"].get<bool>()) << json.out;
+  EXPECT_GT(graph["nodes"].size(), 5u);
+  EXPECT_LT(graph["nodes"].size(), 200u);  // 100 cells and their inputs
+  std::set<uint64_t> shown;
+  for (const nlohmann::json& node : graph["nodes"]) shown.insert(node["task"].get<uint64_t>());
+  EXPECT_TRUE(shown.contains(graph["root"].get<uint64_t>()));
+  EXPECT_GT(graph["edges"].size(), 0u);
+  for (const nlohmann::json& edge : graph["edges"]) {
+    EXPECT_TRUE(shown.contains(edge["reader"].get<uint64_t>())) << edge;
+    EXPECT_TRUE(shown.contains(edge["task"].get<uint64_t>())) << edge;
+  }
+  const CliResult dot = RunCli(cli + "graph --format dot sheet.eval c99 2>&1");
+  ASSERT_EQ(dot.exit_code, 0) << dot.out;
+  EXPECT_NE(dot.out.find("--max-message-bytes"), std::string::npos) << dot.out;
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
 // A trace larger than one reply (--max-message-bytes) keeps the events that fit and counts
 // the rest as dropped: gRPC refused to send the whole, and the trace was lost.
 TEST(TraceReply, ATraceLargerThanAReplyKeepsWhatFitsAndCountsTheRestDropped) {
