@@ -680,10 +680,10 @@ void EngineImpl::GcLoop() {
   uint64_t executions_before = execution_count.load(std::memory_order_relaxed);
   bool said_over_limit = false;
   // The size past which a pass is due: the limit, or, after a pass that left the store over
-  // it (what no pass removes: set inputs, the store's own files), that size grown by the
-  // limit or an eighth, whichever is more. Not the limit then, or every size check would
-  // start a pass with nothing to remove; not never, or the results that come after could
-  // fill the disk until the next timed pass.
+  // it (what no pass removes: set inputs, the store's own files), that size grown by an
+  // eighth (64 KiB at least). Not the limit then, or every size check would start a pass
+  // with nothing to remove; not never, or the results that come after could fill the disk
+  // until the next timed pass.
   uint64_t size_trigger = gc_options_.disk_limit;
   std::unique_lock lock(gc_loop_mu_);
   while (!gc_stop_.wait_for(lock, tick, [this] { return stopping_gc_; })) {
@@ -721,8 +721,8 @@ void EngineImpl::GcLoop() {
         }
         const bool over =
             gc_options_.disk_limit > 0 && report->bytes_after > gc_options_.disk_limit;
-        size_trigger = over ? report->bytes_after +
-                                  std::max(gc_options_.disk_limit, report->bytes_after / 8)
+        constexpr uint64_t kLeastGrowth = 64 << 10;
+        size_trigger = over ? report->bytes_after + std::max(kLeastGrowth, report->bytes_after / 8)
                             : gc_options_.disk_limit;
         // Said once until the store is under the limit again: a limit below what the
         // inputs and an empty store take would otherwise only show as a cache that keeps
