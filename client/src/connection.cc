@@ -3,6 +3,7 @@
 #include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
+#include <sys/un.h>
 
 #include <algorithm>
 #include <string>
@@ -147,8 +148,23 @@ absl::Status CheckPort(const std::string& address) {
   if (digits == std::string::npos || (port.size() - digits <= 5 && std::stoi(port) <= 65535)) {
     return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(absl::StrCat("address ", address, ": port ", port,
-                                                 " is out of range (0 to 65535)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("address ", address, ": port ", port, " is out of range (0 to 65535)"));
+}
+
+// CheckUnixPath refuses a unix socket path longer than a socket address holds: gRPC would
+// fail to make the channel with "Failed to create secure client channel", which reads as a
+// TLS problem, and the CLI would call it the daemon's refusal.
+absl::Status CheckUnixPath(const std::string& address) {
+  if (!address.starts_with("unix:")) return absl::OkStatus();
+  std::string_view path = std::string_view(address).substr(5);
+  if (path.starts_with("//")) path.remove_prefix(2);  // unix:///absolute/path
+  constexpr size_t kMaxPath = sizeof(sockaddr_un{}.sun_path) - 1;
+  if (path.size() <= kMaxPath) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("the socket path ", std::string(path), " is ", path.size(),
+                   " bytes, more than a unix socket address holds (", kMaxPath,
+                   "): use a shorter --data-dir, or a TCP address"));
 }
 
 }  // namespace
@@ -163,6 +179,7 @@ absl::StatusOr<std::shared_ptr<const Connection>> Connection::Create(ConnectOpti
   }
   if (absl::Status token = CheckToken(options.token); !token.ok()) return token;
   if (absl::Status port = CheckPort(options.address); !port.ok()) return port;
+  if (absl::Status path = CheckUnixPath(options.address); !path.ok()) return path;
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = Credentials(options);
   if (!credentials.ok()) return credentials.status();
   return std::make_shared<const Connection>(std::move(options), *std::move(credentials));

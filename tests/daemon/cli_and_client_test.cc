@@ -124,6 +124,18 @@ TEST(CliAgainstDaemon, UnsetDeletesInputsDurably) {
   EXPECT_EQ(restarted.Stop(SIGTERM), 0) << restarted.log();
 }
 
+// A data directory whose socket path does not fit a unix socket address is a usage error
+// that says so. Before: "UNKNOWN: Failed to create secure client channel", exit 4 (the
+// daemon's refusal), though no daemon was reached and no TLS was asked for.
+TEST(ClientAgainstDaemon, ASocketPathTooLongForAUnixAddressIsAUsageError) {
+  const std::string data_dir = "/tmp/" + std::string(110, 'l');
+  const CliResult run = RunCli("--data-dir " + data_dir + " ping 2>&1");
+  EXPECT_EQ(run.exit_code, 2) << run.out;
+  EXPECT_NE(run.out.find("more than a unix socket address holds (107)"), std::string::npos)
+      << run.out;
+  EXPECT_EQ(run.out.find("secure"), std::string::npos) << run.out;
+}
+
 // A CallStream's batches fit a daemon with a small --max-message-bytes. Before, a batch took
 // up to 1 MiB of calls: 4,000 calls of a 50-byte key failed the whole stream.
 TEST(ClientAgainstDaemon, ACallStreamOfSmallCallsFitsASmallMessageLimit) {

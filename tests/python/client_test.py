@@ -189,6 +189,12 @@ class ValuesTest(unittest.TestCase):
                         "localhost:http", "dns:localhost"):
             Client(address).close()
 
+    def test_a_socket_path_longer_than_an_address_holds_is_refused(self):
+        # Before: TurbineError UNKNOWN "Failed to create secure client channel" at the call.
+        with self.assertRaisesRegex(ValueError, r"more than a unix socket address holds \(107\)"):
+            Client(data_dir="/tmp/" + "l" * 110)
+        Client(data_dir="/tmp/" + "l" * 80).close()  # fits
+
     def test_text_that_is_not_utf8_is_sent_as_its_bytes(self):
         name = os.fsdecode(b"bad\xff\xfename")  # as os.listdir gives such a name
         self.assertEqual(values.to_proto(name).bytes_value, b"bad\xff\xfename")

@@ -51,13 +51,26 @@ _SOURCES = {pb.SOURCE_MEMORY: "memory", pb.SOURCE_DISK: "disk", pb.SOURCE_EXECUT
 _CLIENT_TIMEOUT = object()  # "the Client's timeout", where None means "no deadline"
 
 
+_MAX_UNIX_PATH = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
+
+
 def _check_port(address):
     """Refuses a numeric TCP port that is not a number from 0 to 65535. gRPC would take one
     past 65535 modulo 65536 (99999 is 34463), a negative one too, and the digits before
     anything else ("7878x" is 7878): each connects to another port without a word. What is
     not a port is left to gRPC: a unix: address, an IPv6 literal without a port ("[::1]"),
     a URI path ("dns://8.8.8.8:53/host"), a service name ("host:http")."""
-    if address.startswith(("unix:", "unix-abstract:")):
+    if address.startswith("unix:"):
+        # Longer than a socket address holds: gRPC would fail as UNKNOWN, "Failed to create
+        # secure client channel", which reads as a TLS problem.
+        path = address[len("unix:"):]
+        path = path[2:] if path.startswith("//") else path
+        if len(os.fsencode(path)) > _MAX_UNIX_PATH:
+            raise ValueError(f"the socket path {path} is {len(os.fsencode(path))} bytes, more "
+                             f"than a unix socket address holds ({_MAX_UNIX_PATH}): use a "
+                             f"shorter data_dir, or a TCP address")
+        return
+    if address.startswith("unix-abstract:"):
         return
     _, colon, port = address.rpartition(":")
     if not colon or "]" in port or "/" in port:
