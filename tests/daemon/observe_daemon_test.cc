@@ -234,6 +234,17 @@ TEST_F(GraphDaemon, WhyWritesBytesThatAreNotUtf8AsEscapes) {
   EXPECT_EQ(daemon_.log().find("invalid UTF-8"), std::string::npos) << daemon_.log();
 }
 
+// EvaluateAChainOf100Cells sets c0 to 1 and each next cell to the one before plus 1, and
+// evaluates c99: a cone of 200 tasks, its explanation and graph larger than a small reply.
+void EvaluateAChainOf100Cells(const std::string& cli) {
+  std::string cells = "set c0 1";
+  for (int i = 1; i < 100; ++i) {
+    cells += " c" + std::to_string(i) + " '\"c" + std::to_string(i - 1) + " + 1\"'";
+  }
+  ASSERT_EQ(RunCli(cli + cells).exit_code, 0);
+  ASSERT_EQ(RunCli(cli + "call sheet.eval c99").out, "100\n");
+}
+
 // A `why` longer than one reply (--max-message-bytes) keeps the steps that fit and says it
 // was cut, as --max-steps cuts it: gRPC refused to send the whole, and the answer was lost.
 TEST(WhyReply, AnExplanationLargerThanAReplyIsCutAndSaysSo) {
@@ -242,12 +253,7 @@ TEST(WhyReply, AnExplanationLargerThanAReplyIsCutAndSaysSo) {
   ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--max-message-bytes", "4096"}))
       << daemon.log();
   const std::string cli = "--data-dir " + dir.str() + "/data ";
-  std::string cells = "set c0 1";
-  for (int i = 1; i < 100; ++i) {
-    cells += " c" + std::to_string(i) + " '\"c" + std::to_string(i - 1) + " + 1\"'";
-  }
-  ASSERT_EQ(RunCli(cli + cells).exit_code, 0);
-  ASSERT_EQ(RunCli(cli + "call sheet.eval c99").out, "100\n");
+  ASSERT_NO_FATAL_FAILURE(EvaluateAChainOf100Cells(cli));
   ASSERT_EQ(RunCli(cli + "set c0 2").exit_code, 0);
   ASSERT_EQ(RunCli(cli + "call sheet.eval c99").out, "101\n");
   const CliResult why = RunCli(cli + "--json why --max-steps 1000 sheet.eval c99 2>&1");
@@ -275,12 +281,7 @@ TEST(GraphReply, AGraphLargerThanAReplyIsCutAndSaysSo) {
   ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--max-message-bytes", "4096"}))
       << daemon.log();
   const std::string cli = "--data-dir " + dir.str() + "/data ";
-  std::string cells = "set c0 1";
-  for (int i = 1; i < 100; ++i) {
-    cells += " c" + std::to_string(i) + " '\"c" + std::to_string(i - 1) + " + 1\"'";
-  }
-  ASSERT_EQ(RunCli(cli + cells).exit_code, 0);
-  ASSERT_EQ(RunCli(cli + "call sheet.eval c99").out, "100\n");
+  ASSERT_NO_FATAL_FAILURE(EvaluateAChainOf100Cells(cli));
   const CliResult json = RunCli(cli + "graph --format json sheet.eval c99 2>&1");
   ASSERT_EQ(json.exit_code, 0) << json.out;
   const nlohmann::json graph = nlohmann::json::parse(json.out);
