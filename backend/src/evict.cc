@@ -35,6 +35,16 @@
 namespace turbine::internal {
 namespace {
 
+// MibText is `bytes` in MiB with one decimal, or in bytes under one MiB: whole MiB read
+// "32 MiB stays over the limit (32 MiB)" for a set just over its limit, and "0 MiB" for a
+// limit under one.
+std::string MibText(uint64_t bytes) {
+  if (bytes < (1 << 20)) return std::to_string(bytes) + (bytes == 1 ? " byte" : " bytes");
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return text;
+}
+
 // The most tasks one EvictTasks looks at (Engine::EvictTasks).
 constexpr size_t kEvictionStretch = size_t{1} << 16;
 
@@ -558,9 +568,8 @@ void EngineImpl::EvictorLoop() {
           said_stuck = true;
           said_collecting = collecting;
           Log(LogLevel::kWarning,
-              "memory: the resident set (" + std::to_string(in_use >> 20) +
-                  " MiB) stays over the limit (" + std::to_string(memory_.limit_bytes >> 20) +
-                  " MiB) with nothing left that may leave memory: what remains is running, "
+              "memory: the resident set (" + MibText(in_use) + ") stays over the limit (" +
+                  MibText(memory_.limit_bytes) + ") with nothing left that may leave memory: what remains is running, "
                   "read by tasks in memory, or the process itself (about 33 MiB for an "
                   "idle turbined)" +
                   (collecting ? ", and the garbage collection pass running now holds its "

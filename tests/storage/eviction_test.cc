@@ -292,6 +292,8 @@ TEST(EvictionInTheBackground, StuckDuringAGcPassTheWarningNamesThePass) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   ASSERT_TRUE(logged("stays over the limit")) << log;
+  // The figures as they are: before, "(1024 MiB) stays over the limit (0 MiB)".
+  EXPECT_TRUE(logged("(1024.0 MiB) stays over the limit (1 byte)")) << log;
   EXPECT_FALSE(logged("pass running now")) << log;
   // ... then again once a pass runs.
   turbine::GcOptions gc;
