@@ -153,11 +153,11 @@ TEST(StoreSize, StatsCountsTheStoreAsDuDoes) {
 }
 
 // Tasks and inputs to collect: `tasks` busy tasks and `inputs` inputs, all acknowledged.
-void Populate(Client& client, int tasks, int inputs) {
+void Populate(Client& client, int tasks, int inputs, int first_key = 0) {
   absl::StatusOr<std::unique_ptr<turbine::client::CallStream>> stream = client.OpenCallStream();
   ASSERT_TRUE(stream.ok()) << stream.status();
   for (int k = 0; k < tasks; ++k) {
-    ASSERT_TRUE((*stream)->Send(MakeCallRequest("demo.busy", {Int(k), Int(0)})).ok());
+    ASSERT_TRUE((*stream)->Send(MakeCallRequest("demo.busy", {Int(first_key + k), Int(0)})).ok());
   }
   for (int k = 0; k < tasks; ++k) ASSERT_TRUE((*stream)->Next().has_value());
   ASSERT_TRUE((*stream)->Close().ok());
@@ -165,6 +165,20 @@ void Populate(Client& client, int tasks, int inputs) {
   for (int k = 0; k < inputs; ++k) values.emplace_back("in" + std::to_string(k), Int(k * 7));
   ASSERT_TRUE(client.SetInputs(std::move(values)).ok());
   ASSERT_TRUE(client.Flush().ok());
+}
+
+// WaitForRemovedTasks polls the daemon's count of tasks removed by garbage collection until
+// it reaches `count` or `limit` passes; returns the last count (0 if Stats failed).
+uint64_t WaitForRemovedTasks(Client& client, uint64_t count, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  uint64_t removed = 0;
+  while (true) {
+    absl::StatusOr<turbine::v1::StatsReply> stats = client.Stats();
+    if (!stats.ok()) return 0;
+    removed = stats->gc_removed_tasks();
+    if (removed >= count || std::chrono::steady_clock::now() >= deadline) return removed;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 // Unset inputs that nothing reads leave memory at the next pass, and the store at the one
@@ -412,14 +426,7 @@ TEST(GarbageCollectionDaemon, PassesRunByThemselvesWhenTheDaemonIsIdle) {
   ASSERT_NE(client, nullptr);
   Populate(*client, 500, 3);
   // Over the limit and idle: a pass comes within seconds, and removes all but the inputs.
-  uint64_t removed = 0;
-  for (int wait = 0; wait < 300 && removed < 500; ++wait) {
-    absl::StatusOr<turbine::v1::StatsReply> stats = client->Stats();
-    ASSERT_TRUE(stats.ok());
-    removed = stats->gc_removed_tasks();
-    if (removed < 500) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_GE(removed, 500u);
+  EXPECT_GE(WaitForRemovedTasks(*client, 500, std::chrono::seconds(30)), 500u);
   absl::StatusOr<turbine::v1::StatsReply> stats = client->Stats();
   ASSERT_TRUE(stats.ok());
   EXPECT_GE(stats->gc_passes(), 1u);
@@ -453,26 +460,11 @@ TEST(GarbageCollectionDaemon, AStoreLeftOverTheLimitIsCollectedAgainOnceItGrows)
   // The first size check finds even the empty store over 1 KiB: a pass, which says so.
   ASSERT_TRUE(daemon.WaitForLog("over the disk limit of 1024")) << daemon.log();
   constexpr int kTasks = 5000;
-  {
-    absl::StatusOr<std::unique_ptr<turbine::client::CallStream>> stream =
-        client->OpenCallStream();
-    ASSERT_TRUE(stream.ok()) << stream.status();
-    for (int k = 0; k < kTasks; ++k) {
-      ASSERT_TRUE((*stream)->Send(MakeCallRequest("demo.busy", {Int(1000000 + k), Int(0)})).ok());
-    }
-    for (int k = 0; k < kTasks; ++k) ASSERT_TRUE((*stream)->Next().has_value());
-    ASSERT_TRUE((*stream)->Close().ok());
-  }
-  ASSERT_TRUE(client->Flush().ok());
+  Populate(*client, kTasks, /*inputs=*/1, /*first_key=*/1000000);
   // Size checks come every 10 s while idle.
-  uint64_t removed = 0;
-  for (int wait = 0; wait < 400 && removed < kTasks; ++wait) {
-    absl::StatusOr<turbine::v1::StatsReply> stats = client->Stats();
-    ASSERT_TRUE(stats.ok());
-    removed = stats->gc_removed_tasks();
-    if (removed < kTasks) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_GE(removed, static_cast<uint64_t>(kTasks)) << daemon.log();
+  EXPECT_GE(WaitForRemovedTasks(*client, kTasks, std::chrono::seconds(40)),
+            static_cast<uint64_t>(kTasks))
+      << daemon.log();
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
