@@ -80,14 +80,13 @@ absl::Status RocksBackingStore::WriteInputs(
     batch.Put(store_->handle(Table::kInputs), key, bytes);
     LogInputChange(input.stamp, key, batch);
   }
-  PutNextStamp(next_stamp, batch);
   if (changes_since_prune_.fetch_add(inputs.size()) + inputs.size() > keep_changes_.load()) {
     changes_since_prune_.store(0);
     if (absl::StatusOr<InputChangeLog> pruned = PruneInputChanges(batch, /*at_open=*/false); !pruned.ok()) {
       return pruned.status();
     }
   }
-  return store_->Write(batch, /*sync=*/true);  // the user's data: durable on return
+  return WriteWithNextStamp(next_stamp, batch, /*sync=*/true);  // the user's data: durable on return
 }
 
 absl::Status RocksBackingStore::DeleteInputs(const std::vector<std::string>& keys,
@@ -97,9 +96,8 @@ absl::Status RocksBackingStore::DeleteInputs(const std::vector<std::string>& key
     batch.Delete(store_->handle(Table::kInputs), key);
     LogInputChange(next_stamp - 1, key, batch);
   }
-  PutNextStamp(next_stamp, batch);
   changes_since_prune_.fetch_add(keys.size());
-  return store_->Write(batch, /*sync=*/true);  // as WriteInputs: durable on return
+  return WriteWithNextStamp(next_stamp, batch, /*sync=*/true);  // as WriteInputs: durable on return
 }
 
 absl::Status RocksBackingStore::LogInputChanges(const std::vector<InputChange>& changes,
@@ -110,9 +108,8 @@ absl::Status RocksBackingStore::LogInputChanges(const std::vector<InputChange>& 
   for (const StoredObservation& observation : observations) {
     PutObservation(observation.id, observation.bytes, batch);
   }
-  PutNextStamp(next_stamp, batch);
   changes_since_prune_.fetch_add(changes.size());
-  return store_->Write(batch, /*sync=*/false);
+  return WriteWithNextStamp(next_stamp, batch, /*sync=*/false);
 }
 
 absl::StatusOr<std::vector<StoredObservation>> RocksBackingStore::ReadObservations() {
@@ -126,11 +123,19 @@ absl::StatusOr<std::vector<StoredObservation>> RocksBackingStore::ReadObservatio
   return observations;
 }
 
-void RocksBackingStore::PutNextStamp(uint64_t next_stamp, rocksdb::WriteBatch& batch) {
+absl::Status RocksBackingStore::WriteWithNextStamp(uint64_t next_stamp, rocksdb::WriteBatch& batch,
+                                                   bool sync) {
+  // Held through the write: the log must receive the counters in order, not just compute
+  // them in order. RocksDB queues concurrent writers behind one another anyway.
+  std::lock_guard<std::mutex> lock(counter_mu_);
+  next_stamp = std::max(next_stamp, next_stamp_written_);
   std::string bytes;
   EncodeCounter(next_stamp, &bytes);
   batch.Put(store_->handle(Table::kMeta), kNextStampKey, bytes);
   if (log_vouched_.load()) batch.Put(store_->handle(Table::kMeta), kInputChangesThroughKey, bytes);
+  absl::Status written = store_->Write(batch, sync);
+  if (written.ok()) next_stamp_written_ = next_stamp;
+  return written;
 }
 
 void RocksBackingStore::LogInputChange(uint64_t stamp, std::string_view key,
@@ -153,7 +158,7 @@ absl::StatusOr<InputChangeLog> RocksBackingStore::ReadInputChanges(size_t keep) 
   if (!log.ok()) return log.status();
   // Not synced: a crash brings dropped changes back, which only makes the log longer. A
   // reset that is not written must not be overtaken by a later write claiming the log
-  // complete, so until one is, writes make no such claim (PutNextStamp).
+  // complete, so until one is, writes make no such claim (WriteWithNextStamp).
   bool written = batch.Count() == 0;
   if (!written && !store_->ReadOnly()) {
     absl::Status status = store_->Write(batch, /*sync=*/false);
@@ -223,11 +228,11 @@ absl::StatusOr<InputChangeLog> RocksBackingStore::PruneInputChanges(rocksdb::Wri
 absl::StatusOr<uint64_t> RocksBackingStore::NextStamp() {
   absl::StatusOr<uint64_t> next = ReadCounter(*store_, kNextStampKey);
   if (!next.ok()) return next;
-  // Above every logged change too. A snapshot writes the counter it read before its
-  // records, without the engine's input lock, so its write may land after a set's (which
-  // logs the set's stamps and a higher counter) and put the counter back. After a crash
-  // there, a stamp handed out again could be an input's own, and a reader that read the
-  // input at that stamp would take a new change of it for none.
+  // Above every logged change too. This build never writes the counter back
+  // (WriteWithNextStamp), but older ones did: a snapshot's write, with the counter it read
+  // before its records, could land after a set's, which logs the set's stamps and a higher
+  // counter. After a crash there, a stamp handed out again could be an input's own, and a
+  // reader that read the input at that stamp would take a new change of it for none.
   const std::string_view prefix(kInputChangePrefix, sizeof(kInputChangePrefix) - 1);
   uint64_t logged = 0;
   absl::Status scanned =
@@ -375,8 +380,7 @@ absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tas
   std::string bytes;
   EncodeCounter(next_task_id, &bytes);
   batch.Put(store_->handle(Table::kMeta), kNextTaskIdKey, bytes);
-  PutNextStamp(next_stamp, batch);
-  return store_->Write(batch, /*sync=*/false);
+  return WriteWithNextStamp(next_stamp, batch, /*sync=*/false);
 }
 
 void RocksBackingStore::PutTask(const StoredTask& task, rocksdb::WriteBatch& batch) {

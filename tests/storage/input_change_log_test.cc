@@ -43,23 +43,52 @@ std::vector<std::pair<uint64_t, std::string>> Changes(const InputChangeLog& log)
 
 using Expected = std::vector<std::pair<uint64_t, std::string>>;
 
-// A snapshot's write carries the counter it read before an input set took a stamp, and may
-// land after the set's: the counter on disk is then below the set's stamp. The next open
-// must not hand that stamp out again.
+// In stores older builds wrote, a snapshot's write carried the counter it read before an
+// input set took a stamp, and could land after the set's: the counter on disk was then
+// below the set's stamp. The next open must not hand that stamp out again.
 TEST(InputChangeLog, TheNextStampIsAboveEveryLoggedChangeThoughALaterWriteLoweredTheCounter) {
   turbine::testing::TempDir dir;
   {
     std::unique_ptr<Store> store = OpenStore(dir.str());
     RocksBackingStore backing(store.get());
     ASSERT_TRUE(backing.ReadInputChanges(100).ok());
-    SetAt(backing, "x", 101);                                 // the counter: 102
-    ASSERT_TRUE(backing.LogInputChanges({}, {}, 101).ok());   // a write that read 100
+    SetAt(backing, "x", 101);  // the counter: 102
+    // A write that read 100, through an instance that has not seen 102: as an older build,
+    // which did not keep the counter from going back, wrote it.
+    RocksBackingStore older(store.get());
+    ASSERT_TRUE(older.LogInputChanges({}, {}, 101).ok());
   }
   std::unique_ptr<Store> store = OpenStore(dir.str());
   RocksBackingStore backing(store.get());
   absl::StatusOr<uint64_t> next = backing.NextStamp();
   ASSERT_TRUE(next.ok()) << next.status();
   EXPECT_EQ(*next, 102u);
+}
+
+// The other way round: a set's write carries the counter it computed, and a snapshot that
+// read a higher one (tasks executed meanwhile took stamps) may land first. The records the
+// snapshot wrote hold stamps up to its counter; none of those may be handed out again, and
+// no scan can find them: the counter on disk must not go back.
+TEST(InputChangeLog, TheNextStampIsAboveEverySnapshotsCounterThoughALaterSetLoweredIt) {
+  turbine::testing::TempDir dir;
+  {
+    std::unique_ptr<Store> store = OpenStore(dir.str());
+    RocksBackingStore backing(store.get());
+    ASSERT_TRUE(backing.ReadInputChanges(100).ok());
+    ASSERT_TRUE(backing.WriteSnapshot({}, /*next_task_id=*/1, /*next_stamp=*/106).ok());
+    SetAt(backing, "x", 100);  // computed before the stamps 101-105 were taken; the counter: 101
+  }
+  std::unique_ptr<Store> store = OpenStore(dir.str());
+  RocksBackingStore backing(store.get());
+  absl::StatusOr<uint64_t> next = backing.NextStamp();
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(*next, 106u);
+  // And the log still vouches for itself: the claim it is complete through the counter
+  // moved with it (a claim below the counter would read as a build that keeps no log).
+  absl::StatusOr<InputChangeLog> log = backing.ReadInputChanges(100);
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(log->since, 0u);
+  EXPECT_EQ(Changes(*log), (Expected{{100, "x"}}));
 }
 
 TEST(InputChangeLog, ANewStoreLogsEverySetAndDeleteInStampOrder) {

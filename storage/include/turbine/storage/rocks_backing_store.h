@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <mutex>
 #include <string_view>
 
 #include "turbine/backing_store.h"
@@ -51,9 +52,13 @@ class RocksBackingStore : public BackingStore {
   void PutTaskId(const StoredTask& task, rocksdb::WriteBatch& batch);
   void PutLastUse(uint64_t id, uint16_t day, rocksdb::WriteBatch& batch);
   void PutObservation(uint64_t id, const std::string& observation, rocksdb::WriteBatch& batch);
-  // PutNextStamp adds the stamp counter, and the log's claim to be complete up to it once
-  // ReadInputChanges has found (or made) the log sound.
-  void PutNextStamp(uint64_t next_stamp, rocksdb::WriteBatch& batch);
+  // WriteWithNextStamp writes `batch` with the stamp counter added, and the log's claim to
+  // be complete up to it once ReadInputChanges has found (or made) the log sound. The
+  // counter written is never below one written before: sets and snapshots take their
+  // counters under different engine locks, so a set's lower counter could otherwise land
+  // after a snapshot's higher one, and after a crash there the stamps the snapshot's
+  // records hold would be handed out again.
+  absl::Status WriteWithNextStamp(uint64_t next_stamp, rocksdb::WriteBatch& batch, bool sync);
   // LogInputChange adds one change to the log; PruneInputChanges (ReadInputChanges, and
   // WriteInputs once the log has grown by `keep` since) drops all but the newest `keep`,
   // and at open also resets the log if a build that keeps none wrote since.
@@ -64,6 +69,10 @@ class RocksBackingStore : public BackingStore {
   std::atomic<size_t> keep_changes_{4096};
   std::atomic<size_t> changes_since_prune_{0};
   std::atomic<bool> log_vouched_{false};
+  // Serializes the writes that carry the stamp counter, so that they reach the log in the
+  // counter's order (WriteWithNextStamp).
+  std::mutex counter_mu_;
+  uint64_t next_stamp_written_ = 0;  // guarded by counter_mu_
 };
 
 }  // namespace turbine::storage
