@@ -3,6 +3,9 @@
 #include <absl/strings/ascii.h>
 #include <absl/strings/str_cat.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -30,8 +33,16 @@ absl::StatusOr<v1::TaskRef> ParseRefArgument(const std::string& text) {
 }
 
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
+  std::error_code ignored;
+  if (std::filesystem::is_directory(path, ignored)) {  // opens, and reads as empty
+    return absl::InvalidArgumentError(
+        absl::StrCat("token file ", path, " is a directory, not a file"));
+  }
   std::ifstream file(path);
-  if (!file) return absl::InvalidArgumentError(absl::StrCat("cannot read token file ", path));
+  if (!file) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read token file ", path, ": ", std::strerror(errno)));
+  }
   std::stringstream content;
   content << file.rdbuf();
   std::string token(absl::StripAsciiWhitespace(content.str()));

@@ -136,7 +136,16 @@ absl::Status CheckPort(const std::string& address) {
   if (colon == std::string::npos) return absl::OkStatus();
   const std::string port = address.substr(colon + 1);
   const auto digit = [](char c) { return c >= '0' && c <= '9'; };
-  if (port.find_first_of("]/") != std::string::npos) return absl::OkStatus();
+  // A path is a URI's ("dns://8.8.8.8:53/host"); without a scheme, "host:47100/x" is a
+  // port with junk after it, which gRPC would send to DNS whole.
+  const bool uri = address.find("://") != std::string::npos;
+  if (port.find(']') != std::string::npos || (uri && port.find('/') != std::string::npos)) {
+    return absl::OkStatus();
+  }
+  if (colon == 0) {  // ":47100": gRPC would ask DNS for a host named ""
+    return absl::InvalidArgumentError(absl::StrCat(
+        "address ", address, " names no host before the port (127.0.0.1", address, ", say)"));
+  }
   if (!port.empty() && !digit(port[0]) && port[0] != '-' && port[0] != '+') {
     return absl::OkStatus();
   }

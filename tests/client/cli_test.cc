@@ -85,6 +85,9 @@ TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
            {"--connect", "127.0.0.1:-18433", "ping"},
            {"--connect", "127.0.0.1:47103junk", "ping"},
            {"--connect", "localhost:", "ping"},
+           // gRPC would ask DNS for "127.0.0.1:47103/x", and for a host named ""
+           {"--connect", "127.0.0.1:47103/x", "ping"},
+           {"--connect", ":47103", "ping"},
            {"--token-file", dir.path() + "/missing", "ping"},
            // refused before tracing, not after: it was only found out at the end
            {"trace", "--seconds", "1", "-o", dir.path() + "/no/such/dir/trace.json"},
@@ -95,6 +98,14 @@ TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
     EXPECT_EQ(run.exit_code, 2) << (args.empty() ? "" : args[0]) << ": " << run.err;
     EXPECT_FALSE(Contains(run.err, "cannot reach")) << run.err;
   }
+}
+
+// Before: "token file DIR is empty", which sent the user looking at a file's content.
+TEST(CliUsageTest, ATokenFileThatIsADirectoryIsSaidToBeOne) {
+  TempDir dir;
+  CliRun run = RunCli({"--data-dir", dir.path(), "--token-file", dir.path(), "ping"});
+  EXPECT_EQ(run.exit_code, 2) << run.err;
+  EXPECT_TRUE(Contains(run.err, "token file " + dir.path() + " is a directory")) << run.err;
 }
 
 // Before: "A subcommand is required", whatever the word that was meant as one.

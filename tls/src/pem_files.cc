@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -30,6 +31,11 @@ int NoPassphrase(char*, int, int, void*) { return 0; }
 
 // ReadPemFile reads one TLS file; `role` names it in errors.
 absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* role) {
+  std::error_code ignored;
+  if (std::filesystem::is_directory(path, ignored)) {  // opens, and reads as empty
+    return absl::InvalidArgumentError(
+        absl::StrCat("the TLS ", role, " file ", path, " is a directory, not a PEM file"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return absl::InvalidArgumentError(
