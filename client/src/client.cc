@@ -1,10 +1,14 @@
 #include "turbine/client/client.h"
 
+#include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
 
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <optional>
+#include <string_view>
+#include <thread>
 #include <utility>
 
 #include "connection.h"
@@ -73,6 +77,10 @@ namespace {
 
 // The initial metadata key of a Watch the daemon accepted (turbine.proto, Watch).
 constexpr char kWatchAcceptedKey[] = "turbine-watch-accepted";
+// The trailing metadata key of a Watch the daemon ended for other clients' unread replies,
+// and the most a watch waits between such ends (turbine.proto, Watch).
+constexpr char kRetryAfterKey[] = "turbine-retry-after-ms";
+constexpr std::chrono::milliseconds kMostRetryAfter{30'000};
 
 // Unary makes one unary RPC, `rpc(link, context, reply)`, with the connection's token,
 // wait-for-ready and deadline.
@@ -116,6 +124,35 @@ bool ConnectedOrFailed(grpc::Channel& channel, std::chrono::system_clock::time_p
     state = channel.GetState(/*try_to_connect=*/true);
   }
   return true;
+}
+
+// RetryAfter is the wait a daemon asked for before a watch it ended is made again (it ended
+// it for other clients' unread replies), or nullopt if it asked for none.
+std::optional<std::chrono::milliseconds> RetryAfter(const grpc::ClientContext& context,
+                                                    const grpc::Status& status) {
+  if (status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED) return std::nullopt;
+  const auto& trailers = context.GetServerTrailingMetadata();
+  auto found = trailers.find(kRetryAfterKey);
+  if (found == trailers.end()) return std::nullopt;
+  int64_t millis = 0;
+  if (!absl::SimpleAtoi(std::string(found->second.data(), found->second.size()), &millis)) {
+    return std::nullopt;
+  }
+  return std::clamp(std::chrono::milliseconds(millis), std::chrono::milliseconds(10),
+                    kMostRetryAfter);
+}
+
+// SleepUnlessCancelled waits for `wait`, checking the cancellation every tenth of a second;
+// false if it was cancelled.
+bool SleepUnlessCancelled(std::chrono::milliseconds wait, const Cancellation* cancel) {
+  const auto until = std::chrono::steady_clock::now() + wait;
+  while (true) {
+    if (cancel != nullptr && cancel->cancelled()) return false;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= until) return true;
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        until - now, std::chrono::milliseconds(100)));
+  }
 }
 
 }  // namespace
@@ -284,6 +321,7 @@ absl::Status Client::Watch(const v1::CallRequest& request,
   // While resuming: when the daemon went away.
   std::optional<std::chrono::steady_clock::time_point> gone_since;
   const std::chrono::steady_clock::time_point first_try = std::chrono::steady_clock::now();
+  int refusals = 0;  // in a row, for other clients' unread replies: the wait doubles
   while (true) {
     if (!accepted && connection_->options.wait_for_ready) {
       // The watch itself has no deadline, so gRPC's wait-for-ready would wait for a daemon
@@ -318,6 +356,7 @@ absl::Status Client::Watch(const v1::CallRequest& request,
     v1::CallReply reply;
     while (reader->Read(&reply)) {
       gone_since.reset();
+      refusals = 0;
       // After a reconnect the daemon sends the current result first: new only if it changed
       // while the connection was down.
       accepted = true;
@@ -339,6 +378,12 @@ absl::Status Client::Watch(const v1::CallRequest& request,
       stopped_by_caller = stopped_by_caller || cancel->cancelled();
     }
     if (stopped_by_caller) return absl::OkStatus();
+    // Ended for other clients' unread replies: the daemon is up and the watch was fine.
+    if (std::optional<std::chrono::milliseconds> wait = RetryAfter(context, status)) {
+      *wait = std::min(*wait * (1 << std::min(refusals++, 5)), kMostRetryAfter);
+      if (!SleepUnlessCancelled(*wait, cancel)) return absl::OkStatus();
+      continue;
+    }
     // A watch no daemon accepted fails as any call does: at once, or with wait_for_ready
     // once the daemon was not back within the deadline.
     if (!accepted && connection_->options.wait_for_ready && BrokeOff(status) &&

@@ -21,7 +21,7 @@ grpc::ServerWriteReactor<v1::CallReply>* TurbineService::Watch(
 
 WatchReactor::WatchReactor(TurbineService& service, grpc::CallbackServerContext* context,
                            const v1::CallRequest& request)
-    : service_(service) {
+    : service_(service), context_(context) {
   service_.CountRpc(Rpc::kWatch);
   if (!service_.Authorized(context)) {
     service_.CountError(grpc::StatusCode::UNAUTHENTICATED);
@@ -97,7 +97,10 @@ void WatchReactor::WriteNextLocked() {
   absl::StatusOr<int64_t> held = service_.HoldReply(in_flight_);
   if (!held.ok()) {
     // Not kept until the watch is done: that waits for a client that may not be reading.
+    // The watcher is not at fault (other clients' unread replies fill the budget): it is
+    // told when to watch again, and the clients do (client.cc, Watch).
     in_flight_.Clear();
+    context_->AddTrailingMetadata(std::string(kRetryAfterKey), "1000");
     FinishLocked(ToGrpc(held.status()));
     return;
   }

@@ -23,6 +23,9 @@ namespace turbine::server {
 
 // The initial metadata key a Watch the daemon accepted carries (turbine.proto, Watch).
 inline constexpr std::string_view kWatchAcceptedKey = "turbine-watch-accepted";
+// The trailing metadata key of a watch ended because unread replies of all clients filled
+// the reply budget: the milliseconds after which the client may watch again (turbine.proto).
+inline constexpr std::string_view kRetryAfterKey = "turbine-retry-after-ms";
 
 class WatchReactor final : public grpc::ServerWriteReactor<v1::CallReply> {
  public:
@@ -47,6 +50,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::CallReply> {
   void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   TurbineService& service_;
+  grpc::CallbackServerContext* const context_;
   PreparedCall call_;
   CancelToken cancel_;         // cancelled when the watcher goes: ends a read in progress
   std::atomic<int> holds_{1};  // gRPC's until OnDone, plus each refresh in flight

@@ -181,9 +181,12 @@ class ValuesTest(unittest.TestCase):
     def test_a_port_that_is_not_a_number_is_refused(self):
         # gRPC would wrap "-18433" to 47103 and read "47103junk" as 47103.
         for address in ("127.0.0.1:-18433", "127.0.0.1:47103junk", "localhost:+1",
-                        "localhost:"):
+                        "localhost:", "127.0.0.1:47103/x"):
             with self.assertRaisesRegex(ValueError, "not a number from 0 to 65535", msg=address):
                 Client(address)
+        # Before: a DNS error at the first call (UNAVAILABLE, as if the daemon were down).
+        with self.assertRaisesRegex(ValueError, "names no host before the port"):
+            Client(":47103")
         # What is not a port is gRPC's to read, as before.
         for address in ("[::1]", "dns:///[::1]", "ipv6:[::1]", "dns://8.8.8.8:53/localhost",
                         "localhost:http", "dns:localhost"):
@@ -899,11 +902,17 @@ stub = pbg.TurbineStub(channel)
 request = pb.CallRequest(function="input.get", args=[pb.Value(string_value="big")])
 if kind == "call":
     pending = [stub.Call.future(request) for _ in range(count)]
-else:
+elif kind == "watch":
     pending = [stub.Watch(request) for _ in range(count)]
+else:  # "stream": one CallStream, whose replies wait in the daemon, as many as it holds
+    pending = stub.CallStream(iter([request] * count))
 time.sleep(0.2)  # the requests are sent; of 1 GiB of replies it reads a fraction by then
 os.kill(os.getpid(), signal.SIGSTOP)
 outcomes = collections.Counter()
+if kind == "stream":
+    for reply in pending:
+        outcomes["ok" if len(reply.value.bytes_value) == 1 << 20 else "wrong"] += 1
+    pending = []
 for call in pending:
     try:
         reply = call.result() if kind == "call" else next(call)
@@ -967,6 +976,78 @@ class UnreadRepliesTest(DaemonTestCase):
                         if error.code != grpc.StatusCode.RESOURCE_EXHAUSTED or attempt == 49:
                             raise
                         time.sleep(0.1)
+
+
+    def test_a_watch_refused_for_other_clients_unread_replies_watches_again(self):
+        # The watcher is not at fault: the daemon asks it to come back, and the clients do.
+        budget = 4 << 20  # below one CallStream's bound (16 MiB): one stream fills it
+        turbined = self.start_daemon("refused", "--reply-buffer-bytes", str(budget))
+        address = "unix:" + os.path.abspath(turbined.data_dir) + "/turbined.sock"
+        with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
+            client.set_inputs({"big": b"x" * (1 << 20)})
+            child = subprocess.Popen([sys.executable, "-c", UNREAD_CLIENT, address, "stream",
+                                      "64"], stdout=subprocess.PIPE, text=True)
+            try:
+                for _ in range(200):  # the stream's replies wait for the stopped child
+                    if client.stats().reply_bytes_queued >= budget:
+                        break
+                    time.sleep(0.05)
+                self.assertGreaterEqual(client.stats().reply_bytes_queued, budget)
+                watchers = self.start_well_behaved_watchers(turbined)
+            finally:
+                child.send_signal(signal.SIGCONT)
+                out, _ = child.communicate(timeout=TIMEOUT)
+            self.assertEqual(json.loads(out), {"ok": 64})
+            self.check_well_behaved_watchers(client, *watchers)
+
+    def start_well_behaved_watchers(self, turbined):
+        """Watches of the large value, by the Python client and the CLI, made while other
+        clients' unread replies fill the budget: refused for now (before, each ended with
+        RESOURCE_EXHAUSTED), they wait and watch again."""
+        got = []  # the first byte of each value the Python watch delivers, or its error
+
+        def two_values():
+            try:
+                with Client(data_dir=turbined.data_dir) as watching:
+                    with watching.watch("input.get", "big") as watch:
+                        for result in watch:
+                            got.append(result.value[:1] if len(result.value) == 1 << 20
+                                       else result.value)
+                            if len(got) == 2:
+                                break
+            except Exception as error:  # pylint: disable=broad-except
+                got.append(error)
+        thread = threading.Thread(target=two_values)
+        thread.start()
+        cli = subprocess.Popen([TURBINE_CLI, "--data-dir", turbined.data_dir, "watch",
+                                "input.get", "big"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+        time.sleep(1.5)
+        self.assertEqual(got, [], "a watch answered or ended while the budget was full")
+        self.assertIsNone(cli.poll(), "the CLI's watch ended while the budget was full")
+        return thread, got, cli
+
+    def check_well_behaved_watchers(self, client, thread, got, cli):
+        """Once the budget empties, the watches of start_well_behaved_watchers deliver, and
+        go on: a change comes as on any watch."""
+        try:
+            for _ in range(600):
+                if got:
+                    break
+                time.sleep(0.1)
+            self.assertEqual(got, [b"x"])
+            line = []
+            reader = threading.Thread(target=lambda: line.append(cli.stdout.readline()))
+            reader.start()
+            reader.join(timeout=60)
+            self.assertTrue(line and len(line[0]) > 1 << 20, cli.poll())
+            client.set_inputs({"big": b"y" * (1 << 20)})
+            thread.join(timeout=60)
+            self.assertEqual(got, [b"x", b"y"])
+        finally:
+            cli.kill()
+            _, err = cli.communicate(timeout=TIMEOUT)
+        self.assertEqual(err, b"")
 
 
 def main():

@@ -40,6 +40,10 @@ _SERVICE_CONFIG = json.dumps({"methodConfig": [{
 }]})
 _STREAM_BACKOFF = (0.05, 0.1, 0.2)  # seconds before each retry of a stream
 _WATCH_ACCEPTED = "turbine-watch-accepted"  # initial metadata of a watch the daemon has
+# Trailing metadata of a watch the daemon ended because other clients' unread replies fill
+# its memory for them: milliseconds to wait before watching again (turbine.proto, Watch).
+_RETRY_AFTER = "turbine-retry-after-ms"
+_MOST_RETRY_AFTER = 30.0  # seconds: the wait doubles while the watch is refused again
 # After a failed connection gRPC waits before the next attempt, up to 120 s by default, and
 # meanwhile fails calls at once: a daemon back after a restart would stay unreachable that
 # long. Reconnecting to a local daemon costs little, so try at least every second.
@@ -72,9 +76,14 @@ def _check_port(address):
         return
     if address.startswith("unix-abstract:"):
         return
-    _, colon, port = address.rpartition(":")
-    if not colon or "]" in port or "/" in port:
+    host, colon, port = address.rpartition(":")
+    # A path is a URI's ("dns://8.8.8.8:53/host"); without a scheme, "host:47100/x" is a
+    # port with junk after it, which gRPC would send to DNS whole.
+    if not colon or "]" in port or ("://" in address and "/" in port):
         return
+    if not host:  # ":47100": gRPC would ask DNS for a host named ""
+        raise ValueError(f"address {address} names no host before the port "
+                         f"(127.0.0.1{address}, say)")
     if port and not (port[0].isascii() and port[0].isdigit()) and port[0] not in "-+":
         return
     if not (port.isascii() and port.isdigit()):
@@ -100,11 +109,35 @@ class Call:
         return f"Call({self.function!r}, *{self.args!r}, this={self.this!r})"
 
 
+def _retry_after(error):
+    """The seconds a daemon asked a watch it ended to wait before watching again (it ended it
+    for other clients' unread replies), or None."""
+    if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return None
+    for key, value in error.trailing_metadata() or ():
+        if key == _RETRY_AFTER:
+            try:
+                return min(max(int(value), 10) / 1000, _MOST_RETRY_AFTER)
+            except ValueError:
+                return None
+    return None
+
+
+def _result_key(reply):
+    """What makes a watched result new: its value or its error, as the daemon decides."""
+    if reply.HasField("error"):
+        return b"e" + reply.error.SerializeToString()
+    return b"v" + reply.value.SerializeToString()
+
+
 class Watch:
     """The results of a watched call: the current one, then one each time it changes (an
     equal result is not sent again). Iterating blocks until the next change. cancel() (or
     leaving a `with` block) ends the watch: the iteration then stops. The daemon ending it
-    (shutting down, the connection lost) raises TurbineError."""
+    (shutting down, the connection lost) raises TurbineError. A daemon whose memory for
+    unread replies is full (other clients not reading theirs) ends the watch of a large
+    value asking it to come back later: the watch waits as asked (1 s, doubling while it is
+    refused again, up to 30 s) and goes on, delivering a result only if it is new."""
 
     def __init__(self, start, deadline, error_of):
         self._start = start  # opens the stream, given its timeout
@@ -114,6 +147,8 @@ class Watch:
         self._cancelled = False
         self._received = False
         self._retries = iter(_STREAM_BACKOFF)
+        self._last_key = None  # _result_key of the last result delivered
+        self._refusals = 0  # in a row, for other clients' unread replies
 
     def __iter__(self):
         return self
@@ -122,19 +157,41 @@ class Watch:
         while True:
             try:
                 reply = next(self._replies)
-                break
             except grpc.RpcError as error:
                 if self._cancelled and error.code() == grpc.StatusCode.CANCELLED:
                     raise StopIteration from None
-                if self._received or not _retry_stream(error, self._retries, self._deadline):
+                wait = _retry_after(error)
+                if wait is not None:
+                    wait = min(wait * 2 ** min(self._refusals, 5), _MOST_RETRY_AFTER)
+                    self._refusals += 1
+                    if not self._sleep(wait):
+                        raise self._error_of(error) from None
+                elif self._received or not _retry_stream(error, self._retries,
+                                                         self._deadline):
                     raise self._error_of(error) from None
                 if self._cancelled:
                     raise StopIteration from None
                 self._replies = self._start(_remaining(self._deadline))
                 if self._cancelled:  # cancel() ran meanwhile, on the stream before this one
                     self._replies.cancel()
+                continue
+            self._refusals = 0
+            key = _result_key(reply)
+            if key != self._last_key:  # after a refusal, the result it had may come again
+                break
         self._received = True
+        self._last_key = key
         return _result(reply)
+
+    def _sleep(self, seconds):
+        """Waits `seconds`, or less if cancel() is called; False if the watch's deadline
+        comes first."""
+        until = time.monotonic() + seconds
+        if self._deadline is not None and until >= self._deadline:
+            return False
+        while not self._cancelled and time.monotonic() < until:
+            time.sleep(min(0.1, until - time.monotonic()))
+        return True
 
     def cancel(self):
         self._cancelled = True

@@ -194,7 +194,10 @@ class Client {
   // the daemon to answer again and watches on; the result at that point is delivered if it
   // differs from the last one delivered, so no change made meanwhile is missed and none is
   // delivered twice. A daemon that does not come back in time ends it with kUnavailable.
-  // Before the first result, a Watch waits for no daemon as a call does: kUnavailable at
+  // A daemon whose memory for unread replies is full (other clients not reading theirs)
+  // ends the watch of a large value asking it to come back later: Watch waits as asked
+  // (1 s, doubling while it is refused again, up to 30 s) and watches on, just as after a
+  // restart. Before the first result, a Watch waits for no daemon as a call does: kUnavailable at
   // once, or with wait_for_ready once none served within the deadline.
   absl::Status Watch(const v1::CallRequest& request,
                      const std::function<bool(const CallResult&)>& on_value,
