@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
+#include <random>
 #include <string_view>
 #include <thread>
 #include <utility>
@@ -140,6 +141,14 @@ std::optional<std::chrono::milliseconds> RetryAfter(const grpc::ClientContext& c
   }
   return std::clamp(std::chrono::milliseconds(millis), std::chrono::milliseconds(10),
                     kMostRetryAfter);
+}
+
+// Jittered is `wait` times a random factor from 0.5 to 1.5: watches refused together do not
+// all come back at the same instant, to fill the budget again together.
+std::chrono::milliseconds Jittered(std::chrono::milliseconds wait) {
+  thread_local std::minstd_rand random(std::random_device{}());
+  std::uniform_real_distribution<double> factor(0.5, 1.5);
+  return std::chrono::milliseconds(static_cast<int64_t>(wait.count() * factor(random)));
 }
 
 // SleepUnlessCancelled waits for `wait`, checking the cancellation every tenth of a second;
@@ -380,8 +389,9 @@ absl::Status Client::Watch(const v1::CallRequest& request,
     if (stopped_by_caller) return absl::OkStatus();
     // Ended for other clients' unread replies: the daemon is up and the watch was fine.
     if (std::optional<std::chrono::milliseconds> wait = RetryAfter(context, status)) {
+      gone_since.reset();  // it answered: a later loss of it starts its own wait
       *wait = std::min(*wait * (1 << std::min(refusals++, 5)), kMostRetryAfter);
-      if (!SleepUnlessCancelled(*wait, cancel)) return absl::OkStatus();
+      if (!SleepUnlessCancelled(Jittered(*wait), cancel)) return absl::OkStatus();
       continue;
     }
     // A watch no daemon accepted fails as any call does: at once, or with wait_for_ready

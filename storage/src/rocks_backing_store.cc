@@ -133,9 +133,11 @@ absl::Status RocksBackingStore::WriteWithNextStamp(uint64_t next_stamp, rocksdb:
   EncodeCounter(next_stamp, &bytes);
   batch.Put(store_->handle(Table::kMeta), kNextStampKey, bytes);
   if (log_vouched_.load()) batch.Put(store_->handle(Table::kMeta), kInputChangesThroughKey, bytes);
-  absl::Status written = store_->Write(batch, sync);
-  if (written.ok()) next_stamp_written_ = next_stamp;
-  return written;
+  // Whatever the outcome: a write reported failed may still be in the log (its sync
+  // failed after the append, or a reopen replays it), and a counter too high only skips
+  // stamps.
+  next_stamp_written_ = next_stamp;
+  return store_->Write(batch, sync);
 }
 
 void RocksBackingStore::LogInputChange(uint64_t stamp, std::string_view key,

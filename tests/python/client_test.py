@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 try:
     import grpc
@@ -981,17 +982,24 @@ class UnreadRepliesTest(DaemonTestCase):
     def test_a_watch_refused_for_other_clients_unread_replies_watches_again(self):
         # The watcher is not at fault: the daemon asks it to come back, and the clients do.
         budget = 4 << 20  # below one CallStream's bound (16 MiB): one stream fills it
-        turbined = self.start_daemon("refused", "--reply-buffer-bytes", str(budget))
+        turbined = self.start_daemon("refused", "--reply-buffer-bytes", str(budget),
+                                     "--metrics-listen", "127.0.0.1:0")
         address = "unix:" + os.path.abspath(turbined.data_dir) + "/turbined.sock"
         with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
             client.set_inputs({"big": b"x" * (1 << 20)})
             child = subprocess.Popen([sys.executable, "-c", UNREAD_CLIENT, address, "stream",
                                       "64"], stdout=subprocess.PIPE, text=True)
             try:
-                for _ in range(200):  # the stream's replies wait for the stopped child
-                    if client.stats().reply_bytes_queued >= budget:
+                # Stopped, the child takes nothing more: the replies its stream has not read
+                # fill the budget and stay.
+                stopped = False
+                for _ in range(300):
+                    with open(f"/proc/{child.pid}/stat", encoding="ascii") as stat:
+                        stopped = stat.read().rsplit(")", 1)[1].split()[0] == "T"
+                    if stopped and client.stats().reply_bytes_queued >= budget:
                         break
                     time.sleep(0.05)
+                self.assertTrue(stopped)
                 self.assertGreaterEqual(client.stats().reply_bytes_queued, budget)
                 watchers = self.start_well_behaved_watchers(turbined)
             finally:
@@ -1022,10 +1030,25 @@ class UnreadRepliesTest(DaemonTestCase):
         cli = subprocess.Popen([TURBINE_CLI, "--data-dir", turbined.data_dir, "watch",
                                 "input.get", "big"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
-        time.sleep(1.5)
+        refused_before = refused = self.refusals(turbined)
+        for _ in range(300):  # refused, the watchers try again: at least twice in all
+            refused = self.refusals(turbined)
+            if refused >= refused_before + 2:
+                break
+            time.sleep(0.1)
+        self.assertGreaterEqual(refused, refused_before + 2)
         self.assertEqual(got, [], "a watch answered or ended while the budget was full")
         self.assertIsNone(cli.poll(), "the CLI's watch ended while the budget was full")
         return thread, got, cli
+
+    @staticmethod
+    def refusals(turbined):
+        """The RESOURCE_EXHAUSTED answers of a turbined started with --metrics-listen."""
+        address = re.findall(r"turbined metrics on (http://\S+/metrics)", turbined.daemon.log())[-1]
+        with urllib.request.urlopen(address, timeout=TIMEOUT) as page:
+            text = page.read().decode()
+        return int(float(re.search(r'^turbine_errors_total\{code="RESOURCE_EXHAUSTED"\} (\S+)$',
+                                   text, re.M).group(1)))
 
     def check_well_behaved_watchers(self, client, thread, got, cli):
         """Once the budget empties, the watches of start_well_behaved_watchers deliver, and

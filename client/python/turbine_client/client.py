@@ -6,6 +6,7 @@ gRPC channel); a Watch is iterated by one thread and may be cancelled from any.
 import json
 import math
 import os
+import random
 import re
 import ssl
 import time
@@ -137,7 +138,8 @@ class Watch:
     (shutting down, the connection lost) raises TurbineError. A daemon whose memory for
     unread replies is full (other clients not reading theirs) ends the watch of a large
     value asking it to come back later: the watch waits as asked (1 s, doubling while it is
-    refused again, up to 30 s) and goes on, delivering a result only if it is new."""
+    refused again, up to 30 s, each wait times a random 0.5 to 1.5, and never past the
+    watch's deadline) and goes on, delivering a result only if it is new."""
 
     def __init__(self, start, deadline, error_of):
         self._start = start  # opens the stream, given its timeout
@@ -164,8 +166,8 @@ class Watch:
                 if wait is not None:
                     wait = min(wait * 2 ** min(self._refusals, 5), _MOST_RETRY_AFTER)
                     self._refusals += 1
-                    if not self._sleep(wait):
-                        raise self._error_of(error) from None
+                    # Refused watches do not all come back at once to fill the budget again.
+                    self._sleep(wait * random.uniform(0.5, 1.5))
                 elif self._received or not _retry_stream(error, self._retries,
                                                          self._deadline):
                     raise self._error_of(error) from None
@@ -184,14 +186,13 @@ class Watch:
         return _result(reply)
 
     def _sleep(self, seconds):
-        """Waits `seconds`, or less if cancel() is called; False if the watch's deadline
-        comes first."""
+        """Waits `seconds`, or less if cancel() is called or the watch's deadline comes first
+        (the watch opened then fails with DEADLINE_EXCEEDED)."""
         until = time.monotonic() + seconds
-        if self._deadline is not None and until >= self._deadline:
-            return False
+        if self._deadline is not None:
+            until = min(until, self._deadline)
         while not self._cancelled and time.monotonic() < until:
-            time.sleep(min(0.1, until - time.monotonic()))
-        return True
+            time.sleep(max(0, min(0.1, until - time.monotonic())))
 
     def cancel(self):
         self._cancelled = True

@@ -196,9 +196,10 @@ class Client {
   // delivered twice. A daemon that does not come back in time ends it with kUnavailable.
   // A daemon whose memory for unread replies is full (other clients not reading theirs)
   // ends the watch of a large value asking it to come back later: Watch waits as asked
-  // (1 s, doubling while it is refused again, up to 30 s) and watches on, just as after a
-  // restart. Before the first result, a Watch waits for no daemon as a call does: kUnavailable at
-  // once, or with wait_for_ready once none served within the deadline.
+  // (1 s, doubling while it is refused again, up to 30 s, each wait times a random 0.5 to
+  // 1.5) and watches on, just as after a restart. Before the first result, a Watch waits
+  // for no daemon as a call does: kUnavailable at once, or with wait_for_ready once none
+  // served within the deadline.
   absl::Status Watch(const v1::CallRequest& request,
                      const std::function<bool(const CallResult&)>& on_value,
                      Cancellation* cancel = nullptr);
