@@ -84,9 +84,10 @@ absl::Status RefFromWire(const v1::TaskRef& ref, RawVc* out) {
 absl::Status Wire<WireValue>::From(const v1::Value& in, WireValue* out) {
   switch (in.kind_case()) {
     case v1::Value::kNullValue:
-    case v1::Value::KIND_NOT_SET:
       out->data = std::monostate{};
       return absl::OkStatus();
+    case v1::Value::KIND_NOT_SET:  // as every typed parameter refuses it; null is null_value
+      return WrongKind(in, "a value of some kind (null is null_value)");
     case v1::Value::kBoolValue:
       out->data = in.bool_value();
       return absl::OkStatus();

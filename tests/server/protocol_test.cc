@@ -124,6 +124,32 @@ TEST(Protocol, InputsAreSetAtomicallyAndReadBack) {
   EXPECT_TRUE(reply.has_error());
 }
 
+// A Value with no kind set is none of the kinds a value is. Before, an input was stored as
+// null from one (also inside a list), while a call's typed parameter refused it.
+TEST(Protocol, AnInputOfAnEmptyValueIsRefused) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  v1::Value list;
+  *list.mutable_list_value()->add_items() = Int(1);
+  list.mutable_list_value()->add_items();  // empty
+  for (const v1::Value& value : {v1::Value(), list}) {
+    v1::SetInputsRequest set;
+    auto* entry = set.add_inputs();
+    entry->set_key("e");
+    *entry->mutable_value() = value;
+    v1::SetInputsReply set_reply;
+    grpc::ClientContext context;
+    const grpc::Status status = live.stub->SetInputs(&context, set, &set_reply);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_EQ(status.error_message(),
+              "input 'e': expected a value of some kind (null is null_value), got an empty value");
+  }
+  v1::CallReply reply;
+  ASSERT_TRUE(live.Call(Request("input.get", {Str("e")}), &reply).ok());
+  EXPECT_EQ(reply.error().message(), "input 'e' is not set");
+}
+
 TEST(Protocol, InputsAreDeletedAtomicallyAndAnEmptyKeyIsRefused) {
   TempDir dir;
   LiveServer live(dir.str());
