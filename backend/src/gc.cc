@@ -422,8 +422,10 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
     Link(graph);
     PropagateUse(graph, today);
     Decide(graph, options, today, *bytes);
-    if (round == 0) report.scanned_tasks = graph.nodes.size();
     const uint64_t removed_before = report.removed_tasks;
+    // What the rounds before removed, and what this one sees: the tasks of the first round
+    // and those written since (a pass during calls removes them too).
+    report.scanned_tasks = std::max(report.scanned_tasks, removed_before + graph.nodes.size());
     absl::Status deleted = DeleteGarbage(graph, options);
     std::move(not_collecting).Invoke();
     if (!deleted.ok()) return deleted;

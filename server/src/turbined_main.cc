@@ -390,7 +390,8 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       ->capture_default_str();
   app.add_option("--gc-interval", gc_interval,
                  "collect garbage this often when idle, the first time a minute after start "
-                 "(0: only on `turbine gc`)")
+                 "or one interval, if that is shorter (0: only on `turbine gc`, --disk-limit "
+                 "too)")
       ->check(duration)
       ->capture_default_str();
   app.add_option("--settle-delay", settle_delay,
@@ -663,6 +664,14 @@ int main(int argc, char** argv) {
   Flags flags;
   if (const int exit_code = ParseFlags(argc, argv, &flags); exit_code >= 0) return exit_code;
   StartLogging(flags.log_level);
+  if (const turbine::GcOptions& gc = flags.server.gc;
+      gc.disk_limit > 0 && gc.interval == std::chrono::seconds::zero()) {
+    // Both set on purpose, for passes only when asked; but a store left to grow past a
+    // limit that looks set is a surprise to find out from `du`.
+    spdlog::warn("--disk-limit {} is kept only by `turbine gc`: --gc-interval 0 turns the "
+                 "background passes off",
+                 gc.disk_limit);
+  }
   if (!flags.token_file.empty() && !ReadToken(flags.token_file, &flags.server.auth_token)) {
     spdlog::critical("the token file {} is empty or unreadable", flags.token_file);
     return kExitBadConfig;

@@ -9,7 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cinttypes>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -244,6 +247,11 @@ TEST(GarbageCollectionDaemon, StoppedDuringAPassItKeepsAcknowledgedInputsAndAnsw
     // Everything but the inputs is garbage: a disk limit of one byte.
     ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--disk-limit", "1", "--gc-interval", "0"}))
         << daemon.log();
+    // Before, nothing said that the limit was left to `turbine gc`.
+    EXPECT_NE(daemon.log().find("--disk-limit 1 is kept only by `turbine gc`: --gc-interval 0 "
+                                "turns the background passes off"),
+              std::string::npos)
+        << daemon.log();
     std::unique_ptr<Client> client = ConnectTo(daemon);
     ASSERT_NE(client, nullptr);
     Populate(*client, 20000, 50 + round);
@@ -415,6 +423,37 @@ TEST_F(GcLongerThanTheDeadline, TurbineGcGivesUpOnceTheDaemonStopsAnswering) {
   EXPECT_EQ(stats->gc_passes(), 1u);
   EXPECT_EQ(stats->gc_removed_tasks(), static_cast<uint64_t>(kTasks));
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
+// "removed N tasks of M": M counts the tasks the pass looked at, those written while it ran
+// that a later round saw too. Before, M was the first round's alone, and a pass during
+// calls said "removed 150000 tasks of 50000".
+TEST(GarbageCollectionDaemon, APassNeverSaysItRemovedMoreTasksThanItLookedAt) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--disk-limit", "100K", "--gc-interval", "0"}))
+      << daemon.log();
+  std::unique_ptr<Client> client = ConnectTo(daemon);
+  ASSERT_NE(client, nullptr);
+  Populate(*client, 5000, 0);
+  std::atomic<bool> done = false;
+  CliResult collected;
+  std::thread collector([&] {
+    collected = RunCli("--data-dir " + dir.str() + " --timeout-ms 120000 gc");
+    done = true;
+  });
+  // Tasks written while the pass runs: over the limit again, a later round sees them.
+  for (int batch = 1; batch <= 20 && !done; ++batch) Populate(*client, 5000, 0, batch * 5000);
+  collector.join();
+  ASSERT_EQ(collected.exit_code, 0) << collected.out;
+  uint64_t removed = 0;
+  uint64_t looked_at = 0;
+  ASSERT_EQ(std::sscanf(collected.out.c_str(), "removed %" SCNu64 " tasks of %" SCNu64, &removed,
+                        &looked_at),
+            2)
+      << collected.out;
+  EXPECT_GT(removed, 0u) << collected.out;
+  EXPECT_LE(removed, looked_at) << collected.out;
 }
 
 TEST(GarbageCollectionDaemon, PassesRunByThemselvesWhenTheDaemonIsIdle) {

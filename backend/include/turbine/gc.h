@@ -55,7 +55,9 @@ enum class GcPhase : uint8_t { kIdle, kScanning, kDeleting, kReclaiming };
 // GcReport is what one pass did. Each removed task is counted under one reason, the first
 // that applied in the order above.
 struct GcReport {
-  uint64_t scanned_tasks = 0;  // tasks in the store when the pass began
+  // Tasks the pass looked at: those in the store when it began, and those written while it
+  // ran that a later round saw.
+  uint64_t scanned_tasks = 0;
   uint64_t removed_tasks = 0;
   uint64_t unusable = 0;      // function not registered, or record not readable
   uint64_t superseded = 0;    // kept_while_referenced, and no longer referred to
