@@ -88,6 +88,7 @@ TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
            // gRPC would ask DNS for "127.0.0.1:47103/x", and for a host named ""
            {"--connect", "127.0.0.1:47103/x", "ping"},
            {"--connect", ":47103", "ping"},
+           {"--connect", "unix:", "ping"},  // it said "empty address list", exit 3
            {"--token-file", dir.path() + "/missing", "ping"},
            // refused before tracing, not after: it was only found out at the end
            {"trace", "--seconds", "1", "-o", dir.path() + "/no/such/dir/trace.json"},

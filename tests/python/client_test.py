@@ -188,6 +188,16 @@ class ValuesTest(unittest.TestCase):
         # Before: a DNS error at the first call (UNAVAILABLE, as if the daemon were down).
         with self.assertRaisesRegex(ValueError, "names no host before the port"):
             Client(":47103")
+        with self.assertRaisesRegex(ValueError, "names no socket path"):
+            Client("unix:")  # it was UNAVAILABLE "empty address list"
+
+    def test_a_max_message_size_grpc_cannot_use_is_refused(self):
+        # Before: 0 failed every call, 1.5 and "x" were no limit, 2**40 an OverflowError at
+        # the first call.
+        for size in (0, -1, True, 1.5, "x", 1 << 40):
+            with self.assertRaisesRegex(ValueError, "max_message_bytes must be", msg=size):
+                Client("127.0.0.1:1", max_message_bytes=size)
+        Client("127.0.0.1:1", max_message_bytes=(1 << 31) - 1).close()
         # What is not a port is gRPC's to read, as before.
         for address in ("[::1]", "dns:///[::1]", "ipv6:[::1]", "dns://8.8.8.8:53/localhost",
                         "localhost:http", "dns:localhost"):
@@ -329,6 +339,9 @@ class CallTest(DaemonTestCase):
             self.client.set_inputs({"": 1})
         with self.assertRaisesRegex(ValueError, "input 'k': at /0: cannot send"):
             self.client.set_inputs({"k": [object()]})
+        # Before: AttributeError "'list' object has no attribute 'items'".
+        with self.assertRaisesRegex(ValueError, "inputs is a dict of key: value, not list"):
+            self.client.set_inputs([("k", 1)])
 
     def test_unset_removes_inputs_and_readers_see_it(self):
         self.client.set_inputs({"unset.gone": 1, "unset.kept": 2})

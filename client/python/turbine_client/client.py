@@ -3,6 +3,7 @@
 Thread-safety: a Client may be used from any number of threads at once (its calls share one
 gRPC channel); a Watch is iterated by one thread and may be cancelled from any.
 """
+import collections.abc
 import json
 import math
 import os
@@ -70,6 +71,8 @@ def _check_port(address):
         # secure client channel", which reads as a TLS problem.
         path = address[len("unix:"):]
         path = path[2:] if path.startswith("//") else path
+        if not path:  # gRPC: "empty address list", as if no daemon were there
+            raise ValueError(f"the address {address} names no socket path")
         if len(os.fsencode(path)) > _MAX_UNIX_PATH:
             raise ValueError(f"the socket path {path} is {len(os.fsencode(path))} bytes, more "
                              f"than a unix socket address holds ({_MAX_UNIX_PATH}): use a "
@@ -239,6 +242,7 @@ class Client:
         self.timeout = _checked_timeout(timeout)
         self._metadata = _auth_metadata(token)
         self._wait_for_ready = bool(wait_for_ready)
+        _check_message_bytes(max_message_bytes)
         options = [("grpc.max_receive_message_length", max_message_bytes),
                    ("grpc.max_send_message_length", max_message_bytes),
                    ("grpc.service_config", _SERVICE_CONFIG), *_RECONNECT_OPTIONS]
@@ -332,6 +336,8 @@ class Client:
     def set_inputs(self, inputs, timeout=_CLIENT_TIMEOUT):
         """Sets the inputs of the dict `inputs` (key: value) in one atomic, durable batch;
         returns how many changed (an equal value changes nothing)."""
+        if not isinstance(inputs, collections.abc.Mapping):  # items() of a list: AttributeError
+            raise ValueError(f"inputs is a dict of key: value, not {type(inputs).__name__}")
         request = pb.SetInputsRequest()
         for key, value in inputs.items():
             if not isinstance(key, str) or not key:
@@ -440,6 +446,15 @@ class Client:
         chosen = self.timeout if timeout is _CLIENT_TIMEOUT else _checked_timeout(timeout)
         return {"timeout": chosen, "metadata": self._metadata,
                 "wait_for_ready": self._wait_for_ready}
+
+
+def _check_message_bytes(size):
+    """Refuses a max_message_bytes gRPC cannot use: not an int (1.5 and "x" were taken as no
+    limit), 0 (every call failed: "Sent message larger than max (14 vs. 0)"), or past what a
+    C int holds (an OverflowError at the first call)."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size < 1 << 31:
+        raise ValueError(f"max_message_bytes must be a whole number of bytes from 1 to "
+                         f"{(1 << 31) - 1}, not {size!r}")
 
 
 def _checked_timeout(timeout):
