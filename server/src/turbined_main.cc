@@ -182,10 +182,10 @@ std::string UnknownConfigKey(const CLI::ParseError& error) {
 // ConfigSyntaxError finds what CLI11's lenient reader of config files lets through, or
 // reports as something else: an array that does not end on its line (`listen = ["a", "b"`
 // was read as the two addresses; CLI11 reads no array over several lines), a ']' with no
-// '[', a quoted string that does not end, a key set twice but on consecutive lines (CLI11
-// said only `--memory-limit: At Most 1 required but received 2`, or kept one `listen`
-// address of two). Empty when there is none, or when the file cannot
-// be read (CLI11 reports that).
+// '[', a quoted string that does not end, a key set twice, but for `listen` on consecutive
+// lines (CLI11 said only `--memory-limit: At Most 1 required but received 2`, or kept one
+// `listen` address of two). Empty when there is none, or when the file cannot be read
+// (CLI11 reports that).
 std::string ConfigSyntaxError(const std::string& path) {
   std::ifstream in(path);
   std::string line;
@@ -212,8 +212,9 @@ std::string ConfigSyntaxError(const std::string& path) {
       key.erase(0, key.find_first_not_of("\"'"));
       const std::string qualified = section.empty() ? key : section + "." + key;
       // CLI11 takes a key repeated on the next line as more values of it: addresses to
-      // listen on, and for anything else its own "received 2".
-      const bool more_values = qualified == last_key;
+      // listen on (the one flag that takes several); for anything else it said only
+      // "--memory-limit: At Most 1 required but received 2".
+      const bool more_values = qualified == last_key && key == "listen";
       last_key = qualified;
       const auto [at, inserted] = first_set.emplace(qualified, number);
       if (!inserted && !more_values) {
@@ -450,11 +451,28 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     if (const std::string key = UnknownConfigKey(error); !key.empty()) {
-      std::fprintf(stderr,
-                   "the config file %s sets %s, which is not a setting of turbined (a "
-                   "misspelt flag name? turbined --help lists them)\n",
-                   config->as<std::string>().c_str(), key.c_str());
+      const bool sectioned = key.starts_with("[") || key.find('.') != std::string::npos;
+      std::fprintf(stderr, "the config file %s sets %s, which is not a setting of turbined (%s)\n",
+                   config->as<std::string>().c_str(), key.c_str(),
+                   sectioned ? "its settings are top-level keys, in no [section]"
+                             : "a misspelt flag name? turbined --help lists them");
       return kExitBadConfig;
+    }
+    // A bad value from the file: CLI11 names the flag as if it were given on the command
+    // line, and the user looks there.
+    const std::string message = error.what();
+    if (config->count() > 0 && message.starts_with("--") && message.find(':') != std::string::npos) {
+      const std::string flag = message.substr(0, message.find(':'));
+      bool on_command_line = false;
+      for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        on_command_line = on_command_line || arg == flag || arg.starts_with(flag + "=");
+      }
+      if (!on_command_line) {
+        std::fprintf(stderr, "the config file %s: %s\n", config->as<std::string>().c_str(),
+                     message.c_str());
+        return kExitBadConfig;
+      }
     }
     // --help exits 0; a bad flag or config file is one code, which a service manager can
     // be told not to restart on.

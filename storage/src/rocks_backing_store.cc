@@ -86,7 +86,8 @@ absl::Status RocksBackingStore::WriteInputs(
       return pruned.status();
     }
   }
-  return WriteWithNextStamp(next_stamp, batch, /*sync=*/true);  // the user's data: durable on return
+  // The user's data: durable on return.
+  return WriteWithNextStamp(next_stamp, batch, /*sync=*/true);
 }
 
 absl::Status RocksBackingStore::DeleteInputs(const std::vector<std::string>& keys,
@@ -97,7 +98,7 @@ absl::Status RocksBackingStore::DeleteInputs(const std::vector<std::string>& key
     LogInputChange(next_stamp - 1, key, batch);
   }
   changes_since_prune_.fetch_add(keys.size());
-  return WriteWithNextStamp(next_stamp, batch, /*sync=*/true);  // as WriteInputs: durable on return
+  return WriteWithNextStamp(next_stamp, batch, /*sync=*/true);  // as WriteInputs: durable
 }
 
 absl::Status RocksBackingStore::LogInputChanges(const std::vector<InputChange>& changes,

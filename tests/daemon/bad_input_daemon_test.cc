@@ -135,7 +135,18 @@ TEST(BadInputDaemon, ANegativeOrNonNumericCountIsRefusedPlainly) {
   const std::string config = dir.str() + "/turbined.toml";
   std::ofstream(config) << "workers = \"abc\"\n";
   EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--config", config}, &log), 2) << log;
-  EXPECT_NE(log.find("--workers: 'abc' is not a non-negative integer"), std::string::npos)
+  // Before, without the file: it read as the command line's.
+  EXPECT_NE(log.find("the config file " + config + ": --workers: 'abc' is not a non-negative integer"),
+            std::string::npos)
+      << log;
+  // Given on the command line, the same value is the command line's.
+  EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--config", config, "--workers", "x"}, &log), 2);
+  EXPECT_NE(log.find("--workers: 'x' is not a non-negative integer"), std::string::npos) << log;
+  EXPECT_EQ(log.find("the config file"), std::string::npos) << log;
+  // A [section]: turbined's settings are top-level keys. Before: "a misspelt flag name?".
+  std::ofstream(config, std::ios::trunc) << "[server]\nworkers = 2\n";
+  EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--config", config}, &log), 2) << log;
+  EXPECT_NE(log.find("its settings are top-level keys, in no [section]"), std::string::npos)
       << log;
 }
 
@@ -155,6 +166,10 @@ TEST(BadInputDaemon, AConfigFileThatDoesNotParseIsRefusedNamingTheLine) {
       // Before: "--memory-limit: At Most 1 required but received 2", without the file.
       {"memory-limit = \"64M\"\nworkers = 2\nmemory-limit = \"32M\"\n",
        "line 3: memory-limit is set twice (first on line 1)"},
+      // On the very next line, or after a blank one: before, CLI11's "received 2" again.
+      {"memory-limit = \"64M\"\nmemory-limit = \"32M\"\n",
+       "line 2: memory-limit is set twice (first on line 1)"},
+      {"workers = 2\n\nworkers = 3\n", "line 3: workers is set twice (first on line 1)"},
       // Before: the second address was dropped without a word.
       {"listen = \"" + a + "\"\nworkers = 2\nlisten = \"" + b + "\"\n",
        "line 3: listen is set twice (first on line 1); several addresses go in one array"}};
