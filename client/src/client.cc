@@ -159,8 +159,8 @@ bool SleepUnlessCancelled(std::chrono::milliseconds wait, const Cancellation* ca
     if (cancel != nullptr && cancel->cancelled()) return false;
     const auto now = std::chrono::steady_clock::now();
     if (now >= until) return true;
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-        until - now, std::chrono::milliseconds(100)));
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(until - now, std::chrono::milliseconds(100)));
   }
 }
 

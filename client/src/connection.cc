@@ -169,8 +169,8 @@ absl::Status CheckUnixPath(const std::string& address) {
   std::string_view path = std::string_view(address).substr(5);
   if (path.starts_with("//")) path.remove_prefix(2);  // unix:///absolute/path
   if (path.empty()) {  // gRPC: "empty address list", as if no daemon were there
-    return absl::InvalidArgumentError(absl::StrCat("the address ", address,
-                                                   " names no socket path"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the address ", address, " names no socket path"));
   }
   constexpr size_t kMaxPath = sizeof(sockaddr_un{}.sun_path) - 1;
   if (path.size() <= kMaxPath) return absl::OkStatus();

@@ -461,7 +461,8 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
     // A bad value from the file: CLI11 names the flag as if it were given on the command
     // line, and the user looks there.
     const std::string message = error.what();
-    if (config->count() > 0 && message.starts_with("--") && message.find(':') != std::string::npos) {
+    if (config->count() > 0 && message.starts_with("--") &&
+        message.find(':') != std::string::npos) {
       const std::string flag = message.substr(0, message.find(':'));
       bool on_command_line = false;
       for (int i = 1; i < argc; ++i) {
@@ -686,9 +687,10 @@ int main(int argc, char** argv) {
       gc.disk_limit > 0 && gc.interval == std::chrono::seconds::zero()) {
     // Both set on purpose, for passes only when asked; but a store left to grow past a
     // limit that looks set is a surprise to find out from `du`.
-    spdlog::warn("--disk-limit {} is kept only by `turbine gc`: --gc-interval 0 turns the "
-                 "background passes off",
-                 gc.disk_limit);
+    spdlog::warn(
+        "--disk-limit {} is kept only by `turbine gc`: --gc-interval 0 turns the "
+        "background passes off",
+        gc.disk_limit);
   }
   if (!flags.token_file.empty() && !ReadToken(flags.token_file, &flags.server.auth_token)) {
     spdlog::critical("the token file {} is empty or unreadable", flags.token_file);

@@ -69,15 +69,15 @@ TEST(CliUnreachableTest, AnExplicitAddressGetsAListenHint) {
 TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
   TempDir dir;
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {},                                  // no command
-           {"frobnicate"},                      // unknown command
-           {"call"},                            // no function
-           {"set", "lonely-key"},               // odd number of set words
-           {"set", "a", "1", "b"},              //
-           {"call", "f", "[1,"},                // broken JSON
-           {"call", "f", R"({"$ref":5})"},      // bad JSON structure
-           {"call", "f", "--this", "path"},     // not a reference
-           {"--timeout-ms", "0", "ping"},       // out of range
+           {},                               // no command
+           {"frobnicate"},                   // unknown command
+           {"call"},                         // no function
+           {"set", "lonely-key"},            // odd number of set words
+           {"set", "a", "1", "b"},           //
+           {"call", "f", "[1,"},             // broken JSON
+           {"call", "f", R"({"$ref":5})"},   // bad JSON structure
+           {"call", "f", "--this", "path"},  // not a reference
+           {"--timeout-ms", "0", "ping"},    // out of range
            // gRPC would take the port modulo 65536: another daemon's, 47450 here
            {"--connect", "127.0.0.1:112986", "ping"},
            {"--connect", "[::1]:65536", "ping"},

@@ -136,8 +136,9 @@ TEST(BadInputDaemon, ANegativeOrNonNumericCountIsRefusedPlainly) {
   std::ofstream(config) << "workers = \"abc\"\n";
   EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--config", config}, &log), 2) << log;
   // Before, without the file: it read as the command line's.
-  EXPECT_NE(log.find("the config file " + config + ": --workers: 'abc' is not a non-negative integer"),
-            std::string::npos)
+  EXPECT_NE(
+      log.find("the config file " + config + ": --workers: 'abc' is not a non-negative integer"),
+      std::string::npos)
       << log;
   // Given on the command line, the same value is the command line's.
   EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--config", config, "--workers", "x"}, &log), 2);
@@ -146,8 +147,7 @@ TEST(BadInputDaemon, ANegativeOrNonNumericCountIsRefusedPlainly) {
   // A [section]: turbined's settings are top-level keys. Before: "a misspelt flag name?".
   std::ofstream(config, std::ios::trunc) << "[server]\nworkers = 2\n";
   EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--config", config}, &log), 2) << log;
-  EXPECT_NE(log.find("its settings are top-level keys, in no [section]"), std::string::npos)
-      << log;
+  EXPECT_NE(log.find("its settings are top-level keys, in no [section]"), std::string::npos) << log;
 }
 
 // What CLI11's lenient reader let through: an array that never ends served both addresses,
@@ -159,7 +159,8 @@ TEST(BadInputDaemon, AConfigFileThatDoesNotParseIsRefusedNamingTheLine) {
   const std::string a = "unix:" + dir.str() + "/a.sock";
   const std::string b = "unix:" + dir.str() + "/b.sock";
   const std::vector<std::pair<std::string, std::string>> broken = {
-      {"# settings\nlisten = [\"" + a + "\", \"" + b + "\"\n", "line 2: an array that does not end"},
+      {"# settings\nlisten = [\"" + a + "\", \"" + b + "\"\n",
+       "line 2: an array that does not end"},
       {"listen = [\n  \"" + a + "\"\n]\n", "line 1: an array that does not end on its line"},
       {"log-level = \"info\nworkers = 2\n", "line 1: a quoted string that does not end"},
       {"workers = 2]\n", "line 1: a ']' with no '['"},

@@ -237,8 +237,7 @@ TEST_F(TlsTest, TlsFilesThatCannotBeUsedAreNamed) {
   options.tls = TlsOptions{.ca_file = dir_.str()};
   status = Client::Connect(options).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
-  EXPECT_TRUE(Contains(status.message(), dir_.str() + " is a directory, not a PEM file"))
-      << status;
+  EXPECT_TRUE(Contains(status.message(), dir_.str() + " is a directory, not a PEM file")) << status;
 
   // Another certificate's key, and a key with a passphrase: before, gRPC failed to make the
   // channel ("empty address list") and the CLI said the daemon was not running.
