@@ -2,10 +2,10 @@
 //
 //   turbined [--config FILE] [--data-dir DIR] [--listen ADDR]... [--workers N]
 //            [--snapshot-interval-ms N] [--log-level LEVEL] [--auth-token-file F]
-//            [--max-message-bytes N] [--tls-cert F --tls-key F [--tls-client-ca F]] [--insecure]
+//            [--max-message-bytes SIZE] [--tls-cert F --tls-key F [--tls-client-ca F]] [--insecure]
 //            [--metrics-listen HOST:PORT] [--http-listen HOST:PORT] [--trace-file PATH]
 //            [--max-connections N] [--max-connection-idle-ms N]
-//            [--stream-reply-buffer-bytes N] [--reply-buffer-bytes N]
+//            [--stream-reply-buffer-bytes SIZE] [--reply-buffer-bytes SIZE]
 //            [--retention DURATION] [--disk-limit SIZE] [--gc-interval DURATION]
 //            [--settle-delay DURATION] [--stop-timeout DURATION]
 //            [--shared-cache redis://HOST:PORT[,...] [--shared-cache-namespace NAME]
@@ -97,8 +97,9 @@ std::string TokenProblem(const std::string& token) {
 }
 
 // ParseSize reads a size: plain bytes, or a number with K, M, G or T (powers of 1024; "B"
-// or "iB" may follow): "512M", "2G", "1048576".
-std::optional<uint64_t> ParseSize(std::string text) {
+// or "iB" may follow): "512M", "2G", "1048576". `too_large`, if given, tells a size of that
+// form past 2^64 bytes from what is no size.
+std::optional<uint64_t> ParseSize(std::string text, bool* too_large = nullptr) {
   if (text.ends_with("iB")) {
     text.resize(text.size() - 2);
   } else if (text.ends_with("B")) {
@@ -115,15 +116,19 @@ std::optional<uint64_t> ParseSize(std::string text) {
   }
   uint64_t number = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), number);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size() ||
-      number > (UINT64_MAX >> shift)) {
+  const bool digits = !text.empty() && end == text.data() + text.size();
+  if (digits && (error == std::errc::result_out_of_range || number > (UINT64_MAX >> shift))) {
+    if (too_large != nullptr) *too_large = true;
     return std::nullopt;
   }
+  if (!digits || error != std::errc()) return std::nullopt;
   return number << shift;
 }
 
 // ParseDuration reads a duration: plain seconds, or a number with s, m, h or d: "30d".
-std::optional<std::chrono::seconds> ParseDuration(std::string text) {
+// `too_long`, if given, tells a duration of that form past what turbined counts (its
+// milliseconds in 64 bits: 292,000 years) from what is no duration.
+std::optional<std::chrono::seconds> ParseDuration(std::string text, bool* too_long = nullptr) {
   struct Unit {
     char suffix;
     int64_t seconds;
@@ -139,10 +144,12 @@ std::optional<std::chrono::seconds> ParseDuration(std::string text) {
   }
   int64_t number = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), number);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size() || number < 0 ||
-      number > INT64_MAX / unit / 1000) {
+  const bool digits = !text.empty() && end == text.data() + text.size() && text[0] != '-';
+  if (digits && (error == std::errc::result_out_of_range || number > INT64_MAX / unit / 1000)) {
+    if (too_long != nullptr) *too_long = true;
     return std::nullopt;
   }
+  if (!digits || error != std::errc()) return std::nullopt;
   return std::chrono::seconds(number * unit);
 }
 
@@ -311,8 +318,17 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   app.add_option("--auth-token-file", token_file,
                  "require every call to carry this file's token (authorization: Bearer ...)")
       ->check(CLI::ExistingFile);
+  // A byte count may be given as a size ("8M"): read as its bytes before the range check.
+  const CLI::Validator in_bytes(
+      [](std::string& text) {
+        if (std::optional<uint64_t> bytes = ParseSize(text)) text = std::to_string(*bytes);
+        return std::string();  // what is no size, the range check refuses
+      },
+      "");
   app.add_option("--max-message-bytes", options.max_message_bytes,
-                 "largest request or reply; larger requests fail with RESOURCE_EXHAUSTED")
+                 "largest request or reply (bytes, or 16M); larger requests fail with "
+                 "RESOURCE_EXHAUSTED")
+      ->transform(in_bytes)
       ->check(CLI::Range(1024, 1 << 30))
       ->capture_default_str();
   app.add_option("--tls-cert", options.tls_cert_file, "PEM certificate for TCP listeners")
@@ -347,24 +363,30 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       ->capture_default_str();
   app.add_option("--stream-reply-buffer-bytes", options.stream_reply_buffer_bytes,
                  "a CallStream stops reading requests while this many bytes of replies wait "
-                 "for its client")
+                 "for its client (bytes, or 16M)")
+      ->transform(in_bytes)
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
       ->capture_default_str();
   app.add_option("--reply-buffer-bytes", options.reply_buffer_bytes,
                  "... or while this many wait for all clients together")
+      ->transform(in_bytes)
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
       ->capture_default_str();
   // Garbage collection of the store. Sizes and durations are checked as they are read.
   const CLI::Validator size(
       [](std::string& text) {
-        return ParseSize(text) ? std::string() : "'" + text + "' is not a size: 512M, 2G or bytes";
+        bool too_large = false;
+        if (ParseSize(text, &too_large)) return std::string();
+        return too_large ? "'" + text + "' is more than 2^64 bytes"
+                         : "'" + text + "' is not a size: 512M, 2G or bytes";
       },
       "SIZE");
   const CLI::Validator duration(
       [](std::string& text) {
-        return ParseDuration(text)
-                   ? std::string()
-                   : "'" + text + "' is not a duration: 30d, 12h, 45m, 90s or seconds";
+        bool too_long = false;
+        if (ParseDuration(text, &too_long)) return std::string();
+        return too_long ? "'" + text + "' is longer than turbined counts (292,000 years)"
+                        : "'" + text + "' is not a duration: 30d, 12h, 45m, 90s or seconds";
       },
       "DURATION");
   std::string retention = "30d";

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
@@ -512,7 +513,10 @@ TEST(GarbageCollectionDaemon, SizesAndDurationsAreCheckedAtStart) {
   for (const std::vector<std::string>& good :
        {std::vector<std::string>{"--disk-limit", "512M", "--retention", "12h"},
         std::vector<std::string>{"--disk-limit", "2G", "--retention", "90", "--gc-interval", "0"},
-        std::vector<std::string>{"--disk-limit", "1048576", "--retention", "30d"}}) {
+        std::vector<std::string>{"--disk-limit", "1048576", "--retention", "30d"},
+        // Byte counts take units too. Before: "Value 8M not in range 1 to 1099511627776".
+        std::vector<std::string>{"--reply-buffer-bytes", "8M", "--stream-reply-buffer-bytes",
+                                 "2MiB", "--max-message-bytes", "4M"}}) {
     DaemonProcess daemon;
     std::vector<std::string> args = {"--data-dir", dir.str()};
     args.insert(args.end(), good.begin(), good.end());
@@ -529,6 +533,16 @@ TEST(GarbageCollectionDaemon, SizesAndDurationsAreCheckedAtStart) {
     EXPECT_FALSE(daemon.Start(args));
     EXPECT_EQ(daemon.Reap(), 2) << bad[0] << " " << bad[1];
     EXPECT_NE(daemon.log().find("is not a"), std::string::npos) << daemon.log();
+  }
+  // Well formed, but past what turbined counts. Before: "is not a size", "is not a duration".
+  for (const auto& [flag, value, why] : std::vector<std::array<std::string, 3>>{
+           {"--disk-limit", "16777216T", "'16777216T' is more than 2^64 bytes"},
+           {"--memory-limit", "99999999999999999999", "is more than 2^64 bytes"},
+           {"--retention", "9223372036854775807", "is longer than turbined counts"}}) {
+    DaemonProcess daemon;
+    EXPECT_FALSE(daemon.Start({"--data-dir", dir.str(), flag, value}));
+    EXPECT_EQ(daemon.Reap(), 2) << flag;
+    EXPECT_NE(daemon.log().find(why), std::string::npos) << daemon.log();
   }
 }
 
