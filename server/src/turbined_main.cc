@@ -2,7 +2,8 @@
 //
 //   turbined [--config FILE] [--data-dir DIR] [--listen ADDR]... [--workers N]
 //            [--snapshot-interval-ms N] [--log-level LEVEL] [--auth-token-file F]
-//            [--max-message-bytes SIZE] [--tls-cert F --tls-key F [--tls-client-ca F]] [--insecure]
+//            [--max-message-bytes SIZE] [--tls-cert F --tls-key F [--tls-client-ca F]]
+//            [--insecure]
 //            [--metrics-listen HOST:PORT] [--http-listen HOST:PORT] [--trace-file PATH]
 //            [--max-connections N] [--max-connection-idle-ms N]
 //            [--stream-reply-buffer-bytes SIZE] [--reply-buffer-bytes SIZE]
