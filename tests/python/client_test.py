@@ -613,6 +613,26 @@ class SmallMessageLimitTest(DaemonTestCase):
             self.assertEqual([r.value for r in results[2001:]], [5] * 3000)
 
 
+    def test_a_call_larger_than_a_message_is_refused_alone(self):
+        # Before: RESOURCE_EXHAUSTED "Received message larger than max (20072 vs. 16384)"
+        # for the whole call_many, which says a call that fails does not stop the others.
+        turbined = self.start_daemon("oversized-call", "--max-message-bytes", "16384")
+        with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
+            results = client.call_many([("input.get", "x" * 20000), ("demo.fib", 3)])
+            self.assertEqual(results[0].error.code, grpc.StatusCode.RESOURCE_EXHAUSTED)
+            self.assertRegex(results[0].error.message, r"the call is \d+ bytes, more than "
+                             r"turbined takes in a message \(its --max-message-bytes, 16384\)")
+            self.assertEqual(results[1].value, 2)
+        # The client's own limit: before, "Sent message larger than max", the whole call_many.
+        with Client(data_dir=turbined.data_dir, timeout=TIMEOUT,
+                    max_message_bytes=4000) as client:
+            results = client.call_many([("input.get", "y" * 5000), ("demo.fib", 4)])
+            self.assertRegex(results[0].error.message,
+                             r"more than this client sends in a message \(max_message_bytes "
+                             r"4000\)")
+            self.assertEqual(results[1].value, 3)
+
+
 class AbandonedCallManyTest(DaemonTestCase):
     def test_an_exception_out_of_call_many_cancels_its_calls(self):
         # Six calls of a second on the daemon's two workers; an exception from a signal

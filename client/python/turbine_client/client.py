@@ -243,6 +243,7 @@ class Client:
         self._metadata = _auth_metadata(token)
         self._wait_for_ready = bool(wait_for_ready)
         _check_message_bytes(max_message_bytes)
+        self._max_message_bytes = max_message_bytes
         options = [("grpc.max_receive_message_length", max_message_bytes),
                    ("grpc.max_send_message_length", max_message_bytes),
                    ("grpc.service_config", _SERVICE_CONFIG), *_RECONNECT_OPTIONS]
@@ -284,7 +285,9 @@ class Client:
         and returns their Results in the order of `calls`. Each call is a Call or a tuple
         (function, *args). A call that fails has its error in its Result (a refused one:
         TurbineError with source None; a function's error: FunctionError) and does not stop
-        the others. Raises TurbineError only when the stream itself fails (no daemon, a
+        the others (a call larger than a message may be, the client's max_message_bytes or
+        the daemon's --max-message-bytes, is refused with RESOURCE_EXHAUSTED, alone). Raises
+        TurbineError only when the stream itself fails (no daemon, a
         wrong token, the deadline, which covers all the calls, a daemon stopping before it
         answered them all)."""
         requests = [_request_of(call, index) for index, call in enumerate(calls)]
@@ -294,9 +297,16 @@ class Client:
         options = self._call_options(timeout)
         deadline = _deadline(options["timeout"])
         retries = iter(_STREAM_BACKOFF)
-        batch_bytes = _BATCH_BYTES
+        # A call larger than a message may be (this client's, or the daemon's once it said)
+        # is refused here, alone: sent, it would end the stream and every call on it.
+        own_limit = self._max_message_bytes - _BATCH_FRAMING
+        daemon_limit = None
+        batch_bytes = max(1, min(_BATCH_BYTES, own_limit))
         pending = requests
         while True:
+            pending = _refuse_oversized(pending, results, own_limit, daemon_limit)
+            if not pending:
+                break
             options["timeout"] = _remaining(deadline)
             batches = self._stub.CallBatches(_batches_of(pending, batch_bytes), **options)
             answered = received = False
@@ -312,11 +322,12 @@ class Client:
                 answered = True
                 break
             except grpc.RpcError as error:
-                smaller = _daemon_message_limit(error, batch_bytes)
-                if smaller is not None:
+                smaller = _daemon_message_limit(error)
+                if smaller is not None and (daemon_limit is None or smaller < daemon_limit):
                     # A daemon whose limit is below a batch (its first batches may have fit
                     # and been answered): the calls not answered go again, in smaller ones.
-                    batch_bytes = smaller
+                    daemon_limit = smaller
+                    batch_bytes = max(1, min(batch_bytes, smaller))
                     pending = [request for request in requests if results[request.id] is None]
                     continue
                 if received or not _retry_stream(error, retries, deadline):
@@ -607,23 +618,48 @@ def _retry_stream(error, retries, deadline):
 # --max-message-bytes, which the client does not know: 64 KiB fits a daemon set that low
 # and still carries thousands of small calls; a daemon set lower says its limit when it
 # refuses a batch, and the calls go again in batches that fit (_daemon_message_limit). A
-# call larger than a batch goes alone.
+# call larger than a batch goes alone; one larger than a message may be is not sent at all
+# (_refuse_oversized).
 _BATCH_CALLS = 4096
 _BATCH_BYTES = 64 << 10
 
 
-def _daemon_message_limit(error, batch_bytes):
+_BATCH_FRAMING = 64  # bytes a message holds besides its calls
+
+
+def _daemon_message_limit(error):
     """The batch size that fits a daemon that refused a batch as larger than its
-    --max-message-bytes (gRPC says "Received message larger than max (N vs. M)"), if that
-    is smaller than `batch_bytes`; None otherwise."""
+    --max-message-bytes (gRPC says "Received message larger than max (N vs. M)"), or None
+    if that is not why the stream failed."""
     if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
         return None
     found = re.search(r"Received message larger than max \((\d+) vs\. (\d+)\)",
                       error.details() or "")
     if not found:
         return None
-    fits = int(found.group(2)) - 64  # room for the batch's own framing
-    return fits if 0 < fits < batch_bytes else None
+    fits = int(found.group(2)) - _BATCH_FRAMING
+    return fits if fits > 0 else None
+
+
+def _refuse_oversized(requests, results, own_limit, daemon_limit):
+    """Puts a RESOURCE_EXHAUSTED result in `results` for each of `requests` larger than a
+    message may be, and returns the others."""
+    fitting = []
+    for request in requests:
+        size = request.ByteSize()
+        if daemon_limit is not None and size > daemon_limit:
+            why = (f"more than turbined takes in a message (its --max-message-bytes, "
+                   f"{daemon_limit + _BATCH_FRAMING})")
+        elif size > own_limit:
+            why = (f"more than this client sends in a message (max_message_bytes "
+                   f"{own_limit + _BATCH_FRAMING})")
+        else:
+            fitting.append(request)
+            continue
+        error = TurbineError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                             f"the call is {size} bytes, {why}; the other calls go on")
+        results[request.id] = Result(None, error, None, None, 0)
+    return fitting
 
 
 def _batches_of(requests, batch_bytes=_BATCH_BYTES):
