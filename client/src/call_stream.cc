@@ -1,5 +1,8 @@
 #include "turbine/client/call_stream.h"
 
+#include <absl/strings/str_cat.h>
+
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -18,6 +21,15 @@ namespace detail {
 // and still carries thousands of small calls.
 constexpr int kBatchCalls = 4096;
 constexpr size_t kBatchBytes = 64 << 10;
+// What a CallBatch holds besides its calls, at most: room kept under a message's limit.
+constexpr size_t kBatchFraming = 64;
+
+// BatchBytes is how large a batch grows: 64 KiB, or less for a client whose own limit is
+// lower (Send refuses a call larger than that limit).
+size_t BatchBytes(int max_message_bytes) {
+  const size_t limit = static_cast<size_t>(max_message_bytes);
+  return limit > kBatchFraming ? std::min(kBatchBytes, limit - kBatchFraming) : 1;
+}
 
 // CallStreamReactor drives one CallBatches RPC with gRPC's callback API. One read is always
 // pending; writes go out one at a time (gRPC allows one in flight): what was sent while one
@@ -41,7 +53,8 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
                     CallStream::ReplyCallback on_reply)
       : connection_(std::move(connection)),
         link_(connection_->CurrentLink()),
-        on_reply_(std::move(on_reply)) {}
+        on_reply_(std::move(on_reply)),
+        batch_bytes_(BatchBytes(connection_->options.max_message_bytes)) {}
 
   void Start() {
     connection_->PrepareContext(context_, /*with_deadline=*/false);
@@ -52,6 +65,15 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
   }
 
   absl::StatusOr<uint64_t> Send(v1::CallRequest request) {
+    // Sent, a request larger than a message may be would end the stream and every call on
+    // it (gRPC: "Sent message larger than max"): refused alone.
+    if (const size_t bytes = request.ByteSizeLong();
+        bytes + kBatchFraming > static_cast<size_t>(connection_->options.max_message_bytes)) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the call is ", bytes, " bytes, more than this client sends in a message ",
+          "(ConnectOptions.max_message_bytes ", connection_->options.max_message_bytes,
+          "); the stream goes on"));
+    }
     uint64_t id;
     {
       std::lock_guard lock(mu_);
@@ -171,7 +193,7 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
       const size_t call_bytes = queued_.front().ByteSizeLong();
       const size_t size =
           call_bytes + 1 + google::protobuf::io::CodedOutputStream::VarintSize64(call_bytes);
-      if (bytes > 0 && bytes + size > kBatchBytes) break;
+      if (bytes > 0 && bytes + size > batch_bytes_) break;
       bytes += size;
       *outgoing_.add_calls() = std::move(queued_.front());
       queued_.pop_front();
@@ -219,6 +241,7 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
   const std::shared_ptr<const Connection> connection_;
   const std::shared_ptr<const Link> link_;  // the stream's channel, for as long as it lasts
   const CallStream::ReplyCallback on_reply_;
+  const size_t batch_bytes_;  // BatchBytes
   grpc::ClientContext context_;
   // The read buffer; only the read chain (one read at a time) touches it.
   v1::ReplyBatch incoming_;

@@ -1,4 +1,5 @@
 // The `turbine` CLI and the C++ client library against a real turbined process.
+#include <absl/strings/match.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -153,6 +154,46 @@ TEST(ClientAgainstDaemon, ACallStreamOfSmallCallsFitsASmallMessageLimit) {
   constexpr int kCalls = 4000;
   for (int i = 0; i < kCalls; ++i) {
     ASSERT_TRUE((*stream)->Send(MakeCallRequest("input.get", {Str(key)})).ok());
+  }
+  int answered = 0;
+  for (int i = 0; i < kCalls; ++i) {
+    std::optional<CallResult> result = (*stream)->Next();
+    ASSERT_TRUE(result.has_value()) << "the stream ended after " << answered << " answers";
+    ASSERT_TRUE(result->value.ok()) << result->value.status();
+    EXPECT_EQ(result->value->int_value(), 1);
+    ++answered;
+  }
+  EXPECT_TRUE((*stream)->Close().ok());
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
+// The client's own limit: batches shrink under it, and a call larger than it is refused
+// alone. Before, batches of 64 KiB and the large call each failed the whole stream with
+// "Sent message larger than max".
+TEST(ClientAgainstDaemon, ACallStreamKeepsToItsClientsOwnMessageLimit) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  using namespace turbine::client;
+  auto client = Client::Connect(ConnectOptions{.address = daemon.address(),
+                                               .max_message_bytes = 4096});
+  ASSERT_TRUE(client.ok()) << client.status();
+  const std::string key(50, 'k');
+  ASSERT_TRUE((*client)->SetInputs({{key, Int(1)}}).ok());
+  absl::StatusOr<std::unique_ptr<CallStream>> stream = (*client)->OpenCallStream();
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  constexpr int kCalls = 2000;
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_TRUE((*stream)->Send(MakeCallRequest("input.get", {Str(key)})).ok());
+    if (i == kCalls / 2) {
+      absl::StatusOr<uint64_t> large =
+          (*stream)->Send(MakeCallRequest("input.get", {Str(std::string(5000, 'x'))}));
+      EXPECT_EQ(large.status().code(), absl::StatusCode::kResourceExhausted) << large.status();
+      EXPECT_TRUE(absl::StrContains(large.status().message(),
+                                    "more than this client sends in a message "
+                                    "(ConnectOptions.max_message_bytes 4096)"))
+          << large.status();
+    }
   }
   int answered = 0;
   for (int i = 0; i < kCalls; ++i) {

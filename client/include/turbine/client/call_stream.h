@@ -50,7 +50,9 @@ class CallStream {
 
   // Send queues `request`. A request with id 0 gets the next free id (1, 2, ...); do not
   // mix chosen and assigned ids. Returns the id the reply will carry. Errors:
-  // kFailedPrecondition after Close or Cancel, or the stream's error once it failed.
+  // kFailedPrecondition after Close or Cancel, or the stream's error once it failed;
+  // kResourceExhausted for a request larger than ConnectOptions.max_message_bytes allows
+  // (not sent: it would end the stream), the stream going on.
   absl::StatusOr<uint64_t> Send(v1::CallRequest request);
 
   // Next blocks for the next reply; nullopt once the stream has ended and every reply was
