@@ -1,14 +1,13 @@
 #include "turbine/client/call_stream.h"
 
 #include <absl/strings/str_cat.h>
+#include <google/protobuf/io/coded_stream.h>
 
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <utility>
-
-#include <google/protobuf/io/coded_stream.h>
 
 #include "connection.h"
 
@@ -69,10 +68,10 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
     // it (gRPC: "Sent message larger than max"): refused alone.
     if (const size_t bytes = request.ByteSizeLong();
         bytes + kBatchFraming > static_cast<size_t>(connection_->options.max_message_bytes)) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the call is ", bytes, " bytes, more than this client sends in a message ",
-          "(ConnectOptions.max_message_bytes ", connection_->options.max_message_bytes,
-          "); the stream goes on"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the call is ", bytes, " bytes, more than this client sends in a message ",
+                       "(ConnectOptions.max_message_bytes ", connection_->options.max_message_bytes,
+                       "); the stream goes on"));
     }
     uint64_t id;
     {

@@ -175,8 +175,8 @@ TEST(ClientAgainstDaemon, ACallStreamKeepsToItsClientsOwnMessageLimit) {
   DaemonProcess daemon;
   ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
   using namespace turbine::client;
-  auto client = Client::Connect(ConnectOptions{.address = daemon.address(),
-                                               .max_message_bytes = 4096});
+  auto client =
+      Client::Connect(ConnectOptions{.address = daemon.address(), .max_message_bytes = 4096});
   ASSERT_TRUE(client.ok()) << client.status();
   const std::string key(50, 'k');
   ASSERT_TRUE((*client)->SetInputs({{key, Int(1)}}).ok());
