@@ -619,6 +619,17 @@ class EngineImpl {
   std::atomic<uint16_t> today_{0};
   const GcOptions gc_options_;
   Mutex gc_mu_;  // one pass at a time
+  // The store's size past which a background pass is due: the disk limit, or, after a pass
+  // (background or asked for) that left the store over it (what no pass removes: set
+  // inputs, the store's own files), that size grown by an eighth (64 KiB at least). Not the
+  // limit then, or every size check would start a pass with nothing to remove; not never,
+  // or the results that come after could fill the disk until the next timed pass.
+  std::atomic<uint64_t> gc_size_trigger_{0};
+  // A pass left the store over the disk limit and the log said so: said once until a pass
+  // leaves it under the limit again.
+  bool gc_said_over_limit_ ABSL_GUARDED_BY(gc_mu_) = false;
+  // NoteDiskLimit updates both after a pass under the daemon's own limit.
+  void NoteDiskLimit(const GcReport& report) ABSL_EXCLUSIVE_LOCKS_REQUIRED(gc_mu_);
   // ScanStore reads the store's tasks into `graph`; DeleteGarbage deletes what the pass
   // found garbage in it.
   absl::Status ScanStore(GcGraph& graph, const GcOptions& options);

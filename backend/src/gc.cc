@@ -468,6 +468,9 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
     gc_removed_bytes.fetch_add(report.bytes_before - report.bytes_after);
   }
   gc_nanos.fetch_add(static_cast<uint64_t>(report.duration.count()));
+  if (options.disk_limit > 0 && options.disk_limit == gc_options_.disk_limit) {
+    NoteDiskLimit(report);
+  }
   if (tracing()) [[unlikely]] {
     TraceEvent event;
     event.kind = TraceEvent::Kind::kGc;
@@ -671,6 +674,25 @@ void EngineImpl::KeepUnsetInputsInUse(GcGraph& graph, std::vector<uint32_t>* nod
   ids->resize(kept);
 }
 
+void EngineImpl::NoteDiskLimit(const GcReport& report) {
+  const uint64_t limit = gc_options_.disk_limit;
+  const bool over = report.bytes_after > limit;
+  constexpr uint64_t kLeastGrowth = 64 << 10;
+  gc_size_trigger_.store(
+      over ? report.bytes_after + std::max(kLeastGrowth, report.bytes_after / 8) : limit);
+  // Said once until the store is under the limit again: a limit below what the inputs and
+  // an empty store take would otherwise only show as a cache that keeps nothing.
+  if (over && !gc_said_over_limit_) {
+    Log(LogLevel::kWarning,
+        "the store is " + std::to_string(report.bytes_after) +
+            " bytes on disk after garbage collection, over the disk limit of " +
+            std::to_string(limit) +
+            ": what is left is set inputs, what they refer to, and the store's own files "
+            "(a raised limit keeps more results)");
+  }
+  gc_said_over_limit_ = over;
+}
+
 void EngineImpl::GcLoop() {
   using Clock = std::chrono::steady_clock;
   const auto interval = gc_options_.interval;
@@ -680,13 +702,9 @@ void EngineImpl::GcLoop() {
   auto next_size_check = Clock::now();
   // Idle as the snapshots see it: nothing executed during a whole tick, nothing running.
   uint64_t executions_before = execution_count.load(std::memory_order_relaxed);
-  bool said_over_limit = false;
-  // The size past which a pass is due: the limit, or, after a pass that left the store over
-  // it (what no pass removes: set inputs, the store's own files), that size grown by an
-  // eighth (64 KiB at least). Not the limit then, or every size check would start a pass
-  // with nothing to remove; not never, or the results that come after could fill the disk
-  // until the next timed pass.
-  uint64_t size_trigger = gc_options_.disk_limit;
+  // No pass has run yet: the loop starts as the engine opens, before anyone can ask for one.
+  uint64_t unset = 0;
+  gc_size_trigger_.compare_exchange_strong(unset, gc_options_.disk_limit);
   std::unique_lock lock(gc_loop_mu_);
   while (!gc_stop_.wait_for(lock, tick, [this] { return stopping_gc_; })) {
     lock.unlock();
@@ -698,7 +716,7 @@ void EngineImpl::GcLoop() {
     if (idle && !due && gc_options_.disk_limit > 0 && now >= next_size_check) {
       next_size_check = now + kSizeCheck;
       absl::StatusOr<uint64_t> bytes = store_->DiskBytes();
-      due = bytes.ok() && *bytes > size_trigger;
+      due = bytes.ok() && *bytes > gc_size_trigger_.load();
     }
     if (due) {
       absl::StatusOr<GcReport> report = CollectGarbage(gc_options_, /*background=*/true);
@@ -721,23 +739,6 @@ void EngineImpl::GcLoop() {
                                    " tasks: " + std::to_string(report->bytes_before) + " -> " +
                                    std::to_string(report->bytes_after) + " bytes on disk");
         }
-        const bool over =
-            gc_options_.disk_limit > 0 && report->bytes_after > gc_options_.disk_limit;
-        constexpr uint64_t kLeastGrowth = 64 << 10;
-        size_trigger = over ? report->bytes_after + std::max(kLeastGrowth, report->bytes_after / 8)
-                            : gc_options_.disk_limit;
-        // Said once until the store is under the limit again: a limit below what the
-        // inputs and an empty store take would otherwise only show as a cache that keeps
-        // nothing.
-        if (over && !said_over_limit) {
-          Log(LogLevel::kWarning,
-              "the store is " + std::to_string(report->bytes_after) +
-                  " bytes on disk after garbage collection, over the disk limit of " +
-                  std::to_string(gc_options_.disk_limit) +
-                  ": what is left is set inputs, what they refer to, and the store's own files "
-                  "(a raised limit keeps more results)");
-        }
-        said_over_limit = over;
       }
     }
     lock.lock();

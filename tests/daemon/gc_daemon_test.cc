@@ -457,6 +457,28 @@ TEST(GarbageCollectionDaemon, APassNeverSaysItRemovedMoreTasksThanItLookedAt) {
   EXPECT_LE(removed, looked_at) << collected.out;
 }
 
+// A pass asked for says so too, once, when it leaves the store over the limit. Before, only
+// the background passes did: under --gc-interval 0, nothing said why nothing was kept.
+TEST(GarbageCollectionDaemon, APassAskedForThatLeavesTheStoreOverTheLimitSaysSoOnce) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--gc-interval", "0", "--disk-limit", "1K"}))
+      << daemon.log();
+  std::unique_ptr<Client> client = ConnectTo(daemon);
+  ASSERT_NE(client, nullptr);
+  Populate(*client, 100, 3);
+  for (int pass = 0; pass < 2; ++pass) {
+    CliResult collected = RunCli("--data-dir " + dir.str() + " --timeout-ms 120000 gc");
+    ASSERT_EQ(collected.exit_code, 0) << collected.out;
+  }
+  EXPECT_TRUE(daemon.WaitForLog("over the disk limit of 1024")) << daemon.log();
+  // The second pass, which found nothing more to remove, ends the log read so far.
+  ASSERT_TRUE(daemon.WaitForLog("garbage collection removed 0 of")) << daemon.log();
+  const std::string log = daemon.log();
+  const size_t first = log.find("over the disk limit of 1024");
+  EXPECT_EQ(log.find("over the disk limit of 1024", first + 1), std::string::npos) << log;
+}
+
 TEST(GarbageCollectionDaemon, PassesRunByThemselvesWhenTheDaemonIsIdle) {
   TempDir dir;
   DaemonProcess daemon;
