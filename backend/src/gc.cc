@@ -678,8 +678,8 @@ void EngineImpl::NoteDiskLimit(const GcReport& report) {
   const uint64_t limit = gc_options_.disk_limit;
   const bool over = report.bytes_after > limit;
   constexpr uint64_t kLeastGrowth = 64 << 10;
-  gc_size_trigger_.store(
-      over ? report.bytes_after + std::max(kLeastGrowth, report.bytes_after / 8) : limit);
+  gc_size_trigger_.store(over ? report.bytes_after + std::max(kLeastGrowth, report.bytes_after / 8)
+                              : limit);
   // Said once until the store is under the limit again: a limit below what the inputs and
   // an empty store take would otherwise only show as a cache that keeps nothing.
   if (over && !gc_said_over_limit_) {
