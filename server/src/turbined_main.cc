@@ -436,6 +436,18 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   // The settings of the shared cache mean nothing without one: given alone, a mistake.
   app.add_option("--shared-cache-namespace", flags->shared_cache_namespace,
                  "only daemons with the same namespace see each other's results")
+      ->check(CLI::Validator(
+          [](std::string& name) {
+            // In every key: a brace would make a Redis Cluster hash tag (all of the
+            // namespace on one node), a space or a control byte splits the log lines.
+            const bool printable = std::all_of(name.begin(), name.end(), [](char c) {
+              return c > ' ' && c < 0x7F && c != '{' && c != '}';
+            });
+            return !name.empty() && printable
+                       ? std::string()
+                       : "'" + name + "' is not a namespace: printable ASCII, no spaces or braces";
+          },
+          "NAME"))
       ->capture_default_str()
       ->needs(shared_cache);
   app.add_option("--shared-cache-mode", flags->shared_cache_mode,

@@ -118,11 +118,21 @@ class RedisClient::Impl {
     std::mutex mu;
     redisContext* context = nullptr;  // guarded by mu; null: not connected
     bool connected_before = false;    // guarded by mu
+    // Until then it is asked for the slots only after every other node: its last connect
+    // failed (RefreshSlots).
+    std::atomic<Clock::rep> unreachable_until{0};
   };
 
   absl::Status RefreshSlots(Clock::time_point deadline) {
     std::vector<std::string> candidates = Primaries();
     for (const std::string& seed : options_.seeds) candidates.push_back(seed);
+    // A dead node first among the seeds would cost its connect at every refresh, before
+    // the live ones: under a short timeout, none got its turn, and the tier stayed down.
+    const Clock::rep now = Clock::now().time_since_epoch().count();
+    std::stable_partition(candidates.begin(), candidates.end(), [&](const std::string& address) {
+      const Node* node = GetNode(address);
+      return node == nullptr || node->unreachable_until.load() <= now;
+    });
     absl::Status last = absl::UnavailableError("no seed node given");
     for (const std::string& address : candidates) {
       if (Clock::now() >= deadline) break;
@@ -249,6 +259,7 @@ class RedisClient::Impl {
       // A node that cannot be reached may have failed over: its slots served by its replica,
       // which only a fresh CLUSTER SLOTS names (nobody redirects us from a dead node).
       refresh_needed_ = true;
+      node->unreachable_until = (Clock::now() + options_.retry_after).time_since_epoch().count();
       return absl::UnavailableError(
           Cat("cannot connect to ", node->host, ":", std::to_string(node->port), ": ", error));
     }
@@ -264,7 +275,7 @@ class RedisClient::Impl {
       if ((*reply)->type == REDIS_REPLY_ERROR) {
         Disconnect(node);
         return absl::PermissionDeniedError(
-            Cat("shared cache refused AUTH: ", ReplyText(reply->get())));
+            Cat("refused AUTH: ", ReplyText(reply->get())));
       }
     }
     return absl::OkStatus();

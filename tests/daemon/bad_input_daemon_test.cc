@@ -200,6 +200,23 @@ TEST(BadInputDaemon, AConfigFileThatDoesNotParseIsRefusedNamingTheLine) {
   EXPECT_TRUE(consecutive.WaitForLog("turbined ready on " + b)) << consecutive.log();
 }
 
+// A namespace is in every shared cache key. Before, "" and "x{y}z" were taken: the second a
+// Redis Cluster hash tag, all of the namespace's records on one node.
+TEST(BadInputDaemon, ASharedCacheNamespaceThatCannotBeOneIsRefused) {
+  TempDir dir;
+  std::string log;
+  for (const std::string name : {"", "x{y}z", "two words", "line\nbreak"}) {
+    EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--shared-cache", "redis://127.0.0.1:1",
+                          "--shared-cache-namespace", name},
+                         &log),
+              2)
+        << name << log;
+    EXPECT_NE(log.find("is not a namespace: printable ASCII, no spaces or braces"),
+              std::string::npos)
+        << log;
+  }
+}
+
 // A client sends the token in a gRPC header, which cannot hold a line break: gRPC's clients
 // abort on one. Before: turbined took a token file wrapped over two lines, which no client
 // could then send.

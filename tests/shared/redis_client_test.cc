@@ -2,8 +2,11 @@
 // 3 replicas) and plain redis-server processes started here.
 #include "turbine/shared/redis_client.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -127,6 +130,59 @@ TEST(RedisClusterClient, FollowsAskDuringMigrationAndMovedAfterIt) {
   redirects = client->counters().redirects;
   ASSERT_TRUE(client->MultiGet({key}).ok());
   EXPECT_EQ(client->counters().redirects, redirects);
+}
+
+// HangingListener is a loopback port whose connects hang: its accept queue is full, and the
+// kernel drops new handshakes, as a host gone from the network does.
+class HangingListener {
+ public:
+  HangingListener() {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(address);
+    if (bind(listener_, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
+        listen(listener_, 0) != 0 ||
+        getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      ADD_FAILURE() << "cannot listen on loopback";
+      return;
+    }
+    port_ = ntohs(address.sin_port);
+    for (int& filler : fillers_) {  // never accepted: they fill the queue
+      filler = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      connect(filler, reinterpret_cast<sockaddr*>(&address), length);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // their handshakes
+  }
+  ~HangingListener() {
+    for (int filler : fillers_) close(filler);
+    close(listener_);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int listener_ = -1;
+  int port_ = 0;
+  int fillers_[2] = {-1, -1};
+};
+
+// A seed whose connect hangs, first in the list, costs the refresh that found it so, not
+// every one after it. Before, each refresh of the slot map tried it first, spent the
+// lookup's whole timeout there, and the live seeds after it never got their turn.
+TEST(RedisClusterClient, ASeedThatHangsFirstInTheListIsAskedLastAfterwards) {
+  HangingListener hanging;
+  std::vector<std::string> seeds = {hanging.address()};
+  for (const std::string& seed : SplitSeeds(ClusterSeeds())) seeds.push_back(seed);
+  auto client = RedisClient::Connect({.seeds = seeds,
+                                      .timeout = std::chrono::milliseconds(200),
+                                      .retry_after = std::chrono::seconds(30),
+                                      .connect_lazily = true});
+  ASSERT_TRUE(client.ok()) << client.status();  // lazily: its refresh ran out on the seed
+  EXPECT_TRUE((*client)->MultiSet({{Unique("hanging-seed"), "v"}}).ok());
+  auto values = (*client)->MultiGet({Unique("hanging-seed")});
+  ASSERT_TRUE(values.ok()) << values.status();
+  EXPECT_EQ((*values)[0], "v");
 }
 
 TEST(RedisPlainClient, OneServerWithoutClusterMode) {
