@@ -274,8 +274,7 @@ class RedisClient::Impl {
       if (!reply.ok()) return reply.status();
       if ((*reply)->type == REDIS_REPLY_ERROR) {
         Disconnect(node);
-        return absl::PermissionDeniedError(
-            Cat("refused AUTH: ", ReplyText(reply->get())));
+        return absl::PermissionDeniedError(Cat("refused AUTH: ", ReplyText(reply->get())));
       }
     }
     return absl::OkStatus();
