@@ -64,15 +64,6 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
   }
 
   absl::StatusOr<uint64_t> Send(v1::CallRequest request) {
-    // Sent, a request larger than a message may be would end the stream and every call on
-    // it (gRPC: "Sent message larger than max"): refused alone.
-    if (const size_t bytes = request.ByteSizeLong();
-        bytes + kBatchFraming > static_cast<size_t>(connection_->options.max_message_bytes)) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("the call is ", bytes, " bytes, more than this client sends in a message ",
-                       "(ConnectOptions.max_message_bytes ", connection_->options.max_message_bytes,
-                       "); the stream goes on"));
-    }
     uint64_t id;
     {
       std::lock_guard lock(mu_);
@@ -80,6 +71,15 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
       if (broken_) {
         if (done_ && !final_status_.ok()) return connection_->ToStatus(final_status_, *link_);
         return absl::FailedPreconditionError("the daemon ended the call stream");
+      }
+      // Sent, a request larger than a message may be would end the stream and every call
+      // on it (gRPC: "Sent message larger than max"): refused alone.
+      if (const size_t bytes = request.ByteSizeLong();
+          bytes + kBatchFraming > static_cast<size_t>(connection_->options.max_message_bytes)) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "the call is ", bytes, " bytes, more than this client sends in a message ",
+            "(ConnectOptions.max_message_bytes ", connection_->options.max_message_bytes,
+            "); the stream goes on"));
       }
       if (request.id() == 0) request.set_id(next_id_++);
       id = request.id();

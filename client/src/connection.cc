@@ -161,9 +161,10 @@ absl::Status CheckPort(const std::string& address) {
       absl::StrCat("address ", address, ": port ", port, " is out of range (0 to 65535)"));
 }
 
-// CheckUnixPath refuses a unix socket path longer than a socket address holds: gRPC would
-// fail to make the channel with "Failed to create secure client channel", which reads as a
-// TLS problem, and the CLI would call it the daemon's refusal.
+// CheckUnixPath refuses an empty unix socket path (gRPC: "empty address list", as if no
+// daemon were there) and one longer than a socket address holds: gRPC would fail to make
+// the channel with "Failed to create secure client channel", which reads as a TLS problem,
+// and the CLI would call it the daemon's refusal.
 absl::Status CheckUnixPath(const std::string& address) {
   if (!address.starts_with("unix:")) return absl::OkStatus();
   std::string_view path = std::string_view(address).substr(5);

@@ -118,9 +118,9 @@ class RedisClient::Impl {
     std::mutex mu;
     redisContext* context = nullptr;  // guarded by mu; null: not connected
     bool connected_before = false;    // guarded by mu
-    // Until then it is asked for the slots only after every other node: its last connect
-    // failed (RefreshSlots).
-    std::atomic<Clock::rep> unreachable_until{0};
+    // Its last connect failed: it is asked for the slot map only after every other node
+    // (RefreshSlots), until a connect to it works again.
+    std::atomic<bool> last_connect_failed{false};
   };
 
   absl::Status RefreshSlots(Clock::time_point deadline) {
@@ -128,10 +128,10 @@ class RedisClient::Impl {
     for (const std::string& seed : options_.seeds) candidates.push_back(seed);
     // A dead node first among the seeds would cost its connect at every refresh, before
     // the live ones: under a short timeout, none got its turn, and the tier stayed down.
-    const Clock::rep now = Clock::now().time_since_epoch().count();
+    // Not for a while only: the pause after a lookup that reached no node lasts as long.
     std::stable_partition(candidates.begin(), candidates.end(), [&](const std::string& address) {
       const Node* node = GetNode(address);
-      return node == nullptr || node->unreachable_until.load() <= now;
+      return node == nullptr || !node->last_connect_failed.load();
     });
     absl::Status last = absl::UnavailableError("no seed node given");
     for (const std::string& address : candidates) {
@@ -259,12 +259,13 @@ class RedisClient::Impl {
       // A node that cannot be reached may have failed over: its slots served by its replica,
       // which only a fresh CLUSTER SLOTS names (nobody redirects us from a dead node).
       refresh_needed_ = true;
-      node->unreachable_until = (Clock::now() + options_.retry_after).time_since_epoch().count();
+      node->last_connect_failed = true;
       return absl::UnavailableError(
           Cat("cannot connect to ", node->host, ":", std::to_string(node->port), ": ", error));
     }
     if (node->connected_before) ++reconnects_;
     node->connected_before = true;
+    node->last_connect_failed = false;
     node->context = context;
     if (!options_.password.empty()) {
       std::vector<std::string> auth = {"AUTH"};

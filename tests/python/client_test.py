@@ -190,6 +190,10 @@ class ValuesTest(unittest.TestCase):
             Client(":47103")
         with self.assertRaisesRegex(ValueError, "names no socket path"):
             Client("unix:")  # it was UNAVAILABLE "empty address list"
+        # What is not a port is gRPC's to read, as before.
+        for address in ("[::1]", "dns:///[::1]", "ipv6:[::1]", "dns://8.8.8.8:53/localhost",
+                        "localhost:http", "dns:localhost", "ipv4:127.0.0.1:80", "[::1]:80"):
+            Client(address).close()
 
     def test_a_max_message_size_grpc_cannot_use_is_refused(self):
         # Before: 0 failed every call, 1.5 and "x" were no limit, 2**40 an OverflowError at
@@ -198,10 +202,6 @@ class ValuesTest(unittest.TestCase):
             with self.assertRaisesRegex(ValueError, "max_message_bytes must be", msg=size):
                 Client("127.0.0.1:1", max_message_bytes=size)
         Client("127.0.0.1:1", max_message_bytes=(1 << 31) - 1).close()
-        # What is not a port is gRPC's to read, as before.
-        for address in ("[::1]", "dns:///[::1]", "ipv6:[::1]", "dns://8.8.8.8:53/localhost",
-                        "localhost:http", "dns:localhost"):
-            Client(address).close()
 
     def test_a_socket_path_longer_than_an_address_holds_is_refused(self):
         # Before: TurbineError UNKNOWN "Failed to create secure client channel" at the call.

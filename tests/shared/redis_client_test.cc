@@ -174,11 +174,14 @@ TEST(RedisClusterClient, ASeedThatHangsFirstInTheListIsAskedLastAfterwards) {
   HangingListener hanging;
   std::vector<std::string> seeds = {hanging.address()};
   for (const std::string& seed : SplitSeeds(ClusterSeeds())) seeds.push_back(seed);
+  const auto retry_after = std::chrono::milliseconds(200);
   auto client = RedisClient::Connect({.seeds = seeds,
-                                      .timeout = std::chrono::milliseconds(200),
-                                      .retry_after = std::chrono::seconds(30),
+                                      .timeout = std::chrono::milliseconds(1500),
+                                      .retry_after = retry_after,
                                       .connect_lazily = true});
   ASSERT_TRUE(client.ok()) << client.status();  // lazily: its refresh ran out on the seed
+  // Later than any pause the client keeps: the seed must still be asked last.
+  std::this_thread::sleep_for(retry_after * 3);
   EXPECT_TRUE((*client)->MultiSet({{Unique("hanging-seed"), "v"}}).ok());
   auto values = (*client)->MultiGet({Unique("hanging-seed")});
   ASSERT_TRUE(values.ok()) << values.status();
