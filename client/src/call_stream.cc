@@ -76,10 +76,10 @@ class CallStreamReactor final : public grpc::ClientBidiReactor<v1::CallBatch, v1
       // on it (gRPC: "Sent message larger than max"): refused alone.
       if (const size_t bytes = request.ByteSizeLong();
           bytes + kBatchFraming > static_cast<size_t>(connection_->options.max_message_bytes)) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "the call is ", bytes, " bytes, more than this client sends in a message ",
-            "(ConnectOptions.max_message_bytes ", connection_->options.max_message_bytes,
-            "); the stream goes on"));
+        return absl::ResourceExhaustedError(
+            absl::StrCat("the call is ", bytes, " bytes, more than this client sends in a message ",
+                         "(ConnectOptions.max_message_bytes ",
+                         connection_->options.max_message_bytes, "); the stream goes on"));
       }
       if (request.id() == 0) request.set_id(next_id_++);
       id = request.id();

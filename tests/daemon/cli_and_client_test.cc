@@ -174,8 +174,7 @@ TEST(ClientAgainstDaemon, ACallStreamKeepsToItsClientsOwnMessageLimit) {
   TempDir dir;
   DaemonProcess daemon;
   // Its replies are batched under the daemon's limit, which must not be above the client's.
-  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--max-message-bytes", "4K"}))
-      << daemon.log();
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--max-message-bytes", "4K"})) << daemon.log();
   using namespace turbine::client;
   auto client =
       Client::Connect(ConnectOptions{.address = daemon.address(), .max_message_bytes = 4096});
