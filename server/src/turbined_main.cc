@@ -319,18 +319,26 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   app.add_option("--auth-token-file", token_file,
                  "require every call to carry this file's token (authorization: Bearer ...)")
       ->check(CLI::ExistingFile);
-  // A byte count may be given as a size ("8M"): read as its bytes before the range check.
-  const CLI::Validator in_bytes(
-      [](std::string& text) {
-        if (std::optional<uint64_t> bytes = ParseSize(text)) text = std::to_string(*bytes);
-        return std::string();  // what is no size, the range check refuses
-      },
-      "");
+  // A byte count may be given as a size ("8M"): checked as given, then read as its bytes
+  // (CLI11's range check would name the bytes: "Value 2147483648 not in range" for 2G).
+  const auto bytes_in = [](uint64_t least, uint64_t most) {
+    return CLI::Validator(
+        [least, most](std::string& text) {
+          const std::optional<uint64_t> bytes = ParseSize(text);
+          if (!bytes.has_value()) return "'" + text + "' is not a size: 16M, 1G or bytes";
+          if (*bytes < least || *bytes > most) {
+            return "'" + text + "' is not from " + std::to_string(least) + " to " +
+                   std::to_string(most) + " bytes";
+          }
+          text = std::to_string(*bytes);
+          return std::string();
+        },
+        "SIZE in [" + std::to_string(least) + " - " + std::to_string(most) + "]");
+  };
   app.add_option("--max-message-bytes", options.max_message_bytes,
                  "largest request or reply (bytes, or 16M); larger requests fail with "
                  "RESOURCE_EXHAUSTED")
-      ->transform(in_bytes)
-      ->check(CLI::Range(1024, 1 << 30))
+      ->transform(bytes_in(1024, 1 << 30))
       ->capture_default_str();
   app.add_option("--tls-cert", options.tls_cert_file, "PEM certificate for TCP listeners")
       ->check(CLI::ExistingFile);
@@ -365,13 +373,11 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   app.add_option("--stream-reply-buffer-bytes", options.stream_reply_buffer_bytes,
                  "a CallStream stops reading requests while this many bytes of replies wait "
                  "for its client (bytes, or 16M)")
-      ->transform(in_bytes)
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
+      ->transform(bytes_in(1, uint64_t{1} << 40))
       ->capture_default_str();
   app.add_option("--reply-buffer-bytes", options.reply_buffer_bytes,
                  "... or while this many wait for all clients together")
-      ->transform(in_bytes)
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
+      ->transform(bytes_in(1, uint64_t{1} << 40))
       ->capture_default_str();
   // Garbage collection of the store. Sizes and durations are checked as they are read.
   const CLI::Validator size(

@@ -116,6 +116,14 @@ TEST(BadInputDaemon, OutOfRangeFlagsExitWithCodeTwo) {
   EXPECT_NE(log.find("workers 100000 is out of range"), std::string::npos) << log;
   EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--listen", "127.0.0.1:99999"}, &log), 2) << log;
   EXPECT_NE(log.find("port must be a number from 0 to 65535"), std::string::npos) << log;
+  // A byte count is named as given. Before: "Value 2147483648 not in range 1024 to ..." for
+  // 2G, and "Value 8X not in range" for what is no size.
+  EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--max-message-bytes", "2G"}, &log), 2) << log;
+  EXPECT_NE(log.find("--max-message-bytes: '2G' is not from 1024 to 1073741824 bytes"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--reply-buffer-bytes", "8X"}, &log), 2) << log;
+  EXPECT_NE(log.find("--reply-buffer-bytes: '8X' is not a size"), std::string::npos) << log;
 }
 
 // Before: "Value -1 not in range 0.000000 to 1797693134862315...", the largest double
