@@ -107,7 +107,10 @@ absl::Status Wire<WireValue>::From(const v1::Value& in, WireValue* out) {
       WireValue::List list(static_cast<size_t>(in.list_value().items_size()));
       for (int i = 0; i < in.list_value().items_size(); ++i) {
         absl::Status status = From(in.list_value().items(i), &list[static_cast<size_t>(i)]);
-        if (!status.ok()) return status;
+        if (!status.ok()) {  // as a typed list says where
+          return absl::InvalidArgumentError("item " + std::to_string(i) + ": " +
+                                            std::string(status.message()));
+        }
       }
       out->data = std::move(list);
       return absl::OkStatus();
@@ -116,7 +119,10 @@ absl::Status Wire<WireValue>::From(const v1::Value& in, WireValue* out) {
       WireValue::Map map;
       for (const v1::MapEntry& entry : in.map_value().entries()) {
         absl::Status status = From(entry.value(), &map[entry.key()]);
-        if (!status.ok()) return status;
+        if (!status.ok()) {
+          return absl::InvalidArgumentError("key '" + Echo(entry.key()) +
+                                            "': " + std::string(status.message()));
+        }
       }
       out->data = std::move(map);
       return absl::OkStatus();

@@ -133,7 +133,8 @@ TEST(Protocol, AnInputOfAnEmptyValueIsRefused) {
   v1::Value list;
   *list.mutable_list_value()->add_items() = Int(1);
   list.mutable_list_value()->add_items();  // empty
-  for (const v1::Value& value : {v1::Value(), list}) {
+  for (const auto& [value, where] :
+       std::vector<std::pair<v1::Value, std::string>>{{v1::Value(), ""}, {list, "item 1: "}}) {
     v1::SetInputsRequest set;
     auto* entry = set.add_inputs();
     entry->set_key("e");
@@ -142,8 +143,9 @@ TEST(Protocol, AnInputOfAnEmptyValueIsRefused) {
     grpc::ClientContext context;
     const grpc::Status status = live.stub->SetInputs(&context, set, &set_reply);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
-    EXPECT_EQ(status.error_message(),
-              "input 'e': expected a value of some kind (null is null_value), got an empty value");
+    EXPECT_EQ(status.error_message(), "input 'e': " + where +
+                                          "expected a value of some kind (null is null_value), "
+                                          "got an empty value");
   }
   v1::CallReply reply;
   ASSERT_TRUE(live.Call(Request("input.get", {Str("e")}), &reply).ok());
