@@ -623,6 +623,7 @@ class SmallMessageLimitTest(DaemonTestCase):
             self.assertRegex(results[0].error.message, r"the call is \d+ bytes, more than "
                              r"turbined takes in a message \(its --max-message-bytes, 16384\)")
             self.assertEqual(results[1].value, 2)
+            client.set_inputs({"large": "z" * 5000})  # for the reply below
         # The client's own limit: before, "Sent message larger than max", the whole call_many.
         with Client(data_dir=turbined.data_dir, timeout=TIMEOUT,
                     max_message_bytes=4000) as client:
@@ -631,6 +632,12 @@ class SmallMessageLimitTest(DaemonTestCase):
                              r"more than this client sends in a message \(max_message_bytes "
                              r"4000\)")
             self.assertEqual(results[1].value, 3)
+            # A reply larger than the client takes: before, read as the daemon's limit (the
+            # calls went again, to fail the same way) and "Received message larger than max".
+            with self.assertRaisesRegex(TurbineError, r"a reply from the daemon is larger than "
+                                                      r"this client takes \(max_message_bytes "
+                                                      r"4000\): raise it"):
+                client.call_many([("input.get", "large")])
 
 
 class AbandonedCallManyTest(DaemonTestCase):

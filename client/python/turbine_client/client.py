@@ -323,6 +323,14 @@ class Client:
                 break
             except grpc.RpcError as error:
                 smaller = _daemon_message_limit(error)
+                if smaller is not None and smaller == own_limit:
+                    # This client's own limit, on what it receives (it sends nothing larger):
+                    # a reply batch the daemon made larger than it, which no resend helps.
+                    raise TurbineError(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"a reply from the daemon is larger than this client takes "
+                        f"(max_message_bytes {self._max_message_bytes}): raise it "
+                        f"({error.details()})") from None
                 if smaller is not None and (daemon_limit is None or smaller < daemon_limit):
                     # A daemon whose limit is below a batch (its first batches may have fit
                     # and been answered): the calls not answered go again, in smaller ones.
