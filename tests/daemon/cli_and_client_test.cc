@@ -137,6 +137,16 @@ TEST(ClientAgainstDaemon, ASocketPathTooLongForAUnixAddressIsAUsageError) {
   EXPECT_EQ(run.out.find("secure"), std::string::npos) << run.out;
 }
 
+// ExpectAnswersOfOne reads `count` replies from `stream`, each the integer 1.
+void ExpectAnswersOfOne(turbine::client::CallStream& stream, int count) {
+  for (int answered = 0; answered < count; ++answered) {
+    std::optional<turbine::client::CallResult> result = stream.Next();
+    ASSERT_TRUE(result.has_value()) << "the stream ended after " << answered << " answers";
+    ASSERT_TRUE(result->value.ok()) << result->value.status();
+    EXPECT_EQ(result->value->int_value(), 1);
+  }
+}
+
 // A CallStream's batches fit a daemon with a small --max-message-bytes. Before, a batch took
 // up to 1 MiB of calls: 4,000 calls of a 50-byte key failed the whole stream.
 TEST(ClientAgainstDaemon, ACallStreamOfSmallCallsFitsASmallMessageLimit) {
@@ -155,14 +165,7 @@ TEST(ClientAgainstDaemon, ACallStreamOfSmallCallsFitsASmallMessageLimit) {
   for (int i = 0; i < kCalls; ++i) {
     ASSERT_TRUE((*stream)->Send(MakeCallRequest("input.get", {Str(key)})).ok());
   }
-  int answered = 0;
-  for (int i = 0; i < kCalls; ++i) {
-    std::optional<CallResult> result = (*stream)->Next();
-    ASSERT_TRUE(result.has_value()) << "the stream ended after " << answered << " answers";
-    ASSERT_TRUE(result->value.ok()) << result->value.status();
-    EXPECT_EQ(result->value->int_value(), 1);
-    ++answered;
-  }
+  ASSERT_NO_FATAL_FAILURE(ExpectAnswersOfOne(**stream, kCalls));
   EXPECT_TRUE((*stream)->Close().ok());
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
@@ -196,14 +199,7 @@ TEST(ClientAgainstDaemon, ACallStreamKeepsToItsClientsOwnMessageLimit) {
           << large.status();
     }
   }
-  int answered = 0;
-  for (int i = 0; i < kCalls; ++i) {
-    std::optional<CallResult> result = (*stream)->Next();
-    ASSERT_TRUE(result.has_value()) << "the stream ended after " << answered << " answers";
-    ASSERT_TRUE(result->value.ok()) << result->value.status();
-    EXPECT_EQ(result->value->int_value(), 1);
-    ++answered;
-  }
+  ASSERT_NO_FATAL_FAILURE(ExpectAnswersOfOne(**stream, kCalls));
   EXPECT_TRUE((*stream)->Close().ok());
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }

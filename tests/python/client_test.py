@@ -967,6 +967,16 @@ print(json.dumps(outcomes), flush=True)
 """
 
 
+def wait_until_stopped(child):
+    """Whether `child` stopped itself (SIGSTOP) within 15 seconds."""
+    for _ in range(300):
+        with open(f"/proc/{child.pid}/stat", encoding="ascii") as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] == "T":
+                return True
+        time.sleep(0.05)
+    return False
+
+
 class UnreadRepliesTest(DaemonTestCase):
     """A client that makes calls and reads none of their replies (a unary Call or a Watch:
     each holds its reply in the daemon until written) cannot take the daemon's memory.
@@ -982,14 +992,7 @@ class UnreadRepliesTest(DaemonTestCase):
                 child = subprocess.Popen([sys.executable, "-c", UNREAD_CLIENT, address, kind,
                                           "1000"], stdout=subprocess.PIPE, text=True)
                 try:
-                    stopped = False
-                    for _ in range(300):
-                        with open(f"/proc/{child.pid}/stat", encoding="ascii") as stat:
-                            stopped = stat.read().rsplit(")", 1)[1].split()[0] == "T"
-                        if stopped:
-                            break
-                        time.sleep(0.05)
-                    self.assertTrue(stopped, kind)
+                    self.assertTrue(wait_until_stopped(child), kind)
                     # What the daemon answers meanwhile waits for the client: the largest
                     # resident set over two seconds.
                     resident = 0
@@ -1032,14 +1035,11 @@ class UnreadRepliesTest(DaemonTestCase):
             try:
                 # Stopped, the child takes nothing more: the replies its stream has not read
                 # fill the budget and stay.
-                stopped = False
+                self.assertTrue(wait_until_stopped(child))
                 for _ in range(300):
-                    with open(f"/proc/{child.pid}/stat", encoding="ascii") as stat:
-                        stopped = stat.read().rsplit(")", 1)[1].split()[0] == "T"
-                    if stopped and client.stats().reply_bytes_queued >= budget:
+                    if client.stats().reply_bytes_queued >= budget:
                         break
                     time.sleep(0.05)
-                self.assertTrue(stopped)
                 self.assertGreaterEqual(client.stats().reply_bytes_queued, budget)
                 watchers = self.start_well_behaved_watchers(turbined)
             finally:
