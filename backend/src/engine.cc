@@ -427,6 +427,20 @@ bool Engine::HasTask(TaskId id) {
   return id != kNoTask && impl_->Task(id) != nullptr;
 }
 
+bool Engine::CellMissing(RawVc vc) {
+  if (!vc.is_cell()) return false;
+  internal::Section section;  // reclaim.h
+  internal::TaskState* task = impl_->Task(vc.task);
+  if (task == nullptr) return false;
+  internal::MutexLock lock(&task->mu);
+  if (!internal::StampsCurrent(task->phase)) return false;
+  if (vc.index == kOutputCellIndex) {  // the output's value, as a cell
+    const internal::Output& out = task->output;
+    return out.kind() != internal::OutputKind::kValue || out.type()->id != vc.type;
+  }
+  return task->FindCell(vc.type, vc.index) == nullptr;
+}
+
 const ValueType* Engine::DeclaredType(RawVc vc) {
   if (vc.is_cell()) return ValueTypeById(vc.type);
   internal::Section section;  // reclaim.h

@@ -249,6 +249,12 @@ absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& requ
     if (!engine_.HasTask(receiver.task)) {
       return absl::NotFoundError("this_ref: no task has id " + std::to_string(receiver.task));
     }
+    if (engine_.CellMissing(receiver)) {
+      return absl::NotFoundError("this_ref: task " + std::to_string(receiver.task) +
+                                 " has no cell " + Echo(request.this_ref().cell_type()) + "/" +
+                                 std::to_string(request.this_ref().cell_index()) +
+                                 " (its result's refs name its cells)");
+    }
     // A receiver of a known type (a cell's, or the declared result of the function whose
     // output it is) that is not the method's Self is the caller's mistake, said now, not a
     // cached failure of the call. (A trait method takes any type that implements the

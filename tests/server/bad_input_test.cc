@@ -366,6 +366,44 @@ TEST(BadInput, AReferenceToATaskThatDoesNotExistIsNotFound) {
   EXPECT_FALSE(reply.has_error()) << reply.error().message();
 }
 
+// A this_ref naming a cell its task's result does not have is NOT_FOUND too, said before
+// the call: before, the method ran, failed reading its receiver ("the cell this Vc points
+// at no longer exists", UNKNOWN), and that failure was cached under the call.
+TEST(BadInput, AReferenceToACellTheTaskDoesNotHaveIsNotFound) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  v1::CallReply path;
+  ASSERT_TRUE(live.Call(Request("fs.path", {Str(dir.str())}), &path).ok());
+  ASSERT_FALSE(path.has_error()) << path.error().message();
+  v1::CallRequest asset = Request("Path.asset");
+  asset.mutable_this_ref()->set_task(path.ref().task());
+  v1::CallReply made;
+  ASSERT_TRUE(live.Call(asset, &made).ok());
+  ASSERT_TRUE(made.value().has_ref_value()) << made.DebugString();
+  const v1::TaskRef cell = made.value().ref_value();  // the task's one Directory cell
+  ASSERT_FALSE(cell.cell_type().empty()) << made.DebugString();
+
+  v1::CallRequest content = Request("Asset.content");
+  *content.mutable_this_ref() = cell;
+  content.mutable_this_ref()->set_cell_index(cell.cell_index() + 5);
+  v1::CallReply reply;
+  grpc::Status status = live.Call(content, &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  EXPECT_NE(status.error_message().find("this_ref: task " + std::to_string(cell.task()) +
+                                        " has no cell " + cell.cell_type() + "/" +
+                                        std::to_string(cell.cell_index() + 5)),
+            std::string::npos)
+      << status.error_message();
+
+  // The cell it has is taken.
+  *content.mutable_this_ref() = cell;
+  status = live.Call(content, &reply);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(reply.has_error()) << reply.error().message();
+  EXPECT_TRUE(reply.value().has_bytes_value()) << reply.DebugString();  // its listing
+}
+
 // A task reference whose type is known and is not the one the parameter or the method's
 // receiver takes is the caller's INVALID_ARGUMENT, said before anything runs, not a
 // failure cached under the call.

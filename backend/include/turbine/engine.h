@@ -296,6 +296,11 @@ class Engine {
   // no task has yet may be given to a new task later, so it must not be cached as absent.
   bool HasTask(TaskId id);
 
+  // CellMissing tells whether `vc` names a cell that its task's current result does not
+  // have: the task is done (a task still to run may make it) and made no such cell. Servers
+  // refuse such a reference as absent instead of caching a call that fails reading it.
+  bool CellMissing(RawVc vc);
+
   // DeclaredType is the type `vc` holds when that is known without reading it: a cell's
   // type (named by the reference itself; whether its task exists is HasTask's to say), or
   // the declared result type of the function whose output `vc` is. Null when only reading
