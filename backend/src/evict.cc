@@ -81,11 +81,13 @@ bool StoredAsIs(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 }
 
 // Evictable tells whether the task's values may leave memory now. Not an input's: its task
-// record does not hold it, so it leaves only with the whole task.
+// record does not hold it, so it leaves only with the whole task. Nor a value held in place
+// (Output::in_place: its record frees nothing), with its cells: evicted, they would send
+// every read of the output, which is in memory, through a reload from the store.
 bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
   return task.phase == Phase::kClean && task.fn->kind != FunctionKind::kInput &&
          StoredAsIs(task) && task.output.kind() == OutputKind::kValue &&
-         task.output.value() != nullptr;
+         !task.output.in_place() && task.output.data() != nullptr;
 }
 
 // EvictableWhole tells whether the whole task may leave memory now: the store holds it
@@ -123,12 +125,12 @@ size_t Footprint(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 // InstallValues puts the stored values back where the task's are missing, if the stored
 // result is the one the task holds: the same stamps (a stamp names one value for ever).
 bool InstallValues(TaskState& task, DecodedResult& stored) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
-  if (task.output.kind() == OutputKind::kValue && task.output.value() == nullptr) {
+  if (task.output.kind() == OutputKind::kValue && task.output.data() == nullptr) {
     if (stored.output.kind() != OutputKind::kValue || stored.output.type() != task.output.type() ||
         stored.stamp != task.output_changed_at) {
       return false;
     }
-    task.output.mutable_value() = std::move(stored.output.mutable_value());
+    task.output = std::move(stored.output);  // the same value, boxed as it was
   }
   for (CellSlot& cell : task.cells()) {
     if (cell.value != nullptr) continue;
@@ -230,6 +232,12 @@ size_t EngineImpl::RunClock(size_t bytes, size_t* evicted) {
     std::vector<std::shared_ptr<const void>> dropped;
     {
       MutexLock task_lock(&task->mu);
+      if (task->output.in_place()) {
+        // A large record of a small value (it read many tasks): never evictable, so off the
+        // list, or every pass would step over it again.
+        DropCandidateLocked(--clock_hand_);
+        continue;
+      }
       if (!Evictable(*task)) continue;
       if (task->referenced) {
         task->referenced = false;

@@ -94,7 +94,7 @@ void EncodeResult(const TaskState& task, std::string* out, std::vector<TaskId>* 
   VcSink sink(refs);
   if (output.kind() == OutputKind::kValue) {
     type_name = output.type()->name;
-    output.type()->serialize(output.value().get(), &value_bytes);
+    output.type()->serialize(output.data(), &value_bytes);
   } else if (output.kind() == OutputKind::kError) {
     const TaskFailure& failure = output.error();
     if (failure.code != absl::StatusCode::kUnknown) {

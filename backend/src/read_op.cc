@@ -95,8 +95,8 @@ void ReadOp::SetError(std::string message, absl::StatusCode code) {
   error_ = std::make_shared<const TaskFailure>(TaskFailure{code, std::move(message)});
 }
 
-void ReadOp::TakeValue(const ValueType* type, const std::shared_ptr<const void>& value,
-                       uint64_t stamp) {
+template <class Keep>
+void ReadOp::TakeValue(const ValueType* type, const void* value, uint64_t stamp, Keep&& keep) {
   value_type_ = type;
   value_stamp_ = stamp;
   if (expected_type_ != nullptr && expected_type_ != type) {
@@ -104,9 +104,9 @@ void ReadOp::TakeValue(const ValueType* type, const std::shared_ptr<const void>&
     return;
   }
   if (copy_out_ != nullptr) {
-    copy_out_(value.get(), out_);
+    copy_out_(value, out_);
   } else {
-    value_ = value;
+    value_ = keep();
   }
 }
 
@@ -134,7 +134,7 @@ std::vector<TaskId> HoldersOf(EngineImpl& engine, std::span<const Dep> reads, Ta
       MutexLock lock(&task->mu);
       if (read.slot.is_output()) {
         type = task->output.type();
-        value = task->output.value();
+        value = task->output.shared_value();
       } else if (const CellSlot* cell = task->FindCell(read.slot.type, read.slot.index)) {
         type = ValueTypeById(cell->type);
         value = cell->value;
@@ -338,7 +338,8 @@ ReadOp::Hop ReadOp::HopClean(TaskState& task) {
                         ? " (inputs set over the wire are read as turbine::WireValue)"
                         : ""));
         } else {
-          TakeValue(out.type(), out.value(), task.output_changed_at);
+          TakeValue(out.type(), out.data(), task.output_changed_at,
+                    [&out] { return out.shared_value(); });
         }
         return Hop::kDone;
       case OutputKind::kRef:
@@ -351,7 +352,7 @@ ReadOp::Hop ReadOp::HopClean(TaskState& task) {
         cursor_ = out.ref();
         return Hop::kFollow;
       case OutputKind::kError:
-        error_ = std::static_pointer_cast<const TaskFailure>(out.value());
+        error_ = out.failure();
         return Hop::kDone;
       case OutputKind::kNone:
         SetError("task has no output");
@@ -365,7 +366,8 @@ ReadOp::Hop ReadOp::HopClean(TaskState& task) {
   if (cell == nullptr) {
     SetError("the cell this Vc points at no longer exists");
   } else if (mode_ != Mode::kResolve) {
-    TakeValue(ValueTypeById(cell->type), cell->value, cell->changed_at);
+    TakeValue(ValueTypeById(cell->type), cell->value.get(), cell->changed_at,
+              [cell] { return cell->value; });
   }
   return Hop::kDone;
 }

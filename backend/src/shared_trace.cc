@@ -263,7 +263,7 @@ bool SlotDigest(EngineImpl& engine, const TaskState& task, RawVc slot, std::stri
     switch (output.kind()) {
       case OutputKind::kValue: {
         std::string bytes;
-        if (!ValueBytes(engine, kMayLoad, *output.type(), output.value().get(), &bytes)) return false;
+        if (!ValueBytes(engine, kMayLoad, *output.type(), output.data(), &bytes)) return false;
         AppendDigestPart(&buffer, "value");
         AppendDigestPart(&buffer, output.type()->name);
         AppendDigestPart(&buffer, bytes);
@@ -334,7 +334,7 @@ bool BuildTrace(EngineImpl& engine, TaskState& task, TraceRecord* record) {
   if (!SharedIdentity(engine, task, kMayLoad, &record->identity)) return false;
   if (output.kind() == OutputKind::kValue) {
     record->output_type = output.type()->name;
-    if (!ValueBytes(engine, kMayLoad, *output.type(), output.value().get(), &record->output_bytes)) {
+    if (!ValueBytes(engine, kMayLoad, *output.type(), output.data(), &record->output_bytes)) {
       return false;
     }
   } else if (output.kind() == OutputKind::kRef) {

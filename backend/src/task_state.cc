@@ -18,11 +18,11 @@ bool Output::SameAs(const Output& other) const {
       return error() == other.error();
     case OutputKind::kValue: {
       // An evicted value (null) equals nothing: what cannot be compared counts as changed.
-      const std::shared_ptr<const void>& value = held_.value;
-      const std::shared_ptr<const void>& other_value = other.held_.value;
-      return held_.type == other.held_.type &&
+      const void* value = data();
+      const void* other_value = other.data();
+      return type() == other.type() &&
              (value == other_value || (value != nullptr && other_value != nullptr &&
-                                       held_.type->equal(value.get(), other_value.get())));
+                                       type()->equal(value, other_value)));
     }
   }
   return false;
@@ -95,7 +95,7 @@ uint64_t TaskState::SlotChangedAt(RawVc slot) const {
 }
 
 bool TaskState::HasEvictedValues() const {
-  if (output.kind() == OutputKind::kValue && output.value() == nullptr) return true;
+  if (output.kind() == OutputKind::kValue && output.data() == nullptr) return true;
   return std::ranges::any_of(cells(), [](const CellSlot& cell) { return cell.value == nullptr; });
 }
 

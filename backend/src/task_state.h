@@ -9,6 +9,7 @@
 #include <absl/container/inlined_vector.h>
 
 #include <atomic>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <optional>
@@ -81,8 +82,10 @@ struct CycleState {
 
 // Output is what a task's execution produced: a value, a reference, or an error. A value
 // (or an error) and a reference never coexist, so they share storage: 16 bytes fewer in
-// every task record. Set through Value/Ref/Error or SetValue/SetRef, which keep the kind
-// and the member in use together.
+// every task record. A small value of a trivially copyable type (ValueType::inline_size)
+// is held in place of the pointer to a boxed one: no allocation kept per task, and a read
+// of it touches the record alone. Set through Value/Ref/Error or SetValue/SetRef, which
+// keep the kind and the member in use together.
 class Output {
  public:
   Output() : ref_() {}
@@ -116,9 +119,17 @@ class Output {
     out.kind_ = OutputKind::kError;
     return out;
   }
+  // A value of a type held in place is copied there (and the box let go); a null one (not
+  // loaded) stays boxed, null.
   void SetValue(const ValueType* type, std::shared_ptr<const void> value) {
     Clear();
-    new (&held_) Held{type, std::move(value)};
+    if (type->inline_size != 0 && value != nullptr) {
+      new (&in_place_) InPlace{type, {}};
+      std::memcpy(in_place_.bytes, value.get(), type->inline_size);
+      in_place_held_ = true;
+    } else {
+      new (&held_) Held{type, std::move(value)};
+    }
     kind_ = OutputKind::kValue;
   }
   void SetRef(RawVc ref) {
@@ -129,14 +140,32 @@ class Output {
 
   OutputKind kind() const { return kind_; }
   // kValue: the value's type; null otherwise.
-  const ValueType* type() const { return kind_ == OutputKind::kValue ? held_.type : nullptr; }
-  // kValue: the value (null while evicted, evict.cc); kError: the TaskFailure; null otherwise.
-  const std::shared_ptr<const void>& value() const { return HoldsValue() ? held_.value : kNull; }
-  // REQUIRES: kind() is kValue. Eviction moves the value out and back.
+  const ValueType* type() const {
+    if (kind_ != OutputKind::kValue) return nullptr;
+    return in_place_held_ ? in_place_.type : held_.type;
+  }
+  // kValue: the value, where it is held (null while evicted, evict.cc); null otherwise.
+  // Valid while the output is unchanged.
+  const void* data() const {
+    if (kind_ != OutputKind::kValue) return nullptr;
+    return in_place_held_ ? static_cast<const void*>(in_place_.bytes) : held_.value.get();
+  }
+  // kValue: the value, to keep (one held in place is boxed anew); null otherwise.
+  std::shared_ptr<const void> shared_value() const {
+    if (kind_ != OutputKind::kValue) return nullptr;
+    return in_place_held_ ? in_place_.type->box(in_place_.bytes) : held_.value;
+  }
+  // The value is held in the output itself: it is never evicted (nothing would be freed).
+  bool in_place() const { return in_place_held_; }
+  // REQUIRES: kind() is kValue and !in_place(). Eviction moves the value out and back.
   std::shared_ptr<const void>& mutable_value() { return held_.value; }
   // kRef: the slot it refers to; none otherwise.
   RawVc ref() const { return kind_ == OutputKind::kRef ? ref_ : RawVc{}; }
+  // REQUIRES: kind() is kError.
   const TaskFailure& error() const { return *static_cast<const TaskFailure*>(held_.value.get()); }
+  std::shared_ptr<const TaskFailure> failure() const {
+    return std::static_pointer_cast<const TaskFailure>(held_.value);
+  }
 
   bool SameAs(const Output& other) const;
 
@@ -145,39 +174,56 @@ class Output {
     const ValueType* type;
     std::shared_ptr<const void> value;
   };
-  static inline const std::shared_ptr<const void> kNull;
+  struct InPlace {
+    const ValueType* type;
+    alignas(8) unsigned char bytes[kInlineValueBytes];
+  };
 
-  bool HoldsValue() const { return kind_ == OutputKind::kValue || kind_ == OutputKind::kError; }
+  bool HoldsBox() const {
+    return (kind_ == OutputKind::kValue && !in_place_held_) || kind_ == OutputKind::kError;
+  }
   void Clear() {
-    if (HoldsValue()) held_.~Held();
+    if (HoldsBox()) held_.~Held();
     ref_ = RawVc{};
     kind_ = OutputKind::kNone;
+    in_place_held_ = false;
   }
   void CopyFrom(const Output& other) {
-    if (other.HoldsValue()) {
+    if (other.HoldsBox()) {
       new (&held_) Held(other.held_);
+    } else if (other.in_place_held_) {
+      new (&in_place_) InPlace(other.in_place_);
     } else {
       ref_ = other.ref_;
     }
     kind_ = other.kind_;
+    in_place_held_ = other.in_place_held_;
   }
-  // Leaves `other` with its kind and a null value, as a moved-from struct of the two was.
+  // Leaves `other` with its kind and a null value (or its value held in place), as a
+  // moved-from struct of the two was.
   void MoveFrom(Output&& other) {
-    if (other.HoldsValue()) {
+    if (other.HoldsBox()) {
       new (&held_) Held(std::move(other.held_));
+    } else if (other.in_place_held_) {
+      new (&in_place_) InPlace(other.in_place_);
     } else {
       ref_ = other.ref_;
     }
     kind_ = other.kind_;
+    in_place_held_ = other.in_place_held_;
   }
 
   union {
-    Held held_;  // kValue, kError
-    RawVc ref_;  // kRef, kNone
+    Held held_;         // kValue boxed, kError
+    InPlace in_place_;  // kValue held in place
+    RawVc ref_;         // kRef, kNone
   };
-  // Last: the task record keeps small fields in the padding after it (TaskState::output).
-  OutputKind kind_ = OutputKind::kNone;
+  // Last: the task record keeps small fields in the padding after them (TaskState::output).
+  // Bits of one byte: the record's fields after the output fill the rest of its word.
+  OutputKind kind_ : 7 = OutputKind::kNone;
+  bool in_place_held_ : 1 = false;
 };
+static_assert(sizeof(Output) == 32, "a value held in place takes the room of a boxed one");
 
 struct TaskState {
   // Create allocates a record with the argument tuple moved there from `args`, in one

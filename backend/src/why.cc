@@ -299,8 +299,8 @@ OutputDigest DigestOf(const Output& output) {
       return {};
     case OutputKind::kValue:
       // An evicted value (evict.cc) is not hashed: that would mean loading it back.
-      if (output.value() == nullptr) return {};
-      return {OutputKind::kValue, output.type()->hash(output.value().get(), 0)};
+      if (output.data() == nullptr) return {};
+      return {OutputKind::kValue, output.type()->hash(output.data(), 0)};
     case OutputKind::kRef:
       return {OutputKind::kRef, output.ref().task};
     case OutputKind::kError:

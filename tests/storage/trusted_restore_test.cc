@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <thread>
 #include <vector>
 
@@ -24,25 +26,43 @@ using turbine::Input;
 using turbine::Task;
 using Daemon = turbine::testing::PersistedEngine<>;
 
+// A node's sum: boxed on the heap, as a large result is (an int64 result is held in its
+// task's record, where no eviction takes it), so that a node's value can be evicted and
+// loaded back. Reads as the int64 it holds.
+struct Sum {
+  int64_t total = 0;
+  std::string unused;  // not trivially copyable
+  operator int64_t() const { return total; }  // NOLINT: reads as its number
+  bool operator==(const Sum&) const = default;
+  static constexpr std::string_view kTypeName = "test.trust.Sum";
+  static constexpr auto kFields = std::make_tuple(turbine::field("total", &Sum::total),
+                                                  turbine::field("unused", &Sum::unused));
+};
+
 // A cone: node(lo, n) sums leaves lo..lo+n-1, four children per node; leaf 0 is the input
 // "bias", so one input reaches the root along one path.
-Task<int64_t> NodeImpl(int64_t lo, int64_t n);
+Task<Sum> NodeImpl(int64_t lo, int64_t n);
 inline const turbine::Function<NodeImpl> node{"test.trust.node", 1};
-Task<int64_t> NodeImpl(int64_t lo, int64_t n) {
+Task<Sum> NodeImpl(int64_t lo, int64_t n) {
   if (n == 1) {
-    if (lo != 0) co_return lo;
-    co_return co_await Input<int64_t>("bias");
+    if (lo != 0) co_return Sum{lo, {}};
+    const int64_t bias = co_await Input<int64_t>("bias");  // bound first: GCC 12
+    co_return Sum{bias, {}};
   }
   const int64_t quarter = (n + 3) / 4;
   int64_t total = 0;
   for (int64_t start = lo; start < lo + n; start += quarter) {
-    total += co_await node(start, std::min(quarter, lo + n - start));
+    const Sum part = co_await node(start, std::min(quarter, lo + n - start));
+    total += part;
   }
-  co_return total;
+  co_return Sum{total, {}};
 }
 
 // A reader that no session executed before the restart: it registers with a trusted task.
-Task<int64_t> PlusOneImpl(int64_t n) { co_return (co_await node(0, n)) + 1; }
+Task<int64_t> PlusOneImpl(int64_t n) {
+  const Sum sum = co_await node(0, n);
+  co_return sum + 1;
+}
 inline const turbine::Function<PlusOneImpl> plus_one{"test.trust.plus_one", 1};
 
 // The outside world, read by a session-dependent function.
@@ -58,7 +78,7 @@ constexpr int64_t kSum = kLeaves * (kLeaves - 1) / 2;  // leaves 1..63; leaf 0 i
 
 // Refers to the root without reading it: a snapshot that writes it writes the root too, if
 // the store lacks it.
-Task<turbine::Vc<int64_t>> RootRefImpl() { co_return node(0, kLeaves); }
+Task<turbine::Vc<Sum>> RootRefImpl() { co_return node(0, kLeaves); }
 inline const turbine::Function<RootRefImpl> root_ref{"test.trust.root_ref", 1};
 
 // StoreTheCone is a first session: the input under leaf 0 set to 0, the cone computed, and

@@ -27,6 +27,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "turbine/hash.h"
@@ -179,7 +180,18 @@ struct ValueType {
   void (*serialize)(const void* value, std::string* out) = nullptr;
   // Decodes bytes written by `serialize`; returns null if they are malformed.
   std::shared_ptr<const void> (*deserialize)(std::string_view bytes) = nullptr;
+  // A small value a task record can hold in place of a pointer to a boxed one: the size of
+  // a trivially copyable type of at most kInlineValueBytes (and an alignment of at most
+  // 8); 0 for any other type, whose values stay boxed.
+  uint8_t inline_size = 0;
+  // Boxes a copy of a value held in place, for a reader that keeps it; null unless
+  // inline_size is set.
+  std::shared_ptr<const void> (*box)(const void* value) = nullptr;
 };
+
+// The most bytes a value held in place may take: a task record holds one in the space its
+// pointer to a boxed value would take.
+inline constexpr size_t kInlineValueBytes = 16;
 
 // FindValueType returns the type registered under `name`, or null.
 const ValueType* FindValueType(std::string_view name);
@@ -209,6 +221,13 @@ std::shared_ptr<const void> DeserializeErased(std::string_view bytes) {
   if (!DeserializeFrom(bytes, value.get())) return nullptr;
   return value;
 }
+template <class T>
+inline constexpr bool kHeldInPlace = std::is_trivially_copyable_v<T> &&
+                                     sizeof(T) <= kInlineValueBytes && alignof(T) <= 8;
+template <class T>
+std::shared_ptr<const void> BoxErased(const void* v) {
+  return std::make_shared<const T>(*static_cast<const T*>(v));
+}
 }  // namespace internal
 
 // EncodeValue appends the canonical bytes of `value` (what the engine stores and hashes
@@ -234,7 +253,13 @@ const ValueType& ValueTypeOf() {
                                             .equal = &internal::EqualErased<T>,
                                             .hash = &internal::HashErased<T>,
                                             .serialize = &internal::SerializeErased<T>,
-                                            .deserialize = &internal::DeserializeErased<T>},
+                                            .deserialize = &internal::DeserializeErased<T>,
+                                            .inline_size = internal::kHeldInPlace<T>
+                                                               ? static_cast<uint8_t>(sizeof(T))
+                                                               : uint8_t{0},
+                                            .box = internal::kHeldInPlace<T>
+                                                       ? &internal::BoxErased<T>
+                                                       : nullptr},
                                   &tag);
   return *type;
 }

@@ -86,7 +86,8 @@ class ReadOp : public Waiter {
   ReadOp& operator=(const ReadOp&) = delete;
 
   // TryComplete finishes the read if every hop is clean; true when done (value or error).
-  // Allocation-free when it returns true.
+  // Allocation-free when it returns true, but for a read without CopyOut of a value held
+  // in place (Output::in_place), which is boxed for it to keep.
   bool TryComplete();
   // Suspend parks coroutine `awaiter` until the read is done. Returns false if the read
   // finished without parking (the caller then continues at once).
@@ -145,7 +146,10 @@ class ReadOp : public Waiter {
   static void WakeThread(Waiter* self);
 
   void SetError(std::string message, absl::StatusCode code = absl::StatusCode::kUnknown);
-  void TakeValue(const ValueType* type, const std::shared_ptr<const void>& value, uint64_t stamp);
+  // TakeValue takes the value a read reached: copied out under the task's lock, or kept
+  // (`keep()` gives the value to keep; called only then).
+  template <class Keep>
+  void TakeValue(const ValueType* type, const void* value, uint64_t stamp, Keep&& keep);
 
   ThreadContext saved_context_;
   TaskState* waiting_task_ = nullptr;
