@@ -89,7 +89,7 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
 void EngineImpl::Log(LogLevel level, const std::string& message) const {
   if (logger_) {
     logger_(level, message);
-  } else {
+  } else if (level != LogLevel::kInfo) {  // a program's stderr is for what went wrong
     std::fprintf(stderr, "turbine: %s\n", message.c_str());
   }
 }
@@ -253,7 +253,10 @@ bool IsCycleError(const TaskFailure& failure) {
 }
 
 absl::Status ReadErrorStatus(const TaskFailure& failure) {
-  return absl::Status(failure.code, failure.message);
+  // Never OK (a failure stored with code 0 by a build that let TaskError carry it).
+  return absl::Status(
+      failure.code == absl::StatusCode::kOk ? absl::StatusCode::kUnknown : failure.code,
+      failure.message);
 }
 
 }  // namespace internal
@@ -435,8 +438,10 @@ bool Engine::CellMissing(RawVc vc) {
   internal::MutexLock lock(&task->mu);
   if (!internal::StampsCurrent(task->phase)) return false;
   if (vc.index == kOutputCellIndex) {  // the output's value, as a cell
+    // A failed task's error is what a read of it gives: not missing.
     const internal::Output& out = task->output;
-    return out.kind() != internal::OutputKind::kValue || out.type()->id != vc.type;
+    return out.kind() == internal::OutputKind::kRef ||
+           (out.kind() == internal::OutputKind::kValue && out.type()->id != vc.type);
   }
   return task->FindCell(vc.type, vc.index) == nullptr;
 }

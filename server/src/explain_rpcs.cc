@@ -267,7 +267,9 @@ grpc::ServerUnaryReactor* TurbineService::Trace(grpc::CallbackServerContext* con
   if (!engine_.StartTrace()) {
     EndWork();
     return Reject(context, grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                        "a trace is already running; one at a time"));
+                                        "a trace is already running: another Trace, or the daemon's "
+                                        "--trace-file, which records from start to stop; one at "
+                                        "a time"));
   }
   auto* reactor = new TraceReactor(*this, engine_, reply);
   const uint32_t seconds = request->seconds() == 0 ? 10 : request->seconds();

@@ -18,6 +18,7 @@
 #include <mutex>
 
 #include "address.h"
+#include "bearer_token.h"
 #include "listeners.h"
 #include "metrics.h"
 #include "service.h"
@@ -110,18 +111,24 @@ struct Server::State {
 
 namespace {
 
-// PrepareDataDir creates the data directory (owner-only) and returns its absolute path.
-absl::StatusOr<fs::path> PrepareDataDir(const std::string& dir) {
+// DataDirPath is the data directory's absolute path. Normal, so the socket's address in
+// the log is the one a user types (no "/./").
+fs::path DataDirPath(const std::string& dir) {
   std::error_code error;
-  // Normal, so the socket's address in the log is the one a user types (no "/./").
-  const fs::path data_dir = fs::absolute(dir, error).lexically_normal();
+  return fs::absolute(dir, error).lexically_normal();
+}
+
+// PrepareDataDir creates the data directory (owner-only). Only once the options are
+// checked: a refused start leaves nothing behind.
+absl::Status PrepareDataDir(const std::string& dir, const fs::path& data_dir) {
+  std::error_code error;
   fs::create_directories(data_dir, error);
   if (error || !fs::is_directory(data_dir)) {
     return absl::PermissionDeniedError("cannot use data dir " + dir + ": " +
                                        (error ? error.message() : "not a directory"));
   }
   fs::permissions(data_dir, fs::perms::owner_all, fs::perm_options::replace, error);
-  return data_dir;
+  return absl::OkStatus();
 }
 
 // CheckListenAddresses parses every listen address and refuses plain TCP off this
@@ -229,10 +236,9 @@ StoreMemory StoreMemoryFor(uint64_t memory_limit) {
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
-  absl::StatusOr<fs::path> data_dir = PrepareDataDir(options.data_dir);
-  if (!data_dir.ok()) return data_dir.status();
+  const fs::path data_dir = DataDirPath(options.data_dir);
   if (options.listen.empty()) {
-    options.listen.push_back("unix:" + (*data_dir / "turbined.sock").string());
+    options.listen.push_back("unix:" + (data_dir / "turbined.sock").string());
   }
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return absl::InvalidArgumentError("TLS needs both a certificate and a key file");
@@ -242,6 +248,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
         "a client CA (mutual TLS) needs TLS: give the daemon's certificate and key too");
   }
   if (absl::Status workers = CheckWorkers(options.workers); !workers.ok()) return workers;
+  // A token no client can send would lock every client out.
+  if (const std::string problem = TokenProblem(options.auth_token); !problem.empty()) {
+    return absl::InvalidArgumentError("auth_token " + problem);
+  }
   absl::StatusOr<std::vector<ListenAddress>> addresses = CheckListenAddresses(options);
   if (!addresses.ok()) return addresses.status();
   std::string metrics_address;
@@ -259,13 +269,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     http_address = *checked;
   }
 
+  if (absl::Status made = PrepareDataDir(options.data_dir, data_dir); !made.ok()) return made;
   auto state = std::make_unique<State>();
-  absl::StatusOr<std::unique_ptr<DataDirLock>> lock = DataDirLock::Acquire(*data_dir);
+  absl::StatusOr<std::unique_ptr<DataDirLock>> lock = DataDirLock::Acquire(data_dir);
   if (!lock.ok()) return lock.status();
   state->lock = std::move(*lock);
-  TellOwnDirectory(data_dir->string());  // before the check at start subscribes anything
+  TellOwnDirectory(data_dir.string());  // before the check at start subscribes anything
   absl::StatusOr<std::unique_ptr<storage::PersistentEngine>> persistent =
-      OpenEngine(data_dir->string(), options);
+      OpenEngine(data_dir.string(), options);
   if (!persistent.ok()) return persistent.status();
   state->persistent = std::move(*persistent);
   state->report = StoreReport(state->persistent->report());

@@ -193,22 +193,35 @@ bool TurbineService::Authorized(const grpc::CallbackServerContext* context) cons
   return CarriesBearerToken(std::string_view(it->second.data(), it->second.size()), auth_token_);
 }
 
-TaskId TurbineService::MissingTask(const v1::Value& value) {
+std::string TurbineService::MissingReference(const v1::Value& value) {
   switch (value.kind_case()) {
-    case v1::Value::kRefValue:
-      return engine_.HasTask(value.ref_value().task()) ? kNoTask : value.ref_value().task();
+    case v1::Value::kRefValue: {
+      const v1::TaskRef& ref = value.ref_value();
+      if (ref.task() == kNoTask) return "";  // the conversion refuses it, as naming no task
+      if (!engine_.HasTask(ref.task())) {
+        return "task " + std::to_string(ref.task()) + ", which does not exist";
+      }
+      RawVc vc;  // a reference that does not convert is the conversion's to refuse
+      if (RefFromWire(ref, &vc).ok() && engine_.CellMissing(vc)) {
+        return "cell " + Echo(ref.cell_type()) + "/" + std::to_string(ref.cell_index()) +
+               " of task " + std::to_string(ref.task()) + ", which its result does not have";
+      }
+      return "";
+    }
     case v1::Value::kListValue:
       for (const v1::Value& item : value.list_value().items()) {
-        if (TaskId missing = MissingTask(item); missing != kNoTask) return missing;
+        if (std::string missing = MissingReference(item); !missing.empty()) return missing;
       }
-      return kNoTask;
+      return "";
     case v1::Value::kMapValue:
       for (const v1::MapEntry& entry : value.map_value().entries()) {
-        if (TaskId missing = MissingTask(entry.value()); missing != kNoTask) return missing;
+        if (std::string missing = MissingReference(entry.value()); !missing.empty()) {
+          return missing;
+        }
       }
-      return kNoTask;
+      return "";
     default:
-      return kNoTask;
+      return "";
   }
 }
 
@@ -264,17 +277,16 @@ absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& requ
     const ValueType* given = self == nullptr ? nullptr : engine_.DeclaredType(receiver);
     if (given != nullptr && given != self) {
       return absl::InvalidArgumentError("this_ref: " + fn.name() + " is a method of " +
-                                        exported.receiver_type + ", and this_ref names a " +
+                                        exported.receiver_type + ", and this_ref names a value of type " +
                                         given->name);
     }
   } else if (request.has_this_ref()) {
     return absl::InvalidArgumentError(fn.name() + " is not a method: it takes no this_ref");
   }
   for (int i = 0; i < request.args_size(); ++i) {
-    if (TaskId missing = MissingTask(request.args(i)); missing != kNoTask) {
+    if (std::string missing = MissingReference(request.args(i)); !missing.empty()) {
       // Numbered from 1, as every other message about an argument.
-      return absl::NotFoundError("argument " + std::to_string(i + 1) + " refers to task " +
-                                 std::to_string(missing) + ", which does not exist");
+      return absl::NotFoundError("argument " + std::to_string(i + 1) + " refers to " + missing);
     }
   }
   absl::StatusOr<RawVc> vc =
@@ -467,11 +479,10 @@ grpc::ServerUnaryReactor* TurbineService::SetInputs(grpc::CallbackServerContext*
       return Reject(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                           "an input key must not be empty"));
     }
-    if (TaskId missing = MissingTask(entry.value()); missing != kNoTask) {
-      return Reject(context, grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                          "input '" + Echo(entry.key()) + "' refers to task " +
-                                              std::to_string(missing) +
-                                              ", which does not exist"));
+    if (std::string missing = MissingReference(entry.value()); !missing.empty()) {
+      return Reject(context, grpc::Status(grpc::StatusCode::NOT_FOUND, "input '" +
+                                                                           Echo(entry.key()) +
+                                                                           "' refers to " + missing));
     }
     WireValue value;
     absl::Status converted = Wire<WireValue>::From(entry.value(), &value);

@@ -137,9 +137,10 @@ class TurbineService final : public v1::Turbine::CallbackService {
   // PrepareWithoutStarting is Prepare for a call that is only described (Graph, Why): a
   // task it creates is not started (Engine::NotStarting).
   absl::StatusOr<PreparedCall> PrepareWithoutStarting(const v1::CallRequest& request);
-  // MissingTask is the id of a task `value` refers to that does not exist, or kNoTask.
-  // (Task 0 is refused by the conversion, as naming no task.)
-  TaskId MissingTask(const v1::Value& value);
+  // MissingReference says what `value` refers to that does not exist ("task 7, which does
+  // not exist", or a cell its task's finished result lacks), or is empty. (Task 0 is
+  // refused by the conversion, as naming no task.)
+  std::string MissingReference(const v1::Value& value);
   // Answer reads the call's value and hands the finished reply to `done`: inline when the
   // value is clean, otherwise later on an engine worker. Cancelling `cancel` (the client is
   // gone) ends the read with CANCELLED and cancels what only it waited for.

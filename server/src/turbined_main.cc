@@ -19,7 +19,7 @@
 //
 // Logs one line "turbined ready on <addr>" once it serves (after "turbined metrics on
 // http://<addr>/metrics" when metrics are on, and "turbined status page on http://<addr>/"
-// when the page is). SIGTERM or SIGINT (or the Shutdown RPC) stop
+// when the page is). SIGTERM, SIGINT or SIGHUP (or the Shutdown RPC) stop
 // it: no new calls, in-flight ones finish, the cache is flushed, exit 0.
 //
 // Exit codes: 0 stopped cleanly, 1 could not start (store, address in use), 2 a bad flag or
@@ -53,6 +53,7 @@
 #include <string_view>
 #include <thread>
 
+#include "bearer_token.h"
 #include "turbine/server/server.h"
 #include "turbine/shared/redis_tier.h"
 
@@ -74,27 +75,6 @@ bool ReadToken(const std::string& path, std::string* token) {
   const size_t end = text.find_last_not_of(" \t\r\n");
   *token = begin == std::string::npos ? "" : text.substr(begin, end - begin + 1);
   return !token->empty();
-}
-
-// TokenProblem says what makes `token` unusable, or is empty: a client sends the token in a
-// gRPC header, whose value must be printable ASCII (gRPC's clients abort on any other byte),
-// so a token file wrapped over two lines, say, would lock every client out.
-std::string TokenProblem(const std::string& token) {
-  for (size_t i = 0; i < token.size(); ++i) {
-    const unsigned char byte = static_cast<unsigned char>(token[i]);
-    if (byte >= 0x20 && byte <= 0x7E) continue;
-    char hex[8];
-    std::snprintf(hex, sizeof(hex), "0x%02X", byte);
-    const std::string what = byte == '\n'   ? "a line break"
-                             : byte == '\r' ? "a carriage return"
-                             : byte == '\t' ? "a tab"
-                                            : std::string("the byte ") + hex;
-    return "holds " + what + " at byte " + std::to_string(i + 1) + " of " +
-           std::to_string(token.size()) +
-           ": a token is one line of printable ASCII (0x20 to 0x7E), as clients send it in a "
-           "gRPC header";
-  }
-  return "";
 }
 
 // ParseSize reads a size: plain bytes, or a number with K, M, G or T (powers of 1024; "B"
@@ -127,8 +107,13 @@ std::optional<uint64_t> ParseSize(std::string text, bool* too_large = nullptr) {
 }
 
 // ParseDuration reads a duration: plain seconds, or a number with s, m, h or d: "30d".
-// `too_long`, if given, tells a duration of that form past what turbined counts (its
-// milliseconds in 64 bits: 292,000 years) from what is no duration.
+// `too_long`, if given, tells a duration of that form past kLongestDuration from what is
+// no duration.
+// kLongestDuration is the longest duration a flag takes: 100 years. Timers count in
+// nanoseconds from the clock's epoch, 64 bits of them (292 years): a longer interval wrapped
+// round to the past, and a --gc-interval of 300 years ran passes back to back.
+constexpr int64_t kLongestDuration = int64_t{100} * 365 * 86400;
+
 std::optional<std::chrono::seconds> ParseDuration(std::string text, bool* too_long = nullptr) {
   struct Unit {
     char suffix;
@@ -146,7 +131,7 @@ std::optional<std::chrono::seconds> ParseDuration(std::string text, bool* too_lo
   int64_t number = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), number);
   const bool digits = !text.empty() && end == text.data() + text.size() && text[0] != '-';
-  if (digits && (error == std::errc::result_out_of_range || number > INT64_MAX / unit / 1000)) {
+  if (digits && (error == std::errc::result_out_of_range || number > kLongestDuration / unit)) {
     if (too_long != nullptr) *too_long = true;
     return std::nullopt;
   }
@@ -392,7 +377,7 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       [](std::string& text) {
         bool too_long = false;
         if (ParseDuration(text, &too_long)) return std::string();
-        return too_long ? "'" + text + "' is longer than turbined counts (292,000 years)"
+        return too_long ? "'" + text + "' is longer than turbined counts (100 years: 36500d)"
                         : "'" + text + "' is not a duration: 30d, 12h, 45m, 90s or seconds";
       },
       "DURATION");
@@ -430,7 +415,7 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       ->check(duration)
       ->capture_default_str();
   app.add_option("--stop-timeout", stop_timeout,
-                 "a stop (SIGTERM, SIGINT, the Shutdown RPC) not ended this long after it "
+                 "a stop (SIGTERM, SIGINT, SIGHUP, the Shutdown RPC) not ended this long after it "
                  "began exits at once, without the last snapshot, exit code 4 (0: never)")
       ->check(duration)
       ->capture_default_str();
@@ -613,14 +598,21 @@ void StartLogging(const std::string& level) {
   }
 }
 
-// BlockStopSignals makes SIGTERM and SIGINT wait for sigwait: no handler then runs in the
-// middle of gRPC or the engine. Called before any thread starts, so every thread inherits
-// the mask.
+// BlockStopSignals makes SIGTERM, SIGINT and SIGHUP wait for sigwait: no handler then runs
+// in the middle of gRPC or the engine. Called before any thread starts, so every thread
+// inherits the mask. SIGHUP (the terminal it ran in closed) stops it as the others do:
+// there is no configuration to read again, and by default it killed the daemon, without
+// the last snapshot. Unless it is ignored (`nohup`): a blocked signal is taken by sigwait
+// even then, and the daemon would stop with the terminal it was meant to outlive.
 sigset_t BlockStopSignals() {
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  struct sigaction hangup {};
+  if (sigaction(SIGHUP, nullptr, &hangup) != 0 || hangup.sa_handler != SIG_IGN) {
+    sigaddset(&stop_signals, SIGHUP);
+  }
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
   return stop_signals;
@@ -677,6 +669,9 @@ void ServeUntilStopped(std::unique_ptr<turbine::server::Server> server, sigset_t
       sigwait(&stop_signals, &signal);
       std::unique_lock lock(mu);
       if (done) return;  // woken below, once stopped
+      // A hangup comes twice when a terminal closes (the shell passes it on, then the
+      // kernel sends it): only SIGTERM or SIGINT cuts a stop short.
+      if (stopping && signal == SIGHUP) continue;
       if (stopping) {
         lock.unlock();
         CutStopShort(std::string(strsignal(signal)) + " received while stopping");
@@ -737,7 +732,7 @@ int main(int argc, char** argv) {
     spdlog::critical("the token file {} is empty or unreadable", flags.token_file);
     return kExitBadConfig;
   }
-  if (const std::string problem = TokenProblem(flags.server.auth_token); !problem.empty()) {
+  if (const std::string problem = turbine::server::TokenProblem(flags.server.auth_token); !problem.empty()) {
     spdlog::critical("the token file {} {}", flags.token_file, problem);
     return kExitBadConfig;
   }

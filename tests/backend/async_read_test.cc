@@ -9,7 +9,10 @@
 #include <string>
 #include <thread>
 
+#include "turbine/cancel.h"
+#include "turbine/dependency_graph.h"
 #include "turbine/engine.h"
+#include "turbine/why.h"
 
 namespace {
 
@@ -56,6 +59,26 @@ Engine::AsyncRead ReadAndWait(Engine& engine, turbine::RawVc vc, bool* inline_an
   Engine::AsyncRead result = answer.get_future().get();
   *inline_answer = on_caller;
   return result;
+}
+
+// ReadAsync, Describe and Why take the Vc a task function returns, as Read does (before,
+// only a RawVc: `vc.raw()`, which nothing told).
+TEST(ReadAsync, DescribeAndWhyTakeTheVcATaskFunctionReturns) {
+  Engine engine(turbine::EngineOptions{.worker_threads = 2});
+  Engine::Scope scope(engine);
+  const Vc<int64_t> vc = fib(10);
+  std::promise<Engine::AsyncRead> answer;
+  turbine::CancelToken token;
+  engine.ReadAsync(vc, token, [&](Engine::AsyncRead read) { answer.set_value(std::move(read)); });
+  Engine::AsyncRead read = answer.get_future().get();
+  ASSERT_TRUE(read.status.ok()) << read.status;
+  EXPECT_EQ(*static_cast<const int64_t*>(read.value.get()), 55);
+  absl::StatusOr<turbine::DependencyGraph> graph = engine.Describe(vc, {.max_depth = 1});
+  ASSERT_TRUE(graph.ok()) << graph.status();
+  EXPECT_FALSE(graph->nodes.empty());
+  absl::StatusOr<turbine::WhyReport> why = engine.Why(vc);
+  ASSERT_TRUE(why.ok()) << why.status();
+  EXPECT_FALSE(why->steps.empty());
 }
 
 TEST(ReadAsync, ComputesOnAWorkerThenAnswersInline) {

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "counting.h"
@@ -125,6 +126,57 @@ TEST(Errors, AFailureThatIsNotTransientIsNotRetried) {
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // past a retry's delay
   ASSERT_FALSE(engine.Read(plus_one()).ok());
   EXPECT_EQ(Executions(engine, "test.err.divide"), 1u);
+}
+
+Task<int64_t> FailsWithCodeImpl(int64_t code) {
+  turbine::Fail("code " + std::to_string(code), static_cast<absl::StatusCode>(code));
+  co_return 0;
+}
+inline const turbine::Function<FailsWithCodeImpl> fails_with_code{"test.err.with_code", 1};
+
+// An error cannot be OK: Fail(message, kOk) (as in Fail(s.message(), s.code()) of an OK
+// status) fails with kUnknown, and so does a number that is no status code. Before, the
+// OK one reached Engine::Read's absl::StatusOr, which aborts on an OK status.
+TEST(Errors, AFailureWithTheOkCodeOrNoStatusCodeIsUnknown) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  for (int64_t code : {0, 17, -1}) {
+    absl::StatusOr<int64_t> read = engine.Read(fails_with_code(code));
+    ASSERT_FALSE(read.ok()) << code;
+    EXPECT_EQ(read.status().code(), absl::StatusCode::kUnknown) << code;
+    EXPECT_EQ(read.status().message(), "code " + std::to_string(code));
+  }
+  absl::StatusOr<int64_t> chosen = engine.Read(fails_with_code(5));
+  EXPECT_EQ(chosen.status().code(), absl::StatusCode::kNotFound);  // a real code is kept
+}
+
+Task<int64_t> MakesACellImpl() {
+  (void)turbine::Cell(std::string("kept"));
+  co_return 1;
+}
+inline const turbine::Function<MakesACellImpl> makes_a_cell{"test.err.makes_a_cell", 1};
+
+// CellMissing (servers refuse a reference to a cell its task lacks): a cell the finished
+// task made is there, another index or type is not; the output's value read as a cell is
+// there when it is a value of that type, and so is a failed task's (a read of it gives
+// the task's own error, which is not the reference's fault).
+TEST(Errors, AFailedTasksOutputReadAsACellIsNotAMissingCell) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  const turbine::RawVc made = makes_a_cell().raw();
+  ASSERT_TRUE(engine.Read(makes_a_cell()).ok());
+  const turbine::ValueTypeId text = turbine::ValueTypeOf<std::string>().id;
+  const turbine::ValueTypeId number = turbine::ValueTypeOf<int64_t>().id;
+  EXPECT_FALSE(engine.CellMissing(turbine::RawVc::Cell(made.task, text, 0)));
+  EXPECT_TRUE(engine.CellMissing(turbine::RawVc::Cell(made.task, text, 1)));
+  EXPECT_TRUE(engine.CellMissing(turbine::RawVc::Cell(made.task, number, 0)));
+  EXPECT_FALSE(engine.CellMissing(turbine::RawVc::Cell(made.task, number, turbine::kOutputCellIndex)));
+  EXPECT_TRUE(engine.CellMissing(turbine::RawVc::Cell(made.task, text, turbine::kOutputCellIndex)));
+
+  const turbine::RawVc failed = fails_with_code(5).raw();
+  ASSERT_FALSE(engine.Read(fails_with_code(5)).ok());
+  EXPECT_FALSE(engine.CellMissing(turbine::RawVc::Cell(failed.task, number, turbine::kOutputCellIndex)));
+  EXPECT_FALSE(engine.CellMissing(made));  // an output, not a cell
 }
 
 const std::string kMessageWithNul("key 'a\0b' is not set", 20);

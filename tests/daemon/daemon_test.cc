@@ -6,6 +6,7 @@
 #include <sys/un.h>
 
 #include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -75,6 +76,49 @@ TEST(Daemon, SigtermFlushesAndARestartAnswersFromDisk) {
   EXPECT_EQ(stats.restored_tasks(), 1u);
   EXPECT_EQ(stats.trusted_restored_tasks(), 1u);
   EXPECT_EQ(daemon.Stop(SIGINT), 0) << daemon.log();
+}
+
+// SIGHUP (the terminal it ran in closed) stops it as SIGTERM does, with the last snapshot.
+// Before, it killed the daemon: exit 129, the snapshot lost, the socket left behind.
+TEST(Daemon, SighupStopsItAsSigtermDoes) {
+  TempDir dir;
+  {
+    DaemonProcess daemon;
+    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--snapshot-interval-ms", "0"}))
+        << daemon.log();
+    auto stub = Connect(daemon.address());
+    v1::CallReply reply;
+    ASSERT_TRUE(CallOnce(*stub, Request("demo.fib", {Int(30)}), &reply).ok());
+    EXPECT_EQ(reply.source(), v1::SOURCE_EXECUTED);
+    // Twice, as a closing terminal sends it: the second does not cut the stop short.
+    daemon.Signal(SIGHUP);
+    EXPECT_EQ(daemon.Stop(SIGHUP), 0) << daemon.log();
+    EXPECT_FALSE(std::filesystem::exists(dir.path() / "turbined.sock"));
+  }
+  {
+    // Under nohup (SIGHUP ignored, inherited across exec) a hangup leaves it running.
+    struct sigaction ignore {}, before {};
+    ignore.sa_handler = SIG_IGN;
+    sigaction(SIGHUP, &ignore, &before);
+    DaemonProcess daemon;
+    const bool started = daemon.Start({"--data-dir", dir.str()});
+    sigaction(SIGHUP, &before, nullptr);
+    ASSERT_TRUE(started) << daemon.log();
+    daemon.Signal(SIGHUP);
+    EXPECT_EQ(daemon.ReapWithin(std::chrono::milliseconds(500)), -1) << daemon.log();
+    auto stub = Connect(daemon.address());
+    v1::CallReply reply;
+    ASSERT_TRUE(CallOnce(*stub, Request("demo.fib", {Int(30)}), &reply).ok());
+    EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  }
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  auto stub = Connect(daemon.address());
+  v1::CallReply reply;
+  ASSERT_TRUE(CallOnce(*stub, Request("demo.fib", {Int(30)}), &reply).ok());
+  EXPECT_EQ(reply.value().int_value(), 832040);
+  EXPECT_EQ(reply.source(), v1::SOURCE_DISK);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
 // `turbine graph` before the first call after a restart brings the task (and its cone) into

@@ -560,7 +560,12 @@ TEST(GarbageCollectionDaemon, SizesAndDurationsAreCheckedAtStart) {
   for (const auto& [flag, value, why] : std::vector<std::array<std::string, 3>>{
            {"--disk-limit", "16777216T", "'16777216T' is more than 2^64 bytes"},
            {"--memory-limit", "99999999999999999999", "is more than 2^64 bytes"},
-           {"--retention", "9223372036854775807", "is longer than turbined counts"}}) {
+           {"--retention", "9223372036854775807", "is longer than turbined counts"},
+           // Past 292 years a timer's nanoseconds wrapped: a pass ran back to back, and
+           // every stop was cut short at once.
+           {"--gc-interval", "106752d", "'106752d' is longer than turbined counts (100 years"},
+           {"--stop-timeout", "9223372037s", "is longer than turbined counts"},
+           {"--settle-delay", "36501d", "is longer than turbined counts"}}) {
     DaemonProcess daemon;
     EXPECT_FALSE(daemon.Start({"--data-dir", dir.str(), flag, value}));
     EXPECT_EQ(daemon.Reap(), 2) << flag;

@@ -395,7 +395,12 @@ class CallTest(DaemonTestCase):
         self.assertFailsWith(grpc.StatusCode.NOT_FOUND, next, watch)
 
     def test_values_read_back_print_as_the_cli_prints_them(self):
-        value = {"bytes": b"\x00\xff", "ref": Ref("3/File/0"), "only": {"$ref": 1},
+        path = os.path.join(self.scratch, "shown.txt")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("shown\n")
+        cell = self.client.call("Path.asset", this=self.client.call("fs.path", path).ref).value
+        self.assertEqual(cell.cell_type, "File")  # a cell that exists: set_inputs takes no other
+        value = {"bytes": b"\x00\xff", "ref": cell, "only": {"$ref": 1},
                  "list": [1, -2.5, None, False, "text"]}
         self.client.set_inputs({"shown": dict(value, only={"$map": {"$ref": 1}})})
         result = self.client.call("input.get", "shown")

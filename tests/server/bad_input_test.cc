@@ -396,6 +396,18 @@ TEST(BadInput, AReferenceToACellTheTaskDoesNotHaveIsNotFound) {
             std::string::npos)
       << status.error_message();
 
+  // So is such a cell in an input's value (before, it was set).
+  v1::Value missing_cell;
+  *missing_cell.mutable_ref_value() = content.this_ref();
+  v1::SetInputsReply set;
+  status = SetInputs(live, "cell", missing_cell, &set);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  EXPECT_NE(status.error_message().find("input 'cell' refers to cell " + cell.cell_type() + "/" +
+                                        std::to_string(cell.cell_index() + 5) + " of task " +
+                                        std::to_string(cell.task())),
+            std::string::npos)
+      << status.error_message();
+
   // The cell it has is taken.
   *content.mutable_this_ref() = cell;
   status = live.Call(content, &reply);
@@ -430,7 +442,7 @@ TEST(BadInput, AReferenceOfTheWrongTypeIsInvalidArgument) {
   *method.mutable_this_ref() = fib.ref();
   status = live.Call(method, &reply);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
-  EXPECT_NE(status.error_message().find("this_ref names a i64"), std::string::npos)
+  EXPECT_NE(status.error_message().find("this_ref names a value of type i64"), std::string::npos)
       << status.error_message();
   EXPECT_EQ(live.server->engine().Stats().tasks, tasks_before);
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <thread>
@@ -334,6 +335,29 @@ TEST(Protocol, AnAuthTokenIsRequiredWhenConfigured) {
                             !std::string_view(authorization).starts_with("Basic"))
         << authorization;
   }
+}
+
+// A token no client could send (gRPC carries it in a header: printable ASCII only) is
+// refused at start; before, the server started, and no client could ever authenticate.
+TEST(Protocol, AnAuthTokenNoClientCanSendIsRefusedAtStart) {
+  TempDir dir;
+  LiveServer live(dir.str(), turbine::server::ServerOptions{.auth_token = "a\nb"});
+  EXPECT_EQ(live.status.code(), absl::StatusCode::kInvalidArgument) << live.status;
+  EXPECT_NE(live.status.message().find("auth_token holds a line break at byte 2 of 3"),
+            std::string::npos)
+      << live.status;
+}
+
+// A start refused for its options leaves nothing behind: the data directory is made only
+// once they are checked (before, a --data-dir too long for its socket was created anyway).
+TEST(Protocol, ARefusedStartCreatesNoDataDirectory) {
+  TempDir dir;
+  const std::string data_dir = dir.str() + "/" + std::string(120, 'x');
+  LiveServer live(data_dir);
+  EXPECT_EQ(live.status.code(), absl::StatusCode::kInvalidArgument) << live.status;
+  EXPECT_NE(live.status.message().find("the socket path is too long"), std::string::npos)
+      << live.status;
+  EXPECT_FALSE(std::filesystem::exists(data_dir));
 }
 
 TEST(Protocol, AnOversizedRequestIsRefused) {

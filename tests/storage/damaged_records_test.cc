@@ -74,7 +74,9 @@ void StoreThenReadDamaged(std::function<void(StoredTask&)> damage) {
     // counted as a hit from disk.
     EXPECT_EQ(d.engine.Stats().restored_tasks, 0u);
     for (const turbine::FunctionStats& fn : d.engine.Stats().functions) {
-      if (fn.name == "test.damaged.greet") EXPECT_EQ(fn.cache_hits, 0u);
+      if (fn.name == "test.damaged.greet") {
+        EXPECT_EQ(fn.cache_hits, 0u);
+      }
     }
     EXPECT_EQ(*d.engine.Read(greet(8)), "hello 8");  // a new task gets an id of its own
     EXPECT_EQ(*d.engine.Read(greet(7)), "hello 7");

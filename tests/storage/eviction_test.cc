@@ -309,3 +309,17 @@ TEST(EvictionInTheBackground, StuckDuringAGcPassTheWarningNamesThePass) {
   EXPECT_TRUE(logged("the garbage collection pass running now holds its graph of the store"))
       << log;
 }
+
+// Without a logger, what the engine did (kInfo: the check at open) stays off the program's
+// stderr, which is for what went wrong. Before, every open printed "turbine: checked 0
+// observations (0 changed) in 0.0 ms" into a program that had asked for nothing.
+TEST(EngineLog, WithoutALoggerWhatTheEngineDidStaysOffStderr) {
+  turbine::testing::TempDir dir;
+  ::testing::internal::CaptureStderr();
+  {
+    turbine::testing::PersistedEngine<> engine(dir.str());
+    ASSERT_TRUE(engine.engine.SetInput("log.x", int64_t{1}).ok());
+  }
+  const std::string printed = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(printed.find("checked"), std::string::npos) << printed;
+}

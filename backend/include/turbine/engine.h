@@ -42,8 +42,9 @@ class EngineImpl;
 }  // namespace internal
 
 // LogLevel and Logger: where the engine reports what goes wrong in the background (a
-// snapshot that could not be written). The default writes "turbine: ..." to stderr; a
-// daemon routes it to its own log.
+// snapshot that could not be written) and, at kInfo, what it did (the check at open, a GC
+// pass, recovery from a fault). The default writes warnings and errors as "turbine: ..." to
+// stderr and drops kInfo; a daemon routes everything to its own log.
 enum class LogLevel : uint8_t { kInfo, kWarning, kError };
 using Logger = std::function<void(LogLevel level, std::string_view message)>;
 
@@ -217,12 +218,22 @@ class Engine {
                              // `executed`, though what it read to verify may have run)
   };
   // ReadAsync is Read for servers: it never blocks and never runs a task body on the
-  // calling thread. `done` runs inline when `vc` is clean now (allocation-free then),
+  // calling thread. `done` runs inline when `vc` is clean now (allocation-free then, but for a
+  // copy of a small value its task holds in place: ValueType::inline_size),
   // otherwise later on a worker thread. The engine must outlive the read. With `cancel`: once
   // it is cancelled, a read still waiting ends with kCancelled, and executions only it
   // waited for are cancelled (cancel.h).
   void ReadAsync(RawVc vc, std::function<void(AsyncRead)> done);
   void ReadAsync(RawVc vc, const CancelToken& cancel, std::function<void(AsyncRead)> done);
+  // The same for the Vc a task function returns.
+  template <class T>
+  void ReadAsync(const Vc<T>& vc, std::function<void(AsyncRead)> done) {
+    ReadAsync(vc.raw(), std::move(done));
+  }
+  template <class T>
+  void ReadAsync(const Vc<T>& vc, const CancelToken& cancel, std::function<void(AsyncRead)> done) {
+    ReadAsync(vc.raw(), cancel, std::move(done));
+  }
 
   // Resolve waits for `vc` and returns the cell it points at.
   absl::StatusOr<RawVc> Resolve(RawVc vc);
@@ -312,6 +323,10 @@ class Engine {
   // theirs, and so on (dependency_graph.h). It executes and verifies nothing, so a task
   // that never ran shows alone. Errors: kNotFound if the task exists nowhere.
   absl::StatusOr<DependencyGraph> Describe(RawVc vc, const DescribeOptions& options = {});
+  template <class T>
+  absl::StatusOr<DependencyGraph> Describe(const Vc<T>& vc, const DescribeOptions& options = {}) {
+    return Describe(vc.raw(), options);
+  }
 
   // StartTrace starts recording executions and snapshots (trace.h); false if a trace is
   // already running. StopTrace ends it and returns what it recorded (empty if none ran).
@@ -330,6 +345,10 @@ class Engine {
   // executes and verifies nothing; it may load tasks from the store. Errors: kNotFound if
   // the task exists nowhere.
   absl::StatusOr<WhyReport> Why(RawVc vc, const WhyOptions& options = {});
+  template <class T>
+  absl::StatusOr<WhyReport> Why(const Vc<T>& vc, const WhyOptions& options = {}) {
+    return Why(vc.raw(), options);
+  }
 
   // RecentExecutions lists up to `max` of the last kRecentExecutions task executions,
   // newest first, each with its function, arguments in short, task id, duration and why it

@@ -9,7 +9,9 @@
 //
 // Codes: kUnknown for a function's own failure (any exception, and Fail() without a code);
 // kFailedPrecondition for a dependency cycle (the engine's, or one a function detects and
-// reports itself); any other code a function chooses with Fail(message, code).
+// reports itself); any other code a function chooses with Fail(message, code). An error
+// cannot be kOk, nor a number that is no status code: those fail with kUnknown (an OK
+// error reaching a caller's absl::StatusOr would abort it).
 // kUnavailable and kResourceExhausted are transient: a failure that may pass by itself (a
 // service down, an I/O error, out of descriptors). The engine does not keep one: the task
 // is invalidated a second after it failed, so its next read executes it again.
@@ -28,13 +30,18 @@ class TaskError : public std::runtime_error {
   explicit TaskError(const std::string& message, absl::StatusCode code = absl::StatusCode::kUnknown)
       : std::runtime_error(message),
         message_(std::make_shared<const std::string>(message)),
-        code_(code) {}
+        code_(AnErrorCode(code)) {}
   absl::StatusCode code() const { return code_; }
   // The whole message: what() ends at a NUL byte, which a key or a path may hold. Shared,
   // as runtime_error's own, so that copying the exception cannot throw.
   const std::string& message() const { return *message_; }
 
  private:
+  static absl::StatusCode AnErrorCode(absl::StatusCode code) {
+    const int number = static_cast<int>(code);
+    return number >= 1 && number <= 16 ? code : absl::StatusCode::kUnknown;
+  }
+
   std::shared_ptr<const std::string> message_;
   absl::StatusCode code_;
 };

@@ -35,7 +35,8 @@ struct ServerOptions {
   // certificate signed by one of them, or its handshake fails. Needs tls_cert_file. Unix
   // sockets are unaffected: their file mode decides who may connect.
   std::string tls_client_ca_file = {};
-  // When not empty, every RPC must carry "authorization: Bearer <auth_token>".
+  // When not empty, every RPC must carry "authorization: Bearer <auth_token>": one line of
+  // printable ASCII (Start refuses any other byte: no client could send it).
   std::string auth_token = {};
   int workers = 0;  // engine worker threads; 0: one per core
   std::chrono::milliseconds snapshot_interval{1000};
