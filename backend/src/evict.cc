@@ -85,9 +85,9 @@ bool StoredAsIs(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 // (Output::in_place: its record frees nothing), with its cells: evicted, they would send
 // every read of the output, which is in memory, through a reload from the store.
 bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
-  return task.phase == Phase::kClean && task.fn->kind != FunctionKind::kInput &&
-         StoredAsIs(task) && task.output.kind() == OutputKind::kValue &&
-         !task.output.in_place() && task.output.data() != nullptr;
+  return task.phase == Phase::kClean && task.fn->kind != FunctionKind::kInput && StoredAsIs(task) &&
+         task.output.kind() == OutputKind::kValue && !task.output.in_place() &&
+         task.output.data() != nullptr;
 }
 
 // EvictableWhole tells whether the whole task may leave memory now: the store holds it

@@ -21,8 +21,8 @@ bool Output::SameAs(const Output& other) const {
       const void* value = data();
       const void* other_value = other.data();
       return type() == other.type() &&
-             (value == other_value || (value != nullptr && other_value != nullptr &&
-                                       type()->equal(value, other_value)));
+             (value == other_value ||
+              (value != nullptr && other_value != nullptr && type()->equal(value, other_value)));
     }
   }
   return false;

@@ -266,10 +266,11 @@ grpc::ServerUnaryReactor* TurbineService::Trace(grpc::CallbackServerContext* con
   if (!BeginWork()) return Reject(context, kDraining);
   if (!engine_.StartTrace()) {
     EndWork();
-    return Reject(context, grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                        "a trace is already running: another Trace, or the daemon's "
-                                        "--trace-file, which records from start to stop; one at "
-                                        "a time"));
+    return Reject(context,
+                  grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                               "a trace is already running: another Trace, or the daemon's "
+                               "--trace-file, which records from start to stop; one at "
+                               "a time"));
   }
   auto* reactor = new TraceReactor(*this, engine_, reply);
   const uint32_t seconds = request->seconds() == 0 ? 10 : request->seconds();

@@ -277,8 +277,8 @@ absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& requ
     const ValueType* given = self == nullptr ? nullptr : engine_.DeclaredType(receiver);
     if (given != nullptr && given != self) {
       return absl::InvalidArgumentError("this_ref: " + fn.name() + " is a method of " +
-                                        exported.receiver_type + ", and this_ref names a value of type " +
-                                        given->name);
+                                        exported.receiver_type +
+                                        ", and this_ref names a value of type " + given->name);
     }
   } else if (request.has_this_ref()) {
     return absl::InvalidArgumentError(fn.name() + " is not a method: it takes no this_ref");
@@ -480,9 +480,9 @@ grpc::ServerUnaryReactor* TurbineService::SetInputs(grpc::CallbackServerContext*
                                           "an input key must not be empty"));
     }
     if (std::string missing = MissingReference(entry.value()); !missing.empty()) {
-      return Reject(context, grpc::Status(grpc::StatusCode::NOT_FOUND, "input '" +
-                                                                           Echo(entry.key()) +
-                                                                           "' refers to " + missing));
+      return Reject(context,
+                    grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                 "input '" + Echo(entry.key()) + "' refers to " + missing));
     }
     WireValue value;
     absl::Status converted = Wire<WireValue>::From(entry.value(), &value);

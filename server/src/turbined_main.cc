@@ -27,12 +27,11 @@
 // after it began, or by a stop signal while stopping).
 #include <google/protobuf/stubs/logging.h>
 #include <grpc/support/log.h>
+#include <malloc.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <malloc.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -732,7 +731,8 @@ int main(int argc, char** argv) {
     spdlog::critical("the token file {} is empty or unreadable", flags.token_file);
     return kExitBadConfig;
   }
-  if (const std::string problem = turbine::server::TokenProblem(flags.server.auth_token); !problem.empty()) {
+  if (const std::string problem = turbine::server::TokenProblem(flags.server.auth_token);
+      !problem.empty()) {
     spdlog::critical("the token file {} {}", flags.token_file, problem);
     return kExitBadConfig;
   }

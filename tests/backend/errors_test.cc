@@ -170,12 +170,14 @@ TEST(Errors, AFailedTasksOutputReadAsACellIsNotAMissingCell) {
   EXPECT_FALSE(engine.CellMissing(turbine::RawVc::Cell(made.task, text, 0)));
   EXPECT_TRUE(engine.CellMissing(turbine::RawVc::Cell(made.task, text, 1)));
   EXPECT_TRUE(engine.CellMissing(turbine::RawVc::Cell(made.task, number, 0)));
-  EXPECT_FALSE(engine.CellMissing(turbine::RawVc::Cell(made.task, number, turbine::kOutputCellIndex)));
+  EXPECT_FALSE(
+      engine.CellMissing(turbine::RawVc::Cell(made.task, number, turbine::kOutputCellIndex)));
   EXPECT_TRUE(engine.CellMissing(turbine::RawVc::Cell(made.task, text, turbine::kOutputCellIndex)));
 
   const turbine::RawVc failed = fails_with_code(5).raw();
   ASSERT_FALSE(engine.Read(fails_with_code(5)).ok());
-  EXPECT_FALSE(engine.CellMissing(turbine::RawVc::Cell(failed.task, number, turbine::kOutputCellIndex)));
+  EXPECT_FALSE(
+      engine.CellMissing(turbine::RawVc::Cell(failed.task, number, turbine::kOutputCellIndex)));
   EXPECT_FALSE(engine.CellMissing(made));  // an output, not a cell
 }
 

@@ -1,7 +1,7 @@
 // turbined as a process: started, called over its unix socket, stopped with SIGTERM and
 // SIGKILL, restarted, and sent hostile input. Nothing here runs in-process.
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "../server/requests.h"
-#include "turbine/v1/turbine.grpc.pb.h"
 #include "../storage/temp_dir.h"
 #include "daemon_process.h"
+#include "turbine/v1/turbine.grpc.pb.h"
 
 namespace {
 
@@ -97,7 +97,8 @@ TEST(Daemon, SighupStopsItAsSigtermDoes) {
   }
   {
     // Under nohup (SIGHUP ignored, inherited across exec) a hangup leaves it running.
-    struct sigaction ignore {}, before {};
+    struct sigaction ignore {
+    }, before{};
     ignore.sa_handler = SIG_IGN;
     sigaction(SIGHUP, &ignore, &before);
     DaemonProcess daemon;

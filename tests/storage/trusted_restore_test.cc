@@ -9,16 +9,16 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "input_summary.h"
 #include "persisted_engine.h"
 #include "temp_dir.h"
 #include "turbine/engine.h"
-#include "turbine/why.h"
 #include "turbine/gc.h"
+#include "turbine/why.h"
 
 namespace {
 
@@ -31,12 +31,12 @@ using Daemon = turbine::testing::PersistedEngine<>;
 // loaded back. Reads as the int64 it holds.
 struct Sum {
   int64_t total = 0;
-  std::string unused;  // not trivially copyable
+  std::string unused;                         // not trivially copyable
   operator int64_t() const { return total; }  // NOLINT: reads as its number
   bool operator==(const Sum&) const = default;
   static constexpr std::string_view kTypeName = "test.trust.Sum";
-  static constexpr auto kFields = std::make_tuple(turbine::field("total", &Sum::total),
-                                                  turbine::field("unused", &Sum::unused));
+  static constexpr auto kFields =
+      std::make_tuple(turbine::field("total", &Sum::total), turbine::field("unused", &Sum::unused));
 };
 
 // A cone: node(lo, n) sums leaves lo..lo+n-1, four children per node; leaf 0 is the input

@@ -2,9 +2,9 @@
 //
 // A task function fails by throwing (any exception, or TaskError via Fail()). The engine
 // stores the message and a status code as the task's output: readers receive them, they
-// are cached like a value and invalidated like one (unless transient, below). Reading a failed Vc inside a task
-// rethrows TaskError with the same code, so an error propagates up the call graph unless a
-// task catches it. Outside, Engine::Read returns it as an absl::Status, and a server
+// are cached like a value and invalidated like one (unless transient, below). Reading a failed Vc
+// inside a task rethrows TaskError with the same code, so an error propagates up the call graph
+// unless a task catches it. Outside, Engine::Read returns it as an absl::Status, and a server
 // answers with the same code (absl and gRPC codes are the same numbers).
 //
 // Codes: kUnknown for a function's own failure (any exception, and Fail() without a code);

@@ -247,20 +247,17 @@ bool DecodeValue(std::string_view bytes, T* value) {
 template <class T>
 const ValueType& ValueTypeOf() {
   static const char tag = 0;
-  static const ValueType* const type =
-      internal::RegisterValueType(ValueType{.id = 0,
-                                            .name = std::string(ValueTraits<T>::Name()),
-                                            .equal = &internal::EqualErased<T>,
-                                            .hash = &internal::HashErased<T>,
-                                            .serialize = &internal::SerializeErased<T>,
-                                            .deserialize = &internal::DeserializeErased<T>,
-                                            .inline_size = internal::kHeldInPlace<T>
-                                                               ? static_cast<uint8_t>(sizeof(T))
-                                                               : uint8_t{0},
-                                            .box = internal::kHeldInPlace<T>
-                                                       ? &internal::BoxErased<T>
-                                                       : nullptr},
-                                  &tag);
+  static const ValueType* const type = internal::RegisterValueType(
+      ValueType{
+          .id = 0,
+          .name = std::string(ValueTraits<T>::Name()),
+          .equal = &internal::EqualErased<T>,
+          .hash = &internal::HashErased<T>,
+          .serialize = &internal::SerializeErased<T>,
+          .deserialize = &internal::DeserializeErased<T>,
+          .inline_size = internal::kHeldInPlace<T> ? static_cast<uint8_t>(sizeof(T)) : uint8_t{0},
+          .box = internal::kHeldInPlace<T> ? &internal::BoxErased<T> : nullptr},
+      &tag);
   return *type;
 }
 
