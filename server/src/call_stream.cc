@@ -67,6 +67,17 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong auth token"));
       return;
     }
+    if (service_.Draining()) {
+      // Refused whole, as a unary call is: answering each of its calls UNAVAILABLE would
+      // read as those calls failing, not the daemon stopping.
+      service_.CountError(grpc::StatusCode::UNAVAILABLE);
+      std::lock_guard lock(mu_);
+      reads_done_ = true;
+      finished_ = true;
+      context_->AddTrailingMetadata("grpc-retry-pushback-ms", "-1");  // no retry: it stops
+      Finish(kDraining);
+      return;
+    }
     service_.TrackCall(this);
     StartRead(&raw_request_);
   }

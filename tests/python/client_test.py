@@ -273,6 +273,12 @@ class CallTest(DaemonTestCase):
             self.client.call("")
         with self.assertRaisesRegex(ValueError, "this is a Ref"):
             self.client.call("Path.parent", this=1.5)
+        # Before: protobuf's "Value out of range: -1", naming neither.
+        for version in (-1, 2**32, "1", True):
+            with self.assertRaisesRegex(ValueError, "demo.fib: version is an int from 0"):
+                self.client.call("demo.fib", 1, version=version)
+            with self.assertRaisesRegex(ValueError, "demo.fib: version is an int from 0"):
+                self.client.call_many([Call("demo.fib", 1, version=version)])
 
     def test_methods_take_their_receiver_as_this(self):
         path = os.path.join(self.scratch, "hello.txt")
@@ -707,6 +713,32 @@ class ShutdownTest(DaemonTestCase):
                     calls.result(timeout=TIMEOUT)
         self.assertEqual(raised.exception.code, grpc.StatusCode.UNAVAILABLE, raised.exception)
         self.assertIn("shutting down", raised.exception.message)
+
+    def test_a_call_many_begun_while_the_daemon_stops_raises(self):
+        # Refused whole, as a unary call is. Before, each of its calls came back with
+        # UNAVAILABLE in its Result, as if the calls alone had failed.
+        turbined = self.start_daemon("late-many")
+        with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                running = pool.submit(client.call, "demo.steps", 100, 200000)
+                deadline = time.monotonic() + 30
+                while client.stats().executions == 0 and time.monotonic() < deadline:
+                    time.sleep(0.05)  # accepted: the stop waits for it
+                turbined.daemon.process.send_signal(signal.SIGTERM)
+                refused = None
+                while refused is None and time.monotonic() < deadline:
+                    try:
+                        client.call("demo.fib", 12)
+                        time.sleep(0.05)
+                    except TurbineError as error:
+                        refused = error  # stopping now
+                self.assertIsNotNone(refused, "the daemon never began to stop")
+                with self.assertRaises(TurbineError) as raised:
+                    client.call_many([("demo.fib", 12), ("demo.fib", 13)])
+                self.assertRaises(TurbineError, running.result, timeout=TIMEOUT)
+        self.assertEqual(raised.exception.code, grpc.StatusCode.UNAVAILABLE, raised.exception)
+        self.assertIn("shutting down", raised.exception.message)
+        self.assertEqual(turbined.daemon.process.wait(timeout=TIMEOUT), 0)
 
 
 class TokenTest(DaemonTestCase):

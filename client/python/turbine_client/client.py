@@ -582,6 +582,9 @@ def _auth_metadata(token):
 def _request(function, args, this, version, call_id=0):
     if not isinstance(function, str) or not function:
         raise ValueError(f"a function name is a non-empty str, not {function!r}")
+    if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**32:
+        raise ValueError(f"{function}: version is an int from 0 (the one served) to 2**32 - 1, "
+                         f"not {version!r}")
     request = pb.CallRequest(function=function, version=version, id=call_id)
     for index, arg in enumerate(args):
         try:
