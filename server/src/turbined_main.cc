@@ -422,7 +422,16 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       app.add_option("--shared-cache", flags->shared_cache,
                      "share results with other daemons through Redis Cluster (or one Redis): "
                      "redis://HOST:PORT[,HOST:PORT...], seed nodes")
-          ->type_name("URL");
+          ->type_name("URL")
+          // Given empty (an unset variable in a template), sharing would be off unsaid,
+          // and the other --shared-cache-* settings ignored.
+          ->check(CLI::Validator(
+              [](std::string& url) {
+                return url.empty() ? std::string("an empty URL: give redis://HOST:PORT, or leave "
+                                                 "--shared-cache out")
+                                   : std::string();
+              },
+              "URL"));
   // The settings of the shared cache mean nothing without one: given alone, a mistake.
   app.add_option("--shared-cache-namespace", flags->shared_cache_namespace,
                  "only daemons with the same namespace see each other's results")
@@ -545,8 +554,10 @@ absl::Status ConnectSharedCache(const Flags& flags, turbine::SharedTierOptions* 
     spdlog::warn("shared cache {} does not answer yet; answering locally until it does",
                  flags.shared_cache);
   } else {
-    spdlog::info("shared cache: {} ({}, {} primaries), namespace {}, {}", flags.shared_cache,
-                 client.cluster_mode() ? "cluster" : "one Redis", client.Primaries().size(),
+    spdlog::info("shared cache: {} ({}), namespace {}, {}", flags.shared_cache,
+                 client.cluster_mode()
+                     ? "cluster, " + std::to_string(client.Primaries().size()) + " primaries"
+                     : std::string("one Redis"),
                  flags.shared_cache_namespace, flags.shared_cache_mode);
   }
   options->tier = *tier;

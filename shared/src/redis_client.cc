@@ -251,6 +251,8 @@ class RedisClient::Impl {
   // Connect opens the node's connection if it has none. REQUIRES: node->mu held.
   absl::Status Connect(Node* node, Clock::time_point deadline) {
     if (node->context != nullptr) return absl::OkStatus();
+    // Past the deadline (what came before took it): no connect that nothing could use.
+    if (Clock::now() >= deadline) return absl::DeadlineExceededError("shared cache call timed out");
     const timeval tv = ToTimeval(deadline - Clock::now());
     redisContext* context = redisConnectWithTimeout(node->host.c_str(), node->port, tv);
     if (context == nullptr || context->err != 0) {
@@ -272,7 +274,13 @@ class RedisClient::Impl {
       if (!options_.user.empty()) auth.push_back(options_.user);
       auth.push_back(options_.password);
       absl::StatusOr<ReplyPtr> reply = SendLocked(node, auth, deadline);
-      if (!reply.ok()) return reply.status();
+      if (!reply.ok()) {
+        // Never left connected unauthenticated: every later command would be answered
+        // NOAUTH, and nothing would connect again (the deadline may pass before AUTH is
+        // even sent, the connect having taken it).
+        Disconnect(node);
+        return reply.status();
+      }
       if ((*reply)->type == REDIS_REPLY_ERROR) {
         Disconnect(node);
         return absl::PermissionDeniedError(Cat("refused AUTH: ", ReplyText(reply->get())));
@@ -370,6 +378,7 @@ class RedisClient::Impl {
       }
       return false;
     }
+    bool unauthenticated = false;
     for (size_t i = 0; i < ops.size(); ++i) {
       Op& op = *ops[i];
       const redisReply* reply = replies[i].get();
@@ -406,11 +415,18 @@ class RedisClient::Impl {
           op.value.emplace(text);  // foreign data under the key (redis_client.h)
           continue;
         }
+        // A connection the server no longer counts as authenticated: connect (and AUTH)
+        // again next time rather than be refused for good.
+        if (text.starts_with("NOAUTH")) unauthenticated = true;
         op.status = absl::UnavailableError(Cat("shared cache: ", text));
         continue;
       }
       op.done = true;
       if (reply->type == REDIS_REPLY_STRING) op.value.emplace(ReplyText(reply));
+    }
+    if (unauthenticated) {
+      std::lock_guard<std::mutex> lock(node->mu);
+      Disconnect(node);
     }
     return true;
   }

@@ -342,5 +342,36 @@ TEST(RedisPlainClient, AStoppedServerCostsOneTimeoutThenFailsFast) {
   kill(server_pid, SIGCONT);
 }
 
+// A server that asks for a password and stopped answering for a while (SIGSTOP) is used
+// again once it answers. Before, a connect made when the call's deadline had passed (the
+// slot-map refresh before it had taken the rest) was kept open without AUTH, which could
+// not be sent in time: every later command was answered NOAUTH, and nothing connected
+// again (three of three runs; the default 50 ms timeout).
+TEST(RedisPlainClient, APasswordServerThatStoppedAnsweringIsUsedAgain) {
+  PlainRedis redis("--requirepass sesame");
+  auto client = RedisClient::Connect({.seeds = {redis.address()},
+                                      .password = "sesame",
+                                      .retry_after = std::chrono::milliseconds(1)});
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE((*client)->MultiSet({{"k", "v"}}).ok());
+  const std::string pid =
+      RedisCli(redis.address(), "--no-auth-warning -a sesame INFO server | grep process_id");
+  const int server_pid = std::stoi(pid.substr(pid.find(':') + 1));
+  for (int spell = 0; spell < 3; ++spell) {
+    ASSERT_EQ(kill(server_pid, SIGSTOP), 0);
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(700);
+    while (std::chrono::steady_clock::now() < until) (void)(*client)->MultiGet({"k"});
+    kill(server_pid, SIGCONT);
+    absl::StatusOr<std::vector<std::optional<std::string>>> values;
+    until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (std::chrono::steady_clock::now() < until) {
+      values = (*client)->MultiGet({"k"});
+      if (values.ok()) break;
+    }
+    ASSERT_TRUE(values.ok()) << "spell " << spell << ": " << values.status();
+    EXPECT_EQ((*values)[0], "v");
+  }
+}
+
 }  // namespace
 }  // namespace turbine::shared

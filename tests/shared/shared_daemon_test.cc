@@ -392,6 +392,9 @@ TEST_F(SharedDaemons, SharedCacheSettingsThatCannotWorkAreRefused) {
   EXPECT_TRUE(refused({"--shared-cache-mode", "readwrite"}, "--shared-cache"));
   EXPECT_TRUE(refused({"--shared-cache", url_, "--shared-cache-password-file", password_file},
                       "AUTH"));
+  // Empty (an unset variable in a template): before, it started with sharing off, the
+  // namespace given with it ignored, and nothing said.
+  EXPECT_TRUE(refused({"--shared-cache", "", "--shared-cache-namespace", "proj"}, "an empty URL"));
 }
 
 }  // namespace
