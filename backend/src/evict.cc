@@ -588,6 +588,12 @@ void EngineImpl::EvictorLoop() {
         }
       } else {
         eviction_wanted_.store(wanted, std::memory_order_relaxed);
+        // A snapshot is writing: results are on their way to the store, which is not
+        // "nothing left that may leave". A mark left from an idle moment before kept
+        // admission open for the whole of a slow snapshot, the case admission is for
+        // (Admission.OverTheLimitAFewResultsWaitingForASnapshotHoldOutsideCalls failed so
+        // under load).
+        if (backlog > 0) stuck_since.reset();
       }
     }
     if (in_use <= memory_.limit_bytes) {

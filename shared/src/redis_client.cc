@@ -369,6 +369,14 @@ class RedisClient::Impl {
       std::lock_guard<std::mutex> lock(node->mu);
       status = Connect(node, deadline);
       if (status.ok()) status = PipelineLocked(node, ops, deadline, &replies);
+      // A connection the server no longer counts as authenticated: connect (and AUTH)
+      // again next time rather than be refused for good. Under this lock, so that it is
+      // this connection that goes, not one another thread made since.
+      if (status.ok() && std::any_of(replies.begin(), replies.end(), [](const ReplyPtr& reply) {
+            return reply->type == REDIS_REPLY_ERROR && ReplyText(reply.get()).starts_with("NOAUTH");
+          })) {
+        Disconnect(node);
+      }
     }
     if (!status.ok()) {
       for (Op* op : ops) {
@@ -378,7 +386,6 @@ class RedisClient::Impl {
       }
       return false;
     }
-    bool unauthenticated = false;
     for (size_t i = 0; i < ops.size(); ++i) {
       Op& op = *ops[i];
       const redisReply* reply = replies[i].get();
@@ -415,18 +422,11 @@ class RedisClient::Impl {
           op.value.emplace(text);  // foreign data under the key (redis_client.h)
           continue;
         }
-        // A connection the server no longer counts as authenticated: connect (and AUTH)
-        // again next time rather than be refused for good.
-        if (text.starts_with("NOAUTH")) unauthenticated = true;
         op.status = absl::UnavailableError(Cat("shared cache: ", text));
         continue;
       }
       op.done = true;
       if (reply->type == REDIS_REPLY_STRING) op.value.emplace(ReplyText(reply));
-    }
-    if (unauthenticated) {
-      std::lock_guard<std::mutex> lock(node->mu);
-      Disconnect(node);
     }
     return true;
   }
