@@ -427,8 +427,9 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
           // and the other --shared-cache-* settings ignored.
           ->check(CLI::Validator(
               [](std::string& url) {
-                return url.empty() ? std::string("an empty URL: give redis://HOST:PORT, or leave "
-                                                 "--shared-cache out")
+                return url.empty() ? std::string(
+                                         "an empty URL: give redis://HOST:PORT, or leave "
+                                         "--shared-cache out")
                                    : std::string();
               },
               "URL"));
