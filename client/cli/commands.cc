@@ -247,6 +247,11 @@ ExitCode RunTrace(const Session& session, const TraceCommand& command) {
     return UsageError("cannot write " + command.output + ": " + std::strerror(errno));
   }
   if (!session.json) {
+    // Said once the daemon is known to answer: not "tracing" before "cannot reach".
+    if (absl::Status reached = session.client->Ping(); !reached.ok()) {
+      if (!existed) std::filesystem::remove(command.output, error);
+      return ReportRpcError(session, reached);
+    }
     std::cerr << "turbine: tracing for " << command.seconds << " s...\n";
   }
   absl::StatusOr<v1::TraceReply> trace = session.client->Trace(command.seconds);

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -37,6 +38,18 @@ TEST(CliUnreachableTest, EveryDaemonCommandExits3) {
     CliRun run = RunCli(command);
     EXPECT_EQ(run.exit_code, 3) << command[2] << ": " << run.err;
   }
+}
+
+// `trace` says it is tracing only once the daemon answers: before, "tracing for 1 s..."
+// came first, then "cannot reach turbined".
+TEST(CliUnreachableTest, TraceSaysNothingOfTracingWithoutADaemon) {
+  TempDir dir;
+  CliRun run = RunCli({"--data-dir", dir.path(), "trace", "--seconds", "1", "-o",
+                       dir.path() + "/trace.json"});
+  EXPECT_EQ(run.exit_code, 3) << run.err;
+  EXPECT_TRUE(Contains(run.err, "cannot reach turbined")) << run.err;
+  EXPECT_FALSE(Contains(run.err, "tracing for")) << run.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/trace.json"));  // not left behind
 }
 
 // --wait waits for a daemon up to --timeout-ms, then gives up as an unreachable daemon.

@@ -274,7 +274,11 @@ class CallTest(DaemonTestCase):
         with self.assertRaisesRegex(ValueError, "this is a Ref"):
             self.client.call("Path.parent", this=1.5)
         # Before: protobuf's "Value out of range: -1", naming neither.
-        for version in (-1, 2**32, "1", True):
+        class Index:  # an integer of another kind (numpy's), through __index__
+            def __index__(self):
+                return 0
+        self.assertEqual(self.client.call("demo.fib", 10, version=Index()).value, 55)
+        for version in (-1, 2**32, "1", True, 1.0):
             with self.assertRaisesRegex(ValueError, "demo.fib: version is an int from 0"):
                 self.client.call("demo.fib", 1, version=version)
             with self.assertRaisesRegex(ValueError, "demo.fib: version is an int from 0"):

@@ -6,6 +6,7 @@ gRPC channel); a Watch is iterated by one thread and may be cancelled from any.
 import collections.abc
 import json
 import math
+import operator
 import os
 import random
 import re
@@ -582,9 +583,15 @@ def _auth_metadata(token):
 def _request(function, args, this, version, call_id=0):
     if not isinstance(function, str) or not function:
         raise ValueError(f"a function name is a non-empty str, not {function!r}")
-    if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**32:
+    try:
+        # Any integer (numpy's too, through __index__), as protobuf takes; not a bool.
+        number = None if isinstance(version, bool) else operator.index(version)
+    except TypeError:
+        number = None
+    if number is None or not 0 <= number < 2**32:
         raise ValueError(f"{function}: version is an int from 0 (the one served) to 2**32 - 1, "
                          f"not {version!r}")
+    version = number
     request = pb.CallRequest(function=function, version=version, id=call_id)
     for index, arg in enumerate(args):
         try:
