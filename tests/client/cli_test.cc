@@ -44,8 +44,8 @@ TEST(CliUnreachableTest, EveryDaemonCommandExits3) {
 // came first, then "cannot reach turbined".
 TEST(CliUnreachableTest, TraceSaysNothingOfTracingWithoutADaemon) {
   TempDir dir;
-  CliRun run = RunCli({"--data-dir", dir.path(), "trace", "--seconds", "1", "-o",
-                       dir.path() + "/trace.json"});
+  CliRun run = RunCli(
+      {"--data-dir", dir.path(), "trace", "--seconds", "1", "-o", dir.path() + "/trace.json"});
   EXPECT_EQ(run.exit_code, 3) << run.err;
   EXPECT_TRUE(Contains(run.err, "cannot reach turbined")) << run.err;
   EXPECT_FALSE(Contains(run.err, "tracing for")) << run.err;
