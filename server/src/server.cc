@@ -418,6 +418,8 @@ void Server::State::Stop() {
   service->WaitUntilIdle(std::chrono::steady_clock::now() + options.shutdown_grace);
   // What is left is told the daemon stops and its reads are cancelled.
   service->CutCallsShort();
+  // A client not reading its watch is given a second, no more.
+  service->WaitForWatchesEnded(std::chrono::steady_clock::now() + std::chrono::seconds(1));
   acceptor.reset();
   grpc_server->Shutdown(std::chrono::system_clock::now());
   grpc_server->Wait();

@@ -747,6 +747,12 @@ void TurbineService::AddWatch(WatchReactor* watch) {
 void TurbineService::RemoveWatch(WatchReactor* watch) {
   std::lock_guard lock(watches_mu_);
   std::erase(watches_, watch);
+  if (watches_.empty()) watches_gone_.notify_all();
+}
+
+void TurbineService::WaitForWatchesEnded(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(watches_mu_);
+  watches_gone_.wait_until(lock, deadline, [&] { return watches_.empty(); });
 }
 
 void TurbineService::OnEngineChange() {

@@ -177,6 +177,10 @@ class TurbineService final : public v1::Turbine::CallbackService {
   // their answers (dropped) still reach the service: WaitForCutCalls waits for those (and
   // for the watches' reads), and the service must not be destroyed before it returns.
   void CutCallsShort();
+  // WaitForWatchesEnded waits, until `deadline`, for the watches CutCallsShort ended to be
+  // done (their status sent): gRPC's shutdown right after would cancel one whose status
+  // was not out yet, and its client would read "Cancelling all calls".
+  void WaitForWatchesEnded(std::chrono::steady_clock::time_point deadline);
   void WaitForCutCalls();
   // TrackCall puts a call or call stream among those CutCallsShort ends. TakeCall takes it
   // out before it finishes by itself; false if CutCallsShort took it already, which then
@@ -317,6 +321,7 @@ class TurbineService final : public v1::Turbine::CallbackService {
   std::condition_variable cut_ended_;
   mutable std::mutex watches_mu_;  // std, not absl: visible to TSan
   std::vector<WatchReactor*> watches_ ABSL_GUARDED_BY(watches_mu_);
+  std::condition_variable watches_gone_;  // notified when watches_ becomes empty
   // Last: destroyed first, so a start still queued runs with the rest of the service there.
   BackgroundQueue batch_starts_;
 };
