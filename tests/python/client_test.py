@@ -686,6 +686,13 @@ class AbandonedCallManyTest(DaemonTestCase):
             self.assertLessEqual(busy.executions if busy else 0, 2)
 
 
+def wait_for_executions(client, count):
+    """Waits, 30 s at most, until the daemon has run `count` task bodies."""
+    deadline = time.monotonic() + 30
+    while client.stats().executions < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 class ShutdownTest(DaemonTestCase):
     def test_a_call_cut_by_a_shutdown_says_so(self):
         # 100 tasks of 200 ms: far past the 5 s a stopping daemon gives accepted calls.
@@ -693,9 +700,7 @@ class ShutdownTest(DaemonTestCase):
         with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 call = pool.submit(client.call, "demo.steps", 100, 200000)
-                deadline = time.monotonic() + 30
-                while client.stats().executions == 0 and time.monotonic() < deadline:
-                    time.sleep(0.05)  # accepted once one of its tasks finished
+                wait_for_executions(client, 1)  # accepted once one of its tasks finished
                 turbined.stop()
                 with self.assertRaises(TurbineError) as raised:
                     call.result(timeout=TIMEOUT)
@@ -709,9 +714,7 @@ class ShutdownTest(DaemonTestCase):
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 calls = pool.submit(client.call_many,
                                     [("demo.busy", 1, 0), ("demo.steps", 100, 200000)])
-                deadline = time.monotonic() + 30
-                while client.stats().executions < 2 and time.monotonic() < deadline:
-                    time.sleep(0.05)  # both calls accepted: one answered, one running
+                wait_for_executions(client, 2)  # both accepted: one answered, one running
                 turbined.stop()
                 with self.assertRaises(TurbineError) as raised:
                     calls.result(timeout=TIMEOUT)
@@ -725,10 +728,9 @@ class ShutdownTest(DaemonTestCase):
         with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 running = pool.submit(client.call, "demo.steps", 100, 200000)
-                deadline = time.monotonic() + 30
-                while client.stats().executions == 0 and time.monotonic() < deadline:
-                    time.sleep(0.05)  # accepted: the stop waits for it
+                wait_for_executions(client, 1)  # accepted: the stop waits for it
                 turbined.daemon.process.send_signal(signal.SIGTERM)
+                deadline = time.monotonic() + 30
                 refused = None
                 while refused is None and time.monotonic() < deadline:
                     try:
