@@ -41,10 +41,10 @@ bool RanSince(EngineImpl& engine, RawVc vc, uint64_t sequence) {
 // is too wide to follow).
 bool DependencyRanSince(EngineImpl& engine, RawVc vc, uint64_t sequence) {
   constexpr size_t kMaxSeen = 2 * kRecentExecutions;  // the executions, and as many readers
-  const uint64_t last = engine.ExecutionSequence();
+  const uint64_t last = engine.history.Sequence();
   if (vc.is_none() || last <= sequence) return false;  // nothing ran anywhere
   std::vector<TaskId> executed;
-  engine.TasksExecutedSince(sequence, last, &executed);
+  engine.history.TasksExecutedSince(sequence, last, &executed);
   absl::flat_hash_set<TaskId> seen;
   std::vector<TaskId> work;
   for (TaskId id : executed) {
@@ -95,7 +95,7 @@ Job ReadOnWorker(EngineImpl* engine, RawVc vc, std::function<void(Engine::AsyncR
                  std::unique_ptr<Caller> caller, std::shared_ptr<CancelState> cancel,
                  bool reloaded) {
   tls_context = ThreadContext{engine, nullptr};
-  const uint64_t sequence_before = engine->ExecutionSequence();
+  const uint64_t sequence_before = engine->history.Sequence();
   const uint64_t stamp_before = engine->CurrentStamp();
   ReadOp op(vc, nullptr, ReadOp::Mode::kValue);
   if (cancel != nullptr) op.set_caller(caller.get(), cancel.get());

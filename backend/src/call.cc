@@ -207,7 +207,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
       if (!stored_task->result.empty() && !deleting &&
           DecodeResult(stored_task->result, task, &validity)) {
         if (restored != nullptr) *restored = true;
-        restored_count.fetch_add(1, std::memory_order_relaxed);
+        counts.restored_count.fetch_add(1, std::memory_order_relaxed);
         task->unlinked = true;
         task->unread_since_restore = true;
         task->reads_session = validity.needs_verification;  // until linked: the safe guess
@@ -219,7 +219,7 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
           task->forced_reason = ExecutionReason::kRetry;
         } else if (TrustRestored(*task, validity)) {
           task->phase = Phase::kClean;
-          trusted_count.fetch_add(1, std::memory_order_relaxed);
+          counts.trusted_count.fetch_add(1, std::memory_order_relaxed);
         } else {
           task->phase = Phase::kDirty;
           // An observing task whose observation still holds verifies what it read (often
@@ -236,8 +236,8 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
     if (stored_task != nullptr) task->loaded_back = NoteLoadedBack(id);
   }
   // Counted before it is in the table, where the evictor may take it out (and uncount it).
-  task_count.fetch_add(1, std::memory_order_relaxed);
-  cell_count.fetch_add(static_cast<int64_t>(task->cells().size()), std::memory_order_relaxed);
+  counts.task_count.fetch_add(1, std::memory_order_relaxed);
+  counts.cell_count.fetch_add(static_cast<int64_t>(task->cells().size()), std::memory_order_relaxed);
   if (!tasks_.Put(id, std::move(owned))) {
     std::fprintf(stderr, "turbine: task id space exhausted\n");
     std::abort();
@@ -298,7 +298,7 @@ void EngineImpl::LoadAhead(std::span<const Dep> deps) {
   // Past the evictor's low water, a task loaded ahead may leave memory again before the
   // verification reaches it, and be read twice: one at a time then.
   if (memory_.limit_bytes != 0 &&
-      resident_bytes.load(std::memory_order_relaxed) > LowWaterBytes()) {
+      counts.resident_bytes.load(std::memory_order_relaxed) > LowWaterBytes()) {
     return;
   }
   std::vector<TaskId> ids;

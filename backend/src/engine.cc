@@ -55,8 +55,6 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
       memory_(options.memory),
       shared_(options.shared) {
   invalidation_target_->engine = this;
-  recent_executions_.reset(new ExecutionEntry[kRecentExecutions]);
-  recent_input_changes_.reset(new InputChangeEntry[kRecentInputChanges]);
   Today();
   // Stamps continue above everything ever persisted, so a restored reader's observed stamp
   // can never match a value this session produced.
@@ -96,11 +94,7 @@ void EngineImpl::Log(LogLevel level, const std::string& message) const {
 
 EngineImpl::~EngineImpl() {
   if (evictor_thread_.joinable()) {
-    {
-      std::lock_guard lock(evictor_mu_);
-      stopping_evictor_ = true;
-    }
-    evictor_stop_.notify_all();
+    evictor_signal_.Stop();
     evictor_thread_.join();
   }
   if (publish_thread_.joinable()) {
@@ -120,11 +114,7 @@ EngineImpl::~EngineImpl() {
   if (gc_thread_.joinable()) {
     gc_abort_.store(true);
     store_->StopReclaiming();  // a pass compacting a large store would take long to end
-    {
-      std::lock_guard lock(gc_loop_mu_);
-      stopping_gc_ = true;
-    }
-    gc_stop_.notify_all();
+    gc_signal_.Stop();
     gc_thread_.join();
   }
   {
@@ -132,11 +122,7 @@ EngineImpl::~EngineImpl() {
     invalidation_target_->engine = nullptr;  // invalidators handed out become no-ops
   }
   if (snapshot_thread_.joinable()) {
-    {
-      std::lock_guard lock(snapshot_mu_);
-      stopping_snapshots_ = true;
-    }
-    snapshot_stop_.notify_all();
+    snapshot_signal_.Stop();
     snapshot_thread_.join();
   }
   // Refreshes parked on each other finish once their dependencies do; wait for them so
@@ -173,56 +159,56 @@ EngineStats EngineImpl::Stats() const {
   const auto count = [](const std::atomic<int64_t>& n) {
     return static_cast<uint64_t>(std::max<int64_t>(0, n.load()));
   };
-  stats.tasks = count(task_count);
-  stats.cells = count(cell_count);
-  stats.edges = count(edge_count);
-  stats.executions = execution_count.load();
+  stats.tasks = count(counts.task_count);
+  stats.cells = count(counts.cell_count);
+  stats.edges = count(counts.edge_count);
+  stats.executions = counts.execution_count.load();
   stats.revision = revision();
-  stats.cycles_detected = cycle_count.load();
-  stats.restored_tasks = restored_count.load();
-  stats.trusted_restored_tasks = trusted_count.load();
-  stats.observations_checked = observations_checked.load();
-  stats.observations_changed = observations_changed.load();
-  stats.snapshots = snapshot_count.load();
-  stats.idle_snapshots = idle_snapshot_count.load();
-  stats.snapshot_nanos = snapshot_nanos.load();
-  stats.last_snapshot_tasks = last_snapshot_tasks.load();
-  stats.snapshot_tasks = snapshot_tasks.load();
-  stats.gc_passes = gc_passes.load();
-  stats.gc_removed_tasks = gc_removed_tasks.load();
-  stats.gc_removed_bytes = gc_removed_bytes.load();
-  stats.gc_nanos = gc_nanos.load();
-  stats.gc_phase = gc_phase.load(std::memory_order_relaxed);
-  stats.gc_pass_scanned_tasks = gc_pass_scanned.load(std::memory_order_relaxed);
-  stats.gc_pass_garbage_tasks = gc_pass_garbage.load(std::memory_order_relaxed);
-  stats.gc_pass_removed_tasks = gc_pass_removed.load(std::memory_order_relaxed);
+  stats.cycles_detected = counts.cycle_count.load();
+  stats.restored_tasks = counts.restored_count.load();
+  stats.trusted_restored_tasks = counts.trusted_count.load();
+  stats.observations_checked = counts.observations_checked.load();
+  stats.observations_changed = counts.observations_changed.load();
+  stats.snapshots = counts.snapshot_count.load();
+  stats.idle_snapshots = counts.idle_snapshot_count.load();
+  stats.snapshot_nanos = counts.snapshot_nanos.load();
+  stats.last_snapshot_tasks = counts.last_snapshot_tasks.load();
+  stats.snapshot_tasks = counts.snapshot_tasks.load();
+  stats.gc_passes = counts.gc_passes.load();
+  stats.gc_removed_tasks = counts.gc_removed_tasks.load();
+  stats.gc_removed_bytes = counts.gc_removed_bytes.load();
+  stats.gc_nanos = counts.gc_nanos.load();
+  stats.gc_phase = counts.gc_phase.load(std::memory_order_relaxed);
+  stats.gc_pass_scanned_tasks = counts.gc_pass_scanned.load(std::memory_order_relaxed);
+  stats.gc_pass_garbage_tasks = counts.gc_pass_garbage.load(std::memory_order_relaxed);
+  stats.gc_pass_removed_tasks = counts.gc_pass_removed.load(std::memory_order_relaxed);
   stats.memory_limit_bytes = memory_.limit_bytes;
-  stats.heap_bytes = heap_bytes.load(std::memory_order_relaxed);
-  stats.evicted_values = evicted_values.load(std::memory_order_relaxed);
-  stats.evicted_value_bytes = evicted_value_bytes.load(std::memory_order_relaxed);
-  stats.reloaded_values = reloaded_values.load(std::memory_order_relaxed);
-  stats.reload_failures = reload_failures.load(std::memory_order_relaxed);
-  stats.evicted_tasks = evicted_tasks.load(std::memory_order_relaxed);
+  stats.heap_bytes = counts.heap_bytes.load(std::memory_order_relaxed);
+  stats.evicted_values = counts.evicted_values.load(std::memory_order_relaxed);
+  stats.evicted_value_bytes = counts.evicted_value_bytes.load(std::memory_order_relaxed);
+  stats.reloaded_values = counts.reloaded_values.load(std::memory_order_relaxed);
+  stats.reload_failures = counts.reload_failures.load(std::memory_order_relaxed);
+  stats.evicted_tasks = counts.evicted_tasks.load(std::memory_order_relaxed);
   stats.reloaded_tasks = reloaded_tasks.load(std::memory_order_relaxed);
-  stats.evicted_tasks_away = evicted_away_.load(std::memory_order_relaxed);
-  stats.resident_bytes = resident_bytes.load(std::memory_order_relaxed);
+  stats.evicted_tasks_away = eviction_.evicted_away.load(std::memory_order_relaxed);
+  stats.resident_bytes = counts.resident_bytes.load(std::memory_order_relaxed);
   stats.task_bytes = stats.tasks * kTaskRecordBytes;
   stats.edge_bytes = stats.edges * kEdgeBytes;
   stats.cell_bytes = stats.cells * kCellBytes;
   stats.evicted_unfreed_bytes = reclaimer_.PendingBytes();
-  stats.admission_waits = admission_waits.load(std::memory_order_relaxed);
-  stats.admission_wait_nanos = admission_wait_nanos.load(std::memory_order_relaxed);
-  stats.shared_lookups = shared_lookups.load();
-  stats.shared_hits = shared_hits.load();
-  stats.shared_misses = shared_misses.load();
-  stats.shared_verify_failures = shared_verify_failures.load();
-  stats.shared_ignored = shared_ignored.load();
-  stats.shared_errors = shared_errors.load();
-  stats.shared_published = shared_published.load();
-  stats.shared_publish_dropped = shared_publish_dropped.load();
+  stats.admission_waits = counts.admission_waits.load(std::memory_order_relaxed);
+  stats.admission_wait_nanos = counts.admission_wait_nanos.load(std::memory_order_relaxed);
+  stats.shared_lookups = counts.shared_lookups.load();
+  stats.shared_hits = counts.shared_hits.load();
+  stats.shared_misses = counts.shared_misses.load();
+  stats.shared_verify_failures = counts.shared_verify_failures.load();
+  stats.shared_ignored = counts.shared_ignored.load();
+  stats.shared_errors = counts.shared_errors.load();
+  stats.shared_published = counts.shared_published.load();
+  stats.shared_publish_dropped = counts.shared_publish_dropped.load();
   stats.shared_publish_queue = const_cast<EngineImpl*>(this)->SharedPublishQueue();
   for (size_t i = 0; i < stats.tasks_by_last_use.size(); ++i) {
-    stats.tasks_by_last_use[i] = tasks_by_last_use[i].load();
+    stats.tasks_by_last_use[i] = counts.tasks_by_last_use[i].load();
   }
   for (const FunctionInfo* fn : AllFunctions()) {
     const FunctionCounters& c = counters_[fn->id];

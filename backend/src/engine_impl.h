@@ -33,12 +33,17 @@
 #include <vector>
 
 #include "change_listeners.h"
+#include "engine_counts.h"
+#include "eviction_state.h"
+#include "execution_history.h"
 #include "executor.h"
 #include "input_summary.h"
 #include "mutex.h"
+#include "observation_state.h"
 #include "outage_log.h"
 #include "reclaim.h"
 #include "shared_trace.h"
+#include "stop_signal.h"
 #include "task_cache.h"
 #include "task_state.h"
 #include "task_table.h"
@@ -229,7 +234,7 @@ class EngineImpl {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
   // LogObservedChanges, at each snapshot, logs the observation changes committed since
   // the last. The final snapshot (`final_snapshot_`) also forgets the doubted
-  // observations (doubted_observations_): each one's change is logged at its stamp and its
+  // observations (observed_.doubted): each one's change is logged at its stamp and its
   // stored observation removed, so the next open neither checks it nor finds it changed.
   // A task that is never read again (a deleted file's) would otherwise count as a change
   // at every open. On failure everything waits for the next snapshot (for the final one,
@@ -271,27 +276,8 @@ class EngineImpl {
   std::string DescribeTask(TaskId id);
   bool DescribeArgs(TaskId id, std::string* function, std::string* args);
   // --- why a value was computed (why.cc) ---
-  uint64_t NextExecutionSequence() {
-    return execution_sequence_.fetch_add(1, std::memory_order_relaxed) + 1;
-  }
-  // ExecutionSequence is the sequence number of the last execution committed so far.
-  uint64_t ExecutionSequence() const {
-    return execution_sequence_.load(std::memory_order_relaxed);
-  }
-  // RecordExecution puts a committed execution into the ring of recent ones (its
-  // end time is filled in here); RecordInputChanges the changes of one SetInputs batch.
-  void RecordExecution(ExecutionEntry entry);
-  void RecordInputChanges(const std::vector<InputChangeEntry>& changes);
   absl::StatusOr<WhyReport> Why(RawVc vc, const WhyOptions& options);
-  // ExecutionEntryOf copies the ring's entry of execution `sequence`, if still there.
-  bool ExecutionEntryOf(uint64_t sequence, ExecutionEntry* entry);
-  // TasksExecutedSince appends the tasks of executions `after` + 1 to `last` that the ring
-  // still holds and that ran a body (not adopted), oldest first, under one lock.
-  void TasksExecutedSince(uint64_t after, uint64_t last, std::vector<TaskId>* tasks);
-  // LatestInputChange copies the newest recorded change of input task `task`. When it
-  // finds none, `forgotten` says whether the ring has let older changes go (any input's),
-  // so that one of `task` may have been among them.
-  bool LatestInputChange(TaskId task, InputChangeEntry* entry, bool* forgotten);
+  ExecutionHistory history;
   // DigestText: a digest for people (why.h); GoneText: why task `id` exists nowhere.
   // `load`: a referenced task not in memory is loaded from the store to be named.
   std::string DigestText(const OutputDigest& digest, bool load = false);
@@ -312,43 +298,8 @@ class EngineImpl {
   // InputFunction(), compared by address: a read tells an input by its first cache line.
   const FunctionInfo* const input_function = &InputFunction();
 
-  // Statistics kept as the graph changes.
-  std::atomic<int64_t> task_count{0};
-  std::atomic<int64_t> cell_count{0};
-  std::atomic<int64_t> edge_count{0};
-  std::atomic<uint64_t> execution_count{0};
-  std::atomic<uint64_t> cycle_count{0};
-  std::atomic<uint64_t> restored_count{0};  // tasks loaded from the backing store
-  std::atomic<uint64_t> trusted_count{0};   // of those, served without verifying (TrustRestored)
-  std::atomic<uint64_t> observations_checked{0};  // at open (CheckObservations)
-  std::atomic<uint64_t> observations_changed{0};
-  std::atomic<uint64_t> snapshot_count{0};
-  std::atomic<uint64_t> idle_snapshot_count{0};
-  std::atomic<uint64_t> snapshot_nanos{0};
-  std::atomic<uint64_t> last_snapshot_tasks{0};
-  std::atomic<uint64_t> snapshot_tasks{0};
-  std::atomic<uint64_t> gc_passes{0};
-  std::atomic<uint64_t> gc_removed_tasks{0};
-  std::atomic<uint64_t> gc_removed_bytes{0};
-  std::atomic<uint64_t> gc_nanos{0};
-  std::atomic<GcPhase> gc_phase{GcPhase::kIdle};  // the pass running now (EngineStats)
-  std::atomic<uint64_t> gc_pass_scanned{0};
-  std::atomic<uint64_t> gc_pass_garbage{0};
-  std::atomic<uint64_t> gc_pass_removed{0};
-  std::array<std::atomic<uint64_t>, 4> tasks_by_last_use{};
-  std::atomic<uint64_t> heap_bytes{0};
-  std::atomic<uint64_t> evicted_values{0};
-  std::atomic<uint64_t> evicted_value_bytes{0};
-  std::atomic<uint64_t> reloaded_values{0};
-  std::atomic<uint64_t> reload_failures{0};
-  std::atomic<uint64_t> shared_lookups{0};
-  std::atomic<uint64_t> shared_hits{0};
-  std::atomic<uint64_t> shared_misses{0};
-  std::atomic<uint64_t> shared_verify_failures{0};
-  std::atomic<uint64_t> shared_ignored{0};
-  std::atomic<uint64_t> shared_errors{0};
-  std::atomic<uint64_t> shared_published{0};
-  std::atomic<uint64_t> shared_publish_dropped{0};
+  // What Stats() reports, counted as things happen.
+  EngineCounts counts;
 
   // Memory (evict.cc). EvictValues evicts the values of candidates the evictor passes
   // unreferenced until about `bytes` are freed, and returns what it freed.
@@ -374,23 +325,22 @@ class EngineImpl {
   // then on) and out of the counts, and returns about what it held. The caller erases it
   // from the cache once it released the task's lock, and retires the victims (reclaimer_).
   size_t TakeOutLocked(TaskState& task, std::vector<std::unique_ptr<TaskState>>* victims)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu, eviction_mu_);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu, eviction_.mu);
   // EvictUnsetInputs evicts every unset input in memory that may leave (as EvictTasks would,
   // under no limit): a GC pass calls it, and removes their records at its next pass.
   // Returns how many left.
-  size_t EvictUnsetInputs() ABSL_LOCKS_EXCLUDED(flush_mu_, eviction_mu_, input_writer_mu_);
+  size_t EvictUnsetInputs() ABSL_LOCKS_EXCLUDED(flush_mu_, eviction_.mu, input_writer_mu_);
   // RetireEvictedLocked does what follows the eviction of `victims` (out of the table and
   // the cache): the last-use days, the lists that name them, the counts, their freeing.
   void RetireEvictedLocked(std::vector<std::unique_ptr<TaskState>> victims,
                            const std::vector<LastUse>& uses, size_t freed)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_, eviction_mu_, input_writer_mu_);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_, eviction_.mu, input_writer_mu_);
   // TraceEviction records an eviction pass that began at `start` (when tracing).
   void TraceEviction(std::chrono::steady_clock::time_point start, std::string reason);
   // EvictLocked evicts values, then whole tasks, until about `bytes` are freed.
   size_t EvictLocked(size_t bytes, bool* cut_short = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
   size_t ReclaimEvicted() { return reclaimer_.Poll(); }
-  std::atomic<uint64_t> evicted_tasks{0};
   std::atomic<uint64_t> reloaded_tasks{0};  // loaded back after an eviction in this process
 
   // --- the shared tier (shared_trace.cc) ---
@@ -520,33 +470,7 @@ class EngineImpl {
   void CheckObservations();
   // LogChecked logs what CheckObservations found, begun at `start`.
   void LogChecked(size_t checked, size_t changed, std::chrono::steady_clock::time_point start);
-  // A leaf lock (taken alone, or under a task's lock).
-  Mutex observations_mu_;
-  // The observation of every task whose result follows from one: read from the store at
-  // open (and checked), or made by an execution since.
-  absl::flat_hash_map<TaskId, ObservationRecord> observations_ ABSL_GUARDED_BY(observations_mu_);
-  // Observations that changed, waiting for the next snapshot to log them.
-  struct ObservedChange {
-    InputChange change;
-    TaskId task;  // whose observation changed
-  };
-  std::vector<ObservedChange> observed_changes_ ABSL_GUARDED_BY(observations_mu_);
-  // While CheckObservations runs, a subscription it made may fire before the task's
-  // observation is in observations_: such tasks are noted here and count as changed.
-  bool checking_observations_ ABSL_GUARDED_BY(observations_mu_) = false;
-  absl::flat_hash_set<TaskId> fired_while_checking_ ABSL_GUARDED_BY(observations_mu_);
-  // Rechecks asked for while the check at open ran, when the observations were not in
-  // observations_ yet: done once they are (RecheckMany).
-  std::vector<TaskId> rechecks_while_checking_ ABSL_GUARDED_BY(observations_mu_);
-  // Tasks whose observation (in observations_) may no longer hold: it changed at the check
-  // at open, or fired since, with the stamp its change is logged at (while its
-  // invalidation marks the readers dirty, that call's placeholder: kPendingDoubt and a
-  // number from pending_doubts_). Until the task looks again
-  // (CommitObservation), it executes rather than verify when it is restored; the final
-  // snapshot forgets the observation (LogObservedChanges).
-  absl::flat_hash_map<TaskId, uint64_t> doubted_observations_ ABSL_GUARDED_BY(observations_mu_);
-  static constexpr uint64_t kPendingDoubt = uint64_t{1} << 63;  // above any stamp
-  std::atomic<uint64_t> pending_doubts_{0};
+  ObservationState observed_;
   ChangeListeners listeners_;
   std::shared_ptr<InvalidationTarget> invalidation_target_ = std::make_shared<InvalidationTarget>();
   // Flush: one snapshot at a time, each written in chunks (WriteSnapshotChunk) under
@@ -590,12 +514,7 @@ class EngineImpl {
   std::unique_ptr<FunctionCounters[]> counters_;
   std::unique_ptr<Executor> executor_;
 
-  // The rings of why.cc: fixed arrays, a slot per sequence number modulo their size.
-  std::atomic<uint64_t> execution_sequence_{0};
-  std::mutex history_mu_;
-  std::unique_ptr<ExecutionEntry[]> recent_executions_;       // kRecentExecutions
-  std::unique_ptr<InputChangeEntry[]> recent_input_changes_;  // kRecentInputChanges
-  uint64_t input_change_sequence_ ABSL_GUARDED_BY(history_mu_) = 0;
+  // RecordOf puts an entry of the history into words (why.cc).
   ExecutionRecord RecordOf(const ExecutionEntry& entry);
 
   std::atomic<bool> tracing_{false};
@@ -606,9 +525,7 @@ class EngineImpl {
   // Background snapshots (engine.cc).
   void SnapshotLoop(std::chrono::milliseconds interval, std::chrono::milliseconds idle_delay,
                     std::chrono::milliseconds settle_delay);
-  std::mutex snapshot_mu_;
-  std::condition_variable snapshot_stop_;
-  bool stopping_snapshots_ ABSL_GUARDED_BY(snapshot_mu_) = false;
+  StopSignal snapshot_signal_;
   // Set by the evictor when it found too little it may evict: only stored tasks can leave
   // memory, so the next tick of the snapshot thread writes what is pending at once.
   std::atomic<bool> snapshot_wanted_{false};
@@ -651,18 +568,11 @@ class EngineImpl {
     return gc_abort_.load() || (options.stop && options.stop());
   }
   void GcLoop();
-  std::mutex gc_loop_mu_;
-  std::condition_variable gc_stop_;
-  bool stopping_gc_ ABSL_GUARDED_BY(gc_loop_mu_) = false;
+  StopSignal gc_signal_;
   std::atomic<bool> gc_abort_{false};  // the engine is going: a running pass stops early
   std::thread gc_thread_;
 
-  // Memory (evict.cc): the results the evictor may evict, in the order its CLOCK hand
-  // passes them.
-  struct EvictionCandidate {
-    TaskId id;
-    size_t bytes;  // the stored result's size
-  };
+  // Memory (evict.cc).
   const MemoryOptions memory_;
   // LowWaterBytes is what the evictor evicts down to, 90% of the limit, so that a resident
   // set hovering at the limit does not make it run on every tick.
@@ -670,35 +580,20 @@ class EngineImpl {
   void EvictorLoop();
   // RunClock moves the CLOCK hand for EvictValues, counting what it evicts into `evicted`.
   size_t RunClock(size_t bytes, size_t* evicted) ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
-  // DropCandidateLocked takes candidates_[index] off the list (the last one takes its place).
-  void DropCandidateLocked(size_t index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(eviction_mu_);
-  Mutex eviction_mu_;
-  // Tasks with a large stored result, and where each is in candidates_. One leaves the list
-  // when the hand finds it gone from memory, or a later result of it is small: the list
-  // follows what is in memory, not every large result the daemon ever stored.
-  std::vector<EvictionCandidate> candidates_ ABSL_GUARDED_BY(eviction_mu_);
-  absl::flat_hash_map<TaskId, size_t> candidate_index_ ABSL_GUARDED_BY(eviction_mu_);
-  size_t clock_hand_ ABSL_GUARDED_BY(eviction_mu_) = 0;
-  // Whole-task eviction: its hand sweeps the tasks in memory by id; the records it evicted
-  // wait in the reclaimer; one bit per id says which were evicted, to count those loaded
-  // back, in words of 64 ids kept only while one of their bits is set (ids reach hundreds
-  // of millions in a store that lives for months; a flat bitmap took a bit for each).
-  TaskId task_hand_ ABSL_GUARDED_BY(eviction_mu_) = 1;
-  Reclaimer reclaimer_;
-  Mutex evicted_ids_mu_;  // a leaf
-  absl::flat_hash_map<uint64_t, uint64_t> evicted_ids_ ABSL_GUARDED_BY(evicted_ids_mu_);
-  std::atomic<size_t> evicted_away_{0};  // the bits set; written under evicted_ids_mu_
+  // DropCandidateLocked takes eviction_.candidates[index] off the list (the last one takes
+  // its place).
+  void DropCandidateLocked(size_t index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(eviction_.mu);
+  EvictionState eviction_;
+  Reclaimer reclaimer_;  // the records evicted whole, until no section can see them
   // ForgetEvictedLocked clears the id's bit; false if it was not set.
-  bool ForgetEvictedLocked(TaskId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(evicted_ids_mu_);
+  bool ForgetEvictedLocked(TaskId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(eviction_.evicted_ids_mu);
   // ForgetEvicted clears the bits of tasks a GC pass removed from the store: they never
   // come back by those ids (ids are not reused), and their bits would stay for good.
   void ForgetEvicted(const std::vector<uint64_t>& ids);
   // NoteLoadedBack counts a task loaded from the store that this process evicted whole, and
   // says whether it was one.
   bool NoteLoadedBack(TaskId id);
-  std::mutex evictor_mu_;
-  std::condition_variable evictor_stop_;
-  bool stopping_evictor_ ABSL_GUARDED_BY(evictor_mu_) = false;
+  StopSignal evictor_signal_;
   std::thread evictor_thread_;
   // Admission (evict.cc): while the process is over its limit and more new results wait
   // for a snapshot than the limit can hold, a call from outside the engine that misses
@@ -718,9 +613,6 @@ class EngineImpl {
   std::atomic<bool> admission_closed_{false};
   std::mutex admission_mu_;
   std::condition_variable admission_open_;
-  std::atomic<uint64_t> admission_waits{0};
-  std::atomic<uint64_t> admission_wait_nanos{0};
-  std::atomic<uint64_t> resident_bytes{0};
   // The shared tier's publishing thread (shared_trace.cc).
   const SharedTierOptions shared_;
   // What the log said of the tier's faults, lookups and publishing apart: a full Redis

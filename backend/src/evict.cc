@@ -96,7 +96,7 @@ bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 // memory are checked apart); and loading it back is all it takes to have it again. Clean,
 // or restored and never verified since (dirty and unlinked: a trusted result that a
 // change reached): a restore decides again what it decided. Not a
-// session-dependent task: its observation's doubt (doubted_observations_) is dropped when
+// session-dependent task: its observation's doubt (observed_.doubted) is dropped when
 // it commits, even while an invalidation that came meanwhile has it execute again, which
 // only a task in memory remembers. Not an input whose read of the store failed: the retry
 // (retry.cc) finds it in memory; nor one a set is being applied to (`set_pending`).
@@ -147,31 +147,31 @@ bool InstallValues(TaskState& task, DecodedResult& stored) ABSL_EXCLUSIVE_LOCKS_
 
 void EngineImpl::NoteEvictionCandidates(const std::vector<StoredTask>& written) {
   if (memory_.limit_bytes == 0) return;
-  MutexLock lock(&eviction_mu_);
+  MutexLock lock(&eviction_.mu);
   for (const StoredTask& record : written) {
     if (record.result.empty()) continue;  // its identity alone: the result is as it was
     const bool large = record.result.size() >= memory_.large_value_bytes;
-    auto listed = candidate_index_.find(record.id);
-    if (listed != candidate_index_.end()) {
+    auto listed = eviction_.candidate_index.find(record.id);
+    if (listed != eviction_.candidate_index.end()) {
       if (large) {
-        candidates_[listed->second].bytes = record.result.size();  // what it frees now
+        eviction_.candidates[listed->second].bytes = record.result.size();  // what it frees now
       } else {
         DropCandidateLocked(listed->second);
       }
     } else if (large) {
-      candidate_index_.emplace(record.id, candidates_.size());
-      candidates_.push_back(EvictionCandidate{record.id, record.result.size()});
+      eviction_.candidate_index.emplace(record.id, eviction_.candidates.size());
+      eviction_.candidates.push_back(EvictionCandidate{record.id, record.result.size()});
     }
   }
 }
 
 void EngineImpl::DropCandidateLocked(size_t index) {
-  candidate_index_.erase(candidates_[index].id);
-  if (index + 1 != candidates_.size()) {
-    candidates_[index] = candidates_.back();
-    candidate_index_[candidates_[index].id] = index;
+  eviction_.candidate_index.erase(eviction_.candidates[index].id);
+  if (index + 1 != eviction_.candidates.size()) {
+    eviction_.candidates[index] = eviction_.candidates.back();
+    eviction_.candidate_index[eviction_.candidates[index].id] = index;
   }
-  candidates_.pop_back();
+  eviction_.candidates.pop_back();
 }
 
 size_t EngineImpl::EvictValues(size_t bytes) {
@@ -212,22 +212,22 @@ void EngineImpl::TraceEviction(std::chrono::steady_clock::time_point start, std:
 
 size_t EngineImpl::RunClock(size_t bytes, size_t* evicted) {
   Section section;  // reclaim.h: the tasks it finds stay allocated
-  MutexLock lock(&eviction_mu_);
+  MutexLock lock(&eviction_.mu);
   size_t freed = 0;
   // Twice round: the first pass may only clear referenced bits.
-  const size_t steps = 2 * candidates_.size();
+  const size_t steps = 2 * eviction_.candidates.size();
   for (size_t step = 0; step < steps && freed < bytes; ++step) {
-    if (candidates_.empty()) break;
-    if (clock_hand_ >= candidates_.size()) clock_hand_ = 0;
-    const EvictionCandidate candidate = candidates_[clock_hand_];
+    if (eviction_.candidates.empty()) break;
+    if (eviction_.clock_hand >= eviction_.candidates.size()) eviction_.clock_hand = 0;
+    const EvictionCandidate candidate = eviction_.candidates[eviction_.clock_hand];
     TaskState* task = tasks_.Get(candidate.id);
     if (task == nullptr) {
       // Evicted whole or collected: off the list (the last candidate moves here, and the
       // hand looks at it next).
-      DropCandidateLocked(clock_hand_);
+      DropCandidateLocked(eviction_.clock_hand);
       continue;
     }
-    ++clock_hand_;
+    ++eviction_.clock_hand;
     // Destroyed after the task's lock is released: a large value takes a while to free.
     std::vector<std::shared_ptr<const void>> dropped;
     {
@@ -235,7 +235,7 @@ size_t EngineImpl::RunClock(size_t bytes, size_t* evicted) {
       if (task->output.in_place()) {
         // A large record of a small value (it read many tasks): never evictable, so off the
         // list, or every pass would step over it again.
-        DropCandidateLocked(--clock_hand_);
+        DropCandidateLocked(--eviction_.clock_hand);
         continue;
       }
       if (!Evictable(*task)) continue;
@@ -249,8 +249,8 @@ size_t EngineImpl::RunClock(size_t bytes, size_t* evicted) {
     }
     freed += candidate.bytes;
     ++*evicted;
-    evicted_values.fetch_add(1, std::memory_order_relaxed);
-    evicted_value_bytes.fetch_add(candidate.bytes, std::memory_order_relaxed);
+    counts.evicted_values.fetch_add(1, std::memory_order_relaxed);
+    counts.evicted_value_bytes.fetch_add(candidate.bytes, std::memory_order_relaxed);
   }
   return freed;
 }
@@ -265,7 +265,7 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
   if (cut_short != nullptr) *cut_short = false;
   if (store_ == nullptr || !Reclaimer::Supported()) return 0;
   const auto began = std::chrono::steady_clock::now();
-  MutexLock lock(&eviction_mu_);
+  MutexLock lock(&eviction_.mu);
   Section section;
   std::vector<std::unique_ptr<TaskState>> victims;
   std::vector<LastUse> uses;  // last-use days the store does not have yet
@@ -275,24 +275,24 @@ size_t EngineImpl::EvictTasksLocked(size_t bytes, bool* cut_short) {
   // and over kEvictionStretch of them at most: snapshots wait for flush_mu_ meanwhile, and a
   // million tasks of which few may leave would hold it for a tenth of a second. The next
   // call goes on from there.
-  const TaskId start = task_hand_;
+  const TaskId start = eviction_.task_hand;
   size_t visited = 0;
   for (int wraps = 0; freed < bytes && visited < kEvictionStretch;) {
-    TaskId id = task_hand_;
+    TaskId id = eviction_.task_hand;
     TaskState* task = tasks_.NextFrom(&id);
     if (task == nullptr) {
       if (++wraps > 2) break;  // an empty table ends here
-      task_hand_ = 1;
+      eviction_.task_hand = 1;
       continue;
     }
     if (wraps == 2 && id >= start) break;  // back where it started, the second time
-    task_hand_ = id + 1;
+    eviction_.task_hand = id + 1;
     ++visited;
     {
       MutexLock task_lock(&task->mu);
       if (!EvictableWhole(*task)) continue;
       // A large value still in memory leaves by itself first (EvictValues' hand).
-      if (Evictable(*task) && candidate_index_.contains(id)) continue;
+      if (Evictable(*task) && eviction_.candidate_index.contains(id)) continue;
       if (task->referenced) {
         task->referenced = false;
         continue;
@@ -328,7 +328,7 @@ size_t EngineImpl::EvictUnsetInputs() {
   // A stretch at a time, as EvictTasksLocked: snapshots and sets wait for one at most.
   for (TaskId from = 1; from != kNoTask;) {
     MutexLock flushing(&flush_mu_);
-    MutexLock lock(&eviction_mu_);
+    MutexLock lock(&eviction_.mu);
     MutexLock writer(&input_writer_mu_);  // no input is set or unset meanwhile
     Section section;
     std::vector<std::unique_ptr<TaskState>> victims;
@@ -389,15 +389,15 @@ void EngineImpl::RetireEvictedLocked(std::vector<std::unique_ptr<TaskState>> vic
     std::erase_if(trusted_, [&](const Trusted& entry) { return evicted.contains(entry.task); });
   }
   {
-    MutexLock ids(&evicted_ids_mu_);
+    MutexLock ids(&eviction_.evicted_ids_mu);
     for (const auto& victim : victims) {
-      uint64_t& word = evicted_ids_[victim->id / 64];
+      uint64_t& word = eviction_.evicted_ids[victim->id / 64];
       const uint64_t bit = uint64_t{1} << (victim->id % 64);
-      if ((word & bit) == 0) evicted_away_.fetch_add(1, std::memory_order_relaxed);
+      if ((word & bit) == 0) eviction_.evicted_away.fetch_add(1, std::memory_order_relaxed);
       word |= bit;
     }
   }
-  evicted_tasks.fetch_add(victims.size(), std::memory_order_relaxed);
+  counts.evicted_tasks.fetch_add(victims.size(), std::memory_order_relaxed);
   reclaimer_.Retire(std::move(victims), freed);
 }
 
@@ -412,9 +412,9 @@ size_t EngineImpl::TakeOutLocked(TaskState& task,
   // under its id (UsableStoredId), or finds it not stored. Whoever holds a pointer to it
   // sees `gone` and looks the id up again; nothing changes it any more.
   const size_t footprint = Footprint(task);
-  edge_count.fetch_sub(static_cast<int64_t>(task.dependents.size()), std::memory_order_relaxed);
-  cell_count.fetch_sub(static_cast<int64_t>(task.cells().size()), std::memory_order_relaxed);
-  task_count.fetch_sub(1, std::memory_order_relaxed);
+  counts.edge_count.fetch_sub(static_cast<int64_t>(task.dependents.size()), std::memory_order_relaxed);
+  counts.cell_count.fetch_sub(static_cast<int64_t>(task.cells().size()), std::memory_order_relaxed);
+  counts.task_count.fetch_sub(1, std::memory_order_relaxed);
   task.gone = true;
   victims->push_back(tasks_.Remove(task.id));
   return footprint;
@@ -428,24 +428,24 @@ size_t EngineImpl::EvictLocked(size_t bytes, bool* cut_short) {
 }
 
 bool EngineImpl::ForgetEvictedLocked(TaskId id) {
-  auto word = evicted_ids_.find(id / 64);
+  auto word = eviction_.evicted_ids.find(id / 64);
   const uint64_t bit = uint64_t{1} << (id % 64);
-  if (word == evicted_ids_.end() || (word->second & bit) == 0) return false;
+  if (word == eviction_.evicted_ids.end() || (word->second & bit) == 0) return false;
   word->second &= ~bit;
-  if (word->second == 0) evicted_ids_.erase(word);  // the set shrinks as tasks come back
-  evicted_away_.fetch_sub(1, std::memory_order_relaxed);
+  if (word->second == 0) eviction_.evicted_ids.erase(word);  // the set shrinks as tasks come back
+  eviction_.evicted_away.fetch_sub(1, std::memory_order_relaxed);
   return true;
 }
 
 bool EngineImpl::NoteLoadedBack(TaskId id) {
-  MutexLock lock(&evicted_ids_mu_);
+  MutexLock lock(&eviction_.evicted_ids_mu);
   if (!ForgetEvictedLocked(id)) return false;
   reloaded_tasks.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
 void EngineImpl::ForgetEvicted(const std::vector<uint64_t>& ids) {
-  MutexLock lock(&evicted_ids_mu_);
+  MutexLock lock(&eviction_.evicted_ids_mu);
   for (uint64_t id : ids) ForgetEvictedLocked(id);
 }
 
@@ -466,7 +466,7 @@ bool EngineImpl::ReloadValues(TaskState& task) {
     MutexLock lock(&task.mu);
     loaded = InstallValues(task, stored);
   }
-  (loaded ? reloaded_values : reload_failures).fetch_add(1, std::memory_order_relaxed);
+  (loaded ? counts.reloaded_values : counts.reload_failures).fetch_add(1, std::memory_order_relaxed);
   return loaded;
 }
 
@@ -496,19 +496,16 @@ void EngineImpl::EvictorLoop() {
   // Said while a garbage collection pass ran: a pass that starts after it was said is
   // named in the next (its graph of the store is not the cache's to give back).
   bool said_collecting = false;
-  std::unique_lock lock(evictor_mu_);
-  while (!evictor_stop_.wait_for(lock, pressed ? pressed_interval : memory_.interval,
-                                 [this] { return stopping_evictor_; })) {
-    lock.unlock();
+  while (evictor_signal_.Sleep(pressed ? pressed_interval : memory_.interval)) {
     // Freed blocks go back to the system, or the resident set would not come down.
     if (ReclaimEvicted() > 0) malloc_trim(0);
     const size_t in_use = usage();
-    resident_bytes.store(in_use, std::memory_order_relaxed);
+    counts.resident_bytes.store(in_use, std::memory_order_relaxed);
     // mallinfo2 walks every arena's free lists, each under its lock (2 ms and more on a
     // daemon that restored a large graph, mallocs of calls waiting meanwhile): one tick in
     // ten, for the stat only (the limit is checked against the resident set).
     if (memory_.usage || ticks++ % 10 == 0) {
-      heap_bytes.store(memory_.usage ? in_use : HeapInUse(), std::memory_order_relaxed);
+      counts.heap_bytes.store(memory_.usage ? in_use : HeapInUse(), std::memory_order_relaxed);
     }
     size_t backlog = snapshot_backlog_.load(std::memory_order_relaxed);
     {
@@ -531,8 +528,7 @@ void EngineImpl::EvictorLoop() {
     // soon as there are many, not at the next interval.
     const auto want_snapshot = [this] {
       snapshot_wanted_.store(true, std::memory_order_relaxed);
-      { std::lock_guard wake(snapshot_mu_); }
-      snapshot_stop_.notify_all();
+      snapshot_signal_.Wake();
     };
     if (backlog > max_backlog) want_snapshot();
     // Records evicted whole but not freed yet (a section that saw them is still open) are
@@ -554,7 +550,7 @@ void EngineImpl::EvictorLoop() {
         if (freed > 0) {
           malloc_trim(0);
           last_trim = now;
-        } else if (heap_bytes.load(std::memory_order_relaxed) + in_use / 4 < in_use &&
+        } else if (counts.heap_bytes.load(std::memory_order_relaxed) + in_use / 4 < in_use &&
                    (!last_trim || now - *last_trim >= trim_every)) {
           malloc_trim(0);
           last_trim = now;
@@ -566,7 +562,7 @@ void EngineImpl::EvictorLoop() {
         }
         // Too little could leave, all round: the next snapshot comes now.
         if (freed < wanted && !cut_short) want_snapshot();
-        const bool collecting = gc_phase.load(std::memory_order_relaxed) != GcPhase::kIdle;
+        const bool collecting = counts.gc_phase.load(std::memory_order_relaxed) != GcPhase::kIdle;
         if (freed > 0 || backlog > 0 || pending > 0 || cut_short) {
           stuck_since.reset();
         } else if (!stuck_since) {
@@ -603,9 +599,7 @@ void EngineImpl::EvictorLoop() {
     }
     // Half the limit, or new results arriving: look again soon.
     pressed = in_use > memory_.limit_bytes / 2 || backlog > 1024;
-    lock.lock();
   }
-  lock.unlock();
   SetAdmission(/*closed=*/false);
 }
 
@@ -629,8 +623,8 @@ void EngineImpl::AwaitAdmission() {
     if (open()) return;  // opened since the caller looked
     admission_open_.wait_for(lock, kMaxWait, open);
   }
-  admission_waits.fetch_add(1, std::memory_order_relaxed);
-  admission_wait_nanos.fetch_add(
+  counts.admission_waits.fetch_add(1, std::memory_order_relaxed);
+  counts.admission_wait_nanos.fetch_add(
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                 std::chrono::steady_clock::now() - start)
                                 .count()),

@@ -370,15 +370,15 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
   MutexLock pass(&gc_mu_);
   const auto start = std::chrono::steady_clock::now();
   absl::Cleanup idle = [this] {  // what Stats shows between passes (the counts start at 0)
-    gc_phase.store(GcPhase::kIdle, std::memory_order_relaxed);
-    gc_pass_scanned.store(0, std::memory_order_relaxed);
-    gc_pass_garbage.store(0, std::memory_order_relaxed);
-    gc_pass_removed.store(0, std::memory_order_relaxed);
+    counts.gc_phase.store(GcPhase::kIdle, std::memory_order_relaxed);
+    counts.gc_pass_scanned.store(0, std::memory_order_relaxed);
+    counts.gc_pass_garbage.store(0, std::memory_order_relaxed);
+    counts.gc_pass_removed.store(0, std::memory_order_relaxed);
   };
   GcReport report;
   for (int round = 0; round < kMaxRounds; ++round) {
-    gc_phase.store(GcPhase::kScanning, std::memory_order_relaxed);
-    gc_pass_scanned.store(0, std::memory_order_relaxed);
+    counts.gc_phase.store(GcPhase::kScanning, std::memory_order_relaxed);
+    counts.gc_pass_scanned.store(0, std::memory_order_relaxed);
     // What memory knows reaches the store first, last-use days included: a result in
     // memory and not stored would not keep what it refers to. Into the disk's reserve for
     // what frees space if need be, which this pass is about to do.
@@ -395,11 +395,11 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
     // that collected nearly all of them. Compacted first, it is measured as it stays.
     if (round == 0 && options.disk_limit > 0 && *bytes > options.disk_limit &&
         !GcStopping(options)) {
-      gc_phase.store(GcPhase::kReclaiming, std::memory_order_relaxed);
+      counts.gc_phase.store(GcPhase::kReclaiming, std::memory_order_relaxed);
       if (absl::Status reclaimed = ReclaimUnlessFull(); !reclaimed.ok()) return reclaimed;
       bytes = store_->DiskBytes();
       if (!bytes.ok()) return bytes.status();
-      gc_phase.store(GcPhase::kScanning, std::memory_order_relaxed);
+      counts.gc_phase.store(GcPhase::kScanning, std::memory_order_relaxed);
     }
     const uint16_t today = Today();
     {
@@ -431,7 +431,7 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
     if (!deleted.ok()) return deleted;
     std::array<uint64_t, 4> by_age;
     Count(graph, today, &report, &by_age);
-    for (size_t i = 0; i < by_age.size(); ++i) tasks_by_last_use[i].store(by_age[i]);
+    for (size_t i = 0; i < by_age.size(); ++i) counts.tasks_by_last_use[i].store(by_age[i]);
     // Tasks the store had no day for count from today: say so, so they age from now.
     std::vector<LastUse> unknown;
     for (const Node& node : graph.nodes) {
@@ -448,7 +448,7 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
     const bool worth_it = !background || removed_bytes >= graph.raw_bytes / 10 ||
                           (options.disk_limit > 0 && *bytes > options.disk_limit);
     if (report.removed_tasks > removed_before && worth_it && !GcStopping(options)) {
-      gc_phase.store(GcPhase::kReclaiming, std::memory_order_relaxed);
+      counts.gc_phase.store(GcPhase::kReclaiming, std::memory_order_relaxed);
       if (absl::Status reclaimed = ReclaimUnlessFull(); !reclaimed.ok()) return reclaimed;
     }
     bytes = store_->DiskBytes();
@@ -462,12 +462,12 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
     }
   }
   report.duration = std::chrono::steady_clock::now() - start;
-  gc_passes.fetch_add(1);
-  gc_removed_tasks.fetch_add(report.removed_tasks);
+  counts.gc_passes.fetch_add(1);
+  counts.gc_removed_tasks.fetch_add(report.removed_tasks);
   if (report.bytes_before > report.bytes_after) {
-    gc_removed_bytes.fetch_add(report.bytes_before - report.bytes_after);
+    counts.gc_removed_bytes.fetch_add(report.bytes_before - report.bytes_after);
   }
-  gc_nanos.fetch_add(static_cast<uint64_t>(report.duration.count()));
+  counts.gc_nanos.fetch_add(static_cast<uint64_t>(report.duration.count()));
   if (options.disk_limit > 0 && options.disk_limit == gc_options_.disk_limit) {
     NoteDiskLimit(report);
   }
@@ -532,7 +532,7 @@ absl::Status EngineImpl::ScanStore(GcGraph& graph, const GcOptions& options) {
       for (TaskId dep : links.deps) graph.raw.push_back(dep);
     });
     if (!next.ok()) return next.status();
-    gc_pass_scanned.store(graph.nodes.size(), std::memory_order_relaxed);
+    counts.gc_pass_scanned.store(graph.nodes.size(), std::memory_order_relaxed);
     more = *next;
     std::this_thread::yield();  // a batch at a time: calls and snapshots go on meanwhile
   }
@@ -555,8 +555,8 @@ absl::Status EngineImpl::DeleteGarbage(GcGraph& graph, const GcOptions& options)
   // verdicts are taken back: a task kept keeps what it refers to, which comes later.
   size_t cycles_from = 0;
   const std::vector<uint32_t> garbage = ReferrersFirst(graph, &cycles_from);
-  gc_pass_garbage.fetch_add(garbage.size(), std::memory_order_relaxed);
-  gc_phase.store(GcPhase::kDeleting, std::memory_order_relaxed);
+  counts.gc_pass_garbage.fetch_add(garbage.size(), std::memory_order_relaxed);
+  counts.gc_phase.store(GcPhase::kDeleting, std::memory_order_relaxed);
   for (size_t from = 0, to = 0; from < garbage.size(); from = to) {
     if (GcStopping(options)) return Aborted();
     to = from < cycles_from ? std::min(cycles_from, from + kDeleteBatch) : garbage.size();
@@ -646,7 +646,7 @@ absl::Status EngineImpl::DeleteBatch(GcGraph& graph, std::span<const uint32_t> b
   if (deleted.ok()) deleted = store_->DeleteTasks(ids);
   if (!deleted.ok()) return deleted;
   for (uint32_t i : nodes) graph.nodes[i].deleted = true;
-  gc_pass_removed.fetch_add(ids.size(), std::memory_order_relaxed);
+  counts.gc_pass_removed.fetch_add(ids.size(), std::memory_order_relaxed);
   ForgetEvicted(ids);
   return absl::OkStatus();
 }
@@ -701,14 +701,12 @@ void EngineImpl::GcLoop() {
   auto next_pass = Clock::now() + std::min<Clock::duration>(interval, std::chrono::minutes(1));
   auto next_size_check = Clock::now();
   // Idle as the snapshots see it: nothing executed during a whole tick, nothing running.
-  uint64_t executions_before = execution_count.load(std::memory_order_relaxed);
+  uint64_t executions_before = counts.execution_count.load(std::memory_order_relaxed);
   // No pass has run yet: the loop starts as the engine opens, before anyone can ask for one.
   uint64_t unset = 0;
   gc_size_trigger_.compare_exchange_strong(unset, gc_options_.disk_limit);
-  std::unique_lock lock(gc_loop_mu_);
-  while (!gc_stop_.wait_for(lock, tick, [this] { return stopping_gc_; })) {
-    lock.unlock();
-    const uint64_t executions = execution_count.load(std::memory_order_relaxed);
+  while (gc_signal_.Sleep(tick)) {
+    const uint64_t executions = counts.execution_count.load(std::memory_order_relaxed);
     const bool idle = executions == executions_before && refreshes_in_flight.load() == 0;
     executions_before = executions;
     const auto now = Clock::now();
@@ -741,7 +739,6 @@ void EngineImpl::GcLoop() {
         }
       }
     }
-    lock.lock();
   }
 }
 

@@ -241,7 +241,7 @@ absl::StatusOr<size_t> EngineImpl::ApplyInputBatch(std::vector<InputValue>& valu
     change.task->output_changed_at = change.stamp;
     change.task->dependents.ForEach([&](const Dependent& d) { readers.push_back(d.reader); });
   }
-  RecordInputChanges(recorded);
+  history.RecordInputChanges(recorded);
   // Under input_writer_mu_: a snapshot reads the stamp it stands for under it too, so
   // every change below that stamp has reached its readers (Flush, Validity).
   DistrustRestored(stamped);
@@ -257,8 +257,8 @@ bool EngineImpl::TrustRestored(TaskState& task, const Validity& validity) {
   if (task.fn->session_dependent) {
     // Only with an observation checked at open (and so watched again); a change of it
     // since is among the changed inputs.
-    MutexLock lock(&observations_mu_);
-    if (!observations_.contains(task.id)) return false;
+    MutexLock lock(&observed_.mu);
+    if (!observed_.records.contains(task.id)) return false;
   }
   MutexLock lock(&trust_mu_);
   if (changed_inputs_.MayReach(validity.clean_as_of, validity.inputs)) return false;
@@ -366,18 +366,18 @@ void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason,
   std::vector<TaskId> doubted;
   // This call's own placeholder: another invalidation of a task that executed meanwhile
   // may doubt it anew, and must stamp that doubt itself, after its own marking.
-  const uint64_t pending = kPendingDoubt | pending_doubts_.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t pending = ObservationState::kPendingDoubt | observed_.pending_doubts.fetch_add(1, std::memory_order_relaxed);
   {
-    MutexLock lock(&observations_mu_);
+    MutexLock lock(&observed_.mu);
     for (TaskId id : ids) {
-      auto found = observations_.find(id);
-      if (found != observations_.end()) {
+      auto found = observed_.records.find(id);
+      if (found != observed_.records.end()) {
         observed.push_back(InputBits(found->second.change_key));
         doubted.push_back(id);
         // A task restored later looks again. Stamped below, unless doubted already.
-        doubted_observations_.try_emplace(id, pending);
-      } else if (checking_observations_) {
-        fired_while_checking_.insert(id);
+        observed_.doubted.try_emplace(id, pending);
+      } else if (observed_.checking) {
+        observed_.fired_while_checking.insert(id);
       }
     }
   }
@@ -395,10 +395,10 @@ void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason,
     // that then wrote a reader not yet marked as clean, and stale.)
     MutexLock writer(&input_writer_mu_);
     const uint64_t stamp = NextStamp();
-    MutexLock lock(&observations_mu_);
+    MutexLock lock(&observed_.mu);
     for (TaskId id : doubted) {
-      auto found = doubted_observations_.find(id);
-      if (found != doubted_observations_.end() && found->second == pending) found->second = stamp;
+      auto found = observed_.doubted.find(id);
+      if (found != observed_.doubted.end() && found->second == pending) found->second = stamp;
     }
   }
   if (notify && !ids.empty()) NotifyChange();

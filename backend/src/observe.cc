@@ -111,10 +111,10 @@ bool EngineImpl::CommitObservation(TaskState& task, const ExecContext& context) 
   std::string changed;  // the key of an observation that no longer holds
   bool rewrite = false;
   {
-    MutexLock lock(&observations_mu_);
-    doubted_observations_.erase(task.id);  // it looked again: what it saw is what it holds
-    auto before = observations_.find(task.id);
-    if (before != observations_.end()) {
+    MutexLock lock(&observed_.mu);
+    observed_.doubted.erase(task.id);  // it looked again: what it saw is what it holds
+    auto before = observed_.records.find(task.id);
+    if (before != observed_.records.end()) {
       if (now == nullptr || before->second != *now) {
         changed = before->second.change_key;
         rewrite = true;
@@ -122,10 +122,10 @@ bool EngineImpl::CommitObservation(TaskState& task, const ExecContext& context) 
       if (now != nullptr) {
         before->second = *now;
       } else {
-        observations_.erase(before);
+        observed_.records.erase(before);
       }
     } else if (now != nullptr) {
-      observations_.emplace(task.id, *now);
+      observed_.records.emplace(task.id, *now);
       rewrite = true;
     }
   }
@@ -136,8 +136,8 @@ bool EngineImpl::CommitObservation(TaskState& task, const ExecContext& context) 
     const uint64_t stamp = NextStamp();
     const uint64_t bits = InputBits(changed);
     {
-      MutexLock lock(&observations_mu_);
-      observed_changes_.push_back(ObservedChange{InputChange{stamp, std::move(changed)}, task.id});
+      MutexLock lock(&observed_.mu);
+      observed_.changes.push_back(ObservedChange{InputChange{stamp, std::move(changed)}, task.id});
     }
     DistrustRestored(stamp, {bits});
   }
@@ -145,22 +145,22 @@ bool EngineImpl::CommitObservation(TaskState& task, const ExecContext& context) 
 }
 
 uint64_t EngineImpl::ObservedBits(const TaskState& task) {
-  MutexLock lock(&observations_mu_);
-  auto found = observations_.find(task.id);
-  return found == observations_.end() ? 0 : InputBits(found->second.change_key);
+  MutexLock lock(&observed_.mu);
+  auto found = observed_.records.find(task.id);
+  return found == observed_.records.end() ? 0 : InputBits(found->second.change_key);
 }
 
 bool EngineImpl::ObservationHolds(TaskId id) {
-  MutexLock lock(&observations_mu_);
-  return observations_.contains(id) && !doubted_observations_.contains(id);
+  MutexLock lock(&observed_.mu);
+  return observed_.records.contains(id) && !observed_.doubted.contains(id);
 }
 
 std::optional<std::string> EngineImpl::StoredObservationOf(const TaskState& task) {
   if (!task.fn->session_dependent) return std::nullopt;
   if (!task.observed) return std::string();
-  MutexLock lock(&observations_mu_);
-  auto found = observations_.find(task.id);
-  return found == observations_.end() ? std::string() : EncodeObservation(found->second);
+  MutexLock lock(&observed_.mu);
+  auto found = observed_.records.find(task.id);
+  return found == observed_.records.end() ? std::string() : EncodeObservation(found->second);
 }
 
 absl::Status EngineImpl::LogObservedChanges(std::vector<StoredTask>& records) {
@@ -169,25 +169,25 @@ absl::Status EngineImpl::LogObservedChanges(std::vector<StoredTask>& records) {
   std::vector<StoredObservation> observations;  // markers, then forgotten ones (empty)
   std::vector<std::pair<TaskId, uint64_t>> forgotten;  // with the stamp of its doubt
   {
-    MutexLock lock(&observations_mu_);
-    committed = std::exchange(observed_changes_, {});
+    MutexLock lock(&observed_.mu);
+    committed = std::exchange(observed_.changes, {});
     absl::flat_hash_map<TaskId, StoredTask*> in_chunk;
     if (!committed.empty()) {
       for (StoredTask& record : records) in_chunk.emplace(record.id, &record);
     }
     for (const ObservedChange& observed : committed) {
       changes.push_back(observed.change);
-      auto now = observations_.find(observed.task);
+      auto now = observed_.records.find(observed.task);
       // Of a kind no build registers: the check at open counts it as changed, in the
       // group of the observation the task holds now (its readers' bits).
       const std::string marker = EncodeObservation(ObservationRecord{
           std::string(kChangedMarkerKind) + '\0',
-          now == observations_.end() ? observed.change.key : now->second.change_key, 0});
+          now == observed_.records.end() ? observed.change.key : now->second.change_key, 0});
       auto record = in_chunk.find(observed.task);
       if (record == in_chunk.end()) {
         observations.push_back(StoredObservation{observed.task, marker});
       } else if (record->second->observation !=
-                 (now == observations_.end() ? "" : EncodeObservation(now->second))) {
+                 (now == observed_.records.end() ? "" : EncodeObservation(now->second))) {
         // Encoded before this change: written after the log, it would put the older
         // observation back. Its next record, queued by the change, replaces the marker.
         record->second->observation = marker;
@@ -198,11 +198,11 @@ absl::Status EngineImpl::LogObservedChanges(std::vector<StoredTask>& records) {
     // before its record does (a snapshot writes in chunks; a crash between them would
     // leave the reader trusted with nothing to check it by).
     if (final_snapshot_.load(std::memory_order_relaxed)) {
-      for (const auto& [id, stamp] : doubted_observations_) {
+      for (const auto& [id, stamp] : observed_.doubted) {
         // Its invalidation is still marking (none runs by now; but were one to): the
         // next open checks it.
-        if ((stamp & kPendingDoubt) != 0) continue;
-        changes.push_back(InputChange{stamp, observations_.at(id).change_key});
+        if ((stamp & ObservationState::kPendingDoubt) != 0) continue;
+        changes.push_back(InputChange{stamp, observed_.records.at(id).change_key});
         observations.push_back(StoredObservation{id, std::string()});
         forgotten.emplace_back(id, stamp);
       }
@@ -212,18 +212,18 @@ absl::Status EngineImpl::LogObservedChanges(std::vector<StoredTask>& records) {
   absl::Status logged = store_->LogInputChanges(changes, observations, stamp_.load() + 1);
   // A store without a log vouches for none (ReadInputChanges): nothing to keep it in.
   if (!logged.ok() && logged.code() != absl::StatusCode::kUnimplemented) {
-    MutexLock lock(&observations_mu_);  // the doubted are still doubted
-    committed.insert(committed.end(), observed_changes_.begin(), observed_changes_.end());
-    observed_changes_ = std::move(committed);
+    MutexLock lock(&observed_.mu);  // the doubted are still doubted
+    committed.insert(committed.end(), observed_.changes.begin(), observed_.changes.end());
+    observed_.changes = std::move(committed);
     return logged;
   }
   // As the store now: no observation (the final snapshot's chunks may come after this).
-  MutexLock lock(&observations_mu_);
+  MutexLock lock(&observed_.mu);
   for (const auto& [id, stamp] : forgotten) {
-    auto doubted = doubted_observations_.find(id);
-    if (doubted == doubted_observations_.end() || doubted->second != stamp) continue;
-    doubted_observations_.erase(doubted);
-    observations_.erase(id);
+    auto doubted = observed_.doubted.find(id);
+    if (doubted == observed_.doubted.end() || doubted->second != stamp) continue;
+    observed_.doubted.erase(doubted);
+    observed_.records.erase(id);
   }
   return absl::OkStatus();
 }
@@ -236,10 +236,10 @@ absl::Status EngineImpl::ForgetObservations(const std::vector<uint64_t>& ids) {
   std::vector<InputChange> changes;
   std::vector<uint64_t> bits;  // each change's
   {
-    MutexLock lock(&observations_mu_);
+    MutexLock lock(&observed_.mu);
     for (uint64_t id : ids) {
-      auto found = observations_.find(id);
-      if (found == observations_.end()) continue;
+      auto found = observed_.records.find(id);
+      if (found == observed_.records.end()) continue;
       bits.push_back(InputBits(found->second.change_key));
       changes.push_back(InputChange{0, found->second.change_key});
     }
@@ -258,13 +258,13 @@ EngineImpl::RecheckPlan EngineImpl::PlanRechecks(std::vector<TaskId> ids) {
   std::sort(ids.begin(), ids.end());  // a task polled twice since the last poll
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   RecheckPlan plan;
-  MutexLock lock(&observations_mu_);
+  MutexLock lock(&observed_.mu);
   for (TaskId id : ids) {
-    auto found = observations_.find(id);
-    if (found == observations_.end()) {
-      if (checking_observations_) {
-        // Its stored observation is being checked and is not in observations_ yet.
-        rechecks_while_checking_.push_back(id);
+    auto found = observed_.records.find(id);
+    if (found == observed_.records.end()) {
+      if (observed_.checking) {
+        // Its stored observation is being checked and is not in observed_.records yet.
+        observed_.rechecks_while_checking.push_back(id);
       } else {
         plan.changed.push_back(id);  // nothing to check against: executed again
       }
@@ -282,7 +282,7 @@ EngineImpl::RecheckPlan EngineImpl::PlanRechecks(std::vector<TaskId> ids) {
     plan.rechecks.push_back(Recheck{id, kind->subscribe, kind->look,
                                     std::string(key.substr(split + 1)),
                                     found->second.fingerprint,
-                                    doubted_observations_.contains(id)});
+                                    observed_.doubted.contains(id)});
   }
   return plan;
 }
@@ -351,8 +351,8 @@ void EngineImpl::CheckObservations() {
     entry.subject = key.substr(split + 1);
   };
   {
-    MutexLock lock(&observations_mu_);
-    checking_observations_ = true;
+    MutexLock lock(&observed_.mu);
+    observed_.checking = true;
   }
   // The kinds take a subject as a std::string: each thread copies it into one of its own,
   // where a string per entry would be an allocation each (few paths fit in place).
@@ -414,32 +414,32 @@ void EngineImpl::CheckObservations() {
     MutexLock writer(&input_writer_mu_);
     const uint64_t stamp = NextStamp();
     {
-      MutexLock lock(&observations_mu_);
-      observations_.reserve(checked.size());
-      checking_observations_ = false;
+      MutexLock lock(&observed_.mu);
+      observed_.records.reserve(checked.size());
+      observed_.checking = false;
       for (Checked& entry : checked) {
         if (entry.observation.key.empty()) {  // damaged: whatever it was, it may have changed
           changed_bits.push_back(kAnyInput);
           ++changed;
           continue;
         }
-        if (!entry.holds || fired_while_checking_.contains(entry.id)) {
+        if (!entry.holds || observed_.fired_while_checking.contains(entry.id)) {
           changed_bits.push_back(InputBits(entry.observation.change_key));
           ++changed;
-          doubted_observations_.try_emplace(entry.id, stamp);
+          observed_.doubted.try_emplace(entry.id, stamp);
         }
         // Kept either way: a changed one until the final snapshot logs its change and
         // forgets it (LogObservedChanges).
-        observations_.emplace(entry.id, std::move(entry.observation));
+        observed_.records.emplace(entry.id, std::move(entry.observation));
       }
-      fired_while_checking_.clear();
-      deferred_rechecks.swap(rechecks_while_checking_);
+      observed_.fired_while_checking.clear();
+      deferred_rechecks.swap(observed_.rechecks_while_checking);
     }
     if (!changed_bits.empty()) DistrustRestored(stamp, changed_bits);
   }
   if (!deferred_rechecks.empty()) RecheckMany(std::move(deferred_rechecks));
-  observations_checked.store(checked.size(), std::memory_order_relaxed);
-  observations_changed.store(changed, std::memory_order_relaxed);
+  counts.observations_checked.store(checked.size(), std::memory_order_relaxed);
+  counts.observations_changed.store(changed, std::memory_order_relaxed);
   LogChecked(checked.size(), changed, start);
 }
 

@@ -419,7 +419,7 @@ EngineImpl::Wait EngineImpl::AwaitClean(TaskState* task, ReadOp* read, TaskState
   if (cancel_what_it_waits_for) CancelCaller(&task->as_caller);
   if (cancelled) return Wait::kCancelled;
   if (closes_cycle) {
-    cycle_count.fetch_add(1, std::memory_order_relaxed);
+    counts.cycle_count.fetch_add(1, std::memory_order_relaxed);
     *cycle = DescribeCycle(waiting_task, task);
     MarkCycle(task, waiting_task, *cycle);
     return Wait::kCycle;

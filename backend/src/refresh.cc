@@ -354,13 +354,13 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
       }
       engine->DropPrefetched(prefetched);
       if (same && AdoptTrace(*engine, trace, &adopted)) {
-        engine->shared_hits.fetch_add(1, std::memory_order_relaxed);
+        engine->counts.shared_hits.fetch_add(1, std::memory_order_relaxed);
         adopted.nanos = NanosSince(adopt_start);
         CommitExecution(*engine, *task, adopted);
         engine->refreshes_in_flight.fetch_sub(1);
         co_return;
       }
-      engine->shared_verify_failures.fetch_add(1, std::memory_order_relaxed);
+      engine->counts.shared_verify_failures.fetch_add(1, std::memory_order_relaxed);
     }
   }
   ExecContext context;
@@ -398,7 +398,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     event.failed = static_cast<bool>(body.handle.promise().error);
     engine->RecordTrace(std::move(event));
   }
-  engine->execution_count.fetch_add(1, std::memory_order_relaxed);
+  engine->counts.execution_count.fetch_add(1, std::memory_order_relaxed);
 
   if (BodyCancelled(context, body.handle.promise().error)) {
     body.destroy(body.handle);
@@ -488,7 +488,7 @@ DepsAndCells CommitResults(EngineImpl& engine, TaskState& task, ExecContext& con
   }
   task.last_reason = context.reason;
   task.last_cause = context.cause;
-  task.last_execution = entry->sequence = engine.NextExecutionSequence();
+  task.last_execution = entry->sequence = engine.history.NextSequence();
   entry->failed = context.output.kind() == OutputKind::kError;
   entry->adopted = context.adopted;
   if (!task.output.SameAs(context.output)) {
@@ -524,7 +524,7 @@ DepsAndCells CommitResults(EngineImpl& engine, TaskState& task, ExecContext& con
       }
     }
   }
-  engine.cell_count.fetch_add(static_cast<int64_t>(context.cells.size()) -
+  engine.counts.cell_count.fetch_add(static_cast<int64_t>(context.cells.size()) -
                               static_cast<int64_t>(task.cells().size()));
   return std::exchange(task.deps_and_cells, DepsAndCells(new_deps, context.cells));
 }
@@ -543,7 +543,7 @@ void UnlinkDroppedDeps(EngineImpl& engine, const TaskState& task, std::span<cons
     if (TaskState* target = engine.InMemory(dep.slot.task)) {
       MutexLock lock(&target->mu);
       if (target->dependents.erase(Dependent{task.id, dep.slot.type, dep.slot.index}) > 0) {
-        engine.edge_count.fetch_sub(1);
+        engine.counts.edge_count.fetch_sub(1);
       }
     }
   }
@@ -590,7 +590,7 @@ void CommitExecution(EngineImpl& engine, TaskState& task, ExecContext& context) 
   // The previous dependencies and cells, freed (with the cells' values) after the lock.
   DepsAndCells old = CommitResults(engine, task, context, new_deps, &result_changed, &entry);
   const std::span<const Dep> old_deps = std::as_const(old).deps();
-  engine.RecordExecution(entry);
+  engine.history.Record(entry);
   auto same_dep = [](const Dep& a, const Dep& b) {
     return a.slot == b.slot && a.observed == b.observed;
   };
@@ -679,7 +679,7 @@ bool RegisterReads(EngineImpl& engine, const TaskState& task, const std::vector<
     }
     summary->inputs |= target->inputs;
     if (target->dependents.insert(Dependent{task.id, read.slot.type, read.slot.index})) {
-      engine.edge_count.fetch_add(1);
+      engine.counts.edge_count.fetch_add(1);
     }
     if (read.observed == kReadClosedCycle) continue;  // the target is running: no news
     if (!StampsCurrent(target->phase) || target->SlotChangedAt(read.slot) != read.observed) {

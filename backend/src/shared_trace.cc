@@ -477,13 +477,13 @@ bool EngineImpl::FetchTrace(TaskState& task, TraceRecord* record) {
   std::string identity;
   // No lock: a task's identity is immutable, and naming its references may read the store.
   if (!SharedIdentity(*this, task, /*may_load=*/true, &identity)) return false;
-  shared_lookups.fetch_add(1, std::memory_order_relaxed);
+  counts.shared_lookups.fetch_add(1, std::memory_order_relaxed);
   const std::string key = TraceKey(shared_.name_space, identity);
   absl::StatusOr<std::optional<std::string>> found = TakePrefetched(key);
   const bool asked_tier = !found->has_value();
   if (asked_tier) found = shared_.tier->Lookup(key);
   if (!found.ok()) {
-    shared_errors.fetch_add(1, std::memory_order_relaxed);
+    counts.shared_errors.fetch_add(1, std::memory_order_relaxed);
     if (shared_lookups_outage_.Failed(found.status())) {
       Log(LogLevel::kWarning, "shared cache unavailable, answering from this machine only: " +
                                   found.status().ToString());
@@ -494,13 +494,13 @@ bool EngineImpl::FetchTrace(TaskState& task, TraceRecord* record) {
     Log(LogLevel::kInfo, "shared cache available again");
   }
   if (!found->has_value()) {
-    shared_misses.fetch_add(1, std::memory_order_relaxed);
+    counts.shared_misses.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
   const std::string& bytes = **found;
   if (bytes.size() > shared_.max_record_bytes || !DecodeTraceRecord(bytes, record) ||
       record->identity != identity) {
-    shared_ignored.fetch_add(1, std::memory_order_relaxed);
+    counts.shared_ignored.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
   return true;
@@ -571,7 +571,7 @@ void EngineImpl::QueueSharedPublish(TaskId id) {
   {
     std::lock_guard<std::mutex> lock(publish_mu_);
     if (publish_queue_.size() >= shared_.max_queued) {
-      shared_publish_dropped.fetch_add(1, std::memory_order_relaxed);
+      counts.shared_publish_dropped.fetch_add(1, std::memory_order_relaxed);
       if (!std::exchange(publish_overflowed_, true)) {
         Log(LogLevel::kWarning,
             "shared cache: " + std::to_string(shared_.max_queued) +
@@ -606,12 +606,12 @@ void EngineImpl::PublishLoop() {
         TaskState* task = Task(id);
         TraceRecord record;
         if (task == nullptr || !BuildTrace(*this, *task, &record)) {
-          shared_publish_dropped.fetch_add(1, std::memory_order_relaxed);
+          counts.shared_publish_dropped.fetch_add(1, std::memory_order_relaxed);
           continue;
         }
         std::string bytes = EncodeTraceRecord(record);
         if (bytes.size() > shared_.max_record_bytes) {
-          shared_publish_dropped.fetch_add(1, std::memory_order_relaxed);
+          counts.shared_publish_dropped.fetch_add(1, std::memory_order_relaxed);
           continue;
         }
         records.emplace_back(TraceKey(shared_.name_space, record.identity), std::move(bytes));
@@ -620,11 +620,11 @@ void EngineImpl::PublishLoop() {
     if (!records.empty()) {
       absl::Status status = shared_.tier->Publish(records);
       if (status.ok()) {
-        shared_published.fetch_add(records.size(), std::memory_order_relaxed);
+        counts.shared_published.fetch_add(records.size(), std::memory_order_relaxed);
         if (shared_publish_outage_.Worked()) Log(LogLevel::kInfo, "shared cache: publishing again");
       } else {
         // Not an error of a lookup (shared_errors counts lookups, by result): dropped.
-        shared_publish_dropped.fetch_add(records.size(), std::memory_order_relaxed);
+        counts.shared_publish_dropped.fetch_add(records.size(), std::memory_order_relaxed);
         if (shared_publish_outage_.Failed(status)) {
           Log(LogLevel::kWarning,
               "shared cache: publishing failed, results are not shared meanwhile: " +

@@ -38,26 +38,20 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
   auto last_snapshot = Clock::now();
   // Idleness is read off counters the engine keeps anyway, so the hot path pays nothing
   // for it: no execution during a whole tick and no refresh running now.
-  uint64_t executions_before = execution_count.load(std::memory_order_relaxed);
+  uint64_t executions_before = counts.execution_count.load(std::memory_order_relaxed);
   bool failing = false;  // said once when snapshots start failing, once when they recover
   uint64_t written_when_failing = 0;  // snapshots_written_ then
   // Last-use days reach the store with a snapshot once an hour: a crash loses at most that
   // much of them, which only makes tasks look older by as much.
   constexpr auto kUseSweepInterval = std::chrono::hours(1);
   auto last_sweep = Clock::now();
-  std::unique_lock lock(snapshot_mu_);
   // Woken early when the evictor wants a snapshot (snapshot_wanted_).
-  while (true) {
-    snapshot_stop_.wait_for(lock, tick, [this] {
-      return stopping_snapshots_ || snapshot_wanted_.load(std::memory_order_relaxed);
-    });
-    if (stopping_snapshots_) break;
-    lock.unlock();
+  while (snapshot_signal_.Sleep(tick)) {
     Today();
     const bool wanted = snapshot_wanted_.exchange(false, std::memory_order_relaxed);
     // Idleness is judged over whole ticks: a wake-up for the evictor (`wanted`) comes in a
     // burst, and a few milliseconds without an execution would look quiet.
-    const uint64_t executions = execution_count.load(std::memory_order_relaxed);
+    const uint64_t executions = counts.execution_count.load(std::memory_order_relaxed);
     const bool quiet = !wanted && executions == executions_before && refreshes_in_flight.load() == 0;
     const bool idle = idle_snapshots && quiet;
     if (!wanted) executions_before = executions;
@@ -99,7 +93,7 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
         Log(LogLevel::kInfo, "snapshots succeed again");
       }
       // Counted after the snapshot, so whoever sees the count also sees its tasks.
-      idle_snapshot_count.fetch_add(idle ? 1 : 0, std::memory_order_relaxed);
+      counts.idle_snapshot_count.fetch_add(idle ? 1 : 0, std::memory_order_relaxed);
     }
     // Every tick while quiet, not once: what is written meanwhile (inputs, the use sweep)
     // settles too once it reaches the threshold, which the store checks cheaply.
@@ -111,7 +105,6 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
                                 "log at the next start): " + std::string(settle.message()));
       }
     }
-    lock.lock();
   }
 }
 
@@ -261,10 +254,10 @@ absl::Status EngineImpl::Flush(bool sweep_uses, bool into_reserve) {
     snapshots_written_.fetch_add(1, std::memory_order_relaxed);
   }
   if (written_tasks > 0) {
-    snapshot_count.fetch_add(1, std::memory_order_relaxed);
-    last_snapshot_tasks.store(written_tasks, std::memory_order_relaxed);
-    snapshot_tasks.fetch_add(written_tasks, std::memory_order_relaxed);
-    snapshot_nanos.fetch_add(
+    counts.snapshot_count.fetch_add(1, std::memory_order_relaxed);
+    counts.last_snapshot_tasks.store(written_tasks, std::memory_order_relaxed);
+    counts.snapshot_tasks.fetch_add(written_tasks, std::memory_order_relaxed);
+    counts.snapshot_nanos.fetch_add(
         static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                   std::chrono::steady_clock::now() - start)
                                   .count()),

@@ -314,7 +314,7 @@ struct TaskState {
   uint32_t last_execution_micros ABSL_GUARDED_BY(mu) = 0;
   TaskId last_cause ABSL_GUARDED_BY(mu) = kNoTask;
   // The engine-wide sequence number of the last execution (its entry in the ring of recent
-  // executions, EngineImpl::RecordExecution); 0: not executed in this process.
+  // executions, ExecutionHistory); 0: not executed in this process.
   uint64_t last_execution ABSL_GUARDED_BY(mu) = 0;
   // [[no_unique_address]]: the fields below go in the padding at the end of the Output
   // (its kind is one byte of an 8-byte word), 8 bytes fewer per task.
@@ -326,7 +326,7 @@ struct TaskState {
   // after a restart only a verification can tell whether it still holds.
   bool reads_session : 1 = false;
   // Its current result follows from one observation of the outside world that the engine
-  // checks again at open (observe.h, EngineImpl::observations_): it counts as reading
+  // checks again at open (observe.h, EngineImpl::observed_.records): it counts as reading
   // nothing session-dependent, and its input summary has the observation's bits.
   bool observed : 1 = false;
   // Evicted whole (evict.cc): out of the cache and the task table, freed once no section

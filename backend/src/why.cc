@@ -45,12 +45,6 @@ std::string_view ReasonName(ExecutionReason reason) {
 namespace turbine::internal {
 namespace {
 
-int64_t NowUnixMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string Hex(uint64_t bits) {
   char text[17];
   std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(bits));
@@ -136,7 +130,7 @@ TaskId WhyWalk::NextCutoff(Explained& task) {
     if (!equal) continue;
     // One whose output that execution changed was no cutoff: on a cycle, a reader runs
     // inside it and ends first, and reads its new stamp when the cycle settles.
-    if (ExecutionEntry entry; engine_.ExecutionEntryOf(its_execution, &entry) &&
+    if (ExecutionEntry entry; engine_.history.EntryOf(its_execution, &entry) &&
                               entry.output_changed) {
       continue;
     }
@@ -204,7 +198,7 @@ void WhyWalk::Visit(TaskId id, uint32_t depth, bool cutoff) {
       return unset ? std::string("(not set)") : engine_.DigestText(digest, /*load=*/true);
     };
     bool forgotten = false;  // changes older than the ring's have been let go
-    if (engine_.LatestInputChange(id, &change, &forgotten)) {
+    if (engine_.history.LatestInputChange(id, &change, &forgotten)) {
       step.output_changed = true;
       step.end_unix_micros = change.unix_micros;
       step.output_before = change.before.kind == OutputKind::kNone ? "" : text_of(change.before);
@@ -225,7 +219,7 @@ void WhyWalk::Visit(TaskId id, uint32_t depth, bool cutoff) {
   }
 
   ExecutionEntry entry;
-  const bool recorded = last_execution != 0 && engine_.ExecutionEntryOf(last_execution, &entry);
+  const bool recorded = last_execution != 0 && engine_.history.EntryOf(last_execution, &entry);
   if (recorded) {
     step.end_unix_micros = entry.end_unix_micros;
     step.duration_nanos = entry.nanos;
@@ -314,53 +308,6 @@ OutputDigest DigestOfCell(const CellSlot* cell) {
   return {OutputKind::kValue, ValueTypeById(cell->type)->hash(cell->value.get(), 0)};
 }
 
-void EngineImpl::RecordExecution(ExecutionEntry entry) {
-  entry.end_unix_micros = NowUnixMicros();
-  std::lock_guard lock(history_mu_);
-  recent_executions_[entry.sequence % kRecentExecutions] = entry;
-}
-
-void EngineImpl::RecordInputChanges(const std::vector<InputChangeEntry>& changes) {
-  const int64_t now = NowUnixMicros();
-  std::lock_guard lock(history_mu_);
-  for (InputChangeEntry change : changes) {
-    change.sequence = ++input_change_sequence_;
-    change.unix_micros = now;
-    recent_input_changes_[change.sequence % kRecentInputChanges] = change;
-  }
-}
-
-bool EngineImpl::ExecutionEntryOf(uint64_t sequence, ExecutionEntry* entry) {
-  std::lock_guard lock(history_mu_);
-  const ExecutionEntry& slot = recent_executions_[sequence % kRecentExecutions];
-  if (slot.sequence != sequence) return false;
-  *entry = slot;
-  return true;
-}
-
-void EngineImpl::TasksExecutedSince(uint64_t after, uint64_t last, std::vector<TaskId>* tasks) {
-  // Older ones are gone from the ring: no need to look for them one by one.
-  const uint64_t oldest_kept = last >= kRecentExecutions ? last - kRecentExecutions + 1 : 1;
-  std::lock_guard lock(history_mu_);
-  for (uint64_t sequence = std::max(after + 1, oldest_kept); sequence <= last; ++sequence) {
-    const ExecutionEntry& slot = recent_executions_[sequence % kRecentExecutions];
-    if (slot.sequence == sequence && !slot.adopted) tasks->push_back(slot.task);
-  }
-}
-
-bool EngineImpl::LatestInputChange(TaskId task, InputChangeEntry* entry, bool* forgotten) {
-  std::lock_guard lock(history_mu_);
-  *forgotten = input_change_sequence_ > kRecentInputChanges;
-  bool found = false;
-  for (size_t i = 0; i < kRecentInputChanges; ++i) {
-    const InputChangeEntry& change = recent_input_changes_[i];
-    if (change.sequence == 0 || change.task != task) continue;
-    if (!found || change.sequence > entry->sequence) *entry = change;
-    found = true;
-  }
-  return found;
-}
-
 std::string EngineImpl::DigestText(const OutputDigest& digest, bool load) {
   switch (digest.kind) {
     case OutputKind::kNone:
@@ -401,20 +348,8 @@ ExecutionRecord EngineImpl::RecordOf(const ExecutionEntry& entry) {
 
 std::vector<ExecutionRecord> EngineImpl::RecentExecutions(size_t max) {
   Section section;  // reclaim.h: the tasks it finds stay allocated
-  std::vector<ExecutionEntry> entries;
-  {
-    std::lock_guard lock(history_mu_);
-    for (size_t i = 0; i < kRecentExecutions; ++i) {
-      if (recent_executions_[i].sequence != 0) entries.push_back(recent_executions_[i]);
-    }
-  }
-  std::sort(entries.begin(), entries.end(), [](const ExecutionEntry& a, const ExecutionEntry& b) {
-    return a.sequence > b.sequence;
-  });
-  if (entries.size() > max) entries.resize(max);
   std::vector<ExecutionRecord> records;
-  records.reserve(entries.size());
-  for (const ExecutionEntry& entry : entries) records.push_back(RecordOf(entry));
+  for (const ExecutionEntry& entry : history.Executions(max)) records.push_back(RecordOf(entry));
   return records;
 }
 
