@@ -18,6 +18,7 @@
 #include "long_call.h"
 #include "output.h"
 #include "turbine/client/json.h"
+#include "turbine/render/call_text.h"
 #include "turbine/render/graph.h"
 #include "why_output.h"
 
@@ -295,12 +296,34 @@ ExitCode RunWatch(const Session& session, const CallCommand& command) {
   return kOk;
 }
 
+namespace {
+
+// KeyProblem says what is wrong with an input key (empty: nothing). A key is a protocol
+// string: sent as other bytes, the daemon would refuse the whole request.
+std::string KeyProblem(const std::string& key) {
+  return render::IsUtf8(key) ? "" : "an input key is text (UTF-8), not other bytes";
+}
+
+// ReportChangeError is ReportRpcError for a request that changes inputs: one that ran out
+// of time may still have been applied, and the user must not take the error for a refusal.
+ExitCode ReportChangeError(const Session& session, const absl::Status& status) {
+  const ExitCode code = ReportRpcError(session, status);
+  if (status.code() == absl::StatusCode::kDeadlineExceeded) {
+    std::cerr << "turbine: whether the change was made is not known (`turbine call input.get "
+                 "KEY` tells; a longer --timeout-ms waits for the answer)\n";
+  }
+  return code;
+}
+
+}  // namespace
+
 ExitCode RunSet(const Session& session, const std::vector<std::string>& pairs) {
   if (pairs.empty() || pairs.size() % 2 != 0) {
     return UsageError("set takes KEY VALUE pairs: an even number of words");
   }
   std::vector<std::pair<std::string, v1::Value>> inputs;
   for (size_t i = 0; i < pairs.size(); i += 2) {
+    if (std::string problem = KeyProblem(pairs[i]); !problem.empty()) return UsageError(problem);
     absl::StatusOr<v1::Value> value = ParseValueArgument(pairs[i + 1]);
     if (!value.ok()) {
       return UsageError(absl::StrCat("value of ", pairs[i], ": ", value.status().message()));
@@ -308,7 +331,7 @@ ExitCode RunSet(const Session& session, const std::vector<std::string>& pairs) {
     inputs.emplace_back(pairs[i], *std::move(value));
   }
   absl::StatusOr<uint32_t> changed = session.client->SetInputs(std::move(inputs));
-  if (!changed.ok()) return ReportRpcError(session, changed.status());
+  if (!changed.ok()) return ReportChangeError(session, changed.status());
   if (session.json) {
     std::cout << Dump({{"changed", *changed}}) << "\n";
   } else {
@@ -318,8 +341,11 @@ ExitCode RunSet(const Session& session, const std::vector<std::string>& pairs) {
 }
 
 ExitCode RunUnset(const Session& session, const std::vector<std::string>& keys) {
+  for (const std::string& key : keys) {
+    if (std::string problem = KeyProblem(key); !problem.empty()) return UsageError(problem);
+  }
   absl::StatusOr<uint32_t> deleted = session.client->DeleteInputs(keys);
-  if (!deleted.ok()) return ReportRpcError(session, deleted.status());
+  if (!deleted.ok()) return ReportChangeError(session, deleted.status());
   if (session.json) {
     std::cout << Dump({{"deleted", *deleted}}) << "\n";
   } else {

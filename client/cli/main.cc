@@ -1,4 +1,5 @@
 // turbine — the command-line client of turbined. See `turbine --help`.
+#include <absl/strings/str_cat.h>
 #include <absl/strings/str_join.h>
 #include <grpc/support/log.h>
 
@@ -6,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <limits>
@@ -244,6 +246,19 @@ void FromEnvironment(std::string& option, const char* variable) {
 // into how to reach the daemon. Any TLS setting means TLS.
 absl::StatusOr<client::ConnectOptions> ConnectOptionsFrom(GlobalOptions& global) {
   client::ConnectOptions options;
+  if (global.connect.empty()) {
+    // The socket's address is absolute: a relative data dir in a directory that was
+    // removed has none.
+    if (global.data_dir.empty()) {
+      return absl::InvalidArgumentError("the data directory must be named (--data-dir)");
+    }
+    std::error_code error;
+    (void)std::filesystem::absolute(global.data_dir, error);
+    if (error) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot use data dir ", global.data_dir, ": ", error.message()));
+    }
+  }
   options.address =
       global.connect.empty() ? client::DefaultAddress(global.data_dir) : global.connect;
   options.deadline = std::chrono::milliseconds(global.timeout_ms);

@@ -17,11 +17,12 @@
 namespace turbine::client {
 
 std::string DefaultAddress(std::string_view data_dir) {
-  // Absolute, so the address names the same socket whatever directory gRPC resolves from.
-  std::filesystem::path socket =
-      (std::filesystem::absolute(std::filesystem::path(data_dir)) / "turbined.sock")
-          .lexically_normal();
-  return absl::StrCat("unix:", socket.string());
+  // Absolute, so the address names the same socket whatever directory gRPC resolves from
+  // (as given when it has no absolute form: the working directory was removed).
+  std::error_code error;
+  std::filesystem::path dir = std::filesystem::absolute(std::filesystem::path(data_dir), error);
+  if (error) dir = std::filesystem::path(data_dir);
+  return absl::StrCat("unix:", (dir / "turbined.sock").lexically_normal().string());
 }
 
 v1::CallRequest MakeCallRequest(std::string_view function, std::vector<v1::Value> args,

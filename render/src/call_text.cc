@@ -11,10 +11,7 @@
 
 namespace turbine::render {
 
-namespace {
-
-// IsUtf8 tells whether `text` is well-formed UTF-8 (nlohmann::json refuses to write it
-// otherwise).
+// nlohmann::json refuses to write a string that is not UTF-8.
 bool IsUtf8(const std::string& text) {
   try {
     (void)nlohmann::json(text).dump();
@@ -23,8 +20,6 @@ bool IsUtf8(const std::string& text) {
     return false;
   }
 }
-
-}  // namespace
 
 absl::StatusOr<v1::Value> ParseValueWord(const std::string& text) {
   try {

@@ -16,7 +16,8 @@
 // A stream still open when a stopping daemon's grace ends is finished UNAVAILABLE
 // "turbined is shutting down" (CutShort), answered or not: the answers still to come back
 // are dropped, and the reactor stays until they have (OnDone and the last answer agree on
-// who deletes it).
+// who deletes it). One that ends within the grace ends so too if the stop refused any of
+// its calls.
 #include <absl/base/thread_annotations.h>
 
 #include <algorithm>
@@ -283,8 +284,10 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       id = UnparsedCallId(bytes);
       call = parsed;
     }
+    bool stopping = false;
     if (call.ok() && !service_.BeginWork()) {
-      call = absl::UnavailableError("turbined is shutting down");
+      call = absl::UnavailableError(kDraining.error_message());
+      stopping = true;
     }
     if (!call.ok()) {
       service_.CountError(static_cast<int>(call.status().code()));
@@ -293,6 +296,7 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       ErrorToWire(call.status(), reply.mutable_error());
       const int64_t reply_bytes = ReplyMemoryBytes(reply);
       std::lock_guard lock(mu_);
+      refused_for_stop_ = refused_for_stop_ || stopping;
       return QueueLocked(std::move(reply), reply_bytes);
     } else {
       {
@@ -447,8 +451,8 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
     finished_ = true;
     if (!service_.TakeCall(this)) return std::nullopt;  // CutShort finishes it
     if (refused_) return *refused_;
-    return broken_ ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "the client went away")
-                   : grpc::Status::OK;
+    if (broken_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the client went away");
+    return refused_for_stop_ ? kDraining : grpc::Status::OK;
   }
 
   TurbineService& service_;
@@ -490,6 +494,10 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   size_t next_call_ ABSL_GUARDED_BY(mu_) = 0;
   bool starting_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<grpc::Status> refused_ ABSL_GUARDED_BY(mu_);  // a batch that was refused
+  // A call came while the daemon stopped and was refused: the stream, though every call
+  // has its reply, ends as one the stop cut short (kDraining), so that a client that
+  // reads only its status learns of the stop.
+  bool refused_for_stop_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace

@@ -131,8 +131,19 @@ absl::Status PrepareDataDir(const std::string& dir, const fs::path& data_dir) {
   return absl::OkStatus();
 }
 
+// SameListener: two addresses that name one socket (a TCP port 0 picks a new one each time).
+bool SameListener(const ListenAddress& a, const ListenAddress& b) {
+  if (a.unix_socket || b.unix_socket) {
+    return a.unix_socket && b.unix_socket &&
+           std::filesystem::path(a.path).lexically_normal() ==
+               std::filesystem::path(b.path).lexically_normal();
+  }
+  return a.port != 0 && a.port == b.port && a.host == b.host;
+}
+
 // CheckListenAddresses parses every listen address and refuses plain TCP off this
-// machine unless the options allow it.
+// machine unless the options allow it, and an address given twice (the second listener
+// would find the first one's socket taken, as if another process held it).
 absl::StatusOr<std::vector<ListenAddress>> CheckListenAddresses(const ServerOptions& options) {
   const bool tls = !options.tls_cert_file.empty();
   std::vector<ListenAddress> addresses;
@@ -141,6 +152,12 @@ absl::StatusOr<std::vector<ListenAddress>> CheckListenAddresses(const ServerOpti
     if (!address.ok()) {
       return absl::InvalidArgumentError("listen address '" + text +
                                         "': " + std::string(address.status().message()));
+    }
+    for (const ListenAddress& earlier : addresses) {
+      if (SameListener(earlier, *address)) {
+        return absl::InvalidArgumentError("listen address '" + text + "' is given twice" +
+                                          (earlier.text == text ? "" : " (as '" + earlier.text + "')"));
+      }
     }
     if (!IsLoopback(*address) && !tls && !options.insecure) {
       return absl::InvalidArgumentError(

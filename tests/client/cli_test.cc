@@ -40,6 +40,28 @@ TEST(CliUnreachableTest, EveryDaemonCommandExits3) {
   }
 }
 
+// A data dir the CLI cannot make absolute is a usage error. Before, it aborted (exit 134,
+// an uncaught std::filesystem_error): an empty --data-dir, or a relative one (the default
+// too) in a working directory that was removed.
+TEST(CliUsageTest, ADataDirWithNoAbsoluteFormIsAUsageError) {
+  CliRun empty = RunCli({"--data-dir", "", "ping"});
+  EXPECT_EQ(empty.exit_code, 2) << empty.err;
+  EXPECT_TRUE(Contains(empty.err, "turbine: the data directory must be named")) << empty.err;
+  TempDir dir;
+  const std::filesystem::path before = std::filesystem::current_path();
+  const std::string gone = dir.path() + "/gone";
+  std::filesystem::create_directory(gone);
+  std::filesystem::current_path(gone);
+  std::filesystem::remove(gone);
+  const CliRun relative = RunCli({"--data-dir", "rel", "ping"});
+  const CliRun by_default = RunCli({"ping"});
+  std::filesystem::current_path(before);
+  for (const CliRun* run : {&relative, &by_default}) {
+    EXPECT_EQ(run->exit_code, 2) << run->err;
+    EXPECT_TRUE(Contains(run->err, "turbine: cannot use data dir ")) << run->err;
+  }
+}
+
 // `trace` says it is tracing only once the daemon answers: before, "tracing for 1 s..."
 // came first, then "cannot reach turbined".
 TEST(CliUnreachableTest, TraceSaysNothingOfTracingWithoutADaemon) {

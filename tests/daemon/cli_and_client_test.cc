@@ -115,6 +115,14 @@ TEST(CliAgainstDaemon, UnsetDeletesInputsDurably) {
   EXPECT_NE(read.out.find("input 'color' is not set"), std::string::npos) << read.out;
   EXPECT_EQ(RunCli(cli + "--json unset color").out, "{\"deleted\":0}\n");
   EXPECT_EQ(RunCli(cli + "unset 2>/dev/null").exit_code, 2) << "no key: usage";
+  // A key that is not UTF-8 is a usage error, said before anything is sent. Before, the
+  // daemon refused the request (exit 4) after protobuf printed an error line of its own.
+  for (const char* command : {"set \"$(printf '\\377')\" 1", "unset \"$(printf '\\377')\""}) {
+    CliResult bad = RunCli(cli + command + " 2>&1");
+    EXPECT_EQ(bad.exit_code, 2) << command << ": " << bad.out;
+    EXPECT_NE(bad.out.find("an input key is text (UTF-8)"), std::string::npos) << bad.out;
+    EXPECT_EQ(bad.out.find("libprotobuf"), std::string::npos) << bad.out;
+  }
 
   // Durable: a daemon killed without a snapshot still has it deleted, and `size` kept.
   EXPECT_EQ(daemon.Stop(SIGKILL), 128 + SIGKILL);

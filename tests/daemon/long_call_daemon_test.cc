@@ -9,6 +9,7 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -171,6 +172,69 @@ TEST(LongCallStop, AWatchEndedByTheDaemonStoppingSaysItIsShuttingDown) {
   EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAVAILABLE) << ended.error_message();
   EXPECT_NE(ended.error_message().find("shutting down"), std::string::npos)
       << ended.error_message();
+}
+
+// A CallBatches stream open when the stop began, some of whose calls the stop refused (each
+// answered UNAVAILABLE in its reply), ends UNAVAILABLE "turbined is shutting down" even
+// when the calls it had running finish within the grace: a client that reads only the
+// stream's status (Python's call_many) learns that the daemon stopped. Before, the stream
+// ended OK once every call had its reply.
+TEST(LongCallStop, AStreamSomeOfWhoseCallsTheStopRefusedEndsUnavailable) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  auto stub = turbine::v1::Turbine::NewStub(
+      grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto stream = stub->CallBatches(&context);
+  const auto batch_of = [](uint64_t id, turbine::v1::CallRequest request) {
+    turbine::v1::CallBatch batch;
+    request.set_id(id);
+    *batch.add_calls() = std::move(request);
+    return batch;
+  };
+  using turbine::client::Int;
+  using turbine::client::MakeCallRequest;
+  // 1.5 s: well within the stop's 5 s grace.
+  ASSERT_TRUE(stream->Write(batch_of(1, MakeCallRequest("demo.busy", {Int(7), Int(1'500'000)}))));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  daemon.Signal(SIGTERM);
+  ASSERT_TRUE(daemon.WaitForLog("finishing in-flight calls")) << daemon.log();
+  // Quick calls until one is refused: the log line comes just before the stop begins.
+  std::optional<turbine::v1::CallReply> busy;
+  bool refused = false;
+  for (uint64_t id = 2; id < 200 && !refused; ++id) {
+    ASSERT_TRUE(stream->Write(batch_of(id, MakeCallRequest("demo.fib", {Int(10)}))));
+    bool answered = false;
+    turbine::v1::ReplyBatch replies;
+    while (!answered && stream->Read(&replies)) {
+      for (const turbine::v1::CallReply& reply : replies.replies()) {
+        if (reply.id() == 1) busy = reply;
+        if (reply.id() != id) continue;
+        answered = true;
+        refused = reply.has_error() &&
+                  reply.error().code() == static_cast<int>(grpc::StatusCode::UNAVAILABLE);
+      }
+    }
+    ASSERT_TRUE(answered) << "the stream ended before call " << id << " was answered";
+    if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(refused) << "no call was refused while the daemon stopped";
+  stream->WritesDone();
+  turbine::v1::ReplyBatch replies;
+  while (stream->Read(&replies)) {
+    for (const turbine::v1::CallReply& reply : replies.replies()) {
+      if (reply.id() == 1) busy = reply;
+    }
+  }
+  ASSERT_TRUE(busy.has_value()) << "the running call got no reply";
+  EXPECT_TRUE(busy->has_value()) << busy->DebugString();  // it finished within the grace
+  const grpc::Status ended = stream->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAVAILABLE) << ended.error_message();
+  EXPECT_NE(ended.error_message().find("shutting down"), std::string::npos)
+      << ended.error_message();
+  EXPECT_EQ(daemon.Reap(), 0) << daemon.log();
 }
 
 }  // namespace

@@ -559,6 +559,20 @@ class UnavailableTest(DaemonTestCase):
             error = self.assertFailsWith(grpc.StatusCode.UNAVAILABLE, client.call, "demo.fib", 1)
             self.assertIn("Connection refused", error.message)
 
+    def test_a_call_that_waits_on_a_connection_never_answered_says_so(self):
+        # What a turbined at its --max-connections bound does: the kernel takes the
+        # connection, nobody answers. Before: only "Deadline Exceeded".
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        with Client(address, wait_for_ready=True, timeout=1) as client:
+            error = self.assertFailsWith(grpc.StatusCode.DEADLINE_EXCEEDED, client.call,
+                                         "demo.fib", 1)
+            self.assertIn(f"no connection to {address} before the deadline: the connection "
+                          "was taken but not answered", error.message)
+
     def test_a_daemon_that_stopped_is_unavailable(self):
         turbined = self.start_daemon("stops")
         with Client(data_dir=turbined.data_dir, timeout=TIMEOUT) as client:
@@ -927,7 +941,13 @@ class TlsTest(DaemonTestCase):
                   "as bytes"),
                  (dict(tls_ca=self.certs.ca, tls_cert=pathlib.Path(cert_a),
                        tls_key=pathlib.Path(key_b)),
-                  "file " + key_b + " does not hold the key of the certificate file " + cert_a)]
+                  "file " + key_b + " does not hold the key of the certificate file " + cert_a),
+                 # A key as the certificate, the certificate as the key: before, each was
+                 # "does not hold the key of the certificate", whatever the file held.
+                 (dict(tls_ca=self.certs.ca, tls_cert=key_a, tls_key=key_a),
+                  "the TLS certificate file " + key_a + " holds no certificate"),
+                 (dict(tls_ca=self.certs.ca, tls_cert=cert_a, tls_key=cert_a),
+                  "the TLS key file " + cert_a + " holds no private key")]
         open_fds = len(os.listdir("/proc/self/fd"))
         for options, message in cases:
             with self.assertRaisesRegex(ValueError, re.escape(message), msg=options):

@@ -403,6 +403,27 @@ TEST(Protocol, ASecondServerOnTheSameDataDirIsRefused) {
   EXPECT_EQ(reply.value().int_value(), 13);
 }
 
+// Before, the second listener of one unix socket found it taken and the start failed as if
+// another turbined held it, leaving the socket behind.
+TEST(Protocol, AnAddressGivenTwiceIsRefused) {
+  TempDir dir;
+  const std::string socket = "unix:" + dir.str() + "/a.sock";
+  for (const std::vector<std::string>& listen :
+       {std::vector<std::string>{socket, socket},
+        {socket, "unix:" + dir.str() + "/./a.sock"},
+        {"127.0.0.1:47991", "127.0.0.1:47991"}}) {
+    LiveServer twice(dir.str() + "/data", turbine::server::ServerOptions{.listen = listen});
+    EXPECT_EQ(twice.status.code(), absl::StatusCode::kInvalidArgument) << twice.status;
+    EXPECT_NE(twice.status.message().find("is given twice"), std::string::npos) << twice.status;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.str() + "/a.sock"));
+  // Port 0 picks a port for each.
+  LiveServer two(dir.str() + "/data", turbine::server::ServerOptions{
+                                          .listen = {"127.0.0.1:0", "127.0.0.1:0"}});
+  ASSERT_TRUE(two.status.ok()) << two.status;
+  EXPECT_EQ(two.server->addresses().size(), 2u);
+}
+
 TEST(Protocol, TcpIsOptInAndOffLoopbackNeedsTlsOrInsecure) {
   TempDir dir;
   LiveServer open(dir.str() + "/a", turbine::server::ServerOptions{.listen = {"0.0.0.0:0"}});

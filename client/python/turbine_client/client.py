@@ -56,6 +56,10 @@ _RECONNECT_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100),
 _SOURCES = {pb.SOURCE_MEMORY: "memory", pb.SOURCE_DISK: "disk", pb.SOURCE_EXECUTED: "executed",
             pb.SOURCE_SHARED: "shared"}
 _CLIENT_TIMEOUT = object()  # "the Client's timeout", where None means "no deadline"
+# Why a connection neither failed nor answered (the C++ client says the same).
+_ACCEPTED_BUT_NOT_ANSWERED = (
+    "the connection was taken but not answered (a turbined at its --max-connections bound "
+    "holds new connections until one closes; so does a stopped process)")
 
 
 _MAX_UNIX_PATH = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
@@ -456,6 +460,9 @@ class Client:
                     why = attempt.details() or ""
                     return TurbineError(code, f"no connection to {self.address} before the "
                                               f"deadline: {self._handshake_failure(why) or why}")
+                if attempt.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    return TurbineError(code, f"no connection to {self.address} before the "
+                                              f"deadline: {_ACCEPTED_BUT_NOT_ANSWERED}")
         return TurbineError.from_rpc_error(error)
 
     def _handshake_failure(self, details):
@@ -492,15 +499,22 @@ def _checked_timeout(timeout):
 
 def tls_credentials(address, ca=None, cert=None, key=None):
     """The grpc.ChannelCredentials of Client's TLS options (see Client). A file that cannot
-    be read, holds no PEM block, a CA that holds no certificate, or a key that is not the
-    certificate's (or has a passphrase) is a ValueError naming it: gRPC would only fail to make the channel, as
-    "empty address list", which reads as a daemon not running."""
+    be read, holds no PEM block, a CA or certificate that holds no certificate, a key file
+    without a private key, or a key that is not the certificate's (or has a passphrase) is
+    a ValueError naming it: gRPC would only fail to make the channel, as "empty address
+    list", which reads as a daemon not running."""
     if address.startswith("unix:"):
         raise ValueError(f"TLS is for TCP addresses, not {address}: turbined serves its unix "
                          "sockets without TLS (file permissions protect them)")
     if (cert is None) != (key is None):
         raise ValueError("a client certificate needs both tls_cert and tls_key")
     ca_pem, cert_pem, key_pem = _pem(ca, "CA"), _pem(cert, "certificate"), _pem(key, "key")
+    # A certificate signing request, or a key, is no certificate (and "CERTIFICATE
+    # REQUEST-----" does not end as a certificate's block does).
+    if cert_pem is not None and b"CERTIFICATE-----" not in cert_pem:
+        raise ValueError(f"the TLS certificate {_name(cert)} holds no certificate")
+    if key_pem is not None and b"PRIVATE KEY-----" not in key_pem:
+        raise ValueError(f"the TLS key {_name(key)} holds no private key")
     if key_pem is not None and b"ENCRYPTED" in key_pem:
         raise ValueError(f"the TLS key {_name(key)} has a passphrase, which cannot be used")
     if ca_pem is not None:

@@ -14,6 +14,9 @@
 
 namespace turbine::render {
 
+// IsUtf8 tells whether `text` is well-formed UTF-8, as a protocol string must be.
+bool IsUtf8(const std::string& text);
+
 // ParseValueWord reads one ARG: JSON (30, "text", [1,2], {"$ref":"12"}), or else a bare
 // word taken as a string (so `input.get mykey` works unquoted), or as bytes if it is not
 // UTF-8. A word that starts like JSON structure ([, { or ") but does not parse is an
