@@ -327,7 +327,12 @@ int Main(int argc, char** argv) {
                 << " --help says more)\n";
       return kUsage;
     }
-    return app.exit(e) == 0 ? kOk : kUsage;  // --help exits 0
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) {
+      return app.exit(e) == 0 ? kOk : kUsage;  // --help
+    }
+    // Said as the CLI's other errors are (CLI11's own words lack the program's name).
+    std::cerr << "turbine: " << e.what() << " (turbine --help says more)\n";
+    return kUsage;
   }
 
   const GlobalOptions& global = line.global;
