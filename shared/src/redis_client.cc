@@ -144,8 +144,10 @@ class RedisClient::Impl {
         continue;
       }
       last = ApplySlots(**reply, *node, address);
-      if (last.ok()) return last;
+      if (last.ok()) break;
     }
+    std::lock_guard<std::mutex> lock(state_mu_);
+    last_refresh_error_ = last.ok() ? "" : std::string(last.message());
     return last;
   }
 
@@ -174,7 +176,12 @@ class RedisClient::Impl {
         std::lock_guard<std::mutex> lock(state_mu_);
         for (Op& op : ops) {
           if (!op.unreached) continue;
-          op = Op{.args = std::move(op.args), .slot = op.slot, .target = owner_of_slot_[op.slot]};
+          Op fresh;  // sent again from the start, to the slot's owner now
+          fresh.args = std::move(op.args);
+          fresh.slot = op.slot;
+          fresh.read = op.read;  // (a designated initializer of the rest lost it)
+          fresh.target = owner_of_slot_[op.slot];
+          op = std::move(fresh);
         }
       } else {
         refresh_needed_ = true;
@@ -363,7 +370,17 @@ class RedisClient::Impl {
     std::vector<ReplyPtr> replies;
     absl::Status status;
     if (node == nullptr) {
-      status = absl::UnavailableError("no node serves this key's slot");
+      // The slot map has no owner for it: most likely it could not be read at all (a seed
+      // that does not resolve, or does not answer), which is what to say.
+      std::string why;
+      {
+        std::lock_guard<std::mutex> lock(state_mu_);
+        why = last_refresh_error_;
+      }
+      status = absl::UnavailableError(
+          why.empty() ? "no node serves this key's slot"
+                      : Cat("no node serves this key's slot: the cluster's slot map could not "
+                            "be read (", why, ")"));
       refresh_needed_ = true;
     } else {
       std::lock_guard<std::mutex> lock(node->mu);
@@ -485,6 +502,7 @@ class RedisClient::Impl {
   std::array<std::string, kSlotCount> owner_of_slot_;   // guarded by state_mu_
   bool cluster_mode_ = true;                            // guarded by state_mu_
   std::map<std::string, std::unique_ptr<Node>> nodes_;  // guarded by state_mu_; never shrinks
+  std::string last_refresh_error_;  // guarded by state_mu_; empty: the last refresh worked
   std::atomic<bool> refresh_needed_{false};
   std::atomic<bool> getrange_refused_{false};  // the ACL allows GET, not GETRANGE
   std::atomic<Clock::rep> unavailable_until_{0};

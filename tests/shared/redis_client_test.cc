@@ -188,6 +188,34 @@ TEST(RedisClusterClient, ASeedThatHangsFirstInTheListIsAskedLastAfterwards) {
   EXPECT_EQ((*values)[0], "v");
 }
 
+// A client that never read the slot map says why when it is used. Before: only "no node
+// serves this key's slot", which hid a seed that did not resolve or answer.
+TEST(RedisClusterClient, AnUnreadableSlotMapIsSaidWhyWhenUsed) {
+  int closed_port = 0;
+  {
+    const int probe = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(address);
+    ASSERT_EQ(bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    ASSERT_EQ(getsockname(probe, reinterpret_cast<sockaddr*>(&address), &length), 0);
+    closed_port = ntohs(address.sin_port);
+    close(probe);  // nothing listens there now
+  }
+  auto client = RedisClient::Connect({.seeds = {"127.0.0.1:" + std::to_string(closed_port)},
+                                      .timeout = std::chrono::milliseconds(500),
+                                      .connect_lazily = true});
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto values = (*client)->MultiGet({Unique("unreadable-map")});
+  ASSERT_FALSE(values.ok());
+  EXPECT_EQ(values.status().code(), absl::StatusCode::kUnavailable) << values.status();
+  EXPECT_NE(values.status().message().find("the cluster's slot map could not be read"),
+            std::string::npos)
+      << values.status();
+  EXPECT_NE(values.status().message().find("refused"), std::string::npos) << values.status();
+}
+
 TEST(RedisPlainClient, OneServerWithoutClusterMode) {
   PlainRedis redis;
   auto client = RedisClient::Connect({.seeds = {redis.address()}});
