@@ -105,13 +105,8 @@ absl::StatusOr<v1::Value> FromJson(const nlohmann::json& json, const std::string
       return Bool(json.get<bool>());
     case nlohmann::json::value_t::number_integer:
       return Int(json.get<int64_t>());
-    case nlohmann::json::value_t::number_unsigned: {
-      uint64_t n = json.get<uint64_t>();
-      if (n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        return At(pointer, absl::StrCat(n, " does not fit in a 64-bit signed integer"));
-      }
-      return Int(static_cast<int64_t>(n));
-    }
+    case nlohmann::json::value_t::number_unsigned:
+      return Uint(json.get<uint64_t>());
     case nlohmann::json::value_t::number_float:
       return Double(json.get<double>());
     case nlohmann::json::value_t::string:
@@ -149,8 +144,9 @@ nlohmann::json MapToJson(const v1::ValueMap& map) {
 }
 
 // OversizedIntegerFinder reads JSON text for an integer literal (no fraction, no exponent)
-// beyond int64, and keeps the JSON pointer of the first one. nlohmann's parser turns such a
-// literal into a double, after which nothing says it was written as an integer.
+// beyond 64 bits (below -2^63, above 2^64 - 1), and keeps the JSON pointer of the first
+// one. nlohmann's parser turns such a literal into a double, after which nothing says it
+// was written as an integer.
 class OversizedIntegerFinder final : public nlohmann::json_sax<nlohmann::json> {
  public:
   // The error for the literal found; OK if there is none (or the text is not JSON).
@@ -163,7 +159,8 @@ class OversizedIntegerFinder final : public nlohmann::json_sax<nlohmann::json> {
   bool number_float(number_float_t, const string_t& text) override {
     Value();
     if (text.find_first_of(".eE") != string_t::npos) return true;
-    found_ = At(Pointer(), absl::StrCat(text, " does not fit in a 64-bit signed integer"));
+    found_ = At(Pointer(), absl::StrCat(text, " does not fit in a 64-bit integer (from -2^63 "
+                                              "to 2^64 - 1)"));
     return false;
   }
   bool string(string_t&) override { return Value(); }
@@ -197,7 +194,7 @@ class OversizedIntegerFinder final : public nlohmann::json_sax<nlohmann::json> {
   }
   bool Open(bool list) {
     Value();
-    levels_.push_back(Level{.list = list});
+    levels_.push_back(Level{.list = list, .next_index = 0, .token = {}});
     return true;
   }
   bool Close() {
@@ -245,6 +242,8 @@ nlohmann::json ValueToJson(const v1::Value& value) {
       return value.bool_value();
     case v1::Value::kIntValue:
       return value.int_value();
+    case v1::Value::kUintValue:
+      return value.uint_value();
     case v1::Value::kDoubleValue:
       if (!std::isfinite(value.double_value())) return nullptr;
       return value.double_value();

@@ -1,6 +1,7 @@
 #include "turbine/client/values.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace turbine::client {
 
@@ -19,6 +20,16 @@ v1::Value Bool(bool b) {
 v1::Value Int(int64_t i) {
   v1::Value value;
   value.set_int_value(i);
+  return value;
+}
+
+v1::Value Uint(uint64_t u) {
+  v1::Value value;
+  if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    value.set_uint_value(u);
+  } else {
+    value.set_int_value(static_cast<int64_t>(u));
+  }
   return value;
 }
 
@@ -91,6 +102,12 @@ std::optional<bool> AsBool(const v1::Value& value) {
 std::optional<int64_t> AsInt(const v1::Value& value) {
   if (value.kind_case() != v1::Value::kIntValue) return std::nullopt;
   return value.int_value();
+}
+
+std::optional<uint64_t> AsUint(const v1::Value& value) {
+  if (value.kind_case() == v1::Value::kUintValue) return value.uint_value();
+  if (value.kind_case() != v1::Value::kIntValue || value.int_value() < 0) return std::nullopt;
+  return static_cast<uint64_t>(value.int_value());
 }
 
 std::optional<double> AsDouble(const v1::Value& value) {

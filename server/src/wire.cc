@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <utility>
 
 namespace turbine::server {
 
@@ -13,6 +14,7 @@ std::string KindName(const v1::Value& value) {
     case v1::Value::kBoolValue:
       return "a bool";
     case v1::Value::kIntValue:
+    case v1::Value::kUintValue:
       return "an integer";
     case v1::Value::kDoubleValue:
       return "a double";
@@ -93,6 +95,16 @@ absl::Status Wire<WireValue>::From(const v1::Value& in, WireValue* out) {
       return absl::OkStatus();
     case v1::Value::kIntValue:
       out->data = in.int_value();
+      return absl::OkStatus();
+    case v1::Value::kUintValue:
+      // A value's integers are int64_t (the engine hashes and stores them so): a larger one
+      // has a parameter of type uint64_t to go to.
+      if (!std::in_range<int64_t>(in.uint_value())) {
+        return absl::InvalidArgumentError(std::to_string(in.uint_value()) +
+                                          " does not fit a value's 64-bit signed integer (a "
+                                          "uint64_t parameter takes it)");
+      }
+      out->data = static_cast<int64_t>(in.uint_value());
       return absl::OkStatus();
     case v1::Value::kDoubleValue:
       out->data = in.double_value();

@@ -110,7 +110,9 @@ class ValuesTest(unittest.TestCase):
         return values.from_proto(values.to_proto(value))
 
     def test_every_kind_comes_back_as_it_was_sent(self):
+        # Above int64's range, an integer goes as uint_value: before, it was refused.
         sent = {"none": None, "yes": True, "int": -(1 << 63), "big": (1 << 63) - 1,
+                "bigger": 1 << 63, "biggest": (1 << 64) - 1,
                 "float": 2.5, "text": "héllo", "bytes": b"\x00\xff", "list": [1, [2, []]],
                 "map": {"b": 1, "a": {}}, "ref": Ref(12), "cell": Ref("7/File/0")}
         self.assertEqual(self.round_trip(sent), sent)
@@ -140,7 +142,8 @@ class ValuesTest(unittest.TestCase):
 
     def test_a_value_that_cannot_be_sent_is_refused_naming_where(self):
         cases = [({"a": [1, object()]}, "at /a/1: cannot send a value of type object"),
-                 (1 << 63, "at /: 9223372036854775808 does not fit"),
+                 (1 << 64, "at /: 18446744073709551616 does not fit"),
+                 (-(1 << 63) - 1, "at /: -9223372036854775809 does not fit"),
                  ({"$ref": 5}, "at /$ref: $ref takes a string"),
                  ({"$bytes": "!!"}, "at /$bytes: not valid base64"),
                  ({"$map": [1]}, "at /$map: $map takes an object"),

@@ -461,10 +461,48 @@ TEST(BadInput, AReferenceOfTheWrongTypeIsInvalidArgument) {
   EXPECT_EQ(reply.value().int_value(), 4);
 }
 
+// An integer above int64's range travels as uint_value both ways, exactly. Before, a
+// uint64_t result above it went out as a double (its last bits lost) and nothing could
+// send one in.
+TEST(BadInput, AUint64AboveInt64sRangeTravelsExactly) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const auto uint = [](uint64_t u) {
+    v1::Value value;
+    value.set_uint_value(u);
+    return value;
+  };
+  for (const uint64_t sent : {uint64_t{1} << 63, UINT64_MAX - 1}) {
+    v1::CallReply reply;
+    ASSERT_TRUE(live.Call(Request("test.next_u64", {uint(sent)}), &reply).ok());
+    ASSERT_FALSE(reply.has_error()) << reply.error().message();
+    ASSERT_TRUE(reply.value().has_uint_value()) << reply.value().DebugString();
+    EXPECT_EQ(reply.value().uint_value(), sent + 1);
+  }
+  // Small ones are int_value either way.
+  v1::CallReply small;
+  ASSERT_TRUE(live.Call(Request("test.next_u64", {uint(41)}), &small).ok());
+  EXPECT_EQ(small.value().int_value(), 42) << small.value().DebugString();
+  // Too large for the parameter's type, or for a value's integers: INVALID_ARGUMENT.
+  v1::CallReply reply;
+  grpc::Status status = live.Call(Request("demo.fib", {uint(uint64_t{1} << 63)}), &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_NE(status.error_message().find("9223372036854775808 is out of range for i64"),
+            std::string::npos)
+      << status.error_message();
+  status = live.Call(Request("test.next_u64", {turbine::testing::Int(-1)}), &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+}
+
 }  // namespace
 }  // namespace turbine::testing
 
 namespace {
+
+turbine::Task<uint64_t> NextU64Impl(uint64_t n) { co_return n + 1; }
+const turbine::Function<NextU64Impl> next_u64{"test.next_u64", 1, "its argument plus one"};
+const turbine::server::Export export_next_u64{next_u64, {"n"}};
 
 turbine::Task<std::string> WordsImpl(std::string words) { co_return words; }
 const turbine::Function<WordsImpl> words_fn{"test.words", 1, "its argument"};

@@ -35,7 +35,7 @@ MAX_LEVELS = 97
 _LIST_LEVELS, _MAP_LEVELS = 2, 3
 MAX_LISTS, MAX_MAPS = MAX_LEVELS // _LIST_LEVELS, MAX_LEVELS // _MAP_LEVELS
 _SPECIAL_KEYS = ("$ref", "$bytes", "$map")
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_INT64_MIN, _INT64_MAX, _UINT64_MAX = -(1 << 63), (1 << 63) - 1, (1 << 64) - 1
 
 
 class Ref:
@@ -128,9 +128,12 @@ def _fill(out, obj, depth):
     elif isinstance(obj, bool):  # before int: a bool is an int in Python
         out.bool_value = obj
     elif isinstance(obj, int):
-        if not _INT64_MIN <= obj <= _INT64_MAX:
-            raise _BadValue(f"{obj} does not fit in a 64-bit signed integer")
-        out.int_value = obj
+        if _INT64_MIN <= obj <= _INT64_MAX:
+            out.int_value = obj
+        elif _INT64_MAX < obj <= _UINT64_MAX:  # a uint64_t's upper half
+            out.uint_value = obj
+        else:
+            raise _BadValue(f"{obj} does not fit in a 64-bit integer (from -2^63 to 2^64 - 1)")
     elif isinstance(obj, float):
         out.double_value = obj
     elif isinstance(obj, str):

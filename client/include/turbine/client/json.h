@@ -33,7 +33,7 @@ namespace turbine::client {
 // another: protobuf reads 100 levels of messages) are refused.
 absl::StatusOr<v1::Value> ValueFromJson(const nlohmann::json& json);
 
-// CheckIntegersFit refuses JSON text holding an integer beyond int64 (kInvalidArgument
+// CheckIntegersFit refuses JSON text holding an integer beyond 64 bits (kInvalidArgument
 // naming where, as ValueFromJson does). nlohmann's parser reads such an integer as a double,
 // which ValueFromJson can no longer tell from one written 1.8e19: check the text before
 // converting what was parsed from it. OK for text that is not JSON.

@@ -24,6 +24,9 @@ namespace turbine::client {
 v1::Value Null();
 v1::Value Bool(bool value);
 v1::Value Int(int64_t value);
+// Uint is an unsigned integer as the protocol writes it: int_value up to int64's maximum,
+// uint_value above it.
+v1::Value Uint(uint64_t value);
 v1::Value Double(double value);
 v1::Value Str(std::string value);
 v1::Value BytesValue(std::string bytes);
@@ -38,6 +41,8 @@ v1::TaskRef MakeTaskRef(uint64_t task, std::string cell_type = "", uint32_t cell
 bool IsNull(const v1::Value& value);
 std::optional<bool> AsBool(const v1::Value& value);
 std::optional<int64_t> AsInt(const v1::Value& value);
+// AsUint reads an integer from 0 to 2^64 - 1 (int_value or uint_value).
+std::optional<uint64_t> AsUint(const v1::Value& value);
 std::optional<double> AsDouble(const v1::Value& value);
 const std::string* AsString(const v1::Value& value);
 const std::string* AsBytes(const v1::Value& value);

@@ -71,24 +71,30 @@ template <class T>
 struct Wire<T> {
   static constexpr bool kSupported = true;
   static absl::Status From(const v1::Value& in, T* out) {
+    if (in.kind_case() == v1::Value::kUintValue) return Fit(in.uint_value(), out);
     if (in.kind_case() != v1::Value::kIntValue) return WrongKind(in, "an integer");
-    const int64_t value = in.int_value();
+    return Fit(in.int_value(), out);
+  }
+  static void To(T value, v1::Value* out) {
+    if constexpr (std::is_same_v<T, uint64_t>) {
+      // Above int64's range: uint_value (as a double, it would lose its last bits).
+      if (value > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        out->set_uint_value(value);
+        return;
+      }
+    }
+    out->set_int_value(static_cast<int64_t>(value));
+  }
+
+ private:
+  template <class N>
+  static absl::Status Fit(N value, T* out) {
     if (!std::in_range<T>(value)) {
       return absl::InvalidArgumentError(std::to_string(value) + " is out of range for " +
                                         ValueTraits<T>::Name());
     }
     *out = static_cast<T>(value);
     return absl::OkStatus();
-  }
-  static void To(T value, v1::Value* out) {
-    if constexpr (std::is_same_v<T, uint64_t>) {
-      // The wire's integers are signed; larger values travel as doubles, not wrapped.
-      if (value > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        out->set_double_value(static_cast<double>(value));
-        return;
-      }
-    }
-    out->set_int_value(static_cast<int64_t>(value));
   }
 };
 
@@ -100,6 +106,8 @@ struct Wire<double> {
       *out = in.double_value();
     } else if (in.kind_case() == v1::Value::kIntValue) {
       *out = static_cast<double>(in.int_value());
+    } else if (in.kind_case() == v1::Value::kUintValue) {
+      *out = static_cast<double>(in.uint_value());
     } else {
       return WrongKind(in, "a number");
     }
