@@ -389,12 +389,18 @@ class EngineImpl {
   // is past the ids reserved (a synced write per kTaskIdsReservedAtOnce new tasks). Calls
   // reserve the next block ahead, before they take any lock (ReserveTaskIdsAhead, once
   // half of the block is used), so that the write is rarely made under the cache shard's
-  // lock by NewTaskId itself.
+  // lock by NewTaskId itself. ReserveTaskIds tells whether `from` may be given out.
   TaskId NewTaskId();
   void ReserveTaskIdsAhead();
-  void ReserveTaskIds(TaskId from);
+  bool ReserveTaskIds(TaskId from);
   static constexpr TaskId kTaskIdsReservedAtOnce = TaskId{1} << 20;
   static constexpr TaskId kTaskIdsPastAFailedReservation = 1024;
+  // While no reservation can be written (a full disk), ids come from a window this far
+  // past the last one written, times one of kUnreservedWindows chosen by the clock: a
+  // process after a crash goes on from that reservation, and reaches the window only after
+  // 2^32 new tasks, so no id given out meanwhile is given again to another task.
+  static constexpr TaskId kUnreservedWindowIds = TaskId{1} << 32;
+  static constexpr TaskId kUnreservedWindows = 1023;
   // CreateTask makes the task `key` names, from `stored_task` if it is usable; `restored`
   // (may be null) says whether it was: a result, or an input's identity, taken from it.
   TaskState* CreateTask(const TaskKeyView& key, void* stack_args,
@@ -428,6 +434,10 @@ class EngineImpl {
   // idle start and stop writes nothing to the store.
   bool reserved_ids_ ABSL_GUARDED_BY(id_reservation_mu_) = false;
   std::atomic<bool> reservation_failing_{false};  // the last reservation could not be written
+  // Ids are given out from an unreserved window (kUnreservedWindowIds) since a
+  // reservation failed; a reservation written later makes them reserved again.
+  bool in_unreserved_window_ ABSL_GUARDED_BY(id_reservation_mu_) = false;
+  TaskId unreserved_from_ ABSL_GUARDED_BY(id_reservation_mu_) = 0;  // the window's start
   std::atomic<uint64_t> revision_{1};
   std::atomic<uint64_t> stamp_{1};
   std::atomic<bool> stopping_{false};

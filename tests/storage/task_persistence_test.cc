@@ -2,7 +2,12 @@
 // it restores against the inputs of this session, and finds tasks by exact identity.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -159,6 +164,59 @@ TEST(TaskPersistence, ACleanRestartGoesOnFromTheLastIdGivenOut) {
   ASSERT_EQ(*d.engine.Read(fib(11)), 89);
   EXPECT_GT(fib(11).raw().task, last);
   EXPECT_LT(fib(11).raw().task, last + 100);
+}
+
+// A store whose reservations of task ids fail, as on a full disk.
+struct NoReservationStore : RocksBackingStore {
+  using RocksBackingStore::RocksBackingStore;
+  absl::Status ReserveTaskIds(uint64_t) override {
+    return absl::ResourceExhaustedError("the disk is full");
+  }
+};
+
+// While no reservation can be written, new tasks take ids far past the last one written,
+// so that after a crash the next process, which goes on from that reservation, does not
+// give them again to other tasks (a client holding one would read another task's value).
+// Before, they came just past the reservation, where the next process starts.
+TEST(TaskPersistence, IdsGivenOutWithoutAReservationAreNotGivenAgainAfterACrash) {
+  turbine::testing::TempDir dir;
+  {
+    Daemon d(dir.str());
+    ASSERT_EQ(*d.engine.Read(fib(3)), 2);
+  }
+  constexpr int kLast = 20;
+  std::array<turbine::TaskId, kLast + 1> given{};
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(pipe_fds[0]);
+    // No snapshot: nothing of this session reaches the store before the crash.
+    turbine::testing::PersistedEngine<NoReservationStore> d(
+        dir.str(), turbine::EngineOptions{.worker_threads = 2,
+                                          .snapshot_interval = std::chrono::milliseconds(0),
+                                          .gc = {.interval = {}}});
+    if (*d.engine.Read(fib(kLast)) != 6765) ::_exit(3);
+    for (int i = 0; i <= kLast; ++i) given[i] = fib(i).raw().task;
+    if (::write(pipe_fds[1], given.data(), sizeof(given)) != sizeof(given)) ::_exit(4);
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));  // killed here
+  }
+  ::close(pipe_fds[1]);
+  const ssize_t got = ::read(pipe_fds[0], given.data(), sizeof(given));
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ::close(pipe_fds[0]);
+  ASSERT_EQ(got, static_cast<ssize_t>(sizeof(given))) << "the child did not get to its ids";
+
+  Daemon d(dir.str());
+  ASSERT_EQ(*d.engine.Read(fib(kLast)), 6765);
+  for (int i = 4; i <= kLast; ++i) {  // fib(0..3) are the stored ones, the same tasks
+    for (int j = 4; j <= kLast; ++j) {
+      EXPECT_NE(fib(i).raw().task, given[j]) << "fib(" << i << ") took the id fib(" << j
+                                             << ") had before the crash";
+    }
+  }
 }
 
 // A call answered from disk found its task already made: a cache hit, as one answered from
