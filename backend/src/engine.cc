@@ -189,7 +189,7 @@ EngineStats EngineImpl::Stats() const {
   stats.reloaded_values = counts.reloaded_values.load(std::memory_order_relaxed);
   stats.reload_failures = counts.reload_failures.load(std::memory_order_relaxed);
   stats.evicted_tasks = counts.evicted_tasks.load(std::memory_order_relaxed);
-  stats.reloaded_tasks = reloaded_tasks.load(std::memory_order_relaxed);
+  stats.reloaded_tasks = counts.reloaded_tasks.load(std::memory_order_relaxed);
   stats.evicted_tasks_away = eviction_.evicted_away.load(std::memory_order_relaxed);
   stats.resident_bytes = counts.resident_bytes.load(std::memory_order_relaxed);
   stats.task_bytes = stats.tasks * kTaskRecordBytes;

@@ -1,5 +1,5 @@
-// engine_counts.h — the counters behind Engine::Stats(): each is bumped, relaxed, where
-// the thing it counts happens, and read without a lock. Counts of what exists (tasks,
+// engine_counts.h — the counters behind Engine::Stats(): each is bumped where the thing it
+// counts happens (relaxed, for most), and read without a lock. Counts of what exists (tasks,
 // cells, edges) move apart from it for a moment: Stats() never reads one below zero.
 #pragma once
 
@@ -45,6 +45,7 @@ struct EngineCounts {
   std::atomic<uint64_t> reloaded_values{0};
   std::atomic<uint64_t> reload_failures{0};
   std::atomic<uint64_t> evicted_tasks{0};
+  std::atomic<uint64_t> reloaded_tasks{0};  // loaded back after an eviction in this process
   std::atomic<uint64_t> admission_waits{0};
   std::atomic<uint64_t> admission_wait_nanos{0};
   std::atomic<uint64_t> resident_bytes{0};

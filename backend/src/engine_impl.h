@@ -341,7 +341,6 @@ class EngineImpl {
   size_t EvictLocked(size_t bytes, bool* cut_short = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
   size_t ReclaimEvicted() { return reclaimer_.Poll(); }
-  std::atomic<uint64_t> reloaded_tasks{0};  // loaded back after an eviction in this process
 
   // --- the shared tier (shared_trace.cc) ---
   // Shares: the task's traces may be fetched and published (a plain, not session-dependent

@@ -440,7 +440,7 @@ bool EngineImpl::ForgetEvictedLocked(TaskId id) {
 bool EngineImpl::NoteLoadedBack(TaskId id) {
   MutexLock lock(&eviction_.evicted_ids_mu);
   if (!ForgetEvictedLocked(id)) return false;
-  reloaded_tasks.fetch_add(1, std::memory_order_relaxed);
+  counts.reloaded_tasks.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 

@@ -5,6 +5,8 @@
 // recorded". Filled on the execution path only: a cache hit touches none of it.
 #pragma once
 
+#include <absl/base/thread_annotations.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -46,7 +48,7 @@ class ExecutionHistory {
   mutable std::mutex mu_;
   const std::unique_ptr<ExecutionEntry[]> executions_;       // kRecentExecutions
   const std::unique_ptr<InputChangeEntry[]> input_changes_;  // kRecentInputChanges
-  uint64_t input_change_sequence_ = 0;                       // guarded by mu_
+  uint64_t input_change_sequence_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace turbine::internal

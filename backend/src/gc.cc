@@ -471,6 +471,15 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
   if (options.disk_limit > 0 && options.disk_limit == gc_options_.disk_limit) {
     NoteDiskLimit(report);
   }
+  // Every pass asked for; a background one only when it removed something (most find
+  // nothing, one an hour).
+  if (!background || report.removed_tasks > 0) {
+    Log(LogLevel::kInfo, "garbage collection removed " + std::to_string(report.removed_tasks) +
+                             " of " + std::to_string(report.scanned_tasks) + " tasks: " +
+                             std::to_string(report.bytes_before) + " -> " +
+                             std::to_string(report.bytes_after) + " bytes on disk" +
+                             (background ? " (a background pass)" : ""));
+  }
   if (tracing()) [[unlikely]] {
     TraceEvent event;
     event.kind = TraceEvent::Kind::kGc;
@@ -725,18 +734,9 @@ void EngineImpl::GcLoop() {
             "no background garbage collection: " + std::string(report.status().message()));
         return;
       }
-      if (!report.ok()) {
-        if (!gc_abort_.load()) {
-          Log(LogLevel::kWarning,
-              "garbage collection failed: " + std::string(report.status().message()));
-        }
-      } else {
-        if (report->removed_tasks > 0) {
-          Log(LogLevel::kInfo, "garbage collection removed " +
-                                   std::to_string(report->removed_tasks) +
-                                   " tasks: " + std::to_string(report->bytes_before) + " -> " +
-                                   std::to_string(report->bytes_after) + " bytes on disk");
-        }
+      if (!report.ok() && !gc_abort_.load()) {  // what it removed, it logged itself
+        Log(LogLevel::kWarning,
+            "garbage collection failed: " + std::string(report.status().message()));
       }
     }
   }

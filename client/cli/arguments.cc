@@ -41,9 +41,16 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot read token file ", path, ": ", std::strerror(errno)));
   }
-  std::stringstream content;
-  content << file.rdbuf();
-  std::string token(absl::StripAsciiWhitespace(content.str()));
+  // At most 64 KiB (a path such as /dev/zero never ends).
+  constexpr std::streamsize kMostBytes = 64 << 10;
+  std::string content(static_cast<size_t>(kMostBytes) + 1, '\0');
+  file.read(content.data(), kMostBytes + 1);
+  content.resize(static_cast<size_t>(file.gcount()));
+  if (static_cast<std::streamsize>(content.size()) > kMostBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("token file ", path, " is larger than 64 KiB: no token"));
+  }
+  std::string token(absl::StripAsciiWhitespace(content));
   if (token.empty()) return absl::InvalidArgumentError(absl::StrCat("token file ", path, " is empty"));
   return token;
 }

@@ -256,7 +256,9 @@ absl::StatusOr<client::ConnectOptions> ConnectOptionsFrom(GlobalOptions& global)
     (void)std::filesystem::absolute(global.data_dir, error);
     if (error) {
       return absl::InvalidArgumentError(
-          absl::StrCat("cannot use data dir ", global.data_dir, ": ", error.message()));
+          absl::StrCat("cannot use data directory ", global.data_dir,
+                       ": the working directory it is relative to cannot be read (",
+                       error.message(), ")"));
     }
   }
   options.address =
@@ -330,8 +332,12 @@ int Main(int argc, char** argv) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) {
       return app.exit(e) == 0 ? kOk : kUsage;  // --help
     }
-    // Said as the CLI's other errors are (CLI11's own words lack the program's name).
-    std::cerr << "turbine: " << e.what() << " (turbine --help says more)\n";
+    // Said as the CLI's other errors are (CLI11's own words lack the program's name), with
+    // the help of the command whose option it was.
+    const std::string help = app.get_subcommands().empty()
+                                 ? "turbine --help"
+                                 : "turbine " + app.get_subcommands().front()->get_name() + " --help";
+    std::cerr << "turbine: " << e.what() << " (" << help << " says more)\n";
     return kUsage;
   }
 

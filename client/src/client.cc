@@ -17,8 +17,9 @@
 namespace turbine::client {
 
 std::string DefaultAddress(std::string_view data_dir) {
-  // Absolute, so the address names the same socket whatever directory gRPC resolves from
-  // (as given when it has no absolute form: the working directory was removed).
+  // Absolute, so the address names the same socket whatever directory gRPC resolves from.
+  // A relative one whose working directory was removed has no absolute form: it stays as
+  // given (the CLI refuses it before asking).
   std::error_code error;
   std::filesystem::path dir = std::filesystem::absolute(std::filesystem::path(data_dir), error);
   if (error) dir = std::filesystem::path(data_dir);

@@ -1,6 +1,8 @@
 // address.cc — listen addresses: parsing, checking, and stopping HTTP listeners (address.h).
 #include "address.h"
 
+#include <absl/strings/match.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -60,7 +62,8 @@ absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& address) {
 
 bool IsLoopback(const ListenAddress& address) {
   if (address.unix_socket) return true;
-  if (address.host == "localhost" || address.host == "::1") return true;
+  // A host name is read without regard to case: LOCALHOST is localhost.
+  if (absl::EqualsIgnoreCase(address.host, "localhost") || address.host == "::1") return true;
   in_addr v4{};
   return ::inet_pton(AF_INET, address.host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
 }

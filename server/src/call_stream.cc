@@ -452,7 +452,9 @@ class CallStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
     if (!service_.TakeCall(this)) return std::nullopt;  // CutShort finishes it
     if (refused_) return *refused_;
     if (broken_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the client went away");
-    return refused_for_stop_ ? kDraining : grpc::Status::OK;
+    if (!refused_for_stop_) return grpc::Status::OK;
+    context_->AddTrailingMetadata("grpc-retry-pushback-ms", "-1");  // as every kDraining
+    return kDraining;
   }
 
   TurbineService& service_;

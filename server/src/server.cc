@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
@@ -131,14 +132,22 @@ absl::Status PrepareDataDir(const std::string& dir, const fs::path& data_dir) {
   return absl::OkStatus();
 }
 
-// SameListener: two addresses that name one socket (a TCP port 0 picks a new one each time).
+// SameListener: two addresses that name one socket, spelled alike or not quite (a TCP port
+// 0 picks a new one each time; two names of one host are not told apart).
 bool SameListener(const ListenAddress& a, const ListenAddress& b) {
   if (a.unix_socket || b.unix_socket) {
-    return a.unix_socket && b.unix_socket &&
-           std::filesystem::path(a.path).lexically_normal() ==
-               std::filesystem::path(b.path).lexically_normal();
+    const auto canonical = [](const std::string& path) {
+      std::error_code error;
+      std::filesystem::path absolute = std::filesystem::absolute(path, error);
+      return (error ? std::filesystem::path(path) : absolute).lexically_normal();
+    };
+    return a.unix_socket && b.unix_socket && canonical(a.path) == canonical(b.path);
   }
-  return a.port != 0 && a.port == b.port && a.host == b.host;
+  const auto same_letters = [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+  };
+  return a.port != 0 && a.port == b.port &&
+         std::ranges::equal(a.host, b.host, same_letters);
 }
 
 // CheckListenAddresses parses every listen address and refuses plain TCP off this

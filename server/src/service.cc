@@ -557,10 +557,7 @@ grpc::ServerUnaryReactor* TurbineService::CollectGarbage(grpc::CallbackServerCon
     GcOptions options = gc_options_;
     options.stop = [this] { return draining_.load(); };
     absl::StatusOr<GcReport> report = engine_.CollectGarbage(options);
-    if (report.ok()) {
-      spdlog::info("garbage collection removed {} of {} tasks: {} -> {} bytes on disk",
-                   report->removed_tasks, report->scanned_tasks, report->bytes_before,
-                   report->bytes_after);
+    if (report.ok()) {  // the engine's log says what it removed
       reply->set_removed_tasks(report->removed_tasks);
       reply->set_bytes_before(report->bytes_before);
       reply->set_bytes_after(report->bytes_after);

@@ -64,12 +64,15 @@ constexpr int kExitDataDirInUse = 3;
 constexpr int kExitStopCutShort = 4;
 
 // ReadToken reads a token file; surrounding whitespace (a trailing newline) is not part of it.
+// At most 64 KiB are read (a path such as /dev/zero never ends): more is no token.
 bool ReadToken(const std::string& path, std::string* token) {
   std::ifstream in(path);
   if (!in) return false;
-  std::stringstream content;
-  content << in.rdbuf();
-  std::string text = content.str();
+  constexpr std::streamsize kMostBytes = 64 << 10;
+  std::string text(static_cast<size_t>(kMostBytes) + 1, '\0');
+  in.read(text.data(), kMostBytes + 1);
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (static_cast<std::streamsize>(text.size()) > kMostBytes) return false;
   const size_t begin = text.find_first_not_of(" \t\r\n");
   const size_t end = text.find_last_not_of(" \t\r\n");
   *token = begin == std::string::npos ? "" : text.substr(begin, end - begin + 1);
@@ -538,7 +541,7 @@ absl::Status ConnectSharedCache(const Flags& flags, turbine::SharedTierOptions* 
   if (!flags.shared_cache_password_file.empty() &&
       !ReadToken(flags.shared_cache_password_file, &password)) {
     return absl::InvalidArgumentError("the password file " + flags.shared_cache_password_file +
-                                      " is empty or unreadable");
+                                      " is empty, unreadable or larger than 64 KiB");
   }
   absl::StatusOr<std::shared_ptr<turbine::shared::RedisTier>> tier =
       turbine::shared::RedisTier::Connect(
@@ -740,7 +743,8 @@ int main(int argc, char** argv) {
         gc.disk_limit);
   }
   if (!flags.token_file.empty() && !ReadToken(flags.token_file, &flags.server.auth_token)) {
-    spdlog::critical("the token file {} is empty or unreadable", flags.token_file);
+    spdlog::critical("the token file {} is empty, unreadable or larger than 64 KiB",
+                     flags.token_file);
     return kExitBadConfig;
   }
   if (const std::string problem = turbine::server::TokenProblem(flags.server.auth_token);

@@ -58,7 +58,8 @@ TEST(CliUsageTest, ADataDirWithNoAbsoluteFormIsAUsageError) {
   std::filesystem::current_path(before);
   for (const CliRun* run : {&relative, &by_default}) {
     EXPECT_EQ(run->exit_code, 2) << run->err;
-    EXPECT_TRUE(Contains(run->err, "turbine: cannot use data dir ")) << run->err;
+    EXPECT_TRUE(Contains(run->err, "turbine: cannot use data directory ")) << run->err;
+    EXPECT_TRUE(Contains(run->err, "the working directory it is relative to")) << run->err;
   }
 }
 
@@ -125,6 +126,7 @@ TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
            {"--connect", ":47103", "ping"},
            {"--connect", "unix:", "ping"},  // it said "empty address list", exit 3
            {"--token-file", dir.path() + "/missing", "ping"},
+           {"--token-file", "/dev/zero", "ping"},  // read until memory ran out
            // refused before tracing, not after: it was only found out at the end
            {"trace", "--seconds", "1", "-o", dir.path() + "/no/such/dir/trace.json"},
        }) {
@@ -146,6 +148,7 @@ TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
     CliRun run = RunCli(full);
     EXPECT_EQ(run.exit_code, 2) << args[0] << ": " << run.err;
     EXPECT_TRUE(run.err.starts_with("turbine: ")) << run.err;
+    EXPECT_TRUE(Contains(run.err, "(turbine " + args[0] + " --help says more)")) << run.err;
   }
 }
 

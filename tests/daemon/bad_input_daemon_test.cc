@@ -225,6 +225,22 @@ TEST(BadInputDaemon, ASharedCacheNamespaceThatCannotBeOneIsRefused) {
   }
 }
 
+// A file that never ends (/dev/zero) is read up to a bound. Before: turbined read it until
+// memory ran out (5 GB in 10 s for a TLS file), or aborted on std::bad_alloc (exit 134).
+TEST(BadInputDaemon, AFileThatNeverEndsIsRefusedWithCodeTwo) {
+  TempDir dir;
+  std::string log;
+  EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--auth-token-file", "/dev/zero"}, &log), 2)
+      << log;
+  EXPECT_NE(log.find("larger than 64 KiB"), std::string::npos) << log;
+  EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--listen", "127.0.0.1:0", "--tls-cert",
+                        "/dev/zero", "--tls-key", "/dev/zero"},
+                       &log),
+            2)
+      << log;
+  EXPECT_NE(log.find("larger than 16 MiB"), std::string::npos) << log;
+}
+
 // A client sends the token in a gRPC header, which cannot hold a line break: gRPC's clients
 // abort on one. Before: turbined took a token file wrapped over two lines, which no client
 // could then send.

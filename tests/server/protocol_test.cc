@@ -411,12 +411,15 @@ TEST(Protocol, AnAddressGivenTwiceIsRefused) {
   for (const std::vector<std::string>& listen :
        {std::vector<std::string>{socket, socket},
         {socket, "unix:" + dir.str() + "/./a.sock"},
-        {"127.0.0.1:47991", "127.0.0.1:47991"}}) {
+        {"127.0.0.1:47991", "127.0.0.1:47991"},
+        {"LOCALHOST:47991", "localhost:47991"},
+        {"unix:twice.sock", "unix:" + std::filesystem::current_path().string() + "/twice.sock"}}) {
     LiveServer twice(dir.str() + "/data", turbine::server::ServerOptions{.listen = listen});
     EXPECT_EQ(twice.status.code(), absl::StatusCode::kInvalidArgument) << twice.status;
     EXPECT_NE(twice.status.message().find("is given twice"), std::string::npos) << twice.status;
   }
   EXPECT_FALSE(std::filesystem::exists(dir.str() + "/a.sock"));
+  EXPECT_FALSE(std::filesystem::exists("twice.sock"));
   // Port 0 picks a port for each.
   LiveServer two(dir.str() + "/data", turbine::server::ServerOptions{
                                           .listen = {"127.0.0.1:0", "127.0.0.1:0"}});

@@ -128,6 +128,27 @@ void StoreLeaves(const std::string& dir, int64_t count, std::vector<TaskId>* ids
   }
 }
 
+// The embedder's logger hears of every pass asked for, what it removed or not. Before, only
+// of background passes that removed something.
+TEST(GarbageCollection, APassAskedForIsLogged) {
+  turbine::testing::TempDir dir;
+  std::mutex log_mu;
+  std::string log;
+  turbine::testing::PersistedEngine<> d(
+      dir.str(), turbine::EngineOptions{.worker_threads = 2,
+                                        .logger =
+                                            [&](turbine::LogLevel, std::string_view message) {
+                                              std::lock_guard lock(log_mu);
+                                              log.append(message).append("\n");
+                                            },
+                                        .gc = {.interval = {}}});
+  ASSERT_TRUE(d.engine.SetInput("base", int64_t{100}).ok());
+  ASSERT_EQ(*d.engine.Read(sum(1)), 203);
+  ASSERT_TRUE(d.engine.CollectGarbage({}).ok());
+  std::lock_guard lock(log_mu);
+  EXPECT_NE(log.find("garbage collection removed 0 of "), std::string::npos) << log;
+}
+
 TEST(GarbageCollection, AMissingDependencyIsAChange) {
   // The engine already treated this right before garbage collection existed: verifying a
   // restored task whose dependency cannot be loaded re-executes it.

@@ -41,13 +41,21 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* rol
     return absl::InvalidArgumentError(
         absl::StrCat("cannot read the TLS ", role, " file ", path, ": ", std::strerror(errno)));
   }
-  std::ostringstream content;
-  content << in.rdbuf();
-  if (!absl::StrContains(content.str(), "-----BEGIN ")) {
+  // Read up to a bound: a path such as /dev/zero never ends. (A CA bundle of every public
+  // root is about 200 KB.)
+  constexpr std::streamsize kMostBytes = 16 << 20;
+  std::string content(static_cast<size_t>(kMostBytes) + 1, '\0');
+  in.read(content.data(), kMostBytes + 1);
+  content.resize(static_cast<size_t>(in.gcount()));
+  if (static_cast<std::streamsize>(content.size()) > kMostBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("the TLS ", role, " file ", path,
+                                                   " is larger than 16 MiB: no PEM file"));
+  }
+  if (!absl::StrContains(content, "-----BEGIN ")) {
     return absl::InvalidArgumentError(
         absl::StrCat("the TLS ", role, " file ", path, " holds no PEM block (-----BEGIN ...)"));
   }
-  return content.str();
+  return content;
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // cancel.h — giving up on a read, and noticing inside a task body that nobody waits.
 //
 //   turbine::CancelToken token;
-//   engine.ReadAsync(vc, done, token);   // `done` gets kCancelled once token.Cancel() runs
+//   engine.ReadAsync(vc, token, done);   // `done` gets kCancelled once token.Cancel() runs
 //   token.Cancel();                       // any thread: "the caller is gone"
 //
 // The engine counts, for every task that is not clean, the callers waiting for it: reads

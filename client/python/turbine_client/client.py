@@ -294,7 +294,7 @@ class Client:
         the daemon's --max-message-bytes, is refused with RESOURCE_EXHAUSTED, alone). Raises
         TurbineError only when the stream itself fails (no daemon, a
         wrong token, the deadline, which covers all the calls, a daemon stopping before it
-        answered them all)."""
+        answered them all, or refusing some of them because it stops)."""
         requests = [_request_of(call, index) for index, call in enumerate(calls)]
         if not requests:
             return []

@@ -60,7 +60,9 @@ class CallStream {
   std::optional<CallResult> Next();
 
   // Close says no more requests will come, waits for the replies still owed (at most the
-  // connection's deadline, then it cancels) and returns the stream's final status. Called
+  // connection's deadline, then it cancels) and returns the stream's final status: also
+  // UNAVAILABLE "turbined is shutting down" after every reply came, when the daemon
+  // stopped meanwhile and refused some of the calls (each said so in its reply). Called
   // from the reply callback, it cannot wait (the stream ends only after the callback
   // returns): it says no more requests will come and returns OK at once, and the replies
   // still owed go on arriving at the callback until the stream ends by itself.
