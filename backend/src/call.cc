@@ -173,9 +173,9 @@ bool EngineImpl::ReserveTaskIds(TaskId from) {
       Log(LogLevel::kError,
           "cannot reserve task ids in the backing store (" + std::string(written.message()) +
               "): until it can, new tasks take ids from " +
-              std::to_string(in_unreserved_window_ ? window : reserved) +
-              " on" + (in_unreserved_window_ ? ", which a process after a crash does not give again"
-                                             : ": after a crash, one may be given to another task"));
+              std::to_string(in_unreserved_window_ ? window : reserved) + " on" +
+              (in_unreserved_window_ ? ", which a process after a crash does not give again"
+                                     : ": after a crash, one may be given to another task"));
     }
   }
   const TaskId floor = in_unreserved_window_ ? unreserved_from_ : reserved;
@@ -265,7 +265,8 @@ TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,
   }
   // Counted before it is in the table, where the evictor may take it out (and uncount it).
   counts.task_count.fetch_add(1, std::memory_order_relaxed);
-  counts.cell_count.fetch_add(static_cast<int64_t>(task->cells().size()), std::memory_order_relaxed);
+  counts.cell_count.fetch_add(static_cast<int64_t>(task->cells().size()),
+                              std::memory_order_relaxed);
   if (!tasks_.Put(id, std::move(owned))) {
     std::fprintf(stderr, "turbine: task id space exhausted\n");
     std::abort();

@@ -20,8 +20,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <coroutine>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -239,8 +239,8 @@ class EngineImpl {
   // A task that is never read again (a deleted file's) would otherwise count as a change
   // at every open. On failure everything waits for the next snapshot (for the final one,
   // the next open's check). A committed change whose task's new record is not among
-  // `records` (the chunk about to be written, after the log) leaves a marker as the task's stored observation, in the
-  // log's write: a crash before that record is written must not leave the old
+  // `records` (the chunk about to be written, after the log) leaves a marker as the task's stored
+  // observation, in the log's write: a crash before that record is written must not leave the old
   // observation, which may hold again at the next open (a file made and removed again),
   // to be checked instead of the change its readers on disk follow from.
   absl::Status LogObservedChanges(std::vector<StoredTask>& records);

@@ -412,7 +412,8 @@ size_t EngineImpl::TakeOutLocked(TaskState& task,
   // under its id (UsableStoredId), or finds it not stored. Whoever holds a pointer to it
   // sees `gone` and looks the id up again; nothing changes it any more.
   const size_t footprint = Footprint(task);
-  counts.edge_count.fetch_sub(static_cast<int64_t>(task.dependents.size()), std::memory_order_relaxed);
+  counts.edge_count.fetch_sub(static_cast<int64_t>(task.dependents.size()),
+                              std::memory_order_relaxed);
   counts.cell_count.fetch_sub(static_cast<int64_t>(task.cells().size()), std::memory_order_relaxed);
   counts.task_count.fetch_sub(1, std::memory_order_relaxed);
   task.gone = true;
@@ -466,7 +467,8 @@ bool EngineImpl::ReloadValues(TaskState& task) {
     MutexLock lock(&task.mu);
     loaded = InstallValues(task, stored);
   }
-  (loaded ? counts.reloaded_values : counts.reload_failures).fetch_add(1, std::memory_order_relaxed);
+  (loaded ? counts.reloaded_values : counts.reload_failures)
+      .fetch_add(1, std::memory_order_relaxed);
   return loaded;
 }
 

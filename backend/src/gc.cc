@@ -475,8 +475,8 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
   // nothing, one an hour).
   if (!background || report.removed_tasks > 0) {
     Log(LogLevel::kInfo, "garbage collection removed " + std::to_string(report.removed_tasks) +
-                             " of " + std::to_string(report.scanned_tasks) + " tasks: " +
-                             std::to_string(report.bytes_before) + " -> " +
+                             " of " + std::to_string(report.scanned_tasks) +
+                             " tasks: " + std::to_string(report.bytes_before) + " -> " +
                              std::to_string(report.bytes_after) + " bytes on disk" +
                              (background ? " (a background pass)" : ""));
   }

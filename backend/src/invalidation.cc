@@ -366,7 +366,8 @@ void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason,
   std::vector<TaskId> doubted;
   // This call's own placeholder: another invalidation of a task that executed meanwhile
   // may doubt it anew, and must stamp that doubt itself, after its own marking.
-  const uint64_t pending = ObservationState::kPendingDoubt | observed_.pending_doubts.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t pending = ObservationState::kPendingDoubt |
+                           observed_.pending_doubts.fetch_add(1, std::memory_order_relaxed);
   {
     MutexLock lock(&observed_.mu);
     for (TaskId id : ids) {

@@ -280,8 +280,7 @@ EngineImpl::RecheckPlan EngineImpl::PlanRechecks(std::vector<TaskId> ids) {
     // Doubted: invalidated already (or found changed at open), it looks again when it
     // executes; it may be executing now, and its new subscription was the one polled.
     plan.rechecks.push_back(Recheck{id, kind->subscribe, kind->look,
-                                    std::string(key.substr(split + 1)),
-                                    found->second.fingerprint,
+                                    std::string(key.substr(split + 1)), found->second.fingerprint,
                                     observed_.doubted.contains(id)});
   }
   return plan;

@@ -525,7 +525,7 @@ DepsAndCells CommitResults(EngineImpl& engine, TaskState& task, ExecContext& con
     }
   }
   engine.counts.cell_count.fetch_add(static_cast<int64_t>(context.cells.size()) -
-                              static_cast<int64_t>(task.cells().size()));
+                                     static_cast<int64_t>(task.cells().size()));
   return std::exchange(task.deps_and_cells, DepsAndCells(new_deps, context.cells));
 }
 

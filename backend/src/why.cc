@@ -130,8 +130,8 @@ TaskId WhyWalk::NextCutoff(Explained& task) {
     if (!equal) continue;
     // One whose output that execution changed was no cutoff: on a cycle, a reader runs
     // inside it and ends first, and reads its new stamp when the cycle settles.
-    if (ExecutionEntry entry; engine_.history.EntryOf(its_execution, &entry) &&
-                              entry.output_changed) {
+    if (ExecutionEntry entry;
+        engine_.history.EntryOf(its_execution, &entry) && entry.output_changed) {
       continue;
     }
     ++task.cutoffs;

@@ -255,10 +255,9 @@ absl::StatusOr<client::ConnectOptions> ConnectOptionsFrom(GlobalOptions& global)
     std::error_code error;
     (void)std::filesystem::absolute(global.data_dir, error);
     if (error) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("cannot use data directory ", global.data_dir,
-                       ": the working directory it is relative to cannot be read (",
-                       error.message(), ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cannot use data directory ", global.data_dir,
+          ": the working directory it is relative to cannot be read (", error.message(), ")"));
     }
   }
   options.address =
@@ -334,9 +333,10 @@ int Main(int argc, char** argv) {
     }
     // Said as the CLI's other errors are (CLI11's own words lack the program's name), with
     // the help of the command whose option it was.
-    const std::string help = app.get_subcommands().empty()
-                                 ? "turbine --help"
-                                 : "turbine " + app.get_subcommands().front()->get_name() + " --help";
+    const std::string help =
+        app.get_subcommands().empty()
+            ? "turbine --help"
+            : "turbine " + app.get_subcommands().front()->get_name() + " --help";
     std::cerr << "turbine: " << e.what() << " (" << help << " says more)\n";
     return kUsage;
   }

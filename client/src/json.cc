@@ -159,8 +159,9 @@ class OversizedIntegerFinder final : public nlohmann::json_sax<nlohmann::json> {
   bool number_float(number_float_t, const string_t& text) override {
     Value();
     if (text.find_first_of(".eE") != string_t::npos) return true;
-    found_ = At(Pointer(), absl::StrCat(text, " does not fit in a 64-bit integer (from -2^63 "
-                                              "to 2^64 - 1)"));
+    found_ = At(Pointer(), absl::StrCat(text,
+                                        " does not fit in a 64-bit integer (from -2^63 "
+                                        "to 2^64 - 1)"));
     return false;
   }
   bool string(string_t&) override { return Value(); }

@@ -2,7 +2,6 @@
 #include "address.h"
 
 #include <absl/strings/match.h>
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>

@@ -144,10 +144,10 @@ bool SameListener(const ListenAddress& a, const ListenAddress& b) {
     return a.unix_socket && b.unix_socket && canonical(a.path) == canonical(b.path);
   }
   const auto same_letters = [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+    return std::tolower(static_cast<unsigned char>(x)) ==
+           std::tolower(static_cast<unsigned char>(y));
   };
-  return a.port != 0 && a.port == b.port &&
-         std::ranges::equal(a.host, b.host, same_letters);
+  return a.port != 0 && a.port == b.port && std::ranges::equal(a.host, b.host, same_letters);
 }
 
 // CheckListenAddresses parses every listen address and refuses plain TCP off this
@@ -164,8 +164,9 @@ absl::StatusOr<std::vector<ListenAddress>> CheckListenAddresses(const ServerOpti
     }
     for (const ListenAddress& earlier : addresses) {
       if (SameListener(earlier, *address)) {
-        return absl::InvalidArgumentError("listen address '" + text + "' is given twice" +
-                                          (earlier.text == text ? "" : " (as '" + earlier.text + "')"));
+        return absl::InvalidArgumentError(
+            "listen address '" + text + "' is given twice" +
+            (earlier.text == text ? "" : " (as '" + earlier.text + "')"));
       }
     }
     if (!IsLoopback(*address) && !tls && !options.insecure) {

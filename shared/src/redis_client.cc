@@ -380,7 +380,8 @@ class RedisClient::Impl {
       status = absl::UnavailableError(
           why.empty() ? "no node serves this key's slot"
                       : Cat("no node serves this key's slot: the cluster's slot map could not "
-                            "be read (", why, ")"));
+                            "be read (",
+                            why, ")"));
       refresh_needed_ = true;
     } else {
       std::lock_guard<std::mutex> lock(node->mu);

@@ -139,10 +139,10 @@ TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
   }
   // Errors CLI11 finds are said so too. Before: "Could not convert: --depth = -1", "--seconds:
   // Value 0 not in range 1 to 3600", bare.
-  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {"graph", "--depth", "-1", "demo.fib", "3"},
-           {"trace", "--seconds", "0"},
-           {"ping", "extra"}}) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"graph", "--depth", "-1", "demo.fib", "3"},
+                                             {"trace", "--seconds", "0"},
+                                             {"ping", "extra"}}) {
     std::vector<std::string> full = {"--data-dir", dir.path()};
     full.insert(full.end(), args.begin(), args.end());
     CliRun run = RunCli(full);

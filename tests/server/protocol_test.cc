@@ -421,8 +421,8 @@ TEST(Protocol, AnAddressGivenTwiceIsRefused) {
   EXPECT_FALSE(std::filesystem::exists(dir.str() + "/a.sock"));
   EXPECT_FALSE(std::filesystem::exists("twice.sock"));
   // Port 0 picks a port for each.
-  LiveServer two(dir.str() + "/data", turbine::server::ServerOptions{
-                                          .listen = {"127.0.0.1:0", "127.0.0.1:0"}});
+  LiveServer two(dir.str() + "/data",
+                 turbine::server::ServerOptions{.listen = {"127.0.0.1:0", "127.0.0.1:0"}});
   ASSERT_TRUE(two.status.ok()) << two.status;
   EXPECT_EQ(two.server->addresses().size(), 2u);
 }

@@ -1,7 +1,6 @@
 // Persisted tasks: a restarted engine answers from disk without re-executing, verifies what
 // it restores against the inputs of this session, and finds tasks by exact identity.
 #include <gtest/gtest.h>
-
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -213,8 +212,8 @@ TEST(TaskPersistence, IdsGivenOutWithoutAReservationAreNotGivenAgainAfterACrash)
   ASSERT_EQ(*d.engine.Read(fib(kLast)), 6765);
   for (int i = 4; i <= kLast; ++i) {  // fib(0..3) are the stored ones, the same tasks
     for (int j = 4; j <= kLast; ++j) {
-      EXPECT_NE(fib(i).raw().task, given[j]) << "fib(" << i << ") took the id fib(" << j
-                                             << ") had before the crash";
+      EXPECT_NE(fib(i).raw().task, given[j])
+          << "fib(" << i << ") took the id fib(" << j << ") had before the crash";
     }
   }
 }

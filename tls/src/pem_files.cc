@@ -48,8 +48,8 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* rol
   in.read(content.data(), kMostBytes + 1);
   content.resize(static_cast<size_t>(in.gcount()));
   if (static_cast<std::streamsize>(content.size()) > kMostBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("the TLS ", role, " file ", path,
-                                                   " is larger than 16 MiB: no PEM file"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the TLS ", role, " file ", path, " is larger than 16 MiB: no PEM file"));
   }
   if (!absl::StrContains(content, "-----BEGIN ")) {
     return absl::InvalidArgumentError(
