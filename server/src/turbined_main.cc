@@ -53,6 +53,7 @@
 #include <thread>
 
 #include "bearer_token.h"
+#include "turbine/text.h"
 #include "turbine/server/server.h"
 #include "turbine/shared/redis_tier.h"
 
@@ -188,6 +189,11 @@ std::string ConfigSyntaxError(const std::string& path) {
   std::map<std::string, int> first_set;  // section-qualified key -> its line
   std::string last_key;                  // of the line before, if it set one
   for (int number = 1; std::getline(in, line); ++number) {
+    // Not text (a binary file given by mistake): CLI11 said only "INI was not able to
+    // parse", naming neither the file nor the line.
+    if (line.find('\0') != std::string::npos || !turbine::IsValidUtf8(line)) {
+      return "line " + std::to_string(number) + ": not UTF-8 text (is it a config file?)";
+    }
     const size_t first = line.find_first_not_of(" \t");
     if (first == std::string::npos) continue;
     if (line[first] == '[') {  // a section, or a table ([[name]] too); [default] is the top

@@ -181,7 +181,10 @@ TEST(BadInputDaemon, AConfigFileThatDoesNotParseIsRefusedNamingTheLine) {
       {"workers = 2\n\nworkers = 3\n", "line 3: workers is set twice (first on line 1)"},
       // Before: the second address was dropped without a word.
       {"listen = \"" + a + "\"\nworkers = 2\nlisten = \"" + b + "\"\n",
-       "line 3: listen is set twice (first on line 1); several addresses go in one array"}};
+       "line 3: listen is set twice (first on line 1); several addresses go in one array"},
+      // Binary junk given by mistake: before, "INI was not able to parse", without the file.
+      {std::string("workers = 2\n\0\xff\xfe garbage\n", 24),
+       "the config file " + config + " cannot be read: line 2: not UTF-8 text"}};
   std::string log;
   for (const auto& [text, error] : broken) {
     std::ofstream(config, std::ios::trunc) << text;
