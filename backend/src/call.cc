@@ -122,7 +122,10 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
 TaskId EngineImpl::NewTaskId() {
   for (;;) {
     const TaskId id = next_task_id_.fetch_add(1, std::memory_order_relaxed);
-    if (store_ == nullptr || id < ids_reserved_.load(std::memory_order_acquire)) [[likely]] {
+    if (store_ == nullptr) return id;
+    // The floor after the bound: ReserveTaskIds raises the floor before the bound.
+    if (id < ids_reserved_.load(std::memory_order_acquire) &&
+        id >= id_floor_.load(std::memory_order_relaxed)) [[likely]] {
       return id;
     }
     if (ReserveTaskIds(id)) return id;  // else the ids moved on to an unreserved window
@@ -138,52 +141,59 @@ void EngineImpl::ReserveTaskIdsAhead() {
 
 bool EngineImpl::ReserveTaskIds(TaskId from) {
   std::lock_guard lock(id_reservation_mu_);
+  // Past the table's ids nothing is reserved: the task table says so when it gets one.
+  if (from >= TaskTable::kMaxIds) return true;
   const TaskId reserved = ids_reserved_.load(std::memory_order_relaxed);
-  // An id fetched before the ids moved on to an unreserved window, below it: not given out.
-  const auto may_give = [&](TaskId id, TaskId below) {
-    return id < below && !(in_unreserved_window_ && id < unreserved_from_);
+  const auto may_give = [&](TaskId bound) {
+    return from < bound && from >= id_floor_.load(std::memory_order_relaxed);
   };
-  if (from + kTaskIdsReservedAtOnce / 2 < reserved) return may_give(from, reserved);  // meanwhile
+  if (from + kTaskIdsReservedAtOnce / 2 < reserved) return may_give(reserved);  // meanwhile
   TaskId end = std::min(from + kTaskIdsReservedAtOnce, TaskTable::kMaxIds);
-  if (absl::Status written = store_->ReserveTaskIds(end); written.ok()) {
-    in_unreserved_window_ = false;  // every id below `end` is reserved now
+  absl::Status written = store_->ReserveTaskIds(end);
+  if (written.ok()) {
+    // Every id below `end` is reserved now, those below a window too.
+    id_floor_.store(0, std::memory_order_relaxed);
     if (reservation_failing_.exchange(false)) {
       Log(LogLevel::kInfo, "task ids are reserved in the backing store again");
     }
     reserved_ids_ = true;
     ids_reserved_.store(std::max(end, reserved), std::memory_order_release);
     return true;
-  } else if (!in_unreserved_window_) {
-    // Calls go on, a few ids past the reservation at a time, the next of them trying again
-    // (a full disk that gets room). Ids just past the reservation written last would be
-    // given again after a crash, to other tasks: they come from a window far past it.
+  }
+  // Calls go on, a few ids past the reservation at a time, the next of them trying again
+  // (a full disk that gets room). Ids just past the reservation written last would be
+  // given again after a crash, to other tasks: the first time in a process, they come from
+  // a window far past it instead. Not every time: each jump that a later reservation makes
+  // durable uses up that many ids for good.
+  TaskId floor = id_floor_.load(std::memory_order_relaxed);
+  if (floor == 0 && !jumped_) {
     const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
     const TaskId window =
         reserved + kUnreservedWindowIds * (1 + static_cast<TaskId>(seconds) % kUnreservedWindows);
     if (window + kTaskIdsReservedAtOnce <= TaskTable::kMaxIds) {
-      in_unreserved_window_ = true;
-      unreserved_from_ = window;
+      jumped_ = true;
+      floor = window;
+      id_floor_.store(window, std::memory_order_relaxed);  // before the bound: NewTaskId
       TaskId next = next_task_id_.load(std::memory_order_relaxed);
       while (next < window && !next_task_id_.compare_exchange_weak(next, window)) {
       }
     }
-    if (!reservation_failing_.exchange(true)) {  // said once, and when it works again
-      Log(LogLevel::kError,
-          "cannot reserve task ids in the backing store (" + std::string(written.message()) +
-              "): until it can, new tasks take ids from " +
-              std::to_string(in_unreserved_window_ ? window : reserved) + " on" +
-              (in_unreserved_window_ ? ", which a process after a crash does not give again"
-                                     : ": after a crash, one may be given to another task"));
-    }
   }
-  const TaskId floor = in_unreserved_window_ ? unreserved_from_ : reserved;
-  end = std::min(std::max(std::max(from, reserved), floor) + kTaskIdsPastAFailedReservation,
+  if (!reservation_failing_.exchange(true)) {  // said once, and when it works again
+    Log(LogLevel::kError,
+        "cannot reserve task ids in the backing store (" + std::string(written.message()) +
+            "): until it can, new tasks take ids from " +
+            std::to_string(std::max(floor, reserved)) +
+            (floor > reserved ? " on, far from those the next process gives after a crash"
+                              : " on: after a crash, one may be given to another task"));
+  }
+  end = std::min(std::max({from, reserved, floor}) + kTaskIdsPastAFailedReservation,
                  TaskTable::kMaxIds);
   reserved_ids_ = true;
   ids_reserved_.store(std::max(end, reserved), std::memory_order_release);
-  return may_give(from, std::max(end, reserved));
+  return may_give(std::max(end, reserved));
 }
 
 TaskState* EngineImpl::CreateTask(const TaskKeyView& key, void* stack_args,

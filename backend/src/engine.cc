@@ -263,8 +263,9 @@ absl::StatusOr<Engine::Counters> Engine::ReadCounters(BackingStore* store) {
                                                 std::string(id.status().message()));
   }
   // Ids are never reused; at what the task table holds (2^44: five years at a hundred
-  // thousand new tasks a second) the first new task could not be held, and past it the
-  // counter is damaged. Said at open, not by an abort at that task.
+  // thousand new tasks a second, less what jumps past failed reservations used: call.cc)
+  // the first new task could not be held, and past it the counter is damaged. Said at
+  // open, not by an abort at that task.
   if (*id >= internal::TaskTable::kMaxIds) {
     return absl::DataLossError("the backing store's task id counter is " +
                                std::to_string(*id) + ": its " +

@@ -394,12 +394,15 @@ class EngineImpl {
   bool ReserveTaskIds(TaskId from);
   static constexpr TaskId kTaskIdsReservedAtOnce = TaskId{1} << 20;
   static constexpr TaskId kTaskIdsPastAFailedReservation = 1024;
-  // While no reservation can be written (a full disk), ids come from a window this far
-  // past the last one written, times one of kUnreservedWindows chosen by the clock: a
-  // process after a crash goes on from that reservation, and reaches the window only after
-  // 2^32 new tasks, so no id given out meanwhile is given again to another task.
-  static constexpr TaskId kUnreservedWindowIds = TaskId{1} << 32;
-  static constexpr TaskId kUnreservedWindows = 1023;
+  // The first time in a process that no reservation can be written (a full disk), ids
+  // come from a window this far past the last one written, times one of
+  // kUnreservedWindows chosen by the clock: a process after a crash goes on from that
+  // reservation and reaches the window only after 2^31 new tasks, so an id given out
+  // meanwhile is not given again to another task (unless a second process in a row fails
+  // so and picks the same window: one chance in 31). A jump made durable later uses up at
+  // most 2^36 of the 2^44 ids.
+  static constexpr TaskId kUnreservedWindowIds = TaskId{1} << 31;
+  static constexpr TaskId kUnreservedWindows = 31;
   // CreateTask makes the task `key` names, from `stored_task` if it is usable; `restored`
   // (may be null) says whether it was: a result, or an input's identity, taken from it.
   TaskState* CreateTask(const TaskKeyView& key, void* stack_args,
@@ -433,10 +436,10 @@ class EngineImpl {
   // idle start and stop writes nothing to the store.
   bool reserved_ids_ ABSL_GUARDED_BY(id_reservation_mu_) = false;
   std::atomic<bool> reservation_failing_{false};  // the last reservation could not be written
-  // Ids are given out from an unreserved window (kUnreservedWindowIds) since a
-  // reservation failed; a reservation written later makes them reserved again.
-  bool in_unreserved_window_ ABSL_GUARDED_BY(id_reservation_mu_) = false;
-  TaskId unreserved_from_ ABSL_GUARDED_BY(id_reservation_mu_) = 0;  // the window's start
+  // Ids below this are not given out (0: none such): the start of the unreserved window
+  // the ids jumped to, until a reservation is written. Raised before ids_reserved_.
+  std::atomic<TaskId> id_floor_{0};
+  bool jumped_ ABSL_GUARDED_BY(id_reservation_mu_) = false;  // once per process
   std::atomic<uint64_t> revision_{1};
   std::atomic<uint64_t> stamp_{1};
   std::atomic<bool> stopping_{false};

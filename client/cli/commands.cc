@@ -303,6 +303,19 @@ std::string KeyProblem(const std::string& key) {
   return render::IsUtf8(key) ? "" : "an input key is text (UTF-8), not other bytes";
 }
 
+// LargeInteger finds an integer above int64's range in `value` (0: none): an input's
+// integers are int64, and the daemon would refuse the whole batch for it.
+uint64_t LargeInteger(const v1::Value& value) {
+  if (value.has_uint_value()) return value.uint_value();
+  for (const v1::Value& item : value.list_value().items()) {
+    if (const uint64_t large = LargeInteger(item)) return large;
+  }
+  for (const v1::MapEntry& entry : value.map_value().entries()) {
+    if (const uint64_t large = LargeInteger(entry.value())) return large;
+  }
+  return 0;
+}
+
 // ReportChangeError is ReportRpcError for a request that changes inputs: one that ran out
 // of time may still have been applied, and the user must not take the error for a refusal.
 ExitCode ReportChangeError(const Session& session, const absl::Status& status) {
@@ -326,6 +339,10 @@ ExitCode RunSet(const Session& session, const std::vector<std::string>& pairs) {
     absl::StatusOr<v1::Value> value = ParseValueArgument(pairs[i + 1]);
     if (!value.ok()) {
       return UsageError(absl::StrCat("value of ", pairs[i], ": ", value.status().message()));
+    }
+    if (const uint64_t large = LargeInteger(*value)) {
+      return UsageError(absl::StrCat("value of ", pairs[i], ": ", large,
+                                     " is above int64's range, which an input's integers are in"));
     }
     inputs.emplace_back(pairs[i], *std::move(value));
   }

@@ -236,6 +236,17 @@ bool ComesBefore(int argc, char** argv, const std::string& word, const std::stri
   return false;
 }
 
+// NamesAGlobalOption: CLI11's error text names an option of the program's own (not of
+// the command), whose help is the program's.
+bool NamesAGlobalOption(CLI::App& app, const std::string& error) {
+  for (size_t at = error.find("--"); at != std::string::npos; at = error.find("--", at + 2)) {
+    const size_t end = error.find_first_of(" :=,", at);
+    const std::string name = error.substr(at, end == std::string::npos ? end : end - at);
+    if (app.get_option_no_throw(name) != nullptr) return true;
+  }
+  return false;
+}
+
 // FromEnvironment fills an option not given on the command line from `variable`.
 void FromEnvironment(std::string& option, const char* variable) {
   if (!option.empty()) return;
@@ -333,10 +344,10 @@ int Main(int argc, char** argv) {
     }
     // Said as the CLI's other errors are (CLI11's own words lack the program's name), with
     // the help of the command whose option it was.
-    const std::string help =
-        app.get_subcommands().empty()
-            ? "turbine --help"
-            : "turbine " + app.get_subcommands().front()->get_name() + " --help";
+    std::string help = "turbine --help";
+    if (!app.get_subcommands().empty() && !NamesAGlobalOption(app, e.what())) {
+      help = "turbine " + app.get_subcommands().front()->get_name() + " --help";
+    }
     std::cerr << "turbine: " << e.what() << " (" << help << " says more)\n";
     return kUsage;
   }

@@ -24,7 +24,7 @@ bool IsUtf8(const std::string& text) {
 absl::StatusOr<v1::Value> ParseValueWord(const std::string& text) {
   try {
     const nlohmann::json json = nlohmann::json::parse(text);
-    // Parsed, an integer too large for int64 is a double: only the text still tells.
+    // Parsed, an integer beyond 64 bits is a double: only the text still tells.
     if (absl::Status fits = client::CheckIntegersFit(text); !fits.ok()) return fits;
     return client::ValueFromJson(json);
   } catch (const nlohmann::json::parse_error& e) {

@@ -183,7 +183,17 @@ std::string UnknownConfigKey(const CLI::ParseError& error) {
 // `listen` address of two). Empty when there is none, or when the file cannot be read
 // (CLI11 reports that).
 std::string ConfigSyntaxError(const std::string& path) {
-  std::ifstream in(path);
+  // Read up to a bound first: a path such as /dev/zero never ends, and CLI11 would read it
+  // until memory ran out.
+  constexpr size_t kMostBytes = 1 << 20;
+  std::ifstream file(path, std::ios::binary);
+  std::string text;
+  char chunk[64 << 10];
+  while (text.size() <= kMostBytes && file.read(chunk, sizeof(chunk)).gcount() > 0) {
+    text.append(chunk, static_cast<size_t>(file.gcount()));
+  }
+  if (text.size() > kMostBytes) return "larger than 1 MiB (is it a config file?)";
+  std::istringstream in(text);
   std::string line;
   std::string section;
   std::map<std::string, int> first_set;  // section-qualified key -> its line

@@ -100,9 +100,10 @@ absl::Status Wire<WireValue>::From(const v1::Value& in, WireValue* out) {
       // A value's integers are int64_t (the engine hashes and stores them so): a larger one
       // has a parameter of type uint64_t to go to.
       if (!std::in_range<int64_t>(in.uint_value())) {
-        return absl::InvalidArgumentError(std::to_string(in.uint_value()) +
-                                          " does not fit a value's 64-bit signed integer (a "
-                                          "uint64_t parameter takes it)");
+        return absl::InvalidArgumentError(
+            std::to_string(in.uint_value()) +
+            " is above int64's range, which only a parameter of type uint64_t takes (not an "
+            "input's value, nor a parameter that takes any value)");
       }
       out->data = static_cast<int64_t>(in.uint_value());
       return absl::OkStatus();

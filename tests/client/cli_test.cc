@@ -127,6 +127,7 @@ TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
            {"--connect", "unix:", "ping"},  // it said "empty address list", exit 3
            {"--token-file", dir.path() + "/missing", "ping"},
            {"--token-file", "/dev/zero", "ping"},  // read until memory ran out
+           {"set", "big", "9223372036854775808"},   // an input's integers are int64
            // refused before tracing, not after: it was only found out at the end
            {"trace", "--seconds", "1", "-o", dir.path() + "/no/such/dir/trace.json"},
        }) {
@@ -150,6 +151,10 @@ TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
     EXPECT_TRUE(run.err.starts_with("turbine: ")) << run.err;
     EXPECT_TRUE(Contains(run.err, "(turbine " + args[0] + " --help says more)")) << run.err;
   }
+  // A global option's error points to the program's help, where it is listed.
+  CliRun global = RunCli({"--data-dir", dir.path(), "--timeout-ms", "0", "ping"});
+  EXPECT_EQ(global.exit_code, 2) << global.err;
+  EXPECT_TRUE(Contains(global.err, "(turbine --help says more)")) << global.err;
 }
 
 // Before: "token file DIR is empty", which sent the user looking at a file's content.

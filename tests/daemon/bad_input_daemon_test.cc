@@ -242,6 +242,10 @@ TEST(BadInputDaemon, AFileThatNeverEndsIsRefusedWithCodeTwo) {
             2)
       << log;
   EXPECT_NE(log.find("larger than 16 MiB"), std::string::npos) << log;
+  EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--config", "/dev/zero"}, &log), 2) << log;
+  EXPECT_NE(log.find("the config file /dev/zero cannot be read: larger than 1 MiB"),
+            std::string::npos)
+      << log;
 }
 
 // A client sends the token in a gRPC header, which cannot hold a line break: gRPC's clients

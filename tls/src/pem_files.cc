@@ -43,11 +43,13 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* rol
   }
   // Read up to a bound: a path such as /dev/zero never ends. (A CA bundle of every public
   // root is about 200 KB.)
-  constexpr std::streamsize kMostBytes = 16 << 20;
-  std::string content(static_cast<size_t>(kMostBytes) + 1, '\0');
-  in.read(content.data(), kMostBytes + 1);
-  content.resize(static_cast<size_t>(in.gcount()));
-  if (static_cast<std::streamsize>(content.size()) > kMostBytes) {
+  constexpr size_t kMostBytes = 16 << 20;
+  std::string content;
+  char chunk[64 << 10];
+  while (content.size() <= kMostBytes && in.read(chunk, sizeof(chunk)).gcount() > 0) {
+    content.append(chunk, static_cast<size_t>(in.gcount()));
+  }
+  if (content.size() > kMostBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("the TLS ", role, " file ", path, " is larger than 16 MiB: no PEM file"));
   }

@@ -3,6 +3,7 @@
   sent                               Value                read back
   None, True/False                   null, bool           None, True/False
   int (64-bit signed)                int                  int
+  int (2^63 to 2^64 - 1)             uint                 int
   float                              double               float
   str                                string               str
   bytes, bytearray,                  bytes                bytes

@@ -2,7 +2,8 @@
 //
 //   JSON                              Value
 //   null, true/false                  null, bool
-//   12, -3 (no fraction, exponent)    int (int64; larger integers are an error)
+//   12, -3 (no fraction, exponent)    int (int64), uint above int64 (to 2^64 - 1; larger is
+//                                     an error)
 //   1.5, 1e3                          double
 //   "text"                            string
 //   [ ... ]                           list
