@@ -3,6 +3,7 @@
 #include <absl/strings/ascii.h>
 #include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
+#include <absl/strings/str_replace.h>
 #include <absl/strings/strip.h>
 #include <unistd.h>
 
@@ -30,6 +31,11 @@ ExitCode UsageError(absl::string_view message) {
 }
 
 absl::StatusOr<v1::CallRequest> BuildRequest(const CallCommand& command) {
+  // A protocol string: sent as other bytes, protobuf would print an error line of its own
+  // and the daemon refuse the request.
+  if (!render::IsUtf8(command.function)) {
+    return absl::InvalidArgumentError("a function name is text (UTF-8), not other bytes");
+  }
   std::vector<v1::Value> args;
   for (size_t i = 0; i < command.args.size(); ++i) {
     absl::StatusOr<v1::Value> value = ParseValueArgument(command.args[i]);
@@ -303,15 +309,21 @@ std::string KeyProblem(const std::string& key) {
   return render::IsUtf8(key) ? "" : "an input key is text (UTF-8), not other bytes";
 }
 
-// LargeInteger finds an integer above int64's range in `value` (0: none): an input's
-// integers are int64, and the daemon would refuse the whole batch for it.
-uint64_t LargeInteger(const v1::Value& value) {
+// LargeInteger finds an integer above int64's range in `value` (0: none) and where it is,
+// as a JSON pointer into `at`: an input's integers are int64, and the daemon would refuse
+// the whole batch for it.
+uint64_t LargeInteger(const v1::Value& value, std::string* at) {
   if (value.has_uint_value()) return value.uint_value();
-  for (const v1::Value& item : value.list_value().items()) {
-    if (const uint64_t large = LargeInteger(item)) return large;
+  const size_t length = at->size();
+  for (int i = 0; i < value.list_value().items_size(); ++i) {
+    absl::StrAppend(at, "/", i);
+    if (const uint64_t large = LargeInteger(value.list_value().items(i), at)) return large;
+    at->resize(length);
   }
   for (const v1::MapEntry& entry : value.map_value().entries()) {
-    if (const uint64_t large = LargeInteger(entry.value())) return large;
+    absl::StrAppend(at, "/", absl::StrReplaceAll(entry.key(), {{"~", "~0"}, {"/", "~1"}}));
+    if (const uint64_t large = LargeInteger(entry.value(), at)) return large;
+    at->resize(length);
   }
   return 0;
 }
@@ -340,9 +352,11 @@ ExitCode RunSet(const Session& session, const std::vector<std::string>& pairs) {
     if (!value.ok()) {
       return UsageError(absl::StrCat("value of ", pairs[i], ": ", value.status().message()));
     }
-    if (const uint64_t large = LargeInteger(*value)) {
-      return UsageError(absl::StrCat("value of ", pairs[i], ": ", large,
-                                     " is above int64's range, which an input's integers are in"));
+    std::string at;
+    if (const uint64_t large = LargeInteger(*value, &at)) {
+      return UsageError(absl::StrCat("value of ", pairs[i], ": at ", at.empty() ? "/" : at, ": ",
+                                     large, " is above int64's range, which an input's integers "
+                                     "are in"));
     }
     inputs.emplace_back(pairs[i], *std::move(value));
   }

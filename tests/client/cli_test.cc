@@ -128,6 +128,7 @@ TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
            {"--token-file", dir.path() + "/missing", "ping"},
            {"--token-file", "/dev/zero", "ping"},  // read until memory ran out
            {"set", "big", "9223372036854775808"},   // an input's integers are int64
+           {"call", "demo.\xff" "fib", "1"},        // a function name is text
            // refused before tracing, not after: it was only found out at the end
            {"trace", "--seconds", "1", "-o", dir.path() + "/no/such/dir/trace.json"},
        }) {

@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -242,6 +243,15 @@ TEST(BadInputDaemon, AFileThatNeverEndsIsRefusedWithCodeTwo) {
             2)
       << log;
   EXPECT_NE(log.find("larger than 16 MiB"), std::string::npos) << log;
+  // A pipe nobody writes to: before, turbined waited in the open for good, deaf to SIGTERM.
+  const std::string fifo = dir.str() + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--listen", "127.0.0.1:0", "--tls-cert", fifo,
+                        "--tls-key", fifo},
+                       &log),
+            2)
+      << log;
+  EXPECT_NE(log.find("holds no PEM block"), std::string::npos) << log;
   EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--config", "/dev/zero"}, &log), 2) << log;
   EXPECT_NE(log.find("the config file /dev/zero cannot be read: larger than 1 MiB"),
             std::string::npos)

@@ -530,6 +530,20 @@ class TimeoutTest(unittest.TestCase):
         client.close()
 
 
+class DataDirTest(unittest.TestCase):
+    # Before: os.getcwd()'s FileNotFoundError, from inside Client().
+    def test_a_relative_data_dir_in_a_removed_directory_is_a_value_error(self):
+        before = os.getcwd()
+        gone = tempfile.mkdtemp()
+        os.chdir(gone)
+        os.rmdir(gone)
+        try:
+            with self.assertRaisesRegex(ValueError, "the working directory it is relative to"):
+                Client()
+        finally:
+            os.chdir(before)
+
+
 class AddressTest(DaemonTestCase):
     def test_unix_paths_and_tcp_addresses(self):
         sock = os.path.join(self.scratch, "t.sock")
@@ -950,7 +964,9 @@ class TlsTest(DaemonTestCase):
                  (dict(tls_ca=self.certs.ca, tls_cert=key_a, tls_key=key_a),
                   "the TLS certificate file " + key_a + " holds no certificate"),
                  (dict(tls_ca=self.certs.ca, tls_cert=cert_a, tls_key=cert_a),
-                  "the TLS key file " + cert_a + " holds no private key")]
+                  "the TLS key file " + cert_a + " holds no private key"),
+                 # Before: read until memory ran out.
+                 (dict(tls_ca="/dev/zero"), "the TLS CA file /dev/zero is larger than 16 MiB")]
         open_fds = len(os.listdir("/proc/self/fd"))
         for options, message in cases:
             with self.assertRaisesRegex(ValueError, re.escape(message), msg=options):

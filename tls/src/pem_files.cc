@@ -7,12 +7,13 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <utility>
 
 namespace turbine::tls {
@@ -36,18 +37,30 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* rol
     return absl::InvalidArgumentError(
         absl::StrCat("the TLS ", role, " file ", path, " is a directory, not a PEM file"));
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  // Opened without waiting: a pipe nobody writes to would hold the open for good (in
+  // turbined, with its stop signals blocked). Then read blocking, which on such a pipe ends
+  // at once.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot read the TLS ", role, " file ", path, ": ", std::strerror(errno)));
   }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   // Read up to a bound: a path such as /dev/zero never ends. (A CA bundle of every public
   // root is about 200 KB.)
   constexpr size_t kMostBytes = 16 << 20;
   std::string content;
   char chunk[64 << 10];
-  while (content.size() <= kMostBytes && in.read(chunk, sizeof(chunk)).gcount() > 0) {
-    content.append(chunk, static_cast<size_t>(in.gcount()));
+  ssize_t got = 0;
+  while (content.size() <= kMostBytes &&
+         ((got = ::read(fd, chunk, sizeof(chunk))) > 0 || (got < 0 && errno == EINTR))) {
+    if (got > 0) content.append(chunk, static_cast<size_t>(got));
+  }
+  const int read_error = got < 0 ? errno : 0;
+  ::close(fd);
+  if (read_error != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot read the TLS ", role, " file ", path,
+                                                   ": ", std::strerror(read_error)));
   }
   if (content.size() > kMostBytes) {
     return absl::InvalidArgumentError(

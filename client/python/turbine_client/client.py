@@ -56,6 +56,7 @@ _RECONNECT_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100),
 _SOURCES = {pb.SOURCE_MEMORY: "memory", pb.SOURCE_DISK: "disk", pb.SOURCE_EXECUTED: "executed",
             pb.SOURCE_SHARED: "shared"}
 _CLIENT_TIMEOUT = object()  # "the Client's timeout", where None means "no deadline"
+_MOST_PEM_BYTES = 16 << 20  # a TLS file read beyond this is no PEM file
 # Why a connection neither failed nor answered (the C++ client says the same).
 _ACCEPTED_BUT_NOT_ANSWERED = (
     "the connection was taken but not answered (a turbined at its --max-connections bound "
@@ -102,8 +103,14 @@ def _check_port(address):
 
 
 def default_address(data_dir=DEFAULT_DATA_DIR):
-    """Where turbined listens by default for `data_dir`: unix:<absolute data_dir>/turbined.sock."""
-    return "unix:" + os.path.join(os.path.abspath(data_dir), "turbined.sock")
+    """Where turbined listens by default for `data_dir`: unix:<absolute data_dir>/turbined.sock.
+    A relative data_dir in a working directory that was removed is a ValueError."""
+    try:
+        absolute = os.path.abspath(data_dir)
+    except OSError as error:  # os.getcwd() of a removed directory
+        raise ValueError(f"cannot use data directory {data_dir}: the working directory it is "
+                         f"relative to cannot be read ({error.strerror})") from None
+    return "unix:" + os.path.join(absolute, "turbined.sock")
 
 
 class Call:
@@ -537,11 +544,14 @@ def _pem(source, what):
         content = source
     else:
         try:
+            # Up to a bound, as the CLI and turbined read them: /dev/zero never ends.
             with open(source, "rb") as f:
-                content = f.read()
+                content = f.read(_MOST_PEM_BYTES + 1)
         except OSError as error:
             raise ValueError(f"cannot read the TLS {what} file {source}: "
                              f"{error.strerror}") from None
+        if len(content) > _MOST_PEM_BYTES:
+            raise ValueError(f"the TLS {what} file {source} is larger than 16 MiB: no PEM file")
     if b"-----BEGIN " not in content:
         raise ValueError(f"the TLS {what} {_name(source)} holds no PEM block (-----BEGIN ...)")
     return content
