@@ -355,7 +355,8 @@ ExitCode RunSet(const Session& session, const std::vector<std::string>& pairs) {
     std::string at;
     if (const uint64_t large = LargeInteger(*value, &at)) {
       return UsageError(absl::StrCat("value of ", pairs[i], ": at ", at.empty() ? "/" : at, ": ",
-                                     large, " is above int64's range, which an input's integers "
+                                     large,
+                                     " is above int64's range, which an input's integers "
                                      "are in"));
     }
     inputs.emplace_back(pairs[i], *std::move(value));

@@ -126,9 +126,9 @@ TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
            {"--connect", ":47103", "ping"},
            {"--connect", "unix:", "ping"},  // it said "empty address list", exit 3
            {"--token-file", dir.path() + "/missing", "ping"},
-           {"--token-file", "/dev/zero", "ping"},  // read until memory ran out
-           {"set", "big", "9223372036854775808"},   // an input's integers are int64
-           {"call", "demo.\xff" "fib", "1"},        // a function name is text
+           {"--token-file", "/dev/zero", "ping"},            // read until memory ran out
+           {"set", "big", "9223372036854775808"},            // an input's integers are int64
+           {"call", std::string("demo.\xff") + "fib", "1"},  // a function name is text
            // refused before tracing, not after: it was only found out at the end
            {"trace", "--seconds", "1", "-o", dir.path() + "/no/such/dir/trace.json"},
        }) {
