@@ -64,16 +64,24 @@ constexpr int kExitBadConfig = 2;
 constexpr int kExitDataDirInUse = 3;
 constexpr int kExitStopCutShort = 4;
 
+// ReadAtMost reads the file at `path` if it holds at most `most` bytes: false if it does
+// not, or cannot be read. A path such as /dev/zero never ends, so nothing reads to the end.
+bool ReadAtMost(const std::string& path, size_t most, std::string* text) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return false;
+  text->clear();
+  char chunk[64 << 10];
+  while (text->size() <= most && file.read(chunk, sizeof(chunk)).gcount() > 0) {
+    text->append(chunk, static_cast<size_t>(file.gcount()));
+  }
+  return text->size() <= most;
+}
+
 // ReadToken reads a token file; surrounding whitespace (a trailing newline) is not part of it.
-// At most 64 KiB are read (a path such as /dev/zero never ends): more is no token.
+// More than 64 KiB is no token.
 bool ReadToken(const std::string& path, std::string* token) {
-  std::ifstream in(path);
-  if (!in) return false;
-  constexpr std::streamsize kMostBytes = 64 << 10;
-  std::string text(static_cast<size_t>(kMostBytes) + 1, '\0');
-  in.read(text.data(), kMostBytes + 1);
-  text.resize(static_cast<size_t>(in.gcount()));
-  if (static_cast<std::streamsize>(text.size()) > kMostBytes) return false;
+  std::string text;
+  if (!ReadAtMost(path, 64 << 10, &text)) return false;
   const size_t begin = text.find_first_not_of(" \t\r\n");
   const size_t end = text.find_last_not_of(" \t\r\n");
   *token = begin == std::string::npos ? "" : text.substr(begin, end - begin + 1);
@@ -183,16 +191,12 @@ std::string UnknownConfigKey(const CLI::ParseError& error) {
 // `listen` address of two). Empty when there is none, or when the file cannot be read
 // (CLI11 reports that).
 std::string ConfigSyntaxError(const std::string& path) {
-  // Read up to a bound first: a path such as /dev/zero never ends, and CLI11 would read it
-  // until memory ran out.
-  constexpr size_t kMostBytes = 1 << 20;
-  std::ifstream file(path, std::ios::binary);
+  // Read up to a bound first: CLI11 would read /dev/zero until memory ran out.
   std::string text;
-  char chunk[64 << 10];
-  while (text.size() <= kMostBytes && file.read(chunk, sizeof(chunk)).gcount() > 0) {
-    text.append(chunk, static_cast<size_t>(file.gcount()));
+  if (!ReadAtMost(path, 1 << 20, &text)) {
+    if (!std::ifstream(path)) return "";  // CLI11 says it cannot be read
+    return "larger than 1 MiB (is it a config file?)";
   }
-  if (text.size() > kMostBytes) return "larger than 1 MiB (is it a config file?)";
   std::istringstream in(text);
   std::string line;
   std::string section;
