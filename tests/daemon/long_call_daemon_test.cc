@@ -8,6 +8,7 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -41,6 +42,13 @@ std::string RunOnTerminal(const std::string& args) {
   while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) out.append(buffer.data(), n);
   ::pclose(pipe);
   return out;
+}
+
+// RawStub calls the daemon through the protocol itself, for what the client library keeps
+// from its callers (a watch's and a stream's own status).
+std::unique_ptr<turbine::v1::Turbine::Stub> RawStub(DaemonProcess& daemon) {
+  return turbine::v1::Turbine::NewStub(
+      grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
 }
 
 class LongCall : public ::testing::Test {
@@ -158,8 +166,7 @@ TEST(LongCallStop, AWatchEndedByTheDaemonStoppingSaysItIsShuttingDown) {
   TempDir dir;
   DaemonProcess daemon;
   ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
-  auto stub = turbine::v1::Turbine::NewStub(
-      grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
+  auto stub = RawStub(daemon);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   auto watch = stub->Watch(&context, turbine::client::MakeCallRequest("demo.fib", {turbine::client::Int(10)}));
@@ -183,8 +190,7 @@ TEST(LongCallStop, AStreamSomeOfWhoseCallsTheStopRefusedEndsUnavailable) {
   TempDir dir;
   DaemonProcess daemon;
   ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
-  auto stub = turbine::v1::Turbine::NewStub(
-      grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
+  auto stub = RawStub(daemon);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   auto stream = stub->CallBatches(&context);
