@@ -21,6 +21,22 @@ bool IsUtf8(const std::string& text) {
   }
 }
 
+namespace {
+
+// JsonProblem is what nlohmann::json says went wrong, without its "[json.exception.*] "
+// prefix, which names the library's internals rather than the user's text.
+std::string JsonProblem(const nlohmann::json::exception& e) {
+  std::string_view what = e.what();
+  if (what.starts_with("[json.exception.")) {
+    if (const size_t end = what.find("] "); end != std::string_view::npos) {
+      what.remove_prefix(end + 2);
+    }
+  }
+  return std::string(what);
+}
+
+}  // namespace
+
 absl::StatusOr<v1::Value> ParseValueWord(const std::string& text) {
   try {
     const nlohmann::json json = nlohmann::json::parse(text);
@@ -30,11 +46,12 @@ absl::StatusOr<v1::Value> ParseValueWord(const std::string& text) {
   } catch (const nlohmann::json::parse_error& e) {
     absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(text);
     if (!trimmed.empty() && (trimmed[0] == '[' || trimmed[0] == '{' || trimmed[0] == '"')) {
-      return absl::InvalidArgumentError(absl::StrCat("not valid JSON: ", e.what()));
+      return absl::InvalidArgumentError(absl::StrCat("not valid JSON: ", JsonProblem(e)));
     }
   } catch (const nlohmann::json::exception& e) {
-    // Valid JSON the parser cannot hold, such as a number beyond a double (1e999).
-    return absl::InvalidArgumentError(absl::StrCat("unusable JSON: ", e.what()));
+    // Valid JSON the parser cannot hold, such as a number beyond a double (1e999): "number
+    // overflow parsing '1e999'".
+    return absl::InvalidArgumentError(absl::StrCat("unusable JSON: ", JsonProblem(e)));
   }
   // Bytes that are not UTF-8 cannot be a protocol string: they go as what they are.
   return IsUtf8(text) ? client::Str(text) : client::BytesValue(text);

@@ -186,7 +186,14 @@ TEST(JsonTest, ANumberBeyondADoubleIsAnError) {
     EXPECT_EQ(value.status().code(), absl::StatusCode::kInvalidArgument) << text;
     EXPECT_NE(value.status().message().find("number overflow"), absl::string_view::npos)
         << value.status();
+    // The parser's own name for its exception is not the user's business.
+    EXPECT_EQ(value.status().message().find("json.exception"), absl::string_view::npos)
+        << value.status();
   }
+  absl::StatusOr<v1::Value> broken = cli::ParseValueArgument("[1,");
+  ASSERT_FALSE(broken.ok());
+  EXPECT_EQ(broken.status().message().find("json.exception"), absl::string_view::npos)
+      << broken.status();
 }
 
 TEST(JsonTest, RefTextParsesAndFormats) {
