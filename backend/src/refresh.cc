@@ -483,8 +483,10 @@ DepsAndCells CommitResults(EngineImpl& engine, TaskState& task, ExecContext& con
   task.reran_for_lost_read = context.asked_rerun_for_lost_read;
   if (!context.adopted) {
     ++task.executions;
+    // Rounded up: 0 says "not executed in this process" (Engine::Describe), and a body
+    // can take less than a microsecond.
     task.last_execution_micros =
-        static_cast<uint32_t>(std::min<uint64_t>(context.nanos / 1000, UINT32_MAX));
+        static_cast<uint32_t>(std::clamp<uint64_t>((context.nanos + 999) / 1000, 1, UINT32_MAX));
   }
   task.last_reason = context.reason;
   task.last_cause = context.cause;

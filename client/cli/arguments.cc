@@ -21,13 +21,7 @@ absl::StatusOr<v1::Value> ParseValueArgument(const std::string& text) {
 }
 
 absl::StatusOr<v1::TaskRef> ParseRefArgument(const std::string& text) {
-  absl::StatusOr<v1::Value> value = ParseValueArgument(text);
-  if (!value.ok()) return value.status();
-  if (value->has_ref_value()) return value->ref_value();
-  if (std::optional<uint64_t> task = client::AsUint(*value)) return client::MakeTaskRef(*task);
-  if (value->has_string_value()) return client::ParseRef(value->string_value());
-  return absl::InvalidArgumentError(
-      absl::StrCat("not a task reference: ", text, R"( (use 12, 12/Type/3 or {"$ref":"12"}))"));
+  return render::ParseRefWord(text);
 }
 
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {

@@ -98,6 +98,12 @@ ExitCode ReportRpcError(const Session& session, const absl::Status& status) {
     return kUnreachable;
   }
   if (status.code() == absl::StatusCode::kUnavailable &&
+      absl::StrContains(status.message(), " is up but reports ")) {
+    // Ping's answer from a daemon that stops: reached, so not "cannot reach" (which it was).
+    std::cerr << "turbine: " << status.message() << "\n";
+    return kUnreachable;
+  }
+  if (status.code() == absl::StatusCode::kUnavailable &&
       absl::StrContains(status.message(), "shutting down")) {
     // It was reached: a request it had accepted was cut by its stop (README: 5 s to finish).
     std::cerr << "turbine: turbined at " << session.address

@@ -62,7 +62,7 @@ absl::StatusOr<std::vector<std::string>> SplitCallWords(std::string_view line) {
   std::string word;
   bool in_word = false;
   int depth = 0;                // [ and { not yet closed
-  bool in_json_string = false;  // inside "..." (kept: it is JSON)
+  bool in_json_string = false;  // inside "..." within brackets (kept: it is JSON)
   for (size_t i = 0; i < line.size(); ++i) {
     const char c = line[i];
     if (in_json_string) {
@@ -80,6 +80,27 @@ absl::StatusOr<std::vector<std::string>> SplitCallWords(std::string_view line) {
       word.append(line.substr(i + 1, end - i - 1));
       in_word = true;
       i = end;
+      continue;
+    }
+    if (depth == 0 && c == '"') {
+      // A shell's double quotes: the text inside, quotes gone; a backslash keeps its meaning
+      // only before $ ` " \ (so `"3"` is the number 3, as the shell hands it to the CLI).
+      size_t j = i + 1;
+      for (; j < line.size() && line[j] != '"'; ++j) {
+        if (line[j] == '\\' && j + 1 < line.size() &&
+            absl::string_view("$`\"\\").find(line[j + 1]) != absl::string_view::npos) {
+          ++j;
+        }
+        word.push_back(line[j]);
+      }
+      if (j == line.size()) return absl::InvalidArgumentError("unclosed \" quote");
+      in_word = true;
+      i = j;
+      continue;
+    }
+    if (depth == 0 && c == '\\') {  // outside quotes, the shell's escape of one character
+      if (i + 1 < line.size()) word.push_back(line[++i]);
+      in_word = true;
       continue;
     }
     if (depth == 0 && absl::ascii_isspace(static_cast<unsigned char>(c))) {
@@ -104,20 +125,60 @@ absl::StatusOr<std::vector<std::string>> SplitCallWords(std::string_view line) {
   return words;
 }
 
+absl::StatusOr<v1::TaskRef> ParseRefWord(const std::string& text) {
+  absl::StatusOr<v1::Value> value = ParseValueWord(text);
+  if (!value.ok()) return value.status();
+  if (value->has_ref_value()) return value->ref_value();
+  if (std::optional<uint64_t> task = client::AsUint(*value)) return client::MakeTaskRef(*task);
+  if (value->has_string_value()) return client::ParseRef(value->string_value());
+  return absl::InvalidArgumentError(
+      absl::StrCat("not a task reference: ", text, R"( (use 12, 12/Type/3 or {"$ref":"12"}))"));
+}
+
 absl::StatusOr<v1::CallRequest> ParseCallText(std::string_view line) {
   absl::StatusOr<std::vector<std::string>> words = SplitCallWords(line);
   if (!words.ok()) return words.status();
-  if (words->empty()) return absl::InvalidArgumentError("type a function and its arguments");
   v1::CallRequest request;
-  request.set_function((*words)[0]);
-  for (size_t i = 1; i < words->size(); ++i) {
-    absl::StatusOr<v1::Value> value = ParseValueWord((*words)[i]);
+  bool options_end = false;  // after `--`, every word is an argument
+  int arg = 0;
+  for (size_t i = 0; i < words->size(); ++i) {
+    const std::string& word = (*words)[i];
+    if (!options_end && word == "--") {
+      options_end = true;
+      continue;
+    }
+    if (!options_end && word.starts_with("--")) {
+      // The options of `turbine call` (anywhere, as CLI11 reads them): --this names the
+      // receiver; --raw only changes how the CLI prints.
+      if (word == "--raw") continue;
+      std::string receiver;
+      if (word == "--this") {
+        if (i + 1 == words->size()) return absl::InvalidArgumentError("--this needs a task reference");
+        receiver = (*words)[++i];
+      } else if (word.starts_with("--this=")) {
+        receiver = word.substr(7);
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("unknown option ", word, " (a call takes --this and --raw)"));
+      }
+      absl::StatusOr<v1::TaskRef> ref = ParseRefWord(receiver);
+      if (!ref.ok()) return absl::InvalidArgumentError(absl::StrCat("--this: ", ref.status().message()));
+      *request.mutable_this_ref() = *std::move(ref);
+      continue;
+    }
+    if (request.function().empty()) {
+      request.set_function(word);
+      continue;
+    }
+    absl::StatusOr<v1::Value> value = ParseValueWord(word);
     if (!value.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("argument ", i, " (", (*words)[i], "): ", value.status().message()));
+          absl::StrCat("argument ", ++arg, " (", word, "): ", value.status().message()));
     }
+    ++arg;
     *request.add_args() = *std::move(value);
   }
+  if (request.function().empty()) return absl::InvalidArgumentError("type a function and its arguments");
   return request;
 }
 

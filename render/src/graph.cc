@@ -97,9 +97,13 @@ nlohmann::json GraphJson(const v1::GraphReply& graph) {
         {"cells", node.cells()},
         {"depth", node.depth()},
     };
-    // Null for a function that is not a method: every node has every documented key.
+    // Null for a function that is not a method: every node has every documented key. The
+    // receiver's slot as an edge's: a method called on a cell (`--this 12/File/0`) is
+    // another task than on the task's output.
     out["receiver"] =
         node.has_receiver() ? nlohmann::json(node.receiver().task()) : nlohmann::json();
+    out["receiver_slot"] =
+        node.has_receiver() ? nlohmann::json(SlotName(node.receiver())) : nlohmann::json();
     nodes.push_back(std::move(out));
   }
   nlohmann::json edges = nlohmann::json::array();
@@ -121,7 +125,10 @@ std::string GraphDot(const v1::GraphReply& graph, const std::string& truncated_n
       "  edge [color=\"#607d8b\", arrowsize=0.7];\n";
   for (const v1::GraphNode& node : graph.nodes()) {
     std::string label = node.function();
-    if (node.has_receiver()) absl::StrAppend(&label, " on @", node.receiver().task());
+    if (node.has_receiver()) {
+      absl::StrAppend(&label, " on @", node.receiver().task());
+      if (!node.receiver().cell_type().empty()) absl::StrAppend(&label, "/", SlotName(node.receiver()));
+    }
     if (!node.args().empty()) absl::StrAppend(&label, "\n", node.args());
     if (node.last_execution_micros() > 0) {
       absl::StrAppend(&label, "\n", Duration(node.last_execution_micros()));

@@ -197,8 +197,7 @@ std::string TurbineService::MissingReference(const v1::Value& value) {
   switch (value.kind_case()) {
     case v1::Value::kRefValue: {
       const v1::TaskRef& ref = value.ref_value();
-      if (ref.task() == kNoTask) return "";  // the conversion refuses it, as naming no task
-      if (!engine_.HasTask(ref.task())) {
+      if (ref.task() == kNoTask || !engine_.HasTask(ref.task())) {
         return "task " + std::to_string(ref.task()) + ", which does not exist";
       }
       RawVc vc;  // a reference that does not convert is the conversion's to refuse
@@ -257,8 +256,7 @@ absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& requ
                                         ": pass its receiver as this_ref (--this)");
     }
     absl::Status status = RefFromWire(request.this_ref(), &receiver);
-    if (!status.ok())
-      return absl::InvalidArgumentError("this_ref: " + std::string(status.message()));
+    if (!status.ok()) return absl::Status(status.code(), "this_ref: " + std::string(status.message()));
     if (!engine_.HasTask(receiver.task)) {
       return absl::NotFoundError("this_ref: no task has id " + std::to_string(receiver.task));
     }

@@ -112,13 +112,15 @@ int HttpStatusFor(absl::StatusCode code) {
   }
 }
 
-// QueryValue reads ?name=... (URL-decoded); nullopt when absent, or too long to be real.
+// QueryValue reads ?name=... (URL-decoded); nullopt when absent, or too long to be real
+// (then `*too_long` is set, if given).
 std::optional<std::string> QueryValue(const mg_request_info* request, const char* name,
-                                      size_t max_bytes) {
+                                      size_t max_bytes, bool* too_long = nullptr) {
   if (request->query_string == nullptr) return std::nullopt;
   std::string value(max_bytes + 1, '\0');
   const int length = mg_get_var(request->query_string, std::strlen(request->query_string), name,
                                 value.data(), value.size());
+  if (too_long != nullptr) *too_long = length == -2;
   if (length < 0) return std::nullopt;  // -1: absent; -2: longer than max_bytes
   value.resize(static_cast<size_t>(length));
   return value;
@@ -338,14 +340,15 @@ class StatusPage::Handler {
     v1::GraphRequest graph_request;
     *graph_request.mutable_call() = *std::move(call);
     graph_request.set_max_nodes(kMaxGraphNodes);
-    if (std::optional<std::string> depth_text = QueryValue(request, "depth", 16)) {
-      uint32_t depth = 0;
-      if (!absl::SimpleAtoi(*depth_text, &depth)) {
-        SendError(connection, 400, "depth must be a number");
-        return 400;
-      }
-      graph_request.set_max_depth(depth);
+    bool depth_too_long = false;
+    std::optional<std::string> depth_text = QueryValue(request, "depth", 16, &depth_too_long);
+    uint32_t depth = 0;
+    if (depth_too_long || (depth_text.has_value() && !absl::SimpleAtoi(*depth_text, &depth))) {
+      // A number too large for the field is refused like any other bad depth, however long.
+      SendError(connection, 400, "depth must be a whole number from 0 to 4294967295");
+      return 400;
     }
+    if (depth_text.has_value()) graph_request.set_max_depth(depth);
     auto promise = std::make_shared<std::promise<absl::StatusOr<v1::GraphReply>>>();
     std::future<absl::StatusOr<v1::GraphReply>> future = promise->get_future();
     absl::Status started = service_.StartDescribe(

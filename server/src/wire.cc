@@ -69,7 +69,8 @@ void RefToWire(RawVc vc, v1::TaskRef* out) {
 }
 
 absl::Status RefFromWire(const v1::TaskRef& ref, RawVc* out) {
-  if (ref.task() == kNoTask) return absl::InvalidArgumentError("task reference 0 names no task");
+  // Like any id no task has (README: NOT_FOUND), though 0 never will.
+  if (ref.task() == kNoTask) return absl::NotFoundError("no task has id 0");
   if (ref.cell_type().empty()) {
     *out = RawVc::Output(ref.task());
     return absl::OkStatus();

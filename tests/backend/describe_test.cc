@@ -27,6 +27,16 @@ Task<int64_t> TotalImpl() {
 }
 inline const turbine::Function<TotalImpl> total{"test.describe.total", 1};
 
+Task<int64_t> ConstantImpl(int64_t n) { co_return n; }
+inline const turbine::Function<ConstantImpl> constant{"test.describe.constant", 1};
+
+Task<int64_t> ConstantsImpl() {
+  int64_t sum = 0;
+  for (int64_t n = 0; n < 50; ++n) sum += co_await constant(n);
+  co_return sum;
+}
+inline const turbine::Function<ConstantsImpl> constants{"test.describe.constants", 1};
+
 const GraphNode* Find(const DependencyGraph& graph, const std::string& function,
                       const std::string& args) {
   for (const GraphNode& node : graph.nodes) {
@@ -73,6 +83,21 @@ TEST(Describe, ShowsTheConeWithArgumentsEdgesAndDepths) {
   EXPECT_TRUE(HasEdge(*graph, scaled_a, input_a));
   EXPECT_TRUE(HasEdge(*graph, scaled_b, input_b));
   EXPECT_FALSE(HasEdge(*graph, scaled_a, input_b));
+}
+
+// A body that took less than a microsecond still says it ran: 0 means "not executed in this
+// process" (before, a trivial body's time read 0, and the graph showed no time for it).
+TEST(Describe, ATaskThatRanInUnderAMicrosecondHasATime) {
+  turbine::Engine engine;
+  turbine::Engine::Scope scope(engine);
+  ASSERT_EQ(*engine.Read(constants()), 49 * 50 / 2);
+  absl::StatusOr<DependencyGraph> graph = engine.Describe(constants().raw());
+  ASSERT_TRUE(graph.ok()) << graph.status();
+  ASSERT_EQ(graph->nodes.size(), 51u);
+  for (const GraphNode& node : graph->nodes) {
+    EXPECT_EQ(node.executions, 1u) << node.function << "(" << node.args << ")";
+    EXPECT_GE(node.last_execution_micros, 1u) << node.function << "(" << node.args << ")";
+  }
 }
 
 TEST(Describe, SaysWhichPartsAreDirtyAndExecutesNothing) {

@@ -18,14 +18,55 @@ std::vector<std::string> Words(std::string_view line) {
 
 TEST(CallText, SplitsAtSpacesButNotInsideJsonOrShellQuotes) {
   EXPECT_EQ(Words("  tree.summary   /src  "), (std::vector<std::string>{"tree.summary", "/src"}));
-  EXPECT_EQ(
-      Words(R"(f [1, 2] {"a b": [3, {"c": 4}]} "x y" 7)"),
-      (std::vector<std::string>{"f", "[1, 2]", R"({"a b": [3, {"c": 4}]})", R"("x y")", "7"}));
-  EXPECT_EQ(Words(R"(f "a \" ] b")"), (std::vector<std::string>{"f", R"("a \" ] b")"}));
+  EXPECT_EQ(Words(R"(f [1, 2] {"a b": [3, {"c": 4}]} "x y" 7)"),
+            (std::vector<std::string>{"f", "[1, 2]", R"({"a b": [3, {"c": 4}]})", "x y", "7"}));
+  // "..." is the shell's too: quotes gone, \" and \\ escaped, other backslashes kept.
+  EXPECT_EQ(Words(R"(f "a \" ] b" "c\\d\n")"),
+            (std::vector<std::string>{"f", R"(a " ] b)", R"(c\d\n)"}));
+  // Outside quotes a backslash escapes one character, as in a shell.
+  EXPECT_EQ(Words(R"(f a\ b x\"y)"), (std::vector<std::string>{"f", "a b", R"(x"y)"}));
   // '...' is the shell's: its text as is, quotes gone, so a command line pastes unchanged.
   EXPECT_EQ(Words(R"(sheet.eval '{"a": "=1"}' 'two words')"),
             (std::vector<std::string>{"sheet.eval", R"({"a": "=1"})", "two words"}));
   EXPECT_EQ(Words(""), std::vector<std::string>{});
+}
+
+TEST(CallText, AQuotedNumberIsTheNumberAsTheShellGivesIt) {
+  absl::StatusOr<v1::CallRequest> call = ParseCallText(R"(demo.fib "3" '"text"')");
+  ASSERT_TRUE(call.ok()) << call.status();
+  ASSERT_EQ(call->args_size(), 2);
+  EXPECT_EQ(call->args(0).int_value(), 3) << "the shell hands `turbine call` the word 3";
+  EXPECT_EQ(call->args(1).string_value(), "text");
+}
+
+TEST(CallText, TakesTheOptionsOfTurbineCall) {
+  // A method's receiver, before or after the function, in both of CLI11's forms.
+  for (const char* line : {"Path.parent --this 12", "--this 12 Path.parent",
+                           "Path.parent --this=12", "Path.parent --this '{\"$ref\":\"12\"}'"}) {
+    absl::StatusOr<v1::CallRequest> call = ParseCallText(line);
+    ASSERT_TRUE(call.ok()) << line << ": " << call.status();
+    EXPECT_EQ(call->function(), "Path.parent") << line;
+    EXPECT_EQ(call->args_size(), 0) << line << ": --this and its value are not arguments";
+    EXPECT_TRUE(call->has_this_ref()) << line;
+    EXPECT_EQ(call->this_ref().task(), 12u) << line;
+  }
+  absl::StatusOr<v1::CallRequest> cell = ParseCallText("Asset.content --this 7/File/0");
+  ASSERT_TRUE(cell.ok()) << cell.status();
+  EXPECT_EQ(cell->this_ref().cell_type(), "File");
+
+  // --raw changes only how the CLI prints; after `--` every word is an argument.
+  absl::StatusOr<v1::CallRequest> raw = ParseCallText("--raw fs.read /etc/hostname -- --this");
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  EXPECT_EQ(raw->function(), "fs.read");
+  ASSERT_EQ(raw->args_size(), 2);
+  EXPECT_EQ(raw->args(1).string_value(), "--this");
+  EXPECT_FALSE(raw->has_this_ref());
+
+  EXPECT_EQ(ParseCallText("f --this").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseCallText("f --this [1]").status().code(), absl::StatusCode::kInvalidArgument);
+  const absl::Status unknown = ParseCallText("f --json 1").status();
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(unknown.message().find("--json"), absl::string_view::npos) << unknown;
 }
 
 TEST(CallText, UnclosedQuotesAndBracketsAreErrors) {

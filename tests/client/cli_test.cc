@@ -354,6 +354,10 @@ TEST_F(CliTest, PingOfADaemonNotServingYetExits3) {
   CliRun run = Run({"ping"});
   EXPECT_EQ(run.exit_code, 3);
   EXPECT_TRUE(Contains(run.err, "NOT_SERVING")) << run.err;
+  // One line that says what is so: it was reached (before, a second line said it could not
+  // be, and asked whether it was running).
+  EXPECT_FALSE(Contains(run.err, "cannot reach")) << run.err;
+  EXPECT_TRUE(Contains(run.err, "shutting down")) << run.err;
 }
 
 TEST_F(CliTest, WatchPrintsALinePerValueUntilTheStreamEnds) {

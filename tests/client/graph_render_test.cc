@@ -45,5 +45,33 @@ TEST(GraphRender, AnArgumentHoldingAnEntityShowsAsItIs) {
   EXPECT_NE(svg->find("x&amp;lt;y"), std::string::npos) << *svg;
 }
 
+// A method called on a cell is told apart from one called on the task's output: JSON has
+// the receiver's slot, the picture its ref (before, both showed the task id alone).
+TEST(GraphRender, AReceiverThatIsACellKeepsItsCell) {
+  v1::GraphReply graph;
+  v1::GraphNode* on_cell = graph.add_nodes();
+  on_cell->set_task(2);
+  on_cell->set_function("Asset.content");
+  on_cell->mutable_receiver()->set_task(7);
+  on_cell->mutable_receiver()->set_cell_type("File");
+  on_cell->mutable_receiver()->set_cell_index(0);
+  v1::GraphNode* on_output = graph.add_nodes();
+  on_output->set_task(3);
+  on_output->set_function("Path.parent");
+  on_output->mutable_receiver()->set_task(5);
+  v1::GraphNode* plain = graph.add_nodes();
+  plain->set_task(4);
+  plain->set_function("demo.fib");
+
+  const nlohmann::json json = GraphJson(graph);
+  EXPECT_EQ(json["nodes"][0]["receiver"], 7);
+  EXPECT_EQ(json["nodes"][0]["receiver_slot"], "File/0");
+  EXPECT_EQ(json["nodes"][1]["receiver_slot"], "output");
+  EXPECT_TRUE(json["nodes"][2]["receiver_slot"].is_null());
+  const std::string dot = GraphDot(graph);
+  EXPECT_NE(dot.find("Asset.content on @7/File/0"), std::string::npos) << dot;
+  EXPECT_NE(dot.find("label=\"Path.parent on @5\""), std::string::npos) << dot;
+}
+
 }  // namespace
 }  // namespace turbine::render

@@ -386,6 +386,13 @@ TEST(StatusPage, BadRequestsGet4xxAndTheDaemonGoesOn) {
   EXPECT_EQ(StatusOf(Get(page, "/api/graph?call=demo.fib%20%22x")), 400) << "unclosed quote";
   EXPECT_EQ(StatusOf(Get(page, "/api/graph?call=no.such%201")), 404);
   EXPECT_EQ(StatusOf(Get(page, "/api/graph?call=demo.fib%201&depth=x")), 400);
+  // Out of the field's range, short or long (the long one was taken as no depth at all).
+  for (const char* depth : {"4294967296", "99999999999999999999", "-1"}) {
+    const std::string out_of_range =
+        Get(page, std::string("/api/graph?call=demo.fib%201&depth=") + depth);
+    EXPECT_EQ(StatusOf(out_of_range), 400) << depth;
+    EXPECT_NE(out_of_range.find("from 0 to 4294967295"), std::string::npos) << out_of_range;
+  }
   EXPECT_EQ(StatusOf(Get(page, "/api/graph?call=" + std::string(5000, 'a'))), 400);
   const std::string wrong_type = Get(page, "/api/graph?call=demo.fib%20text");
   EXPECT_EQ(StatusOf(wrong_type), 400) << wrong_type;
@@ -483,6 +490,20 @@ TEST(StatusPage, BadRequestsGet4xxAndTheDaemonGoesOn) {
     ++nodes;
   }
   EXPECT_EQ(nodes, 3) << "fib 10 and the two it reads\n" << cut;
+
+  // A method's call as `turbine call` takes it: --this and its value are the receiver, not
+  // two more arguments (before, every method call was refused with "pass its receiver").
+  v1::CallReply path;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(Stub(daemon.address())
+                    ->Call(&context, Request("fs.path", {testing::Str("/etc/hostname")}), &path)
+                    .ok());
+  }
+  const std::string method = Get(
+      page, "/api/graph?call=Path.parent%20--this%20" + std::to_string(path.ref().task()));
+  EXPECT_EQ(StatusOf(method), 200) << method;
+  EXPECT_NE(method.find("Path.parent"), std::string::npos) << method;
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 

@@ -267,13 +267,13 @@ TEST(BadInput, EchoesOfHugeInputAreCutShort) {
   EXPECT_LT(reply.error().message().size(), 2048u);
   EXPECT_NE(reply.error().message().find("...(4194304 bytes)"), std::string::npos);
 
-  // A 1 MiB key in SetInputs' INVALID_ARGUMENT (for a reference to task 0) too.
+  // A 1 MiB key in SetInputs' NOT_FOUND (for a reference to task 0, an id no task has: it
+  // was INVALID_ARGUMENT, where other ids no task has were NOT_FOUND) too.
   v1::SetInputsReply set;
   v1::Value no_task;
   no_task.mutable_ref_value()->set_task(0);
   grpc::Status bad_value = SetInputs(live, std::string(1 << 20, 'x'), no_task, &set);
-  EXPECT_EQ(bad_value.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
-      << bad_value.error_message();
+  EXPECT_EQ(bad_value.error_code(), grpc::StatusCode::NOT_FOUND) << bad_value.error_message();
   EXPECT_LT(bad_value.error_message().size(), 2048u);
 }
 
@@ -334,6 +334,16 @@ TEST(BadInput, AReferenceToATaskThatDoesNotExistIsNotFound) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
   EXPECT_NE(status.error_message().find("no task has id 999999999"), std::string::npos)
       << status.error_message();
+  // Id 0 is one no task has too (it was INVALID_ARGUMENT), as this_ref and in an argument.
+  method.mutable_this_ref()->set_task(0);
+  status = live.Call(method, &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  EXPECT_NE(status.error_message().find("no task has id 0"), std::string::npos)
+      << status.error_message();
+  v1::Value zero;
+  zero.mutable_ref_value()->set_task(0);
+  status = live.Call(Request("demo.fib", {zero}), &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
 
   v1::Value ref;
   ref.mutable_ref_value()->set_task(888'888);

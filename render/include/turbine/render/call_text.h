@@ -24,13 +24,19 @@ bool IsUtf8(const std::string& text);
 absl::StatusOr<v1::Value> ParseValueWord(const std::string& text);
 
 // SplitCallWords splits a line into words as a shell would for the CLI: at spaces, except
-// inside JSON strings and brackets (`[1, 2]` and `{"a": 1}` are one word each), and a
-// '...' section is taken literally without its quotes. kInvalidArgument for an unclosed
-// quote or bracket.
+// inside brackets (`[1, 2]` and `{"a": 1}` are one word each, their JSON strings kept as
+// they are); '...' is taken literally and "..." as the shell does (quotes gone, a backslash
+// kept but before $ ` " \), and a backslash outside them escapes the next character, so
+// that a command line pastes unchanged. kInvalidArgument for an unclosed quote or bracket.
 absl::StatusOr<std::vector<std::string>> SplitCallWords(std::string_view line);
 
-// ParseCallText reads "FN ARG..." into a call request (no --this: receivers are not
-// supported in this form). kInvalidArgument naming the word at fault.
+// ParseRefWord reads a task reference as --this takes it: 12, 12/Type/3 or {"$ref":"12"}.
+absl::StatusOr<v1::TaskRef> ParseRefWord(const std::string& text);
+
+// ParseCallText reads the words of `turbine call` after `call`: FN ARG..., with --this REF
+// (or --this=REF) anywhere for a method's receiver, --raw ignored (it only changes how the
+// CLI prints) and every word after `--` an argument. kInvalidArgument naming the word at
+// fault.
 absl::StatusOr<v1::CallRequest> ParseCallText(std::string_view line);
 
 }  // namespace turbine::render
