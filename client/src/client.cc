@@ -317,10 +317,9 @@ absl::Status Client::Ping() {
       });
   if (!reply.ok()) return reply.status();
   if (reply->status() != HealthCheckResponse::SERVING) {
-    return absl::UnavailableError(
-        absl::StrCat("turbined at ", connection_->options.address, " is up but reports ",
-                     HealthCheckResponse::ServingStatus_Name(reply->status()),
-                     ": it is shutting down"));
+    return absl::UnavailableError(absl::StrCat(
+        "turbined at ", connection_->options.address, " is up but reports ",
+        HealthCheckResponse::ServingStatus_Name(reply->status()), ": it is shutting down"));
   }
   return absl::OkStatus();
 }

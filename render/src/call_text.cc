@@ -153,7 +153,8 @@ absl::StatusOr<v1::CallRequest> ParseCallText(std::string_view line) {
       if (word == "--raw") continue;
       std::string receiver;
       if (word == "--this") {
-        if (i + 1 == words->size()) return absl::InvalidArgumentError("--this needs a task reference");
+        if (i + 1 == words->size())
+          return absl::InvalidArgumentError("--this needs a task reference");
         receiver = (*words)[++i];
       } else if (word.starts_with("--this=")) {
         receiver = word.substr(7);
@@ -162,7 +163,8 @@ absl::StatusOr<v1::CallRequest> ParseCallText(std::string_view line) {
             absl::StrCat("unknown option ", word, " (a call takes --this and --raw)"));
       }
       absl::StatusOr<v1::TaskRef> ref = ParseRefWord(receiver);
-      if (!ref.ok()) return absl::InvalidArgumentError(absl::StrCat("--this: ", ref.status().message()));
+      if (!ref.ok())
+        return absl::InvalidArgumentError(absl::StrCat("--this: ", ref.status().message()));
       *request.mutable_this_ref() = *std::move(ref);
       continue;
     }
@@ -178,7 +180,8 @@ absl::StatusOr<v1::CallRequest> ParseCallText(std::string_view line) {
     ++arg;
     *request.add_args() = *std::move(value);
   }
-  if (request.function().empty()) return absl::InvalidArgumentError("type a function and its arguments");
+  if (request.function().empty())
+    return absl::InvalidArgumentError("type a function and its arguments");
   return request;
 }
 

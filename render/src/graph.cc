@@ -127,7 +127,8 @@ std::string GraphDot(const v1::GraphReply& graph, const std::string& truncated_n
     std::string label = node.function();
     if (node.has_receiver()) {
       absl::StrAppend(&label, " on @", node.receiver().task());
-      if (!node.receiver().cell_type().empty()) absl::StrAppend(&label, "/", SlotName(node.receiver()));
+      if (!node.receiver().cell_type().empty())
+        absl::StrAppend(&label, "/", SlotName(node.receiver()));
     }
     if (!node.args().empty()) absl::StrAppend(&label, "\n", node.args());
     if (node.last_execution_micros() > 0) {

@@ -256,7 +256,8 @@ absl::StatusOr<PreparedCall> TurbineService::Prepare(const v1::CallRequest& requ
                                         ": pass its receiver as this_ref (--this)");
     }
     absl::Status status = RefFromWire(request.this_ref(), &receiver);
-    if (!status.ok()) return absl::Status(status.code(), "this_ref: " + std::string(status.message()));
+    if (!status.ok())
+      return absl::Status(status.code(), "this_ref: " + std::string(status.message()));
     if (!engine_.HasTask(receiver.task)) {
       return absl::NotFoundError("this_ref: no task has id " + std::to_string(receiver.task));
     }

@@ -500,8 +500,8 @@ TEST(StatusPage, BadRequestsGet4xxAndTheDaemonGoesOn) {
                     ->Call(&context, Request("fs.path", {testing::Str("/etc/hostname")}), &path)
                     .ok());
   }
-  const std::string method = Get(
-      page, "/api/graph?call=Path.parent%20--this%20" + std::to_string(path.ref().task()));
+  const std::string method =
+      Get(page, "/api/graph?call=Path.parent%20--this%20" + std::to_string(path.ref().task()));
   EXPECT_EQ(StatusOf(method), 200) << method;
   EXPECT_NE(method.find("Path.parent"), std::string::npos) << method;
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
