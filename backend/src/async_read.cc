@@ -65,14 +65,15 @@ bool DependencyRanSince(EngineImpl& engine, RawVc vc, uint64_t sequence) {
   return false;
 }
 
-// AdoptedFromShared tells whether the task of `vc` holds a result of the shared tier.
-// Not loaded for this either: one loaded back holds no adopted result.
-bool AdoptedFromShared(EngineImpl& engine, RawVc vc) {
+// AdoptedFromShared tells whether the task of `vc` holds a result of the shared tier
+// adopted after execution `sequence` (0: at any time; an adoption is numbered as an
+// execution is). Not loaded for this either: one loaded back holds no adopted result.
+bool AdoptedFromShared(EngineImpl& engine, RawVc vc, uint64_t sequence = 0) {
   if (!engine.sharing() || vc.is_none()) return false;  // no tier: no task lock to take
   TaskState* task = engine.InMemory(vc.task);
   if (task == nullptr) return false;
   MutexLock lock(&task->mu);
-  return task->from_shared;
+  return task->from_shared && task->last_execution > sequence;
 }
 
 Engine::AsyncRead Finish(ReadOp& op, bool immediate) {
@@ -107,12 +108,14 @@ Job ReadOnWorker(EngineImpl* engine, RawVc vc, std::function<void(Engine::AsyncR
   // (perhaps at the end of a chain of references) changed meanwhile, or if something it
   // reads ran and came out the same.
   const bool ran = RanSince(*engine, vc, sequence_before);
-  // Shared: the task named was adopted, and so was the one holding the value at the end of
-  // its references (a trait call's dispatch may be adopted while its implementation ran).
-  // Then it is not executed, though its value is new (what it read to verify the trace
-  // may have run here: that is the shared tier's cost, not an execution of the task).
+  // Shared: the task named was adopted for this read, and the one holding the value at the
+  // end of its references was adopted too (a trait call's dispatch may be adopted while its
+  // implementation ran). Then it is not executed, though its value is new (what it read to
+  // verify the trace may have run here: that is the shared tier's cost, not an execution
+  // of the task). One adopted before and only verified now is not: what ran for it then
+  // came out equal, an execution's early cutoff (executed, below).
   result.shared =
-      !ran && AdoptedFromShared(*engine, vc) &&
+      !ran && AdoptedFromShared(*engine, vc, sequence_before) &&
       (!op.ok() || op.resolved().task == vc.task || AdoptedFromShared(*engine, op.resolved()));
   result.executed = !result.shared && (ran || (op.ok() && op.value_stamp() > stamp_before) ||
                                        DependencyRanSince(*engine, vc, sequence_before));

@@ -55,6 +55,11 @@ EngineImpl::EngineImpl(const EngineOptions& options, uint64_t next_stamp, uint64
       memory_(options.memory),
       shared_(options.shared) {
   invalidation_target_->engine = this;
+  if (shared_.tier != nullptr && shared_.unavailable_at_start) {
+    const absl::Status down = absl::UnavailableError("did not answer at start");
+    shared_lookups_outage_.Failed(down);
+    shared_publish_outage_.Failed(down);
+  }
   Today();
   // Stamps continue above everything ever persisted, so a restored reader's observed stamp
   // can never match a value this session produced.

@@ -29,17 +29,22 @@ class OutageLog {
 
   // Failed notes a failure and tells whether it is news: the first since the service last
   // worked, or a reason not told yet during this outage (its credentials were refused after
-  // its connection was lost, say). A failure that did not try ("retrying later") is never
-  // a new reason, and at most kReasons are told per outage.
+  // its connection was lost, say). A reason is a kind of failure, its code, a timeout
+  // being one more way of not answering: the messages of one outage name one node and
+  // then another, a refused connection and then a timeout (one cluster going down told
+  // four times). A failure that did not try ("retrying later") is never a new reason, and
+  // at most kReasons are told per outage.
   bool Failed(const absl::Status& status) {
     std::lock_guard<std::mutex> lock(mu_);
     last_failure_millis_.store(now_millis_(), std::memory_order_relaxed);
-    const std::string reason = status.ToString();
+    const absl::StatusCode reason = status.code() == absl::StatusCode::kDeadlineExceeded
+                                        ? absl::StatusCode::kUnavailable
+                                        : status.code();
     if (!failing_.exchange(true, std::memory_order_relaxed)) {
       told_.assign(1, reason);
       return true;
     }
-    if (told_.size() >= kReasons || std::string_view(reason).ends_with("(retrying later)") ||
+    if (told_.size() >= kReasons || std::string_view(status.message().data(), status.message().size()).ends_with("(retrying later)") ||
         std::find(told_.begin(), told_.end(), reason) != told_.end()) {
       return false;
     }
@@ -79,7 +84,7 @@ class OutageLog {
   std::atomic<int64_t> last_failure_millis_{0};  // written under mu_
   std::atomic<bool> failing_{false};
   std::mutex mu_;
-  std::vector<std::string> told_;  // guarded by mu_: the reasons told in this outage
+  std::vector<absl::StatusCode> told_;  // guarded by mu_: the reasons told in this outage
 };
 
 }  // namespace turbine::internal

@@ -585,6 +585,7 @@ absl::Status ConnectSharedCache(const Flags& flags, turbine::SharedTierOptions* 
                  flags.shared_cache_namespace, flags.shared_cache_mode);
   }
   options->tier = *tier;
+  options->unavailable_at_start = client.Primaries().empty();  // said just above
   options->name_space = flags.shared_cache_namespace;
   options->publish = flags.shared_cache_mode == "readwrite";
   return absl::OkStatus();

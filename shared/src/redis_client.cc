@@ -2,6 +2,7 @@
 #include "turbine/shared/redis_client.h"
 
 #include <hiredis/hiredis.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <algorithm>
@@ -117,6 +118,11 @@ class RedisClient::Impl {
     int port = 0;
     std::mutex mu;
     redisContext* context = nullptr;  // guarded by mu; null: not connected
+    // The connection's socket, for Stop, which cannot take `mu` (a round trip waiting on
+    // the socket holds it). Guarded by fd_mu, which the socket is closed under: Stop never
+    // shuts down a descriptor number that was since given to another file.
+    std::mutex fd_mu;
+    int fd = -1;
     bool connected_before = false;    // guarded by mu
     // Its last connect failed: it is asked for the slot map only after every other node
     // (RefreshSlots), until a connect to it works again.
@@ -151,7 +157,24 @@ class RedisClient::Impl {
     return last;
   }
 
+  // Stop makes every call from now on fail at once, and those waiting on a node return:
+  // their sockets are shut down (the blocked read ends), not closed (their callers close
+  // them, as after any I/O error).
+  void Stop() {
+    stopped_.store(true);
+    std::vector<Node*> nodes;
+    {
+      std::lock_guard<std::mutex> lock(state_mu_);
+      for (const auto& [address, node] : nodes_) nodes.push_back(node.get());
+    }
+    for (Node* node : nodes) {
+      std::lock_guard<std::mutex> lock(node->fd_mu);
+      if (node->fd >= 0) ::shutdown(node->fd, SHUT_RDWR);
+    }
+  }
+
   absl::Status Execute(std::vector<Op>& ops) {
+    if (stopped_.load()) return absl::UnavailableError("the shared cache client is stopped");
     const Clock::time_point start = Clock::now();
     if (start < Clock::time_point(Clock::duration(unavailable_until_.load()))) {
       return absl::UnavailableError("shared cache unreachable (retrying later)");
@@ -276,6 +299,12 @@ class RedisClient::Impl {
     node->connected_before = true;
     node->last_connect_failed = false;
     node->context = context;
+    {
+      std::lock_guard<std::mutex> lock(node->fd_mu);
+      node->fd = context->fd;
+      // A Stop that swept the nodes before this fd was set has set stopped_ first.
+      if (stopped_.load()) ::shutdown(node->fd, SHUT_RDWR);
+    }
     if (!options_.password.empty()) {
       std::vector<std::string> auth = {"AUTH"};
       if (!options_.user.empty()) auth.push_back(options_.user);
@@ -297,7 +326,11 @@ class RedisClient::Impl {
   }
 
   void Disconnect(Node* node) {
-    if (node->context != nullptr) redisFree(node->context);
+    if (node->context != nullptr) {
+      std::lock_guard<std::mutex> lock(node->fd_mu);
+      redisFree(node->context);  // closes the socket
+      node->fd = -1;
+    }
     node->context = nullptr;
     refresh_needed_ = true;  // a node that failed may have been replaced
   }
@@ -377,11 +410,19 @@ class RedisClient::Impl {
         std::lock_guard<std::mutex> lock(state_mu_);
         why = last_refresh_error_;
       }
-      status = absl::UnavailableError(
-          why.empty() ? "no node serves this key's slot"
-                      : Cat("no node serves this key's slot: the cluster's slot map could not "
-                            "be read (",
-                            why, ")"));
+      // Never read: whether it is a cluster is not known either (a plain Redis down at
+      // start), nor is there a slot to speak of.
+      const bool never_read = Primaries().empty();
+      if (never_read) {
+        status = absl::UnavailableError(why.empty() ? "no Redis has answered yet"
+                                                    : Cat("no Redis has answered yet (", why, ")"));
+      } else {
+        status = absl::UnavailableError(
+            why.empty() ? "no node serves this key's slot"
+                        : Cat("no node serves this key's slot: the cluster's slot map could not "
+                              "be read (",
+                              why, ")"));
+      }
       refresh_needed_ = true;
     } else {
       std::lock_guard<std::mutex> lock(node->mu);
@@ -505,6 +546,7 @@ class RedisClient::Impl {
   std::map<std::string, std::unique_ptr<Node>> nodes_;  // guarded by state_mu_; never shrinks
   std::string last_refresh_error_;  // guarded by state_mu_; empty: the last refresh worked
   std::atomic<bool> refresh_needed_{false};
+  std::atomic<bool> stopped_{false};
   std::atomic<bool> getrange_refused_{false};  // the ACL allows GET, not GETRANGE
   std::atomic<Clock::rep> unavailable_until_{0};
   std::atomic<uint64_t> round_trips_{0}, redirects_{0}, reconnects_{0}, slot_refreshes_{0};
@@ -571,5 +613,6 @@ absl::Status RedisClient::Delete(const std::vector<std::string>& keys) {
 bool RedisClient::cluster_mode() const { return impl_->cluster_mode(); }
 std::vector<std::string> RedisClient::Primaries() const { return impl_->Primaries(); }
 RedisClient::Counters RedisClient::counters() const { return impl_->counters(); }
+void RedisClient::Stop() { impl_->Stop(); }
 
 }  // namespace turbine::shared

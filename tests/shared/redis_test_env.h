@@ -127,6 +127,11 @@ class PlainRedis {
     pid_ = 0;
   }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  // Signal sends `signal` to the server (SIGSTOP: it takes connections, and answers
+  // nothing, as behind a network partition; SIGCONT ends that).
+  void Signal(int signal) {
+    if (pid_ > 0) kill(pid_, signal);
+  }
 
  private:
   int port_ = 0;

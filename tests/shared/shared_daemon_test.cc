@@ -68,6 +68,32 @@ TEST_F(SharedDaemons, SheetCellsComputedOnOneAreSharedWithTheOther) {
   EXPECT_EQ(b.Executions("sheet.eval"), 3u);  // b, c, d; not a
 }
 
+// A result adopted earlier, verified after an input change whose readers re-executed and
+// came out equal (an early cutoff), was computed here for this call: `executed`, as on a
+// daemon that had executed it itself. Before, it said `shared` (and counted a shared hit)
+// after every such change.
+TEST_F(SharedDaemons, AnAdoptedResultVerifiedAfterACutoffIsExecutedNotShared) {
+  ASSERT_NE(url_, "redis://") << "the redis_cluster fixture did not run";
+  const std::vector<std::pair<std::string, v1::Value>> sheet = {
+      {"x", Int(3)}, {"p", Str("x * x")}, {"top", Str("p + 1")}};
+  Machine a(url_, ns_, "readwrite");
+  a.Set(sheet);
+  EXPECT_EQ(a.Call("sheet.eval", {Str("top")}).source, v1::SOURCE_EXECUTED);
+  a.WaitPublished(3);
+
+  Machine b(url_, ns_, "read");
+  b.Set(sheet);
+  EXPECT_EQ(b.Call("sheet.eval", {Str("top")}).source, v1::SOURCE_SHARED);
+  const uint64_t shared_hits = b.Stats().hits_shared();
+  b.Set({{"x", Int(-3)}});  // p is 9 again: top need not execute
+  client::CallResult after = b.Call("sheet.eval", {Str("top")});
+  EXPECT_EQ(after.value.value_or(v1::Value()).int_value(), 10);
+  EXPECT_EQ(after.source, v1::SOURCE_EXECUTED) << "p executed for this call";
+  EXPECT_EQ(b.Stats().hits_shared(), shared_hits);
+  // And asked again with nothing changed, it is a memory hit.
+  EXPECT_EQ(b.Call("sheet.eval", {Str("top")}).source, v1::SOURCE_MEMORY);
+}
+
 TEST_F(SharedDaemons, ADifferentInputOnTheReaderExecutesExactlyWhatDiffers) {
   ASSERT_NE(url_, "redis://");
   Machine a(url_, ns_, "readwrite");
@@ -306,6 +332,35 @@ TEST_F(SharedDaemons, AKeyOfAnotherTypeAndAnOversizedValueAreIgnored) {
   EXPECT_EQ(c.Stats().shared_errors(), 0u);
 }
 
+// A stop does not wait for a lookup on a Redis that stopped answering: once calls are cut
+// (5 s), the lookup ends too, and the last snapshot is written. Before, the stop waited for
+// the lookup's whole timeout (here a minute), and --stop-timeout cut it short, exit code 4
+// and no last snapshot.
+TEST_F(SharedDaemons, AStopDoesNotWaitForALookupOnACacheThatStoppedAnswering) {
+  PlainRedis redis;
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--shared-cache", "redis://" + redis.address(),
+                            "--shared-cache-namespace", ns_, "--shared-cache-timeout-ms", "60000",
+                            "--stop-timeout", "20s"}))
+      << daemon.log();
+  auto client = client::Client::Connect({.address = daemon.address()});
+  ASSERT_TRUE(client.ok()) << client.status();
+  redis.Signal(SIGSTOP);
+  std::thread call([&client] {
+    // Cut by the stop: UNAVAILABLE, "turbined is shutting down".
+    (void)(*client)->Call("demo.busy", {Int(7), Int(0)});
+  });
+  // The call is on its way to the lookup (if not there yet, the stop still finds it).
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  call.join();
+  EXPECT_NE(daemon.log().find("stopped; writing the last snapshot"), std::string::npos)
+      << daemon.log();
+  EXPECT_EQ(daemon.log().find("without the last snapshot"), std::string::npos) << daemon.log();
+  redis.Signal(SIGCONT);
+}
+
 TEST_F(SharedDaemons, ADeadCacheAnswersLocallyWithinTheTimeout) {
   PlainRedis redis;
   const std::string url = "redis://" + redis.address();
@@ -331,6 +386,14 @@ TEST_F(SharedDaemons, ADaemonStartsWhileTheCacheIsDownAndABadUrlIsRefused) {
   Machine b("redis://127.0.0.1:" + std::to_string(port), ns_, "read");
   EXPECT_EQ(b.Call("demo.busy", {Int(9), Int(0)}).value.value_or(v1::Value()).int_value(), 9);
   EXPECT_TRUE(b.WaitForLog("does not answer yet")) << b.log();
+  // That line stands for the outage: its lookups failing as it said are no news (a second
+  // line said "unavailable" at the first call that tried, once the second in which lookups
+  // fail at once had gone by).
+  b.PumpLog(std::chrono::milliseconds(1200));
+  EXPECT_EQ(b.Call("demo.busy", {Int(10), Int(0)}).value.value_or(v1::Value()).int_value(), 10);
+  b.PumpLog(std::chrono::milliseconds(200));
+  EXPECT_EQ(b.log().find("shared cache unavailable"), std::string::npos) << b.log();
+  EXPECT_EQ(b.Stats().shared_errors(), 2u);
 
   TempDir dir;
   DaemonProcess bad;

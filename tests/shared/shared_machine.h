@@ -113,6 +113,8 @@ class Machine {
   // WaitForLog waits until the daemon logged a line containing `marker`.
   bool WaitForLog(const std::string& marker) { return daemon_.WaitForLog(marker); }
   const std::string& log() const { return daemon_.log(); }
+  // PumpLog reads what the daemon logs for `duration` (log() has only what was read).
+  void PumpLog(std::chrono::milliseconds duration) { daemon_.PumpLog(duration); }
 
  private:
   TempDir dir_;

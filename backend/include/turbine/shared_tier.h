@@ -42,6 +42,11 @@ class SharedTier {
   // Publish stores `records` (key, record), batched. Called only from the engine's one
   // publishing thread, never on a caller's path.
   virtual absl::Status Publish(const std::vector<std::pair<std::string, std::string>>& records) = 0;
+  // Stop makes every call from now on fail at once, and cuts short the ones waiting: their
+  // callers get an error (a miss) now rather than at their timeout. A daemon that stops
+  // calls it once its calls are cut, so that no lookup holds a worker, and the last
+  // snapshot, for the tier's whole timeout. Safe from any thread.
+  virtual void Stop() {}
 };
 
 struct SharedTierOptions {
@@ -56,6 +61,9 @@ struct SharedTierOptions {
   size_t max_record_bytes = 1 << 20;
   // Traces waiting to be published; beyond it new ones are dropped (and counted).
   size_t max_queued = 10000;
+  // The tier did not answer when the daemon started, which it said then: its first
+  // failures are that outage, not news for the log; its coming back is.
+  bool unavailable_at_start = false;
 };
 
 }  // namespace turbine

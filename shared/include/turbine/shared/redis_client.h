@@ -77,6 +77,12 @@ class RedisClient {
   // Delete removes the keys (absent ones are no error).
   absl::Status Delete(const std::vector<std::string>& keys);
 
+  // Stop ends the client's use: calls from now on fail at once (UNAVAILABLE), and those
+  // waiting on a node return now with an error, not at their deadline. For a daemon that
+  // stops: a lookup waiting on a Redis that stopped answering would hold its worker, and
+  // so the stop, for the whole timeout.
+  void Stop();
+
   // Whether the server is a cluster (false: one plain Redis).
   bool cluster_mode() const;
   // The primaries the slot map names, "host:port", sorted.

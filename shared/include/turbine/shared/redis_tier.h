@@ -27,6 +27,7 @@ class RedisTier final : public SharedTier {
     return client_->MultiGet(keys);  // one pipelined round trip per node
   }
   absl::Status Publish(const std::vector<std::pair<std::string, std::string>>& records) override;
+  void Stop() override { client_->Stop(); }
 
   RedisClient& client() { return *client_; }
 
