@@ -44,7 +44,9 @@ class OutageLog {
       told_.assign(1, reason);
       return true;
     }
-    if (told_.size() >= kReasons || std::string_view(status.message().data(), status.message().size()).ends_with("(retrying later)") ||
+    if (told_.size() >= kReasons ||
+        std::string_view(status.message().data(), status.message().size())
+            .ends_with("(retrying later)") ||
         std::find(told_.begin(), told_.end(), reason) != told_.end()) {
       return false;
     }
