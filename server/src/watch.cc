@@ -21,7 +21,7 @@ grpc::ServerWriteReactor<v1::CallReply>* TurbineService::Watch(
 
 WatchReactor::WatchReactor(TurbineService& service, grpc::CallbackServerContext* context,
                            const v1::CallRequest& request)
-    : service_(service), context_(context) {
+    : service_(service), context_(context), request_(request) {
   service_.CountRpc(Rpc::kWatch);
   if (!service_.Authorized(context)) {
     service_.CountError(grpc::StatusCode::UNAUTHENTICATED);
@@ -64,6 +64,18 @@ void WatchReactor::Refresh() {
     service_.BeginWatchRead();
   }
   Hold();
+  if (!service_.engine().HasTask(call_.vc.task)) {
+    absl::StatusOr<PreparedCall> again = service_.Prepare(request_);
+    if (!again.ok()) {  // what a new call would be told (its receiver removed too, say)
+      v1::CallReply failed;
+      ErrorToWire(again.status(), failed.mutable_error());
+      OnAnswer(std::move(failed));
+      Release();
+      service_.WatchReadEnded();
+      return;
+    }
+    call_ = *std::move(again);
+  }
   call_.start = std::chrono::steady_clock::now();
   service_.Answer(call_, 0, cancel_, [this, service = &service_](v1::CallReply reply) {
     OnAnswer(std::move(reply));
@@ -73,6 +85,19 @@ void WatchReactor::Refresh() {
 }
 
 void WatchReactor::OnAnswer(v1::CallReply reply) {
+  // The task went while it was read (a pass removed it meanwhile): not the call's answer,
+  // which the read again gives. A few times in a row at most: then the error is the answer.
+  const bool gone = reply.has_error() && !service_.engine().HasTask(call_.vc.task);
+  remade_ = gone ? remade_ + 1 : 0;
+  if (gone && remade_ <= 3) {
+    {
+      std::lock_guard lock(mu_);
+      reading_ = false;
+      read_again_ = false;
+    }
+    Refresh();
+    return;
+  }
   bool again = false;
   {
     std::lock_guard lock(mu_);

@@ -51,7 +51,13 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::CallReply> {
 
   TurbineService& service_;
   grpc::CallbackServerContext* const context_;
+  // The call as asked, and its task as last made. A garbage collection pass may remove
+  // that task (out of memory, and garbage under a disk limit or its retention): the watch
+  // then makes it again from the request, as a new call would. Both are touched only by
+  // the read in progress (reading_).
+  const v1::CallRequest request_;
   PreparedCall call_;
+  int remade_ = 0;  // times in a row the task was gone when a read answered
   CancelToken cancel_;         // cancelled when the watcher goes: ends a read in progress
   std::atomic<int> holds_{1};  // gRPC's until OnDone, plus each refresh in flight
 

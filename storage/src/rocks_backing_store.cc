@@ -480,6 +480,7 @@ absl::Status RocksBackingStore::DeleteTasks(const std::vector<uint64_t>& ids) {
   rocksdb::WriteBatch batch;
   std::string key;
   std::string value;
+  rocksdb::PinnableSlice observation;
   for (uint64_t id : ids) {
     char id_key[8];
     PutBigEndian(id, id_key);
@@ -496,7 +497,15 @@ absl::Status RocksBackingStore::DeleteTasks(const std::vector<uint64_t>& ids) {
     }
     batch.Delete(store_->handle(Table::kTaskIds), id_slice);
     batch.Delete(store_->handle(Table::kTaskUse), id_slice);
-    batch.Delete(store_->handle(Table::kObservations), id_slice);
+    // Few tasks have an observation. A deletion of one that is not there is a tombstone
+    // over nothing: a table file of such tombstones, which overlaps no other, moves to the
+    // last level whole, and the compaction after a pass left it there (1.2 MB on disk for
+    // 150,000 tasks that never had an observation).
+    observation.Reset();
+    absl::StatusOr<bool> observed =
+        store_->Get(Table::kObservations, std::string_view(id_key, 8), &observation);
+    if (!observed.ok()) return observed.status();
+    if (*observed) batch.Delete(store_->handle(Table::kObservations), id_slice);
   }
   return store_->Write(batch, /*sync=*/false);
 }

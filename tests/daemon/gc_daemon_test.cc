@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <regex>
 #include <string>
@@ -235,6 +236,69 @@ TEST(GarbageCollectionDaemon, UnsetInputsLeaveTheStoreAndMemory) {
   EXPECT_EQ(gone.exit_code, 1);
   EXPECT_NE(gone.out.find("is not set"), std::string::npos) << gone.out;
   EXPECT_EQ(restarted.Stop(SIGTERM), 0) << restarted.log();
+}
+
+// A watch whose task a pass removed (out of memory under a tiny limit, garbage under a
+// one-byte disk limit) makes it again and goes on reporting changes. Before, it reported
+// "no task with id N" once and then nothing, whatever changed.
+TEST(GarbageCollectionDaemon, AWatchGoesOnAfterAPassRemovedItsTask) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--gc-interval", "0",
+                            "--memory-limit", "1K", "--disk-limit", "1"}))
+      << daemon.log();
+  std::unique_ptr<Client> client = ConnectTo(daemon);
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->SetInputs({{"k", Int(1)}}).ok());
+  std::mutex mu;
+  std::vector<std::string> seen;  // each value, or its error
+  turbine::client::Cancellation cancel;
+  std::thread watcher([&] {
+    (void)client->Watch(MakeCallRequest("input.get", {Str("k")}),
+                        [&](const CallResult& result) {
+                          std::lock_guard lock(mu);
+                          seen.push_back(result.value.ok()
+                                             ? std::to_string(result.value->int_value())
+                                             : std::string(result.value.status().message()));
+                          return true;
+                        },
+                        &cancel);
+  });
+  const auto saw = [&](const std::string& value) {
+    for (int i = 0; i < 1500; ++i) {
+      {
+        std::lock_guard lock(mu);
+        if (!seen.empty() && seen.back() == value) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  };
+  ASSERT_TRUE(saw("1"));
+  // Out of memory first (the input and the watched task): a task in memory is in use.
+  for (int i = 0; i < 1500; ++i) {
+    absl::StatusOr<turbine::v1::StatsReply> stats = client->Stats();
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    if (stats->evicted_tasks() >= 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const std::string cli = "--data-dir " + dir.str() + "/data --timeout-ms 120000 ";
+  CliResult gc = RunCli(cli + "--json gc");
+  ASSERT_EQ(gc.exit_code, 0) << gc.out;
+  GcJson removed;
+  ASSERT_TRUE(ParseGcJson(gc.out, &removed)) << gc.out;
+  EXPECT_GE(removed.removed_tasks, 1u) << "the watched task was to be removed";
+  for (int64_t value : {2, 3}) {
+    ASSERT_TRUE(client->SetInputs({{"k", Int(value)}}).ok());
+    EXPECT_TRUE(saw(std::to_string(value))) << "the watch reported no " << value;
+  }
+  cancel.Cancel();
+  watcher.join();
+  std::lock_guard lock(mu);
+  for (const std::string& value : seen) {
+    EXPECT_TRUE(value == "1" || value == "2" || value == "3") << "the watch reported " << value;
+  }
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
 // SIGKILL, or SIGTERM (the pass stops early, the daemon exits as usual), during a pass.
