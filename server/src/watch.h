@@ -57,7 +57,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::CallReply> {
   // the read in progress (reading_).
   const v1::CallRequest request_;
   PreparedCall call_;
-  int remade_ = 0;  // times in a row the task was gone when a read answered
+  int remade_ = 0;             // times in a row the task was gone when a read answered
   CancelToken cancel_;         // cancelled when the watcher goes: ends a read in progress
   std::atomic<int> holds_{1};  // gRPC's until OnDone, plus each refresh in flight
 

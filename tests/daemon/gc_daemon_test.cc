@@ -254,15 +254,15 @@ TEST(GarbageCollectionDaemon, AWatchGoesOnAfterAPassRemovedItsTask) {
   std::vector<std::string> seen;  // each value, or its error
   turbine::client::Cancellation cancel;
   std::thread watcher([&] {
-    (void)client->Watch(MakeCallRequest("input.get", {Str("k")}),
-                        [&](const CallResult& result) {
-                          std::lock_guard lock(mu);
-                          seen.push_back(result.value.ok()
-                                             ? std::to_string(result.value->int_value())
-                                             : std::string(result.value.status().message()));
-                          return true;
-                        },
-                        &cancel);
+    (void)client->Watch(
+        MakeCallRequest("input.get", {Str("k")}),
+        [&](const CallResult& result) {
+          std::lock_guard lock(mu);
+          seen.push_back(result.value.ok() ? std::to_string(result.value->int_value())
+                                           : std::string(result.value.status().message()));
+          return true;
+        },
+        &cancel);
   });
   const auto saw = [&](const std::string& value) {
     for (int i = 0; i < 1500; ++i) {
