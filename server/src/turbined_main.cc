@@ -666,14 +666,21 @@ int ExitCodeFor(const absl::Status& status) {
 
 void LogReady(const turbine::server::Server& server, const std::string& data_dir) {
   spdlog::info("data dir {}: {}", data_dir, server.store_report());
+  // Where it serves is said at every level but `off`: scripts and supervisors wait for
+  // "turbined ready on", and under --log-level warn it never came.
+  std::shared_ptr<spdlog::logger> said = spdlog::default_logger();
+  if (said->level() != spdlog::level::off && said->level() > spdlog::level::info) {
+    said = said->clone("turbined");
+    said->set_level(spdlog::level::info);
+  }
   if (const std::string metrics = server.metrics_address(); !metrics.empty()) {
-    spdlog::info("turbined metrics on http://{}/metrics", metrics);
+    said->info("turbined metrics on http://{}/metrics", metrics);
   }
   if (const std::string page = server.http_address(); !page.empty()) {
-    spdlog::info("turbined status page on http://{}/", page);
+    said->info("turbined status page on http://{}/", page);
   }
   for (const std::string& address : server.addresses()) {
-    spdlog::info("turbined ready on {}", address);
+    said->info("turbined ready on {}", address);
   }
 }
 

@@ -456,6 +456,19 @@ TEST(Daemon, TheSocketAddressItLogsIsNormal) {
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
+// Where it serves is said at every level but `off`; other lines keep their level. Before,
+// under --log-level warn, "turbined ready on" never came, and whatever waited for it waited
+// for good.
+TEST(Daemon, TheReadyLineComesUnderAQuietLogLevel) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--log-level", "warn"})) << daemon.log();
+  EXPECT_FALSE(daemon.address().empty());
+  EXPECT_EQ(daemon.log().find("checked 0 observations"), std::string::npos)
+      << "an info line under --log-level warn\n" << daemon.log();
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
 TEST(Daemon, ShutdownRpcStopsItCleanly) {
   TempDir dir;
   DaemonProcess daemon;
