@@ -465,7 +465,8 @@ TEST(Daemon, TheReadyLineComesUnderAQuietLogLevel) {
   ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--log-level", "warn"})) << daemon.log();
   EXPECT_FALSE(daemon.address().empty());
   EXPECT_EQ(daemon.log().find("checked 0 observations"), std::string::npos)
-      << "an info line under --log-level warn\n" << daemon.log();
+      << "an info line under --log-level warn\n"
+      << daemon.log();
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
