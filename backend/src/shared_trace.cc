@@ -482,6 +482,11 @@ bool EngineImpl::FetchTrace(TaskState& task, TraceRecord* record) {
   absl::StatusOr<std::optional<std::string>> found = TakePrefetched(key);
   const bool asked_tier = !found->has_value();
   if (asked_tier) found = shared_.tier->Lookup(key);
+  if (!found.ok() && absl::IsCancelled(found.status())) {
+    // The tier was stopped (SharedTier::Stop: the daemon stops): a miss, not an outage.
+    counts.shared_misses.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
   if (!found.ok()) {
     counts.shared_errors.fetch_add(1, std::memory_order_relaxed);
     if (shared_lookups_outage_.Failed(found.status())) {
@@ -625,7 +630,7 @@ void EngineImpl::PublishLoop() {
       } else {
         // Not an error of a lookup (shared_errors counts lookups, by result): dropped.
         counts.shared_publish_dropped.fetch_add(records.size(), std::memory_order_relaxed);
-        if (shared_publish_outage_.Failed(status)) {
+        if (!absl::IsCancelled(status) && shared_publish_outage_.Failed(status)) {
           Log(LogLevel::kWarning,
               "shared cache: publishing failed, results are not shared meanwhile: " +
                   status.ToString());

@@ -87,6 +87,10 @@ absl::StatusOr<std::vector<std::string>> SplitCallWords(std::string_view line) {
       // only before $ ` " \ (so `"3"` is the number 3, as the shell hands it to the CLI).
       size_t j = i + 1;
       for (; j < line.size() && line[j] != '"'; ++j) {
+        if (line[j] == '\\' && j + 1 < line.size() && line[j + 1] == '\n') {
+          ++j;  // a line continued: both go
+          continue;
+        }
         if (line[j] == '\\' && j + 1 < line.size() &&
             absl::string_view("$`\"\\").find(line[j + 1]) != absl::string_view::npos) {
           ++j;
@@ -99,7 +103,12 @@ absl::StatusOr<std::vector<std::string>> SplitCallWords(std::string_view line) {
       continue;
     }
     if (depth == 0 && c == '\\') {  // outside quotes, the shell's escape of one character
-      if (i + 1 < line.size()) word.push_back(line[++i]);
+      if (i + 1 == line.size()) continue;  // nothing to escape: the shell drops it too
+      if (line[i + 1] == '\n') {  // a line continued: both go, the word goes on
+        ++i;
+        continue;
+      }
+      word.push_back(line[++i]);
       in_word = true;
       continue;
     }
@@ -109,8 +118,12 @@ absl::StatusOr<std::vector<std::string>> SplitCallWords(std::string_view line) {
       in_word = false;
       continue;
     }
+    // Brackets group only a word that starts with one (JSON), or inside such a word:
+    // `/tmp/a[1` and `a[b c]` are a shell's words.
+    const bool starts_json = !in_word && (c == '[' || c == '{');
     in_word = true;
     word.push_back(c);
+    if (depth == 0 && !starts_json) continue;
     if (c == '"') {
       in_json_string = true;
     } else if (c == '[' || c == '{') {
@@ -149,8 +162,19 @@ absl::StatusOr<v1::CallRequest> ParseCallText(std::string_view line) {
     }
     if (!options_end && word.starts_with("--")) {
       // The options of `turbine call` (anywhere, as CLI11 reads them): --this names the
-      // receiver; --raw only changes how the CLI prints.
-      if (word == "--raw") continue;
+      // receiver; --raw only changes how the CLI prints, and so do the CLI's own options,
+      // which it takes after the command too (with their values).
+      if (word == "--raw" || word == "--json" || word == "--wait") continue;
+      const std::string_view name = std::string_view(word).substr(0, word.find('='));
+      if (name == "--connect" || name == "--data-dir" || name == "--token-file" ||
+          name == "--tls-ca" || name == "--tls-cert" || name == "--tls-key" ||
+          name == "--tls-server-name" || name == "--timeout-ms") {
+        if (name.size() == word.size()) ++i;  // its value is the next word
+        continue;
+      }
+      if (name == "--this" && request.has_this_ref()) {
+        return absl::InvalidArgumentError("--this given twice");
+      }
       std::string receiver;
       if (word == "--this") {
         if (i + 1 == words->size())

@@ -443,10 +443,11 @@ void Server::State::Stop() {
   // which it would otherwise wait on until the deadline even when they are idle.
   service->StartDraining();
   service->WaitUntilIdle(std::chrono::steady_clock::now() + options.shutdown_grace);
-  // What is left is told the daemon stops and its reads are cancelled; a shared cache
-  // lookup they wait on ends now too, not at its timeout.
-  service->CutCallsShort();
-  if (options.shared.tier != nullptr) options.shared.tier->Stop();
+  // What is left is told the daemon stops and its reads are cancelled. If anything was
+  // left, a shared cache lookup it may wait on (a Redis that stopped answering) ends now
+  // too, not at its timeout. Not otherwise: the traces of the grace period still publish.
+  const bool cut = service->CutCallsShort();
+  if (cut && options.shared.tier != nullptr) options.shared.tier->Stop();
   // A client not reading its watch is given a second, no more.
   service->WaitForWatchesEnded(std::chrono::steady_clock::now() + std::chrono::seconds(1));
   acceptor.reset();

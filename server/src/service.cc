@@ -423,12 +423,14 @@ bool TurbineService::TakeCall(CuttableCall* call) {
   return unanswered_.erase(call) > 0;
 }
 
-void TurbineService::CutCallsShort() {
+bool TurbineService::CutCallsShort() {
   absl::flat_hash_set<CuttableCall*> cut;
+  bool running = false;
   {
     std::lock_guard lock(unanswered_mu_);
     cut.swap(unanswered_);
     cut_unended_ += static_cast<int64_t>(cut.size());
+    running = cut_unended_ > 0 || watch_reads_ > 0;
   }
   for (CuttableCall* call : cut) call->CutShort(kDraining);
   if (!cut.empty()) spdlog::info("cut {} calls and call streams short at the end of the grace", cut.size());
@@ -444,6 +446,7 @@ void TurbineService::CutCallsShort() {
     watch->End(kDraining);
     watch->Release();
   }
+  return running;
 }
 
 void TurbineService::CutCallEnded() {

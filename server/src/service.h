@@ -176,7 +176,8 @@ class TurbineService final : public v1::Turbine::CallbackService {
   // all calls". Their reads end by themselves, and
   // their answers (dropped) still reach the service: WaitForCutCalls waits for those (and
   // for the watches' reads), and the service must not be destroyed before it returns.
-  void CutCallsShort();
+  // Returns whether any was still running (a call cut, or a watch's read under way).
+  bool CutCallsShort();
   // WaitForWatchesEnded waits, until `deadline`, for the watches CutCallsShort ended to be
   // done (their status sent): gRPC's shutdown right after would cancel one whose status
   // was not out yet, and its client would read "Cancelling all calls".

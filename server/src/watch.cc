@@ -64,18 +64,6 @@ void WatchReactor::Refresh() {
     service_.BeginWatchRead();
   }
   Hold();
-  if (!service_.engine().HasTask(call_.vc.task)) {
-    absl::StatusOr<PreparedCall> again = service_.Prepare(request_);
-    if (!again.ok()) {  // what a new call would be told (its receiver removed too, say)
-      v1::CallReply failed;
-      ErrorToWire(again.status(), failed.mutable_error());
-      OnAnswer(std::move(failed));
-      Release();
-      service_.WatchReadEnded();
-      return;
-    }
-    call_ = *std::move(again);
-  }
   call_.start = std::chrono::steady_clock::now();
   service_.Answer(call_, 0, cancel_, [this, service = &service_](v1::CallReply reply) {
     OnAnswer(std::move(reply));
@@ -85,18 +73,28 @@ void WatchReactor::Refresh() {
 }
 
 void WatchReactor::OnAnswer(v1::CallReply reply) {
-  // The task went while it was read (a pass removed it meanwhile): not the call's answer,
-  // which the read again gives. A few times in a row at most: then the error is the answer.
+  // The call's task is gone (a pass removed it): not the call's answer. The task is made
+  // again, as a new call of the request would make it, and read; here, on the read's
+  // thread, not in Refresh, which an engine change listener calls and which must not wait
+  // (a call may wait for admission). A few times in a row at most: then the error stands.
   const bool gone = reply.has_error() && !service_.engine().HasTask(call_.vc.task);
   remade_ = gone ? remade_ + 1 : 0;
   if (gone && remade_ <= 3) {
-    {
-      std::lock_guard lock(mu_);
-      reading_ = false;
-      read_again_ = false;
+    absl::StatusOr<PreparedCall> again = service_.Prepare(request_);
+    if (again.ok()) {
+      call_ = *std::move(again);
+      {
+        std::lock_guard lock(mu_);
+        reading_ = false;
+        read_again_ = false;
+      }
+      Refresh();
+      return;
     }
-    Refresh();
-    return;
+    // What a new call would be told (its receiver removed too, say).
+    service_.CountError(static_cast<int>(again.status().code()));
+    reply.Clear();
+    ErrorToWire(again.status(), reply.mutable_error());
   }
   bool again = false;
   {

@@ -141,7 +141,7 @@ class RedisClient::Impl {
     });
     absl::Status last = absl::UnavailableError("no seed node given");
     for (const std::string& address : candidates) {
-      if (Clock::now() >= deadline) break;
+      if (Clock::now() >= deadline || stopped_.load()) break;
       Node* node = GetNode(address);
       if (node == nullptr) continue;
       absl::StatusOr<ReplyPtr> reply = Roundtrip(node, {"CLUSTER", "SLOTS"}, deadline);
@@ -173,8 +173,25 @@ class RedisClient::Impl {
     }
   }
 
+  // ReplyError is a command's error reply as a status whose code says what kind of failure
+  // it is (the daemon logs one line per kind and outage): the credentials (NOAUTH, a
+  // password now required; WRONGPASS; NOPERM, the ACL), a full Redis (OOM, `maxmemory`
+  // with `noeviction`), or else the cache not serving (CLUSTERDOWN, LOADING, READONLY...).
+  static absl::Status ReplyError(std::string_view text) {
+    const std::string message = Cat("shared cache: ", text);
+    if (text.starts_with("NOAUTH") || text.starts_with("WRONGPASS") || text.starts_with("NOPERM")) {
+      return absl::PermissionDeniedError(message);
+    }
+    if (text.starts_with("OOM")) return absl::ResourceExhaustedError(message);
+    return absl::UnavailableError(message);
+  }
+
+  // Stopped is what a call of a stopped client gets: CANCELLED, not a failure of the cache
+  // (the daemon stops; the cache may be fine).
+  static absl::Status Stopped() { return absl::CancelledError("the shared cache client is stopped"); }
+
   absl::Status Execute(std::vector<Op>& ops) {
-    if (stopped_.load()) return absl::UnavailableError("the shared cache client is stopped");
+    if (stopped_.load()) return Stopped();
     const Clock::time_point start = Clock::now();
     if (start < Clock::time_point(Clock::duration(unavailable_until_.load()))) {
       return absl::UnavailableError("shared cache unreachable (retrying later)");
@@ -193,7 +210,7 @@ class RedisClient::Impl {
     // its replica serves its slots, which only a fresh CLUSTER SLOTS names. Read it now and
     // send those operations once more, rather than fail them and every call for a while.
     if (std::any_of(ops.begin(), ops.end(), [](const Op& op) { return op.unreached; }) &&
-        Clock::now() < deadline && refresh_needed_.exchange(false)) {
+        Clock::now() < deadline && !stopped_.load() && refresh_needed_.exchange(false)) {
       ++slot_refreshes_;
       if (RefreshSlots(deadline).ok()) {
         std::lock_guard<std::mutex> lock(state_mu_);
@@ -217,8 +234,11 @@ class RedisClient::Impl {
       unavailable_until_ = (Clock::now() + options_.retry_after).time_since_epoch().count();
     }
     for (Op& op : ops) {
-      if (!op.done) return absl::UnavailableError("too many redirects");
-      if (!op.status.ok()) return op.status;
+      // Failed because the client was stopped meanwhile (its socket shut down): said so.
+      if (!op.done || !op.status.ok()) {
+        if (stopped_.load()) return Stopped();
+        return op.done ? op.status : absl::UnavailableError("too many redirects");
+      }
     }
     return absl::OkStatus();
   }
@@ -281,6 +301,9 @@ class RedisClient::Impl {
   // Connect opens the node's connection if it has none. REQUIRES: node->mu held.
   absl::Status Connect(Node* node, Clock::time_point deadline) {
     if (node->context != nullptr) return absl::OkStatus();
+    // Stopped: no new connection, whose connect could wait out the deadline (a host behind
+    // a partition drops it), after the stop cut the old one.
+    if (stopped_.load()) return Stopped();
     // Past the deadline (what came before took it): no connect that nothing could use.
     if (Clock::now() >= deadline) return absl::DeadlineExceededError("shared cache call timed out");
     const timeval tv = ToTimeval(deadline - Clock::now());
@@ -302,8 +325,12 @@ class RedisClient::Impl {
     {
       std::lock_guard<std::mutex> lock(node->fd_mu);
       node->fd = context->fd;
-      // A Stop that swept the nodes before this fd was set has set stopped_ first.
-      if (stopped_.load()) ::shutdown(node->fd, SHUT_RDWR);
+    }
+    // A Stop that swept the nodes before this fd was set has set stopped_ first: nothing is
+    // sent on the connection (a write to a socket shut down would raise SIGPIPE).
+    if (stopped_.load()) {
+      Disconnect(node);
+      return Stopped();
     }
     if (!options_.password.empty()) {
       std::vector<std::string> auth = {"AUTH"};
@@ -481,7 +508,7 @@ class RedisClient::Impl {
           op.value.emplace(text);  // foreign data under the key (redis_client.h)
           continue;
         }
-        op.status = absl::UnavailableError(Cat("shared cache: ", text));
+        op.status = ReplyError(text);
         continue;
       }
       op.done = true;

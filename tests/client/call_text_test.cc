@@ -64,9 +64,33 @@ TEST(CallText, TakesTheOptionsOfTurbineCall) {
 
   EXPECT_EQ(ParseCallText("f --this").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseCallText("f --this [1]").status().code(), absl::StatusCode::kInvalidArgument);
-  const absl::Status unknown = ParseCallText("f --json 1").status();
+  // CLI11 refuses a second --this.
+  EXPECT_EQ(ParseCallText("f --this 1 --this 2").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const absl::Status unknown = ParseCallText("f --nope 1").status();
   EXPECT_EQ(unknown.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(unknown.message().find("--json"), absl::string_view::npos) << unknown;
+  EXPECT_NE(unknown.message().find("--nope"), absl::string_view::npos) << unknown;
+}
+
+// The CLI's own options, which it takes after the command too (`turbine call demo.fib 20
+// --json`), change only how it talks to the daemon and prints: left out, with their values.
+TEST(CallText, TheCliOwnOptionsAreLeftOut) {
+  absl::StatusOr<v1::CallRequest> call = ParseCallText(
+      "demo.fib --json 20 --timeout-ms 5000 --wait --connect=unix:/x --data-dir /d");
+  ASSERT_TRUE(call.ok()) << call.status();
+  EXPECT_EQ(call->function(), "demo.fib");
+  ASSERT_EQ(call->args_size(), 1);
+  EXPECT_EQ(call->args(0).int_value(), 20);
+}
+
+// A line continued with a backslash is one line, as in a shell; a bracket inside a word
+// groups nothing (only a word that starts with one is JSON).
+TEST(CallText, ShellLineContinuationsAndBracketsInsideWords) {
+  EXPECT_EQ(Words("tree.summary \\\n /src"), (std::vector<std::string>{"tree.summary", "/src"}));
+  EXPECT_EQ(Words("f \"a\\\nb\""), (std::vector<std::string>{"f", "ab"}));
+  EXPECT_EQ(Words("f x\\"), (std::vector<std::string>{"f", "x"}));
+  EXPECT_EQ(Words("fs.read /tmp/a[1 a[b c]"),
+            (std::vector<std::string>{"fs.read", "/tmp/a[1", "a[b", "c]"}));
 }
 
 TEST(CallText, UnclosedQuotesAndBracketsAreErrors) {

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <thread>
+#include <vector>
 
 #include "redis_test_env.h"
 #include "turbine/shared/key_slot.h"
@@ -216,6 +217,56 @@ TEST(RedisClusterClient, AnUnreadableSlotMapIsSaidWhyWhenUsed) {
       << values.status();
   EXPECT_EQ(values.status().message().find("cluster"), std::string::npos) << values.status();
   EXPECT_NE(values.status().message().find("refused"), std::string::npos) << values.status();
+}
+
+// Stop ends a call waiting on a server that stopped answering, and opens no new connection,
+// whose connect could wait out the call's deadline behind a partition. Before, the cut round
+// trip read the slot map again, connecting anew, and the call took its whole timeout (20 s
+// here). The server accepts one connection and never answers; then its queue is filled, so
+// that a new connect is never answered, as behind a partition.
+TEST(RedisPlainClient, StopEndsAWaitingCallWithoutConnectingAgain) {
+  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(listener, 1), 0);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  // Two connections: Connect's, which reads no slot map and is closed, then the call's.
+  std::vector<int> accepted;
+  std::thread server([&] {
+    while (accepted.size() < 2) accepted.push_back(accept(listener, nullptr, nullptr));
+  });
+  auto client = RedisClient::Connect(
+      {.seeds = {"127.0.0.1:" + std::to_string(ntohs(address.sin_port))},
+       .timeout = std::chrono::seconds(20),
+       .connect_lazily = true});
+  ASSERT_TRUE(client.ok()) << client.status();
+  absl::Status result;
+  std::chrono::steady_clock::duration took{};
+  std::thread call([&] {
+    const auto start = std::chrono::steady_clock::now();
+    result = (*client)->MultiGet({Unique("stopped")}).status();
+    took = std::chrono::steady_clock::now() - start;
+  });
+  server.join();  // the client is connected, waiting for the slot map
+  std::vector<int> fillers;  // the queue full: a new connect gets no answer
+  for (int i = 0; i < 4; ++i) {
+    const int filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    (void)connect(filler, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+    fillers.push_back(filler);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  (*client)->Stop();
+  call.join();
+  EXPECT_EQ(result.code(), absl::StatusCode::kCancelled) << result;
+  EXPECT_LT(took, std::chrono::seconds(10)) << "the call waited for its deadline after Stop";
+  // And every call after it fails at once, the same way.
+  EXPECT_EQ((*client)->MultiGet({Unique("after")}).status().code(), absl::StatusCode::kCancelled);
+  for (int fd : fillers) close(fd);
+  for (int fd : accepted) close(fd);
+  close(listener);
 }
 
 TEST(RedisPlainClient, OneServerWithoutClusterMode) {

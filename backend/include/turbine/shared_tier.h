@@ -42,10 +42,11 @@ class SharedTier {
   // Publish stores `records` (key, record), batched. Called only from the engine's one
   // publishing thread, never on a caller's path.
   virtual absl::Status Publish(const std::vector<std::pair<std::string, std::string>>& records) = 0;
-  // Stop makes every call from now on fail at once, and cuts short the ones waiting: their
-  // callers get an error (a miss) now rather than at their timeout. A daemon that stops
-  // calls it once its calls are cut, so that no lookup holds a worker, and the last
-  // snapshot, for the tier's whole timeout. Safe from any thread.
+  // Stop makes every call from now on fail at once, and cuts short the ones waiting: they
+  // fail now (CANCELLED: a lookup is then a miss, a publish dropped, and neither an outage)
+  // rather than at their timeout. A daemon that stops calls it when its calls were cut
+  // with some still running, so that no lookup holds a worker, and the last snapshot, for
+  // the tier's whole timeout. Safe from any thread.
   virtual void Stop() {}
 };
 

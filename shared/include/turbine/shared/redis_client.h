@@ -77,10 +77,12 @@ class RedisClient {
   // Delete removes the keys (absent ones are no error).
   absl::Status Delete(const std::vector<std::string>& keys);
 
-  // Stop ends the client's use: calls from now on fail at once (UNAVAILABLE), and those
-  // waiting on a node return now with an error, not at their deadline. For a daemon that
-  // stops: a lookup waiting on a Redis that stopped answering would hold its worker, and
-  // so the stop, for the whole timeout.
+  // Stop ends the client's use: calls from now on fail at once (CANCELLED), and those
+  // waiting on a node return now (CANCELLED), not at their deadline; no connection is
+  // opened after it. For a daemon that stops: a lookup waiting on a Redis that stopped
+  // answering would hold its worker, and so the stop, for the whole timeout. A round trip
+  // that was writing may then write to a socket shut down: the program must ignore SIGPIPE
+  // (turbined does; gRPC servers need it anyway).
   void Stop();
 
   // Whether the server is a cluster (false: one plain Redis).
