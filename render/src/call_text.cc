@@ -104,7 +104,7 @@ absl::StatusOr<std::vector<std::string>> SplitCallWords(std::string_view line) {
     }
     if (depth == 0 && c == '\\') {  // outside quotes, the shell's escape of one character
       if (i + 1 == line.size()) continue;  // nothing to escape: the shell drops it too
-      if (line[i + 1] == '\n') {  // a line continued: both go, the word goes on
+      if (line[i + 1] == '\n') {           // a line continued: both go, the word goes on
         ++i;
         continue;
       }

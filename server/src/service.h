@@ -171,12 +171,12 @@ class TurbineService final : public v1::Turbine::CallbackService {
   // WaitUntilIdle waits until no accepted call is pending, or until `deadline`.
   void WaitUntilIdle(std::chrono::steady_clock::time_point deadline) const;
   // CutCallsShort answers every Call still running, and finishes every call stream and
-  // watch still open, UNAVAILABLE "turbined is shutting down", and cancels their reads: for after the
-  // grace period, so that a client is told the daemon stops rather than gRPC's "Cancelling
-  // all calls". Their reads end by themselves, and
-  // their answers (dropped) still reach the service: WaitForCutCalls waits for those (and
-  // for the watches' reads), and the service must not be destroyed before it returns.
-  // Returns whether any was still running (a call cut, or a watch's read under way).
+  // watch still open, UNAVAILABLE "turbined is shutting down", and cancels their reads: for after
+  // the grace period, so that a client is told the daemon stops rather than gRPC's "Cancelling all
+  // calls". Their reads end by themselves, and their answers (dropped) still reach the service:
+  // WaitForCutCalls waits for those (and for the watches' reads), and the service must not be
+  // destroyed before it returns. Returns whether any was still running (a call cut, or a watch's
+  // read under way).
   bool CutCallsShort();
   // WaitForWatchesEnded waits, until `deadline`, for the watches CutCallsShort ended to be
   // done (their status sent): gRPC's shutdown right after would cancel one whose status

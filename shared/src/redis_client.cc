@@ -188,7 +188,9 @@ class RedisClient::Impl {
 
   // Stopped is what a call of a stopped client gets: CANCELLED, not a failure of the cache
   // (the daemon stops; the cache may be fine).
-  static absl::Status Stopped() { return absl::CancelledError("the shared cache client is stopped"); }
+  static absl::Status Stopped() {
+    return absl::CancelledError("the shared cache client is stopped");
+  }
 
   absl::Status Execute(std::vector<Op>& ops) {
     if (stopped_.load()) return Stopped();

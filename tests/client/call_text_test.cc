@@ -75,8 +75,8 @@ TEST(CallText, TakesTheOptionsOfTurbineCall) {
 // The CLI's own options, which it takes after the command too (`turbine call demo.fib 20
 // --json`), change only how it talks to the daemon and prints: left out, with their values.
 TEST(CallText, TheCliOwnOptionsAreLeftOut) {
-  absl::StatusOr<v1::CallRequest> call = ParseCallText(
-      "demo.fib --json 20 --timeout-ms 5000 --wait --connect=unix:/x --data-dir /d");
+  absl::StatusOr<v1::CallRequest> call =
+      ParseCallText("demo.fib --json 20 --timeout-ms 5000 --wait --connect=unix:/x --data-dir /d");
   ASSERT_TRUE(call.ok()) << call.status();
   EXPECT_EQ(call->function(), "demo.fib");
   ASSERT_EQ(call->args_size(), 1);

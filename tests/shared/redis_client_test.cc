@@ -238,10 +238,10 @@ TEST(RedisPlainClient, StopEndsAWaitingCallWithoutConnectingAgain) {
   std::thread server([&] {
     while (accepted.size() < 2) accepted.push_back(accept(listener, nullptr, nullptr));
   });
-  auto client = RedisClient::Connect(
-      {.seeds = {"127.0.0.1:" + std::to_string(ntohs(address.sin_port))},
-       .timeout = std::chrono::seconds(20),
-       .connect_lazily = true});
+  auto client =
+      RedisClient::Connect({.seeds = {"127.0.0.1:" + std::to_string(ntohs(address.sin_port))},
+                            .timeout = std::chrono::seconds(20),
+                            .connect_lazily = true});
   ASSERT_TRUE(client.ok()) << client.status();
   absl::Status result;
   std::chrono::steady_clock::duration took{};
@@ -250,7 +250,7 @@ TEST(RedisPlainClient, StopEndsAWaitingCallWithoutConnectingAgain) {
     result = (*client)->MultiGet({Unique("stopped")}).status();
     took = std::chrono::steady_clock::now() - start;
   });
-  server.join();  // the client is connected, waiting for the slot map
+  server.join();             // the client is connected, waiting for the slot map
   std::vector<int> fillers;  // the queue full: a new connect gets no answer
   for (int i = 0; i < 4; ++i) {
     const int filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
