@@ -425,14 +425,18 @@ bool TurbineService::TakeCall(CuttableCall* call) {
 
 bool TurbineService::CutCallsShort() {
   absl::flat_hash_set<CuttableCall*> cut;
-  bool running = false;
   {
     std::lock_guard lock(unanswered_mu_);
     cut.swap(unanswered_);
     cut_unended_ += static_cast<int64_t>(cut.size());
-    running = cut_unended_ > 0 || watch_reads_ > 0;
   }
   for (CuttableCall* call : cut) call->CutShort(kDraining);
+  // After the cut: an idle stream ends in CutShort, and is no call still running.
+  bool running = false;
+  {
+    std::lock_guard lock(unanswered_mu_);
+    running = cut_unended_ > 0 || watch_reads_ > 0;
+  }
   if (!cut.empty()) spdlog::info("cut {} calls and call streams short at the end of the grace", cut.size());
   // Watches never end by themselves: each is told now (a client's watch resumes once the
   // daemon is back). Held as OnEngineChange holds them: one may be ending meanwhile.

@@ -74,28 +74,44 @@ void WatchReactor::Refresh() {
 
 void WatchReactor::OnAnswer(v1::CallReply reply) {
   // The call's task is gone (a pass removed it): not the call's answer. The task is made
-  // again, as a new call of the request would make it, and read; here, on the read's
-  // thread, not in Refresh, which an engine change listener calls and which must not wait
-  // (a call may wait for admission). A few times in a row at most: then the error stands.
+  // again, as a new call of the request would make it, and read. On a thread of its own:
+  // the read may have answered inline in Refresh, on an engine change listener's thread,
+  // which must not wait (a call may wait for admission); nor may a worker start calls. The
+  // read stays in progress (reading_) until then. A few times in a row at most: then the
+  // error stands.
   const bool gone = reply.has_error() && !service_.engine().HasTask(call_.vc.task);
   remade_ = gone ? remade_ + 1 : 0;
   if (gone && remade_ <= 3) {
-    absl::StatusOr<PreparedCall> again = service_.Prepare(request_);
-    if (again.ok()) {
-      call_ = *std::move(again);
-      {
-        std::lock_guard lock(mu_);
-        reading_ = false;
-        read_again_ = false;
-      }
-      Refresh();
-      return;
-    }
+    Hold();
+    service_.StartBatchCallsLater([this] {
+      Remake();
+      Release();  // may delete this
+    });
+    return;
+  }
+  Publish(std::move(reply));
+}
+
+void WatchReactor::Remake() {
+  absl::StatusOr<PreparedCall> again = service_.Prepare(request_);
+  if (!again.ok()) {
     // What a new call would be told (its receiver removed too, say).
     service_.CountError(static_cast<int>(again.status().code()));
-    reply.Clear();
-    ErrorToWire(again.status(), reply.mutable_error());
+    v1::CallReply failed;
+    ErrorToWire(again.status(), failed.mutable_error());
+    Publish(std::move(failed));
+    return;
   }
+  call_ = *std::move(again);
+  {
+    std::lock_guard lock(mu_);
+    reading_ = false;
+    read_again_ = false;
+  }
+  Refresh();
+}
+
+void WatchReactor::Publish(v1::CallReply reply) {
   bool again = false;
   {
     std::lock_guard lock(mu_);

@@ -46,6 +46,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::CallReply> {
 
  private:
   void OnAnswer(v1::CallReply reply);
+  // Remake makes the call's task again from the request and reads it (OnAnswer).
+  void Remake();
+  // Publish ends the read with `reply`: queued for the watcher if it differs from the last.
+  void Publish(v1::CallReply reply);
   void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
