@@ -153,7 +153,6 @@ absl::StatusOr<v1::CallRequest> ParseCallText(std::string_view line) {
   if (!words.ok()) return words.status();
   v1::CallRequest request;
   bool options_end = false;  // after `--`, every word is an argument
-  int arg = 0;
   for (size_t i = 0; i < words->size(); ++i) {
     const std::string& word = (*words)[i];
     if (!options_end && word == "--") {
@@ -172,20 +171,16 @@ absl::StatusOr<v1::CallRequest> ParseCallText(std::string_view line) {
         if (name.size() == word.size()) ++i;  // its value is the next word
         continue;
       }
-      if (name == "--this" && request.has_this_ref()) {
-        return absl::InvalidArgumentError("--this given twice");
-      }
-      std::string receiver;
-      if (word == "--this") {
-        if (i + 1 == words->size())
-          return absl::InvalidArgumentError("--this needs a task reference");
-        receiver = (*words)[++i];
-      } else if (word.starts_with("--this=")) {
-        receiver = word.substr(7);
-      } else {
+      if (name != "--this") {
         return absl::InvalidArgumentError(
             absl::StrCat("unknown option ", word, " (a call takes --this and --raw)"));
       }
+      if (request.has_this_ref()) return absl::InvalidArgumentError("--this given twice");
+      const bool separate = name.size() == word.size();  // --this REF, not --this=REF
+      if (separate && i + 1 == words->size()) {
+        return absl::InvalidArgumentError("--this needs a task reference");
+      }
+      const std::string receiver = separate ? (*words)[++i] : word.substr(name.size() + 1);
       absl::StatusOr<v1::TaskRef> ref = ParseRefWord(receiver);
       if (!ref.ok())
         return absl::InvalidArgumentError(absl::StrCat("--this: ", ref.status().message()));
@@ -199,9 +194,9 @@ absl::StatusOr<v1::CallRequest> ParseCallText(std::string_view line) {
     absl::StatusOr<v1::Value> value = ParseValueWord(word);
     if (!value.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("argument ", ++arg, " (", word, "): ", value.status().message()));
+          absl::StrCat("argument ", request.args_size() + 1, " (", word, "): ",
+                       value.status().message()));
     }
-    ++arg;
     *request.add_args() = *std::move(value);
   }
   if (request.function().empty())
