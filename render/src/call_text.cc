@@ -193,9 +193,8 @@ absl::StatusOr<v1::CallRequest> ParseCallText(std::string_view line) {
     }
     absl::StatusOr<v1::Value> value = ParseValueWord(word);
     if (!value.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("argument ", request.args_size() + 1, " (", word, "): ",
-                       value.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat("argument ", request.args_size() + 1, " (",
+                                                     word, "): ", value.status().message()));
     }
     *request.add_args() = *std::move(value);
   }
