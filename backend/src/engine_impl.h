@@ -120,9 +120,10 @@ class EngineImpl {
   // Flush writes every task that changed since the last snapshot (docs/ARCHITECTURE.md,
   // "Persistence"). `sweep_uses` also writes the last-use day of every stored task used
   // since the store last heard of it. Cached results keep out of the store's reserve
-  // (BackingStore::RoomForCache) unless `into_reserve`: a garbage collection pass, which
-  // needs them written before it decides and is about to free space.
-  absl::Status Flush(bool sweep_uses = false, bool into_reserve = false);
+  // (BackingStore::RoomForCache): a refusal ends the flush, unless `for_collection` (a
+  // garbage collection pass, collecting_ set): then the flush goes through the whole queue,
+  // and what it cannot write keeps what it refers to from the pass (KeepWhileCollecting).
+  absl::Status Flush(bool sweep_uses = false, bool for_collection = false);
   // QueuePersist marks a task for the next snapshot. REQUIRES: task.mu held.
   void QueuePersist(TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu);
   bool persistent() const { return store_ != nullptr; }
@@ -495,11 +496,21 @@ class EngineImpl {
   // Clean tasks a snapshot did not write because a task they refer to could not be written
   // with them (it was not clean): retried with the next snapshot.
   std::vector<TaskId> deferred_ ABSL_GUARDED_BY(flush_mu_);
-  // While a GC pass runs: the tasks snapshots wrote (or the evictor evicted) since it
-  // scanned the store or deleted its last batch. They are in use: the pass keeps them, and
-  // the tasks they refer to, before it deletes its next batch.
+  // While a GC pass runs: the tasks snapshots wrote, or left in memory unwritten (no room
+  // on the disk, or held back), or the evictor evicted, since it scanned the store or
+  // deleted its last batch, and what they refer to; and from its own flush before the
+  // scan, what that left in memory unwritten (`unwritten_by_pass`). They are in use: the
+  // pass keeps them, and the tasks they refer to, before it deletes its next batch.
   bool collecting_ ABSL_GUARDED_BY(flush_mu_) = false;
-  std::vector<TaskId> written_while_collecting_ ABSL_GUARDED_BY(flush_mu_);
+  std::vector<TaskId> kept_while_collecting_ ABSL_GUARDED_BY(flush_mu_);
+  void KeepWhileCollecting(TaskId id, std::span<const TaskId> refers_to,
+                           bool unwritten_by_pass = false)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_) {
+    if (!collecting_ && !unwritten_by_pass) return;
+    kept_while_collecting_.push_back(id);
+    kept_while_collecting_.insert(kept_while_collecting_.end(), refers_to.begin(),
+                                  refers_to.end());
+  }
   // Held shared from reading a task's record to registering the task in memory (a call that
   // misses memory, a lazy load). A GC pass takes it exclusively, for a swap, to note the
   // tasks it is about to delete in `deleting_`, and again to forget them once they are
@@ -520,7 +531,7 @@ class EngineImpl {
   // deferred_) and the tasks they refer to that the store lacks as one atomic write, adding
   // their count to `written_tasks`. `pulled` collects the queued tasks written ahead of
   // their turn (referred to by an earlier chunk), which their own chunk skips.
-  absl::Status WriteSnapshotChunk(std::span<const TaskId> ids, bool deferred, bool into_reserve,
+  absl::Status WriteSnapshotChunk(std::span<const TaskId> ids, bool deferred, bool for_collection,
                                   absl::flat_hash_set<TaskId>* pulled, size_t* written_tasks)
       ABSL_LOCKS_EXCLUDED(flush_mu_);
   std::unique_ptr<FunctionCounters[]> counters_;

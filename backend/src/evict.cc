@@ -374,7 +374,7 @@ void EngineImpl::RetireEvictedLocked(std::vector<std::unique_ptr<TaskState>> vic
   // not in memory: what leaves memory during a pass is kept by it, like what a snapshot
   // writes meanwhile.
   if (collecting_) {
-    for (const auto& victim : victims) written_while_collecting_.push_back(victim->id);
+    for (const auto& victim : victims) kept_while_collecting_.push_back(victim->id);
   }
   // Not synced, as a snapshot's. If it fails, the tasks only look older to a GC pass than
   // they are (a task it removes too early is computed again when next asked for).

@@ -132,7 +132,7 @@ absl::Status EngineImpl::StoreReferredTasks(std::vector<TaskId> work) {
     work.pop_back();
     if (!seen.insert(id).second) continue;
     // A pass that scanned before the input was written keeps it and what it refers to.
-    if (collecting_) written_while_collecting_.push_back(id);
+    if (collecting_) kept_while_collecting_.push_back(id);
     TaskState* task = tasks_.Get(id);
     if (task == nullptr) continue;  // not in memory: known only from the store
     MutexLock lock(&task->mu);

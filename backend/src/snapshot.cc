@@ -199,7 +199,7 @@ bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
   return true;
 }
 
-absl::Status EngineImpl::Flush(bool sweep_uses, bool into_reserve) {
+absl::Status EngineImpl::Flush(bool sweep_uses, bool for_collection) {
   if (store_ == nullptr) return absl::OkStatus();
   // One snapshot at a time: a Flush that returns has written everything queued before it
   // began, so it waits for one that took those tasks already.
@@ -208,7 +208,7 @@ absl::Status EngineImpl::Flush(bool sweep_uses, bool into_reserve) {
   Today();
   // Refused before anything is encoded: the evictor asks for a snapshot every few
   // milliseconds while one is wanted.
-  if (!into_reserve) {
+  if (!for_collection) {
     if (absl::Status room = store_->RoomForCache(0); !room.ok()) return room;
   }
   std::vector<TaskId> queue;
@@ -228,7 +228,7 @@ absl::Status EngineImpl::Flush(bool sweep_uses, bool into_reserve) {
   do {
     const size_t end = std::min(queue.size(), next + chunk);
     written = WriteSnapshotChunk(std::span<const TaskId>(queue.data() + next, end - next),
-                                 /*deferred=*/next == 0, into_reserve, &pulled, &written_tasks);
+                                 /*deferred=*/next == 0, for_collection, &pulled, &written_tasks);
     next = end;
     snapshot_backlog_.store(queue.size() - next, std::memory_order_relaxed);
   } while (written.ok() && next < queue.size());
@@ -270,7 +270,7 @@ absl::Status EngineImpl::Flush(bool sweep_uses, bool into_reserve) {
 }
 
 absl::Status EngineImpl::WriteSnapshotChunk(std::span<const TaskId> ids, bool deferred,
-                                            bool into_reserve, absl::flat_hash_set<TaskId>* pulled,
+                                            bool for_collection, absl::flat_hash_set<TaskId>* pulled,
                                             size_t* written_tasks) {
   Section section;  // reclaim.h: the tasks it finds stay allocated
   MutexLock flushing(&flush_mu_);
@@ -354,6 +354,7 @@ absl::Status EngineImpl::WriteSnapshotChunk(std::span<const TaskId> ids, bool de
     task->unwritten = true;
     task->persist_queued = true;  // in deferred_, not in the queue
     deferred_.push_back(task->id);
+    KeepWhileCollecting(batch.records[i].id, batch.refs[i], for_collection);
   }
   // Taken after the records were encoded: a record that follows from a changed
   // observation was committed after the change was noted (CommitObservation), so its
@@ -362,29 +363,33 @@ absl::Status EngineImpl::WriteSnapshotChunk(std::span<const TaskId> ids, bool de
   // Nothing to write: the counters on disk already cover every id and stamp on disk.
   if (!records.empty()) {
     // Counters are read after the records: every id and stamp in them is below these.
-    if (written.ok() && !into_reserve) written = store_->RoomForCache(RecordBytes(records));
+    bool refused = false;
+    if (written.ok()) {
+      written = store_->RoomForCache(RecordBytes(records));
+      refused = !written.ok();
+    }
     if (written.ok()) {
       written = store_->WriteSnapshot(records, next_task_id_.load(), stamp_.load() + 1);
     }
     if (!written.ok()) {
-      for (const StoredTask& record : records) {  // not written: try again next time
-        if (TaskState* task = tasks_.Get(record.id)) {
+      for (size_t i = 0; i < records.size(); ++i) {  // not written: try again next time
+        if (TaskState* task = tasks_.Get(records[i].id)) {
           MutexLock lock(&task->mu);
-          task->persisted = record.stored;
+          task->persisted = records[i].stored;
           task->unwritten = true;
           QueuePersist(*task);
         }
+        KeepWhileCollecting(records[i].id, refs[i], for_collection);
       }
+      // A pass goes on through the queue: each record left in memory keeps what it refers
+      // to, and the space the pass frees is what the store waits for.
+      if (refused && for_collection) return absl::OkStatus();
       return written;
     }
     NoteEvictionCandidates(records);
     for (size_t i = 0; i < records.size(); ++i) {
       tasks_.Get(records[i].id)->stored_day = records[i].last_used;
-      if (collecting_) {
-        written_while_collecting_.push_back(records[i].id);
-        written_while_collecting_.insert(written_while_collecting_.end(), refs[i].begin(),
-                                         refs[i].end());
-      }
+      KeepWhileCollecting(records[i].id, refs[i]);
     }
     *written_tasks += records.size();
   }
@@ -412,7 +417,7 @@ absl::Status EngineImpl::SweepUses() {
     tasks_.Get(use.id)->stored_day = use.day;
     // A GC pass scanning meanwhile has the older day; the task may leave memory before the
     // pass looks at it (EvictTasks), so the pass keeps it.
-    if (collecting_) written_while_collecting_.push_back(use.id);
+    if (collecting_) kept_while_collecting_.push_back(use.id);
   }
   return absl::OkStatus();
 }

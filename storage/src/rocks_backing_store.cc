@@ -516,6 +516,8 @@ absl::Status RocksBackingStore::Reclaim() { return store_->CompactAll(); }
 
 absl::Status RocksBackingStore::Settle(uint64_t min_bytes) { return store_->Settle(min_bytes); }
 
+absl::Status RocksBackingStore::KeepLogSmall() { return store_->KeepLogSmall(); }
+
 void RocksBackingStore::StopReclaiming() { store_->StopCompacting(); }
 
 absl::Status RocksBackingStore::RoomForCache(uint64_t bytes) {

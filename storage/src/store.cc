@@ -84,6 +84,21 @@ void RemoveEmptyLogs(rocksdb::DB& db, const std::string& path) {
   }
 }
 
+// LogFileBytes is what the write-ahead log files in `path` take: what the memtables hold,
+// as written (their arenas, which RocksDB reports, allocate up to twice that and more), so
+// at most what a flush of them writes.
+uint64_t LogFileBytes(const std::string& path) {
+  uint64_t bytes = 0;
+  std::error_code error;
+  for (const fs::directory_entry& entry : fs::directory_iterator(path, error)) {
+    if (entry.path().extension() != ".log") continue;
+    std::error_code size_error;  // deleted while listing
+    const uint64_t size = fs::file_size(entry.path(), size_error);
+    if (!size_error) bytes += size;
+  }
+  return bytes;
+}
+
 bool IsNoSpace(const rocksdb::Status& status) {
   return status.IsNoSpace() ||
          (status.IsIOError() && status.ToString().find("No space left") != std::string::npos);
@@ -526,20 +541,54 @@ absl::Status Store::Write(rocksdb::WriteBatch& batch, bool sync) {
   return ready;
 }
 
-absl::Status Store::RoomForCache(uint64_t bytes) const {
+Store::CacheRoom Store::MeasureCacheRoom() const {
+  CacheRoom room;
   struct statvfs disk {};
-  if (::statvfs(path_.c_str(), &disk) != 0) return absl::OkStatus();  // a write will tell
+  if (::statvfs(path_.c_str(), &disk) != 0) return room;  // a write will tell
   constexpr uint64_t kMiB = uint64_t{1} << 20;
-  const uint64_t size = uint64_t{disk.f_blocks} * disk.f_frsize;
-  const uint64_t free = uint64_t{disk.f_bavail} * disk.f_frsize;
-  const uint64_t reserve = std::clamp(size / 20, kMiB, 64 * kMiB);
-  // Written twice before the log lets go of it: the log, then a table file.
-  if (free >= reserve + 2 * bytes) return absl::OkStatus();
+  room.known = true;
+  room.free = uint64_t{disk.f_bavail} * disk.f_frsize;
+  room.reserve = std::clamp(uint64_t{disk.f_blocks} * disk.f_frsize / 20, kMiB, 64 * kMiB);
+  const Pin pin = Use();
+  for (int t = 0; t < kTableCount; ++t) {
+    rocksdb::ColumnFamilyHandle* table = pin.handle(static_cast<Table>(t));
+    uint64_t memtables = 0;
+    uint64_t files = 0;
+    pin.db().GetIntProperty(table, rocksdb::DB::Properties::kCurSizeAllMemTables, &memtables);
+    pin.db().GetIntProperty(table, rocksdb::DB::Properties::kLiveSstFilesSize, &files);
+    room.held += memtables;
+    room.largest = std::max(room.largest, files);
+  }
+  room.held = std::min(room.held, LogFileBytes(path_));
+  return room;
+}
+
+absl::Status Store::RoomForCache(uint64_t bytes) {
+  // Besides the reserve, the room the store needs to go on: for the memtables, written
+  // again into table files before the log that holds them meanwhile goes, and for its
+  // largest table, which a compaction may rewrite whole before it deletes the old files (a
+  // garbage collection pass compacts every table). Results are written twice before the
+  // log lets go of them: the log, then a table file. Without the first two, results filled
+  // a small disk (64 MiB, nearly all of it log) until nothing could be flushed or
+  // compacted, and it stayed full.
+  const auto fits = [bytes](const CacheRoom& room) {
+    return !room.known || room.free >= room.reserve + room.held + room.largest + 2 * bytes;
+  };
+  CacheRoom room = MeasureCacheRoom();
+  if (fits(room)) return absl::OkStatus();
+  // When the memtables are what keeps results out (a busy daemon never idles long enough to
+  // settle), writing them into table files lets the log go: Settle does, if there is room.
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  if (room.held >= kMiB && Settle(kMiB).ok()) {
+    room = MeasureCacheRoom();
+    if (fits(room)) return absl::OkStatus();
+  }
   return absl::ResourceExhaustedError(
-      "the disk is nearly full (" + std::to_string(free) + " bytes free, " +
-      std::to_string(reserve) +
-      " kept for inputs and garbage collection): cached results are written once there is "
-      "room");
+      "the disk is nearly full (" + std::to_string(room.free) + " bytes free; " +
+      std::to_string(room.reserve) + " kept for inputs and garbage collection, " +
+      std::to_string(room.held) + " to write the memtables into table files, " +
+      std::to_string(room.largest) +
+      " to compact the largest table): cached results are written once there is room");
 }
 
 absl::Status Store::CompactAll() {
@@ -644,9 +693,19 @@ absl::Status Store::Settle(uint64_t min_bytes) {
   }
   if (held < min_bytes) return absl::OkStatus();
   const std::optional<uint64_t> free = FreeBytes(path_);
-  if (free.has_value() && *free < 2 * held) return absl::OkStatus();
+  // A flush writes at most what the memtables hold (their log, not their arenas); the
+  // margin is for the manifest and the next log.
+  const uint64_t written = std::min(held, LogFileBytes(path_));
+  if (free.has_value() && *free < written + (uint64_t{1} << 20)) return absl::OkStatus();
   rocksdb::Status status = FlushMemtables(pin.db(), handles);
   return status.ok() ? absl::OkStatus() : FromRocks(status, "flush the memtables");
+}
+
+absl::Status Store::KeepLogSmall() {
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  const CacheRoom room = MeasureCacheRoom();
+  if (!room.known || room.held < kMiB || room.held < room.free / 8) return absl::OkStatus();
+  return Settle(kMiB);
 }
 
 void Store::StopCompacting() {

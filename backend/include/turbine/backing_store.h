@@ -212,13 +212,19 @@ class BackingStore {
   // that is at least `min_bytes`, so a crash has little log to replay at the next open. An
   // idle engine calls it.
   virtual absl::Status Settle(uint64_t /*min_bytes*/) { return absl::OkStatus(); }
+  // KeepLogSmall writes what the store keeps in memory into its files when that (and the
+  // log holding it meanwhile) takes a large share of the disk's free space: a garbage
+  // collection pass calls it between batches of deletions, which would otherwise fill a
+  // nearly full disk with a log of them.
+  virtual absl::Status KeepLogSmall() { return absl::OkStatus(); }
   // StopReclaiming makes a Reclaim running on another thread, and any later one, return
   // early: the engine is going away. Safe from any thread.
   virtual void StopReclaiming() {}
   // RoomForCache tells whether about `bytes` more of cached results (a snapshot) may be
-  // written now; a refusal (kResourceExhausted) keeps what space is left for inputs and
-  // for what frees space. Snapshots ask first (not those of a garbage collection pass);
-  // nothing else does.
+  // written now, making room first if the store can by itself (writing its memtables into
+  // files); a refusal (kResourceExhausted) keeps what space is left for inputs and for
+  // what frees space. Snapshots ask first (a garbage collection pass's too, which then
+  // keeps what the results left in memory refer to); nothing else does.
   virtual absl::Status RoomForCache(uint64_t /*bytes*/) { return absl::OkStatus(); }
 };
 

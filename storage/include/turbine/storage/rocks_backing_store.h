@@ -43,6 +43,7 @@ class RocksBackingStore : public BackingStore {
   absl::StatusOr<uint64_t> DiskBytes() override;
   absl::Status Reclaim() override;
   absl::Status Settle(uint64_t min_bytes) override;
+  absl::Status KeepLogSmall() override;
   void StopReclaiming() override;
   absl::Status RoomForCache(uint64_t bytes) override;
 

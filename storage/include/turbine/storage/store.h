@@ -159,11 +159,14 @@ class Store {
   // when the disk is full (nothing of the batch is applied); the next write retries.
   absl::Status Write(rocksdb::WriteBatch& batch, bool sync);
   // RoomForCache refuses (kResourceExhausted) a write of about `bytes` of cached results
-  // that would leave the disk less free space than its reserve: 5% of the disk, at least
-  // 1 MiB and at most 64 MiB. Cached results can be written later or computed again; the
-  // reserve keeps room for inputs (the user's data) and for what frees space (a garbage
-  // collection's deletions, a flush that lets the log go).
-  absl::Status RoomForCache(uint64_t bytes) const;
+  // that would leave the disk less free space than its reserve (5% of the disk, at least
+  // 1 MiB and at most 64 MiB) plus the room the store needs to go on: to write its
+  // memtables into table files, and to compact its largest table. Cached results can be
+  // written later or computed again; the reserve keeps room for inputs (the user's data)
+  // and for what frees space (a garbage collection's deletions, a flush that lets the log
+  // go). When the memtables are what keeps results out, it writes them into table files
+  // first (Settle), which lets the log go.
+  absl::Status RoomForCache(uint64_t bytes);
   // CompactAll flushes every table's memtable and compacts its files into the fewest, as a
   // long-lived store settles: deleted records and their tombstones are gone afterwards, and
   // so are the files and the log that held them (after bulk deletes, for measurements).
@@ -173,6 +176,9 @@ class Store {
   // engine calls it). Nothing to do on a read-only store, nor without room for the files
   // (a failed flush would stop writes until the store resumes).
   absl::Status Settle(uint64_t min_bytes);
+  // KeepLogSmall settles the store (as Settle) when the memtables, and the log that holds
+  // them meanwhile, take an eighth of the disk's free space or more (from 1 MiB).
+  absl::Status KeepLogSmall();
   // StopCompacting makes a CompactAll running on another thread, and every later one, stop
   // early with an error (for shutting down). Safe from any thread.
   void StopCompacting();
@@ -226,6 +232,16 @@ class Store {
 
   Store();
   Pin Use() const;  // the current instance, pinned
+  // CacheRoom is what RoomForCache weighs: the disk's free bytes and reserve, what the
+  // memtables hold, and the largest table's files (`known` false: the disk did not say).
+  struct CacheRoom {
+    bool known = false;
+    uint64_t free = 0;
+    uint64_t reserve = 0;
+    uint64_t held = 0;
+    uint64_t largest = 0;
+  };
+  CacheRoom MeasureCacheRoom() const;
   // OpenDatabase opens the tables at path_ (read-only on a full disk, if the database
   // exists); CheckFormat checks (or, in a new database, writes) the format version;
   // CheckInputs verifies the inputs table and logs what Open found.
