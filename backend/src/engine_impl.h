@@ -529,10 +529,12 @@ class EngineImpl {
   absl::Status SweepUses() ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
   // WriteSnapshotChunk writes `ids` (with `deferred`, also the tasks held back last time,
   // deferred_) and the tasks they refer to that the store lacks as one atomic write, adding
-  // their count to `written_tasks`. `pulled` collects the queued tasks written ahead of
+  // their count to `written_tasks`. It takes the first `taken` of `ids` only, once their
+  // records reach kChunkBytes (snapshot.cc): the rest go in the next chunk. `pulled` collects the queued tasks written ahead of
   // their turn (referred to by an earlier chunk), which their own chunk skips.
   absl::Status WriteSnapshotChunk(std::span<const TaskId> ids, bool deferred, bool for_collection,
-                                  absl::flat_hash_set<TaskId>* pulled, size_t* written_tasks)
+                                  absl::flat_hash_set<TaskId>* pulled, size_t* written_tasks,
+                                  size_t* taken)
       ABSL_LOCKS_EXCLUDED(flush_mu_);
   std::unique_ptr<FunctionCounters[]> counters_;
   std::unique_ptr<Executor> executor_;

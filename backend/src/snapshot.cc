@@ -134,15 +134,22 @@ bool ReadACycle(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
                              [](const Dep& dep) { return dep.observed == kReadClosedCycle; });
 }
 
-// RecordBytes is about what `records` take written.
+// RecordBytes is about what `record` (or `records`) take written.
+uint64_t RecordBytes(const StoredTask& record) {
+  return 32 + record.identity.size() + record.result.size() +
+         (record.observation.has_value() ? record.observation->size() : 0);
+}
 uint64_t RecordBytes(const std::vector<StoredTask>& records) {
   uint64_t bytes = 0;
-  for (const StoredTask& record : records) {
-    bytes += 32 + record.identity.size() + record.result.size() +
-             (record.observation.has_value() ? record.observation->size() : 0);
-  }
+  for (const StoredTask& record : records) bytes += RecordBytes(record);
   return bytes;
 }
+
+// A snapshot chunk takes queued tasks until its records reach this size (and then what
+// they refer to): the store asks for twice a chunk free (RoomForCache), and 16,384 results
+// of 256 KiB, one chunk by count, were refused on every disk with less than 8 GiB free, so
+// nothing was ever written.
+constexpr uint64_t kChunkBytes = uint64_t{4} << 20;
 
 }  // namespace
 
@@ -227,9 +234,11 @@ absl::Status EngineImpl::Flush(bool sweep_uses, bool for_collection) {
   absl::Status written;
   do {
     const size_t end = std::min(queue.size(), next + chunk);
+    size_t taken = 0;
     written = WriteSnapshotChunk(std::span<const TaskId>(queue.data() + next, end - next),
-                                 /*deferred=*/next == 0, for_collection, &pulled, &written_tasks);
-    next = end;
+                                 /*deferred=*/next == 0, for_collection, &pulled, &written_tasks,
+                                 &taken);
+    next += taken;
     snapshot_backlog_.store(queue.size() - next, std::memory_order_relaxed);
   } while (written.ok() && next < queue.size());
   {
@@ -271,11 +280,12 @@ absl::Status EngineImpl::Flush(bool sweep_uses, bool for_collection) {
 
 absl::Status EngineImpl::WriteSnapshotChunk(std::span<const TaskId> ids, bool deferred,
                                             bool for_collection, absl::flat_hash_set<TaskId>* pulled,
-                                            size_t* written_tasks) {
+                                            size_t* written_tasks, size_t* taken) {
   Section section;  // reclaim.h: the tasks it finds stay allocated
   MutexLock flushing(&flush_mu_);
   std::vector<TaskId> queue;
   if (deferred) queue = std::exchange(deferred_, {});
+  const size_t held_back = queue.size();
   queue.insert(queue.end(), ids.begin(), ids.end());
   // Encode under each task's lock, write with no engine lock held. A task that cannot be
   // written as clean now queues itself again once it is clean (`unwritten`).
@@ -290,15 +300,21 @@ absl::Status EngineImpl::WriteSnapshotChunk(std::span<const TaskId> ids, bool de
   batch.validity.functions = functions_digest_;
   batch.records.reserve(queue.size());
   batch.refs.reserve(queue.size());
-  for (TaskId id : queue) {
+  uint64_t encoded = 0;
+  size_t end = queue.size();
+  for (size_t q = 0; q < end; ++q) {
+    const TaskId id = queue[q];
     TaskState* task = tasks_.Get(id);
     if (task == nullptr) continue;
     MutexLock lock(&task->mu);
     // Written by an earlier chunk, which it was referred to from, and not queued since.
     if (!task->persist_queued && pulled->contains(id)) continue;
     task->persist_queued = false;
-    if (!batch.position.contains(id)) AddToSnapshot(*task, batch);
+    if (batch.position.contains(id) || !AddToSnapshot(*task, batch)) continue;
+    encoded += RecordBytes(batch.records.back());
+    if (encoded >= kChunkBytes && q >= held_back) end = q + 1;  // the rest: the next chunk
   }
+  *taken = end - held_back;
   // A record must never be on disk without the tasks it refers to (a reader would follow
   // the reference into nothing): each goes with this snapshot unless the store has it
   // already. One that cannot be written holds back the records referring to it, until it

@@ -10,13 +10,16 @@
 #include <memory>
 #include <string>
 
+#include "persisted_engine.h"
 #include "small_disk.h"
+#include "turbine/engine.h"
 #include "turbine/storage/rocks_backing_store.h"
 #include "turbine/storage/store.h"
 
 namespace {
 
 using turbine::StoredInput;
+using turbine::Task;
 using turbine::storage::RocksBackingStore;
 using turbine::storage::Store;
 using turbine::storage::StoreOptions;
@@ -77,6 +80,25 @@ TEST(CacheRoom, CachedResultsLeaveRoomToFlushAndCompact) {
   EXPECT_TRUE(deleted.ok()) << deleted;
   const absl::Status compacted = store.CompactAll();
   EXPECT_TRUE(compacted.ok()) << compacted;
+}
+
+// Large(n): 512 KiB that do not compress, a result of its own for each n.
+Task<std::string> LargeImpl(int64_t n) { co_return Result(static_cast<int>(n)) + Result(-1 - static_cast<int>(n)); }
+const turbine::Function<LargeImpl> large{"test.cache_room.large", 1};
+
+// A backlog of 18 MiB of results on a 32 MiB disk: what fits is written, in chunks of a few
+// MiB. Before, a snapshot took up to 16,384 tasks at once whatever their size: one chunk of
+// 18 MiB, for which the store wants twice that free (the log, then a table file), refused
+// at every try, so nothing was ever written.
+TEST(CacheRoom, ABacklogOfLargeResultsIsWrittenInChunksThatFit) {
+  SmallDisk disk(32 * kMiB);
+  if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
+  turbine::testing::PersistedEngine<> d((disk.path() / "data").string(),
+                                        /*snapshot_interval=*/std::chrono::milliseconds(0));
+  for (int64_t n = 0; n < 36; ++n) ASSERT_EQ(d.engine.Read(large(n))->size(), 512u << 10);
+  const absl::Status flushed = d.engine.Flush();
+  EXPECT_TRUE(flushed.ok() || flushed.code() == absl::StatusCode::kResourceExhausted) << flushed;
+  EXPECT_GE(d.engine.Stats().snapshot_tasks, 8u) << "under 4 MiB written: " << flushed;
 }
 
 }  // namespace
