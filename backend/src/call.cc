@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <optional>
 
+#include "cancel_state.h"
 #include "engine_impl.h"
 #include "input_summary.h"
 #include "persist.h"
@@ -104,6 +105,7 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
   if (created && fn.kind != FunctionKind::kInput && !restored) {
     if (!OnlyDescribing()) {
       executor_->Push(WorkItem::Hint(task->id));
+      if (ExecContext* exec = tls_context.exec) NoteStarted(*this, *exec, task->id);
     } else if (not_stored) {
       // Only described, it never runs by itself: stored as its identity alone
       // (AddToSnapshot), it can leave memory under the limit (evict.cc) and come back by its

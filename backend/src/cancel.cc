@@ -1,7 +1,10 @@
 // cancel.cc — callers per task, and cancelling an execution nobody waits for (cancel.h).
 #include "turbine/cancel.h"
 
+#include <absl/container/flat_hash_map.h>
+
 #include <algorithm>
+#include <mutex>
 
 #include "cancel_state.h"
 #include "engine_impl.h"
@@ -62,8 +65,53 @@ void CancelCaller(Caller* caller) {
       cascade = DropCancelledCaller(*task);
     }
     if (parked != nullptr) parked->wake(parked);  // it sees the cancellation and ends
+    if (cascade) CancelStartedBy(task);
     caller = cascade ? &task->as_caller : nullptr;
   }
+}
+
+namespace {
+// The running executions that started tasks, by task: process-wide, as CancelCaller runs
+// on any thread with no engine at hand.
+struct Starter {
+  EngineImpl* engine;
+  ExecContext* exec;
+};
+std::mutex starters_mu;
+absl::flat_hash_map<const TaskState*, Starter>& Starters() {
+  static auto* const starters = new absl::flat_hash_map<const TaskState*, Starter>();
+  return *starters;
+}
+}  // namespace
+
+void NoteStarted(EngineImpl& engine, ExecContext& exec, TaskId id) {
+  if (!exec.starter) {
+    std::lock_guard lock(starters_mu);
+    Starters()[exec.task] = Starter{&engine, &exec};
+    exec.starter = true;
+  }
+  std::lock_guard lock(exec.started_mu);
+  exec.started.push_back(id);
+}
+
+void ForgetStarter(ExecContext& exec) {
+  std::lock_guard lock(starters_mu);
+  Starters().erase(exec.task);
+  exec.starter = false;
+}
+
+void CancelStartedBy(TaskState* task) {
+  EngineImpl* engine = nullptr;
+  std::vector<TaskId> started;
+  {
+    std::lock_guard lock(starters_mu);  // the execution stays while it is found here
+    auto it = Starters().find(task);
+    if (it == Starters().end()) return;
+    engine = it->second.engine;
+    std::lock_guard copying(it->second.exec->started_mu);
+    started = it->second.exec->started;
+  }
+  engine->CancelUnawaited(started);
 }
 
 const std::shared_ptr<const TaskFailure>& CancelledFailure() {
@@ -71,6 +119,31 @@ const std::shared_ptr<const TaskFailure>& CancelledFailure() {
       new std::shared_ptr<const TaskFailure>(std::make_shared<const TaskFailure>(
           TaskFailure{absl::StatusCode::kCancelled, "cancelled: the caller is gone"}));
   return *failure;
+}
+
+void EngineImpl::CancelUnawaited(const std::vector<TaskId>& started) {
+  Section section;  // a task cancelled here may finish and be evicted meanwhile
+  for (TaskId id : started) {
+    TaskState* task = InMemory(id);
+    if (task == nullptr) continue;
+    bool running = false;
+    {
+      MutexLock lock(&task->mu);
+      // Awaited by someone (the cancelled body itself counted until it let go), clean or
+      // dirty and not started: nothing to stop.
+      if (task->callers != 0) continue;
+      if (task->phase != Phase::kScheduled && task->phase != Phase::kRunning) {
+        continue;
+      }
+      task->cancelled.store(true, std::memory_order_release);  // a hint left queued is dropped
+      running = task->phase == Phase::kRunning;
+    }
+    // What it started and what it waits for, as when a read of it is cancelled.
+    if (running) {
+      CancelStartedBy(task);
+      CancelCaller(&task->as_caller);
+    }
+  }
 }
 
 }  // namespace internal

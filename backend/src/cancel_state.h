@@ -14,6 +14,9 @@
 
 namespace turbine::internal {
 
+class EngineImpl;
+struct ExecContext;
+
 // CancelState is a CancelToken's shared state: the flag, and the reads from outside in
 // progress under it, each with its Caller.
 struct CancelState {
@@ -41,6 +44,16 @@ void CancelCaller(Caller* caller);
 // so that its own reads are to be cancelled in turn (CancelCaller(&task.as_caller)) once
 // the lock is released. REQUIRES: task.mu held.
 bool DropCancelledCaller(TaskState& task);
+
+// NoteStarted records that the execution `exec` (of `engine`) made task `id` and left it to
+// the worker pool to start; the first makes the execution findable by CancelStartedBy until
+// ForgetStarter, which its thread calls once the body is over.
+void NoteStarted(EngineImpl& engine, ExecContext& exec, TaskId id);
+void ForgetStarter(ExecContext& exec);
+// CancelStartedBy cancels, of what the running execution of `task` (just cancelled) has
+// started, what nobody waits for (EngineImpl::CancelUnawaited). At once, not when that
+// execution ends: its continuation may wait for a worker that one of those holds.
+void CancelStartedBy(TaskState* task);
 
 // CancelledFailure is the error of a read whose caller was cancelled, code kCancelled (one
 // shared object, so ReadOp::cancelled is a pointer comparison).

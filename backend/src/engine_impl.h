@@ -164,6 +164,10 @@ class EngineImpl {
   // TryClaim moves a task that never ran (kScheduled) to kRunning; true if this caller now
   // owns it. Used by queued hints.
   bool TryClaim(TaskState* task);
+  // CancelUnawaited cancels, of the tasks a cancelled execution made (ExecContext::started),
+  // those nobody waits for: one not started yet never starts, one running is cancelled as a
+  // task whose last caller left.
+  void CancelUnawaited(const std::vector<TaskId>& started);
 
   // --- invalidation and inputs (invalidation.cc) ---
   absl::Status SetInputs(std::vector<InputValue> values, size_t* changed = nullptr);

@@ -416,7 +416,10 @@ EngineImpl::Wait EngineImpl::AwaitClean(TaskState* task, ReadOp* read, TaskState
     }
   }
   UncountCaller(no_longer_waited_for);
-  if (cancel_what_it_waits_for) CancelCaller(&task->as_caller);
+  if (cancel_what_it_waits_for) {
+    CancelStartedBy(task);
+    CancelCaller(&task->as_caller);
+  }
   if (cancelled) return Wait::kCancelled;
   if (closes_cycle) {
     counts.cycle_count.fetch_add(1, std::memory_order_relaxed);

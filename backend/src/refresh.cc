@@ -5,6 +5,7 @@
 #include <exception>
 #include <span>
 
+#include "cancel_state.h"
 #include "engine_impl.h"
 #include "input_read_section.h"
 #include "job.h"
@@ -378,6 +379,7 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   tls_context.exec = &context;
   co_await RunBody{body.handle};
   tls_context = ThreadContext{engine, nullptr};
+  if (context.starter) ForgetStarter(context);
   const uint64_t nanos = NanosSince(start_time);
   FunctionCounters& counters = engine->counters(*task->fn);
   counters.executions.fetch_add(1, std::memory_order_relaxed);
@@ -402,6 +404,12 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
 
   if (BodyCancelled(context, body.handle.promise().error)) {
     body.destroy(body.handle);
+    std::vector<TaskId> started;
+    {
+      std::lock_guard lock(context.started_mu);
+      started.swap(context.started);
+    }
+    engine->CancelUnawaited(started);
     PublishCancelled(*engine, *task, forced);
     engine->refreshes_in_flight.fetch_sub(1);
     co_return;

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <optional>
 #include <string>
@@ -429,6 +430,14 @@ struct ExecContext {
   // The body saw its cancellation (a read failed with it, or Cancelled() said so): what it
   // produced may be incomplete, so it is discarded.
   bool saw_cancellation = false;
+  // The tasks the body made and left to the worker pool to start (a hint), which it may
+  // not have awaited yet: once the execution is cancelled, those nobody else waits for are
+  // cancelled too (cancel_state.h), or a walk that starts every entry before awaiting any
+  // would run on whole after its caller left. Appended by the executing thread, read by a
+  // thread that cancels the execution, which finds it while `starter` (NoteStarted).
+  std::mutex started_mu;  // std, not absl: visible to TSan
+  std::vector<TaskId> started ABSL_GUARDED_BY(started_mu);
+  bool starter = false;  // only the executing thread reads or writes it
   // The result comes from a verified shared trace: committed like an execution's, but not
   // counted as one.
   bool adopted = false;

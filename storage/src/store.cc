@@ -557,7 +557,8 @@ Store::CacheRoom Store::MeasureCacheRoom() const {
     pin.db().GetIntProperty(table, rocksdb::DB::Properties::kCurSizeAllMemTables, &memtables);
     pin.db().GetIntProperty(table, rocksdb::DB::Properties::kLiveSstFilesSize, &files);
     room.held += memtables;
-    room.largest = std::max(room.largest, files);
+    // The tables results grow; the inputs are the user's, kept whatever the cache does.
+    if (static_cast<Table>(t) != Table::kInputs) room.largest = std::max(room.largest, files);
   }
   room.held = std::min(room.held, LogFileBytes(path_));
   return room;

@@ -7,6 +7,7 @@
 #include <future>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "turbine/engine.h"
 #include "turbine/internal/test_seams.h"
@@ -252,6 +253,64 @@ TEST(Cancel, AReadThatSeesItsCancellationFirstStillCancelsWhatNobodyElseWaitsFor
   ASSERT_TRUE(answered);
   EXPECT_EQ(read.get().status.code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(cancelled, 1) << "spin ran on with no caller";
+}
+
+}  // namespace
+
+namespace {
+
+// Walk(depth, key) starts its four children before awaiting any (as tree.dir does), then
+// awaits them in order; at depth 0 it is a spin.
+Task<int64_t> WalkImpl(int64_t depth, int64_t key);
+inline const turbine::Function<WalkImpl> walk{"test.cancel.walk", 1};
+Task<int64_t> WalkImpl(int64_t depth, int64_t key) {
+  if (depth == 0) co_return co_await spin(key);
+  std::vector<turbine::Vc<int64_t>> children;
+  for (int64_t i = 0; i < 4; ++i) children.push_back(walk(depth - 1, key * 4 + i));
+  int64_t total = 0;
+  for (const turbine::Vc<int64_t>& child : children) total += co_await child;
+  co_return total;
+}
+
+// Cancelling a walk stops all of it: the tasks each cancelled execution started and had not
+// awaited yet are cancelled with it, whether running or still queued. Before, those had no
+// caller to lose: every spin a worker had started spun on, and each walk started its own
+// children, so the whole tree ran after its caller left.
+TEST(Cancel, WhatACancelledExecutionStartedAndDidNotAwaitStopsToo) {
+  ResetSpin();
+  Engine engine(turbine::EngineOptions{.worker_threads = 2});
+  Engine::Scope scope(engine);
+  CancelToken token;
+  std::future<Engine::AsyncRead> read = StartRead(engine, walk(2, 100).raw(), token);
+  WaitForStarts(2);  // both workers spin
+  token.Cancel();
+  EXPECT_EQ(read.get().status.code(), absl::StatusCode::kCancelled);
+  // Every spin that started ends cancelled. A walk not cancelled yet may still start a
+  // child (cancellation goes down the tree as each execution ends), which is cancelled in
+  // turn: wait until no spin has started for 300 ms.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  int started = spin_starts.load();
+  auto quiet_since = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (spin_starts.load() != started) {
+      started = spin_starts.load();
+      quiet_since = std::chrono::steady_clock::now();
+    }
+    if (spin_cancelled.load() == started &&
+        std::chrono::steady_clock::now() - quiet_since > std::chrono::milliseconds(300)) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(spin_cancelled.load(), spin_starts.load()) << "spins running after the cancel";
+  EXPECT_LT(spin_starts.load(), 16) << "the whole walk ran";
+
+  spin_release = true;
+  absl::StatusOr<int64_t> again = engine.Read(walk(2, 100));
+  ASSERT_TRUE(again.ok()) << again.status();
+  int64_t expected = 0;
+  for (int64_t leaf = 0; leaf < 16; ++leaf) expected += 100 * 16 + leaf;
+  EXPECT_EQ(*again, expected);
 }
 
 }  // namespace
