@@ -512,8 +512,7 @@ class EngineImpl {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_) {
     if (!collecting_ && !unwritten_by_pass) return;
     kept_while_collecting_.push_back(id);
-    kept_while_collecting_.insert(kept_while_collecting_.end(), refers_to.begin(),
-                                  refers_to.end());
+    kept_while_collecting_.insert(kept_while_collecting_.end(), refers_to.begin(), refers_to.end());
   }
   // Held shared from reading a task's record to registering the task in memory (a call that
   // misses memory, a lazy load). A GC pass takes it exclusively, for a swap, to note the
@@ -534,12 +533,12 @@ class EngineImpl {
   // WriteSnapshotChunk writes `ids` (with `deferred`, also the tasks held back last time,
   // deferred_) and the tasks they refer to that the store lacks as one atomic write, adding
   // their count to `written_tasks`. It takes the first `taken` of `ids` only, once their
-  // records reach kChunkBytes (snapshot.cc): the rest go in the next chunk. `pulled` collects the queued tasks written ahead of
-  // their turn (referred to by an earlier chunk), which their own chunk skips.
+  // records reach kChunkBytes (snapshot.cc): the rest go in the next chunk. `pulled` collects the
+  // queued tasks written ahead of their turn (referred to by an earlier chunk), which their own
+  // chunk skips.
   absl::Status WriteSnapshotChunk(std::span<const TaskId> ids, bool deferred, bool for_collection,
                                   absl::flat_hash_set<TaskId>* pulled, size_t* written_tasks,
-                                  size_t* taken)
-      ABSL_LOCKS_EXCLUDED(flush_mu_);
+                                  size_t* taken) ABSL_LOCKS_EXCLUDED(flush_mu_);
   std::unique_ptr<FunctionCounters[]> counters_;
   std::unique_ptr<Executor> executor_;
 

@@ -390,8 +390,7 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
     // and keeps what it refers to instead; once the pass has freed space, snapshots write
     // it. (Written into the reserve before, such results filled a 64 MiB disk: the pass
     // failed for lack of space, and the disk stayed full.)
-    if (absl::Status flushed = Flush(/*sweep_uses=*/true, /*for_collection=*/true);
-        !flushed.ok()) {
+    if (absl::Status flushed = Flush(/*sweep_uses=*/true, /*for_collection=*/true); !flushed.ok()) {
       return flushed;
     }
     absl::StatusOr<uint64_t> bytes = store_->DiskBytes();

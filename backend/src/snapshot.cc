@@ -235,9 +235,9 @@ absl::Status EngineImpl::Flush(bool sweep_uses, bool for_collection) {
   do {
     const size_t end = std::min(queue.size(), next + chunk);
     size_t taken = 0;
-    written = WriteSnapshotChunk(std::span<const TaskId>(queue.data() + next, end - next),
-                                 /*deferred=*/next == 0, for_collection, &pulled, &written_tasks,
-                                 &taken);
+    written =
+        WriteSnapshotChunk(std::span<const TaskId>(queue.data() + next, end - next),
+                           /*deferred=*/next == 0, for_collection, &pulled, &written_tasks, &taken);
     next += taken;
     snapshot_backlog_.store(queue.size() - next, std::memory_order_relaxed);
   } while (written.ok() && next < queue.size());
@@ -279,7 +279,8 @@ absl::Status EngineImpl::Flush(bool sweep_uses, bool for_collection) {
 }
 
 absl::Status EngineImpl::WriteSnapshotChunk(std::span<const TaskId> ids, bool deferred,
-                                            bool for_collection, absl::flat_hash_set<TaskId>* pulled,
+                                            bool for_collection,
+                                            absl::flat_hash_set<TaskId>* pulled,
                                             size_t* written_tasks, size_t* taken) {
   Section section;  // reclaim.h: the tasks it finds stay allocated
   MutexLock flushing(&flush_mu_);

@@ -4,8 +4,8 @@
 // itself once the disk has room, and reports damaged inputs as DATA_LOSS.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-#include <rocksdb/db.h>
 #include <pwd.h>
+#include <rocksdb/db.h>
 #include <rocksdb/metadata.h>
 #include <unistd.h>
 

@@ -83,7 +83,9 @@ TEST(CacheRoom, CachedResultsLeaveRoomToFlushAndCompact) {
 }
 
 // Large(n): 512 KiB that do not compress, a result of its own for each n.
-Task<std::string> LargeImpl(int64_t n) { co_return Result(static_cast<int>(n)) + Result(-1 - static_cast<int>(n)); }
+Task<std::string> LargeImpl(int64_t n) {
+  co_return Result(static_cast<int>(n)) + Result(-1 - static_cast<int>(n));
+}
 const turbine::Function<LargeImpl> large{"test.cache_room.large", 1};
 
 // A backlog of 18 MiB of results on a 32 MiB disk: what fits is written, in chunks of a few
