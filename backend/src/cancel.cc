@@ -85,6 +85,8 @@ absl::flat_hash_map<const TaskState*, Starter>& Starters() {
 }  // namespace
 
 void NoteStarted(EngineImpl& engine, ExecContext& exec, TaskId id) {
+  // A body may call into another engine (by handle): its ids are that engine's.
+  if (tls_context.engine != &engine) return;
   if (!exec.starter) {
     std::lock_guard lock(starters_mu);
     Starters()[exec.task] = Starter{&engine, &exec};

@@ -89,11 +89,12 @@ void RemoveEmptyLogs(rocksdb::DB& db, const std::string& path) {
 // at most what a flush of them writes.
 uint64_t LogFileBytes(const std::string& path) {
   uint64_t bytes = 0;
-  std::error_code error;
-  for (const fs::directory_entry& entry : fs::directory_iterator(path, error)) {
-    if (entry.path().extension() != ".log") continue;
+  std::error_code error;  // never thrown: the engine's threads must not throw
+  for (fs::directory_iterator it(path, error); !error && it != fs::directory_iterator();
+       it.increment(error)) {
+    if (it->path().extension() != ".log") continue;
     std::error_code size_error;  // deleted while listing
-    const uint64_t size = fs::file_size(entry.path(), size_error);
+    const uint64_t size = fs::file_size(it->path(), size_error);
     if (!size_error) bytes += size;
   }
   return bytes;
@@ -558,7 +559,10 @@ Store::CacheRoom Store::MeasureCacheRoom() const {
     pin.db().GetIntProperty(table, rocksdb::DB::Properties::kLiveSstFilesSize, &files);
     room.held += memtables;
     // The tables results grow; the inputs are the user's, kept whatever the cache does.
-    if (static_cast<Table>(t) != Table::kInputs) room.largest = std::max(room.largest, files);
+    if (static_cast<Table>(t) != Table::kInputs) {
+      files = std::min<uint64_t>(files, pin.db().GetOptions(table).max_compaction_bytes);
+      room.largest = std::max(room.largest, files);
+    }
   }
   room.held = std::min(room.held, LogFileBytes(path_));
   return room;
@@ -566,11 +570,12 @@ Store::CacheRoom Store::MeasureCacheRoom() const {
 
 absl::Status Store::RoomForCache(uint64_t bytes) {
   // Besides the reserve, the room the store needs to go on: for the memtables, written
-  // again into table files before the log that holds them meanwhile goes, and for its
-  // largest table, which a compaction may rewrite whole before it deletes the old files (a
-  // garbage collection pass compacts every table). Results are written twice before the
-  // log lets go of them: the log, then a table file. Without the first two, results filled
-  // a small disk (64 MiB, nearly all of it log) until nothing could be flushed or
+  // again into table files before the log that holds them meanwhile goes, and for a
+  // compaction of its largest table of results, which writes its output before it deletes
+  // its input (at most max_compaction_bytes of it; a garbage collection pass's compaction
+  // of a whole table goes without when there is no room). Results are written twice before
+  // the log lets go of them: the log, then a table file. Without the first two, results
+  // filled a small disk (64 MiB, nearly all of it log) until nothing could be flushed or
   // compacted, and it stayed full.
   const auto fits = [bytes](const CacheRoom& room) {
     return !room.known || room.free >= room.reserve + room.held + room.largest + 2 * bytes;
@@ -579,6 +584,7 @@ absl::Status Store::RoomForCache(uint64_t bytes) {
   if (fits(room)) return absl::OkStatus();
   // When the memtables are what keeps results out (a busy daemon never idles long enough to
   // settle), writing them into table files lets the log go: Settle does, if there is room.
+  // On the snapshot's thread, under its lock: only on a nearly full disk.
   constexpr uint64_t kMiB = uint64_t{1} << 20;
   if (room.held >= kMiB && Settle(kMiB).ok()) {
     room = MeasureCacheRoom();
@@ -678,6 +684,9 @@ absl::Status Store::Settle(uint64_t min_bytes) {
   // only worth trying with room for its files, and never while a failure is pending.
   // Asked before the pin: recovery takes recover_mu_ and then waits for pins to go.
   if (shared_->errors->Pending()) return absl::OkStatus();
+  // Nor while writes fail (a log append that failed is recovered by the next write, which
+  // reopens the database): the recovery is the writes' to do.
+  if (shared_->writes_failing.load()) return absl::OkStatus();
   {
     std::lock_guard lock(recover_mu_);
     if (shared_->free_when_full.has_value()) return absl::OkStatus();

@@ -88,6 +88,7 @@ TEST(GarbageCollection, AResultTheDiskHasNoRoomForKeepsWhatItRefersTo) {
 
   absl::StatusOr<GcReport> report = d.engine.CollectGarbage(Only({leaf_id}));
   ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_FALSE(Removed(*report, leaf_id)) << "alias(5), in memory only, refers to it";
   absl::StatusOr<int64_t> read = d.engine.Read(alias(5));
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(*read, 15);

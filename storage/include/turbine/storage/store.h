@@ -162,7 +162,8 @@ class Store {
   // that would leave the disk less free space than its reserve (5% of the disk, at least
   // 1 MiB and at most 64 MiB) plus the room the store needs to go on: to write its
   // memtables into table files, and to compact its largest table of results (the inputs
-  // table aside: inputs are kept whatever the cache does). Cached results can be
+  // table aside: inputs are kept whatever the cache does; at most max_compaction_bytes,
+  // what one compaction rewrites). Cached results can be
   // written later or computed again; the reserve keeps room for inputs (the user's data)
   // and for what frees space (a garbage collection's deletions, a flush that lets the log
   // go). When the memtables are what keeps results out, it writes them into table files
