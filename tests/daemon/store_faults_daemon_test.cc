@@ -458,7 +458,7 @@ TEST(StoreFaultsDaemon, CachedResultsAloneLeaveRoomForInputsAndGarbageCollection
   const std::string first = (files.path() / "f0").string();
   EXPECT_EQ(Call(*stub, Request("fs.read", {Str(first)})).value().bytes_value(),
             Blob(0).bytes_value());
-  stub.reset();  // a channel left open can hold the stop for its whole grace (10 s)
+  stub.reset();  // the test is done with it before the stop
   EXPECT_EQ(again.Stop(SIGTERM), 0) << again.log();
 }
 
