@@ -24,30 +24,14 @@ using turbine::storage::RocksBackingStore;
 using turbine::storage::Store;
 using turbine::storage::StoreOptions;
 using turbine::storage::Table;
+using turbine::testing::LogBytes;
 using turbine::testing::SmallDisk;
 
 constexpr size_t kMiB = size_t{1} << 20;
 constexpr size_t kDiskBytes = 64 * kMiB;
 
 // Result is a cached result's bytes: 256 KiB that do not compress, different for each n.
-std::string Result(int n) {
-  std::string bytes(256 << 10, '\0');
-  uint64_t x = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(n + 1);
-  for (char& c : bytes) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    c = static_cast<char>(x);
-  }
-  return bytes;
-}
-
-// LogBytes is what RocksDB's write-ahead log files take in `dir`.
-uint64_t LogBytes(const std::filesystem::path& dir) {
-  uint64_t bytes = 0;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-    if (entry.path().extension() == ".log") bytes += entry.file_size();
-  }
-  return bytes;
-}
+std::string Result(int n) { return turbine::testing::Incompressible(n, 256 << 10); }
 
 TEST(CacheRoom, CachedResultsLeaveRoomToFlushAndCompact) {
   SmallDisk disk(kDiskBytes);

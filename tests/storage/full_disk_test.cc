@@ -30,15 +30,7 @@ constexpr size_t kDiskBytes = size_t{32} << 20;
 constexpr size_t kBallastBytes = size_t{16} << 20;
 
 // Value is an input's bytes: 256 KiB that do not compress, different for each n.
-std::string Value(int n) {
-  std::string bytes(256 << 10, '\0');
-  uint64_t x = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(n + 1);
-  for (char& c : bytes) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    c = static_cast<char>(x);
-  }
-  return bytes;
-}
+std::string Value(int n) { return turbine::testing::Incompressible(n, 256 << 10); }
 
 absl::Status WriteInput(RocksBackingStore& backing, int n) {
   const uint64_t stamp = static_cast<uint64_t>(n) + 1;

@@ -19,6 +19,7 @@ using turbine::GcReport;
 using turbine::Task;
 using turbine::TaskId;
 using turbine::Vc;
+using turbine::testing::LogBytes;
 using turbine::testing::SmallDisk;
 using turbine::testing::gc::Daemon;
 using turbine::testing::gc::leaf;
@@ -31,13 +32,7 @@ const turbine::Function<AliasImpl> alias{"test.gc_no_room.alias", 1};
 
 // Payload(n): 64 KiB that do not compress.
 Task<std::string> PayloadImpl(int64_t n) {
-  std::string bytes(64 << 10, '\0');
-  uint64_t x = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(n + 1);
-  for (char& c : bytes) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    c = static_cast<char>(x);
-  }
-  co_return bytes;
+  co_return turbine::testing::Incompressible(n, 64 << 10);
 }
 const turbine::Function<PayloadImpl> payload{"test.gc_no_room.payload", 1};
 
@@ -103,18 +98,6 @@ TEST(GarbageCollection, AResultTheDiskHasNoRoomForKeepsWhatItRefersTo) {
 }
 
 }  // namespace
-
-// LogBytes is what RocksDB's write-ahead log files take under `dir`.
-uint64_t LogBytes(const std::filesystem::path& dir) {
-  uint64_t bytes = 0;
-  std::error_code error;
-  for (auto it = std::filesystem::recursive_directory_iterator(dir, error);
-       !error && it != std::filesystem::recursive_directory_iterator(); it.increment(error)) {
-    std::error_code size_error;  // a log deleted while listing
-    if (it->path().extension() == ".log") bytes += it->file_size(size_error);
-  }
-  return bytes;
-}
 
 // A pass that deletes many tasks on a disk with less free space than the log of their
 // deletions would take (4 MiB free, 100,000 deletions): it writes the deletions into table

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -78,5 +79,30 @@ class SmallDisk {
   bool mounted_ = false;
   std::string why_not_;
 };
+
+// Incompressible is `size` bytes that do not compress, different for each n: what fills a
+// small disk as fast as it is written.
+inline std::string Incompressible(int64_t n, size_t size) {
+  std::string bytes(size, '\0');
+  uint64_t x = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(n + 1);
+  for (char& c : bytes) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  return bytes;
+}
+
+// LogBytes is what RocksDB's write-ahead log files take under `dir` (never throws: a log
+// deleted while listing counts nothing).
+inline uint64_t LogBytes(const std::filesystem::path& dir) {
+  uint64_t bytes = 0;
+  std::error_code error;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, error);
+       !error && it != std::filesystem::recursive_directory_iterator(); it.increment(error)) {
+    std::error_code size_error;
+    if (it->path().extension() == ".log") bytes += it->file_size(size_error);
+  }
+  return bytes;
+}
 
 }  // namespace turbine::testing
