@@ -7,6 +7,8 @@
 #include <signal.h>
 
 #include <chrono>
+#include <fstream>
+#include <string>
 #include <thread>
 
 #include "../server/requests.h"
@@ -115,6 +117,51 @@ TEST(StopDeadline, AStopThatCannotEndIsCutShortAfterTheStopTimeout) {
   daemon.Stop(SIGKILL);  // if it is still there, the call's thread ends with it
   call.join();
   ExpectInputKept(dir);
+}
+
+// A stop right after a large answer ends at once. gRPC writes an answer the socket cannot
+// take at once with the help of a poller thread that waits up to 10 s at a time, and
+// gRPC's own clean-up, which ran when the server was destroyed, waited for that thread:
+// the stop took up to 10 s longer, here cut short by the 3 s --stop-timeout (exit code 4).
+TEST(StopDeadline, AStopRightAfterALargeAnswerEndsAtOnce) {
+  TempDir dir;
+  const std::string file = dir.str() + "/large";
+  constexpr size_t kBytes = size_t{3} << 20;
+  {
+    std::string bytes(kBytes, '\0');
+    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 131) >> 7);
+    std::ofstream(file, std::ios::binary) << bytes;
+  }
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--stop-timeout", "3s"}))
+      << daemon.log();
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  auto stub = v1::Turbine::NewStub(
+      grpc::CreateCustomChannel(daemon.address(), grpc::InsecureChannelCredentials(), args));
+  // Read at once, the answers grow the flow-control windows past what the socket holds.
+  for (int read = 0; read < 3; ++read) {
+    v1::CallReply reply;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->Call(&context, Request("fs.read", {Str(file)}), &reply).ok());
+  }
+  // Then the client takes nothing from the socket for a while: the answer fills it.
+  grpc::CompletionQueue queue;
+  grpc::ClientContext context;
+  v1::CallReply reply;
+  grpc::Status status;
+  auto call = stub->AsyncCall(&context, Request("fs.read", {Str(file)}), &queue);
+  call->Finish(&reply, &status, nullptr);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  void* tag = nullptr;
+  bool ok = false;
+  ASSERT_TRUE(queue.Next(&tag, &ok));
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(reply.value().bytes_value().size(), kBytes);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  queue.Shutdown();
+  while (queue.Next(&tag, &ok)) {
+  }
 }
 
 }  // namespace
