@@ -2,6 +2,7 @@
 #include "turbine/server/server.h"
 
 #include <fcntl.h>
+#include <grpc/grpc.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -263,6 +264,13 @@ StoreMemory StoreMemoryFor(uint64_t memory_limit) {
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
+  // gRPC cleans up after itself when its last user lets go, and that waits for its poller
+  // threads, one of which sleeps up to 10 s after any answer the socket could not take at
+  // once: a stop right after a large answer took 10 s longer (and a --stop-timeout under
+  // that cut it short). The process keeps the library until it exits instead, and leaves
+  // those threads to the exit; once the server is stopped they have nothing left to do.
+  static const bool kept_until_exit = (grpc_init(), true);
+  (void)kept_until_exit;
   const fs::path data_dir = DataDirPath(options.data_dir);
   if (options.listen.empty()) {
     options.listen.push_back("unix:" + (data_dir / "turbined.sock").string());

@@ -26,7 +26,6 @@
 // config file, 3 another turbined serves the data dir, 4 a stop cut short (--stop-timeout
 // after it began, or by a stop signal while stopping).
 #include <google/protobuf/stubs/logging.h>
-#include <grpc/grpc.h>
 #include <grpc/support/log.h>
 #include <malloc.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -795,12 +794,6 @@ int main(int argc, char** argv) {
   // --memory-limit, with nothing in memory. Setting it fixes it where it is.
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   const sigset_t stop_signals = BlockStopSignals();
-  // gRPC cleans up after itself when its last user lets go, and that waits for its poller
-  // threads, one of which sleeps up to 10 s after any answer the socket could not take at
-  // once: the stop after a large answer took 10 s longer (a --stop-timeout under that cut
-  // it short). The daemon keeps the library until it exits and leaves the threads to the
-  // exit; after the server stopped, they have nothing left to do.
-  grpc_init();
   absl::StatusOr<std::unique_ptr<turbine::server::Server>> server =
       turbine::server::Server::Start(flags.server);
   if (!server.ok()) {

@@ -96,6 +96,8 @@ class Server {
   // server, and reports SERVING on the health service. Errors: kFailedPrecondition when
   // another daemon serves the data dir, kInvalidArgument for a bad address or option,
   // kPermissionDenied / kUnavailable when the directory or an address cannot be used.
+  // The first call keeps gRPC's library initialized until the process exits (server.cc
+  // says why: a stop must not wait for gRPC's own clean-up).
   static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options);
   // Stops serving (if not yet), then flushes the cache to disk.
   ~Server();
