@@ -83,10 +83,17 @@ bool StoredAsIs(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 // Evictable tells whether the task's values may leave memory now. Not an input's: its task
 // record does not hold it, so it leaves only with the whole task. Nor a value held in place
 // (Output::in_place: its record frees nothing), with its cells: evicted, they would send
-// every read of the output, which is in memory, through a reload from the store.
+// every read of the output, which is in memory, through a reload from the store. An output
+// that refers to one of the task's own cells (fs.read of a racy file) has its value there:
+// the cells leave. (Kept before, such values stayed in memory past any limit.)
 bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
-  return task.phase == Phase::kClean && task.fn->kind != FunctionKind::kInput && StoredAsIs(task) &&
-         task.output.kind() == OutputKind::kValue && !task.output.in_place() &&
+  if (task.phase != Phase::kClean || task.fn->kind == FunctionKind::kInput || !StoredAsIs(task)) {
+    return false;
+  }
+  if (task.output.kind() == OutputKind::kRef) {
+    return task.output.ref().task == task.id && !task.cells().empty() && !task.HasEvictedValues();
+  }
+  return task.output.kind() == OutputKind::kValue && !task.output.in_place() &&
          task.output.data() != nullptr;
 }
 
@@ -243,7 +250,9 @@ size_t EngineImpl::RunClock(size_t bytes, size_t* evicted) {
         task->referenced = false;
         continue;
       }
-      dropped.push_back(std::move(task->output.mutable_value()));
+      if (task->output.kind() == OutputKind::kValue) {
+        dropped.push_back(std::move(task->output.mutable_value()));
+      }
       for (CellSlot& cell : task->cells()) dropped.push_back(std::move(cell.value));
       task->phase = Phase::kEvicted;
     }

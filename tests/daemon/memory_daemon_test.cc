@@ -129,6 +129,52 @@ TEST(MemoryDaemon, OverTheLimitAFileContentComesBackFromDiskWithoutExecuting) {
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
+// A file read within a second of its last change (racy: its signature does not prove its
+// content yet) is held in fs.read's own cell, not under fs.content. That value leaves
+// memory too, and comes back from disk. Before, only an output value could: a build that
+// reads the files it just wrote kept every one of them in memory past any limit.
+TEST(MemoryDaemon, OverTheLimitAFileReadWhileRacyLeavesMemoryToo) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--memory-limit", "4M"}))
+      << daemon.log();
+  std::unique_ptr<Client> client = ConnectTo(daemon);
+  ASSERT_NE(client, nullptr);
+  const std::string path = dir.str() + "/fresh.txt";
+  const std::string text = WriteFile(path, size_t{1} << 20, 11);
+  absl::StatusOr<turbine::client::CallResult> first = client->Call("fs.read", {Str(path)});
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(first->value.ok()) << first->value.status();
+  EXPECT_EQ(first->value->bytes_value(), text);
+  ASSERT_TRUE(WaitForEvictions(*client, 1)) << daemon.log();
+
+  absl::StatusOr<turbine::v1::StatsReply> before = client->Stats();
+  ASSERT_TRUE(before.ok());
+  EXPECT_GE(before->evicted_value_bytes(), uint64_t{1} << 20);
+  absl::StatusOr<turbine::client::CallResult> again = client->Call("fs.read", {Str(path)});
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE(again->value.ok()) << again->value.status();
+  EXPECT_EQ(again->value->bytes_value(), text);
+  EXPECT_EQ(again->source, turbine::v1::SOURCE_DISK);
+  absl::StatusOr<turbine::v1::StatsReply> after = client->Stats();
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->executions(), before->executions()) << "an evicted value was recomputed";
+  EXPECT_GE(after->reloaded_values(), before->reloaded_values() + 1);
+
+  // A change after the eviction still reaches the reader.
+  const std::string changed = WriteFile(path, size_t{1} << 20, 12);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::string seen;
+  while (seen != changed && std::chrono::steady_clock::now() < deadline) {
+    absl::StatusOr<turbine::client::CallResult> read = client->Call("fs.read", {Str(path)});
+    ASSERT_TRUE(read.ok() && read->value.ok());
+    seen = read->value->bytes_value();
+    if (seen != changed) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(seen, changed);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
 // Small results: nothing to gain from their values, so the tasks themselves leave memory
 // and come back from the store, without executing, before and after a SIGKILL that lands
 // while the evictor works.
