@@ -48,6 +48,25 @@ Task<int64_t> TopImpl(int64_t n) {
 }
 inline const turbine::Function<TopImpl> top{"test.evict.top", 1};
 
+std::atomic<int> own_runs{0};
+
+// Own(n) is Big's value held in a cell of its own task, which returns a reference to it, as
+// fs.read does with a file changed within the last second.
+Task<turbine::Vc<std::string>> OwnImpl(int64_t n) {
+  own_runs.fetch_add(1);
+  const int64_t x = co_await Input<int64_t>("evict.x");
+  co_return turbine::Cell(std::string(64 << 10, static_cast<char>('a' + (x % 2))) +
+                          std::to_string(n));
+}
+inline const turbine::Function<OwnImpl> own{"test.evict.own", 1};
+
+// OwnTop(n) reads Own(n) through that reference.
+Task<int64_t> OwnTopImpl(int64_t n) {
+  const std::string value = co_await own(n);
+  co_return static_cast<int64_t>(value[0]) * 1000 + static_cast<int64_t>(value.size());
+}
+inline const turbine::Function<OwnTopImpl> own_top{"test.evict.own_top", 1};
+
 int64_t Expected(int64_t x, int64_t n) {
   return ('a' + x % 2) * 1000 + (64 << 10) + static_cast<int64_t>(std::to_string(n).size());
 }
@@ -102,6 +121,26 @@ TEST_F(Eviction, AnEvictedValueComesBackFromTheStoreWithoutExecuting) {
   daemon.engine.ReadAsync(big(1).raw(),
                           [&](turbine::Engine::AsyncRead read) { again.set_value(read); });
   EXPECT_TRUE(again.get_future().get().immediate);
+}
+
+// Before, only an output's value could leave memory: one held in the task's own cell stayed.
+TEST_F(Eviction, AValueInACellOfItsOwnTaskLeavesMemoryAndComesBack) {
+  ASSERT_EQ(*daemon.engine.Read(own_top(4)), Expected(0, 4));
+  const int runs = own_runs.load();
+  EXPECT_GE(FlushAndEvict(), size_t{64} << 10);
+  EXPECT_EQ(daemon.engine.Stats().evicted_values, 1u);
+
+  // Read through the reference: loaded back, nothing executes.
+  EXPECT_EQ(*daemon.engine.Read(own(4)), std::string(64 << 10, 'a') + "4");
+  EXPECT_EQ(own_runs.load(), runs);
+  EXPECT_EQ(daemon.engine.Stats().reloaded_values, 1u);
+
+  // Evicted again, a change still reaches its reader, and the new value is read.
+  EXPECT_GE(FlushAndEvict(), size_t{64} << 10);
+  ASSERT_TRUE(daemon.engine.SetInput("evict.x", int64_t{1}).ok());
+  EXPECT_EQ(*daemon.engine.Read(own_top(4)), Expected(1, 4));
+  EXPECT_EQ(*daemon.engine.Read(own(4)), std::string(64 << 10, 'b') + "4");
+  EXPECT_EQ(own_runs.load(), runs + 1);
 }
 
 TEST_F(Eviction, ReadersVerifyAgainstAnEvictedTaskWithoutLoadingItsValue) {
