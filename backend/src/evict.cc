@@ -80,21 +80,35 @@ bool StoredAsIs(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
   return task.persisted && !task.unwritten && !task.persist_queued;
 }
 
+// OwnCell is the cell of its own that the task's output refers to (fs.read of a racy file
+// holds the file's bytes there), or null.
+const CellSlot* OwnCell(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
+  if (task.output.kind() != OutputKind::kRef || task.output.ref().task != task.id) return nullptr;
+  return task.FindCell(task.output.ref().type, task.output.ref().index);
+}
+
+// SmallValue: the task's value is small, held in place (Output::in_place), or in its own
+// cell and of a type that would be (ValueType::inline_size): evicting it frees nothing worth
+// a reload, whatever the size of its record (a large one read many tasks).
+bool SmallValue(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
+  if (task.output.in_place()) return true;
+  const CellSlot* own = OwnCell(task);
+  return own != nullptr && ValueTypeById(own->type)->inline_size != 0;
+}
+
 // Evictable tells whether the task's values may leave memory now. Not an input's: its task
-// record does not hold it, so it leaves only with the whole task. Nor a value held in place
-// (Output::in_place: its record frees nothing), with its cells: evicted, they would send
-// every read of the output, which is in memory, through a reload from the store. An output
-// that refers to one of the task's own cells (fs.read of a racy file) has its value there:
-// the cells leave. (Kept before, such values stayed in memory past any limit.)
+// record does not hold it, so it leaves only with the whole task. Nor a small value
+// (SmallValue), with its cells: evicted, they would send every read of the output, which is
+// in memory, through a reload from the store. An output that refers to one of the task's
+// own cells has its value there: the cells leave. (Kept before, a file read within a second
+// of its last change stayed in memory past any limit.)
 bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
-  if (task.phase != Phase::kClean || task.fn->kind == FunctionKind::kInput || !StoredAsIs(task)) {
+  if (task.phase != Phase::kClean || task.fn->kind == FunctionKind::kInput ||
+      !StoredAsIs(task) || SmallValue(task)) {
     return false;
   }
-  if (task.output.kind() == OutputKind::kRef) {
-    return task.output.ref().task == task.id && !task.cells().empty() && !task.HasEvictedValues();
-  }
-  return task.output.kind() == OutputKind::kValue && !task.output.in_place() &&
-         task.output.data() != nullptr;
+  if (const CellSlot* own = OwnCell(task)) return own->value != nullptr;
+  return task.output.kind() == OutputKind::kValue && task.output.data() != nullptr;
 }
 
 // EvictableWhole tells whether the whole task may leave memory now: the store holds it
@@ -239,7 +253,7 @@ size_t EngineImpl::RunClock(size_t bytes, size_t* evicted) {
     std::vector<std::shared_ptr<const void>> dropped;
     {
       MutexLock task_lock(&task->mu);
-      if (task->output.in_place()) {
+      if (SmallValue(*task)) {
         // A large record of a small value (it read many tasks): never evictable, so off the
         // list, or every pass would step over it again.
         DropCandidateLocked(--eviction_.clock_hand);
