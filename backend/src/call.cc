@@ -29,6 +29,9 @@ RawVc Call(const FunctionInfo& fn, RawVc receiver, void* stack_args) {
 
 namespace {
 
+// A thread's buffer for encoding identities is kept between calls up to this size.
+constexpr size_t kReusedBufferBytes = 64 << 10;
+
 // OnlyDescribing: an Engine::NotStarting lives on this thread, outside any task body (whose
 // calls always start what they create): a task created now is only described.
 bool OnlyDescribing() { return tls_not_starting && tls_context.exec == nullptr; }
@@ -87,6 +90,9 @@ __attribute__((aligned(64))) RawVc EngineImpl::Call(const FunctionInfo& fn, RawV
     identity.clear();
     EncodeIdentity(fn, receiver, stack_args, &identity);
     absl::StatusOr<std::optional<StoredTask>> found = store_->FindTask(key.hash, identity);
+    // Reused for small identities only: one of a call with a 5 MB argument kept 5 MB on every
+    // thread that made such a call, for the life of the daemon.
+    if (identity.capacity() > kReusedBufferBytes) std::string().swap(identity);
     not_stored = found.ok() && !found->has_value();
     if (found.ok()) stored_task = std::move(*found);  // unreadable: computed afresh
   }

@@ -557,6 +557,10 @@ class EngineImpl {
   // Set by the evictor when it found too little it may evict: only stored tasks can leave
   // memory, so the next tick of the snapshot thread writes what is pending at once.
   std::atomic<bool> snapshot_wanted_{false};
+  // Set by the evictor when it found too little it may evict and nothing waits for a
+  // snapshot: what is left to free is the store's memtables, which the snapshot thread
+  // writes into table files (Settle) at its next tick, quiet or not.
+  std::atomic<bool> settle_wanted_{false};
   std::thread snapshot_thread_;
 
   // Days and garbage collection (gc.cc).

@@ -96,9 +96,11 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
       counts.idle_snapshot_count.fetch_add(idle ? 1 : 0, std::memory_order_relaxed);
     }
     // Every tick while quiet, not once: what is written meanwhile (inputs, the use sweep)
-    // settles too once it reaches the threshold, which the store checks cheaply.
-    if (settle_delay.count() > 0 && quiet_since.has_value() &&
-        Clock::now() - *quiet_since >= settle_delay) {
+    // settles too once it reaches the threshold, which the store checks cheaply. At once
+    // when the evictor asks: over the memory limit, the memtables are what is left to free.
+    const bool settle_wanted = settle_wanted_.exchange(false, std::memory_order_relaxed);
+    if (settle_wanted || (settle_delay.count() > 0 && quiet_since.has_value() &&
+                          Clock::now() - *quiet_since >= settle_delay)) {
       if (absl::Status settle = store_->Settle(kSettleMinBytes);
           !settle.ok() && !std::exchange(settle_failed, true)) {
         Log(LogLevel::kWarning, "could not flush the store while idle (a crash now replays its "
