@@ -361,7 +361,10 @@ absl::Status Server::State::StartGrpc(ServerOptions& options,
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
-  builder.SetMaxSendMessageSize(options.max_message_bytes);
+  // What a reply may carry is the service's to enforce (a result too large is that call's
+  // error; a graph or a trace is cut to fit). gRPC's own cap, which fails the whole RPC, is
+  // no lower than 64 KiB: under a limit of 1 KiB, `turbine functions` (1.6 KB) failed.
+  builder.SetMaxSendMessageSize(std::max(options.max_message_bytes, 64 << 10));
   builder.RegisterService(service.get());
   ConfigureConnections(options, builder);
   // turbined listens and accepts itself and hands connections to gRPC (listeners.h says why).

@@ -308,5 +308,8 @@ int main(int argc, char** argv) {
   }
   LogReady(**server, flags.server.data_dir);
   ServeUntilStopped(std::move(*server), stop_signals, flags.stop_timeout);
+  // gRPC's threads outlive main (Server::Start keeps the library): a line one of them logs
+  // from now on goes to stderr, not through spdlog, whose registry exit destroys.
+  gpr_set_log_function(nullptr);
   return 0;
 }
