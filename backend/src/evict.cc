@@ -103,8 +103,8 @@ bool SmallValue(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 // own cells has its value there: the cells leave. (Kept before, a file read within a second
 // of its last change stayed in memory past any limit.)
 bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
-  if (task.phase != Phase::kClean || task.fn->kind == FunctionKind::kInput ||
-      !StoredAsIs(task) || SmallValue(task)) {
+  if (task.phase != Phase::kClean || task.fn->kind == FunctionKind::kInput || !StoredAsIs(task) ||
+      SmallValue(task)) {
     return false;
   }
   if (const CellSlot* own = OwnCell(task)) return own->value != nullptr;
