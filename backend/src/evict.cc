@@ -516,6 +516,9 @@ void EngineImpl::EvictorLoop() {
   constexpr auto kStuckFor = std::chrono::seconds(2);
   std::optional<Clock::time_point> stuck_since;
   std::optional<Clock::time_point> last_trim;  // of the last trim
+  // Of the last request for the memtables to go to table files (want_settle).
+  constexpr auto kSettleEvery = std::chrono::seconds(1);
+  std::optional<Clock::time_point> last_settle;
   std::chrono::seconds trim_every = kStuckFor;  // with nothing evicted
   bool said_stuck = false;
   // Said while a garbage collection pass ran: a pass that starts after it was said is
@@ -594,7 +597,17 @@ void EngineImpl::EvictorLoop() {
         // regardless kept the snapshot thread from ever seeing the daemon quiet, so it
         // never settled: six calls with 5 MB arguments left 36 MB of memtables and 50 MB
         // of log under a 64 MiB limit for good.)
-        if (freed < wanted && !cut_short) backlog > 0 ? want_snapshot() : want_settle();
+        if (freed < wanted && !cut_short) {
+          if (backlog > 0) {
+            want_snapshot();
+          } else if (stuck_since && (!last_settle || now - *last_settle >= kSettleEvery)) {
+            // Only once stuck (a tick before freed nothing either, with nothing waiting), and
+            // at most every kSettleEvery: under steady writes, flushes of 4 MiB instead of
+            // the memtables' budget would multiply table files and compactions.
+            want_settle();
+            last_settle = now;
+          }
+        }
         const bool collecting = counts.gc_phase.load(std::memory_order_relaxed) != GcPhase::kIdle;
         if (freed > 0 || backlog > 0 || pending > 0 || cut_short) {
           stuck_since.reset();

@@ -48,6 +48,17 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
   // Woken early when the evictor wants a snapshot (snapshot_wanted_).
   while (snapshot_signal_.Sleep(tick)) {
     Today();
+    // The evictor, over the memory limit with nothing else to free, asks for the memtables
+    // to go to table files now (settle_wanted_). A wake for that alone is no tick: judged
+    // as one, its few milliseconds without an execution would look quiet.
+    if (settle_wanted_.exchange(false, std::memory_order_relaxed)) {
+      if (absl::Status settle = store_->Settle(kSettleMinBytes);
+          !settle.ok() && !std::exchange(settle_failed, true)) {
+        Log(LogLevel::kWarning, "could not flush the store's memtables (over the memory limit): " +
+                                    std::string(settle.message()));
+      }
+      if (!snapshot_wanted_.load(std::memory_order_relaxed)) continue;
+    }
     const bool wanted = snapshot_wanted_.exchange(false, std::memory_order_relaxed);
     // Idleness is judged over whole ticks: a wake-up for the evictor (`wanted`) comes in a
     // burst, and a few milliseconds without an execution would look quiet.
@@ -96,11 +107,9 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
       counts.idle_snapshot_count.fetch_add(idle ? 1 : 0, std::memory_order_relaxed);
     }
     // Every tick while quiet, not once: what is written meanwhile (inputs, the use sweep)
-    // settles too once it reaches the threshold, which the store checks cheaply. At once
-    // when the evictor asks: over the memory limit, the memtables are what is left to free.
-    const bool settle_wanted = settle_wanted_.exchange(false, std::memory_order_relaxed);
-    if (settle_wanted || (settle_delay.count() > 0 && quiet_since.has_value() &&
-                          Clock::now() - *quiet_since >= settle_delay)) {
+    // settles too once it reaches the threshold, which the store checks cheaply.
+    if (settle_delay.count() > 0 && quiet_since.has_value() &&
+        Clock::now() - *quiet_since >= settle_delay) {
       if (absl::Status settle = store_->Settle(kSettleMinBytes);
           !settle.ok() && !std::exchange(settle_failed, true)) {
         Log(LogLevel::kWarning, "could not flush the store while idle (a crash now replays its "

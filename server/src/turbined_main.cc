@@ -25,6 +25,7 @@
 // Exit codes: 0 stopped cleanly, 1 could not start (store, address in use), 2 a bad flag or
 // config file, 3 another turbined serves the data dir, 4 a stop cut short (--stop-timeout
 // after it began, or by a stop signal while stopping).
+#include <absl/cleanup/cleanup.h>
 #include <google/protobuf/stubs/logging.h>
 #include <grpc/support/log.h>
 #include <malloc.h>
@@ -267,6 +268,9 @@ int main(int argc, char** argv) {
   Flags flags;
   if (const int exit_code = ParseFlags(argc, argv, &flags); exit_code >= 0) return exit_code;
   StartLogging(flags.log_level);
+  // gRPC's threads outlive main (Server::Start keeps the library): a line one of them logs
+  // once main returns goes to stderr, not through spdlog, whose registry exit destroys.
+  const absl::Cleanup grpc_log_to_stderr = [] { gpr_set_log_function(nullptr); };
   if (const turbine::GcOptions& gc = flags.server.gc;
       gc.disk_limit > 0 && gc.interval == std::chrono::seconds::zero()) {
     // Both set on purpose, for passes only when asked; but a store left to grow past a
@@ -308,8 +312,5 @@ int main(int argc, char** argv) {
   }
   LogReady(**server, flags.server.data_dir);
   ServeUntilStopped(std::move(*server), stop_signals, flags.stop_timeout);
-  // gRPC's threads outlive main (Server::Start keeps the library): a line one of them logs
-  // from now on goes to stderr, not through spdlog, whose registry exit destroys.
-  gpr_set_log_function(nullptr);
   return 0;
 }
