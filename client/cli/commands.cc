@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iostream>
 
 #include "arguments.h"
@@ -264,9 +266,15 @@ ExitCode RunTrace(const Session& session, const TraceCommand& command) {
       if (!existed) std::filesystem::remove(command.output, error);
       return ReportRpcError(session, reached);
     }
+  }
+  std::future<absl::StatusOr<v1::TraceReply>> pending = std::async(
+      std::launch::async, [&] { return session.client->Trace(command.seconds); });
+  // Nor before a refusal (another trace runs), which comes back at once.
+  if (!session.json &&
+      pending.wait_for(std::chrono::milliseconds(200)) == std::future_status::timeout) {
     std::cerr << "turbine: tracing for " << command.seconds << " s...\n";
   }
-  absl::StatusOr<v1::TraceReply> trace = session.client->Trace(command.seconds);
+  absl::StatusOr<v1::TraceReply> trace = pending.get();
   if (!trace.ok()) {
     if (!existed) std::filesystem::remove(command.output, error);
     return ReportRpcError(session, trace.status());

@@ -52,8 +52,12 @@ TEST(TraceFile, ATraceFromStartToSigtermIsOneJsonArray) {
   ASSERT_EQ(RunCli(cli + "call input.get k").out, "5\n");
   ASSERT_EQ(RunCli(cli + "flush").exit_code, 0);
   ASSERT_EQ(RunCli(cli + "gc").exit_code, 0);
-  // One trace at a time: the file's holds the engine's.
-  EXPECT_EQ(RunCli(cli + "trace --seconds 1 -o " + dir.str() + "/other.json").exit_code, 4);
+  // One trace at a time: the file's holds the engine's. Refused without saying "tracing"
+  // first.
+  const CliResult refused = RunCli(cli + "trace --seconds 1 -o " + dir.str() + "/other.json 2>&1");
+  EXPECT_EQ(refused.exit_code, 4);
+  EXPECT_NE(refused.out.find("a trace is already running"), std::string::npos) << refused.out;
+  EXPECT_EQ(refused.out.find("tracing for"), std::string::npos) << refused.out;
   ASSERT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 
   const nlohmann::json events = nlohmann::json::parse(ReadAll(trace));  // throws if invalid
