@@ -5,6 +5,8 @@
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_replace.h>
 #include <absl/strings/strip.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,6 +16,7 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <thread>
 
 #include "arguments.h"
 #include "interrupt.h"
@@ -463,9 +466,41 @@ ExitCode RunGc(const Session& session) {
   return kOk;
 }
 
+namespace {
+
+// WaitUntilReleased waits, up to `timeout`, until no daemon holds the lock of `data_dir`,
+// which one lets go of as it exits, after its last snapshot. The Shutdown RPC answers when
+// the stop begins: a daemon started on the directory right after `turbine shutdown`
+// returned found it still held, and exited 3 (half the time, the README's own restart).
+bool WaitUntilReleased(const std::string& data_dir, std::chrono::milliseconds timeout) {
+  const std::string path = (std::filesystem::path(data_dir) / "turbined.lock").string();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;  // no lock file: no daemon ever held it
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool released = false;
+  for (;;) {
+    // Held only for the test: a shared lock is taken only while no daemon has the directory.
+    if (::flock(fd, LOCK_SH | LOCK_NB) == 0) {
+      ::flock(fd, LOCK_UN);
+      released = true;
+      break;
+    }
+    if (errno != EWOULDBLOCK || std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::close(fd);
+  return released;
+}
+
+}  // namespace
+
 ExitCode RunShutdown(const Session& session) {
   absl::Status status = session.client->Shutdown();
   if (!status.ok()) return ReportRpcError(session, status);
+  if (!session.data_dir.empty() && !WaitUntilReleased(session.data_dir, session.timeout)) {
+    std::cerr << "turbine: turbined is still stopping after " << session.timeout.count()
+              << " ms (--timeout-ms)\n";
+  }
   if (session.json) {
     std::cout << Dump({{"shutdown", true}}) << "\n";
   } else {

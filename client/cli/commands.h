@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,10 @@ struct Session {
   std::string address;
   // How to start a daemon at `address`, for the "cannot reach" hint.
   std::string start_command;
+  // The daemon's data directory when `address` is its socket there (no --connect): empty
+  // otherwise. `shutdown` waits for the daemon to let go of it.
+  std::string data_dir;
+  std::chrono::milliseconds timeout{30000};  // --timeout-ms
 };
 
 struct CallCommand {

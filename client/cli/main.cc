@@ -365,7 +365,9 @@ int Main(int argc, char** argv) {
                   .json = global.json,
                   .address = options->address,
                   .start_command = global.connect.empty() ? "turbined --data-dir " + global.data_dir
-                                                          : "turbined --listen " + global.connect};
+                                                          : "turbined --listen " + global.connect,
+                  .data_dir = global.connect.empty() ? global.data_dir : "",
+                  .timeout = std::chrono::milliseconds(global.timeout_ms)};
   return line.run(session);
 }
 
