@@ -65,6 +65,16 @@ bool WaitForTaskEvictions(Client& client, uint64_t count) {
   return WaitForStat(client, &turbine::v1::StatsReply::evicted_tasks, count);
 }
 
+// ExpectRead calls fs.read(path) and expects `text`, from `source` if one is given.
+void ExpectRead(Client& client, const std::string& path, const std::string& text,
+                turbine::v1::Source source = turbine::v1::SOURCE_UNSPECIFIED) {
+  absl::StatusOr<turbine::client::CallResult> read = client.Call("fs.read", {Str(path)});
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_TRUE(read->value.ok()) << read->value.status();
+  EXPECT_EQ(read->value->bytes_value(), text);
+  if (source != turbine::v1::SOURCE_UNSPECIFIED) EXPECT_EQ(read->source, source);
+}
+
 // CallBusy calls demo.busy(k, 0) for k below `tasks`: each answers k, from `source` if
 // one is given.
 void CallBusy(Client& client, int tasks,
@@ -89,10 +99,7 @@ TEST(MemoryDaemon, OverTheLimitAFileContentComesBackFromDiskWithoutExecuting) {
       << daemon.log();
   std::unique_ptr<Client> client = ConnectTo(daemon);
   ASSERT_NE(client, nullptr);
-  absl::StatusOr<turbine::client::CallResult> first = client->Call("fs.read", {Str(path)});
-  ASSERT_TRUE(first.ok()) << first.status();
-  ASSERT_TRUE(first->value.ok()) << first->value.status();
-  EXPECT_EQ(first->value->bytes_value(), text);
+  ASSERT_NO_FATAL_FAILURE(ExpectRead(*client, path, text));
   ASSERT_TRUE(WaitForEvictions(*client, 1)) << daemon.log();
 
   absl::StatusOr<turbine::v1::StatsReply> before = client->Stats();
@@ -102,11 +109,7 @@ TEST(MemoryDaemon, OverTheLimitAFileContentComesBackFromDiskWithoutExecuting) {
   EXPECT_GT(before->heap_bytes(), 0u);  // glibc's count, which a sanitizer's allocator bypasses
 #endif
   EXPECT_GE(before->evicted_value_bytes(), uint64_t{1} << 20);
-  absl::StatusOr<turbine::client::CallResult> again = client->Call("fs.read", {Str(path)});
-  ASSERT_TRUE(again.ok()) << again.status();
-  ASSERT_TRUE(again->value.ok()) << again->value.status();
-  EXPECT_EQ(again->value->bytes_value(), text);
-  EXPECT_EQ(again->source, turbine::v1::SOURCE_DISK);
+  ASSERT_NO_FATAL_FAILURE(ExpectRead(*client, path, text, turbine::v1::SOURCE_DISK));
   absl::StatusOr<turbine::v1::StatsReply> after = client->Stats();
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->executions(), before->executions()) << "an evicted value was recomputed";
@@ -148,20 +151,13 @@ TEST(MemoryDaemon, OverTheLimitAFileReadWhileRacyLeavesMemoryToo) {
   // Modified "in an hour": racy for that long, whatever the time the call takes to come.
   struct timespec times[2] = {{0, UTIME_OMIT}, {::time(nullptr) + 3600, 0}};
   ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
-  absl::StatusOr<turbine::client::CallResult> first = client->Call("fs.read", {Str(path)});
-  ASSERT_TRUE(first.ok()) << first.status();
-  ASSERT_TRUE(first->value.ok()) << first->value.status();
-  EXPECT_EQ(first->value->bytes_value(), text);
+  ASSERT_NO_FATAL_FAILURE(ExpectRead(*client, path, text));
   ASSERT_TRUE(WaitForEvictions(*client, 1)) << daemon.log();
 
   absl::StatusOr<turbine::v1::StatsReply> before = client->Stats();
   ASSERT_TRUE(before.ok());
   EXPECT_GE(before->evicted_value_bytes(), uint64_t{1} << 20);
-  absl::StatusOr<turbine::client::CallResult> again = client->Call("fs.read", {Str(path)});
-  ASSERT_TRUE(again.ok()) << again.status();
-  ASSERT_TRUE(again->value.ok()) << again->value.status();
-  EXPECT_EQ(again->value->bytes_value(), text);
-  EXPECT_EQ(again->source, turbine::v1::SOURCE_DISK);
+  ASSERT_NO_FATAL_FAILURE(ExpectRead(*client, path, text, turbine::v1::SOURCE_DISK));
   absl::StatusOr<turbine::v1::StatsReply> after = client->Stats();
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->executions(), before->executions()) << "an evicted value was recomputed";
