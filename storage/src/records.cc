@@ -4,14 +4,25 @@
 #include <cereal/types/string.hpp>
 #include <cereal/types/tuple.hpp>
 
+#include <cstring>
 #include <tuple>
 
+#include "turbine/internal/xxh3.h"
 #include "turbine/value_type.h"
 
 namespace turbine::storage {
 namespace {
 
 using InputRecord = std::tuple<std::string, std::string, uint64_t>;  // type, bytes, stamp
+
+// A fixed seed: the digest is part of stored keys.
+constexpr uint64_t kDigestSeed = 0x74757262696e6533;  // "turbine3"
+
+void PutDigest(std::string_view identity, char* out) {
+  const XXH128_hash_t digest = XXH3_128bits_withSeed(identity.data(), identity.size(), kDigestSeed);
+  PutBigEndian(digest.high64, out);
+  PutBigEndian(digest.low64, out + 8);
+}
 
 }  // namespace
 
@@ -28,13 +39,54 @@ uint64_t GetBigEndian(const char* in) {
   return value;
 }
 
+TaskKey::TaskKey(uint64_t hash, std::string_view identity) {
+  PutBigEndian(hash, head_);
+  if (identity.size() <= kLongestKeyedIdentity) {
+    head_size_ = 8;
+    tail_ = identity;
+  } else {
+    PutDigest(identity, head_ + 8);
+    head_size_ = kDigestedSize;
+  }
+}
+
+size_t TaskValueHead(uint64_t id, const TaskKey& key, size_t identity_size, char out[16]) {
+  if (!key.digested()) {
+    PutBigEndian(id, out);
+    return 8;
+  }
+  PutBigEndian(id | kIdentityInValue, out);
+  PutBigEndian(identity_size, out + 8);
+  return 16;
+}
+
+std::optional<uint64_t> StoredTaskId(std::string_view value) {
+  if (value.size() < 8) return std::nullopt;
+  return GetBigEndian(value.data()) & ~kIdentityInValue;
+}
+
 std::optional<StoredTask> DecodeTaskRecord(std::string_view key, std::string_view value) {
   if (key.size() < 8 || value.size() < 8) return std::nullopt;
-  return StoredTask{.id = GetBigEndian(value.data()),
-                    .hash = GetBigEndian(key.data()),
-                    .identity = std::string(key.substr(8)),
-                    .result = std::string(value.substr(8)),
-                    .stored = true};
+  const uint64_t id = GetBigEndian(value.data());
+  std::string_view identity = key.substr(8);
+  std::string_view result = value.substr(8);
+  if ((id & kIdentityInValue) != 0) {
+    if (key.size() != TaskKey::kDigestedSize || value.size() < 16) return std::nullopt;
+    const uint64_t identity_size = GetBigEndian(value.data() + 8);
+    if (identity_size > value.size() - 16) return std::nullopt;
+    identity = value.substr(16, identity_size);
+    result = value.substr(16 + identity_size);
+    char digest[16];
+    PutDigest(identity, digest);
+    if (std::memcmp(digest, key.data() + 8, 16) != 0) return std::nullopt;
+  }
+  StoredTask task;
+  task.id = id & ~kIdentityInValue;
+  task.hash = GetBigEndian(key.data());
+  task.identity = identity;
+  task.result = result;
+  task.stored = true;
+  return task;
 }
 
 void EncodeInputRecord(const StoredInput& input, std::string* out) {

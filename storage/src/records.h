@@ -18,8 +18,44 @@ namespace turbine::storage {
 void PutBigEndian(uint64_t value, char* out);
 uint64_t GetBigEndian(const char* in);
 
-// DecodeTaskRecord rebuilds a task from its key in `tasks` (hash, identity) and its value
-// (id, result); nullopt if either is too short to be one.
+// TaskKey is a task's key in `tasks`: its component hash and its identity, or, for an
+// identity longer than kLongestKeyedIdentity, its hash and a digest of the identity, the
+// identity then moving into the value (format.h says why).
+inline constexpr size_t kLongestKeyedIdentity = 1024;
+class TaskKey {
+ public:
+  static constexpr size_t kDigestedSize = 24;  // hash, then a 128-bit digest
+
+  TaskKey(uint64_t hash, std::string_view identity);
+  TaskKey(const TaskKey&) = delete;
+  TaskKey& operator=(const TaskKey&) = delete;
+
+  // The key is head() followed by tail(); tail() is the identity, or empty if digested.
+  std::string_view head() const { return {head_, head_size_}; }
+  std::string_view tail() const { return tail_; }
+  bool digested() const { return tail_.empty() && head_size_ == kDigestedSize; }
+  size_t size() const { return head_size_ + tail_.size(); }
+
+ private:
+  char head_[kDigestedSize];
+  size_t head_size_;
+  std::string_view tail_;
+};
+
+// A value of `tasks` starts with the task's id, its top bit set when the identity is in the
+// value (u64 BE length, then the identity) rather than in the key.
+inline constexpr uint64_t kIdentityInValue = uint64_t{1} << 63;
+
+// TaskValueHead writes the fixed part of a task's value (id, and the identity's length if
+// `key` is digested) to `out`, and returns its size; the identity (if digested) and the
+// result follow it.
+size_t TaskValueHead(uint64_t id, const TaskKey& key, size_t identity_size, char out[16]);
+
+// StoredTaskId is the id a value of `tasks` names, or nullopt if it is too short to be one.
+std::optional<uint64_t> StoredTaskId(std::string_view value);
+
+// DecodeTaskRecord rebuilds a task from its key in `tasks` and its value; nullopt if they
+// are not one (too short, a length past the end, or an identity its digest does not match).
 std::optional<StoredTask> DecodeTaskRecord(std::string_view key, std::string_view value);
 
 // EncodeInputRecord / DecodeInputRecord: a value of the `inputs` table.

@@ -21,7 +21,8 @@ size_t BatchBytes(const std::vector<StoredTask>& tasks) {
   constexpr size_t kRecordOverhead = 64;  // tags, varint lengths, fixed-size key parts
   size_t bytes = 256;                     // header and counters
   for (const StoredTask& task : tasks) {
-    bytes += kRecordOverhead + 2 * task.identity.size() + task.result.size();
+    const size_t key_bytes = std::min(task.identity.size(), kLongestKeyedIdentity);
+    bytes += kRecordOverhead + 2 * key_bytes + task.identity.size() + task.result.size();
     if (task.observation.has_value()) bytes += kRecordOverhead + task.observation->size();
   }
   return bytes;
@@ -38,6 +39,8 @@ absl::StatusOr<std::optional<StoredTask>> IndexedTask(uint64_t id, std::string_v
   }
   return task;
 }
+
+rocksdb::Slice ToSlice(std::string_view bytes) { return {bytes.data(), bytes.size()}; }
 
 absl::StatusOr<uint64_t> ReadCounter(Store& store, const char* key) {
   std::string bytes;
@@ -305,11 +308,12 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::FindTask(uint64_t h
                                                                       std::string_view identity) {
   // The identity is part of the key, so RocksDB's own key comparison makes the lookup
   // exact: two identities with one hash are two keys. One point read, and a task that was
-  // never stored is usually turned away by the bloom filter without reading a block.
+  // never stored is usually turned away by the bloom filter without reading a block. A
+  // long identity's key holds its digest instead: the record found must hold the identity.
+  const TaskKey parts(hash, identity);
   thread_local std::string key;
-  key.resize(8);
-  PutBigEndian(hash, key.data());
-  key.append(identity);
+  key.assign(parts.head());
+  key.append(parts.tail());
   thread_local rocksdb::PinnableSlice value;
   value.Reset();
   absl::Cleanup done = [] {
@@ -321,6 +325,7 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::FindTask(uint64_t h
   if (!*found) return std::nullopt;
   std::optional<StoredTask> task = DecodeTaskRecord(key, value.ToStringView());
   if (!task.has_value()) return absl::DataLossError("a stored task is damaged");
+  if (parts.digested() && task->identity != identity) return std::nullopt;  // digests collide
   return task;
 }
 
@@ -399,8 +404,12 @@ absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tas
   std::sort(order.begin(), order.end(), [](const StoredTask* a, const StoredTask* b) {
     return a->hash != b->hash ? a->hash < b->hash : a->identity < b->identity;
   });
+  bool digested = false;
   rocksdb::WriteBatch batch(BatchBytes(tasks));
-  for (const StoredTask* task : order) PutTask(*task, batch);
+  for (const StoredTask* task : order) digested |= PutTask(*task, batch);
+  // A store of an older format reads as this one, but a digested key needs this format:
+  // the first such record says so (a build that reads only the older one moves it aside).
+  if (digested) batch.Put(store_->handle(Table::kMeta), kFormatVersionKey, kFormatVersionText);
   std::sort(order.begin(), order.end(),
             [](const StoredTask* a, const StoredTask* b) { return a->id < b->id; });
   for (const StoredTask* task : order) {
@@ -414,25 +423,25 @@ absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tas
   return WriteWithNextStamp(next_stamp, batch, /*sync=*/false);
 }
 
-void RocksBackingStore::PutTask(const StoredTask& task, rocksdb::WriteBatch& batch) {
+bool RocksBackingStore::PutTask(const StoredTask& task, rocksdb::WriteBatch& batch) {
   // Keys and values are written from their parts: no intermediate strings.
-  char hash[8];
-  PutBigEndian(task.hash, hash);
-  char id[8];
-  PutBigEndian(task.id, id);
-  const rocksdb::Slice key[] = {{hash, 8}, {task.identity.data(), task.identity.size()}};
-  const rocksdb::Slice value[] = {{id, 8}, {task.result.data(), task.result.size()}};
-  batch.Put(store_->handle(Table::kTasks), rocksdb::SliceParts(key, 2),
-            rocksdb::SliceParts(value, 2));
+  const TaskKey key(task.hash, task.identity);
+  char head[16];
+  const size_t head_size = TaskValueHead(task.id, key, task.identity.size(), head);
+  const rocksdb::Slice key_parts[] = {ToSlice(key.head()), ToSlice(key.tail())};
+  const std::string_view identity = key.digested() ? task.identity : std::string_view();
+  const rocksdb::Slice value_parts[] = {{head, head_size}, ToSlice(identity), ToSlice(task.result)};
+  batch.Put(store_->handle(Table::kTasks), rocksdb::SliceParts(key_parts, 2),
+            rocksdb::SliceParts(value_parts, 3));
+  return key.digested();
 }
 
 void RocksBackingStore::PutTaskId(const StoredTask& task, rocksdb::WriteBatch& batch) {
   char id[8];
   PutBigEndian(task.id, id);
-  char hash[8];
-  PutBigEndian(task.hash, hash);
+  const TaskKey task_key(task.hash, task.identity);
   const rocksdb::Slice key(id, 8);
-  const rocksdb::Slice value[] = {{hash, 8}, {task.identity.data(), task.identity.size()}};
+  const rocksdb::Slice value[] = {ToSlice(task_key.head()), ToSlice(task_key.tail())};
   batch.Put(store_->handle(Table::kTaskIds), rocksdb::SliceParts(&key, 1),
             rocksdb::SliceParts(value, 2));
 }
@@ -519,7 +528,7 @@ absl::Status RocksBackingStore::DeleteTasks(const std::vector<uint64_t>& ids) {
       // The record goes only if it is this task's: a damaged id index may name another's.
       absl::StatusOr<bool> found = store_->Get(Table::kTasks, key, &value);
       if (!found.ok()) return found.status();
-      if (*found && value.size() >= 8 && GetBigEndian(value.data()) == id) {
+      if (*found && StoredTaskId(value) == id) {
         batch.Delete(store_->handle(Table::kTasks), key);
       }
     }

@@ -340,12 +340,17 @@ Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
   absl::StatusOr<bool> found = Get(Table::kMeta, kFormatVersionKey, &version);
   if (!found.ok()) return {Verdict::kMoveAside, {}, std::string(found.status().message())};
   if (*found) {
-    if (version == std::to_string(kFormatVersion)) return {};
+    for (uint64_t readable = kOldestReadableFormatVersion; readable <= kFormatVersion;
+         ++readable) {
+      if (version == std::to_string(readable)) return {};
+    }
     return {Verdict::kMoveAside, {},
-            "format version " + version + ", this build reads " + std::to_string(kFormatVersion)};
+            "format version " + version + ", this build reads " +
+                std::to_string(kOldestReadableFormatVersion) + " to " +
+                std::to_string(kFormatVersion)};
   }
   if (must_have_version) return {Verdict::kMoveAside, {}, "no format version"};
-  absl::Status written = Put(Table::kMeta, kFormatVersionKey, std::to_string(kFormatVersion));
+  absl::Status written = Put(Table::kMeta, kFormatVersionKey, kFormatVersionText);
   if (!written.ok()) return {Verdict::kError, written, {}};
   report->created = true;
   return {};

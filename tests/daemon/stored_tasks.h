@@ -4,6 +4,7 @@
 
 #include <rocksdb/db.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -31,7 +32,17 @@ inline int64_t StoredTasksOf(const std::string& db, const std::string& function)
     std::unique_ptr<rocksdb::Iterator> it(
         database->NewIterator(rocksdb::ReadOptions(), handles[i]));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      count += it->key().ToString().find(function) != std::string::npos ? 1 : 0;
+      // The identity follows the hash in the key, or, if the value's top bit says so, the
+      // id and the identity's size in the value (storage/include/turbine/storage/format.h).
+      const std::string key = it->key().ToString();
+      const std::string value = it->value().ToString();
+      std::string identity = key.substr(std::min<size_t>(key.size(), 8));
+      if (value.size() >= 16 && (value[0] & 0x80) != 0) {
+        uint64_t size = 0;
+        for (int i = 8; i < 16; ++i) size = size << 8 | static_cast<unsigned char>(value[i]);
+        identity = value.substr(16, size);
+      }
+      count += identity.find(function) != std::string::npos ? 1 : 0;
     }
   }
   for (rocksdb::ColumnFamilyHandle* handle : handles) database->DestroyColumnFamilyHandle(handle);

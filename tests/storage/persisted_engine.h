@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "turbine/engine.h"
 #include "turbine/storage/persistent_engine.h"
@@ -25,6 +27,23 @@ struct VerifyingStore : storage::RocksBackingStore {
     absl::StatusOr<InputChangeLog> log = RocksBackingStore::ReadInputChanges(keep);
     if (log.ok()) log->since = ~uint64_t{0};
     return log;
+  }
+};
+
+// CollidingStore gives every task the same hash on disk, so a lookup must tell candidates
+// apart by their identity bytes alone.
+class CollidingStore : public storage::RocksBackingStore {
+ public:
+  using RocksBackingStore::RocksBackingStore;
+  absl::StatusOr<std::optional<StoredTask>> FindTask(uint64_t,
+                                                     std::string_view identity) override {
+    return RocksBackingStore::FindTask(0, identity);
+  }
+  absl::Status WriteSnapshot(const std::vector<StoredTask>& tasks, uint64_t next_id,
+                             uint64_t next_stamp) override {
+    std::vector<StoredTask> colliding = tasks;
+    for (StoredTask& task : colliding) task.hash = 0;
+    return RocksBackingStore::WriteSnapshot(colliding, next_id, next_stamp);
   }
 };
 

@@ -69,23 +69,6 @@ uint64_t Executions(const turbine::Engine& engine, const std::string& function,
   return 0;
 }
 
-// CollidingStore gives every task the same hash on disk, so a lookup must tell candidates
-// apart by their identity bytes alone.
-class CollidingStore : public RocksBackingStore {
- public:
-  using RocksBackingStore::RocksBackingStore;
-  absl::StatusOr<std::optional<turbine::StoredTask>> FindTask(uint64_t,
-                                                              std::string_view identity) override {
-    return RocksBackingStore::FindTask(0, identity);
-  }
-  absl::Status WriteSnapshot(const std::vector<turbine::StoredTask>& tasks, uint64_t next_id,
-                             uint64_t next_stamp) override {
-    std::vector<turbine::StoredTask> colliding = tasks;
-    for (turbine::StoredTask& task : colliding) task.hash = 0;
-    return RocksBackingStore::WriteSnapshot(colliding, next_id, next_stamp);
-  }
-};
-
 template <class Backing = RocksBackingStore>
 using Daemon = turbine::testing::PersistedEngine<Backing>;
 
@@ -471,12 +454,12 @@ TEST(TaskPersistence, AResultDirtiedBeforeTheStopIsStillStoredForVerification) {
 TEST(TaskPersistence, LookupsAreExactEvenWhenEveryHashCollides) {
   turbine::testing::TempDir dir;
   {
-    Daemon<CollidingStore> d(dir.str());
+    Daemon<turbine::testing::CollidingStore> d(dir.str());
     for (int64_t n = 0; n < 30; ++n)
       ASSERT_EQ(*d.engine.Read(label_v1(n)), "v1:" + std::to_string(n));
     ASSERT_EQ(*d.engine.Read(fib(25)), 75025);
   }
-  Daemon<CollidingStore> d(dir.str());
+  Daemon<turbine::testing::CollidingStore> d(dir.str());
   for (int64_t n = 29; n >= 0; --n)
     EXPECT_EQ(*d.engine.Read(label_v1(n)), "v1:" + std::to_string(n));
   EXPECT_EQ(*d.engine.Read(fib(25)), 75025);

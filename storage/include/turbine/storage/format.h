@@ -1,8 +1,10 @@
 // format.h — the on-disk format of the backing store, and its version.
 //
-// Bump kFormatVersion whenever a key or value layout below changes: a database with any
-// other version is moved aside at start-up and the cache starts empty (a cache is rebuilt,
-// never migrated).
+// Bump kFormatVersion whenever a key or value layout below changes: a database with a
+// version this build cannot read is moved aside at start-up and the cache starts empty (a
+// cache is rebuilt, never migrated). A database of an older version that this one extends
+// (kOldestReadableFormatVersion and up) is read as it is, and says the new version once it
+// holds a record only the new one reads.
 //
 // Integers in keys and values are big-endian (u64 BE below), so bytewise order is numeric
 // order. `identity` is the engine's encoding of a task's function name, version, receiver
@@ -19,7 +21,9 @@
 //                                           written with; another value means a build that
 //                                           keeps no log wrote since, and `since` is reset
 //   tasks     hash(u64 BE) identity      -> task(u64 BE) result   (result empty: none yet)
-//   task_ids  task(u64 BE)               -> hash(u64 BE) identity (the task's key in tasks)
+//             hash(u64 BE) digest(128)   -> task(u64 BE, top bit set) size(u64 BE) identity
+//                                           result: an identity over 1 KiB (below)
+//   task_ids  task(u64 BE)               -> the task's key in tasks
 //   inputs    key                        -> (type name, value bytes, stamp) as a cereal tuple
 //   task_use  task(u64 BE)               -> day(u16 BE): the day (since 1970-01-01) the task
 //                                           was last used, for garbage collection
@@ -34,6 +38,12 @@
 // The hash in front spreads keys evenly. `task_ids` repeats the key so a dependency can be
 // loaded by id in two point reads; it is written once per task (ids grow, so its writes
 // are appends), while `tasks` is rewritten whenever the task's result changes.
+// An identity over 1 KiB (a call with a large argument) is keyed by its digest (XXH3-128)
+// instead, and kept in the value, where a lookup compares it. A key is copied whole into
+// places RocksDB keeps for the life of a table file: each file's smallest and largest key
+// live in memory and in every MANIFEST edit naming the file, and an index block names the
+// keys between its data blocks. With keys of megabytes, that held tens of megabytes in
+// memory past any limit and grew the MANIFEST by a megabyte or more per flush.
 // A task's cells and dependencies travel inside its result; reverse edges are rebuilt in
 // memory (a restored task is verified by stamps before use). `task_use` is apart from
 // `tasks` so that noting a use rewrites ten bytes, not the task's result; a database
@@ -46,9 +56,12 @@
 
 namespace turbine::storage {
 
-// Version 2: tasks keyed by (hash, identity), one record per task; version 1 had
-// task_cache / task_type / task_meta (three reads per restored task).
-inline constexpr uint64_t kFormatVersion = 2;
+// Version 3: identities over 1 KiB keyed by their digest. Version 2: tasks keyed by
+// (hash, identity), one record per task; version 1 had task_cache / task_type / task_meta
+// (three reads per restored task).
+inline constexpr uint64_t kFormatVersion = 3;
+inline constexpr char kFormatVersionText[] = "3";
+inline constexpr uint64_t kOldestReadableFormatVersion = 2;
 inline constexpr char kFormatVersionKey[] = "format_version";
 inline constexpr char kNextStampKey[] = "next_stamp";
 inline constexpr char kNextTaskIdKey[] = "next_task_id";

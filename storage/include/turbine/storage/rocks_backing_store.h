@@ -48,8 +48,9 @@ class RocksBackingStore : public BackingStore {
   absl::Status RoomForCache(uint64_t bytes) override;
 
  private:
-  // PutTask adds a task's record to `batch`; PutTaskId its entry in the id index.
-  void PutTask(const StoredTask& task, rocksdb::WriteBatch& batch);
+  // PutTask adds a task's record to `batch` (true if its key is digested); PutTaskId its
+  // entry in the id index.
+  bool PutTask(const StoredTask& task, rocksdb::WriteBatch& batch);
   void PutTaskId(const StoredTask& task, rocksdb::WriteBatch& batch);
   void PutLastUse(uint64_t id, uint16_t day, rocksdb::WriteBatch& batch);
   void PutObservation(uint64_t id, const std::string& observation, rocksdb::WriteBatch& batch);
