@@ -349,6 +349,34 @@ TEST(EvictionInTheBackground, StuckDuringAGcPassTheWarningNamesThePass) {
       << log;
 }
 
+// Over the limit with nothing that may leave, the evictor looks at the usual interval, not
+// at the pressed one (a tenth of it): each look walks the task table in vain. Before, an
+// idle daemon over its limit looked 50 times a second for as long as it idled.
+TEST(EvictionInTheBackground, StuckOverTheLimitTheEvictorLooksAtTheUsualInterval) {
+  turbine::testing::TempDir dir;
+  std::atomic<int> looks{0};
+  turbine::testing::PersistedEngine<> daemon(
+      dir.str(), turbine::EngineOptions{.worker_threads = 2,
+                                        .gc = {.interval = {}},
+                                        .memory = {.limit_bytes = 1,
+                                                   .interval = std::chrono::milliseconds(200),
+                                                   .usage = [&] {
+                                                     ++looks;
+                                                     return size_t{1} << 30;
+                                                   }}});
+  ASSERT_TRUE(daemon.engine.SetInput("evict.x", int64_t{1}).ok());
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // stuck by now
+  const int before = looks.load();
+  const auto start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const int looked = looks.load() - before;
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  // One look per 200 ms, or per 20 ms when pressed; at most one per 100 ms passes.
+  EXPECT_LE(looked, elapsed.count() / 100) << looked << " looks in " << elapsed.count() << " ms";
+}
+
 // Without a logger, what the engine did (kInfo: the check at open) stays off the program's
 // stderr, which is for what went wrong. Before, every open printed "turbine: checked 0
 // observations (0 changed) in 0.0 ms" into a program that had asked for nothing.
