@@ -168,6 +168,8 @@ class EngineImpl {
   // those nobody waits for: one not started yet never starts, one running is cancelled as a
   // task whose last caller left.
   void CancelUnawaited(const std::vector<TaskId>& started);
+  // CancelIfUnawaited is that for one task, whose own started tasks join the list.
+  void CancelIfUnawaited(TaskId id);
 
   // --- invalidation and inputs (invalidation.cc) ---
   absl::Status SetInputs(std::vector<InputValue> values, size_t* changed = nullptr);

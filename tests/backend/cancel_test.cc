@@ -314,3 +314,50 @@ TEST(Cancel, WhatACancelledExecutionStartedAndDidNotAwaitStopsToo) {
 }
 
 }  // namespace
+
+namespace {
+
+// Chain(n) starts Chain(n - 1) and never awaits it, then waits for a spin all of them
+// share, through Group(n / 256): a chain of running executions, each the only one to have
+// started the next. (Through groups, so that no task has more than a few hundred waiters:
+// a cancelled caller is looked for among its task's waiters one by one.)
+Task<int64_t> GroupImpl(int64_t group) { co_return group + co_await spin(-1); }
+inline const turbine::Function<GroupImpl> group{"test.cancel.group", 1};
+std::atomic<int64_t> chain_starts{0};
+Task<int64_t> ChainImpl(int64_t n);
+inline const turbine::Function<ChainImpl> chain{"test.cancel.chain", 1};
+Task<int64_t> ChainImpl(int64_t n) {
+  chain_starts.fetch_add(1);
+  if (n > 0) (void)chain(n - 1);
+  co_return co_await group(n / 256);
+}
+
+// Cancelling the head of a long chain of started executions cancels all of it, in time
+// linear in its length. Before, each cancelled execution's started tasks were cancelled by
+// a nested call, and 100,000 links overflowed the stack (a crash of the whole process);
+// and each link's body, as it ended, went down the rest of the chain again (5,000 links:
+// 11.5 s, 20,000: 227 s; now 0.09 s and 1.7 s for 100,000 in a Debug build).
+TEST(Cancel, ALongChainOfStartedExecutionsIsCancelledWithoutRecursion) {
+  ResetSpin();
+  chain_starts = 0;
+  constexpr int64_t kLinks = 100'000;
+  Engine engine(turbine::EngineOptions{.worker_threads = 2});
+  Engine::Scope scope(engine);
+  CancelToken token;
+  std::future<Engine::AsyncRead> read = StartRead(engine, chain(kLinks).raw(), token);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (chain_starts.load() <= kLinks && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(chain_starts.load(), kLinks + 1);
+  token.Cancel();
+  EXPECT_EQ(read.get().status.code(), absl::StatusCode::kCancelled);
+  // The last link let the spin go: nothing waits for it any more.
+  const auto spin_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (spin_cancelled.load() == 0 && std::chrono::steady_clock::now() < spin_deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(spin_cancelled.load(), 1);
+}
+
+}  // namespace
