@@ -156,6 +156,20 @@ uint64_t RecordBytes(const std::vector<StoredTask>& records) {
   return bytes;
 }
 
+// TakeEncoded gives `record_field` what `scratch` holds: copied, so that the buffer's room
+// is reused for the next record, unless large, when it moves (a 300 MB value was otherwise
+// held once more while its chunk was written: in the task, the buffer, the record, the
+// write batch and the memtable).
+void TakeEncoded(std::string& scratch, std::string& record_field) {
+  constexpr size_t kMovedBytes = size_t{64} << 10;
+  if (scratch.size() > kMovedBytes) {
+    record_field = std::move(scratch);
+    scratch = std::string();
+  } else {
+    record_field = scratch;
+  }
+}
+
 // A snapshot chunk takes queued tasks until its records reach this size (and then what
 // they refer to): the store asks for twice a chunk free (RoomForCache), and 16,384 results
 // of 256 KiB, one chunk by count, were refused on every disk with less than 8 GiB free, so
@@ -176,7 +190,7 @@ void EngineImpl::FillIdentityRecord(const TaskState& task, StoredTask& record,
     VcSink sink(refs);  // the receiver and Vcs among the arguments
     EncodeIdentity(*task.fn, task.receiver(), task.args(), &scratch);
   }
-  record.identity = scratch;
+  TakeEncoded(scratch, record.identity);
 }
 
 bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
@@ -207,7 +221,7 @@ bool EngineImpl::AddToSnapshot(TaskState& task, SnapshotBatch& batch) {
     validity.needs_verification = !clean || task.ReadsUncheckedWorld() || ReadACycle(task);
     validity.inputs = task.inputs;
     EncodeResult(task, &batch.scratch, &refs, validity);
-    record.result = batch.scratch;
+    TakeEncoded(batch.scratch, record.result);
     record.observation = StoredObservationOf(task);
   }
   // Set before the write, which only Flush (serialized by flush_mu_) reads; undone if the
