@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <utility>
 
 #include "cancel_state.h"
 #include "engine_impl.h"
@@ -126,26 +127,27 @@ const std::shared_ptr<const TaskFailure>& CancelledFailure() {
 
 void EngineImpl::CancelUnawaited(const std::vector<TaskId>& started) {
   // Cancelling a running task cancels what it started in turn, and so on down: a chain as
-  // long as the graph is deep. Called again from within (through CancelStartedBy, also by
-  // way of CancelCaller), this only adds to the outermost call's list, which it works
-  // through: recursion once per link overflowed the stack at 100,000 links.
-  struct Pending {
-    EngineImpl* engine;  // a body may start tasks of another engine (by handle)
-    TaskId id;
+  // long as the graph is deep. Called again from within for this engine (through
+  // CancelStartedBy, also by way of CancelCaller), this only adds to the outermost call's
+  // list, which it works through: recursion once per link overflowed the stack at 100,000
+  // links. Another engine's tasks (a body may call into one by handle) are that engine's
+  // to cancel at once: an entry left in this list could outlive it.
+  struct Outermost {
+    EngineImpl* engine = nullptr;
+    std::vector<TaskId>* pending = nullptr;
   };
-  thread_local std::vector<Pending>* outermost = nullptr;
-  if (outermost != nullptr) {
-    for (TaskId id : started) outermost->push_back({this, id});
+  thread_local Outermost outermost;
+  if (outermost.engine == this) {
+    outermost.pending->insert(outermost.pending->end(), started.rbegin(), started.rend());
     return;
   }
-  std::vector<Pending> pending;
-  for (auto it = started.rbegin(); it != started.rend(); ++it) pending.push_back({this, *it});
-  outermost = &pending;
-  absl::Cleanup done = [] { outermost = nullptr; };
+  std::vector<TaskId> pending(started.rbegin(), started.rend());
+  const Outermost enclosing = std::exchange(outermost, Outermost{this, &pending});
+  absl::Cleanup done = [enclosing] { outermost = enclosing; };
   while (!pending.empty()) {
-    const Pending next = pending.back();
+    const TaskId next = pending.back();
     pending.pop_back();
-    next.engine->CancelIfUnawaited(next.id);
+    CancelIfUnawaited(next);
   }
 }
 

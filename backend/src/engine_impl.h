@@ -628,6 +628,9 @@ class EngineImpl {
   // says whether it was one.
   bool NoteLoadedBack(TaskId id);
   StopSignal evictor_signal_;
+  // The evictor sleeps its full interval, stuck over the limit with nothing to write: the
+  // first result queued for a snapshot wakes it (QueuePersist).
+  std::atomic<bool> evictor_resting_{false};
   std::thread evictor_thread_;
   // Admission (evict.cc): while the process is over its limit and more new results wait
   // for a snapshot than the limit can hold, a call from outside the engine that misses

@@ -421,6 +421,17 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     body.store_result(body.handle.promise(), context);
   }
   body.destroy(body.handle);
+  // Cancelled, and finished all the same (the body never looked): what it started and did
+  // not await is cancelled as if it had ended cancelled. What it started before the
+  // cancellation went with it; this is what came after.
+  if (task->cancelled.load(std::memory_order_acquire)) {
+    std::vector<TaskId> started;
+    {
+      std::lock_guard lock(context.started_mu);
+      started.swap(context.started);
+    }
+    engine->CancelUnawaited(started);
+  }
   // A transient failure is not kept: the task is invalidated a second from now (retry.cc).
   const bool transient = IsTransientFailure(context.output);
   const bool publish = engine->publishes() && engine->Shares(*task);

@@ -122,8 +122,14 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
 void EngineImpl::QueuePersist(TaskState& task) {
   if (task.persist_queued) return;
   task.persist_queued = true;
-  MutexLock lock(&persist_mu_);
-  persist_queue_.push_back(task.id);
+  {
+    MutexLock lock(&persist_mu_);
+    persist_queue_.push_back(task.id);
+  }
+  if (evictor_resting_.load(std::memory_order_relaxed) &&
+      evictor_resting_.exchange(false, std::memory_order_relaxed)) {
+    evictor_signal_.Wake();
+  }
 }
 
 // SnapshotBatch is what one snapshot writes: records, and for each the tasks it refers to.

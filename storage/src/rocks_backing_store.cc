@@ -325,7 +325,9 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::FindTask(uint64_t h
   if (!*found) return std::nullopt;
   std::optional<StoredTask> task = DecodeTaskRecord(key, value.ToStringView());
   if (!task.has_value()) return absl::DataLossError("a stored task is damaged");
-  if (parts.digested() && task->identity != identity) return std::nullopt;  // digests collide
+  // Equal by construction for a key holding the identity; a digest key's record holds its
+  // own, which a colliding digest (or a short identity of a digest key's bytes) differs from.
+  if (task->identity != identity) return std::nullopt;
   return task;
 }
 

@@ -340,13 +340,17 @@ Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
   absl::StatusOr<bool> found = Get(Table::kMeta, kFormatVersionKey, &version);
   if (!found.ok()) return {Verdict::kMoveAside, {}, std::string(found.status().message())};
   if (*found) {
-    for (uint64_t readable = kOldestReadableFormatVersion; readable <= kFormatVersion;
-         ++readable) {
-      if (version == std::to_string(readable)) return {};
+    if (version == std::to_string(kFormatVersion)) return {};
+    if (version == "2") {
+      // Read only (a full disk): served as it is, its long identities not found by
+      // lookup (their tasks run again) until a later open upgrades it.
+      if (Use().read_only()) return {};
+      absl::Status upgraded = UpgradeFrom2();
+      if (!upgraded.ok()) return {Verdict::kError, upgraded, {}};
+      return {};
     }
     return {Verdict::kMoveAside, {},
-            "format version " + version + ", this build reads " +
-                std::to_string(kOldestReadableFormatVersion) + " to " +
+            "format version " + version + ", this build reads 2 and " +
                 std::to_string(kFormatVersion)};
   }
   if (must_have_version) return {Verdict::kMoveAside, {}, "no format version"};

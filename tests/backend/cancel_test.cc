@@ -361,3 +361,45 @@ TEST(Cancel, ALongChainOfStartedExecutionsIsCancelledWithoutRecursion) {
 }
 
 }  // namespace
+
+namespace {
+
+// Heedless(key) starts Spin(key), waits for the test without looking at its cancellation,
+// then starts Spin(key + 1) and returns: cancelled, it finishes all the same.
+std::atomic<bool> heedless_go{false};
+Task<int64_t> HeedlessImpl(int64_t key) {
+  (void)spin(key);
+  while (!heedless_go.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  (void)spin(key + 1);
+  co_return key;
+}
+inline const turbine::Function<HeedlessImpl> heedless{"test.cancel.heedless", 1};
+
+// A cancelled execution that finishes all the same leaves nothing it started running with
+// no caller: what it started before its cancellation is cancelled with it, what it started
+// after when it ends.
+TEST(Cancel, WhatAHeedlessCancelledExecutionStartsAfterItsCancellationStopsWhenItEnds) {
+  ResetSpin();
+  heedless_go = false;
+  Engine engine(turbine::EngineOptions{.worker_threads = 3});
+  Engine::Scope scope(engine);
+  CancelToken token;
+  std::future<Engine::AsyncRead> read = StartRead(engine, heedless(20).raw(), token);
+  WaitForStarts(1);  // spin(20)
+  token.Cancel();
+  heedless_go = true;
+  read.get();  // a read running it inline may end with its value: it finished
+  // Its result is kept (it finished); once a read has it, its end has cancelled spin(21),
+  // queued (never to start) or started (to stop at its next look).
+  absl::StatusOr<int64_t> finished = engine.Read(heedless(20));
+  ASSERT_TRUE(finished.ok()) << finished.status();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (spin_cancelled.load() != spin_starts.load() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(spin_cancelled.load(), spin_starts.load()) << "a spin runs on with no caller";
+  spin_release = true;
+}
+
+}  // namespace

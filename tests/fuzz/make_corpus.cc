@@ -87,6 +87,8 @@ std::vector<std::pair<std::string, std::string>> RecordSeeds(const fs::path& scr
         {"demo.fib", {int64_t{12}}},
         {"input.get", {std::string("config")}},
         {"input.get", {std::string("missing")}},
+        // An identity over 1 KiB: keyed by its digest, the identity in the value.
+        {"input.get", {std::string(1500, 'k')}},
         {"text.lines", {a}},
         {"text.digest", {a}},
         {"fs.stat", {a}},

@@ -153,29 +153,51 @@ TEST(LongIdentity, AnIdentityThatDoesNotMatchItsDigestIsDamage) {
   EXPECT_EQ(backing.ReadTask(5).status().code(), absl::StatusCode::kDataLoss);
 }
 
-// A store of format version 2 (no digested keys) is read as it is, keeps its tasks, and
-// says version 3 once it holds a digested key, which a build of version 2 could not read.
-TEST(LongIdentity, AVersion2StoreIsReadAsItIsUntilItHoldsADigestedKey) {
+// A store of format version 2 keeps its tasks: at open, the one whose identity is too long
+// to be a key moves to its digest key (and the id index with it), and the store says
+// version 3. Before, such a task was no longer found by identity, and once written again
+// under its new key the id index still named the old record.
+TEST(LongIdentity, AVersion2StoreKeepsItsTasksAndItsLongKeysMove) {
   turbine::testing::TempDir dir;
+  const std::string long_identity(2000, 'l');
   {
     std::unique_ptr<Store> store = OpenStore(dir.str());
     ASSERT_NE(store, nullptr);
     ASSERT_TRUE(store->Put(Table::kMeta, turbine::storage::kFormatVersionKey, "2").ok());
     RocksBackingStore backing(store.get());
-    ASSERT_TRUE(backing.WriteSnapshot({Record(1, 1, "short", "r1")}, 2, 1).ok());
+    ASSERT_TRUE(backing.WriteSnapshot({Record(1, 1, "short", "r1")}, 3, 1).ok());
+    // Version 2's record of a long identity: keyed by hash and identity, the value the id
+    // and the result; the id index names that key.
+    std::string key(8, '\0');
+    turbine::storage::PutBigEndian(2, key.data());
+    key += long_identity;
+    std::string value(8, '\0');
+    turbine::storage::PutBigEndian(2, value.data());
+    value += "r2";
+    ASSERT_TRUE(store->Put(Table::kTasks, key, value).ok());
+    std::string id(8, '\0');
+    turbine::storage::PutBigEndian(2, id.data());
+    ASSERT_TRUE(store->Put(Table::kTaskIds, id, key).ok());
   }
   OpenReport report;
   std::unique_ptr<Store> store = OpenStore(dir.str(), &report);
   ASSERT_NE(store, nullptr);
   EXPECT_FALSE(report.created);
   EXPECT_TRUE(report.moved_aside.empty());
+  EXPECT_EQ(FormatVersion(*store), "3");
+  EXPECT_LE(Longest(*store, Table::kTasks, /*values=*/false), 8 + kLongestKeyedIdentity);
+  EXPECT_LE(Longest(*store, Table::kTaskIds, /*values=*/true), 8 + kLongestKeyedIdentity);
   RocksBackingStore backing(store.get());
   absl::StatusOr<std::optional<StoredTask>> found = backing.FindTask(1, "short");
   ASSERT_TRUE(found.ok() && found->has_value());
   EXPECT_EQ((*found)->result, "r1");
-  EXPECT_EQ(FormatVersion(*store), "2");
-  ASSERT_TRUE(backing.WriteSnapshot({Record(2, 2, std::string(2000, 'l'), "r2")}, 3, 1).ok());
-  EXPECT_EQ(FormatVersion(*store), "3");
+  found = backing.FindTask(2, long_identity);
+  ASSERT_TRUE(found.ok() && found->has_value()) << found.status();
+  EXPECT_EQ((*found)->id, 2u);
+  EXPECT_EQ((*found)->result, "r2");
+  absl::StatusOr<std::optional<StoredTask>> by_id = backing.ReadTask(2);
+  ASSERT_TRUE(by_id.ok() && by_id->has_value()) << by_id.status();
+  EXPECT_EQ((*by_id)->identity, long_identity);
 }
 
 }  // namespace

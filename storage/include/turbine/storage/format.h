@@ -2,9 +2,8 @@
 //
 // Bump kFormatVersion whenever a key or value layout below changes: a database with a
 // version this build cannot read is moved aside at start-up and the cache starts empty (a
-// cache is rebuilt, never migrated). A database of an older version that this one extends
-// (kOldestReadableFormatVersion and up) is read as it is, and says the new version once it
-// holds a record only the new one reads.
+// cache is rebuilt, never migrated), except from version 2, whose few records with long
+// keys are rekeyed at open (Store::UpgradeFrom2): its cache is kept.
 //
 // Integers in keys and values are big-endian (u64 BE below), so bytewise order is numeric
 // order. `identity` is the engine's encoding of a task's function name, version, receiver
@@ -61,7 +60,6 @@ namespace turbine::storage {
 // (three reads per restored task).
 inline constexpr uint64_t kFormatVersion = 3;
 inline constexpr char kFormatVersionText[] = "3";
-inline constexpr uint64_t kOldestReadableFormatVersion = 2;
 inline constexpr char kFormatVersionKey[] = "format_version";
 inline constexpr char kNextStampKey[] = "next_stamp";
 inline constexpr char kNextTaskIdKey[] = "next_task_id";

@@ -2,7 +2,7 @@
 //
 // One database at <data-dir>/db, one column family per logical table (see format.h for
 // the schema). Opening never refuses service because of the cache's state: a database with
-// another format version, or one RocksDB reports as corrupt, is moved aside to
+// a format version this build does not read, or one RocksDB reports as corrupt, is moved aside to
 // <data-dir>/db.broken-<time> and replaced by an empty one. What cannot be fixed that way
 // (an unwritable directory, another process holding the database) is a clear error.
 //
@@ -249,6 +249,9 @@ class Store {
   // CheckInputs verifies the inputs table and logs what Open found.
   Attempt OpenDatabase(bool existed, OpenReport* report);
   Attempt CheckFormat(bool must_have_version, OpenReport* report);
+  // UpgradeFrom2 (store_upgrade.cc) rekeys a version 2 database's tasks whose identity is
+  // too long to be a key (format.h) and marks the database version 3.
+  absl::Status UpgradeFrom2();
   void CheckInputs(OpenReport* report);
   // Recovery (store_recovery.cc), under recover_mu_. PrepareWrite makes the database
   // writable again after a failed write, if it can: ResumeWriting asks RocksDB to resume;

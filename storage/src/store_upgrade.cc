@@ -1,0 +1,58 @@
+// store_upgrade.cc — from format version 2 to 3: tasks whose identity is too long to be a
+// key move to their digest key (format.h).
+#include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
+
+#include <optional>
+#include <string>
+
+#include "records.h"
+#include "turbine/storage/format.h"
+#include "turbine/storage/store.h"
+
+namespace turbine::storage {
+
+absl::Status Store::UpgradeFrom2() {
+  // Version 2 keyed every task by its whole identity. Those over the limit are found by
+  // a scan, each written again under its digest key with the id index pointing there, and
+  // the old key deleted: a lookup by identity would miss it, and a snapshot rewriting the
+  // task under the new key would leave the id index naming the old record. The scan reads
+  // as of its start, so its own writes do not come back to it. The version changes with
+  // the last batch: an upgrade cut short runs again at the next open (what it moved
+  // already has short keys).
+  constexpr size_t kBatchBytes = size_t{64} << 20;
+  rocksdb::WriteBatch batch;
+  size_t moved = 0;
+  absl::Status failed;
+  absl::Status scanned = ForEach(Table::kTasks, [&](std::string_view old_key,
+                                                    std::string_view value) {
+    if (old_key.size() <= 8 + kLongestKeyedIdentity || !failed.ok()) return;
+    batch.Delete(handle(Table::kTasks), rocksdb::Slice(old_key.data(), old_key.size()));
+    std::optional<StoredTask> task = DecodeTaskRecord(old_key, value);
+    if (!task.has_value()) return;  // damaged: gone, as a lookup would have found it
+    const TaskKey key(task->hash, task->identity);
+    char head[16];
+    const size_t head_size = TaskValueHead(task->id, key, task->identity.size(), head);
+    const std::string new_key(key.head());
+    std::string new_value(head, head_size);
+    new_value.append(task->identity).append(task->result);
+    batch.Put(handle(Table::kTasks), new_key, new_value);
+    char id[8];
+    PutBigEndian(task->id, id);
+    batch.Put(handle(Table::kTaskIds), rocksdb::Slice(id, 8), new_key);
+    ++moved;
+    if (batch.GetDataSize() >= kBatchBytes) {
+      failed = Write(batch, /*sync=*/true);
+      batch.Clear();
+    }
+  });
+  if (!scanned.ok()) return scanned;
+  if (!failed.ok()) return failed;
+  batch.Put(handle(Table::kMeta), kFormatVersionKey, kFormatVersionText);
+  if (absl::Status written = Write(batch, /*sync=*/true); !written.ok()) return written;
+  spdlog::info("cache database {} upgraded from format version 2 to {}: {} tasks rekeyed", path_,
+               kFormatVersion, moved);
+  return absl::OkStatus();
+}
+
+}  // namespace turbine::storage
