@@ -3,7 +3,6 @@
 
 #include <cereal/types/string.hpp>
 #include <cereal/types/tuple.hpp>
-
 #include <cstring>
 #include <tuple>
 

@@ -349,9 +349,10 @@ Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
       if (!upgraded.ok()) return {Verdict::kError, upgraded, {}};
       return {};
     }
-    return {Verdict::kMoveAside, {},
-            "format version " + version + ", this build reads 2 and " +
-                std::to_string(kFormatVersion)};
+    return {
+        Verdict::kMoveAside,
+        {},
+        "format version " + version + ", this build reads 2 and " + std::to_string(kFormatVersion)};
   }
   if (must_have_version) return {Verdict::kMoveAside, {}, "no format version"};
   absl::Status written = Put(Table::kMeta, kFormatVersionKey, kFormatVersionText);

@@ -24,28 +24,28 @@ absl::Status Store::UpgradeFrom2() {
   rocksdb::WriteBatch batch;
   size_t moved = 0;
   absl::Status failed;
-  absl::Status scanned = ForEach(Table::kTasks, [&](std::string_view old_key,
-                                                    std::string_view value) {
-    if (old_key.size() <= 8 + kLongestKeyedIdentity || !failed.ok()) return;
-    batch.Delete(handle(Table::kTasks), rocksdb::Slice(old_key.data(), old_key.size()));
-    std::optional<StoredTask> task = DecodeTaskRecord(old_key, value);
-    if (!task.has_value()) return;  // damaged: gone, as a lookup would have found it
-    const TaskKey key(task->hash, task->identity);
-    char head[16];
-    const size_t head_size = TaskValueHead(task->id, key, task->identity.size(), head);
-    const std::string new_key(key.head());
-    std::string new_value(head, head_size);
-    new_value.append(task->identity).append(task->result);
-    batch.Put(handle(Table::kTasks), new_key, new_value);
-    char id[8];
-    PutBigEndian(task->id, id);
-    batch.Put(handle(Table::kTaskIds), rocksdb::Slice(id, 8), new_key);
-    ++moved;
-    if (batch.GetDataSize() >= kBatchBytes) {
-      failed = Write(batch, /*sync=*/true);
-      batch.Clear();
-    }
-  });
+  absl::Status scanned =
+      ForEach(Table::kTasks, [&](std::string_view old_key, std::string_view value) {
+        if (old_key.size() <= 8 + kLongestKeyedIdentity || !failed.ok()) return;
+        batch.Delete(handle(Table::kTasks), rocksdb::Slice(old_key.data(), old_key.size()));
+        std::optional<StoredTask> task = DecodeTaskRecord(old_key, value);
+        if (!task.has_value()) return;  // damaged: gone, as a lookup would have found it
+        const TaskKey key(task->hash, task->identity);
+        char head[16];
+        const size_t head_size = TaskValueHead(task->id, key, task->identity.size(), head);
+        const std::string new_key(key.head());
+        std::string new_value(head, head_size);
+        new_value.append(task->identity).append(task->result);
+        batch.Put(handle(Table::kTasks), new_key, new_value);
+        char id[8];
+        PutBigEndian(task->id, id);
+        batch.Put(handle(Table::kTaskIds), rocksdb::Slice(id, 8), new_key);
+        ++moved;
+        if (batch.GetDataSize() >= kBatchBytes) {
+          failed = Write(batch, /*sync=*/true);
+          batch.Clear();
+        }
+      });
   if (!scanned.ok()) return scanned;
   if (!failed.ok()) return failed;
   batch.Put(handle(Table::kMeta), kFormatVersionKey, kFormatVersionText);

@@ -356,14 +356,14 @@ TEST(EvictionInTheBackground, StuckOverTheLimitTheEvictorLooksAtTheUsualInterval
   turbine::testing::TempDir dir;
   std::atomic<int> looks{0};
   turbine::testing::PersistedEngine<> daemon(
-      dir.str(), turbine::EngineOptions{.worker_threads = 2,
-                                        .gc = {.interval = {}},
-                                        .memory = {.limit_bytes = 1,
-                                                   .interval = std::chrono::milliseconds(200),
-                                                   .usage = [&] {
-                                                     ++looks;
-                                                     return size_t{1} << 30;
-                                                   }}});
+      dir.str(),
+      turbine::EngineOptions{
+          .worker_threads = 2,
+          .gc = {.interval = {}},
+          .memory = {.limit_bytes = 1, .interval = std::chrono::milliseconds(200), .usage = [&] {
+                       ++looks;
+                       return size_t{1} << 30;
+                     }}});
   ASSERT_TRUE(daemon.engine.SetInput("evict.x", int64_t{1}).ok());
   ASSERT_TRUE(daemon.engine.Flush().ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // stuck by now

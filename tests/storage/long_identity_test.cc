@@ -105,8 +105,8 @@ TEST(LongIdentity, FlushesOfLargeIdentitiesLeaveTheManifestSmall) {
     RocksBackingStore backing(store.get());
     for (uint64_t i = 1; i <= 40; ++i) {
       const std::vector<StoredTask> tasks = {
-          Record(i, i, std::string(1 << 20, static_cast<char>('a' + i % 26)) +
-                           std::to_string(i), "result")};
+          Record(i, i, std::string(1 << 20, static_cast<char>('a' + i % 26)) + std::to_string(i),
+                 "result")};
       ASSERT_TRUE(backing.WriteSnapshot(tasks, i + 1, 1).ok());
       ASSERT_TRUE(store->Settle(0).ok());
     }

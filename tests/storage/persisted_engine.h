@@ -35,8 +35,7 @@ struct VerifyingStore : storage::RocksBackingStore {
 class CollidingStore : public storage::RocksBackingStore {
  public:
   using RocksBackingStore::RocksBackingStore;
-  absl::StatusOr<std::optional<StoredTask>> FindTask(uint64_t,
-                                                     std::string_view identity) override {
+  absl::StatusOr<std::optional<StoredTask>> FindTask(uint64_t, std::string_view identity) override {
     return RocksBackingStore::FindTask(0, identity);
   }
   absl::Status WriteSnapshot(const std::vector<StoredTask>& tasks, uint64_t next_id,
