@@ -321,6 +321,12 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::FindTask(uint64_t h
     ReleaseIfLarge(key, value);
   };
   absl::StatusOr<bool> found = store_->Get(Table::kTasks, key, &value);
+  if (found.ok() && !*found && parts.digested() && store_->UpgradePending()) {
+    // A version 2 store not upgraded yet keeps it under its whole identity.
+    key.assign(parts.head().substr(0, 8));
+    key.append(identity);
+    found = store_->Get(Table::kTasks, key, &value);
+  }
   if (!found.ok()) return found.status();
   if (!*found) return std::nullopt;
   std::optional<StoredTask> task = DecodeTaskRecord(key, value.ToStringView());
@@ -406,12 +412,14 @@ absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tas
   std::sort(order.begin(), order.end(), [](const StoredTask* a, const StoredTask* b) {
     return a->hash != b->hash ? a->hash < b->hash : a->identity < b->identity;
   });
-  bool digested = false;
+  bool digested = false;  // a record under a digest key
   rocksdb::WriteBatch batch(BatchBytes(tasks));
   for (const StoredTask* task : order) digested |= PutTask(*task, batch);
-  // A store of an older format reads as this one, but a digested key needs this format:
-  // the first such record says so (a build that reads only the older one moves it aside).
-  if (digested) batch.Put(store_->handle(Table::kMeta), kFormatVersionKey, kFormatVersionText);
+  // A version 2 store not upgraded yet is upgraded before its first digest key: written
+  // beside its old whole-identity record, a digest key would leave the id index naming it.
+  if (digested) {
+    if (absl::Status upgraded = store_->FinishUpgrade(); !upgraded.ok()) return upgraded;
+  }
   std::sort(order.begin(), order.end(),
             [](const StoredTask* a, const StoredTask* b) { return a->id < b->id; });
   for (const StoredTask* task : order) {

@@ -342,11 +342,17 @@ Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
   if (*found) {
     if (version == std::to_string(kFormatVersion)) return {};
     if (version == "2") {
-      // Read only (a full disk): served as it is, its long identities not found by
-      // lookup (their tasks run again) until a later open upgrades it.
-      if (Use().read_only()) return {};
-      absl::Status upgraded = UpgradeFrom2();
-      if (!upgraded.ok()) return {Verdict::kError, upgraded, {}};
+      // Upgraded now if it can be. If not (a full disk, a failed write), the cache is
+      // served as it is: FindTask looks long identities up under their old keys, and the
+      // first snapshot that writes a digest key upgrades it first.
+      upgrade_pending_.store(true, std::memory_order_release);
+      if (!Use().read_only()) {
+        if (absl::Status upgraded = FinishUpgrade(); !upgraded.ok()) {
+          spdlog::warn("cache database {}: the upgrade from format version 2 failed ({}); "
+                       "served as it is until a snapshot tries again",
+                       path_, upgraded.ToString());
+        }
+      }
       return {};
     }
     return {

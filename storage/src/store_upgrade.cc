@@ -12,6 +12,14 @@
 
 namespace turbine::storage {
 
+absl::Status Store::FinishUpgrade() {
+  std::lock_guard lock(upgrade_mu_);
+  if (!UpgradePending()) return absl::OkStatus();
+  absl::Status upgraded = UpgradeFrom2();
+  if (upgraded.ok()) upgrade_pending_.store(false, std::memory_order_release);
+  return upgraded;
+}
+
 absl::Status Store::UpgradeFrom2() {
   // Version 2 keyed every task by its whole identity. Those over the limit are found by
   // a scan, each written again under its digest key with the id index pointing there, and
@@ -29,7 +37,7 @@ absl::Status Store::UpgradeFrom2() {
         if (old_key.size() <= 8 + kLongestKeyedIdentity || !failed.ok()) return;
         batch.Delete(handle(Table::kTasks), rocksdb::Slice(old_key.data(), old_key.size()));
         std::optional<StoredTask> task = DecodeTaskRecord(old_key, value);
-        if (!task.has_value()) return;  // damaged: gone, as a lookup would have found it
+        if (!task.has_value()) return;  // damaged (DATA_LOSS to a lookup): dropped
         const TaskKey key(task->hash, task->identity);
         char head[16];
         const size_t head_size = TaskValueHead(task->id, key, task->identity.size(), head);

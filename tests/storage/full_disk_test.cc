@@ -13,8 +13,10 @@
 #include "held_table_files.h"
 #include "small_disk.h"
 #include "temp_dir.h"
+#include "turbine/storage/format.h"
 #include "turbine/storage/rocks_backing_store.h"
 #include "turbine/storage/store.h"
+#include "version2_records.h"
 
 namespace {
 
@@ -399,3 +401,46 @@ TEST(FullDisk, OpensReadOnlyAndBecomesWritableWhenSpaceIsFreed) {
 }
 
 }  // namespace
+
+// A version 2 store opened on a full disk cannot be upgraded at open: it is served as it
+// is, a task with a long identity found under its old key, and upgraded before the first
+// record under a digest key once the disk has room. Before, the lookup missed it, and the
+// rewrite under the digest key left the id index naming the old record (its old result).
+TEST(FullDisk, AVersion2StoreOpenedReadOnlyIsUpgradedBeforeItsFirstDigestKey) {
+  SmallDisk disk(kDiskBytes);
+  if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
+  const std::string data = (disk.path() / "data").string();
+  const std::string identity(3000, 'v');
+  {
+    std::unique_ptr<Store> store = OpenOrDie(data);
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(turbine::testing::PutVersion2Task(*store, 7, 70, identity, "old"));
+  }
+  disk.Fill("ballast");
+  OpenReport report;
+  std::unique_ptr<Store> store = OpenOrDie(data, &report);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->ReadOnly());
+  EXPECT_TRUE(store->UpgradePending());
+  RocksBackingStore backing(store.get());
+  absl::StatusOr<std::optional<turbine::StoredTask>> found = backing.FindTask(70, identity);
+  ASSERT_TRUE(found.ok() && found->has_value()) << found.status();
+  EXPECT_EQ((*found)->id, 7u);
+
+  disk.Free("ballast");
+  ASSERT_TRUE(WriteInput(backing, 0).ok());  // writable again
+  turbine::StoredTask rewritten = **found;
+  rewritten.result = "new";
+  ASSERT_TRUE(backing.WriteSnapshot({rewritten}, 8, 2).ok());
+  EXPECT_FALSE(store->UpgradePending());
+  std::string version;
+  ASSERT_TRUE(*store->Get(turbine::storage::Table::kMeta, turbine::storage::kFormatVersionKey,
+                          &version));
+  EXPECT_EQ(version, "3");
+  absl::StatusOr<std::optional<turbine::StoredTask>> by_id = backing.ReadTask(7);
+  ASSERT_TRUE(by_id.ok() && by_id->has_value()) << by_id.status();
+  EXPECT_EQ((*by_id)->result, "new");
+  found = backing.FindTask(70, identity);
+  ASSERT_TRUE(found.ok() && found->has_value()) << found.status();
+  EXPECT_EQ((*found)->result, "new");
+}

@@ -11,6 +11,7 @@
 #include "persisted_engine.h"
 #include "records.h"
 #include "temp_dir.h"
+#include "version2_records.h"
 #include "turbine/engine.h"
 #include "turbine/storage/format.h"
 #include "turbine/storage/rocks_backing_store.h"
@@ -163,21 +164,9 @@ TEST(LongIdentity, AVersion2StoreKeepsItsTasksAndItsLongKeysMove) {
   {
     std::unique_ptr<Store> store = OpenStore(dir.str());
     ASSERT_NE(store, nullptr);
-    ASSERT_TRUE(store->Put(Table::kMeta, turbine::storage::kFormatVersionKey, "2").ok());
     RocksBackingStore backing(store.get());
     ASSERT_TRUE(backing.WriteSnapshot({Record(1, 1, "short", "r1")}, 3, 1).ok());
-    // Version 2's record of a long identity: keyed by hash and identity, the value the id
-    // and the result; the id index names that key.
-    std::string key(8, '\0');
-    turbine::storage::PutBigEndian(2, key.data());
-    key += long_identity;
-    std::string value(8, '\0');
-    turbine::storage::PutBigEndian(2, value.data());
-    value += "r2";
-    ASSERT_TRUE(store->Put(Table::kTasks, key, value).ok());
-    std::string id(8, '\0');
-    turbine::storage::PutBigEndian(2, id.data());
-    ASSERT_TRUE(store->Put(Table::kTaskIds, id, key).ok());
+    ASSERT_TRUE(turbine::testing::PutVersion2Task(*store, 2, 2, long_identity, "r2"));
   }
   OpenReport report;
   std::unique_ptr<Store> store = OpenStore(dir.str(), &report);

@@ -184,6 +184,12 @@ class Store {
   // StopCompacting makes a CompactAll running on another thread, and every later one, stop
   // early with an error (for shutting down). Safe from any thread.
   void StopCompacting();
+  // UpgradePending: the database is of format version 2 and not upgraded yet (opened
+  // read-only on a full disk, or the upgrade at open failed), so tasks whose identity is too
+  // long to be a key are still under their whole identity (format.h). FinishUpgrade runs
+  // the upgrade if it is pending (before anything is written under a digest key).
+  bool UpgradePending() const { return upgrade_pending_.load(std::memory_order_acquire); }
+  absl::Status FinishUpgrade();
   // Scan opens a scan of `table` (see TableScan).
   std::unique_ptr<TableScan> Scan(Table table) const;
   // DiskBytes is what the database directory occupies on disk, as `du` counts it (every
@@ -250,7 +256,7 @@ class Store {
   Attempt OpenDatabase(bool existed, OpenReport* report);
   Attempt CheckFormat(bool must_have_version, OpenReport* report);
   // UpgradeFrom2 (store_upgrade.cc) rekeys a version 2 database's tasks whose identity is
-  // too long to be a key (format.h) and marks the database version 3.
+  // too long to be a key (format.h) and marks the database version 3 (FinishUpgrade).
   absl::Status UpgradeFrom2();
   void CheckInputs(OpenReport* report);
   // Recovery (store_recovery.cc), under recover_mu_. PrepareWrite makes the database
@@ -280,6 +286,8 @@ class Store {
   std::atomic<Instance*> current_{nullptr};
   std::mutex recover_mu_;                             // serializes recovery (PrepareWrite)
   std::unique_ptr<Resumer> resumer_;                  // runs RocksDB's resume (resumer.h)
+  std::atomic<bool> upgrade_pending_{false};
+  std::mutex upgrade_mu_;  // one upgrade at a time
   std::vector<std::unique_ptr<Instance>> instances_;  // every open not closed, current_ last
   // What handle() gives: a table's id, valid in every instance (store.cc, TableHandle).
   std::array<std::unique_ptr<rocksdb::ColumnFamilyHandle>, kTableCount> table_handles_;
