@@ -12,6 +12,7 @@
 #include "engine_impl.h"
 #include "reclaim.h"
 #include "turbine/internal/test_seams.h"
+#include "waiter_list.h"
 
 namespace turbine {
 namespace internal {
@@ -57,13 +58,9 @@ void CancelCaller(Caller* caller) {
     bool cascade = false;
     {
       MutexLock lock(&task->mu);
-      for (Waiter** link = &task->waiters; *link != nullptr; link = &(*link)->next) {
-        if (static_cast<ReadOp*>(*link)->caller() == caller) {
-          parked = *link;
-          *link = parked->next;
-          break;
-        }
-      }
+      parked = RemoveWaiter(task->waiters, [caller](Waiter* waiter) {
+        return static_cast<ReadOp*>(waiter)->caller() == caller;
+      });
       cascade = DropCancelledCaller(*task);
     }
     if (parked != nullptr) parked->wake(parked);  // it sees the cancellation and ends

@@ -13,6 +13,7 @@
 #include "input_read_section.h"
 #include "persist.h"
 #include "reclaim.h"
+#include "waiter_list.h"
 #include "turbine/text.h"
 #include "turbine/internal/test_seams.h"
 
@@ -405,8 +406,7 @@ EngineImpl::Wait EngineImpl::AwaitClean(TaskState* task, ReadOp* read, TaskState
         if (waiting_task != nullptr) waiting_task->waiting_on.store(kNoTask);
         cancelled = true;
       } else if (task->phase == Phase::kRunning) {
-        read->next = task->waiters;
-        task->waiters = read;
+        PushWaiter(task->waiters, read);
         parked = true;  // from here on the read may be resumed by another thread
       } else {
         if (task->phase == Phase::kEvicted) task->reload_only = true;

@@ -403,3 +403,48 @@ TEST(Cancel, WhatAHeedlessCancelledExecutionStartsAfterItsCancellationStopsWhenI
 }
 
 }  // namespace
+
+namespace {
+
+// Reads of one task cancelled one at a time, in an order that takes them from the middle,
+// the ends and between: each ends cancelled at once, and the others stay parked until their
+// own cancellation (the waiters are a list linked both ways, searched from both ends).
+TEST(Cancel, ReadsOfOneTaskCancelledInAnyOrderEachEndAndLeaveTheRestWaiting) {
+  ResetSpin();
+  constexpr int kReads = 101;
+  Engine engine(turbine::EngineOptions{.worker_threads = 2});
+  Engine::Scope scope(engine);
+  std::vector<CancelToken> tokens(kReads);
+  std::vector<std::future<Engine::AsyncRead>> reads;
+  for (int i = 0; i < kReads; ++i) reads.push_back(StartRead(engine, spin(11).raw(), tokens[i]));
+  WaitForStarts(1);
+  // The first read claimed the task and runs it: it ends with the task. The others wait,
+  // parked on it, and are cancelled here in an order 37 steps apart (37 is prime to 100).
+  std::vector<bool> cancelled(kReads, false);
+  cancelled[0] = true;
+  for (int step = 0; step < kReads - 1; ++step) {
+    const int i = 1 + (step * 37 + 50) % (kReads - 1);
+    tokens[i].Cancel();
+    cancelled[i] = true;
+    ASSERT_EQ(reads[i].wait_for(std::chrono::seconds(20)), std::future_status::ready) << i;
+    EXPECT_EQ(reads[i].get().status.code(), absl::StatusCode::kCancelled) << i;
+    if (step % 10 == 0) {
+      for (int j = 0; j < kReads; ++j) {
+        if (!cancelled[j]) {
+          EXPECT_EQ(reads[j].wait_for(std::chrono::seconds(0)), std::future_status::timeout) << j;
+        }
+      }
+    }
+  }
+  // The last caller gone, the spin is cancelled; released, a new read gets its value.
+  tokens[0].Cancel();
+  EXPECT_EQ(reads[0].get().status.code(), absl::StatusCode::kCancelled);
+  Within(std::chrono::seconds(20), [] { return spin_cancelled.load() == 1; });
+  EXPECT_EQ(spin_cancelled.load(), 1);
+  spin_release = true;
+  absl::StatusOr<int64_t> again = engine.Read(spin(11));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, 11);
+}
+
+}  // namespace

@@ -63,6 +63,7 @@ struct Caller {
 // Waiter is an intrusive node a reader parks on a task that is not clean yet.
 struct Waiter {
   Waiter* next = nullptr;
+  Waiter* prev = nullptr;  // the head's: the tail (waiter_list.h)
   void (*wake)(Waiter* self) = nullptr;
 };
 
