@@ -33,7 +33,7 @@ class TaskKey {
   // The key is head() followed by tail(); tail() is the identity, or empty if digested.
   std::string_view head() const { return {head_, head_size_}; }
   std::string_view tail() const { return tail_; }
-  bool digested() const { return tail_.empty() && head_size_ == kDigestedSize; }
+  bool digested() const { return head_size_ == kDigestedSize; }
   size_t size() const { return head_size_ + tail_.size(); }
 
  private:

@@ -361,7 +361,7 @@ Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
         "format version " + version + ", this build reads 2 and " + std::to_string(kFormatVersion)};
   }
   if (must_have_version) return {Verdict::kMoveAside, {}, "no format version"};
-  absl::Status written = Put(Table::kMeta, kFormatVersionKey, kFormatVersionText);
+  absl::Status written = Put(Table::kMeta, kFormatVersionKey, std::to_string(kFormatVersion));
   if (!written.ok()) return {Verdict::kError, written, {}};
   report->created = true;
   return {};

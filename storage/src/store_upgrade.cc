@@ -56,7 +56,7 @@ absl::Status Store::UpgradeFrom2() {
       });
   if (!scanned.ok()) return scanned;
   if (!failed.ok()) return failed;
-  batch.Put(handle(Table::kMeta), kFormatVersionKey, kFormatVersionText);
+  batch.Put(handle(Table::kMeta), kFormatVersionKey, std::to_string(kFormatVersion));
   if (absl::Status written = Write(batch, /*sync=*/true); !written.ok()) return written;
   spdlog::info("cache database {} upgraded from format version 2 to {}: {} tasks rekeyed", path_,
                kFormatVersion, moved);

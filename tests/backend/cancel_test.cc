@@ -345,18 +345,12 @@ TEST(Cancel, ALongChainOfStartedExecutionsIsCancelledWithoutRecursion) {
   Engine::Scope scope(engine);
   CancelToken token;
   std::future<Engine::AsyncRead> read = StartRead(engine, chain(kLinks).raw(), token);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (chain_starts.load() <= kLinks && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  Within(std::chrono::seconds(60), [] { return chain_starts.load() > kLinks; });
   ASSERT_EQ(chain_starts.load(), kLinks + 1);
   token.Cancel();
   EXPECT_EQ(read.get().status.code(), absl::StatusCode::kCancelled);
   // The last link let the spin go: nothing waits for it any more.
-  const auto spin_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (spin_cancelled.load() == 0 && std::chrono::steady_clock::now() < spin_deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  Within(std::chrono::seconds(20), [] { return spin_cancelled.load() != 0; });
   EXPECT_EQ(spin_cancelled.load(), 1);
 }
 
@@ -393,11 +387,7 @@ TEST(Cancel, WhatAHeedlessCancelledExecutionStartsAfterItsCancellationStopsWhenI
   // queued (never to start) or started (to stop at its next look).
   absl::StatusOr<int64_t> finished = engine.Read(heedless(20));
   ASSERT_TRUE(finished.ok()) << finished.status();
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (spin_cancelled.load() != spin_starts.load() &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  Within(std::chrono::seconds(20), [] { return spin_cancelled.load() == spin_starts.load(); });
   EXPECT_EQ(spin_cancelled.load(), spin_starts.load()) << "a spin runs on with no caller";
   spin_release = true;
 }

@@ -40,8 +40,8 @@ std::unique_ptr<Store> OpenStore(const std::string& dir, OpenReport* report = nu
   return store.ok() ? std::move(*store) : nullptr;
 }
 
-// LongestKey is the longest key of `table` (or the longest value, for the id index, whose
-// values are keys of `tasks`).
+// Longest is the size of the longest key of `table`, or with `values` of the longest value
+// (for the id index, whose values are keys of `tasks`).
 size_t Longest(const Store& store, Table table, bool values) {
   size_t longest = 0;
   EXPECT_TRUE(store

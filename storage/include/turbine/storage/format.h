@@ -59,7 +59,6 @@ namespace turbine::storage {
 // (hash, identity), one record per task; version 1 had task_cache / task_type / task_meta
 // (three reads per restored task).
 inline constexpr uint64_t kFormatVersion = 3;
-inline constexpr char kFormatVersionText[] = "3";
 inline constexpr char kFormatVersionKey[] = "format_version";
 inline constexpr char kNextStampKey[] = "next_stamp";
 inline constexpr char kNextTaskIdKey[] = "next_task_id";
