@@ -88,6 +88,34 @@ std::optional<StoredTask> DecodeTaskRecord(std::string_view key, std::string_vie
   return task;
 }
 
+NameKey::NameKey(std::string_view name) : name_(name) {
+  if (name.size() <= kLongestKeyedName) return;
+  digested_.reserve(kDigestedSize);
+  digested_.assign(name.substr(0, kLongestKeyedName));
+  digested_.resize(kDigestedSize);
+  PutDigest(name, digested_.data() + kLongestKeyedName);
+}
+
+std::string NamedValue(const NameKey& key, std::string_view name, std::string_view value) {
+  if (!key.digested()) return std::string(value);
+  std::string out(8, '\0');
+  PutBigEndian(name.size(), out.data());
+  out.reserve(8 + name.size() + value.size());
+  out.append(name).append(value);
+  return out;
+}
+
+std::optional<std::pair<std::string_view, std::string_view>> NameAndValue(std::string_view key,
+                                                                          std::string_view value) {
+  if (key.size() <= kLongestKeyedName) return std::pair(key, value);
+  if (key.size() != NameKey::kDigestedSize || value.size() < 8) return std::nullopt;
+  const uint64_t name_size = GetBigEndian(value.data());
+  if (name_size > value.size() - 8) return std::nullopt;
+  const std::string_view name = value.substr(8, name_size);
+  if (NameKey(name).key() != key) return std::nullopt;
+  return std::pair(name, value.substr(8 + name_size));
+}
+
 void EncodeInputRecord(const StoredInput& input, std::string* out) {
   EncodeValue(InputRecord{input.type_name, input.bytes, input.stamp}, out);
 }

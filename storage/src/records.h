@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "turbine/backing_store.h"
 
@@ -57,6 +58,35 @@ std::optional<uint64_t> StoredTaskId(std::string_view value);
 // DecodeTaskRecord rebuilds a task from its key in `tasks` and its value; nullopt if they
 // are not one (too short, a length past the end, or an identity its digest does not match).
 std::optional<StoredTask> DecodeTaskRecord(std::string_view key, std::string_view value);
+
+// NameKey is an input's key in `inputs`, and the tail of its entries in the log of input
+// changes: the name itself, or, for a name longer than kLongestKeyedName, its first
+// kLongestKeyedName bytes and a 128-bit digest of the whole, the name then moving into the
+// value (format.h). A key is digested exactly when it is longer than kLongestKeyedName.
+inline constexpr size_t kLongestKeyedName = 1024;
+class NameKey {
+ public:
+  static constexpr size_t kDigestedSize = kLongestKeyedName + 16;
+
+  explicit NameKey(std::string_view name);
+  NameKey(const NameKey&) = delete;
+  NameKey& operator=(const NameKey&) = delete;
+
+  std::string_view key() const { return digested() ? std::string_view(digested_) : name_; }
+  bool digested() const { return !digested_.empty(); }
+
+ private:
+  std::string_view name_;
+  std::string digested_;  // empty unless the name is too long to be the key
+};
+
+// NamedValue puts the name before `value` for a digested key (u64 BE length, the name):
+// the value stored under `key`. NameAndValue takes a stored value apart again: the name it
+// holds (or the key's own bytes, if not digested) and what follows; nullopt if the value is
+// too short or holds a name the key's digest does not match.
+std::string NamedValue(const NameKey& key, std::string_view name, std::string_view value);
+std::optional<std::pair<std::string_view, std::string_view>> NameAndValue(std::string_view key,
+                                                                          std::string_view value);
 
 // EncodeInputRecord / DecodeInputRecord: a value of the `inputs` table.
 void EncodeInputRecord(const StoredInput& input, std::string* out);

@@ -57,16 +57,29 @@ absl::StatusOr<uint64_t> ReadCounter(Store& store, const char* key) {
 }  // namespace
 
 absl::StatusOr<std::optional<StoredInput>> RocksBackingStore::ReadInput(std::string_view key) {
-  // The key is the input's name as given; the value is decoded where RocksDB holds it.
+  // The key is the input's name as given, or for a long one its NameKey, the name then
+  // leading the value; the value is decoded where RocksDB holds it.
+  const NameKey name_key(key);
   rocksdb::PinnableSlice bytes;
-  absl::StatusOr<bool> found = store_->Get(Table::kInputs, key, &bytes);
+  absl::StatusOr<bool> found = store_->Get(Table::kInputs, name_key.key(), &bytes);
+  bool old_layout = false;
+  if (found.ok() && !*found && name_key.digested() && store_->UpgradePending()) {
+    // A version 3 store not upgraded yet keeps it under its whole name.
+    old_layout = true;
+    found = store_->Get(Table::kInputs, key, &bytes);
+  }
   if (!found.ok()) {
     // The user's data: said loudly, once per input (the engine keeps the error it makes).
     spdlog::error("input '{}' cannot be read: {}", key, std::string(found.status().message()));
     return found.status();
   }
   if (!*found) return std::nullopt;
-  std::optional<StoredInput> input = DecodeInputRecord(bytes.ToStringView());
+  std::optional<std::pair<std::string_view, std::string_view>> named =
+      NameAndValue(old_layout ? std::string_view() : name_key.key(), bytes.ToStringView());
+  std::optional<StoredInput> input;
+  if (named.has_value() && (old_layout || named->first == key)) {
+    input = DecodeInputRecord(named->second);
+  }
   if (!input.has_value()) {
     spdlog::error("input '{}' is stored damaged", key);
     return absl::DataLossError("input '" + std::string(key) + "' is stored damaged");
@@ -81,7 +94,14 @@ absl::Status RocksBackingStore::WriteInputs(
   for (const auto& [key, input] : inputs) {
     bytes.clear();
     EncodeInputRecord(input, &bytes);
-    batch.Put(store_->handle(Table::kInputs), key, bytes);
+    const NameKey name_key(key);
+    if (name_key.digested()) {
+      // A version 3 store not upgraded yet is upgraded before its first long-name key,
+      // which its upgrade would take for a whole name.
+      if (absl::Status upgraded = store_->FinishUpgrade(); !upgraded.ok()) return upgraded;
+      bytes = NamedValue(name_key, key, bytes);
+    }
+    batch.Put(store_->handle(Table::kInputs), ToSlice(name_key.key()), bytes);
     LogInputChange(input.stamp, key, batch);
   }
   if (changes_since_prune_.fetch_add(inputs.size()) + inputs.size() > keep_changes_.load()) {
@@ -98,7 +118,11 @@ absl::Status RocksBackingStore::DeleteInputs(const std::vector<std::string>& key
                                              uint64_t next_stamp) {
   rocksdb::WriteBatch batch;
   for (const std::string& key : keys) {
-    batch.Delete(store_->handle(Table::kInputs), key);
+    const NameKey name_key(key);
+    if (name_key.digested()) {
+      if (absl::Status upgraded = store_->FinishUpgrade(); !upgraded.ok()) return upgraded;
+    }
+    batch.Delete(store_->handle(Table::kInputs), ToSlice(name_key.key()));
     LogInputChange(next_stamp - 1, key, batch);
   }
   changes_since_prune_.fetch_add(keys.size());
@@ -147,14 +171,18 @@ absl::Status RocksBackingStore::WriteWithNextStamp(uint64_t next_stamp, rocksdb:
 
 void RocksBackingStore::LogInputChange(uint64_t stamp, std::string_view key,
                                        rocksdb::WriteBatch& batch) {
+  // A long name is logged under its NameKey, the name in the value (format.h).
   char stamp_bytes[8];
   PutBigEndian(stamp, stamp_bytes);
+  const NameKey name_key(key);
+  const std::string_view tail = name_key.key();
   const rocksdb::Slice parts[] = {{kInputChangePrefix, sizeof(kInputChangePrefix) - 1},
                                   {stamp_bytes, 8},
-                                  {key.data(), key.size()}};
-  const rocksdb::Slice empty;
+                                  {tail.data(), tail.size()}};
+  const std::string value = NamedValue(name_key, key, {});
+  const rocksdb::Slice value_slice(value);
   batch.Put(store_->handle(Table::kMeta), rocksdb::SliceParts(parts, 3),
-            rocksdb::SliceParts(&empty, 1));
+            rocksdb::SliceParts(&value_slice, 1));
 }
 
 absl::StatusOr<InputChangeLog> RocksBackingStore::ReadInputChanges(size_t keep) {
@@ -194,12 +222,24 @@ absl::StatusOr<InputChangeLog> RocksBackingStore::PruneInputChanges(rocksdb::Wri
     log.since = *since;
   }
   const std::string_view prefix(kInputChangePrefix, sizeof(kInputChangePrefix) - 1);
-  std::vector<std::string> keys;  // of the log's entries, in stamp order
+  struct Entry {
+    std::string key;
+    std::string name;  // the changed input's
+  };
+  std::vector<Entry> entries;    // of the log, in stamp order
+  uint64_t damaged_through = 0;  // the highest stamp of an entry whose name is unreadable
   absl::Status scanned =
-      store_->ForEach(Table::kMeta, [&](std::string_view key, std::string_view) {
-        if (key.size() >= prefix.size() + 8 && key.substr(0, prefix.size()) == prefix) {
-          keys.emplace_back(key);
+      store_->ForEach(Table::kMeta, [&](std::string_view key, std::string_view value) {
+        if (key.size() < prefix.size() + 8 || key.substr(0, prefix.size()) != prefix) return;
+        const std::string_view tail = key.substr(prefix.size() + 8);
+        // Empty: the tail is the whole name (so is a long one's in a version 3 store).
+        std::optional<std::pair<std::string_view, std::string_view>> named =
+            value.empty() ? std::pair(tail, value) : NameAndValue(tail, value);
+        if (!named.has_value()) {
+          damaged_through = std::max(damaged_through, GetBigEndian(key.data() + prefix.size()));
         }
+        entries.push_back(
+            Entry{std::string(key), named.has_value() ? std::string(named->first) : std::string()});
       });
   if (!scanned.ok()) return scanned;
   const uint64_t since_before = log.since;
@@ -208,15 +248,19 @@ absl::StatusOr<InputChangeLog> RocksBackingStore::PruneInputChanges(rocksdb::Wri
   // only: later, a snapshot may move both counters between the two reads above.
   const bool foreign = at_open && *through != *next_stamp;
   if (foreign) log.since = std::max(log.since, *next_stamp - 1);
-  auto stamp_of = [&](const std::string& key) { return GetBigEndian(key.data() + prefix.size()); };
-  if (keys.size() > keep_changes_.load()) {
-    log.since = std::max(log.since, stamp_of(keys[keys.size() - keep_changes_.load() - 1]));
+  // A change whose input is unknown could be of any: the log vouches only for later ones.
+  log.since = std::max(log.since, damaged_through);
+  auto stamp_of = [&](const Entry& entry) {
+    return GetBigEndian(entry.key.data() + prefix.size());
+  };
+  if (entries.size() > keep_changes_.load()) {
+    log.since = std::max(log.since, stamp_of(entries[entries.size() - keep_changes_.load() - 1]));
   }
-  for (const std::string& key : keys) {
-    if (stamp_of(key) <= log.since) {
-      batch.Delete(store_->handle(Table::kMeta), key);
+  for (Entry& entry : entries) {
+    if (stamp_of(entry) <= log.since) {
+      batch.Delete(store_->handle(Table::kMeta), entry.key);
     } else {
-      log.changes.push_back(InputChange{stamp_of(key), key.substr(prefix.size() + 8)});
+      log.changes.push_back(InputChange{stamp_of(entry), std::move(entry.name)});
     }
   }
   if (log.since != since_before || foreign) {

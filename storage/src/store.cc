@@ -341,16 +341,18 @@ Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
   if (!found.ok()) return {Verdict::kMoveAside, {}, std::string(found.status().message())};
   if (*found) {
     if (version == std::to_string(kFormatVersion)) return {};
-    if (version == "2") {
+    if (version == "2" || version == "3") {
       // Upgraded now if it can be. If not (a full disk, a failed write), the cache is
-      // served as it is: FindTask looks long identities up under their old keys, and the
-      // first snapshot that writes a digest key upgrades it first.
+      // served as it is: FindTask and ReadInput look long identities and names up under
+      // their old keys, and the first write of a digest key upgrades it first.
+      upgrade_from_ = version == "2" ? 2 : 3;
       upgrade_pending_.store(true, std::memory_order_release);
       if (!Use().read_only()) {
         if (absl::Status upgraded = FinishUpgrade(); !upgraded.ok()) {
-          spdlog::warn("cache database {}: the upgrade from format version 2 failed ({}); "
-                       "served as it is until a snapshot tries again",
-                       path_, upgraded.ToString());
+          spdlog::warn(
+              "cache database {}: the upgrade from format version {} failed ({}); "
+              "served as it is until a write tries again",
+              path_, version, upgraded.ToString());
         }
       }
       return {};
@@ -358,7 +360,7 @@ Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
     return {
         Verdict::kMoveAside,
         {},
-        "format version " + version + ", this build reads 2 and " + std::to_string(kFormatVersion)};
+        "format version " + version + ", this build reads 2 to " + std::to_string(kFormatVersion)};
   }
   if (must_have_version) return {Verdict::kMoveAside, {}, "no format version"};
   absl::Status written = Put(Table::kMeta, kFormatVersionKey, std::to_string(kFormatVersion));

@@ -3,7 +3,8 @@
 //   0  a `tasks` record: [key length][key][value], decoded by the store
 //      (storage/src/records.h), then its identity and result by the engine
 //      (backend/src/persist.h), as a restart reads them
-//   1  an `inputs` value, decoded by the store, then restored as the engine does
+//   1  an `inputs` value, decoded by the store, then restored as the engine does (and
+//      taken apart as if under a long name's key)
 //   2  a `meta` counter
 // The standard library is linked in, so records of its real functions and types decode.
 #include <cstdint>
@@ -50,6 +51,11 @@ void FuzzTaskRecord(std::string_view bytes) {
 }
 
 void FuzzInputRecord(std::string_view bytes) {
+  // As the value under a long name's digest key too: its length is not trusted either.
+  static const std::string digest_key(storage::NameKey::kDigestedSize, 'k');
+  if (auto named = storage::NameAndValue(digest_key, bytes); named.has_value()) {
+    FUZZ_CHECK(storage::NameKey(named->first).key() == digest_key);
+  }
   std::optional<turbine::StoredInput> stored = storage::DecodeInputRecord(bytes);
   if (!stored.has_value()) return;
   engine_private::Output output;

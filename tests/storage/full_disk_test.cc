@@ -7,16 +7,20 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "held_table_files.h"
+#include "old_format_records.h"
+#include "open_store.h"
+#include "records.h"
 #include "small_disk.h"
 #include "temp_dir.h"
 #include "turbine/storage/format.h"
 #include "turbine/storage/rocks_backing_store.h"
 #include "turbine/storage/store.h"
-#include "version2_records.h"
 
 namespace {
 
@@ -26,6 +30,7 @@ using turbine::storage::RocksBackingStore;
 using turbine::storage::Store;
 using turbine::storage::StoreOptions;
 using turbine::testing::HeldTableFiles;
+using turbine::testing::OpenStore;
 using turbine::testing::SmallDisk;
 
 constexpr size_t kDiskBytes = size_t{32} << 20;
@@ -48,12 +53,6 @@ void ExpectInput(RocksBackingStore& backing, int n) {
   EXPECT_TRUE((*read)->bytes == Value(n)) << "k" << n;
 }
 
-std::unique_ptr<Store> OpenOrDie(const std::string& dir, OpenReport* report = nullptr) {
-  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(StoreOptions{.data_dir = dir}, report);
-  EXPECT_TRUE(store.ok()) << store.status();
-  return store.ok() ? std::move(*store) : nullptr;
-}
-
 // FillWithInputs writes inputs 0, 1, ... until the disk refuses one; returns how many were
 // acknowledged.
 int FillWithInputs(RocksBackingStore& backing) {
@@ -74,7 +73,7 @@ TEST(FullDisk, AWriteIsResourceExhaustedAndTheNextOneAfterSpaceIsFreedSucceeds) 
   const std::string data = (disk.path() / "data").string();
   int acknowledged = 0;
   {
-    std::unique_ptr<Store> store = OpenOrDie(data);
+    std::unique_ptr<Store> store = OpenStore(data);
     ASSERT_NE(store, nullptr);
     RocksBackingStore backing(store.get());
     ASSERT_GT(disk.Fill("ballast", kBallastBytes), 0u);
@@ -104,7 +103,7 @@ TEST(FullDisk, AWriteIsResourceExhaustedAndTheNextOneAfterSpaceIsFreedSucceeds) 
     EXPECT_TRUE(backing.WriteSnapshot({}, 5, acknowledged + 3).ok());
   }
   // Everything acknowledged is durable.
-  std::unique_ptr<Store> store = OpenOrDie(data);
+  std::unique_ptr<Store> store = OpenStore(data);
   ASSERT_NE(store, nullptr);
   RocksBackingStore backing(store.get());
   for (int n = 0; n <= acknowledged; ++n) ExpectInput(backing, n);
@@ -120,7 +119,7 @@ TEST(FullDisk, AFailedLogAppendAfterASettleIsFollowedBySafeWrites) {
   if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
   const std::string data = (disk.path() / "data").string();
   {
-    std::unique_ptr<Store> store = OpenOrDie(data);
+    std::unique_ptr<Store> store = OpenStore(data);
     ASSERT_NE(store, nullptr);
     RocksBackingStore backing(store.get());
     ASSERT_TRUE(WriteInput(backing, 0).ok());
@@ -136,7 +135,7 @@ TEST(FullDisk, AFailedLogAppendAfterASettleIsFollowedBySafeWrites) {
     ExpectInput(backing, 0);
     for (int n = 2; n < 6; ++n) ExpectInput(backing, n);
   }
-  std::unique_ptr<Store> store = OpenOrDie(data);
+  std::unique_ptr<Store> store = OpenStore(data);
   ASSERT_NE(store, nullptr);
   RocksBackingStore backing(store.get());
   ExpectInput(backing, 0);
@@ -157,7 +156,7 @@ TEST(FullDisk, ASettleWithoutRoomForItsFilesLeavesWritesGoing) {
   SmallDisk disk(kDiskBytes);
   if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
   const std::string data = (disk.path() / "data").string();
-  std::unique_ptr<Store> store = OpenOrDie(data);
+  std::unique_ptr<Store> store = OpenStore(data);
   ASSERT_NE(store, nullptr);
   RocksBackingStore backing(store.get());
   ASSERT_NO_FATAL_FAILURE(HoldInMemtablesWithLittleRoom(disk, backing));
@@ -175,7 +174,7 @@ TEST(FullDisk, AReclaimWithoutRoomForItsFilesLeavesWritesGoing) {
   SmallDisk disk(kDiskBytes);
   if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
   const std::string data = (disk.path() / "data").string();
-  std::unique_ptr<Store> store = OpenOrDie(data);
+  std::unique_ptr<Store> store = OpenStore(data);
   ASSERT_NE(store, nullptr);
   RocksBackingStore backing(store.get());
   ASSERT_NO_FATAL_FAILURE(HoldInMemtablesWithLittleRoom(disk, backing));
@@ -345,7 +344,7 @@ TEST(FullDisk, AStoreClosedUnderAResumeThatDoesNotReturnIsLeftToIt) {
 TEST(FullDisk, TheReserveRefusesCachedResultsAndLeavesInputsAndDeletionsRoom) {
   SmallDisk disk(kDiskBytes);
   if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
-  std::unique_ptr<Store> store = OpenOrDie((disk.path() / "data").string());
+  std::unique_ptr<Store> store = OpenStore((disk.path() / "data").string());
   ASSERT_NE(store, nullptr);
   RocksBackingStore backing(store.get());
   EXPECT_TRUE(backing.RoomForCache(size_t{4} << 20).ok());
@@ -367,7 +366,7 @@ TEST(FullDisk, OpensReadOnlyAndBecomesWritableWhenSpaceIsFreed) {
   if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
   const std::string data = (disk.path() / "data").string();
   {
-    std::unique_ptr<Store> store = OpenOrDie(data);
+    std::unique_ptr<Store> store = OpenStore(data);
     ASSERT_NE(store, nullptr);
     RocksBackingStore backing(store.get());
     for (int n = 0; n < 3; ++n) ASSERT_TRUE(WriteInput(backing, n).ok());
@@ -375,7 +374,7 @@ TEST(FullDisk, OpensReadOnlyAndBecomesWritableWhenSpaceIsFreed) {
   disk.Fill("ballast");  // to the last byte
 
   OpenReport report;
-  std::unique_ptr<Store> store = OpenOrDie(data, &report);
+  std::unique_ptr<Store> store = OpenStore(data, &report);
   ASSERT_NE(store, nullptr);
   EXPECT_TRUE(report.read_only);
   EXPECT_TRUE(report.moved_aside.empty());
@@ -393,7 +392,7 @@ TEST(FullDisk, OpensReadOnlyAndBecomesWritableWhenSpaceIsFreed) {
   for (int n = 0; n < 4; ++n) ExpectInput(backing, n);
   store.reset();
 
-  store = OpenOrDie(data, &report);
+  store = OpenStore(data, &report);
   ASSERT_NE(store, nullptr);
   EXPECT_FALSE(report.read_only);
   RocksBackingStore reopened(store.get());
@@ -412,13 +411,13 @@ TEST(FullDisk, AVersion2StoreOpenedReadOnlyIsUpgradedBeforeItsFirstDigestKey) {
   const std::string data = (disk.path() / "data").string();
   const std::string identity(3000, 'v');
   {
-    std::unique_ptr<Store> store = OpenOrDie(data);
+    std::unique_ptr<Store> store = OpenStore(data);
     ASSERT_NE(store, nullptr);
     ASSERT_TRUE(turbine::testing::PutVersion2Task(*store, 7, 70, identity, "old"));
   }
   disk.Fill("ballast");
   OpenReport report;
-  std::unique_ptr<Store> store = OpenOrDie(data, &report);
+  std::unique_ptr<Store> store = OpenStore(data, &report);
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(store->ReadOnly());
   EXPECT_TRUE(store->UpgradePending());
@@ -436,11 +435,52 @@ TEST(FullDisk, AVersion2StoreOpenedReadOnlyIsUpgradedBeforeItsFirstDigestKey) {
   std::string version;
   ASSERT_TRUE(*store->Get(turbine::storage::Table::kMeta, turbine::storage::kFormatVersionKey,
                           &version));
-  EXPECT_EQ(version, "3");
+  EXPECT_EQ(version, std::to_string(turbine::storage::kFormatVersion));
   absl::StatusOr<std::optional<turbine::StoredTask>> by_id = backing.ReadTask(7);
   ASSERT_TRUE(by_id.ok() && by_id->has_value()) << by_id.status();
   EXPECT_EQ((*by_id)->result, "new");
   found = backing.FindTask(70, identity);
   ASSERT_TRUE(found.ok() && found->has_value()) << found.status();
   EXPECT_EQ((*found)->result, "new");
+}
+
+// The same for a version 3 store and an input whose name is too long to be a key: read
+// under its whole name while the store cannot be upgraded, and the store upgraded before
+// the first input written under a digest key, which the upgrade would otherwise take for a
+// whole name.
+TEST(FullDisk, AVersion3StoreOpenedReadOnlyIsUpgradedBeforeItsFirstLongNameKey) {
+  SmallDisk disk(kDiskBytes);
+  if (!disk.mounted()) GTEST_SKIP() << disk.why_not();
+  const std::string data = (disk.path() / "data").string();
+  const std::string old_name(3000, 'o');
+  const std::string new_name(3000, 'n');
+  {
+    std::unique_ptr<Store> store = OpenStore(data);
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(turbine::testing::PutVersion3Input(*store, old_name, 5));
+  }
+  disk.Fill("ballast");
+  std::unique_ptr<Store> store = OpenStore(data);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->ReadOnly());
+  EXPECT_TRUE(store->UpgradePending());
+  RocksBackingStore backing(store.get());
+  absl::StatusOr<std::optional<StoredInput>> found = backing.ReadInput(old_name);
+  ASSERT_TRUE(found.ok() && found->has_value()) << found.status();
+  EXPECT_EQ((*found)->stamp, 5u);
+
+  disk.Free("ballast");
+  ASSERT_TRUE(WriteInput(backing, 0).ok());  // writable again
+  EXPECT_TRUE(store->UpgradePending());      // a short name waits for nothing
+  ASSERT_TRUE(backing.WriteInputs({{new_name, StoredInput{"i64", "y", 7}}}, 8).ok());
+  EXPECT_FALSE(store->UpgradePending());
+  EXPECT_EQ(turbine::testing::FormatVersion(*store),
+            std::to_string(turbine::storage::kFormatVersion));
+  EXPECT_LE(turbine::testing::Longest(*store, turbine::storage::Table::kInputs, false),
+            turbine::storage::NameKey::kDigestedSize);
+  for (const auto& [name, bytes] : {std::pair(old_name, "x"), std::pair(new_name, "y")}) {
+    found = backing.ReadInput(name);
+    ASSERT_TRUE(found.ok() && found->has_value()) << found.status();
+    EXPECT_EQ((*found)->bytes, bytes);
+  }
 }

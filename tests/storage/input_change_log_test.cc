@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "open_store.h"
 #include "temp_dir.h"
 #include "turbine/backing_store.h"
 #include "turbine/storage/format.h"
@@ -23,12 +24,7 @@ using turbine::StoredInput;
 using turbine::storage::RocksBackingStore;
 using turbine::storage::Store;
 using turbine::storage::StoreOptions;
-
-std::unique_ptr<Store> OpenStore(const std::string& dir) {
-  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(StoreOptions{.data_dir = dir});
-  EXPECT_TRUE(store.ok()) << store.status();
-  return store.ok() ? std::move(*store) : nullptr;
-}
+using turbine::testing::OpenStore;
 
 // SetAt writes input `key` as changed at `stamp`, as the engine does.
 void SetAt(RocksBackingStore& backing, const std::string& key, uint64_t stamp) {

@@ -8,10 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "old_format_records.h"
+#include "open_store.h"
 #include "persisted_engine.h"
 #include "records.h"
 #include "temp_dir.h"
-#include "version2_records.h"
 #include "turbine/engine.h"
 #include "turbine/storage/format.h"
 #include "turbine/storage/rocks_backing_store.h"
@@ -19,7 +20,6 @@
 
 namespace {
 
-namespace fs = std::filesystem;
 using turbine::StoredTask;
 using turbine::Task;
 using turbine::storage::kLongestKeyedIdentity;
@@ -28,36 +28,15 @@ using turbine::storage::RocksBackingStore;
 using turbine::storage::Store;
 using turbine::storage::StoreOptions;
 using turbine::storage::Table;
+using turbine::testing::FormatVersion;
+using turbine::testing::Longest;
+using turbine::testing::ManifestBytes;
+using turbine::testing::OpenStore;
 
 Task<std::string> EndsImpl(std::string text) {
   co_return text.substr(0, 1) + text.substr(text.size() - 1) + std::to_string(text.size());
 }
 inline const turbine::Function<EndsImpl> ends{"test.long.ends", 1};
-
-std::unique_ptr<Store> OpenStore(const std::string& dir, OpenReport* report = nullptr) {
-  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open({.data_dir = dir}, report);
-  EXPECT_TRUE(store.ok()) << store.status();
-  return store.ok() ? std::move(*store) : nullptr;
-}
-
-// Longest is the size of the longest key of `table`, or with `values` of the longest value
-// (for the id index, whose values are keys of `tasks`).
-size_t Longest(const Store& store, Table table, bool values) {
-  size_t longest = 0;
-  EXPECT_TRUE(store
-                  .ForEach(table,
-                           [&](std::string_view key, std::string_view value) {
-                             longest = std::max(longest, values ? value.size() : key.size());
-                           })
-                  .ok());
-  return longest;
-}
-
-std::string FormatVersion(const Store& store) {
-  std::string version;
-  EXPECT_TRUE(*store.Get(Table::kMeta, turbine::storage::kFormatVersionKey, &version));
-  return version;
-}
 
 StoredTask Record(uint64_t id, uint64_t hash, std::string identity, std::string result) {
   StoredTask task;
@@ -92,7 +71,7 @@ TEST(LongIdentity, TasksWithLargeArgumentsComeBackFromDiskUnderShortKeys) {
   EXPECT_LE(Longest(*store, Table::kTasks, /*values=*/false), 8 + kLongestKeyedIdentity);
   EXPECT_LE(Longest(*store, Table::kTaskIds, /*values=*/true), 8 + kLongestKeyedIdentity);
   EXPECT_GT(Longest(*store, Table::kTasks, /*values=*/true), a.size());  // the identity
-  EXPECT_EQ(FormatVersion(*store), "3");
+  EXPECT_EQ(FormatVersion(*store), std::to_string(turbine::storage::kFormatVersion));
 }
 
 // Every flush of a table file records the file's first and last key in the MANIFEST, and
@@ -117,13 +96,7 @@ TEST(LongIdentity, FlushesOfLargeIdentitiesLeaveTheManifestSmall) {
     ASSERT_TRUE(found->has_value());
     EXPECT_EQ((*found)->id, 7u);
   }
-  uint64_t manifest_bytes = 0;
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir.path() / "db")) {
-    if (entry.path().filename().string().starts_with("MANIFEST-")) {
-      manifest_bytes += entry.file_size();
-    }
-  }
-  EXPECT_LT(manifest_bytes, uint64_t{1} << 20);
+  EXPECT_LT(ManifestBytes(dir.path()), uint64_t{1} << 20);
 }
 
 // A record whose identity does not match its digest is damage, reported as such by both
@@ -173,7 +146,7 @@ TEST(LongIdentity, AVersion2StoreKeepsItsTasksAndItsLongKeysMove) {
   ASSERT_NE(store, nullptr);
   EXPECT_FALSE(report.created);
   EXPECT_TRUE(report.moved_aside.empty());
-  EXPECT_EQ(FormatVersion(*store), "3");
+  EXPECT_EQ(FormatVersion(*store), std::to_string(turbine::storage::kFormatVersion));
   EXPECT_LE(Longest(*store, Table::kTasks, /*values=*/false), 8 + kLongestKeyedIdentity);
   EXPECT_LE(Longest(*store, Table::kTaskIds, /*values=*/true), 8 + kLongestKeyedIdentity);
   RocksBackingStore backing(store.get());

@@ -1,5 +1,7 @@
 // The backing store opens on a real directory, keeps what it is given, and never refuses
 // service because of the cache's state: unusable databases are moved aside.
+#include "turbine/storage/store.h"
+
 #include <gtest/gtest.h>
 #include <rocksdb/sst_file_reader.h>
 #include <rocksdb/table_properties.h>
@@ -10,9 +12,9 @@
 #include <random>
 #include <string>
 
+#include "open_store.h"
 #include "temp_dir.h"
 #include "turbine/storage/format.h"
-#include "turbine/storage/store.h"
 
 namespace {
 
@@ -21,14 +23,9 @@ using turbine::storage::OpenReport;
 using turbine::storage::Store;
 using turbine::storage::StoreOptions;
 using turbine::storage::Table;
+using turbine::testing::OpenStore;
 
 using turbine::testing::TempDir;
-
-std::unique_ptr<Store> OpenOrDie(const std::string& dir, OpenReport* report = nullptr) {
-  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(StoreOptions{.data_dir = dir}, report);
-  EXPECT_TRUE(store.ok()) << store.status();
-  return store.ok() ? std::move(*store) : nullptr;
-}
 
 int CountBroken(const fs::path& dir) {
   int count = 0;
@@ -41,7 +38,7 @@ int CountBroken(const fs::path& dir) {
 TEST(Store, CreatesADatabaseWithItsFormatVersion) {
   TempDir dir;
   OpenReport report;
-  auto store = OpenOrDie(dir.str(), &report);
+  auto store = OpenStore(dir.str(), &report);
   ASSERT_NE(store, nullptr);
   EXPECT_TRUE(report.created);
   EXPECT_TRUE(report.moved_aside.empty());
@@ -54,7 +51,7 @@ TEST(Store, CreatesADatabaseWithItsFormatVersion) {
 TEST(Store, KeepsWhatItWasGivenAcrossReopens) {
   TempDir dir;
   {
-    auto store = OpenOrDie(dir.str());
+    auto store = OpenStore(dir.str());
     ASSERT_TRUE(store->Put(Table::kInputs, "answer", "42").ok());
     rocksdb::WriteBatch batch;  // one snapshot spans tables atomically
     batch.Put(store->handle(Table::kTasks), "t1", "task");
@@ -62,7 +59,7 @@ TEST(Store, KeepsWhatItWasGivenAcrossReopens) {
     ASSERT_TRUE(store->Write(batch, /*sync=*/true).ok());
   }
   OpenReport report;
-  auto store = OpenOrDie(dir.str(), &report);
+  auto store = OpenStore(dir.str(), &report);
   EXPECT_FALSE(report.created);
   std::string value;
   ASSERT_TRUE(*store->Get(Table::kInputs, "answer", &value));
@@ -77,12 +74,12 @@ TEST(Store, KeepsWhatItWasGivenAcrossReopens) {
 TEST(Store, AnotherFormatVersionIsMovedAsideAndTheCacheStartsEmpty) {
   TempDir dir;
   {
-    auto store = OpenOrDie(dir.str());
+    auto store = OpenStore(dir.str());
     ASSERT_TRUE(store->Put(Table::kMeta, turbine::storage::kFormatVersionKey, "999").ok());
     ASSERT_TRUE(store->Put(Table::kInputs, "old", "data").ok());
   }
   OpenReport report;
-  auto store = OpenOrDie(dir.str(), &report);
+  auto store = OpenStore(dir.str(), &report);
   ASSERT_NE(store, nullptr);
   EXPECT_TRUE(report.created);
   EXPECT_NE(report.reason.find("999"), std::string::npos) << report.reason;
@@ -94,11 +91,11 @@ TEST(Store, AnotherFormatVersionIsMovedAsideAndTheCacheStartsEmpty) {
 
 TEST(Store, ACorruptDatabaseIsMovedAside) {
   TempDir dir;
-  { auto store = OpenOrDie(dir.str()); }
+  { auto store = OpenStore(dir.str()); }
   // CURRENT names the manifest; garbage there is what a torn copy or a bad disk leaves.
   std::ofstream(dir.path() / "db" / "CURRENT", std::ios::trunc) << "garbage-not-a-manifest\n";
   OpenReport report;
-  auto store = OpenOrDie(dir.str(), &report);
+  auto store = OpenStore(dir.str(), &report);
   ASSERT_NE(store, nullptr);
   EXPECT_FALSE(report.moved_aside.empty());
   EXPECT_EQ(CountBroken(dir.path()), 1);
@@ -107,7 +104,7 @@ TEST(Store, ACorruptDatabaseIsMovedAside) {
 
 TEST(Store, ADatabaseInUseIsAnErrorAndIsNotTouched) {
   TempDir dir;
-  auto first = OpenOrDie(dir.str());
+  auto first = OpenStore(dir.str());
   ASSERT_TRUE(first->Put(Table::kInputs, "k", "v").ok());
   absl::StatusOr<std::unique_ptr<Store>> second = Store::Open(StoreOptions{.data_dir = dir.str()});
   ASSERT_FALSE(second.ok());
@@ -135,7 +132,7 @@ TEST(Store, AnUnusableDirectoryIsAClearError) {
 // says so instead of going on.
 TEST(Store, CompactAllLeavesNoDeletedRecordsAndStopsWhenTold) {
   TempDir dir;
-  auto store = OpenOrDie(dir.str());
+  auto store = OpenStore(dir.str());
   std::mt19937_64 random(7);
   for (int round = 0; round < 4; ++round) {  // several files on several levels
     rocksdb::WriteBatch batch;
@@ -180,7 +177,7 @@ TEST(Store, CompactAllLeavesNoDeletedRecordsAndStopsWhenTold) {
 // the store during a compaction saw it twice its size and collected nearly everything.
 TEST(Store, DiskBytesDoesNotCountTableFilesACompactionIsWritingOrReplaced) {
   TempDir dir;
-  auto store = OpenOrDie(dir.str());
+  auto store = OpenStore(dir.str());
   // Values that do not compress, so the table file is about as large as what it holds.
   std::mt19937_64 random(42);
   rocksdb::WriteBatch batch;
@@ -211,7 +208,7 @@ TEST(Store, DiskBytesDoesNotCountTableFilesACompactionIsWritingOrReplaced) {
 // daemon's store is its size, and the next open has nothing to replay.
 TEST(Store, AClosedStoreKeepsItsWritesInTableFilesNotInItsLog) {
   TempDir dir;
-  auto store = OpenOrDie(dir.str());
+  auto store = OpenStore(dir.str());
   ASSERT_NE(store, nullptr);
   rocksdb::WriteBatch batch;
   for (int n = 0; n < 256; ++n) {
@@ -224,7 +221,7 @@ TEST(Store, AClosedStoreKeepsItsWritesInTableFilesNotInItsLog) {
     if (entry.path().extension() == ".log") log_bytes += entry.file_size();
   }
   EXPECT_LT(log_bytes, uint64_t{4} << 10);  // the batch alone is 1 MiB
-  store = OpenOrDie(dir.str());
+  store = OpenStore(dir.str());
   ASSERT_NE(store, nullptr);
   std::string value;
   absl::StatusOr<bool> found = store->Get(Table::kTasks, "t255", &value);
@@ -237,7 +234,7 @@ TEST(Store, AClosedStoreKeepsItsWritesInTableFilesNotInItsLog) {
 // and it stayed 1.6 times its compacted size (83 against 52 bytes per small task).
 TEST(Store, FlushedTaskTablesAreCompressedLikeTheLastLevel) {
   TempDir dir;
-  auto store = OpenOrDie(dir.str());
+  auto store = OpenStore(dir.str());
   ASSERT_NE(store, nullptr);
   rocksdb::WriteBatch batch;
   for (int n = 0; n < 1000; ++n) {
@@ -246,7 +243,7 @@ TEST(Store, FlushedTaskTablesAreCompressedLikeTheLastLevel) {
   }
   ASSERT_TRUE(store->Write(batch, /*sync=*/true).ok());
   store.reset();  // the close flushes
-  store = OpenOrDie(dir.str());
+  store = OpenStore(dir.str());
   ASSERT_NE(store, nullptr);
   for (Table table : {Table::kTasks, Table::kTaskIds}) {
     const std::vector<std::string> files = store->TableFiles(table);

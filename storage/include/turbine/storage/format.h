@@ -2,8 +2,8 @@
 //
 // Bump kFormatVersion whenever a key or value layout below changes: a database with a
 // version this build cannot read is moved aside at start-up and the cache starts empty (a
-// cache is rebuilt, never migrated), except from version 2, whose few records with long
-// keys are rekeyed at open (Store::UpgradeFrom2): its cache is kept.
+// cache is rebuilt, never migrated), except from versions 2 and 3, whose few records with
+// long keys are rekeyed at open (Store::FinishUpgrade): their cache and inputs are kept.
 //
 // Integers in keys and values are big-endian (u64 BE below), so bytewise order is numeric
 // order. `identity` is the engine's encoding of a task's function name, version, receiver
@@ -13,7 +13,9 @@
 //   meta      "format_version"           -> decimal text, e.g. "2"
 //             "next_stamp"               -> u64 (cereal): above every change stamp on disk
 //             "next_task_id"             -> u64 (cereal): above every task id on disk
-//             "input_change/" stamp(u64 BE) key -> empty: an input set or deleted at `stamp`
+//             "input_change/" stamp(u64 BE) name key -> empty, or for a long name its
+//                                           length (u64 BE) and the name: an input set or
+//                                           deleted at `stamp`
 //             "input_changes_since"      -> u64 (cereal): every input change above it is
 //                                           logged (absent: 0)
 //             "input_changes_through"    -> u64 (cereal): the next_stamp the log was last
@@ -23,7 +25,11 @@
 //             hash(u64 BE) digest(128)   -> task(u64 BE, top bit set) size(u64 BE) identity
 //                                           result: an identity over 1 KiB (below)
 //   task_ids  task(u64 BE)               -> the task's key in tasks
-//   inputs    key                        -> (type name, value bytes, stamp) as a cereal tuple
+//   inputs    name key                   -> (type name, value bytes, stamp) as a cereal tuple,
+//                                           after the name's length (u64 BE) and the name
+//                                           for a long name
+//   (a name key is the input's name, or for a name over 1 KiB its first 1 KiB and its
+//   digest, XXH3-128: longer than 1 KiB exactly when it is a digest key)
 //   task_use  task(u64 BE)               -> day(u16 BE): the day (since 1970-01-01) the task
 //                                           was last used, for garbage collection
 //   observations task(u64 BE)            -> what a task's result follows from outside the
@@ -38,10 +44,11 @@
 // loaded by id in two point reads; it is written once per task (ids grow, so its writes
 // are appends), while `tasks` is rewritten whenever the task's result changes.
 // An identity over 1 KiB (a call with a large argument) is keyed by its digest (XXH3-128)
-// instead, and kept in the value, where a lookup compares it. A key is copied whole into
-// places RocksDB keeps for the life of a table file: each file's smallest and largest key
-// live in memory and in every MANIFEST edit naming the file, and an index block names the
-// keys between its data blocks. With keys of megabytes, that held tens of megabytes in
+// instead, and kept in the value, where a lookup compares it; so is an input's name over
+// 1 KiB, after its first 1 KiB, so that a digest key is longer than any name that is its own key. A
+// key is copied whole into places RocksDB keeps for the life of a table file: each file's smallest
+// and largest key live in memory and in every MANIFEST edit naming the file, and an index block
+// names the keys between its data blocks. With keys of megabytes, that held tens of megabytes in
 // memory past any limit and grew the MANIFEST by a megabyte or more per flush.
 // A task's cells and dependencies travel inside its result; reverse edges are rebuilt in
 // memory (a restored task is verified by stamps before use). `task_use` is apart from
@@ -55,10 +62,10 @@
 
 namespace turbine::storage {
 
-// Version 3: identities over 1 KiB keyed by their digest. Version 2: tasks keyed by
-// (hash, identity), one record per task; version 1 had task_cache / task_type / task_meta
-// (three reads per restored task).
-inline constexpr uint64_t kFormatVersion = 3;
+// Version 4: input names over 1 KiB keyed by their digest. Version 3: identities over
+// 1 KiB keyed by their digest. Version 2: tasks keyed by (hash, identity), one record per
+// task; version 1 had task_cache / task_type / task_meta (three reads per restored task).
+inline constexpr uint64_t kFormatVersion = 4;
 inline constexpr char kFormatVersionKey[] = "format_version";
 inline constexpr char kNextStampKey[] = "next_stamp";
 inline constexpr char kNextTaskIdKey[] = "next_task_id";

@@ -184,10 +184,11 @@ class Store {
   // StopCompacting makes a CompactAll running on another thread, and every later one, stop
   // early with an error (for shutting down). Safe from any thread.
   void StopCompacting();
-  // UpgradePending: the database is of format version 2 and not upgraded yet (opened
-  // read-only on a full disk, or the upgrade at open failed), so tasks whose identity is too
-  // long to be a key are still under their whole identity (format.h). FinishUpgrade runs
-  // the upgrade if it is pending (before anything is written under a digest key).
+  // UpgradePending: the database is of an older format version (2 or 3) and not upgraded
+  // yet (opened read-only on a full disk, or the upgrade at open failed), so tasks whose
+  // identity and inputs whose name are too long to be a key may still be under their whole
+  // identity or name (format.h). FinishUpgrade runs the upgrade if it is pending (before
+  // anything is written under a digest key).
   bool UpgradePending() const { return upgrade_pending_.load(std::memory_order_acquire); }
   absl::Status FinishUpgrade();
   // Scan opens a scan of `table` (see TableScan).
@@ -255,9 +256,12 @@ class Store {
   // CheckInputs verifies the inputs table and logs what Open found.
   Attempt OpenDatabase(bool existed, OpenReport* report);
   Attempt CheckFormat(bool must_have_version, OpenReport* report);
-  // UpgradeFrom2 (store_upgrade.cc) rekeys a version 2 database's tasks whose identity is
-  // too long to be a key (format.h) and marks the database version 3 (FinishUpgrade).
-  absl::Status UpgradeFrom2();
+  // The upgrade (store_upgrade.cc, run by FinishUpgrade). From version 2, RekeyLongIdentities
+  // moves the tasks whose identity is too long to be a key to their digest key; from 2 or
+  // 3, RekeyLongNames moves the inputs and logged changes whose name is too long, and marks
+  // the database of the current version.
+  absl::Status RekeyLongIdentities();
+  absl::Status RekeyLongNames();
   void CheckInputs(OpenReport* report);
   // Recovery (store_recovery.cc), under recover_mu_. PrepareWrite makes the database
   // writable again after a failed write, if it can: ResumeWriting asks RocksDB to resume;
@@ -287,6 +291,7 @@ class Store {
   std::mutex recover_mu_;                             // serializes recovery (PrepareWrite)
   std::unique_ptr<Resumer> resumer_;                  // runs RocksDB's resume (resumer.h)
   std::atomic<bool> upgrade_pending_{false};
+  int upgrade_from_ = 0;   // the version on disk while an upgrade is pending
   std::mutex upgrade_mu_;  // one upgrade at a time
   std::vector<std::unique_ptr<Instance>> instances_;  // every open not closed, current_ last
   // What handle() gives: a table's id, valid in every instance (store.cc, TableHandle).
