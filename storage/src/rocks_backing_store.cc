@@ -63,10 +63,17 @@ absl::StatusOr<std::optional<StoredInput>> RocksBackingStore::ReadInput(std::str
   rocksdb::PinnableSlice bytes;
   absl::StatusOr<bool> found = store_->Get(Table::kInputs, name_key.key(), &bytes);
   bool old_layout = false;
-  if (found.ok() && !*found && name_key.digested() && store_->UpgradePending()) {
-    // A version 3 store not upgraded yet keeps it under its whole name.
-    old_layout = true;
-    found = store_->Get(Table::kInputs, key, &bytes);
+  if (found.ok() && !*found && name_key.digested() &&
+      store_->UpgradePending(Store::UpgradeStep::kNames)) {
+    // A version 3 store not upgraded yet keeps it under its whole name. Both keys are read
+    // again with the upgrade held off: it may have moved the input since the first read.
+    auto no_upgrade = store_->UpgradeLock();
+    bytes.Reset();
+    found = store_->Get(Table::kInputs, name_key.key(), &bytes);
+    if (found.ok() && !*found) {
+      old_layout = true;
+      found = store_->Get(Table::kInputs, key, &bytes);
+    }
   }
   if (!found.ok()) {
     // The user's data: said loudly, once per input (the engine keeps the error it makes).
@@ -96,9 +103,9 @@ absl::Status RocksBackingStore::WriteInputs(
     EncodeInputRecord(input, &bytes);
     const NameKey name_key(key);
     if (name_key.digested()) {
-      // A version 3 store not upgraded yet is upgraded before its first long-name key,
-      // which its upgrade would take for a whole name.
-      if (absl::Status upgraded = store_->FinishUpgrade(); !upgraded.ok()) return upgraded;
+      // A version 3 store not upgraded yet is upgraded before its first long-name key.
+      absl::Status upgraded = store_->FinishUpgrade(Store::UpgradeStep::kNames);
+      if (!upgraded.ok()) return upgraded;
       bytes = NamedValue(name_key, key, bytes);
     }
     batch.Put(store_->handle(Table::kInputs), ToSlice(name_key.key()), bytes);
@@ -120,7 +127,8 @@ absl::Status RocksBackingStore::DeleteInputs(const std::vector<std::string>& key
   for (const std::string& key : keys) {
     const NameKey name_key(key);
     if (name_key.digested()) {
-      if (absl::Status upgraded = store_->FinishUpgrade(); !upgraded.ok()) return upgraded;
+      absl::Status upgraded = store_->FinishUpgrade(Store::UpgradeStep::kNames);
+      if (!upgraded.ok()) return upgraded;
     }
     batch.Delete(store_->handle(Table::kInputs), ToSlice(name_key.key()));
     LogInputChange(next_stamp - 1, key, batch);
@@ -171,15 +179,17 @@ absl::Status RocksBackingStore::WriteWithNextStamp(uint64_t next_stamp, rocksdb:
 
 void RocksBackingStore::LogInputChange(uint64_t stamp, std::string_view key,
                                        rocksdb::WriteBatch& batch) {
-  // A long name is logged under its NameKey, the name in the value (format.h).
+  // A long name is logged under its NameKey, the name in the value (format.h); in a store
+  // of an older version, under the whole name, as a build of that version reads it.
   char stamp_bytes[8];
   PutBigEndian(stamp, stamp_bytes);
   const NameKey name_key(key);
-  const std::string_view tail = name_key.key();
+  const bool digested = name_key.digested() && !store_->UpgradePending(Store::UpgradeStep::kNames);
+  const std::string_view tail = digested ? name_key.key() : key;
   const rocksdb::Slice parts[] = {{kInputChangePrefix, sizeof(kInputChangePrefix) - 1},
                                   {stamp_bytes, 8},
                                   {tail.data(), tail.size()}};
-  const std::string value = NamedValue(name_key, key, {});
+  const std::string value = digested ? NamedValue(name_key, key, {}) : std::string();
   const rocksdb::Slice value_slice(value);
   batch.Put(store_->handle(Table::kMeta), rocksdb::SliceParts(parts, 3),
             rocksdb::SliceParts(&value_slice, 1));
@@ -365,11 +375,18 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::FindTask(uint64_t h
     ReleaseIfLarge(key, value);
   };
   absl::StatusOr<bool> found = store_->Get(Table::kTasks, key, &value);
-  if (found.ok() && !*found && parts.digested() && store_->UpgradePending()) {
-    // A version 2 store not upgraded yet keeps it under its whole identity.
-    key.assign(parts.head().substr(0, 8));
-    key.append(identity);
+  if (found.ok() && !*found && parts.digested() &&
+      store_->UpgradePending(Store::UpgradeStep::kIdentities)) {
+    // A version 2 store not upgraded yet keeps it under its whole identity. Both keys are
+    // read again with the upgrade held off: it may have moved the task since the first read.
+    auto no_upgrade = store_->UpgradeLock();
+    value.Reset();
     found = store_->Get(Table::kTasks, key, &value);
+    if (found.ok() && !*found) {
+      key.assign(parts.head().substr(0, 8));
+      key.append(identity);
+      found = store_->Get(Table::kTasks, key, &value);
+    }
   }
   if (!found.ok()) return found.status();
   if (!*found) return std::nullopt;
@@ -394,6 +411,9 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::ReadTask(uint64_t i
     value.Reset();
     ReleaseIfLarge(key, value);
   };
+  // An upgrade moving tasks changes both records at once; the two reads must not straddle it.
+  std::unique_lock<std::mutex> no_upgrade;
+  if (store_->UpgradePending(Store::UpgradeStep::kIdentities)) no_upgrade = store_->UpgradeLock();
   absl::StatusOr<bool> indexed = store_->Get(Table::kTaskIds, std::string_view(id_key, 8), &key);
   if (!indexed.ok()) return indexed.status();
   if (!*indexed) return std::nullopt;
@@ -409,6 +429,8 @@ std::vector<absl::StatusOr<std::optional<StoredTask>>> RocksBackingStore::ReadTa
     const std::vector<uint64_t>& ids) {
   // ReadTask's two point reads, each as one batch: the id index, then the tasks it names.
   if (ids.empty()) return {};
+  std::unique_lock<std::mutex> no_upgrade;  // as in ReadTask
+  if (store_->UpgradePending(Store::UpgradeStep::kIdentities)) no_upgrade = store_->UpgradeLock();
   std::vector<absl::StatusOr<std::optional<StoredTask>>> tasks(ids.size(), std::nullopt);
   std::vector<char> id_bytes(ids.size() * 8);
   std::vector<rocksdb::Slice> id_keys;
@@ -462,7 +484,8 @@ absl::Status RocksBackingStore::WriteSnapshot(const std::vector<StoredTask>& tas
   // A version 2 store not upgraded yet is upgraded before its first digest key: written
   // beside its old whole-identity record, a digest key would leave the id index naming it.
   if (digested) {
-    if (absl::Status upgraded = store_->FinishUpgrade(); !upgraded.ok()) return upgraded;
+    absl::Status upgraded = store_->FinishUpgrade(Store::UpgradeStep::kIdentities);
+    if (!upgraded.ok()) return upgraded;
   }
   std::sort(order.begin(), order.end(),
             [](const StoredTask* a, const StoredTask* b) { return a->id < b->id; });
@@ -568,6 +591,10 @@ absl::StatusOr<std::unique_ptr<TaskScan>> RocksBackingStore::ScanTasks() {
 }
 
 absl::Status RocksBackingStore::DeleteTasks(const std::vector<uint64_t>& ids) {
+  // An upgrade moving tasks must not run between the reads of their keys and the write: it
+  // would write a deleted task back, or keep one under a key read before it moved.
+  std::unique_lock<std::mutex> no_upgrade;
+  if (store_->UpgradePending(Store::UpgradeStep::kIdentities)) no_upgrade = store_->UpgradeLock();
   rocksdb::WriteBatch batch;
   std::string key;
   std::string value;

@@ -343,12 +343,13 @@ Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
     if (version == std::to_string(kFormatVersion)) return {};
     if (version == "2" || version == "3") {
       // Upgraded now if it can be. If not (a full disk, a failed write), the cache is
-      // served as it is: FindTask and ReadInput look long identities and names up under
-      // their old keys, and the first write of a digest key upgrades it first.
-      upgrade_from_ = version == "2" ? 2 : 3;
-      upgrade_pending_.store(true, std::memory_order_release);
+      // served as it is: lookups try the old keys too, and the first write of a digest key
+      // upgrades it first.
+      const int from_2 = 1 << static_cast<int>(UpgradeStep::kIdentities);
+      const int from_3 = 1 << static_cast<int>(UpgradeStep::kNames);
+      pending_steps_.store(version == "2" ? from_2 | from_3 : from_3, std::memory_order_release);
       if (!Use().read_only()) {
-        if (absl::Status upgraded = FinishUpgrade(); !upgraded.ok()) {
+        if (absl::Status upgraded = FinishUpgrade(UpgradeStep::kNames); !upgraded.ok()) {
           spdlog::warn(
               "cache database {}: the upgrade from format version {} failed ({}); "
               "served as it is until a write tries again",

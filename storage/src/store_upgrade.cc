@@ -1,6 +1,6 @@
-// store_upgrade.cc — from format version 2 or 3 to 4: tasks whose identity (from 2), and
-// inputs and logged changes whose name (from 2 or 3), is too long to be a key move to their
-// digest key (format.h).
+// store_upgrade.cc — from format version 2 or 3 to 4, in two steps: tasks whose identity is
+// too long to be a key move to their digest key (from 2, then the store says 3), and inputs
+// whose name is too long move to their name key (from 3, then it says 4); format.h.
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
@@ -12,14 +12,25 @@
 #include "turbine/storage/store.h"
 
 namespace turbine::storage {
+namespace {
 
-absl::Status Store::FinishUpgrade() {
+// A step writes what it moves in batches of about this size: each synced, the version
+// written after the last. A step cut short runs again, and what it moved already it
+// recognizes (below).
+constexpr size_t kBatchBytes = size_t{64} << 20;
+
+}  // namespace
+
+absl::Status Store::FinishUpgrade(UpgradeStep step) {
   std::lock_guard lock(upgrade_mu_);
-  if (!UpgradePending()) return absl::OkStatus();
-  absl::Status upgraded = upgrade_from_ == 2 ? RekeyLongIdentities() : absl::OkStatus();
-  if (upgraded.ok()) upgraded = RekeyLongNames();
-  if (upgraded.ok()) upgrade_pending_.store(false, std::memory_order_release);
-  return upgraded;
+  for (UpgradeStep next : {UpgradeStep::kIdentities, UpgradeStep::kNames}) {
+    if (static_cast<int>(next) > static_cast<int>(step)) break;
+    if (!UpgradePending(next)) continue;
+    absl::Status done = next == UpgradeStep::kIdentities ? RekeyLongIdentities() : RekeyLongNames();
+    if (!done.ok()) return done;
+    pending_steps_.fetch_and(~(1 << static_cast<int>(next)), std::memory_order_acq_rel);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Store::RekeyLongIdentities() {
@@ -27,10 +38,9 @@ absl::Status Store::RekeyLongIdentities() {
   // a scan, each written again under its digest key with the id index pointing there, and
   // the old key deleted: a lookup by identity would miss it, and a snapshot rewriting the
   // task under the new key would leave the id index naming the old record. The scan reads
-  // as of its start, so its own writes do not come back to it. The version changes after
-  // the last batch (RekeyLongNames): an upgrade cut short runs again at the next open (what
-  // it moved already has short keys).
-  constexpr size_t kBatchBytes = size_t{64} << 20;
+  // as of its start, so its own writes do not come back to it; deletions of tasks hold
+  // UpgradeLock, so none lands between the scan and a batch to be undone by it. A moved
+  // task's key is short: a rerun passes it by.
   rocksdb::WriteBatch batch;
   size_t moved = 0;
   absl::Status failed;
@@ -58,48 +68,49 @@ absl::Status Store::RekeyLongIdentities() {
       });
   if (!scanned.ok()) return scanned;
   if (!failed.ok()) return failed;
+  batch.Put(handle(Table::kMeta), kFormatVersionKey, "3");
   if (absl::Status written = Write(batch, /*sync=*/true); !written.ok()) return written;
-  spdlog::info("cache database {}: {} tasks with long identities rekeyed", path_, moved);
+  spdlog::info("cache database {} upgraded from format version 2 to 3: {} tasks rekeyed", path_,
+               moved);
   return absl::OkStatus();
 }
 
 absl::Status Store::RekeyLongNames() {
-  // Before version 4, an input's name was its whole key, however long, and the tail of its
-  // entries in the log of changes. Those over the limit move to their NameKey, the name
-  // into the value. Unlike the tasks', this move is one batch, with the version: a key of
-  // NameKey's digested size is a whole name before it and a digest key after, so an
-  // upgrade cut short must leave none of the second kind. (A log entry tells by its value,
-  // empty before; the inputs table cannot.) Inputs are the user's data: it is synced.
+  // Before version 4, an input's key was its whole name, however long. Those over the
+  // limit move to their name key, the name into the value. A key of a digest key's size
+  // may be either until the version says 4, but the value tells: one that holds a name
+  // matching the key was moved already (a version 3 value starts with a small little-endian
+  // length, too large read big-endian). Inputs are the user's data: every batch is synced,
+  // and the old key goes in the batch that writes the new.
+  //
+  // The log of changes is left as it is: an entry tells its layout by its value (empty
+  // before), so a version 3 entry is read as such until pruned. Entries logged while the
+  // step is pending keep that layout too, for a build of version 3 to read.
   rocksdb::WriteBatch batch;
-  size_t inputs = 0;
+  size_t moved = 0;
+  absl::Status failed;
   absl::Status scanned =
       ForEach(Table::kInputs, [&](std::string_view name, std::string_view value) {
-        if (name.size() <= kLongestKeyedName) return;
+        if (name.size() <= kLongestKeyedName || !failed.ok()) return;
+        if (name.size() == NameKey::kDigestedSize && NameAndValue(name, value).has_value()) {
+          return;  // moved by an earlier run
+        }
         const NameKey key(name);
         batch.Delete(handle(Table::kInputs), rocksdb::Slice(name.data(), name.size()));
         batch.Put(handle(Table::kInputs), rocksdb::Slice(key.key().data(), key.key().size()),
                   NamedValue(key, name, value));
-        ++inputs;
+        ++moved;
+        if (batch.GetDataSize() >= kBatchBytes) {
+          failed = Write(batch, /*sync=*/true);
+          batch.Clear();
+        }
       });
   if (!scanned.ok()) return scanned;
-  const std::string_view prefix(kInputChangePrefix, sizeof(kInputChangePrefix) - 1);
-  scanned = ForEach(Table::kMeta, [&](std::string_view old_key, std::string_view value) {
-    if (old_key.size() <= prefix.size() + 8 + kLongestKeyedName || !value.empty() ||
-        old_key.substr(0, prefix.size()) != prefix) {
-      return;
-    }
-    const std::string_view name = old_key.substr(prefix.size() + 8);
-    const NameKey key(name);
-    std::string new_key(old_key.substr(0, prefix.size() + 8));
-    new_key.append(key.key());
-    batch.Delete(handle(Table::kMeta), rocksdb::Slice(old_key.data(), old_key.size()));
-    batch.Put(handle(Table::kMeta), new_key, NamedValue(key, name, {}));
-  });
-  if (!scanned.ok()) return scanned;
+  if (!failed.ok()) return failed;
   batch.Put(handle(Table::kMeta), kFormatVersionKey, std::to_string(kFormatVersion));
   if (absl::Status written = Write(batch, /*sync=*/true); !written.ok()) return written;
-  spdlog::info("cache database {} upgraded from format version {} to {}: {} inputs rekeyed", path_,
-               upgrade_from_, kFormatVersion, inputs);
+  spdlog::info("cache database {} upgraded to format version {}: {} inputs rekeyed", path_,
+               kFormatVersion, moved);
   return absl::OkStatus();
 }
 

@@ -53,9 +53,7 @@ void FuzzTaskRecord(std::string_view bytes) {
 void FuzzInputRecord(std::string_view bytes) {
   // As the value under a long name's digest key too: its length is not trusted either.
   static const std::string digest_key(storage::NameKey::kDigestedSize, 'k');
-  if (auto named = storage::NameAndValue(digest_key, bytes); named.has_value()) {
-    FUZZ_CHECK(storage::NameKey(named->first).key() == digest_key);
-  }
+  (void)storage::NameAndValue(digest_key, bytes);
   std::optional<turbine::StoredInput> stored = storage::DecodeInputRecord(bytes);
   if (!stored.has_value()) return;
   engine_private::Output output;

@@ -179,8 +179,8 @@ TEST(LongName, ALogEntryWithADamagedNameRaisesSince) {
 }
 
 // A store of format version 3 keeps its inputs: at open, those whose name is too long to be
-// a key move to their digest key, their log entries with them, and the store says version
-// 4. Before, such an input was no longer found by its name.
+// a key move to their digest key, and the store says version 4. Before, such an input was
+// no longer found by its name. Its log entries stay as they are, and read as they did.
 TEST(LongName, AVersion3StoreKeepsItsInputsAndTheirLongKeysMove) {
   turbine::testing::TempDir dir;
   // As long as a digest key, so that the upgrade must not take it for one.
@@ -199,7 +199,6 @@ TEST(LongName, AVersion3StoreKeepsItsInputsAndTheirLongKeysMove) {
   EXPECT_EQ(FormatVersion(*store), std::to_string(turbine::storage::kFormatVersion));
   EXPECT_FALSE(store->UpgradePending());
   EXPECT_LE(Longest(*store, Table::kInputs, /*values=*/false), NameKey::kDigestedSize);
-  EXPECT_LE(Longest(*store, Table::kMeta, /*values=*/false), kLongestLogKey);
   RocksBackingStore backing(store.get());
   for (const std::string& name : {std::string("short"), kNameA, as_long}) {
     std::optional<StoredInput> input = Read(backing, name);
@@ -212,6 +211,60 @@ TEST(LongName, AVersion3StoreKeepsItsInputsAndTheirLongKeysMove) {
   std::vector<std::string> logged;
   for (const turbine::InputChange& change : log->changes) logged.push_back(change.key);
   EXPECT_EQ(logged, (std::vector<std::string>{"short", kNameA, as_long}));
+}
+
+// An upgrade cut short (by a crash, or a failed write between its batches) runs again at
+// the next open, and takes what it moved already for what it is, though its key has the
+// size of a whole name the upgrade must move.
+TEST(LongName, AnUpgradeCutShortRunsAgainAndKeepsWhatItMoved) {
+  turbine::testing::TempDir dir;
+  {
+    std::unique_ptr<Store> store = OpenStore(dir.str());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(turbine::testing::PutVersion3Input(*store, kNameB, 3));
+    // kNameA as the upgrade writes it, in a store that still says 3.
+    const NameKey key(kNameA);
+    std::string record;
+    turbine::storage::EncodeInputRecord(StoredInput{"i64", "moved", 2}, &record);
+    ASSERT_TRUE(
+        store->Put(Table::kInputs, key.key(), turbine::storage::NamedValue(key, kNameA, record))
+            .ok());
+  }
+  std::unique_ptr<Store> store = OpenStore(dir.str());
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(FormatVersion(*store), std::to_string(turbine::storage::kFormatVersion));
+  RocksBackingStore backing(store.get());
+  std::optional<StoredInput> a = Read(backing, kNameA);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->bytes, "moved");
+  std::optional<StoredInput> b = Read(backing, kNameB);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->bytes, "x");
+  EXPECT_LE(Longest(*store, Table::kInputs, /*values=*/false), NameKey::kDigestedSize);
+}
+
+// A version 2 store goes through both steps: its long identities, then its long names.
+TEST(LongName, AVersion2StoreWithLongNamesIsUpgradedThroughBothSteps) {
+  turbine::testing::TempDir dir;
+  const std::string identity(2000, 'i');
+  {
+    std::unique_ptr<Store> store = OpenStore(dir.str());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(turbine::testing::PutVersion3Input(*store, kNameA, 3));
+    ASSERT_TRUE(turbine::testing::PutVersion2Task(*store, 2, 9, identity, "r"));
+  }
+  std::unique_ptr<Store> store = OpenStore(dir.str());
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(FormatVersion(*store), std::to_string(turbine::storage::kFormatVersion));
+  EXPECT_FALSE(store->UpgradePending());
+  RocksBackingStore backing(store.get());
+  EXPECT_TRUE(Read(backing, kNameA).has_value());
+  absl::StatusOr<std::optional<turbine::StoredTask>> task = backing.FindTask(9, identity);
+  ASSERT_TRUE(task.ok() && task->has_value()) << task.status();
+  EXPECT_EQ((*task)->result, "r");
+  EXPECT_LE(Longest(*store, Table::kInputs, /*values=*/false), NameKey::kDigestedSize);
+  EXPECT_LE(Longest(*store, Table::kTasks, /*values=*/false),
+            8 + turbine::storage::kLongestKeyedIdentity);
 }
 
 }  // namespace

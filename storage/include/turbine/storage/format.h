@@ -10,7 +10,7 @@
 // and canonical argument bytes; `result` its encoding of a clean task's output, cells and
 // the (slot, stamp) pairs it read (backend/src/persist.cc). The store treats both as bytes.
 //
-//   meta      "format_version"           -> decimal text, e.g. "2"
+//   meta      "format_version"           -> decimal text, e.g. "4"
 //             "next_stamp"               -> u64 (cereal): above every change stamp on disk
 //             "next_task_id"             -> u64 (cereal): above every task id on disk
 //             "input_change/" stamp(u64 BE) name key -> empty, or for a long name its

@@ -52,11 +52,11 @@ namespace turbine::storage {
 
 // Table names the column families. Stored on disk by name: renaming one is a format change.
 enum class Table : int {
-  kMeta,     // format version, id and stamp counters
-  kTasks,    // (component hash, identity) -> TaskId, last clean result: lookup by components
-  kTaskIds,  // TaskId -> (component hash, identity), the task's key in kTasks: lookup by id
-  kInputs,   // input key -> value, type, change stamp (durable on acknowledgement)
-  kTaskUse,  // TaskId -> the day it was last used (garbage collection)
+  kMeta,          // format version, id and stamp counters
+  kTasks,         // (component hash, identity) -> TaskId, last clean result: lookup by components
+  kTaskIds,       // TaskId -> (component hash, identity), the task's key in kTasks: lookup by id
+  kInputs,        // input name key -> value, type, change stamp (durable on acknowledgement)
+  kTaskUse,       // TaskId -> the day it was last used (garbage collection)
   kObservations,  // TaskId -> what the task saw outside the engine (checked again at open)
 };
 inline constexpr int kTableCount = 6;
@@ -184,13 +184,21 @@ class Store {
   // StopCompacting makes a CompactAll running on another thread, and every later one, stop
   // early with an error (for shutting down). Safe from any thread.
   void StopCompacting();
-  // UpgradePending: the database is of an older format version (2 or 3) and not upgraded
-  // yet (opened read-only on a full disk, or the upgrade at open failed), so tasks whose
-  // identity and inputs whose name are too long to be a key may still be under their whole
-  // identity or name (format.h). FinishUpgrade runs the upgrade if it is pending (before
-  // anything is written under a digest key).
-  bool UpgradePending() const { return upgrade_pending_.load(std::memory_order_acquire); }
-  absl::Status FinishUpgrade();
+  // The upgrade from older format versions (store_upgrade.cc), in two steps, each run at
+  // open and, if it could not run then (read-only on a full disk, a failed write), pending
+  // until the first write that needs it: from version 2, tasks whose identity is too long
+  // to be a key move to their digest key (the store then says 3); from 2 or 3, inputs
+  // whose name is too long (then 4). While a step is pending, lookups try the old key too.
+  // FinishUpgrade(step) runs the pending steps up to `step`; UpgradeLock, held, keeps any
+  // step from running (for a lookup's second try, and for deletions, which must not race a
+  // step's moves).
+  enum class UpgradeStep : int { kIdentities = 0, kNames = 1 };
+  bool UpgradePending(UpgradeStep step) const {
+    return pending_steps_.load(std::memory_order_acquire) & (1 << static_cast<int>(step));
+  }
+  bool UpgradePending() const { return pending_steps_.load(std::memory_order_acquire) != 0; }
+  absl::Status FinishUpgrade(UpgradeStep step);
+  std::unique_lock<std::mutex> UpgradeLock() { return std::unique_lock(upgrade_mu_); }
   // Scan opens a scan of `table` (see TableScan).
   std::unique_ptr<TableScan> Scan(Table table) const;
   // DiskBytes is what the database directory occupies on disk, as `du` counts it (every
@@ -256,10 +264,7 @@ class Store {
   // CheckInputs verifies the inputs table and logs what Open found.
   Attempt OpenDatabase(bool existed, OpenReport* report);
   Attempt CheckFormat(bool must_have_version, OpenReport* report);
-  // The upgrade (store_upgrade.cc, run by FinishUpgrade). From version 2, RekeyLongIdentities
-  // moves the tasks whose identity is too long to be a key to their digest key; from 2 or
-  // 3, RekeyLongNames moves the inputs and logged changes whose name is too long, and marks
-  // the database of the current version.
+  // The two steps of the upgrade (store_upgrade.cc), under upgrade_mu_.
   absl::Status RekeyLongIdentities();
   absl::Status RekeyLongNames();
   void CheckInputs(OpenReport* report);
@@ -290,9 +295,8 @@ class Store {
   std::atomic<Instance*> current_{nullptr};
   std::mutex recover_mu_;                             // serializes recovery (PrepareWrite)
   std::unique_ptr<Resumer> resumer_;                  // runs RocksDB's resume (resumer.h)
-  std::atomic<bool> upgrade_pending_{false};
-  int upgrade_from_ = 0;   // the version on disk while an upgrade is pending
-  std::mutex upgrade_mu_;  // one upgrade at a time
+  std::atomic<int> pending_steps_{0};                 // bits: 1 << UpgradeStep
+  std::mutex upgrade_mu_;                             // one step at a time
   std::vector<std::unique_ptr<Instance>> instances_;  // every open not closed, current_ last
   // What handle() gives: a table's id, valid in every instance (store.cc, TableHandle).
   std::array<std::unique_ptr<rocksdb::ColumnFamilyHandle>, kTableCount> table_handles_;
