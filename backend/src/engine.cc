@@ -28,7 +28,7 @@ constexpr std::string_view kCyclePrefix = "cycle detected";
 // ChangedInputsOf is the store's log of input changes as the engine keeps it.
 ChangedInputs ChangedInputsOf(const InputChangeLog& log) {
   ChangedInputs changed(log.since);
-  for (const InputChange& change : log.changes) changed.Add(change.stamp, InputBits(change.key));
+  for (const InputChange& change : log.changes) changed.Add(change.stamp, InputBitsOf(change));
   return changed;
 }
 

@@ -9,8 +9,15 @@
 namespace turbine::internal {
 
 uint64_t InputBits(std::string_view key) {
-  const uint64_t hash = XXH3_64bits(key.data(), key.size());
+  return InputBitsOfHash(XXH3_64bits(key.data(), key.size()));
+}
+
+uint64_t InputBitsOfHash(uint64_t hash) {
   return (uint64_t{1} << (hash & 63)) | (uint64_t{1} << ((hash >> 6) & 63));
+}
+
+uint64_t InputBitsOf(const InputChange& change) {
+  return change.key_hash.has_value() ? InputBitsOfHash(*change.key_hash) : InputBits(change.key);
 }
 
 void ChangedInputs::Add(uint64_t stamp, uint64_t bits) {

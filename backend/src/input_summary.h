@@ -17,11 +17,17 @@
 #include <string_view>
 #include <vector>
 
+#include "turbine/backing_store.h"
+
 namespace turbine::internal {
 
 // InputBits is the summary of input `key`: two bits, from a hash that is the same in
 // every process.
 uint64_t InputBits(std::string_view key);
+// InputBitsOfHash is InputBits of the key whose XXH3_64bits is `hash`.
+uint64_t InputBitsOfHash(uint64_t hash);
+// InputBitsOf is InputBits of the input a logged change names (by key, or by its hash).
+uint64_t InputBitsOf(const InputChange& change);
 
 // A summary with every bit: what a result whose inputs are unknown (a record written
 // before summaries existed) may depend on. As a change: anything may have changed.

@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "records.h"
+#include "turbine/internal/xxh3.h"
 #include "turbine/storage/format.h"
 #include "turbine/value_type.h"
 
@@ -179,8 +180,9 @@ absl::Status RocksBackingStore::WriteWithNextStamp(uint64_t next_stamp, rocksdb:
 
 void RocksBackingStore::LogInputChange(uint64_t stamp, std::string_view key,
                                        rocksdb::WriteBatch& batch) {
-  // A long name is logged under its NameKey, the name in the value (format.h); in a store
-  // of an older version, under the whole name, as a build of that version reads it.
+  // A long name is logged under its NameKey, with the name's hash (all a restart needs of
+  // it: InputChange) as the value (format.h); in a store of an older version, under the
+  // whole name, as a build of that version reads it.
   char stamp_bytes[8];
   PutBigEndian(stamp, stamp_bytes);
   const NameKey name_key(key);
@@ -189,10 +191,11 @@ void RocksBackingStore::LogInputChange(uint64_t stamp, std::string_view key,
   const rocksdb::Slice parts[] = {{kInputChangePrefix, sizeof(kInputChangePrefix) - 1},
                                   {stamp_bytes, 8},
                                   {tail.data(), tail.size()}};
-  const std::string value = digested ? NamedValue(name_key, key, {}) : std::string();
-  const rocksdb::Slice value_slice(value);
+  char hash[8];
+  PutBigEndian(XXH3_64bits(key.data(), key.size()), hash);
+  const rocksdb::Slice value(hash, digested ? 8 : 0);
   batch.Put(store_->handle(Table::kMeta), rocksdb::SliceParts(parts, 3),
-            rocksdb::SliceParts(&value_slice, 1));
+            rocksdb::SliceParts(&value, 1));
 }
 
 absl::StatusOr<InputChangeLog> RocksBackingStore::ReadInputChanges(size_t keep) {
@@ -234,22 +237,23 @@ absl::StatusOr<InputChangeLog> RocksBackingStore::PruneInputChanges(rocksdb::Wri
   const std::string_view prefix(kInputChangePrefix, sizeof(kInputChangePrefix) - 1);
   struct Entry {
     std::string key;
-    std::string name;  // the changed input's
+    InputChange change;  // its stamp is set below
   };
   std::vector<Entry> entries;    // of the log, in stamp order
-  uint64_t damaged_through = 0;  // the highest stamp of an entry whose name is unreadable
+  uint64_t damaged_through = 0;  // the highest stamp of an entry whose input is unknown
   absl::Status scanned =
       store_->ForEach(Table::kMeta, [&](std::string_view key, std::string_view value) {
         if (key.size() < prefix.size() + 8 || key.substr(0, prefix.size()) != prefix) return;
         const std::string_view tail = key.substr(prefix.size() + 8);
-        // Empty: the tail is the whole name (so is a long one's in a version 3 store).
-        std::optional<std::pair<std::string_view, std::string_view>> named =
-            value.empty() ? std::pair(tail, value) : NameAndValue(tail, value);
-        if (!named.has_value()) {
+        Entry entry{std::string(key), {}};
+        if (value.empty()) {
+          entry.change.key = tail;  // the whole name (so is a long one's before version 4)
+        } else if (value.size() == 8 && tail.size() == NameKey::kDigestedSize) {
+          entry.change.key_hash = GetBigEndian(value.data());
+        } else {
           damaged_through = std::max(damaged_through, GetBigEndian(key.data() + prefix.size()));
         }
-        entries.push_back(
-            Entry{std::string(key), named.has_value() ? std::string(named->first) : std::string()});
+        entries.push_back(std::move(entry));
       });
   if (!scanned.ok()) return scanned;
   const uint64_t since_before = log.since;
@@ -270,7 +274,8 @@ absl::StatusOr<InputChangeLog> RocksBackingStore::PruneInputChanges(rocksdb::Wri
     if (stamp_of(entry) <= log.since) {
       batch.Delete(store_->handle(Table::kMeta), entry.key);
     } else {
-      log.changes.push_back(InputChange{stamp_of(entry), std::move(entry.name)});
+      entry.change.stamp = stamp_of(entry);
+      log.changes.push_back(std::move(entry.change));
     }
   }
   if (log.since != since_before || foreign) {

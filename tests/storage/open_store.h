@@ -9,7 +9,10 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "turbine/backing_store.h"
+#include "turbine/internal/xxh3.h"
 #include "turbine/storage/format.h"
 #include "turbine/storage/store.h"
 
@@ -51,6 +54,25 @@ inline uint64_t ManifestBytes(const std::filesystem::path& dir) {
     if (entry.path().filename().string().starts_with("MANIFEST-")) bytes += entry.file_size();
   }
   return bytes;
+}
+
+// LoggedHashes is the XXH3-64 of each input a log of changes names, in its order: the
+// store gives a long name by that hash alone (InputChange).
+inline std::vector<uint64_t> LoggedHashes(const InputChangeLog& log) {
+  std::vector<uint64_t> hashes;
+  for (const InputChange& change : log.changes) {
+    hashes.push_back(change.key_hash.has_value()
+                         ? *change.key_hash
+                         : XXH3_64bits(change.key.data(), change.key.size()));
+  }
+  return hashes;
+}
+
+// Hashes is the XXH3-64 of each of `names`.
+inline std::vector<uint64_t> Hashes(const std::vector<std::string>& names) {
+  std::vector<uint64_t> hashes;
+  for (const std::string& name : names) hashes.push_back(XXH3_64bits(name.data(), name.size()));
+  return hashes;
 }
 
 }  // namespace turbine::testing

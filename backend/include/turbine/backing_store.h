@@ -54,10 +54,14 @@ struct StoredObservation {
 };
 
 // InputChange is one input set or deleted, as the store logs it: the stamp of the change
-// and the input's key.
+// and the input's key. A store may log a long key by its hash alone (a log of megabyte
+// names would hold megabytes per change, and a restart would read them all): `key_hash` is
+// then XXH3_64bits of the key (unseeded, turbine/internal/xxh3.h), all a restart needs of
+// it, and `key` is empty.
 struct InputChange {
   uint64_t stamp = 0;
   std::string key;
+  std::optional<uint64_t> key_hash;
 };
 
 // InputChangeLog is the recent input changes a store logged: every change with a stamp

@@ -14,8 +14,9 @@
 //             "next_stamp"               -> u64 (cereal): above every change stamp on disk
 //             "next_task_id"             -> u64 (cereal): above every task id on disk
 //             "input_change/" stamp(u64 BE) name key -> empty, or for a long name its
-//                                           length (u64 BE) and the name: an input set or
-//                                           deleted at `stamp`
+//                                           XXH3-64 (u64 BE): an input set or deleted at
+//                                           `stamp` (an empty value with a long name key:
+//                                           the whole name, as version 3 logged it)
 //             "input_changes_since"      -> u64 (cereal): every input change above it is
 //                                           logged (absent: 0)
 //             "input_changes_through"    -> u64 (cereal): the next_stamp the log was last
