@@ -404,6 +404,18 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::FindTask(uint64_t h
 }
 
 absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::ReadTask(uint64_t id) {
+  absl::StatusOr<std::optional<StoredTask>> task = ReadTaskOnce(id);
+  if (!task.ok() && absl::IsDataLoss(task.status()) &&
+      store_->UpgradePending(Store::UpgradeStep::kIdentities)) {
+    // An upgrade moving tasks rewrites the index entry and the record at once; two reads
+    // that straddle it find the index naming a key it moved. Read again, with it held off.
+    auto no_upgrade = store_->UpgradeLock();
+    task = ReadTaskOnce(id);
+  }
+  return task;
+}
+
+absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::ReadTaskOnce(uint64_t id) {
   // The id index names the task's key in `tasks`: two point reads.
   char id_key[8];
   PutBigEndian(id, id_key);
@@ -416,9 +428,6 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::ReadTask(uint64_t i
     value.Reset();
     ReleaseIfLarge(key, value);
   };
-  // An upgrade moving tasks changes both records at once; the two reads must not straddle it.
-  std::unique_lock<std::mutex> no_upgrade;
-  if (store_->UpgradePending(Store::UpgradeStep::kIdentities)) no_upgrade = store_->UpgradeLock();
   absl::StatusOr<bool> indexed = store_->Get(Table::kTaskIds, std::string_view(id_key, 8), &key);
   if (!indexed.ok()) return indexed.status();
   if (!*indexed) return std::nullopt;
@@ -432,10 +441,21 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::ReadTask(uint64_t i
 
 std::vector<absl::StatusOr<std::optional<StoredTask>>> RocksBackingStore::ReadTasks(
     const std::vector<uint64_t>& ids) {
+  std::vector<absl::StatusOr<std::optional<StoredTask>>> tasks = ReadTasksOnce(ids);
+  const bool damaged = std::any_of(tasks.begin(), tasks.end(), [](const auto& task) {
+    return !task.ok() && absl::IsDataLoss(task.status());
+  });
+  if (damaged && store_->UpgradePending(Store::UpgradeStep::kIdentities)) {
+    auto no_upgrade = store_->UpgradeLock();  // as in ReadTask
+    tasks = ReadTasksOnce(ids);
+  }
+  return tasks;
+}
+
+std::vector<absl::StatusOr<std::optional<StoredTask>>> RocksBackingStore::ReadTasksOnce(
+    const std::vector<uint64_t>& ids) {
   // ReadTask's two point reads, each as one batch: the id index, then the tasks it names.
   if (ids.empty()) return {};
-  std::unique_lock<std::mutex> no_upgrade;  // as in ReadTask
-  if (store_->UpgradePending(Store::UpgradeStep::kIdentities)) no_upgrade = store_->UpgradeLock();
   std::vector<absl::StatusOr<std::optional<StoredTask>>> tasks(ids.size(), std::nullopt);
   std::vector<char> id_bytes(ids.size() * 8);
   std::vector<rocksdb::Slice> id_keys;

@@ -340,14 +340,22 @@ Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
   absl::StatusOr<bool> found = Get(Table::kMeta, kFormatVersionKey, &version);
   if (!found.ok()) return {Verdict::kMoveAside, {}, std::string(found.status().message())};
   if (*found) {
-    if (version == std::to_string(kFormatVersion)) return {};
-    if (version == "2" || version == "3") {
+    const int from_2 = 1 << static_cast<int>(UpgradeStep::kIdentities);
+    const int from_3 = 1 << static_cast<int>(UpgradeStep::kNames);
+    int pending = -1;  // not a version this build reads
+    if (version == "2") pending = from_2 | from_3;
+    if (version == "3") pending = from_3;
+    if (version == std::to_string(kFormatVersion)) {
+      std::string unused;
+      absl::StatusOr<bool> moving = Get(Table::kMeta, kMovingInputNamesKey, &unused);
+      if (!moving.ok()) return {Verdict::kMoveAside, {}, std::string(moving.status().message())};
+      pending = *moving ? from_3 : 0;
+    }
+    if (pending > 0) {
       // Upgraded now if it can be. If not (a full disk, a failed write), the cache is
       // served as it is: lookups try the old keys too, and the first write of a digest key
       // upgrades it first.
-      const int from_2 = 1 << static_cast<int>(UpgradeStep::kIdentities);
-      const int from_3 = 1 << static_cast<int>(UpgradeStep::kNames);
-      pending_steps_.store(version == "2" ? from_2 | from_3 : from_3, std::memory_order_release);
+      pending_steps_.store(pending, std::memory_order_release);
       if (!Use().read_only()) {
         if (absl::Status upgraded = FinishUpgrade(UpgradeStep::kNames); !upgraded.ok()) {
           spdlog::warn(
@@ -356,8 +364,8 @@ Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
               path_, version, upgraded.ToString());
         }
       }
-      return {};
     }
+    if (pending >= 0) return {};
     return {
         Verdict::kMoveAside,
         {},

@@ -14,9 +14,8 @@
 namespace turbine::storage {
 namespace {
 
-// A step writes what it moves in batches of about this size: each synced, the version
-// written after the last. A step cut short runs again, and what it moved already it
-// recognizes (below).
+// A step writes what it moves in batches of this size or a record more: each synced. A
+// step cut short runs again, and what it moved already it recognizes (below).
 constexpr size_t kBatchBytes = size_t{64} << 20;
 
 }  // namespace
@@ -83,10 +82,17 @@ absl::Status Store::RekeyLongNames() {
   // length, too large read big-endian). Inputs are the user's data: every batch is synced,
   // and the old key goes in the batch that writes the new.
   //
+  // The store says 4 before the first input moves, and kMovingInputNamesKey says the step
+  // is under way (format.h): a build of version 3 must not read a table moved in part.
+  //
   // The log of changes is left as it is: an entry tells its layout by its value (empty
   // before), so a version 3 entry is read as such until pruned. Entries logged while the
   // step is pending keep that layout too, for a build of version 3 to read.
   rocksdb::WriteBatch batch;
+  batch.Put(handle(Table::kMeta), kFormatVersionKey, std::to_string(kFormatVersion));
+  batch.Put(handle(Table::kMeta), kMovingInputNamesKey, "");
+  if (absl::Status written = Write(batch, /*sync=*/true); !written.ok()) return written;
+  batch.Clear();
   size_t moved = 0;
   absl::Status failed;
   absl::Status scanned =
@@ -107,7 +113,7 @@ absl::Status Store::RekeyLongNames() {
       });
   if (!scanned.ok()) return scanned;
   if (!failed.ok()) return failed;
-  batch.Put(handle(Table::kMeta), kFormatVersionKey, std::to_string(kFormatVersion));
+  batch.Delete(handle(Table::kMeta), kMovingInputNamesKey);
   if (absl::Status written = Write(batch, /*sync=*/true); !written.ok()) return written;
   spdlog::info("cache database {} upgraded to format version {}: {} inputs rekeyed", path_,
                kFormatVersion, moved);

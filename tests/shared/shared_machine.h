@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -42,6 +43,13 @@ class Machine {
                                      name_space,
                                      "--shared-cache-mode",
                                      mode};
+    // A loaded machine (the suite runs two tests at once, some starting several daemons)
+    // can keep a node from answering within the daemon's default 50 ms, and a publish
+    // that times out is dropped, as a cache may: a test that is not about the timeout
+    // gives it room, or its traces are not published at all (published 0 of 1 in 20 s).
+    if (std::find(extra.begin(), extra.end(), "--shared-cache-timeout-ms") == extra.end()) {
+      args.insert(args.end(), {"--shared-cache-timeout-ms", "2000"});
+    }
     args.insert(args.end(), extra.begin(), extra.end());
     started_ = daemon_.Start(args);
     EXPECT_TRUE(started_) << daemon_.log();
@@ -93,7 +101,10 @@ class Machine {
       if (stats.shared_published() >= n && stats.shared_publish_queue() == 0) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    ADD_FAILURE() << "published " << Stats().shared_published() << " of " << n;
+    const v1::StatsReply stats = Stats();
+    ADD_FAILURE() << "published " << stats.shared_published() << " of " << n << ", dropped "
+                  << stats.shared_publish_dropped() << "\n"
+                  << daemon_.log();
   }
   // Why and Graph of a call, as `turbine why` and `turbine graph` ask.
   v1::WhyReply Why(const std::string& function, std::vector<v1::Value> args) {

@@ -217,15 +217,18 @@ TEST(LongName, AVersion3StoreKeepsItsInputsAndTheirLongKeysMove) {
   EXPECT_EQ(logged, (std::vector<std::string>{"short", kNameA, as_long}));  // whole, as logged
 }
 
-// An upgrade cut short (by a crash, or a failed write between its batches) runs again at
-// the next open, and takes what it moved already for what it is, though its key has the
-// size of a whole name the upgrade must move.
+// An upgrade cut short (by a crash, or a failed write between its batches) leaves a store
+// that says 4 and that its names are moving. It runs again at the next open, and takes
+// what it moved already for what it is, though its key has the size of a whole name the
+// upgrade must move.
 TEST(LongName, AnUpgradeCutShortRunsAgainAndKeepsWhatItMoved) {
   turbine::testing::TempDir dir;
   {
     std::unique_ptr<Store> store = OpenStore(dir.str());
     ASSERT_NE(store, nullptr);
     ASSERT_TRUE(turbine::testing::PutVersion3Input(*store, kNameB, 3));
+    ASSERT_TRUE(store->Put(Table::kMeta, turbine::storage::kFormatVersionKey, "4").ok());
+    ASSERT_TRUE(store->Put(Table::kMeta, turbine::storage::kMovingInputNamesKey, "").ok());
     // kNameA as the upgrade writes it, in a store that still says 3.
     const NameKey key(kNameA);
     std::string record;
@@ -245,6 +248,8 @@ TEST(LongName, AnUpgradeCutShortRunsAgainAndKeepsWhatItMoved) {
   ASSERT_TRUE(b.has_value());
   EXPECT_EQ(b->bytes, "x");
   EXPECT_LE(Longest(*store, Table::kInputs, /*values=*/false), NameKey::kDigestedSize);
+  std::string unused;
+  EXPECT_FALSE(*store->Get(Table::kMeta, turbine::storage::kMovingInputNamesKey, &unused));
 }
 
 // A version 2 store goes through both steps: its long identities, then its long names.

@@ -13,6 +13,7 @@
 //   meta      "format_version"           -> decimal text, e.g. "4"
 //             "next_stamp"               -> u64 (cereal): above every change stamp on disk
 //             "next_task_id"             -> u64 (cereal): above every task id on disk
+//             "moving_input_names"       -> empty: an upgrade from version 3 is under way
 //             "input_change/" stamp(u64 BE) name key -> empty, or for a long name its
 //                                           XXH3-64 (u64 BE): an input set or deleted at
 //                                           `stamp` (an empty value with a long name key:
@@ -72,6 +73,10 @@ inline constexpr char kNextStampKey[] = "next_stamp";
 inline constexpr char kNextTaskIdKey[] = "next_task_id";
 // Set while a process runs: ids below it may have been given out (ReserveTaskIds).
 inline constexpr char kTaskIdsReservedKey[] = "task_ids_reserved";
+// Set while an upgrade from version 3 moves inputs with long names to their name keys
+// (Store::RekeyLongNames). The store says 4 from its first batch on, so that a build of
+// version 3 moves it aside rather than misread a table moved in part.
+inline constexpr char kMovingInputNamesKey[] = "moving_input_names";
 inline constexpr char kInputChangePrefix[] = "input_change/";
 inline constexpr char kInputChangesSinceKey[] = "input_changes_since";
 inline constexpr char kInputChangesThroughKey[] = "input_changes_through";

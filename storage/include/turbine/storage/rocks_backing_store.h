@@ -54,6 +54,10 @@ class RocksBackingStore : public BackingStore {
   void PutTaskId(const StoredTask& task, rocksdb::WriteBatch& batch);
   void PutLastUse(uint64_t id, uint16_t day, rocksdb::WriteBatch& batch);
   void PutObservation(uint64_t id, const std::string& observation, rocksdb::WriteBatch& batch);
+  // ReadTask and ReadTasks without their second try (under Store::UpgradeLock).
+  absl::StatusOr<std::optional<StoredTask>> ReadTaskOnce(uint64_t id);
+  std::vector<absl::StatusOr<std::optional<StoredTask>>> ReadTasksOnce(
+      const std::vector<uint64_t>& ids);
   // WriteWithNextStamp writes `batch` with the stamp counter added, and the log's claim to
   // be complete up to it once ReadInputChanges has found (or made) the log sound. The
   // counter written is never below one written before: sets and snapshots take their
