@@ -61,11 +61,13 @@ absl::StatusOr<std::optional<StoredInput>> RocksBackingStore::ReadInput(std::str
   // The key is the input's name as given, or for a long one its NameKey, the name then
   // leading the value; the value is decoded where RocksDB holds it.
   const NameKey name_key(key);
+  // Asked before the read: a step that ends between the read and the question would leave
+  // a miss of an input it moved unexplained.
+  const bool pending = store_->UpgradePending(Store::UpgradeStep::kNames);
   rocksdb::PinnableSlice bytes;
   absl::StatusOr<bool> found = store_->Get(Table::kInputs, name_key.key(), &bytes);
   bool old_layout = false;
-  if (found.ok() && !*found && name_key.digested() &&
-      store_->UpgradePending(Store::UpgradeStep::kNames)) {
+  if (found.ok() && !*found && name_key.digested() && pending) {
     // A version 3 store not upgraded yet keeps it under its whole name. Both keys are read
     // again with the upgrade held off: it may have moved the input since the first read.
     auto no_upgrade = store_->UpgradeLock();
@@ -379,9 +381,9 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::FindTask(uint64_t h
     value.Reset();  // unpin the block
     ReleaseIfLarge(key, value);
   };
+  const bool pending = store_->UpgradePending(Store::UpgradeStep::kIdentities);  // as ReadInput
   absl::StatusOr<bool> found = store_->Get(Table::kTasks, key, &value);
-  if (found.ok() && !*found && parts.digested() &&
-      store_->UpgradePending(Store::UpgradeStep::kIdentities)) {
+  if (found.ok() && !*found && parts.digested() && pending) {
     // A version 2 store not upgraded yet keeps it under its whole identity. Both keys are
     // read again with the upgrade held off: it may have moved the task since the first read.
     auto no_upgrade = store_->UpgradeLock();
@@ -404,9 +406,9 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::FindTask(uint64_t h
 }
 
 absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::ReadTask(uint64_t id) {
+  const bool pending = store_->UpgradePending(Store::UpgradeStep::kIdentities);  // as ReadInput
   absl::StatusOr<std::optional<StoredTask>> task = ReadTaskOnce(id);
-  if (!task.ok() && absl::IsDataLoss(task.status()) &&
-      store_->UpgradePending(Store::UpgradeStep::kIdentities)) {
+  if (!task.ok() && absl::IsDataLoss(task.status()) && pending) {
     // An upgrade moving tasks rewrites the index entry and the record at once; two reads
     // that straddle it find the index naming a key it moved. Read again, with it held off.
     auto no_upgrade = store_->UpgradeLock();
@@ -441,11 +443,12 @@ absl::StatusOr<std::optional<StoredTask>> RocksBackingStore::ReadTaskOnce(uint64
 
 std::vector<absl::StatusOr<std::optional<StoredTask>>> RocksBackingStore::ReadTasks(
     const std::vector<uint64_t>& ids) {
+  const bool pending = store_->UpgradePending(Store::UpgradeStep::kIdentities);  // as ReadInput
   std::vector<absl::StatusOr<std::optional<StoredTask>>> tasks = ReadTasksOnce(ids);
   const bool damaged = std::any_of(tasks.begin(), tasks.end(), [](const auto& task) {
     return !task.ok() && absl::IsDataLoss(task.status());
   });
-  if (damaged && store_->UpgradePending(Store::UpgradeStep::kIdentities)) {
+  if (damaged && pending) {
     auto no_upgrade = store_->UpgradeLock();  // as in ReadTask
     tasks = ReadTasksOnce(ids);
   }

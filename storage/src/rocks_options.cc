@@ -5,6 +5,8 @@
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/table_properties_collectors.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +23,15 @@ rocksdb::Options DatabaseOptions(const std::shared_ptr<rocksdb::Logger>& logger,
   // Memtables of all tables together stay under this (RocksDB flushes the largest when
   // they reach it); 0 leaves each table its own 64 MB, two of them.
   options.db_write_buffer_size = write_buffer_bytes;
+  // A log file goes once every table with data in it has flushed it, and a table written
+  // little (meta, whose counters every input change rewrites) rarely flushes: its memtable
+  // is never the largest. RocksDB's own bound on the logs is four times every table's
+  // memtables (3.5 GB here), and a daemon whose inputs kept changing held that much log
+  // for well under a megabyte of data. Past the memtables' own budget (the most they can
+  // hold that the log must keep), the tables holding the oldest log are flushed.
+  options.max_total_wal_size = write_buffer_bytes > 0
+                                   ? std::max<uint64_t>(write_buffer_bytes, uint64_t{32} << 20)
+                                   : uint64_t{512} << 20;
   options.info_log = logger;  // not a LOG file on the data disk (rocks_faults.h)
   options.listeners.push_back(errors);
   options.max_bgerror_resume_count = 0;  // the store resumes itself (BackgroundErrors)

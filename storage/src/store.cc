@@ -359,7 +359,7 @@ Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
       if (!Use().read_only()) {
         if (absl::Status upgraded = FinishUpgrade(UpgradeStep::kNames); !upgraded.ok()) {
           spdlog::warn(
-              "cache database {}: the upgrade from format version {} failed ({}); "
+              "cache database {} (format version {}): its upgrade failed ({}); "
               "served as it is until a write tries again",
               path_, version, upgraded.ToString());
         }

@@ -1,6 +1,7 @@
 // store_upgrade.cc — from format version 2 or 3 to 4, in two steps: tasks whose identity is
 // too long to be a key move to their digest key (from 2, then the store says 3), and inputs
-// whose name is too long move to their name key (from 3, then it says 4); format.h.
+// whose name is too long move to their name key (from 3: the store says 4, and that the
+// move is under way until it is done); format.h.
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
@@ -77,7 +78,7 @@ absl::Status Store::RekeyLongIdentities() {
 absl::Status Store::RekeyLongNames() {
   // Before version 4, an input's key was its whole name, however long. Those over the
   // limit move to their name key, the name into the value. A key of a digest key's size
-  // may be either until the version says 4, but the value tells: one that holds a name
+  // may be either while the move is under way, but the value tells: one that holds a name
   // matching the key was moved already (a version 3 value starts with a small little-endian
   // length, too large read big-endian). Inputs are the user's data: every batch is synced,
   // and the old key goes in the batch that writes the new.
@@ -87,7 +88,7 @@ absl::Status Store::RekeyLongNames() {
   //
   // The log of changes is left as it is: an entry tells its layout by its value (empty
   // before), so a version 3 entry is read as such until pruned. Entries logged while the
-  // step is pending keep that layout too, for a build of version 3 to read.
+  // step is pending keep that layout too: a store not upgraded yet still says 3.
   rocksdb::WriteBatch batch;
   batch.Put(handle(Table::kMeta), kFormatVersionKey, std::to_string(kFormatVersion));
   batch.Put(handle(Table::kMeta), kMovingInputNamesKey, "");
