@@ -727,7 +727,8 @@ void EngineImpl::GcLoop() {
     executions_before = executions;
     const auto now = Clock::now();
     bool due = idle && now >= next_pass;
-    if (idle && !due && gc_options_.disk_limit > 0 && now >= next_size_check) {
+    // Busy or not: a daemon that never rests must not grow past its disk limit for good.
+    if (!due && gc_options_.disk_limit > 0 && now >= next_size_check) {
       next_size_check = now + kSizeCheck;
       absl::StatusOr<uint64_t> bytes = store_->DiskBytes();
       due = bytes.ok() && *bytes > gc_size_trigger_.load();

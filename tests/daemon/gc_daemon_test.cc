@@ -594,6 +594,30 @@ TEST(GarbageCollectionDaemon, AStoreLeftOverTheLimitIsCollectedAgainOnceItGrows)
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
+// The store growing past --disk-limit is collected while the daemon is busy too: a daemon
+// that executed something every second never checked its size, and grew eight times past
+// a 200 MB limit under a client changing its inputs without pause.
+TEST(GarbageCollectionDaemon, AStoreGrowingPastTheLimitIsCollectedThoughTheDaemonNeverRests) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--gc-interval", "1h", "--disk-limit", "1K"}))
+      << daemon.log();
+  std::unique_ptr<Client> client = ConnectTo(daemon);
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(daemon.WaitForLog("over the disk limit of 1024")) << daemon.log();
+  // Something executes at every moment from here on: 20 ms tasks, one after another.
+  std::atomic<bool> stop{false};
+  std::thread busy([&] {
+    for (int k = 2000000; !stop.load(); ++k) {
+      (void)client->Call(MakeCallRequest("demo.busy", {Int(k), Int(20'000)}));
+    }
+  });
+  EXPECT_GT(WaitForRemovedTasks(*client, 1, std::chrono::seconds(40)), 0u) << daemon.log();
+  stop.store(true);
+  busy.join();
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
 TEST(GarbageCollectionDaemon, SizesAndDurationsAreCheckedAtStart) {
   TempDir dir;
   for (const std::vector<std::string>& good :
