@@ -350,6 +350,11 @@ class CallTest(DaemonTestCase):
         self.assertEqual(self.client.set_inputs({}), 0)
         with self.assertRaisesRegex(ValueError, "an input key is a non-empty str"):
             self.client.set_inputs({"": 1})
+        # Before: a bare UnicodeEncodeError "surrogates not allowed", naming no key.
+        with self.assertRaisesRegex(ValueError, "input key 'a\\\\udcff' is not UTF-8 text"):
+            self.client.set_inputs({"a\udcff": 1})
+        with self.assertRaisesRegex(ValueError, "is not UTF-8 text"):
+            self.client.unset(["b\udcff"])
         with self.assertRaisesRegex(ValueError, "input 'k': at /0: cannot send"):
             self.client.set_inputs({"k": [object()]})
         # Before: AttributeError "'list' object has no attribute 'items'".

@@ -220,6 +220,17 @@ class Watch:
         self.cancel()
 
 
+def _check_key(key):
+    """Raises ValueError naming `key` unless it is an input key the daemon can take."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"an input key is a non-empty str, not {key!r}")
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, as os.fsdecode makes of undecodable bytes
+        raise ValueError(
+            f"input key {key!r} is not UTF-8 text (it holds a lone surrogate)") from None
+
+
 class Client:
     """A connection to turbined.
 
@@ -371,8 +382,7 @@ class Client:
             raise ValueError(f"inputs is a dict of key: value, not {type(inputs).__name__}")
         request = pb.SetInputsRequest()
         for key, value in inputs.items():
-            if not isinstance(key, str) or not key:
-                raise ValueError(f"an input key is a non-empty str, not {key!r}")
+            _check_key(key)
             entry = request.inputs.add()
             entry.key = key
             try:
@@ -391,8 +401,7 @@ class Client:
         # One str is one key: iterated, "uv" would unset the inputs "u" and "v".
         keys = [keys] if isinstance(keys, str) else list(keys)
         for key in keys:
-            if not isinstance(key, str) or not key:
-                raise ValueError(f"an input key is a non-empty str, not {key!r}")
+            _check_key(key)
         return self._unary("DeleteInputs", pb.DeleteInputsRequest(keys=keys), timeout).deleted
 
     def collect_garbage(self, timeout=None):
