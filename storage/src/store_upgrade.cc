@@ -21,6 +21,12 @@ constexpr size_t kBatchBytes = size_t{64} << 20;
 
 }  // namespace
 
+void Store::WriteIfFull(rocksdb::WriteBatch& batch, absl::Status& failed) {
+  if (batch.GetDataSize() < kBatchBytes) return;
+  failed = Write(batch, /*sync=*/true);
+  batch.Clear();
+}
+
 absl::Status Store::FinishUpgrade(UpgradeStep step) {
   std::lock_guard lock(upgrade_mu_);
   for (UpgradeStep next : {UpgradeStep::kIdentities, UpgradeStep::kNames}) {
@@ -61,10 +67,7 @@ absl::Status Store::RekeyLongIdentities() {
         PutBigEndian(task->id, id);
         batch.Put(handle(Table::kTaskIds), rocksdb::Slice(id, 8), new_key);
         ++moved;
-        if (batch.GetDataSize() >= kBatchBytes) {
-          failed = Write(batch, /*sync=*/true);
-          batch.Clear();
-        }
+        WriteIfFull(batch, failed);
       });
   if (!scanned.ok()) return scanned;
   if (!failed.ok()) return failed;
@@ -107,10 +110,7 @@ absl::Status Store::RekeyLongNames() {
         batch.Put(handle(Table::kInputs), rocksdb::Slice(key.key().data(), key.key().size()),
                   NamedValue(key, name, value));
         ++moved;
-        if (batch.GetDataSize() >= kBatchBytes) {
-          failed = Write(batch, /*sync=*/true);
-          batch.Clear();
-        }
+        WriteIfFull(batch, failed);
       });
   if (!scanned.ok()) return scanned;
   if (!failed.ok()) return failed;

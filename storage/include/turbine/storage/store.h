@@ -264,9 +264,11 @@ class Store {
   // CheckInputs verifies the inputs table and logs what Open found.
   Attempt OpenDatabase(bool existed, OpenReport* report);
   Attempt CheckFormat(bool must_have_version, OpenReport* report);
-  // The two steps of the upgrade (store_upgrade.cc), under upgrade_mu_.
+  // The two steps of the upgrade (store_upgrade.cc), under upgrade_mu_; WriteIfFull writes
+  // a step's batch (synced) once it holds a batch's worth, and clears it.
   absl::Status RekeyLongIdentities();
   absl::Status RekeyLongNames();
+  void WriteIfFull(rocksdb::WriteBatch& batch, absl::Status& failed);
   void CheckInputs(OpenReport* report);
   // Recovery (store_recovery.cc), under recover_mu_. PrepareWrite makes the database
   // writable again after a failed write, if it can: ResumeWriting asks RocksDB to resume;
