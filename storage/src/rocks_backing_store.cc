@@ -194,7 +194,7 @@ void RocksBackingStore::LogInputChange(uint64_t stamp, std::string_view key,
                                   {stamp_bytes, 8},
                                   {tail.data(), tail.size()}};
   char hash[8];
-  PutBigEndian(XXH3_64bits(key.data(), key.size()), hash);
+  if (digested) PutBigEndian(XXH3_64bits(key.data(), key.size()), hash);
   const rocksdb::Slice value(hash, digested ? 8 : 0);
   batch.Put(store_->handle(Table::kMeta), rocksdb::SliceParts(parts, 3),
             rocksdb::SliceParts(&value, 1));
