@@ -1,4 +1,5 @@
-// store.cc — opening the backing store, and what to do when it cannot be used as is.
+// store.cc — the backing store's database: its instances, reads and writes, room on the
+// disk, compaction and settling (opening it: store_open.cc; recovery: store_recovery.cc).
 #include "turbine/storage/store.h"
 
 #include <absl/strings/numbers.h>
@@ -14,13 +15,10 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
-#include <chrono>
-#include <ctime>
-#include <filesystem>
-#include <optional>
-#include <set>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "resumer.h"
@@ -136,17 +134,6 @@ Attempt ConvertOpenError(const rocksdb::Status& status, const std::string& path)
   return {Verdict::kMoveAside, {}, status.ToString()};
 }
 
-std::string BrokenName(const std::string& path) {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  char stamp[32];
-  std::strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", std::gmtime(&now));
-  std::string target = path + ".broken-" + stamp;
-  for (int n = 1; fs::exists(target); ++n) {
-    target = path + ".broken-" + stamp + "-" + std::to_string(n);
-  }
-  return target;
-}
-
 }  // namespace
 
 absl::Status FromRocks(const rocksdb::Status& status, std::string_view what) {
@@ -157,23 +144,6 @@ absl::Status FromRocks(const rocksdb::Status& status, std::string_view what) {
   if (status.IsCorruption()) return absl::DataLossError(message);
   return absl::InternalError(message);
 }
-
-
-namespace {
-// VerifyInputs reads the whole inputs table with checksums verified; what RocksDB found
-// wrong, or empty. Inputs are the user's data: a damaged one must be an error, never
-// silently absent, and the operator should hear of it at start, not at the first read.
-std::string VerifyInputs(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* inputs) {
-  rocksdb::ReadOptions options;
-  options.verify_checksums = true;
-  options.fill_cache = false;  // a scan at start must not push out what lookups need
-  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(options, inputs));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-  }
-  return it->status().ok() ? std::string() : it->status().ToString();
-}
-
-}  // namespace
 
 // FreeBytes is the space left on the disk holding `path`, if the system says.
 std::optional<uint64_t> FreeBytes(const std::string& path) {
@@ -232,82 +202,6 @@ std::string_view TableName(Table table) { return kTableNames[static_cast<int>(ta
 
 Store::Store() : shared_(std::make_shared<Shared>()) {}
 
-namespace {
-
-// UnknownTable names a table in the database at `path` that this version does not know
-// (then another format wrote it); empty if there is none.
-std::string UnknownTable(const std::string& path) {
-  std::vector<std::string> existing;
-  if (!rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &existing).ok()) return "";
-  const std::set<std::string_view> known(kTableNames.begin(), kTableNames.end());
-  for (const std::string& name : existing) {
-    if (name != rocksdb::kDefaultColumnFamilyName && !known.contains(name)) return name;
-  }
-  return "";
-}
-
-// MoveAside renames an unusable database out of the way, recording where and why.
-absl::Status MoveAside(const std::string& path, const std::string& reason, OpenReport* report) {
-  std::error_code error;
-  const std::string target = BrokenName(path);
-  fs::rename(path, target, error);
-  if (error) {
-    return absl::UnavailableError("the cache database " + path + " is unusable (" + reason +
-                                  ") and cannot be moved aside: " + error.message());
-  }
-  report->moved_aside = target;
-  report->reason = reason;
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
-                                                   OpenReport* report) {
-  OpenReport ignored;
-  if (report == nullptr) report = &ignored;
-  *report = OpenReport{};
-
-  std::error_code error;
-  fs::create_directories(options.data_dir, error);
-  if (error) {
-    return absl::PermissionDeniedError("cannot create the data directory " + options.data_dir +
-                                       ": " + error.message());
-  }
-  const std::string path = (fs::path(options.data_dir) / "db").string();
-
-  // At most twice: a database found unusable is moved aside and a new one created.
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    const bool existed = fs::exists(fs::path(path) / "CURRENT");
-    std::string unusable = existed ? UnknownTable(path) : "";
-    if (!unusable.empty()) unusable = "unknown table '" + unusable + "'";
-    if (unusable.empty()) {
-      std::unique_ptr<Store> store(new Store);
-      store->path_ = path;
-      store->options_ = options;
-      store->resumer_ = std::make_unique<Resumer>(options.resume_wait);
-      if (options.file_system != nullptr) {
-        store->shared_->env = rocksdb::NewCompositeEnv(options.file_system);
-      }
-      const Attempt opened = store->OpenDatabase(existed, report);
-      if (opened.verdict == Verdict::kError) return opened.error;
-      unusable = opened.reason;
-      if (opened.verdict == Verdict::kOk) {
-        const Attempt checked = store->CheckFormat(existed && attempt == 0, report);
-        if (checked.verdict == Verdict::kError) return checked.error;
-        if (checked.verdict == Verdict::kOk) {
-          if (!report->created) store->CheckInputs(report);
-          return store;
-        }
-        unusable = checked.reason;
-      }
-    }  // the store closes here, before its files move
-    absl::Status moved = MoveAside(path, unusable, report);
-    if (!moved.ok()) return moved;
-  }
-  return absl::InternalError("the cache database " + path + " is unusable even when new");
-}
-
 Attempt Store::OpenDatabase(bool existed, OpenReport* report) {
   shared_->cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
   auto instance = std::make_unique<Instance>();
@@ -333,66 +227,6 @@ Attempt Store::OpenDatabase(bool existed, OpenReport* report) {
   current_.store(instance.get());
   instances_.push_back(std::move(instance));
   return {};
-}
-
-Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
-  std::string version;
-  absl::StatusOr<bool> found = Get(Table::kMeta, kFormatVersionKey, &version);
-  if (!found.ok()) return {Verdict::kMoveAside, {}, std::string(found.status().message())};
-  if (*found) {
-    const int from_2 = 1 << static_cast<int>(UpgradeStep::kIdentities);
-    const int from_3 = 1 << static_cast<int>(UpgradeStep::kNames);
-    int pending = -1;  // not a version this build reads
-    if (version == "2") pending = from_2 | from_3;
-    if (version == "3") pending = from_3;
-    if (version == std::to_string(kFormatVersion)) {
-      std::string unused;
-      absl::StatusOr<bool> moving = Get(Table::kMeta, kMovingInputNamesKey, &unused);
-      if (!moving.ok()) return {Verdict::kMoveAside, {}, std::string(moving.status().message())};
-      pending = *moving ? from_3 : 0;
-    }
-    if (pending > 0) {
-      // Upgraded now if it can be. If not (a full disk, a failed write), the cache is
-      // served as it is: lookups try the old keys too, and the first write of a digest key
-      // upgrades it first.
-      pending_steps_.store(pending, std::memory_order_release);
-      if (!Use().read_only()) {
-        if (absl::Status upgraded = FinishUpgrade(UpgradeStep::kNames); !upgraded.ok()) {
-          spdlog::warn(
-              "cache database {} (format version {}): its upgrade failed ({}); "
-              "served as it is until a write tries again",
-              path_, version, upgraded.ToString());
-        }
-      }
-    }
-    if (pending >= 0) return {};
-    return {
-        Verdict::kMoveAside,
-        {},
-        "format version " + version + ", this build reads 2 to " + std::to_string(kFormatVersion)};
-  }
-  if (must_have_version) return {Verdict::kMoveAside, {}, "no format version"};
-  absl::Status written = Put(Table::kMeta, kFormatVersionKey, std::to_string(kFormatVersion));
-  if (!written.ok()) return {Verdict::kError, written, {}};
-  report->created = true;
-  return {};
-}
-
-void Store::CheckInputs(OpenReport* report) {
-  const Pin pin = Use();
-  report->damaged_inputs = VerifyInputs(pin.db(), pin.handle(Table::kInputs));
-  if (!report->damaged_inputs.empty()) {
-    spdlog::error(
-        "the inputs table of {} is damaged ({}); inputs stored there read as "
-        "DATA_LOSS until they are set again",
-        path_, report->damaged_inputs);
-  }
-  if (report->read_only) {
-    spdlog::warn(
-        "the disk is full: opened {} read-only; writes fail with "
-        "RESOURCE_EXHAUSTED until there is space ({})",
-        path_, report->full_disk);
-  }
 }
 
 Store::~Store() {

@@ -34,7 +34,7 @@ absl::Status Store::FinishUpgrade(UpgradeStep step) {
     if (!UpgradePending(next)) continue;
     absl::Status done = next == UpgradeStep::kIdentities ? RekeyLongIdentities() : RekeyLongNames();
     if (!done.ok()) return done;
-    pending_steps_.fetch_and(~(1 << static_cast<int>(next)), std::memory_order_acq_rel);
+    pending_steps_.fetch_and(~StepBit(next), std::memory_order_acq_rel);
   }
   return absl::OkStatus();
 }

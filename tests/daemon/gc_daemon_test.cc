@@ -587,7 +587,7 @@ TEST(GarbageCollectionDaemon, AStoreLeftOverTheLimitIsCollectedAgainOnceItGrows)
   ASSERT_TRUE(daemon.WaitForLog("over the disk limit of 1024")) << daemon.log();
   constexpr int kTasks = 5000;
   Populate(*client, kTasks, /*inputs=*/1, /*first_key=*/1000000);
-  // Size checks come every 10 s while idle.
+  // Size checks come every 10 s.
   EXPECT_GE(WaitForRemovedTasks(*client, kTasks, std::chrono::seconds(40)),
             static_cast<uint64_t>(kTasks))
       << daemon.log();

@@ -193,8 +193,9 @@ class Store {
   // step from running (for a lookup's second try, and for deletions, which must not race a
   // step's moves).
   enum class UpgradeStep : int { kIdentities = 0, kNames = 1 };
+  static constexpr int StepBit(UpgradeStep step) { return 1 << static_cast<int>(step); }
   bool UpgradePending(UpgradeStep step) const {
-    return pending_steps_.load(std::memory_order_acquire) & (1 << static_cast<int>(step));
+    return pending_steps_.load(std::memory_order_acquire) & StepBit(step);
   }
   bool UpgradePending() const { return pending_steps_.load(std::memory_order_acquire) != 0; }
   absl::Status FinishUpgrade(UpgradeStep step);
