@@ -579,6 +579,10 @@ class EngineImpl {
   // A pass left the store over the disk limit and the log said so: said once until a pass
   // leaves it under the limit again.
   bool gc_said_over_limit_ ABSL_GUARDED_BY(gc_mu_) = false;
+  // Records removed by background passes that left their space to RocksDB's own
+  // compactions (a small harvest): a pass asked for reclaims it even if it removes
+  // nothing itself, as it promises the space back. Zero again after a reclaim.
+  uint64_t unreclaimed_removals_ ABSL_GUARDED_BY(gc_mu_) = 0;
   // NoteDiskLimit updates both after a pass under the daemon's own limit.
   void NoteDiskLimit(const GcReport& report) ABSL_EXCLUSIVE_LOCKS_REQUIRED(gc_mu_);
   // ScanStore reads the store's tasks into `graph`; DeleteGarbage deletes what the pass
@@ -587,7 +591,7 @@ class EngineImpl {
   absl::Status DeleteGarbage(GcGraph& graph, const GcOptions& options);
   // ReclaimUnlessFull is store_->Reclaim(), except that a store without room to compact
   // (kResourceExhausted) is logged and is no error.
-  absl::Status ReclaimUnlessFull();
+  absl::Status ReclaimUnlessFull() ABSL_EXCLUSIVE_LOCKS_REQUIRED(gc_mu_);
   // DeleteBatch deletes the garbage among `batch` (nodes of `graph`) under flush_mu_, after
   // taking back what was written or evicted since the last batch; `invalidated`: tasks in
   // memory were made to execute again (the caller tells the change listeners).

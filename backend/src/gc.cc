@@ -449,7 +449,10 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
       removed_bytes += node.reason != Reason::kLive ? node.bytes : 0;
     const bool worth_it = !background || removed_bytes >= graph.raw_bytes / 10 ||
                           (options.disk_limit > 0 && *bytes > options.disk_limit);
-    if (report.removed_tasks > removed_before && worth_it && !GcStopping(options)) {
+    const uint64_t removed_now = report.removed_tasks - removed_before;
+    if (removed_now > 0 && !worth_it) unreclaimed_removals_ += removed_now;
+    if (((removed_now > 0 && worth_it) || (!background && unreclaimed_removals_ > 0)) &&
+        !GcStopping(options)) {
       counts.gc_phase.store(GcPhase::kReclaiming, std::memory_order_relaxed);
       if (absl::Status reclaimed = ReclaimUnlessFull(); !reclaimed.ok()) return reclaimed;
     } else if (!background && !GcStopping(options)) {
@@ -558,6 +561,7 @@ absl::Status EngineImpl::ScanStore(GcGraph& graph, const GcOptions& options) {
 
 absl::Status EngineImpl::ReclaimUnlessFull() {
   absl::Status reclaimed = store_->Reclaim();
+  if (reclaimed.ok()) unreclaimed_removals_ = 0;
   if (reclaimed.code() != absl::StatusCode::kResourceExhausted) return reclaimed;
   // No room to rewrite the store (a compaction needs about its size free): the pass goes on
   // without, deleting what it would have; the space comes back once compactions can run.

@@ -137,7 +137,8 @@ bool EngineImpl::CommitObservation(TaskState& task, const ExecContext& context) 
     const uint64_t bits = InputBits(changed);
     {
       MutexLock lock(&observed_.mu);
-      observed_.changes.push_back(ObservedChange{InputChange{stamp, std::move(changed)}, task.id});
+      observed_.changes.push_back(ObservedChange{
+          InputChange{.stamp = stamp, .key = std::move(changed), .key_hash = {}}, task.id});
     }
     DistrustRestored(stamp, {bits});
   }
@@ -202,7 +203,8 @@ absl::Status EngineImpl::LogObservedChanges(std::vector<StoredTask>& records) {
         // Its invalidation is still marking (none runs by now; but were one to): the
         // next open checks it.
         if ((stamp & ObservationState::kPendingDoubt) != 0) continue;
-        changes.push_back(InputChange{stamp, observed_.records.at(id).change_key});
+        changes.push_back(InputChange{
+            .stamp = stamp, .key = observed_.records.at(id).change_key, .key_hash = {}});
         observations.push_back(StoredObservation{id, std::string()});
         forgotten.emplace_back(id, stamp);
       }
@@ -241,7 +243,7 @@ absl::Status EngineImpl::ForgetObservations(const std::vector<uint64_t>& ids) {
       auto found = observed_.records.find(id);
       if (found == observed_.records.end()) continue;
       bits.push_back(InputBits(found->second.change_key));
-      changes.push_back(InputChange{0, found->second.change_key});
+      changes.push_back(InputChange{.stamp = 0, .key = found->second.change_key, .key_hash = {}});
     }
   }
   if (changes.empty()) return absl::OkStatus();

@@ -38,6 +38,10 @@ absl::Status WrongKind(const v1::Value& value, const std::string& expected) {
   return absl::InvalidArgumentError("expected " + expected + ", got " + KindName(value));
 }
 
+absl::Status RepeatedKey(const std::string& key) {
+  return absl::InvalidArgumentError("a map names key '" + Echo(key) + "' twice");
+}
+
 void StringToWire(const std::string& text, v1::Value* out) {
   if (IsValidUtf8(text)) {
     out->set_string_value(text);
@@ -132,6 +136,7 @@ absl::Status Wire<WireValue>::From(const v1::Value& in, WireValue* out) {
     case v1::Value::kMapValue: {
       WireValue::Map map;
       for (const v1::MapEntry& entry : in.map_value().entries()) {
+        if (map.contains(entry.key())) return RepeatedKey(entry.key());
         absl::Status status = From(entry.value(), &map[entry.key()]);
         if (!status.ok()) {
           return absl::InvalidArgumentError("key '" + Echo(entry.key()) +

@@ -172,6 +172,34 @@ TEST(BadInput, UnparseableRequestsAreInvalidArgumentSayingWhy) {
   EXPECT_EQ(replies[8].value().int_value(), 55);
 }
 
+// A map that names a key twice is refused, and nothing of its batch is set: which entry
+// was meant is anyone's guess. Before, the last one silently won.
+TEST(BadInput, AMapNamingAKeyTwiceIsInvalidArgument) {
+  TempDir dir;
+  LiveServer live(dir.str());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  v1::SetInputsRequest request;
+  v1::InputEntry* fine = request.add_inputs();
+  fine->set_key("fine");
+  *fine->mutable_value() = Int(1);
+  v1::InputEntry* twice = request.add_inputs();
+  twice->set_key("twice");
+  for (int64_t n : {1, 2}) {
+    v1::MapEntry* entry = twice->mutable_value()->mutable_map_value()->add_entries();
+    entry->set_key("a");
+    *entry->mutable_value() = Int(n);
+  }
+  v1::SetInputsReply set;
+  grpc::ClientContext context;
+  grpc::Status status = live.stub->SetInputs(&context, request, &set);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("names key 'a' twice"), std::string::npos)
+      << status.error_message();
+  v1::CallReply reply;
+  ASSERT_TRUE(live.Call(Request("input.get", {Str("fine")}), &reply).ok());
+  EXPECT_TRUE(reply.has_error()) << "set from a refused batch: " << reply.DebugString();
+}
+
 // RawCall sends `bytes` as the request of `method`, as a client that is not protobuf might.
 grpc::Status RawCall(LiveServer& live, const std::string& method, const std::string& bytes) {
   grpc::GenericStub stub(live.channel);

@@ -35,6 +35,9 @@ namespace turbine::server {
 // KindName names a wire value's kind for error messages ("string", "list", ...).
 std::string KindName(const v1::Value& value);
 absl::Status WrongKind(const v1::Value& value, const std::string& expected);
+// RepeatedKey is the error of a map naming `key` twice: which entry was meant is anyone's
+// guess (a client that merged two maps, say), so neither is taken.
+absl::Status RepeatedKey(const std::string& key);
 
 // StringToWire sets string_value, or bytes_value when `text` is not UTF-8.
 void StringToWire(const std::string& text, v1::Value* out);
@@ -230,6 +233,7 @@ struct Wire<std::map<std::string, T>> {
     if (in.kind_case() != v1::Value::kMapValue) return WrongKind(in, "a map");
     out->clear();
     for (const v1::MapEntry& entry : in.map_value().entries()) {
+      if (out->contains(entry.key())) return RepeatedKey(entry.key());
       T value{};
       absl::Status status = Wire<T>::From(entry.value(), &value);
       if (!status.ok()) {
@@ -262,7 +266,14 @@ struct Wire<T> {
   static constexpr bool kSupported = true;
   static absl::Status From(const v1::Value& in, T* out) {
     if (in.kind_case() != v1::Value::kMapValue) return WrongKind(in, "a map");
-    for (const v1::MapEntry& entry : in.map_value().entries()) {
+    const auto& entries = in.map_value().entries();
+    for (int i = 0; i < entries.size(); ++i) {
+      const v1::MapEntry& entry = entries[i];
+      // Bounded by the number of fields squared: an entry before this one is a distinct
+      // field, or the loop stopped there.
+      for (int j = 0; j < i; ++j) {
+        if (entries[j].key() == entry.key()) return RepeatedKey(entry.key());
+      }
       bool known = false;
       absl::Status status = absl::OkStatus();
       std::apply(
