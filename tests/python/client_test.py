@@ -170,6 +170,17 @@ class ValuesTest(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "nest too deeply"):
             values.to_proto(loop)
 
+    def test_options_of_the_wrong_type_are_value_errors(self):
+        # Before: AttributeError for an int address, TypeError for bytes, and any truthy
+        # wait_for_ready ("no" too) taken for True.
+        for address in (5, b"unix:/tmp/x.sock"):
+            with self.assertRaisesRegex(ValueError, "an address is a str", msg=repr(address)):
+                turbine_client.Client(address)
+        for wait in ("yes", "no", 1, None):
+            with self.assertRaisesRegex(ValueError, "wait_for_ready is True or False",
+                                        msg=repr(wait)):
+                turbine_client.Client("unix:/tmp/x.sock", wait_for_ready=wait)
+
     def test_a_port_out_of_range_is_refused_not_wrapped(self):
         # gRPC would take it modulo 65536 and connect to another port without a word.
         for address in ("127.0.0.1:112986", "[::1]:65536", "localhost:99999"):
@@ -274,6 +285,9 @@ class CallTest(DaemonTestCase):
             self.client.call("demo.fib", {1, 2})
         with self.assertRaisesRegex(ValueError, "a function name is a non-empty str"):
             self.client.call("")
+        # Before: a bare UnicodeEncodeError from protobuf, naming nothing.
+        with self.assertRaisesRegex(ValueError, "function name 'demo.\\\\udcff' is not UTF-8"):
+            self.client.call("demo.\udcff", 1)
         with self.assertRaisesRegex(ValueError, "this is a Ref"):
             self.client.call("Path.parent", this=1.5)
         # Before: protobuf's "Value out of range: -1", naming neither.
@@ -335,6 +349,10 @@ class CallTest(DaemonTestCase):
         self.assertEqual(self.client.call_many([]), [])
         with self.assertRaisesRegex(ValueError, "call 1: a call is a Call or a tuple"):
             self.client.call_many([("demo.fib", 1), "demo.fib"])
+        # Before: "call 0: ... not 'd'" (the letters of the str), and TypeError for None.
+        for bad in ("demo.fib", b"demo.fib", None, 5):
+            with self.assertRaisesRegex(ValueError, "calls is a list of calls", msg=repr(bad)):
+                self.client.call_many(bad)
 
     def test_set_inputs_then_read_them_back(self):
         inputs = {"price": 12, "name": "widget", "blob": b"\x00\xff",
@@ -370,6 +388,12 @@ class CallTest(DaemonTestCase):
         self.assertEqual(self.client.call("input.get", "unset.kept").value, 2)
         with self.assertRaisesRegex(ValueError, "an input key is a non-empty str"):
             self.client.unset([""])
+        # Before: "... not 97" (the first byte) for bytes, and TypeError for None.
+        for bad in (b"unset.kept", None, 5):
+            with self.assertRaisesRegex(ValueError, "keys is one str or an iterable of str",
+                                        msg=repr(bad)):
+                self.client.unset(bad)
+        self.assertEqual(self.client.call("input.get", "unset.kept").value, 2)
 
     def test_unset_of_one_str_is_that_key_not_its_letters(self):
         self.client.set_inputs({"u": 1, "v": 2, "uv": 3})

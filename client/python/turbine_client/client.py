@@ -259,12 +259,17 @@ class Client:
     def __init__(self, address=None, *, token=None, tls=None, tls_ca=None, tls_cert=None,
                  tls_key=None, server_name=None, timeout=DEFAULT_TIMEOUT, wait_for_ready=False,
                  data_dir=DEFAULT_DATA_DIR, max_message_bytes=MAX_MESSAGE_BYTES):
+        if address is not None and not isinstance(address, str):
+            raise ValueError(f"an address is a str, \"unix:PATH\" or \"HOST:PORT\", not "
+                             f"{address!r}")
+        if not isinstance(wait_for_ready, bool):
+            raise ValueError(f"wait_for_ready is True or False, not {wait_for_ready!r}")
         # "" too, as the CLI's --connect '': gRPC would fail to make a channel to it.
         self.address = address if address else default_address(data_dir)
         _check_port(self.address)
         self.timeout = _checked_timeout(timeout)
         self._metadata = _auth_metadata(token)
-        self._wait_for_ready = bool(wait_for_ready)
+        self._wait_for_ready = wait_for_ready
         _check_message_bytes(max_message_bytes)
         self._max_message_bytes = max_message_bytes
         options = [("grpc.max_receive_message_length", max_message_bytes),
@@ -313,6 +318,10 @@ class Client:
         TurbineError only when the stream itself fails (no daemon, a
         wrong token, the deadline, which covers all the calls, a daemon stopping before it
         answered them all, or refusing some of them because it stops)."""
+        # Iterated, a str would be calls of its letters.
+        if isinstance(calls, (str, bytes, bytearray)) or not isinstance(calls, collections.abc.Iterable):
+            raise ValueError(f"calls is a list of calls, each a Call or a tuple (function, "
+                             f"*args), not {calls!r}")
         requests = [_request_of(call, index) for index, call in enumerate(calls)]
         if not requests:
             return []
@@ -399,6 +408,8 @@ class Client:
         """Unsets the inputs named in `keys` (an iterable of str, or one str) in one durable
         batch; their readers see them as never set. Returns how many were set."""
         # One str is one key: iterated, "uv" would unset the inputs "u" and "v".
+        if isinstance(keys, (bytes, bytearray)) or not isinstance(keys, (str, collections.abc.Iterable)):
+            raise ValueError(f"keys is one str or an iterable of str, not {keys!r}")
         keys = [keys] if isinstance(keys, str) else list(keys)
         for key in keys:
             _check_key(key)
@@ -616,6 +627,11 @@ def _auth_metadata(token):
 def _request(function, args, this, version, call_id=0):
     if not isinstance(function, str) or not function:
         raise ValueError(f"a function name is a non-empty str, not {function!r}")
+    try:
+        function.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no function is named so
+        raise ValueError(f"function name {function!r} is not UTF-8 text (it holds a lone "
+                         f"surrogate)") from None
     try:
         # Any integer (numpy's too, through __index__), as protobuf takes; not a bool.
         number = None if isinstance(version, bool) else operator.index(version)
