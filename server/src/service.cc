@@ -188,8 +188,10 @@ void TurbineService::WaitUntilIdle(std::chrono::steady_clock::time_point deadlin
 bool TurbineService::Authorized(const grpc::CallbackServerContext* context) const {
   if (auth_token_.empty()) return true;
   const auto& metadata = context->client_metadata();
+  // Exactly one: with two, a proxy in front may have checked the other, and which one a
+  // client meant is anyone's guess.
+  if (metadata.count("authorization") != 1) return false;
   auto it = metadata.find("authorization");
-  if (it == metadata.end()) return false;
   return CarriesBearerToken(std::string_view(it->second.data(), it->second.size()), auth_token_);
 }
 

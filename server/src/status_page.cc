@@ -294,7 +294,9 @@ class StatusPage::Handler {
                         "; Path=/; HttpOnly; SameSite=Strict\r\n"));
       return 303;
     }
-    if (const char* header = mg_get_header(connection, "Authorization")) {
+    // mg_get_header gives the first: a request naming two tokens is no proof of either.
+    if (const char* header = mg_get_header(connection, "Authorization");
+        header != nullptr && HeaderCount(*request, "Authorization") == 1) {
       if (CarriesBearerToken(header, token_)) return 0;
     }
     if (const char* cookies = mg_get_header(connection, "Cookie")) {

@@ -244,6 +244,10 @@ TEST(StatusPage, TheTokenIsRequiredAsHeaderOrCookie) {
   // The scheme's name ignores case; the token does not.
   EXPECT_EQ(StatusOf(Get(page, "/api/stats", std::string("Authorization: bearer ") + kToken + "\r\n")),
             200);
+  // The token once: with a second Authorization, either order, it is refused (before, the
+  // first one was all that was looked at).
+  EXPECT_EQ(StatusOf(Get(page, "/api/stats", bearer + "Authorization: Bearer wrong\r\n")), 401);
+  EXPECT_EQ(StatusOf(Get(page, "/api/stats", "Authorization: Bearer wrong\r\n" + bearer)), 401);
   std::string upper(kToken);
   for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   if (upper != kToken) {
@@ -428,7 +432,7 @@ TEST(StatusPage, BadRequestsGet4xxAndTheDaemonGoesOn) {
             400);
   // What civetweb refuses itself is answered as the page answers: JSON, and every answer
   // forbids loading anything from elsewhere.
-  for (const std::string request :
+  for (const std::string& request :
        {std::string("GARBAGE\r\n\r\n"), std::string("GET / HTTP/2.0\r\nHost: localhost\r\n\r\n"),
         std::string("POST /api/stats HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n"),
         "GET /" + std::string(17000, 'a') + " HTTP/1.1\r\nHost: localhost\r\n\r\n"}) {

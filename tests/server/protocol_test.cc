@@ -335,6 +335,18 @@ TEST(Protocol, AnAuthTokenIsRequiredWhenConfigured) {
                             !std::string_view(authorization).starts_with("Basic"))
         << authorization;
   }
+  // The token once: two headers are refused, whichever order the right one comes in.
+  // Before, only the first was looked at.
+  for (const auto& [first, second] :
+       {std::pair{"Bearer s3cret", "Bearer wrong"}, std::pair{"Bearer wrong", "Bearer s3cret"},
+        std::pair{"Bearer s3cret", "Bearer s3cret"}}) {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", first);
+    context.AddMetadata("authorization", second);
+    EXPECT_EQ(live.stub->Call(&context, Request("demo.fib", {Int(5)}), &reply).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED)
+        << first << ", " << second;
+  }
 }
 
 // A token no client could send (gRPC carries it in a header: printable ASCII only) is
