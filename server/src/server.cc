@@ -205,6 +205,11 @@ std::string StoreReport(const storage::OpenReport& report) {
   if (!report.moved_aside.empty()) {
     text +=
         "; the old one was unusable (" + report.reason + ") and was moved to " + report.moved_aside;
+    if (report.carried_inputs > 0) {
+      text += ", its " + std::to_string(report.carried_inputs) + " inputs carried over";
+    } else if (!report.inputs_left.empty()) {
+      text += ", its inputs left there (" + report.inputs_left + ")";
+    }
   }
   return text;
 }

@@ -107,7 +107,7 @@ bool IsNoSpace(const rocksdb::Status& status) {
 namespace {
 // ConvertOpenError maps what RocksDB said about an open into a verdict.
 Attempt ConvertOpenError(const rocksdb::Status& status, const std::string& path) {
-  if (status.IsCorruption()) return {Verdict::kMoveAside, {}, status.ToString()};
+  if (status.IsCorruption()) return {Verdict::kMoveAside, {}, status.ToString(), true};
   if (IsNoSpace(status)) {
     return {Verdict::kError,
             absl::ResourceExhaustedError("the disk is full: cannot open the cache database " +
@@ -202,11 +202,12 @@ std::string_view TableName(Table table) { return kTableNames[static_cast<int>(ta
 
 Store::Store() : shared_(std::make_shared<Shared>()) {}
 
-Attempt Store::OpenDatabase(bool existed, OpenReport* report) {
+Attempt Store::OpenDatabase(bool existed, OpenReport* report, bool keep_damaged) {
   shared_->cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
   auto instance = std::make_unique<Instance>();
-  const rocksdb::Options db_options = DatabaseOptions(
-      shared_->logger, shared_->errors, options_.write_buffer_bytes, shared_->env.get());
+  rocksdb::Options db_options = DatabaseOptions(shared_->logger, shared_->errors,
+                                                options_.write_buffer_bytes, shared_->env.get());
+  db_options.paranoid_checks = !keep_damaged;
   rocksdb::Status status = OpenInstance(path_, shared_->cache, db_options, /*read_only=*/false,
                                         &instance->handles, &instance->db);
   if (IsNoSpace(status) && existed) {

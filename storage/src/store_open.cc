@@ -1,17 +1,23 @@
 // store_open.cc — opening the backing store: checking its format (and upgrading an older
 // one), checking its inputs, and moving aside a database that cannot be used as is.
+#include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "records.h"
 #include "resumer.h"
 #include "store_internal.h"
 #include "turbine/storage/format.h"
@@ -37,17 +43,71 @@ std::string BrokenName(const std::string& path) {
   return target;
 }
 
-// VerifyInputs reads the whole inputs table with checksums verified; what RocksDB found
-// wrong, or empty. Inputs are the user's data: a damaged one must be an error, never
-// silently absent, and the operator should hear of it at start, not at the first read.
-std::string VerifyInputs(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* inputs) {
+// VerifyTable reads a whole table with checksums verified; what RocksDB found wrong, or
+// empty. `visit` sees each record. Inputs are the user's data: a damaged one must be an
+// error, never silently absent, and the operator should hear of it at start, not at the
+// first read. The meta table is read whole at every start (its counters, its log): a
+// damaged one would stop the start later.
+std::string VerifyTable(
+    rocksdb::DB& db, rocksdb::ColumnFamilyHandle* table,
+    const std::function<void(std::string_view, std::string_view)>& visit = nullptr) {
   rocksdb::ReadOptions options;
   options.verify_checksums = true;
   options.fill_cache = false;  // a scan at start must not push out what lookups need
-  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(options, inputs));
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(options, table));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (visit) visit(it->key().ToStringView(), it->value().ToStringView());
   }
   return it->status().ok() ? std::string() : it->status().ToString();
+}
+
+// SalvagedInputs are the inputs of a damaged database: each name with its record, and the
+// stamp counter past their stamps.
+struct SalvagedInputs {
+  std::vector<std::pair<std::string, std::string>> inputs;
+  uint64_t next_stamp = 1;
+};
+
+// SalvageInputs reads every input of the damaged database at `path`, so that the new one
+// keeps them when the damage is elsewhere: opened read-only, with table files RocksDB
+// cannot load at open left out, checksums verified. Fails (DATA_LOSS) if any input cannot
+// be read: they must not be lost silently. Each record is taken apart as format version 4
+// wrote it, or as 2 and 3 did (a long name as the whole key), since the damage may be in
+// the table that says which.
+absl::StatusOr<SalvagedInputs> SalvageInputs(const std::string& path, rocksdb::Env* env) {
+  rocksdb::Options options =
+      DatabaseOptions(NewProcessLogger(), std::make_shared<BackgroundErrors>(),
+                      /*write_buffer_bytes=*/0, env);
+  options.paranoid_checks = false;
+  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> handles{};
+  std::unique_ptr<rocksdb::DB> db;
+  const rocksdb::Status opened =
+      OpenInstance(path, rocksdb::NewLRUCache(8 << 20), options, /*read_only=*/true, &handles, &db);
+  if (!opened.ok()) {
+    return absl::UnavailableError("it cannot be opened to read them: " + opened.ToString());
+  }
+  SalvagedInputs salvaged;
+  std::string undecodable;
+  const std::string damage = VerifyTable(
+      *db, handles[static_cast<int>(Table::kInputs)],
+      [&](std::string_view key, std::string_view value) {
+        std::optional<std::pair<std::string_view, std::string_view>> parts =
+            NameAndValue(key, value);
+        if (!parts.has_value()) parts = std::pair(key, value);  // a long name, version 2 or 3
+        const std::optional<StoredInput> input = DecodeInputRecord(parts->second);
+        if (!input.has_value()) {
+          if (undecodable.empty()) undecodable = std::string(parts->first.substr(0, 64));
+          return;
+        }
+        salvaged.next_stamp = std::max(salvaged.next_stamp, input->stamp + 1);
+        salvaged.inputs.emplace_back(std::string(parts->first), std::string(parts->second));
+      });
+  for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle);
+  if (!damage.empty()) return absl::DataLossError("its inputs table is damaged: " + damage);
+  if (!undecodable.empty()) {
+    return absl::DataLossError("its input '" + undecodable + "' cannot be decoded");
+  }
+  return salvaged;
 }
 
 // UnknownTable names a table in the database at `path` that this version does not know
@@ -93,11 +153,17 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
   }
   const std::string path = (fs::path(options.data_dir) / "db").string();
 
-  // At most twice: a database found unusable is moved aside and a new one created.
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  // A database found unusable is moved aside and a new one created. One RocksDB found
+  // damaged gives its inputs to the new one; if they are damaged too, it is kept and
+  // opened with its damaged table files left for the reads that need them to fail.
+  SalvagedInputs carried;
+  bool keep_damaged = false;
+  std::string damage;  // what RocksDB found, when the database is kept
+  for (int attempt = 0; attempt < 3; ++attempt) {
     const bool existed = fs::exists(fs::path(path) / "CURRENT");
     std::string unusable = existed ? UnknownTable(path) : "";
     if (!unusable.empty()) unusable = "unknown table '" + unusable + "'";
+    bool damaged = false;
     if (unusable.empty()) {
       std::unique_ptr<Store> store(new Store);
       store->path_ = path;
@@ -106,29 +172,99 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
       if (options.file_system != nullptr) {
         store->shared_->env = rocksdb::NewCompositeEnv(options.file_system);
       }
-      const Attempt opened = store->OpenDatabase(existed, report);
+      const Attempt opened = store->OpenDatabase(existed, report, keep_damaged);
       if (opened.verdict == Verdict::kError) return opened.error;
       unusable = opened.reason;
+      damaged = opened.damaged;
       if (opened.verdict == Verdict::kOk) {
-        const Attempt checked = store->CheckFormat(existed && attempt == 0, report);
+        Attempt checked = store->CheckFormat(existed, report);
         if (checked.verdict == Verdict::kError) return checked.error;
+        if (checked.verdict == Verdict::kOk && existed) {
+          const Pin pin = store->Use();
+          if (std::string meta = VerifyTable(pin.db(), pin.handle(Table::kMeta)); !meta.empty()) {
+            checked = {Verdict::kMoveAside, {}, "its meta table is damaged: " + meta, true};
+          }
+        }
         if (checked.verdict == Verdict::kOk) {
+          if (!carried.inputs.empty()) {
+            if (absl::Status written = store->CarryInputs(carried.inputs, carried.next_stamp);
+                !written.ok()) {
+              return absl::Status(written.code(),
+                                  "cannot carry the inputs of the damaged cache "
+                                  "database into the new one: " +
+                                      std::string(written.message()));
+            }
+            report->carried_inputs = carried.inputs.size();
+          }
+          if (!report->moved_aside.empty() && !report->inputs_left.empty()) {
+            spdlog::error(
+                "the cache database {} was unusable ({}) and was moved to {}; its inputs could "
+                "not be carried over ({}) and stay there: they read as not set until set again",
+                path, report->reason, report->moved_aside, report->inputs_left);
+          } else if (!report->moved_aside.empty() && !carried.inputs.empty()) {
+            spdlog::warn(
+                "the cache database {} was damaged ({}) and was moved to {}; its {} inputs were "
+                "carried over into the new one",
+                path, report->reason, report->moved_aside, carried.inputs.size());
+          }
+          if (keep_damaged) {
+            spdlog::error(
+                "the cache database {} is damaged, in its inputs too ({}): kept, with the "
+                "damaged table files left for the reads that need them to fail",
+                path, damage);
+          }
+          report->kept_damaged = keep_damaged;
           if (!report->created) store->CheckInputs(report);
           return store;
         }
         unusable = checked.reason;
+        damaged = checked.damaged;
       }
     }  // the store closes here, before its files move
+    if (damaged && existed && !keep_damaged) {
+      absl::StatusOr<SalvagedInputs> salvaged = SalvageInputs(path, /*env=*/nullptr);
+      if (salvaged.ok()) {
+        carried = *std::move(salvaged);
+      } else if (salvaged.status().code() == absl::StatusCode::kDataLoss) {
+        keep_damaged = true;  // the user's data stays where it is: try again, keeping it
+        damage = unusable;
+        continue;
+      } else {
+        report->inputs_left = std::string(salvaged.status().message());
+      }
+    } else if (damaged && existed) {
+      report->inputs_left = "it cannot be served with its damaged inputs: " + unusable;
+    }
     absl::Status moved = MoveAside(path, unusable, report);
     if (!moved.ok()) return moved;
   }
   return absl::InternalError("the cache database " + path + " is unusable even when new");
 }
 
+absl::Status Store::CarryInputs(const std::vector<std::pair<std::string, std::string>>& inputs,
+                                uint64_t next_stamp) {
+  rocksdb::WriteBatch batch;
+  for (const auto& [name, record] : inputs) {
+    const NameKey key(name);
+    const std::string_view stored_key = key.key();
+    batch.Put(handle(Table::kInputs), rocksdb::Slice(stored_key.data(), stored_key.size()),
+              key.digested() ? NamedValue(key, name, record) : record);
+  }
+  std::string counter;
+  EncodeCounter(next_stamp, &counter);
+  batch.Put(handle(Table::kMeta), kNextStampKey, counter);
+  return Write(batch, /*sync=*/true);
+}
+
 Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
   std::string version;
   absl::StatusOr<bool> found = Get(Table::kMeta, kFormatVersionKey, &version);
-  if (!found.ok()) return {Verdict::kMoveAside, {}, std::string(found.status().message())};
+  if (!found.ok()) {
+    return {Verdict::kMoveAside,
+            {},
+            std::string(found.status().message()),
+            found.status().code() == absl::StatusCode::kDataLoss};
+  }
   if (*found) {
     const int from_3 = StepBit(UpgradeStep::kNames);
     const int from_2 = StepBit(UpgradeStep::kIdentities) | from_3;
@@ -138,7 +274,12 @@ Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
     if (version == std::to_string(kFormatVersion)) {
       std::string unused;
       absl::StatusOr<bool> moving = Get(Table::kMeta, kMovingInputNamesKey, &unused);
-      if (!moving.ok()) return {Verdict::kMoveAside, {}, std::string(moving.status().message())};
+      if (!moving.ok()) {
+        return {Verdict::kMoveAside,
+                {},
+                std::string(moving.status().message()),
+                moving.status().code() == absl::StatusCode::kDataLoss};
+      }
       pending = *moving ? from_3 : 0;
     }
     if (pending > 0) {
@@ -170,7 +311,7 @@ Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
 
 void Store::CheckInputs(OpenReport* report) {
   const Pin pin = Use();
-  report->damaged_inputs = VerifyInputs(pin.db(), pin.handle(Table::kInputs));
+  report->damaged_inputs = VerifyTable(pin.db(), pin.handle(Table::kInputs));
   if (!report->damaged_inputs.empty()) {
     spdlog::error(
         "the inputs table of {} is damaged ({}); inputs stored there read as "

@@ -327,8 +327,8 @@ TEST(StoreFaultsDaemon, ADataDirThatRefusesNewFilesRecoversWithoutARestart) {
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
-// InputsTableFile names the table file of the inputs table in the database at `db`.
-std::string InputsTableFile(const std::string& db) {
+// TableFile names a table file of table `table` in the database at `db`.
+std::string TableFile(const std::string& db, const std::string& table) {
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (const char* name : {"default", "meta", "tasks", "task_ids", "inputs"}) {
     families.emplace_back(name, rocksdb::ColumnFamilyOptions());
@@ -342,11 +342,51 @@ std::string InputsTableFile(const std::string& db) {
   raw->GetLiveFilesMetaData(&files);
   std::string found;
   for (const rocksdb::LiveFileMetaData& file : files) {
-    if (file.column_family_name == "inputs") found = file.db_path + "/" + file.name;
+    if (file.column_family_name == table) found = file.db_path + "/" + file.name;
   }
   for (rocksdb::ColumnFamilyHandle* handle : handles) raw->DestroyColumnFamilyHandle(handle);
   delete raw;
   return found;
+}
+
+// A table file of the meta table whose footer is damaged: the database cannot be opened,
+// and is moved aside as before, but its inputs go into the new one. Before, every input
+// read as not set, and the log said so at info level only.
+TEST(StoreFaultsDaemon, ADatabaseDamagedOutsideItsInputsKeepsThemWhenMovedAside) {
+  TempDir dir;
+  for (int run = 0; run < 2; ++run) {  // the second start moves the inputs into a table file
+    DaemonProcess daemon;
+    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+    auto stub = Connect(daemon.address());
+    for (int n = 0; run == 0 && n < 15; ++n) {
+      ASSERT_TRUE(Set(*stub, "cell" + std::to_string(n), Int(n)).ok());
+    }
+    EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  }
+  const std::string table = TableFile(dir.str() + "/db", "meta");
+  ASSERT_FALSE(table.empty());
+  {
+    std::fstream file(table, std::ios::in | std::ios::out | std::ios::binary);
+    const auto end = static_cast<std::streamoff>(std::filesystem::file_size(table));
+    for (std::streamoff at = end - 8; at < end; ++at) {  // the footer's magic number
+      file.seekg(at);
+      const char c = static_cast<char>(file.get());
+      file.seekp(at);
+      file.put(static_cast<char>(~c));
+    }
+  }
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  EXPECT_NE(daemon.log().find("its 15 inputs carried over"), std::string::npos) << daemon.log();
+  EXPECT_NE(daemon.log().find("[warning]"), std::string::npos) << daemon.log();
+  auto stub = Connect(daemon.address());
+  for (int n = 0; n < 15; ++n) {
+    const v1::CallReply reply =
+        Call(*stub, Request("input.get", {Str("cell" + std::to_string(n))}));
+    ASSERT_TRUE(reply.has_value()) << n << ": " << reply.error().message();
+    EXPECT_EQ(reply.value().int_value(), n);
+  }
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
 TEST(StoreFaultsDaemon, DamagedInputsAreDataLossAndLoggedNeverUnset) {
@@ -360,7 +400,7 @@ TEST(StoreFaultsDaemon, DamagedInputsAreDataLossAndLoggedNeverUnset) {
     }
     EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
   }
-  const std::string table = InputsTableFile(dir.str() + "/db");
+  const std::string table = TableFile(dir.str() + "/db", "inputs");
   ASSERT_FALSE(table.empty());
   {
     std::fstream file(table, std::ios::in | std::ios::out | std::ios::binary);

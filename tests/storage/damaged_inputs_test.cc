@@ -88,4 +88,116 @@ TEST(DamagedInputs, AreReportedAtOpenAndReadAsDataLossNeverAsUnset) {
   EXPECT_EQ(*engine.Read(read_input(Key(0))), "repaired");
 }
 
+// StoreWithInputs sets the inputs and computes something in a store at `dir`, all in
+// table files; returns the files of `table`.
+std::vector<std::string> StoreWithInputs(const std::string& dir, Table table) {
+  auto store = std::move(*Store::Open(StoreOptions{.data_dir = dir}));
+  RocksBackingStore backing(store.get());
+  {
+    turbine::Engine engine({.worker_threads = 2, .backing_store = &backing});
+    turbine::Engine::Scope scope(engine);
+    std::vector<turbine::InputValue> inputs;
+    for (int n = 0; n < kInputs; ++n) inputs.push_back(turbine::InputValue::Of(Key(n), Value(n)));
+    // One name too long to be its own key: carried over with its name.
+    inputs.push_back(turbine::InputValue::Of(std::string(3000, 'n'), std::string("long")));
+    EXPECT_TRUE(engine.SetInputs(std::move(inputs)).ok());
+    EXPECT_EQ(*engine.Read(read_input(Key(1))), Value(1));
+    EXPECT_TRUE(engine.Flush().ok());
+    // Into table files (the log would be replayed, not read through the tables).
+    const absl::Status compacted = store->CompactAll();
+    EXPECT_TRUE(compacted.ok()) << compacted;
+  }
+  return store->TableFiles(table);
+}
+
+// BreakFooter inverts the last bytes of a table file, its magic number: RocksDB cannot
+// open the file, and so not the database, when it loads its tables at open.
+void BreakFooter(const std::filesystem::path& path) {
+  FlipBytes(path, static_cast<std::streamoff>(std::filesystem::file_size(path)) - 8, 8);
+}
+
+// Every input reads back as it was set.
+void ExpectInputs(Store& store) {
+  RocksBackingStore backing(&store);
+  turbine::Engine engine({.worker_threads = 2, .backing_store = &backing});
+  turbine::Engine::Scope scope(engine);
+  for (int n = 0; n < kInputs; ++n) {
+    absl::StatusOr<std::string> value = engine.Read(read_input(Key(n)));
+    ASSERT_TRUE(value.ok()) << Key(n) << ": " << value.status();
+    EXPECT_EQ(*value, Value(n));
+  }
+  EXPECT_EQ(*engine.Read(read_input(std::string(3000, 'n'))), "long");
+  // The stamps go on past theirs: a new value is a change its readers see.
+  ASSERT_TRUE(engine.SetInput(Key(2), std::string("new")).ok());
+  EXPECT_EQ(*engine.Read(read_input(Key(2))), "new");
+}
+
+// Damage that stops the database from opening, in a table other than the inputs: the
+// database is moved aside as before, and its inputs, all readable, go into the new one.
+// Before, they were left in the database moved aside and read as not set.
+TEST(DamagedInputs, DamageElsewhereThatStopsTheOpenCarriesTheInputsOver) {
+  for (Table table : {Table::kTasks, Table::kTaskIds, Table::kMeta}) {
+    turbine::testing::TempDir dir;
+    const std::vector<std::string> files = StoreWithInputs(dir.str(), table);
+    ASSERT_FALSE(files.empty());
+    BreakFooter(files.front());
+    OpenReport report;
+    absl::StatusOr<std::unique_ptr<Store>> store =
+        Store::Open(StoreOptions{.data_dir = dir.str()}, &report);
+    ASSERT_TRUE(store.ok()) << store.status();
+    EXPECT_FALSE(report.moved_aside.empty()) << static_cast<int>(table);
+    EXPECT_EQ(report.carried_inputs, static_cast<size_t>(kInputs) + 1) << report.inputs_left;
+    EXPECT_FALSE(report.kept_damaged);
+    ExpectInputs(**store);
+  }
+}
+
+// Damage in the meta table that the open does not read (a data block): the start read the
+// counters there and failed, every time. Now the table is read whole at open, and the
+// database is moved aside with its inputs carried over.
+TEST(DamagedInputs, AMetaTableDamagedInsideIsFoundAtOpenAndTheInputsCarriedOver) {
+  turbine::testing::TempDir dir;
+  const std::vector<std::string> files = StoreWithInputs(dir.str(), Table::kMeta);
+  ASSERT_EQ(files.size(), 1u);
+  FlipBytes(files.front(), 64, 16);  // inside the first data block
+  OpenReport report;
+  absl::StatusOr<std::unique_ptr<Store>> store =
+      Store::Open(StoreOptions{.data_dir = dir.str()}, &report);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_FALSE(report.moved_aside.empty());
+  EXPECT_EQ(report.carried_inputs, static_cast<size_t>(kInputs) + 1) << report.inputs_left;
+  ExpectInputs(**store);
+}
+
+// Damage in the inputs table that stops the open: the inputs cannot all be carried over,
+// so the database stays, opened with the damaged file left for the reads that need it to
+// fail: DATA_LOSS, never "not set". Before, it was moved aside and every input read as not
+// set.
+TEST(DamagedInputs, DamageInTheInputsThatStopsTheOpenKeepsTheDatabase) {
+  turbine::testing::TempDir dir;
+  const std::vector<std::string> files = StoreWithInputs(dir.str(), Table::kInputs);
+  ASSERT_EQ(files.size(), 1u);
+  BreakFooter(files.front());
+  OpenReport report;
+  absl::StatusOr<std::unique_ptr<Store>> store =
+      Store::Open(StoreOptions{.data_dir = dir.str()}, &report);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_TRUE(report.moved_aside.empty()) << report.reason;
+  EXPECT_TRUE(report.kept_damaged);
+  EXPECT_FALSE(report.damaged_inputs.empty());
+  RocksBackingStore backing(store->get());
+  turbine::Engine engine({.worker_threads = 2, .backing_store = &backing});
+  turbine::Engine::Scope scope(engine);
+  for (int n = 0; n < kInputs; ++n) {
+    // Read(cell1) was stored with its result, which nothing since changed: served from it.
+    if (n == 1) continue;
+    absl::StatusOr<std::string> value = engine.Read(read_input(Key(n)));
+    ASSERT_FALSE(value.ok()) << Key(n);
+    EXPECT_EQ(value.status().code(), absl::StatusCode::kDataLoss) << value.status();
+  }
+  // Set again, an input reads back.
+  ASSERT_TRUE(engine.SetInput(Key(0), std::string("repaired")).ok());
+  EXPECT_EQ(*engine.Read(read_input(Key(0))), "repaired");
+}
+
 }  // namespace

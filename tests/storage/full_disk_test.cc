@@ -480,7 +480,10 @@ TEST(FullDisk, AVersion3StoreOpenedReadOnlyIsUpgradedBeforeItsFirstLongNameKey) 
   EXPECT_TRUE(store->UpgradePending());      // a short name waits for nothing
   // A change logged before the upgrade keeps the old layout: the store still says 3.
   const std::string observed(4000, 's');
-  ASSERT_TRUE(backing.LogInputChanges({turbine::InputChange{6, observed}}, {}, 7).ok());
+  ASSERT_TRUE(backing
+                  .LogInputChanges(
+                      {turbine::InputChange{.stamp = 6, .key = observed, .key_hash = {}}}, {}, 7)
+                  .ok());
   EXPECT_EQ(turbine::testing::Longest(*store, turbine::storage::Table::kMeta, false),
             sizeof(turbine::storage::kInputChangePrefix) - 1 + 8 + observed.size());
   ASSERT_TRUE(backing.WriteInputs({{new_name, StoredInput{"i64", "y", 7}}}, 8).ok());

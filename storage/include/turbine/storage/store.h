@@ -105,6 +105,15 @@ struct OpenReport {
   std::string full_disk;
   // The inputs table failed its checksum check: what RocksDB found, empty if nothing.
   std::string damaged_inputs;
+  // The database moved aside was damaged, and its inputs, all readable, were carried over
+  // into the new one: how many.
+  size_t carried_inputs = 0;
+  // The database was damaged in its inputs too: kept where it is, and opened with the
+  // damaged table files left for the reads that need them to fail.
+  bool kept_damaged = false;
+  // The database moved aside was damaged, and its inputs could not be carried over: why.
+  // They stay in the database moved aside (and read as not set).
+  std::string inputs_left;
 };
 
 class Store;
@@ -233,8 +242,9 @@ class Store {
   enum class Verdict { kOk, kMoveAside, kError };
   struct Attempt {
     Verdict verdict = Verdict::kOk;
-    absl::Status error;  // kError
-    std::string reason;  // kMoveAside
+    absl::Status error;    // kError
+    std::string reason;    // kMoveAside
+    bool damaged = false;  // kMoveAside: RocksDB found the data damaged (not another format)
   };
 
  private:
@@ -263,7 +273,9 @@ class Store {
   // OpenDatabase opens the tables at path_ (read-only on a full disk, if the database
   // exists); CheckFormat checks (or, in a new database, writes) the format version;
   // CheckInputs verifies the inputs table and logs what Open found.
-  Attempt OpenDatabase(bool existed, OpenReport* report);
+  // `keep_damaged`: table files RocksDB cannot load are left for the reads that need them
+  // to fail (paranoid checks off), rather than failing the open.
+  Attempt OpenDatabase(bool existed, OpenReport* report, bool keep_damaged = false);
   Attempt CheckFormat(bool must_have_version, OpenReport* report);
   // The two steps of the upgrade (store_upgrade.cc), under upgrade_mu_; WriteIfFull writes
   // a step's batch (synced) once it holds a batch's worth, and clears it.
@@ -271,6 +283,10 @@ class Store {
   absl::Status RekeyLongNames();
   void WriteIfFull(rocksdb::WriteBatch& batch, absl::Status& failed);
   void CheckInputs(OpenReport* report);
+  // CarryInputs writes the inputs salvaged from a damaged database into this new one
+  // (store_open.cc), synced, with the stamp counter past their stamps.
+  absl::Status CarryInputs(const std::vector<std::pair<std::string, std::string>>& inputs,
+                           uint64_t next_stamp);
   // Recovery (store_recovery.cc), under recover_mu_. PrepareWrite makes the database
   // writable again after a failed write, if it can: ResumeWriting asks RocksDB to resume;
   // ReplaceFailedInstance, for an error it does not resume from (or a failed log append,
