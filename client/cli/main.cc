@@ -305,6 +305,22 @@ void QuietGrpc() {
   if (std::getenv("GRPC_VERBOSITY") == nullptr) gpr_set_log_function([](gpr_log_func_args*) {});
 }
 
+// StartCommand is how to start the daemon this command meant: a data dir's own socket
+// (unix:DIR/turbined.sock, as --connect gives it too) is that data dir's daemon.
+std::string StartCommand(const GlobalOptions& global) {
+  if (global.connect.empty()) return "turbined --data-dir " + global.data_dir;
+  constexpr std::string_view kScheme = "unix:";
+  constexpr std::string_view kSocket = "/turbined.sock";
+  const std::string_view connect = global.connect;
+  if (connect.starts_with(kScheme) && connect.ends_with(kSocket) &&
+      connect.size() > kScheme.size() + kSocket.size()) {
+    return "turbined --data-dir " +
+           std::string(
+               connect.substr(kScheme.size(), connect.size() - kScheme.size() - kSocket.size()));
+  }
+  return "turbined --listen " + global.connect;
+}
+
 int Main(int argc, char** argv) {
   QuietGrpc();
   CLI::App app{"turbine — call and manage turbined, the Turbine daemon"};
@@ -364,8 +380,7 @@ int Main(int argc, char** argv) {
   Session session{.client = client->get(),
                   .json = global.json,
                   .address = options->address,
-                  .start_command = global.connect.empty() ? "turbined --data-dir " + global.data_dir
-                                                          : "turbined --listen " + global.connect,
+                  .start_command = StartCommand(global),
                   .data_dir = global.connect.empty() ? global.data_dir : "",
                   .timeout = std::chrono::milliseconds(global.timeout_ms)};
   return line.run(session);

@@ -102,6 +102,16 @@ TEST(CliUnreachableTest, AnExplicitAddressGetsAListenHint) {
   EXPECT_TRUE(Contains(run.err, "start it with: turbined --listen " + address)) << run.err;
 }
 
+// A data dir's own socket, given as an address, is that data dir's daemon: the hint says
+// --data-dir, which starts it there (--listen would start one with its store elsewhere).
+TEST(CliUnreachableTest, ADataDirsSocketGetsADataDirHint) {
+  TempDir dir;
+  CliRun run = RunCli({"--connect", "unix:" + dir.path() + "/turbined.sock", "stats"});
+  EXPECT_EQ(run.exit_code, 3) << run.err;
+  EXPECT_TRUE(Contains(run.err, "start it with: turbined --data-dir " + dir.path() + ")"))
+      << run.err;
+}
+
 TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
   TempDir dir;
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
