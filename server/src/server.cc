@@ -211,6 +211,7 @@ std::string StoreReport(const storage::OpenReport& report) {
       text += ", its inputs left there (" + report.inputs_left + ")";
     }
   }
+  if (report.kept_damaged) text += " (damaged, kept for its inputs: see the error above)";
   return text;
 }
 

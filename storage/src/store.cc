@@ -202,12 +202,18 @@ std::string_view TableName(Table table) { return kTableNames[static_cast<int>(ta
 
 Store::Store() : shared_(std::make_shared<Shared>()) {}
 
+rocksdb::Options Store::InstanceOptions() const {
+  rocksdb::Options options = DatabaseOptions(shared_->logger, shared_->errors,
+                                             options_.write_buffer_bytes, shared_->env.get());
+  options.paranoid_checks = !shared_->keep_damaged;
+  return options;
+}
+
 Attempt Store::OpenDatabase(bool existed, OpenReport* report, bool keep_damaged) {
   shared_->cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
+  shared_->keep_damaged = keep_damaged;
   auto instance = std::make_unique<Instance>();
-  rocksdb::Options db_options = DatabaseOptions(shared_->logger, shared_->errors,
-                                                options_.write_buffer_bytes, shared_->env.get());
-  db_options.paranoid_checks = !keep_damaged;
+  const rocksdb::Options db_options = InstanceOptions();
   rocksdb::Status status = OpenInstance(path_, shared_->cache, db_options, /*read_only=*/false,
                                         &instance->handles, &instance->db);
   if (IsNoSpace(status) && existed) {

@@ -43,6 +43,9 @@ struct Store::Shared {
   std::shared_ptr<rocksdb::Logger> logger = NewProcessLogger();
   std::shared_ptr<BackgroundErrors> errors = std::make_shared<BackgroundErrors>();
   std::unique_ptr<rocksdb::Env> env;  // over StoreOptions::file_system, if given
+  // Opened with its damaged table files left for reads to find (paranoid checks off):
+  // every later open of it (InstanceOptions) must do the same, or it fails as at first.
+  bool keep_damaged = false;
   std::atomic<bool> writes_failing{false};  // logged once per failing period
   // Set by a resume that failed with an error RocksDB does not resume from: the next
   // write reopens the database instead (Store::ReplaceFailedInstance).

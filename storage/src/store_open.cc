@@ -79,29 +79,51 @@ absl::StatusOr<SalvagedInputs> SalvageInputs(const std::string& path, rocksdb::E
       DatabaseOptions(NewProcessLogger(), std::make_shared<BackgroundErrors>(),
                       /*write_buffer_bytes=*/0, env);
   options.paranoid_checks = false;
-  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> handles{};
-  std::unique_ptr<rocksdb::DB> db;
-  const rocksdb::Status opened =
-      OpenInstance(path, rocksdb::NewLRUCache(8 << 20), options, /*read_only=*/true, &handles, &db);
-  if (!opened.ok()) {
-    return absl::UnavailableError("it cannot be opened to read them: " + opened.ToString());
+  // The tables it has: a read-only open makes none, and a store of an older build may lack
+  // some this one has. The inputs and meta tables are all that is read.
+  std::vector<std::string> names;
+  rocksdb::Status status = rocksdb::DB::ListColumnFamilies(options, path, &names);
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const std::string& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  if (status.ok()) status = rocksdb::DB::OpenForReadOnly(options, path, families, &handles, &raw);
+  if (!status.ok()) {
+    return absl::UnavailableError("it cannot be opened to read them: " + status.ToString());
+  }
+  std::unique_ptr<rocksdb::DB> db(raw);
+  rocksdb::ColumnFamilyHandle* inputs = nullptr;
+  rocksdb::ColumnFamilyHandle* meta = nullptr;
+  for (rocksdb::ColumnFamilyHandle* handle : handles) {
+    if (handle->GetName() == TableName(Table::kInputs)) inputs = handle;
+    if (handle->GetName() == TableName(Table::kMeta)) meta = handle;
+  }
+  // A version this build does not read (a newer build's) is not taken apart as its own; an
+  // unreadable one (the damage may be there) is taken for 2 to 4, which lay inputs out alike
+  // but for long names, told apart record by record below.
+  std::string version;
+  if (meta != nullptr && db->Get(rocksdb::ReadOptions(), meta, kFormatVersionKey, &version).ok() &&
+      version != "2" && version != "3" && version != std::to_string(kFormatVersion)) {
+    for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle);
+    return absl::UnavailableError("its format version " + version + " is not one this build reads");
   }
   SalvagedInputs salvaged;
   std::string undecodable;
-  const std::string damage = VerifyTable(
-      *db, handles[static_cast<int>(Table::kInputs)],
-      [&](std::string_view key, std::string_view value) {
-        std::optional<std::pair<std::string_view, std::string_view>> parts =
-            NameAndValue(key, value);
-        if (!parts.has_value()) parts = std::pair(key, value);  // a long name, version 2 or 3
-        const std::optional<StoredInput> input = DecodeInputRecord(parts->second);
-        if (!input.has_value()) {
-          if (undecodable.empty()) undecodable = std::string(parts->first.substr(0, 64));
-          return;
-        }
-        salvaged.next_stamp = std::max(salvaged.next_stamp, input->stamp + 1);
-        salvaged.inputs.emplace_back(std::string(parts->first), std::string(parts->second));
-      });
+  const std::string damage =
+      inputs == nullptr
+          ? std::string()
+          : VerifyTable(*db, inputs, [&](std::string_view key, std::string_view value) {
+              std::optional<std::pair<std::string_view, std::string_view>> parts =
+                  NameAndValue(key, value);
+              if (!parts.has_value()) parts = std::pair(key, value);  // long, version 2 or 3
+              const std::optional<StoredInput> input = DecodeInputRecord(parts->second);
+              if (!input.has_value()) {
+                if (undecodable.empty()) undecodable = std::string(parts->first.substr(0, 64));
+                return;
+              }
+              salvaged.next_stamp = std::max(salvaged.next_stamp, input->stamp + 1);
+              salvaged.inputs.emplace_back(std::string(parts->first), std::string(parts->second));
+            });
   for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle);
   if (!damage.empty()) return absl::DataLossError("its inputs table is damaged: " + damage);
   if (!undecodable.empty()) {
@@ -137,6 +159,74 @@ absl::Status MoveAside(const std::string& path, const std::string& reason, OpenR
   return absl::OkStatus();
 }
 
+// WriteCarried makes a new database at `path` holding the salvaged inputs, synced, with
+// the stamp counter past their stamps. Beside the damaged one first, then swapped in
+// (SwapInCarried): the inputs are never only in a database moved aside, whatever crashes.
+absl::Status WriteCarried(const std::string& path, const SalvagedInputs& salvaged,
+                          rocksdb::Env* env) {
+  std::error_code ignored;
+  fs::remove_all(path, ignored);
+  rocksdb::Options options =
+      DatabaseOptions(NewProcessLogger(), std::make_shared<BackgroundErrors>(),
+                      /*write_buffer_bytes=*/0, env);
+  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> handles{};
+  std::unique_ptr<rocksdb::DB> db;
+  rocksdb::Status status = OpenInstance(path, rocksdb::NewLRUCache(8 << 20), options,
+                                        /*read_only=*/false, &handles, &db);
+  if (status.ok()) {
+    rocksdb::WriteBatch batch;
+    rocksdb::ColumnFamilyHandle* inputs = handles[static_cast<int>(Table::kInputs)];
+    rocksdb::ColumnFamilyHandle* meta = handles[static_cast<int>(Table::kMeta)];
+    for (const auto& [name, record] : salvaged.inputs) {
+      const NameKey key(name);
+      const std::string_view stored_key = key.key();
+      batch.Put(inputs, rocksdb::Slice(stored_key.data(), stored_key.size()),
+                key.digested() ? NamedValue(key, name, record) : record);
+    }
+    std::string counter;
+    EncodeCounter(salvaged.next_stamp, &counter);
+    batch.Put(meta, kNextStampKey, counter);
+    batch.Put(meta, kFormatVersionKey, std::to_string(kFormatVersion));
+    rocksdb::WriteOptions synced;
+    synced.sync = true;
+    status = db->Write(synced, &batch);
+  }
+  for (rocksdb::ColumnFamilyHandle* handle : handles) {
+    if (handle != nullptr) db->DestroyColumnFamilyHandle(handle);
+  }
+  if (db != nullptr && status.ok()) status = db->Close();
+  db.reset();
+  if (!status.ok()) {
+    fs::remove_all(path, ignored);
+    return absl::UnavailableError("cannot write them into a new database: " + status.ToString());
+  }
+  return absl::OkStatus();
+}
+
+// CarriedPath is where a new database holding a damaged one's inputs waits to be swapped
+// in; CarryingPath where it is written before it is whole.
+std::string CarriedPath(const std::string& path) { return path + ".carried"; }
+std::string CarryingPath(const std::string& path) { return path + ".carrying"; }
+
+// FinishCarrying completes what a start cut short: a whole carried database goes where the
+// damaged one was moved from (if that one is gone; if not, it is salvaged again), and one
+// not yet whole is dropped.
+void FinishCarrying(const std::string& path) {
+  std::error_code error;
+  fs::remove_all(CarryingPath(path), error);
+  if (!fs::exists(CarriedPath(path), error)) return;
+  if (fs::exists(fs::path(path) / "CURRENT", error)) {
+    fs::remove_all(CarriedPath(path), error);
+    return;
+  }
+  fs::remove_all(path, error);  // an empty one a start made before it was cut short
+  fs::rename(CarriedPath(path), path, error);
+  if (error) {
+    spdlog::error("cannot put the inputs carried over from a damaged database at {} in place: {}",
+                  path, error.message());
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
@@ -156,7 +246,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
   // A database found unusable is moved aside and a new one created. One RocksDB found
   // damaged gives its inputs to the new one; if they are damaged too, it is kept and
   // opened with its damaged table files left for the reads that need them to fail.
-  SalvagedInputs carried;
+  FinishCarrying(path);
+  std::optional<size_t> carried;  // inputs carried over from a damaged database
   bool keep_damaged = false;
   std::string damage;  // what RocksDB found, when the database is kept
   for (int attempt = 0; attempt < 3; ++attempt) {
@@ -186,35 +277,29 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
           }
         }
         if (checked.verdict == Verdict::kOk) {
-          if (!carried.inputs.empty()) {
-            if (absl::Status written = store->CarryInputs(carried.inputs, carried.next_stamp);
-                !written.ok()) {
-              return absl::Status(written.code(),
-                                  "cannot carry the inputs of the damaged cache "
-                                  "database into the new one: " +
-                                      std::string(written.message()));
-            }
-            report->carried_inputs = carried.inputs.size();
+          if (carried.has_value()) {
+            report->created = true;  // new, with the inputs alone
+            report->carried_inputs = *carried;
           }
           if (!report->moved_aside.empty() && !report->inputs_left.empty()) {
             spdlog::error(
                 "the cache database {} was unusable ({}) and was moved to {}; its inputs could "
                 "not be carried over ({}) and stay there: they read as not set until set again",
                 path, report->reason, report->moved_aside, report->inputs_left);
-          } else if (!report->moved_aside.empty() && !carried.inputs.empty()) {
+          } else if (carried.has_value()) {
             spdlog::warn(
                 "the cache database {} was damaged ({}) and was moved to {}; its {} inputs were "
                 "carried over into the new one",
-                path, report->reason, report->moved_aside, carried.inputs.size());
+                path, report->reason, report->moved_aside, *carried);
           }
           if (keep_damaged) {
             spdlog::error(
-                "the cache database {} is damaged, in its inputs too ({}): kept, with the "
-                "damaged table files left for the reads that need them to fail",
+                "the cache database {} is damaged ({}): kept for its inputs, with the damaged "
+                "table files left for the reads that need them to fail",
                 path, damage);
           }
           report->kept_damaged = keep_damaged;
-          if (!report->created) store->CheckInputs(report);
+          if (!report->created || carried.has_value()) store->CheckInputs(report);
           return store;
         }
         unusable = checked.reason;
@@ -222,16 +307,42 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
       }
     }  // the store closes here, before its files move
     if (damaged && existed && !keep_damaged) {
-      absl::StatusOr<SalvagedInputs> salvaged = SalvageInputs(path, /*env=*/nullptr);
-      if (salvaged.ok()) {
-        carried = *std::move(salvaged);
-      } else if (salvaged.status().code() == absl::StatusCode::kDataLoss) {
-        keep_damaged = true;  // the user's data stays where it is: try again, keeping it
-        damage = unusable;
-        continue;
-      } else {
-        report->inputs_left = std::string(salvaged.status().message());
+      // The store's file system, if a test gave one.
+      std::unique_ptr<rocksdb::Env> env =
+          options.file_system != nullptr ? rocksdb::NewCompositeEnv(options.file_system) : nullptr;
+      absl::StatusOr<SalvagedInputs> salvaged = SalvageInputs(path, env.get());
+      absl::Status written = salvaged.ok() ? WriteCarried(CarryingPath(path), *salvaged, env.get())
+                                           : salvaged.status();
+      std::error_code error;
+      if (written.ok()) fs::rename(CarryingPath(path), CarriedPath(path), error);
+      if (written.ok() && error) {
+        written =
+            absl::UnavailableError("cannot rename " + CarryingPath(path) + ": " + error.message());
       }
+      if (salvaged.ok() && !written.ok()) {
+        // Read but not written (a full disk, say): the damaged database stays, with its
+        // inputs, for a start that can write them.
+        return absl::Status(written.code(), "the cache database " + path + " is damaged (" +
+                                                unusable +
+                                                ") and its inputs cannot be carried "
+                                                "into a new one: " +
+                                                std::string(written.message()));
+      }
+      if (written.ok()) {
+        // Moved aside, then the carried one in its place (FinishCarrying, also at the next
+        // start if this one is cut short between the two).
+        absl::Status moved = MoveAside(path, unusable, report);
+        if (!moved.ok()) return moved;
+        FinishCarrying(path);
+        carried = salvaged->inputs.size();
+        continue;
+      }
+      if (salvaged.status().code() == absl::StatusCode::kDataLoss) {
+        keep_damaged = true;  // the user's data stays where it is: try again, keeping it
+        damage = unusable + "; " + std::string(salvaged.status().message());
+        continue;
+      }
+      report->inputs_left = std::string(written.message());
     } else if (damaged && existed) {
       report->inputs_left = "it cannot be served with its damaged inputs: " + unusable;
     }
@@ -239,21 +350,6 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
     if (!moved.ok()) return moved;
   }
   return absl::InternalError("the cache database " + path + " is unusable even when new");
-}
-
-absl::Status Store::CarryInputs(const std::vector<std::pair<std::string, std::string>>& inputs,
-                                uint64_t next_stamp) {
-  rocksdb::WriteBatch batch;
-  for (const auto& [name, record] : inputs) {
-    const NameKey key(name);
-    const std::string_view stored_key = key.key();
-    batch.Put(handle(Table::kInputs), rocksdb::Slice(stored_key.data(), stored_key.size()),
-              key.digested() ? NamedValue(key, name, record) : record);
-  }
-  std::string counter;
-  EncodeCounter(next_stamp, &counter);
-  batch.Put(handle(Table::kMeta), kNextStampKey, counter);
-  return Write(batch, /*sync=*/true);
 }
 
 Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {

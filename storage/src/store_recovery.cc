@@ -101,10 +101,8 @@ absl::Status Store::ReplaceFailedInstance(std::string_view why) {
   auto replacement = std::make_unique<Instance>();
   replacement->read_only = true;
   const rocksdb::Status opened =
-      OpenInstance(path_, shared_->cache,
-                   DatabaseOptions(shared_->logger, shared_->errors, options_.write_buffer_bytes,
-                                   shared_->env.get()),
-                   /*read_only=*/true, &replacement->handles, &replacement->db);
+      OpenInstance(path_, shared_->cache, InstanceOptions(), /*read_only=*/true,
+                   &replacement->handles, &replacement->db);
   if (!opened.ok()) {
     return FromRocks(opened, std::string(why) +
                                  ", and opening the database again failed too; each write "
@@ -134,9 +132,7 @@ absl::Status Store::ReopenForWriting(std::chrono::milliseconds wait) {
   // file): either may wait for a flush that never finishes, as a resume may (resumer.h).
   // So both run on the resumer's thread, waited for the same bounded time.
   absl::Status opened = resumer_->Run(
-      "reopen", [closing, shared = shared_, path = path_,
-       options = DatabaseOptions(shared_->logger, shared_->errors, options_.write_buffer_bytes,
-                                 shared_->env.get())] {
+      "reopen", [closing, shared = shared_, path = path_, options = InstanceOptions()] {
         for (Instance* instance : closing) instance->Close();
         {
           // One opened by the job before, finished after its writer last looked.

@@ -10,8 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "records.h"
 #include "temp_dir.h"
 #include "turbine/engine.h"
+#include "turbine/storage/format.h"
 #include "turbine/storage/rocks_backing_store.h"
 #include "turbine/storage/store.h"
 
@@ -150,6 +152,89 @@ TEST(DamagedInputs, DamageElsewhereThatStopsTheOpenCarriesTheInputsOver) {
     EXPECT_FALSE(report.kept_damaged);
     ExpectInputs(**store);
   }
+}
+
+// The inputs carried over are written into a database beside the damaged one, which is
+// then moved aside and replaced: a start cut short between the two finds the carried one
+// whole at the next start and puts it in place; one cut short while writing it finds the
+// damaged database still there and salvages it again. Never are the inputs only in the
+// database moved aside.
+TEST(DamagedInputs, AStartCutShortWhileCarryingLosesNoInput) {
+  turbine::testing::TempDir dir;
+  const std::filesystem::path db = dir.path() / "db";
+  const std::vector<std::string> files = StoreWithInputs(dir.str(), Table::kTasks);
+  ASSERT_FALSE(files.empty());
+  BreakFooter(files.front());
+  // Cut short while writing: a partial database beside the damaged one.
+  std::filesystem::create_directories(dir.path() / "db.carrying");
+  std::ofstream(dir.path() / "db.carrying" / "CURRENT") << "MANIFEST-000001\n";
+  {
+    OpenReport report;
+    auto store = std::move(*Store::Open(StoreOptions{.data_dir = dir.str()}, &report));
+    EXPECT_EQ(report.carried_inputs, static_cast<size_t>(kInputs) + 1) << report.inputs_left;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "db.carrying"));
+  // Cut short after the damaged one was moved aside: the carried one waits beside.
+  std::filesystem::rename(db, dir.path() / "db.carried");
+  OpenReport report;
+  auto store = std::move(*Store::Open(StoreOptions{.data_dir = dir.str()}, &report));
+  EXPECT_FALSE(report.created);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "db.carried"));
+  ExpectInputs(*store);
+}
+
+// A store of an older build (format version 3) has fewer tables than this build, which a
+// read-only open does not make: the salvage opens the tables there are. Its long names,
+// keyed whole as version 3 did, are carried over keyed as version 4 does.
+TEST(DamagedInputs, AnOlderStoreWithFewerTablesHasItsInputsCarriedOver) {
+  turbine::testing::TempDir dir;
+  const std::string long_name(3000, 'x');
+  std::string tasks_file;
+  {
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const char* name : {"default", "meta", "tasks", "task_ids", "inputs"}) {
+      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(
+        rocksdb::DB::Open(options, (dir.path() / "db").string(), families, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    ASSERT_TRUE(db->Put({}, handles[1], turbine::storage::kFormatVersionKey, "3").ok());
+    for (const std::string& name : {std::string("short"), long_name}) {
+      std::string record;
+      turbine::storage::EncodeInputRecord(
+          {.type_name = "t", .bytes = "v:" + name.substr(0, 5), .stamp = 7}, &record);
+      ASSERT_TRUE(db->Put({}, handles[4], name, record).ok());
+    }
+    ASSERT_TRUE(db->Put({}, handles[2], "a task", "its record").ok());
+    ASSERT_TRUE(db->Flush({}, handles).ok());
+    std::vector<rocksdb::LiveFileMetaData> files;
+    db->GetLiveFilesMetaData(&files);
+    for (const rocksdb::LiveFileMetaData& file : files) {
+      if (file.column_family_name == "tasks") tasks_file = file.db_path + "/" + file.name;
+    }
+    for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle);
+  }
+  ASSERT_FALSE(tasks_file.empty());
+  BreakFooter(tasks_file);
+  OpenReport report;
+  absl::StatusOr<std::unique_ptr<Store>> store =
+      Store::Open(StoreOptions{.data_dir = dir.str()}, &report);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(report.carried_inputs, 2u) << report.inputs_left;
+  RocksBackingStore backing(store->get());
+  for (const std::string& name : {std::string("short"), long_name}) {
+    absl::StatusOr<std::optional<turbine::StoredInput>> input = backing.ReadInput(name);
+    ASSERT_TRUE(input.ok()) << input.status();
+    ASSERT_TRUE(input->has_value()) << name.substr(0, 10);
+    EXPECT_EQ((*input)->bytes, "v:" + name.substr(0, 5));
+    EXPECT_EQ((*input)->stamp, 7u);
+  }
+  EXPECT_GT(*backing.NextStamp(), 7u);
 }
 
 // Damage in the meta table that the open does not read (a data block): the start read the

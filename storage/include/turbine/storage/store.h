@@ -45,6 +45,7 @@ class DB;
 class FileSystem;
 class PinnableSlice;
 class Slice;
+struct Options;
 class WriteBatch;
 }  // namespace rocksdb
 
@@ -274,7 +275,9 @@ class Store {
   // exists); CheckFormat checks (or, in a new database, writes) the format version;
   // CheckInputs verifies the inputs table and logs what Open found.
   // `keep_damaged`: table files RocksDB cannot load are left for the reads that need them
-  // to fail (paranoid checks off), rather than failing the open.
+  // to fail (paranoid checks off), rather than failing the open. InstanceOptions are the
+  // options of every open of the database, this one's and the recovery's.
+  rocksdb::Options InstanceOptions() const;
   Attempt OpenDatabase(bool existed, OpenReport* report, bool keep_damaged = false);
   Attempt CheckFormat(bool must_have_version, OpenReport* report);
   // The two steps of the upgrade (store_upgrade.cc), under upgrade_mu_; WriteIfFull writes
@@ -283,10 +286,6 @@ class Store {
   absl::Status RekeyLongNames();
   void WriteIfFull(rocksdb::WriteBatch& batch, absl::Status& failed);
   void CheckInputs(OpenReport* report);
-  // CarryInputs writes the inputs salvaged from a damaged database into this new one
-  // (store_open.cc), synced, with the stamp counter past their stamps.
-  absl::Status CarryInputs(const std::vector<std::pair<std::string, std::string>>& inputs,
-                           uint64_t next_stamp);
   // Recovery (store_recovery.cc), under recover_mu_. PrepareWrite makes the database
   // writable again after a failed write, if it can: ResumeWriting asks RocksDB to resume;
   // ReplaceFailedInstance, for an error it does not resume from (or a failed log append,
