@@ -8,12 +8,14 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "rocks_faults.h"
 #include "turbine/storage/store.h"
@@ -109,5 +111,32 @@ rocksdb::Status OpenInstance(const std::string& path, const std::shared_ptr<rock
                              const rocksdb::Options& options, bool read_only,
                              std::array<rocksdb::ColumnFamilyHandle*, kTableCount>* handles,
                              std::unique_ptr<rocksdb::DB>* db);
+
+// VerifyTable reads a whole table with checksums verified (store_open.cc); what RocksDB
+// found wrong, or empty. `visit` sees each record.
+std::string VerifyTable(
+    rocksdb::DB& db, rocksdb::ColumnFamilyHandle* table,
+    const std::function<void(std::string_view, std::string_view)>& visit = nullptr);
+
+// Salvage of a damaged database's inputs (store_salvage.cc): what Store::Open carries over
+// into the new database when the damage is elsewhere.
+// SalvagedInputs are the inputs of a damaged database: each name with its record, and the
+// stamp counter past their stamps.
+struct SalvagedInputs {
+  std::vector<std::pair<std::string, std::string>> inputs;
+  uint64_t next_stamp = 1;
+};
+// SalvageInputs reads every input of the damaged database at `path`: kDataLoss if any
+// cannot be read, kUnavailable if the database cannot be opened to read them.
+absl::StatusOr<SalvagedInputs> SalvageInputs(const std::string& path, rocksdb::Env* env);
+// WriteCarried makes a new database at `path` holding the salvaged inputs.
+absl::Status WriteCarried(const std::string& path, const SalvagedInputs& salvaged,
+                          rocksdb::Env* env);
+// CarriedPath is where a new database holding a damaged one's inputs waits to be swapped
+// in; CarryingPath where it is written before it is whole. FinishCarrying completes what a
+// start cut short.
+std::string CarriedPath(const std::string& path);
+std::string CarryingPath(const std::string& path);
+void FinishCarrying(const std::string& path);
 
 }  // namespace turbine::storage
