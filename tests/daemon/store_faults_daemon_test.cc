@@ -349,32 +349,41 @@ std::string TableFile(const std::string& db, const std::string& table) {
   return found;
 }
 
-// A table file of the meta table whose footer is damaged: the database cannot be opened,
-// and is moved aside as before, but its inputs go into the new one. Before, every input
-// read as not set, and the log said so at info level only.
-TEST(StoreFaultsDaemon, ADatabaseDamagedOutsideItsInputsKeepsThemWhenMovedAside) {
-  TempDir dir;
-  for (int run = 0; run < 2; ++run) {  // the second start moves the inputs into a table file
+// SetFifteenInputs sets cell0 to cell14 through a daemon on `dir`, and starts it once more,
+// which moves them from the log into a table file.
+void SetFifteenInputs(const std::string& dir) {
+  for (int run = 0; run < 2; ++run) {
     DaemonProcess daemon;
-    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+    ASSERT_TRUE(daemon.Start({"--data-dir", dir})) << daemon.log();
     auto stub = Connect(daemon.address());
     for (int n = 0; run == 0 && n < 15; ++n) {
       ASSERT_TRUE(Set(*stub, "cell" + std::to_string(n), Int(n)).ok());
     }
     EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
   }
+}
+
+// FlipBytes inverts the bytes of `path` from `from` up to `to`, as a bad disk leaves them.
+void FlipBytes(const std::string& path, std::streamoff from, std::streamoff to) {
+  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+  for (std::streamoff at = from; at < to; ++at) {
+    file.seekg(at);
+    const char c = static_cast<char>(file.get());
+    file.seekp(at);
+    file.put(static_cast<char>(~c));
+  }
+}
+
+// A table file of the meta table whose footer is damaged: the database cannot be opened,
+// and is moved aside as before, but its inputs go into the new one. Before, every input
+// read as not set, and the log said so at info level only.
+TEST(StoreFaultsDaemon, ADatabaseDamagedOutsideItsInputsKeepsThemWhenMovedAside) {
+  TempDir dir;
+  SetFifteenInputs(dir.str());
   const std::string table = TableFile(dir.str() + "/db", "meta");
   ASSERT_FALSE(table.empty());
-  {
-    std::fstream file(table, std::ios::in | std::ios::out | std::ios::binary);
-    const auto end = static_cast<std::streamoff>(std::filesystem::file_size(table));
-    for (std::streamoff at = end - 8; at < end; ++at) {  // the footer's magic number
-      file.seekg(at);
-      const char c = static_cast<char>(file.get());
-      file.seekp(at);
-      file.put(static_cast<char>(~c));
-    }
-  }
+  const auto end = static_cast<std::streamoff>(std::filesystem::file_size(table));
+  FlipBytes(table, end - 8, end);  // the footer's magic number
   DaemonProcess daemon;
   ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
   EXPECT_NE(daemon.log().find("its 15 inputs carried over"), std::string::npos) << daemon.log();
@@ -391,26 +400,10 @@ TEST(StoreFaultsDaemon, ADatabaseDamagedOutsideItsInputsKeepsThemWhenMovedAside)
 
 TEST(StoreFaultsDaemon, DamagedInputsAreDataLossAndLoggedNeverUnset) {
   TempDir dir;
-  for (int run = 0; run < 2; ++run) {  // the second start moves the inputs into a table file
-    DaemonProcess daemon;
-    ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
-    auto stub = Connect(daemon.address());
-    for (int n = 0; run == 0 && n < 15; ++n) {
-      ASSERT_TRUE(Set(*stub, "cell" + std::to_string(n), Int(n)).ok());
-    }
-    EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
-  }
+  SetFifteenInputs(dir.str());
   const std::string table = TableFile(dir.str() + "/db", "inputs");
   ASSERT_FALSE(table.empty());
-  {
-    std::fstream file(table, std::ios::in | std::ios::out | std::ios::binary);
-    for (std::streamoff at = 32; at < 48; ++at) {  // inside the first data block
-      file.seekg(at);
-      const char c = static_cast<char>(file.get());
-      file.seekp(at);
-      file.put(static_cast<char>(~c));
-    }
-  }
+  FlipBytes(table, 32, 48);  // inside the first data block
 
   DaemonProcess daemon;
   ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
