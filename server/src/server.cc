@@ -107,7 +107,8 @@ struct Server::State {
   bool stopping = false;
   bool stopped = false;
 
-  absl::Status StartGrpc(ServerOptions& options, const std::vector<ListenAddress>& listen);
+  absl::Status StartGrpc(ServerOptions& options, const std::vector<ListenAddress>& listen,
+                         std::shared_ptr<grpc::ServerCredentials> tcp_credentials);
   void Stop();
 };
 
@@ -188,6 +189,10 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TcpCredentials(
   if (options.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
   absl::StatusOr<tls::KeyPair> pair = tls::ReadKeyPair(options.tls_cert_file, options.tls_key_file);
   if (!pair.ok()) return pair.status();
+  if (!pair->validity.empty()) {
+    spdlog::warn("the TLS certificate {} {}: every client will refuse it until it is replaced",
+                 options.tls_cert_file, pair->validity);
+  }
   grpc::SslServerCredentialsOptions ssl;
   ssl.pem_key_cert_pairs.push_back({pair->key_pem, pair->cert_pem});
   if (!options.tls_client_ca_file.empty()) {
@@ -310,6 +315,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     http_address = *checked;
   }
 
+  // The TLS files are checked before the data dir is touched: a start refused for a key
+  // that is not the certificate's opens no database.
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> tcp_credentials =
+      TcpCredentials(options);
+  if (!tcp_credentials.ok()) return tcp_credentials.status();
+
   if (absl::Status made = PrepareDataDir(options.data_dir, data_dir); !made.ok()) return made;
   auto state = std::make_unique<State>();
   absl::StatusOr<std::unique_ptr<DataDirLock>> lock = DataDirLock::Acquire(data_dir);
@@ -352,17 +363,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     if (!page.ok()) return page.status();
     state->status_page = std::move(*page);
   }
-  absl::Status serving = state->StartGrpc(options, *addresses);
+  absl::Status serving = state->StartGrpc(options, *addresses, *std::move(tcp_credentials));
   if (!serving.ok()) return serving;
   state->options = std::move(options);
   return std::unique_ptr<Server>(new Server(std::move(state)));
 }
 
 absl::Status Server::State::StartGrpc(ServerOptions& options,
-                                      const std::vector<ListenAddress>& listen) {
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> tcp_credentials =
-      TcpCredentials(options);
-  if (!tcp_credentials.ok()) return tcp_credentials.status();
+                                      const std::vector<ListenAddress>& listen,
+                                      std::shared_ptr<grpc::ServerCredentials> tcp_credentials) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -392,8 +401,7 @@ absl::Status Server::State::StartGrpc(ServerOptions& options,
     ports.push_back({.bound = std::move(*bound),
                      .handoff = builder.experimental().AddExternalConnectionAcceptor(
                          grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
-                         address.unix_socket ? grpc::InsecureServerCredentials()
-                                             : *tcp_credentials),
+                         address.unix_socket ? grpc::InsecureServerCredentials() : tcp_credentials),
                      .tcp = !address.unix_socket});
   }
   grpc_server = builder.BuildAndStart();

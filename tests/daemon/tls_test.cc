@@ -1,11 +1,11 @@
 // TLS and mutual TLS between the real turbined and the C++ client library and the CLI, over
 // a real TCP socket on loopback, with certificates openssl makes for each test.
 #include <gtest/gtest.h>
-
 #include <sys/wait.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -86,6 +86,37 @@ class TlsTest : public ::testing::Test {
   TestCertificates certs_;
   DaemonProcess daemon_;
 };
+
+// A certificate that expired is served (the clock may be what is wrong) but said at start,
+// as a warning: every handshake fails with it. Before, nothing was said.
+TEST_F(TlsTest, AnExpiredCertificateIsSaidAtStart) {
+  const std::string dir = dir_.str();
+  std::ofstream(dir + "/ca.cnf") << "[ca]\ndefault_ca=x\n[x]\ndatabase=index.txt\n"
+                                    "new_certs_dir=.\nserial=serial\ndefault_md=sha256\n"
+                                    "policy=p\n[p]\ncommonName=supplied\n";
+  std::ofstream(dir + "/index.txt");
+  std::ofstream(dir + "/serial") << "01\n";
+  const std::string make =
+      "cd '" + dir +
+      "' && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+      "-subj /CN=localhost -keyout expired.key -out expired.csr >>openssl.log 2>&1 && "
+      "openssl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key -in expired.csr "
+      "-out expired.pem -startdate 20200101000000Z -enddate 20200102000000Z "
+      "-extfile server.ext >>openssl.log 2>&1";
+  ASSERT_EQ(std::system(make.c_str()), 0) << "openssl ca failed: see " << certs_.log;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir + "/data", "--listen", "127.0.0.1:0", "--tls-cert",
+                            dir + "/expired.pem", "--tls-key", dir + "/expired.key"}))
+      << daemon.log();
+  EXPECT_TRUE(Contains(daemon.log(), "[warning] the TLS certificate " + dir +
+                                         "/expired.pem expired on Jan  2 00:00:00 2020 GMT: "
+                                         "every client will refuse it"))
+      << daemon.log();
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+  // A valid one is not said to be anything.
+  StartDaemon();
+  EXPECT_FALSE(Contains(daemon_.log(), "every client will refuse it")) << daemon_.log();
+}
 
 TEST_F(TlsTest, TheClientAndTheCliCallOverTls) {
   StartDaemon();
@@ -293,6 +324,10 @@ TEST_F(TlsTest, TlsFilesThatCannotBeUsedAreNamed) {
     EXPECT_EQ(daemon.Reap(), kExitUsage);
     EXPECT_TRUE(Contains(daemon.log(), "does not hold the key of the certificate")) << daemon.log();
     EXPECT_TRUE(Contains(daemon.log(), certs_.client_key)) << daemon.log();
+    // Refused before the data dir is touched: before, the database was opened (and its
+    // observations checked) first.
+    EXPECT_FALSE(std::filesystem::exists(dir_.path() / "d" / "db")) << daemon.log();
+    EXPECT_FALSE(Contains(daemon.log(), "observations")) << daemon.log();
   }
   DaemonProcess daemon;
   EXPECT_FALSE(daemon.Start({"--data-dir", dir_.str() + "/c", "--listen", "127.0.0.1:0",

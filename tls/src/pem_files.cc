@@ -72,6 +72,26 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* rol
   return content;
 }
 
+// TimeText prints an ASN.1 time as OpenSSL does ("Jan  2 00:00:00 2020 GMT").
+std::string TimeText(const ASN1_TIME* time) {
+  Bio bio(BIO_new(BIO_s_mem()), &BIO_free);
+  if (bio == nullptr || ASN1_TIME_print(bio.get(), time) != 1) return "?";
+  char* data = nullptr;
+  const long size = BIO_get_mem_data(bio.get(), &data);
+  return size > 0 ? std::string(data, static_cast<size_t>(size)) : "?";
+}
+
+// Validity says why `cert` is not valid now, or is empty.
+std::string Validity(X509& cert) {
+  if (X509_cmp_current_time(X509_get0_notAfter(&cert)) < 0) {
+    return "expired on " + TimeText(X509_get0_notAfter(&cert));
+  }
+  if (X509_cmp_current_time(X509_get0_notBefore(&cert)) > 0) {
+    return "is not valid before " + TimeText(X509_get0_notBefore(&cert));
+  }
+  return "";
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> ReadCaFile(const std::string& path, const char* role) {
@@ -118,6 +138,7 @@ absl::StatusOr<KeyPair> ReadKeyPair(const std::string& cert_path, const std::str
     return absl::InvalidArgumentError(absl::StrCat(
         "the TLS key file ", key_path, " does not hold the key of the certificate in ", cert_path));
   }
+  pair.validity = Validity(*cert);
   return pair;
 }
 

@@ -20,6 +20,11 @@ absl::StatusOr<std::string> ReadCaFile(const std::string& path, const char* role
 struct KeyPair {
   std::string cert_pem;
   std::string key_pem;
+  // Why the certificate is not valid now ("expired on Jan  2 00:00:00 2020 GMT", "is not
+  // valid before ..."), or empty. Not refused: the clock may be what is wrong, and a
+  // certificate renewed in place is read again at the next start; but every handshake
+  // will fail meanwhile, so the one who starts it should hear.
+  std::string validity;
 };
 
 // ReadKeyPair reads a certificate and its private key. Refused: a file without a PEM
