@@ -617,11 +617,22 @@ void EngineImpl::EvictorLoop() {
                    Clock::now() - *stuck_since >= kStuckFor) {
           said_stuck = true;
           said_collecting = collecting;
+          size_t observations = 0;
+          {
+            MutexLock lock(&observed_.mu);
+            observations = observed_.records.size();
+          }
           Log(LogLevel::kWarning,
               "memory: the resident set (" + MibText(in_use) + ") stays over the limit (" +
-                  MibText(memory_.limit_bytes) + ") with nothing left that may leave memory: what remains is running, "
+                  MibText(memory_.limit_bytes) +
+                  ") with nothing left that may leave memory: what remains is running, "
                   "read by tasks in memory, or the process itself (about 33 MiB for an "
                   "idle turbined)" +
+                  (observations > 0
+                       ? ", and what it keeps of the " + std::to_string(observations) +
+                             " files and directories its results observed (watched, and "
+                             "checked at start, in memory or not: some hundreds of bytes each)"
+                       : "") +
                   (collecting ? ", and the garbage collection pass running now holds its "
                                 "graph of the store (tens of bytes per stored task) until it "
                                 "ends"

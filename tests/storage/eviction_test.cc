@@ -12,6 +12,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "persisted_engine.h"
 #include "temp_dir.h"
 #include "turbine/engine.h"
+#include "turbine/observe.h"
 #include "turbine/trace.h"
 #include "turbine/why.h"
 
@@ -299,6 +301,52 @@ TEST(EvictionInTheBackground, FreedMemoryTheAllocatorKeepsGoesBackOverTheLimit) 
 
 }  // namespace
 
+// ObservedSubject(key) observes `key` in a world that never changes (a file, as fs.* would).
+void WatchNothing(const std::string&, const turbine::Invalidator&) {}
+std::optional<uint64_t> LookUnchanged(const std::string&, const turbine::Invalidator&) { return 1; }
+const turbine::ObservationKind unchanging_kind{"test.evict.unchanging", WatchNothing,
+                                               LookUnchanged};
+Task<int64_t> ObservedSubjectImpl(std::string key) {
+  turbine::Observe("test.evict.unchanging", key, 1);
+  co_return 1;
+}
+inline const turbine::Function<ObservedSubjectImpl> observed_subject{
+    "test.evict.observed_subject", 1, "", {.session_dependent = true}};
+
+// Over the limit with nothing left that may leave memory, the warning counts what the
+// engine keeps of the observations its results follow from, which no eviction gives back
+// (a black-box run: 37 MB for 60,000 files, no task in memory). Before, it blamed only
+// what was running, read, or the process itself.
+TEST(EvictionInTheBackground, StuckWithObservationsTheWarningCountsThem) {
+  turbine::testing::TempDir dir;
+  std::mutex log_mu;
+  std::string log;
+  auto logged = [&](std::string_view part) {
+    std::lock_guard lock(log_mu);
+    return log.find(part) != std::string::npos;
+  };
+  turbine::testing::PersistedEngine<> daemon(
+      dir.str(), turbine::EngineOptions{.worker_threads = 2,
+                                        .logger =
+                                            [&](turbine::LogLevel, std::string_view message) {
+                                              std::lock_guard lock(log_mu);
+                                              log.append(message).append("\n");
+                                            },
+                                        .gc = {.interval = {}},
+                                        .memory = {.limit_bytes = 1,
+                                                   .interval = std::chrono::milliseconds(10),
+                                                   .usage = [] { return size_t{1} << 30; }}});
+  for (int n = 0; n < 3; ++n) {
+    ASSERT_EQ(*daemon.engine.Read(observed_subject("subject " + std::to_string(n))), 1);
+  }
+  ASSERT_TRUE(daemon.engine.Flush().ok());
+  for (int tries = 0; tries < 1000 && !logged("stays over the limit"); ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(logged("stays over the limit")) << log;
+  EXPECT_TRUE(logged("of the 3 files and directories its results observed")) << log;
+}
+
 // Over the limit with nothing that may leave while a garbage collection pass runs: the
 // warning names the pass's graph of the store, which no eviction gives back, also when it
 // was said before the pass began (here the engine is over its limit from the start).
@@ -334,6 +382,7 @@ TEST(EvictionInTheBackground, StuckDuringAGcPassTheWarningNamesThePass) {
   // The figures as they are: before, "(1024 MiB) stays over the limit (0 MiB)".
   EXPECT_TRUE(logged("(1024.0 MiB) stays over the limit (1 byte)")) << log;
   EXPECT_FALSE(logged("pass running now")) << log;
+  EXPECT_FALSE(logged("files and directories")) << log;  // none observed
   // ... then again once a pass runs.
   turbine::GcOptions gc;
   gc.stop = [&] {  // the pass waits here, running, until the evictor has spoken
