@@ -39,6 +39,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -201,6 +202,10 @@ void LogReady(const turbine::server::Server& server, const std::string& data_dir
   std::_Exit(kExitStopCutShort);
 }
 
+// A stop signal this soon after the one that began the stop, from the same sender, is the
+// same one sent twice.
+constexpr std::chrono::milliseconds kSameSignal{1000};
+
 // ServeUntilStopped serves until a stop signal or the Shutdown RPC, then stops the server.
 // The stop is bounded: a store that no longer completes writes (RocksDB waiting for a
 // flush that never comes, after a full disk) would otherwise keep the daemon alive for
@@ -209,24 +214,42 @@ void ServeUntilStopped(std::unique_ptr<turbine::server::Server> server, sigset_t
                        std::chrono::seconds stop_timeout) {
   std::mutex mu;
   std::condition_variable changed;
-  bool stopping = false;  // guarded by mu, as `done`
+  bool stopping = false;  // guarded by mu, as `done` and `signalled_at`
   bool done = false;
+  // The signal that began the stop: when, which, and who sent it.
+  std::optional<std::chrono::steady_clock::time_point> signalled_at;
+  int stop_signal = 0;
+  pid_t stop_sender = 0;
   turbine::server::Server* const serving = server.get();
   std::thread signal_thread([&] {
     for (;;) {
-      int signal = 0;
-      sigwait(&stop_signals, &signal);
+      siginfo_t info{};
+      const int signal = sigwaitinfo(&stop_signals, &info);
+      if (signal < 0) continue;  // EINTR
       std::unique_lock lock(mu);
       if (done) return;  // woken below, once stopped
       // A hangup comes twice when a terminal closes (the shell passes it on, then the
       // kernel sends it): only SIGTERM or SIGINT cuts a stop short.
       if (stopping && signal == SIGHUP) continue;
+      // The same signal from the same sender again at once is one signal sent twice:
+      // `timeout` and some supervisors send it to the process and then to its process
+      // group. A person's second Ctrl-C comes later than this.
+      const auto now = std::chrono::steady_clock::now();
+      if (stopping && signalled_at.has_value() && now - *signalled_at < kSameSignal &&
+          signal == stop_signal && info.si_pid == stop_sender) {
+        spdlog::info("{} received again at once (sent to the process group too): the same stop",
+                     strsignal(signal));
+        continue;
+      }
       if (stopping) {
         lock.unlock();
         CutStopShort(std::string(strsignal(signal)) + " received while stopping");
       }
       spdlog::info("{} received: finishing in-flight calls and flushing", strsignal(signal));
       stopping = true;
+      signalled_at = now;
+      stop_signal = signal;
+      stop_sender = info.si_pid;
       changed.notify_all();
       serving->Shutdown();  // under mu: the server is not destroyed before it returns
     }

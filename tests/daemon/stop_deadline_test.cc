@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -84,6 +85,27 @@ TEST(StopDeadline, ASecondSignalEndsAStopThatCannotEnd) {
   daemon.Stop(SIGKILL);  // if it is still there, the call's thread ends with it
   call.join();
   ExpectInputKept(dir);
+}
+
+// The same signal twice at once, as `timeout` sends it (to the process, then to its process
+// group): one stop, which writes its last snapshot and exits 0. Before, the second one cut
+// the stop short (exit code 4, the socket left behind).
+TEST(StopDeadline, TheSameSignalTwiceAtOnceIsOneStop) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data"})) << daemon.log();
+  // Sent back to back, the two would merge while pending (a signal is not queued twice):
+  // the second comes once the first was taken, as from `timeout` on another core.
+  const auto first = std::chrono::steady_clock::now();
+  daemon.Signal(SIGTERM);
+  ASSERT_TRUE(daemon.WaitForLog("received: finishing")) << daemon.log();
+  daemon.Signal(SIGTERM);
+  ASSERT_LT(std::chrono::steady_clock::now() - first, std::chrono::milliseconds(1000))
+      << "the machine took a second to pass a log line on: no longer 'at once'";
+  EXPECT_EQ(daemon.ReapWithin(std::chrono::seconds(20)), 0) << daemon.log();
+  EXPECT_NE(daemon.log().find("received again at once"), std::string::npos) << daemon.log();
+  EXPECT_EQ(daemon.log().find("received while stopping"), std::string::npos) << daemon.log();
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "data" / "turbined.sock")) << daemon.log();
 }
 
 TEST(StopDeadline, ASignalEndsAStopTheShutdownRpcBegan) {
