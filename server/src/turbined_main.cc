@@ -73,6 +73,12 @@ absl::Status ConnectSharedCache(const Flags& flags, turbine::SharedTierOptions* 
     return absl::InvalidArgumentError("the password file " + flags.shared_cache_password_file +
                                       " is empty, unreadable or larger than 64 KiB");
   }
+  // One line, as the token file: a second line is a file that holds something else too, and
+  // sent whole it only reads as a wrong password.
+  if (password.find_first_of("\r\n") != std::string::npos) {
+    return absl::InvalidArgumentError("the password file " + flags.shared_cache_password_file +
+                                      " holds more than one line: a password is one line");
+  }
   absl::StatusOr<std::shared_ptr<turbine::shared::RedisTier>> tier =
       turbine::shared::RedisTier::Connect(
           {.seeds = *seeds,

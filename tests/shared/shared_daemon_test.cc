@@ -455,6 +455,11 @@ TEST_F(SharedDaemons, SharedCacheSettingsThatCannotWorkAreRefused) {
   EXPECT_TRUE(refused({"--shared-cache-mode", "readwrite"}, "--shared-cache"));
   EXPECT_TRUE(refused({"--shared-cache", url_, "--shared-cache-password-file", password_file},
                       "AUTH"));
+  // Two lines: before, sent whole, refused by the server as a wrong password.
+  const std::string two_lines = (dir.path() / "two-lines").string();
+  std::ofstream(two_lines) << "hunter2\nsecond line\n";
+  EXPECT_TRUE(refused({"--shared-cache", url_, "--shared-cache-password-file", two_lines},
+                      "holds more than one line"));
   // Empty (an unset variable in a template): before, it started with sharing off, the
   // namespace given with it ignored, and nothing said.
   EXPECT_TRUE(refused({"--shared-cache", "", "--shared-cache-namespace", "proj"}, "an empty URL"));
