@@ -713,8 +713,10 @@ void EngineImpl::NoteDiskLimit(const GcReport& report) {
         "the store is " + std::to_string(report.bytes_after) +
             " bytes on disk after garbage collection, over the disk limit of " +
             std::to_string(limit) +
-            ": what is left is set inputs, what they refer to, and the store's own files "
-            "(a raised limit keeps more results)");
+            ": what is left is what the pass kept (set inputs and what they refer to, results "
+            "written or used while it ran) and the store's own files, and the pass works by an "
+            "estimate of what a record takes on disk, which may fall short (a raised limit "
+            "keeps more results)");
   }
   gc_said_over_limit_ = over;
 }
