@@ -320,7 +320,9 @@ int main(int argc, char** argv) {
     return kExitBadConfig;
   }
   if (absl::Status shared = ConnectSharedCache(flags, &flags.server.shared); !shared.ok()) {
-    spdlog::critical("shared cache: {}", std::string(shared.message()));
+    // Said once: the address's own errors already begin "shared cache address".
+    const std::string message(shared.message());
+    spdlog::critical("{}{}", message.starts_with("shared cache") ? "" : "shared cache: ", message);
     return kExitBadConfig;
   }
   // A process-wide setting, so the program's choice (engine.h says why).

@@ -463,6 +463,9 @@ TEST_F(SharedDaemons, SharedCacheSettingsThatCannotWorkAreRefused) {
   // Empty (an unset variable in a template): before, it started with sharing off, the
   // namespace given with it ignored, and nothing said.
   EXPECT_TRUE(refused({"--shared-cache", "", "--shared-cache-namespace", "proj"}, "an empty URL"));
+  // Said once: before, "shared cache: shared cache address needs HOST:PORT ...".
+  EXPECT_TRUE(refused({"--shared-cache", "redis://no-port"},
+                      "[critical] shared cache address needs HOST:PORT"));
 }
 
 }  // namespace
