@@ -56,6 +56,15 @@ std::string UnknownTable(const std::string& path) {
   return "";
 }
 
+// Unreadable is the verdict on a database whose meta table cannot be read: moved aside,
+// as damaged if RocksDB found it so.
+Attempt Unreadable(const absl::Status& status) {
+  return {Verdict::kMoveAside,
+          {},
+          std::string(status.message()),
+          status.code() == absl::StatusCode::kDataLoss};
+}
+
 // MoveAside renames an unusable database out of the way, recording where and why.
 absl::Status MoveAside(const std::string& path, const std::string& reason, OpenReport* report) {
   std::error_code error;
@@ -215,12 +224,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
 Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
   std::string version;
   absl::StatusOr<bool> found = Get(Table::kMeta, kFormatVersionKey, &version);
-  if (!found.ok()) {
-    return {Verdict::kMoveAside,
-            {},
-            std::string(found.status().message()),
-            found.status().code() == absl::StatusCode::kDataLoss};
-  }
+  if (!found.ok()) return Unreadable(found.status());
   if (*found) {
     const int from_3 = StepBit(UpgradeStep::kNames);
     const int from_2 = StepBit(UpgradeStep::kIdentities) | from_3;
@@ -230,12 +234,7 @@ Attempt Store::CheckFormat(bool must_have_version, OpenReport* report) {
     if (version == std::to_string(kFormatVersion)) {
       std::string unused;
       absl::StatusOr<bool> moving = Get(Table::kMeta, kMovingInputNamesKey, &unused);
-      if (!moving.ok()) {
-        return {Verdict::kMoveAside,
-                {},
-                std::string(moving.status().message()),
-                moving.status().code() == absl::StatusCode::kDataLoss};
-      }
+      if (!moving.ok()) return Unreadable(moving.status());
       pending = *moving ? from_3 : 0;
     }
     if (pending > 0) {

@@ -572,6 +572,18 @@ TEST(GarbageCollectionDaemon, PassesRunByThemselvesWhenTheDaemonIsIdle) {
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
 }
 
+// StartOverALimitOf1K starts a daemon with --disk-limit 1K and timed passes an hour apart,
+// and waits for the pass of its first size check, which finds even the empty store over
+// the limit and says so.
+void StartOverALimitOf1K(const TempDir& dir, DaemonProcess& daemon,
+                         std::unique_ptr<Client>* client) {
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--gc-interval", "1h", "--disk-limit", "1K"}))
+      << daemon.log();
+  *client = ConnectTo(daemon);
+  ASSERT_NE(*client, nullptr);
+  ASSERT_TRUE(daemon.WaitForLog("over the disk limit of 1024")) << daemon.log();
+}
+
 // A pass that leaves the store over the limit (here its own files are) does not stop the
 // limit from working: results made after it are collected once the store grows again,
 // without waiting for the next timed pass. Before, no pass came until --gc-interval (an
@@ -579,12 +591,8 @@ TEST(GarbageCollectionDaemon, PassesRunByThemselvesWhenTheDaemonIsIdle) {
 TEST(GarbageCollectionDaemon, AStoreLeftOverTheLimitIsCollectedAgainOnceItGrows) {
   TempDir dir;
   DaemonProcess daemon;
-  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--gc-interval", "1h", "--disk-limit", "1K"}))
-      << daemon.log();
-  std::unique_ptr<Client> client = ConnectTo(daemon);
-  ASSERT_NE(client, nullptr);
-  // The first size check finds even the empty store over 1 KiB: a pass, which says so.
-  ASSERT_TRUE(daemon.WaitForLog("over the disk limit of 1024")) << daemon.log();
+  std::unique_ptr<Client> client;
+  ASSERT_NO_FATAL_FAILURE(StartOverALimitOf1K(dir, daemon, &client));
   constexpr int kTasks = 5000;
   Populate(*client, kTasks, /*inputs=*/1, /*first_key=*/1000000);
   // Size checks come every 10 s.
@@ -600,11 +608,8 @@ TEST(GarbageCollectionDaemon, AStoreLeftOverTheLimitIsCollectedAgainOnceItGrows)
 TEST(GarbageCollectionDaemon, AStoreGrowingPastTheLimitIsCollectedThoughTheDaemonNeverRests) {
   TempDir dir;
   DaemonProcess daemon;
-  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str(), "--gc-interval", "1h", "--disk-limit", "1K"}))
-      << daemon.log();
-  std::unique_ptr<Client> client = ConnectTo(daemon);
-  ASSERT_NE(client, nullptr);
-  ASSERT_TRUE(daemon.WaitForLog("over the disk limit of 1024")) << daemon.log();
+  std::unique_ptr<Client> client;
+  ASSERT_NO_FATAL_FAILURE(StartOverALimitOf1K(dir, daemon, &client));
   // Something executes at every moment from here on: 20 ms tasks, one after another.
   std::atomic<bool> stop{false};
   std::thread busy([&] {

@@ -301,6 +301,31 @@ TEST(EvictionInTheBackground, FreedMemoryTheAllocatorKeepsGoesBackOverTheLimit) 
 
 }  // namespace
 
+// CapturedLog keeps what an engine logs, for a test to look in.
+struct CapturedLog {
+  std::mutex mu;
+  std::string text;
+  bool Contains(std::string_view part) {
+    std::lock_guard lock(mu);
+    return text.find(part) != std::string::npos;
+  }
+};
+
+// StuckFromTheStart is an engine over its memory limit from the start (a limit of a byte,
+// a resident set of 1 GiB), its evictor looking every 10 ms, logging into `log`.
+turbine::EngineOptions StuckFromTheStart(CapturedLog& log) {
+  return turbine::EngineOptions{.worker_threads = 2,
+                                .logger =
+                                    [&log](turbine::LogLevel, std::string_view message) {
+                                      std::lock_guard lock(log.mu);
+                                      log.text.append(message).append("\n");
+                                    },
+                                .gc = {.interval = {}},
+                                .memory = {.limit_bytes = 1,
+                                           .interval = std::chrono::milliseconds(10),
+                                           .usage = [] { return size_t{1} << 30; }}};
+}
+
 // ObservedSubject(key) observes `key` in a world that never changes (a file, as fs.* would).
 void WatchNothing(const std::string&, const turbine::Invalidator&) {}
 std::optional<uint64_t> LookUnchanged(const std::string&, const turbine::Invalidator&) { return 1; }
@@ -319,23 +344,10 @@ inline const turbine::Function<ObservedSubjectImpl> observed_subject{
 // what was running, read, or the process itself.
 TEST(EvictionInTheBackground, StuckWithObservationsTheWarningCountsThem) {
   turbine::testing::TempDir dir;
-  std::mutex log_mu;
-  std::string log;
-  auto logged = [&](std::string_view part) {
-    std::lock_guard lock(log_mu);
-    return log.find(part) != std::string::npos;
-  };
-  turbine::testing::PersistedEngine<> daemon(
-      dir.str(), turbine::EngineOptions{.worker_threads = 2,
-                                        .logger =
-                                            [&](turbine::LogLevel, std::string_view message) {
-                                              std::lock_guard lock(log_mu);
-                                              log.append(message).append("\n");
-                                            },
-                                        .gc = {.interval = {}},
-                                        .memory = {.limit_bytes = 1,
-                                                   .interval = std::chrono::milliseconds(10),
-                                                   .usage = [] { return size_t{1} << 30; }}});
+  CapturedLog captured;
+  turbine::testing::PersistedEngine<> daemon(dir.str(), StuckFromTheStart(captured));
+  auto logged = [&](std::string_view part) { return captured.Contains(part); };
+  const std::string& log = captured.text;
   for (int n = 0; n < 3; ++n) {
     ASSERT_EQ(*daemon.engine.Read(observed_subject("subject " + std::to_string(n))), 1);
   }
@@ -353,25 +365,10 @@ TEST(EvictionInTheBackground, StuckWithObservationsTheWarningCountsThem) {
 // Before, it blamed only what was running, read, or the process itself.
 TEST(EvictionInTheBackground, StuckDuringAGcPassTheWarningNamesThePass) {
   turbine::testing::TempDir dir;
-  std::mutex log_mu;
-  std::string log;
-  auto logged = [&](std::string_view part) {
-    std::lock_guard lock(log_mu);
-    return log.find(part) != std::string::npos;
-  };
-  turbine::testing::PersistedEngine<> daemon(
-      dir.str(),
-      turbine::EngineOptions{
-          .worker_threads = 2,
-          .logger =
-              [&](turbine::LogLevel, std::string_view message) {
-                std::lock_guard lock(log_mu);
-                log.append(message).append("\n");
-              },
-          .gc = {.interval = {}},
-          .memory = {.limit_bytes = 1,
-                     .interval = std::chrono::milliseconds(10),
-                     .usage = [] { return size_t{1} << 30; }}});
+  CapturedLog captured;
+  turbine::testing::PersistedEngine<> daemon(dir.str(), StuckFromTheStart(captured));
+  auto logged = [&](std::string_view part) { return captured.Contains(part); };
+  const std::string& log = captured.text;
   ASSERT_TRUE(daemon.engine.SetInput("evict.x", int64_t{1}).ok());
   ASSERT_TRUE(daemon.engine.Flush().ok());
   // Said first with no pass running (over the limit from the start)...
