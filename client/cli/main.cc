@@ -6,6 +6,8 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -21,7 +23,8 @@ namespace turbine::cli {
 namespace {
 
 constexpr char kFooter[] = R"(Arguments and values are JSON: 30, 1.5, true, null, '"text"', '[1,2]',
-'{"a":1}', '{"$ref":"12"}' (a task reference), '{"$bytes":"aGk="}' (base64 bytes).
+'{"a":1}', '{"$ref":"12"}' (a task reference), '{"$bytes":"aGk="}' (base64 bytes),
+'{"$double":"NaN"}' ("Infinity", "-Infinity": numbers JSON has not).
 A bare word that is not JSON is a string: `turbine call input.get mykey`.
 
 Exit codes:
@@ -33,6 +36,22 @@ Exit codes:
      failed)
   4  the daemon refused the request (NOT_FOUND, INVALID_ARGUMENT, UNAUTHENTICATED, ...):
      "turbine: <CODE>: <message>" on stderr)";
+
+// WholeNumberFrom checks a count or a duration given in whole units. CLI11's Range says
+// "Value abc not in range 1 to 3600" of text that is no number at all, and of 1.5.
+CLI::Validator WholeNumberFrom(int64_t low, int64_t high) {
+  return CLI::Validator(
+      [low, high](std::string& text) {
+        int64_t number = 0;
+        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), number);
+        if (text.empty() || error != std::errc() || end != text.data() + text.size() ||
+            number < low || number > high) {
+          return absl::StrCat("'", text, "' is not a whole number from ", low, " to ", high);
+        }
+        return std::string();
+      },
+      "N");
+}
 
 struct GlobalOptions {
   std::string connect;
@@ -98,7 +117,7 @@ void AddGlobalOptions(CLI::App& app, GlobalOptions* global) {
                  "Name the daemon's certificate must carry, if not the host connected to "
                  "(default: $TURBINE_TLS_SERVER_NAME)");
   app.add_option("--timeout-ms", global->timeout_ms, "Deadline of each request")
-      ->check(CLI::Range(1, std::numeric_limits<int>::max()))
+      ->check(WholeNumberFrom(1, std::numeric_limits<int>::max()))
       ->capture_default_str();
   app.add_flag("--wait", global->wait,
                "Wait for the daemon (up to --timeout-ms) instead of failing at once when it "
@@ -133,17 +152,18 @@ void AddCommands(CLI::App& app, CommandLine* line) {
   why_command->add_option("args", line->why.call.args,
                           "Arguments, each JSON or a bare word (a string)");
   why_command->add_option("--this", line->why.call.this_ref, "Receiver of a method");
-  why_command->add_option("--max-steps", line->why.max_steps,
-                          "Tasks to explain at most (default: the daemon's, 64)")
+  why_command
+      ->add_option("--max-steps", line->why.max_steps,
+                   "Tasks to explain at most (default: the daemon's, 64)")
       // Not PositiveNumber: it said "Value 0 not in range 0.000000 to" 300 digits.
-      ->check(CLI::Range(uint32_t{1}, std::numeric_limits<uint32_t>::max()));
+      ->check(WholeNumberFrom(1, std::numeric_limits<uint32_t>::max()));
   why_command->callback(
       [line] { line->run = [line](const Session& s) { return RunWhy(s, line->why); }; });
 
   CLI::App* trace_command = app.add_subcommand(
       "trace", "Record what the daemon executes for a while, as a Chrome trace (Perfetto)");
   trace_command->add_option("--seconds", line->trace.seconds, "How long to record")
-      ->check(CLI::Range(1, 3600))
+      ->check(WholeNumberFrom(1, 3600))
       ->capture_default_str();
   trace_command->add_option("-o,--output", line->trace.output, "Where to write the trace")
       ->capture_default_str();

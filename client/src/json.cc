@@ -18,6 +18,12 @@ namespace {
 constexpr char kRefKey[] = "$ref";
 constexpr char kBytesKey[] = "$bytes";
 constexpr char kMapKey[] = "$map";
+// JSON has no NaN or infinities: {"$double": "NaN"} and the like stand for them, so that
+// what --json prints for such a value reads back as the same value (null did not).
+constexpr char kDoubleKey[] = "$double";
+constexpr char kNaN[] = "NaN";
+constexpr char kInfinity[] = "Infinity";
+constexpr char kMinusInfinity[] = "-Infinity";
 // Lists and maps nest at most as deep as the daemon can parse: protobuf reads at most 100
 // levels of messages, of which the request and the argument take up to three, and a list
 // inside a value costs two more (Value, ListValue), a map three (Value, ValueMap,
@@ -29,7 +35,12 @@ constexpr int kListLevels = 2;
 constexpr int kMapLevels = 3;
 
 bool IsSpecialKey(std::string_view key) {
-  return key == kRefKey || key == kBytesKey || key == kMapKey;
+  return key == kRefKey || key == kBytesKey || key == kMapKey || key == kDoubleKey;
+}
+
+nlohmann::json NonFiniteToJson(double value) {
+  const char* text = std::isnan(value) ? kNaN : value > 0 ? kInfinity : kMinusInfinity;
+  return nlohmann::json{{kDoubleKey, text}};
 }
 
 // At prefixes an error with the JSON pointer of the part it is about.
@@ -78,6 +89,13 @@ absl::StatusOr<v1::Value> SpecialFromJson(const std::string& key, const nlohmann
   }
   if (!body.is_string()) return At(body_pointer, absl::StrCat(key, " takes a string"));
   const std::string& text = body.get_ref<const std::string&>();
+  if (key == kDoubleKey) {
+    if (text == kNaN) return Double(std::numeric_limits<double>::quiet_NaN());
+    if (text == kInfinity) return Double(std::numeric_limits<double>::infinity());
+    if (text == kMinusInfinity) return Double(-std::numeric_limits<double>::infinity());
+    return At(body_pointer, absl::StrCat("$double takes \"", kNaN, "\", \"", kInfinity, "\" or \"",
+                                         kMinusInfinity, "\" (a finite number is written as one)"));
+  }
   if (key == kBytesKey) {
     std::string bytes;
     if (!absl::Base64Unescape(text, &bytes)) return At(body_pointer, "not valid base64");
@@ -246,7 +264,7 @@ nlohmann::json ValueToJson(const v1::Value& value) {
     case v1::Value::kUintValue:
       return value.uint_value();
     case v1::Value::kDoubleValue:
-      if (!std::isfinite(value.double_value())) return nullptr;
+      if (!std::isfinite(value.double_value())) return NonFiniteToJson(value.double_value());
       return value.double_value();
     case v1::Value::kStringValue:
       return value.string_value();

@@ -1,4 +1,5 @@
 // The `turbine` binary as a user runs it: output, exit codes, hints.
+#include <absl/strings/str_cat.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -161,6 +162,15 @@ TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
     EXPECT_EQ(run.exit_code, 2) << args[0] << ": " << run.err;
     EXPECT_TRUE(run.err.starts_with("turbine: ")) << run.err;
     EXPECT_TRUE(Contains(run.err, "(turbine " + args[0] + " --help says more)")) << run.err;
+  }
+  // A number that is no whole number is said to be one. Before: "Value abc not in range 1 to
+  // 3600".
+  for (const char* seconds : {"abc", "1.5", "0", "3601"}) {
+    CliRun run = RunCli({"--data-dir", dir.path(), "trace", "--seconds", seconds});
+    EXPECT_EQ(run.exit_code, 2) << run.err;
+    EXPECT_TRUE(Contains(
+        run.err, absl::StrCat("--seconds: '", seconds, "' is not a whole number from 1 to 3600")))
+        << run.err;
   }
   // A global option's error points to the program's help, where it is listed.
   CliRun global = RunCli({"--data-dir", dir.path(), "--timeout-ms", "0", "ping"});

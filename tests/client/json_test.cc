@@ -120,9 +120,21 @@ TEST(JsonTest, AMapThatLooksLikeASpecialObjectIsEscaped) {
   ExpectRoundTrip(R"({"$map":{"$map":{}}})", Map({{"$map", Map({})}}));
 }
 
-TEST(JsonTest, NonFiniteDoublesBecomeNull) {
-  EXPECT_TRUE(ValueToJson(Double(std::nan(""))).is_null());
-  EXPECT_TRUE(ValueToJson(Double(INFINITY)).is_null());
+TEST(JsonTest, NonFiniteDoublesHaveAFormThatReadsBack) {
+  // JSON has no NaN or infinities; they were printed as null, which read back as null.
+  ExpectRoundTrip(R"({"$double":"Infinity"})", Double(INFINITY));
+  ExpectRoundTrip(R"({"$double":"-Infinity"})", Double(-INFINITY));
+  EXPECT_EQ(ValueToJson(Double(std::nan(""))), json::parse(R"({"$double":"NaN"})"));
+  v1::Value nan = FromText(R"({"$double":"NaN"})");
+  ASSERT_EQ(nan.kind_case(), v1::Value::kDoubleValue);
+  EXPECT_TRUE(std::isnan(nan.double_value()));
+  // Inside lists and maps too, and a map keyed "$double" is escaped like the others.
+  ExpectRoundTrip(R"([1.5,{"x":{"$double":"-Infinity"}}])",
+                  List({Double(1.5), Map({{"x", Double(-INFINITY)}})}));
+  ExpectRoundTrip(R"({"$map":{"$double":"NaN"}})", Map({{"$double", Str("NaN")}}));
+  absl::StatusOr<v1::Value> bad = ValueFromJson(json::parse(R"({"$double":"1.5"})"));
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), testing::HasSubstr("$double takes \"NaN\""));
 }
 
 TEST(JsonTest, ErrorsNameWhereTheyAre) {

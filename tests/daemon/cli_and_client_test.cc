@@ -69,7 +69,8 @@ TEST(CliAgainstDaemon, AWordThatIsNotUtf8IsSentAsBytes) {
   EXPECT_EQ(RunCli(cli + "why input.get raw --max-steps 0 2>/dev/null").exit_code, 2);
   // Before: "Value 0 not in range 0.000000 to" the largest double, 300 digits.
   const CliResult zero = RunCli(cli + "why input.get raw --max-steps 0 2>&1");
-  EXPECT_NE(zero.out.find("not in range 1 to 4294967295"), std::string::npos) << zero.out;
+  EXPECT_NE(zero.out.find("'0' is not a whole number from 1 to 4294967295"), std::string::npos)
+      << zero.out;
   EXPECT_EQ(RunCli(cli + "why input.get raw --max-steps 1 >/dev/null").exit_code, 0);
 }
 

@@ -128,9 +128,16 @@ class ValuesTest(unittest.TestCase):
         self.assertEqual(self.round_trip({"$map": {"$ref": 1}}), {"$ref": 1})
         self.assertEqual(self.round_trip({"$ref": "1", "other": 2}), {"$ref": "1", "other": 2})
         self.assertEqual(to_json([b"\x00\xff", Ref("7/File/0"), {"$ref": 1}, {"$map": {}},
-                                  float("inf"), {"a": 1}]),
+                                  float("inf"), -math.inf, math.nan, {"a": 1}]),
                          [{"$bytes": "AP8="}, {"$ref": "7/File/0"}, {"$map": {"$ref": 1}},
-                          {"$map": {"$map": {}}}, None, {"a": 1}])
+                          {"$map": {"$map": {}}}, {"$double": "Infinity"},
+                          {"$double": "-Infinity"}, {"$double": "NaN"}, {"a": 1}])
+        # JSON has no NaN or infinities: their form reads back as them (null did not).
+        self.assertEqual(self.round_trip({"$double": "-Infinity"}), -math.inf)
+        self.assertTrue(math.isnan(self.round_trip({"$double": "NaN"})))
+        self.assertEqual(self.round_trip({"$map": {"$double": "NaN"}}), {"$double": "NaN"})
+        with self.assertRaisesRegex(ValueError, r'at /\$double: \$double takes "NaN"'):
+            values.to_proto({"$double": "1.5"})
 
     def test_refs_read_and_print_like_the_cli(self):
         self.assertEqual(str(Ref("12")), "12")
@@ -443,7 +450,7 @@ class CallTest(DaemonTestCase):
         cell = self.client.call("Path.asset", this=self.client.call("fs.path", path).ref).value
         self.assertEqual(cell.cell_type, "File")  # a cell that exists: set_inputs takes no other
         value = {"bytes": b"\x00\xff", "ref": cell, "only": {"$ref": 1},
-                 "list": [1, -2.5, None, False, "text"]}
+                 "list": [1, -2.5, None, False, "text", math.inf, -math.inf]}
         self.client.set_inputs({"shown": dict(value, only={"$map": {"$ref": 1}})})
         result = self.client.call("input.get", "shown")
         printed = self.cli_json("call", "input.get", "shown")
@@ -452,6 +459,12 @@ class CallTest(DaemonTestCase):
         # And what the CLI prints goes back in as the same value.
         self.client.set_inputs({"copied": printed["value"]})
         self.assertEqual(self.client.call("input.get", "copied").value, value)
+        # NaN too (which no assertEqual compares): it printed as null before.
+        self.client.set_inputs({"nan": math.nan})
+        printed = self.cli_json("call", "input.get", "nan")
+        self.assertEqual(printed["value"], {"$double": "NaN"})
+        self.client.set_inputs({"nan copied": printed["value"]})
+        self.assertTrue(math.isnan(self.client.call("input.get", "nan copied").value))
 
     def test_functions_lists_what_the_daemon_serves(self):
         by_name = {f.name: f for f in self.client.functions()}

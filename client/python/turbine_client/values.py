@@ -5,6 +5,8 @@
   int (64-bit signed)                int                  int
   int (2^63 to 2^64 - 1)             uint                 int
   float                              double               float
+    {"$double": "NaN"}, "Infinity",                        (to_json: NaN and the
+    "-Infinity"                                             infinities in that form)
   str                                string               str
   bytes, bytearray,                  bytes                bytes
     {"$bytes": "<base64>"}
@@ -13,7 +15,7 @@
     {"$ref": "12/TypeName/3"}
   dict with str keys                 map (sorted keys)    dict
   {"$map": {...}}                    map: the way to send a map whose only key is "$ref",
-                                     "$bytes" or "$map" (else it means the above)
+                                     "$bytes", "$double" or "$map" (else it means the above)
 
 So any JSON the CLI takes as an argument means the same here (json.loads it), and to_json()
 turns a value read back into what `turbine --json` prints. A str holding surrogate escapes
@@ -35,7 +37,9 @@ from turbine_client.v1 import turbine_pb2 as pb
 MAX_LEVELS = 97
 _LIST_LEVELS, _MAP_LEVELS = 2, 3
 MAX_LISTS, MAX_MAPS = MAX_LEVELS // _LIST_LEVELS, MAX_LEVELS // _MAP_LEVELS
-_SPECIAL_KEYS = ("$ref", "$bytes", "$map")
+_SPECIAL_KEYS = ("$ref", "$bytes", "$double", "$map")
+# JSON has no NaN or infinities: {"$double": ...} stands for them, as in the CLI.
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _INT64_MIN, _INT64_MAX, _UINT64_MAX = -(1 << 63), (1 << 63) - 1, (1 << 64) - 1
 
 
@@ -180,6 +184,11 @@ def _fill_special(out, key, body, depth):
         _fill_map(out, body, depth)
     elif not isinstance(body, str):
         raise _BadValue(f"{key} takes a string")
+    elif key == "$double":
+        if body not in _NON_FINITE:
+            raise _BadValue('$double takes "NaN", "Infinity" or "-Infinity" '
+                            "(a finite number is written as one)")
+        out.double_value = _NON_FINITE[body]
     elif key == "$bytes":
         try:
             out.bytes_value = base64.b64decode(body, validate=True)
@@ -237,9 +246,9 @@ def from_proto(value):
 def to_json(obj):
     """What `turbine --json` prints for a value read back, in the form json.dumps takes:
     bytes as {"$bytes": base64}, Ref as {"$ref": "12"}, a map whose only key is special as
-    {"$map": ...}, NaN and infinities as null."""
+    {"$map": ...}, NaN and infinities as {"$double": "NaN"}, "Infinity", "-Infinity"."""
     if isinstance(obj, float) and not math.isfinite(obj):
-        return None
+        return {"$double": "NaN" if math.isnan(obj) else "Infinity" if obj > 0 else "-Infinity"}
     if isinstance(obj, (bytes, bytearray)):
         return {"$bytes": base64.b64encode(obj).decode("ascii")}
     if isinstance(obj, Ref):
