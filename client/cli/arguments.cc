@@ -16,8 +16,9 @@
 
 namespace turbine::cli {
 
-absl::StatusOr<v1::Value> ParseValueArgument(const std::string& text) {
-  return render::ParseValueWord(text);
+absl::StatusOr<v1::Value> ParseValueArgument(const std::string& text, client::ValueUse use) {
+  return use == client::ValueUse::kInput ? render::ParseInputWord(text)
+                                         : render::ParseValueWord(text);
 }
 
 absl::StatusOr<v1::TaskRef> ParseRefArgument(const std::string& text) {

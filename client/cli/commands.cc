@@ -365,7 +365,7 @@ ExitCode RunSet(const Session& session, const std::vector<std::string>& pairs) {
   std::vector<std::pair<std::string, v1::Value>> inputs;
   for (size_t i = 0; i < pairs.size(); i += 2) {
     if (std::string problem = KeyProblem(pairs[i]); !problem.empty()) return UsageError(problem);
-    absl::StatusOr<v1::Value> value = ParseValueArgument(pairs[i + 1]);
+    absl::StatusOr<v1::Value> value = ParseValueArgument(pairs[i + 1], client::ValueUse::kInput);
     if (!value.ok()) {
       return UsageError(absl::StrCat("value of ", pairs[i], ": ", value.status().message()));
     }

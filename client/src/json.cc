@@ -25,12 +25,14 @@ constexpr char kNaN[] = "NaN";
 constexpr char kInfinity[] = "Infinity";
 constexpr char kMinusInfinity[] = "-Infinity";
 // Lists and maps nest at most as deep as the daemon can parse: protobuf reads at most 100
-// levels of messages, of which the request and the argument take up to three, and a list
-// inside a value costs two more (Value, ListValue), a map three (Value, ValueMap,
-// MapEntry): 48 lists or 32 maps inside one another. Deeper is the user's mistake, said
-// here, rather than the daemon's INVALID_ARGUMENT; and the conversion recurses, so a
-// command-line argument (up to 128 KiB) must not nest deep enough to overflow the stack.
-constexpr int kMaxLevels = 97;
+// levels of messages, of which the request and the argument take up to three (an input's
+// entry and value two), and a list inside a value costs two more (Value, ListValue), a map
+// three (Value, ValueMap, MapEntry): 48 lists or 32 maps inside one another in an argument,
+// 49 or 32 in an input. Deeper is the user's mistake, said here, rather than the daemon's
+// INVALID_ARGUMENT; and the conversion recurses, so a command-line argument (up to 128 KiB)
+// must not nest deep enough to overflow the stack.
+constexpr int kArgumentLevels = 97;
+constexpr int kInputLevels = 98;
 constexpr int kListLevels = 2;
 constexpr int kMapLevels = 3;
 
@@ -64,11 +66,18 @@ std::string PointerToken(std::string_view key) {
   return token;
 }
 
+// Depth counts the levels of messages the value's parts take so far, of at most `limit`.
+struct Depth {
+  int levels;
+  int limit;
+  Depth operator+(int more) const { return {levels + more, limit}; }
+};
+
 absl::StatusOr<v1::Value> FromJson(const nlohmann::json& json, const std::string& pointer,
-                                   int depth);
+                                   Depth depth);
 
 absl::StatusOr<v1::Value> MapFromJson(const nlohmann::json& object, const std::string& pointer,
-                                      int depth) {
+                                      Depth depth) {
   std::vector<std::pair<std::string, v1::Value>> entries;
   entries.reserve(object.size());
   for (const auto& [key, item] : object.items()) {
@@ -81,7 +90,7 @@ absl::StatusOr<v1::Value> MapFromJson(const nlohmann::json& object, const std::s
 }
 
 absl::StatusOr<v1::Value> SpecialFromJson(const std::string& key, const nlohmann::json& body,
-                                          const std::string& pointer, int depth) {
+                                          const std::string& pointer, Depth depth) {
   std::string body_pointer = absl::StrCat(pointer, "/", PointerToken(key));
   if (key == kMapKey) {
     if (!body.is_object()) return At(body_pointer, "$map takes an object");
@@ -107,14 +116,14 @@ absl::StatusOr<v1::Value> SpecialFromJson(const std::string& key, const nlohmann
 }
 
 absl::StatusOr<v1::Value> FromJson(const nlohmann::json& json, const std::string& pointer,
-                                   int depth) {
-  if ((json.is_array() && depth + kListLevels > kMaxLevels) ||
-      (json.is_object() && depth + kMapLevels > kMaxLevels)) {
-    return At(pointer, absl::StrCat("lists and maps nest too deeply: at most ",
-                                    kMaxLevels / kListLevels, " lists or ",
-                                    kMaxLevels / kMapLevels,
-                                    " maps inside one another (protobuf reads at most 100 "
-                                    "levels of messages)"));
+                                   Depth depth) {
+  if ((json.is_array() && depth.levels + kListLevels > depth.limit) ||
+      (json.is_object() && depth.levels + kMapLevels > depth.limit)) {
+    return At(pointer,
+              absl::StrCat("lists and maps nest too deeply: at most ", depth.limit / kListLevels,
+                           " lists or ", depth.limit / kMapLevels,
+                           " maps inside one another (protobuf reads at most 100 "
+                           "levels of messages)"));
   }
   switch (json.type()) {
     case nlohmann::json::value_t::null:
@@ -242,8 +251,8 @@ bool ParseDecimal(absl::string_view text, Int* out) {
 
 }  // namespace
 
-absl::StatusOr<v1::Value> ValueFromJson(const nlohmann::json& json) {
-  return FromJson(json, "", 0);
+absl::StatusOr<v1::Value> ValueFromJson(const nlohmann::json& json, ValueUse use) {
+  return FromJson(json, "", {0, use == ValueUse::kInput ? kInputLevels : kArgumentLevels});
 }
 
 absl::Status CheckIntegersFit(std::string_view json_text) {

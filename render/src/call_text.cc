@@ -35,14 +35,12 @@ std::string JsonProblem(const nlohmann::json::exception& e) {
   return std::string(what);
 }
 
-}  // namespace
-
-absl::StatusOr<v1::Value> ParseValueWord(const std::string& text) {
+absl::StatusOr<v1::Value> ParseWord(const std::string& text, client::ValueUse use) {
   try {
     const nlohmann::json json = nlohmann::json::parse(text);
     // Parsed, an integer beyond 64 bits is a double: only the text still tells.
     if (absl::Status fits = client::CheckIntegersFit(text); !fits.ok()) return fits;
-    return client::ValueFromJson(json);
+    return client::ValueFromJson(json, use);
   } catch (const nlohmann::json::parse_error& e) {
     absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(text);
     if (!trimmed.empty() && (trimmed[0] == '[' || trimmed[0] == '{' || trimmed[0] == '"')) {
@@ -55,6 +53,16 @@ absl::StatusOr<v1::Value> ParseValueWord(const std::string& text) {
   }
   // Bytes that are not UTF-8 cannot be a protocol string: they go as what they are.
   return IsUtf8(text) ? client::Str(text) : client::BytesValue(text);
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Value> ParseValueWord(const std::string& text) {
+  return ParseWord(text, client::ValueUse::kArgument);
+}
+
+absl::StatusOr<v1::Value> ParseInputWord(const std::string& text) {
+  return ParseWord(text, client::ValueUse::kInput);
 }
 
 absl::StatusOr<std::vector<std::string>> SplitCallWords(std::string_view line) {

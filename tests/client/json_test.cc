@@ -189,6 +189,22 @@ TEST(JsonTest, DeepNestingIsAnErrorNotAStackOverflow) {
   EXPECT_FALSE(cli::ParseValueArgument("{\"k\":" + maps + "}").ok());
 }
 
+TEST(JsonTest, AnInputNestsAsDeepAsTheDaemonStoresOne) {
+  // SetInputs takes 49 lists, and `input.get` prints such a value: `set` refused it back
+  // ("at most 48 lists"), though what --json prints is meant to go back in.
+  const std::string lists49 = std::string(49, '[') + std::string(49, ']');
+  EXPECT_TRUE(cli::ParseValueArgument(lists49, ValueUse::kInput).ok());
+  EXPECT_FALSE(cli::ParseValueArgument(lists49).ok());
+  absl::StatusOr<v1::Value> deeper = cli::ParseValueArgument("[" + lists49 + "]", ValueUse::kInput);
+  ASSERT_FALSE(deeper.ok());
+  EXPECT_THAT(deeper.status().message(),
+              testing::HasSubstr("nest too deeply: at most 49 lists or 32 maps"));
+  std::string maps = "1";
+  for (int i = 0; i < 32; ++i) maps = "{\"k\":" + maps + "}";
+  EXPECT_TRUE(cli::ParseValueArgument(maps, ValueUse::kInput).ok());
+  EXPECT_FALSE(cli::ParseValueArgument("{\"k\":" + maps + "}", ValueUse::kInput).ok());
+}
+
 TEST(JsonTest, ANumberBeyondADoubleIsAnError) {
   // Found by cli_fuzz (tests/fuzz/corpus/cli_fuzz/crash-number-overflow). Before: the
   // parser's out_of_range exception escaped and the CLI aborted.

@@ -466,6 +466,24 @@ class CallTest(DaemonTestCase):
         self.client.set_inputs({"nan copied": printed["value"]})
         self.assertTrue(math.isnan(self.client.call("input.get", "nan copied").value))
 
+    def test_an_input_as_deep_as_the_daemon_stores_one_can_be_set_again(self):
+        # SetInputs takes 49 lists inside one another. Before, the clients refused the value
+        # read back ("at most 48 lists"), from Python and from what the CLI printed.
+        deep = 1
+        for _ in range(49):
+            deep = [deep]
+        self.client.set_inputs({"deep": deep})
+        read = self.client.call("input.get", "deep").value
+        self.assertEqual(self.client.set_inputs({"deep copy": read}), 1)
+        printed = self.cli_json("call", "input.get", "deep")["value"]
+        done = subprocess.run([TURBINE_CLI, "--connect", self.client.address, "set",
+                               "deep cli copy", json.dumps(printed)],
+                              capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(self.client.call("input.get", "deep cli copy").value, deep)
+        with self.assertRaisesRegex(ValueError, "at most 49 lists or 32 maps"):
+            self.client.set_inputs({"deeper": [deep]})
+
     def test_functions_lists_what_the_daemon_serves(self):
         by_name = {f.name: f for f in self.client.functions()}
         self.assertEqual([(p.name, p.type) for p in by_name["demo.fib"].params], [("n", "i64")])

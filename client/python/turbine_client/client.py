@@ -395,7 +395,7 @@ class Client:
             entry = request.inputs.add()
             entry.key = key
             try:
-                values.to_proto(value, entry.value)
+                values.to_proto(value, entry.value, values.INPUT_LEVELS)
             except ValueError as error:
                 raise ValueError(f"input {key!r}: {error}") from None
         try:

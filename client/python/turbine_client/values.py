@@ -37,6 +37,9 @@ from turbine_client.v1 import turbine_pb2 as pb
 MAX_LEVELS = 97
 _LIST_LEVELS, _MAP_LEVELS = 2, 3
 MAX_LISTS, MAX_MAPS = MAX_LEVELS // _LIST_LEVELS, MAX_LEVELS // _MAP_LEVELS
+# An input's value (SetInputs) sits a level higher in its request: 49 lists or 32 maps, as
+# deep as the daemon stores one, so that any input read back can be set again.
+INPUT_LEVELS = 98
 _SPECIAL_KEYS = ("$ref", "$bytes", "$double", "$map")
 # JSON has no NaN or infinities: {"$double": ...} stands for them, as in the CLI.
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -114,20 +117,21 @@ class _BadValue(Exception):
         self.path = []
 
 
-def to_proto(obj, out=None):
-    """Converts a Python value to a turbine.v1.Value (filling `out` if given).
+def to_proto(obj, out=None, levels=MAX_LEVELS):
+    """Converts a Python value to a turbine.v1.Value (filling `out` if given), nesting at
+    most `levels` levels of messages (MAX_LEVELS for an argument, INPUT_LEVELS for an input).
     Raises ValueError naming the JSON pointer of the part that cannot be sent."""
     if out is None:
         out = pb.Value()
     try:
-        _fill(out, obj, 0)
+        _fill(out, obj, 0, levels)
     except _BadValue as error:
         pointer = "".join("/" + token for token in reversed(error.path)) or "/"
         raise ValueError(f"at {pointer}: {error.message}") from None
     return out
 
 
-def _fill(out, obj, depth):
+def _fill(out, obj, depth, limit):
     if obj is None:
         out.null_value = pb.NULL_VALUE
     elif isinstance(obj, bool):  # before int: a bool is an int in Python
@@ -152,36 +156,36 @@ def _fill(out, obj, depth):
     elif isinstance(obj, Ref):
         obj.to_proto(out.ref_value)
     elif isinstance(obj, (list, tuple)):
-        _check_depth(depth + _LIST_LEVELS)
+        _check_depth(depth + _LIST_LEVELS, limit)
         items = out.list_value.items
         out.list_value.SetInParent()  # an empty list is still a list
         for i, item in enumerate(obj):
             try:
-                _fill(items.add(), item, depth + _LIST_LEVELS)
+                _fill(items.add(), item, depth + _LIST_LEVELS, limit)
             except _BadValue as error:
                 error.path.append(str(i))
                 raise
     elif isinstance(obj, dict):
-        _check_depth(depth + _MAP_LEVELS)
+        _check_depth(depth + _MAP_LEVELS, limit)
         if len(obj) == 1:
             key = next(iter(obj))
             if key in _SPECIAL_KEYS:
                 try:
-                    _fill_special(out, key, obj[key], depth)
+                    _fill_special(out, key, obj[key], depth, limit)
                 except _BadValue as error:
                     error.path.append(_pointer_token(key))
                     raise
                 return
-        _fill_map(out, obj, depth)
+        _fill_map(out, obj, depth, limit)
     else:
         raise _BadValue(f"cannot send a value of type {type(obj).__name__}")
 
 
-def _fill_special(out, key, body, depth):
+def _fill_special(out, key, body, depth, limit):
     if key == "$map":
         if not isinstance(body, dict):
             raise _BadValue("$map takes an object")
-        _fill_map(out, body, depth)
+        _fill_map(out, body, depth, limit)
     elif not isinstance(body, str):
         raise _BadValue(f"{key} takes a string")
     elif key == "$double":
@@ -201,7 +205,7 @@ def _fill_special(out, key, body, depth):
             raise _BadValue(str(error)) from None
 
 
-def _fill_map(out, obj, depth):
+def _fill_map(out, obj, depth, limit):
     for key in obj:
         if not isinstance(key, str):
             raise _BadValue(f"map keys are strings, not {type(key).__name__} ({key!r})")
@@ -211,16 +215,17 @@ def _fill_map(out, obj, depth):
         entry = entries.add()
         entry.key = key
         try:
-            _fill(entry.value, obj[key], depth + _MAP_LEVELS)
+            _fill(entry.value, obj[key], depth + _MAP_LEVELS, limit)
         except _BadValue as error:
             error.path.append(_pointer_token(key))
             raise
 
 
-def _check_depth(levels):
-    if levels > MAX_LEVELS:
+def _check_depth(levels, limit):
+    if levels > limit:
         raise _BadValue(
-            f"lists and maps nest too deeply: at most {MAX_LISTS} lists or {MAX_MAPS} maps "
+            f"lists and maps nest too deeply: at most {limit // _LIST_LEVELS} lists or "
+            f"{limit // _MAP_LEVELS} maps "
             "inside one another (protobuf reads at most 100 levels of messages)"
         )
 

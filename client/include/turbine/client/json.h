@@ -29,10 +29,17 @@
 
 namespace turbine::client {
 
+// ValueUse says where a value goes, which decides how deep it may nest: protobuf reads 100
+// levels of messages, a list costs two and a map three, and the request around the value
+// takes some. kArgument: 48 lists or 32 maps inside one another, a bound that fits every
+// request with a call in it. kInput: a SetInputs value, 49 lists or 32 maps, as deep as the
+// daemon stores one, so that any input read back can be set again.
+enum class ValueUse { kArgument, kInput };
+
 // ValueFromJson fails with kInvalidArgument naming the JSON pointer of the offending part;
-// lists and maps nested deeper than the daemon parses (48 lists or 32 maps inside one
-// another: protobuf reads 100 levels of messages) are refused.
-absl::StatusOr<v1::Value> ValueFromJson(const nlohmann::json& json);
+// lists and maps nested deeper than `use` allows are refused.
+absl::StatusOr<v1::Value> ValueFromJson(const nlohmann::json& json,
+                                        ValueUse use = ValueUse::kArgument);
 
 // CheckIntegersFit refuses JSON text holding an integer beyond 64 bits (kInvalidArgument
 // naming where, as ValueFromJson does). nlohmann's parser reads such an integer as a double,

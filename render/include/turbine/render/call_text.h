@@ -22,6 +22,10 @@ bool IsUtf8(const std::string& text);
 // UTF-8. A word that starts like JSON structure ([, { or ") but does not parse is an
 // error, not a string: that is almost always a quoting mistake.
 absl::StatusOr<v1::Value> ParseValueWord(const std::string& text);
+// ParseInputWord reads an input's value (SetInputs) the same way; it may nest one list
+// deeper than an argument, as deep as the daemon stores one (turbine/client/json.h,
+// ValueUse), so that any input read back can be set again.
+absl::StatusOr<v1::Value> ParseInputWord(const std::string& text);
 
 // SplitCallWords splits a line into words as a shell would for the CLI: at spaces, except
 // inside brackets (`[1, 2]` and `{"a": 1}` are one word each, their JSON strings kept as
