@@ -189,10 +189,12 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TcpCredentials(
   if (options.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
   absl::StatusOr<tls::KeyPair> pair = tls::ReadKeyPair(options.tls_cert_file, options.tls_key_file);
   if (!pair.ok()) return pair.status();
-  if (!pair->validity.empty()) {
+  for (const std::string* problem : {&pair->validity, &pair->not_for_server}) {
+    if (problem->empty()) continue;
     spdlog::warn("the TLS certificate {} {}: every client will refuse it until it is replaced",
-                 options.tls_cert_file, pair->validity);
+                 options.tls_cert_file, *problem);
   }
+
   grpc::SslServerCredentialsOptions ssl;
   ssl.pem_key_cert_pairs.push_back({pair->key_pem, pair->cert_pem});
   if (!options.tls_client_ca_file.empty()) {
@@ -320,6 +322,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> tcp_credentials =
       TcpCredentials(options);
   if (!tcp_credentials.ok()) return tcp_credentials.status();
+  if (!options.tls_cert_file.empty() &&
+      std::none_of(addresses->begin(), addresses->end(),
+                   [](const ListenAddress& address) { return !address.unix_socket; })) {
+    spdlog::warn(
+        "TLS is set up but no --listen address is TCP: a unix socket is served without TLS, "
+        "so the certificate {} is not used",
+        options.tls_cert_file);
+  }
 
   if (absl::Status made = PrepareDataDir(options.data_dir, data_dir); !made.ok()) return made;
   auto state = std::make_unique<State>();

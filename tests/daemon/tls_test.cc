@@ -116,6 +116,30 @@ TEST_F(TlsTest, AnExpiredCertificateIsSaidAtStart) {
   // A valid one is not said to be anything.
   StartDaemon();
   EXPECT_FALSE(Contains(daemon_.log(), "every client will refuse it")) << daemon_.log();
+  EXPECT_FALSE(Contains(daemon_.log(), "no --listen address is TCP")) << daemon_.log();
+}
+
+// Before: a client's certificate given as the daemon's, or TLS with only a unix socket to
+// serve, started without a word, and every TLS client was refused or TLS did nothing.
+TEST_F(TlsTest, ACertificateNotForAServerAndTlsWithoutTcpAreSaidAtStart) {
+  const std::string dir = dir_.str();
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir + "/client-cert", "--listen", "127.0.0.1:0",
+                            "--tls-cert", certs_.client_cert, "--tls-key", certs_.client_key}))
+      << daemon.log();
+  EXPECT_TRUE(Contains(daemon.log(), "[warning] the TLS certificate " + certs_.client_cert +
+                                         " is not for a TLS server"))
+      << daemon.log();
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+
+  DaemonProcess unix_only;
+  ASSERT_TRUE(unix_only.Start({"--data-dir", dir + "/unix-only", "--tls-cert", certs_.server_cert,
+                               "--tls-key", certs_.server_key}))
+      << unix_only.log();
+  EXPECT_TRUE(Contains(unix_only.log(), "[warning] TLS is set up but no --listen address is TCP"))
+      << unix_only.log();
+  EXPECT_FALSE(Contains(unix_only.log(), "every client will refuse it")) << unix_only.log();
+  EXPECT_EQ(unix_only.Stop(SIGTERM), 0) << unix_only.log();
 }
 
 TEST_F(TlsTest, TheClientAndTheCliCallOverTls) {

@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -92,6 +93,13 @@ std::string Validity(X509& cert) {
   return "";
 }
 
+// NotForServer says why `cert` cannot authenticate a TLS server, or is empty.
+std::string NotForServer(X509& cert) {
+  if (X509_check_purpose(&cert, X509_PURPOSE_SSL_SERVER, /*ca=*/0) == 1) return "";
+  return "is not for a TLS server (its extendedKeyUsage or keyUsage leaves out server "
+         "authentication: a client certificate?)";
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> ReadCaFile(const std::string& path, const char* role) {
@@ -139,6 +147,8 @@ absl::StatusOr<KeyPair> ReadKeyPair(const std::string& cert_path, const std::str
         "the TLS key file ", key_path, " does not hold the key of the certificate in ", cert_path));
   }
   pair.validity = Validity(*cert);
+  pair.not_for_server = NotForServer(*cert);
+  ERR_clear_error();  // what the purpose check left on this thread's OpenSSL error queue
   return pair;
 }
 

@@ -25,6 +25,10 @@ struct KeyPair {
   // certificate renewed in place is read again at the next start; but every handshake
   // will fail meanwhile, so the one who starts it should hear.
   std::string validity;
+  // Why a TLS client would refuse the certificate as a server's whatever its dates (its
+  // extendedKeyUsage or keyUsage leaves TLS server authentication out: a client
+  // certificate given by mistake), or empty. Not refused, for the same reason.
+  std::string not_for_server;
 };
 
 // ReadKeyPair reads a certificate and its private key. Refused: a file without a PEM
