@@ -168,8 +168,8 @@ absl::StatusOr<BoundAddress> Listen(const ListenAddress& address) {
   return address.unix_socket ? ListenUnix(address) : ListenHostPort(address);
 }
 
-void ConfigureConnections(ServerOptions& options, grpc::ServerBuilder& builder) {
-  const OpenFileLimit limit = RaiseOpenFileLimit();
+void ConfigureConnections(ServerOptions& options, const OpenFileLimit& limit,
+                          grpc::ServerBuilder& builder) {
   const int most = DefaultMaxConnections(limit.now);
   if (options.max_connections > most) {
     spdlog::warn(

@@ -58,7 +58,7 @@ struct BoundAddress {
 // kInvalidArgument for a host that does not resolve, kUnavailable when it cannot be bound.
 absl::StatusOr<BoundAddress> Listen(const ListenAddress& address);
 
-// ConfigureConnections raises the open-file limit (RaiseOpenFileLimit, logged), sets
+// ConfigureConnections logs the open-file limit `files` (RaiseOpenFileLimit's), sets
 // options.max_connections when it is 0 (DefaultMaxConnections) and lowers it to that when
 // it is more (logged: connections beyond it would take the descriptors the store needs to
 // write, and a store that fails to open its log stops writing until a restart), and gives
@@ -69,7 +69,9 @@ absl::StatusOr<BoundAddress> Listen(const ListenAddress& address);
 inline constexpr std::chrono::milliseconds kKeepaliveTime{60'000};
 inline constexpr std::chrono::milliseconds kKeepaliveTimeout{20'000};
 inline constexpr std::chrono::milliseconds kHandshakeTimeout{20'000};
-void ConfigureConnections(ServerOptions& options, grpc::ServerBuilder& builder);
+struct OpenFileLimit;
+void ConfigureConnections(ServerOptions& options, const OpenFileLimit& files,
+                          grpc::ServerBuilder& builder);
 
 // RaiseOpenFileLimit raises the soft limit on open files to the hard limit and returns the
 // limit in force (logged by the caller). Connections, the store's files and the files that
@@ -79,6 +81,11 @@ struct OpenFileLimit {
   uint64_t now = 0;
 };
 OpenFileLimit RaiseOpenFileLimit();
+
+// kLeastOpenFiles is the open-file limit the daemon starts with at least: the store keeps
+// about twenty files open, gRPC a few, and below that a start failed at random places (an
+// eventfd gRPC could not make aborted the process).
+inline constexpr uint64_t kLeastOpenFiles = 64;
 
 // DefaultMaxConnections is half the open-file limit: the other half stays for the store,
 // the files functions read and gRPC's own descriptors.

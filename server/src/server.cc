@@ -1,6 +1,7 @@
 // server.cc — opening the data dir, starting the engine and gRPC, and stopping cleanly.
 #include "turbine/server/server.h"
 
+#include <absl/strings/str_cat.h>
 #include <fcntl.h>
 #include <grpc/grpc.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -108,6 +109,7 @@ struct Server::State {
   bool stopped = false;
 
   absl::Status StartGrpc(ServerOptions& options, const std::vector<ListenAddress>& listen,
+                         const OpenFileLimit& open_files,
                          std::shared_ptr<grpc::ServerCredentials> tcp_credentials);
   void Stop();
 };
@@ -317,6 +319,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     http_address = *checked;
   }
 
+  // Before anything opens a file: below the least, the store or gRPC failed somewhere in
+  // the start (RocksDB's open, an eventfd gRPC could not make, which aborted the process).
+  const OpenFileLimit open_files = RaiseOpenFileLimit();
+  if (open_files.now < kLeastOpenFiles) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the open file limit is ", open_files.now,
+        " (ulimit -n; LimitNOFILE= under systemd): ", "turbined needs at least ", kLeastOpenFiles));
+  }
+
   // The TLS files are checked before the data dir is touched: a start refused for a key
   // that is not the certificate's opens no database.
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> tcp_credentials =
@@ -373,7 +384,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     if (!page.ok()) return page.status();
     state->status_page = std::move(*page);
   }
-  absl::Status serving = state->StartGrpc(options, *addresses, *std::move(tcp_credentials));
+  absl::Status serving =
+      state->StartGrpc(options, *addresses, open_files, *std::move(tcp_credentials));
   if (!serving.ok()) return serving;
   state->options = std::move(options);
   return std::unique_ptr<Server>(new Server(std::move(state)));
@@ -381,6 +393,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
 
 absl::Status Server::State::StartGrpc(ServerOptions& options,
                                       const std::vector<ListenAddress>& listen,
+                                      const OpenFileLimit& open_files,
                                       std::shared_ptr<grpc::ServerCredentials> tcp_credentials) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -391,7 +404,7 @@ absl::Status Server::State::StartGrpc(ServerOptions& options,
   // no lower than 64 KiB: under a limit of 1 KiB, `turbine functions` (1.6 KB) failed.
   builder.SetMaxSendMessageSize(std::max(options.max_message_bytes, 64 << 10));
   builder.RegisterService(service.get());
-  ConfigureConnections(options, builder);
+  ConfigureConnections(options, open_files, builder);
   // turbined listens and accepts itself and hands connections to gRPC (listeners.h says why).
   std::vector<ConnectionAcceptor::Port> ports;
   for (const ListenAddress& address : listen) {

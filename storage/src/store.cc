@@ -114,6 +114,19 @@ Attempt ConvertOpenError(const rocksdb::Status& status, const std::string& path)
                                          path + ": " + status.ToString()),
             {}};
   }
+  // RocksDB reports an I/O error met while checking the options file as InvalidArgument
+  // ("Found options incompatible with filesystem: IO error: While open a file for random
+  // read: .../CURRENT: Too many open files"). The fault is the environment's (a file limit,
+  // a permission) and goes away with it: the database is fine. Taken for a database written
+  // by something else, it was moved aside, and every input read as not set.
+  const bool io_error =
+      status.IsIOError() || status.ToString().find("IO error") != std::string::npos;
+  if (io_error && status.ToString().find("Permission denied") != std::string::npos) {
+    return {Verdict::kError,
+            absl::PermissionDeniedError("cannot open the cache database " + path + ": " +
+                                        status.ToString()),
+            {}};
+  }
   if (status.IsIOError() && status.ToString().find("lock") != std::string::npos) {
     // RocksDB says "lock hold by current process" for a second open in this one.
     const bool here = status.ToString().find("current process") != std::string::npos;
@@ -124,7 +137,7 @@ Attempt ConvertOpenError(const rocksdb::Status& status, const std::string& path)
                 status.ToString() + ")"),
             {}};
   }
-  if (status.IsIOError()) {
+  if (io_error) {
     return {Verdict::kError,
             absl::UnavailableError("cannot open the cache database " + path + ": " +
                                    status.ToString()),
