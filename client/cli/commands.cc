@@ -91,6 +91,16 @@ bool PrintResult(const Session& session, const CallCommand& command,
   return result.value.ok();
 }
 
+// ConnectionLost tells whether gRPC's UNAVAILABLE text says a connection it had made went
+// away, rather than that none could be made ("failed to connect to all addresses").
+bool ConnectionLost(absl::string_view message) {
+  for (absl::string_view lost :
+       {"Socket closed", "Connection reset", "Broken pipe", "Connection aborted", "GOAWAY"}) {
+    if (absl::StrContains(message, lost)) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 ExitCode ReportRpcError(const Session& session, const absl::Status& status) {
@@ -126,6 +136,15 @@ ExitCode ReportRpcError(const Session& session, const absl::Status& status) {
       absl::StrContains(status.message(), "taken but not answered")) {
     std::cerr << "turbine: turbined at " << session.address << " did not answer in time\n"
               << "turbine: " << status.message() << "\n";
+    return kUnreachable;
+  }
+  if (status.code() == absl::StatusCode::kUnavailable && ConnectionLost(status.message())) {
+    // Reached, then gone (killed, crashed): "cannot reach ... is it running?" and gRPC's bare
+    // "Socket closed" said less than this.
+    std::cerr << "turbine: the connection to turbined at " << session.address
+              << " was lost before it answered (" << status.message()
+              << "): it stopped or crashed meanwhile (start it again with: "
+              << session.start_command << ")\n";
     return kUnreachable;
   }
   if (status.code() == absl::StatusCode::kUnavailable) {

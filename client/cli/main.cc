@@ -33,7 +33,7 @@ Exit codes:
   2  usage error: bad command line, bad JSON argument, unreadable or unusable token or
      TLS file
   3  cannot reach the daemon (not running, wrong address, not serving yet, TLS handshake
-     failed)
+     failed), or lost it before it answered
   4  the daemon refused the request (NOT_FOUND, INVALID_ARGUMENT, UNAUTHENTICATED, ...):
      "turbine: <CODE>: <message>" on stderr)";
 

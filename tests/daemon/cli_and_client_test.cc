@@ -53,6 +53,39 @@ TEST(CliAgainstDaemon, CallsSetsAndReportsErrorsByExitCode) {
   EXPECT_EQ(RunCli(cli + "call demo.fib 20 2>/dev/null").exit_code, 3) << "daemon gone";
 }
 
+// A daemon killed while it runs a call: the CLI says the connection was lost. Before: "cannot
+// reach turbined ... (is it running? ...)" and then gRPC's bare "Socket closed".
+TEST(CliAgainstDaemon, ADaemonThatDiesDuringACallIsSaidToHaveGone) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  auto client = turbine::client::Client::Connect(
+      turbine::client::ConnectOptions{.address = daemon.address()});
+  ASSERT_TRUE(client.ok()) << client.status();
+  // The call's task is made when the call arrives (calls are counted when answered).
+  const auto tasks = [&] {
+    absl::StatusOr<turbine::v1::StatsReply> stats = (*client)->Stats();
+    return stats.ok() ? stats->tasks() : 0;
+  };
+  const uint64_t before = tasks();
+  CliResult cut;
+  std::thread cli(
+      [&] { cut = RunCli("--data-dir " + dir.str() + " call demo.busy 1 10000000 2>&1"); });
+  // Killed once the call is in: before that, the CLI would rightly say it cannot reach it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (tasks() == before && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GT(tasks(), before) << "the call never arrived";
+  daemon.Stop(SIGKILL);
+  cli.join();
+  EXPECT_EQ(cut.exit_code, 3) << cut.out;
+  EXPECT_TRUE(absl::StrContains(cut.out, "turbine: the connection to turbined at unix:"))
+      << cut.out;
+  EXPECT_TRUE(absl::StrContains(cut.out, "was lost before it answered")) << cut.out;
+  EXPECT_FALSE(absl::StrContains(cut.out, "cannot reach")) << cut.out;
+}
+
 // Functions name themselves in their errors, and the CLI says the name once. Before:
 // "turbine: demo.fib: demo.fib: n must be >= 0, got -5".
 // A bare word that is not UTF-8 cannot be a protocol string: it goes as bytes. Before, the
