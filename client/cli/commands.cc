@@ -92,8 +92,14 @@ bool PrintResult(const Session& session, const CallCommand& command,
 }
 
 // ConnectionLost tells whether gRPC's UNAVAILABLE text says a connection it had made went
-// away, rather than that none could be made ("failed to connect to all addresses").
+// away, rather than that none could be made ("failed to connect to all addresses", or
+// --wait's "no connection to ADDR within N ms": a socket that closed during the handshake
+// says "Socket closed" too).
 bool ConnectionLost(absl::string_view message) {
+  if (absl::StrContains(message, "failed to connect") ||
+      absl::StrContains(message, "no connection to")) {
+    return false;
+  }
   for (absl::string_view lost :
        {"Socket closed", "Connection reset", "Broken pipe", "Connection aborted", "GOAWAY"}) {
     if (absl::StrContains(message, lost)) return true;

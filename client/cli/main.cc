@@ -37,15 +37,16 @@ Exit codes:
   4  the daemon refused the request (NOT_FOUND, INVALID_ARGUMENT, UNAUTHENTICATED, ...):
      "turbine: <CODE>: <message>" on stderr)";
 
-// WholeNumberFrom checks a count or a duration given in whole units. CLI11's Range says
-// "Value abc not in range 1 to 3600" of text that is no number at all, and of 1.5.
+// WholeNumberFrom checks a count or a duration given in whole units, in decimal digits.
+// CLI11's Range says "Value abc not in range 1 to 3600" of text that is no number at all,
+// and of 1.5. A leading zero is refused: CLI11 then reads the text as C does, 010 as 8.
 CLI::Validator WholeNumberFrom(int64_t low, int64_t high) {
   return CLI::Validator(
       [low, high](std::string& text) {
         int64_t number = 0;
         const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), number);
         if (text.empty() || error != std::errc() || end != text.data() + text.size() ||
-            number < low || number > high) {
+            (text.size() > 1 && text[0] == '0') || number < low || number > high) {
           return absl::StrCat("'", text, "' is not a whole number from ", low, " to ", high);
         }
         return std::string();

@@ -22,6 +22,7 @@ constexpr char kMapKey[] = "$map";
 // what --json prints for such a value reads back as the same value (null did not).
 constexpr char kDoubleKey[] = "$double";
 constexpr char kNaN[] = "NaN";
+constexpr char kMinusNaN[] = "-NaN";  // the engine tells a NaN by its bits, sign included
 constexpr char kInfinity[] = "Infinity";
 constexpr char kMinusInfinity[] = "-Infinity";
 // Lists and maps nest at most as deep as the daemon can parse: protobuf reads at most 100
@@ -41,7 +42,9 @@ bool IsSpecialKey(std::string_view key) {
 }
 
 nlohmann::json NonFiniteToJson(double value) {
-  const char* text = std::isnan(value) ? kNaN : value > 0 ? kInfinity : kMinusInfinity;
+  const char* text = std::isnan(value) ? (std::signbit(value) ? kMinusNaN : kNaN)
+                     : value > 0       ? kInfinity
+                                       : kMinusInfinity;
   return nlohmann::json{{kDoubleKey, text}};
 }
 
@@ -100,10 +103,12 @@ absl::StatusOr<v1::Value> SpecialFromJson(const std::string& key, const nlohmann
   const std::string& text = body.get_ref<const std::string&>();
   if (key == kDoubleKey) {
     if (text == kNaN) return Double(std::numeric_limits<double>::quiet_NaN());
+    if (text == kMinusNaN) return Double(-std::numeric_limits<double>::quiet_NaN());
     if (text == kInfinity) return Double(std::numeric_limits<double>::infinity());
     if (text == kMinusInfinity) return Double(-std::numeric_limits<double>::infinity());
-    return At(body_pointer, absl::StrCat("$double takes \"", kNaN, "\", \"", kInfinity, "\" or \"",
-                                         kMinusInfinity, "\" (a finite number is written as one)"));
+    return At(body_pointer,
+              absl::StrCat("$double takes \"", kNaN, "\", \"", kMinusNaN, "\", \"", kInfinity,
+                           "\" or \"", kMinusInfinity, "\" (a finite number is written as one)"));
   }
   if (key == kBytesKey) {
     std::string bytes;
@@ -115,10 +120,23 @@ absl::StatusOr<v1::Value> SpecialFromJson(const std::string& key, const nlohmann
   return Ref(*std::move(ref));
 }
 
+// Levels is what a JSON value costs in messages inside its Value: a list two (ListValue,
+// Value), a map three (ValueMap, MapEntry, Value), a task reference one (TaskRef); the
+// other special forms are scalars. (Charged a map's three, a NaN or bytes printed at the
+// deepest level a value may reach did not read back.)
+int Levels(const nlohmann::json& json) {
+  if (json.is_array()) return kListLevels;
+  if (!json.is_object()) return 0;
+  if (json.size() == 1 && IsSpecialKey(json.begin().key())) {
+    const std::string& key = json.begin().key();
+    return key == kMapKey ? kMapLevels : key == kRefKey ? 1 : 0;
+  }
+  return kMapLevels;
+}
+
 absl::StatusOr<v1::Value> FromJson(const nlohmann::json& json, const std::string& pointer,
                                    Depth depth) {
-  if ((json.is_array() && depth.levels + kListLevels > depth.limit) ||
-      (json.is_object() && depth.levels + kMapLevels > depth.limit)) {
+  if (depth.levels + Levels(json) > depth.limit) {
     return At(pointer,
               absl::StrCat("lists and maps nest too deeply: at most ", depth.limit / kListLevels,
                            " lists or ", depth.limit / kMapLevels,

@@ -205,7 +205,7 @@ void ConfigureConnections(ServerOptions& options, const OpenFileLimit& limit,
 OpenFileLimit RaiseOpenFileLimit() {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return {};
-  OpenFileLimit result{.before = limit.rlim_cur, .now = limit.rlim_cur};
+  OpenFileLimit result{.known = true, .before = limit.rlim_cur, .now = limit.rlim_cur};
   if (limit.rlim_cur < limit.rlim_max) {
     rlimit raised = limit;
     raised.rlim_cur = limit.rlim_max;

@@ -77,6 +77,7 @@ void ConfigureConnections(ServerOptions& options, const OpenFileLimit& files,
 // limit in force (logged by the caller). Connections, the store's files and the files that
 // functions read all count against it.
 struct OpenFileLimit {
+  bool known = false;  // getrlimit answered
   uint64_t before = 0;
   uint64_t now = 0;
 };

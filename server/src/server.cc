@@ -196,7 +196,6 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TcpCredentials(
     spdlog::warn("the TLS certificate {} {}: every client will refuse it until it is replaced",
                  options.tls_cert_file, *problem);
   }
-
   grpc::SslServerCredentialsOptions ssl;
   ssl.pem_key_cert_pairs.push_back({pair->key_pem, pair->cert_pem});
   if (!options.tls_client_ca_file.empty()) {
@@ -319,13 +318,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     http_address = *checked;
   }
 
-  // Before anything opens a file: below the least, the store or gRPC failed somewhere in
+  // Before the data dir is touched: below the least, the store or gRPC failed somewhere in
   // the start (RocksDB's open, an eventfd gRPC could not make, which aborted the process).
   const OpenFileLimit open_files = RaiseOpenFileLimit();
-  if (open_files.now < kLeastOpenFiles) {
+  if (open_files.known && open_files.now < kLeastOpenFiles) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "the open file limit is ", open_files.now,
-        " (ulimit -n; LimitNOFILE= under systemd): ", "turbined needs at least ", kLeastOpenFiles));
+        " (ulimit -n; LimitNOFILE= under systemd): turbined needs at least ", kLeastOpenFiles));
   }
 
   // The TLS files are checked before the data dir is touched: a start refused for a key

@@ -105,26 +105,37 @@ bool IsNoSpace(const rocksdb::Status& status) {
 
 
 namespace {
+// RefusedBySystem tells whether the system refused a file of the database for a reason of
+// its own, whatever status RocksDB wrapped it in: an open-file limit, a permission, memory.
+// Such a refusal goes away with its cause, and the database is fine. RocksDB reports one as
+// InvalidArgument when it meets it checking the options file ("Found options incompatible
+// with filesystem: IO error: ... CURRENT: Too many open files") and as Corruption when
+// opening a table file: taken for a database written by something else, or damaged, it was
+// moved aside, and every input read as not set.
+bool RefusedBySystem(const std::string& text) {
+  for (const char* reason : {"Too many open files", "Permission denied", "Operation not permitted",
+                             "Cannot allocate memory"}) {
+    if (text.find(reason) != std::string::npos) return true;
+  }
+  return false;
+}
+
 // ConvertOpenError maps what RocksDB said about an open into a verdict.
 Attempt ConvertOpenError(const rocksdb::Status& status, const std::string& path) {
-  if (status.IsCorruption()) return {Verdict::kMoveAside, {}, status.ToString(), true};
+  const std::string text = status.ToString();
+  if (RefusedBySystem(text)) {
+    const std::string message = "cannot open the cache database " + path + ": " + text;
+    const bool permission = text.find("Permission denied") != std::string::npos ||
+                            text.find("Operation not permitted") != std::string::npos;
+    return {Verdict::kError,
+            permission ? absl::PermissionDeniedError(message) : absl::UnavailableError(message),
+            {}};
+  }
+  if (status.IsCorruption()) return {Verdict::kMoveAside, {}, text, true};
   if (IsNoSpace(status)) {
     return {Verdict::kError,
             absl::ResourceExhaustedError("the disk is full: cannot open the cache database " +
-                                         path + ": " + status.ToString()),
-            {}};
-  }
-  // RocksDB reports an I/O error met while checking the options file as InvalidArgument
-  // ("Found options incompatible with filesystem: IO error: While open a file for random
-  // read: .../CURRENT: Too many open files"). The fault is the environment's (a file limit,
-  // a permission) and goes away with it: the database is fine. Taken for a database written
-  // by something else, it was moved aside, and every input read as not set.
-  const bool io_error =
-      status.IsIOError() || status.ToString().find("IO error") != std::string::npos;
-  if (io_error && status.ToString().find("Permission denied") != std::string::npos) {
-    return {Verdict::kError,
-            absl::PermissionDeniedError("cannot open the cache database " + path + ": " +
-                                        status.ToString()),
+                                         path + ": " + text),
             {}};
   }
   if (status.IsIOError() && status.ToString().find("lock") != std::string::npos) {
@@ -137,10 +148,9 @@ Attempt ConvertOpenError(const rocksdb::Status& status, const std::string& path)
                 status.ToString() + ")"),
             {}};
   }
-  if (io_error) {
+  if (status.IsIOError()) {
     return {Verdict::kError,
-            absl::UnavailableError("cannot open the cache database " + path + ": " +
-                                   status.ToString()),
+            absl::UnavailableError("cannot open the cache database " + path + ": " + text),
             {}};
   }
   // InvalidArgument, NotSupported, ...: written by something we do not understand.

@@ -164,8 +164,8 @@ TEST(CliUsageTest, UsageErrorsExit2BeforeAnyConnection) {
     EXPECT_TRUE(Contains(run.err, "(turbine " + args[0] + " --help says more)")) << run.err;
   }
   // A number that is no whole number is said to be one. Before: "Value abc not in range 1 to
-  // 3600".
-  for (const char* seconds : {"abc", "1.5", "0", "3601"}) {
+  // 3600"; and 010 was taken as 8 (CLI11 reads a leading zero as octal).
+  for (const char* seconds : {"abc", "1.5", "0", "3601", "010"}) {
     CliRun run = RunCli({"--data-dir", dir.path(), "trace", "--seconds", seconds});
     EXPECT_EQ(run.exit_code, 2) << run.err;
     EXPECT_TRUE(Contains(

@@ -132,6 +132,11 @@ TEST(JsonTest, NonFiniteDoublesHaveAFormThatReadsBack) {
   ExpectRoundTrip(R"([1.5,{"x":{"$double":"-Infinity"}}])",
                   List({Double(1.5), Map({{"x", Double(-INFINITY)}})}));
   ExpectRoundTrip(R"({"$map":{"$double":"NaN"}})", Map({{"$double", Str("NaN")}}));
+  // The engine tells a NaN by its bits: its sign comes back too.
+  EXPECT_EQ(ValueToJson(Double(-std::nan(""))), json::parse(R"({"$double":"-NaN"})"));
+  v1::Value minus_nan = FromText(R"({"$double":"-NaN"})");
+  EXPECT_TRUE(std::isnan(minus_nan.double_value()) && std::signbit(minus_nan.double_value()));
+  EXPECT_FALSE(std::signbit(nan.double_value()));
   absl::StatusOr<v1::Value> bad = ValueFromJson(json::parse(R"({"$double":"1.5"})"));
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(bad.status().message(), testing::HasSubstr("$double takes \"NaN\""));
@@ -203,6 +208,26 @@ TEST(JsonTest, AnInputNestsAsDeepAsTheDaemonStoresOne) {
   for (int i = 0; i < 32; ++i) maps = "{\"k\":" + maps + "}";
   EXPECT_TRUE(cli::ParseValueArgument(maps, ValueUse::kInput).ok());
   EXPECT_FALSE(cli::ParseValueArgument("{\"k\":" + maps + "}", ValueUse::kInput).ok());
+}
+
+// A special form costs what it stands for: a NaN or bytes nothing, a reference one level
+// (TaskRef). Before, each was charged a map's three, and one printed at the deepest level a
+// value may reach did not read back.
+TEST(JsonTest, SpecialFormsAtTheDeepestLevelReadBack) {
+  const auto in_lists = [](int lists, const std::string& inner) {
+    return std::string(lists, '[') + inner + std::string(lists, ']');
+  };
+  for (const std::string inner :
+       {R"({"$double":"NaN"})", R"({"$bytes":"AP8="})", R"({"$ref":"1"})"}) {
+    EXPECT_TRUE(cli::ParseValueArgument(in_lists(48, inner)).ok()) << inner;
+  }
+  for (const std::string inner : {R"({"$double":"NaN"})", R"({"$bytes":"AP8="})"}) {
+    EXPECT_TRUE(cli::ParseValueArgument(in_lists(49, inner), ValueUse::kInput).ok()) << inner;
+  }
+  // As the daemon does, SetInputs takes no reference inside 49 lists: TaskRef is a level.
+  EXPECT_FALSE(cli::ParseValueArgument(in_lists(49, R"({"$ref":"1"})"), ValueUse::kInput).ok());
+  // A map's escape still costs a map.
+  EXPECT_FALSE(cli::ParseValueArgument(in_lists(48, R"({"$map":{}})")).ok());
 }
 
 TEST(JsonTest, ANumberBeyondADoubleIsAnError) {

@@ -173,6 +173,11 @@ TEST(BadInputDaemon, AConfigFileThatDoesNotParseIsRefusedNamingTheLine) {
       {"listen = [\n  \"" + a + "\"\n]\n", "line 1: an array that does not end on its line"},
       {"log-level = \"info\nworkers = 2\n", "line 1: a quoted string that does not end"},
       {"workers = 2]\n", "line 1: a ']' with no '['"},
+      // Before: CLI11 cut the line at the '#' and a directory named `"/srv/a` was made; and
+      // it kept an escape as written (a directory named `q\"x`).
+      {"workers = 2\ndata-dir = \"/srv/a#b\"\n", "line 2: a '#' inside a quoted value"},
+      {"data-dir = '/srv/a#b'\n", "line 1: a '#' inside a quoted value"},
+      {"data-dir = \"/srv/q\\\"x\"\n", "line 1: a backslash inside a double-quoted value"},
       // Before: "--memory-limit: At Most 1 required but received 2", without the file.
       {"memory-limit = \"64M\"\nworkers = 2\nmemory-limit = \"32M\"\n",
        "line 3: memory-limit is set twice (first on line 1)"},
@@ -193,11 +198,13 @@ TEST(BadInputDaemon, AConfigFileThatDoesNotParseIsRefusedNamingTheLine) {
         << text << log;
     EXPECT_NE(log.find(error), std::string::npos) << text << log;
   }
+  std::ofstream(dir.str() + "/token;\\x") << "a-token-to-send\n";
   std::ofstream(config, std::ios::trunc)
       << "# a comment with an unmatched [ and a quote \"\n"
       << "listen = [\"" << a << "\", \"" << b << "\"]  # both\n"
       << "log-level = 'info'  # the default\n"
-      << "[default]\nworkers = 2\n";  // CLI11's name for the top level
+      << "auth-token-file = '" << dir.str() << "/token;\\x'\n"  // ';' and '\' are themselves
+      << "[default]\nworkers = 2\n";                            // CLI11's name for the top level
   DaemonProcess daemon;
   EXPECT_TRUE(daemon.Start({"--data-dir", dir.str() + "/data", "--config", config}))
       << daemon.log();

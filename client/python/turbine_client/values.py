@@ -35,14 +35,17 @@ from turbine_client.v1 import turbine_pb2 as pb
 # more, a map three): deeper is refused before anything is sent (and a list that contains
 # itself fails here instead of recursing without end).
 MAX_LEVELS = 97
-_LIST_LEVELS, _MAP_LEVELS = 2, 3
+_LIST_LEVELS, _MAP_LEVELS, _REF_LEVELS = 2, 3, 1
+_SPECIAL_LEVELS = {"$map": _MAP_LEVELS, "$ref": _REF_LEVELS}
 MAX_LISTS, MAX_MAPS = MAX_LEVELS // _LIST_LEVELS, MAX_LEVELS // _MAP_LEVELS
-# An input's value (SetInputs) sits a level higher in its request: 49 lists or 32 maps, as
-# deep as the daemon stores one, so that any input read back can be set again.
+# An input's value (SetInputs) may take one level more than an argument, whose bound leaves
+# room for the deepest request a call goes in: 49 lists or 32 maps, as deep as the daemon
+# stores one, so that any input read back can be set again.
 INPUT_LEVELS = 98
 _SPECIAL_KEYS = ("$ref", "$bytes", "$double", "$map")
 # JSON has no NaN or infinities: {"$double": ...} stands for them, as in the CLI.
-_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+# "-NaN": the engine tells a NaN by its bits, sign included.
+_NON_FINITE = {"NaN": math.nan, "-NaN": -math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _INT64_MIN, _INT64_MAX, _UINT64_MAX = -(1 << 63), (1 << 63) - 1, (1 << 64) - 1
 
 
@@ -154,6 +157,7 @@ def _fill(out, obj, depth, limit):
     elif isinstance(obj, (bytes, bytearray)):
         out.bytes_value = bytes(obj)
     elif isinstance(obj, Ref):
+        _check_depth(depth + _REF_LEVELS, limit)
         obj.to_proto(out.ref_value)
     elif isinstance(obj, (list, tuple)):
         _check_depth(depth + _LIST_LEVELS, limit)
@@ -166,16 +170,19 @@ def _fill(out, obj, depth, limit):
                 error.path.append(str(i))
                 raise
     elif isinstance(obj, dict):
-        _check_depth(depth + _MAP_LEVELS, limit)
         if len(obj) == 1:
             key = next(iter(obj))
             if key in _SPECIAL_KEYS:
+                # A special form costs what it stands for (a NaN or bytes, nothing): charged a
+                # map's levels, one printed at the deepest level did not read back.
+                _check_depth(depth + _SPECIAL_LEVELS.get(key, 0), limit)
                 try:
                     _fill_special(out, key, obj[key], depth, limit)
                 except _BadValue as error:
                     error.path.append(_pointer_token(key))
                     raise
                 return
+        _check_depth(depth + _MAP_LEVELS, limit)
         _fill_map(out, obj, depth, limit)
     else:
         raise _BadValue(f"cannot send a value of type {type(obj).__name__}")
@@ -190,7 +197,7 @@ def _fill_special(out, key, body, depth, limit):
         raise _BadValue(f"{key} takes a string")
     elif key == "$double":
         if body not in _NON_FINITE:
-            raise _BadValue('$double takes "NaN", "Infinity" or "-Infinity" '
+            raise _BadValue('$double takes "NaN", "-NaN", "Infinity" or "-Infinity" '
                             "(a finite number is written as one)")
         out.double_value = _NON_FINITE[body]
     elif key == "$bytes":
@@ -253,7 +260,9 @@ def to_json(obj):
     bytes as {"$bytes": base64}, Ref as {"$ref": "12"}, a map whose only key is special as
     {"$map": ...}, NaN and infinities as {"$double": "NaN"}, "Infinity", "-Infinity"."""
     if isinstance(obj, float) and not math.isfinite(obj):
-        return {"$double": "NaN" if math.isnan(obj) else "Infinity" if obj > 0 else "-Infinity"}
+        if math.isnan(obj):
+            return {"$double": "-NaN" if math.copysign(1.0, obj) < 0 else "NaN"}
+        return {"$double": "Infinity" if obj > 0 else "-Infinity"}
     if isinstance(obj, (bytes, bytearray)):
         return {"$bytes": base64.b64encode(obj).decode("ascii")}
     if isinstance(obj, Ref):

@@ -10,11 +10,14 @@
 //   {"$ref": "12"}                    task reference to task 12's output
 //   {"$ref": "12/TypeName/3"}         task reference to cell 3 of type TypeName of task 12
 //   {"$bytes": "<base64>"}            bytes
+//   {"$double": "NaN"}                double JSON has no number for: "NaN", "-NaN",
+//                                     "Infinity", "-Infinity"
 //   {"$map": { ... }}                 map, written this way only when it has a single key
-//                                     that is "$ref", "$bytes" or "$map" (else ambiguous)
+//                                     that is "$ref", "$bytes", "$double" or "$map" (else
+//                                     ambiguous)
 //   any other object                  map (entries sorted by key)
 //
-// JSON has no NaN or infinity: ValueToJson writes those doubles as null.
+// What ValueToJson writes, ValueFromJson reads back as the same value.
 //
 // Thread-safety: pure functions.
 #pragma once
