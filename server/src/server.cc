@@ -124,15 +124,29 @@ fs::path DataDirPath(const std::string& dir) {
 }
 
 // PrepareDataDir creates the data directory (owner-only). Only once the options are
-// checked: a refused start leaves nothing behind.
+// checked: a refused start leaves nothing behind. An existing directory keeps its mode: it
+// was made owner-only too, and `--data-dir /tmp` (or `.`) took the sticky bit off /tmp and
+// shut everyone else out of it. One others may read is said: the cache files in it are
+// theirs to read (the socket is owner-only either way).
 absl::Status PrepareDataDir(const std::string& dir, const fs::path& data_dir) {
   std::error_code error;
-  fs::create_directories(data_dir, error);
+  const bool created = fs::create_directories(data_dir, error);
   if (error || !fs::is_directory(data_dir)) {
     return absl::PermissionDeniedError("cannot use data dir " + dir + ": " +
                                        (error ? error.message() : "not a directory"));
   }
-  fs::permissions(data_dir, fs::perms::owner_all, fs::perm_options::replace, error);
+  if (created) {
+    fs::permissions(data_dir, fs::perms::owner_all, fs::perm_options::replace, error);
+    return absl::OkStatus();
+  }
+  const fs::perms perms = fs::status(data_dir, error).permissions();
+  if (!error && (perms & (fs::perms::group_all | fs::perms::others_all)) != fs::perms::none) {
+    spdlog::warn(
+        "data dir {} is open to others (mode {:04o}): they may read the cache in it; turbined "
+        "leaves the mode of a directory it did not make as it is (chmod 700 it to keep the "
+        "cache private)",
+        dir, static_cast<unsigned>(perms & fs::perms::mask));
+  }
   return absl::OkStatus();
 }
 

@@ -80,6 +80,31 @@ TEST(Daemon, SigtermFlushesAndARestartAnswersFromDisk) {
 
 // SIGHUP (the terminal it ran in closed) stops it as SIGTERM does, with the last snapshot.
 // Before, it killed the daemon: exit 129, the snapshot lost, the socket left behind.
+// A data dir turbined makes is its owner's alone; one that exists keeps its mode, said if
+// others may read it. Before: `--data-dir` of a shared directory (mode 1777, as /tmp)
+// replaced its mode with 0700, sticky bit and all, without a word.
+TEST(Daemon, AnExistingDataDirKeepsItsModeAndANewOneIsPrivate) {
+  namespace fs = std::filesystem;
+  TempDir dir;
+  const fs::path shared = dir.path() / "shared";
+  fs::create_directories(shared);
+  fs::permissions(shared, fs::perms::all | fs::perms::sticky_bit, fs::perm_options::replace);
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", shared.string()})) << daemon.log();
+  EXPECT_EQ(fs::status(shared).permissions(), fs::perms::all | fs::perms::sticky_bit);
+  EXPECT_NE(daemon.log().find("data dir " + shared.string() + " is open to others (mode 1777)"),
+            std::string::npos)
+      << daemon.log();
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+
+  const fs::path made = dir.path() / "made" / "here";
+  DaemonProcess fresh;
+  ASSERT_TRUE(fresh.Start({"--data-dir", made.string()})) << fresh.log();
+  EXPECT_EQ(fs::status(made).permissions(), fs::perms::owner_all);
+  EXPECT_EQ(fresh.log().find("is open to others"), std::string::npos) << fresh.log();
+  EXPECT_EQ(fresh.Stop(SIGTERM), 0) << fresh.log();
+}
+
 TEST(Daemon, SighupStopsItAsSigtermDoes) {
   TempDir dir;
   {
