@@ -348,6 +348,7 @@ int Main(int argc, char** argv) {
   app.footer(kFooter);
   app.require_subcommand(1);
   app.fallthrough();  // global options may also follow the command
+  app.set_version_flag("--version", std::string("turbine ") + TURBINE_VERSION);
   CommandLine line;
   AddGlobalOptions(app, &line.global);
   AddCommands(app, &line);

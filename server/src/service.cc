@@ -736,6 +736,9 @@ grpc::ServerUnaryReactor* TurbineService::Shutdown(grpc::CallbackServerContext* 
                                                    const v1::ShutdownRequest*, v1::ShutdownReply*) {
   CountRpc(Rpc::kShutdown);
   if (!Authorized(context)) return Reject(context, kUnauthenticated);
+  // As a signal's stop is logged: without it the log did not say why the daemon stopped.
+  spdlog::info("Shutdown requested by a client ({}): finishing in-flight calls and flushing",
+               context->peer());
   return new ShutdownReactor(on_shutdown_);  // only asks; the server stops on its own thread
 }
 

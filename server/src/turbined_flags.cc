@@ -245,6 +245,7 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
           ->type_name("FILE");
   // A misspelt setting is an error, not silently the default.
   app.allow_config_extras(CLI::config_extras_mode::error);
+  app.set_version_flag("--version", std::string("turbined ") + TURBINE_VERSION);
   turbine::server::ServerOptions& options = flags->server;
   int snapshot_interval_ms = 1000;
   std::string& log_level = flags->log_level;
@@ -267,7 +268,7 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
                  "write changed results to disk this often (0: only on flush and shutdown)")
       ->check(NonNegativeInteger())
       ->capture_default_str();
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
   app.add_option("--auth-token-file", token_file,

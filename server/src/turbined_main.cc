@@ -297,6 +297,7 @@ int main(int argc, char** argv) {
   Flags flags;
   if (const int exit_code = ParseFlags(argc, argv, &flags); exit_code >= 0) return exit_code;
   StartLogging(flags.log_level);
+  spdlog::info("turbined {} (pid {})", TURBINE_VERSION, ::getpid());  // what is deployed
   // gRPC's threads outlive main (Server::Start keeps the library): a line one of them logs
   // once main returns goes to stderr, not through spdlog, whose registry exit destroys.
   const absl::Cleanup grpc_log_to_stderr = [] { gpr_set_log_function(nullptr); };

@@ -53,6 +53,22 @@ TEST(CliAgainstDaemon, CallsSetsAndReportsErrorsByExitCode) {
   EXPECT_EQ(RunCli(cli + "call demo.fib 20 2>/dev/null").exit_code, 3) << "daemon gone";
 }
 
+// What is deployed can be asked. Before: "--version: argument was not expected" (exit 2),
+// and the daemon's log did not say which build started.
+TEST(CliAgainstDaemon, BothProgramsSayTheirVersion) {
+  const CliResult both = RunCli(std::string("--version && ") + TURBINED_PATH + " --version");
+  EXPECT_EQ(both.exit_code, 0);
+  EXPECT_EQ(both.out,
+            std::string("turbine ") + TURBINE_VERSION + "\nturbined " + TURBINE_VERSION + "\n");
+  TempDir dir;
+  DaemonProcess started;
+  ASSERT_TRUE(started.Start({"--data-dir", dir.str()})) << started.log();
+  EXPECT_TRUE(
+      absl::StrContains(started.log(), std::string("turbined ") + TURBINE_VERSION + " (pid "))
+      << started.log();
+  EXPECT_EQ(started.Stop(SIGTERM), 0) << started.log();
+}
+
 // A daemon killed while it runs a call: the CLI says the connection was lost. Before: "cannot
 // reach turbined ... (is it running? ...)" and then gRPC's bare "Socket closed".
 TEST(CliAgainstDaemon, ADaemonThatDiesDuringACallIsSaidToHaveGone) {

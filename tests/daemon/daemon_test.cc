@@ -505,6 +505,8 @@ TEST(Daemon, ShutdownRpcStopsItCleanly) {
   ASSERT_TRUE(stub->Shutdown(&context, v1::ShutdownRequest(), &reply).ok());
   EXPECT_EQ(daemon.Reap(), 0) << daemon.log();
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "turbined.sock"));
+  // Said, as a signal's stop is. Before: only "stopped; writing the last snapshot".
+  EXPECT_NE(daemon.log().find("Shutdown requested by a client"), std::string::npos) << daemon.log();
 }
 
 }  // namespace
