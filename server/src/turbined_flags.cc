@@ -236,7 +236,20 @@ std::string ConfigSyntaxError(const std::string& path) {
 
 }  // namespace
 
+namespace {
+int Parse(int argc, char** argv, Flags* flags, bool config_values_only);
+}  // namespace
+
 int ParseFlags(int argc, char** argv, Flags* flags) {
+  return Parse(argc, argv, flags, /*config_values_only=*/false);
+}
+
+namespace {
+
+// Parse is ParseFlags. `config_values_only`: argv is the program and --config FILE alone,
+// read to check the file's values, and what one setting needs of another is not checked
+// (the command line may give it).
+int Parse(int argc, char** argv, Flags* flags, bool config_values_only) {
   CLI::App app{"turbined: the Turbine daemon, a persistent incremental computation service"};
   CLI::Option* config =
       app.set_config("--config", "",
@@ -456,6 +469,11 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
+    if (config_values_only && (dynamic_cast<const CLI::RequiresError*>(&error) != nullptr ||
+                               dynamic_cast<const CLI::ExcludesError*>(&error) != nullptr ||
+                               dynamic_cast<const CLI::RequiredError*>(&error) != nullptr)) {
+      return -1;  // the command line may give what the setting needs
+    }
     if (const std::string key = UnknownConfigKey(error); !key.empty()) {
       const bool sectioned = key.starts_with("[") || key.find('.') != std::string::npos;
       std::fprintf(stderr, "the config file %s sets %s, which is not a setting of turbined (%s)\n",
@@ -495,7 +513,20 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   flags->stop_timeout = *ParseDuration(stop_timeout);
   options.memory_limit = *ParseSize(memory_limit);
 
+  // CLI11 checks only the value that wins: a bad `workers = "abc"` under `--workers 2`
+  // started, and stopped the next start without the flag (a service manager's restart).
+  // The file is read again alone (after the command line, whose own errors come first).
+  if (!config_values_only && config->count() > 0 && argc > 3) {
+    std::string program = argv[0];
+    std::string flag = "--config";
+    std::string path = config->as<std::string>();
+    std::vector<char*> alone = {program.data(), flag.data(), path.data(), nullptr};
+    Flags scratch;
+    if (const int code = Parse(3, alone.data(), &scratch, true); code >= 0) return code;
+  }
   return -1;
 }
+
+}  // namespace
 
 }  // namespace turbined

@@ -154,11 +154,16 @@ void StartLogging(const std::string& level) {
 // there is no configuration to read again, and by default it killed the daemon, without
 // the last snapshot. Unless it is ignored (`nohup`): a blocked signal is taken by sigwait
 // even then, and the daemon would stop with the terminal it was meant to outlive.
+// SIGUSR1 and SIGUSR2 are waited for too, and only logged: by default they killed the
+// daemon at once (no last snapshot, the socket left behind), and a log rotation's
+// `postrotate` sends one by habit (turbined writes no log file to reopen).
 sigset_t BlockStopSignals() {
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGUSR1);
+  sigaddset(&stop_signals, SIGUSR2);
   struct sigaction hangup {};
   if (sigaction(SIGHUP, nullptr, &hangup) != 0 || hangup.sa_handler != SIG_IGN) {
     sigaddset(&stop_signals, SIGHUP);
@@ -234,6 +239,11 @@ void ServeUntilStopped(std::unique_ptr<turbine::server::Server> server, sigset_t
       if (signal < 0) continue;  // EINTR
       std::unique_lock lock(mu);
       if (done) return;  // woken below, once stopped
+      if (signal == SIGUSR1 || signal == SIGUSR2) {
+        spdlog::info("{} received: ignored (SIGTERM, SIGINT or SIGHUP stop turbined)",
+                     strsignal(signal));
+        continue;
+      }
       // A hangup comes twice when a terminal closes (the shell passes it on, then the
       // kernel sends it): only SIGTERM or SIGINT cuts a stop short.
       if (stopping && signal == SIGHUP) continue;

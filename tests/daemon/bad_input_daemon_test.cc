@@ -153,6 +153,21 @@ TEST(BadInputDaemon, ANegativeOrNonNumericCountIsRefusedPlainly) {
   EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--config", config, "--workers", "x"}, &log), 2);
   EXPECT_NE(log.find("--workers: 'x' is not a non-negative integer"), std::string::npos) << log;
   EXPECT_EQ(log.find("the config file"), std::string::npos) << log;
+  // A good value on the command line does not hide the file's bad one. Before: it started,
+  // and the next start without the flag (a service manager's restart) did not.
+  EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--config", config, "--workers", "2"}, &log), 2);
+  EXPECT_NE(
+      log.find("the config file " + config + ": --workers: 'abc' is not a non-negative integer"),
+      std::string::npos)
+      << log;
+  // What one setting needs of another, the command line may give: the file read alone is
+  // not refused for it.
+  std::ofstream(config, std::ios::trunc) << "shared-cache-mode = \"read\"\n";
+  DaemonProcess needing;
+  EXPECT_TRUE(needing.Start({"--data-dir", dir.str() + "/needing", "--config", config,
+                             "--shared-cache", "redis://127.0.0.1:1"}))
+      << needing.log();
+  needing.Stop(SIGTERM);
   // A [section]: turbined's settings are top-level keys. Before: "a misspelt flag name?".
   std::ofstream(config, std::ios::trunc) << "[server]\nworkers = 2\n";
   EXPECT_EQ(ExitCodeOf({"--data-dir", dir.str(), "--config", config}, &log), 2) << log;

@@ -105,6 +105,24 @@ TEST(Daemon, AnExistingDataDirKeepsItsModeAndANewOneIsPrivate) {
   EXPECT_EQ(fresh.Stop(SIGTERM), 0) << fresh.log();
 }
 
+// Before: SIGUSR1 or SIGUSR2 (a log rotation's postrotate sends one by habit) killed the
+// daemon at once, without its last snapshot, leaving its socket behind.
+TEST(Daemon, SigusrIsLoggedAndIgnored) {
+  TempDir dir;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--data-dir", dir.str()})) << daemon.log();
+  for (int signal : {SIGUSR1, SIGUSR2}) {
+    daemon.Signal(signal);
+    EXPECT_TRUE(daemon.WaitForLog(std::string(strsignal(signal)) + " received: ignored"))
+        << daemon.log();
+  }
+  EXPECT_EQ(daemon.ReapWithin(std::chrono::milliseconds(200)), -1) << daemon.log();
+  auto stub = Connect(daemon.address());
+  v1::CallReply reply;
+  ASSERT_TRUE(CallOnce(*stub, Request("demo.fib", {Int(30)}), &reply).ok());
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.log();
+}
+
 TEST(Daemon, SighupStopsItAsSigtermDoes) {
   TempDir dir;
   {
