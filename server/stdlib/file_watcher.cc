@@ -227,12 +227,37 @@ void FileWatcher::WatchListing(const std::string& dir, Invalidator invalidator) 
   }
 }
 
-void FileWatcher::WatchHardLinkedFile(const std::string& path, Invalidator invalidator) {
+void FileWatcher::RememberOneName(FileId file, Invalidator invalidator) {
   std::lock_guard lock(mu_);
+  if (one_name_readers_.size() >= kOneNameFiles && !one_name_readers_.contains(file)) {
+    if (!logged_one_name_limit_) {
+      logged_one_name_limit_ = true;
+      spdlog::info(
+          "file watcher: more than {} files of one name read; a name linked to one "
+          "of them later reaches its readers when the file changes through its first "
+          "name, or after a restart",
+          kOneNameFiles);
+    }
+    one_name_readers_.clear();
+  }
+  AddUnique(one_name_readers_[file], std::move(invalidator));
+}
+
+void FileWatcher::WatchHardLinkedFile(const std::string& path, FileId file,
+                                      Invalidator invalidator) {
+  std::lock_guard lock(mu_);
+  // Readers of the file's first name, read while it had one: the new name's writes are
+  // told to this watch alone.
+  FileWatch readers;
+  if (auto kept = one_name_readers_.find(file); kept != one_name_readers_.end()) {
+    readers = std::move(kept->second);
+    one_name_readers_.erase(kept);
+  }
+  AddUnique(readers, std::move(invalidator));
   if (inotify_fd_ < 0) return;  // polled already: its directory could not be watched either
   if (watched_ >= watch_limit_) {
     errno = ENOSPC;
-    PollLocked(std::move(invalidator), path);
+    for (Invalidator& reader : readers) PollLocked(std::move(reader), path);
     return;
   }
   if (files_.size() >= file_watch_budget_) {
@@ -242,21 +267,26 @@ void FileWatcher::WatchHardLinkedFile(const std::string& path, Invalidator inval
                    "read; the others are re-checked every {} s (from {})",
                    file_watch_budget_, kPollInterval.count(), Shown(path));
     }
-    PollAlsoLocked(std::move(invalidator));
+    for (Invalidator& reader : readers) PollAlsoLocked(std::move(reader));
     return;
   }
   // IN_MASK_ADD: should the path name a watched directory by now, its watch keeps its events.
   const int wd = inotify_add_watch(inotify_fd_, path.c_str(), kFileEvents | IN_MASK_ADD);
   if (wd < 0) {
-    // Gone or replaced since its reader looked: the directory's watch fires for that.
-    if (errno != ENOENT && errno != ENOTDIR) PollLocked(std::move(invalidator), path);
+    // Gone or replaced since its reader looked: the directory's watch fires for that. The
+    // first name's readers wait for another name's read.
+    if (errno == ENOENT || errno == ENOTDIR) {
+      one_name_readers_[file] = std::move(readers);
+    } else {
+      for (Invalidator& reader : readers) PollLocked(std::move(reader), path);
+    }
     return;
   }
   if (dirs_of_wd_.contains(wd)) return;  // a directory now, which its parent's watch tells
   ever_watched_.store(true);
-  auto [file, added] = files_.try_emplace(wd);
+  auto [watch, added] = files_.try_emplace(wd);
   if (added) ++watched_;
-  AddUnique(file->second, std::move(invalidator));
+  for (Invalidator& reader : readers) AddUnique(watch->second, std::move(reader));
 }
 
 size_t FileWatcher::WatchedDirectories() const {

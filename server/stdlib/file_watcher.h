@@ -17,14 +17,15 @@
 // (its mode: who may search it) fires everything below it. A file with more than one name
 // (hard links) is also watched itself when a reader asks (WatchHardLinkedFile): a write
 // through a name in another directory reaches no watched directory; a name added after
-// the read is not seen (inotify tells only the file's own watch). A mount made or removed
-// (mount_table.h) collects its mount point as a directory replaced, and a file that is a
-// mount point of its own (a bind-mounted file) is watched itself, as a hard link is. A change marks its tasks dirty as soon as its event is
-// read, so a call made right after a write sees it; the engine's change listeners (Watch
-// streams, which read again when told) are debounced: told once no event came for
-// kQuietPeriod (at most kMaxDelay after the first change), so a burst of writes makes a
-// watched task run once, not once per write. When inotify cannot watch a directory (the per-user
-// watch limit), the watcher logs why and falls back to re-checking the affected tasks
+// the read is told only to the file's own watch, so the readers of a file of one name are
+// kept (RememberOneName) and join that watch when a read of the new name makes it. A mount made or
+// removed (mount_table.h) collects its mount point as a directory replaced, and a file that is a
+// mount point of its own (a bind-mounted file) is watched itself, as a hard link is. A change marks
+// its tasks dirty as soon as its event is read, so a call made right after a write sees it; the
+// engine's change listeners (Watch streams, which read again when told) are debounced: told once no
+// event came for kQuietPeriod (at most kMaxDelay after the first change), so a burst of writes
+// makes a watched task run once, not once per write. When inotify cannot watch a directory (the
+// per-user watch limit), the watcher logs why and falls back to re-checking the affected tasks
 // every kPollInterval: slower, never silently stale. A queue overflow (events lost) fires
 // every subscription once and drops every watch; the tasks watch again as they execute.
 //
@@ -87,11 +88,30 @@ class FileWatcher {
   // way and at its end pointed elsewhere, and the entry the last one leads to (or the first
   // name missing on the way appearing).
   void WatchTarget(const std::string& path, Invalidator invalidator);
+  // FileId names a file: its device and inode.
+  struct FileId {
+    uint64_t device = 0;
+    uint64_t inode = 0;
+    bool operator==(const FileId&) const = default;
+    template <typename H>
+    friend H AbslHashValue(H hash, const FileId& file) {
+      return H::combine(std::move(hash), file.device, file.inode);
+    }
+  };
   // WatchHardLinkedFile fires `invalidator` when the regular file at `path` (no symlink at
-  // its end) changes through any of its names: for a file whose link count is above one,
-  // whose other names may be in directories nobody watches. One-shot, as every
-  // subscription; the watch goes once it fires.
-  void WatchHardLinkedFile(const std::string& path, Invalidator invalidator);
+  // its end), `file`, changes through any of its names: for a file whose link count is
+  // above one, whose other names may be in directories nobody watches. The readers of the
+  // file kept by RememberOneName join the watch. One-shot, as every subscription; the
+  // watch goes once it fires.
+  void WatchHardLinkedFile(const std::string& path, FileId file, Invalidator invalidator);
+  // RememberOneName keeps `invalidator`, a reader of `file` while it had one name (watched
+  // through its directory alone). A link made later is told only to the file's own watch,
+  // which it then has not: when a reader of the new name watches the file itself, the
+  // readers kept here join that watch, so a write through the new name reaches them too.
+  // At most kOneNameFiles files are kept; past that, those kept are let go (logged once):
+  // then only a change through their own name, or a restart, reaches their readers.
+  void RememberOneName(FileId file, Invalidator invalidator);
+  static constexpr size_t kOneNameFiles = size_t{1} << 16;
 
   // IsFileMountPoint tells whether `path` is the mount point of a mount of a file (`mount
   // --bind file path`): a write to it is told to the directory of the file mounted, not to
@@ -257,6 +277,8 @@ class FileWatcher {
   DirWatch* last_watch_ = nullptr;
   std::unordered_map<int, absl::flat_hash_set<std::string>> dirs_of_wd_;
   std::unordered_map<int, FileWatch> files_;  // by wd
+  absl::flat_hash_map<FileId, FileWatch> one_name_readers_;  // RememberOneName's
+  bool logged_one_name_limit_ = false;
   // What each alias depends on (AliasKeysLocked), by the path that changes: ordered, so
   // that a subtree's keys are a range.
   std::map<std::string, absl::flat_hash_set<std::string>, std::less<>> aliases_by_key_;

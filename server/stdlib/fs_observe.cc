@@ -91,8 +91,13 @@ void WatchIfHardLinked(const std::string& path, const Invalidator& invalidator,
                        struct stat* st) {
   if (!S_ISREG(st->st_mode)) return;
   FileWatcher& watcher = FileWatcher::Global();
-  if (st->st_nlink < 2 && !watcher.IsFileMountPoint(path)) return;
-  watcher.WatchHardLinkedFile(path, invalidator);
+  const FileWatcher::FileId file{static_cast<uint64_t>(st->st_dev),
+                                 static_cast<uint64_t>(st->st_ino)};
+  if (st->st_nlink < 2 && !watcher.IsFileMountPoint(path)) {
+    watcher.RememberOneName(file, invalidator);
+    return;
+  }
+  watcher.WatchHardLinkedFile(path, file, invalidator);
   struct stat again {};
   if (lstat(path.c_str(), &again) == 0) *st = again;
 }

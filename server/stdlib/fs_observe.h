@@ -69,7 +69,8 @@ uint64_t ListingFingerprint(const std::vector<DirEntry>& entries);
 // WatchIfHardLinked watches the regular file `path` itself when it has more than one name,
 // or is a file mounted over another (a bind mount): a write through a name in another
 // directory reaches no directory watched for it. Its
-// lstat `st` is taken again after the watch, so no change falls between them.
+// lstat `st` is taken again after the watch, so no change falls between them. A file of
+// one name has its reader kept (FileWatcher::RememberOneName), for a name linked later.
 void WatchIfHardLinked(const std::string& path, const Invalidator& invalidator,
                        struct stat* st);
 

@@ -614,6 +614,26 @@ TEST(Watcher, AFileWrittenThroughAHardLinkInAnotherDirectoryIsSeen) {
   EXPECT_EQ(ReadFile(live, x), "one, two, three");
 }
 
+// Before: read with one name, a file linked later and written through the new name kept
+// its first name's answer until a restart; the new name's answer was right.
+TEST(Watcher, ANameLinkedAfterTheReadReachesTheFirstNamesReadersOnceItIsRead) {
+  Files files;
+  files.Write("a/f.txt", "one");
+  files.MakeDir("b");
+  LiveServer live(files.data_dir());
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  const std::string f = files.path("a/f.txt");
+  const std::string g = files.path("b/g.txt");
+  ASSERT_EQ(ReadFile(live, f), "one");  // one name: watched through a/ alone
+  ASSERT_EQ(StatField(live, f, "size"), 3);
+  std::filesystem::create_hard_link(f, g);
+  ASSERT_EQ(ReadFile(live, g), "one");  // two names: the file is watched itself
+  std::ofstream(g, std::ios::app) << ", two";
+  EXPECT_EQ(ReadFile(live, g), "one, two");
+  EXPECT_EQ(ReadFile(live, f), "one, two");
+  EXPECT_EQ(StatField(live, f, "size"), 8);
+}
+
 TEST(Watcher, ADirectorysModeChangedReachesWhatIsBelowIt) {
   Files files;
   files.Write("top/mid/f.txt", "f");
