@@ -138,15 +138,15 @@ Attempt ConvertOpenError(const rocksdb::Status& status, const std::string& path)
                                          path + ": " + text),
             {}};
   }
-  if (status.IsIOError() && status.ToString().find("lock") != std::string::npos) {
+  if (status.IsIOError() && text.find("lock") != std::string::npos) {
     // RocksDB says "lock hold by current process" for a second open in this one.
-    const bool here = status.ToString().find("current process") != std::string::npos;
-    return {Verdict::kError,
-            absl::FailedPreconditionError(
-                "the cache database " + path + " is in use by " +
-                (here ? "this process already (open it once)" : "another process") + " (" +
-                status.ToString() + ")"),
-            {}};
+    const bool here = text.find("current process") != std::string::npos;
+    return {
+        Verdict::kError,
+        absl::FailedPreconditionError(
+            "the cache database " + path + " is in use by " +
+            (here ? "this process already (open it once)" : "another process") + " (" + text + ")"),
+        {}};
   }
   if (status.IsIOError()) {
     return {Verdict::kError,
@@ -154,7 +154,7 @@ Attempt ConvertOpenError(const rocksdb::Status& status, const std::string& path)
             {}};
   }
   // InvalidArgument, NotSupported, ...: written by something we do not understand.
-  return {Verdict::kMoveAside, {}, status.ToString()};
+  return {Verdict::kMoveAside, {}, text};
 }
 
 }  // namespace
