@@ -34,6 +34,10 @@
 namespace turbine::server {
 namespace {
 
+// kLeastUsefulMemoryLimit is about what the daemon's resident set is idle (its code, the
+// store's least caches, gRPC's threads): a limit under it cannot be met.
+constexpr uint64_t kLeastUsefulMemoryLimit = uint64_t{32} << 20;
+
 namespace fs = std::filesystem;
 
 // DataDirLock is an flock on <data-dir>/turbined.lock, held for the server's lifetime: a
@@ -355,6 +359,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
         options.tls_cert_file);
   }
 
+  // A size without a unit is bytes: `--memory-limit 512` meant as megabytes gives a daemon
+  // that evicts every result it may, and said so only 2 s later, in other words.
+  if (options.memory_limit > 0 && options.memory_limit < kLeastUsefulMemoryLimit) {
+    spdlog::warn(
+        "--memory-limit {} bytes is below what turbined needs idle (about 33 MB): every result "
+        "that may leave memory will, and the daemon stays over the limit (a size without K, M "
+        "or G is bytes: 512M is 512 MiB)",
+        options.memory_limit);
+  }
   if (absl::Status made = PrepareDataDir(options.data_dir, data_dir); !made.ok()) return made;
   auto state = std::make_unique<State>();
   absl::StatusOr<std::unique_ptr<DataDirLock>> lock = DataDirLock::Acquire(data_dir);

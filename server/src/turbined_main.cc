@@ -154,9 +154,10 @@ void StartLogging(const std::string& level) {
 // there is no configuration to read again, and by default it killed the daemon, without
 // the last snapshot. Unless it is ignored (`nohup`): a blocked signal is taken by sigwait
 // even then, and the daemon would stop with the terminal it was meant to outlive.
-// SIGUSR1 and SIGUSR2 are waited for too, and only logged: by default they killed the
-// daemon at once (no last snapshot, the socket left behind), and a log rotation's
-// `postrotate` sends one by habit (turbined writes no log file to reopen).
+// SIGUSR1, SIGUSR2 and SIGALRM are waited for too, and only logged: by default they killed
+// the daemon at once (no last snapshot, the socket left behind), and a log rotation's
+// `postrotate` sends one of the first two by habit (turbined writes no log file to reopen).
+// Nothing in the process sets an alarm: one comes from outside, by mistake.
 sigset_t BlockStopSignals() {
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -164,6 +165,7 @@ sigset_t BlockStopSignals() {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGUSR1);
   sigaddset(&stop_signals, SIGUSR2);
+  sigaddset(&stop_signals, SIGALRM);
   struct sigaction hangup {};
   if (sigaction(SIGHUP, nullptr, &hangup) != 0 || hangup.sa_handler != SIG_IGN) {
     sigaddset(&stop_signals, SIGHUP);
@@ -239,7 +241,7 @@ void ServeUntilStopped(std::unique_ptr<turbine::server::Server> server, sigset_t
       if (signal < 0) continue;  // EINTR
       std::unique_lock lock(mu);
       if (done) return;  // woken below, once stopped
-      if (signal == SIGUSR1 || signal == SIGUSR2) {
+      if (signal == SIGUSR1 || signal == SIGUSR2 || signal == SIGALRM) {
         spdlog::info("{} received: ignored (SIGTERM, SIGINT or SIGHUP stop turbined)",
                      strsignal(signal));
         continue;
