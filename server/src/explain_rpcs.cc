@@ -190,7 +190,13 @@ grpc::ServerUnaryReactor* TurbineService::Graph(grpc::CallbackServerContext* con
         if (graph.ok()) *reply = *std::move(graph);
         reactor->Finish(ToGrpc(graph.status()));
       });
-  if (!started.ok()) reactor->Finish(ToGrpc(started));
+  if (!started.ok()) {
+    // Refused for the stop: not to be sent again, as RefuseForStop says.
+    if (started.message() == kDraining.error_message()) {
+      context->AddTrailingMetadata("grpc-retry-pushback-ms", "-1");
+    }
+    reactor->Finish(ToGrpc(started));
+  }
   return reactor;
 }
 
@@ -235,7 +241,7 @@ grpc::ServerUnaryReactor* TurbineService::Why(grpc::CallbackServerContext* conte
   if (!call.ok()) return Reject(context, ToGrpc(call.status()));
   WhyOptions options;
   if (request->max_steps() != 0) options.max_steps = request->max_steps();
-  if (!BeginWork()) return Reject(context, kDraining);
+  if (!BeginWork()) return RefuseForStop(context);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // As Graph: it may load tasks from the store, and comes after the SetInputs before it.
   background_.Post([this, reactor, reply, vc = call->vc, options] {
@@ -263,7 +269,7 @@ grpc::ServerUnaryReactor* TurbineService::Trace(grpc::CallbackServerContext* con
   }
   // Counted as work until it is answered: a shutdown cuts it short (StartDraining), and
   // waits for the answer to go out before it closes the connections.
-  if (!BeginWork()) return Reject(context, kDraining);
+  if (!BeginWork()) return RefuseForStop(context);
   if (!engine_.StartTrace()) {
     EndWork();
     return Reject(context,

@@ -146,6 +146,11 @@ grpc::ServerUnaryReactor* TurbineService::Reject(grpc::CallbackServerContext* co
   return FinishNow(context, status);
 }
 
+grpc::ServerUnaryReactor* TurbineService::RefuseForStop(grpc::CallbackServerContext* context) {
+  context->AddTrailingMetadata("grpc-retry-pushback-ms", "-1");
+  return Reject(context, kDraining);
+}
+
 ServiceCounters TurbineService::Counters() const {
   ServiceCounters counters;
   for (int i = 0; i < kRpcCount; ++i) counters.rpcs[i] = rpcs_[i].load(std::memory_order_relaxed);
@@ -393,7 +398,7 @@ grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* cont
   if (!Authorized(context)) return Reject(context, kUnauthenticated);
   absl::StatusOr<PreparedCall> call = Prepare(*request);
   if (!call.ok()) return Reject(context, ToGrpc(call.status()));
-  if (!BeginWork()) return Reject(context, kDraining);
+  if (!BeginWork()) return RefuseForStop(context);
   auto* reactor = new CallReactor(context, reply_budget_);
   TrackCall(reactor);
   Answer(*call, request->id(), reactor->cancel(), [this, reactor, reply](v1::CallReply answer) {
@@ -501,7 +506,7 @@ grpc::ServerUnaryReactor* TurbineService::SetInputs(grpc::CallbackServerContext*
     }
     values.push_back(InputValue::Of(entry.key(), std::move(value)));
   }
-  if (!BeginWork()) return Reject(context, kDraining);
+  if (!BeginWork()) return RefuseForStop(context);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // The batch is written durably before it applies: that waits for the disk.
   background_.Post([this, reactor, reply, values = std::move(values)]() mutable {
@@ -534,7 +539,7 @@ grpc::ServerUnaryReactor* TurbineService::DeleteInputs(grpc::CallbackServerConte
                                           "an input key must not be empty"));
     }
   }
-  if (!BeginWork()) return Reject(context, kDraining);
+  if (!BeginWork()) return RefuseForStop(context);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // In the queue of SetInputs: batches of both apply in the order they arrived.
   background_.Post([this, reactor, reply, keys = std::move(keys)]() mutable {
@@ -557,7 +562,7 @@ grpc::ServerUnaryReactor* TurbineService::CollectGarbage(grpc::CallbackServerCon
                                                          v1::CollectGarbageReply* reply) {
   CountRpc(Rpc::kCollectGarbage);
   if (!Authorized(context)) return Reject(context, kUnauthenticated);
-  if (!BeginWork()) return Reject(context, kDraining);
+  if (!BeginWork()) return RefuseForStop(context);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   collector_.Post([this, context, reactor, reply] {
     spdlog::info("garbage collection pass started (CollectGarbage)");
@@ -717,7 +722,7 @@ grpc::ServerUnaryReactor* TurbineService::Flush(grpc::CallbackServerContext* con
                                                 const v1::FlushRequest*, v1::FlushReply* reply) {
   CountRpc(Rpc::kFlush);
   if (!Authorized(context)) return Reject(context, kUnauthenticated);
-  if (!BeginWork()) return Reject(context, kDraining);
+  if (!BeginWork()) return RefuseForStop(context);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   background_.Post([this, reactor, reply] {
     // What snapshots wrote while it ran (a background one may add to it), not the last

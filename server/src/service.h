@@ -275,6 +275,10 @@ class TurbineService final : public v1::Turbine::CallbackService {
   void ParseUnaryRequests(int index, Rpc rpc, UnaryHandler<Request, Reply> handler);
 
   void OnEngineChange();
+  // RefuseForStop refuses a unary request that came during a stop (kDraining), telling
+  // the client's retry policy not to send it again, on this daemon as it stops or on the
+  // next one, as every request a stop ends does.
+  grpc::ServerUnaryReactor* RefuseForStop(grpc::CallbackServerContext* context);
   // Reject finishes a unary RPC with an error, counting it.
   grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* context,
                                    const grpc::Status& status);
