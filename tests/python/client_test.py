@@ -146,6 +146,8 @@ class ValuesTest(unittest.TestCase):
         for bad in ["", "x", "-1", "1/T", "1//3", "1/T/x", "1/T/-3", "١٢"]:
             with self.assertRaises(ValueError, msg=bad):
                 Ref(bad)
+        with self.assertRaisesRegex(ValueError, "a cell type is UTF-8 text"):
+            Ref(1, "\udcff", 0)
 
     def test_a_value_that_cannot_be_sent_is_refused_naming_where(self):
         cases = [({"a": [1, object()]}, "at /a/1: cannot send a value of type object"),
@@ -155,7 +157,10 @@ class ValuesTest(unittest.TestCase):
                  ({"$bytes": "!!"}, "at /$bytes: not valid base64"),
                  ({"$map": [1]}, "at /$map: $map takes an object"),
                  ({"x/y": {1: 2}}, "at /x~1y: map keys are strings, not int"),
-                 ({"$ref": "1/x"}, 'at /$ref: task reference "1/x" is neither')]
+                 ({"$ref": "1/x"}, 'at /$ref: task reference "1/x" is neither'),
+                 # Text no protocol string can carry: before, a bare error with no place.
+                 ([{"k": {"\udcffz": 2}}], "at /0/k/\\udcffz: map key '\\udcffz' is not UTF-8"),
+                 ({"a": "x\ud800"}, "at /a: 'x\\ud800' holds '\\ud800' at 1, a lone surrogate")]
         for value, message in cases:
             with self.assertRaises(ValueError, msg=message) as raised:
                 values.to_proto(value)
@@ -438,6 +443,20 @@ class CallTest(DaemonTestCase):
             self.assertIn("set-later", unset.error.message)
             self.client.set_inputs({"set-later": "now"})
             self.assertEqual(next(watch).value, "now")
+
+    def test_close_ends_open_watches_and_later_calls_say_the_client_is_closed(self):
+        # Before, the watch raised TurbineError CANCELLED ("Channel closed!"), and a call
+        # raised gRPC's "Cannot invoke RPC on closed channel!".
+        client = Client(data_dir=self.turbined.data_dir, timeout=TIMEOUT)
+        client.set_inputs({"closing": 1})
+        watch = client.watch("input.get", "closing", timeout=TIMEOUT)
+        self.assertEqual(next(watch).value, 1)
+        client.close()
+        self.assertEqual(list(watch), [], "the client's close ends its watches")
+        with self.assertRaisesRegex(ValueError, "this Client is closed"):
+            client.call("input.get", "closing")
+        with self.assertRaisesRegex(ValueError, "this Client is closed"):
+            client.call_many([("input.get", "closing")])
 
     def test_a_watch_of_a_bad_call_raises_when_iterated(self):
         watch = self.client.watch("no.such", timeout=TIMEOUT)

@@ -149,18 +149,20 @@ def _result_key(reply):
 class Watch:
     """The results of a watched call: the current one, then one each time it changes (an
     equal result is not sent again). Iterating blocks until the next change. cancel() (or
-    leaving a `with` block) ends the watch: the iteration then stops. The daemon ending it
+    leaving a `with` block, or the Client's close()) ends the watch: the iteration then
+    stops. The daemon ending it
     (shutting down, the connection lost) raises TurbineError. A daemon whose memory for
     unread replies is full (other clients not reading theirs) ends the watch of a large
     value asking it to come back later: the watch waits as asked (1 s, doubling while it is
     refused again, up to 30 s, each wait times a random 0.5 to 1.5, and never past the
     watch's deadline) and goes on, delivering a result only if it is new."""
 
-    def __init__(self, start, deadline, error_of):
+    def __init__(self, start, deadline, error_of, client_closed):
         self._start = start  # opens the stream, given its timeout
         self._deadline = deadline  # time.monotonic() at which the watch ends, or None
         self._replies = start(_remaining(deadline))
         self._error_of = error_of  # the Client's: a grpc.RpcError as a TurbineError
+        self._client_closed = client_closed  # the Client's close() ends the watch too
         self._cancelled = False
         self._received = False
         self._retries = iter(_STREAM_BACKOFF)
@@ -175,7 +177,8 @@ class Watch:
             try:
                 reply = next(self._replies)
             except grpc.RpcError as error:
-                if self._cancelled and error.code() == grpc.StatusCode.CANCELLED:
+                if ((self._cancelled or self._client_closed())
+                        and error.code() == grpc.StatusCode.CANCELLED):
                     raise StopIteration from None
                 wait = _retry_after(error)
                 if wait is not None:
@@ -229,6 +232,14 @@ def _check_key(key):
     except UnicodeEncodeError:  # a lone surrogate, as os.fsdecode makes of undecodable bytes
         raise ValueError(
             f"input key {key!r} is not UTF-8 text (it holds a lone surrogate)") from None
+
+
+class _ClosedStub:
+    """The stub of a closed Client: every call says so, before gRPC's own words ("Cannot
+    invoke RPC on closed channel!")."""
+
+    def __getattr__(self, method):
+        raise ValueError(f"this Client is closed: {method} cannot be sent (make a new Client)")
 
 
 class Client:
@@ -441,7 +452,8 @@ class Client:
 
         def start(remaining):
             return self._stub.Watch(request, **{**options, "timeout": remaining})
-        return Watch(start, deadline, self._error)
+        return Watch(start, deadline, self._error,
+                     lambda: isinstance(self._stub, _ClosedStub))
 
     def functions(self, timeout=_CLIENT_TIMEOUT):
         """The functions the daemon serves: turbine.v1.FunctionInfo messages (name, version,
@@ -454,7 +466,9 @@ class Client:
         return list(reply.functions)
 
     def close(self):
-        """Closes the channel; watches still open end."""
+        """Closes the channel; watches still open end (their iteration stops). A call after
+        it raises ValueError."""
+        self._stub = _ClosedStub()
         self._channel.close()
 
     def __enter__(self):

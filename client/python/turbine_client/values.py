@@ -64,7 +64,12 @@ class Ref:
             raise ValueError(f"a task id is an integer in [0, 2^64), not {task!r}")
         if not isinstance(cell_index, int) or not 0 <= cell_index < 1 << 32:
             raise ValueError(f"a cell index is an integer in [0, 2^32), not {cell_index!r}")
-        self.task, self.cell_type, self.cell_index = task, str(cell_type), cell_index
+        cell_type = str(cell_type)
+        try:
+            cell_type.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"a cell type is UTF-8 text, not {cell_type!r}") from None
+        self.task, self.cell_type, self.cell_index = task, cell_type, cell_index
 
     @classmethod
     def from_proto(cls, ref):
@@ -153,7 +158,7 @@ def _fill(out, obj, depth, limit):
             obj.encode("utf-8")
             out.string_value = obj
         except UnicodeEncodeError:  # surrogate escapes: send the bytes they stand for
-            out.bytes_value = obj.encode("utf-8", "surrogateescape")
+            out.bytes_value = _escaped_bytes(obj)
     elif isinstance(obj, (bytes, bytearray)):
         out.bytes_value = bytes(obj)
     elif isinstance(obj, Ref):
@@ -220,12 +225,30 @@ def _fill_map(out, obj, depth, limit):
     out.map_value.SetInParent()  # an empty map is still a map
     for key in sorted(obj):  # the protocol keeps map entries sorted by key
         entry = entries.add()
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            # A key is a protocol string, with no bytes form (a file name as a key, say).
+            error = _BadValue(f"map key {key!r} is not UTF-8 text: a map key cannot carry "
+                              "other bytes (send such names as a list)")
+            error.path.append(_pointer_token(key.encode("utf-8", "backslashreplace")
+                                             .decode("ascii")))
+            raise error from None
         entry.key = key
         try:
             _fill(entry.value, obj[key], depth + _MAP_LEVELS, limit)
         except _BadValue as error:
             error.path.append(_pointer_token(key))
             raise
+
+
+def _escaped_bytes(text):
+    """The bytes a str holding surrogate escapes (os.fsdecode's) stands for."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as error:  # a lone surrogate that escapes no byte
+        raise _BadValue(f"{text!r} holds {text[error.start]!r} at {error.start}, a lone "
+                        "surrogate that is neither UTF-8 text nor an escaped byte") from None
 
 
 def _check_depth(levels, limit):
