@@ -375,10 +375,23 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
   const auto start_time = std::chrono::steady_clock::now();
   // A body that parks may end on another thread: its slice belongs where it started.
   const uint64_t start_thread = engine->tracing() ? TraceThreadNumber() : 0;
-  ErasedTask body = task->fn->invoke(*task->fn, task->receiver(), task->args());
+  // A task function may be a plain function that checks its arguments and returns another
+  // coroutine's task: its code runs here, in invoke, so in the task's context, and what it
+  // throws is the body's failure, as from a coroutine. Before, it ended the process.
   tls_context.exec = &context;
-  co_await RunBody{body.handle};
+  ErasedTask body;
+  std::exception_ptr thrown_before_the_body;
+  try {
+    body = task->fn->invoke(*task->fn, task->receiver(), task->args());
+  } catch (...) {
+    thrown_before_the_body = std::current_exception();
+  }
+  if (body.handle) {
+    co_await RunBody{body.handle};
+  }
   tls_context = ThreadContext{engine, nullptr};
+  const std::exception_ptr error =
+      body.handle ? body.handle.promise().error : thrown_before_the_body;
   if (context.starter) ForgetStarter(context);
   const uint64_t nanos = NanosSince(start_time);
   FunctionCounters& counters = engine->counters(*task->fn);
@@ -397,13 +410,13 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
             .count();
     event.duration_nanos = nanos;
     event.thread = start_thread != 0 ? start_thread : TraceThreadNumber();
-    event.failed = static_cast<bool>(body.handle.promise().error);
+    event.failed = static_cast<bool>(error);
     engine->RecordTrace(std::move(event));
   }
   engine->counts.execution_count.fetch_add(1, std::memory_order_relaxed);
 
-  if (BodyCancelled(context, body.handle.promise().error)) {
-    body.destroy(body.handle);
+  if (BodyCancelled(context, error)) {
+    if (body.handle) body.destroy(body.handle);
     std::vector<TaskId> started;
     {
       std::lock_guard lock(context.started_mu);
@@ -414,13 +427,13 @@ Job RefreshJob(EngineImpl* engine, TaskState* task) {
     engine->refreshes_in_flight.fetch_sub(1);
     co_return;
   }
-  if (body.handle.promise().error) {
-    context.output = FailureOutput(body.handle.promise().error);
+  if (error) {
+    context.output = FailureOutput(error);
     context.cells.clear();  // a failed execution's cells are not results
   } else {
     body.store_result(body.handle.promise(), context);
   }
-  body.destroy(body.handle);
+  if (body.handle) body.destroy(body.handle);
   // Cancelled, and finished all the same (the body never looked): what it started and did
   // not await is cancelled as if it had ended cancelled. What it started before the
   // cancellation went with it; this is what came after.

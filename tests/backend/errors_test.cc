@@ -41,6 +41,21 @@ Task<int64_t> ThrowsStdImpl(int64_t n) {
 }
 inline const turbine::Function<ThrowsStdImpl> throws_std{"test.err.throws_std", 1};
 
+// A task function that is a plain function: it checks its argument, then returns another
+// coroutine's task. Its check runs before any coroutine does.
+Task<int64_t> DoubledImpl(int64_t n) { co_return n * 2; }
+int64_t checked_calls = 0;
+Task<int64_t> CheckedThenDoubledImpl(int64_t n) {
+  ++checked_calls;
+  if (n < 0) turbine::Fail("n must be >= 0", absl::StatusCode::kInvalidArgument);
+  if (n > 100) throw std::out_of_range("n must be at most 100");
+  return DoubledImpl(n);
+}
+inline const turbine::Function<CheckedThenDoubledImpl> checked_then_doubled{
+    "test.err.checked_then_doubled", 1};
+Task<int64_t> ReadsCheckedImpl(int64_t n) { co_return co_await checked_then_doubled(n) + 1; }
+inline const turbine::Function<ReadsCheckedImpl> reads_checked{"test.err.reads_checked", 1};
+
 std::atomic<bool> service_down{true};
 
 Task<int64_t> FlakyImpl() {
@@ -245,6 +260,27 @@ TEST(Errors, AnyExceptionBecomesTheErrorMessage) {
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().message(), "n must not be positive");
   EXPECT_EQ(*engine.Read(throws_std(-1)), -1);
+}
+
+// Before: what a plain task function threw escaped the engine, and std::terminate ended
+// the process (a daemon serving such a function, with it).
+TEST(Errors, APlainTaskFunctionThatThrowsFailsItsTask) {
+  turbine::Engine engine({.worker_threads = 2});
+  turbine::Engine::Scope scope(engine);
+  absl::StatusOr<int64_t> negative = engine.Read(checked_then_doubled(-1));
+  ASSERT_FALSE(negative.ok());
+  EXPECT_EQ(negative.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(negative.status().message(), "n must be >= 0");
+  absl::StatusOr<int64_t> large = engine.Read(reads_checked(101));
+  ASSERT_FALSE(large.ok());
+  EXPECT_EQ(large.status().code(), absl::StatusCode::kUnknown);
+  EXPECT_EQ(large.status().message(), "n must be at most 100");
+  EXPECT_EQ(*engine.Read(checked_then_doubled(4)), 8);
+  EXPECT_EQ(*engine.Read(reads_checked(4)), 9);
+  // The failure is the task's cached output, as a coroutine's is.
+  const int64_t calls = checked_calls;
+  EXPECT_FALSE(engine.Read(checked_then_doubled(-1)).ok());
+  EXPECT_EQ(checked_calls, calls);
 }
 
 }  // namespace
