@@ -348,6 +348,11 @@ class EngineImpl {
   size_t EvictLocked(size_t bytes, bool* cut_short = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
   size_t ReclaimEvicted() { return reclaimer_.Poll(); }
+  // DropValuesOfCollected: the values of the tasks with these ids, superseded versions a
+  // GC pass just removed from the store, leave memory (their tasks are kEvicted: a read
+  // executes them again). Nothing else would take them out: eviction takes only what the
+  // store holds as it is, and nothing writes a collected task again until it executes.
+  void DropValuesOfCollected(std::span<const TaskId> ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(flush_mu_);
 
   // --- the shared tier (shared_trace.cc) ---
   // Shares: the task's traces may be fetched and published (a plain, not session-dependent

@@ -102,13 +102,28 @@ bool SmallValue(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
 // in memory, through a reload from the store. An output that refers to one of the task's
 // own cells has its value there: the cells leave. (Kept before, a file read within a second
 // of its last change stayed in memory past any limit.)
-bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
-  if (task.phase != Phase::kClean || task.fn->kind == FunctionKind::kInput || !StoredAsIs(task) ||
-      SmallValue(task)) {
+// ValuesMayLeave is Evictable but for where the values come back from: the store, or,
+// for a task a GC pass removed from it, an execution.
+bool ValuesMayLeave(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
+  if (task.phase != Phase::kClean || task.fn->kind == FunctionKind::kInput || SmallValue(task)) {
     return false;
   }
   if (const CellSlot* own = OwnCell(task)) return own->value != nullptr;
   return task.output.kind() == OutputKind::kValue && task.output.data() != nullptr;
+}
+bool Evictable(const TaskState& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
+  return StoredAsIs(task) && ValuesMayLeave(task);
+}
+
+// DropValuesLocked takes the task's values out (into `dropped`, to be destroyed after its
+// lock is released): it is kEvicted from then on.
+void DropValuesLocked(TaskState& task, std::vector<std::shared_ptr<const void>>* dropped)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(task.mu) {
+  if (task.output.kind() == OutputKind::kValue) {
+    dropped->push_back(std::move(task.output.mutable_value()));
+  }
+  for (CellSlot& cell : task.cells()) dropped->push_back(std::move(cell.value));
+  task.phase = Phase::kEvicted;
 }
 
 // EvictableWhole tells whether the whole task may leave memory now: the store holds it
@@ -264,11 +279,7 @@ size_t EngineImpl::RunClock(size_t bytes, size_t* evicted) {
         task->referenced = false;
         continue;
       }
-      if (task->output.kind() == OutputKind::kValue) {
-        dropped.push_back(std::move(task->output.mutable_value()));
-      }
-      for (CellSlot& cell : task->cells()) dropped.push_back(std::move(cell.value));
-      task->phase = Phase::kEvicted;
+      DropValuesLocked(*task, &dropped);
     }
     freed += candidate.bytes;
     ++*evicted;
@@ -422,6 +433,17 @@ void EngineImpl::RetireEvictedLocked(std::vector<std::unique_ptr<TaskState>> vic
   }
   counts.evicted_tasks.fetch_add(victims.size(), std::memory_order_relaxed);
   reclaimer_.Retire(std::move(victims), freed);
+}
+
+void EngineImpl::DropValuesOfCollected(std::span<const TaskId> ids) {
+  for (TaskId id : ids) {
+    TaskState* task = tasks_.Get(id);
+    if (task == nullptr) continue;
+    std::vector<std::shared_ptr<const void>> dropped;  // freed after the lock
+    MutexLock lock(&task->mu);
+    if (!ValuesMayLeave(*task)) continue;
+    DropValuesLocked(*task, &dropped);
+  }
 }
 
 bool EngineImpl::ReadInMemory(const TaskState& task) {

@@ -430,6 +430,9 @@ absl::StatusOr<GcReport> EngineImpl::CollectGarbage(const GcOptions& options, bo
     report.scanned_tasks = std::max(report.scanned_tasks, removed_before + graph.nodes.size());
     absl::Status deleted = DeleteGarbage(graph, options);
     std::move(not_collecting).Invoke();
+    // The unset inputs that left memory above are freed now, not only by an evictor: an
+    // engine with no memory limit has none, and kept every one until it was destroyed.
+    ReclaimEvicted();
     if (!deleted.ok()) return deleted;
     std::array<uint64_t, 4> by_age;
     Count(graph, today, &report, &by_age);
@@ -671,6 +674,14 @@ absl::Status EngineImpl::DeleteBatch(GcGraph& graph, std::span<const uint32_t> b
   absl::Status deleted = ForgetObservations(ids);
   if (deleted.ok()) deleted = store_->DeleteTasks(ids);
   if (!deleted.ok()) return deleted;
+  // A superseded version (the content of a file before its last edit) is not asked for
+  // again: its values leave memory with its record. Others removed while in use in memory
+  // (picked, or over the disk limit) keep them: in memory nothing is lost.
+  std::vector<TaskId> superseded;
+  for (uint32_t i : nodes) {
+    if (graph.nodes[i].reason == Reason::kSuperseded) superseded.push_back(graph.nodes[i].id);
+  }
+  DropValuesOfCollected(superseded);
   for (uint32_t i : nodes) graph.nodes[i].deleted = true;
   counts.gc_pass_removed.fetch_add(ids.size(), std::memory_order_relaxed);
   ForgetEvicted(ids);

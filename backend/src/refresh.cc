@@ -461,7 +461,11 @@ bool EngineImpl::TryClaim(TaskState* task) {
   // Only a task that never ran: a hint left in a queue must not refresh a task that has
   // since become dirty (dirty tasks run when somebody reads them, not before).
   // Nor one whose callers all left before it started.
-  if (task->phase != Phase::kScheduled || task->cancelled.load()) return false;
+  // Nor one evicted whole since the hint's worker found it (a task that never ran may leave
+  // memory as its identity alone, EvictableWhole): whoever awaits it claims the record
+  // loaded back. Before, the hint ran the body on the retired record, which could be freed
+  // while the body waited.
+  if (task->phase != Phase::kScheduled || task->cancelled.load() || task->gone) return false;
   task->phase = Phase::kRunning;
   return true;
 }

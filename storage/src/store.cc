@@ -2,6 +2,7 @@
 // disk, compaction and settling (opening it: store_open.cc; recovery: store_recovery.cc).
 #include "turbine/storage/store.h"
 
+#include <absl/cleanup/cleanup.h>
 #include <absl/strings/numbers.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/comparator.h>
@@ -201,6 +202,49 @@ rocksdb::Status FlushMemtables(
   return db.Flush(options, holding);
 }
 
+// A table's keys that only grow (task ids) make every flushed file fall past all the files
+// below it: RocksDB then moves it down whole, without merging, and nothing merges it later
+// until the level is a quarter of a gigabyte. Under --memory-limit, with the memtables
+// flushed every second, 2,246 files of a few KB each (and as many open descriptors) piled
+// up in five minutes. MergeSmallFiles merges each run of kSmallFileRun such files lying
+// side by side in a level into one, in place.
+constexpr uint64_t kSmallFileBytes = uint64_t{1} << 20;
+constexpr size_t kSmallFileRun = 16;
+
+void MergeSmallFiles(rocksdb::DB& db, const std::string& path,
+                     const std::array<rocksdb::ColumnFamilyHandle*, kTableCount>& handles) {
+  rocksdb::CompactionOptions options;
+  options.compression = rocksdb::kDisableCompressionOption;  // the table's, for the level
+  for (rocksdb::ColumnFamilyHandle* handle : handles) {
+    if (handle == nullptr) continue;
+    rocksdb::ColumnFamilyMetaData table;
+    db.GetColumnFamilyMetaData(handle, &table);
+    // Level 0's files overlap each other, and RocksDB compacts them by itself.
+    for (size_t level = 1; level < table.levels.size(); ++level) {
+      const std::vector<rocksdb::SstFileMetaData>& files = table.levels[level].files;  // by key
+      std::vector<std::string> run;
+      uint64_t run_bytes = 0;
+      for (size_t i = 0; i <= files.size(); ++i) {
+        const bool small =
+            i < files.size() && files[i].size < kSmallFileBytes && !files[i].being_compacted;
+        if (small) {
+          run.push_back(files[i].name);
+          run_bytes += files[i].size;
+          continue;
+        }
+        const std::optional<uint64_t> free = FreeBytes(path);
+        if (run.size() >= kSmallFileRun && (!free.has_value() || *free > 2 * run_bytes)) {
+          // Best effort: one that fails (a compaction took a file meanwhile) is tried at
+          // the next settle.
+          (void)db.CompactFiles(options, handle, run, static_cast<int>(level));
+        }
+        run.clear();
+        run_bytes = 0;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void Store::Instance::Close() {
@@ -229,6 +273,7 @@ rocksdb::Options Store::InstanceOptions() const {
   rocksdb::Options options = DatabaseOptions(shared_->logger, shared_->errors,
                                              options_.write_buffer_bytes, shared_->env.get());
   options.paranoid_checks = !shared_->keep_damaged;
+  options.listeners.push_back(shared_->flush_counter);
   return options;
 }
 
@@ -416,6 +461,9 @@ absl::Status Store::Write(rocksdb::WriteBatch& batch, bool sync) {
           "tries again");
     }
     written = pin.db().Write(write_options, &batch);
+    // Not after a synced write (an input's), which a caller waits for: snapshots write
+    // unsynced, often enough.
+    if (written.ok() && !write_options.sync) MergeSmallFilesIfFlushed(pin);
     // A failed write may have stopped writes without a background error being reported
     // (yet): resume, or find out that there is nothing to resume, before the next one.
     if (!written.ok()) shared_->errors->Report();
@@ -592,6 +640,9 @@ absl::Status Store::Settle(uint64_t min_bytes) {
     pin.db().GetIntProperty(handles[t], rocksdb::DB::Properties::kCurSizeAllMemTables, &bytes);
     held += bytes;
   }
+  // Files flushed before, by RocksDB itself or by this, are merged even when nothing is
+  // to be flushed now.
+  absl::Cleanup merge = [&] { MergeSmallFilesIfFlushed(pin); };
   if (held < min_bytes) return absl::OkStatus();
   const std::optional<uint64_t> free = FreeBytes(path_);
   // A flush writes at most what the memtables hold (their log, not their arenas); the
@@ -600,6 +651,19 @@ absl::Status Store::Settle(uint64_t min_bytes) {
   if (free.has_value() && *free < written + (uint64_t{1} << 20)) return absl::OkStatus();
   rocksdb::Status status = FlushMemtables(pin.db(), handles);
   return status.ok() ? absl::OkStatus() : FromRocks(status, "flush the memtables");
+}
+
+void Store::MergeSmallFilesIfFlushed(const Pin& pin) {
+  const uint64_t flushes = shared_->flush_counter->flushes();
+  uint64_t merged = shared_->flushes_when_merged.load(std::memory_order_relaxed);
+  // One writer at a time looks, once per kSmallFileRun flushes at most.
+  if (flushes - merged < kSmallFileRun ||
+      !shared_->flushes_when_merged.compare_exchange_strong(merged, flushes)) {
+    return;
+  }
+  std::array<rocksdb::ColumnFamilyHandle*, kTableCount> handles;
+  for (int t = 0; t < kTableCount; ++t) handles[t] = pin.handle(static_cast<Table>(t));
+  MergeSmallFiles(pin.db(), path_, handles);
 }
 
 absl::Status Store::KeepLogSmall() {

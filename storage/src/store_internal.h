@@ -40,8 +40,24 @@ struct Store::Instance {
   ~Instance() { Close(); }
 };
 
+// FlushCounter counts the memtable flushes RocksDB completed, its own and ours: each may
+// leave a small table file to merge (MergeSmallFiles).
+class FlushCounter : public rocksdb::EventListener {
+ public:
+  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo&) override {
+    flushes_.fetch_add(1, std::memory_order_relaxed);
+  }
+  uint64_t flushes() const { return flushes_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> flushes_{0};
+};
+
 struct Store::Shared {
   std::shared_ptr<rocksdb::Cache> cache;
+  std::shared_ptr<FlushCounter> flush_counter = std::make_shared<FlushCounter>();
+  // FlushCounter::flushes() when small files were last looked for (Store::MergeSmallFiles).
+  std::atomic<uint64_t> flushes_when_merged{0};
   std::shared_ptr<rocksdb::Logger> logger = NewProcessLogger();
   std::shared_ptr<BackgroundErrors> errors = std::make_shared<BackgroundErrors>();
   std::unique_ptr<rocksdb::Env> env;  // over StoreOptions::file_system, if given

@@ -395,6 +395,29 @@ TEST(GarbageCollection, SupersededVersionsAreRemovedAndTheirSpaceFreed) {
   EXPECT_EQ(Executions("content"), contents);
 }
 
+// A version a pass removes while it is in memory leaves memory too: its value goes with
+// its record, and a read of it executes it again. Before, it stayed there for good: the
+// evictor takes only what the store holds as it is, and nothing would write it again.
+TEST(GarbageCollection, AVersionRemovedWhileInMemoryLetsItsValueGo) {
+  turbine::testing::TempDir dir;
+  Daemon d(dir.str(), std::chrono::milliseconds(0));
+  for (int64_t version = 1; version <= 3; ++version) {
+    ASSERT_TRUE(d.engine.SetInput("version:mem", version).ok());
+    ASSERT_EQ(*d.engine.Read(length("mem")), 4097);
+    ASSERT_TRUE(d.engine.Flush().ok());
+  }
+  GcReport report = Collect(d.engine, GcOptions{});
+  EXPECT_EQ(report.superseded, 2u);
+  const int contents = Executions("content");
+  // The current version kept its value: read from memory.
+  EXPECT_EQ(*d.engine.Read(content("mem", 3)), std::string(4096, 'm' + 3) + "3");
+  EXPECT_EQ(Executions("content"), contents);
+  // A removed one had to execute: its value was no longer in memory.
+  EXPECT_EQ(*d.engine.Read(content("mem", 1)), std::string(4096, 'm' + 1) + "1");
+  EXPECT_EQ(Executions("content"), contents + 1);
+  EXPECT_EQ(*d.engine.Read(length("mem")), 4097);
+}
+
 TEST(GarbageCollection, TasksNotUsedWithinTheRetentionExpireWithWhatOnlyTheyUsed) {
   turbine::testing::TempDir dir;
   auto now = std::chrono::system_clock::now();

@@ -43,6 +43,9 @@ TEST(GarbageCollection, AnUnsetInputNothingReadsLeavesMemoryThenTheStore) {
     GcReport first = Collect(d.engine, GcOptions{});
     EXPECT_EQ(first.removed_tasks, 0u);
     EXPECT_EQ(d.engine.Stats().tasks, tasks_before - 1) << "it stayed in memory";
+    // Its record is freed by the pass, with no evictor (no memory limit) to do it. Before,
+    // every unset input a pass took out stayed allocated until the engine was destroyed.
+    EXPECT_EQ(d.engine.Stats().evicted_unfreed_bytes, 0u);
     GcReport second = Collect(d.engine, GcOptions{});
     EXPECT_TRUE(Removed(second, dropped));
     EXPECT_FALSE(Removed(second, kept));

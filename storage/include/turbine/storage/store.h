@@ -271,6 +271,9 @@ class Store {
     uint64_t largest = 0;
   };
   CacheRoom MeasureCacheRoom() const;
+  // MergeSmallFilesIfFlushed merges runs of small table files (store.cc, MergeSmallFiles)
+  // once kSmallFileRun flushes have completed since it last looked.
+  void MergeSmallFilesIfFlushed(const Pin& pin);
   // OpenDatabase opens the tables at path_ (read-only on a full disk, if the database
   // exists); CheckFormat checks (or, in a new database, writes) the format version;
   // CheckInputs verifies the inputs table and logs what Open found.
