@@ -407,14 +407,19 @@ void EngineImpl::InvalidateMany(std::vector<TaskId> ids, ExecutionReason reason,
 
 void EngineImpl::ExecuteAgain(std::vector<TaskId>& ids, ExecutionReason reason) {
   std::erase_if(ids, [this, reason](TaskId id) {
-    TaskState* task = tasks_.Get(id);
-    // Never an input: it has no body (its retry reads the store, RetryInput). One may come
-    // here by id, loaded back after the retry loop found it out of memory.
-    if (task == nullptr || task->fn->kind == FunctionKind::kInput) return true;
-    MutexLock lock(&task->mu);
-    task->must_execute = true;
-    task->forced_reason = reason;
-    return false;
+    for (;;) {
+      TaskState* task = tasks_.Get(id);
+      // Never an input: it has no body (its retry reads the store, RetryInput). One may
+      // come here by id, loaded back after the retry loop found it out of memory.
+      if (task == nullptr || task->fn->kind == FunctionKind::kInput) return true;
+      MutexLock lock(&task->mu);
+      // Evicted whole since it was found: marked, the retired record would keep the mark
+      // from the one loaded back. The table no longer has it once its lock is free.
+      if (task->gone) continue;
+      task->must_execute = true;
+      task->forced_reason = reason;
+      return false;
+    }
   });
   if (!ids.empty()) MarkDirty(ids);
 }
