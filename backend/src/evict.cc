@@ -441,7 +441,9 @@ void EngineImpl::DropValuesOfCollected(std::span<const TaskId> ids) {
     if (task == nullptr) continue;
     std::vector<std::shared_ptr<const void>> dropped;  // freed after the lock
     MutexLock lock(&task->mu);
-    if (!ValuesMayLeave(*task)) continue;
+    // One a task in memory still reads keeps them: that reader is not garbage, whatever the
+    // store said.
+    if (!ValuesMayLeave(*task) || ReadInMemory(*task)) continue;
     DropValuesLocked(*task, &dropped);
   }
 }

@@ -45,6 +45,10 @@ struct GcNode {
   // An input that is not set: kept only while a live task links to it (gc.h).
   bool unset_input = false;
   bool kept_while_referenced = false;
+  // kept_while_referenced, and no stored task linked to it as the pass found the store: a
+  // version nothing asks for any more (the content of a file before its last edit), not
+  // one made garbage by the removal of what read it.
+  bool unlinked_when_scanned = false;
   bool deleted = false;  // by a batch of this pass: there is no taking it back
   GcReason reason = GcReason::kLive;
   uint32_t live_in = 0;  // links into it from tasks not (yet) garbage
@@ -205,6 +209,10 @@ void Decide(Graph& graph, const GcOptions& options, uint16_t today, uint64_t byt
   HoldWhatInputsReferTo(graph);
   Marker marker(graph);
   const size_t n = graph.nodes.size();
+  for (uint32_t i = 0; i < n; ++i) {
+    GcNode& node = graph.nodes[i];
+    node.unlinked_when_scanned = node.kept_while_referenced && node.live_in == 0;
+  }
   // Unusable nodes first (Link set their reason already): their consequences follow.
   std::vector<uint32_t> unusable;
   for (uint32_t i = 0; i < n; ++i) {
@@ -674,12 +682,13 @@ absl::Status EngineImpl::DeleteBatch(GcGraph& graph, std::span<const uint32_t> b
   absl::Status deleted = ForgetObservations(ids);
   if (deleted.ok()) deleted = store_->DeleteTasks(ids);
   if (!deleted.ok()) return deleted;
-  // A superseded version (the content of a file before its last edit) is not asked for
-  // again: its values leave memory with its record. Others removed while in use in memory
-  // (picked, or over the disk limit) keep them: in memory nothing is lost.
+  // A version nothing linked to (the content of a file before its last edit) is not asked
+  // for again: its values leave memory with its record. Others removed while in memory
+  // (picked, over the disk limit, or superseded only because what read them went) keep
+  // them: in memory nothing is lost.
   std::vector<TaskId> superseded;
   for (uint32_t i : nodes) {
-    if (graph.nodes[i].reason == Reason::kSuperseded) superseded.push_back(graph.nodes[i].id);
+    if (graph.nodes[i].unlinked_when_scanned) superseded.push_back(graph.nodes[i].id);
   }
   DropValuesOfCollected(superseded);
   for (uint32_t i : nodes) graph.nodes[i].deleted = true;

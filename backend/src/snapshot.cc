@@ -106,6 +106,8 @@ void EngineImpl::SnapshotLoop(std::chrono::milliseconds interval,
       // Counted after the snapshot, so whoever sees the count also sees its tasks.
       counts.idle_snapshot_count.fetch_add(idle ? 1 : 0, std::memory_order_relaxed);
     }
+    // Holding no lock: it may compact for milliseconds, and every write would wait.
+    store_->Tidy();
     // Every tick while quiet, not once: what is written meanwhile (inputs, the use sweep)
     // settles too once it reaches the threshold, which the store checks cheaply.
     if (settle_delay.count() > 0 && quiet_since.has_value() &&

@@ -664,6 +664,8 @@ absl::Status RocksBackingStore::Settle(uint64_t min_bytes) { return store_->Sett
 
 absl::Status RocksBackingStore::KeepLogSmall() { return store_->KeepLogSmall(); }
 
+void RocksBackingStore::Tidy() { store_->MergeSmallFiles(); }
+
 void RocksBackingStore::StopReclaiming() { store_->StopCompacting(); }
 
 absl::Status RocksBackingStore::RoomForCache(uint64_t bytes) {

@@ -47,11 +47,12 @@ rocksdb::Options DatabaseOptions(const std::shared_ptr<rocksdb::Logger>& logger,
   // The space is taken as it is written instead.
   options.allow_fallocate = false;
   // The manifest gains a record at every flush, compaction and deletion of files, and
-  // RocksDB starts a new one (the tables' files as they are now, a few KB) only past this
-  // size, 1 GB by default, or at an open: under a --disk-limit, a daemon's store grew by its
-  // manifest (4.5 MB of a 4.7 MB store after 6 minutes of load), which garbage collection
-  // paid for by removing live results.
-  options.max_manifest_file_size = uint64_t{1} << 20;
+  // RocksDB starts a new one (the tables' files as they are now) only past this size, 1 GB
+  // by default, or at an open: under a --disk-limit, a daemon's store grew by its manifest
+  // (4.5 MB of a 4.7 MB store after 6 minutes of load), which garbage collection paid for
+  // by removing live results. Not much less: a new one is written whole, and keys run to
+  // about 1 KiB (format.h), so a store of a few thousand files needs a few MB for it.
+  options.max_manifest_file_size = uint64_t{4} << 20;
   // RemoveEmptyLogs deletes log files RocksDB left empty; that is safe only while the
   // manifest does not list the logs (false is RocksDB's default; said here because of it).
   options.track_and_verify_wals_in_manifest = false;

@@ -206,15 +206,19 @@ rocksdb::Status FlushMemtables(
 // below it: RocksDB then moves it down whole, without merging, and nothing merges it later
 // until the level is a quarter of a gigabyte. Under --memory-limit, with the memtables
 // flushed every second, 2,246 files of a few KB each (and as many open descriptors) piled
-// up in five minutes. MergeSmallFiles merges each run of kSmallFileRun such files lying
-// side by side in a level into one, in place.
+// up in five minutes. MergeSmallFileRuns merges runs of kSmallFileRun such files lying
+// side by side in a level into one, in place, kMostRunsPerCall runs at most (each rewrites
+// under 16 MiB). Returns whether it left no run behind.
 constexpr uint64_t kSmallFileBytes = uint64_t{1} << 20;
 constexpr size_t kSmallFileRun = 16;
+constexpr int kMostRunsPerCall = 4;
 
-void MergeSmallFiles(rocksdb::DB& db, const std::string& path,
-                     const std::array<rocksdb::ColumnFamilyHandle*, kTableCount>& handles) {
+bool MergeSmallFileRuns(rocksdb::DB& db, const std::string& path,
+                        const std::array<rocksdb::ColumnFamilyHandle*, kTableCount>& handles) {
   rocksdb::CompactionOptions options;
   options.compression = rocksdb::kDisableCompressionOption;  // the table's, for the level
+  int merges = 0;
+  bool all_merged = true;
   for (rocksdb::ColumnFamilyHandle* handle : handles) {
     if (handle == nullptr) continue;
     rocksdb::ColumnFamilyMetaData table;
@@ -224,25 +228,30 @@ void MergeSmallFiles(rocksdb::DB& db, const std::string& path,
       const std::vector<rocksdb::SstFileMetaData>& files = table.levels[level].files;  // by key
       std::vector<std::string> run;
       uint64_t run_bytes = 0;
-      for (size_t i = 0; i <= files.size(); ++i) {
-        const bool small =
-            i < files.size() && files[i].size < kSmallFileBytes && !files[i].being_compacted;
-        if (small) {
-          run.push_back(files[i].name);
-          run_bytes += files[i].size;
+      for (const rocksdb::SstFileMetaData& file : files) {
+        if (file.size >= kSmallFileBytes || file.being_compacted) {
+          run.clear();
+          run_bytes = 0;
           continue;
         }
+        run.push_back(file.name);
+        run_bytes += file.size;
+        if (run.size() < kSmallFileRun) continue;
+        if (merges == kMostRunsPerCall) return false;
         const std::optional<uint64_t> free = FreeBytes(path);
-        if (run.size() >= kSmallFileRun && (!free.has_value() || *free > 2 * run_bytes)) {
-          // Best effort: one that fails (a compaction took a file meanwhile) is tried at
-          // the next settle.
-          (void)db.CompactFiles(options, handle, run, static_cast<int>(level));
+        // Best effort: one that fails (a compaction took a file meanwhile) is left for the
+        // next call.
+        if ((free.has_value() && *free < 2 * run_bytes) ||
+            !db.CompactFiles(options, handle, run, static_cast<int>(level)).ok()) {
+          all_merged = false;
         }
+        ++merges;
         run.clear();
         run_bytes = 0;
       }
     }
   }
+  return all_merged;
 }
 
 }  // namespace
@@ -461,9 +470,6 @@ absl::Status Store::Write(rocksdb::WriteBatch& batch, bool sync) {
           "tries again");
     }
     written = pin.db().Write(write_options, &batch);
-    // Not after a synced write (an input's), which a caller waits for: snapshots write
-    // unsynced, often enough.
-    if (written.ok() && !write_options.sync) MergeSmallFilesIfFlushed(pin);
     // A failed write may have stopped writes without a background error being reported
     // (yet): resume, or find out that there is nothing to resume, before the next one.
     if (!written.ok()) shared_->errors->Report();
@@ -640,9 +646,6 @@ absl::Status Store::Settle(uint64_t min_bytes) {
     pin.db().GetIntProperty(handles[t], rocksdb::DB::Properties::kCurSizeAllMemTables, &bytes);
     held += bytes;
   }
-  // Files flushed before, by RocksDB itself or by this, are merged even when nothing is
-  // to be flushed now.
-  absl::Cleanup merge = [&] { MergeSmallFilesIfFlushed(pin); };
   if (held < min_bytes) return absl::OkStatus();
   const std::optional<uint64_t> free = FreeBytes(path_);
   // A flush writes at most what the memtables hold (their log, not their arenas); the
@@ -653,17 +656,25 @@ absl::Status Store::Settle(uint64_t min_bytes) {
   return status.ok() ? absl::OkStatus() : FromRocks(status, "flush the memtables");
 }
 
-void Store::MergeSmallFilesIfFlushed(const Pin& pin) {
+void Store::MergeSmallFiles() {
   const uint64_t flushes = shared_->flush_counter->flushes();
   uint64_t merged = shared_->flushes_when_merged.load(std::memory_order_relaxed);
-  // One writer at a time looks, once per kSmallFileRun flushes at most.
+  // Once per kSmallFileRun flushes at most, by one caller at a time.
   if (flushes - merged < kSmallFileRun ||
       !shared_->flushes_when_merged.compare_exchange_strong(merged, flushes)) {
     return;
   }
+  // As Settle: the recovery of failed writes is theirs to do.
+  if (shared_->errors->Pending() || shared_->writes_failing.load()) return;
+  const Pin pin = Use();
+  if (pin.read_only()) return;
   std::array<rocksdb::ColumnFamilyHandle*, kTableCount> handles;
   for (int t = 0; t < kTableCount; ++t) handles[t] = pin.handle(static_cast<Table>(t));
-  MergeSmallFiles(pin.db(), path_, handles);
+  if (!MergeSmallFileRuns(pin.db(), path_, handles)) {
+    // Runs left for the next call (more than it merges at once, or a file a compaction
+    // held): looked for again then, without waiting for more flushes.
+    shared_->flushes_when_merged.store(merged, std::memory_order_relaxed);
+  }
 }
 
 absl::Status Store::KeepLogSmall() {

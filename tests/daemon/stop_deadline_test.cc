@@ -129,6 +129,31 @@ TEST(StopDeadline, ARequestRefusedDuringTheStopIsNotToBeRetried) {
     v1::GraphReply reply;
     expect_not_retried(stub->Graph(&context, request, &reply), context, "Graph");
   }
+  {
+    grpc::ClientContext context;
+    v1::WhyRequest request;
+    *request.mutable_call() = Request("demo.fib", {Int(10)});
+    v1::WhyReply reply;
+    expect_not_retried(stub->Why(&context, request, &reply), context, "Why");
+  }
+  {
+    grpc::ClientContext context;
+    v1::DeleteInputsRequest request;
+    request.add_keys("kept");
+    v1::DeleteInputsReply reply;
+    expect_not_retried(stub->DeleteInputs(&context, request, &reply), context, "DeleteInputs");
+  }
+  {
+    grpc::ClientContext context;
+    v1::FlushReply reply;
+    expect_not_retried(stub->Flush(&context, v1::FlushRequest(), &reply), context, "Flush");
+  }
+  {
+    grpc::ClientContext context;
+    v1::CollectGarbageReply reply;
+    expect_not_retried(stub->CollectGarbage(&context, v1::CollectGarbageRequest(), &reply), context,
+                       "gc");
+  }
   daemon.Stop(SIGKILL);
   call.join();
 }

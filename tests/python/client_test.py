@@ -160,7 +160,8 @@ class ValuesTest(unittest.TestCase):
                  ({"$ref": "1/x"}, 'at /$ref: task reference "1/x" is neither'),
                  # Text no protocol string can carry: before, a bare error with no place.
                  ([{"k": {"\udcffz": 2}}], "at /0/k/\\udcffz: map key '\\udcffz' is not UTF-8"),
-                 ({"a": "x\ud800"}, "at /a: 'x\\ud800' holds '\\ud800' at 1, a lone surrogate")]
+                 ({"a": "x\ud800"}, "at /a: 'x\\ud800' holds '\\ud800' at 1, a lone surrogate"),
+                 ({"caf\u00e9\udcff": 1}, "at /caf\u00e9\\udcff: map key 'caf\u00e9\\udcff' is not")]
         for value, message in cases:
             with self.assertRaises(ValueError, msg=message) as raised:
                 values.to_proto(value)

@@ -418,6 +418,23 @@ TEST(GarbageCollection, AVersionRemovedWhileInMemoryLetsItsValueGo) {
   EXPECT_EQ(*d.engine.Read(length("mem")), 4097);
 }
 
+// A version superseded only because what linked to it was removed (picked here; over the
+// disk limit in a daemon) is still what memory reads: it keeps its value there.
+TEST(GarbageCollection, AVersionSupersededBecauseItsReferrerWentKeepsItsValueInMemory) {
+  turbine::testing::TempDir dir;
+  Daemon d(dir.str(), std::chrono::milliseconds(0));
+  ASSERT_TRUE(d.engine.SetInput("version:kept", int64_t{1}).ok());
+  ASSERT_EQ(*d.engine.Read(length("kept")), 4097);
+  ASSERT_TRUE(d.engine.Flush().ok());
+  GcReport report =
+      Collect(d.engine, Only({current("kept").raw().task, length("kept").raw().task}));
+  ASSERT_TRUE(Removed(report, content("kept", 1).raw().task));  // superseded with it
+  const int contents = Executions("content");
+  EXPECT_EQ(*d.engine.Read(content("kept", 1)), std::string(4096, 'k' + 1) + "1");
+  EXPECT_EQ(*d.engine.Read(length("kept")), 4097);
+  EXPECT_EQ(Executions("content"), contents);
+}
+
 TEST(GarbageCollection, TasksNotUsedWithinTheRetentionExpireWithWhatOnlyTheyUsed) {
   turbine::testing::TempDir dir;
   auto now = std::chrono::system_clock::now();

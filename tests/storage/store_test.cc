@@ -120,8 +120,8 @@ TEST(Store, ADatabaseInUseIsAnErrorAndIsNotTouched) {
 
 // RocksDB's manifest gains a record at every flush and compaction; it starts a new one
 // only past max_manifest_file_size (1 GB by default) or at an open. Here every record is
-// large (each file's first and last keys are 16 KiB): 100 flushes wrote 3.3 MB of
-// manifest before; the store now keeps it near 1 MiB while it runs.
+// large (each file's first and last keys are 16 KiB): 250 flushes wrote 15.9 MB of
+// manifest before; the store now keeps it near 4 MiB while it runs.
 TEST(Store, ItsManifestDoesNotGrowWithEveryFlush) {
   TempDir dir;
   std::unique_ptr<Store> store = OpenStore(dir.str());
@@ -132,13 +132,13 @@ TEST(Store, ItsManifestDoesNotGrowWithEveryFlush) {
     }
     return bytes;
   };
-  for (int i = 0; i < 100; ++i) {
+  for (int i = 0; i < 250; ++i) {
     const std::string first(16 << 10, static_cast<char>('a' + i % 26));
     ASSERT_TRUE(store->Put(Table::kTaskUse, first + std::to_string(i), "v").ok());
     ASSERT_TRUE(store->Put(Table::kTaskUse, first + "~" + std::to_string(i), "v").ok());
     ASSERT_TRUE(store->Settle(0).ok());
   }
-  EXPECT_LT(manifest_bytes(), uint64_t{2} << 20);
+  EXPECT_LT(manifest_bytes(), uint64_t{5} << 20);
   std::string value;
   EXPECT_TRUE(*store->Get(Table::kTaskUse, std::string(16 << 10, 'a') + "0", &value));
 }
@@ -146,7 +146,7 @@ TEST(Store, ItsManifestDoesNotGrowWithEveryFlush) {
 // Keys that only grow (task ids), flushed often (under a memory limit, every second): each
 // file lies past all the others, and RocksDB moves it down whole, never merging. Before, a
 // file per flush stayed for good (and a descriptor with it); runs of small files are now
-// merged when the store settles.
+// merged (Store::MergeSmallFiles, which an engine's snapshot thread calls).
 TEST(Store, SmallFilesOfGrowingKeysAreMerged) {
   TempDir dir;
   std::unique_ptr<Store> store = OpenStore(dir.str());
@@ -162,8 +162,11 @@ TEST(Store, SmallFilesOfGrowingKeysAreMerged) {
     std::snprintf(key, sizeof(key), "%08d", i);
     ASSERT_TRUE(store->Put(Table::kTaskIds, key, "identity").ok());
     ASSERT_TRUE(store->Settle(0).ok());
+    store->MergeSmallFiles();  // as the snapshot thread does after each tick
   }
-  EXPECT_LE(table_files(), 20);
+  // A file per flush before: 100. Now level 0's few, and in level 1 the run not merged yet
+  // (merging waits for 16 flushes) beside what earlier merges made.
+  EXPECT_LE(table_files(), 40);
   std::string value;
   for (const char* key : {"00000000", "00000050", "00000099"}) {
     EXPECT_TRUE(*store->Get(Table::kTaskIds, key, &value)) << key;

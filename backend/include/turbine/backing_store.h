@@ -221,6 +221,10 @@ class BackingStore {
   // collection pass calls it between batches of deletions, which would otherwise fill a
   // nearly full disk with a log of them.
   virtual absl::Status KeepLogSmall() { return absl::OkStatus(); }
+  // Tidy does the store's own upkeep that its library leaves undone (RocksBackingStore:
+  // merging the small files frequent flushes leave). The snapshot thread calls it after
+  // each tick, holding no engine lock; it may take milliseconds.
+  virtual void Tidy() {}
   // StopReclaiming makes a Reclaim running on another thread, and any later one, return
   // early: the engine is going away. Safe from any thread.
   virtual void StopReclaiming() {}

@@ -189,7 +189,7 @@ class Watch:
                 elif self._received or not _retry_stream(error, self._retries,
                                                          self._deadline):
                     raise self._error_of(error) from None
-                if self._cancelled:
+                if self._cancelled or self._client_closed():
                     raise StopIteration from None
                 self._replies = self._start(_remaining(self._deadline))
                 if self._cancelled:  # cancel() ran meanwhile, on the stream before this one
@@ -209,7 +209,7 @@ class Watch:
         until = time.monotonic() + seconds
         if self._deadline is not None:
             until = min(until, self._deadline)
-        while not self._cancelled and time.monotonic() < until:
+        while not self._cancelled and not self._client_closed() and time.monotonic() < until:
             time.sleep(max(0, min(0.1, until - time.monotonic())))
 
     def cancel(self):

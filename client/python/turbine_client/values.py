@@ -232,7 +232,7 @@ def _fill_map(out, obj, depth, limit):
             error = _BadValue(f"map key {key!r} is not UTF-8 text: a map key cannot carry "
                               "other bytes (send such names as a list)")
             error.path.append(_pointer_token(key.encode("utf-8", "backslashreplace")
-                                             .decode("ascii")))
+                                             .decode("utf-8")))
             raise error from None
         entry.key = key
         try:

@@ -44,6 +44,7 @@ class RocksBackingStore : public BackingStore {
   absl::Status Reclaim() override;
   absl::Status Settle(uint64_t min_bytes) override;
   absl::Status KeepLogSmall() override;
+  void Tidy() override;
   void StopReclaiming() override;
   absl::Status RoomForCache(uint64_t bytes) override;
 

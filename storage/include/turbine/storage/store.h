@@ -191,6 +191,13 @@ class Store {
   // KeepLogSmall settles the store (as Settle) when the memtables, and the log that holds
   // them meanwhile, take an eighth of the disk's free space or more (from 1 MiB).
   absl::Status KeepLogSmall();
+  // MergeSmallFiles merges the small table files that flushes leave in a table whose keys
+  // only grow (RocksDB moves each down a level whole and never merges them): once 16
+  // flushes have completed since it last looked, each run of 16 files under 1 MiB side by
+  // side in a level becomes one, four runs at most per call. It compacts on the calling
+  // thread: call it holding nothing a write waits for. Nothing to do on a read-only store
+  // or while writes fail.
+  void MergeSmallFiles();
   // StopCompacting makes a CompactAll running on another thread, and every later one, stop
   // early with an error (for shutting down). Safe from any thread.
   void StopCompacting();
@@ -271,9 +278,6 @@ class Store {
     uint64_t largest = 0;
   };
   CacheRoom MeasureCacheRoom() const;
-  // MergeSmallFilesIfFlushed merges runs of small table files (store.cc, MergeSmallFiles)
-  // once kSmallFileRun flushes have completed since it last looked.
-  void MergeSmallFilesIfFlushed(const Pin& pin);
   // OpenDatabase opens the tables at path_ (read-only on a full disk, if the database
   // exists); CheckFormat checks (or, in a new database, writes) the format version;
   // CheckInputs verifies the inputs table and logs what Open found.
