@@ -207,9 +207,13 @@ rocksdb::Status FlushMemtables(
 // until the level is a quarter of a gigabyte. Under --memory-limit, with the memtables
 // flushed every second, 2,246 files of a few KB each (and as many open descriptors) piled
 // up in five minutes. MergeSmallFileRuns merges runs of kSmallFileRun such files lying
-// side by side in a level into one, in place, kMostRunsPerCall runs at most (each rewrites
-// under 16 MiB). Returns whether it left no run behind.
-constexpr uint64_t kSmallFileBytes = uint64_t{1} << 20;
+// side by side in a level into one, in place, kMostRunsPerCall runs at most. Merged files
+// merge again in turn until they pass kSmallFileBytes: a flushed byte is rewritten about
+// three times (a few KB, then about 160 KB, 2.5 MB, 40 MB), the largest merge writes 64 MiB
+// at most, and a table keeps about one file per 40 MB and a few dozen smaller ones (with
+// 1 MiB it kept one per 2.5 MB: 48 files for 9 MB of task ids). Returns whether it left no
+// run behind.
+constexpr uint64_t kSmallFileBytes = uint64_t{4} << 20;
 constexpr size_t kSmallFileRun = 16;
 constexpr int kMostRunsPerCall = 4;
 

@@ -193,7 +193,7 @@ class Store {
   absl::Status KeepLogSmall();
   // MergeSmallFiles merges the small table files that flushes leave in a table whose keys
   // only grow (RocksDB moves each down a level whole and never merges them): once 16
-  // flushes have completed since it last looked, each run of 16 files under 1 MiB side by
+  // flushes have completed since it last looked, each run of 16 files under 4 MiB side by
   // side in a level becomes one, four runs at most per call. It compacts on the calling
   // thread: call it holding nothing a write waits for. Nothing to do on a read-only store
   // or while writes fail.
