@@ -396,9 +396,14 @@ grpc::ServerUnaryReactor* TurbineService::Call(grpc::CallbackServerContext* cont
                                                v1::CallReply* reply) {
   CountRpc(Rpc::kCall);
   if (!Authorized(context)) return Reject(context, kUnauthenticated);
-  absl::StatusOr<PreparedCall> call = Prepare(*request);
-  if (!call.ok()) return Reject(context, ToGrpc(call.status()));
+  // Before Prepare, which makes the task and starts it: a call refused for the stop must
+  // not leave an execution nobody reads (it held a worker, and the stop waited for it).
   if (!BeginWork()) return RefuseForStop(context);
+  absl::StatusOr<PreparedCall> call = Prepare(*request);
+  if (!call.ok()) {
+    EndWork();
+    return Reject(context, ToGrpc(call.status()));
+  }
   auto* reactor = new CallReactor(context, reply_budget_);
   TrackCall(reactor);
   Answer(*call, request->id(), reactor->cancel(), [this, reactor, reply](v1::CallReply answer) {

@@ -112,9 +112,19 @@ TEST(StopDeadline, ARequestRefusedDuringTheStopIsNotToBeRetried) {
   daemon.Signal(SIGTERM);
   ASSERT_TRUE(daemon.WaitForLog("received: finishing")) << daemon.log();
   auto stub = Connect(daemon.address());
+  const auto tasks = [&] {
+    v1::StatsReply stats;
+    grpc::ClientContext stats_context;
+    EXPECT_TRUE(stub->Stats(&stats_context, v1::StatsRequest(), &stats).ok());
+    return stats.tasks();
+  };
+  const uint64_t tasks_before = tasks();
   grpc::ClientContext context;
   v1::CallReply reply;
   const grpc::Status status = stub->Call(&context, Request("demo.fib", {Int(10)}), &reply);
+  // Refused whole: no task made, nothing started. Before, the refused call's task was made
+  // and its execution left running for nobody.
+  EXPECT_EQ(tasks(), tasks_before);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << daemon.log();
   EXPECT_EQ(status.error_message(), "turbined is shutting down");
   const auto& trailers = context.GetServerTrailingMetadata();
