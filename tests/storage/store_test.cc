@@ -118,6 +118,24 @@ TEST(Store, ADatabaseInUseIsAnErrorAndIsNotTouched) {
   EXPECT_TRUE(*first->Get(Table::kInputs, "k", &value));
 }
 
+// DbFiles counts the database's files whose names start with `prefix` and end with
+// `suffix`, and their bytes.
+struct FileTally {
+  int count = 0;
+  uint64_t bytes = 0;
+};
+FileTally DbFiles(const TempDir& dir, std::string_view prefix, std::string_view suffix) {
+  FileTally tally;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path() / "db")) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with(prefix) && name.ends_with(suffix)) {
+      ++tally.count;
+      tally.bytes += entry.file_size();
+    }
+  }
+  return tally;
+}
+
 // RocksDB's manifest gains a record at every flush and compaction; it starts a new one
 // only past max_manifest_file_size (1 GB by default) or at an open. Here every record is
 // large (each file's first and last keys are 16 KiB): 250 flushes wrote 15.9 MB of
@@ -125,20 +143,13 @@ TEST(Store, ADatabaseInUseIsAnErrorAndIsNotTouched) {
 TEST(Store, ItsManifestDoesNotGrowWithEveryFlush) {
   TempDir dir;
   std::unique_ptr<Store> store = OpenStore(dir.str());
-  const auto manifest_bytes = [&] {
-    uint64_t bytes = 0;
-    for (const auto& entry : std::filesystem::directory_iterator(dir.path() / "db")) {
-      if (entry.path().filename().string().starts_with("MANIFEST-")) bytes += entry.file_size();
-    }
-    return bytes;
-  };
   for (int i = 0; i < 250; ++i) {
     const std::string first(16 << 10, static_cast<char>('a' + i % 26));
     ASSERT_TRUE(store->Put(Table::kTaskUse, first + std::to_string(i), "v").ok());
     ASSERT_TRUE(store->Put(Table::kTaskUse, first + "~" + std::to_string(i), "v").ok());
     ASSERT_TRUE(store->Settle(0).ok());
   }
-  EXPECT_LT(manifest_bytes(), uint64_t{5} << 20);
+  EXPECT_LT(DbFiles(dir, "MANIFEST-", "").bytes, uint64_t{5} << 20);
   std::string value;
   EXPECT_TRUE(*store->Get(Table::kTaskUse, std::string(16 << 10, 'a') + "0", &value));
 }
@@ -150,13 +161,6 @@ TEST(Store, ItsManifestDoesNotGrowWithEveryFlush) {
 TEST(Store, SmallFilesOfGrowingKeysAreMerged) {
   TempDir dir;
   std::unique_ptr<Store> store = OpenStore(dir.str());
-  const auto table_files = [&] {
-    int files = 0;
-    for (const auto& entry : std::filesystem::directory_iterator(dir.path() / "db")) {
-      if (entry.path().extension() == ".sst") ++files;
-    }
-    return files;
-  };
   for (int i = 0; i < 100; ++i) {
     char key[16];
     std::snprintf(key, sizeof(key), "%08d", i);
@@ -166,7 +170,7 @@ TEST(Store, SmallFilesOfGrowingKeysAreMerged) {
   }
   // A file per flush before: 100. Now level 0's few, and in level 1 the run not merged yet
   // (merging waits for 16 flushes) beside what earlier merges made.
-  EXPECT_LE(table_files(), 40);
+  EXPECT_LE(DbFiles(dir, "", ".sst").count, 40);
   std::string value;
   for (const char* key : {"00000000", "00000050", "00000099"}) {
     EXPECT_TRUE(*store->Get(Table::kTaskIds, key, &value)) << key;
